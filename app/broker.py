@@ -1,0 +1,36 @@
+"""The app's Redis clients: one pool for commands, one for the streams' pub/sub listeners."""
+import redis
+from flask import current_app
+
+from .store import Store
+
+
+def init_app(app):
+    """Create the clients and the store; nothing connects until first use."""
+    cfg = app.config
+    url = cfg["REDIS_URL"]
+    timeout = float(cfg["REDIS_SOCKET_TIMEOUT"])
+    # Posting and reads wait briefly for a free connection instead of failing under a burst.
+    commands = redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(
+        url, max_connections=int(cfg["REDIS_MAX_CONNECTIONS"]), timeout=timeout,
+        decode_responses=True, socket_timeout=timeout, socket_connect_timeout=timeout))
+    # Each open stream holds one of these for its life; redis-py caps a pool at 100 unless told,
+    # so the pool is sized to the per-worker stream cap (streams past it get 503, not a hang).
+    listeners = redis.Redis.from_url(
+        url, max_connections=int(cfg["MAX_STREAMS_PER_WORKER"]) + 10,
+        socket_timeout=timeout, socket_connect_timeout=timeout)
+    app.extensions["redis"] = commands
+    app.extensions["redis_listeners"] = listeners
+    app.extensions["store"] = Store(commands, cfg["HISTORY_LENGTH"], cfg["IDEMPOTENCY_SECONDS"])
+
+
+def get_redis():
+    return current_app.extensions["redis"]
+
+
+def get_listeners():
+    return current_app.extensions["redis_listeners"]
+
+
+def get_store():
+    return current_app.extensions["store"]

@@ -1,0 +1,64 @@
+"""Every error becomes a clear answer: JSON for API clients, a page for browsers, never a bare 500."""
+import logging
+
+import redis
+from flask import current_app, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from .replies import json_error, wants_json
+
+logger = logging.getLogger(__name__)
+
+API_PREFIXES = ("/rooms/", "/users/", "/session", "/readyz", "/metrics")
+
+
+def init_app(app):
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(redis.RedisError, _redis_error)
+
+
+def _is_api():
+    path = request.path
+    # Room pages are HTML; everything under /rooms/<room>/... is API.
+    if path.startswith("/rooms/") and path.count("/") == 2:
+        return wants_json()
+    return wants_json() or path.startswith(API_PREFIXES)
+
+
+def _http_error(exc):
+    message = _sentence(exc)
+    if _is_api():
+        return json_error(exc.code or 500, message, _kept_headers(exc))
+    return render_template("error.html", status=exc.code, message=message), exc.code
+
+
+def _redis_error(exc):
+    logger.warning("redis unavailable path=%s error=%s", request.path, exc)
+    retry = str(current_app.config["REDIS_RETRY_AFTER"])
+    message = "The message store is unavailable right now. Please try again shortly."
+    if _is_api():
+        return json_error(503, message, {"Retry-After": retry})
+    return render_template("error.html", status=503, message=message), 503, {"Retry-After": retry}
+
+
+def _kept_headers(exc):
+    sent = dict(exc.get_headers())
+    return {name: sent[name] for name in ("Retry-After", "Allow") if name in sent}
+
+
+_SENTENCES = {
+    400: "The request could not be understood.",
+    404: "There is nothing here.",
+    405: "That method is not allowed here.",
+    413: "The request is too large.",
+    415: "Unsupported content type: send JSON or a form.",
+    429: "Too many requests. Please slow down.",
+}
+
+
+def _sentence(exc):
+    # abort(400, "...") carries our own sentence; werkzeug's defaults are long and generic.
+    default = type(exc).description
+    if exc.description and exc.description != default:
+        return exc.description
+    return _SENTENCES.get(exc.code, exc.name + ".")

@@ -1,0 +1,89 @@
+"""Server-rendered pages: the lobby and a room. Both work with JavaScript off."""
+import json
+import logging
+import uuid
+from datetime import datetime, timezone
+
+import redis
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+
+from . import broker, keys
+
+logger = logging.getLogger(__name__)
+bp = Blueprint("pages", __name__)
+
+NAME_COOKIE = "ripple_name"
+
+
+@bp.get("/")
+def lobby():
+    """List recently active rooms and offer to join one."""
+    return _lobby()
+
+
+@bp.get("/go")
+def go():
+    """Join a room by name: the lobby's form lands here."""
+    room = request.args.get("room", "").strip().lower()
+    if not keys.valid_room(room):
+        return _lobby(error="“%s” is not a room name. Use 1-64 characters: a-z, 0-9, _ and -, "
+                      "starting with a letter or digit." % room[:80], typed=room, status=400)
+    return redirect(url_for("pages.room", room=room), 303)
+
+
+@bp.get("/rooms/<room>")
+def room(room):
+    """Render a room: recent messages, the message form and the live feed."""
+    if not keys.valid_room(room):
+        abort(404, "There is no room with that name: room names are 1-64 characters of "
+                   "a-z, 0-9, _ and -.")
+    return room_page(room)
+
+
+def room_page(room, error=None, text="", user=None, status=200):
+    """Render a room page, optionally with a form error and the text the person typed."""
+    unavailable = False
+    try:
+        found, more = broker.get_store().page(room, None, current_app.config["ROOM_PAGE_MESSAGES"])
+    except redis.RedisError as exc:
+        logger.warning("redis unavailable rendering room=%s error=%s", room, exc)
+        found, more, unavailable = [], False, True
+    shown = [_for_page(raw) for raw in found]
+    return render_template(
+        "room.html", room=room, messages=shown, more=more,
+        cursor=shown[-1]["id"] if shown else "", error=error, text=text or "",
+        user=user if user is not None else request.cookies.get(NAME_COOKIE, ""),
+        idempotency_key=uuid.uuid4().hex, unavailable=unavailable,
+        client=_client_config()), status
+
+
+def remember_name(response, name):
+    """Keep the chosen display name for the next page (until sessions take over)."""
+    response.set_cookie(NAME_COOKIE, name, max_age=365 * 24 * 3600, samesite="Lax",
+                        secure=request.is_secure, httponly=False)
+
+
+def _lobby(error=None, typed="", status=200):
+    try:
+        rooms = broker.get_store().rooms(current_app.config["LOBBY_ROOMS"])
+    except redis.RedisError as exc:
+        logger.warning("redis unavailable rendering lobby error=%s", exc)
+        rooms = None
+    for entry in rooms or []:
+        entry["when"] = _iso(entry["last"])
+    return render_template("lobby.html", rooms=rooms, error=error, typed=typed,
+                           user=request.cookies.get(NAME_COOKIE, "")), status
+
+
+def _for_page(raw):
+    message = json.loads(raw)
+    message["iso"] = _iso(message["ts"])
+    return message
+
+
+def _iso(ms):
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="seconds")
+
+
+def _client_config():
+    return {"maxChars": current_app.config["MAX_MESSAGE_CHARS"]}

@@ -1,0 +1,35 @@
+"""Server-sent event framing: pure functions from values to bytes."""
+import re
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def retry(ms):
+    """Tell the EventSource how long to wait before reconnecting."""
+    return b"retry: %d\n\n" % int(ms)
+
+
+def comment(text):
+    """A comment line: keeps proxies from timing out and finds dead clients."""
+    return b": " + _one_line(text).encode() + b"\n\n"
+
+
+def event(name, data, event_id=None):
+    """Frame one event; every line of ``data`` gets its own ``data:`` field."""
+    parts = [b"event: " + _one_line(name).encode() + b"\n"]
+    if event_id is not None:
+        parts.append(b"id: " + _one_line(event_id).encode() + b"\n")
+    for line in _LINE_BREAK.split(data):
+        parts.append(b"data: " + line.encode() + b"\n")
+    parts.append(b"\n")
+    return b"".join(parts)
+
+
+def message_frame(cursor, payload):
+    """Frame a stored message; ``payload`` is one line of JSON bytes (json escapes CR and LF)."""
+    return b"event: message\nid: " + cursor + b"\ndata: " + payload + b"\n\n"
+
+
+def _one_line(text):
+    # A field value cannot hold a line break: it would end the field and could forge another.
+    return _LINE_BREAK.sub(" ", str(text)).replace("\0", "")

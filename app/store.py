@@ -1,0 +1,115 @@
+"""Room history and publishing in Redis: one atomic script stores a message and publishes it."""
+import logging
+import time
+
+from . import keys, messages
+
+logger = logging.getLogger(__name__)
+
+# KEYS: log, channel, meta, idempotency.  ARGV: body, history length, idempotency ttl (0 = none).
+# XADD, trim, record what was trimmed, PUBLISH: all or nothing, in one slot. The published
+# payload is "<id>\n<message json>" so a stream compares the id and relays the JSON as it is.
+_PUBLISH_LUA = """
+local ttl = tonumber(ARGV[3])
+if ttl > 0 then
+  local prior = redis.call('GET', KEYS[4])
+  if prior then return {0, prior} end
+end
+local id = redis.call('XADD', KEYS[1], '*', 'm', ARGV[1])
+local json = '{"id":"' .. id .. '","ts":' .. string.match(id, '^(%d+)') .. ',' .. ARGV[1]
+local excess = redis.call('XLEN', KEYS[1]) - tonumber(ARGV[2])
+if excess > 0 then
+  local old = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', excess)
+  redis.call('XTRIM', KEYS[1], 'MAXLEN', ARGV[2])
+  redis.call('HSET', KEYS[3], 'trimmed', old[#old][1])
+end
+redis.call('HINCRBY', KEYS[3], 'count', 1)
+if ttl > 0 then redis.call('SET', KEYS[4], json, 'EX', ttl) end
+redis.call('PUBLISH', KEYS[2], id .. '\\n' .. json)
+return {1, json}
+"""
+
+
+class Store:
+    """Reads and writes rooms through one Redis client (decode_responses=True)."""
+
+    def __init__(self, client, history_length, idempotency_seconds):
+        self.redis = client
+        self.history_length = int(history_length)
+        self.idempotency_seconds = int(idempotency_seconds)
+        self._publish = client.register_script(_PUBLISH_LUA)
+
+    def publish(self, room, user, text, idempotency_key=None):
+        """Store and publish a message; return (message json, created).
+
+        ``created`` is False when the idempotency key was seen before: the json is then the
+        message stored the first time.
+        """
+        k = keys.RoomKeys(room)
+        ttl = 0
+        idem = k.idempotency("-")
+        if idempotency_key is not None:
+            ttl = self.idempotency_seconds
+            idem = k.idempotency(messages.idempotency_digest(user, idempotency_key))
+        created, json = self._publish(
+            keys=[k.log, k.channel, k.meta, idem],
+            args=[messages.body(room, user, text), self.history_length, ttl])
+        if created:
+            self._touch(room)
+        return json, bool(created)
+
+    def _touch(self, room):
+        # The lobby's index spans rooms (and so cluster slots): kept outside the script,
+        # and a failure here must not fail a post that is already stored.
+        try:
+            self.redis.zadd(keys.ROOMS_INDEX, {room: int(time.time() * 1000)})
+        except Exception:  # noqa: BLE001 - best effort, logged
+            logger.warning("could not update the rooms index room=%s", room, exc_info=True)
+
+    def page(self, room, before=None, limit=50):
+        """Return (messages oldest first, more) for the ``limit`` messages before ``before``."""
+        k = keys.RoomKeys(room)
+        top = "(" + keys.format_stream_id(before) if before else "+"
+        entries = self.redis.xrevrange(k.log, max=top, min="-", count=limit + 1)
+        more = len(entries) > limit
+        entries = entries[:limit]
+        entries.reverse()
+        return [messages.assemble(mid, fields["m"]) for mid, fields in entries], more
+
+    def replay(self, room, after=None, backlog=0):
+        """Read what a new stream owes its client, as one consistent snapshot.
+
+        Returns (entries, head, dropped): entries are (id, json) pairs oldest first, head is the
+        newest id in the room as a tuple ((0, 0) when empty), and dropped tells that messages
+        after ``after`` were trimmed away before the client could get them.
+        """
+        k = keys.RoomKeys(room)
+        with self.redis.pipeline(transaction=True) as pipe:
+            if after is not None:
+                pipe.xrange(k.log, min="(" + keys.format_stream_id(after), max="+")
+            elif backlog:
+                pipe.xrevrange(k.log, max="+", min="-", count=backlog)
+            pipe.xrevrange(k.log, max="+", min="-", count=1)
+            pipe.hget(k.meta, "trimmed")
+            *found, newest, trimmed = pipe.execute()
+        entries = found[0] if found else []
+        if after is None:
+            entries.reverse()
+        head = keys.parse_stream_id(newest[0][0]) if newest else (0, 0)
+        dropped = False
+        if after is not None and trimmed:
+            dropped = after < keys.parse_stream_id(trimmed)
+        return [(mid, messages.assemble(mid, f["m"])) for mid, f in entries], head, dropped
+
+    def rooms(self, limit):
+        """Return the most recently active rooms as dicts: room, last (ms), count."""
+        recent = self.redis.zrevrange(keys.ROOMS_INDEX, 0, limit - 1, withscores=True)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for room, _ in recent:
+                pipe.hget(keys.RoomKeys(room).meta, "count")
+            counts = pipe.execute()
+        return [{"room": room, "last": int(score), "count": int(count or 0)}
+                for (room, score), count in zip(recent, counts)]
+
+    def ping(self):
+        return self.redis.ping()

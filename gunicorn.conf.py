@@ -1,0 +1,82 @@
+"""Gunicorn settings for Ripple: ``gunicorn -c gunicorn.conf.py`` and nothing else."""
+import importlib.util
+import os
+
+wsgi_app = "app:create_app()"
+bind = os.environ.get("BIND") or "127.0.0.1:%s" % os.environ.get("PORT", "8000")
+workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 2))
+worker_class = "gevent"
+worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "10000"))  # streams per worker
+timeout = 30            # worker liveness (the gevent worker's own heartbeat), not stream length
+graceful_timeout = 10   # open streams are told to reconnect at once; this bounds the rest
+keepalive = 5
+preload_app = False     # preloading imports the app in the master, before any patching
+proc_name = "ripple"
+# gunicorn 27's control socket defaults to one path per user, which two instances on a host
+# would fight over: off unless a path is given.
+control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET", "")
+control_socket_disable = not control_socket
+
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"line": {"format": "%(asctime)s %(levelname)s pid=%(process)d %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "line",
+                             "stream": "ext://sys.stderr"}},
+    "root": {"level": os.environ.get("LOG_LEVEL", "INFO"), "handlers": ["console"]},
+    "loggers": {
+        "gunicorn.error": {"level": "INFO", "handlers": ["console"], "propagate": False},
+        "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": False},
+    },
+}
+
+_embedded = []  # the master's own redis-server, when REDIS_URL is unset
+
+
+def _embedded_module():
+    # Loaded by path: importing the app package here would bring Flask and redis-py into the
+    # master, before the workers fork and gevent patches them.
+    here = os.path.dirname(os.path.abspath(__file__))
+    spec = importlib.util.spec_from_file_location(
+        "ripple_embedded_redis", os.path.join(here, "app", "embedded_redis.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module, here
+
+
+def on_starting(server):
+    """Start the embedded Redis once, before any worker forks, unless REDIS_URL is set."""
+    if os.environ.get("REDIS_URL"):
+        return
+    module, here = _embedded_module()
+    directory = os.environ.get("RIPPLE_EMBEDDED_REDIS_DIR", os.path.join(here, "instance"))
+    redis = module.EmbeddedRedis(directory, maxclients=int(os.environ.get("RIPPLE_REDIS_MAXCLIENTS", "19000")))
+    redis.start()
+    _embedded.append(redis)
+    os.environ["REDIS_URL"] = redis.url  # workers inherit it
+    server.log.info("embedded redis-server %s at %s (AOF in %s)", redis.binary, redis.url, directory)
+
+
+def on_exit(server):
+    """Stop the embedded Redis after the last worker has gone."""
+    for redis in _embedded:
+        redis.stop()
+
+
+def post_worker_init(worker):
+    """Refuse to serve unless gevent patched the socket module; end streams on shutdown."""
+    from gevent import monkey
+    if not monkey.is_module_patched("socket"):
+        raise RuntimeError("socket is not gevent-patched")  # gunicorn halts: failed to boot
+    import gevent
+    gevent.spawn(_drain_on_exit, worker)
+
+
+def _drain_on_exit(worker):
+    # Streams never end by themselves; without this a reload waits out graceful_timeout.
+    import gevent
+    while worker.alive:
+        gevent.sleep(0.25)
+    streams = getattr(worker.wsgi, "extensions", {}).get("streams")
+    if streams is not None:
+        streams.drain()

@@ -1,0 +1,58 @@
+// ChatForm: enhances the plain <form method="post"> with fetch; the text is cleared only
+// after the server has stored it, and a retry reuses the idempotency key so it never doubles.
+import { newKey } from './ids.js';
+
+export function ChatForm(form, root) {
+  const text = form.querySelector('textarea[name=text]');
+  const user = form.querySelector('input[name=user]');
+  const key = form.querySelector('input[name=idempotency_key]');
+  const error = form.querySelector('[data-error]');
+  const button = form.querySelector('button[type=submit]');
+  let sending = false;
+
+  if (!user.value) user.value = localStorage.getItem('ripple:name') || '';
+  root.dataset.me = user.value;
+
+  const showError = (message) => { error.textContent = message; error.hidden = !message; };
+
+  async function send() {
+    if (sending) return;
+    if (!text.value.trim()) { showError('Type a message first.'); return; }
+    sending = true;
+    button.disabled = true;
+    try {
+      const response = await fetch(form.action, {
+        method: 'POST', body: new FormData(form),
+        headers: { Accept: 'application/json' },
+      });
+      const body = await response.json().catch(() => ({}));
+      if (!response.ok) {
+        const wait = response.headers.get('Retry-After');
+        showError((body.error || `Sending failed (${response.status}).`) + (wait ? ` Try again in ${wait} s.` : ''));
+        if (response.status < 500 && response.status !== 429) key.value = newKey();  // rejected, not stored
+        return;
+      }
+      showError('');
+      text.value = '';
+      key.value = newKey();
+      localStorage.setItem('ripple:name', user.value.trim());
+      root.dataset.me = user.value.trim();
+      root.dispatchEvent(new CustomEvent('chat:message', { detail: { message: body, live: false }, bubbles: true }));
+    } catch (err) {
+      // Network failure: the message may or may not be stored; the same key makes a retry safe.
+      showError('Could not reach the server. Your message is kept; press Send to retry.');
+    } finally {
+      sending = false;
+      button.disabled = false;
+      text.focus();
+    }
+  }
+
+  form.addEventListener('submit', (e) => { e.preventDefault(); send(); });
+  text.addEventListener('keydown', (e) => {
+    // Enter while an IME is composing (e.g. pinyin) picks a candidate; it must not send.
+    if (e.key !== 'Enter' || e.shiftKey || e.isComposing || e.keyCode === 229) return;
+    e.preventDefault();
+    send();
+  });
+}

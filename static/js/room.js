@@ -1,0 +1,18 @@
+// The room page: mount each piece on its element.
+import { ChatForm } from './form.js';
+import { MessageList } from './messages.js';
+import { DroppedNotice, UnreadTitle } from './notices.js';
+import { LoadOlder } from './older.js';
+import { ConnectionStatus } from './status.js';
+import { ChatStream } from './stream.js';
+import { LocalTimes } from './times.js';
+
+const root = document.querySelector('main.room');
+LocalTimes(root);
+ConnectionStatus(document.querySelector('[data-status]'), root);
+MessageList(root.querySelector('[data-log]'), root);
+LoadOlder(root.querySelector('[data-older]'), root);
+DroppedNotice(root.querySelector('[data-notice]'), root);
+UnreadTitle(root);
+ChatForm(root.querySelector('[data-form]'), root);
+ChatStream(root);

@@ -1,0 +1,9 @@
+// ConnectionStatus: shows connected / reconnecting / offline as the stream reports it.
+const LABELS = { connecting: 'connecting…', connected: 'connected', reconnecting: 'reconnecting…', offline: 'offline' };
+
+export function ConnectionStatus(el, root) {
+  root.addEventListener('chat:state', (e) => {
+    el.textContent = LABELS[e.detail.state] || e.detail.state;
+    el.dataset.state = e.detail.state;
+  });
+}

@@ -1,0 +1,44 @@
+// ChatStream: one EventSource on the room; everything it hears leaves as bubbling events.
+export function ChatStream(el) {
+  let cursor = el.dataset.cursor || '';
+  let source = null;
+  let retryTimer = null;
+
+  const emit = (name, detail) => el.dispatchEvent(new CustomEvent(name, { detail, bubbles: true }));
+
+  function open() {
+    // The cursor of the newest message the server rendered: nothing falls between the page
+    // and the stream. Later reconnects carry Last-Event-ID by themselves.
+    const url = new URL(el.dataset.streamUrl, location.href);
+    if (cursor) url.searchParams.set('last_event_id', cursor);
+    source = new EventSource(url);
+    source.onopen = () => emit('chat:state', { state: 'connecting' });
+    source.addEventListener('ready', (e) => {
+      if (e.lastEventId) cursor = e.lastEventId;
+      emit('chat:state', { state: 'connected' });
+    });
+    source.addEventListener('message', (e) => {
+      cursor = e.lastEventId || cursor;
+      emit('chat:message', { message: JSON.parse(e.data), live: true });
+    });
+    source.addEventListener('dropped', (e) => emit('chat:dropped', JSON.parse(e.data)));
+    source.addEventListener('unavailable', () => emit('chat:state', { state: 'reconnecting' }));
+    source.onerror = () => {
+      if (source.readyState === EventSource.CLOSED) {
+        // The server answered with an error (e.g. 503 at capacity): the browser gives up, we don't.
+        emit('chat:state', { state: navigator.onLine ? 'reconnecting' : 'offline' });
+        source.close();
+        clearTimeout(retryTimer);
+        retryTimer = setTimeout(open, 3000 + Math.random() * 2000);
+      } else {
+        emit('chat:state', { state: navigator.onLine ? 'reconnecting' : 'offline' });
+      }
+    };
+  }
+
+  addEventListener('offline', () => emit('chat:state', { state: 'offline' }));
+  addEventListener('online', () => {
+    if (source && source.readyState === EventSource.CLOSED) { clearTimeout(retryTimer); open(); }
+  });
+  open();
+}

@@ -1,0 +1,89 @@
+"""Fixtures: a real redis-server and a real Gunicorn (2 gevent workers) on free loopback ports."""
+import json
+import urllib.error
+import urllib.request
+import uuid
+
+import pytest
+import redis as redis_py
+
+from app import create_app
+from app.embedded_redis import EmbeddedRedis
+
+from .servers import Gunicorn, free_port
+
+TEST_HEARTBEAT = 0.5  # seconds: dead streams are found quickly, tests stay short
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """A throwaway redis-server (the same binary and launcher the service embeds)."""
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), port=free_port(), appendonly=False)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_server):
+    return redis_server.url
+
+
+@pytest.fixture
+def redis_client(redis_url):
+    with redis_py.Redis.from_url(redis_url, decode_responses=True) as client:
+        yield client
+
+
+@pytest.fixture
+def app(redis_url):
+    return create_app({"TESTING": True, "REDIS_URL": redis_url,
+                       "HEARTBEAT_SECONDS": TEST_HEARTBEAT})
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def room():
+    """A fresh room per test, so tests never see each other's messages."""
+    return "t-" + uuid.uuid4().hex[:16]
+
+
+@pytest.fixture(scope="session")
+def server(redis_url, tmp_path_factory):
+    """One Gunicorn for the session: 2 gevent workers, real Redis, short heartbeats."""
+    log_dir = tmp_path_factory.mktemp("gunicorn")
+    gunicorn = Gunicorn(log_dir, redis_url=redis_url, workers=2,
+                        env={"RIPPLE_HEARTBEAT_SECONDS": str(TEST_HEARTBEAT)})
+    gunicorn.start()
+    yield gunicorn
+    gunicorn.stop()
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Attach the Gunicorn log to a failing test that used the server."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and "server" in item.fixturenames:
+        gunicorn = item.funcargs.get("server")
+        if gunicorn is not None:
+            report.sections.append(("gunicorn log", gunicorn.log_tail()))
+
+
+def post(base_url, room, text, user="ann", key=None, timeout=10):
+    """POST a JSON message; return (status, body as dict)."""
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Idempotency-Key"] = key
+    request = urllib.request.Request(
+        "%s/rooms/%s/messages" % (base_url, room), method="POST", headers=headers,
+        data=json.dumps({"text": text, "user": user}).encode())
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")

@@ -1,0 +1,103 @@
+"""Real servers for the tests: redis-server and Gunicorn subprocesses on free loopback ports."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout=10.0, interval=0.02, message="condition"):
+    """Poll ``predicate`` until it returns a truthy value or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.1f s waiting for %s" % (timeout, message))
+        time.sleep(interval)
+
+
+class Gunicorn:
+    """``gunicorn -c gunicorn.conf.py`` as a subprocess, like werkzeug's DevServerClient."""
+
+    def __init__(self, log_dir, redis_url=None, workers=2, env=None):
+        self.port = free_port()
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.log_path = Path(log_dir) / ("gunicorn-%d.log" % self.port)
+        self.env = dict(os.environ, BIND="127.0.0.1:%d" % self.port, WEB_CONCURRENCY=str(workers),
+                        PYTHONUNBUFFERED="1", **(env or {}))
+        if redis_url:
+            self.env["REDIS_URL"] = redis_url
+        else:
+            self.env.pop("REDIS_URL", None)
+        self.workers = workers
+        self.process = None
+
+    def start(self, timeout=30):
+        self._log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"], cwd=ROOT, env=self.env,
+            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        wait_until(self._ready, timeout, 0.05, "gunicorn at %s\n%s" % (self.url, self.log_tail()))
+        return self
+
+    def _ready(self):
+        if self.process.poll() is not None:
+            raise AssertionError("gunicorn exited:\n" + self.log_tail())
+        try:
+            with urllib.request.urlopen(self.url + "/healthz", timeout=1) as r:
+                ok = r.status == 200
+        except OSError:
+            return False
+        return ok and len(self.worker_pids()) == self.workers
+
+    def worker_pids(self):
+        try:
+            return sorted(c.pid for c in psutil.Process(self.process.pid).children())
+        except psutil.NoSuchProcess:
+            return []
+
+    def worker_of(self, local_port):
+        """Return the pid of the worker holding the connection from our ``local_port``."""
+        for pid in self.worker_pids():
+            try:
+                for conn in psutil.Process(pid).net_connections("tcp"):
+                    if conn.raddr and conn.raddr.port == local_port and conn.laddr.port == self.port:
+                        return pid
+            except psutil.NoSuchProcess:
+                continue
+        return None
+
+    def signal(self, sig):
+        self.process.send_signal(sig)
+
+    def log_tail(self, lines=60):
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self, timeout=15):
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process:
+            self._log.close()

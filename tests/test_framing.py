@@ -1,0 +1,108 @@
+"""SSE framing and the pure message checks: hostile text can never forge an event."""
+import json
+
+import pytest
+from hypothesis import given, strategies as st
+
+from app import keys, messages, sse
+
+from .sse import SSEStream
+
+
+def parse(frame):
+    """Parse SSE bytes the way a browser does; return the (name, data, id) of each event."""
+    events, name, data, eid = [], "message", [], None
+    for line in frame.decode().replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        if line == "":
+            if data:
+                events.append((name, "\n".join(data), eid))
+            name, data, eid = "message", [], None
+            continue
+        field, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if field == "event":
+            name = value
+        elif field == "data":
+            data.append(value)
+        elif field == "id":
+            eid = value
+    return events
+
+
+def test_message_frame_is_one_event_with_the_json_intact():
+    body = messages.body("r", "ann", "line one\n\ndata: forged\r\nevent: x\rid: 9")
+    payload = messages.assemble("5-1", body)
+    events = parse(sse.message_frame(b"5-1", payload.encode()))
+    assert events == [("message", payload, "5-1")]
+    assert json.loads(events[0][1])["text"] == "line one\n\ndata: forged\r\nevent: x\rid: 9"
+
+
+def test_event_with_multiline_data_keeps_every_line():
+    assert parse(sse.event("note", "a\nb\r\nc", event_id="1-0")) == [("note", "a\nb\nc", "1-0")]
+
+
+def test_event_name_and_id_cannot_carry_line_breaks():
+    assert parse(sse.event("x\ndata: evil", "ok", event_id="1\nevent: y")) == [("x data: evil", "ok", "1 event: y")]
+
+
+@given(st.text(min_size=1, max_size=300))
+def test_any_text_round_trips_through_one_frame(text):
+    payload = messages.assemble("1-0", messages.body("room", "user", text))
+    events = parse(sse.message_frame(b"1-0", payload.encode()))
+    assert len(events) == 1 and json.loads(events[0][1])["text"] == text
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n\t "])
+def test_blank_text_is_rejected(text):
+    with pytest.raises(messages.Invalid) as info:
+        messages.check_text(text, 10)
+    assert info.value.status == 422
+
+
+def test_text_over_the_limit_is_rejected():
+    with pytest.raises(messages.Invalid):
+        messages.check_text("x" * 11, 10)
+
+
+def test_lone_surrogate_is_rejected_not_crashing():
+    with pytest.raises(messages.Invalid) as info:
+        messages.check_text("a\ud800b", 10)
+    assert info.value.status == 400
+
+
+@pytest.mark.parametrize("name", ["a\u202eb", "a\x00b", "x" * 33, " ", "a\nb"])
+def test_bad_names_are_rejected(name):
+    with pytest.raises(messages.Invalid):
+        messages.check_name(name)
+
+
+def test_names_are_trimmed_and_any_script_is_fine():
+    assert messages.check_name("  小明 ") == "小明"
+
+
+@pytest.mark.parametrize("room,ok", [("lobby", True), ("a", True), ("0-x_y", True), ("-x", False),
+                                     ("Lobby", False), ("a" * 65, False), ("a/b", False), ("..", False),
+                                     ("a\x00", False), ("", False)])
+def test_room_names(room, ok):
+    assert keys.valid_room(room) is ok
+
+
+@pytest.mark.parametrize("raw", ["", "garbage", "1-", "-1", "1-2-3", "x" * 10000, "99999999999999999999999-0"])
+def test_malformed_cursors_read_as_none(raw):
+    assert keys.parse_cursor(raw) is None
+
+
+def test_room_keys_share_one_cluster_hash_tag():
+    k = keys.RoomKeys("lobby")
+    tags = {name[name.index("{"):name.index("}") + 1] for name in (k.log, k.channel, k.meta, k.idempotency("x"))}
+    assert tags == {"{r:lobby}"}
+
+
+def test_test_client_parser_handles_cr_and_crlf():
+    class Fake(SSEStream):
+        def __init__(self, data):
+            self._buffer, self.comments, self.retry, self.last_id, self.ended = data, 0, None, None, False
+            self.conn = None
+    stream = Fake(b": hi\r\nevent: a\rdata: 1\r\n\r\ndata: 2\n\n")
+    first, second = stream.next(0.1), stream.next(0.1)
+    assert (first.name, first.data, second.data, stream.comments) == ("a", "1", "2", 1)
