@@ -1,0 +1,184 @@
+"""Posting, history and errors through the Flask app against a real Redis server."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from app import cli
+
+JSON = {"Accept": "application/json"}
+
+
+def post_json(client, room, payload, **headers):
+    return client.post("/rooms/%s/messages" % room, json=payload, headers=headers)
+
+
+def test_json_post_returns_201_with_the_stored_message(client, room):
+    response = post_json(client, room, {"text": "hello 你好 🎉", "user": "ann"})
+    assert response.status_code == 201
+    body = response.get_json()
+    assert body["text"] == "hello 你好 🎉" and body["user"] == "ann" and body["room"] == room
+    assert body["id"].split("-")[0] == str(body["ts"])
+
+
+def test_history_returns_messages_oldest_first(client, room):
+    ids = [post_json(client, room, {"text": "m%d" % i, "user": "ann"}).get_json()["id"] for i in range(5)]
+    page = client.get("/rooms/%s/messages?limit=3" % room).get_json()
+    assert [m["id"] for m in page["messages"]] == ids[2:] and page["more"] is True
+    older = client.get("/rooms/%s/messages?before=%s&limit=3" % (room, ids[2])).get_json()
+    assert [m["id"] for m in older["messages"]] == ids[:2] and older["more"] is False
+
+
+def test_history_is_capped_at_the_configured_length(app, room):
+    app.config["HISTORY_LENGTH"] = 5
+    from app.store import Store
+    app.extensions["store"] = Store(app.extensions["redis"], 5, 60)
+    client = app.test_client()
+    for i in range(8):
+        post_json(client, room, {"text": "m%d" % i, "user": "ann"})
+    texts = [m["text"] for m in client.get("/rooms/%s/messages" % room).get_json()["messages"]]
+    assert texts == ["m3", "m4", "m5", "m6", "m7"]
+
+
+def test_same_idempotency_key_returns_the_original_message(client, room):
+    first = post_json(client, room, {"text": "once", "user": "ann"}, **{"Idempotency-Key": "k1"})
+    again = post_json(client, room, {"text": "once", "user": "ann"}, **{"Idempotency-Key": "k1"})
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.get_json() == first.get_json()
+    assert len(client.get("/rooms/%s/messages" % room).get_json()["messages"]) == 1
+
+
+def test_idempotency_keys_are_scoped_to_the_sender(client, room):
+    post_json(client, room, {"text": "a", "user": "ann"}, **{"Idempotency-Key": "same"})
+    other = post_json(client, room, {"text": "b", "user": "bob"}, **{"Idempotency-Key": "same"})
+    assert other.status_code == 201 and other.get_json()["text"] == "b"
+
+
+@pytest.mark.parametrize("payload,status", [
+    ({"text": "", "user": "ann"}, 422),
+    ({"text": "   \n ", "user": "ann"}, 422),
+    ({"text": "x" * 2001, "user": "ann"}, 422),
+    ({"text": "hi", "user": ""}, 422),
+    ({"text": 5, "user": "ann"}, 400),
+    ([1, 2], 400),
+])
+def test_bad_json_messages_get_a_clear_error(client, room, payload, status):
+    response = post_json(client, room, payload)
+    assert response.status_code == status
+    assert isinstance(response.get_json()["error"], str)
+
+
+def test_text_at_the_limit_is_accepted(client, room):
+    assert post_json(client, room, {"text": "字" * 2000, "user": "ann"}).status_code == 201
+
+
+def test_malformed_json_is_400(client, room):
+    response = client.post("/rooms/%s/messages" % room, data=b'{"text": ', content_type="application/json")
+    assert response.status_code == 400 and "error" in response.get_json()
+
+
+def test_invalid_utf8_json_is_400(client, room):
+    response = client.post("/rooms/%s/messages" % room, data=b'{"text": "\xff\xfe", "user": "a"}',
+                           content_type="application/json")
+    assert response.status_code == 400
+
+
+def test_wrong_content_type_is_415(client, room):
+    response = client.post("/rooms/%s/messages" % room, data="hi", content_type="text/plain")
+    assert response.status_code == 415 and "error" in response.get_json()
+
+
+def test_body_over_the_byte_cap_is_413(client, room):
+    response = client.post("/rooms/%s/messages" % room, data=json.dumps({"text": "x" * 70000, "user": "a"}),
+                           content_type="application/json")
+    assert response.status_code == 413 and "error" in response.get_json()
+
+
+@pytest.mark.parametrize("room_name", ["Bad", "-x", "a" * 65, "a..b", "%00"])
+def test_invalid_room_is_400_on_the_api(client, room_name):
+    response = post_json(client, room_name, {"text": "x", "user": "a"})
+    assert response.status_code in (400, 404) and "error" in response.get_json()
+    assert client.get("/rooms/%s/messages" % room_name).status_code in (400, 404)
+
+
+def test_invalid_room_page_is_404_html(client):
+    response = client.get("/rooms/Not-Valid")
+    assert response.status_code == 404 and response.mimetype == "text/html"
+
+
+@pytest.mark.parametrize("query", ["limit=0", "limit=201", "limit=10**9", "limit=abc", "before=junk",
+                                   "limit=" + "9" * 5000])
+def test_bad_history_queries_are_400(client, room, query):
+    response = client.get("/rooms/%s/messages?%s" % (room, query))
+    assert response.status_code == 400 and "error" in response.get_json()
+
+
+@pytest.mark.parametrize("query", ["backlog=-1", "backlog=201", "backlog=x"])
+def test_bad_backlog_is_400(client, room, query):
+    assert client.get("/rooms/%s/events?%s" % (room, query)).status_code == 400
+
+
+def test_form_post_redirects_to_the_room_with_the_message_shown(client, room):
+    response = client.post("/rooms/%s/messages" % room, data={"text": "from a form", "user": "ann"})
+    assert response.status_code == 303 and response.headers["Location"].endswith("/rooms/%s" % room)
+    page = client.get("/rooms/%s" % room)
+    assert "from a form" in page.get_data(as_text=True)
+
+
+def test_form_error_shows_the_page_with_the_typed_text_kept(client, room):
+    response = client.post("/rooms/%s/messages" % room, data={"text": "kept text", "user": ""})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422 and "Name is empty" in html and ">kept text</textarea>" in html
+
+
+def test_form_retry_with_the_same_key_does_not_duplicate(client, room):
+    for _ in range(2):
+        client.post("/rooms/%s/messages" % room, data={"text": "dbl", "user": "ann", "idempotency_key": "abc"})
+    assert len(client.get("/rooms/%s/messages" % room).get_json()["messages"]) == 1
+
+
+def test_fetch_form_post_gets_json(client, room):
+    response = client.post("/rooms/%s/messages" % room, data={"text": "js", "user": "ann"}, headers=JSON)
+    assert response.status_code == 201 and response.get_json()["text"] == "js"
+
+
+def test_room_page_escapes_html_in_messages(client, room):
+    post_json(client, room, {"text": "<img src=x onerror=alert(1)>", "user": "<b>"})
+    html = client.get("/rooms/%s" % room).get_data(as_text=True)
+    assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+
+
+def test_lobby_lists_active_rooms_and_rejects_bad_names(client, room):
+    post_json(client, room, {"text": "hi", "user": "ann"})
+    assert room in client.get("/").get_data(as_text=True)
+    bad = client.get("/go?room=Bad%20Name")
+    assert bad.status_code == 400 and "is not a room name" in bad.get_data(as_text=True)
+    assert client.get("/go?room=ok-room").status_code == 303
+
+
+def test_health_and_readiness(client):
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").get_json() == {"status": "ok", "redis": True}
+
+
+def test_python_publish_function_uses_the_atomic_path(client, redis_url, room):
+    stored = json.loads(cli.publish(room, "from python", "bot", redis_url=redis_url))
+    page = client.get("/rooms/%s/messages" % room).get_json()
+    assert page["messages"] == [stored]
+
+
+def test_cli_publish_command(redis_url, room, client):
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "app", "publish", room, "from the cli", "--user", "ops"],
+        env={"REDIS_URL": redis_url, "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["text"] == "from the cli"
+    assert client.get("/rooms/%s/messages" % room).get_json()["messages"][0]["user"] == "ops"
+
+
+def test_cli_publish_rejects_a_bad_room(redis_url):
+    result = subprocess.run([sys.executable, "-m", "flask", "--app", "app", "publish", "Bad/Room", "x"],
+                            env={"REDIS_URL": redis_url, "PATH": "/usr/bin:/bin"},
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and "room" in result.stderr.lower()

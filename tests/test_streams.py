@@ -1,0 +1,198 @@
+"""Live delivery through a real Gunicorn with 2 gevent workers and a real Redis."""
+import json
+import random
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from app.store import Store
+
+from .conftest import post
+from .servers import wait_until
+from .sse import SSEStream
+
+
+def events_url(server, room, query=""):
+    return "%s/rooms/%s/events%s" % (server.url, room, ("?" + query) if query else "")
+
+
+def open_ready(server, room, query="", headers=None):
+    """Open a stream and read up to its ready event; return (stream, events before ready)."""
+    stream = SSEStream(events_url(server, room, query), headers)
+    assert stream.status == 200
+    _, before = stream.until("ready")
+    return stream, before
+
+
+def test_stream_headers_and_first_chunk(server, room):
+    with SSEStream(events_url(server, room)) as stream:
+        assert stream.headers["Content-Type"].startswith("text/event-stream")
+        assert stream.headers["Cache-Control"] == "no-cache"
+        assert stream.headers["X-Accel-Buffering"] == "no"
+        stream.until("ready")
+        assert stream.retry == 2000
+
+
+def test_silence_brings_heartbeat_comments(server, room):
+    stream, _ = open_ready(server, room)
+    with stream:
+        with pytest.raises(TimeoutError):  # no event in 1.6 s of silence, only comments
+            stream.next(1.6)
+        assert stream.comments >= 2
+
+
+def test_fan_out_across_workers_every_stream_gets_every_message_once_in_order(server, room):
+    streams = []
+    try:
+        # Open at least 20 streams, and more until both workers hold some (bounded).
+        while len(streams) < 20 or len({server.worker_of(s.local_port) for s in streams}) < 2:
+            assert len(streams) < 120, "streams never reached the second worker"
+            streams.append(open_ready(server, room)[0])
+        assert len({server.worker_of(s.local_port) for s in streams} - {None}) >= 2
+
+        def sender(who):
+            return [post(server.url, room, "%s-%d" % (who, i), user=who)[1]["id"] for i in range(10)]
+
+        with ThreadPoolExecutor(4) as pool:
+            sent = [m for ids in pool.map(sender, ["ann", "bob", "cy", "dee"]) for m in ids]
+        expected = sorted(sent, key=lambda i: tuple(map(int, i.split("-"))))
+        for stream in streams:
+            got = [e.json()["id"] for e in stream.messages(len(sent), timeout=10)]
+            assert got == expected
+            assert [e.id for e in stream.messages(0)] == []
+    finally:
+        for stream in streams:
+            stream.close()
+
+
+def test_resume_with_last_event_id_gets_exactly_the_missed_messages(server, room):
+    stream, _ = open_ready(server, room)
+    post(server.url, room, "before")
+    seen = stream.messages(1)[0]
+    stream.close()
+    missed = [post(server.url, room, "missed %d" % i)[1]["id"] for i in range(3)]
+    resumed, before = open_ready(server, room, headers={"Last-Event-ID": seen.id})
+    with resumed:
+        assert [e.json()["id"] for e in before if e.name == "message"] == missed
+        after = post(server.url, room, "live")[1]["id"]
+        assert resumed.messages(1)[0].json()["id"] == after
+
+
+def test_resume_with_query_cursor_for_clients_without_headers(server, room):
+    first = post(server.url, room, "one")[1]["id"]
+    second = post(server.url, room, "two")[1]["id"]
+    stream, before = open_ready(server, room, "last_event_id=" + first)
+    with stream:
+        assert [e.id for e in before] == [second]
+
+
+def test_header_cursor_wins_over_the_query_cursor(server, room):
+    first = post(server.url, room, "one")[1]["id"]
+    second = post(server.url, room, "two")[1]["id"]
+    stream, before = open_ready(server, room, "last_event_id=" + first, {"Last-Event-ID": second})
+    with stream:
+        assert [e.name for e in before] == []
+
+
+def test_ready_event_carries_the_head_cursor_so_an_idle_client_can_resume(server, room):
+    head = post(server.url, room, "old")[1]["id"]
+    stream, before = open_ready(server, room)
+    stream.close()
+    assert before == [] and stream.last_id == head
+    missed = post(server.url, room, "while away")[1]["id"]
+    resumed, before = open_ready(server, room, headers={"Last-Event-ID": stream.last_id})
+    with resumed:
+        assert [e.id for e in before] == [missed]
+
+
+def test_backlog_sends_the_last_n_messages_on_a_fresh_connect(server, room):
+    ids = [post(server.url, room, "m%d" % i)[1]["id"] for i in range(5)]
+    stream, before = open_ready(server, room, "backlog=3")
+    with stream:
+        assert [e.id for e in before] == ids[2:]
+
+
+def test_malformed_cursor_streams_from_now_without_an_error(server, room):
+    post(server.url, room, "old")
+    stream, before = open_ready(server, room, headers={"Last-Event-ID": "garbage\u00e9" * 5})
+    with stream:
+        assert before == []
+        new = post(server.url, room, "new")[1]["id"]
+        assert stream.messages(1)[0].id == new
+
+
+def test_cursor_older_than_history_gets_a_dropped_notice_then_what_is_kept(server, redis_client, room):
+    store = Store(redis_client, 3, 60)  # trims to 3, as a room with a short history would
+    first = json.loads(store.publish(room, "ann", "gone")[0])["id"]
+    kept = [json.loads(store.publish(room, "ann", "m%d" % i)[0])["id"] for i in range(5)][-3:]
+    stream, before = open_ready(server, room, headers={"Last-Event-ID": first})
+    with stream:
+        assert [e.name for e in before] == ["dropped", "message", "message", "message"]
+        assert [e.id for e in before[1:]] == kept
+        assert before[0].id is None
+
+
+def test_hostile_text_round_trips_exactly(server, room):
+    texts = ["a\n\ndata: fake\n\nevent: message\nid: 1-0", "cr\ronly\r\n\r\n", "字" * 2000,
+             "emoji 🎉👍🏽 and rtl مرحبا", "tabs\tand \\u0000 literally", ": comment-looking"]
+    stream, _ = open_ready(server, room)
+    with stream:
+        for text in texts:
+            assert post(server.url, room, text)[0] == 201
+        got = stream.messages(len(texts))
+        assert [e.json()["text"] for e in got] == texts
+        assert all(e.name == "message" for e in got)
+
+
+def test_history_live_race_never_gaps_or_duplicates(server, room):
+    """Streams connect with cursors while posts run; each sees a contiguous, duplicate-free run."""
+    stop = threading.Event()
+    posted = []
+
+    def poster():
+        while not stop.is_set() and len(posted) < 400:
+            posted.append(post(server.url, room, "race %d" % len(posted))[1]["id"])
+
+    thread = threading.Thread(target=poster)
+    thread.start()
+    try:
+        wait_until(lambda: len(posted) >= 5, 10, message="first posts")
+        rounds = 0
+        while rounds < 25:
+            rounds += 1
+            cursor = random.choice(posted[:-1])
+            stream = SSEStream(events_url(server, room), {"Last-Event-ID": cursor})
+            with stream:
+                ids = [e.id for e in stream.messages(10, timeout=10)]
+            start = posted.index(cursor) + 1
+            # A stream can see a message before its POST has returned to the poster.
+            wait_until(lambda: len(posted) >= start + 10, 10, message="poster to catch up")
+            assert ids == posted[start:start + 10], "gap or duplicate after %s" % cursor
+    finally:
+        stop.set()
+        thread.join(10)
+
+
+def test_dropped_clients_release_their_redis_connections(server, redis_client, room):
+    baseline = redis_client.info("clients")["connected_clients"]
+    sockets = []
+    try:
+        for _ in range(200):
+            s = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+            s.sendall(b"GET /rooms/%s/events HTTP/1.1\r\nHost: x\r\n\r\n" % room.encode())
+            sockets.append(s)
+        for s in sockets:  # each reaches its ready event: the stream and its subscription are up
+            received = b""
+            while b"event: ready" not in received:
+                chunk = s.recv(4096)
+                assert chunk, "stream closed early"
+                received += chunk
+        assert redis_client.info("clients")["connected_clients"] >= baseline + 200
+    finally:
+        for s in sockets:
+            s.close()
+    # Each stream notices at its next heartbeat write (0.5 s here) and closes its connection.
+    wait_until(lambda: redis_client.info("clients")["connected_clients"] <= baseline + 5, 15,
+               message="pub/sub connections released")
