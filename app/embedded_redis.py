@@ -53,10 +53,16 @@ class EmbeddedRedis:
                 "--maxclients", str(self.maxclients), "--daemonize", "no",
                 "--logfile", os.path.join(self.directory, "redis.log")]
         if not self.port:
+            if self.ping():
+                raise RuntimeError("a Redis is already serving %s (pid in %s/redis.pid): stop it first"
+                                   % (self.socket_path, self.directory))
             if os.path.exists(self.socket_path):
-                os.unlink(self.socket_path)  # left by a crash; a live server would own a pid
-            args += ["--unixsocket", self.socket_path, "--unixsocketperm", "700"]
-        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL)
+                os.unlink(self.socket_path)  # left by a crash
+            args += ["--unixsocket", self.socket_path, "--unixsocketperm", "700",
+                     "--pidfile", os.path.join(self.directory, "redis.pid")]
+        # Its own session: a Ctrl-C meant for gunicorn must not kill Redis before the workers
+        # have drained; gunicorn's on_exit stops it last.
+        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -1,0 +1,82 @@
+"""Redis going away: posts get 503 + Retry-After with nothing stored, readiness says so,
+streams end with a retry hint and resume with no gap once Redis is back."""
+import json
+import urllib.request
+
+import pytest
+
+from app.embedded_redis import EmbeddedRedis
+
+from .conftest import post
+from .servers import Gunicorn, free_port, wait_until
+from .sse import SSEStream
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    """A Redis this test may stop and start again on the same port, with AOF on."""
+    server = EmbeddedRedis(tmp_path / "redis", port=free_port(), appendonly=True)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_server(own_redis, tmp_path):
+    gunicorn = Gunicorn(tmp_path, redis_url=own_redis.url, workers=2,
+                        env={"RIPPLE_HEARTBEAT_SECONDS": "0.5", "RIPPLE_REDIS_SOCKET_TIMEOUT": "1"})
+    gunicorn.start()
+    yield gunicorn
+    gunicorn.stop()
+
+
+def status_of(url):
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, dict(response.headers)
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers)
+
+
+def test_posts_during_an_outage_get_503_with_retry_after_and_nothing_is_stored(own_server, own_redis, room):
+    assert post(own_server.url, room, "before")[0] == 201
+    own_redis.stop()
+    status, body = post(own_server.url, room, "during")
+    assert status == 503 and "unavailable" in body["error"]
+    code, headers = status_of(own_server.url + "/readyz")
+    assert code == 503 and headers.get("Retry-After")
+    own_redis.start()
+    wait_until(lambda: status_of(own_server.url + "/readyz")[0] == 200, 15, message="ready again")
+    with urllib.request.urlopen("%s/rooms/%s/messages" % (own_server.url, room), timeout=10) as r:
+        texts = [m["text"] for m in json.loads(r.read())["messages"]]
+    assert texts == ["before"]  # AOF kept it across the restart; "during" was never acknowledged
+
+
+def test_streams_resume_without_a_gap_after_redis_restarts(own_server, own_redis, room):
+    stream = SSEStream("%s/rooms/%s/events" % (own_server.url, room))
+    stream.until("ready")
+    first = post(own_server.url, room, "one")[1]["id"]
+    assert stream.messages(1)[0].id == first
+    own_redis.stop()
+    # The stream tells the client Redis is gone and ends; the client keeps its cursor.
+    event = stream.next(10)
+    assert event is None or event.name == "unavailable"
+    stream.close()
+    own_redis.start()
+    wait_until(lambda: post(own_server.url, room, "two")[0] == 201, 15, 0.2, "posting again")
+    with SSEStream("%s/rooms/%s/events" % (own_server.url, room), {"Last-Event-ID": stream.last_id}) as again:
+        _, before = again.until("ready")
+        assert [e.json()["text"] for e in before] == ["two"]
+
+
+def test_form_post_during_an_outage_keeps_the_typed_text(own_server, own_redis, room):
+    own_redis.stop()
+    request = urllib.request.Request("%s/rooms/%s/messages" % (own_server.url, room), method="POST",
+                                     data=b"text=keep+me&user=ann",
+                                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(request, timeout=10)
+    html = info.value.read().decode()
+    assert info.value.code == 503 and ">keep me</textarea>" in html and "could not be sent" in html
