@@ -9,7 +9,7 @@ worker_class = "gevent"
 worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "10000"))  # streams per worker
 timeout = 30            # worker liveness (the gevent worker's own heartbeat), not stream length
 graceful_timeout = 10   # open streams are told to reconnect at once; this bounds the rest
-keepalive = 5
+keepalive = 2           # idle keep-alive connections also hold a draining worker open
 preload_app = False     # preloading imports the app in the master, before any patching
 proc_name = "ripple"
 # gunicorn 27's control socket defaults to one path per user, which two instances on a host

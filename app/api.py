@@ -91,6 +91,9 @@ def events(room):
         # Never an error: an EventSource stops reconnecting on one. Start from now instead.
         logger.info("malformed cursor, streaming from now room=%s cursor=%.80r", room, raw)
     streams = current_app.extensions["streams"]
+    if streams.draining:  # this worker is leaving: come back at once, to another one
+        return Response(stream.come_back(int(cfg["RETRY_MS"])), mimetype="text/event-stream",
+                        headers={"Cache-Control": "no-cache"})
     if streams.full():
         return json_error(503, "This server is at its stream limit; try again shortly.",
                           {"Retry-After": str(cfg["REDIS_RETRY_AFTER"])})

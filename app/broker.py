@@ -2,6 +2,7 @@
 import redis
 from flask import current_app
 
+from .listener import ListenerFactory
 from .store import Store
 
 
@@ -14,11 +15,9 @@ def init_app(app):
     commands = redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(
         url, max_connections=int(cfg["REDIS_MAX_CONNECTIONS"]), timeout=timeout,
         decode_responses=True, socket_timeout=timeout, socket_connect_timeout=timeout))
-    # Each open stream holds one of these for its life; redis-py caps a pool at 100 unless told,
-    # so the pool is sized to the per-worker stream cap (streams past it get 503, not a hang).
-    listeners = redis.Redis.from_url(
-        url, max_connections=int(cfg["MAX_STREAMS_PER_WORKER"]) + 10,
-        socket_timeout=timeout, socket_connect_timeout=timeout)
+    # Each open stream opens its own pub/sub connection for its life (app/listener.py); their
+    # number is capped by MAX_STREAMS_PER_WORKER, not by a pool.
+    listeners = ListenerFactory(url, timeout)
     app.extensions["redis"] = commands
     app.extensions["redis_listeners"] = listeners
     app.extensions["store"] = Store(commands, cfg["HISTORY_LENGTH"], cfg["IDEMPOTENCY_SECONDS"])

@@ -23,7 +23,7 @@ class Streams:
         self.draining = False
 
     def full(self):
-        return self.draining or len(self.open) >= self.limit
+        return len(self.open) >= self.limit
 
     def drain(self):
         """Ask every open stream to tell its client to reconnect, then end."""
@@ -32,55 +32,51 @@ class Streams:
             greenlet.kill(Draining, block=False)
 
 
+def come_back(retry_ms):
+    """The last chunk of a stream on a leaving worker: reconnect soon, elsewhere."""
+    return sse.retry(retry_ms // 4 or 1)
+
+
 def relay(store, listeners, streams, room, cursor, backlog, heartbeat, retry_ms):
     """Yield SSE bytes for ``room``; receives everything it needs, never touches the request."""
     yield sse.retry(retry_ms)  # first chunk: headers leave now, before any Redis round trip
     me = gevent.getcurrent()
     streams.open.add(me)
+    listener = None
     try:
-        with listeners.pubsub() as pubsub:  # closed on any exit, GreenletExit included
-            pubsub.subscribe(keys.RoomKeys(room).channel)
-            _confirm(pubsub, heartbeat)
-            # Subscribed before reading history: whatever is stored from now on also arrives
-            # live, and live ids at or below ``last`` were already sent from history.
-            history, last, dropped = store.replay(room, cursor, backlog)
-            if dropped:
-                yield sse.event("dropped", json.dumps(
-                    {"room": room, "message": "Some older messages are no longer kept."}))
-            frames = [sse.message_frame(mid.encode(), body.encode()) for mid, body in history]
-            frames.append(sse.event("ready", json.dumps({"room": room}),
-                                    event_id=keys.format_stream_id(last)))
-            yield b"".join(frames)
-            while True:
-                message = pubsub.get_message(timeout=heartbeat)
-                if message is None:
-                    yield sse.comment("keep-alive")  # a gone client fails this write
-                    continue
-                frames = []
-                while message is not None:  # coalesce everything already waiting: one write
-                    if message["type"] == "message":
-                        data = message["data"]
-                        nl = data.find(b"\n")
-                        mid = data[:nl]
-                        ms, _, seq = mid.partition(b"-")
-                        pair = (int(ms), int(seq))
-                        if pair > last:
-                            last = pair
-                            frames.append(sse.message_frame(mid, data[nl + 1:]))
-                    message = pubsub.get_message(timeout=0)
-                if frames:
-                    yield b"".join(frames)
+        listener = listeners.open([keys.RoomKeys(room).channel])
+        # Subscribed before reading history: whatever is stored from now on also arrives
+        # live, and live ids at or below ``last`` were already sent from history.
+        history, last, dropped = store.replay(room, cursor, backlog)
+        if dropped:
+            yield sse.event("dropped", json.dumps(
+                {"room": room, "message": "Some older messages are no longer kept."}))
+        frames = [sse.message_frame(mid.encode(), body.encode()) for mid, body in history]
+        frames.append(sse.event("ready", json.dumps({"room": room}),
+                                event_id=keys.format_stream_id(last)))
+        yield b"".join(frames)
+        while True:
+            batch = listener.read(heartbeat)
+            if batch is None:
+                yield sse.comment("keep-alive")  # a gone client fails this write
+                continue
+            frames = []
+            for data in batch:  # the hot path: find the id, compare, frame the bytes as they are
+                nl = data.find(b"\n")
+                mid = data[:nl]
+                ms, _, seq = mid.partition(b"-")
+                pair = (int(ms), int(seq))
+                if pair > last:
+                    last = pair
+                    frames.append(sse.message_frame(mid, data[nl + 1:]))
+            if frames:
+                yield b"".join(frames)  # everything that arrived together leaves in one write
     except Draining:
-        yield sse.retry(retry_ms // 4 or 1)  # reconnect soon, to a worker that is not leaving
-    except (redis.ConnectionError, redis.TimeoutError) as exc:  # pool exhaustion included
+        yield come_back(retry_ms)
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
         logger.warning("redis unavailable, ending stream room=%s error=%s", room, exc)
         yield sse.event("unavailable", json.dumps({"room": room, "message": "Reconnecting…"}))
     finally:
         streams.open.discard(me)
-
-
-def _confirm(pubsub, timeout):
-    """Wait for the subscribe confirmation so no publish can slip past unseen."""
-    message = pubsub.get_message(timeout=max(timeout, 5))
-    if message is None or message["type"] != "subscribe":
-        raise redis.ConnectionError("no subscribe confirmation")
+        if listener is not None:
+            listener.close()

@@ -96,6 +96,9 @@ class SSEStream:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError("no complete SSE line before the deadline")
+            if self.conn.sock is None or self.response.isclosed():  # the server ended it
+                self.ended = True
+                return None
             self.conn.sock.settimeout(remaining)
             try:
                 chunk = self.response.read1(65536)
