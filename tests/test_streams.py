@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from app.keys import RoomKeys
 from app.store import Store
 
 from .conftest import post
@@ -176,7 +177,8 @@ def test_history_live_race_never_gaps_or_duplicates(server, room):
 
 
 def test_dropped_clients_release_their_redis_connections(server, redis_client, room):
-    baseline = redis_client.info("clients")["connected_clients"]
+    channel = RoomKeys(room).channel
+    subscribers = lambda: redis_client.pubsub_numsub(channel)[0][1]  # noqa: E731
     sockets = []
     try:
         for _ in range(200):
@@ -189,10 +191,11 @@ def test_dropped_clients_release_their_redis_connections(server, redis_client, r
                 chunk = s.recv(4096)
                 assert chunk, "stream closed early"
                 received += chunk
-        assert redis_client.info("clients")["connected_clients"] >= baseline + 200
+        assert subscribers() == 200
+        peak = redis_client.info("clients")["connected_clients"]
     finally:
         for s in sockets:
             s.close()
     # Each stream notices at its next heartbeat write (0.5 s here) and closes its connection.
-    wait_until(lambda: redis_client.info("clients")["connected_clients"] <= baseline + 5, 15,
-               message="pub/sub connections released")
+    wait_until(lambda: subscribers() == 0, 15, message="pub/sub connections released")
+    assert redis_client.info("clients")["connected_clients"] <= peak - 200
