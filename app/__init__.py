@@ -4,7 +4,9 @@ from pathlib import Path
 
 from flask import Flask
 
-from . import api, broker, cli, errors, health, pages, settings
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from . import api, broker, cli, direct, errors, guard, health, identity, pages, sessions, settings
 from .stream import Streams
 
 
@@ -23,11 +25,19 @@ def create_app(test_config=None):
     if not app.config["REDIS_URL"]:
         # The embedded server gunicorn.conf.py starts listens here (see app/embedded_redis.py).
         app.config["REDIS_URL"] = "unix://" + os.path.join(app.instance_path, "redis.sock")
+    app.config["SECRET_KEY"] = identity.load_secret_key(app)
+    app.session_interface = identity.SessionInterface()
+    if app.config["TRUSTED_PROXIES"]:  # behind nginx: the client's address and scheme
+        hops = int(app.config["TRUSTED_PROXIES"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     broker.init_app(app)
+    guard.init_app(app)
     errors.init_app(app)
     app.extensions["streams"] = Streams(app.config["MAX_STREAMS_PER_WORKER"])
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(sessions.bp)
+    app.register_blueprint(direct.bp)
     app.register_blueprint(cli.bp)
     return app

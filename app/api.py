@@ -3,10 +3,10 @@ import json
 import logging
 
 import redis
-from flask import (Blueprint, Response, abort, current_app, redirect, request,
+from flask import (Blueprint, Response, abort, current_app, jsonify, redirect, request,
                    url_for)
 
-from . import broker, keys, messages, pages, stream
+from . import broker, guard, identity, keys, messages, pages, stream
 from .replies import json_error, wants_json
 
 logger = logging.getLogger(__name__)
@@ -23,30 +23,20 @@ def _room_or_400(room):
 
 
 @bp.post("/rooms/<room>/messages")
+@guard.limiter.limit(guard.rate("POST_RATE_SESSION"), key_func=guard.session_key, exempt_when=guard.exempt)
+@guard.limiter.limit(guard.rate("POST_RATE_IP"), exempt_when=guard.exempt)
 def post_message(room):
     """Store a message and publish it; JSON gets 201 + the message, a form gets a 303."""
     _room_or_400(room)
-    is_form = request.mimetype in FORM_TYPES
-    if request.mimetype == "application/json":
-        data = request.get_json(silent=True)
-        if not isinstance(data, dict):
-            abort(400, "The body must be a JSON object.")
-        text, user = data.get("text"), data.get("user")
-        key = request.headers.get("Idempotency-Key")
-    elif is_form:
-        text, user = request.form.get("text", ""), request.form.get("user", "")
-        key = request.form.get("idempotency_key") or request.headers.get("Idempotency-Key")
-    else:
-        abort(415)
-    page = is_form and not wants_json()
+    text, user, key, page = read_post()
     try:
         text = messages.check_text(text, current_app.config["MAX_MESSAGE_CHARS"])
-        user = messages.check_name(user)
+        user = sender(user)
         key = messages.check_idempotency_key(key)
         stored, created = broker.get_store().publish(room, user, text, key)
     except messages.Invalid as exc:
         if page:
-            return pages.room_page(room, error=str(exc), text=text, user=user, status=exc.status)
+            return pages.room_page(room, error=str(exc), text=text, status=exc.status)
         return json_error(exc.status, str(exc))
     except redis.RedisError as exc:
         if not page:
@@ -54,12 +44,43 @@ def post_message(room):
         logger.warning("redis unavailable while posting room=%s error=%s", room, exc)
         return pages.room_page(room, error="The message could not be sent: the service is "
                                "unavailable. Your text is kept below; try again shortly.",
-                               text=text, user=user, status=503)
+                               text=text, status=503)
     if page:
-        response = redirect(url_for("pages.room", room=room), 303)
-        pages.remember_name(response, user)
-        return response
+        return redirect(url_for("pages.room", room=room), 303)
     return Response(stored, status=201 if created else 200, mimetype="application/json")
+
+
+def read_post():
+    """Return (text, user, idempotency key, answer-with-a-page) from a JSON or form body."""
+    if request.mimetype == "application/json":
+        data = request.get_json(silent=True)
+        if not isinstance(data, dict):
+            abort(400, "The body must be a JSON object.")
+        return data.get("text"), data.get("user"), request.headers.get("Idempotency-Key"), False
+    if request.mimetype in FORM_TYPES:
+        form = request.form
+        key = form.get("idempotency_key") or request.headers.get("Idempotency-Key")
+        return form.get("text", ""), form.get("user"), key, not wants_json()
+    abort(415)
+
+
+def sender(claimed):
+    """Return the name a post is sent as.
+
+    Server-to-server posts (the publish token) may name anyone. A browser posts as the name its
+    session holds, never as a name it sends; the claim is refreshed on every post.
+    """
+    if identity.bearer_ok():
+        return messages.check_name(claimed)
+    name, sid = identity.current()
+    if not name:
+        raise messages.Invalid("Sign in with a display name before posting.", 401)
+    try:
+        current_app.extensions["names"].claim(name, sid)
+    except identity.NameTaken:
+        raise messages.Invalid("Your name “%s” was taken by someone else while you were away. "
+                               "Sign in again with another name." % name, 409) from None
+    return name
 
 
 @bp.get("/rooms/<room>/messages")
@@ -80,6 +101,8 @@ def history(room):
 
 
 @bp.get("/rooms/<room>/events")
+@guard.limiter.limit(guard.rate("STREAM_RATE_SESSION"), key_func=guard.session_key)
+@guard.limiter.limit(guard.rate("STREAM_RATE_IP"))
 def events(room):
     """Stream a room as server-sent events, resuming after Last-Event-ID when given."""
     _room_or_400(room)
@@ -97,10 +120,34 @@ def events(room):
     if streams.full():
         return json_error(503, "This server is at its stream limit; try again shortly.",
                           {"Retry-After": str(cfg["REDIS_RETRY_AFTER"])})
-    body = stream.relay(broker.get_store(), broker.get_listeners(), streams, room, cursor, backlog,
-                        float(cfg["HEARTBEAT_SECONDS"]), int(cfg["RETRY_MS"]))
+    presence = current_app.extensions["presence"]
+    presence.ensure_sweeper()
+    sub = stream.Subscription(room, cursor, backlog)
+    name, sid = identity.current()
+    if name:
+        try:
+            current_app.extensions["names"].claim(name, sid)
+            sub.name, sub.sid = name, sid
+        except identity.NameTaken:
+            pass  # the name is someone else's now: this stream listens anonymously
+    if sub.sid:
+        sub.conn = presence.admit(sub.sid)
+        if sub.conn is None:
+            return json_error(429, "Too many open streams for this session (the limit is %d). "
+                              "Close a tab and try again." % cfg["MAX_STREAMS_PER_SESSION"],
+                              {"Retry-After": str(int(cfg["HEARTBEAT_SECONDS"]) * 2)})
+    body = stream.relay(broker.get_store(), broker.get_listeners(), streams, presence,
+                        current_app.extensions["names"], sub, float(cfg["HEARTBEAT_SECONDS"]),
+                        int(cfg["RETRY_MS"]), int(cfg["DIRECT_BACKLOG"]))
     return Response(body, mimetype="text/event-stream", headers={
         "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+@bp.get("/rooms/<room>/presence")
+def room_presence(room):
+    """Return who is online in the room: {"room", "online": [names]}."""
+    _room_or_400(room)
+    return jsonify(room=room, online=current_app.extensions["presence"].online(room))
 
 
 def _int_arg(name, default, low, high):

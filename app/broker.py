@@ -2,7 +2,9 @@
 import redis
 from flask import current_app
 
+from .identity import Names
 from .listener import ListenerFactory
+from .presence import Presence
 from .store import Store
 
 
@@ -21,6 +23,9 @@ def init_app(app):
     app.extensions["redis"] = commands
     app.extensions["redis_listeners"] = listeners
     app.extensions["store"] = Store(commands, cfg["HISTORY_LENGTH"], cfg["IDEMPOTENCY_SECONDS"])
+    app.extensions["names"] = Names(commands, cfg["NAME_TTL_SECONDS"])
+    app.extensions["presence"] = Presence(commands, cfg["HEARTBEAT_SECONDS"],
+                                          cfg["PRESENCE_GRACE_SECONDS"], cfg["MAX_STREAMS_PER_SESSION"])
 
 
 def get_redis():

@@ -19,14 +19,35 @@ def valid_room(name):
 class RoomKeys:
     """The Redis names one room uses, all in one cluster hash slot."""
 
-    __slots__ = ("room", "log", "channel", "meta", "tag")
+    __slots__ = ("room", "log", "channel", "meta", "tag", "online")
 
     def __init__(self, room):
         self.room = room
         self.tag = "ripple:{r:%s}" % room
         self.log = self.tag + ":log"          # Stream: the room's history
-        self.channel = self.tag + ":live"     # pub/sub: stored messages, "<id>\n<json>"
-        self.meta = self.tag + ":meta"        # hash: trimmed (newest dropped id), count, last
+        self.channel = self.tag + ":live"     # pub/sub: "<id>\n<json>" messages, "!<event>\n<json>"
+        self.meta = self.tag + ":meta"        # hash: trimmed (newest dropped id), count
+        self.online = self.tag + ":online"    # sorted set: "<name>\n<connection>" -> expiry (ms)
+
+    def idempotency(self, digest):
+        return self.tag + ":idem:" + digest
+
+
+class PersonKeys:
+    """The Redis names of one signed-in session's direct messages, all in one slot.
+
+    Keyed by session id, not by name: a name freed and claimed by someone else later must not
+    inherit the previous holder's messages.
+    """
+
+    __slots__ = ("tag", "log", "channel", "meta", "streams")
+
+    def __init__(self, sid):
+        self.tag = "ripple:{u:%s}" % sid
+        self.log = self.tag + ":dm"            # Stream: direct messages to and from this person
+        self.channel = self.tag + ":live"      # pub/sub: "@<id>\n<json>"
+        self.meta = self.tag + ":meta"         # hash: trimmed
+        self.streams = self.tag + ":streams"   # sorted set: connection -> expiry (ms)
 
     def idempotency(self, digest):
         return self.tag + ":idem:" + digest
@@ -50,11 +71,25 @@ def format_stream_id(pair):
 
 
 def parse_cursor(text):
-    """Read a stream cursor; None for anything that is not one (callers treat that as "now").
+    """Read a stream cursor as (room id, direct id or None); None if it is not one.
 
-    A cursor is opaque to clients. Today it is the id of the newest room message the client
-    has, e.g. ``1732371730000-0``.
+    A cursor is opaque to clients: ``<room id>`` for a stream without a person, or
+    ``<room id>.<direct id>`` where it also carries the person's direct messages.
+    Callers treat None as "now".
     """
-    if not text or len(text) > 64:
+    if not text or len(text) > 100:
         return None
-    return parse_stream_id(text.strip())
+    room_part, dot, direct_part = text.strip().partition(".")
+    room_id = parse_stream_id(room_part)
+    if room_id is None:
+        return None
+    if not dot:
+        return room_id, None
+    direct_id = parse_stream_id(direct_part)
+    return None if direct_id is None else (room_id, direct_id)
+
+
+def format_cursor(room_id, direct_id=None):
+    if direct_id is None:
+        return format_stream_id(room_id)
+    return "%d-%d.%d-%d" % (room_id + direct_id)

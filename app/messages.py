@@ -71,6 +71,12 @@ def body(room, user, text):
                       ensure_ascii=False, separators=(",", ":"))[1:]
 
 
+def direct_body(sender, recipient, text):
+    """The stored part of a direct message (see ``body``)."""
+    return json.dumps({"from": sender, "to": recipient, "text": text},
+                      ensure_ascii=False, separators=(",", ":"))[1:]
+
+
 def assemble(stream_id, stored_body):
     """Rebuild the full message JSON from a stream id and its stored body."""
     return '{"id":"%s","ts":%s,%s' % (stream_id, stream_id.split("-", 1)[0], stored_body)

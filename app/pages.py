@@ -7,12 +7,10 @@ from datetime import datetime, timezone
 import redis
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 
-from . import broker, keys
+from . import broker, identity, keys
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("pages", __name__)
-
-NAME_COOKIE = "ripple_name"
 
 
 @bp.get("/")
@@ -40,7 +38,7 @@ def room(room):
     return room_page(room)
 
 
-def room_page(room, error=None, text="", user=None, status=200):
+def room_page(room, error=None, text="", status=200):
     """Render a room page, optionally with a form error and the text the person typed."""
     unavailable = False
     try:
@@ -52,15 +50,15 @@ def room_page(room, error=None, text="", user=None, status=200):
     return render_template(
         "room.html", room=room, messages=shown, more=more,
         cursor=shown[-1]["id"] if shown else "", error=error, text=text or "",
-        user=user if user is not None else request.cookies.get(NAME_COOKIE, ""),
+        user=identity.current()[0],
         idempotency_key=uuid.uuid4().hex, unavailable=unavailable,
         client=_client_config()), status
 
 
-def remember_name(response, name):
-    """Keep the chosen display name for the next page (until sessions take over)."""
-    response.set_cookie(NAME_COOKIE, name, max_age=365 * 24 * 3600, samesite="Lax",
-                        secure=request.is_secure, httponly=False)
+def sign_in_page(error=None, typed="", target=None, status=200):
+    """The name form on its own page, with an error and the name typed kept."""
+    return render_template("signin.html", error=error, typed=typed,
+                           target=target or url_for("pages.lobby")), status
 
 
 def _lobby(error=None, typed="", status=200):
@@ -72,7 +70,7 @@ def _lobby(error=None, typed="", status=200):
     for entry in rooms or []:
         entry["when"] = _iso(entry["last"])
     return render_template("lobby.html", rooms=rooms, error=error, typed=typed,
-                           user=request.cookies.get(NAME_COOKIE, "")), status
+                           user=identity.current()[0]), status
 
 
 def _for_page(raw):

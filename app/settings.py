@@ -9,6 +9,7 @@ RETRY_MS = 2000                # reconnect delay an EventSource is told to use
 MAX_MESSAGE_CHARS = 2000       # characters of text in one message
 MAX_CONTENT_LENGTH = 64 * 1024  # bytes in one request body (Flask's own setting)
 BACKLOG_MAX = 200              # ?backlog=N on a fresh stream
+DIRECT_BACKLOG = 20            # direct messages a signed-in stream replays on a fresh connect
 PAGE_LIMIT_DEFAULT = 50        # messages per history page
 PAGE_LIMIT_MAX = 200
 IDEMPOTENCY_SECONDS = 24 * 3600  # how long a retried post returns the original message
@@ -19,3 +20,18 @@ MAX_STREAMS_PER_WORKER = 9000  # each holds one Redis pub/sub connection (and a 
 REDIS_MAX_CONNECTIONS = 50     # command connections per worker (posting, history, health)
 REDIS_SOCKET_TIMEOUT = 5.0     # seconds before a Redis command counts as failed
 REDIS_RETRY_AFTER = 5          # Retry-After seconds when Redis is unreachable
+
+# Identity and abuse limits (Flask-Limiter strings: "N per M seconds", several joined by ";")
+PUBLISH_TOKEN = None           # RIPPLE_PUBLISH_TOKEN: Bearer token for server-to-server posts
+NAME_TTL_SECONDS = 1800        # a name stays claimed this long after its session was last seen
+POST_RATE_SESSION = "20 per 10 seconds"
+POST_RATE_IP = "200 per 10 seconds"    # generous: many people share one address behind NAT
+STREAM_RATE_SESSION = "30 per minute"
+STREAM_RATE_IP = "300 per minute"
+SESSION_RATE_IP = "30 per minute"
+MAX_STREAMS_PER_SESSION = 10   # open streams one session may hold at once, across all workers
+PRESENCE_GRACE_SECONDS = 5     # a reload or quick reconnect within this emits no leave/join
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = False  # also Secure whenever the request came over HTTPS
+PERMANENT_SESSION_LIFETIME = 30 * 24 * 3600
+TRUSTED_PROXIES = 0            # how many proxies' X-Forwarded-* to trust (1 behind one nginx)

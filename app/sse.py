@@ -30,6 +30,11 @@ def message_frame(cursor, payload):
     return b"event: message\nid: " + cursor + b"\ndata: " + payload + b"\n\n"
 
 
+def direct_frame(cursor, payload):
+    """Frame a stored direct message; the cursor covers the room and the person's messages."""
+    return b"event: direct\nid: " + cursor + b"\ndata: " + payload + b"\n\n"
+
+
 def _one_line(text):
     # A field value cannot hold a line break: it would end the field and could forge another.
     return _LINE_BREAK.sub(" ", str(text)).replace("\0", "")

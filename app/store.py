@@ -6,9 +6,10 @@ from . import keys, messages
 
 logger = logging.getLogger(__name__)
 
-# KEYS: log, channel, meta, idempotency.  ARGV: body, history length, idempotency ttl (0 = none).
+# KEYS: log, channel, meta, idempotency.  ARGV: body, history length, idempotency ttl (0 = none),
+# payload prefix ("" for room messages, "@" for direct ones).
 # XADD, trim, record what was trimmed, PUBLISH: all or nothing, in one slot. The published
-# payload is "<id>\n<message json>" so a stream compares the id and relays the JSON as it is.
+# payload is "<prefix><id>\n<message json>": a stream compares the id and relays the JSON as is.
 _PUBLISH_LUA = """
 local ttl = tonumber(ARGV[3])
 if ttl > 0 then
@@ -25,7 +26,7 @@ if excess > 0 then
 end
 redis.call('HINCRBY', KEYS[3], 'count', 1)
 if ttl > 0 then redis.call('SET', KEYS[4], json, 'EX', ttl) end
-redis.call('PUBLISH', KEYS[2], id .. '\\n' .. json)
+redis.call('PUBLISH', KEYS[2], ARGV[4] .. id .. '\\n' .. json)
 return {1, json}
 """
 
@@ -45,17 +46,34 @@ class Store:
         ``created`` is False when the idempotency key was seen before: the json is then the
         message stored the first time.
         """
-        k = keys.RoomKeys(room)
+        json, created = self._append(keys.RoomKeys(room), messages.body(room, user, text),
+                                     user, idempotency_key, "")
+        if created:
+            self._touch(room)
+        return json, created
+
+    def publish_direct(self, sender, recipient, text, idempotency_key=None):
+        """Store a direct message in the recipient's and the sender's own log; publish both.
+
+        ``sender`` and ``recipient`` are (name, session id); a server-to-server sender has no
+        session id and keeps no copy. Two scripts, one per person's slot: each copy is atomic on
+        its own, and the recipient's is written first, so an acknowledged message has always
+        reached the recipient's log. Returns the sender's copy (the recipient's if none).
+        """
+        body = messages.direct_body(sender[0], recipient[0], text)
+        delivered = self._append(keys.PersonKeys(recipient[1]), body, sender[0], idempotency_key, "@")
+        if sender[1] is None or recipient[1] == sender[1]:  # no copy, or a note to oneself
+            return delivered
+        return self._append(keys.PersonKeys(sender[1]), body, sender[0], idempotency_key, "@")
+
+    def _append(self, k, body, user, idempotency_key, prefix):
         ttl = 0
         idem = k.idempotency("-")
         if idempotency_key is not None:
             ttl = self.idempotency_seconds
             idem = k.idempotency(messages.idempotency_digest(user, idempotency_key))
-        created, json = self._publish(
-            keys=[k.log, k.channel, k.meta, idem],
-            args=[messages.body(room, user, text), self.history_length, ttl])
-        if created:
-            self._touch(room)
+        created, json = self._publish(keys=[k.log, k.channel, k.meta, idem],
+                                      args=[body, self.history_length, ttl, prefix])
         return json, bool(created)
 
     def _touch(self, room):
@@ -76,15 +94,14 @@ class Store:
         entries.reverse()
         return [messages.assemble(mid, fields["m"]) for mid, fields in entries], more
 
-    def replay(self, room, after=None, backlog=0):
-        """Read what a new stream owes its client, as one consistent snapshot.
+    def replay(self, k, after=None, backlog=0):
+        """Read what a new stream owes its client from one log (a room's or a person's).
 
         Returns (entries, head, dropped): entries are (id, json) pairs oldest first, head is the
         newest id in the room as a tuple ((0, 0) when empty), and dropped tells that messages
         after ``after`` were trimmed away before the client could get them.
         """
-        k = keys.RoomKeys(room)
-        with self.redis.pipeline(transaction=True) as pipe:
+        with self.redis.pipeline(transaction=True) as pipe:  # one slot: a consistent snapshot
             if after is not None:
                 pipe.xrange(k.log, min="(" + keys.format_stream_id(after), max="+")
             elif backlog:

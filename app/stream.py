@@ -1,11 +1,13 @@
 """One room's live event stream: subscribe, replay what the client missed, relay the rest."""
 import json
 import logging
+import time
 
 import gevent
 import redis
 
 from . import keys, sse
+from .identity import NameTaken
 
 logger = logging.getLogger(__name__)
 
@@ -32,51 +34,133 @@ class Streams:
             greenlet.kill(Draining, block=False)
 
 
+class Subscription:
+    """What one stream serves: a room, where the client is, and who (if anyone) is listening."""
+
+    __slots__ = ("room", "cursor", "backlog", "name", "sid", "conn")
+
+    def __init__(self, room, cursor=None, backlog=0, name=None, sid=None, conn=None):
+        self.room, self.cursor, self.backlog = room, cursor, backlog
+        self.name, self.sid, self.conn = name, sid, conn  # conn: its presence registration
+
+
 def come_back(retry_ms):
     """The last chunk of a stream on a leaving worker: reconnect soon, elsewhere."""
     return sse.retry(retry_ms // 4 or 1)
 
 
-def relay(store, listeners, streams, room, cursor, backlog, heartbeat, retry_ms):
-    """Yield SSE bytes for ``room``; receives everything it needs, never touches the request."""
+def relay(store, listeners, streams, presence, names, sub, heartbeat, retry_ms, direct_backlog):
+    """Yield SSE bytes for one subscription; has everything it needs, never touches the request.
+
+    One pub/sub connection carries the room's channel and, for a signed-in person, their direct
+    messages; the cursor covers both, so a reconnect resumes each exactly where it stopped.
+    """
     yield sse.retry(retry_ms)  # first chunk: headers leave now, before any Redis round trip
     me = gevent.getcurrent()
     streams.open.add(me)
     listener = None
+    room_keys = keys.RoomKeys(sub.room)
+    person = keys.PersonKeys(sub.sid) if sub.sid else None
     try:
-        listener = listeners.open([keys.RoomKeys(room).channel])
+        channels = [room_keys.channel] + ([person.channel] if person else [])
+        listener = listeners.open(channels)
         # Subscribed before reading history: whatever is stored from now on also arrives
         # live, and live ids at or below ``last`` were already sent from history.
-        history, last, dropped = store.replay(room, cursor, backlog)
+        room_after, direct_after = sub.cursor or (None, None)
+        history, last, dropped = store.replay(room_keys, room_after, sub.backlog)
+        frames = []
         if dropped:
-            yield sse.event("dropped", json.dumps(
-                {"room": room, "message": "Some older messages are no longer kept."}))
-        frames = [sse.message_frame(mid.encode(), body.encode()) for mid, body in history]
-        frames.append(sse.event("ready", json.dumps({"room": room}),
-                                event_id=keys.format_stream_id(last)))
+            frames.append(sse.event("dropped", json.dumps(
+                {"room": sub.room, "message": "Some older messages are no longer kept."})))
+        direct_last = None
+        if person:
+            directs, direct_last, _ = store.replay(
+                person, direct_after, direct_backlog if direct_after is None else 0)
+        cursor = _cursor(last, direct_last)
+        frames += [sse.message_frame(cursor(mid.encode(), None), body.encode()) for mid, body in history]
+        if person:
+            frames += [sse.direct_frame(cursor(None, mid.encode()), body.encode()) for mid, body in directs]
+            presence.join(sub.room, sub.name, sub.sid, sub.conn)
+            frames.append(sse.event("presence", json.dumps(
+                {"room": sub.room, "action": "here", "online": presence.online(sub.room)})))
+        frames.append(sse.event("ready", json.dumps({"room": sub.room}),
+                                event_id=cursor(None, None).decode()))
         yield b"".join(frames)
+        tick_at = time.monotonic() + heartbeat
         while True:
             batch = listener.read(heartbeat)
             if batch is None:
                 yield sse.comment("keep-alive")  # a gone client fails this write
-                continue
-            frames = []
-            for data in batch:  # the hot path: find the id, compare, frame the bytes as they are
-                nl = data.find(b"\n")
-                mid = data[:nl]
-                ms, _, seq = mid.partition(b"-")
-                pair = (int(ms), int(seq))
-                if pair > last:
-                    last = pair
-                    frames.append(sse.message_frame(mid, data[nl + 1:]))
-            if frames:
-                yield b"".join(frames)  # everything that arrived together leaves in one write
+            elif batch:
+                frames = []
+                for data in batch:  # the hot path: find the id, compare, frame the bytes as they are
+                    nl = data.find(b"\n")
+                    kind = data[0]
+                    if kind == 33:  # "!name": an event without an id (presence)
+                        frames.append(b"event: %s\ndata: %s\n\n" % (data[1:nl], data[nl + 1:]))
+                        continue
+                    if kind == 64:  # "@id": a direct message
+                        mid = data[1:nl]
+                        ms, _, seq = mid.partition(b"-")
+                        pair = (int(ms), int(seq))
+                        if direct_last is not None and pair > direct_last:
+                            direct_last = pair
+                            frames.append(sse.direct_frame(cursor(None, mid), data[nl + 1:]))
+                        continue
+                    mid = data[:nl]
+                    ms, _, seq = mid.partition(b"-")
+                    pair = (int(ms), int(seq))
+                    if pair > last:
+                        last = pair
+                        frames.append(sse.message_frame(cursor(mid, None), data[nl + 1:]))
+                if frames:
+                    yield b"".join(frames)  # everything that arrived together leaves in one write
+            if person and time.monotonic() >= tick_at:
+                tick_at = time.monotonic() + heartbeat
+                presence.refresh(sub.room, sub.name, sub.sid, sub.conn)
+                names.claim(sub.name, sub.sid)  # an online person keeps their name
     except Draining:
         yield come_back(retry_ms)
     except (redis.ConnectionError, redis.TimeoutError) as exc:
-        logger.warning("redis unavailable, ending stream room=%s error=%s", room, exc)
-        yield sse.event("unavailable", json.dumps({"room": room, "message": "Reconnecting…"}))
+        logger.warning("redis unavailable, ending stream room=%s error=%s", sub.room, exc)
+        yield sse.event("unavailable", json.dumps({"room": sub.room, "message": "Reconnecting…"}))
+    except NameTaken as exc:
+        logger.info("name lost while streaming room=%s error=%r", sub.room, exc)
     finally:
         streams.open.discard(me)
         if listener is not None:
             listener.close()
+        if person:
+            _quietly(presence.leave, sub.room, sub.name, sub.sid, sub.conn)
+
+
+def _cursor(room_last, direct_last):
+    """Return a function making the cursor bytes after a room and/or direct message id.
+
+    Only the id that changed is given (as bytes); the other comes from the stream's state,
+    which the caller updates as it goes: so the closure reads the current values.
+    """
+    state = {"room": room_last, "direct": direct_last}
+
+    def make(room_mid, direct_mid):
+        if room_mid is not None:
+            state["room"] = room_mid
+        if direct_mid is not None:
+            state["direct"] = direct_mid
+        room_part = _id_bytes(state["room"])
+        if state["direct"] is None:
+            return room_part
+        return room_part + b"." + _id_bytes(state["direct"])
+    return make
+
+
+def _id_bytes(value):
+    return value if isinstance(value, bytes) else keys.format_stream_id(value).encode()
+
+
+def _quietly(fn, *args):
+    try:
+        fn(*args)
+    except redis.RedisError as exc:  # the membership then expires on its own
+        logger.info("presence cleanup failed error=%s", exc)
+

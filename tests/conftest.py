@@ -13,6 +13,15 @@ from app.embedded_redis import EmbeddedRedis
 from .servers import Gunicorn, free_port
 
 TEST_HEARTBEAT = 0.5  # seconds: dead streams are found quickly, tests stay short
+TOKEN = "test-publish-token"  # the server-to-server publish token the test servers accept
+# Environment of every test Gunicorn: short heartbeats, and limits high enough that a test
+# opening hundreds of streams from one address is not throttled (test_limits checks limits).
+SERVER_ENV = {
+    "RIPPLE_HEARTBEAT_SECONDS": str(TEST_HEARTBEAT), "RIPPLE_PUBLISH_TOKEN": TOKEN,
+    "SECRET_KEY": "test-secret", "RIPPLE_STREAM_RATE_IP": "100000 per minute",
+    "RIPPLE_STREAM_RATE_SESSION": "100000 per minute", "RIPPLE_POST_RATE_IP": "100000 per minute",
+    "RIPPLE_POST_RATE_SESSION": "100000 per minute", "RIPPLE_SESSION_RATE_IP": "100000 per minute",
+}
 
 
 @pytest.fixture(scope="session")
@@ -37,8 +46,8 @@ def redis_client(redis_url):
 
 @pytest.fixture
 def app(redis_url):
-    return create_app({"TESTING": True, "REDIS_URL": redis_url,
-                       "HEARTBEAT_SECONDS": TEST_HEARTBEAT})
+    return create_app({"TESTING": True, "REDIS_URL": redis_url, "PUBLISH_TOKEN": TOKEN,
+                       "HEARTBEAT_SECONDS": TEST_HEARTBEAT, "SECRET_KEY": "test-secret"})
 
 
 @pytest.fixture
@@ -57,7 +66,7 @@ def server(redis_url, tmp_path_factory):
     """One Gunicorn for the session: 2 gevent workers, real Redis, short heartbeats."""
     log_dir = tmp_path_factory.mktemp("gunicorn")
     gunicorn = Gunicorn(log_dir, redis_url=redis_url, workers=2,
-                        env={"RIPPLE_HEARTBEAT_SECONDS": str(TEST_HEARTBEAT)})
+                        env=SERVER_ENV)
     gunicorn.start()
     yield gunicorn
     gunicorn.stop()
@@ -75,8 +84,8 @@ def pytest_runtest_makereport(item, call):
 
 
 def post(base_url, room, text, user="ann", key=None, timeout=10):
-    """POST a JSON message; return (status, body as dict)."""
-    headers = {"Content-Type": "application/json"}
+    """POST a JSON message as a server-to-server publisher; return (status, body as dict)."""
+    headers = {"Content-Type": "application/json", "Authorization": "Bearer " + TOKEN}
     if key:
         headers["Idempotency-Key"] = key
     request = urllib.request.Request(

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from .conftest import post
+from .conftest import SERVER_ENV, post
 from .servers import Gunicorn, wait_until
 from .sse import SSEStream
 
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def own_server(redis_url, tmp_path):
-    gunicorn = Gunicorn(tmp_path, redis_url=redis_url, workers=2, env={"RIPPLE_HEARTBEAT_SECONDS": "0.5"})
+    gunicorn = Gunicorn(tmp_path, redis_url=redis_url, workers=2, env=SERVER_ENV)
     gunicorn.start()
     yield gunicorn
     gunicorn.stop()

@@ -2,16 +2,30 @@
 import json
 import subprocess
 import sys
+import uuid
 
 import pytest
 
 from app import cli
 
+from .conftest import TOKEN
+
 JSON = {"Accept": "application/json"}
+BEARER = {"Authorization": "Bearer " + TOKEN}
 
 
 def post_json(client, room, payload, **headers):
-    return client.post("/rooms/%s/messages" % room, json=payload, headers=headers)
+    """Post as a server-to-server publisher, which may name any user."""
+    return client.post("/rooms/%s/messages" % room, json=payload, headers={**BEARER, **headers})
+
+
+def sign_in(client, name=None):
+    """Take a display name (a fresh one unless given) in this client's session; return its CSRF token."""
+    name = name or "ann-" + uuid.uuid4().hex[:8]
+    token = client.get("/session").get_json()["csrf_token"]
+    response = client.post("/session", json={"name": name}, headers={"X-CSRF-Token": token})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json()["csrf_token"]
 
 
 def test_json_post_returns_201_with_the_stored_message(client, room):
@@ -74,24 +88,25 @@ def test_text_at_the_limit_is_accepted(client, room):
 
 
 def test_malformed_json_is_400(client, room):
-    response = client.post("/rooms/%s/messages" % room, data=b'{"text": ', content_type="application/json")
+    response = client.post("/rooms/%s/messages" % room, data=b'{"text": ', content_type="application/json",
+                           headers=BEARER)
     assert response.status_code == 400 and "error" in response.get_json()
 
 
 def test_invalid_utf8_json_is_400(client, room):
     response = client.post("/rooms/%s/messages" % room, data=b'{"text": "\xff\xfe", "user": "a"}',
-                           content_type="application/json")
+                           content_type="application/json", headers=BEARER)
     assert response.status_code == 400
 
 
 def test_wrong_content_type_is_415(client, room):
-    response = client.post("/rooms/%s/messages" % room, data="hi", content_type="text/plain")
+    response = client.post("/rooms/%s/messages" % room, data="hi", content_type="text/plain", headers=BEARER)
     assert response.status_code == 415 and "error" in response.get_json()
 
 
 def test_body_over_the_byte_cap_is_413(client, room):
     response = client.post("/rooms/%s/messages" % room, data=json.dumps({"text": "x" * 70000, "user": "a"}),
-                           content_type="application/json")
+                           content_type="application/json", headers=BEARER)
     assert response.status_code == 413 and "error" in response.get_json()
 
 
@@ -120,26 +135,31 @@ def test_bad_backlog_is_400(client, room, query):
 
 
 def test_form_post_redirects_to_the_room_with_the_message_shown(client, room):
-    response = client.post("/rooms/%s/messages" % room, data={"text": "from a form", "user": "ann"})
+    token = sign_in(client)
+    response = client.post("/rooms/%s/messages" % room, data={"text": "from a form", "csrf_token": token})
     assert response.status_code == 303 and response.headers["Location"].endswith("/rooms/%s" % room)
     page = client.get("/rooms/%s" % room)
     assert "from a form" in page.get_data(as_text=True)
 
 
 def test_form_error_shows_the_page_with_the_typed_text_kept(client, room):
-    response = client.post("/rooms/%s/messages" % room, data={"text": "kept text", "user": ""})
+    token = sign_in(client)
+    response = client.post("/rooms/%s/messages" % room, data={"text": "x" * 2001, "csrf_token": token})
     html = response.get_data(as_text=True)
-    assert response.status_code == 422 and "Name is empty" in html and ">kept text</textarea>" in html
+    assert response.status_code == 422 and "too long" in html and "x" * 2001 + "</textarea>" in html
 
 
 def test_form_retry_with_the_same_key_does_not_duplicate(client, room):
+    token = sign_in(client)
     for _ in range(2):
-        client.post("/rooms/%s/messages" % room, data={"text": "dbl", "user": "ann", "idempotency_key": "abc"})
+        client.post("/rooms/%s/messages" % room, data={"text": "dbl", "idempotency_key": "abc", "csrf_token": token})
     assert len(client.get("/rooms/%s/messages" % room).get_json()["messages"]) == 1
 
 
 def test_fetch_form_post_gets_json(client, room):
-    response = client.post("/rooms/%s/messages" % room, data={"text": "js", "user": "ann"}, headers=JSON)
+    token = sign_in(client)
+    response = client.post("/rooms/%s/messages" % room, data={"text": "js"},
+                           headers={**JSON, "X-CSRF-Token": token})
     assert response.status_code == 201 and response.get_json()["text"] == "js"
 
 

@@ -7,9 +7,10 @@ import pytest
 
 from app.embedded_redis import EmbeddedRedis
 
-from .conftest import post
+from .conftest import SERVER_ENV, post
 from .servers import Gunicorn, free_port, wait_until
 from .sse import SSEStream
+from .web import Browser
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +27,7 @@ def own_redis(tmp_path):
 @pytest.fixture
 def own_server(own_redis, tmp_path):
     gunicorn = Gunicorn(tmp_path, redis_url=own_redis.url, workers=2,
-                        env={"RIPPLE_HEARTBEAT_SECONDS": "0.5", "RIPPLE_REDIS_SOCKET_TIMEOUT": "1"})
+                        env={**SERVER_ENV, "RIPPLE_REDIS_SOCKET_TIMEOUT": "1"})
     gunicorn.start()
     yield gunicorn
     gunicorn.stop()
@@ -72,11 +73,10 @@ def test_streams_resume_without_a_gap_after_redis_restarts(own_server, own_redis
 
 
 def test_form_post_during_an_outage_keeps_the_typed_text(own_server, own_redis, room):
+    browser = Browser(own_server.url)
+    assert browser.sign_in("ann") == 200
     own_redis.stop()
-    request = urllib.request.Request("%s/rooms/%s/messages" % (own_server.url, room), method="POST",
-                                     data=b"text=keep+me&user=ann",
-                                     headers={"Content-Type": "application/x-www-form-urlencoded"})
-    with pytest.raises(urllib.error.HTTPError) as info:
-        urllib.request.urlopen(request, timeout=10)
-    html = info.value.read().decode()
-    assert info.value.code == 503 and ">keep me</textarea>" in html and "could not be sent" in html
+    status, _, body = browser.request("POST", "/rooms/%s/messages" % room,
+                                      form={"text": "keep me", "csrf_token": browser.token})
+    html = body.decode()
+    assert status == 503 and "keep me</textarea>" in html and "could not be sent" in html

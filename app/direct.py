@@ -1,0 +1,37 @@
+"""Direct messages: POST /users/<name>/messages reaches every open stream of that person only."""
+import logging
+
+from flask import Blueprint, Response, abort, current_app, redirect, request
+
+from . import api, broker, guard, identity, messages, sessions
+from .replies import json_error
+
+logger = logging.getLogger(__name__)
+bp = Blueprint("direct", __name__)
+
+
+@bp.post("/users/<name>/messages")
+@guard.limiter.limit(guard.rate("POST_RATE_SESSION"), key_func=guard.session_key, exempt_when=guard.exempt)
+@guard.limiter.limit(guard.rate("POST_RATE_IP"), exempt_when=guard.exempt)
+def post_direct(name):
+    """Send a direct message: JSON gets 201 + the sender's copy, a form gets a 303 back."""
+    try:
+        recipient = messages.check_name(name)
+    except messages.Invalid:
+        abort(404, "There is no one by that name.")
+    text, claimed, key, page = api.read_post()
+    try:
+        text = messages.check_text(text, current_app.config["MAX_MESSAGE_CHARS"])
+        sender = (api.sender(claimed), None if identity.bearer_ok() else identity.current()[1])
+        key = messages.check_idempotency_key(key)
+        owner = current_app.extensions["names"].owner(recipient)
+        if owner is None:
+            raise messages.Invalid("No one called “%s” is here right now." % recipient, 404)
+        stored, created = broker.get_store().publish_direct(sender, (recipient, owner), text, key)
+    except messages.Invalid as exc:
+        if page:
+            abort(exc.status, str(exc))
+        return json_error(exc.status, str(exc))
+    if page:
+        return redirect(sessions.safe_next(request.form.get("next")), 303)
+    return Response(stored, status=201 if created else 200, mimetype="application/json")

@@ -1,0 +1,51 @@
+"""Protection for browser requests: CSRF tokens and rate limits that hold across all workers."""
+from flask import current_app, request, session
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_wtf.csrf import CSRFProtect
+
+from . import identity
+
+# Unbound extension objects, as Flask extensions are made; init_app binds them to an app.
+csrf = CSRFProtect()
+limiter = Limiter(key_func=get_remote_address)
+
+
+def init_app(app):
+    cfg = app.config
+    cfg.setdefault("WTF_CSRF_CHECK_DEFAULT", False)  # checked in _protect, bearer requests exempt
+    cfg.setdefault("WTF_CSRF_TIME_LIMIT", None)       # a chat tab stays open for hours: tie to session
+    cfg.setdefault("RATELIMIT_STORAGE_URI", _storage_uri(cfg["REDIS_URL"]))
+    cfg.setdefault("RATELIMIT_STRATEGY", "sliding-window-counter")
+    cfg.setdefault("RATELIMIT_HEADERS_ENABLED", True)  # Retry-After on every 429
+    cfg.setdefault("RATELIMIT_SWALLOW_ERRORS", True)   # Redis down: the request's own 503 says so
+    cfg.setdefault("RATELIMIT_KEY_PREFIX", "ripple:limit")
+    csrf.init_app(app)
+    limiter.init_app(app)
+    app.before_request(_protect)
+
+
+def _protect():
+    if request.method in ("POST", "PUT", "PATCH", "DELETE") and not identity.bearer_ok():
+        csrf.protect()
+
+
+def _storage_uri(url):
+    if url.startswith("unix://"):
+        return "redis+unix://" + url[len("unix://"):]
+    return url
+
+
+def session_key():
+    """Rate-limit key of the signed-in session; the client address for everyone else."""
+    return "sid:" + (session.get("sid") or get_remote_address())
+
+
+def exempt():
+    """Server-to-server publishing with the token is not rate limited."""
+    return identity.bearer_ok()
+
+
+def rate(name):
+    """A limit string read from config at request time (RIPPLE_POST_RATE_SESSION etc.)."""
+    return lambda: current_app.config[name]

@@ -1,0 +1,172 @@
+"""Who is online in a room: a registry of open streams in Redis, per person, not per connection.
+
+Each named stream keeps a member "<name>\\n<connection>" in the room's ``online`` sorted set,
+scored by when it expires; the stream's heartbeat pushes that forward. A closing stream does not
+remove itself: it expires after a grace window, so a reload or a quick reconnect emits neither a
+leave nor a join. A crashed worker's members simply stop being refreshed. One sweeper at a time
+(a Redis lock) removes expired members and announces who left.
+"""
+import logging
+import secrets
+import time
+
+import gevent
+import redis
+
+from . import keys
+
+logger = logging.getLogger(__name__)
+
+ROOMS = "ripple:presence:rooms"   # set of rooms that may have members (the sweeper's work list)
+LOCK = "ripple:presence:sweeper"
+
+# Shared Lua: the names online (live members, each name once) and the announcement.
+_ONLINE = """
+local function online(zset, now)
+  local names, seen = {}, {}
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', zset, now, '+inf')) do
+    local name = string.match(m, '^(.-)\\n')
+    if not seen[name] then seen[name] = true; names[#names + 1] = name end
+  end
+  table.sort(names)
+  return names
+end
+local function announce(channel, room, name, action, names)
+  -- Built by hand: cjson encodes an empty table as {} where the online list needs [].
+  local quoted = {}
+  for i, n in ipairs(names) do quoted[i] = cjson.encode(n) end
+  local event = '{"room":' .. cjson.encode(room) .. ',"name":' .. cjson.encode(name) ..
+    ',"action":"' .. action .. '","online":[' .. table.concat(quoted, ',') .. ']}'
+  redis.call('PUBLISH', channel, '!presence\\n' .. event)
+end
+"""
+
+# KEYS: online, channel.  ARGV: member, name, expiry, now, room.
+_JOIN_LUA = _ONLINE + """
+local prefix = ARGV[2] .. '\\n'
+local present = false
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[4], '+inf')) do
+  if string.sub(m, 1, #prefix) == prefix then present = true; break end
+end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+if not present then announce(KEYS[2], ARGV[5], ARGV[2], 'join', online(KEYS[1], ARGV[4])) end
+return present and 0 or 1
+"""
+
+# KEYS: online, channel.  ARGV: now, room.  Remove expired members; announce names now gone.
+_SWEEP_LUA = _ONLINE + """
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
+if #expired == 0 then return redis.call('ZCARD', KEYS[1]) end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
+local names = online(KEYS[1], ARGV[1])
+local still = {}
+for _, n in ipairs(names) do still[n] = true end
+local done = {}
+for _, m in ipairs(expired) do
+  local name = string.match(m, '^(.-)\\n')
+  if not still[name] and not done[name] then
+    done[name] = true
+    announce(KEYS[2], ARGV[2], name, 'leave', names)
+  end
+end
+return redis.call('ZCARD', KEYS[1])
+"""
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+class Presence:
+    """The registry, the per-session stream count, and the sweeper of this worker."""
+
+    def __init__(self, client, heartbeat, grace, max_per_session):
+        self.redis = client
+        self.heartbeat = float(heartbeat)
+        self.grace = float(grace)
+        self.max_per_session = int(max_per_session)
+        self._join = client.register_script(_JOIN_LUA)
+        self._sweep = client.register_script(_SWEEP_LUA)
+        self._sweeper = None
+
+    @property
+    def ttl_ms(self):
+        # Two heartbeats: one late refresh is not a leave; a dead worker's streams go in two.
+        return int(self.heartbeat * 2000)
+
+    def admit(self, sid):
+        """Register a new stream of session ``sid``; return its connection id, or None at the cap."""
+        conn = secrets.token_hex(8)
+        person = keys.PersonKeys(sid)
+        now = now_ms()
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zremrangebyscore(person.streams, "-inf", "(%d" % now)
+            pipe.zadd(person.streams, {conn: now + self.ttl_ms})
+            pipe.zcard(person.streams)
+            pipe.pexpire(person.streams, self.ttl_ms)
+            _, _, count, _ = pipe.execute()
+        if count > self.max_per_session:
+            self.redis.zrem(person.streams, conn)
+            return None
+        return conn
+
+    def join(self, room, name, sid, conn):
+        """Mark ``name`` online in ``room`` through this stream; announce a first connection."""
+        k = keys.RoomKeys(room)
+        self._join(keys=[k.online, k.channel],
+                   args=[_member(name, conn), name, now_ms() + self.ttl_ms, now_ms(), room])
+        self.redis.sadd(ROOMS, room)  # another slot: outside the script
+
+    def refresh(self, room, name, sid, conn):
+        """Push this stream's expiry forward (called once per heartbeat interval)."""
+        expiry = now_ms() + self.ttl_ms
+        with self.redis.pipeline(transaction=False) as pipe:
+            if name:
+                pipe.zadd(keys.RoomKeys(room).online, {_member(name, conn): expiry}, xx=True)
+            pipe.zadd(keys.PersonKeys(sid).streams, {conn: expiry}, xx=True)
+            pipe.pexpire(keys.PersonKeys(sid).streams, self.ttl_ms)
+            pipe.execute()
+
+    def leave(self, room, name, sid, conn):
+        """Let this stream's membership lapse after the grace window (the sweeper announces)."""
+        expiry = now_ms() + int(self.grace * 1000)
+        with self.redis.pipeline(transaction=False) as pipe:
+            if name:
+                pipe.zadd(keys.RoomKeys(room).online, {_member(name, conn): expiry}, xx=True)
+            pipe.zrem(keys.PersonKeys(sid).streams, conn)
+            pipe.execute()
+
+    def online(self, room):
+        """Return the names online in ``room``, each once, sorted."""
+        members = self.redis.zrangebyscore(keys.RoomKeys(room).online, now_ms(), "+inf")
+        return sorted({m.split("\n", 1)[0] for m in members})
+
+    def ensure_sweeper(self):
+        """Start this worker's sweeper greenlet once; only the lock holder sweeps each round."""
+        if self._sweeper is None or self._sweeper.dead:
+            self._sweeper = gevent.spawn(self._sweep_forever)
+
+    def _sweep_forever(self):
+        interval = max(0.2, min(self.heartbeat, self.grace) / 2)
+        token = secrets.token_hex(8)
+        while True:
+            try:
+                if self.redis.set(LOCK, token, nx=True, px=int(interval * 3000)) or self.redis.get(LOCK) == token:
+                    self.redis.pexpire(LOCK, int(interval * 3000))
+                    self.sweep()
+            except redis.RedisError as exc:
+                logger.warning("presence sweep failed error=%s", exc)
+            gevent.sleep(interval)
+
+    def sweep(self):
+        """Remove expired members in every room with members; announce who left."""
+        now = now_ms()
+        for room in self.redis.smembers(ROOMS):
+            k = keys.RoomKeys(room)
+            if not self._sweep(keys=[k.online, k.channel], args=[now, room]):
+                self.redis.srem(ROOMS, room)
+
+
+def _member(name, conn):
+    return "%s\n%s" % (name, conn)
+

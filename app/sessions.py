@@ -1,0 +1,78 @@
+"""Signing in with a display name: POST, GET and DELETE /session."""
+import json
+
+from flask import Blueprint, abort, current_app, jsonify, redirect, request, url_for
+from flask_wtf.csrf import generate_csrf
+
+from . import guard, identity, messages, pages
+from .replies import json_error, wants_json
+
+bp = Blueprint("sessions", __name__)
+
+
+@bp.post("/session")
+@guard.limiter.limit(guard.rate("SESSION_RATE_IP"))
+def sign_in():
+    """Claim a display name: form -> 303 to ``next``, JSON {"name"} -> 200 {"name", "csrf_token"}."""
+    is_json = request.mimetype == "application/json"
+    if is_json:
+        data = request.get_json(silent=True)
+        if not isinstance(data, dict):
+            abort(400, "The body must be a JSON object.")
+        name = data.get("name")
+    elif request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        name = request.form.get("name", "")
+    else:
+        abort(415)
+    target = safe_next(request.form.get("next") if not is_json else None)
+    error, status = None, 200
+    try:
+        name = messages.check_name(name)
+        identity.sign_in(name)
+    except messages.Invalid as exc:
+        error, status = str(exc), exc.status
+    except identity.NameTaken:
+        error, status = "“%s” is taken by someone who is online. Pick another name." % name, 409
+    if error:
+        if is_json or wants_json():
+            return json_error(status, error)
+        return pages.sign_in_page(error=error, typed=name if isinstance(name, str) else "",
+                                  target=target, status=status)
+    if is_json or wants_json():
+        return jsonify(name=name, csrf_token=generate_csrf())
+    return redirect(target, 303)
+
+
+@bp.get("/session")
+def whoami():
+    """Return {"name", "csrf_token"} for a signed-in session, else 401 {"error", "csrf_token"}.
+
+    The 401 carries a token too: signing in is a POST, and it needs one.
+    """
+    name, _ = identity.current()
+    if not name:
+        response = json_error(401, "Not signed in.")
+        response.set_data(json.dumps({"error": "Not signed in.", "csrf_token": generate_csrf()}))
+        return response
+    return jsonify(name=name, csrf_token=generate_csrf())
+
+
+@bp.delete("/session")
+def sign_out():
+    """Leave: free the name and forget the session."""
+    identity.sign_out()
+    return "", 204
+
+
+@bp.post("/session/leave")
+def sign_out_form():
+    """The same for a plain HTML form."""
+    identity.sign_out()
+    return redirect(url_for("pages.lobby"), 303)
+
+
+def safe_next(target):
+    # Only local paths: an open redirect would let a link send people anywhere after sign-in.
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url_for("pages.lobby")
