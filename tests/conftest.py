@@ -21,6 +21,7 @@ SERVER_ENV = {
     "SECRET_KEY": "test-secret", "RIPPLE_STREAM_RATE_IP": "100000 per minute",
     "RIPPLE_STREAM_RATE_SESSION": "100000 per minute", "RIPPLE_POST_RATE_IP": "100000 per minute",
     "RIPPLE_POST_RATE_SESSION": "100000 per minute", "RIPPLE_SESSION_RATE_IP": "100000 per minute",
+    "RIPPLE_PRESENCE_GRACE_SECONDS": "1",
 }
 
 

@@ -1,0 +1,67 @@
+"""Rate limits and stream caps hold across all workers (their counters live in Redis)."""
+import json
+import uuid
+
+import pytest
+
+from .conftest import SERVER_ENV
+from .servers import Gunicorn
+from .web import Browser
+
+LIMITED = {**SERVER_ENV, "RIPPLE_POST_RATE_SESSION": "3 per minute", "RIPPLE_STREAM_RATE_IP": "6 per minute",
+           "RIPPLE_MAX_STREAMS_PER_SESSION": "2"}
+
+
+@pytest.fixture(scope="module")
+def limited(redis_url, tmp_path_factory):
+    server = Gunicorn(tmp_path_factory.mktemp("limited"), redis_url=redis_url, workers=2, env=LIMITED).start()
+    yield server
+    server.stop()
+
+
+def person(server):
+    browser = Browser(server.url)
+    assert browser.sign_in("ann-" + uuid.uuid4().hex[:6]) == 200
+    return browser
+
+
+def test_posting_past_the_session_limit_is_429_with_retry_after(limited, room):
+    ann = person(limited)
+    statuses = []
+    for i in range(6):  # each on a new connection: the workers share the count through Redis
+        status, headers, body = ann.request("POST", "/rooms/%s/messages" % room, body={"text": "m%d" % i},
+                                            headers={"Connection": "close"})
+        statuses.append(status)
+    assert statuses == [201, 201, 201, 429, 429, 429]
+    assert int(headers["Retry-After"]) > 0 and json.loads(body)["error"]
+
+
+def test_the_session_limit_is_per_session(limited, room):
+    ann, bob = person(limited), person(limited)
+    for i in range(3):
+        ann.post(room, "ann %d" % i)
+    assert ann.post(room, "one too many")[0] == 429
+    assert bob.post(room, "bob is fine")[0] == 201
+
+
+def test_a_session_cannot_hold_more_streams_than_its_cap(limited, room):
+    ann = person(limited)
+    open_streams = [ann.stream(room) for _ in range(2)]
+    try:
+        for stream in open_streams:
+            stream.until("ready")
+        third = ann.stream(room)
+        assert third.status == 429 and "Too many open streams" in third.response.read().decode()
+        third.close()
+    finally:
+        for stream in open_streams:
+            stream.close()
+
+
+def test_opening_streams_in_a_loop_is_rate_limited_per_address(limited, room):
+    statuses = []
+    for _ in range(10):
+        stream = Browser(limited.url).stream(room)
+        statuses.append(stream.status)
+        stream.close()
+    assert 429 in statuses and statuses.count(200) <= 6
