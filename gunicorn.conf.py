@@ -6,7 +6,9 @@ wsgi_app = "app:create_app()"
 bind = os.environ.get("BIND") or "127.0.0.1:%s" % os.environ.get("PORT", "8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 2))
 worker_class = "gevent"
-worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "10000"))  # streams per worker
+# Streams per worker (each costs two open files; the limit here is 20,000 per process), plus
+# room for posts and page loads beside RIPPLE_MAX_STREAMS_PER_WORKER (9000) streams.
+worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "9500"))
 timeout = 30            # worker liveness (the gevent worker's own heartbeat), not stream length
 graceful_timeout = 10   # open streams are told to reconnect at once; this bounds the rest
 keepalive = 2           # idle keep-alive connections also hold a draining worker open
@@ -45,7 +47,9 @@ def _embedded_module():
 
 
 def on_starting(server):
-    """Start the embedded Redis once, before any worker forks, unless REDIS_URL is set."""
+    """Prepare what every worker shares, before any forks: metrics, file limits, Redis."""
+    _metrics_dir(server)
+    _check_open_files(server)
     if os.environ.get("REDIS_URL"):
         return
     module, here = _embedded_module()
@@ -55,6 +59,40 @@ def on_starting(server):
     _embedded.append(redis)
     os.environ["REDIS_URL"] = redis.url  # workers inherit it
     server.log.info("embedded redis-server %s at %s (AOF in %s)", redis.binary, redis.url, directory)
+
+
+def _metrics_dir(server):
+    # prometheus_client's multiprocess mode: every worker writes its values here, /metrics sums
+    # them. Emptied at start so a previous run's dead workers don't count.
+    here = os.path.dirname(os.path.abspath(__file__))
+    path = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", os.path.join(here, "instance", "metrics"))
+    os.makedirs(path, exist_ok=True)
+    for name in os.listdir(path):
+        if name.endswith(".db"):
+            os.unlink(os.path.join(path, name))
+
+
+def _check_open_files(server):
+    # Each stream costs its worker two descriptors (client socket + Redis pub/sub socket).
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        soft = hard
+    wanted = 2 * worker_connections + 100
+    if soft < wanted:
+        server.log.warning("open-file limit %d is below the %d that worker_connections=%d needs "
+                           "(two per stream): streams past ~%d per worker will fail",
+                           soft, wanted, worker_connections, (soft - 100) // 2)
+
+
+def child_exit(server, worker):
+    """Drop a dead worker's live gauges from the metrics (prometheus_client's mark_process_dead,
+    without importing it into the master, whose modules later workers inherit unpatched)."""
+    import glob
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    for name in glob.glob(os.path.join(path or "/nonexistent", "gauge_live*_%d.db" % worker.pid)):
+        os.unlink(name)
 
 
 def on_exit(server):
@@ -77,6 +115,6 @@ def _drain_on_exit(worker):
     import gevent
     while worker.alive:
         gevent.sleep(0.25)
-    streams = getattr(worker.wsgi, "extensions", {}).get("streams")
-    if streams is not None:
-        streams.drain()
+    hub = getattr(worker.wsgi, "extensions", {}).get("hub")
+    if hub is not None:
+        hub.streams.drain()

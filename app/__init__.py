@@ -6,8 +6,8 @@ from flask import Flask
 
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import api, broker, cli, direct, errors, guard, health, identity, pages, sessions, settings
-from .stream import Streams
+from . import (api, broker, cli, direct, errors, guard, health, identity, metrics, pages, sessions,
+               settings, stream)
 
 
 def create_app(test_config=None):
@@ -33,7 +33,8 @@ def create_app(test_config=None):
     broker.init_app(app)
     guard.init_app(app)
     errors.init_app(app)
-    app.extensions["streams"] = Streams(app.config["MAX_STREAMS_PER_WORKER"])
+    metrics.init_app(app)
+    app.extensions["hub"] = stream.Hub(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)

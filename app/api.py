@@ -33,7 +33,8 @@ def post_message(room):
         text = messages.check_text(text, current_app.config["MAX_MESSAGE_CHARS"])
         user = sender(user)
         key = messages.check_idempotency_key(key)
-        stored, created = broker.get_store().publish(room, user, text, key)
+        with current_app.extensions["metrics"].publish_seconds.time():
+            stored, created = broker.get_store().publish(room, user, text, key)
     except messages.Invalid as exc:
         if page:
             return pages.room_page(room, error=str(exc), text=text, status=exc.status)
@@ -45,6 +46,7 @@ def post_message(room):
         return pages.room_page(room, error="The message could not be sent: the service is "
                                "unavailable. Your text is kept below; try again shortly.",
                                text=text, status=503)
+    current_app.extensions["metrics"].published.labels("room").inc()
     if page:
         return redirect(url_for("pages.room", room=room), 303)
     return Response(stored, status=201 if created else 200, mimetype="application/json")
@@ -113,15 +115,18 @@ def events(room):
     if raw and cursor is None:
         # Never an error: an EventSource stops reconnecting on one. Start from now instead.
         logger.info("malformed cursor, streaming from now room=%s cursor=%.80r", room, raw)
-    streams = current_app.extensions["streams"]
+    hub = current_app.extensions["hub"]
+    streams = hub.streams
     if streams.draining:  # this worker is leaving: come back at once, to another one
         return Response(stream.come_back(int(cfg["RETRY_MS"])), mimetype="text/event-stream",
                         headers={"Cache-Control": "no-cache"})
     if streams.full():
         return json_error(503, "This server is at its stream limit; try again shortly.",
                           {"Retry-After": str(cfg["REDIS_RETRY_AFTER"])})
-    presence = current_app.extensions["presence"]
+    presence = hub.presence
     presence.ensure_sweeper()
+    if cursor is not None:
+        hub.metrics.resumes.inc()
     sub = stream.Subscription(room, cursor, backlog)
     name, sid = identity.current()
     if name:
@@ -136,10 +141,7 @@ def events(room):
             return json_error(429, "Too many open streams for this session (the limit is %d). "
                               "Close a tab and try again." % cfg["MAX_STREAMS_PER_SESSION"],
                               {"Retry-After": str(int(cfg["HEARTBEAT_SECONDS"]) * 2)})
-    body = stream.relay(broker.get_store(), broker.get_listeners(), streams, presence,
-                        current_app.extensions["names"], sub, float(cfg["HEARTBEAT_SECONDS"]),
-                        int(cfg["RETRY_MS"]), int(cfg["DIRECT_BACKLOG"]))
-    return Response(body, mimetype="text/event-stream", headers={
+    return Response(stream.relay(hub, sub), mimetype="text/event-stream", headers={
         "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 

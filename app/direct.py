@@ -32,6 +32,7 @@ def post_direct(name):
         if page:
             abort(exc.status, str(exc))
         return json_error(exc.status, str(exc))
+    current_app.extensions["metrics"].published.labels("direct").inc()
     if page:
         return redirect(sessions.safe_next(request.form.get("next")), 303)
     return Response(stored, status=201 if created else 200, mimetype="application/json")

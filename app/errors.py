@@ -34,6 +34,7 @@ def _http_error(exc):
 
 def _redis_error(exc):
     logger.warning("redis unavailable path=%s error=%s", request.path, exc)
+    current_app.extensions["metrics"].redis_errors.labels("request").inc()
     retry = str(current_app.config["REDIS_RETRY_AFTER"])
     message = "The message store is unavailable right now. Please try again shortly."
     if _is_api():

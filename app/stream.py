@@ -49,21 +49,37 @@ def come_back(retry_ms):
     return sse.retry(retry_ms // 4 or 1)
 
 
-def relay(store, listeners, streams, presence, names, sub, heartbeat, retry_ms, direct_backlog):
+class Hub:
+    """What every stream of an app shares: Redis access, registries, metrics and timings."""
+
+    def __init__(self, app):
+        ext, cfg = app.extensions, app.config
+        self.store, self.listeners = ext["store"], ext["redis_listeners"]
+        self.presence, self.names, self.metrics = ext["presence"], ext["names"], ext["metrics"]
+        self.streams = Streams(cfg["MAX_STREAMS_PER_WORKER"])
+        self.heartbeat = float(cfg["HEARTBEAT_SECONDS"])
+        self.retry_ms = int(cfg["RETRY_MS"])
+        self.direct_backlog = int(cfg["DIRECT_BACKLOG"])
+
+
+def relay(hub, sub):
     """Yield SSE bytes for one subscription; has everything it needs, never touches the request.
 
     One pub/sub connection carries the room's channel and, for a signed-in person, their direct
     messages; the cursor covers both, so a reconnect resumes each exactly where it stopped.
     """
+    store, streams, presence, metrics = hub.store, hub.streams, hub.presence, hub.metrics
+    heartbeat, retry_ms = hub.heartbeat, hub.retry_ms
     yield sse.retry(retry_ms)  # first chunk: headers leave now, before any Redis round trip
     me = gevent.getcurrent()
     streams.open.add(me)
+    metrics.open_streams.inc()
     listener = None
     room_keys = keys.RoomKeys(sub.room)
     person = keys.PersonKeys(sub.sid) if sub.sid else None
     try:
         channels = [room_keys.channel] + ([person.channel] if person else [])
-        listener = listeners.open(channels)
+        listener = hub.listeners.open(channels)
         # Subscribed before reading history: whatever is stored from now on also arrives
         # live, and live ids at or below ``last`` were already sent from history.
         room_after, direct_after = sub.cursor or (None, None)
@@ -75,7 +91,7 @@ def relay(store, listeners, streams, presence, names, sub, heartbeat, retry_ms, 
         direct_last = None
         if person:
             directs, direct_last, _ = store.replay(
-                person, direct_after, direct_backlog if direct_after is None else 0)
+                person, direct_after, hub.direct_backlog if direct_after is None else 0)
         cursor = _cursor(last, direct_last)
         frames += [sse.message_frame(cursor(mid.encode(), None), body.encode()) for mid, body in history]
         if person:
@@ -93,6 +109,7 @@ def relay(store, listeners, streams, presence, names, sub, heartbeat, retry_ms, 
                 yield sse.comment("keep-alive")  # a gone client fails this write
             elif batch:
                 frames = []
+                newest = b""
                 for data in batch:  # the hot path: find the id, compare, frame the bytes as they are
                     nl = data.find(b"\n")
                     kind = data[0]
@@ -104,30 +121,34 @@ def relay(store, listeners, streams, presence, names, sub, heartbeat, retry_ms, 
                         ms, _, seq = mid.partition(b"-")
                         pair = (int(ms), int(seq))
                         if direct_last is not None and pair > direct_last:
-                            direct_last = pair
+                            direct_last, newest = pair, ms
                             frames.append(sse.direct_frame(cursor(None, mid), data[nl + 1:]))
                         continue
                     mid = data[:nl]
                     ms, _, seq = mid.partition(b"-")
                     pair = (int(ms), int(seq))
                     if pair > last:
-                        last = pair
+                        last, newest = pair, ms
                         frames.append(sse.message_frame(cursor(mid, None), data[nl + 1:]))
                 if frames:
                     yield b"".join(frames)  # everything that arrived together leaves in one write
+                    if newest:
+                        metrics.delivered_batch(len(frames), int(newest))
             if person and time.monotonic() >= tick_at:
                 tick_at = time.monotonic() + heartbeat
                 presence.refresh(sub.room, sub.name, sub.sid, sub.conn)
-                names.claim(sub.name, sub.sid)  # an online person keeps their name
+                hub.names.claim(sub.name, sub.sid)  # an online person keeps their name
     except Draining:
         yield come_back(retry_ms)
     except (redis.ConnectionError, redis.TimeoutError) as exc:
+        metrics.redis_errors.labels("stream").inc()
         logger.warning("redis unavailable, ending stream room=%s error=%s", sub.room, exc)
         yield sse.event("unavailable", json.dumps({"room": sub.room, "message": "Reconnecting…"}))
     except NameTaken as exc:
         logger.info("name lost while streaming room=%s error=%r", sub.room, exc)
     finally:
         streams.open.discard(me)
+        metrics.open_streams.dec()
         if listener is not None:
             listener.close()
         if person:

@@ -40,6 +40,8 @@ class Gunicorn:
         self.log_path = Path(log_dir) / ("gunicorn-%d.log" % self.port)
         self.env = dict(os.environ, BIND="127.0.0.1:%d" % self.port, WEB_CONCURRENCY=str(workers),
                         PYTHONUNBUFFERED="1", **(env or {}))
+        # Each server its own metrics directory: gunicorn empties it at start.
+        self.env["PROMETHEUS_MULTIPROC_DIR"] = str(Path(log_dir) / ("metrics-%d" % self.port))
         if redis_url:
             self.env["REDIS_URL"] = redis_url
         else:

@@ -1,0 +1,57 @@
+"""Prometheus metrics, summed across every Gunicorn worker (prometheus_client multiprocess mode).
+
+Gunicorn's config points PROMETHEUS_MULTIPROC_DIR at a fresh directory before the workers fork;
+each worker writes its values there and /metrics adds them up. Without that variable (a test
+client, ``flask run``), the metrics are this process's own.
+"""
+import os
+import time
+
+from flask import Blueprint, Response, current_app
+from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram,
+                               generate_latest)
+from prometheus_client import multiprocess
+
+bp = Blueprint("metrics", __name__)
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class Metrics:
+    """The service's metrics; one set per app, never registered in the global registry."""
+
+    def __init__(self):
+        self.registry = CollectorRegistry()
+        multi = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        own = None if multi else self.registry
+        self.open_streams = Gauge("ripple_open_streams", "Open event streams.",
+                                  registry=own, multiprocess_mode="livesum")
+        self.published = Counter("ripple_messages_published", "Messages stored and published.",
+                                 ["kind"], registry=own)
+        self.delivered = Counter("ripple_messages_delivered", "Messages written to streams.", registry=own)
+        self.publish_seconds = Histogram("ripple_publish_seconds", "Time to store and publish a post.",
+                                         buckets=_LATENCY_BUCKETS, registry=own)
+        self.delivery_seconds = Histogram(
+            "ripple_delivery_seconds", "Publish-to-write latency (the newest message of each write).",
+            buckets=_LATENCY_BUCKETS, registry=own)
+        self.redis_errors = Counter("ripple_redis_errors", "Redis calls that failed.", ["where"], registry=own)
+        self.resumes = Counter("ripple_stream_resumes", "Streams opened with a cursor.", registry=own)
+        if multi:
+            multiprocess.MultiProcessCollector(self.registry)
+
+    def delivered_batch(self, count, newest_ms):
+        """Count one write of ``count`` messages; time the newest one (ms since the epoch)."""
+        self.delivered.inc(count)
+        self.delivery_seconds.observe(max(0.0, time.time() - newest_ms / 1000))
+
+
+def init_app(app):
+    app.extensions["metrics"] = Metrics()
+    app.register_blueprint(bp)
+
+
+@bp.get("/metrics")
+def metrics():
+    """Serve every worker's metrics, summed, in Prometheus text format."""
+    return Response(generate_latest(current_app.extensions["metrics"].registry),
+                    mimetype=CONTENT_TYPE_LATEST)
