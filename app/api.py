@@ -141,6 +141,12 @@ def events(room):
             return json_error(429, "Too many open streams for this session (the limit is %d). "
                               "Close a tab and try again." % cfg["MAX_STREAMS_PER_SESSION"],
                               {"Retry-After": str(int(cfg["HEARTBEAT_SECONDS"]) * 2)})
+    client = request.environ.get("gunicorn.socket")
+    if client is not None:
+        # A reader that stops reading would block this stream's writes forever while Redis
+        # buffers for it; with a send timeout the write fails and the stream ends (the client
+        # can resume with its cursor). The kernel's socket buffers bound the memory meanwhile.
+        client.settimeout(float(cfg["SEND_TIMEOUT_SECONDS"]))
     return Response(stream.relay(hub, sub), mimetype="text/event-stream", headers={
         "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 

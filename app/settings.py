@@ -6,6 +6,7 @@ REDIS_URL = None
 HISTORY_LENGTH = 1000          # messages kept per room (and per person's direct messages)
 HEARTBEAT_SECONDS = 15         # comment sent after this much silence on a stream
 RETRY_MS = 2000                # reconnect delay an EventSource is told to use
+SEND_TIMEOUT_SECONDS = 30      # a stream whose client takes no bytes for this long is dropped
 MAX_MESSAGE_CHARS = 2000       # characters of text in one message
 MAX_CONTENT_LENGTH = 64 * 1024  # bytes in one request body (Flask's own setting)
 BACKLOG_MAX = 200              # ?backlog=N on a fresh stream

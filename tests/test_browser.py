@@ -77,6 +77,18 @@ def open_room(browser, server, room, dialogs):
     assert not errors, "JavaScript errors on the page: %r" % errors
 
 
+def choose_name(page, name):
+    """Pick the display name this page sends as."""
+    page.fill("#user", name)
+
+
+def publish(server, room, text, user="bob"):
+    """Post a message over HTTP, straight to Gunicorn (another person, another device)."""
+    status, body = post(server.url, room, text, user=user)
+    assert status == 201, (status, body)
+    return body
+
+
 def send(page, text):
     """Type a message and press Enter, as a person would; wait until the server stored it."""
     page.fill("#text", text)
@@ -106,7 +118,7 @@ def history(server, room):
 
 def test_a_message_typed_in_one_page_appears_live_in_another(open_room):
     ann, bob = open_room(), open_room()  # two contexts: two separate connections
-    ann.fill("#user", "ann")
+    choose_name(ann, "ann")
     sent = ["first", "second, right after", "third: the order holds"]
     for number, text in enumerate(sent, 1):
         ann.fill("#text", text)
@@ -121,7 +133,7 @@ def test_a_message_typed_in_one_page_appears_live_in_another(open_room):
 
 def test_the_form_posts_without_javascript(open_room, room):
     page = open_room(java_script_enabled=False)
-    page.fill("#user", "noscript")
+    choose_name(page, "noscript")
     page.fill("#text", "posted by a plain form")
     with page.expect_response(lambda r: r.request.method == "POST") as posted:
         page.click("button[type=submit]")
@@ -140,7 +152,7 @@ def test_the_form_posts_without_javascript(open_room, room):
 ], ids=["blank", "too-long"])
 def test_a_rejected_form_post_shows_the_error_and_keeps_the_text(open_room, typed, error):
     page = open_room(java_script_enabled=False)
-    page.fill("#user", "noscript")
+    choose_name(page, "noscript")
     # maxlength stops typing at 2000 characters; a browser or paste that ignores it must not lose text.
     page.locator("#text").evaluate("el => el.removeAttribute('maxlength')")
     page.fill("#text", typed)
@@ -158,7 +170,7 @@ def test_a_rejected_form_post_shows_the_error_and_keeps_the_text(open_room, type
 def test_markup_in_messages_and_names_renders_as_text(open_room, dialogs):
     ann, bob = open_room(), open_room()
     name = "<img src=x onerror=alert(2)>"
-    ann.fill("#user", name)
+    choose_name(ann, name)
     for text in XSS:
         send(ann, text)
     expect_texts(bob, XSS)  # rendered live, from the stream
@@ -172,7 +184,7 @@ def test_markup_in_messages_and_names_renders_as_text(open_room, dialogs):
 
 def test_enter_while_an_ime_is_composing_does_not_send(open_room, server, room):
     page = open_room()
-    page.fill("#user", "ann")
+    choose_name(page, "ann")
     posts = []
     page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
     box = page.locator("#text")
@@ -206,7 +218,7 @@ def test_enter_while_an_ime_is_composing_does_not_send(open_room, server, room):
 def test_a_message_with_line_breaks_that_fits_the_textarea_is_stored_as_typed(open_room, server,
                                                                                room):
     page = open_room()
-    page.fill("#user", "ann")
+    choose_name(page, "ann")
     typed = "".join("line %03d of a long paste\n" % n for n in range(100))[:2000]
     page.fill("#text", typed)
     assert page.input_value("#text") == typed  # within maxlength: the textarea took it all
@@ -219,7 +231,7 @@ def test_a_message_with_line_breaks_that_fits_the_textarea_is_stored_as_typed(op
 @pytest.mark.parametrize("failure", ["503", "network"])
 def test_a_failed_send_keeps_the_text_and_shows_an_error(open_room, failure):
     page = open_room()
-    page.fill("#user", "ann")
+    choose_name(page, "ann")
 
     def fail(route):
         if route.request.method != "POST":
@@ -254,7 +266,7 @@ def test_a_failed_send_keeps_the_text_and_shows_an_error(open_room, failure):
 
 def test_text_typed_while_a_message_is_sending_is_kept(open_room):
     page = open_room()
-    page.fill("#user", "ann")
+    choose_name(page, "ann")
 
     def type_while_in_flight(route):
         page.locator("#text").press_sequentially("next one")  # the send has not answered yet
@@ -300,7 +312,8 @@ class CuttableRelay:
                 continue
             with self.lock:
                 if self.is_cut:
-                    _reset(client), _reset(upstream)
+                    _reset(client)
+                    _reset(upstream)
                     continue
                 self.sockets.update((client, upstream))
             for source, sink in ((client, upstream), (upstream, client)):
@@ -351,20 +364,20 @@ def relay(server):
 def test_after_a_network_cut_every_missed_message_shows_once_in_order(open_room, relay, server,
                                                                       room):
     page = open_room(base_url=relay.url)  # the page reaches Gunicorn only through the relay
-    post(server.url, room, "before the cut", user="bob")
+    publish(server, room, "before the cut", user="bob")
     expect_texts(page, ["before the cut"], timeout=LIVE_MS)
 
     relay.cut()
     expect(page.locator(STATUS)).to_have_text("reconnecting…")
     missed = ["missed %d" % n for n in range(1, 6)]
     for text in missed:
-        assert post(server.url, room, text, user="bob")[0] == 201  # straight to Gunicorn
+        publish(server, room, text, user="bob")  # straight to Gunicorn
     assert page.locator("li.msg").count() == 1  # the page really is cut off
 
     relay.restore()
     expect(page.locator(STATUS)).to_have_text("connected", timeout=RECONNECT_MS)
     expect_texts(page, ["before the cut"] + missed, timeout=RECONNECT_MS)
-    post(server.url, room, "live again", user="bob")
+    publish(server, room, "live again", user="bob")
     expect_texts(page, ["before the cut"] + missed + ["live again"], timeout=LIVE_MS)
     ids = message_ids(page)
     assert ids == [m["id"] for m in history(server, room)]  # each once, in the stored order
@@ -382,7 +395,7 @@ def test_the_status_recovers_after_a_short_offline_spell(open_room):
 def test_a_message_posted_before_the_stream_opens_is_not_lost(open_room, server, room):
     def post_first(route):
         # The page is rendered (an empty room) and its stream is about to open: post now.
-        assert post(server.url, room, "posted in between", user="bob")[0] == 201
+        publish(server, room, "posted in between", user="bob")
         route.continue_()
 
     page = open_room(before_load=lambda p: p.route("**/rooms/*/events*", post_first, times=1))
@@ -391,7 +404,7 @@ def test_a_message_posted_before_the_stream_opens_is_not_lost(open_room, server,
 
 def test_chinese_emoji_and_right_to_left_text_display_as_posted(open_room, server, room):
     viewer, writer = open_room(), open_room()
-    writer.fill("#user", "李雷")
+    choose_name(writer, "李雷")
     sent = [
         ("李雷", "你好，世界！今天的会议改到下午三点。"),
         ("Zoë", "Family 👨‍👩‍👧‍👦, thumbs 👍🏽, flag 🇯🇵, keycap 1️⃣"),
@@ -400,7 +413,7 @@ def test_chinese_emoji_and_right_to_left_text_display_as_posted(open_room, serve
     ]
     send(writer, sent[0][1])
     for user, text in sent[1:]:
-        assert post(server.url, room, text, user=user)[0] == 201
+        publish(server, room, text, user=user)
     texts = [text for _, text in sent]
     users = [user for user, _ in sent]
     for page in (viewer, writer):
@@ -424,9 +437,9 @@ def test_unread_count_shows_in_the_title_while_the_tab_is_hidden(open_room, serv
         Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => 'hidden'});
         document.dispatchEvent(new Event('visibilitychange'));
     }""")
-    post(server.url, room, "one", user="bob")
-    post(server.url, room, "mine, from my phone", user="ann")  # one's own message is not unread
-    post(server.url, room, "two", user="bob")
+    publish(server, room, "one", user="bob")
+    publish(server, room, "mine, from my phone", user="ann")  # one's own message is not unread
+    publish(server, room, "two", user="bob")
     expect_texts(page, ["one", "mine, from my phone", "two"], timeout=LIVE_MS)
     expect(page).to_have_title("(2) " + base)
     page.evaluate("""() => {
@@ -435,6 +448,22 @@ def test_unread_count_shows_in_the_title_while_the_tab_is_hidden(open_room, serv
         document.dispatchEvent(new Event('visibilitychange'));
     }""")
     expect(page).to_have_title(base)
+
+
+def test_the_newest_message_stays_in_view_when_the_page_around_the_log_grows(open_room, server,
+                                                                            room):
+    for n in range(12):
+        publish(server, room, "message %d, enough of them to scroll a phone screen" % n, user="bob")
+    # Phone-sized: once connected, the status and the room name wrap and the header grows.
+    page = open_room(name="ann", viewport={"width": 390, "height": 640})
+    newest = page.locator("li.msg").last
+    expect(newest).to_be_in_viewport(ratio=1)
+    page.route("**/rooms/*/messages", lambda route: route.fulfill(status=503, json={
+        "error": "The message store is unavailable right now. Please try again shortly."}))
+    page.fill("#text", "this fails")
+    page.press("#text", "Enter")
+    expect(page.locator("[data-error]")).to_be_visible()  # the composer grew by a line
+    expect(newest).to_be_in_viewport(ratio=1)
 
 
 SCREENSHOT_MESSAGES = [
@@ -450,7 +479,7 @@ SCREENSHOT_MESSAGES = [
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_screenshots_of_a_room(open_room, server, room, scheme):
     for user, text in SCREENSHOT_MESSAGES:
-        assert post(server.url, room, text, user=user)[0] == 201
+        publish(server, room, text, user=user)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for width, height, label in ((1024, 720, "desktop"), (390, 844, "mobile")):
         page = open_room(name="ann", color_scheme=scheme, viewport={"width": width, "height": height})

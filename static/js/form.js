@@ -20,6 +20,7 @@ export function ChatForm(form, root) {
     if (!text.value.trim()) { showError('Type a message first.'); return; }
     sending = true;
     button.disabled = true;
+    const sent = text.value;
     try {
       const response = await fetch(form.action, {
         method: 'POST', body: new FormData(form),
@@ -33,7 +34,8 @@ export function ChatForm(form, root) {
         return;
       }
       showError('');
-      text.value = '';
+      // Clear what was sent, but keep anything typed while it was on its way.
+      text.value = text.value.startsWith(sent) ? text.value.slice(sent.length) : text.value;
       key.value = newKey();
       localStorage.setItem('ripple:name', user.value.trim());
       root.dataset.me = user.value.trim();

@@ -55,7 +55,11 @@ export function MessageList(el, root) {
     el.scrollTop += el.scrollHeight - height;  // keep the reader where they were
   });
 
-  el.addEventListener('scroll', () => { if (atBottom()) jump.hidden = true; });
+  // The log shrinks when what is around it grows (a status that wraps the header, an error
+  // line in the composer, a dragged textarea): a reader who was at the bottom stays there.
+  let stuck = true;
+  el.addEventListener('scroll', () => { stuck = atBottom(); if (stuck) jump.hidden = true; });
+  new ResizeObserver(() => { if (stuck) toBottom(); }).observe(el);
   jump.addEventListener('click', toBottom);
   toBottom();
 }

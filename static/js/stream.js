@@ -3,6 +3,7 @@ export function ChatStream(el) {
   let cursor = el.dataset.cursor || '';
   let source = null;
   let retryTimer = null;
+  let live = false;  // from a 'ready' until the next error: the stream is delivering
 
   const emit = (name, detail) => el.dispatchEvent(new CustomEvent(name, { detail, bubbles: true }));
 
@@ -15,6 +16,7 @@ export function ChatStream(el) {
     source.onopen = () => emit('chat:state', { state: 'connecting' });
     source.addEventListener('ready', (e) => {
       if (e.lastEventId) cursor = e.lastEventId;
+      live = true;
       emit('chat:state', { state: 'connected' });
     });
     source.addEventListener('message', (e) => {
@@ -22,8 +24,9 @@ export function ChatStream(el) {
       emit('chat:message', { message: JSON.parse(e.data), live: true });
     });
     source.addEventListener('dropped', (e) => emit('chat:dropped', JSON.parse(e.data)));
-    source.addEventListener('unavailable', () => emit('chat:state', { state: 'reconnecting' }));
+    source.addEventListener('unavailable', () => { live = false; emit('chat:state', { state: 'reconnecting' }); });
     source.onerror = () => {
+      live = false;
       if (source.readyState === EventSource.CLOSED) {
         // The server answered with an error (e.g. 503 at capacity): the browser gives up, we don't.
         emit('chat:state', { state: navigator.onLine ? 'reconnecting' : 'offline' });
@@ -39,6 +42,7 @@ export function ChatStream(el) {
   addEventListener('offline', () => emit('chat:state', { state: 'offline' }));
   addEventListener('online', () => {
     if (source && source.readyState === EventSource.CLOSED) { clearTimeout(retryTimer); open(); }
+    else emit('chat:state', { state: live ? 'connected' : 'reconnecting' });  // the stream outlived the blip
   });
   open();
 }
