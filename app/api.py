@@ -62,7 +62,10 @@ def read_post():
     if request.mimetype in FORM_TYPES:
         form = request.form
         key = form.get("idempotency_key") or request.headers.get("Idempotency-Key")
-        return form.get("text", ""), form.get("user"), key, not wants_json()
+        # Browsers submit a textarea's line breaks as CRLF; store what the person typed (LF),
+        # so a break costs one character of the limit, as it does through the JSON API.
+        text = form.get("text", "").replace("\r\n", "\n")
+        return text, form.get("user"), key, not wants_json()
     abort(415)
 
 

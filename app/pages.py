@@ -43,16 +43,17 @@ def room_page(room, error=None, text="", status=200):
     unavailable = False
     try:
         found, more = broker.get_store().page(room, None, current_app.config["ROOM_PAGE_MESSAGES"])
+        online = current_app.extensions["presence"].online(room)
     except redis.RedisError as exc:
         logger.warning("redis unavailable rendering room=%s error=%s", room, exc)
-        found, more, unavailable = [], False, True
+        found, more, online, unavailable = [], False, [], True
     shown = [_for_page(raw) for raw in found]
     return render_template(
         "room.html", room=room, messages=shown, more=more,
         cursor=shown[-1]["id"] if shown else "", error=error, text=text or "",
         user=identity.current()[0],
-        idempotency_key=uuid.uuid4().hex, unavailable=unavailable,
-        client=_client_config()), status
+        idempotency_key=uuid.uuid4().hex, unavailable=unavailable, online=online,
+        backlog=current_app.config["ROOM_PAGE_MESSAGES"], client=_client_config()), status
 
 
 def sign_in_page(error=None, typed="", target=None, status=200):

@@ -1,19 +1,30 @@
 // ChatForm: enhances the plain <form method="post"> with fetch; the text is cleared only
 // after the server has stored it, and a retry reuses the idempotency key so it never doubles.
+// The same form sends direct messages: "Reply" or a name in the online list points it at a person.
 import { newKey } from './ids.js';
 
 export function ChatForm(form, root) {
   const text = form.querySelector('textarea[name=text]');
-  const user = form.querySelector('input[name=user]');
   const key = form.querySelector('input[name=idempotency_key]');
   const error = form.querySelector('[data-error]');
   const button = form.querySelector('button[type=submit]');
+  const to = form.querySelector('[data-to]');
+  const toLabel = form.querySelector('[data-to-label]');
+  const placeholder = text.placeholder;
+  let recipient = null;  // null: the room; else the name a direct message goes to
   let sending = false;
 
-  if (!user.value) user.value = localStorage.getItem('ripple:name') || '';
-  root.dataset.me = user.value;
-
   const showError = (message) => { error.textContent = message; error.hidden = !message; };
+
+  function target(name) {
+    recipient = name;
+    to.hidden = !name;
+    toLabel.textContent = name ? `Direct message to ${name}` : '';
+    text.placeholder = name ? `Message ${name} privately` : placeholder;
+    form.action = name ? form.dataset.directAction.replace('__NAME__', encodeURIComponent(name))
+                       : form.dataset.roomAction;
+    text.focus();
+  }
 
   async function send() {
     if (sending) return;
@@ -37,9 +48,8 @@ export function ChatForm(form, root) {
       // Clear what was sent, but keep anything typed while it was on its way.
       text.value = text.value.startsWith(sent) ? text.value.slice(sent.length) : text.value;
       key.value = newKey();
-      localStorage.setItem('ripple:name', user.value.trim());
-      root.dataset.me = user.value.trim();
-      root.dispatchEvent(new CustomEvent('chat:message', { detail: { message: body, live: false }, bubbles: true }));
+      const name = recipient ? 'chat:direct' : 'chat:message';
+      root.dispatchEvent(new CustomEvent(name, { detail: { message: body, live: false }, bubbles: true }));
     } catch (err) {
       // Network failure: the message may or may not be stored; the same key makes a retry safe.
       showError('Could not reach the server. Your message is kept; press Send to retry.');
@@ -53,8 +63,11 @@ export function ChatForm(form, root) {
   form.addEventListener('submit', (e) => { e.preventDefault(); send(); });
   text.addEventListener('keydown', (e) => {
     // Enter while an IME is composing (e.g. pinyin) picks a candidate; it must not send.
+    if (e.key === 'Escape' && recipient) { target(null); return; }
     if (e.key !== 'Enter' || e.shiftKey || e.isComposing || e.keyCode === 229) return;
     e.preventDefault();
     send();
   });
+  form.querySelector('[data-to-cancel]').addEventListener('click', () => target(null));
+  root.addEventListener('chat:reply', (e) => target(e.detail.name));
 }

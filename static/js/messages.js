@@ -1,4 +1,5 @@
-// MessageList: renders messages in id order, once each, with textContent only.
+// MessageList: renders room messages, direct messages and join/leave lines in time order,
+// each once, with textContent only.
 import { compareIds } from './ids.js';
 import { localTime } from './times.js';
 
@@ -6,19 +7,23 @@ export function MessageList(el, root) {
   const list = el.querySelector('[data-messages]');
   const jump = el.querySelector('[data-jump]');
   const me = () => root.dataset.me || '';
-  const seen = new Set(Array.from(list.children, (li) => li.dataset.id));
+  // Room and direct ids come from different logs: the kind is part of the identity.
+  const seen = new Set(Array.from(list.children, (li) => li.dataset.kind + li.dataset.id));
 
   const atBottom = () => el.scrollHeight - el.scrollTop - el.clientHeight < 40;
   const toBottom = () => { el.scrollTop = el.scrollHeight; jump.hidden = true; };
 
-  function render(message) {
+  function render(message, kind) {
     const li = document.createElement('li');
-    li.className = 'msg' + (message.user === me() ? ' own' : '');
+    const direct = kind === 'direct';
+    const author = direct ? message.from : message.user;
+    li.className = 'msg' + (author === me() ? ' own' : '') + (direct ? ' direct' : '');
     li.dataset.id = message.id;
+    li.dataset.kind = kind;
     const who = document.createElement('span');
     who.className = 'who';
     who.dir = 'auto';
-    who.textContent = message.user;
+    who.textContent = direct ? `${message.from} → ${message.to} (direct)` : message.user;
     const time = document.createElement('time');
     time.dateTime = new Date(message.ts).toISOString();
     time.dataset.ts = message.ts;
@@ -28,16 +33,27 @@ export function MessageList(el, root) {
     text.dir = 'auto';
     text.textContent = message.text;
     li.append(who, ' ', time, text);
+    if (direct) {
+      const other = author === me() ? message.to : message.from;
+      const reply = document.createElement('button');
+      reply.type = 'button';
+      reply.className = 'link reply';
+      reply.textContent = 'Reply';
+      reply.setAttribute('aria-label', `Reply to ${other} privately`);
+      reply.addEventListener('click', () => root.dispatchEvent(
+        new CustomEvent('chat:reply', { detail: { name: other }, bubbles: true })));
+      li.append(reply);
+    }
     return li;
   }
 
   // Insert in id order: usually at the end, but a sent message's echo can race the stream.
-  function insert(message) {
-    if (seen.has(message.id)) return false;
-    seen.add(message.id);
+  function insert(message, kind = 'message') {
+    if (seen.has(kind + message.id)) return false;
+    seen.add(kind + message.id);
     let after = list.lastElementChild;
     while (after && compareIds(after.dataset.id, message.id) > 0) after = after.previousElementSibling;
-    const li = render(message);
+    const li = render(message, kind);
     if (after) after.after(li); else list.prepend(li);
     return true;
   }
@@ -47,6 +63,26 @@ export function MessageList(el, root) {
     if (!insert(e.detail.message)) return;
     if (stick || e.detail.message.user === me()) toBottom();
     else jump.hidden = false;
+  });
+
+  root.addEventListener('chat:direct', (e) => {
+    const stick = atBottom();
+    if (!insert(e.detail.message, 'direct')) return;
+    if (stick || e.detail.message.from === me()) toBottom();
+    else jump.hidden = false;
+  });
+
+  root.addEventListener('chat:presence', (e) => {
+    if (e.detail.action !== 'join' && e.detail.action !== 'leave') return;
+    if (e.detail.name === me()) return;
+    const stick = atBottom();
+    const li = document.createElement('li');
+    li.className = 'presence';
+    li.dataset.kind = 'presence';
+    li.dataset.id = `${Date.now()}-0`;  // in time order with the messages around it
+    li.textContent = `${e.detail.name} ${e.detail.action === 'join' ? 'joined' : 'left'}`;
+    list.append(li);
+    if (stick) toBottom();
   });
 
   root.addEventListener('chat:older', (e) => {

@@ -9,11 +9,14 @@ export function DroppedNotice(el, root) {
 export function UnreadTitle(root) {
   const base = document.title;
   let unread = 0;
-  root.addEventListener('chat:message', (e) => {
-    if (!document.hidden || !e.detail.live || e.detail.message.user === root.dataset.me) return;
+  const count = (e) => {
+    const author = e.detail.message.user ?? e.detail.message.from;
+    if (!document.hidden || !e.detail.live || author === root.dataset.me) return;
     unread += 1;
     document.title = `(${unread}) ${base}`;
-  });
+  };
+  root.addEventListener('chat:message', count);
+  root.addEventListener('chat:direct', count);
   document.addEventListener('visibilitychange', () => {
     if (!document.hidden) { unread = 0; document.title = base; }
   });

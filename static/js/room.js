@@ -3,6 +3,7 @@ import { ChatForm } from './form.js';
 import { MessageList } from './messages.js';
 import { DroppedNotice, UnreadTitle } from './notices.js';
 import { LoadOlder } from './older.js';
+import { People } from './people.js';
 import { ConnectionStatus } from './status.js';
 import { ChatStream } from './stream.js';
 import { LocalTimes } from './times.js';
@@ -14,5 +15,7 @@ MessageList(root.querySelector('[data-log]'), root);
 LoadOlder(root.querySelector('[data-older]'), root);
 DroppedNotice(root.querySelector('[data-notice]'), root);
 UnreadTitle(root);
-ChatForm(root.querySelector('[data-form]'), root);
+People(document.querySelector('.people'), root);
+const form = root.querySelector('[data-form]');
+if (form) ChatForm(form, root);  // signed out, the page shows the sign-in form instead
 ChatStream(root);

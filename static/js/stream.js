@@ -12,6 +12,7 @@ export function ChatStream(el) {
     // and the stream. Later reconnects carry Last-Event-ID by themselves.
     const url = new URL(el.dataset.streamUrl, location.href);
     if (cursor) url.searchParams.set('last_event_id', cursor);
+    else if (el.dataset.backlog) url.searchParams.set('backlog', el.dataset.backlog);
     source = new EventSource(url);
     source.onopen = () => emit('chat:state', { state: 'connecting' });
     source.addEventListener('ready', (e) => {
@@ -23,6 +24,11 @@ export function ChatStream(el) {
       cursor = e.lastEventId || cursor;
       emit('chat:message', { message: JSON.parse(e.data), live: true });
     });
+    source.addEventListener('direct', (e) => {
+      cursor = e.lastEventId || cursor;
+      emit('chat:direct', { message: JSON.parse(e.data), live: true });
+    });
+    source.addEventListener('presence', (e) => emit('chat:presence', JSON.parse(e.data)));
     source.addEventListener('dropped', (e) => emit('chat:dropped', JSON.parse(e.data)));
     source.addEventListener('unavailable', () => { live = false; emit('chat:state', { state: 'reconnecting' }); });
     source.onerror = () => {

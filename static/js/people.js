@@ -1,0 +1,30 @@
+// People: the online list, kept current by presence events; each name offers a direct message.
+export function People(el, root) {
+  const list = el.querySelector('[data-online]');
+  const count = el.querySelector('[data-online-count]');
+  const me = root.dataset.me;
+
+  function render(names) {
+    list.replaceChildren(...names.map((name) => {
+      const li = document.createElement('li');
+      li.dir = 'auto';
+      if (me && name !== me) {
+        const button = document.createElement('button');
+        button.type = 'button';
+        button.className = 'link';
+        button.textContent = name;
+        button.title = `Send ${name} a direct message`;
+        button.addEventListener('click', () => root.dispatchEvent(
+          new CustomEvent('chat:reply', { detail: { name }, bubbles: true })));
+        li.append(button);
+      } else {
+        li.textContent = name;
+      }
+      return li;
+    }));
+    count.textContent = names.length;
+  }
+
+  root.addEventListener('chat:presence', (e) => render(e.detail.online));
+  render(Array.from(list.children, (li) => li.textContent));
+}
