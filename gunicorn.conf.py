@@ -1,6 +1,8 @@
 """Gunicorn settings for Ripple: ``gunicorn -c gunicorn.conf.py`` and nothing else."""
 import importlib.util
+import logging
 import os
+import sys
 
 wsgi_app = "app:create_app()"
 bind = os.environ.get("BIND") or "127.0.0.1:%s" % os.environ.get("PORT", "8000")
@@ -19,12 +21,27 @@ proc_name = "ripple"
 control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET", "")
 control_socket_disable = not control_socket
 
+class _RequestId(logging.Filter):
+    """Put the request id (app/requests.py) on each record; "-" outside a request."""
+
+    def filter(self, record):
+        flask = sys.modules.get("flask")  # never imported here: the master has no Flask
+        rid = "-"
+        if flask is not None and flask.has_request_context():
+            rid = flask.g.get("request_id", "-")
+        record.request_id = rid
+        return True
+
+
+# One line per event: time, level, worker pid, request id, logger, then key=value details.
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"line": {"format": "%(asctime)s %(levelname)s pid=%(process)d %(name)s: %(message)s"}},
+    "filters": {"request_id": {"()": _RequestId}},
+    "formatters": {"line": {"format": "%(asctime)s %(levelname)s pid=%(process)d rid=%(request_id)s "
+                                      "%(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "line",
-                             "stream": "ext://sys.stderr"}},
+                             "filters": ["request_id"], "stream": "ext://sys.stderr"}},
     "root": {"level": os.environ.get("LOG_LEVEL", "INFO"), "handlers": ["console"]},
     "loggers": {
         "gunicorn.error": {"level": "INFO", "handlers": ["console"], "propagate": False},

@@ -6,8 +6,8 @@ from flask import Flask
 
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import (api, broker, cli, direct, errors, guard, health, identity, metrics, pages, sessions,
-               settings, stream)
+from . import (api, broker, cli, direct, errors, guard, health, identity, metrics, pages, requests,
+               sessions, settings, stream)
 
 
 def create_app(test_config=None):
@@ -30,6 +30,7 @@ def create_app(test_config=None):
     if app.config["TRUSTED_PROXIES"]:  # behind nginx: the client's address and scheme
         hops = int(app.config["TRUSTED_PROXIES"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+    requests.init_app(app)
     broker.init_app(app)
     guard.init_app(app)
     errors.init_app(app)

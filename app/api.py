@@ -35,6 +35,7 @@ def post_message(room):
         key = messages.check_idempotency_key(key)
         with current_app.extensions["metrics"].publish_seconds.time():
             stored, created = broker.get_store().publish(room, user, text, key)
+        current_app.extensions["outage"].ok()
     except messages.Invalid as exc:
         if page:
             return pages.room_page(room, error=str(exc), text=text, status=exc.status)
@@ -42,7 +43,7 @@ def post_message(room):
     except redis.RedisError as exc:
         if not page:
             raise  # errors.py answers 503 + Retry-After
-        logger.warning("redis unavailable while posting room=%s error=%s", room, exc)
+        current_app.extensions["outage"].failed("post", exc)
         return pages.room_page(room, error="The message could not be sent: the service is "
                                "unavailable. Your text is kept below; try again shortly.",
                                text=text, status=503)

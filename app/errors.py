@@ -1,13 +1,10 @@
 """Every error becomes a clear answer: JSON for API clients, a page for browsers, never a bare 500."""
-import logging
-
 import redis
 from flask import current_app, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from .replies import json_error, wants_json
 
-logger = logging.getLogger(__name__)
 
 API_PREFIXES = ("/rooms/", "/users/", "/session", "/readyz", "/metrics")
 
@@ -33,8 +30,7 @@ def _http_error(exc):
 
 
 def _redis_error(exc):
-    logger.warning("redis unavailable path=%s error=%s", request.path, exc)
-    current_app.extensions["metrics"].redis_errors.labels("request").inc()
+    current_app.extensions["outage"].failed(request.endpoint or "request", exc)
     retry = str(current_app.config["REDIS_RETRY_AFTER"])
     message = "The message store is unavailable right now. Please try again shortly."
     if _is_api():

@@ -1,12 +1,9 @@
 """Probes for load balancers: /healthz (process alive) and /readyz (Redis reachable)."""
-import logging
-
 import redis
 from flask import Blueprint, current_app, jsonify
 
 from . import broker
 
-logger = logging.getLogger(__name__)
 bp = Blueprint("health", __name__)
 
 
@@ -22,9 +19,10 @@ def readyz():
     try:
         broker.get_store().ping()
     except redis.RedisError as exc:
-        logger.warning("readyz: redis unavailable error=%s", exc)
+        current_app.extensions["outage"].failed("readyz", exc)
         response = jsonify(status="unavailable", redis=False)
         response.status_code = 503
         response.headers["Retry-After"] = str(current_app.config["REDIS_RETRY_AFTER"])
         return response
+    current_app.extensions["outage"].ok()
     return jsonify(status="ok", redis=True)

@@ -12,6 +12,8 @@ from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, 
                                generate_latest)
 from prometheus_client import multiprocess
 
+from .outage import OutageLog
+
 bp = Blueprint("metrics", __name__)
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -47,6 +49,7 @@ class Metrics:
 
 def init_app(app):
     app.extensions["metrics"] = Metrics()
+    app.extensions["outage"] = OutageLog(app.extensions["metrics"])
     app.register_blueprint(bp)
 
 

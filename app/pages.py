@@ -45,7 +45,7 @@ def room_page(room, error=None, text="", status=200):
         found, more = broker.get_store().page(room, None, current_app.config["ROOM_PAGE_MESSAGES"])
         online = current_app.extensions["presence"].online(room)
     except redis.RedisError as exc:
-        logger.warning("redis unavailable rendering room=%s error=%s", room, exc)
+        current_app.extensions["outage"].failed("room page", exc)
         found, more, online, unavailable = [], False, [], True
     shown = [_for_page(raw) for raw in found]
     return render_template(
@@ -66,7 +66,7 @@ def _lobby(error=None, typed="", status=200):
     try:
         rooms = broker.get_store().rooms(current_app.config["LOBBY_ROOMS"])
     except redis.RedisError as exc:
-        logger.warning("redis unavailable rendering lobby error=%s", exc)
+        current_app.extensions["outage"].failed("lobby", exc)
         rooms = None
     for entry in rooms or []:
         entry["when"] = _iso(entry["last"])

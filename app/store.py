@@ -31,6 +31,11 @@ return {1, json}
 """
 
 
+# The smallest and largest stream ids: Redis refuses an exclusive bound that steps past them.
+_FIRST_ID = (0, 0)
+_LAST_ID = (2**64 - 1, 2**64 - 1)
+
+
 class Store:
     """Reads and writes rooms through one Redis client (decode_responses=True)."""
 
@@ -86,6 +91,8 @@ class Store:
 
     def page(self, room, before=None, limit=50):
         """Return (messages oldest first, more) for the ``limit`` messages before ``before``."""
+        if before == _FIRST_ID:  # nothing precedes it, and Redis refuses the interval "(0-0"
+            return [], False
         k = keys.RoomKeys(room)
         top = "(" + keys.format_stream_id(before) if before else "+"
         entries = self.redis.xrevrange(k.log, max=top, min="-", count=limit + 1)
@@ -103,7 +110,8 @@ class Store:
         """
         with self.redis.pipeline(transaction=True) as pipe:  # one slot: a consistent snapshot
             if after is not None:
-                pipe.xrange(k.log, min="(" + keys.format_stream_id(after), max="+")
+                if after != _LAST_ID:  # nothing follows it, and Redis refuses the interval
+                    pipe.xrange(k.log, min="(" + keys.format_stream_id(after), max="+")
             elif backlog:
                 pipe.xrevrange(k.log, max="+", min="-", count=backlog)
             pipe.xrevrange(k.log, max="+", min="-", count=1)

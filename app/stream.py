@@ -56,6 +56,7 @@ class Hub:
         ext, cfg = app.extensions, app.config
         self.store, self.listeners = ext["store"], ext["redis_listeners"]
         self.presence, self.names, self.metrics = ext["presence"], ext["names"], ext["metrics"]
+        self.outage = ext["outage"]
         self.streams = Streams(cfg["MAX_STREAMS_PER_WORKER"])
         self.heartbeat = float(cfg["HEARTBEAT_SECONDS"])
         self.retry_ms = int(cfg["RETRY_MS"])
@@ -102,6 +103,8 @@ def relay(hub, sub):
         frames.append(sse.event("ready", json.dumps({"room": sub.room}),
                                 event_id=cursor(None, None).decode()))
         yield b"".join(frames)
+        hub.outage.ok()
+        logger.debug("stream open room=%s resumed=%s person=%s", sub.room, sub.cursor is not None, bool(person))
         tick_at = time.monotonic() + heartbeat
         while True:
             batch = listener.read(heartbeat)
@@ -141,12 +144,12 @@ def relay(hub, sub):
     except Draining:
         yield come_back(retry_ms)
     except (redis.ConnectionError, redis.TimeoutError) as exc:
-        metrics.redis_errors.labels("stream").inc()
-        logger.warning("redis unavailable, ending stream room=%s error=%s", sub.room, exc)
+        hub.outage.failed("stream", exc)
         yield sse.event("unavailable", json.dumps({"room": sub.room, "message": "Reconnecting…"}))
     except NameTaken as exc:
         logger.info("name lost while streaming room=%s error=%r", sub.room, exc)
     finally:
+        logger.debug("stream closed room=%s", sub.room)
         streams.open.discard(me)
         metrics.open_streams.dec()
         if listener is not None:

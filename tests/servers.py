@@ -69,7 +69,8 @@ class Gunicorn:
 
     def worker_pids(self):
         try:
-            return sorted(c.pid for c in psutil.Process(self.process.pid).children())
+            return sorted(c.pid for c in psutil.Process(self.process.pid).children()
+                          if "redis-server" not in c.name())  # the embedded Redis is a child too
         except psutil.NoSuchProcess:
             return []
 

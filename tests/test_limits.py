@@ -65,3 +65,22 @@ def test_opening_streams_in_a_loop_is_rate_limited_per_address(limited, room):
         statuses.append(stream.status)
         stream.close()
     assert 429 in statuses and statuses.count(200) <= 6
+
+
+def test_a_worker_at_its_stream_cap_answers_503_with_retry_after(redis_url, tmp_path, room):
+    server = Gunicorn(tmp_path, redis_url=redis_url, workers=2,
+                      env={**SERVER_ENV, "RIPPLE_MAX_STREAMS_PER_WORKER": "2"}).start()
+    streams = []
+    try:
+        statuses = []
+        for _ in range(8):
+            stream = Browser(server.url).stream(room)
+            statuses.append(stream.status)
+            streams.append(stream)
+            if stream.status == 503:
+                assert stream.headers["Retry-After"] and "stream limit" in stream.response.read().decode()
+        assert statuses.count(200) <= 4 and 503 in statuses
+    finally:
+        for stream in streams:
+            stream.close()
+        server.stop()

@@ -80,3 +80,32 @@ def test_form_post_during_an_outage_keeps_the_typed_text(own_server, own_redis, 
                                       form={"text": "keep me", "csrf_token": browser.token})
     html = body.decode()
     assert status == 503 and "keep me</textarea>" in html and "could not be sent" in html
+
+
+def test_an_outage_is_logged_once_per_worker_not_per_stream(own_server, own_redis, room):
+    streams = [SSEStream("%s/rooms/%s/events" % (own_server.url, room)) for _ in range(20)]
+    for stream in streams:
+        stream.until("ready")
+    own_redis.stop()
+    for stream in streams:  # each ends with its "unavailable" event
+        event = stream.next(10)
+        assert event is None or event.name == "unavailable"
+        stream.close()
+    post(own_server.url, room, "during")  # more failures, of another kind
+    lines = [l for l in own_server.log_tail(400).splitlines() if "redis unavailable" in l]
+    assert 1 <= len(lines) <= 2 * own_server.workers, "\n".join(lines)
+
+
+def test_history_survives_a_full_restart_with_the_embedded_redis(tmp_path, room):
+    env = {**SERVER_ENV, "RIPPLE_EMBEDDED_REDIS_DIR": str(tmp_path / "data")}
+    first = Gunicorn(tmp_path, redis_url=None, workers=2, env=env).start()
+    try:
+        assert post(first.url, room, "kept across restarts")[0] == 201
+    finally:
+        first.stop()
+    second = Gunicorn(tmp_path, redis_url=None, workers=2, env=env).start()
+    try:
+        with urllib.request.urlopen("%s/rooms/%s/messages" % (second.url, room), timeout=10) as r:
+            assert [m["text"] for m in json.loads(r.read())["messages"]] == ["kept across restarts"]
+    finally:
+        second.stop()

@@ -1,0 +1,40 @@
+"""Redis outages are logged once when they start and once when they end, not per failed call.
+
+With thousands of open streams, every one of them fails at the same moment; an operator needs
+one line saying Redis is gone (and another when it is back), with a count of what was hidden.
+"""
+import logging
+import time
+
+logger = logging.getLogger(__name__)
+
+
+class OutageLog:
+    """This worker's view of Redis health, for logging and /metrics."""
+
+    def __init__(self, metrics, repeat_seconds=30.0):
+        self.metrics = metrics
+        self.repeat_seconds = repeat_seconds
+        self.since = None         # monotonic time of the first failure of this outage
+        self.logged_at = 0.0
+        self.hidden = 0
+
+    def failed(self, where, exc):
+        """Record a failed Redis call; log it if it starts an outage (or one is long-running)."""
+        self.metrics.redis_errors.labels(where).inc()
+        now = time.monotonic()
+        if self.since is None:
+            self.since = now
+        elif now - self.logged_at < self.repeat_seconds:
+            self.hidden += 1
+            return
+        logger.warning("redis unavailable where=%s error=%s (%d similar failures not logged)",
+                       where, exc, self.hidden)
+        self.logged_at, self.hidden = now, 0
+
+    def ok(self):
+        """Record a successful Redis call; log the end of an outage."""
+        if self.since is not None:
+            logger.warning("redis reachable again after %.1f s (%d failures not logged)",
+                           time.monotonic() - self.since, self.hidden)
+            self.since, self.hidden = None, 0
