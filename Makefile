@@ -9,7 +9,7 @@ run: $(VENV)/.installed  ## start Ripple on http://127.0.0.1:8000 (embedded Redi
 	$(BIN)/gunicorn -c gunicorn.conf.py
 
 test: $(VENV)/.installed-dev  ## the whole test suite: real Redis, real Gunicorn, real Chromium
-	scripts/ensure-chromium
+	scripts/ensure-system-packages
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 $(VENV)/.installed: requirements.txt
