@@ -2,6 +2,7 @@
 import redis
 from flask import current_app
 
+from . import topology
 from .identity import Names
 from .listener import ListenerFactory
 from .presence import Presence
@@ -13,16 +14,14 @@ def init_app(app):
     cfg = app.config
     url = cfg["REDIS_URL"]
     timeout = float(cfg["REDIS_SOCKET_TIMEOUT"])
-    # Posting and reads wait briefly for a free connection instead of failing under a burst.
-    commands = redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(
-        url, max_connections=int(cfg["REDIS_MAX_CONNECTIONS"]), timeout=timeout,
-        decode_responses=True, socket_timeout=timeout, socket_connect_timeout=timeout))
+    commands = topology.command_client(url, int(cfg["REDIS_MAX_CONNECTIONS"]), timeout)
     # Each open stream opens its own pub/sub connection for its life (app/listener.py); their
     # number is capped by MAX_STREAMS_PER_WORKER, not by a pool.
     listeners = ListenerFactory(url, timeout)
     app.extensions["redis"] = commands
     app.extensions["redis_listeners"] = listeners
-    app.extensions["store"] = Store(commands, cfg["HISTORY_LENGTH"], cfg["IDEMPOTENCY_SECONDS"])
+    app.extensions["store"] = Store(commands, cfg["HISTORY_LENGTH"], cfg["IDEMPOTENCY_SECONDS"],
+                                    cfg["REPLICA_ACKS"], cfg["REPLICA_TIMEOUT_MS"])
     app.extensions["names"] = Names(commands, cfg["NAME_TTL_SECONDS"])
     app.extensions["presence"] = Presence(commands, cfg["HEARTBEAT_SECONDS"],
                                           cfg["PRESENCE_GRACE_SECONDS"], cfg["MAX_STREAMS_PER_SESSION"])

@@ -30,12 +30,13 @@ def _free_port():
 class EmbeddedRedis:
     """A redis-server child process with AOF persistence in ``directory``."""
 
-    def __init__(self, directory, port=None, binary=None, maxclients=10000, appendonly=True):
+    def __init__(self, directory, port=None, binary=None, maxclients=10000, appendonly=True, extra_args=()):
         self.directory = os.path.abspath(directory)
         self.port = port
         self.binary = binary or find_binary()
         self.maxclients = maxclients
         self.appendonly = appendonly
+        self.extra_args = list(extra_args)  # e.g. ["--replicaof", "127.0.0.1", "6379"]
         self.process = None
 
     @property
@@ -59,7 +60,7 @@ class EmbeddedRedis:
                 "--port", str(self.port or 0), "--save", "",
                 "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", "everysec",
                 "--maxclients", str(self.maxclients), "--daemonize", "no",
-                "--logfile", os.path.join(self.directory, "redis.log")]
+                "--logfile", os.path.join(self.directory, "redis.log")] + self.extra_args
         if not self.port:
             if self.ping():
                 raise RuntimeError("a Redis is already serving %s (pid in %s/redis.pid): stop it first"

@@ -12,16 +12,30 @@ import hiredis
 import redis
 from redis.connection import SSLConnection, parse_url
 
+from . import topology
+
 
 class ListenerFactory:
-    """Opens listeners on the Redis named by a URL (redis://, rediss://, unix://)."""
+    """Opens listeners on the Redis named by a URL (redis://, rediss://, unix://), or on the
+    current master of a Sentinel-watched set (redis+sentinel://)."""
 
     def __init__(self, url, connect_timeout):
-        self.options = parse_url(url)
         self.connect_timeout = float(connect_timeout)
+        if topology.is_sentinel(url):
+            self.master = topology.MasterAddress(url, self.connect_timeout)
+            self.options = None
+        else:
+            self.master = None
+            self.options = parse_url(url)
 
     def open(self, channels):
-        return Listener(self.options, self.connect_timeout, channels)
+        if self.master is None:
+            return Listener(self.options, self.connect_timeout, channels)
+        try:
+            return Listener(self.master.options(), self.connect_timeout, channels)
+        except redis.ConnectionError:
+            self.master.forget()  # perhaps a failover: ask again next time
+            raise
 
 
 def encode(*args):

@@ -21,6 +21,8 @@ MAX_STREAMS_PER_WORKER = 9000  # each holds one Redis pub/sub connection (and a 
 REDIS_MAX_CONNECTIONS = 50     # command connections per worker (posting, history, health)
 REDIS_SOCKET_TIMEOUT = 5.0     # seconds before a Redis command counts as failed
 REDIS_RETRY_AFTER = 5          # Retry-After seconds when Redis is unreachable
+REPLICA_ACKS = 0               # replicas that must have a post before it is acknowledged (WAIT)
+REPLICA_TIMEOUT_MS = 1000      # how long a post waits for them; then 503 (a retry is safe)
 
 # Identity and abuse limits (Flask-Limiter strings: "N per M seconds", several joined by ";")
 PUBLISH_TOKEN = None           # RIPPLE_PUBLISH_TOKEN: Bearer token for server-to-server posts

@@ -2,6 +2,8 @@
 import logging
 import time
 
+import redis
+
 from . import keys, messages
 
 logger = logging.getLogger(__name__)
@@ -36,13 +38,19 @@ _FIRST_ID = (0, 0)
 _LAST_ID = (2**64 - 1, 2**64 - 1)
 
 
+class NotReplicated(redis.ConnectionError):
+    """Stored on the master, but too few replicas confirmed it: not acknowledged (503)."""
+
+
 class Store:
     """Reads and writes rooms through one Redis client (decode_responses=True)."""
 
-    def __init__(self, client, history_length, idempotency_seconds):
+    def __init__(self, client, history_length, idempotency_seconds, replica_acks=0, replica_timeout_ms=1000):
         self.redis = client
         self.history_length = int(history_length)
         self.idempotency_seconds = int(idempotency_seconds)
+        self.replica_acks = int(replica_acks)
+        self.replica_timeout_ms = int(replica_timeout_ms)
         self._publish = client.register_script(_PUBLISH_LUA)
 
     def publish(self, room, user, text, idempotency_key=None):
@@ -77,8 +85,19 @@ class Store:
         if idempotency_key is not None:
             ttl = self.idempotency_seconds
             idem = k.idempotency(messages.idempotency_digest(user, idempotency_key))
-        created, json = self._publish(keys=[k.log, k.channel, k.meta, idem],
-                                      args=[body, self.history_length, ttl, prefix])
+        keys_, args = [k.log, k.channel, k.meta, idem], [body, self.history_length, ttl, prefix]
+        if not self.replica_acks:
+            created, json = self._publish(keys=keys_, args=args)
+            return json, bool(created)
+        # WAIT on the same connection as the write: acknowledge only what replicas have too.
+        # A retry (same idempotency key) returns the stored message and waits again.
+        with self.redis.pipeline(transaction=False) as pipe:
+            self._publish(keys=keys_, args=args, client=pipe)
+            pipe.execute_command("WAIT", self.replica_acks, self.replica_timeout_ms)
+            (created, json), replicas = pipe.execute()
+        if replicas < self.replica_acks:
+            raise NotReplicated("%d of %d replicas confirmed within %d ms"
+                                % (replicas, self.replica_acks, self.replica_timeout_ms))
         return json, bool(created)
 
     def _touch(self, room):

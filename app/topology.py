@@ -1,0 +1,68 @@
+"""Where Redis is: a plain server URL, or Sentinel watching a master/replica set.
+
+``REDIS_URL=redis+sentinel://[:password@]host1:26379,host2:26379/<service>[/<db>]`` names the
+sentinels and the master's service name (the scheme Flask-Limiter's storage also reads). Clients
+then ask a sentinel for the current master before each new connection, so after a failover
+commands and new streams go to the promoted replica by themselves.
+"""
+import time
+from urllib.parse import unquote, urlsplit
+
+import redis
+from redis.sentinel import Sentinel
+
+SCHEME = "redis+sentinel://"
+
+
+def is_sentinel(url):
+    return url.startswith(SCHEME)
+
+
+def parse_sentinel(url):
+    """Return (sentinel addresses, service name, db, password) from a redis+sentinel:// URL."""
+    parts = urlsplit(url)
+    hosts = parts.netloc.rpartition("@")[2]
+    addresses = []
+    for item in hosts.split(","):
+        host, _, port = item.rpartition(":")
+        addresses.append((host or "127.0.0.1", int(port or 26379)))
+    path = [p for p in parts.path.split("/") if p]
+    if not path:
+        raise ValueError("redis+sentinel:// URL needs a service name: redis+sentinel://host:port/mymaster")
+    db = int(path[1]) if len(path) > 1 else 0
+    return addresses, path[0], db, unquote(parts.password) if parts.password else None
+
+
+def command_client(url, max_connections, timeout):
+    """A client for commands (decode_responses=True) that follows the master."""
+    options = dict(decode_responses=True, socket_timeout=timeout, socket_connect_timeout=timeout)
+    if is_sentinel(url):
+        addresses, service, db, password = parse_sentinel(url)
+        sentinel = Sentinel(addresses, socket_timeout=timeout, socket_connect_timeout=timeout)
+        return sentinel.master_for(service, db=db, password=password,
+                                   max_connections=max_connections, **options)
+    # Posting and reads wait briefly for a free connection instead of failing under a burst.
+    return redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=timeout, **options))
+
+
+class MasterAddress:
+    """The current master's address for raw listener sockets, asked of a sentinel (cached 1 s)."""
+
+    def __init__(self, url, timeout):
+        addresses, self.service, self.db, self.password = parse_sentinel(url)
+        self.sentinel = Sentinel(addresses, socket_timeout=timeout, socket_connect_timeout=timeout)
+        self._cached, self._at = None, 0.0
+
+    def options(self):
+        now = time.monotonic()
+        if self._cached is None or now - self._at > 1.0:
+            try:
+                host, port = self.sentinel.discover_master(self.service)
+            except redis.sentinel.MasterNotFoundError as exc:
+                raise redis.ConnectionError(str(exc)) from exc
+            self._cached, self._at = {"host": host, "port": port, "password": self.password}, now
+        return self._cached
+
+    def forget(self):
+        self._cached = None
