@@ -15,6 +15,7 @@ def create_app(test_config=None):
     root = Path(__file__).resolve().parent.parent  # static/ and templates/ sit beside app/
     app = Flask(__name__, instance_path=str(root / "instance"), instance_relative_config=True,
                 static_folder=str(root / "static"), template_folder=str(root / "templates"))
+    app.url_map.merge_slashes = False  # /rooms//messages is a bad room, not a redirect elsewhere
     app.config.from_object(settings)                       # app/settings.py: UPPERCASE defaults
     if test_config is None:
         app.config.from_pyfile("config.py", silent=True)   # instance/, never committed

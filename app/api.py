@@ -7,7 +7,7 @@ from flask import (Blueprint, Response, abort, current_app, jsonify, redirect, r
                    url_for)
 
 from . import broker, guard, identity, keys, messages, pages, stream
-from .replies import json_error, wants_json
+from .replies import json_error, require_utf8_form, wants_json
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("api", __name__)
@@ -61,6 +61,7 @@ def read_post():
             abort(400, "The body must be a JSON object.")
         return data.get("text"), data.get("user"), request.headers.get("Idempotency-Key"), False
     if request.mimetype in FORM_TYPES:
+        require_utf8_form()
         form = request.form
         key = form.get("idempotency_key") or request.headers.get("Idempotency-Key")
         # Browsers submit a textarea's line breaks as CRLF; store what the person typed (LF),

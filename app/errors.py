@@ -26,7 +26,7 @@ def _http_error(exc):
     message = _sentence(exc)
     if _is_api():
         return json_error(exc.code or 500, message, _kept_headers(exc))
-    return render_template("error.html", status=exc.code, message=message), exc.code
+    return render_template("error.html", status=exc.code, message=message), exc.code, _kept_headers(exc)
 
 
 def _redis_error(exc):

@@ -1,5 +1,7 @@
 """How an answer is shaped: JSON for programs and fetch, HTML pages for browsers."""
-from flask import jsonify, request
+from urllib.parse import unquote_to_bytes
+
+from flask import abort, jsonify, request
 
 
 def wants_json():
@@ -17,3 +19,18 @@ def json_error(status, message, headers=None):
     if headers:
         response.headers.update(headers)
     return response
+
+
+def require_utf8_form():
+    """Refuse an urlencoded form body that is not UTF-8 (400), before werkzeug repairs it.
+
+    Werkzeug keeps undecodable %XX escapes as literal text and drops a raw undecodable body:
+    either would store something nobody typed. (Multipart fields it decodes with U+FFFD for bad
+    bytes, and a real U+FFFD cannot be told apart there; browsers always send valid UTF-8.)
+    """
+    if request.mimetype == "application/x-www-form-urlencoded":
+        raw = request.get_data(cache=True)  # cached: form parsing reads it again afterwards
+        try:
+            unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
+        except UnicodeDecodeError:
+            abort(400, "The form is not valid UTF-8.")

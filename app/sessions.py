@@ -5,7 +5,7 @@ from flask import Blueprint, abort, current_app, jsonify, redirect, request, url
 from flask_wtf.csrf import generate_csrf
 
 from . import guard, identity, messages, pages
-from .replies import json_error, wants_json
+from .replies import json_error, require_utf8_form, wants_json
 
 bp = Blueprint("sessions", __name__)
 
@@ -21,6 +21,7 @@ def sign_in():
             abort(400, "The body must be a JSON object.")
         name = data.get("name")
     elif request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        require_utf8_form()
         name = request.form.get("name", "")
     else:
         abort(415)
