@@ -97,3 +97,38 @@ def post(base_url, room, text, user="ann", key=None, timeout=10):
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read() or b"{}")
+
+
+class FaultReport:
+    """Counts from the fault tests: what was acknowledged, delivered, lost and duplicated.
+
+    Written to test-output/fault-report.md at the end of the session; docs/reliability.md
+    quotes it.
+    """
+
+    def __init__(self):
+        self.rows = []
+
+    def add(self, fault, clients, acked, delivered_ids):
+        """Record one fault: ``delivered_ids`` is one list of message ids per client."""
+        expected = acked * clients
+        unique = sum(len(set(ids)) for ids in delivered_ids)
+        duplicated = sum(len(ids) - len(set(ids)) for ids in delivered_ids)
+        lost = expected - unique
+        self.rows.append((fault, clients, acked, sum(len(ids) for ids in delivered_ids), lost, duplicated))
+
+    def write(self, path):
+        lines = ["| fault | clients | messages acknowledged | deliveries | lost | duplicated |",
+                 "|---|---|---|---|---|---|"]
+        lines += ["| %s | %d | %d | %d | %d | %d |" % row for row in self.rows]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture(scope="session")
+def fault_report():
+    report = FaultReport()
+    yield report
+    if report.rows:
+        from .servers import ROOT
+        report.write(ROOT / "test-output" / "fault-report.md")

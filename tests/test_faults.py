@@ -1,5 +1,6 @@
 """Graceful reloads, shutdowns and killed workers: streams end promptly and resume with nothing
 missed and nothing twice."""
+import os
 import signal
 import time
 
@@ -69,7 +70,7 @@ def test_streams_end_within_two_seconds_with_a_retry_hint(own_server, room, sig)
         stream.close()
 
 
-def test_reload_loses_nothing_for_reconnecting_clients(own_server, room):
+def test_reload_loses_nothing_for_reconnecting_clients(own_server, room, fault_report):
     streams = open_streams(own_server, room, 4)
     sent = [post(own_server.url, room, "before %d" % i)[1]["id"] for i in range(3)]
     own_server.signal(signal.SIGHUP)
@@ -79,28 +80,29 @@ def test_reload_loses_nothing_for_reconnecting_clients(own_server, room):
         status, body = wait_until(lambda: (lambda r: r if r[0] == 201 else None)(
             post(own_server.url, room, "during %d" % i)), 15, 0.1, "post during reload")
         sent.append(body["id"])
-    for stream, before in zip(streams, seen):
-        assert before + resume(own_server, room, stream) == sent
+    got = [before + resume(own_server, room, s) for s, before in zip(streams, seen)]
+    fault_report.add("graceful reload (HUP) with posts during it", len(streams), len(sent), got)
+    for stream, ids in zip(streams, got):
+        assert ids == sent
         stream.close()
 
 
-def test_a_killed_workers_clients_resume_on_the_survivor(own_server, room):
+def test_a_killed_workers_clients_resume_on_the_survivor(own_server, room, fault_report):
     streams = open_streams(own_server, room, 12)
     workers = {own_server.worker_of(s.local_port) for s in streams} - {None}
     victim = sorted(workers)[0]
     sent = [post(own_server.url, room, "one")[1]["id"]]
     for stream in streams:
         assert [e.id for e in stream.messages(1)] == sent
-    import os
     os.kill(victim, signal.SIGKILL)
     sent += [post(own_server.url, room, "after kill %d" % i)[1]["id"] for i in range(3)]
+    got = []
     for stream in streams:
         try:
-            live = [e.id for e in stream.messages(3, timeout=3)]
+            ids = [e.id for e in stream.messages(3, timeout=3)]
         except (AssertionError, TimeoutError, ConnectionError):
-            live = None  # the victim's streams: cut off mid-flight
-        if live is not None:
-            assert live == sent[1:]
-        else:
-            assert resume(own_server, room, stream) == sent[1:]
+            ids = resume(own_server, room, stream)  # the victim's streams: cut off mid-flight
+        got.append(sent[:1] + ids)
         stream.close()
+    fault_report.add("worker killed with SIGKILL", len(streams), len(sent), got)
+    assert all(ids == sent for ids in got)
