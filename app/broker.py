@@ -20,11 +20,13 @@ def init_app(app):
     listeners = ListenerFactory(url, timeout)
     app.extensions["redis"] = commands
     app.extensions["redis_listeners"] = listeners
+    publish = topology.publish_command(url)
     app.extensions["store"] = Store(commands, cfg["HISTORY_LENGTH"], cfg["IDEMPOTENCY_SECONDS"],
-                                    cfg["REPLICA_ACKS"], cfg["REPLICA_TIMEOUT_MS"])
+                                    cfg["REPLICA_ACKS"], cfg["REPLICA_TIMEOUT_MS"], publish)
     app.extensions["names"] = Names(commands, cfg["NAME_TTL_SECONDS"])
     app.extensions["presence"] = Presence(commands, cfg["HEARTBEAT_SECONDS"],
-                                          cfg["PRESENCE_GRACE_SECONDS"], cfg["MAX_STREAMS_PER_SESSION"])
+                                          cfg["PRESENCE_GRACE_SECONDS"], cfg["MAX_STREAMS_PER_SESSION"],
+                                          publish)
 
 
 def get_redis():

@@ -10,7 +10,7 @@ logger = logging.getLogger(__name__)
 bp = Blueprint("direct", __name__)
 
 
-@bp.post("/users/<name>/messages")
+@bp.post("/users/<path:name>/messages")  # path: a display name may contain "/"
 @guard.limiter.limit(guard.rate("POST_RATE_SESSION"), key_func=guard.session_key, exempt_when=guard.exempt)
 @guard.limiter.limit(guard.rate("POST_RATE_IP"), exempt_when=guard.exempt)
 def post_direct(name):

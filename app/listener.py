@@ -5,8 +5,10 @@ check bookkeeping, a poll before every read). A stream only needs the payload by
 its own socket: one recv, every complete reply parsed by hiredis, all of them handed back as one
 batch that the stream writes in one chunk. Still one connection and one listener per stream.
 """
+import select
 import socket
 import ssl
+import time
 
 import hiredis
 import redis
@@ -21,21 +23,42 @@ class ListenerFactory:
 
     def __init__(self, url, connect_timeout):
         self.connect_timeout = float(connect_timeout)
+        self.master = self.shards = self.options = None
         if topology.is_sentinel(url):
             self.master = topology.MasterAddress(url, self.connect_timeout)
-            self.options = None
+        elif topology.is_cluster(url):
+            self.shards = topology.ClusterShards(url, self.connect_timeout)
         else:
-            self.master = None
             self.options = parse_url(url)
 
     def open(self, channels):
-        if self.master is None:
+        if self.options is not None:
             return Listener(self.options, self.connect_timeout, channels)
+        locator = self.master or self.shards
         try:
-            return Listener(self.master.options(), self.connect_timeout, channels)
+            if self.master is not None:
+                return Listener(self.master.options(), self.connect_timeout, channels)
+            return self._open_sharded(channels)
         except redis.ConnectionError:
-            self.master.forget()  # perhaps a failover: ask again next time
+            locator.forget()  # perhaps a failover: ask again next time
             raise
+
+    def _open_sharded(self, channels):
+        # One connection per node the channels live on: one when the room and the person share
+        # a node, two when they do not (a channel per slot, SSUBSCRIBE'd on its owner).
+        by_node = {}
+        for channel in channels:
+            options = self.shards.options_for(channel)
+            by_node.setdefault((options["host"], options["port"]), (options, []))[1].append(channel)
+        listeners = []
+        try:
+            for options, node_channels in by_node.values():
+                listeners.append(Listener(options, self.connect_timeout, node_channels, sharded=True))
+        except BaseException:
+            for listener in listeners:
+                listener.close()
+            raise
+        return listeners[0] if len(listeners) == 1 else MultiListener(listeners)
 
 
 def encode(*args):
@@ -51,11 +74,12 @@ def encode(*args):
 class Listener:
     """A subscribed connection; ``read`` returns the payloads that have arrived."""
 
-    def __init__(self, options, connect_timeout, channels):
+    def __init__(self, options, connect_timeout, channels, sharded=False):
         self.sock = None
         self.reader = hiredis.Reader()
         self.buffer = bytearray(65536)
-        self.ping_pending = False
+        self.ping_sent = None  # monotonic time of an unanswered PING
+        self.ping_deadline = 2 * connect_timeout
         try:
             self.sock = self._connect(options, connect_timeout)
             hello = []
@@ -63,14 +87,17 @@ class Listener:
                 auth = ("AUTH", options["username"], options["password"]) if options.get("username") \
                     else ("AUTH", options["password"])
                 hello.append(encode(*auth))
-            hello.append(encode("SUBSCRIBE", *channels))
+            if sharded:  # one SSUBSCRIBE per channel: their slots differ
+                hello += [encode("SSUBSCRIBE", channel) for channel in channels]
+            else:
+                hello.append(encode("SUBSCRIBE", *channels))
             self.sock.sendall(b"".join(hello))
             confirmed = 0
             while confirmed < len(channels):  # no publish slips past before we read history
                 for reply in self._replies(connect_timeout):
                     if isinstance(reply, hiredis.ReplyError):
                         raise redis.ConnectionError("redis refused the subscription: %s" % reply)
-                    if isinstance(reply, list) and reply[0] == b"subscribe":
+                    if isinstance(reply, list) and reply[0] in (b"subscribe", b"ssubscribe"):
                         confirmed += 1
         except BaseException:
             self.close()
@@ -97,21 +124,24 @@ class Listener:
     def read(self, timeout):
         """Return a list of message payloads, or None after ``timeout`` seconds of silence.
 
-        Silence twice in a row without an answer to our PING means Redis is gone.
+        On silence it PINGs Redis; no answer within ``ping_deadline`` means Redis is gone (a
+        closed connection says so at once; this finds a silent one).
         """
         messages = []
         for reply in self._replies(timeout, idle_ok=True):
             if reply is None:  # silent for ``timeout``
-                if self.ping_pending:
+                now = time.monotonic()
+                if self.ping_sent is None:
+                    self.ping_sent = now
+                    self.sock.sendall(b"*1\r\n$4\r\nPING\r\n")
+                elif now - self.ping_sent > self.ping_deadline:
                     raise redis.TimeoutError("redis did not answer PING on a pub/sub connection")
-                self.ping_pending = True
-                self.sock.sendall(b"*1\r\n$4\r\nPING\r\n")
                 return None
             if isinstance(reply, list):
-                if reply[0] == b"message":
+                if reply[0] == b"message" or reply[0] == b"smessage":
                     messages.append(reply[2])
                 elif reply[0] == b"pong":
-                    self.ping_pending = False
+                    self.ping_sent = None
         return messages
 
     def _replies(self, timeout, idle_ok=False):
@@ -142,3 +172,26 @@ class Listener:
                 self.sock.close()
             finally:
                 self.sock = None
+
+
+class MultiListener:
+    """Listeners on several cluster nodes read as one: whichever has data first."""
+
+    def __init__(self, listeners):
+        self.listeners = listeners
+
+    def read(self, timeout):
+        ready, _, _ = select.select([l.sock for l in self.listeners], [], [], timeout)
+        if not ready:
+            for listener in self.listeners:  # silence on all: each pings its node
+                listener.read(0.001)
+            return None
+        messages = []
+        for listener in self.listeners:
+            if listener.sock in ready:
+                messages += listener.read(timeout) or []
+        return messages
+
+    def close(self):
+        for listener in self.listeners:
+            listener.close()

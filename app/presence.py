@@ -80,19 +80,21 @@ def now_ms():
 class Presence:
     """The registry, the per-session stream count, and the sweeper of this worker."""
 
-    def __init__(self, client, heartbeat, grace, max_per_session):
+    def __init__(self, client, heartbeat, grace, max_per_session, publish_command="PUBLISH"):
         self.redis = client
         self.heartbeat = float(heartbeat)
         self.grace = float(grace)
         self.max_per_session = int(max_per_session)
-        self._join = client.register_script(_JOIN_LUA)
-        self._sweep = client.register_script(_SWEEP_LUA)
+        command = "'%s'" % publish_command
+        self._join = client.register_script(_JOIN_LUA.replace("'PUBLISH'", command))
+        self._sweep = client.register_script(_SWEEP_LUA.replace("'PUBLISH'", command))
         self._sweeper = None
 
     @property
     def ttl_ms(self):
-        # Two heartbeats: one late refresh is not a leave; a dead worker's streams go in two.
-        return int(self.heartbeat * 2000)
+        # Refreshed every heartbeat; three heartbeats of life leave room for a busy worker's
+        # late refresh, and a dead worker's streams still go within about two or three.
+        return int(self.heartbeat * 3000)
 
     def admit(self, sid):
         """Register a new stream of session ``sid``; return its connection id, or None at the cap."""
@@ -118,14 +120,19 @@ class Presence:
         self.redis.sadd(ROOMS, room)  # another slot: outside the script
 
     def refresh(self, room, name, sid, conn):
-        """Push this stream's expiry forward (called once per heartbeat interval)."""
+        """Push this stream's expiry forward (called once per heartbeat interval).
+
+        If the sweeper already removed the membership (a refresh far too late), join again:
+        the person is here, and the others hear so.
+        """
         expiry = now_ms() + self.ttl_ms
         with self.redis.pipeline(transaction=False) as pipe:
-            if name:
-                pipe.zadd(keys.RoomKeys(room).online, {_member(name, conn): expiry}, xx=True)
+            pipe.zadd(keys.RoomKeys(room).online, {_member(name, conn): expiry}, xx=True, ch=True)
             pipe.zadd(keys.PersonKeys(sid).streams, {conn: expiry}, xx=True)
             pipe.pexpire(keys.PersonKeys(sid).streams, self.ttl_ms)
-            pipe.execute()
+            updated, _, _ = pipe.execute()
+        if not updated and not self.redis.zscore(keys.RoomKeys(room).online, _member(name, conn)):
+            self.join(room, name, sid, conn)
 
     def leave(self, room, name, sid, conn):
         """Let this stream's membership lapse after the grace window (the sweeper announces)."""

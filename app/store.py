@@ -3,6 +3,7 @@ import logging
 import time
 
 import redis
+from redis.cluster import RedisCluster
 
 from . import keys, messages
 
@@ -45,13 +46,15 @@ class NotReplicated(redis.ConnectionError):
 class Store:
     """Reads and writes rooms through one Redis client (decode_responses=True)."""
 
-    def __init__(self, client, history_length, idempotency_seconds, replica_acks=0, replica_timeout_ms=1000):
+    def __init__(self, client, history_length, idempotency_seconds, replica_acks=0, replica_timeout_ms=1000,
+                 publish_command="PUBLISH"):
         self.redis = client
         self.history_length = int(history_length)
         self.idempotency_seconds = int(idempotency_seconds)
         self.replica_acks = int(replica_acks)
         self.replica_timeout_ms = int(replica_timeout_ms)
-        self._publish = client.register_script(_PUBLISH_LUA)
+        # SPUBLISH on a cluster: the message goes to the shard owning the room, not everywhere.
+        self._publish = client.register_script(_PUBLISH_LUA.replace("'PUBLISH'", "'%s'" % publish_command))
 
     def publish(self, room, user, text, idempotency_key=None):
         """Store and publish a message; return (message json, created).
@@ -91,10 +94,18 @@ class Store:
             return json, bool(created)
         # WAIT on the same connection as the write: acknowledge only what replicas have too.
         # A retry (same idempotency key) returns the stored message and waits again.
-        with self.redis.pipeline(transaction=False) as pipe:
-            self._publish(keys=keys_, args=args, client=pipe)
-            pipe.execute_command("WAIT", self.replica_acks, self.replica_timeout_ms)
-            (created, json), replicas = pipe.execute()
+        node = self.redis
+        if isinstance(node, RedisCluster):  # its pipelines refuse EVALSHA: talk to the slot's node
+            node = node.get_node_from_key(k.log).redis_connection
+        try:
+            with node.pipeline(transaction=False) as pipe:
+                self._publish(keys=keys_, args=args, client=pipe)
+                pipe.execute_command("WAIT", self.replica_acks, self.replica_timeout_ms)
+                (created, json), replicas = pipe.execute()
+        except (redis.ConnectionError, redis.ResponseError):
+            if isinstance(self.redis, RedisCluster):  # a failover (or MOVED): re-read the slot map
+                self.redis.nodes_manager.initialize()
+            raise
         if replicas < self.replica_acks:
             raise NotReplicated("%d of %d replicas confirmed within %d ms"
                                 % (replicas, self.replica_acks, self.replica_timeout_ms))
@@ -143,7 +154,7 @@ class Store:
         dropped = False
         if after is not None and trimmed:
             dropped = after < keys.parse_stream_id(trimmed)
-        return [(mid, messages.assemble(mid, f["m"])) for mid, f in entries], head, dropped
+        return [(mid, messages.assemble(mid, _body(f))) for mid, f in entries], head, dropped
 
     def rooms(self, limit):
         """Return the most recently active rooms as dicts: room, last (ms), count."""
@@ -157,3 +168,8 @@ class Store:
 
     def ping(self):
         return self.redis.ping()
+
+
+def _body(fields):
+    # A cluster's MULTI pipeline hands back the raw [field, value, ...] list, not a dict.
+    return fields["m"] if isinstance(fields, dict) else dict(zip(fields[::2], fields[1::2]))["m"]

@@ -105,11 +105,16 @@ def relay(hub, sub):
         yield b"".join(frames)
         hub.outage.ok()
         logger.debug("stream open room=%s resumed=%s person=%s", sub.room, sub.cursor is not None, bool(person))
-        tick_at = time.monotonic() + heartbeat
+        tick_at = wrote_at = time.monotonic()
+        tick_at += heartbeat
         while True:
-            batch = listener.read(heartbeat)
+            # Wake for the presence refresh on time even when messages keep the reads short.
+            wait = min(heartbeat, max(0.01, tick_at - time.monotonic())) if person else heartbeat
+            batch = listener.read(wait)
             if batch is None:
-                yield sse.comment("keep-alive")  # a gone client fails this write
+                if time.monotonic() - wrote_at >= heartbeat * 0.9:
+                    yield sse.comment("keep-alive")  # a gone client fails this write
+                    wrote_at = time.monotonic()
             elif batch:
                 frames = []
                 newest = b""
@@ -135,6 +140,7 @@ def relay(hub, sub):
                         frames.append(sse.message_frame(cursor(mid, None), data[nl + 1:]))
                 if frames:
                     yield b"".join(frames)  # everything that arrived together leaves in one write
+                    wrote_at = time.monotonic()
                     if newest:
                         metrics.delivered_batch(len(frames), int(newest))
             if person and time.monotonic() >= tick_at:

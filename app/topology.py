@@ -1,21 +1,47 @@
-"""Where Redis is: a plain server URL, or Sentinel watching a master/replica set.
+"""Where Redis is: a plain server URL, Sentinel watching a master/replica set, or a Cluster.
 
 ``REDIS_URL=redis+sentinel://[:password@]host1:26379,host2:26379/<service>[/<db>]`` names the
 sentinels and the master's service name (the scheme Flask-Limiter's storage also reads). Clients
 then ask a sentinel for the current master before each new connection, so after a failover
 commands and new streams go to the promoted replica by themselves.
+
+``REDIS_URL=redis+cluster://[:password@]host1:7000,host2:7001`` names some cluster nodes. Every
+key of a room (and of a person) shares one hash slot, so each store-and-publish script runs on
+one node, and messages travel on sharded channels (SPUBLISH/SSUBSCRIBE, Redis >= 7): a message
+reaches only the shard that owns its room.
 """
 import time
 from urllib.parse import unquote, urlsplit
 
 import redis
+from redis.cluster import ClusterNode, RedisCluster
 from redis.sentinel import Sentinel
 
 SCHEME = "redis+sentinel://"
+CLUSTER_SCHEME = "redis+cluster://"
 
 
 def is_sentinel(url):
     return url.startswith(SCHEME)
+
+
+def is_cluster(url):
+    return url.startswith(CLUSTER_SCHEME)
+
+
+def publish_command(url):
+    """The publish command for the deployment: sharded on a cluster, plain elsewhere."""
+    return "SPUBLISH" if is_cluster(url) else "PUBLISH"
+
+
+def parse_cluster(url):
+    """Return (node addresses, password) from a redis+cluster:// URL."""
+    parts = urlsplit(url)
+    addresses = []
+    for item in parts.netloc.rpartition("@")[2].split(","):
+        host, _, port = item.rpartition(":")
+        addresses.append((host or "127.0.0.1", int(port or 6379)))
+    return addresses, unquote(parts.password) if parts.password else None
 
 
 def parse_sentinel(url):
@@ -36,6 +62,10 @@ def parse_sentinel(url):
 def command_client(url, max_connections, timeout):
     """A client for commands (decode_responses=True) that follows the master."""
     options = dict(decode_responses=True, socket_timeout=timeout, socket_connect_timeout=timeout)
+    if is_cluster(url):
+        addresses, password = parse_cluster(url)
+        return RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in addresses], password=password,
+                            max_connections=max_connections, **options)
     if is_sentinel(url):
         addresses, service, db, password = parse_sentinel(url)
         sentinel = Sentinel(addresses, socket_timeout=timeout, socket_connect_timeout=timeout)
@@ -66,3 +96,24 @@ class MasterAddress:
 
     def forget(self):
         self._cached = None
+
+
+class ClusterShards:
+    """Which cluster node serves a channel's slot, for raw listener sockets."""
+
+    def __init__(self, url, timeout):
+        addresses, self.password = parse_cluster(url)
+        self.client = RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in addresses],
+                                   password=self.password, socket_timeout=timeout,
+                                   socket_connect_timeout=timeout)
+
+    def options_for(self, channel):
+        node = self.client.get_node_from_key(channel)
+        return {"host": node.host, "port": node.port, "password": self.password}
+
+    def forget(self):
+        """Re-read the slot map (after a failover moved a slot to a promoted replica)."""
+        try:
+            self.client.nodes_manager.initialize()
+        except redis.RedisError:
+            pass  # every node unreachable: the next open fails and says so

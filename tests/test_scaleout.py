@@ -1,12 +1,14 @@
 """Scale out: several Ripple hosts on one Redis deployment, and a Sentinel failover mid-traffic
 that loses no acknowledged message."""
 import json
+import os
 import threading
 import time
 import urllib.request
 import uuid
 
 import pytest
+import redis
 from redis.crc import key_slot
 
 from app import keys
@@ -14,7 +16,7 @@ from app import keys
 from .conftest import SERVER_ENV, TOKEN
 from .servers import Gunicorn, wait_until
 from .sse import SSEStream
-from .topologies import SentinelSet
+from .topologies import DEBIAN_REDIS, ClusterSet, SentinelSet
 from .web import Browser
 
 pytestmark = pytest.mark.scaleout
@@ -62,20 +64,16 @@ def test_post_on_one_host_stream_from_another_and_resume_on_the_first(two_hosts,
         assert json.loads(r.read())["online"] in ([], [bob.name])  # bob's grace may still run
 
 
-@pytest.mark.slow
-def test_sentinel_failover_mid_traffic_loses_no_acknowledged_message(tmp_path, room, fault_report):
-    redis_set = SentinelSet(str(tmp_path / "redis"))
-    env = {**SERVER_ENV, "RIPPLE_REPLICA_ACKS": "1", "RIPPLE_REPLICA_TIMEOUT_MS": "500",
-           "RIPPLE_REDIS_SOCKET_TIMEOUT": "1", "RIPPLE_REDIS_RETRY_AFTER": "1"}
-    hosts = [Gunicorn(tmp_path / ("h%d" % i), redis_url=redis_set.url, workers=2, env=env) for i in range(2)]
-    for i, host in enumerate(hosts):
-        (tmp_path / ("h%d" % i)).mkdir()
-        host.start()
+def traffic_through_a_failover(hosts, room, kill, messages=60):
+    """Post ``messages`` through host 0 (each retried with its key until acknowledged) while a
+    reader streams from host 1 (reconnecting with its cursor); ``kill`` runs after a third.
+
+    Returns (seconds the failover took, acked {text: id}, delivered [(text, id)]).
+    """
     acked, delivered, stop = {}, [], threading.Event()
 
     def publisher():
-        """Post 60 messages through host 0, each retried with its key until acknowledged."""
-        for i in range(60):
+        for i in range(messages):
             key, deadline = uuid.uuid4().hex, time.monotonic() + 30
             while time.monotonic() < deadline:
                 request = urllib.request.Request(
@@ -92,12 +90,11 @@ def test_sentinel_failover_mid_traffic_loses_no_acknowledged_message(tmp_path, r
             time.sleep(0.02)
 
     def reader():
-        """Stream from host 1, reconnecting with the cursor like an EventSource."""
         cursor = "0-0"  # from the room's beginning
         while not stop.is_set():
             try:
-                headers = {"Last-Event-ID": cursor} if cursor else {}
-                with SSEStream("%s/rooms/%s/events" % (hosts[1].url, room), headers, timeout=5) as s:
+                with SSEStream("%s/rooms/%s/events" % (hosts[1].url, room), {"Last-Event-ID": cursor},
+                               timeout=5) as s:
                     while not stop.is_set():
                         event = s.next(1.0)
                         if event is None:
@@ -112,11 +109,11 @@ def test_sentinel_failover_mid_traffic_loses_no_acknowledged_message(tmp_path, r
     try:
         for t in threads:
             t.start()
-        wait_until(lambda: len(acked) >= 20, 30, message="traffic before the failover")
-        failover_seconds = redis_set.kill_master()
-        threads[0].join(90)
+        wait_until(lambda: len(acked) >= messages // 3, 30, message="traffic before the failover")
+        seconds = kill()
+        threads[0].join(120)
         try:
-            wait_until(lambda: {t for t, _ in delivered} >= set(acked), 30, 0.2, "every acknowledged message delivered")
+            wait_until(lambda: {t for t, _ in delivered} >= set(acked), 30, 0.2, "acknowledged messages delivered")
         except AssertionError:
             raise AssertionError("acked %d, delivered %d, missing %s\n%s" % (
                 len(acked), len(delivered), sorted(set(acked) - {t for t, _ in delivered})[:10],
@@ -125,16 +122,96 @@ def test_sentinel_failover_mid_traffic_loses_no_acknowledged_message(tmp_path, r
         stop.set()
         for t in threads:
             t.join(30)
-        for host in hosts:
-            host.stop()
-        redis_set.stop()
+    return seconds, acked, delivered
+
+
+def check_failover(label, seconds, acked, delivered, fault_report, messages=60):
     texts = [t for t, _ in delivered]
     lost = set(acked) - set(texts)
     duplicated_ids = len(delivered) - len(set(i for _, i in delivered))
-    print("sentinel failover: %.1f s; acked %d, delivered %d, lost %d, duplicate ids %d, repeated texts %d"
-          % (failover_seconds, len(acked), len(delivered), len(lost), duplicated_ids, len(texts) - len(set(texts))))
-    fault_report.add("Sentinel master SIGKILLed mid-traffic (replica-ack on), 2 hosts", 1, len(acked),
-                     [[i for t, i in delivered if t in acked]])
-    assert len(acked) == 60 and not lost and duplicated_ids == 0
+    print("%s: %.1f s; acked %d, delivered %d, lost %d, duplicate ids %d, repeated texts %d"
+          % (label, seconds, len(acked), len(delivered), len(lost), duplicated_ids, len(texts) - len(set(texts))))
+    fault_report.add(label, 1, len(acked), [[i for t, i in delivered if t in acked]])
+    assert len(acked) == messages and not lost and duplicated_ids == 0
     # The acknowledged copy of every message is the one delivered (ids match the acks).
     assert {i for t, i in delivered if t in acked} >= set(acked.values())
+
+
+FAILOVER_ENV = {**SERVER_ENV, "RIPPLE_REPLICA_ACKS": "1", "RIPPLE_REPLICA_TIMEOUT_MS": "500",
+                "RIPPLE_REDIS_SOCKET_TIMEOUT": "1", "RIPPLE_REDIS_RETRY_AFTER": "1"}
+
+
+def start_hosts(tmp_path, url, env, count=2):
+    hosts = []
+    for i in range(count):
+        (tmp_path / ("h%d" % i)).mkdir(exist_ok=True)
+        hosts.append(Gunicorn(tmp_path / ("h%d" % i), redis_url=url, workers=2, env=env).start())
+    return hosts
+
+
+@pytest.mark.slow
+def test_sentinel_failover_mid_traffic_loses_no_acknowledged_message(tmp_path, room, fault_report):
+    redis_set = SentinelSet(str(tmp_path / "redis"))
+    hosts = []
+    try:
+        hosts = start_hosts(tmp_path, redis_set.url, FAILOVER_ENV)
+        result = traffic_through_a_failover(hosts, room, redis_set.kill_master)
+    finally:
+        for host in hosts:
+            host.stop()
+        redis_set.stop()
+    check_failover("Sentinel master SIGKILLed mid-traffic (replica-ack on), 2 hosts", *result, fault_report)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    if not os.access(DEBIAN_REDIS, os.X_OK):
+        pytest.skip("Debian's redis-server 7 is not installed (sharded pub/sub needs Redis 7): "
+                    "scripts/ensure-system-packages installs it")
+    cluster = ClusterSet(str(tmp_path_factory.mktemp("cluster")))
+    yield cluster
+    cluster.stop()
+
+
+def test_cluster_keeps_a_room_on_one_node_and_serves_several_hosts(cluster, tmp_path, room):
+    a, b = hosts = start_hosts(tmp_path, cluster.url, SERVER_ENV)
+    try:
+        ann, bob = Browser(a.url), Browser(b.url)
+        assert ann.sign_in("ann-" + uuid.uuid4().hex[:6]) == 200
+        assert bob.sign_in("bob-" + uuid.uuid4().hex[:6]) == 200
+        with bob.stream(room) as stream:
+            stream.until("ready")
+            assert ann.post(room, "sharded") [0] == 201
+            assert stream.messages(1)[0].json()["text"] == "sharded"
+            assert ann.direct(bob.name, "to bob's shard") [0] == 201
+            assert stream.messages(1, name="direct")[0].json()["text"] == "to bob's shard"
+        missed = ann.post(room, "missed")[1]["id"]
+        bob_on_a = Browser(a.url)
+        bob_on_a.jar = bob.jar
+        with bob_on_a.stream(room, {"Last-Event-ID": stream.last_id}) as again:
+            _, before = again.until("ready")
+            assert [e.json()["id"] for e in before if e.name == "message"] == [missed]
+        # Slot routing: every key of the room lives on the one master that owns its slot.
+        holders = []
+        for node in cluster.alive():
+            with redis.Redis(port=node.port, decode_responses=True) as client:
+                if client.info("replication")["role"] == "master" and \
+                        list(client.scan_iter(match="ripple:{r:%s}:*" % room)):
+                    holders.append(node.port)
+        assert holders == [cluster.owner_of(keys.RoomKeys(room).log).port]
+    finally:
+        for host in hosts:
+            host.stop()
+
+
+@pytest.mark.slow
+def test_cluster_master_failover_mid_traffic_loses_no_acknowledged_message(cluster, tmp_path, room, fault_report):
+    hosts = start_hosts(tmp_path, cluster.url, FAILOVER_ENV)
+    try:
+        owner = cluster.owner_of(keys.RoomKeys(room).log)
+        result = traffic_through_a_failover(hosts, room, lambda: cluster.kill(owner))
+    finally:
+        for host in hosts:
+            host.stop()
+    check_failover("Cluster master owning the room SIGKILLed mid-traffic (replica-ack on), 2 hosts",
+                   *result, fault_report)

