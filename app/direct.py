@@ -2,6 +2,7 @@
 import logging
 
 from flask import Blueprint, Response, abort, current_app, redirect, request
+from werkzeug.routing import BaseConverter
 
 from . import api, broker, guard, identity, messages, sessions
 from .replies import json_error
@@ -10,7 +11,17 @@ logger = logging.getLogger(__name__)
 bp = Blueprint("direct", __name__)
 
 
-@bp.post("/users/<path:name>/messages")  # path: a display name may contain "/"
+class NameConverter(BaseConverter):
+    """A display name in a URL: any characters, "/" included (even leading), up to /messages."""
+
+    regex = ".+?"
+    part_isolating = False
+
+
+bp.record_once(lambda state: state.app.url_map.converters.setdefault("name", NameConverter))
+
+
+@bp.post("/users/<name:name>/messages")
 @guard.limiter.limit(guard.rate("POST_RATE_SESSION"), key_func=guard.session_key, exempt_when=guard.exempt)
 @guard.limiter.limit(guard.rate("POST_RATE_IP"), exempt_when=guard.exempt)
 def post_direct(name):

@@ -77,7 +77,8 @@ class Listener:
     def __init__(self, options, connect_timeout, channels, sharded=False):
         self.sock = None
         self.reader = hiredis.Reader()
-        self.buffer = bytearray(65536)
+        # Small: every open stream has one. A larger burst just takes a few more reads.
+        self.buffer = bytearray(8192)
         self.ping_sent = None  # monotonic time of an unanswered PING
         self.ping_deadline = 2 * connect_timeout
         try:

@@ -5,7 +5,6 @@ each worker writes its values there and /metrics adds them up. Without that vari
 client, ``flask run``), the metrics are this process's own.
 """
 import os
-import time
 
 from flask import Blueprint, Response, current_app
 from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram,
@@ -34,17 +33,14 @@ class Metrics:
         self.publish_seconds = Histogram("ripple_publish_seconds", "Time to store and publish a post.",
                                          buckets=_LATENCY_BUCKETS, registry=own)
         self.delivery_seconds = Histogram(
-            "ripple_delivery_seconds", "Publish-to-write latency (the newest message of each write).",
+            "ripple_delivery_seconds",
+            "Publish-to-write latency (the newest message of every 16th write of each stream).",
             buckets=_LATENCY_BUCKETS, registry=own)
         self.redis_errors = Counter("ripple_redis_errors", "Redis calls that failed.", ["where"], registry=own)
         self.resumes = Counter("ripple_stream_resumes", "Streams opened with a cursor.", registry=own)
         if multi:
             multiprocess.MultiProcessCollector(self.registry)
 
-    def delivered_batch(self, count, newest_ms):
-        """Count one write of ``count`` messages; time the newest one (ms since the epoch)."""
-        self.delivered.inc(count)
-        self.delivery_seconds.observe(max(0.0, time.time() - newest_ms / 1000))
 
 
 def init_app(app):
