@@ -54,7 +54,11 @@ class Gunicorn:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"], cwd=ROOT, env=self.env,
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        wait_until(self._ready, timeout, 0.05, "gunicorn at %s\n%s" % (self.url, self.log_tail()))
+        try:
+            wait_until(self._ready, timeout, 0.05, "gunicorn at %s" % self.url)
+        except BaseException:
+            self.stop()  # never leave a half-started server (and its embedded Redis) behind
+            raise AssertionError("gunicorn did not become ready:\n" + self.log_tail()) from None
         return self
 
     def _ready(self):

@@ -46,14 +46,22 @@ class SentinelSet:
     service = "mymaster"
 
     def __init__(self, directory):
-        self.master = EmbeddedRedis(os.path.join(directory, "master"), port=free_port()).start()
-        self.replicas = [EmbeddedRedis(os.path.join(directory, "replica%d" % i), port=free_port(),
-                                       extra_args=["--replicaof", "127.0.0.1", str(self.master.port)]).start()
-                         for i in range(2)]
-        self.sentinels = [Sentinel(os.path.join(directory, "s%d" % i), self.master.port) for i in range(3)]
-        self.url = "redis+sentinel://%s/%s" % (
-            ",".join("127.0.0.1:%d" % s.port for s in self.sentinels), self.service)
-        wait_until(self._watched, 20, 0.1, "sentinels to see the master and its replica")
+        self.master = EmbeddedRedis(os.path.join(directory, "master"), port=free_port())
+        self.replicas, self.sentinels = [], []
+        try:  # nothing left running if any part fails to start
+            self.master.start()
+            for i in range(2):
+                self.replicas.append(EmbeddedRedis(
+                    os.path.join(directory, "replica%d" % i), port=free_port(),
+                    extra_args=["--replicaof", "127.0.0.1", str(self.master.port)]).start())
+            for i in range(3):
+                self.sentinels.append(Sentinel(os.path.join(directory, "s%d" % i), self.master.port))
+            self.url = "redis+sentinel://%s/%s" % (
+                ",".join("127.0.0.1:%d" % s.port for s in self.sentinels), self.service)
+            wait_until(self._watched, 20, 0.1, "sentinels to see the master and its replicas")
+        except BaseException:
+            self.stop()
+            raise
 
     def _watched(self):
         try:
@@ -115,14 +123,21 @@ class ClusterSet:
     """Three masters with a replica each, made with ``redis-cli --cluster create``."""
 
     def __init__(self, directory):
-        self.nodes = [EmbeddedRedis(os.path.join(directory, "n%d" % i), port=cluster_port(), binary=DEBIAN_REDIS,
-                                    extra_args=["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                                                "--cluster-node-timeout", "1500"]).start()
-                      for i in range(6)]
-        subprocess.run(["redis-cli", "--cluster", "create"] + ["127.0.0.1:%d" % n.port for n in self.nodes]
-                       + ["--cluster-replicas", "1", "--cluster-yes"], check=True, capture_output=True, timeout=60)
-        self.url = "redis+cluster://" + ",".join("127.0.0.1:%d" % n.port for n in self.nodes[:3])
-        wait_until(self._ok, 30, 0.2, "cluster_state:ok on every node")
+        self.nodes = []
+        try:  # a node that fails to start must not leave the others running
+            for i in range(6):
+                self.nodes.append(EmbeddedRedis(
+                    os.path.join(directory, "n%d" % i), port=cluster_port(), binary=DEBIAN_REDIS,
+                    extra_args=["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                                "--cluster-node-timeout", "1500"]).start())
+            subprocess.run(["redis-cli", "--cluster", "create"] + ["127.0.0.1:%d" % n.port for n in self.nodes]
+                           + ["--cluster-replicas", "1", "--cluster-yes"], check=True, capture_output=True,
+                           timeout=60)
+            self.url = "redis+cluster://" + ",".join("127.0.0.1:%d" % n.port for n in self.nodes[:3])
+            wait_until(self._ok, 30, 0.2, "cluster_state:ok on every node")
+        except BaseException:
+            self.stop()
+            raise
 
     def _ok(self):
         try:
