@@ -53,6 +53,7 @@ class Store:
         self.idempotency_seconds = int(idempotency_seconds)
         self.replica_acks = int(replica_acks)
         self.replica_timeout_ms = int(replica_timeout_ms)
+        self._touched = {}  # room -> when this process last updated the lobby's index
         # SPUBLISH on a cluster: the message goes to the shard owning the room, not everywhere.
         self._publish = client.register_script(_PUBLISH_LUA.replace("'PUBLISH'", "'%s'" % publish_command))
 
@@ -113,7 +114,14 @@ class Store:
 
     def _touch(self, room):
         # The lobby's index spans rooms (and so cluster slots): kept outside the script,
-        # and a failure here must not fail a post that is already stored.
+        # and a failure here must not fail a post that is already stored. A busy room costs
+        # one extra round trip a second, not one per post.
+        now = time.monotonic()
+        if now - self._touched.get(room, -1.0) < 1.0:
+            return
+        if len(self._touched) > 10000:
+            self._touched.clear()
+        self._touched[room] = now
         try:
             self.redis.zadd(keys.ROOMS_INDEX, {room: int(time.time() * 1000)})
         except Exception:  # noqa: BLE001 - best effort, logged
