@@ -12,6 +12,10 @@ test: $(VENV)/.installed-dev  ## the whole test suite: real Redis, real Gunicorn
 	scripts/ensure-system-packages
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+bench: $(VENV)/.installed-bench  ## the benchmark grid (~10-20 min): writes docs/benchmarks.md and docs/img/
+	scripts/ensure-bench-packages
+	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
+
 $(VENV)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -r requirements.txt
@@ -19,6 +23,10 @@ $(VENV)/.installed: requirements.txt
 
 $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+$(VENV)/.installed-bench: $(VENV)/.installed-dev requirements-bench.txt
+	$(BIN)/pip install --quiet -r requirements-bench.txt
 	touch $@
 
 clean:

@@ -1,0 +1,1 @@
+"""Benchmark tooling for Ripple (issue 5): bench/loadtool.py, bench/run_all.py."""
