@@ -3,6 +3,7 @@ import redis
 from flask import current_app, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from . import api, keys, pages
 from .replies import json_error, wants_json
 
 
@@ -24,6 +25,14 @@ def _is_api():
 
 def _http_error(exc):
     message = _sentence(exc)
+    if request.endpoint == "api.post_message" and request.mimetype in api.FORM_TYPES and not wants_json():
+        # A plain form post (JavaScript off) refused by CSRF or a rate limit: the room page
+        # again, with the error and the text the person typed.
+        room = (request.view_args or {}).get("room", "")
+        if keys.valid_room(room):
+            text = "" if exc.code == 413 else request.form.get("text", "")
+            page, status = pages.room_page(room, error=message, text=text, status=exc.code)
+            return page, status, _kept_headers(exc)
     if _is_api():
         return json_error(exc.code or 500, message, _kept_headers(exc))
     return render_template("error.html", status=exc.code, message=message), exc.code, _kept_headers(exc)

@@ -65,6 +65,9 @@ def sign_in_page(error=None, typed="", target=None, status=200):
 def _lobby(error=None, typed="", status=200):
     try:
         rooms = broker.get_store().rooms(current_app.config["LOBBY_ROOMS"])
+        counts = current_app.extensions["presence"].online_counts([r["room"] for r in rooms])
+        for entry, count in zip(rooms, counts):
+            entry["online"] = count
     except redis.RedisError as exc:
         current_app.extensions["outage"].failed("lobby", exc)
         rooms = None

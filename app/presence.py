@@ -148,6 +148,15 @@ class Presence:
         members = self.redis.zrangebyscore(keys.RoomKeys(room).online, now_ms(), "+inf")
         return sorted({m.split("\n", 1)[0] for m in members})
 
+    def online_counts(self, rooms):
+        """Return how many people are online in each of ``rooms`` (one round trip)."""
+        now = now_ms()
+        with self.redis.pipeline(transaction=False) as pipe:
+            for room in rooms:
+                pipe.zrangebyscore(keys.RoomKeys(room).online, now, "+inf")
+            found = pipe.execute()
+        return [len({m.split("\n", 1)[0] for m in members}) for members in found]
+
     def ensure_sweeper(self):
         """Start this worker's sweeper greenlet once; only the lock holder sweeps each round."""
         if self._sweeper is None or self._sweeper.dead:

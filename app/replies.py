@@ -22,15 +22,16 @@ def json_error(status, message, headers=None):
 
 
 def require_utf8_form():
-    """Refuse an urlencoded form body that is not UTF-8 (400), before werkzeug repairs it.
+    """Refuse a form body that is not UTF-8 (400), before werkzeug repairs it.
 
-    Werkzeug keeps undecodable %XX escapes as literal text and drops a raw undecodable body:
-    either would store something nobody typed. (Multipart fields it decodes with U+FFFD for bad
-    bytes, and a real U+FFFD cannot be told apart there; browsers always send valid UTF-8.)
+    Werkzeug keeps undecodable %XX escapes as literal text, drops a raw undecodable body, and
+    decodes bad bytes in multipart fields as U+FFFD: each would store something nobody typed.
+    Our forms carry no file fields, so a whole multipart body must be UTF-8 too.
     """
+    raw = request.get_data(cache=True)  # cached: form parsing reads it again afterwards
     if request.mimetype == "application/x-www-form-urlencoded":
-        raw = request.get_data(cache=True)  # cached: form parsing reads it again afterwards
-        try:
-            unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
-        except UnicodeDecodeError:
-            abort(400, "The form is not valid UTF-8.")
+        raw = unquote_to_bytes(raw.replace(b"+", b" "))
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        abort(400, "The form is not valid UTF-8.")

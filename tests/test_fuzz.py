@@ -492,10 +492,7 @@ INVALID_UTF8_FORMS = [
     pytest.param("multipart/form-data; boundary=b",
                  b'--b\r\nContent-Disposition: form-data; name="text"\r\n\r\ncaf\xe9\r\n'
                  b'--b\r\nContent-Disposition: form-data; name="user"\r\n\r\nbob\r\n--b--\r\n',
-                 id="multipart",
-                 marks=pytest.mark.xfail(strict=True, reason="werkzeug decodes multipart fields "
-                                         "with errors='replace' (U+FFFD), which cannot be told "
-                                         "from a typed U+FFFD: stored, 201")),
+                 id="multipart"),
 ]
 
 

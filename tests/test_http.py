@@ -202,3 +202,13 @@ def test_cli_publish_rejects_a_bad_room(redis_url):
                             env={"REDIS_URL": redis_url, "PATH": "/usr/bin:/bin"},
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 2 and "room" in result.stderr.lower()
+
+
+def test_lobby_shows_how_many_people_are_online(app, client, room):
+    post_json(client, room, {"text": "hi", "user": "ann"})
+    presence = app.extensions["presence"]
+    for name in ("ann", "bob"):
+        for tab in ("tab1", "tab2"):  # two tabs each: still one person each
+            presence.join(room, name, "sid-" + name, tab)
+    html = client.get("/").get_data(as_text=True)
+    assert "2 online" in html.split(room, 1)[1][:200]

@@ -157,3 +157,11 @@ def test_sign_in_never_redirects_off_site(client):
     token = token_of(client)
     response = client.post("/session", data={"name": fresh_name(), "next": "//evil.example/", "csrf_token": token})
     assert response.status_code == 303 and response.headers["Location"] == "/"
+
+
+def test_a_form_post_refused_for_its_csrf_token_shows_the_room_with_the_text_kept(client, room):
+    sign_in(client, fresh_name())
+    response = client.post("/rooms/%s/messages" % room, data={"text": "my words", "csrf_token": "stale"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400 and response.mimetype == "text/html"
+    assert "my words</textarea>" in html and "CSRF" in html
