@@ -1,5 +1,4 @@
 """The app's Redis clients: one pool for commands, one for the streams' pub/sub listeners."""
-import redis
 from flask import current_app
 
 from . import topology

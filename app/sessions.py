@@ -1,7 +1,7 @@
 """Signing in with a display name: POST, GET and DELETE /session."""
 import json
 
-from flask import Blueprint, abort, current_app, jsonify, redirect, request, url_for
+from flask import Blueprint, abort, jsonify, redirect, request, url_for
 from flask_wtf.csrf import generate_csrf
 
 from . import guard, identity, messages, pages
