@@ -86,7 +86,7 @@ class RedisServer:
 
     def version(self):
         out = subprocess.run([self.binary, "--version"], capture_output=True, text=True).stdout
-        return out.split()[2] if out else "?"
+        return out.split()[2].replace("v=", "") if out else "?"
 
     def start(self):
         self.server.start()
