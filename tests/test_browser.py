@@ -642,9 +642,13 @@ def test_a_signed_out_page_cannot_post(open_room, server, room):
     expect(page.locator("form[data-form], #text")).to_have_count(0)  # no composer to post with
     url = "/rooms/%s/messages" % room
     # The page's own cookies but no CSRF token: refused before anything else.
-    response = page.request.post(url, form={"text": "sneaked in"})
+    response = page.request.post(url, form={"text": "sneaked in"}, headers={"Accept": "application/json"})
     assert response.status == 400, response.text()
     assert "CSRF" in response.json()["error"]
+    # As a plain form post (no JSON asked for): the room page with the error (and, signed
+    # out, the sign-in form rather than a composer).
+    response = page.request.post(url, form={"text": "sneaked in"})
+    assert response.status == 400 and "CSRF" in response.text() and 'name="name"' in response.text()
     # With the token the sign-in form carries: still no one to post as.
     token = page.input_value("form.signin input[name=csrf_token]")
     response = page.request.post(url, form={"text": "sneaked in", "csrf_token": token},
