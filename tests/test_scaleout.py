@@ -54,8 +54,7 @@ def test_post_on_one_host_stream_from_another_and_resume_on_the_first(two_hosts,
         assert stream.messages(1, name="direct")[0].json()["from"] == ann.name
     missed = [ann.post(room, "missed %d" % i)[1]["id"] for i in range(3)]
     # Bob's cookie works on host a too (same SECRET_KEY): the reconnect lands on the other host.
-    bob_on_a = Browser(a.url)
-    bob_on_a.jar = bob.jar
+    bob_on_a = Browser(a.url).same_session_as(bob)
     with bob_on_a.stream(room, {"Last-Event-ID": stream.last_id}) as again:
         _, before = again.until("ready")
         assert [e.json()["id"] for e in before if e.name == "message"] == missed
@@ -186,8 +185,7 @@ def test_cluster_keeps_a_room_on_one_node_and_serves_several_hosts(cluster, tmp_
             assert ann.direct(bob.name, "to bob's shard") [0] == 201
             assert stream.messages(1, name="direct")[0].json()["text"] == "to bob's shard"
         missed = ann.post(room, "missed")[1]["id"]
-        bob_on_a = Browser(a.url)
-        bob_on_a.jar = bob.jar
+        bob_on_a = Browser(a.url).same_session_as(bob)
         with bob_on_a.stream(room, {"Last-Event-ID": stream.last_id}) as again:
             _, before = again.until("ready")
             assert [e.json()["id"] for e in before if e.name == "message"] == [missed]
@@ -215,3 +213,34 @@ def test_cluster_master_failover_mid_traffic_loses_no_acknowledged_message(clust
             host.stop()
     check_failover("Cluster master owning the room SIGKILLed mid-traffic (replica-ack on), 2 hosts",
                    *result, fault_report)
+
+
+def test_name_claims_and_presence_hold_across_hosts(two_hosts, room):
+    a, b = two_hosts
+    name = "ann-" + uuid.uuid4().hex[:6]
+    assert Browser(a.url).sign_in(name) == 200
+    assert Browser(b.url).sign_in(name.upper()) == 409  # taken, whichever host is asked
+    bob = Browser(b.url)
+    assert bob.sign_in("bob-" + uuid.uuid4().hex[:6]) == 200
+    ann = Browser(a.url)
+    assert ann.sign_in("cy-" + uuid.uuid4().hex[:6]) == 200
+    with ann.stream(room) as on_a, bob.stream(room) as on_b:
+        on_a.until("ready")
+        on_b.until("ready")
+        for host in (a, b):
+            with urllib.request.urlopen("%s/rooms/%s/presence" % (host.url, room), timeout=10) as r:
+                assert sorted(json.loads(r.read())["online"]) == sorted([ann.name, bob.name])
+
+
+def test_rate_limits_hold_across_hosts(redis_url, tmp_path, room):
+    env = {**SERVER_ENV, "RIPPLE_POST_RATE_SESSION": "3 per minute"}
+    hosts = start_hosts(tmp_path, redis_url, env)
+    try:
+        ann = Browser(hosts[0].url)
+        assert ann.sign_in("ann-" + uuid.uuid4().hex[:6]) == 200
+        on_b = Browser(hosts[1].url).same_session_as(ann)  # the same session, through the other host
+        statuses = [(ann if i % 2 else on_b).post(room, "m%d" % i)[0] for i in range(6)]
+        assert statuses == [201, 201, 201, 429, 429, 429]
+    finally:
+        for host in hosts:
+            host.stop()

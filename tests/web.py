@@ -19,6 +19,13 @@ class Browser:
         self.token = None
         self.name = None
 
+    def same_session_as(self, other):
+        """Carry ``other``'s session (cookies and CSRF token), e.g. to another host."""
+        self.jar, self.token, self.name = other.jar, other.token, other.name
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar),
+                                                  _NoRedirect())
+        return self
+
     def request(self, method, path, form=None, body=None, headers=None):
         """Return (status, headers, body bytes); never raises for an HTTP status."""
         headers = dict(headers or {})
