@@ -106,8 +106,8 @@ def relay(hub, sub):
         yield b"".join(frames)
         hub.outage.ok()
         logger.debug("stream open room=%s resumed=%s person=%s", sub.room, sub.cursor is not None, bool(person))
-        tick_at = wrote_at = time.monotonic()
-        tick_at += heartbeat
+        wrote_at = time.monotonic()
+        tick_at = wrote_at + heartbeat  # next presence refresh
         while True:
             # Wake for the presence refresh on time even when messages keep the reads short.
             wait = min(heartbeat, max(0.01, tick_at - time.monotonic())) if person else heartbeat
