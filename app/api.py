@@ -132,7 +132,8 @@ def events(room):
     presence.ensure_sweeper()
     if cursor is not None:
         hub.metrics.resumes.inc()
-    sub = stream.Subscription(room, cursor, backlog)
+    client = request.environ.get("gunicorn.socket")
+    sub = stream.Subscription(room, cursor, backlog, client_fd=client.fileno() if client is not None else None)
     name, sid = identity.current()
     if name:
         try:
@@ -146,7 +147,6 @@ def events(room):
             return json_error(429, "Too many open streams for this session (the limit is %d). "
                               "Close a tab and try again." % cfg["MAX_STREAMS_PER_SESSION"],
                               {"Retry-After": str(int(cfg["HEARTBEAT_SECONDS"]) * 2)})
-    client = request.environ.get("gunicorn.socket")
     if client is not None:
         # A reader that stops reading would block this stream's writes forever while Redis
         # buffers for it; with a send timeout the write fails and the stream ends (the client

@@ -16,6 +16,14 @@ class Draining(Exception):
     """Thrown into open streams when the worker shuts down, so they end now, not at timeout."""
 
 
+class ClientGone(gevent.GreenletExit):
+    """Thrown into a stream whose client closed its connection, so it ends now, not at the
+    next heartbeat write (its Redis connection and two descriptors are freed at once).
+
+    A GreenletExit: if it lands while gunicorn is writing to the client (not in the stream's
+    own code), gunicorn's gevent worker ends the request quietly."""
+
+
 class Streams:
     """The open streams of this worker: a cap on their number and a way to end them all."""
 
@@ -37,11 +45,12 @@ class Streams:
 class Subscription:
     """What one stream serves: a room, where the client is, and who (if anyone) is listening."""
 
-    __slots__ = ("room", "cursor", "backlog", "name", "sid", "conn")
+    __slots__ = ("room", "cursor", "backlog", "name", "sid", "conn", "client_fd")
 
-    def __init__(self, room, cursor=None, backlog=0, name=None, sid=None, conn=None):
+    def __init__(self, room, cursor=None, backlog=0, name=None, sid=None, conn=None, client_fd=None):
         self.room, self.cursor, self.backlog = room, cursor, backlog
         self.name, self.sid, self.conn = name, sid, conn  # conn: its presence registration
+        self.client_fd = client_fd  # the client's socket, watched for its closing
 
 
 def come_back(retry_ms):
@@ -76,6 +85,7 @@ def relay(hub, sub):
     streams.open.add(me)
     metrics.open_streams.inc()
     listener = None
+    watcher = _watch_client(sub.client_fd, me)
     unreported = writes = 0  # deliveries not yet added to the metrics; writes made
     room_keys = keys.RoomKeys(sub.room)
     person = keys.PersonKeys(sub.sid) if sub.sid else None
@@ -160,12 +170,16 @@ def relay(hub, sub):
                 hub.names.claim(sub.name, sub.sid)  # an online person keeps their name
     except Draining:
         yield come_back(retry_ms)
+    except ClientGone:
+        return
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         hub.outage.failed("stream", exc)
         yield sse.event("unavailable", json.dumps({"room": sub.room, "message": "Reconnecting…"}))
     except NameTaken as exc:
         logger.info("name lost while streaming room=%s error=%r", sub.room, exc)
     finally:
+        if watcher is not None:
+            watcher.stop()
         logger.debug("stream closed room=%s", sub.room)
         if unreported:
             metrics.delivered.inc(unreported)
@@ -175,6 +189,22 @@ def relay(hub, sub):
             listener.close()
         if person:
             _quietly(presence.leave, sub.room, sub.name, sub.sid, sub.conn)
+
+
+def _watch_client(fd, greenlet):
+    """End ``greenlet``'s stream when its client socket turns readable: an EventSource sends
+    nothing after its request, so readable means closed (EOF) or reset."""
+    if fd is None:
+        return None
+    watcher = gevent.get_hub().loop.io(fd, 1)  # 1: READ
+
+    def gone():
+        watcher.stop()
+        if not greenlet.dead:
+            greenlet.kill(ClientGone, block=False)
+
+    watcher.start(gone)
+    return watcher
 
 
 def _cursor(room_last, direct_last):

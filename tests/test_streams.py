@@ -199,3 +199,29 @@ def test_dropped_clients_release_their_redis_connections(server, redis_client, r
     # Each stream notices at its next heartbeat write (0.5 s here) and closes its connection.
     wait_until(lambda: subscribers() == 0, 15, message="pub/sub connections released")
     assert redis_client.info("clients")["connected_clients"] <= peak - 200
+
+
+@pytest.mark.slow
+def test_a_closed_client_frees_its_redis_connection_at_once_not_at_the_next_heartbeat(
+        redis_url, redis_client, tmp_path, room):
+    from .conftest import SERVER_ENV
+    from .servers import Gunicorn
+    quiet = Gunicorn(tmp_path, redis_url=redis_url, workers=2,
+                     env={**SERVER_ENV, "RIPPLE_HEARTBEAT_SECONDS": "60"}).start()
+    channel = RoomKeys(room).channel
+    try:
+        streams = [SSEStream("%s/rooms/%s/events" % (quiet.url, room)) for _ in range(50)]
+        for stream in streams:
+            stream.until("ready")
+        assert redis_client.pubsub_numsub(channel)[0][1] == 50
+        for stream in streams:
+            stream.close()
+        # Far sooner than the 60 s heartbeat that would otherwise find them gone.
+        wait_until(lambda: redis_client.pubsub_numsub(channel)[0][1] == 0, 5, message="subscriptions freed")
+        with SSEStream("%s/rooms/%s/events" % (quiet.url, room)) as still:  # the server is fine
+            still.until("ready")
+            post(quiet.url, room, "after")
+            assert still.messages(1)[0].json()["text"] == "after"
+        assert "Error handling request" not in quiet.log_tail(200)
+    finally:
+        quiet.stop()
