@@ -28,13 +28,5 @@ def init_app(app):
                                           publish)
 
 
-def get_redis():
-    return current_app.extensions["redis"]
-
-
-def get_listeners():
-    return current_app.extensions["redis_listeners"]
-
-
 def get_store():
     return current_app.extensions["store"]

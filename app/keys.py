@@ -88,8 +88,3 @@ def parse_cursor(text):
     direct_id = parse_stream_id(direct_part)
     return None if direct_id is None else (room_id, direct_id)
 
-
-def format_cursor(room_id, direct_id=None):
-    if direct_id is None:
-        return format_stream_id(room_id)
-    return "%d-%d.%d-%d" % (room_id + direct_id)

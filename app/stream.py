@@ -104,15 +104,19 @@ def relay(hub, sub):
         if person:
             directs, direct_last, _ = store.replay(
                 person, direct_after, hub.direct_backlog if direct_after is None else 0)
-        cursor = _cursor(last, direct_last)
-        frames += [sse.message_frame(cursor(mid.encode(), None), body.encode()) for mid, body in history]
+        # Each event's id is the cursor after it: "<room id>" or "<room id>.<direct id>". During
+        # the replay the direct part stays what the client had, until its own replay is sent.
+        cursor = _Cursor(room_after, direct_after if person else None)
+        frames += [sse.message_frame(cursor.room(mid.encode()), body.encode()) for mid, body in history]
         if person:
-            frames += [sse.direct_frame(cursor(None, mid.encode()), body.encode()) for mid, body in directs]
+            frames += [sse.direct_frame(cursor.direct(mid.encode()), body.encode()) for mid, body in directs]
             presence.join(sub.room, sub.name, sub.sid, sub.conn)
             frames.append(sse.event("presence", json.dumps(
                 {"room": sub.room, "action": "here", "online": presence.online(sub.room)})))
-        frames.append(sse.event("ready", json.dumps({"room": sub.room}),
-                                event_id=cursor(None, None).decode()))
+        cursor.room(_id_bytes(last))  # caught up: the heads of both
+        if person:
+            cursor.direct(_id_bytes(direct_last))
+        frames.append(sse.event("ready", json.dumps({"room": sub.room}), event_id=cursor.now().decode()))
         yield b"".join(frames)
         hub.outage.ok()
         logger.debug("stream open room=%s resumed=%s person=%s", sub.room, sub.cursor is not None, bool(person))
@@ -141,14 +145,14 @@ def relay(hub, sub):
                         pair = (int(ms), int(seq))
                         if direct_last is not None and pair > direct_last:
                             direct_last, newest = pair, ms
-                            frames.append(sse.direct_frame(cursor(None, mid), data[nl + 1:]))
+                            frames.append(sse.direct_frame(cursor.direct(mid), data[nl + 1:]))
                         continue
                     mid = data[:nl]
                     ms, _, seq = mid.partition(b"-")
                     pair = (int(ms), int(seq))
                     if pair > last:
                         last, newest = pair, ms
-                        frames.append(sse.message_frame(cursor(mid, None), data[nl + 1:]))
+                        frames.append(sse.message_frame(cursor.room(mid), data[nl + 1:]))
                 if frames:
                     yield b"".join(frames)  # everything that arrived together leaves in one write
                     wrote_at = time.monotonic()
@@ -207,28 +211,31 @@ def _watch_client(fd, greenlet):
     return watcher
 
 
-def _cursor(room_last, direct_last):
-    """Return a function making the cursor bytes after a room and/or direct message id.
+class _Cursor:
+    """A stream's position as cursor bytes: room id, and direct id once it has one."""
 
-    Only the id that changed is given (as bytes); the other comes from the stream's state,
-    which the caller updates as it goes: so the closure reads the current values.
-    """
-    state = {"room": room_last, "direct": direct_last}
+    __slots__ = ("room_id", "direct_id")
 
-    def make(room_mid, direct_mid):
-        if room_mid is not None:
-            state["room"] = room_mid
-        if direct_mid is not None:
-            state["direct"] = direct_mid
-        room_part = _id_bytes(state["room"])
-        if state["direct"] is None:
-            return room_part
-        return room_part + b"." + _id_bytes(state["direct"])
-    return make
+    def __init__(self, room_after, direct_after):
+        self.room_id = _id_bytes(room_after or (0, 0))
+        self.direct_id = _id_bytes(direct_after) if direct_after else None
+
+    def room(self, mid):
+        """The cursor after room message ``mid`` (bytes)."""
+        self.room_id = mid
+        return self.now()
+
+    def direct(self, mid):
+        """The cursor after direct message ``mid`` (bytes)."""
+        self.direct_id = mid
+        return self.now()
+
+    def now(self):
+        return self.room_id if self.direct_id is None else self.room_id + b"." + self.direct_id
 
 
-def _id_bytes(value):
-    return value if isinstance(value, bytes) else keys.format_stream_id(value).encode()
+def _id_bytes(pair):
+    return keys.format_stream_id(pair).encode()
 
 
 def _quietly(fn, *args):
