@@ -120,6 +120,8 @@ def events(room):
     if raw and cursor is None:
         # Never an error: an EventSource stops reconnecting on one. Start from now instead.
         logger.info("malformed cursor, streaming from now room=%s cursor=%.80r", room, raw)
+    if request.method == "HEAD":  # the headers a stream would have, and no stream
+        return Response(b"", mimetype="text/event-stream", headers={"Cache-Control": "no-cache"})
     hub = current_app.extensions["hub"]
     streams = hub.streams
     if streams.draining:  # this worker is leaving: come back at once, to another one
@@ -133,7 +135,9 @@ def events(room):
     if cursor is not None:
         hub.metrics.resumes.inc()
     client = request.environ.get("gunicorn.socket")
-    sub = stream.Subscription(room, cursor, backlog, client_fd=client.fileno() if client is not None else None)
+    # gunicorn frames a body in chunks for HTTP/1.1 (and not for 1.0); the stream keeps to it.
+    sub = stream.Subscription(room, cursor, backlog, client=client,
+                              chunked=request.environ.get("SERVER_PROTOCOL") != "HTTP/1.0")
     name, sid = identity.current()
     if name:
         try:

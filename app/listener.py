@@ -5,7 +5,6 @@ check bookkeeping, a poll before every read). A stream only needs the payload by
 its own socket: one recv, every complete reply parsed by hiredis, all of them handed back as one
 batch that the stream writes in one chunk. Still one connection and one listener per stream.
 """
-import select
 import socket
 import ssl
 import time
@@ -15,6 +14,10 @@ import redis
 from redis.connection import SSLConnection, parse_url
 
 from . import topology
+
+# Scratch space for every stream's recv in this worker (see Listener.drain); 64 KB takes a
+# burst in one read.
+_SCRATCH = bytearray(64 * 1024)
 
 
 class ListenerFactory:
@@ -72,13 +75,12 @@ def encode(*args):
 
 
 class Listener:
-    """A subscribed connection; ``read`` returns the payloads that have arrived."""
+    """A subscribed connection; ``drain`` returns the payloads that have arrived."""
 
     def __init__(self, options, connect_timeout, channels, sharded=False):
         self.sock = None
+        self._raw = None  # the plain socket under gevent's wrapper (None for TLS)
         self.reader = hiredis.Reader()
-        # Small: every open stream has one. A larger burst just takes a few more reads.
-        self.buffer = bytearray(8192)
         self.ping_sent = None  # monotonic time of an unanswered PING
         self.ping_deadline = 2 * connect_timeout
         try:
@@ -93,6 +95,8 @@ class Listener:
             else:
                 hello.append(encode("SUBSCRIBE", *channels))
             self.sock.sendall(b"".join(hello))
+            if not hasattr(self.sock, "pending"):  # not TLS: gevent's wrapper is skipped on reads
+                self._raw = getattr(self.sock, "_sock", self.sock)
             confirmed = 0
             while confirmed < len(channels):  # no publish slips past before we read history
                 for reply in self._replies(connect_timeout):
@@ -122,46 +126,74 @@ class Listener:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         return sock
 
-    def read(self, timeout):
-        """Return a list of message payloads, or None after ``timeout`` seconds of silence.
+    def fileno(self):
+        return self.sock.fileno()
 
-        On silence it PINGs Redis; no answer within ``ping_deadline`` means Redis is gone (a
-        closed connection says so at once; this finds a silent one).
+    def filenos(self):
+        return [self.sock.fileno()]
+
+    def drain(self):
+        """Return the payloads that have arrived, without waiting (``[]`` when none have).
+
+        Called when the socket polled readable: one recv into the worker's scratch buffer, then
+        every complete reply. No greenlet switch can come between the recv and the feed, so one
+        buffer serves every stream of the worker.
         """
+        try:
+            size = self._recv_into(_SCRATCH)
+        except (BlockingIOError, ssl.SSLWantReadError):
+            size = None
+        except OSError as exc:
+            raise redis.ConnectionError("redis connection lost: %s" % exc) from exc
+        if size == 0:
+            raise redis.ConnectionError("redis closed the connection")
+        if size:
+            self.reader.feed(_SCRATCH, 0, size)
+            self.ping_sent = None  # anything at all from Redis shows it alive
         messages = []
-        for reply in self._replies(timeout, idle_ok=True):
-            if reply is None:  # silent for ``timeout``
-                now = time.monotonic()
-                if self.ping_sent is None:
-                    self.ping_sent = now
-                    self.sock.sendall(b"*1\r\n$4\r\nPING\r\n")
-                elif now - self.ping_sent > self.ping_deadline:
-                    raise redis.TimeoutError("redis did not answer PING on a pub/sub connection")
-                return None
-            if isinstance(reply, list):
-                if reply[0] == b"message" or reply[0] == b"smessage":
-                    messages.append(reply[2])
-                elif reply[0] == b"pong":
-                    self.ping_sent = None
+        reply = self.reader.gets()
+        while reply is not False:
+            if isinstance(reply, list) and (reply[0] == b"message" or reply[0] == b"smessage"):
+                messages.append(reply[2])
+            reply = self.reader.gets()
         return messages
 
-    def _replies(self, timeout, idle_ok=False):
+    def quiet(self):
+        """Called after a heartbeat period without a byte from Redis: PING it, and fail when the
+        previous PING is still unanswered after ``ping_deadline`` (a closed connection says so at
+        once; this finds a silent one)."""
+        now = time.monotonic()
+        if self.ping_sent is None:
+            self.ping_sent = now
+            try:
+                self.sock.sendall(b"*1\r\n$4\r\nPING\r\n")
+            except OSError as exc:
+                raise redis.ConnectionError("redis connection lost: %s" % exc) from exc
+        elif now - self.ping_sent > self.ping_deadline:
+            raise redis.TimeoutError("redis did not answer PING on a pub/sub connection")
+
+    def _recv_into(self, buffer):
+        if self._raw is not None:
+            return self._raw.recv_into(buffer)
+        received = self.sock.recv_into(buffer)  # TLS: read what the record layer has decrypted
+        while received < len(buffer) and self.sock.pending():
+            received += self.sock.recv_into(memoryview(buffer)[received:])
+        return received
+
+    def _replies(self, timeout):
         """Yield every complete reply from one recv (waiting up to ``timeout`` for it)."""
         reply = self.reader.gets()
         if reply is False:
             self.sock.settimeout(timeout)
             try:
-                size = self.sock.recv_into(self.buffer)
+                size = self.sock.recv_into(_SCRATCH)
             except socket.timeout:
-                if not idle_ok:
-                    raise redis.TimeoutError("redis did not answer in %.1f s" % timeout) from None
-                yield None
-                return
+                raise redis.TimeoutError("redis did not answer in %.1f s" % timeout) from None
             except OSError as exc:
                 raise redis.ConnectionError("redis connection lost: %s" % exc) from exc
             if not size:
                 raise redis.ConnectionError("redis closed the connection")
-            self.reader.feed(self.buffer, 0, size)
+            self.reader.feed(_SCRATCH, 0, size)
             reply = self.reader.gets()
         while reply is not False:
             yield reply
@@ -176,22 +208,23 @@ class Listener:
 
 
 class MultiListener:
-    """Listeners on several cluster nodes read as one: whichever has data first."""
+    """Listeners on several cluster nodes read as one."""
 
     def __init__(self, listeners):
         self.listeners = listeners
 
-    def read(self, timeout):
-        ready, _, _ = select.select([l.sock for l in self.listeners], [], [], timeout)
-        if not ready:
-            for listener in self.listeners:  # silence on all: each pings its node
-                listener.read(0.001)
-            return None
+    def filenos(self):
+        return [listener.fileno() for listener in self.listeners]
+
+    def drain(self):
         messages = []
         for listener in self.listeners:
-            if listener.sock in ready:
-                messages += listener.read(timeout) or []
+            messages += listener.drain()
         return messages
+
+    def quiet(self):
+        for listener in self.listeners:
+            listener.quiet()
 
     def close(self):
         for listener in self.listeners:

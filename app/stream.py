@@ -6,7 +6,7 @@ import time
 import gevent
 import redis
 
-from . import keys, sse
+from . import keys, sse, wire
 from .identity import NameTaken
 
 logger = logging.getLogger(__name__)
@@ -45,12 +45,15 @@ class Streams:
 class Subscription:
     """What one stream serves: a room, where the client is, and who (if anyone) is listening."""
 
-    __slots__ = ("room", "cursor", "backlog", "name", "sid", "conn", "client_fd")
+    __slots__ = ("room", "cursor", "backlog", "name", "sid", "conn", "client", "chunked")
 
-    def __init__(self, room, cursor=None, backlog=0, name=None, sid=None, conn=None, client_fd=None):
+    def __init__(self, room, cursor=None, backlog=0, name=None, sid=None, conn=None, client=None,
+                 chunked=True):
         self.room, self.cursor, self.backlog = room, cursor, backlog
         self.name, self.sid, self.conn = name, sid, conn  # conn: its presence registration
-        self.client_fd = client_fd  # the client's socket, watched for its closing
+        # The client's socket (gunicorn's), watched for its closing and written to directly
+        # once the headers are out, in the framing gunicorn chose (chunked for HTTP/1.1).
+        self.client, self.chunked = client, chunked
 
 
 def come_back(retry_ms):
@@ -84,8 +87,8 @@ def relay(hub, sub):
     me = gevent.getcurrent()
     streams.open.add(me)
     metrics.open_streams.inc()
-    listener = None
-    watcher = _watch_client(sub.client_fd, me)
+    listener = alarm = None
+    watcher = _watch_client(sub.client, me)
     unreported = writes = 0  # deliveries not yet added to the metrics; writes made
     room_keys = keys.RoomKeys(sub.room)
     person = keys.PersonKeys(sub.sid) if sub.sid else None
@@ -117,20 +120,19 @@ def relay(hub, sub):
         if person:
             cursor.direct(_id_bytes(direct_last))
         frames.append(sse.event("ready", json.dumps({"room": sub.room}), event_id=cursor.now().decode()))
-        yield b"".join(frames)
+        yield b"".join(frames)  # through gunicorn: it sends the headers and picks the framing
         hub.outage.ok()
         logger.debug("stream open room=%s resumed=%s person=%s", sub.room, sub.cursor is not None, bool(person))
+        out = wire.ClientWriter(sub.client, sub.chunked) if sub.client is not None else None
+        write = out.write if out is not None else None
+        alarm = wire.Alarm(listener.filenos(), heartbeat / 2)
         wrote_at = time.monotonic()
         tick_at = wrote_at + heartbeat  # next presence refresh
+        heard = True  # anything from Redis since the last tick
         while True:
-            # Wake for the presence refresh on time even when messages keep the reads short.
-            wait = min(heartbeat, max(0.01, tick_at - time.monotonic())) if person else heartbeat
-            batch = listener.read(wait)
-            if batch is None:
-                if time.monotonic() - wrote_at >= heartbeat * 0.9:
-                    yield sse.comment("keep-alive")  # a gone client fails this write
-                    wrote_at = time.monotonic()
-            elif batch:
+            batch = listener.drain()  # first round: what arrived during the replay
+            if batch:
+                heard = True
                 frames = []
                 newest = b""
                 for data in batch:  # the hot path: find the id, compare, frame the bytes as they are
@@ -154,10 +156,14 @@ def relay(hub, sub):
                         last, newest = pair, ms
                         frames.append(sse.message_frame(cursor.room(mid), data[nl + 1:]))
                 if frames:
-                    yield b"".join(frames)  # everything that arrived together leaves in one write
-                    wrote_at = time.monotonic()
+                    chunk = b"".join(frames)  # everything that arrived together leaves in one write
+                    if write is None:
+                        yield chunk
+                    else:
+                        write(chunk)
                     # Metrics off the per-delivery path: multiprocess counters take a lock and
                     # touch an mmap, so a stream counts locally and reports in batches.
+                    wrote_at = time.monotonic()
                     unreported += len(frames)
                     writes += 1
                     if newest and writes & 15 == 1:  # every 16th write of a stream is timed
@@ -165,16 +171,32 @@ def relay(hub, sub):
                     if unreported >= 64:
                         metrics.delivered.inc(unreported)
                         unreported = 0
-            if unreported and batch is None:
+            if alarm.wait():
+                continue
+            # A tick (every half heartbeat): keep-alives, Redis liveness, presence, metrics.
+            now = time.monotonic()
+            if now - wrote_at >= heartbeat * 0.9:
+                if write is None:
+                    yield sse.comment("keep-alive")
+                else:
+                    write(sse.comment("keep-alive"))  # a gone client fails this write
+                wrote_at = now
+            if not heard:
+                listener.quiet()
+            heard = False
+            if unreported:
                 metrics.delivered.inc(unreported)  # a quiet moment: report the rest
                 unreported = 0
-            if person and time.monotonic() >= tick_at:
-                tick_at = time.monotonic() + heartbeat
+            if person and now >= tick_at:
+                tick_at = now + heartbeat
                 presence.refresh(sub.room, sub.name, sub.sid, sub.conn)
                 hub.names.claim(sub.name, sub.sid)  # an online person keeps their name
     except Draining:
         yield come_back(retry_ms)
     except ClientGone:
+        return
+    except OSError as exc:  # the client went away mid-write, or stopped reading (send timeout)
+        logger.debug("stream client lost room=%s error=%r", sub.room, exc)
         return
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         hub.outage.failed("stream", exc)
@@ -184,6 +206,8 @@ def relay(hub, sub):
     finally:
         if watcher is not None:
             watcher.stop()
+        if alarm is not None:
+            alarm.close()
         logger.debug("stream closed room=%s", sub.room)
         if unreported:
             metrics.delivered.inc(unreported)
@@ -195,12 +219,12 @@ def relay(hub, sub):
             _quietly(presence.leave, sub.room, sub.name, sub.sid, sub.conn)
 
 
-def _watch_client(fd, greenlet):
+def _watch_client(sock, greenlet):
     """End ``greenlet``'s stream when its client socket turns readable: an EventSource sends
     nothing after its request, so readable means closed (EOF) or reset."""
-    if fd is None:
+    if sock is None:
         return None
-    watcher = gevent.get_hub().loop.io(fd, 1)  # 1: READ
+    watcher = gevent.get_hub().loop.io(sock.fileno(), wire.READ)
 
     def gone():
         watcher.stop()

@@ -225,3 +225,67 @@ def test_a_closed_client_frees_its_redis_connection_at_once_not_at_the_next_hear
         assert "Error handling request" not in quiet.log_tail(200)
     finally:
         quiet.stop()
+
+
+def _raw_request(server, lines):
+    """Send a hand-written request; return the socket (caller closes it)."""
+    host, port = server.url.split("//")[1].split(":")
+    sock = socket.create_connection((host, int(port)), timeout=10)
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+    return sock
+
+
+def _read_until(sock, marker, deadline_s=10):
+    data = b""
+    sock.settimeout(deadline_s)
+    while marker not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def test_http_1_0_client_gets_an_unchunked_stream_with_live_messages(server, room):
+    sock = _raw_request(server, ["GET /rooms/%s/events HTTP/1.0" % room, "Host: x"])
+    with sock:
+        head = _read_until(sock, b"event: ready")
+        assert b"Transfer-Encoding" not in head.split(b"\r\n\r\n")[0]
+        post(server.url, room, "over one-oh")
+        body = _read_until(sock, b"over one-oh")
+        assert b"\r\n" not in head.split(b"\r\n\r\n", 1)[1] + body  # no chunk framing at all
+        frame = body[body.index(b"event: message"):]
+        assert frame.split(b"\n")[1].startswith(b"id: ") and b"over one-oh" in frame.split(b"\n")[2]
+
+
+def test_http_1_1_stream_keeps_valid_chunked_framing_for_live_messages(server, room):
+    sock = _raw_request(server, ["GET /rooms/%s/events HTTP/1.1" % room, "Host: x"])
+    with sock:
+        data = _read_until(sock, b"event: ready")
+        post(server.url, room, "chunk me")
+        data += _read_until(sock, b"chunk me")
+        data += _read_until(sock, b"\r\n", 5) if not data.endswith(b"\r\n") else b""
+        head, _, body = data.partition(b"\r\n\r\n")
+        assert b"transfer-encoding: chunked" in head.lower()
+        events = b""
+        while body:  # decode every chunk: sizes must match exactly
+            size_line, _, rest = body.partition(b"\r\n")
+            size = int(size_line, 16)
+            events, body = events + rest[:size], rest[size + 2:]
+            assert rest[size:size + 2] in (b"\r\n", b"")
+        assert events.count(b"event: message") == 1 and b"chunk me" in events
+
+
+def test_head_on_a_stream_returns_its_headers_and_no_stream(server, room):
+    sock = _raw_request(server, ["HEAD /rooms/%s/events HTTP/1.1" % room, "Host: x", "Connection: close"])
+    with sock:
+        data = _read_until(sock, b"\r\n\r\n")
+        assert data.startswith(b"HTTP/1.1 200") and b"text/event-stream" in data
+        sock.settimeout(5)
+        rest = data.split(b"\r\n\r\n", 1)[1]
+        while True:  # the server closes: nothing held open, no body bytes
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            rest += chunk
+        assert rest == b""
