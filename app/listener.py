@@ -79,7 +79,6 @@ class Listener:
 
     def __init__(self, options, connect_timeout, channels, sharded=False):
         self.sock = None
-        self._raw = None  # the plain socket under gevent's wrapper (None for TLS)
         self.reader = hiredis.Reader()
         self.ping_sent = None  # monotonic time of an unanswered PING
         self.ping_deadline = 2 * connect_timeout
@@ -96,7 +95,7 @@ class Listener:
                 hello.append(encode("SUBSCRIBE", *channels))
             self.sock.sendall(b"".join(hello))
             if not hasattr(self.sock, "pending"):  # not TLS: gevent's wrapper is skipped on reads
-                self._raw = getattr(self.sock, "_sock", self.sock)
+                self._recv_into = getattr(self.sock, "_sock", self.sock).recv_into
             confirmed = 0
             while confirmed < len(channels):  # no publish slips past before we read history
                 for reply in self._replies(connect_timeout):
@@ -104,6 +103,7 @@ class Listener:
                         raise redis.ConnectionError("redis refused the subscription: %s" % reply)
                     if isinstance(reply, list) and reply[0] in (b"subscribe", b"ssubscribe"):
                         confirmed += 1
+            self.sock.settimeout(0.0)  # from now on reads never wait (see drain)
         except BaseException:
             self.close()
             raise
@@ -151,11 +151,12 @@ class Listener:
             self.reader.feed(_SCRATCH, 0, size)
             self.ping_sent = None  # anything at all from Redis shows it alive
         messages = []
-        reply = self.reader.gets()
+        gets = self.reader.gets
+        reply = gets()
         while reply is not False:
-            if isinstance(reply, list) and (reply[0] == b"message" or reply[0] == b"smessage"):
+            if reply.__class__ is list and (reply[0] == b"message" or reply[0] == b"smessage"):
                 messages.append(reply[2])
-            reply = self.reader.gets()
+            reply = gets()
         return messages
 
     def quiet(self):
@@ -173,8 +174,7 @@ class Listener:
             raise redis.TimeoutError("redis did not answer PING on a pub/sub connection")
 
     def _recv_into(self, buffer):
-        if self._raw is not None:
-            return self._raw.recv_into(buffer)
+        # TLS only: for a plain socket __init__ puts the socket's own recv_into here.
         received = self.sock.recv_into(buffer)  # TLS: read what the record layer has decrypted
         while received < len(buffer) and self.sock.pending():
             received += self.sock.recv_into(memoryview(buffer)[received:])

@@ -25,14 +25,21 @@ def event(name, data, event_id=None):
     return b"".join(parts)
 
 
+# Live frames are built with one %-format each (stream.relay's hot loop). Ids are cursors:
+# "<room id>" + ("" or ".<direct id>"); payloads are one line of JSON (json escapes CR and LF).
+MESSAGE_FRAME = b"event: message\nid: %s%s\ndata: %s\n\n"
+DIRECT_FRAME = b"event: direct\nid: %s%s\ndata: %s\n\n"
+UNNUMBERED_FRAME = b"event: %s\ndata: %s\n\n"  # presence: no id, not part of the cursor
+
+
 def message_frame(cursor, payload):
     """Frame a stored message; ``payload`` is one line of JSON bytes (json escapes CR and LF)."""
-    return b"event: message\nid: " + cursor + b"\ndata: " + payload + b"\n\n"
+    return MESSAGE_FRAME % (cursor, b"", payload)
 
 
 def direct_frame(cursor, payload):
     """Frame a stored direct message; the cursor covers the room and the person's messages."""
-    return b"event: direct\nid: " + cursor + b"\ndata: " + payload + b"\n\n"
+    return DIRECT_FRAME % (cursor, b"", payload)
 
 
 def _one_line(text):

@@ -126,11 +126,14 @@ def relay(hub, sub):
         out = wire.ClientWriter(sub.client, sub.chunked) if sub.client is not None else None
         write = out.write if out is not None else None
         alarm = wire.Alarm(listener.filenos(), heartbeat / 2)
-        wrote_at = time.monotonic()
-        tick_at = wrote_at + heartbeat  # next presence refresh
-        heard = True  # anything from Redis since the last tick
+        drain, wait = listener.drain, alarm.wait
+        # The cursor as bytes: "<room id>" + ("" or ".<direct id>").
+        room_mid = cursor.room_id
+        direct_tail = b"" if cursor.direct_id is None else b"." + cursor.direct_id
+        tick_at = time.monotonic() + heartbeat  # next presence refresh
+        wrote = heard = True  # written to the client / heard from Redis since the last tick
         while True:
-            batch = listener.drain()  # first round: what arrived during the replay
+            batch = drain()  # first round: what arrived during the replay
             if batch:
                 heard = True
                 frames = []
@@ -139,56 +142,54 @@ def relay(hub, sub):
                     nl = data.find(b"\n")
                     kind = data[0]
                     if kind == 33:  # "!name": an event without an id (presence)
-                        frames.append(b"event: %s\ndata: %s\n\n" % (data[1:nl], data[nl + 1:]))
+                        frames.append(sse.UNNUMBERED_FRAME % (data[1:nl], data[nl + 1:]))
                         continue
                     if kind == 64:  # "@id": a direct message
                         mid = data[1:nl]
                         ms, _, seq = mid.partition(b"-")
                         pair = (int(ms), int(seq))
                         if direct_last is not None and pair > direct_last:
-                            direct_last, newest = pair, ms
-                            frames.append(sse.direct_frame(cursor.direct(mid), data[nl + 1:]))
+                            direct_last, newest, direct_tail = pair, ms, b"." + mid
+                            frames.append(sse.DIRECT_FRAME % (room_mid, direct_tail, data[nl + 1:]))
                         continue
                     mid = data[:nl]
                     ms, _, seq = mid.partition(b"-")
                     pair = (int(ms), int(seq))
                     if pair > last:
-                        last, newest = pair, ms
-                        frames.append(sse.message_frame(cursor.room(mid), data[nl + 1:]))
+                        last, newest, room_mid = pair, ms, mid
+                        frames.append(sse.MESSAGE_FRAME % (mid, direct_tail, data[nl + 1:]))
                 if frames:
-                    chunk = b"".join(frames)  # everything that arrived together leaves in one write
+                    chunk = frames[0] if len(frames) == 1 else b"".join(frames)  # one write for all
                     if write is None:
                         yield chunk
                     else:
                         write(chunk)
+                    wrote = True
                     # Metrics off the per-delivery path: multiprocess counters take a lock and
                     # touch an mmap, so a stream counts locally and reports in batches.
-                    wrote_at = time.monotonic()
                     unreported += len(frames)
                     writes += 1
-                    if newest and writes & 15 == 1:  # every 16th write of a stream is timed
+                    if newest and writes & 63 == 1:  # every 64th write of a stream is timed
                         metrics.delivery_seconds.observe(max(0.0, time.time() - int(newest) / 1000))
                     if unreported >= 64:
                         metrics.delivered.inc(unreported)
                         unreported = 0
-            if alarm.wait():
+            if wait():
                 continue
-            # A tick (every half heartbeat): keep-alives, Redis liveness, presence, metrics.
-            now = time.monotonic()
-            if now - wrote_at >= heartbeat * 0.9:
+            # A tick, every half heartbeat: keep-alives, Redis liveness, presence, metrics.
+            if not wrote:  # silent for a half heartbeat at least, a whole one at most
                 if write is None:
                     yield sse.comment("keep-alive")
                 else:
                     write(sse.comment("keep-alive"))  # a gone client fails this write
-                wrote_at = now
             if not heard:
                 listener.quiet()
-            heard = False
+            wrote = heard = False
             if unreported:
                 metrics.delivered.inc(unreported)  # a quiet moment: report the rest
                 unreported = 0
-            if person and now >= tick_at:
-                tick_at = now + heartbeat
+            if person and time.monotonic() >= tick_at:
+                tick_at = time.monotonic() + heartbeat
                 presence.refresh(sub.room, sub.name, sub.sid, sub.conn)
                 hub.names.claim(sub.name, sub.sid)  # an online person keeps their name
     except Draining:

@@ -10,10 +10,12 @@ key of a room (and of a person) shares one hash slot, so each store-and-publish 
 one node, and messages travel on sharded channels (SPUBLISH/SSUBSCRIBE, Redis >= 7): a message
 reaches only the shard that owns its room.
 """
+import socket
 import time
 from urllib.parse import unquote, urlsplit
 
 import redis
+from redis._parsers import _HiredisParser
 from redis.cluster import ClusterNode, RedisCluster
 from redis.sentinel import Sentinel
 
@@ -73,7 +75,33 @@ def command_client(url, max_connections, timeout):
                                    max_connections=max_connections, **options)
     # Posting and reads wait briefly for a free connection instead of failing under a burst.
     return redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(
-        url, max_connections=max_connections, timeout=timeout, **options))
+        url, max_connections=max_connections, timeout=timeout, parser_class=QuickCheckParser, **options))
+
+
+class QuickCheckParser(_HiredisParser):
+    """redis-py's hiredis parser with a cheaper check of a pooled connection.
+
+    The pool asks every connection it hands out whether unread bytes wait on it (a sign of a
+    broken exchange). redis-py asks ``poll()``, which under gevent builds a poll object and
+    watchers each time (~6 % of a POST's CPU); one non-blocking ``recv(MSG_PEEK)`` on the plain
+    socket tells the same: bytes (True), end of file (closed), or nothing (False).
+    """
+
+    def can_read(self, timeout=0):
+        raw = getattr(self._sock, "_sock", None)  # the plain socket under gevent's wrapper
+        if timeout or raw is None or not self._reader or hasattr(self._sock, "pending"):
+            return super().can_read(timeout)
+        if self._reader.has_data():
+            return True
+        try:
+            peeked = raw.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return False
+        except OSError as exc:
+            raise redis.ConnectionError("redis connection lost: %s" % exc) from exc
+        if not peeked:
+            raise redis.ConnectionError("redis closed the connection")
+        return True
 
 
 class MasterAddress:
