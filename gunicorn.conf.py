@@ -8,9 +8,10 @@ wsgi_app = "app:create_app()"
 bind = os.environ.get("BIND") or "127.0.0.1:%s" % os.environ.get("PORT", "8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 2))
 worker_class = "gevent"
-# Streams per worker (each costs two open files; the limit here is 20,000 per process), plus
-# room for posts and page loads beside RIPPLE_MAX_STREAMS_PER_WORKER (9000) streams.
-worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "9500"))
+# Connections per worker: RIPPLE_MAX_STREAMS_PER_WORKER (9800) streams, which cost two open
+# files each (client + Redis), plus 100 for posts and page loads: 19,800 files and the worker's
+# own ~80 fit under an open-file limit of 20,000 per process.
+worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "9900"))
 timeout = 30            # worker liveness (the gevent worker's own heartbeat), not stream length
 graceful_timeout = 10   # open streams are told to reconnect at once; this bounds the rest
 keepalive = 2           # idle keep-alive connections also hold a draining worker open
@@ -65,6 +66,10 @@ def _logger_class():
 
 logger_class = _logger_class()
 
+# gevent records, for every greenlet, the stack that spawned it (a debugging aid): ~0.5 KB
+# per open stream. Workers read this when they import gevent.
+os.environ.setdefault("GEVENT_TRACK_GREENLET_TREE", "false")
+
 _embedded = []  # the master's own redis-server, when REDIS_URL is unset
 
 
@@ -87,7 +92,7 @@ def on_starting(server):
         return
     module, here = _embedded_module()
     directory = os.environ.get("RIPPLE_EMBEDDED_REDIS_DIR", os.path.join(here, "instance"))
-    redis = module.EmbeddedRedis(directory, maxclients=int(os.environ.get("RIPPLE_REDIS_MAXCLIENTS", "19000")))
+    redis = module.EmbeddedRedis(directory, maxclients=int(os.environ.get("RIPPLE_REDIS_MAXCLIENTS", "19900")))
     redis.start()
     _embedded.append(redis)
     os.environ["REDIS_URL"] = redis.url  # workers inherit it
@@ -112,7 +117,7 @@ def _check_open_files(server):
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         soft = hard
-    wanted = 2 * worker_connections + 100
+    wanted = 2 * worker_connections
     if soft < wanted:
         server.log.warning("open-file limit %d is below the %d that worker_connections=%d needs "
                            "(two per stream): streams past ~%d per worker will fail",

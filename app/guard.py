@@ -1,10 +1,11 @@
 """Protection for browser requests: CSRF tokens and rate limits that hold across all workers."""
+import redis
 from flask import current_app, request, session
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
 
-from . import identity
+from . import identity, topology
 
 # Unbound extension objects, as Flask extensions are made; init_app binds them to an app.
 csrf = CSRFProtect()
@@ -20,6 +21,16 @@ def init_app(app):
     cfg.setdefault("RATELIMIT_HEADERS_ENABLED", True)  # Retry-After on every 429
     cfg.setdefault("RATELIMIT_SWALLOW_ERRORS", True)   # Redis down: the request's own 503 says so
     cfg.setdefault("RATELIMIT_KEY_PREFIX", "ripple:limit")
+    url = cfg["REDIS_URL"]
+    if "RATELIMIT_STORAGE_OPTIONS" not in cfg and not (topology.is_sentinel(url) or topology.is_cluster(url)):
+        # The storage's own default pool holds 100 connections and fails the 101st at once
+        # (a burst of stream opens then skips its limits, logging a traceback each): a
+        # bounded pool that waits for a free connection instead, like the app's own.
+        timeout = float(cfg["REDIS_SOCKET_TIMEOUT"])
+        cfg["RATELIMIT_STORAGE_OPTIONS"] = {"connection_pool": redis.BlockingConnectionPool.from_url(
+            url, max_connections=int(cfg["REDIS_MAX_CONNECTIONS"]), timeout=timeout,
+            socket_timeout=timeout, socket_connect_timeout=timeout,
+            parser_class=topology.QuickCheckParser)}
     csrf.init_app(app)
     limiter.init_app(app)
     app.before_request(_protect)

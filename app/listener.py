@@ -94,8 +94,6 @@ class Listener:
             else:
                 hello.append(encode("SUBSCRIBE", *channels))
             self.sock.sendall(b"".join(hello))
-            if not hasattr(self.sock, "pending"):  # not TLS: gevent's wrapper is skipped on reads
-                self._recv_into = getattr(self.sock, "_sock", self.sock).recv_into
             confirmed = 0
             while confirmed < len(channels):  # no publish slips past before we read history
                 for reply in self._replies(connect_timeout):
@@ -104,6 +102,11 @@ class Listener:
                     if isinstance(reply, list) and reply[0] in (b"subscribe", b"ssubscribe"):
                         confirmed += 1
             self.sock.settimeout(0.0)  # from now on reads never wait (see drain)
+            if not hasattr(self.sock, "pending"):  # not TLS
+                # Keep only the plain socket under gevent's wrapper: the wrapper and its two
+                # watchers cost every open stream ~0.5 KB, and nothing waits on them again.
+                self.sock = getattr(self.sock, "_sock", self.sock)
+                self._recv_into = self.sock.recv_into
         except BaseException:
             self.close()
             raise

@@ -17,7 +17,7 @@ IDEMPOTENCY_SECONDS = 24 * 3600  # how long a retried post returns the original 
 ROOM_PAGE_MESSAGES = 50        # messages the server renders on a room page
 LOBBY_ROOMS = 50               # rooms listed in the lobby
 
-MAX_STREAMS_PER_WORKER = 9000  # each holds one Redis pub/sub connection (and a client socket)
+MAX_STREAMS_PER_WORKER = 9800  # each holds one Redis pub/sub connection (and a client socket)
 REDIS_MAX_CONNECTIONS = 50     # command connections per worker (posting, history, health)
 REDIS_SOCKET_TIMEOUT = 5.0     # seconds before a Redis command counts as failed
 REDIS_RETRY_AFTER = 5          # Retry-After seconds when Redis is unreachable

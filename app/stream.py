@@ -103,7 +103,7 @@ def relay(hub, sub):
         if dropped:
             frames.append(sse.event("dropped", json.dumps(
                 {"room": sub.room, "message": "Some older messages are no longer kept."})))
-        direct_last = None
+        direct_last = directs = None
         if person:
             directs, direct_last, _ = store.replay(
                 person, direct_after, hub.direct_backlog if direct_after is None else 0)
@@ -121,6 +121,7 @@ def relay(hub, sub):
             cursor.direct(_id_bytes(direct_last))
         frames.append(sse.event("ready", json.dumps({"room": sub.room}), event_id=cursor.now().decode()))
         yield b"".join(frames)  # through gunicorn: it sends the headers and picks the framing
+        history = directs = frames = None  # an open stream keeps nothing of its replay
         hub.outage.ok()
         logger.debug("stream open room=%s resumed=%s person=%s", sub.room, sub.cursor is not None, bool(person))
         out = wire.ClientWriter(sub.client, sub.chunked) if sub.client is not None else None

@@ -147,13 +147,13 @@ class Grid:
         return args
 
     def start_redis(self):
-        return servers.RedisServer(self.workdir, maxclients=19000).start()
+        return servers.RedisServer(self.workdir, maxclients=19900).start()
 
     def make(self, name, redis):
         if name == "Ripple":
-            return servers.Ripple(self.workdir, redis.url, root=self.args.ripple_root).start()
+            return servers.Ripple(self.workdir, redis.system_url, root=self.args.ripple_root).start()
         if name == "flask-sse":
-            return servers.FlaskSSE(self.workdir, redis.url, root=self.args.ripple_root).start()
+            return servers.FlaskSSE(self.workdir, redis.system_url, root=self.args.ripple_root).start()
         if name == "nchan":
             s = servers.Nchan(self.workdir).start()
             if not s.module_loaded():
@@ -261,7 +261,7 @@ class Grid:
         log(name, "wrk", rps.group(1) if rps else "?", "req/s; non-2xx", non2xx.group(1) if non2xx else 0)
 
     def redis_reference(self):
-        redis = servers.RedisServer(self.workdir, maxclients=19000).start()
+        redis = servers.RedisServer(self.workdir, maxclients=19900).start()
         try:
             payload = "x" * 120  # about a Ripple message's size; no quotes or commas (CSV output)
             n = 50000 if self.quick else 200000
@@ -630,7 +630,9 @@ def write_report(grid, prof, path):
           "was in the tree then" % (tree(start), tree(git)))
     w("- **Servers:** everything on 127.0.0.1 of this one machine, sharing its 2 cores with the load tool. "
       "Ripple and flask-sse: `gunicorn -c gunicorn.conf.py`, gevent, 2 workers; Redis: %s" % _redis_line(grid))
-    w("  (AOF everysec, as `make run`), maxclients 19000, a fresh one per capacity run and per system. "
+    w("  (AOF everysec, as `make run`), maxclients 19900, a fresh one per capacity run and per system; "
+      "Ripple and flask-sse reach it on its unix socket (as `make run` does), the load tool's own "
+      "Redis connections (the Redis rows, INFO) on loopback TCP. "
       "nchan: %s, 2 workers, memory store (nchan's default; it does not use Redis). "
       "Ripple runs with a publish token (server-to-server posts) and raised per-address stream limits." % _nchan_line())
     w("- **Client:** bench/loadtool.py (asyncio + uvloop, raw sockets; streams parsed after each run). "

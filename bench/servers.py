@@ -66,15 +66,25 @@ def _stop(process, timeout=15, sig=signal.SIGTERM):
 
 
 class RedisServer:
-    def __init__(self, workdir, maxclients=19000, appendonly=True):
+    def __init__(self, workdir, maxclients=19900, appendonly=True):
         self.port = free_port()
         cls = _embedded_redis_class()
-        self.server = cls(os.path.join(workdir, "redis-%d" % self.port), port=self.port,
-                          maxclients=maxclients, appendonly=appendonly)
+        directory = os.path.join(workdir, "redis-%d" % self.port)
+        # TCP for the load tool's own Redis connections, and a unix socket for the systems
+        # under test: `make run`'s embedded Redis is reached that way, and both Ripple and
+        # flask-sse use it alike.
+        self.socket_path = os.path.join(directory, "redis.sock")
+        self.server = cls(directory, port=self.port, maxclients=maxclients, appendonly=appendonly,
+                          extra_args=["--unixsocket", self.socket_path, "--unixsocketperm", "700"])
 
     @property
     def url(self):
         return "redis://127.0.0.1:%d/0" % self.port
+
+    @property
+    def system_url(self):
+        """The URL the systems under test use (REDIS_URL)."""
+        return "unix://" + self.socket_path
 
     @property
     def pid(self):

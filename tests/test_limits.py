@@ -84,3 +84,15 @@ def test_a_worker_at_its_stream_cap_answers_503_with_retry_after(redis_url, tmp_
         for stream in streams:
             stream.close()
         server.stop()
+
+
+
+def test_limit_checks_wait_for_a_pooled_redis_connection_instead_of_failing(app):
+    # A default redis-py pool fails its 101st concurrent user at once: a burst of stream opens
+    # would then skip its limits (and log a traceback per request).
+    import redis
+    from app.guard import limiter
+    with app.app_context():
+        pool = limiter.storage.storage.connection_pool
+    assert isinstance(pool, redis.BlockingConnectionPool)
+    assert pool.max_connections == app.config["REDIS_MAX_CONNECTIONS"]
