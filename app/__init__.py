@@ -6,8 +6,8 @@ from flask import Flask
 
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import (api, broker, cli, direct, errors, guard, health, identity, metrics, pages, requests,
-               sessions, settings, stream)
+from . import (api, broker, cli, direct, errors, fastpost, guard, health, identity, metrics, pages,
+               requests, sessions, settings, stream)
 
 
 def create_app(test_config=None):
@@ -31,6 +31,8 @@ def create_app(test_config=None):
     if app.config["TRUSTED_PROXIES"]:  # behind nginx: the client's address and scheme
         hops = int(app.config["TRUSTED_PROXIES"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+    # Outermost: a server-to-server post (the publish token, JSON) skips Flask altogether.
+    app.wsgi_app = fastpost.FastPublish(app, app.wsgi_app)
     requests.init_app(app)
     broker.init_app(app)
     guard.init_app(app)

@@ -30,9 +30,14 @@ class _Ids:
 _ids = _Ids()
 
 
+def request_id(environ):
+    """The request's id: the X-Request-ID it came with when that is safe to log, else a new one."""
+    given = environ.get("HTTP_X_REQUEST_ID", "")
+    return given if _SAFE.fullmatch(given) else _ids.next()
+
+
 def _assign():
-    given = request.headers.get("X-Request-ID", "")
-    g.request_id = given if _SAFE.fullmatch(given) else _ids.next()
+    g.request_id = request_id(request.environ)
 
 
 def _echo(response):

@@ -1,0 +1,101 @@
+"""Server-to-server posts take a path around Flask: same answers, and every refusal is Flask's."""
+import json
+
+import pytest
+
+from app import create_app, fastpost
+
+from .conftest import TEST_HEARTBEAT, TOKEN
+
+AUTH = {"Authorization": "Bearer " + TOKEN}
+
+
+def token_post(client, room, body, headers=None, **kw):
+    data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+    return client.post("/rooms/%s/messages" % room, data=data,
+                       headers={"Content-Type": "application/json", **AUTH, **(headers or {})}, **kw)
+
+
+@pytest.fixture
+def via_flask(monkeypatch):
+    """Count the requests the fast path hands on to Flask."""
+    handed = []
+    original = fastpost.FastPublish.__call__
+
+    def spy(self, environ, start_response):
+        nxt = self.next
+        self.next = lambda e, s: handed.append(e["PATH_INFO"]) or nxt(e, s)
+        try:
+            return original(self, environ, start_response)
+        finally:
+            self.next = nxt
+    monkeypatch.setattr(fastpost.FastPublish, "__call__", spy)
+    return handed
+
+
+def test_a_token_post_is_stored_and_answered_201_without_flask(client, room, via_flask):
+    r = token_post(client, room, {"text": "你好 👋", "user": "feed-bot"}, {"X-Request-ID": "trace-1"})
+    assert r.status_code == 201 and r.mimetype == "application/json"
+    assert r.headers["X-Request-ID"] == "trace-1"
+    message = r.get_json()
+    assert (message["room"], message["user"], message["text"]) == (room, "feed-bot", "你好 👋")
+    history = client.get("/rooms/%s/messages" % room).get_json()["messages"]
+    assert [m["id"] for m in history] == [message["id"]]
+    assert via_flask == ["/rooms/%s/messages" % room]  # only the GET went to Flask
+
+
+def test_a_retried_token_post_returns_the_first_message_with_200(client, room):
+    first = token_post(client, room, {"text": "once", "user": "bot"}, {"Idempotency-Key": "k-1"})
+    again = token_post(client, room, {"text": "once", "user": "bot"}, {"Idempotency-Key": "k-1"})
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.get_json() == first.get_json()
+
+
+@pytest.mark.parametrize("body, status", [
+    ({"text": "", "user": "bot"}, 422),            # empty text
+    ({"text": "x" * 2001, "user": "bot"}, 422),    # over the limit
+    ({"text": "hi", "user": ""}, 422),             # no sender name
+    ([1, 2], 400),                                 # not an object
+    (b"{not json", 400),
+    (b"\xff\xfe\x00", 400),                        # not UTF-8 JSON
+])
+def test_refused_token_posts_get_flasks_own_answer(client, room, via_flask, body, status):
+    r = token_post(client, room, body)
+    assert r.status_code == status and r.get_json()["error"]
+    assert via_flask == ["/rooms/%s/messages" % room]
+
+
+def test_a_bad_idempotency_key_is_refused_by_flask(client, room, via_flask):
+    r = token_post(client, room, {"text": "hi", "user": "bot"}, {"Idempotency-Key": "x" * 500})
+    assert r.status_code == 400 and via_flask
+
+
+def test_a_body_over_the_size_limit_is_413(client, room, via_flask):
+    r = token_post(client, room, {"text": "x" * 70000, "user": "bot"})
+    assert r.status_code == 413 and via_flask
+
+
+def test_a_bad_room_name_is_flasks_400(client, via_flask):
+    r = token_post(client, "Bad%20Room", {"text": "hi", "user": "bot"})
+    assert r.status_code in (400, 404) and via_flask
+
+
+def test_without_the_token_a_post_goes_through_flask_and_its_csrf_check(client, room, via_flask):
+    r = client.post("/rooms/%s/messages" % room, json={"text": "hi", "user": "bot"},
+                    headers={"Authorization": "Bearer wrong"})
+    assert r.status_code == 400 and via_flask  # no session, no CSRF token
+
+
+def test_a_form_post_with_the_token_goes_through_flask(client, room, via_flask):
+    r = client.post("/rooms/%s/messages" % room, data={"text": "hi", "user": "bot"},
+                    headers={**AUTH, "Accept": "application/json"})
+    assert r.status_code == 201 and via_flask
+
+
+def test_redis_down_answers_503_with_retry_after_and_json(redis_url, room):
+    down = create_app({"TESTING": True, "REDIS_URL": "redis://127.0.0.1:1/0", "PUBLISH_TOKEN": TOKEN,
+                       "HEARTBEAT_SECONDS": TEST_HEARTBEAT, "SECRET_KEY": "test-secret",
+                       "REDIS_SOCKET_TIMEOUT": 0.5})
+    r = token_post(down.test_client(), room, {"text": "hi", "user": "bot"})
+    assert r.status_code == 503 and r.headers["Retry-After"]
+    assert r.get_json()["error"] == fastpost.UNAVAILABLE
