@@ -136,7 +136,7 @@ def events(room):
         hub.metrics.resumes.inc()
     client = request.environ.get("gunicorn.socket")
     # gunicorn frames a body in chunks for HTTP/1.1 (and not for 1.0); the stream keeps to it.
-    sub = stream.Subscription(room, cursor, backlog, client=client,
+    sub = stream.Subscription(room, cursor, backlog, client=client, environ=request.environ,
                               chunked=request.environ.get("SERVER_PROTOCOL") != "HTTP/1.0")
     name, sid = identity.current()
     if name:

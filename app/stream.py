@@ -45,15 +45,16 @@ class Streams:
 class Subscription:
     """What one stream serves: a room, where the client is, and who (if anyone) is listening."""
 
-    __slots__ = ("room", "cursor", "backlog", "name", "sid", "conn", "client", "chunked")
+    __slots__ = ("room", "cursor", "backlog", "name", "sid", "conn", "client", "chunked", "environ")
 
     def __init__(self, room, cursor=None, backlog=0, name=None, sid=None, conn=None, client=None,
-                 chunked=True):
+                 chunked=True, environ=None):
         self.room, self.cursor, self.backlog = room, cursor, backlog
         self.name, self.sid, self.conn = name, sid, conn  # conn: its presence registration
         # The client's socket (gunicorn's), watched for its closing and written to directly
         # once the headers are out, in the framing gunicorn chose (chunked for HTTP/1.1).
         self.client, self.chunked = client, chunked
+        self.environ = environ  # the WSGI environ: trimmed once Flask is done with it
 
 
 def come_back(retry_ms):
@@ -84,6 +85,7 @@ def relay(hub, sub):
     store, streams, presence, metrics = hub.store, hub.streams, hub.presence, hub.metrics
     heartbeat, retry_ms = hub.heartbeat, hub.retry_ms
     yield sse.retry(retry_ms)  # first chunk: headers leave now, before any Redis round trip
+    _forget_request(sub)
     me = gevent.getcurrent()
     streams.open.add(me)
     metrics.open_streams.inc()
@@ -219,6 +221,21 @@ def relay(hub, sub):
             listener.close()
         if person:
             _quietly(presence.leave, sub.room, sub.name, sub.sid, sub.conn)
+
+
+# What gunicorn's access log reads of the environ when the stream ends.
+_LOGGED = frozenset(("REMOTE_ADDR", "REQUEST_METHOD", "RAW_URI", "SERVER_PROTOCOL", "PATH_INFO",
+                     "QUERY_STRING", "HTTP_REFERER", "HTTP_USER_AGENT"))
+
+
+def _forget_request(sub):
+    """Let go of the request for the stream's life: gunicorn keeps the environ (with the body
+    reader and the headers) until the stream ends, ~1 KB an open stream. Flask is done with it
+    once the first chunk is out; what the access log needs stays."""
+    environ, sub.environ = sub.environ, None
+    if environ is not None:
+        for key in [key for key in environ if key not in _LOGGED]:
+            del environ[key]
 
 
 def _watch_client(sock, greenlet):
