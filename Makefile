@@ -12,7 +12,7 @@ test: $(VENV)/.installed-dev  ## the whole test suite: real Redis, real Gunicorn
 	scripts/ensure-system-packages
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: $(VENV)/.installed-bench  ## the benchmark grid (~10-20 min): writes docs/benchmarks.md and docs/img/
+bench: $(VENV)/.installed-bench  ## the benchmark grid (~7-10 min): writes docs/benchmarks.md and docs/img/
 	scripts/ensure-bench-packages
 	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
