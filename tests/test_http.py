@@ -212,3 +212,10 @@ def test_lobby_shows_how_many_people_are_online(app, client, room):
             presence.join(room, name, "sid-" + name, tab)
     html = client.get("/").get_data(as_text=True)
     assert "2 online" in html.split(room, 1)[1][:200]
+
+
+def test_pages_name_an_icon_that_is_served(client):
+    page = client.get("/").get_data(as_text=True)
+    assert 'rel="icon"' in page
+    icon = client.get("/static/favicon.svg")
+    assert icon.status_code == 200 and icon.mimetype == "image/svg+xml"
