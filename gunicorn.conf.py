@@ -117,7 +117,7 @@ def _check_open_files(server):
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         soft = hard
-    wanted = 2 * worker_connections
+    wanted = 2 * worker_connections + 150  # and two Redis pools of 50 and the worker's own
     if soft < wanted:
         server.log.warning("open-file limit %d is below the %d that worker_connections=%d needs "
                            "(two per stream): streams past ~%d per worker will fail",
@@ -146,6 +146,9 @@ def post_worker_init(worker):
         raise RuntimeError("socket is not gevent-patched")  # gunicorn halts: failed to boot
     import gevent
     gevent.spawn(_drain_on_exit, worker)
+    hub = getattr(worker.wsgi, "extensions", {}).get("hub")
+    if hub is not None:  # streams frame their own chunks only where gunicorn speaks HTTP/1.x
+        hub.direct_writes = getattr(worker.cfg, "protocol", "http") == "http"
 
 
 def _drain_on_exit(worker):

@@ -12,6 +12,7 @@ from .replies import json_error, require_utf8_form, wants_json
 logger = logging.getLogger(__name__)
 bp = Blueprint("api", __name__)
 
+_FRAMING = {"HTTP/1.1": True, "HTTP/1.0": False}  # chunked?
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 ROOM_RULE = "Room names are 1-64 characters of a-z, 0-9, _ and -, starting with a letter or digit."
 
@@ -135,9 +136,11 @@ def events(room):
     if cursor is not None:
         hub.metrics.resumes.inc()
     client = request.environ.get("gunicorn.socket")
-    # gunicorn frames a body in chunks for HTTP/1.1 (and not for 1.0); the stream keeps to it.
+    # gunicorn frames a body in chunks for HTTP/1.1 and not for 1.0, and the stream writes in
+    # the same framing; anything else (another protocol) it leaves to gunicorn (None).
+    framing = _FRAMING.get(request.environ.get("SERVER_PROTOCOL")) if hub.direct_writes else None
     sub = stream.Subscription(room, cursor, backlog, client=client, environ=request.environ,
-                              chunked=request.environ.get("SERVER_PROTOCOL") != "HTTP/1.0")
+                              chunked=framing)
     name, sid = identity.current()
     if name:
         try:

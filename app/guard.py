@@ -22,7 +22,8 @@ def init_app(app):
     cfg.setdefault("RATELIMIT_SWALLOW_ERRORS", True)   # Redis down: the request's own 503 says so
     cfg.setdefault("RATELIMIT_KEY_PREFIX", "ripple:limit")
     url = cfg["REDIS_URL"]
-    if "RATELIMIT_STORAGE_OPTIONS" not in cfg and not (topology.is_sentinel(url) or topology.is_cluster(url)):
+    if ("RATELIMIT_STORAGE_OPTIONS" not in cfg and cfg["RATELIMIT_STORAGE_URI"] == _storage_uri(url)
+            and not (topology.is_sentinel(url) or topology.is_cluster(url))):
         # The storage's own default pool holds 100 connections and fails the 101st at once
         # (a burst of stream opens then skips its limits, logging a traceback each): a
         # bounded pool that waits for a free connection instead, like the app's own.

@@ -81,6 +81,8 @@ class Listener:
         self.sock = None
         self.reader = hiredis.Reader()
         self.ping_sent = None  # monotonic time of an unanswered PING
+        self.heard = True      # bytes arrived since the last tick
+        self.tls = False
         self.ping_deadline = 2 * connect_timeout
         try:
             self.sock = self._connect(options, connect_timeout)
@@ -93,7 +95,10 @@ class Listener:
                 hello += [encode("SSUBSCRIBE", channel) for channel in channels]
             else:
                 hello.append(encode("SUBSCRIBE", *channels))
-            self.sock.sendall(b"".join(hello))
+            try:
+                self.sock.sendall(b"".join(hello))
+            except OSError as exc:
+                raise redis.ConnectionError("cannot subscribe: %s" % exc) from exc
             confirmed = 0
             while confirmed < len(channels):  # no publish slips past before we read history
                 for reply in self._replies(connect_timeout):
@@ -102,7 +107,8 @@ class Listener:
                     if isinstance(reply, list) and reply[0] in (b"subscribe", b"ssubscribe"):
                         confirmed += 1
             self.sock.settimeout(0.0)  # from now on reads never wait (see drain)
-            if not hasattr(self.sock, "pending"):  # not TLS
+            self.tls = hasattr(self.sock, "pending")
+            if not self.tls:
                 # Keep only the plain socket under gevent's wrapper: the wrapper and its two
                 # watchers cost every open stream ~0.5 KB, and nothing waits on them again.
                 self.sock = getattr(self.sock, "_sock", self.sock)
@@ -144,15 +150,17 @@ class Listener:
         """
         try:
             size = self._recv_into(_SCRATCH)
-        except (BlockingIOError, ssl.SSLWantReadError):
+            if size:
+                self.reader.feed(_SCRATCH, 0, size)
+                self.heard, self.ping_sent = True, None  # anything at all shows Redis alive
+                while self.tls and self.sock.pending():  # decrypted, so never polled readable
+                    self.reader.feed(_SCRATCH, 0, self.sock.recv_into(_SCRATCH))
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
             size = None
         except OSError as exc:
             raise redis.ConnectionError("redis connection lost: %s" % exc) from exc
         if size == 0:
             raise redis.ConnectionError("redis closed the connection")
-        if size:
-            self.reader.feed(_SCRATCH, 0, size)
-            self.ping_sent = None  # anything at all from Redis shows it alive
         messages = []
         gets = self.reader.gets
         reply = gets()
@@ -162,10 +170,13 @@ class Listener:
             reply = gets()
         return messages
 
-    def quiet(self):
-        """Called after a heartbeat period without a byte from Redis: PING it, and fail when the
-        previous PING is still unanswered after ``ping_deadline`` (a closed connection says so at
+    def tick(self):
+        """Called every half heartbeat. After one without a byte from Redis, PING it; fail when
+        the PING is still unanswered after ``ping_deadline`` (a closed connection says so at
         once; this finds a silent one)."""
+        if self.heard:
+            self.heard = False
+            return
         now = time.monotonic()
         if self.ping_sent is None:
             self.ping_sent = now
@@ -178,10 +189,7 @@ class Listener:
 
     def _recv_into(self, buffer):
         # TLS only: for a plain socket __init__ puts the socket's own recv_into here.
-        received = self.sock.recv_into(buffer)  # TLS: read what the record layer has decrypted
-        while received < len(buffer) and self.sock.pending():
-            received += self.sock.recv_into(memoryview(buffer)[received:])
-        return received
+        return self.sock.recv_into(buffer)
 
     def _replies(self, timeout):
         """Yield every complete reply from one recv (waiting up to ``timeout`` for it)."""
@@ -225,9 +233,9 @@ class MultiListener:
             messages += listener.drain()
         return messages
 
-    def quiet(self):
+    def tick(self):
         for listener in self.listeners:
-            listener.quiet()
+            listener.tick()
 
     def close(self):
         for listener in self.listeners:

@@ -15,8 +15,8 @@ def init_app(app):
 
 
 class _Ids:
-    """Ids unique across processes and restarts without a syscall each: a random prefix per
-    process (re-drawn after a fork) and a counter."""
+    """Ids unique across processes and restarts without drawing randomness for each: a random
+    prefix per process (re-drawn after a fork) and a counter."""
 
     def __init__(self):
         self.pid = None

@@ -52,7 +52,8 @@ class Subscription:
         self.room, self.cursor, self.backlog = room, cursor, backlog
         self.name, self.sid, self.conn = name, sid, conn  # conn: its presence registration
         # The client's socket (gunicorn's), watched for its closing and written to directly
-        # once the headers are out, in the framing gunicorn chose (chunked for HTTP/1.1).
+        # once the headers are out, in the framing gunicorn chose: chunked (True, HTTP/1.1),
+        # plain (False, HTTP/1.0); None leaves every write to gunicorn.
         self.client, self.chunked = client, chunked
         self.environ = environ  # the WSGI environ: trimmed once Flask is done with it
 
@@ -74,6 +75,9 @@ class Hub:
         self.heartbeat = float(cfg["HEARTBEAT_SECONDS"])
         self.retry_ms = int(cfg["RETRY_MS"])
         self.direct_backlog = int(cfg["DIRECT_BACKLOG"])
+        # Streams write to the client socket themselves; gunicorn.conf.py turns this off when
+        # gunicorn speaks anything but plain HTTP/1.x to clients.
+        self.direct_writes = True
 
 
 def relay(hub, sub):
@@ -89,7 +93,7 @@ def relay(hub, sub):
     me = gevent.getcurrent()
     streams.open.add(me)
     metrics.open_streams.inc()
-    listener = alarm = None
+    listener = alarm = out = None
     watcher = _watch_client(sub.client, me)
     unreported = writes = 0  # deliveries not yet added to the metrics; writes made
     room_keys = keys.RoomKeys(sub.room)
@@ -126,7 +130,8 @@ def relay(hub, sub):
         history = directs = frames = None  # an open stream keeps nothing of its replay
         hub.outage.ok()
         logger.debug("stream open room=%s resumed=%s person=%s", sub.room, sub.cursor is not None, bool(person))
-        out = wire.ClientWriter(sub.client, sub.chunked) if sub.client is not None else None
+        if sub.client is not None and sub.chunked is not None:
+            out = wire.ClientWriter(sub.client, sub.chunked)
         write = out.write if out is not None else None
         alarm = wire.Alarm(listener.filenos(), heartbeat / 2)
         drain, wait = listener.drain, alarm.wait
@@ -134,11 +139,10 @@ def relay(hub, sub):
         room_mid = cursor.room_id
         direct_tail = b"" if cursor.direct_id is None else b"." + cursor.direct_id
         tick_at = time.monotonic() + heartbeat  # next presence refresh
-        wrote = heard = True  # written to the client / heard from Redis since the last tick
+        wrote = True  # written to the client since the last tick
         while True:
             batch = drain()  # first round: what arrived during the replay
             if batch:
-                heard = True
                 frames = []
                 newest = b""
                 for data in batch:  # the hot path: find the id, compare, frame the bytes as they are
@@ -185,9 +189,8 @@ def relay(hub, sub):
                     yield sse.comment("keep-alive")
                 else:
                     write(sse.comment("keep-alive"))  # a gone client fails this write
-            if not heard:
-                listener.quiet()
-            wrote = heard = False
+            listener.tick()  # pings Redis after a silent tick: finds a dead connection
+            wrote = False
             if unreported:
                 metrics.delivered.inc(unreported)  # a quiet moment: report the rest
                 unreported = 0
@@ -196,10 +199,11 @@ def relay(hub, sub):
                 presence.refresh(sub.room, sub.name, sub.sid, sub.conn)
                 hub.names.claim(sub.name, sub.sid)  # an online person keeps their name
     except Draining:
-        yield come_back(retry_ms)
+        if out is None or not out.broken:
+            yield come_back(retry_ms)
     except ClientGone:
         return
-    except OSError as exc:  # the client went away mid-write, or stopped reading (send timeout)
+    except wire.ClientLost as exc:  # the client went away mid-write, or stopped reading
         logger.debug("stream client lost room=%s error=%r", sub.room, exc)
         return
     except (redis.ConnectionError, redis.TimeoutError) as exc:

@@ -6,6 +6,8 @@ methods add a failed attempt (an exception), a Timeout object and a timer per wa
 ``sendall``. A stream parks on its own libev watchers instead and sends on the plain socket,
 falling back to gevent (with the send timeout) only when the client's buffer is full.
 """
+import socket
+
 import gevent
 
 READ = 1  # libev's EV_READ
@@ -43,9 +45,9 @@ class Alarm:
             self._due = False
             return False
         switch = self._greenlet.switch
-        for io in self._ios:
-            io.start(switch, True)
         try:
+            for io in self._ios:
+                io.start(switch, True)
             return self._hub.switch()
         finally:
             for io in self._ios:
@@ -58,17 +60,25 @@ class Alarm:
             io.close()
 
 
+class ClientLost(OSError):
+    """The client's socket failed or timed out mid-write; the stream is over."""
+
+
 class ClientWriter:
     """Writes body bytes to the client socket, framed as gunicorn framed the response so far.
 
     Only for after gunicorn has sent the headers (the stream's first chunk goes through it).
+    A write that fails shuts the socket down: a chunk cut off midway must never be followed
+    by gunicorn's terminating chunk (or anything else), which a client would read as the end
+    of a whole, broken event.
     """
 
-    __slots__ = ("_sock", "_send", "_chunked")
+    __slots__ = ("_sock", "_send", "_chunked", "broken")
 
     def __init__(self, sock, chunked):
         self._sock = sock
         self._chunked = chunked
+        self.broken = False
         # TLS, or not gevent's socket: every write through the socket object itself.
         raw = None if hasattr(sock, "pending") else getattr(sock, "_sock", None)
         self._send = raw.send if raw is not None else None
@@ -76,13 +86,23 @@ class ClientWriter:
     def write(self, data):
         if self._chunked:
             data = b"%x\r\n%s\r\n" % (len(data), data)
-        sent = 0
-        if self._send is not None:
+        try:
+            sent = 0
+            if self._send is not None:
+                try:
+                    sent = self._send(data)
+                except BlockingIOError:
+                    pass
+            if sent < len(data):
+                # The client's buffer is full (or the socket is TLS): gevent waits for room,
+                # and gives up after the socket's timeout (the stream's send timeout).
+                self._sock.sendall(data[sent:] if sent else data)
+        except BaseException as exc:  # also a kill (drain, client gone) landing mid-write
+            self.broken = True
             try:
-                sent = self._send(data)
-            except BlockingIOError:
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
                 pass
-        if sent < len(data):
-            # The client's buffer is full (or the socket is TLS): gevent waits for room, and
-            # gives up after the socket's timeout (the stream's send timeout).
-            self._sock.sendall(data[sent:] if sent else data)
+            if isinstance(exc, OSError):
+                raise ClientLost(str(exc)) from exc
+            raise
