@@ -144,18 +144,18 @@ def post_worker_init(worker):
     from gevent import monkey
     if not monkey.is_module_patched("socket"):
         raise RuntimeError("socket is not gevent-patched")  # gunicorn halts: failed to boot
-    import gevent
-    gevent.spawn(_drain_on_exit, worker)
     hub = getattr(worker.wsgi, "extensions", {}).get("hub")
-    if hub is not None:  # streams frame their own chunks only where gunicorn speaks HTTP/1.x
-        hub.direct_writes = getattr(worker.cfg, "protocol", "http") == "http"
+    if hub is None:
+        return
+    import gevent
+    gevent.spawn(_drain_on_exit, worker, hub)
+    # Streams frame their own chunks only where gunicorn speaks plain HTTP/1.x.
+    hub.direct_writes = getattr(worker.cfg, "protocol", "http") == "http"
 
 
-def _drain_on_exit(worker):
+def _drain_on_exit(worker, hub):
     # Streams never end by themselves; without this a reload waits out graceful_timeout.
     import gevent
     while worker.alive:
         gevent.sleep(0.25)
-    hub = getattr(worker.wsgi, "extensions", {}).get("hub")
-    if hub is not None:
-        hub.streams.drain()
+    hub.streams.drain()

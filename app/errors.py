@@ -3,7 +3,7 @@ import redis
 from flask import current_app, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from . import api, keys, pages
+from . import api, fastpost, keys, pages
 from .replies import json_error, wants_json
 
 
@@ -41,7 +41,7 @@ def _http_error(exc):
 def _redis_error(exc):
     current_app.extensions["outage"].failed(request.endpoint or "request", exc)
     retry = str(current_app.config["REDIS_RETRY_AFTER"])
-    message = "The message store is unavailable right now. Please try again shortly."
+    message = fastpost.UNAVAILABLE
     if _is_api():
         return json_error(503, message, {"Retry-After": retry})
     return render_template("error.html", status=503, message=message), 503, {"Retry-After": retry}

@@ -1,5 +1,4 @@
 """Protection for browser requests: CSRF tokens and rate limits that hold across all workers."""
-import redis
 from flask import current_app, request, session
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -27,11 +26,8 @@ def init_app(app):
         # The storage's own default pool holds 100 connections and fails the 101st at once
         # (a burst of stream opens then skips its limits, logging a traceback each): a
         # bounded pool that waits for a free connection instead, like the app's own.
-        timeout = float(cfg["REDIS_SOCKET_TIMEOUT"])
-        cfg["RATELIMIT_STORAGE_OPTIONS"] = {"connection_pool": redis.BlockingConnectionPool.from_url(
-            url, max_connections=int(cfg["REDIS_MAX_CONNECTIONS"]), timeout=timeout,
-            socket_timeout=timeout, socket_connect_timeout=timeout,
-            parser_class=topology.QuickCheckParser)}
+        cfg["RATELIMIT_STORAGE_OPTIONS"] = {"connection_pool": topology.blocking_pool(
+            url, int(cfg["REDIS_MAX_CONNECTIONS"]), float(cfg["REDIS_SOCKET_TIMEOUT"]))}
     csrf.init_app(app)
     limiter.init_app(app)
     app.before_request(_protect)

@@ -73,9 +73,15 @@ def command_client(url, max_connections, timeout):
         sentinel = Sentinel(addresses, socket_timeout=timeout, socket_connect_timeout=timeout)
         return sentinel.master_for(service, db=db, password=password,
                                    max_connections=max_connections, **options)
-    # Posting and reads wait briefly for a free connection instead of failing under a burst.
-    return redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(
-        url, max_connections=max_connections, timeout=timeout, parser_class=QuickCheckParser, **options))
+    return redis.Redis(connection_pool=blocking_pool(url, max_connections, timeout, decode_responses=True))
+
+
+def blocking_pool(url, max_connections, timeout, **options):
+    """A pool for a plain Redis URL whose users wait briefly for a free connection instead of
+    failing under a burst, checked cheaply on checkout (QuickCheckParser)."""
+    return redis.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=timeout, socket_timeout=timeout,
+        socket_connect_timeout=timeout, parser_class=QuickCheckParser, **options)
 
 
 class QuickCheckParser(_HiredisParser):
