@@ -20,6 +20,13 @@ from . import topology
 _SCRATCH = bytearray(64 * 1024)
 
 
+class NotMaster(redis.ConnectionError):
+    """The node is not (or no longer) the master for the channel: its copy of a sharded
+    channel can miss messages (a replica the new master has not counted yet), so listen
+    elsewhere. Raised when subscribing, and when the node pushes SUNSUBSCRIBE (the slot moved,
+    or the node was demoted)."""
+
+
 class ListenerFactory:
     """Opens listeners on the Redis named by a URL (redis://, rediss://, unix://), or on the
     current master of a Sentinel-watched set (redis+sentinel://)."""
@@ -38,13 +45,22 @@ class ListenerFactory:
         if self.options is not None:
             return Listener(self.options, self.connect_timeout, channels)
         locator = self.master or self.shards
-        try:
-            if self.master is not None:
-                return Listener(self.master.options(), self.connect_timeout, channels)
-            return self._open_sharded(channels)
-        except redis.ConnectionError:
-            locator.forget()  # perhaps a failover: ask again next time
-            raise
+        for attempt in (1, 2):
+            try:
+                if self.master is not None:
+                    listener = Listener(self.master.options(), self.connect_timeout, channels,
+                                        master_only=True)
+                else:
+                    listener = self._open_sharded(channels)
+                listener.on_moved = locator.forget
+                return listener
+            except NotMaster:
+                locator.forget()  # a failover the cached address has not seen: ask again now
+                if attempt == 2:
+                    raise
+            except redis.ConnectionError:
+                locator.forget()  # perhaps a failover: ask again next time
+                raise
 
     def _open_sharded(self, channels):
         # One connection per node the channels live on: one when the room and the person share
@@ -56,7 +72,8 @@ class ListenerFactory:
         listeners = []
         try:
             for options, node_channels in by_node.values():
-                listeners.append(Listener(options, self.connect_timeout, node_channels, sharded=True))
+                listeners.append(Listener(options, self.connect_timeout, node_channels, sharded=True,
+                                          master_only=True))
         except BaseException:
             for listener in listeners:
                 listener.close()
@@ -77,7 +94,9 @@ def encode(*args):
 class Listener:
     """A subscribed connection; ``drain`` returns the payloads that have arrived."""
 
-    def __init__(self, options, connect_timeout, channels, sharded=False):
+    on_moved = None  # called when the server moves the channel away (set by the factory)
+
+    def __init__(self, options, connect_timeout, channels, sharded=False, master_only=False):
         self.sock = None
         self.reader = hiredis.Reader()
         self.ping_sent = None  # monotonic time of an unanswered PING
@@ -91,6 +110,8 @@ class Listener:
                 auth = ("AUTH", options["username"], options["password"]) if options.get("username") \
                     else ("AUTH", options["password"])
                 hello.append(encode(*auth))
+            if master_only:  # asked first: subscribing to a replica can miss messages
+                hello.append(encode("ROLE"))
             if sharded:  # one SSUBSCRIBE per channel: their slots differ
                 hello += [encode("SSUBSCRIBE", channel) for channel in channels]
             else:
@@ -104,6 +125,9 @@ class Listener:
                 for reply in self._replies(connect_timeout):
                     if isinstance(reply, hiredis.ReplyError):
                         raise redis.ConnectionError("redis refused the subscription: %s" % reply)
+                    if isinstance(reply, list) and reply and reply[0] in (b"slave", b"replica", b"sentinel"):
+                        raise NotMaster("%s:%s is a %s, not the master" % (
+                            options.get("host"), options.get("port"), reply[0].decode()))
                     if isinstance(reply, list) and reply[0] in (b"subscribe", b"ssubscribe"):
                         confirmed += 1
             self.sock.settimeout(0.0)  # from now on reads never wait (see drain)
@@ -167,6 +191,11 @@ class Listener:
         while reply is not False:
             if reply.__class__ is list and (reply[0] == b"message" or reply[0] == b"smessage"):
                 messages.append(reply[2])
+            elif reply.__class__ is list and reply[0] == b"sunsubscribe":
+                # Redis 7 pushes this when the slot moved or the node became a replica.
+                if self.on_moved is not None:
+                    self.on_moved()
+                raise NotMaster("the node stopped serving a sharded channel")
             reply = gets()
         return messages
 
@@ -223,6 +252,15 @@ class MultiListener:
 
     def __init__(self, listeners):
         self.listeners = listeners
+
+    @property
+    def on_moved(self):
+        return self.listeners[0].on_moved
+
+    @on_moved.setter
+    def on_moved(self, callback):
+        for listener in self.listeners:
+            listener.on_moved = callback
 
     def filenos(self):
         return [listener.fileno() for listener in self.listeners]

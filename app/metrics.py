@@ -38,6 +38,12 @@ class Metrics:
             buckets=_LATENCY_BUCKETS, registry=own)
         self.redis_errors = Counter("ripple_redis_errors", "Redis calls that failed.", ["where"], registry=own)
         self.resumes = Counter("ripple_stream_resumes", "Streams opened with a cursor.", registry=own)
+        # Pub/sub loss the streams hid from people: each gap was filled from the room's (or the
+        # person's) log before the next message went out (app/position.py).
+        self.gaps = Counter("ripple_stream_gaps", "Gaps streams found in their live feed and filled.",
+                            ["log"], registry=own)
+        self.repaired = Counter("ripple_messages_repaired",
+                                "Messages streams read from history to fill a gap.", ["log"], registry=own)
         if multi:
             multiprocess.MultiProcessCollector(self.registry)
 

@@ -12,13 +12,16 @@ logger = logging.getLogger(__name__)
 # KEYS: log, channel, meta, idempotency.  ARGV: body, history length, idempotency ttl (0 = none),
 # payload prefix ("" for room messages, "@" for direct ones).
 # XADD, trim, record what was trimmed, PUBLISH: all or nothing, in one slot. The published
-# payload is "<prefix><id>\n<message json>": a stream compares the id and relays the JSON as is.
+# payload is "<prefix><id> <previous id>\n<message json>" (app/position.py): a stream proves
+# with one comparison that it missed nothing in between, and relays the JSON as is.
 _PUBLISH_LUA = """
 local ttl = tonumber(ARGV[3])
 if ttl > 0 then
   local prior = redis.call('GET', KEYS[4])
   if prior then return {0, prior} end
 end
+local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local prev = newest[1] and newest[1][1] or '0-0'
 local id = redis.call('XADD', KEYS[1], '*', 'm', ARGV[1])
 local json = '{"id":"' .. id .. '","ts":' .. string.match(id, '^(%d+)') .. ',' .. ARGV[1]
 local excess = redis.call('XLEN', KEYS[1]) - tonumber(ARGV[2])
@@ -29,7 +32,7 @@ if excess > 0 then
 end
 redis.call('HINCRBY', KEYS[3], 'count', 1)
 if ttl > 0 then redis.call('SET', KEYS[4], json, 'EX', ttl) end
-redis.call('PUBLISH', KEYS[2], ARGV[4] .. id .. '\\n' .. json)
+redis.call('PUBLISH', KEYS[2], ARGV[4] .. id .. ' ' .. prev .. '\\n' .. json)
 return {1, json}
 """
 
@@ -163,6 +166,15 @@ class Store:
         if after is not None and trimmed:
             dropped = after < keys.parse_stream_id(trimmed)
         return [(mid, messages.assemble(mid, _body(f))) for mid, f in entries], head, dropped
+
+    def heads(self, logs):
+        """Return the newest id (str, ``"0-0"`` when empty) of each of ``logs`` (RoomKeys or
+        PersonKeys), in one round trip: a silent stream's check that it missed nothing."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for k in logs:
+                pipe.xrevrange(k.log, max="+", min="-", count=1)
+            found = pipe.execute()
+        return [newest[0][0] if newest else "0-0" for newest in found]
 
     def rooms(self, limit):
         """Return the most recently active rooms as dicts: room, last (ms), count."""

@@ -7,6 +7,8 @@ import gevent
 import redis
 
 from . import keys, sse, wire
+from .listener import NotMaster
+from .position import Position
 from .identity import NameTaken
 
 logger = logging.getLogger(__name__)
@@ -85,86 +87,118 @@ def relay(hub, sub):
 
     One pub/sub connection carries the room's channel and, for a signed-in person, their direct
     messages; the cursor covers both, so a reconnect resumes each exactly where it stopped.
+    This function owns the stream's life (registration, cleanup, how each failure ends it);
+    ``_replay`` and ``_live`` are its two steps.
     """
-    store, streams, presence, metrics = hub.store, hub.streams, hub.presence, hub.metrics
-    heartbeat, retry_ms = hub.heartbeat, hub.retry_ms
-    yield sse.retry(retry_ms)  # first chunk: headers leave now, before any Redis round trip
+    streams, metrics = hub.streams, hub.metrics
+    yield sse.retry(hub.retry_ms)  # first chunk: headers leave now, before any Redis round trip
     _forget_request(sub)
     me = gevent.getcurrent()
     streams.open.add(me)
     metrics.open_streams.inc()
-    listener = alarm = out = None
+    live = _Live(hub, sub)
     watcher = _watch_client(sub.client, me)
-    unreported = writes = 0  # deliveries not yet added to the metrics; writes made
-    room_keys = keys.RoomKeys(sub.room)
-    person = keys.PersonKeys(sub.sid) if sub.sid else None
     try:
-        channels = [room_keys.channel] + ([person.channel] if person else [])
-        listener = hub.listeners.open(channels)
-        # Subscribed before reading history: whatever is stored from now on also arrives
-        # live, and live ids at or below ``last`` were already sent from history.
-        room_after, direct_after = sub.cursor or (None, None)
-        history, last, dropped = store.replay(room_keys, room_after, sub.backlog)
-        frames = []
-        if dropped:
-            frames.append(sse.event("dropped", json.dumps(
-                {"room": sub.room, "message": "Some older messages are no longer kept."})))
-        direct_last = directs = None
-        if person:
-            directs, direct_last, _ = store.replay(
-                person, direct_after, hub.direct_backlog if direct_after is None else 0)
-        # Each event's id is the cursor after it: "<room id>" or "<room id>.<direct id>". During
-        # the replay the direct part stays what the client had, until its own replay is sent.
-        cursor = _Cursor(room_after, direct_after if person else None)
-        frames += [sse.message_frame(cursor.room(mid.encode()), body.encode()) for mid, body in history]
-        if person:
-            frames += [sse.direct_frame(cursor.direct(mid.encode()), body.encode()) for mid, body in directs]
-            presence.join(sub.room, sub.name, sub.sid, sub.conn)
-            frames.append(sse.event("presence", json.dumps(
-                {"room": sub.room, "action": "here", "online": presence.online(sub.room)})))
-        cursor.room(_id_bytes(last))  # caught up: the heads of both
-        if person:
-            cursor.direct(_id_bytes(direct_last))
-        frames.append(sse.event("ready", json.dumps({"room": sub.room}), event_id=cursor.now().decode()))
-        yield b"".join(frames)  # through gunicorn: it sends the headers and picks the framing
-        history = directs = frames = None  # an open stream keeps nothing of its replay
+        live.listener = hub.listeners.open(live.channels())
+        # Subscribed before reading history: whatever is stored from now on also arrives live,
+        # and the position skips what the replay already sent.
+        yield _replay(hub, sub, live)
         hub.outage.ok()
-        logger.debug("stream open room=%s resumed=%s person=%s", sub.room, sub.cursor is not None, bool(person))
+        logger.debug("stream open room=%s resumed=%s person=%s", sub.room, sub.cursor is not None,
+                     live.person is not None)
+        yield from live.run()
+    except Draining:
+        if live.out is None or not live.out.broken:
+            yield come_back(hub.retry_ms)
+    except ClientGone:
+        return
+    except wire.ClientLost as exc:  # the client went away mid-write, or stopped reading
+        logger.debug("stream client lost room=%s error=%r", sub.room, exc)
+        return
+    except NotMaster as exc:  # a failover moved the room's channel: resume there, at once
+        logger.info("stream channel moved room=%s error=%s", sub.room, exc)
+        if live.out is None or not live.out.broken:
+            yield come_back(hub.retry_ms)
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        hub.outage.failed("stream", exc)
+        yield sse.event("unavailable", json.dumps({"room": sub.room, "message": "Reconnecting…"}))
+    except NameTaken as exc:
+        logger.info("name lost while streaming room=%s error=%r", sub.room, exc)
+    finally:
+        if watcher is not None:
+            watcher.stop()
+        live.close()
+        logger.debug("stream closed room=%s", sub.room)
+        streams.open.discard(me)
+        metrics.open_streams.dec()
+        if live.person is not None:
+            _quietly(hub.presence.leave, sub.room, sub.name, sub.sid, sub.conn)
+
+
+def _replay(hub, sub, live):
+    """Return the bytes a new stream owes its client before going live (one chunk).
+
+    Each event's id is the cursor after it. During the replay the direct part stays what the
+    client had until the direct replay is sent; at the end the position moves to both logs'
+    heads, read in the same snapshots.
+    """
+    store, person = hub.store, live.person
+    room_after, direct_after = sub.cursor or (None, None)
+    history, room_head, dropped = store.replay(live.room_keys, room_after, sub.backlog)
+    frames = []
+    if dropped:
+        frames.append(_dropped(sub.room))
+    position = live.position = Position(_id_bytes(room_after or (0, 0)),
+                                        _id_bytes(direct_after) if person and direct_after else None)
+    frames += position.fill_room(history)
+    direct_head = None
+    if person is not None:
+        directs, direct_head, _ = store.replay(
+            person, direct_after, hub.direct_backlog if direct_after is None else 0)
+        frames += position.fill_direct(directs)
+        hub.presence.join(sub.room, sub.name, sub.sid, sub.conn)
+        frames.append(sse.event("presence", json.dumps(
+            {"room": sub.room, "action": "here", "online": hub.presence.online(sub.room)})))
+    position.catch_up(_id_bytes(room_head), _id_bytes(direct_head) if person is not None else None)
+    live.verified = position.cursor()  # the snapshot just showed nothing newer
+    frames.append(sse.event("ready", json.dumps({"room": sub.room}), event_id=position.cursor().decode()))
+    return b"".join(frames)  # through gunicorn: it sends the headers and picks the framing
+
+
+class _Live:
+    """A stream after its replay: relay live payloads, repair gaps, keep alive, refresh presence."""
+
+    def __init__(self, hub, sub):
+        self.hub, self.sub = hub, sub
+        self.room_keys = keys.RoomKeys(sub.room)
+        self.person = keys.PersonKeys(sub.sid) if sub.sid else None
+        self.listener = self.alarm = self.out = self.position = None
+        self.verified = None  # the cursor last checked against Redis while idle
+        self.unreported = 0   # deliveries not yet added to the metrics
+
+    def channels(self):
+        return [self.room_keys.channel] + ([self.person.channel] if self.person else [])
+
+    def run(self):
+        """Relay until the stream ends (by an exception); yields only when writing through
+        gunicorn (no direct client writer)."""
+        hub, sub, position, metrics = self.hub, self.sub, self.position, self.hub.metrics
         if sub.client is not None and sub.chunked is not None:
-            out = wire.ClientWriter(sub.client, sub.chunked)
-        write = out.write if out is not None else None
-        alarm = wire.Alarm(listener.filenos(), heartbeat / 2)
-        drain, wait = listener.drain, alarm.wait
-        # The cursor as bytes: "<room id>" + ("" or ".<direct id>").
-        room_mid = cursor.room_id
-        direct_tail = b"" if cursor.direct_id is None else b"." + cursor.direct_id
-        tick_at = time.monotonic() + heartbeat  # next presence refresh
+            self.out = wire.ClientWriter(sub.client, sub.chunked)
+        write = self.out.write if self.out is not None else None
+        heartbeat = hub.heartbeat
+        self.alarm = wire.Alarm(self.listener.filenos(), heartbeat / 2)
+        drain, wait, take = self.listener.drain, self.alarm.wait, position.take
+        tick_at = time.monotonic() + heartbeat  # next presence refresh and idle check
+        quiet_since = position.cursor()  # the position at the last full-heartbeat tick
         wrote = True  # written to the client since the last tick
+        writes = 0
         while True:
             batch = drain()  # first round: what arrived during the replay
             if batch:
-                frames = []
-                newest = b""
-                for data in batch:  # the hot path: find the id, compare, frame the bytes as they are
-                    nl = data.find(b"\n")
-                    kind = data[0]
-                    if kind == 33:  # "!name": an event without an id (presence)
-                        frames.append(sse.UNNUMBERED_FRAME % (data[1:nl], data[nl + 1:]))
-                        continue
-                    if kind == 64:  # "@id": a direct message
-                        mid = data[1:nl]
-                        ms, _, seq = mid.partition(b"-")
-                        pair = (int(ms), int(seq))
-                        if direct_last is not None and pair > direct_last:
-                            direct_last, newest, direct_tail = pair, ms, b"." + mid
-                            frames.append(sse.DIRECT_FRAME % (room_mid, direct_tail, data[nl + 1:]))
-                        continue
-                    mid = data[:nl]
-                    ms, _, seq = mid.partition(b"-")
-                    pair = (int(ms), int(seq))
-                    if pair > last:
-                        last, newest, room_mid = pair, ms, mid
-                        frames.append(sse.MESSAGE_FRAME % (mid, direct_tail, data[nl + 1:]))
+                frames = take(batch)
+                if position.room_gap or position.direct_gap:
+                    frames += self._repair()
                 if frames:
                     chunk = frames[0] if len(frames) == 1 else b"".join(frames)  # one write for all
                     if write is None:
@@ -174,13 +208,14 @@ def relay(hub, sub):
                     wrote = True
                     # Metrics off the per-delivery path: multiprocess counters take a lock and
                     # touch an mmap, so a stream counts locally and reports in batches.
-                    unreported += len(frames)
+                    self.unreported += len(frames)
                     writes += 1
-                    if newest and writes & 63 == 1:  # every 64th write of a stream is timed
-                        metrics.delivery_seconds.observe(max(0.0, time.time() - int(newest) / 1000))
-                    if unreported >= 64:
-                        metrics.delivered.inc(unreported)
-                        unreported = 0
+                    if writes & 63 == 1 and position.newest_ms:  # every 64th write is timed
+                        metrics.delivery_seconds.observe(
+                            max(0.0, time.time() - int(position.newest_ms) / 1000))
+                    if self.unreported >= 64:
+                        metrics.delivered.inc(self.unreported)
+                        self.unreported = 0
             if wait():
                 continue
             # A tick, every half heartbeat: keep-alives, Redis liveness, presence, metrics.
@@ -189,42 +224,74 @@ def relay(hub, sub):
                     yield sse.comment("keep-alive")
                 else:
                     write(sse.comment("keep-alive"))  # a gone client fails this write
-            listener.tick()  # pings Redis after a silent tick: finds a dead connection
+            self.listener.tick()  # pings Redis after a silent tick: finds a dead connection
             wrote = False
-            if unreported:
-                metrics.delivered.inc(unreported)  # a quiet moment: report the rest
-                unreported = 0
-            if person and time.monotonic() >= tick_at:
+            if self.unreported:
+                metrics.delivered.inc(self.unreported)  # a quiet moment: report the rest
+                self.unreported = 0
+            if time.monotonic() >= tick_at:
                 tick_at = time.monotonic() + heartbeat
-                presence.refresh(sub.room, sub.name, sub.sid, sub.conn)
-                hub.names.claim(sub.name, sub.sid)  # an online person keeps their name
-    except Draining:
-        if out is None or not out.broken:
-            yield come_back(retry_ms)
-    except ClientGone:
-        return
-    except wire.ClientLost as exc:  # the client went away mid-write, or stopped reading
-        logger.debug("stream client lost room=%s error=%r", sub.room, exc)
-        return
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        hub.outage.failed("stream", exc)
-        yield sse.event("unavailable", json.dumps({"room": sub.room, "message": "Reconnecting…"}))
-    except NameTaken as exc:
-        logger.info("name lost while streaming room=%s error=%r", sub.room, exc)
-    finally:
-        if watcher is not None:
-            watcher.stop()
-        if alarm is not None:
-            alarm.close()
-        logger.debug("stream closed room=%s", sub.room)
-        if unreported:
-            metrics.delivered.inc(unreported)
-        streams.open.discard(me)
-        metrics.open_streams.dec()
-        if listener is not None:
-            listener.close()
-        if person:
-            _quietly(presence.leave, sub.room, sub.name, sub.sid, sub.conn)
+                now = position.cursor()
+                if now == quiet_since and now != self.verified:
+                    # Silent for a heartbeat since the last live message: a lost *last* message
+                    # has no successor to reveal it, so ask the logs' heads once per silence.
+                    frames = self._check_heads()
+                    if frames:
+                        chunk = b"".join(frames)
+                        if write is None:
+                            yield chunk
+                        else:
+                            write(chunk)
+                        wrote = True
+                quiet_since = position.cursor()
+                if self.person is not None:
+                    hub.presence.refresh(sub.room, sub.name, sub.sid, sub.conn)
+                    hub.names.claim(sub.name, sub.sid)  # an online person keeps their name
+
+    def _check_heads(self):
+        position = self.position
+        logs = [self.room_keys] + ([self.person] if self.person is not None else [])
+        heads = self.hub.store.heads(logs)
+        position.room_gap = position.room_behind(heads[0].encode())
+        if self.person is not None:
+            position.direct_gap = position.direct_behind(heads[1].encode())
+        frames = self._repair() if position.room_gap or position.direct_gap else []
+        self.verified = position.cursor()
+        return frames
+
+    def _repair(self):
+        """Read what pub/sub did not bring from the logs, in order; count it."""
+        position, store, metrics = self.position, self.hub.store, self.hub.metrics
+        frames = []
+        if position.room_gap:
+            after = keys.parse_stream_id(position.room_id)
+            entries, _, dropped = store.replay(self.room_keys, after)
+            if dropped:
+                frames.append(_dropped(self.sub.room))
+            found = position.fill_room(entries)
+            metrics.gaps.labels("room").inc()
+            metrics.repaired.labels("room").inc(len(found))
+            frames += found
+        if position.direct_gap:
+            entries, _, _ = store.replay(self.person, keys.parse_stream_id(position.direct_id))
+            found = position.fill_direct(entries)
+            metrics.gaps.labels("direct").inc()
+            metrics.repaired.labels("direct").inc(len(found))
+            frames += found
+        logger.info("stream gap repaired room=%s messages=%d", self.sub.room, len(frames))
+        return frames
+
+    def close(self):
+        if self.alarm is not None:
+            self.alarm.close()
+        if self.unreported:
+            self.hub.metrics.delivered.inc(self.unreported)
+        if self.listener is not None:
+            self.listener.close()
+
+
+def _dropped(room):
+    return sse.event("dropped", json.dumps({"room": room, "message": "Some older messages are no longer kept."}))
 
 
 # What gunicorn's access log reads of the environ when the stream ends.
@@ -256,29 +323,6 @@ def _watch_client(sock, greenlet):
 
     watcher.start(gone)
     return watcher
-
-
-class _Cursor:
-    """A stream's position as cursor bytes: room id, and direct id once it has one."""
-
-    __slots__ = ("room_id", "direct_id")
-
-    def __init__(self, room_after, direct_after):
-        self.room_id = _id_bytes(room_after or (0, 0))
-        self.direct_id = _id_bytes(direct_after) if direct_after else None
-
-    def room(self, mid):
-        """The cursor after room message ``mid`` (bytes)."""
-        self.room_id = mid
-        return self.now()
-
-    def direct(self, mid):
-        """The cursor after direct message ``mid`` (bytes)."""
-        self.direct_id = mid
-        return self.now()
-
-    def now(self):
-        return self.room_id if self.direct_id is None else self.room_id + b"." + self.direct_id
 
 
 def _id_bytes(pair):

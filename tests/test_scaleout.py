@@ -11,7 +11,7 @@ import pytest
 import redis
 from redis.crc import key_slot
 
-from app import keys
+from app import keys, listener
 
 from .conftest import SERVER_ENV, TOKEN
 from .servers import Gunicorn, wait_until
@@ -244,3 +244,19 @@ def test_rate_limits_hold_across_hosts(redis_url, tmp_path, room):
     finally:
         for host in hosts:
             host.stop()
+
+
+def test_a_sharded_listener_refuses_a_replica_and_finds_the_master(cluster, room):
+    channel = keys.RoomKeys(room).channel
+    owner = cluster.owner_of(channel)
+    with redis.Redis(port=owner.port, decode_responses=True) as client:
+        replica_port = next(int(r["port"]) for r in client.info("replication").values()
+                            if isinstance(r, dict) and "port" in r)
+    with pytest.raises(listener.NotMaster):
+        listener.Listener({"host": "127.0.0.1", "port": replica_port}, 2.0, [channel],
+                          sharded=True, master_only=True)
+    opened = listener.ListenerFactory(cluster.url, 2.0).open([channel])
+    try:
+        assert opened.sock.getpeername()[1] == owner.port
+    finally:
+        opened.close()
