@@ -6,7 +6,7 @@ import redis
 from flask import (Blueprint, Response, abort, current_app, jsonify, redirect, request,
                    url_for)
 
-from . import broker, guard, identity, keys, messages, pages, stream
+from . import broker, guard, identity, keys, messages, pages, stream, wire
 from .replies import json_error, require_utf8_form, wants_json
 
 logger = logging.getLogger(__name__)
@@ -149,16 +149,15 @@ def events(room):
         except identity.NameTaken:
             pass  # the name is someone else's now: this stream listens anonymously
     if sub.sid:
-        sub.conn = presence.admit(sub.sid)
-        if sub.conn is None:
-            return json_error(429, "Too many open streams for this session (the limit is %d). "
-                              "Close a tab and try again." % cfg["MAX_STREAMS_PER_SESSION"],
-                              {"Retry-After": str(int(cfg["HEARTBEAT_SECONDS"]) * 2)})
+        sub.conn = presence.admit(sub.sid)  # past the session's cap, its oldest stream ends
     if client is not None:
         # A reader that stops reading would block this stream's writes forever while Redis
         # buffers for it; with a send timeout the write fails and the stream ends (the client
         # can resume with its cursor). The kernel's socket buffers bound the memory meanwhile.
         client.settimeout(float(cfg["SEND_TIMEOUT_SECONDS"]))
+        # A client that vanished without a word (a phone off the network) acknowledges
+        # nothing more: the kernel gives up on it within about two heartbeats.
+        wire.keep_alive(client, hub.heartbeat)
     # direct_passthrough: gunicorn iterates the generator itself (and closes it), without
     # werkzeug's two wrapping iterators on every chunk.
     return Response(stream.relay(hub, sub), mimetype="text/event-stream", direct_passthrough=True,

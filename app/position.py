@@ -9,6 +9,8 @@ Every published payload names the id before it in the same log (see app/store.py
     b"<id> <previous id>\\n<message json>"     a room message
     b"@<id> <previous id>\\n<message json>"    a direct message
     b"!<event name>\\n<json>"                  an unnumbered event (presence): no id, no cursor
+    b"!#<verb>\\n<argument>"                   a control payload for the streams themselves
+                                              (never relayed): see ``controls``
 
 So on the live path one bytes comparison proves continuity: the payload's previous id is the id
 this stream sent last. Anything else is either old (already sent from history: dropped) or a gap
@@ -19,6 +21,7 @@ from Redis (``fill``) before it goes on. Nothing here does I/O or knows about Fl
 from . import sse
 
 UNNUMBERED = 0x21  # "!": an event without an id (presence)
+CONTROL = 0x23     # "!#": a control payload, kept for the stream (after "!", off the hot path)
 DIRECT = 0x40      # "@": a direct message
 
 
@@ -34,10 +37,11 @@ class Position:
     ``room_id``/``direct_id`` are bytes ids (``direct_id`` is None for a stream without a
     person). After ``take``, ``room_gap``/``direct_gap`` tell that a log has a gap the caller
     must fill from storage (``fill``) before the next ``take``; ``newest_ms`` is the ms part of
-    the newest message taken (bytes, for latency sampling), or b"".
+    the newest message taken (bytes, for latency sampling), or b"". ``controls`` collects the
+    control payloads taken (``(verb, argument)`` bytes pairs) for the caller to act on and clear.
     """
 
-    __slots__ = ("room_id", "direct_id", "tail", "room_gap", "direct_gap", "newest_ms")
+    __slots__ = ("room_id", "direct_id", "tail", "room_gap", "direct_gap", "newest_ms", "controls")
 
     def __init__(self, room_id, direct_id=None):
         self.room_id = room_id
@@ -45,6 +49,7 @@ class Position:
         self.tail = b"" if direct_id is None else b"." + direct_id  # the cursor's direct part
         self.room_gap = self.direct_gap = False
         self.newest_ms = b""
+        self.controls = []
 
     def cursor(self):
         """The SSE id of the position: ``b"<room id>"`` or ``b"<room id>.<direct id>"``."""
@@ -65,7 +70,10 @@ class Position:
             nl = data.find(b"\n")
             kind = data[0]
             if kind == UNNUMBERED:
-                frames.append(sse.UNNUMBERED_FRAME % (data[1:nl], data[nl + 1:]))
+                if data[1] == CONTROL:
+                    self.controls.append((data[2:nl], data[nl + 1:]))
+                else:
+                    frames.append(sse.UNNUMBERED_FRAME % (data[1:nl], data[nl + 1:]))
                 continue
             if kind == DIRECT:
                 if self.direct_id is None or self.direct_gap:

@@ -73,6 +73,31 @@ return redis.call('ZCARD', KEYS[1])
 """
 
 
+# KEYS: the session's streams, its channel.  ARGV: connection, now (ms), ttl (ms), cap.
+# Register a stream; past the cap, unregister the oldest ones and tell them to end (wherever
+# they run: every stream of the session listens on its channel). Connection ids begin with
+# their admission time, so sorting them sorts by age. Returns the ids replaced.
+_ADMIT_LUA = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[2])
+redis.call('ZADD', KEYS[1], tonumber(ARGV[2]) + tonumber(ARGV[3]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+local members = redis.call('ZRANGE', KEYS[1], 0, -1)
+local excess = #members - tonumber(ARGV[4])
+local replaced = {}
+if excess <= 0 then return replaced end
+table.sort(members)
+for _, m in ipairs(members) do
+  if #replaced >= excess then break end
+  if m ~= ARGV[1] then
+    redis.call('ZREM', KEYS[1], m)
+    redis.call('PUBLISH', KEYS[2], '!#replaced\\n' .. m)
+    replaced[#replaced + 1] = m
+  end
+end
+return replaced
+"""
+
+
 def now_ms():
     return int(time.time() * 1000)
 
@@ -88,6 +113,7 @@ class Presence:
         command = "'%s'" % publish_command
         self._join = client.register_script(_JOIN_LUA.replace("'PUBLISH'", command))
         self._sweep = client.register_script(_SWEEP_LUA.replace("'PUBLISH'", command))
+        self._admit = client.register_script(_ADMIT_LUA.replace("'PUBLISH'", command))
         self._sweeper = None
 
     @property
@@ -97,19 +123,20 @@ class Presence:
         return int(self.heartbeat * 3000)
 
     def admit(self, sid):
-        """Register a new stream of session ``sid``; return its connection id, or None at the cap."""
-        conn = secrets.token_hex(8)
-        person = keys.PersonKeys(sid)
+        """Register a new stream of session ``sid``; return its connection id.
+
+        A session holds at most ``max_per_session`` streams across every worker and host: a
+        new one replaces the oldest, which is told to end (a "replaced" control payload on the
+        session's channel), instead of being refused. The dead streams of a phone that lost
+        its network must never lock the same person out when they come back.
+        """
         now = now_ms()
-        with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zremrangebyscore(person.streams, "-inf", "(%d" % now)
-            pipe.zadd(person.streams, {conn: now + self.ttl_ms})
-            pipe.zcard(person.streams)
-            pipe.pexpire(person.streams, self.ttl_ms)
-            _, _, count, _ = pipe.execute()
-        if count > self.max_per_session:
-            self.redis.zrem(person.streams, conn)
-            return None
+        conn = "%012x%s" % (now, secrets.token_hex(4))  # sorts by admission time
+        person = keys.PersonKeys(sid)
+        replaced = self._admit(keys=[person.streams, person.channel],
+                               args=[conn, now, self.ttl_ms, self.max_per_session])
+        if replaced:
+            logger.info("stream replaced the session's oldest replaced=%d", len(replaced))
         return conn
 
     def join(self, room, name, sid, conn):
@@ -123,16 +150,20 @@ class Presence:
         """Push this stream's expiry forward (called once per heartbeat interval).
 
         If the sweeper already removed the membership (a refresh far too late), join again:
-        the person is here, and the others hear so.
+        the person is here, and the others hear so. Returns False when the stream is no longer
+        one of its session's (a newer stream replaced it while its notice was lost): it must end.
         """
         expiry = now_ms() + self.ttl_ms
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.zadd(keys.RoomKeys(room).online, {_member(name, conn): expiry}, xx=True, ch=True)
-            pipe.zadd(keys.PersonKeys(sid).streams, {conn: expiry}, xx=True)
+            pipe.zadd(keys.PersonKeys(sid).streams, {conn: expiry}, xx=True, ch=True)
             pipe.pexpire(keys.PersonKeys(sid).streams, self.ttl_ms)
-            updated, _, _ = pipe.execute()
+            updated, registered, _ = pipe.execute()
+        if not registered:
+            return False
         if not updated and not self.redis.zscore(keys.RoomKeys(room).online, _member(name, conn)):
             self.join(room, name, sid, conn)
+        return True
 
     def leave(self, room, name, sid, conn):
         """Let this stream's membership lapse after the grace window (the sweeper announces)."""

@@ -26,6 +26,17 @@ class ClientGone(gevent.GreenletExit):
     own code), gunicorn's gevent worker ends the request quietly."""
 
 
+class Replaced(Exception):
+    """A newer stream of the same session took this one's place (the session's cap): end."""
+
+
+# Told to a stream that a newer one of its session replaced: reconnecting at once would only
+# replace another of the session's streams, so a plain EventSource waits this long first.
+REPLACED_RETRY_MS = 30000
+REPLACED = ("This stream was replaced by a newer one of the same session (too many open tabs or "
+            "devices). Reload the page to continue here.")
+
+
 class Streams:
     """The open streams of this worker: a cap on their number and a way to end them all."""
 
@@ -97,7 +108,7 @@ def relay(hub, sub):
     streams.open.add(me)
     metrics.open_streams.inc()
     live = _Live(hub, sub)
-    watcher = _watch_client(sub.client, me)
+    watcher = live.watch = _watch_client(sub.client, me)
     try:
         live.listener = hub.listeners.open(live.channels())
         # Subscribed before reading history: whatever is stored from now on also arrives live,
@@ -124,6 +135,11 @@ def relay(hub, sub):
         yield sse.event("unavailable", json.dumps({"room": sub.room, "message": "Reconnecting…"}))
     except NameTaken as exc:
         logger.info("name lost while streaming room=%s error=%r", sub.room, exc)
+    except Replaced:
+        logger.debug("stream replaced by a newer one of its session room=%s", sub.room)
+        if live.out is None or not live.out.broken:
+            yield sse.retry(REPLACED_RETRY_MS) + sse.event(
+                "replaced", json.dumps({"room": sub.room, "message": REPLACED}))
     finally:
         if watcher is not None:
             watcher.stop()
@@ -172,7 +188,7 @@ class _Live:
         self.hub, self.sub = hub, sub
         self.room_keys = keys.RoomKeys(sub.room)
         self.person = keys.PersonKeys(sub.sid) if sub.sid else None
-        self.listener = self.alarm = self.out = self.position = None
+        self.listener = self.alarm = self.out = self.position = self.watch = None
         self.verified = None  # the cursor last checked against Redis while idle
         self.unreported = 0   # deliveries not yet added to the metrics
 
@@ -188,6 +204,11 @@ class _Live:
         write = self.out.write if self.out is not None else None
         heartbeat = hub.heartbeat
         self.alarm = wire.Alarm(self.listener.filenos(), heartbeat / 2)
+        watch = self.watch
+        if watch is not None:  # a half-closed client is probed at once, not at the next tick
+            watch.wake = self.alarm.tick_now
+            if watch.probe_due:
+                self.alarm.tick_now()
         drain, wait, take = self.listener.drain, self.alarm.wait, position.take
         tick_at = time.monotonic() + heartbeat  # next presence refresh and idle check
         quiet_since = position.cursor()  # the position at the last full-heartbeat tick
@@ -199,6 +220,8 @@ class _Live:
                 frames = take(batch)
                 if position.room_gap or position.direct_gap:
                     frames += self._repair()
+                if position.controls:
+                    self._obey(position.controls)
                 if frames:
                     chunk = frames[0] if len(frames) == 1 else b"".join(frames)  # one write for all
                     if write is None:
@@ -219,11 +242,15 @@ class _Live:
             if wait():
                 continue
             # A tick, every half heartbeat: keep-alives, Redis liveness, presence, metrics.
-            if not wrote:  # silent for a half heartbeat at least, a whole one at most
+            if not wrote or (watch is not None and watch.probe_due):
+                # Silent for a half heartbeat at least, a whole one at most; or the client
+                # half-closed its side, and this comment tells a close (a reset) from that.
                 if write is None:
                     yield sse.comment("keep-alive")
                 else:
                     write(sse.comment("keep-alive"))  # a gone client fails this write
+                if watch is not None and watch.probe_due:
+                    watch.probed()
             self.listener.tick()  # pings Redis after a silent tick: finds a dead connection
             wrote = False
             if self.unreported:
@@ -245,8 +272,19 @@ class _Live:
                         wrote = True
                 quiet_since = position.cursor()
                 if self.person is not None:
-                    hub.presence.refresh(sub.room, sub.name, sub.sid, sub.conn)
+                    if not hub.presence.refresh(sub.room, sub.name, sub.sid, sub.conn):
+                        raise Replaced()
                     hub.names.claim(sub.name, sub.sid)  # an online person keeps their name
+
+    def _obey(self, controls):
+        """Act on control payloads from the session's channel (then forget them)."""
+        conn = self.sub.conn.encode() if self.sub.conn else None
+        try:
+            for verb, argument in controls:
+                if verb == b"replaced" and argument == conn:
+                    raise Replaced()
+        finally:
+            controls.clear()
 
     def _check_heads(self):
         position = self.position
@@ -310,19 +348,15 @@ def _forget_request(sub):
 
 
 def _watch_client(sock, greenlet):
-    """End ``greenlet``'s stream when its client socket turns readable: an EventSource sends
-    nothing after its request, so readable means closed (EOF) or reset."""
+    """End ``greenlet``'s stream when its client leaves (see wire.ClientWatch)."""
     if sock is None:
         return None
-    watcher = gevent.get_hub().loop.io(sock.fileno(), wire.READ)
 
     def gone():
-        watcher.stop()
         if not greenlet.dead:
             greenlet.kill(ClientGone, block=False)
 
-    watcher.start(gone)
-    return watcher
+    return wire.ClientWatch(sock, gone)
 
 
 def _id_bytes(pair):

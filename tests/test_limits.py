@@ -44,15 +44,20 @@ def test_the_session_limit_is_per_session(limited, room):
     assert bob.post(room, "bob is fine")[0] == 201
 
 
-def test_a_session_cannot_hold_more_streams_than_its_cap(limited, room):
+def test_a_session_past_its_stream_cap_keeps_its_newest_streams(limited, room):
+    # A new stream replaces the session's oldest instead of being refused (issue 11, item 3):
+    # the dead streams of a phone that lost its network never lock its owner out.
     ann = person(limited)
     open_streams = [ann.stream(room) for _ in range(2)]
     try:
         for stream in open_streams:
             stream.until("ready")
         third = ann.stream(room)
-        assert third.status == 429 and "Too many open streams" in third.response.read().decode()
-        third.close()
+        open_streams.append(third)
+        assert third.status == 200
+        third.until("ready")
+        open_streams[0].until("replaced")
+        assert open_streams[0].next(5) is None
     finally:
         for stream in open_streams:
             stream.close()

@@ -61,3 +61,56 @@ def test_a_listener_pings_redis_only_after_a_silent_tick(redis_url):
         assert listener.ping_sent is None
     finally:
         listener.close()
+
+
+def _tcp_pair():
+    listener = gsocket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    client = gsocket.create_connection(listener.getsockname())
+    server, _ = listener.accept()
+    listener.close()
+    return server, client
+
+
+def _until(predicate, timeout=2.0):
+    import gevent
+    with gevent.Timeout(timeout, AssertionError("condition not met within %s s" % timeout)):
+        while not predicate():
+            gevent.sleep(0.01)
+
+
+def test_a_client_watch_tells_a_half_close_from_a_close():
+    ends = []
+    server, client = _tcp_pair()
+    watch = wire.ClientWatch(server, lambda: ends.append("gone"))
+    try:
+        client.shutdown(gsocket.SHUT_WR)  # half-close: still reading
+        _until(lambda: watch.probe_due)
+        server.sendall(b": probe\n\n")  # the stream's probe
+        watch.probed()
+        assert client.recv(100) == b": probe\n\n"
+        import gevent
+        gevent.sleep(1.5)  # every check after the probe: the half-closed client is still there
+        assert ends == []
+        client.close()  # now a full close: the next probe draws a reset
+        server.sendall(b": probe\n\n")
+        watch.probed()
+        _until(lambda: ends == ["gone"])
+    finally:
+        watch.stop()
+        server.close()
+
+
+def test_a_client_watch_ends_a_reset_client_at_once():
+    ends = []
+    server, client = _tcp_pair()
+    watch = wire.ClientWatch(server, lambda: ends.append("gone"))
+    try:
+        client.setsockopt(gsocket.SOL_SOCKET, gsocket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        client.close()  # linger 0: a reset, no FIN
+        _until(lambda: ends == ["gone"])
+        assert not watch.probe_due
+    finally:
+        watch.stop()
+        server.close()

@@ -1,0 +1,201 @@
+"""Connections that fail the way real networks fail: clients that vanish without a word, a
+session's streams past its cap, half-closed requests, a stream refused by a limit, a reader Redis
+disconnects, a post whose outcome is unknown. Real Gunicorn (2 gevent workers), real Redis."""
+import select
+import socket
+import threading
+import uuid
+
+import pytest
+
+from app.keys import PersonKeys, RoomKeys
+
+from .conftest import SERVER_ENV, TEST_HEARTBEAT, post
+from .servers import Gunicorn, wait_until
+from .sse import SSEStream
+from .web import Browser
+
+
+class Relay:
+    """A TCP relay between clients and a server that can go silent, as a network path does
+    when a phone loses coverage or a NAT forgets the mapping: it stops forwarding in both
+    directions and stops reading, and closes nothing. Its server-side sockets have a tiny
+    receive buffer, so the server's writes soon meet a closed window that nobody reopens."""
+
+    def __init__(self, target_port):
+        self.target_port = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.silent = threading.Event()
+        self.closed = threading.Event()
+        self.sockets = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closed.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.socket()
+            upstream.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect
+            upstream.connect(("127.0.0.1", self.target_port))
+            self.sockets += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
+
+    def _pump(self, source, target):
+        while not (self.silent.is_set() or self.closed.is_set()):
+            readable, _, _ = select.select([source], [], [], 0.05)
+            if not readable or self.silent.is_set():
+                continue
+            try:
+                data = source.recv(65536)
+                if not data:
+                    target.shutdown(socket.SHUT_WR)
+                    return
+                target.sendall(data)
+            except OSError:
+                return
+
+    def go_silent(self):
+        self.silent.set()
+
+    def close(self):
+        self.closed.set()
+        self.listener.close()
+        for sock in self.sockets:
+            sock.close()
+
+
+@pytest.fixture
+def relay(server):
+    relay = Relay(server.port)
+    yield relay
+    relay.close()
+
+
+@pytest.fixture(scope="module")
+def other_host(redis_url, tmp_path_factory):
+    """A second Ripple host on the same Redis (its own two workers)."""
+    gunicorn = Gunicorn(tmp_path_factory.mktemp("other-host"), redis_url=redis_url, workers=2,
+                        env=SERVER_ENV).start()
+    yield gunicorn
+    gunicorn.stop()
+
+
+def person(server, prefix="ann"):
+    browser = Browser(server.url)
+    assert browser.sign_in("%s-%s" % (prefix, uuid.uuid4().hex[:6])) == 200
+    return browser
+
+
+def session_id(app, browser):
+    """The session id inside a browser's signed session cookie."""
+    serializer = app.session_interface.get_signing_serializer(app)
+    cookie = next(c.value for c in browser.jar if c.name == app.config["SESSION_COOKIE_NAME"])
+    return serializer.loads(cookie)["sid"]
+
+
+def online(browser, room):
+    status, _, body = browser.request("GET", "/rooms/%s/presence" % room)
+    assert status == 200
+    import json
+    return json.loads(body)["online"]
+
+
+class LogMark:
+    """What a server logged after this point."""
+
+    def __init__(self, server):
+        self.server = server
+        self.offset = server.log_path.stat().st_size
+
+    def text(self):
+        with open(self.server.log_path, "rb") as f:
+            f.seek(self.offset)
+            return f.read().decode(errors="replace")
+
+
+# --- 3. a vanished client -------------------------------------------------------------------
+
+def test_a_client_that_vanishes_silently_is_gone_from_presence_within_a_few_heartbeats(
+        server, relay, app, redis_client, room):
+    ann = person(server)
+    sid = session_id(app, ann)
+    mark = LogMark(server)
+    stream = SSEStream("%s/rooms/%s/events" % (relay.url, room), {"Cookie": ann.cookie()})
+    try:
+        stream.until("ready")
+        assert online(ann, room) == [ann.name]
+        relay.go_silent()
+        # What the server sends next (posts, keep-alives) goes unacknowledged past the relay's
+        # small window; the kernel gives up on the connection after 1.5 heartbeats.
+        for i in range(6):
+            assert post(server.url, room, "%d %s" % (i, "x" * 1900))[0] == 201
+        bound = 3 * TEST_HEARTBEAT + float(SERVER_ENV["RIPPLE_PRESENCE_GRACE_SECONDS"]) + 2.0
+        wait_until(lambda: online(ann, room) == [], bound, 0.05, "the vanished client to go offline")
+        channel = RoomKeys(room).channel
+        wait_until(lambda: redis_client.pubsub_numsub(channel)[0][1] == 0, 2, message="its listener freed")
+        assert redis_client.zcard(PersonKeys(sid).streams) == 0  # its session's slot is free
+        log = mark.text()
+        assert "Traceback" not in log and " ERROR " not in log, log
+    finally:
+        stream.close()
+
+
+def test_a_new_stream_past_the_session_cap_replaces_the_oldest_on_another_host(
+        server, other_host, room):
+    ann = person(server)
+    cap = 10  # RIPPLE_MAX_STREAMS_PER_SESSION's default
+    streams = [ann.stream(room) for _ in range(cap)]
+    newest = None
+    try:
+        for stream in streams:
+            stream.until("ready")
+        elsewhere = Browser(other_host.url).same_session_as(ann)
+        newest = elsewhere.stream(room)
+        assert newest.status == 200
+        newest.until("ready")
+        event, _ = streams[0].until("replaced")
+        assert "replaced by a newer one" in event.json()["message"]
+        assert streams[0].retry >= 10000  # a plain EventSource does not come straight back
+        assert streams[0].next(5) is None  # and the oldest stream ends
+        sent = post(server.url, room, "still here")[1]["id"]
+        for stream in streams[1:] + [newest]:  # the other ten stay open and live
+            assert [e.json()["id"] for e in stream.messages(1)] == [sent]
+    finally:
+        for stream in streams + [newest]:
+            if stream is not None:
+                stream.close()
+
+
+# --- 7. a half-closed request ---------------------------------------------------------------
+
+def _raw_stream(server, room):
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    sock.sendall(b"GET /rooms/%s/events HTTP/1.1\r\nHost: x\r\n\r\n" % room.encode())
+    return sock
+
+
+def _read_until(sock, marker, data=b""):
+    while marker not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise AssertionError("the server ended the stream before %r" % marker)
+        data += chunk
+    return data
+
+
+def test_a_half_closed_request_keeps_receiving_live_messages(server, redis_client, room):
+    sock = _raw_stream(server, room)
+    with sock:
+        data = _read_until(sock, b"event: ready")
+        sock.shutdown(socket.SHUT_WR)  # the request is complete; the client keeps reading
+        # The server notices the half-close (and probes it with a comment); it stays open.
+        data = _read_until(sock, b": keep-alive", data.partition(b"event: ready")[2])
+        for text in ("after the half-close", "and another"):
+            post(server.url, room, text)
+            data = _read_until(sock, text.encode(), data)
+        assert redis_client.pubsub_numsub(RoomKeys(room).channel)[0][1] == 1
