@@ -82,3 +82,10 @@ def test_behind_compares_a_log_head_with_the_position():
     position = Position(b"5-0", b"2-0")
     assert position.room_behind(b"5-1") and not position.room_behind(b"5-0")
     assert position.direct_behind(b"3-0") and not position.direct_behind(b"2-0")
+
+
+def test_control_payloads_are_kept_for_the_stream_and_never_relayed():
+    position = Position(b"5-0")
+    frames = position.take([b"!#replaced\nabc", b'!presence\n{"a":1}', room(b"6-0", b"5-0")])
+    assert frames == [b'event: presence\ndata: {"a":1}\n\n', b'event: message\nid: 6-0\ndata: {"t":"x"}\n\n']
+    assert position.controls == [(b"replaced", b"abc")]
