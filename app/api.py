@@ -1,12 +1,13 @@
 """The HTTP interface of rooms: post a message, read history, stream live events."""
 import json
 import logging
+import random
 
 import redis
 from flask import (Blueprint, Response, abort, current_app, jsonify, redirect, request,
                    url_for)
 
-from . import broker, guard, identity, keys, messages, pages, stream, wire
+from . import broker, guard, identity, keys, messages, pages, sse, stream, wire
 from .replies import json_error, require_utf8_form, wants_json
 
 logger = logging.getLogger(__name__)
@@ -109,8 +110,11 @@ def history(room):
 
 
 @bp.get("/rooms/<room>/events")
-@guard.limiter.limit(guard.rate("STREAM_RATE_SESSION"), key_func=guard.session_key)
-@guard.limiter.limit(guard.rate("STREAM_RATE_IP"))
+@guard.limiter.limit(guard.rate("STREAM_RATE_SESSION"), key_func=guard.session_key,
+                     exempt_when=guard.new_signed_in_stream_exempt)
+@guard.limiter.limit(guard.rate("STREAM_RATE_IP"), exempt_when=guard.new_stream_exempt)
+@guard.limiter.limit(guard.rate("STREAM_RESUME_RATE_IP"), key_func=guard.resume_key,
+                     exempt_when=guard.resume_exempt)
 def events(room):
     """Stream a room as server-sent events, resuming after Last-Event-ID when given."""
     _room_or_400(room)
@@ -129,8 +133,8 @@ def events(room):
         return Response(stream.come_back(int(cfg["RETRY_MS"])), mimetype="text/event-stream",
                         headers={"Cache-Control": "no-cache"})
     if streams.full():
-        return json_error(503, "This server is at its stream limit; try again shortly.",
-                          {"Retry-After": str(cfg["REDIS_RETRY_AFTER"])})
+        return refuse_stream(503, "This server is at its stream limit; try again shortly.",
+                             int(cfg["REDIS_RETRY_AFTER"]))
     presence = hub.presence
     presence.ensure_sweeper()
     if cursor is not None:
@@ -162,6 +166,26 @@ def events(room):
     # werkzeug's two wrapping iterators on every chunk.
     return Response(stream.relay(hub, sub), mimetype="text/event-stream", direct_passthrough=True,
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def refuse_stream(status, message, retry_after):
+    """Refuse to open a stream so that the client comes back after ``retry_after`` seconds.
+
+    An EventSource gives up for good on any answer but a 200 ``text/event-stream``, so a client
+    that asks for one (every EventSource does) gets exactly that: ``retry:`` (``retry_after``
+    plus up to half again of jitter, so a refused crowd does not return at one instant), an
+    ``event: busy`` with ``{"error", "status", "retry_after"}``, and the end of the stream,
+    after which it reconnects by itself. Other clients get ``status`` with the JSON error.
+    Both carry ``Retry-After``.
+    """
+    retry_after = max(1, int(retry_after))
+    headers = {"Retry-After": str(retry_after)}
+    if "text/event-stream" not in request.headers.get("Accept", ""):
+        return json_error(status, message, headers)
+    retry_ms = int(retry_after * 1000 * (1 + random.random() / 2))
+    body = sse.retry(retry_ms) + sse.event("busy", json.dumps(
+        {"error": message, "status": status, "retry_after": retry_after}))
+    return Response(body, mimetype="text/event-stream", headers={"Cache-Control": "no-cache", **headers})
 
 
 @bp.get("/rooms/<room>/presence")

@@ -1,9 +1,11 @@
 """Every error becomes a clear answer: JSON for API clients, a page for browsers, never a bare 500."""
+import time
+
 import redis
 from flask import current_app, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from . import api, fastpost, keys, pages
+from . import api, fastpost, guard, keys, pages
 from .replies import json_error, wants_json
 
 
@@ -25,6 +27,12 @@ def _is_api():
 
 def _http_error(exc):
     message = _sentence(exc)
+    if request.endpoint == "api.events" and exc.code in (429, 503):
+        # A refused stream (a rate limit): in a form an EventSource retries.
+        retry_after = _retry_after(exc)
+        if exc.code == 429:
+            message = STREAM_LIMITED % retry_after
+        return api.refuse_stream(exc.code, message, retry_after)
     if request.endpoint == "api.post_message" and request.mimetype in api.FORM_TYPES and not wants_json():
         # A plain form post (JavaScript off) refused by CSRF or a rate limit: the room page
         # again, with the error and the text the person typed.
@@ -42,15 +50,31 @@ def _redis_error(exc):
     current_app.extensions["outage"].failed(request.endpoint or "request", exc)
     retry = str(current_app.config["REDIS_RETRY_AFTER"])
     message = fastpost.UNAVAILABLE
+    if request.endpoint == "api.events":
+        return api.refuse_stream(503, message, int(retry))
     if _is_api():
         return json_error(503, message, {"Retry-After": retry})
     return render_template("error.html", status=503, message=message), 503, {"Retry-After": retry}
+
+
+def _retry_after(exc):
+    """Seconds until a refused request may succeed: the rate limit's reset, else a default."""
+    sent = dict(exc.get_headers())
+    if sent.get("Retry-After", "").isdigit():
+        return int(sent["Retry-After"])
+    limit = getattr(guard.limiter, "current_limit", None)
+    if limit is not None:
+        return max(1, int(limit.reset_at - time.time()))
+    return int(current_app.config["REDIS_RETRY_AFTER"])
 
 
 def _kept_headers(exc):
     sent = dict(exc.get_headers())
     return {name: sent[name] for name in ("Retry-After", "Allow") if name in sent}
 
+
+STREAM_LIMITED = ("Too many live connections were opened from your network or session just now; "
+                  "this one tries again in %d s.")
 
 _SENTENCES = {
     400: "The request could not be understood.",

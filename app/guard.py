@@ -4,7 +4,7 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
 
-from . import identity, topology
+from . import identity, keys, topology
 
 # Unbound extension objects, as Flask extensions are made; init_app binds them to an app.
 csrf = CSRFProtect()
@@ -47,6 +47,38 @@ def _storage_uri(url):
 def session_key():
     """Rate-limit key of the signed-in session; the client address for everyone else."""
     return "sid:" + (session.get("sid") or get_remote_address())
+
+
+def resuming():
+    """Tell whether a stream request resumes a cursor (a reconnect, not a new stream).
+
+    Reconnects come in waves (every stream of a reloaded worker at once, an office's worth from
+    one address) and each one replaces a stream that was already counted when it opened: they
+    have their own, larger per-address budget (STREAM_RESUME_RATE_IP) instead of the new-stream
+    limits. A made-up cursor only moves a client into that budget.
+    """
+    raw = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
+    return keys.parse_cursor(raw) is not None
+
+
+def new_signed_in_stream_exempt():
+    """The per-session new-stream limit is for signed-in sessions' new streams only: anonymous
+    viewers have no session to count by (keying them by address would give everyone behind one
+    address the session's small budget), and resumes have their own budget."""
+    return not session.get("sid") or resuming()
+
+
+def new_stream_exempt():
+    return resuming()
+
+
+def resume_exempt():
+    return not resuming()
+
+
+def resume_key():
+    """Resumes count in their own per-address bucket, apart from new streams'."""
+    return "resume:" + get_remote_address()
 
 
 # Checked before any limit is looked up: a request with the token pays nothing for them

@@ -31,6 +31,7 @@ POST_RATE_SESSION = "20 per 10 seconds"
 POST_RATE_IP = "200 per 10 seconds"    # generous: many people share one address behind NAT
 STREAM_RATE_SESSION = "30 per minute"
 STREAM_RATE_IP = "300 per minute"
+STREAM_RESUME_RATE_IP = "3000 per minute"  # reconnects with a cursor: a reload brings them all at once
 SESSION_RATE_IP = "30 per minute"
 MAX_STREAMS_PER_SESSION = 10   # open streams one session may hold at once, across all workers
 PRESENCE_GRACE_SECONDS = 5     # a reload or quick reconnect within this emits no leave/join

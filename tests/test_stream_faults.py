@@ -1,9 +1,12 @@
 """Connections that fail the way real networks fail: clients that vanish without a word, a
 session's streams past its cap, half-closed requests, a stream refused by a limit, a reader Redis
 disconnects, a post whose outcome is unknown. Real Gunicorn (2 gevent workers), real Redis."""
+import json
 import select
+import signal
 import socket
 import threading
+import time
 import uuid
 
 import pytest
@@ -101,7 +104,6 @@ def session_id(app, browser):
 def online(browser, room):
     status, _, body = browser.request("GET", "/rooms/%s/presence" % room)
     assert status == 200
-    import json
     return json.loads(body)["online"]
 
 
@@ -199,3 +201,71 @@ def test_a_half_closed_request_keeps_receiving_live_messages(server, redis_clien
             post(server.url, room, text)
             data = _read_until(sock, text.encode(), data)
         assert redis_client.pubsub_numsub(RoomKeys(room).channel)[0][1] == 1
+
+
+# --- 4. limits for people behind one address, and refusals an EventSource survives ----------
+
+@pytest.fixture
+def limited_server(redis_url, tmp_path, request):
+    """A server with the README's stream limits, or tighter ones given by the test."""
+    env = {**SERVER_ENV, "RIPPLE_STREAM_RATE_SESSION": "30 per minute", "RIPPLE_STREAM_RATE_IP": "300 per minute"}
+    env.update(getattr(request, "param", {}))
+    gunicorn = Gunicorn(tmp_path, redis_url=redis_url, workers=2, env=env).start()
+    yield gunicorn
+    gunicorn.stop()
+
+
+def _resume(server, room, cursor, deadline):
+    """Reconnect as an EventSource would, honouring every retry hint; return the ready event."""
+    while time.monotonic() < deadline:
+        with SSEStream("%s/rooms/%s/events" % (server.url, room), {"Last-Event-ID": cursor}) as again:
+            assert again.status == 200 and again.headers["Content-Type"].startswith("text/event-stream")
+            event = again.next(max(0.01, deadline - time.monotonic()))
+            while event is not None and event.name not in ("ready", "busy"):
+                event = again.next(max(0.01, deadline - time.monotonic()))
+            if event is not None and event.name == "ready":
+                return event
+            time.sleep((again.retry or 100) / 1000)  # what the server asked for
+    raise AssertionError("could not resume before the deadline")
+
+
+@pytest.mark.parametrize("limited_server", [{"RIPPLE_STREAM_RATE_IP": "50 per minute"}], indirect=True)
+def test_forty_anonymous_viewers_behind_one_address_are_all_back_soon_after_a_reload(limited_server, room):
+    viewers = []
+    try:
+        for _ in range(40):  # one address, no sessions: only the per-address limit applies
+            stream = SSEStream("%s/rooms/%s/events" % (limited_server.url, room))
+            stream.until("ready")
+            viewers.append(stream)
+        limited_server.signal(signal.SIGHUP)
+        cursors = []
+        for stream in viewers:
+            while stream.next(5) is not None:
+                pass
+            cursors.append(stream.last_id)
+        # 80 opens in all from one address, past its 50 new streams a minute: the 40 reconnects
+        # resume their cursors from their own budget.
+        deadline = time.monotonic() + 15
+        for cursor in cursors:
+            _resume(limited_server, room, cursor, deadline)
+    finally:
+        for stream in viewers:
+            stream.close()
+
+
+@pytest.mark.parametrize("limited_server", [{"RIPPLE_STREAM_RATE_IP": "3 per minute"}], indirect=True)
+def test_a_refused_stream_is_a_short_event_stream_with_a_retry_hint(limited_server, room):
+    url = "%s/rooms/%s/events" % (limited_server.url, room)
+    for _ in range(3):
+        with SSEStream(url) as stream:
+            stream.until("ready")
+    with SSEStream(url) as refused:  # what an EventSource would get: it keeps retrying on this
+        assert refused.status == 200 and refused.headers["Content-Type"].startswith("text/event-stream")
+        assert int(refused.headers["Retry-After"]) > 0
+        event = refused.next(5)
+        assert event.name == "busy" and "tries again" in event.json()["error"]
+        assert refused.retry >= 1000 * event.json()["retry_after"]
+        assert refused.next(5) is None  # and it ends
+    status, headers, body = Browser(limited_server.url).request(  # a client that wants JSON
+        "GET", "/rooms/%s/events" % room, headers={"Accept": "application/json"})
+    assert status == 429 and int(headers["Retry-After"]) > 0 and json.loads(body)["error"]
