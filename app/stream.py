@@ -244,11 +244,11 @@ class _Live:
             # A tick, every half heartbeat: keep-alives, Redis liveness, presence, metrics.
             if not wrote or (watch is not None and watch.probe_due):
                 # Silent for a half heartbeat at least, a whole one at most; or the client
-                # half-closed its side, and this comment tells a close (a reset) from that.
+                # half-closed its side, and this keep-alive tells a close (a reset) from that.
                 if write is None:
-                    yield sse.comment("keep-alive")
+                    yield sse.PING
                 else:
-                    write(sse.comment("keep-alive"))  # a gone client fails this write
+                    write(sse.PING)  # a gone client fails this write
                 if watch is not None and watch.probe_due:
                     watch.probed()
             self.listener.tick()  # pings Redis after a silent tick: finds a dead connection

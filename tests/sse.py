@@ -17,7 +17,8 @@ class Event:
 
 
 class SSEStream:
-    """One open stream; ``next()`` returns events (comments counted, not returned)."""
+    """One open stream; ``next()`` returns events (keep-alives counted, not returned: comments
+    and the unnumbered ``ping`` events a page watches for)."""
 
     def __init__(self, url, headers=None, timeout=10.0):
         parts = urlsplit(url)
@@ -30,6 +31,7 @@ class SSEStream:
         self.local_port = self.conn.sock.getsockname()[1] if self.conn.sock else None
         self._buffer = b""
         self.comments = 0
+        self.pings = 0
         self.retry = None
         self.last_id = None
         self.ended = False
@@ -45,7 +47,9 @@ class SSEStream:
             if line == "":
                 if has_id:
                     self.last_id = event_id
-                if data:
+                if data and name == "ping":
+                    self.pings += 1
+                elif data:
                     return Event(name, "\n".join(data), event_id if has_id else None)
                 name, data, has_id = "message", [], False
                 continue

@@ -44,6 +44,18 @@ def test_silence_brings_heartbeat_comments(server, room):
         assert stream.comments >= 2
 
 
+def test_silence_brings_ping_events_a_page_can_hear(server, room):
+    # Comments never reach an EventSource's script: the keep-alive is also an event, with no
+    # id (a reconnect's cursor stays the last message's), so a page can tell quiet from dead.
+    stream, _ = open_ready(server, room)
+    with stream:
+        ready_id = stream.last_id
+        with pytest.raises(TimeoutError):  # pings are keep-alives: counted, not returned
+            stream.next(1.6)
+        assert stream.pings >= 2
+        assert stream.last_id == ready_id
+
+
 def test_fan_out_across_workers_every_stream_gets_every_message_once_in_order(server, room, fault_report):
     streams = []
     try:
