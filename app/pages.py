@@ -88,4 +88,8 @@ def _iso(ms):
 
 
 def _client_config():
-    return {"maxChars": current_app.config["MAX_MESSAGE_CHARS"]}
+    cfg = current_app.config
+    # The page's script needs the heartbeat to tell a quiet stream from a dead one.
+    return {"maxChars": cfg["MAX_MESSAGE_CHARS"],
+            "heartbeatMs": int(float(cfg["HEARTBEAT_SECONDS"]) * 1000),
+            "postTimeoutMs": int(float(cfg["POST_TIMEOUT_SECONDS"]) * 1000)}

@@ -7,9 +7,6 @@ in Redis for half an hour, so every test signs in with names of its own (``uniqu
 import json
 import os
 import re
-import socket
-import struct
-import threading
 import time
 import urllib.request
 import uuid
@@ -18,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import post
+from .relays import Relay
 
 CHROMIUM = "/usr/bin/chromium"
 if not os.path.exists(CHROMIUM):
@@ -316,84 +314,9 @@ def test_text_typed_while_a_message_is_sending_is_kept(open_room):
     expect(page.locator("#text")).to_have_value("next one")
 
 
-class CuttableRelay:
-    """A loopback TCP relay in front of Gunicorn that a test can cut like a failing network.
-
-    Why not something simpler: ``context.set_offline(True)`` only fails *new* requests, and
-    ``page.route`` only sees requests as they start; neither touches a stream that is already
-    open (Chromium keeps reading it: messages go on arriving while "offline"). Resetting the
-    TCP connections under the page is what really ends the open EventSource, and refusing new
-    ones keeps its automatic reconnects (Last-Event-ID and all) failing until ``restore()``.
-    """
-
-    def __init__(self, target_port):
-        self.target_port = target_port
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = "http://127.0.0.1:%d" % self.listener.getsockname()[1]
-        self.lock = threading.Lock()
-        self.sockets = set()
-        self.is_cut = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return  # closed
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
-                upstream.settimeout(None)
-            except OSError:
-                _reset(client)
-                continue
-            with self.lock:
-                if self.is_cut:
-                    _reset(client)
-                    _reset(upstream)
-                    continue
-                self.sockets.update((client, upstream))
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
-
-    @staticmethod
-    def _pump(source, sink):
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-            sink.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
-
-    def cut(self):
-        """Reset every relayed connection (the page sees a network error) and refuse new ones."""
-        with self.lock:
-            self.is_cut = True
-            cut, self.sockets = self.sockets, set()
-        for sock in cut:
-            _reset(sock)
-
-    def restore(self):
-        with self.lock:
-            self.is_cut = False
-
-    def close(self):
-        self.listener.close()
-        self.cut()
-
-
-def _reset(sock):
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST
-        sock.shutdown(socket.SHUT_RD)  # wakes a thread blocked in recv() on it
-    except OSError:
-        pass
-    sock.close()
-
-
 @pytest.fixture
 def relay(server):
-    relay = CuttableRelay(server.port)
+    relay = Relay(server.port)
     yield relay
     relay.close()
 

@@ -3,6 +3,10 @@
 // The same form sends direct messages: "Reply" or a name in the online list points it at a person.
 import { newKey } from './ids.js';
 
+// A post on a dead connection would hang for minutes: after this, say so and offer a retry.
+const TIMED_OUT = (s) => `No answer from the server after ${s} s. Your message is kept; press Send to retry (it will not be posted twice).`;
+const UNREACHABLE = 'Could not reach the server. Your message is kept; press Send to retry.';
+
 export function ChatForm(form, root) {
   const text = form.querySelector('textarea[name=text]');
   const key = form.querySelector('input[name=idempotency_key]');
@@ -11,6 +15,7 @@ export function ChatForm(form, root) {
   const to = form.querySelector('[data-to]');
   const toLabel = form.querySelector('[data-to-label]');
   const placeholder = text.placeholder;
+  const timeoutMs = Number(root.dataset.postTimeoutMs) || 12000;
   let recipient = null;  // null: the room; else the name a direct message goes to
   let sending = false;
 
@@ -32,12 +37,15 @@ export function ChatForm(form, root) {
     sending = true;
     button.disabled = true;
     const sent = text.value;
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), timeoutMs);
     try {
       const response = await fetch(form.action, {
         method: 'POST', body: new FormData(form),
-        headers: { Accept: 'application/json' },
+        headers: { Accept: 'application/json' }, signal: abort.signal,
       });
       const body = await response.json().catch(() => ({}));
+      if (abort.signal.aborted) throw new Error('timed out');  // while reading the answer
       if (!response.ok) {
         const wait = response.headers.get('Retry-After');
         showError((body.error || `Sending failed (${response.status}).`) + (wait ? ` Try again in ${wait} s.` : ''));
@@ -51,9 +59,12 @@ export function ChatForm(form, root) {
       const name = recipient ? 'chat:direct' : 'chat:message';
       root.dispatchEvent(new CustomEvent(name, { detail: { message: body, live: false }, bubbles: true }));
     } catch (err) {
-      // Network failure: the message may or may not be stored; the same key makes a retry safe.
-      showError('Could not reach the server. Your message is kept; press Send to retry.');
+      // Network failure or no answer in time: the message may or may not be stored; the same
+      // key makes a retry safe. The stream may be as dead as this post was: have it checked.
+      showError(abort.signal.aborted ? TIMED_OUT(Math.round(timeoutMs / 1000)) : UNREACHABLE);
+      root.dispatchEvent(new CustomEvent('chat:check', { detail: {}, bubbles: true }));
     } finally {
+      clearTimeout(timer);
       sending = false;
       button.disabled = false;
       text.focus();

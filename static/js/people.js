@@ -2,9 +2,9 @@
 export function People(el, root) {
   const list = el.querySelector('[data-online]');
   const count = el.querySelector('[data-online-count]');
-  const me = root.dataset.me;
 
   function render(names) {
+    const me = root.dataset.me;  // '' once signed out: no direct messages then
     list.replaceChildren(...names.map((name) => {
       const li = document.createElement('li');
       li.dir = 'auto';
@@ -26,5 +26,6 @@ export function People(el, root) {
   }
 
   root.addEventListener('chat:presence', (e) => render(e.detail.online));
+  root.addEventListener('chat:signed-out', () => render(Array.from(list.children, (li) => li.textContent)));
   render(Array.from(list.children, (li) => li.textContent));
 }

@@ -1,9 +1,22 @@
 // The room page: mount each piece on its element.
+//
+// The pieces talk through bubbling CustomEvents on <main class="room">; every one there is:
+//   chat:message      {message, live}   a room message (stream, a sent post's answer, a catch-up)
+//   chat:direct       {message, live}   a direct message to or from this person
+//   chat:presence     {room, action, name?, online}   who is online changed
+//   chat:dropped      {message}         older messages the cursor asked for are gone
+//   chat:older        {messages, more}  a page of history before the oldest shown
+//   chat:state        {state}           the stream: connecting/connected/reconnecting/offline/signed-out
+//   chat:reply        {name}            point the form at a person (direct message)
+//   chat:check        {}                don't trust the stream (a send failed): check it now
+//   chat:session-ended {}               the server says this session signed out
+//   chat:signed-out   {csrfToken}       this session is gone: show the signed-out page
 import { ChatForm } from './form.js';
 import { MessageList } from './messages.js';
 import { DroppedNotice, UnreadTitle } from './notices.js';
 import { LoadOlder } from './older.js';
 import { People } from './people.js';
+import { announceSession, SessionWatch, SignedOutView } from './session.js';
 import { ConnectionStatus } from './status.js';
 import { ChatStream } from './stream.js';
 import { LocalTimes } from './times.js';
@@ -18,4 +31,7 @@ UnreadTitle(root);
 People(document.querySelector('.people'), root);
 const form = root.querySelector('[data-form]');
 if (form) ChatForm(form, root);  // signed out, the page shows the sign-in form instead
+SessionWatch(root);
+SignedOutView(root);
 ChatStream(root);
+announceSession(root.dataset.me || '');

@@ -1,5 +1,8 @@
-// ConnectionStatus: shows connected / reconnecting / offline as the stream reports it.
-const LABELS = { connecting: 'connecting…', connected: 'connected', reconnecting: 'reconnecting…', offline: 'offline' };
+// ConnectionStatus: shows connected / reconnecting / offline / signed out as the stream reports it.
+const LABELS = {
+  connecting: 'connecting…', connected: 'connected', reconnecting: 'reconnecting…', offline: 'offline',
+  'signed-out': 'signed out',
+};
 
 export function ConnectionStatus(el, root) {
   root.addEventListener('chat:state', (e) => {

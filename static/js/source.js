@@ -1,0 +1,107 @@
+// RoomSource: one EventSource on a room that notices a dead connection by itself.
+//
+// A path can die without a reset (a lost NAT mapping, a weak signal): the browser then keeps
+// the stream "open" for minutes and hears nothing. The server writes at least once a heartbeat
+// (an unnumbered "ping" when it has nothing else to say), so hearing nothing for 2.5 heartbeats
+// means the connection is dead: close it and open a new one from the cursor. A new EventSource
+// cannot set Last-Event-ID itself, so the cursor goes in ?last_event_id= (the stream takes both).
+
+// Every event the stream sends a page; "ping" (no id, no data) only proves it is alive.
+const EVENTS = ['message', 'direct', 'presence', 'dropped', 'ready', 'unavailable', 'signed-out', 'ping'];
+// Timers of a busy or background page run late: below this, "silent" would be noise.
+const MIN_DEAD_MS = 3000;
+
+/**
+ * Open a watched stream; returns { check(why), offline(), close() }.
+ * url: the stream URL; heartbeatMs: the server's heartbeat; cursor(): where to resume ('' for
+ * none, then ?backlog=backlog); onEvent(name, data, id): every event, pings included;
+ * onState(state): 'connecting' | 'connected' | 'reconnecting' | 'offline'.
+ */
+export function RoomSource({ url, heartbeatMs, cursor, backlog, onEvent, onState }) {
+  const deadMs = Math.max(MIN_DEAD_MS, 2.5 * heartbeatMs);
+  let source = null;
+  let heardAt = 0;      // when the current connection last delivered anything
+  let deadline = 0;     // silent past this: the connection is dead
+  let live = false;     // from a 'ready' until something goes wrong
+  let verifying = false;  // told to check: 'connected' again only after hearing something
+  let failures = 0;     // refused or failed attempts in a row, for the back-off
+  let retryTimer = null;
+  let from = null;      // a one-off cursor for the next open (a catch-up for another tab)
+  let closed = false;
+
+  const down = () => onState(navigator.onLine ? 'reconnecting' : 'offline');
+
+  function heard() {
+    heardAt = Date.now();
+    deadline = heardAt + deadMs;
+    if (verifying && live) { verifying = false; onState('connected'); }
+  }
+
+  function open() {
+    clearTimeout(retryTimer);
+    retryTimer = null;
+    if (closed) return;
+    const target = new URL(url, location.href);
+    const at = from ?? cursor();
+    from = null;
+    if (at) target.searchParams.set('last_event_id', at);
+    else if (backlog) target.searchParams.set('backlog', backlog);
+    const es = source = new EventSource(target);
+    heard();  // the connect itself must finish before the deadline
+    es.onopen = heard;
+    for (const name of EVENTS) {
+      es.addEventListener(name, (e) => {
+        heard();
+        if (name === 'ready') { live = true; verifying = false; failures = 0; onState('connected'); }
+        if (name === 'unavailable') { live = false; onState('reconnecting'); }
+        onEvent(name, e.data, e.lastEventId);
+      });
+    }
+    es.onerror = () => {
+      live = false;
+      if (es.readyState === EventSource.CLOSED) drop(false);  // refused (e.g. 503): we retry
+      else down();  // the browser reconnects by itself, with Last-Event-ID
+    };
+  }
+
+  // End the current connection and schedule the next: at once after a silent drop (the wait
+  // for the deadline already spaced the attempts), with a growing back-off after refusals.
+  function drop(silent) {
+    if (source) { source.close(); source = null; }
+    live = false;
+    verifying = false;
+    down();
+    failures += 1;
+    const wait = silent ? Math.random() * 500 : Math.min(30000, 3000 * 2 ** (failures - 1)) * (0.75 + Math.random() / 2);
+    clearTimeout(retryTimer);
+    retryTimer = setTimeout(open, wait);
+  }
+
+  const watchdog = setInterval(() => {
+    if (source && Date.now() > deadline) drop(true);
+  }, Math.min(1000, heartbeatMs / 2));
+
+  open();
+  return {
+    // The network came back, the page became visible, a send failed: don't trust the stream.
+    // Silent for more than a heartbeat: reconnect now; else it must speak within ~a heartbeat.
+    check(why) {
+      if (closed) return;
+      if (!source) { failures = 0; open(); return; }
+      const now = Date.now();
+      if (now - heardAt > 1.5 * heartbeatMs) { failures = 0; drop(true); return; }
+      deadline = Math.min(deadline, now + 1.5 * heartbeatMs);
+      if (why === 'online') { verifying = true; down(); }
+    },
+    offline() { if (!closed) onState('offline'); },
+    // Reopen from an older cursor (another tab needs what came before this stream's start).
+    rewind(at) { if (closed) return; from = at; if (source) { source.close(); source = null; } open(); },
+    close() {
+      closed = true;
+      clearInterval(watchdog);
+      clearTimeout(retryTimer);
+      if (source) source.close();
+      source = null;
+    },
+  };
+}

@@ -1,0 +1,154 @@
+"""The page's connection in a real browser: silent drops, many tabs, signing out in another tab.
+
+Chromium against the real Gunicorn, with a TCP relay (tests/relays.py) between them where the
+network has to fail. The fixtures and helpers are test_browser's.
+"""
+import re
+import time
+import uuid
+
+from playwright.sync_api import expect
+
+from .conftest import TEST_HEARTBEAT
+from .test_browser import (  # noqa: F401 (browser, dialogs, open_room, relay: fixtures)
+    LIVE_MS, SEND, STATUS, TEXTS, browser, dialogs, expect_texts, history, message_ids,
+    open_room, publish, relay, send, sign_in_over_http, unique)
+
+# A page counts a stream dead after 2.5 heartbeats of silence (never under 3 s: late timers).
+DEAD_MS = int(max(3.0, 2.5 * TEST_HEARTBEAT) * 1000)
+POST_TIMEOUT_MS = 12_000  # RIPPLE_POST_TIMEOUT_SECONDS' default
+NOT_CONNECTED = re.compile(r"^(reconnecting…|offline)$")
+KEY = "input[name=idempotency_key]"
+ERROR = "[data-error]"
+
+
+def test_a_silent_drop_shows_reconnecting_and_what_was_posted_meanwhile_arrives_once(
+        open_room, relay, server, room):
+    page = open_room(name=unique("ann"), base_url=relay.url)  # through the relay only
+    publish(server, room, "before the drop")
+    expect_texts(page, ["before the drop"], timeout=LIVE_MS)
+
+    relay.blackhole()  # no reset, no close: the page is told nothing
+    key = page.input_value(KEY)
+    page.fill("#text", "typed during the drop")
+    page.press("#text", "Enter")
+    # The page notices the silence itself, without any error from the network.
+    expect(page.locator(STATUS)).to_have_text(NOT_CONNECTED, timeout=DEAD_MS + LIVE_MS)
+    missed = ["missed %d" % n for n in range(1, 4)]
+    for text in missed:
+        publish(server, room, text)  # straight to Gunicorn
+    # The send gives up with a sentence; the text and its idempotency key stay for the retry.
+    expect(page.locator(ERROR)).to_have_text(
+        "No answer from the server after 12 s. Your message is kept; press Send to retry "
+        "(it will not be posted twice).", timeout=POST_TIMEOUT_MS + LIVE_MS)
+    expect(page.locator("#text")).to_have_value("typed during the drop")
+    expect(page.locator(SEND)).to_be_enabled()
+    assert page.input_value(KEY) == key
+    expect(page.locator(STATUS)).to_have_text(NOT_CONNECTED)  # reconnects hang too: still down
+    assert page.locator(TEXTS).all_text_contents() == ["before the drop"]
+
+    relay.resume()  # the path works again: within a few heartbeats the page has caught up
+    expect(page.locator(STATUS)).to_have_text("connected", timeout=DEAD_MS + LIVE_MS)
+    expect(page.locator(TEXTS).filter(has_text="missed 3")).to_have_count(1, timeout=LIVE_MS)
+    page.click(SEND)  # the retry: the first try may have been stored after all; not twice
+    expect(page.locator("#text")).to_have_value("")
+    expect(page.locator(ERROR)).to_be_hidden()
+    stored = [m["text"] for m in history(server, room)]
+    assert stored.count("typed during the drop") == 1
+    expect_texts(page, stored, timeout=LIVE_MS)
+    assert message_ids(page) == [m["id"] for m in history(server, room)]  # each once, in order
+
+
+def test_coming_back_online_checks_the_stream_instead_of_trusting_it(open_room, relay):
+    page = open_room(base_url=relay.url)
+    relay.blackhole()
+    page.context.set_offline(True)
+    expect(page.locator(STATUS)).to_have_text("offline")
+    page.context.set_offline(False)  # the stream may or may not have survived: it must prove it
+    expect(page.locator(STATUS)).to_have_text("reconnecting…")
+    relay.resume()
+    expect(page.locator(STATUS)).to_have_text("connected", timeout=DEAD_MS + LIVE_MS)
+
+
+def _open_tabs(context, rooms, count):
+    """Open ``count`` tabs in one browser, round-robin over ``rooms``; each shows connected."""
+    tabs = []
+    for n in range(count):
+        page = context.new_page()
+        page.goto("/rooms/%s" % rooms[n % len(rooms)])
+        expect(page.locator(STATUS)).to_have_text("connected")
+        tabs.append(page)
+    return tabs
+
+
+def test_ten_tabs_over_three_rooms_share_one_stream_per_room(browser, server):
+    context = browser.new_context(base_url=server.url)
+    context.set_default_timeout(10_000)
+    errors = []
+    context.on("weberror", lambda error: errors.append(error.error))
+    streams = {}  # room -> the tabs that opened a stream on it
+    context.on("request", lambda r: streams.setdefault(r.url.split("/")[4], set()).add(r.frame.page)
+               if "/events" in r.url else None)
+    try:
+        sign_in_over_http(context, unique("ann"))
+        rooms = ["t-" + uuid.uuid4().hex[:16] for _ in range(3)]
+        tabs = _open_tabs(context, rooms, 10)
+        assert {room: len(pages) for room, pages in streams.items()} == {room: 1 for room in rooms}
+
+        for room in rooms:
+            publish(server, room, "hello " + room)
+        for n, page in enumerate(tabs):  # every tab has its own room's message, and only that
+            expect_texts(page, ["hello " + rooms[n % 3]], timeout=LIVE_MS)
+
+        started = time.monotonic()
+        send(tabs[9], "from the tenth tab")  # a post never waits behind the streams
+        assert time.monotonic() - started < 3.0
+        for page in tabs[0::3]:
+            expect_texts(page, ["hello " + rooms[0], "from the tenth tab"], timeout=LIVE_MS)
+
+        # The leader of the first room closes; another tab takes its stream over, from the last
+        # cursor it saw: what is posted around the handover arrives, each once, in order.
+        leader = next(iter(streams[rooms[0]]))
+        others = [page for page in tabs[0::3] if page is not leader]
+        publish(server, rooms[0], "just before the leader closes")
+        expect_texts(others[0], ["hello " + rooms[0], "from the tenth tab",
+                                 "just before the leader closes"], timeout=LIVE_MS)
+        leader.close()
+        publish(server, rooms[0], "during the handover")
+        publish(server, rooms[0], "after it")
+        expected = [m["text"] for m in history(server, rooms[0])]
+        assert len(expected) == 5
+        for page in others:
+            expect_texts(page, expected, timeout=DEAD_MS + LIVE_MS)
+            expect(page.locator(STATUS)).to_have_text("connected")
+            assert message_ids(page) == [m["id"] for m in history(server, rooms[0])]
+        assert len(streams[rooms[0]]) == 2  # one more tab took the stream, not all of them
+    finally:
+        context.close()
+    assert not errors, "JavaScript errors on the pages: %r" % errors
+
+
+def test_signing_out_in_one_tab_signs_out_the_others_at_once(browser, server, room):
+    context = browser.new_context(base_url=server.url)
+    context.set_default_timeout(10_000)
+    try:
+        name = unique("ann")
+        sign_in_over_http(context, name)
+        first, second = _open_tabs(context, [room], 2)
+        second.fill("#text", "a draft")
+        first.get_by_role("button", name="Leave").click()
+        first.wait_for_url(re.compile(r"/$"))
+        # The other tab shows the truth without a reload: no name, no composer, not connected.
+        expect(second.locator("#name")).to_be_visible()
+        expect(second.locator("#text")).to_have_count(0)
+        expect(second.locator("[data-whoami]")).to_have_count(0)
+        expect(second.locator(STATUS)).to_have_text("signed out")
+        expect(second.locator(".composer")).to_contain_text("You signed out in another tab")
+        # Its sign-in form works: a fresh CSRF token, back to the room with a composer.
+        again = unique("ann")
+        second.fill("#name", again)
+        second.get_by_role("button", name="Start chatting").click()
+        expect(second.locator("[data-whoami]")).to_have_text(again)
+        expect(second.locator(STATUS)).to_have_text("connected")
+    finally:
+        context.close()
