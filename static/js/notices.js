@@ -4,6 +4,10 @@ export function DroppedNotice(el, root) {
     el.textContent = e.detail.message || 'Some older messages are no longer available.';
     el.hidden = false;
   });
+  root.addEventListener('chat:replaced', (e) => {  // the stream stopped: the server says why
+    el.textContent = e.detail.message;
+    el.hidden = false;
+  });
 }
 
 export function UnreadTitle(root) {

@@ -5,6 +5,7 @@
 //   chat:direct       {message, live}   a direct message to or from this person
 //   chat:presence     {room, action, name?, online}   who is online changed
 //   chat:dropped      {message}         older messages the cursor asked for are gone
+//   chat:replaced     {room, message}   a newer stream of this session took this one's place
 //   chat:older        {messages, more}  a page of history before the oldest shown
 //   chat:state        {state}           the stream: connecting/connected/reconnecting/offline/signed-out
 //   chat:reply        {name}            point the form at a person (direct message)

@@ -7,7 +7,9 @@
 // cannot set Last-Event-ID itself, so the cursor goes in ?last_event_id= (the stream takes both).
 
 // Every event the stream sends a page; "ping" (no id, no data) only proves it is alive.
-const EVENTS = ['message', 'direct', 'presence', 'dropped', 'ready', 'unavailable', 'signed-out', 'ping'];
+const EVENTS = ['message', 'direct', 'presence', 'dropped', 'ready', 'unavailable', 'signed-out',
+  'busy', 'replaced', 'ping'];
+
 // Timers of a busy or background page run late: below this, "silent" would be noise.
 const MIN_DEAD_MS = 3000;
 
@@ -15,7 +17,7 @@ const MIN_DEAD_MS = 3000;
  * Open a watched stream; returns { check(why), offline(), close() }.
  * url: the stream URL; heartbeatMs: the server's heartbeat; cursor(): where to resume ('' for
  * none, then ?backlog=backlog); onEvent(name, data, id): every event, pings included;
- * onState(state): 'connecting' | 'connected' | 'reconnecting' | 'offline'.
+ * onState(state): 'connecting' | 'connected' | 'reconnecting' | 'offline' | 'replaced'.
  */
 export function RoomSource({ url, heartbeatMs, cursor, backlog, onEvent, onState }) {
   const deadMs = Math.max(MIN_DEAD_MS, 2.5 * heartbeatMs);
@@ -27,6 +29,7 @@ export function RoomSource({ url, heartbeatMs, cursor, backlog, onEvent, onState
   let failures = 0;     // refused or failed attempts in a row, for the back-off
   let retryTimer = null;
   let from = null;      // a one-off cursor for the next open (a catch-up for another tab)
+  let pausedUntil = 0;  // the server asked us to stay away until then (busy, replaced)
   let closed = false;
 
   const down = () => onState(navigator.onLine ? 'reconnecting' : 'offline');
@@ -55,6 +58,12 @@ export function RoomSource({ url, heartbeatMs, cursor, backlog, onEvent, onState
         if (name === 'ready') { live = true; verifying = false; failures = 0; onState('connected'); }
         if (name === 'unavailable') { live = false; onState('reconnecting'); }
         onEvent(name, e.data, e.lastEventId);
+        // Refused (too many streams): come back when the server said, not sooner (the watchdog
+        // would otherwise take the ended stream's silence for a dead connection).
+        if (name === 'busy') pause(Number(JSON.parse(e.data).retry_after || 5) * 1000);
+        // A newer stream of this session took this one's place: coming back would only
+        // replace another of them. The page says so and stays quiet until reloaded.
+        if (name === 'replaced') { pause(Infinity); onState('replaced'); }
       });
     }
     es.onerror = () => {
@@ -77,6 +86,16 @@ export function RoomSource({ url, heartbeatMs, cursor, backlog, onEvent, onState
     retryTimer = setTimeout(open, wait);
   }
 
+  function pause(ms) {
+    const wait = ms * (1 + Math.random() / 2);  // a refused crowd does not return at one instant
+    if (source) { source.close(); source = null; }
+    live = false;
+    down();
+    pausedUntil = Date.now() + wait;
+    clearTimeout(retryTimer);
+    if (wait !== Infinity) retryTimer = setTimeout(open, wait);
+  }
+
   const watchdog = setInterval(() => {
     if (source && Date.now() > deadline) drop(true);
   }, Math.min(1000, heartbeatMs / 2));
@@ -87,7 +106,7 @@ export function RoomSource({ url, heartbeatMs, cursor, backlog, onEvent, onState
     // Silent for more than a heartbeat: reconnect now; else it must speak within ~a heartbeat.
     check(why) {
       if (closed) return;
-      if (!source) { failures = 0; open(); return; }
+      if (!source) { if (Date.now() >= pausedUntil) { failures = 0; open(); } return; }
       const now = Date.now();
       if (now - heardAt > 1.5 * heartbeatMs) { failures = 0; drop(true); return; }
       deadline = Math.min(deadline, now + 1.5 * heartbeatMs);

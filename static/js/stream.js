@@ -68,6 +68,8 @@ export function ChatStream(el) {
       emit('chat:presence', detail);
     } else if (name === 'dropped') {
       emit('chat:dropped', JSON.parse(data));
+    } else if (name === 'replaced') {
+      emit('chat:replaced', JSON.parse(data));
     } else if (name === 'signed-out') {
       stop('signed-out');  // the server ends the stream: don't reconnect as nobody
       emit('chat:session-ended', {});
@@ -130,7 +132,7 @@ export function ChatStream(el) {
 
   // A follower that hears nothing from its leader for the dead time asks it to check.
   const watch = setInterval(() => {
-    if (source || stopped || !channel || Date.now() - heardLeader < deadMs) return;
+    if (source || stopped || !channel || state === 'replaced' || Date.now() - heardLeader < deadMs) return;
     heardLeader = Date.now();
     setState(navigator.onLine ? 'reconnecting' : 'offline');
     post({ type: 'check' });
