@@ -61,6 +61,14 @@ def _logger_class():
         def _compute_access_log_enabled(self):
             return bool(self.cfg.accesslog)
 
+        def setup(self, cfg):
+            # logconfig_dict (applied last by gunicorn) gives gunicorn.access no handler, which
+            # removed the one --access-logfile had just added: add it back after.
+            super().setup(cfg)
+            if cfg.accesslog is not None:
+                self._set_handler(self.access_log, cfg.accesslog,
+                                  fmt=logging.Formatter(self.access_fmt), stream=sys.stdout)
+
     return RippleLogger
 
 
@@ -69,9 +77,6 @@ logger_class = _logger_class()
 # gevent records, for every greenlet, the stack that spawned it (a debugging aid): ~0.5 KB
 # per open stream. Workers read this when they import gevent.
 os.environ.setdefault("GEVENT_TRACK_GREENLET_TREE", "false")
-
-_embedded = []  # the master's own redis-server, when REDIS_URL is unset
-
 
 def _embedded_module():
     # Loaded by path: importing the app package here would bring Flask and redis-py into the
@@ -86,17 +91,25 @@ def _embedded_module():
 
 def on_starting(server):
     """Prepare what every worker shares, before any forks: metrics, file limits, Redis."""
+    # Everything the service writes under instance/ (AOF, secret key, metrics, sockets) is the
+    # service account's alone; workers and the embedded Redis inherit this.
+    os.umask(0o077)
     _metrics_dir(server)
     _check_open_files(server)
     if os.environ.get("REDIS_URL"):
         return
     module, here = _embedded_module()
     directory = os.environ.get("RIPPLE_EMBEDDED_REDIS_DIR", os.path.join(here, "instance"))
-    redis = module.EmbeddedRedis(directory, maxclients=int(os.environ.get("RIPPLE_REDIS_MAXCLIENTS", "19900")))
+    redis = module.EmbeddedRedis.service(
+        directory, maxclients=int(os.environ.get("RIPPLE_REDIS_MAXCLIENTS", "19900")),
+        maxmemory=os.environ.get("RIPPLE_REDIS_MAXMEMORY", "256mb"))
     redis.start()
-    _embedded.append(redis)
+    # Kept on the arbiter, not in this module: a HUP re-runs this file, and a fresh module
+    # would have forgotten the server that on_exit must stop.
+    server.ripple_embedded_redis = redis
     os.environ["REDIS_URL"] = redis.url  # workers inherit it
-    server.log.info("embedded redis-server %s at %s (AOF in %s)", redis.binary, redis.url, directory)
+    server.log.info("embedded %s at %s (AOF in %s)", redis.binary,
+                    redis.url.replace(":%s@" % redis.password, ":***@"), directory)
 
 
 def _metrics_dir(server):
@@ -104,7 +117,8 @@ def _metrics_dir(server):
     # them. Emptied at start so a previous run's dead workers don't count.
     here = os.path.dirname(os.path.abspath(__file__))
     path = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", os.path.join(here, "instance", "metrics"))
-    os.makedirs(path, exist_ok=True)
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    os.chmod(path, 0o700)
     for name in os.listdir(path):
         if name.endswith(".db"):
             os.unlink(os.path.join(path, name))
@@ -135,7 +149,8 @@ def child_exit(server, worker):
 
 def on_exit(server):
     """Stop the embedded Redis after the last worker has gone."""
-    for redis in _embedded:
+    redis = getattr(server, "ripple_embedded_redis", None)
+    if redis is not None:
         redis.stop()
 
 

