@@ -6,8 +6,8 @@ from flask import Flask
 
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import (api, broker, cli, direct, errors, fastpost, guard, health, identity, metrics, pages,
-               requests, sessions, settings, stream)
+from . import (api, bodies, broker, cli, direct, embedded_redis, errors, fastpost, guard, headers,
+               health, identity, metrics, pages, requests, sessions, settings, stream)
 
 
 def create_app(test_config=None):
@@ -25,18 +25,24 @@ def create_app(test_config=None):
         app.config.update(test_config)
     if not app.config["REDIS_URL"]:
         # The embedded server gunicorn.conf.py starts listens here (see app/embedded_redis.py).
-        app.config["REDIS_URL"] = "unix://" + os.path.join(app.instance_path, "redis.sock")
+        app.config["REDIS_URL"] = embedded_redis.default_url(
+            os.environ.get("RIPPLE_EMBEDDED_REDIS_DIR") or app.instance_path)
     app.config["SECRET_KEY"] = identity.load_secret_key(app)
     app.session_interface = identity.SessionInterface()
     if app.config["TRUSTED_PROXIES"]:  # behind nginx: the client's address and scheme
         hops = int(app.config["TRUSTED_PROXIES"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
-    # Outermost: a server-to-server post (the publish token, JSON) skips Flask altogether.
+    # A server-to-server post (the publish token, JSON) skips Flask altogether.
     app.wsgi_app = fastpost.FastPublish(app, app.wsgi_app)
+    # Before anything reads it, the whole body arrives within the deadline (or 408).
+    app.wsgi_app = bodies.BodyDeadline(app.wsgi_app, app.config["BODY_TIMEOUT_SECONDS"],
+                                       app.config["MAX_CONTENT_LENGTH"])
+    app.wsgi_app = errors.LastResort(app.wsgi_app)  # outermost: JSON even if a layer fails
     requests.init_app(app)
     broker.init_app(app)
     guard.init_app(app)
     errors.init_app(app)
+    headers.init_app(app)
     metrics.init_app(app)
     app.extensions["hub"] = stream.Hub(app)
     app.register_blueprint(pages.bp)

@@ -1,20 +1,45 @@
 """Every error becomes a clear answer: JSON for API clients, a page for browsers, never a bare 500."""
+import json
+import logging
+import sys
 import time
 
 import redis
 from flask import current_app, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from . import api, fastpost, guard, keys, pages
+from . import api, bodies, fastpost, guard, headers, keys, pages, requests
 from .replies import json_error, wants_json
 
+logger = logging.getLogger(__name__)
+INTERNAL = "Something went wrong on our side; nothing was changed. Please try again."
 
 API_PREFIXES = ("/rooms/", "/users/", "/session", "/readyz", "/metrics")
 
 
 def init_app(app):
+    app.json = bodies.JSONProvider(app)  # a body nested 20,000 deep is a 400, not a crash
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(redis.RedisError, _redis_error)
+
+
+class LastResort:
+    """The outermost WSGI layer: a failure in a middleware before Flask (which answers its own)
+    still gets Ripple's JSON error, never gunicorn's HTML page."""
+
+    def __init__(self, wsgi_app):
+        self.next = wsgi_app
+
+    def __call__(self, environ, start_response):
+        try:
+            return self.next(environ, start_response)
+        except Exception:  # noqa: BLE001 - logged with its traceback, answered as JSON
+            logger.exception("request failed before the app path=%s", environ.get("PATH_INFO"))
+            body = json.dumps({"error": INTERNAL}).encode()
+            start_response("500 Internal Server Error", [
+                ("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+                ("X-Request-ID", requests.request_id(environ)), *headers.PLAIN], sys.exc_info())
+            return [body]
 
 
 def _is_api():
@@ -49,7 +74,7 @@ def _http_error(exc):
 def _redis_error(exc):
     current_app.extensions["outage"].failed(request.endpoint or "request", exc)
     retry = str(current_app.config["REDIS_RETRY_AFTER"])
-    message = fastpost.UNAVAILABLE
+    message = fastpost.store_failure(exc)
     if request.endpoint == "api.events":
         return api.refuse_stream(503, message, int(retry))
     if _is_api():

@@ -14,10 +14,17 @@ from io import BytesIO
 
 import redis
 
-from . import keys, messages, requests
+from . import bodies, headers, keys, messages, requests
 
 _PATH = re.compile(r"/rooms/([^/]+)/messages\Z")
 UNAVAILABLE = "The message store is unavailable right now. Please try again shortly."
+FULL = ("The message store is full, so nothing was stored. Please tell the people who run "
+        "this service.")
+
+
+def store_failure(exc):
+    """The sentence for a Redis failure: full (maxmemory reached, writes refused) or unavailable."""
+    return FULL if isinstance(exc, redis.OutOfMemoryError) else UNAVAILABLE
 
 
 class FastPublish:
@@ -49,7 +56,7 @@ class FastPublish:
         except redis.RedisError as exc:
             ext["outage"].failed("api.post_message", exc)
             return _answer(start_response, environ, "503 Service Unavailable",
-                           json.dumps({"error": UNAVAILABLE}).encode(), [("Retry-After", self.retry_after)])
+                           json.dumps({"error": store_failure(exc)}).encode(), [("Retry-After", self.retry_after)])
         ext["outage"].ok()
         ext["metrics"].published.labels("room").inc()
         return _answer(start_response, environ, "201 Created" if created else "200 OK", stored.encode())
@@ -74,13 +81,13 @@ class FastPublish:
         environ["wsgi.input"] = BytesIO(raw)
         environ["CONTENT_LENGTH"] = str(len(raw))
         try:
-            data = json.loads(raw)
+            data = bodies.loads(raw)
             if not isinstance(data, dict):
                 return None
             text = messages.check_text(data.get("text"), self.max_chars)
             user = messages.check_name(data.get("user"))
             key = messages.check_idempotency_key(environ.get("HTTP_IDEMPOTENCY_KEY"))
-        except (ValueError, messages.Invalid):  # JSON's errors are ValueErrors
+        except (ValueError, messages.Invalid):  # every parse failure is a ValueError
             return None
         return user, text, key
 
@@ -89,7 +96,7 @@ def _is_json(content_type):
     return content_type.partition(";")[0].strip().lower() == "application/json"
 
 
-def _answer(start_response, environ, status, body, headers=()):
+def _answer(start_response, environ, status, body, extra=()):
     start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
-                            ("X-Request-ID", requests.request_id(environ))] + list(headers))
+                            ("X-Request-ID", requests.request_id(environ)), *headers.PLAIN, *extra])
     return [body]

