@@ -36,7 +36,8 @@ def post_message(room):
         user = sender(user)
         key = messages.check_idempotency_key(key)
         with current_app.extensions["metrics"].publish_seconds.time():
-            stored, created = broker.get_store().publish(room, user, text, key)
+            stored, created = broker.get_store().publish(
+                room, user, text, key, may_create=None if identity.bearer_ok() else guard.may_create_room)
         current_app.extensions["outage"].ok()
     except messages.Invalid as exc:
         if page:
@@ -135,6 +136,11 @@ def events(room):
     if streams.full():
         return refuse_stream(503, "This server is at its stream limit; try again shortly.",
                              int(cfg["REDIS_RETRY_AFTER"]))
+    addresses = current_app.extensions["addresses"]
+    if not addresses.admit(request.remote_addr or "-"):
+        return refuse_stream(429, "Too many open streams from your network (the limit is %d). Close "
+                             "a tab and try again." % cfg["MAX_STREAMS_PER_ADDRESS"],
+                             float(cfg["HEARTBEAT_SECONDS"]) * 2)
     presence = hub.presence
     presence.ensure_sweeper()
     if cursor is not None:

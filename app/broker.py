@@ -4,6 +4,7 @@ from flask import current_app
 from . import topology
 from .identity import Names
 from .listener import ListenerFactory
+from .addresses import AddressStreams
 from .presence import Presence
 from .store import Store
 
@@ -21,11 +22,16 @@ def init_app(app):
     app.extensions["redis_listeners"] = listeners
     publish = topology.publish_command(url)
     app.extensions["store"] = Store(commands, cfg["HISTORY_LENGTH"], cfg["IDEMPOTENCY_SECONDS"],
-                                    cfg["REPLICA_ACKS"], cfg["REPLICA_TIMEOUT_MS"], publish)
+                                    cfg["REPLICA_ACKS"], cfg["REPLICA_TIMEOUT_MS"], publish,
+                                    # direct messages expire with the session (idle this long)
+                                    direct_seconds=cfg["PERMANENT_SESSION_LIFETIME"],
+                                    lobby_max=cfg["LOBBY_INDEX_MAX"])
     app.extensions["names"] = Names(commands, cfg["NAME_TTL_SECONDS"])
     app.extensions["presence"] = Presence(commands, cfg["HEARTBEAT_SECONDS"],
                                           cfg["PRESENCE_GRACE_SECONDS"], cfg["MAX_STREAMS_PER_SESSION"],
                                           publish)
+    app.extensions["addresses"] = AddressStreams(commands, cfg["MAX_STREAMS_PER_ADDRESS"],
+                                                 cfg["HEARTBEAT_SECONDS"])
 
 
 def get_store():

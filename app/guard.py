@@ -1,10 +1,26 @@
 """Protection for browser requests: CSRF tokens and rate limits that hold across all workers."""
+import logging
+import math
+import time
+
+import redis
 from flask import current_app, request, session
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
+from limits import parse_many
+from werkzeug.exceptions import TooManyRequests
 
-from . import identity, keys, topology
+from . import identity, keys, messages, topology
+
+logger = logging.getLogger(__name__)
+
+# Reads that are cheap one by one and cost Redis round trips in bulk: limited per address,
+# generously (RIPPLE_READ_RATE_IP); a stream has its own opening limits and caps.
+READ_ENDPOINTS = frozenset(("api.history", "api.room_presence", "pages.lobby", "pages.room"))
+READS_REFUSED = "Too many requests from your network; try again in %d s."
+ROOMS_REFUSED = ("You have created too many new rooms for now; post in an existing room, or try "
+                 "again in %d minutes.")
 
 # Unbound extension objects, as Flask extensions are made; init_app binds them to an app.
 csrf = CSRFProtect()
@@ -31,11 +47,43 @@ def init_app(app):
     csrf.init_app(app)
     limiter.init_app(app)
     app.before_request(_protect)
+    app.before_request(_limit_reads)
 
 
 def _protect():
     if request.method in ("POST", "PUT", "PATCH", "DELETE") and not identity.bearer_ok():
         csrf.protect()
+
+
+def _limit_reads():
+    if request.endpoint in READ_ENDPOINTS and request.method == "GET" and not identity.bearer_ok():
+        wait = _spend("READ_RATE_IP", "read", get_remote_address())
+        if wait:
+            raise TooManyRequests(READS_REFUSED % wait, retry_after=wait)
+
+
+def may_create_room():
+    """Count a new room against the session's and the address's hourly caps; raise Invalid (429)
+    past either (Store.publish calls this only when a post would create a room)."""
+    for setting, who in (("ROOM_CREATE_RATE_SESSION", session_key()), ("ROOM_CREATE_RATE_IP", get_remote_address())):
+        wait = _spend(setting, "rooms", who)
+        if wait:
+            raise messages.Invalid(ROOMS_REFUSED % max(1, math.ceil(wait / 60)), 429)
+
+
+def _spend(setting, scope, who):
+    """Hit every limit in config ``setting`` for ``who``; return the seconds until the first one
+    refused has room again, or 0 when all allowed it. Storage errors allow (as for every limit)."""
+    strategy = limiter.limiter
+    prefix = current_app.config["RATELIMIT_KEY_PREFIX"]
+    try:
+        for item in parse_many(current_app.config[setting]):
+            if not strategy.hit(item, prefix, scope, who):
+                reset = strategy.get_window_stats(item, prefix, scope, who).reset_time
+                return max(1, math.ceil(reset - time.time()))
+    except redis.RedisError as exc:
+        logger.warning("rate limit storage failed setting=%s error=%s", setting, exc)
+    return 0
 
 
 def _storage_uri(url):

@@ -10,7 +10,9 @@ from . import keys, messages
 logger = logging.getLogger(__name__)
 
 # KEYS: log, channel, meta, idempotency.  ARGV: body, history length, idempotency ttl (0 = none),
-# payload prefix ("" for room messages, "@" for direct ones).
+# payload prefix ("" for room messages, "@" for direct ones), "ask" to store nothing in a log
+# that does not exist yet (returns {-1, ''}: creating a room is counted first), expiry of the log
+# and meta in seconds (0 = none; a person's direct messages expire with their session).
 # XADD, trim, record what was trimmed, PUBLISH: all or nothing, in one slot. The published
 # payload is "<prefix><id> <previous id>\n<message json>" (app/position.py): a stream proves
 # with one comparison that it missed nothing in between, and relays the JSON as is.
@@ -22,6 +24,7 @@ if ttl > 0 then
 end
 local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 local prev = newest[1] and newest[1][1] or '0-0'
+if ARGV[5] == 'ask' and not newest[1] then return {-1, ''} end
 local id = redis.call('XADD', KEYS[1], '*', 'm', ARGV[1])
 local json = '{"id":"' .. id .. '","ts":' .. string.match(id, '^(%d+)') .. ',' .. ARGV[1]
 local excess = redis.call('XLEN', KEYS[1]) - tonumber(ARGV[2])
@@ -31,6 +34,11 @@ if excess > 0 then
   redis.call('HSET', KEYS[3], 'trimmed', old[#old][1])
 end
 redis.call('HINCRBY', KEYS[3], 'count', 1)
+local expiry = tonumber(ARGV[6])
+if expiry > 0 then
+  redis.call('EXPIRE', KEYS[1], expiry)
+  redis.call('EXPIRE', KEYS[3], expiry)
+end
 if ttl > 0 then redis.call('SET', KEYS[4], json, 'EX', ttl) end
 redis.call('PUBLISH', KEYS[2], ARGV[4] .. id .. ' ' .. prev .. '\\n' .. json)
 return {1, json}
@@ -50,8 +58,10 @@ class Store:
     """Reads and writes rooms through one Redis client (decode_responses=True)."""
 
     def __init__(self, client, history_length, idempotency_seconds, replica_acks=0, replica_timeout_ms=1000,
-                 publish_command="PUBLISH"):
+                 publish_command="PUBLISH", direct_seconds=0, lobby_max=10000):
         self.redis = client
+        self.direct_seconds = int(direct_seconds)  # a person's direct messages outlive their last one this long
+        self.lobby_max = int(lobby_max)  # rooms the lobby's index keeps (the most recently active)
         self.history_length = int(history_length)
         self.idempotency_seconds = int(idempotency_seconds)
         self.replica_acks = int(replica_acks)
@@ -60,14 +70,18 @@ class Store:
         # SPUBLISH on a cluster: the message goes to the shard owning the room, not everywhere.
         self._publish = client.register_script(_PUBLISH_LUA.replace("'PUBLISH'", "'%s'" % publish_command))
 
-    def publish(self, room, user, text, idempotency_key=None):
+    def publish(self, room, user, text, idempotency_key=None, may_create=None):
         """Store and publish a message; return (message json, created).
 
         ``created`` is False when the idempotency key was seen before: the json is then the
-        message stored the first time.
+        message stored the first time. ``may_create``, when given, is called before a post
+        creates a room (its log does not exist yet); it raises to refuse (a creation cap).
         """
-        json, created = self._append(keys.RoomKeys(room), messages.body(room, user, text),
-                                     user, idempotency_key, "")
+        k, body = keys.RoomKeys(room), messages.body(room, user, text)
+        json, created = self._append(k, body, user, idempotency_key, "", ask=may_create is not None)
+        if created is None:  # a new room: counted first, then stored
+            may_create()
+            json, created = self._append(k, body, user, idempotency_key, "")
         if created:
             self._touch(room)
         return json, created
@@ -81,21 +95,25 @@ class Store:
         reached the recipient's log. Returns the sender's copy (the recipient's if none).
         """
         body = messages.direct_body(sender[0], recipient[0], text)
-        delivered = self._append(keys.PersonKeys(recipient[1]), body, sender[0], idempotency_key, "@")
+        expiry = self.direct_seconds
+        delivered = self._append(keys.PersonKeys(recipient[1]), body, sender[0], idempotency_key, "@",
+                                 expiry=expiry)
         if sender[1] is None or recipient[1] == sender[1]:  # no copy, or a note to oneself
             return delivered
-        return self._append(keys.PersonKeys(sender[1]), body, sender[0], idempotency_key, "@")
+        return self._append(keys.PersonKeys(sender[1]), body, sender[0], idempotency_key, "@", expiry=expiry)
 
-    def _append(self, k, body, user, idempotency_key, prefix):
+    def _append(self, k, body, user, idempotency_key, prefix, ask=False, expiry=0):
+        """Run the publish script; ``created`` is None when ``ask`` found no log (nothing stored)."""
         ttl = 0
         idem = k.idempotency("-")
         if idempotency_key is not None:
             ttl = self.idempotency_seconds
             idem = k.idempotency(messages.idempotency_digest(user, idempotency_key))
-        keys_, args = [k.log, k.channel, k.meta, idem], [body, self.history_length, ttl, prefix]
+        keys_ = [k.log, k.channel, k.meta, idem]
+        args = [body, self.history_length, ttl, prefix, "ask" if ask else "", int(expiry)]
         if not self.replica_acks:
             created, json = self._publish(keys=keys_, args=args)
-            return json, bool(created)
+            return json, _created(created)
         # WAIT on the same connection as the write: acknowledge only what replicas have too.
         # A retry (same idempotency key) returns the stored message and waits again.
         node = self.redis
@@ -110,6 +128,8 @@ class Store:
             if isinstance(self.redis, RedisCluster):  # a failover (or MOVED): re-read the slot map
                 self.redis.nodes_manager.initialize()
             raise
+        if created == -1:
+            return json, None  # nothing was written: nothing to wait for
         if replicas < self.replica_acks:
             raise NotReplicated("%d of %d replicas confirmed within %d ms"
                                 % (replicas, self.replica_acks, self.replica_timeout_ms))
@@ -126,7 +146,11 @@ class Store:
             self._touched.clear()
         self._touched[room] = now
         try:
-            self.redis.zadd(keys.ROOMS_INDEX, {room: int(time.time() * 1000)})
+            with self.redis.pipeline(transaction=False) as pipe:
+                pipe.zadd(keys.ROOMS_INDEX, {room: int(time.time() * 1000)})
+                # Bounded: the least recently active rooms leave the index (their history stays).
+                pipe.zremrangebyrank(keys.ROOMS_INDEX, 0, -self.lobby_max - 1)
+                pipe.execute()
         except Exception:  # noqa: BLE001 - best effort, logged
             logger.warning("could not update the rooms index room=%s", room, exc_info=True)
 
@@ -188,6 +212,10 @@ class Store:
 
     def ping(self):
         return self.redis.ping()
+
+
+def _created(flag):
+    return None if flag == -1 else bool(flag)
 
 
 def _body(fields):

@@ -83,6 +83,7 @@ class Hub:
         ext, cfg = app.extensions, app.config
         self.store, self.listeners = ext["store"], ext["redis_listeners"]
         self.presence, self.names, self.metrics = ext["presence"], ext["names"], ext["metrics"]
+        self.addresses = ext["addresses"]
         self.outage = ext["outage"]
         self.streams = Streams(cfg["MAX_STREAMS_PER_WORKER"])
         self.heartbeat = float(cfg["HEARTBEAT_SECONDS"])
@@ -147,6 +148,7 @@ def relay(hub, sub):
         logger.debug("stream closed room=%s", sub.room)
         streams.open.discard(me)
         metrics.open_streams.dec()
+        _quietly(hub.addresses.release, me)
         if live.person is not None:
             _quietly(hub.presence.leave, sub.room, sub.name, sub.sid, sub.conn)
 

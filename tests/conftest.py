@@ -21,8 +21,15 @@ SERVER_ENV = {
     "SECRET_KEY": "test-secret", "RIPPLE_STREAM_RATE_IP": "100000 per minute",
     "RIPPLE_STREAM_RATE_SESSION": "100000 per minute", "RIPPLE_POST_RATE_IP": "100000 per minute",
     "RIPPLE_POST_RATE_SESSION": "100000 per minute", "RIPPLE_SESSION_RATE_IP": "100000 per minute",
-    "RIPPLE_PRESENCE_GRACE_SECONDS": "1",
+    "RIPPLE_PRESENCE_GRACE_SECONDS": "1", "RIPPLE_MAX_STREAMS_PER_ADDRESS": "100000",
+    "RIPPLE_READ_RATE_IP": "100000 per minute", "RIPPLE_ROOM_CREATE_RATE_IP": "100000 per minute",
+    "RIPPLE_ROOM_CREATE_RATE_SESSION": "100000 per minute",
 }
+
+
+# The same for apps made in the test process (limits live in the shared Redis, across tests).
+LIMITS_OFF = {"READ_RATE_IP": "100000 per minute", "ROOM_CREATE_RATE_IP": "100000 per minute",
+              "ROOM_CREATE_RATE_SESSION": "100000 per minute"}
 
 
 @pytest.fixture(scope="session")
@@ -48,7 +55,8 @@ def redis_client(redis_url):
 @pytest.fixture
 def app(redis_url):
     return create_app({"TESTING": True, "REDIS_URL": redis_url, "PUBLISH_TOKEN": TOKEN,
-                       "HEARTBEAT_SECONDS": TEST_HEARTBEAT, "SECRET_KEY": "test-secret"})
+                       "HEARTBEAT_SECONDS": TEST_HEARTBEAT, "SECRET_KEY": "test-secret",
+                       **LIMITS_OFF})
 
 
 @pytest.fixture

@@ -385,3 +385,123 @@ def test_pages_work_in_chromium_under_the_content_security_policy(server, room):
         finally:
             browser.close()
     assert violations == []
+
+
+# --- Bounds: streams per address, reads, room creation, Redis keys ---------------------------
+
+BOUNDED = {**SERVER_ENV, "RIPPLE_TRUSTED_PROXIES": "1", "RIPPLE_MAX_STREAMS_PER_ADDRESS": "4",
+           "RIPPLE_READ_RATE_IP": "5 per minute", "RIPPLE_ROOM_CREATE_RATE_SESSION": "2 per hour",
+           "RIPPLE_ROOM_CREATE_RATE_IP": "3 per hour"}
+
+
+@pytest.fixture(scope="module")
+def bounded(redis_url, tmp_path_factory):
+    """Low caps; behind a (pretend) proxy, so each test speaks from addresses of its own."""
+    server = Gunicorn(tmp_path_factory.mktemp("bounded"), redis_url=redis_url, workers=2, env=BOUNDED).start()
+    yield server
+    server.stop()
+
+
+def an_address():
+    return "2001:db8::%x" % (uuid.uuid4().int % 0xFFFF)  # one per test: limits never shared
+
+
+class From(Browser):
+    """A browser at ``address`` (as the proxy tells Ripple in X-Forwarded-For)."""
+
+    def __init__(self, base_url, address):
+        super().__init__(base_url)
+        self.address = address
+
+    def request(self, method, path, form=None, body=None, headers=None):
+        return super().request(method, path, form, body, {"X-Forwarded-For": self.address, **(headers or {})})
+
+    def stream(self, room, headers=None, query=""):
+        return super().stream(room, {"X-Forwarded-For": self.address, **(headers or {})}, query)
+
+
+def signed_in(server, address):
+    browser = From(server.url, address)
+    assert browser.sign_in("b-" + uuid.uuid4().hex[:8]) == 200
+    return browser
+
+
+def test_streams_per_address_are_capped_across_workers_and_sessions(bounded, room):
+    address = an_address()
+    anonymous = From(bounded.url, address)
+    opened = [anonymous.stream(room) for _ in range(2)]  # new connections: both workers take some
+    opened += [signed_in(bounded, address).stream(room) for _ in range(2)]  # fresh sessions cost nothing
+    try:
+        for stream in opened:
+            stream.until("ready")
+        refused = signed_in(bounded, address).stream(room)
+        assert refused.status == 429 and int(refused.headers["Retry-After"]) >= 1
+        assert "Too many open streams from your network" in json.loads(refused.response.read())["error"]
+        refused.close()
+        elsewhere = From(bounded.url, an_address()).stream(room)  # another address is not affected
+        assert elsewhere.status == 200
+        elsewhere.close()
+        opened.pop().close()  # a closed stream frees its place at once
+        wait_until(lambda: _admitted(anonymous, room), 10, 0.1, "a place after a stream closed")
+    finally:
+        for stream in opened:
+            stream.close()
+
+
+def _admitted(browser, room):
+    stream = browser.stream(room)
+    stream.close()
+    return stream.status == 200
+
+
+def test_reads_are_rate_limited_per_address(bounded, room):
+    reader = From(bounded.url, an_address())
+    paths = ["/rooms/%s/messages" % room, "/rooms/%s/presence" % room, "/", "/rooms/%s" % room,
+             "/rooms/%s/messages" % room]
+    assert [reader.request("GET", path)[0] for path in paths] == [200] * 5
+    status, headers, body = reader.request("GET", "/rooms/%s/messages" % room)
+    assert status == 429 and int(headers["Retry-After"]) >= 1
+    assert json.loads(body)["error"].startswith("Too many requests from your network")
+    status, _, page = reader.request("GET", "/", headers={"Accept": "text/html"})
+    assert status == 429 and b"Too many requests from your network" in page  # a page for a browser
+    assert From(bounded.url, an_address()).request("GET", "/rooms/%s/messages" % room)[0] == 200
+
+
+def test_a_session_may_create_only_so_many_rooms_an_hour(bounded):
+    ann = signed_in(bounded, an_address())
+    rooms = ["c-" + uuid.uuid4().hex[:10] for _ in range(3)]
+    assert [ann.post(r, "first here")[0] for r in rooms[:2]] == [201, 201]
+    status, body = ann.post(rooms[2], "one room too many")
+    assert status == 429 and "too many new rooms" in body["error"]
+    assert ann.post(rooms[0], "existing rooms are fine")[0] == 201
+    with urllib.request.urlopen("%s/rooms/%s/messages" % (bounded.url, rooms[2]), timeout=5) as r:
+        assert json.loads(r.read())["messages"] == []  # nothing was stored, no room was made
+
+
+def test_an_address_may_create_only_so_many_rooms_an_hour_whatever_its_sessions(bounded):
+    address = an_address()
+    statuses = [signed_in(bounded, address).post("c-" + uuid.uuid4().hex[:10], "hi")[0] for _ in range(4)]
+    assert statuses == [201, 201, 201, 429]
+
+
+def test_the_lobby_index_is_trimmed_to_its_cap(redis_client):
+    from app.keys import ROOMS_INDEX
+    from app.store import Store
+    redis_client.delete(ROOMS_INDEX)
+    store = Store(redis_client, 10, 60, lobby_max=3)
+    rooms = ["lobby-%d-%s" % (i, uuid.uuid4().hex[:6]) for i in range(6)]
+    for room in rooms:
+        store.publish(room, "ann", "hello")
+        time.sleep(0.002)  # distinct activity times
+    assert redis_client.zrevrange(ROOMS_INDEX, 0, -1) == rooms[:-4:-1]  # the three most recent
+
+
+def test_direct_messages_expire_with_the_session(redis_client):
+    from app.keys import PersonKeys
+    from app.store import Store
+    store = Store(redis_client, 10, 60, direct_seconds=3600)
+    ann, bob = "s-" + uuid.uuid4().hex, "s-" + uuid.uuid4().hex
+    store.publish_direct(("ann", ann), ("bob", bob), "hello")
+    for sid in (ann, bob):
+        for key in (PersonKeys(sid).log, PersonKeys(sid).meta):
+            assert 3500 < redis_client.ttl(key) <= 3600, key
