@@ -10,8 +10,9 @@ import uuid
 from playwright.sync_api import expect
 
 from .conftest import TEST_HEARTBEAT
+from .web import Browser
 from .test_browser import (  # noqa: F401 (browser, dialogs, open_room, relay: fixtures)
-    LIVE_MS, SEND, STATUS, TEXTS, browser, dialogs, expect_texts, history, message_ids,
+    DIRECT, LIVE_MS, SEND, STATUS, TEXTS, browser, dialogs, expect_texts, history, message_ids,
     open_room, publish, relay, send, sign_in_over_http, unique)
 
 # A page counts a stream dead after 2.5 heartbeats of silence (never under 3 s: late timers).
@@ -20,6 +21,7 @@ POST_TIMEOUT_MS = 12_000  # RIPPLE_POST_TIMEOUT_SECONDS' default
 NOT_CONNECTED = re.compile(r"^(reconnecting…|offline)$")
 KEY = "input[name=idempotency_key]"
 ERROR = "[data-error]"
+ROOM_TEXTS = "li.msg:not(.direct) .text"
 
 
 def test_a_silent_drop_shows_reconnecting_and_what_was_posted_meanwhile_arrives_once(
@@ -150,5 +152,57 @@ def test_signing_out_in_one_tab_signs_out_the_others_at_once(browser, server, ro
         second.get_by_role("button", name="Start chatting").click()
         expect(second.locator("[data-whoami]")).to_have_text(again)
         expect(second.locator(STATUS)).to_have_text("connected")
+    finally:
+        context.close()
+
+
+def test_without_web_locks_each_tab_keeps_its_own_stream(browser, server, room):
+    # An insecure origin (plain HTTP, not localhost) has no navigator.locks: no election then,
+    # every tab holds its own EventSource, as before.
+    context = browser.new_context(base_url=server.url)
+    context.set_default_timeout(10_000)
+    context.add_init_script("delete Navigator.prototype.locks")
+    streams = []
+    context.on("request", lambda r: streams.append(r.frame.page) if "/events" in r.url else None)
+    try:
+        tabs = _open_tabs(context, [room], 2)
+        assert len(set(streams)) == 2
+        publish(server, room, "to both")
+        for page in tabs:
+            expect_texts(page, ["to both"], timeout=LIVE_MS)
+    finally:
+        context.close()
+
+
+def test_a_tab_that_joins_late_catches_up_from_the_leader(browser, server, room):
+    ann = unique("ann")
+    context = browser.new_context(base_url=server.url)
+    context.set_default_timeout(10_000)
+    streams = []
+    context.on("request", lambda r: streams.append(r.frame.page) if "/events" in r.url else None)
+    try:
+        sign_in_over_http(context, ann)
+        # A page rendered before anything was posted, shown later (a slow or restored tab).
+        stale = context.request.get("/rooms/%s" % room).text()
+        bob = Browser(server.url)
+        assert bob.sign_in(unique("bob")) == 200
+        assert bob.direct(ann, "a direct message before the tabs")[0] == 201
+        publish(server, room, "one")
+        (first,) = _open_tabs(context, [room], 1)  # the leader: its stream starts after "one"
+        publish(server, room, "two")
+        expect(first.locator(ROOM_TEXTS)).to_have_text(["one", "two"], timeout=LIVE_MS)
+        expect(first.locator(DIRECT + " .text")).to_have_text(["a direct message before the tabs"])
+
+        second = context.new_page()
+        second.route("**/rooms/%s" % room, lambda route: route.fulfill(
+            body=stale, content_type="text/html; charset=utf-8"))
+        second.goto("/rooms/%s" % room)
+        expect(second.locator(STATUS)).to_have_text("connected")
+        expect(second.locator(ROOM_TEXTS)).to_have_text(["one", "two"], timeout=LIVE_MS)  # older than the leader's stream
+        expect(second.locator(DIRECT + " .text")).to_have_text(["a direct message before the tabs"])
+        publish(server, room, "three")
+        for page in (first, second):
+            expect(page.locator(ROOM_TEXTS)).to_have_text(["one", "two", "three"], timeout=LIVE_MS)
+        assert set(streams) == {first}  # the leader's stream rewound; no second stream
     finally:
         context.close()

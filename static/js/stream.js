@@ -15,7 +15,7 @@
 //   hello {cursor}           follower -> leader: I joined, at this cursor; catch me up
 //   catch-up {to, events}    leader -> one follower: what it missed before joining
 //   check                    follower -> leader: don't trust the stream, check it now
-import { laterCursor, newKey, roomPart } from './ids.js';
+import { compareIds, laterCursor, newKey, roomPart } from './ids.js';
 import { RoomSource } from './source.js';
 
 const KEPT_MESSAGES = 500;  // a leader remembers this many to catch up a tab that joins late
@@ -105,15 +105,20 @@ export function ChatStream(el) {
   function serve(message) {
     if (message.type === 'check') source.check('peer');
     if (message.type !== 'hello') return;
-    // Everything kept, and the online list; the follower drops what it already shows. If it
-    // started before what we keep, our stream rewinds to its cursor: all tabs get the replay.
-    const events = [...kept.direct, ...kept.message];
+    // What it lacks of what we keep (a tab that just joined: everything after its page), and
+    // the online list. If it started before what we keep, our stream rewinds to its cursor:
+    // every tab gets the replay, and each drops what it already shows.
+    const [theirRoom, theirDirect] = (message.cursor || '').split('.');
+    const after = (id, mine) => !mine || compareIds(id, mine) > 0;
+    const events = [
+      ...kept.direct.filter((e) => after(e.id.split('.')[1] || '0-0', theirDirect)),
+      ...kept.message.filter((e) => after(roomPart(e.id), theirRoom)),
+    ];
     if (online) events.push({ name: 'presence', data: JSON.stringify(online), id: '' });
     post({ type: 'catch-up', to: message.from, events });
-    const theirs = roomPart(message.cursor);
-    if (theirs && (!covered || laterCursor(theirs, covered) !== theirs)) {
-      covered = theirs;
-      source.rewind(cursor.replace(roomPart(cursor), theirs));
+    if (theirRoom && (!covered || compareIds(theirRoom, covered) < 0)) {
+      covered = theirRoom;
+      source.rewind(cursor.replace(roomPart(cursor), theirRoom));
     }
   }
 
