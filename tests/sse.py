@@ -20,9 +20,12 @@ class SSEStream:
     """One open stream; ``next()`` returns events (keep-alives counted, not returned: comments
     and the unnumbered ``ping`` events a page watches for)."""
 
-    def __init__(self, url, headers=None, timeout=10.0):
+    def __init__(self, url, headers=None, timeout=10.0, context=None):
         parts = urlsplit(url)
-        self.conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+        if parts.scheme == "https":  # ``context``: an ssl.SSLContext trusting the test's certificate
+            self.conn = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=timeout, context=context)
+        else:
+            self.conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
         self.conn.request("GET", parts.path + ("?" + parts.query if parts.query else ""),
                           headers={"Accept": "text/event-stream", **(headers or {})})
         self.response = self.conn.getresponse()

@@ -3,8 +3,11 @@ nginx; the systemd unit and the Dockerfile hold what an operator relies on."""
 import configparser
 import shutil
 import signal
+import socket
+import ssl
 import subprocess
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -16,16 +19,44 @@ from .sse import SSEStream
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 
+class Nginx:
+    """A running nginx: ``url`` is its TLS server, ``plain_url`` the port-80 one."""
+
+    def __init__(self, url, plain_url, tls):
+        self.url, self.plain_url, self.tls = url, plain_url, tls
+
+    def open(self, path, **kwargs):
+        return urllib.request.urlopen(self.url + path, timeout=5, context=self.tls, **kwargs)
+
+
+def self_signed(directory):
+    """A certificate for 127.0.0.1 (and a client context trusting only it)."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return cert, key, ssl.create_default_context(cafile=str(cert))
+
+
 @pytest.fixture
 def nginx(server, tmp_path):
-    """docs/deploy/nginx.conf, pointed at the test server, listening on a free loopback port."""
+    """docs/deploy/nginx.conf, pointed at the test server, its TLS and port-80 servers listening
+    on free loopback ports with a self-signed certificate."""
     if not shutil.which(NGINX):
         pytest.skip("Debian's nginx is not installed: scripts/ensure-system-packages installs it")
-    port = free_port()
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is not installed")
+    tls_port, plain_port = free_port(), free_port()
+    cert, key, context = self_signed(tmp_path)
     conf = (ROOT / "docs/deploy/nginx.conf").read_text()
-    conf = conf.replace("server 127.0.0.1:8000;", "server 127.0.0.1:%d;" % server.port)
-    conf = conf.replace("listen 80;", "listen 127.0.0.1:%d;" % port)
-    # Only what a test run needs differs: its own temp paths, logs and pid file.
+    # Only what a test run needs differs: ports, certificate, its own temp paths, logs and pid file.
+    replaced = {"server 127.0.0.1:8000;": "server 127.0.0.1:%d;" % server.port,
+                "listen 80;": "listen 127.0.0.1:%d;" % plain_port,
+                "listen 443 ssl http2;": "listen 127.0.0.1:%d ssl http2;" % tls_port,
+                "/etc/ssl/ripple/fullchain.pem": str(cert), "/etc/ssl/ripple/privkey.pem": str(key)}
+    for old, new in replaced.items():
+        assert old in conf, old
+        conf = conf.replace(old, new)
     temps = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     for name in temps:
         (tmp_path / name).mkdir()
@@ -38,10 +69,10 @@ def nginx(server, tmp_path):
     assert check.returncode == 0, check.stderr
     process = subprocess.Popen([NGINX, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-g", globals_],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = "http://127.0.0.1:%d" % port
+    running = Nginx("https://127.0.0.1:%d" % tls_port, "http://127.0.0.1:%d" % plain_port, context)
     try:
-        wait_until(lambda: _up(url), 10, 0.05, "nginx to listen")
-        yield url
+        wait_until(lambda: _up(running), 10, 0.05, "nginx to listen")
+        yield running
     finally:
         process.send_signal(signal.SIGQUIT)
         try:
@@ -50,16 +81,16 @@ def nginx(server, tmp_path):
             process.kill()
 
 
-def _up(url):
+def _up(nginx):
     try:
-        with urllib.request.urlopen(url + "/healthz", timeout=1) as r:
+        with nginx.open("/healthz") as r:
             return r.status == 200
     except OSError:
         return False
 
 
 def test_streams_pass_through_nginx_unbuffered(nginx, server, room):
-    with SSEStream("%s/rooms/%s/events" % (nginx, room)) as stream:
+    with SSEStream("%s/rooms/%s/events" % (nginx.url, room), context=nginx.tls) as stream:
         stream.until("ready")  # the first chunk arrived before any message: not buffered
         started = time.monotonic()
         post(server.url, room, "through the proxy")
@@ -71,8 +102,42 @@ def test_streams_pass_through_nginx_unbuffered(nginx, server, room):
 
 
 def test_nginx_passes_the_request_id_through(nginx):
-    with urllib.request.urlopen(nginx + "/healthz", timeout=5) as r:
+    with nginx.open("/healthz") as r:
         assert len(r.headers["X-Request-ID"]) == 32  # nginx's $request_id, echoed by Ripple
+
+
+def test_nginx_serves_tls_with_http2_and_hsts(nginx):
+    with nginx.open("/healthz") as r:
+        hsts = r.headers["Strict-Transport-Security"]
+    assert "max-age=" in hsts and int(hsts.split("max-age=")[1].split(";")[0]) >= 31536000
+    tls = nginx.tls
+    tls.set_alpn_protocols(["h2", "http/1.1"])
+    host, port = nginx.url.rsplit("//", 1)[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as raw:
+        with tls.wrap_socket(raw, server_hostname=host) as conn:
+            assert conn.selected_alpn_protocol() == "h2"  # every tab of a browser on one connection
+            assert conn.version() in ("TLSv1.2", "TLSv1.3")
+
+
+def test_nginx_redirects_plain_http_to_https(nginx):
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.build_opener(_NoRedirect).open(nginx.plain_url + "/rooms/a?x=1", timeout=5)
+    assert refused.value.code == 301
+    assert refused.value.headers["Location"].startswith("https://") and \
+        refused.value.headers["Location"].endswith("/rooms/a?x=1")
+
+
+def test_nginx_does_not_serve_metrics(nginx, server):
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        nginx.open("/metrics")
+    assert refused.value.code == 404
+    with urllib.request.urlopen(server.url + "/metrics", timeout=5) as r:  # on the host itself: yes
+        assert r.status == 200
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
 
 
 def test_systemd_unit_reloads_with_hup_and_allows_the_streams_open_files():
