@@ -167,7 +167,7 @@ def events(room):
         client.settimeout(float(cfg["SEND_TIMEOUT_SECONDS"]))
         # A client that vanished without a word (a phone off the network) acknowledges
         # nothing more: the kernel gives up on it within about two heartbeats.
-        wire.keep_alive(client, hub.heartbeat)
+        wire.keep_alive(client, hub.heartbeat, float(cfg["SEND_TIMEOUT_SECONDS"]))
     # direct_passthrough: gunicorn iterates the generator itself (and closes it), without
     # werkzeug's two wrapping iterators on every chunk.
     return Response(stream.relay(hub, sub), mimetype="text/event-stream", direct_passthrough=True,

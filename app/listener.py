@@ -27,6 +27,11 @@ class NotMaster(redis.ConnectionError):
     or the node was demoted)."""
 
 
+class Closed(redis.ConnectionError):
+    """A subscribed connection was closed or broke while streaming. Redis itself may be fine:
+    it closes a subscriber that falls too far behind (``client-output-buffer-limit pubsub``)."""
+
+
 class ListenerFactory:
     """Opens listeners on the Redis named by a URL (redis://, rediss://, unix://), or on the
     current master of a Sentinel-watched set (redis+sentinel://)."""
@@ -182,9 +187,9 @@ class Listener:
         except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
             size = None
         except OSError as exc:
-            raise redis.ConnectionError("redis connection lost: %s" % exc) from exc
+            raise Closed("redis connection lost: %s" % exc) from exc
         if size == 0:
-            raise redis.ConnectionError("redis closed the connection")
+            raise Closed("redis closed the connection")
         messages = []
         gets = self.reader.gets
         reply = gets()
@@ -212,7 +217,7 @@ class Listener:
             try:
                 self.sock.sendall(b"*1\r\n$4\r\nPING\r\n")
             except OSError as exc:
-                raise redis.ConnectionError("redis connection lost: %s" % exc) from exc
+                raise Closed("redis connection lost: %s" % exc) from exc
         elif now - self.ping_sent > self.ping_deadline:
             raise redis.TimeoutError("redis did not answer PING on a pub/sub connection")
 

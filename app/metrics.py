@@ -39,6 +39,10 @@ class Metrics:
             "Publish-to-write latency (the newest message of every 16th write of each stream).",
             buckets=_LATENCY_BUCKETS, registry=own)
         self.redis_errors = Counter("ripple_redis_errors", "Redis calls that failed.", ["where"], registry=own)
+        self.slow_consumers = Counter(
+            "ripple_slow_consumers",
+            "Streams whose pub/sub connection Redis closed because they fell behind "
+            "(client-output-buffer-limit pubsub); not Redis errors.", registry=own)
         self.resumes = Counter("ripple_stream_resumes", "Streams opened with a cursor.", registry=own)
         # Pub/sub loss the streams hid from people: each gap was filled from the room's (or the
         # person's) log before the next message went out (app/position.py).

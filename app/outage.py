@@ -6,6 +6,9 @@ one line saying Redis is gone (and another when it is back), with a count of wha
 import logging
 import time
 
+import gevent.event
+import redis
+
 logger = logging.getLogger(__name__)
 
 
@@ -18,6 +21,8 @@ class OutageLog:
         self.since = None         # monotonic time of the first failure of this outage
         self.logged_at = 0.0
         self.hidden = 0
+        self._probe = None        # the shared answer of the last "does Redis answer?" check
+        self._probe_at = 0.0
 
     def failed(self, where, exc):
         """Record a failed Redis call; log it if it starts an outage (or one is long-running)."""
@@ -38,3 +43,31 @@ class OutageLog:
             logger.warning("redis reachable again after %.1f s (%d failures not logged)",
                            time.monotonic() - self.since, self.hidden)
             self.since, self.hidden = None, 0
+
+    def listener_closed(self, exc, ping, where="stream"):
+        """A stream's own pub/sub connection closed under it: tell Redis dropping this one
+        subscriber (it fell behind past ``client-output-buffer-limit pubsub``: a slow reader)
+        from Redis going away. ``ping`` asks Redis on a command connection; every stream whose
+        listener closes within a second shares one answer (an outage closes them all at once).
+
+        Returns True when Redis still answers: a slow consumer, logged at INFO and counted in
+        ``ripple_slow_consumers``, not as a Redis error. Otherwise records a failure (``failed``).
+        """
+        if self.since is None and self._redis_answers(ping):
+            self.metrics.slow_consumers.inc()
+            logger.info("slow consumer disconnected by redis where=%s error=%s", where, exc)
+            return True
+        self.failed(where, exc)
+        return False
+
+    def _redis_answers(self, ping):
+        now = time.monotonic()
+        if self._probe is None or now - self._probe_at > 1.0:
+            self._probe, self._probe_at = gevent.event.AsyncResult(), now
+            probe = self._probe
+            try:
+                ping()
+                probe.set(True)
+            except redis.RedisError:
+                probe.set(False)
+        return self._probe.get()

@@ -7,7 +7,7 @@ import gevent
 import redis
 
 from . import keys, sse, wire
-from .listener import NotMaster
+from .listener import Closed as ListenerClosed, NotMaster
 from .position import Position
 from .identity import NameTaken
 
@@ -131,6 +131,9 @@ def relay(hub, sub):
         logger.info("stream channel moved room=%s error=%s", sub.room, exc)
         if live.out is None or not live.out.broken:
             yield come_back(hub.retry_ms)
+    except ListenerClosed as exc:  # a slow reader Redis dropped, or Redis going away
+        hub.outage.listener_closed(exc, hub.store.ping)
+        yield sse.event("unavailable", json.dumps({"room": sub.room, "message": "Reconnecting…"}))
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         hub.outage.failed("stream", exc)
         yield sse.event("unavailable", json.dumps({"room": sub.room, "message": "Reconnecting…"}))

@@ -64,21 +64,24 @@ class Alarm:
             io.close()
 
 
-def keep_alive(sock, heartbeat):
+def keep_alive(sock, heartbeat, send_timeout):
     """Make the kernel find a client that vanished without a FIN or RST (a phone that lost its
     network) within about two heartbeats, instead of ~15 minutes of retransmissions.
 
     A stream writes at least every half heartbeat, so a vanished client leaves those bytes
-    unacknowledged: TCP_USER_TIMEOUT (1.5 heartbeats) then fails the socket (ETIMEDOUT), which
-    also bounds a zero window that probes never reopen. Keep-alive probes (idle one heartbeat,
-    three probes a third of one apart) cover a connection with nothing in flight. Linux only;
-    elsewhere (and on unix sockets) the send timeout alone finds dead clients.
+    unacknowledged: TCP_USER_TIMEOUT (1.5 heartbeats, or the send timeout if that is shorter;
+    seconds in, milliseconds set) then fails the socket (ETIMEDOUT). It also bounds a window
+    the client keeps closed (a reader that stopped reading), as the send timeout does.
+    Keep-alive probes (idle one heartbeat, three probes a third of one apart) cover a
+    connection with nothing in flight. Linux only; elsewhere (and on unix sockets) the send
+    timeout alone finds dead clients.
     """
     raw = getattr(sock, "_sock", sock)
     idle = max(1, int(heartbeat))
     options = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
     for name, value in (("TCP_KEEPIDLE", idle), ("TCP_KEEPINTVL", max(1, int(heartbeat / 3))),
-                        ("TCP_KEEPCNT", 3), ("TCP_USER_TIMEOUT", max(1, int(heartbeat * 1500)))):
+                        ("TCP_KEEPCNT", 3),
+                        ("TCP_USER_TIMEOUT", max(1, int(min(heartbeat * 1.5, send_timeout) * 1000)))):
         if hasattr(socket, name):
             options.append((socket.IPPROTO_TCP, getattr(socket, name), value))
     try:

@@ -7,14 +7,17 @@ import signal
 import socket
 import threading
 import time
+import urllib.request
 import uuid
 
 import pytest
+import redis as redis_py
 
+from app.embedded_redis import EmbeddedRedis
 from app.keys import PersonKeys, RoomKeys
 
 from .conftest import SERVER_ENV, TEST_HEARTBEAT, post
-from .servers import Gunicorn, wait_until
+from .servers import Gunicorn, free_port, wait_until
 from .sse import SSEStream
 from .web import Browser
 
@@ -182,12 +185,18 @@ def _raw_stream(server, room):
 
 
 def _read_until(sock, marker, data=b""):
-    while marker not in data:
-        chunk = sock.recv(65536)
+    """Read until ``marker`` has arrived (searched in what is new, not all again)."""
+    parts, tail = [data], data[-len(marker):]
+    if marker in data:
+        return data
+    while True:
+        chunk = sock.recv(1 << 20)
         if not chunk:
             raise AssertionError("the server ended the stream before %r" % marker)
-        data += chunk
-    return data
+        parts.append(chunk)
+        if marker in tail + chunk:
+            return b"".join(parts)
+        tail = (tail + chunk)[-len(marker):]
 
 
 def test_a_half_closed_request_keeps_receiving_live_messages(server, redis_client, room):
@@ -269,3 +278,70 @@ def test_a_refused_stream_is_a_short_event_stream_with_a_retry_hint(limited_serv
     status, headers, body = Browser(limited_server.url).request(  # a client that wants JSON
         "GET", "/rooms/%s/events" % room, headers={"Accept": "application/json"})
     assert status == 429 and int(headers["Retry-After"]) > 0 and json.loads(body)["error"]
+
+
+# --- 6. a slow reader that Redis disconnects ------------------------------------------------
+
+@pytest.fixture
+def own_redis(tmp_path):
+    """A Redis of this test's own, for settings (or stalls) no other test must meet."""
+    server = EmbeddedRedis(tmp_path / "redis", port=free_port(), appendonly=False)
+    server.start()
+    yield server
+    server.stop()
+
+
+def _dechunk(data):
+    """The body of a chunked HTTP response, as far as it has arrived."""
+    parts, at = [], 0
+    while at < len(data):
+        end = data.index(b"\r\n", at)
+        size = int(data[at:end], 16)
+        if size == 0:
+            break
+        parts.append(data[end + 2:end + 2 + size])
+        at = end + 2 + size + 2
+    return b"".join(parts)
+
+
+def test_a_slow_reader_redis_disconnects_is_not_a_redis_outage_and_resumes(own_redis, tmp_path, room):
+    with redis_py.Redis.from_url(own_redis.url) as admin:
+        admin.config_set("client-output-buffer-limit", "pubsub 262144 0 0")  # 256 KB, at once
+        server = Gunicorn(tmp_path, redis_url=own_redis.url, workers=2,
+                          # the stalled reader must outlast the posts that overflow Redis's
+                          # buffer for it: no send timeout or kernel timeout ends it first
+                          env={**SERVER_ENV, "RIPPLE_SEND_TIMEOUT_SECONDS": "60", "RIPPLE_HEARTBEAT_SECONDS": "30",
+                               "RIPPLE_MAX_MESSAGE_CHARS": "200000", "RIPPLE_MAX_CONTENT_LENGTH": "400000"}).start()
+        try:
+            reader = socket.create_connection(("127.0.0.1", server.port))
+            with reader:
+                reader.sendall(b"GET /rooms/%s/events HTTP/1.1\r\nHost: x\r\n\r\n" % room.encode())
+                reader.settimeout(10)
+                data = _read_until(reader, b"event: ready")
+                channel = RoomKeys(room).channel
+                # The reader stops reading: the stream's writes block, its listener stops being
+                # read, and Redis buffers for it until the limit, then drops that connection.
+                sent = []
+                for i in range(600):
+                    if admin.pubsub_numsub(channel)[0][1] == 0:
+                        break
+                    status, body = post(server.url, room, "%d %s" % (i, "x" * 190000))
+                    assert status == 201
+                    sent.append(body["id"])
+                assert admin.pubsub_numsub(channel)[0][1] == 0, "redis never dropped the slow reader"
+                data = _read_until(reader, b"event: unavailable", data)  # reading again
+                data = _read_until(reader, b"\r\n0\r\n\r\n", data)  # then the stream ends
+            frames = _dechunk(data.partition(b"\r\n\r\n")[2]).decode()
+            ids = [line[4:] for line in frames.split("\n") if line.startswith("id: ")]
+            # It resumes with its cursor and gets the rest: nothing lost, nothing twice.
+            with SSEStream("%s/rooms/%s/events" % (server.url, room), {"Last-Event-ID": ids[-1]}) as again:
+                _, before = again.until("ready")
+            got = [i.partition(".")[0] for i in ids[1:]] + [e.json()["id"] for e in before if e.name == "message"]
+            assert got == sent
+            log = server.log_tail(400)
+            assert "slow consumer disconnected" in log and "redis unavailable" not in log, log
+            metrics = urllib.request.urlopen(server.url + "/metrics", timeout=10).read().decode()
+            assert "ripple_slow_consumers_total 1.0" in metrics
+            assert 'ripple_redis_errors_total{where="stream"}' not in metrics
+        finally:
+            server.stop()
