@@ -104,7 +104,7 @@ def test_ten_tabs_over_three_rooms_share_one_stream_per_room(browser, server):
 
         started = time.monotonic()
         send(tabs[9], "from the tenth tab")  # a post never waits behind the streams
-        assert time.monotonic() - started < 3.0
+        assert time.monotonic() - started < 5.0  # with a stream per tab it would never leave
         for page in tabs[0::3]:
             expect_texts(page, ["hello " + rooms[0], "from the tenth tab"], timeout=LIVE_MS)
 

@@ -10,8 +10,9 @@
 const EVENTS = ['message', 'direct', 'presence', 'dropped', 'ready', 'unavailable', 'signed-out',
   'busy', 'replaced', 'ping'];
 
-// Timers of a busy or background page run late: below this, "silent" would be noise.
-const MIN_DEAD_MS = 3000;
+// Silent this long, a connection is dead: 2.5 heartbeats, never under 3 s (the timers of a
+// busy or background page run late: below that, "silent" would be noise).
+export const deadAfterMs = (heartbeatMs) => Math.max(3000, 2.5 * heartbeatMs);
 
 /**
  * Open a watched stream; returns { check(why), offline(), close() }.
@@ -20,7 +21,7 @@ const MIN_DEAD_MS = 3000;
  * onState(state): 'connecting' | 'connected' | 'reconnecting' | 'offline' | 'replaced'.
  */
 export function RoomSource({ url, heartbeatMs, cursor, backlog, onEvent, onState }) {
-  const deadMs = Math.max(MIN_DEAD_MS, 2.5 * heartbeatMs);
+  const deadMs = deadAfterMs(heartbeatMs);
   let source = null;
   let heardAt = 0;      // when the current connection last delivered anything
   let deadline = 0;     // silent past this: the connection is dead

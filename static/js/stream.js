@@ -16,14 +16,14 @@
 //   catch-up {to, events}    leader -> one follower: what it missed before joining
 //   check                    follower -> leader: don't trust the stream, check it now
 import { compareIds, laterCursor, newKey, roomPart } from './ids.js';
-import { RoomSource } from './source.js';
+import { deadAfterMs, RoomSource } from './source.js';
 
 const KEPT_MESSAGES = 500;  // a leader remembers this many to catch up a tab that joins late
 const KEPT_DIRECTS = 50;
 
 export function ChatStream(el) {
   const heartbeatMs = Number(el.dataset.heartbeatMs) || 15000;
-  const deadMs = Math.max(3000, 2.5 * heartbeatMs);
+  const deadMs = deadAfterMs(heartbeatMs);
   const tab = newKey();
   let cursor = el.dataset.cursor || '';
   let covered = roomPart(cursor);  // every room message after this is in ``kept`` (or the page)
