@@ -137,9 +137,14 @@ def test_signing_out_in_one_tab_signs_out_the_others_at_once(browser, server, ro
         name = unique("ann")
         sign_in_over_http(context, name)
         first, second = _open_tabs(context, [room], 2)
-        second.fill("#text", "a draft")
+        lobby = context.new_page()
+        lobby.goto("/")
+        expect(lobby.locator("[data-whoami]")).to_have_text(name)
         first.get_by_role("button", name="Leave").click()
         first.wait_for_url(re.compile(r"/$"))
+        # The lobby too: its sign-in form instead of the name.
+        expect(lobby.locator("#name")).to_be_visible()
+        expect(lobby.locator("[data-whoami]")).to_have_count(0)
         # The other tab shows the truth without a reload: no name, no composer, not connected.
         expect(second.locator("#name")).to_be_visible()
         expect(second.locator("#text")).to_have_count(0)

@@ -1,6 +1,9 @@
-// The lobby: local times, and telling the other tabs who is signed in (after "Leave", nobody).
-import { announceSession } from './session.js';
+// The lobby: local times, and who is signed in kept true across this browser's tabs.
+import { announceSession, SessionWatch, SignedOutView } from './session.js';
 import { LocalTimes } from './times.js';
 
+const root = document.querySelector('main.lobby');
 LocalTimes(document);
-announceSession(document.querySelector('[data-whoami]')?.textContent || '');
+SessionWatch(root);
+SignedOutView(root);
+announceSession(root.dataset.me || '');  // after "Leave" in another tab: nobody

@@ -45,24 +45,31 @@ export function SessionWatch(root) {
   root.addEventListener('chat:session-ended', () => signedOut(true));
 }
 
-/** Show the signed-out page: the sign-in form where the composer was, no name in the header. */
+/**
+ * Show the signed-out page: no name in the header, and the sign-in form (from the page's
+ * <template data-signin>) where the composer was (a room) or at the top (the lobby).
+ */
 export function SignedOutView(root) {
   root.addEventListener('chat:signed-out', (e) => {
     if (!root.dataset.me) return;
     root.dataset.me = '';
     document.querySelector('form.whoami')?.remove();
-    const form = root.querySelector('[data-form]');
     const template = root.querySelector('template[data-signin]');
-    if (!form || !template) return;
-    const composer = document.createElement('div');
-    composer.className = 'composer';
+    if (!template) return;
+    const box = document.createElement('div');
     const note = document.createElement('p');
     note.className = 'notice';
     note.setAttribute('role', 'status');
     note.textContent = SIGNED_OUT;
-    composer.append(note, template.content.cloneNode(true));
-    const token = composer.querySelector('input[name=csrf_token]');
+    box.append(note, template.content.cloneNode(true));
+    const token = box.querySelector('input[name=csrf_token]');
     if (token && e.detail.csrfToken) token.value = e.detail.csrfToken;  // the old one died with the session
-    form.replaceWith(composer);
+    const form = root.querySelector('[data-form]');
+    if (form) {
+      box.className = 'composer';
+      form.replaceWith(box);
+    } else {
+      template.replaceWith(box);
+    }
   });
 }
