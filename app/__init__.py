@@ -3,11 +3,28 @@ import os
 from pathlib import Path
 
 from flask import Flask
-
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import (api, bodies, broker, cli, direct, embedded_redis, errors, fastpost, guard, headers,
-               health, identity, metrics, pages, requests, sessions, settings, stream)
+from . import (
+    api,
+    bodies,
+    broker,
+    cli,
+    direct,
+    embedded_redis,
+    errors,
+    fastpost,
+    guard,
+    headers,
+    health,
+    identity,
+    metrics,
+    pages,
+    requests,
+    sessions,
+    settings,
+    stream,
+)
 
 
 def create_app(test_config=None):

@@ -4,8 +4,7 @@ import logging
 import random
 
 import redis
-from flask import (Blueprint, Response, abort, current_app, jsonify, redirect, request,
-                   url_for)
+from flask import Blueprint, Response, abort, current_app, jsonify, redirect, request, url_for
 
 from . import broker, guard, identity, keys, messages, pages, sse, stream, wire
 from .replies import json_error, require_utf8_form, wants_json

@@ -2,9 +2,9 @@
 from flask import current_app
 
 from . import topology
+from .addresses import AddressStreams
 from .identity import Names
 from .listener import ListenerFactory
-from .addresses import AddressStreams
 from .presence import Presence
 from .store import Store
 

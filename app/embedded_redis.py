@@ -68,7 +68,7 @@ def private_directory(path):
     message was readable by any local account. Directories become 0700, files 0600.
     """
     os.makedirs(path, mode=0o700, exist_ok=True)
-    for root, dirs, files in os.walk(path):
+    for root, _dirs, files in os.walk(path):
         os.chmod(root, 0o700)
         for name in files:
             full = os.path.join(root, name)

@@ -7,9 +7,10 @@ import gevent
 import redis
 
 from . import keys, sse, wire
-from .listener import Closed as ListenerClosed, NotMaster
-from .position import Position
 from .identity import NameTaken
+from .listener import Closed as ListenerClosed
+from .listener import NotMaster
+from .position import Position
 
 logger = logging.getLogger(__name__)
 

@@ -128,7 +128,7 @@ class Grid:
         try:
             proc = subprocess.run([PY, str(LOADTOOL)] + [str(a) for a in args], cwd=ROOT,
                                   capture_output=True, text=True, timeout=timeout)
-            lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
+            lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
             res = json.loads(lines[-1]) if lines else {"ok": False, "error": proc.stderr[-2000:]}
         except subprocess.TimeoutExpired:
             res = {"ok": False, "error": "timed out after %d s" % timeout}
@@ -690,14 +690,16 @@ def write_report(grid, prof, path):
                          if x["system"] == "Ripple" and x["scenario"] == "publish (wrk)"), None)
             value = e.get("posts_per_s")
             ratio = "1" if e["system"] == "Ripple" else ("%.2f" % (value / base) if value and base else "–")
-            w("| %s | publish (wrk, 16 conns) | POSTs/s | %s/s (p50 %s ms, p99 %s ms%s) | %s | wrk (C) | | [%s](#%s) | |" % (
+            w("| %s | publish (wrk, 16 conns) | POSTs/s | %s/s (p50 %s ms, p99 %s ms%s) | %s | wrk (C) "
+              "| | [%s](#%s) | |" % (
                 e["system"], _fmt(value), _fmt(e.get("p50_ms")), _fmt(e.get("p99_ms")),
                 ", %d non-2xx" % e["non_2xx"] if e.get("non_2xx") else "", ratio, e["cmd"], e["cmd"]))
         else:
             base = next((x.get("posts_per_s") for x in grid.extra
                          if x["system"] == "Ripple" and x["scenario"] == "publish (wrk)"), None)
             value = e.get("publish_per_s")
-            w("| Redis %s | %s | PUBLISH/s | %s/s (p50 %s ms, p99 %s ms) | %s (vs Ripple POSTs/s, wrk) | redis-benchmark (C) | | [%s](#%s) | |" % (
+            w("| Redis %s | %s | PUBLISH/s | %s/s (p50 %s ms, p99 %s ms) | %s (vs Ripple POSTs/s, wrk) "
+              "| redis-benchmark (C) | | [%s](#%s) | |" % (
                 e.get("version", ""), e["scenario"], _fmt(value), _fmt(e.get("p50_ms")), _fmt(e.get("p99_ms")),
                 "%.1f" % (value / base) if value and base else "–", e["cmd"], e["cmd"]))
     w("")
@@ -788,7 +790,6 @@ def _nchan_line():
 
 
 def plots(grid):
-    import array
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

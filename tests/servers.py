@@ -66,7 +66,7 @@ class Gunicorn:
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         try:
             wait_until(self._ready, timeout, 0.05, "gunicorn at %s" % self.url)
-        except BaseException:
+        except BaseException:  # noqa: BLE001 - cleaned up, then raised again
             self.stop()  # never leave a half-started server (and its embedded Redis) behind
             raise AssertionError("gunicorn did not become ready:\n" + self.log_tail()) from None
         return self

@@ -10,10 +10,25 @@ import uuid
 from playwright.sync_api import expect
 
 from .conftest import TEST_HEARTBEAT
-from .web import Browser
 from .test_browser import (  # noqa: F401 (browser, dialogs, open_room, relay: fixtures)
-    DIRECT, LIVE_MS, SEND, STATUS, TEXTS, browser, dialogs, expect_texts, history, message_ids,
-    open_room, publish, relay, send, sign_in_over_http, unique)
+    DIRECT,
+    LIVE_MS,
+    SEND,
+    STATUS,
+    TEXTS,
+    browser,
+    dialogs,
+    expect_texts,
+    history,
+    message_ids,
+    open_room,
+    publish,
+    relay,
+    send,
+    sign_in_over_http,
+    unique,
+)
+from .web import Browser
 
 # A page counts a stream dead after 2.5 heartbeats of silence (never under 3 s: late timers).
 DEAD_MS = int(max(3.0, 2.5 * TEST_HEARTBEAT) * 1000)
@@ -203,7 +218,8 @@ def test_a_tab_that_joins_late_catches_up_from_the_leader(browser, server, room)
             body=stale, content_type="text/html; charset=utf-8"))
         second.goto("/rooms/%s" % room)
         expect(second.locator(STATUS)).to_have_text("connected")
-        expect(second.locator(ROOM_TEXTS)).to_have_text(["one", "two"], timeout=LIVE_MS)  # older than the leader's stream
+        # (older than the leader's stream: they come from the catch-up)
+        expect(second.locator(ROOM_TEXTS)).to_have_text(["one", "two"], timeout=LIVE_MS)
         expect(second.locator(DIRECT + " .text")).to_have_text(["a direct message before the tabs"])
         publish(server, room, "three")
         for page in (first, second):

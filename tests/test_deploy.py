@@ -155,11 +155,12 @@ def test_systemd_unit_reloads_with_hup_and_allows_the_streams_open_files():
 
 
 def test_dockerfile_installs_the_pinned_requirements_and_runs_the_gunicorn_config():
-    lines = [l.strip() for l in (ROOT / "Dockerfile").read_text().splitlines() if l.strip() and not l.startswith("#")]
-    instructions = [l.split()[0] for l in lines]
+    text = (ROOT / "Dockerfile").read_text().splitlines()
+    lines = [line.strip() for line in text if line.strip() and not line.startswith("#")]
+    instructions = [line.split()[0] for line in lines]
     assert instructions[0] == "FROM" and "USER" in instructions and "HEALTHCHECK" in instructions
-    assert any("requirements.txt" in l for l in lines if l.startswith("RUN"))
+    assert any("requirements.txt" in line for line in lines if line.startswith("RUN"))
     assert lines[-1] == 'CMD ["gunicorn", "-c", "gunicorn.conf.py"]'
-    copied = " ".join(l for l in lines if l.startswith("COPY"))
+    copied = " ".join(line for line in lines if line.startswith("COPY"))
     for needed in ("app", "static", "templates", "gunicorn.conf.py"):
         assert needed in copied

@@ -78,7 +78,7 @@ def test_reload_loses_nothing_for_reconnecting_clients(own_server, room, fault_r
     # Posts while the old workers leave and the new ones boot: each is 201 or retried.
     for i in range(5):
         status, body = wait_until(lambda: (lambda r: r if r[0] == 201 else None)(
-            post(own_server.url, room, "during %d" % i)), 15, 0.1, "post during reload")
+            post(own_server.url, room, "during %d" % i)), 15, 0.1, "post during reload")  # noqa: B023
         sent.append(body["id"])
     got = [before + resume(own_server, room, s) for s, before in zip(streams, seen)]
     fault_report.add("graceful reload (HUP) with posts during it", len(streams), len(sent), got)

@@ -20,7 +20,6 @@ from .conftest import SERVER_ENV, TOKEN, post
 from .servers import Gunicorn, is_redis, wait_until
 from .web import Browser
 
-
 # --- The embedded Redis ----------------------------------------------------------------------
 
 def long_directory(tmp_path):
@@ -181,7 +180,7 @@ def test_access_logfile_gets_a_line_per_request(tmp_path):
         marker = uuid.uuid4().hex
         urllib.request.urlopen("%s/healthz?%s" % (server.url, marker), timeout=5).read()
         wait_until(lambda: access.exists() and marker in access.read_text(), 10, 0.05, "the access line")
-        line = next(l for l in access.read_text().splitlines() if marker in l)
+        line = next(text for text in access.read_text().splitlines() if marker in text)
         assert '"GET /healthz?%s HTTP/1.1" 200' % marker in line
     finally:
         server.stop()
@@ -359,6 +358,7 @@ def test_pages_work_in_chromium_under_the_content_security_policy(server, room):
     if not os.path.exists("/usr/bin/chromium"):
         pytest.skip("Debian's chromium is not installed")
     from playwright.sync_api import expect, sync_playwright
+
     from .test_browser import CHROMIUM_ARGS
     violations = []
     with sync_playwright() as playwright:

@@ -218,4 +218,5 @@ def test_pages_name_an_icon_that_is_served(client):
     page = client.get("/").get_data(as_text=True)
     assert 'rel="icon"' in page
     icon = client.get("/static/favicon.svg")
+    icon.close()  # a file response: closing it closes the file
     assert icon.status_code == 200 and icon.mimetype == "image/svg+xml"

@@ -108,6 +108,7 @@ def test_limit_checks_wait_for_a_pooled_redis_connection_instead_of_failing(app)
     # A default redis-py pool fails its 101st concurrent user at once: a burst of stream opens
     # would then skip its limits (and log a traceback per request).
     import redis
+
     from app.guard import limiter
     with app.app_context():
         pool = limiter.storage.storage.connection_pool

@@ -94,7 +94,7 @@ def test_an_outage_is_logged_once_per_worker_not_per_stream(own_server, own_redi
         assert event is None or event.name == "unavailable"
         stream.close()
     post(own_server.url, room, "during")  # more failures, of another kind
-    lines = [l for l in own_server.log_tail(400).splitlines() if "redis unavailable" in l]
+    lines = [line for line in own_server.log_tail(400).splitlines() if "redis unavailable" in line]
     assert 1 <= len(lines) <= 2 * own_server.workers, "\n".join(lines)
 
 

@@ -181,7 +181,7 @@ def test_history_live_race_never_gaps_or_duplicates(server, room):
                 ids = [e.id for e in stream.messages(10, timeout=10)]
             start = posted.index(cursor) + 1
             # A stream can see a message before its POST has returned to the poster.
-            wait_until(lambda: len(posted) >= start + 10, 10, message="poster to catch up")
+            wait_until(lambda: len(posted) >= start + 10, 10, message="poster to catch up")  # noqa: B023
             assert ids == posted[start:start + 10], "gap or duplicate after %s" % cursor
     finally:
         stop.set()
