@@ -164,6 +164,7 @@ def post_worker_init(worker):
         return
     import gevent
     gevent.spawn(_drain_on_exit, worker, hub)
+    hub.watch_failovers()
     # Streams frame their own chunks only where gunicorn speaks plain HTTP/1.x.
     hub.direct_writes = getattr(worker.cfg, "protocol", "http") == "http"
 

@@ -6,7 +6,7 @@ import time
 import gevent
 import redis
 
-from . import keys, sse, wire
+from . import keys, sse, topology, wire
 from .identity import NameTaken
 from .listener import Closed as ListenerClosed
 from .listener import NotMaster
@@ -93,6 +93,23 @@ class Hub:
         # Streams write to the client socket themselves; gunicorn.conf.py turns this off when
         # gunicorn speaks anything but plain HTTP/1.x to clients.
         self.direct_writes = True
+        url = cfg["REDIS_URL"]
+        self.switch_watch = topology.SwitchWatch(url, cfg["REDIS_SOCKET_TIMEOUT"], self.master_switched) \
+            if topology.is_sentinel(url) else None
+
+    def watch_failovers(self):
+        """Start following Sentinel's announcements (in a worker, once its loop runs)."""
+        if self.switch_watch is not None:
+            gevent.spawn(self.switch_watch.run)
+
+    def master_switched(self, announcement):
+        """Leave the deposed master now: pooled command connections, the listeners' cached
+        address, and every open stream (each comes back at once and resumes by its cursor)."""
+        logger.warning("redis master switched, reconnecting: %s", announcement)
+        self.store.redis.connection_pool.disconnect()
+        self.listeners.master.forget()
+        for greenlet in list(self.streams.open):
+            greenlet.kill(NotMaster("sentinel switched the master: " + announcement), block=False)
 
 
 def relay(hub, sub):

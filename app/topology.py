@@ -10,6 +10,7 @@ key of a room (and of a person) shares one hash slot, so each store-and-publish 
 one node, and messages travel on sharded channels (SPUBLISH/SSUBSCRIBE, Redis >= 7): a message
 reaches only the shard that owns its room.
 """
+import logging
 import socket
 import time
 from urllib.parse import unquote, urlsplit
@@ -18,6 +19,8 @@ import redis
 from redis._parsers import _HiredisParser
 from redis.cluster import ClusterNode, RedisCluster
 from redis.sentinel import Sentinel
+
+logger = logging.getLogger(__name__)
 
 SCHEME = "redis+sentinel://"
 CLUSTER_SCHEME = "redis+cluster://"
@@ -151,3 +154,44 @@ class ClusterShards:
             self.client.nodes_manager.initialize()
         except redis.RedisError:
             pass  # every node unreachable: the next open fails and says so
+
+
+class SwitchWatch:
+    """Follows the sentinels' ``+switch-master`` announcements for the service of a
+    redis+sentinel:// URL, so a worker leaves a deposed master as soon as Sentinel says so,
+    not when its pooled connections fail (after a double failover the deposed master may still
+    take writes that the next resync throws away).
+
+    ``run`` never returns (a greenlet's body); ``on_switch`` gets the announcement
+    (``"<service> <old ip> <old port> <new ip> <new port>"``). Any sentinel will do: each
+    announces every switch it sees.
+    """
+
+    def __init__(self, url, timeout, on_switch):
+        self.addresses, self.service, _, _ = parse_sentinel(url)
+        self.timeout = float(timeout)
+        self.on_switch = on_switch
+
+    def run(self):
+        import gevent  # the worker's loop; the module itself stays importable anywhere
+
+        while True:
+            for host, port in self.addresses:
+                try:
+                    self._follow(host, port)
+                except (redis.RedisError, OSError) as exc:
+                    logger.info("sentinel %s:%s not followed: %s", host, port, exc)
+                gevent.sleep(1)
+
+    def _follow(self, host, port):
+        # Health checks ping an idle subscription, so a sentinel that vanished silently is
+        # left within a few seconds for the next one.
+        client = redis.Redis(host=host, port=port, socket_connect_timeout=self.timeout,
+                             socket_timeout=self.timeout * 3, health_check_interval=self.timeout,
+                             decode_responses=True)
+        with client, client.pubsub() as pubsub:
+            pubsub.subscribe("+switch-master")
+            while True:
+                message = pubsub.get_message(timeout=self.timeout)
+                if message and message["type"] == "message" and message["data"].split(" ", 1)[0] == self.service:
+                    self.on_switch(message["data"])

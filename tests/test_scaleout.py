@@ -260,3 +260,44 @@ def test_a_sharded_listener_refuses_a_replica_and_finds_the_master(cluster, room
         assert opened.sock.getpeername()[1] == owner.port
     finally:
         opened.close()
+
+
+@pytest.mark.slow
+def test_streams_leave_a_deposed_master_as_soon_as_sentinel_switches(tmp_path, room):
+    redis_set = SentinelSet(str(tmp_path / "redis"))
+    host = None
+    try:
+        host = Gunicorn(tmp_path, redis_url=redis_set.url, workers=2, env=SERVER_ENV).start()
+        with SSEStream("%s/rooms/%s/events" % (host.url, room)) as stream:
+            stream.until("ready")
+            with redis.Redis(port=redis_set.sentinels[0].port) as sentinel:
+                sentinel.execute_command("SENTINEL", "FAILOVER", redis_set.service)
+            # The demoted master keeps its subscribers; only the announcement moves the stream.
+            deadline = time.monotonic() + 15
+            while stream.next(max(0.01, deadline - time.monotonic())) is not None:
+                pass
+            assert stream.retry == 500  # "come back at once" (RETRY_MS / 4), not an outage
+            cursor = stream.last_id
+        sent = wait_until(lambda: post_as_token(host.url, room, "after the switch"), 15, 0.2,
+                          "a post on the new master")
+        again = SSEStream("%s/rooms/%s/events" % (host.url, room), {"Last-Event-ID": cursor})
+        with again:
+            _, before = again.until("ready")
+            assert [e.json()["id"] for e in before if e.name == "message"] == [sent]
+    finally:
+        if host is not None:
+            host.stop()
+        redis_set.stop()
+
+
+def post_as_token(base_url, room, text):
+    """Return the new message's id, or None if the post was refused (e.g. mid-failover)."""
+    request = urllib.request.Request(
+        "%s/rooms/%s/messages" % (base_url, room), method="POST",
+        headers={"Content-Type": "application/json", "Authorization": "Bearer " + TOKEN},
+        data=json.dumps({"text": text, "user": "ann"}).encode())
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())["id"] if response.status == 201 else None
+    except OSError:
+        return None
