@@ -170,6 +170,7 @@ def test_embedded_redis_stops_even_when_the_master_is_killed(tmp_path):
         for process in [redis_process, *workers]:
             if process.is_running():
                 process.kill()
+        server.stop()  # the master is gone already: this closes its log
 
 
 def test_access_logfile_gets_a_line_per_request(tmp_path):
