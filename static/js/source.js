@@ -107,7 +107,10 @@ export function RoomSource({ url, heartbeatMs, cursor, backlog, onEvent, onState
     // Silent for more than a heartbeat: reconnect now; else it must speak within ~a heartbeat.
     check(why) {
       if (closed) return;
-      if (!source) { if (Date.now() >= pausedUntil) { failures = 0; open(); } return; }
+      if (!source) {  // between attempts: only a network that came back skips the back-off
+        if (why === 'online' && Date.now() >= pausedUntil) { failures = 0; open(); }
+        return;
+      }
       const now = Date.now();
       if (now - heardAt > 1.5 * heartbeatMs) { failures = 0; drop(true); return; }
       deadline = Math.min(deadline, now + 1.5 * heartbeatMs);
