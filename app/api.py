@@ -6,7 +6,7 @@ import random
 import redis
 from flask import Blueprint, Response, abort, current_app, jsonify, redirect, request, url_for
 
-from . import broker, guard, identity, keys, messages, pages, sse, stream, wire
+from . import broker, fastpost, guard, identity, keys, messages, pages, sse, stream, wire
 from .replies import json_error, require_utf8_form, wants_json
 
 logger = logging.getLogger(__name__)
@@ -40,19 +40,30 @@ def post_message(room):
         current_app.extensions["outage"].ok()
     except messages.Invalid as exc:
         if page:
-            return pages.room_page(room, error=str(exc), text=text, status=exc.status)
+            return pages.room_page(room, error=str(exc), text=text, status=exc.status, key=kept_key(key))
         return json_error(exc.status, str(exc))
     except redis.RedisError as exc:
         if not page:
-            raise  # errors.py answers 503 + Retry-After
+            raise  # errors.py answers 503 (or 504 when the outcome is unknown) + Retry-After
         current_app.extensions["outage"].failed("post", exc)
-        return pages.room_page(room, error="The message could not be sent: the service is "
-                               "unavailable. Your text is kept below; try again shortly.",
-                               text=text, status=503)
+        status, code, sentence = fastpost.post_failure(exc)
+        if code != "unconfirmed":
+            sentence = "The message could not be sent: the service is unavailable."
+        page, status = pages.room_page(room, error=sentence + " Your text is kept below; try again shortly.",
+                                       text=text, status=status, key=kept_key(key))
+        return page, status, {"Retry-After": str(current_app.config["REDIS_RETRY_AFTER"])}
     current_app.extensions["metrics"].published.labels("room").inc()
     if page:
         return redirect(url_for("pages.room", room=room), 303)
     return Response(stored, status=201 if created else 200, mimetype="application/json")
+
+
+def kept_key(key):
+    """The idempotency key a failed form post carried, for the form shown again (None if unusable)."""
+    try:
+        return messages.check_idempotency_key(key)
+    except messages.Invalid:
+        return None
 
 
 def read_post():

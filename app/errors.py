@@ -64,7 +64,8 @@ def _http_error(exc):
         room = (request.view_args or {}).get("room", "")
         if keys.valid_room(room):
             text = "" if exc.code == 413 else request.form.get("text", "")
-            page, status = pages.room_page(room, error=message, text=text, status=exc.code)
+            page, status = pages.room_page(room, error=message, text=text, status=exc.code,
+                                           key=api.kept_key(request.form.get("idempotency_key")))
             return page, status, _kept_headers(exc)
     if _is_api():
         return json_error(exc.code or 500, message, _kept_headers(exc))
@@ -77,9 +78,15 @@ def _redis_error(exc):
     message = fastpost.store_failure(exc)
     if request.endpoint == "api.events":
         return api.refuse_stream(503, message, int(retry))
+    status, code = 503, None
+    if request.endpoint in _POSTS:  # the outcome may be unknown: never say "nothing stored"
+        status, code, message = fastpost.post_failure(exc)
     if _is_api():
-        return json_error(503, message, {"Retry-After": retry})
-    return render_template("error.html", status=503, message=message), 503, {"Retry-After": retry}
+        return json_error(status, message, {"Retry-After": retry}, code)
+    return render_template("error.html", status=status, message=message), status, {"Retry-After": retry}
+
+
+_POSTS = ("api.post_message", "direct.post_direct")
 
 
 def _retry_after(exc):

@@ -14,17 +14,33 @@ from io import BytesIO
 
 import redis
 
-from . import bodies, headers, keys, messages, requests
+from . import bodies, headers, keys, messages, requests, store
 
+_STATUS_LINES = {503: "503 Service Unavailable", 504: "504 Gateway Timeout"}
 _PATH = re.compile(r"/rooms/([^/]+)/messages\Z")
 UNAVAILABLE = "The message store is unavailable right now. Please try again shortly."
 FULL = ("The message store is full, so nothing was stored. Please tell the people who run "
         "this service.")
 
 
+UNCONFIRMED = "We could not confirm your message was sent; sending again is safe."
+
+
 def store_failure(exc):
     """The sentence for a Redis failure: full (maxmemory reached, writes refused) or unavailable."""
     return FULL if isinstance(exc, redis.OutOfMemoryError) else UNAVAILABLE
+
+
+def post_failure(exc):
+    """How to answer a post (room or direct, any entry point) whose store call raised ``exc``:
+    (HTTP status, code, sentence). An outcome that is unknown (store.unconfirmed) is a 504
+    "unconfirmed", never "nothing was stored": the retry with the same idempotency key is safe
+    either way. A known failure is 503 "full" or "unavailable"."""
+    if store.unconfirmed(exc):
+        return 504, "unconfirmed", UNCONFIRMED
+    if isinstance(exc, redis.OutOfMemoryError):
+        return 503, "full", FULL
+    return 503, "unavailable", UNAVAILABLE
 
 
 class FastPublish:
@@ -55,8 +71,10 @@ class FastPublish:
                 stored, created = ext["store"].publish(room, *post)
         except redis.RedisError as exc:
             ext["outage"].failed("api.post_message", exc)
-            return _answer(start_response, environ, "503 Service Unavailable",
-                           json.dumps({"error": store_failure(exc)}).encode(), [("Retry-After", self.retry_after)])
+            status, code, sentence = post_failure(exc)
+            return _answer(start_response, environ, _STATUS_LINES[status],
+                           json.dumps({"error": sentence, "code": code}).encode(),
+                           [("Retry-After", self.retry_after)])
         ext["outage"].ok()
         ext["metrics"].published.labels("room").inc()
         return _answer(start_response, environ, "201 Created" if created else "200 OK", stored.encode())

@@ -38,8 +38,12 @@ def room(room):
     return room_page(room)
 
 
-def room_page(room, error=None, text="", status=200):
-    """Render a room page, optionally with a form error and the text the person typed."""
+def room_page(room, error=None, text="", status=200, key=None):
+    """Render a room page, optionally with a form error and the text the person typed.
+
+    ``key`` is the idempotency key the failed post carried: the form sends it again, so a retry
+    of a post that was stored after all returns the original instead of storing it twice.
+    """
     unavailable = False
     try:
         found, more = broker.get_store().page(room, None, current_app.config["ROOM_PAGE_MESSAGES"])
@@ -52,7 +56,7 @@ def room_page(room, error=None, text="", status=200):
         "room.html", room=room, messages=shown, more=more,
         cursor=shown[-1]["id"] if shown else "", error=error, text=text or "",
         user=identity.current()[0],
-        idempotency_key=uuid.uuid4().hex, unavailable=unavailable, online=online,
+        idempotency_key=key or uuid.uuid4().hex, unavailable=unavailable, online=online,
         backlog=current_app.config["ROOM_PAGE_MESSAGES"], client=_client_config()), status
 
 

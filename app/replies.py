@@ -12,9 +12,9 @@ def wants_json():
     return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
 
 
-def json_error(status, message, headers=None):
-    """One JSON error: {"error": "<a sentence a person can read>"}."""
-    response = jsonify(error=message)
+def json_error(status, message, headers=None, code=None):
+    """One JSON error: {"error": "<a sentence a person can read>"} (+ a stable "code")."""
+    response = jsonify(error=message) if code is None else jsonify(error=message, code=code)
     response.status_code = status
     if headers:
         response.headers.update(headers)

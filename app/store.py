@@ -50,6 +50,24 @@ _FIRST_ID = (0, 0)
 _LAST_ID = (2**64 - 1, 2**64 - 1)
 
 
+def unconfirmed(exc):
+    """Tell whether a publish that raised ``exc`` may have been stored all the same.
+
+    Only a failure before the command left this process proves nothing was stored: no
+    connection could be made (refused, or none free in the pool). A timeout or a connection
+    lost after sending leaves the outcome unknown (Redis may run the script once it is free
+    again: a busy or paused server answers late, not never), and too few replicas means the
+    master has it. Then the honest answer is "not confirmed", and a retry with the same
+    idempotency key returns the original if it was stored.
+    """
+    if isinstance(exc, NotReplicated):
+        return True
+    if not isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+        return False  # Redis answered with an error: the script did not run (e.g. OOM, BUSY)
+    text = str(exc)
+    return not ("connecting to" in text or text.startswith("No connection available"))
+
+
 class NotReplicated(redis.ConnectionError):
     """Stored on the master, but too few replicas confirmed it: not acknowledged (503)."""
 

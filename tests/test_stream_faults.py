@@ -1,7 +1,9 @@
 """Connections that fail the way real networks fail: clients that vanish without a word, a
 session's streams past its cap, half-closed requests, a stream refused by a limit, a reader Redis
 disconnects, a post whose outcome is unknown. Real Gunicorn (2 gevent workers), real Redis."""
+import http.client
 import json
+import re
 import select
 import signal
 import socket
@@ -16,7 +18,7 @@ import redis as redis_py
 from app.embedded_redis import EmbeddedRedis
 from app.keys import PersonKeys, RoomKeys
 
-from .conftest import SERVER_ENV, TEST_HEARTBEAT, post
+from .conftest import SERVER_ENV, TEST_HEARTBEAT, TOKEN, post
 from .servers import Gunicorn, free_port, wait_until
 from .sse import SSEStream
 from .web import Browser
@@ -285,7 +287,8 @@ def test_a_refused_stream_is_a_short_event_stream_with_a_retry_hint(limited_serv
 @pytest.fixture
 def own_redis(tmp_path):
     """A Redis of this test's own, for settings (or stalls) no other test must meet."""
-    server = EmbeddedRedis(tmp_path / "redis", port=free_port(), appendonly=False)
+    server = EmbeddedRedis(tmp_path / "redis", port=free_port(), appendonly=False,
+                           extra_args=["--enable-debug-command", "yes"])
     server.start()
     yield server
     server.stop()
@@ -345,3 +348,118 @@ def test_a_slow_reader_redis_disconnects_is_not_a_redis_outage_and_resumes(own_r
             assert 'ripple_redis_errors_total{where="stream"}' not in metrics
         finally:
             server.stop()
+
+
+# --- 5. a post whose outcome is unknown -----------------------------------------------------
+
+@pytest.fixture
+def slow_redis_server(own_redis, tmp_path):
+    """A server on a Redis of its own that the test may pause; Redis calls time out after 1 s."""
+    gunicorn = Gunicorn(tmp_path, redis_url=own_redis.url, workers=2,
+                        env={**SERVER_ENV, "RIPPLE_REDIS_SOCKET_TIMEOUT": "1"}).start()
+    yield gunicorn
+    gunicorn.stop()
+
+
+def history(server, room):
+    with urllib.request.urlopen("%s/rooms/%s/messages" % (server.url, room), timeout=10) as r:
+        return json.loads(r.read())["messages"]
+
+
+def _post_on(connection, room, text, key):
+    connection.request("POST", "/rooms/%s/messages" % room, body=json.dumps({"text": text, "user": "ann"}),
+                       headers={"Content-Type": "application/json", "Authorization": "Bearer " + TOKEN,
+                                "Idempotency-Key": key})
+    response = connection.getresponse()
+    return response.status, json.loads(response.read())
+
+
+def busy_redis(redis_url, seconds):
+    """Keep Redis busy (DEBUG SLEEP) for ``seconds`` from now, as a long command does: what
+    clients send meanwhile waits in its socket buffers and runs afterwards."""
+    started = threading.Event()
+
+    def sleep():
+        with redis_py.Redis.from_url(redis_url, socket_timeout=seconds + 10) as admin:
+            admin.ping()
+            started.set()
+            admin.execute_command("DEBUG", "SLEEP", seconds)
+
+    thread = threading.Thread(target=sleep, daemon=True)
+    thread.start()
+    started.wait(5)
+    time.sleep(0.05)  # DEBUG SLEEP is on its way; nothing here depends on the exact moment
+    return thread
+
+
+def test_a_post_timed_out_on_a_slow_redis_is_unconfirmed_and_its_retry_returns_the_original(
+        slow_redis_server, own_redis, room):
+    publisher = http.client.HTTPConnection("127.0.0.1", slow_redis_server.port, timeout=15)
+    # One keep-alive connection: the worker that stores the warm-up post has a connection to
+    # Redis already, so the slow post's script is sent before its wait times out.
+    assert _post_on(publisher, room + "-warm", "warm-up", "k-warm")[0] == 201
+    busy = busy_redis(own_redis.url, 2.5)
+    status, body = _post_on(publisher, room, "sent once", "k-slow")
+    publisher.close()
+    assert status == 504 and body["code"] == "unconfirmed"
+    assert body["error"] == "We could not confirm your message was sent; sending again is safe."
+    # The retry (same key) waits out the pause and answers with the message stored meanwhile.
+    status, retried = wait_until(lambda: (lambda r: r if r[0] in (200, 201) else None)(
+        post(slow_redis_server.url, room, "sent once", key="k-slow")), 15, 0.2, "the retry to succeed")
+    assert status == 200
+    assert [m["id"] for m in history(slow_redis_server, room)] == [retried["id"]]
+    busy.join(10)
+
+
+def test_the_python_client_retries_an_unconfirmed_publish_with_the_same_key(own_redis, room, monkeypatch):
+    from app.cli import publish
+    monkeypatch.setenv("RIPPLE_REDIS_SOCKET_TIMEOUT", "0.5")
+    busy = busy_redis(own_redis.url, 1.5)
+    stored = json.loads(publish(room, "from a script", "feed", redis_url=own_redis.url, attempts=6))
+    busy.join(10)
+    with redis_py.Redis.from_url(own_redis.url, decode_responses=True) as client:
+        assert [entry[0] for entry in client.xrange(RoomKeys(room).log)] == [stored["id"]]
+
+
+@pytest.fixture
+def replica_acked_server(own_redis, tmp_path):
+    """A server that acknowledges a post only once a replica has it, and that replica."""
+    replica = EmbeddedRedis(tmp_path / "replica", port=free_port(), appendonly=False,
+                            extra_args=["--replicaof", "127.0.0.1", str(own_redis.port)]).start()
+    with redis_py.Redis.from_url(own_redis.url) as admin:
+        wait_until(lambda: admin.info("replication")["connected_slaves"] == 1, 15, 0.1, "the replica")
+    gunicorn = Gunicorn(tmp_path, redis_url=own_redis.url, workers=2,
+                        env={**SERVER_ENV, "RIPPLE_REPLICA_ACKS": "1", "RIPPLE_REPLICA_TIMEOUT_MS": "300"}).start()
+    yield gunicorn, replica
+    gunicorn.stop()
+    replica.process.send_signal(signal.SIGCONT)
+    replica.stop()
+
+
+def _form_key(html):
+    return re.search(r'name="idempotency_key" value="([^"]+)"', html).group(1)
+
+
+def test_a_form_post_stored_but_unconfirmed_is_retried_with_the_same_key_and_stored_once(
+        replica_acked_server, room):
+    server, replica = replica_acked_server
+    ann = person(server)
+    key = _form_key(ann.request("GET", "/rooms/%s" % room)[2].decode())
+    replica.process.send_signal(signal.SIGSTOP)  # the master stores; no replica confirms it
+    status, headers, body = ann.request("POST", "/rooms/%s/messages" % room, headers={"Accept": "text/html"},
+                                        form={"text": "only once", "csrf_token": ann.token, "idempotency_key": key})
+    page = body.decode()
+    assert status == 504 and "We could not confirm your message was sent; sending again is safe." in page
+    assert "only once</textarea>" in page and _form_key(page) == key  # the same key, the text kept
+    assert [m["text"] for m in history(server, room)] == ["only once"]  # stored all the same
+    replica.process.send_signal(signal.SIGCONT)
+    pages = [page]
+
+    def send_again():  # as a person presses Send on the form shown again, until it goes
+        status, _, body = ann.request("POST", "/rooms/%s/messages" % room, headers={"Accept": "text/html"},
+                                      form={"text": "only once", "csrf_token": ann.token,
+                                            "idempotency_key": _form_key(pages[-1])})
+        pages.append(body.decode())
+        return status == 303 or None
+    wait_until(send_again, 15, 0.2, "the retried form post to be confirmed")
+    assert [m["text"] for m in history(server, room)] == ["only once"]
