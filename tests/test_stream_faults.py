@@ -374,22 +374,20 @@ def _post_on(connection, room, text, key):
     return response.status, json.loads(response.read())
 
 
-def busy_redis(redis_url, seconds):
-    """Keep Redis busy (DEBUG SLEEP) for ``seconds`` from now, as a long command does: what
-    clients send meanwhile waits in its socket buffers and runs afterwards."""
-    started = threading.Event()
+class BusyRedis:
+    """Redis busy with one long command (DEBUG SLEEP) from the moment this returns: what
+    clients send meanwhile waits in its socket buffers and runs afterwards. The command is on
+    its way before any request of the test's is sent, so the order is certain."""
 
-    def sleep():
-        with redis_py.Redis.from_url(redis_url, socket_timeout=seconds + 10) as admin:
-            admin.ping()
-            started.set()
-            admin.execute_command("DEBUG", "SLEEP", seconds)
+    def __init__(self, redis_server, seconds):
+        self.sock = socket.create_connection(("127.0.0.1", redis_server.port), timeout=seconds + 10)
+        arg = str(seconds).encode()
+        self.sock.sendall(b"*3\r\n$5\r\nDEBUG\r\n$5\r\nSLEEP\r\n$%d\r\n%s\r\n" % (len(arg), arg))
 
-    thread = threading.Thread(target=sleep, daemon=True)
-    thread.start()
-    started.wait(5)
-    time.sleep(0.05)  # DEBUG SLEEP is on its way; nothing here depends on the exact moment
-    return thread
+    def over(self):
+        """Wait for the command's answer (Redis is free again)."""
+        with self.sock:
+            assert self.sock.recv(100).startswith(b"+OK")
 
 
 def test_a_post_timed_out_on_a_slow_redis_is_unconfirmed_and_its_retry_returns_the_original(
@@ -398,7 +396,7 @@ def test_a_post_timed_out_on_a_slow_redis_is_unconfirmed_and_its_retry_returns_t
     # One keep-alive connection: the worker that stores the warm-up post has a connection to
     # Redis already, so the slow post's script is sent before its wait times out.
     assert _post_on(publisher, room + "-warm", "warm-up", "k-warm")[0] == 201
-    busy = busy_redis(own_redis.url, 2.5)
+    busy = BusyRedis(own_redis, 2.5)
     status, body = _post_on(publisher, room, "sent once", "k-slow")
     publisher.close()
     assert status == 504 and body["code"] == "unconfirmed"
@@ -408,15 +406,15 @@ def test_a_post_timed_out_on_a_slow_redis_is_unconfirmed_and_its_retry_returns_t
         post(slow_redis_server.url, room, "sent once", key="k-slow")), 15, 0.2, "the retry to succeed")
     assert status == 200
     assert [m["id"] for m in history(slow_redis_server, room)] == [retried["id"]]
-    busy.join(10)
+    busy.over()
 
 
 def test_the_python_client_retries_an_unconfirmed_publish_with_the_same_key(own_redis, room, monkeypatch):
     from app.cli import publish
     monkeypatch.setenv("RIPPLE_REDIS_SOCKET_TIMEOUT", "0.5")
-    busy = busy_redis(own_redis.url, 1.5)
+    busy = BusyRedis(own_redis, 1.5)
     stored = json.loads(publish(room, "from a script", "feed", redis_url=own_redis.url, attempts=6))
-    busy.join(10)
+    busy.over()
     with redis_py.Redis.from_url(own_redis.url, decode_responses=True) as client:
         assert [entry[0] for entry in client.xrange(RoomKeys(room).log)] == [stored["id"]]
 
