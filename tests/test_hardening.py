@@ -12,6 +12,8 @@ import uuid
 import psutil
 import pytest
 import redis as redis_py
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app import create_app, errors, fastpost
 from app.embedded_redis import DANGEROUS_COMMANDS, EmbeddedRedis
@@ -510,3 +512,52 @@ def test_direct_messages_expire_with_the_session(redis_client):
     for sid in (ann, bob):
         for key in (PersonKeys(sid).log, PersonKeys(sid).meta):
             assert 3500 < redis_client.ttl(key) <= 3600, key
+
+
+def _deep(depth, opener, closed):
+    closer = {"[": "]", '{"a":': "}"}[opener]
+    return (opener * depth + ("0" + closer * depth if closed else "")).encode()
+
+
+def _not_an_object(raw):
+    try:
+        return not isinstance(json.loads(raw), dict)
+    except (ValueError, RecursionError):
+        return True
+
+
+PATHOLOGICAL = st.one_of(
+    st.builds(_deep, st.integers(900, 30_000), st.sampled_from(["[", '{"a":']), st.booleans()),
+    st.builds(lambda text, depth: b'{"text":' + _deep(depth, "[", True) + b',"user":' + text.encode() + b"}",
+              st.text(max_size=20), st.integers(900, 30_000)),
+    st.binary(max_size=300).filter(_not_an_object),
+    st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+                 lambda inner: st.lists(inner, max_size=3), max_leaves=10).map(lambda v: json.dumps(v).encode()),
+)
+
+
+@pytest.fixture(scope="module")
+def signed_in_client(redis_url):
+    """A Flask test client signed in once, with its CSRF token, and the name it holds."""
+    from .conftest import LIMITS_OFF
+    app = create_app({"TESTING": True, "REDIS_URL": redis_url, "PUBLISH_TOKEN": TOKEN,
+                      "SECRET_KEY": "test-secret", **LIMITS_OFF})
+    client = app.test_client()
+    token = client.get("/session").get_json()["csrf_token"]
+    name = "h-" + uuid.uuid4().hex[:8]
+    assert client.post("/session", json={"name": name}, headers={"X-CSRF-Token": token}).status_code == 200
+    return client, client.get("/session").get_json()["csrf_token"], name
+
+
+@settings(max_examples=40, deadline=None)
+@given(body=PATHOLOGICAL)
+def test_generated_pathological_json_is_a_4xx_json_error_on_every_route(signed_in_client, body):
+    client, token, name = signed_in_client
+    browser = {"X-CSRF-Token": token}
+    bearer = {"Authorization": "Bearer " + TOKEN}
+    for path, headers in (("/rooms/hypo/messages", bearer), ("/rooms/hypo/messages", browser),
+                          ("/users/%s/messages" % name, bearer), ("/users/%s/messages" % name, browser),
+                          ("/session", browser)):
+        response = client.post(path, data=body, content_type="application/json", headers=headers)
+        assert 400 <= response.status_code < 500, (path, response.status_code, response.data[:200])
+        assert isinstance(response.get_json()["error"], str)
