@@ -540,8 +540,9 @@ PATHOLOGICAL = st.one_of(
 def signed_in_client(redis_url):
     """A Flask test client signed in once, with its CSRF token, and the name it holds."""
     from .conftest import LIMITS_OFF
+    # Limits off: its refused sign-ins must not spend the budget of other tests' 127.0.0.1.
     app = create_app({"TESTING": True, "REDIS_URL": redis_url, "PUBLISH_TOKEN": TOKEN,
-                      "SECRET_KEY": "test-secret", **LIMITS_OFF})
+                      "SECRET_KEY": "test-secret", "RATELIMIT_ENABLED": False, **LIMITS_OFF})
     client = app.test_client()
     token = client.get("/session").get_json()["csrf_token"]
     name = "h-" + uuid.uuid4().hex[:8]
