@@ -8,7 +8,7 @@ import click
 import redis
 from flask import Blueprint, current_app
 
-from . import broker, keys, messages, settings
+from . import broker, keys, messages, settings, topology
 from .fastpost import UNCONFIRMED
 from .store import Store, unconfirmed
 
@@ -39,11 +39,16 @@ def publish(room, text, user, redis_url=None, idempotency_key=None, attempts=3):
         raise ValueError("publish() needs redis_url or $REDIS_URL")
     history = int(os.environ.get("RIPPLE_HISTORY_LENGTH", settings.HISTORY_LENGTH))
     timeout = float(os.environ.get("RIPPLE_REDIS_SOCKET_TIMEOUT", settings.REDIS_SOCKET_TIMEOUT))
-    with redis.Redis.from_url(url, decode_responses=True, socket_timeout=timeout,
-                              socket_connect_timeout=timeout) as client:
-        store = Store(client, history, settings.IDEMPOTENCY_SECONDS)
+    # The service's own way to reach Redis: every URL kind the README documents (plain, unix,
+    # rediss, redis+sentinel, redis+cluster), and SPUBLISH on a cluster.
+    client = topology.command_client(url, 2, timeout)
+    try:
+        store = Store(client, history, settings.IDEMPOTENCY_SECONDS,
+                      publish_command=topology.publish_command(url))
         return _checked_publish(store, room, text, user, settings.MAX_MESSAGE_CHARS,
                                 idempotency_key, attempts)
+    finally:
+        topology.close_client(client)
 
 
 def _checked_publish(store, room, text, user, max_chars, idempotency_key=None, attempts=3):

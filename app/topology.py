@@ -79,6 +79,17 @@ def command_client(url, max_connections, timeout):
     return redis.Redis(connection_pool=blocking_pool(url, max_connections, timeout, decode_responses=True))
 
 
+def close_client(client):
+    """Close every connection a client from ``command_client`` holds, its sentinels' too."""
+    client.close()
+    pool = getattr(client, "connection_pool", None)
+    if pool is not None:
+        pool.disconnect()
+        for sentinel in getattr(getattr(pool, "sentinel_manager", None), "sentinels", ()):
+            sentinel.close()
+            sentinel.connection_pool.disconnect()
+
+
 def blocking_pool(url, max_connections, timeout, **options):
     """A pool for a plain Redis URL whose users wait briefly for a free connection instead of
     failing under a burst, checked cheaply on checkout (QuickCheckParser)."""

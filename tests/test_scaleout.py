@@ -301,3 +301,23 @@ def post_as_token(base_url, room, text):
             return json.loads(response.read())["id"] if response.status == 201 else None
     except OSError:
         return None
+
+
+def test_python_publish_reaches_a_cluster_room_over_sharded_pub_sub(cluster, room):
+    from app import cli
+    stored = json.loads(cli.publish(room, "from a script", "bot", redis_url=cluster.url))
+    owner = cluster.owner_of(keys.RoomKeys(room).log)
+    with redis.Redis(port=owner.port, decode_responses=True) as client:
+        assert client.xrange(keys.RoomKeys(room).log)[-1][0] == stored["id"]
+
+
+@pytest.mark.slow
+def test_python_publish_follows_a_sentinel_url(tmp_path, room):
+    from app import cli
+    redis_set = SentinelSet(str(tmp_path / "redis"))
+    try:
+        stored = json.loads(cli.publish(room, "from a script", "bot", redis_url=redis_set.url))
+        with redis.Redis(port=redis_set.master_port(), decode_responses=True) as client:
+            assert client.xrange(keys.RoomKeys(room).log)[-1][0] == stored["id"]
+    finally:
+        redis_set.stop()
