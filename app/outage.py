@@ -70,4 +70,7 @@ class OutageLog:
                 probe.set(True)
             except redis.RedisError:
                 probe.set(False)
+            finally:
+                if not probe.ready():  # killed mid-PING (a drain): never leave the others waiting
+                    probe.set(False)
         return self._probe.get()

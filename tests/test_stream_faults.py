@@ -461,3 +461,19 @@ def test_a_form_post_stored_but_unconfirmed_is_retried_with_the_same_key_and_sto
         return status == 303 or None
     wait_until(send_again, 15, 0.2, "the retried form post to be confirmed")
     assert [m["text"] for m in history(server, room)] == ["only once"]
+
+
+def test_only_a_failure_before_sending_proves_a_post_was_not_stored(own_redis):
+    from app.store import NotReplicated, unconfirmed
+    with redis_py.Redis(port=free_port(), socket_connect_timeout=1) as nobody:  # nothing listens
+        with pytest.raises(redis_py.ConnectionError) as refused:
+            nobody.ping()
+    assert not unconfirmed(refused.value)
+    with redis_py.Redis.from_url(own_redis.url, socket_timeout=0.2) as client:
+        busy = BusyRedis(own_redis, 1)
+        with pytest.raises(redis_py.TimeoutError) as late:
+            client.ping()
+        busy.over()
+    assert unconfirmed(late.value)
+    assert unconfirmed(NotReplicated("0 of 1 replicas confirmed within 300 ms"))
+    assert not unconfirmed(redis_py.ResponseError("BUSY Redis is busy running a script"))
