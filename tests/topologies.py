@@ -100,7 +100,8 @@ class SentinelSet:
         self.master.stop()
 
 
-DEBIAN_REDIS = "/usr/bin/redis-server"  # 7.x: sharded pub/sub needs it (and Redis Cluster, whatever the embedded default is)
+# 7.x: sharded pub/sub needs it (and Redis Cluster, whatever the embedded default is).
+DEBIAN_REDIS = "/usr/bin/redis-server"
 
 
 def cluster_port():
