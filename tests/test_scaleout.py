@@ -148,8 +148,14 @@ def start_hosts(tmp_path, url, env, count=2):
     return hosts
 
 
+# Failover runs per test: 1 in the suite; RIPPLE_FAILOVER_RUNS=20 for the soak that
+# docs/reliability.md quotes (each run its own Redis set or cluster failover, fresh room).
+FAILOVER_RUNS = range(int(os.environ.get("RIPPLE_FAILOVER_RUNS", "1")))
+
+
 @pytest.mark.slow
-def test_sentinel_failover_mid_traffic_loses_no_acknowledged_message(tmp_path, room, fault_report):
+@pytest.mark.parametrize("run", FAILOVER_RUNS)
+def test_sentinel_failover_mid_traffic_loses_no_acknowledged_message(tmp_path, room, fault_report, run):
     redis_set = SentinelSet(str(tmp_path / "redis"))
     hosts = []
     try:
@@ -203,7 +209,9 @@ def test_cluster_keeps_a_room_on_one_node_and_serves_several_hosts(cluster, tmp_
 
 
 @pytest.mark.slow
-def test_cluster_master_failover_mid_traffic_loses_no_acknowledged_message(cluster, tmp_path, room, fault_report):
+@pytest.mark.parametrize("run", FAILOVER_RUNS)
+def test_cluster_master_failover_mid_traffic_loses_no_acknowledged_message(cluster, tmp_path, room, fault_report,
+                                                                             run):
     hosts = start_hosts(tmp_path, cluster.url, FAILOVER_ENV)
     try:
         owner = cluster.owner_of(keys.RoomKeys(room).log)
