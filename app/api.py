@@ -36,7 +36,8 @@ def post_message(room):
         key = messages.check_idempotency_key(key)
         with current_app.extensions["metrics"].publish_seconds.time():
             stored, created = broker.get_store().publish(
-                room, user, text, key, may_create=None if identity.bearer_ok() else guard.may_create_room)
+                room, user, text, key, may_create=None if identity.bearer_ok() else guard.may_create_room,
+                bot=identity.bearer_ok())
         current_app.extensions["outage"].ok()
     except messages.Invalid as exc:
         if page:

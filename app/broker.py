@@ -3,7 +3,8 @@ from flask import current_app
 
 from . import topology
 from .addresses import AddressStreams
-from .identity import Names
+from .identity import Sessions
+from .names import Names
 from .listener import ListenerFactory
 from .presence import Presence
 from .store import Store
@@ -26,12 +27,20 @@ def init_app(app):
                                     # direct messages expire with the session (idle this long)
                                     direct_seconds=cfg["PERMANENT_SESSION_LIFETIME"],
                                     lobby_max=cfg["LOBBY_INDEX_MAX"])
-    app.extensions["names"] = Names(commands, cfg["NAME_TTL_SECONDS"])
+    app.extensions["names"] = Names(commands, cfg["NAME_IDLE_SECONDS"],
+                                    float(cfg["NAME_GRACE_HEARTBEATS"]) * float(cfg["HEARTBEAT_SECONDS"]),
+                                    _names_list(cfg["RESERVED_NAMES"]))
+    app.extensions["sessions"] = Sessions(commands, cfg["PERMANENT_SESSION_LIFETIME"], publish)
     app.extensions["presence"] = Presence(commands, cfg["HEARTBEAT_SECONDS"],
                                           cfg["PRESENCE_GRACE_SECONDS"], cfg["MAX_STREAMS_PER_SESSION"],
                                           publish)
     app.extensions["addresses"] = AddressStreams(commands, cfg["MAX_STREAMS_PER_ADDRESS"],
                                                  cfg["HEARTBEAT_SECONDS"])
+
+
+def _names_list(value):
+    # RIPPLE_RESERVED_NAMES arrives as one comma-separated string; instance/config.py may give a list.
+    return value.split(",") if isinstance(value, str) else list(value)
 
 
 def get_store():

@@ -59,7 +59,7 @@ def _checked_publish(store, room, text, user, max_chars, idempotency_key=None, a
     key = messages.check_idempotency_key(idempotency_key) or uuid.uuid4().hex
     for attempt in range(1, max(1, attempts) + 1):
         try:
-            return store.publish(room, user, text, key)[0]
+            return store.publish(room, user, text, key, bot=True)[0]  # marked: the service speaking
         except redis.RedisError as exc:
             if not unconfirmed(exc):
                 raise

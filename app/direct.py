@@ -33,12 +33,15 @@ def post_direct(name):
     text, claimed, key, page = api.read_post()
     try:
         text = messages.check_text(text, current_app.config["MAX_MESSAGE_CHARS"])
-        sender = (api.sender(claimed), None if identity.bearer_ok() else identity.current()[1])
+        bot = identity.bearer_ok()
+        sender = (api.sender(claimed), None if bot else identity.current()[1])
         key = messages.check_idempotency_key(key)
         owner = current_app.extensions["names"].owner(recipient)
-        if owner is None:
+        # The holder's own spelling: a look-alike of a name reaches the one person who has it.
+        held = current_app.extensions["sessions"].name_of(owner, refresh=False) if owner else None
+        if held is None:
             raise messages.Invalid("No one called “%s” is here right now." % recipient, 404)
-        stored, created = broker.get_store().publish_direct(sender, (recipient, owner), text, key)
+        stored, created = broker.get_store().publish_direct(sender, (held, owner), text, key, bot)
     except messages.Invalid as exc:
         if page:
             abort(exc.status, str(exc))

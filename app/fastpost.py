@@ -68,7 +68,7 @@ class FastPublish:
         ext = self.app.extensions
         try:
             with ext["metrics"].publish_seconds.time():
-                stored, created = ext["store"].publish(room, *post)
+                stored, created = ext["store"].publish(room, *post, bot=True)
         except redis.RedisError as exc:
             ext["outage"].failed("api.post_message", exc)
             status, code, sentence = post_failure(exc)

@@ -1,29 +1,21 @@
 """Who is speaking: display names held by signed sessions, claimed in Redis; publish tokens."""
 import hmac
+import json
 import os
 import secrets
 import time
-import unicodedata
 
-from flask import current_app, request, session
+import redis
+from flask import current_app, g, request, session
 from flask.sessions import SecureCookieSessionInterface
 
-# KEYS: the name's claim.  ARGV: session id, ttl (s).  A name belongs to the session that
-# claimed it while that session is active; expiry frees it.  Returns 1 if held by ARGV[1].
-_CLAIM_LUA = """
-local owner = redis.call('GET', KEYS[1])
-if owner and owner ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-return 1
-"""
-_RELEASE_LUA = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
+from . import keys, messages
+from .names import Names, NameTaken, fold  # noqa: F401 - re-exported: who holds which name
 
-
-class NameTaken(Exception):
-    """Another active session holds this name."""
+# The control payload (app/position.py) a person's channel carries when their session ends:
+# every open stream of that session, on every worker and host, sends "event: signed-out", ends.
+SIGNED_OUT = "!#signed-out\n"
+SIGNED_OUT_MESSAGE = "You are signed out: you left, or signed in again, in another tab or window."
 
 
 def load_secret_key(app):
@@ -49,69 +41,166 @@ def load_secret_key(app):
 
 
 class SessionInterface(SecureCookieSessionInterface):
-    """Flask's signed cookie session, marked Secure whenever the request came over HTTPS."""
+    """Flask's signed cookie session, marked Secure whenever the request came over HTTPS.
+
+    A refused request never writes the cookie. An error answer to a POST (or any unsafe
+    method) sets no cookie at all, and an error answer to a request that came with a session
+    leaves it as it was. Otherwise a cross-site form post, which arrives without the browser's
+    SameSite=Lax cookie and is refused for its missing CSRF token, would answer with a fresh
+    anonymous session (Flask-WTF puts a CSRF token in it when the error page renders a form)
+    that replaces the person's real one: any website could sign anyone out.
+    """
 
     def get_cookie_secure(self, app):
         return bool(app.config["SESSION_COOKIE_SECURE"] or request.is_secure)
 
+    def open_session(self, app, request):
+        opened = super().open_session(app, request)
+        if opened is not None:
+            opened.came_with_session = bool(opened)
+        return opened
 
-def normalize(name):
-    """The form names are compared in: NFKC, then case-folded (so "Ａｎｎ" is "ann")."""
-    return unicodedata.normalize("NFKC", name).casefold()
+    def save_session(self, app, session, response):
+        if response.status_code >= 400 and (
+                request.method not in ("GET", "HEAD", "OPTIONS")
+                or getattr(session, "came_with_session", True)):
+            if session.accessed:
+                response.vary.add("Cookie")
+            return
+        super().save_session(app, session, response)
 
 
-class Names:
-    """Name claims in Redis, one key per normalized name, expiring unless refreshed."""
+class Sessions:
+    """Server-side session records: the cookie names a session, Redis says it still stands.
 
-    def __init__(self, client, ttl):
+    ``ripple:{u:<sid>}:session`` holds {"name": ...}; it expires with the cookie's lifetime and
+    every request that uses it pushes that forward. Signing out (or signing in again) deletes
+    it, and a copy of the old cookie then counts as signed out on every worker and host.
+    """
+
+    def __init__(self, client, lifetime, publish_command="PUBLISH"):
         self.redis = client
-        self.ttl = int(ttl)
-        self._claim = client.register_script(_CLAIM_LUA)
-        self._release = client.register_script(_RELEASE_LUA)
+        # Flask's PERMANENT_SESSION_LIFETIME: seconds, or a timedelta once Flask has read it.
+        self.lifetime = int(getattr(lifetime, "total_seconds", lambda: lifetime)())
+        self.publish_command = publish_command
 
-    @staticmethod
-    def key(name):
-        return "ripple:name:{%s}" % normalize(name)
+    def create(self, sid, name):
+        self.redis.set(keys.PersonKeys(sid).session, json.dumps({"name": name}), ex=self.lifetime)
 
-    def claim(self, name, sid):
-        """Take or refresh ``name`` for session ``sid``; raise NameTaken if someone else has it."""
-        if not self._claim(keys=[self.key(name)], args=[sid, self.ttl]):
-            raise NameTaken(name)
+    def name_of(self, sid, refresh=True):
+        """The name session ``sid`` signed in with, or None if it ended (refreshes its expiry)."""
+        key = keys.PersonKeys(sid).session
+        raw = self.redis.getex(key, ex=self.lifetime) if refresh else self.redis.get(key)
+        if raw is None:
+            return None
+        try:
+            return json.loads(raw).get("name")
+        except (ValueError, AttributeError):
+            return None
 
-    def release(self, name, sid):
-        self._release(keys=[self.key(name)], args=[sid])
+    def alive(self, sid):
+        """Tell whether session ``sid`` still stands (an open stream asks every heartbeat)."""
+        return bool(self.redis.exists(keys.PersonKeys(sid).session))
 
-    def owner(self, name):
-        """Return the session id holding ``name``, or None."""
-        return self.redis.get(self.key(name))
+    def revoke(self, sid):
+        """End session ``sid`` everywhere: its record, then its open streams on every worker."""
+        person = keys.PersonKeys(sid)
+        self.redis.delete(person.session)
+        self.redis.execute_command(self.publish_command, person.channel, SIGNED_OUT)
+
+    def online(self, sid):
+        """Tell whether session ``sid`` has a stream open now (presence's per-session registry)."""
+        now = int(time.time() * 1000)
+        return bool(self.redis.zcount(keys.PersonKeys(sid).streams, now, "+inf"))
 
 
 def current():
-    """Return (name, sid) of the signed-in person, or (None, None)."""
+    """Return (name, sid) of the signed-in person, or (None, None).
+
+    The signed cookie is not enough: its session must still stand in Redis (one round trip,
+    once per request). A cookie whose session ended is forgotten. Raises redis.RedisError
+    when Redis cannot tell.
+    """
+    person = g.get("ripple_person")
+    if person is not None:
+        return person
     name, sid = session.get("name"), session.get("sid")
+    person = (None, None)
     if isinstance(name, str) and isinstance(sid, str):
-        return name, sid
-    return None, None
+        if current_app.extensions["sessions"].name_of(sid) == name:
+            person = (name, sid)
+        else:  # signed out elsewhere, or a copy of a cookie that signed out
+            session.pop("name", None)
+            session.pop("sid", None)
+    g.ripple_person = person
+    return person
+
+
+def shown():
+    """The signed-in name for a page (refreshing its claim), or None.
+
+    With Redis unreachable, the cookie's own name: the page says the service is unavailable,
+    and nothing can be posted or read meanwhile.
+    """
+    try:
+        name, sid = current()
+        if name:
+            current_app.extensions["names"].claim(name, sid)
+    except NameTaken:
+        pass  # the page still says who they are; their next post says what happened
+    except redis.RedisError:
+        name = session.get("name")
+        return name if isinstance(name, str) else None
+    return name
 
 
 def sign_in(name):
-    """Claim ``name`` for this browser's session (a new session id unless it has one)."""
-    sid = session.get("sid") or secrets.token_urlsafe(18)
+    """Claim ``name`` for this browser under a NEW session id, ending the browser's previous
+    session: nothing of one sign-in (direct messages, open streams) reaches the next.
+
+    Raises messages.Invalid for a reserved name, NameTaken when someone else holds it.
+    """
     names = current_app.extensions["names"]
-    names.claim(name, sid)
-    old = session.get("name")
-    if old and normalize(old) != normalize(name):
-        names.release(old, sid)
-    session.clear()
+    if names.is_reserved(name):
+        raise messages.Invalid("“%s” is reserved for the service itself. Pick another name." % name)
+    sessions = current_app.extensions["sessions"]
+    old_name, old_sid = current()
+    sid = secrets.token_urlsafe(18)
+    names.claim(name, sid, previous=old_sid)
+    sessions.create(sid, name)
+    if old_sid:
+        names.release(old_name, old_sid)  # a no-op if the claim just moved to ``sid``
+        sessions.revoke(old_sid)
+    session.clear()  # a new CSRF secret too
     session.update(name=name, sid=sid)
     session.permanent = True
+    g.ripple_person = (name, sid)
 
 
 def sign_out():
+    """End this browser's session everywhere: free the name, revoke the record, end streams."""
     name, sid = current()
-    if name:
+    if sid:
         current_app.extensions["names"].release(name, sid)
+        current_app.extensions["sessions"].revoke(sid)
     session.clear()
+    g.ripple_person = (None, None)
+
+
+def taken(name):
+    """The sentence for a name someone else holds: true to whether they are here right now."""
+    names, sessions = current_app.extensions["names"], current_app.extensions["sessions"]
+    owner = names.owner(name)
+    held = sessions.name_of(owner, refresh=False) if owner else None
+    minutes = max(1, round(names.idle_ms / 60000))
+    if held and fold(held) == fold(name) and held != name:
+        who = "it looks the same as “%s”, which" % held
+    else:
+        who = "it"
+    if owner and sessions.online(owner):
+        return "“%s” is taken: %s is in use by someone else right now. Pick another name." % (name, who)
+    return ("“%s” is taken: %s is kept for someone else who was here in the last %d minute%s. "
+            "Pick another name." % (name, who, minutes, "" if minutes == 1 else "s"))
 
 
 def bearer_ok():

@@ -40,14 +40,15 @@ class PersonKeys:
     inherit the previous holder's messages.
     """
 
-    __slots__ = ("tag", "log", "channel", "meta", "streams")
+    __slots__ = ("tag", "log", "channel", "meta", "streams", "session")
 
     def __init__(self, sid):
         self.tag = "ripple:{u:%s}" % sid
         self.log = self.tag + ":dm"            # Stream: direct messages to and from this person
-        self.channel = self.tag + ":live"      # pub/sub: "@<id>\n<json>"
+        self.channel = self.tag + ":live"      # pub/sub: "@<id>\n<json>", "!signed-out\n<json>"
         self.meta = self.tag + ":meta"         # hash: trimmed
         self.streams = self.tag + ":streams"   # sorted set: connection -> expiry (ms)
+        self.session = self.tag + ":session"   # string: {"name"} while the session stands
 
     def idempotency(self, digest):
         return self.tag + ":idem:" + digest

@@ -3,7 +3,9 @@ import hashlib
 import json
 import unicodedata
 
-MAX_NAME_CHARS = 32
+from . import names
+
+MAX_NAME_CHARS = names.MAX_CHARS
 MAX_IDEMPOTENCY_KEY_CHARS = 128
 
 # Text may hold newlines and tabs; other C0/C1 controls are noise or terminal tricks.
@@ -34,16 +36,17 @@ def check_text(text, max_chars):
 
 
 def check_name(name):
-    """Return a trimmed display name (1-32 characters, any script, no controls), or raise Invalid."""
+    """Return a trimmed display name (1-32 characters, any script), or raise Invalid.
+
+    The one name rule (app/names.py ``problem``): nothing invisible, no separators, controls,
+    private-use or unassigned characters, something visible. Every entry point calls this.
+    """
     if not isinstance(name, str):
-        raise Invalid("Name must be a string.", 400)
+        raise Invalid(names.SENTENCES["type"], 400)
     name = name.strip()
-    if not name:
-        raise Invalid("Name is empty.")
-    if len(name) > MAX_NAME_CHARS:
-        raise Invalid("Name is too long: the limit is %d characters." % MAX_NAME_CHARS)
-    if not _encodable(name) or any(_is_control(ch) or _is_bidi_control(ch) for ch in name):
-        raise Invalid("Name contains control characters.")
+    error = names.problem(name)
+    if error:
+        raise Invalid(error)
     return name
 
 
@@ -61,20 +64,26 @@ def idempotency_digest(user, key):
     return hashlib.sha256(("%s\0%s" % (user, key)).encode()).hexdigest()[:32]
 
 
-def body(room, user, text):
+def body(room, user, text, bot=False):
     """The stored part of a message: JSON without its leading brace.
 
     The store prepends ``{"id":"<id>","ts":<ms>,`` once Redis has assigned the id, so the
     published frame and every history read are built the same way, without decoding.
+    ``bot``: sent by the service or another program (the publish token, the CLI), not by a
+    signed-in person; stored as ``"bot":true`` and shown marked.
     """
-    return json.dumps({"room": room, "user": user, "text": text},
-                      ensure_ascii=False, separators=(",", ":"))[1:]
+    fields = {"room": room, "user": user, "text": text}
+    if bot:
+        fields["bot"] = True
+    return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))[1:]
 
 
-def direct_body(sender, recipient, text):
+def direct_body(sender, recipient, text, bot=False):
     """The stored part of a direct message (see ``body``)."""
-    return json.dumps({"from": sender, "to": recipient, "text": text},
-                      ensure_ascii=False, separators=(",", ":"))[1:]
+    fields = {"from": sender, "to": recipient, "text": text}
+    if bot:
+        fields["bot"] = True
+    return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))[1:]
 
 
 def assemble(stream_id, stored_body):
@@ -93,7 +102,3 @@ def _encodable(text):
 def _is_control(ch):
     return unicodedata.category(ch) == "Cc"
 
-
-def _is_bidi_control(ch):
-    # Overrides and isolates could make a name render as someone else's.
-    return ch in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"

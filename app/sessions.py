@@ -4,7 +4,7 @@ import json
 from flask import Blueprint, abort, jsonify, redirect, request, url_for
 from flask_wtf.csrf import generate_csrf
 
-from . import guard, identity, messages, pages
+from . import guard, identity, messages, pages, targets
 from .replies import json_error, require_utf8_form, wants_json
 
 bp = Blueprint("sessions", __name__)
@@ -33,7 +33,7 @@ def sign_in():
     except messages.Invalid as exc:
         error, status = str(exc), exc.status
     except identity.NameTaken:
-        error, status = "“%s” is taken by someone who is online. Pick another name." % name, 409
+        error, status = identity.taken(name), 409
     if error:
         if is_json or wants_json():
             return json_error(status, error)
@@ -60,7 +60,8 @@ def whoami():
 
 @bp.delete("/session")
 def sign_out():
-    """Leave: free the name and forget the session."""
+    """Leave: free the name and end the session everywhere (its cookie, copies included, no
+    longer counts; its open streams end on every worker with an event "signed-out")."""
     identity.sign_out()
     return "", 204
 
@@ -73,7 +74,5 @@ def sign_out_form():
 
 
 def safe_next(target):
-    # Only local paths: an open redirect would let a link send people anywhere after sign-in.
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return url_for("pages.lobby")
+    """Where to go after a form: ``target`` if it is a path on this site, else the lobby."""
+    return targets.local(target, url_for("pages.lobby"))

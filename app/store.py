@@ -88,14 +88,15 @@ class Store:
         # SPUBLISH on a cluster: the message goes to the shard owning the room, not everywhere.
         self._publish = client.register_script(_PUBLISH_LUA.replace("'PUBLISH'", "'%s'" % publish_command))
 
-    def publish(self, room, user, text, idempotency_key=None, may_create=None):
+    def publish(self, room, user, text, idempotency_key=None, may_create=None, bot=False):
         """Store and publish a message; return (message json, created).
 
         ``created`` is False when the idempotency key was seen before: the json is then the
         message stored the first time. ``may_create``, when given, is called before a post
         creates a room (its log does not exist yet); it raises to refuse (a creation cap).
+        ``bot``: sent by a program (publish token, CLI), not a signed-in person.
         """
-        k, body = keys.RoomKeys(room), messages.body(room, user, text)
+        k, body = keys.RoomKeys(room), messages.body(room, user, text, bot)
         json, created = self._append(k, body, user, idempotency_key, "", ask=may_create is not None)
         if created is None:  # a new room: counted first, then stored
             may_create()
@@ -104,7 +105,7 @@ class Store:
             self._touch(room)
         return json, created
 
-    def publish_direct(self, sender, recipient, text, idempotency_key=None):
+    def publish_direct(self, sender, recipient, text, idempotency_key=None, bot=False):
         """Store a direct message in the recipient's and the sender's own log; publish both.
 
         ``sender`` and ``recipient`` are (name, session id); a server-to-server sender has no
@@ -112,7 +113,7 @@ class Store:
         its own, and the recipient's is written first, so an acknowledged message has always
         reached the recipient's log. Returns the sender's copy (the recipient's if none).
         """
-        body = messages.direct_body(sender[0], recipient[0], text)
+        body = messages.direct_body(sender[0], recipient[0], text, bot)
         expiry = self.direct_seconds
         delivered = self._append(keys.PersonKeys(recipient[1]), body, sender[0], idempotency_key, "@",
                                  expiry=expiry)

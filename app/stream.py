@@ -6,11 +6,18 @@ import time
 import gevent
 import redis
 
+<<<<<<< HEAD
 from . import keys, sse, topology, wire
 from .identity import NameTaken
 from .listener import Closed as ListenerClosed
 from .listener import NotMaster
 from .position import Position
+=======
+from . import keys, sse, wire
+from .listener import Closed as ListenerClosed, NotMaster
+from .position import Position
+from .identity import SIGNED_OUT_MESSAGE, NameTaken
+>>>>>>> 1129fbc (Sessions rotate on sign-in and are revoked on sign-out; names follow one rule and TR39 skeletons; next is parsed)
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +36,14 @@ class ClientGone(gevent.GreenletExit):
 
 class Replaced(Exception):
     """A newer stream of the same session took this one's place (the session's cap): end."""
+
+
+class SignedOut(Exception):
+    """The stream's session ended (sign-out, or a new sign-in, anywhere): tell the client, end."""
+
+
+# The last frame of a stream whose session ended: browsers show the signed-out state.
+SIGNED_OUT_FRAME = sse.event("signed-out", json.dumps({"message": SIGNED_OUT_MESSAGE}))
 
 
 # Told to a stream that a newer one of its session replaced: reconnecting at once would only
@@ -85,6 +100,7 @@ class Hub:
         self.store, self.listeners = ext["store"], ext["redis_listeners"]
         self.presence, self.names, self.metrics = ext["presence"], ext["names"], ext["metrics"]
         self.addresses = ext["addresses"]
+        self.sessions = ext["sessions"]
         self.outage = ext["outage"]
         self.streams = Streams(cfg["MAX_STREAMS_PER_WORKER"])
         self.heartbeat = float(cfg["HEARTBEAT_SECONDS"])
@@ -130,6 +146,8 @@ def relay(hub, sub):
     watcher = live.watch = _watch_client(sub.client, me)
     try:
         live.listener = hub.listeners.open(live.channels())
+        if live.person is not None and not hub.sessions.alive(sub.sid):
+            raise SignedOut()  # ended while this stream opened: its word came before we listened
         # Subscribed before reading history: whatever is stored from now on also arrives live,
         # and the position skips what the replay already sent.
         yield _replay(hub, sub, live)
@@ -157,6 +175,10 @@ def relay(hub, sub):
         yield sse.event("unavailable", json.dumps({"room": sub.room, "message": "Reconnecting…"}))
     except NameTaken as exc:
         logger.info("name lost while streaming room=%s error=%r", sub.room, exc)
+    except SignedOut:
+        logger.debug("stream of a session that ended room=%s", sub.room)
+        if live.out is None or not live.out.broken:
+            yield SIGNED_OUT_FRAME
     except Replaced:
         logger.debug("stream replaced by a newer one of its session room=%s", sub.room)
         if live.out is None or not live.out.broken:
@@ -172,6 +194,7 @@ def relay(hub, sub):
         _quietly(hub.addresses.release, me)
         if live.person is not None:
             _quietly(hub.presence.leave, sub.room, sub.name, sub.sid, sub.conn)
+            _quietly(hub.names.let_go, sub.name, sub.sid)  # free a few heartbeats after the last
 
 
 def _replay(hub, sub, live):
@@ -295,9 +318,11 @@ class _Live:
                         wrote = True
                 quiet_since = position.cursor()
                 if self.person is not None:
+                    if not hub.sessions.alive(sub.sid):  # ended, and its word missed this worker
+                        raise SignedOut()
                     if not hub.presence.refresh(sub.room, sub.name, sub.sid, sub.conn):
                         raise Replaced()
-                    hub.names.claim(sub.name, sub.sid)  # an online person keeps their name
+                    hub.names.hold(sub.name, sub.sid)  # an online person keeps their name
 
     def _obey(self, controls):
         """Act on control payloads from the session's channel (then forget them)."""
@@ -306,6 +331,8 @@ class _Live:
             for verb, argument in controls:
                 if verb == b"replaced" and argument == conn:
                     raise Replaced()
+                if verb == b"signed-out":
+                    raise SignedOut()
         finally:
             controls.clear()
 

@@ -33,6 +33,14 @@ export function MessageList(el, root) {
     text.dir = 'auto';
     text.textContent = message.text;
     li.append(who, ' ', time, text);
+    if (message.bot) {  // sent by the service or a program (publish token, CLI), not a person
+      li.dataset.bot = '';
+      const tag = document.createElement('span');
+      tag.className = 'bot';
+      tag.title = 'Sent by the service or a program, not a signed-in person';
+      tag.textContent = 'bot';
+      who.after(' ', tag);
+    }
     if (direct) {
       const other = author === me() ? message.to : message.from;
       const reply = document.createElement('button');
