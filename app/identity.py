@@ -17,6 +17,13 @@ from .names import Names, NameTaken, fold  # noqa: F401 - re-exported: who holds
 SIGNED_OUT = "!#signed-out\n"
 SIGNED_OUT_MESSAGE = "You are signed out: you left, or signed in again, in another tab or window."
 
+# KEYS: the session's record, its channel (one slot).  ARGV: the control payload.
+_REVOKE_LUA = """
+redis.call('DEL', KEYS[1])
+redis.call('PUBLISH', KEYS[2], ARGV[1])
+return 1
+"""
+
 
 def load_secret_key(app):
     """Use SECRET_KEY from the environment, else one generated once and kept in instance/."""
@@ -82,7 +89,8 @@ class Sessions:
         self.redis = client
         # Flask's PERMANENT_SESSION_LIFETIME: seconds, or a timedelta once Flask has read it.
         self.lifetime = int(getattr(lifetime, "total_seconds", lambda: lifetime)())
-        self.publish_command = publish_command
+        # SPUBLISH on a cluster: the word travels on the session's shard only.
+        self._revoke = client.register_script(_REVOKE_LUA.replace("'PUBLISH'", "'%s'" % publish_command))
 
     def create(self, sid, name):
         self.redis.set(keys.PersonKeys(sid).session, json.dumps({"name": name}), ex=self.lifetime)
@@ -105,8 +113,7 @@ class Sessions:
     def revoke(self, sid):
         """End session ``sid`` everywhere: its record, then its open streams on every worker."""
         person = keys.PersonKeys(sid)
-        self.redis.delete(person.session)
-        self.redis.execute_command(self.publish_command, person.channel, SIGNED_OUT)
+        self._revoke(keys=[person.session, person.channel], args=[SIGNED_OUT])
 
     def online(self, sid):
         """Tell whether session ``sid`` has a stream open now (presence's per-session registry)."""

@@ -200,7 +200,7 @@ class NameTaken(Exception):
 class Names:
     """Name claims in Redis: one key per folded name, holding the session id, expiring.
 
-    How long a claim lives (see README, "Names"):
+    How long a claim lives (docs/api.md, "How long a name is held"):
     - after any request of the person: ``idle`` seconds (for people without JavaScript, whose
       only sign of life is their requests);
     - while a stream of theirs is open: refreshed every heartbeat to ``grace`` seconds;

@@ -25,7 +25,7 @@ import schemathesis
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from app import create_app, keys
+from app import create_app, keys, names
 
 from .conftest import TOKEN, post
 
@@ -170,10 +170,13 @@ def valid_text(text):
 
 
 def valid_name(name):
-    """1-32 characters after trimming, no control or bidi characters."""
+    """1-32 characters after trimming, no control or bidi characters, and the name rule of issue
+    12 (app/names.py: nothing invisible, no separators, private-use or unassigned code points;
+    tests/test_sessions_security.py pins its classes one by one)."""
     name = name.strip()
     return (0 < len(name) <= 32 and _unicode(name)
-            and not any(unicodedata.category(c) == "Cc" or c in BIDI for c in name))
+            and not any(unicodedata.category(c) == "Cc" or c in BIDI for c in name)
+            and names.problem(name) is None)
 
 
 def quote(segment):
@@ -264,8 +267,8 @@ def test_a_browser_signs_in_with_any_name_and_posts_as_it_or_gets_a_4xx(fuzz_app
     if not valid_name(name):
         assert_json_error(response)
         return
-    if response.status_code == 409:  # held by someone online (another test's name)
-        assert_json_error(response)
+    if response.status_code == 409 or fuzz_app.extensions["names"].is_reserved(name):
+        assert_json_error(response)  # held by someone (another test's name), or the service's
         return
     assert response.status_code == 200, (response.status_code, response.get_data()[:300])
     token = response.get_json()["csrf_token"]
