@@ -458,7 +458,8 @@ def test_a_taken_name_shows_the_error_and_keeps_the_typed_name(open_room, room):
         page.get_by_role("button", name="Start chatting").click()
     assert posted.value.status == 409
     error = page.locator("#name-error")
-    expect(error).to_have_text("“%s” is taken by someone who is online. Pick another name." % taken)
+    # Issue 11.9: the sentence says what is true (they have a stream open: here right now).
+    expect(error).to_have_text("“%s” is taken: it is in use by someone else right now. Pick another name." % taken)
     expect(page.locator("#name")).to_have_value(taken)
     expect(page.locator("#name")).to_have_attribute("aria-describedby", "name-error")
     expect(page.locator("#text")).to_have_count(0)

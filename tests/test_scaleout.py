@@ -27,7 +27,8 @@ def test_every_key_and_channel_of_a_room_shares_one_cluster_slot():
     names = [k.log, k.channel, k.meta, k.online, k.idempotency("abc")]
     assert len({key_slot(n.encode()) for n in names}) == 1
     p = keys.PersonKeys("sid123")
-    assert len({key_slot(n.encode()) for n in (p.log, p.channel, p.meta, p.streams, p.idempotency("x"))}) == 1
+    assert len({key_slot(n.encode()) for n in (p.log, p.channel, p.meta, p.streams, p.session,
+                                                p.idempotency("x"))}) == 1
 
 
 @pytest.fixture(scope="module")
@@ -221,6 +222,24 @@ def test_cluster_master_failover_mid_traffic_loses_no_acknowledged_message(clust
             host.stop()
     check_failover("Cluster master owning the room SIGKILLed mid-traffic (replica-ack on), 2 hosts",
                    *result, fault_report)
+
+
+def test_sign_out_through_one_host_ends_the_session_on_another_on_a_cluster(cluster, tmp_path, room):
+    a, b = hosts = start_hosts(tmp_path, cluster.url, SERVER_ENV)
+    try:
+        ann = Browser(a.url)
+        assert ann.sign_in("ann-" + uuid.uuid4().hex[:6]) == 200
+        cookie = ann.cookie()  # a copy, as it was before the sign-out
+        with SSEStream("%s/rooms/%s/events" % (b.url, room), {"Cookie": cookie}) as on_b:
+            on_b.until("ready")
+            assert ann.request("DELETE", "/session")[0] == 204
+            on_b.until("signed-out")  # the record's shard carried the word to host b
+        copied = Browser(b.url)
+        status, _, _ = copied.request("GET", "/session", headers={"Cookie": cookie})
+        assert status == 401
+    finally:
+        for host in hosts:
+            host.stop()
 
 
 def test_name_claims_and_presence_hold_across_hosts(two_hosts, room):
