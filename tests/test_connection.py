@@ -227,3 +227,18 @@ def test_a_tab_that_joins_late_catches_up_from_the_leader(browser, server, room)
         assert set(streams) == {first}  # the leader's stream rewound; no second stream
     finally:
         context.close()
+
+
+def test_a_tab_showing_a_name_the_session_no_longer_has_shows_the_new_one(browser, server, room):
+    context = browser.new_context(base_url=server.url)
+    context.set_default_timeout(10_000)
+    try:
+        ann, bob = unique("ann"), unique("bob")
+        sign_in_over_http(context, ann)
+        (first,) = _open_tabs(context, [room], 1)
+        sign_in_over_http(context, bob)  # another name, in this browser: its posts would be bob's
+        _open_tabs(context, [room], 1)  # a page that loads now says so to the others
+        expect(first.locator("[data-whoami]")).to_have_text(bob)
+        expect(first.locator(STATUS)).to_have_text("connected")
+    finally:
+        context.close()

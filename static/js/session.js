@@ -2,7 +2,8 @@
 //
 // Every page tells the other tabs who it was rendered for, as it loads; a room page showing a
 // name hears that "nobody" is signed in now (the lobby after "Leave" in another tab), checks
-// with the server, and turns into the signed-out page without a reload. A stream's own
+// with the server, and turns into the signed-out page without a reload (or reloads, when
+// another name is signed in now: its posts would go out under that name). A stream's own
 // 'signed-out' event (the server ends a signed-out session's streams) does the same.
 const CHANNEL = 'ripple-session';
 const SIGNED_OUT = 'You signed out in another tab or window. Sign in again to post.';
@@ -32,7 +33,8 @@ export function SessionWatch(root) {
   async function signedOut(known) {
     let now = { name: '', csrfToken: null };
     try { now = await whoAmI(url); } catch (err) { /* the server is unreachable: say what we know */ }
-    if (now.name && !known) return;  // still signed in: a stale announcement
+    if (now.name === root.dataset.me && !known) return;  // still signed in: a stale announcement
+    if (now.name && !known) { location.reload(); return; }  // someone else now: show their page
     if (!root.dataset.me) return;  // already shown
     root.dispatchEvent(new CustomEvent('chat:signed-out', { detail: { csrfToken: now.csrfToken }, bubbles: true }));
   }
