@@ -55,13 +55,8 @@ def room_page(room, error=None, text="", status=200, key=None):
     return render_template(
         "room.html", room=room, messages=shown, more=more,
         cursor=shown[-1]["id"] if shown else "", error=error, text=text or "",
-<<<<<<< HEAD
-        user=identity.current()[0],
-        idempotency_key=key or uuid.uuid4().hex, unavailable=unavailable, online=online,
-=======
         user=identity.shown(),
-        idempotency_key=uuid.uuid4().hex, unavailable=unavailable, online=online,
->>>>>>> 1129fbc (Sessions rotate on sign-in and are revoked on sign-out; names follow one rule and TR39 skeletons; next is parsed)
+        idempotency_key=key or uuid.uuid4().hex, unavailable=unavailable, online=online,
         backlog=current_app.config["ROOM_PAGE_MESSAGES"], client=_client_config()), status
 
 

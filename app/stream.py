@@ -6,18 +6,11 @@ import time
 import gevent
 import redis
 
-<<<<<<< HEAD
 from . import keys, sse, topology, wire
-from .identity import NameTaken
+from .identity import SIGNED_OUT_MESSAGE, NameTaken
 from .listener import Closed as ListenerClosed
 from .listener import NotMaster
 from .position import Position
-=======
-from . import keys, sse, wire
-from .listener import Closed as ListenerClosed, NotMaster
-from .position import Position
-from .identity import SIGNED_OUT_MESSAGE, NameTaken
->>>>>>> 1129fbc (Sessions rotate on sign-in and are revoked on sign-out; names follow one rule and TR39 skeletons; next is parsed)
 
 logger = logging.getLogger(__name__)
 
