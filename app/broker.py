@@ -4,8 +4,8 @@ from flask import current_app
 from . import topology
 from .addresses import AddressStreams
 from .identity import Sessions
-from .names import Names
 from .listener import ListenerFactory
+from .names import Names
 from .presence import Presence
 from .store import Store
 

@@ -32,7 +32,8 @@ PUBLISH_TOKEN = None           # RIPPLE_PUBLISH_TOKEN: Bearer token for server-t
 NAME_IDLE_SECONDS = 300        # a name stays claimed this long after its holder's last request
 NAME_GRACE_HEARTBEATS = 3      # ...and this many heartbeats after their last open stream closed
 # Names browsers may not take (nor look-alikes of them): the service's own voices.
-RESERVED_NAMES = "system,admin,administrator,ripple,root,moderator,mod,staff,support,official,operator,server,bot,everyone,here"
+RESERVED_NAMES = ("system,admin,administrator,ripple,root,moderator,mod,staff,support,official,"
+                  "operator,server,bot,everyone,here")
 POST_RATE_SESSION = "20 per 10 seconds"
 POST_RATE_IP = "200 per 10 seconds"    # generous: many people share one address behind NAT
 STREAM_RATE_SESSION = "30 per minute"

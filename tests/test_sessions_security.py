@@ -9,7 +9,8 @@ import urllib.parse
 import uuid
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app import keys, targets
 from app.names import Names
