@@ -4,7 +4,10 @@ revokes it everywhere and ends its streams, a refused request never touches the 
 cannot hide invisible characters or impersonate a name in use, a name frees itself soon after
 its holder leaves, and ``next`` never leaves the site."""
 import copy
+import http.server
 import json
+import os
+import threading
 import urllib.parse
 import uuid
 
@@ -372,3 +375,60 @@ def test_local_targets_are_always_same_origin_paths(target):
     # backslash is left) stays on this origin.
     resolved = urllib.parse.urlsplit(urllib.parse.urljoin("https://ripple.example/room", result))
     assert (resolved.scheme, resolved.netloc) == ("https", "ripple.example")
+
+
+# -- 12.3 in a real browser: another site's form post cannot sign a person out ------------------
+
+@pytest.fixture
+def other_site(server, room):
+    """A page on another site (``localhost``, while Ripple is ``127.0.0.1``) holding a form that
+    posts to the room, as any website could."""
+    page = ('<!doctype html><form method="post" action="%s/rooms/%s/messages">'
+            '<input name="text" value="from elsewhere"><button>Win a prize</button></form>'
+            % (server.url, room)).encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield "http://localhost:%d/" % httpd.server_address[1]
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/chromium"), reason="Debian's chromium is not installed")
+def test_a_cross_site_form_post_in_a_browser_leaves_the_person_signed_in(server, room, other_site):
+    from playwright.sync_api import expect, sync_playwright
+    name = fresh()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
+                                             args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+        try:
+            context = browser.new_context()
+            context.set_default_timeout(10_000)
+            page = context.new_page()
+            page.goto("%s/rooms/%s" % (server.url, room))
+            page.fill("#name", name)
+            page.get_by_role("button", name="Start chatting").click()
+            expect(page.locator("[data-whoami]")).to_have_text(name)
+            before = [c["value"] for c in context.cookies() if c["name"] == "session"]
+            page.goto(other_site)
+            with page.expect_response(lambda r: r.request.method == "POST") as refused:
+                page.get_by_role("button", name="Win a prize").click()
+            assert refused.value.status == 400  # no cookie came along (SameSite=Lax): no CSRF token
+            assert refused.value.headers.get("set-cookie") is None
+            assert [c["value"] for c in context.cookies() if c["name"] == "session"] == before
+            page.goto("%s/rooms/%s" % (server.url, room))
+            expect(page.locator("[data-whoami]")).to_have_text(name)
+        finally:
+            browser.close()
