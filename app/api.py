@@ -48,7 +48,7 @@ def post_message(room):
             raise  # errors.py answers 503 (or 504 when the outcome is unknown) + Retry-After
         current_app.extensions["outage"].failed("post", exc)
         status, code, sentence = fastpost.post_failure(exc)
-        if code != "unconfirmed":
+        if code == "unavailable":
             sentence = "The message could not be sent: the service is unavailable."
         page, status = pages.room_page(room, error=sentence + " Your text is kept below; try again shortly.",
                                        text=text, status=status, key=kept_key(key))

@@ -122,6 +122,7 @@ def test_nginx_serves_tls_with_http2_and_hsts(nginx):
 def test_nginx_redirects_plain_http_to_https(nginx):
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.build_opener(_NoRedirect).open(nginx.plain_url + "/rooms/a?x=1", timeout=5)
+    refused.value.close()
     assert refused.value.code == 301
     assert refused.value.headers["Location"].startswith("https://") and \
         refused.value.headers["Location"].endswith("/rooms/a?x=1")
@@ -130,6 +131,7 @@ def test_nginx_redirects_plain_http_to_https(nginx):
 def test_nginx_does_not_serve_metrics(nginx, server):
     with pytest.raises(urllib.error.HTTPError) as refused:
         nginx.open("/metrics")
+    refused.value.close()
     assert refused.value.code == 404
     with urllib.request.urlopen(server.url + "/metrics", timeout=5) as r:  # on the host itself: yes
         assert r.status == 200
