@@ -242,3 +242,23 @@ def test_a_tab_showing_a_name_the_session_no_longer_has_shows_the_new_one(browse
         expect(first.locator(STATUS)).to_have_text("connected")
     finally:
         context.close()
+
+
+def test_a_session_signed_out_elsewhere_ends_its_stream_and_the_page_shows_it(browser, server,
+                                                                             room):
+    # Signed out by another client of the same session (here the JSON API): no page of this
+    # browser announces it, the server's 'signed-out' event on the stream does.
+    context = browser.new_context(base_url=server.url)
+    context.set_default_timeout(10_000)
+    try:
+        sign_in_over_http(context, unique("ann"))
+        (page,) = _open_tabs(context, [room], 1)
+        token = context.request.get("/session").json()["csrf_token"]
+        response = context.request.delete("/session", headers={"X-CSRF-Token": token})
+        assert response.status == 204, response.text()
+        expect(page.locator("#name")).to_be_visible()
+        expect(page.locator("#text")).to_have_count(0)
+        expect(page.locator("[data-whoami]")).to_have_count(0)
+        expect(page.locator(STATUS)).to_have_text("signed out")
+    finally:
+        context.close()

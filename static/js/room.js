@@ -11,7 +11,7 @@
 //   chat:reply        {name}            point the form at a person (direct message)
 //   chat:check        {}                don't trust the stream (a send failed): check it now
 //   chat:session-ended {}               the server says this session signed out
-//   chat:signed-out   {csrfToken}       this session is gone: show the signed-out page
+//   chat:signed-out   {}                nobody is signed in now: show the signed-out page
 import { ChatForm } from './form.js';
 import { MessageList } from './messages.js';
 import { DroppedNotice, UnreadTitle } from './notices.js';

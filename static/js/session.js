@@ -1,9 +1,9 @@
 // Who is signed in, kept true across the tabs of this browser (they share one session cookie).
 //
-// Every page tells the other tabs who it was rendered for, as it loads; a room page showing a
-// name hears that "nobody" is signed in now (the lobby after "Leave" in another tab), checks
-// with the server, and turns into the signed-out page without a reload (or reloads, when
-// another name is signed in now: its posts would go out under that name). A stream's own
+// Every page tells the other tabs who it was rendered for, as it loads; a page showing a name
+// that hears "nobody" is signed in now (the lobby after "Leave" in another tab) checks with the
+// server and turns into the signed-out page without a reload; a page that hears of another
+// name (signed in in another tab) checks and reloads as that name. A stream's own
 // 'signed-out' event (the server ends a signed-out session's streams) does the same.
 const CHANNEL = 'ripple-session';
 const SIGNED_OUT = 'You signed out in another tab or window. Sign in again to post.';
@@ -16,35 +16,39 @@ export function announceSession(me) {
   channel.close();
 }
 
-// The session's state now: {name} when signed in, else {csrf_token} for signing in again.
+// The session's state now: {name, csrfToken} (name '' when nobody is signed in).
 async function whoAmI(url) {
   const response = await fetch(url, { headers: { Accept: 'application/json' } });
   const body = await response.json();
-  return response.status === 401 ? { name: '', csrfToken: body.csrf_token } : { name: body.name };
+  return { name: response.status === 401 ? '' : body.name, csrfToken: body.csrf_token };
 }
 
 /**
- * Watch for this session ending elsewhere: a peer tab's announcement (checked with the server)
- * or chat:session-ended (a stream's 'signed-out' event); then dispatch chat:signed-out once,
- * with a fresh CSRF token for signing in again when the server gave one.
+ * Watch for this session ending elsewhere: a peer tab's announcement or chat:session-ended (a
+ * stream's 'signed-out' event); ask the server who is signed in now, then dispatch
+ * chat:signed-out (nobody) or reload (someone else, or a new session: this page's name and
+ * form token are stale; its posts would go out under that session).
  */
 export function SessionWatch(root) {
   const url = root.dataset.sessionUrl;
-  async function signedOut(known) {
-    let now = { name: '', csrfToken: null };
-    try { now = await whoAmI(url); } catch (err) { /* the server is unreachable: say what we know */ }
-    if (now.name === root.dataset.me && !known) return;  // still signed in: a stale announcement
-    if (now.name && !known) { location.reload(); return; }  // someone else now: show their page
-    if (!root.dataset.me) return;  // already shown
-    root.dispatchEvent(new CustomEvent('chat:signed-out', { detail: { csrfToken: now.csrfToken }, bubbles: true }));
+  async function recheck(ended) {
+    const me = root.dataset.me;
+    let now = { name: '' };
+    try { now = await whoAmI(url); } catch (err) { /* unreachable: go by what we were told */ }
+    if (me !== root.dataset.me) return;  // shown meanwhile
+    if (!now.name) {
+      if (me) root.dispatchEvent(new CustomEvent('chat:signed-out', { detail: {}, bubbles: true }));
+    } else if (now.name !== me || ended) {
+      location.reload();  // signed in (again, or as someone else) in another tab: show that
+    }  // else: the same name is still signed in; a stale announcement
   }
   if (window.BroadcastChannel) {
     const channel = new BroadcastChannel(CHANNEL);
     channel.onmessage = (e) => {
-      if (e.data.type === 'who' && root.dataset.me && e.data.me !== root.dataset.me) signedOut(false);
+      if (e.data.type === 'who' && e.data.me !== root.dataset.me) recheck(false);
     };
   }
-  root.addEventListener('chat:session-ended', () => signedOut(true));
+  root.addEventListener('chat:session-ended', () => recheck(true));
 }
 
 /**
@@ -52,7 +56,7 @@ export function SessionWatch(root) {
  * <template data-signin>) where the composer was (a room) or at the top (the lobby).
  */
 export function SignedOutView(root) {
-  root.addEventListener('chat:signed-out', (e) => {
+  root.addEventListener('chat:signed-out', () => {
     if (!root.dataset.me) return;
     root.dataset.me = '';
     document.querySelector('form.whoami')?.remove();
@@ -64,8 +68,7 @@ export function SignedOutView(root) {
     note.setAttribute('role', 'status');
     note.textContent = SIGNED_OUT;
     box.append(note, template.content.cloneNode(true));
-    const token = box.querySelector('input[name=csrf_token]');
-    if (token && e.detail.csrfToken) token.value = e.detail.csrfToken;  // the old one died with the session
+    freshToken(box.querySelector('form'), root.dataset.sessionUrl);
     const form = root.querySelector('[data-form]');
     if (form) {
       box.className = 'composer';
@@ -73,5 +76,20 @@ export function SignedOutView(root) {
     } else {
       template.replaceWith(box);
     }
+  });
+}
+
+// The form's CSRF token died with the old session, and the tabs' requests around a sign-out
+// may replace the session cookie more than once: take a token for the cookie as it is when
+// the person presses the button.
+function freshToken(form, url) {
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    try {
+      const now = await whoAmI(url);
+      if (now.name) { location.reload(); return; }  // signed in meanwhile, in another tab
+      form.querySelector('input[name=csrf_token]').value = now.csrfToken;
+    } catch (err) { /* send it as it is: the server answers with a sentence */ }
+    form.submit();  // the plain form from here: 303 back to this page, signed in
   });
 }
