@@ -50,12 +50,15 @@ def load_secret_key(app):
 class SessionInterface(SecureCookieSessionInterface):
     """Flask's signed cookie session, marked Secure whenever the request came over HTTPS.
 
-    A refused request never writes the cookie. An error answer to a POST (or any unsafe
-    method) sets no cookie at all, and an error answer to a request that came with a session
-    leaves it as it was. Otherwise a cross-site form post, which arrives without the browser's
-    SameSite=Lax cookie and is refused for its missing CSRF token, would answer with a fresh
-    anonymous session (Flask-WTF puts a CSRF token in it when the error page renders a form)
-    that replaces the person's real one: any website could sign anyone out.
+    A refused request never replaces a session. An error answer to a request that came with a
+    session leaves the cookie as it was; one to a request without a session may start a fresh
+    session only if the request is a safe method or provably came from one of our own pages
+    (``Sec-Fetch-Site: same-origin``, or an ``Origin`` of this site). Otherwise a cross-site
+    form post, which arrives without the browser's SameSite=Lax cookie and is refused for its
+    missing CSRF token, would answer with a fresh anonymous session (Flask-WTF puts a CSRF
+    token in it when the error page renders a form) that replaces the person's real one: any
+    website could sign anyone out. A same-origin post without a session (a stale page after a
+    sign-out elsewhere) still gets one, so the form on its error page works on the next try.
     """
 
     def get_cookie_secure(self, app):
@@ -69,12 +72,21 @@ class SessionInterface(SecureCookieSessionInterface):
 
     def save_session(self, app, session, response):
         if response.status_code >= 400 and (
-                request.method not in ("GET", "HEAD", "OPTIONS")
-                or getattr(session, "came_with_session", True)):
+                getattr(session, "came_with_session", True)
+                or (request.method not in ("GET", "HEAD", "OPTIONS") and not _from_this_site())):
             if session.accessed:
                 response.vary.add("Cookie")
             return
         super().save_session(app, session, response)
+
+
+def _from_this_site():
+    """Tell whether the browser says the request came from a page of this very origin."""
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site is not None:
+        return fetch_site == "same-origin"
+    origin = request.headers.get("Origin")
+    return origin is not None and origin == request.host_url.rstrip("/")
 
 
 class Sessions:

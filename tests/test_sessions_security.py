@@ -7,6 +7,7 @@ import copy
 import http.server
 import json
 import os
+import re
 import threading
 import urllib.parse
 import uuid
@@ -436,3 +437,17 @@ def test_a_cross_site_form_post_in_a_browser_leaves_the_person_signed_in(server,
             expect(page.locator("[data-whoami]")).to_have_text(name)
         finally:
             browser.close()
+
+
+def test_a_same_origin_post_without_a_session_gets_a_working_one(server, room):
+    """A stale page of ours (its session ended in another tab, JavaScript off): the refused form's
+    answer starts a session, so the sign-in form it shows works on the next try; no loop of 400s."""
+    browser = Browser(server.url)
+    status, headers, page = browser.request("POST", "/rooms/%s/messages" % room,
+                                            form={"text": "hello?", "csrf_token": "stale"},
+                                            headers={"Origin": server.url})
+    assert status == 400 and headers.get("Set-Cookie")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.decode()).group(1)
+    status, _, _ = browser.request("POST", "/session", form={"name": fresh(), "csrf_token": token},
+                                   headers={"Origin": server.url})
+    assert status == 303
