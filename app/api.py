@@ -14,13 +14,14 @@ bp = Blueprint("api", __name__)
 
 _FRAMING = {"HTTP/1.1": True, "HTTP/1.0": False}  # chunked?
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
-ROOM_RULE = "Room names are 1-64 characters of a-z, 0-9, _ and -, starting with a letter or digit."
 
 
 def _room_or_400(room):
-    if not keys.valid_room(room):
-        abort(400, ROOM_RULE)
-    return room
+    """The canonical form of a room name from the URL ("Lobby" answers for "lobby"), or 400."""
+    canonical = keys.canonical_room(room)
+    if canonical is None:
+        abort(400, keys.ROOM_RULE)
+    return canonical
 
 
 @bp.post("/rooms/<room>/messages")
@@ -28,7 +29,7 @@ def _room_or_400(room):
 @guard.limiter.limit(guard.rate("POST_RATE_IP"), exempt_when=guard.exempt)
 def post_message(room):
     """Store a message and publish it; JSON gets 201 + the message, a form gets a 303."""
-    _room_or_400(room)
+    room = _room_or_400(room)
     text, user, key, page = read_post()
     try:
         text = messages.check_text(text, current_app.config["MAX_MESSAGE_CHARS"])
@@ -107,7 +108,7 @@ def sender(claimed):
 @bp.get("/rooms/<room>/messages")
 def history(room):
     """Return a page of history, oldest first: ?before=<id>&limit=<n>."""
-    _room_or_400(room)
+    room = _room_or_400(room)
     cfg = current_app.config
     before = request.args.get("before")
     if before is not None:
@@ -129,7 +130,7 @@ def history(room):
                      exempt_when=guard.resume_exempt)
 def events(room):
     """Stream a room as server-sent events, resuming after Last-Event-ID when given."""
-    _room_or_400(room)
+    room = _room_or_400(room)
     cfg = current_app.config
     backlog = _int_arg("backlog", 0, 0, cfg["BACKLOG_MAX"])
     raw = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
@@ -208,7 +209,7 @@ def refuse_stream(status, message, retry_after):
 @bp.get("/rooms/<room>/presence")
 def room_presence(room):
     """Return who is online in the room: {"room", "online": [names]}."""
-    _room_or_400(room)
+    room = _room_or_400(room)
     return jsonify(room=room, online=current_app.extensions["presence"].online(room))
 
 

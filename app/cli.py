@@ -52,8 +52,10 @@ def publish(room, text, user, redis_url=None, idempotency_key=None, attempts=3):
 
 
 def _checked_publish(store, room, text, user, max_chars, idempotency_key=None, attempts=3):
-    if not keys.valid_room(room):
-        raise messages.Invalid("Invalid room name %r: use 1-64 characters of a-z, 0-9, _ and -." % room, 400)
+    canonical = keys.canonical_room(room)
+    if canonical is None:
+        raise messages.Invalid("Invalid room name %r. %s" % (room, keys.ROOM_RULE), 400)
+    room = canonical
     text = messages.check_text(text, max_chars)
     user = messages.check_name(user)
     key = messages.check_idempotency_key(idempotency_key) or uuid.uuid4().hex

@@ -61,8 +61,8 @@ def _http_error(exc):
     if request.endpoint == "api.post_message" and request.mimetype in api.FORM_TYPES and not wants_json():
         # A plain form post (JavaScript off) refused by CSRF or a rate limit: the room page
         # again, with the error and the text the person typed.
-        room = (request.view_args or {}).get("room", "")
-        if keys.valid_room(room):
+        room = keys.canonical_room((request.view_args or {}).get("room", ""))
+        if room:
             text = "" if exc.code == 413 else request.form.get("text", "")
             page, status = pages.room_page(room, error=message, text=text, status=exc.code,
                                            key=api.kept_key(request.form.get("idempotency_key")))

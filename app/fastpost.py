@@ -61,7 +61,10 @@ class FastPublish:
         if (match is None or not _is_json(environ.get("CONTENT_TYPE", ""))
                 or not self._token_ok(environ.get("HTTP_AUTHORIZATION", ""))):
             return self.next(environ, start_response)
-        room = match.group(1)
+        try:  # PATH_INFO holds the decoded path's bytes as latin-1 (PEP 3333)
+            room = match.group(1).encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            return self.next(environ, start_response)
         post = self._read(environ, room)
         if post is None:
             return self.next(environ, start_response)  # Flask answers it, refusal and all

@@ -4,16 +4,43 @@ Every key and channel of a room carries the same hash tag ``{r:<room>}`` so a Re
 them in one slot: the store-and-publish script then runs on a single node.
 """
 import re
+import unicodedata
 
-ROOM_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+from .names import _ignorable as _invisible
+
+MAX_ROOM_CHARS = 64
+# The one sentence for the rule, wherever a room name is refused.
+ROOM_RULE = ("Room names are 1-64 letters or digits of any script (技术交流, café-2, ...), with - and _ "
+             "after the first; no spaces, punctuation or invisible characters.")
 _STREAM_ID_RE = re.compile(r"(\d{1,20})-(\d{1,20})")
 
 ROOMS_INDEX = "ripple:rooms"  # sorted set: room -> last activity (ms); a lobby index only
 
 
+def canonical_room(name):
+    """Return the canonical form of room name ``name`` (str), or None if it breaks the rule.
+
+    The rule: 1-64 characters after NFKC normalisation and case folding (so "Lobby", "ＬＯＢＢＹ"
+    and "lobby" are one room); the first a letter or digit (Unicode categories L*, N*) of any
+    script, the rest letters, digits, combining marks (M*: scripts such as Devanagari need
+    them), "-" or "_". Spaces, punctuation, controls, bidi controls and invisible characters
+    (Default_Ignorable_Code_Point, app/names.py) are refused: a room's name is part of URLs and
+    Redis keys, and must look like what it is.
+    """
+    if not isinstance(name, str) or not name or len(name) > 4 * MAX_ROOM_CHARS:
+        return None
+    canon = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+    if not 1 <= len(canon) <= MAX_ROOM_CHARS or unicodedata.category(canon[0])[0] not in "LN":
+        return None
+    for ch in canon:
+        if _invisible(ch) or (ch not in "-_" and unicodedata.category(ch)[0] not in "LNM"):
+            return None
+    return canon
+
+
 def valid_room(name):
-    """Tell whether a room name is 1-64 chars of a-z 0-9 _ -, starting with a letter or digit."""
-    return isinstance(name, str) and ROOM_RE.fullmatch(name) is not None
+    """Tell whether ``name`` is a room name in its canonical form (see canonical_room)."""
+    return canonical_room(name) == name
 
 
 class RoomKeys:

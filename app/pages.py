@@ -22,19 +22,23 @@ def lobby():
 @bp.get("/go")
 def go():
     """Join a room by name: the lobby's form lands here."""
-    room = request.args.get("room", "").strip().lower()
-    if not keys.valid_room(room):
-        return _lobby(error="“%s” is not a room name. Use 1-64 characters: a-z, 0-9, _ and -, "
-                      "starting with a letter or digit." % room[:80], typed=room, status=400)
+    typed = request.args.get("room", "").strip()
+    room = keys.canonical_room(typed)
+    if room is None:
+        return _lobby(error="“%s” is not a room name. %s" % (typed[:80], keys.ROOM_RULE),
+                      typed=typed, status=400)
     return redirect(url_for("pages.room", room=room), 303)
 
 
 @bp.get("/rooms/<room>")
 def room(room):
     """Render a room: recent messages, the message form and the live feed."""
-    if not keys.valid_room(room):
-        abort(404, "There is no room with that name: room names are 1-64 characters of "
-                   "a-z, 0-9, _ and -.")
+    canonical = keys.canonical_room(room)
+    if canonical is None:
+        abort(404, "There is no room with that name. " + keys.ROOM_RULE)
+    if canonical != room:  # one address per room: "Lobby" and "ＬＯＢＢＹ" lead to "lobby"
+        query = request.query_string.decode("latin-1")  # kept as sent (?before=, ...)
+        return redirect(url_for("pages.room", room=canonical) + ("?" + query if query else ""), 301)
     return room_page(room)
 
 
