@@ -28,10 +28,7 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
-$(VENV)/.installed-lint: $(VENV)/.installed-dev  ## ruff: pyflakes, pycodestyle, import order, bugbear (pyproject.toml)
-	$(BIN)/ruff check .
-
-bench: $(VENV)/.installed-dev requirements-bench.txt
+$(VENV)/.installed-bench: $(VENV)/.installed-dev requirements-bench.txt
 	$(BIN)/pip install --quiet -r requirements-bench.txt
 	touch $@
 
