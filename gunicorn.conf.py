@@ -159,6 +159,7 @@ def post_worker_init(worker):
     from gevent import monkey
     if not monkey.is_module_patched("socket"):
         raise RuntimeError("socket is not gevent-patched")  # gunicorn halts: failed to boot
+    _json_error_answers()
     hub = getattr(worker.wsgi, "extensions", {}).get("hub")
     if hub is None:
         return
@@ -167,6 +168,31 @@ def post_worker_init(worker):
     hub.watch_failovers()
     # Streams frame their own chunks only where gunicorn speaks plain HTTP/1.x.
     hub.direct_writes = getattr(worker.cfg, "protocol", "http") == "http"
+
+
+# What gunicorn itself answers, before the app, to a request it cannot parse (a malformed request
+# line or header, headers past its limits) or when the app fails after answering began.
+_GUNICORN_ERRORS = {400: "The request could not be understood.",
+                    413: "The request is too large.",
+                    431: "The request's headers are too large."}
+_INTERNAL = "Something went wrong on our side; nothing was changed. Please try again."
+
+
+def _json_error_answers():
+    """Make gunicorn's own error answers Ripple's JSON {"error": sentence} instead of its HTML
+    page (which also echoed parts of the request back). Patched in the worker only."""
+    import json
+
+    from gunicorn import util
+
+    def write_error(sock, status_int, reason, mesg):
+        body = json.dumps({"error": _GUNICORN_ERRORS.get(status_int, _INTERNAL)}).encode()
+        head = ("HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Type: application/json\r\n"
+                "X-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n"
+                "Content-Length: %d\r\n\r\n" % (status_int, reason, len(body)))
+        util.write_nonblock(sock, head.encode("latin-1") + body)
+
+    util.write_error = write_error
 
 
 def _drain_on_exit(worker, hub):

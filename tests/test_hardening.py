@@ -224,6 +224,8 @@ def read_to_close(conn, deadline):
             conn.settimeout(max(0.1, deadline - time.monotonic()))
     except (TimeoutError, socket.timeout):
         raise AssertionError("still open at the deadline; got %r" % got[:200]) from None
+    except ConnectionResetError:  # closed with our bytes unread: what arrived before counts
+        return got, time.monotonic() - started
     finally:
         conn.close()
 
@@ -569,3 +571,19 @@ def test_generated_pathological_json_is_a_4xx_json_error_on_every_route(signed_i
         response = client.post(path, data=body, content_type="application/json", headers=headers)
         assert 400 <= response.status_code < 500, (path, response.status_code, response.data[:200])
         assert isinstance(response.get_json()["error"], str)
+
+
+@pytest.mark.parametrize("request_bytes", [
+    b"GARBAGE\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9_000 + b"\r\n\r\n",
+    b"POST /session HTTP/1.1\r\nHost: x\r\nContent-Length: many\r\n\r\n",
+    b"GET /" + b"a" * 5_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",  # all read: no reset
+], ids=["request line", "header line", "header size", "content length", "URI length"])
+def test_requests_gunicorn_cannot_parse_get_a_json_error(server, request_bytes):
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+        conn.sendall(request_bytes)
+        got, _ = read_to_close(conn, time.monotonic() + 10)
+    head, _, body = got.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 4") and b"Content-Type: application/json" in head, got[:300]
+    assert isinstance(json.loads(body)["error"], str)
