@@ -129,16 +129,22 @@ def _joins(ch):
 def fold(name):
     """The form names are compared in: NFKC, case-folded, blanks collapsed, TR39 skeleton.
 
-    Repeated until it no longer changes (at most four rounds), so it is a fixed point:
-    fold(fold(x)) == fold(x), and "0" (skeleton "O") meets "o" once case-folded again.
+    Repeated until it no longer changes (at most six rounds; two or three in practice), so it is
+    a fixed point: fold(fold(x)) == fold(x). "0" (skeleton "O") then meets "o" once case-folded,
+    and a prototype that NFKC would change again ("%" -> "º/₀") is normalized too.
     """
-    text = unicodedata.normalize("NFD", " ".join(unicodedata.normalize("NFKC", name).casefold().split()))
-    for _ in range(4):
-        folded = unicodedata.normalize("NFD", skeleton(text).casefold())
+    text = name
+    for _ in range(6):
+        folded = _fold_once(text)
         if folded == text:
             break
         text = folded
     return text
+
+
+def _fold_once(text):
+    text = " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+    return unicodedata.normalize("NFD", skeleton(text).casefold())
 
 
 def skeleton(text):

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app import keys, targets
-from app.names import Names
+from app.names import Names, fold
 
 from .conftest import SERVER_ENV, TEST_HEARTBEAT, TOKEN
 from .servers import Gunicorn, wait_until
@@ -297,6 +297,13 @@ def test_a_look_alike_of_a_name_in_use_is_taken(server, swap):
     status, _, body = impostor.request("POST", "/session", body={"name": name.replace(real, fake)})
     error = json.loads(body)["error"]
     assert status == 409 and "looks the same as “%s”" % name in error
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(max_size=12))
+def test_the_form_names_are_compared_in_is_a_fixed_point(name):
+    """Two names collide when their folded forms are equal: folding again changes nothing."""
+    assert fold(fold(name)) == fold(name)
 
 
 def test_a_direct_message_to_a_look_alike_reaches_the_one_who_holds_the_name(server):
