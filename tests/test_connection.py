@@ -10,6 +10,7 @@ import uuid
 from playwright.sync_api import expect
 
 from .conftest import TEST_HEARTBEAT
+from .servers import wait_until
 from .test_browser import (  # noqa: F401 (browser, dialogs, open_room, relay: fixtures)
     DIRECT,
     LIVE_MS,
@@ -260,5 +261,47 @@ def test_a_session_signed_out_elsewhere_ends_its_stream_and_the_page_shows_it(br
         expect(page.locator("#text")).to_have_count(0)
         expect(page.locator("[data-whoami]")).to_have_count(0)
         expect(page.locator(STATUS)).to_have_text("signed out")
+    finally:
+        context.close()
+
+
+def test_more_rooms_than_http1_connections_never_lock_the_site(browser, server):
+    # Over HTTP/1.1 (Gunicorn here) a browser has six connections to a host. Four rooms stream;
+    # the others wait, paused and saying so, while their tabs still load and post; when a
+    # streaming room closes, a waiting one goes live with everything it missed.
+    context = browser.new_context(base_url=server.url)
+    context.set_default_timeout(10_000)
+    try:
+        sign_in_over_http(context, unique("ann"))
+        rooms = ["t-" + uuid.uuid4().hex[:16] for _ in range(7)]
+        tabs = _open_tabs(context, rooms[:4], 4)
+        waiting = []
+        for room in rooms[4:]:  # a seventh room used to never load
+            page = context.new_page()
+            page.goto("/rooms/%s" % room)
+            expect(page.locator(STATUS)).to_have_text("paused")
+            expect(page.locator("[data-notice]")).to_contain_text("too many rooms open")
+            waiting.append(page)
+        started = time.monotonic()
+        send(waiting[-1], "posted from a paused room")
+        assert time.monotonic() - started < 5.0
+        publish(server, rooms[0], "live in the first room")
+        expect_texts(tabs[0], ["live in the first room"], timeout=LIVE_MS)
+        publish(server, rooms[4], "missed while paused")
+
+        tabs[1].close()  # a slot frees: one waiting room goes live and catches up
+        (live,) = wait_until(lambda: [page for page in waiting
+                                      if page.locator(STATUS).text_content() == "connected"],
+                             message="a waiting room to go live")
+        for page in waiting:
+            if page is not live:
+                expect(page.locator(STATUS)).to_have_text("paused")  # one slot, one room
+        expect(live.locator("[data-notice]")).to_be_hidden()
+        room = rooms[4 + waiting.index(live)]
+        publish(server, room, "and now live")
+        expected = ["missed while paused", "and now live"] if room == rooms[4] else ["and now live"]
+        if live is waiting[-1]:
+            expected = ["posted from a paused room"] + expected
+        expect_texts(live, expected, timeout=LIVE_MS)
     finally:
         context.close()

@@ -1,4 +1,6 @@
 // Notices: the "older messages were dropped" notice and the unread count in the title.
+const QUEUED = 'Live updates for this room are paused: this browser has too many rooms open. '
+  + 'Sending still works; close the tab of another room and this one goes live, with what it missed.';
 export function DroppedNotice(el, root) {
   root.addEventListener('chat:dropped', (e) => {
     el.textContent = e.detail.message || 'Some older messages are no longer available.';
@@ -7,6 +9,15 @@ export function DroppedNotice(el, root) {
   root.addEventListener('chat:replaced', (e) => {  // the stream stopped: the server says why
     el.textContent = e.detail.message;
     el.hidden = false;
+  });
+  root.addEventListener('chat:state', (e) => {  // waiting for a connection slot (stream.js)
+    if (e.detail.state === 'queued') {
+      el.textContent = QUEUED;
+      el.hidden = false;
+    } else if (el.textContent === QUEUED) {
+      el.hidden = true;
+      el.textContent = '';
+    }
   });
 }
 

@@ -7,7 +7,8 @@
 //   chat:dropped      {message}         older messages the cursor asked for are gone
 //   chat:replaced     {room, message}   a newer stream of this session took this one's place
 //   chat:older        {messages, more}  a page of history before the oldest shown
-//   chat:state        {state}           the stream: connecting/connected/reconnecting/offline/signed-out
+//   chat:state        {state}           the stream: connecting/connected/reconnecting/offline/
+//                                       queued/replaced/signed-out
 //   chat:reply        {name}            point the form at a person (direct message)
 //   chat:check        {}                don't trust the stream (a send failed): check it now
 //   chat:session-ended {}               the server says this session signed out

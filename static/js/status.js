@@ -1,7 +1,7 @@
 // ConnectionStatus: shows connected / reconnecting / offline / signed out as the stream reports it.
 const LABELS = {
   connecting: 'connecting…', connected: 'connected', reconnecting: 'reconnecting…', offline: 'offline',
-  'signed-out': 'signed out', replaced: 'paused',
+  'signed-out': 'signed out', replaced: 'paused', queued: 'paused',
 };
 
 export function ConnectionStatus(el, root) {

@@ -21,6 +21,34 @@ import { deadAfterMs, RoomSource } from './source.js';
 const KEPT_MESSAGES = 500;  // a leader remembers this many to catch up a tab that joins late
 const KEPT_DIRECTS = 50;
 
+// Over HTTP/1.1 a browser opens at most six connections to a host, and a stream holds one for
+// good: with six streams open, no tab of the site could post or even load a page. So the streams
+// of this browser each take one of STREAM_SLOTS slot locks, leaving two connections free; a room
+// beyond them waits ("paused") until another room's stream closes, and its tab can still post.
+// HTTP/2 carries every stream on one connection: no slots there.
+const STREAM_SLOTS = 4;
+
+function limitedConnections() {
+  const protocol = performance.getEntriesByType('navigation')[0]?.nextHopProtocol || '';
+  return /^http\/1/.test(protocol);
+}
+
+// Ask for every slot; the first granted is ours (the others are given up); returns an abort
+// controller that stops waiting. granted(release) is called once.
+function takeSlot(granted) {
+  const waiting = new AbortController();
+  let taken = false;
+  for (let n = 0; n < STREAM_SLOTS; n += 1) {
+    navigator.locks.request(`ripple-slot:${n}`, { signal: waiting.signal }, () => {
+      if (taken) return undefined;  // two were free at once: keep one
+      taken = true;
+      waiting.abort();
+      return new Promise((resolve) => granted(resolve));
+    }).catch(() => {});  // aborted: another slot was taken, or the page stopped streaming
+  }
+  return waiting;
+}
+
 export function ChatStream(el) {
   const heartbeatMs = Number(el.dataset.heartbeatMs) || 15000;
   const deadMs = deadAfterMs(heartbeatMs);
@@ -30,8 +58,11 @@ export function ChatStream(el) {
   const kept = { message: [], direct: [] };  // recent events, as {name, data, id}
   let online = null;  // the last presence list, for a tab that joins late
   let state = '';
-  let source = null;   // while leading
-  let release = null;  // ends the lock's hold
+  let leading = false;  // this tab won the room's election
+  let source = null;   // while leading and streaming
+  let release = null;  // ends the election lock's hold
+  let freeSlot = null;  // ends the connection slot's hold (HTTP/1.1)
+  let slotAbort = null;  // gives up waiting for a slot
   let channel = null;
   let lockAbort = null;
   let heardLeader = Date.now();
@@ -39,7 +70,7 @@ export function ChatStream(el) {
 
   const emit = (name, detail) => el.dispatchEvent(new CustomEvent(name, { detail, bubbles: true }));
   const post = (message) => {
-    if (channel) channel.postMessage({ ...message, from: tab, state, lead: Boolean(source) });
+    if (channel) channel.postMessage({ ...message, from: tab, state, lead: leading });
   };
 
   function setState(next) {
@@ -78,7 +109,21 @@ export function ChatStream(el) {
     if (id && (name === 'message' || name === 'direct' || name === 'ready')) cursor = laterCursor(cursor, id);
   }
 
+  // Won the election: hold the room's stream (once a slot is free, over HTTP/1.1).
   function lead() {
+    leading = true;
+    if (!(navigator.locks && limitedConnections())) { stream(); return; }
+    // Usually a slot is free at once: say "paused" only when it really waits.
+    const queued = setTimeout(() => { setState('queued'); post({ type: 'state' }); }, 300);
+    slotAbort = takeSlot((releaseSlot) => {
+      clearTimeout(queued);
+      if (stopped) { releaseSlot(); return; }
+      freeSlot = releaseSlot;
+      stream();
+    });
+  }
+
+  function stream() {
     source = RoomSource({
       url: el.dataset.streamUrl, heartbeatMs, backlog: el.dataset.backlog,
       cursor: () => cursor,
@@ -103,7 +148,7 @@ export function ChatStream(el) {
   }
 
   function serve(message) {
-    if (message.type === 'check') source.check('peer');
+    if (message.type === 'check' && source) source.check('peer');
     if (message.type !== 'hello') return;
     // What it lacks of what we keep (a tab that just joined: everything after its page), and
     // the online list. If it started before what we keep, our stream rewinds to its cursor:
@@ -118,7 +163,8 @@ export function ChatStream(el) {
     post({ type: 'catch-up', to: message.from, events });
     if (theirRoom && (!covered || compareIds(theirRoom, covered) < 0)) {
       covered = theirRoom;
-      source.rewind(cursor.replace(roomPart(cursor), theirRoom));
+      if (source) source.rewind(cursor.replace(roomPart(cursor), theirRoom));
+      else cursor = cursor.replace(roomPart(cursor), theirRoom);  // not streaming yet: start there
     }
   }
 
@@ -126,7 +172,7 @@ export function ChatStream(el) {
     if (!(navigator.locks && window.BroadcastChannel)) { lead(); return; }
     const name = `ripple-stream:${el.dataset.room}:${el.dataset.me || ''}`;
     channel = new BroadcastChannel(name);
-    channel.onmessage = (e) => (source ? serve(e.data) : follow(e.data));
+    channel.onmessage = (e) => (leading ? serve(e.data) : follow(e.data));
     lockAbort = new AbortController();
     navigator.locks.request(name, { signal: lockAbort.signal }, () => new Promise((resolve) => {
       release = resolve;
@@ -137,7 +183,8 @@ export function ChatStream(el) {
 
   // A follower that hears nothing from its leader for the dead time asks it to check.
   const watch = setInterval(() => {
-    if (source || stopped || !channel || state === 'replaced' || Date.now() - heardLeader < deadMs) return;
+    if (leading || stopped || !channel || state === 'replaced' || state === 'queued'
+        || Date.now() - heardLeader < deadMs) return;
     heardLeader = Date.now();
     setState(navigator.onLine ? 'reconnecting' : 'offline');
     post({ type: 'check' });
@@ -145,7 +192,7 @@ export function ChatStream(el) {
 
   function check(why) {
     if (source) source.check(why);
-    else post({ type: 'check' });
+    else if (!leading) post({ type: 'check' });
   }
 
   function stop(final) {
@@ -153,6 +200,8 @@ export function ChatStream(el) {
     stopped = true;
     clearInterval(watch);
     if (source) { source.close(); source = null; }
+    if (slotAbort) slotAbort.abort();
+    if (freeSlot) freeSlot();
     if (release) release();
     if (lockAbort) lockAbort.abort();
     if (channel) channel.close();
