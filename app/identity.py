@@ -187,9 +187,9 @@ def sign_in(name):
     sid = secrets.token_urlsafe(18)
     names.claim(name, sid, previous=old_sid)
     sessions.create(sid, name)
-    if old_sid:
-        names.release(old_name, old_sid)  # a no-op if the claim just moved to ``sid``
+    if old_sid:  # revoked first: a stream's heartbeat between the two then cannot re-claim
         sessions.revoke(old_sid)
+        names.release(old_name, old_sid)  # a no-op if the claim just moved to ``sid``
     session.clear()  # a new CSRF secret too
     session.update(name=name, sid=sid)
     session.permanent = True
@@ -199,9 +199,9 @@ def sign_in(name):
 def sign_out():
     """End this browser's session everywhere: free the name, revoke the record, end streams."""
     name, sid = current()
-    if sid:
-        current_app.extensions["names"].release(name, sid)
+    if sid:  # revoked first: a stream's heartbeat between the two then cannot re-claim
         current_app.extensions["sessions"].revoke(sid)
+        current_app.extensions["names"].release(name, sid)
     session.clear()
     g.ripple_person = (None, None)
 

@@ -137,6 +137,7 @@ def relay(hub, sub):
     metrics.open_streams.inc()
     live = _Live(hub, sub)
     watcher = live.watch = _watch_client(sub.client, me)
+    let_go = hub.names.let_go  # the name lapses a few heartbeats after the last stream
     try:
         live.listener = hub.listeners.open(live.channels())
         if live.person is not None and not hub.sessions.alive(sub.sid):
@@ -170,6 +171,7 @@ def relay(hub, sub):
         logger.info("name lost while streaming room=%s error=%r", sub.room, exc)
     except SignedOut:
         logger.debug("stream of a session that ended room=%s", sub.room)
+        let_go = hub.names.release  # at once: a refresh racing the sign-out must not keep it
         if live.out is None or not live.out.broken:
             yield SIGNED_OUT_FRAME
     except Replaced:
@@ -187,7 +189,7 @@ def relay(hub, sub):
         _quietly(hub.addresses.release, me)
         if live.person is not None:
             _quietly(hub.presence.leave, sub.room, sub.name, sub.sid, sub.conn)
-            _quietly(hub.names.let_go, sub.name, sub.sid)  # free a few heartbeats after the last
+            _quietly(let_go, sub.name, sub.sid)
 
 
 def _replay(hub, sub, live):
