@@ -7,6 +7,7 @@ import uuid
 import click
 import redis
 from flask import Blueprint, current_app
+from redis.exceptions import RedisClusterException
 
 from . import broker, keys, messages, settings, topology
 from .fastpost import UNCONFIRMED
@@ -41,7 +42,10 @@ def publish(room, text, user, redis_url=None, idempotency_key=None, attempts=3):
     timeout = float(os.environ.get("RIPPLE_REDIS_SOCKET_TIMEOUT", settings.REDIS_SOCKET_TIMEOUT))
     # The service's own way to reach Redis: every URL kind the README documents (plain, unix,
     # rediss, redis+sentinel, redis+cluster), and SPUBLISH on a cluster.
-    client = topology.command_client(url, 2, timeout)
+    try:
+        client = topology.command_client(url, 2, timeout)
+    except RedisClusterException as exc:  # a cluster client connects at once, and says so thus
+        raise redis.ConnectionError("cannot reach the Redis cluster: %s" % exc) from exc
     try:
         store = Store(client, history, settings.IDEMPOTENCY_SECONDS,
                       publish_command=topology.publish_command(url))

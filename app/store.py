@@ -4,6 +4,7 @@ import time
 
 import redis
 from redis.cluster import RedisCluster
+from redis.sentinel import MasterNotFoundError
 
 from . import keys, messages
 
@@ -64,6 +65,8 @@ def unconfirmed(exc):
         return True
     if not isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
         return False  # Redis answered with an error: the script did not run (e.g. OOM, BUSY)
+    if isinstance(exc, MasterNotFoundError):
+        return False  # no sentinel named a master: nothing was sent anywhere
     text = str(exc)
     return not ("connecting to" in text or text.startswith("No connection available"))
 

@@ -15,6 +15,17 @@ from .position import Position
 logger = logging.getLogger(__name__)
 
 
+# A silent stream compares its position with the logs' heads at most this far apart.
+IDLE_CHECK_MAX_SECONDS = 60
+
+
+class MasterSwitched(gevent.GreenletExit):
+    """Thrown into open streams when Sentinel announces a new master: resume there, now.
+
+    A GreenletExit, like ClientGone: landing in gunicorn's own write it ends the request
+    quietly, and no ``except RedisError`` on the way swallows it."""
+
+
 class Draining(Exception):
     """Thrown into open streams when the worker shuts down, so they end now, not at timeout."""
 
@@ -102,9 +113,23 @@ class Hub:
         # Streams write to the client socket themselves; gunicorn.conf.py turns this off when
         # gunicorn speaks anything but plain HTTP/1.x to clients.
         self.direct_writes = True
+        self._heads = {}  # log key -> (when read, newest id): see heads()
         url = cfg["REDIS_URL"]
         self.switch_watch = topology.SwitchWatch(url, cfg["REDIS_SOCKET_TIMEOUT"], self.master_switched) \
             if topology.is_sentinel(url) else None
+
+    def heads(self, logs):
+        """The logs' newest ids (str) for idle checks, shared by this worker's streams for up
+        to a second: a silent room's streams ask Redis once between them, not once each."""
+        now = time.monotonic()
+        cache = self._heads
+        if len(cache) > 10000:
+            cache.clear()
+        missing = [k for k in logs if now - cache.get(k.log, (-2.0, ""))[0] > 1.0]
+        if missing:
+            for k, head in zip(missing, self.store.heads(missing)):
+                cache[k.log] = (now, head)
+        return [cache[k.log][1] for k in logs]
 
     def watch_failovers(self):
         """Start following Sentinel's announcements (in a worker, once its loop runs)."""
@@ -118,7 +143,7 @@ class Hub:
         self.store.redis.connection_pool.disconnect()
         self.listeners.master.forget()
         for greenlet in list(self.streams.open):
-            greenlet.kill(NotMaster("sentinel switched the master: " + announcement), block=False)
+            greenlet.kill(MasterSwitched(announcement), block=False)
 
 
 def relay(hub, sub):
@@ -157,7 +182,7 @@ def relay(hub, sub):
     except wire.ClientLost as exc:  # the client went away mid-write, or stopped reading
         logger.debug("stream client lost room=%s error=%r", sub.room, exc)
         return
-    except NotMaster as exc:  # a failover moved the room's channel: resume there, at once
+    except (NotMaster, MasterSwitched) as exc:  # a failover moved the room's channel: resume there
         logger.info("stream channel moved room=%s error=%s", sub.room, exc)
         if live.out is None or not live.out.broken:
             yield come_back(hub.retry_ms)
@@ -217,7 +242,7 @@ def _replay(hub, sub, live):
         frames.append(sse.event("presence", json.dumps(
             {"room": sub.room, "action": "here", "online": hub.presence.online(sub.room)})))
     position.catch_up(_id_bytes(room_head), _id_bytes(direct_head) if person is not None else None)
-    live.verified = position.cursor()  # the snapshot just showed nothing newer
+    live.quiet(time.monotonic())  # the snapshot just showed nothing newer
     frames.append(sse.event("ready", json.dumps({"room": sub.room}), event_id=position.cursor().decode()))
     return b"".join(frames)  # through gunicorn: it sends the headers and picks the framing
 
@@ -230,11 +255,20 @@ class _Live:
         self.room_keys = keys.RoomKeys(sub.room)
         self.person = keys.PersonKeys(sub.sid) if sub.sid else None
         self.listener = self.alarm = self.out = self.position = self.watch = None
-        self.verified = None  # the cursor last checked against Redis while idle
         self.unreported = 0   # deliveries not yet added to the metrics
+        # Idle checks against the logs' heads: after 1, 2, 4... heartbeats of silence at one
+        # position (capped at IDLE_CHECK_MAX_SECONDS), again from 1 once the position moves.
+        self.idle_checks = 0
+        self.next_check = 0.0
 
     def channels(self):
         return [self.room_keys.channel] + ([self.person.channel] if self.person else [])
+
+    def quiet(self, now, checked=False):
+        """Schedule the next idle check: the position just moved (or was just checked)."""
+        self.idle_checks = self.idle_checks + 1 if checked else 0
+        wait = min(self.hub.heartbeat * (2 ** self.idle_checks), IDLE_CHECK_MAX_SECONDS)
+        self.next_check = now + max(wait, self.hub.heartbeat)
 
     def run(self):
         """Relay until the stream ends (by an exception); yields only when writing through
@@ -297,13 +331,17 @@ class _Live:
             if self.unreported:
                 metrics.delivered.inc(self.unreported)  # a quiet moment: report the rest
                 self.unreported = 0
-            if time.monotonic() >= tick_at:
-                tick_at = time.monotonic() + heartbeat
+            clock = time.monotonic()
+            if clock >= tick_at:
+                tick_at = clock + heartbeat
                 now = position.cursor()
-                if now == quiet_since and now != self.verified:
-                    # Silent for a heartbeat since the last live message: a lost *last* message
-                    # has no successor to reveal it, so ask the logs' heads once per silence.
+                if now != quiet_since:
+                    self.quiet(clock)
+                elif clock >= self.next_check:
+                    # Silent since the last check: a lost *last* message has no successor to
+                    # reveal it, so compare the logs' heads now and then (backing off).
                     frames = self._check_heads()
+                    self.quiet(clock, checked=True)
                     if frames:
                         chunk = b"".join(frames)
                         if write is None:
@@ -334,13 +372,11 @@ class _Live:
     def _check_heads(self):
         position = self.position
         logs = [self.room_keys] + ([self.person] if self.person is not None else [])
-        heads = self.hub.store.heads(logs)
+        heads = self.hub.heads(logs)
         position.room_gap = position.room_behind(heads[0].encode())
         if self.person is not None:
             position.direct_gap = position.direct_behind(heads[1].encode())
-        frames = self._repair() if position.room_gap or position.direct_gap else []
-        self.verified = position.cursor()
-        return frames
+        return self._repair() if position.room_gap or position.direct_gap else []
 
     def _repair(self):
         """Read what pub/sub did not bring from the logs, in order; count it."""

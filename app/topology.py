@@ -182,6 +182,8 @@ class SwitchWatch:
         self.addresses, self.service, _, _ = parse_sentinel(url)
         self.timeout = float(timeout)
         self.on_switch = on_switch
+        self.master = None  # (host, port) last known: a switch missed between sentinels is
+                            # found by asking on the next connect
 
     def run(self):
         import gevent  # the worker's loop; the module itself stays importable anywhere
@@ -195,14 +197,34 @@ class SwitchWatch:
                 gevent.sleep(1)
 
     def _follow(self, host, port):
-        # Health checks ping an idle subscription, so a sentinel that vanished silently is
-        # left within a few seconds for the next one.
         client = redis.Redis(host=host, port=port, socket_connect_timeout=self.timeout,
-                             socket_timeout=self.timeout * 3, health_check_interval=self.timeout,
-                             decode_responses=True)
+                             socket_timeout=self.timeout * 3, decode_responses=True)
         with client, client.pubsub() as pubsub:
             pubsub.subscribe("+switch-master")
+            pubsub.get_message(timeout=self.timeout)  # the confirmation: subscribed from here on
+            self._compare(client.sentinel_get_master_addr_by_name(self.service))
+            heard, ping_sent = time.monotonic(), None
             while True:
                 message = pubsub.get_message(timeout=self.timeout)
-                if message and message["type"] == "message" and message["data"].split(" ", 1)[0] == self.service:
-                    self.on_switch(message["data"])
+                now = time.monotonic()
+                if message is not None:
+                    heard, ping_sent = now, None
+                    data = message.get("data")
+                    if message["type"] == "message" and data.split(" ", 1)[0] == self.service:
+                        self.master = tuple(data.split()[3:5])
+                        self.on_switch(data)
+                elif ping_sent is not None and now - ping_sent > 2 * self.timeout:
+                    # A sentinel that vanished without a word (no FIN): leave it for the next.
+                    raise redis.TimeoutError("sentinel %s:%s stopped answering" % (host, port))
+                elif ping_sent is None and now - heard > self.timeout:
+                    pubsub.ping()  # answered with a pong message while subscribed
+                    ping_sent = now
+
+    def _compare(self, address):
+        """On every (re)connect: a switch announced while no sentinel was followed."""
+        if not address:
+            return
+        address = (str(address[0]), str(address[1]))
+        if self.master is not None and address != self.master:
+            self.on_switch("%s %s %s %s %s" % (self.service, *self.master, *address))
+        self.master = address

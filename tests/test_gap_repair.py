@@ -1,5 +1,6 @@
 """Streams prove continuity: a message that pub/sub never brought is read from history, in order."""
 import json
+import time
 import urllib.request
 
 from app import messages
@@ -78,3 +79,23 @@ def test_a_direct_message_missing_from_the_live_feed_is_repaired(server, room, r
         got = stream.messages(2, name="direct")
     assert [json.loads(m.data)["text"] for m in got] == ["lost note", "after the note"]
     assert got[0].id.endswith("." + lost)
+
+
+def test_a_message_lost_in_a_later_silence_is_still_found(server, room, redis_client):
+    stream, _ = open_ready(server, room)
+    with stream:
+        post(server.url, room, "first")
+        stream.messages(1)
+        # The scenario is a silence of several heartbeats (0.5 s each) in which idle checks run
+        # and find nothing; its length is the input, not a wait for a condition.
+        time.sleep(2.5)
+        lost = store_unpublished(redis_client, RoomKeys(room).log, messages.body(room, "ann", "later"))
+        got = stream.messages(1, timeout=15)  # checks back off (1, 2, 4... heartbeats), never stop
+    assert got[0].id == lost
+
+
+def test_an_unconfirmed_answer_is_only_for_what_may_have_been_sent():
+    from redis.sentinel import MasterNotFoundError
+
+    from app import store
+    assert store.unconfirmed(MasterNotFoundError("No master found for 'mymaster'")) is False

@@ -348,3 +348,55 @@ def test_python_publish_follows_a_sentinel_url(tmp_path, room):
             assert client.xrange(keys.RoomKeys(room).log)[-1][0] == stored["id"]
     finally:
         redis_set.stop()
+
+
+def test_python_publish_to_an_unreachable_cluster_is_a_redis_error(room):
+    from app import cli
+    with pytest.raises(redis.ConnectionError):
+        cli.publish(room, "x", "bot", redis_url="redis+cluster://127.0.0.1:1")
+
+
+@pytest.fixture(scope="module")
+def sentinel_set(tmp_path_factory):
+    redis_set = SentinelSet(str(tmp_path_factory.mktemp("sentinels")))
+    yield redis_set
+    redis_set.stop()
+
+
+def test_the_switch_watch_leaves_a_sentinel_that_stops_answering(sentinel_set):
+    import signal
+
+    from app.topology import SwitchWatch
+    sentinel = sentinel_set.sentinels[0]
+    watch = SwitchWatch(sentinel_set.url, 0.5, lambda announcement: None)
+    failed = []
+    follower = threading.Thread(target=lambda: failed.append(pytest.raises(
+        redis.TimeoutError, watch._follow, "127.0.0.1", sentinel.port)), daemon=True)
+    follower.start()
+    wait_until(lambda: watch.master is not None, 10, message="the watch to follow the sentinel")
+    sentinel.process.send_signal(signal.SIGSTOP)
+    try:
+        follower.join(10)
+        assert failed and not follower.is_alive()
+    finally:
+        sentinel.process.send_signal(signal.SIGCONT)
+
+
+def test_the_switch_watch_reports_a_switch_it_missed_between_sentinels(sentinel_set):
+    from app.topology import SwitchWatch
+    heard = []
+    watch = SwitchWatch(sentinel_set.url, 0.5, heard.append)
+    watch.master = ("127.0.0.1", "1")  # what it knew before it lost its sentinel
+    follower = threading.Thread(target=lambda: _quietly(watch._follow, "127.0.0.1",
+                                                        sentinel_set.sentinels[1].port), daemon=True)
+    follower.start()
+    wait_until(lambda: heard, 10, message="the missed switch reported")
+    assert heard[0].split()[:3] == [sentinel_set.service, "127.0.0.1", "1"]
+    assert heard[0].split()[4] == str(sentinel_set.master_port())
+
+
+def _quietly(fn, *args):
+    try:
+        fn(*args)
+    except (redis.RedisError, OSError):
+        pass
