@@ -173,8 +173,12 @@ def post_worker_init(worker):
 # What gunicorn itself answers, before the app, to a request it cannot parse (a malformed request
 # line or header, headers past its limits) or when the app fails after answering began.
 _GUNICORN_ERRORS = {400: "The request could not be understood.",
+                    403: "This request is not allowed here.",
                     413: "The request is too large.",
-                    431: "The request's headers are too large."}
+                    414: "The address (URL) is too long.",
+                    417: "The request's Expect header cannot be met.",
+                    431: "The request's headers are too large.",
+                    501: "That method or transfer encoding is not supported."}
 _INTERNAL = "Something went wrong on our side; nothing was changed. Please try again."
 
 

@@ -586,4 +586,24 @@ def test_requests_gunicorn_cannot_parse_get_a_json_error(server, request_bytes):
         got, _ = read_to_close(conn, time.monotonic() + 10)
     head, _, body = got.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 4") and b"Content-Type: application/json" in head, got[:300]
+    assert "went wrong on our side" not in json.loads(body)["error"]  # a sentence for what it is
+
+
+@pytest.mark.parametrize("query", [
+    "limit=" + "9" * 3_000, "limit=-1", "limit=1e3", "limit=%00", "before=" + "1" * 3_000,
+    "before=99999999999999999999999-0", "before=%FF%FE", "limit=" + "%F0%9F%98%80" * 50,
+], ids=["huge limit", "negative limit", "float limit", "NUL limit", "long before", "overflowing before",
+        "undecodable before", "emoji limit"])
+def test_pathological_query_parameters_are_a_400_json_error(server, room, query):
+    status, headers, body = raw_get(server.url, "/rooms/%s/messages?%s" % (room, query))
+    assert status == 400 and headers["Content-Type"].startswith("application/json"), (status, body[:200])
     assert isinstance(json.loads(body)["error"], str)
+
+
+def raw_get(base_url, path):
+    try:
+        with urllib.request.urlopen(base_url + path, timeout=10) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, error.headers, error.read()
