@@ -607,3 +607,16 @@ def raw_get(base_url, path):
     except urllib.error.HTTPError as error:
         with error:
             return error.code, error.headers, error.read()
+
+
+def test_the_service_with_a_long_data_path_serves_over_a_password_protected_tcp_redis(tmp_path, room):
+    import re
+    env = {**SERVER_ENV, "RIPPLE_EMBEDDED_REDIS_DIR": str(long_directory(tmp_path))}
+    server = Gunicorn(tmp_path, redis_url=None, workers=2, env=env).start()
+    try:
+        assert post(server.url, room, "over tcp")[0] == 201
+        port = int(re.search(r"at redis://:\*\*\*@127\.0\.0\.1:(\d+)/0", server.log_tail(200)).group(1))
+        assert raw_command(port, "PING").startswith(b"-NOAUTH")  # another local account gets nothing
+        assert raw_command(port, "CONFIG SET dir /tmp").startswith(b"-NOAUTH")
+    finally:
+        server.stop()
