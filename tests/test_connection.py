@@ -305,3 +305,31 @@ def test_more_rooms_than_http1_connections_never_lock_the_site(browser, server):
         expect_texts(live, expected, timeout=LIVE_MS)
     finally:
         context.close()
+
+
+def test_a_hung_leader_tab_loses_the_stream_to_a_visible_one(browser, server, room):
+    # A background tab may be frozen by the browser, or hang: it keeps its locks and runs
+    # nothing. The other tabs of the room must not starve behind it. (Headless pages cannot be
+    # hidden, so frozen is played by the debugger pausing the leader's script.)
+    context = browser.new_context(base_url=server.url)
+    context.set_default_timeout(10_000)
+    streams = []
+    context.on("request", lambda r: streams.append(r.frame.page) if "/events" in r.url else None)
+    try:
+        leader, follower = _open_tabs(context, [room], 2)
+        cdp = context.new_cdp_session(leader)
+        cdp.send("Debugger.enable")
+        cdp.send("Debugger.pause")  # takes hold at the leader's next timer tick
+        publish(server, room, "while the leader hangs")
+        expect_texts(follower, ["while the leader hangs"], timeout=3 * DEAD_MS + LIVE_MS)
+        expect(follower.locator(STATUS)).to_have_text("connected")
+        assert follower in streams  # it took the stream over
+
+        cdp.send("Debugger.resume")  # back: the old leader follows now
+        cdp.send("Debugger.disable")
+        publish(server, room, "after it")
+        for page in (leader, follower):
+            expect_texts(page, ["while the leader hangs", "after it"], timeout=LIVE_MS)
+        assert streams[-1] is follower  # and it opened no stream again
+    finally:
+        context.close()

@@ -14,22 +14,19 @@
 //   leader                   new leader -> all: send me your cursor
 //   hello {cursor}           follower -> leader: I joined, at this cursor; catch me up
 //   catch-up {to, events}    leader -> one follower: what it missed before joining
-//   check                    follower -> leader: don't trust the stream, check it now
-import { compareIds, laterCursor, newKey, roomPart } from './ids.js';
+//   check                    follower -> leader: don't trust the stream, check it now (and
+//                            answer: a leader that never does loses the lock to a visible tab)
+import { laterCursor, newKey, roomPart } from './ids.js';
+import { Recent } from './recent.js';
 import { limitedConnections, takeSlot } from './slots.js';
 import { deadAfterMs, RoomSource } from './source.js';
-
-const KEPT_MESSAGES = 500;  // a leader remembers this many to catch up a tab that joins late
-const KEPT_DIRECTS = 50;
 
 export function ChatStream(el) {
   const heartbeatMs = Number(el.dataset.heartbeatMs) || 15000;
   const deadMs = deadAfterMs(heartbeatMs);
   const tab = newKey();
   let cursor = el.dataset.cursor || '';
-  let covered = roomPart(cursor);  // every room message after this is in ``kept`` (or the page)
-  const kept = { message: [], direct: [] };  // recent events, as {name, data, id}
-  let online = null;  // the last presence list, for a tab that joins late
+  const recent = Recent(roomPart(cursor));  // what a tab that joins late may lack
   let state = '';
   let leading = false;  // this tab won the room's election
   let source = null;   // while leading and streaming
@@ -37,8 +34,10 @@ export function ChatStream(el) {
   let freeSlot = null;  // ends the connection slot's hold (HTTP/1.1)
   let slotAbort = null;  // gives up waiting for a slot
   let channel = null;
+  let lockName = '';
   let lockAbort = null;
   let heardLeader = Date.now();
+  let checkedAt = 0;  // when a follower asked a silent leader to check; 0: not asked
   let stopped = false;
 
   const emit = (name, detail) => el.dispatchEvent(new CustomEvent(name, { detail, bubbles: true }));
@@ -52,23 +51,14 @@ export function ChatStream(el) {
     emit('chat:state', { state });
   }
 
-  function remember(name, data, id) {
-    const list = kept[name];
-    list.push({ name, data, id });
-    if (list.length > (name === 'direct' ? KEPT_DIRECTS : KEPT_MESSAGES)) {
-      const gone = list.shift();
-      if (name === 'message') covered = laterCursor(covered, roomPart(gone.id));
-    }
-  }
-
   // One stream event, from our own stream or the leader's; ``live`` is false for a catch-up.
   function deliver(name, data, id, live) {
     if (name === 'message' || name === 'direct') {
-      remember(name, data, id);
+      recent.add(name, data, id);
       emit('chat:' + name, { message: JSON.parse(data), live });
     } else if (name === 'presence') {
       const detail = JSON.parse(data);
-      online = { room: detail.room, action: 'here', online: detail.online };
+      recent.presence(detail);
       emit('chat:presence', detail);
     } else if (name === 'dropped') {
       emit('chat:dropped', JSON.parse(data));
@@ -112,6 +102,7 @@ export function ChatStream(el) {
   function follow(message) {
     if (!message.lead) return;  // another follower's hello or check
     heardLeader = Date.now();
+    checkedAt = 0;
     if (message.state) setState(message.state);
     if (message.type === 'event') deliver(message.name, message.data, message.id, true);
     else if (message.type === 'leader') post({ type: 'hello', cursor });
@@ -121,46 +112,72 @@ export function ChatStream(el) {
   }
 
   function serve(message) {
-    if (message.type === 'check' && source) source.check('peer');
+    if (message.type === 'check') {
+      post({ type: 'state' });  // alive: a follower that hears nothing would take the lead
+      if (source) source.check('peer');
+    }
     if (message.type !== 'hello') return;
-    // What it lacks of what we keep (a tab that just joined: everything after its page), and
-    // the online list. If it started before what we keep, our stream rewinds to its cursor:
-    // every tab gets the replay, and each drops what it already shows.
-    const [theirRoom, theirDirect] = (message.cursor || '').split('.');
-    const after = (id, mine) => !mine || compareIds(id, mine) > 0;
-    const events = [
-      ...kept.direct.filter((e) => after(e.id.split('.')[1] || '0-0', theirDirect)),
-      ...kept.message.filter((e) => after(roomPart(e.id), theirRoom)),
-    ];
-    if (online) events.push({ name: 'presence', data: JSON.stringify(online), id: '' });
-    post({ type: 'catch-up', to: message.from, events });
-    if (theirRoom && (!covered || compareIds(theirRoom, covered) < 0)) {
-      covered = theirRoom;
-      if (source) source.rewind(cursor.replace(roomPart(cursor), theirRoom));
-      else cursor = cursor.replace(roomPart(cursor), theirRoom);  // not streaming yet: start there
+    // What it lacks of what we keep; if it started before that, our stream rewinds to its
+    // cursor: every tab gets the replay, and each drops what it already shows.
+    post({ type: 'catch-up', to: message.from, events: recent.after(message.cursor) });
+    const theirs = roomPart(message.cursor);
+    if (recent.rewinds(theirs)) {
+      const from = cursor.replace(roomPart(cursor), theirs);
+      if (source) source.rewind(from);
+      else cursor = from;  // not streaming yet: start there
     }
   }
 
   function join() {
     if (!(navigator.locks && window.BroadcastChannel)) { lead(); return; }
-    const name = `ripple-stream:${el.dataset.room}:${el.dataset.me || ''}`;
-    channel = new BroadcastChannel(name);
+    lockName = `ripple-stream:${el.dataset.room}:${el.dataset.me || ''}`;
+    channel = new BroadcastChannel(lockName);
     channel.onmessage = (e) => (leading ? serve(e.data) : follow(e.data));
-    lockAbort = new AbortController();
-    navigator.locks.request(name, { signal: lockAbort.signal }, () => new Promise((resolve) => {
-      release = resolve;
-      if (!stopped) lead();
-    })).catch(() => {});  // aborted while waiting: the page stopped streaming
+    requestLock(false);
     post({ type: 'hello', cursor });  // a leader, if there is one, answers with a catch-up
   }
 
-  // A follower that hears nothing from its leader for the dead time asks it to check.
-  const watch = setInterval(() => {
-    if (leading || stopped || !channel || state === 'replaced' || state === 'queued'
-        || Date.now() - heardLeader < deadMs) return;
+  // Wait for the room's lock (or take it from a leader that stopped answering: a frozen or
+  // hung tab keeps its lock). Losing it that way, this tab goes back to following.
+  function requestLock(steal) {
+    if (lockAbort) lockAbort.abort();
+    lockAbort = new AbortController();
+    const options = steal ? { steal: true } : { signal: lockAbort.signal };
+    navigator.locks.request(lockName, options, () => new Promise((resolve) => {
+      release = resolve;
+      if (!stopped) lead();
+    })).catch(() => {  // aborted while waiting, or stolen while leading
+      if (!leading || stopped) return;
+      abdicate();
+      requestLock(false);
+      post({ type: 'hello', cursor });
+    });
+  }
+
+  function abdicate() {
+    leading = false;
+    if (source) { source.close(); source = null; }
+    if (slotAbort) slotAbort.abort();
+    if (freeSlot) { freeSlot(); freeSlot = null; }
     heardLeader = Date.now();
-    setState(navigator.onLine ? 'reconnecting' : 'offline');
-    post({ type: 'check' });
+  }
+
+  // A follower that hears nothing from its leader for the dead time asks it to check (a live
+  // leader answers at once, even while its own stream is reconnecting); a visible follower
+  // whose check goes unanswered for as long takes the lead.
+  const watch = setInterval(() => {
+    if (leading || stopped || !channel || state === 'replaced' || state === 'queued') return;
+    const now = Date.now();
+    if (now - heardLeader < deadMs) return;
+    if (!checkedAt) {
+      checkedAt = now;
+      setState(navigator.onLine ? 'reconnecting' : 'offline');
+      post({ type: 'check' });
+    } else if (now - checkedAt >= deadMs && !document.hidden) {
+      checkedAt = 0;
+      heardLeader = now;
+      requestLock(true);
+    }
   }, 1000);
 
   function check(why) {

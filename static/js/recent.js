@@ -1,0 +1,41 @@
+// Recent: the stream events a tab keeps, so that as leader it can catch up a tab that joins
+// late (its page was rendered at an older cursor, and it has no direct messages at all).
+import { compareIds, laterCursor, roomPart } from './ids.js';
+
+const KEPT = { message: 500, direct: 50 };
+
+/** ``covered``: the room id after which every room message is kept (or on this page). */
+export function Recent(covered) {
+  const kept = { message: [], direct: [] };  // {name, data, id}, oldest first
+  let online = null;  // the last presence list
+
+  return {
+    add(name, data, id) {
+      const list = kept[name];
+      list.push({ name, data, id });
+      if (list.length > KEPT[name]) {
+        const gone = list.shift();
+        if (name === 'message') covered = laterCursor(covered, roomPart(gone.id));
+      }
+    },
+    presence(detail) { online = { room: detail.room, action: 'here', online: detail.online }; },
+    // What a tab at ``cursor`` lacks of what is kept, and the online list.
+    after(cursor) {
+      const [room, direct] = (cursor || '').split('.');
+      const newer = (id, than) => !than || compareIds(id, than) > 0;
+      const events = [
+        ...kept.direct.filter((e) => newer(e.id.split('.')[1] || '0-0', direct)),
+        ...kept.message.filter((e) => newer(roomPart(e.id), room)),
+      ];
+      if (online) events.push({ name: 'presence', data: JSON.stringify(online), id: '' });
+      return events;
+    },
+    // A tab whose page ends at room id ``theirs`` (older than what is kept) needs a replay
+    // from there; after it, everything from there on is covered.
+    rewinds(theirs) {
+      if (!theirs || (covered && compareIds(theirs, covered) >= 0)) return false;
+      covered = theirs;
+      return true;
+    },
+  };
+}
