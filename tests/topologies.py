@@ -84,13 +84,28 @@ class SentinelSet:
             return int(client.sentinel_get_master_addr_by_name(self.service)[1])
 
     def kill_master(self):
-        """SIGKILL the master; return the seconds until the sentinels promoted a replica."""
+        """SIGKILL the master; return the seconds until the sentinels promoted a replica.
+
+        Then the old master comes back (as an operator would bring it back) and the sentinels
+        turn it into the new master's replica: for a moment it believes it is still a master.
+        """
         self.master.process.kill()
         self.master.process.wait()
         started = time.monotonic()
         ports = {r.port for r in self.replicas}
         wait_until(lambda: self.master_port() in ports, 30, 0.1, "failover")
-        return time.monotonic() - started
+        seconds = time.monotonic() - started
+        self.master.start()
+        wait_until(self._old_master_rejoined, 30, 0.2, "the old master to rejoin as a replica")
+        return seconds
+
+    def _old_master_rejoined(self):
+        try:
+            with redis.Redis(port=self.master.port, password=self.master.password,
+                             decode_responses=True) as client:
+                return client.info("replication")["role"] == "slave"
+        except redis.RedisError:
+            return False
 
     def stop(self):
         for s in self.sentinels:
