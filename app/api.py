@@ -14,6 +14,9 @@ bp = Blueprint("api", __name__)
 
 _FRAMING = {"HTTP/1.1": True, "HTTP/1.0": False}  # chunked?
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+PAGE_BOUNDS = ("before", "after", "around")  # a history page takes at most one
+ONE_BOUND = "Give at most one of before, after and around."
+BAD_BOUND = "%s must be a message id such as 1732371730000-0."
 
 
 def _room_or_400(room):
@@ -107,18 +110,26 @@ def sender(claimed):
 
 @bp.get("/rooms/<room>/messages")
 def history(room):
-    """Return a page of history, oldest first: ?before=<id>&limit=<n>."""
+    """Return a page of history, oldest first: ?before=|after=|around=<id>&limit=<n>.
+
+    Answers {"room", "messages", "more", "more_before", "more_after"}; ``more`` is
+    ``more_before`` (older messages exist), as it always was.
+    """
     room = _room_or_400(room)
     cfg = current_app.config
-    before = request.args.get("before")
-    if before is not None:
-        before = keys.parse_stream_id(before)
-        if before is None:
-            abort(400, "before must be a message id such as 1732371730000-0.")
+    given = [name for name in PAGE_BOUNDS if request.args.get(name) is not None]
+    if len(given) > 1:
+        abort(400, ONE_BOUND)
+    bound = {}
+    for name in given:
+        bound[name] = keys.parse_stream_id(request.args[name])
+        if bound[name] is None:
+            abort(400, BAD_BOUND % name)
     limit = _int_arg("limit", cfg["PAGE_LIMIT_DEFAULT"], 1, cfg["PAGE_LIMIT_MAX"])
-    found, more = broker.get_store().page(room, before, limit)
-    body = '{"room":%s,"messages":[%s],"more":%s}' % (
-        json.dumps(room), ",".join(found), "true" if more else "false")
+    found, more_before, more_after = broker.get_store().window(room, limit=limit, **bound)
+    before, after = ("true" if more_before else "false"), ("true" if more_after else "false")
+    body = '{"room":%s,"messages":[%s],"more":%s,"more_before":%s,"more_after":%s}' % (
+        json.dumps(room), ",".join(found), before, before, after)
     return Response(body, mimetype="application/json")
 
 

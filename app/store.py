@@ -178,15 +178,50 @@ class Store:
 
     def page(self, room, before=None, limit=50):
         """Return (messages oldest first, more) for the ``limit`` messages before ``before``."""
-        if before == _FIRST_ID:  # nothing precedes it, and Redis refuses the interval "(0-0"
-            return [], False
-        k = keys.RoomKeys(room)
-        top = "(" + keys.format_stream_id(before) if before else "+"
-        entries = self.redis.xrevrange(k.log, max=top, min="-", count=limit + 1)
-        more = len(entries) > limit
-        entries = entries[:limit]
-        entries.reverse()
-        return [messages.assemble(mid, fields["m"]) for mid, fields in entries], more
+        found, more_before, _ = self.window(room, before=before, limit=limit)
+        return found, more_before
+
+    def window(self, room, before=None, after=None, around=None, limit=50):
+        """Return a page of history: (message jsons oldest first, more_before, more_after).
+
+        At most one of the bounds, each an (ms, seq) tuple: ``before`` gives the ``limit``
+        messages just older than it (exclusive), ``after`` the ``limit`` just newer (exclusive),
+        ``around`` up to ``limit`` in all with that id in the middle (itself included when it
+        exists; a side that runs short leaves its share to the other). None of them: the newest
+        ``limit``. ``more_before``/``more_after`` tell whether older/newer messages exist
+        beyond the page. One round trip (a pipeline of range reads on one key).
+        """
+        log = keys.RoomKeys(room).log
+        older_top = newer_bottom = None  # exclusive/inclusive id strings, None = that side is empty
+        want_older = want_newer = 0
+        if around is not None:
+            older_top, newer_bottom = _below(around), keys.format_stream_id(around)
+            want_older = want_newer = limit
+        elif after is not None:
+            older_top, newer_bottom = keys.format_stream_id(after), _above(after)
+            want_older, want_newer = 0, limit
+        elif before is not None:
+            older_top, newer_bottom = _below(before), keys.format_stream_id(before)
+            want_older, want_newer = limit, 0
+        else:
+            older_top, want_older = "+", limit
+        with self.redis.pipeline(transaction=False) as pipe:
+            # One more than wanted on each side: its presence answers "is there more?".
+            if older_top is not None:
+                pipe.xrevrange(log, max=older_top, min="-", count=want_older + 1)
+            if newer_bottom is not None:
+                pipe.xrange(log, min=newer_bottom, max="+", count=want_newer + 1)
+            found = pipe.execute()
+        older = found.pop(0) if older_top is not None else []
+        newer = found.pop(0) if newer_bottom is not None else []
+        if around is None:
+            take_older, take_newer = min(len(older), want_older), min(len(newer), want_newer)
+        else:
+            take_older = min(len(older), max((limit - 1) // 2, limit - len(newer)))
+            take_newer = min(len(newer), limit - take_older)
+        entries = older[:take_older][::-1] + newer[:take_newer]
+        return ([messages.assemble(mid, fields["m"]) for mid, fields in entries],
+                len(older) > take_older, len(newer) > take_newer)
 
     def replay(self, k, after=None, backlog=0):
         """Read what a new stream owes its client from one log (a room's or a person's).
@@ -234,6 +269,16 @@ class Store:
 
     def ping(self):
         return self.redis.ping()
+
+
+def _below(bound):
+    """The exclusive upper bound of ids older than ``bound``; None when nothing can be."""
+    return None if bound == _FIRST_ID else "(" + keys.format_stream_id(bound)
+
+
+def _above(bound):
+    """The exclusive lower bound of ids newer than ``bound``; None when nothing can be."""
+    return None if bound == _LAST_ID else "(" + keys.format_stream_id(bound)
 
 
 def _created(flag):
