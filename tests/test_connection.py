@@ -153,6 +153,7 @@ def test_signing_out_in_one_tab_signs_out_the_others_at_once(browser, server, ro
         name = unique("ann")
         sign_in_over_http(context, name)
         first, second = _open_tabs(context, [room], 2)
+        second.fill("#text", "a draft, not sent yet")
         lobby = context.new_page()
         lobby.goto("/")
         expect(lobby.locator("[data-whoami]")).to_have_text(name)
@@ -173,6 +174,7 @@ def test_signing_out_in_one_tab_signs_out_the_others_at_once(browser, server, ro
         second.get_by_role("button", name="Start chatting").click()
         expect(second.locator("[data-whoami]")).to_have_text(again)
         expect(second.locator(STATUS)).to_have_text("connected")
+        expect(second.locator("#text")).to_have_value("a draft, not sent yet")  # kept meanwhile
     finally:
         context.close()
 

@@ -18,7 +18,7 @@ import { MessageList } from './messages.js';
 import { DroppedNotice, UnreadTitle } from './notices.js';
 import { LoadOlder } from './older.js';
 import { People } from './people.js';
-import { announceSession, SessionWatch, SignedOutView } from './session.js';
+import { announceSession, restoreDraft, SessionWatch, SignedOutView } from './session.js';
 import { ConnectionStatus } from './status.js';
 import { ChatStream } from './stream.js';
 import { LocalTimes } from './times.js';
@@ -32,7 +32,10 @@ DroppedNotice(root.querySelector('[data-notice]'), root);
 UnreadTitle(root);
 People(document.querySelector('.people'), root);
 const form = root.querySelector('[data-form]');
-if (form) ChatForm(form, root);  // signed out, the page shows the sign-in form instead
+if (form) {  // signed out, the page shows the sign-in form instead
+  ChatForm(form, root);
+  restoreDraft(root, form);
+}
 SessionWatch(root);
 SignedOutView(root);
 ChatStream(root);

@@ -39,6 +39,7 @@ export function SessionWatch(root) {
     if (!now.name) {
       if (me) root.dispatchEvent(new CustomEvent('chat:signed-out', { detail: {}, bubbles: true }));
     } else if (now.name !== me || ended) {
+      keepDraft(root, root.querySelector('[data-form] textarea[name=text]')?.value);
       location.reload();  // signed in (again, or as someone else) in another tab: show that
     }  // else: the same name is still signed in; a stale announcement
   }
@@ -71,6 +72,7 @@ export function SignedOutView(root) {
     freshToken(box.querySelector('form'), root.dataset.sessionUrl);
     const form = root.querySelector('[data-form]');
     if (form) {
+      keepDraft(root, form.querySelector('textarea[name=text]')?.value);
       box.className = 'composer';
       form.replaceWith(box);
     } else {
@@ -92,4 +94,21 @@ function freshToken(form, url) {
     } catch (err) { /* send it as it is: the server answers with a sentence */ }
     form.submit();  // the plain form from here: 303 back to this page, signed in
   });
+}
+
+// A draft the signed-out page could not send waits in this tab until the composer is back.
+const draftKey = (root) => `ripple-draft:${root.dataset.room}`;
+
+function keepDraft(root, text) {
+  try { if (text && text.trim()) sessionStorage.setItem(draftKey(root), text); } catch (err) { /* storage off */ }
+}
+
+/** Put a draft kept at sign-out back into the composer (after signing in again). */
+export function restoreDraft(root, form) {
+  try {
+    const text = sessionStorage.getItem(draftKey(root));
+    const box = form.querySelector('textarea[name=text]');
+    if (text && box && !box.value) box.value = text;
+    sessionStorage.removeItem(draftKey(root));
+  } catch (err) { /* storage off */ }
 }
