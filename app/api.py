@@ -7,7 +7,7 @@ import redis
 from flask import Blueprint, Response, abort, current_app, jsonify, redirect, request, url_for
 
 from . import broker, fastpost, guard, identity, keys, messages, pages, sse, stream, wire
-from .replies import json_error, require_utf8_form, wants_json
+from .replies import json_error, require_utf8_form, wants_json, wants_page
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("api", __name__)
@@ -116,6 +116,8 @@ def history(room):
     ``more_before`` (older messages exist), as it always was.
     """
     room = _room_or_400(room)
+    if wants_page():  # a browser opening this address: the same messages as a room page
+        return redirect(url_for("pages.room", room=room, before=request.args.get("before")), 303)
     cfg = current_app.config
     given = [name for name in PAGE_BOUNDS if request.args.get(name) is not None]
     if len(given) > 1:

@@ -1,11 +1,11 @@
 """Direct messages: POST /users/<name>/messages reaches every open stream of that person only."""
 import logging
 
-from flask import Blueprint, Response, abort, current_app, redirect, request
+from flask import Blueprint, Response, abort, current_app, redirect, request, url_for
 from werkzeug.routing import BaseConverter
 
-from . import api, broker, guard, identity, messages, sessions
-from .replies import json_error
+from . import api, broker, guard, identity, keys, messages, sessions
+from .replies import json_error, wants_page
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("direct", __name__)
@@ -50,3 +50,14 @@ def post_direct(name):
     if page:
         return redirect(sessions.safe_next(request.form.get("next")), 303)
     return Response(stored, status=201 if created else 200, mimetype="application/json")
+
+
+@bp.get("/users/<name:name>/messages")
+def conversation(name):
+    """A browser reopening a direct message form's address: the conversation in its room."""
+    room = keys.canonical_room(request.args.get("room", ""))
+    if not wants_page():
+        abort(405, valid_methods=["POST"])
+    if room is None:
+        return redirect(url_for("pages.lobby"), 303)
+    return redirect(url_for("pages.room", room=room, **{"with": name}), 303)

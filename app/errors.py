@@ -1,26 +1,56 @@
-"""Every error becomes a clear answer: JSON for API clients, a page for browsers, never a bare 500."""
+"""Every error becomes a clear answer: JSON for API clients, a page for browsers, never a bare 500.
+
+A plain HTML form that fails for any reason (a rate limit, a stale page's CSRF token, a body the
+server cannot read) gets its own page back: a sentence a person can act on, and what they typed.
+Rate limits are told as sentences with the real wait ("try again in 40 s", the Retry-After).
+"""
 import json
 import logging
 import sys
 import time
 
 import redis
-from flask import current_app, render_template, request
+from flask import current_app, g, render_template, request
+from flask_limiter.errors import RateLimitExceeded
+from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from . import api, bodies, fastpost, guard, headers, keys, pages, requests
-from .replies import json_error, wants_json
+from . import api, bodies, fastpost, guard, headers, keys, pages, requests, sessions
+from .replies import json_error, wants_json, wants_page
 
 logger = logging.getLogger(__name__)
 INTERNAL = "Something went wrong on our side; nothing was changed. Please try again."
 
 API_PREFIXES = ("/rooms/", "/users/", "/session", "/readyz", "/metrics")
 
+# What a stale page's CSRF failure means, per form: nothing happened, and how to go on.
+_CSRF = {
+    "sessions.sign_in": "You are not signed in yet: this page was out of date (its CSRF security "
+                        "token had expired, for example after signing in or out in another tab). "
+                        "Press Start chatting again.",
+    "sessions.sign_out_form": "You are still signed in: that page was out of date (its CSRF security "
+                              "token had expired). Press Leave again.",
+}
+_CSRF_SEND = ("Nothing was sent: this page was out of date (its CSRF security token had expired, "
+              "for example after signing in or out in another tab). Your text is kept; send it again.")
+
+# Rate limits by what they protect, and whose budget ran out: the address or the session.
+_LIMITED = {
+    "sessions.sign_in": ("Too many sign-in attempts from your network; try again in %s.",) * 2,
+    "api.post_message": ("Too many messages from your network; try again in %s.",
+                         "You are sending messages too fast; try again in %s."),
+}
+_LIMITED["direct.post_direct"] = _LIMITED["api.post_message"]
+_LIMITED_OTHER = "Too many requests; try again in %s."
+
 
 def init_app(app):
     app.json = bodies.JSONProvider(app)  # a body nested 20,000 deep is a 400, not a crash
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(redis.RedisError, _redis_error)
+    # Runs after every other after_request, Flask-Limiter's included (they run in reverse order
+    # of registration): the limiter sets Retry-After there, and the sentence must say the same.
+    app.after_request_funcs.setdefault(None, []).insert(0, _tell_the_wait)
 
 
 class LastResort:
@@ -43,6 +73,8 @@ class LastResort:
 
 
 def _is_api():
+    if wants_page():
+        return False  # a browser opening /session, a form's address or a history link
     path = request.path
     # Room pages are HTML; everything under /rooms/<room>/... is API.
     if path.startswith("/rooms/") and path.count("/") == 2:
@@ -51,25 +83,56 @@ def _is_api():
 
 
 def _http_error(exc):
-    message = _sentence(exc)
     if request.endpoint == "api.events" and exc.code in (429, 503):
         # A refused stream (a rate limit): in a form an EventSource retries.
         retry_after = _retry_after(exc)
-        if exc.code == 429:
-            message = STREAM_LIMITED % retry_after
+        message = STREAM_LIMITED % retry_after if exc.code == 429 else _sentence(exc)
         return api.refuse_stream(exc.code, message, retry_after)
-    if request.endpoint == "api.post_message" and request.mimetype in api.FORM_TYPES and not wants_json():
-        # A plain form post (JavaScript off) refused by CSRF or a rate limit: the room page
-        # again, with the error and the text the person typed.
-        room = keys.canonical_room((request.view_args or {}).get("room", ""))
-        if room:
-            text = "" if exc.code == 413 else request.form.get("text", "")
-            page, status = pages.room_page(room, error=message, text=text, status=exc.code,
-                                           key=api.kept_key(request.form.get("idempotency_key")))
-            return page, status, _kept_headers(exc)
+    if isinstance(exc, RateLimitExceeded):
+        # The wait is only known once the limiter has set Retry-After (_tell_the_wait).
+        sentence = _limited_sentence(exc)
+        g.answer_limited = lambda wait: _answer(exc, sentence % _seconds(wait))
+        return _answer(exc, sentence % _seconds(_wait_now()))
+    if isinstance(exc, CSRFError):
+        return _answer(exc, _CSRF.get(request.endpoint, _CSRF_SEND), code="csrf")
+    return _answer(exc, _sentence(exc))
+
+
+def _answer(exc, message, code=None):
+    status = exc.code or 500
+    headers = _kept_headers(exc)
+    page = _form_page(status, message)
+    if page is not None:
+        return page[0], page[1], headers
     if _is_api():
-        return json_error(exc.code or 500, message, _kept_headers(exc))
-    return render_template("error.html", status=exc.code, message=message), exc.code, _kept_headers(exc)
+        return json_error(status, message, headers, code)
+    return render_template("error.html", status=status, message=message), status, headers
+
+
+def _form_page(status, message):
+    """The page a plain HTML form (JavaScript off) gets back, with ``message``; None if no form."""
+    if request.method != "POST" or wants_json():
+        return None
+    is_form = request.mimetype in api.FORM_TYPES
+    if not is_form and not wants_page():
+        return None
+    # A body too large (413) is never read; a form's fields are otherwise the person's own text.
+    form = request.form if is_form and status != 413 else {}
+    text = form.get("text", "").replace("\r\n", "\n")
+    key = api.kept_key(form.get("idempotency_key"))  # a retry must not store it twice
+    endpoint, args = request.endpoint, request.view_args or {}
+    if endpoint == "api.post_message" and keys.canonical_room(args.get("room", "")):
+        return pages.room_page(keys.canonical_room(args["room"]), error=message, text=text, status=status,
+                               key=key)
+    if endpoint == "direct.post_direct" and keys.canonical_room(request.args.get("room", "")):
+        return pages.room_page(keys.canonical_room(request.args["room"]), other=args.get("name"),
+                               dm_error=message, dm_text=text, dm_key=key, status=status)
+    if endpoint == "sessions.sign_in":
+        return pages.sign_in_page(error=message, typed=form.get("name", ""),
+                                  target=sessions.safe_next(form.get("next")), status=status)
+    if endpoint == "sessions.sign_out_form":
+        return pages.lobby_page(notice=message, status=status)
+    return None
 
 
 def _redis_error(exc):
@@ -81,6 +144,9 @@ def _redis_error(exc):
     status, code = 503, None
     if request.endpoint in _POSTS:  # the outcome may be unknown: never say "nothing stored"
         status, code, message = fastpost.post_failure(exc)
+    page = _form_page(status, message)
+    if page is not None:
+        return page[0], page[1], {"Retry-After": retry}
     if _is_api():
         return json_error(status, message, {"Retry-After": retry}, code)
     return render_template("error.html", status=status, message=message), status, {"Retry-After": retry}
@@ -98,6 +164,29 @@ def _retry_after(exc):
     if limit is not None:
         return max(1, int(limit.reset_at - time.time()))
     return int(current_app.config["REDIS_RETRY_AFTER"])
+
+
+def _tell_the_wait(response):
+    answer = g.pop("answer_limited", None)
+    wait = response.headers.get("Retry-After", "")
+    if answer is not None and response.status_code == 429 and wait.isdigit():
+        again = current_app.make_response(answer(int(wait)))
+        response.set_data(again.get_data())
+    return response
+
+
+def _limited_sentence(exc):
+    by_address, by_session = _LIMITED.get(request.endpoint, (_LIMITED_OTHER,) * 2)
+    return by_session if exc.limit.key_func is guard.session_key else by_address
+
+
+def _wait_now():
+    limit = guard.limiter.current_limit
+    return int(limit.reset_at - time.time()) if limit else 0
+
+
+def _seconds(wait):
+    return "%d s" % wait if wait > 0 else "a moment"
 
 
 def _kept_headers(exc):

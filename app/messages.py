@@ -1,6 +1,7 @@
 """The shape of a chat message and the checks a posted one must pass."""
 import hashlib
 import json
+import re
 import unicodedata
 
 from . import names
@@ -10,6 +11,8 @@ MAX_IDEMPOTENCY_KEY_CHARS = 128
 
 # Text may hold newlines and tabs; other C0/C1 controls are noise or terminal tricks.
 _ALLOWED_CONTROLS = {"\n", "\t", "\r"}
+# Whitespace-only lines before the first line with text ("\s" is Unicode-aware: NBSP, ideographic).
+_LEADING_BLANK_LINES = re.compile(r"\A(?:[^\S\n]*\n)+")
 
 
 class Invalid(ValueError):
@@ -21,18 +24,30 @@ class Invalid(ValueError):
 
 
 def check_text(text, max_chars):
-    """Return the text to store, or raise Invalid with a sentence for the person."""
+    """Return the text to store, or raise Invalid with a sentence for the person.
+
+    Whitespace-only lines before and after the text are dropped (and trailing spaces), so a
+    paste's stray blank lines never store as empty space; indentation and blank lines inside the
+    text are kept as typed. The limit applies to what is stored.
+    """
     if not isinstance(text, str):
         raise Invalid("Message text must be a string.", 400)
     if not text.strip():
         raise Invalid("Message text is empty.")
-    if len(text) > max_chars:
-        raise Invalid("Message is too long: %d characters, the limit is %d." % (len(text), max_chars))
     if not _encodable(text):
         raise Invalid("Message text is not valid Unicode.", 400)
+    # Checked before trimming: some controls (\x1c-\x1f) count as whitespace.
     if any(_is_control(ch) and ch not in _ALLOWED_CONTROLS for ch in text):
         raise Invalid("Message text contains control characters.")
+    text = trim_blank_lines(text)
+    if len(text) > max_chars:
+        raise Invalid("Message is too long: %d characters, the limit is %d." % (len(text), max_chars))
     return text
+
+
+def trim_blank_lines(text):
+    """Drop whitespace-only lines at the start and all whitespace at the end; keep the rest."""
+    return _LEADING_BLANK_LINES.sub("", text).rstrip()
 
 
 def check_name(name):

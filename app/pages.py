@@ -1,22 +1,32 @@
-"""Server-rendered pages: the lobby and a room. Both work with JavaScript off."""
+"""Server-rendered pages: the lobby and a room. Both work with JavaScript off.
+
+A room page can show, besides the live room, an older page of its history (``?before=<id>``)
+and a conversation with one person (``?with=<name>``): direct messages have their own panel
+and composer, never the room's.
+"""
 import json
 import logging
+import time
 import uuid
 from datetime import datetime, timezone
 
 import redis
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 
-from . import broker, identity, keys
+from . import broker, identity, keys, messages, timeline
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("pages", __name__)
+
+DIRECT_SCAN = 200      # newest direct messages a room page reads for its conversations panel
+CONVERSATIONS = 10     # people listed under "Direct messages"
+NO_ONE = "There is no one by that name."
 
 
 @bp.get("/")
 def lobby():
     """List recently active rooms and offer to join one."""
-    return _lobby()
+    return lobby_page()
 
 
 @bp.get("/go")
@@ -25,8 +35,8 @@ def go():
     typed = request.args.get("room", "").strip()
     room = keys.canonical_room(typed)
     if room is None:
-        return _lobby(error="“%s” is not a room name. %s" % (typed[:80], keys.ROOM_RULE),
-                      typed=typed, status=400)
+        return lobby_page(error="“%s” is not a room name. %s" % (typed[:80], keys.ROOM_RULE),
+                          typed=typed, status=400)
     return redirect(url_for("pages.room", room=room), 303)
 
 
@@ -39,29 +49,71 @@ def room(room):
     if canonical != room:  # one address per room: "Lobby" and "ＬＯＢＢＹ" lead to "lobby"
         query = request.query_string.decode("latin-1")  # kept as sent (?before=, ...)
         return redirect(url_for("pages.room", room=canonical) + ("?" + query if query else ""), 301)
-    return room_page(room)
+    before = request.args.get("before")
+    if before is not None:
+        before = keys.parse_stream_id(before)
+        if before is None:
+            abort(400, "That link to older messages is broken: “before” must be a message id "
+                       "such as 1732371730000-0.")
+    other = request.args.get("with")
+    if other is not None:
+        try:
+            other = messages.check_name(other)
+        except messages.Invalid:
+            abort(404, NO_ONE)
+    return room_page(room, before=before, other=other)
 
 
-def room_page(room, error=None, text="", status=200, key=None):
+def room_page(room, error=None, text="", status=200, key=None, before=None, other=None,
+              dm_error=None, dm_text="", dm_key=None):
     """Render a room page, optionally with a form error and the text the person typed.
 
     ``key`` is the idempotency key the failed post carried: the form sends it again, so a retry
     of a post that was stored after all returns the original instead of storing it twice.
+    ``other``: the person whose conversation is open (its form's error, text and key: ``dm_*``).
     """
+    cfg = current_app.config
+    user, sid = identity.shown(), identity.current()[1]
     unavailable = False
+    directs = []
     try:
-        found, more = broker.get_store().page(room, None, current_app.config["ROOM_PAGE_MESSAGES"])
+        store = broker.get_store()
+        found, more = store.page(room, before, cfg["ROOM_PAGE_MESSAGES"])
         online = current_app.extensions["presence"].online(room)
+        if user:
+            directs = store.directs(sid, DIRECT_SCAN)
     except redis.RedisError as exc:
         current_app.extensions["outage"].failed("room page", exc)
         found, more, online, unavailable = [], False, [], True
-    shown = [_for_page(raw) for raw in found]
+    now = int(time.time() * 1000)
+    shown = [json.loads(raw) for raw in found]
+    if user and user not in online:
+        # This page is the person's presence until its stream (if any) says so; without
+        # JavaScript there is no stream at all, and the list must still show them.
+        online = sorted(online + [user])
+    directs = [json.loads(raw) for raw in directs]
+    conversation = None
+    if other is not None and user:
+        conversation = timeline.arrange([m for m in directs if _other(m, user) == identity.normalize(other)],
+                                        lambda m: m["from"], now)
+    # The room part only: a fresh stream replays the newest direct messages, which the page's
+    # lists drop by id, and which a tab leading the browser's shared stream keeps for the others.
+    cursor = shown[-1]["id"] if shown else ("" if unavailable else "0-0")
+    older_url = None
+    if more and shown:
+        older_url = url_for("pages.room", room=room, before=shown[0]["id"],
+                            **({"with": other} if other else {}))
     return render_template(
-        "room.html", room=room, messages=shown, more=more,
-        cursor=shown[-1]["id"] if shown else "", error=error, text=text or "",
-        user=identity.shown(),
+        "room.html", room=room, log=timeline.arrange(shown, lambda m: m["user"], now), more=more,
+        older_url=older_url, archive=before is not None,
+        dm_action=url_for("direct.post_direct", name=other, room=room) if other else None,
+        dm_idempotency_key=dm_key or uuid.uuid4().hex,
+        cursor=cursor, error=error, text=text or "", user=user,
         idempotency_key=key or uuid.uuid4().hex, unavailable=unavailable, online=online,
-        backlog=current_app.config["ROOM_PAGE_MESSAGES"], client=_client_config()), status
+        other=other, conversation=conversation, dm_error=dm_error, dm_text=dm_text or "",
+        conversations=_conversations(directs, user) if user else [],
+        backlog=cfg["ROOM_PAGE_MESSAGES"], max_chars=cfg["MAX_MESSAGE_CHARS"], client=_client_config(),
+        group_seconds=timeline.GROUP_SECONDS), status
 
 
 def sign_in_page(error=None, typed="", target=None, status=200):
@@ -70,7 +122,8 @@ def sign_in_page(error=None, typed="", target=None, status=200):
                            target=target or url_for("pages.lobby")), status
 
 
-def _lobby(error=None, typed="", status=200):
+def lobby_page(error=None, typed="", status=200, notice=None):
+    """The lobby; ``error`` belongs to its join form, ``notice`` to the page (a failed Leave)."""
     try:
         rooms = broker.get_store().rooms(current_app.config["LOBBY_ROOMS"])
         counts = current_app.extensions["presence"].online_counts([r["room"] for r in rooms])
@@ -81,14 +134,27 @@ def _lobby(error=None, typed="", status=200):
         rooms = None
     for entry in rooms or []:
         entry["when"] = _iso(entry["last"])
-    return render_template("lobby.html", rooms=rooms, error=error, typed=typed,
+    return render_template("lobby.html", rooms=rooms, error=error, typed=typed, notice=notice,
                            user=identity.shown()), status
 
 
-def _for_page(raw):
-    message = json.loads(raw)
-    message["iso"] = _iso(message["ts"])
-    return message
+def _other(message, me):
+    """The normalized name of the other person in a direct message (oneself in a note to self)."""
+    sender = identity.normalize(message["from"])
+    return identity.normalize(message["to"]) if sender == identity.normalize(me) else sender
+
+
+def _conversations(directs, me):
+    """The people one has direct messages with, the most recent first: name, last message."""
+    people = {}
+    for message in reversed(directs):
+        other = _other(message, me)
+        if other not in people:
+            name = message["to"] if identity.normalize(message["from"]) == identity.normalize(me) else message["from"]
+            people[other] = {"name": name, "last": message}
+        if len(people) == CONVERSATIONS:
+            break
+    return list(people.values())
 
 
 def _iso(ms):

@@ -12,8 +12,20 @@ def wants_json():
     return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
 
 
+def wants_page():
+    """Tell whether a browser is loading this address as a page (typed, reopened, a plain form).
+
+    Browsers name text/html in Accept for a navigation; fetch, EventSource and HTTP libraries
+    send */* or nothing, so API answers stay JSON for them.
+    """
+    if request.headers.get("Sec-Fetch-Mode") == "navigate":
+        return True
+    named = dict(request.accept_mimetypes)
+    return named.get("text/html", 0) > named.get("application/json", 0)
+
+
 def json_error(status, message, headers=None, code=None):
-    """One JSON error: {"error": "<a sentence a person can read>"} (+ a stable "code")."""
+    """One JSON error: {"error": "<a sentence a person can read>"}, and a stable ``code`` if given."""
     response = jsonify(error=message) if code is None else jsonify(error=message, code=code)
     response.status_code = status
     if headers:

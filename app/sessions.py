@@ -5,7 +5,7 @@ from flask import Blueprint, abort, jsonify, redirect, request, url_for
 from flask_wtf.csrf import generate_csrf
 
 from . import guard, identity, messages, pages, targets
-from .replies import json_error, require_utf8_form, wants_json
+from .replies import json_error, require_utf8_form, wants_json, wants_page
 
 bp = Blueprint("sessions", __name__)
 
@@ -48,9 +48,12 @@ def sign_in():
 def whoami():
     """Return {"name", "csrf_token"} for a signed-in session, else 401 {"error", "csrf_token"}.
 
-    The 401 carries a token too: signing in is a POST, and it needs one.
+    The 401 carries a token too: signing in is a POST, and it needs one. A browser opening this
+    address (a failed sign-in's page, reopened or refreshed) gets the sign-in page instead.
     """
     name, _ = identity.current()
+    if wants_page():
+        return redirect(url_for("pages.lobby"), 303) if name else pages.sign_in_page()
     if not name:
         response = json_error(401, "Not signed in.")
         response.set_data(json.dumps({"error": "Not signed in.", "csrf_token": generate_csrf()}))
@@ -70,6 +73,12 @@ def sign_out():
 def sign_out_form():
     """The same for a plain HTML form."""
     identity.sign_out()
+    return redirect(url_for("pages.lobby"), 303)
+
+
+@bp.get("/session/leave")
+def sign_out_page():
+    """A Leave page reopened from history: the lobby (its header offers Leave when signed in)."""
     return redirect(url_for("pages.lobby"), 303)
 
 

@@ -223,6 +223,12 @@ class Store:
         return ([messages.assemble(mid, fields["m"]) for mid, fields in entries],
                 len(older) > take_older, len(newer) > take_newer)
 
+    def directs(self, sid, count):
+        """Return the newest ``count`` direct messages of session ``sid`` (JSON), oldest first."""
+        entries = self.redis.xrevrange(keys.PersonKeys(sid).log, max="+", min="-", count=count)
+        entries.reverse()
+        return [messages.assemble(mid, fields["m"]) for mid, fields in entries]
+
     def replay(self, k, after=None, backlog=0):
         """Read what a new stream owes its client from one log (a room's or a person's).
 

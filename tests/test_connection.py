@@ -12,7 +12,6 @@ from playwright.sync_api import expect
 from .conftest import TEST_HEARTBEAT
 from .servers import wait_until
 from .test_browser import (  # noqa: F401 (browser, dialogs, open_room, relay: fixtures)
-    DIRECT,
     LIVE_MS,
     SEND,
     STATUS,
@@ -36,6 +35,7 @@ DEAD_MS = int(max(3.0, 2.5 * TEST_HEARTBEAT) * 1000)
 POST_TIMEOUT_MS = 12_000  # RIPPLE_POST_TIMEOUT_SECONDS' default
 NOT_CONNECTED = re.compile(r"^(reconnecting…|offline)$")
 KEY = "input[name=idempotency_key]"
+INBOX = "[data-inbox] li .snippet"  # the newest direct message with each person
 ERROR = "[data-error]"
 ROOM_TEXTS = "li.msg:not(.direct) .text"
 
@@ -214,7 +214,8 @@ def test_a_tab_that_joins_late_catches_up_from_the_leader(browser, server, room)
         (first,) = _open_tabs(context, [room], 1)  # the leader: its stream starts after "one"
         publish(server, room, "two")
         expect(first.locator(ROOM_TEXTS)).to_have_text(["one", "two"], timeout=LIVE_MS)
-        expect(first.locator(DIRECT + " .text")).to_have_text(["a direct message before the tabs"])
+        # Direct messages show in the "Direct messages" list beside the room (issue 11 #12).
+        expect(first.locator(INBOX)).to_have_text(["a direct message before the tabs"])
 
         second = context.new_page()
         second.route("**/rooms/%s" % room, lambda route: route.fulfill(
@@ -223,7 +224,7 @@ def test_a_tab_that_joins_late_catches_up_from_the_leader(browser, server, room)
         expect(second.locator(STATUS)).to_have_text("connected")
         # (older than the leader's stream: they come from the catch-up)
         expect(second.locator(ROOM_TEXTS)).to_have_text(["one", "two"], timeout=LIVE_MS)
-        expect(second.locator(DIRECT + " .text")).to_have_text(["a direct message before the tabs"])
+        expect(second.locator(INBOX)).to_have_text(["a direct message before the tabs"])
         publish(server, room, "three")
         for page in (first, second):
             expect(page.locator(ROOM_TEXTS)).to_have_text(["one", "two", "three"], timeout=LIVE_MS)

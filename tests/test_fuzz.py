@@ -6,7 +6,7 @@ Three layers:
   content types, headers and bodies as documented. The event stream never ends, so it is left
   out there and fuzzed through a real Gunicorn instead, with a read deadline.
 - Hypothesis properties for the message path: any text, name and room either round-trips
-  exactly or gets a 4xx with a JSON error.
+  exactly (blank lines around the text trimmed, as documented) or gets a 4xx with a JSON error.
 - Explicit cases: invalid UTF-8 in forms, oversized headers against Gunicorn, hostile room and
   user names, out-of-range numbers.
 
@@ -164,9 +164,18 @@ def _unicode(s):
     return True
 
 
+def stored_text(text):
+    """The documented rule: whitespace-only lines before the text and whitespace after it go."""
+    lines = text.split("\n")
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    return "\n".join(lines).rstrip()
+
+
 def valid_text(text):
-    """The documented rule: not only whitespace, <= 2000 characters, no controls but \\t \\n \\r."""
-    return (bool(text.strip()) and len(text) <= 2000 and _unicode(text)
+    """The documented rule: not only whitespace, no controls but \\t \\n \\r, and <= 2000
+    characters once blank lines around it are trimmed (stored_text)."""
+    return (bool(text.strip()) and _unicode(text) and len(stored_text(text)) <= 2000
             and not any(unicodedata.category(c) == "Cc" and c not in "\t\n\r" for c in text))
 
 
@@ -221,7 +230,7 @@ def test_any_json_post_round_trips_exactly_or_gets_a_4xx(fuzz_app, text, user, r
     if canonical and valid_text(text) and valid_name(user):
         assert response.status_code == 201, (response.status_code, response.get_data()[:300])
         message = response.get_json()
-        assert (message["text"], message["user"], message["room"]) == (text, user.strip(), canonical)
+        assert (message["text"], message["user"], message["room"]) == (stored_text(text), user.strip(), canonical)
         assert stored(client, canonical, message["id"]) == message
     else:
         assert_json_error(response)
@@ -234,7 +243,7 @@ def test_any_json_post_round_trips_exactly_or_gets_a_4xx(fuzz_app, text, user, r
 @example(text="a\r\nb\r\n", user="ann", multipart=True)
 @example(text="a+b%20c&d=e", user="x&y=z", multipart=False)
 def test_any_form_post_round_trips_or_gets_a_4xx(fuzz_app, text, user, multipart):
-    """A form (fetch, so JSON back): stored as typed, CRLF as LF."""
+    """A form (fetch, so JSON back): stored as typed, CRLF as LF, blank lines around trimmed."""
     client = fuzz_app.test_client()
     room = "fuzz-form"
     fields = {"text": text, "user": user}
@@ -249,7 +258,7 @@ def test_any_form_post_round_trips_or_gets_a_4xx(fuzz_app, text, user, multipart
     if valid_text(typed) and valid_name(user):
         assert response.status_code == 201, (response.status_code, response.get_data()[:300])
         message = response.get_json()
-        assert (message["text"], message["user"]) == (typed, user.strip())
+        assert (message["text"], message["user"]) == (stored_text(typed), user.strip())
         assert stored(client, room, message["id"]) == message
     else:
         assert_json_error(response)
@@ -279,7 +288,7 @@ def test_a_browser_signs_in_with_any_name_and_posts_as_it_or_gets_a_4xx(fuzz_app
                            headers={"X-CSRF-Token": token})
         if valid_text(text):
             assert sent.status_code == 201, (sent.status_code, sent.get_data()[:300])
-            assert (sent.get_json()["text"], sent.get_json()["user"]) == (text, name.strip())
+            assert (sent.get_json()["text"], sent.get_json()["user"]) == (stored_text(text), name.strip())
         else:
             assert_json_error(sent)
     finally:

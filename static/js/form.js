@@ -1,67 +1,113 @@
 // ChatForm: enhances the plain <form method="post"> with fetch; the text is cleared only
 // after the server has stored it, and a retry reuses the idempotency key so it never doubles.
-// The same form sends direct messages: "Reply" or a name in the online list points it at a person.
+// The room's composer and a conversation's (data-kind="direct") are separate forms.
 import { newKey } from './ids.js';
 
-// A post on a dead connection would hang for minutes: after this, say so and offer a retry.
-const TIMED_OUT = (s) => `No answer from the server after ${s} s. Your message is kept; press Send to retry (it will not be posted twice).`;
-const UNREACHABLE = 'Could not reach the server. Your message is kept; press Send to retry.';
+const STRINGS = {
+  empty: 'Type a message first.',
+  failed: (status) => `Sending failed (${status}).`,
+  wait: (seconds) => ` Try again in ${seconds} s.`,
+  // A post on a dead connection would hang for minutes: after this, say so and offer a retry.
+  timedOut: (s) => `No answer from the server after ${s} s. Your message is kept; press Send to retry (it will not be posted twice).`,
+  unreachable: 'Could not reach the server. Your message is kept; press Send to retry.',
+  tooLong: (count, max) => `Your message is ${count.toLocaleString()} characters; the limit is `
+    + `${max.toLocaleString()}. Shorten it by ${(count - max).toLocaleString()} to send it.`,
+  counter: (count, max) => `${count.toLocaleString()} / ${max.toLocaleString()}`,
+  over: (count, max) => `${(count - max).toLocaleString()} too many`,
+  hintKeyboard: 'Enter sends · Shift+Enter adds a line',
+  hintTouch: 'Enter adds a line · tap Send to send',
+};
+const COUNTER_FROM = 0.9;  // the counter shows from this share of the limit on
+
+// A phone or tablet: its on-screen Enter key is the only way to start a new line.
+const touch = matchMedia('(pointer: coarse)');
+
+// What the server stores (app/messages.py check_text): blank lines around the text dropped.
+const stored = (value) => value.replace(/^(?:[^\S\n]*\n)+/, '').trimEnd();
+const length = (value) => [...stored(value)].length;  // code points, as the server counts
 
 export function ChatForm(form, root) {
   const text = form.querySelector('textarea[name=text]');
   const key = form.querySelector('input[name=idempotency_key]');
   const error = form.querySelector('[data-error]');
   const button = form.querySelector('button[type=submit]');
-  const to = form.querySelector('[data-to]');
-  const toLabel = form.querySelector('[data-to-label]');
-  const placeholder = text.placeholder;
+  const hint = form.querySelector('[data-hint]');
+  const counter = form.querySelector('[data-counter]');
+  const max = Number(text.dataset.maxChars);
+  const event = form.dataset.kind === 'direct' ? 'chat:direct' : 'chat:message';
   const timeoutMs = Number(root.dataset.postTimeoutMs) || 12000;
-  let recipient = null;  // null: the room; else the name a direct message goes to
   let sending = false;
+  let refused = false;  // the too-long sentence is showing
 
   const showError = (message) => { error.textContent = message; error.hidden = !message; };
 
-  function target(name) {
-    recipient = name;
-    to.hidden = !name;
-    toLabel.textContent = name ? `Direct message to ${name}` : '';
-    text.placeholder = name ? `Message ${name} privately` : placeholder;
-    form.action = name ? form.dataset.directAction.replace('__NAME__', encodeURIComponent(name))
-                       : form.dataset.roomAction;
-    text.focus();
+  function count() {
+    const n = length(text.value);
+    const over = n > max;
+    counter.hidden = n < max * COUNTER_FROM;
+    counter.textContent = STRINGS.counter(n, max) + (over ? ` — ${STRINGS.over(n, max)}` : '');
+    counter.classList.toggle('over', over);
+    text.setAttribute('aria-invalid', String(over));
+    if (!over && refused) { refused = false; showError(''); }
+    return n;
+  }
+
+  function device() {
+    hint.textContent = touch.matches ? STRINGS.hintTouch : STRINGS.hintKeyboard;
+    text.enterKeyHint = touch.matches ? 'enter' : 'send';
+  }
+
+  // A page that was out of date (signed in or out in another tab): take a fresh CSRF token.
+  async function refreshToken() {
+    const response = await fetch(root.dataset.sessionUrl, { headers: { Accept: 'application/json' } });
+    const body = await response.json();
+    if (!body.csrf_token) return false;
+    for (const field of document.querySelectorAll('input[name=csrf_token]')) field.value = body.csrf_token;
+    return true;
+  }
+
+  async function post(signal) {
+    return fetch(form.action, {
+      method: 'POST', body: new FormData(form), headers: { Accept: 'application/json' }, signal,
+    });
   }
 
   async function send() {
     if (sending) return;
-    if (!text.value.trim()) { showError('Type a message first.'); return; }
+    if (!text.value.trim()) { showError(STRINGS.empty); return; }
+    const n = count();
+    if (n > max) { refused = true; showError(STRINGS.tooLong(n, max)); text.focus(); return; }
     sending = true;
     button.disabled = true;
     const sent = text.value;
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), timeoutMs);
     try {
-      const response = await fetch(form.action, {
-        method: 'POST', body: new FormData(form),
-        headers: { Accept: 'application/json' }, signal: abort.signal,
-      });
-      const body = await response.json().catch(() => ({}));
+      let response = await post(abort.signal);
+      let body = await response.json().catch(() => ({}));
+      if (body.code === 'csrf' && await refreshToken()) {  // nothing was stored: the same key is safe
+        response = await post(abort.signal);
+        body = await response.json().catch(() => ({}));
+      }
       if (abort.signal.aborted) throw new Error('timed out');  // while reading the answer
       if (!response.ok) {
         const wait = response.headers.get('Retry-After');
-        showError((body.error || `Sending failed (${response.status}).`) + (wait ? ` Try again in ${wait} s.` : ''));
+        // A rate limit's sentence already says how long to wait.
+        showError((body.error || STRINGS.failed(response.status))
+          + (wait && response.status !== 429 ? STRINGS.wait(wait) : ''));
         if (response.status < 500 && response.status !== 429) key.value = newKey();  // rejected, not stored
         return;
       }
       showError('');
       // Clear what was sent, but keep anything typed while it was on its way.
       text.value = text.value.startsWith(sent) ? text.value.slice(sent.length) : text.value;
+      count();
       key.value = newKey();
-      const name = recipient ? 'chat:direct' : 'chat:message';
-      root.dispatchEvent(new CustomEvent(name, { detail: { message: body, live: false }, bubbles: true }));
+      root.dispatchEvent(new CustomEvent(event, { detail: { message: body, live: false }, bubbles: true }));
     } catch (err) {
       // Network failure or no answer in time: the message may or may not be stored; the same
       // key makes a retry safe. The stream may be as dead as this post was: have it checked.
-      showError(abort.signal.aborted ? TIMED_OUT(Math.round(timeoutMs / 1000)) : UNREACHABLE);
+      showError(abort.signal.aborted ? STRINGS.timedOut(Math.round(timeoutMs / 1000)) : STRINGS.unreachable);
       root.dispatchEvent(new CustomEvent('chat:check', { detail: {}, bubbles: true }));
     } finally {
       clearTimeout(timer);
@@ -74,11 +120,13 @@ export function ChatForm(form, root) {
   form.addEventListener('submit', (e) => { e.preventDefault(); send(); });
   text.addEventListener('keydown', (e) => {
     // Enter while an IME is composing (e.g. pinyin) picks a candidate; it must not send.
-    if (e.key === 'Escape' && recipient) { target(null); return; }
-    if (e.key !== 'Enter' || e.shiftKey || e.isComposing || e.keyCode === 229) return;
+    // On a touch screen Enter adds a line: the Send button sends.
+    if (e.key !== 'Enter' || e.shiftKey || e.isComposing || e.keyCode === 229 || touch.matches) return;
     e.preventDefault();
     send();
   });
-  form.querySelector('[data-to-cancel]').addEventListener('click', () => target(null));
-  root.addEventListener('chat:reply', (e) => target(e.detail.name));
+  text.addEventListener('input', count);
+  touch.addEventListener('change', device);
+  device();
+  count();
 }

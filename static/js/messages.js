@@ -1,33 +1,51 @@
-// MessageList: renders room messages, direct messages and join/leave lines in time order,
-// each once, with textContent only.
+// MessageList: one log (the room's, or a conversation's direct messages) in id order, each
+// message once, with textContent only; laid out in day separators and runs (timeline.js).
+// The room's log also shows who joined and left, consecutive changes collapsed into one line.
 import { compareIds } from './ids.js';
-import { localTime } from './times.js';
+import { arrange } from './timeline.js';
+import { fullTime, localTime } from './times.js';
 
-export function MessageList(el, root) {
+const STRINGS = {
+  joined: 'joined', left: 'left', separator: ' · ',
+  bot: 'Sent by the service or a program, not a signed-in person',
+};
+
+// Names compare the way the server compares them (NFKC, case-folded): close enough in a browser.
+export const sameName = (a, b) => (a || '').normalize('NFKC').toLowerCase() === (b || '').normalize('NFKC').toLowerCase();
+
+// The other person in a direct message (oneself in a note to self).
+export const otherParty = (message, me) => (sameName(message.from, me) ? message.to : message.from);
+
+// options.kind: 'message' (the room) or 'direct'; options.accepts(message): whether it belongs here.
+export function MessageList(el, root, { kind = 'message', accepts = () => true } = {}) {
   const list = el.querySelector('[data-messages]');
   const jump = el.querySelector('[data-jump]');
+  const empty = el.querySelector('[data-empty]');
   const me = () => root.dataset.me || '';
-  // Room and direct ids come from different logs: the kind is part of the identity.
-  const seen = new Set(Array.from(list.children, (li) => li.dataset.kind + li.dataset.id));
+  const groupMs = Number(root.dataset.groupSeconds || 300) * 1000;
+  const seen = new Set(Array.from(list.querySelectorAll('li.msg'), (li) => li.dataset.id));
+  const presence = new Map();  // a collapsed join/leave line -> Map(name -> 'joined' | 'left')
 
   const atBottom = () => el.scrollHeight - el.scrollTop - el.clientHeight < 40;
   const toBottom = () => { el.scrollTop = el.scrollHeight; jump.hidden = true; };
+  const author = (message) => (kind === 'direct' ? message.from : message.user);
 
-  function render(message, kind) {
+  function render(message) {
     const li = document.createElement('li');
-    const direct = kind === 'direct';
-    const author = direct ? message.from : message.user;
-    li.className = 'msg' + (author === me() ? ' own' : '') + (direct ? ' direct' : '');
+    li.className = 'msg' + (author(message) === me() ? ' own' : '') + (kind === 'direct' ? ' direct' : '');
     li.dataset.id = message.id;
     li.dataset.kind = kind;
+    li.dataset.user = author(message);
+    li.dataset.ts = message.ts;
     const who = document.createElement('span');
     who.className = 'who';
     who.dir = 'auto';
-    who.textContent = direct ? `${message.from} → ${message.to} (direct)` : message.user;
+    who.textContent = author(message);
     const time = document.createElement('time');
     time.dateTime = new Date(message.ts).toISOString();
     time.dataset.ts = message.ts;
     time.textContent = localTime(message.ts);
+    time.title = fullTime(message.ts);
     const text = document.createElement('p');
     text.className = 'text';
     text.dir = 'auto';
@@ -37,67 +55,75 @@ export function MessageList(el, root) {
       li.dataset.bot = '';
       const tag = document.createElement('span');
       tag.className = 'bot';
-      tag.title = 'Sent by the service or a program, not a signed-in person';
+      tag.title = STRINGS.bot;
       tag.textContent = 'bot';
       who.after(' ', tag);
-    }
-    if (direct) {
-      const other = author === me() ? message.to : message.from;
-      const reply = document.createElement('button');
-      reply.type = 'button';
-      reply.className = 'link reply';
-      reply.textContent = 'Reply';
-      reply.setAttribute('aria-label', `Reply to ${other} privately`);
-      reply.addEventListener('click', () => root.dispatchEvent(
-        new CustomEvent('chat:reply', { detail: { name: other }, bubbles: true })));
-      li.append(reply);
     }
     return li;
   }
 
   // Insert in id order: usually at the end, but a sent message's echo can race the stream.
-  function insert(message, kind = 'message') {
-    if (seen.has(kind + message.id)) return false;
-    seen.add(kind + message.id);
-    let after = list.lastElementChild;
-    while (after && compareIds(after.dataset.id, message.id) > 0) after = after.previousElementSibling;
-    const li = render(message, kind);
+  function insert(message) {
+    if (seen.has(message.id)) return false;
+    seen.add(message.id);
+    let after = list.lastElementChild;  // day separators are re-placed by arrange() after
+    while (after && (after.dataset.kind === 'day' || compareIds(after.dataset.id, message.id) > 0)) {
+      after = after.previousElementSibling;
+    }
+    const li = render(message);
     if (after) after.after(li); else list.prepend(li);
+    if (empty) empty.hidden = true;
     return true;
   }
 
-  root.addEventListener('chat:message', (e) => {
+  function added(message, own) {
     const stick = atBottom();
-    if (!insert(e.detail.message)) return;
-    if (stick || e.detail.message.user === me()) toBottom();
+    if (!insert(message)) return;
+    arrange(list, groupMs);
+    if (stick || own) toBottom();
     else jump.hidden = false;
+  }
+
+  root.addEventListener(kind === 'direct' ? 'chat:direct' : 'chat:message', (e) => {
+    if (accepts(e.detail.message)) added(e.detail.message, author(e.detail.message) === me());
   });
 
-  root.addEventListener('chat:direct', (e) => {
-    const stick = atBottom();
-    if (!insert(e.detail.message, 'direct')) return;
-    if (stick || e.detail.message.from === me()) toBottom();
-    else jump.hidden = false;
-  });
+  if (kind === 'message') {
+    root.addEventListener('chat:presence', (e) => {
+      if (e.detail.action !== 'join' && e.detail.action !== 'leave') return;
+      if (e.detail.name === me()) return;
+      const stick = atBottom();
+      let li = list.lastElementChild;
+      if (!li || !li.classList.contains('presence')) {
+        li = document.createElement('li');
+        li.className = 'presence';
+        li.dataset.kind = 'presence';
+        li.dataset.id = `${Date.now()}-0`;  // in time order with the messages around it
+        li.dataset.ts = Date.now();
+        presence.set(li, new Map());
+        list.append(li);
+      }
+      // One line for a run of comings and goings: each name once, with what it did last.
+      const names = presence.get(li);
+      names.delete(e.detail.name);
+      names.set(e.detail.name, e.detail.action === 'join' ? STRINGS.joined : STRINGS.left);
+      const parts = [STRINGS.joined, STRINGS.left].map((action) => {
+        const who = Array.from(names).filter(([, did]) => did === action).map(([name]) => name);
+        return who.length ? `${who.join(', ')} ${action}` : '';
+      });
+      li.textContent = parts.filter(Boolean).join(STRINGS.separator);
+      arrange(list, groupMs);
+      if (stick) toBottom();
+    });
 
-  root.addEventListener('chat:presence', (e) => {
-    if (e.detail.action !== 'join' && e.detail.action !== 'leave') return;
-    if (e.detail.name === me()) return;
-    const stick = atBottom();
-    const li = document.createElement('li');
-    li.className = 'presence';
-    li.dataset.kind = 'presence';
-    li.dataset.id = `${Date.now()}-0`;  // in time order with the messages around it
-    li.textContent = `${e.detail.name} ${e.detail.action === 'join' ? 'joined' : 'left'}`;
-    list.append(li);
-    if (stick) toBottom();
-  });
-
-  root.addEventListener('chat:older', (e) => {
-    const height = el.scrollHeight;
-    for (const message of e.detail.messages) insert(message);
-    el.scrollTop += el.scrollHeight - height;  // keep the reader where they were
-  });
+    root.addEventListener('chat:older', (e) => {
+      const height = el.scrollHeight;
+      const top = el.scrollTop;
+      for (const message of e.detail.messages) insert(message);
+      arrange(list, groupMs);
+      el.scrollTop = top + el.scrollHeight - height;  // keep the reader where they were
+    });
+  }
 
   // The log shrinks when what is around it grows (a status that wraps the header, an error
   // line in the composer, a dragged textarea): a reader who was at the bottom stays there.
@@ -105,5 +131,6 @@ export function MessageList(el, root) {
   el.addEventListener('scroll', () => { stuck = atBottom(); if (stuck) jump.hidden = true; });
   new ResizeObserver(() => { if (stuck) toBottom(); }).observe(el);
   jump.addEventListener('click', toBottom);
+  arrange(list, groupMs);  // the server laid the page out in UTC: now in the reader's time zone
   toBottom();
 }

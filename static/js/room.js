@@ -9,12 +9,12 @@
 //   chat:older        {messages, more}  a page of history before the oldest shown
 //   chat:state        {state}           the stream: connecting/connected/reconnecting/offline/
 //                                       queued/replaced/signed-out
-//   chat:reply        {name}            point the form at a person (direct message)
 //   chat:check        {}                don't trust the stream (a send failed): check it now
 //   chat:session-ended {}               the server says this session signed out
 //   chat:signed-out   {}                nobody is signed in now: show the signed-out page
 import { ChatForm } from './form.js';
-import { MessageList } from './messages.js';
+import { Inbox } from './inbox.js';
+import { MessageList, otherParty, sameName } from './messages.js';
 import { DroppedNotice, UnreadTitle } from './notices.js';
 import { LoadOlder } from './older.js';
 import { People } from './people.js';
@@ -24,13 +24,22 @@ import { ChatStream } from './stream.js';
 import { LocalTimes } from './times.js';
 
 const root = document.querySelector('main.room');
-LocalTimes(root);
+const conversation = document.querySelector('[data-conversation]');
+const other = conversation ? conversation.dataset.with : null;
+LocalTimes(document);
 ConnectionStatus(document.querySelector('[data-status]'), root);
 MessageList(root.querySelector('[data-log]'), root);
+if (conversation) {
+  // Its own log and composer; events bubble from either form to the room's element.
+  MessageList(conversation.querySelector('[data-log]'), root, {
+    kind: 'direct', accepts: (message) => sameName(otherParty(message, root.dataset.me), other) });
+  ChatForm(conversation.querySelector('[data-form]'), root);
+}
 LoadOlder(root.querySelector('[data-older]'), root);
 DroppedNotice(root.querySelector('[data-notice]'), root);
 UnreadTitle(root);
 People(document.querySelector('.people'), root);
+Inbox(document.querySelector('[data-inbox]'), root, other);
 const form = root.querySelector('[data-form]');
 if (form) {  // signed out, the page shows the sign-in form instead
   ChatForm(form, root);
@@ -38,5 +47,6 @@ if (form) {  // signed out, the page shows the sign-in form instead
 }
 SessionWatch(root);
 SignedOutView(root);
-ChatStream(root);
+root.addEventListener('chat:signed-out', () => conversation?.remove());  // its form would only fail
+if (!('archive' in root.dataset)) ChatStream(root);  // an older page of history is not live
 announceSession(root.dataset.me || '');

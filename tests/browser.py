@@ -1,0 +1,140 @@
+"""Shared browser fixtures and helpers: Debian's Chromium driven by Playwright against the real
+Gunicorn. Test modules import the fixtures they use (``from .browser import browser, open_room``).
+"""
+import json
+import os
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+from .conftest import post
+
+CHROMIUM = "/usr/bin/chromium"
+if not os.path.exists(CHROMIUM):
+    pytest.skip("Debian's chromium is not installed: apt-get install chromium", allow_module_level=True)
+
+from playwright.sync_api import expect, sync_playwright  # noqa: E402
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+LIVE_MS = 2_000      # a message typed in one page shows in another within this
+RECONNECT_MS = 10_000  # the EventSource retries every 2 s (the server's retry:), 3-5 s after a 503
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-output" / "screenshots"
+
+STATUS = "[data-status]"
+TEXTS = "main.room li.msg .text"  # the room's log; a conversation has its own
+SEND = "form[data-form] button[type=submit]"  # the composer's; the header's Leave is one too
+DIRECT = "li.msg.direct"
+ONLINE = "[data-online] li"
+XSS = ["<img src=x onerror=alert(1)>", "<script>alert(1)</script>"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                             args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def dialogs():
+    """Every alert/confirm/prompt any page of the test opened (there must be none)."""
+    return []
+
+
+@pytest.fixture
+def open_room(browser, server, room, dialogs):
+    """Open the test's room in a new browser context; JS errors on any page fail the test."""
+    contexts, errors = [], []
+
+    def open_room(name=None, base_url=server.url, before_load=None, **context_options):
+        context = browser.new_context(base_url=base_url, **context_options)
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        if name:  # signed in before the first load: the page renders the composer for ``name``
+            sign_in_over_http(context, name)
+        page = context.new_page()
+        page.on("pageerror", lambda error: errors.append(error))
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        if before_load:
+            before_load(page)
+        page.goto("/rooms/%s" % room)
+        if context_options.get("java_script_enabled", True):
+            expect(page.locator(STATUS)).to_have_text("connected")
+        return page
+
+    yield open_room
+    for context in contexts:
+        context.close()
+    assert not errors, "JavaScript errors on the page: %r" % errors
+
+
+def unique(name):
+    """A display name no other test (or earlier run against the same Redis) holds."""
+    return "%s-%s" % (name, uuid.uuid4().hex[:6])
+
+
+def sign_in_over_http(context, name):
+    """Sign ``context`` in as ``name`` the way the page's script could: GET a CSRF token, POST.
+
+    The context's request API shares its cookie jar, so its pages are then signed in.
+    """
+    token = context.request.get("/session").json()["csrf_token"]
+    response = context.request.post("/session", data={"name": name},
+                                     headers={"X-CSRF-Token": token})
+    assert response.status == 200, (response.status, response.text())
+
+
+def choose_name(page, name, js=True):
+    """Sign in as ``name`` through the sign-in form on the room page, as a person would.
+
+    It is a plain form (JavaScript on or off): a 303 brings the page back with the composer.
+    """
+    page.fill("#name", name)
+    with page.expect_response(lambda r: r.request.method == "POST") as signed_in:
+        page.get_by_role("button", name="Start chatting").click()
+    assert signed_in.value.status == 303, "sign-in answered %d" % signed_in.value.status
+    expect(page.locator("#text")).to_be_visible()
+    expect(page.locator("[data-whoami]")).to_have_text(name)
+    if js:  # the reloaded page's own stream, now a signed-in one
+        expect(page.locator(STATUS)).to_have_text("connected")
+
+
+def publish(server, room, text, user="bob"):
+    """Post a message over HTTP, straight to Gunicorn (another person, another device)."""
+    status, body = post(server.url, room, text, user=user)
+    assert status == 201, (status, body)
+    return body
+
+
+def send(page, text):
+    """Type a message and press Enter, as a person would; wait until the server stored it."""
+    page.fill("#text", text)
+    page.press("#text", "Enter")
+    expect(page.locator("#text")).to_have_value("")  # cleared only once stored
+
+
+def expect_texts(page, texts, timeout=5_000):
+    """Wait for exactly these message texts, in order; then compare them character for character."""
+    expect(page.locator(TEXTS)).to_have_text(texts, timeout=timeout)  # whitespace-normalised
+    assert page.locator(TEXTS).evaluate_all("els => els.map(e => e.textContent)") == texts
+
+
+def message_ids(page):
+    return page.locator("li.msg").evaluate_all("els => els.map(e => e.dataset.id)")
+
+
+def id_key(message_id):
+    ms, seq = message_id.split("-")
+    return int(ms), int(seq)
+
+
+def history(server, room):
+    with urllib.request.urlopen("%s/rooms/%s/messages" % (server.url, room), timeout=10) as r:
+        return json.loads(r.read())["messages"]
