@@ -10,7 +10,7 @@ import sys
 import time
 
 import redis
-from flask import current_app, g, render_template, request
+from flask import current_app, g, redirect, render_template, request, session, url_for
 from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
@@ -25,9 +25,7 @@ API_PREFIXES = ("/rooms/", "/users/", "/session", "/readyz", "/metrics")
 
 # What a stale page's CSRF failure means, per form: nothing happened, and how to go on.
 _CSRF = {
-    "sessions.sign_in": "You are not signed in yet: this page was out of date (its CSRF security "
-                        "token had expired, for example after signing in or out in another tab). "
-                        "Press Start chatting again.",
+    "sessions.sign_in": sessions.STALE_SIGN_IN,
     "sessions.sign_out_form": "You are still signed in: that page was out of date (its CSRF security "
                               "token had expired). Press Leave again.",
 }
@@ -94,7 +92,7 @@ def _http_error(exc):
         g.answer_limited = lambda wait: _answer(exc, sentence % _seconds(wait))
         return _answer(exc, sentence % _seconds(_wait_now()))
     if isinstance(exc, CSRFError):
-        return _answer(exc, _CSRF.get(request.endpoint, _CSRF_SEND), code="csrf")
+        return _fresh_form() or _answer(exc, _CSRF.get(request.endpoint, _CSRF_SEND), code="csrf")
     return _answer(exc, _sentence(exc))
 
 
@@ -132,6 +130,26 @@ def _form_page(status, message):
                                   target=sessions.safe_next(form.get("next")), status=status)
     if endpoint == "sessions.sign_out_form":
         return pages.lobby_page(notice=message, status=status)
+    return None
+
+
+def _fresh_form():
+    """A 303 to a page that can carry a working form, when this answer could not; else None.
+
+    A form's CSRF token is checked against a secret in the session cookie. A stale page whose
+    session is gone (signed out in another tab, cookies cleared) has no secret any more, and an
+    error answer to a POST writes no cookie (identity.SessionInterface: a cross-site post must not
+    replace anyone's session), so a form shown again in that answer would fail forever. A GET
+    page can set the cookie: the sign-in form goes there with the typed name.
+    """
+    if (request.method != "POST" or wants_json() or request.mimetype not in api.FORM_TYPES
+            or current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token") in session):
+        return None
+    if request.endpoint == "sessions.sign_in":
+        return redirect(url_for("sessions.whoami", name=request.form.get("name", "")[:64], expired=1,
+                                next=sessions.safe_next(request.form.get("next"))), 303)
+    if request.endpoint == "sessions.sign_out_form":
+        return redirect(url_for("pages.lobby"), 303)  # no session: already signed out
     return None
 
 

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 import redis
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 
-from . import broker, identity, keys, messages, timeline
+from . import broker, identity, keys, messages, names, timeline
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("pages", __name__)
@@ -94,7 +94,7 @@ def room_page(room, error=None, text="", status=200, key=None, before=None, othe
     directs = [json.loads(raw) for raw in directs]
     conversation = None
     if other is not None and user:
-        conversation = timeline.arrange([m for m in directs if _other(m, user) == identity.normalize(other)],
+        conversation = timeline.arrange([m for m in directs if _other(m, user) == names.fold(other)],
                                         lambda m: m["from"], now)
     # The room part only: a fresh stream replays the newest direct messages, which the page's
     # lists drop by id, and which a tab leading the browser's shared stream keeps for the others.
@@ -140,8 +140,8 @@ def lobby_page(error=None, typed="", status=200, notice=None):
 
 def _other(message, me):
     """The normalized name of the other person in a direct message (oneself in a note to self)."""
-    sender = identity.normalize(message["from"])
-    return identity.normalize(message["to"]) if sender == identity.normalize(me) else sender
+    sender = names.fold(message["from"])
+    return names.fold(message["to"]) if sender == names.fold(me) else sender
 
 
 def _conversations(directs, me):
@@ -150,7 +150,7 @@ def _conversations(directs, me):
     for message in reversed(directs):
         other = _other(message, me)
         if other not in people:
-            name = message["to"] if identity.normalize(message["from"]) == identity.normalize(me) else message["from"]
+            name = message["to"] if names.fold(message["from"]) == names.fold(me) else message["from"]
             people[other] = {"name": name, "last": message}
         if len(people) == CONVERSATIONS:
             break

@@ -9,6 +9,9 @@ from .replies import json_error, require_utf8_form, wants_json, wants_page
 
 bp = Blueprint("sessions", __name__)
 
+STALE_SIGN_IN = ("You are not signed in yet: this page was out of date (its CSRF security token had "
+                 "expired, for example after signing in or out in another tab). Press Start chatting again.")
+
 
 @bp.post("/session")
 @guard.limiter.limit(guard.rate("SESSION_RATE_IP"))
@@ -53,7 +56,11 @@ def whoami():
     """
     name, _ = identity.current()
     if wants_page():
-        return redirect(url_for("pages.lobby"), 303) if name else pages.sign_in_page()
+        if name:
+            return redirect(url_for("pages.lobby"), 303)
+        # A stale page's sign-in lands here too (errors.py), with the name that was typed.
+        return pages.sign_in_page(error=STALE_SIGN_IN if request.args.get("expired") else None,
+                                  typed=request.args.get("name", ""), target=safe_next(request.args.get("next")))
     if not name:
         response = json_error(401, "Not signed in.")
         response.set_data(json.dumps({"error": "Not signed in.", "csrf_token": generate_csrf()}))
