@@ -140,9 +140,10 @@ def _fresh_form():
     session is gone (signed out in another tab, cookies cleared) has no secret any more, and an
     error answer to a POST writes no cookie (identity.SessionInterface: a cross-site post must not
     replace anyone's session), so a form shown again in that answer would fail forever. A GET
-    page can set the cookie: the sign-in form goes there with the typed name.
+    page can set the cookie: the sign-in form goes there with the typed name. Only a browser
+    loading a page is sent on; any other client gets the plain 4xx.
     """
-    if (request.method != "POST" or wants_json() or request.mimetype not in api.FORM_TYPES
+    if (request.method != "POST" or not wants_page() or request.mimetype not in api.FORM_TYPES
             or current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token") in session):
         return None
     if request.endpoint == "sessions.sign_in":

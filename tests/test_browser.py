@@ -435,6 +435,7 @@ def test_a_direct_message_reaches_only_its_recipient_and_the_reply_comes_back(op
     expect(inbox).to_contain_text(secret, timeout=LIVE_MS)
     expect(inbox.locator(".badge")).to_have_text("new")
     inbox.get_by_role("link", name=ann_name).click()
+    expect(bob.locator(STATUS)).to_have_text("connected")  # the new page's script is running
     expect(bob.locator(DIRECT + " .text")).to_have_text([secret])
     expect(bob.locator(DIRECT + " .who")).to_have_text([ann_name])
     reply = "got it " + uuid.uuid4().hex[:6]
