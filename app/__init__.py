@@ -24,6 +24,8 @@ from . import (
     sessions,
     settings,
     stream,
+    tokens,
+    tokens_cli,
 )
 
 
@@ -57,6 +59,7 @@ def create_app(test_config=None):
     app.wsgi_app = errors.LastResort(app.wsgi_app)  # outermost: JSON even if a layer fails
     requests.init_app(app)
     broker.init_app(app)
+    tokens.init_app(app)  # publish tokens: the global one and scoped ones in Redis
     guard.init_app(app)
     errors.init_app(app)
     headers.init_app(app)
@@ -68,4 +71,5 @@ def create_app(test_config=None):
     app.register_blueprint(sessions.bp)
     app.register_blueprint(direct.bp)
     app.register_blueprint(cli.bp)
+    app.register_blueprint(tokens_cli.bp)
     return app

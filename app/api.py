@@ -6,7 +6,7 @@ import random
 import redis
 from flask import Blueprint, Response, abort, current_app, jsonify, redirect, request, url_for
 
-from . import broker, fastpost, guard, identity, keys, messages, pages, sse, stream, wire
+from . import broker, fastpost, guard, identity, keys, messages, pages, sse, stream, tokens, wire
 from .replies import json_error, require_utf8_form, wants_json, wants_page
 
 logger = logging.getLogger(__name__)
@@ -33,15 +33,19 @@ def _room_or_400(room):
 def post_message(room):
     """Store a message and publish it; JSON gets 201 + the message, a form gets a 303."""
     room = _room_or_400(room)
+    grant = tokens.current()
+    if grant is not None:
+        grant.check_room(room)  # 403 outside a scoped token's rooms
     text, user, key, page = read_post()
     try:
         text = messages.check_text(text, current_app.config["MAX_MESSAGE_CHARS"])
         user = sender(user)
         key = messages.check_idempotency_key(key)
         with current_app.extensions["metrics"].publish_seconds.time():
+            # The global token creates rooms freely; browsers and scoped tokens within caps.
             stored, created = broker.get_store().publish(
-                room, user, text, key, may_create=None if identity.bearer_ok() else guard.may_create_room,
-                bot=identity.bearer_ok())
+                room, user, text, key, may_create=None if grant is not None and not grant.scoped
+                else guard.may_create_room, bot=grant is not None)
         current_app.extensions["outage"].ok()
     except messages.Invalid as exc:
         if page:
@@ -92,11 +96,13 @@ def read_post():
 def sender(claimed):
     """Return the name a post is sent as.
 
-    Server-to-server posts (the publish token) may name anyone. A browser posts as the name its
-    session holds, never as a name it sends; the claim is refreshed on every post.
+    Server-to-server posts may name anyone (the global publish token) or one of their names (a
+    scoped token: 403 for any other). A browser posts as the name its session holds, never as a
+    name it sends; the claim is refreshed on every post.
     """
-    if identity.bearer_ok():
-        return messages.check_name(claimed)
+    grant = tokens.current()
+    if grant is not None:
+        return grant.sender(claimed)
     name, sid = identity.current()
     if not name:
         raise messages.Invalid("Sign in with a display name before posting.", 401)

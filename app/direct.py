@@ -4,7 +4,7 @@ import logging
 from flask import Blueprint, Response, abort, current_app, redirect, request, url_for
 from werkzeug.routing import BaseConverter
 
-from . import api, broker, guard, identity, keys, messages, sessions
+from . import api, broker, guard, identity, keys, messages, sessions, tokens
 from .replies import json_error, wants_page
 
 logger = logging.getLogger(__name__)
@@ -30,10 +30,13 @@ def post_direct(name):
         recipient = messages.check_name(name)
     except messages.Invalid:
         abort(404, "There is no one by that name.")
+    grant = tokens.current()
+    if grant is not None:
+        grant.check_direct()  # 403 for a scoped token created without --direct
     text, claimed, key, page = api.read_post()
     try:
         text = messages.check_text(text, current_app.config["MAX_MESSAGE_CHARS"])
-        bot = identity.bearer_ok()
+        bot = grant is not None
         sender = (api.sender(claimed), None if bot else identity.current()[1])
         key = messages.check_idempotency_key(key)
         owner = current_app.extensions["names"].owner(recipient)

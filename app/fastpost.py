@@ -1,20 +1,22 @@
 """Server-to-server posts on the shortest path: the publish path's hot write without Flask.
 
-A publisher holding the token posts JSON to ``/rooms/<room>/messages`` far more often than
-anything else is requested; through Flask each such post spent ~1.5 ms of CPU on routing,
-request hooks and limit lookups that do not apply to it (no session, no CSRF, no limits).
-This WSGI middleware stores and publishes a well-formed token post itself, with the same
-validation, store call, metrics and answer as ``api.post_message``. Anything else, including
-every post it would have to refuse, goes on to Flask unchanged, so every error is Flask's.
+A publisher holding a publish token posts JSON to ``/rooms/<room>/messages`` far more often
+than anything else is requested; through Flask each such post spent ~1.5 ms of CPU on routing,
+request hooks and limit lookups that do not apply to it (no session, no CSRF, no browser limits).
+This WSGI middleware stores and publishes a well-formed token post itself, with the same token
+check (app/tokens.py: no Redis round trip for the global token, one for a scoped token, which
+also counts its rate), validation, store call, metrics and answer as ``api.post_message``.
+Anything else, including every post it would have to refuse and a scoped token's post that
+would create a room (counted against the new-room caps there), goes on to Flask unchanged, so
+every error is Flask's; the token check's outcome goes along in the environ, checked once.
 """
-import hmac
 import json
 import re
 from io import BytesIO
 
 import redis
 
-from . import bodies, headers, keys, messages, requests, store
+from . import bodies, headers, keys, messages, requests, store, tokens
 
 _STATUS_LINES = {503: "503 Service Unavailable", 504: "504 Gateway Timeout"}
 _PATH = re.compile(r"/rooms/([^/]+)/messages\Z")
@@ -49,29 +51,36 @@ class FastPublish:
     def __init__(self, app, wsgi_app):
         self.app, self.next = app, wsgi_app
         cfg = app.config
-        token = cfg.get("PUBLISH_TOKEN")
-        self.token = str(token).encode() if token else None
         self.max_chars, self.max_body = int(cfg["MAX_MESSAGE_CHARS"]), int(cfg["MAX_CONTENT_LENGTH"])
         self.retry_after = str(cfg["REDIS_RETRY_AFTER"])
 
     def __call__(self, environ, start_response):
-        if self.token is None or environ.get("REQUEST_METHOD") != "POST":
+        if (environ.get("REQUEST_METHOD") != "POST"
+                or not environ.get("HTTP_AUTHORIZATION", "").startswith("Bearer ")):
             return self.next(environ, start_response)
         match = _PATH.match(environ.get("PATH_INFO", ""))
-        if (match is None or not _is_json(environ.get("CONTENT_TYPE", ""))
-                or not self._token_ok(environ.get("HTTP_AUTHORIZATION", ""))):
+        if match is None or not _is_json(environ.get("CONTENT_TYPE", "")):
             return self.next(environ, start_response)
+        ext = self.app.extensions
+        try:
+            grant = ext["tokens"].of_environ(environ)
+        except (tokens.Refused, redis.RedisError):
+            return self.next(environ, start_response)  # Flask answers the refusal, or the outage
+        if grant is None:
+            return self.next(environ, start_response)  # another Bearer: a browser's request
         try:  # PATH_INFO holds the decoded path's bytes as latin-1 (PEP 3333)
             room = match.group(1).encode("latin-1").decode("utf-8")
         except UnicodeError:
             return self.next(environ, start_response)
-        post = self._read(environ, room)
+        post = self._read(environ, room, grant)
         if post is None:
             return self.next(environ, start_response)  # Flask answers it, refusal and all
-        ext = self.app.extensions
         try:
             with ext["metrics"].publish_seconds.time():
-                stored, created = ext["store"].publish(room, *post, bot=True)
+                stored, created = ext["store"].publish(
+                    room, *post, may_create=_new_room if grant.scoped else None, bot=True)
+        except _NewRoom:
+            return self.next(environ, start_response)  # nothing stored: Flask counts it, then stores
         except redis.RedisError as exc:
             ext["outage"].failed("api.post_message", exc)
             status, code, sentence = post_failure(exc)
@@ -82,13 +91,9 @@ class FastPublish:
         ext["metrics"].published.labels("room").inc()
         return _answer(start_response, environ, "201 Created" if created else "200 OK", stored.encode())
 
-    def _token_ok(self, header):
-        if not header.startswith("Bearer "):
-            return False
-        return hmac.compare_digest(header[7:].strip().encode(), self.token)
-
-    def _read(self, environ, room):
-        """Return (user, text, idempotency key) of a post that passes every check, else None.
+    def _read(self, environ, room, grant):
+        """Return (user, text, idempotency key) of a post that passes every check (``grant``'s
+        scope included), else None.
 
         The body is put back for Flask, which reads it again when this returns None.
         """
@@ -96,7 +101,7 @@ class FastPublish:
             length = int(environ.get("CONTENT_LENGTH") or "")
         except ValueError:
             return None  # chunked or malformed: Flask's rules apply
-        if not 0 <= length <= self.max_body or not keys.valid_room(room):
+        if not 0 <= length <= self.max_body or not keys.valid_room(room) or not grant.room_ok(room):
             return None
         raw = environ["wsgi.input"].read(length)
         environ["wsgi.input"] = BytesIO(raw)
@@ -106,11 +111,19 @@ class FastPublish:
             if not isinstance(data, dict):
                 return None
             text = messages.check_text(data.get("text"), self.max_chars)
-            user = messages.check_name(data.get("user"))
+            user = grant.sender(data.get("user"))
             key = messages.check_idempotency_key(environ.get("HTTP_IDEMPOTENCY_KEY"))
-        except (ValueError, messages.Invalid):  # every parse failure is a ValueError
+        except (ValueError, messages.Invalid, tokens.Refused):  # every parse failure is a ValueError
             return None
         return user, text, key
+
+
+class _NewRoom(Exception):
+    """A scoped token's post would create a room: Flask's path counts it against the caps."""
+
+
+def _new_room():
+    raise _NewRoom
 
 
 def _is_json(content_type):

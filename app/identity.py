@@ -1,5 +1,4 @@
 """Who is speaking: display names held by signed sessions, claimed in Redis; publish tokens."""
-import hmac
 import json
 import os
 import secrets
@@ -221,11 +220,3 @@ def taken(name):
     return ("“%s” is taken: %s is kept for someone else who was here in the last %d minute%s. "
             "Pick another name." % (name, who, minutes, "" if minutes == 1 else "s"))
 
-
-def bearer_ok():
-    """Tell whether the request carries the server-to-server publish token."""
-    token = current_app.config.get("PUBLISH_TOKEN")
-    header = request.headers.get("Authorization", "")
-    if not token or not header.startswith("Bearer "):
-        return False
-    return hmac.compare_digest(header[7:].strip().encode(), str(token).encode())

@@ -36,6 +36,7 @@ RESERVED_NAMES = ("system,admin,administrator,ripple,root,moderator,mod,staff,su
                   "operator,server,bot,everyone,here")
 POST_RATE_SESSION = "20 per 10 seconds"
 POST_RATE_IP = "200 per 10 seconds"    # generous: many people share one address behind NAT
+POST_RATE_TOKEN = "60 per 10 seconds"  # posts per scoped publish token (the global one has none)
 STREAM_RATE_SESSION = "30 per minute"
 STREAM_RATE_IP = "300 per minute"
 STREAM_RESUME_RATE_IP = "3000 per minute"  # reconnects with a cursor: a reload brings them all at once
