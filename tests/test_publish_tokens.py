@@ -1,0 +1,230 @@
+"""Scoped publish tokens: made by the CLI, shown once, kept as a hash; they post only in their
+rooms, only as their names, at their own rate, until they expire or are revoked (on every
+worker at once). The global RIPPLE_PUBLISH_TOKEN keeps posting anywhere as anyone."""
+import http.client
+import json
+import subprocess
+import sys
+import urllib.parse
+import uuid
+
+import pytest
+
+from app import create_app
+
+from .conftest import LIMITS_OFF, TOKEN
+from .servers import wait_until
+from .web import Browser
+
+
+def tokens_cli(redis_url, *args):
+    """Run ``flask --app app tokens ARGS`` against the test Redis, as an operator would."""
+    return subprocess.run([sys.executable, "-m", "flask", "--app", "app", "tokens", *args],
+                          env={"REDIS_URL": redis_url, "PATH": "/usr/bin:/bin"},
+                          capture_output=True, text=True, timeout=60)
+
+
+def create(redis_url, rooms, *post_as, extra=()):
+    """Create a token with a fresh name; return (name, token)."""
+    name = "bot-" + uuid.uuid4().hex[:8]
+    args = ["create", name, "--rooms", rooms, *[a for n in post_as for a in ("--post-as", n)], *extra]
+    result = tokens_cli(redis_url, *args)
+    assert result.returncode == 0, result.stderr
+    return name, result.stdout.strip()
+
+
+def send(base_url, path, token, json_body=None, form=None, headers=None, conn=None):
+    """POST with ``Authorization: Bearer token``; return (status, JSON body, headers)."""
+    headers = {"Authorization": "Bearer " + token, **(headers or {})}
+    if form is not None:
+        data = urllib.parse.urlencode(form).encode()
+        headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
+    else:
+        data = json.dumps(json_body).encode()
+        headers.setdefault("Content-Type", "application/json")
+    own = conn is None
+    if own:
+        conn = connect(base_url)
+    try:
+        conn.request("POST", urllib.parse.quote(path), body=data, headers=headers)
+        response = conn.getresponse()
+        body = response.read()
+        return response.status, json.loads(body or b"{}"), response.headers
+    finally:
+        if own:
+            conn.close()
+
+
+def connect(base_url):
+    parts = urllib.parse.urlsplit(base_url)
+    return http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+
+
+def post(base_url, room, token, body, **kw):
+    return send(base_url, "/rooms/%s/messages" % room, token, body, **kw)
+
+
+@pytest.fixture
+def bot(redis_url, room):
+    """A token that may post in the test's room (and rooms starting with it) as two names."""
+    name, token = create(redis_url, room + "*", "feed-bot", "feed-bot-2", extra=["--expires", "30"])
+    return name, token
+
+
+def test_a_token_made_by_the_cli_posts_through_gunicorn_as_its_names(server, room, bot):
+    status, message, _ = post(server.url, room, bot[1], {"text": "build 42 passed", "user": "feed-bot-2"})
+    assert status == 201 and message["user"] == "feed-bot-2" and message["bot"] is True
+    status, message, _ = post(server.url, room + "-eu", bot[1], {"text": "and in eu"})
+    assert status == 201 and message["user"] == "feed-bot"  # no name given: the token's first
+
+
+def test_outside_its_rooms_a_token_is_refused_403_on_the_fast_path_and_through_flask(server, room, bot):
+    other = "x" + room
+    status, body, _ = post(server.url, other, bot[1], {"text": "spam", "user": "feed-bot"})  # fast path
+    assert (status, body["code"]) == (403, "token_scope") and other in body["error"]
+    status, body, _ = send(server.url, "/rooms/%s/messages" % other, bot[1],  # a form: Flask
+                           form={"text": "spam", "user": "feed-bot"})
+    assert (status, body["code"]) == (403, "token_scope")
+    status, body, _ = send(server.url, "/rooms/%s/messages" % other, bot[1],
+                           form={"text": "spam"}, headers={"Accept": "application/json"})
+    assert (status, body["code"]) == (403, "token_scope")
+    # The pattern applies to the canonical room name: another spelling of its room is its room.
+    status, body, _ = post(server.url, room.upper(), bot[1], {"text": "loud", "user": "feed-bot"})
+    assert status == 201 and body["room"] == room
+    assert json.loads(Browser(server.url).request("GET", "/rooms/%s/messages" % other)[2])["messages"] == []
+
+
+def test_as_a_name_not_its_own_a_token_is_refused_403_on_the_fast_path_and_through_flask(server, room, bot):
+    status, body, _ = post(server.url, room, bot[1], {"text": "I am the admin", "user": "admin"})
+    assert (status, body["code"]) == (403, "token_scope") and "feed-bot" in body["error"]
+    status, body, _ = send(server.url, "/rooms/%s/messages" % room, bot[1],
+                           form={"text": "I am ann", "user": "ann"})
+    assert (status, body["code"]) == (403, "token_scope")
+    assert json.loads(Browser(server.url).request("GET", "/rooms/%s/messages" % room)[2])["messages"] == []
+
+
+def test_a_scoped_token_sends_direct_messages_only_if_made_with_direct_and_only_as_its_names(
+        server, redis_url, room, bot):
+    bob = Browser(server.url)
+    assert bob.sign_in("bob-" + uuid.uuid4().hex[:6]) == 200
+    path = "/users/%s/messages" % bob.name
+    status, body, _ = send(server.url, path, bot[1], {"text": "psst", "user": "feed-bot"})
+    assert (status, body["code"]) == (403, "token_scope") and "direct" in body["error"]
+    _, direct = create(redis_url, room, "helper", extra=["--direct"])
+    status, body, _ = send(server.url, path, direct, {"text": "hi", "user": "ann"})
+    assert (status, body["code"]) == (403, "token_scope")
+    status, body, _ = send(server.url, path, direct, form={"text": "hi"}, headers={"Accept": "application/json"})
+    assert status == 201 and body["from"] == "helper" and body["bot"] is True
+
+
+def test_a_revoked_token_is_refused_by_every_worker_at_once(server, redis_url, room, bot):
+    conns, workers = [], {}
+    try:
+        while len(workers) < 2:  # keep-alive connections until each worker holds one
+            assert len(conns) < 40, "connections never reached both workers"
+            conn = connect(server.url)
+            conns.append(conn)
+            assert post(server.url, room, bot[1], {"text": "before %d" % len(conns)}, conn=conn)[0] == 201
+            worker = server.worker_of(conn.sock.getsockname()[1])
+            if worker is not None:
+                workers.setdefault(worker, conn)
+        result = tokens_cli(redis_url, "revoke", bot[0])
+        assert result.returncode == 0 and "Revoked" in result.stdout, result.stderr
+        for worker, conn in workers.items():  # the very next post, on the same connections
+            status, body, _ = post(server.url, room, bot[1], {"text": "after"}, conn=conn)
+            assert (status, body["code"]) == (401, "token_invalid"), worker
+            status, body, _ = send(server.url, "/rooms/%s/messages" % room, bot[1], form={"text": "after"},
+                                   conn=conn)
+            assert (status, body["code"]) == (401, "token_invalid"), worker
+    finally:
+        for conn in conns:
+            conn.close()
+    assert tokens_cli(redis_url, "revoke", bot[0]).returncode == 2  # nothing left to revoke
+
+
+def test_an_expired_token_is_refused_401(server, redis_url, room):
+    name, token = create(redis_url, room, "feed-bot", extra=["--expires", "0.00001"])  # < 1 s
+    wait_until(lambda: post(server.url, room, token, {"text": "late"})[0] == 401, message="expiry")
+    status, body, _ = post(server.url, room, token, {"text": "late"})
+    assert (status, body["code"]) == (401, "token_expired")
+    listed = tokens_cli(redis_url, "list").stdout
+    assert "(expired)" in next(line for line in listed.splitlines() if line.startswith(name))
+
+
+def test_tokens_that_are_not_valid_are_refused_401_not_taken_for_browsers(server, room):
+    for token in ("rpl_0123456789abcdef_" + "x" * 43, "rpl_short", "rpl_" + "é" * 20):
+        status, body, _ = post(server.url, room, token, {"text": "hi", "user": "x"})
+        assert (status, body["code"]) == (401, "token_invalid")
+    # Another kind of Bearer value is no publish token: a browser's request, which needs CSRF.
+    assert post(server.url, room, "not-a-token", {"text": "hi", "user": "x"})[0] == 400
+
+
+def test_redis_keeps_only_a_hash_of_a_token(server, redis_url, redis_client, room, bot):
+    assert post(server.url, room, bot[1], {"text": "used once"})[0] == 201
+    secret = bot[1].rsplit("_", 1)[1]
+    found = []
+    for key in redis_client.scan_iter(count=1000):
+        kind = redis_client.type(key)
+        value = {"string": redis_client.get, "hash": redis_client.hgetall, "set": redis_client.smembers,
+                 "zset": lambda k: redis_client.zrange(k, 0, -1), "list": lambda k: redis_client.lrange(k, 0, -1),
+                 "stream": lambda k: redis_client.xrange(k)}.get(kind, lambda k: "")(key)
+        if secret in key or secret in repr(value):
+            found.append(key)
+    assert found == []
+    token_id = bot[1].split("_")[1]
+    record = redis_client.hgetall("ripple:{t:%s}:token" % token_id)
+    assert record["name"] == bot[0] and len(record["hash"]) == 64 and record["last_used"]
+
+
+def test_the_list_shows_what_a_token_may_do_and_never_its_secret(redis_url, redis_client, room, bot):
+    listed = tokens_cli(redis_url, "list")
+    assert listed.returncode == 0, listed.stderr
+    line = next(line for line in listed.stdout.splitlines() if line.startswith(bot[0]))
+    token_id = bot[1].split("_")[1]
+    assert token_id in line and room + "*" in line and "feed-bot,feed-bot-2" in line
+    assert listed.stdout.splitlines()[0].split()[:3] == ["name", "id", "rooms"]
+    secret_hash = redis_client.hget("ripple:{t:%s}:token" % token_id, "hash")
+    assert bot[1].rsplit("_", 1)[1] not in listed.stdout + listed.stderr and secret_hash not in listed.stdout
+
+
+def test_the_cli_refuses_bad_patterns_names_and_a_name_in_use(redis_url, bot):
+    for args in (["--rooms", "a b", "--post-as", "x"], ["--rooms", "ok", "--post-as", "\u200bx"],
+                 ["--rooms", "ok", "--post-as", "x", "--expires", "0"]):
+        result = tokens_cli(redis_url, "create", "t-" + uuid.uuid4().hex[:6], *args)
+        assert result.returncode == 2 and result.stdout == "" and "error" in result.stderr.lower()
+    result = tokens_cli(redis_url, "create", bot[0], "--rooms", "x", "--post-as", "y")
+    assert result.returncode == 2 and "exists" in result.stderr
+
+
+@pytest.fixture
+def limited_app(redis_url):
+    """An app in this process whose scoped tokens may post 3 times a minute, and create one room
+    an hour (the per-address cap stays high: other tests share the address)."""
+    return create_app({"TESTING": True, "REDIS_URL": redis_url, "PUBLISH_TOKEN": TOKEN,
+                       "SECRET_KEY": "test-secret", **LIMITS_OFF, "POST_RATE_TOKEN": "3 per minute",
+                       "ROOM_CREATE_RATE_SESSION": "1 per hour"})
+
+
+def test_a_scoped_token_has_its_own_rate_limit_on_both_paths_and_the_global_one_none(limited_app, room):
+    token, _ = limited_app.extensions["tokens"].create("rate-" + uuid.uuid4().hex[:6], room, ["feed"])
+    client = limited_app.test_client()
+    auth = {"Authorization": "Bearer " + token}
+    for i in range(3):
+        assert client.post("/rooms/%s/messages" % room, json={"text": "%d" % i}, headers=auth).status_code == 201
+    for refused in (client.post("/rooms/%s/messages" % room, json={"text": "fast path"}, headers=auth),
+                    client.post("/rooms/%s/messages" % room, data={"text": "form"}, headers=auth)):
+        assert refused.status_code == 429 and refused.get_json()["code"] == "token_rate"
+        assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    for _ in range(5):
+        assert client.post("/rooms/%s/messages" % room, json={"text": "ops", "user": "ops"},
+                           headers={"Authorization": "Bearer " + TOKEN}).status_code == 201
+
+
+def test_rooms_a_scoped_token_creates_count_against_the_new_room_caps(limited_app, room):
+    token, _ = limited_app.extensions["tokens"].create("rooms-" + uuid.uuid4().hex[:6], room + "*", ["feed"])
+    client = limited_app.test_client()
+    auth = {"Authorization": "Bearer " + token}
+    assert client.post("/rooms/%s-a/messages" % room, json={"text": "new"}, headers=auth).status_code == 201
+    assert client.post("/rooms/%s-a/messages" % room, json={"text": "again"}, headers=auth).status_code == 201
+    refused = client.post("/rooms/%s-b/messages" % room, json={"text": "another"}, headers=auth)
+    assert refused.status_code == 429 and "rooms" in refused.get_json()["error"]
