@@ -96,7 +96,7 @@ def _storage_uri(url):
 
 def session_key():
     """Rate-limit key of the signed-in session (or scoped publish token); else the client address."""
-    grant = tokens.current()
+    grant = _grant()
     if grant is not None and grant.scoped:
         return "token:" + grant.id
     return "sid:" + (session.get("sid") or get_remote_address())
@@ -141,10 +141,16 @@ def exempt():
     """Posts with a publish token skip the browsers' limits: the global token has none, a scoped
     token its own (RIPPLE_POST_RATE_TOKEN, counted in the token check on every path, the fast
     one included) and the new-room caps (may_create_room, keyed by the token)."""
+    return _grant() is not None
+
+
+def _grant():
+    """This request's publish grant for the limits, never raising: a refused token (or Redis
+    failing to tell) is exempt from nothing, and _protect answers it (401/429, or 503)."""
     try:
-        return tokens.current() is not None
+        return tokens.current()
     except (tokens.Refused, redis.RedisError):
-        return False  # not exempt; _protect answers the refusal (401/429) or the outage (503)
+        return None
 
 
 def rate(name):

@@ -167,7 +167,7 @@ class PublishTokens:
         if not header.startswith("Bearer "):
             return False
         value = header[7:].strip()
-        if self.global_token is not None and hmac.compare_digest(value.encode(), self.global_token):
+        if self.global_token is not None and hmac.compare_digest(value.encode("utf-8", "replace"), self.global_token):
             return self.everything
         if not value.startswith(PREFIX) or method not in _WRITES:
             return False  # another kind of Bearer (or a read): the request is a browser's
