@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from app import create_app, tokens
+from app import create_app, fastpost, tokens
 from app.tokens import PublishTokens
 
 from .conftest import LIMITS_OFF, TOKEN
@@ -244,3 +244,37 @@ def test_rooms_a_scoped_token_creates_count_against_the_new_room_caps(limited_ap
     assert client.post("/rooms/%s-a/messages" % room, json={"text": "again"}, headers=auth).status_code == 201
     refused = client.post("/rooms/%s-b/messages" % room, json={"text": "another"}, headers=auth)
     assert refused.status_code == 429 and "rooms" in refused.get_json()["error"]
+
+
+def test_room_patterns_are_globs_on_canonical_room_names():
+    grant = tokens.Grant("0" * 16, "t", tokens.parse_patterns(" Support-*, ops ,[ab]?"), ("bot",))
+    assert grant.rooms == ("support-*", "ops", "[ab]?")
+    assert [grant.room_ok(r) for r in ("support-eu", "support-", "ops", "ops2", "a1", "c1", "xsupport-1")] == [
+        True, True, True, False, True, False, False]
+    for bad in ("", "a,,b", "a b", "a/b", "a.b"):
+        with pytest.raises(ValueError):
+            tokens.parse_patterns(bad)
+
+
+def test_a_scoped_tokens_json_post_takes_the_fast_path_and_a_refused_one_goes_to_flask(
+        limited_app, room, monkeypatch):
+    handed = []
+    original = fastpost.FastPublish.__call__
+
+    def spy(self, environ, start_response):
+        nxt = self.next
+        self.next = lambda e, s: handed.append(e["PATH_INFO"]) or nxt(e, s)
+        try:
+            return original(self, environ, start_response)
+        finally:
+            self.next = nxt
+    monkeypatch.setattr(fastpost.FastPublish, "__call__", spy)
+    client = limited_app.test_client()
+    token, _ = limited_app.extensions["tokens"].create("fast-" + uuid.uuid4().hex[:6], room + "*", ["feed"])
+    auth = {"Authorization": "Bearer " + token}
+    assert client.post("/rooms/%s/messages" % room, json={"text": "new room"}, headers=auth).status_code == 201
+    assert handed == ["/rooms/%s/messages" % room]  # creating the room: Flask counts it
+    assert client.post("/rooms/%s/messages" % room, json={"text": "fast"}, headers=auth).status_code == 201
+    assert len(handed) == 1
+    refused = client.post("/rooms/x%s/messages" % room, json={"text": "no"}, headers=auth)
+    assert refused.status_code == 403 and len(handed) == 2
