@@ -6,6 +6,8 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import (
+    account_cli,
+    account_views,
     api,
     bodies,
     broker,
@@ -72,4 +74,6 @@ def create_app(test_config=None):
     app.register_blueprint(direct.bp)
     app.register_blueprint(cli.bp)
     app.register_blueprint(tokens_cli.bp)
+    app.register_blueprint(account_views.bp)
+    app.register_blueprint(account_cli.bp)
     return app

@@ -107,7 +107,7 @@ def sender(claimed):
     if not name:
         raise messages.Invalid("Sign in with a display name before posting.", 401)
     try:
-        current_app.extensions["names"].claim(name, sid)
+        current_app.extensions["names"].claim(name, sid, account=identity.account())
     except identity.NameTaken:
         raise messages.Invalid("Your name “%s” was taken by someone else while you were away. "
                                "Sign in again with another name." % name, 409) from None
@@ -185,8 +185,8 @@ def events(room):
     name, sid = identity.current()
     if name:
         try:
-            current_app.extensions["names"].claim(name, sid)
-            sub.name, sub.sid = name, sid
+            current_app.extensions["names"].claim(name, sid, account=identity.account())
+            sub.name, sub.sid, sub.account = name, sid, identity.account()
         except identity.NameTaken:
             pass  # the name is someone else's now: this stream listens anonymously
     if sub.sid:

@@ -2,6 +2,7 @@
 from flask import current_app
 
 from . import topology
+from .accounts import Accounts
 from .addresses import AddressStreams
 from .identity import Sessions
 from .listener import ListenerFactory
@@ -30,6 +31,8 @@ def init_app(app):
     app.extensions["names"] = Names(commands, cfg["NAME_IDLE_SECONDS"],
                                     float(cfg["NAME_GRACE_HEARTBEATS"]) * float(cfg["HEARTBEAT_SECONDS"]),
                                     _names_list(cfg["RESERVED_NAMES"]))
+    app.extensions["accounts"] = Accounts(commands, cfg["PERMANENT_SESSION_LIFETIME"],
+                                          flag(cfg["FIRST_ACCOUNT_ADMIN"]))
     app.extensions["sessions"] = Sessions(commands, cfg["PERMANENT_SESSION_LIFETIME"], publish)
     app.extensions["presence"] = Presence(commands, cfg["HEARTBEAT_SECONDS"],
                                           cfg["PRESENCE_GRACE_SECONDS"], cfg["MAX_STREAMS_PER_SESSION"],
@@ -41,6 +44,12 @@ def init_app(app):
 def _names_list(value):
     # RIPPLE_RESERVED_NAMES arrives as one comma-separated string; instance/config.py may give a list.
     return value.split(",") if isinstance(value, str) else list(value)
+
+
+def flag(value):
+    """Read an on/off setting."""
+    # RIPPLE_X=true/false arrive as JSON booleans; "yes"/"1"/"on" from instance/config.py too.
+    return value if isinstance(value, bool) else str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
 def get_store():

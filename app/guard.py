@@ -73,6 +73,12 @@ def may_create_room():
             raise messages.Invalid(ROOMS_REFUSED % max(1, math.ceil(wait / 60)), 429)
 
 
+def spend(setting, scope, who):
+    """Count one attempt against config ``setting``'s limits for ``who`` in ``scope``; return
+    the seconds to wait when one of them refuses it, else 0."""
+    return _spend(setting, scope, who)
+
+
 def _spend(setting, scope, who):
     """Hit every limit in config ``setting`` for ``who``; return the seconds until the first one
     refused has room again, or 0 when all allowed it. Storage errors allow (as for every limit)."""

@@ -1,4 +1,5 @@
 """Who is speaking: display names held by signed sessions, claimed in Redis; publish tokens."""
+import hashlib
 import json
 import os
 import secrets
@@ -8,7 +9,7 @@ import redis
 from flask import current_app, g, request, session
 from flask.sessions import SecureCookieSessionInterface
 
-from . import keys, messages
+from . import accounts, keys, messages
 from .names import Names, NameTaken, fold  # noqa: F401 - re-exported: who holds which name
 
 # The control payload (app/position.py) a person's channel carries when their session ends:
@@ -103,19 +104,25 @@ class Sessions:
         # SPUBLISH on a cluster: the word travels on the session's shard only.
         self._revoke = client.register_script(_REVOKE_LUA.replace("'PUBLISH'", "'%s'" % publish_command))
 
-    def create(self, sid, name):
-        self.redis.set(keys.PersonKeys(sid).session, json.dumps({"name": name}), ex=self.lifetime)
+    def create(self, sid, name, account=None):
+        record = {"name": name, "account": account} if account else {"name": name}
+        self.redis.set(keys.PersonKeys(sid).session, json.dumps(record), ex=self.lifetime)
 
-    def name_of(self, sid, refresh=True):
-        """The name session ``sid`` signed in with, or None if it ended (refreshes its expiry)."""
+    def record(self, sid, refresh=True):
+        """{"name", "account"?} of session ``sid``, or None if it ended (refreshes its expiry)."""
         key = keys.PersonKeys(sid).session
         raw = self.redis.getex(key, ex=self.lifetime) if refresh else self.redis.get(key)
         if raw is None:
             return None
         try:
-            return json.loads(raw).get("name")
-        except (ValueError, AttributeError):
+            record = json.loads(raw)
+        except ValueError:
             return None
+        return record if isinstance(record, dict) else None
+
+    def name_of(self, sid, refresh=True):
+        """The name session ``sid`` signed in with, or None if it ended (refreshes its expiry)."""
+        return (self.record(sid, refresh) or {}).get("name")
 
     def alive(self, sid):
         """Tell whether session ``sid`` still stands (an open stream asks every heartbeat)."""
@@ -143,15 +150,31 @@ def current():
     if person is not None:
         return person
     name, sid = session.get("name"), session.get("sid")
-    person = (None, None)
+    person, account = (None, None), None
     if isinstance(name, str) and isinstance(sid, str):
-        if current_app.extensions["sessions"].name_of(sid) == name:
-            person = (name, sid)
+        record = current_app.extensions["sessions"].record(sid)
+        if record is not None and record.get("name") == name:
+            person, account = (name, sid), record.get("account")
         else:  # signed out elsewhere, or a copy of a cookie that signed out
             session.pop("name", None)
             session.pop("sid", None)
-    g.ripple_person = person
+    g.ripple_person, g.ripple_account = person, account
     return person
+
+
+def account():
+    """The account id of the signed-in session, or None (a guest, or nobody)."""
+    current()
+    return g.get("ripple_account")
+
+
+def uid():
+    """The signed-in person's stable id: the account id, or "guest:<hash of the session>"
+    (never the session id itself, which is a secret), or None."""
+    name, sid = current()
+    if not name:
+        return None
+    return account() or "guest:" + hashlib.sha256(sid.encode()).hexdigest()[:16]
 
 
 def shown():
@@ -163,7 +186,7 @@ def shown():
     try:
         name, sid = current()
         if name:
-            current_app.extensions["names"].claim(name, sid)
+            current_app.extensions["names"].claim(name, sid, account=account())
     except NameTaken:
         pass  # the page still says who they are; their next post says what happened
     except redis.RedisError:
@@ -172,42 +195,81 @@ def shown():
     return name
 
 
-def sign_in(name):
+def sign_in(name, account=None):
     """Claim ``name`` for this browser under a NEW session id, ending the browser's previous
     session: nothing of one sign-in (direct messages, open streams) reaches the next.
+    ``account``: the id of the account signing in (its name is ``name``), None for a guest.
 
-    Raises messages.Invalid for a reserved name, NameTaken when someone else holds it.
+    Raises messages.Invalid for a reserved name, NameTaken when someone else holds it (or, for
+    a guest, when an account has it).
     """
     names = current_app.extensions["names"]
-    if names.is_reserved(name):
+    if account is None and names.is_reserved(name):
         raise messages.Invalid("“%s” is reserved for the service itself. Pick another name." % name)
     sessions = current_app.extensions["sessions"]
     old_name, old_sid = current()
+    old_account = g.get("ripple_account")
     sid = secrets.token_urlsafe(18)
-    names.claim(name, sid, previous=old_sid)
-    sessions.create(sid, name)
+    names.claim(name, sid, previous=old_sid, account=account)
+    sessions.create(sid, name, account)
     if old_sid:  # revoked first: a stream's heartbeat between the two then cannot re-claim
         sessions.revoke(old_sid)
         names.release(old_name, old_sid)  # a no-op if the claim just moved to ``sid``
+        if old_account:
+            current_app.extensions["accounts"].remove_session(old_account, old_sid)
     session.clear()  # a new CSRF secret too
     session.update(name=name, sid=sid)
     session.permanent = True
-    g.ripple_person = (name, sid)
+    g.ripple_person, g.ripple_account = (name, sid), account
+    if account is not None:
+        accounts = current_app.extensions["accounts"]
+        accounts.add_session(account, sid)
+        found = accounts.get(account)
+        if found is None or found["disabled"]:  # disabled meanwhile: it missed this session
+            sign_out()
+            raise Disabled()
+
+
+class Disabled(Exception):
+    """The account is disabled: sign-in refused (403)."""
 
 
 def sign_out():
     """End this browser's session everywhere: free the name, revoke the record, end streams."""
     name, sid = current()
+    account_id = g.get("ripple_account")
     if sid:  # revoked first: a stream's heartbeat between the two then cannot re-claim
         current_app.extensions["sessions"].revoke(sid)
         current_app.extensions["names"].release(name, sid)
+        if account_id:
+            current_app.extensions["accounts"].remove_session(account_id, sid)
     session.clear()
-    g.ripple_person = (None, None)
+    g.ripple_person, g.ripple_account = (None, None), None
+
+
+def end_account_sessions(account_id, keep=None):
+    """End every session of an account (but ``keep``) on every worker and host: each one's
+    record goes, its name claim goes, its open streams get the signed-out word and end."""
+    accounts = current_app.extensions["accounts"]
+    sessions, names = current_app.extensions["sessions"], current_app.extensions["names"]
+    ended = 0
+    for sid in accounts.session_ids(account_id):
+        if sid == keep:
+            continue
+        held = sessions.name_of(sid, refresh=False)
+        sessions.revoke(sid)
+        if held:
+            names.release(held, sid)
+        accounts.remove_session(account_id, sid)
+        ended += 1
+    return ended
 
 
 def taken(name):
     """The sentence for a name someone else holds: true to whether they are here right now."""
     names, sessions = current_app.extensions["names"], current_app.extensions["sessions"]
+    if current_app.extensions["accounts"].id_for(name):
+        return accounts.SENTENCES["taken"] % name
     owner = names.owner(name)
     held = sessions.name_of(owner, refresh=False) if owner else None
     minutes = max(1, round(names.idle_ms / 60000))

@@ -175,12 +175,17 @@ def _prototypes():
     return table
 
 
-# KEYS: the name's claim.  ARGV: session id, ttl (ms), the same person's previous session id
-# ("" if none).  A name belongs to the session that claimed it while the claim lives; a claim
-# only ever grows here (a stream's short refresh never cuts a request's longer window).
-# Returns 1 if ARGV[1] holds it now.
+# KEYS: the name's claim, the name's account index (one slot).  ARGV: session id, ttl (ms), the
+# same person's previous session id ("" if none), the claiming session's account id ("" for a
+# guest).  A name an account holds is that account's alone, for good (its sessions on several
+# devices share it: the claim stays with whichever has it); any other belongs to the
+# session that claimed it while the claim lives; a claim only ever grows here (a stream's short
+# refresh never cuts a request's longer window).  Returns 1 if ARGV[1] holds it now.
 _CLAIM_LUA = """
+local account = redis.call('GET', KEYS[2])
+if account and account ~= ARGV[4] then return 0 end
 local owner = redis.call('GET', KEYS[1])
+if account and owner and owner ~= ARGV[1] then return 1 end
 if owner and owner ~= ARGV[1] and owner ~= ARGV[3] then return 0 end
 if owner == ARGV[1] and redis.call('PTTL', KEYS[1]) >= tonumber(ARGV[2]) then return 1 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
@@ -227,19 +232,27 @@ class Names:
     def key(name):
         return "ripple:name:{%s}" % fold(name)
 
+    @staticmethod
+    def account_key(name):
+        """The account index entry of ``name`` (app/accounts.py), in the claim's slot."""
+        return "ripple:account:{%s}" % fold(name)
+
     def is_reserved(self, name):
         """Tell whether ``name`` (or a look-alike) is one the service keeps for itself."""
         return fold(name) in self.reserved
 
-    def claim(self, name, sid, previous=None):
+    def claim(self, name, sid, previous=None, account=None):
         """Take or refresh ``name`` for ``sid`` for the idle window; raise NameTaken if someone
-        else holds it. ``previous``: the same browser's session being replaced by this one."""
-        if not self._claim(keys=[self.key(name)], args=[sid, self.idle_ms, previous or ""]):
+        else holds it, or an account other than ``account`` (the session's, None for a guest)
+        has it. ``previous``: the same browser's session being replaced by this one."""
+        if not self._claim(keys=[self.key(name), self.account_key(name)],
+                           args=[sid, self.idle_ms, previous or "", account or ""]):
             raise NameTaken(name)
 
-    def hold(self, name, sid):
+    def hold(self, name, sid, account=None):
         """Refresh ``name`` for an open stream of ``sid`` (at least ``grace`` from now)."""
-        if not self._claim(keys=[self.key(name)], args=[sid, self.grace_ms, ""]):
+        if not self._claim(keys=[self.key(name), self.account_key(name)],
+                           args=[sid, self.grace_ms, "", account or ""]):
             raise NameTaken(name)
 
     def let_go(self, name, sid):

@@ -1,10 +1,13 @@
-"""Signing in with a display name: POST, GET and DELETE /session."""
+"""Signing in (an account's name and password, or a guest's display name): POST, GET and
+DELETE /session."""
 import json
 
-from flask import Blueprint, abort, jsonify, redirect, request, url_for
+from flask import Blueprint, abort, current_app, jsonify, redirect, request, url_for
+from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import generate_csrf
 
-from . import guard, identity, messages, pages, targets
+from . import accounts, broker, guard, identity, messages, pages, targets
+from .names import fold
 from .replies import json_error, require_utf8_form, wants_json, wants_page
 
 bp = Blueprint("sessions", __name__)
@@ -16,56 +19,123 @@ STALE_SIGN_IN = ("You are not signed in yet: this page was out of date (its CSRF
 @bp.post("/session")
 @guard.limiter.limit(guard.rate("SESSION_RATE_IP"))
 def sign_in():
-    """Claim a display name: form -> 303 to ``next``, JSON {"name"} -> 200 {"name", "csrf_token"}."""
+    """Sign in. With a password: the account of that name (401 if the pair does not match,
+    403 if disabled, 429 past the attempt limits). Without: a guest's display name (403 when
+    guests are off). Form -> 303 to ``next``; JSON -> 200 ``describe()`` + "csrf_token"."""
     is_json = request.mimetype == "application/json"
     if is_json:
         data = request.get_json(silent=True)
         if not isinstance(data, dict):
             abort(400, "The body must be a JSON object.")
-        name = data.get("name")
+        name, password = data.get("name"), data.get("password")
     elif request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
         require_utf8_form()
-        name = request.form.get("name", "")
+        name, password = request.form.get("name", ""), request.form.get("password") or None
     else:
         abort(415)
     target = safe_next(request.form.get("next") if not is_json else None)
-    error, status = None, 200
+    typed = name if isinstance(name, str) else ""
+    try:
+        if password is not None:
+            _sign_in_with_password(name, password)
+        else:
+            _sign_in_as_guest(name)
+    except Refused as exc:
+        if is_json or wants_json():
+            return json_error(exc.status, str(exc), exc.headers)
+        page, status = pages.sign_in_page(error=str(exc), typed=typed.strip(), target=target,
+                                          status=exc.status)
+        return page, status, exc.headers
+    if is_json or wants_json():
+        return jsonify(**describe(), csrf_token=generate_csrf())
+    return redirect(target, 303)
+
+
+class Refused(Exception):
+    """A sign-in, registration or password change refused: a sentence, a status, headers."""
+
+    def __init__(self, message, status, headers=None):
+        super().__init__(message)
+        self.status, self.headers = status, headers or {}
+
+
+def _sign_in_as_guest(name):
+    if not broker.flag(current_app.config["GUESTS"]):
+        raise Refused(GUESTS_OFF, 403)
     try:
         name = messages.check_name(name)
         identity.sign_in(name)
     except messages.Invalid as exc:
-        error, status = str(exc), exc.status
+        raise Refused(str(exc), exc.status) from None
     except identity.NameTaken:
-        error, status = identity.taken(name), 409
-    if error:
-        if is_json or wants_json():
-            return json_error(status, error)
-        return pages.sign_in_page(error=error, typed=name if isinstance(name, str) else "",
-                                  target=target, status=status)
-    if is_json or wants_json():
-        return jsonify(name=name, csrf_token=generate_csrf())
-    return redirect(target, 303)
+        raise Refused(identity.taken(name), 409) from None
+
+
+def _sign_in_with_password(name, password):
+    if not isinstance(name, str) or not isinstance(password, str):
+        raise Refused("Name and password must be strings.", 400)
+    limit_attempts(name)
+    account = current_app.extensions["accounts"].authenticate(name.strip(), password)
+    if account is None:
+        raise Refused(accounts.SENTENCES["wrong"], 401)
+    if account["disabled"]:
+        raise Refused(accounts.SENTENCES["disabled"], 403)
+    try:
+        identity.sign_in(account["name"], account=account["id"])
+    except identity.Disabled:
+        raise Refused(accounts.SENTENCES["disabled"], 403) from None
+    except identity.NameTaken:  # cannot happen to the account's own name; said plainly if it does
+        raise Refused(identity.taken(account["name"]), 409) from None
+
+
+def limit_attempts(name):
+    """Count a password attempt against the name's and the address's limits; raise Refused
+    (429, Retry-After) past either. Unknown names count too: a limit must not tell them apart."""
+    for setting, scope, who, sentence in (
+            ("SIGNIN_RATE_ACCOUNT", "signin-name", fold(name.strip()) or "-", TOO_MANY_FOR_NAME),
+            ("SIGNIN_RATE_IP", "signin-ip", get_remote_address(), TOO_MANY_FROM_ADDRESS)):
+        wait = guard.spend(setting, scope, who)
+        if wait:
+            raise Refused(sentence % wait, 429, {"Retry-After": str(wait)})
+
+
+def describe():
+    """{"name", "id", "kind": "account"|"guest", "admin": bool} of the signed-in person, or
+    None. ``id``: the account id, or "guest:<hash of the session>" (stable for the session)."""
+    name, _ = identity.current()
+    if not name:
+        return None
+    account_id = identity.account()
+    found = current_app.extensions["accounts"].get(account_id) if account_id else None
+    return {"name": name, "id": identity.uid(), "kind": "account" if account_id else "guest",
+            "admin": bool(found and found["admin"])}
+
+
+GUESTS_OFF = ("Guests are turned off on this service: register an account (at /register) or "
+              "sign in with your password.")
+TOO_MANY_FOR_NAME = "Too many sign-in attempts for this name; try again in %d s."
+TOO_MANY_FROM_ADDRESS = "Too many sign-in attempts from your network; try again in %d s."
 
 
 @bp.get("/session")
 def whoami():
-    """Return {"name", "csrf_token"} for a signed-in session, else 401 {"error", "csrf_token"}.
+    """Return describe() + "csrf_token" for a signed-in session, else 401 {"error", "csrf_token"}.
 
     The 401 carries a token too: signing in is a POST, and it needs one. A browser opening this
     address (a failed sign-in's page, reopened or refreshed) gets the sign-in page instead.
     """
-    name, _ = identity.current()
+    person = describe()
     if wants_page():
-        if name:
+        if person:
             return redirect(url_for("pages.lobby"), 303)
         # A stale page's sign-in lands here too (errors.py), with the name that was typed.
         return pages.sign_in_page(error=STALE_SIGN_IN if request.args.get("expired") else None,
                                   typed=request.args.get("name", ""), target=safe_next(request.args.get("next")))
-    if not name:
+    if not person:
         response = json_error(401, "Not signed in.")
         response.set_data(json.dumps({"error": "Not signed in.", "csrf_token": generate_csrf()}))
         return response
-    return jsonify(name=name, csrf_token=generate_csrf())
+    return jsonify(**person, csrf_token=generate_csrf())
 
 
 @bp.delete("/session")

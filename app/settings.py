@@ -41,6 +41,12 @@ STREAM_RATE_SESSION = "30 per minute"
 STREAM_RATE_IP = "300 per minute"
 STREAM_RESUME_RATE_IP = "3000 per minute"  # reconnects with a cursor: a reload brings them all at once
 SESSION_RATE_IP = "30 per minute"
+# Accounts (app/accounts.py)
+GUESTS = True                  # RIPPLE_GUESTS=false: only account holders may sign in
+FIRST_ACCOUNT_ADMIN = False    # the first account registered on a fresh install is an admin
+SIGNIN_RATE_ACCOUNT = "10 per 5 minutes"  # password sign-ins (and changes) per account name
+SIGNIN_RATE_IP = "50 per 5 minutes"       # password sign-ins per address
+ACCOUNT_CREATE_RATE_IP = "20 per hour"    # registrations per address
 MAX_STREAMS_PER_SESSION = 10   # open streams one session may hold at once, across all workers
 MAX_STREAMS_PER_ADDRESS = 500  # open streams from one client address (an office behind one NAT)
 READ_RATE_IP = "100 per 10 seconds"     # page, lobby, history and presence reads per address

@@ -78,12 +78,14 @@ class Streams:
 class Subscription:
     """What one stream serves: a room, where the client is, and who (if anyone) is listening."""
 
-    __slots__ = ("room", "cursor", "backlog", "name", "sid", "conn", "client", "chunked", "environ")
+    __slots__ = ("room", "cursor", "backlog", "name", "sid", "account", "conn", "client", "chunked",
+                 "environ")
 
     def __init__(self, room, cursor=None, backlog=0, name=None, sid=None, conn=None, client=None,
                  chunked=True, environ=None):
         self.room, self.cursor, self.backlog = room, cursor, backlog
         self.name, self.sid, self.conn = name, sid, conn  # conn: its presence registration
+        self.account = None  # the session's account id (None for a guest): its name is its own
         # The client's socket (gunicorn's), watched for its closing and written to directly
         # once the headers are out, in the framing gunicorn chose: chunked (True, HTTP/1.1),
         # plain (False, HTTP/1.0); None leaves every write to gunicorn.
@@ -355,7 +357,7 @@ class _Live:
                         raise SignedOut()
                     if not hub.presence.refresh(sub.room, sub.name, sub.sid, sub.conn):
                         raise Replaced()
-                    hub.names.hold(sub.name, sub.sid)  # an online person keeps their name
+                    hub.names.hold(sub.name, sub.sid, sub.account)  # an online person keeps their name
 
     def _obey(self, controls):
         """Act on control payloads from the session's channel (then forget them)."""

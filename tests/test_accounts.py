@@ -1,0 +1,353 @@
+"""Accounts (issue 14) through real Gunicorn (2 gevent workers) and real Redis: register, sign in
+and out with JSON and with plain forms, one answer for a wrong password and an unknown name,
+attempt limits, names reserved for good, password changes and disabling that end sessions and
+streams everywhere, the operators' commands, and a service without guests."""
+import json
+import re
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from .conftest import SERVER_ENV, TEST_HEARTBEAT
+from .servers import Gunicorn
+from .test_sessions_security import copy_of, until_end
+from .web import Browser
+
+PASSWORD = "correct horse battery"
+
+
+def fresh(prefix="ann"):
+    return "%s-%s" % (prefix, uuid.uuid4().hex[:6])
+
+
+def token(browser):
+    status, _, body = browser.request("GET", "/session")
+    browser.token = json.loads(body)["csrf_token"]
+    return status, json.loads(body)
+
+
+def register(browser, name, password=PASSWORD):
+    """POST /accounts as JSON; return (status, body)."""
+    token(browser)
+    status, headers, body = browser.request("POST", "/accounts", body={"name": name, "password": password})
+    data = json.loads(body)
+    if status == 201:
+        browser.token, browser.name = data["csrf_token"], name
+    return status, data
+
+
+def sign_in(browser, name, password=PASSWORD):
+    """POST /session with a password as JSON; return (status, headers, body)."""
+    token(browser)
+    status, headers, body = browser.request("POST", "/session", body={"name": name, "password": password})
+    data = json.loads(body)
+    if status == 200:
+        browser.token, browser.name = data["csrf_token"], name
+    return status, headers, data
+
+
+def account_holder(server, prefix="ann"):
+    browser = Browser(server.url)
+    assert register(browser, fresh(prefix))[0] == 201
+    return browser
+
+
+def form_token(browser, path):
+    _, _, page = browser.request("GET", path)
+    return re.search(r'name="csrf_token" value="([^"]+)"', page.decode()).group(1)
+
+
+def cli(redis_url, *args, stdin=None):
+    return subprocess.run([sys.executable, "-m", "flask", "--app", "app", "accounts", *args],
+                          env={"REDIS_URL": redis_url, "PATH": "/usr/bin:/bin"}, input=stdin,
+                          capture_output=True, text=True, timeout=60)
+
+
+def streams_on_both_workers(server, browser, room):
+    streams = []
+    for _ in range(8):  # the per-session cap is 10: enough to land on both workers
+        stream = browser.stream(room)
+        stream.until("ready")
+        streams.append(stream)
+        if len({server.worker_of(s.local_port) for s in streams}) == 2:
+            break
+    assert len({server.worker_of(s.local_port) for s in streams}) == 2
+    return streams
+
+
+# -- register, sign in, sign out ------------------------------------------------------------------
+
+def test_registering_signs_in_as_the_account(server):
+    browser = Browser(server.url)
+    name = fresh()
+    status, body = register(browser, name)
+    assert status == 201
+    assert body["name"] == name and body["kind"] == "account" and body["admin"] is False
+    status, me = token(browser)
+    assert status == 200
+    assert {k: me[k] for k in ("name", "id", "kind", "admin")} == {
+        "name": name, "id": body["id"], "kind": "account", "admin": False}
+    assert me["csrf_token"]
+
+
+def test_a_guest_session_says_it_is_a_guest(server):
+    browser = Browser(server.url)
+    assert browser.sign_in(fresh("gus")) == 200
+    _, me = token(browser)
+    assert me["kind"] == "guest" and me["admin"] is False and me["id"].startswith("guest:")
+
+
+def test_signing_in_with_the_password_issues_a_new_session(server):
+    owner = account_holder(server)
+    assert owner.request("DELETE", "/session")[0] == 204
+    other = Browser(server.url)
+    assert other.sign_in(fresh("gus")) == 200
+    before = other.cookie()
+    status, _, body = sign_in(other, owner.name)
+    assert status == 200 and body["kind"] == "account" and body["name"] == owner.name
+    assert other.cookie() != before
+    assert token(other)[1]["kind"] == "account"
+
+
+def test_one_answer_for_a_wrong_password_and_an_unknown_name(server):
+    owner = account_holder(server)
+    wrong = sign_in(Browser(server.url), owner.name, "not the password")
+    unknown = sign_in(Browser(server.url), fresh("nobody"), "not the password")
+    assert wrong[0] == unknown[0] == 401
+    assert wrong[2] == unknown[2] and "do not match" in wrong[2]["error"]
+
+
+def test_a_password_signs_in_from_a_second_device_without_ending_the_first(server, room):
+    first = account_holder(server)
+    second = Browser(server.url)
+    assert sign_in(second, first.name)[0] == 200
+    assert first.post(room, "from the first")[0] == 201
+    assert second.post(room, "from the second")[0] == 201
+
+
+def test_sign_out_ends_the_account_session(server):
+    owner = account_holder(server)
+    thief = copy_of(owner)
+    assert owner.request("DELETE", "/session")[0] == 204
+    assert token(thief)[0] == 401
+
+
+@pytest.mark.parametrize("password", ["short", "x" * 1025, 12345678901])
+def test_a_bad_password_is_refused_with_a_sentence(server, password):
+    status, body = register(Browser(server.url), fresh(), password)
+    assert status in (400, 422) and "Password" in body["error"]
+
+
+def test_the_password_is_never_stored_in_clear(server, redis_client):
+    owner = account_holder(server)
+    account_id = token(owner)[1]["id"]
+    stored = redis_client.hgetall("ripple:{a:%s}" % account_id)
+    assert stored["hash"].startswith("$argon2id$") and PASSWORD not in json.dumps(stored)
+
+
+# -- without JavaScript ----------------------------------------------------------------------------
+
+def test_register_sign_out_and_sign_in_with_plain_forms(server):
+    browser = Browser(server.url)
+    name = fresh()
+    status, headers, _ = browser.request("POST", "/accounts", form={
+        "csrf_token": form_token(browser, "/register"), "name": name, "password": PASSWORD, "next": "/rooms/lobby"})
+    assert status == 303 and headers["Location"].endswith("/rooms/lobby")
+    _, _, page = browser.request("GET", "/")
+    assert name in page.decode() and "data-guest" not in page.decode()
+    status, _, _ = browser.request("POST", "/session/leave", form={"csrf_token": form_token(browser, "/")})
+    assert status == 303
+    status, headers, _ = browser.request("POST", "/session", form={
+        "csrf_token": form_token(browser, "/"), "name": name, "password": PASSWORD, "next": "/"})
+    assert status == 303
+    assert token(browser)[1]["kind"] == "account"
+
+
+def test_a_wrong_password_in_the_form_keeps_the_name_and_never_the_password(server):
+    owner = account_holder(server)
+    browser = Browser(server.url)
+    status, _, page = browser.request("POST", "/session", form={
+        "csrf_token": form_token(browser, "/"), "name": owner.name, "password": "wrong-password-typed"})
+    page = page.decode()
+    assert status == 401 and "do not match" in page
+    assert 'value="%s"' % owner.name in page and "wrong-password-typed" not in page
+
+
+def test_a_refused_registration_form_keeps_the_name(server):
+    owner = account_holder(server)
+    browser = Browser(server.url)
+    status, _, page = browser.request("POST", "/accounts", form={
+        "csrf_token": form_token(browser, "/register"), "name": owner.name, "password": PASSWORD})
+    page = page.decode()
+    assert status == 409 and "taken by an account" in page and 'value="%s"' % owner.name in page
+    assert PASSWORD not in page
+
+
+def test_the_password_can_be_changed_with_a_plain_form(server):
+    owner = account_holder(server)
+    status, headers, _ = owner.request("POST", "/account/password", form={
+        "csrf_token": form_token(owner, "/account"), "current": PASSWORD, "new": "another long password"})
+    assert status == 303
+    _, _, page = owner.request("GET", headers["Location"])
+    assert "Password changed" in page.decode()
+    assert sign_in(Browser(server.url), owner.name, "another long password")[0] == 200
+
+
+def test_pages_mark_a_guest(server):
+    guest = Browser(server.url)
+    assert guest.sign_in(fresh("gus")) == 200
+    _, _, page = guest.request("GET", "/")
+    assert "data-guest" in page.decode()
+
+
+# -- names reserved for good -----------------------------------------------------------------------
+
+def test_a_guest_cannot_take_an_accounts_name_or_a_look_alike(server):
+    owner = account_holder(server, "olga")
+    assert owner.request("DELETE", "/session")[0] == 204  # not here: still reserved
+    for name in (owner.name, owner.name.upper(), owner.name.replace("o", "\u043e")):  # Cyrillic о
+        guest = Browser(server.url)
+        token(guest)
+        status, _, body = guest.request("POST", "/session", body={"name": name})
+        assert status == 409 and "taken by an account" in json.loads(body)["error"], name
+
+
+def test_a_look_alike_of_an_accounts_name_cannot_be_registered(server):
+    owner = account_holder(server, "olga")
+    status, body = register(Browser(server.url), owner.name.replace("o", "\u043e"))
+    assert status == 409
+
+
+def test_a_name_a_guest_holds_now_cannot_be_registered_by_someone_else(server):
+    guest = Browser(server.url)
+    assert guest.sign_in(fresh("gus")) == 200
+    assert register(Browser(server.url), guest.name)[0] == 409
+
+
+def test_a_guest_can_register_the_name_they_hold(server):
+    guest = Browser(server.url)
+    assert guest.sign_in(fresh("gus")) == 200
+    status, body = register(guest, guest.name)
+    assert status == 201 and body["kind"] == "account"
+
+
+def test_a_guest_that_held_a_name_before_it_was_registered_loses_it(server, redis_client, room):
+    guest = Browser(server.url)
+    assert guest.sign_in(fresh("gus")) == 200
+    redis_client.delete("ripple:name:{%s}" % guest.name)  # the guest's claim lapsed
+    assert register(Browser(server.url), guest.name)[0] == 201
+    assert guest.post(room, "still me?")[0] == 409
+
+
+def test_reserved_names_cannot_be_registered(server):
+    assert register(Browser(server.url), "Admin")[0] == 422
+
+
+# -- change password, disable ----------------------------------------------------------------------
+
+def test_changing_the_password_ends_the_other_sessions_and_their_streams(server, room):
+    here = account_holder(server)
+    there = Browser(server.url)
+    assert sign_in(there, here.name)[0] == 200
+    with there.stream(room) as stream:
+        stream.until("ready")
+        status, _, body = here.request("POST", "/account/password",
+                                       body={"current": PASSWORD, "new": "a brand new password"})
+        assert status == 200 and json.loads(body)["ended"] == 1
+        stream.until("signed-out", timeout=5)
+        assert until_end(stream) == []
+    assert token(there)[0] == 401
+    assert token(here)[0] == 200  # the session that changed it stays
+    assert sign_in(Browser(server.url), here.name)[0] == 401
+    assert sign_in(Browser(server.url), here.name, "a brand new password")[0] == 200
+
+
+def test_changing_the_password_needs_the_current_one(server):
+    owner = account_holder(server)
+    status, _, body = owner.request("POST", "/account/password", body={"current": "nope nope nope", "new": "x" * 12})
+    assert status == 401 and json.loads(body)["error"]
+
+
+def test_disabling_an_account_ends_its_streams_on_both_workers_and_refuses_it(server, redis_url, room):
+    owner = account_holder(server)
+    streams = streams_on_both_workers(server, owner, room)
+    try:
+        result = cli(redis_url, "disable", owner.name)
+        assert result.returncode == 0, result.stderr
+        for stream in streams:  # the word is published at once; a stream that missed it checks
+            stream.until("signed-out", timeout=3 * TEST_HEARTBEAT)  # its session every heartbeat
+            assert until_end(stream, timeout=5) == []
+    finally:
+        for stream in streams:
+            stream.close()
+    status, _, body = sign_in(Browser(server.url), owner.name)
+    assert status == 403 and "disabled" in body["error"]
+    assert cli(redis_url, "enable", owner.name).returncode == 0
+    assert sign_in(Browser(server.url), owner.name)[0] == 200
+
+
+def test_the_cli_creates_an_admin_and_lists_accounts(server, redis_url):
+    name = fresh("root")
+    result = cli(redis_url, "create", name, "--admin", "--password-stdin", stdin=PASSWORD + "\n")
+    assert result.returncode == 0, result.stderr
+    assert PASSWORD not in result.stdout + result.stderr
+    listed = cli(redis_url, "list")
+    assert listed.returncode == 0
+    line = next(row for row in listed.stdout.splitlines() if row.startswith(name + "\t"))
+    assert "admin" in line and "active" in line
+    browser = Browser(server.url)
+    assert sign_in(browser, name)[2]["admin"] is True
+
+
+def test_the_cli_refuses_a_short_password_and_an_unknown_account(redis_url):
+    result = cli(redis_url, "create", fresh(), "--password-stdin", stdin="short\n")
+    assert result.returncode == 2 and "too short" in result.stderr
+    result = cli(redis_url, "disable", fresh("nobody"))
+    assert result.returncode == 2 and "no account" in result.stderr
+
+
+# -- limits and a service without guests ------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def strict_server(redis_url, tmp_path_factory):
+    """Small sign-in limits, guests off, the first account an admin, on a Redis database of its own
+    (a fresh install)."""
+    import redis as redis_py
+    url = redis_url.rsplit("/", 1)[0] + "/7"
+    with redis_py.Redis.from_url(url) as client:
+        client.flushdb()
+    env = dict(SERVER_ENV, RIPPLE_SIGNIN_RATE_ACCOUNT="3 per minute", RIPPLE_SIGNIN_RATE_IP="8 per minute",
+               RIPPLE_GUESTS="false", RIPPLE_FIRST_ACCOUNT_ADMIN="true")
+    gunicorn = Gunicorn(tmp_path_factory.mktemp("strict"), redis_url=url, workers=2, env=env)
+    gunicorn.start()
+    yield gunicorn
+    gunicorn.stop()
+
+
+def test_first_account_is_admin_when_allowed_and_guests_are_refused(strict_server):
+    first = Browser(strict_server.url)
+    assert register(first, fresh("boss"))[1]["admin"] is True
+    assert register(Browser(strict_server.url), fresh())[1]["admin"] is False
+    guest = Browser(strict_server.url)
+    token(guest)
+    status, _, body = guest.request("POST", "/session", body={"name": fresh("gus")})
+    assert status == 403 and "register" in json.loads(body)["error"]
+
+
+def test_sign_in_attempts_are_limited_per_name(strict_server):
+    name = fresh("target")
+    answers = [sign_in(Browser(strict_server.url), name, "guess number %d" % i) for i in range(4)]
+    assert [a[0] for a in answers] == [401, 401, 401, 429]
+    assert int(answers[-1][1]["Retry-After"]) > 0 and "this name" in answers[-1][2]["error"]
+    browser = Browser(strict_server.url)
+    status, headers, page = browser.request("POST", "/session", form={
+        "csrf_token": form_token(browser, "/register"), "name": name, "password": "another guess"})
+    assert status == 429 and headers["Retry-After"] and "try again in" in page.decode()
+    assert 'value="%s"' % name in page.decode()
+
+
+def test_sign_in_attempts_are_limited_per_address(strict_server):
+    statuses = [sign_in(Browser(strict_server.url), fresh("any"), "a guess here")[0] for _ in range(12)]
+    assert statuses[-1] == 429 and 401 in statuses
