@@ -10,6 +10,8 @@ import uuid
 
 import pytest
 
+from app.names import Names
+
 from .conftest import SERVER_ENV, TEST_HEARTBEAT
 from .servers import Gunicorn
 from .test_sessions_security import copy_of, until_end
@@ -236,7 +238,7 @@ def test_a_guest_can_register_the_name_they_hold(server):
 def test_a_guest_that_held_a_name_before_it_was_registered_loses_it(server, redis_client, room):
     guest = Browser(server.url)
     assert guest.sign_in(fresh("gus")) == 200
-    redis_client.delete("ripple:name:{%s}" % guest.name)  # the guest's claim lapsed
+    redis_client.delete(Names.key(guest.name))  # the guest's claim lapsed
     assert register(Browser(server.url), guest.name)[0] == 201
     assert guest.post(room, "still me?")[0] == 409
 
