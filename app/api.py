@@ -45,7 +45,8 @@ def post_message(room):
             # The global token creates rooms freely; browsers and scoped tokens within caps.
             stored, created = broker.get_store().publish(
                 room, user, text, key, may_create=None if grant is not None and not grant.scoped
-                else guard.may_create_room, bot=grant is not None)
+                else guard.may_create_room, bot=grant is not None,
+                uid=None if grant is not None else identity.uid())
         current_app.extensions["outage"].ok()
     except messages.Invalid as exc:
         if page:

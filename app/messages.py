@@ -79,17 +79,21 @@ def idempotency_digest(user, key):
     return hashlib.sha256(("%s\0%s" % (user, key)).encode()).hexdigest()[:32]
 
 
-def body(room, user, text, bot=False):
+def body(room, user, text, bot=False, uid=None):
     """The stored part of a message: JSON without its leading brace.
 
     The store prepends ``{"id":"<id>","ts":<ms>,`` once Redis has assigned the id, so the
     published frame and every history read are built the same way, without decoding.
     ``bot``: sent by the service or another program (the publish token, the CLI), not by a
-    signed-in person; stored as ``"bot":true`` and shown marked.
+    signed-in person; stored as ``"bot":true`` and shown marked. ``uid``: the signed-in
+    author's stable id (an account id, or "guest:<hash of the session>"), stored as ``"uid"``
+    so a name that later passes to someone else can be told apart in history.
     """
     fields = {"room": room, "user": user, "text": text}
     if bot:
         fields["bot"] = True
+    if uid:
+        fields["uid"] = uid
     return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))[1:]
 
 

@@ -91,15 +91,16 @@ class Store:
         # SPUBLISH on a cluster: the message goes to the shard owning the room, not everywhere.
         self._publish = client.register_script(_PUBLISH_LUA.replace("'PUBLISH'", "'%s'" % publish_command))
 
-    def publish(self, room, user, text, idempotency_key=None, may_create=None, bot=False):
+    def publish(self, room, user, text, idempotency_key=None, may_create=None, bot=False, uid=None):
         """Store and publish a message; return (message json, created).
 
         ``created`` is False when the idempotency key was seen before: the json is then the
         message stored the first time. ``may_create``, when given, is called before a post
         creates a room (its log does not exist yet); it raises to refuse (a creation cap).
-        ``bot``: sent by a program (publish token, CLI), not a signed-in person.
+        ``bot``: sent by a program (publish token, CLI), not a signed-in person. ``uid``: the
+        signed-in author's stable id (messages.body).
         """
-        k, body = keys.RoomKeys(room), messages.body(room, user, text, bot)
+        k, body = keys.RoomKeys(room), messages.body(room, user, text, bot, uid)
         json, created = self._append(k, body, user, idempotency_key, "", ask=may_create is not None)
         if created is None:  # a new room: counted first, then stored
             may_create()

@@ -353,3 +353,17 @@ def test_sign_in_attempts_are_limited_per_name(strict_server):
 def test_sign_in_attempts_are_limited_per_address(strict_server):
     statuses = [sign_in(Browser(strict_server.url), fresh("any"), "a guess here")[0] for _ in range(12)]
     assert statuses[-1] == 429 and 401 in statuses
+
+
+# -- messages carry their author's stable id ---------------------------------------------------------
+
+def test_messages_carry_the_authors_stable_id(server, room):
+    owner = account_holder(server)
+    account_id = token(owner)[1]["id"]
+    guest = Browser(server.url)
+    assert guest.sign_in(fresh("gus")) == 200
+    guest_id = token(guest)[1]["id"]
+    assert owner.post(room, "from the account")[1]["uid"] == account_id
+    assert guest.post(room, "from the guest")[1]["uid"] == guest_id and guest_id.startswith("guest:")
+    _, _, body = Browser(server.url).request("GET", "/rooms/%s/messages" % room)
+    assert [m["uid"] for m in json.loads(body)["messages"]] == [account_id, guest_id]
