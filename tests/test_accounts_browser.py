@@ -1,0 +1,70 @@
+"""Accounts in real Chromium, with JavaScript on and off: register on the plain form, leave,
+sign in again with the password on a room page, and a wrong password keeps the typed name."""
+import pytest
+
+from .browser import STATUS, browser, expect, unique  # noqa: F401 - fixtures
+from .test_accounts import PASSWORD
+
+
+@pytest.fixture
+def context(browser, server):  # noqa: F811 - the fixture above
+    contexts = []
+
+    def make(js):
+        ctx = browser.new_context(base_url=server.url, java_script_enabled=js)
+        ctx.set_default_timeout(10_000)
+        contexts.append(ctx)
+        return ctx
+    yield make
+    for ctx in contexts:
+        ctx.close()
+
+
+@pytest.mark.parametrize("js", [True, False], ids=["js", "no-js"])
+def test_register_leave_and_sign_in_again_with_the_password(context, room, js):
+    page = context(js).new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(error))
+    name = unique("ann")
+    page.goto("/register")
+    page.fill("#name", name)
+    page.fill("#password", PASSWORD)
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        page.get_by_role("button", name="Register and sign in").click()
+    assert answer.value.status == 303
+    expect(page.locator("[data-whoami]")).to_have_text(name)
+    expect(page.locator("[data-guest]")).to_have_count(0)
+    page.get_by_role("button", name="Leave").click()
+    expect(page.locator("[data-whoami]")).to_have_count(0)
+    page.goto("/rooms/%s" % room)
+    page.fill("#name", name)
+    page.fill("#password", PASSWORD)
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        page.get_by_role("button", name="Start chatting").click()
+    assert answer.value.status == 303
+    expect(page.locator("#text")).to_be_visible()
+    expect(page.locator("[data-whoami]")).to_have_text(name)
+    if js:
+        expect(page.locator(STATUS)).to_have_text("connected")
+    assert not errors
+
+
+@pytest.mark.parametrize("js", [True, False], ids=["js", "no-js"])
+def test_a_wrong_password_says_so_and_keeps_the_name_not_the_password(context, js):
+    page = context(js).new_page()
+    page.goto("/")
+    name = unique("nobody")
+    page.fill("#name", name)
+    page.fill("#password", "not the right one")
+    page.get_by_role("button", name="Start chatting").click()
+    expect(page.locator("#name-error")).to_contain_text("do not match")
+    expect(page.locator("#name")).to_have_value(name)
+    expect(page.locator("#password")).to_have_value("")
+
+
+def test_a_guest_is_marked_as_one(context):
+    page = context(True).new_page()
+    page.goto("/")
+    page.fill("#name", unique("gus"))
+    page.get_by_role("button", name="Start chatting").click()
+    expect(page.locator("[data-guest]")).to_have_text("guest")
