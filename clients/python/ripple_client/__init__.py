@@ -1,0 +1,37 @@
+"""A Python client for Ripple: publish with safe retries, page through history, follow a room.
+
+    from ripple_client import Client, Message
+
+    with Client("http://127.0.0.1:8000", token="...") as ripple:
+        ripple.publish("lobby", "deploy finished", user="ci-bot")
+        for event in ripple.subscribe("lobby"):
+            if isinstance(event, Message):
+                print(event.user, event.text)
+
+``AsyncClient`` is the same for asyncio. docs/developers.md in the repository has more.
+"""
+from ._core import Backoff, Page
+from .aio import AsyncClient, AsyncSubscription
+from .client import Client, Subscription
+from .errors import (
+    BadRequest,
+    Conflict,
+    ConnectionFailed,
+    Forbidden,
+    NotFound,
+    RateLimited,
+    RippleError,
+    ServerError,
+    ServiceUnavailable,
+    Unauthorized,
+    Unconfirmed,
+    Unprocessable,
+)
+from .events import Busy, Direct, Dropped, Event, Message, Presence, Ready, Replaced, SignedOut, Unavailable
+
+__all__ = [
+    "AsyncClient", "AsyncSubscription", "Backoff", "BadRequest", "Busy", "Client", "Conflict",
+    "ConnectionFailed", "Direct", "Dropped", "Event", "Forbidden", "Message", "NotFound", "Page",
+    "Presence", "RateLimited", "Ready", "Replaced", "RippleError", "ServerError", "SignedOut",
+    "ServiceUnavailable", "Subscription", "Unauthorized", "Unavailable", "Unconfirmed", "Unprocessable",
+]
