@@ -37,8 +37,7 @@ def create_command(name, admin, password_stdin):
 def disable_command(name):
     """Disable account NAME: its sessions and open streams end at once, everywhere."""
     account = _find(name)
-    _accounts().set_flag(account["id"], "disabled", True)  # first: a sign-in racing this sees it
-    ended = identity.end_account_sessions(account["id"])
+    ended = identity.disable_account(account["id"])
     click.echo("disabled %s (%d session%s ended)" % (account["name"], ended, "" if ended == 1 else "s"))
 
 
@@ -47,7 +46,7 @@ def disable_command(name):
 def enable_command(name):
     """Enable account NAME again."""
     account = _find(name)
-    _accounts().set_flag(account["id"], "disabled", False)
+    identity.disable_account(account["id"], False)
     click.echo("enabled %s" % account["name"])
 
 

@@ -14,6 +14,7 @@ TOO_MANY_ACCOUNTS = "Too many accounts were registered from your network; try ag
 NOT_SIGNED_IN = "Sign in with your account's name and password first."
 GUEST = "You are signed in as a guest: register an account to have a password."
 CHANGED = "Password changed. Your other sessions were signed out."
+NOT_ADMIN = "Only an administrator can do that."
 
 
 @bp.app_context_processor
@@ -122,6 +123,51 @@ def _change(current, new):
     return identity.end_account_sessions(account_id, keep=sid)
 
 
+@bp.post("/admin/accounts/<name:name>/disable")
+def disable(name):
+    """An administrator disables an account: every session and open stream of it ends at once
+    on every worker and host; its sign-in answers 403 from then on."""
+    return _set_disabled(name, True)
+
+
+@bp.post("/admin/accounts/<name:name>/enable")
+def enable(name):
+    """An administrator enables a disabled account again."""
+    return _set_disabled(name, False)
+
+
+def _set_disabled(name, disabled):
+    """JSON -> 200 {"name", "disabled", "ended"}; a form -> 303 to /account. 401 not signed in,
+    403 not an administrator, 404 no such account, 409 one's own account."""
+    try:
+        account = _administered(name)
+        ended = identity.disable_account(account["id"], disabled)
+    except Refused as exc:
+        if wants_json() or request.mimetype == "application/json":
+            return json_error(exc.status, str(exc))
+        page, status = _account_page(error=str(exc), status=exc.status)
+        return page, status
+    if wants_json() or request.mimetype == "application/json":
+        return jsonify(name=account["name"], disabled=disabled, ended=ended)
+    return redirect(url_for("accounts.account_page"), 303)
+
+
+def _administered(name):
+    """The account called ``name``, if the signed-in person is an administrator who may change it."""
+    person = describe()
+    if not person:
+        raise Refused(NOT_SIGNED_IN, 401)
+    if not person["admin"]:
+        raise Refused(NOT_ADMIN, 403)
+    store = current_app.extensions["accounts"]
+    account = store.get(store.id_for(name)) if isinstance(name, str) and name else None
+    if account is None:
+        raise Refused("There is no account called “%s”." % name[:80], 404)
+    if account["id"] == person["id"]:
+        raise Refused("You cannot disable or enable your own account.", 409)
+    return account
+
+
 def _read(fields, is_json):
     """The named fields and the form's ``next`` target from a JSON object or a form; 400/415."""
     if is_json:
@@ -147,4 +193,7 @@ def _register_page(error=None, typed="", target=None, status=200):
 
 
 def _account_page(error=None, notice=None, status=200):
-    return render_template("account.html", person=describe(), error=error, notice=notice), status
+    person = describe()
+    listed = current_app.extensions["accounts"].all() if person and person["admin"] else None
+    return render_template("account.html", person=person, error=error, notice=notice,
+                           accounts=listed), status

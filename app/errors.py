@@ -21,7 +21,7 @@ from .replies import json_error, wants_json, wants_page
 logger = logging.getLogger(__name__)
 INTERNAL = "Something went wrong on our side; nothing was changed. Please try again."
 
-API_PREFIXES = ("/rooms/", "/users/", "/session", "/accounts", "/account/", "/readyz", "/metrics")
+API_PREFIXES = ("/rooms/", "/users/", "/session", "/accounts", "/account/", "/admin/", "/readyz", "/metrics")
 
 # What a stale page's CSRF failure means, per form: nothing happened, and how to go on.
 _CSRF = {

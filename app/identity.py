@@ -247,6 +247,14 @@ def sign_out():
     g.ripple_person, g.ripple_account = (None, None), None
 
 
+def disable_account(account_id, disabled=True):
+    """Disable (or enable) an account; disabling ends all its sessions and streams at once.
+    Returns how many sessions ended. The flag goes first: a sign-in racing this one sees it
+    (sign_in checks it again after registering its session)."""
+    current_app.extensions["accounts"].set_flag(account_id, "disabled", disabled)
+    return end_account_sessions(account_id) if disabled else 0
+
+
 def end_account_sessions(account_id, keep=None):
     """End every session of an account (but ``keep``) on every worker and host: each one's
     record goes, its name claim goes, its open streams get the signed-out word and end."""

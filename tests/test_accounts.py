@@ -367,3 +367,53 @@ def test_messages_carry_the_authors_stable_id(server, room):
     assert guest.post(room, "from the guest")[1]["uid"] == guest_id and guest_id.startswith("guest:")
     _, _, body = Browser(server.url).request("GET", "/rooms/%s/messages" % room)
     assert [m["uid"] for m in json.loads(body)["messages"]] == [account_id, guest_id]
+
+
+# -- administrators over HTTP ------------------------------------------------------------------------
+
+@pytest.fixture
+def admin(server, redis_url):
+    name = fresh("boss")
+    result = cli(redis_url, "create", name, "--admin", "--password-stdin", stdin=PASSWORD + "\n")
+    assert result.returncode == 0, result.stderr
+    browser = Browser(server.url)
+    assert sign_in(browser, name)[0] == 200
+    return browser
+
+
+def test_an_admin_disables_an_account_and_its_streams_end_on_both_workers(server, admin, room):
+    target = account_holder(server, "eve")
+    streams = streams_on_both_workers(server, target, room)
+    try:
+        status, _, body = admin.request("POST", "/admin/accounts/%s/disable" % target.name, body={})
+        assert status == 200 and json.loads(body)["ended"] == 1
+        for stream in streams:
+            stream.until("signed-out", timeout=3 * TEST_HEARTBEAT)
+            assert until_end(stream, timeout=5) == []
+    finally:
+        for stream in streams:
+            stream.close()
+    assert sign_in(Browser(server.url), target.name)[0] == 403
+    assert admin.request("POST", "/admin/accounts/%s/enable" % target.name, body={})[0] == 200
+    assert sign_in(Browser(server.url), target.name)[0] == 200
+
+
+def test_an_admin_disables_an_account_with_a_plain_form(server, admin):
+    target = account_holder(server, "eve")
+    _, _, page = admin.request("GET", "/account")
+    assert target.name in page.decode()
+    status, headers, _ = admin.request("POST", "/admin/accounts/%s/disable" % target.name,
+                                       form={"csrf_token": form_token(admin, "/account")})
+    assert status == 303 and headers["Location"].endswith("/account")
+    assert token(target)[0] == 401
+
+
+def test_only_an_admin_can_disable_an_account(server):
+    target = account_holder(server, "eve")
+    for someone in (account_holder(server, "bob"), Browser(server.url)):
+        token(someone)
+        if someone.name is None:
+            assert someone.sign_in(fresh("gus")) == 200
+        status, _, body = someone.request("POST", "/admin/accounts/%s/disable" % target.name, body={})
+        assert status == 403 and json.loads(body)["error"]
+    assert token(target)[0] == 200
