@@ -4,6 +4,7 @@ A subscription must hand its consumer every message exactly once, in order, whil
 reloads and while Redis restarts; publish retries with one idempotency key; errors are typed.
 """
 import asyncio
+import logging
 import queue
 import signal
 import threading
@@ -30,6 +31,7 @@ from app.embedded_redis import EmbeddedRedis
 
 from .conftest import SERVER_ENV, TEST_HEARTBEAT, TOKEN
 from .servers import Gunicorn, free_port, wait_until
+from .test_stream_faults import BusyRedis
 
 # Short waits for a test: a dead stream is noticed after three test heartbeats of silence.
 FAST = Backoff(initial=0.1, maximum=1.0, attempts=60)
@@ -174,8 +176,10 @@ def reloading_server(redis_url, tmp_path):
 
 @pytest.fixture
 def own_redis(tmp_path):
-    """A Redis the test stops and starts again on the same port, AOF on (nothing acked is lost)."""
-    server = EmbeddedRedis(tmp_path / "redis", port=free_port(), appendonly=True)
+    """A Redis the test stops and starts again on the same port, AOF on (nothing acked is lost),
+    or pauses."""
+    server = EmbeddedRedis(tmp_path / "redis", port=free_port(), appendonly=True,
+                           extra_args=["--enable-debug-command", "yes"])  # DEBUG SLEEP: a busy Redis
     server.start()
     yield server
     server.stop()
@@ -213,7 +217,8 @@ def test_a_subscription_follows_a_room_through_a_reload_with_nothing_lost_or_rep
 
 @pytest.mark.slow
 def test_a_subscription_follows_a_room_through_a_redis_restart_with_nothing_lost_or_repeated(
-        outage_server, own_redis, room, fault_report):
+        outage_server, own_redis, room, fault_report, caplog):
+    caplog.set_level(logging.INFO, logger="ripple_client")
     with connect(outage_server) as client:
         follower = follow(client, room)
         sent = [client.publish(room, "before %d" % n, user="bot")["id"] for n in range(5)]
@@ -225,6 +230,7 @@ def test_a_subscription_follows_a_room_through_a_redis_restart_with_nothing_lost
         publisher = threading.Thread(target=lambda: during.extend(
             client.publish(room, "during %d" % n, user="bot")["id"] for n in range(5)))
         publisher.start()
+        wait_until(lambda: retries(caplog), 15, 0.05, "a publish refused while Redis is down")
         own_redis.start()
         publisher.join(60)
         assert not publisher.is_alive() and len(during) == 5
@@ -234,6 +240,24 @@ def test_a_subscription_follows_a_room_through_a_redis_restart_with_nothing_lost
         fault_report.add("Python client: Redis stopped and restarted (AOF)", 1, len(sent), [got])
         assert got == sent and follower.subscription.skipped == 0
         follower.close()
+
+
+def retries(caplog):
+    """The client's "retrying" log lines so far (one per attempt that failed)."""
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith("retrying")]
+
+
+@pytest.mark.slow
+def test_a_publish_unconfirmed_by_a_busy_redis_is_retried_with_its_key_and_stored_once(
+        outage_server, own_redis, room, caplog):
+    caplog.set_level(logging.INFO, logger="ripple_client")
+    with connect(outage_server) as client:
+        client.publish(room + "-warm", "warm-up", user="bot")  # this worker has a Redis connection
+        busy = BusyRedis(own_redis, 2.5)
+        sent = client.publish(room, "sent once", user="bot")
+        busy.over()
+        assert any("504" in line and "confirm" in line for line in retries(caplog)), retries(caplog)
+        assert [m.id for m in client.history(room).messages] == [sent["id"]]
 
 
 # --- asyncio ------------------------------------------------------------------------------------
