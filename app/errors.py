@@ -1,8 +1,7 @@
 """Every error becomes a clear answer: JSON for API clients, a page for browsers, never a bare 500.
 
-A plain HTML form that fails for any reason (a rate limit, a stale page's CSRF token, a body the
-server cannot read) gets its own page back: a sentence a person can act on, and what they typed.
-Rate limits are told as sentences with the real wait ("try again in 40 s", the Retry-After).
+A plain HTML form that fails for any reason gets its own page back (app/form_pages.py). Rate
+limits are told as sentences with the real wait ("try again in 40 s", the Retry-After).
 """
 import json
 import logging
@@ -10,27 +9,18 @@ import sys
 import time
 
 import redis
-from flask import current_app, g, redirect, render_template, request, session, url_for
+from flask import current_app, g, render_template, request
 from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from . import api, bodies, fastpost, guard, headers, keys, pages, requests, sessions
+from . import api, bodies, fastpost, form_pages, guard, headers, requests
 from .replies import json_error, wants_json, wants_page
 
 logger = logging.getLogger(__name__)
 INTERNAL = "Something went wrong on our side; nothing was changed. Please try again."
 
 API_PREFIXES = ("/rooms/", "/users/", "/session", "/accounts", "/account/", "/admin/", "/readyz", "/metrics")
-
-# What a stale page's CSRF failure means, per form: nothing happened, and how to go on.
-_CSRF = {
-    "sessions.sign_in": sessions.STALE_SIGN_IN,
-    "sessions.sign_out_form": "You are still signed in: that page was out of date (its CSRF security "
-                              "token had expired). Press Leave again.",
-}
-_CSRF_SEND = ("Nothing was sent: this page was out of date (its CSRF security token had expired, "
-              "for example after signing in or out in another tab). Your text is kept; send it again.")
 
 # Rate limits by what they protect, and whose budget ran out: the address or the session.
 _LIMITED = {
@@ -92,66 +82,19 @@ def _http_error(exc):
         g.answer_limited = lambda wait: _answer(exc, sentence % _seconds(wait))
         return _answer(exc, sentence % _seconds(_wait_now()))
     if isinstance(exc, CSRFError):
-        return _fresh_form() or _answer(exc, _CSRF.get(request.endpoint, _CSRF_SEND), code="csrf")
+        return form_pages.fresh_form() or _answer(exc, form_pages.stale(request.endpoint), code="csrf")
     return _answer(exc, _sentence(exc))
 
 
 def _answer(exc, message, code=None):
     status = exc.code or 500
     headers = _kept_headers(exc)
-    page = _form_page(status, message)
+    page = form_pages.page(status, message)
     if page is not None:
         return page[0], page[1], headers
     if _is_api():
         return json_error(status, message, headers, code)
     return render_template("error.html", status=status, message=message), status, headers
-
-
-def _form_page(status, message):
-    """The page a plain HTML form (JavaScript off) gets back, with ``message``; None if no form."""
-    if request.method != "POST" or wants_json():
-        return None
-    is_form = request.mimetype in api.FORM_TYPES
-    if not is_form and not wants_page():
-        return None
-    # A body too large (413) is never read; a form's fields are otherwise the person's own text.
-    form = request.form if is_form and status != 413 else {}
-    text = form.get("text", "").replace("\r\n", "\n")
-    key = api.kept_key(form.get("idempotency_key"))  # a retry must not store it twice
-    endpoint, args = request.endpoint, request.view_args or {}
-    if endpoint == "api.post_message" and keys.canonical_room(args.get("room", "")):
-        return pages.room_page(keys.canonical_room(args["room"]), error=message, text=text, status=status,
-                               key=key)
-    if endpoint == "direct.post_direct" and keys.canonical_room(request.args.get("room", "")):
-        return pages.room_page(keys.canonical_room(request.args["room"]), other=args.get("name"),
-                               dm_error=message, dm_text=text, dm_key=key, status=status)
-    if endpoint == "sessions.sign_in":
-        return pages.sign_in_page(error=message, typed=form.get("name", ""),
-                                  target=sessions.safe_next(form.get("next")), status=status)
-    if endpoint == "sessions.sign_out_form":
-        return pages.lobby_page(notice=message, status=status)
-    return None
-
-
-def _fresh_form():
-    """A 303 to a page that can carry a working form, when this answer could not; else None.
-
-    A form's CSRF token is checked against a secret in the session cookie. A stale page whose
-    session is gone (signed out in another tab, cookies cleared) has no secret any more, and an
-    error answer to a POST writes no cookie (identity.SessionInterface: a cross-site post must not
-    replace anyone's session), so a form shown again in that answer would fail forever. A GET
-    page can set the cookie: the sign-in form goes there with the typed name. Only a browser
-    loading a page is sent on; any other client gets the plain 4xx.
-    """
-    if (request.method != "POST" or not wants_page() or request.mimetype not in api.FORM_TYPES
-            or current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token") in session):
-        return None
-    if request.endpoint == "sessions.sign_in":
-        return redirect(url_for("sessions.whoami", name=request.form.get("name", "")[:64], expired=1,
-                                next=sessions.safe_next(request.form.get("next"))), 303)
-    if request.endpoint == "sessions.sign_out_form":
-        return redirect(url_for("pages.lobby"), 303)  # no session: already signed out
-    return None
 
 
 def _redis_error(exc):
@@ -163,7 +106,7 @@ def _redis_error(exc):
     status, code = 503, None
     if request.endpoint in _POSTS:  # the outcome may be unknown: never say "nothing stored"
         status, code, message = fastpost.post_failure(exc)
-    page = _form_page(status, message)
+    page = form_pages.page(status, message)
     if page is not None:
         return page[0], page[1], {"Retry-After": retry}
     if _is_api():
