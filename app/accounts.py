@@ -22,6 +22,7 @@ from .names import Names, fold
 ALL = "ripple:accounts"
 FIRST = "ripple:first-account"
 MIN_PASSWORD = 10
+HASH_THREADS = 2  # password hashes one worker computes at once (64 MiB each)
 MAX_PASSWORD = 1024  # Argon2 takes any length; a bound keeps a huge body from costing a hash
 
 SENTENCES = {
@@ -85,6 +86,7 @@ class Accounts:
         self.first_is_admin = bool(first_is_admin)
         self.hasher = PasswordHasher()  # Argon2id, RFC 9106's low-memory profile
         self._dummy = None
+        self._pool = None  # made on first use, in the worker (after gevent patched it)
         self._index = client.register_script(_INDEX_LUA)
 
     def id_for(self, name):
@@ -113,7 +115,7 @@ class Accounts:
         key = account_key(account_id)
         # The record first: a crash before the index leaves an orphan nobody can sign in to,
         # never an index pointing at nothing.
-        self.redis.hset(key, mapping={"name": name, "hash": self.hasher.hash(password), "admin": "0",
+        self.redis.hset(key, mapping={"name": name, "hash": self._hash(password), "admin": "0",
                                       "disabled": "0", "created": int(time.time() * 1000)})
         if not self._index(keys=[index_key(name), Names.key(name)], args=[account_id, previous_sid or ""]):
             self.redis.delete(key)
@@ -136,12 +138,12 @@ class Accounts:
         if not self._verify(account["hash"], password):
             return None
         if self.hasher.check_needs_rehash(account["hash"]):  # parameters raised since
-            self.redis.hset(account_key(account["id"]), "hash", self.hasher.hash(password))
+            self.redis.hset(account_key(account["id"]), "hash", self._hash(password))
         return account
 
     def set_password(self, account_id, password):
         check_password(password)
-        self.redis.hset(account_key(account_id), "hash", self.hasher.hash(password))
+        self.redis.hset(account_key(account_id), "hash", self._hash(password))
 
     def set_flag(self, account_id, flag, value):
         """Set "admin" or "disabled" on an account."""
@@ -167,13 +169,32 @@ class Accounts:
 
     def _verify(self, hashed, password):
         try:
-            return self.hasher.verify(hashed, password)
+            return self._off_loop(self.hasher.verify, hashed, password)
         except (VerificationError, InvalidHashError):
             return False
 
+    def _hash(self, password):
+        return self._off_loop(self.hasher.hash, password)
+
+    def _off_loop(self, fn, *args):
+        """Run a hash (tens of ms of CPU, 64 MiB) on a small thread pool when serving under
+        gevent, so a worker's open streams keep their heartbeats meanwhile (argon2-cffi lets go
+        of the GIL); at most HASH_THREADS at once per worker bounds the memory. Plain
+        processes (the CLI) hash inline."""
+        try:
+            from gevent import monkey
+            from gevent.threadpool import ThreadPool
+        except ImportError:  # pragma: no cover - gevent is a requirement
+            return fn(*args)
+        if not monkey.is_module_patched("socket"):
+            return fn(*args)
+        if self._pool is None:
+            self._pool = ThreadPool(HASH_THREADS)
+        return self._pool.apply(fn, args)
+
     def _dummy_hash(self):
         if self._dummy is None:
-            self._dummy = self.hasher.hash(secrets.token_hex(16))
+            self._dummy = self._hash(secrets.token_hex(16))
         return self._dummy
 
 
