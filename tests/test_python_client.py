@@ -8,6 +8,7 @@ import logging
 import queue
 import signal
 import threading
+import uuid
 
 import pytest
 from ripple_client import (
@@ -27,6 +28,7 @@ from ripple_client import (
     errors,
 )
 
+from app import tokens
 from app.embedded_redis import EmbeddedRedis
 
 from .conftest import SERVER_ENV, TEST_HEARTBEAT, TOKEN
@@ -321,6 +323,34 @@ def test_a_publish_without_the_token_is_refused_with_the_servers_sentence(server
             anonymous.publish(room, "hi")
     assert caught.value.message and caught.value.idempotency_key
     assert ripple.history(room).messages == []
+
+
+@pytest.fixture
+def scoped(redis_client, room):
+    """A scoped publish token for this test's room, posting as "feed" only."""
+    token, _ = tokens.PublishTokens(redis_client).create("client-" + uuid.uuid4().hex[:8], room, ["feed"])
+    return token
+
+
+def test_a_scoped_token_publishes_in_its_room_as_its_name(server, room, scoped):
+    with Client(server.url, token=scoped) as bot:
+        assert bot.publish(room, "from the feed", user="feed")["user"] == "feed"
+
+
+@pytest.mark.parametrize("where,user", [("other", "feed"), ("own", "someone-else")])
+def test_a_scoped_token_outside_its_scope_is_forbidden(server, room, scoped, where, user):
+    with Client(server.url, token=scoped) as bot:
+        with pytest.raises(errors.Forbidden) as caught:
+            bot.publish(room if where == "own" else room + "-other", "hi", user=user)
+    assert caught.value.status == 403 and caught.value.message
+
+
+def test_a_revoked_scoped_token_is_unauthorized(server, redis_client, room, scoped):
+    tokens.PublishTokens(redis_client).revoke(scoped.split("_")[1])
+    with Client(server.url, token=scoped) as bot:
+        with pytest.raises(Unauthorized) as caught:
+            bot.publish(room, "hi", user="feed")
+    assert caught.value.code == "token_invalid"
 
 
 @pytest.mark.parametrize("text,user", [("", "bot"), (" \n ", "bot"), ("x" * 2001, "bot"), ("hi", "")])
