@@ -157,6 +157,29 @@ def test_a_message_form_from_a_stale_page_keeps_the_text_and_sends_on_the_next_t
     assert [m["text"] for m in history(server, room)] == ["typed on an old page"]
 
 
+def test_a_leave_form_from_a_stale_page_answers_the_lobby_with_a_sentence(open_room):
+    name = unique("ann")
+    page = no_js_page(open_room, name)
+    page.locator("form.whoami input[name=csrf_token]").evaluate("el => el.value = 'stale' + el.value")
+    answer = submit(page, "form.whoami button")
+    assert answer.status == 400 and "text/html" in answer.headers["content-type"]
+    expect(page.get_by_role("alert")).to_contain_text("You are still signed in")
+    expect(page.locator("[data-whoami]")).to_have_text(name)
+    assert submit(page, "form.whoami button").status == 303  # the lobby's own Leave works
+    expect(page.locator("[data-whoami]")).to_have_count(0)
+
+
+def test_a_send_from_a_page_with_a_stale_token_takes_a_fresh_one_and_goes_once(open_room, server, room):
+    page = open_room(name=unique("ann"))
+    page.locator("main.room input[name=csrf_token]").evaluate("el => el.value = 'stale' + el.value")
+    statuses = []
+    page.on("response", lambda r: statuses.append(r.status) if r.request.method == "POST" else None)
+    send(page, "sent after all")
+    assert statuses == [400, 201]  # refused (nothing stored), then sent with the fresh token
+    expect(page.locator("main.room [data-error]")).to_be_hidden()
+    assert [m["text"] for m in history(server, room)] == ["sent after all"]
+
+
 @pytest.mark.parametrize("path, lands", [
     ("/session", r"/session$"),                 # a failed sign-in's page, reopened
     ("/session/leave", r"/$"),                  # the Leave form's address
