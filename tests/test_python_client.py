@@ -11,12 +11,15 @@ import threading
 import uuid
 
 import pytest
+from httpx_sse import ServerSentEvent
 from ripple_client import (
     AsyncClient,
     Backoff,
     BadRequest,
+    Busy,
     Client,
     ConnectionFailed,
+    Event,
     Message,
     Ready,
     RippleError,
@@ -27,6 +30,7 @@ from ripple_client import (
     Unprocessable,
     errors,
 )
+from ripple_client._core import StreamState
 
 from app import tokens
 from app.embedded_redis import EmbeddedRedis
@@ -399,3 +403,53 @@ def test_each_status_has_its_error_type(status, body, kind, code):
     error = errors.from_response(status, {"retry-after": "5"}, body, "key")
     assert type(error) is kind and error.status == status and error.code == code
     assert error.retry_after == 5.0 and error.idempotency_key == "key" and error.message
+
+
+# --- How a subscription reads events and times its reconnects (no server needed) ---------------
+
+def sse(event=None, data="", id=None, retry=None):
+    return ServerSentEvent(event, data, id, retry)
+
+
+MESSAGE = '{"id":"%s","ts":1,"room":"r","user":"u","text":"t"}'
+
+
+def test_keep_alives_and_bare_retries_are_heard_but_not_handed_on():
+    state = StreamState(None, FAST)
+    assert state.feed(sse("ping", "")) is None
+    assert state.feed(sse(None, "", retry=2000)) is None and state.retry == 2.0
+
+
+def test_events_this_client_does_not_know_are_handed_on_as_they_came():
+    event = StreamState(None, FAST).feed(sse("reaction", '{"id": "5-0"}', id="9-0"))
+    assert isinstance(event, Event) and (event.name, event.json(), event.cursor) == ("reaction", {"id": "5-0"}, "9-0")
+
+
+def test_a_message_delivered_before_is_never_handed_on_again():
+    state = StreamState(None, FAST)
+    assert isinstance(state.feed(sse("message", MESSAGE % "7-1", id="7-1")), Message)
+    assert state.feed(sse("message", MESSAGE % "7-1", id="7-1")) is None
+    assert state.feed(sse("message", MESSAGE % "7-0", id="7-0")) is None
+    assert isinstance(state.feed(sse("message", MESSAGE % "8-0", id="8-0")), Message)
+    assert state.skipped == 2 and state.cursor == "8-0"
+
+
+def test_a_busy_server_is_left_alone_for_as_long_as_it_asks():
+    state = StreamState(None, FAST)
+    state.feed(sse(None, "", retry=100))
+    event = state.feed(sse("busy", '{"error": "Full.", "status": 503, "retry_after": 3}'))
+    assert isinstance(event, Busy) and event.retry_after == 3
+    assert 3 <= state.wait() <= 3.1
+
+
+def test_failed_connections_back_off_up_to_the_maximum_and_ready_resets_them():
+    state = StreamState("1-0", Backoff(initial=1, maximum=4, attempts=1))
+    waits = []
+    for _ in range(6):
+        state.failed()
+        waits.append(state.wait())
+    assert 0.5 <= waits[0] <= 1 and all(2 <= w <= 4 for w in waits[3:])
+    state.feed(sse("ready", '{"room": "r"}', id="2-0"))
+    assert state.failures == 0 and state.cursor == "2-0"
+    assert state.request_headers("tok") == {"Accept": "text/event-stream", "Authorization": "Bearer tok",
+                                            "Last-Event-ID": "2-0"}
