@@ -167,6 +167,7 @@ def test_signing_out_in_one_tab_signs_out_the_others_at_once(browser, server, ro
         expect(second.locator("#text")).to_have_count(0)
         expect(second.locator("[data-whoami]")).to_have_count(0)
         expect(second.locator(STATUS)).to_have_text("signed out")
+        expect(second.locator("[data-inbox]")).to_have_count(0)  # nothing private stays
         expect(second.locator(".composer")).to_contain_text("You signed out in another tab")
         # Its sign-in form works: a fresh CSRF token, back to the room with a composer.
         again = unique("ann")

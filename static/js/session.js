@@ -60,7 +60,9 @@ export function SignedOutView(root) {
   root.addEventListener('chat:signed-out', () => {
     if (!root.dataset.me) return;
     root.dataset.me = '';
-    document.querySelector('form.whoami')?.remove();
+    // Nothing of the person stays on a shared screen: name, direct messages, their list.
+    for (const mine of document.querySelectorAll(
+      'form.whoami, li.msg.direct, [data-inbox], #inbox-heading, [data-inbox-empty]')) mine.remove();
     const template = root.querySelector('template[data-signin]');
     if (!template) return;
     const box = document.createElement('div');
