@@ -5,6 +5,7 @@ from . import topology
 from .accounts import Accounts
 from .addresses import AddressStreams
 from .identity import Sessions
+from .jwts import Verifier
 from .listener import ListenerFactory
 from .names import Names
 from .presence import Presence
@@ -33,6 +34,8 @@ def init_app(app):
                                     _names_list(cfg["RESERVED_NAMES"]))
     app.extensions["accounts"] = Accounts(commands, cfg["PERMANENT_SESSION_LIFETIME"],
                                           flag(cfg["FIRST_ACCOUNT_ADMIN"]))
+    app.extensions["jwts"] = Verifier(cfg["JWT_SECRET"], cfg["JWT_PUBLIC_KEY"], cfg["JWT_AUDIENCE"],
+                                      cfg["JWT_ISSUER"], cfg["JWT_LEEWAY_SECONDS"])
     app.extensions["sessions"] = Sessions(commands, cfg["PERMANENT_SESSION_LIFETIME"], publish)
     app.extensions["presence"] = Presence(commands, cfg["HEARTBEAT_SECONDS"],
                                           cfg["PRESENCE_GRACE_SECONDS"], cfg["MAX_STREAMS_PER_SESSION"],

@@ -104,9 +104,17 @@ class Sessions:
         # SPUBLISH on a cluster: the word travels on the session's shard only.
         self._revoke = client.register_script(_REVOKE_LUA.replace("'PUBLISH'", "'%s'" % publish_command))
 
-    def create(self, sid, name, account=None):
-        record = {"name": name, "account": account} if account else {"name": name}
-        self.redis.set(keys.PersonKeys(sid).session, json.dumps(record), ex=self.lifetime)
+    def create(self, sid, name, account=None, sub=None, until=None):
+        """Record session ``sid``: an account's (``account`` id), a host application's user
+        (``sub``, from a token whose ``exp`` is ``until``, epoch seconds: the session ends
+        then), or a guest's."""
+        record = {"name": name}
+        if account:
+            record["account"] = account
+        if sub:
+            record.update(sub=sub, exp=int(until))
+        ttl = self.lifetime if until is None else max(1, min(self.lifetime, int(until - time.time())))
+        self.redis.set(keys.PersonKeys(sid).session, json.dumps(record), ex=ttl)
 
     def record(self, sid, refresh=True):
         """{"name", "account"?} of session ``sid``, or None if it ended (refreshes its expiry)."""
@@ -118,7 +126,14 @@ class Sessions:
             record = json.loads(raw)
         except ValueError:
             return None
-        return record if isinstance(record, dict) else None
+        if not isinstance(record, dict):
+            return None
+        if "exp" in record:  # a token's session never outlives the token
+            if not isinstance(record["exp"], int) or record["exp"] <= time.time():
+                return None
+            if refresh:
+                self.redis.expireat(key, record["exp"])
+        return record
 
     def name_of(self, sid, refresh=True):
         """The name session ``sid`` signed in with, or None if it ended (refreshes its expiry)."""
@@ -155,6 +170,7 @@ def current():
         record = current_app.extensions["sessions"].record(sid)
         if record is not None and record.get("name") == name:
             person, account = (name, sid), record.get("account")
+            g.ripple_sub = record.get("sub")
         else:  # signed out elsewhere, or a copy of a cookie that signed out
             session.pop("name", None)
             session.pop("sid", None)
@@ -174,7 +190,13 @@ def uid():
     name, sid = current()
     if not name:
         return None
-    return account() or "guest:" + hashlib.sha256(sid.encode()).hexdigest()[:16]
+    return account() or sub() or "guest:" + hashlib.sha256(sid.encode()).hexdigest()[:16]
+
+
+def sub():
+    """The host application's user id (a token's ``sub``) of the signed-in session, or None."""
+    current()
+    return g.get("ripple_sub")
 
 
 def shown():
@@ -195,10 +217,12 @@ def shown():
     return name
 
 
-def sign_in(name, account=None):
+def sign_in(name, account=None, token=None):
     """Claim ``name`` for this browser under a NEW session id, ending the browser's previous
     session: nothing of one sign-in (direct messages, open streams) reaches the next.
     ``account``: the id of the account signing in (its name is ``name``), None for a guest.
+    ``token``: {"sub", "exp"} of a host application's token (app/jwts.py): the session ends
+    at ``exp``.
 
     Raises messages.Invalid for a reserved name, NameTaken when someone else holds it (or, for
     a guest, when an account has it).
@@ -211,7 +235,7 @@ def sign_in(name, account=None):
     old_account = g.get("ripple_account")
     sid = secrets.token_urlsafe(18)
     names.claim(name, sid, previous=old_sid, account=account)
-    sessions.create(sid, name, account)
+    sessions.create(sid, name, account, *((token["sub"], token["exp"]) if token else ()))
     if old_sid:  # revoked first: a stream's heartbeat between the two then cannot re-claim
         sessions.revoke(old_sid)
         names.release(old_name, old_sid)  # a no-op if the claim just moved to ``sid``
@@ -221,6 +245,7 @@ def sign_in(name, account=None):
     session.update(name=name, sid=sid)
     session.permanent = True
     g.ripple_person, g.ripple_account = (name, sid), account
+    g.ripple_sub = token["sub"] if token else None
     if account is not None:
         accounts = current_app.extensions["accounts"]
         accounts.add_session(account, sid)

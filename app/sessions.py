@@ -6,7 +6,7 @@ from flask import Blueprint, abort, current_app, jsonify, redirect, request, url
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import generate_csrf
 
-from . import accounts, broker, guard, identity, messages, pages, targets
+from . import accounts, broker, guard, identity, jwts, messages, pages, targets
 from .names import fold
 from .replies import json_error, require_utf8_form, wants_json, wants_page
 
@@ -27,16 +27,18 @@ def sign_in():
         data = request.get_json(silent=True)
         if not isinstance(data, dict):
             abort(400, "The body must be a JSON object.")
-        name, password = data.get("name"), data.get("password")
+        name, password, token = data.get("name"), data.get("password"), data.get("token")
     elif request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
         require_utf8_form()
-        name, password = request.form.get("name", ""), request.form.get("password") or None
+        name, password, token = request.form.get("name", ""), request.form.get("password") or None, None
     else:
         abort(415)
     target = safe_next(request.form.get("next") if not is_json else None)
     typed = name if isinstance(name, str) else ""
     try:
-        if password is not None:
+        if token is not None:
+            _sign_in_with_token(token)
+        elif password is not None:
             _sign_in_with_password(name, password)
         else:
             _sign_in_as_guest(name)
@@ -88,6 +90,21 @@ def _sign_in_with_password(name, password):
         raise Refused(identity.taken(account["name"]), 409) from None
 
 
+def _sign_in_with_token(token):
+    """A host application's signed token (app/jwts.py) names the person: its ``sub`` is their
+    stable id, its ``name`` their display name, and the session ends when the token expires."""
+    try:
+        claims = current_app.extensions["jwts"].claims(token)
+        name = messages.check_name(claims["name"])
+        identity.sign_in(name, token=claims)
+    except jwts.Refused as exc:
+        raise Refused(str(exc), exc.status) from None
+    except messages.Invalid as exc:
+        raise Refused(str(exc), exc.status) from None
+    except identity.NameTaken:
+        raise Refused(identity.taken(claims["name"]), 409) from None
+
+
 def limit_attempts(name):
     """Count a password attempt against the name's and the address's limits; raise Refused
     (429, Retry-After) past either. Unknown names count too: a limit must not tell them apart."""
@@ -107,8 +124,8 @@ def describe():
         return None
     account_id = identity.account()
     found = current_app.extensions["accounts"].get(account_id) if account_id else None
-    return {"name": name, "id": identity.uid(), "kind": "account" if account_id else "guest",
-            "admin": bool(found and found["admin"])}
+    kind = "account" if account_id else "token" if identity.sub() else "guest"
+    return {"name": name, "id": identity.uid(), "kind": kind, "admin": bool(found and found["admin"])}
 
 
 GUESTS_OFF = ("Guests are turned off on this service: register an account (at /register) or "

@@ -47,6 +47,12 @@ FIRST_ACCOUNT_ADMIN = False    # the first account registered on a fresh install
 SIGNIN_RATE_ACCOUNT = "10 per 5 minutes"  # password sign-ins (and changes) per account name
 SIGNIN_RATE_IP = "50 per 5 minutes"       # password sign-ins per address
 ACCOUNT_CREATE_RATE_IP = "20 per hour"    # registrations per address
+# Identity from the host application (app/jwts.py): one of the two keys turns it on
+JWT_SECRET = None              # HS256 shared secret
+JWT_PUBLIC_KEY = None          # RS256/ES256 public key (PEM; "\n" for newlines in one line)
+JWT_AUDIENCE = None            # required "aud", if set
+JWT_ISSUER = None              # required "iss", if set
+JWT_LEEWAY_SECONDS = 5         # clock skew allowed on "exp" (at most 10)
 MAX_STREAMS_PER_SESSION = 10   # open streams one session may hold at once, across all workers
 MAX_STREAMS_PER_ADDRESS = 500  # open streams from one client address (an office behind one NAT)
 READ_RATE_IP = "100 per 10 seconds"     # page, lobby, history and presence reads per address

@@ -1,0 +1,65 @@
+"""Identity from the host application: JSON Web Tokens it signs for its own users (PyJWT).
+
+Configured by RIPPLE_JWT_SECRET (HS256) or RIPPLE_JWT_PUBLIC_KEY (RS256/ES256, PEM), with
+optional RIPPLE_JWT_AUDIENCE and RIPPLE_JWT_ISSUER. Claims: ``sub`` (the user's stable id),
+``name`` (display name), ``exp`` (required); the clock leeway is RIPPLE_JWT_LEEWAY_SECONDS
+(at most 10 s).
+"""
+import jwt
+
+MAX_LEEWAY = 10
+MAX_TOKEN_CHARS = 8192
+MAX_SUB_CHARS = 255
+
+SENTENCES = {
+    "off": "Signing in with a token is not set up on this service.",
+    "type": "The token must be a string.",
+    "expired": "The token has expired: get a fresh one from the application you came from.",
+    "invalid": "The token is not valid here (signature, audience, issuer or format).",
+    "claims": "The token must carry a string 'sub' (your id) and 'name' (your display name).",
+}
+
+
+class Refused(ValueError):
+    """A token that cannot sign anyone in; ``status`` is the HTTP answer (400 or 401)."""
+
+    def __init__(self, key, status=401):
+        super().__init__(SENTENCES[key])
+        self.status = status
+
+
+class Verifier:
+    """Checks tokens against the operator's key; ``enabled`` is False when none is set."""
+
+    def __init__(self, secret=None, public_key=None, audience=None, issuer=None, leeway=5):
+        if public_key:
+            self.key, self.algorithms = str(public_key).replace("\\n", "\n"), ["RS256", "ES256"]
+        elif secret:
+            self.key, self.algorithms = str(secret), ["HS256"]
+        else:
+            self.key, self.algorithms = None, []
+        self.audience, self.issuer = audience or None, issuer or None
+        self.leeway = min(MAX_LEEWAY, max(0, float(leeway)))
+
+    @property
+    def enabled(self):
+        return self.key is not None
+
+    def claims(self, token):
+        """Return {"sub", "name", "exp"} of a valid token, else raise Refused."""
+        if not self.enabled:
+            raise Refused("off", 400)
+        if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_CHARS:
+            raise Refused("type", 400)
+        try:
+            found = jwt.decode(token, self.key, algorithms=self.algorithms, audience=self.audience,
+                               issuer=self.issuer, leeway=self.leeway,
+                               options={"require": ["exp", "sub"], "verify_aud": self.audience is not None})
+        except jwt.ExpiredSignatureError:
+            raise Refused("expired") from None
+        except (jwt.InvalidTokenError, ValueError, TypeError):
+            raise Refused("invalid") from None
+        sub, name = found.get("sub"), found.get("name")
+        if not isinstance(sub, str) or not sub or len(sub) > MAX_SUB_CHARS or not isinstance(name, str):
+            raise Refused("claims", 401)
+        return {"sub": sub, "name": name, "exp": found["exp"]}

@@ -1,0 +1,95 @@
+"""Signing in with a token from the host application (issue 14, "Identity from the host
+application", the session exchange): real Gunicorn (2 gevent workers) and real Redis."""
+import json
+import time
+import uuid
+
+import jwt
+import pytest
+
+from .conftest import SERVER_ENV, TEST_HEARTBEAT
+from .servers import Gunicorn
+from .test_accounts import account_holder, token
+from .test_sessions_security import until_end
+from .web import Browser
+
+SECRET = "host-application-secret-of-some-length"
+AUDIENCE = "ripple-test"
+
+
+@pytest.fixture(scope="module")
+def jwt_server(redis_url, tmp_path_factory):
+    env = dict(SERVER_ENV, RIPPLE_JWT_SECRET=SECRET, RIPPLE_JWT_AUDIENCE=AUDIENCE, RIPPLE_JWT_LEEWAY_SECONDS="0")
+    gunicorn = Gunicorn(tmp_path_factory.mktemp("jwt"), redis_url=redis_url, workers=2, env=env)
+    gunicorn.start()
+    yield gunicorn
+    gunicorn.stop()
+
+
+def make_token(sub=None, name=None, ttl=300, key=SECRET, **claims):
+    payload = {"sub": sub or "user-" + uuid.uuid4().hex[:8], "name": name or "tok-" + uuid.uuid4().hex[:6],
+               "exp": int(time.time() + ttl), "aud": AUDIENCE, **claims}
+    return jwt.encode(payload, key, algorithm="HS256"), payload
+
+
+def exchange(server, signed):
+    browser = Browser(server.url)
+    token(browser)
+    status, _, body = browser.request("POST", "/session", body={"token": signed})
+    data = json.loads(body)
+    if status == 200:
+        browser.token, browser.name = data["csrf_token"], data["name"]
+    return browser, status, data
+
+
+def test_a_token_is_exchanged_for_a_session_of_kind_token(jwt_server):
+    signed, claims = make_token()
+    browser, status, body = exchange(jwt_server, signed)
+    assert status == 200
+    assert (body["name"], body["id"], body["kind"], body["admin"]) == (claims["name"], claims["sub"], "token", False)
+    assert token(browser)[1]["kind"] == "token"
+
+
+@pytest.mark.parametrize("bad", ["expired", "signature", "audience", "no-exp", "no-sub", "garbage"])
+def test_a_bad_token_is_refused_with_401(jwt_server, bad):
+    signed = {
+        "expired": lambda: make_token(ttl=-30)[0],
+        "signature": lambda: make_token(key="another-secret-entirely-here-and-longer")[0],
+        "audience": lambda: make_token(aud="someone-else")[0],
+        "no-exp": lambda: jwt.encode({"sub": "x", "name": "y", "aud": AUDIENCE}, SECRET, algorithm="HS256"),
+        "no-sub": lambda: jwt.encode({"name": "y", "aud": AUDIENCE, "exp": int(time.time()) + 60}, SECRET,
+                                     algorithm="HS256"),
+        "garbage": lambda: "not.a.token",
+    }[bad]()
+    browser, status, body = exchange(jwt_server, signed)
+    assert status == 401 and body["error"]
+    assert token(browser)[0] == 401
+
+
+def test_the_session_and_its_streams_end_when_the_token_expires(jwt_server, room):
+    signed, _ = make_token(ttl=3)
+    browser, status, _ = exchange(jwt_server, signed)
+    assert status == 200
+    with browser.stream(room) as stream:
+        stream.until("ready")
+        stream.until("signed-out", timeout=3 + 10 * TEST_HEARTBEAT)
+        assert until_end(stream) == []
+    assert token(browser)[0] == 401
+
+
+def test_messages_carry_the_tokens_sub(jwt_server, room):
+    signed, claims = make_token()
+    browser, _, _ = exchange(jwt_server, signed)
+    assert browser.post(room, "from the host app")[1]["uid"] == claims["sub"]
+
+
+def test_a_token_cannot_take_an_accounts_name(jwt_server):
+    owner = account_holder(jwt_server)
+    signed, _ = make_token(name=owner.name)
+    assert exchange(jwt_server, signed)[1] == 409
+
+
+def test_without_a_key_token_sign_in_is_refused(server):
+    signed, _ = make_token()
+    _, status, body = exchange(server, signed)
+    assert status == 400 and "not set up" in body["error"]
