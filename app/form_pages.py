@@ -19,6 +19,10 @@ _STALE_SEND = ("Nothing was sent: this page was out of date (its CSRF security t
                "for example after signing in or out in another tab). Your text is kept; send it again.")
 
 
+TOO_LARGE = ("Nothing was sent: the message was far too long to send (over %d KB), so it could not be "
+             "kept here either. A message may hold up to %d characters.")
+
+
 def stale(endpoint):
     """The sentence for a form whose CSRF token is out of date: nothing happened, how to go on."""
     return _STALE.get(endpoint, _STALE_SEND)
@@ -33,6 +37,9 @@ def page(status, message):
         return None
     # A body too large (413) is never read; a form's fields are otherwise the person's own text.
     form = request.form if is_form and status != 413 else {}
+    if status == 413 and request.endpoint in ("api.post_message", "direct.post_direct"):
+        cfg = current_app.config
+        message = TOO_LARGE % (cfg["MAX_CONTENT_LENGTH"] // 1024, cfg["MAX_MESSAGE_CHARS"])
     text = form.get("text", "").replace("\r\n", "\n")
     key = api.kept_key(form.get("idempotency_key"))  # a retry must not store it twice
     endpoint, args = request.endpoint, request.view_args or {}

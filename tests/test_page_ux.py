@@ -372,6 +372,16 @@ def test_a_paste_over_the_limit_is_kept_whole_counted_and_refused_with_a_sentenc
     assert [len(m["text"]) for m in history(server, room)] == [2000]
 
 
+def test_without_javascript_a_paste_too_large_to_carry_says_so(open_room, server, room):
+    page = no_js_page(open_room, unique("ann"))
+    page.fill("#text", "w" * 70_000)  # past the 64 KB body cap: the server cannot even read it
+    assert submit(page, ROOM_SEND).status == 413
+    expect(page.locator("main.room [data-error]")).to_have_text(
+        "Nothing was sent: the message was far too long to send (over 64 KB), so it could not be "
+        "kept here either. A message may hold up to 2000 characters.")
+    assert history(server, room) == []
+
+
 # -- 16. Blank lines, runs, days and join/leave lines -----------------------------------------
 
 PADDED = "\n \n  indented first line\n\n\tinner blank line kept\n\n \n"
