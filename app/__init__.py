@@ -1,4 +1,24 @@
-"""Ripple: a real-time chat and pub/sub service streaming server-sent events."""
+"""Ripple: a real-time chat and pub/sub service streaming server-sent events.
+
+Where things live (flat modules today, grouped by the layer each belongs to; issue 13 moves each
+group into a package of that name):
+
+=========  ==================================================================================
+delivery   stream (a stream's life: replay, live loop, gap repair), position (the cursor and its
+           rules), listener (one stream's Redis pub/sub socket), wire (waits and client writes),
+           sse (framing)
+rooms      store (Lua publish, history windows), keys (room names, Redis keys, cursors), messages
+           (a message's shape and checks), timeline (day separators, runs by one author)
+people     identity (sessions), sessions (sign in/out), names (the name rule, claims), accounts,
+           account_views, account_cli, presence, direct (direct messages), addresses (streams
+           per address), tokens and tokens_cli (publish tokens)
+web        api (room HTTP interface), pages, errors, replies (JSON or page), targets (``next``),
+           headers (security headers), bodies (request bodies in time), fastpost (token posts
+           before Flask), guard (CSRF, rate limits), requests (request ids)
+ops        settings, topology (where Redis is), broker (the clients), embedded_redis, metrics,
+           outage (outage log), health, cli (publish from other processes)
+=========  ==================================================================================
+"""
 import os
 from pathlib import Path
 
