@@ -32,6 +32,7 @@ from . import (
     bodies,
     broker,
     cli,
+    cors,
     direct,
     embedded_redis,
     errors,
@@ -85,6 +86,7 @@ def create_app(test_config=None):
     guard.init_app(app)
     errors.init_app(app)
     headers.init_app(app)
+    cors.init_app(app)
     metrics.init_app(app)
     app.extensions["hub"] = stream.Hub(app)
     app.register_blueprint(pages.bp)

@@ -16,7 +16,7 @@ from io import BytesIO
 
 import redis
 
-from . import bodies, headers, keys, messages, requests, store, tokens
+from . import bodies, cors, headers, keys, messages, requests, store, tokens
 
 _STATUS_LINES = {503: "503 Service Unavailable", 504: "504 Gateway Timeout"}
 _PATH = re.compile(r"/rooms/([^/]+)/messages\Z")
@@ -53,10 +53,12 @@ class FastPublish:
         cfg = app.config
         self.max_chars, self.max_body = int(cfg["MAX_MESSAGE_CHARS"]), int(cfg["MAX_CONTENT_LENGTH"])
         self.retry_after = str(cfg["REDIS_RETRY_AFTER"])
+        self.cors = bool(cors.origins(cfg["CORS_ORIGINS"]))  # its answers need flask-cors's headers
 
     def __call__(self, environ, start_response):
         if (environ.get("REQUEST_METHOD") != "POST"
-                or not environ.get("HTTP_AUTHORIZATION", "").startswith("Bearer ")):
+                or not environ.get("HTTP_AUTHORIZATION", "").startswith("Bearer ")
+                or (self.cors and "HTTP_ORIGIN" in environ)):
             return self.next(environ, start_response)
         match = _PATH.match(environ.get("PATH_INFO", ""))
         if match is None or not _is_json(environ.get("CONTENT_TYPE", "")):

@@ -1,0 +1,119 @@
+"""Cross-origin access (RIPPLE_CORS_ORIGINS): a page served from another origin, in real Chromium,
+opens a stream with credentials and posts with a token; an origin not listed gets nothing; and
+without the setting nothing cross-origin is allowed. Real Gunicorn (2 gevent workers), real Redis."""
+import http.server
+import threading
+import urllib.request
+
+import pytest
+
+from .browser import CHROMIUM, CHROMIUM_ARGS, sync_playwright
+from .conftest import SERVER_ENV, TOKEN, post
+from .servers import Gunicorn, free_port
+
+
+class _Page(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"<!doctype html><title>host application</title><p>host application</p>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def sites():
+    """Two other sites on loopback: (allowed origin, other origin)."""
+    servers = [http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), _Page) for _ in range(2)]
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield ["http://127.0.0.1:%d" % s.server_address[1] for s in servers]
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def cors_server(redis_url, tmp_path_factory, sites):
+    env = dict(SERVER_ENV, RIPPLE_CORS_ORIGINS=sites[0])
+    gunicorn = Gunicorn(tmp_path_factory.mktemp("cors"), redis_url=redis_url, workers=2, env=env)
+    gunicorn.start()
+    yield gunicorn
+    gunicorn.stop()
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def preflight(server, origin):
+    request = urllib.request.Request(server.url + "/rooms/lobby/messages", method="OPTIONS", headers={
+        "Origin": origin, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status, response.headers
+
+
+def test_a_listed_origins_preflight_is_answered(cors_server, sites):
+    status, headers = preflight(cors_server, sites[0])
+    assert status == 200 and headers["Access-Control-Allow-Origin"] == sites[0]
+    assert headers["Access-Control-Allow-Credentials"] == "true"
+    assert "authorization" in headers["Access-Control-Allow-Headers"].lower()
+
+
+def test_another_origin_gets_no_cross_origin_headers(cors_server, sites):
+    assert preflight(cors_server, sites[1])[1].get("Access-Control-Allow-Origin") is None
+
+
+def test_nothing_is_allowed_cross_origin_by_default(server, sites):
+    assert preflight(server, sites[0])[1].get("Access-Control-Allow-Origin") is None
+
+
+STREAM_AND_POST = """async ([base, room, token]) => {
+  const got = new Promise((resolve, reject) => {
+    const source = new EventSource(`${base}/rooms/${room}/events`, { withCredentials: true });
+    source.addEventListener('message', (e) => { source.close(); resolve(JSON.parse(e.data).text); });
+    source.addEventListener('ready', async () => {
+      try {
+        const answer = await fetch(`${base}/rooms/${room}/messages`, {
+          method: 'POST', credentials: 'include',
+          headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
+          body: JSON.stringify({ text: 'from another origin', user: 'host-app' }) });
+        if (answer.status !== 201) reject(new Error('post answered ' + answer.status));
+        await answer.json();  // readable: the answer carries the CORS headers
+      } catch (err) { reject(err); }
+    });
+    source.onerror = () => reject(new Error('stream failed'));
+  });
+  return await got;
+}"""
+
+
+def test_a_page_on_a_listed_origin_streams_and_posts_with_a_token(chromium, cors_server, sites, room):
+    page = chromium.new_page()
+    try:
+        page.goto(sites[0] + "/")
+        assert page.evaluate(STREAM_AND_POST, [cors_server.url, room, TOKEN]) == "from another origin"
+    finally:
+        page.close()
+
+
+def test_a_page_on_another_origin_cannot_read_anything(chromium, cors_server, sites, room):
+    assert post(cors_server.url, room, "already here")[0] == 201
+    page = chromium.new_page()
+    try:
+        page.goto(sites[1] + "/")
+        outcome = page.evaluate("""async (url) => {
+          try { await (await fetch(url, { credentials: 'include' })).json(); return 'read'; }
+          catch (err) { return 'refused'; } }""", "%s/rooms/%s/messages" % (cors_server.url, room))
+        assert outcome == "refused"
+    finally:
+        page.close()
