@@ -11,7 +11,7 @@ from flask_wtf.csrf import CSRFProtect
 from limits import parse_many
 from werkzeug.exceptions import TooManyRequests
 
-from . import keys, messages, tokens, topology
+from . import jwts, keys, messages, tokens, topology
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,8 @@ def init_app(app):
 def _protect():
     # A publish token is no browser's: a page on another site cannot make one send it. A
     # scoped token that is not valid is refused here (401), before anything else is done.
-    if request.method in ("POST", "PUT", "PATCH", "DELETE") and tokens.current() is None:
+    # Nor is a host application's JWT in an Authorization header (app/jwts.py).
+    if request.method in ("POST", "PUT", "PATCH", "DELETE") and tokens.current() is None and jwts.bearer() is None:
         csrf.protect()
 
 

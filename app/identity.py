@@ -9,7 +9,7 @@ import redis
 from flask import current_app, g, request, session
 from flask.sessions import SecureCookieSessionInterface
 
-from . import accounts, keys, messages
+from . import accounts, jwts, keys, messages
 from .names import Names, NameTaken, fold  # noqa: F401 - re-exported: who holds which name
 
 # The control payload (app/position.py) a person's channel carries when their session ends:
@@ -164,6 +164,9 @@ def current():
     person = g.get("ripple_person")
     if person is not None:
         return person
+    token = jwts.presented()
+    if token is not None:  # the host application's user: the token alone says who, every time
+        return _token_person(token)
     name, sid = session.get("name"), session.get("sid")
     person, account = (None, None), None
     if isinstance(name, str) and isinstance(sid, str):
@@ -176,6 +179,20 @@ def current():
             session.pop("sid", None)
     g.ripple_person, g.ripple_account = person, account
     return person
+
+
+def _token_person(token):
+    """(name, sid) of the user a valid token names; raises jwts.Refused (401) otherwise. Their
+    session record lives until the token's ``exp``: streams opened with it end then."""
+    claims = current_app.extensions["jwts"].claims(token)
+    try:
+        name = messages.check_name(claims["name"])
+    except messages.Invalid:
+        raise jwts.Refused("claims") from None
+    sid = jwts.session_id(claims["sub"])
+    current_app.extensions["sessions"].create(sid, name, sub=claims["sub"], until=claims["exp"])
+    g.ripple_person, g.ripple_account, g.ripple_sub = (name, sid), None, claims["sub"]
+    return g.ripple_person
 
 
 def account():

@@ -5,7 +5,14 @@ optional RIPPLE_JWT_AUDIENCE and RIPPLE_JWT_ISSUER. Claims: ``sub`` (the user's 
 ``name`` (display name), ``exp`` (required); the clock leeway is RIPPLE_JWT_LEEWAY_SECONDS
 (at most 10 s).
 """
+import hashlib
+import re
+
 import jwt
+from flask import current_app, request
+
+_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\Z")
+STREAM_ENDPOINT = "api.events"  # EventSource cannot set headers: the stream takes ?token=
 
 MAX_LEEWAY = 10
 MAX_TOKEN_CHARS = 8192
@@ -63,3 +70,29 @@ class Verifier:
         if not isinstance(sub, str) or not sub or len(sub) > MAX_SUB_CHARS or not isinstance(name, str):
             raise Refused("claims", 401)
         return {"sub": sub, "name": name, "exp": found["exp"]}
+
+
+def bearer():
+    """The JWT this request carries as ``Authorization: Bearer``, or None (none, another kind
+    of Bearer such as a publish token, or tokens not set up)."""
+    if not current_app.extensions["jwts"].enabled:
+        return None
+    header = request.headers.get("Authorization", "")
+    value = header[7:].strip() if header.startswith("Bearer ") else ""
+    if not value or not _SHAPE.match(value) or value == str(current_app.config.get("PUBLISH_TOKEN")):
+        return None
+    return value
+
+
+def presented():
+    """The JWT this request carries: its Bearer header, or ``?token=`` on a stream; or None."""
+    found = bearer()
+    if found is None and request.endpoint == STREAM_ENDPOINT and current_app.extensions["jwts"].enabled:
+        found = request.args.get("token") or None
+    return found
+
+
+def session_id(sub):
+    """The session id every request and stream of one token user shares (all their devices):
+    derived from ``sub``, so their direct messages and name claim are one person's."""
+    return "jwt-" + hashlib.sha256(sub.encode()).hexdigest()[:32]

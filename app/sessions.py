@@ -134,6 +134,20 @@ TOO_MANY_FOR_NAME = "Too many sign-in attempts for this name; try again in %d s.
 TOO_MANY_FROM_ADDRESS = "Too many sign-in attempts from your network; try again in %d s."
 
 
+@bp.before_app_request
+def _check_token():
+    """A JWT presented anywhere (even on a public room's history) must be valid: 401 otherwise,
+    never a silent anonymous read."""
+    if jwts.presented() is not None:
+        identity.current()
+
+
+@bp.app_errorhandler(jwts.Refused)
+def _token_refused(exc):
+    code = "token_expired" if str(exc) == jwts.SENTENCES["expired"] else "token_invalid"
+    return json_error(exc.status, str(exc), code=code)
+
+
 @bp.get("/session")
 def whoami():
     """Return describe() + "csrf_token" for a signed-in session, else 401 {"error", "csrf_token"}.

@@ -93,3 +93,47 @@ def test_without_a_key_token_sign_in_is_refused(server):
     signed, _ = make_token()
     _, status, body = exchange(server, signed)
     assert status == 400 and "not set up" in body["error"]
+
+
+# -- a token on every request ---------------------------------------------------------------------
+
+def bearer(signed):
+    return {"Authorization": "Bearer " + signed}
+
+
+def test_a_bearer_token_posts_as_its_user_without_a_cookie_or_csrf(jwt_server, room):
+    signed, claims = make_token()
+    status, _, body = Browser(jwt_server.url).request("POST", "/rooms/%s/messages" % room,
+                                                      body={"text": "hello", "user": "someone-else"},
+                                                      headers=bearer(signed))
+    message = json.loads(body)
+    assert status == 201 and message["user"] == claims["name"] and message["uid"] == claims["sub"]
+    assert "bot" not in message
+
+
+@pytest.mark.parametrize("path", ["/rooms/lobby/messages", "/session", "/rooms/lobby/presence"])
+def test_an_expired_or_bad_bearer_token_is_refused_everywhere(jwt_server, path):
+    for signed in (make_token(ttl=-30)[0], make_token(key="another-secret-entirely-here-and-longer")[0]):
+        status, _, body = Browser(jwt_server.url).request("GET", path, headers=bearer(signed))
+        assert status == 401 and json.loads(body)["code"] in ("token_expired", "token_invalid")
+
+
+def test_a_stream_opened_with_token_in_the_query_ends_when_it_expires(jwt_server, room):
+    signed, claims = make_token(ttl=3)
+    other = Browser(jwt_server.url)
+    from .sse import SSEStream
+    with SSEStream("%s/rooms/%s/events?token=%s" % (jwt_server.url, room, signed)) as stream:
+        stream.until("ready")
+        assert other.request("POST", "/users/%s/messages" % claims["name"], body={"text": "dm"},
+                             headers=bearer(make_token()[0]))[0] == 201
+        stream.until("direct")
+        stream.until("signed-out", timeout=3 + 10 * TEST_HEARTBEAT)
+        assert until_end(stream) == []
+
+
+def test_two_devices_of_one_token_user_share_their_name(jwt_server, room):
+    signed, claims = make_token()
+    for _ in range(2):
+        status, _, _ = Browser(jwt_server.url).request("POST", "/rooms/%s/messages" % room, body={"text": "hi"},
+                                                       headers=bearer(signed))
+        assert status == 201
