@@ -104,7 +104,7 @@ class Sessions:
         # SPUBLISH on a cluster: the word travels on the session's shard only.
         self._revoke = client.register_script(_REVOKE_LUA.replace("'PUBLISH'", "'%s'" % publish_command))
 
-    def create(self, sid, name, account=None, sub=None, until=None):
+    def create(self, sid, name, account=None, sub=None, until=None, rooms=None):
         """Record session ``sid``: an account's (``account`` id), a host application's user
         (``sub``, from a token whose ``exp`` is ``until``, epoch seconds: the session ends
         then), or a guest's."""
@@ -113,6 +113,8 @@ class Sessions:
             record["account"] = account
         if sub:
             record.update(sub=sub, exp=int(until))
+        if rooms is not None:  # the token's rooms claim: only these rooms, by pattern
+            record["rooms"] = list(rooms)
         ttl = self.lifetime if until is None else max(1, min(self.lifetime, int(until - time.time())))
         self.redis.set(keys.PersonKeys(sid).session, json.dumps(record), ex=ttl)
 
@@ -173,7 +175,7 @@ def current():
         record = current_app.extensions["sessions"].record(sid)
         if record is not None and record.get("name") == name:
             person, account = (name, sid), record.get("account")
-            g.ripple_sub = record.get("sub")
+            g.ripple_sub, g.ripple_rooms = record.get("sub"), record.get("rooms")
         else:  # signed out elsewhere, or a copy of a cookie that signed out
             session.pop("name", None)
             session.pop("sid", None)
@@ -190,8 +192,10 @@ def _token_person(token):
     except messages.Invalid:
         raise jwts.Refused("claims") from None
     sid = jwts.session_id(claims["sub"])
-    current_app.extensions["sessions"].create(sid, name, sub=claims["sub"], until=claims["exp"])
+    current_app.extensions["sessions"].create(sid, name, sub=claims["sub"], until=claims["exp"],
+                                              rooms=claims["rooms"])
     g.ripple_person, g.ripple_account, g.ripple_sub = (name, sid), None, claims["sub"]
+    g.ripple_rooms = claims["rooms"]
     return g.ripple_person
 
 
@@ -208,6 +212,12 @@ def uid():
     if not name:
         return None
     return account() or sub() or "guest:" + hashlib.sha256(sid.encode()).hexdigest()[:16]
+
+
+def rooms():
+    """The room patterns a token's session is limited to, or None (every room)."""
+    current()
+    return g.get("ripple_rooms")
 
 
 def sub():
@@ -250,10 +260,11 @@ def sign_in(name, account=None, token=None):
     sessions = current_app.extensions["sessions"]
     old_name, old_sid = current()
     old_account = g.get("ripple_account")
-    sid = secrets.token_urlsafe(18)
+    # A token user's devices share one session, derived from their ``sub`` (app/jwts.py).
+    sid = jwts.session_id(token["sub"]) if token else secrets.token_urlsafe(18)
     names.claim(name, sid, previous=old_sid, account=account)
-    sessions.create(sid, name, account, *((token["sub"], token["exp"]) if token else ()))
-    if old_sid:  # revoked first: a stream's heartbeat between the two then cannot re-claim
+    sessions.create(sid, name, account, *((token["sub"], token["exp"], token.get("rooms")) if token else ()))
+    if old_sid and old_sid != sid:  # revoked first: a stream's heartbeat between the two then cannot re-claim
         sessions.revoke(old_sid)
         names.release(old_name, old_sid)  # a no-op if the claim just moved to ``sid``
         if old_account:
@@ -263,6 +274,7 @@ def sign_in(name, account=None, token=None):
     session.permanent = True
     g.ripple_person, g.ripple_account = (name, sid), account
     g.ripple_sub = token["sub"] if token else None
+    g.ripple_rooms = token.get("rooms") if token else None
     if account is not None:
         accounts = current_app.extensions["accounts"]
         accounts.add_session(account, sid)

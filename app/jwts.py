@@ -5,11 +5,14 @@ optional RIPPLE_JWT_AUDIENCE and RIPPLE_JWT_ISSUER. Claims: ``sub`` (the user's 
 ``name`` (display name), ``exp`` (required); the clock leeway is RIPPLE_JWT_LEEWAY_SECONDS
 (at most 10 s).
 """
+import fnmatch
 import hashlib
 import re
 
 import jwt
 from flask import current_app, request
+
+from . import messages, tokens
 
 _SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\Z")
 STREAM_ENDPOINT = "api.events"  # EventSource cannot set headers: the stream takes ?token=
@@ -24,6 +27,7 @@ SENTENCES = {
     "expired": "The token has expired: get a fresh one from the application you came from.",
     "invalid": "The token is not valid here (signature, audience, issuer or format).",
     "claims": "The token must carry a string 'sub' (your id) and 'name' (your display name).",
+    "rooms": "The token's 'rooms' claim must be a list of room names or patterns such as support-*.",
 }
 
 
@@ -69,7 +73,27 @@ class Verifier:
         sub, name = found.get("sub"), found.get("name")
         if not isinstance(sub, str) or not sub or len(sub) > MAX_SUB_CHARS or not isinstance(name, str):
             raise Refused("claims", 401)
-        return {"sub": sub, "name": name, "exp": found["exp"]}
+        return {"sub": sub, "name": name, "exp": found["exp"], "rooms": _rooms(found.get("rooms"))}
+
+
+def _rooms(claim):
+    """A ``rooms`` claim (a list of room names or glob patterns, or one comma-separated string)
+    as canonical patterns; None when absent (every room)."""
+    if claim is None:
+        return None
+    if isinstance(claim, list) and all(isinstance(item, str) for item in claim):
+        claim = ",".join(claim)
+    if not isinstance(claim, str):
+        raise Refused("rooms")
+    try:
+        return list(tokens.parse_patterns(claim))
+    except messages.Invalid:
+        raise Refused("rooms") from None
+
+
+def room_ok(patterns, room):
+    """Tell whether a token limited to ``patterns`` (None: unlimited) may use ``room``."""
+    return patterns is None or any(fnmatch.fnmatchcase(room, p) for p in patterns)
 
 
 def bearer():

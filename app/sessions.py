@@ -2,11 +2,11 @@
 DELETE /session."""
 import json
 
-from flask import Blueprint, abort, current_app, jsonify, redirect, request, url_for
+from flask import Blueprint, abort, current_app, jsonify, redirect, request, session, url_for
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import generate_csrf
 
-from . import accounts, broker, guard, identity, jwts, messages, pages, targets
+from . import accounts, broker, guard, identity, jwts, keys, messages, pages, targets
 from .names import fold
 from .replies import json_error, require_utf8_form, wants_json, wants_page
 
@@ -128,6 +128,7 @@ def describe():
     return {"name": name, "id": identity.uid(), "kind": kind, "admin": bool(found and found["admin"])}
 
 
+ROOM_SCOPE = "Your sign-in token allows only rooms matching %s, not “%s”."
 GUESTS_OFF = ("Guests are turned off on this service: register an account (at /register) or "
               "sign in with your password.")
 TOO_MANY_FOR_NAME = "Too many sign-in attempts for this name; try again in %d s."
@@ -140,6 +141,12 @@ def _check_token():
     never a silent anonymous read."""
     if jwts.presented() is not None:
         identity.current()
+    room = (request.view_args or {}).get("room")
+    if room is not None and (jwts.presented() is not None or session.get("sid")):
+        canonical = keys.canonical_room(room)
+        allowed = identity.rooms()
+        if canonical is not None and not jwts.room_ok(allowed, canonical):
+            return json_error(403, ROOM_SCOPE % (", ".join(allowed), canonical), code="token_scope")
 
 
 @bp.app_errorhandler(jwts.Refused)

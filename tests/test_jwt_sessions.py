@@ -137,3 +137,23 @@ def test_two_devices_of_one_token_user_share_their_name(jwt_server, room):
         status, _, _ = Browser(jwt_server.url).request("POST", "/rooms/%s/messages" % room, body={"text": "hi"},
                                                        headers=bearer(signed))
         assert status == 201
+
+
+def test_a_rooms_claim_limits_where_a_token_reads_and_posts(jwt_server):
+    tag = uuid.uuid4().hex[:6]
+    signed, _ = make_token(rooms=["support-%s-*" % tag])
+    client = Browser(jwt_server.url)
+    inside, outside = "support-%s-eu" % tag, "ops-%s" % tag
+    assert client.request("POST", "/rooms/%s/messages" % inside, body={"text": "ok"}, headers=bearer(signed))[0] == 201
+    for method, path in (("POST", "/rooms/%s/messages"), ("GET", "/rooms/%s/messages"), ("GET", "/rooms/%s/events")):
+        status, _, body = client.request(method, path % outside, body={"text": "no"} if method == "POST" else None,
+                                         headers=bearer(signed))
+        assert status == 403 and json.loads(body)["code"] == "token_scope", path
+    browser, status, _ = exchange(jwt_server, signed)  # the same limits after the cookie exchange
+    assert status == 200
+    assert browser.post(outside, "no")[0] == 403 and browser.post(inside, "yes")[0] == 201
+
+
+def test_a_bad_rooms_claim_is_refused(jwt_server):
+    signed, _ = make_token(rooms=["bad room!"])
+    assert exchange(jwt_server, signed)[1] == 401
