@@ -6,7 +6,7 @@ import secrets
 import time
 
 import redis
-from flask import current_app, g, request, session
+from flask import abort, current_app, g, request, session
 from flask.sessions import SecureCookieSessionInterface
 
 from . import accounts, jwts, keys, messages
@@ -112,7 +112,9 @@ class Sessions:
         if account:
             record["account"] = account
         if sub:
-            record.update(sub=sub, exp=int(until))
+            record["sub"] = sub
+        if until is not None:
+            record["exp"] = int(until)
         if rooms is not None:  # the token's rooms claim: only these rooms, by pattern
             record["rooms"] = list(rooms)
         ttl = self.lifetime if until is None else max(1, min(self.lifetime, int(until - time.time())))
@@ -169,6 +171,9 @@ def current():
     token = jwts.presented()
     if token is not None:  # the host application's user: the token alone says who, every time
         return _token_person(token)
+    proxied = _proxy_user()
+    if proxied is not None:  # an authenticating proxy in front names the user, every time
+        return _proxied_person(proxied)
     name, sid = session.get("name"), session.get("sid")
     person, account = (None, None), None
     if isinstance(name, str) and isinstance(sid, str):
@@ -181,6 +186,30 @@ def current():
             session.pop("sid", None)
     g.ripple_person, g.ripple_account = person, account
     return person
+
+
+def _proxy_user():
+    """The user RIPPLE_TRUSTED_USER_HEADER names, when it is set and Ripple trusts a proxy
+    (RIPPLE_TRUSTED_PROXIES > 0: a client cannot reach Ripple but through it); else None."""
+    cfg = current_app.config
+    header = cfg.get("TRUSTED_USER_HEADER")
+    if not header or not cfg.get("TRUSTED_PROXIES"):
+        return None
+    value = request.headers.get(header)
+    return value.strip() if value and value.strip() else None
+
+
+def _proxied_person(user):
+    """(name, sid) of the user the proxy named: the header's value is both their display name
+    and their stable id (``GET /session`` kind "token"); their devices share one session."""
+    try:
+        name = messages.check_name(user)
+    except messages.Invalid as exc:
+        abort(400, "The name your sign-in proxy sent is not usable here: %s" % exc)
+    sid = jwts.session_id("proxy\0" + name)  # never the session of a token whose sub is the same
+    current_app.extensions["sessions"].create(sid, name, sub=name)
+    g.ripple_person, g.ripple_account, g.ripple_sub, g.ripple_rooms = (name, sid), None, name, None
+    return g.ripple_person
 
 
 def _token_person(token):

@@ -53,6 +53,7 @@ JWT_PUBLIC_KEY = None          # RS256/ES256 public key (PEM; "\n" for newlines 
 JWT_AUDIENCE = None            # required "aud", if set
 JWT_ISSUER = None              # required "iss", if set
 JWT_LEEWAY_SECONDS = 5         # clock skew allowed on "exp" (at most 10)
+TRUSTED_USER_HEADER = None     # e.g. X-Forwarded-User: an authenticating proxy names the user
 CORS_ORIGINS = None            # comma-separated origins whose pages may use the API (app/cors.py)
 MAX_STREAMS_PER_SESSION = 10   # open streams one session may hold at once, across all workers
 MAX_STREAMS_PER_ADDRESS = 500  # open streams from one client address (an office behind one NAT)

@@ -157,3 +157,44 @@ def test_a_rooms_claim_limits_where_a_token_reads_and_posts(jwt_server):
 def test_a_bad_rooms_claim_is_refused(jwt_server):
     signed, _ = make_token(rooms=["bad room!"])
     assert exchange(jwt_server, signed)[1] == 401
+
+
+# -- a user named by a trusted authenticating proxy --------------------------------------------------
+
+@pytest.fixture(scope="module")
+def proxied_server(redis_url, tmp_path_factory):
+    env = dict(SERVER_ENV, RIPPLE_TRUSTED_PROXIES="1", RIPPLE_TRUSTED_USER_HEADER="X-Forwarded-User")
+    gunicorn = Gunicorn(tmp_path_factory.mktemp("proxied"), redis_url=redis_url, workers=2, env=env)
+    gunicorn.start()
+    yield gunicorn
+    gunicorn.stop()
+
+
+def test_a_trusted_proxys_user_header_names_the_user(proxied_server, room):
+    user = "proxied-" + uuid.uuid4().hex[:6]
+    browser = Browser(proxied_server.url)
+    headers = {"X-Forwarded-User": user}
+    status, _, body = browser.request("GET", "/session", headers=headers)
+    me = json.loads(body)
+    assert status == 200 and (me["name"], me["id"], me["kind"]) == (user, user, "token")
+    browser.token = me["csrf_token"]
+    status, _, body = browser.request("POST", "/rooms/%s/messages" % room, body={"text": "via the proxy"},
+                                      headers=headers)
+    assert status == 201 and json.loads(body)["user"] == user
+
+
+def test_the_user_header_still_needs_a_csrf_token(proxied_server, room):
+    status, _, _ = Browser(proxied_server.url).request("POST", "/rooms/%s/messages" % room, body={"text": "x"},
+                                                       headers={"X-Forwarded-User": "someone"})
+    assert status == 400
+
+
+def test_the_user_header_is_ignored_without_trusted_proxies(redis_url, tmp_path_factory):
+    env = dict(SERVER_ENV, RIPPLE_TRUSTED_USER_HEADER="X-Forwarded-User")
+    gunicorn = Gunicorn(tmp_path_factory.mktemp("untrusted"), redis_url=redis_url, workers=2, env=env)
+    gunicorn.start()
+    try:
+        status, _, _ = Browser(gunicorn.url).request("GET", "/session", headers={"X-Forwarded-User": "admin-ish"})
+        assert status == 401
+    finally:
+        gunicorn.stop()
