@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime, timezone
 
 import redis
-from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, url_for
 
 from . import broker, identity, keys, messages, names, timeline
 
@@ -62,6 +62,20 @@ def room(room):
         except messages.Invalid:
             abort(404, NO_ONE)
     return room_page(room, before=before, other=other)
+
+
+@bp.get("/rooms/<room>/here.css")
+def here(room):
+    """Mark a signed-in person online in a room their page shows with JavaScript off.
+
+    Only such a page asks: the room page names this stylesheet inside <noscript>. The presence
+    lasts as long as an idle name stays claimed (RIPPLE_NAME_IDLE_SECONDS).
+    """
+    room = keys.canonical_room(room)
+    name, sid = identity.shown(), identity.current()[1]
+    if room and name and sid:
+        current_app.extensions["presence"].visit(room, name, sid, current_app.config["NAME_IDLE_SECONDS"])
+    return Response("", mimetype="text/css", headers={"Cache-Control": "no-store"})
 
 
 def room_page(room, error=None, text="", status=200, key=None, before=None, other=None,

@@ -6,6 +6,7 @@ remove itself: it expires after a grace window, so a reload or a quick reconnect
 leave nor a join. A crashed worker's members simply stop being refreshed. One sweeper at a time
 (a Redis lock) removes expired members and announces who left.
 """
+import hashlib
 import logging
 import secrets
 import time
@@ -145,6 +146,21 @@ class Presence:
         self._join(keys=[k.online, k.channel],
                    args=[_member(name, conn), name, now_ms() + self.ttl_ms, now_ms(), room])
         self.redis.sadd(ROOMS, room)  # another slot: outside the script
+
+    def visit(self, room, name, sid, seconds):
+        """Mark ``name`` online in ``room`` for ``seconds``, for a page without a stream.
+
+        JavaScript off, loading pages is a person's only sign of life: one membership per
+        session and room, pushed forward by each page it loads; once it lapses the sweeper
+        announces the leave. Announces a join like a stream's first connection.
+        """
+        k = keys.RoomKeys(room)
+        now = now_ms()
+        conn = "page:" + hashlib.sha256(sid.encode()).hexdigest()[:16]  # the session id stays out
+        self._join(keys=[k.online, k.channel],
+                   args=[_member(name, conn), name, now + int(seconds * 1000), now, room])
+        self.redis.sadd(ROOMS, room)
+        self.ensure_sweeper()
 
     def refresh(self, room, name, sid, conn):
         """Push this stream's expiry forward (called once per heartbeat interval).

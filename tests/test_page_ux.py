@@ -218,6 +218,15 @@ def test_without_javascript_the_online_list_shows_oneself(open_room):
     expect(page.locator(ONLINE + ".me")).to_have_count(1)
 
 
+def test_without_javascript_a_signed_in_reader_is_online_for_the_others(open_room):
+    bob_name, ann_name = unique("bob"), unique("ann")
+    bob = open_room(name=bob_name)
+    ann = no_js_page(open_room, ann_name)  # no stream: the page itself says she is here
+    expect(bob.locator(ONLINE)).to_have_text([ann_name, bob_name], timeout=LIVE_MS)
+    expect(bob.locator("li.presence")).to_have_text(["%s joined" % ann_name])
+    expect(ann.locator(ONLINE)).to_have_text([ann_name, bob_name])
+
+
 def test_without_javascript_direct_messages_go_both_ways(open_room, room):
     ann_name, bob_name = unique("ann"), unique("bob")
     bob = open_room(name=bob_name)  # online, with JavaScript: his page updates live
