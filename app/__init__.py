@@ -42,6 +42,7 @@ from . import (
     health,
     identity,
     metrics,
+    oidc,
     pages,
     requests,
     sessions,
@@ -87,6 +88,7 @@ def create_app(test_config=None):
     errors.init_app(app)
     headers.init_app(app)
     cors.init_app(app)
+    oidc.init_app(app)
     metrics.init_app(app)
     app.extensions["hub"] = stream.Hub(app)
     app.register_blueprint(pages.bp)
@@ -97,5 +99,6 @@ def create_app(test_config=None):
     app.register_blueprint(cli.bp)
     app.register_blueprint(tokens_cli.bp)
     app.register_blueprint(account_views.bp)
+    app.register_blueprint(oidc.bp)
     app.register_blueprint(account_cli.bp)
     return app

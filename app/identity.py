@@ -290,7 +290,7 @@ def sign_in(name, account=None, token=None):
     old_name, old_sid = current()
     old_account = g.get("ripple_account")
     # A token user's devices share one session, derived from their ``sub`` (app/jwts.py).
-    sid = jwts.session_id(token["sub"]) if token else secrets.token_urlsafe(18)
+    sid = jwts.session_id(token.get("key", token["sub"])) if token else secrets.token_urlsafe(18)
     names.claim(name, sid, previous=old_sid, account=account)
     sessions.create(sid, name, account, *((token["sub"], token["exp"], token.get("rooms")) if token else ()))
     if old_sid and old_sid != sid:  # revoked first: a stream's heartbeat between the two then cannot re-claim
