@@ -51,8 +51,9 @@ def provider_says_yes(location, sub):
         with urllib.request.build_opener(Stop()).open(request, timeout=10) as response:
             raise AssertionError("the provider did not redirect: %d" % response.status)
     except urllib.error.HTTPError as answer:
-        assert answer.code in (302, 303), answer.read()[:500]
-        return answer.headers["Location"]
+        with answer:  # closes the connection
+            assert answer.code in (302, 303), answer.read()[:500]
+            return answer.headers["Location"]
 
 
 def sign_in_through_the_provider(server, sub, next_path="/rooms/lobby"):
