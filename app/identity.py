@@ -255,6 +255,15 @@ def sub():
     return g.get("ripple_sub")
 
 
+def shown_sid():
+    """The session id that goes with ``shown()``: the cookie's own when Redis could not tell."""
+    person = g.get("ripple_person")
+    if person is not None:
+        return person[1]
+    sid = session.get("sid")
+    return sid if isinstance(sid, str) else None
+
+
 def shown():
     """The signed-in name for a page (refreshing its claim), or None.
 

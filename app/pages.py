@@ -72,7 +72,7 @@ def here(room):
     lasts as long as an idle name stays claimed (RIPPLE_NAME_IDLE_SECONDS).
     """
     room = keys.canonical_room(room)
-    name, sid = identity.shown(), identity.current()[1]
+    name, sid = identity.shown(), identity.shown_sid()
     if room and name and sid:
         current_app.extensions["presence"].visit(room, name, sid, current_app.config["NAME_IDLE_SECONDS"])
     return Response("", mimetype="text/css", headers={"Cache-Control": "no-store"})
@@ -87,7 +87,7 @@ def room_page(room, error=None, text="", status=200, key=None, before=None, othe
     ``other``: the person whose conversation is open (its form's error, text and key: ``dm_*``).
     """
     cfg = current_app.config
-    user, sid = identity.shown(), identity.current()[1]
+    user, sid = identity.shown(), identity.shown_sid()
     unavailable = False
     directs = []
     try:

@@ -2,6 +2,7 @@
 DELETE /session."""
 import json
 
+import redis
 from flask import Blueprint, abort, current_app, jsonify, redirect, request, session, url_for
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import generate_csrf
@@ -144,7 +145,10 @@ def _check_token():
     room = (request.view_args or {}).get("room")
     if room is not None and (jwts.presented() is not None or session.get("sid")):
         canonical = keys.canonical_room(room)
-        allowed = identity.rooms()
+        try:
+            allowed = identity.rooms()
+        except redis.RedisError:
+            return None  # Redis cannot tell: the view's own Redis call answers (503, text kept)
         if canonical is not None and not jwts.room_ok(allowed, canonical):
             return json_error(403, ROOM_SCOPE % (", ".join(allowed), canonical), code="token_scope")
 

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from app import create_app, keys, names
 
-from .conftest import TOKEN, post
+from .conftest import LIMITS_OFF, TOKEN, post
 
 SPEC = Path(__file__).resolve().parent.parent / "docs" / "openapi.yaml"
 BEARER = {"Authorization": "Bearer " + TOKEN}
@@ -96,7 +96,7 @@ def fuzz_app(redis_url):
         "TESTING": True, "REDIS_URL": redis_url, "PUBLISH_TOKEN": TOKEN, "SECRET_KEY": "test-secret",
         "RATELIMIT_KEY_PREFIX": "fuzz-" + uuid.uuid4().hex[:8],
         "POST_RATE_SESSION": HIGH, "POST_RATE_IP": HIGH, "SESSION_RATE_IP": HIGH,
-        "STREAM_RATE_SESSION": HIGH, "STREAM_RATE_IP": HIGH})
+        "STREAM_RATE_SESSION": HIGH, "STREAM_RATE_IP": HIGH, **LIMITS_OFF})
 
 
 @pytest.fixture(scope="module")

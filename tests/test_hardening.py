@@ -370,7 +370,7 @@ def test_pages_work_in_chromium_under_the_content_security_policy(server, room):
         pytest.skip("Debian's chromium is not installed")
     from playwright.sync_api import expect, sync_playwright
 
-    from .test_browser import CHROMIUM_ARGS
+    from .browser import CHROMIUM_ARGS
     violations = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
