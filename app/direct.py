@@ -39,12 +39,19 @@ def post_direct(name):
         bot = grant is not None
         sender = (api.sender(claimed), None if bot else identity.current()[1])
         key = messages.check_idempotency_key(key)
-        owner = current_app.extensions["names"].owner(recipient)
-        # The holder's own spelling: a look-alike of a name reaches the one person who has it.
-        held = current_app.extensions["sessions"].name_of(owner, refresh=False) if owner else None
+        waiting = False
+        found = _account_sessions(recipient)
+        if found is not None:  # an account: every device it is signed in on, here or not
+            held, sids, waiting = found
+        else:
+            owner = current_app.extensions["names"].owner(recipient)
+            # The holder's own spelling: a look-alike of a name reaches the one person who has it.
+            held = current_app.extensions["sessions"].name_of(owner, refresh=False) if owner else None
+            sids = [owner]
         if held is None:
             raise messages.Invalid("No one called “%s” is here right now." % recipient, 404)
-        stored, created = broker.get_store().publish_direct(sender, (held, owner), text, key, bot)
+        for sid in sids:  # the same key: the sender's copy is stored once, each device's once
+            stored, created = broker.get_store().publish_direct(sender, (held, sid), text, key, bot)
     except messages.Invalid as exc:
         if page:
             abort(exc.status, str(exc))
@@ -52,7 +59,25 @@ def post_direct(name):
     current_app.extensions["metrics"].published.labels("direct").inc()
     if page:
         return redirect(sessions.safe_next(request.form.get("next")), 303)
-    return Response(stored, status=201 if created else 200, mimetype="application/json")
+    headers = {"Ripple-Delivery": "waiting"} if waiting else {}
+    return Response(stored, status=201 if created else 200, mimetype="application/json", headers=headers)
+
+
+def _account_sessions(recipient):
+    """(the account's name, its sessions, none of them online now) when ``recipient`` (or a
+    look-alike) is an account signed in somewhere; (None, [], False) for an account signed in
+    nowhere; None when no account has the name. Messages to an account reach every device it
+    is signed in on (each resumes by its own cursor), and wait in their logs while it is away."""
+    accounts, sessions = current_app.extensions["accounts"], current_app.extensions["sessions"]
+    account = accounts.get(accounts.id_for(recipient))
+    if account is None:
+        return None
+    if account["disabled"]:
+        return None, [], False
+    sids = sorted(sid for sid in accounts.session_ids(account["id"]) if sessions.alive(sid))
+    if not sids:
+        return None, [], False
+    return account["name"], sids, not any(sessions.online(sid) for sid in sids)
 
 
 @bp.get("/users/<name:name>/messages")

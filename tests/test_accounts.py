@@ -417,3 +417,37 @@ def test_only_an_admin_can_disable_an_account(server):
         status, _, body = someone.request("POST", "/admin/accounts/%s/disable" % target.name, body={})
         assert status == 403 and json.loads(body)["error"]
     assert token(target)[0] == 200
+
+
+# -- direct messages to an account -------------------------------------------------------------------
+
+def test_a_direct_message_reaches_every_device_of_an_account(server, room):
+    phone = account_holder(server)
+    laptop = Browser(server.url)
+    assert sign_in(laptop, phone.name)[0] == 200
+    bob = account_holder(server, "bob")
+    with phone.stream(room) as on_phone, laptop.stream(room) as on_laptop:
+        on_phone.until("ready")
+        on_laptop.until("ready")
+        status, sent = bob.direct(phone.name, "to both devices")
+        assert status == 201
+        for stream in (on_phone, on_laptop):
+            event, _ = stream.until("direct")
+            assert event.json()["text"] == "to both devices"
+
+
+def test_a_direct_message_to_an_account_that_is_away_waits_for_it(server, room):
+    away = account_holder(server)
+    bob = account_holder(server, "bob")
+    token(bob)
+    status, headers, body = bob.request("POST", "/users/%s/messages" % away.name, body={"text": "when you are back"})
+    assert status == 201 and headers["Ripple-Delivery"] == "waiting"
+    with away.stream(room) as stream:  # back: a fresh connect replays it, once
+        _, before = stream.until("ready")
+    assert [e.json()["text"] for e in before if e.name == "direct"] == ["when you are back"]
+
+
+def test_a_direct_message_to_a_guest_that_is_gone_still_says_so(server):
+    bob = account_holder(server, "bob")
+    status, body = bob.direct(fresh("gone"), "anyone?")
+    assert status == 404 and "here right now" in body["error"]
