@@ -3,8 +3,10 @@ opens a stream with credentials and posts with a token; an origin not listed get
 without the setting nothing cross-origin is allowed. Real Gunicorn (2 gevent workers), real Redis."""
 import http.server
 import threading
+import time
 import urllib.request
 
+import jwt
 import pytest
 
 from .browser import CHROMIUM, CHROMIUM_ARGS, sync_playwright
@@ -115,5 +117,54 @@ def test_a_page_on_another_origin_cannot_read_anything(chromium, cors_server, si
           try { await (await fetch(url, { credentials: 'include' })).json(); return 'read'; }
           catch (err) { return 'refused'; } }""", "%s/rooms/%s/messages" % (cors_server.url, room))
         assert outcome == "refused"
+    finally:
+        page.close()
+
+
+# -- a host application's JWT from another origin ------------------------------------------------------
+
+JWT_SECRET = "host-application-secret-of-some-length"
+
+
+@pytest.fixture(scope="module")
+def jwt_cors_server(redis_url, tmp_path_factory, sites):
+    env = dict(SERVER_ENV, RIPPLE_CORS_ORIGINS=sites[0], RIPPLE_JWT_SECRET=JWT_SECRET, RIPPLE_JWT_LEEWAY_SECONDS="0")
+    gunicorn = Gunicorn(tmp_path_factory.mktemp("jwt-cors"), redis_url=redis_url, workers=2, env=env)
+    gunicorn.start()
+    yield gunicorn
+    gunicorn.stop()
+
+
+EXPIRE_AND_RESUME = """async ([base, room, first, fresh]) => {
+  const post = (token, text) => fetch(`${base}/rooms/${room}/messages`, { method: 'POST',
+    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
+    body: JSON.stringify({ text }) }).then((r) => r.status);
+  const seen = [];
+  let cursor = '';
+  await new Promise((resolve, reject) => {
+    const source = new EventSource(`${base}/rooms/${room}/events?token=${first}`);
+    source.addEventListener('ready', async () => { if (await post(first, 'before expiry') !== 201) reject('post'); });
+    source.addEventListener('message', (e) => { seen.push(JSON.parse(e.data).text); cursor = e.lastEventId; });
+    source.addEventListener('signed-out', () => { source.close(); resolve(); });
+  });
+  if (await post(fresh, 'while away') !== 201) throw new Error('post with the fresh token');
+  await new Promise((resolve) => {
+    const source = new EventSource(
+      `${base}/rooms/${room}/events?token=${fresh}&last_event_id=${encodeURIComponent(cursor)}`);
+    source.addEventListener('message', (e) => { seen.push(JSON.parse(e.data).text); source.close(); resolve(); });
+  });
+  return seen;
+}"""
+
+
+def test_a_jwt_from_another_origin_streams_posts_and_resumes_after_expiry(chromium, jwt_cors_server, sites, room):
+    claims = {"sub": "host-user-1", "name": "host-user-1", "exp": int(time.time()) + 3}
+    first = jwt.encode(claims, JWT_SECRET, algorithm="HS256")
+    fresh = jwt.encode(dict(claims, exp=int(time.time()) + 300), JWT_SECRET, algorithm="HS256")
+    page = chromium.new_page()
+    try:
+        page.goto(sites[0] + "/")
+        seen = page.evaluate(EXPIRE_AND_RESUME, [jwt_cors_server.url, room, first, fresh])
+        assert seen == ["before expiry", "while away"]  # nothing lost, nothing twice
     finally:
         page.close()
