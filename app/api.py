@@ -188,6 +188,7 @@ def events(room):
         try:
             current_app.extensions["names"].claim(name, sid, account=identity.account())
             sub.name, sub.sid, sub.account = name, sid, identity.account()
+            sub.expires = identity.expires()
         except identity.NameTaken:
             pass  # the name is someone else's now: this stream listens anonymously
     if sub.sid:

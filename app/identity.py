@@ -16,6 +16,8 @@ from .names import Names, NameTaken, fold  # noqa: F401 - re-exported: who holds
 # every open stream of that session, on every worker and host, sends "event: signed-out", ends.
 SIGNED_OUT = "!#signed-out\n"
 SIGNED_OUT_MESSAGE = "You are signed out: you left, or signed in again, in another tab or window."
+TOKEN_EXPIRED_MESSAGE = ("Your sign-in token has expired: get a fresh one and reconnect with your "
+                         "cursor; nothing is lost.")
 
 # KEYS: the session's record, its channel (one slot).  ARGV: the control payload.
 _REVOKE_LUA = """
@@ -181,6 +183,7 @@ def current():
         if record is not None and record.get("name") == name:
             person, account = (name, sid), record.get("account")
             g.ripple_sub, g.ripple_rooms = record.get("sub"), record.get("rooms")
+            g.ripple_expires = record.get("exp")
         else:  # signed out elsewhere, or a copy of a cookie that signed out
             session.pop("name", None)
             session.pop("sid", None)
@@ -224,7 +227,7 @@ def _token_person(token):
     current_app.extensions["sessions"].create(sid, name, sub=claims["sub"], until=claims["exp"],
                                               rooms=claims["rooms"])
     g.ripple_person, g.ripple_account, g.ripple_sub = (name, sid), None, claims["sub"]
-    g.ripple_rooms = claims["rooms"]
+    g.ripple_rooms, g.ripple_expires = claims["rooms"], claims["exp"]
     return g.ripple_person
 
 
@@ -241,6 +244,12 @@ def uid():
     if not name:
         return None
     return account() or sub() or "guest:" + hashlib.sha256(sid.encode()).hexdigest()[:16]
+
+
+def expires():
+    """When the signed-in session ends by itself (a token's ``exp``, epoch seconds), or None."""
+    current()
+    return g.get("ripple_expires")
 
 
 def rooms():

@@ -7,7 +7,7 @@ import gevent
 import redis
 
 from . import keys, sse, topology, wire
-from .identity import SIGNED_OUT_MESSAGE, NameTaken
+from .identity import SIGNED_OUT_MESSAGE, TOKEN_EXPIRED_MESSAGE, NameTaken
 from .listener import Closed as ListenerClosed
 from .listener import NotMaster
 from .position import Position
@@ -48,6 +48,9 @@ class SignedOut(Exception):
 
 # The last frame of a stream whose session ended: browsers show the signed-out state.
 SIGNED_OUT_FRAME = sse.event("signed-out", json.dumps({"message": SIGNED_OUT_MESSAGE}))
+# ...and of one whose token expired: the client fetches a fresh token and resumes by its cursor.
+TOKEN_EXPIRED_FRAME = sse.event("signed-out", json.dumps({"message": TOKEN_EXPIRED_MESSAGE,
+                                                           "reason": "token_expired"}))
 
 
 # Told to a stream that a newer one of its session replaced: reconnecting at once would only
@@ -78,14 +81,15 @@ class Streams:
 class Subscription:
     """What one stream serves: a room, where the client is, and who (if anyone) is listening."""
 
-    __slots__ = ("room", "cursor", "backlog", "name", "sid", "account", "conn", "client", "chunked",
-                 "environ")
+    __slots__ = ("room", "cursor", "backlog", "name", "sid", "account", "expires", "conn", "client",
+                 "chunked", "environ")
 
     def __init__(self, room, cursor=None, backlog=0, name=None, sid=None, conn=None, client=None,
                  chunked=True, environ=None):
         self.room, self.cursor, self.backlog = room, cursor, backlog
         self.name, self.sid, self.conn = name, sid, conn  # conn: its presence registration
         self.account = None  # the session's account id (None for a guest): its name is its own
+        self.expires = None  # when the session ends by itself (a token's exp, epoch seconds)
         # The client's socket (gunicorn's), watched for its closing and written to directly
         # once the headers are out, in the framing gunicorn chose: chunked (True, HTTP/1.1),
         # plain (False, HTTP/1.0); None leaves every write to gunicorn.
@@ -200,7 +204,8 @@ def relay(hub, sub):
         logger.debug("stream of a session that ended room=%s", sub.room)
         let_go = hub.names.release  # at once: a refresh racing the sign-out must not keep it
         if live.out is None or not live.out.broken:
-            yield SIGNED_OUT_FRAME
+            expired = sub.expires is not None and time.time() >= sub.expires - 1
+            yield TOKEN_EXPIRED_FRAME if expired else SIGNED_OUT_FRAME
     except Replaced:
         logger.debug("stream replaced by a newer one of its session room=%s", sub.room)
         if live.out is None or not live.out.broken:

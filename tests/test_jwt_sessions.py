@@ -127,7 +127,8 @@ def test_a_stream_opened_with_token_in_the_query_ends_when_it_expires(jwt_server
         assert other.request("POST", "/users/%s/messages" % claims["name"], body={"text": "dm"},
                              headers=bearer(make_token()[0]))[0] == 201
         stream.until("direct")
-        stream.until("signed-out", timeout=3 + 10 * TEST_HEARTBEAT)
+        event, _ = stream.until("signed-out", timeout=3 + 10 * TEST_HEARTBEAT)
+        assert event.json()["reason"] == "token_expired" and "fresh" in event.json()["message"]
         assert until_end(stream) == []
 
 
