@@ -65,8 +65,8 @@ def post_direct(name):
 
 def _account_sessions(recipient):
     """(the account's name, its sessions, none of them online now) when ``recipient`` (or a
-    look-alike) is an account signed in somewhere; (None, [], False) for an account signed in
-    nowhere; None when no account has the name. Messages to an account reach every device it
+    look-alike) is an account (signed in nowhere: its parking log); (None, [], False) for a
+    disabled one; None when no account has the name. Messages to an account reach every device it
     is signed in on (each resumes by its own cursor), and wait in their logs while it is away."""
     accounts, sessions = current_app.extensions["accounts"], current_app.extensions["sessions"]
     account = accounts.get(accounts.id_for(recipient))
@@ -75,9 +75,14 @@ def _account_sessions(recipient):
     if account["disabled"]:
         return None, [], False
     sids = sorted(sid for sid in accounts.session_ids(account["id"]) if sessions.alive(sid))
-    if not sids:
-        return None, [], False
+    if not sids:  # signed in nowhere: parked until it signs in (identity.sign_in moves them)
+        return account["name"], [parked(account["id"])], True
     return account["name"], sids, not any(sessions.online(sid) for sid in sids)
+
+
+def parked(account_id):
+    """The log where direct messages wait for an account signed in nowhere."""
+    return "parked-" + account_id
 
 
 @bp.get("/users/<name:name>/messages")

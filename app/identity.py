@@ -329,6 +329,8 @@ def sign_in(name, account=None, token=None):
         if found is None or found["disabled"]:  # disabled meanwhile: it missed this session
             sign_out()
             raise Disabled()
+        # Direct messages sent while it was signed in nowhere (app/direct.py) arrive now.
+        current_app.extensions["store"].move_direct("parked-" + account, sid)
 
 
 class Disabled(Exception):

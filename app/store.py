@@ -125,6 +125,21 @@ class Store:
             return delivered
         return self._append(keys.PersonKeys(sender[1]), body, sender[0], idempotency_key, "@", expiry=expiry)
 
+    def move_direct(self, from_sid, to_sid):
+        """Deliver the direct messages parked under ``from_sid`` (an account signed in nowhere)
+        into session ``to_sid``'s log, oldest first, each keeping its send time as ``"sent"``
+        (ms), then drop them. Each move carries the parked id as its idempotency key, so a
+        move repeated after a failure stores nothing twice in that log. Returns how many."""
+        source = keys.PersonKeys(from_sid)
+        entries = self.redis.xrange(source.log)
+        for entry_id, fields in entries:
+            body = _body(fields)
+            body = body[:-1] + ',"sent":%s}' % entry_id.split("-", 1)[0]
+            self._append(keys.PersonKeys(to_sid), body, "parked", entry_id, "@", expiry=self.direct_seconds)
+        if entries:
+            self.redis.delete(source.log, source.meta)
+        return len(entries)
+
     def _append(self, k, body, user, idempotency_key, prefix, ask=False, expiry=0):
         """Run the publish script; ``created`` is None when ``ask`` found no log (nothing stored)."""
         ttl = 0

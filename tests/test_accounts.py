@@ -451,3 +451,20 @@ def test_a_direct_message_to_a_guest_that_is_gone_still_says_so(server):
     bob = account_holder(server, "bob")
     status, body = bob.direct(fresh("gone"), "anyone?")
     assert status == 404 and "here right now" in body["error"]
+
+
+def test_a_direct_message_to_an_account_signed_in_nowhere_arrives_at_its_next_sign_in(server, room):
+    away = account_holder(server)
+    assert away.request("DELETE", "/session")[0] == 204
+    bob = account_holder(server, "bob")
+    token(bob)
+    for text in ("first while away", "second while away"):
+        status, headers, _ = bob.request("POST", "/users/%s/messages" % away.name, body={"text": text})
+        assert status == 201 and headers["Ripple-Delivery"] == "waiting"
+    back = Browser(server.url)
+    assert sign_in(back, away.name)[0] == 200
+    with back.stream(room) as stream:
+        _, before = stream.until("ready")
+    got = [e.json() for e in before if e.name == "direct"]
+    assert [m["text"] for m in got] == ["first while away", "second while away"]  # in order, once
+    assert all(m["sent"] <= m["ts"] for m in got)
