@@ -28,8 +28,8 @@ def _room_or_400(room):
 
 
 @bp.post("/rooms/<room>/messages")
-@guard.limiter.limit(guard.rate("POST_RATE_SESSION"), key_func=guard.session_key, exempt_when=guard.exempt)
-@guard.limiter.limit(guard.rate("POST_RATE_IP"), exempt_when=guard.exempt)
+@guard.limiter.limit(guard.rate("POST_RATE_SESSION"), key_func=guard.session_key)
+@guard.limiter.limit(guard.rate("POST_RATE_IP"))
 def post_message(room):
     """Store a message and publish it; JSON gets 201 + the message, a form gets a 303."""
     room = _room_or_400(room)
@@ -225,6 +225,19 @@ def refuse_stream(status, message, retry_after):
     body = sse.retry(retry_ms) + sse.event("busy", json.dumps(
         {"error": message, "status": status, "retry_after": retry_after}))
     return Response(body, mimetype="text/event-stream", headers={"Cache-Control": "no-cache", **headers})
+
+
+@bp.post("/rooms/<room>/typing")
+@guard.limiter.limit(guard.rate("POST_RATE_SESSION"), key_func=guard.session_key)
+def typing(room):
+    """Tell the room this person is typing: 204 (broadcast at most once per interval), 401 if
+    not signed in. Never stored: the room's streams show it for a few seconds."""
+    room = _room_or_400(room)
+    name, _ = identity.current()
+    if not name:
+        return json_error(401, "Sign in to show that you are typing.", code="signed_out")
+    current_app.extensions["typing"].signal(room, name)
+    return "", 204
 
 
 @bp.get("/rooms/<room>/presence")

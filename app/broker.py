@@ -10,6 +10,7 @@ from .listener import ListenerFactory
 from .names import Names
 from .presence import Presence
 from .store import Store
+from .typing import Typing
 
 
 def init_app(app):
@@ -40,6 +41,7 @@ def init_app(app):
     app.extensions["presence"] = Presence(commands, cfg["HEARTBEAT_SECONDS"],
                                           cfg["PRESENCE_GRACE_SECONDS"], cfg["MAX_STREAMS_PER_SESSION"],
                                           publish)
+    app.extensions["typing"] = Typing(commands, cfg["TYPING_INTERVAL_SECONDS"], publish)
     app.extensions["addresses"] = AddressStreams(commands, cfg["MAX_STREAMS_PER_ADDRESS"],
                                                  cfg["HEARTBEAT_SECONDS"])
 

@@ -22,8 +22,8 @@ bp.record_once(lambda state: state.app.url_map.converters.setdefault("name", Nam
 
 
 @bp.post("/users/<name:name>/messages")
-@guard.limiter.limit(guard.rate("POST_RATE_SESSION"), key_func=guard.session_key, exempt_when=guard.exempt)
-@guard.limiter.limit(guard.rate("POST_RATE_IP"), exempt_when=guard.exempt)
+@guard.limiter.limit(guard.rate("POST_RATE_SESSION"), key_func=guard.session_key)
+@guard.limiter.limit(guard.rate("POST_RATE_IP"))
 def post_direct(name):
     """Send a direct message: JSON gets 201 + the sender's copy, a form gets a 303 back."""
     try:

@@ -179,7 +179,14 @@ def current():
     name, sid = session.get("name"), session.get("sid")
     person, account = (None, None), None
     if isinstance(name, str) and isinstance(sid, str):
-        record = current_app.extensions["sessions"].record(sid)
+        failed = g.get("ripple_redis_failed")
+        if failed is not None:  # asked already in this request: a slow Redis costs one timeout
+            raise failed
+        try:
+            record = current_app.extensions["sessions"].record(sid)
+        except redis.RedisError as exc:
+            g.ripple_redis_failed = exc
+            raise
         if record is not None and record.get("name") == name:
             person, account = (name, sid), record.get("account")
             g.ripple_sub, g.ripple_rooms = record.get("sub"), record.get("rooms")

@@ -59,6 +59,10 @@ class RoomKeys:
     def idempotency(self, digest):
         return self.tag + ":idem:" + digest
 
+    def typing(self, who):
+        """The throttle key of one person's typing signals (expires after the interval)."""
+        return self.tag + ":typing:" + who
+
 
 class PersonKeys:
     """The Redis names of one signed-in session's direct messages, all in one slot.

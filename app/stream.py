@@ -195,7 +195,7 @@ def relay(hub, sub):
     except ListenerClosed as exc:  # a slow reader Redis dropped, or Redis going away
         hub.outage.listener_closed(exc, hub.store.ping)
         yield sse.event("unavailable", json.dumps({"room": sub.room, "message": "Reconnecting…"}))
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
+    except redis.RedisError as exc:  # unreachable, or an error reply (OOM, READONLY) mid-stream
         hub.outage.failed("stream", exc)
         yield sse.event("unavailable", json.dumps({"room": sub.room, "message": "Reconnecting…"}))
     except NameTaken as exc:

@@ -140,7 +140,7 @@ def test_enter_while_an_ime_is_composing_does_not_send(open_room, server, room):
     box.press("Enter")  # the only Enter that sends
     expect_texts(page, ["sent with a plain Enter"])
     assert [m["text"] for m in history(server, room)] == ["sent with a plain Enter"]
-    assert len(posts) == 1
+    assert len([url for url in posts if url.endswith("/messages")]) == 1  # (typing signals aside)
 
 
 def test_a_message_with_line_breaks_that_fits_the_textarea_is_stored_as_typed(open_room, server,

@@ -4,6 +4,7 @@
 //   chat:message      {message, live}   a room message (stream, a sent post's answer, a catch-up)
 //   chat:direct       {message, live}   a direct message to or from this person
 //   chat:presence     {room, action, name?, online}   who is online changed
+//   chat:typing       {room, name}      someone is typing (unnumbered, never replayed)
 //   chat:dropped      {message}         older messages the cursor asked for are gone
 //   chat:replaced     {room, message}   a newer stream of this session took this one's place
 //   chat:older        {messages, more}  a page of history before the oldest shown
@@ -22,6 +23,7 @@ import { announceSession, restoreDraft, SessionWatch, SignedOutView } from './se
 import { ConnectionStatus } from './status.js';
 import { ChatStream } from './stream.js';
 import { LocalTimes } from './times.js';
+import { TypingLine, TypingSignal } from './typing.js';
 
 const root = document.querySelector('main.room');
 const conversation = document.querySelector('[data-conversation]');
@@ -40,10 +42,12 @@ DroppedNotice(root.querySelector('[data-notice]'), root);
 UnreadTitle(root);
 People(document.querySelector('.people'), root);
 Inbox(document.querySelector('[data-inbox]'), root, other);
+TypingLine(root.querySelector('[data-typing]'), root);
 const form = root.querySelector('[data-form]');
 if (form) {  // signed out, the page shows the sign-in form instead
   ChatForm(form, root);
   restoreDraft(root, form);
+  TypingSignal(form, root.dataset.typingUrl);
 }
 SessionWatch(root);
 SignedOutView(root);

@@ -19,6 +19,8 @@ export function announceSession(me) {
 // The session's state now: {name, csrfToken} (name '' when nobody is signed in).
 async function whoAmI(url) {
   const response = await fetch(url, { headers: { Accept: 'application/json' } });
+  // Only a 401 means nobody is signed in; an outage (503) or a proxy's error page says nothing.
+  if (response.status !== 401 && !response.ok) throw new Error(`session check: ${response.status}`);
   const body = await response.json();
   return { name: response.status === 401 ? '' : body.name, csrfToken: body.csrf_token };
 }
@@ -31,9 +33,10 @@ async function whoAmI(url) {
  */
 export function SessionWatch(root) {
   const url = root.dataset.sessionUrl;
-  async function recheck(ended) {
+  // told: who the news says is signed in now ('' when a stream said this session ended).
+  async function recheck(ended, told) {
     const me = root.dataset.me;
-    let now = { name: '' };
+    let now = { name: told };
     try { now = await whoAmI(url); } catch (err) { /* unreachable: go by what we were told */ }
     if (me !== root.dataset.me) return;  // shown meanwhile
     if (!now.name) {
@@ -46,10 +49,10 @@ export function SessionWatch(root) {
   if (window.BroadcastChannel) {
     const channel = new BroadcastChannel(CHANNEL);
     channel.onmessage = (e) => {
-      if (e.data.type === 'who' && e.data.me !== root.dataset.me) recheck(false);
+      if (e.data.type === 'who' && e.data.me !== root.dataset.me) recheck(false, e.data.me);
     };
   }
-  root.addEventListener('chat:session-ended', () => recheck(true));
+  root.addEventListener('chat:session-ended', () => recheck(true, ''));
 }
 
 /**

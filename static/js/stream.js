@@ -60,6 +60,8 @@ export function ChatStream(el) {
       const detail = JSON.parse(data);
       recent.presence(detail);
       emit('chat:presence', detail);
+    } else if (name === 'typing') {
+      emit('chat:typing', JSON.parse(data));
     } else if (name === 'dropped') {
       emit('chat:dropped', JSON.parse(data));
     } else if (name === 'replaced') {
