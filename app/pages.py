@@ -74,7 +74,10 @@ def here(room):
     room = keys.canonical_room(room)
     name, sid = identity.shown(), identity.shown_sid()
     if room and name and sid:
-        current_app.extensions["presence"].visit(room, name, sid, current_app.config["NAME_IDLE_SECONDS"])
+        try:
+            current_app.extensions["presence"].visit(room, name, sid, current_app.config["NAME_IDLE_SECONDS"])
+        except redis.RedisError as exc:  # a stylesheet: the page already says the service is down
+            current_app.extensions["outage"].failed("here.css", exc)
     return Response("", mimetype="text/css", headers={"Cache-Control": "no-store"})
 
 
