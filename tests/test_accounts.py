@@ -468,3 +468,16 @@ def test_a_direct_message_to_an_account_signed_in_nowhere_arrives_at_its_next_si
     got = [e.json() for e in before if e.name == "direct"]
     assert [m["text"] for m in got] == ["first while away", "second while away"]  # in order, once
     assert all(m["sent"] <= m["ts"] for m in got)
+
+
+def test_the_room_page_marks_guests_and_a_name_that_changed_hands(server, room):
+    name = fresh("ann")
+    first = Browser(server.url)
+    assert first.sign_in(name) == 200 and first.post(room, "from the first")[0] == 201
+    assert first.request("DELETE", "/session")[0] == 204  # the name is free again
+    second = Browser(server.url)
+    assert second.sign_in(name) == 200 and second.post(room, "from the second")[0] == 201
+    _, _, page = Browser(server.url).request("GET", "/rooms/%s" % room)
+    page = page.decode()
+    assert page.count('class="guest"') >= 2
+    assert page.count("data-changed") == 1 and page.index("data-changed") > page.index("from the first")

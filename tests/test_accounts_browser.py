@@ -68,3 +68,18 @@ def test_a_guest_is_marked_as_one(context):
     page.fill("#name", unique("gus"))
     page.get_by_role("button", name="Start chatting").click()
     expect(page.locator("[data-guest]")).to_have_text("guest")
+
+
+def test_a_live_message_from_a_name_that_changed_hands_is_marked(context, server, room):
+    from .web import Browser
+    name = unique("ann")
+    first = Browser(server.url)
+    assert first.sign_in(name) == 200 and first.post(room, "from the first")[0] == 201
+    assert first.request("DELETE", "/session")[0] == 204
+    page = context(True).new_page()
+    page.goto("/rooms/%s" % room)
+    expect(page.locator(STATUS)).to_have_text("connected")
+    second = Browser(server.url)
+    assert second.sign_in(name) == 200 and second.post(room, "from the second")[0] == 201
+    expect(page.locator("li.msg[data-uid] [data-changed]")).to_have_count(1)
+    expect(page.locator("li.msg", has_text="from the second").locator("[data-changed]")).to_have_count(1)

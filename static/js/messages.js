@@ -8,6 +8,8 @@ import { fullTime, localTime } from './times.js';
 const STRINGS = {
   joined: 'joined', left: 'left', separator: ' · ',
   bot: 'Sent by the service or a program, not a signed-in person',
+  guest: 'A guest: this name has no account',
+  changed: 'Someone else used this name earlier in this log',
 };
 
 // Names compare the way the server compares them (NFKC, case-folded): close enough in a browser.
@@ -59,7 +61,30 @@ export function MessageList(el, root, { kind = 'message', accepts = () => true }
       tag.textContent = 'bot';
       who.after(' ', tag);
     }
+    if (message.uid) li.dataset.uid = message.uid;
+    if (message.uid && message.uid.startsWith('guest:')) who.after(' ', tag('guest', 'guest', STRINGS.guest));
     return li;
+  }
+
+  function tag(className, text, title) {
+    const span = document.createElement('span');
+    span.className = className;
+    span.title = title;
+    span.textContent = text;
+    return span;
+  }
+
+  // The same name, another person (a different stable id) than its previous message here.
+  function markChangedHands(li) {
+    let before = li.previousElementSibling;
+    while (before && !(before.dataset.user === li.dataset.user && before.dataset.uid)) {
+      before = before.previousElementSibling;
+    }
+    if (before && li.dataset.uid && before.dataset.uid !== li.dataset.uid) {
+      const mark = tag('changed', `another ${li.dataset.user}`, STRINGS.changed);
+      mark.dataset.changed = '';
+      li.querySelector('.who').after(' ', mark);
+    }
   }
 
   // Insert in id order: usually at the end, but a sent message's echo can race the stream.
@@ -72,6 +97,7 @@ export function MessageList(el, root, { kind = 'message', accepts = () => true }
     }
     const li = render(message);
     if (after) after.after(li); else list.prepend(li);
+    markChangedHands(li);
     if (empty) empty.hidden = true;
     return true;
   }
