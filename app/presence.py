@@ -99,6 +99,11 @@ return replaced
 """
 
 
+# Why refresh() says a stream must end.
+SESSION_ENDED = "session-ended"
+REPLACED = "replaced"
+
+
 def now_ms():
     return int(time.time() * 1000)
 
@@ -166,20 +171,26 @@ class Presence:
         """Push this stream's expiry forward (called once per heartbeat interval).
 
         If the sweeper already removed the membership (a refresh far too late), join again:
-        the person is here, and the others hear so. Returns False when the stream is no longer
-        one of its session's (a newer stream replaced it while its notice was lost): it must end.
+        the person is here, and the others hear so. Returns None while the stream may go on,
+        else why it must end: SESSION_ENDED (its session's record is gone: signed out, and the
+        word missed this worker) or REPLACED (a newer stream of the session took its place
+        while its notice was lost). One round trip for all of it in the usual case.
         """
         expiry = now_ms() + self.ttl_ms
+        person = keys.PersonKeys(sid)
         with self.redis.pipeline(transaction=False) as pipe:
+            pipe.exists(person.session)
             pipe.zadd(keys.RoomKeys(room).online, {_member(name, conn): expiry}, xx=True, ch=True)
-            pipe.zadd(keys.PersonKeys(sid).streams, {conn: expiry}, xx=True, ch=True)
-            pipe.pexpire(keys.PersonKeys(sid).streams, self.ttl_ms)
-            updated, registered, _ = pipe.execute()
+            pipe.zadd(person.streams, {conn: expiry}, xx=True, ch=True)
+            pipe.pexpire(person.streams, self.ttl_ms)
+            alive, updated, registered, _ = pipe.execute()
+        if not alive:
+            return SESSION_ENDED
         if not registered:
-            return False
+            return REPLACED
         if not updated and not self.redis.zscore(keys.RoomKeys(room).online, _member(name, conn)):
             self.join(room, name, sid, conn)
-        return True
+        return None
 
     def leave(self, room, name, sid, conn):
         """Let this stream's membership lapse after the grace window (the sweeper announces)."""

@@ -6,7 +6,7 @@ import time
 import gevent
 import redis
 
-from . import keys, sse, topology, wire
+from . import keys, presence, sse, topology, wire
 from .identity import SIGNED_OUT_MESSAGE, TOKEN_EXPIRED_MESSAGE, NameTaken
 from .listener import Closed as ListenerClosed
 from .listener import NotMaster
@@ -358,9 +358,10 @@ class _Live:
                         wrote = True
                 quiet_since = position.cursor()
                 if self.person is not None:
-                    if not hub.sessions.alive(sub.sid):  # ended, and its word missed this worker
+                    ended = hub.presence.refresh(sub.room, sub.name, sub.sid, sub.conn)
+                    if ended == presence.SESSION_ENDED:  # its word missed this worker
                         raise SignedOut()
-                    if not hub.presence.refresh(sub.room, sub.name, sub.sid, sub.conn):
+                    if ended == presence.REPLACED:
                         raise Replaced()
                     hub.names.hold(sub.name, sub.sid, sub.account)  # an online person keeps their name
 
