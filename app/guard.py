@@ -11,7 +11,7 @@ from flask_wtf.csrf import CSRFProtect
 from limits import parse_many
 from werkzeug.exceptions import TooManyRequests
 
-from . import jwts, keys, messages, tokens, topology
+from . import identity, jwts, keys, messages, tokens, topology
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +106,19 @@ def session_key():
     grant = _grant()
     if grant is not None and grant.scoped:
         return "token:" + grant.id
-    return "sid:" + (session.get("sid") or get_remote_address())
+    return "sid:" + (_session_id() or get_remote_address())
+
+
+def _session_id():
+    """The session a request speaks for: the cookie's, or the one a JWT or a trusted proxy's
+    user header maps to (those carry no cookie); None when Redis cannot tell."""
+    sid = session.get("sid")
+    if sid:
+        return sid
+    try:
+        return identity.current()[1]
+    except redis.RedisError:
+        return None
 
 
 def resuming():
@@ -125,7 +137,7 @@ def new_signed_in_stream_exempt():
     """The per-session new-stream limit is for signed-in sessions' new streams only: anonymous
     viewers have no session to count by (keying them by address would give everyone behind one
     address the session's small budget), and resumes have their own budget."""
-    return not session.get("sid") or resuming()
+    return not _session_id() or resuming()
 
 
 def new_stream_exempt():

@@ -7,7 +7,7 @@ import uuid
 import jwt
 import pytest
 
-from .conftest import SERVER_ENV, TEST_HEARTBEAT
+from .conftest import LIMITS_OFF, SERVER_ENV, TEST_HEARTBEAT
 from .servers import Gunicorn
 from .test_accounts import account_holder, token
 from .test_sessions_security import until_end
@@ -199,3 +199,18 @@ def test_the_user_header_is_ignored_without_trusted_proxies(redis_url, tmp_path_
         assert status == 401
     finally:
         gunicorn.stop()
+
+
+def test_token_users_behind_one_address_each_have_their_own_post_budget(redis_url, room):
+    from app import create_app
+    app = create_app({"TESTING": True, "REDIS_URL": redis_url, "SECRET_KEY": "test-secret",
+                      "JWT_SECRET": SECRET, "JWT_AUDIENCE": AUDIENCE, "POST_RATE_SESSION": "2 per minute",
+                      "RATELIMIT_KEY_PREFIX": "jwt-budget-" + room, **LIMITS_OFF})
+    client = app.test_client()
+    statuses = {}
+    for user in ["alice", "alice", "bob", "bob"]:  # one address (the test client's), two people
+        signed, _ = make_token(sub="sub-" + user + room[-6:], name=user + room[-6:])
+        response = client.post("/rooms/%s/messages" % room, json={"text": "hi"},
+                               headers={"Authorization": "Bearer " + signed})
+        statuses.setdefault(user, []).append(response.status_code)
+    assert statuses == {"alice": [201, 201], "bob": [201, 201]}
