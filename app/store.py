@@ -46,6 +46,14 @@ return {1, json}
 """
 
 
+# KEYS: a parking log, its meta.  ARGV: the ids moved out of it.  Drop them; drop the log once
+# nothing else waits in it.
+_FORGET_MOVED_LUA = """
+local removed = redis.call('XDEL', KEYS[1], unpack(ARGV))
+if redis.call('XLEN', KEYS[1]) == 0 then redis.call('DEL', KEYS[1], KEYS[2]) end
+return removed
+"""
+
 # The smallest and largest stream ids: Redis refuses an exclusive bound that steps past them.
 _FIRST_ID = (0, 0)
 _LAST_ID = (2**64 - 1, 2**64 - 1)
@@ -90,6 +98,7 @@ class Store:
         self._touched = {}  # room -> when this process last updated the lobby's index
         # SPUBLISH on a cluster: the message goes to the shard owning the room, not everywhere.
         self._publish = client.register_script(_PUBLISH_LUA.replace("'PUBLISH'", "'%s'" % publish_command))
+        self._forget_moved = client.register_script(_FORGET_MOVED_LUA)
 
     def publish(self, room, user, text, idempotency_key=None, may_create=None, bot=False, uid=None):
         """Store and publish a message; return (message json, created).
@@ -136,8 +145,8 @@ class Store:
             body = _body(fields)
             body = body[:-1] + ',"sent":%s}' % entry_id.split("-", 1)[0]
             self._append(keys.PersonKeys(to_sid), body, "parked", entry_id, "@", expiry=self.direct_seconds)
-        if entries:
-            self.redis.delete(source.log, source.meta)
+        if entries:  # only what was moved: a message parked meanwhile waits for the next move
+            self._forget_moved(keys=[source.log, source.meta], args=[entry_id for entry_id, _ in entries])
         return len(entries)
 
     def _append(self, k, body, user, idempotency_key, prefix, ask=False, expiry=0):

@@ -481,3 +481,20 @@ def test_the_room_page_marks_guests_and_a_name_that_changed_hands(server, room):
     page = page.decode()
     assert page.count('class="guest"') >= 2
     assert page.count("data-changed") == 1 and page.index("data-changed") > page.index("from the first")
+
+
+def test_moving_parked_direct_messages_keeps_one_parked_meanwhile(app, redis_client):
+    import uuid
+
+    from app.keys import PersonKeys
+    store = app.extensions["store"]
+    parked, session = "parked-" + uuid.uuid4().hex[:8], "sid-" + uuid.uuid4().hex[:8]
+    log = PersonKeys(parked).log
+    first = redis_client.xadd(log, {"m": '"from":"ann","to":"bob","text":"one"}'})
+    # What a move does once it has read the log, had another message been parked meanwhile:
+    late = redis_client.xadd(log, {"m": '"from":"ann","to":"bob","text":"two"}'})
+    store._forget_moved(keys=[log, PersonKeys(parked).meta], args=[first])
+    assert [entry_id for entry_id, _ in redis_client.xrange(log)] == [late]
+    assert store.move_direct(parked, session) == 1  # the next move takes it, then the log goes
+    assert not redis_client.exists(log)
+    assert [json.loads(body)["text"] for _, body in store.replay(PersonKeys(session), None, 10)[0]] == ["two"]
