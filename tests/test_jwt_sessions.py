@@ -214,3 +214,68 @@ def test_token_users_behind_one_address_each_have_their_own_post_budget(redis_ur
                                headers={"Authorization": "Bearer " + signed})
         statuses.setdefault(user, []).append(response.status_code)
     assert statuses == {"alice": [201, 201], "bob": [201, 201]}
+
+
+# -- a user named on every request costs a read, not a write -----------------------------------------
+
+WRITES = {"SET", "SETEX", "PSETEX", "GETEX", "GETSET", "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT", "DEL",
+          "PERSIST", "HSET", "APPEND"}
+
+
+def writes_to(redis_url, key, action):
+    """Run ``action`` while Redis's MONITOR watches; return the write commands that named ``key``."""
+    import threading
+
+    import redis
+    seen, end = [], "monitor-end-" + uuid.uuid4().hex
+    with redis.Redis.from_url(redis_url, decode_responses=True) as client, client.monitor() as monitor:
+        def watch():
+            while True:
+                command = monitor.next_command()["command"]
+                if end in command:
+                    return
+                if key in command:
+                    seen.append(command.split(" ", 1)[0].upper())
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        action()
+        client.echo(end)
+        watcher.join(timeout=30)
+        assert not watcher.is_alive()
+    return [command for command in seen if command in WRITES]
+
+
+def session_key(sub):
+    from app.jwts import session_id
+    from app.keys import PersonKeys
+    return PersonKeys(session_id(sub)).session
+
+
+def test_bearer_requests_write_the_session_record_only_when_it_changes(jwt_server, redis_url):
+    signed, claims = make_token()
+    fresher, _ = make_token(sub=claims["sub"], name=claims["name"], ttl=600)
+    bearer = Browser(jwt_server.url)
+
+    def requests(tokens):
+        def run():
+            for each in tokens:
+                status, _, _ = bearer.request("GET", "/session", headers={"Authorization": "Bearer " + each})
+                assert status == 200
+        return run
+    assert writes_to(redis_url, session_key(claims["sub"]), requests([signed] * 5)) == ["SET"]  # the first
+    assert writes_to(redis_url, session_key(claims["sub"]), requests([signed] * 3)) == []
+    assert writes_to(redis_url, session_key(claims["sub"]), requests([fresher] * 3)) == ["SET"]  # a new exp
+
+
+def test_a_trusted_proxys_user_costs_one_write_not_one_per_request(proxied_server, redis_url):
+    from app.jwts import session_id
+    from app.keys import PersonKeys
+    user = "proxied-" + uuid.uuid4().hex[:6]
+    browser = Browser(proxied_server.url)
+
+    def requests():
+        for _ in range(5):
+            assert browser.request("GET", "/session", headers={"X-Forwarded-User": user})[0] == 200
+    key = PersonKeys(session_id("proxy\0" + user)).session
+    assert writes_to(redis_url, key, requests) == ["SET"]
+    assert writes_to(redis_url, key, requests) == []
