@@ -23,7 +23,7 @@ control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET", "")
 control_socket_disable = not control_socket
 
 class _RequestId(logging.Filter):
-    """Put the request id (app/requests.py) on each record; "-" outside a request."""
+    """Put the request id (app/web/request_ids.py) on each record; "-" outside a request."""
 
     def filter(self, record):
         flask = sys.modules.get("flask")  # never imported here: the master has no Flask
@@ -83,7 +83,7 @@ def _embedded_module():
     # master, before the workers fork and gevent patches them.
     here = os.path.dirname(os.path.abspath(__file__))
     spec = importlib.util.spec_from_file_location(
-        "ripple_embedded_redis", os.path.join(here, "app", "embedded_redis.py"))
+        "ripple_embedded_redis", os.path.join(here, "app", "ops", "embedded_redis.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module, here
@@ -162,7 +162,7 @@ def post_worker_init(worker):
     _json_error_answers()
     # The TR39 confusables table (~12 ms to read): before the first request, so the first name
     # check does not hold every stream of the worker meanwhile.
-    from app import names
+    from app.people import names
     names.fold("ripple")
     hub = getattr(worker.wsgi, "extensions", {}).get("hub")
     if hub is None:

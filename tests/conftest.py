@@ -8,7 +8,7 @@ import pytest
 import redis as redis_py
 
 from app import create_app
-from app.embedded_redis import EmbeddedRedis
+from app.ops.embedded_redis import EmbeddedRedis
 
 from .servers import Gunicorn, free_port
 

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from app.names import Names
+from app.people.names import Names
 
 from .conftest import SERVER_ENV, TEST_HEARTBEAT
 from .servers import Gunicorn
@@ -486,7 +486,7 @@ def test_the_room_page_marks_guests_and_a_name_that_changed_hands(server, room):
 def test_moving_parked_direct_messages_keeps_one_parked_meanwhile(app, redis_client):
     import uuid
 
-    from app.keys import PersonKeys
+    from app.rooms.keys import PersonKeys
     store = app.extensions["store"]
     parked, session = "parked-" + uuid.uuid4().hex[:8], "sid-" + uuid.uuid4().hex[:8]
     log = PersonKeys(parked).log

@@ -3,7 +3,8 @@ import json
 
 import pytest
 
-from app import create_app, fastpost
+from app import create_app
+from app.web import fastpost
 
 from .conftest import TEST_HEARTBEAT, TOKEN
 

@@ -5,7 +5,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app import keys, messages, sse
+from app.delivery import sse
+from app.rooms import keys, messages
 
 from .sse import SSEStream
 

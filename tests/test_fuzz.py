@@ -25,7 +25,9 @@ import schemathesis
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from app import create_app, keys, names
+from app import create_app
+from app.people import names
+from app.rooms import keys
 
 from .conftest import LIMITS_OFF, TOKEN, post
 
@@ -181,7 +183,7 @@ def valid_text(text):
 
 def valid_name(name):
     """1-32 characters after trimming, no control or bidi characters, and the name rule of issue
-    12 (app/names.py: nothing invisible, no separators, private-use or unassigned code points;
+    12 (app/people/names.py: nothing invisible, no separators, private-use or unassigned code points;
     tests/test_sessions_security.py pins its classes one by one)."""
     name = name.strip()
     return (0 < len(name) <= 32 and _unicode(name)

@@ -3,8 +3,8 @@ import json
 import time
 import urllib.request
 
-from app import messages
-from app.keys import PersonKeys, RoomKeys
+from app.rooms import messages
+from app.rooms.keys import PersonKeys, RoomKeys
 
 from .conftest import post
 from .test_streams import open_ready
@@ -97,5 +97,5 @@ def test_a_message_lost_in_a_later_silence_is_still_found(server, room, redis_cl
 def test_an_unconfirmed_answer_is_only_for_what_may_have_been_sent():
     from redis.sentinel import MasterNotFoundError
 
-    from app import store
+    from app.rooms import store
     assert store.unconfirmed(MasterNotFoundError("No master found for 'mymaster'")) is False

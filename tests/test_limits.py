@@ -109,7 +109,7 @@ def test_limit_checks_wait_for_a_pooled_redis_connection_instead_of_failing(app)
     # would then skip its limits (and log a traceback per request).
     import redis
 
-    from app.guard import limiter
+    from app.web.guard import limiter
     with app.app_context():
         pool = limiter.storage.storage.connection_pool
     assert isinstance(pool, redis.BlockingConnectionPool)

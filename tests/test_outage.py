@@ -5,7 +5,7 @@ import urllib.request
 
 import pytest
 
-from app.embedded_redis import EmbeddedRedis
+from app.ops.embedded_redis import EmbeddedRedis
 
 from .conftest import SERVER_ENV, post
 from .servers import Gunicorn, free_port, wait_until

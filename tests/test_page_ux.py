@@ -13,7 +13,8 @@ import uuid
 import pytest
 from playwright.sync_api import expect
 
-from app import cli, keys, messages
+from app.ops import cli
+from app.rooms import keys, messages
 
 from .browser import (  # noqa: F401 (browser, dialogs, open_room: fixtures)
     LIVE_MS,

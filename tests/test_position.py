@@ -1,5 +1,5 @@
-"""The stream position's rules (app/position.py): order, dedupe, gaps, the cursor's two parts."""
-from app.position import Position
+"""The stream position's rules (app/delivery/position.py): order, dedupe, gaps, the cursor's two parts."""
+from app.delivery.position import Position
 
 
 def room(mid, prev, text="x"):

@@ -10,8 +10,10 @@ import uuid
 
 import pytest
 
-from app import create_app, fastpost, tokens
-from app.tokens import PublishTokens
+from app import create_app
+from app.people import tokens
+from app.people.tokens import PublishTokens
+from app.web import fastpost
 
 from .conftest import LIMITS_OFF, TOKEN
 from .servers import wait_until

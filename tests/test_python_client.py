@@ -32,8 +32,8 @@ from ripple_client import (
 )
 from ripple_client._core import StreamState
 
-from app import tokens
-from app.embedded_redis import EmbeddedRedis
+from app.ops.embedded_redis import EmbeddedRedis
+from app.people import tokens
 
 from .conftest import SERVER_ENV, TEST_HEARTBEAT, TOKEN
 from .servers import Gunicorn, free_port, wait_until

@@ -8,7 +8,8 @@ import urllib.request
 import pytest
 from redis.crc import key_slot
 
-from app import cli, keys
+from app.ops import cli
+from app.rooms import keys
 
 from .conftest import post
 from .test_streams import open_ready

@@ -11,7 +11,8 @@ import pytest
 import redis
 from redis.crc import key_slot
 
-from app import keys, listener
+from app.delivery import listener
+from app.rooms import keys
 
 from .conftest import SERVER_ENV, TOKEN
 from .servers import Gunicorn, wait_until
@@ -331,7 +332,7 @@ def post_as_token(base_url, room, text):
 
 
 def test_python_publish_reaches_a_cluster_room_over_sharded_pub_sub(cluster, room):
-    from app import cli
+    from app.ops import cli
     stored = json.loads(cli.publish(room, "from a script", "bot", redis_url=cluster.url))
     owner = cluster.owner_of(keys.RoomKeys(room).log)
     with redis.Redis(port=owner.port, decode_responses=True) as client:
@@ -340,7 +341,7 @@ def test_python_publish_reaches_a_cluster_room_over_sharded_pub_sub(cluster, roo
 
 @pytest.mark.slow
 def test_python_publish_follows_a_sentinel_url(tmp_path, room):
-    from app import cli
+    from app.ops import cli
     redis_set = SentinelSet(str(tmp_path / "redis"))
     try:
         stored = json.loads(cli.publish(room, "from a script", "bot", redis_url=redis_set.url))
@@ -351,7 +352,7 @@ def test_python_publish_follows_a_sentinel_url(tmp_path, room):
 
 
 def test_python_publish_to_an_unreachable_cluster_is_a_redis_error(room):
-    from app import cli
+    from app.ops import cli
     with pytest.raises(redis.ConnectionError):
         cli.publish(room, "x", "bot", redis_url="redis+cluster://127.0.0.1:1")
 
@@ -366,7 +367,7 @@ def sentinel_set(tmp_path_factory):
 def test_the_switch_watch_leaves_a_sentinel_that_stops_answering(sentinel_set):
     import signal
 
-    from app.topology import SwitchWatch
+    from app.ops.topology import SwitchWatch
     sentinel = sentinel_set.sentinels[0]
     watch = SwitchWatch(sentinel_set.url, 0.5, lambda announcement: None)
     failed = []
@@ -383,7 +384,7 @@ def test_the_switch_watch_leaves_a_sentinel_that_stops_answering(sentinel_set):
 
 
 def test_the_switch_watch_reports_a_switch_it_missed_between_sentinels(sentinel_set):
-    from app.topology import SwitchWatch
+    from app.ops.topology import SwitchWatch
     heard = []
     watch = SwitchWatch(sentinel_set.url, 0.5, heard.append)
     watch.master = ("127.0.0.1", "1")  # what it knew before it lost its sentinel

@@ -16,8 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app import keys, targets
-from app.names import Names, fold
+from app.people.names import Names, fold
+from app.rooms import keys
+from app.web import targets
 
 from .conftest import SERVER_ENV, TEST_HEARTBEAT, TOKEN
 from .servers import Gunicorn, wait_until

@@ -3,7 +3,7 @@ import socket
 
 import pytest
 
-from app.keys import RoomKeys
+from app.rooms.keys import RoomKeys
 
 from .conftest import SERVER_ENV, post
 from .servers import Gunicorn, wait_until

@@ -15,8 +15,8 @@ import uuid
 import pytest
 import redis as redis_py
 
-from app.embedded_redis import EmbeddedRedis
-from app.keys import PersonKeys, RoomKeys
+from app.ops.embedded_redis import EmbeddedRedis
+from app.rooms.keys import PersonKeys, RoomKeys
 
 from .conftest import SERVER_ENV, TEST_HEARTBEAT, TOKEN, post
 from .servers import Gunicorn, free_port, wait_until
@@ -414,7 +414,7 @@ def test_a_post_timed_out_on_a_slow_redis_is_unconfirmed_and_its_retry_returns_t
 
 
 def test_the_python_client_retries_an_unconfirmed_publish_with_the_same_key(own_redis, room, monkeypatch):
-    from app.cli import publish
+    from app.ops.cli import publish
     monkeypatch.setenv("RIPPLE_REDIS_SOCKET_TIMEOUT", "0.5")
     busy = BusyRedis(own_redis, 1.5)
     stored = json.loads(publish(room, "from a script", "feed", redis_url=own_redis.url, attempts=6))
@@ -468,7 +468,7 @@ def test_a_form_post_stored_but_unconfirmed_is_retried_with_the_same_key_and_sto
 
 
 def test_only_a_failure_before_sending_proves_a_post_was_not_stored(own_redis):
-    from app.store import NotReplicated, unconfirmed
+    from app.rooms.store import NotReplicated, unconfirmed
     with redis_py.Redis(port=free_port(), socket_connect_timeout=1) as nobody:  # nothing listens
         with pytest.raises(redis_py.ConnectionError) as refused:
             nobody.ping()

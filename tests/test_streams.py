@@ -7,8 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from app.keys import RoomKeys
-from app.store import Store
+from app.rooms.keys import RoomKeys
+from app.rooms.store import Store
 
 from .conftest import post
 from .servers import wait_until

@@ -1,9 +1,9 @@
-"""A stream's two sockets at the lowest level (app/wire.py, app/listener.py), on real sockets."""
+"""A stream's two sockets at the lowest level (app/delivery/wire.py, app/delivery/listener.py), on real sockets."""
 import pytest
 from gevent import socket as gsocket
 
-from app import wire
-from app.listener import ListenerFactory
+from app.delivery import wire
+from app.delivery.listener import ListenerFactory
 
 from .servers import wait_until
 

@@ -5,7 +5,7 @@ import time
 
 import redis
 
-from app.embedded_redis import EmbeddedRedis, find_binary
+from app.ops.embedded_redis import EmbeddedRedis, find_binary
 
 from .servers import free_port, wait_until
 

@@ -22,7 +22,7 @@ const COUNTER_FROM = 0.9;  // the counter shows from this share of the limit on
 // A phone or tablet: its on-screen Enter key is the only way to start a new line.
 const touch = matchMedia('(pointer: coarse)');
 
-// What the server stores (app/messages.py check_text): blank lines around the text dropped.
+// What the server stores (app/rooms/messages.py check_text): blank lines around the text dropped.
 const stored = (value) => value.replace(/^(?:[^\S\n]*\n)+/, '').trimEnd();
 const length = (value) => [...stored(value)].length;  // code points, as the server counts
 

@@ -1,0 +1,98 @@
+"""Publish from any other process: a Python function and ``flask --app app publish``."""
+import os
+import sys
+import time
+import uuid
+
+import click
+import redis
+from flask import Blueprint, current_app
+from redis.exceptions import RedisClusterException
+
+from ..rooms import keys, messages
+from ..rooms.store import Store, unconfirmed
+from ..web.fastpost import UNCONFIRMED
+from . import broker, settings, topology
+
+bp = Blueprint("cli", __name__, cli_group=None)
+
+
+class Unconfirmed(redis.ConnectionError):
+    """The message may or may not have been stored: publish again with ``idempotency_key``
+    (the same key returns the original if it was stored, and stores it once if not)."""
+
+    def __init__(self, message, idempotency_key):
+        super().__init__(message)
+        self.idempotency_key = idempotency_key
+
+
+def publish(room, text, user, redis_url=None, idempotency_key=None, attempts=3):
+    """Store and publish one message from any Python process; return its JSON.
+
+    Uses the same atomic script as HTTP posts. ``redis_url`` defaults to $REDIS_URL. Every
+    attempt carries the same idempotency key (a new one unless given), so when an attempt's
+    outcome is unknown (a timeout, a connection lost after sending) the next one returns the
+    original message if it was stored: up to ``attempts`` in all, ~0.5 s, 1 s... apart.
+    Raises messages.Invalid for bad input, Unconfirmed (carrying the key to retry with) when
+    the last attempt's outcome is still unknown, and redis.RedisError when Redis is unreachable.
+    """
+    url = redis_url or os.environ.get("REDIS_URL")
+    if not url:
+        raise ValueError("publish() needs redis_url or $REDIS_URL")
+    history = int(os.environ.get("RIPPLE_HISTORY_LENGTH", settings.HISTORY_LENGTH))
+    timeout = float(os.environ.get("RIPPLE_REDIS_SOCKET_TIMEOUT", settings.REDIS_SOCKET_TIMEOUT))
+    # The service's own way to reach Redis: every URL kind the README documents (plain, unix,
+    # rediss, redis+sentinel, redis+cluster), and SPUBLISH on a cluster.
+    try:
+        client = topology.command_client(url, 2, timeout)
+    except RedisClusterException as exc:  # a cluster client connects at once, and says so thus
+        raise redis.ConnectionError("cannot reach the Redis cluster: %s" % exc) from exc
+    try:
+        store = Store(client, history, settings.IDEMPOTENCY_SECONDS,
+                      publish_command=topology.publish_command(url))
+        return _checked_publish(store, room, text, user, settings.MAX_MESSAGE_CHARS,
+                                idempotency_key, attempts)
+    finally:
+        topology.close_client(client)
+
+
+def _checked_publish(store, room, text, user, max_chars, idempotency_key=None, attempts=3):
+    canonical = keys.canonical_room(room)
+    if canonical is None:
+        raise messages.Invalid("Invalid room name %r. %s" % (room, keys.ROOM_RULE), 400)
+    room = canonical
+    text = messages.check_text(text, max_chars)
+    user = messages.check_name(user)
+    key = messages.check_idempotency_key(idempotency_key) or uuid.uuid4().hex
+    for attempt in range(1, max(1, attempts) + 1):
+        try:
+            return store.publish(room, user, text, key, bot=True)[0]  # marked: the service speaking
+        except redis.RedisError as exc:
+            if not unconfirmed(exc):
+                raise
+            if attempt >= attempts:
+                raise Unconfirmed("%s (idempotency key %s): %s" % (UNCONFIRMED, key, exc), key) from exc
+            time.sleep(0.5 * attempt)
+
+
+@bp.cli.command("publish")
+@click.argument("room")
+@click.argument("text")
+@click.option("--user", default="ripple", show_default=True, help="Name shown as the sender.")
+@click.option("--idempotency-key", default=None,
+              help="Retry key: the same key never stores the message twice (default: a new one).")
+def publish_command(room, text, user, idempotency_key):
+    """Publish TEXT to ROOM and print the stored message as JSON."""
+    try:
+        click.echo(_checked_publish(broker.get_store(), room, text, user,
+                                    current_app.config["MAX_MESSAGE_CHARS"], idempotency_key))
+    except messages.Invalid as exc:
+        click.echo("error: %s" % exc, err=True)
+        sys.exit(2)
+    except Unconfirmed as exc:
+        click.echo("error: %s. Run the same command again with --idempotency-key %s."
+                   % (UNCONFIRMED.rstrip("."), exc.idempotency_key), err=True)
+        sys.exit(3)
+    except redis.RedisError as exc:
+        click.echo("error: Redis is unreachable at %s: %s" % (current_app.config["REDIS_URL"], exc), err=True)
+        sys.exit(1)

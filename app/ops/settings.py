@@ -1,0 +1,73 @@
+"""Defaults for every setting; RIPPLE_<NAME> in the environment overrides each one."""
+
+# REDIS_URL is read unprefixed (the usual name); unset means the embedded server's socket.
+REDIS_URL = None
+
+HISTORY_LENGTH = 1000          # messages kept per room (and per person's direct messages)
+HEARTBEAT_SECONDS = 15         # keep-alive sent after this much silence on a stream
+POST_TIMEOUT_SECONDS = 12      # a page waits this long for a post's answer, then offers a retry
+RETRY_MS = 2000                # reconnect delay an EventSource is told to use
+SEND_TIMEOUT_SECONDS = 30      # a stream whose client takes no bytes for this long is dropped
+MAX_MESSAGE_CHARS = 2000       # characters of text in one message
+MAX_CONTENT_LENGTH = 64 * 1024  # bytes in one request body (Flask's own setting)
+BODY_TIMEOUT_SECONDS = 30      # a request body must arrive whole within this, else 408
+BACKLOG_MAX = 200              # ?backlog=N on a fresh stream
+DIRECT_BACKLOG = 20            # direct messages a signed-in stream replays on a fresh connect
+PAGE_LIMIT_DEFAULT = 50        # messages per history page
+PAGE_LIMIT_MAX = 200
+IDEMPOTENCY_SECONDS = 24 * 3600  # how long a retried post returns the original message
+ROOM_PAGE_MESSAGES = 50        # messages the server renders on a room page
+LOBBY_ROOMS = 50               # rooms listed in the lobby
+LOBBY_INDEX_MAX = 10000        # rooms the lobby's index remembers (least recently active drop out)
+
+MAX_STREAMS_PER_WORKER = 9800  # each holds one Redis pub/sub connection (and a client socket)
+REDIS_MAX_CONNECTIONS = 50     # command connections per worker (posting, history, health)
+REDIS_SOCKET_TIMEOUT = 5.0     # seconds before a Redis command counts as failed
+REDIS_RETRY_AFTER = 5          # Retry-After seconds when Redis is unreachable
+REPLICA_ACKS = 0               # replicas that must have a post before it is acknowledged (WAIT)
+REPLICA_TIMEOUT_MS = 1000      # how long a post waits for them; then 503 (a retry is safe)
+
+# Identity and abuse limits (Flask-Limiter strings: "N per M seconds", several joined by ";")
+PUBLISH_TOKEN = None           # RIPPLE_PUBLISH_TOKEN: Bearer token for server-to-server posts
+NAME_IDLE_SECONDS = 300        # a name stays claimed this long after its holder's last request
+NAME_GRACE_HEARTBEATS = 3      # ...and this many heartbeats after their last open stream closed
+# Names browsers may not take (nor look-alikes of them): the service's own voices.
+RESERVED_NAMES = ("system,admin,administrator,ripple,root,moderator,mod,staff,support,official,"
+                  "operator,server,bot,everyone,here")
+POST_RATE_SESSION = "20 per 10 seconds"
+POST_RATE_IP = "200 per 10 seconds"    # generous: many people share one address behind NAT
+POST_RATE_TOKEN = "60 per 10 seconds"  # posts per scoped publish token (the global one has none)
+STREAM_RATE_SESSION = "30 per minute"
+STREAM_RATE_IP = "300 per minute"
+STREAM_RESUME_RATE_IP = "3000 per minute"  # reconnects with a cursor: a reload brings them all at once
+SESSION_RATE_IP = "30 per minute"
+# Accounts (app/people/accounts.py)
+GUESTS = True                  # RIPPLE_GUESTS=false: only account holders may sign in
+FIRST_ACCOUNT_ADMIN = False    # the first account registered on a fresh install is an admin
+SIGNIN_RATE_ACCOUNT = "10 per 5 minutes"  # password sign-ins (and changes) per account name
+SIGNIN_RATE_IP = "50 per 5 minutes"       # password sign-ins per address
+ACCOUNT_CREATE_RATE_IP = "20 per hour"    # registrations per address
+# Identity from the host application (app/people/jwts.py): one of the two keys turns it on
+JWT_SECRET = None              # HS256 shared secret
+JWT_PUBLIC_KEY = None          # RS256/ES256 public key (PEM; "\n" for newlines in one line)
+JWT_AUDIENCE = None            # required "aud", if set
+JWT_ISSUER = None              # required "iss", if set
+JWT_LEEWAY_SECONDS = 5         # clock skew allowed on "exp" (at most 10)
+TRUSTED_USER_HEADER = None     # e.g. X-Forwarded-User: an authenticating proxy names the user
+OIDC_ISSUER = None             # OpenID Connect provider (app/people/oidc.py): its issuer URL...
+OIDC_CLIENT_ID = None          # ...and this service's client id and secret there
+OIDC_CLIENT_SECRET = None
+OIDC_NAME = "your organisation's account"  # the button says "Sign in with <this>"
+CORS_ORIGINS = None            # comma-separated origins whose pages may use the API (app/web/cors.py)
+MAX_STREAMS_PER_SESSION = 10   # open streams one session may hold at once, across all workers
+MAX_STREAMS_PER_ADDRESS = 500  # open streams from one client address (an office behind one NAT)
+READ_RATE_IP = "100 per 10 seconds"     # page, lobby, history and presence reads per address
+ROOM_CREATE_RATE_SESSION = "10 per hour"  # new rooms one session may create by posting
+ROOM_CREATE_RATE_IP = "60 per hour"
+PRESENCE_GRACE_SECONDS = 5     # a reload or quick reconnect within this emits no leave/join
+TYPING_INTERVAL_SECONDS = 3    # at most one "is typing" broadcast per person per room this often
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = False  # also Secure whenever the request came over HTTPS
+PERMANENT_SESSION_LIFETIME = 30 * 24 * 3600
+METRICS_TOKEN = None           # RIPPLE_METRICS_TOKEN: Bearer token for /metrics; unset: loopback only
+TRUSTED_PROXIES = 0            # how many proxies' X-Forwarded-* to trust (1 behind one nginx)

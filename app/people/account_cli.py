@@ -1,0 +1,78 @@
+"""Operators' account commands: ``flask --app app accounts create|disable|enable|list``."""
+import sys
+
+import click
+import redis
+from flask import Blueprint, current_app
+
+from ..rooms import messages
+from . import accounts, identity
+
+bp = Blueprint("account_cli", __name__, cli_group="accounts")
+
+
+@bp.cli.command("create")
+@click.argument("name")
+@click.option("--admin", is_flag=True, help="Make the account an administrator.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input's first line.")
+def create_command(name, admin, password_stdin):
+    """Create an account NAME (prompts for its password)."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        name = messages.check_name(name)
+        account = _accounts().create(name, password, admin=admin)
+    except (messages.Invalid, accounts.Invalid) as exc:
+        _fail(2, str(exc))
+    except accounts.NameInUse:
+        _fail(2, "“%s” (or a name that looks the same) is taken by an account or in use right now." % name)
+    except redis.RedisError as exc:
+        _fail(1, "Redis is unreachable at %s: %s" % (current_app.config["REDIS_URL"], exc))
+    click.echo("created %s%s id=%s" % (account["name"], " (admin)" if account["admin"] else "", account["id"]))
+
+
+@bp.cli.command("disable")
+@click.argument("name")
+def disable_command(name):
+    """Disable account NAME: its sessions and open streams end at once, everywhere."""
+    account = _find(name)
+    ended = identity.disable_account(account["id"])
+    click.echo("disabled %s (%d session%s ended)" % (account["name"], ended, "" if ended == 1 else "s"))
+
+
+@bp.cli.command("enable")
+@click.argument("name")
+def enable_command(name):
+    """Enable account NAME again."""
+    account = _find(name)
+    identity.disable_account(account["id"], False)
+    click.echo("enabled %s" % account["name"])
+
+
+@bp.cli.command("list")
+def list_command():
+    """List every account: name, id, role and state."""
+    for account in _accounts().all():
+        click.echo("%s\t%s\t%s\t%s" % (account["name"], account["id"], "admin" if account["admin"] else "-",
+                                       "disabled" if account["disabled"] else "active"))
+
+
+def _accounts():
+    return current_app.extensions["accounts"]
+
+
+def _find(name):
+    try:
+        account = _accounts().get(_accounts().id_for(name))
+    except redis.RedisError as exc:
+        _fail(1, "Redis is unreachable at %s: %s" % (current_app.config["REDIS_URL"], exc))
+    if account is None:
+        _fail(2, "There is no account called “%s”." % name)
+    return account
+
+
+def _fail(code, sentence):
+    click.echo("error: %s" % sentence, err=True)
+    sys.exit(code)

@@ -1,0 +1,99 @@
+"""Direct messages: POST /users/<name>/messages reaches every open stream of that person only."""
+import logging
+
+from flask import Blueprint, Response, abort, current_app, redirect, request, url_for
+from werkzeug.routing import BaseConverter
+
+from ..ops import broker
+from ..rooms import keys, messages
+from ..web import api, guard
+from ..web.replies import json_error, wants_page
+from . import identity, sessions, tokens
+
+logger = logging.getLogger(__name__)
+bp = Blueprint("direct", __name__)
+
+
+class NameConverter(BaseConverter):
+    """A display name in a URL: any characters, "/" included (even leading), up to /messages."""
+
+    regex = ".+?"
+    part_isolating = False
+
+
+bp.record_once(lambda state: state.app.url_map.converters.setdefault("name", NameConverter))
+
+
+@bp.post("/users/<name:name>/messages")
+@guard.limiter.limit(guard.rate("POST_RATE_SESSION"), key_func=guard.session_key)
+@guard.limiter.limit(guard.rate("POST_RATE_IP"))
+def post_direct(name):
+    """Send a direct message: JSON gets 201 + the sender's copy, a form gets a 303 back."""
+    try:
+        recipient = messages.check_name(name)
+    except messages.Invalid:
+        abort(404, "There is no one by that name.")
+    grant = tokens.current()
+    if grant is not None:
+        grant.check_direct()  # 403 for a scoped token created without --direct
+    text, claimed, key, page = api.read_post()
+    try:
+        text = messages.check_text(text, current_app.config["MAX_MESSAGE_CHARS"])
+        bot = grant is not None
+        sender = (api.sender(claimed), None if bot else identity.current()[1])
+        key = messages.check_idempotency_key(key)
+        waiting = False
+        found = _account_sessions(recipient)
+        if found is not None:  # an account: every device it is signed in on, here or not
+            held, sids, waiting = found
+        else:
+            owner = current_app.extensions["names"].owner(recipient)
+            # The holder's own spelling: a look-alike of a name reaches the one person who has it.
+            held = current_app.extensions["sessions"].name_of(owner, refresh=False) if owner else None
+            sids = [owner]
+        if held is None:
+            raise messages.Invalid("No one called “%s” is here right now." % recipient, 404)
+        for sid in sids:  # the same key: the sender's copy is stored once, each device's once
+            stored, created = broker.get_store().publish_direct(sender, (held, sid), text, key, bot)
+    except messages.Invalid as exc:
+        if page:
+            abort(exc.status, str(exc))
+        return json_error(exc.status, str(exc))
+    current_app.extensions["metrics"].published.labels("direct").inc()
+    if page:
+        return redirect(sessions.safe_next(request.form.get("next")), 303)
+    headers = {"Ripple-Delivery": "waiting"} if waiting else {}
+    return Response(stored, status=201 if created else 200, mimetype="application/json", headers=headers)
+
+
+def _account_sessions(recipient):
+    """(the account's name, its sessions, none of them online now) when ``recipient`` (or a
+    look-alike) is an account (signed in nowhere: its parking log); (None, [], False) for a
+    disabled one; None when no account has the name. Messages to an account reach every device it
+    is signed in on (each resumes by its own cursor), and wait in their logs while it is away."""
+    accounts, sessions = current_app.extensions["accounts"], current_app.extensions["sessions"]
+    account = accounts.get(accounts.id_for(recipient))
+    if account is None:
+        return None
+    if account["disabled"]:
+        return None, [], False
+    sids = sorted(sid for sid in accounts.session_ids(account["id"]) if sessions.alive(sid))
+    if not sids:  # signed in nowhere: parked until it signs in (identity.sign_in moves them)
+        return account["name"], [parked(account["id"])], True
+    return account["name"], sids, not any(sessions.online(sid) for sid in sids)
+
+
+def parked(account_id):
+    """The log where direct messages wait for an account signed in nowhere."""
+    return "parked-" + account_id
+
+
+@bp.get("/users/<name:name>/messages")
+def conversation(name):
+    """A browser reopening a direct message form's address: the conversation in its room."""
+    room = keys.canonical_room(request.args.get("room", ""))
+    if not wants_page():
+        abort(405, valid_methods=["POST"])
+    if room is None:
+        return redirect(url_for("pages.lobby"), 303)
+    return redirect(url_for("pages.room", room=room, **{"with": name}), 303)

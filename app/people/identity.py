@@ -1,0 +1,423 @@
+"""Who is speaking: display names held by signed sessions, claimed in Redis; publish tokens."""
+import hashlib
+import json
+import os
+import secrets
+import time
+
+import redis
+from flask import abort, current_app, g, request, session
+from flask.sessions import SecureCookieSessionInterface
+
+from ..rooms import keys, messages
+from . import accounts, jwts
+from .names import Names, NameTaken, fold  # noqa: F401 - re-exported: who holds which name
+
+# The control payload (app/delivery/position.py) a person's channel carries when their session ends:
+# every open stream of that session, on every worker and host, sends "event: signed-out", ends.
+SIGNED_OUT = "!#signed-out\n"
+
+# KEYS: the session's record, its channel (one slot).  ARGV: the control payload.
+_REVOKE_LUA = """
+redis.call('DEL', KEYS[1])
+redis.call('PUBLISH', KEYS[2], ARGV[1])
+return 1
+"""
+
+
+def load_secret_key(app):
+    """Use SECRET_KEY from the environment, else one generated once and kept in instance/."""
+    key = os.environ.get("SECRET_KEY") or app.config.get("SECRET_KEY")
+    if key:
+        return key
+    os.makedirs(app.instance_path, exist_ok=True)
+    path = os.path.join(app.instance_path, "secret_key")
+    try:  # O_EXCL: when workers race at first boot, exactly one writes and all read the same
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    except FileExistsError:
+        pass
+    deadline = time.monotonic() + 5
+    while True:
+        with open(path) as f:
+            key = f.read().strip()
+        if key or time.monotonic() > deadline:
+            return key
+        time.sleep(0.01)  # the winner has created the file but not yet written it
+
+
+class SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed cookie session, marked Secure whenever the request came over HTTPS.
+
+    A refused request never replaces a session. An error answer to a request that came with a
+    session leaves the cookie as it was; one to a request without a session may start a fresh
+    session only if the request is a safe method or provably came from one of our own pages
+    (``Sec-Fetch-Site: same-origin``, or an ``Origin`` of this site). Otherwise a cross-site
+    form post, which arrives without the browser's SameSite=Lax cookie and is refused for its
+    missing CSRF token, would answer with a fresh anonymous session (Flask-WTF puts a CSRF
+    token in it when the error page renders a form) that replaces the person's real one: any
+    website could sign anyone out. A same-origin post without a session (a stale page after a
+    sign-out elsewhere) still gets one, so the form on its error page works on the next try.
+    """
+
+    def get_cookie_secure(self, app):
+        return bool(app.config["SESSION_COOKIE_SECURE"] or request.is_secure)
+
+    def open_session(self, app, request):
+        opened = super().open_session(app, request)
+        if opened is not None:
+            opened.came_with_session = bool(opened)
+        return opened
+
+    def save_session(self, app, session, response):
+        if response.status_code >= 400 and (
+                getattr(session, "came_with_session", True)
+                or (request.method not in ("GET", "HEAD", "OPTIONS") and not _from_this_site())):
+            if session.accessed:
+                response.vary.add("Cookie")
+            return
+        super().save_session(app, session, response)
+
+
+def _from_this_site():
+    """Tell whether the browser says the request came from a page of this very origin."""
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site is not None:
+        return fetch_site == "same-origin"
+    origin = request.headers.get("Origin")
+    return origin is not None and origin == request.host_url.rstrip("/")
+
+
+class Sessions:
+    """Server-side session records: the cookie names a session, Redis says it still stands.
+
+    ``ripple:{u:<sid>}:session`` holds {"name": ...}; it expires with the cookie's lifetime and
+    every request that uses it pushes that forward. Signing out (or signing in again) deletes
+    it, and a copy of the old cookie then counts as signed out on every worker and host.
+    """
+
+    def __init__(self, client, lifetime, publish_command="PUBLISH"):
+        self.redis = client
+        # Flask's PERMANENT_SESSION_LIFETIME: seconds, or a timedelta once Flask has read it.
+        self.lifetime = int(getattr(lifetime, "total_seconds", lambda: lifetime)())
+        # SPUBLISH on a cluster: the word travels on the session's shard only.
+        self._revoke = client.register_script(_REVOKE_LUA.replace("'PUBLISH'", "'%s'" % publish_command))
+
+    def create(self, sid, name, account=None, sub=None, until=None, rooms=None):
+        """Record session ``sid``: an account's (``account`` id), a host application's user
+        (``sub``, from a token whose ``exp`` is ``until``, epoch seconds: the session ends
+        then), or a guest's."""
+        record, ttl = self._shape(name, account, sub, until, rooms)
+        self.redis.set(keys.PersonKeys(sid).session, json.dumps(record), ex=ttl)
+
+    def ensure(self, sid, name, sub, until=None, rooms=None):
+        """Make session ``sid`` of a user named anew on every request (a token, a trusted
+        proxy's header) stand, writing only when its record is missing or says something else,
+        or has less than half its life left: a request costs a GET and a PTTL in one round
+        trip, not a write. Arguments as create()'s."""
+        record, ttl = self._shape(name, None, sub, until, rooms)
+        key = keys.PersonKeys(sid).session
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(key)
+            pipe.pttl(key)
+            raw, left_ms = pipe.execute()
+        try:
+            same = raw is not None and json.loads(raw) == record
+        except ValueError:
+            same = False
+        if not same or left_ms < ttl * 500:
+            self.redis.set(key, json.dumps(record), ex=ttl)
+
+    def _shape(self, name, account, sub, until, rooms):
+        """A session's record and its time to live (s)."""
+        record = {"name": name}
+        if account:
+            record["account"] = account
+        if sub:
+            record["sub"] = sub
+        if until is not None:
+            record["exp"] = int(until)
+        if rooms is not None:  # the token's rooms claim: only these rooms, by pattern
+            record["rooms"] = list(rooms)
+        ttl = self.lifetime if until is None else max(1, min(self.lifetime, int(until - time.time())))
+        return record, ttl
+
+    def record(self, sid, refresh=True):
+        """{"name", "account"?} of session ``sid``, or None if it ended (refreshes its expiry)."""
+        key = keys.PersonKeys(sid).session
+        raw = self.redis.getex(key, ex=self.lifetime) if refresh else self.redis.get(key)
+        if raw is None:
+            return None
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            return None
+        if not isinstance(record, dict):
+            return None
+        if "exp" in record:  # a token's session never outlives the token
+            if not isinstance(record["exp"], int) or record["exp"] <= time.time():
+                return None
+            if refresh:
+                self.redis.expireat(key, record["exp"])
+        return record
+
+    def name_of(self, sid, refresh=True):
+        """The name session ``sid`` signed in with, or None if it ended (refreshes its expiry)."""
+        return (self.record(sid, refresh) or {}).get("name")
+
+    def alive(self, sid):
+        """Tell whether session ``sid`` still stands (an open stream asks every heartbeat)."""
+        return bool(self.redis.exists(keys.PersonKeys(sid).session))
+
+    def revoke(self, sid):
+        """End session ``sid`` everywhere: its record, then its open streams on every worker."""
+        person = keys.PersonKeys(sid)
+        self._revoke(keys=[person.session, person.channel], args=[SIGNED_OUT])
+
+    def online(self, sid):
+        """Tell whether session ``sid`` has a stream open now (presence's per-session registry)."""
+        now = int(time.time() * 1000)
+        return bool(self.redis.zcount(keys.PersonKeys(sid).streams, now, "+inf"))
+
+
+def current():
+    """Return (name, sid) of the signed-in person, or (None, None).
+
+    The signed cookie is not enough: its session must still stand in Redis (one round trip,
+    once per request). A cookie whose session ended is forgotten. Raises redis.RedisError
+    when Redis cannot tell.
+    """
+    person = g.get("ripple_person")
+    if person is not None:
+        return person
+    token = jwts.presented()
+    if token is not None:  # the host application's user: the token alone says who, every time
+        return _token_person(token)
+    proxied = _proxy_user()
+    if proxied is not None:  # an authenticating proxy in front names the user, every time
+        return _proxied_person(proxied)
+    name, sid = session.get("name"), session.get("sid")
+    person, account = (None, None), None
+    if isinstance(name, str) and isinstance(sid, str):
+        failed = g.get("ripple_redis_failed")
+        if failed is not None:  # asked already in this request: a slow Redis costs one timeout
+            raise failed
+        try:
+            record = current_app.extensions["sessions"].record(sid)
+        except redis.RedisError as exc:
+            g.ripple_redis_failed = exc
+            raise
+        if record is not None and record.get("name") == name:
+            person, account = (name, sid), record.get("account")
+            g.ripple_sub, g.ripple_rooms = record.get("sub"), record.get("rooms")
+            g.ripple_expires = record.get("exp")
+        else:  # signed out elsewhere, or a copy of a cookie that signed out
+            session.pop("name", None)
+            session.pop("sid", None)
+    g.ripple_person, g.ripple_account = person, account
+    return person
+
+
+def _proxy_user():
+    """The user RIPPLE_TRUSTED_USER_HEADER names, when it is set and Ripple trusts a proxy
+    (RIPPLE_TRUSTED_PROXIES > 0: a client cannot reach Ripple but through it); else None."""
+    cfg = current_app.config
+    header = cfg.get("TRUSTED_USER_HEADER")
+    if not header or not cfg.get("TRUSTED_PROXIES"):
+        return None
+    value = request.headers.get(header)
+    return value.strip() if value and value.strip() else None
+
+
+def _proxied_person(user):
+    """(name, sid) of the user the proxy named: the header's value is both their display name
+    and their stable id (``GET /session`` kind "token"); their devices share one session."""
+    try:
+        name = messages.check_name(user)
+    except messages.Invalid as exc:
+        abort(400, "The name your sign-in proxy sent is not usable here: %s" % exc)
+    sid = jwts.session_id("proxy\0" + name)  # never the session of a token whose sub is the same
+    current_app.extensions["sessions"].ensure(sid, name, sub=name)
+    g.ripple_person, g.ripple_account, g.ripple_sub, g.ripple_rooms = (name, sid), None, name, None
+    return g.ripple_person
+
+
+def _token_person(token):
+    """(name, sid) of the user a valid token names; raises jwts.Refused (401) otherwise. Their
+    session record lives until the token's ``exp``: streams opened with it end then."""
+    claims = current_app.extensions["jwts"].claims(token)
+    try:
+        name = messages.check_name(claims["name"])
+    except messages.Invalid:
+        raise jwts.Refused("claims") from None
+    sid = jwts.session_id(claims["sub"])
+    current_app.extensions["sessions"].ensure(sid, name, claims["sub"], until=claims["exp"],
+                                              rooms=claims["rooms"])
+    g.ripple_person, g.ripple_account, g.ripple_sub = (name, sid), None, claims["sub"]
+    g.ripple_rooms, g.ripple_expires = claims["rooms"], claims["exp"]
+    return g.ripple_person
+
+
+def account():
+    """The account id of the signed-in session, or None (a guest, or nobody)."""
+    current()
+    return g.get("ripple_account")
+
+
+def uid():
+    """The signed-in person's stable id: the account id, or "guest:<hash of the session>"
+    (never the session id itself, which is a secret), or None."""
+    name, sid = current()
+    if not name:
+        return None
+    return account() or sub() or "guest:" + hashlib.sha256(sid.encode()).hexdigest()[:16]
+
+
+def expires():
+    """When the signed-in session ends by itself (a token's ``exp``, epoch seconds), or None."""
+    current()
+    return g.get("ripple_expires")
+
+
+def rooms():
+    """The room patterns a token's session is limited to, or None (every room)."""
+    current()
+    return g.get("ripple_rooms")
+
+
+def sub():
+    """The host application's user id (a token's ``sub``) of the signed-in session, or None."""
+    current()
+    return g.get("ripple_sub")
+
+
+def shown_sid():
+    """The session id that goes with ``shown()``: the cookie's own when Redis could not tell."""
+    person = g.get("ripple_person")
+    if person is not None:
+        return person[1]
+    sid = session.get("sid")
+    return sid if isinstance(sid, str) else None
+
+
+def shown():
+    """The signed-in name for a page (refreshing its claim), or None.
+
+    With Redis unreachable, the cookie's own name: the page says the service is unavailable,
+    and nothing can be posted or read meanwhile.
+    """
+    try:
+        name, sid = current()
+        if name:
+            current_app.extensions["names"].claim(name, sid, account=account())
+    except NameTaken:
+        pass  # the page still says who they are; their next post says what happened
+    except redis.RedisError:
+        name = session.get("name")
+        return name if isinstance(name, str) else None
+    return name
+
+
+def sign_in(name, account=None, token=None):
+    """Claim ``name`` for this browser under a NEW session id, ending the browser's previous
+    session: nothing of one sign-in (direct messages, open streams) reaches the next.
+    ``account``: the id of the account signing in (its name is ``name``), None for a guest.
+    ``token``: {"sub", "exp"} of a host application's token (app/people/jwts.py): the session ends
+    at ``exp``.
+
+    Raises messages.Invalid for a reserved name, NameTaken when someone else holds it (or, for
+    a guest, when an account has it).
+    """
+    names = current_app.extensions["names"]
+    if account is None and names.is_reserved(name):
+        raise messages.Invalid("“%s” is reserved for the service itself. Pick another name." % name)
+    sessions = current_app.extensions["sessions"]
+    old_name, old_sid = current()
+    old_account = g.get("ripple_account")
+    # A token user's devices share one session, derived from their ``sub`` (app/people/jwts.py).
+    sid = jwts.session_id(token.get("key", token["sub"])) if token else secrets.token_urlsafe(18)
+    names.claim(name, sid, previous=old_sid, account=account)
+    sessions.create(sid, name, account, *((token["sub"], token["exp"], token.get("rooms")) if token else ()))
+    if old_sid and old_sid != sid:  # revoked first: a stream's heartbeat between the two then cannot re-claim
+        sessions.revoke(old_sid)
+        names.release(old_name, old_sid)  # a no-op if the claim just moved to ``sid``
+        if old_account:
+            current_app.extensions["accounts"].remove_session(old_account, old_sid)
+    session.clear()  # a new CSRF secret too
+    session.update(name=name, sid=sid)
+    session.permanent = True
+    g.ripple_person, g.ripple_account = (name, sid), account
+    g.ripple_sub = token["sub"] if token else None
+    g.ripple_rooms = token.get("rooms") if token else None
+    if account is not None:
+        accounts = current_app.extensions["accounts"]
+        accounts.add_session(account, sid)
+        found = accounts.get(account)
+        if found is None or found["disabled"]:  # disabled meanwhile: it missed this session
+            sign_out()
+            raise Disabled()
+        # Direct messages sent while it was signed in nowhere (app/people/direct.py) arrive now.
+        current_app.extensions["store"].move_direct("parked-" + account, sid)
+
+
+class Disabled(Exception):
+    """The account is disabled: sign-in refused (403)."""
+
+
+def sign_out():
+    """End this browser's session everywhere: free the name, revoke the record, end streams."""
+    name, sid = current()
+    account_id = g.get("ripple_account")
+    if sid:  # revoked first: a stream's heartbeat between the two then cannot re-claim
+        current_app.extensions["sessions"].revoke(sid)
+        current_app.extensions["names"].release(name, sid)
+        if account_id:
+            current_app.extensions["accounts"].remove_session(account_id, sid)
+    session.clear()
+    g.ripple_person, g.ripple_account = (None, None), None
+
+
+def disable_account(account_id, disabled=True):
+    """Disable (or enable) an account; disabling ends all its sessions and streams at once.
+    Returns how many sessions ended. The flag goes first: a sign-in racing this one sees it
+    (sign_in checks it again after registering its session)."""
+    current_app.extensions["accounts"].set_flag(account_id, "disabled", disabled)
+    return end_account_sessions(account_id) if disabled else 0
+
+
+def end_account_sessions(account_id, keep=None):
+    """End every session of an account (but ``keep``) on every worker and host: each one's
+    record goes, its name claim goes, its open streams get the signed-out word and end."""
+    accounts = current_app.extensions["accounts"]
+    sessions, names = current_app.extensions["sessions"], current_app.extensions["names"]
+    ended = 0
+    for sid in accounts.session_ids(account_id):
+        if sid == keep:
+            continue
+        held = sessions.name_of(sid, refresh=False)
+        sessions.revoke(sid)
+        if held:
+            names.release(held, sid)
+        accounts.remove_session(account_id, sid)
+        ended += 1
+    return ended
+
+
+def taken(name):
+    """The sentence for a name someone else holds: true to whether they are here right now."""
+    names, sessions = current_app.extensions["names"], current_app.extensions["sessions"]
+    if current_app.extensions["accounts"].id_for(name):
+        return accounts.SENTENCES["taken"] % name
+    owner = names.owner(name)
+    held = sessions.name_of(owner, refresh=False) if owner else None
+    minutes = max(1, round(names.idle_ms / 60000))
+    if held and fold(held) == fold(name) and held != name:
+        who = "it looks the same as “%s”, which" % held
+    else:
+        who = "it"
+    if owner and sessions.online(owner):
+        return "“%s” is taken: %s is in use by someone else right now. Pick another name." % (name, who)
+    return ("“%s” is taken: %s is kept for someone else who was here in the last %d minute%s. "
+            "Pick another name." % (name, who, minutes, "" if minutes == 1 else "s"))
+

@@ -1,0 +1,246 @@
+"""Who is online in a room: a registry of open streams in Redis, per person, not per connection.
+
+Each named stream keeps a member "<name>\\n<connection>" in the room's ``online`` sorted set,
+scored by when it expires; the stream's heartbeat pushes that forward. A closing stream does not
+remove itself: it expires after a grace window, so a reload or a quick reconnect emits neither a
+leave nor a join. A crashed worker's members simply stop being refreshed. One sweeper at a time
+(a Redis lock) removes expired members and announces who left.
+"""
+import hashlib
+import logging
+import secrets
+import time
+
+import gevent
+import redis
+
+from ..rooms import keys
+
+logger = logging.getLogger(__name__)
+
+ROOMS = "ripple:presence:rooms"   # set of rooms that may have members (the sweeper's work list)
+LOCK = "ripple:presence:sweeper"
+
+# Shared Lua: the names online (live members, each name once) and the announcement.
+_ONLINE = """
+local function online(zset, now)
+  local names, seen = {}, {}
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', zset, now, '+inf')) do
+    local name = string.match(m, '^(.-)\\n')
+    if not seen[name] then seen[name] = true; names[#names + 1] = name end
+  end
+  table.sort(names)
+  return names
+end
+local function announce(channel, room, name, action, names)
+  -- Built by hand: cjson encodes an empty table as {} where the online list needs [].
+  local quoted = {}
+  for i, n in ipairs(names) do quoted[i] = cjson.encode(n) end
+  local event = '{"room":' .. cjson.encode(room) .. ',"name":' .. cjson.encode(name) ..
+    ',"action":"' .. action .. '","online":[' .. table.concat(quoted, ',') .. ']}'
+  redis.call('PUBLISH', channel, '!presence\\n' .. event)
+end
+"""
+
+# KEYS: online, channel.  ARGV: member, name, expiry, now, room.
+_JOIN_LUA = _ONLINE + """
+local prefix = ARGV[2] .. '\\n'
+local present = false
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[4], '+inf')) do
+  if string.sub(m, 1, #prefix) == prefix then present = true; break end
+end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+if not present then announce(KEYS[2], ARGV[5], ARGV[2], 'join', online(KEYS[1], ARGV[4])) end
+return present and 0 or 1
+"""
+
+# KEYS: online, channel.  ARGV: now, room.  Remove expired members; announce names now gone.
+_SWEEP_LUA = _ONLINE + """
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
+if #expired == 0 then return redis.call('ZCARD', KEYS[1]) end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
+local names = online(KEYS[1], ARGV[1])
+local still = {}
+for _, n in ipairs(names) do still[n] = true end
+local done = {}
+for _, m in ipairs(expired) do
+  local name = string.match(m, '^(.-)\\n')
+  if not still[name] and not done[name] then
+    done[name] = true
+    announce(KEYS[2], ARGV[2], name, 'leave', names)
+  end
+end
+return redis.call('ZCARD', KEYS[1])
+"""
+
+
+# KEYS: the session's streams, its channel.  ARGV: connection, now (ms), ttl (ms), cap.
+# Register a stream; past the cap, unregister the oldest ones and tell them to end (wherever
+# they run: every stream of the session listens on its channel). Connection ids begin with
+# their admission time, so sorting them sorts by age. Returns the ids replaced.
+_ADMIT_LUA = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[2])
+redis.call('ZADD', KEYS[1], tonumber(ARGV[2]) + tonumber(ARGV[3]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+local members = redis.call('ZRANGE', KEYS[1], 0, -1)
+local excess = #members - tonumber(ARGV[4])
+local replaced = {}
+if excess <= 0 then return replaced end
+table.sort(members)
+for _, m in ipairs(members) do
+  if #replaced >= excess then break end
+  if m ~= ARGV[1] then
+    redis.call('ZREM', KEYS[1], m)
+    redis.call('PUBLISH', KEYS[2], '!#replaced\\n' .. m)
+    replaced[#replaced + 1] = m
+  end
+end
+return replaced
+"""
+
+
+# Why refresh() says a stream must end.
+SESSION_ENDED = "session-ended"
+REPLACED = "replaced"
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+class Presence:
+    """The registry, the per-session stream count, and the sweeper of this worker."""
+
+    def __init__(self, client, heartbeat, grace, max_per_session, publish_command="PUBLISH"):
+        self.redis = client
+        self.heartbeat = float(heartbeat)
+        self.grace = float(grace)
+        self.max_per_session = int(max_per_session)
+        command = "'%s'" % publish_command
+        self._join = client.register_script(_JOIN_LUA.replace("'PUBLISH'", command))
+        self._sweep = client.register_script(_SWEEP_LUA.replace("'PUBLISH'", command))
+        self._admit = client.register_script(_ADMIT_LUA.replace("'PUBLISH'", command))
+        self._sweeper = None
+
+    @property
+    def ttl_ms(self):
+        # Refreshed every heartbeat; three heartbeats of life leave room for a busy worker's
+        # late refresh, and a dead worker's streams still go within about two or three.
+        return int(self.heartbeat * 3000)
+
+    def admit(self, sid):
+        """Register a new stream of session ``sid``; return its connection id.
+
+        A session holds at most ``max_per_session`` streams across every worker and host: a
+        new one replaces the oldest, which is told to end (a "replaced" control payload on the
+        session's channel), instead of being refused. The dead streams of a phone that lost
+        its network must never lock the same person out when they come back.
+        """
+        now = now_ms()
+        conn = "%012x%s" % (now, secrets.token_hex(4))  # sorts by admission time
+        person = keys.PersonKeys(sid)
+        replaced = self._admit(keys=[person.streams, person.channel],
+                               args=[conn, now, self.ttl_ms, self.max_per_session])
+        if replaced:
+            logger.info("stream replaced the session's oldest replaced=%d", len(replaced))
+        return conn
+
+    def join(self, room, name, sid, conn):
+        """Mark ``name`` online in ``room`` through this stream; announce a first connection."""
+        k = keys.RoomKeys(room)
+        self._join(keys=[k.online, k.channel],
+                   args=[_member(name, conn), name, now_ms() + self.ttl_ms, now_ms(), room])
+        self.redis.sadd(ROOMS, room)  # another slot: outside the script
+
+    def visit(self, room, name, sid, seconds):
+        """Mark ``name`` online in ``room`` for ``seconds``, for a page without a stream.
+
+        JavaScript off, loading pages is a person's only sign of life: one membership per
+        session and room, pushed forward by each page it loads; once it lapses the sweeper
+        announces the leave. Announces a join like a stream's first connection.
+        """
+        k = keys.RoomKeys(room)
+        now = now_ms()
+        conn = "page:" + hashlib.sha256(sid.encode()).hexdigest()[:16]  # the session id stays out
+        self._join(keys=[k.online, k.channel],
+                   args=[_member(name, conn), name, now + int(seconds * 1000), now, room])
+        self.redis.sadd(ROOMS, room)
+        self.ensure_sweeper()
+
+    def refresh(self, room, name, sid, conn):
+        """Push this stream's expiry forward (called once per heartbeat interval).
+
+        If the sweeper already removed the membership (a refresh far too late), join again:
+        the person is here, and the others hear so. Returns None while the stream may go on,
+        else why it must end: SESSION_ENDED (its session's record is gone: signed out, and the
+        word missed this worker) or REPLACED (a newer stream of the session took its place
+        while its notice was lost). One round trip for all of it in the usual case.
+        """
+        expiry = now_ms() + self.ttl_ms
+        person = keys.PersonKeys(sid)
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.exists(person.session)
+            pipe.zadd(keys.RoomKeys(room).online, {_member(name, conn): expiry}, xx=True, ch=True)
+            pipe.zadd(person.streams, {conn: expiry}, xx=True, ch=True)
+            pipe.pexpire(person.streams, self.ttl_ms)
+            alive, updated, registered, _ = pipe.execute()
+        if not alive:
+            return SESSION_ENDED
+        if not registered:
+            return REPLACED
+        if not updated and not self.redis.zscore(keys.RoomKeys(room).online, _member(name, conn)):
+            self.join(room, name, sid, conn)
+        return None
+
+    def leave(self, room, name, sid, conn):
+        """Let this stream's membership lapse after the grace window (the sweeper announces)."""
+        expiry = now_ms() + int(self.grace * 1000)
+        with self.redis.pipeline(transaction=False) as pipe:
+            if name:
+                pipe.zadd(keys.RoomKeys(room).online, {_member(name, conn): expiry}, xx=True)
+            pipe.zrem(keys.PersonKeys(sid).streams, conn)
+            pipe.execute()
+
+    def online(self, room):
+        """Return the names online in ``room``, each once, sorted."""
+        members = self.redis.zrangebyscore(keys.RoomKeys(room).online, now_ms(), "+inf")
+        return sorted({m.split("\n", 1)[0] for m in members})
+
+    def online_counts(self, rooms):
+        """Return how many people are online in each of ``rooms`` (one round trip)."""
+        now = now_ms()
+        with self.redis.pipeline(transaction=False) as pipe:
+            for room in rooms:
+                pipe.zrangebyscore(keys.RoomKeys(room).online, now, "+inf")
+            found = pipe.execute()
+        return [len({m.split("\n", 1)[0] for m in members}) for members in found]
+
+    def ensure_sweeper(self):
+        """Start this worker's sweeper greenlet once; only the lock holder sweeps each round."""
+        if self._sweeper is None or self._sweeper.dead:
+            self._sweeper = gevent.spawn(self._sweep_forever)
+
+    def _sweep_forever(self):
+        interval = max(0.2, min(self.heartbeat, self.grace) / 2)
+        token = secrets.token_hex(8)
+        while True:
+            try:
+                if self.redis.set(LOCK, token, nx=True, px=int(interval * 3000)) or self.redis.get(LOCK) == token:
+                    self.redis.pexpire(LOCK, int(interval * 3000))
+                    self.sweep()
+            except redis.RedisError as exc:
+                logger.warning("presence sweep failed error=%s", exc)
+            gevent.sleep(interval)
+
+    def sweep(self):
+        """Remove expired members in every room with members; announce who left."""
+        now = now_ms()
+        for room in self.redis.smembers(ROOMS):
+            k = keys.RoomKeys(room)
+            if not self._sweep(keys=[k.online, k.channel], args=[now, room]):
+                self.redis.srem(ROOMS, room)
+
+
+def _member(name, conn):
+    return "%s\n%s" % (name, conn)
+

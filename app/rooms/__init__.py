@@ -1,0 +1,10 @@
+"""Rooms and their messages: what is stored, and the rules a message must pass.
+
+Owns room history and publishing in Redis (``store``: the Lua scripts that store a message and
+publish it in one step, history windows), room names, Redis key names and the opaque cursor
+(``keys``), a message's shape and checks (``messages``) and how a log is laid out on a page
+(``timeline``: day separators, runs by one author).
+
+May import: the standard library, redis-py, ``app.people.names`` (the name rule). Not Flask:
+views that serve rooms live in ``app.web``.
+"""

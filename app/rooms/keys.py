@@ -1,0 +1,122 @@
+"""Room names, Redis key names and the opaque stream cursor.
+
+Every key and channel of a room carries the same hash tag ``{r:<room>}`` so a Redis Cluster keeps
+them in one slot: the store-and-publish script then runs on a single node.
+"""
+import re
+import unicodedata
+
+from ..people.names import _ignorable as _invisible
+
+MAX_ROOM_CHARS = 64
+# The one sentence for the rule, wherever a room name is refused.
+ROOM_RULE = ("Room names are 1-64 letters or digits of any script (技术交流, café-2, ...), with - and _ "
+             "after the first; no spaces, punctuation or invisible characters.")
+_STREAM_ID_RE = re.compile(r"(\d{1,20})-(\d{1,20})")
+
+ROOMS_INDEX = "ripple:rooms"  # sorted set: room -> last activity (ms); a lobby index only
+
+
+def canonical_room(name):
+    """Return the canonical form of room name ``name`` (str), or None if it breaks the rule.
+
+    The rule: 1-64 characters after NFKC normalisation and case folding (so "Lobby", "ＬＯＢＢＹ"
+    and "lobby" are one room); the first a letter or digit (Unicode categories L*, N*) of any
+    script, the rest letters, digits, combining marks (M*: scripts such as Devanagari need
+    them), "-" or "_". Spaces, punctuation, controls, bidi controls and invisible characters
+    (Default_Ignorable_Code_Point, app/people/names.py) are refused: a room's name is part of URLs and
+    Redis keys, and must look like what it is.
+    """
+    if not isinstance(name, str) or not name or len(name) > 4 * MAX_ROOM_CHARS:
+        return None
+    canon = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+    if not 1 <= len(canon) <= MAX_ROOM_CHARS or unicodedata.category(canon[0])[0] not in "LN":
+        return None
+    for ch in canon:
+        if _invisible(ch) or (ch not in "-_" and unicodedata.category(ch)[0] not in "LNM"):
+            return None
+    return canon
+
+
+def valid_room(name):
+    """Tell whether ``name`` is a room name in its canonical form (see canonical_room)."""
+    return canonical_room(name) == name
+
+
+class RoomKeys:
+    """The Redis names one room uses, all in one cluster hash slot."""
+
+    __slots__ = ("room", "log", "channel", "meta", "tag", "online")
+
+    def __init__(self, room):
+        self.room = room
+        self.tag = "ripple:{r:%s}" % room
+        self.log = self.tag + ":log"          # Stream: the room's history
+        self.channel = self.tag + ":live"     # pub/sub: "<id>\n<json>" messages, "!<event>\n<json>"
+        self.meta = self.tag + ":meta"        # hash: trimmed (newest dropped id), count
+        self.online = self.tag + ":online"    # sorted set: "<name>\n<connection>" -> expiry (ms)
+
+    def idempotency(self, digest):
+        return self.tag + ":idem:" + digest
+
+    def typing(self, who):
+        """The throttle key of one person's typing signals (expires after the interval)."""
+        return self.tag + ":typing:" + who
+
+
+class PersonKeys:
+    """The Redis names of one signed-in session's direct messages, all in one slot.
+
+    Keyed by session id, not by name: a name freed and claimed by someone else later must not
+    inherit the previous holder's messages.
+    """
+
+    __slots__ = ("tag", "log", "channel", "meta", "streams", "session")
+
+    def __init__(self, sid):
+        self.tag = "ripple:{u:%s}" % sid
+        self.log = self.tag + ":dm"            # Stream: direct messages to and from this person
+        self.channel = self.tag + ":live"      # pub/sub: "@<id>\n<json>", "!signed-out\n<json>"
+        self.meta = self.tag + ":meta"         # hash: trimmed
+        self.streams = self.tag + ":streams"   # sorted set: connection -> expiry (ms)
+        self.session = self.tag + ":session"   # string: {"name"} while the session stands
+
+    def idempotency(self, digest):
+        return self.tag + ":idem:" + digest
+
+
+def parse_stream_id(text):
+    """Return a Redis stream id as an (ms, seq) tuple, or None if it is not one."""
+    if isinstance(text, bytes):
+        text = text.decode("ascii", "replace")
+    match = _STREAM_ID_RE.fullmatch(text or "")
+    if match is None:
+        return None
+    ms, seq = int(match.group(1)), int(match.group(2))
+    if ms >= 2**64 or seq >= 2**64:
+        return None
+    return ms, seq
+
+
+def format_stream_id(pair):
+    return "%d-%d" % pair
+
+
+def parse_cursor(text):
+    """Read a stream cursor as (room id, direct id or None); None if it is not one.
+
+    A cursor is opaque to clients: ``<room id>`` for a stream without a person, or
+    ``<room id>.<direct id>`` where it also carries the person's direct messages.
+    Callers treat None as "now".
+    """
+    if not text or len(text) > 100:
+        return None
+    room_part, dot, direct_part = text.strip().partition(".")
+    room_id = parse_stream_id(room_part)
+    if room_id is None:
+        return None
+    if not dot:
+        return room_id, None
+    direct_id = parse_stream_id(direct_part)
+    return None if direct_id is None else (room_id, direct_id)
+

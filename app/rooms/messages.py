@@ -1,0 +1,123 @@
+"""The shape of a chat message and the checks a posted one must pass."""
+import hashlib
+import json
+import re
+import unicodedata
+
+from ..people import names
+
+MAX_NAME_CHARS = names.MAX_CHARS
+MAX_IDEMPOTENCY_KEY_CHARS = 128
+
+# Text may hold newlines and tabs; other C0/C1 controls are noise or terminal tricks.
+_ALLOWED_CONTROLS = {"\n", "\t", "\r"}
+# Whitespace-only lines before the first line with text ("\s" is Unicode-aware: NBSP, ideographic).
+_LEADING_BLANK_LINES = re.compile(r"\A(?:[^\S\n]*\n)+")
+
+
+class Invalid(ValueError):
+    """A posted message that cannot be stored; ``status`` is the HTTP answer."""
+
+    def __init__(self, message, status=422):
+        super().__init__(message)
+        self.status = status
+
+
+def check_text(text, max_chars):
+    """Return the text to store, or raise Invalid with a sentence for the person.
+
+    Whitespace-only lines before and after the text are dropped (and trailing spaces), so a
+    paste's stray blank lines never store as empty space; indentation and blank lines inside the
+    text are kept as typed. The limit applies to what is stored.
+    """
+    if not isinstance(text, str):
+        raise Invalid("Message text must be a string.", 400)
+    if not text.strip():
+        raise Invalid("Message text is empty.")
+    if not _encodable(text):
+        raise Invalid("Message text is not valid Unicode.", 400)
+    # Checked before trimming: some controls (\x1c-\x1f) count as whitespace.
+    if any(_is_control(ch) and ch not in _ALLOWED_CONTROLS for ch in text):
+        raise Invalid("Message text contains control characters.")
+    text = trim_blank_lines(text)
+    if len(text) > max_chars:
+        raise Invalid("Message is too long: %d characters, the limit is %d." % (len(text), max_chars))
+    return text
+
+
+def trim_blank_lines(text):
+    """Drop whitespace-only lines at the start and all whitespace at the end; keep the rest."""
+    return _LEADING_BLANK_LINES.sub("", text).rstrip()
+
+
+def check_name(name):
+    """Return a trimmed display name (1-32 characters, any script), or raise Invalid.
+
+    The one name rule (app/people/names.py ``problem``): nothing invisible, no separators, controls,
+    private-use or unassigned characters, something visible. Every entry point calls this.
+    """
+    if not isinstance(name, str):
+        raise Invalid(names.SENTENCES["type"], 400)
+    name = name.strip()
+    error = names.problem(name)
+    if error:
+        raise Invalid(error)
+    return name
+
+
+def check_idempotency_key(key):
+    """Return a usable idempotency key or None; reject keys that are not printable ASCII."""
+    if key is None or key == "":
+        return None
+    if len(key) > MAX_IDEMPOTENCY_KEY_CHARS or not key.isascii() or not key.isprintable():
+        raise Invalid("Idempotency key must be 1-%d printable ASCII characters." % MAX_IDEMPOTENCY_KEY_CHARS, 400)
+    return key
+
+
+def idempotency_digest(user, key):
+    """Scope a client's key to its sender, so two people's keys never collide."""
+    return hashlib.sha256(("%s\0%s" % (user, key)).encode()).hexdigest()[:32]
+
+
+def body(room, user, text, bot=False, uid=None):
+    """The stored part of a message: JSON without its leading brace.
+
+    The store prepends ``{"id":"<id>","ts":<ms>,`` once Redis has assigned the id, so the
+    published frame and every history read are built the same way, without decoding.
+    ``bot``: sent by the service or another program (the publish token, the CLI), not by a
+    signed-in person; stored as ``"bot":true`` and shown marked. ``uid``: the signed-in
+    author's stable id (an account id, or "guest:<hash of the session>"), stored as ``"uid"``
+    so a name that later passes to someone else can be told apart in history.
+    """
+    fields = {"room": room, "user": user, "text": text}
+    if bot:
+        fields["bot"] = True
+    if uid:
+        fields["uid"] = uid
+    return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))[1:]
+
+
+def direct_body(sender, recipient, text, bot=False):
+    """The stored part of a direct message (see ``body``)."""
+    fields = {"from": sender, "to": recipient, "text": text}
+    if bot:
+        fields["bot"] = True
+    return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))[1:]
+
+
+def assemble(stream_id, stored_body):
+    """Rebuild the full message JSON from a stream id and its stored body."""
+    return '{"id":"%s","ts":%s,%s' % (stream_id, stream_id.split("-", 1)[0], stored_body)
+
+
+def _encodable(text):
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates from JSON "\ud800" escapes
+        return False
+    return True
+
+
+def _is_control(ch):
+    return unicodedata.category(ch) == "Cc"
+

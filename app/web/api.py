@@ -1,0 +1,264 @@
+"""The HTTP interface of rooms: post a message, read history, stream live events."""
+import json
+import logging
+import random
+
+import redis
+from flask import Blueprint, Response, abort, current_app, jsonify, redirect, request, url_for
+
+from ..delivery import sse, stream, wire
+from ..ops import broker
+from ..people import identity, tokens
+from ..rooms import keys, messages
+from . import fastpost, guard, pages
+from .replies import json_error, require_utf8_form, wants_json, wants_page
+
+logger = logging.getLogger(__name__)
+bp = Blueprint("api", __name__)
+
+_FRAMING = {"HTTP/1.1": True, "HTTP/1.0": False}  # chunked?
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+PAGE_BOUNDS = ("before", "after", "around")  # a history page takes at most one
+ONE_BOUND = "Give at most one of before, after and around."
+BAD_BOUND = "%s must be a message id such as 1732371730000-0."
+
+
+def _room_or_400(room):
+    """The canonical form of a room name from the URL ("Lobby" answers for "lobby"), or 400."""
+    canonical = keys.canonical_room(room)
+    if canonical is None:
+        abort(400, keys.ROOM_RULE)
+    return canonical
+
+
+@bp.post("/rooms/<room>/messages")
+@guard.limiter.limit(guard.rate("POST_RATE_SESSION"), key_func=guard.session_key)
+@guard.limiter.limit(guard.rate("POST_RATE_IP"))
+def post_message(room):
+    """Store a message and publish it; JSON gets 201 + the message, a form gets a 303."""
+    room = _room_or_400(room)
+    grant = tokens.current()
+    if grant is not None:
+        grant.check_room(room)  # 403 outside a scoped token's rooms
+    text, user, key, page = read_post()
+    try:
+        text = messages.check_text(text, current_app.config["MAX_MESSAGE_CHARS"])
+        user = sender(user)
+        key = messages.check_idempotency_key(key)
+        with current_app.extensions["metrics"].publish_seconds.time():
+            # The global token creates rooms freely; browsers and scoped tokens within caps.
+            stored, created = broker.get_store().publish(
+                room, user, text, key, may_create=None if grant is not None and not grant.scoped
+                else guard.may_create_room, bot=grant is not None,
+                uid=None if grant is not None else identity.uid())
+        current_app.extensions["outage"].ok()
+    except messages.Invalid as exc:
+        if page:
+            return pages.room_page(room, error=str(exc), text=text, status=exc.status, key=kept_key(key))
+        return json_error(exc.status, str(exc))
+    except redis.RedisError as exc:
+        if not page:
+            raise  # errors.py answers 503 (or 504 when the outcome is unknown) + Retry-After
+        current_app.extensions["outage"].failed("post", exc)
+        status, code, sentence = fastpost.post_failure(exc)
+        if code == "unavailable":
+            sentence = "The message could not be sent: the service is unavailable."
+        page, status = pages.room_page(room, error=sentence + " Your text is kept below; try again shortly.",
+                                       text=text, status=status, key=kept_key(key))
+        return page, status, {"Retry-After": str(current_app.config["REDIS_RETRY_AFTER"])}
+    current_app.extensions["metrics"].published.labels("room").inc()
+    if page:
+        return redirect(url_for("pages.room", room=room), 303)
+    return Response(stored, status=201 if created else 200, mimetype="application/json")
+
+
+def kept_key(key):
+    """The idempotency key a failed form post carried, for the form shown again (None if unusable)."""
+    try:
+        return messages.check_idempotency_key(key)
+    except messages.Invalid:
+        return None
+
+
+def read_post():
+    """Return (text, user, idempotency key, answer-with-a-page) from a JSON or form body."""
+    if request.mimetype == "application/json":
+        data = request.get_json(silent=True)
+        if not isinstance(data, dict):
+            abort(400, "The body must be a JSON object.")
+        return data.get("text"), data.get("user"), request.headers.get("Idempotency-Key"), False
+    if request.mimetype in FORM_TYPES:
+        require_utf8_form()
+        form = request.form
+        key = form.get("idempotency_key") or request.headers.get("Idempotency-Key")
+        # Browsers submit a textarea's line breaks as CRLF; store what the person typed (LF),
+        # so a break costs one character of the limit, as it does through the JSON API.
+        text = form.get("text", "").replace("\r\n", "\n")
+        return text, form.get("user"), key, not wants_json()
+    abort(415)
+
+
+def sender(claimed):
+    """Return the name a post is sent as.
+
+    Server-to-server posts may name anyone (the global publish token) or one of their names (a
+    scoped token: 403 for any other). A browser posts as the name its session holds, never as a
+    name it sends; the claim is refreshed on every post.
+    """
+    grant = tokens.current()
+    if grant is not None:
+        return grant.sender(claimed)
+    name, sid = identity.current()
+    if not name:
+        raise messages.Invalid("Sign in with a display name before posting.", 401)
+    try:
+        current_app.extensions["names"].claim(name, sid, account=identity.account())
+    except identity.NameTaken:
+        raise messages.Invalid("Your name “%s” was taken by someone else while you were away. "
+                               "Sign in again with another name." % name, 409) from None
+    return name
+
+
+@bp.get("/rooms/<room>/messages")
+def history(room):
+    """Return a page of history, oldest first: ?before=|after=|around=<id>&limit=<n>.
+
+    Answers {"room", "messages", "more", "more_before", "more_after"}; ``more`` is
+    ``more_before`` (older messages exist), as it always was.
+    """
+    room = _room_or_400(room)
+    if wants_page():  # a browser opening this address: the same messages as a room page
+        return redirect(url_for("pages.room", room=room, before=request.args.get("before")), 303)
+    cfg = current_app.config
+    given = [name for name in PAGE_BOUNDS if request.args.get(name) is not None]
+    if len(given) > 1:
+        abort(400, ONE_BOUND)
+    bound = {}
+    for name in given:
+        bound[name] = keys.parse_stream_id(request.args[name])
+        if bound[name] is None:
+            abort(400, BAD_BOUND % name)
+    limit = _int_arg("limit", cfg["PAGE_LIMIT_DEFAULT"], 1, cfg["PAGE_LIMIT_MAX"])
+    found, more_before, more_after = broker.get_store().window(room, limit=limit, **bound)
+    before, after = ("true" if more_before else "false"), ("true" if more_after else "false")
+    body = '{"room":%s,"messages":[%s],"more":%s,"more_before":%s,"more_after":%s}' % (
+        json.dumps(room), ",".join(found), before, before, after)
+    return Response(body, mimetype="application/json")
+
+
+@bp.get("/rooms/<room>/events")
+@guard.limiter.limit(guard.rate("STREAM_RATE_SESSION"), key_func=guard.session_key,
+                     exempt_when=guard.new_signed_in_stream_exempt)
+@guard.limiter.limit(guard.rate("STREAM_RATE_IP"), exempt_when=guard.new_stream_exempt)
+@guard.limiter.limit(guard.rate("STREAM_RESUME_RATE_IP"), key_func=guard.resume_key,
+                     exempt_when=guard.resume_exempt)
+def events(room):
+    """Stream a room as server-sent events, resuming after Last-Event-ID when given."""
+    room = _room_or_400(room)
+    cfg = current_app.config
+    backlog = _int_arg("backlog", 0, 0, cfg["BACKLOG_MAX"])
+    raw = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
+    cursor = keys.parse_cursor(raw)
+    if raw and cursor is None:
+        # Never an error: an EventSource stops reconnecting on one. Start from now instead.
+        logger.info("malformed cursor, streaming from now room=%s cursor=%.80r", room, raw)
+    if request.method == "HEAD":  # the headers a stream would have, and no stream
+        return Response(b"", mimetype="text/event-stream", headers={"Cache-Control": "no-cache"})
+    hub = current_app.extensions["hub"]
+    streams = hub.streams
+    if streams.draining:  # this worker is leaving: come back at once, to another one
+        return Response(stream.come_back(int(cfg["RETRY_MS"])), mimetype="text/event-stream",
+                        headers={"Cache-Control": "no-cache"})
+    if streams.full():
+        return refuse_stream(503, "This server is at its stream limit; try again shortly.",
+                             int(cfg["REDIS_RETRY_AFTER"]))
+    addresses = current_app.extensions["addresses"]
+    if not addresses.admit(request.remote_addr or "-"):
+        return refuse_stream(429, "Too many open streams from your network (the limit is %d). Close "
+                             "a tab and try again." % cfg["MAX_STREAMS_PER_ADDRESS"],
+                             float(cfg["HEARTBEAT_SECONDS"]) * 2)
+    presence = hub.presence
+    presence.ensure_sweeper()
+    if cursor is not None:
+        hub.metrics.resumes.inc()
+    client = request.environ.get("gunicorn.socket")
+    # gunicorn frames a body in chunks for HTTP/1.1 and not for 1.0, and the stream writes in
+    # the same framing; anything else (another protocol) it leaves to gunicorn (None).
+    framing = _FRAMING.get(request.environ.get("SERVER_PROTOCOL")) if hub.direct_writes else None
+    sub = stream.Subscription(room, cursor, backlog, client=client, environ=request.environ,
+                              chunked=framing)
+    name, sid = identity.current()
+    if name:
+        try:
+            current_app.extensions["names"].claim(name, sid, account=identity.account())
+            sub.name, sub.sid, sub.account = name, sid, identity.account()
+            sub.expires = identity.expires()
+        except identity.NameTaken:
+            pass  # the name is someone else's now: this stream listens anonymously
+    if sub.sid:
+        sub.conn = presence.admit(sub.sid)  # past the session's cap, its oldest stream ends
+    if client is not None:
+        # A reader that stops reading would block this stream's writes forever while Redis
+        # buffers for it; with a send timeout the write fails and the stream ends (the client
+        # can resume with its cursor). The kernel's socket buffers bound the memory meanwhile.
+        client.settimeout(float(cfg["SEND_TIMEOUT_SECONDS"]))
+        # A client that vanished without a word (a phone off the network) acknowledges
+        # nothing more: the kernel gives up on it within about two heartbeats.
+        wire.keep_alive(client, hub.heartbeat, float(cfg["SEND_TIMEOUT_SECONDS"]))
+    # direct_passthrough: gunicorn iterates the generator itself (and closes it), without
+    # werkzeug's two wrapping iterators on every chunk.
+    return Response(stream.relay(hub, sub), mimetype="text/event-stream", direct_passthrough=True,
+                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def refuse_stream(status, message, retry_after):
+    """Refuse to open a stream so that the client comes back after ``retry_after`` seconds.
+
+    An EventSource gives up for good on any answer but a 200 ``text/event-stream``, so a client
+    that asks for one (every EventSource does) gets exactly that: ``retry:`` (``retry_after``
+    plus up to half again of jitter, so a refused crowd does not return at one instant), an
+    ``event: busy`` with ``{"error", "status", "retry_after"}``, and the end of the stream,
+    after which it reconnects by itself. Other clients get ``status`` with the JSON error.
+    Both carry ``Retry-After``.
+    """
+    retry_after = max(1, int(retry_after))
+    headers = {"Retry-After": str(retry_after)}
+    if "text/event-stream" not in request.headers.get("Accept", ""):
+        return json_error(status, message, headers)
+    retry_ms = int(retry_after * 1000 * (1 + random.random() / 2))
+    body = sse.retry(retry_ms) + sse.event("busy", json.dumps(
+        {"error": message, "status": status, "retry_after": retry_after}))
+    return Response(body, mimetype="text/event-stream", headers={"Cache-Control": "no-cache", **headers})
+
+
+@bp.post("/rooms/<room>/typing")
+@guard.limiter.limit(guard.rate("POST_RATE_SESSION"), key_func=guard.session_key)
+def typing(room):
+    """Tell the room this person is typing: 204 (broadcast at most once per interval), 401 if
+    not signed in. Never stored: the room's streams show it for a few seconds."""
+    room = _room_or_400(room)
+    name, _ = identity.current()
+    if not name:
+        return json_error(401, "Sign in to show that you are typing.", code="signed_out")
+    current_app.extensions["typing"].signal(room, name)
+    return "", 204
+
+
+@bp.get("/rooms/<room>/presence")
+def room_presence(room):
+    """Return who is online in the room: {"room", "online": [names]}."""
+    room = _room_or_400(room)
+    return jsonify(room=room, online=current_app.extensions["presence"].online(room))
+
+
+def _int_arg(name, default, low, high):
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        abort(400, "%s must be a whole number from %d to %d." % (name, low, high))
+    if not low <= value <= high:
+        abort(400, "%s must be a whole number from %d to %d." % (name, low, high))
+    return value

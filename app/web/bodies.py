@@ -1,0 +1,114 @@
+"""Request bodies: read within a time limit before anything else sees them, parsed as JSON safely.
+
+A client that announces ``Content-Length: 500`` and then sends nothing would otherwise hold its
+connection (and one of the worker's ``worker_connections``) for ever: gunicorn's ``timeout`` is
+the worker's liveness, not a request's, and its keep-alive timeout covers only the headers. The
+outermost middleware reads the whole body (at most ``MAX_CONTENT_LENGTH`` bytes) under one
+deadline and answers 408 when the client does not finish in time.
+"""
+import io
+import json
+import logging
+import socket
+
+import gevent
+from flask.json.provider import DefaultJSONProvider
+
+from . import headers, request_ids
+
+logger = logging.getLogger(__name__)
+
+SLOW_BODY = "The request body did not arrive in time. Please try again."
+TOO_DEEP = "The JSON body is nested too deeply."
+
+
+def loads(raw):
+    """Parse JSON text or UTF-8 bytes; every failure, deep nesting included, is a ValueError.
+
+    Python's parser recurses once per ``[`` or ``{``: 20,000 of them raise RecursionError,
+    which no caller expects from a parse (it escaped as gunicorn's HTML 500).
+    """
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise ValueError(TOO_DEEP) from None
+
+
+class JSONProvider(DefaultJSONProvider):
+    """Flask's JSON, parsing bodies with ``loads`` (``request.get_json`` then answers 400)."""
+
+    def loads(self, s, **kwargs):
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError:
+            raise ValueError(TOO_DEEP) from None
+
+
+class BodyDeadline:
+    """WSGI middleware: the whole request body within ``seconds``, or 408 and the connection closed."""
+
+    def __init__(self, wsgi_app, seconds, max_body):
+        self.next, self.seconds, self.max_body = wsgi_app, float(seconds), int(max_body)
+
+    def __call__(self, environ, start_response):
+        length = environ.get("CONTENT_LENGTH") or ""
+        chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        if not chunked:
+            try:
+                want = int(length) if length else 0
+            except ValueError:
+                return self.next(environ, start_response)  # Flask refuses it
+            if want <= 0 or want > self.max_body:
+                return self.next(environ, start_response)  # nothing to read, or a 413 unread
+        else:
+            want = self.max_body + 1  # one byte past the limit lets Flask answer 413
+        body = environ["wsgi.input"]
+        timer = gevent.Timeout(self.seconds)
+        timer.start()
+        try:
+            raw = _read(body, want)
+        except gevent.Timeout as exc:
+            if exc is not timer:
+                raise
+            return self._too_slow(environ, start_response)
+        finally:
+            timer.close()
+        environ["wsgi.input"] = io.BytesIO(raw)  # what Flask and the fast path read
+        return self.next(environ, start_response)
+
+    def _too_slow(self, environ, start_response):
+        logger.info("request body too slow path=%s seconds=%s", environ.get("PATH_INFO"), self.seconds)
+        body = json.dumps({"error": SLOW_BODY}).encode()
+        start_response("408 Request Timeout", [
+            ("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+            ("X-Request-ID", request_ids.request_id(environ)), *headers.PLAIN])
+        return _ThenClose([body], environ.get("gunicorn.socket"))
+
+
+def _read(stream, size):
+    parts, left = [], size
+    while left > 0:
+        data = stream.read(left)
+        if not data:
+            break  # the client closed early: Flask sees a short body and refuses it
+        parts.append(data)
+        left -= len(data)
+    return b"".join(parts)
+
+
+class _ThenClose:
+    """A response body after which the connection is shut: the rest of the request body never
+    comes, so the connection cannot carry another request."""
+
+    def __init__(self, chunks, sock):
+        self.chunks, self.sock = chunks, sock
+
+    def __iter__(self):
+        return iter(self.chunks)
+
+    def close(self):  # gunicorn calls this after writing the whole response
+        if self.sock is not None:
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass

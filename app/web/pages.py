@@ -1,0 +1,188 @@
+"""Server-rendered pages: the lobby and a room. Both work with JavaScript off.
+
+A room page can show, besides the live room, an older page of its history (``?before=<id>``)
+and a conversation with one person (``?with=<name>``): direct messages have their own panel
+and composer, never the room's.
+"""
+import json
+import logging
+import time
+import uuid
+from datetime import datetime, timezone
+
+import redis
+from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, url_for
+
+from ..ops import broker
+from ..people import identity, names
+from ..rooms import keys, messages, timeline
+
+logger = logging.getLogger(__name__)
+bp = Blueprint("pages", __name__)
+
+DIRECT_SCAN = 200      # newest direct messages a room page reads for its conversations panel
+CONVERSATIONS = 10     # people listed under "Direct messages"
+NO_ONE = "There is no one by that name."
+
+
+@bp.get("/")
+def lobby():
+    """List recently active rooms and offer to join one."""
+    return lobby_page()
+
+
+@bp.get("/go")
+def go():
+    """Join a room by name: the lobby's form lands here."""
+    typed = request.args.get("room", "").strip()
+    room = keys.canonical_room(typed)
+    if room is None:
+        return lobby_page(error="“%s” is not a room name. %s" % (typed[:80], keys.ROOM_RULE),
+                          typed=typed, status=400)
+    return redirect(url_for("pages.room", room=room), 303)
+
+
+@bp.get("/rooms/<room>")
+def room(room):
+    """Render a room: recent messages, the message form and the live feed."""
+    canonical = keys.canonical_room(room)
+    if canonical is None:
+        abort(404, "There is no room with that name. " + keys.ROOM_RULE)
+    if canonical != room:  # one address per room: "Lobby" and "ＬＯＢＢＹ" lead to "lobby"
+        query = request.query_string.decode("latin-1")  # kept as sent (?before=, ...)
+        return redirect(url_for("pages.room", room=canonical) + ("?" + query if query else ""), 301)
+    before = request.args.get("before")
+    if before is not None:
+        before = keys.parse_stream_id(before)
+        if before is None:
+            abort(400, "That link to older messages is broken: “before” must be a message id "
+                       "such as 1732371730000-0.")
+    other = request.args.get("with")
+    if other is not None:
+        try:
+            other = messages.check_name(other)
+        except messages.Invalid:
+            abort(404, NO_ONE)
+    return room_page(room, before=before, other=other)
+
+
+@bp.get("/rooms/<room>/here.css")
+def here(room):
+    """Mark a signed-in person online in a room their page shows with JavaScript off.
+
+    Only such a page asks: the room page names this stylesheet inside <noscript>. The presence
+    lasts as long as an idle name stays claimed (RIPPLE_NAME_IDLE_SECONDS).
+    """
+    room = keys.canonical_room(room)
+    name, sid = identity.shown(), identity.shown_sid()
+    if room and name and sid:
+        try:
+            current_app.extensions["presence"].visit(room, name, sid, current_app.config["NAME_IDLE_SECONDS"])
+        except redis.RedisError as exc:  # a stylesheet: the page already says the service is down
+            current_app.extensions["outage"].failed("here.css", exc)
+    return Response("", mimetype="text/css", headers={"Cache-Control": "no-store"})
+
+
+def room_page(room, error=None, text="", status=200, key=None, before=None, other=None,
+              dm_error=None, dm_text="", dm_key=None):
+    """Render a room page, optionally with a form error and the text the person typed.
+
+    ``key`` is the idempotency key the failed post carried: the form sends it again, so a retry
+    of a post that was stored after all returns the original instead of storing it twice.
+    ``other``: the person whose conversation is open (its form's error, text and key: ``dm_*``).
+    """
+    cfg = current_app.config
+    user, sid = identity.shown(), identity.shown_sid()
+    unavailable = False
+    directs = []
+    try:
+        store = broker.get_store()
+        found, more = store.page(room, before, cfg["ROOM_PAGE_MESSAGES"])
+        online = current_app.extensions["presence"].online(room)
+        if user:
+            directs = store.directs(sid, DIRECT_SCAN)
+    except redis.RedisError as exc:
+        current_app.extensions["outage"].failed("room page", exc)
+        found, more, online, unavailable = [], False, [], True
+    now = int(time.time() * 1000)
+    shown = [json.loads(raw) for raw in found]
+    if user and user not in online:
+        # This page is the person's presence until its stream (if any) says so; without
+        # JavaScript there is no stream at all, and the list must still show them.
+        online = sorted(online + [user])
+    directs = [json.loads(raw) for raw in directs]
+    conversation = None
+    if other is not None and user:
+        conversation = timeline.arrange([m for m in directs if _other(m, user) == names.fold(other)],
+                                        lambda m: m["from"], now)
+    # The room part only: a fresh stream replays the newest direct messages, which the page's
+    # lists drop by id, and which a tab leading the browser's shared stream keeps for the others.
+    cursor = shown[-1]["id"] if shown else ("" if unavailable else "0-0")
+    older_url = None
+    if more and shown:
+        older_url = url_for("pages.room", room=room, before=shown[0]["id"],
+                            **({"with": other} if other else {}))
+    return render_template(
+        "room.html", room=room, log=timeline.arrange(shown, lambda m: m["user"], now), more=more,
+        older_url=older_url, archive=before is not None,
+        dm_action=url_for("direct.post_direct", name=other, room=room) if other else None,
+        dm_idempotency_key=dm_key or uuid.uuid4().hex,
+        cursor=cursor, error=error, text=text or "", user=user,
+        idempotency_key=key or uuid.uuid4().hex, unavailable=unavailable, online=online,
+        other=other, conversation=conversation, dm_error=dm_error, dm_text=dm_text or "",
+        conversations=_conversations(directs, user) if user else [],
+        backlog=cfg["ROOM_PAGE_MESSAGES"], max_chars=cfg["MAX_MESSAGE_CHARS"], client=_client_config(),
+        group_seconds=timeline.GROUP_SECONDS), status
+
+
+def sign_in_page(error=None, typed="", target=None, status=200):
+    """The name form on its own page, with an error and the name typed kept."""
+    return render_template("signin.html", error=error, typed=typed,
+                           target=target or url_for("pages.lobby")), status
+
+
+def lobby_page(error=None, typed="", status=200, notice=None):
+    """The lobby; ``error`` belongs to its join form, ``notice`` to the page (a failed Leave)."""
+    try:
+        rooms = broker.get_store().rooms(current_app.config["LOBBY_ROOMS"])
+        counts = current_app.extensions["presence"].online_counts([r["room"] for r in rooms])
+        for entry, count in zip(rooms, counts):
+            entry["online"] = count
+    except redis.RedisError as exc:
+        current_app.extensions["outage"].failed("lobby", exc)
+        rooms = None
+    for entry in rooms or []:
+        entry["when"] = _iso(entry["last"])
+    return render_template("lobby.html", rooms=rooms, error=error, typed=typed, notice=notice,
+                           user=identity.shown()), status
+
+
+def _other(message, me):
+    """The normalized name of the other person in a direct message (oneself in a note to self)."""
+    sender = names.fold(message["from"])
+    return names.fold(message["to"]) if sender == names.fold(me) else sender
+
+
+def _conversations(directs, me):
+    """The people one has direct messages with, the most recent first: name, last message."""
+    people = {}
+    for message in reversed(directs):
+        other = _other(message, me)
+        if other not in people:
+            name = message["to"] if names.fold(message["from"]) == names.fold(me) else message["from"]
+            people[other] = {"name": name, "last": message}
+        if len(people) == CONVERSATIONS:
+            break
+    return list(people.values())
+
+
+def _iso(ms):
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="seconds")
+
+
+def _client_config():
+    cfg = current_app.config
+    # The page's script needs the heartbeat to tell a quiet stream from a dead one.
+    return {"maxChars": cfg["MAX_MESSAGE_CHARS"],
+            "heartbeatMs": int(float(cfg["HEARTBEAT_SECONDS"]) * 1000),
+            "postTimeoutMs": int(float(cfg["POST_TIMEOUT_SECONDS"]) * 1000)}
