@@ -164,9 +164,10 @@ def post_worker_init(worker):
     # check does not hold every stream of the worker meanwhile.
     from app.people import names
     names.fold("ripple")
-    hub = getattr(worker.wsgi, "extensions", {}).get("hub")
-    if hub is None:
+    ripple = getattr(worker.wsgi, "extensions", {}).get("ripple")  # app/ops/services.py
+    if ripple is None:
         return
+    hub = ripple.hub
     import gevent
     gevent.spawn(_drain_on_exit, worker, hub)
     hub.watch_failovers()

@@ -26,8 +26,7 @@ from pathlib import Path
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .delivery import stream
-from .ops import broker, cli, embedded_redis, health, metrics, settings
+from .ops import cli, embedded_redis, health, metrics, services, settings
 from .people import account_cli, account_views, direct, identity, oidc, sessions, tokens, tokens_cli
 from .web import api, bodies, cors, errors, fastpost, guard, headers, pages, request_ids
 
@@ -61,7 +60,7 @@ def create_app(test_config=None):
                                        app.config["MAX_CONTENT_LENGTH"])
     app.wsgi_app = errors.LastResort(app.wsgi_app)  # outermost: JSON even if a layer fails
     request_ids.init_app(app)
-    broker.init_app(app)
+    services.init_app(app)  # app.extensions["ripple"]: every shared service, built in order
     tokens.init_app(app)  # publish tokens: the global one and scoped ones in Redis
     guard.init_app(app)
     errors.init_app(app)
@@ -69,7 +68,6 @@ def create_app(test_config=None):
     cors.init_app(app)
     oidc.init_app(app)
     metrics.init_app(app)
-    app.extensions["hub"] = stream.Hub(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)

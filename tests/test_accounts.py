@@ -487,7 +487,7 @@ def test_moving_parked_direct_messages_keeps_one_parked_meanwhile(app, redis_cli
     import uuid
 
     from app.rooms.keys import PersonKeys
-    store = app.extensions["store"]
+    store = app.extensions["ripple"].store
     parked, session = "parked-" + uuid.uuid4().hex[:8], "sid-" + uuid.uuid4().hex[:8]
     log = PersonKeys(parked).log
     first = redis_client.xadd(log, {"m": '"from":"ann","to":"bob","text":"one"}'})

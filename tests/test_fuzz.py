@@ -280,7 +280,7 @@ def test_a_browser_signs_in_with_any_name_and_posts_as_it_or_gets_a_4xx(fuzz_app
     if not valid_name(name):
         assert_json_error(response)
         return
-    if response.status_code == 409 or fuzz_app.extensions["names"].is_reserved(name):
+    if response.status_code == 409 or fuzz_app.extensions["ripple"].names.is_reserved(name):
         assert_json_error(response)  # held by someone (another test's name), or the service's
         return
     assert response.status_code == 200, (response.status_code, response.get_data()[:300])

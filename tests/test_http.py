@@ -47,7 +47,7 @@ def test_history_returns_messages_oldest_first(client, room):
 def test_history_is_capped_at_the_configured_length(app, room):
     app.config["HISTORY_LENGTH"] = 5
     from app.rooms.store import Store
-    app.extensions["store"] = Store(app.extensions["redis"], 5, 60)
+    app.extensions["ripple"].store = Store(app.extensions["ripple"].redis, 5, 60)
     client = app.test_client()
     for i in range(8):
         post_json(client, room, {"text": "m%d" % i, "user": "ann"})
@@ -206,7 +206,7 @@ def test_cli_publish_rejects_a_bad_room(redis_url):
 
 def test_lobby_shows_how_many_people_are_online(app, client, room):
     post_json(client, room, {"text": "hi", "user": "ann"})
-    presence = app.extensions["presence"]
+    presence = app.extensions["ripple"].presence
     for name in ("ann", "bob"):
         for tab in ("tab1", "tab2"):  # two tabs each: still one person each
             presence.join(room, name, "sid-" + name, tab)

@@ -224,7 +224,7 @@ def limited_app(redis_url):
 
 
 def test_a_scoped_token_has_its_own_rate_limit_on_both_paths_and_the_global_one_none(limited_app, room):
-    token, _ = limited_app.extensions["tokens"].create("rate-" + uuid.uuid4().hex[:6], room, ["feed"])
+    token, _ = limited_app.extensions["ripple"].tokens.create("rate-" + uuid.uuid4().hex[:6], room, ["feed"])
     client = limited_app.test_client()
     auth = {"Authorization": "Bearer " + token}
     for i in range(3):
@@ -239,7 +239,7 @@ def test_a_scoped_token_has_its_own_rate_limit_on_both_paths_and_the_global_one_
 
 
 def test_rooms_a_scoped_token_creates_count_against_the_new_room_caps(limited_app, room):
-    token, _ = limited_app.extensions["tokens"].create("rooms-" + uuid.uuid4().hex[:6], room + "*", ["feed"])
+    token, _ = limited_app.extensions["ripple"].tokens.create("rooms-" + uuid.uuid4().hex[:6], room + "*", ["feed"])
     client = limited_app.test_client()
     auth = {"Authorization": "Bearer " + token}
     assert client.post("/rooms/%s-a/messages" % room, json={"text": "new"}, headers=auth).status_code == 201
@@ -272,7 +272,7 @@ def test_a_scoped_tokens_json_post_takes_the_fast_path_and_a_refused_one_goes_to
             self.next = nxt
     monkeypatch.setattr(fastpost.FastPublish, "__call__", spy)
     client = limited_app.test_client()
-    token, _ = limited_app.extensions["tokens"].create("fast-" + uuid.uuid4().hex[:6], room + "*", ["feed"])
+    token, _ = limited_app.extensions["ripple"].tokens.create("fast-" + uuid.uuid4().hex[:6], room + "*", ["feed"])
     auth = {"Authorization": "Bearer " + token}
     assert client.post("/rooms/%s/messages" % room, json={"text": "new room"}, headers=auth).status_code == 201
     assert handed == ["/rooms/%s/messages" % room]  # creating the room: Flask counts it

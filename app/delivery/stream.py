@@ -111,13 +111,13 @@ def come_back(retry_ms):
 class Hub:
     """What every stream of an app shares: Redis access, registries, metrics and timings."""
 
-    def __init__(self, app):
-        ext, cfg = app.extensions, app.config
-        self.store, self.listeners = ext["store"], ext["redis_listeners"]
-        self.presence, self.names, self.metrics = ext["presence"], ext["names"], ext["metrics"]
-        self.addresses = ext["addresses"]
-        self.sessions = ext["sessions"]
-        self.outage = ext["outage"]
+    def __init__(self, ripple, cfg):
+        """``ripple``: the app's Services (app/ops/services.py); ``cfg``: its config mapping."""
+        self.store, self.listeners = ripple.store, ripple.listeners
+        self.presence, self.names, self.metrics = ripple.presence, ripple.names, ripple.metrics
+        self.addresses = ripple.addresses
+        self.sessions = ripple.sessions
+        self.outage = ripple.outage
         self.streams = Streams(cfg["MAX_STREAMS_PER_WORKER"])
         self.heartbeat = float(cfg["HEARTBEAT_SECONDS"])
         self.retry_ms = int(cfg["RETRY_MS"])

@@ -12,7 +12,8 @@ from redis.exceptions import RedisClusterException
 from ..rooms import keys, messages
 from ..rooms.store import Store, unconfirmed
 from ..web.fastpost import UNCONFIRMED
-from . import broker, settings, topology
+from . import settings, topology
+from .services import services
 
 bp = Blueprint("cli", __name__, cli_group=None)
 
@@ -84,7 +85,7 @@ def _checked_publish(store, room, text, user, max_chars, idempotency_key=None, a
 def publish_command(room, text, user, idempotency_key):
     """Publish TEXT to ROOM and print the stored message as JSON."""
     try:
-        click.echo(_checked_publish(broker.get_store(), room, text, user,
+        click.echo(_checked_publish(services().store, room, text, user,
                                     current_app.config["MAX_MESSAGE_CHARS"], idempotency_key))
     except messages.Invalid as exc:
         click.echo("error: %s" % exc, err=True)

@@ -2,7 +2,7 @@
 import redis
 from flask import Blueprint, current_app, jsonify
 
-from . import broker
+from .services import services
 
 bp = Blueprint("health", __name__)
 
@@ -17,12 +17,12 @@ def healthz():
 def readyz():
     """Answer 200 only when Redis answers a PING."""
     try:
-        broker.get_store().ping()
+        services().store.ping()
     except redis.RedisError as exc:
-        current_app.extensions["outage"].failed("readyz", exc)
+        services().outage.failed("readyz", exc)
         response = jsonify(status="unavailable", redis=False)
         response.status_code = 503
         response.headers["Retry-After"] = str(current_app.config["REDIS_RETRY_AFTER"])
         return response
-    current_app.extensions["outage"].ok()
+    services().outage.ok()
     return jsonify(status="ok", redis=True)

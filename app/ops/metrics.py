@@ -19,7 +19,7 @@ from prometheus_client import (
     multiprocess,
 )
 
-from .outage import OutageLog
+from .services import services
 
 bp = Blueprint("metrics", __name__)
 
@@ -62,8 +62,7 @@ class Metrics:
 
 
 def init_app(app):
-    app.extensions["metrics"] = Metrics()
-    app.extensions["outage"] = OutageLog(app.extensions["metrics"])
+    """Serve /metrics (the Metrics object itself is one of app/ops/services.py's)."""
     app.register_blueprint(bp)
 
 
@@ -94,5 +93,5 @@ def metrics():
     """Serve every worker's metrics, summed, in Prometheus text format."""
     if not allowed():
         abort(403, NOT_YOURS)
-    return Response(generate_latest(current_app.extensions["metrics"].registry),
+    return Response(generate_latest(services().metrics.registry),
                     mimetype=CONTENT_TYPE_LATEST)

@@ -5,6 +5,7 @@ import click
 import redis
 from flask import Blueprint, current_app
 
+from ..ops.services import services
 from ..rooms import messages
 from . import accounts, identity
 
@@ -60,7 +61,7 @@ def list_command():
 
 
 def _accounts():
-    return current_app.extensions["accounts"]
+    return services().accounts
 
 
 def _find(name):

@@ -4,6 +4,7 @@ from flask import Blueprint, current_app, jsonify, redirect, render_template, re
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import generate_csrf
 
+from ..ops.services import services
 from ..rooms import messages
 from ..web import guard
 from ..web.replies import json_error, require_utf8_form, wants_json
@@ -64,16 +65,16 @@ def register():
 
 
 def _create(name, password):
-    names = current_app.extensions["names"]
+    names = services().names
     try:
         name = messages.check_name(name)
         if names.is_reserved(name):
             raise Refused("“%s” is reserved for the service itself. Pick another name." % name, 422)
-        return current_app.extensions["accounts"].create(name, password, previous_sid=identity.current()[1])
+        return services().accounts.create(name, password, previous_sid=identity.current()[1])
     except (messages.Invalid, accounts.Invalid) as exc:
         raise Refused(str(exc), exc.status) from None
     except accounts.NameInUse:
-        if current_app.extensions["accounts"].id_for(name):
+        if services().accounts.id_for(name):
             raise Refused(accounts.SENTENCES["taken"] % name, 409) from None
         raise Refused(identity.taken(name), 409) from None
 
@@ -114,7 +115,7 @@ def _change(current, new):
     if not isinstance(current, str) or not isinstance(new, str):
         raise Refused("Current and new password must be strings.", 400)
     limit_attempts(name)
-    store = current_app.extensions["accounts"]
+    store = services().accounts
     account = store.authenticate(name, current)
     if account is None or account["id"] != account_id:
         raise Refused(accounts.SENTENCES["current"], 401)
@@ -161,7 +162,7 @@ def _administered(name):
         raise Refused(NOT_SIGNED_IN, 401)
     if not person["admin"]:
         raise Refused(NOT_ADMIN, 403)
-    store = current_app.extensions["accounts"]
+    store = services().accounts
     account = store.get(store.id_for(name)) if isinstance(name, str) and name else None
     if account is None:
         raise Refused("There is no account called “%s”." % name[:80], 404)
@@ -196,6 +197,6 @@ def _register_page(error=None, typed="", target=None, status=200):
 
 def _account_page(error=None, notice=None, status=200):
     person = describe()
-    listed = current_app.extensions["accounts"].all() if person and person["admin"] else None
+    listed = services().accounts.all() if person and person["admin"] else None
     return render_template("account.html", person=person, error=error, notice=notice,
                            accounts=listed), status

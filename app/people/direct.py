@@ -4,7 +4,7 @@ import logging
 from flask import Blueprint, Response, abort, current_app, redirect, request, url_for
 from werkzeug.routing import BaseConverter
 
-from ..ops import broker
+from ..ops.services import services
 from ..rooms import keys, messages
 from ..web import api, guard
 from ..web.replies import json_error, wants_page
@@ -47,19 +47,19 @@ def post_direct(name):
         if found is not None:  # an account: every device it is signed in on, here or not
             held, sids, waiting = found
         else:
-            owner = current_app.extensions["names"].owner(recipient)
+            owner = services().names.owner(recipient)
             # The holder's own spelling: a look-alike of a name reaches the one person who has it.
-            held = current_app.extensions["sessions"].name_of(owner, refresh=False) if owner else None
+            held = services().sessions.name_of(owner, refresh=False) if owner else None
             sids = [owner]
         if held is None:
             raise messages.Invalid("No one called “%s” is here right now." % recipient, 404)
         for sid in sids:  # the same key: the sender's copy is stored once, each device's once
-            stored, created = broker.get_store().publish_direct(sender, (held, sid), text, key, bot)
+            stored, created = services().store.publish_direct(sender, (held, sid), text, key, bot)
     except messages.Invalid as exc:
         if page:
             abort(exc.status, str(exc))
         return json_error(exc.status, str(exc))
-    current_app.extensions["metrics"].published.labels("direct").inc()
+    services().metrics.published.labels("direct").inc()
     if page:
         return redirect(sessions.safe_next(request.form.get("next")), 303)
     headers = {"Ripple-Delivery": "waiting"} if waiting else {}
@@ -71,7 +71,7 @@ def _account_sessions(recipient):
     look-alike) is an account (signed in nowhere: its parking log); (None, [], False) for a
     disabled one; None when no account has the name. Messages to an account reach every device it
     is signed in on (each resumes by its own cursor), and wait in their logs while it is away."""
-    accounts, sessions = current_app.extensions["accounts"], current_app.extensions["sessions"]
+    accounts, sessions = services().accounts, services().sessions
     account = accounts.get(accounts.id_for(recipient))
     if account is None:
         return None

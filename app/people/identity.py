@@ -9,6 +9,7 @@ import redis
 from flask import abort, current_app, g, request, session
 from flask.sessions import SecureCookieSessionInterface
 
+from ..ops.services import services
 from ..rooms import keys, messages
 from . import accounts, jwts
 from .names import Names, NameTaken, fold  # noqa: F401 - re-exported: who holds which name
@@ -108,29 +109,6 @@ class Sessions:
         """Record session ``sid``: an account's (``account`` id), a host application's user
         (``sub``, from a token whose ``exp`` is ``until``, epoch seconds: the session ends
         then), or a guest's."""
-        record, ttl = self._shape(name, account, sub, until, rooms)
-        self.redis.set(keys.PersonKeys(sid).session, json.dumps(record), ex=ttl)
-
-    def ensure(self, sid, name, sub, until=None, rooms=None):
-        """Make session ``sid`` of a user named anew on every request (a token, a trusted
-        proxy's header) stand, writing only when its record is missing or says something else,
-        or has less than half its life left: a request costs a GET and a PTTL in one round
-        trip, not a write. Arguments as create()'s."""
-        record, ttl = self._shape(name, None, sub, until, rooms)
-        key = keys.PersonKeys(sid).session
-        with self.redis.pipeline(transaction=False) as pipe:
-            pipe.get(key)
-            pipe.pttl(key)
-            raw, left_ms = pipe.execute()
-        try:
-            same = raw is not None and json.loads(raw) == record
-        except ValueError:
-            same = False
-        if not same or left_ms < ttl * 500:
-            self.redis.set(key, json.dumps(record), ex=ttl)
-
-    def _shape(self, name, account, sub, until, rooms):
-        """A session's record and its time to live (s)."""
         record = {"name": name}
         if account:
             record["account"] = account
@@ -141,7 +119,7 @@ class Sessions:
         if rooms is not None:  # the token's rooms claim: only these rooms, by pattern
             record["rooms"] = list(rooms)
         ttl = self.lifetime if until is None else max(1, min(self.lifetime, int(until - time.time())))
-        return record, ttl
+        self.redis.set(keys.PersonKeys(sid).session, json.dumps(record), ex=ttl)
 
     def record(self, sid, refresh=True):
         """{"name", "account"?} of session ``sid``, or None if it ended (refreshes its expiry)."""
@@ -204,7 +182,7 @@ def current():
         if failed is not None:  # asked already in this request: a slow Redis costs one timeout
             raise failed
         try:
-            record = current_app.extensions["sessions"].record(sid)
+            record = services().sessions.record(sid)
         except redis.RedisError as exc:
             g.ripple_redis_failed = exc
             raise
@@ -238,7 +216,7 @@ def _proxied_person(user):
     except messages.Invalid as exc:
         abort(400, "The name your sign-in proxy sent is not usable here: %s" % exc)
     sid = jwts.session_id("proxy\0" + name)  # never the session of a token whose sub is the same
-    current_app.extensions["sessions"].ensure(sid, name, sub=name)
+    services().sessions.create(sid, name, sub=name)
     g.ripple_person, g.ripple_account, g.ripple_sub, g.ripple_rooms = (name, sid), None, name, None
     return g.ripple_person
 
@@ -246,13 +224,13 @@ def _proxied_person(user):
 def _token_person(token):
     """(name, sid) of the user a valid token names; raises jwts.Refused (401) otherwise. Their
     session record lives until the token's ``exp``: streams opened with it end then."""
-    claims = current_app.extensions["jwts"].claims(token)
+    claims = services().jwts.claims(token)
     try:
         name = messages.check_name(claims["name"])
     except messages.Invalid:
         raise jwts.Refused("claims") from None
     sid = jwts.session_id(claims["sub"])
-    current_app.extensions["sessions"].ensure(sid, name, claims["sub"], until=claims["exp"],
+    services().sessions.create(sid, name, sub=claims["sub"], until=claims["exp"],
                                               rooms=claims["rooms"])
     g.ripple_person, g.ripple_account, g.ripple_sub = (name, sid), None, claims["sub"]
     g.ripple_rooms, g.ripple_expires = claims["rooms"], claims["exp"]
@@ -310,7 +288,7 @@ def shown():
     try:
         name, sid = current()
         if name:
-            current_app.extensions["names"].claim(name, sid, account=account())
+            services().names.claim(name, sid, account=account())
     except NameTaken:
         pass  # the page still says who they are; their next post says what happened
     except redis.RedisError:
@@ -329,10 +307,10 @@ def sign_in(name, account=None, token=None):
     Raises messages.Invalid for a reserved name, NameTaken when someone else holds it (or, for
     a guest, when an account has it).
     """
-    names = current_app.extensions["names"]
+    names = services().names
     if account is None and names.is_reserved(name):
         raise messages.Invalid("“%s” is reserved for the service itself. Pick another name." % name)
-    sessions = current_app.extensions["sessions"]
+    sessions = services().sessions
     old_name, old_sid = current()
     old_account = g.get("ripple_account")
     # A token user's devices share one session, derived from their ``sub`` (app/people/jwts.py).
@@ -343,7 +321,7 @@ def sign_in(name, account=None, token=None):
         sessions.revoke(old_sid)
         names.release(old_name, old_sid)  # a no-op if the claim just moved to ``sid``
         if old_account:
-            current_app.extensions["accounts"].remove_session(old_account, old_sid)
+            services().accounts.remove_session(old_account, old_sid)
     session.clear()  # a new CSRF secret too
     session.update(name=name, sid=sid)
     session.permanent = True
@@ -351,14 +329,14 @@ def sign_in(name, account=None, token=None):
     g.ripple_sub = token["sub"] if token else None
     g.ripple_rooms = token.get("rooms") if token else None
     if account is not None:
-        accounts = current_app.extensions["accounts"]
+        accounts = services().accounts
         accounts.add_session(account, sid)
         found = accounts.get(account)
         if found is None or found["disabled"]:  # disabled meanwhile: it missed this session
             sign_out()
             raise Disabled()
         # Direct messages sent while it was signed in nowhere (app/people/direct.py) arrive now.
-        current_app.extensions["store"].move_direct("parked-" + account, sid)
+        services().store.move_direct("parked-" + account, sid)
 
 
 class Disabled(Exception):
@@ -370,10 +348,10 @@ def sign_out():
     name, sid = current()
     account_id = g.get("ripple_account")
     if sid:  # revoked first: a stream's heartbeat between the two then cannot re-claim
-        current_app.extensions["sessions"].revoke(sid)
-        current_app.extensions["names"].release(name, sid)
+        services().sessions.revoke(sid)
+        services().names.release(name, sid)
         if account_id:
-            current_app.extensions["accounts"].remove_session(account_id, sid)
+            services().accounts.remove_session(account_id, sid)
     session.clear()
     g.ripple_person, g.ripple_account = (None, None), None
 
@@ -382,15 +360,15 @@ def disable_account(account_id, disabled=True):
     """Disable (or enable) an account; disabling ends all its sessions and streams at once.
     Returns how many sessions ended. The flag goes first: a sign-in racing this one sees it
     (sign_in checks it again after registering its session)."""
-    current_app.extensions["accounts"].set_flag(account_id, "disabled", disabled)
+    services().accounts.set_flag(account_id, "disabled", disabled)
     return end_account_sessions(account_id) if disabled else 0
 
 
 def end_account_sessions(account_id, keep=None):
     """End every session of an account (but ``keep``) on every worker and host: each one's
     record goes, its name claim goes, its open streams get the signed-out word and end."""
-    accounts = current_app.extensions["accounts"]
-    sessions, names = current_app.extensions["sessions"], current_app.extensions["names"]
+    accounts = services().accounts
+    sessions, names = services().sessions, services().names
     ended = 0
     for sid in accounts.session_ids(account_id):
         if sid == keep:
@@ -406,8 +384,8 @@ def end_account_sessions(account_id, keep=None):
 
 def taken(name):
     """The sentence for a name someone else holds: true to whether they are here right now."""
-    names, sessions = current_app.extensions["names"], current_app.extensions["sessions"]
-    if current_app.extensions["accounts"].id_for(name):
+    names, sessions = services().names, services().sessions
+    if services().accounts.id_for(name):
         return accounts.SENTENCES["taken"] % name
     owner = names.owner(name)
     held = sessions.name_of(owner, refresh=False) if owner else None

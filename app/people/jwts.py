@@ -12,6 +12,7 @@ import re
 import jwt
 from flask import current_app, request
 
+from ..ops.services import services
 from ..rooms import messages
 from . import tokens
 
@@ -100,7 +101,7 @@ def room_ok(patterns, room):
 def bearer():
     """The JWT this request carries as ``Authorization: Bearer``, or None (none, another kind
     of Bearer such as a publish token, or tokens not set up)."""
-    if not current_app.extensions["jwts"].enabled:
+    if not services().jwts.enabled:
         return None
     header = request.headers.get("Authorization", "")
     value = header[7:].strip() if header.startswith("Bearer ") else ""
@@ -112,7 +113,7 @@ def bearer():
 def presented():
     """The JWT this request carries: its Bearer header, or ``?token=`` on a stream; or None."""
     found = bearer()
-    if found is None and request.endpoint == STREAM_ENDPOINT and current_app.extensions["jwts"].enabled:
+    if found is None and request.endpoint == STREAM_ENDPOINT and services().jwts.enabled:
         found = request.args.get("token") or None
     return found
 

@@ -13,6 +13,7 @@ from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.flask_client import OAuth
 from flask import Blueprint, abort, current_app, redirect, request, session, url_for
 
+from ..ops.services import services
 from ..rooms import messages
 from ..web import targets
 from . import identity
@@ -39,18 +40,18 @@ def init_app(app):
         server_metadata_url=cfg["OIDC_ISSUER"].rstrip("/") + "/.well-known/openid-configuration",
         client_kwargs={"scope": "openid profile email", "code_challenge_method": "S256",
                        "timeout": float(cfg["REDIS_SOCKET_TIMEOUT"])})
-    app.extensions["oidc"] = oauth
+    services(app).oidc = oauth
 
 
 @bp.app_context_processor
 def _label():
     """``oidc_label``: the provider's name for the sign-in button, or None when off."""
-    on = "oidc" in current_app.extensions
+    on = services().oidc is not None
     return {"oidc_label": current_app.config["OIDC_NAME"] if on else None}
 
 
 def _client():
-    oauth = current_app.extensions.get("oidc")
+    oauth = services().oidc
     if oauth is None:
         abort(404, SENTENCES["off"])
     return oauth.oidc

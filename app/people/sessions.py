@@ -7,7 +7,7 @@ from flask import Blueprint, abort, current_app, jsonify, redirect, request, ses
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import generate_csrf
 
-from ..ops import broker
+from ..ops.services import flag, services
 from ..rooms import keys, messages
 from ..web import guard, pages, targets
 from ..web.replies import json_error, require_utf8_form, wants_json, wants_page
@@ -66,7 +66,7 @@ class Refused(Exception):
 
 
 def _sign_in_as_guest(name):
-    if not broker.flag(current_app.config["GUESTS"]):
+    if not flag(current_app.config["GUESTS"]):
         raise Refused(GUESTS_OFF, 403)
     try:
         name = messages.check_name(name)
@@ -81,7 +81,7 @@ def _sign_in_with_password(name, password):
     if not isinstance(name, str) or not isinstance(password, str):
         raise Refused("Name and password must be strings.", 400)
     limit_attempts(name)
-    account = current_app.extensions["accounts"].authenticate(name.strip(), password)
+    account = services().accounts.authenticate(name.strip(), password)
     if account is None:
         raise Refused(accounts.SENTENCES["wrong"], 401)
     if account["disabled"]:
@@ -98,7 +98,7 @@ def _sign_in_with_token(token):
     """A host application's signed token (app/people/jwts.py) names the person: its ``sub`` is their
     stable id, its ``name`` their display name, and the session ends when the token expires."""
     try:
-        claims = current_app.extensions["jwts"].claims(token)
+        claims = services().jwts.claims(token)
         name = messages.check_name(claims["name"])
         identity.sign_in(name, token=claims)
     except jwts.Refused as exc:
@@ -127,7 +127,7 @@ def describe():
     if not name:
         return None
     account_id = identity.account()
-    found = current_app.extensions["accounts"].get(account_id) if account_id else None
+    found = services().accounts.get(account_id) if account_id else None
     kind = "account" if account_id else "token" if identity.sub() else "guest"
     return {"name": name, "id": identity.uid(), "kind": kind, "admin": bool(found and found["admin"])}
 

@@ -24,9 +24,10 @@ import secrets
 import time
 import unicodedata
 
-from flask import current_app, request
+from flask import request
 from limits import parse_many
 
+from ..ops.services import services
 from ..rooms import messages
 from ..web.replies import json_error
 
@@ -238,10 +239,7 @@ class PublishTokens:
 
 
 def init_app(app):
-    """Keep the app's PublishTokens in app.extensions["tokens"]; answer a Refused as JSON."""
-    cfg = app.config
-    app.extensions["tokens"] = PublishTokens(app.extensions["redis"], cfg.get("PUBLISH_TOKEN"),
-                                             cfg["POST_RATE_TOKEN"])
+    """Answer a Refused as JSON (the PublishTokens object is one of app/ops/services.py's)."""
     app.register_error_handler(Refused, _refused)
 
 
@@ -252,7 +250,7 @@ def _refused(exc):
 
 def current():
     """This Flask request's Grant, or None for a browser (see PublishTokens.of_environ)."""
-    return current_app.extensions["tokens"].of_environ(request.environ)
+    return services().tokens.of_environ(request.environ)
 
 
 def record_key(token_id):

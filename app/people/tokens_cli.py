@@ -6,6 +6,7 @@ import click
 import redis
 from flask import Blueprint, current_app
 
+from ..ops.services import services
 from ..rooms import messages
 
 bp = Blueprint("tokens_cli", __name__, cli_group="tokens")
@@ -71,7 +72,7 @@ def revoke(name_or_id):
 
 
 def _tokens():
-    return current_app.extensions["tokens"]
+    return services().tokens
 
 
 def _describe(record):

@@ -7,7 +7,7 @@ import redis
 from flask import Blueprint, Response, abort, current_app, jsonify, redirect, request, url_for
 
 from ..delivery import sse, stream, wire
-from ..ops import broker
+from ..ops.services import services
 from ..people import identity, tokens
 from ..rooms import keys, messages
 from . import fastpost, guard, pages
@@ -45,13 +45,13 @@ def post_message(room):
         text = messages.check_text(text, current_app.config["MAX_MESSAGE_CHARS"])
         user = sender(user)
         key = messages.check_idempotency_key(key)
-        with current_app.extensions["metrics"].publish_seconds.time():
+        with services().metrics.publish_seconds.time():
             # The global token creates rooms freely; browsers and scoped tokens within caps.
-            stored, created = broker.get_store().publish(
+            stored, created = services().store.publish(
                 room, user, text, key, may_create=None if grant is not None and not grant.scoped
                 else guard.may_create_room, bot=grant is not None,
                 uid=None if grant is not None else identity.uid())
-        current_app.extensions["outage"].ok()
+        services().outage.ok()
     except messages.Invalid as exc:
         if page:
             return pages.room_page(room, error=str(exc), text=text, status=exc.status, key=kept_key(key))
@@ -59,14 +59,14 @@ def post_message(room):
     except redis.RedisError as exc:
         if not page:
             raise  # errors.py answers 503 (or 504 when the outcome is unknown) + Retry-After
-        current_app.extensions["outage"].failed("post", exc)
+        services().outage.failed("post", exc)
         status, code, sentence = fastpost.post_failure(exc)
         if code == "unavailable":
             sentence = "The message could not be sent: the service is unavailable."
         page, status = pages.room_page(room, error=sentence + " Your text is kept below; try again shortly.",
                                        text=text, status=status, key=kept_key(key))
         return page, status, {"Retry-After": str(current_app.config["REDIS_RETRY_AFTER"])}
-    current_app.extensions["metrics"].published.labels("room").inc()
+    services().metrics.published.labels("room").inc()
     if page:
         return redirect(url_for("pages.room", room=room), 303)
     return Response(stored, status=201 if created else 200, mimetype="application/json")
@@ -112,7 +112,7 @@ def sender(claimed):
     if not name:
         raise messages.Invalid("Sign in with a display name before posting.", 401)
     try:
-        current_app.extensions["names"].claim(name, sid, account=identity.account())
+        services().names.claim(name, sid, account=identity.account())
     except identity.NameTaken:
         raise messages.Invalid("Your name “%s” was taken by someone else while you were away. "
                                "Sign in again with another name." % name, 409) from None
@@ -139,7 +139,7 @@ def history(room):
         if bound[name] is None:
             abort(400, BAD_BOUND % name)
     limit = _int_arg("limit", cfg["PAGE_LIMIT_DEFAULT"], 1, cfg["PAGE_LIMIT_MAX"])
-    found, more_before, more_after = broker.get_store().window(room, limit=limit, **bound)
+    found, more_before, more_after = services().store.window(room, limit=limit, **bound)
     before, after = ("true" if more_before else "false"), ("true" if more_after else "false")
     body = '{"room":%s,"messages":[%s],"more":%s,"more_before":%s,"more_after":%s}' % (
         json.dumps(room), ",".join(found), before, before, after)
@@ -164,7 +164,7 @@ def events(room):
         logger.info("malformed cursor, streaming from now room=%s cursor=%.80r", room, raw)
     if request.method == "HEAD":  # the headers a stream would have, and no stream
         return Response(b"", mimetype="text/event-stream", headers={"Cache-Control": "no-cache"})
-    hub = current_app.extensions["hub"]
+    hub = services().hub
     streams = hub.streams
     if streams.draining:  # this worker is leaving: come back at once, to another one
         return Response(stream.come_back(int(cfg["RETRY_MS"])), mimetype="text/event-stream",
@@ -172,7 +172,7 @@ def events(room):
     if streams.full():
         return refuse_stream(503, "This server is at its stream limit; try again shortly.",
                              int(cfg["REDIS_RETRY_AFTER"]))
-    addresses = current_app.extensions["addresses"]
+    addresses = services().addresses
     if not addresses.admit(request.remote_addr or "-"):
         return refuse_stream(429, "Too many open streams from your network (the limit is %d). Close "
                              "a tab and try again." % cfg["MAX_STREAMS_PER_ADDRESS"],
@@ -190,7 +190,7 @@ def events(room):
     name, sid = identity.current()
     if name:
         try:
-            current_app.extensions["names"].claim(name, sid, account=identity.account())
+            services().names.claim(name, sid, account=identity.account())
             sub.name, sub.sid, sub.account = name, sid, identity.account()
             sub.expires = identity.expires()
         except identity.NameTaken:
@@ -240,7 +240,7 @@ def typing(room):
     name, _ = identity.current()
     if not name:
         return json_error(401, "Sign in to show that you are typing.", code="signed_out")
-    current_app.extensions["typing"].signal(room, name)
+    services().typing.signal(room, name)
     return "", 204
 
 
@@ -248,7 +248,7 @@ def typing(room):
 def room_presence(room):
     """Return who is online in the room: {"room", "online": [names]}."""
     room = _room_or_400(room)
-    return jsonify(room=room, online=current_app.extensions["presence"].online(room))
+    return jsonify(room=room, online=services().presence.online(room))
 
 
 def _int_arg(name, default, low, high):

@@ -14,6 +14,7 @@ from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from ..ops.services import services
 from . import api, bodies, fastpost, form_pages, guard, headers, request_ids
 from .replies import json_error, wants_json, wants_page
 
@@ -98,7 +99,7 @@ def _answer(exc, message, code=None):
 
 
 def _redis_error(exc):
-    current_app.extensions["outage"].failed(request.endpoint or "request", exc)
+    services().outage.failed(request.endpoint or "request", exc)
     retry = str(current_app.config["REDIS_RETRY_AFTER"])
     message = fastpost.store_failure(exc)
     if request.endpoint == "api.events":

@@ -16,6 +16,7 @@ from io import BytesIO
 
 import redis
 
+from ..ops.services import services
 from ..people import tokens
 from ..rooms import keys, messages, store
 from . import bodies, cors, headers, request_ids
@@ -65,9 +66,9 @@ class FastPublish:
         match = _PATH.match(environ.get("PATH_INFO", ""))
         if match is None or not _is_json(environ.get("CONTENT_TYPE", "")):
             return self.next(environ, start_response)
-        ext = self.app.extensions
+        ext = services(self.app)
         try:
-            grant = ext["tokens"].of_environ(environ)
+            grant = ext.tokens.of_environ(environ)
         except (tokens.Refused, redis.RedisError):
             return self.next(environ, start_response)  # Flask answers the refusal, or the outage
         if grant is None:
@@ -80,19 +81,19 @@ class FastPublish:
         if post is None:
             return self.next(environ, start_response)  # Flask answers it, refusal and all
         try:
-            with ext["metrics"].publish_seconds.time():
-                stored, created = ext["store"].publish(
+            with ext.metrics.publish_seconds.time():
+                stored, created = ext.store.publish(
                     room, *post, may_create=_new_room if grant.scoped else None, bot=True)
         except _NewRoom:
             return self.next(environ, start_response)  # nothing stored: Flask counts it, then stores
         except redis.RedisError as exc:
-            ext["outage"].failed("api.post_message", exc)
+            ext.outage.failed("api.post_message", exc)
             status, code, sentence = post_failure(exc)
             return _answer(start_response, environ, _STATUS_LINES[status],
                            json.dumps({"error": sentence, "code": code}).encode(),
                            [("Retry-After", self.retry_after)])
-        ext["outage"].ok()
-        ext["metrics"].published.labels("room").inc()
+        ext.outage.ok()
+        ext.metrics.published.labels("room").inc()
         return _answer(start_response, environ, "201 Created" if created else "200 OK", stored.encode())
 
     def _read(self, environ, room, grant):

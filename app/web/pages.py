@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 import redis
 from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, url_for
 
-from ..ops import broker
+from ..ops.services import services
 from ..people import identity, names
 from ..rooms import keys, messages, timeline
 
@@ -77,9 +77,9 @@ def here(room):
     name, sid = identity.shown(), identity.shown_sid()
     if room and name and sid:
         try:
-            current_app.extensions["presence"].visit(room, name, sid, current_app.config["NAME_IDLE_SECONDS"])
+            services().presence.visit(room, name, sid, current_app.config["NAME_IDLE_SECONDS"])
         except redis.RedisError as exc:  # a stylesheet: the page already says the service is down
-            current_app.extensions["outage"].failed("here.css", exc)
+            services().outage.failed("here.css", exc)
     return Response("", mimetype="text/css", headers={"Cache-Control": "no-store"})
 
 
@@ -96,13 +96,13 @@ def room_page(room, error=None, text="", status=200, key=None, before=None, othe
     unavailable = False
     directs = []
     try:
-        store = broker.get_store()
+        store = services().store
         found, more = store.page(room, before, cfg["ROOM_PAGE_MESSAGES"])
-        online = current_app.extensions["presence"].online(room)
+        online = services().presence.online(room)
         if user:
             directs = store.directs(sid, DIRECT_SCAN)
     except redis.RedisError as exc:
-        current_app.extensions["outage"].failed("room page", exc)
+        services().outage.failed("room page", exc)
         found, more, online, unavailable = [], False, [], True
     now = int(time.time() * 1000)
     shown = [json.loads(raw) for raw in found]
@@ -144,12 +144,12 @@ def sign_in_page(error=None, typed="", target=None, status=200):
 def lobby_page(error=None, typed="", status=200, notice=None):
     """The lobby; ``error`` belongs to its join form, ``notice`` to the page (a failed Leave)."""
     try:
-        rooms = broker.get_store().rooms(current_app.config["LOBBY_ROOMS"])
-        counts = current_app.extensions["presence"].online_counts([r["room"] for r in rooms])
+        rooms = services().store.rooms(current_app.config["LOBBY_ROOMS"])
+        counts = services().presence.online_counts([r["room"] for r in rooms])
         for entry, count in zip(rooms, counts):
             entry["online"] = count
     except redis.RedisError as exc:
-        current_app.extensions["outage"].failed("lobby", exc)
+        services().outage.failed("lobby", exc)
         rooms = None
     for entry in rooms or []:
         entry["when"] = _iso(entry["last"])

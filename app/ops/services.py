@@ -1,0 +1,125 @@
+"""The app's services: one object, ``app.extensions["ripple"]``, built in one place, in order.
+
+``services()`` (or ``services(app)`` outside a request) is the one accessor. Everything here is a
+plain object: nothing connects to Redis until first use, so building the app does no I/O.
+
+Build order, written out in ``init_app`` (each line uses only those above it): metrics and the
+outage log; the command client and the streams' listener factory; the stores built on the
+command client (history, names, accounts, sessions, presence, typing, address counts, publish
+tokens); the JWT verifier; last the hub every stream shares (app/delivery/stream.py), which
+takes several of them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from flask import current_app
+
+if TYPE_CHECKING:  # the classes import services() themselves: built in init_app, named here
+    from ..delivery.listener import ListenerFactory
+    from ..delivery.stream import Hub
+    from ..people.accounts import Accounts
+    from ..people.addresses import AddressStreams
+    from ..people.identity import Sessions
+    from ..people.jwts import Verifier
+    from ..people.names import Names
+    from ..people.presence import Presence
+    from ..people.tokens import PublishTokens
+    from ..people.typing import Typing
+    from ..rooms.store import Store
+    from .metrics import Metrics
+    from .outage import OutageLog
+
+KEY = "ripple"  # app.extensions[KEY]
+
+
+@dataclass(eq=False)
+class Services:
+    """What the app's views, streams and commands share (one per app, per worker process)."""
+
+    metrics: Metrics
+    outage: OutageLog
+    redis: Any                   # the command client: redis.Redis, or RedisCluster (app/ops/topology.py)
+    listeners: ListenerFactory   # each stream's own pub/sub connection (app/delivery/listener.py)
+    store: Store                 # room history and publishing, direct messages
+    names: Names
+    accounts: Accounts
+    sessions: Sessions
+    presence: Presence
+    typing: Typing
+    addresses: AddressStreams
+    tokens: PublishTokens
+    jwts: Verifier
+    hub: Hub | None = None              # what every stream shares; set last (it reads the others)
+    oidc: Any = None             # Authlib's OAuth registry when OpenID Connect is on (app/people/oidc.py)
+
+
+def services(app=None):
+    """The app's Services: ``app``'s, or the current app's inside a request or app context."""
+    return (app or current_app).extensions[KEY]
+
+
+def init_app(app):
+    """Build the app's Services from its config into ``app.extensions["ripple"]``; no I/O."""
+    # Imported here, not at the top: these modules call services() themselves.
+    from ..delivery.listener import ListenerFactory
+    from ..delivery.stream import Hub
+    from ..people.accounts import Accounts
+    from ..people.addresses import AddressStreams
+    from ..people.identity import Sessions
+    from ..people.jwts import Verifier
+    from ..people.names import Names
+    from ..people.presence import Presence
+    from ..people.tokens import PublishTokens
+    from ..people.typing import Typing
+    from ..rooms.store import Store
+    from . import topology
+    from .metrics import Metrics
+    from .outage import OutageLog
+
+    cfg = app.config
+    url = cfg["REDIS_URL"]
+    timeout = float(cfg["REDIS_SOCKET_TIMEOUT"])
+    metrics = Metrics()
+    commands = topology.command_client(url, int(cfg["REDIS_MAX_CONNECTIONS"]), timeout)
+    publish = topology.publish_command(url)
+    ripple = Services(
+        metrics=metrics,
+        outage=OutageLog(metrics),
+        redis=commands,
+        # Each open stream opens its own pub/sub connection for its life; their number is
+        # capped by MAX_STREAMS_PER_WORKER, not by a pool.
+        listeners=ListenerFactory(url, timeout),
+        store=Store(commands, cfg["HISTORY_LENGTH"], cfg["IDEMPOTENCY_SECONDS"],
+                    cfg["REPLICA_ACKS"], cfg["REPLICA_TIMEOUT_MS"], publish,
+                    # direct messages expire with the session (idle this long)
+                    direct_seconds=cfg["PERMANENT_SESSION_LIFETIME"],
+                    lobby_max=cfg["LOBBY_INDEX_MAX"]),
+        names=Names(commands, cfg["NAME_IDLE_SECONDS"],
+                    float(cfg["NAME_GRACE_HEARTBEATS"]) * float(cfg["HEARTBEAT_SECONDS"]),
+                    _names_list(cfg["RESERVED_NAMES"])),
+        accounts=Accounts(commands, cfg["PERMANENT_SESSION_LIFETIME"], flag(cfg["FIRST_ACCOUNT_ADMIN"])),
+        sessions=Sessions(commands, cfg["PERMANENT_SESSION_LIFETIME"], publish),
+        presence=Presence(commands, cfg["HEARTBEAT_SECONDS"], cfg["PRESENCE_GRACE_SECONDS"],
+                          cfg["MAX_STREAMS_PER_SESSION"], publish),
+        typing=Typing(commands, cfg["TYPING_INTERVAL_SECONDS"], publish),
+        addresses=AddressStreams(commands, cfg["MAX_STREAMS_PER_ADDRESS"], cfg["HEARTBEAT_SECONDS"]),
+        tokens=PublishTokens(commands, cfg.get("PUBLISH_TOKEN"), cfg["POST_RATE_TOKEN"]),
+        jwts=Verifier(cfg["JWT_SECRET"], cfg["JWT_PUBLIC_KEY"], cfg["JWT_AUDIENCE"],
+                      cfg["JWT_ISSUER"], cfg["JWT_LEEWAY_SECONDS"]),
+    )
+    ripple.hub = Hub(ripple, cfg)
+    app.extensions[KEY] = ripple
+    return ripple
+
+
+def _names_list(value):
+    # RIPPLE_RESERVED_NAMES arrives as one comma-separated string; instance/config.py may give a list.
+    return value.split(",") if isinstance(value, str) else list(value)
+
+
+def flag(value):
+    """Read an on/off setting."""
+    # RIPPLE_X=true/false arrive as JSON booleans; "yes"/"1"/"on" from instance/config.py too.
+    return value if isinstance(value, bool) else str(value).strip().lower() in ("1", "true", "yes", "on")
