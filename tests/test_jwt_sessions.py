@@ -246,8 +246,8 @@ def writes_to(redis_url, key, action):
 
 
 def session_key(sub):
-    from app.jwts import session_id
-    from app.keys import PersonKeys
+    from app.people.jwts import session_id
+    from app.rooms.keys import PersonKeys
     return PersonKeys(session_id(sub)).session
 
 
@@ -268,8 +268,8 @@ def test_bearer_requests_write_the_session_record_only_when_it_changes(jwt_serve
 
 
 def test_a_trusted_proxys_user_costs_one_write_not_one_per_request(proxied_server, redis_url):
-    from app.jwts import session_id
-    from app.keys import PersonKeys
+    from app.people.jwts import session_id
+    from app.rooms.keys import PersonKeys
     user = "proxied-" + uuid.uuid4().hex[:6]
     browser = Browser(proxied_server.url)
 
