@@ -97,3 +97,15 @@ def test_without_a_provider_there_is_no_button_and_no_route(server):
     _, _, page = Browser(server.url).request("GET", "/")
     assert "Sign in with" not in page.decode()
     assert Browser(server.url).request("GET", "/oidc/login")[0] == 404
+
+
+def test_a_provider_user_is_no_guest_and_has_no_password_here(oidc_server):
+    browser, _, _ = sign_in_through_the_provider(oidc_server, "person-" + uuid.uuid4().hex[:6])
+    _, _, page = browser.request("GET", "/account")
+    page = page.decode()
+    assert "data-guest" not in page and "signed in through another service" in page
+    assert "Change your password" not in page
+    _, _, body = browser.request("GET", "/session", headers={"Accept": "application/json"})
+    browser.token = json.loads(body)["csrf_token"]
+    status, _, body = browser.request("POST", "/account/password", body={"current": "x" * 12, "new": "y" * 12})
+    assert status == 403 and "no password to change" in json.loads(body)["error"]

@@ -16,19 +16,20 @@ bp = Blueprint("accounts", __name__)
 TOO_MANY_ACCOUNTS = "Too many accounts were registered from your network; try again in %d minutes."
 NOT_SIGNED_IN = "Sign in with your account's name and password first."
 GUEST = "You are signed in as a guest: register an account to have a password."
+ELSEWHERE = ("You signed in through another service (your organisation's sign-in, or the application "
+             "you came from): there is no password to change here.")
 CHANGED = "Password changed. Your other sessions were signed out."
 NOT_ADMIN = "Only an administrator can do that."
 
 
 @bp.app_context_processor
 def _person():
-    """``signed_in_kind()`` for templates: "account", "guest" or None (never raises)."""
+    """``signed_in_kind()`` for templates: "account", "token", "guest" or None (never raises)."""
     def signed_in_kind():
         try:
-            name, _ = identity.current()
+            return identity.kind()
         except redis.RedisError:
             return None
-        return ("account" if identity.account() else "guest") if name else None
     return {"signed_in_kind": signed_in_kind}
 
 
@@ -111,7 +112,7 @@ def _change(current, new):
     if not name:
         raise Refused(NOT_SIGNED_IN, 401)
     if not account_id:
-        raise Refused(GUEST, 403)
+        raise Refused(GUEST if identity.kind() == "guest" else ELSEWHERE, 403)
     if not isinstance(current, str) or not isinstance(new, str):
         raise Refused("Current and new password must be strings.", 400)
     limit_attempts(name)

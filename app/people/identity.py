@@ -275,6 +275,15 @@ def uid():
     return account() or sub() or "guest:" + hashlib.sha256(sid.encode()).hexdigest()[:16]
 
 
+def kind():
+    """"account", "token" (a host application's user: a JWT, a trusted proxy, OpenID Connect)
+    or "guest" for the signed-in person; None when nobody is signed in."""
+    name, _ = current()
+    if not name:
+        return None
+    return "account" if account() else "token" if sub() else "guest"
+
+
 def expires():
     """When the signed-in session ends by itself (a token's ``exp``, epoch seconds), or None."""
     current()

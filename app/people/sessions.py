@@ -121,15 +121,15 @@ def limit_attempts(name):
 
 
 def describe():
-    """{"name", "id", "kind": "account"|"guest", "admin": bool} of the signed-in person, or
-    None. ``id``: the account id, or "guest:<hash of the session>" (stable for the session)."""
+    """{"name", "id", "kind": "account"|"token"|"guest", "admin": bool} of the signed-in person,
+    or None. ``id``: the account id, a token's ``sub``, or "guest:<hash of the session>"
+    (stable for the session)."""
     name, _ = identity.current()
     if not name:
         return None
     account_id = identity.account()
     found = services().accounts.get(account_id) if account_id else None
-    kind = "account" if account_id else "token" if identity.sub() else "guest"
-    return {"name": name, "id": identity.uid(), "kind": kind, "admin": bool(found and found["admin"])}
+    return {"name": name, "id": identity.uid(), "kind": identity.kind(), "admin": bool(found and found["admin"])}
 
 
 ROOM_SCOPE = "Your sign-in token allows only rooms matching %s, not “%s”."
