@@ -498,3 +498,30 @@ def test_moving_parked_direct_messages_keeps_one_parked_meanwhile(app, redis_cli
     assert store.move_direct(parked, session) == 1  # the next move takes it, then the log goes
     assert not redis_client.exists(log)
     assert [json.loads(body)["text"] for _, body in store.replay(PersonKeys(session), None, 10)[0]] == ["two"]
+
+
+# -- who is a guest, in the online list -----------------------------------------------------------
+
+def test_the_online_list_says_who_is_a_guest(server, room):
+    owner = account_holder(server)
+    guest = Browser(server.url)
+    assert guest.sign_in(fresh("gus")) == 200
+    with owner.stream(room) as one, guest.stream(room) as other:
+        one.until("ready")
+        _, events = other.until("ready")
+        here = [e.json() for e in events if e.name == "presence"][-1]
+        assert here["guests"] == [guest.name] and owner.name in here["online"]
+        _, _, body = Browser(server.url).request("GET", "/rooms/%s/presence" % room)
+        assert json.loads(body) == {"room": room, "online": sorted([owner.name, guest.name]),
+                                    "guests": [guest.name]}
+        _, _, page = owner.request("GET", "/rooms/%s" % room)
+    marked = re.findall(r'<li dir="auto" data-name="([^"]+)" data-kind="guest"', page.decode())
+    assert marked == [guest.name]
+
+
+def test_a_guest_without_javascript_is_marked_in_the_online_list(server, room):
+    guest = Browser(server.url)
+    assert guest.sign_in(fresh("gus")) == 200
+    assert guest.request("GET", "/rooms/%s/here.css" % room)[0] == 200  # what its page's <noscript> loads
+    _, _, body = Browser(server.url).request("GET", "/rooms/%s/presence" % room)
+    assert json.loads(body)["guests"] == [guest.name]

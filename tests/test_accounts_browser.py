@@ -83,3 +83,24 @@ def test_a_live_message_from_a_name_that_changed_hands_is_marked(context, server
     assert second.sign_in(name) == 200 and second.post(room, "from the second")[0] == 201
     expect(page.locator("li.msg[data-uid] [data-changed]")).to_have_count(1)
     expect(page.locator("li.msg", has_text="from the second").locator("[data-changed]")).to_have_count(1)
+
+
+def test_the_online_list_marks_a_guest_live_and_not_an_account(context, server, room):
+    from .test_accounts import account_holder
+    from .web import Browser
+    owner = account_holder(server)
+    page = context(True).new_page()
+    page.goto("/rooms/%s" % room)
+    expect(page.locator(STATUS)).to_have_text("connected")
+    guest = Browser(server.url)
+    assert guest.sign_in(unique("gus")) == 200
+    with owner.stream(room) as one, guest.stream(room) as other:
+        one.until("ready")
+        other.until("ready")
+        online = page.locator("[data-online] li")
+        expect(online).to_have_text(sorted([owner.name, guest.name]))  # each item: the name alone
+        expect(page.locator('[data-online] li[data-kind="guest"]')).to_have_count(1)
+        expect(page.locator('[data-online] li[data-name="%s"] .guest' % guest.name)).to_be_visible()
+        expect(page.locator('[data-online] li[data-name="%s"] .guest' % owner.name)).to_have_count(0)
+        page.reload()  # the server renders the same marks
+        expect(page.locator('[data-online] li[data-kind="guest"]')).to_have_attribute("data-name", guest.name)

@@ -252,8 +252,9 @@ def _replay(hub, sub, live):
             person, direct_after, hub.direct_backlog if direct_after is None else 0)
         frames += position.fill_direct(directs)
         hub.presence.join(sub.room, sub.name, sub.sid, sub.conn)
+        online, guests = hub.presence.people(sub.room)
         frames.append(sse.event("presence", json.dumps(
-            {"room": sub.room, "action": "here", "online": hub.presence.online(sub.room)})))
+            {"room": sub.room, "action": "here", "online": online, "guests": guests})))
     position.catch_up(_id_bytes(room_head), _id_bytes(direct_head) if person is not None else None)
     live.quiet(time.monotonic())  # the snapshot just showed nothing newer
     frames.append(sse.event("ready", json.dumps({"room": sub.room}), event_id=position.cursor().decode()))

@@ -1,7 +1,7 @@
 """Who is online in a room: a registry of open streams in Redis, per person, not per connection.
 
 Each named stream keeps a member "<name>\\n<connection>" in the room's ``online`` sorted set,
-scored by when it expires; the stream's heartbeat pushes that forward. A closing stream does not
+scored by when it expires (a guest's connection id ends in ".g": the list marks guests); the stream's heartbeat pushes that forward. A closing stream does not
 remove itself: it expires after a grace window, so a reload or a quick reconnect emits neither a
 leave nor a join. A crashed worker's members simply stop being refreshed. One sweeper at a time
 (a Redis lock) removes expired members and announces who left.
@@ -21,23 +21,30 @@ logger = logging.getLogger(__name__)
 ROOMS = "ripple:presence:rooms"   # set of rooms that may have members (the sweeper's work list)
 LOCK = "ripple:presence:sweeper"
 
-# Shared Lua: the names online (live members, each name once) and the announcement.
+# Shared Lua: the names online (live members, each name once), the guests among them (a name
+# with a guest's connection: GUEST ends its id), and the announcement.
 _ONLINE = """
 local function online(zset, now)
-  local names, seen = {}, {}
+  local names, seen, guests = {}, {}, {}
   for _, m in ipairs(redis.call('ZRANGEBYSCORE', zset, now, '+inf')) do
     local name = string.match(m, '^(.-)\\n')
     if not seen[name] then seen[name] = true; names[#names + 1] = name end
+    if string.sub(m, -2) == '.g' then guests[name] = true end
   end
   table.sort(names)
-  return names
+  return names, guests
 end
-local function announce(channel, room, name, action, names)
-  -- Built by hand: cjson encodes an empty table as {} where the online list needs [].
+local function quote(names, only)
   local quoted = {}
-  for i, n in ipairs(names) do quoted[i] = cjson.encode(n) end
+  for _, n in ipairs(names) do
+    if not only or only[n] then quoted[#quoted + 1] = cjson.encode(n) end
+  end
+  return '[' .. table.concat(quoted, ',') .. ']'
+end
+local function announce(channel, room, name, action, names, guests)
+  -- Built by hand: cjson encodes an empty table as {} where the online list needs [].
   local event = '{"room":' .. cjson.encode(room) .. ',"name":' .. cjson.encode(name) ..
-    ',"action":"' .. action .. '","online":[' .. table.concat(quoted, ',') .. ']}'
+    ',"action":"' .. action .. '","online":' .. quote(names) .. ',"guests":' .. quote(names, guests) .. '}'
   redis.call('PUBLISH', channel, '!presence\\n' .. event)
 end
 """
@@ -59,7 +66,7 @@ _SWEEP_LUA = _ONLINE + """
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
 if #expired == 0 then return redis.call('ZCARD', KEYS[1]) end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
-local names = online(KEYS[1], ARGV[1])
+local names, guests = online(KEYS[1], ARGV[1])
 local still = {}
 for _, n in ipairs(names) do still[n] = true end
 local done = {}
@@ -67,7 +74,7 @@ for _, m in ipairs(expired) do
   local name = string.match(m, '^(.-)\\n')
   if not still[name] and not done[name] then
     done[name] = true
-    announce(KEYS[2], ARGV[2], name, 'leave', names)
+    announce(KEYS[2], ARGV[2], name, 'leave', names, guests)
   end
 end
 return redis.call('ZCARD', KEYS[1])
@@ -99,6 +106,9 @@ return replaced
 """
 
 
+# The end of a guest's connection id: presence lists say who is a guest (no account, no token).
+GUEST = ".g"
+
 # Why refresh() says a stream must end.
 SESSION_ENDED = "session-ended"
 REPLACED = "replaced"
@@ -128,8 +138,9 @@ class Presence:
         # late refresh, and a dead worker's streams still go within about two or three.
         return int(self.heartbeat * 3000)
 
-    def admit(self, sid):
-        """Register a new stream of session ``sid``; return its connection id.
+    def admit(self, sid, guest=False):
+        """Register a new stream of session ``sid`` (a guest's, when ``guest``); return its
+        connection id.
 
         A session holds at most ``max_per_session`` streams across every worker and host: a
         new one replaces the oldest, which is told to end (a "replaced" control payload on the
@@ -137,7 +148,7 @@ class Presence:
         its network must never lock the same person out when they come back.
         """
         now = now_ms()
-        conn = "%012x%s" % (now, secrets.token_hex(4))  # sorts by admission time
+        conn = "%012x%s%s" % (now, secrets.token_hex(4), GUEST if guest else "")  # sorts by admission time
         person = keys.PersonKeys(sid)
         replaced = self._admit(keys=[person.streams, person.channel],
                                args=[conn, now, self.ttl_ms, self.max_per_session])
@@ -152,7 +163,7 @@ class Presence:
                    args=[_member(name, conn), name, now_ms() + self.ttl_ms, now_ms(), room])
         self.redis.sadd(ROOMS, room)  # another slot: outside the script
 
-    def visit(self, room, name, sid, seconds):
+    def visit(self, room, name, sid, seconds, guest=False):
         """Mark ``name`` online in ``room`` for ``seconds``, for a page without a stream.
 
         JavaScript off, loading pages is a person's only sign of life: one membership per
@@ -162,6 +173,7 @@ class Presence:
         k = keys.RoomKeys(room)
         now = now_ms()
         conn = "page:" + hashlib.sha256(sid.encode()).hexdigest()[:16]  # the session id stays out
+        conn += GUEST if guest else ""
         self._join(keys=[k.online, k.channel],
                    args=[_member(name, conn), name, now + int(seconds * 1000), now, room])
         self.redis.sadd(ROOMS, room)
@@ -203,8 +215,14 @@ class Presence:
 
     def online(self, room):
         """Return the names online in ``room``, each once, sorted."""
+        return self.people(room)[0]
+
+    def people(self, room):
+        """Return (the names online in ``room``, the guests among them), each sorted."""
         members = self.redis.zrangebyscore(keys.RoomKeys(room).online, now_ms(), "+inf")
-        return sorted({m.split("\n", 1)[0] for m in members})
+        names = sorted({m.split("\n", 1)[0] for m in members})
+        guests = sorted({m.split("\n", 1)[0] for m in members if m.endswith(GUEST)})
+        return names, guests
 
     def online_counts(self, rooms):
         """Return how many people are online in each of ``rooms`` (one round trip)."""

@@ -196,7 +196,8 @@ def events(room):
         except identity.NameTaken:
             pass  # the name is someone else's now: this stream listens anonymously
     if sub.sid:
-        sub.conn = presence.admit(sub.sid)  # past the session's cap, its oldest stream ends
+        # past the session's cap, its oldest stream ends; a guest's is marked in the online list
+        sub.conn = presence.admit(sub.sid, guest=identity.kind() == "guest")
     if client is not None:
         # A reader that stops reading would block this stream's writes forever while Redis
         # buffers for it; with a send timeout the write fails and the stream ends (the client
@@ -246,9 +247,11 @@ def typing(room):
 
 @bp.get("/rooms/<room>/presence")
 def room_presence(room):
-    """Return who is online in the room: {"room", "online": [names]}."""
+    """Return who is online in the room: {"room", "online": [names], "guests": [the names
+    among them that are guests: no account, no sign-in from another service]}."""
     room = _room_or_400(room)
-    return jsonify(room=room, online=services().presence.online(room))
+    online, guests = services().presence.people(room)
+    return jsonify(room=room, online=online, guests=guests)
 
 
 def _int_arg(name, default, low, high):

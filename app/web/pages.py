@@ -77,7 +77,8 @@ def here(room):
     name, sid = identity.shown(), identity.shown_sid()
     if room and name and sid:
         try:
-            services().presence.visit(room, name, sid, current_app.config["NAME_IDLE_SECONDS"])
+            services().presence.visit(room, name, sid, current_app.config["NAME_IDLE_SECONDS"],
+                                      guest=_is_guest())
         except redis.RedisError as exc:  # a stylesheet: the page already says the service is down
             services().outage.failed("here.css", exc)
     return Response("", mimetype="text/css", headers={"Cache-Control": "no-store"})
@@ -98,18 +99,20 @@ def room_page(room, error=None, text="", status=200, key=None, before=None, othe
     try:
         store = services().store
         found, more = store.page(room, before, cfg["ROOM_PAGE_MESSAGES"])
-        online = services().presence.online(room)
+        online, guests = services().presence.people(room)
         if user:
             directs = store.directs(sid, DIRECT_SCAN)
     except redis.RedisError as exc:
         services().outage.failed("room page", exc)
-        found, more, online, unavailable = [], False, [], True
+        found, more, online, guests, unavailable = [], False, [], [], True
     now = int(time.time() * 1000)
     shown = [json.loads(raw) for raw in found]
     if user and user not in online:
         # This page is the person's presence until its stream (if any) says so; without
         # JavaScript there is no stream at all, and the list must still show them.
         online = sorted(online + [user])
+        if _is_guest():
+            guests = sorted(guests + [user])
     directs = [json.loads(raw) for raw in directs]
     conversation = None
     if other is not None and user:
@@ -128,7 +131,7 @@ def room_page(room, error=None, text="", status=200, key=None, before=None, othe
         dm_action=url_for("direct.post_direct", name=other, room=room) if other else None,
         dm_idempotency_key=dm_key or uuid.uuid4().hex,
         cursor=cursor, error=error, text=text or "", user=user,
-        idempotency_key=key or uuid.uuid4().hex, unavailable=unavailable, online=online,
+        idempotency_key=key or uuid.uuid4().hex, unavailable=unavailable, online=online, guests=guests,
         other=other, conversation=conversation, dm_error=dm_error, dm_text=dm_text or "",
         conversations=_conversations(directs, user) if user else [],
         backlog=cfg["ROOM_PAGE_MESSAGES"], max_chars=cfg["MAX_MESSAGE_CHARS"], client=_client_config(),
@@ -155,6 +158,14 @@ def lobby_page(error=None, typed="", status=200, notice=None):
         entry["when"] = _iso(entry["last"])
     return render_template("lobby.html", rooms=rooms, error=error, typed=typed, notice=notice,
                            user=identity.shown()), status
+
+
+def _is_guest():
+    """Tell whether the signed-in person is a guest (False when Redis cannot tell)."""
+    try:
+        return identity.kind() == "guest"
+    except redis.RedisError:
+        return False
 
 
 def _other(message, me):

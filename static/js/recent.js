@@ -18,7 +18,7 @@ export function Recent(covered) {
         if (name === 'message') covered = laterCursor(covered, roomPart(gone.id));
       }
     },
-    presence(detail) { online = { room: detail.room, action: 'here', online: detail.online }; },
+    presence(detail) { online = { room: detail.room, action: 'here', online: detail.online, guests: detail.guests }; },
     // What a tab at ``cursor`` lacks of what is kept, and the online list.
     after(cursor) {
       const [room, direct] = (cursor || '').split('.');

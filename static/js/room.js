@@ -3,7 +3,7 @@
 // The pieces talk through bubbling CustomEvents on <main class="room">; every one there is:
 //   chat:message      {message, live}   a room message (stream, a sent post's answer, a catch-up)
 //   chat:direct       {message, live}   a direct message to or from this person
-//   chat:presence     {room, action, name?, online}   who is online changed
+//   chat:presence     {room, action, name?, online, guests}   who is online changed (guests: the guests among them)
 //   chat:typing       {room, name}      someone is typing (unnumbered, never replayed)
 //   chat:dropped      {message}         older messages the cursor asked for are gone
 //   chat:replaced     {room, message}   a newer stream of this session took this one's place
