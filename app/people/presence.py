@@ -1,10 +1,11 @@
 """Who is online in a room: a registry of open streams in Redis, per person, not per connection.
 
 Each named stream keeps a member "<name>\\n<connection>" in the room's ``online`` sorted set,
-scored by when it expires (a guest's connection id ends in ".g": the list marks guests); the stream's heartbeat pushes that forward. A closing stream does not
-remove itself: it expires after a grace window, so a reload or a quick reconnect emits neither a
-leave nor a join. A crashed worker's members simply stop being refreshed. One sweeper at a time
-(a Redis lock) removes expired members and announces who left.
+scored by when it expires (a guest's connection id ends in ".g": the list marks guests); the
+stream's heartbeat pushes that forward. A closing stream does not remove itself: it expires
+after a grace window, so a reload or a quick reconnect emits neither a leave nor a join. A
+crashed worker's members simply stop being refreshed. One sweeper at a time (a Redis lock)
+removes expired members and announces who left.
 """
 import hashlib
 import logging
