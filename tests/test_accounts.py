@@ -151,6 +151,27 @@ def test_the_password_is_never_stored_in_clear(server, redis_client):
 
 # -- without JavaScript ----------------------------------------------------------------------------
 
+def test_passwords_never_reach_the_logs(redis_url, tmp_path):
+    gunicorn = Gunicorn(tmp_path, redis_url=redis_url, workers=2, env=dict(SERVER_ENV, LOG_LEVEL="DEBUG"),
+                        args=["--access-logfile", "-"])
+    gunicorn.start()
+    try:
+        first, second, wrong = ("secret-%s-%d" % (uuid.uuid4().hex, n) for n in range(3))
+        browser = Browser(gunicorn.url)
+        assert register(browser, fresh(), first)[0] == 201
+        assert sign_in(Browser(gunicorn.url), browser.name, wrong)[0] == 401
+        status, _, _ = browser.request("POST", "/account/password", body={"current": first, "new": second})
+        assert status == 200
+        status, _, _ = browser.request("POST", "/account/password", body={"current": wrong, "new": "short"})
+        assert status == 401
+        assert sign_in(Browser(gunicorn.url), browser.name, second)[0] == 200
+    finally:
+        gunicorn.stop()
+    log = gunicorn.log_path.read_text(errors="replace")
+    assert "POST /session" in log  # the access log was on
+    assert not any(secret in log for secret in (first, second, wrong))
+
+
 def test_register_sign_out_and_sign_in_with_plain_forms(server):
     browser = Browser(server.url)
     name = fresh()

@@ -279,3 +279,35 @@ def test_a_trusted_proxys_user_costs_one_write_not_one_per_request(proxied_serve
     key = PersonKeys(session_id("proxy\0" + user)).session
     assert writes_to(redis_url, key, requests) == ["SET"]
     assert writes_to(redis_url, key, requests) == []
+
+
+def test_a_bearer_header_alone_is_exchanged_for_a_session_cookie(jwt_server):
+    signed, claims = make_token()
+    browser = Browser(jwt_server.url)
+    status, _, body = browser.request("POST", "/session", headers=bearer(signed))  # no body at all
+    assert status == 200 and (json.loads(body)["id"], json.loads(body)["kind"]) == (claims["sub"], "token")
+    status, me = token(browser)  # the cookie alone from now on
+    assert status == 200 and (me["name"], me["id"]) == (claims["name"], claims["sub"])
+
+
+@pytest.mark.parametrize("algorithm", ["ES256", "RS256"])
+def test_a_public_key_and_an_issuer_check_the_hosts_tokens(redis_url, algorithm):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    from app import create_app
+    private = ec.generate_private_key(ec.SECP256R1()) if algorithm == "ES256" else \
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = private.public_key().public_bytes(serialization.Encoding.PEM,
+                                               serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    app = create_app({"TESTING": True, "REDIS_URL": redis_url, "SECRET_KEY": "test-secret",
+                      "JWT_PUBLIC_KEY": public.replace("\n", "\\n"), "JWT_ISSUER": "https://host.example",
+                      **LIMITS_OFF})  # one line, as an environment variable holds it
+
+    def answer(key, alg, **claims):
+        payload = {"sub": "pk-" + uuid.uuid4().hex[:6], "name": "pk-" + uuid.uuid4().hex[:6],
+                   "exp": int(time.time()) + 60, "iss": "https://host.example", **claims}
+        return app.test_client().get("/session", headers=bearer(jwt.encode(payload, key, algorithm=alg))).status_code
+    assert answer(private, algorithm) == 200
+    assert answer(private, algorithm, iss="https://elsewhere.example") == 401
+    assert answer(SECRET, "HS256") == 401  # a shared secret never passes for the public key

@@ -25,9 +25,14 @@ STALE_SIGN_IN = ("You are not signed in yet: this page was out of date (its CSRF
 def sign_in():
     """Sign in. With a password: the account of that name (401 if the pair does not match,
     403 if disabled, 429 past the attempt limits). Without: a guest's display name (403 when
-    guests are off). Form -> 303 to ``next``; JSON -> 200 ``describe()`` + "csrf_token"."""
+    guests are off). With a host application's token (JSON {"token"}, or the request's own
+    ``Authorization: Bearer`` header, any body or none): its user, with a session cookie from
+    then on. Form -> 303 to ``next``; JSON -> 200 ``describe()`` + "csrf_token"."""
     is_json = request.mimetype == "application/json"
-    if is_json:
+    presented = jwts.bearer()
+    if presented is not None and not request.mimetype:  # a bare exchange: the header says it all
+        is_json, name, password, token = True, None, None, presented
+    elif is_json:
         data = request.get_json(silent=True)
         if not isinstance(data, dict):
             abort(400, "The body must be a JSON object.")
@@ -37,6 +42,8 @@ def sign_in():
         name, password, token = request.form.get("name", ""), request.form.get("password") or None, None
     else:
         abort(415)
+    if token is None and presented is not None:
+        token = presented  # the header names the user: a name or password beside it does not
     target = safe_next(request.form.get("next") if not is_json else None)
     typed = name if isinstance(name, str) else ""
     try:
