@@ -28,7 +28,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .ops import cli, embedded_redis, health, metrics, services, settings
 from .people import account_cli, account_views, direct, identity, oidc, sessions, tokens, tokens_cli
-from .web import api, bodies, cors, errors, fastpost, guard, headers, pages, request_ids
+from .web import api, bodies, changes, cors, errors, fastpost, guard, headers, pages, request_ids
 
 
 def create_app(test_config=None):
@@ -70,6 +70,7 @@ def create_app(test_config=None):
     metrics.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(changes.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(sessions.bp)
     app.register_blueprint(direct.bp)

@@ -8,6 +8,8 @@ Every published payload names the id before it in the same log (see app/rooms/st
 
     b"<id> <previous id>\\n<message json>"     a room message
     b"@<id> <previous id>\\n<message json>"    a direct message
+    b"~<id> <previous id> <event name>\\n<json>"  a room's change event (edit, delete,
+                                              reaction): numbered like a message
     b"!<event name>\\n<json>"                  an unnumbered event (presence): no id, no cursor
     b"!#<verb>\\n<argument>"                   a control payload for the streams themselves
                                               (never relayed): see ``controls``
@@ -23,6 +25,7 @@ from . import sse
 UNNUMBERED = 0x21  # "!": an event without an id (presence)
 CONTROL = 0x23     # "!#": a control payload, kept for the stream (after "!", off the hot path)
 DIRECT = 0x40      # "@": a direct message
+CHANGE = 0x7E      # "~": a room's change event (app/rooms/conversation.py)
 
 
 def id_pair(mid):
@@ -83,6 +86,14 @@ class Position:
                     continue
                 self.direct_id, self.tail = mid, b"." + mid
                 frames.append(direct_frame % (self.room_id, self.tail, data[nl + 1:]))
+            elif kind == CHANGE:
+                if self.room_gap:
+                    continue
+                mid, prev, name = data[1:nl].split(b" ", 2)
+                if prev != self.room_id and not self._room_follows(mid):
+                    continue
+                self.room_id = mid
+                frames.append(sse.EVENT_FRAME % (name, mid, self.tail, data[nl + 1:]))
             else:
                 if self.room_gap:
                     continue
@@ -108,17 +119,22 @@ class Position:
         return False
 
     def fill_room(self, entries):
-        """Frame stored room messages ``[(id str, json str), ...]`` oldest first; those at or
-        before the position are skipped. Clears the room gap."""
+        """Frame stored room messages ``[(id str, json str), ...]`` oldest first, and change
+        events ``(id, json, event name)`` among them; those at or before the position are
+        skipped. Clears the room gap."""
         self.room_gap = False
         frames = []
         current = id_pair(self.room_id)
-        for mid, body in entries:
+        for entry in entries:
+            mid, body = entry[0], entry[1]
             pair = id_pair(mid)
             if pair <= current:
                 continue
             current, self.room_id = pair, mid.encode()
-            frames.append(sse.MESSAGE_FRAME % (self.room_id, self.tail, body.encode()))
+            if len(entry) > 2:
+                frames.append(sse.EVENT_FRAME % (entry[2].encode(), self.room_id, self.tail, body.encode()))
+            else:
+                frames.append(sse.MESSAGE_FRAME % (self.room_id, self.tail, body.encode()))
         return frames
 
     def fill_direct(self, entries):
@@ -126,7 +142,7 @@ class Position:
         self.direct_gap = False
         frames = []
         current = id_pair(self.direct_id) if self.direct_id is not None else (0, 0)
-        for mid, body in entries:
+        for mid, body, *_ in entries:
             pair = id_pair(mid)
             if pair <= current:
                 continue

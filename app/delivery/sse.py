@@ -29,7 +29,9 @@ def event(name, data, event_id=None):
 # "<room id>" + ("" or ".<direct id>"); payloads are one line of JSON (json escapes CR and LF).
 MESSAGE_FRAME = b"event: message\nid: %s%s\ndata: %s\n\n"
 DIRECT_FRAME = b"event: direct\nid: %s%s\ndata: %s\n\n"
-UNNUMBERED_FRAME = b"event: %s\ndata: %s\n\n"  # presence: no id, not part of the cursor
+UNNUMBERED_FRAME = b"event: %s\ndata: %s\n\n"
+# A numbered room event that is not a message (edit, delete, reaction): it moves the cursor too.
+EVENT_FRAME = b"event: %s\nid: %s%s\ndata: %s\n\n"  # presence: no id, not part of the cursor
 # The keep-alive: a comment for proxies and for clients that count them, and an unnumbered
 # "ping" event, because comments never reach an EventSource's script: a page can only notice a
 # silent (dead) connection by what it hears. No id, so it never moves a cursor.

@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # the classes import services() themselves: built in init_app
     from ..people.presence import Presence
     from ..people.tokens import PublishTokens
     from ..people.typing import Typing
+    from ..rooms.conversation import Conversation
     from ..rooms.store import Store
     from .metrics import Metrics
     from .outage import OutageLog
@@ -51,6 +52,7 @@ class Services:
     addresses: AddressStreams
     tokens: PublishTokens
     jwts: Verifier
+    conversation: Conversation | None = None  # edits, deletions, reactions (app/rooms/conversation.py)
     hub: Hub | None = None              # what every stream shares; set last (it reads the others)
     oidc: Any = None             # Authlib's OAuth registry when OpenID Connect is on (app/people/oidc.py)
 
@@ -73,6 +75,7 @@ def init_app(app):
     from ..people.presence import Presence
     from ..people.tokens import PublishTokens
     from ..people.typing import Typing
+    from ..rooms.conversation import Conversation
     from ..rooms.store import Store
     from . import topology
     from .metrics import Metrics
@@ -109,6 +112,7 @@ def init_app(app):
         jwts=Verifier(cfg["JWT_SECRET"], cfg["JWT_PUBLIC_KEY"], cfg["JWT_AUDIENCE"],
                       cfg["JWT_ISSUER"], cfg["JWT_LEEWAY_SECONDS"]),
     )
+    ripple.conversation = Conversation(ripple.store, cfg["EDIT_WINDOW_SECONDS"], publish)
     ripple.hub = Hub(ripple, cfg)
     app.extensions[KEY] = ripple
     return ripple

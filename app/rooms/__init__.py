@@ -3,8 +3,10 @@
 Owns room history and publishing in Redis (``store``: the Lua scripts that store a message and
 publish it in one step, history windows), room names, Redis key names and the opaque cursor
 (``keys``), a message's shape and checks (``messages``) and how a log is laid out on a page
-(``timeline``: day separators, runs by one author).
+(``timeline``: day separators, runs by one author), and a message's later life
+(``conversation``: edits, deletions, reactions as events on the log, current versions).
 
-May import: the standard library, redis-py, ``app.people.names`` (the name rule). Not Flask:
+May import: the standard library, redis-py, ``emoji`` (what one emoji is),
+``app.people.names`` (the name rule). Not Flask:
 views that serve rooms live in ``app.web``.
 """

@@ -46,7 +46,7 @@ def valid_room(name):
 class RoomKeys:
     """The Redis names one room uses, all in one cluster hash slot."""
 
-    __slots__ = ("room", "log", "channel", "meta", "tag", "online")
+    __slots__ = ("room", "log", "channel", "meta", "tag", "online", "changed")
 
     def __init__(self, room):
         self.room = room
@@ -55,6 +55,9 @@ class RoomKeys:
         self.channel = self.tag + ":live"     # pub/sub: "<id>\n<json>" messages, "!<event>\n<json>"
         self.meta = self.tag + ":meta"        # hash: trimmed (newest dropped id), count
         self.online = self.tag + ":online"    # sorted set: "<name>\n<connection>" -> expiry (ms)
+        # Sorted set (all scores 0, read by lex): "<padded id>|<message json>", the current
+        # version of every message edited, deleted or reacted to (app/rooms/conversation.py).
+        self.changed = self.tag + ":changed"
 
     def idempotency(self, digest):
         return self.tag + ":idem:" + digest
@@ -71,7 +74,7 @@ class PersonKeys:
     inherit the previous holder's messages.
     """
 
-    __slots__ = ("tag", "log", "channel", "meta", "streams", "session")
+    __slots__ = ("tag", "log", "channel", "meta", "streams", "session", "changed")
 
     def __init__(self, sid):
         self.tag = "ripple:{u:%s}" % sid
@@ -80,6 +83,7 @@ class PersonKeys:
         self.meta = self.tag + ":meta"         # hash: trimmed
         self.streams = self.tag + ":streams"   # sorted set: connection -> expiry (ms)
         self.session = self.tag + ":session"   # string: {"name"} while the session stands
+        self.changed = self.tag + ":changed"   # never written: direct messages are not changed
 
     def idempotency(self, digest):
         return self.tag + ":idem:" + digest
@@ -100,6 +104,12 @@ def parse_stream_id(text):
 
 def format_stream_id(pair):
     return "%d-%d" % pair
+
+
+def padded(mid):
+    """A stream id (str) as fixed-width text that sorts like the id (a changed message's key)."""
+    ms, _, seq = mid.partition("-")
+    return "%s-%s" % (ms.rjust(20, "0"), seq.rjust(20, "0"))
 
 
 def parse_cursor(text):

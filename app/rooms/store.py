@@ -10,14 +10,36 @@ from . import keys, messages
 
 logger = logging.getLogger(__name__)
 
-# KEYS: log, channel, meta, idempotency.  ARGV: body, history length, idempotency ttl (0 = none),
-# payload prefix ("" for room messages, "@" for direct ones), "ask" to store nothing in a log
-# that does not exist yet (returns {-1, ''}: creating a room is counted first), expiry of the log
-# and meta in seconds (0 = none; a person's direct messages expire with their session).
+# Shared by the scripts that add to a log: trim it to the history length, remember the newest
+# id trimmed, and drop the changed versions (app/rooms/conversation.py) of what was trimmed.
+# ``pad`` writes an id the way keys.padded does.
+TRIM_LUA = """
+local function pad(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return string.rep('0', 20 - #ms) .. ms .. '-' .. string.rep('0', 20 - #seq) .. seq
+end
+local function trim(log, meta, changed, length)
+  local excess = redis.call('XLEN', log) - length
+  if excess > 0 then
+    local old = redis.call('XRANGE', log, '-', '+', 'COUNT', excess)
+    redis.call('XTRIM', log, 'MAXLEN', length)
+    local last = old[#old][1]
+    redis.call('HSET', meta, 'trimmed', last)
+    redis.call('ZREMRANGEBYLEX', changed, '-', '(' .. pad(last) .. '}')
+  end
+end
+"""
+
+# KEYS: log, channel, meta, idempotency, changed.  ARGV: body, history length, idempotency ttl
+# (0 = none), payload prefix ("" for room messages, "@" for direct ones), "ask" to store nothing
+# in a log that does not exist yet (returns {-1, ''}: creating a room is counted first), expiry
+# of the log and meta in seconds (0 = none; a person's direct messages expire with their session).
 # XADD, trim, record what was trimmed, PUBLISH: all or nothing, in one slot. The published
 # payload is "<prefix><id> <previous id>\n<message json>" (app/delivery/position.py): a stream proves
 # with one comparison that it missed nothing in between, and relays the JSON as is.
-_PUBLISH_LUA = """
+# The idempotency key remembers the id only, never the text: a retry answers with the message
+# as it is now (edited, or deleted), and a deleted text is kept nowhere (returns {0, id}).
+_PUBLISH_LUA = TRIM_LUA + """
 local ttl = tonumber(ARGV[3])
 if ttl > 0 then
   local prior = redis.call('GET', KEYS[4])
@@ -28,19 +50,14 @@ local prev = newest[1] and newest[1][1] or '0-0'
 if ARGV[5] == 'ask' and not newest[1] then return {-1, ''} end
 local id = redis.call('XADD', KEYS[1], '*', 'm', ARGV[1])
 local json = '{"id":"' .. id .. '","ts":' .. string.match(id, '^(%d+)') .. ',' .. ARGV[1]
-local excess = redis.call('XLEN', KEYS[1]) - tonumber(ARGV[2])
-if excess > 0 then
-  local old = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', excess)
-  redis.call('XTRIM', KEYS[1], 'MAXLEN', ARGV[2])
-  redis.call('HSET', KEYS[3], 'trimmed', old[#old][1])
-end
+trim(KEYS[1], KEYS[3], KEYS[5], tonumber(ARGV[2]))
 redis.call('HINCRBY', KEYS[3], 'count', 1)
 local expiry = tonumber(ARGV[6])
 if expiry > 0 then
   redis.call('EXPIRE', KEYS[1], expiry)
   redis.call('EXPIRE', KEYS[3], expiry)
 end
-if ttl > 0 then redis.call('SET', KEYS[4], json, 'EX', ttl) end
+if ttl > 0 then redis.call('SET', KEYS[4], id, 'EX', ttl) end
 redis.call('PUBLISH', KEYS[2], ARGV[4] .. id .. ' ' .. prev .. '\\n' .. json)
 return {1, json}
 """
@@ -156,11 +173,11 @@ class Store:
         if idempotency_key is not None:
             ttl = self.idempotency_seconds
             idem = k.idempotency(messages.idempotency_digest(user, idempotency_key))
-        keys_ = [k.log, k.channel, k.meta, idem]
+        keys_ = [k.log, k.channel, k.meta, idem, k.changed]
         args = [body, self.history_length, ttl, prefix, "ask" if ask else "", int(expiry)]
         if not self.replica_acks:
             created, json = self._publish(keys=keys_, args=args)
-            return json, _created(created)
+            return self._prior(k, json, created), _created(created)
         # WAIT on the same connection as the write: acknowledge only what replicas have too.
         # A retry (same idempotency key) returns the stored message and waits again.
         node = self.redis
@@ -180,7 +197,29 @@ class Store:
         if replicas < self.replica_acks:
             raise NotReplicated("%d of %d replicas confirmed within %d ms"
                                 % (replicas, self.replica_acks, self.replica_timeout_ms))
-        return json, bool(created)
+        return self._prior(k, json, created), bool(created)
+
+    def _prior(self, k, answer, created):
+        """The answer to a post: its json, or for a retry (the script answered the original's
+        id) the original as it is now. One that is gone from the log answers its id alone."""
+        if created != 0 or answer.startswith("{"):  # stored now, or remembered whole (before ids)
+            return answer
+        found = self.current(k, answer)
+        return found if found is not None else '{"id":"%s","ts":%s}' % (answer, answer.split("-", 1)[0])
+
+    def current(self, k, mid):
+        """The json of message ``mid`` (str) in log ``k`` as it is now, or None if it is not
+        there (never was, or trimmed). One round trip: the log and its changed versions."""
+        prefix = keys.padded(mid)
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xrange(k.log, min=mid, max=mid)
+            pipe.zrangebylex(k.changed, "[" + prefix + "|", "(" + prefix + "}", start=0, num=1)
+            stored, changed = pipe.execute()
+        if changed:
+            return changed[0].partition("|")[2]
+        if stored and "e" not in entry_fields(stored[0][1]):
+            return messages.assemble(mid, _body(stored[0][1]))
+        return None
 
     def _touch(self, room):
         # The lobby's index spans rooms (and so cluster slots): kept outside the script,
@@ -214,9 +253,10 @@ class Store:
         ``around`` up to ``limit`` in all with that id in the middle (itself included when it
         exists; a side that runs short leaves its share to the other). None of them: the newest
         ``limit``. ``more_before``/``more_after`` tell whether older/newer messages exist
-        beyond the page. One round trip (a pipeline of range reads on one key).
+        beyond the page. Messages are as they are now (edited, deleted); the log's change
+        events are not messages and are skipped. Usually one round trip per side.
         """
-        log = keys.RoomKeys(room).log
+        k = keys.RoomKeys(room)
         older_top = newer_bottom = None  # exclusive/inclusive id strings, None = that side is empty
         want_older = want_newer = 0
         if around is not None:
@@ -230,23 +270,67 @@ class Store:
             want_older, want_newer = limit, 0
         else:
             older_top, want_older = "+", limit
-        with self.redis.pipeline(transaction=False) as pipe:
-            # One more than wanted on each side: its presence answers "is there more?".
-            if older_top is not None:
-                pipe.xrevrange(log, max=older_top, min="-", count=want_older + 1)
-            if newer_bottom is not None:
-                pipe.xrange(log, min=newer_bottom, max="+", count=want_newer + 1)
-            found = pipe.execute()
-        older = found.pop(0) if older_top is not None else []
-        newer = found.pop(0) if newer_bottom is not None else []
+        # One more than wanted on each side: its presence answers "is there more?".
+        older = self.messages(k, older_top, want_older + 1, newer=False) if older_top is not None else []
+        newer = self.messages(k, newer_bottom, want_newer + 1, newer=True) if newer_bottom is not None else []
         if around is None:
             take_older, take_newer = min(len(older), want_older), min(len(newer), want_newer)
         else:
             take_older = min(len(older), max((limit - 1) // 2, limit - len(newer)))
             take_newer = min(len(newer), limit - take_older)
         entries = older[:take_older][::-1] + newer[:take_newer]
-        return ([messages.assemble(mid, fields["m"]) for mid, fields in entries],
-                len(older) > take_older, len(newer) > take_newer)
+        return [body for _, body in entries], len(older) > take_older, len(newer) > take_newer
+
+    def messages(self, k, bound, count, newer):
+        """Up to ``count`` messages of log ``k`` from ``bound`` on, nearest first: (id, json)
+        pairs, each as it is now. ``bound`` is a range end as XRANGE takes it ("+" and "-",
+        "<id>" inclusive, "(<id>" exclusive); ``newer`` reads towards newer ids, else older.
+
+        A message that was changed lives in ``k.changed`` (its entry left the log), and the
+        log holds change events between the messages: both are merged in id order here, the
+        events skipped (reading on in batches while they crowd the messages out).
+        """
+        if bound in ("+", "-"):
+            lex = bound
+        else:
+            exclusive = bound.startswith("(")
+            mark = keys.padded(bound.lstrip("("))
+            if newer:
+                lex = "(" + mark + "}" if exclusive else "[" + mark + "|"
+            else:
+                lex = "(" + mark + "|" if exclusive else "[" + mark + "}"
+        batch = max(count, 16)
+        found, changed_seen, from_log = {}, False, 0
+        while True:
+            with self.redis.pipeline(transaction=True) as pipe:  # one slot: a consistent snapshot
+                if newer:
+                    pipe.xrange(k.log, min=bound, max="+", count=batch)
+                else:
+                    pipe.xrevrange(k.log, max=bound, min="-", count=batch)
+                if not changed_seen:
+                    if newer:
+                        pipe.zrangebylex(k.changed, lex, "+", start=0, num=count)
+                    else:
+                        pipe.zrevrangebylex(k.changed, lex, "-", start=0, num=count)
+                results = pipe.execute()
+            if not changed_seen:
+                changed_seen = True
+                for member in results[1]:
+                    mid_padded, _, body = member.partition("|")
+                    mid = _unpad(mid_padded)
+                    found[mid] = body
+            entries = results[0]
+            for mid, fields in entries:
+                fields = entry_fields(fields)
+                if "e" in fields or mid in found:
+                    continue
+                found[mid] = messages.assemble(mid, fields["m"])
+                from_log += 1
+            if len(entries) < batch or from_log >= count:
+                break
+            bound = "(" + entries[-1][0]
+        ordered = sorted(found.items(), key=lambda item: _pair(item[0]), reverse=not newer)
+        return ordered[:count]
 
     def directs(self, sid, count):
         """Return the newest ``count`` direct messages of session ``sid`` (JSON), oldest first."""
@@ -257,27 +341,42 @@ class Store:
     def replay(self, k, after=None, backlog=0):
         """Read what a new stream owes its client from one log (a room's or a person's).
 
-        Returns (entries, head, dropped): entries are (id, json) pairs oldest first, head is the
-        newest id in the room as a tuple ((0, 0) when empty), and dropped tells that messages
-        after ``after`` were trimmed away before the client could get them.
+        Returns (entries, head, dropped): entries are oldest first, (id, json) pairs for
+        messages and (id, json, event name) triples for a room's change events ("edit",
+        "delete", "reaction"); head is the newest id in the log as a tuple ((0, 0) when empty),
+        and dropped tells that messages after ``after`` were trimmed away before the client
+        could get them. After a cursor: every message and change event past it, each message
+        as it is now (the events that changed it follow it). A backlog (no cursor): the newest
+        ``backlog`` messages as they are now, without events (they are already applied).
         """
         with self.redis.pipeline(transaction=True) as pipe:  # one slot: a consistent snapshot
-            if after is not None:
-                if after != _LAST_ID:  # nothing follows it, and Redis refuses the interval
-                    pipe.xrange(k.log, min="(" + keys.format_stream_id(after), max="+")
-            elif backlog:
-                pipe.xrevrange(k.log, max="+", min="-", count=backlog)
+            if after is not None and after != _LAST_ID:  # nothing follows the last id
+                pipe.xrange(k.log, min="(" + keys.format_stream_id(after), max="+")
+                pipe.zrangebylex(k.changed, "(" + keys.padded(keys.format_stream_id(after)) + "}", "+")
             pipe.xrevrange(k.log, max="+", min="-", count=1)
             pipe.hget(k.meta, "trimmed")
             *found, newest, trimmed = pipe.execute()
-        entries = found[0] if found else []
-        if after is None:
-            entries.reverse()
         head = keys.parse_stream_id(newest[0][0]) if newest else (0, 0)
-        dropped = False
-        if after is not None and trimmed:
-            dropped = after < keys.parse_stream_id(trimmed)
-        return [(mid, messages.assemble(mid, _body(f))) for mid, f in entries], head, dropped
+        if after is None:
+            entries = []
+            if backlog and newest:
+                entries = self.messages(k, newest[0][0], backlog, newer=False)[::-1]
+            return entries, head, False
+        dropped = bool(trimmed) and after < keys.parse_stream_id(trimmed)
+        if not found:
+            return [], head, dropped
+        logged, changed = found
+        entries = []
+        for mid, fields in logged:
+            fields = entry_fields(fields)
+            body = messages.assemble(mid, fields["m"])
+            entries.append((mid, body, fields["e"]) if "e" in fields else (mid, body))
+        if changed:
+            for member in changed:
+                mid_padded, _, body = member.partition("|")
+                entries.append((_unpad(mid_padded), body))
+            entries.sort(key=lambda entry: _pair(entry[0]))
+        return entries, head, dropped
 
     def heads(self, logs):
         """Return the newest id (str, ``"0-0"`` when empty) of each of ``logs`` (RoomKeys or
@@ -312,10 +411,25 @@ def _above(bound):
     return None if bound == _LAST_ID else "(" + keys.format_stream_id(bound)
 
 
+def _unpad(text):
+    """The stream id (str) of keys.padded's fixed-width text."""
+    ms, _, seq = text.partition("-")
+    return "%d-%d" % (int(ms), int(seq))
+
+
+def _pair(mid):
+    ms, _, seq = mid.partition("-")
+    return int(ms), int(seq)
+
+
 def _created(flag):
     return None if flag == -1 else bool(flag)
 
 
-def _body(fields):
+def entry_fields(fields):
     # A cluster's MULTI pipeline hands back the raw [field, value, ...] list, not a dict.
-    return fields["m"] if isinstance(fields, dict) else dict(zip(fields[::2], fields[1::2]))["m"]
+    return fields if isinstance(fields, dict) else dict(zip(fields[::2], fields[1::2]))
+
+
+def _body(fields):
+    return entry_fields(fields)["m"]

@@ -85,12 +85,13 @@ def here(room):
 
 
 def room_page(room, error=None, text="", status=200, key=None, before=None, other=None,
-              dm_error=None, dm_text="", dm_key=None):
+              dm_error=None, dm_text="", dm_key=None, notice=None):
     """Render a room page, optionally with a form error and the text the person typed.
 
     ``key`` is the idempotency key the failed post carried: the form sends it again, so a retry
     of a post that was stored after all returns the original instead of storing it twice.
     ``other``: the person whose conversation is open (its form's error, text and key: ``dm_*``).
+    ``notice``: a sentence for the whole page (a refused edit, deletion or reaction).
     """
     cfg = current_app.config
     user, sid = identity.shown(), identity.shown_sid()
@@ -135,7 +136,19 @@ def room_page(room, error=None, text="", status=200, key=None, before=None, othe
         other=other, conversation=conversation, dm_error=dm_error, dm_text=dm_text or "",
         conversations=_conversations(directs, user) if user else [],
         backlog=cfg["ROOM_PAGE_MESSAGES"], max_chars=cfg["MAX_MESSAGE_CHARS"], client=_client_config(),
-        group_seconds=timeline.GROUP_SECONDS), status
+        group_seconds=timeline.GROUP_SECONDS, notice=notice, my_uid=_uid(user),
+        edit_window_ms=cfg["EDIT_WINDOW_SECONDS"] * 1000,
+        editable_after=now - cfg["EDIT_WINDOW_SECONDS"] * 1000), status
+
+
+def _uid(user):
+    """The signed-in person's stable id (messages' "uid"), for marking their own messages."""
+    if not user:
+        return None
+    try:
+        return identity.uid()
+    except redis.RedisError:
+        return None
 
 
 def sign_in_page(error=None, typed="", target=None, status=200):

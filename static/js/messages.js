@@ -1,6 +1,7 @@
 // MessageList: one log (the room's, or a conversation's direct messages) in id order, each
 // message once, with textContent only; laid out in day separators and runs (timeline.js).
 // The room's log also shows who joined and left, consecutive changes collapsed into one line.
+import { addActions, showDeleted, showEdit } from './changes.js';
 import { compareIds } from './ids.js';
 import { arrange } from './timeline.js';
 import { fullTime, localTime } from './times.js';
@@ -63,6 +64,14 @@ export function MessageList(el, root, { kind = 'message', accepts = () => true }
     }
     if (message.uid) li.dataset.uid = message.uid;
     if (message.uid && message.uid.startsWith('guest:')) who.after(' ', tag('guest', 'guest', STRINGS.guest));
+    if (kind === 'message') {
+      li.id = `m-${message.id}`;
+      if (message.deleted) showDeleted(li);
+      else {
+        if (message.edited_ts) showEdit(li, message.text);
+        addActions(li, root);
+      }
+    }
     return li;
   }
 

@@ -10,12 +10,13 @@ export function Recent(covered) {
   let online = null;  // the last presence list
 
   return {
-    add(name, data, id) {
-      const list = kept[name];
+    add(name, data, id) {  // room events of every kind (messages, edits...) share one list
+      const which = name === 'direct' ? 'direct' : 'message';
+      const list = kept[which];
       list.push({ name, data, id });
-      if (list.length > KEPT[name]) {
+      if (list.length > KEPT[which]) {
         const gone = list.shift();
-        if (name === 'message') covered = laterCursor(covered, roomPart(gone.id));
+        if (which === 'message') covered = laterCursor(covered, roomPart(gone.id));
       }
     },
     presence(detail) { online = { room: detail.room, action: 'here', online: detail.online, guests: detail.guests }; },

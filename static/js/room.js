@@ -8,11 +8,15 @@
 //   chat:dropped      {message}         older messages the cursor asked for are gone
 //   chat:replaced     {room, message}   a newer stream of this session took this one's place
 //   chat:older        {messages, more}  a page of history before the oldest shown
+//   chat:edit         {message_id, text, edited_ts, ...}   a message's text changed
+//   chat:delete       {message_id, by, ...}                a message was deleted
+//   chat:reaction     {message_id, emoji, user, on, reactions}  a message's reactions changed
 //   chat:state        {state}           the stream: connecting/connected/reconnecting/offline/
 //                                       queued/replaced/signed-out
 //   chat:check        {}                don't trust the stream (a send failed): check it now
 //   chat:session-ended {}               the server says this session signed out
 //   chat:signed-out   {}                nobody is signed in now: show the signed-out page
+import { Changes } from './changes.js';
 import { ChatForm } from './form.js';
 import { Inbox } from './inbox.js';
 import { MessageList, otherParty, sameName } from './messages.js';
@@ -31,6 +35,7 @@ const other = conversation ? conversation.dataset.with : null;
 LocalTimes(document);
 ConnectionStatus(document.querySelector('[data-status]'), root);
 MessageList(root.querySelector('[data-log]'), root);
+Changes(root);
 if (conversation) {
   // Its own log and composer; events bubble from either form to the room's element.
   MessageList(conversation.querySelector('[data-log]'), root, {

@@ -21,6 +21,9 @@ import { Recent } from './recent.js';
 import { limitedConnections, takeSlot } from './slots.js';
 import { deadAfterMs, RoomSource } from './source.js';
 
+// Room events that change a message already shown (app/rooms/conversation.py).
+const CHANGES = ['edit', 'delete', 'reaction'];
+
 export function ChatStream(el) {
   const heartbeatMs = Number(el.dataset.heartbeatMs) || 15000;
   const deadMs = deadAfterMs(heartbeatMs);
@@ -56,6 +59,9 @@ export function ChatStream(el) {
     if (name === 'message' || name === 'direct') {
       recent.add(name, data, id);
       emit('chat:' + name, { message: JSON.parse(data), live });
+    } else if (CHANGES.includes(name)) {  // a message's edit, deletion or reaction: numbered too
+      recent.add(name, data, id);
+      emit('chat:' + name, JSON.parse(data));
     } else if (name === 'presence') {
       const detail = JSON.parse(data);
       recent.presence(detail);
@@ -71,7 +77,9 @@ export function ChatStream(el) {
       emit('chat:session-ended', {});
       return;
     }
-    if (id && (name === 'message' || name === 'direct' || name === 'ready')) cursor = laterCursor(cursor, id);
+    if (id && (name === 'message' || name === 'direct' || name === 'ready' || CHANGES.includes(name))) {
+      cursor = laterCursor(cursor, id);
+    }
   }
 
   // Won the election: hold the room's stream (once a slot is free, over HTTP/1.1).

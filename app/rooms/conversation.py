@@ -1,0 +1,264 @@
+"""A message's later life: edits, deletions and reactions, each a numbered event on the room's log.
+
+Where things are (one room's keys, one Cluster slot):
+
+- the log (a Stream) holds the messages and, between them, the change events: entries
+  ``{"e": "<event name>", "m": <json body>}`` with ids of their own, so a stream's cursor covers
+  them and a client that was away learns each of them once, in order, on resume;
+- ``changed`` (a sorted set read by lex, keys.RoomKeys.changed) holds the current version of every
+  message that was edited, deleted or reacted to, as ``"<padded id>|<message json>"``. Its entry
+  leaves the log then (XDEL), so an earlier text is stored nowhere; history pages, room pages,
+  a fresh stream's backlog and an idempotent retry read the current version (app/store.py
+  merges the two in id order), never a replay of the edits.
+
+A change is read, decided here in Python (the rules), and written by one script (_CHANGE_LUA)
+that first checks the message is still what was read (compare and set): when someone else
+changed it in between (two reactions on two workers), it is read and decided again.
+
+Event payloads (one line of JSON each, ``id`` and ``ts`` the event's own):
+  edit      {"id", "ts", "room", "message_id", "user", "text", "edited_ts"}
+  delete    {"id", "ts", "room", "message_id", "by", "reason"?}
+  reaction  {"id", "ts", "room", "message_id", "emoji", "user", "on", "reactions"}
+Message fields these add: ``edited_ts`` (ms), ``deleted`` (true; ``text`` is then "" and
+``reactions`` and ``reply_to`` are gone) with ``deleted_ts``, ``reactions``
+``{"<emoji>": {"count": n, "users": [names, in the order they reacted]}}``.
+
+Moderation (issue 15) deletes someone else's message with ``Conversation.delete(room,
+message_id, by, reason=...)`` (``services().conversation``; app/web/changes.py
+``delete_message`` is the same from a request): the permission rule is ``moderates``.
+"""
+import json
+import time
+from collections import namedtuple
+
+import emoji as emoji_data
+
+from . import keys, messages
+from .store import TRIM_LUA
+
+# Who acts: a display name, the stable id messages carry as "uid" (None: not a signed-in
+# person), and whether the account is a site administrator.
+Person = namedtuple("Person", "name uid admin", defaults=(False,))
+
+DEFAULT_REACTIONS = ("👍", "❤️", "😂", "🎉", "😮", "😢")
+MAX_REACTIONS = 20        # distinct emoji on one message
+MAX_EMOJI_CHARS = 16      # code points in one emoji (families and flags are several)
+QUOTE_CHARS = 120         # characters of a reply's quote (its first line)
+_ATTEMPTS = 20            # reads and writes of one change when others keep changing the message
+
+# KEYS: log, channel, meta, changed.  ARGV: message id, its padded id, what it must still be
+# ("log": its entry in the log; else its exact member in ``changed``), its new member, event
+# name, event body (json without its leading brace), history length.
+# Returns {1, event json}, or {0} when the message changed (or left) since it was read.
+_CHANGE_LUA = TRIM_LUA + """
+if ARGV[3] == 'log' then
+  if #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then return {0} end
+else
+  local now = redis.call('ZRANGEBYLEX', KEYS[4], '[' .. ARGV[2] .. '|', '(' .. ARGV[2] .. '}', 'LIMIT', 0, 1)
+  if now[1] ~= ARGV[3] then return {0} end
+end
+local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local prev = newest[1] and newest[1][1] or '0-0'
+if ARGV[3] == 'log' then
+  redis.call('XDEL', KEYS[1], ARGV[1])
+else
+  redis.call('ZREM', KEYS[4], ARGV[3])
+end
+redis.call('ZADD', KEYS[4], 0, ARGV[4])
+local id = redis.call('XADD', KEYS[1], '*', 'e', ARGV[5], 'm', ARGV[6])
+local json = '{"id":"' .. id .. '","ts":' .. string.match(id, '^(%d+)') .. ',' .. ARGV[6]
+trim(KEYS[1], KEYS[3], KEYS[4], tonumber(ARGV[7]))
+redis.call('PUBLISH', KEYS[2], '~' .. id .. ' ' .. prev .. ' ' .. ARGV[5] .. '\\n' .. json)
+return {1, json}
+"""
+
+SENTENCES = {
+    "unknown_message": "There is no such message in this room (it may be too old to be kept).",
+    "not_yours_edit": "You can only edit your own messages.",
+    "not_yours_delete": "You can only delete your own messages.",
+    "edit_window": "This message can no longer be edited: messages can be edited for %s after sending.",
+    "deleted": "That message was deleted.",
+    "bad_emoji": "A reaction must be one emoji, such as 👍.",
+    "too_many_reactions": "This message has as many different reactions as it can take (%d)." % MAX_REACTIONS,
+    "signed_out": "Sign in to do that.",
+    "busy": "Too many changes to this message at once; try again.",
+}
+
+
+class Refused(Exception):
+    """A change the rules refuse: ``status`` (HTTP), a stable ``code`` and a sentence."""
+
+    def __init__(self, status, code, sentence=None):
+        super().__init__(sentence or SENTENCES[code])
+        self.status, self.code = status, code
+
+
+def check_emoji(text):
+    """Return ``text`` if it is one emoji (any single emoji, skin tones, flags and ZWJ
+    sequences included), else raise Refused (422 bad_emoji)."""
+    if (not isinstance(text, str) or not text or len(text) > MAX_EMOJI_CHARS
+            or not emoji_data.is_emoji(text)):
+        raise Refused(422, "bad_emoji")
+    return text
+
+
+def quote(message):
+    """A reply's quote of ``message`` (a dict): {"id", "user", "text": its first line, cut}, and
+    "deleted": true (text "") once it is deleted."""
+    if message.get("deleted"):
+        return {"id": message["id"], "user": message.get("user", ""), "text": "", "deleted": True}
+    line = message.get("text", "").split("\n", 1)[0]
+    if len(line) > QUOTE_CHARS:
+        line = line[:QUOTE_CHARS - 1] + "…"
+    return {"id": message["id"], "user": message.get("user", ""), "text": line}
+
+
+def _minutes(seconds):
+    if seconds % 60 == 0:
+        minutes = seconds // 60
+        return "1 minute" if minutes == 1 else "%d minutes" % minutes
+    return "%d seconds" % seconds
+
+
+def _dump(value):
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+class Conversation:
+    """Edits, deletions and reactions of one app's rooms (a Store's Redis client)."""
+
+    def __init__(self, store, edit_window_seconds=900, publish_command="PUBLISH"):
+        self.store, self.redis = store, store.redis
+        self.edit_window = int(edit_window_seconds)
+        self._change = self.redis.register_script(
+            _CHANGE_LUA.replace("'PUBLISH'", "'%s'" % publish_command))
+
+    def message(self, room, message_id):
+        """The message (a dict) as it is now, or None when the room holds no such message."""
+        if keys.parse_stream_id(message_id or "") is None:
+            return None
+        found = self.store.current(keys.RoomKeys(room), message_id)
+        return None if found is None else json.loads(found)
+
+    def edit(self, room, message_id, by, text, max_chars):
+        """Replace the text of ``by``'s own message (within the edit window); return the message.
+
+        Raises Refused: 404 unknown_message, 409 deleted, 403 not_yours_edit, 409 edit_window;
+        messages.Invalid for a text the rules refuse. The same text again changes nothing.
+        """
+        text = messages.check_text(text, max_chars)
+
+        def decide(message):
+            if message.get("deleted"):
+                raise Refused(409, "deleted")
+            if not by.uid or message.get("uid") != by.uid:
+                raise Refused(403, "not_yours_edit")
+            if time.time() * 1000 - message["ts"] > self.edit_window * 1000:
+                raise Refused(409, "edit_window", SENTENCES["edit_window"] % _minutes(self.edit_window))
+            if message["text"] == text:
+                return None
+            message["text"] = text
+            message["edited_ts"] = int(time.time() * 1000)
+            return "edit", {"room": room, "message_id": message["id"], "user": message["user"],
+                            "text": text, "edited_ts": message["edited_ts"]}
+
+        return self._apply(room, message_id, decide)
+
+    def delete(self, room, message_id, by, reason=None):
+        """Delete a message: its text is removed from storage, and every page shows
+        "message deleted" in its place from now on (live, and on every replay and reload).
+
+        ``by`` (a Person) is its author, or someone allowed to delete others' messages:
+        a site administrator; a room's moderators too once rooms have roles (``moderates``).
+        ``reason`` (optional, moderators') travels on the event. Deleting a deleted message
+        changes nothing. Raises Refused: 404 unknown_message, 403 not_yours_delete.
+        """
+        def decide(message):
+            if message.get("deleted"):
+                return None
+            own = bool(by.uid) and message.get("uid") == by.uid
+            if not own and not self.moderates(room, by):
+                raise Refused(403, "not_yours_delete")
+            now = int(time.time() * 1000)
+            for field in ("text", "reactions", "reply_to", "edited_ts"):
+                message.pop(field, None)
+            message.update(text="", deleted=True, deleted_ts=now)
+            event = {"room": room, "message_id": message["id"], "by": by.name}
+            if reason:
+                event["reason"] = str(reason)[:200]
+            return "delete", event
+
+        return self._apply(room, message_id, decide)
+
+    def moderates(self, room, by):
+        """Tell whether ``by`` may delete other people's messages in ``room``: a site
+        administrator may. (Rooms with roles, issue 15, add a room's owner and moderators
+        here: this is the one place that rule lives.)"""
+        return bool(by.admin)
+
+    def react(self, room, message_id, by, emoji, on=True):
+        """Add (``on``) or take back ``by``'s reaction ``emoji`` on a message; doing it twice
+        changes nothing. Returns the message's reactions
+        ``{"<emoji>": {"count", "users"}}``. Raises Refused: 422 bad_emoji, 404
+        unknown_message, 409 deleted, 422 too_many_reactions, 401 signed_out."""
+        emoji = check_emoji(emoji)
+        if not by.name:
+            raise Refused(401, "signed_out")
+
+        def decide(message):
+            if message.get("deleted"):
+                raise Refused(409, "deleted")
+            reactions = message.get("reactions") or {}
+            users = reactions.get(emoji, {}).get("users", [])
+            if (by.name in users) == bool(on):
+                return None
+            if on:
+                if emoji not in reactions and len(reactions) >= MAX_REACTIONS:
+                    raise Refused(422, "too_many_reactions")
+                users = users + [by.name]
+            else:
+                users = [name for name in users if name != by.name]
+            if users:
+                reactions[emoji] = {"count": len(users), "users": users}
+            else:
+                reactions.pop(emoji, None)
+            if reactions:
+                message["reactions"] = reactions
+            else:
+                message.pop("reactions", None)
+            return "reaction", {"room": room, "message_id": message["id"], "emoji": emoji,
+                                "user": by.name, "on": bool(on), "reactions": reactions}
+
+        return (self._apply(room, message_id, decide).get("reactions") or {})
+
+    def _apply(self, room, message_id, decide):
+        """Read the message, let ``decide`` change it (a dict, in place) and name the event, or
+        return None for no change; write both at once unless someone changed it meanwhile
+        (then read and decide again). Returns the message as it is now."""
+        k = keys.RoomKeys(room)
+        if keys.parse_stream_id(message_id or "") is None:
+            raise Refused(404, "unknown_message")
+        mark = keys.padded(message_id)
+        for _ in range(_ATTEMPTS):
+            with self.redis.pipeline(transaction=True) as pipe:
+                pipe.xrange(k.log, min=message_id, max=message_id)
+                pipe.zrangebylex(k.changed, "[" + mark + "|", "(" + mark + "}", start=0, num=1)
+                logged, changed = pipe.execute()
+            if changed:
+                expected, raw = changed[0], changed[0].partition("|")[2]
+            elif logged and "e" not in logged[0][1]:
+                expected, raw = "log", messages.assemble(message_id, logged[0][1]["m"])
+            else:
+                raise Refused(404, "unknown_message")
+            message = json.loads(raw)
+            decided = decide(message)
+            if decided is None:
+                return message
+            name, event = decided
+            member = mark + "|" + _dump(message)
+            done = self._change(keys=[k.log, k.channel, k.meta, k.changed],
+                                args=[message_id, mark, expected, member, name, _dump(event)[1:],
+                                      self.store.history_length])
+            if done[0] == 1:
+                return message
+        raise Refused(503, "busy")

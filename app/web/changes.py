@@ -1,0 +1,196 @@
+"""Edit, delete and react over HTTP: JSON for programs and scripts, plain forms (PRG) for pages.
+
+JSON: ``PATCH /rooms/<room>/messages/<id>`` {"text"} -> 200 the message; ``DELETE`` -> 204;
+``PUT|DELETE /rooms/<room>/messages/<id>/reactions/<emoji>`` -> 200 {"message_id", "reactions"}.
+Forms (JavaScript off): ``POST .../<id>/edit`` (text), ``.../<id>/delete``, ``.../<id>/reactions``
+(emoji; toggles) -> 303 back to the room page at the message. Refusals: JSON {"error", "code"}
+with the status app/rooms/conversation.py names; a form gets the room page with the sentence.
+"""
+import redis
+from flask import Blueprint, Response, abort, current_app, jsonify, redirect, request, url_for
+
+from ..ops.services import services
+from ..people import identity
+from ..rooms import keys, messages
+from ..rooms.conversation import Person, Refused
+from . import api, guard, pages
+from .replies import json_error, require_utf8_form, wants_json
+
+bp = Blueprint("conversation", __name__)
+
+SIGN_IN = "Sign in to do that."
+
+
+def _service():
+    return services().conversation
+
+
+def delete_message(room, message_id, by, reason=None):
+    """Delete message ``message_id`` of ``room`` on behalf of ``by``, checking who may.
+
+    For the parts of the service that delete someone else's message (moderation, issue 15):
+    ``by`` is a conversation.Person(name, uid, admin) (``person(with_admin=True)`` is the
+    signed-in one); ``reason`` (optional, up to 200 characters) travels on the ``delete`` event.
+    Who may: the author, or whoever ``Conversation.moderates`` allows (today a site
+    administrator; room roles belong there). Raises conversation.Refused (403
+    not_yours_delete, 404 unknown_message); deleting twice is harmless. Needs an app context.
+    """
+    return _service().delete(room, message_id, by, reason=reason)
+
+
+def _room(room):
+    canonical = keys.canonical_room(room)
+    if canonical is None:
+        abort(400, keys.ROOM_RULE)
+    return canonical
+
+
+def person(with_admin=False):
+    """The signed-in person as a conversation.Person, or None. ``with_admin`` asks Redis whether
+    their account is a site administrator (only a deletion of someone else's message needs it)."""
+    name, _ = identity.current()
+    if not name:
+        return None
+    admin = False
+    if with_admin and identity.account():
+        account = services().accounts.get(identity.account())
+        admin = bool(account and account["admin"])
+    return Person(name, identity.uid(), admin)
+
+
+def _form():
+    """Whether this is a plain form post wanting a page back (JavaScript off)."""
+    if request.mimetype in api.FORM_TYPES:
+        require_utf8_form()
+        return not wants_json()
+    return False
+
+
+def _refused(room, exc, form):
+    status, code = getattr(exc, "status", 422), getattr(exc, "code", "invalid")
+    if form:
+        return pages.room_page(room, notice=str(exc), status=status)
+    return json_error(status, str(exc), code=code)
+
+
+def _back(room, message_id):
+    """Where a form goes after a change: the room page, at the message."""
+    return redirect(url_for("pages.room", room=room) + "#m-" + message_id, 303)
+
+
+def _do(room, message_id, form, act, admin=False):
+    """Run ``act(person)`` for the signed-in person; answer a refusal the way the client asked."""
+    who = person(with_admin=admin)
+    if who is None:
+        return _refused(room, Refused(401, "signed_out", SIGN_IN), form)
+    try:
+        return act(who)
+    except (Refused, messages.Invalid) as exc:
+        return _refused(room, exc, form)
+    except redis.RedisError:
+        if not form:
+            raise  # errors.py: 503 + Retry-After
+        return pages.room_page(room, notice="That could not be done: the service is unavailable. "
+                                            "Try again shortly.", status=503)
+
+
+def _delete(room, message_id, reason=None):
+    return lambda who: _service().delete(room, message_id, who, reason=reason)
+
+
+_limits = (guard.limiter.limit(guard.rate("POST_RATE_SESSION"), key_func=guard.session_key),
+           guard.limiter.limit(guard.rate("POST_RATE_IP")))
+
+
+def limited(view):
+    for limit in reversed(_limits):
+        view = limit(view)
+    return view
+
+
+@bp.patch("/rooms/<room>/messages/<message_id>")
+@limited
+def edit_message(room, message_id):
+    """Edit one's own message: {"text"} -> 200 with the message (``edited_ts`` set)."""
+    room = _room(room)
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        return json_error(400, "The body must be a JSON object with the new text.", code="bad_body")
+    max_chars = current_app.config["MAX_MESSAGE_CHARS"]
+    answer = _do(room, message_id, False,
+                 lambda who: jsonify(_service().edit(room, message_id, who, data.get("text"), max_chars)))
+    return answer
+
+
+@bp.post("/rooms/<room>/messages/<message_id>/edit")
+@limited
+def edit_form(room, message_id):
+    """The form twin of PATCH: a 303 back to the room page, or the page with the sentence."""
+    room = _room(room)
+    form = _form()
+    text = request.form.get("text", "").replace("\r\n", "\n")
+    max_chars = current_app.config["MAX_MESSAGE_CHARS"]
+
+    def act(who):
+        message = _service().edit(room, message_id, who, text, max_chars)
+        return _back(room, message_id) if form else jsonify(message)
+
+    return _do(room, message_id, form, act)
+
+
+@bp.delete("/rooms/<room>/messages/<message_id>")
+@limited
+def delete_message(room, message_id):
+    """Delete one's own message (a site administrator: anyone's): 204."""
+    room = _room(room)
+    deleting = _delete(room, message_id)
+    return _do(room, message_id, False, lambda who: (deleting(who), Response(status=204))[1], admin=True)
+
+
+@bp.post("/rooms/<room>/messages/<message_id>/delete")
+@limited
+def delete_form(room, message_id):
+    """The form twin of DELETE: a 303 back to the room page."""
+    room = _room(room)
+    form = _form()
+    deleting = _delete(room, message_id, request.form.get("reason") or None)
+
+    def act(who):
+        deleting(who)
+        return _back(room, message_id) if form else Response(status=204)
+
+    return _do(room, message_id, form, act, admin=True)
+
+
+def _reactions(message_id, reactions):
+    return jsonify(message_id=message_id, reactions=reactions)
+
+
+@bp.route("/rooms/<room>/messages/<message_id>/reactions/<emoji>", methods=["PUT", "DELETE"])
+@limited
+def reaction(room, message_id, emoji):
+    """React (PUT) or take the reaction back (DELETE); idempotent: 200 {"message_id", "reactions"}."""
+    room = _room(room)
+    on = request.method == "PUT"
+    return _do(room, message_id, False, lambda who: _reactions(
+        message_id, _service().react(room, message_id, who, emoji, on)))
+
+
+@bp.post("/rooms/<room>/messages/<message_id>/reactions")
+@limited
+def reaction_form(room, message_id):
+    """The form twin: toggle ``emoji`` (``on`` "1"/"0" to set it either way): a 303 back."""
+    room = _room(room)
+    form = _form()
+    emoji, wanted = request.form.get("emoji", "").strip(), request.form.get("on")
+
+    def act(who):
+        service = _service()
+        on = wanted == "1" if wanted in ("0", "1") else None
+        if on is None:  # a toggle: on unless this person has reacted so already
+            message = service.message(room, message_id) or {}
+            on = who.name not in ((message.get("reactions") or {}).get(emoji) or {}).get("users", [])
+        reactions = service.react(room, message_id, who, emoji, on)
+        return _back(room, message_id) if form else _reactions(message_id, reactions)
+
+    return _do(room, message_id, form, act)

@@ -1,0 +1,130 @@
+// Changes: a message's later life on the page. Edits and deletions (and reactions) arrive on
+// the stream as their own events; the actions menu under each message is plain forms (they work
+// without JavaScript), sent here with fetch to the JSON API and applied at once. Applying a
+// change twice (the answer, then the stream's event) shows the same thing: it is idempotent.
+const STRINGS = {
+  edited: '(edited)',
+  deleted: 'message deleted',
+  failed: (status) => `That did not work (${status}).`,
+  unreachable: 'Could not reach the server. Try again.',
+};
+
+const own = (li, root) => !!root.dataset.myUid && li.dataset.uid === root.dataset.myUid;
+const editable = (li, root) => Date.now() - Number(li.dataset.ts) < Number(root.dataset.editWindowMs || 0);
+
+// The message's text is now ``text``, marked "(edited)".
+export function showEdit(li, text) {
+  if (li.classList.contains('deleted')) return;
+  const p = li.querySelector('.text');
+  if (p) p.textContent = text;
+  if (!li.querySelector('[data-edited]')) {
+    const mark = document.createElement('span');
+    mark.className = 'edited';
+    mark.dataset.edited = '';
+    mark.textContent = STRINGS.edited;
+    li.querySelector('time').after(' ', mark);
+  }
+  const box = li.querySelector('form[data-edit] textarea');
+  if (box && document.activeElement !== box) box.value = text;
+}
+
+// The message is gone: "message deleted" in its place, nothing to act on.
+export function showDeleted(li) {
+  li.classList.add('deleted');
+  for (const part of li.querySelectorAll('[data-edited], [data-actions], [data-reactions], .quote')) part.remove();
+  const p = li.querySelector('.text');
+  if (p) {
+    p.className = 'text gone';
+    p.dataset.gone = '';
+    p.removeAttribute('dir');
+    p.textContent = STRINGS.deleted;
+  }
+}
+
+// Give a message rendered live the menu the server renders under each message.
+export function addActions(li, root) {
+  const template = document.querySelector('template[data-actions]');
+  if (!template || li.classList.contains('deleted') || li.querySelector('[data-actions]')) return;
+  const menu = template.content.firstElementChild.cloneNode(true);
+  for (const el of menu.querySelectorAll('[action], [id], [for]')) {
+    for (const name of ['action', 'id', 'for']) {
+      if (el.hasAttribute(name)) el.setAttribute(name, el.getAttribute(name).replace('__ID__', li.dataset.id));
+    }
+  }
+  const text = li.querySelector('.text');
+  const box = menu.querySelector('form[data-edit] textarea');
+  if (box) box.value = text ? text.textContent : '';
+  li.append(menu);
+  fitActions(li, root);
+}
+
+// Show only what this person may do with the message now.
+function fitActions(li, root) {
+  const menu = li.querySelector('[data-actions]');
+  if (!menu) return;
+  const mine = own(li, root);
+  for (const form of menu.querySelectorAll('[data-own-only]')) form.hidden = !mine;
+  const edit = menu.querySelector('form[data-edit]');
+  if (edit && mine) edit.hidden = !editable(li, root);
+  menu.hidden = !menu.querySelector('form:not([hidden]), [data-always]');
+}
+
+export function Changes(root) {
+  const list = root.querySelector('[data-messages]');
+  const find = (id) => list.querySelector(`li.msg[data-id="${CSS.escape(id)}"]`);
+
+  root.addEventListener('chat:edit', (e) => {
+    const li = find(e.detail.message_id);
+    if (li) showEdit(li, e.detail.text);
+  });
+  root.addEventListener('chat:delete', (e) => {
+    const li = find(e.detail.message_id);
+    if (li) showDeleted(li);
+  });
+
+  // The menu's own state: the edit window may have closed since the page was drawn.
+  list.addEventListener('toggle', (e) => {
+    if (e.target.matches('[data-actions]') && e.target.open) fitActions(e.target.closest('li.msg'), root);
+  }, true);
+
+  list.addEventListener('submit', async (e) => {
+    const form = e.target;
+    const li = form.closest('li.msg');
+    if (!li || !form.closest('[data-actions]')) return;
+    e.preventDefault();
+    const error = li.querySelector('[data-action-error]');
+    const say = (message) => { if (error) { error.textContent = message; error.hidden = !message; } };
+    const url = new URL(root.dataset.historyUrl, location.href);
+    url.pathname += `/${encodeURIComponent(li.dataset.id)}`;
+    const token = form.querySelector('input[name=csrf_token]')?.value || '';
+    const headers = { Accept: 'application/json', 'X-CSRF-Token': token };
+    let request;
+    if (form.matches('[data-edit]')) {
+      request = { method: 'PATCH', headers: { ...headers, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ text: form.querySelector('textarea').value }) };
+    } else if (form.matches('[data-delete]')) {
+      request = { method: 'DELETE', headers };
+    } else {
+      return;
+    }
+    const button = form.querySelector('button[type=submit]');
+    if (button) button.disabled = true;
+    try {
+      const response = await fetch(url, request);
+      const body = response.status === 204 ? {} : await response.json().catch(() => ({}));
+      if (!response.ok) { say(body.error || STRINGS.failed(response.status)); return; }
+      say('');
+      if (form.matches('[data-delete]')) showDeleted(li);
+      else {
+        showEdit(li, body.text);
+        li.querySelector('[data-actions]')?.removeAttribute('open');
+      }
+    } catch (err) {
+      say(STRINGS.unreachable);
+    } finally {
+      if (button) button.disabled = false;
+    }
+  });
+
+  for (const li of list.querySelectorAll('li.msg')) fitActions(li, root);
+}

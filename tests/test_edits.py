@@ -1,0 +1,267 @@
+"""Edit and delete one's own message (issue 16): events on the room's log with their own ids,
+the stored text replaced or removed, every route showing only the current state."""
+import json
+import uuid
+
+import pytest
+
+from app import create_app
+from app.rooms.conversation import Person, Refused
+
+from .conftest import LIMITS_OFF, TOKEN, post
+from .sse import SSEStream
+from .web import Browser
+
+
+def events_url(server, room):
+    return "%s/rooms/%s/events" % (server.url, room)
+
+
+def signed_in(server, name="ann"):
+    browser = Browser(server.url)
+    assert browser.sign_in("%s-%s" % (name, uuid.uuid4().hex[:6])) == 200
+    return browser
+
+
+def edit(browser, room, message_id, text):
+    status, _, body = browser.request("PATCH", "/rooms/%s/messages/%s" % (room, message_id), body={"text": text})
+    return status, json.loads(body or b"{}")
+
+
+def delete(browser, room, message_id):
+    status, _, body = browser.request("DELETE", "/rooms/%s/messages/%s" % (room, message_id))
+    return status, json.loads(body or b"{}")
+
+
+def history(browser, room, query=""):
+    status, _, body = browser.request("GET", "/rooms/%s/messages%s" % (room, query))
+    assert status == 200
+    return json.loads(body)["messages"]
+
+
+def open_ready(server, room, headers=None):
+    stream = SSEStream(events_url(server, room), headers)
+    assert stream.status == 200
+    _, before = stream.until("ready")
+    return stream, before
+
+
+@pytest.fixture
+def ann(server):
+    return signed_in(server, "ann")
+
+
+def test_an_edit_replaces_the_text_and_is_marked_edited(server, room, ann):
+    _, sent = ann.post(room, "helo")
+    status, edited = edit(ann, room, sent["id"], "hello")
+    assert status == 200
+    assert edited["text"] == "hello" and edited["id"] == sent["id"] and edited["edited_ts"] >= sent["ts"]
+    assert [(m["text"], bool(m.get("edited_ts"))) for m in history(ann, room)] == [("hello", True)]
+
+
+def test_an_edit_reaches_open_streams_as_an_edit_event_with_its_own_cursor(server, room, ann):
+    _, sent = ann.post(room, "first")
+    stream, _ = open_ready(server, room)
+    with stream:
+        edit(ann, room, sent["id"], "first, corrected")
+        event = stream.messages(1, name="edit")[0]
+        assert event.id and event.id != sent["id"]
+        data = event.json()
+        assert data["message_id"] == sent["id"] and data["text"] == "first, corrected"
+        assert data["id"] == event.id and data["edited_ts"]
+
+
+def test_edit_and_delete_while_away_arrive_once_in_order_on_resume(server, room, ann):
+    _, one = ann.post(room, "one")
+    _, two = ann.post(room, "secret two")
+    stream, _ = open_ready(server, room)
+    with stream:
+        ann.post(room, "three")
+        cursor = stream.messages(1)[0].id
+    edit(ann, room, one["id"], "one, edited")
+    assert delete(ann, room, two["id"])[0] == 204
+    _, four = ann.post(room, "four")
+    resumed, before = open_ready(server, room, {"Last-Event-ID": cursor})
+    with resumed:
+        assert [(e.name, e.json().get("message_id") or e.json()["text"]) for e in before if e.name != "presence"] \
+            == [("edit", one["id"]), ("delete", two["id"]), ("message", "four")]
+        ids = [e.id for e in before]
+        assert len(set(ids)) == len(ids) and "secret two" not in json.dumps([e.data for e in before])
+        assert four["id"] == before[-1].id
+    # Resumed from the last of them: nothing comes twice.
+    again, before = open_ready(server, room, {"Last-Event-ID": four["id"]})
+    with again:
+        assert [e for e in before if e.name in ("edit", "delete", "message")] == []
+
+
+def test_a_resume_from_before_the_message_gets_it_as_it_is_now_then_its_events(server, room, ann):
+    stream, _ = open_ready(server, room)
+    with stream:
+        ann.post(room, "zero")
+        cursor = stream.messages(1)[0].id
+    _, sent = ann.post(room, "draft")
+    edit(ann, room, sent["id"], "final")
+    resumed, before = open_ready(server, room, {"Last-Event-ID": cursor})
+    with resumed:
+        got = [(e.name, e.json().get("text")) for e in before if e.name in ("message", "edit")]
+        assert got == [("message", "final"), ("edit", "final")]
+
+
+def test_a_deleted_text_is_nowhere(server, room, ann, redis_client):
+    key = uuid.uuid4().hex
+    _, sent = ann.post(room, "my password is hunter2", key=key)
+    ann.post(room, "after")
+    assert delete(ann, room, sent["id"])[0] == 204
+    shown = history(ann, room)
+    assert shown[0]["id"] == sent["id"] and shown[0]["deleted"] is True and shown[0]["text"] == ""
+    # A retry of the original post (same idempotency key) answers the message as it is now.
+    status, retried = ann.post(room, "my password is hunter2", key=key)
+    assert status == 200 and retried["deleted"] is True and "hunter2" not in json.dumps(retried)
+    # A fresh stream's backlog, the room page, and Redis itself.
+    stream = SSEStream(events_url(server, room) + "?backlog=10")
+    with stream:
+        _, before = stream.until("ready")
+        assert "hunter2" not in "".join(e.data for e in before)
+    _, _, page = ann.request("GET", "/rooms/%s" % room)
+    assert b"hunter2" not in page and b"message deleted" in page
+    dump = []
+    for key_name in redis_client.scan_iter("ripple:{r:%s}*" % room):
+        kind = redis_client.type(key_name)
+        if kind == "stream":
+            dump.append(json.dumps(redis_client.xrange(key_name), ensure_ascii=False))
+        elif kind == "zset":
+            dump.append(json.dumps(redis_client.zrange(key_name, 0, -1), ensure_ascii=False))
+        elif kind == "string":
+            dump.append(redis_client.get(key_name))
+    assert dump and "hunter2" not in "".join(dump)
+
+
+def test_an_edited_text_is_what_a_retry_returns(server, room, ann):
+    key = uuid.uuid4().hex
+    _, sent = ann.post(room, "tpyo", key=key)
+    edit(ann, room, sent["id"], "typo")
+    status, retried = ann.post(room, "tpyo", key=key)
+    assert status == 200 and retried["text"] == "typo" and retried["id"] == sent["id"]
+
+
+def test_someone_elses_message_cannot_be_edited_or_deleted(server, room, ann):
+    _, sent = ann.post(room, "mine")
+    bob = signed_in(server, "bob")
+    status, body = edit(bob, room, sent["id"], "yours now")
+    assert (status, body["code"]) == (403, "not_yours_edit") and "your own" in body["error"]
+    status, body = delete(bob, room, sent["id"])
+    assert (status, body["code"]) == (403, "not_yours_delete")
+    assert history(ann, room)[0]["text"] == "mine"
+
+
+def test_unknown_and_malformed_ids_are_404(server, room, ann):
+    ann.post(room, "here")
+    for message_id in ("1-0", "not-an-id", "99999999999999-0"):
+        status, body = edit(ann, room, message_id, "x")
+        assert (status, body["code"]) == (404, "unknown_message"), message_id
+        assert delete(ann, room, message_id)[0] == 404
+
+
+def test_signed_out_people_are_told_to_sign_in(server, room, ann):
+    _, sent = ann.post(room, "here")
+    stranger = Browser(server.url)
+    status, _, body = stranger.request("GET", "/session")
+    stranger.token = json.loads(body)["csrf_token"]
+    status, body = edit(stranger, room, sent["id"], "x")
+    assert status == 401 and body["code"] == "signed_out"
+
+
+def test_an_edit_is_checked_like_a_post(server, room, ann):
+    _, sent = ann.post(room, "text")
+    status, body = edit(ann, room, sent["id"], "   ")
+    assert status == 422 and "empty" in body["error"]
+    status, body = edit(ann, room, sent["id"], "x" * 5000)
+    assert status == 422 and "too long" in body["error"]
+    status, _, raw = ann.request("PATCH", "/rooms/%s/messages/%s" % (room, sent["id"]), body=["text"])
+    assert status == 400
+
+
+def test_a_deleted_message_cannot_be_edited_and_deleting_twice_is_harmless(server, room, ann):
+    _, sent = ann.post(room, "going")
+    assert delete(ann, room, sent["id"])[0] == 204
+    assert delete(ann, room, sent["id"])[0] == 204
+    status, body = edit(ann, room, sent["id"], "back")
+    assert (status, body["code"]) == (409, "deleted")
+
+
+def test_the_same_text_again_changes_nothing(server, room, ann):
+    _, sent = ann.post(room, "same")
+    status, body = edit(ann, room, sent["id"], "same")
+    assert status == 200 and "edited_ts" not in body
+
+
+def test_the_edit_window_closes(redis_url, room):
+    app = create_app({"TESTING": True, "REDIS_URL": redis_url, "PUBLISH_TOKEN": TOKEN,
+                      "SECRET_KEY": "test-secret", "EDIT_WINDOW_SECONDS": 0, **LIMITS_OFF})
+    with app.app_context():
+        store, conversation = app.extensions["store"], app.extensions["conversation"]
+        sent = json.loads(store.publish(room, "ann", "late", uid="u1")[0])
+        with pytest.raises(Refused) as refused:
+            conversation.edit(room, sent["id"], Person("ann", "u1"), "later", 2000)
+        assert refused.value.status == 409 and refused.value.code == "edit_window"
+        assert "can no longer be edited" in str(refused.value)
+        conversation.delete(room, sent["id"], Person("ann", "u1"))  # deleting has no window
+
+
+def test_an_administrator_may_delete_anyones_message_with_a_reason(redis_url, room):
+    app = create_app({"TESTING": True, "REDIS_URL": redis_url, "SECRET_KEY": "test-secret", **LIMITS_OFF})
+    with app.app_context():
+        from app.rooms.conversation import delete_message
+        store = app.extensions["store"]
+        sent = json.loads(store.publish(room, "ann", "spam", uid="u1")[0])
+        with pytest.raises(Refused):
+            delete_message(room, sent["id"], Person("bob", "u2"))
+        delete_message(room, sent["id"], Person("root", "u3", admin=True), reason="spam")
+        found, _ = store.page(room)
+        assert json.loads(found[0])["deleted"] is True
+        entries, _, _ = store.replay(__import__("app").keys.RoomKeys(room), after=(0, 0))
+        assert json.loads(entries[-1][1])["reason"] == "spam" and entries[-1][2] == "delete"
+
+
+def test_history_pages_count_messages_not_change_events(server, room, ann):
+    sent = [ann.post(room, "m%d" % i)[1] for i in range(5)]
+    for _ in range(3):
+        for message in sent[:4]:
+            edit(ann, room, message["id"], "m-%s" % uuid.uuid4().hex[:4])
+    page = history(ann, room, "?limit=3")
+    assert [m["id"] for m in page] == [m["id"] for m in sent[2:]]
+    older = history(ann, room, "?limit=3&before=%s" % sent[2]["id"])
+    assert [m["id"] for m in older] == [m["id"] for m in sent[:2]]
+    around = history(ann, room, "?limit=3&around=%s" % sent[2]["id"])
+    assert [m["id"] for m in around] == [m["id"] for m in sent[1:4]]
+
+
+def test_forms_edit_and_delete_without_javascript(server, room, ann):
+    _, sent = ann.post(room, "form text")
+    status, headers, _ = ann.request("POST", "/rooms/%s/messages/%s/edit" % (room, sent["id"]),
+                                     form={"text": "form text, edited", "csrf_token": ann.token},
+                                     headers={"Accept": "text/html"})
+    assert status == 303 and headers["Location"].endswith("/rooms/%s#m-%s" % (room, sent["id"]))
+    _, _, page = ann.request("GET", "/rooms/%s" % room, headers={"Accept": "text/html"})
+    assert b"form text, edited" in page and b"(edited)" in page
+    status, _, _ = ann.request("POST", "/rooms/%s/messages/%s/delete" % (room, sent["id"]),
+                               form={"csrf_token": ann.token}, headers={"Accept": "text/html"})
+    assert status == 303
+    _, _, page = ann.request("GET", "/rooms/%s" % room, headers={"Accept": "text/html"})
+    assert b"form text" not in page and b"message deleted" in page
+
+
+def test_a_refused_form_shows_the_room_page_with_the_sentence(server, room, ann):
+    _, sent = ann.post(room, "ann's")
+    bob = signed_in(server, "bob")
+    status, _, page = bob.request("POST", "/rooms/%s/messages/%s/delete" % (room, sent["id"]),
+                                  form={"csrf_token": bob.token}, headers={"Accept": "text/html"})
+    assert status == 403 and b"You can only delete your own messages." in page
+
+
+def test_token_posts_keep_working_beside_edits(server, room, ann):
+    _, sent = ann.post(room, "by ann")
+    edit(ann, room, sent["id"], "by ann, edited")
+    status, body = post(server.url, room, "by the bot")
+    assert status == 201
+    assert [m["text"] for m in history(ann, room)] == ["by ann, edited", "by the bot"]
