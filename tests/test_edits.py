@@ -6,7 +6,10 @@ import uuid
 import pytest
 
 from app import create_app
+from app.ops.services import services
 from app.rooms.conversation import Person, Refused
+from app.rooms.keys import RoomKeys
+from app.web.changes import delete_message
 
 from .conftest import LIMITS_OFF, TOKEN, post
 from .sse import SSEStream
@@ -199,7 +202,7 @@ def test_the_edit_window_closes(redis_url, room):
     app = create_app({"TESTING": True, "REDIS_URL": redis_url, "PUBLISH_TOKEN": TOKEN,
                       "SECRET_KEY": "test-secret", "EDIT_WINDOW_SECONDS": 0, **LIMITS_OFF})
     with app.app_context():
-        store, conversation = app.extensions["store"], app.extensions["conversation"]
+        store, conversation = services(app).store, services(app).conversation
         sent = json.loads(store.publish(room, "ann", "late", uid="u1")[0])
         with pytest.raises(Refused) as refused:
             conversation.edit(room, sent["id"], Person("ann", "u1"), "later", 2000)
@@ -211,15 +214,14 @@ def test_the_edit_window_closes(redis_url, room):
 def test_an_administrator_may_delete_anyones_message_with_a_reason(redis_url, room):
     app = create_app({"TESTING": True, "REDIS_URL": redis_url, "SECRET_KEY": "test-secret", **LIMITS_OFF})
     with app.app_context():
-        from app.rooms.conversation import delete_message
-        store = app.extensions["store"]
+        store = services(app).store
         sent = json.loads(store.publish(room, "ann", "spam", uid="u1")[0])
         with pytest.raises(Refused):
             delete_message(room, sent["id"], Person("bob", "u2"))
         delete_message(room, sent["id"], Person("root", "u3", admin=True), reason="spam")
         found, _ = store.page(room)
         assert json.loads(found[0])["deleted"] is True
-        entries, _, _ = store.replay(__import__("app").keys.RoomKeys(room), after=(0, 0))
+        entries, _, _ = store.replay(RoomKeys(room), after=(0, 0))
         assert json.loads(entries[-1][1])["reason"] == "spam" and entries[-1][2] == "delete"
 
 

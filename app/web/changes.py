@@ -140,7 +140,7 @@ def edit_form(room, message_id):
 
 @bp.delete("/rooms/<room>/messages/<message_id>")
 @limited
-def delete_message(room, message_id):
+def remove_message(room, message_id):
     """Delete one's own message (a site administrator: anyone's): 204."""
     room = _room(room)
     deleting = _delete(room, message_id)
