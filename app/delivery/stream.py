@@ -103,7 +103,7 @@ class Subscription:
         self.environ = environ  # the WSGI environ: trimmed once Flask is done with it
 
 
-def come_back(retry_ms):
+def reconnect_soon(retry_ms):
     """The last chunk of a stream on a leaving worker: reconnect soon, elsewhere."""
     return sse.retry(retry_ms // 4 or 1)
 
@@ -188,7 +188,7 @@ def relay(hub, sub):
         yield from live.run()
     except Draining:
         if live.out is None or not live.out.broken:
-            yield come_back(hub.retry_ms)
+            yield reconnect_soon(hub.retry_ms)
     except ClientGone:
         return
     except wire.ClientLost as exc:  # the client went away mid-write, or stopped reading
@@ -197,7 +197,7 @@ def relay(hub, sub):
     except (NotMaster, MasterSwitched) as exc:  # a failover moved the room's channel: resume there
         logger.info("stream channel moved room=%s error=%s", sub.room, exc)
         if live.out is None or not live.out.broken:
-            yield come_back(hub.retry_ms)
+            yield reconnect_soon(hub.retry_ms)
     except ListenerClosed as exc:  # a slow reader Redis dropped, or Redis going away
         hub.outage.listener_closed(exc, hub.store.ping)
         yield sse.event("unavailable", json.dumps({"room": sub.room, "message": "Reconnecting…"}))
@@ -268,7 +268,7 @@ class _Live:
         self.hub, self.sub = hub, sub
         self.room_keys = keys.RoomKeys(sub.room)
         self.person = keys.PersonKeys(sub.sid) if sub.sid else None
-        self.listener = self.alarm = self.out = self.position = self.watch = None
+        self.listener = self.ticker = self.out = self.position = self.watch = None
         self.unreported = 0   # deliveries not yet added to the metrics
         # Idle checks against the logs' heads: after 1, 2, 4... heartbeats of silence at one
         # position (capped at IDLE_CHECK_MAX_SECONDS), again from 1 once the position moves.
@@ -292,13 +292,13 @@ class _Live:
             self.out = wire.ClientWriter(sub.client, sub.chunked)
         write = self.out.write if self.out is not None else None
         heartbeat = hub.heartbeat
-        self.alarm = wire.Alarm(self.listener.filenos(), heartbeat / 2)
+        self.ticker = wire.Ticker(self.listener.filenos(), heartbeat / 2)
         watch = self.watch
         if watch is not None:  # a half-closed client is probed at once, not at the next tick
-            watch.wake = self.alarm.tick_now
+            watch.wake = self.ticker.tick_now
             if watch.probe_due:
-                self.alarm.tick_now()
-        drain, wait, take = self.listener.drain, self.alarm.wait, position.take
+                self.ticker.tick_now()
+        drain, wait, take = self.listener.drain, self.ticker.wait, position.take
         tick_at = time.monotonic() + heartbeat  # next presence refresh and idle check
         quiet_since = position.cursor()  # the position at the last full-heartbeat tick
         wrote = True  # written to the client since the last tick
@@ -416,8 +416,8 @@ class _Live:
         return frames
 
     def close(self):
-        if self.alarm is not None:
-            self.alarm.close()
+        if self.ticker is not None:
+            self.ticker.close()
         if self.unreported:
             self.hub.metrics.delivered.inc(self.unreported)
         if self.listener is not None:

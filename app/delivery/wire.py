@@ -13,7 +13,7 @@ import gevent
 READ = 1  # libev's EV_READ
 
 
-class Alarm:
+class Ticker:
     """Parks the current greenlet until one of ``fds`` is readable or ``period`` seconds pass.
 
     The io watchers run only while the greenlet is parked here, so no other wait of the

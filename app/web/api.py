@@ -167,7 +167,7 @@ def events(room):
     hub = services().hub
     streams = hub.streams
     if streams.draining:  # this worker is leaving: come back at once, to another one
-        return Response(stream.come_back(int(cfg["RETRY_MS"])), mimetype="text/event-stream",
+        return Response(stream.reconnect_soon(int(cfg["RETRY_MS"])), mimetype="text/event-stream",
                         headers={"Cache-Control": "no-cache"})
     if streams.full():
         return refuse_stream(503, "This server is at its stream limit; try again shortly.",
