@@ -1,12 +1,11 @@
-"""SSE framing and the pure message checks: hostile text can never forge an event."""
+"""SSE framing: hostile text can never forge an event, and the tests' SSE client reads it right."""
 import json
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from app.delivery import sse
-from app.rooms import keys, messages
+from app.rooms import messages
 
 from .sse import SSEStream
 
@@ -52,52 +51,6 @@ def test_any_text_round_trips_through_one_frame(text):
     payload = messages.assemble("1-0", messages.body("room", "user", text))
     events = parse(sse.message_frame(b"1-0", payload.encode()))
     assert len(events) == 1 and json.loads(events[0][1])["text"] == text
-
-
-@pytest.mark.parametrize("text", ["", "   ", "\n\t "])
-def test_blank_text_is_rejected(text):
-    with pytest.raises(messages.Invalid) as info:
-        messages.check_text(text, 10)
-    assert info.value.status == 422
-
-
-def test_text_over_the_limit_is_rejected():
-    with pytest.raises(messages.Invalid):
-        messages.check_text("x" * 11, 10)
-
-
-def test_lone_surrogate_is_rejected_not_crashing():
-    with pytest.raises(messages.Invalid) as info:
-        messages.check_text("a\ud800b", 10)
-    assert info.value.status == 400
-
-
-@pytest.mark.parametrize("name", ["a\u202eb", "a\x00b", "x" * 33, " ", "a\nb"])
-def test_bad_names_are_rejected(name):
-    with pytest.raises(messages.Invalid):
-        messages.check_name(name)
-
-
-def test_names_are_trimmed_and_any_script_is_fine():
-    assert messages.check_name("  小明 ") == "小明"
-
-
-@pytest.mark.parametrize("room,ok", [("lobby", True), ("a", True), ("0-x_y", True), ("-x", False),
-                                     ("Lobby", False), ("a" * 65, False), ("a/b", False), ("..", False),
-                                     ("a\x00", False), ("", False)])
-def test_room_names(room, ok):
-    assert keys.valid_room(room) is ok
-
-
-@pytest.mark.parametrize("raw", ["", "garbage", "1-", "-1", "1-2-3", "x" * 10000, "99999999999999999999999-0"])
-def test_malformed_cursors_read_as_none(raw):
-    assert keys.parse_cursor(raw) is None
-
-
-def test_room_keys_share_one_cluster_hash_tag():
-    k = keys.RoomKeys("lobby")
-    tags = {name[name.index("{"):name.index("}") + 1] for name in (k.log, k.channel, k.meta, k.idempotency("x"))}
-    assert tags == {"{r:lobby}"}
 
 
 def test_test_client_parser_handles_cr_and_crlf():
