@@ -56,7 +56,7 @@ def test_only_ones_own_messages_offer_edit_and_delete(open_room):
     send(page_ann, "ann speaking")
     send(page_bob, "bob speaking")
     expect(page_ann.locator("main.room li.msg")).to_have_count(2, timeout=LIVE_MS)
-    offered = page_ann.locator("main.room li.msg:has([data-actions]:not([hidden])) .text")
+    offered = page_ann.locator("main.room li.msg:has(form[data-delete]:not([hidden])) .text")
     expect(offered).to_have_text(["ann speaking"])
 
 
@@ -95,3 +95,57 @@ def test_edit_and_delete_work_without_javascript(open_room, server, room):
     li = menu(page, "no script, edited")
     li.get_by_role("button", name="Delete message").click()
     expect(page.locator("main.room li.msg .text")).to_have_text(["message deleted"])
+
+
+def chip(page, emoji):
+    return page.locator("main.room li.msg [data-reactions] .chip", has_text=emoji)
+
+
+def test_reactions_show_live_with_counts_and_who_reacted(open_room):
+    ann, bob = unique("ann"), unique("bob")
+    page_ann = open_room(ann)
+    page_bob = open_room(bob)
+    send(page_bob, "pizza tonight?")
+    expect(page_ann.locator("main.room li.msg")).to_have_count(1, timeout=LIVE_MS)
+    menu(page_ann, "pizza tonight?").get_by_role("button", name="👍").click()
+    for page in (page_ann, page_bob):
+        expect(chip(page, "👍").locator(".count")).to_have_text("1", timeout=LIVE_MS)
+    expect(chip(page_ann, "👍")).to_have_attribute("aria-pressed", "true")
+    expect(chip(page_bob, "👍")).to_have_attribute("aria-pressed", "false")
+    chip(page_bob, "👍").click()  # bob joins in
+    for page in (page_ann, page_bob):
+        expect(chip(page, "👍").locator(".count")).to_have_text("2", timeout=LIVE_MS)
+    expect(chip(page_bob, "👍")).to_have_attribute("aria-pressed", "true")
+    chip(page_ann, "👍").click()  # ann takes hers back
+    for page in (page_ann, page_bob):
+        expect(chip(page, "👍").locator(".count")).to_have_text("1", timeout=LIVE_MS)
+    expect(chip(page_ann, "👍")).to_have_attribute("aria-pressed", "false")
+    page_ann.reload()
+    expect(chip(page_ann, "👍")).to_have_attribute("title", bob)
+
+
+def test_any_emoji_can_be_typed_as_a_reaction(open_room):
+    ann = unique("ann")
+    page = open_room(ann)
+    send(page, "flags")
+    li = menu(page, "flags")
+    li.get_by_placeholder("any emoji").fill("🇫🇷")
+    li.get_by_role("button", name="React", exact=True).click()
+    expect(chip(page, "🇫🇷").locator(".count")).to_have_text("1")
+    li = menu(page, "flags")
+    li.get_by_placeholder("any emoji").fill("abc")
+    li.get_by_role("button", name="React", exact=True).click()
+    expect(li.locator("[data-action-error]")).to_have_text("A reaction must be one emoji, such as 👍.")
+
+
+def test_reactions_work_without_javascript(open_room, room):
+    from .browser import sign_in_over_http
+    page = open_room(java_script_enabled=False)
+    sign_in_over_http(page.context, unique("ann"))
+    page.goto("/rooms/%s" % room)
+    page.fill("#text", "react to me")
+    page.get_by_role("button", name="Send").click()
+    menu(page, "react to me").get_by_role("button", name="🎉").click()
+    expect(chip(page, "🎉")).to_have_attribute("aria-pressed", "true")
+    chip(page, "🎉").click()
+    expect(page.locator("main.room li.msg [data-reactions] .chip")).to_have_count(0)

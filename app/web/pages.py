@@ -16,6 +16,7 @@ from flask import Blueprint, Response, abort, current_app, redirect, render_temp
 from ..ops.services import services
 from ..people import identity, names
 from ..rooms import keys, messages, timeline
+from ..rooms.conversation import DEFAULT_REACTIONS
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("pages", __name__)
@@ -137,6 +138,7 @@ def room_page(room, error=None, text="", status=200, key=None, before=None, othe
         conversations=_conversations(directs, user) if user else [],
         backlog=cfg["ROOM_PAGE_MESSAGES"], max_chars=cfg["MAX_MESSAGE_CHARS"], client=_client_config(),
         group_seconds=timeline.GROUP_SECONDS, notice=notice, my_uid=_uid(user),
+        default_reactions=DEFAULT_REACTIONS,
         edit_window_ms=cfg["EDIT_WINDOW_SECONDS"] * 1000,
         editable_after=now - cfg["EDIT_WINDOW_SECONDS"] * 1000), status
 

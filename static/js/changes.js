@@ -1,4 +1,4 @@
-// Changes: a message's later life on the page. Edits and deletions (and reactions) arrive on
+// Changes: a message's later life on the page. Edits, deletions and reactions arrive on
 // the stream as their own events; the actions menu under each message is plain forms (they work
 // without JavaScript), sent here with fetch to the JSON API and applied at once. Applying a
 // change twice (the answer, then the stream's event) shows the same thing: it is idempotent.
@@ -7,6 +7,7 @@ const STRINGS = {
   deleted: 'message deleted',
   failed: (status) => `That did not work (${status}).`,
   unreachable: 'Could not reach the server. Try again.',
+  pickEmoji: 'Type or paste an emoji first.',
 };
 
 const own = (li, root) => !!root.dataset.myUid && li.dataset.uid === root.dataset.myUid;
@@ -31,7 +32,7 @@ export function showEdit(li, text) {
 // The message is gone: "message deleted" in its place, nothing to act on.
 export function showDeleted(li) {
   li.classList.add('deleted');
-  for (const part of li.querySelectorAll('[data-edited], [data-actions], [data-reactions], .quote')) part.remove();
+  for (const part of li.querySelectorAll('[data-edited], [data-actions], [data-reactions], [data-quote]')) part.remove();
   const p = li.querySelector('.text');
   if (p) {
     p.className = 'text gone';
@@ -39,6 +40,55 @@ export function showDeleted(li) {
     p.removeAttribute('dir');
     p.textContent = STRINGS.deleted;
   }
+}
+
+const reactionsUrl = (root, li) => {
+  const url = new URL(root.dataset.historyUrl, location.href);
+  url.pathname += `/${encodeURIComponent(li.dataset.id)}/reactions`;
+  return url;
+};
+const csrfToken = () => document.querySelector('input[name=csrf_token]')?.value || '';
+
+// Draw a message's reactions (``{emoji: {count, users}}``) the way the server does (_log.html):
+// each a form that toggles it, pressed when this person is among those who reacted.
+export function showReactions(li, reactions, root) {
+  let bar = li.querySelector('[data-reactions]');
+  if (!bar) {
+    bar = document.createElement('div');
+    bar.className = 'reactions';
+    bar.dataset.reactions = '';
+    li.querySelector('.text').after(bar);
+  }
+  const me = root.dataset.me || '';
+  const entries = Object.entries(reactions || {});
+  bar.replaceChildren(...entries.map(([emoji, { count, users }]) => {
+    const mine = !!me && users.includes(me);
+    const chip = document.createElement(me ? 'button' : 'span');
+    chip.className = 'chip' + (mine ? ' mine' : '');
+    chip.title = users.join(', ');
+    chip.dataset.emoji = emoji;
+    const number = document.createElement('span');
+    number.className = 'count';
+    number.textContent = count;
+    chip.append(emoji, ' ', number);
+    if (!me) return chip;
+    chip.type = 'submit';
+    chip.setAttribute('aria-pressed', String(mine));
+    const form = document.createElement('form');
+    form.method = 'post';
+    form.action = reactionsUrl(root, li).pathname;
+    form.dataset.reaction = '';
+    for (const [name, value] of [['csrf_token', csrfToken()], ['emoji', emoji], ['on', mine ? '0' : '1']]) {
+      const input = document.createElement('input');
+      input.type = 'hidden';
+      input.name = name;
+      input.value = value;
+      form.append(input);
+    }
+    form.append(chip);
+    return form;
+  }));
+  bar.hidden = entries.length === 0;
 }
 
 // Give a message rendered live the menu the server renders under each message.
@@ -81,6 +131,10 @@ export function Changes(root) {
     const li = find(e.detail.message_id);
     if (li) showDeleted(li);
   });
+  root.addEventListener('chat:reaction', (e) => {
+    const li = find(e.detail.message_id);
+    if (li && !li.classList.contains('deleted')) showReactions(li, e.detail.reactions, root);
+  });
 
   // The menu's own state: the edit window may have closed since the page was drawn.
   list.addEventListener('toggle', (e) => {
@@ -90,7 +144,7 @@ export function Changes(root) {
   list.addEventListener('submit', async (e) => {
     const form = e.target;
     const li = form.closest('li.msg');
-    if (!li || !form.closest('[data-actions]')) return;
+    if (!li || !form.closest('[data-actions], [data-reactions]')) return;
     e.preventDefault();
     const error = li.querySelector('[data-action-error]');
     const say = (message) => { if (error) { error.textContent = message; error.hidden = !message; } };
@@ -104,10 +158,17 @@ export function Changes(root) {
         body: JSON.stringify({ text: form.querySelector('textarea').value }) };
     } else if (form.matches('[data-delete]')) {
       request = { method: 'DELETE', headers };
+    } else if (form.matches('[data-react], [data-reaction]')) {
+      const emoji = (e.submitter?.name === 'emoji' ? e.submitter.value : form.elements.emoji?.value || '').trim();
+      if (!emoji) { say(STRINGS.pickEmoji); return; }
+      const on = form.elements.on ? form.elements.on.value === '1'
+        : !li.querySelector(`[data-reactions] .chip.mine[data-emoji="${CSS.escape(emoji)}"]`);
+      url.pathname += `/reactions/${encodeURIComponent(emoji)}`;
+      request = { method: on ? 'PUT' : 'DELETE', headers };
     } else {
       return;
     }
-    const button = form.querySelector('button[type=submit]');
+    const button = e.submitter || form.querySelector('button[type=submit]');
     if (button) button.disabled = true;
     try {
       const response = await fetch(url, request);
@@ -115,7 +176,11 @@ export function Changes(root) {
       if (!response.ok) { say(body.error || STRINGS.failed(response.status)); return; }
       say('');
       if (form.matches('[data-delete]')) showDeleted(li);
-      else {
+      else if (body.reactions) {
+        showReactions(li, body.reactions, root);
+        if (form.elements.emoji && form.elements.emoji.type === 'text') form.elements.emoji.value = '';
+        li.querySelector('[data-actions]')?.removeAttribute('open');
+      } else {
         showEdit(li, body.text);
         li.querySelector('[data-actions]')?.removeAttribute('open');
       }

@@ -1,7 +1,7 @@
 // MessageList: one log (the room's, or a conversation's direct messages) in id order, each
 // message once, with textContent only; laid out in day separators and runs (timeline.js).
 // The room's log also shows who joined and left, consecutive changes collapsed into one line.
-import { addActions, showDeleted, showEdit } from './changes.js';
+import { addActions, showDeleted, showEdit, showReactions } from './changes.js';
 import { compareIds } from './ids.js';
 import { arrange } from './timeline.js';
 import { fullTime, localTime } from './times.js';
@@ -69,6 +69,7 @@ export function MessageList(el, root, { kind = 'message', accepts = () => true }
       if (message.deleted) showDeleted(li);
       else {
         if (message.edited_ts) showEdit(li, message.text);
+        if (message.reactions) showReactions(li, message.reactions, root);
         addActions(li, root);
       }
     }
