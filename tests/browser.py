@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import post
+from .support import post
 
 CHROMIUM = "/usr/bin/chromium"
 if not os.path.exists(CHROMIUM):

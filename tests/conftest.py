@@ -1,7 +1,4 @@
 """Fixtures: a real redis-server and a real Gunicorn (2 gevent workers) on free loopback ports."""
-import json
-import urllib.error
-import urllib.request
 import uuid
 
 import pytest
@@ -11,28 +8,11 @@ from app import create_app
 from app.ops.embedded_redis import EmbeddedRedis
 
 from .servers import Gunicorn, free_port
-
-TEST_HEARTBEAT = 0.5  # seconds: dead streams are found quickly, tests stay short
-TOKEN = "test-publish-token"  # the server-to-server publish token the test servers accept
-# Environment of every test Gunicorn: short heartbeats, and limits high enough that a test
-# opening hundreds of streams from one address is not throttled (test_limits checks limits).
-SERVER_ENV = {
-    "RIPPLE_HEARTBEAT_SECONDS": str(TEST_HEARTBEAT), "RIPPLE_PUBLISH_TOKEN": TOKEN,
-    "SECRET_KEY": "test-secret", "RIPPLE_STREAM_RATE_IP": "100000 per minute",
-    "RIPPLE_STREAM_RATE_SESSION": "100000 per minute", "RIPPLE_POST_RATE_IP": "100000 per minute",
-    "RIPPLE_POST_RATE_SESSION": "100000 per minute", "RIPPLE_SESSION_RATE_IP": "100000 per minute",
-    "RIPPLE_PRESENCE_GRACE_SECONDS": "1", "RIPPLE_MAX_STREAMS_PER_ADDRESS": "100000",
-    "RIPPLE_READ_RATE_IP": "100000 per minute", "RIPPLE_ROOM_CREATE_RATE_IP": "100000 per minute",
-    "RIPPLE_ROOM_CREATE_RATE_SESSION": "100000 per minute", "RIPPLE_SIGNIN_RATE_IP": "100000 per minute",
-    "RIPPLE_ACCOUNT_CREATE_RATE_IP": "100000 per minute",
-}
+from .support import LIMITS_OFF, SERVER_ENV, TEST_HEARTBEAT, TOKEN, post  # noqa: F401
+from .web import Browser
 
 
-# The same for apps made in the test process (limits live in the shared Redis, across tests).
-LIMITS_OFF = {"READ_RATE_IP": "100000 per minute", "ROOM_CREATE_RATE_IP": "100000 per minute",
-              "ROOM_CREATE_RATE_SESSION": "100000 per minute"}
-
-
+# The servers' settings and post() live in tests/support.py; re-exported for older imports.
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
     """A throwaway redis-server (the same binary and launcher the service embeds)."""
@@ -82,6 +62,18 @@ def server(redis_url, tmp_path_factory):
     gunicorn.stop()
 
 
+@pytest.fixture
+def person(server):
+    """Sign people in on the shared server: ``person("ann")`` is a tests.web.Browser holding
+    a fresh guest name that starts with "ann" (unique per call, so tests never share one)."""
+    def sign_in(name="ann"):
+        browser = Browser(server.url)
+        status = browser.sign_in("%s-%s" % (name, uuid.uuid4().hex[:6]))
+        assert status == 200, status
+        return browser
+    return sign_in
+
+
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """Attach the Gunicorn log to a failing test that used the server."""
@@ -91,21 +83,6 @@ def pytest_runtest_makereport(item, call):
         gunicorn = item.funcargs.get("server")
         if gunicorn is not None:
             report.sections.append(("gunicorn log", gunicorn.log_tail()))
-
-
-def post(base_url, room, text, user="ann", key=None, timeout=10):
-    """POST a JSON message as a server-to-server publisher; return (status, body as dict)."""
-    headers = {"Content-Type": "application/json", "Authorization": "Bearer " + TOKEN}
-    if key:
-        headers["Idempotency-Key"] = key
-    request = urllib.request.Request(
-        "%s/rooms/%s/messages" % (base_url, room), method="POST", headers=headers,
-        data=json.dumps({"text": text, "user": user}).encode())
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"{}")
 
 
 class FaultReport:

@@ -12,8 +12,8 @@ import pytest
 
 from app.people.names import Names
 
-from .conftest import SERVER_ENV, TEST_HEARTBEAT
 from .servers import Gunicorn
+from .support import SERVER_ENV, TEST_HEARTBEAT
 from .test_sessions_security import copy_of, until_end
 from .web import Browser
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import TOKEN
+from .support import TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
 LOADTOOL = ROOT / "bench" / "loadtool.py"

@@ -9,8 +9,8 @@ import uuid
 
 from playwright.sync_api import expect
 
-from .conftest import TEST_HEARTBEAT
 from .servers import wait_until
+from .support import TEST_HEARTBEAT
 from .test_browser import (  # noqa: F401 (browser, dialogs, open_room, relay: fixtures)
     LIVE_MS,
     SEND,

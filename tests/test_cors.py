@@ -10,8 +10,8 @@ import jwt
 import pytest
 
 from .browser import CHROMIUM, CHROMIUM_ARGS, sync_playwright
-from .conftest import SERVER_ENV, TOKEN, post
 from .servers import Gunicorn, free_port
+from .support import SERVER_ENV, TOKEN, post
 
 
 class _Page(http.server.BaseHTTPRequestHandler):

@@ -12,9 +12,9 @@ import urllib.request
 
 import pytest
 
-from .conftest import post
 from .servers import ROOT, free_port, wait_until
 from .sse import SSEStream
+from .support import post
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 

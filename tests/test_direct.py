@@ -2,7 +2,7 @@
 resume on reconnect on the same cursor as the room."""
 import uuid
 
-from .conftest import TOKEN
+from .support import TOKEN
 from .web import Browser
 
 

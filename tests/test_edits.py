@@ -11,8 +11,8 @@ from app.rooms.conversation import Person, Refused
 from app.rooms.keys import RoomKeys
 from app.web.changes import delete_message
 
-from .conftest import LIMITS_OFF, TOKEN, post
 from .sse import SSEStream
+from .support import LIMITS_OFF, TOKEN, post
 from .web import Browser
 
 

@@ -6,7 +6,7 @@ import pytest
 from app import create_app
 from app.web import fastpost
 
-from .conftest import TEST_HEARTBEAT, TOKEN
+from .support import TEST_HEARTBEAT, TOKEN
 
 AUTH = {"Authorization": "Bearer " + TOKEN}
 

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from .conftest import SERVER_ENV, post
 from .servers import Gunicorn, wait_until
 from .sse import SSEStream
+from .support import SERVER_ENV, post
 
 pytestmark = pytest.mark.slow
 

@@ -29,7 +29,7 @@ from app import create_app
 from app.people import names
 from app.rooms import keys
 
-from .conftest import LIMITS_OFF, TOKEN, post
+from .support import LIMITS_OFF, TOKEN, post
 
 SPEC = Path(__file__).resolve().parent.parent / "docs" / "openapi.yaml"
 BEARER = {"Authorization": "Bearer " + TOKEN}

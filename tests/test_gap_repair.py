@@ -6,7 +6,7 @@ import urllib.request
 from app.rooms import messages
 from app.rooms.keys import PersonKeys, RoomKeys
 
-from .conftest import post
+from .support import post
 from .test_streams import open_ready
 from .web import Browser
 

@@ -20,8 +20,8 @@ from app import create_app
 from app.ops.embedded_redis import DANGEROUS_COMMANDS, EmbeddedRedis
 from app.web import errors, fastpost
 
-from .conftest import SERVER_ENV, TOKEN, post
 from .servers import Gunicorn, is_redis, wait_until
+from .support import SERVER_ENV, TOKEN, post
 from .web import Browser
 
 # --- The embedded Redis ----------------------------------------------------------------------
@@ -549,7 +549,7 @@ PATHOLOGICAL = st.one_of(
 @pytest.fixture(scope="module")
 def signed_in_client(redis_url):
     """A Flask test client signed in once, with its CSRF token, and the name it holds."""
-    from .conftest import LIMITS_OFF
+    from .support import LIMITS_OFF
     # Limits off: its refused sign-ins must not spend the budget of other tests' 127.0.0.1.
     app = create_app({"TESTING": True, "REDIS_URL": redis_url, "PUBLISH_TOKEN": TOKEN,
                       "SECRET_KEY": "test-secret", "RATELIMIT_ENABLED": False, **LIMITS_OFF})

@@ -10,7 +10,7 @@ import pytest
 
 from app.rooms import keys, messages
 
-from .conftest import TOKEN, post
+from .support import TOKEN, post
 
 BEARER = {"Authorization": "Bearer " + TOKEN}
 

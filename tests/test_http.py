@@ -8,7 +8,7 @@ import pytest
 
 from app.ops import cli
 
-from .conftest import TOKEN
+from .support import TOKEN
 
 JSON = {"Accept": "application/json"}
 BEARER = {"Authorization": "Bearer " + TOKEN}

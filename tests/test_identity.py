@@ -6,7 +6,7 @@ from flask.sessions import SecureCookieSessionInterface
 
 from app.people import identity
 
-from .conftest import TOKEN
+from .support import TOKEN
 
 
 def fresh_name(prefix="ann"):

@@ -7,8 +7,8 @@ import uuid
 import jwt
 import pytest
 
-from .conftest import LIMITS_OFF, SERVER_ENV, TEST_HEARTBEAT
 from .servers import Gunicorn
+from .support import LIMITS_OFF, SERVER_ENV, TEST_HEARTBEAT
 from .test_accounts import account_holder, token
 from .test_sessions_security import until_end
 from .web import Browser

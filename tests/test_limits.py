@@ -4,8 +4,8 @@ import uuid
 
 import pytest
 
-from .conftest import SERVER_ENV
 from .servers import Gunicorn
+from .support import SERVER_ENV
 from .web import Browser
 
 LIMITED = {**SERVER_ENV, "RIPPLE_POST_RATE_SESSION": "3 per minute", "RIPPLE_STREAM_RATE_IP": "6 per minute",

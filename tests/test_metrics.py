@@ -1,9 +1,9 @@
 """/metrics: Prometheus text, summed across all Gunicorn workers."""
 import urllib.request
 
-from .conftest import post
 from .servers import wait_until
 from .sse import SSEStream
+from .support import post
 
 
 def scrape(server):

@@ -14,8 +14,8 @@ with warnings.catch_warnings():  # the provider package still imports authlib.jo
     warnings.simplefilter("ignore", DeprecationWarning)
     from oidc_provider_mock import User, run_server_in_thread
 
-from .conftest import SERVER_ENV
 from .servers import Gunicorn
+from .support import SERVER_ENV
 from .web import Browser
 
 # The provider (in this process, on a thread) calls Authlib APIs that Authlib now deprecates.

@@ -7,9 +7,9 @@ import pytest
 
 from app.ops.embedded_redis import EmbeddedRedis
 
-from .conftest import SERVER_ENV, post
 from .servers import Gunicorn, free_port, wait_until
 from .sse import SSEStream
+from .support import SERVER_ENV, post
 from .web import Browser
 
 pytestmark = pytest.mark.slow

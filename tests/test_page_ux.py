@@ -34,8 +34,8 @@ from .browser import (  # noqa: F401 (browser, dialogs, open_room: fixtures)
     sign_in_over_http,
     unique,
 )
-from .conftest import SERVER_ENV, post
 from .servers import Gunicorn
+from .support import SERVER_ENV, post
 from .web import Browser
 
 pytestmark = pytest.mark.browser

@@ -9,8 +9,8 @@ import uuid
 
 import pytest
 
-from .conftest import SERVER_ENV, TEST_HEARTBEAT
 from .servers import Gunicorn, wait_until
+from .support import SERVER_ENV, TEST_HEARTBEAT
 from .web import Browser
 
 GRACE = float(SERVER_ENV["RIPPLE_PRESENCE_GRACE_SECONDS"])

@@ -15,8 +15,8 @@ from app.people import tokens
 from app.people.tokens import PublishTokens
 from app.web import fastpost
 
-from .conftest import LIMITS_OFF, TOKEN
 from .servers import wait_until
+from .support import LIMITS_OFF, TOKEN
 from .web import Browser
 
 

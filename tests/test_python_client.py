@@ -35,8 +35,8 @@ from ripple_client._core import StreamState
 from app.ops.embedded_redis import EmbeddedRedis
 from app.people import tokens
 
-from .conftest import SERVER_ENV, TEST_HEARTBEAT, TOKEN
 from .servers import Gunicorn, free_port, wait_until
+from .support import SERVER_ENV, TEST_HEARTBEAT, TOKEN
 from .test_stream_faults import BusyRedis
 
 # Short waits for a test: a dead stream is noticed after three test heartbeats of silence.

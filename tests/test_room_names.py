@@ -11,7 +11,7 @@ from redis.crc import key_slot
 from app.ops import cli
 from app.rooms import keys
 
-from .conftest import post
+from .support import post
 from .test_streams import open_ready
 from .web import Browser
 

@@ -14,9 +14,9 @@ from redis.crc import key_slot
 from app.delivery import listener
 from app.rooms import keys
 
-from .conftest import SERVER_ENV, TOKEN
 from .servers import Gunicorn, wait_until
 from .sse import SSEStream
+from .support import SERVER_ENV, TOKEN
 from .topologies import DEBIAN_REDIS, ClusterSet, SentinelSet
 from .web import Browser
 

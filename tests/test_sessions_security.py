@@ -20,8 +20,8 @@ from app.people.names import Names, fold
 from app.rooms import keys
 from app.web import targets
 
-from .conftest import SERVER_ENV, TEST_HEARTBEAT, TOKEN
 from .servers import Gunicorn, wait_until
+from .support import SERVER_ENV, TEST_HEARTBEAT, TOKEN
 from .web import Browser
 
 GRACE = 3 * TEST_HEARTBEAT  # RIPPLE_NAME_GRACE_HEARTBEATS (3) heartbeats

@@ -5,9 +5,9 @@ import pytest
 
 from app.rooms.keys import RoomKeys
 
-from .conftest import SERVER_ENV, post
 from .servers import Gunicorn, wait_until
 from .sse import SSEStream
+from .support import SERVER_ENV, post
 
 pytestmark = pytest.mark.slow
 

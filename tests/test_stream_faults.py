@@ -18,9 +18,9 @@ import redis as redis_py
 from app.ops.embedded_redis import EmbeddedRedis
 from app.rooms.keys import PersonKeys, RoomKeys
 
-from .conftest import SERVER_ENV, TEST_HEARTBEAT, TOKEN, post
 from .servers import Gunicorn, free_port, wait_until
 from .sse import SSEStream
+from .support import SERVER_ENV, TEST_HEARTBEAT, TOKEN, post
 from .web import Browser
 
 

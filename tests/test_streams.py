@@ -10,9 +10,9 @@ import pytest
 from app.rooms.keys import RoomKeys
 from app.rooms.store import Store
 
-from .conftest import post
 from .servers import wait_until
 from .sse import SSEStream
+from .support import post
 
 
 def events_url(server, room, query=""):
@@ -218,8 +218,8 @@ def test_dropped_clients_release_their_redis_connections(server, redis_client, r
 @pytest.mark.slow
 def test_a_closed_client_frees_its_redis_connection_at_once_not_at_the_next_heartbeat(
         redis_url, redis_client, tmp_path, room):
-    from .conftest import SERVER_ENV
     from .servers import Gunicorn
+    from .support import SERVER_ENV
     quiet = Gunicorn(tmp_path, redis_url=redis_url, workers=2,
                      env={**SERVER_ENV, "RIPPLE_HEARTBEAT_SECONDS": "60"}).start()
     channel = RoomKeys(room).channel

@@ -5,15 +5,9 @@ import urllib.request
 from playwright.sync_api import expect
 
 from .browser import browser, dialogs, open_room, unique  # noqa: F401 (fixtures)
-from .conftest import post
+from .support import post
 from .test_streams import open_ready
 from .web import Browser
-
-
-def signed_in(server, name):
-    person = Browser(server.url)
-    assert person.sign_in(name) == 200
-    return person
 
 
 def typing(person, room):
@@ -21,8 +15,8 @@ def typing(person, room):
     return status
 
 
-def test_a_typing_signal_reaches_a_stream_on_another_worker_without_an_id(server, room):
-    ann = signed_in(server, unique("ann"))
+def test_a_typing_signal_reaches_a_stream_on_another_worker_without_an_id(server, room, person):
+    ann = person("ann")
     streams = []
     try:
         while len({server.worker_of(s.local_port) for s in streams} - {None}) < 2:
@@ -39,8 +33,8 @@ def test_a_typing_signal_reaches_a_stream_on_another_worker_without_an_id(server
             stream.close()
 
 
-def test_signals_are_throttled_to_one_broadcast_per_person_per_interval(server, room):
-    ann = signed_in(server, unique("ann"))
+def test_signals_are_throttled_to_one_broadcast_per_person_per_interval(server, room, person):
+    ann = person("ann")
     stream, _ = open_ready(server, room)
     with stream:
         assert typing(ann, room) == 204 and typing(ann, room) == 204 and typing(ann, room) == 204
@@ -54,8 +48,8 @@ def test_signals_are_throttled_to_one_broadcast_per_person_per_interval(server, 
     assert seen.count("typing") == 1
 
 
-def test_typing_is_never_stored_or_replayed(server, room):
-    ann = signed_in(server, unique("ann"))
+def test_typing_is_never_stored_or_replayed(server, room, person):
+    ann = person("ann")
     stream, _ = open_ready(server, room)
     with stream:
         cursor = stream.last_id

@@ -1,0 +1,43 @@
+"""What tests share besides fixtures: the test servers' settings and a publisher's post.
+
+Test modules import these from here (``from .support import post``); fixtures stay in
+conftest.py, which pytest loads by itself.
+"""
+import json
+import urllib.error
+import urllib.request
+
+TEST_HEARTBEAT = 0.5  # seconds: dead streams are found quickly, tests stay short
+TOKEN = "test-publish-token"  # the server-to-server publish token the test servers accept
+# Environment of every test Gunicorn: short heartbeats, and limits high enough that a test
+# opening hundreds of streams from one address is not throttled (test_limits checks limits).
+SERVER_ENV = {
+    "RIPPLE_HEARTBEAT_SECONDS": str(TEST_HEARTBEAT), "RIPPLE_PUBLISH_TOKEN": TOKEN,
+    "SECRET_KEY": "test-secret", "RIPPLE_STREAM_RATE_IP": "100000 per minute",
+    "RIPPLE_STREAM_RATE_SESSION": "100000 per minute", "RIPPLE_POST_RATE_IP": "100000 per minute",
+    "RIPPLE_POST_RATE_SESSION": "100000 per minute", "RIPPLE_SESSION_RATE_IP": "100000 per minute",
+    "RIPPLE_PRESENCE_GRACE_SECONDS": "1", "RIPPLE_MAX_STREAMS_PER_ADDRESS": "100000",
+    "RIPPLE_READ_RATE_IP": "100000 per minute", "RIPPLE_ROOM_CREATE_RATE_IP": "100000 per minute",
+    "RIPPLE_ROOM_CREATE_RATE_SESSION": "100000 per minute", "RIPPLE_SIGNIN_RATE_IP": "100000 per minute",
+    "RIPPLE_ACCOUNT_CREATE_RATE_IP": "100000 per minute",
+}
+
+
+# The same for apps made in the test process (limits live in the shared Redis, across tests).
+LIMITS_OFF = {"READ_RATE_IP": "100000 per minute", "ROOM_CREATE_RATE_IP": "100000 per minute",
+              "ROOM_CREATE_RATE_SESSION": "100000 per minute"}
+
+
+def post(base_url, room, text, user="ann", key=None, timeout=10):
+    """POST a JSON message as a server-to-server publisher; return (status, body as dict)."""
+    headers = {"Content-Type": "application/json", "Authorization": "Bearer " + TOKEN}
+    if key:
+        headers["Idempotency-Key"] = key
+    request = urllib.request.Request(
+        "%s/rooms/%s/messages" % (base_url, room), method="POST", headers=headers,
+        data=json.dumps({"text": text, "user": user}).encode())
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
