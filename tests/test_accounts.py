@@ -546,3 +546,89 @@ def test_a_guest_without_javascript_is_marked_in_the_online_list(server, room):
     assert guest.request("GET", "/rooms/%s/here.css" % room)[0] == 200  # what its page's <noscript> loads
     _, _, body = Browser(server.url).request("GET", "/rooms/%s/presence" % room)
     assert json.loads(body)["guests"] == [guest.name]
+
+
+def test_a_direct_message_sent_while_both_devices_are_away_arrives_once_on_each(server, room):
+    phone = account_holder(server)
+    laptop = Browser(server.url)
+    assert sign_in(laptop, phone.name)[0] == 200  # signed in on both, streaming on neither
+    bob = account_holder(server, "bob")
+    token(bob)
+    status, headers, _ = bob.request("POST", "/users/%s/messages" % phone.name, body={"text": "while away"})
+    assert status == 201 and headers["Ripple-Delivery"] == "waiting"
+    for device in (phone, laptop):
+        with device.stream(room) as stream:
+            event, before = stream.until("ready")
+            cursor = event.id
+        assert [e.json()["text"] for e in before if e.name == "direct"] == ["while away"]
+        with device.stream(room, headers={"Last-Event-ID": cursor}) as stream:  # resumed: not again
+            _, again = stream.until("ready")
+        assert [e for e in again if e.name == "direct"] == []
+
+
+def test_a_direct_message_form_to_an_account_that_is_away_says_it_waits(server, room):
+    away = account_holder(server)
+    bob = account_holder(server, "bob")
+    page = "/rooms/%s?with=%s" % (room, away.name)
+    status, headers, _ = bob.request("POST", "/users/%s/messages" % away.name,
+                                     form={"text": "later", "next": page, "csrf_token": form_token(bob, page),
+                                           "idempotency_key": uuid.uuid4().hex})
+    assert status == 303 and headers["Location"].endswith(page + "&delivery=waiting")
+    _, _, shown = bob.request("GET", headers["Location"])
+    assert "is away: it is delivered when they are back" in shown.decode()
+
+
+def directs(device, room):
+    """The direct messages a fresh stream of ``device`` replays."""
+    with device.stream(room) as stream:
+        _, before = stream.until("ready")
+    return [e.json() for e in before if e.name == "direct"]
+
+
+def test_what_an_account_sends_from_one_device_shows_on_its_other(server, room):
+    phone = account_holder(server)
+    laptop = Browser(server.url)
+    assert sign_in(laptop, phone.name)[0] == 200
+    bob = account_holder(server, "bob")
+    with laptop.stream(room) as on_laptop:
+        on_laptop.until("ready")
+        assert phone.direct(bob.name, "sent from the phone")[0] == 201
+        event, _ = on_laptop.until("direct")
+        assert (event.json()["from"], event.json()["text"]) == (phone.name, "sent from the phone")
+    assert [m["text"] for m in directs(laptop, room)] == ["sent from the phone"]  # once
+    assert [m["text"] for m in directs(bob, room)] == ["sent from the phone"]
+
+
+def test_a_new_device_of_an_account_starts_with_its_recent_direct_messages(server, room):
+    phone = account_holder(server)
+    bob = account_holder(server, "bob")
+    assert bob.direct(phone.name, "before the laptop")[0] == 201
+    laptop = Browser(server.url)
+    assert sign_in(laptop, phone.name)[0] == 200
+    got = directs(laptop, room)
+    assert [m["text"] for m in got] == ["before the laptop"] and got[0]["sent"] <= got[0]["ts"]
+
+
+def test_messages_parked_while_signed_in_nowhere_reach_each_device_signed_in_after(server, room):
+    away = account_holder(server)
+    assert away.request("DELETE", "/session")[0] == 204
+    bob = account_holder(server, "bob")
+    for text in ("one", "two"):
+        assert bob.direct(away.name, text)[0] == 201
+    devices = []
+    for _ in range(2):
+        device = Browser(server.url)
+        assert sign_in(device, away.name)[0] == 200
+        devices.append(device)
+    for device in devices:
+        assert [m["text"] for m in directs(device, room)] == ["one", "two"]
+
+
+def test_a_direct_message_without_a_key_leaves_one_copy_with_its_sender(server, room):
+    phone = account_holder(server)
+    laptop = Browser(server.url)
+    assert sign_in(laptop, phone.name)[0] == 200  # two devices: two copies for the recipient
+    bob = account_holder(server, "bob")
+    status, _, _ = bob.request("POST", "/users/%s/messages" % phone.name, body={"text": "no key"})
+    assert status == 201
+    assert [m["text"] for m in directs(bob, room)] == ["no key"]

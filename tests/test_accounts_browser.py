@@ -104,3 +104,25 @@ def test_the_online_list_marks_a_guest_live_and_not_an_account(context, server, 
         expect(page.locator('[data-online] li[data-name="%s"] .guest' % owner.name)).to_have_count(0)
         page.reload()  # the server renders the same marks
         expect(page.locator('[data-online] li[data-kind="guest"]')).to_have_attribute("data-name", guest.name)
+
+
+def register_in(ctx, name):
+    """Register ``name`` in browser context ``ctx`` over HTTP (its pages are then signed in)."""
+    csrf = ctx.request.get("/session").json()["csrf_token"]
+    answer = ctx.request.post("/accounts", data={"name": name, "password": PASSWORD}, headers={"X-CSRF-Token": csrf})
+    assert answer.status == 201, answer.text()
+
+
+@pytest.mark.parametrize("js", [True, False], ids=["js", "no-js"])
+def test_a_direct_message_to_an_account_that_is_away_says_it_waits(context, server, room, js):
+    from .test_accounts import account_holder
+    away = account_holder(server)  # registered, then gone: no stream anywhere
+    ctx = context(js)
+    register_in(ctx, unique("bob"))
+    page = ctx.new_page()
+    page.goto("/rooms/%s?with=%s" % (room, away.name))
+    page.fill("#dm-text", "for when you are back")
+    page.locator('form[data-kind="direct"] button[type=submit]').click()
+    expect(page.locator('form[data-kind="direct"] [data-note]')).to_have_text(
+        "Sent. %s is away: it is delivered when they are back." % away.name)
+    expect(page.locator("#dm-text")).to_have_value("")

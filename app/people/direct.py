@@ -1,5 +1,6 @@
 """Direct messages: POST /users/<name>/messages reaches every open stream of that person only."""
 import logging
+import uuid
 
 from flask import Blueprint, Response, abort, current_app, redirect, request, url_for
 from werkzeug.routing import BaseConverter
@@ -41,7 +42,8 @@ def post_direct(name):
         text = messages.check_text(text, current_app.config["MAX_MESSAGE_CHARS"])
         bot = grant is not None
         sender = (api.sender(claimed), None if bot else identity.current()[1])
-        key = messages.check_idempotency_key(key)
+        # One key for every copy (each device's log stores it once), made here if none came.
+        key = messages.check_idempotency_key(key) or "server-" + uuid.uuid4().hex
         waiting = False
         found = _account_sessions(recipient)
         if found is not None:  # an account: every device it is signed in on, here or not
@@ -53,15 +55,23 @@ def post_direct(name):
             sids = [owner]
         if held is None:
             raise messages.Invalid("No one called “%s” is here right now." % recipient, 404)
+        stored = created = None
         for sid in sids:  # the same key: the sender's copy is stored once, each device's once
-            stored, created = services().store.publish_direct(sender, (held, sid), text, key, bot)
+            copy, fresh = services().store.publish_direct(sender, (held, sid), text, key, bot)
+            if stored is None:  # the sender's copy, as the first device's call stored it (or had)
+                stored, created = copy, fresh
+        for other in _own_devices(sender[1], sids):  # the sender's other devices keep it too
+            services().store.keep_direct((sender[0], other), held, text, key, bot)
     except messages.Invalid as exc:
         if page:
             abort(exc.status, str(exc))
         return json_error(exc.status, str(exc))
     services().metrics.published.labels("direct").inc()
-    if page:
-        return redirect(sessions.safe_next(request.form.get("next")), 303)
+    if page:  # the conversation says "delivered when they are back" (pages.WAITING)
+        target = sessions.safe_next(request.form.get("next"))
+        if waiting:
+            target += ("&" if "?" in target else "?") + "delivery=waiting"
+        return redirect(target, 303)
     headers = {"Ripple-Delivery": "waiting"} if waiting else {}
     return Response(stored, status=201 if created else 200, mimetype="application/json", headers=headers)
 
@@ -81,6 +91,17 @@ def _account_sessions(recipient):
     if not sids:  # signed in nowhere: parked until it signs in (identity.sign_in moves them)
         return account["name"], [parked(account["id"])], True
     return account["name"], sids, not any(sessions.online(sid) for sid in sids)
+
+
+def _own_devices(sid, recipients):
+    """The sender's account's other live sessions (none for a guest, a token or a program),
+    but the recipients' (a note to oneself already reached every device)."""
+    account_id = identity.account() if sid else None
+    if not account_id:
+        return []
+    sessions = services().sessions
+    return sorted(other for other in services().accounts.session_ids(account_id)
+                  if other != sid and other not in recipients and sessions.alive(other))
 
 
 def parked(account_id):

@@ -367,7 +367,13 @@ def sign_in(name, account=None, token=None):
         if found is None or found["disabled"]:  # disabled meanwhile: it missed this session
             sign_out()
             raise Disabled()
-        # Direct messages sent while it was signed in nowhere (app/people/direct.py) arrive now.
+        # A new device starts with the account's recent direct messages, as its other devices
+        # have them; then those sent while it was signed in nowhere (app/people/direct.py).
+        others = [other for other in accounts.session_ids(account)
+                  if other != sid and services().sessions.alive(other)]
+        if old_account == account and old_sid:  # the same device signing in again: its own, too
+            others.append(old_sid)
+        services().store.copy_direct(others, sid, current_app.config["DIRECT_BACKLOG"])
         services().store.move_direct("parked-" + account, sid)
 
 

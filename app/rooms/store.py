@@ -158,13 +158,41 @@ class Store:
         move repeated after a failure stores nothing twice in that log. Returns how many."""
         source = keys.PersonKeys(from_sid)
         entries = self.redis.xrange(source.log)
-        for entry_id, fields in entries:
-            body = _body(fields)
-            body = body[:-1] + ',"sent":%s}' % entry_id.split("-", 1)[0]
-            self._append(keys.PersonKeys(to_sid), body, "parked", entry_id, "@", expiry=self.direct_seconds)
+        self._carry(entries, to_sid, "parked")
         if entries:  # only what was moved: a message parked meanwhile waits for the next move
             self._forget_moved(keys=[source.log, source.meta], args=[entry_id for entry_id, _ in entries])
         return len(entries)
+
+    def copy_direct(self, from_sids, to_sid, count):
+        """Copy the newest ``count`` direct messages of whichever of sessions ``from_sids`` has
+        the newest one into session ``to_sid``'s log (an account's new device gets its recent
+        conversations), oldest first, each keeping its send time as ``"sent"``. Returns how many."""
+        newest, source = None, None
+        for sid in from_sids:
+            last = self.redis.xrevrange(keys.PersonKeys(sid).log, count=1)
+            if last and (newest is None or keys.parse_stream_id(last[0][0]) > newest):
+                newest, source = keys.parse_stream_id(last[0][0]), sid
+        if source is None or count <= 0:
+            return 0
+        entries = self.redis.xrevrange(keys.PersonKeys(source).log, count=count)
+        self._carry(entries[::-1], to_sid, "copy:" + source)
+        return len(entries)
+
+    def keep_direct(self, sender, recipient_name, text, idempotency_key, bot=False):
+        """Store the sender's copy of a direct message in one more log of theirs (``sender``:
+        (name, session id): another device of their account)."""
+        body = messages.direct_body(sender[0], recipient_name, text, bot)
+        return self._append(keys.PersonKeys(sender[1]), body, sender[0], idempotency_key, "@",
+                            expiry=self.direct_seconds)
+
+    def _carry(self, entries, to_sid, origin):
+        """Append stored direct messages to ``to_sid``'s log with their send time as "sent"; each
+        carries its origin and id as its idempotency key: a repeated carry stores nothing twice."""
+        for entry_id, fields in entries:
+            body = _body(fields)
+            if '"sent":' not in body:  # carried before: it has its send time (a text's quotes are escaped)
+                body = body[:-1] + ',"sent":%s}' % entry_id.split("-", 1)[0]
+            self._append(keys.PersonKeys(to_sid), body, origin, entry_id, "@", expiry=self.direct_seconds)
 
     def _append(self, k, body, user, idempotency_key, prefix, ask=False, expiry=0):
         """Run the publish script; ``created`` is None when ``ask`` found no log (nothing stored)."""

@@ -8,7 +8,7 @@ Unset (the default): no cross-origin access at all.
 from flask_cors import CORS
 
 ALLOWED_HEADERS = ["Content-Type", "Authorization", "X-CSRF-Token", "Idempotency-Key", "Last-Event-ID"]
-EXPOSED_HEADERS = ["Retry-After", "X-Request-ID"]
+EXPOSED_HEADERS = ["Retry-After", "X-Request-ID", "Ripple-Delivery"]
 
 
 def origins(value):

@@ -24,6 +24,8 @@ bp = Blueprint("pages", __name__)
 DIRECT_SCAN = 200      # newest direct messages a room page reads for its conversations panel
 CONVERSATIONS = 10     # people listed under "Direct messages"
 NO_ONE = "There is no one by that name."
+# A direct message to an account that is away (app/people/direct.py: Ripple-Delivery: waiting).
+WAITING = "Sent. %s is away: it is delivered when they are back."
 
 
 @bp.get("/")
@@ -64,7 +66,8 @@ def room(room):
             other = messages.check_name(other)
         except messages.Invalid:
             abort(404, NO_ONE)
-    return room_page(room, before=before, other=other)
+    note = WAITING % other if other and request.args.get("delivery") == "waiting" else None
+    return room_page(room, before=before, other=other, dm_note=note)
 
 
 @bp.get("/rooms/<room>/here.css")
@@ -86,7 +89,7 @@ def here(room):
 
 
 def room_page(room, error=None, text="", status=200, key=None, before=None, other=None,
-              dm_error=None, dm_text="", dm_key=None, notice=None):
+              dm_error=None, dm_text="", dm_key=None, notice=None, dm_note=None):
     """Render a room page, optionally with a form error and the text the person typed.
 
     ``key`` is the idempotency key the failed post carried: the form sends it again, so a retry
@@ -134,7 +137,7 @@ def room_page(room, error=None, text="", status=200, key=None, before=None, othe
         dm_idempotency_key=dm_key or uuid.uuid4().hex,
         cursor=cursor, error=error, text=text or "", user=user,
         idempotency_key=key or uuid.uuid4().hex, unavailable=unavailable, online=online, guests=guests,
-        other=other, conversation=conversation, dm_error=dm_error, dm_text=dm_text or "",
+        other=other, conversation=conversation, dm_error=dm_error, dm_text=dm_text or "", dm_note=dm_note,
         conversations=_conversations(directs, user) if user else [],
         backlog=cfg["ROOM_PAGE_MESSAGES"], max_chars=cfg["MAX_MESSAGE_CHARS"], client=_client_config(),
         group_seconds=timeline.GROUP_SECONDS, notice=notice, my_uid=_uid(user),

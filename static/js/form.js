@@ -16,6 +16,8 @@ const STRINGS = {
   over: (count, max) => `${(count - max).toLocaleString()} too many`,
   hintKeyboard: 'Enter sends · Shift+Enter adds a line',
   hintTouch: 'Enter adds a line · tap Send to send',
+  // A direct message to an account that is away (the answer's Ripple-Delivery: waiting).
+  waiting: (name) => `Sent. ${name} is away: it is delivered when they are back.`,
 };
 const COUNTER_FROM = 0.9;  // the counter shows from this share of the limit on
 
@@ -39,7 +41,9 @@ export function ChatForm(form, root) {
   let sending = false;
   let refused = false;  // the too-long sentence is showing
 
+  const note = form.querySelector('[data-note]');
   const showError = (message) => { error.textContent = message; error.hidden = !message; };
+  const showNote = (message) => { if (note) { note.textContent = message; note.hidden = !message; } };
 
   function count() {
     const n = length(text.value);
@@ -79,6 +83,7 @@ export function ChatForm(form, root) {
     if (n > max) { refused = true; showError(STRINGS.tooLong(n, max)); text.focus(); return; }
     sending = true;
     button.disabled = true;
+    showNote('');
     const sent = text.value;
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), timeoutMs);
@@ -99,6 +104,7 @@ export function ChatForm(form, root) {
         return;
       }
       showError('');
+      showNote(response.headers.get('Ripple-Delivery') === 'waiting' ? STRINGS.waiting(body.to) : '');
       // Clear what was sent, but keep anything typed while it was on its way.
       text.value = text.value.startsWith(sent) ? text.value.slice(sent.length) : text.value;
       count();
