@@ -7,7 +7,6 @@ import sys
 wsgi_app = "app:create_app()"
 bind = os.environ.get("BIND") or "127.0.0.1:%s" % os.environ.get("PORT", "8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 2))
-worker_class = "gevent"
 # Connections per worker: RIPPLE_MAX_STREAMS_PER_WORKER (9800) streams, which cost two open
 # files each (client + Redis), plus 100 for posts and page loads: 19,800 files and the worker's
 # own ~80 fit under an open-file limit of 20,000 per process.
@@ -89,6 +88,20 @@ def _embedded_module():
     return module, here
 
 
+def _worker_class():
+    # Loaded by path, like the embedded Redis module: the master must not import the app package.
+    here = os.path.dirname(os.path.abspath(__file__))
+    spec = importlib.util.spec_from_file_location(
+        "ripple_worker", os.path.join(here, "app", "ops", "worker.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_worker = _worker_class()
+worker_class = _worker.RippleWorker  # gevent's, with a reload that hands the streams over
+
+
 def on_starting(server):
     """Prepare what every worker shares, before any forks: metrics, file limits, Redis."""
     # Everything the service writes under instance/ (AOF, secret key, metrics, sockets) is the
@@ -145,10 +158,12 @@ def child_exit(server, worker):
     path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     for name in glob.glob(os.path.join(path or "/nonexistent", "gauge_live*_%d.db" % worker.pid)):
         os.unlink(name)
+    _worker.forget_markers(server.pid, worker.pid)  # a crashed worker's "I listen" file
 
 
 def on_exit(server):
     """Stop the embedded Redis after the last worker has gone."""
+    _worker.forget_markers(server.pid)
     redis = getattr(server, "ripple_embedded_redis", None)
     if redis is not None:
         redis.stop()
@@ -168,8 +183,9 @@ def post_worker_init(worker):
     if ripple is None:
         return
     hub = ripple.hub
-    import gevent
-    gevent.spawn(_drain_on_exit, worker, hub)
+    # Streams never end by themselves: a leaving worker tells them to come back (staggered),
+    # after its replacements listen (app/ops/worker.py).
+    worker.drainers.append(hub.streams.drain)
     hub.watch_failovers()
     # Streams frame their own chunks only where gunicorn speaks plain HTTP/1.x.
     hub.direct_writes = getattr(worker.cfg, "protocol", "http") == "http"
@@ -202,11 +218,3 @@ def _json_error_answers():
         util.write_nonblock(sock, head.encode("latin-1") + body)
 
     util.write_error = write_error
-
-
-def _drain_on_exit(worker, hub):
-    # Streams never end by themselves; without this a reload waits out graceful_timeout.
-    import gevent
-    while worker.alive:
-        gevent.sleep(0.25)
-    hub.streams.drain()

@@ -176,6 +176,7 @@ RIPPLE_ENV = {
     "RIPPLE_PUBLISH_TOKEN": PUBLISH_TOKEN,
     "RIPPLE_STREAM_RATE_IP": "10000000 per minute",
     "RIPPLE_STREAM_RATE_SESSION": "10000000 per minute",
+    "RIPPLE_STREAM_RESUME_RATE_IP": "10000000 per minute",  # a reconnect storm resumes from one address
     "RIPPLE_POST_RATE_IP": "10000000 per minute",
     "RIPPLE_POST_RATE_SESSION": "10000000 per minute",
     "RIPPLE_MAX_STREAMS_PER_ADDRESS": "10000000",

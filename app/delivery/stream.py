@@ -69,19 +69,42 @@ REPLACED = ("This stream was replaced by a newer one of the same session (too ma
 class Streams:
     """The open streams of this worker: a cap on their number and a way to end them all."""
 
-    def __init__(self, limit):
+    def __init__(self, limit, drain_rate=0):
         self.limit = int(limit)
+        self.drain_rate = float(drain_rate)  # streams told per second on drain; 0: all at once
         self.open = set()
         self.draining = False
 
     def full(self):
         return len(self.open) >= self.limit
 
-    def drain(self):
-        """Ask every open stream to tell its client to reconnect, then end."""
+    def drain(self, budget=None):
+        """Ask every open stream to tell its client to reconnect, then end.
+
+        Staggered at ``drain_rate`` streams per second, faster if that would take more than half
+        of ``budget`` (the seconds left before the worker's graceful timeout): the workers taking
+        them over open them as they come, not thousands at once past their accept queue, and a
+        stream keeps delivering until its turn. One that registers meanwhile ends on its first step.
+        """
         self.draining = True
-        for greenlet in list(self.open):
-            greenlet.kill(Draining, block=False)
+        told = set()
+        total = len(self.open)
+        started = time.monotonic()
+        rate = self.drain_rate
+        if rate and budget:
+            rate = max(rate, total / (budget / 2.0))
+        tick = 0.05
+        batch = max(1, int(rate * tick)) if rate else None
+        for _ in range(int((budget or 10) / tick) + 1):  # a bound (late streams end by themselves)
+            pending = [g for g in self.open if g not in told][:batch]
+            if not pending:
+                logger.info("drain: told %d stream(s) to reconnect in %.1f s", len(told),
+                            time.monotonic() - started)
+                return
+            for greenlet in pending:
+                greenlet.kill(Draining, block=False)
+            told.update(pending)
+            gevent.sleep(tick if batch else 0)
 
 
 class Subscription:
@@ -118,7 +141,7 @@ class Hub:
         self.addresses = ripple.addresses
         self.sessions = ripple.sessions
         self.outage = ripple.outage
-        self.streams = Streams(cfg["MAX_STREAMS_PER_WORKER"])
+        self.streams = Streams(cfg["MAX_STREAMS_PER_WORKER"], cfg["DRAIN_STREAMS_PER_SECOND"])
         self.heartbeat = float(cfg["HEARTBEAT_SECONDS"])
         self.retry_ms = int(cfg["RETRY_MS"])
         self.direct_backlog = int(cfg["DIRECT_BACKLOG"])
@@ -176,6 +199,8 @@ def relay(hub, sub):
     watcher = live.watch = _watch_client(sub.client, me)
     let_go = hub.names.let_go  # the name lapses a few heartbeats after the last stream
     try:
+        if streams.draining:  # the worker began leaving while this stream opened
+            raise Draining()
         live.listener = hub.listeners.open(live.channels())
         if live.person is not None and not hub.sessions.alive(sub.sid):
             raise SignedOut()  # ended while this stream opened: its word came before we listened

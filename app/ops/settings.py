@@ -21,6 +21,7 @@ LOBBY_ROOMS = 50               # rooms listed in the lobby
 LOBBY_INDEX_MAX = 10000        # rooms the lobby's index remembers (least recently active drop out)
 
 MAX_STREAMS_PER_WORKER = 9800  # each holds one Redis pub/sub connection (and a client socket)
+DRAIN_STREAMS_PER_SECOND = 1000  # a leaving worker tells this many streams a second to reconnect
 REDIS_MAX_CONNECTIONS = 50     # command connections per worker (posting, history, health)
 REDIS_SOCKET_TIMEOUT = 5.0     # seconds before a Redis command counts as failed
 REDIS_RETRY_AFTER = 5          # Retry-After seconds when Redis is unreachable

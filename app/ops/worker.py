@@ -1,0 +1,182 @@
+"""Ripple's Gunicorn worker: gevent's, with a reload that hands the streams over.
+
+gunicorn.conf.py loads this file by path (the master must not import the app package: Flask and
+redis-py would be imported before the workers fork and gevent patches them), so it imports only
+gunicorn, gevent and the standard library.
+
+What a leaving worker (SIGTERM: a reload, a scale-down, a shutdown) does, in order:
+
+1. Notices at once: a libev signal watcher, not Python's handler, which runs only when the
+   hub next runs Python code (up to a second later on a quiet worker).
+2. Goes on serving, listener open, until the workers that replace it (its master's children
+   younger than itself, forked before the signal on a reload) have started theirs: clients that
+   reconnect, and posts, always find a worker accepting instead of a backlog nobody reads. On
+   a shutdown there are none and this step takes no time; it is bounded by HANDOVER_SHARE.
+3. Closes its listener, then tells its open streams to reconnect (``drain`` callables that
+   gunicorn.conf.py registers: the hub staggers them), keeps serving keep-alive connections
+   (answers say ``Connection: close``), and exits when its last connection is done or at
+   graceful_timeout.
+
+A connection it accepted just before closing the listener is still served: gunicorn's handler
+asks the listener for its address, which on a closed socket raised ``OSError: [Errno 9] Bad file
+descriptor`` and reset the connection (logged as an ERROR); here the address is read once.
+"""
+import errno
+import glob
+import os
+import signal
+import tempfile
+import time
+from functools import partial
+
+import gevent
+from gevent.event import Event
+from gevent.pool import Pool
+from gevent.server import StreamServer
+from gunicorn.workers.ggevent import GeventWorker
+
+HANDOVER_SHARE = 0.3  # of graceful_timeout: the longest a leaving worker waits for its replacements
+
+
+def ready_marker(master, pid):
+    """The file a worker creates once it accepts connections (in the temp dir; per master)."""
+    return os.path.join(tempfile.gettempdir(), "ripple-%d-ready-%d" % (master, pid))
+
+
+def forget_markers(master, pid="*"):
+    """Remove the ready markers of ``master``'s worker ``pid`` (default: all of them)."""
+    for path in glob.glob(ready_marker(master, 0)[:-1] + str(pid)):
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+class _Listener:
+    """A listener's address, read once: gunicorn asks for it per connection."""
+
+    def __init__(self, sock):
+        self.name = sock.getsockname()
+
+    def getsockname(self):
+        return self.name
+
+
+def _start_ticks(pid):
+    """The process's start time in clock ticks (/proc/<pid>/stat field 22), or None."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            return int(f.read().rpartition(b")")[2].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def younger_siblings(pid, master):
+    """Pids of ``master``'s other children started after ``pid``: on a reload, the new workers."""
+    mine = _start_ticks(pid)
+    found = []
+    if mine is None:
+        return found
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == pid:
+            continue
+        try:
+            with open("/proc/%s/stat" % entry, "rb") as f:
+                fields = f.read().rpartition(b")")[2].split()
+            if int(fields[1]) == master and int(fields[19]) > mine:
+                found.append(int(entry))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+class RippleWorker(GeventWorker):
+    """gunicorn's gevent worker (StreamServer flavour) with the reload described above."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.drainers = []       # callables that tell open streams to reconnect (gunicorn.conf.py)
+        self.leaving = None      # a gevent Event, set by SIGTERM (made after the fork)
+        self.left_at = None
+
+    def init_signals(self):
+        super().init_signals()
+        self.leaving = Event()
+        gevent.signal_handler(signal.SIGTERM, self.leave)
+
+    def handle_exit(self, sig, frame):  # Python's handler, should it ever run first
+        gevent.spawn(self.leave)
+
+    def leave(self):
+        if self.left_at is None:
+            self.left_at = time.monotonic()
+        self.leaving.set()
+
+    def run(self):
+        servers = []
+        for sock in self.sockets:
+            sock.setblocking(1)
+            server = StreamServer(sock, handle=partial(self.handle, _Listener(sock)),
+                                  spawn=Pool(self.worker_connections))
+            if self.cfg.workers > 1:
+                server.max_accept = 1  # share the accept queue with the other workers
+            server.start()
+            servers.append(server)
+        marker = ready_marker(self.ppid, self.pid)
+        with open(marker, "w"):
+            pass
+        try:
+            while self.alive and not self.leaving.is_set():
+                self.notify()
+                self.leaving.wait(1.0)
+            if self.alive:  # SIGTERM, not a vanished master (notify() exits then)
+                self.hand_over()
+            self.alive = False  # from here every answer says Connection: close
+            for server in servers:
+                server.close()
+            deadline = (self.left_at or time.monotonic()) + self.cfg.graceful_timeout
+            for drain in self.drainers:  # every stream told with time to spare before the deadline
+                gevent.spawn(drain, max(1.0, deadline - time.monotonic() - 1.0))
+            self.finish(servers, deadline)
+        finally:
+            forget_markers(self.ppid, self.pid)
+
+    def hand_over(self):
+        """Serve on until the younger workers of the same master listen (bounded)."""
+        started = time.monotonic()
+        waiting = younger_siblings(self.pid, self.ppid)
+        while waiting and time.monotonic() - started < HANDOVER_SHARE * self.cfg.graceful_timeout:
+            waiting = [p for p in waiting if _alive(p) and not os.path.exists(ready_marker(self.ppid, p))]
+            self.notify()
+            gevent.sleep(0.05)
+        if waiting:
+            self.log.warning("leaving before %d new worker(s) listen (waited %.1f s)", len(waiting),
+                             time.monotonic() - started)
+        else:
+            self.log.info("leaving: replacements listen (waited %.2f s)", time.monotonic() - started)
+
+    def finish(self, servers, deadline):
+        """Serve the open connections until they end, at most until ``deadline``."""
+        while time.monotonic() < deadline:
+            if all(s.pool.free_count() == s.pool.size for s in servers):
+                return
+            self.notify()
+            gevent.sleep(0.1)
+        busy = sum(s.pool.size - s.pool.free_count() for s in servers)
+        self.log.warning("worker graceful timeout (pid:%s): ending %d connection(s)", self.pid, busy)
+        for server in servers:
+            server.stop(timeout=1)
+
+    def handle_error(self, req, client, addr, exc):
+        if isinstance(exc, gevent.GreenletExit):  # a connection ended at graceful timeout: no fault
+            self.log.debug("connection ended at graceful timeout")
+            return
+        super().handle_error(req, client, addr, exc)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except OSError as exc:
+        return exc.errno == errno.EPERM

@@ -1,0 +1,150 @@
+"""A reload on the real 2-worker server hands the streams over: the old workers serve until the
+new ones listen, tell their streams to come back, and leave without an ERROR in the log, and a
+publisher on a keep-alive connection never sees a post fail (issue 20)."""
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import threading
+import time
+
+import gevent
+import pytest
+
+from app.ops.worker import ready_marker
+from app.delivery.stream import Draining, Streams
+
+from .conftest import SERVER_ENV, TOKEN
+from .servers import Gunicorn, wait_until
+from .test_faults import drain_to_end, open_streams, resume
+
+pytestmark = pytest.mark.slow
+
+ERRORS = re.compile(r"\b(ERROR|CRITICAL)\b|Traceback")
+
+
+def start(redis_url, tmp_path, *args):
+    return Gunicorn(tmp_path, redis_url=redis_url, workers=2, env=SERVER_ENV, args=list(args)).start()
+
+
+def errors_in(server):
+    return [line for line in server.log_path.read_text(errors="replace").splitlines()
+            if ERRORS.search(line)]
+
+
+def reload_and_wait(server):
+    """HUP, then wait until the old workers have gone and two new ones serve."""
+    old = set(server.worker_pids())
+    server.signal(signal.SIGHUP)
+    wait_until(lambda: not old & set(server.worker_pids()) and len(server.worker_pids()) == 2,
+               30, 0.1, "old workers gone after HUP")
+
+
+class KeepAlivePublisher(threading.Thread):
+    """Posts to one room over one persistent connection (reopened only when the server says
+    Connection: close), as a server-side publisher does; counts what failed and how."""
+
+    def __init__(self, server, room):
+        super().__init__(daemon=True)
+        self.port, self.room = server.port, room
+        self.stop = threading.Event()
+        self.ok, self.failed, self.ids = 0, [], []
+
+    def run(self):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=15)
+        headers = {"Content-Type": "application/json", "Authorization": "Bearer " + TOKEN}
+        n = 0
+        while not self.stop.is_set() and n < 2000:  # bounded
+            body = json.dumps({"text": "keep-alive %d" % n, "user": "pub"})
+            try:
+                conn.request("POST", "/rooms/%s/messages" % self.room, body, headers)
+                r = conn.getresponse()
+                data = r.read()
+                if r.status == 201:
+                    self.ok += 1
+                    self.ids.append(json.loads(data)["id"])
+                else:
+                    self.failed.append(r.status)
+            except (OSError, http.client.HTTPException) as exc:
+                self.failed.append(repr(exc))
+                conn.close()
+            n += 1
+            time.sleep(0.02)
+        conn.close()
+
+
+@pytest.fixture
+def own_server(redis_url, tmp_path):
+    server = start(redis_url, tmp_path)
+    yield server
+    server.stop()
+
+
+def test_a_reload_fails_no_keep_alive_post_and_logs_no_error(own_server, room):
+    streams = open_streams(own_server, room, 8)
+    publisher = KeepAlivePublisher(own_server, room)
+    publisher.start()
+    wait_until(lambda: publisher.ok >= 5, 15, 0.05, "posts before the reload")
+    reload_and_wait(own_server)
+    ok_at_reload = publisher.ok
+    wait_until(lambda: publisher.ok >= ok_at_reload + 10, 15, 0.05, "posts after the reload")
+    publisher.stop.set()
+    publisher.join(20)
+    assert publisher.failed == []
+    for stream in streams:  # every acknowledged post reached every stream, once, in order
+        seen = drain_to_end(stream, 15) + resume(own_server, room, stream)
+        assert seen == publisher.ids
+        stream.close()
+    assert errors_in(own_server) == []
+
+
+def test_streams_are_told_to_come_back_once_the_new_workers_listen(own_server, room):
+    streams = open_streams(own_server, room, 4)
+    old = set(own_server.worker_pids())
+    own_server.signal(signal.SIGHUP)
+    for stream in streams:
+        drain_to_end(stream, 15)
+        assert stream.retry == 500
+        new = set(own_server.worker_pids()) - old
+        assert len(new) == 2
+        assert all(os.path.exists(ready_marker(own_server.process.pid, pid)) for pid in new)
+    for stream in streams:
+        stream.close()
+
+
+def test_a_connection_cut_at_graceful_timeout_is_no_error(redis_url, tmp_path, room):
+    server = start(redis_url, tmp_path, "--graceful-timeout", "1")
+    try:
+        stuck = socket.create_connection(("127.0.0.1", server.port))
+        stuck.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # never finished: holds its worker
+        wait_until(lambda: server.worker_of(stuck.getsockname()[1]) is not None, 10, 0.05,
+                   "the stuck connection accepted")
+        reload_and_wait(server)
+        stuck.close()
+        assert errors_in(server) == []
+    finally:
+        server.stop()
+
+
+def test_drain_tells_every_stream_including_one_that_opens_meanwhile():
+    told = []
+
+    def stream(name):
+        try:
+            gevent.sleep(30)
+        except Draining:
+            told.append(name)
+
+    streams = Streams(limit=100, drain_rate=100)  # 5 per 50 ms tick
+    for i in range(23):
+        streams.open.add(gevent.spawn(stream, i))
+    gevent.sleep(0)
+    drainer = gevent.spawn(streams.drain, 10)
+    gevent.sleep(0.06)
+    streams.open.add(gevent.spawn(stream, "late"))
+    drainer.join(10)
+    gevent.joinall(list(streams.open), timeout=10)
+    assert sorted(told, key=str) == sorted(list(range(23)) + ["late"], key=str)
+    assert streams.draining
