@@ -3,7 +3,6 @@ new ones listen, tell their streams to come back, and leave without an ERROR in 
 publisher on a keep-alive connection never sees a post fail (issue 20)."""
 import http.client
 import json
-import os
 import re
 import signal
 import socket
@@ -13,7 +12,6 @@ import time
 import gevent
 import pytest
 
-from app.ops.worker import ready_marker
 from app.delivery.stream import Draining, Streams
 
 from .conftest import SERVER_ENV, TOKEN
@@ -98,20 +96,6 @@ def test_a_reload_fails_no_keep_alive_post_and_logs_no_error(own_server, room):
         assert seen == publisher.ids
         stream.close()
     assert errors_in(own_server) == []
-
-
-def test_streams_are_told_to_come_back_once_the_new_workers_listen(own_server, room):
-    streams = open_streams(own_server, room, 4)
-    old = set(own_server.worker_pids())
-    own_server.signal(signal.SIGHUP)
-    for stream in streams:
-        drain_to_end(stream, 15)
-        assert stream.retry == 500
-        new = set(own_server.worker_pids()) - old
-        assert len(new) == 2
-        assert all(os.path.exists(ready_marker(own_server.process.pid, pid)) for pid in new)
-    for stream in streams:
-        stream.close()
 
 
 def test_a_connection_cut_at_graceful_timeout_is_no_error(redis_url, tmp_path, room):

@@ -12,16 +12,16 @@ What a leaving worker (SIGTERM: a reload, a scale-down, a shutdown) does, in ord
    younger than itself, forked before the signal on a reload) have started theirs: clients that
    reconnect, and posts, always find a worker accepting instead of a backlog nobody reads. On
    a shutdown there are none and this step takes no time; it is bounded by HANDOVER_SHARE.
-3. Closes its listener, then tells its open streams to reconnect (``drain`` callables that
-   gunicorn.conf.py registers: the hub staggers them), keeps serving keep-alive connections
-   (answers say ``Connection: close``), and exits when its last connection is done or at
-   graceful_timeout.
+3. Tells its open streams to reconnect (``drain`` callables that gunicorn.conf.py registers:
+   the hub staggers them) once the replacements listen, or HINT_AFTER seconds after the signal
+   if they are slow to boot (a reconnect that lands here meanwhile is sent away again at once).
+4. Closes its listener, keeps serving its connections (answers say ``Connection: close``), and
+   exits when the last one is done or at graceful_timeout.
 
 A connection it accepted just before closing the listener is still served: gunicorn's handler
 asks the listener for its address, which on a closed socket raised ``OSError: [Errno 9] Bad file
 descriptor`` and reset the connection (logged as an ERROR); here the address is read once.
 """
-import errno
 import glob
 import os
 import signal
@@ -35,7 +35,8 @@ from gevent.pool import Pool
 from gevent.server import StreamServer
 from gunicorn.workers.ggevent import GeventWorker
 
-HANDOVER_SHARE = 0.3  # of graceful_timeout: the longest a leaving worker waits for its replacements
+HANDOVER_SHARE = 0.5  # of graceful_timeout: the longest a leaving worker waits for its replacements
+HINT_AFTER = 1.0      # seconds: streams are told to come back by then, replacements listening or not
 
 
 def ready_marker(master, pid):
@@ -98,6 +99,7 @@ class RippleWorker(GeventWorker):
         self.drainers = []       # callables that tell open streams to reconnect (gunicorn.conf.py)
         self.leaving = None      # a gevent Event, set by SIGTERM (made after the fork)
         self.left_at = None
+        self.told = False        # the drainers have been started
 
     def init_signals(self):
         super().init_signals()
@@ -134,29 +136,39 @@ class RippleWorker(GeventWorker):
             self.alive = False  # from here every answer says Connection: close
             for server in servers:
                 server.close()
-            deadline = (self.left_at or time.monotonic()) + self.cfg.graceful_timeout
-            for drain in self.drainers:  # every stream told with time to spare before the deadline
-                gevent.spawn(drain, max(1.0, deadline - time.monotonic() - 1.0))
-            self.finish(servers, deadline)
+            self.tell_streams()
+            self.finish(servers)
         finally:
             forget_markers(self.ppid, self.pid)
 
     def hand_over(self):
-        """Serve on until the younger workers of the same master listen (bounded)."""
+        """Serve on, listener open, until the younger workers of the same master listen
+        (bounded); tell the streams to come back after HINT_AFTER seconds even if they do not
+        yet (a reconnect that lands here meanwhile is sent away again at once)."""
         started = time.monotonic()
         waiting = younger_siblings(self.pid, self.ppid)
         while waiting and time.monotonic() - started < HANDOVER_SHARE * self.cfg.graceful_timeout:
-            waiting = [p for p in waiting if _alive(p) and not os.path.exists(ready_marker(self.ppid, p))]
+            waiting = [p for p in waiting if _running(p) and not os.path.exists(ready_marker(self.ppid, p))]
+            if time.monotonic() - started >= HINT_AFTER:
+                self.tell_streams()
             self.notify()
             gevent.sleep(0.05)
         if waiting:
             self.log.warning("leaving before %d new worker(s) listen (waited %.1f s)", len(waiting),
                              time.monotonic() - started)
-        else:
-            self.log.info("leaving: replacements listen (waited %.2f s)", time.monotonic() - started)
 
-    def finish(self, servers, deadline):
-        """Serve the open connections until they end, at most until ``deadline``."""
+    def tell_streams(self):
+        """Start telling the open streams to come back (once), with time to spare."""
+        if self.told:
+            return
+        self.told = True
+        deadline = (self.left_at or time.monotonic()) + self.cfg.graceful_timeout
+        for drain in self.drainers:
+            gevent.spawn(drain, max(1.0, deadline - time.monotonic() - 1.0))
+
+    def finish(self, servers):
+        """Serve the open connections until they end, at most until graceful_timeout."""
+        deadline = (self.left_at or time.monotonic()) + self.cfg.graceful_timeout
         while time.monotonic() < deadline:
             if all(s.pool.free_count() == s.pool.size for s in servers):
                 return
@@ -174,9 +186,10 @@ class RippleWorker(GeventWorker):
         super().handle_error(req, client, addr, exc)
 
 
-def _alive(pid):
+def _running(pid):
+    """False once ``pid`` has exited (a zombie its master has not reaped yet included)."""
     try:
-        os.kill(pid, 0)
-        return True
-    except OSError as exc:
-        return exc.errno == errno.EPERM
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            return f.read().rpartition(b")")[2].split()[0] != b"Z"
+    except OSError:
+        return False
