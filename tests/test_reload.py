@@ -14,8 +14,8 @@ import pytest
 
 from app.delivery.stream import Draining, Streams
 
-from .conftest import SERVER_ENV, TOKEN
 from .servers import Gunicorn, wait_until
+from .support import SERVER_ENV, TOKEN
 from .test_faults import drain_to_end, open_streams, resume
 
 pytestmark = pytest.mark.slow
