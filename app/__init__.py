@@ -28,7 +28,20 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .ops import cli, embedded_redis, health, metrics, services, settings
 from .people import account_cli, account_views, direct, identity, oidc, sessions, tokens, tokens_cli
-from .web import api, bodies, changes, cors, errors, fastpost, guard, headers, pages, request_ids
+from .web import (
+    api,
+    bodies,
+    changes,
+    cors,
+    errors,
+    fastpost,
+    guard,
+    headers,
+    invite_views,
+    pages,
+    request_ids,
+    room_views,
+)
 
 
 def create_app(test_config=None):
@@ -79,4 +92,6 @@ def create_app(test_config=None):
     app.register_blueprint(account_views.bp)
     app.register_blueprint(oidc.bp)
     app.register_blueprint(account_cli.bp)
+    app.register_blueprint(room_views.bp)
+    app.register_blueprint(invite_views.bp)
     return app

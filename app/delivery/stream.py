@@ -41,6 +41,14 @@ class ClientGone(gevent.GreenletExit):
     own code), gunicorn's gevent worker ends the request quietly."""
 
 
+class Excluded(Exception):
+    """The room shut this stream out (a removal, a ban, a deletion): send ``frame``, end."""
+
+    def __init__(self, frame):
+        super().__init__()
+        self.frame = frame
+
+
 class Replaced(Exception):
     """A newer stream of the same session took this one's place (the session's cap): end."""
 
@@ -111,7 +119,7 @@ class Subscription:
     """What one stream serves: a room, where the client is, and who (if anyone) is listening."""
 
     __slots__ = ("room", "cursor", "backlog", "name", "sid", "account", "expires", "conn", "client",
-                 "chunked", "environ")
+                 "chunked", "environ", "gate")
 
     def __init__(self, room, cursor=None, backlog=0, name=None, sid=None, conn=None, client=None,
                  chunked=True, environ=None):
@@ -124,6 +132,8 @@ class Subscription:
         # plain (False, HTTP/1.0); None leaves every write to gunicorn.
         self.client, self.chunked = client, chunked
         self.environ = environ  # the WSGI environ: trimmed once Flask is done with it
+        # What may end it from the room's side (app/rooms/moderation.py StreamGate), or None.
+        self.gate = None
 
 
 def reconnect_soon(retry_ms):
@@ -204,6 +214,10 @@ def relay(hub, sub):
         live.listener = hub.listeners.open(live.channels())
         if live.person is not None and not hub.sessions.alive(sub.sid):
             raise SignedOut()  # ended while this stream opened: its word came before we listened
+        if sub.gate is not None and sub.gate.checks_on_open:  # the same for a ban or a removal
+            frame = sub.gate.closing(b"access", b"")
+            if frame is not None:
+                raise Excluded(frame)
         # Subscribed before reading history: whatever is stored from now on also arrives live,
         # and the position skips what the replay already sent.
         yield _replay(hub, sub, live)
@@ -237,6 +251,10 @@ def relay(hub, sub):
         if live.out is None or not live.out.broken:
             expired = sub.expires is not None and time.time() >= sub.expires - 1
             yield TOKEN_EXPIRED_FRAME if expired else SIGNED_OUT_FRAME
+    except Excluded as exc:
+        logger.debug("stream shut out by its room room=%s", sub.room)
+        if live.out is None or not live.out.broken:
+            yield exc.frame
     except Replaced:
         logger.debug("stream replaced by a newer one of its session room=%s", sub.room)
         if live.out is None or not live.out.broken:
@@ -406,6 +424,10 @@ class _Live:
                     raise Replaced()
                 if verb == b"signed-out":
                     raise SignedOut()
+                if self.sub.gate is not None:  # the room's word: removed, banned, deleted...
+                    frame = self.sub.gate.closing(verb, argument)
+                    if frame is not None:
+                        raise Excluded(frame)
         finally:
             controls.clear()
 

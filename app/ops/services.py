@@ -28,6 +28,9 @@ if TYPE_CHECKING:  # the classes import services() themselves: built in init_app
     from ..people.tokens import PublishTokens
     from ..people.typing import Typing
     from ..rooms.conversation import Conversation
+    from ..rooms.invites import Invites
+    from ..rooms.moderation import Moderation
+    from ..rooms.records import Rooms
     from ..rooms.store import Store
     from .metrics import Metrics
     from .outage import OutageLog
@@ -52,6 +55,9 @@ class Services:
     addresses: AddressStreams
     tokens: PublishTokens
     jwts: Verifier
+    rooms: Rooms | None = None               # room records: owners, visibility, members (app/rooms/records.py)
+    moderation: Moderation | None = None     # bans, removals, slow mode, deletion, the audit record
+    invites: Invites | None = None           # invitation links
     conversation: Conversation | None = None  # edits, deletions, reactions (app/rooms/conversation.py)
     hub: Hub | None = None              # what every stream shares; set last (it reads the others)
     oidc: Any = None             # Authlib's OAuth registry when OpenID Connect is on (app/people/oidc.py)
@@ -76,6 +82,9 @@ def init_app(app):
     from ..people.tokens import PublishTokens
     from ..people.typing import Typing
     from ..rooms.conversation import Conversation
+    from ..rooms.invites import Invites
+    from ..rooms.moderation import Moderation
+    from ..rooms.records import Rooms
     from ..rooms.store import Store
     from . import topology
     from .metrics import Metrics
@@ -112,7 +121,10 @@ def init_app(app):
         jwts=Verifier(cfg["JWT_SECRET"], cfg["JWT_PUBLIC_KEY"], cfg["JWT_AUDIENCE"],
                       cfg["JWT_ISSUER"], cfg["JWT_LEEWAY_SECONDS"]),
     )
-    ripple.conversation = Conversation(ripple.store, cfg["EDIT_WINDOW_SECONDS"], publish)
+    ripple.rooms = Rooms(commands, cfg["ROOMS_MAX"], cfg["ROOM_MEMBERS_MAX"])
+    ripple.moderation = Moderation(commands, publish, cfg["ROOM_BANS_MAX"])
+    ripple.invites = Invites(commands, cfg["SECRET_KEY"], cfg["ROOM_INVITES_MAX"])
+    ripple.conversation = Conversation(ripple.store, cfg["EDIT_WINDOW_SECONDS"], publish, rooms=ripple.rooms)
     ripple.hub = Hub(ripple, cfg)
     app.extensions[KEY] = ripple
     return ripple

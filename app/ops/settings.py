@@ -73,3 +73,10 @@ SESSION_COOKIE_SECURE = False  # also Secure whenever the request came over HTTP
 PERMANENT_SESSION_LIFETIME = 30 * 24 * 3600
 METRICS_TOKEN = None           # RIPPLE_METRICS_TOKEN: Bearer token for /metrics; unset: loopback only
 TRUSTED_PROXIES = 0            # how many proxies' X-Forwarded-* to trust (1 behind one nginx)
+# Rooms that belong to someone (app/rooms/): caps keep a script in a loop from growing Redis
+ROOMS_MAX = 10000              # rooms with a record (POST /rooms); more are refused (409 room_cap)
+ROOM_MEMBERS_MAX = 10000       # members per room
+ROOM_BANS_MAX = 1000           # bans in force per room (expired ones drop out)
+ROOM_INVITES_MAX = 100         # standing invitations per room (expired and used-up ones drop out)
+ADMIN_TOKEN = None             # RIPPLE_ADMIN_TOKEN: Bearer token for the admin API and room routes
+HISTORY_MAX_AGE_DAYS = 0       # trim rooms by age too (XTRIM MINID) when > 0

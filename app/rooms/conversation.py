@@ -34,6 +34,7 @@ from collections import namedtuple
 import emoji as emoji_data
 
 from . import keys, messages
+from .records import MODERATING
 from .store import TRIM_LUA
 
 # Who acts: a display name, the stable id messages carry as "uid" (None: not a signed-in
@@ -127,8 +128,9 @@ def _dump(value):
 class Conversation:
     """Edits, deletions and reactions of one app's rooms (a Store's Redis client)."""
 
-    def __init__(self, store, edit_window_seconds=900, publish_command="PUBLISH"):
+    def __init__(self, store, edit_window_seconds=900, publish_command="PUBLISH", rooms=None):
         self.store, self.redis = store, store.redis
+        self.rooms = rooms  # room records (app/rooms/records.py): who moderates which room
         self.edit_window = int(edit_window_seconds)
         self._change = self.redis.register_script(
             _CHANGE_LUA.replace("'PUBLISH'", "'%s'" % publish_command))
@@ -192,9 +194,11 @@ class Conversation:
 
     def moderates(self, room, by):
         """Tell whether ``by`` may delete other people's messages in ``room``: a site
-        administrator may. (Rooms with roles, issue 15, add a room's owner and moderators
-        here: this is the one place that rule lives.)"""
-        return bool(by.admin)
+        administrator, and the room's owner and moderators (issue 15). The one place that rule
+        lives."""
+        if by.admin:
+            return True
+        return self.rooms is not None and bool(by.uid) and self.rooms.role(room, by.uid) in MODERATING
 
     def react(self, room, message_id, by, emoji, on=True):
         """Add (``on``) or take back ``by``'s reaction ``emoji`` on a message; doing it twice

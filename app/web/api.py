@@ -10,7 +10,7 @@ from ..delivery import sse, stream, wire
 from ..ops.services import services
 from ..people import identity, tokens
 from ..rooms import keys, messages
-from . import fastpost, guard, pages
+from . import fastpost, gate, guard, pages
 from .replies import json_error, require_utf8_form, wants_json, wants_page
 
 logger = logging.getLogger(__name__)
@@ -40,11 +40,15 @@ def post_message(room):
     grant = tokens.current()
     if grant is not None:
         grant.check_room(room)  # 403 outside a scoped token's rooms
+    else:
+        gate.require_read(room)  # a private room's non-member: 404 before anything is read
     text, user, key, page = read_post()
     try:
         text = messages.check_text(text, current_app.config["MAX_MESSAGE_CHARS"])
         user = sender(user)
         key = messages.check_idempotency_key(key)
+        if grant is None:
+            gate.may_post(room, user, key)  # bans and slow mode (429 + Retry-After)
         with services().metrics.publish_seconds.time():
             # The global token creates rooms freely; browsers and scoped tokens within caps.
             stored, created = services().store.publish(
@@ -53,9 +57,11 @@ def post_message(room):
                 uid=None if grant is not None else identity.uid())
         services().outage.ok()
     except messages.Invalid as exc:
+        headers, code = getattr(exc, "headers", None), getattr(exc, "code", None)
         if page:
-            return pages.room_page(room, error=str(exc), text=text, status=exc.status, key=kept_key(key))
-        return json_error(exc.status, str(exc))
+            answer, status = pages.room_page(room, error=str(exc), text=text, status=exc.status, key=kept_key(key))
+            return answer, status, headers or {}
+        return json_error(exc.status, str(exc), headers, code)
     except redis.RedisError as exc:
         if not page:
             raise  # errors.py answers 503 (or 504 when the outcome is unknown) + Retry-After
@@ -127,6 +133,7 @@ def history(room):
     ``more_before`` (older messages exist), as it always was.
     """
     room = _room_or_400(room)
+    gate.require_read(room)
     if wants_page():  # a browser opening this address: the same messages as a room page
         return redirect(url_for("pages.room", room=room, before=request.args.get("before")), 303)
     cfg = current_app.config
@@ -162,6 +169,7 @@ def events(room):
     if raw and cursor is None:
         # Never an error: an EventSource stops reconnecting on one. Start from now instead.
         logger.info("malformed cursor, streaming from now room=%s cursor=%.80r", room, raw)
+    found = gate.require_write(room)  # 404 for a private room's non-member, 403 when banned
     if request.method == "HEAD":  # the headers a stream would have, and no stream
         return Response(b"", mimetype="text/event-stream", headers={"Cache-Control": "no-cache"})
     hub = services().hub
@@ -195,6 +203,7 @@ def events(room):
             sub.expires = identity.expires()
         except identity.NameTaken:
             pass  # the name is someone else's now: this stream listens anonymously
+    sub.gate = gate.stream_gate(room, found)  # what ends it: a ban, a removal, a deletion
     if sub.sid:
         # past the session's cap, its oldest stream ends; a guest's is marked in the online list
         sub.conn = presence.admit(sub.sid, guest=identity.kind() == "guest")
@@ -241,6 +250,7 @@ def typing(room):
     name, _ = identity.current()
     if not name:
         return json_error(401, "Sign in to show that you are typing.", code="signed_out")
+    gate.require_write(room)
     services().typing.signal(room, name)
     return "", 204
 
@@ -250,6 +260,7 @@ def room_presence(room):
     """Return who is online in the room: {"room", "online": [names], "guests": [the names
     among them that are guests: no account, no sign-in from another service]}."""
     room = _room_or_400(room)
+    gate.require_read(room)
     online, guests = services().presence.people(room)
     return jsonify(room=room, online=online, guests=guests)
 

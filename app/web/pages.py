@@ -17,6 +17,7 @@ from ..ops.services import services
 from ..people import identity, names
 from ..rooms import keys, messages, timeline
 from ..rooms.conversation import DEFAULT_REACTIONS
+from . import gate
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("pages", __name__)
@@ -54,6 +55,7 @@ def room(room):
     if canonical != room:  # one address per room: "Lobby" and "ＬＯＢＢＹ" lead to "lobby"
         query = request.query_string.decode("latin-1")  # kept as sent (?before=, ...)
         return redirect(url_for("pages.room", room=canonical) + ("?" + query if query else ""), 301)
+    gate.require_read(room)  # a private room's non-member: the same 404 as no room at all
     before = request.args.get("before")
     if before is not None:
         before = keys.parse_stream_id(before)
@@ -79,7 +81,7 @@ def here(room):
     """
     room = keys.canonical_room(room)
     name, sid = identity.shown(), identity.shown_sid()
-    if room and name and sid:
+    if room and name and sid and not gate.hidden(gate.access(room)):
         try:
             services().presence.visit(room, name, sid, current_app.config["NAME_IDLE_SECONDS"],
                                       guest=_is_guest())
@@ -101,7 +103,13 @@ def room_page(room, error=None, text="", status=200, key=None, before=None, othe
     user, sid = identity.shown(), identity.shown_sid()
     unavailable = False
     directs = []
+    record, standing = None, None
     try:
+        standing = gate.access(room)
+        if gate.hidden(standing):  # every way to a room page (a failed form's too) ends here
+            return render_template("error.html", status=404, message=gate.NOT_FOUND), 404
+        if standing.exists:
+            record = services().rooms.info(room)
         store = services().store
         found, more = store.page(room, before, cfg["ROOM_PAGE_MESSAGES"])
         online, guests = services().presence.people(room)
@@ -143,7 +151,8 @@ def room_page(room, error=None, text="", status=200, key=None, before=None, othe
         group_seconds=timeline.GROUP_SECONDS, notice=notice, my_uid=_uid(user),
         default_reactions=DEFAULT_REACTIONS,
         edit_window_ms=cfg["EDIT_WINDOW_SECONDS"] * 1000,
-        editable_after=now - cfg["EDIT_WINDOW_SECONDS"] * 1000), status
+        editable_after=now - cfg["EDIT_WINDOW_SECONDS"] * 1000, record=record,
+        manages=bool(standing and standing.role in ("owner", "moderator"))), status
 
 
 def _uid(user):
@@ -162,10 +171,13 @@ def sign_in_page(error=None, typed="", target=None, status=200):
                            target=target or url_for("pages.lobby")), status
 
 
-def lobby_page(error=None, typed="", status=200, notice=None):
-    """The lobby; ``error`` belongs to its join form, ``notice`` to the page (a failed Leave)."""
+def lobby_page(error=None, typed="", status=200, notice=None, create=None):
+    """The lobby; ``error`` belongs to its join form, ``notice`` to the page (a failed Leave),
+    ``create`` to its new-room form ({"error", "name", "topic", "visibility"}: kept as typed)."""
     try:
         rooms = services().store.rooms(current_app.config["LOBBY_ROOMS"])
+        shown = set(services().rooms.visible([r["room"] for r in rooms], identity.uid()))
+        rooms = [r for r in rooms if r["room"] in shown]  # private rooms: their members only
         counts = services().presence.online_counts([r["room"] for r in rooms])
         for entry, count in zip(rooms, counts):
             entry["online"] = count
@@ -175,7 +187,7 @@ def lobby_page(error=None, typed="", status=200, notice=None):
     for entry in rooms or []:
         entry["when"] = _iso(entry["last"])
     return render_template("lobby.html", rooms=rooms, error=error, typed=typed, notice=notice,
-                           user=identity.shown()), status
+                           user=identity.shown(), create=create or {}), status
 
 
 def _is_guest():

@@ -1,0 +1,127 @@
+"""Invite links: signed tokens that make a signed-in person a member of a room.
+
+A link carries ``<room>.<invite id>`` signed with the service's SECRET_KEY (itsdangerous), so a
+guessed or edited link is refused before Redis is asked. The invite itself lives in the room's
+``ripple:{r:<room>}:invites`` hash: id -> JSON {"expires" (ms, 0 = never), "max_uses" (0 = any),
+"uses", "by", "created"}; deleting the field revokes it. Redeeming is one script on the room's
+slot (check, count the use, add the member), so a one-use link admits exactly one person however
+many open it at once. At most RIPPLE_ROOM_INVITES_MAX invites stand per room; expired and used-up
+ones are dropped when a new one is made.
+"""
+import json
+import secrets
+
+from itsdangerous import BadSignature, URLSafeSerializer
+
+from .records import RecordKeys, now_ms
+
+# KEYS: invites, members, bans.  ARGV: invite id, uid, member JSON, now (ms), address key.
+# Returns 1 joined, 2 already a member (no use counted), -1 unknown/revoked, -2 expired,
+# -3 used up, -4 banned.
+_REDEEM_LUA = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return -1 end
+local invite = cjson.decode(raw)
+if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return 2 end
+for _, key in ipairs({ARGV[2], ARGV[5]}) do
+  local ban = redis.call('HGET', KEYS[3], key)
+  if ban then
+    local until_ms = cjson.decode(ban)['until']
+    if until_ms == 0 or until_ms > tonumber(ARGV[4]) then return -4 end
+  end
+end
+if invite['expires'] > 0 and invite['expires'] <= tonumber(ARGV[4]) then return -2 end
+if invite['max_uses'] > 0 and invite['uses'] >= invite['max_uses'] then return -3 end
+invite['uses'] = invite['uses'] + 1
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(invite))
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+return 1
+"""
+
+SENTENCES = {
+    -1: "This invitation is not valid: it was revoked, or never existed.",
+    -2: "This invitation has expired. Ask for a new one.",
+    -3: "This invitation has been used as many times as it allows. Ask for a new one.",
+    -4: "You are banned from this room.",
+    "full": "This room has reached its limit of %d open invitations; revoke one first.",
+}
+JOINED, ALREADY = 1, 2
+
+
+class Refused(Exception):
+    """An invitation that admits nobody: the sentence says why."""
+
+
+class Invites:
+    """Make, list, revoke and redeem a room's invitations."""
+
+    def __init__(self, client, secret_key, max_per_room=100):
+        self.redis = client
+        self.max_per_room = int(max_per_room)
+        self.signer = URLSafeSerializer(secret_key, salt="ripple-invite")
+        self._redeem = client.register_script(_REDEEM_LUA)
+
+    def create(self, room, by, expires_in=None, max_uses=None):
+        """Make an invitation; return {"id", "token", "expires" (ms or None), "max_uses" (or None)}.
+        Raises Refused past the room's cap of standing invitations."""
+        k = RecordKeys(room)
+        if self.redis.hlen(k.invites) >= self.max_per_room:
+            self._prune(room)
+            if self.redis.hlen(k.invites) >= self.max_per_room:
+                raise Refused(SENTENCES["full"] % self.max_per_room)
+        invite_id = secrets.token_hex(8)
+        now = now_ms()
+        record = {"expires": now + int(expires_in * 1000) if expires_in else 0,
+                  "max_uses": int(max_uses or 0), "uses": 0, "by": by, "created": now}
+        self.redis.hset(k.invites, invite_id, json.dumps(record))
+        return _shown(invite_id, record, self.signer.dumps([room, invite_id]))
+
+    def list(self, room):
+        """The room's standing invitations, newest first (without their tokens)."""
+        found = self.redis.hgetall(RecordKeys(room).invites)
+        shown = [_shown(invite_id, json.loads(raw)) for invite_id, raw in found.items()]
+        return sorted(shown, key=lambda i: -i["created"])
+
+    def revoke(self, room, invite_id):
+        """Revoke one invitation; True if it stood."""
+        return bool(self.redis.hdel(RecordKeys(room).invites, invite_id))
+
+    def read(self, token):
+        """(room, invite id) of a signed link, or raise Refused (a forged or broken link)."""
+        try:
+            room, invite_id = self.signer.loads(token)
+        except (BadSignature, ValueError, TypeError):
+            raise Refused(SENTENCES[-1]) from None
+        if not isinstance(room, str) or not isinstance(invite_id, str):
+            raise Refused(SENTENCES[-1])
+        return room, invite_id
+
+    def invite(self, room, invite_id):
+        """The invitation's record (shown), or None when revoked or unknown."""
+        raw = self.redis.hget(RecordKeys(room).invites, invite_id)
+        return _shown(invite_id, json.loads(raw)) if raw else None
+
+    def redeem(self, room, invite_id, uid, member_json, address):
+        """Admit ``uid``: JOINED, or ALREADY (a member: no use counted); raises Refused."""
+        k = RecordKeys(room)
+        result = int(self._redeem(keys=[k.invites, k.members, k.bans],
+                                  args=[invite_id, uid, member_json, now_ms(), "addr:" + (address or "-")]))
+        if result < 0:
+            raise Refused(SENTENCES[result])
+        return result
+
+    def _prune(self, room):
+        now = now_ms()
+        for invite in self.list(room):
+            if (invite["expires"] and invite["expires"] <= now) or (
+                    invite["max_uses"] and invite["uses"] >= invite["max_uses"]):
+                self.revoke(room, invite["id"])
+
+
+def _shown(invite_id, record, token=None):
+    shown = {"id": invite_id, "expires": record.get("expires") or None,
+             "max_uses": record.get("max_uses") or None, "uses": record.get("uses", 0),
+             "by": record.get("by", ""), "created": record.get("created", 0)}
+    if token is not None:
+        shown["token"] = token
+    return shown

@@ -1,0 +1,203 @@
+"""Moderation that takes effect at once, everywhere: removals, bans, slow mode, deleting a room,
+and the record of every action.
+
+A removal, a ban or a deletion is one script on the room's slot that changes the record and
+publishes a control payload (app/position.py: ``!#<verb>\\n<argument>``) on the room's channel.
+Every open stream of the room, on every worker and host, hears it within a pub/sub hop and asks
+its ``StreamGate`` whether the word is for it; if so it sends the event that says why and ends.
+Its reconnect meets the gate in front of the stream (404 or 403): an EventSource stops there.
+
+Control verbs on a room's channel:
+  ``removed <uid>``   the member left the room's members (streams of that person end)
+  ``banned <key>``    a uid or "addr:<address>" was banned (their streams end)
+  ``access``          the room's visibility changed: each stream checks its access again
+  ``deleted``         the room is gone: every stream ends with ``event: room-deleted``
+
+Records of actions: ``ripple:{r:<room>}:audit`` (the room's own, capped) and ``ripple:audit``
+(every room's, for administrators), Redis Streams of {"at", "room", "actor", "actor_name",
+"action", "target", "detail"}. Nothing here knows about Flask.
+"""
+import hashlib
+import json
+
+from .records import RecordKeys, now_ms
+
+AUDIT = "ripple:audit"
+ROOM_AUDIT_LENGTH = 1000
+AUDIT_LENGTH = 10000
+VERBS = frozenset((b"removed", b"banned", b"access", b"deleted"))
+
+SENTENCES = {
+    "removed": "You were removed from #%s.",
+    "banned": "You were banned from #%s.",
+    "banned_until": "You are banned from #%s until %s UTC.",
+    "banned_for_good": "You are banned from #%s.",
+    "deleted": "#%s was deleted by its owner or an administrator.",
+    "private": "#%s is now private: only its members can read it.",
+    "slow": "Slow mode is on in #%s: one message every %d s. You can post again in %d s.",
+}
+
+# KEYS: bans, members, channel.  ARGV: key, ban JSON, payload.  Record the ban, end the
+# person's membership, tell their streams.
+_BAN_LUA = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('PUBLISH', KEYS[3], ARGV[3])
+return 1
+"""
+
+# KEYS: members, channel.  ARGV: uid, payload.  Returns 1 if they were a member.
+_REMOVE_LUA = """
+local removed = redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('PUBLISH', KEYS[2], ARGV[2])
+return removed
+"""
+
+# KEYS: every fixed key of the room, its channel last.  Delete them, then tell the streams.
+_DELETE_LUA = """
+local channel = table.remove(KEYS)
+local gone = redis.call('DEL', unpack(KEYS))
+redis.call('PUBLISH', channel, '!#deleted\\n')
+return gone
+"""
+
+# KEYS: the person's slow-mode key, the post's idempotency key.  ARGV: interval (ms).
+# A retry of a post already stored (its idempotency key is known) is never held back.
+# Returns 0 (post now) or the ms to wait.
+_SLOW_LUA = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 0 end
+return math.max(1, redis.call('PTTL', KEYS[1]))
+"""
+
+
+class Moderation:
+    """Bans, removals, slow mode, deletion and the audit records of the rooms."""
+
+    def __init__(self, client, publish_command="PUBLISH", max_bans=1000):
+        self.redis = client
+        self.max_bans = int(max_bans)
+        command = "'%s'" % publish_command
+        self._ban = client.register_script(_BAN_LUA.replace("'PUBLISH'", command))
+        self._remove = client.register_script(_REMOVE_LUA.replace("'PUBLISH'", command))
+        self._delete = client.register_script(_DELETE_LUA.replace("'PUBLISH'", command))
+        self._slow = client.register_script(_SLOW_LUA)
+        self.publish_command = publish_command
+
+    def remove(self, room, uid):
+        """End ``uid``'s membership and their open streams in ``room``; True if a member."""
+        k = RecordKeys(room)
+        return bool(self._remove(keys=[k.members, k.channel], args=[uid, "!#removed\n" + uid]))
+
+    def ban(self, room, key, name, by, seconds=None):
+        """Ban ``key`` (a uid, or "addr:<address>") from ``room`` for ``seconds`` (None: for
+        good); their membership and open streams end. Returns the ban record. Raises ValueError
+        past RIPPLE_ROOM_BANS_MAX bans in force."""
+        k = RecordKeys(room)
+        if self.redis.hlen(k.bans) >= self.max_bans:
+            self.active_bans(room)  # drops the expired ones
+            if self.redis.hlen(k.bans) >= self.max_bans and not self.redis.hexists(k.bans, key):
+                raise ValueError("This room has reached its limit of %d bans." % self.max_bans)
+        now = now_ms()
+        record = {"until": now + int(seconds * 1000) if seconds else 0, "name": name, "by": by, "at": now}
+        self._ban(keys=[k.bans, k.members, k.channel],
+                  args=[key, json.dumps(record, ensure_ascii=False), "!#banned\n" + key])
+        return {"user": key, **record}
+
+    def unban(self, room, key):
+        """Lift a ban; True if there was one."""
+        return bool(self.redis.hdel(RecordKeys(room).bans, key))
+
+    def active_bans(self, room):
+        """The bans in force in ``room``: [{"user", "until", "name", "by", "at"}]; expired ones go."""
+        k = RecordKeys(room)
+        now, active, expired = now_ms(), [], []
+        for key, raw in self.redis.hgetall(k.bans).items():
+            record = json.loads(raw)
+            if record.get("until") and record["until"] <= now:
+                expired.append(key)
+            else:
+                active.append({"user": key, **record})
+        if expired:
+            self.redis.hdel(k.bans, *expired)
+        return sorted(active, key=lambda b: -b["at"])
+
+    def recheck(self, room):
+        """Ask every open stream of ``room`` to check its access again (visibility changed)."""
+        self.redis.execute_command(self.publish_command, RecordKeys(room).channel, "!#access\n")
+
+    def delete(self, room, history_keys):
+        """Delete the room's record, members, bans, invites, audit and history (``history_keys``:
+        its log, meta and online keys); every open stream ends with ``event: room-deleted``.
+        The room's short-lived keys (idempotency, slow mode, typing) are found and deleted too."""
+        k = RecordKeys(room)
+        self._delete(keys=[k.info, k.members, k.bans, k.invites, k.audit, *history_keys, k.channel])
+        leftovers = list(self.redis.scan_iter(match=_glob_escape(k.tag) + ":*", count=1000))
+        for start in range(0, len(leftovers), 500):
+            # One key at a time would be needed on a Cluster only across slots; these share one.
+            self.redis.delete(*leftovers[start:start + 500])
+
+    def slow_wait(self, room, uid, seconds, idempotency_key):
+        """Ms before ``uid`` may post in ``room`` under slow mode (0: now, and the wait starts).
+        ``idempotency_key``: the Redis key a retry of a stored post would find (or None)."""
+        digest = hashlib.sha256(uid.encode()).hexdigest()[:16]
+        k = RecordKeys(room)
+        return int(self._slow(keys=[k.slow(digest), idempotency_key or k.slow(digest) + ":none"],
+                              args=[int(seconds * 1000)]))
+
+    def record(self, room, actor, actor_name, action, target="", detail=""):
+        """Record one action in the room's audit and the service's."""
+        entry = {"at": now_ms(), "room": room, "actor": actor or "", "actor_name": actor_name or "",
+                 "action": action, "target": target or "", "detail": detail or ""}
+        with self.redis.pipeline(transaction=False) as pipe:
+            if action != "delete-room":  # the room's own record goes with the room
+                pipe.xadd(RecordKeys(room).audit, entry, maxlen=ROOM_AUDIT_LENGTH, approximate=True)
+            pipe.xadd(AUDIT, entry, maxlen=AUDIT_LENGTH, approximate=True)
+            pipe.execute()
+
+    def audit(self, room=None, count=100):
+        """The newest ``count`` actions, newest first: one room's, or every room's."""
+        key = RecordKeys(room).audit if room else AUDIT
+        return [_entry(fields) for _, fields in self.redis.xrevrange(key, count=count)]
+
+
+def _entry(fields):
+    entry = dict(fields)
+    entry["at"] = int(entry.get("at") or 0)
+    return entry
+
+
+def _glob_escape(text):
+    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
+
+
+class StreamGate:
+    """What one open stream answers to in its room: the keys naming its person (uid and
+    "addr:<address>") and ``check``, a fresh look at its access (returns "banned", "removed"
+    or None). Pure: the stream calls ``closing`` with each control payload it hears."""
+
+    __slots__ = ("room", "who", "check", "checks_on_open")
+
+    def __init__(self, room, who, check, checks_on_open=True):
+        self.room, self.check, self.checks_on_open = room, check, checks_on_open
+        self.who = frozenset(w.encode() for w in who if w)
+
+    def closing(self, verb, argument):
+        """The last frame of this stream if the control ``verb``/``argument`` (bytes) ends it,
+        else None. ``access`` costs a Redis round trip (check); the others none."""
+        if verb == b"deleted":
+            return frame("room-deleted", self.room, "deleted")
+        if verb in (b"removed", b"banned") and argument in self.who:
+            return frame("removed", self.room, verb.decode())
+        if verb == b"access":
+            reason = self.check()
+            return frame("removed", self.room, reason) if reason else None
+        return None
+
+
+def frame(event, room, reason):
+    """The SSE frame that ends a stream: ``event: removed`` {"room", "reason", "message"}
+    (reason "removed" or "banned"), or ``event: room-deleted`` {"room", "reason", "message"}."""
+    message = SENTENCES[reason] % room
+    data = json.dumps({"room": room, "reason": reason, "message": message}, ensure_ascii=False)
+    return ("event: %s\ndata: %s\n\n" % (event, data)).encode()  # one line: json escapes breaks

@@ -1,0 +1,193 @@
+"""Room records: a room's topic, visibility, owner and members, and who may come in.
+
+A room without a record is a public room as every room always was (posting creates it, anyone
+reads it). ``POST /rooms`` gives a room a record: its creator is the owner, and a **private**
+room admits its members only.
+
+Redis layout: every key of a room shares the room's hash tag ``{r:<room>}`` (one Cluster slot):
+
+- ``ripple:{r:<room>}:room``    hash: topic, visibility ("public"|"private"), owner (uid),
+  created (ms), slow (seconds between one person's posts, 0 = off)
+- ``ripple:{r:<room>}:members`` hash: uid -> JSON {"name", "role", "since" (ms)}; role is
+  "owner", "moderator" or "member". A uid is identity.uid(): an account id, a host
+  application's ``sub``, or "guest:<hash of the session>".
+- ``ripple:{r:<room>}:bans``    hash: uid or "addr:<address>" -> JSON {"until" (ms, 0 = for
+  good), "name", "by", "at"} (app/rooms/moderation.py)
+- ``ripple:rooms:registry``     sorted set: rooms with a record -> created (ms); spans slots,
+  so it is written beside the room's own script, never inside it
+
+Nothing here knows about Flask: app/rooms/gate.py asks, the views decide.
+"""
+import json
+import time
+from collections import namedtuple
+
+PUBLIC, PRIVATE = "public", "private"
+VISIBILITIES = (PUBLIC, PRIVATE)
+OWNER, MODERATOR, MEMBER = "owner", "moderator", "member"
+ROLES = (OWNER, MODERATOR, MEMBER)
+MODERATING = (OWNER, MODERATOR)  # the roles that moderate (an owner has every moderator power)
+REGISTRY = "ripple:rooms:registry"
+MAX_TOPIC_CHARS = 200
+
+# What one look tells about a person and a room: ``exists`` (it has a record), ``visibility``,
+# ``role`` (None: not a member), ``ban`` (the ban record in force, or None), ``slow`` (seconds).
+Access = namedtuple("Access", "exists visibility role ban slow owner")
+
+
+class RecordKeys:
+    """The record keys of one room (its history keys are app/keys.py RoomKeys: the same tag)."""
+
+    __slots__ = ("room", "tag", "info", "members", "bans", "invites", "audit", "channel")
+
+    def __init__(self, room):
+        self.room = room
+        self.tag = "ripple:{r:%s}" % room
+        self.info = self.tag + ":room"
+        self.members = self.tag + ":members"
+        self.bans = self.tag + ":bans"
+        self.invites = self.tag + ":invites"
+        self.audit = self.tag + ":audit"
+        self.channel = self.tag + ":live"  # the room's own channel: streams hear controls there
+
+    def slow(self, uid_digest):
+        """The key that holds one person's slow-mode wait (expires when they may post again)."""
+        return self.tag + ":slow:" + uid_digest
+
+
+# KEYS: info, members, log (history).  ARGV: topic, visibility, owner uid, owner's member JSON, now.
+# A room that has a record or any history is taken: its people were there first.
+_CREATE_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'topic', ARGV[1], 'visibility', ARGV[2], 'owner', ARGV[3],
+           'created', ARGV[5], 'slow', '0')
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
+return 1
+"""
+
+
+class Taken(Exception):
+    """A room by that name exists already (a record, or history)."""
+
+
+class Full(Exception):
+    """A cap is reached (rooms, members, invites, bans): the sentence says which."""
+
+
+def member_json(name, role, since=None):
+    return json.dumps({"name": name, "role": role, "since": since or now_ms()},
+                      ensure_ascii=False, separators=(",", ":"))
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+class Rooms:
+    """Room records in Redis: create, read, change, the membership of people."""
+
+    def __init__(self, client, max_rooms=10000, max_members=10000):
+        self.redis = client
+        self.max_rooms = int(max_rooms)
+        self.max_members = int(max_members)
+        self._create = client.register_script(_CREATE_LUA)
+
+    def create(self, room, topic, visibility, owner_uid, owner_name, log_key):
+        """Give ``room`` a record owned by ``owner_uid``; return its info. Raises Taken when it
+        exists (a record or history), Full past RIPPLE_ROOMS_MAX records."""
+        if self.redis.zcard(REGISTRY) >= self.max_rooms:
+            raise Full("This service has reached its limit of %d rooms; ask an administrator."
+                       % self.max_rooms)
+        k = RecordKeys(room)
+        now = now_ms()
+        if not self._create(keys=[k.info, k.members, log_key],
+                            args=[topic, visibility, owner_uid, member_json(owner_name, OWNER, now), now]):
+            raise Taken(room)
+        self.redis.zadd(REGISTRY, {room: now})
+        return self.info(room)
+
+    def info(self, room):
+        """{"room", "topic", "visibility", "owner", "created", "slow_mode_seconds"}, or None
+        for a room without a record."""
+        found = self.redis.hgetall(RecordKeys(room).info)
+        if not found:
+            return None
+        return {"room": room, "topic": found.get("topic", ""),
+                "visibility": found.get("visibility", PUBLIC), "owner": found.get("owner") or None,
+                "created": int(found.get("created") or 0),
+                "slow_mode_seconds": int(found.get("slow") or 0)}
+
+    def access(self, room, uid, address):
+        """One round trip: what ``uid`` (or None) from ``address`` may do in ``room`` (Access)."""
+        k = RecordKeys(room)
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(k.info, "visibility", "slow", "owner")
+            pipe.hget(k.members, uid) if uid else pipe.echo("")
+            pipe.hmget(k.bans, uid or "-", "addr:" + (address or "-"))
+            (visibility, slow, owner), member, bans = pipe.execute()
+        role = json.loads(member).get("role") if member else None
+        ban = None
+        now = now_ms()
+        for raw in bans:
+            record = json.loads(raw) if raw else None
+            if record and (not record.get("until") or record["until"] > now):
+                ban = record
+                break
+        return Access(visibility is not None, visibility or PUBLIC, role, ban, int(slow or 0), owner)
+
+    def update(self, room, **fields):
+        """Set topic / visibility / slow (already checked) on a room; creates no record by itself
+        unless ``create`` fields are given (an administrator adopting a room without one)."""
+        mapping = {name: value for name, value in fields.items() if value is not None}
+        if mapping:
+            self.redis.hset(RecordKeys(room).info, mapping=mapping)
+            if "created" in mapping:
+                self.redis.zadd(REGISTRY, {room: mapping["created"]}, nx=True)
+
+    def members(self, room):
+        """[{"id", "name", "role", "since"}], the owner first, then moderators, then by name."""
+        found = self.redis.hgetall(RecordKeys(room).members)
+        people = [{"id": uid, **json.loads(raw)} for uid, raw in found.items()]
+        return sorted(people, key=lambda m: (ROLES.index(m["role"]), m["name"].casefold()))
+
+    def role(self, room, uid):
+        """``uid``'s role in ``room`` ("owner", "moderator", "member"), or None."""
+        raw = self.redis.hget(RecordKeys(room).members, uid)
+        return json.loads(raw).get("role") if raw else None
+
+    def member(self, room, uid):
+        raw = self.redis.hget(RecordKeys(room).members, uid)
+        return {"id": uid, **json.loads(raw)} if raw else None
+
+    def add_member(self, room, uid, name, role=MEMBER):
+        """Make ``uid`` a member with ``role`` (keeping when they joined); Full past the cap."""
+        k = RecordKeys(room)
+        current = self.member(room, uid)
+        if current is None and self.redis.hlen(k.members) >= self.max_members:
+            raise Full("This room has reached its limit of %d members." % self.max_members)
+        self.redis.hset(k.members, uid, member_json(name, role, current and current.get("since")))
+
+    def find_member(self, room, who):
+        """The member whose uid is ``who``, or whose name is ``who`` (case-insensitively), or None."""
+        members = self.members(room)
+        for m in members:
+            if m["id"] == who:
+                return m
+        folded = who.casefold()
+        return next((m for m in members if m["name"].casefold() == folded), None)
+
+    def registered(self):
+        """Rooms with a record, newest first."""
+        return self.redis.zrevrange(REGISTRY, 0, -1)
+
+    def visible(self, rooms, uid):
+        """Of ``rooms`` (names), those a person ``uid`` (or None) may see listed: every public
+        room, and the private ones they belong to (one round trip)."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for room in rooms:
+                k = RecordKeys(room)
+                pipe.hget(k.info, "visibility")
+                pipe.hexists(k.members, uid) if uid else pipe.echo("")
+            found = pipe.execute()
+        return [room for room, visibility, member in zip(rooms, found[::2], found[1::2])
+                if visibility != PRIVATE or member]

@@ -1,0 +1,203 @@
+"""Who may read, write and run a room: every route of a room asks here, on every request.
+
+One Redis round trip per request (Rooms.access) answers for the person and their address, so a
+change (a ban, a removal, a room made private) holds on every worker and host from the next
+request on; open streams hear it at once (app/rooms/moderation.py).
+
+The rules, written once:
+- a **private** room does not exist for anyone but its members: 404 on every route, the same
+  answer as for a name that is not a room at all, never any content;
+- a **ban** in force refuses posts, typing and streams (403, code "banned"); a public room's
+  pages stay as public as they are to anyone signed out;
+- running a room needs a role: moderators moderate, owners also change and delete the room;
+  administrators (an admin account, or RIPPLE_ADMIN_TOKEN) may do both in every room.
+"""
+import hashlib
+import hmac
+from datetime import datetime, timezone
+
+from flask import abort, current_app, g, request
+
+from ..ops.services import services
+from ..people import identity
+from ..rooms import keys, messages, moderation, records
+
+NOT_FOUND = "There is no room with that name."
+SENTENCES = {
+    "sign_in": "Sign in to do that.",
+    "moderator": "Only the room's moderators and owner can do that.",
+    "owner": "Only the room's owner can do that.",
+    "banned": "You are banned from #%s.",
+    "banned_until": "You are banned from #%s until %s UTC.",
+}
+
+
+class Refused(messages.Invalid):
+    """A refusal with a stable ``code`` and headers; posts catch it as messages.Invalid."""
+
+    def __init__(self, status, sentence, code, headers=None):
+        super().__init__(sentence, status)
+        self.code, self.headers = code, headers or {}
+
+
+def rooms():
+    return services().rooms
+
+
+def address():
+    return request.remote_addr or "-"
+
+
+def access(room):
+    """This request's person's Access to ``room`` (asked once per request and room)."""
+    cache = g.setdefault("ripple_room_access", {})
+    if room not in cache:
+        cache[room] = rooms().access(room, identity.uid(), address())
+    return cache[room]
+
+
+def hidden(found):
+    """Tell whether a room is invisible to this person: private, and they are no member."""
+    return found.visibility == records.PRIVATE and found.role is None
+
+
+def require_read(room):
+    """Access to read ``room``; 404 for a private room this person is not a member of."""
+    found = access(room)
+    if hidden(found):
+        abort(404, NOT_FOUND)
+    return found
+
+
+def require_write(room):
+    """Access to post (or stream, or type) in ``room``: readable, and no ban in force."""
+    found = require_read(room)
+    if found.ban is not None:
+        raise Refused(403, banned_sentence(room, found.ban), "banned")
+    return found
+
+
+def banned_sentence(room, ban):
+    if not ban.get("until"):
+        return SENTENCES["banned"] % room
+    when = datetime.fromtimestamp(ban["until"] / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M")
+    return SENTENCES["banned_until"] % (room, when)
+
+
+def admin_token_presented():
+    """Tell whether the request carries RIPPLE_ADMIN_TOKEN as its Bearer (constant time)."""
+    expected = current_app.config.get("ADMIN_TOKEN")
+    header = request.headers.get("Authorization", "")
+    if not expected or not header.startswith("Bearer "):
+        return False
+    return hmac.compare_digest(header[7:].strip().encode("utf-8", "replace"), str(expected).encode())
+
+
+def is_admin():
+    """An administrator: the admin token, or a signed-in admin account."""
+    if admin_token_presented():
+        return True
+    account_id = identity.account()
+    found = services().accounts.get(account_id) if account_id else None
+    return bool(found and found["admin"] and not found["disabled"])
+
+
+def actor():
+    """(uid, name) of whoever acts: the signed-in person, or ("admin-token", "admin")."""
+    if admin_token_presented():
+        return "admin-token", "admin"
+    name, _ = identity.current()
+    return identity.uid(), name
+
+
+def require_role(room, need):
+    """Access of someone who may act as ``need`` ("moderator" or "owner") in ``room``; an owner
+    is also a moderator, an administrator both. 404 for a private room they cannot see, 401
+    signed out, 403 otherwise."""
+    if is_admin():
+        return access(room)
+    found = require_read(room)  # a private room is not there for strangers, signed in or out
+    if actor()[0] is None:
+        raise Refused(401, SENTENCES["sign_in"], "signed_out")
+    if found.role == records.OWNER or (need == records.MODERATOR and found.role == records.MODERATOR):
+        return found
+    raise Refused(403, SENTENCES[need], "forbidden")
+
+
+def uid_of_session(sid):
+    """The stable id of whoever holds session ``sid`` now (identity.uid's rule), or None."""
+    record = services().sessions.record(sid, refresh=False)
+    if record is None:
+        return None
+    return record.get("account") or record.get("sub") or "guest:" + hashlib.sha256(sid.encode()).hexdigest()[:16]
+
+
+def resolve(room, who):
+    """(uid, name) of the person ``who`` names in ``room``: a member by id or name, an account by
+    name, or whoever holds that display name now; (None, None) if no one."""
+    if not isinstance(who, str) or not who.strip():
+        return None, None
+    who = who.strip()
+    member = rooms().find_member(room, who)
+    if member is not None:
+        return member["id"], member["name"]
+    accounts = services().accounts
+    found = accounts.get(accounts.id_for(who)) if len(who) <= 64 else None
+    if found is not None:
+        return found["id"], found["name"]
+    names = services().names
+    try:
+        name = messages.check_name(who)
+    except messages.Invalid:
+        return None, None
+    owner = names.owner(name)
+    uid = uid_of_session(owner) if owner else None
+    return (uid, name) if uid else (None, None)
+
+
+SLOW = "Slow mode is on in #%s: one message every %d s. You can post again in %d s."
+
+
+def may_post(room, user, idempotency_key):
+    """Refuse a post by a banned person (403) or one too soon under slow mode (429 with
+    Retry-After, code "slow_mode"); moderators, owners and administrators are exempt from slow
+    mode. ``user``/``idempotency_key``: the post's, so a retry of a stored post is never held back."""
+    found = require_write(room)
+    if not found.slow or found.role in (records.OWNER, records.MODERATOR) or is_admin():
+        return
+    idem = keys.RoomKeys(room).idempotency(messages.idempotency_digest(user, idempotency_key)) \
+        if idempotency_key else None
+    wait_ms = services().moderation.slow_wait(room, identity.uid(), found.slow, idem)
+    if wait_ms:
+        wait = max(1, -(-wait_ms // 1000))
+        g.ripple_retry_after = wait  # kept over the rate limiter's own (keep_retry_after)
+        raise Refused(429, SLOW % (room, found.slow, wait), "slow_mode", {"Retry-After": str(wait)})
+
+
+def keep_retry_after(response):
+    """Restore a slow-mode refusal's Retry-After: Flask-Limiter sets the header on every answer
+    of a limited route to its own window's reset (registered to run after it)."""
+    wait = g.pop("ripple_retry_after", None)
+    if wait is not None and response.status_code == 429:
+        response.headers["Retry-After"] = str(wait)
+    return response
+
+
+def stream_gate(room, found):
+    """The StreamGate of a stream this request opens: its person's keys, and a fresh look at its
+    access that needs no request (the stream runs after the request is gone)."""
+    uid, where = identity.uid(), address()
+    registry = rooms()
+
+    def check():
+        now = registry.access(room, uid, where)
+        if now.ban is not None:
+            return "banned"
+        if hidden(now):
+            return "private"
+        return None
+
+    # Checked once more after subscribing (a ban between this look and the subscription would
+    # otherwise be missed) when there is anyone to ban or any record to change.
+    return moderation.StreamGate(room, (uid, "addr:" + where), check,
+                                 checks_on_open=found.exists or uid is not None)

@@ -1,0 +1,105 @@
+"""Invitations over HTTP: moderators make and revoke links; a signed-in person who opens one
+(``GET /invite/<token>``, a page with a Join button) and joins (``POST``) becomes a member."""
+from flask import Blueprint, jsonify, render_template, request, url_for
+
+from ..ops.services import services
+from ..people import identity
+from ..rooms import invites, keys, records
+from . import gate, pages
+from .replies import wants_json, wants_page
+from .room_views import done, manage_url, read_body, record, room_or_404, whole
+
+bp = Blueprint("invites", __name__)
+MAX_EXPIRES_IN = 365 * 86400
+MAX_USES = 100000
+SENTENCES = {
+    "expires_in": "expires_in must be a whole number of seconds from 1 to %d." % MAX_EXPIRES_IN,
+    "max_uses": "max_uses must be a whole number from 1 to %d." % MAX_USES,
+    "no_invite": "There is no such invitation in #%s.",
+    "sign_in": "Sign in to accept this invitation.",
+}
+
+
+def _invites():
+    return services().invites
+
+
+@bp.route("/rooms/<room>/invites", methods=["GET", "POST"])
+def room_invites(room):
+    """GET: the room's standing invitations. POST {"expires_in"?, "max_uses"?}: a new signed
+    link, 201 {"id", "url", "expires" (ms or null), "max_uses" (or null)}."""
+    room = room_or_404(room)
+    gate.require_role(room, records.MODERATOR)
+    if request.method == "GET":
+        return jsonify(room=room, invites=_invites().list(room))
+    data, form = read_body()
+    expires_in = data.get("expires_in")
+    expires_in = None if expires_in in (None, "") else whole(
+        expires_in, 1, MAX_EXPIRES_IN, SENTENCES["expires_in"], "bad_expires_in")
+    max_uses = data.get("max_uses")
+    max_uses = None if max_uses in (None, "") else whole(max_uses, 1, MAX_USES, SENTENCES["max_uses"], "bad_max_uses")
+    try:
+        made = _invites().create(room, gate.actor()[1] or "", expires_in, max_uses)
+    except invites.Refused as exc:
+        raise gate.Refused(409, str(exc), "invite_cap") from None
+    made["url"] = url_for("invites.invitation", token=made.pop("token"), _external=True)
+    record(room, "invite", made["id"], "expires_in=%s max_uses=%s" % (expires_in, max_uses))
+    if form:  # the management page shows the new link once
+        return done(True, manage_url(room) + "?" + _query(made["url"]))
+    return done(False, None, made, 201)
+
+
+def _query(url):
+    from urllib.parse import urlencode
+    return urlencode({"invite": url})
+
+
+@bp.route("/rooms/<room>/invites/<invite_id>", methods=["DELETE", "POST"])
+def revoke(room, invite_id):
+    """Revoke an invitation: its link admits nobody from now on."""
+    room = room_or_404(room)
+    gate.require_role(room, records.MODERATOR)
+    data, form = read_body()
+    if not _invites().revoke(room, invite_id):
+        raise gate.Refused(404, SENTENCES["no_invite"] % room, "no_invite")
+    record(room, "revoke-invite", invite_id)
+    return done(form, manage_url(room))
+
+
+@bp.route("/invite/<token>", methods=["GET", "POST"])
+def invitation(token):
+    """GET: what the link is for (a page with a Join button, or JSON); POST: join the room
+    (signed in): JSON 200 {"room", "role"}, a form 303 to the room."""
+    try:
+        room, invite_id = _invites().read(token)
+        room = keys.canonical_room(room) or "-"
+        found = _invites().invite(room, invite_id)
+        if found is None:
+            raise invites.Refused(invites.SENTENCES[-1])
+    except invites.Refused as exc:
+        raise gate.Refused(404, str(exc), "invite_invalid") from None
+    name, _ = identity.current()
+    if request.method == "GET":
+        if wants_page():
+            return render_template("invite.html", room=room, user=name, token=token,
+                                   info=services().rooms.info(room), invite=found,
+                                   target=url_for("invites.invitation", token=token))
+        return jsonify(room=room, expires=found["expires"], max_uses=found["max_uses"], uses=found["uses"])
+    data, form = read_body()
+    if not name:
+        if form and not wants_json():
+            return pages.sign_in_page(error=SENTENCES["sign_in"],
+                                      target=url_for("invites.invitation", token=token), status=401)
+        raise gate.Refused(401, SENTENCES["sign_in"], "signed_out")
+    uid = identity.uid()
+    try:
+        result = _invites().redeem(room, invite_id, uid, records.member_json(name, records.MEMBER), gate.address())
+    except invites.Refused as exc:
+        status, code = (403, "banned") if str(exc) == invites.SENTENCES[-4] else (410, "invite_used")
+        if str(exc) == invites.SENTENCES[-1]:
+            status, code = 404, "invite_invalid"
+        raise gate.Refused(status, str(exc), code) from None
+    if result == invites.JOINED:
+        services().moderation.record(room, uid, name, "join", name, "invite " + invite_id)
+    role = services().rooms.member(room, uid)["role"]
+    return done(form, url_for("pages.room", room=room), {"room": room, "role": role})

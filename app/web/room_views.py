@@ -1,0 +1,387 @@
+"""Running a room over HTTP: create, change and delete it, its members and moderators, bans,
+and its audit record. JSON for programs; every action is also a plain HTML form (POST, with
+``_method`` naming PUT/PATCH/DELETE) that answers with a redirect (works with JavaScript off).
+"""
+import ipaddress
+
+import redis
+from flask import Blueprint, jsonify, redirect, render_template, request, url_for
+
+from ..ops.services import services
+from ..rooms import keys, messages, records
+from . import gate, guard, pages
+from .replies import json_error, require_utf8_form, wants_json
+
+bp = Blueprint("rooms", __name__)
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+MAX_SLOW_SECONDS = 3600
+MAX_BAN_SECONDS = 10 * 365 * 86400
+
+# Runs after every other after_request (they run in reverse order), Flask-Limiter's included.
+bp.record_once(lambda state: state.app.after_request_funcs.setdefault(None, []).insert(0, gate.keep_retry_after))
+
+SENTENCES = {
+    "body": "The body must be a JSON object or a form.",
+    "visibility": "Visibility must be “public” or “private”.",
+    "topic": "The topic must be text of at most %d characters." % records.MAX_TOPIC_CHARS,
+    "slow": "slow_mode_seconds must be a whole number from 0 to %d." % MAX_SLOW_SECONDS,
+    "seconds": "seconds must be a whole number from 1 to %d, or left out for good." % MAX_BAN_SECONDS,
+    "taken": "There is already a room called #%s; pick another name.",
+    "no_account": "There is no account called “%s”.",
+    "no_one": "There is no one called “%s” in or around #%s.",
+    "not_member": "“%s” is not a member of #%s.",
+    "owner_stays": "The owner cannot be removed, banned or demoted; delete the room instead.",
+    "peer": "Only the owner can remove or ban a moderator.",
+    "self": "You cannot ban yourself.",
+    "address": "“%s” is not an IP address.",
+    "no_ban": "There is no ban on “%s” in #%s.",
+    "sign_in": "Sign in to create a room.",
+}
+
+
+@bp.app_errorhandler(gate.Refused)
+def refused(exc):
+    """A refusal as JSON for programs, or as a page for a browser's form or navigation."""
+    from . import form_pages  # its imports reach the views that import this module
+    page = form_pages.page(exc.status, str(exc))
+    if page is not None:
+        return page[0], page[1], exc.headers
+    if not wants_json() and (request.mimetype in FORM_TYPES or request.method == "GET"):
+        if request.headers.get("Sec-Fetch-Mode") == "navigate" or request.mimetype in FORM_TYPES:
+            return render_template("error.html", status=exc.status, message=str(exc)), exc.status, exc.headers
+    return json_error(exc.status, str(exc), exc.headers, exc.code)
+
+
+def read_body():
+    """(fields dict, is a plain form) of a JSON or form request; an empty body is {}."""
+    if request.mimetype == "application/json":
+        data = request.get_json(silent=True)
+        if not isinstance(data, dict):
+            raise gate.Refused(400, SENTENCES["body"], "bad_body")
+        return data, False
+    if request.mimetype in FORM_TYPES:
+        require_utf8_form()
+        return request.form.to_dict(), not wants_json()
+    if not request.get_data(cache=True):
+        return {}, False
+    raise gate.Refused(415, SENTENCES["body"], "bad_body")
+
+
+def method():
+    """The method a request means: a form's ``_method`` (PUT, PATCH, DELETE) or its own."""
+    if request.method == "POST" and request.mimetype in FORM_TYPES:
+        return (request.form.get("_method") or "POST").upper()
+    return request.method
+
+
+def room_or_404(room):
+    canonical = keys.canonical_room(room)
+    if canonical is None:
+        raise gate.Refused(404, gate.NOT_FOUND, "not_found")
+    return canonical
+
+
+def done(form, target, payload=None, status=200):
+    """A form's redirect to ``target``, or the JSON answer (204 when there is nothing to say)."""
+    if form:
+        return redirect(target, 303)
+    if payload is None:
+        return "", 204
+    response = jsonify(payload)
+    response.status_code = status
+    return response
+
+
+def manage_url(room):
+    return url_for("rooms.manage", room=room)
+
+
+def registry():
+    return services().rooms
+
+
+def moderation():
+    return services().moderation
+
+
+def record(room, action, target="", detail=""):
+    uid, name = gate.actor()
+    moderation().record(room, uid, name, action, target, detail)
+
+
+def check_topic(topic):
+    if not isinstance(topic, str) or len(topic) > records.MAX_TOPIC_CHARS:
+        raise gate.Refused(400, SENTENCES["topic"], "bad_topic")
+    topic = " ".join(topic.split())
+    if any(messages._is_control(ch) for ch in topic):
+        raise gate.Refused(400, SENTENCES["topic"], "bad_topic")
+    return topic
+
+
+def check_visibility(value):
+    if value not in records.VISIBILITIES:
+        raise gate.Refused(400, SENTENCES["visibility"], "bad_visibility")
+    return value
+
+
+def whole(value, low, high, sentence, code):
+    """A whole number from ``low`` to ``high`` given as JSON or form text, else 400."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise gate.Refused(400, sentence, code)
+    return value
+
+
+@bp.post("/rooms")
+def create_room():
+    """Create a room {"name", "topic"?, "visibility"?: "public"|"private"}: 201 + the room; its
+    creator is its owner. 409 when the name is taken (any history counts) or the cap is reached."""
+    data, form = read_body()
+    try:
+        uid, name = gate.actor()
+        if uid is None:
+            raise gate.Refused(401, SENTENCES["sign_in"], "signed_out")
+        room = keys.canonical_room(data.get("name"))
+        if room is None:
+            raise gate.Refused(400, keys.ROOM_RULE, "bad_room")
+        topic = check_topic(data.get("topic") or "")
+        visibility = check_visibility(data.get("visibility") or records.PUBLIC)
+        if not gate.is_admin():
+            guard.may_create_room()  # the same hourly caps as creating a room by posting
+        created = registry().create(room, topic, visibility, uid, name, keys.RoomKeys(room).log)
+    except records.Taken:
+        return _create_failed(form, data, 409, SENTENCES["taken"] % room, "room_exists")
+    except records.Full as exc:
+        return _create_failed(form, data, 409, str(exc), "room_cap")
+    except messages.Invalid as exc:
+        return _create_failed(form, data, exc.status, str(exc), getattr(exc, "code", "refused"),
+                              getattr(exc, "headers", None))
+    record(room, "create", detail=visibility)
+    return done(form, url_for("pages.room", room=room), created, 201)
+
+
+def _create_failed(form, data, status, sentence, code, headers=None):
+    if not form:
+        return json_error(status, sentence, headers, code)
+    typed = {name: data.get(name, "") for name in ("name", "topic", "visibility")}
+    return pages.lobby_page(status=status, create={"error": sentence, **typed})[0], status, headers or {}
+
+
+@bp.route("/rooms/<room>", methods=["PATCH", "DELETE", "POST"])
+def change_room(room):
+    """PATCH {"topic"?, "visibility"?, "slow_mode_seconds"?}: the owner changes the room
+    (moderators: slow mode only); DELETE: the owner deletes it, history and all, and its open
+    streams end with ``event: room-deleted``."""
+    room = room_or_404(room)
+    verb = method()
+    if verb == "DELETE":
+        gate.require_role(room, records.OWNER)
+        data, form = read_body()
+        delete_room(room)
+        return done(form, url_for("pages.lobby"))
+    if verb != "PATCH":
+        raise gate.Refused(405, "Use PATCH or DELETE.", "method")
+    data, form = read_body()
+    changes = {}
+    if "slow_mode_seconds" in data:
+        changes["slow"] = whole(data["slow_mode_seconds"], 0, MAX_SLOW_SECONDS, SENTENCES["slow"], "bad_slow_mode")
+    if "topic" in data:
+        changes["topic"] = check_topic(data["topic"])
+    if "visibility" in data:
+        changes["visibility"] = check_visibility(data["visibility"])
+    found = gate.require_role(room, records.OWNER if set(changes) - {"slow"} else records.MODERATOR)
+    if not found.exists:  # an administrator takes a room made by posting under management
+        changes.setdefault("visibility", records.PUBLIC)
+        changes.update(created=records.now_ms(), owner="")
+    registry().update(room, **changes)
+    if changes.get("visibility") and changes["visibility"] != found.visibility:
+        moderation().recheck(room)  # each open stream checks whether it may stay
+    record(room, "change", detail=", ".join("%s=%s" % item for item in sorted(changes.items())
+                                            if item[0] not in ("created", "owner")))
+    return done(form, manage_url(room), registry().info(room))
+
+
+def delete_room(room):
+    """Delete ``room`` everywhere: its record, history and keys; its streams end."""
+    k = keys.RoomKeys(room)
+    moderation().delete(room, [k.log, k.meta, k.online])
+    with services().redis.pipeline(transaction=False) as pipe:
+        pipe.zrem(records.REGISTRY, room)
+        pipe.zrem(keys.ROOMS_INDEX, room)  # the lobby forgets it
+        pipe.execute()
+    record(room, "delete-room")
+
+
+@bp.get("/rooms/<room>/members")
+def members(room):
+    """The room's members: {"room", "members": [{"id", "name", "role", "since"}]}."""
+    room = room_or_404(room)
+    gate.require_read(room)
+    return jsonify(room=room, members=registry().members(room))
+
+
+@bp.post("/rooms/<room>/members")
+def add_member_form(room):
+    """The owner adds an account by name (``name`` in the body): the form's way to PUT."""
+    room = room_or_404(room)
+    data, form = read_body()
+    return _add_member(room, data.get("name"), form)
+
+
+@bp.route("/rooms/<room>/members/<path:name>", methods=["PUT", "DELETE", "POST"])
+def member(room, name):
+    """PUT: the owner adds the account ``name``. DELETE: a moderator removes a member (their
+    open streams end at once); anyone may remove themselves (leave)."""
+    room = room_or_404(room)
+    verb = method()
+    data, form = read_body()
+    if verb == "PUT":
+        return _add_member(room, name, form)
+    if verb != "DELETE":
+        raise gate.Refused(405, "Use PUT or DELETE.", "method")
+    uid, me = gate.actor()
+    found = gate.require_read(room)
+    target = registry().find_member(room, name)
+    if target is not None and target["id"] == uid and found.role != records.OWNER:
+        moderation().remove(room, uid)  # leaving
+        record(room, "leave", me)
+        return done(form, url_for("pages.lobby"))
+    actor = gate.require_role(room, records.MODERATOR)
+    if target is None:
+        raise gate.Refused(404, SENTENCES["not_member"] % (name, room), "not_member")
+    _may_act_on(actor, target["role"])
+    moderation().remove(room, target["id"])
+    record(room, "remove", target["name"])
+    return done(form, manage_url(room))
+
+
+def _add_member(room, name, form):
+    gate.require_role(room, records.OWNER)
+    accounts = services().accounts
+    account = accounts.get(accounts.id_for(name)) if isinstance(name, str) and name.strip() else None
+    if account is None:
+        raise gate.Refused(404, SENTENCES["no_account"] % (name or ""), "no_account")
+    current = registry().member(room, account["id"])
+    try:
+        registry().add_member(room, account["id"], account["name"], current["role"] if current else records.MEMBER)
+    except records.Full as exc:
+        raise gate.Refused(409, str(exc), "member_cap") from None
+    record(room, "add", account["name"])
+    return done(form, manage_url(room), registry().member(room, account["id"]))
+
+
+def _may_act_on(actor, role):
+    """A moderator acts on members only; the owner (or an administrator) on moderators too;
+    nobody on the owner."""
+    if role == records.OWNER:
+        raise gate.Refused(403, SENTENCES["owner_stays"], "owner")
+    if role == records.MODERATOR and actor.role != records.OWNER and not gate.is_admin():
+        raise gate.Refused(403, SENTENCES["peer"], "forbidden")
+
+
+@bp.route("/rooms/<room>/moderators/<path:name>", methods=["PUT", "DELETE", "POST"])
+def moderator(room, name):
+    """PUT: the owner makes a member a moderator; DELETE: back to member."""
+    room = room_or_404(room)
+    verb = method()
+    data, form = read_body()
+    if verb not in ("PUT", "DELETE"):
+        raise gate.Refused(405, "Use PUT or DELETE.", "method")
+    gate.require_role(room, records.OWNER)
+    target = registry().find_member(room, name)
+    if target is None:
+        raise gate.Refused(404, SENTENCES["not_member"] % (name, room), "not_member")
+    if target["role"] == records.OWNER:
+        raise gate.Refused(403, SENTENCES["owner_stays"], "owner")
+    role = records.MODERATOR if verb == "PUT" else records.MEMBER
+    registry().add_member(room, target["id"], target["name"], role)
+    record(room, "appoint" if verb == "PUT" else "dismiss", target["name"])
+    return done(form, manage_url(room), registry().member(room, target["id"]))
+
+
+@bp.route("/rooms/<room>/bans", methods=["GET", "POST"])
+def bans(room):
+    """GET: the bans in force. POST {"user"?, "address"?, "seconds"?}: ban a person (a member
+    by name or id, an account by name, whoever holds that name now) or an address, for
+    ``seconds`` or for good: their membership and open streams end at once."""
+    room = room_or_404(room)
+    actor = gate.require_role(room, records.MODERATOR)
+    if request.method == "GET":
+        return jsonify(room=room, bans=moderation().active_bans(room))
+    data, form = read_body()
+    seconds = data.get("seconds")
+    if seconds in (None, "", 0, "0"):
+        seconds = None
+    else:
+        seconds = whole(seconds, 1, MAX_BAN_SECONDS, SENTENCES["seconds"], "bad_seconds")
+    if data.get("address"):
+        key, name = _address_key(data["address"]), str(data["address"]).strip()
+    else:
+        uid, name = gate.resolve(room, data.get("user"))
+        if uid is None:
+            raise gate.Refused(404, SENTENCES["no_one"] % (data.get("user") or "", room), "no_one")
+        if uid == gate.actor()[0]:
+            raise gate.Refused(400, SENTENCES["self"], "self")
+        target = registry().member(room, uid)
+        _may_act_on(actor, target["role"] if target else None)
+        key = uid
+    try:
+        ban = moderation().ban(room, key, name, gate.actor()[1] or "", seconds)
+    except ValueError as exc:
+        raise gate.Refused(409, str(exc), "ban_cap") from None
+    record(room, "ban", name, "for %d s" % seconds if seconds else "for good")
+    return done(form, manage_url(room), ban, 201)
+
+
+def _address_key(text):
+    try:
+        return "addr:" + str(ipaddress.ip_address(str(text).strip()))
+    except ValueError:
+        raise gate.Refused(400, SENTENCES["address"] % str(text)[:64], "bad_address") from None
+
+
+@bp.route("/rooms/<room>/bans/<path:user>", methods=["DELETE", "POST"])
+def unban(room, user):
+    """Lift a ban: ``user`` is the ban's key as GET /bans lists it ("addr:<address>" too), or a
+    name it resolves to."""
+    room = room_or_404(room)
+    gate.require_role(room, records.MODERATOR)
+    data, form = read_body()
+    if method() != "DELETE":
+        raise gate.Refused(405, "Use DELETE.", "method")
+    key = user
+    if not moderation().unban(room, key):
+        uid, _ = gate.resolve(room, user)
+        if uid is None or not moderation().unban(room, uid):
+            raise gate.Refused(404, SENTENCES["no_ban"] % (user, room), "no_ban")
+    record(room, "unban", user)
+    return done(form, manage_url(room))
+
+
+@bp.get("/rooms/<room>/audit")
+def audit(room):
+    """The room's moderation record, newest first: {"room", "actions": [{"at", "actor",
+    "actor_name", "action", "target", "detail"}]}; for its owner and administrators."""
+    room = room_or_404(room)
+    gate.require_role(room, records.OWNER)
+    return jsonify(room=room, actions=moderation().audit(room))
+
+
+@bp.get("/rooms/<room>/manage")
+def manage(room):
+    """The room's management page for its moderators, owner and administrators (plain forms)."""
+    room = room_or_404(room)
+    found = gate.require_role(room, records.MODERATOR)
+    try:
+        info = registry().info(room) or {"room": room, "topic": "", "visibility": records.PUBLIC,
+                                         "owner": None, "slow_mode_seconds": 0}
+        people = registry().members(room)
+        shown = moderation().active_bans(room)
+        invites = services().invites.list(room)
+        actions = moderation().audit(room, 50) if (found.role == records.OWNER or gate.is_admin()) else None
+    except redis.RedisError:
+        raise
+    return render_template("manage.html", room=room, info=info, members=people, bans=shown,
+                           invites=invites, actions=actions, role=found.role, admin=gate.is_admin(),
+                           me=gate.actor()[0], new_invite=request.args.get("invite"))

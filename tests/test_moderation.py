@@ -1,0 +1,199 @@
+"""Moderation that takes effect at once, everywhere (issue 15), through real Gunicorn (2 gevent
+workers) and real Redis: bans and removals end a person's streams on both workers within a
+second and refuse their reconnects and posts; deleting a room ends every stream with an event
+that says so; slow mode across workers; the audit record."""
+import json
+import time
+
+import pytest
+
+from .test_accounts import account_holder, streams_on_both_workers
+from .test_rooms import answer, create, guest, invite, new_room, path_of
+from .web import Browser
+
+
+@pytest.fixture
+def owner(server):
+    return account_holder(server, "own")
+
+
+def room_with_member(server, owner, visibility="private"):
+    room = new_room("mod")
+    assert create(owner, room, visibility)[0] == 201
+    member = guest(server, "mem")
+    assert answer(member, "POST", path_of(invite(owner, room)["url"]))[0] == 200
+    return room, member
+
+
+def ended_with(stream, name, deadline):
+    """The event ``name`` arrives before ``deadline`` (monotonic), and then the stream ends."""
+    event, _ = stream.until(name, timeout=max(0.05, deadline - time.monotonic()))
+    assert stream.next(timeout=5) is None  # the server ended it
+    return event.json()
+
+
+@pytest.mark.parametrize("visibility", ["private", "public"])
+def test_a_ban_ends_the_persons_streams_on_both_workers_within_a_second(server, owner, visibility):
+    room, member = room_with_member(server, owner, visibility)
+    streams = streams_on_both_workers(server, member, room)
+    watcher = owner.stream(room)
+    watcher.until("ready")
+    started = time.monotonic()
+    status, ban = answer(owner, "POST", "/rooms/%s/bans" % room, body={"user": member.name})
+    assert status == 201 and ban["until"] == 0
+    for stream in streams:
+        said = ended_with(stream, "removed", started + 1.0 + 0.5)  # one second, and the POST's trip
+        assert said == {"room": room, "reason": "banned", "message": "You were banned from #%s." % room}
+    assert time.monotonic() - started < 3
+    owner.post(room, "still here")
+    assert watcher.until("message")[0].json()["text"] == "still here"  # others stay
+    watcher.close()
+
+
+def test_a_banned_persons_reconnect_and_posts_are_refused_so_eventsource_stops(server, owner):
+    room, member = room_with_member(server, owner, "public")
+    answer(owner, "POST", "/rooms/%s/bans" % room, body={"user": member.name, "seconds": 600})
+    again = member.stream(room, headers={"Last-Event-ID": "0-0"})
+    assert again.status == 403  # any status but 200 ends an EventSource for good
+    assert json.loads(again.response.read())["code"] == "banned"
+    again.close()
+    status, body = member.post(room, "let me back")
+    assert status == 403 and body["code"] == "banned" and "until" in body["error"]
+    assert answer(member, "POST", "/rooms/%s/typing" % room, body={})[0] == 403
+    assert member.request("GET", "/rooms/%s/messages" % room)[0] == 200  # public: still readable
+
+
+def test_unbanning_lets_the_person_back(server, owner):
+    room, member = room_with_member(server, owner, "public")
+    ban = answer(owner, "POST", "/rooms/%s/bans" % room, body={"user": member.name})[1]
+    assert [b["user"] for b in answer(owner, "GET", "/rooms/%s/bans" % room)[1]["bans"]] == [ban["user"]]
+    assert owner.request("DELETE", "/rooms/%s/bans/%s" % (room, ban["user"]))[0] == 204
+    assert member.post(room, "back")[0] == 201
+    assert answer(owner, "GET", "/rooms/%s/bans" % room)[1]["bans"] == []
+
+
+def test_a_timed_ban_lapses_by_itself(server, owner, redis_client):
+    room, member = room_with_member(server, owner, "public")
+    ban = answer(owner, "POST", "/rooms/%s/bans" % room, body={"user": member.name, "seconds": 60})[1]
+    record = json.loads(redis_client.hget("ripple:{r:%s}:bans" % room, ban["user"]))
+    record["until"] = int(time.time() * 1000) - 1  # its minute is over: no sleeping in tests
+    redis_client.hset("ripple:{r:%s}:bans" % room, ban["user"], json.dumps(record))
+    assert member.post(room, "back")[0] == 201
+
+
+def test_a_ban_by_address_refuses_everyone_from_it(server, owner):
+    room, member = room_with_member(server, owner, "public")
+    status, _ = answer(owner, "POST", "/rooms/%s/bans" % room, body={"address": "127.0.0.1", "seconds": 60})
+    assert status == 201
+    assert member.post(room, "hi")[1]["code"] == "banned"
+    anonymous = Browser(server.url).stream(room)
+    assert anonymous.status == 403
+    anonymous.close()
+    status, body = answer(owner, "POST", "/rooms/%s/bans" % room, body={"address": "nowhere"})
+    assert status == 400 and body["code"] == "bad_address"
+
+
+def test_removing_a_member_ends_their_streams_and_their_access_to_a_private_room(server, owner):
+    room, member = room_with_member(server, owner)
+    streams = streams_on_both_workers(server, member, room)
+    started = time.monotonic()
+    assert owner.request("DELETE", "/rooms/%s/members/%s" % (room, member.name))[0] == 204
+    for stream in streams:
+        assert ended_with(stream, "removed", started + 1.5)["reason"] == "removed"
+    assert member.request("GET", "/rooms/%s/messages" % room)[0] == 404
+    assert member.stream(room).status == 404
+
+
+def test_a_member_may_leave_and_a_moderator_cannot_remove_the_owner(server, owner):
+    room, member = room_with_member(server, owner)
+    assert answer(owner, "PUT", "/rooms/%s/moderators/%s" % (room, member.name))[0] == 200
+    status, body = answer(member, "DELETE", "/rooms/%s/members/%s" % (room, owner.name))
+    assert status == 403 and body["code"] == "owner"
+    assert answer(member, "POST", "/rooms/%s/bans" % room, body={"user": owner.name})[1]["code"] == "owner"
+    assert member.request("DELETE", "/rooms/%s/members/%s" % (room, member.name))[0] == 204
+    assert member.request("GET", "/rooms/%s" % room)[0] == 404
+
+
+def test_making_a_room_private_ends_the_streams_of_everyone_but_its_members(server, owner):
+    room, member = room_with_member(server, owner, "public")
+    reader = Browser(server.url).stream(room)
+    reader.until("ready")
+    own = member.stream(room)
+    own.until("ready")
+    started = time.monotonic()
+    assert answer(owner, "PATCH", "/rooms/%s" % room, body={"visibility": "private"})[1]["visibility"] == "private"
+    assert ended_with(reader, "removed", started + 1.5)["reason"] == "private"
+    owner.post(room, "members only now")
+    assert own.until("message")[0].json()["text"] == "members only now"
+    own.close()
+
+
+def test_deleting_a_room_ends_every_stream_with_an_event_and_frees_its_name(server, owner, redis_client):
+    room, member = room_with_member(server, owner, "public")
+    owner.post(room, "history")
+    streams = streams_on_both_workers(server, member, room) + [Browser(server.url).stream(room)]
+    streams[-1].until("ready")
+    started = time.monotonic()
+    assert owner.request("DELETE", "/rooms/%s" % room)[0] == 204
+    for stream in streams:
+        assert ended_with(stream, "room-deleted", started + 1.5)["reason"] == "deleted"
+    assert redis_client.keys("ripple:{r:%s}*" % room) == []
+    assert answer(owner, "GET", "/rooms/%s/messages" % room)[1]["messages"] == []
+    assert create(owner, room)[0] == 201
+
+
+def test_only_the_owner_deletes_a_room(server, owner):
+    room, member = room_with_member(server, owner)
+    answer(owner, "PUT", "/rooms/%s/moderators/%s" % (room, member.name))
+    assert answer(member, "DELETE", "/rooms/%s" % room)[1]["code"] == "forbidden"
+
+
+# Slow mode ------------------------------------------------------------------------------------
+
+def test_slow_mode_refuses_then_admits_across_workers(server, owner, redis_client):
+    room, member = room_with_member(server, owner, "public")
+    assert answer(owner, "PATCH", "/rooms/%s" % room, body={"slow_mode_seconds": 30})[1]["slow_mode_seconds"] == 30
+    assert member.post(room, "first")[0] == 201
+    for _ in range(6):  # fresh connections: both workers answer some of them
+        status, headers, body = member.request("POST", "/rooms/%s/messages" % room, body={"text": "again"})
+        assert status == 429 and json.loads(body)["code"] == "slow_mode"
+        assert 1 <= int(headers["Retry-After"]) <= 30 and "post again in" in json.loads(body)["error"]
+    for key in redis_client.keys("ripple:{r:%s}:slow:*" % room):
+        redis_client.pexpire(key, 1)  # the interval is over: no sleeping in tests
+    assert member.post(room, "second")[0] == 201
+    assert owner.post(room, "owners are exempt")[0] == 201 and owner.post(room, "twice")[0] == 201
+
+
+def test_slow_mode_never_holds_back_a_retry_of_a_stored_post(server, owner):
+    room, member = room_with_member(server, owner, "public")
+    answer(owner, "PATCH", "/rooms/%s" % room, body={"slow_mode_seconds": 30})
+    first = member.post(room, "once", key="k-1")
+    assert first[0] == 201
+    assert member.post(room, "once", key="k-1") == (200, first[1])
+
+
+def test_slow_mode_without_javascript_keeps_the_text_and_says_when(server, owner):
+    room, member = room_with_member(server, owner, "public")
+    answer(owner, "PATCH", "/rooms/%s" % room, body={"slow_mode_seconds": 30})
+    member.post(room, "first")
+    status, _, page = member.request("GET", "/rooms/%s" % room)
+    token = page.decode().split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    status, headers, page = member.request("POST", "/rooms/%s/messages" % room,
+                                           form={"text": "my typed words", "csrf_token": token},
+                                           headers={"Accept": "text/html"})
+    assert status == 429 and headers["Retry-After"]
+    assert "my typed words" in page.decode() and "Slow mode is on" in page.decode()
+
+
+# The record -----------------------------------------------------------------------------------
+
+def test_every_action_is_recorded_for_the_owner(server, owner):
+    room, member = room_with_member(server, owner)
+    answer(owner, "POST", "/rooms/%s/bans" % room, body={"user": member.name, "seconds": 60})
+    actions = answer(owner, "GET", "/rooms/%s/audit" % room)[1]["actions"]
+    assert [a["action"] for a in actions] == ["ban", "join", "invite", "create"]
+    assert actions[0]["actor_name"] == owner.name and actions[0]["target"] == member.name
+    moderator = guest(server, "mdr")
+    answer(moderator, "POST", path_of(invite(owner, room)["url"]))
+    answer(owner, "PUT", "/rooms/%s/moderators/%s" % (room, moderator.name))
+    assert answer(moderator, "GET", "/rooms/%s/audit" % room)[1]["code"] == "forbidden"
