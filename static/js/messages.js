@@ -2,6 +2,7 @@
 // message once, with textContent only; laid out in day separators and runs (timeline.js).
 // The room's log also shows who joined and left, consecutive changes collapsed into one line.
 import { addActions, showDeleted, showEdit, showReactions } from './changes.js';
+import { fold } from './fold.js';
 import { compareIds } from './ids.js';
 import { arrange } from './timeline.js';
 import { fullTime, localTime } from './times.js';
@@ -13,8 +14,8 @@ const STRINGS = {
   changed: 'Someone else used this name earlier in this log',
 };
 
-// Names compare the way the server compares them (NFKC, case-folded): close enough in a browser.
-export const sameName = (a, b) => (a || '').normalize('NFKC').toLowerCase() === (b || '').normalize('NFKC').toLowerCase();
+// Names compare exactly as the server compares them (NFKC, case folding, TR39 skeleton: fold.js).
+export const sameName = (a, b) => fold(a || '') === fold(b || '');
 
 // The other person in a direct message (oneself in a note to self).
 export const otherParty = (message, me) => (sameName(message.from, me) ? message.to : message.from);
