@@ -37,6 +37,7 @@ from .web import (
     fastpost,
     guard,
     headers,
+    i18n,
     invite_views,
     pages,
     request_ids,
@@ -77,6 +78,7 @@ def create_app(test_config=None):
     tokens.init_app(app)  # publish tokens: the global one and scoped ones in Redis
     guard.init_app(app)
     errors.init_app(app)
+    i18n.init_app(app)  # the interface language (Flask-Babel): before anything renders a page
     headers.init_app(app)
     cors.init_app(app)
     oidc.init_app(app)

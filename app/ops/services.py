@@ -61,6 +61,7 @@ class Services:
     conversation: Conversation | None = None  # edits, deletions, reactions (app/rooms/conversation.py)
     hub: Hub | None = None              # what every stream shares; set last (it reads the others)
     oidc: Any = None             # Authlib's OAuth registry when OpenID Connect is on (app/people/oidc.py)
+    languages: Any = None        # the interface languages there are catalogues for (app/web/i18n.py)
 
 
 def services(app=None):

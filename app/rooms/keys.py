@@ -9,9 +9,12 @@ import unicodedata
 from ..people.names import _ignorable as _invisible
 
 MAX_ROOM_CHARS = 64
+# Marks a sentence for the catalogue (`make messages`); the web layer answers in the reader's
+# language (app/web/i18n.py: translate). This package imports nothing from Flask.
+N_ = str
 # The one sentence for the rule, wherever a room name is refused.
-ROOM_RULE = ("Room names are 1-64 letters or digits of any script (技术交流, café-2, ...), with - and _ "
-             "after the first; no spaces, punctuation or invisible characters.")
+ROOM_RULE = N_("Room names are 1-64 letters or digits of any script (技术交流, café-2, ...), with - and _ "
+               "after the first; no spaces, punctuation or invisible characters.")
 _STREAM_ID_RE = re.compile(r"(\d{1,20})-(\d{1,20})")
 
 ROOMS_INDEX = "ripple:rooms"  # sorted set: room -> last activity (ms); a lobby index only

@@ -5,13 +5,14 @@ import random
 
 import redis
 from flask import Blueprint, Response, abort, current_app, jsonify, redirect, request, url_for
+from flask_babel import gettext as _
 
 from ..delivery import sse, stream, wire
 from ..ops.services import services
 from ..people import identity, tokens
 from ..rooms import keys, messages
 from . import fastpost, gate, guard, pages
-from .replies import json_error, require_utf8_form, wants_json, wants_page
+from .replies import json_error, refuse, require_utf8_form, wants_json, wants_page
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("api", __name__)
@@ -27,7 +28,7 @@ def _room_or_400(room):
     """The canonical form of a room name from the URL ("Lobby" answers for "lobby"), or 400."""
     canonical = keys.canonical_room(room)
     if canonical is None:
-        abort(400, keys.ROOM_RULE)
+        refuse(400, "bad_room", _(keys.ROOM_RULE))
     return canonical
 
 

@@ -84,7 +84,7 @@ def _http_error(exc):
         return _answer(exc, sentence % _seconds(_wait_now()))
     if isinstance(exc, CSRFError):
         return form_pages.fresh_form() or _answer(exc, form_pages.stale(request.endpoint), code="csrf")
-    return _answer(exc, _sentence(exc))
+    return _answer(exc, _sentence(exc), code=getattr(exc, "error_code", None))
 
 
 def _answer(exc, message, code=None):

@@ -57,6 +57,9 @@ def _protect():
     # A publish token is no browser's: a page on another site cannot make one send it. A
     # scoped token that is not valid is refused here (401), before anything else is done.
     # Nor is a host application's JWT in an Authorization header (app/people/jwts.py).
+    # The language switch carries no token: a forged one can only change the page's language.
+    if request.endpoint == "i18n.switch":
+        return
     if (request.method in ("POST", "PUT", "PATCH", "DELETE") and tokens.current() is None
             and jwts.bearer() is None and not gate.admin_token_presented()):
         csrf.protect()

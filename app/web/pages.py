@@ -8,10 +8,11 @@ import json
 import logging
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import redis
 from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, url_for
+from flask_babel import format_datetime, format_timedelta
 
 from ..ops.services import services
 from ..people import identity, names
@@ -184,10 +185,17 @@ def lobby_page(error=None, typed="", status=200, notice=None, create=None):
     except redis.RedisError as exc:
         services().outage.failed("lobby", exc)
         rooms = None
+    now = datetime.now(timezone.utc)
     for entry in rooms or []:
         entry["when"] = _iso(entry["last"])
+        # In the reader's language: "3 minutes ago" / "3分钟前", and the full time (UTC: the
+        # server does not know the reader's zone; the page's script shows it in theirs).
+        last = datetime.fromtimestamp(entry["last"] / 1000, timezone.utc)
+        entry["ago"] = format_timedelta(min(last - now, timedelta(0)), add_direction=True)
+        entry["full"] = format_datetime(last, "medium") + " UTC"
     return render_template("lobby.html", rooms=rooms, error=error, typed=typed, notice=notice,
-                           user=identity.shown(), create=create or {}), status
+                           user=identity.shown(), create=create or {},
+                           room_rule=keys.ROOM_RULE), status
 
 
 def _is_guest():

@@ -2,6 +2,7 @@
 from urllib.parse import unquote_to_bytes
 
 from flask import abort, jsonify, request
+from werkzeug.exceptions import default_exceptions
 
 
 def wants_json():
@@ -24,13 +25,33 @@ def wants_page():
     return named.get("text/html", 0) > named.get("application/json", 0)
 
 
+# Every JSON error carries a stable machine-readable ``code`` beside its sentence (which is in the
+# reader's language: programs must never parse it). An error without a code of its own gets its
+# status's.
+STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+                405: "method_not_allowed", 408: "timeout", 409: "conflict", 413: "too_large",
+                415: "unsupported_type", 429: "rate_limited", 500: "internal", 503: "unavailable"}
+
+
 def json_error(status, message, headers=None, code=None):
-    """One JSON error: {"error": "<a sentence a person can read>"}, and a stable ``code`` if given."""
-    response = jsonify(error=message) if code is None else jsonify(error=message, code=code)
+    """One JSON error: {"error": "<a sentence a person can read>", "code": "<stable_code>"}."""
+    response = jsonify(error=str(message), code=code or status_code(status))
     response.status_code = status
     if headers:
         response.headers.update(headers)
     return response
+
+
+def status_code(status):
+    """The generic error code of an HTTP status (``not_found``), for errors without their own."""
+    return STATUS_CODES.get(status, "error")
+
+
+def refuse(status, code, message):
+    """abort(status, message) with a stable error ``code`` the JSON answer carries (app/errors.py)."""
+    exc = default_exceptions[status](message)
+    exc.error_code = code
+    raise exc
 
 
 def require_utf8_form():

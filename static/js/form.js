@@ -1,23 +1,24 @@
 // ChatForm: enhances the plain <form method="post"> with fetch; the text is cleared only
 // after the server has stored it, and a retry reuses the idempotency key so it never doubles.
 // The room's composer and a conversation's (data-kind="direct") are separate forms.
+import { formatNumber, t, tn } from './i18n.js';
 import { newKey } from './ids.js';
 
 const STRINGS = {
-  empty: 'Type a message first.',
-  failed: (status) => `Sending failed (${status}).`,
-  wait: (seconds) => ` Try again in ${seconds} s.`,
+  empty: t('Type a message first.'),
+  failed: (status) => t('Sending failed ({status}).', { status: String(status) }),
+  wait: (seconds) => ` ${t('Try again in {seconds} s.', { seconds: Number(seconds) })}`,
   // A post on a dead connection would hang for minutes: after this, say so and offer a retry.
-  timedOut: (s) => `No answer from the server after ${s} s. Your message is kept; press Send to retry (it will not be posted twice).`,
-  unreachable: 'Could not reach the server. Your message is kept; press Send to retry.',
-  tooLong: (count, max) => `Your message is ${count.toLocaleString()} characters; the limit is `
-    + `${max.toLocaleString()}. Shorten it by ${(count - max).toLocaleString()} to send it.`,
-  counter: (count, max) => `${count.toLocaleString()} / ${max.toLocaleString()}`,
-  over: (count, max) => `${(count - max).toLocaleString()} too many`,
-  hintKeyboard: 'Enter sends · Shift+Enter adds a line',
-  hintTouch: 'Enter adds a line · tap Send to send',
+  timedOut: (s) => t('No answer from the server after {s} s. Your message is kept; press Send to retry (it will not be posted twice).', { s }),
+  unreachable: t('Could not reach the server. Your message is kept; press Send to retry.'),
+  tooLong: (count, max) => t('Your message is {count} characters; the limit is {max}. Shorten it by {over} to send it.',
+    { count, max, over: count - max }),
+  counter: (count, max) => `${formatNumber(count)} / ${formatNumber(max)}`,
+  over: (count, max) => tn('{n} too many', '{n} too many', count - max),
+  hintKeyboard: t('Enter sends · Shift+Enter adds a line'),
+  hintTouch: t('Enter adds a line · tap Send to send'),
   // A direct message to an account that is away (the answer's Ripple-Delivery: waiting).
-  waiting: (name) => `Sent. ${name} is away: it is delivered when they are back.`,
+  waiting: (name) => t('Sent. {name} is away: it is delivered when they are back.', { name }),
 };
 const COUNTER_FROM = 0.9;  // the counter shows from this share of the limit on
 

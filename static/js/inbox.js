@@ -3,8 +3,9 @@
 // not open, is marked new.
 import { otherParty, sameName } from './messages.js';
 import { compareIds } from './ids.js';
+import { t } from './i18n.js';
 
-const STRINGS = { fresh: 'new' };
+const STRINGS = { fresh: t('new') };
 const SNIPPET_CHARS = 60;
 
 export function Inbox(el, root, open) {

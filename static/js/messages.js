@@ -3,16 +3,24 @@
 // The room's log also shows who joined and left, consecutive changes collapsed into one line.
 import { addActions, showDeleted, showEdit, showReactions } from './changes.js';
 import { fold } from './fold.js';
+import { t } from './i18n.js';
 import { compareIds } from './ids.js';
 import { arrange } from './timeline.js';
 import { fullTime, localTime } from './times.js';
 
 const STRINGS = {
-  joined: 'joined', left: 'left', separator: ' · ',
-  bot: 'Sent by the service or a program, not a signed-in person',
-  guest: 'A guest: this name has no account',
-  changed: 'Someone else used this name earlier in this log',
+  joined: (names) => t('{names} joined', { names }),
+  left: (names) => t('{names} left', { names }),
+  separator: ' · ',
+  bot: t('bot'),
+  botTitle: t('Sent by the service or a program, not a signed-in person'),
+  guest: t('guest'),
+  guestTitle: t('A guest: this name has no account'),
+  changed: (name) => t('another {name}', { name }),
+  changedTitle: t('Someone else used this name earlier in this log'),
 };
+// Translators: what separates the names of people who joined or left ("ann, bob joined").
+const NAME_SEPARATOR = t(', ');
 
 // Names compare exactly as the server compares them (NFKC, case folding, TR39 skeleton: fold.js).
 export const sameName = (a, b) => fold(a || '') === fold(b || '');
@@ -59,12 +67,12 @@ export function MessageList(el, root, { kind = 'message', accepts = () => true }
       li.dataset.bot = '';
       const tag = document.createElement('span');
       tag.className = 'bot';
-      tag.title = STRINGS.bot;
-      tag.textContent = 'bot';
+      tag.title = STRINGS.botTitle;
+      tag.textContent = STRINGS.bot;
       who.after(' ', tag);
     }
     if (message.uid) li.dataset.uid = message.uid;
-    if (message.uid && message.uid.startsWith('guest:')) who.after(' ', tag('guest', 'guest', STRINGS.guest));
+    if (message.uid && message.uid.startsWith('guest:')) who.after(' ', tag('guest', STRINGS.guest, STRINGS.guestTitle));
     if (kind === 'message') {
       li.id = `m-${message.id}`;
       if (message.deleted) showDeleted(li);
@@ -92,7 +100,7 @@ export function MessageList(el, root, { kind = 'message', accepts = () => true }
       before = before.previousElementSibling;
     }
     if (before && li.dataset.uid && before.dataset.uid !== li.dataset.uid) {
-      const mark = tag('changed', `another ${li.dataset.user}`, STRINGS.changed);
+      const mark = tag('changed', STRINGS.changed(li.dataset.user), STRINGS.changedTitle);
       mark.dataset.changed = '';
       li.querySelector('.who').after(' ', mark);
     }
@@ -143,10 +151,11 @@ export function MessageList(el, root, { kind = 'message', accepts = () => true }
       // One line for a run of comings and goings: each name once, with what it did last.
       const names = presence.get(li);
       names.delete(e.detail.name);
-      names.set(e.detail.name, e.detail.action === 'join' ? STRINGS.joined : STRINGS.left);
-      const parts = [STRINGS.joined, STRINGS.left].map((action) => {
+      names.set(e.detail.name, e.detail.action);
+      const parts = ['join', 'leave'].map((action) => {
         const who = Array.from(names).filter(([, did]) => did === action).map(([name]) => name);
-        return who.length ? `${who.join(', ')} ${action}` : '';
+        if (!who.length) return '';
+        return action === 'join' ? STRINGS.joined(who.join(NAME_SEPARATOR)) : STRINGS.left(who.join(NAME_SEPARATOR));
       });
       li.textContent = parts.filter(Boolean).join(STRINGS.separator);
       arrange(list, groupMs);

@@ -1,13 +1,16 @@
 // Notices: the "older messages were dropped" notice and the unread count in the title.
-const QUEUED = 'Live updates for this room are paused: this browser has too many rooms open. '
-  + 'Sending still works; close the tab of another room and this one goes live, with what it missed.';
+import { t } from './i18n.js';
+
+const QUEUED = t('Live updates for this room are paused: this browser has too many rooms open. Sending still works; close the tab of another room and this one goes live, with what it missed.');
+const DROPPED = t('Some older messages are no longer available.');
+const REPLACED = t('This stream was replaced by a newer one of the same session (too many open tabs or devices). Reload the page to continue here.');
 export function DroppedNotice(el, root) {
-  root.addEventListener('chat:dropped', (e) => {
-    el.textContent = e.detail.message || 'Some older messages are no longer available.';
+  root.addEventListener('chat:dropped', () => {
+    el.textContent = DROPPED;  // the server's sentence is English (for API clients); ours is the page's language
     el.hidden = false;
   });
-  root.addEventListener('chat:replaced', (e) => {  // the stream stopped: the server says why
-    el.textContent = e.detail.message;
+  root.addEventListener('chat:replaced', () => {  // the stream stopped: a newer one took its place
+    el.textContent = REPLACED;
     el.hidden = false;
   });
   root.addEventListener('chat:state', (e) => {  // waiting for a connection slot (stream.js)

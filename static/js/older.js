@@ -1,6 +1,8 @@
 // LoadOlder: "Load older messages" is a plain link to the older page (JavaScript off); here it
 // fetches that page into the log instead, and goes away once the whole history is shown.
-const STRINGS = { failed: 'Could not load older messages — try again' };
+import { t } from './i18n.js';
+
+const STRINGS = { failed: t('Could not load older messages — try again') };
 
 export function LoadOlder(link, root) {
   if (!link) return;

@@ -1,13 +1,16 @@
 // People: the online list, kept current by presence events. Signed in, each other name links to
 // a conversation with that person (a plain link: the same with JavaScript off); one's own is
 // marked, not linked. Guests (no account, no sign-in from another service) carry a "guest" tag.
+import { t } from './i18n.js';
+
 export function People(el, root) {
   const list = el.querySelector('[data-online]');
   const count = el.querySelector('[data-online-count]');
   const STRINGS = {
-    title: (name) => `Send ${name} a direct message`,
-    guest: 'guest',
-    guestTitle: 'A guest: this name has no account',
+    title: (name) => t('Send {name} a direct message', { name }),
+    you: t('(you)'),
+    guest: t('guest'),
+    guestTitle: t('A guest: this name has no account'),
   };
 
   function render(names, guests) {
@@ -19,6 +22,7 @@ export function People(el, root) {
       li.dataset.name = name;
       if (me && name === me) {
         li.className = 'me';
+        li.dataset.you = STRINGS.you;  // shown after the name (style.css)
         li.textContent = name;
       } else if (me) {
         const link = document.createElement('a');

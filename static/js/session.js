@@ -5,8 +5,10 @@
 // server and turns into the signed-out page without a reload; a page that hears of another
 // name (signed in in another tab) checks and reloads as that name. A stream's own
 // 'signed-out' event (the server ends a signed-out session's streams) does the same.
+import { t } from './i18n.js';
+
 const CHANNEL = 'ripple-session';
-const SIGNED_OUT = 'You signed out in another tab or window. Sign in again to post.';
+const SIGNED_OUT = t('You signed out in another tab or window. Sign in again to post.');
 
 /** Tell the other tabs who this page was rendered for ('' for nobody). */
 export function announceSession(me) {

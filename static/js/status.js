@@ -1,7 +1,9 @@
 // ConnectionStatus: shows connected / reconnecting / offline / signed out as the stream reports it.
+import { t } from './i18n.js';
+
 const LABELS = {
-  connecting: 'connecting…', connected: 'connected', reconnecting: 'reconnecting…', offline: 'offline',
-  'signed-out': 'signed out', replaced: 'paused', queued: 'paused',
+  connecting: t('connecting…'), connected: t('connected'), reconnecting: t('reconnecting…'), offline: t('offline'),
+  'signed-out': t('signed out'), replaced: t('paused'), queued: t('paused'),
 };
 
 export function ConnectionStatus(el, root) {

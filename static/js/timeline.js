@@ -1,8 +1,10 @@
 // How a log is laid out: day separators ("Today", "Yesterday", a date) and runs of one author's
 // messages, whose later entries get the class "cont" (author and time shown once). The server
 // lays out a page by the same rule (app/rooms/timeline.py) in UTC; here it is the reader's time zone.
-const STRINGS = { today: 'Today', yesterday: 'Yesterday' };
-const dateLabel = new Intl.DateTimeFormat(undefined,
+import { locales, t } from './i18n.js';
+
+const STRINGS = { today: t('Today'), yesterday: t('Yesterday') };
+const dateLabel = new Intl.DateTimeFormat(locales,
   { weekday: 'long', day: 'numeric', month: 'long', year: 'numeric' });
 
 const pad = (n) => String(n).padStart(2, '0');

@@ -2,14 +2,15 @@
 // Signals are ephemeral: the server broadcasts one per person per 3 s at most and never
 // stores them; a page forgets a name 6 s after its last signal, or when that person's
 // message arrives.
+import { t, tn } from './i18n.js';
 import { sameName } from './messages.js';
 
 const SHOW_MS = 6000;   // a name stays this long after its last signal
 const SEND_EVERY_MS = 3000;  // the server's throttle: sending more often would be wasted
 const TEXTS = {
-  one: (a) => `${a} is typing…`,
-  two: (a, b) => `${a} and ${b} are typing…`,
-  many: (n) => `${n} people are typing…`,
+  one: (name) => t('{name} is typing…', { name }),
+  two: (a, b) => t('{a} and {b} are typing…', { a, b }),
+  many: (n) => tn('{n} person is typing…', '{n} people are typing…', n),
 };
 
 /**

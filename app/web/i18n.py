@@ -1,0 +1,170 @@
+"""The interface language: which one a request gets, the switch between them, and their catalogues.
+
+Catalogues are gettext files under translations/<locale>/LC_MESSAGES/ (Flask-Babel); a language
+is offered as soon as its directory is there (no code names one). The page's scripts read the
+same messages from static/i18n/<lang>.json, written from the .po files by
+``scripts/i18n_js.py`` (``make translations``).
+
+The choice, first that applies: the switch on every page (a cookie, set by ``POST /language``,
+a plain form), else the browser's Accept-Language, else English. Locale identifiers are
+gettext's (``zh_Hans``) inside, BCP 47 (``zh-Hans``) in HTML, the cookie and file names.
+"""
+import hashlib
+from pathlib import Path
+
+from babel import Locale, UnknownLocaleError
+from flask import Blueprint, has_request_context, redirect, request, url_for
+from flask_babel import Babel, get_locale
+from flask_babel import lazy_gettext as _l
+
+from ..ops.services import services
+from . import replies, targets
+
+bp = Blueprint("i18n", __name__)
+
+COOKIE = "ripple_lang"
+COOKIE_MAX_AGE = 365 * 24 * 3600  # a year: a language choice is not a session
+DEFAULT = "en"
+ROOT = Path(__file__).resolve().parent.parent.parent  # translations/ and static/ sit beside app/
+TRANSLATIONS = ROOT / "translations"
+JS_CATALOGUES = ROOT / "static" / "i18n"
+
+# Each language names itself, in itself, on the switch (never translated: a reader who cannot
+# read the current language must still find theirs). A language without an entry shows Babel's
+# own name for it.
+NATIVE_NAMES = {"en": "English", "zh_Hans": "简体中文"}
+
+UNKNOWN_LANGUAGE = _l("That language is not available here.")
+
+
+def init_app(app):
+    """Wire Flask-Babel to Ripple's locale choice and give templates the language helpers."""
+    app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT)
+    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS))
+    Babel(app, locale_selector=select_locale)
+    services(app).languages = Languages(TRANSLATIONS, JS_CATALOGUES)
+    app.context_processor(_template_helpers)
+    app.after_request(_vary)
+    app.register_blueprint(bp)
+
+
+class Languages:
+    """The languages there are catalogues for (gettext identifiers, English first)."""
+
+    def __init__(self, translations, js_dir):
+        found = sorted(p.name for p in Path(translations).iterdir()
+                       if (p / "LC_MESSAGES" / "messages.po").is_file()) if Path(translations).is_dir() else []
+        self.available = [DEFAULT] + [name for name in found if name != DEFAULT]
+        self.js_dir = Path(js_dir)
+        self._versions = {}
+
+    def match(self, tags):
+        """The first available language for BCP 47 / POSIX ``tags`` in preference order, or None.
+
+        A tag matches its own language exactly, else one of the same language and script (Babel
+        adds the likely script: zh-CN is zh-Hans, zh-TW zh-Hant), else the same language in any
+        script (a zh-TW reader gets Simplified Chinese rather than English while there is no
+        Traditional catalogue).
+        """
+        parsed = [(name, Locale.parse(name)) for name in self.available]
+        for tag in tags:
+            try:
+                wanted = Locale.parse(str(tag).replace("-", "_"))
+            except (ValueError, TypeError, UnknownLocaleError):
+                continue
+            for test in (_same, _same_script, _same_language):
+                for name, locale in parsed:
+                    if test(wanted, locale):
+                        return name
+        return None
+
+    def js_url(self, name):
+        """The URL of a language's JSON catalogue, versioned by its content (safe to cache)."""
+        lang = bcp47(name)
+        if lang not in self._versions:
+            path = self.js_dir / ("%s.json" % lang)
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12] if path.is_file() else "0"
+            self._versions[lang] = digest
+        return url_for("static", filename="i18n/%s.json" % lang, v=self._versions[lang])
+
+
+def _same(wanted, locale):
+    return str(wanted) == str(locale)
+
+
+def _same_script(wanted, locale):
+    return wanted.language == locale.language and (wanted.script or None) == (locale.script or None)
+
+
+def _same_language(wanted, locale):
+    return wanted.language == locale.language
+
+
+def bcp47(name):
+    """``zh_Hans`` -> ``zh-Hans`` (what HTML's lang, the cookie and the JS file use)."""
+    return str(name).replace("_", "-")
+
+
+def select_locale():
+    """This request's language: the cookie's, else the best of Accept-Language, else English."""
+    if not has_request_context():  # a CLI command, a stream's generator: English
+        return DEFAULT
+    languages = services().languages
+    chosen = request.cookies.get(COOKIE)
+    if chosen:
+        found = languages.match([chosen])
+        if found:
+            return found
+    ranked = [tag for tag, quality in request.accept_languages if quality > 0]
+    return languages.match(ranked) or DEFAULT
+
+
+def current():
+    """The current request's language as BCP 47 (``en``, ``zh-Hans``)."""
+    return bcp47(get_locale() or DEFAULT)
+
+
+def native_name(name):
+    """A language's name in that language."""
+    if name in NATIVE_NAMES:
+        return NATIVE_NAMES[name]
+    locale = Locale.parse(name)
+    return locale.get_display_name(locale) or name
+
+
+def _template_helpers():
+    languages = services().languages
+    here = str(get_locale() or DEFAULT)
+    return {
+        "page_lang": bcp47(here),
+        "js_catalogue_url": languages.js_url(here),
+        "other_languages": [{"code": bcp47(name), "label": native_name(name)}
+                            for name in languages.available if name != here],
+    }
+
+
+def _vary(response):
+    # The same URL answers in another language for another Accept-Language or cookie.
+    if request.endpoint != "static":
+        response.vary.add("Accept-Language")
+        response.vary.add("Cookie")
+    return response
+
+
+@bp.post("/language")
+def switch():
+    """Remember the chosen language (form field ``lang``, BCP 47) and go back (303 to ``next``).
+
+    A plain form on every page, so it works without JavaScript; no CSRF token (app/guard.py
+    lets it pass): the worst a forged post can do is show someone another language.
+    An unknown language is a 400 with a sentence (code ``unknown_language``).
+    """
+    lang = request.form.get("lang", "")
+    languages = services().languages
+    name = next((n for n in languages.available if bcp47(n).lower() == lang.strip().lower()), None)
+    if name is None:
+        replies.refuse(400, "unknown_language", str(UNKNOWN_LANGUAGE))
+    response = redirect(targets.local(request.form.get("next"), url_for("pages.lobby")), 303)
+    response.set_cookie(COOKIE, bcp47(name), max_age=COOKIE_MAX_AGE, samesite="Lax", httponly=True,
+                        secure=request.is_secure)
+    return response
