@@ -632,3 +632,44 @@ def test_a_direct_message_without_a_key_leaves_one_copy_with_its_sender(server, 
     status, _, _ = bob.request("POST", "/users/%s/messages" % phone.name, body={"text": "no key"})
     assert status == 201
     assert [m["text"] for m in directs(bob, room)] == ["no key"]
+
+
+# -- no impersonation ------------------------------------------------------------------------------
+
+def test_no_one_posts_as_an_account_by_form_field_json_field_or_header(server, room):
+    owner = account_holder(server, "olga")
+    owner_id = token(owner)[1]["id"]
+    mallory = Browser(server.url)
+    assert mallory.sign_in(fresh("mal")) == 200
+    token(mallory)
+    forged = {"user": owner.name, "uid": owner_id, "from": owner.name, "bot": True}
+    status, _, body = mallory.request("POST", "/rooms/%s/messages" % room, body={"text": "json", **forged},
+                                      headers={"X-Forwarded-User": owner.name})  # no trusted proxy here
+    mallory_id = token(mallory)[1]["id"]
+    assert status == 201 and (json.loads(body)["user"], json.loads(body)["uid"]) == (mallory.name, mallory_id)
+    page = "/rooms/%s" % room
+    status, _, _ = mallory.request("POST", page + "/messages", form={
+        "text": "form", "next": page, "csrf_token": form_token(mallory, page),
+        "idempotency_key": uuid.uuid4().hex, **forged}, headers={"X-Forwarded-User": owner.name})
+    assert status == 303
+    _, _, body = Browser(server.url).request("GET", page + "/messages")
+    shown = [(m["text"], m["user"], m.get("uid")) for m in json.loads(body)["messages"]]
+    assert shown == [("json", mallory.name, mallory_id), ("form", mallory.name, mallory_id)]
+
+
+def test_a_cookie_signed_with_another_key_is_nobody(server):
+    from flask import Flask
+    from flask.sessions import SecureCookieSessionInterface
+    owner = account_holder(server, "olga")
+    forger = Flask("forger")
+    forger.secret_key = "not-the-services-key"
+    forged = SecureCookieSessionInterface().get_signing_serializer(forger).dumps(
+        {"name": owner.name, "sid": "made-up"})
+    status, _, _ = Browser(server.url).request("GET", "/session", headers={"Cookie": "session=" + forged,
+                                                                            "Accept": "application/json"})
+    assert status == 401
+
+
+def test_the_token_leeway_is_at_most_ten_seconds():
+    from app.people.jwts import Verifier
+    assert Verifier(secret="x" * 32, leeway=3600).leeway == 10 and Verifier(secret="x" * 32, leeway=-5).leeway == 0
