@@ -186,6 +186,8 @@ def post_worker_init(worker):
     # Streams never end by themselves: a leaving worker tells them to come back (staggered),
     # after its replacements listen (app/ops/worker.py).
     worker.drainers.append(hub.streams.drain)
+    # Webhook deliveries run in every worker, as greenlets beside the streams (app/webhooks/).
+    ripple.webhooks.dispatcher.start()
     hub.watch_failovers()
     # Streams frame their own chunks only where gunicorn speaks plain HTTP/1.x.
     hub.direct_writes = getattr(worker.cfg, "protocol", "http") == "http"

@@ -17,6 +17,9 @@ app/web/           api (room HTTP interface), pages, form_pages, errors, replies
                    Flask), guard (CSRF, rate limits), request_ids, cors
 app/ops/           settings, topology (where Redis is), broker (the clients and services),
                    embedded_redis, metrics, outage (outage log), health, cli (publish)
+app/webhooks/      outgoing webhooks and bots: hooks (the registry), queue (the event queue,
+                   emit), signing, sender (one HTTP attempt), dispatcher (deliveries in every
+                   worker), views (/admin/webhooks), cli (``flask webhooks``), service
 app/__init__.py    create_app: the application factory that wires them together
 =================  ==========================================================================
 """
@@ -43,6 +46,7 @@ from .web import (
     request_ids,
     room_views,
 )
+from .webhooks import service as webhooks
 
 
 def create_app(test_config=None):
@@ -83,6 +87,7 @@ def create_app(test_config=None):
     cors.init_app(app)
     oidc.init_app(app)
     metrics.init_app(app)
+    webhooks.init_app(app)  # /admin/webhooks and ``flask webhooks`` (deliveries: gunicorn.conf.py)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(changes.bp)

@@ -12,6 +12,7 @@ from redis.exceptions import RedisClusterException
 from ..rooms import keys, messages
 from ..rooms.store import Store, unconfirmed
 from ..web.fastpost import UNCONFIRMED
+from ..webhooks.queue import Outbox
 from . import settings, topology
 from .services import services
 
@@ -49,8 +50,11 @@ def publish(room, text, user, redis_url=None, idempotency_key=None, attempts=3):
     except RedisClusterException as exc:  # a cluster client connects at once, and says so thus
         raise redis.ConnectionError("cannot reach the Redis cluster: %s" % exc) from exc
     try:
+        # Queued for webhooks like every other post (app/webhooks/queue.py).
+        outbox = Outbox(client, int(os.environ.get("RIPPLE_WEBHOOK_QUEUE_MAX", settings.WEBHOOK_QUEUE_MAX)),
+                        atomic=not topology.is_cluster(url))
         store = Store(client, history, settings.IDEMPOTENCY_SECONDS,
-                      publish_command=topology.publish_command(url))
+                      publish_command=topology.publish_command(url), outbox=outbox)
         return _checked_publish(store, room, text, user, settings.MAX_MESSAGE_CHARS,
                                 idempotency_key, attempts)
     finally:

@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # the classes import services() themselves: built in init_app
     from ..rooms.moderation import Moderation
     from ..rooms.records import Rooms
     from ..rooms.store import Store
+    from ..webhooks.service import Webhooks
     from .metrics import Metrics
     from .outage import OutageLog
 
@@ -60,6 +61,7 @@ class Services:
     invites: Invites | None = None           # invitation links
     conversation: Conversation | None = None  # edits, deletions, reactions (app/rooms/conversation.py)
     hub: Hub | None = None              # what every stream shares; set last (it reads the others)
+    webhooks: Webhooks | None = None    # registry, event queue, this worker's deliveries (app/webhooks/)
     oidc: Any = None             # Authlib's OAuth registry when OpenID Connect is on (app/people/oidc.py)
     languages: Any = None        # the interface languages there are catalogues for (app/web/i18n.py)
 
@@ -87,6 +89,7 @@ def init_app(app):
     from ..rooms.moderation import Moderation
     from ..rooms.records import Rooms
     from ..rooms.store import Store
+    from ..webhooks import service as webhooks
     from . import topology
     from .metrics import Metrics
     from .outage import OutageLog
@@ -97,6 +100,7 @@ def init_app(app):
     metrics = Metrics()
     commands = topology.command_client(url, int(cfg["REDIS_MAX_CONNECTIONS"]), timeout)
     publish = topology.publish_command(url)
+    outbox = webhooks.outbox(commands, cfg)  # where stored room messages meet the webhooks
     ripple = Services(
         metrics=metrics,
         outage=OutageLog(metrics),
@@ -108,7 +112,7 @@ def init_app(app):
                     cfg["REPLICA_ACKS"], cfg["REPLICA_TIMEOUT_MS"], publish,
                     # direct messages expire with the session (idle this long)
                     direct_seconds=cfg["PERMANENT_SESSION_LIFETIME"],
-                    lobby_max=cfg["LOBBY_INDEX_MAX"]),
+                    lobby_max=cfg["LOBBY_INDEX_MAX"], outbox=outbox),
         names=Names(commands, cfg["NAME_IDLE_SECONDS"],
                     float(cfg["NAME_GRACE_HEARTBEATS"]) * float(cfg["HEARTBEAT_SECONDS"]),
                     _names_list(cfg["RESERVED_NAMES"])),
@@ -127,6 +131,7 @@ def init_app(app):
     ripple.invites = Invites(commands, cfg["SECRET_KEY"], cfg["ROOM_INVITES_MAX"])
     ripple.conversation = Conversation(ripple.store, cfg["EDIT_WINDOW_SECONDS"], publish, rooms=ripple.rooms)
     ripple.hub = Hub(ripple, cfg)
+    ripple.webhooks = webhooks.build(commands, ripple.store, outbox, cfg)
     app.extensions[KEY] = ripple
     return ripple
 

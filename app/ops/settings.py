@@ -80,3 +80,13 @@ ROOM_BANS_MAX = 1000           # bans in force per room (expired ones drop out)
 ROOM_INVITES_MAX = 100         # standing invitations per room (expired and used-up ones drop out)
 ADMIN_TOKEN = None             # RIPPLE_ADMIN_TOKEN: Bearer token for the admin API and room routes
 HISTORY_MAX_AGE_DAYS = 0       # trim rooms by age too (XTRIM MINID) when > 0
+
+# Outgoing webhooks (app/webhooks/, docs/webhooks.md)
+WEBHOOK_TIMEOUT_SECONDS = 10   # one delivery attempt, whole (connect, send, answer, redirects)
+WEBHOOK_RETRY_HOURS = 24       # a failing delivery is retried for this long after its first attempt
+WEBHOOK_RETRY_BASE_SECONDS = 5  # first retry after ~this; doubling each time (at most an hour apart)
+WEBHOOK_DISABLE_HOURS = 24     # a webhook failing every delivery this long is disabled
+WEBHOOK_MAX_RESPONSE_BYTES = 65536  # an answer's body read at most this far (a bot's answer)
+WEBHOOK_LOG_LENGTH = 100       # delivery attempts kept per webhook
+WEBHOOK_CONCURRENCY = 4        # deliveries in flight per webhook per worker
+WEBHOOK_QUEUE_MAX = 100000     # events the queue holds at most (the oldest drop beyond)

@@ -34,6 +34,8 @@ end
 # (0 = none), payload prefix ("" for room messages, "@" for direct ones), "ask" to store nothing
 # in a log that does not exist yet (returns {-1, ''}: creating a room is counted first), expiry
 # of the log and meta in seconds (0 = none; a person's direct messages expire with their session).
+# With webhooks (app/webhooks/queue.py) the last ARGV are "webhooks", the queue's cap and the
+# room, and the last two KEYS the queue's: a stored room message is queued in the same script.
 # XADD, trim, record what was trimmed, PUBLISH: all or nothing, in one slot. The published
 # payload is "<prefix><id> <previous id>\n<message json>" (app/delivery/position.py): a stream proves
 # with one comparison that it missed nothing in between, and relays the JSON as is.
@@ -59,6 +61,7 @@ if expiry > 0 then
 end
 if ttl > 0 then redis.call('SET', KEYS[4], id, 'EX', ttl) end
 redis.call('PUBLISH', KEYS[2], ARGV[4] .. id .. ' ' .. prev .. '\\n' .. json)
+-- webhooks --
 return {1, json}
 """
 
@@ -104,8 +107,9 @@ class Store:
     """Reads and writes rooms through one Redis client (decode_responses=True)."""
 
     def __init__(self, client, history_length, idempotency_seconds, replica_acks=0, replica_timeout_ms=1000,
-                 publish_command="PUBLISH", direct_seconds=0, lobby_max=10000):
+                 publish_command="PUBLISH", direct_seconds=0, lobby_max=10000, outbox=None):
         self.redis = client
+        self.outbox = outbox  # the webhooks' queue (app/webhooks/queue.py), None: no webhooks
         self.direct_seconds = int(direct_seconds)  # a person's direct messages outlive their last one this long
         self.lobby_max = int(lobby_max)  # rooms the lobby's index keeps (the most recently active)
         self.history_length = int(history_length)
@@ -114,7 +118,8 @@ class Store:
         self.replica_timeout_ms = int(replica_timeout_ms)
         self._touched = {}  # room -> when this process last updated the lobby's index
         # SPUBLISH on a cluster: the message goes to the shard owning the room, not everywhere.
-        self._publish = client.register_script(_PUBLISH_LUA.replace("'PUBLISH'", "'%s'" % publish_command))
+        script = _PUBLISH_LUA.replace("-- webhooks --", outbox.PUBLISH_LUA if outbox is not None else "")
+        self._publish = client.register_script(script.replace("'PUBLISH'", "'%s'" % publish_command))
         self._forget_moved = client.register_script(_FORGET_MOVED_LUA)
 
     def publish(self, room, user, text, idempotency_key=None, may_create=None, bot=False, uid=None):
@@ -133,7 +138,17 @@ class Store:
             json, created = self._append(k, body, user, idempotency_key, "")
         if created:
             self._touch(room)
+            if self.outbox is not None and not self.outbox.atomic:
+                self._emit_after(room, json)
         return json, created
+
+    def _emit_after(self, room, json):
+        # A cluster: the room's slot is not the webhook queue's, so the message is queued after
+        # it is stored, not with it; the post stands either way (docs/webhooks.md).
+        try:
+            self.outbox.emit("message", room, json)
+        except redis.RedisError:
+            logger.warning("could not queue a message for webhooks room=%s", room, exc_info=True)
 
     def publish_direct(self, sender, recipient, text, idempotency_key=None, bot=False):
         """Store a direct message in the recipient's and the sender's own log; publish both.
@@ -203,6 +218,10 @@ class Store:
             idem = k.idempotency(messages.idempotency_digest(user, idempotency_key))
         keys_ = [k.log, k.channel, k.meta, idem, k.changed]
         args = [body, self.history_length, ttl, prefix, "ask" if ask else "", int(expiry)]
+        if self.outbox is not None and not prefix:  # a room message: queued for webhooks too
+            extra_keys, extra_args = self.outbox.publish_keys(k.room)
+            keys_ += extra_keys
+            args += extra_args
         if not self.replica_acks:
             created, json = self._publish(keys=keys_, args=args)
             return self._prior(k, json, created), _created(created)

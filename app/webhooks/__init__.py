@@ -1,0 +1,14 @@
+"""Outgoing webhooks and bots: events of the rooms, POSTed signed to the URLs operators register.
+
+Owns the registry (``hooks``), the event queue every event enters (``queue``: a Redis Stream
+with a consumer group per webhook, and ``Outbox.emit``, the one entry point for every kind of
+event), the signatures (``signing``), one HTTP attempt (``sender``), the deliveries that run as
+greenlets in every gunicorn worker (``dispatcher``), the admin API (``views``), ``flask
+webhooks`` (``cli``) and the service object that holds them (``service``). docs/webhooks.md
+says what a receiver gets and what the guarantee is.
+
+May import: the standard library, redis-py, gevent, requests, ``app.rooms`` (message checks,
+ids), ``app.people.tokens`` (room patterns), ``app.ops`` (topology, services); Flask only in
+``views`` and ``cli``. Nothing outside imports it but the app factory, app.ops.services and
+app.ops.cli; the room store takes its Outbox as an argument.
+"""

@@ -1,0 +1,375 @@
+"""Delivering webhook events from inside the running service: greenlets in every gunicorn worker.
+
+Per worker: a supervisor (which webhooks exist, trims the queue), a waker (one blocking read on
+the queue, so new events go out at once) and one pump per enabled webhook. A pump reads its
+webhook's consumer group and delivers up to RIPPLE_WEBHOOK_CONCURRENCY events at once. All of it
+is I/O on gevent: a slow or dead endpoint holds only its own pump's greenlets, never a stream or
+another webhook's pump.
+
+The life of one event for one webhook (at least once, each attempt signed afresh):
+1. XREADGROUP hands it to one worker's pump: pending in the group under that worker's name.
+2. Delivered (2xx): XACK. A retryable failure: one script XACKs it and parks it in the webhook's
+   retry set (due time = exponential backoff with jitter, at least the Retry-After asked for),
+   with its attempts so far. Not retryable, or past RIPPLE_WEBHOOK_RETRY_HOURS: XACK, logged.
+3. A due retry is leased by one script (its due time pushed one lease ahead) and attempted;
+   then finished or parked again as above.
+4. A worker that dies mid-attempt leaves the event pending (step 1) or its lease running (step
+   3): after one lease (twice the attempt deadline, plus 5 s) another worker's pump takes it over,
+   by XAUTOCLAIM or by the lease's expiry, and delivers it. Receivers de-duplicate by the
+   Ripple-Delivery-Id, which every attempt of one event to one webhook shares.
+"""
+import fnmatch
+import json
+import logging
+import os
+import random
+import socket
+import time
+
+import gevent
+import gevent.event
+import redis
+import requests
+
+from ..rooms import keys, messages
+from . import hooks, queue, sender, signing
+
+logger = logging.getLogger(__name__)
+
+REFRESH_SECONDS = 2.0   # how soon a worker notices a webhook added, removed or disabled
+TRIM_SECONDS = 60.0     # how often one worker trims the queue below what every webhook finished
+IDLE_WAIT_SECONDS = 1.0  # a pump with nothing to do looks again after this (due retries)
+MAX_DELAY_SECONDS = 3600.0  # backoff never waits longer than this between two attempts
+DISABLED = "It failed every delivery for %g hours."
+
+# KEYS: events, retry, held.  ARGV: group, event id, due (ms), held JSON, "1" when the event is
+# still pending in the group (a first attempt).  Park an event for a later attempt.
+_PARK_LUA = """
+if ARGV[5] == '1' then redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) end
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+redis.call('HSET', KEYS[3], ARGV[2], ARGV[4])
+"""
+
+# KEYS: retry, held.  ARGV: now (ms), lease end (ms), count.  Lease the due retries: returns
+# id, held JSON, id, held JSON...
+_LEASE_LUA = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+local out = {}
+for _, id in ipairs(due) do
+  redis.call('ZADD', KEYS[1], ARGV[2], id)
+  out[#out + 1] = id
+  out[#out + 1] = redis.call('HGET', KEYS[2], id) or ''
+end
+return out
+"""
+
+# KEYS: the webhook's record.  ARGV: now (ms), disable after (ms), reason.  Note a failure;
+# disable the webhook when it has failed since long enough. Returns 1 when it disabled it now.
+_FAILED_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'last_failure', ARGV[1])
+local since = tonumber(redis.call('HGET', KEYS[1], 'failing_since') or '')
+if not since then redis.call('HSET', KEYS[1], 'failing_since', ARGV[1]); return 0 end
+if tonumber(ARGV[1]) - since >= tonumber(ARGV[2]) and (redis.call('HGET', KEYS[1], 'disabled') or '') == '' then
+  redis.call('HSET', KEYS[1], 'disabled', ARGV[1], 'disabled_reason', ARGV[3])
+  return 1
+end
+return 0
+"""
+
+
+class Dispatcher:
+    """Every webhook's deliveries in this worker. Built by the app factory; ``start`` runs it
+    (gunicorn.conf.py calls it in each worker, after gevent patched the process)."""
+
+    def __init__(self, client, registry, store, cfg):
+        self.redis, self.hooks, self.store = client, registry, store
+        self.timeout = float(cfg["WEBHOOK_TIMEOUT_SECONDS"])
+        self.retry_ms = float(cfg["WEBHOOK_RETRY_HOURS"]) * 3600000
+        self.disable_ms = float(cfg["WEBHOOK_DISABLE_HOURS"]) * 3600000
+        self.base_delay = float(cfg["WEBHOOK_RETRY_BASE_SECONDS"])
+        self.max_bytes = int(cfg["WEBHOOK_MAX_RESPONSE_BYTES"])
+        self.log_length = int(cfg["WEBHOOK_LOG_LENGTH"])
+        self.concurrency = max(1, int(cfg["WEBHOOK_CONCURRENCY"]))
+        self.max_chars = int(cfg["MAX_MESSAGE_CHARS"])
+        self.lease_ms = int((2 * self.timeout + 5) * 1000)
+        self.pumps = {}  # webhook id -> Pump
+        self.consumer = None
+        self.session = None
+        self._park = client.register_script(_PARK_LUA)
+        self._lease = client.register_script(_LEASE_LUA)
+        self._failed = client.register_script(_FAILED_LUA)
+        self._greenlets = []
+
+    def start(self):
+        """Start delivering in this process (idempotent)."""
+        if self._greenlets:
+            return
+        self.consumer = "%s:%d" % (socket.gethostname(), os.getpid())  # after the fork
+        self.session = requests.Session()
+        self._greenlets = [gevent.spawn(self._supervise), gevent.spawn(self._wake)]
+
+    def stop(self):
+        for pump in self.pumps.values():
+            pump.stopped = True
+        gevent.killall(self._greenlets + [p.greenlet for p in self.pumps.values()], block=False)
+        self._greenlets, self.pumps = [], {}
+
+    # --- the worker's own loops ---
+
+    def _supervise(self):
+        next_trim = time.monotonic() + random.uniform(0, TRIM_SECONDS)  # workers trim at different times
+        while True:
+            try:
+                self.refresh()
+                if time.monotonic() >= next_trim:
+                    next_trim = time.monotonic() + TRIM_SECONDS
+                    self.trim()
+            except redis.RedisError as exc:
+                logger.warning("webhooks: redis unavailable: %s", exc)
+            except Exception:  # noqa: BLE001 - the loop must outlive any one fault; logged
+                logger.exception("webhooks: supervisor step failed")
+            gevent.sleep(REFRESH_SECONDS)
+
+    def refresh(self):
+        """Start a pump for each enabled webhook, stop those of the removed or disabled ones."""
+        current = {h["id"]: h for h in self.hooks.all(secrets_too=True) if h["enabled"]}
+        for hook_id in list(self.pumps):
+            if hook_id not in current:
+                self.pumps.pop(hook_id).stopped = True
+        for hook_id, hook in current.items():
+            if hook_id in self.pumps:
+                self.pumps[hook_id].hook = hook
+            else:
+                self.pumps[hook_id] = Pump(self, hook)
+
+    def _wake(self):
+        last = "$"
+        while True:
+            if not self.pumps:
+                gevent.sleep(IDLE_WAIT_SECONDS)
+                continue
+            try:
+                found = self.redis.xread({queue.EVENTS: last}, count=100, block=2000)
+            except redis.RedisError:
+                gevent.sleep(IDLE_WAIT_SECONDS)
+                continue
+            if found:
+                last = found[0][1][-1][0]
+                for pump in list(self.pumps.values()):
+                    pump.wake.set()
+
+    def trim(self):
+        """Trim the queue below the oldest event an enabled webhook has not finished (one worker
+        at a time); forget consumers (dead workers) idle for an hour with nothing pending."""
+        if not self.redis.set(queue.TAG + ":trimming", self.consumer, nx=True, px=int(TRIM_SECONDS * 800)):
+            return
+        enabled = {queue.group(h["id"]) for h in self.hooks.all() if h["enabled"]}
+        try:
+            groups = self.redis.xinfo_groups(queue.EVENTS)
+        except redis.ResponseError:
+            return  # no queue yet
+        floor = None
+        for info in groups:
+            name = info["name"]
+            if name not in enabled:
+                continue
+            position = keys.parse_stream_id(info["last-delivered-id"])
+            if info["pending"]:
+                oldest = self.redis.xpending(queue.EVENTS, name)["min"]
+                position = min(position, keys.parse_stream_id(oldest))
+            floor = position if floor is None else min(floor, position)
+            for consumer in self.redis.xinfo_consumers(queue.EVENTS, name):
+                if not consumer["pending"] and consumer["idle"] > 3600000:
+                    self.redis.xgroup_delconsumer(queue.EVENTS, name, consumer["name"])
+        if floor is None:
+            self.redis.xtrim(queue.EVENTS, maxlen=0)
+        else:
+            self.redis.xtrim(queue.EVENTS, minid=keys.format_stream_id(floor), approximate=False)
+
+    # --- one event, one webhook ---
+
+    def deliver(self, hook, entry):
+        """Attempt one event (an Entry) for ``hook``; record the outcome."""
+        hook_id = hook["id"]
+        kind, room, data = entry.fields.get("k"), entry.fields.get("r", ""), entry.fields.get("j", "{}")
+        message = json.loads(data) if kind == "message" else None
+        if not wanted(hook, kind, room, message):
+            self.finish(hook_id, entry)
+            return
+        delivery_id = "%s-%s" % (hook_id, entry.id)
+        body = ('{"id":%s,"type":%s,"webhook":%s,"room":%s,"created":%s,"data":%s}' % (
+            json.dumps(delivery_id), json.dumps(kind), json.dumps(hook_id), json.dumps(room, ensure_ascii=False),
+            entry.id.split("-", 1)[0], data)).encode()
+        headers = {"Content-Type": "application/json", **signing.headers(hook["secret"], delivery_id, kind, body)}
+        outcome = sender.send(self.session, hook["url"], body, headers, self.timeout, self.max_bytes)
+        attempt, now = entry.attempts + 1, _now()
+        record = {"delivery": delivery_id, "event": kind, "room": room, "attempt": attempt, "at": now,
+                  "status": outcome.status, "latency_ms": outcome.latency_ms, "error": outcome.error,
+                  "next_attempt": None, "reply": None}
+        if outcome.delivered:
+            self.finish(hook_id, entry)
+            self.redis.hset(hooks.record_key(hook_id), mapping={"last_success": now, "failing_since": ""})
+            record["outcome"] = "delivered"
+            record["reply"] = self.reply(hook, room, message, delivery_id, outcome)
+        else:
+            first = entry.first or now
+            delay = self.backoff(attempt, outcome.retry_after)
+            if outcome.retry and now + delay * 1000 <= first + self.retry_ms:
+                record["outcome"], record["next_attempt"] = "retrying", int(now + delay * 1000)
+                held = json.dumps({"fields": entry.fields, "attempts": attempt, "first": first})
+                self._park(keys=[queue.EVENTS, hooks.retry_key(hook_id), hooks.held_key(hook_id)],
+                           args=[queue.group(hook_id), entry.id, record["next_attempt"], held,
+                                 "0" if entry.parked else "1"])
+            else:
+                record["outcome"] = "gave_up" if outcome.retry else "failed"
+                self.finish(hook_id, entry)
+            hours = self.disable_ms / 3600000
+            if self._failed(keys=[hooks.record_key(hook_id)], args=[now, int(self.disable_ms), DISABLED % hours]):
+                logger.warning("webhook disabled: failing for %g hours id=%s url=%s", hours, hook_id, hook["url"])
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.lpush(hooks.log_key(hook_id), json.dumps(record, ensure_ascii=False))
+            pipe.ltrim(hooks.log_key(hook_id), 0, self.log_length - 1)
+            pipe.execute()
+
+    def backoff(self, attempt, asked=None):
+        """Seconds before attempt ``attempt + 1``: base x 2^(attempt-1), capped at an hour, with
+        +-25 % jitter (a crowd of retries spreads out), and never sooner than ``asked``."""
+        delay = min(MAX_DELAY_SECONDS, self.base_delay * 2 ** min(attempt - 1, 30))
+        delay *= random.uniform(0.75, 1.25)
+        return max(delay, asked or 0.0)
+
+    def finish(self, hook_id, entry):
+        """Done with an event for this webhook: delivered, unwanted, or given up."""
+        if entry.parked:
+            with self.redis.pipeline(transaction=True) as pipe:
+                pipe.zrem(hooks.retry_key(hook_id), entry.id)
+                pipe.hdel(hooks.held_key(hook_id), entry.id)
+                pipe.execute()
+        else:
+            self.redis.xack(queue.EVENTS, queue.group(hook_id), entry.id)
+
+    def reply(self, hook, room, message, delivery_id, outcome):
+        """Post a bot's answer to a message event in the room; return what happened (a short
+        sentence for the delivery log), or None when the answer asked for nothing."""
+        if message is None or not hook.get("bot") or not outcome.body:
+            return None
+        if outcome.content_type.partition(";")[0].strip().lower() != "application/json":
+            return None
+        try:
+            answer = json.loads(outcome.body)
+        except ValueError:
+            return "Not posted: the answer is not valid JSON."
+        if not isinstance(answer, dict) or "text" not in answer:
+            return None
+        if str(message.get("uid", "")).startswith("webhook:"):
+            return "Not posted: bots do not answer bots (the message came from a webhook)."
+        try:
+            text = messages.check_text(answer["text"], self.max_chars)
+            # The delivery id as idempotency key: a repeated delivery posts the answer once.
+            self.store.publish(room, hook["bot"], text, idempotency_key="webhook:" + delivery_id,
+                               bot=True, uid="webhook:" + hook["id"])
+        except messages.Invalid as exc:
+            return "Not posted: %s" % exc
+        except redis.RedisError:
+            return "Not posted: the message store is unavailable."
+        return "posted"
+
+
+class Entry:
+    """One event on its way to one webhook: ``parked`` once it waits in the retry set."""
+
+    __slots__ = ("id", "fields", "attempts", "first", "parked")
+
+    def __init__(self, id, fields, attempts=0, first=None, parked=False):
+        self.id, self.fields, self.attempts, self.first, self.parked = id, fields, attempts, first, parked
+
+
+class Pump:
+    """One webhook's deliveries in this worker."""
+
+    def __init__(self, dispatcher, hook):
+        self.dispatcher, self.hook = dispatcher, hook
+        self.stopped = False
+        self.wake = gevent.event.Event()
+        self.claim_from = "0-0"
+        self.next_claim = 0.0
+        self.greenlet = gevent.spawn(self.run)
+
+    def run(self):
+        while not self.stopped:
+            try:
+                worked = self.step()
+            except redis.ResponseError as exc:
+                if "NOGROUP" in str(exc) and not self.stopped:
+                    self._recreate_group()
+                else:
+                    logger.warning("webhooks: %s id=%s", exc, self.hook["id"])
+                gevent.sleep(IDLE_WAIT_SECONDS)
+                continue
+            except redis.RedisError as exc:
+                logger.warning("webhooks: redis unavailable: %s", exc)
+                gevent.sleep(IDLE_WAIT_SECONDS)
+                continue
+            except Exception:  # noqa: BLE001 - one bad event must not end the webhook's deliveries
+                logger.exception("webhooks: delivery step failed id=%s", self.hook["id"])
+                gevent.sleep(IDLE_WAIT_SECONDS)
+                continue
+            if not worked:
+                self.wake.wait(IDLE_WAIT_SECONDS)
+                self.wake.clear()
+
+    def step(self):
+        """Gather up to ``concurrency`` events (a dead worker's, due retries, new ones) and
+        deliver them at once; return whether there were any."""
+        d, hook_id = self.dispatcher, self.hook["id"]
+        group, want = queue.group(hook_id), d.concurrency
+        batch = []
+        now = time.monotonic()
+        if now >= self.next_claim:  # what a dead worker was delivering (idle past one lease)
+            self.next_claim = now + d.lease_ms / 2000
+            found = d.redis.xautoclaim(queue.EVENTS, group, d.consumer, d.lease_ms, self.claim_from, count=want)
+            self.claim_from = found[0]
+            batch += [Entry(mid, fields) for mid, fields in found[1] if mid is not None and fields]
+        if len(batch) < want:
+            leased = d._lease(keys=[hooks.retry_key(hook_id), hooks.held_key(hook_id)],
+                              args=[_now(), _now() + d.lease_ms, want - len(batch)])
+            for mid, held in zip(leased[::2], leased[1::2]):
+                state = json.loads(held) if held else {"fields": {}, "attempts": 0, "first": None}
+                batch.append(Entry(mid, state["fields"], state["attempts"], state["first"], parked=True))
+        if len(batch) < want:
+            found = d.redis.xreadgroup(group, d.consumer, {queue.EVENTS: ">"}, count=want - len(batch))
+            batch += [Entry(mid, fields) for mid, fields in (found[0][1] if found else ())]
+        if batch:
+            hook = self.hook
+            gevent.joinall([gevent.spawn(self._one, hook, entry) for entry in batch])
+        return bool(batch)
+
+    def _one(self, hook, entry):
+        try:
+            self.dispatcher.deliver(hook, entry)
+        except Exception:  # noqa: BLE001 - left pending or leased: another attempt comes
+            logger.exception("webhooks: delivery failed id=%s event=%s", hook["id"], entry.id)
+
+    def _recreate_group(self):
+        # The queue vanished (a Redis restarted without its data): start again from new events.
+        try:
+            self.dispatcher.redis.xgroup_create(queue.EVENTS, queue.group(self.hook["id"]), id="$", mkstream=True)
+        except redis.ResponseError:
+            pass  # another worker made it first, or the webhook is gone
+
+
+def wanted(hook, kind, room, message):
+    """Tell whether ``hook`` takes this event: its kind, a room matching its patterns, and not a
+    message its own bot posted."""
+    if kind not in hook["events"] or not any(_matches(room, p) for p in hook["rooms"]):
+        return False
+    return not (message is not None and message.get("uid") == "webhook:" + hook["id"])
+
+
+def _matches(room, pattern):
+    return fnmatch.fnmatchcase(room, pattern)
+
+
+def _now():
+    return int(time.time() * 1000)

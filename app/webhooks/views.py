@@ -1,0 +1,125 @@
+"""The webhooks' admin API: /admin/webhooks (JSON), for administrators and the operator's token.
+
+Who may: a signed-in account with the admin role (its session cookie, plus the CSRF token on
+writes), or a request carrying the global RIPPLE_PUBLISH_TOKEN as Bearer. Scoped publish tokens
+may not (403).
+"""
+from flask import Blueprint, jsonify, request
+
+from ..ops.services import services
+from ..people import tokens
+from ..people.sessions import describe
+from ..rooms import messages
+from ..web.replies import json_error
+
+bp = Blueprint("webhooks", __name__, url_prefix="/admin/webhooks")
+
+NOT_SIGNED_IN = "Sign in as an administrator, or send the operator's publish token."
+NOT_ADMIN = "Only an administrator can manage webhooks."
+NOT_FOUND = "There is no webhook with the id “%s”."
+SHOWN_ONCE = "The secret is shown only this once: store it where the receiver verifies signatures."
+MAX_LOG = 1000
+
+
+class _Refused(Exception):
+    def __init__(self, status, sentence, code):
+        super().__init__(sentence)
+        self.status, self.code = status, code
+
+
+@bp.before_request
+def _administrators_only():
+    grant = tokens.current()
+    if grant is not None:
+        if grant.scoped:
+            return json_error(403, NOT_ADMIN, code="not_admin")
+        return None  # the operator's own token
+    person = describe()
+    if not person:
+        return json_error(401, NOT_SIGNED_IN, code="signed_out")
+    if not person.get("admin"):
+        return json_error(403, NOT_ADMIN, code="not_admin")
+    return None
+
+
+@bp.errorhandler(_Refused)
+def _refused(exc):
+    return json_error(exc.status, str(exc), code=exc.code)
+
+
+@bp.errorhandler(messages.Invalid)
+def _invalid(exc):
+    return json_error(exc.status, str(exc), code="invalid")
+
+
+@bp.get("")
+def list_webhooks():
+    """{"webhooks": [webhook...]}, oldest first (never their secrets)."""
+    return jsonify(webhooks=_hooks().all())
+
+
+@bp.post("")
+def add_webhook():
+    """JSON {"url", "events" (list or comma-separated; default ["message"]), "rooms" (glob
+    patterns, list or comma-separated; default "*"), "bot" (a name its answers are posted as;
+    optional)} -> 201 the webhook with its "secret" (shown this once)."""
+    data = request.get_json(silent=True) if request.mimetype == "application/json" else None
+    if not isinstance(data, dict):
+        raise _Refused(400, "The body must be a JSON object with at least a url.", "invalid")
+    hook, secret = _hooks().add(data.get("url"), data.get("events") or "message", data.get("rooms") or "*",
+                                data.get("bot"))
+    return jsonify(**hook, secret=secret, notice=SHOWN_ONCE), 201
+
+
+@bp.get("/<hook_id>")
+def show_webhook(hook_id):
+    """The webhook and its newest delivery attempts: {..., "deliveries": [attempt...]}."""
+    return jsonify(**_found(hook_id), deliveries=_hooks().deliveries(hook_id, 20))
+
+
+@bp.get("/<hook_id>/deliveries")
+def deliveries(hook_id):
+    """{"deliveries": [attempt...]}, newest first, ?limit= (default 100)."""
+    _found(hook_id)
+    limit = request.args.get("limit", "100")
+    if not limit.isdigit() or not 1 <= int(limit) <= MAX_LOG:
+        raise _Refused(400, "limit must be a whole number from 1 to %d." % MAX_LOG, "invalid")
+    return jsonify(deliveries=_hooks().deliveries(hook_id, int(limit)))
+
+
+@bp.delete("/<hook_id>")
+def remove_webhook(hook_id):
+    """Remove a webhook (its queued and waiting deliveries too): 200 with what it was."""
+    hook = _hooks().remove(hook_id)
+    if hook is None:
+        raise _Refused(404, NOT_FOUND % hook_id[:40], "not_found")
+    return jsonify(hook)
+
+
+@bp.post("/<hook_id>/enable")
+def enable_webhook(hook_id):
+    """Enable a disabled webhook, from the next event on: 200 with the webhook."""
+    hook = _hooks().enable(hook_id)
+    if hook is None:
+        raise _Refused(404, NOT_FOUND % hook_id[:40], "not_found")
+    return jsonify(hook)
+
+
+@bp.post("/<hook_id>/disable")
+def disable_webhook(hook_id):
+    """Stop delivering to a webhook until it is enabled again: 200 with the webhook."""
+    _found(hook_id)
+    _hooks().disable(hook_id, "Disabled by an administrator.")
+    return jsonify(_found(hook_id))
+
+
+def _found(hook_id):
+    hook = _hooks().get(hook_id)
+    if hook is None:
+        raise _Refused(404, NOT_FOUND % hook_id[:40], "not_found")
+    return hook
+
+
+def _hooks():
+    return services().webhooks.hooks
+

@@ -1,0 +1,310 @@
+"""Outgoing webhooks against real receivers (http.server on loopback) and a 2-worker Gunicorn:
+signed deliveries, retries after 5xx and 429 (honouring Retry-After) but not after 400, a worker
+killed mid-delivery loses nothing, a hanging endpoint delays neither chat nor other webhooks,
+and a bot's answer is posted in the room."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import psutil
+import pytest
+import redis as redis_py
+
+from app.embedded_redis import EmbeddedRedis
+from app.webhooks import signing
+
+from .conftest import SERVER_ENV, TOKEN, post
+from .receivers import Receiver
+from .servers import Gunicorn, free_port, wait_until
+from .sse import SSEStream
+
+ATTEMPT_SECONDS = 2   # each attempt's deadline on the test server; a lease is 2 x this + 5 s
+HOOK_ENV = {"RIPPLE_WEBHOOK_TIMEOUT_SECONDS": str(ATTEMPT_SECONDS), "RIPPLE_WEBHOOK_RETRY_BASE_SECONDS": "0.2"}
+
+
+@pytest.fixture(scope="module")
+def hook_redis(tmp_path_factory):
+    """A Redis of this module's own: webhooks registered here reach no other test's server."""
+    server = EmbeddedRedis(tmp_path_factory.mktemp("hooks-redis"), port=free_port(), appendonly=False)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def hook_server(hook_redis, tmp_path_factory):
+    gunicorn = Gunicorn(tmp_path_factory.mktemp("hooks-gunicorn"), redis_url=hook_redis.url, workers=2,
+                        env={**SERVER_ENV, **HOOK_ENV})
+    gunicorn.start()
+    yield gunicorn
+    gunicorn.stop()
+
+
+@pytest.fixture
+def hook_client(hook_redis):
+    with redis_py.Redis.from_url(hook_redis.url, decode_responses=True) as client:
+        yield client
+
+
+def admin(base_url, method, path, body=None, token=TOKEN):
+    """Call the admin API with the operator's token; return (status, JSON)."""
+    request = urllib.request.Request(base_url + path, method=method,
+                                     data=None if body is None else json.dumps(body).encode(),
+                                     headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+@pytest.fixture
+def register(hook_server):
+    """register(url, **fields) -> the webhook (with its secret); every one is removed after."""
+    made = []
+
+    def register(url, events="message", rooms="*", bot=None):
+        status, hook = admin(hook_server.url, "POST", "/admin/webhooks",
+                             {"url": url, "events": events, "rooms": rooms, "bot": bot})
+        assert status == 201, hook
+        made.append(hook["id"])
+        return hook
+
+    yield register
+    for hook_id in made:
+        admin(hook_server.url, "DELETE", "/admin/webhooks/" + hook_id)
+
+
+def log(base_url, hook_id):
+    return admin(base_url, "GET", "/admin/webhooks/%s/deliveries" % hook_id)[1]["deliveries"]
+
+
+def worker_sending_from(gunicorn, port):
+    """The pid of the worker whose outgoing connection has local ``port``."""
+    for pid in gunicorn.worker_pids():
+        try:
+            if any(c.laddr and c.laddr.port == port for c in psutil.Process(pid).net_connections("tcp")):
+                return pid
+        except psutil.NoSuchProcess:
+            continue
+    return None
+
+
+def test_a_delivery_is_signed_with_the_secret_over_timestamp_and_body(hook_server, register, room):
+    with Receiver() as receiver:
+        hook = register(receiver.url, rooms=room)
+        status, message = post(hook_server.url, room, "hello hooks", user="ann")
+        assert status == 201
+        got = wait_until(receiver.requests, 30, message="a delivery")[0]
+    headers = got.headers
+    assert signing.verify(hook["secret"], got.body, headers["Ripple-Timestamp"], headers["Ripple-Signature"])
+    assert not signing.verify("whsec_other", got.body, headers["Ripple-Timestamp"], headers["Ripple-Signature"])
+    assert not signing.verify(hook["secret"], got.body + b" ", headers["Ripple-Timestamp"], headers["Ripple-Signature"])
+    assert headers["Ripple-Event"] == "message"
+    assert headers["Ripple-Delivery-Id"] == "%s-%s" % (hook["id"], message["id"])
+    assert got.json == {"id": headers["Ripple-Delivery-Id"], "type": "message", "webhook": hook["id"],
+                        "room": room, "created": message["ts"], "data": message}
+
+
+def test_only_matching_rooms_and_kinds_are_delivered(hook_server, register, room):
+    with Receiver() as receiver:
+        register(receiver.url, rooms=room + "-a*")
+        register(receiver.url, events="join,leave", rooms=room + "-b")
+        post(hook_server.url, room + "-b", "not for either")
+        post(hook_server.url, room + "-a1", "for the first")
+        wait_until(receiver.requests, 30, message="a delivery")
+        post(hook_server.url, room + "-a2", "a marker")
+        wait_until(lambda: len(receiver.requests()) >= 2, 30, message="the marker")
+        assert [r.json["data"]["text"] for r in receiver.requests()] == ["for the first", "a marker"]
+
+
+def test_a_500_is_retried_with_the_same_delivery_id_until_it_succeeds(hook_server, register, room):
+    def answer(request):
+        return (500, {}, b"down") if request.number < 2 else (200, {}, b"")
+
+    with Receiver(answer) as receiver:
+        hook = register(receiver.url, rooms=room)
+        post(hook_server.url, room, "keep trying")
+        wait_until(lambda: len(receiver.requests()) >= 3, 30, message="three attempts")
+        first, second, third = receiver.requests()[:3]
+        assert first.delivery == second.delivery == third.delivery
+        assert first.body == second.body == third.body  # only the timestamp and signature change
+        for got in (first, second, third):
+            assert signing.verify(hook["secret"], got.body, got.headers["Ripple-Timestamp"],
+                                  got.headers["Ripple-Signature"])
+        attempts = wait_until(lambda: [a for a in log(hook_server.url, hook["id"]) if a["outcome"] == "delivered"]
+                              and log(hook_server.url, hook["id"]), 10, message="the log")
+    assert [(a["attempt"], a["status"], a["outcome"]) for a in reversed(attempts)] == [
+        (1, 500, "retrying"), (2, 500, "retrying"), (3, 200, "delivered")]
+    assert all(a["latency_ms"] >= 0 and a["delivery"] == first.delivery for a in attempts)
+    time.sleep(1.5)  # nothing more comes once it was delivered (backoff here is 0.2 s, 0.4 s...)
+    assert len(receiver.requests()) == 3
+
+
+def test_a_400_is_not_retried(hook_server, register, room):
+    with Receiver(lambda request: (400, {}, b"no")) as receiver:
+        hook = register(receiver.url, rooms=room)
+        post(hook_server.url, room, "refused")
+        wait_until(receiver.requests, 30, message="the attempt")
+        attempts = wait_until(lambda: log(hook_server.url, hook["id"]), 10, message="the log")
+        time.sleep(2)  # several backoffs of the test server (0.2 s, 0.4 s, 0.8 s)
+        assert len(receiver.requests()) == 1
+    assert [(a["status"], a["outcome"]) for a in attempts] == [(400, "failed")]
+    assert "not retried" in attempts[0]["error"]
+
+
+def test_a_429_is_retried_no_sooner_than_its_retry_after(hook_server, register, room):
+    def answer(request):
+        return (429, {"Retry-After": "3"}, b"") if request.number == 0 else (200, {}, b"")
+
+    with Receiver(answer) as receiver:
+        register(receiver.url, rooms=room)
+        post(hook_server.url, room, "slow down")
+        wait_until(lambda: len(receiver.requests()) >= 2, 30, message="the second attempt")
+        first, second = receiver.requests()[:2]
+    assert first.delivery == second.delivery
+    assert second.at - first.at >= 2.9  # the backoff alone would have been ~0.2 s
+
+
+def test_a_worker_killed_mid_delivery_does_not_lose_the_event(hook_server, register, room):
+    def answer(request):
+        if request.number == 0:  # hold the first attempt until its sender has been killed
+            receiver.release.wait(60)
+        return 200, {}, b""
+
+    with Receiver(answer) as receiver:
+        hook = register(receiver.url, rooms=room)
+        status, message = post(hook_server.url, room, "survive a kill")
+        first = wait_until(receiver.requests, 30, message="the first attempt")[0]
+        pid = wait_until(lambda: worker_sending_from(hook_server, first.port), 10, message="its worker")
+        os.kill(pid, signal.SIGKILL)
+        # Another worker (the survivor, or the one gunicorn starts instead) takes it over.
+        again = wait_until(lambda: receiver.requests()[1:], 60, message="the event delivered again")[0]
+        receiver.release.set()
+    assert again.delivery == first.delivery == "%s-%s" % (hook["id"], message["id"])
+    assert again.body == first.body
+    wait_until(lambda: len(hook_server.worker_pids()) == 2, 30, message="gunicorn's replacement worker")
+
+
+def test_a_hanging_endpoint_delays_neither_chat_nor_another_webhook(hook_server, register, room):
+    with Receiver() as hanging, Receiver() as healthy:
+        hanging.answer = hanging.hang()
+        register(hanging.url, rooms=room)
+        register(healthy.url, rooms=room)
+        post(hook_server.url, room, "warm-up")
+        wait_until(lambda: hanging.open >= 1 and healthy.requests(), 30, message="both webhooks delivering")
+        stream = SSEStream("%s/rooms/%s/events" % (hook_server.url, urllib.parse.quote(room)))
+        try:
+            stream.until("ready")  # subscribed: what is posted from now on reaches it
+            lags = []
+            for i in range(20):
+                sent = time.monotonic()
+                status, _ = post(hook_server.url, room, "chat %d" % i)
+                assert status == 201
+                event = stream.messages(1, timeout=10)[0]
+                lags.append(time.monotonic() - sent)
+                assert event.json()["text"] == "chat %d" % i
+        finally:
+            stream.close()
+        assert hanging.open >= 1  # still held: chat went on beside it
+        wait_until(lambda: len(healthy.requests()) >= 21, 30, message="the healthy webhook's deliveries")
+    assert max(lags) < 2.0, lags
+    assert sorted(r.json["data"]["text"] for r in healthy.requests()) == sorted(
+        ["warm-up"] + ["chat %d" % i for i in range(20)])
+
+
+def test_a_bot_answers_a_message_in_the_room(hook_server, register, room):
+    def answer(request):
+        text = request.json["data"]["text"]
+        if text.startswith("!echo "):
+            return 200, {"Content-Type": "application/json"}, json.dumps({"text": "echo: " + text[6:]}).encode()
+        return 204, {}, b""
+
+    with Receiver(answer) as receiver:
+        hook = register(receiver.url, rooms=room, bot="echo-bot")
+        post(hook_server.url, room, "!echo 你好", user="ann")
+
+        def answered():
+            with urllib.request.urlopen("%s/rooms/%s/messages" % (hook_server.url, room), timeout=10) as r:
+                found = json.loads(r.read())["messages"]
+            return [m for m in found if m["user"] == "echo-bot"]
+
+        reply = wait_until(answered, 30, message="the bot's answer")[0]
+        assert reply["text"] == "echo: 你好" and reply["bot"] is True
+        # Its own answer comes back to it as an event? No: a bot never hears itself.
+        post(hook_server.url, room, "marker")
+        wait_until(lambda: any(r.json["data"]["text"] == "marker" for r in receiver.requests()), 30)
+        assert [r.json["data"]["text"] for r in receiver.requests()] == ["!echo 你好", "marker"]
+        assert log(hook_server.url, hook["id"])[-1]["reply"] == "posted"
+
+
+def test_the_admin_api_is_for_administrators_and_the_operator_token(hook_server, register):
+    status, body = admin(hook_server.url, "GET", "/admin/webhooks", token="not-the-token")
+    assert status == 401 and body["code"] == "signed_out"
+    request = urllib.request.Request(hook_server.url + "/admin/webhooks")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 401
+    hook = register("https://hooks.example/ripple")
+    listed = admin(hook_server.url, "GET", "/admin/webhooks")[1]["webhooks"]
+    assert [h["id"] for h in listed if h["id"] == hook["id"]] and all("secret" not in h for h in listed)
+    assert admin(hook_server.url, "GET", "/admin/webhooks/" + hook["id"])[1]["url"] == "https://hooks.example/ripple"
+    for bad in ({"url": "ftp://x"}, {"url": "http://x", "events": "message,nope"}, {"url": "http://x", "rooms": "a b"},
+                {"url": "http://x", "bot": " "}, {}):
+        status, body = admin(hook_server.url, "POST", "/admin/webhooks", bad)
+        assert status == 400 or status == 422, (bad, status)
+        assert body["error"] and body["code"] == "invalid"
+    assert admin(hook_server.url, "GET", "/admin/webhooks/nope")[0] == 404
+    assert admin(hook_server.url, "DELETE", "/admin/webhooks/" + hook["id"])[0] == 200
+    assert admin(hook_server.url, "GET", "/admin/webhooks/" + hook["id"])[0] == 404
+
+
+def hooks_cli(redis_url, *args):
+    return subprocess.run([sys.executable, "-m", "flask", "--app", "app", "webhooks", *args],
+                          env={"REDIS_URL": redis_url, "PATH": "/usr/bin:/bin"},
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_the_cli_adds_lists_and_removes_and_shows_the_secret_once(hook_redis, hook_client):
+    made = hooks_cli(hook_redis.url, "add", "https://hooks.example/cli", "--events", "message,join",
+                     "--rooms", "ops,deploy-*", "--bot", "deploy-bot")
+    assert made.returncode == 0, made.stderr
+    secret = made.stdout.strip()
+    assert secret.startswith("whsec_") and "shown only this once" in made.stderr
+    listed = hooks_cli(hook_redis.url, "list")
+    assert "https://hooks.example/cli" in listed.stdout and "message,join" in listed.stdout
+    assert secret not in listed.stdout
+    hook_id = [line.split()[0] for line in listed.stdout.splitlines() if "hooks.example/cli" in line][0]
+    assert hooks_cli(hook_redis.url, "add", "not a url").returncode == 2
+    assert hooks_cli(hook_redis.url, "remove", hook_id).returncode == 0
+    assert hook_id not in hooks_cli(hook_redis.url, "list").stdout
+    assert hooks_cli(hook_redis.url, "remove", hook_id).returncode == 2
+
+
+def test_a_webhook_failing_for_a_whole_day_is_disabled_and_shown_so(hook_server, register, hook_client, room):
+    with Receiver(lambda request: (503, {}, b"")) as receiver:
+        hook = register(receiver.url, rooms=room)
+        day_ago = int(time.time() * 1000) - 25 * 3600 * 1000  # its failures began a day ago
+        hook_client.hset("ripple:{webhooks}:h:%s" % hook["id"], "failing_since", day_ago)
+        post(hook_server.url, room, "anyone there?")
+
+        def disabled():
+            shown = admin(hook_server.url, "GET", "/admin/webhooks/" + hook["id"])[1]
+            return not shown["enabled"] and shown
+
+        shown = wait_until(disabled, 30, message="the webhook disabled")
+        assert "24 hours" in shown["disabled_reason"] and shown["failing_since"] == day_ago
+        assert shown["deliveries"][0]["status"] == 503
+        time.sleep(3)  # every worker has noticed (they look every 2 s)
+        before = len(receiver.requests())
+        post(hook_server.url, room, "nobody is listening")
+        time.sleep(2)
+        assert len(receiver.requests()) == before
+        status, enabled = admin(hook_server.url, "POST", "/admin/webhooks/%s/enable" % hook["id"])
+        assert status == 200 and enabled["enabled"] and enabled["failing_since"] is None
