@@ -16,13 +16,14 @@ import psutil
 import pytest
 import redis as redis_py
 
-from app.embedded_redis import EmbeddedRedis
+from app.ops.embedded_redis import EmbeddedRedis
 from app.webhooks import signing
 
 from .conftest import SERVER_ENV, TOKEN, post
 from .receivers import Receiver
 from .servers import Gunicorn, free_port, wait_until
 from .sse import SSEStream
+from .web import Browser
 
 ATTEMPT_SECONDS = 2   # each attempt's deadline on the test server; a lease is 2 x this + 5 s
 HOOK_ENV = {"RIPPLE_WEBHOOK_TIMEOUT_SECONDS": str(ATTEMPT_SECONDS), "RIPPLE_WEBHOOK_RETRY_BASE_SECONDS": "0.2"}
@@ -61,7 +62,8 @@ def admin(base_url, method, path, body=None, token=TOKEN):
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read() or b"{}")
     except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"{}")
+        with error:
+            return error.code, json.loads(error.read() or b"{}")
 
 
 @pytest.fixture
@@ -251,6 +253,7 @@ def test_the_admin_api_is_for_administrators_and_the_operator_token(hook_server,
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=10)
     assert refused.value.code == 401
+    refused.value.close()
     hook = register("https://hooks.example/ripple")
     listed = admin(hook_server.url, "GET", "/admin/webhooks")[1]["webhooks"]
     assert [h["id"] for h in listed if h["id"] == hook["id"]] and all("secret" not in h for h in listed)
@@ -308,3 +311,25 @@ def test_a_webhook_failing_for_a_whole_day_is_disabled_and_shown_so(hook_server,
         assert len(receiver.requests()) == before
         status, enabled = admin(hook_server.url, "POST", "/admin/webhooks/%s/enable" % hook["id"])
         assert status == 200 and enabled["enabled"] and enabled["failing_since"] is None
+
+
+def test_edits_reactions_and_deletions_reach_a_webhook_that_asked_for_them(hook_server, register, room):
+    ann = Browser(hook_server.url)
+    assert ann.sign_in("ann-" + room[-6:]) == 200
+    with Receiver() as receiver:
+        register(receiver.url, events="edit,reaction,delete", rooms=room)
+        status, message = ann.post(room, "frist")
+        assert status == 201
+        mid = message["id"]
+        assert ann.request("PATCH", "/rooms/%s/messages/%s" % (room, mid), body={"text": "first"})[0] == 200
+        assert ann.request("PUT", "/rooms/%s/messages/%s/reactions/%s" % (
+            room, mid, urllib.parse.quote("👍")))[0] == 200
+        assert ann.request("DELETE", "/rooms/%s/messages/%s" % (room, mid))[0] == 204
+        wait_until(lambda: len(receiver.requests()) >= 3, 30, message="three change events")
+        got = sorted(receiver.requests(), key=lambda r: r.json["data"]["id"])
+    assert [r.json["type"] for r in got] == ["edit", "reaction", "delete"]  # not the message itself
+    assert [r.headers["Ripple-Event"] for r in got] == ["edit", "reaction", "delete"]
+    edit, reaction, deletion = (r.json["data"] for r in got)
+    assert edit["message_id"] == reaction["message_id"] == deletion["message_id"] == mid
+    assert edit["text"] == "first" and reaction["emoji"] == "👍" and reaction["on"] is True
+    assert all(r.json["room"] == room and r.delivery.endswith(r.json["data"]["id"]) for r in got)

@@ -51,6 +51,7 @@ _ATTEMPTS = 20            # reads and writes of one change when others keep chan
 # ("log": its entry in the log; else its exact member in ``changed``), its new member, event
 # name, event body (json without its leading brace), history length.
 # Returns {1, event json}, or {0} when the message changed (or left) since it was read.
+# With webhooks, more KEYS and ARGV after these queue the event for them (app/webhooks/queue.py).
 _CHANGE_LUA = TRIM_LUA + """
 if ARGV[3] == 'log' then
   if #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then return {0} end
@@ -70,6 +71,7 @@ local id = redis.call('XADD', KEYS[1], '*', 'e', ARGV[5], 'm', ARGV[6])
 local json = '{"id":"' .. id .. '","ts":' .. string.match(id, '^(%d+)') .. ',' .. ARGV[6]
 trim(KEYS[1], KEYS[3], KEYS[4], tonumber(ARGV[7]))
 redis.call('PUBLISH', KEYS[2], '~' .. id .. ' ' .. prev .. ' ' .. ARGV[5] .. '\\n' .. json)
+-- webhooks --
 return {1, json}
 """
 
@@ -132,8 +134,9 @@ class Conversation:
         self.store, self.redis = store, store.redis
         self.rooms = rooms  # room records (app/rooms/records.py): who moderates which room
         self.edit_window = int(edit_window_seconds)
-        self._change = self.redis.register_script(
-            _CHANGE_LUA.replace("'PUBLISH'", "'%s'" % publish_command))
+        outbox = store.outbox  # the webhooks' queue, or None
+        script = _CHANGE_LUA.replace("-- webhooks --", outbox.PUBLISH_LUA if outbox is not None else "")
+        self._change = self.redis.register_script(script.replace("'PUBLISH'", "'%s'" % publish_command))
 
     def message(self, room, message_id):
         """The message (a dict) as it is now, or None when the room holds no such message."""
@@ -260,9 +263,13 @@ class Conversation:
                 return message
             name, event = decided
             member = mark + "|" + _dump(message)
-            done = self._change(keys=[k.log, k.channel, k.meta, k.changed],
+            outbox = self.store.outbox
+            hook_keys, hook_args = outbox.publish_keys(room, name) if outbox is not None else ((), ())
+            done = self._change(keys=[k.log, k.channel, k.meta, k.changed, *hook_keys],
                                 args=[message_id, mark, expected, member, name, _dump(event)[1:],
-                                      self.store.history_length])
+                                      self.store.history_length, *hook_args])
             if done[0] == 1:
+                if outbox is not None and not outbox.atomic:
+                    self.store.emit_after(room, name, done[1])  # a cluster: after, not with it
                 return message
         raise Refused(503, "busy")

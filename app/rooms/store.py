@@ -34,8 +34,9 @@ end
 # (0 = none), payload prefix ("" for room messages, "@" for direct ones), "ask" to store nothing
 # in a log that does not exist yet (returns {-1, ''}: creating a room is counted first), expiry
 # of the log and meta in seconds (0 = none; a person's direct messages expire with their session).
-# With webhooks (app/webhooks/queue.py) the last ARGV are "webhooks", the queue's cap and the
-# room, and the last two KEYS the queue's: a stored room message is queued in the same script.
+# With webhooks (app/webhooks/queue.py) the last ARGV are "webhooks", the queue's cap, the room
+# and "message", and the last two KEYS the queue's: a stored room message is queued in the same
+# script.
 # XADD, trim, record what was trimmed, PUBLISH: all or nothing, in one slot. The published
 # payload is "<prefix><id> <previous id>\n<message json>" (app/delivery/position.py): a stream proves
 # with one comparison that it missed nothing in between, and relays the JSON as is.
@@ -139,16 +140,17 @@ class Store:
         if created:
             self._touch(room)
             if self.outbox is not None and not self.outbox.atomic:
-                self._emit_after(room, json)
+                self.emit_after(room, "message", json)
         return json, created
 
-    def _emit_after(self, room, json):
-        # A cluster: the room's slot is not the webhook queue's, so the message is queued after
-        # it is stored, not with it; the post stands either way (docs/webhooks.md).
+    def emit_after(self, room, kind, json):
+        """Queue a stored event for the webhooks on a Redis Cluster, where the room's slot is not
+        the queue's: after it is stored, not with it; the change stands either way (a failure
+        here is logged: docs/webhooks.md, "The guarantee")."""
         try:
-            self.outbox.emit("message", room, json)
+            self.outbox.emit(kind, room, json)
         except redis.RedisError:
-            logger.warning("could not queue a message for webhooks room=%s", room, exc_info=True)
+            logger.warning("could not queue a %s event for webhooks room=%s", kind, room, exc_info=True)
 
     def publish_direct(self, sender, recipient, text, idempotency_key=None, bot=False):
         """Store a direct message in the recipient's and the sender's own log; publish both.

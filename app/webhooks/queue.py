@@ -32,12 +32,14 @@ if redis.call('EXISTS', KEYS[2]) == 0 then return false end
 return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'k', ARGV[2], 'r', ARGV[3], 'j', ARGV[4])
 """
 
-# The lines app/rooms/store.py's publish script runs after storing a message (``json``): when its
-# last ARGV are "webhooks", the cap and the room (and its last two KEYS are EVENTS and ALL), a
-# room message is queued in the same script.
+# The lines the scripts that store a room's events run after storing one (``json``: the message
+# or the change event, app/rooms/store.py and conversation.py): when their last ARGV are
+# "webhooks", the cap, the room and the event's kind (and their last two KEYS are EVENTS and
+# ALL), the event is queued in the same script as it is stored.
 PUBLISH_LUA = """
-if ARGV[#ARGV - 2] == 'webhooks' and redis.call('EXISTS', KEYS[#KEYS]) == 1 then
-  redis.call('XADD', KEYS[#KEYS - 1], 'MAXLEN', '~', ARGV[#ARGV - 1], '*', 'k', 'message', 'r', ARGV[#ARGV], 'j', json)
+if ARGV[#ARGV - 3] == 'webhooks' and redis.call('EXISTS', KEYS[#KEYS]) == 1 then
+  redis.call('XADD', KEYS[#KEYS - 1], 'MAXLEN', '~', ARGV[#ARGV - 2], '*',
+             'k', ARGV[#ARGV], 'r', ARGV[#ARGV - 1], 'j', json)
 end
 """
 
@@ -60,12 +62,12 @@ class Outbox:
         self.atomic = bool(atomic)
         self._emit = client.register_script(_EMIT_LUA)
 
-    def publish_keys(self, room):
-        """(extra KEYS, extra ARGV) for the store's publish script, or ((), ()) when it must
-        not queue (then the store calls ``emit`` after storing)."""
+    def publish_keys(self, room, kind="message"):
+        """(extra KEYS, extra ARGV) for a script that stores a room's event and runs
+        PUBLISH_LUA, or ((), ()) when it must not queue it (then the caller ``emit``s after)."""
         if not self.atomic:
             return (), ()
-        return (EVENTS, ALL), ("webhooks", self.cap, room)
+        return (EVENTS, ALL), ("webhooks", self.cap, room, kind)
 
     def emit(self, kind, room, data):
         """Queue one event for the webhooks (a no-op while none is registered); return its id
