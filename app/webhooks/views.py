@@ -1,20 +1,20 @@
 """The webhooks' admin API: /admin/webhooks (JSON), for administrators and the operator's token.
 
-Who may: a signed-in account with the admin role (its session cookie, plus the CSRF token on
-writes), or a request carrying the global RIPPLE_PUBLISH_TOKEN as Bearer. Scoped publish tokens
-may not (403).
+Who may: an administrator as app/web/gate.py says (a signed-in account with the admin role, its
+CSRF token on writes; or RIPPLE_ADMIN_TOKEN as Bearer), or the operator's RIPPLE_PUBLISH_TOKEN as
+Bearer. Scoped publish tokens may not (403).
 """
 from flask import Blueprint, jsonify, request
 
 from ..ops.services import services
-from ..people import tokens
-from ..people.sessions import describe
+from ..people import identity, tokens
 from ..rooms import messages
+from ..web import gate
 from ..web.replies import json_error
 
 bp = Blueprint("webhooks", __name__, url_prefix="/admin/webhooks")
 
-NOT_SIGNED_IN = "Sign in as an administrator, or send the operator's publish token."
+NOT_SIGNED_IN = "Sign in as an administrator, or send RIPPLE_ADMIN_TOKEN or RIPPLE_PUBLISH_TOKEN as a Bearer token."
 NOT_ADMIN = "Only an administrator can manage webhooks."
 NOT_FOUND = "There is no webhook with the id “%s”."
 SHOWN_ONCE = "The secret is shown only this once: store it where the receiver verifies signatures."
@@ -30,16 +30,13 @@ class _Refused(Exception):
 @bp.before_request
 def _administrators_only():
     grant = tokens.current()
-    if grant is not None:
-        if grant.scoped:
-            return json_error(403, NOT_ADMIN, code="not_admin")
-        return None  # the operator's own token
-    person = describe()
-    if not person:
+    if grant is not None and not grant.scoped:
+        return None  # the operator's own publish token
+    if gate.is_admin():
+        return None
+    if grant is None and not identity.current()[0]:
         return json_error(401, NOT_SIGNED_IN, code="signed_out")
-    if not person.get("admin"):
-        return json_error(403, NOT_ADMIN, code="not_admin")
-    return None
+    return json_error(403, NOT_ADMIN, code="not_admin")
 
 
 @bp.errorhandler(_Refused)
@@ -82,7 +79,7 @@ def deliveries(hook_id):
     """{"deliveries": [attempt...]}, newest first, ?limit= (default 100)."""
     _found(hook_id)
     limit = request.args.get("limit", "100")
-    if not limit.isdigit() or not 1 <= int(limit) <= MAX_LOG:
+    if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= MAX_LOG:
         raise _Refused(400, "limit must be a whole number from 1 to %d." % MAX_LOG, "invalid")
     return jsonify(deliveries=_hooks().deliveries(hook_id, int(limit)))
 
