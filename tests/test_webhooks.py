@@ -26,7 +26,9 @@ from .sse import SSEStream
 from .web import Browser
 
 ATTEMPT_SECONDS = 2   # each attempt's deadline on the test server; a lease is 2 x this + 5 s
-HOOK_ENV = {"RIPPLE_WEBHOOK_TIMEOUT_SECONDS": str(ATTEMPT_SECONDS), "RIPPLE_WEBHOOK_RETRY_BASE_SECONDS": "0.2"}
+ADMIN_TOKEN = "test-admin-token"
+HOOK_ENV = {"RIPPLE_WEBHOOK_TIMEOUT_SECONDS": str(ATTEMPT_SECONDS), "RIPPLE_WEBHOOK_RETRY_BASE_SECONDS": "0.2",
+            "RIPPLE_ADMIN_TOKEN": ADMIN_TOKEN}
 
 
 @pytest.fixture(scope="module")
@@ -255,7 +257,7 @@ def test_the_admin_api_is_for_administrators_and_the_operator_token(hook_server,
     assert refused.value.code == 401
     refused.value.close()
     hook = register("https://hooks.example/ripple")
-    listed = admin(hook_server.url, "GET", "/admin/webhooks")[1]["webhooks"]
+    listed = admin(hook_server.url, "GET", "/admin/webhooks", token=ADMIN_TOKEN)[1]["webhooks"]
     assert [h["id"] for h in listed if h["id"] == hook["id"]] and all("secret" not in h for h in listed)
     assert admin(hook_server.url, "GET", "/admin/webhooks/" + hook["id"])[1]["url"] == "https://hooks.example/ripple"
     for bad in ({"url": "ftp://x"}, {"url": "http://x", "events": "message,nope"}, {"url": "http://x", "rooms": "a b"},
@@ -264,6 +266,12 @@ def test_the_admin_api_is_for_administrators_and_the_operator_token(hook_server,
         assert status == 400 or status == 422, (bad, status)
         assert body["error"] and body["code"] == "invalid"
     assert admin(hook_server.url, "GET", "/admin/webhooks/nope")[0] == 404
+    guest = Browser(hook_server.url)
+    assert guest.sign_in("guest-" + hook["id"][:6]) == 200
+    status, _, body = guest.request("GET", "/admin/webhooks")
+    assert status == 403 and json.loads(body)["code"] == "not_admin"
+    status, _, body = guest.request("POST", "/admin/webhooks", body={"url": "https://hooks.example/x"})
+    assert status == 403
     assert admin(hook_server.url, "DELETE", "/admin/webhooks/" + hook["id"])[0] == 200
     assert admin(hook_server.url, "GET", "/admin/webhooks/" + hook["id"])[0] == 404
 
