@@ -179,6 +179,7 @@ def post_worker_init(worker):
     # check does not hold every stream of the worker meanwhile.
     from app.people import names
     names.fold("ripple")
+    worker.trim_after = int(os.environ.get("RIPPLE_MEMORY_TRIM_CONNECTIONS", "500"))
     ripple = getattr(worker.wsgi, "extensions", {}).get("ripple")  # app/ops/services.py
     if ripple is None:
         return

@@ -132,3 +132,16 @@ def test_drain_tells_every_stream_including_one_that_opens_meanwhile():
     gevent.joinall(list(streams.open), timeout=10)
     assert sorted(told, key=str) == sorted(list(range(23)) + ["late"], key=str)
     assert streams.draining
+
+
+def test_a_worker_returns_the_heap_a_wave_of_streams_freed(redis_url, tmp_path, room):
+    env = dict(SERVER_ENV, RIPPLE_MEMORY_TRIM_CONNECTIONS="40")
+    server = Gunicorn(tmp_path, redis_url=redis_url, workers=1, env=env).start()
+    try:
+        streams = open_streams(server, room, 60)
+        for stream in streams:
+            stream.close()
+        wait_until(lambda: "returned freed heap to the OS" in server.log_path.read_text(), 20, 0.2,
+                   "a heap trim after the wave closed")
+    finally:
+        server.stop()
