@@ -106,6 +106,7 @@ class RippleWorker(GeventWorker):
         # Give freed heap back to the OS once this many connections have closed since the
         # busiest moment (0: never): gunicorn.conf.py sets it from RIPPLE_MEMORY_TRIM_CONNECTIONS.
         self.trim_after = 500
+        self.servers, self.trim = [], None
 
     def init_signals(self):
         super().init_signals()
@@ -134,10 +135,10 @@ class RippleWorker(GeventWorker):
         with open(marker, "w"):
             pass
         try:
-            trim = HeapTrim(self.trim_after, self.log)
+            self.servers, self.trim = servers, HeapTrim(self.trim_after, self.log)
             while self.alive and not self.leaving.is_set():
                 self.notify()
-                trim.check(sum(s.pool.size - s.pool.free_count() for s in servers))
+                self.trim.check(self.busy())
                 self.leaving.wait(1.0)
             if self.alive:  # SIGTERM, not a vanished master (notify() exits then)
                 self.hand_over()
@@ -187,6 +188,15 @@ class RippleWorker(GeventWorker):
         for server in servers:
             server.stop(timeout=1)
 
+    def busy(self):
+        """Connections this worker is serving now."""
+        return sum(s.pool.size - s.pool.free_count() for s in self.servers)
+
+    def handle(self, listener, client, addr):
+        if self.trim is not None:
+            self.trim.high = max(self.trim.high, self.busy())  # the wave's top, not a sample of it
+        super().handle(listener, client, addr)
+
     def handle_error(self, req, client, addr, exc):
         if isinstance(exc, gevent.GreenletExit):  # a connection ended at graceful timeout: no fault
             self.log.debug("connection ended at graceful timeout")
@@ -200,7 +210,8 @@ class HeapTrim:
     glibc keeps what a wave of streams freed (their greenlets' saved stacks, buffers, request
     objects) for reuse: without a trim a worker that once held 9,000 streams stays that size.
     One trim walks the heap (a few ms per hundred MB), so it runs only after ``after``
-    connections have closed since the busiest moment, at most once a second.
+    connections have closed since the busiest moment, at most once a second; the worker notes
+    that moment on every new connection.
     """
 
     def __init__(self, after, log):
