@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 
 import redis
 from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, url_for
-from flask_babel import format_datetime, format_timedelta
+from flask_babel import format_datetime, format_timedelta, gettext
 
 from ..ops.services import services
 from ..people import identity, names
@@ -26,8 +26,6 @@ bp = Blueprint("pages", __name__)
 DIRECT_SCAN = 200      # newest direct messages a room page reads for its conversations panel
 CONVERSATIONS = 10     # people listed under "Direct messages"
 NO_ONE = "There is no one by that name."
-# A direct message to an account that is away (app/people/direct.py: Ripple-Delivery: waiting).
-WAITING = "Sent. %s is away: it is delivered when they are back."
 
 
 @bp.get("/")
@@ -69,7 +67,9 @@ def room(room):
             other = messages.check_name(other)
         except messages.Invalid:
             abort(404, NO_ONE)
-    note = WAITING % other if other and request.args.get("delivery") == "waiting" else None
+    note = None
+    if other and request.args.get("delivery") == "waiting":  # app/people/direct.py: Ripple-Delivery
+        note = gettext("Sent. %(name)s is away: it is delivered when they are back.", name=other)
     return room_page(room, before=before, other=other, dm_note=note)
 
 
