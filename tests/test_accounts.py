@@ -673,3 +673,17 @@ def test_a_cookie_signed_with_another_key_is_nobody(server):
 def test_the_token_leeway_is_at_most_ten_seconds():
     from app.people.jwts import Verifier
     assert Verifier(secret="x" * 32, leeway=3600).leeway == 10 and Verifier(secret="x" * 32, leeway=-5).leeway == 0
+
+
+def test_direct_messages_carry_their_authors_stable_id_and_mark_a_guest(server, room):
+    owner = account_holder(server)
+    owner_id = token(owner)[1]["id"]
+    guest = Browser(server.url)
+    assert guest.sign_in(fresh("gus")) == 200
+    guest_id = token(guest)[1]["id"]
+    assert guest.direct(owner.name, "from a guest")[1]["uid"] == guest_id
+    assert owner.direct(guest.name, "from the account")[1]["uid"] == owner_id
+    _, _, page = owner.request("GET", "/rooms/%s?with=%s" % (room, guest.name))
+    conversation = page.decode().split("data-conversation", 1)[1]
+    assert re.search(r'data-user="%s"[^>]*data-uid="%s"' % (guest.name, guest_id), conversation)
+    assert conversation.count('class="guest"') == 1  # the guest's message, not the account's

@@ -42,6 +42,7 @@ def post_direct(name):
         text = messages.check_text(text, current_app.config["MAX_MESSAGE_CHARS"])
         bot = grant is not None
         sender = (api.sender(claimed), None if bot else identity.current()[1])
+        uid = None if bot else identity.uid()  # names in a conversation keep meaning one person
         # One key for every copy (each device's log stores it once), made here if none came.
         key = messages.check_idempotency_key(key) or "server-" + uuid.uuid4().hex
         waiting = False
@@ -57,11 +58,11 @@ def post_direct(name):
             raise messages.Invalid("No one called “%s” is here right now." % recipient, 404)
         stored = created = None
         for sid in sids:  # the same key: the sender's copy is stored once, each device's once
-            copy, fresh = services().store.publish_direct(sender, (held, sid), text, key, bot)
+            copy, fresh = services().store.publish_direct(sender, (held, sid), text, key, bot, uid)
             if stored is None:  # the sender's copy, as the first device's call stored it (or had)
                 stored, created = copy, fresh
         for other in _own_devices(sender[1], sids):  # the sender's other devices keep it too
-            services().store.keep_direct((sender[0], other), held, text, key, bot)
+            services().store.keep_direct((sender[0], other), held, text, key, bot, uid)
     except messages.Invalid as exc:
         if page:
             abort(exc.status, str(exc))

@@ -97,11 +97,13 @@ def body(room, user, text, bot=False, uid=None):
     return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))[1:]
 
 
-def direct_body(sender, recipient, text, bot=False):
-    """The stored part of a direct message (see ``body``)."""
+def direct_body(sender, recipient, text, bot=False, uid=None):
+    """The stored part of a direct message (see ``body``; ``uid``: the sender's stable id)."""
     fields = {"from": sender, "to": recipient, "text": text}
     if bot:
         fields["bot"] = True
+    if uid:
+        fields["uid"] = uid
     return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))[1:]
 
 

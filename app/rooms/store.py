@@ -152,15 +152,16 @@ class Store:
         except redis.RedisError:
             logger.warning("could not queue a %s event for webhooks room=%s", kind, room, exc_info=True)
 
-    def publish_direct(self, sender, recipient, text, idempotency_key=None, bot=False):
+    def publish_direct(self, sender, recipient, text, idempotency_key=None, bot=False, uid=None):
         """Store a direct message in the recipient's and the sender's own log; publish both.
 
         ``sender`` and ``recipient`` are (name, session id); a server-to-server sender has no
         session id and keeps no copy. Two scripts, one per person's slot: each copy is atomic on
         its own, and the recipient's is written first, so an acknowledged message has always
         reached the recipient's log. Returns the sender's copy (the recipient's if none).
+        ``uid``: the signed-in sender's stable id (messages.body).
         """
-        body = messages.direct_body(sender[0], recipient[0], text, bot)
+        body = messages.direct_body(sender[0], recipient[0], text, bot, uid)
         expiry = self.direct_seconds
         delivered = self._append(keys.PersonKeys(recipient[1]), body, sender[0], idempotency_key, "@",
                                  expiry=expiry)
@@ -195,10 +196,10 @@ class Store:
         self._carry(entries[::-1], to_sid, "copy:" + source)
         return len(entries)
 
-    def keep_direct(self, sender, recipient_name, text, idempotency_key, bot=False):
+    def keep_direct(self, sender, recipient_name, text, idempotency_key, bot=False, uid=None):
         """Store the sender's copy of a direct message in one more log of theirs (``sender``:
         (name, session id): another device of their account)."""
-        body = messages.direct_body(sender[0], recipient_name, text, bot)
+        body = messages.direct_body(sender[0], recipient_name, text, bot, uid)
         return self._append(keys.PersonKeys(sender[1]), body, sender[0], idempotency_key, "@",
                             expiry=self.direct_seconds)
 
