@@ -197,3 +197,34 @@ def test_every_action_is_recorded_for_the_owner(server, owner):
     answer(moderator, "POST", path_of(invite(owner, room)["url"]))
     answer(owner, "PUT", "/rooms/%s/moderators/%s" % (room, moderator.name))
     assert answer(moderator, "GET", "/rooms/%s/audit" % room)[1]["code"] == "forbidden"
+
+
+# Moderators delete anyone's message (through issue 16's delete) --------------------------------
+
+def test_a_moderator_deletes_anyones_message_and_a_member_cannot(server, owner):
+    room, member = room_with_member(server, owner, "public")
+    moderator = guest(server, "mdr")
+    answer(moderator, "POST", path_of(invite(owner, room)["url"]))
+    answer(owner, "PUT", "/rooms/%s/moderators/%s" % (room, moderator.name))
+    status, rude = member.post(room, "rude words")
+    assert status == 201
+    watcher = Browser(server.url).stream(room)
+    watcher.until("ready")
+    status, body = answer(guest(server, "oth"), "DELETE", "/rooms/%s/messages/%s" % (room, rude["id"]))
+    assert status == 403 and body["code"] == "not_yours_delete"
+    assert moderator.request("DELETE", "/rooms/%s/messages/%s" % (room, rude["id"]))[0] == 204
+    assert watcher.until("delete")[0].json()["message_id"] == rude["id"]
+    watcher.close()
+    shown = answer(owner, "GET", "/rooms/%s/messages" % room)[1]["messages"]
+    assert [m.get("deleted") for m in shown if m["id"] == rude["id"]] == [True]
+    assert "rude words" not in json.dumps(shown)
+
+
+def test_a_stranger_cannot_touch_a_private_rooms_messages(server, owner):
+    room, member = room_with_member(server, owner)
+    status, said = member.post(room, "ours")
+    stranger = guest(server, "str")
+    base = "/rooms/%s/messages/%s" % (room, said["id"])
+    for method, path, body in (("DELETE", base, None), ("PATCH", base, {"text": "mine now"}),
+                               ("PUT", base + "/reactions/%F0%9F%91%8D", None)):
+        assert stranger.request(method, path, body=body)[0] == 404, (method, path)

@@ -13,7 +13,7 @@ from ..ops.services import services
 from ..people import identity
 from ..rooms import keys, messages
 from ..rooms.conversation import Person, Refused
-from . import api, guard, pages
+from . import api, gate, guard, pages
 from .replies import json_error, require_utf8_form, wants_json
 
 bp = Blueprint("conversation", __name__)
@@ -42,6 +42,8 @@ def _room(room):
     canonical = keys.canonical_room(room)
     if canonical is None:
         abort(400, keys.ROOM_RULE)
+    # A private room's non-member: 404; a banned person changes nothing there (403 banned).
+    gate.require_write(canonical)
     return canonical
 
 
