@@ -13,6 +13,15 @@ export function DroppedNotice(el, root) {
     el.textContent = REPLACED;
     el.hidden = false;
   });
+  root.addEventListener('chat:removed', (e) => {  // a ban, a removal, a deleted room (app/rooms/moderation.py)
+    const { room, reason } = e.detail;
+    el.textContent = reason === 'deleted' ? t('#{room} was deleted by its owner or an administrator.', { room })
+      : reason === 'banned' ? t('You were banned from #{room}.', { room })
+        : reason === 'private' ? t('#{room} is now private: only its members can read it.', { room })
+          : t('You were removed from #{room}.', { room });
+    el.hidden = false;
+    root.querySelector('[data-form]')?.setAttribute('hidden', '');  // its posts would be refused
+  });
   root.addEventListener('chat:state', (e) => {  // waiting for a connection slot (stream.js)
     if (e.detail.state === 'queued') {
       el.textContent = QUEUED;

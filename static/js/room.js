@@ -7,12 +7,14 @@
 //   chat:typing       {room, name}      someone is typing (unnumbered, never replayed)
 //   chat:dropped      {message}         older messages the cursor asked for are gone
 //   chat:replaced     {room, message}   a newer stream of this session took this one's place
+//   chat:removed      {room, reason, message, event}   removed or banned from the room, or it
+//                                       was deleted: the stream stopped for good
 //   chat:older        {messages, more}  a page of history before the oldest shown
 //   chat:edit         {message_id, text, edited_ts, ...}   a message's text changed
 //   chat:delete       {message_id, by, ...}                a message was deleted
 //   chat:reaction     {message_id, emoji, user, on, reactions}  a message's reactions changed
 //   chat:state        {state}           the stream: connecting/connected/reconnecting/offline/
-//                                       queued/replaced/signed-out
+//                                       queued/replaced/signed-out/removed
 //   chat:check        {}                don't trust the stream (a send failed): check it now
 //   chat:session-ended {}               the server says this session signed out
 //   chat:signed-out   {}                nobody is signed in now: show the signed-out page

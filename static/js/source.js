@@ -8,7 +8,7 @@
 
 // Every event the stream sends a page; "ping" (no id, no data) only proves it is alive.
 const EVENTS = ['message', 'direct', 'presence', 'dropped', 'ready', 'unavailable', 'signed-out',
-  'busy', 'replaced', 'typing', 'ping', 'edit', 'delete', 'reaction'];
+  'busy', 'replaced', 'typing', 'ping', 'edit', 'delete', 'reaction', 'removed', 'room-deleted'];
 
 // Silent this long, a connection is dead: 2.5 heartbeats, never under 3 s (the timers of a
 // busy or background page run late: below that, "silent" would be noise).
@@ -65,6 +65,8 @@ export function RoomSource({ url, heartbeatMs, cursor, backlog, onEvent, onState
         // A newer stream of this session took this one's place: coming back would only
         // replace another of them. The page says so and stays quiet until reloaded.
         if (name === 'replaced') { pause(Infinity); onState('replaced'); }
+        // Removed or banned from the room, or the room is gone: its reconnect would be refused.
+        if (name === 'removed' || name === 'room-deleted') { pause(Infinity); onState('removed'); }
       });
     }
     es.onerror = () => {

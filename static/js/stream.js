@@ -72,6 +72,10 @@ export function ChatStream(el) {
       emit('chat:dropped', JSON.parse(data));
     } else if (name === 'replaced') {
       emit('chat:replaced', JSON.parse(data));
+    } else if (name === 'removed' || name === 'room-deleted') {
+      stop('removed');  // the room shut this person out (or is gone): coming back is refused
+      emit('chat:removed', { ...JSON.parse(data), event: name });
+      return;
     } else if (name === 'signed-out') {
       stop('signed-out');  // the server ends the stream: don't reconnect as nobody
       emit('chat:session-ended', {});

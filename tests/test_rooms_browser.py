@@ -1,0 +1,107 @@
+"""Rooms that belong to someone in real Chromium (issue 15): a person banned or removed sees it
+happen live and the page stops streaming; the owner's actions all work with JavaScript off
+(creating a private room in the lobby, the management page's forms)."""
+import re
+
+import pytest
+
+from .browser import STATUS, browser, dialogs, expect, open_room, unique  # noqa: F401 - fixtures
+from .test_accounts import PASSWORD, account_holder
+from .test_rooms import answer, create, invite, path_of
+
+
+@pytest.fixture
+def owner(server):
+    return account_holder(server, "own")
+
+
+@pytest.mark.parametrize("action", ["ban", "remove", "delete"])
+def test_a_person_shut_out_of_a_room_sees_why_live_and_the_page_stops_streaming(open_room, server, room, owner,
+                                                                                 action):
+    assert create(owner, room, "private")[0] == 201
+    link = invite(owner, room)["url"]
+    name = unique("gus")
+
+    def join(page):  # a stranger first: the private room's page is a 404 until they join
+        page.goto("/rooms/%s" % room)
+        expect(page.locator("h1")).to_have_text("404")
+        page.goto(path_of(link))
+        page.get_by_role("button", name=re.compile("Join #")).click()
+        expect(page).to_have_url(re.compile("/rooms/%s$" % room))
+
+    page = open_room(name, before_load=join)
+    if action == "ban":
+        assert answer(owner, "POST", "/rooms/%s/bans" % room, body={"user": name})[0] == 201
+        said = "You were banned from #%s." % room
+    elif action == "remove":
+        assert owner.request("DELETE", "/rooms/%s/members/%s" % (room, name))[0] == 204
+        said = "You were removed from #%s." % room
+    else:
+        assert owner.request("DELETE", "/rooms/%s" % room)[0] == 204
+        said = "#%s was deleted by its owner or an administrator." % room
+    expect(page.locator("[data-notice]")).to_have_text(said)
+    expect(page.locator(STATUS)).to_have_text("closed")
+    expect(page.locator("form[data-form]")).to_be_hidden()
+    # It stays closed: no reconnect loop against the refusal.
+    page.wait_for_timeout(3000)
+    expect(page.locator(STATUS)).to_have_text("closed")
+
+
+def register(page, name):
+    page.goto("/register")
+    page.fill("#name", name)
+    page.fill("#password", PASSWORD)
+    page.get_by_role("button", name="Register and sign in").click()
+    expect(page.locator("[data-whoami]")).to_have_text(name)
+
+
+def test_the_owner_runs_a_private_room_without_javascript(browser, server, room):  # noqa: F811
+    context = browser.new_context(base_url=server.url, java_script_enabled=False)
+    context.set_default_timeout(10_000)
+    try:
+        page = context.new_page()
+        register(page, unique("own"))
+        page.goto("/")
+        page.fill("#create-name", room)
+        page.fill("#create-topic", "Quarterly plans")
+        page.get_by_label("Private: members only (invite them)").check()
+        page.get_by_role("button", name="Create").click()
+        expect(page).to_have_url(re.compile("/rooms/%s$" % room))
+        expect(page.locator("[data-topic]")).to_contain_text("Quarterly plans")
+        page.get_by_role("link", name="Manage").click()
+        page.fill("#max-uses", "1")
+        page.get_by_role("button", name="Make an invitation link").click()
+        link = page.locator("[data-invite-link]").input_value()
+        assert "/invite/" in link
+        page.fill("#slow", "10")
+        page.get_by_role("button", name="Save").click()
+        expect(page.locator("#slow")).to_have_value("10")
+        page.fill("#ban-address", "192.0.2.7")
+        page.fill("#ban-seconds", "600")
+        page.locator("form:has(#ban-address)").get_by_role("button", name="Ban").click()
+        unban = page.locator("tr", has_text="192.0.2.7").get_by_role("button", name="Unban")
+        expect(unban).to_have_count(1)
+        unban.click()
+        expect(page.get_by_text("Nobody is banned.")).to_be_visible()
+        page.get_by_role("button", name="Delete #%s and its history" % room).click()
+        expect(page).to_have_url(re.compile("/$"))
+    finally:
+        context.close()
+
+
+def test_a_private_room_in_the_lobby_form_keeps_what_was_typed_when_refused(browser, server, owner):  # noqa: F811
+    taken = unique("taken")
+    assert create(owner, taken)[0] == 201
+    context = browser.new_context(base_url=server.url, java_script_enabled=False)
+    context.set_default_timeout(10_000)
+    try:
+        page = context.new_page()
+        register(page, unique("own"))
+        page.goto("/")
+        page.fill("#create-name", taken)
+        page.fill("#create-topic", "my topic")
+        page.get_by_role("button", name="Create").click()
+        expect(page.locator("form.create [role=alert]")).to_contain_text("already a room called")
+        expect(page.locator("#create-topic")).to_have_value("my topic")
+    finally:
+        context.close()
