@@ -311,3 +311,28 @@ def test_a_public_key_and_an_issuer_check_the_hosts_tokens(redis_url, algorithm)
     assert answer(private, algorithm) == 200
     assert answer(private, algorithm, iss="https://elsewhere.example") == 401
     assert answer(SECRET, "HS256") == 401  # a shared secret never passes for the public key
+
+
+def sid_of(browser):
+    """The session id in ``browser``'s signed cookie (the servers' SECRET_KEY is test-secret)."""
+    from flask import Flask
+    from flask.sessions import SecureCookieSessionInterface
+    app = Flask("reader")
+    app.secret_key = SERVER_ENV["SECRET_KEY"]
+    cookie = next(c.value for c in browser.jar if c.name == "session")
+    return SecureCookieSessionInterface().get_signing_serializer(app).loads(cookie)["sid"]
+
+
+def test_a_signed_in_browsers_requests_read_their_session_without_writing_it(server, redis_url, redis_client):
+    from app.rooms.keys import PersonKeys
+    browser = Browser(server.url)
+    assert browser.sign_in("reader-" + uuid.uuid4().hex[:6]) == 200
+    key = PersonKeys(sid_of(browser)).session
+
+    def requests():
+        for _ in range(5):
+            assert token(browser)[0] == 200
+    assert writes_to(redis_url, key, requests) == []
+    redis_client.expire(key, 3600)  # run down (a long lifetime's tenth): the next use slides it back
+    assert writes_to(redis_url, key, requests) == ["PEXPIRE"]
+    assert redis_client.ttl(key) > 3600
