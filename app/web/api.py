@@ -171,6 +171,7 @@ def events(room):
         # Never an error: an EventSource stops reconnecting on one. Start from now instead.
         logger.info("malformed cursor, streaming from now room=%s cursor=%.80r", room, raw)
     found = gate.require_write(room)  # 404 for a private room's non-member, 403 when banned
+    guard.no_limit_headers()  # a round trip fewer per stream opened (a reload opens thousands)
     if request.method == "HEAD":  # the headers a stream would have, and no stream
         return Response(b"", mimetype="text/event-stream", headers={"Cache-Control": "no-cache"})
     hub = services().hub

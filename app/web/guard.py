@@ -182,3 +182,10 @@ def _grant():
 def rate(name):
     """A limit string read from config at request time (RIPPLE_POST_RATE_SESSION etc.)."""
     return lambda: current_app.config[name]
+
+
+def no_limit_headers():
+    """Send this answer without X-RateLimit-* headers: computing them reads the limit's window
+    from Redis again (one round trip per request), and an EventSource cannot read headers. A
+    refusal (429) still carries Retry-After: that path builds its own answer."""
+    limiter.context.view_rate_limit = None
