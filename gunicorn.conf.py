@@ -186,7 +186,7 @@ def post_worker_init(worker):
     hub = ripple.hub
     # Streams never end by themselves: a leaving worker tells them to come back (staggered),
     # after its replacements listen (app/ops/worker.py).
-    worker.drainers.append(hub.streams.drain)
+    worker.stream_sets.append(hub.streams)
     # Webhook deliveries run in every worker, as greenlets beside the streams (app/webhooks/).
     ripple.webhooks.dispatcher.start()
     hub.watch_failovers()

@@ -34,6 +34,7 @@ import servers  # noqa: E402  (bench/servers.py)
 
 ROOT = Path(__file__).resolve().parent.parent
 LOADTOOL = ROOT / "bench" / "loadtool.py"
+STORM = ROOT / "bench" / "storm.py"
 PY = sys.executable
 SYSTEM_ORDER = ["Ripple", "flask-sse", "nchan", "Redis"]
 
@@ -120,13 +121,13 @@ class Grid:
         self.commands.append((cid, line))
         return cid
 
-    def loadtool(self, system, scenario, args, timeout=300):
+    def loadtool(self, system, scenario, args, timeout=300, script=LOADTOOL):
         busy_before = self.quiet_gate()
-        argv = ["python", "bench/loadtool.py"] + [str(a) for a in args]
+        argv = ["python", "bench/" + script.name] + [str(a) for a in args]
         log(system, scenario, "...")
         t0 = time.monotonic()
         try:
-            proc = subprocess.run([PY, str(LOADTOOL)] + [str(a) for a in args], cwd=ROOT,
+            proc = subprocess.run([PY, str(script)] + [str(a) for a in args], cwd=ROOT,
                                   capture_output=True, text=True, timeout=timeout)
             lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
             res = json.loads(lines[-1]) if lines else {"ok": False, "error": proc.stderr[-2000:]}
@@ -229,6 +230,34 @@ class Grid:
                 server.stop()
             if redis:
                 redis.stop()
+
+    def storm(self, name, size):
+        """The reconnect storm (bench/storm.py): a reload (HUP to the master), then, on a fresh
+        server, one worker SIGKILLed; ``size`` streams in 10 rooms, a post per room every 500 ms."""
+        for how in ("hup", "kill-worker"):
+            redis = self.start_redis() if name != "nchan" else None
+            server = None
+            try:
+                server = self.make(name, redis)
+                log_path = getattr(server, "log_path", None) or os.path.join(getattr(server, "dir", ""),
+                                                                             "error.log")
+                args = (server.loadtool_args() + ["--server-pid", server.pid, "--server-log", log_path,
+                                                   "-n", size, "--rooms", 10, "--signal", how,
+                                                   "--procs", 1 if size <= 6000 else 2,
+                                                   "--connect-rate", 1000, "--settle", 10 if self.quick else 30,
+                                                   "--max-seconds", 400, "--label", "%s storm" % name])
+                if redis is not None:
+                    args += ["--redis", redis.url]
+                self.loadtool(name, "storm %s %d" % ("reload" if how == "hup" else "kill", size), args,
+                              timeout=460, script=STORM)
+            except Exception as exc:  # noqa: BLE001 - recorded, the grid goes on
+                self.notes.append("%s storm %s: %s" % (name, how, exc))
+                log("ERROR", name, "storm", how, exc)
+            finally:
+                if server:
+                    server.stop()
+                if redis:
+                    redis.stop()
 
     def wrk(self, name, server, secs):
         if not shutil.which("wrk"):
@@ -361,6 +390,8 @@ class Grid:
                 self.redis_reference()
                 continue
             self.session(name)
+            if not self.args.no_storm:
+                self.storm(name, 2000 if self.quick else self.args.storm_size)
             sizes = list(caps)
             if name == "Ripple" and not self.quick and not self.args.no_18k:
                 sizes.append(18000)
@@ -411,6 +442,12 @@ def _summary(res):
                                                            res.get("publishes_per_s"), res.get("lost"))
     if mode == "publish":
         return "posts/s %s" % res.get("posts_per_s")
+    if mode == "storm":
+        return "back p50/p99/p100 %s s, storm p99 %s ms, lost %s dup %s, posts failed %s slow %s, errors %s" % (
+            "/".join(str(res.get("back_s", {}).get(k)) for k in ("p50", "p99", "p100")),
+            res.get("storm_latency_ms", {}).get("p99"), res.get("lost"), res.get("duplicates"),
+            res.get("posts", {}).get("failed"), res.get("posts", {}).get("stalled_over_1s"),
+            (res.get("log") or {}).get("lines"))
     return ""
 
 
@@ -469,6 +506,16 @@ FIGURES = {
                    ("lost", "lost", "", False),
                    ("delivery p99", "latency_ms.p99", "ms", False),
                    ("server CPU per delivery", "server.cpu_us_per_delivery", "µs", False)],
+    "storm": [("back: 50 % of clients", "back_s.p50", "s", False),
+              ("back: 99 %", "back_s.p99", "s", False),
+              ("back: 100 %", "back_s.p100", "s", False),
+              ("delivery p99 during the storm", "storm_latency_ms.p99", "ms", False),
+              ("lost / dup (all clients)", None, "", False),
+              ("clients with a loss", "clients_with_loss", "", False),
+              ("posts failed / over 1 s", None, "", False),
+              ("ERROR lines in the log", "log.lines", "", False),
+              ("Redis used_memory before / after", None, "", False),
+              ("worker RSS before / after", None, "", False)],
     "publish": [("POSTs/s", "posts_per_s", "/s", True), ("POST p50", "post_latency_ms.p50", "ms", False),
                 ("POST p99", "post_latency_ms.p99", "ms", False),
                 ("server CPU per POST", "server.cpu_us_per_post", "µs", False)],
@@ -493,7 +540,10 @@ def rows_for(res):
     mode = res.get("mode")
     out = []
     for label, path, unit, _ in FIGURES.get(mode, []):
-        if label == "received / expected":
+        if mode == "storm" and path is None:
+            value = None
+            text = _storm_pair(res, label)
+        elif label == "received / expected":
             value = None
             text = "%s / %s" % (_fmt(res.get("unique_received")), _fmt(res.get("expected")))
         elif label == "lost / dup / out-of-order":
@@ -511,6 +561,27 @@ def rows_for(res):
                 text += " (%s reconnected)" % _fmt(res["reconnects"])
         out.append((label, value, text))
     return out
+
+
+def _storm_pair(res, label):
+    def mb(side, *path):
+        v = res.get(side) or {}
+        for key in path:
+            v = (v or {}).get(key)
+        return v
+    if label.startswith("lost"):
+        return "%s / %s" % (_fmt(res.get("lost")), _fmt(res.get("duplicates")))
+    if label.startswith("posts"):
+        p = res.get("posts") or {}
+        return "%s / %s of %s (slowest %s s)" % (_fmt(p.get("failed")), _fmt(p.get("stalled_over_1s")),
+                                                _fmt(p.get("total")), _fmt(p.get("slowest_s")))
+    if label.startswith("Redis"):
+        b, a = mb("before", "redis", "used_memory"), mb("after", "redis", "used_memory")
+        return "–" if b is None else "%.1f / %.1f MB" % (b / 2**20, a / 2**20)
+    b, a = mb("before", "server", "workers_rss_mb"), mb("after", "server", "workers_rss_mb")
+    if not b:
+        return "–"
+    return "%.0f / %.0f MB" % (sum(b.values()), sum((a or {}).values()))
 
 
 def flags(res):
@@ -875,6 +946,9 @@ def main():
     p.add_argument("--systems", type=lambda s: s.split(","), default=["Ripple", "flask-sse", "nchan", "Redis"])
     p.add_argument("--no-18k", action="store_true", help="skip Ripple's 18,000-stream run")
     p.add_argument("--profile", action="store_true", help="py-spy a Ripple worker (adds ~20 s)")
+    p.add_argument("--no-storm", action="store_true", help="skip the reconnect storms")
+    p.add_argument("--storm-size", type=int, default=10000,
+                   help="streams in a (non-quick) reconnect storm")
     p.add_argument("--ripple-root", default=str(ROOT), help="the Ripple tree to run (default: this one)")
     p.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     p.add_argument("--img", default=str(ROOT / "docs" / "img"), help="where the PNG plots go")

@@ -4,6 +4,7 @@ import logging
 import time
 
 import gevent
+import gevent.event
 import redis
 
 from ..ops import topology
@@ -82,9 +83,14 @@ class Streams:
         self.drain_rate = float(drain_rate)  # streams told per second on drain; 0: all at once
         self.open = set()
         self.draining = False
+        self.handed_over = gevent.event.Event()  # set once the workers that stay listen
 
     def full(self):
         return len(self.open) >= self.limit
+
+    def hand_over(self):
+        """The workers that replace this one listen: reconnects waiting here may go."""
+        self.handed_over.set()
 
     def drain(self, budget=None):
         """Ask every open stream to tell its client to reconnect, then end.

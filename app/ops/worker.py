@@ -11,12 +11,13 @@ What a leaving worker (SIGTERM: a reload, a scale-down, a shutdown) does, in ord
 2. Goes on serving, listener open, until the workers that replace it (its master's children
    younger than itself, forked before the signal on a reload) have started theirs: clients that
    reconnect, and posts, always find a worker accepting instead of a backlog nobody reads. On
-   a shutdown there are none and this step takes no time; it is bounded by HANDOVER_SHARE.
-3. Tells its open streams to reconnect (``drain`` callables that gunicorn.conf.py registers:
-   the hub staggers them) once the replacements listen, or HINT_AFTER seconds after the signal
-   if they are slow to boot (a reconnect that lands here meanwhile is sent away again at once).
-4. Closes its listener, keeps serving its connections (answers say ``Connection: close``), and
-   exits when the last one is done or at graceful_timeout.
+   a shutdown there are none and this step takes no time; it is bounded by gunicorn's timeout.
+3. Tells its open streams to reconnect (``Streams.drain``, staggered) once the replacements
+   listen, or HINT_AFTER seconds after the signal if they are slow to boot; a reconnect that
+   lands here meanwhile waits, connection open, until they listen.
+4. Closes its listener, lets those waiting reconnects go, keeps serving its connections
+   (answers say ``Connection: close``), and exits when the last one is done or
+   graceful_timeout after the hand-over.
 
 A connection it accepted just before closing the listener is still served: gunicorn's handler
 asks the listener for its address, which on a closed socket raised ``OSError: [Errno 9] Bad file
@@ -38,7 +39,6 @@ from gevent.pool import Pool
 from gevent.server import StreamServer
 from gunicorn.workers.ggevent import GeventWorker
 
-HANDOVER_SHARE = 0.5  # of graceful_timeout: the longest a leaving worker waits for its replacements
 HINT_AFTER = 1.0      # seconds: streams are told to come back by then, replacements listening or not
 
 
@@ -99,7 +99,9 @@ class RippleWorker(GeventWorker):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.drainers = []       # callables that tell open streams to reconnect (gunicorn.conf.py)
+        # The app's open streams (app.delivery.stream.Streams: drain(budget), hand_over()),
+        # registered by gunicorn.conf.py.
+        self.stream_sets = []
         self.leaving = None      # a gevent Event, set by SIGTERM (made after the fork)
         self.left_at = None
         self.told = False        # the drainers have been started
@@ -146,17 +148,21 @@ class RippleWorker(GeventWorker):
             for server in servers:
                 server.close()
             self.tell_streams()
-            self.finish(servers)
+            for streams in self.stream_sets:
+                streams.hand_over()  # reconnects parked here go, to the workers that stay
+            self.finish(servers, time.monotonic() + self.cfg.graceful_timeout)
         finally:
             forget_markers(self.ppid, self.pid)
 
     def hand_over(self):
         """Serve on, listener open, until the younger workers of the same master listen
-        (bounded); tell the streams to come back after HINT_AFTER seconds even if they do not
-        yet (a reconnect that lands here meanwhile is sent away again at once)."""
+        (bounded by gunicorn's worker timeout, after which the master would kill a worker that
+        has not booted anyway). The streams hear to come back after HINT_AFTER seconds even if
+        the replacements do not listen yet: a reconnect that lands here meanwhile waits, its
+        connection open, until they do (``Streams.hand_over``)."""
         started = time.monotonic()
         waiting = younger_siblings(self.pid, self.ppid)
-        while waiting and time.monotonic() - started < HANDOVER_SHARE * self.cfg.graceful_timeout:
+        while waiting and time.monotonic() - started < self.cfg.timeout:
             waiting = [p for p in waiting if _running(p) and not os.path.exists(ready_marker(self.ppid, p))]
             if time.monotonic() - started >= HINT_AFTER:
                 self.tell_streams()
@@ -171,13 +177,11 @@ class RippleWorker(GeventWorker):
         if self.told:
             return
         self.told = True
-        deadline = (self.left_at or time.monotonic()) + self.cfg.graceful_timeout
-        for drain in self.drainers:
-            gevent.spawn(drain, max(1.0, deadline - time.monotonic() - 1.0))
+        for streams in self.stream_sets:
+            gevent.spawn(streams.drain, max(1.0, self.cfg.graceful_timeout - 1.0))
 
-    def finish(self, servers):
-        """Serve the open connections until they end, at most until graceful_timeout."""
-        deadline = (self.left_at or time.monotonic()) + self.cfg.graceful_timeout
+    def finish(self, servers, deadline):
+        """Serve the open connections until they end, at most until ``deadline``."""
         while time.monotonic() < deadline:
             if all(s.pool.free_count() == s.pool.size for s in servers):
                 return

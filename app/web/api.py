@@ -176,7 +176,8 @@ def events(room):
         return Response(b"", mimetype="text/event-stream", headers={"Cache-Control": "no-cache"})
     hub = services().hub
     streams = hub.streams
-    if streams.draining:  # this worker is leaving: come back at once, to another one
+    if streams.draining:  # this worker is leaving: come back once the workers that stay listen
+        streams.handed_over.wait(hub.heartbeat)
         return Response(stream.reconnect_soon(int(cfg["RETRY_MS"])), mimetype="text/event-stream",
                         headers={"Cache-Control": "no-cache"})
     if streams.full():
