@@ -401,3 +401,21 @@ def _quietly(fn, *args):
         fn(*args)
     except (redis.RedisError, OSError):
         pass
+
+
+def test_disabling_an_account_on_one_host_ends_its_streams_on_another(two_hosts, redis_url, room):
+    from .test_accounts import account_holder, cli, sign_in
+    from .test_sessions_security import until_end
+    a, b = two_hosts
+    owner = account_holder(a)
+    laptop = Browser(b.url)
+    assert sign_in(laptop, owner.name)[0] == 200
+    with owner.stream(room) as on_a, laptop.stream(room) as on_b:
+        on_a.until("ready")
+        on_b.until("ready")
+        result = cli(redis_url, "disable", owner.name)  # the operator, on neither host
+        assert result.returncode == 0 and "2 sessions ended" in result.stdout, result.stderr
+        for stream in (on_a, on_b):
+            stream.until("signed-out", timeout=10)
+            assert until_end(stream, timeout=10) == []
+    assert sign_in(Browser(b.url), owner.name)[0] == 403
