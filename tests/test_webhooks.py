@@ -111,9 +111,10 @@ def test_a_delivery_is_signed_with_the_secret_over_timestamp_and_body(hook_serve
     assert not signing.verify("whsec_other", got.body, headers["Ripple-Timestamp"], headers["Ripple-Signature"])
     assert not signing.verify(hook["secret"], got.body + b" ", headers["Ripple-Timestamp"], headers["Ripple-Signature"])
     assert headers["Ripple-Event"] == "message"
-    assert headers["Ripple-Delivery-Id"] == "%s-%s" % (hook["id"], message["id"])
+    assert headers["Ripple-Delivery-Id"].startswith(hook["id"] + "-")  # and the event's id in the queue
     assert got.json == {"id": headers["Ripple-Delivery-Id"], "type": "message", "webhook": hook["id"],
-                        "room": room, "created": message["ts"], "data": message}
+                        "room": room, "created": got.json["created"], "data": message}
+    assert abs(got.json["created"] - message["ts"]) < 5000
 
 
 def test_only_matching_rooms_and_kinds_are_delivered(hook_server, register, room):
@@ -185,13 +186,15 @@ def test_a_worker_killed_mid_delivery_does_not_lose_the_event(hook_server, regis
     with Receiver(answer) as receiver:
         hook = register(receiver.url, rooms=room)
         status, message = post(hook_server.url, room, "survive a kill")
+        assert status == 201
         first = wait_until(receiver.requests, 30, message="the first attempt")[0]
         pid = wait_until(lambda: worker_sending_from(hook_server, first.port), 10, message="its worker")
         os.kill(pid, signal.SIGKILL)
         # Another worker (the survivor, or the one gunicorn starts instead) takes it over.
         again = wait_until(lambda: receiver.requests()[1:], 60, message="the event delivered again")[0]
         receiver.release.set()
-    assert again.delivery == first.delivery == "%s-%s" % (hook["id"], message["id"])
+    assert again.delivery == first.delivery and first.json["data"]["id"] == message["id"]
+    assert first.delivery.startswith(hook["id"] + "-")
     assert again.body == first.body
     wait_until(lambda: len(hook_server.worker_pids()) == 2, 30, message="gunicorn's replacement worker")
 
@@ -340,4 +343,86 @@ def test_edits_reactions_and_deletions_reach_a_webhook_that_asked_for_them(hook_
     edit, reaction, deletion = (r.json["data"] for r in got)
     assert edit["message_id"] == reaction["message_id"] == deletion["message_id"] == mid
     assert edit["text"] == "first" and reaction["emoji"] == "👍" and reaction["on"] is True
-    assert all(r.json["room"] == room and r.delivery.endswith(r.json["data"]["id"]) for r in got)
+    assert all(r.json["room"] == room for r in got) and len({r.delivery for r in got}) == 3
+
+
+def test_a_burst_arrives_exactly_once_after_dedup_through_500s_and_a_killed_worker(hook_server, register, room):
+    """Issue 19's 'done when': 200 messages, every first attempt answered 500, one worker
+    SIGKILLed mid-burst: every acknowledged message reaches the receiver, signed, and after
+    de-duplication by delivery id exactly once."""
+    import concurrent.futures
+    import threading
+
+    attempts, lock = {}, threading.Lock()
+
+    def answer(request):
+        with lock:
+            attempts[request.delivery] = attempts.get(request.delivery, 0) + 1
+            first = attempts[request.delivery] == 1
+        time.sleep(0.02)  # deliveries stay in flight a moment: the kill lands mid-delivery
+        return (500, {}, b"not yet") if first else (200, {}, b"")
+
+    def publish(i):
+        key = "burst-%s-%d" % (room, i)
+        deadline = time.monotonic() + 60
+        while True:  # as a careful client does: the same idempotency key until an answer
+            try:
+                status, body = post(hook_server.url, room, "burst %d" % i, key=key, timeout=10)
+                if status in (200, 201):
+                    return body["id"]
+            except OSError:
+                pass  # the worker holding this connection was killed
+            assert time.monotonic() < deadline, "message %d was never acknowledged" % i
+            time.sleep(0.1)
+
+    with Receiver(answer) as receiver:
+        hook = register(receiver.url, rooms=room)
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            first_half = list(pool.map(publish, range(100)))
+            wait_until(lambda: receiver.open > 0 or len(receiver.requests()) > 150, 30, interval=0.005,
+                       message="deliveries in flight")
+            latest = receiver.requests()[-1]
+            victim = worker_sending_from(hook_server, latest.port) or hook_server.worker_pids()[0]
+            os.kill(victim, signal.SIGKILL)
+            acked = first_half + list(pool.map(publish, range(100, 200)))
+
+        def delivered():  # the message ids whose event was attempted again (and answered 200)
+            return {r.json["data"]["id"] for r in receiver.requests() if attempts.get(r.delivery, 0) >= 2}
+
+        wait_until(lambda: delivered() >= set(acked), 120, interval=0.2,
+                   message="every acknowledged message delivered")
+        got = receiver.requests()
+    assert len(set(acked)) == 200
+    deliveries = {}
+    for r in got:
+        deliveries.setdefault(r.json["data"]["id"], set()).add(r.delivery)
+    assert set(deliveries) == set(acked)  # nothing unacknowledged, nothing foreign
+    assert all(len(ids) == 1 and ids.pop().startswith(hook["id"] + "-") for ids in deliveries.values())
+    assert all(signing.verify(hook["secret"], r.body, r.headers["Ripple-Timestamp"], r.headers["Ripple-Signature"])
+               for r in got)
+    by_delivery = {}
+    for r in got:
+        by_delivery.setdefault(r.delivery, set()).add(r.body)
+    assert all(len(bodies) == 1 for bodies in by_delivery.values())  # retries carry the same body
+    assert sorted(json.loads(next(iter(b)))["data"]["text"] for b in by_delivery.values()) == sorted(
+        "burst %d" % i for i in range(200))
+    wait_until(lambda: len(hook_server.worker_pids()) == 2, 30, message="gunicorn's replacement worker")
+
+
+def test_join_and_leave_reach_a_webhook_that_asked_for_them(hook_server, register, room):
+    bob = Browser(hook_server.url)
+    assert bob.sign_in("bob-" + room[-6:]) == 200
+    with Receiver() as receiver:
+        register(receiver.url, events="join,leave", rooms=room)
+        stream = bob.stream(room)
+        try:
+            stream.until("ready")
+            wait_until(receiver.requests, 30, message="the join")
+        finally:
+            stream.close()
+        wait_until(lambda: len(receiver.requests()) >= 2, 30, message="the leave")
+        join, leave = (r.json for r in receiver.requests()[:2])
+    assert (join["type"], leave["type"]) == ("join", "leave")
+    assert join["data"]["name"] == leave["data"]["name"] == bob.name
+    assert bob.name in join["data"]["online"] and bob.name not in leave["data"]["online"]
+    assert join["room"] == leave["room"] == room

@@ -119,7 +119,7 @@ def init_app(app):
         accounts=Accounts(commands, cfg["PERMANENT_SESSION_LIFETIME"], flag(cfg["FIRST_ACCOUNT_ADMIN"])),
         sessions=Sessions(commands, cfg["PERMANENT_SESSION_LIFETIME"], publish),
         presence=Presence(commands, cfg["HEARTBEAT_SECONDS"], cfg["PRESENCE_GRACE_SECONDS"],
-                          cfg["MAX_STREAMS_PER_SESSION"], publish),
+                          cfg["MAX_STREAMS_PER_SESSION"], publish, outbox=outbox),
         typing=Typing(commands, cfg["TYPING_INTERVAL_SECONDS"], publish),
         addresses=AddressStreams(commands, cfg["MAX_STREAMS_PER_ADDRESS"], cfg["HEARTBEAT_SECONDS"]),
         tokens=PublishTokens(commands, cfg.get("PUBLISH_TOKEN"), cfg["POST_RATE_TOKEN"]),

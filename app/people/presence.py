@@ -47,6 +47,7 @@ local function announce(channel, room, name, action, names, guests)
   local event = '{"room":' .. cjson.encode(room) .. ',"name":' .. cjson.encode(name) ..
     ',"action":"' .. action .. '","online":' .. quote(names) .. ',"guests":' .. quote(names, guests) .. '}'
   redis.call('PUBLISH', channel, '!presence\\n' .. event)
+  webhook_event(action, room, event)
 end
 """
 
@@ -122,14 +123,17 @@ def now_ms():
 class Presence:
     """The registry, the per-session stream count, and the sweeper of this worker."""
 
-    def __init__(self, client, heartbeat, grace, max_per_session, publish_command="PUBLISH"):
+    def __init__(self, client, heartbeat, grace, max_per_session, publish_command="PUBLISH", outbox=None):
         self.redis = client
+        # Join and leave go to the webhooks from the script that announces them (app/webhooks/).
+        self._hook_keys, self._hook_args = outbox.event_keys() if outbox is not None else ((), ())
+        announce = outbox.EVENT_FN_LUA if outbox is not None else "local function webhook_event() end\n"
         self.heartbeat = float(heartbeat)
         self.grace = float(grace)
         self.max_per_session = int(max_per_session)
         command = "'%s'" % publish_command
-        self._join = client.register_script(_JOIN_LUA.replace("'PUBLISH'", command))
-        self._sweep = client.register_script(_SWEEP_LUA.replace("'PUBLISH'", command))
+        self._join = client.register_script(announce + _JOIN_LUA.replace("'PUBLISH'", command))
+        self._sweep = client.register_script(announce + _SWEEP_LUA.replace("'PUBLISH'", command))
         self._admit = client.register_script(_ADMIT_LUA.replace("'PUBLISH'", command))
         self._sweeper = None
 
@@ -160,8 +164,8 @@ class Presence:
     def join(self, room, name, sid, conn):
         """Mark ``name`` online in ``room`` through this stream; announce a first connection."""
         k = keys.RoomKeys(room)
-        self._join(keys=[k.online, k.channel],
-                   args=[_member(name, conn), name, now_ms() + self.ttl_ms, now_ms(), room])
+        self._join(keys=[k.online, k.channel, *self._hook_keys],
+                   args=[_member(name, conn), name, now_ms() + self.ttl_ms, now_ms(), room, *self._hook_args])
         self.redis.sadd(ROOMS, room)  # another slot: outside the script
 
     def visit(self, room, name, sid, seconds, guest=False):
@@ -175,8 +179,8 @@ class Presence:
         now = now_ms()
         conn = "page:" + hashlib.sha256(sid.encode()).hexdigest()[:16]  # the session id stays out
         conn += GUEST if guest else ""
-        self._join(keys=[k.online, k.channel],
-                   args=[_member(name, conn), name, now + int(seconds * 1000), now, room])
+        self._join(keys=[k.online, k.channel, *self._hook_keys],
+                   args=[_member(name, conn), name, now + int(seconds * 1000), now, room, *self._hook_args])
         self.redis.sadd(ROOMS, room)
         self.ensure_sweeper()
 
@@ -256,7 +260,7 @@ class Presence:
         now = now_ms()
         for room in self.redis.smembers(ROOMS):
             k = keys.RoomKeys(room)
-            if not self._sweep(keys=[k.online, k.channel], args=[now, room]):
+            if not self._sweep(keys=[k.online, k.channel, *self._hook_keys], args=[now, room, *self._hook_args]):
                 self.redis.srem(ROOMS, room)
 
 

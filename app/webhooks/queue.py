@@ -43,6 +43,18 @@ if ARGV[#ARGV - 3] == 'webhooks' and redis.call('EXISTS', KEYS[#KEYS]) == 1 then
 end
 """
 
+# For scripts that decide their events inside (presence's join and leave announcements): they
+# call webhook_event(kind, room, json) after publishing one; it queues it when their last ARGV
+# are "webhooks" and the cap (and their last two KEYS are EVENTS and ALL), else does nothing.
+EVENT_FN_LUA = """
+local function webhook_event(kind, room, json)
+  if ARGV[#ARGV - 1] == 'webhooks' and redis.call('EXISTS', KEYS[#KEYS]) == 1 then
+    redis.call('XADD', KEYS[#KEYS - 1], 'MAXLEN', '~', ARGV[#ARGV], '*', 'k', kind, 'r', room, 'j', json)
+  end
+end
+"""
+NO_EVENT_FN_LUA = "local function webhook_event() end\n"
+
 
 def group(hook_id):
     """The consumer group of one webhook on the events stream."""
@@ -55,6 +67,7 @@ class Outbox:
     own script (False on a Redis Cluster, where the room's slot is not the queue's)."""
 
     PUBLISH_LUA = PUBLISH_LUA  # what the store's script runs to queue a message it stored
+    EVENT_FN_LUA = EVENT_FN_LUA
 
     def __init__(self, client, cap, atomic=True):
         self.redis = client
@@ -68,6 +81,11 @@ class Outbox:
         if not self.atomic:
             return (), ()
         return (EVENTS, ALL), ("webhooks", self.cap, room, kind)
+
+    def event_keys(self):
+        """(extra KEYS, extra ARGV) for a script that calls webhook_event (EVENT_FN_LUA), or
+        ((), ()) on a Redis Cluster (its keys are in the room's slot, not the queue's)."""
+        return ((EVENTS, ALL), ("webhooks", self.cap)) if self.atomic else ((), ())
 
     def emit(self, kind, room, data):
         """Queue one event for the webhooks (a no-op while none is registered); return its id

@@ -1,7 +1,8 @@
 """Webhook signatures: HMAC-SHA256 over "<timestamp>.<body>" with the webhook's secret.
 
 Headers of every delivery:
-    Ripple-Delivery-Id: <webhook id>-<event id>   the same on every retry: de-duplicate by it
+    Ripple-Delivery-Id: <webhook id>-<event id>   (the event's id in the queue) the same on every
+                                                   retry: de-duplicate by it
     Ripple-Timestamp:   <unix seconds>             when this attempt was signed
     Ripple-Signature:   v1=<hex HMAC-SHA256(secret, "<timestamp>." + raw body)>
     Ripple-Event:       message | edit | delete | reaction | mention | join | leave
