@@ -426,3 +426,15 @@ def test_join_and_leave_reach_a_webhook_that_asked_for_them(hook_server, registe
     assert join["data"]["name"] == leave["data"]["name"] == bob.name
     assert bob.name in join["data"]["online"] and bob.name not in leave["data"]["online"]
     assert join["room"] == leave["room"] == room
+
+
+def test_the_admin_api_answers_in_the_readers_language(hook_server):
+    request = urllib.request.Request(hook_server.url + "/admin/webhooks", method="POST",
+                                     data=json.dumps({"url": "ftp://x"}).encode(),
+                                     headers={"Authorization": "Bearer " + TOKEN, "Content-Type": "application/json",
+                                              "Accept-Language": "zh-Hans"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    with refused.value as answer:
+        body = json.loads(answer.read())
+    assert answer.code == 400 and body["code"] == "invalid" and "必须" in body["error"]

@@ -22,9 +22,12 @@ from . import queue
 MAX_URL = 2048
 MAX_HOOKS = 100  # webhooks one service may have: each costs every worker a greenlet
 
-URL_RULE = "The URL must be an absolute http:// or https:// address with a host, at most %d characters." % MAX_URL
-EVENTS_RULE = "Events are a comma-separated list of: %s." % ", ".join(queue.KINDS)
-TOO_MANY = "There are %d webhooks already, the most this service keeps; remove one first." % MAX_HOOKS
+# Marks a sentence for the catalogue (`make messages`); the admin API answers in the reader's
+# language (app/webhooks/views.py), the CLI in English.
+N_ = str
+URL_RULE = N_("The URL must be an absolute http:// or https:// address with a host, at most 2048 characters.")
+EVENTS_RULE = N_("Events are a comma-separated list of: message, edit, delete, reaction, mention, join, leave.")
+TOO_MANY = N_("There are 100 webhooks already, the most this service keeps; remove one first.")
 
 
 def record_key(hook_id):

@@ -5,6 +5,8 @@ CSRF token on writes; or RIPPLE_ADMIN_TOKEN as Bearer), or the operator's RIPPLE
 Bearer. Scoped publish tokens may not (403).
 """
 from flask import Blueprint, jsonify, request
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from ..ops.services import services
 from ..people import identity, tokens
@@ -14,10 +16,13 @@ from ..web.replies import json_error
 
 bp = Blueprint("webhooks", __name__, url_prefix="/admin/webhooks")
 
-NOT_SIGNED_IN = "Sign in as an administrator, or send RIPPLE_ADMIN_TOKEN or RIPPLE_PUBLISH_TOKEN as a Bearer token."
-NOT_ADMIN = "Only an administrator can manage webhooks."
-NOT_FOUND = "There is no webhook with the id “%s”."
-SHOWN_ONCE = "The secret is shown only this once: store it where the receiver verifies signatures."
+NOT_SIGNED_IN = _l("Sign in as an administrator, or send RIPPLE_ADMIN_TOKEN or RIPPLE_PUBLISH_TOKEN as a "
+                   "Bearer token.")
+NOT_ADMIN = _l("Only an administrator can manage webhooks.")
+NOT_FOUND = _l("There is no webhook with that id.")
+SHOWN_ONCE = _l("The secret is shown only this once: store it where the receiver verifies signatures.")
+NOT_JSON = _l("The body must be a JSON object with at least a url.")
+BAD_LIMIT = _l("limit must be a whole number from 1 to %(most)d.")
 MAX_LOG = 1000
 
 
@@ -46,7 +51,7 @@ def _refused(exc):
 
 @bp.errorhandler(messages.Invalid)
 def _invalid(exc):
-    return json_error(exc.status, str(exc), code="invalid")
+    return json_error(exc.status, _(str(exc)), code="invalid")  # the rules' sentences are in the catalogue
 
 
 @bp.get("")
@@ -62,10 +67,10 @@ def add_webhook():
     optional)} -> 201 the webhook with its "secret" (shown this once)."""
     data = request.get_json(silent=True) if request.mimetype == "application/json" else None
     if not isinstance(data, dict):
-        raise _Refused(400, "The body must be a JSON object with at least a url.", "invalid")
+        raise _Refused(400, NOT_JSON, "invalid")
     hook, secret = _hooks().add(data.get("url"), data.get("events") or "message", data.get("rooms") or "*",
                                 data.get("bot"))
-    return jsonify(**hook, secret=secret, notice=SHOWN_ONCE), 201
+    return jsonify(**hook, secret=secret, notice=str(SHOWN_ONCE)), 201
 
 
 @bp.get("/<hook_id>")
@@ -80,7 +85,7 @@ def deliveries(hook_id):
     _found(hook_id)
     limit = request.args.get("limit", "100")
     if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= MAX_LOG:
-        raise _Refused(400, "limit must be a whole number from 1 to %d." % MAX_LOG, "invalid")
+        raise _Refused(400, BAD_LIMIT % {"most": MAX_LOG}, "invalid")
     return jsonify(deliveries=_hooks().deliveries(hook_id, int(limit)))
 
 
@@ -89,7 +94,7 @@ def remove_webhook(hook_id):
     """Remove a webhook (its queued and waiting deliveries too): 200 with what it was."""
     hook = _hooks().remove(hook_id)
     if hook is None:
-        raise _Refused(404, NOT_FOUND % hook_id[:40], "not_found")
+        raise _Refused(404, NOT_FOUND, "not_found")
     return jsonify(hook)
 
 
@@ -98,7 +103,7 @@ def enable_webhook(hook_id):
     """Enable a disabled webhook, from the next event on: 200 with the webhook."""
     hook = _hooks().enable(hook_id)
     if hook is None:
-        raise _Refused(404, NOT_FOUND % hook_id[:40], "not_found")
+        raise _Refused(404, NOT_FOUND, "not_found")
     return jsonify(hook)
 
 
@@ -113,7 +118,7 @@ def disable_webhook(hook_id):
 def _found(hook_id):
     hook = _hooks().get(hook_id)
     if hook is None:
-        raise _Refused(404, NOT_FOUND % hook_id[:40], "not_found")
+        raise _Refused(404, NOT_FOUND, "not_found")
     return hook
 
 
