@@ -8,7 +8,7 @@ OWN = "main.room li.msg.own"
 
 def menu(page, text):
     """Open the actions menu of the message that says ``text``; return the message's locator."""
-    li = page.locator("main.room li.msg", has_text=text).last
+    li = page.locator("main.room li.msg", has=page.locator("p.text", has_text=text)).last
     li.hover()
     li.locator("[data-actions] > summary").click()
     return li
@@ -149,3 +149,84 @@ def test_reactions_work_without_javascript(open_room, room):
     expect(chip(page, "🎉")).to_have_attribute("aria-pressed", "true")
     chip(page, "🎉").click()
     expect(page.locator("main.room li.msg [data-reactions] .chip")).to_have_count(0)
+
+
+def test_a_reply_quotes_the_original_and_the_quote_follows_edits_and_deletion(open_room):
+    ann, bob = unique("ann"), unique("bob")
+    page_ann = open_room(ann)
+    page_bob = open_room(bob)
+    send(page_ann, "Where do we meet?")
+    expect(page_bob.locator("main.room li.msg")).to_have_count(1, timeout=LIVE_MS)
+    menu(page_bob, "Where do we meet?").get_by_role("link", name="Reply").click()
+    expect(page_bob.locator("[data-replying]")).to_contain_text("Replying to %s" % ann)
+    send(page_bob, "At the station")
+    expect(page_bob.locator("[data-replying]")).to_be_hidden()
+    for page in (page_ann, page_bob):
+        quote = page.locator("main.room li.msg", has_text="At the station").locator("[data-quote]")
+        expect(quote).to_have_text("%s Where do we meet?" % ann, timeout=LIVE_MS)
+    li = menu(page_ann, "Where do we meet?")
+    li.locator("form[data-edit] textarea").fill("Where do we meet tomorrow?")
+    li.get_by_role("button", name="Save edit").click()
+    for page in (page_ann, page_bob):
+        quote = page.locator("main.room li.msg", has_text="At the station").locator("[data-quote]")
+        expect(quote).to_have_text("%s Where do we meet tomorrow?" % ann, timeout=LIVE_MS)
+    menu(page_ann, "Where do we meet tomorrow?").get_by_role("button", name="Delete message").click()
+    for page in (page_ann, page_bob):
+        quote = page.locator("main.room li.msg", has_text="At the station").locator("[data-quote]")
+        expect(quote).to_have_text("%s message deleted" % ann, timeout=LIVE_MS)
+
+
+def test_clicking_a_quote_loads_older_history_up_to_the_original(open_room, server, room):
+    from .conftest import post
+    first = post(server.url, room, "the very first message", user="ann")[1]
+    for i in range(130):
+        post(server.url, room, "filler %d" % i, user="bob")
+    status, _ = post_reply(server, room, "answering the first", first["id"])
+    assert status == 201
+    page = open_room(unique("cat"))
+    expect(page.locator("main.room li.msg#m-%s" % first["id"])).to_have_count(0)
+    page.locator("main.room li.msg", has_text="answering the first").locator("[data-quote]").click()
+    original = page.locator("main.room li.msg#m-%s" % first["id"])
+    expect(original).to_be_in_viewport(timeout=10_000)
+    assert page.url.endswith("/rooms/%s" % room)  # it stayed on the live page
+
+
+def post_reply(server, room, text, reply_to):
+    import json
+    import urllib.request
+
+    from .conftest import TOKEN
+    request = urllib.request.Request("%s/rooms/%s/messages" % (server.url, room), method="POST", data=json.dumps(
+        {"text": text, "user": "dan", "reply_to": reply_to}).encode(), headers={
+        "Content-Type": "application/json", "Authorization": "Bearer " + TOKEN})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status, json.loads(response.read())
+
+
+def test_a_permalink_to_a_message_500_back_opens_around_it(open_room, server, room):
+    from .conftest import post
+    ids = [post(server.url, room, "number %d" % i, user="ann")[1]["id"] for i in range(560)]
+    page = open_room(unique("dan"))
+    page.goto("/rooms/%s?at=%s" % (room, ids[59]))  # 500 messages back from the newest
+    target = page.locator("main.room li.msg.target")
+    expect(target.locator(".text")).to_have_text("number 59")
+    expect(target).to_be_in_viewport()
+    expect(page.get_by_role("link", name="Load newer messages")).to_be_visible()
+    page.get_by_role("link", name="Load older messages").click()  # older loads in place
+    expect(page.locator("main.room li.msg .text").first).to_have_text("number 0")
+    expect(target).to_have_count(1)  # still there, still marked
+
+
+def test_replying_without_javascript(open_room, room):
+    from .browser import sign_in_over_http
+    page = open_room(java_script_enabled=False)
+    sign_in_over_http(page.context, unique("ann"))
+    page.goto("/rooms/%s" % room)
+    page.fill("#text", "question without script")
+    page.get_by_role("button", name="Send").click()
+    menu(page, "question without script").get_by_role("link", name="Reply").click()
+    expect(page.locator("[data-replying]")).to_contain_text("question without script")
+    page.fill("#text", "answer without script")
+    page.get_by_role("button", name="Send").click()
+    quote = page.locator("main.room li.msg", has_text="answer without script").locator("[data-quote]")
+    expect(quote).to_contain_text("question without script")

@@ -44,7 +44,6 @@ Person = namedtuple("Person", "name uid admin", defaults=(False,))
 DEFAULT_REACTIONS = ("👍", "❤️", "😂", "🎉", "😮", "😢")
 MAX_REACTIONS = 20        # distinct emoji on one message
 MAX_EMOJI_CHARS = 16      # code points in one emoji (families and flags are several)
-QUOTE_CHARS = 120         # characters of a reply's quote (its first line)
 _ATTEMPTS = 20            # reads and writes of one change when others keep changing the message
 
 # KEYS: log, channel, meta, changed.  ARGV: message id, its padded id, what it must still be
@@ -103,17 +102,6 @@ def check_emoji(text):
             or not emoji_data.is_emoji(text)):
         raise Refused(422, "bad_emoji")
     return text
-
-
-def quote(message):
-    """A reply's quote of ``message`` (a dict): {"id", "user", "text": its first line, cut}, and
-    "deleted": true (text "") once it is deleted."""
-    if message.get("deleted"):
-        return {"id": message["id"], "user": message.get("user", ""), "text": "", "deleted": True}
-    line = message.get("text", "").split("\n", 1)[0]
-    if len(line) > QUOTE_CHARS:
-        line = line[:QUOTE_CHARS - 1] + "…"
-    return {"id": message["id"], "user": message.get("user", ""), "text": line}
 
 
 def _minutes(seconds):

@@ -16,11 +16,12 @@ _LEADING_BLANK_LINES = re.compile(r"\A(?:[^\S\n]*\n)+")
 
 
 class Invalid(ValueError):
-    """A posted message that cannot be stored; ``status`` is the HTTP answer."""
+    """A posted message that cannot be stored; ``status`` is the HTTP answer, ``code`` a stable
+    name for it where one is given."""
 
-    def __init__(self, message, status=422):
+    def __init__(self, message, status=422, code=None):
         super().__init__(message)
-        self.status = status
+        self.status, self.code = status, code
 
 
 def check_text(text, max_chars):
@@ -79,7 +80,21 @@ def idempotency_digest(user, key):
     return hashlib.sha256(("%s\0%s" % (user, key)).encode()).hexdigest()[:32]
 
 
-def body(room, user, text, bot=False, uid=None):
+QUOTE_CHARS = 120  # characters of a reply's quote: the first line of what it answers
+
+
+def quote(message):
+    """A reply's quote of ``message`` (a dict): {"id", "user", "text": its first line, cut to
+    QUOTE_CHARS}, or {"id", "user", "text": "", "deleted": true} once it is deleted."""
+    if message.get("deleted"):
+        return {"id": message["id"], "user": message.get("user", ""), "text": "", "deleted": True}
+    line = message.get("text", "").split("\n", 1)[0]
+    if len(line) > QUOTE_CHARS:
+        line = line[:QUOTE_CHARS - 1] + "…"
+    return {"id": message["id"], "user": message.get("user", ""), "text": line}
+
+
+def body(room, user, text, bot=False, uid=None, reply_to=None):
     """The stored part of a message: JSON without its leading brace.
 
     The store prepends ``{"id":"<id>","ts":<ms>,`` once Redis has assigned the id, so the
@@ -87,13 +102,16 @@ def body(room, user, text, bot=False, uid=None):
     ``bot``: sent by the service or another program (the publish token, the CLI), not by a
     signed-in person; stored as ``"bot":true`` and shown marked. ``uid``: the signed-in
     author's stable id (an account id, or "guest:<hash of the session>"), stored as ``"uid"``
-    so a name that later passes to someone else can be told apart in history.
+    so a name that later passes to someone else can be told apart in history. ``reply_to``: the
+    quote (``quote``) of the message this one answers.
     """
     fields = {"room": room, "user": user, "text": text}
     if bot:
         fields["bot"] = True
     if uid:
         fields["uid"] = uid
+    if reply_to:
+        fields["reply_to"] = reply_to
     return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))[1:]
 
 

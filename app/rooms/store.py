@@ -1,4 +1,5 @@
 """Room history and publishing in Redis: one atomic script stores a message and publishes it."""
+import json
 import logging
 import time
 
@@ -123,16 +124,18 @@ class Store:
         self._publish = client.register_script(script.replace("'PUBLISH'", "'%s'" % publish_command))
         self._forget_moved = client.register_script(_FORGET_MOVED_LUA)
 
-    def publish(self, room, user, text, idempotency_key=None, may_create=None, bot=False, uid=None):
+    def publish(self, room, user, text, idempotency_key=None, may_create=None, bot=False, uid=None,
+                reply_to=None):
         """Store and publish a message; return (message json, created).
 
         ``created`` is False when the idempotency key was seen before: the json is then the
         message stored the first time. ``may_create``, when given, is called before a post
         creates a room (its log does not exist yet); it raises to refuse (a creation cap).
         ``bot``: sent by a program (publish token, CLI), not a signed-in person. ``uid``: the
-        signed-in author's stable id (messages.body).
+        signed-in author's stable id (messages.body). ``reply_to``: the quote of the message
+        this one answers (messages.quote).
         """
-        k, body = keys.RoomKeys(room), messages.body(room, user, text, bot, uid)
+        k, body = keys.RoomKeys(room), messages.body(room, user, text, bot, uid, reply_to)
         json, created = self._append(k, body, user, idempotency_key, "", ask=may_create is not None)
         if created is None:  # a new room: counted first, then stored
             may_create()
@@ -379,8 +382,31 @@ class Store:
             if len(entries) < batch or from_log >= count:
                 break
             bound = "(" + entries[-1][0]
-        ordered = sorted(found.items(), key=lambda item: _pair(item[0]), reverse=not newer)
-        return ordered[:count]
+        ordered = sorted(found.items(), key=lambda item: _pair(item[0]), reverse=not newer)[:count]
+        return self._fresh_quotes(k, ordered)
+
+    def _fresh_quotes(self, k, entries):
+        """Bring the quotes of replies among ``entries`` ((id, json) pairs) up to date: a quote
+        is stored as the answered message read when the reply was sent, and only a message
+        that changed since (it is in ``k.changed`` then) can make it stale. One round trip,
+        only when there are replies."""
+        replies = [(i, json.loads(body)) for i, (_, body) in enumerate(entries) if '"reply_to":{' in body]
+        if not replies:
+            return entries
+        targets = sorted({message["reply_to"]["id"] for _, message in replies})
+        with self.redis.pipeline(transaction=False) as pipe:
+            for target in targets:
+                mark = keys.padded(target)
+                pipe.zrangebylex(k.changed, "[" + mark + "|", "(" + mark + "}", start=0, num=1)
+            changed = dict(zip(targets, pipe.execute()))
+        for i, message in replies:
+            now = changed.get(message["reply_to"]["id"])
+            if now:
+                fresh = messages.quote(json.loads(now[0].partition("|")[2]))
+                if fresh != message["reply_to"]:
+                    message["reply_to"] = fresh
+                    entries[i] = (entries[i][0], json.dumps(message, ensure_ascii=False, separators=(",", ":")))
+        return entries
 
     def directs(self, sid, count):
         """Return the newest ``count`` direct messages of session ``sid`` (JSON), oldest first."""

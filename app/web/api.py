@@ -50,12 +50,13 @@ def post_message(room):
         key = messages.check_idempotency_key(key)
         if grant is None:
             gate.may_post(room, user, key)  # bans and slow mode (429 + Retry-After)
+        reply_to = reply_quote(room, request_reply_to())
         with services().metrics.publish_seconds.time():
             # The global token creates rooms freely; browsers and scoped tokens within caps.
             stored, created = services().store.publish(
                 room, user, text, key, may_create=None if grant is not None and not grant.scoped
                 else guard.may_create_room, bot=grant is not None,
-                uid=None if grant is not None else identity.uid())
+                uid=None if grant is not None else identity.uid(), reply_to=reply_to)
         services().outage.ok()
     except messages.Invalid as exc:
         headers, code = getattr(exc, "headers", None), getattr(exc, "code", None)
@@ -77,6 +78,37 @@ def post_message(room):
     if page:
         return redirect(url_for("pages.room", room=room), 303)
     return Response(stored, status=201 if created else 200, mimetype="application/json")
+
+
+REPLY_UNKNOWN = "The message you are replying to is not in this room (it may be too old to be kept)."
+REPLY_DELETED = "The message you are replying to was deleted."
+
+
+def request_reply_to():
+    """The id a post answers (JSON ``reply_to``, or the form field), or None."""
+    if request.mimetype == "application/json":
+        data = request.get_json(silent=True)
+        value = data.get("reply_to") if isinstance(data, dict) else None
+    else:
+        value = request.form.get("reply_to")
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise messages.Invalid("reply_to must be a message id such as 1732371730000-0.", 400, "bad_reply_to")
+    return value
+
+
+def reply_quote(room, message_id):
+    """The quote a reply to ``message_id`` carries (messages.quote), None for no reply; raises
+    messages.Invalid: 404 when the room holds no such message, 409 when it was deleted."""
+    if message_id is None:
+        return None
+    found = services().conversation.message(room, message_id)
+    if found is None:
+        raise messages.Invalid(REPLY_UNKNOWN, 404, "unknown_message")
+    if found.get("deleted"):
+        raise messages.Invalid(REPLY_DELETED, 409, "deleted")
+    return messages.quote(found)
 
 
 def kept_key(key):

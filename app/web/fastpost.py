@@ -113,8 +113,8 @@ class FastPublish:
         environ["CONTENT_LENGTH"] = str(len(raw))
         try:
             data = bodies.loads(raw)
-            if not isinstance(data, dict):
-                return None
+            if not isinstance(data, dict) or "reply_to" in data:
+                return None  # a reply's quote is read through Flask's path
             text = messages.check_text(data.get("text"), self.max_chars)
             user = grant.sender(data.get("user"))
             key = messages.check_idempotency_key(environ.get("HTTP_IDEMPOTENCY_KEY"))

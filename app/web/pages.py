@@ -55,12 +55,17 @@ def room(room):
         query = request.query_string.decode("latin-1")  # kept as sent (?before=, ...)
         return redirect(url_for("pages.room", room=canonical) + ("?" + query if query else ""), 301)
     gate.require_read(room)  # a private room's non-member: the same 404 as no room at all
-    before = request.args.get("before")
-    if before is not None:
-        before = keys.parse_stream_id(before)
-        if before is None:
-            abort(400, "That link to older messages is broken: “before” must be a message id "
-                       "such as 1732371730000-0.")
+    bounds = {}
+    for name, what in (("before", "older messages"), ("after", "newer messages"), ("at", "a message")):
+        value = request.args.get(name)
+        if value is not None:
+            bounds[name] = keys.parse_stream_id(value)
+            if bounds[name] is None:
+                abort(400, "That link to %s is broken: “%s” must be a message id such as "
+                           "1732371730000-0." % (what, name))
+    if len(bounds) > 1:
+        abort(400, "That link is broken: it names more than one of before, after and at.")
+    reply_to = request.args.get("reply_to") or None
     other = request.args.get("with")
     if other is not None:
         try:
@@ -70,7 +75,8 @@ def room(room):
     note = None
     if other and request.args.get("delivery") == "waiting":  # app/people/direct.py: Ripple-Delivery
         note = gettext("Sent. %(name)s is away: it is delivered when they are back.", name=other)
-    return room_page(room, before=before, other=other, dm_note=note)
+    return room_page(room, before=bounds.get("before"), after=bounds.get("after"), at=bounds.get("at"),
+                     other=other, dm_note=note, reply_to=reply_to)
 
 
 @bp.get("/rooms/<room>/here.css")
@@ -92,13 +98,17 @@ def here(room):
 
 
 def room_page(room, error=None, text="", status=200, key=None, before=None, other=None,
-              dm_error=None, dm_text="", dm_key=None, notice=None, dm_note=None):
+              dm_error=None, dm_text="", dm_key=None, notice=None, dm_note=None, after=None, at=None,
+              reply_to=None):
     """Render a room page, optionally with a form error and the text the person typed.
 
     ``key`` is the idempotency key the failed post carried: the form sends it again, so a retry
     of a post that was stored after all returns the original instead of storing it twice.
     ``other``: the person whose conversation is open (its form's error, text and key: ``dm_*``).
     ``notice``: a sentence for the whole page (a refused edit, deletion or reaction).
+    ``before``/``after``/``at`` ((ms, seq)): the page of history older than, newer than, or
+    around (a permalink, highlighted) that id; a page with newer messages beyond it is not
+    live. ``reply_to``: the id the composer answers (a Reply link followed without JavaScript).
     """
     cfg = current_app.config
     user, sid = identity.shown(), identity.shown_sid()
@@ -112,13 +122,16 @@ def room_page(room, error=None, text="", status=200, key=None, before=None, othe
         if standing.exists:
             record = services().rooms.info(room)
         store = services().store
-        found, more = store.page(room, before, cfg["ROOM_PAGE_MESSAGES"])
+        found, more, more_after = store.window(room, before=before, after=after, around=at,
+                                               limit=cfg["ROOM_PAGE_MESSAGES"])
+        replying = _replying(room, reply_to)
         online, guests = services().presence.people(room)
         if user:
             directs = store.directs(sid, DIRECT_SCAN)
     except redis.RedisError as exc:
         services().outage.failed("room page", exc)
         found, more, online, guests, unavailable = [], False, [], [], True
+        more_after, replying = False, None
     now = int(time.time() * 1000)
     shown = [json.loads(raw) for raw in found]
     if user and user not in online:
@@ -135,13 +148,17 @@ def room_page(room, error=None, text="", status=200, key=None, before=None, othe
     # The room part only: a fresh stream replays the newest direct messages, which the page's
     # lists drop by id, and which a tab leading the browser's shared stream keeps for the others.
     cursor = shown[-1]["id"] if shown else ("" if unavailable else "0-0")
-    older_url = None
+    older_url = newer_url = None
     if more and shown:
         older_url = url_for("pages.room", room=room, before=shown[0]["id"],
                             **({"with": other} if other else {}))
+    if more_after and shown:
+        newer_url = url_for("pages.room", room=room, after=shown[-1]["id"],
+                            **({"with": other} if other else {}))
     return render_template(
         "room.html", room=room, log=timeline.arrange(shown, lambda m: m["user"], now), more=more,
-        older_url=older_url, archive=before is not None,
+        older_url=older_url, newer_url=newer_url, archive=before is not None or more_after,
+        highlight=keys.format_stream_id(at) if at else None, replying=replying,
         dm_action=url_for("direct.post_direct", name=other, room=room) if other else None,
         dm_idempotency_key=dm_key or uuid.uuid4().hex,
         cursor=cursor, error=error, text=text or "", user=user,
@@ -154,6 +171,15 @@ def room_page(room, error=None, text="", status=200, key=None, before=None, othe
         edit_window_ms=cfg["EDIT_WINDOW_SECONDS"] * 1000,
         editable_after=now - cfg["EDIT_WINDOW_SECONDS"] * 1000, record=record,
         manages=bool(standing and standing.role in ("owner", "moderator"))), status
+
+
+def _replying(room, message_id):
+    """The quote of the message the composer answers (messages.quote), or None when there is
+    none to answer (no such message, or deleted)."""
+    if not message_id:
+        return None
+    found = services().conversation.message(room, message_id)
+    return None if found is None or found.get("deleted") else messages.quote(found)
 
 
 def _uid(user):

@@ -2,6 +2,9 @@
 // the stream as their own events; the actions menu under each message is plain forms (they work
 // without JavaScript), sent here with fetch to the JSON API and applied at once. Applying a
 // change twice (the answer, then the stream's event) shows the same thing: it is idempotent.
+import { compareIds } from './ids.js';
+
+const QUOTE_CHARS = 120;  // app/rooms/messages.py quote(): the first line, cut to this
 const STRINGS = {
   edited: '(edited)',
   deleted: 'message deleted',
@@ -9,6 +12,34 @@ const STRINGS = {
   unreachable: 'Could not reach the server. Try again.',
   pickEmoji: 'Type or paste an emoji first.',
 };
+
+// A reply's quote of a text: its first line, cut as the server cuts it.
+const firstLine = (text) => {
+  const line = [...(text || '').split('\n', 1)[0]];
+  return line.length > QUOTE_CHARS ? line.slice(0, QUOTE_CHARS - 1).join('') + '…' : line.join('');
+};
+
+// The quote a reply shows of what it answers ({id, user, text, deleted?}), a link to it.
+export function showQuote(li, quote, root) {
+  const a = document.createElement('a');
+  a.className = 'quote' + (quote.deleted ? ' gone' : '');
+  a.dataset.quote = '';
+  a.dataset.replyTo = quote.id;
+  const url = new URL(location.pathname, location.href);
+  url.searchParams.set('at', quote.id);
+  url.hash = `m-${quote.id}`;
+  a.href = url.pathname + url.search + url.hash;
+  const user = document.createElement('span');
+  user.className = 'quote-user';
+  user.dir = 'auto';
+  user.textContent = quote.user;
+  const text = document.createElement('span');
+  text.className = 'quote-text';
+  text.dir = 'auto';
+  text.textContent = quote.deleted ? STRINGS.deleted : quote.text;
+  a.append(user, ' ', text);
+  li.querySelector('.text').before(a);
+}
 
 const own = (li, root) => !!root.dataset.myUid && li.dataset.uid === root.dataset.myUid;
 const editable = (li, root) => Date.now() - Number(li.dataset.ts) < Number(root.dataset.editWindowMs || 0);
@@ -96,8 +127,8 @@ export function addActions(li, root) {
   const template = document.querySelector('template[data-actions]');
   if (!template || li.classList.contains('deleted') || li.querySelector('[data-actions]')) return;
   const menu = template.content.firstElementChild.cloneNode(true);
-  for (const el of menu.querySelectorAll('[action], [id], [for]')) {
-    for (const name of ['action', 'id', 'for']) {
+  for (const el of menu.querySelectorAll('[action], [id], [for], [href]')) {
+    for (const name of ['action', 'id', 'for', 'href']) {
       if (el.hasAttribute(name)) el.setAttribute(name, el.getAttribute(name).replace('__ID__', li.dataset.id));
     }
   }
@@ -113,7 +144,7 @@ function fitActions(li, root) {
   const menu = li.querySelector('[data-actions]');
   if (!menu) return;
   const mine = own(li, root);
-  for (const form of menu.querySelectorAll('[data-own-only]')) form.hidden = !mine;
+  if (!mine) for (const form of menu.querySelectorAll('[data-own-only]')) form.remove();
   const edit = menu.querySelector('form[data-edit]');
   if (edit && mine) edit.hidden = !editable(li, root);
   menu.hidden = !menu.querySelector('form:not([hidden]), [data-always]');
@@ -123,13 +154,19 @@ export function Changes(root) {
   const list = root.querySelector('[data-messages]');
   const find = (id) => list.querySelector(`li.msg[data-id="${CSS.escape(id)}"]`);
 
+  const quotesOf = (id) => list.querySelectorAll(`[data-quote][data-reply-to="${CSS.escape(id)}"]`);
   root.addEventListener('chat:edit', (e) => {
     const li = find(e.detail.message_id);
     if (li) showEdit(li, e.detail.text);
+    for (const q of quotesOf(e.detail.message_id)) q.querySelector('.quote-text').textContent = firstLine(e.detail.text);
   });
   root.addEventListener('chat:delete', (e) => {
     const li = find(e.detail.message_id);
     if (li) showDeleted(li);
+    for (const q of quotesOf(e.detail.message_id)) {
+      q.classList.add('gone');
+      q.querySelector('.quote-text').textContent = STRINGS.deleted;
+    }
   });
   root.addEventListener('chat:reaction', (e) => {
     const li = find(e.detail.message_id);
@@ -189,6 +226,64 @@ export function Changes(root) {
     } finally {
       if (button) button.disabled = false;
     }
+  });
+
+  // Reply: the composer answers this message until it is sent or cancelled.
+  const composer = root.querySelector('form[data-form][data-kind=message]');
+  const replying = composer?.querySelector('[data-replying]');
+  function replyTo(li) {
+    if (!replying) return;
+    replying.querySelector('[data-replying-id]').value = li ? li.dataset.id : '';
+    replying.querySelector('[data-replying-user]').textContent = li ? li.dataset.user : '';
+    replying.querySelector('[data-replying-text]').textContent = li ? firstLine(li.querySelector('.text').textContent) : '';
+    replying.hidden = !li;
+    if (li) composer.querySelector('textarea[name=text]').focus();
+  }
+  replying?.querySelector('[data-replying-cancel]').addEventListener('click', (e) => { e.preventDefault(); replyTo(null); });
+  root.addEventListener('chat:message', (e) => {  // one's own reply was stored: the composer is free again
+    if (!e.detail.live && e.detail.message.reply_to) replyTo(null);
+  });
+
+  // A quote leads to what it answers: here if shown, else after loading older pages up to it.
+  async function reveal(id) {
+    for (let pages = 0; pages < 20; pages += 1) {
+      const shown = find(id);
+      if (shown) return shown;
+      const oldest = list.querySelector('li.msg');
+      if (!oldest || compareIds(id, oldest.dataset.id) > 0) return null;  // it is not in the history
+      const url = new URL(root.dataset.historyUrl, location.href);
+      url.searchParams.set('before', oldest.dataset.id);
+      url.searchParams.set('limit', '200');
+      const response = await fetch(url, { headers: { Accept: 'application/json' } });
+      if (!response.ok) return null;
+      const page = await response.json();
+      root.dispatchEvent(new CustomEvent('chat:older', { detail: page, bubbles: true }));
+      if (!page.more) {
+        root.querySelector('[data-older]')?.parentElement.setAttribute('hidden', '');
+        return find(id);
+      }
+    }
+    return null;
+  }
+
+  list.addEventListener('click', async (e) => {
+    const reply = e.target.closest('[data-reply]');
+    if (reply && composer) {
+      e.preventDefault();
+      const li = reply.closest('li.msg');
+      li.querySelector('[data-actions]')?.removeAttribute('open');
+      replyTo(li);
+      return;
+    }
+    const quote = e.target.closest('[data-quote]');
+    if (!quote) return;
+    e.preventDefault();
+    const target = await reveal(quote.dataset.replyTo).catch(() => null);
+    if (!target) { location.href = quote.href; return; }  // the page around it, from the server
+    target.scrollIntoView({ block: 'center' });
+    target.classList.remove('flash');
+    void target.offsetWidth;  // restart the animation
+    target.classList.add('flash');
   });
 
   for (const li of list.querySelectorAll('li.msg')) fitActions(li, root);

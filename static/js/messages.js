@@ -1,7 +1,7 @@
 // MessageList: one log (the room's, or a conversation's direct messages) in id order, each
 // message once, with textContent only; laid out in day separators and runs (timeline.js).
 // The room's log also shows who joined and left, consecutive changes collapsed into one line.
-import { addActions, showDeleted, showEdit, showReactions } from './changes.js';
+import { addActions, showDeleted, showEdit, showQuote, showReactions } from './changes.js';
 import { fold } from './fold.js';
 import { t } from './i18n.js';
 import { compareIds } from './ids.js';
@@ -78,6 +78,7 @@ export function MessageList(el, root, { kind = 'message', accepts = () => true }
       if (message.deleted) showDeleted(li);
       else {
         if (message.edited_ts) showEdit(li, message.text);
+        if (message.reply_to) showQuote(li, message.reply_to, root);
         if (message.reactions) showReactions(li, message.reactions, root);
         addActions(li, root);
       }
@@ -173,10 +174,12 @@ export function MessageList(el, root, { kind = 'message', accepts = () => true }
 
   // The log shrinks when what is around it grows (a status that wraps the header, an error
   // line in the composer, a dragged textarea): a reader who was at the bottom stays there.
-  let stuck = true;
+  const target = list.querySelector('li.msg.target');  // a permalink's message
+  let stuck = !target;
   el.addEventListener('scroll', () => { stuck = atBottom(); if (stuck) jump.hidden = true; });
   new ResizeObserver(() => { if (stuck) toBottom(); }).observe(el);
   jump.addEventListener('click', toBottom);
   arrange(list, groupMs);  // the server laid the page out in UTC: now in the reader's time zone
-  toBottom();
+  if (target) target.scrollIntoView({ block: 'center' });
+  else toBottom();
 }
