@@ -29,9 +29,10 @@ from pathlib import Path
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .ops import cli, embedded_redis, health, metrics, services, settings
+from .ops import cli, embedded_redis, health, metrics, rooms_cli, services, settings
 from .people import account_cli, account_views, direct, identity, oidc, sessions, tokens, tokens_cli
 from .web import (
+    admin_views,
     api,
     bodies,
     changes,
@@ -101,4 +102,6 @@ def create_app(test_config=None):
     app.register_blueprint(account_cli.bp)
     app.register_blueprint(room_views.bp)
     app.register_blueprint(invite_views.bp)
+    app.register_blueprint(rooms_cli.bp)
+    app.register_blueprint(admin_views.bp)
     return app

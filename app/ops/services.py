@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # the classes import services() themselves: built in init_app
     from ..rooms.invites import Invites
     from ..rooms.moderation import Moderation
     from ..rooms.records import Rooms
+    from ..rooms.retention import Retention
     from ..rooms.store import Store
     from ..webhooks.service import Webhooks
     from .metrics import Metrics
@@ -59,6 +60,7 @@ class Services:
     rooms: Rooms | None = None               # room records: owners, visibility, members (app/rooms/records.py)
     moderation: Moderation | None = None     # bans, removals, slow mode, deletion, the audit record
     invites: Invites | None = None           # invitation links
+    retention: Retention | None = None       # history trimmed by age (RIPPLE_HISTORY_MAX_AGE_DAYS)
     conversation: Conversation | None = None  # edits, deletions, reactions (app/rooms/conversation.py)
     hub: Hub | None = None              # what every stream shares; set last (it reads the others)
     webhooks: Webhooks | None = None    # registry, event queue, this worker's deliveries (app/webhooks/)
@@ -88,6 +90,7 @@ def init_app(app):
     from ..rooms.invites import Invites
     from ..rooms.moderation import Moderation
     from ..rooms.records import Rooms
+    from ..rooms.retention import Retention
     from ..rooms.store import Store
     from ..webhooks import service as webhooks
     from . import topology
@@ -129,6 +132,8 @@ def init_app(app):
     ripple.rooms = Rooms(commands, cfg["ROOMS_MAX"], cfg["ROOM_MEMBERS_MAX"])
     ripple.moderation = Moderation(commands, publish, cfg["ROOM_BANS_MAX"])
     ripple.invites = Invites(commands, cfg["SECRET_KEY"], cfg["ROOM_INVITES_MAX"])
+    ripple.retention = Retention(commands, cfg["HISTORY_MAX_AGE_DAYS"])
+    ripple.store.after_post = ripple.retention.after_post  # trimmed by age now and then
     ripple.conversation = Conversation(ripple.store, cfg["EDIT_WINDOW_SECONDS"], publish, rooms=ripple.rooms)
     ripple.hub = Hub(ripple, cfg)
     ripple.webhooks = webhooks.build(commands, ripple.store, outbox, cfg)

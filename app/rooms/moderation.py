@@ -20,7 +20,8 @@ Records of actions: ``ripple:{r:<room>}:audit`` (the room's own, capped) and ``r
 import hashlib
 import json
 
-from .records import RecordKeys, now_ms
+from . import keys
+from .records import REGISTRY, RecordKeys, now_ms
 
 AUDIT = "ripple:audit"
 ROOM_AUDIT_LENGTH = 1000
@@ -126,16 +127,21 @@ class Moderation:
         """Ask every open stream of ``room`` to check its access again (visibility changed)."""
         self.redis.execute_command(self.publish_command, RecordKeys(room).channel, "!#access\n")
 
-    def delete(self, room, history_keys):
-        """Delete the room's record, members, bans, invites, audit and history (``history_keys``:
-        its log, meta and online keys); every open stream ends with ``event: room-deleted``.
-        The room's short-lived keys (idempotency, slow mode, typing) are found and deleted too."""
-        k = RecordKeys(room)
-        self._delete(keys=[k.info, k.members, k.bans, k.invites, k.audit, *history_keys, k.channel])
+    def delete(self, room):
+        """Delete the room's record, members, bans, invites, audit and history; every open
+        stream ends with ``event: room-deleted``. The room's short-lived keys (idempotency, slow
+        mode, typing) are found and deleted too, and the lobby and the registry forget it."""
+        k, h = RecordKeys(room), keys.RoomKeys(room)
+        self._delete(keys=[k.info, k.members, k.bans, k.invites, k.audit, h.log, h.meta, h.online,
+                           h.changed, k.channel])
         leftovers = list(self.redis.scan_iter(match=_glob_escape(k.tag) + ":*", count=1000))
         for start in range(0, len(leftovers), 500):
             # One key at a time would be needed on a Cluster only across slots; these share one.
             self.redis.delete(*leftovers[start:start + 500])
+        with self.redis.pipeline(transaction=False) as pipe:  # other slots: outside the script
+            pipe.zrem(REGISTRY, room)
+            pipe.zrem(keys.ROOMS_INDEX, room)
+            pipe.execute()
 
     def slow_wait(self, room, uid, seconds, idempotency_key):
         """Ms before ``uid`` may post in ``room`` under slow mode (0: now, and the wait starts).

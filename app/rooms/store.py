@@ -119,6 +119,7 @@ class Store:
         self.replica_acks = int(replica_acks)
         self.replica_timeout_ms = int(replica_timeout_ms)
         self._touched = {}  # room -> when this process last updated the lobby's index
+        self.after_post = None  # called with a room at most once a second after a post there
         # SPUBLISH on a cluster: the message goes to the shard owning the room, not everywhere.
         script = _PUBLISH_LUA.replace("-- webhooks --", outbox.PUBLISH_LUA if outbox is not None else "")
         self._publish = client.register_script(script.replace("'PUBLISH'", "'%s'" % publish_command))
@@ -285,6 +286,8 @@ class Store:
             self._touched.clear()
         self._touched[room] = now
         try:
+            if self.after_post is not None:  # trimming by age (app/rooms/retention.py)
+                self.after_post(room)
             with self.redis.pipeline(transaction=False) as pipe:
                 pipe.zadd(keys.ROOMS_INDEX, {room: int(time.time() * 1000)})
                 # Bounded: the least recently active rooms leave the index (their history stays).

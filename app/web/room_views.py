@@ -9,7 +9,7 @@ from flask import Blueprint, jsonify, redirect, render_template, request, url_fo
 
 from ..ops.services import services
 from ..rooms import keys, messages, records
-from . import gate, guard, pages
+from . import gate, guard, pages, targets
 from .replies import json_error, require_utf8_form, wants_json
 
 bp = Blueprint("rooms", __name__)
@@ -83,8 +83,8 @@ def room_or_404(room):
 
 def done(form, target, payload=None, status=200):
     """A form's redirect to ``target``, or the JSON answer (204 when there is nothing to say)."""
-    if form:
-        return redirect(target, 303)
+    if form:  # a form may name where to go back to (the admin page does): a local path only
+        return redirect(targets.local(request.form.get("next"), target), 303)
     if payload is None:
         return "", 204
     response = jsonify(payload)
@@ -204,12 +204,7 @@ def change_room(room):
 
 def delete_room(room):
     """Delete ``room`` everywhere: its record, history and keys; its streams end."""
-    k = keys.RoomKeys(room)
-    moderation().delete(room, [k.log, k.meta, k.online])
-    with services().redis.pipeline(transaction=False) as pipe:
-        pipe.zrem(records.REGISTRY, room)
-        pipe.zrem(keys.ROOMS_INDEX, room)  # the lobby forgets it
-        pipe.execute()
+    moderation().delete(room)
     record(room, "delete-room")
 
 

@@ -1,0 +1,148 @@
+"""Operators' room commands: ``flask --app app rooms list|show|delete|ban|unban|trim|export|import``."""
+import json
+import sys
+from datetime import datetime, timezone
+
+import click
+import redis
+from flask import Blueprint, current_app
+
+from ..rooms import archive, census, keys
+from .services import services
+
+bp = Blueprint("rooms_cli", __name__, cli_group="rooms")
+OPERATOR = ("operator", "operator")  # who the audit record names for a command
+
+
+@bp.cli.command("list")
+def list_command():
+    """List rooms: name, visibility, members, messages, last activity (UTC)."""
+    with _redis_errors():
+        for room in census.summaries(services().redis, census.room_names(services().redis)):
+            click.echo("%s\t%s\t%d members\t%d messages\t%s" % (
+                room["room"], room["visibility"], room["members"], room["messages"], _when(room["last"])))
+
+
+@bp.cli.command("show")
+@click.argument("room")
+def show_command(room):
+    """Show ROOM's record, members and bans as JSON."""
+    room = _room(room)
+    with _redis_errors():
+        ripple = services()
+        click.echo(json.dumps({"room": room, "record": ripple.rooms.info(room),
+                               "summary": census.summaries(ripple.redis, [room])[0],
+                               "members": ripple.rooms.members(room),
+                               "bans": ripple.moderation.active_bans(room)}, ensure_ascii=False, indent=2))
+
+
+@bp.cli.command("delete")
+@click.argument("room")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def delete_command(room, yes):
+    """Delete ROOM: history, record, members; its open streams end (event: room-deleted)."""
+    room = _room(room)
+    if not yes:
+        click.confirm("Delete #%s and all its history?" % room, abort=True)
+    with _redis_errors():
+        services().moderation.delete(room)
+        services().moderation.record(room, *OPERATOR, "delete-room")
+    click.echo("deleted #%s" % room)
+
+
+@bp.cli.command("ban")
+@click.argument("room")
+@click.argument("user")
+@click.option("--seconds", type=click.IntRange(1), default=None, help="For this long (default: for good).")
+def ban_command(room, user, seconds):
+    """Ban USER (a stable id as messages carry it, an account name, or addr:<address>) from ROOM."""
+    room = _room(room)
+    with _redis_errors():
+        ripple = services()
+        found = ripple.accounts.get(ripple.accounts.id_for(user)) if not user.startswith("addr:") else None
+        key, name = (found["id"], found["name"]) if found else (user, user)
+        ban = ripple.moderation.ban(room, key, name, OPERATOR[1], seconds)
+        ripple.moderation.record(room, *OPERATOR, "ban", name, "for %d s" % seconds if seconds else "for good")
+    click.echo("banned %s from #%s%s" % (name, room, " until " + _when(ban["until"]) if ban["until"] else ""))
+
+
+@bp.cli.command("unban")
+@click.argument("room")
+@click.argument("user")
+def unban_command(room, user):
+    """Lift USER's ban in ROOM (the id the ban lists, or an account name)."""
+    room = _room(room)
+    with _redis_errors():
+        ripple = services()
+        found = ripple.accounts.get(ripple.accounts.id_for(user)) if not user.startswith("addr:") else None
+        if not ripple.moderation.unban(room, user) and not (found and ripple.moderation.unban(room, found["id"])):
+            _fail(2, "There is no ban on “%s” in #%s." % (user, room))
+        ripple.moderation.record(room, *OPERATOR, "unban", user)
+    click.echo("unbanned %s in #%s" % (user, room))
+
+
+@bp.cli.command("trim")
+def trim_command():
+    """Trim every room's history by age now (RIPPLE_HISTORY_MAX_AGE_DAYS); for cron."""
+    retention = services().retention
+    if not retention.on:
+        _fail(2, "RIPPLE_HISTORY_MAX_AGE_DAYS is not set: there is no age to trim by.")
+    with _redis_errors():
+        gone = sum(retention.trim(room) for room in census.room_names(services().redis, 10 ** 6))
+    click.echo("trimmed %d messages" % gone)
+
+
+@bp.cli.command("export")
+@click.argument("room")
+def export_command(room):
+    """Write ROOM's history to standard output as NDJSON (ids, authors' ids, edits applied)."""
+    room = _room(room)
+    with _redis_errors():
+        for message in archive.export(services().store, room):
+            sys.stdout.write(message + "\n")
+
+
+@bp.cli.command("import")
+@click.argument("room")
+@click.argument("source", type=click.File("r", encoding="utf-8"), default="-")
+def import_command(room, source):
+    """Restore NDJSON from SOURCE (default: standard input) into ROOM, which must have no
+    history; ids are kept, so clients' cursors stay valid."""
+    room = _room(room)
+    with _redis_errors():
+        try:
+            count = archive.import_lines(services().redis, room, source)
+        except archive.NotEmpty:
+            _fail(2, "#%s has history already: import only into an empty room." % room)
+        except archive.BadLine as exc:
+            _fail(2, "Nothing imported: %s." % exc)
+        services().store._touch(room)  # the lobby lists it again
+    click.echo("imported %d messages into #%s" % (count, room))
+
+
+def _room(room):
+    canonical = keys.canonical_room(room)
+    if canonical is None:
+        _fail(2, keys.ROOM_RULE)
+    return canonical
+
+
+def _when(ms):
+    if not ms:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+class _redis_errors:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if isinstance(exc, redis.RedisError):
+            _fail(1, "Redis is unreachable at %s: %s" % (current_app.config["REDIS_URL"], exc))
+        return False
+
+
+def _fail(code, sentence):
+    click.echo("error: %s" % sentence, err=True)
+    sys.exit(code)

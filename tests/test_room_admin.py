@@ -1,0 +1,177 @@
+"""Administrators (issue 15): the /admin page (no JavaScript needed) and its JSON API, the admin
+token in every room, the operators' ``flask rooms`` commands, history trimmed by age, and an
+export/import round trip that keeps ids and a client's cursor."""
+import json
+import re
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from app import create_app
+from app.ops.services import services
+
+from .support import LIMITS_OFF, TOKEN, post
+from .test_accounts import account_holder
+from .test_rooms import answer, create, new_room
+from .web import Browser
+
+ADMIN_TOKEN = "test-admin-token-" + uuid.uuid4().hex
+BEARER = {"Authorization": "Bearer " + ADMIN_TOKEN}
+
+
+@pytest.fixture
+def admin_app(redis_url):
+    return create_app({"TESTING": True, "REDIS_URL": redis_url, "PUBLISH_TOKEN": TOKEN,
+                       "SECRET_KEY": "test-secret", "ADMIN_TOKEN": ADMIN_TOKEN, **LIMITS_OFF})
+
+
+def csrf(client):
+    return client.get("/session").get_json()["csrf_token"]
+
+
+def signed_in_admin(app, client):
+    name = "adm-" + uuid.uuid4().hex[:6]
+    with app.app_context():
+        services(app).accounts.create(name, "correct horse battery", admin=True)
+    response = client.post("/session", json={"name": name, "password": "correct horse battery"},
+                           headers={"X-CSRF-Token": csrf(client)})
+    assert response.status_code == 200
+    return name
+
+
+def test_the_admin_api_lists_rooms_with_counts_for_the_admin_token_only(admin_app, redis_url):
+    client = admin_app.test_client()
+    room = new_room("adm")
+    for text in ("one", "two"):
+        assert post_in_process(client, room, text) == 201
+    listed = client.get("/admin/api/rooms", headers=BEARER).get_json()["rooms"]
+    found = [r for r in listed if r["room"] == room]
+    assert found and found[0]["messages"] == 2 and found[0]["last"] > 0 and found[0]["visibility"] == "public"
+    assert client.get("/admin/api/rooms", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert client.get("/admin/api/accounts").status_code == 401
+    for path in ("/admin/api/accounts", "/admin/api/bans", "/admin/api/audit", "/admin/api/rooms/%s" % room):
+        assert client.get(path, headers=BEARER).status_code == 200, path
+
+
+def post_in_process(client, room, text):
+    return client.post("/rooms/%s/messages" % room, json={"text": text, "user": "bot"},
+                       headers={"Authorization": "Bearer " + TOKEN}).status_code
+
+
+def test_a_signed_in_non_administrator_gets_403_not_admin(admin_app):
+    client = admin_app.test_client()
+    client.post("/session", json={"name": "gus-" + uuid.uuid4().hex[:6]}, headers={"X-CSRF-Token": csrf(client)})
+    response = client.get("/admin/api/rooms")
+    assert response.status_code == 403 and response.get_json()["code"] == "not_admin"
+    assert client.get("/admin", headers={"Accept": "text/html"}).status_code == 403
+
+
+def test_the_admin_token_runs_any_room_without_a_csrf_token(admin_app):
+    client = admin_app.test_client()
+    room = new_room("tok")
+    post_in_process(client, room, "made by posting")
+    changed = client.patch("/rooms/%s" % room, json={"visibility": "private", "topic": "taken over"}, headers=BEARER)
+    assert changed.status_code == 200 and changed.get_json()["visibility"] == "private"
+    assert client.get("/rooms/%s/messages" % room).status_code == 404  # nobody is a member
+    assert client.post("/rooms/%s/bans" % room, json={"address": "198.51.100.4"}, headers=BEARER).status_code == 201
+    actions = client.get("/admin/api/audit", headers=BEARER).get_json()["actions"]
+    assert [a["action"] for a in actions if a["room"] == room][:2] == ["ban", "change"]
+    assert client.delete("/rooms/%s" % room, headers=BEARER).status_code == 204
+
+
+def test_the_admin_page_works_without_javascript(admin_app):
+    client = admin_app.test_client()
+    signed_in_admin(admin_app, client)
+    room = new_room("page")
+    post_in_process(client, room, "hello")
+    page = client.get("/admin", headers={"Accept": "text/html"})
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "#" + room in html and "Recent moderation" in html
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    deleted = client.post("/rooms/%s" % room, data={"_method": "DELETE", "csrf_token": token, "next": "/admin"},
+                          headers={"Accept": "text/html"})
+    assert deleted.status_code == 303 and deleted.headers["Location"].endswith("/admin")
+    after = client.get("/admin", headers={"Accept": "text/html"}).get_data(as_text=True)
+    assert "#" + room not in after.split("<table data-rooms>")[1].split("</table>")[0]
+    assert "delete-room" in after  # the recent moderation says so
+
+
+def test_signed_out_the_admin_page_asks_to_sign_in(admin_app):
+    page = admin_app.test_client().get("/admin", headers={"Accept": "text/html"})
+    assert page.status_code == 401 and "administrator" in page.get_data(as_text=True)
+
+
+# History trimmed by age --------------------------------------------------------------------------
+
+def test_history_older_than_the_maximum_age_goes_and_a_resume_from_before_is_told(redis_url, redis_client):
+    app = create_app({"TESTING": True, "REDIS_URL": redis_url, "SECRET_KEY": "test-secret",
+                      "HISTORY_MAX_AGE_DAYS": 1, **LIMITS_OFF})
+    room = new_room("age")
+    log = "ripple:{r:%s}:log" % room
+    for ms in (1000, 2000):  # long ago
+        redis_client.xadd(log, {"m": '"room":"%s","user":"old","text":"ancient %d"' % (room, ms)}, id="%d-0" % ms)
+    with app.app_context():
+        store = services(app).store
+        store.publish(room, "new", "today")
+        assert services(app).retention.trim(room) == 0  # the post already trimmed it
+        texts = [json.loads(m)["text"] for m in store.page(room)[0]]
+        assert texts == ["today"]
+        from app.rooms import keys
+        _, _, dropped = store.replay(keys.RoomKeys(room), (1000, 0))
+        assert dropped  # the client is told some of what it asked for is gone
+
+
+# Operators' commands, export and import -----------------------------------------------------------
+
+def flask(redis_url, *args, stdin=None):
+    return subprocess.run([sys.executable, "-m", "flask", "--app", "app", "rooms", *args],
+                          env={"REDIS_URL": redis_url, "PATH": "/usr/bin:/bin", "SECRET_KEY": "test-secret"},
+                          input=stdin, capture_output=True, text=True, timeout=60)
+
+
+def test_export_and_import_keep_ids_edits_deletions_and_a_clients_cursor(server, redis_url):
+    owner = account_holder(server, "exp")
+    room = new_room("exp")
+    assert create(owner, room)[0] == 201
+    sent = [owner.post(room, text)[1] for text in ("one", "two", "three", "four")]
+    edited = answer(owner, "PATCH", "/rooms/%s/messages/%s" % (room, sent[1]["id"]), body={"text": "two, edited"})
+    assert edited[0] == 200
+    assert owner.request("DELETE", "/rooms/%s/messages/%s" % (room, sent[2]["id"]))[0] == 204
+    exported = flask(redis_url, "export", room)
+    assert exported.returncode == 0, exported.stderr
+    lines = [json.loads(line) for line in exported.stdout.splitlines()]
+    assert [m["id"] for m in lines] == [m["id"] for m in sent]
+    assert [m["text"] for m in lines] == ["one", "two, edited", "", "four"] and lines[2]["deleted"]
+    assert all(m["uid"] == sent[0]["uid"] for m in lines)
+    assert "three" not in exported.stdout
+    refused = flask(redis_url, "import", room, stdin=exported.stdout)
+    assert refused.returncode == 2 and "empty room" in refused.stderr
+    assert flask(redis_url, "delete", room, "--yes").returncode == 0
+    restored = flask(redis_url, "import", room, stdin=exported.stdout)
+    assert restored.returncode == 0, restored.stderr
+    assert answer(owner, "GET", "/rooms/%s/messages" % room)[1]["messages"] == lines
+    stream = Browser(server.url).stream(room, headers={"Last-Event-ID": sent[1]["id"]})  # a cursor held before
+    got = [e.json() for e in stream.messages(2)]
+    stream.close()
+    assert [m["id"] for m in got] == [sent[2]["id"], sent[3]["id"]]
+    assert post(server.url, room, "after the import")[0] == 201
+
+
+def test_the_rooms_commands_list_show_ban_and_unban(server, redis_url):
+    owner = account_holder(server, "cli")
+    room = new_room("cli")
+    create(owner, room, "private")
+    assert room in flask(redis_url, "list").stdout
+    shown = json.loads(flask(redis_url, "show", room).stdout)
+    assert shown["record"]["visibility"] == "private" and shown["members"][0]["role"] == "owner"
+    victim = account_holder(server, "vic")
+    banned = flask(redis_url, "ban", room, victim.name, "--seconds", "60")
+    assert banned.returncode == 0 and "banned" in banned.stdout
+    assert json.loads(flask(redis_url, "show", room).stdout)["bans"][0]["name"] == victim.name
+    assert flask(redis_url, "unban", room, victim.name).returncode == 0
+    assert json.loads(flask(redis_url, "show", room).stdout)["bans"] == []
+    assert flask(redis_url, "unban", room, victim.name).returncode == 2
+    assert flask(redis_url, "export", "bad name").returncode == 2
