@@ -6,7 +6,13 @@ import json
 import time
 
 import pytest
+from redis.crc import key_slot
 
+from app.rooms import keys
+from app.rooms.records import RecordKeys
+
+from .servers import Gunicorn
+from .support import SERVER_ENV
 from .test_accounts import account_holder, streams_on_both_workers
 from .test_rooms import answer, create, guest, invite, new_room, path_of
 from .web import Browser
@@ -228,3 +234,38 @@ def test_a_stranger_cannot_touch_a_private_rooms_messages(server, owner):
     for method, path, body in (("DELETE", base, None), ("PATCH", base, {"text": "mine now"}),
                                ("PUT", base + "/reactions/%F0%9F%91%8D", None)):
         assert stranger.request(method, path, body=body)[0] == 404, (method, path)
+
+
+# Two hosts on one Redis, and one Cluster slot per room -------------------------------------------
+
+@pytest.fixture(scope="module")
+def two_hosts(redis_url, tmp_path_factory):
+    """Two Ripple instances (separate masters, as separate hosts would be) on one Redis."""
+    hosts = [Gunicorn(tmp_path_factory.mktemp("host%d" % i), redis_url=redis_url, workers=2,
+                      env=SERVER_ENV).start() for i in range(2)]
+    yield hosts
+    for host in hosts:
+        host.stop()
+
+
+def test_a_ban_on_one_host_ends_the_persons_streams_on_both_hosts_within_a_second(two_hosts):
+    a, b = two_hosts
+    owner = account_holder(a, "own")
+    room, member = room_with_member(a, owner, "public")
+    elsewhere = Browser(b.url).same_session_as(member)
+    streams = [member.stream(room), elsewhere.stream(room)]
+    for stream in streams:
+        stream.until("ready")
+    started = time.monotonic()
+    assert answer(owner, "POST", "/rooms/%s/bans" % room, body={"user": member.name})[0] == 201
+    for stream in streams:
+        assert ended_with(stream, "removed", started + 1.5)["reason"] == "banned"
+    again = elsewhere.stream(room, headers={"Last-Event-ID": "0-0"})
+    assert again.status == 403  # refused on the other host too: the EventSource stops there
+    again.close()
+
+
+def test_every_key_of_a_room_record_shares_the_rooms_cluster_slot():
+    k, h = RecordKeys("lobby"), keys.RoomKeys("lobby")
+    names = [k.info, k.members, k.bans, k.invites, k.audit, k.slow("abc"), k.channel, h.log, h.meta, h.changed]
+    assert len({key_slot(n.encode()) for n in names}) == 1

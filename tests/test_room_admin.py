@@ -175,3 +175,23 @@ def test_the_rooms_commands_list_show_ban_and_unban(server, redis_url):
     assert json.loads(flask(redis_url, "show", room).stdout)["bans"] == []
     assert flask(redis_url, "unban", room, victim.name).returncode == 2
     assert flask(redis_url, "export", "bad name").returncode == 2
+
+
+# Bounded growth ----------------------------------------------------------------------------------
+
+def test_room_and_invitation_caps_refuse_with_a_sentence(redis_url, redis_client):
+    full = redis_client.zcard("ripple:rooms:registry") + 1
+    app = create_app({"TESTING": True, "REDIS_URL": redis_url, "SECRET_KEY": "test-secret",
+                      "ROOMS_MAX": full, "ROOM_INVITES_MAX": 2, **LIMITS_OFF})
+    client = app.test_client()
+    client.post("/session", json={"name": "cap-" + uuid.uuid4().hex[:6]}, headers={"X-CSRF-Token": csrf(client)})
+    token = csrf(client)
+    room = new_room("cap")
+    assert client.post("/rooms", json={"name": room}, headers={"X-CSRF-Token": token}).status_code == 201
+    refused = client.post("/rooms", json={"name": new_room("cap")}, headers={"X-CSRF-Token": token})
+    assert refused.status_code == 409 and refused.get_json()["code"] == "room_cap"
+    assert "limit of %d rooms" % full in refused.get_json()["error"]
+    for _ in range(2):
+        assert client.post("/rooms/%s/invites" % room, json={}, headers={"X-CSRF-Token": token}).status_code == 201
+    third = client.post("/rooms/%s/invites" % room, json={}, headers={"X-CSRF-Token": token})
+    assert third.status_code == 409 and third.get_json()["code"] == "invite_cap"
