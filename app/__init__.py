@@ -18,8 +18,8 @@ app/web/           api (room HTTP interface), pages, form_pages, errors, replies
 app/ops/           settings, topology (where Redis is), broker (the clients and services),
                    embedded_redis, metrics, outage (outage log), health, cli (publish)
 app/webhooks/      outgoing webhooks and bots: hooks (the registry), queue (the event queue,
-                   emit), signing, sender (one HTTP attempt), dispatcher (deliveries in every
-                   worker), views (/admin/webhooks), cli (``flask webhooks``), service
+                   emit), signing, sender (one HTTP attempt), dispatcher and pump (deliveries
+                   in every worker), views (/admin/webhooks), cli (``flask webhooks``), service
 app/__init__.py    create_app: the application factory that wires them together
 =================  ==========================================================================
 """

@@ -27,18 +27,17 @@ import socket
 import time
 
 import gevent
-import gevent.event
 import redis
 import requests
 
 from ..rooms import keys, messages
 from . import hooks, queue, sender, signing
+from .pump import IDLE_WAIT_SECONDS, LEASE_LUA, Pump
 
 logger = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 2.0   # how soon a worker notices a webhook added, removed or disabled
 TRIM_SECONDS = 60.0     # how often one worker trims the queue below what every webhook finished
-IDLE_WAIT_SECONDS = 1.0  # a pump with nothing to do looks again after this (due retries)
 MAX_DELAY_SECONDS = 3600.0  # backoff never waits longer than this between two attempts
 DISABLED = "It failed every delivery for %g hours."
 
@@ -48,19 +47,6 @@ _PARK_LUA = """
 if ARGV[5] == '1' then redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) end
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
 redis.call('HSET', KEYS[3], ARGV[2], ARGV[4])
-"""
-
-# KEYS: retry, held.  ARGV: now (ms), lease end (ms), count.  Lease the due retries: returns
-# id, held JSON, id, held JSON...
-_LEASE_LUA = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
-local out = {}
-for _, id in ipairs(due) do
-  redis.call('ZADD', KEYS[1], ARGV[2], id)
-  out[#out + 1] = id
-  out[#out + 1] = redis.call('HGET', KEYS[2], id) or ''
-end
-return out
 """
 
 # KEYS: the webhook's record.  ARGV: now (ms), disable after (ms), reason.  Note a failure;
@@ -97,7 +83,7 @@ class Dispatcher:
         self.consumer = None
         self.session = None
         self._park = client.register_script(_PARK_LUA)
-        self._lease = client.register_script(_LEASE_LUA)
+        self.lease = client.register_script(LEASE_LUA)
         self._failed = client.register_script(_FAILED_LUA)
         self._greenlets = []
 
@@ -224,13 +210,15 @@ class Dispatcher:
             else:
                 record["outcome"] = "gave_up" if outcome.retry else "failed"
                 self.finish(hook_id, entry)
-            hours = self.disable_ms / 3600000
-            if self._failed(keys=[hooks.record_key(hook_id)], args=[now, int(self.disable_ms), DISABLED % hours]):
-                logger.warning("webhook disabled: failing for %g hours id=%s url=%s", hours, hook_id, hook["url"])
+        # Logged before the failure is counted: a webhook shown disabled has its last attempt listed.
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.lpush(hooks.log_key(hook_id), json.dumps(record, ensure_ascii=False))
             pipe.ltrim(hooks.log_key(hook_id), 0, self.log_length - 1)
             pipe.execute()
+        if not outcome.delivered:
+            hours = self.disable_ms / 3600000
+            if self._failed(keys=[hooks.record_key(hook_id)], args=[now, int(self.disable_ms), DISABLED % hours]):
+                logger.warning("webhook disabled: failing for %g hours id=%s url=%s", hours, hook_id, hook["url"])
 
     def backoff(self, attempt, asked=None):
         """Seconds before attempt ``attempt + 1``: base x 2^(attempt-1), capped at an hour, with
@@ -274,89 +262,6 @@ class Dispatcher:
         except redis.RedisError:
             return "Not posted: the message store is unavailable."
         return "posted"
-
-
-class Entry:
-    """One event on its way to one webhook: ``parked`` once it waits in the retry set."""
-
-    __slots__ = ("id", "fields", "attempts", "first", "parked")
-
-    def __init__(self, id, fields, attempts=0, first=None, parked=False):
-        self.id, self.fields, self.attempts, self.first, self.parked = id, fields, attempts, first, parked
-
-
-class Pump:
-    """One webhook's deliveries in this worker."""
-
-    def __init__(self, dispatcher, hook):
-        self.dispatcher, self.hook = dispatcher, hook
-        self.stopped = False
-        self.wake = gevent.event.Event()
-        self.claim_from = "0-0"
-        self.next_claim = 0.0
-        self.greenlet = gevent.spawn(self.run)
-
-    def run(self):
-        while not self.stopped:
-            try:
-                worked = self.step()
-            except redis.ResponseError as exc:
-                if "NOGROUP" in str(exc) and not self.stopped:
-                    self._recreate_group()
-                else:
-                    logger.warning("webhooks: %s id=%s", exc, self.hook["id"])
-                gevent.sleep(IDLE_WAIT_SECONDS)
-                continue
-            except redis.RedisError as exc:
-                logger.warning("webhooks: redis unavailable: %s", exc)
-                gevent.sleep(IDLE_WAIT_SECONDS)
-                continue
-            except Exception:  # noqa: BLE001 - one bad event must not end the webhook's deliveries
-                logger.exception("webhooks: delivery step failed id=%s", self.hook["id"])
-                gevent.sleep(IDLE_WAIT_SECONDS)
-                continue
-            if not worked:
-                self.wake.wait(IDLE_WAIT_SECONDS)
-                self.wake.clear()
-
-    def step(self):
-        """Gather up to ``concurrency`` events (a dead worker's, due retries, new ones) and
-        deliver them at once; return whether there were any."""
-        d, hook_id = self.dispatcher, self.hook["id"]
-        group, want = queue.group(hook_id), d.concurrency
-        batch = []
-        now = time.monotonic()
-        if now >= self.next_claim:  # what a dead worker was delivering (idle past one lease)
-            self.next_claim = now + d.lease_ms / 2000
-            found = d.redis.xautoclaim(queue.EVENTS, group, d.consumer, d.lease_ms, self.claim_from, count=want)
-            self.claim_from = found[0]
-            batch += [Entry(mid, fields) for mid, fields in found[1] if mid is not None and fields]
-        if len(batch) < want:
-            leased = d._lease(keys=[hooks.retry_key(hook_id), hooks.held_key(hook_id)],
-                              args=[_now(), _now() + d.lease_ms, want - len(batch)])
-            for mid, held in zip(leased[::2], leased[1::2]):
-                state = json.loads(held) if held else {"fields": {}, "attempts": 0, "first": None}
-                batch.append(Entry(mid, state["fields"], state["attempts"], state["first"], parked=True))
-        if len(batch) < want:
-            found = d.redis.xreadgroup(group, d.consumer, {queue.EVENTS: ">"}, count=want - len(batch))
-            batch += [Entry(mid, fields) for mid, fields in (found[0][1] if found else ())]
-        if batch:
-            hook = self.hook
-            gevent.joinall([gevent.spawn(self._one, hook, entry) for entry in batch])
-        return bool(batch)
-
-    def _one(self, hook, entry):
-        try:
-            self.dispatcher.deliver(hook, entry)
-        except Exception:  # noqa: BLE001 - left pending or leased: another attempt comes
-            logger.exception("webhooks: delivery failed id=%s event=%s", hook["id"], entry.id)
-
-    def _recreate_group(self):
-        # The queue vanished (a Redis restarted without its data): start again from new events.
-        try:
-            self.dispatcher.redis.xgroup_create(queue.EVENTS, queue.group(self.hook["id"]), id="$", mkstream=True)
-        except redis.ResponseError:
-            pass  # another worker made it first, or the webhook is gone
 
 
 def wanted(hook, kind, room, message):
