@@ -43,6 +43,7 @@ from .web import (
     headers,
     i18n,
     invite_views,
+    links,
     pages,
     request_ids,
     room_views,
@@ -85,6 +86,7 @@ def create_app(test_config=None):
     errors.init_app(app)
     i18n.init_app(app)  # the interface language (Flask-Babel): before anything renders a page
     headers.init_app(app)
+    links.init_app(app)  # the linkify filter: http(s) URLs in messages as links
     cors.init_app(app)
     oidc.init_app(app)
     metrics.init_app(app)

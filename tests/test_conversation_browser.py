@@ -230,3 +230,31 @@ def test_replying_without_javascript(open_room, room):
     page.get_by_role("button", name="Send").click()
     quote = page.locator("main.room li.msg", has_text="answer without script").locator("[data-quote]")
     expect(quote).to_contain_text("question without script")
+
+
+def test_links_in_messages_are_clickable_and_safe_live_and_on_reload(open_room, server, room, dialogs):
+    from .browser import publish
+    page = open_room(unique("ann"))
+    publish(server, room, "read https://example.com/guide?a=1&b=2, then javascript:alert(1) "
+                          "<a href=javascript:alert(2)>x</a>")
+    for _ in range(2):
+        li = page.locator("main.room li.msg").last
+        links = li.locator(".text a")
+        expect(links).to_have_count(1, timeout=LIVE_MS)
+        expect(links).to_have_attribute("href", "https://example.com/guide?a=1&b=2")
+        expect(links).to_have_attribute("rel", "noopener noreferrer nofollow ugc")
+        expect(links).to_have_attribute("target", "_blank")
+        expect(li.locator(".text")).to_have_text(
+            "read https://example.com/guide?a=1&b=2, then javascript:alert(1) <a href=javascript:alert(2)>x</a>")
+        page.reload()
+        expect(page.locator(STATUS)).to_have_text("connected")
+    assert dialogs == []
+
+
+def test_an_edit_keeps_links_clickable(open_room):
+    page = open_room(unique("ann"))
+    send(page, "typo")
+    li = menu(page, "typo")
+    li.locator("form[data-edit] textarea").fill("see https://example.org/x")
+    li.get_by_role("button", name="Save edit").click()
+    expect(page.locator("main.room li.msg .text a")).to_have_attribute("href", "https://example.org/x")

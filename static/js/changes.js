@@ -3,6 +3,7 @@
 // without JavaScript), sent here with fetch to the JSON API and applied at once. Applying a
 // change twice (the answer, then the stream's event) shows the same thing: it is idempotent.
 import { compareIds } from './ids.js';
+import { setLinkedText } from './links.js';
 
 const QUOTE_CHARS = 120;  // app/rooms/messages.py quote(): the first line, cut to this
 const STRINGS = {
@@ -48,7 +49,7 @@ const editable = (li, root) => Date.now() - Number(li.dataset.ts) < Number(root.
 export function showEdit(li, text) {
   if (li.classList.contains('deleted')) return;
   const p = li.querySelector('.text');
-  if (p) p.textContent = text;
+  if (p) setLinkedText(p, text);
   if (!li.querySelector('[data-edited]')) {
     const mark = document.createElement('span');
     mark.className = 'edited';

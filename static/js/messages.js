@@ -5,6 +5,7 @@ import { addActions, showDeleted, showEdit, showQuote, showReactions } from './c
 import { fold } from './fold.js';
 import { t } from './i18n.js';
 import { compareIds } from './ids.js';
+import { setLinkedText } from './links.js';
 import { arrange } from './timeline.js';
 import { fullTime, localTime } from './times.js';
 
@@ -61,7 +62,7 @@ export function MessageList(el, root, { kind = 'message', accepts = () => true }
     const text = document.createElement('p');
     text.className = 'text';
     text.dir = 'auto';
-    text.textContent = message.text;
+    setLinkedText(text, message.text);
     li.append(who, ' ', time, text);
     if (message.bot) {  // sent by the service or a program (publish token, CLI), not a person
       li.dataset.bot = '';
