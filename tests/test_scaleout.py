@@ -225,6 +225,30 @@ def test_cluster_master_failover_mid_traffic_loses_no_acknowledged_message(clust
                    *result, fault_report)
 
 
+def test_edits_reactions_and_deletions_work_on_a_cluster_and_resume_on_another_host(cluster, tmp_path, room):
+    a, b = hosts = start_hosts(tmp_path, cluster.url, SERVER_ENV)
+    try:
+        ann = Browser(a.url)
+        assert ann.sign_in("ann-" + uuid.uuid4().hex[:6]) == 200
+        sent = ann.post(room, "sharded draft")[1]
+        path = "/rooms/%s/messages/%s" % (room, sent["id"])
+        with SSEStream("%s/rooms/%s/events" % (b.url, room)) as on_b:
+            on_b.until("ready")
+            assert ann.request("PATCH", path, body={"text": "sharded, edited"})[0] == 200
+            cursor = on_b.messages(1, name="edit")[0].id
+        assert ann.request("PUT", path + "/reactions/%F0%9F%91%8D")[0] == 200
+        assert ann.request("DELETE", path)[0] == 204
+        with SSEStream("%s/rooms/%s/events" % (b.url, room), {"Last-Event-ID": cursor}) as again:
+            _, before = again.until("ready")
+            assert [e.name for e in before if e.name in ("message", "edit", "reaction", "delete")] \
+                == ["reaction", "delete"]
+        _, _, body = ann.request("GET", "/rooms/%s/messages" % room)
+        assert [(m["id"], m["deleted"]) for m in json.loads(body)["messages"]] == [(sent["id"], True)]
+    finally:
+        for host in hosts:
+            host.stop()
+
+
 def test_sign_out_through_one_host_ends_the_session_on_another_on_a_cluster(cluster, tmp_path, room):
     a, b = hosts = start_hosts(tmp_path, cluster.url, SERVER_ENV)
     try:

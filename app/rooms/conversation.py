@@ -7,7 +7,8 @@ Where things are (one room's keys, one Cluster slot):
   them and a client that was away learns each of them once, in order, on resume;
 - ``changed`` (a sorted set read by lex, keys.RoomKeys.changed) holds the current version of every
   message that was edited, deleted or reacted to, as ``"<padded id>|<message json>"``. Its entry
-  leaves the log then (XDEL), so an earlier text is stored nowhere; history pages, room pages,
+  leaves the log then (XDEL), so an earlier text is stored nowhere (a deletion removes the
+  message's edit events too: they carry its texts); history pages, room pages,
   a fresh stream's backlog and an idempotent retry read the current version (app/store.py
   merges the two in id order), never a replay of the edits.
 
@@ -35,7 +36,7 @@ import emoji as emoji_data
 
 from . import keys, messages
 from .records import MODERATING
-from .store import TRIM_LUA
+from .store import TRIM_LUA, entry_fields
 
 # Who acts: a display name, the stable id messages carry as "uid" (None: not a signed-in
 # person), and whether the account is a site administrator.
@@ -48,7 +49,9 @@ _ATTEMPTS = 20            # reads and writes of one change when others keep chan
 
 # KEYS: log, channel, meta, changed.  ARGV: message id, its padded id, what it must still be
 # ("log": its entry in the log; else its exact member in ``changed``), its new member, event
-# name, event body (json without its leading brace), history length.
+# name, event body (json without its leading brace), history length, and for the deletion of
+# an edited message '"message_id":"<id>"' ('' otherwise): its edit events, which carry texts it
+# had, leave the log too (a deleted text comes back through no replay).
 # Returns {1, event json}, or {0} when the message changed (or left) since it was read.
 # With webhooks, more KEYS and ARGV after these queue the event for them (app/webhooks/queue.py).
 _CHANGE_LUA = TRIM_LUA + """
@@ -60,6 +63,14 @@ else
 end
 local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 local prev = newest[1] and newest[1][1] or '0-0'
+if ARGV[8] ~= '' then
+  for _, entry in ipairs(redis.call('XRANGE', KEYS[1], ARGV[1], '+')) do
+    local fields = entry[2]
+    if fields[1] == 'e' and fields[2] == 'edit' and string.find(fields[4], ARGV[8], 1, true) then
+      redis.call('XDEL', KEYS[1], entry[1])
+    end
+  end
+end
 if ARGV[3] == 'log' then
   redis.call('XDEL', KEYS[1], ARGV[1])
 else
@@ -241,11 +252,12 @@ class Conversation:
                 logged, changed = pipe.execute()
             if changed:
                 expected, raw = changed[0], changed[0].partition("|")[2]
-            elif logged and "e" not in logged[0][1]:
-                expected, raw = "log", messages.assemble(message_id, logged[0][1]["m"])
+            elif logged and "e" not in entry_fields(logged[0][1]):
+                expected, raw = "log", messages.assemble(message_id, entry_fields(logged[0][1])["m"])
             else:
                 raise Refused(404, "unknown_message")
             message = json.loads(raw)
+            edited = "edited_ts" in message
             decided = decide(message)
             if decided is None:
                 return message
@@ -253,9 +265,10 @@ class Conversation:
             member = mark + "|" + _dump(message)
             outbox = self.store.outbox
             hook_keys, hook_args = outbox.publish_keys(room, name) if outbox is not None else ((), ())
+            scrub = '"message_id":"%s"' % message["id"] if name == "delete" and edited else ""
             done = self._change(keys=[k.log, k.channel, k.meta, k.changed, *hook_keys],
                                 args=[message_id, mark, expected, member, name, _dump(event)[1:],
-                                      self.store.history_length, *hook_args])
+                                      self.store.history_length, scrub, *hook_args])
             if done[0] == 1:
                 if outbox is not None and not outbox.atomic:
                     self.store.emit_after(room, name, done[1])  # a cluster: after, not with it

@@ -15,7 +15,7 @@ N_ = str
 # The one sentence for the rule, wherever a room name is refused.
 ROOM_RULE = N_("Room names are 1-64 letters or digits of any script (技术交流, café-2, ...), with - and _ "
                "after the first; no spaces, punctuation or invisible characters.")
-_STREAM_ID_RE = re.compile(r"(\d{1,20})-(\d{1,20})")
+_STREAM_ID_RE = re.compile(r"(\d{1,20})-(\d{1,20})", re.ASCII)  # not ١-٢ or １-２: Redis refuses them
 
 ROOMS_INDEX = "ripple:rooms"  # sorted set: room -> last activity (ms); a lobby index only
 
