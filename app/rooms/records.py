@@ -122,9 +122,10 @@ class Rooms:
         k = RecordKeys(room)
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.hmget(k.info, "visibility", "slow", "owner")
-            pipe.hget(k.members, uid) if uid else pipe.echo("")
+            pipe.hget(k.members, uid or "-")  # not ECHO: a cluster's pipelines refuse it
             pipe.hmget(k.bans, uid or "-", "addr:" + (address or "-"))
             (visibility, slow, owner), member, bans = pipe.execute()
+        member = member if uid else None
         role = json.loads(member).get("role") if member else None
         ban = None
         now = now_ms()
@@ -187,7 +188,7 @@ class Rooms:
             for room in rooms:
                 k = RecordKeys(room)
                 pipe.hget(k.info, "visibility")
-                pipe.hexists(k.members, uid) if uid else pipe.echo("")
+                pipe.hexists(k.members, uid or "-")  # not ECHO: a cluster's pipelines refuse it
             found = pipe.execute()
         return [room for room, visibility, member in zip(rooms, found[::2], found[1::2])
-                if visibility != PRIVATE or member]
+                if visibility != PRIVATE or (uid and member)]
