@@ -195,3 +195,13 @@ def test_room_and_invitation_caps_refuse_with_a_sentence(redis_url, redis_client
         assert client.post("/rooms/%s/invites" % room, json={}, headers={"X-CSRF-Token": token}).status_code == 201
     third = client.post("/rooms/%s/invites" % room, json={}, headers={"X-CSRF-Token": token})
     assert third.status_code == 409 and third.get_json()["code"] == "invite_cap"
+
+
+def test_room_refusals_speak_the_readers_language(admin_app):
+    client = admin_app.test_client()
+    room = new_room("zh")
+    client.patch("/rooms/%s" % room, json={"visibility": "private"}, headers=BEARER)
+    refused = client.get("/rooms/%s/messages" % room, headers={"Accept-Language": "zh-Hans"})
+    assert refused.status_code == 404 and refused.get_json()["error"] == "没有这个名称的房间。"
+    page = client.get("/", headers={"Accept-Language": "zh-Hans", "Accept": "text/html"})
+    assert "创建你自己的房间" not in page.get_data(as_text=True)  # only signed-in people create rooms

@@ -38,18 +38,26 @@ redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
 return 1
 """
 
+N_ = str  # marks a message for translation (app/web/i18n.py): the web layer translates it
 SENTENCES = {
-    -1: "This invitation is not valid: it was revoked, or never existed.",
-    -2: "This invitation has expired. Ask for a new one.",
-    -3: "This invitation has been used as many times as it allows. Ask for a new one.",
-    -4: "You are banned from this room.",
-    "full": "This room has reached its limit of %d open invitations; revoke one first.",
+    -1: N_("This invitation is not valid: it was revoked, or never existed."),
+    -2: N_("This invitation has expired. Ask for a new one."),
+    -3: N_("This invitation has been used as many times as it allows. Ask for a new one."),
+    -4: N_("You are banned from this room."),
+    "full": N_("This room has reached its limit of %(limit)d open invitations; revoke one first."),
 }
+# The answer each refusal gets over HTTP: (status, code).
+STATUS = {-1: (404, "invite_invalid"), -2: (410, "invite_used"), -3: (410, "invite_used"),
+          -4: (403, "banned"), "full": (409, "invite_cap")}
 JOINED, ALREADY = 1, 2
 
 
 class Refused(Exception):
-    """An invitation that admits nobody: the sentence says why."""
+    """An invitation that admits nobody (or cannot be made): ``key`` names why (SENTENCES)."""
+
+    def __init__(self, key, **values):
+        super().__init__(SENTENCES[key] % values)
+        self.key, self.values = key, values
 
 
 class Invites:
@@ -68,7 +76,7 @@ class Invites:
         if self.redis.hlen(k.invites) >= self.max_per_room:
             self._prune(room)
             if self.redis.hlen(k.invites) >= self.max_per_room:
-                raise Refused(SENTENCES["full"] % self.max_per_room)
+                raise Refused("full", limit=self.max_per_room)
         invite_id = secrets.token_hex(8)
         now = now_ms()
         record = {"expires": now + int(expires_in * 1000) if expires_in else 0,
@@ -91,9 +99,9 @@ class Invites:
         try:
             room, invite_id = self.signer.loads(token)
         except (BadSignature, ValueError, TypeError):
-            raise Refused(SENTENCES[-1]) from None
+            raise Refused(-1) from None
         if not isinstance(room, str) or not isinstance(invite_id, str):
-            raise Refused(SENTENCES[-1])
+            raise Refused(-1)
         return room, invite_id
 
     def invite(self, room, invite_id):
@@ -107,7 +115,7 @@ class Invites:
         result = int(self._redeem(keys=[k.invites, k.members, k.bans],
                                   args=[invite_id, uid, member_json, now_ms(), "addr:" + (address or "-")]))
         if result < 0:
-            raise Refused(SENTENCES[result])
+            raise Refused(result)
         return result
 
     def _prune(self, room):

@@ -4,6 +4,7 @@ as JSON under ``/admin/api/`` for automation. Administrators are a signed-in adm
 out) or 403 ``not_admin``. The page's actions post to the rooms' and accounts' own routes
 (deleting a room, banning, unbanning, disabling an account), with ``next`` bringing them back."""
 from flask import Blueprint, jsonify, render_template, request, url_for
+from flask_babel import lazy_gettext as _l
 
 from ..ops.services import services
 from ..people import identity
@@ -12,8 +13,8 @@ from . import gate, pages
 from .replies import wants_page
 
 bp = Blueprint("admin", __name__)
-NOT_ADMIN = "Only an administrator can see this."
-SIGN_IN = "Sign in with an administrator's account to see this."
+NOT_ADMIN = _l("Only an administrator can see this.")
+SIGN_IN = _l("Sign in with an administrator's account to see this.")
 
 
 def require_admin():

@@ -17,18 +17,19 @@ import hmac
 from datetime import datetime, timezone
 
 from flask import abort, current_app, g, request
+from flask_babel import lazy_gettext as _l
 
 from ..ops.services import services
 from ..people import identity
 from ..rooms import keys, messages, moderation, records
 
-NOT_FOUND = "There is no room with that name."
+NOT_FOUND = _l("There is no room with that name.")
 SENTENCES = {
-    "sign_in": "Sign in to do that.",
-    "moderator": "Only the room's moderators and owner can do that.",
-    "owner": "Only the room's owner can do that.",
-    "banned": "You are banned from #%s.",
-    "banned_until": "You are banned from #%s until %s UTC.",
+    "sign_in": _l("Sign in to do that."),
+    "moderator": _l("Only the room's moderators and owner can do that."),
+    "owner": _l("Only the room's owner can do that."),
+    "banned": _l("You are banned from #%s."),
+    "banned_until": _l("You are banned from #%(room)s until %(when)s UTC."),
 }
 
 
@@ -81,7 +82,7 @@ def banned_sentence(room, ban):
     if not ban.get("until"):
         return SENTENCES["banned"] % room
     when = datetime.fromtimestamp(ban["until"] / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M")
-    return SENTENCES["banned_until"] % (room, when)
+    return SENTENCES["banned_until"] % {"room": room, "when": when}
 
 
 def admin_token_presented():
@@ -155,7 +156,7 @@ def resolve(room, who):
     return (uid, name) if uid else (None, None)
 
 
-SLOW = "Slow mode is on in #%s: one message every %d s. You can post again in %d s."
+SLOW = _l("Slow mode is on in #%(room)s: one message every %(every)d s. You can post again in %(wait)d s.")
 
 
 def may_post(room, user, idempotency_key):
@@ -171,7 +172,8 @@ def may_post(room, user, idempotency_key):
     if wait_ms:
         wait = max(1, -(-wait_ms // 1000))
         g.ripple_retry_after = wait  # kept over the rate limiter's own (keep_retry_after)
-        raise Refused(429, SLOW % (room, found.slow, wait), "slow_mode", {"Retry-After": str(wait)})
+        raise Refused(429, SLOW % {"room": room, "every": found.slow, "wait": wait}, "slow_mode",
+                      {"Retry-After": str(wait)})
 
 
 def keep_retry_after(response):

@@ -1,6 +1,8 @@
 """Invitations over HTTP: moderators make and revoke links; a signed-in person who opens one
 (``GET /invite/<token>``, a page with a Join button) and joins (``POST``) becomes a member."""
 from flask import Blueprint, jsonify, render_template, request, url_for
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 
 from ..ops.services import services
 from ..people import identity
@@ -13,11 +15,17 @@ bp = Blueprint("invites", __name__)
 MAX_EXPIRES_IN = 365 * 86400
 MAX_USES = 100000
 SENTENCES = {
-    "expires_in": "expires_in must be a whole number of seconds from 1 to %d." % MAX_EXPIRES_IN,
-    "max_uses": "max_uses must be a whole number from 1 to %d." % MAX_USES,
-    "no_invite": "There is no such invitation in #%s.",
-    "sign_in": "Sign in to accept this invitation.",
+    "expires_in": _l("expires_in must be a whole number of seconds from %(low)d to %(high)d."),
+    "max_uses": _l("max_uses must be a whole number from %(low)d to %(high)d."),
+    "no_invite": _l("There is no such invitation in #%s."),
+    "sign_in": _l("Sign in to accept this invitation."),
 }
+
+
+def refused(exc):
+    """The HTTP refusal of an invitations.Refused, in the reader's language."""
+    status, code = invites.STATUS[exc.key]
+    return gate.Refused(status, gettext(invites.SENTENCES[exc.key]) % exc.values, code)
 
 
 def _invites():
@@ -41,7 +49,7 @@ def room_invites(room):
     try:
         made = _invites().create(room, gate.actor()[1] or "", expires_in, max_uses)
     except invites.Refused as exc:
-        raise gate.Refused(409, str(exc), "invite_cap") from None
+        raise refused(exc) from None
     made["url"] = url_for("invites.invitation", token=made.pop("token"), _external=True)
     record(room, "invite", made["id"], "expires_in=%s max_uses=%s" % (expires_in, max_uses))
     if form:  # the management page shows the new link once
@@ -75,9 +83,9 @@ def invitation(token):
         room = keys.canonical_room(room) or "-"
         found = _invites().invite(room, invite_id)
         if found is None:
-            raise invites.Refused(invites.SENTENCES[-1])
+            raise invites.Refused(-1)
     except invites.Refused as exc:
-        raise gate.Refused(404, str(exc), "invite_invalid") from None
+        raise refused(exc) from None
     name, _ = identity.current()
     if request.method == "GET":
         if wants_page():
@@ -95,10 +103,7 @@ def invitation(token):
     try:
         result = _invites().redeem(room, invite_id, uid, records.member_json(name, records.MEMBER), gate.address())
     except invites.Refused as exc:
-        status, code = (403, "banned") if str(exc) == invites.SENTENCES[-4] else (410, "invite_used")
-        if str(exc) == invites.SENTENCES[-1]:
-            status, code = 404, "invite_invalid"
-        raise gate.Refused(status, str(exc), code) from None
+        raise refused(exc) from None
     if result == invites.JOINED:
         services().moderation.record(room, uid, name, "join", name, "invite " + invite_id)
     role = services().rooms.member(room, uid)["role"]

@@ -6,6 +6,7 @@ import ipaddress
 
 import redis
 from flask import Blueprint, jsonify, redirect, render_template, request, url_for
+from flask_babel import lazy_gettext as _l
 
 from ..ops.services import services
 from ..rooms import keys, messages, records
@@ -21,22 +22,28 @@ MAX_BAN_SECONDS = 10 * 365 * 86400
 bp.record_once(lambda state: state.app.after_request_funcs.setdefault(None, []).insert(0, gate.keep_retry_after))
 
 SENTENCES = {
-    "body": "The body must be a JSON object or a form.",
-    "visibility": "Visibility must be “public” or “private”.",
-    "topic": "The topic must be text of at most %d characters." % records.MAX_TOPIC_CHARS,
-    "slow": "slow_mode_seconds must be a whole number from 0 to %d." % MAX_SLOW_SECONDS,
-    "seconds": "seconds must be a whole number from 1 to %d, or left out for good." % MAX_BAN_SECONDS,
-    "taken": "There is already a room called #%s; pick another name.",
-    "no_account": "There is no account called “%s”.",
-    "no_one": "There is no one called “%s” in or around #%s.",
-    "not_member": "“%s” is not a member of #%s.",
-    "owner_stays": "The owner cannot be removed, banned or demoted; delete the room instead.",
-    "peer": "Only the owner can remove or ban a moderator.",
-    "self": "You cannot ban yourself.",
-    "address": "“%s” is not an IP address.",
-    "no_ban": "There is no ban on “%s” in #%s.",
-    "sign_in": "Sign in to create a room.",
+    "body": _l("The body must be a JSON object or a form."),
+    "visibility": _l("Visibility must be “public” or “private”."),
+    "topic": _l("The topic must be text of at most %(high)d characters."),
+    "slow": _l("slow_mode_seconds must be a whole number from %(low)d to %(high)d."),
+    "seconds": _l("seconds must be a whole number from %(low)d to %(high)d, or left out for good."),
+    "taken": _l("There is already a room called #%(room)s; pick another name."),
+    "no_account": _l("There is no account called “%s”."),
+    "no_one": _l("There is no one called “%(name)s” in or around #%(room)s."),
+    "not_member": _l("“%(name)s” is not a member of #%(room)s."),
+    "owner_stays": _l("The owner cannot be removed, banned or demoted; delete the room instead."),
+    "peer": _l("Only the owner can remove or ban a moderator."),
+    "self": _l("You cannot ban yourself."),
+    "address": _l("“%s” is not an IP address."),
+    "no_ban": _l("There is no ban on “%(name)s” in #%(room)s."),
+    "sign_in": _l("Sign in to create a room."),
+    "room_cap": _l("This service has reached its limit of %(limit)d rooms; ask an administrator."),
+    "member_cap": _l("This room has reached its limit of %(limit)d members."),
+    "ban_cap": _l("This room has reached its limit of %(limit)d bans."),
 }
+
+
+ROLE_NAMES = {records.OWNER: _l("owner"), records.MODERATOR: _l("moderator"), records.MEMBER: _l("member")}
 
 
 @bp.app_errorhandler(gate.Refused)
@@ -111,10 +118,10 @@ def record(room, action, target="", detail=""):
 
 def check_topic(topic):
     if not isinstance(topic, str) or len(topic) > records.MAX_TOPIC_CHARS:
-        raise gate.Refused(400, SENTENCES["topic"], "bad_topic")
+        raise gate.Refused(400, SENTENCES["topic"] % {"high": records.MAX_TOPIC_CHARS}, "bad_topic")
     topic = " ".join(topic.split())
     if any(messages._is_control(ch) for ch in topic):
-        raise gate.Refused(400, SENTENCES["topic"], "bad_topic")
+        raise gate.Refused(400, SENTENCES["topic"] % {"high": records.MAX_TOPIC_CHARS}, "bad_topic")
     return topic
 
 
@@ -129,7 +136,7 @@ def whole(value, low, high, sentence, code):
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise gate.Refused(400, sentence, code)
+        raise gate.Refused(400, sentence % {"low": low, "high": high}, code)
     return value
 
 
@@ -151,9 +158,9 @@ def create_room():
             guard.may_create_room()  # the same hourly caps as creating a room by posting
         created = registry().create(room, topic, visibility, uid, name, keys.RoomKeys(room).log)
     except records.Taken:
-        return _create_failed(form, data, 409, SENTENCES["taken"] % room, "room_exists")
-    except records.Full as exc:
-        return _create_failed(form, data, 409, str(exc), "room_cap")
+        return _create_failed(form, data, 409, SENTENCES["taken"] % {"room": room}, "room_exists")
+    except records.Full:
+        return _create_failed(form, data, 409, SENTENCES["room_cap"] % {"limit": registry().max_rooms}, "room_cap")
     except messages.Invalid as exc:
         return _create_failed(form, data, exc.status, str(exc), getattr(exc, "code", "refused"),
                               getattr(exc, "headers", None))
@@ -181,7 +188,7 @@ def change_room(room):
         delete_room(room)
         return done(form, url_for("pages.lobby"))
     if verb != "PATCH":
-        raise gate.Refused(405, "Use PATCH or DELETE.", "method")
+        raise gate.Refused(405, _l("Use PATCH or DELETE."), "method")
     data, form = read_body()
     changes = {}
     if "slow_mode_seconds" in data:
@@ -234,7 +241,7 @@ def member(room, name):
     if verb == "PUT":
         return _add_member(room, name, form)
     if verb != "DELETE":
-        raise gate.Refused(405, "Use PUT or DELETE.", "method")
+        raise gate.Refused(405, _l("Use PUT or DELETE."), "method")
     uid, me = gate.actor()
     found = gate.require_read(room)
     target = registry().find_member(room, name)
@@ -244,7 +251,7 @@ def member(room, name):
         return done(form, url_for("pages.lobby"))
     actor = gate.require_role(room, records.MODERATOR)
     if target is None:
-        raise gate.Refused(404, SENTENCES["not_member"] % (name, room), "not_member")
+        raise gate.Refused(404, SENTENCES["not_member"] % {"name": name, "room": room}, "not_member")
     _may_act_on(actor, target["role"])
     moderation().remove(room, target["id"])
     record(room, "remove", target["name"])
@@ -260,8 +267,8 @@ def _add_member(room, name, form):
     current = registry().member(room, account["id"])
     try:
         registry().add_member(room, account["id"], account["name"], current["role"] if current else records.MEMBER)
-    except records.Full as exc:
-        raise gate.Refused(409, str(exc), "member_cap") from None
+    except records.Full:
+        raise gate.Refused(409, SENTENCES["member_cap"] % {"limit": registry().max_members}, "member_cap") from None
     record(room, "add", account["name"])
     return done(form, manage_url(room), registry().member(room, account["id"]))
 
@@ -282,11 +289,11 @@ def moderator(room, name):
     verb = method()
     data, form = read_body()
     if verb not in ("PUT", "DELETE"):
-        raise gate.Refused(405, "Use PUT or DELETE.", "method")
+        raise gate.Refused(405, _l("Use PUT or DELETE."), "method")
     gate.require_role(room, records.OWNER)
     target = registry().find_member(room, name)
     if target is None:
-        raise gate.Refused(404, SENTENCES["not_member"] % (name, room), "not_member")
+        raise gate.Refused(404, SENTENCES["not_member"] % {"name": name, "room": room}, "not_member")
     if target["role"] == records.OWNER:
         raise gate.Refused(403, SENTENCES["owner_stays"], "owner")
     role = records.MODERATOR if verb == "PUT" else records.MEMBER
@@ -315,7 +322,7 @@ def bans(room):
     else:
         uid, name = gate.resolve(room, data.get("user"))
         if uid is None:
-            raise gate.Refused(404, SENTENCES["no_one"] % (data.get("user") or "", room), "no_one")
+            raise gate.Refused(404, SENTENCES["no_one"] % {"name": data.get("user") or "", "room": room}, "no_one")
         if uid == gate.actor()[0]:
             raise gate.Refused(400, SENTENCES["self"], "self")
         target = registry().member(room, uid)
@@ -323,8 +330,8 @@ def bans(room):
         key = uid
     try:
         ban = moderation().ban(room, key, name, gate.actor()[1] or "", seconds)
-    except ValueError as exc:
-        raise gate.Refused(409, str(exc), "ban_cap") from None
+    except ValueError:
+        raise gate.Refused(409, SENTENCES["ban_cap"] % {"limit": moderation().max_bans}, "ban_cap") from None
     record(room, "ban", name, "for %d s" % seconds if seconds else "for good")
     return done(form, manage_url(room), ban, 201)
 
@@ -344,12 +351,12 @@ def unban(room, user):
     gate.require_role(room, records.MODERATOR)
     data, form = read_body()
     if method() != "DELETE":
-        raise gate.Refused(405, "Use DELETE.", "method")
+        raise gate.Refused(405, _l("Use DELETE."), "method")
     key = user
     if not moderation().unban(room, key):
         uid, _ = gate.resolve(room, user)
         if uid is None or not moderation().unban(room, uid):
-            raise gate.Refused(404, SENTENCES["no_ban"] % (user, room), "no_ban")
+            raise gate.Refused(404, SENTENCES["no_ban"] % {"name": user, "room": room}, "no_ban")
     record(room, "unban", user)
     return done(form, manage_url(room))
 
@@ -377,6 +384,6 @@ def manage(room):
         actions = moderation().audit(room, 50) if (found.role == records.OWNER or gate.is_admin()) else None
     except redis.RedisError:
         raise
-    return render_template("manage.html", room=room, info=info, members=people, bans=shown,
+    return render_template("manage.html", room=room, info=info, members=people, bans=shown, role_names=ROLE_NAMES,
                            invites=invites, actions=actions, role=found.role, admin=gate.is_admin(),
                            me=gate.actor()[0], new_invite=request.args.get("invite"))
