@@ -267,3 +267,12 @@ def test_token_posts_keep_working_beside_edits(server, room, ann):
     status, body = post(server.url, room, "by the bot")
     assert status == 201
     assert [m["text"] for m in history(ann, room)] == ["by ann, edited", "by the bot"]
+
+
+def test_refusals_are_in_the_readers_language_with_a_stable_code(server, room, ann):
+    _, sent = ann.post(room, "mine")
+    bob = signed_in(server, "bob")
+    status, _, body = bob.request("PATCH", "/rooms/%s/messages/%s" % (room, sent["id"]), body={"text": "x"},
+                                  headers={"Accept-Language": "zh-CN,zh;q=0.9"})
+    answer = json.loads(body)
+    assert (status, answer["code"]) == (403, "not_yours_edit") and answer["error"] == "你只能编辑自己的消息。"

@@ -85,25 +85,30 @@ redis.call('PUBLISH', KEYS[2], '~' .. id .. ' ' .. prev .. ' ' .. ARGV[5] .. '\\
 return {1, json}
 """
 
+N_ = str  # marks a sentence for the translation catalogue; app/web/changes.py translates it
+
+# Each refusal's sentence (English, ``%(name)s`` for its params), by its stable code.
 SENTENCES = {
-    "unknown_message": "There is no such message in this room (it may be too old to be kept).",
-    "not_yours_edit": "You can only edit your own messages.",
-    "not_yours_delete": "You can only delete your own messages.",
-    "edit_window": "This message can no longer be edited: messages can be edited for %s after sending.",
-    "deleted": "That message was deleted.",
-    "bad_emoji": "A reaction must be one emoji, such as 👍.",
-    "too_many_reactions": "This message has as many different reactions as it can take (%d)." % MAX_REACTIONS,
-    "signed_out": "Sign in to do that.",
-    "busy": "Too many changes to this message at once; try again.",
+    "unknown_message": N_("There is no such message in this room (it may be too old to be kept)."),
+    "not_yours_edit": N_("You can only edit your own messages."),
+    "not_yours_delete": N_("You can only delete your own messages."),
+    "edit_window": N_("This message can no longer be edited: messages can be edited for %(minutes)s "
+                      "minutes after sending."),
+    "deleted": N_("That message was deleted."),
+    "bad_emoji": N_("A reaction must be one emoji, such as 👍."),
+    "too_many_reactions": N_("This message has as many different reactions as it can take (%(max)s)."),
+    "signed_out": N_("Sign in to do that."),
+    "busy": N_("Too many changes to this message at once; try again."),
 }
 
 
 class Refused(Exception):
-    """A change the rules refuse: ``status`` (HTTP), a stable ``code`` and a sentence."""
+    """A change the rules refuse: ``status`` (HTTP), a stable ``code``, the sentence's
+    ``params``; ``str()`` is the English sentence."""
 
-    def __init__(self, status, code, sentence=None):
-        super().__init__(sentence or SENTENCES[code])
-        self.status, self.code = status, code
+    def __init__(self, status, code, **params):
+        super().__init__(SENTENCES[code] % params if params else SENTENCES[code])
+        self.status, self.code, self.params = status, code, params
 
 
 def check_emoji(text):
@@ -116,10 +121,8 @@ def check_emoji(text):
 
 
 def _minutes(seconds):
-    if seconds % 60 == 0:
-        minutes = seconds // 60
-        return "1 minute" if minutes == 1 else "%d minutes" % minutes
-    return "%d seconds" % seconds
+    """The edit window in minutes, as the sentence shows it (15, or 0.5)."""
+    return "%g" % (seconds / 60)
 
 
 def _dump(value):
@@ -158,7 +161,7 @@ class Conversation:
             if not by.uid or message.get("uid") != by.uid:
                 raise Refused(403, "not_yours_edit")
             if time.time() * 1000 - message["ts"] > self.edit_window * 1000:
-                raise Refused(409, "edit_window", SENTENCES["edit_window"] % _minutes(self.edit_window))
+                raise Refused(409, "edit_window", minutes=_minutes(self.edit_window))
             if message["text"] == text:
                 return None
             message["text"] = text
@@ -220,7 +223,7 @@ class Conversation:
                 return None
             if on:
                 if emoji not in reactions and len(reactions) >= MAX_REACTIONS:
-                    raise Refused(422, "too_many_reactions")
+                    raise Refused(422, "too_many_reactions", max=MAX_REACTIONS)
                 users = users + [by.name]
             else:
                 users = [name for name in users if name != by.name]

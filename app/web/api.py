@@ -16,6 +16,7 @@ from .replies import json_error, refuse, require_utf8_form, wants_json, wants_pa
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("api", __name__)
+N_ = str  # marks a sentence for the catalogue; translated where it is used
 
 _FRAMING = {"HTTP/1.1": True, "HTTP/1.0": False}  # chunked?
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -80,8 +81,9 @@ def post_message(room):
     return Response(stored, status=201 if created else 200, mimetype="application/json")
 
 
-REPLY_UNKNOWN = "The message you are replying to is not in this room (it may be too old to be kept)."
-REPLY_DELETED = "The message you are replying to was deleted."
+REPLY_UNKNOWN = N_("The message you are replying to is not in this room (it may be too old to be kept).")
+REPLY_DELETED = N_("The message you are replying to was deleted.")
+BAD_REPLY_TO = N_("reply_to must be a message id such as 1732371730000-0.")
 
 
 def request_reply_to():
@@ -94,7 +96,7 @@ def request_reply_to():
     if value in (None, ""):
         return None
     if not isinstance(value, str):
-        raise messages.Invalid("reply_to must be a message id such as 1732371730000-0.", 400, "bad_reply_to")
+        raise messages.Invalid(_(BAD_REPLY_TO), 400, "bad_reply_to")
     return value
 
 
@@ -105,9 +107,9 @@ def reply_quote(room, message_id):
         return None
     found = services().conversation.message(room, message_id)
     if found is None:
-        raise messages.Invalid(REPLY_UNKNOWN, 404, "unknown_message")
+        raise messages.Invalid(_(REPLY_UNKNOWN), 404, "unknown_message")
     if found.get("deleted"):
-        raise messages.Invalid(REPLY_DELETED, 409, "deleted")
+        raise messages.Invalid(_(REPLY_DELETED), 409, "deleted")
     return messages.quote(found)
 
 

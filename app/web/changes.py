@@ -8,17 +8,17 @@ with the status app/rooms/conversation.py names; a form gets the room page with 
 """
 import redis
 from flask import Blueprint, Response, abort, current_app, jsonify, redirect, request, url_for
+from flask_babel import gettext as _
 
 from ..ops.services import services
 from ..people import identity
 from ..rooms import keys, messages
-from ..rooms.conversation import Person, Refused
+from ..rooms.conversation import SENTENCES, Person, Refused
 from . import api, gate, guard, pages
 from .replies import json_error, require_utf8_form, wants_json
 
 bp = Blueprint("conversation", __name__)
 
-SIGN_IN = "Sign in to do that."
 
 
 def _service():
@@ -69,10 +69,12 @@ def _form():
 
 
 def _refused(room, exc, form):
-    status, code = getattr(exc, "status", 422), getattr(exc, "code", "invalid")
+    status, code = getattr(exc, "status", 422), getattr(exc, "code", None) or "invalid"
+    # The rules' sentences are English (app/rooms/conversation.py marks them for the catalogue).
+    sentence = _(SENTENCES[code], **exc.params) if isinstance(exc, Refused) else str(exc)
     if form:
-        return pages.room_page(room, notice=str(exc), status=status)
-    return json_error(status, str(exc), code=code)
+        return pages.room_page(room, notice=sentence, status=status)
+    return json_error(status, sentence, code=code)
 
 
 def _back(room, message_id):
@@ -84,7 +86,7 @@ def _do(room, message_id, form, act, admin=False):
     """Run ``act(person)`` for the signed-in person; answer a refusal the way the client asked."""
     who = person(with_admin=admin)
     if who is None:
-        return _refused(room, Refused(401, "signed_out", SIGN_IN), form)
+        return _refused(room, Refused(401, "signed_out"), form)
     try:
         return act(who)
     except (Refused, messages.Invalid) as exc:
@@ -92,8 +94,8 @@ def _do(room, message_id, form, act, admin=False):
     except redis.RedisError:
         if not form:
             raise  # errors.py: 503 + Retry-After
-        return pages.room_page(room, notice="That could not be done: the service is unavailable. "
-                                            "Try again shortly.", status=503)
+        return pages.room_page(room, notice=_("That could not be done: the service is unavailable. "
+                                              "Try again shortly."), status=503)
 
 
 def _delete(room, message_id, reason=None):

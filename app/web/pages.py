@@ -56,15 +56,15 @@ def room(room):
         return redirect(url_for("pages.room", room=canonical) + ("?" + query if query else ""), 301)
     gate.require_read(room)  # a private room's non-member: the same 404 as no room at all
     bounds = {}
-    for name, what in (("before", "older messages"), ("after", "newer messages"), ("at", "a message")):
+    for name in ("before", "after", "at"):
         value = request.args.get(name)
         if value is not None:
             bounds[name] = keys.parse_stream_id(value)
             if bounds[name] is None:
-                abort(400, "That link to %s is broken: “%s” must be a message id such as "
-                           "1732371730000-0." % (what, name))
+                abort(400, gettext("That link is broken: “%(name)s” must be a message id such as "
+                                   "1732371730000-0.", name=name))
     if len(bounds) > 1:
-        abort(400, "That link is broken: it names more than one of before, after and at.")
+        abort(400, gettext("That link is broken: it names more than one of before, after and at."))
     reply_to = request.args.get("reply_to") or None
     other = request.args.get("with")
     if other is not None:

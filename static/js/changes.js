@@ -2,16 +2,17 @@
 // the stream as their own events; the actions menu under each message is plain forms (they work
 // without JavaScript), sent here with fetch to the JSON API and applied at once. Applying a
 // change twice (the answer, then the stream's event) shows the same thing: it is idempotent.
+import { t } from './i18n.js';
 import { compareIds } from './ids.js';
 import { setLinkedText } from './links.js';
 
 const QUOTE_CHARS = 120;  // app/rooms/messages.py quote(): the first line, cut to this
 const STRINGS = {
-  edited: '(edited)',
-  deleted: 'message deleted',
-  failed: (status) => `That did not work (${status}).`,
-  unreachable: 'Could not reach the server. Try again.',
-  pickEmoji: 'Type or paste an emoji first.',
+  edited: t('(edited)'),
+  deleted: t('message deleted'),
+  failed: (status) => t('That did not work ({status}).', { status }),
+  unreachable: t('Could not reach the server. Try again.'),
+  pickEmoji: t('Type or paste an emoji first.'),
 };
 
 // A reply's quote of a text: its first line, cut as the server cuts it.
