@@ -8,6 +8,7 @@ import pytest
 from .browser import STATUS, browser, dialogs, expect, open_room, unique  # noqa: F401 - fixtures
 from .test_accounts import PASSWORD, account_holder
 from .test_rooms import answer, create, invite, path_of
+from .web import Browser
 
 
 @pytest.fixture
@@ -105,3 +106,17 @@ def test_a_private_room_in_the_lobby_form_keeps_what_was_typed_when_refused(brow
         expect(page.locator("#create-topic")).to_have_value("my topic")
     finally:
         context.close()
+
+
+def test_a_moderator_deletes_someone_elses_message_from_the_page(open_room, server, room, owner):
+    assert create(owner, room)[0] == 201
+    writer = Browser(server.url)
+    assert writer.sign_in(unique("wri")) == 200
+    status, rude = writer.post(room, "rude words")
+    assert status == 201
+    page = open_room(before_load=lambda page: page.context.add_cookies(  # the owner's session
+        [{"name": c.name, "value": c.value, "url": server.url} for c in owner.jar]))
+    message = page.locator("li.msg[data-id='%s']" % rude["id"])
+    message.locator("summary").click()
+    message.get_by_role("button", name="Delete message").click()
+    expect(message.locator("[data-gone]")).to_be_visible()

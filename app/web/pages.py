@@ -114,11 +114,12 @@ def room_page(room, error=None, text="", status=200, key=None, before=None, othe
     user, sid = identity.shown(), identity.shown_sid()
     unavailable = False
     directs = []
-    record, standing = None, None
+    record, standing, administers = None, None, False
     try:
         standing = gate.access(room)
         if gate.hidden(standing):  # every way to a room page (a failed form's too) ends here
             return render_template("error.html", status=404, message=gate.NOT_FOUND), 404
+        administers = bool(user) and gate.is_admin()  # every power of a moderator, everywhere
         if standing.exists:
             record = services().rooms.info(room)
         store = services().store
@@ -170,7 +171,7 @@ def room_page(room, error=None, text="", status=200, key=None, before=None, othe
         default_reactions=DEFAULT_REACTIONS,
         edit_window_ms=cfg["EDIT_WINDOW_SECONDS"] * 1000,
         editable_after=now - cfg["EDIT_WINDOW_SECONDS"] * 1000, record=record,
-        manages=bool(standing and standing.role in ("owner", "moderator"))), status
+        manages=bool(standing and standing.role in ("owner", "moderator")) or administers), status
 
 
 def _replying(room, message_id):

@@ -146,7 +146,9 @@ function fitActions(li, root) {
   const menu = li.querySelector('[data-actions]');
   if (!menu) return;
   const mine = own(li, root);
-  if (!mine) for (const form of menu.querySelectorAll('[data-own-only]')) form.remove();
+  // A room's moderators (data-moderates) keep the delete form on anyone's message.
+  const keep = (form) => 'moderates' in root.dataset && form.matches('[data-delete]');
+  if (!mine) for (const form of menu.querySelectorAll('[data-own-only]')) if (!keep(form)) form.remove();
   const edit = menu.querySelector('form[data-edit]');
   if (edit && mine) edit.hidden = !editable(li, root);
   menu.hidden = !menu.querySelector('form:not([hidden]), [data-always]');
