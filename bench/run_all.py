@@ -385,6 +385,11 @@ class Grid:
             self.notes.append("nchan skipped: nginx or libnginx-mod-nchan is not installed")
             systems = [s for s in systems if s != "nchan"]
         caps = [1000, 2000] if self.quick else [1000, 2000, 5000, 10000]
+        if self.args.only == "storm":
+            for name in systems:
+                if name != "Redis":
+                    self.storm(name, 2000 if self.quick else self.args.storm_size)
+            return None
         for name in systems:
             if name == "Redis":
                 self.redis_reference()
@@ -819,6 +824,18 @@ def write_report(grid, prof, path):
       "per delivery = utime+stime of all server processes over the run / deliveries.")
     w("- **publish**: no subscribers; 16 keep-alive connections post back to back (the load tool), "
       "and the same with wrk.")
+    w("- **storm reload N / storm kill N** (bench/storm.py, issue 20): N streams in 10 rooms, one "
+      "keep-alive publisher per room posting every 500 ms; once every stream has a warm-up message, "
+      "SIGHUP to the master (a graceful reload: gunicorn's, nginx's) or, on a fresh server, SIGKILL "
+      "to the worker holding the most connections. Each client reconnects as an EventSource does: "
+      "after the `retry:` the server gave × (1 + U(0, 0.5)), with Last-Event-ID, again after every "
+      "failure. *back* = time from the signal until a disrupted client's new stream delivered its "
+      "first event (for Ripple the replay chunk with everything missed, then `ready`); *delivery p99 "
+      "during the storm* covers the messages posted from the signal until every client was back "
+      "(delivered live or replayed); lost / dup are counted per client against every acknowledged "
+      "post of its room; posts *over 1 s* stalled; ERROR lines are what the server logged from the "
+      "signal on; memory before = just before the signal, after = --settle s after the storm (a "
+      "killed worker's replacement is in the after figure).")
     w("- **Redis**: the same load tool modes on raw Redis SUBSCRIBE connections and PUBLISH: the floor "
       "of this machine and this client (a Python client reading 1,000 sockets spreads one message's "
       "deliveries over several ms by itself).")
@@ -947,6 +964,8 @@ def main():
     p.add_argument("--no-18k", action="store_true", help="skip Ripple's 18,000-stream run")
     p.add_argument("--profile", action="store_true", help="py-spy a Ripple worker (adds ~20 s)")
     p.add_argument("--no-storm", action="store_true", help="skip the reconnect storms")
+    p.add_argument("--only", choices=["storm"],
+                   help="run only these scenarios (with --keep-from, the others keep their figures)")
     p.add_argument("--storm-size", type=int, default=10000,
                    help="streams in a (non-quick) reconnect storm")
     p.add_argument("--ripple-root", default=str(ROOT), help="the Ripple tree to run (default: this one)")
@@ -985,7 +1004,9 @@ def main():
         kept = json.loads(Path(args.keep_from).read_text())
         ids = {}
         for r in kept["results"] + kept["extra"]:
-            if r.get("system") in args.systems or "profiled" in r.get("scenario", ""):
+            rerun = r.get("system") in args.systems and (
+                not args.only or r.get("scenario", "").startswith(args.only))
+            if rerun or "profiled" in r.get("scenario", ""):
                 continue
             old_cmd = r.get("cmd")
             if old_cmd not in ids:
@@ -993,9 +1014,10 @@ def main():
                 ids[old_cmd] = grid.command_id(shlex.split(line)) if line else old_cmd
             r = dict(r, cmd=ids[old_cmd], kept_from=kept.get("finished"))
             (grid.results if "mode" in r else grid.extra).append(r)
-        grid.notes.append("Figures of %s come from the run of %s (%s); %s were measured now." % (
+        grid.notes.append("Figures of %s come from the run of %s (%s); %s%s were measured now." % (
             ", ".join(sorted({r["system"] for r in grid.results + grid.extra})), kept.get("finished"),
-            args.keep_from, ", ".join(args.systems)))
+            args.keep_from, ", ".join(args.systems),
+            " (scenarios '%s' only)" % args.only if args.only else ""))
     prof = None
     try:
         prof = grid.run()
