@@ -125,6 +125,9 @@ class _Gunicorn:
         self.log_path = os.path.join(workdir, "%s-%d.log" % (self.name, self.port))
         self.env = dict(os.environ, BIND="127.0.0.1:%d" % self.port, WEB_CONCURRENCY=str(workers),
                         PYTHONUNBUFFERED="1", REDIS_URL=redis_url, **(env or {}))
+        # Workers that a reload starts import the app from bytecode, as in a deployment: without
+        # it each compiles every module again (seconds on a loaded machine).
+        self.env.pop("PYTHONDONTWRITEBYTECODE", None)
         # Its own metrics directory (gunicorn.conf.py empties it at start): never instance/'s,
         # which a `make run` on the same tree may be using.
         self.env["PROMETHEUS_MULTIPROC_DIR"] = os.path.join(workdir, "metrics-%d" % self.port)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from .support import TOKEN
+from .servers import Gunicorn
+from .support import SERVER_ENV, TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
 LOADTOOL = ROOT / "bench" / "loadtool.py"
@@ -114,3 +115,28 @@ def test_refuses_non_loopback_targets(url):
     proc = subprocess.run([sys.executable, str(LOADTOOL), "publish", "--pub-url", url, "-d", "0.1"],
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode != 0 and "non-loopback" in proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["hup", "kill-worker"])
+def test_storm_smoke(redis_url, tmp_path, how):
+    server = Gunicorn(tmp_path, redis_url=redis_url, workers=2, env=SERVER_ENV).start()
+    try:
+        argv = [sys.executable, str(ROOT / "bench" / "storm.py"),
+                "--sub-url", server.url + "/rooms/{room}/events",
+                "--pub-url", server.url + "/rooms/{room}/messages",
+                "--pub-header", "Authorization: Bearer " + TOKEN, "--server-pid", str(server.process.pid),
+                "--server-log", str(server.log_path), "--redis", redis_url, "-n", "40", "--rooms", "4",
+                "--signal", how, "--before", "1", "--after", "1", "--settle", "1", "--max-seconds", "100"]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=ROOT)
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+    finally:
+        server.stop()
+    assert result["tool"] == "ripple-storm" and result["warm"] == 40
+    assert result["lost"] == 0 and result["duplicates"] == 0 and result["never_back"] == 0
+    assert result["disrupted"] == result["back_s"]["count"] > 0
+    assert result["disrupted"] == 40 if how == "hup" else 0 < result["disrupted"] < 40
+    assert result["not_caught_up"] == 0
+    assert result["before"]["redis"]["used_memory"] > 0 and result["after"]["server"]["rss_mb"] > 0
+    if how == "hup":
+        assert result["posts"]["failed"] == 0 and result["log"]["lines"] == 0

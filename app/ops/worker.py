@@ -136,6 +136,7 @@ class RippleWorker(GeventWorker):
         marker = ready_marker(self.ppid, self.pid)
         with open(marker, "w"):
             pass
+        self.log.info("worker %s listening", self.pid)
         try:
             self.servers, self.trim = servers, HeapTrim(self.trim_after, self.log)
             while self.alive and not self.leaving.is_set():
@@ -171,6 +172,8 @@ class RippleWorker(GeventWorker):
         if waiting:
             self.log.warning("leaving before %d new worker(s) listen (waited %.1f s)", len(waiting),
                              time.monotonic() - started)
+        else:
+            self.log.info("worker %s leaving, %.1f s after the signal", self.pid, time.monotonic() - started)
 
     def tell_streams(self):
         """Start telling the open streams to come back (once), with time to spare."""

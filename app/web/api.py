@@ -15,6 +15,10 @@ from . import fastpost, gate, guard, pages
 from .replies import json_error, refuse, require_utf8_form, wants_json, wants_page
 
 logger = logging.getLogger(__name__)
+# A stream request that reaches a leaving worker before its replacements listen waits this long at
+# most (connection open, no CPU) instead of bouncing; gunicorn's worker timeout bounds the hand-over.
+HANDOVER_WAIT_SECONDS = 30
+
 bp = Blueprint("api", __name__)
 N_ = str  # marks a sentence for the catalogue; translated where it is used
 
@@ -211,7 +215,7 @@ def events(room):
     hub = services().hub
     streams = hub.streams
     if streams.draining:  # this worker is leaving: come back once the workers that stay listen
-        streams.handed_over.wait(hub.heartbeat)
+        streams.handed_over.wait(HANDOVER_WAIT_SECONDS)
         return Response(stream.reconnect_soon(int(cfg["RETRY_MS"])), mimetype="text/event-stream",
                         headers={"Cache-Control": "no-cache"})
     if streams.full():
