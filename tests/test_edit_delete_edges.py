@@ -2,6 +2,7 @@
 look like ids. Real Gunicorn (2 workers) and real Redis."""
 import json
 import urllib.parse
+import uuid
 
 import pytest
 
@@ -57,3 +58,43 @@ def test_ids_in_other_digits_are_unknown_messages_not_an_outage(server, room, an
     status, _, _ = ann.request("PUT", path + "/reactions/%F0%9F%91%8D")
     assert status == 404
     assert [m["text"] for m in history(ann, room)] == ["here"]
+
+
+def reply(browser, room, text, reply_to, key=None):
+    status, _, body = browser.request("POST", "/rooms/%s/messages" % room, body={"text": text, "reply_to": reply_to},
+                                      headers={"Idempotency-Key": key} if key else {})
+    return status, json.loads(body or b"{}")
+
+
+def test_a_resume_quotes_a_deleted_message_as_deleted(server, room, ann):
+    bob = signed_in(server, "bob")
+    stream, _ = open_ready(server, room)
+    with stream:
+        ann.post(room, "before them")
+        cursor = stream.messages(1)[0].id
+    _, original = ann.post(room, "the door code is 2468")
+    assert reply(bob, room, "thanks", original["id"])[0] == 201
+    assert delete(ann, room, original["id"])[0] == 204
+    resumed, before = open_ready(server, room, {"Last-Event-ID": cursor})
+    with resumed:
+        assert "2468" not in "".join(e.data for e in before)
+        quoted = [e.json()["reply_to"] for e in before if e.name == "message" and e.json().get("reply_to")]
+        assert quoted == [{"id": original["id"], "user": ann.name, "text": "", "deleted": True}]
+
+
+def test_a_resume_and_a_retried_reply_quote_an_edited_message_as_it_is_now(server, room, ann):
+    stream, _ = open_ready(server, room)
+    with stream:
+        ann.post(room, "before them")
+        cursor = stream.messages(1)[0].id
+    _, original = ann.post(room, "meet at 5")
+    key = uuid.uuid4().hex
+    reply(ann, room, "ok", original["id"], key)
+    edit(ann, room, original["id"], "meet at 6")
+    resumed, before = open_ready(server, room, {"Last-Event-ID": cursor})
+    with resumed:
+        quoted = [e.json()["reply_to"]["text"] for e in before if e.name == "message" and e.json().get("reply_to")]
+        assert quoted == ["meet at 6"]
+    # A retry of the reply (same idempotency key) answers it as it is now, quote included.
+    status, retried = reply(ann, room, "ok", original["id"], key)
+    assert status == 200 and retried["reply_to"]["text"] == "meet at 6"

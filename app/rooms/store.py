@@ -270,10 +270,12 @@ class Store:
             pipe.zrangebylex(k.changed, "[" + prefix + "|", "(" + prefix + "}", start=0, num=1)
             stored, changed = pipe.execute()
         if changed:
-            return changed[0].partition("|")[2]
-        if stored and "e" not in entry_fields(stored[0][1]):
-            return messages.assemble(mid, _body(stored[0][1]))
-        return None
+            found = changed[0].partition("|")[2]
+        elif stored and "e" not in entry_fields(stored[0][1]):
+            found = messages.assemble(mid, _body(stored[0][1]))
+        else:
+            return None
+        return self._fresh_quotes(k, [(mid, found)])[0][1]  # a retried reply: the quote as it is now
 
     def _touch(self, room):
         # The lobby's index spans rooms (and so cluster slots): kept outside the script,
@@ -393,7 +395,8 @@ class Store:
         is stored as the answered message read when the reply was sent, and only a message
         that changed since (it is in ``k.changed`` then) can make it stale. One round trip,
         only when there are replies."""
-        replies = [(i, json.loads(body)) for i, (_, body) in enumerate(entries) if '"reply_to":{' in body]
+        replies = [(i, json.loads(entry[1])) for i, entry in enumerate(entries)
+                   if len(entry) == 2 and '"reply_to":{' in entry[1]]  # messages, not change events
         if not replies:
             return entries
         targets = sorted({message["reply_to"]["id"] for _, message in replies})
@@ -455,7 +458,7 @@ class Store:
                 mid_padded, _, body = member.partition("|")
                 entries.append((_unpad(mid_padded), body))
             entries.sort(key=lambda entry: _pair(entry[0]))
-        return entries, head, dropped
+        return self._fresh_quotes(k, entries), head, dropped  # a resume never shows a stale quote
 
     def heads(self, logs):
         """Return the newest id (str, ``"0-0"`` when empty) of each of ``logs`` (RoomKeys or
