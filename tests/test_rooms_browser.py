@@ -5,6 +5,9 @@ import re
 
 import pytest
 
+from app import create_app
+from app.ops.services import services
+
 from .browser import STATUS, browser, dialogs, expect, open_room, unique  # noqa: F401 - fixtures
 from .test_accounts import PASSWORD, account_holder
 from .test_rooms import answer, create, invite, path_of
@@ -120,3 +123,29 @@ def test_a_moderator_deletes_someone_elses_message_from_the_page(open_room, serv
     message.locator("summary").click()
     message.get_by_role("button", name="Delete message").click()
     expect(message.locator("[data-gone]")).to_be_visible()
+
+
+def test_the_admin_page_works_without_javascript(browser, server, redis_url, owner):  # noqa: F811
+    name = unique("adm")
+    app = create_app({"TESTING": True, "REDIS_URL": redis_url, "SECRET_KEY": "test-secret"})
+    with app.app_context():
+        services(app).accounts.create(name, PASSWORD, admin=True)
+    doomed = unique("doomed")
+    assert create(owner, doomed, "private", "to be deleted")[0] == 201
+    context = browser.new_context(base_url=server.url, java_script_enabled=False)
+    context.set_default_timeout(10_000)
+    try:
+        page = context.new_page()
+        page.goto("/admin")
+        page.fill("#name", name)
+        page.fill("#password", PASSWORD)
+        page.get_by_role("button", name="Start chatting").click()
+        expect(page).to_have_url(re.compile("/admin$"))
+        row = page.locator("[data-rooms] tr", has_text="#" + doomed)
+        expect(row).to_contain_text("private")
+        row.get_by_role("button", name="Delete").click()
+        expect(page).to_have_url(re.compile("/admin$"))
+        expect(page.locator("[data-rooms] tr", has_text="#" + doomed)).to_have_count(0)
+        expect(page.locator("[data-actions] tr", has_text="#" + doomed).first).to_contain_text("delete-room")
+    finally:
+        context.close()
