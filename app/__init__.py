@@ -8,10 +8,12 @@ app/delivery/      a stream's life, no Flask: stream (registration, replay, live
                    repair), position (the cursor and its rules), listener (the stream's own
                    Redis pub/sub socket), wire (waits and client writes), sse (framing)
 app/rooms/         store (Lua publish, history windows), keys (room names, Redis keys,
-                   cursors), messages (a message's shape and checks), timeline (page layout)
+                   cursors), messages (a message's shape and checks), timeline (page layout),
+                   mentions (@name resolved when a message is stored)
 app/people/        identity (sessions), sessions (sign in/out), names (the name rule, claims),
                    accounts, account_views, account_cli, jwts, oidc, tokens, tokens_cli,
-                   presence, typing, direct (direct messages), addresses (streams per address)
+                   presence, typing, direct (direct messages), addresses (streams per address),
+                   reading (read positions, sidebars, unread and mention counts)
 app/web/           api (room HTTP interface), pages, form_pages, errors, replies (JSON or
                    page), targets (``next``), headers, bodies, fastpost (token posts before
                    Flask), guard (CSRF, rate limits), request_ids, cors
@@ -45,6 +47,7 @@ from .web import (
     invite_views,
     links,
     pages,
+    reading_views,
     request_ids,
     room_views,
 )
@@ -106,4 +109,5 @@ def create_app(test_config=None):
     app.register_blueprint(invite_views.bp)
     app.register_blueprint(rooms_cli.bp)
     app.register_blueprint(admin_views.bp)
+    app.register_blueprint(reading_views.bp)
     return app

@@ -125,7 +125,7 @@ class Subscription:
     """What one stream serves: a room, where the client is, and who (if anyone) is listening."""
 
     __slots__ = ("room", "cursor", "backlog", "name", "sid", "account", "expires", "conn", "client",
-                 "chunked", "environ", "gate")
+                 "chunked", "environ", "gate", "watch", "greet")
 
     def __init__(self, room, cursor=None, backlog=0, name=None, sid=None, conn=None, client=None,
                  chunked=True, environ=None):
@@ -140,6 +140,9 @@ class Subscription:
         self.environ = environ  # the WSGI environ: trimmed once Flask is done with it
         # What may end it from the room's side (app/rooms/moderation.py StreamGate), or None.
         self.gate = None
+        # A signed-in person's sidebar (app/people/reading.py): the activity channels of their
+        # other rooms, and a callable giving the frame of their counts, sent after the replay.
+        self.watch, self.greet = (), None
 
 
 def reconnect_soon(retry_ms):
@@ -304,6 +307,8 @@ def _replay(hub, sub, live):
         online, guests = hub.presence.people(sub.room)
         frames.append(sse.event("presence", json.dumps(
             {"room": sub.room, "action": "here", "online": online, "guests": guests})))
+        if sub.greet is not None:  # after subscribing: no activity falls between it and live
+            frames.append(sub.greet())
     position.catch_up(_id_bytes(room_head), _id_bytes(direct_head) if person is not None else None)
     live.quiet(time.monotonic())  # the snapshot just showed nothing newer
     frames.append(sse.event("ready", json.dumps({"room": sub.room}), event_id=position.cursor().decode()))
@@ -325,7 +330,7 @@ class _Live:
         self.next_check = 0.0
 
     def channels(self):
-        return [self.room_keys.channel] + ([self.person.channel] if self.person else [])
+        return [self.room_keys.channel] + ([self.person.channel] if self.person else []) + list(self.sub.watch)
 
     def quiet(self, now, checked=False):
         """Schedule the next idle check: the position just moved (or was just checked)."""

@@ -5,8 +5,8 @@ plain object: nothing connects to Redis until first use, so building the app doe
 
 Build order, written out in ``init_app`` (each line uses only those above it): metrics and the
 outage log; the command client and the streams' listener factory; the stores built on the
-command client (history, names, accounts, sessions, presence, typing, address counts, publish
-tokens); the JWT verifier; last the hub every stream shares (app/delivery/stream.py), which
+command client (history, names, accounts, sessions, presence, typing, read positions, address
+counts, publish tokens); the JWT verifier; last the hub every stream shares (app/delivery/stream.py), which
 takes several of them.
 """
 from __future__ import annotations
@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # the classes import services() themselves: built in init_app
     from ..people.jwts import Verifier
     from ..people.names import Names
     from ..people.presence import Presence
+    from ..people.reading import Reading
     from ..people.tokens import PublishTokens
     from ..people.typing import Typing
     from ..rooms.conversation import Conversation
@@ -54,6 +55,7 @@ class Services:
     sessions: Sessions
     presence: Presence
     typing: Typing
+    reading: Reading             # read positions, sidebars, unread and mention counts
     addresses: AddressStreams
     tokens: PublishTokens
     jwts: Verifier
@@ -84,10 +86,12 @@ def init_app(app):
     from ..people.jwts import Verifier
     from ..people.names import Names
     from ..people.presence import Presence
+    from ..people.reading import Reading
     from ..people.tokens import PublishTokens
     from ..people.typing import Typing
     from ..rooms.conversation import Conversation
     from ..rooms.invites import Invites
+    from ..rooms.mentions import Mentions
     from ..rooms.moderation import Moderation
     from ..rooms.records import Rooms
     from ..rooms.retention import Retention
@@ -124,6 +128,7 @@ def init_app(app):
         presence=Presence(commands, cfg["HEARTBEAT_SECONDS"], cfg["PRESENCE_GRACE_SECONDS"],
                           cfg["MAX_STREAMS_PER_SESSION"], publish, outbox=outbox),
         typing=Typing(commands, cfg["TYPING_INTERVAL_SECONDS"], publish),
+        reading=Reading(commands, cfg["PERMANENT_SESSION_LIFETIME"], publish),
         addresses=AddressStreams(commands, cfg["MAX_STREAMS_PER_ADDRESS"], cfg["HEARTBEAT_SECONDS"]),
         tokens=PublishTokens(commands, cfg.get("PUBLISH_TOKEN"), cfg["POST_RATE_TOKEN"]),
         jwts=Verifier(cfg["JWT_SECRET"], cfg["JWT_PUBLIC_KEY"], cfg["JWT_AUDIENCE"],
@@ -135,6 +140,8 @@ def init_app(app):
     ripple.retention = Retention(commands, cfg["HISTORY_MAX_AGE_DAYS"])
     ripple.store.after_post = ripple.retention.after_post  # trimmed by age now and then
     ripple.conversation = Conversation(ripple.store, cfg["EDIT_WINDOW_SECONDS"], publish, rooms=ripple.rooms)
+    # "@name" is resolved when a message is stored, and counted for the person it names.
+    ripple.store.mentions = Mentions(commands, ripple.reading.mentioned)
     ripple.hub = Hub(ripple, cfg)
     ripple.webhooks = webhooks.build(commands, ripple.store, outbox, cfg)
     app.extensions[KEY] = ripple

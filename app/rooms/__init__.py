@@ -4,7 +4,8 @@ Owns room history and publishing in Redis (``store``: the Lua scripts that store
 publish it in one step, history windows), room names, Redis key names and the opaque cursor
 (``keys``), a message's shape and checks (``messages``) and how a log is laid out on a page
 (``timeline``: day separators, runs by one author), and a message's later life
-(``conversation``: edits, deletions, reactions as events on the log, current versions).
+(``conversation``: edits, deletions, reactions as events on the log, current versions), and which
+known names a message mentions (``mentions``).
 
 May import: the standard library, redis-py, ``emoji`` (what one emoji is),
 ``app.people.names`` (the name rule). Not Flask:

@@ -47,11 +47,12 @@ MAX_REACTIONS = 20        # distinct emoji on one message
 MAX_EMOJI_CHARS = 16      # code points in one emoji (families and flags are several)
 _ATTEMPTS = 20            # reads and writes of one change when others keep changing the message
 
-# KEYS: log, channel, meta, changed.  ARGV: message id, its padded id, what it must still be
-# ("log": its entry in the log; else its exact member in ``changed``), its new member, event
+# KEYS: log, channel, meta, changed, deleted.  ARGV: message id, its padded id, what it must still
+# be ("log": its entry in the log; else its exact member in ``changed``), its new member, event
 # name, event body (json without its leading brace), history length, and for the deletion of
 # an edited message '"message_id":"<id>"' ('' otherwise): its edit events, which carry texts it
-# had, leave the log too (a deleted text comes back through no replay).
+# had, leave the log too (a deleted text comes back through no replay); the id's score
+# (keys.id_score: a deletion is counted in ``deleted``, so unread counts leave it out).
 # Returns {1, event json}, or {0} when the message changed (or left) since it was read.
 # With webhooks, more KEYS and ARGV after these queue the event for them (app/webhooks/queue.py).
 _CHANGE_LUA = TRIM_LUA + """
@@ -77,6 +78,10 @@ else
   redis.call('ZREM', KEYS[4], ARGV[3])
 end
 redis.call('ZADD', KEYS[4], 0, ARGV[4])
+if ARGV[5] == 'delete' then
+  redis.call('ZADD', KEYS[5], ARGV[9], ARGV[1])
+  redis.call('ZREMRANGEBYRANK', KEYS[5], 0, -10001)
+end
 local id = redis.call('XADD', KEYS[1], '*', 'e', ARGV[5], 'm', ARGV[6])
 local json = '{"id":"' .. id .. '","ts":' .. string.match(id, '^(%d+)') .. ',' .. ARGV[6]
 trim(KEYS[1], KEYS[3], KEYS[4], tonumber(ARGV[7]))
@@ -269,9 +274,10 @@ class Conversation:
             outbox = self.store.outbox
             hook_keys, hook_args = outbox.publish_keys(room, name) if outbox is not None else ((), ())
             scrub = '"message_id":"%s"' % message["id"] if name == "delete" and edited else ""
-            done = self._change(keys=[k.log, k.channel, k.meta, k.changed, *hook_keys],
+            done = self._change(keys=[k.log, k.channel, k.meta, k.changed, k.deleted, *hook_keys],
                                 args=[message_id, mark, expected, member, name, _dump(event)[1:],
-                                      self.store.history_length, scrub, *hook_args])
+                                      self.store.history_length, scrub, keys.id_score(message_id),
+                                      *hook_args])
             if done[0] == 1:
                 if outbox is not None and not outbox.atomic:
                     self.store.emit_after(room, name, done[1])  # a cluster: after, not with it

@@ -49,7 +49,7 @@ def valid_room(name):
 class RoomKeys:
     """The Redis names one room uses, all in one cluster hash slot."""
 
-    __slots__ = ("room", "log", "channel", "meta", "tag", "online", "changed")
+    __slots__ = ("room", "log", "channel", "meta", "tag", "online", "changed", "activity", "deleted", "people")
 
     def __init__(self, room):
         self.room = room
@@ -61,6 +61,10 @@ class RoomKeys:
         # Sorted set (all scores 0, read by lex): "<padded id>|<message json>", the current
         # version of every message edited, deleted or reacted to (app/rooms/conversation.py).
         self.changed = self.tag + ":changed"
+        # Read positions and mentions (app/people/reading.py, app/rooms/mentions.py):
+        self.activity = self.tag + ":activity"  # pub/sub: "!activity\n<json>" per message, for sidebars
+        self.deleted = self.tag + ":deleted"  # sorted set: deleted message id -> its id score (reading.score)
+        self.people = self.tag + ":people"    # hash: folded name -> {"name", "reader"} (who was here)
 
     def idempotency(self, digest):
         return self.tag + ":idem:" + digest
@@ -107,6 +111,14 @@ def parse_stream_id(text):
 
 def format_stream_id(pair):
     return "%d-%d" % pair
+
+
+def id_score(mid):
+    """A stream id (str) as a sorted-set score that keeps id order: ms * 1024 + seq (seq capped
+    at 1023: a double holds it exactly until the year 2248). Read positions, mentions and
+    deleted messages are counted by it (app/people/reading.py)."""
+    ms, _, seq = mid.partition("-")
+    return int(ms) * 1024 + min(int(seq or 0), 1023)
 
 
 def padded(mid):

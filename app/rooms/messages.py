@@ -94,7 +94,7 @@ def quote(message):
     return {"id": message["id"], "user": message.get("user", ""), "text": line}
 
 
-def body(room, user, text, bot=False, uid=None, reply_to=None):
+def body(room, user, text, bot=False, uid=None, reply_to=None, mentions=None):
     """The stored part of a message: JSON without its leading brace.
 
     The store prepends ``{"id":"<id>","ts":<ms>,`` once Redis has assigned the id, so the
@@ -103,7 +103,8 @@ def body(room, user, text, bot=False, uid=None, reply_to=None):
     signed-in person; stored as ``"bot":true`` and shown marked. ``uid``: the signed-in
     author's stable id (an account id, or "guest:<hash of the session>"), stored as ``"uid"``
     so a name that later passes to someone else can be told apart in history. ``reply_to``: the
-    quote (``quote``) of the message this one answers.
+    quote (``quote``) of the message this one answers. ``mentions``: the
+    names the text mentions (app/rooms/mentions.py), stored as ``"mentions"`` when there are any.
     """
     fields = {"room": room, "user": user, "text": text}
     if bot:
@@ -112,6 +113,8 @@ def body(room, user, text, bot=False, uid=None, reply_to=None):
         fields["uid"] = uid
     if reply_to:
         fields["reply_to"] = reply_to
+    if mentions:
+        fields["mentions"] = list(mentions)
     return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))[1:]
 
 

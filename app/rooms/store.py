@@ -1,5 +1,6 @@
 """Room history and publishing in Redis: one atomic script stores a message and publishes it."""
 import json
+import json as json_module
 import logging
 import time
 
@@ -31,10 +32,13 @@ local function trim(log, meta, changed, length)
 end
 """
 
-# KEYS: log, channel, meta, idempotency, changed.  ARGV: body, history length, idempotency ttl
-# (0 = none), payload prefix ("" for room messages, "@" for direct ones), "ask" to store nothing
-# in a log that does not exist yet (returns {-1, ''}: creating a room is counted first), expiry
-# of the log and meta in seconds (0 = none; a person's direct messages expire with their session).
+# KEYS: log, channel, meta, idempotency, changed, activity channel.  ARGV: body, history length,
+# idempotency ttl (0 = none), payload prefix ("" for room messages, "@" for direct ones), "ask" to
+# store nothing in a log that does not exist yet (returns {-1, ''}: creating a room is counted
+# first), expiry of the log and meta in seconds (0 = none; a person's direct messages expire with
+# their session), the activity payload up to its id ("" = none: app/people/reading.py).
+# Each message's entry carries its ordinal "n" (the meta's count after it; change events have
+# none): unread counts are then two numbers' difference, never a scan (app/people/reading.py).
 # With webhooks (app/webhooks/queue.py) the last ARGV are "webhooks", the queue's cap, the room
 # and "message", and the last two KEYS the queue's: a stored room message is queued in the same
 # script.
@@ -52,10 +56,10 @@ end
 local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 local prev = newest[1] and newest[1][1] or '0-0'
 if ARGV[5] == 'ask' and not newest[1] then return {-1, ''} end
-local id = redis.call('XADD', KEYS[1], '*', 'm', ARGV[1])
+local n = redis.call('HINCRBY', KEYS[3], 'count', 1)
+local id = redis.call('XADD', KEYS[1], '*', 'm', ARGV[1], 'n', n)
 local json = '{"id":"' .. id .. '","ts":' .. string.match(id, '^(%d+)') .. ',' .. ARGV[1]
 trim(KEYS[1], KEYS[3], KEYS[5], tonumber(ARGV[2]))
-redis.call('HINCRBY', KEYS[3], 'count', 1)
 local expiry = tonumber(ARGV[6])
 if expiry > 0 then
   redis.call('EXPIRE', KEYS[1], expiry)
@@ -63,6 +67,7 @@ if expiry > 0 then
 end
 if ttl > 0 then redis.call('SET', KEYS[4], id, 'EX', ttl) end
 redis.call('PUBLISH', KEYS[2], ARGV[4] .. id .. ' ' .. prev .. '\\n' .. json)
+if ARGV[7] ~= '' then redis.call('PUBLISH', KEYS[6], ARGV[7] .. id .. '"}') end
 -- webhooks --
 return {1, json}
 """
@@ -75,6 +80,8 @@ local removed = redis.call('XDEL', KEYS[1], unpack(ARGV))
 if redis.call('XLEN', KEYS[1]) == 0 then redis.call('DEL', KEYS[1], KEYS[2]) end
 return removed
 """
+
+ACTIVITY_EXCERPT = 140  # characters of a mentioning message's text in its activity event
 
 # The smallest and largest stream ids: Redis refuses an exclusive bound that steps past them.
 _FIRST_ID = (0, 0)
@@ -124,6 +131,7 @@ class Store:
         script = _PUBLISH_LUA.replace("-- webhooks --", outbox.PUBLISH_LUA if outbox is not None else "")
         self._publish = client.register_script(script.replace("'PUBLISH'", "'%s'" % publish_command))
         self._forget_moved = client.register_script(_FORGET_MOVED_LUA)
+        self.mentions = None  # app/rooms/mentions.py: resolves "@name" when a message is stored
 
     def publish(self, room, user, text, idempotency_key=None, may_create=None, bot=False, uid=None,
                 reply_to=None):
@@ -136,15 +144,21 @@ class Store:
         signed-in author's stable id (messages.body). ``reply_to``: the quote of the message
         this one answers (messages.quote).
         """
-        k, body = keys.RoomKeys(room), messages.body(room, user, text, bot, uid, reply_to)
-        json, created = self._append(k, body, user, idempotency_key, "", ask=may_create is not None)
+        mentioned = self.mentions.resolve(room, text, user) if self.mentions is not None else []
+        k = keys.RoomKeys(room)
+        body = messages.body(room, user, text, bot, uid, reply_to, [person["name"] for person in mentioned])
+        activity = _activity(room, user, text, mentioned)
+        json, created = self._append(k, body, user, idempotency_key, "", ask=may_create is not None,
+                                     activity=activity)
         if created is None:  # a new room: counted first, then stored
             may_create()
-            json, created = self._append(k, body, user, idempotency_key, "")
+            json, created = self._append(k, body, user, idempotency_key, "", activity=activity)
         if created:
             self._touch(room)
             if self.outbox is not None and not self.outbox.atomic:
                 self.emit_after(room, "message", json)
+            if mentioned:
+                self.mentions.record(room, json[7:json.index('"', 7)], mentioned)
         return json, created
 
     def emit_after(self, room, kind, json):
@@ -216,15 +230,15 @@ class Store:
                 body = body[:-1] + ',"sent":%s}' % entry_id.split("-", 1)[0]
             self._append(keys.PersonKeys(to_sid), body, origin, entry_id, "@", expiry=self.direct_seconds)
 
-    def _append(self, k, body, user, idempotency_key, prefix, ask=False, expiry=0):
+    def _append(self, k, body, user, idempotency_key, prefix, ask=False, expiry=0, activity=""):
         """Run the publish script; ``created`` is None when ``ask`` found no log (nothing stored)."""
         ttl = 0
         idem = k.idempotency("-")
         if idempotency_key is not None:
             ttl = self.idempotency_seconds
             idem = k.idempotency(messages.idempotency_digest(user, idempotency_key))
-        keys_ = [k.log, k.channel, k.meta, idem, k.changed]
-        args = [body, self.history_length, ttl, prefix, "ask" if ask else "", int(expiry)]
+        keys_ = [k.log, k.channel, k.meta, idem, k.changed, getattr(k, "activity", k.channel)]
+        args = [body, self.history_length, ttl, prefix, "ask" if ask else "", int(expiry), activity]
         if self.outbox is not None and not prefix:  # a room message: queued for webhooks too
             extra_keys, extra_args = self.outbox.publish_keys(k.room)
             keys_ += extra_keys
@@ -502,6 +516,18 @@ def _unpad(text):
 def _pair(mid):
     ms, _, seq = mid.partition("-")
     return int(ms), int(seq)
+
+
+def _activity(room, user, text, mentioned):
+    """The activity payload of a room message up to its id (the script appends the id and the
+    closing brace): ``!activity\\n{"room", "user", "mentions", "text"?, "id"}``, relayed as an
+    unnumbered ``event: activity`` to the sidebars of people reading other rooms. Only a message
+    that mentions someone carries an excerpt of its text (for their notification)."""
+    fields = {"room": room, "user": user, "mentions": [p["name"] for p in mentioned]}
+    if mentioned:
+        fields["text"] = text[:ACTIVITY_EXCERPT]
+    head = json_module.dumps(fields, ensure_ascii=False, separators=(",", ":"))
+    return "!activity\n" + head[:-1] + ',"id":"'
 
 
 def _created(flag):

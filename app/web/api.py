@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from ..delivery import sse, stream, wire
 from ..ops.services import services
 from ..people import identity, tokens
+from ..people import reading as reading_people
 from ..rooms import keys, messages
 from . import fastpost, gate, guard, pages
 from .replies import json_error, refuse, require_utf8_form, wants_json, wants_page
@@ -27,6 +28,7 @@ FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 PAGE_BOUNDS = ("before", "after", "around")  # a history page takes at most one
 ONE_BOUND = "Give at most one of before, after and around."
 BAD_BOUND = "%s must be a message id such as 1732371730000-0."
+WATCHED = 50  # other rooms whose activity one stream follows for its sidebar
 
 
 def _room_or_400(room):
@@ -80,6 +82,8 @@ def post_message(room):
                                        text=text, status=status, key=kept_key(key))
         return page, status, {"Retry-After": str(current_app.config["REDIS_RETRY_AFTER"])}
     services().metrics.published.labels("room").inc()
+    if grant is None:
+        _visited(room, user)
     if page:
         return redirect(url_for("pages.room", room=room), 303)
     return Response(stored, status=201 if created else 200, mimetype="application/json")
@@ -115,6 +119,17 @@ def reply_quote(room, message_id):
     if found.get("deleted"):
         raise messages.Invalid(_(REPLY_DELETED), 409, "deleted")
     return messages.quote(found)
+
+
+def _visited(room, name):
+    """A signed-in person posted in ``room``: it joins their sidebar, it learns their name (for
+    @mentions). The post is stored already: a failure here only logs."""
+    try:
+        reader = reading_people.current_reader()
+        if reader is not None:
+            services().reading.visit(reader, room, name)
+    except redis.RedisError as exc:
+        logger.warning("could not record a visit room=%s error=%s", room, exc)
 
 
 def kept_key(key):
@@ -248,6 +263,7 @@ def events(room):
     if sub.sid:
         # past the session's cap, its oldest stream ends; a guest's is marked in the online list
         sub.conn = presence.admit(sub.sid, guest=identity.kind() == "guest")
+        _follow_sidebar(sub)
     if client is not None:
         # A reader that stops reading would block this stream's writes forever while Redis
         # buffers for it; with a send timeout the write fails and the stream ends (the client
@@ -260,6 +276,20 @@ def events(room):
     # werkzeug's two wrapping iterators on every chunk.
     return Response(stream.relay(hub, sub), mimetype="text/event-stream", direct_passthrough=True,
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def _follow_sidebar(sub):
+    """Let a signed-in stream carry the person's sidebar: their other rooms' activity (at most
+    WATCHED of them) and, once it is subscribed, the counts of all. Without Redis the stream
+    opens without it (its own replay says whether Redis is back)."""
+    reading = services().reading
+    try:
+        reader = reading_people.current_reader()
+        rooms = gate.readable(reading.rooms(reader))  # a private room only while a member
+    except redis.RedisError:
+        return
+    sub.watch = [keys.RoomKeys(r).activity for r in rooms if r != sub.room][:WATCHED]
+    sub.greet = lambda: sse.event("unread", reading.snapshot(reader, rooms))
 
 
 def refuse_stream(status, message, retry_after):

@@ -203,3 +203,27 @@ def stream_gate(room, found):
     # otherwise be missed) when there is anyone to ban or any record to change.
     return moderation.StreamGate(room, (uid, "addr:" + where), check,
                                  checks_on_open=found.exists or uid is not None)
+
+
+def readable(room_names):
+    """The rooms among ``room_names`` this request's person may read (in order): a private room
+    they are not a member of drops out. One round trip for all (a sidebar's rooms, mentions)."""
+    room_names = list(room_names)
+    if not room_names:
+        return []
+    uid = identity.uid()
+    redis_client = services().redis
+    with redis_client.pipeline(transaction=False) as pipe:  # no ECHO: a cluster's pipelines refuse it
+        for room in room_names:
+            k = records.RecordKeys(room)
+            pipe.hget(k.info, "visibility")
+            if uid:
+                pipe.hexists(k.members, uid)
+        found = iter(pipe.execute())
+    allowed = []
+    for room in room_names:
+        private = next(found) == records.PRIVATE
+        member = next(found) if uid else False
+        if not private or member:
+            allowed.append(room)
+    return allowed

@@ -16,6 +16,7 @@ from flask_babel import format_datetime, format_timedelta, gettext
 
 from ..ops.services import services
 from ..people import identity, names
+from ..people import reading as reading_people
 from ..rooms import keys, messages, timeline
 from ..rooms.conversation import DEFAULT_REACTIONS
 from . import gate
@@ -115,6 +116,7 @@ def room_page(room, error=None, text="", status=200, key=None, before=None, othe
     unavailable = False
     directs = []
     record, standing, administers = None, None, False
+    sidebar, read_id, first_unread = None, None, None
     try:
         standing = gate.access(room)
         if gate.hidden(standing):  # every way to a room page (a failed form's too) ends here
@@ -123,8 +125,17 @@ def room_page(room, error=None, text="", status=200, key=None, before=None, othe
         if standing.exists:
             record = services().rooms.info(room)
         store = services().store
+        if user:
+            sidebar, read_id = _sidebar(room, user)
         found, more, more_after = store.window(room, before=before, after=after, around=at,
                                                limit=cfg["ROOM_PAGE_MESSAGES"])
+        if read_id and before is None and after is None and at is None and found and _newer(found[-1], read_id):
+            # New since the person left: the page starts at the first unread message (the
+            # stream brings the rest, so the page stays live), not at the bottom.
+            if more and _newer(found[0], read_id):  # the first unread is older than this page
+                found, more, _ = store.window(room, after=keys.parse_stream_id(read_id),
+                                              limit=cfg["ROOM_PAGE_MESSAGES"])
+            first_unread = next(json.loads(raw)["id"] for raw in found if _newer(raw, read_id))
         replying = _replying(room, reply_to)
         online, guests = services().presence.people(room)
         if user:
@@ -133,6 +144,7 @@ def room_page(room, error=None, text="", status=200, key=None, before=None, othe
         services().outage.failed("room page", exc)
         found, more, online, guests, unavailable = [], False, [], [], True
         more_after, replying = False, None
+        sidebar, first_unread = None, None
     now = int(time.time() * 1000)
     shown = [json.loads(raw) for raw in found]
     if user and user not in online:
@@ -171,7 +183,8 @@ def room_page(room, error=None, text="", status=200, key=None, before=None, othe
         default_reactions=DEFAULT_REACTIONS,
         edit_window_ms=cfg["EDIT_WINDOW_SECONDS"] * 1000,
         editable_after=now - cfg["EDIT_WINDOW_SECONDS"] * 1000, record=record,
-        manages=bool(standing and standing.role in ("owner", "moderator")) or administers), status
+        manages=bool(standing and standing.role in ("owner", "moderator")) or administers, sidebar=sidebar,
+        read_id=read_id, first_unread=first_unread, unread_before=_unread_count(sidebar, room)), status
 
 
 def _replying(room, message_id):
@@ -191,6 +204,39 @@ def _uid(user):
         return identity.uid()
     except redis.RedisError:
         return None
+
+
+def _sidebar(room, user):
+    """The signed-in person's sidebar entries, and their read position in ``room`` as it was
+    before this visit (None: never read). Opening the room puts it in the sidebar (unless they
+    hid it); the room counts as being read (no badge while open)."""
+    reading = services().reading
+    reader = reading_people.current_reader()
+    if reader is None:
+        return None, None
+    read_id = reading.position(reader, room)
+    reading.visit(reader, room, user)
+    entries = reading.entries(reader, allow=gate.readable)
+    for entry in entries:
+        if entry["room"] == room:
+            entry["current"], entry["unread_before"] = True, entry["unread"]
+            entry["unread"] = entry["mentions"] = 0
+    return entries, read_id
+
+
+def _unread_count(sidebar, room):
+    return next((e.get("unread_before", 0) for e in sidebar or () if e["room"] == room), 0)
+
+
+def _newer(raw, read_id):
+    """Tell whether a stored message (JSON) is newer than the id ``read_id``."""
+    return keys.parse_stream_id(json.loads(raw)["id"]) > keys.parse_stream_id(read_id)
+
+
+@bp.app_template_filter("badge")
+def badge(count):
+    """An unread count as shown: "99+" past 99, "" for none."""
+    return "99+" if count > 99 else (str(count) if count else "")
 
 
 def sign_in_page(error=None, typed="", target=None, status=200):
@@ -220,8 +266,18 @@ def lobby_page(error=None, typed="", status=200, notice=None, create=None):
         last = datetime.fromtimestamp(entry["last"] / 1000, timezone.utc)
         entry["ago"] = format_timedelta(min(last - now, timedelta(0)), add_direction=True)
         entry["full"] = format_datetime(last, "medium") + " UTC"
+    user, sidebar = identity.shown(), None
+    if user:
+        try:
+            reader = reading_people.current_reader()
+            sidebar = services().reading.entries(reader, allow=gate.readable) if reader else None
+        except redis.RedisError as exc:
+            services().outage.failed("lobby", exc)
+    counts = {entry["room"]: entry for entry in sidebar or ()}
+    for entry in rooms or []:
+        entry["mine"] = counts.get(entry["room"])
     return render_template("lobby.html", rooms=rooms, error=error, typed=typed, notice=notice,
-                           user=identity.shown(), create=create or {},
+                           user=user, sidebar=sidebar, create=create or {},
                            room_rule=keys.ROOM_RULE), status
 
 

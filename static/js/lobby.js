@@ -1,9 +1,11 @@
 // The lobby: local times, and who is signed in kept true across this browser's tabs.
 import { announceSession, SessionWatch, SignedOutView } from './session.js';
+import { Sidebar } from './sidebar.js';
 import { LocalTimes } from './times.js';
 
 const root = document.querySelector('main.lobby');
 LocalTimes(document);
+Sidebar(document.querySelector('[data-sidebar]'), root);
 SessionWatch(root);
 SignedOutView(root);
 announceSession(root.dataset.me || '');  // after "Leave" in another tab: nobody

@@ -46,6 +46,7 @@ export function MessageList(el, root, { kind = 'message', accepts = () => true }
   function render(message) {
     const li = document.createElement('li');
     li.className = 'msg' + (author(message) === me() ? ' own' : '') + (kind === 'direct' ? ' direct' : '');
+    if ((message.mentions || []).some((name) => sameName(name, me()))) li.classList.add('mentions-me');
     li.dataset.id = message.id;
     li.dataset.kind = kind;
     li.dataset.user = author(message);
@@ -181,6 +182,16 @@ export function MessageList(el, root, { kind = 'message', accepts = () => true }
   new ResizeObserver(() => { if (stuck) toBottom(); }).observe(el);
   jump.addEventListener('click', toBottom);
   arrange(list, groupMs);  // the server laid the page out in UTC: now in the reader's time zone
-  if (target) target.scrollIntoView({ block: 'center' });
-  else toBottom();
+  // A permalink's message in the middle; else, new since the person left: the page starts at the
+  // first unread (its line shows above it); else at the bottom.
+  const first = list.querySelector('li.first-unread');
+  if (target) {
+    target.scrollIntoView({ block: 'center' });
+  } else if (first) {
+    el.scrollTop = Math.max(0, first.offsetTop - 40);
+    stuck = atBottom();
+    jump.hidden = stuck;
+  } else {
+    toBottom();
+  }
 }

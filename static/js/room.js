@@ -5,6 +5,9 @@
 //   chat:direct       {message, live}   a direct message to or from this person
 //   chat:presence     {room, action, name?, online, guests}   who is online changed (guests: the guests among them)
 //   chat:typing       {room, name}      someone is typing (unnumbered, never replayed)
+//   chat:unread       {rooms, complete?, hidden?}  the person's sidebar counts (reading.py)
+//   chat:read         {room, read_id}   the person's read position moved (on any device)
+//   chat:activity     {room, user, mentions, id, text?}  a message in another sidebar room
 //   chat:dropped      {message}         older messages the cursor asked for are gone
 //   chat:replaced     {room, message}   a newer stream of this session took this one's place
 //   chat:removed      {room, reason, message, event}   removed or banned from the room, or it
@@ -25,8 +28,10 @@ import { MessageList, otherParty, sameName } from './messages.js';
 import { DroppedNotice, UnreadTitle } from './notices.js';
 import { LoadOlder } from './older.js';
 import { People } from './people.js';
+import { MentionAlerts, ReadTracker } from './reading.js';
 import { announceSession, restoreDraft, SessionWatch, SignedOutView } from './session.js';
 import { ConnectionStatus } from './status.js';
+import { Sidebar } from './sidebar.js';
 import { ChatStream } from './stream.js';
 import { LocalTimes } from './times.js';
 import { TypingLine, TypingSignal } from './typing.js';
@@ -50,6 +55,9 @@ UnreadTitle(root);
 People(document.querySelector('.people'), root);
 Inbox(document.querySelector('[data-inbox]'), root, other);
 TypingLine(root.querySelector('[data-typing]'), root);
+Sidebar(document.querySelector('[data-sidebar]'), root, root.dataset.room);
+ReadTracker(root.querySelector('[data-log]'), root);
+MentionAlerts(root);
 const form = root.querySelector('[data-form]');
 if (form) {  // signed out, the page shows the sign-in form instead
   ChatForm(form, root);

@@ -1,0 +1,164 @@
+// Sidebar: the person's rooms with unread counts and a mention marker, the most recently active
+// first, kept live by the stream: event: unread (counts from the server: at connect, and when
+// the person reads on another device), event: activity (a new message in another room: counted
+// here when it is after the position), event: read (the position moved elsewhere).
+// The server renders the same list (templates/_sidebar.html); without JavaScript it is that.
+import { compareIds } from './ids.js';
+import { sameName } from './messages.js';
+
+const PHONE = '(max-width: 48rem)';
+const STRINGS = { hide: (room) => `Hide #${room} from this list`, empty: '' };
+
+export const badge = (n) => (n > 99 ? '99+' : n ? String(n) : '');
+
+/**
+ * Mount the sidebar on its <details data-sidebar>; ``root`` is where the stream's chat:* events
+ * bubble; ``current`` the room this page shows ('' in the lobby).
+ */
+export function Sidebar(el, root, current = '') {
+  if (!el) return;
+  const list = el.querySelector('[data-sidebar-rooms]');
+  const total = el.querySelector('[data-total]');
+  const empty = el.querySelector('[data-sidebar-empty]');
+  const me = () => root.dataset.me || '';
+  if (window.matchMedia(PHONE).matches) el.open = false;  // folded on a phone: the log first
+
+  const rooms = new Map();  // room -> { li, unread, mentions, lastId, readId, lastActivity }
+  for (const li of list.querySelectorAll('li[data-room]')) {
+    rooms.set(li.dataset.room, {
+      li, unread: Number(li.dataset.unread), mentions: Number(li.dataset.mentions),
+      lastId: li.dataset.lastId, readId: li.dataset.readId, lastActivity: Number(li.dataset.lastActivity),
+    });
+  }
+
+  function render(room) {
+    const entry = rooms.get(room);
+    const shown = room === current ? { unread: 0, mentions: 0 } : entry;  // being read here
+    entry.li.dataset.unread = shown.unread;
+    entry.li.dataset.mentions = shown.mentions;
+    entry.li.classList.toggle('unread', shown.unread > 0);
+    const count = entry.li.querySelector('[data-badge]');
+    count.textContent = badge(shown.unread);
+    count.hidden = !shown.unread;
+    entry.li.querySelector('[data-mention]').hidden = !shown.mentions;
+  }
+
+  function order() {
+    const sorted = Array.from(rooms.entries()).sort(([a, x], [b, y]) => y.lastActivity - x.lastActivity || (a < b ? -1 : 1));
+    sorted.forEach(([, entry], i) => {
+      if (list.children[i] !== entry.li) list.insertBefore(entry.li, list.children[i] || null);
+    });
+    let sum = 0;
+    for (const [room, entry] of rooms) if (room !== current) sum += entry.unread;
+    total.textContent = badge(sum);
+    total.hidden = !sum;
+    empty.hidden = rooms.size > 0;
+  }
+
+  // A room that joined the sidebar (on any device): a new item like the server's.
+  function create(room) {
+    const li = document.createElement('li');
+    li.dataset.room = room;
+    const link = document.createElement('a');
+    link.href = `/rooms/${encodeURIComponent(room)}`;
+    link.dir = 'auto';
+    link.textContent = `#${room}`;
+    const mention = document.createElement('span');
+    mention.className = 'mention';
+    mention.dataset.mention = '';
+    mention.textContent = '@';
+    const count = document.createElement('span');
+    count.className = 'badge';
+    count.dataset.badge = '';
+    li.append(link, ' ', mention, ' ', count);
+    const token = document.querySelector('input[name=csrf_token]');
+    if (token) {  // the same plain form as the server's
+      const form = document.createElement('form');
+      form.method = 'post';
+      form.className = 'hide-room';
+      form.action = list.dataset.formUrl.replace('ROOM', encodeURIComponent(room));
+      for (const [name, value] of [['csrf_token', token.value], ['action', 'hide'], ['next', location.pathname]]) {
+        const input = document.createElement('input');
+        input.type = 'hidden';
+        input.name = name;
+        input.value = value;
+        form.append(input);
+      }
+      const button = document.createElement('button');
+      button.type = 'submit';
+      button.className = 'link';
+      button.textContent = '×';
+      button.title = STRINGS.hide(room);
+      button.setAttribute('aria-label', STRINGS.hide(room));
+      form.append(button);
+      li.append(form);
+    }
+    if (room === current) { li.classList.add('current'); link.setAttribute('aria-current', 'page'); }
+    list.append(li);
+    return li;
+  }
+
+  root.addEventListener('chat:unread', (e) => {
+    const { rooms: entries = [], hidden = [], complete = false } = e.detail;
+    if (complete) {  // every room: forget those gone from the sidebar meanwhile
+      const keep = new Set(entries.map((x) => x.room));
+      for (const [room, entry] of rooms) if (!keep.has(room)) { entry.li.remove(); rooms.delete(room); }
+    }
+    for (const room of hidden) {
+      const entry = rooms.get(room);
+      if (entry) { entry.li.remove(); rooms.delete(room); }
+    }
+    for (const x of entries) {
+      const entry = rooms.get(x.room) || { li: create(x.room) };
+      // Activity newer than this count (it raced the server's answer) stays counted.
+      if (entry.lastId && x.last_id && compareIds(entry.lastId, x.last_id) > 0 && x.read_id === entry.readId) continue;
+      Object.assign(entry, { unread: x.unread, mentions: x.mentions, lastId: x.last_id || '',
+        readId: x.read_id || '', lastActivity: x.last_activity });
+      rooms.set(x.room, entry);
+      render(x.room);
+    }
+    order();
+  });
+
+  root.addEventListener('chat:read', (e) => {
+    const entry = rooms.get(e.detail.room);
+    if (entry && (!entry.readId || compareIds(e.detail.read_id, entry.readId) > 0)) entry.readId = e.detail.read_id;
+  });
+
+  root.addEventListener('chat:activity', (e) => {
+    const { room, id, mentions = [] } = e.detail;
+    const entry = rooms.get(room);
+    if (!entry || (entry.lastId && compareIds(id, entry.lastId) <= 0)) return;  // seen, or not ours
+    entry.lastId = id;
+    entry.lastActivity = Number(id.split('-')[0]);
+    if (!entry.readId || compareIds(id, entry.readId) > 0) {
+      entry.unread += 1;
+      if (mentions.some((name) => sameName(name, me()))) entry.mentions += 1;
+    }
+    render(room);
+    order();
+  });
+
+  // The current room's own messages move its activity too (its stream carries them whole).
+  root.addEventListener('chat:message', (e) => {
+    const entry = rooms.get(current);
+    const { id } = e.detail.message;
+    if (!entry || (entry.lastId && compareIds(id, entry.lastId) <= 0)) return;
+    entry.lastId = id;
+    entry.lastActivity = Number(id.split('-')[0]);
+    order();
+  });
+
+  NotifyButton(el.querySelector('[data-notify]'));
+  order();
+}
+
+// "Notify me of mentions": the browser asks for the permission only after this click.
+function NotifyButton(button) {
+  if (!button || !('Notification' in window) || Notification.permission !== 'default') return;
+  button.hidden = false;
+  button.addEventListener('click', async () => {
+    await Notification.requestPermission();
+    button.hidden = true;
+  });
+}

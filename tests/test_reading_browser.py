@@ -1,0 +1,155 @@
+"""Knowing what is new (issue 17) in real Chromium against the 2-worker Gunicorn: the sidebar's
+live counts (cleared when the person reads elsewhere), the line before the first unread message
+and the page starting there, a mention of a Chinese name highlighted and notified while the tab
+is hidden, and the sidebar without JavaScript."""
+import uuid
+
+from playwright.sync_api import expect
+
+from .browser import STATUS, browser, dialogs, open_room, publish, sign_in_over_http, unique  # noqa: F401
+from .servers import wait_until
+
+# Records notifications instead of showing them, and lets a test hide the tab: the page must
+# still ask the browser's real permission (granted to the context, or not).
+FAKE_NOTIFICATIONS = """
+window.__notes = [];
+const Real = window.Notification;
+class FakeNotification {
+  constructor(title, options) { window.__notes.push({ title, body: (options || {}).body }); }
+  static get permission() { return Real ? Real.permission : 'denied'; }
+  static requestPermission() { return Real.requestPermission(); }
+}
+window.Notification = FakeNotification;
+Object.defineProperty(document, 'hidden', { get: () => !!window.__hidden, configurable: true });
+"""
+
+
+def other_room():
+    return "t-" + uuid.uuid4().hex[:12]
+
+
+def signed_in_context(browser, server, name, **options):
+    context = browser.new_context(base_url=server.url, **options)
+    context.set_default_timeout(10_000)
+    sign_in_over_http(context, name)
+    return context
+
+
+def open_page(context, room, errors):
+    page = context.new_page()
+    page.on("pageerror", lambda error: errors.append(error))
+    page.goto("/rooms/%s" % room)
+    expect(page.locator(STATUS)).to_have_text("connected")
+    return page
+
+
+def unread_of(context, room):
+    entries = context.request.get("/me/rooms").json()
+    return next((e["unread"] for e in entries if e["room"] == room), None)
+
+
+def test_the_sidebar_counts_live_and_clears_when_read_in_another_tab(browser, server, room):
+    elsewhere = other_room()
+    publish(server, elsewhere, "before")
+    errors = []
+    context = signed_in_context(browser, server, unique("ann"))
+    try:
+        open_page(context, elsewhere, errors).close()  # the room joins her sidebar
+        page = open_page(context, room, errors)
+        item = page.locator('[data-sidebar] li[data-room="%s"]' % elsewhere)
+        expect(item).to_be_visible()
+        expect(item.locator("[data-badge]")).to_be_hidden()
+        publish(server, elsewhere, "one")
+        publish(server, elsewhere, "two")
+        expect(item.locator("[data-badge]")).to_have_text("2")
+        # She reads it in another tab (its page reports what is on screen): this tab clears.
+        reader = open_page(context, elsewhere, errors)
+        reader.bring_to_front()
+        wait_until(lambda: unread_of(context, elsewhere) == 0, timeout=10, message="read reported")
+        expect(item.locator("[data-badge]")).to_be_hidden()
+        assert not errors, errors
+    finally:
+        context.close()
+
+
+def test_the_page_starts_at_a_line_before_the_first_unread(browser, server, room):
+    publish(server, room, "seen before leaving")
+    errors = []
+    context = signed_in_context(browser, server, unique("ann"))
+    try:
+        open_page(context, room, errors).close()
+        first = publish(server, room, "first since you left")["id"]
+        for i in range(40):
+            publish(server, room, "later %d" % i)
+        page = open_page(context, room, errors)
+        line = page.locator("li.msg.first-unread")
+        expect(line).to_have_attribute("data-id", first)
+        expect(line).to_be_in_viewport()  # the page starts there, not at the bottom
+        assert page.locator("li.msg").last.evaluate(
+            "li => li.getBoundingClientRect().top > li.closest('[data-log]').getBoundingClientRect().bottom")
+        expect(page.get_by_role("link", name="Jump to first unread")).to_be_visible()
+        divider = line.evaluate("li => getComputedStyle(li, '::before').content")
+        assert "New since you left" in divider
+        assert not errors, errors
+    finally:
+        context.close()
+
+
+def test_a_mention_of_a_chinese_name_is_highlighted_and_notified_when_hidden(browser, server, room):
+    name = "小明" + uuid.uuid4().hex[:4]
+    errors = []
+    context = signed_in_context(browser, server, name, permissions=["notifications"])
+    context.add_init_script(FAKE_NOTIFICATIONS)
+    try:
+        page = open_page(context, room, errors)
+        page.evaluate("window.__hidden = true")
+        publish(server, room, "@%s 你好，请看一下部署" % name, user="bob")
+        mention = page.locator("li.msg.mentions-me")
+        expect(mention).to_have_count(1)
+        expect(mention.locator(".text")).to_have_text("@%s 你好，请看一下部署" % name)
+        wait_until(lambda: page.evaluate("window.__notes.length") == 1, timeout=5, message="a notification")
+        note = page.evaluate("window.__notes[0]")
+        assert note["title"] == "#%s · bob" % room and note["body"] == "@%s 你好，请看一下部署" % name
+        publish(server, room, "no mention here", user="bob")
+        expect(page.locator("li.msg")).to_have_count(2)
+        assert page.evaluate("window.__notes.length") == 1
+        assert not errors, errors
+    finally:
+        context.close()
+
+
+def test_no_notification_without_the_permission_and_the_ask_waits_for_a_click(browser, server, room):
+    name = unique("ann")
+    errors = []
+    context = signed_in_context(browser, server, name)
+    context.add_init_script(FAKE_NOTIFICATIONS)
+    try:
+        page = open_page(context, room, errors)
+        ask = page.locator("[data-notify]")
+        expect(ask).to_be_visible()  # offered, not asked: the browser asks only after the click
+        page.evaluate("window.__hidden = true")
+        publish(server, room, "hey @%s" % name, user="bob")
+        expect(page.locator("li.msg.mentions-me")).to_have_count(1)
+        assert page.evaluate("window.__notes.length") == 0
+        assert not errors, errors
+    finally:
+        context.close()
+
+
+def test_the_sidebar_without_javascript(browser, server, room):
+    elsewhere = other_room()
+    publish(server, elsewhere, "seen")
+    context = signed_in_context(browser, server, unique("ann"), java_script_enabled=False)
+    try:
+        page = context.new_page()
+        page.goto("/rooms/%s" % elsewhere)
+        for i in range(3):
+            publish(server, elsewhere, "new %d" % i)
+        page.goto("/rooms/%s" % room)
+        item = page.locator('[data-sidebar] li[data-room="%s"]' % elsewhere)
+        expect(item.locator("[data-badge]")).to_have_text("3")
+        item.get_by_role("button", name="Hide #%s" % elsewhere).click()
+        expect(page).to_have_url(server.url + "/rooms/%s" % room)
+        expect(page.locator('[data-sidebar] li[data-room="%s"]' % elsewhere)).to_have_count(0)
+    finally:
+        context.close()
