@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 
 import redis
 from flask import Blueprint, Response, abort, jsonify, redirect, render_template, request, url_for
+from flask_babel import lazy_gettext as _l
 
 from ..ops.services import services
 from ..people import identity, sessions
@@ -22,9 +23,12 @@ from .replies import json_error, wants_page
 
 bp = Blueprint("reading", __name__)
 
-SIGNED_OUT = "Sign in to keep read positions and a room list."
-BAD_ID = "id must be a message id such as 1732371730000-0."
-AHEAD = "That message is newer than the newest one in the room."
+SIGNED_OUT = _l("Sign in to keep read positions and a room list.")
+BAD_ID = _l("id must be a message id such as 1732371730000-0.")
+AHEAD = _l("That message is newer than the newest one in the room.")
+BAD_ACTION = _l("action must be hide or show.")
+BAD_BEFORE = _l("before must be a time in milliseconds, such as 1732371730000.")
+BAD_LIMIT = _l("limit must be a whole number from 1 to %(max)d.")
 MENTIONS_MAX = 100
 
 
@@ -112,7 +116,7 @@ def room_form(room):
         abort(400, keys.ROOM_RULE)
     reader = current_reader()
     if reader is None:
-        abort(401, SIGNED_OUT)
+        abort(401, str(SIGNED_OUT))
     action = request.form.get("action")
     if action == "hide":
         reading().hide(reader, room)
@@ -120,7 +124,7 @@ def room_form(room):
         gate.require_read(room)
         reading().show(reader, room)
     else:
-        abort(400, "action must be hide or show.")
+        abort(400, str(BAD_ACTION))
     return redirect(sessions.safe_next(request.form.get("next")), 303)
 
 
@@ -129,10 +133,10 @@ def my_mentions():
     """The person's recent mentions across rooms, newest first: ?before=<ms>&limit=<n>."""
     before = request.args.get("before")
     if before is not None and not before.isdigit():
-        abort(400, "before must be a time in milliseconds, such as 1732371730000.")
+        abort(400, str(BAD_BEFORE))
     raw_limit = request.args.get("limit", "50")
     if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MENTIONS_MAX:
-        abort(400, "limit must be a whole number from 1 to %d." % MENTIONS_MAX)
+        abort(400, str(BAD_LIMIT) % {"max": MENTIONS_MAX})
     reader = current_reader()
     page = wants_page()
     if reader is None:

@@ -3,11 +3,15 @@
 // the person reads on another device), event: activity (a new message in another room: counted
 // here when it is after the position), event: read (the position moved elsewhere).
 // The server renders the same list (templates/_sidebar.html); without JavaScript it is that.
+import { t } from './i18n.js';
 import { compareIds } from './ids.js';
 import { sameName } from './messages.js';
 
 const PHONE = '(max-width: 48rem)';
-const STRINGS = { hide: (room) => `Hide #${room} from this list`, empty: '' };
+const STRINGS = {
+  hide: (room) => t('Hide #{room} from this list', { room }),
+  hideShort: (room) => t('Hide #{room}', { room }),
+};
 
 export const badge = (n) => (n > 99 ? '99+' : n ? String(n) : '');
 
@@ -89,7 +93,7 @@ export function Sidebar(el, root, current = '') {
       button.className = 'link';
       button.textContent = '×';
       button.title = STRINGS.hide(room);
-      button.setAttribute('aria-label', STRINGS.hide(room));
+      button.setAttribute('aria-label', STRINGS.hideShort(room));
       form.append(button);
       li.append(form);
     }
