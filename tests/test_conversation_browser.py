@@ -258,3 +258,29 @@ def test_an_edit_keeps_links_clickable(open_room):
     li.locator("form[data-edit] textarea").fill("see https://example.org/x")
     li.get_by_role("button", name="Save edit").click()
     expect(page.locator("main.room li.msg .text a")).to_have_attribute("href", "https://example.org/x")
+
+
+def test_a_rooms_owner_deletes_someone_elses_message_from_the_page(open_room, server, browser):
+    import uuid
+
+    from .browser import publish
+    owned = "own-" + uuid.uuid4().hex[:12]
+    context = browser.new_context(base_url=server.url)
+    try:
+        token = context.request.get("/session").json()["csrf_token"]
+        created = context.request.post("/accounts", data={"name": unique("owner"), "password": "correct horse battery"},
+                                       headers={"X-CSRF-Token": token})
+        assert created.status == 201, created.text()
+        token = created.json()["csrf_token"]
+        made = context.request.post("/rooms", data={"name": owned}, headers={"X-CSRF-Token": token})
+        assert made.status == 201, made.text()
+        publish(server, owned, "spam spam spam", user="spammer")
+        page = context.new_page()
+        page.goto("/rooms/%s" % owned)
+        expect(page.locator(STATUS)).to_have_text("connected")
+        li = menu(page, "spam spam spam")
+        expect(li.locator("form[data-edit]")).to_have_count(0)  # others' words are never editable
+        li.get_by_role("button", name="Delete message").click()
+        expect(page.locator("main.room li.msg .text")).to_have_text(["message deleted"], timeout=LIVE_MS)
+    finally:
+        context.close()
