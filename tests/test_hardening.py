@@ -328,7 +328,7 @@ def test_a_failure_before_flask_still_answers_json():
                                               lambda status, headers, exc_info=None: seen.update(
                                                   status=status, headers=dict(headers))))
     assert seen["status"].startswith("500 ") and seen["headers"]["Content-Type"] == "application/json"
-    assert json.loads(body) == {"error": errors.INTERNAL}
+    assert json.loads(body) == {"error": errors.INTERNAL, "code": "internal"}
 
 
 # --- Headers and /metrics --------------------------------------------------------------------

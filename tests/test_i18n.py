@@ -90,6 +90,28 @@ def test_json_errors_carry_a_stable_code_beside_a_sentence_in_the_negotiated_lan
     assert re.search(r"[\u4e00-\u9fff]", chinese.get_json()["error"])
 
 
+def test_a_filled_in_sentence_is_answered_in_the_readers_language(client):
+    response = client.get("/rooms/abc/messages?limit=0", headers={"Accept-Language": CHINESE})
+    assert response.status_code == 400
+    assert response.get_json() == {"code": "bad_request", "error": "limit 必须是 1 到 200 之间的整数。"}
+
+
+def test_a_sentence_filled_with_another_sentence_translates_both(client):
+    response = client.get("/go?room=a%20b", headers={"Accept-Language": CHINESE})
+    assert response.status_code == 400
+    assert "“a b”不是有效的聊天室名称。聊天室名称为 1–64 个" in response.get_data(as_text=True)
+
+
+def test_a_message_too_long_says_so_in_chinese_with_its_code(client, room):
+    token = client.get("/session", headers={"Accept": "application/json"}).get_json()["csrf_token"]
+    client.post("/session", json={"name": "i18n-" + room[-6:]}, headers={"X-CSRF-Token": token})
+    token = client.get("/session", headers={"Accept": "application/json"}).get_json()["csrf_token"]
+    response = client.post("/rooms/%s/messages" % room, json={"text": "字" * 2001},
+                           headers={"X-CSRF-Token": token, "Accept-Language": CHINESE})
+    assert response.status_code == 422
+    assert response.get_json() == {"code": "text_too_long", "error": "消息太长：共 2001 个字符，上限是 2000。"}
+
+
 def test_an_error_page_is_in_the_readers_language(client):
     response = client.get("/rooms/a%20b", headers={"Accept-Language": CHINESE, "Accept": "text/html"})
     assert response.status_code == 404
@@ -173,5 +195,8 @@ def test_translations_keep_their_placeholders():
         ids = message.id if isinstance(message.id, tuple) else (message.id,)
         strings = message.string if isinstance(message.string, tuple) else (message.string,)
         wanted = set(re.findall(r"%\(\w+\)s|\{\w+\}", ids[-1])) - {"{n}", "%(num)s"}
+        positional = re.findall(r"%[sd]", ids[0])
         for string in strings:
             assert wanted <= set(re.findall(r"%\(\w+\)s|\{\w+\}", string)), (message.id, string)
+            # Positional values arrive in the English order: a translation keeps it.
+            assert re.findall(r"%[sd]", string) == positional, (message.id, string)

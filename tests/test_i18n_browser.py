@@ -67,7 +67,7 @@ def english_left(page, known=()):
     for text in page.evaluate(READABLE):
         for value in sorted(known, key=len, reverse=True):
             text = text.replace(value, "")
-        words += [w for w in re.findall(r"[A-Za-z][A-Za-z'’]+", text) if w not in LATIN_ALLOWED]
+        words += [w for w in re.findall(r"[A-Za-zÀ-ɏ][A-Za-zÀ-ɏ'’]+", text) if w not in LATIN_ALLOWED]
     return words
 
 
@@ -85,6 +85,30 @@ def test_the_room_page_and_its_scripts_speak_the_browsers_language(contexts, ser
     expect(hint).to_have_text("回车发送 · Shift+回车换行" if lang == "zh-Hans"
                               else "Enter sends · Shift+Enter adds a line")
     assert page.evaluate("Intl.DateTimeFormat().resolvedOptions().locale").startswith(locale[:2])
+    assert not errors, errors
+
+
+def test_no_english_is_left_on_the_chinese_pages(contexts, server, room):
+    errors = []
+    ctx = contexts(server, "zh-CN")
+    me, bob = unique("ann"), unique("bob")
+    publish(server, room, "你好", user=bob)
+    guest = watched(ctx, errors)
+    for path in ("/", "/rooms/%s" % room, "/session", "/register", "/account", "/rooms/a%20b"):
+        guest.goto(path)
+        expect(guest.locator("html")).to_have_attribute("lang", "zh-Hans")
+        if path.startswith("/rooms/t-"):
+            expect(guest.locator(STATUS)).to_have_text("已连接")
+        assert english_left(guest, known=(room, bob, "bot")) == [], path
+    sign_in_over_http(ctx, me)
+    page = watched(ctx, errors)
+    page.goto("/rooms/%s?with=%s" % (room, bob))
+    expect(page.locator(STATUS)).to_have_text("已连接")
+    publish(server, room, "再见", user=bob)
+    expect(page.locator("main.room li.msg .text").last).to_have_text("再见")
+    assert english_left(page, known=(room, me, bob)) == []
+    page.goto("/account")
+    assert english_left(page, known=(me,)) == []
     assert not errors, errors
 
 

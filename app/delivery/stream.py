@@ -16,6 +16,10 @@ from .listener import Closed as ListenerClosed
 from .listener import NotMaster
 from .position import Position
 
+# Marks a sentence for the catalogue; the web layer answers it in the reader's language
+# (app/web/i18n.py, translate).
+N_ = str
+
 logger = logging.getLogger(__name__)
 
 
@@ -58,9 +62,9 @@ class SignedOut(Exception):
     """The stream's session ended (sign-out, or a new sign-in, anywhere): tell the client, end."""
 
 
-SIGNED_OUT_MESSAGE = "You are signed out: you left, or signed in again, in another tab or window."
-TOKEN_EXPIRED_MESSAGE = ("Your sign-in token has expired: get a fresh one and reconnect with your "
-                         "cursor; nothing is lost.")
+SIGNED_OUT_MESSAGE = N_("You are signed out: you left, or signed in again, in another tab or window.")
+TOKEN_EXPIRED_MESSAGE = (N_("Your sign-in token has expired: get a fresh one and reconnect with your "
+                            "cursor; nothing is lost."))
 # The last frame of a stream whose session ended: browsers show the signed-out state.
 SIGNED_OUT_FRAME = sse.event("signed-out", json.dumps({"message": SIGNED_OUT_MESSAGE}))
 # ...and of one whose token expired: the client fetches a fresh token and resumes by its cursor.
@@ -71,8 +75,8 @@ TOKEN_EXPIRED_FRAME = sse.event("signed-out", json.dumps({"message": TOKEN_EXPIR
 # Told to a stream that a newer one of its session replaced: reconnecting at once would only
 # replace another of the session's streams, so a plain EventSource waits this long first.
 REPLACED_RETRY_MS = 30000
-REPLACED = ("This stream was replaced by a newer one of the same session (too many open tabs or "
-            "devices). Reload the page to continue here.")
+REPLACED = (N_("This stream was replaced by a newer one of the same session (too many open tabs or "
+               "devices). Reload the page to continue here."))
 
 
 class Streams:
@@ -483,7 +487,7 @@ class _Live:
 
 
 def _dropped(room):
-    return sse.event("dropped", json.dumps({"room": room, "message": "Some older messages are no longer kept."}))
+    return sse.event("dropped", json.dumps({"room": room, "message": N_("Some older messages are no longer kept.")}))
 
 
 # What gunicorn's access log reads of the environ when the stream ends.

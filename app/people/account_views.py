@@ -11,15 +11,19 @@ from ..web.replies import json_error, require_utf8_form, wants_json
 from . import accounts, identity
 from .sessions import Refused, describe, limit_attempts, safe_next
 
+# Marks a sentence for the catalogue; the web layer answers it in the reader's language
+# (app/web/i18n.py, translate).
+N_ = str
+
 bp = Blueprint("accounts", __name__)
 
-TOO_MANY_ACCOUNTS = "Too many accounts were registered from your network; try again in %d minutes."
-NOT_SIGNED_IN = "Sign in with your account's name and password first."
-GUEST = "You are signed in as a guest: register an account to have a password."
-ELSEWHERE = ("You signed in through another service (your organisation's sign-in, or the application "
-             "you came from): there is no password to change here.")
-CHANGED = "Password changed. Your other sessions were signed out."
-NOT_ADMIN = "Only an administrator can do that."
+TOO_MANY_ACCOUNTS = N_("Too many accounts were registered from your network; try again in %d minutes.")
+NOT_SIGNED_IN = N_("Sign in with your account's name and password first.")
+GUEST = N_("You are signed in as a guest: register an account to have a password.")
+ELSEWHERE = (N_("You signed in through another service (your organisation's sign-in, or the application "
+                "you came from): there is no password to change here."))
+CHANGED = N_("Password changed. Your other sessions were signed out.")
+NOT_ADMIN = N_("Only an administrator can do that.")
 
 
 @bp.app_context_processor
@@ -70,7 +74,7 @@ def _create(name, password):
     try:
         name = messages.check_name(name)
         if names.is_reserved(name):
-            raise Refused("“%s” is reserved for the service itself. Pick another name." % name, 422)
+            raise Refused(N_("“%s” is reserved for the service itself. Pick another name.") % name, 422)
         return services().accounts.create(name, password, previous_sid=identity.current()[1])
     except (messages.Invalid, accounts.Invalid) as exc:
         raise Refused(str(exc), exc.status) from None
@@ -114,7 +118,7 @@ def _change(current, new):
     if not account_id:
         raise Refused(GUEST if identity.kind() == "guest" else ELSEWHERE, 403)
     if not isinstance(current, str) or not isinstance(new, str):
-        raise Refused("Current and new password must be strings.", 400)
+        raise Refused(N_("Current and new password must be strings."), 400)
     limit_attempts(name)
     store = services().accounts
     account = store.authenticate(name, current)
@@ -166,9 +170,9 @@ def _administered(name):
     store = services().accounts
     account = store.get(store.id_for(name)) if isinstance(name, str) and name else None
     if account is None:
-        raise Refused("There is no account called “%s”." % name[:80], 404)
+        raise Refused(N_("There is no account called “%s”.") % name[:80], 404)
     if account["id"] == person["id"]:
-        raise Refused("You cannot disable or enable your own account.", 409)
+        raise Refused(N_("You cannot disable or enable your own account."), 409)
     return account
 
 
@@ -177,7 +181,7 @@ def _read(fields, is_json):
     if is_json:
         data = request.get_json(silent=True)
         if not isinstance(data, dict):
-            return _bad(400, "The body must be a JSON object.")
+            return _bad(400, N_("The body must be a JSON object."))
         return (*(data.get(f) for f in fields), safe_next(None))
     if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
         require_utf8_form()

@@ -19,6 +19,10 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from .names import Names, fold
 
+# Marks a sentence for the catalogue; the web layer answers it in the reader's language
+# (app/web/i18n.py, translate).
+N_ = str
+
 ALL = "ripple:accounts"
 FIRST = "ripple:first-account"
 MIN_PASSWORD = 10
@@ -26,13 +30,13 @@ HASH_THREADS = 2  # password hashes one worker computes at once (64 MiB each)
 MAX_PASSWORD = 1024  # Argon2 takes any length; a bound keeps a huge body from costing a hash
 
 SENTENCES = {
-    "password_type": "Password must be a string.",
-    "short": "Password is too short: use at least %d characters." % MIN_PASSWORD,
-    "long": "Password is too long: the limit is %d characters." % MAX_PASSWORD,
-    "wrong": "That name and password do not match an account.",
-    "disabled": "This account is disabled. Ask an administrator of this service.",
-    "taken": "“%s” is taken by an account. Sign in with its password, or pick another name.",
-    "current": "Your current password is not right.",
+    "password_type": N_("Password must be a string."),
+    "short": N_("Password is too short: use at least %d characters.") % MIN_PASSWORD,
+    "long": N_("Password is too long: the limit is %d characters.") % MAX_PASSWORD,
+    "wrong": N_("That name and password do not match an account."),
+    "disabled": N_("This account is disabled. Ask an administrator of this service."),
+    "taken": N_("“%s” is taken by an account. Sign in with its password, or pick another name."),
+    "current": N_("Your current password is not right."),
 }
 
 # KEYS: the name's account index, the name's claim (one slot).  ARGV: account id, the

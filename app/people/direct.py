@@ -11,6 +11,10 @@ from ..web import api, guard
 from ..web.replies import json_error, wants_page
 from . import identity, sessions, tokens
 
+# Marks a sentence for the catalogue; the web layer answers it in the reader's language
+# (app/web/i18n.py, translate).
+N_ = str
+
 logger = logging.getLogger(__name__)
 bp = Blueprint("direct", __name__)
 
@@ -33,7 +37,7 @@ def post_direct(name):
     try:
         recipient = messages.check_name(name)
     except messages.Invalid:
-        abort(404, "There is no one by that name.")
+        abort(404, N_("There is no one by that name."))
     grant = tokens.current()
     if grant is not None:
         grant.check_direct()  # 403 for a scoped token created without --direct
@@ -55,7 +59,7 @@ def post_direct(name):
             held = services().sessions.name_of(owner, refresh=False) if owner else None
             sids = [owner]
         if held is None:
-            raise messages.Invalid("No one called “%s” is here right now." % recipient, 404)
+            raise messages.Invalid(N_("No one called “%s” is here right now.") % recipient, 404)
         stored = created = None
         for sid in sids:  # the same key: the sender's copy is stored once, each device's once
             copy, fresh = services().store.publish_direct(sender, (held, sid), text, key, bot, uid)

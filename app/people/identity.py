@@ -14,6 +14,10 @@ from ..rooms import keys, messages
 from . import accounts, jwts
 from .names import Names, NameTaken, fold  # noqa: F401 - re-exported: who holds which name
 
+# Marks a sentence for the catalogue; the web layer answers it in the reader's language
+# (app/web/i18n.py, translate).
+N_ = str
+
 # The control payload (app/delivery/position.py) a person's channel carries when their session ends:
 # every open stream of that session, on every worker and host, sends "event: signed-out", ends.
 SIGNED_OUT = "!#signed-out\n"
@@ -257,7 +261,7 @@ def _proxied_person(user):
     try:
         name = messages.check_name(user)
     except messages.Invalid as exc:
-        abort(400, "The name your sign-in proxy sent is not usable here: %s" % exc)
+        abort(400, N_("The name your sign-in proxy sent is not usable here: %s") % exc)
     sid = jwts.session_id("proxy\0" + name)  # never the session of a token whose sub is the same
     services().sessions.ensure(sid, name, sub=name)
     g.ripple_person, g.ripple_account, g.ripple_sub, g.ripple_rooms = (name, sid), None, name, None
@@ -361,7 +365,7 @@ def sign_in(name, account=None, token=None):
     """
     names = services().names
     if account is None and names.is_reserved(name):
-        raise messages.Invalid("“%s” is reserved for the service itself. Pick another name." % name)
+        raise messages.Invalid(N_("“%s” is reserved for the service itself. Pick another name.") % name)
     sessions = services().sessions
     old_name, old_sid = current()
     old_account = g.get("ripple_account")
@@ -448,12 +452,22 @@ def taken(name):
     owner = names.owner(name)
     held = sessions.name_of(owner, refresh=False) if owner else None
     minutes = max(1, round(names.idle_ms / 60000))
-    if held and fold(held) == fold(name) and held != name:
-        who = "it looks the same as “%s”, which" % held
-    else:
-        who = "it"
+    # Whole sentences, one per case, so that each can be translated (app/web/i18n.py).
+    alike = held and fold(held) == fold(name) and held != name
     if owner and sessions.online(owner):
-        return "“%s” is taken: %s is in use by someone else right now. Pick another name." % (name, who)
-    return ("“%s” is taken: %s is kept for someone else who was here in the last %d minute%s. "
-            "Pick another name." % (name, who, minutes, "" if minutes == 1 else "s"))
+        if alike:
+            return N_("“%s” is taken: it looks the same as “%s”, which is in use by someone else right now. "
+                      "Pick another name.") % (name, held)
+        return N_("“%s” is taken: it is in use by someone else right now. Pick another name.") % name
+    if alike:
+        if minutes == 1:
+            return N_("“%s” is taken: it looks the same as “%s”, which is kept for someone else who was here "
+                      "in the last %d minute. Pick another name.") % (name, held, minutes)
+        return N_("“%s” is taken: it looks the same as “%s”, which is kept for someone else who was here "
+                  "in the last %d minutes. Pick another name.") % (name, held, minutes)
+    if minutes == 1:
+        return N_("“%s” is taken: it is kept for someone else who was here in the last %d minute. "
+                  "Pick another name.") % (name, minutes)
+    return N_("“%s” is taken: it is kept for someone else who was here in the last %d minutes. "
+              "Pick another name.") % (name, minutes)
 

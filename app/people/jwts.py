@@ -16,6 +16,10 @@ from ..ops.services import services
 from ..rooms import messages
 from . import tokens
 
+# Marks a sentence for the catalogue; the web layer answers it in the reader's language
+# (app/web/i18n.py, translate).
+N_ = str
+
 _SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\Z")
 STREAM_ENDPOINT = "api.events"  # EventSource cannot set headers: the stream takes ?token=
 
@@ -24,12 +28,12 @@ MAX_TOKEN_CHARS = 8192
 MAX_SUB_CHARS = 255
 
 SENTENCES = {
-    "off": "Signing in with a token is not set up on this service.",
-    "type": "The token must be a string.",
-    "expired": "The token has expired: get a fresh one from the application you came from.",
-    "invalid": "The token is not valid here (signature, audience, issuer or format).",
-    "claims": "The token must carry a string 'sub' (your id) and 'name' (your display name).",
-    "rooms": "The token's 'rooms' claim must be a list of room names or patterns such as support-*.",
+    "off": N_("Signing in with a token is not set up on this service."),
+    "type": N_("The token must be a string."),
+    "expired": N_("The token has expired: get a fresh one from the application you came from."),
+    "invalid": N_("The token is not valid here (signature, audience, issuer or format)."),
+    "claims": N_("The token must carry a string 'sub' (your id) and 'name' (your display name)."),
+    "rooms": N_("The token's 'rooms' claim must be a list of room names or patterns such as support-*."),
 }
 
 

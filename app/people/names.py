@@ -14,6 +14,10 @@ import importlib.util
 import os
 import unicodedata
 
+# Marks a sentence for the catalogue; the web layer answers it in the reader's language
+# (app/web/i18n.py, translate).
+N_ = str
+
 MAX_CHARS = 32
 MAX_MARKS_IN_A_ROW = 4  # enough for stacked diacritics in real scripts, not for "zalgo" text
 
@@ -30,18 +34,18 @@ _ZWNJ, _ZWJ, _VS15, _VS16 = "\u200c", "\u200d", "\ufe0e", "\ufe0f"
 _JOINING_SCRIPTS = ((0x0600, 0x08FF), (0x1800, 0x18AF))  # Arabic, Syriac, Thaana, N'Ko; Mongolian
 
 SENTENCES = {
-    "type": "Name must be a string.",
-    "empty": "Name is empty.",
-    "long": "Name is too long: the limit is %d characters." % MAX_CHARS,
-    "encoding": "Name is not valid Unicode.",
-    "invisible": "Name contains invisible characters (such as a zero-width space).",
-    "separator": "Name contains a line or paragraph separator.",
-    "control": "Name contains control characters.",
-    "private": "Name contains private-use characters.",
-    "unassigned": "Name contains characters that Unicode has not assigned.",
-    "blank": "Name has no visible characters.",
-    "mark": "Name cannot start with a combining mark.",
-    "marks": "Name stacks too many combining marks on one character.",
+    "type": N_("Name must be a string."),
+    "empty": N_("Name is empty."),
+    "long": N_("Name is too long: the limit is %d characters.") % MAX_CHARS,
+    "encoding": N_("Name is not valid Unicode."),
+    "invisible": N_("Name contains invisible characters (such as a zero-width space)."),
+    "separator": N_("Name contains a line or paragraph separator."),
+    "control": N_("Name contains control characters."),
+    "private": N_("Name contains private-use characters."),
+    "unassigned": N_("Name contains characters that Unicode has not assigned."),
+    "blank": N_("Name has no visible characters."),
+    "mark": N_("Name cannot start with a combining mark."),
+    "marks": N_("Name stacks too many combining marks on one character."),
 }
 
 

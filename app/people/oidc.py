@@ -18,15 +18,19 @@ from ..rooms import messages
 from ..web import targets
 from . import identity
 
+# Marks a sentence for the catalogue; the web layer answers it in the reader's language
+# (app/web/i18n.py, translate).
+N_ = str
+
 logger = logging.getLogger(__name__)
 bp = Blueprint("oidc", __name__)
 
 SENTENCES = {
-    "off": "Signing in with another service is not set up here.",
-    "failed": "Signing in with %s did not work (%s). Please try again.",
-    "unreachable": "%s cannot be reached right now. Please try again shortly.",
-    "name": "%s gave a name that cannot be used here: %s",
-    "taken": "Your name from %s is in use here: %s",
+    "off": N_("Signing in with another service is not set up here."),
+    "failed": N_("Signing in with %s did not work (%s). Please try again."),
+    "unreachable": N_("%s cannot be reached right now. Please try again shortly."),
+    "name": N_("%s gave a name that cannot be used here: %s"),
+    "taken": N_("Your name from %s is in use here: %s"),
 }
 
 

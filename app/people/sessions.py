@@ -14,10 +14,14 @@ from ..web.replies import json_error, require_utf8_form, wants_json, wants_page
 from . import accounts, identity, jwts
 from .names import fold
 
+# Marks a sentence for the catalogue; the web layer answers it in the reader's language
+# (app/web/i18n.py, translate).
+N_ = str
+
 bp = Blueprint("sessions", __name__)
 
-STALE_SIGN_IN = ("You are not signed in yet: this page was out of date (its CSRF security token had "
-                 "expired, for example after signing in or out in another tab). Press Start chatting again.")
+STALE_SIGN_IN = (N_("You are not signed in yet: this page was out of date (its CSRF security token had "
+                    "expired, for example after signing in or out in another tab). Press Start chatting again."))
 
 
 @bp.post("/session")
@@ -35,7 +39,7 @@ def sign_in():
     elif is_json:
         data = request.get_json(silent=True)
         if not isinstance(data, dict):
-            abort(400, "The body must be a JSON object.")
+            abort(400, N_("The body must be a JSON object."))
         name, password, token = data.get("name"), data.get("password"), data.get("token")
     elif request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
         require_utf8_form()
@@ -86,7 +90,7 @@ def _sign_in_as_guest(name):
 
 def _sign_in_with_password(name, password):
     if not isinstance(name, str) or not isinstance(password, str):
-        raise Refused("Name and password must be strings.", 400)
+        raise Refused(N_("Name and password must be strings."), 400)
     limit_attempts(name)
     account = services().accounts.authenticate(name.strip(), password)
     if account is None:
@@ -139,11 +143,11 @@ def describe():
     return {"name": name, "id": identity.uid(), "kind": identity.kind(), "admin": bool(found and found["admin"])}
 
 
-ROOM_SCOPE = "Your sign-in token allows only rooms matching %s, not “%s”."
-GUESTS_OFF = ("Guests are turned off on this service: register an account (at /register) or "
-              "sign in with your password.")
-TOO_MANY_FOR_NAME = "Too many sign-in attempts for this name; try again in %d s."
-TOO_MANY_FROM_ADDRESS = "Too many sign-in attempts from your network; try again in %d s."
+ROOM_SCOPE = N_("Your sign-in token allows only rooms matching %s, not “%s”.")
+GUESTS_OFF = (N_("Guests are turned off on this service: register an account (at /register) or "
+                 "sign in with your password."))
+TOO_MANY_FOR_NAME = N_("Too many sign-in attempts for this name; try again in %d s.")
+TOO_MANY_FROM_ADDRESS = N_("Too many sign-in attempts from your network; try again in %d s.")
 
 
 @bp.before_app_request
@@ -184,8 +188,8 @@ def whoami():
         return pages.sign_in_page(error=STALE_SIGN_IN if request.args.get("expired") else None,
                                   typed=request.args.get("name", ""), target=safe_next(request.args.get("next")))
     if not person:
-        response = json_error(401, "Not signed in.")
-        response.set_data(json.dumps({"error": "Not signed in.", "csrf_token": generate_csrf()}))
+        response = json_error(401, N_("Not signed in."))
+        response.set_data(json.dumps({"error": N_("Not signed in."), "csrf_token": generate_csrf()}))
         return response
     return jsonify(**person, csrf_token=generate_csrf())
 

@@ -31,6 +31,10 @@ from ..ops.services import services
 from ..rooms import messages
 from ..web.replies import json_error
 
+# Marks a sentence for the catalogue; the web layer answers it in the reader's language
+# (app/web/i18n.py, translate).
+N_ = str
+
 PREFIX = "rpl_"
 INDEX = "ripple:tokens"  # hash: token name -> id (names are unique; list and revoke read it)
 _SHAPE = re.compile(r"rpl_([0-9a-f]{16})_[A-Za-z0-9_-]{43}\Z")
@@ -40,15 +44,15 @@ _GLOB = set("*?[]!")
 _CACHE = "ripple.publish_grant"  # environ key: this request's grant (or refusal), checked once
 _WRITES = ("POST", "PUT", "PATCH", "DELETE")
 
-INVALID = "This publish token is not valid: it was revoked, or never existed."
-EXPIRED = "This publish token has expired; ask for a new one."
-LIMITED = "This publish token is posting too fast; try again in %d s."
-ROOM_SCOPE = "This publish token may post only in rooms matching %s, not in “%s”."
-NAME_SCOPE = "This publish token may post only as %s, not as “%s”."
-DIRECT_SCOPE = "This publish token may not send direct messages (it was created without --direct)."
-NAME_RULE = "Token names are 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit."
-PATTERN_RULE = ("Room patterns are room names with the wildcards * ? [...], separated by commas "
-                "(support-*,ops).")
+INVALID = N_("This publish token is not valid: it was revoked, or never existed.")
+EXPIRED = N_("This publish token has expired; ask for a new one.")
+LIMITED = N_("This publish token is posting too fast; try again in %d s.")
+ROOM_SCOPE = N_("This publish token may post only in rooms matching %s, not in “%s”.")
+NAME_SCOPE = N_("This publish token may post only as %s, not as “%s”.")
+DIRECT_SCOPE = N_("This publish token may not send direct messages (it was created without --direct).")
+NAME_RULE = N_("Token names are 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit.")
+PATTERN_RULE = (N_("Room patterns are room names with the wildcards * ? [...], separated by commas "
+                   "(support-*,ops)."))
 
 # KEYS[1]: the token's record.  ARGV[1]: SHA-256 (hex) of the token presented, then pairs of
 # (amount, period in ms) of the token's rate limits. Returns {0} unknown (or wrong secret),
@@ -198,9 +202,9 @@ class PublishTokens:
         patterns = parse_patterns(rooms)
         names = tuple(dict.fromkeys(messages.check_name(n) for n in post_as))
         if not names:
-            raise messages.Invalid("Give at least one name the token may post as (--post-as).", 400)
+            raise messages.Invalid(N_("Give at least one name the token may post as (--post-as)."), 400)
         if days is not None and not 0 < days <= 100 * 366:
-            raise messages.Invalid("--expires is a number of days above 0.", 400)
+            raise messages.Invalid(N_("--expires is a number of days above 0."), 400)
         now_ms = int(time.time() * 1000)
         expires_ms = now_ms + int(days * 86400000) if days is not None else 0
         token_id = secrets.token_hex(8)
@@ -211,8 +215,8 @@ class PublishTokens:
         self.redis.hset(record_key(token_id), mapping=record)
         if not self.redis.hsetnx(INDEX, name, token_id):
             self.redis.delete(record_key(token_id))
-            raise messages.Invalid("A token named “%s” exists already: revoke it, or pick another "
-                                   "name." % name, 409)
+            raise messages.Invalid(N_("A token named “%s” exists already: revoke it, or pick another "
+                                      "name.") % name, 409)
         return token, _shown(token_id, record)
 
     def list(self):

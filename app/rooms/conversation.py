@@ -38,6 +38,10 @@ from . import keys, messages
 from .records import MODERATING
 from .store import TRIM_LUA, entry_fields
 
+# Marks a sentence for the catalogue; the web layer answers it in the reader's language
+# (app/web/i18n.py, translate).
+N_ = str
+
 # Who acts: a display name, the stable id messages carry as "uid" (None: not a signed-in
 # person), and whether the account is a site administrator.
 Person = namedtuple("Person", "name uid admin", defaults=(False,))

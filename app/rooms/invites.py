@@ -15,6 +15,10 @@ from itsdangerous import BadSignature, URLSafeSerializer
 
 from .records import RecordKeys, now_ms
 
+# Marks a sentence for the catalogue; the web layer answers it in the reader's language
+# (app/web/i18n.py, translate).
+N_ = str
+
 # KEYS: invites, members, bans.  ARGV: invite id, uid, member JSON, now (ms), address key.
 # Returns 1 joined, 2 already a member (no use counted), -1 unknown/revoked, -2 expired,
 # -3 used up, -4 banned.

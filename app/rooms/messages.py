@@ -6,6 +6,10 @@ import unicodedata
 
 from ..people import names
 
+# Marks a sentence for the catalogue; the web layer answers it in the reader's language
+# (app/web/i18n.py, translate).
+N_ = str
+
 MAX_NAME_CHARS = names.MAX_CHARS
 MAX_IDEMPOTENCY_KEY_CHARS = 128
 
@@ -32,17 +36,18 @@ def check_text(text, max_chars):
     text are kept as typed. The limit applies to what is stored.
     """
     if not isinstance(text, str):
-        raise Invalid("Message text must be a string.", 400)
+        raise Invalid(N_("Message text must be a string."), 400, "text_type")
     if not text.strip():
-        raise Invalid("Message text is empty.")
+        raise Invalid(N_("Message text is empty."), code="text_empty")
     if not _encodable(text):
-        raise Invalid("Message text is not valid Unicode.", 400)
+        raise Invalid(N_("Message text is not valid Unicode."), 400, "text_unicode")
     # Checked before trimming: some controls (\x1c-\x1f) count as whitespace.
     if any(_is_control(ch) and ch not in _ALLOWED_CONTROLS for ch in text):
-        raise Invalid("Message text contains control characters.")
+        raise Invalid(N_("Message text contains control characters."), code="text_control")
     text = trim_blank_lines(text)
     if len(text) > max_chars:
-        raise Invalid("Message is too long: %d characters, the limit is %d." % (len(text), max_chars))
+        raise Invalid(N_("Message is too long: %d characters, the limit is %d.") % (len(text), max_chars),
+                      code="text_too_long")
     return text
 
 
@@ -58,11 +63,11 @@ def check_name(name):
     private-use or unassigned characters, something visible. Every entry point calls this.
     """
     if not isinstance(name, str):
-        raise Invalid(names.SENTENCES["type"], 400)
+        raise Invalid(names.SENTENCES["type"], 400, "bad_name")
     name = name.strip()
     error = names.problem(name)
     if error:
-        raise Invalid(error)
+        raise Invalid(error, code="bad_name")
     return name
 
 
@@ -71,7 +76,8 @@ def check_idempotency_key(key):
     if key is None or key == "":
         return None
     if len(key) > MAX_IDEMPOTENCY_KEY_CHARS or not key.isascii() or not key.isprintable():
-        raise Invalid("Idempotency key must be 1-%d printable ASCII characters." % MAX_IDEMPOTENCY_KEY_CHARS, 400)
+        raise Invalid(N_("Idempotency key must be 1-%d printable ASCII characters.") % MAX_IDEMPOTENCY_KEY_CHARS,
+                      400, "bad_idempotency_key")
     return key
 
 

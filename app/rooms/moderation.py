@@ -23,19 +23,23 @@ import json
 from . import keys
 from .records import REGISTRY, RecordKeys, now_ms
 
+# Marks a sentence for the catalogue; the web layer answers it in the reader's language
+# (app/web/i18n.py, translate).
+N_ = str
+
 AUDIT = "ripple:audit"
 ROOM_AUDIT_LENGTH = 1000
 AUDIT_LENGTH = 10000
 VERBS = frozenset((b"removed", b"banned", b"access", b"deleted"))
 
 SENTENCES = {
-    "removed": "You were removed from #%s.",
-    "banned": "You were banned from #%s.",
-    "banned_until": "You are banned from #%s until %s UTC.",
-    "banned_for_good": "You are banned from #%s.",
-    "deleted": "#%s was deleted by its owner or an administrator.",
-    "private": "#%s is now private: only its members can read it.",
-    "slow": "Slow mode is on in #%s: one message every %d s. You can post again in %d s.",
+    "removed": N_("You were removed from #%s."),
+    "banned": N_("You were banned from #%s."),
+    "banned_until": N_("You are banned from #%s until %s UTC."),
+    "banned_for_good": N_("You are banned from #%s."),
+    "deleted": N_("#%s was deleted by its owner or an administrator."),
+    "private": N_("#%s is now private: only its members can read it."),
+    "slow": N_("Slow mode is on in #%s: one message every %d s. You can post again in %d s."),
 }
 
 # KEYS: bans, members, channel.  ARGV: key, ban JSON, payload.  Record the ban, end the
@@ -98,7 +102,7 @@ class Moderation:
         if self.redis.hlen(k.bans) >= self.max_bans:
             self.active_bans(room)  # drops the expired ones
             if self.redis.hlen(k.bans) >= self.max_bans and not self.redis.hexists(k.bans, key):
-                raise ValueError("This room has reached its limit of %d bans." % self.max_bans)
+                raise ValueError(N_("This room has reached its limit of %d bans.") % self.max_bans)
         now = now_ms()
         record = {"until": now + int(seconds * 1000) if seconds else 0, "name": name, "by": by, "at": now}
         self._ban(keys=[k.bans, k.members, k.channel],

@@ -22,6 +22,10 @@ import json
 import time
 from collections import namedtuple
 
+# Marks a sentence for the catalogue; the web layer answers it in the reader's language
+# (app/web/i18n.py, translate).
+N_ = str
+
 PUBLIC, PRIVATE = "public", "private"
 VISIBILITIES = (PUBLIC, PRIVATE)
 OWNER, MODERATOR, MEMBER = "owner", "moderator", "member"
@@ -96,7 +100,7 @@ class Rooms:
         """Give ``room`` a record owned by ``owner_uid``; return its info. Raises Taken when it
         exists (a record or history), Full past RIPPLE_ROOMS_MAX records."""
         if self.redis.zcard(REGISTRY) >= self.max_rooms:
-            raise Full("This service has reached its limit of %d rooms; ask an administrator."
+            raise Full(N_("This service has reached its limit of %d rooms; ask an administrator.")
                        % self.max_rooms)
         k = RecordKeys(room)
         now = now_ms()
@@ -165,7 +169,7 @@ class Rooms:
         k = RecordKeys(room)
         current = self.member(room, uid)
         if current is None and self.redis.hlen(k.members) >= self.max_members:
-            raise Full("This room has reached its limit of %d members." % self.max_members)
+            raise Full(N_("This room has reached its limit of %d members.") % self.max_members)
         self.redis.hset(k.members, uid, member_json(name, role, current and current.get("since")))
 
     def find_member(self, room, who):

@@ -13,7 +13,8 @@ from ..people import identity, tokens
 from ..people import reading as reading_people
 from ..rooms import keys, messages
 from . import fastpost, gate, guard, pages
-from .replies import json_error, refuse, require_utf8_form, wants_json, wants_page
+from .i18n import translate
+from .replies import json_error, refuse, require_utf8_form, status_code, wants_json, wants_page
 
 logger = logging.getLogger(__name__)
 # A stream request that reaches a leaving worker before its replacements listen waits this long at
@@ -26,8 +27,8 @@ N_ = str  # marks a sentence for the catalogue; translated where it is used
 _FRAMING = {"HTTP/1.1": True, "HTTP/1.0": False}  # chunked?
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 PAGE_BOUNDS = ("before", "after", "around")  # a history page takes at most one
-ONE_BOUND = "Give at most one of before, after and around."
-BAD_BOUND = "%s must be a message id such as 1732371730000-0."
+ONE_BOUND = N_("Give at most one of before, after and around.")
+BAD_BOUND = N_("%s must be a message id such as 1732371730000-0.")
 WATCHED = 50  # other rooms whose activity one stream follows for its sidebar
 
 
@@ -77,8 +78,8 @@ def post_message(room):
         services().outage.failed("post", exc)
         status, code, sentence = fastpost.post_failure(exc)
         if code == "unavailable":
-            sentence = "The message could not be sent: the service is unavailable."
-        page, status = pages.room_page(room, error=sentence + " Your text is kept below; try again shortly.",
+            sentence = N_("The message could not be sent: the service is unavailable.")
+        page, status = pages.room_page(room, error=N_("%s Your text is kept below; try again shortly.") % sentence,
                                        text=text, status=status, key=kept_key(key))
         return page, status, {"Retry-After": str(current_app.config["REDIS_RETRY_AFTER"])}
     services().metrics.published.labels("room").inc()
@@ -145,7 +146,7 @@ def read_post():
     if request.mimetype == "application/json":
         data = request.get_json(silent=True)
         if not isinstance(data, dict):
-            abort(400, "The body must be a JSON object.")
+            abort(400, N_("The body must be a JSON object."))
         return data.get("text"), data.get("user"), request.headers.get("Idempotency-Key"), False
     if request.mimetype in FORM_TYPES:
         require_utf8_form()
@@ -170,12 +171,12 @@ def sender(claimed):
         return grant.sender(claimed)
     name, sid = identity.current()
     if not name:
-        raise messages.Invalid("Sign in with a display name before posting.", 401)
+        raise messages.Invalid(N_("Sign in with a display name before posting."), 401)
     try:
         services().names.claim(name, sid, account=identity.account())
     except identity.NameTaken:
-        raise messages.Invalid("Your name “%s” was taken by someone else while you were away. "
-                               "Sign in again with another name." % name, 409) from None
+        raise messages.Invalid(N_("Your name “%s” was taken by someone else while you were away. "
+                                  "Sign in again with another name.") % name, 409) from None
     return name
 
 
@@ -234,12 +235,12 @@ def events(room):
         return Response(stream.reconnect_soon(int(cfg["RETRY_MS"])), mimetype="text/event-stream",
                         headers={"Cache-Control": "no-cache"})
     if streams.full():
-        return refuse_stream(503, "This server is at its stream limit; try again shortly.",
+        return refuse_stream(503, N_("This server is at its stream limit; try again shortly."),
                              int(cfg["REDIS_RETRY_AFTER"]))
     addresses = services().addresses
     if not addresses.admit(request.remote_addr or "-"):
-        return refuse_stream(429, "Too many open streams from your network (the limit is %d). Close "
-                             "a tab and try again." % cfg["MAX_STREAMS_PER_ADDRESS"],
+        return refuse_stream(429, N_("Too many open streams from your network (the limit is %d). Close "
+                             "a tab and try again.") % cfg["MAX_STREAMS_PER_ADDRESS"],
                              float(cfg["HEARTBEAT_SECONDS"]) * 2)
     presence = hub.presence
     presence.ensure_sweeper()
@@ -308,7 +309,7 @@ def refuse_stream(status, message, retry_after):
         return json_error(status, message, headers)
     retry_ms = int(retry_after * 1000 * (1 + random.random() / 2))
     body = sse.retry(retry_ms) + sse.event("busy", json.dumps(
-        {"error": message, "status": status, "retry_after": retry_after}))
+        {"error": translate(message), "code": status_code(status), "status": status, "retry_after": retry_after}))
     return Response(body, mimetype="text/event-stream", headers={"Cache-Control": "no-cache", **headers})
 
 
@@ -320,7 +321,7 @@ def typing(room):
     room = _room_or_400(room)
     name, _ = identity.current()
     if not name:
-        return json_error(401, "Sign in to show that you are typing.", code="signed_out")
+        return json_error(401, N_("Sign in to show that you are typing."), code="signed_out")
     gate.require_write(room)
     services().typing.signal(room, name)
     return "", 204
@@ -343,7 +344,7 @@ def _int_arg(name, default, low, high):
     try:
         value = int(raw)
     except ValueError:
-        abort(400, "%s must be a whole number from %d to %d." % (name, low, high))
+        abort(400, N_("%s must be a whole number from %d to %d.") % (name, low, high))
     if not low <= value <= high:
-        abort(400, "%s must be a whole number from %d to %d." % (name, low, high))
+        abort(400, N_("%s must be a whole number from %d to %d.") % (name, low, high))
     return value

@@ -16,10 +16,14 @@ from flask.json.provider import DefaultJSONProvider
 
 from . import headers, request_ids
 
+# Marks a sentence for the catalogue; the web layer answers it in the reader's language
+# (app/web/i18n.py, translate).
+N_ = str
+
 logger = logging.getLogger(__name__)
 
-SLOW_BODY = "The request body did not arrive in time. Please try again."
-TOO_DEEP = "The JSON body is nested too deeply."
+SLOW_BODY = N_("The request body did not arrive in time. Please try again.")
+TOO_DEEP = N_("The JSON body is nested too deeply.")
 
 
 def loads(raw):
@@ -78,7 +82,7 @@ class BodyDeadline:
 
     def _too_slow(self, environ, start_response):
         logger.info("request body too slow path=%s seconds=%s", environ.get("PATH_INFO"), self.seconds)
-        body = json.dumps({"error": SLOW_BODY}).encode()
+        body = json.dumps({"error": SLOW_BODY, "code": "timeout"}).encode()
         start_response("408 Request Timeout", [
             ("Content-Type", "application/json"), ("Content-Length", str(len(body))),
             ("X-Request-ID", request_ids.request_id(environ)), *headers.PLAIN])

@@ -17,6 +17,10 @@ from ..rooms.conversation import SENTENCES, Person, Refused
 from . import api, gate, guard, pages
 from .replies import json_error, require_utf8_form, wants_json
 
+# Marks a sentence for the catalogue; the web layer answers it in the reader's language
+# (app/web/i18n.py, translate).
+N_ = str
+
 bp = Blueprint("conversation", __name__)
 
 
@@ -119,7 +123,7 @@ def edit_message(room, message_id):
     room = _room(room)
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
-        return json_error(400, "The body must be a JSON object with the new text.", code="bad_body")
+        return json_error(400, N_("The body must be a JSON object with the new text."), code="bad_body")
     max_chars = current_app.config["MAX_MESSAGE_CHARS"]
     answer = _do(room, message_id, False,
                  lambda who: jsonify(_service().edit(room, message_id, who, data.get("text"), max_chars)))

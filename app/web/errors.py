@@ -18,19 +18,23 @@ from ..ops.services import services
 from . import api, bodies, fastpost, form_pages, guard, headers, request_ids
 from .replies import json_error, wants_json, wants_page
 
+# Marks a sentence for the catalogue; the web layer answers it in the reader's language
+# (app/web/i18n.py, translate).
+N_ = str
+
 logger = logging.getLogger(__name__)
-INTERNAL = "Something went wrong on our side; nothing was changed. Please try again."
+INTERNAL = N_("Something went wrong on our side; nothing was changed. Please try again.")
 
 API_PREFIXES = ("/rooms/", "/users/", "/session", "/accounts", "/account/", "/admin/", "/readyz", "/metrics")
 
 # Rate limits by what they protect, and whose budget ran out: the address or the session.
 _LIMITED = {
-    "sessions.sign_in": ("Too many sign-in attempts from your network; try again in %s.",) * 2,
-    "api.post_message": ("Too many messages from your network; try again in %s.",
-                         "You are sending messages too fast; try again in %s."),
+    "sessions.sign_in": (N_("Too many sign-in attempts from your network; try again in %s."),) * 2,
+    "api.post_message": (N_("Too many messages from your network; try again in %s."),
+                         N_("You are sending messages too fast; try again in %s.")),
 }
 _LIMITED["direct.post_direct"] = _LIMITED["api.post_message"]
-_LIMITED_OTHER = "Too many requests; try again in %s."
+_LIMITED_OTHER = N_("Too many requests; try again in %s.")
 
 
 def init_app(app):
@@ -54,7 +58,7 @@ class LastResort:
             return self.next(environ, start_response)
         except Exception:  # noqa: BLE001 - logged with its traceback, answered as JSON
             logger.exception("request failed before the app path=%s", environ.get("PATH_INFO"))
-            body = json.dumps({"error": INTERNAL}).encode()
+            body = json.dumps({"error": INTERNAL, "code": "internal"}).encode()
             start_response("500 Internal Server Error", [
                 ("Content-Type", "application/json"), ("Content-Length", str(len(body))),
                 ("X-Request-ID", request_ids.request_id(environ)), *headers.PLAIN], sys.exc_info())
@@ -149,7 +153,7 @@ def _wait_now():
 
 
 def _seconds(wait):
-    return "%d s" % wait if wait > 0 else "a moment"
+    return N_("%d s") % wait if wait > 0 else N_("a moment")
 
 
 def _kept_headers(exc):
@@ -157,16 +161,19 @@ def _kept_headers(exc):
     return {name: sent[name] for name in ("Retry-After", "Allow") if name in sent}
 
 
-STREAM_LIMITED = ("Too many live connections were opened from your network or session just now; "
-                  "this one tries again in %d s.")
+STREAM_LIMITED = (N_("Too many live connections were opened from your network or session just now; "
+                     "this one tries again in %d s."))
 
 _SENTENCES = {
-    400: "The request could not be understood.",
-    404: "There is nothing here.",
-    405: "That method is not allowed here.",
-    413: "The request is too large.",
-    415: "Unsupported content type: send JSON or a form.",
-    429: "Too many requests. Please slow down.",
+    400: N_("The request could not be understood."),
+    404: N_("There is nothing here."),
+    405: N_("That method is not allowed here."),
+    413: N_("The request is too large."),
+    415: N_("Unsupported content type: send JSON or a form."),
+    429: N_("Too many requests. Please slow down."),
+    # The rest, werkzeug's names as sentences (a view's own sentence is used when it gave one).
+    401: N_("Unauthorized."), 403: N_("Forbidden."), 408: N_("Request Timeout."), 409: N_("Conflict."),
+    410: N_("Gone."), 500: N_("Internal Server Error."), 503: N_("Service Unavailable."),
 }
 
 

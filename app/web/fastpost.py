@@ -21,14 +21,18 @@ from ..people import tokens
 from ..rooms import keys, messages, store
 from . import bodies, cors, headers, request_ids
 
+# Marks a sentence for the catalogue; the web layer answers it in the reader's language
+# (app/web/i18n.py, translate).
+N_ = str
+
 _STATUS_LINES = {503: "503 Service Unavailable", 504: "504 Gateway Timeout"}
 _PATH = re.compile(r"/rooms/([^/]+)/messages\Z")
-UNAVAILABLE = "The message store is unavailable right now. Please try again shortly."
-FULL = ("The message store is full, so nothing was stored. Please tell the people who run "
-        "this service.")
+UNAVAILABLE = N_("The message store is unavailable right now. Please try again shortly.")
+FULL = (N_("The message store is full, so nothing was stored. Please tell the people who run "
+           "this service."))
 
 
-UNCONFIRMED = "We could not confirm your message was sent; sending again is safe."
+UNCONFIRMED = N_("We could not confirm your message was sent; sending again is safe.")
 
 
 def store_failure(exc):

@@ -11,18 +11,22 @@ from ..rooms import keys
 from . import api, pages
 from .replies import wants_json, wants_page
 
+# Marks a sentence for the catalogue; the web layer answers it in the reader's language
+# (app/web/i18n.py, translate).
+N_ = str
+
 # What a stale page's CSRF failure means, per form: nothing happened, and how to go on.
 _STALE = {
     "sessions.sign_in": sessions.STALE_SIGN_IN,
-    "sessions.sign_out_form": "You are still signed in: that page was out of date (its CSRF security "
-                              "token had expired). Press Leave again.",
+    "sessions.sign_out_form": N_("You are still signed in: that page was out of date (its CSRF security "
+                                 "token had expired). Press Leave again."),
 }
-_STALE_SEND = ("Nothing was sent: this page was out of date (its CSRF security token had expired, "
-               "for example after signing in or out in another tab). Your text is kept; send it again.")
+_STALE_SEND = (N_("Nothing was sent: this page was out of date (its CSRF security token had expired, "
+                  "for example after signing in or out in another tab). Your text is kept; send it again."))
 
 
-TOO_LARGE = ("Nothing was sent: the message was far too long to send (over %d KB), so it could not be "
-             "kept here either. A message may hold up to %d characters.")
+TOO_LARGE = (N_("Nothing was sent: the message was far too long to send (over %d KB), so it could not be "
+                "kept here either. A message may hold up to %d characters."))
 
 
 def stale(endpoint):

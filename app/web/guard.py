@@ -16,14 +16,18 @@ from ..people import identity, jwts, tokens
 from ..rooms import keys, messages
 from . import gate
 
+# Marks a sentence for the catalogue; the web layer answers it in the reader's language
+# (app/web/i18n.py, translate).
+N_ = str
+
 logger = logging.getLogger(__name__)
 
 # Reads that are cheap one by one and cost Redis round trips in bulk: limited per address,
 # generously (RIPPLE_READ_RATE_IP); a stream has its own opening limits and caps.
 READ_ENDPOINTS = frozenset(("api.history", "api.room_presence", "pages.lobby", "pages.room"))
-READS_REFUSED = "Too many requests from your network; try again in %d s."
-ROOMS_REFUSED = ("You have created too many new rooms for now; post in an existing room, or try "
-                 "again in %d minutes.")
+READS_REFUSED = N_("Too many requests from your network; try again in %d s.")
+ROOMS_REFUSED = (N_("You have created too many new rooms for now; post in an existing room, or try "
+                    "again in %d minutes."))
 
 # Unbound extension objects, as Flask extensions are made; init_app binds them to an app.
 csrf = CSRFProtect()

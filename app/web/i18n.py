@@ -10,15 +10,18 @@ a plain form), else the browser's Accept-Language, else English. Locale identifi
 gettext's (``zh_Hans``) inside, BCP 47 (``zh-Hans``) in HTML, the cookie and file names.
 """
 import hashlib
+import re
+from functools import lru_cache
 from pathlib import Path
 
 from babel import Locale, UnknownLocaleError
 from flask import Blueprint, has_request_context, redirect, request, url_for
-from flask_babel import Babel, get_locale
+from flask_babel import Babel, get_locale, get_translations
 from flask_babel import lazy_gettext as _l
+from werkzeug.exceptions import BadRequest
 
 from ..ops.services import services
-from . import replies, targets
+from . import targets
 
 bp = Blueprint("i18n", __name__)
 
@@ -44,6 +47,7 @@ def init_app(app):
     Babel(app, locale_selector=select_locale)
     services(app).languages = Languages(TRANSLATIONS, JS_CATALOGUES)
     app.context_processor(_template_helpers)
+    app.add_template_filter(translate)
     app.after_request(_vary)
     app.register_blueprint(bp)
 
@@ -163,8 +167,62 @@ def switch():
     languages = services().languages
     name = next((n for n in languages.available if bcp47(n).lower() == lang.strip().lower()), None)
     if name is None:
-        replies.refuse(400, "unknown_language", str(UNKNOWN_LANGUAGE))
+        refused = BadRequest(str(UNKNOWN_LANGUAGE))
+        refused.error_code = "unknown_language"  # app/web/replies.py: refuse()
+        raise refused
     response = redirect(targets.local(request.form.get("next"), url_for("pages.lobby")), 303)
     response.set_cookie(COOKIE, bcp47(name), max_age=COOKIE_MAX_AGE, samesite="Lax", httponly=True,
                         secure=request.is_secure)
     return response
+
+
+# --- sentences made in English, answered in the reader's language -------------------------------
+#
+# The layers below the web (rooms, people, delivery) make their sentences in English, marked
+# N_("...") for the catalogue, and often fill them in ("Message is too long: %d characters, the
+# limit is %d."). ``translate`` turns such a finished sentence into the request's language where
+# the web layer answers (json_error, error pages, form errors): the sentence itself if it is a
+# msgid, else the msgid it was filled in from (its placeholders read back from the sentence, each
+# translated in turn: "try again in %s." filled with "40 s"). One rule at the boundary instead of
+# a translation call at every raise, and programs never see anything but the English code.
+
+_PLACEHOLDER = re.compile(r"%(?:\((\w+)\))?[-#0 +]*\d*(?:\.\d+)?[sdifr]")
+
+
+def translate(sentence):
+    """``sentence`` (English, possibly filled in) in the current request's language."""
+    if not sentence or not isinstance(sentence, str):
+        return sentence
+    translations = get_translations()
+    catalog = getattr(translations, "_catalog", None)
+    if not catalog:  # English, or no catalogue
+        return sentence
+    found = catalog.get(sentence)
+    if isinstance(found, str) and found:
+        return found
+    for pattern, msgid, names in _patterns(id(catalog), tuple(k for k in catalog if isinstance(k, str))):
+        match = pattern.fullmatch(sentence)
+        if match is None:
+            continue
+        values = [translate(value) for value in match.groups()]
+        template = _PLACEHOLDER.sub(lambda m: "%%(%s)s" % m.group(1) if m.group(1) else "%s", catalog[msgid])
+        try:
+            return template % (dict(zip(names, values)) if names and all(names) else tuple(values))
+        except (TypeError, ValueError, KeyError):
+            return sentence
+    return sentence
+
+
+@lru_cache(maxsize=8)
+def _patterns(_catalog_id, msgids):
+    """(regex, msgid, placeholder names) for each msgid with placeholders, most literal first."""
+    found = []
+    for msgid in msgids:
+        parts = _PLACEHOLDER.split(msgid)
+        if len(parts) == 1 or "%%" in msgid:
+            continue
+        literals, names = parts[0::2], parts[1::2]
+        regex = "(.+?)".join(re.escape(text) for text in literals)
+        found.append((re.compile(regex, re.S), msgid, tuple(names)))
+    found.sort(key=lambda entry: -len(_PLACEHOLDER.sub("", entry[1])))
+    return tuple(found)

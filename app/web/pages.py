@@ -21,12 +21,16 @@ from ..rooms import keys, messages, timeline
 from ..rooms.conversation import DEFAULT_REACTIONS
 from . import gate
 
+# Marks a sentence for the catalogue; the web layer answers it in the reader's language
+# (app/web/i18n.py, translate).
+N_ = str
+
 logger = logging.getLogger(__name__)
 bp = Blueprint("pages", __name__)
 
 DIRECT_SCAN = 200      # newest direct messages a room page reads for its conversations panel
 CONVERSATIONS = 10     # people listed under "Direct messages"
-NO_ONE = "There is no one by that name."
+NO_ONE = N_("There is no one by that name.")
 
 
 @bp.get("/")
@@ -41,7 +45,7 @@ def go():
     typed = request.args.get("room", "").strip()
     room = keys.canonical_room(typed)
     if room is None:
-        return lobby_page(error="“%s” is not a room name. %s" % (typed[:80], keys.ROOM_RULE),
+        return lobby_page(error=N_("“%s” is not a room name. %s") % (typed[:80], keys.ROOM_RULE),
                           typed=typed, status=400)
     return redirect(url_for("pages.room", room=room), 303)
 
@@ -51,7 +55,7 @@ def room(room):
     """Render a room: recent messages, the message form and the live feed."""
     canonical = keys.canonical_room(room)
     if canonical is None:
-        abort(404, "There is no room with that name. " + keys.ROOM_RULE)
+        abort(404, N_("There is no room with that name. %s") % keys.ROOM_RULE)
     if canonical != room:  # one address per room: "Lobby" and "ＬＯＢＢＹ" lead to "lobby"
         query = request.query_string.decode("latin-1")  # kept as sent (?before=, ...)
         return redirect(url_for("pages.room", room=canonical) + ("?" + query if query else ""), 301)

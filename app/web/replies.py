@@ -4,6 +4,12 @@ from urllib.parse import unquote_to_bytes
 from flask import abort, jsonify, request
 from werkzeug.exceptions import default_exceptions
 
+from .i18n import translate
+
+# Marks a sentence for the catalogue; the web layer answers it in the reader's language
+# (app/web/i18n.py, translate).
+N_ = str
+
 
 def wants_json():
     """Tell whether the client asked for JSON rather than a page."""
@@ -30,12 +36,14 @@ def wants_page():
 # status's.
 STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                 405: "method_not_allowed", 408: "timeout", 409: "conflict", 413: "too_large",
-                415: "unsupported_type", 429: "rate_limited", 500: "internal", 503: "unavailable"}
+                410: "gone", 415: "unsupported_type", 422: "invalid", 429: "rate_limited", 500: "internal",
+                503: "unavailable", 504: "unconfirmed"}
 
 
 def json_error(status, message, headers=None, code=None):
     """One JSON error: {"error": "<a sentence a person can read>", "code": "<stable_code>"}."""
-    response = jsonify(error=str(message), code=code or status_code(status))
+    # The sentence in the reader's language; the code stays the same in every one.
+    response = jsonify(error=translate(str(message)), code=code or status_code(status))
     response.status_code = status
     if headers:
         response.headers.update(headers)
@@ -67,4 +75,4 @@ def require_utf8_form():
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError:
-        abort(400, "The form is not valid UTF-8.")
+        abort(400, N_("The form is not valid UTF-8."))
