@@ -4,6 +4,7 @@ Screenshots of both languages, light and dark, phone and desktop: test-output/sc
 import re
 import shutil
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from playwright.sync_api import expect
@@ -168,6 +169,28 @@ def test_plural_and_typing_lines_in_chinese(contexts, server, room):
     assert not errors, errors
 
 
+def test_the_typing_line_and_the_new_messages_count_are_chinese(contexts, server, room):
+    errors = []
+    ann_ctx, bob_ctx = contexts(server, "zh-CN", **PHONE), contexts(server, "zh-CN")
+    ann, bob = unique("ann"), unique("bob")
+    sign_in_over_http(ann_ctx, ann)
+    sign_in_over_http(bob_ctx, bob)
+    for n in range(30):
+        publish(server, room, "第 %d 条" % n, user="carl")
+    page, other = watched(ann_ctx, errors), watched(bob_ctx, errors)
+    page.goto("/rooms/%s" % room)
+    other.goto("/rooms/%s" % room)
+    expect(page.locator(STATUS)).to_have_text("已连接")
+    expect(other.locator(STATUS)).to_have_text("已连接")
+    other.locator("#text").press_sequentially("你好")  # the composer signals typing
+    expect(page.locator("[data-typing]")).to_have_text("%s 正在输入…" % bob)
+    page.locator("main.room [data-log]").evaluate("log => { log.scrollTop = 0; }")
+    for n in range(3):
+        publish(server, room, "新的 %d" % n, user="carl")
+    expect(page.locator("main.room [data-jump]")).to_have_text("3 条新消息 ↓")
+    assert not errors, errors
+
+
 @pytest.mark.parametrize("locale", ["zh-CN", "en-US"])
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 @pytest.mark.parametrize("device", ["phone", "desktop"])
@@ -175,10 +198,11 @@ def test_screenshots_of_a_room_in_each_language(contexts, server, room, locale, 
     ctx = contexts(server, locale, color_scheme=scheme, **(PHONE if device == "phone" else DESKTOP))
     me, bob = unique("ann"), unique("bob")
     sign_in_over_http(ctx, me)
+    room = ("技术交流-" if locale == "zh-CN" else "launch-") + room[-6:]
     hello = "大家好！今天的发布会几点开始？" if locale == "zh-CN" else "Hello! When does the launch start?"
-    publish(server, room, hello, user=bob)
+    publish(server, quote(room), hello, user=bob)
     page = ctx.new_page()
-    page.goto("/rooms/%s" % room)
+    page.goto("/rooms/%s" % quote(room))
     expect(page.locator(STATUS)).to_have_text(CONNECTED[locale])
     page.locator("#text").fill("下午三点，别迟到 🙂" if locale == "zh-CN" else "3 pm, don't be late 🙂")
     page.locator("#text").press("Enter" if device == "desktop" else "Control+Enter")
@@ -189,4 +213,4 @@ def test_screenshots_of_a_room_in_each_language(contexts, server, room, locale, 
     shot = SCREENSHOTS / ("i18n-room-%s-%s-%s.png" % (locale, scheme, device))
     page.screenshot(path=shot)
     if (locale, scheme, device) == ("zh-CN", "light", "phone") and not (DOCS_IMG / "room-zh-hans-phone.png").exists():
-        shutil.copy(shot, DOCS_IMG / "room-zh-hans-phone.png")  # docs/developers.md shows it
+        shutil.copy(shot, DOCS_IMG / "room-zh-hans-phone.png")  # README.md shows it (delete it to take a new one)

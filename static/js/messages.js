@@ -3,7 +3,7 @@
 // The room's log also shows who joined and left, consecutive changes collapsed into one line.
 import { addActions, showDeleted, showEdit, showQuote, showReactions } from './changes.js';
 import { fold } from './fold.js';
-import { t } from './i18n.js';
+import { t, tn } from './i18n.js';
 import { compareIds } from './ids.js';
 import { setLinkedText } from './links.js';
 import { arrange } from './timeline.js';
@@ -19,6 +19,7 @@ const STRINGS = {
   guestTitle: t('A guest: this name has no account'),
   changed: (name) => t('another {name}', { name }),
   changedTitle: t('Someone else used this name earlier in this log'),
+  unseen: (n) => tn('{n} new message ↓', '{n} new messages ↓', n),
 };
 // Translators: what separates the names of people who joined or left ("ann, bob joined").
 const NAME_SEPARATOR = t(', ');
@@ -40,7 +41,8 @@ export function MessageList(el, root, { kind = 'message', accepts = () => true }
   const presence = new Map();  // a collapsed join/leave line -> Map(name -> 'joined' | 'left')
 
   const atBottom = () => el.scrollHeight - el.scrollTop - el.clientHeight < 40;
-  const toBottom = () => { el.scrollTop = el.scrollHeight; jump.hidden = true; };
+  let unseen = 0;  // arrived while the reader was scrolled up: the jump button counts them
+  const toBottom = () => { el.scrollTop = el.scrollHeight; jump.hidden = true; unseen = 0; };
   const author = (message) => (kind === 'direct' ? message.from : message.user);
 
   function render(message) {
@@ -129,7 +131,11 @@ export function MessageList(el, root, { kind = 'message', accepts = () => true }
     if (!insert(message)) return;
     arrange(list, groupMs);
     if (stick || own) toBottom();
-    else jump.hidden = false;
+    else {
+      unseen += 1;
+      jump.textContent = STRINGS.unseen(unseen);
+      jump.hidden = false;
+    }
   }
 
   root.addEventListener(kind === 'direct' ? 'chat:direct' : 'chat:message', (e) => {
@@ -178,7 +184,7 @@ export function MessageList(el, root, { kind = 'message', accepts = () => true }
   // line in the composer, a dragged textarea): a reader who was at the bottom stays there.
   const target = list.querySelector('li.msg.target');  // a permalink's message
   let stuck = !target;
-  el.addEventListener('scroll', () => { stuck = atBottom(); if (stuck) jump.hidden = true; });
+  el.addEventListener('scroll', () => { stuck = atBottom(); if (stuck) { jump.hidden = true; unseen = 0; } });
   new ResizeObserver(() => { if (stuck) toBottom(); }).observe(el);
   jump.addEventListener('click', toBottom);
   arrange(list, groupMs);  // the server laid the page out in UTC: now in the reader's time zone
