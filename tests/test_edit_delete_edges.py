@@ -98,3 +98,18 @@ def test_a_resume_and_a_retried_reply_quote_an_edited_message_as_it_is_now(serve
     # A retry of the reply (same idempotency key) answers it as it is now, quote included.
     status, retried = reply(ann, room, "ok", original["id"], key)
     assert status == 200 and retried["reply_to"]["text"] == "meet at 6"
+
+
+def test_a_retried_reply_answers_the_stored_reply_after_its_original_was_deleted(server, room, ann):
+    _, original = ann.post(room, "the original")
+    key = uuid.uuid4().hex
+    status, first = reply(ann, room, "my answer", original["id"], key)
+    assert status == 201
+    assert delete(ann, room, original["id"])[0] == 204
+    # The first answer was lost on the way: the retry must say it is stored, not "deleted".
+    status, retried = reply(ann, room, "my answer", original["id"], key)
+    assert status == 200 and retried["id"] == first["id"] and retried["reply_to"]["deleted"] is True
+    assert [m["text"] for m in history(ann, room)] == ["", "my answer"]
+    # A new reply (another key) to the deleted message is still refused.
+    status, refused = reply(ann, room, "another", original["id"], uuid.uuid4().hex)
+    assert (status, refused["code"]) == (409, "deleted")

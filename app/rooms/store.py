@@ -267,6 +267,13 @@ class Store:
                                 % (replicas, self.replica_acks, self.replica_timeout_ms))
         return self._prior(k, json, created), bool(created)
 
+    def prior(self, room, user, idempotency_key):
+        """The message ``user`` already posted to ``room`` with ``idempotency_key`` (its json as
+        it is now, see _prior), or None when that key stored nothing (or was forgotten)."""
+        k = keys.RoomKeys(room)
+        found = self.redis.get(k.idempotency(messages.idempotency_digest(user, idempotency_key)))
+        return None if found is None else self._prior(k, found, 0)
+
     def _prior(self, k, answer, created):
         """The answer to a post: its json, or for a retry (the script answered the original's
         id) the original as it is now. One that is gone from the log answers its id alone."""

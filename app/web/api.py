@@ -58,13 +58,22 @@ def post_message(room):
         key = messages.check_idempotency_key(key)
         if grant is None:
             gate.may_post(room, user, key)  # bans and slow mode (429 + Retry-After)
-        reply_to = reply_quote(room, request_reply_to())
-        with services().metrics.publish_seconds.time():
-            # The global token creates rooms freely; browsers and scoped tokens within caps.
-            stored, created = services().store.publish(
-                room, user, text, key, may_create=None if grant is not None and not grant.scoped
-                else guard.may_create_room, bot=grant is not None,
-                uid=None if grant is not None else identity.uid(), reply_to=reply_to)
+        try:
+            reply_to, stored = reply_quote(room, request_reply_to()), None
+        except messages.Invalid:
+            # A retry of a reply stored before its original was deleted (or trimmed): the
+            # reply as stored, not a refusal that says it was never sent.
+            stored = services().store.prior(room, user, key) if key else None
+            if stored is None:
+                raise
+            created = False
+        if stored is None:
+            with services().metrics.publish_seconds.time():
+                # The global token creates rooms freely; browsers and scoped tokens within caps.
+                stored, created = services().store.publish(
+                    room, user, text, key, may_create=None if grant is not None and not grant.scoped
+                    else guard.may_create_room, bot=grant is not None,
+                    uid=None if grant is not None else identity.uid(), reply_to=reply_to)
         services().outage.ok()
     except messages.Invalid as exc:
         headers, code = getattr(exc, "headers", None), getattr(exc, "code", None)
