@@ -11,15 +11,18 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 
 import psutil
 import pytest
 import redis as redis_py
 
+from app import create_app
 from app.ops.embedded_redis import EmbeddedRedis
+from app.ops.services import services
 from app.webhooks import signing
 
-from .conftest import SERVER_ENV, TOKEN, post
+from .conftest import LIMITS_OFF, SERVER_ENV, TOKEN, post
 from .receivers import Receiver
 from .servers import Gunicorn, free_port, wait_until
 from .sse import SSEStream
@@ -438,3 +441,32 @@ def test_the_admin_api_answers_in_the_readers_language(hook_server):
     with refused.value as answer:
         body = json.loads(answer.read())
     assert answer.code == 400 and body["code"] == "invalid" and "必须" in body["error"]
+
+
+def test_the_admin_page_shows_webhooks_and_enables_a_disabled_one_without_javascript(hook_redis):
+    app = create_app({"TESTING": True, "REDIS_URL": hook_redis.url, "PUBLISH_TOKEN": TOKEN,
+                      "SECRET_KEY": "test-secret", **LIMITS_OFF})
+    client = app.test_client()
+    name = "adm-" + uuid.uuid4().hex[:6]
+    with app.app_context():
+        services(app).accounts.create(name, "correct horse battery", admin=True)
+        hooks = services(app).webhooks.hooks
+        hook, _ = hooks.add("https://hooks.invalid/admin-page", "message,join", "ops-*", "ops-bot")
+        hooks.disable(hook["id"], "It failed every delivery for 24 hours.")
+    try:
+        token = client.get("/session").get_json()["csrf_token"]
+        signed_in = client.post("/session", json={"name": name, "password": "correct horse battery"},
+                                headers={"X-CSRF-Token": token})
+        token = signed_in.get_json()["csrf_token"]
+        page = client.get("/admin", headers={"Accept": "text/html"}).get_data(as_text=True)
+        row = page[page.index('data-webhook="%s"' % hook["id"]):].split("</tr>")[0]
+        assert "https://hooks.invalid/admin-page" in row and "message, join" in row and "ops-bot" in row
+        assert "disabled" in row and "24 hours" in row
+        enabled = client.post("/admin/webhooks/%s/enable" % hook["id"],
+                              data={"csrf_token": token, "next": "/admin"}, headers={"Accept": "text/html"})
+        assert enabled.status_code == 303 and enabled.headers["Location"].endswith("/admin")
+        with app.app_context():
+            assert services(app).webhooks.hooks.get(hook["id"])["enabled"]
+    finally:
+        with app.app_context():
+            services(app).webhooks.hooks.remove(hook["id"])

@@ -39,6 +39,12 @@ def _accounts():
             for a in services().accounts.all()]
 
 
+def _webhooks():
+    """Every webhook with its three newest delivery attempts (``recent``): app/webhooks/."""
+    hooks = services().webhooks.hooks
+    return [dict(hook, recent=hooks.deliveries(hook["id"], 3)) for hook in hooks.all()]
+
+
 def _bans(rooms):
     return census.bans(services().moderation, [r["room"] for r in rooms if r["record"] or r["members"]])
 
@@ -52,6 +58,7 @@ def page():
     rooms = _rooms()
     return render_template("admin.html", rooms=rooms, accounts=_accounts(), bans=_bans(rooms),
                            actions=services().moderation.audit(count=100), user=identity.current()[0],
+                           webhooks=_webhooks(),
                            here=url_for("admin.page"))
 
 

@@ -4,15 +4,15 @@ Who may: an administrator as app/web/gate.py says (a signed-in account with the 
 CSRF token on writes; or RIPPLE_ADMIN_TOKEN as Bearer), or the operator's RIPPLE_PUBLISH_TOKEN as
 Bearer. Scoped publish tokens may not (403).
 """
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from ..ops.services import services
 from ..people import identity, tokens
 from ..rooms import messages
-from ..web import gate
-from ..web.replies import json_error
+from ..web import gate, targets
+from ..web.replies import json_error, wants_json
 
 bp = Blueprint("webhooks", __name__, url_prefix="/admin/webhooks")
 
@@ -24,6 +24,7 @@ SHOWN_ONCE = _l("The secret is shown only this once: store it where the receiver
 NOT_JSON = _l("The body must be a JSON object with at least a url.")
 BAD_LIMIT = _l("limit must be a whole number from 1 to %(most)d.")
 MAX_LOG = 1000
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 class _Refused(Exception):
@@ -100,19 +101,27 @@ def remove_webhook(hook_id):
 
 @bp.post("/<hook_id>/enable")
 def enable_webhook(hook_id):
-    """Enable a disabled webhook, from the next event on: 200 with the webhook."""
+    """Enable a disabled webhook, from the next event on: 200 with the webhook (a form from the
+    admin page: 303 back to it)."""
     hook = _hooks().enable(hook_id)
     if hook is None:
         raise _Refused(404, NOT_FOUND, "not_found")
-    return jsonify(hook)
+    return _done(hook)
 
 
 @bp.post("/<hook_id>/disable")
 def disable_webhook(hook_id):
-    """Stop delivering to a webhook until it is enabled again: 200 with the webhook."""
+    """Stop delivering to a webhook until it is enabled again: 200 with the webhook (a form from
+    the admin page: 303 back to it)."""
     _found(hook_id)
     _hooks().disable(hook_id, "Disabled by an administrator.")
-    return jsonify(_found(hook_id))
+    return _done(_found(hook_id))
+
+
+def _done(hook):
+    if request.mimetype in FORM_TYPES and not wants_json():  # the admin page, JavaScript off
+        return redirect(targets.local(request.form.get("next"), url_for("admin.page")), 303)
+    return jsonify(hook)
 
 
 def _found(hook_id):
