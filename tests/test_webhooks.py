@@ -233,12 +233,13 @@ def test_a_bot_answers_a_message_in_the_room(hook_server, register, room):
     def answer(request):
         text = request.json["data"]["text"]
         if text.startswith("!echo "):
-            return 200, {"Content-Type": "application/json"}, json.dumps({"text": "echo: " + text[6:]}).encode()
+            return 200, {"Content-Type": "application/json"}, json.dumps(
+                {"text": "echo: " + text[6:], "reply_to": request.json["data"]["id"]}).encode()
         return 204, {}, b""
 
     with Receiver(answer) as receiver:
         hook = register(receiver.url, rooms=room, bot="echo-bot")
-        post(hook_server.url, room, "!echo 你好", user="ann")
+        _, asked = post(hook_server.url, room, "!echo 你好", user="ann")
 
         def answered():
             with urllib.request.urlopen("%s/rooms/%s/messages" % (hook_server.url, room), timeout=10) as r:
@@ -247,6 +248,7 @@ def test_a_bot_answers_a_message_in_the_room(hook_server, register, room):
 
         reply = wait_until(answered, 30, message="the bot's answer")[0]
         assert reply["text"] == "echo: 你好" and reply["bot"] is True
+        assert reply["reply_to"]["id"] == asked["id"] and reply["reply_to"]["user"] == "ann"
         # Its own answer comes back to it as an event? No: a bot never hears itself.
         post(hook_server.url, room, "marker")
         wait_until(lambda: any(r.json["data"]["text"] == "marker" for r in receiver.requests()), 30)
@@ -470,3 +472,18 @@ def test_the_admin_page_shows_webhooks_and_enables_a_disabled_one_without_javasc
     finally:
         with app.app_context():
             services(app).webhooks.hooks.remove(hook["id"])
+
+
+def test_a_message_that_mentions_someone_is_a_mention_event_too(hook_server, register, room):
+    carol = Browser(hook_server.url)
+    assert carol.sign_in("carol-" + room[-6:]) == 200
+    assert carol.post(room, "hello")[0] == 201  # the room knows her name now
+    with Receiver() as receiver:
+        register(receiver.url, events="mention", rooms=room)
+        post(hook_server.url, room, "no one in particular")
+        _, message = post(hook_server.url, room, "@%s your build is green" % carol.name)
+        got = wait_until(receiver.requests, 30, message="the mention")[0]
+        time.sleep(1)  # the message that mentions nobody never comes
+        assert len(receiver.requests()) == 1
+    assert got.json["type"] == "mention" and got.headers["Ripple-Event"] == "mention"
+    assert got.json["data"]["id"] == message["id"] and got.json["data"]["mentions"] == [carol.name]

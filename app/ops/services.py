@@ -143,7 +143,7 @@ def init_app(app):
     # "@name" is resolved when a message is stored, and counted for the person it names.
     ripple.store.mentions = Mentions(commands, ripple.reading.mentioned)
     ripple.hub = Hub(ripple, cfg)
-    ripple.webhooks = webhooks.build(commands, ripple.store, outbox, cfg)
+    ripple.webhooks = webhooks.build(commands, ripple.store, outbox, cfg, ripple.conversation)
     app.extensions[KEY] = ripple
     return ripple
 

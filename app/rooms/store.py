@@ -157,6 +157,8 @@ class Store:
             self._touch(room)
             if self.outbox is not None and not self.outbox.atomic:
                 self.emit_after(room, "message", json)
+                if mentioned:
+                    self.emit_after(room, "mention", json)
             if mentioned:
                 self.mentions.record(room, json[7:json.index('"', 7)], mentioned)
         return json, created

@@ -68,8 +68,9 @@ class Dispatcher:
     """Every webhook's deliveries in this worker. Built by the app factory; ``start`` runs it
     (gunicorn.conf.py calls it in each worker, after gevent patched the process)."""
 
-    def __init__(self, client, registry, store, cfg):
+    def __init__(self, client, registry, store, cfg, conversation=None):
         self.redis, self.hooks, self.store = client, registry, store
+        self.conversation = conversation  # the message a bot's answer replies to (app/rooms/conversation.py)
         self.timeout = float(cfg["WEBHOOK_TIMEOUT_SECONDS"])
         self.retry_ms = float(cfg["WEBHOOK_RETRY_HOURS"]) * 3600000
         self.disable_ms = float(cfg["WEBHOOK_DISABLE_HOURS"]) * 3600000
@@ -254,14 +255,27 @@ class Dispatcher:
             return "Not posted: bots do not answer bots (the message came from a webhook)."
         try:
             text = messages.check_text(answer["text"], self.max_chars)
+            quote = self.quote(room, answer.get("reply_to"))
             # The delivery id as idempotency key: a repeated delivery posts the answer once.
             self.store.publish(room, hook["bot"], text, idempotency_key="webhook:" + delivery_id,
-                               bot=True, uid="webhook:" + hook["id"])
+                               bot=True, uid="webhook:" + hook["id"], reply_to=quote)
         except messages.Invalid as exc:
             return "Not posted: %s" % exc
         except redis.RedisError:
             return "Not posted: the message store is unavailable."
         return "posted"
+
+    def quote(self, room, reply_to):
+        """The quote of the message a bot's answer replies to (messages.quote), or None; raises
+        messages.Invalid for an id that is not one of the room's messages."""
+        if reply_to is None:
+            return None
+        if not isinstance(reply_to, str) or keys.parse_stream_id(reply_to) is None:
+            raise messages.Invalid("reply_to must be a message id such as 1732371730000-0.", 400)
+        found = self.conversation.message(room, reply_to) if self.conversation is not None else None
+        if found is None or found.get("deleted"):
+            raise messages.Invalid("reply_to names no message of this room (or a deleted one).", 404)
+        return messages.quote(found)
 
 
 def wanted(hook, kind, room, message):

@@ -36,10 +36,16 @@ return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'k', ARGV[2], 'r
 # or the change event, app/rooms/store.py and conversation.py): when their last ARGV are
 # "webhooks", the cap, the room and the event's kind (and their last two KEYS are EVENTS and
 # ALL), the event is queued in the same script as it is stored.
+# A message that mentions someone (its stored JSON names them: "mentions":[...], which no text
+# can fake: a quote inside the text is escaped) is also a "mention" event.
 PUBLISH_LUA = """
 if ARGV[#ARGV - 3] == 'webhooks' and redis.call('EXISTS', KEYS[#KEYS]) == 1 then
   redis.call('XADD', KEYS[#KEYS - 1], 'MAXLEN', '~', ARGV[#ARGV - 2], '*',
              'k', ARGV[#ARGV], 'r', ARGV[#ARGV - 1], 'j', json)
+  if ARGV[#ARGV] == 'message' and string.find(json, '"mentions":[', 1, true) then
+    redis.call('XADD', KEYS[#KEYS - 1], 'MAXLEN', '~', ARGV[#ARGV - 2], '*',
+               'k', 'mention', 'r', ARGV[#ARGV - 1], 'j', json)
+  end
 end
 """
 

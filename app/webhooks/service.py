@@ -23,10 +23,10 @@ def outbox(client, cfg):
     return Outbox(client, cfg["WEBHOOK_QUEUE_MAX"], atomic=not topology.is_cluster(cfg["REDIS_URL"]))
 
 
-def build(client, store, box, cfg):
+def build(client, store, box, cfg, conversation=None):
     """The app's Webhooks (app/ops/services.py builds it); no I/O."""
     registry = Hooks(client)
-    return Webhooks(registry, box, Dispatcher(client, registry, store, cfg))
+    return Webhooks(registry, box, Dispatcher(client, registry, store, cfg, conversation))
 
 
 def init_app(app):
