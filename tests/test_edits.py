@@ -276,3 +276,31 @@ def test_refusals_are_in_the_readers_language_with_a_stable_code(server, room, a
                                   headers={"Accept-Language": "zh-CN,zh;q=0.9"})
     answer = json.loads(body)
     assert (status, answer["code"]) == (403, "not_yours_edit") and answer["error"] == "你只能编辑自己的消息。"
+
+
+def test_a_deleted_text_quoted_by_replies_is_kept_nowhere(server, room, ann, redis_client):
+    _, sent = ann.post(room, "the code is 4711\nmore")
+    bob = signed_in(server, "bob")
+    _, _, body = bob.request("POST", "/rooms/%s/messages" % room, body={"text": "noted", "reply_to": sent["id"]})
+    reply = json.loads(body)
+    assert reply["reply_to"]["text"] == "the code is 4711"
+    bob.request("PUT", "/rooms/%s/messages/%s/reactions/%s" % (room, reply["id"], "%F0%9F%91%8D"))  # now a changed one
+    _, _, body = bob.request("POST", "/rooms/%s/messages" % room, body={"text": "again", "reply_to": sent["id"]})
+    stream = SSEStream(events_url(server, room))
+    with stream:
+        ready, _ = stream.until("ready")
+        assert delete(ann, room, sent["id"])[0] == 204
+        assert stream.messages(1, name="delete")[0].json()["message_id"] == sent["id"]
+    dump = []
+    for key_name in redis_client.scan_iter("ripple:{r:%s}*" % room):
+        kind = redis_client.type(key_name)
+        if kind == "stream":
+            dump.append(json.dumps(redis_client.xrange(key_name), ensure_ascii=False))
+        elif kind == "zset":
+            dump.append(json.dumps(redis_client.zrange(key_name, 0, -1), ensure_ascii=False))
+    assert "4711" not in "".join(dump)
+    quotes = [m["reply_to"] for m in history(ann, room) if "reply_to" in m]
+    assert quotes == [{"id": sent["id"], "user": ann.name, "text": "", "deleted": True}] * 2
+    resumed, before = open_ready(server, room, {"Last-Event-ID": ready.id})
+    with resumed:
+        assert [e.name for e in before if e.name not in ("presence",)] == ["delete"]  # the scrub made no event

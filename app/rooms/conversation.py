@@ -57,6 +57,8 @@ _ATTEMPTS = 20            # reads and writes of one change when others keep chan
 # an edited message '"message_id":"<id>"' ('' otherwise): its edit events, which carry texts it
 # had, leave the log too (a deleted text comes back through no replay); the id's score
 # (keys.id_score: a deletion is counted in ``deleted``, so unread counts leave it out).
+# An empty event name stores the new version and nothing else: no event, no id, no publish (a
+# reply's quote scrubbed after the message it quotes was deleted: clients had the delete event).
 # Returns {1, event json}, or {0} when the message changed (or left) since it was read.
 # With webhooks, more KEYS and ARGV after these queue the event for them (app/webhooks/queue.py).
 _CHANGE_LUA = TRIM_LUA + """
@@ -82,6 +84,7 @@ else
   redis.call('ZREM', KEYS[4], ARGV[3])
 end
 redis.call('ZADD', KEYS[4], 0, ARGV[4])
+if ARGV[5] == '' then return {1, ''} end
 if ARGV[5] == 'delete' then
   redis.call('ZADD', KEYS[5], ARGV[9], ARGV[1])
   redis.call('ZREMRANGEBYRANK', KEYS[5], 0, -10001)
@@ -189,7 +192,10 @@ class Conversation:
         ``reason`` (optional, moderators') travels on the event. Deleting a deleted message
         changes nothing. Raises Refused: 404 unknown_message, 403 not_yours_delete.
         """
+        deleted = []  # whether this call deleted it (not someone before)
+
         def decide(message):
+            deleted[:] = [False]
             if message.get("deleted"):
                 return None
             own = bool(by.uid) and message.get("uid") == by.uid
@@ -202,9 +208,41 @@ class Conversation:
             event = {"room": room, "message_id": message["id"], "by": by.name}
             if reason:
                 event["reason"] = str(reason)[:200]
+            deleted[:] = [True]
             return "delete", event
 
-        return self._apply(room, message_id, decide)
+        message = self._apply(room, message_id, decide)
+        if deleted and deleted[0]:
+            self._scrub_quotes(room, message_id, messages.quote(message))
+        return message
+
+    def _scrub_quotes(self, room, message_id, quote):
+        """Replace the quote every reply to a just deleted message stored (its first line) with
+        the deleted one, so its text is kept nowhere. Replies are newer than what they answer:
+        one read of the log and the changed set from there on (deletions are rare; the log is
+        at most the history length). Each reply moves to ``changed`` without an event: pages
+        already mark the quote deleted on the ``delete`` event, and every read serves it fresh."""
+        k = keys.RoomKeys(room)
+        needle = '"reply_to":{"id":"%s"' % message_id
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xrange(k.log, min=message_id, max="+")
+            pipe.zrangebylex(k.changed, "(" + keys.padded(message_id) + "}", "+")
+            logged, changed = pipe.execute()
+        replies = [mid for mid, fields in logged
+                   if "e" not in entry_fields(fields) and needle in entry_fields(fields)["m"]]
+        replies += [keys.unpadded(member.partition("|")[0]) for member in changed if needle in member]
+
+        def scrub(reply):
+            if (reply.get("reply_to") or {}).get("id") != message_id or reply["reply_to"] == quote:
+                return None
+            reply["reply_to"] = dict(quote)
+            return "", None
+
+        for reply_id in replies:
+            try:
+                self._apply(room, reply_id, scrub)
+            except Refused:  # gone meanwhile (trimmed, or deleted itself): nothing to scrub
+                pass
 
     def moderates(self, room, by):
         """Tell whether ``by`` may delete other people's messages in ``room``: a site
@@ -275,11 +313,11 @@ class Conversation:
                 return message
             name, event = decided
             member = mark + "|" + _dump(message)
-            outbox = self.store.outbox
+            outbox = self.store.outbox if name else None  # a silent change (no event) tells no one
             hook_keys, hook_args = outbox.publish_keys(room, name) if outbox is not None else ((), ())
             scrub = '"message_id":"%s"' % message["id"] if name == "delete" and edited else ""
             done = self._change(keys=[k.log, k.channel, k.meta, k.changed, k.deleted, *hook_keys],
-                                args=[message_id, mark, expected, member, name, _dump(event)[1:],
+                                args=[message_id, mark, expected, member, name, _dump(event)[1:] if event else "",
                                       self.store.history_length, scrub, keys.id_score(message_id),
                                       *hook_args])
             if done[0] == 1:

@@ -121,6 +121,12 @@ def id_score(mid):
     return int(ms) * 1024 + min(int(seq or 0), 1023)
 
 
+def unpadded(text):
+    """The stream id (str) of ``padded``'s fixed-width text."""
+    ms, _, seq = text.partition("-")
+    return "%d-%d" % (int(ms), int(seq))
+
+
 def padded(mid):
     """A stream id (str) as fixed-width text that sorts like the id (a changed message's key)."""
     ms, _, seq = mid.partition("-")

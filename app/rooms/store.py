@@ -398,7 +398,7 @@ class Store:
                 changed_seen = True
                 for member in results[1]:
                     mid_padded, _, body = member.partition("|")
-                    mid = _unpad(mid_padded)
+                    mid = keys.unpadded(mid_padded)
                     found[mid] = body
             entries = results[0]
             for mid, fields in entries:
@@ -479,7 +479,7 @@ class Store:
         if changed:
             for member in changed:
                 mid_padded, _, body = member.partition("|")
-                entries.append((_unpad(mid_padded), body))
+                entries.append((keys.unpadded(mid_padded), body))
             entries.sort(key=lambda entry: _pair(entry[0]))
         return self._fresh_quotes(k, entries), head, dropped  # a resume never shows a stale quote
 
@@ -514,12 +514,6 @@ def _below(bound):
 def _above(bound):
     """The exclusive lower bound of ids newer than ``bound``; None when nothing can be."""
     return None if bound == _LAST_ID else "(" + keys.format_stream_id(bound)
-
-
-def _unpad(text):
-    """The stream id (str) of keys.padded's fixed-width text."""
-    ms, _, seq = text.partition("-")
-    return "%d-%d" % (int(ms), int(seq))
 
 
 def _pair(mid):
