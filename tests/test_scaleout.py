@@ -443,3 +443,35 @@ def test_disabling_an_account_on_one_host_ends_its_streams_on_another(two_hosts,
             stream.until("signed-out", timeout=10)
             assert until_end(stream, timeout=10) == []
     assert sign_in(Browser(b.url), owner.name)[0] == 403
+
+
+def test_a_webhook_gets_a_cluster_rooms_messages_signed(cluster, tmp_path, room):
+    """On a cluster the webhooks' keys ({webhooks}) and the room's are in different slots: a
+    message is queued right after it is stored (docs/webhooks.md), and delivered all the same."""
+    from app.webhooks import signing
+
+    from .receivers import Receiver
+    a, b = hosts = start_hosts(tmp_path, cluster.url, {**SERVER_ENV, "RIPPLE_WEBHOOK_RETRY_BASE_SECONDS": "0.2"})
+    hook = None
+    try:
+        with Receiver() as receiver:
+            request = urllib.request.Request(
+                a.url + "/admin/webhooks", method="POST",
+                data=json.dumps({"url": receiver.url, "rooms": room}).encode(),
+                headers={"Content-Type": "application/json", "Authorization": "Bearer " + TOKEN})
+            with urllib.request.urlopen(request, timeout=10) as response:
+                hook = json.loads(response.read())
+            ids = [post_as_token(host.url, room, "sharded %d" % i) for i, host in enumerate((a, b, a))]
+            assert all(ids)
+            wait_until(lambda: len({r.delivery for r in receiver.requests()}) >= 3, 30, message="three deliveries")
+            got = receiver.requests()
+        assert sorted(r.json["data"]["id"] for r in got) == sorted(ids)
+        assert all(signing.verify(hook["secret"], r.body, r.headers["Ripple-Timestamp"],
+                                  r.headers["Ripple-Signature"]) for r in got)
+    finally:
+        if hook is not None:
+            request = urllib.request.Request(a.url + "/admin/webhooks/" + hook["id"], method="DELETE",
+                                             headers={"Authorization": "Bearer " + TOKEN})
+            urllib.request.urlopen(request, timeout=10).close()
+        for host in hosts:
+            host.stop()
