@@ -376,3 +376,16 @@ def test_a_private_room_leaves_the_sidebar_and_mentions_with_its_membership(serv
     assert mark(bob, room, message["id"])[0] == 404
     stranger = guest(server)
     assert mark(stranger, room, message["id"])[0] == 404
+
+
+def test_a_deleted_mention_stops_counting_and_leaves_the_mentions_page(server, room):
+    ann = guest(server)
+    visit(ann, room)
+    bob = guest(server, unique("bob"))
+    _, message = bob.post(room, "@%s look" % ann.name)
+    assert my_rooms(ann)[room]["mentions"] == 1
+    assert bob.request("DELETE", "/rooms/%s/messages/%s" % (room, message["id"]))[0] == 204
+    entry = my_rooms(ann)[room]
+    assert entry["mentions"] == 0 and entry["unread"] == 0
+    _, _, body = ann.request("GET", "/me/mentions")
+    assert json.loads(body)["mentions"] == []

@@ -141,7 +141,8 @@ def init_app(app):
     ripple.store.after_post = ripple.retention.after_post  # trimmed by age now and then
     ripple.conversation = Conversation(ripple.store, cfg["EDIT_WINDOW_SECONDS"], publish, rooms=ripple.rooms)
     # "@name" is resolved when a message is stored, and counted for the person it names.
-    ripple.store.mentions = Mentions(commands, ripple.reading.mentioned)
+    ripple.store.mentions = Mentions(commands, ripple.reading.mentioned, ripple.reading.unmentioned)
+    ripple.conversation.on_delete = ripple.store.mentions.forget
     ripple.hub = Hub(ripple, cfg)
     ripple.webhooks = webhooks.build(commands, ripple.store, outbox, cfg, ripple.conversation)
     app.extensions[KEY] = ripple

@@ -276,6 +276,15 @@ class Reading:
                 pipe.expire(rk.at(room), self.lifetime)
             pipe.execute()
 
+    def unmentioned(self, room, mid, readers):
+        """Message ``mid`` of ``room`` (deleted) no longer mentions ``readers`` (reader ids)."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for reader in readers:
+                rk = ReaderKeys(reader)
+                pipe.zrem(rk.mentions, "%s\n%s" % (room, mid))
+                pipe.zrem(rk.at(room), mid)
+            pipe.execute()
+
     def mentions(self, reader, before=None, limit=50, allow=None):
         """The person's mentions, newest first, older than ``before`` (ms) when given: (list of
         {"room", "id", "ts", "user", "text"}, more). Messages gone from their room are left out."""

@@ -148,6 +148,7 @@ class Conversation:
         self.store, self.redis = store, store.redis
         self.rooms = rooms  # room records (app/rooms/records.py): who moderates which room
         self.edit_window = int(edit_window_seconds)
+        self.on_delete = None  # (room, id, mentioned names): app/rooms/mentions.py Mentions.forget
         outbox = store.outbox  # the webhooks' queue, or None
         script = _CHANGE_LUA.replace("-- webhooks --", outbox.PUBLISH_LUA if outbox is not None else "")
         self._change = self.redis.register_script(script.replace("'PUBLISH'", "'%s'" % publish_command))
@@ -214,6 +215,8 @@ class Conversation:
         message = self._apply(room, message_id, decide)
         if deleted and deleted[0]:
             self._scrub_quotes(room, message_id, messages.quote(message))
+        if self.on_delete is not None and message.get("mentions"):
+            self.on_delete(room, message_id, message["mentions"])  # its mentions stop counting
         return message
 
     def _scrub_quotes(self, room, message_id, quote):

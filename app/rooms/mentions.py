@@ -61,9 +61,10 @@ def _wide(ch):
 class Mentions:
     """Resolves mentions against a room's known names; hands them to ``record`` once stored."""
 
-    def __init__(self, client, record):
+    def __init__(self, client, record, forget=None):
         self.redis = client
         self._record = record  # (room, message id, [reader ids]) -> None
+        self._forget = forget  # the same, when the message is deleted
 
     def resolve(self, room, text, author):
         """The people ``text`` mentions, in order of first mention: [{"name", "reader"}]. The
@@ -98,3 +99,17 @@ class Mentions:
             self._record(room, mid, [person["reader"] for person in mentioned])
         except Exception:  # noqa: BLE001 - a lost count must not fail a stored post; logged
             logger.warning("could not record mentions room=%s id=%s", room, mid, exc_info=True)
+
+    def forget(self, room, mid, names_mentioned):
+        """A deleted message mentions no one any more: its mentions stop counting and leave the
+        Mentions pages (best effort, like ``record``)."""
+        if self._forget is None or not names_mentioned:
+            return
+        try:
+            folded = [names.fold(name) for name in names_mentioned]
+            found = self.redis.hmget(keys.RoomKeys(room).people, folded)
+            readers = [json.loads(raw)["reader"] for raw in found if raw]
+            if readers:
+                self._forget(room, mid, readers)
+        except Exception:  # noqa: BLE001 - the deletion is done; a stale count is logged
+            logger.warning("could not forget mentions room=%s id=%s", room, mid, exc_info=True)
