@@ -1,7 +1,9 @@
 """Edits and deletions at their edges (issue 16): a deleted message's earlier edits, ids that only
 look like ids. Real Gunicorn (2 workers) and real Redis."""
 import json
+import urllib.error
 import urllib.parse
+import urllib.request
 import uuid
 
 import pytest
@@ -113,3 +115,25 @@ def test_a_retried_reply_answers_the_stored_reply_after_its_original_was_deleted
     # A new reply (another key) to the deleted message is still refused.
     status, refused = reply(ann, room, "another", original["id"], uuid.uuid4().hex)
     assert (status, refused["code"]) == (409, "deleted")
+
+
+@pytest.mark.parametrize("body", [b"text=caf%E9", b"text=caf\xe9"], ids=["escaped", "raw"])
+def test_a_browsers_form_that_is_not_utf8_is_400_and_changes_nothing(server, room, ann, body):
+    # A browser's form carries its CSRF token: checking it parses the form first, and the
+    # UTF-8 rule must still see the bytes that came (not werkzeug's repaired text).
+    _, sent = ann.post(room, "as typed")
+    form = body + b"&csrf_token=" + ann.token.encode()
+    headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
+    for path in ("/rooms/%s/messages/%s/edit" % (room, sent["id"]), "/rooms/%s/messages" % room):
+        status, _, answer = _raw_post(ann, path, form, headers)
+        assert status == 400 and json.loads(answer)["error"], path
+    assert [m["text"] for m in history(ann, room)] == ["as typed"]
+
+
+def _raw_post(browser, path, data, headers):
+    request = urllib.request.Request(browser.base_url + path, data=data, method="POST", headers=headers)
+    try:
+        with browser.opener.open(request, timeout=10) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read()

@@ -66,6 +66,10 @@ def _protect():
         return
     if (request.method in ("POST", "PUT", "PATCH", "DELETE") and tokens.current() is None
             and jwts.bearer() is None and not gate.admin_token_presented()):
+        if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            # Keep the bytes as they came: the check parses the form, and a view's UTF-8 rule
+            # (replies.require_utf8_form) must see them, not werkzeug's repaired text.
+            request.get_data(cache=True)
         csrf.protect()
 
 
