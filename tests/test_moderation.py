@@ -271,3 +271,12 @@ def test_every_key_of_a_room_record_shares_the_rooms_cluster_slot():
     k, h = RecordKeys("lobby"), keys.RoomKeys("lobby")
     names = [k.info, k.members, k.bans, k.invites, k.audit, k.slow("abc"), k.channel, h.log, h.meta, h.changed]
     assert len({key_slot(n.encode()) for n in names}) == 1
+
+
+def test_a_moderator_sets_slow_mode_is_exempt_from_it_and_cannot_change_the_rest(server, owner):
+    room, moderator = room_with_member(server, owner, "public")
+    answer(owner, "PUT", "/rooms/%s/moderators/%s" % (room, moderator.name))
+    status, changed = answer(moderator, "PATCH", "/rooms/%s" % room, body={"slow_mode_seconds": 60})
+    assert status == 200 and changed["slow_mode_seconds"] == 60
+    assert answer(moderator, "PATCH", "/rooms/%s" % room, body={"topic": "mine"})[1]["code"] == "forbidden"
+    assert [moderator.post(room, text)[0] for text in ("one", "two", "three")] == [201, 201, 201]
