@@ -12,6 +12,8 @@ from babel.messages.pofile import read_po
 
 from app.web import i18n
 
+from .support import TOKEN
+
 ROOT = Path(__file__).resolve().parent.parent
 CHINESE = "zh-CN,zh;q=0.9,en;q=0.8"
 
@@ -110,6 +112,15 @@ def test_a_message_too_long_says_so_in_chinese_with_its_code(client, room):
                            headers={"X-CSRF-Token": token, "Accept-Language": CHINESE})
     assert response.status_code == 422
     assert response.get_json() == {"code": "text_too_long", "error": "消息太长：共 2001 个字符，上限是 2000。"}
+
+
+def test_a_page_without_javascript_has_its_day_separators_in_the_readers_language(client, room):
+    answer = client.post("/rooms/%s/messages" % room, json={"text": "你好", "user": "bob"},
+                         headers={"Authorization": "Bearer " + TOKEN})
+    assert answer.status_code == 201
+    page = client.get("/rooms/%s" % room, headers={"Accept-Language": CHINESE}).get_data(as_text=True)
+    # (today; yesterday only if the page was rendered just after midnight UTC)
+    assert re.search(r'<li class="day" data-kind="day" data-day="[0-9-]+"><span>(今天|昨天)</span></li>', page)
 
 
 def test_an_error_page_is_in_the_readers_language(client):

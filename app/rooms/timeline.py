@@ -14,7 +14,9 @@ def arrange(items, author, now_ms):
 
     Each item gets "cont": True when it continues the run of the one before it (same author,
     same day, within GROUP_SECONDS), so the page shows its author and time once. A separator is
-    {"kind": "day", "day": "YYYY-MM-DD", "label": "Today" | "Yesterday" | "Monday 30 November 2026"}.
+    {"kind": "day", "day": "YYYY-MM-DD", "date": datetime.date, "label": "Today" | "Yesterday" |
+    "Monday 30 November 2026"} (the page shows the first two translated, else the date in the reader's
+    language).
     ``author`` reads an item's author.
     """
     today = _day(now_ms)
@@ -23,7 +25,7 @@ def arrange(items, author, now_ms):
         day = _day(item["ts"])
         new_day = prev is None or _day(prev["ts"]) != day
         if new_day:
-            laid_out.append({"kind": "day", "day": day.isoformat(), "label": _label(day, today)})
+            laid_out.append({"kind": "day", "day": day.isoformat(), "date": day, "label": _label(day, today)})
         item["cont"] = (not new_day and author(prev) == author(item)
                         and item["ts"] - prev["ts"] < GROUP_SECONDS * 1000)
         item["iso"] = _utc(item["ts"]).isoformat(timespec="seconds")
