@@ -113,6 +113,26 @@ def test_no_english_is_left_on_the_chinese_pages(contexts, server, room):
     assert not errors, errors
 
 
+def test_no_english_on_the_owners_pages(contexts, server, room):
+    errors = []
+    ctx = contexts(server, "zh-CN")
+    me, name = unique("ann"), "技术交流" + room[-6:]
+    sign_in_over_http(ctx, me)
+    page = watched(ctx, errors)
+    page.goto("/")
+    assert english_left(page, known=(me,)) == []
+    page.locator("#create-name").fill(name)  # the lobby's form, as a person would
+    page.locator("#create-topic").fill("周会")
+    page.get_by_role("button", name="创建", exact=True).click()
+    expect(page.locator("h1.room-name")).to_contain_text(name)
+    page.goto("/rooms/%s/manage" % quote(name))
+    expect(page.get_by_role("heading", level=1)).to_have_text("管理 #%s" % name)
+    assert english_left(page, known=(me, name)) == []
+    page.goto("/me/mentions")
+    assert english_left(page, known=(me,)) == []
+    assert not errors, errors
+
+
 def test_the_switch_works_without_javascript_and_is_remembered(contexts, server, room):
     ctx = contexts(server, "en-US", java_script_enabled=False)
     page = ctx.new_page()
