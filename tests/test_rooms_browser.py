@@ -8,7 +8,7 @@ import pytest
 from app import create_app
 from app.ops.services import services
 
-from .browser import STATUS, browser, dialogs, expect, open_room, unique  # noqa: F401 - fixtures
+from .browser import STATUS, browser, dialogs, expect, open_room, sign_in_over_http, unique  # noqa: F401
 from .test_accounts import PASSWORD, account_holder
 from .test_rooms import answer, create, invite, path_of
 from .web import Browser
@@ -147,5 +147,26 @@ def test_the_admin_page_works_without_javascript(browser, server, redis_url, own
         expect(page).to_have_url(re.compile("/admin$"))
         expect(page.locator("[data-rooms] tr", has_text="#" + doomed)).to_have_count(0)
         expect(page.locator("[data-actions] tr", has_text="#" + doomed).first).to_contain_text("delete-room")
+    finally:
+        context.close()
+
+
+
+def test_a_page_opened_after_a_ban_says_so_instead_of_reconnecting(browser, server, room, owner):  # noqa: F811
+    assert create(owner, room)[0] == 201
+    name = unique("ban")
+    context = browser.new_context(base_url=server.url)
+    context.set_default_timeout(10_000)
+    try:
+        sign_in_over_http(context, name)
+        assert answer(owner, "POST", "/rooms/%s/bans" % room, body={"user": name})[0] == 201
+        page = context.new_page()
+        streams = []
+        page.on("request", lambda r: streams.append(r) if "/events" in r.url and r.method == "GET" else None)
+        page.goto("/rooms/%s" % room)  # a public room: the page itself is readable
+        expect(page.locator("[data-notice]")).to_have_text("You were banned from #%s." % room)
+        expect(page.locator(STATUS)).to_have_text("closed")
+        page.wait_for_timeout(4000)
+        assert len(streams) == 1  # asked once, told why, never again
     finally:
         context.close()

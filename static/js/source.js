@@ -72,9 +72,28 @@ export function RoomSource({ url, heartbeatMs, cursor, backlog, onEvent, onState
     }
     es.onerror = () => {
       live = false;
-      if (es.readyState === EventSource.CLOSED) drop(false);  // refused (e.g. 503): we retry
+      if (es.readyState === EventSource.CLOSED) refused(target);  // refused (e.g. 503): we retry
       else down();  // the browser reconnects by itself, with Last-Event-ID
     };
+  }
+
+  // An EventSource cannot see why it was refused. A HEAD answers as the stream would: 403 (a
+  // ban) or 404 (a private room this person left) will not change by retrying, so stop there,
+  // as the 'removed' event would have (a page opened after the ban never heard it).
+  async function refused(target) {
+    if (source) { source.close(); source = null; }
+    try {
+      const answer = await fetch(target, { method: 'HEAD', credentials: 'same-origin' });
+      if (!closed && (answer.status === 403 || answer.status === 404)) {
+        const room = decodeURIComponent(new URL(target).pathname.split('/')[2] || '');
+        const reason = answer.status === 403 ? 'banned' : 'removed';
+        pause(Infinity);
+        onState('removed');
+        onEvent('removed', JSON.stringify({ room, reason }), '');
+        return;
+      }
+    } catch (err) { /* offline: retry as for any refusal */ }
+    drop(false);
   }
 
   // End the current connection and schedule the next: at once after a silent drop (the wait
