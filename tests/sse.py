@@ -16,6 +16,17 @@ class Event:
         return json.loads(self.data)
 
 
+class _Answered:
+    """What is left of a refused stream's response: its body, readable as before."""
+
+    def __init__(self, body):
+        self._body = body
+
+    def read(self, *_):
+        body, self._body = self._body, b""
+        return body
+
+
 class SSEStream:
     """One open stream; ``next()`` returns events (keep-alives counted, not returned: comments
     and the unnumbered ``ping`` events a page watches for)."""
@@ -38,6 +49,11 @@ class SSEStream:
         self.retry = None
         self.last_id = None
         self.ended = False
+        if self.status != 200:  # a refusal: keep its body, give the connection back at once
+            self.body = self.response.read()
+            self.response = _Answered(self.body)
+            self.close()
+            self.ended = True
 
     def next(self, timeout=10.0):
         """Return the next event, or None at end of stream; raise TimeoutError at the deadline."""
@@ -104,8 +120,7 @@ class SSEStream:
             if remaining <= 0:
                 raise TimeoutError("no complete SSE line before the deadline")
             if self.conn.sock is None or self.response.isclosed():  # the server ended it
-                self.ended = True
-                return None
+                return self._end()
             self.conn.sock.settimeout(remaining)
             try:
                 chunk = self.response.read1(65536)
@@ -114,9 +129,13 @@ class SSEStream:
             except (http.client.IncompleteRead, ConnectionError):
                 chunk = b""
             if not chunk:
-                self.ended = True
-                return None
+                return self._end()
             self._buffer += chunk
+
+    def _end(self):
+        """The server ended the stream: give the connection back (no socket left to the GC)."""
+        self.ended = True
+        self.close()
 
     def _find_break(self):
         # A line ends at CRLF, LF or CR: the same rule a browser applies.
