@@ -18,6 +18,7 @@ import pytest
 import redis as redis_py
 
 from app import create_app
+from app.ops import topology
 from app.ops.embedded_redis import EmbeddedRedis
 from app.ops.services import services
 from app.webhooks import signing
@@ -472,6 +473,7 @@ def test_the_admin_page_shows_webhooks_and_enables_a_disabled_one_without_javasc
     finally:
         with app.app_context():
             services(app).webhooks.hooks.remove(hook["id"])
+        topology.close_client(services(app).redis)
 
 
 def test_a_message_that_mentions_someone_is_a_mention_event_too(hook_server, register, room):
@@ -487,3 +489,27 @@ def test_a_message_that_mentions_someone_is_a_mention_event_too(hook_server, reg
         assert len(receiver.requests()) == 1
     assert got.json["type"] == "mention" and got.headers["Ripple-Event"] == "mention"
     assert got.json["data"]["id"] == message["id"] and got.json["data"]["mentions"] == [carol.name]
+
+
+def test_the_queue_is_trimmed_below_what_every_webhook_has_finished(hook_server, hook_redis, hook_client, register,
+                                                                    room):
+    from app.webhooks import queue
+    with Receiver() as receiver:
+        register(receiver.url, rooms=room)
+        for i in range(5):
+            post(hook_server.url, room, "trim me %d" % i)
+        wait_until(lambda: len(receiver.requests()) >= 5, 30, message="five deliveries")
+        queued = [mid for mid, fields in hook_client.xrange(queue.EVENTS) if fields.get("r") == room]
+        app = create_app({"TESTING": True, "REDIS_URL": hook_redis.url, "SECRET_KEY": "test-secret", **LIMITS_OFF})
+        dispatcher = services(app).webhooks.dispatcher
+        dispatcher.consumer = "test-trim"
+        try:  # every delivered event goes (acknowledged by the webhook's group); the newest stays
+            wait_until(lambda: hook_client.delete(queue.TAG + ":trimming") is not None
+                       and dispatcher.trim() is not None
+                       and not set(queued[:-1]) & {mid for mid, _ in hook_client.xrange(queue.EVENTS)},
+                       30, interval=0.5, message="the delivered events trimmed")
+        finally:
+            topology.close_client(services(app).redis)
+        # The groups of the webhooks removed before are gone too: nothing older pins the queue.
+        assert {g["name"] for g in hook_client.xinfo_groups(queue.EVENTS)} == {
+            queue.group(h) for h in hook_client.smembers(queue.ALL)}

@@ -32,7 +32,7 @@ import requests
 
 from ..rooms import keys, messages
 from . import hooks, queue, sender, signing
-from .pump import IDLE_WAIT_SECONDS, LEASE_LUA, Pump
+from .pump import IDLE_WAIT_SECONDS, LEASE_LUA, REGROUP_LUA, Pump
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +85,7 @@ class Dispatcher:
         self.session = None
         self._park = client.register_script(_PARK_LUA)
         self.lease = client.register_script(LEASE_LUA)
+        self.regroup = client.register_script(REGROUP_LUA)
         self._failed = client.register_script(_FAILED_LUA)
         self._greenlets = []
 
@@ -147,32 +148,37 @@ class Dispatcher:
                     pump.wake.set()
 
     def trim(self):
-        """Trim the queue below the oldest event an enabled webhook has not finished (one worker
-        at a time); forget consumers (dead workers) idle for an hour with nothing pending."""
+        """Trim the queue below the oldest event a webhook that is not disabled has not finished
+        (one worker at a time); forget consumers (dead workers) idle for an hour with nothing
+        pending. Returns the entries trimmed.
+
+        Never past the newest entry read before the groups were: a webhook added (or enabled)
+        meanwhile starts after it, and must find everything after it still there.
+        """
         if not self.redis.set(queue.TAG + ":trimming", self.consumer, nx=True, px=int(TRIM_SECONDS * 800)):
-            return
-        enabled = {queue.group(h["id"]) for h in self.hooks.all() if h["enabled"]}
-        try:
-            groups = self.redis.xinfo_groups(queue.EVENTS)
-        except redis.ResponseError:
-            return  # no queue yet
-        floor = None
+            return 0
+        newest = self.redis.xrevrange(queue.EVENTS, count=1)
+        if not newest:
+            return 0  # no queue yet, or an empty one
+        floor = keys.parse_stream_id(newest[0][0])
+        groups = self.redis.xinfo_groups(queue.EVENTS)
+        registered = {queue.group(h["id"]): h for h in self.hooks.all()}  # read after the groups
         for info in groups:
             name = info["name"]
-            if name not in enabled:
+            if name not in registered:  # its webhook was removed (add makes both in one step)
+                self.redis.xgroup_destroy(queue.EVENTS, name)
                 continue
+            if not registered[name]["enabled"]:
+                continue  # it starts again from new events when it is enabled
             position = keys.parse_stream_id(info["last-delivered-id"])
             if info["pending"]:
                 oldest = self.redis.xpending(queue.EVENTS, name)["min"]
                 position = min(position, keys.parse_stream_id(oldest))
-            floor = position if floor is None else min(floor, position)
+            floor = min(floor, position)
             for consumer in self.redis.xinfo_consumers(queue.EVENTS, name):
                 if not consumer["pending"] and consumer["idle"] > 3600000:
                     self.redis.xgroup_delconsumer(queue.EVENTS, name, consumer["name"])
-        if floor is None:
-            self.redis.xtrim(queue.EVENTS, maxlen=0)
-        else:
-            self.redis.xtrim(queue.EVENTS, minid=keys.format_stream_id(floor), approximate=False)
+        return self.redis.xtrim(queue.EVENTS, minid=keys.format_stream_id(floor), approximate=False)
 
     # --- one event, one webhook ---
 

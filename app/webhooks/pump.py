@@ -32,6 +32,13 @@ for _, id in ipairs(due) do
 end
 return out
 """
+# KEYS: events, all.  ARGV: webhook id, its group.  Make its group again if it is registered.
+REGROUP_LUA = """
+if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 0 then return 0 end
+redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[2], '$', 'MKSTREAM')
+return 1
+"""
+
 
 class Entry:
     """One event on its way to one webhook: ``parked`` once it waits in the retry set."""
@@ -109,11 +116,10 @@ class Pump:
             logger.exception("webhooks: delivery failed id=%s event=%s", hook["id"], entry.id)
 
     def _recreate_group(self):
-        # The queue vanished (a Redis restarted without its data): start again from new events.
-        try:
-            self.dispatcher.redis.xgroup_create(queue.EVENTS, queue.group(self.hook["id"]), id="$", mkstream=True)
-        except redis.ResponseError:
-            pass  # another worker made it first, or the webhook is gone
+        # The queue vanished (a Redis restarted without its data): start again from new events,
+        # but only while the webhook is registered (a removed one's group must stay gone).
+        hook_id = self.hook["id"]
+        self.dispatcher.regroup(keys=[queue.EVENTS, queue.ALL], args=[hook_id, queue.group(hook_id)])
 
 
 def _now():
