@@ -153,3 +153,18 @@ def test_the_sidebar_without_javascript(browser, server, room):
         expect(page.locator('[data-sidebar] li[data-room="%s"]' % elsewhere)).to_have_count(0)
     finally:
         context.close()
+
+
+def test_an_at_in_the_composer_suggests_people_in_the_room(open_room, room):
+    ann_name = unique("ann")
+    open_room(name=ann_name)
+    bob = open_room(name=unique("bob"))
+    expect(bob.locator("[data-online] li", has_text=ann_name)).to_have_count(1)
+    bob.locator("#text").press_sequentially("hi @" + ann_name[:4].upper())
+    options = bob.locator(".suggest [role=option]")
+    expect(options).to_have_text([ann_name])
+    bob.locator("#text").press("Enter")  # picks the name: it does not send
+    expect(bob.locator("#text")).to_have_value("hi @%s " % ann_name)
+    expect(bob.locator(".suggest")).to_be_hidden()
+    bob.locator("#text").press_sequentially("@nobody-here")
+    expect(bob.locator(".suggest")).to_be_hidden()

@@ -28,6 +28,7 @@ import { MessageList, otherParty, sameName } from './messages.js';
 import { DroppedNotice, UnreadTitle } from './notices.js';
 import { LoadOlder } from './older.js';
 import { People } from './people.js';
+import { MentionSuggest } from './mentions_input.js';
 import { MentionAlerts, ReadTracker } from './reading.js';
 import { announceSession, restoreDraft, SessionWatch, SignedOutView } from './session.js';
 import { ConnectionStatus } from './status.js';
@@ -63,6 +64,7 @@ if (form) {  // signed out, the page shows the sign-in form instead
   ChatForm(form, root);
   restoreDraft(root, form);
   TypingSignal(form, root.dataset.typingUrl);
+  MentionSuggest(form.querySelector('textarea'), root);
 }
 SessionWatch(root);
 SignedOutView(root);
