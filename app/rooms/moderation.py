@@ -12,6 +12,12 @@ Control verbs on a room's channel:
   ``banned <key>``    a uid or "addr:<address>" was banned (their streams end)
   ``access``          the room's visibility changed: each stream checks its access again
   ``deleted``         the room is gone: every stream ends with ``event: room-deleted``
+Control verb on a room's activity channel (heard by the streams of *other* rooms that follow
+this one for their person's sidebar, app/web/api.py ``_follow_sidebar``):
+  ``unwatch <room>``  someone may have lost this room (a removal, a ban, made private): each
+                      such stream asks whether its person still reads it, and if not ends with
+                      a reconnect, whose sidebar no longer follows it (nothing is lost: the
+                      reconnect resumes from its cursor)
 
 Records of actions: ``ripple:{r:<room>}:audit`` (the room's own, capped) and ``ripple:audit``
 (every room's, for administrators), Redis Streams of {"at", "room", "actor", "actor_name",
@@ -30,7 +36,8 @@ N_ = str
 AUDIT = "ripple:audit"
 ROOM_AUDIT_LENGTH = 1000
 AUDIT_LENGTH = 10000
-VERBS = frozenset((b"removed", b"banned", b"access", b"deleted"))
+VERBS = frozenset((b"removed", b"banned", b"access", b"deleted", b"unwatch"))
+RECONNECT_FRAME = b"retry: 1000\n\n"  # the end of a stream that must come back following less
 
 SENTENCES = {
     "removed": N_("You were removed from #%s."),
@@ -42,19 +49,23 @@ SENTENCES = {
     "slow": N_("Slow mode is on in #%s: one message every %d s. You can post again in %d s."),
 }
 
-# KEYS: bans, members, channel.  ARGV: key, ban JSON, payload.  Record the ban, end the
-# person's membership, tell their streams.
+# KEYS: bans, members, channel, activity channel.  ARGV: key, ban JSON, payload, unwatch
+# payload.  Record the ban, end the person's membership, tell their streams (this room's, and
+# their other rooms' that follow this one's activity).
 _BAN_LUA = """
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('PUBLISH', KEYS[3], ARGV[3])
+redis.call('PUBLISH', KEYS[4], ARGV[4])
 return 1
 """
 
-# KEYS: members, channel.  ARGV: uid, payload.  Returns 1 if they were a member.
+# KEYS: members, channel, activity channel.  ARGV: uid, payload, unwatch payload.  Returns 1
+# if they were a member.
 _REMOVE_LUA = """
 local removed = redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('PUBLISH', KEYS[2], ARGV[2])
+redis.call('PUBLISH', KEYS[3], ARGV[3])
 return removed
 """
 
@@ -92,7 +103,8 @@ class Moderation:
     def remove(self, room, uid):
         """End ``uid``'s membership and their open streams in ``room``; True if a member."""
         k = RecordKeys(room)
-        return bool(self._remove(keys=[k.members, k.channel], args=[uid, "!#removed\n" + uid]))
+        return bool(self._remove(keys=[k.members, k.channel, keys.RoomKeys(room).activity],
+                                 args=[uid, "!#removed\n" + uid, unwatch(room)]))
 
     def ban(self, room, key, name, by, seconds=None):
         """Ban ``key`` (a uid, or "addr:<address>") from ``room`` for ``seconds`` (None: for
@@ -105,8 +117,8 @@ class Moderation:
                 raise ValueError(N_("This room has reached its limit of %d bans.") % self.max_bans)
         now = now_ms()
         record = {"until": now + int(seconds * 1000) if seconds else 0, "name": name, "by": by, "at": now}
-        self._ban(keys=[k.bans, k.members, k.channel],
-                  args=[key, json.dumps(record, ensure_ascii=False), "!#banned\n" + key])
+        self._ban(keys=[k.bans, k.members, k.channel, keys.RoomKeys(room).activity],
+                  args=[key, json.dumps(record, ensure_ascii=False), "!#banned\n" + key, unwatch(room)])
         return {"user": key, **record}
 
     def unban(self, room, key):
@@ -130,6 +142,7 @@ class Moderation:
     def recheck(self, room):
         """Ask every open stream of ``room`` to check its access again (visibility changed)."""
         self.redis.execute_command(self.publish_command, RecordKeys(room).channel, "!#access\n")
+        self.redis.execute_command(self.publish_command, keys.RoomKeys(room).activity, unwatch(room))
 
     def delete(self, room):
         """Delete the room's record, members, bans, invites, audit and history; every open
@@ -181,16 +194,24 @@ def _glob_escape(text):
     return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
 
 
+def unwatch(room):
+    """The control payload telling the streams that follow ``room``'s activity to look again."""
+    return "!#unwatch\n" + room
+
+
 class StreamGate:
     """What one open stream answers to in its room: the keys naming its person (uid and
-    "addr:<address>") and ``check``, a fresh look at its access (returns "banned", "removed"
-    or None). Pure: the stream calls ``closing`` with each control payload it hears."""
+    "addr:<address>"), ``check``, a fresh look at its access (returns "banned", "removed"
+    or None), and ``reads`` (room name -> bool), whether its person may still read another
+    room whose activity it follows. Pure: the stream calls ``closing`` with each control
+    payload it hears."""
 
-    __slots__ = ("room", "who", "check", "checks_on_open")
+    __slots__ = ("room", "who", "check", "checks_on_open", "reads")
 
-    def __init__(self, room, who, check, checks_on_open=True):
+    def __init__(self, room, who, check, checks_on_open=True, reads=None):
         self.room, self.check, self.checks_on_open = room, check, checks_on_open
         self.who = frozenset(w.encode() for w in who if w)
+        self.reads = reads
 
     def closing(self, verb, argument):
         """The last frame of this stream if the control ``verb``/``argument`` (bytes) ends it,
@@ -202,6 +223,9 @@ class StreamGate:
         if verb == b"access":
             reason = self.check()
             return frame("removed", self.room, reason) if reason else None
+        if verb == b"unwatch" and self.reads is not None and argument.decode() != self.room:
+            # Another room's activity: a person who lost it must not hear it any more.
+            return None if self.reads(argument.decode()) else RECONNECT_FRAME
         return None
 
 

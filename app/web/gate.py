@@ -199,10 +199,13 @@ def stream_gate(room, found):
             return "private"
         return None
 
+    def reads(other):
+        return not hidden(registry.access(other, uid, where))
+
     # Checked once more after subscribing (a ban between this look and the subscription would
     # otherwise be missed) when there is anyone to ban or any record to change.
     return moderation.StreamGate(room, (uid, "addr:" + where), check,
-                                 checks_on_open=found.exists or uid is not None)
+                                 checks_on_open=found.exists or uid is not None, reads=reads)
 
 
 def readable(room_names):

@@ -1,0 +1,80 @@
+"""A private room's word reaches nobody who may no longer read it, through the routes that are
+not the room's own (review of issues 15 and 17): the sidebar's live activity of a stream open in
+another room, through real Gunicorn (2 gevent workers) and real Redis."""
+import time
+
+from .test_accounts import account_holder
+from .test_rooms import answer, create, guest, invite, new_room, path_of
+
+
+def heard_until_marker(person, stream, room, marker, deadline=20.0):
+    """The events ``stream`` (open in ``room``) carries until the message ``marker`` arrives; a
+    stream the server ends is reopened from its cursor, as an EventSource would."""
+    heard, ends = [], time.monotonic() + deadline
+    while True:
+        event = stream.next(max(0.01, ends - time.monotonic()))
+        if event is None:  # ended: reconnect where it left off
+            cursor = stream.last_id
+            stream.close()
+            stream = person.stream(room, headers={"Last-Event-ID": cursor} if cursor else None)
+            assert stream.status == 200
+            continue
+        heard.append(event)
+        if event.name == "message" and event.json()["text"] == marker:
+            stream.close()
+            return heard
+
+
+def sidebar_stream(server, person, elsewhere):
+    """A stream of ``person`` open in the public room ``elsewhere`` (their sidebar's activity)."""
+    assert person.post(elsewhere, "here too")[0] == 201
+    stream = person.stream(elsewhere)
+    stream.until("ready")
+    return stream
+
+
+def test_a_removed_member_hears_no_more_of_the_private_rooms_activity_in_another_room(server):
+    owner = account_holder(server, "own")
+    room, elsewhere = new_room("priv"), new_room("pub")
+    assert create(owner, room, "private")[0] == 201
+    member = guest(server, "mem")
+    assert answer(member, "POST", path_of(invite(owner, room)["url"]))[0] == 200
+    assert member.request("GET", "/rooms/%s" % room)[0] == 200  # in their sidebar now
+    stream = sidebar_stream(server, member, elsewhere)
+    owner.post(room, "before")
+    assert stream.until("activity")[0].json()["room"] == room  # the sidebar follows it
+    assert owner.request("DELETE", "/rooms/%s/members/%s" % (room, member.name))[0] == 204
+    owner.post(room, "@%s the secret plan" % member.name)
+    owner.post(elsewhere, "marker")
+    heard = heard_until_marker(member, stream, elsewhere, "marker")
+    assert [e.data for e in heard if room in e.data] == []
+
+
+def test_a_room_made_private_stops_its_activity_reaching_non_members_elsewhere(server):
+    owner = account_holder(server, "own")
+    room, elsewhere = new_room("pub"), new_room("pub")
+    assert create(owner, room, "public")[0] == 201
+    reader = guest(server, "rdr")
+    assert reader.post(room, "hello")[0] == 201  # in their sidebar
+    stream = sidebar_stream(server, reader, elsewhere)
+    assert answer(owner, "PATCH", "/rooms/%s" % room, body={"visibility": "private"})[0] == 200
+    owner.post(room, "@%s members only now" % reader.name)
+    owner.post(elsewhere, "marker")
+    heard = heard_until_marker(reader, stream, elsewhere, "marker")
+    assert [e.data for e in heard if room in e.data] == []
+
+
+def test_a_member_keeps_the_private_rooms_activity_when_someone_else_is_removed(server):
+    owner = account_holder(server, "own")
+    room, elsewhere = new_room("priv"), new_room("pub")
+    assert create(owner, room, "private")[0] == 201
+    member, other = guest(server, "mem"), guest(server, "oth")
+    for person in (member, other):
+        assert answer(person, "POST", path_of(invite(owner, room)["url"]))[0] == 200
+    assert member.request("GET", "/rooms/%s" % room)[0] == 200
+    stream = sidebar_stream(server, member, elsewhere)
+    assert owner.request("DELETE", "/rooms/%s/members/%s" % (room, other.name))[0] == 204
+    owner.post(room, "still ours")
+    event = stream.until("activity")[0]
+    assert event.json()["room"] == room
+    stream.close()
