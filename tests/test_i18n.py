@@ -137,6 +137,7 @@ def test_the_page_links_its_languages_javascript_catalogue_by_version(client):
     assert re.fullmatch(r"/static/i18n/zh-Hans\.json\?v=[0-9a-f]{12}", url)
     with client.get(url) as response:
         assert response.status_code == 200
+        assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable"
         catalogue = json.loads(response.get_data(as_text=True))
     assert catalogue["lang"] == "zh-Hans"
     assert catalogue["messages"]["{name} is typing…"] == "{name} 正在输入…"

@@ -48,7 +48,7 @@ def init_app(app):
     services(app).languages = Languages(TRANSLATIONS, JS_CATALOGUES)
     app.context_processor(_template_helpers)
     app.add_template_filter(translate)
-    app.after_request(_vary)
+    app.after_request(_vary)  # and the scripts' catalogues cached for good
     app.register_blueprint(bp)
 
 
@@ -152,6 +152,9 @@ def _vary(response):
     if request.endpoint != "static":
         response.vary.add("Accept-Language")
         response.vary.add("Cookie")
+    elif request.path.startswith("/static/i18n/") and request.args.get("v") and response.status_code == 200:
+        # A scripts' catalogue named by its content's version never changes: keep it for a year.
+        response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
     return response
 
 

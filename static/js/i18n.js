@@ -15,7 +15,9 @@ const link = document.querySelector('link[data-catalogue]');
 let catalogue = { messages: {}, plurals: {} };
 if (link) {
   try {
-    const response = await fetch(link.href);  // preloaded by the page's <link>: usually no wait
+    // Preloaded by the page's <link>: usually no wait. A catalogue that does not come within a few
+    // seconds is given up (the page works in English) rather than holding every script back.
+    const response = await fetch(link.href, { signal: AbortSignal.timeout(5000) });
     if (response.ok) catalogue = await response.json();
   } catch (err) { /* offline or blocked: English is better than nothing */ }
 }
