@@ -22,7 +22,10 @@ LATIN_ALLOWED = {"Ripple", "Shift", "UTC", "café"}
 # Text and attributes a person reads (buttons' values are not shown).
 READABLE = """(() => {
   const out = [];
-  const skip = (el) => el.closest('script, style, template, noscript, [lang]:not(html)');
+  // Not what the page says but what people named: links to rooms ("#name"), people's names.
+  const named = (el) => { const a = el.closest('a'); return a && /^[#@]/.test(a.textContent.trim()); };
+  const skip = (el) => el.closest('script, style, template, noscript, [lang]:not(html), .who, [data-name]')
+    || named(el);
   const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
   while (walker.nextNode()) {
     const node = walker.currentNode;

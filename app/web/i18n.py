@@ -11,12 +11,13 @@ gettext's (``zh_Hans``) inside, BCP 47 (``zh-Hans``) in HTML, the cookie and fil
 """
 import hashlib
 import re
+from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 
 from babel import Locale, UnknownLocaleError
 from flask import Blueprint, has_request_context, redirect, request, url_for
-from flask_babel import Babel, get_locale, get_translations
+from flask_babel import Babel, format_datetime, get_locale, get_translations
 from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import BadRequest
 
@@ -48,6 +49,7 @@ def init_app(app):
     services(app).languages = Languages(TRANSLATIONS, JS_CATALOGUES)
     app.context_processor(_template_helpers)
     app.add_template_filter(translate)
+    app.add_template_filter(ms_datetime)
     app.after_request(_vary)  # and the scripts' catalogues cached for good
     app.register_blueprint(bp)
 
@@ -134,6 +136,17 @@ def native_name(name):
         return NATIVE_NAMES[name]
     locale = Locale.parse(name)
     return locale.get_display_name(locale) or name
+
+
+def ms_datetime(ms):
+    """A time in ms since the epoch as the reader's language writes a date and time ("30 Nov 2026,
+    21:40:00 UTC", "2026年11月30日 21:40:00 UTC"): in UTC, the one zone a server can name (a page's
+    script may rewrite it in the reader's own); anything else comes back as it was."""
+    try:
+        when = datetime.fromtimestamp(int(ms) / 1000, timezone.utc)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return ms
+    return format_datetime(when, "medium") + " UTC"
 
 
 def _template_helpers():

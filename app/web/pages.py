@@ -12,14 +12,14 @@ from datetime import datetime, timedelta, timezone
 
 import redis
 from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, url_for
-from flask_babel import format_datetime, format_timedelta, gettext
+from flask_babel import format_timedelta, gettext
 
 from ..ops.services import services
 from ..people import identity, names
 from ..people import reading as reading_people
 from ..rooms import keys, messages, timeline
 from ..rooms.conversation import DEFAULT_REACTIONS
-from . import gate
+from . import gate, i18n
 
 # Marks a sentence for the catalogue; the web layer answers it in the reader's language
 # (app/web/i18n.py, translate).
@@ -269,7 +269,7 @@ def lobby_page(error=None, typed="", status=200, notice=None, create=None):
         # server does not know the reader's zone; the page's script shows it in theirs).
         last = datetime.fromtimestamp(entry["last"] / 1000, timezone.utc)
         entry["ago"] = format_timedelta(min(last - now, timedelta(0)), add_direction=True)
-        entry["full"] = format_datetime(last, "medium") + " UTC"
+        entry["full"] = i18n.ms_datetime(entry["last"])
     user, sidebar = identity.shown(), None
     if user:
         try:
