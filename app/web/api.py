@@ -85,11 +85,8 @@ def post_message(room):
         if not page:
             raise  # errors.py answers 503 (or 504 when the outcome is unknown) + Retry-After
         services().outage.failed("post", exc)
-        status, code, sentence = fastpost.post_failure(exc)
-        if code == "unavailable":
-            sentence = N_("The message could not be sent: the service is unavailable.")
-        page, status = pages.room_page(room, error=N_("%s Your text is kept below; try again shortly.") % sentence,
-                                       text=text, status=status, key=kept_key(key))
+        status, sentence = form_post_failure(exc)
+        page, status = pages.room_page(room, error=sentence, text=text, status=status, key=kept_key(key))
         return page, status, {"Retry-After": str(current_app.config["REDIS_RETRY_AFTER"])}
     services().metrics.published.labels("room").inc()
     if grant is None:
@@ -187,6 +184,15 @@ def sender(claimed):
         raise messages.Invalid(N_("Your name “%s” was taken by someone else while you were away. "
                                   "Sign in again with another name.") % name, 409) from None
     return name
+
+
+def form_post_failure(exc):
+    """(HTTP status, sentence) for a plain form's post that Redis failed with ``exc``, at any
+    step (the room's gate or the store): says whether it was sent, and that the text is kept."""
+    status, code, sentence = fastpost.post_failure(exc)
+    if code == "unavailable":
+        sentence = N_("The message could not be sent: the service is unavailable.")
+    return status, N_("%s Your text is kept below; try again shortly.") % sentence
 
 
 @bp.get("/rooms/<room>/messages")

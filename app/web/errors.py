@@ -109,9 +109,11 @@ def _redis_error(exc):
     if request.endpoint == "api.events":
         return api.refuse_stream(503, message, int(retry))
     status, code = 503, None
+    page_message = message
     if request.endpoint in _POSTS:  # the outcome may be unknown: never say "nothing stored"
         status, code, message = fastpost.post_failure(exc)
-    page = form_pages.page(status, message)
+        page_message = api.form_post_failure(exc)[1]  # a form's page also says the text is kept
+    page = form_pages.page(status, page_message)
     if page is not None:
         return page[0], page[1], {"Retry-After": retry}
     if _is_api():
