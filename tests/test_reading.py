@@ -389,3 +389,17 @@ def test_a_deleted_mention_stops_counting_and_leaves_the_mentions_page(server, r
     assert entry["mentions"] == 0 and entry["unread"] == 0
     _, _, body = ann.request("GET", "/me/mentions")
     assert json.loads(body)["mentions"] == []
+
+
+def test_an_open_stream_follows_a_room_joined_meanwhile(server, room):
+    ann = guest(server)
+    elsewhere = "t-" + uuid.uuid4().hex[:12]
+    stream = ann.stream(room)
+    with stream:
+        stream.until("ready")
+        visit(ann, elsewhere)  # in another tab, on either worker: the room joins her sidebar
+        joined = json.loads(stream.messages(1, name="unread")[0].data)
+        assert [entry["room"] for entry in joined["rooms"]] == [elsewhere]
+        mid = publish(server, elsewhere, "hello there")
+        activity = json.loads(stream.messages(1, name="activity")[0].data)
+        assert (activity["room"], activity["id"]) == (elsewhere, mid)

@@ -107,6 +107,7 @@ class Listener:
         self.ping_sent = None  # monotonic time of an unanswered PING
         self.heard = True      # bytes arrived since the last tick
         self.tls = False
+        self.sharded = sharded
         self.ping_deadline = 2 * connect_timeout
         try:
             self.sock = self._connect(options, connect_timeout)
@@ -244,6 +245,19 @@ class Listener:
             yield reply
             reply = self.reader.gets()
 
+    def follow(self, channels):
+        """Subscribe to more channels while streaming; True if asked. Only a plain connection:
+        a sharded one's channels may live on other nodes. ``drain`` skips the confirmation like
+        any reply that is not a message; a payload published before it is simply not heard
+        (what follows is best effort: a sidebar's activity, not a log's messages)."""
+        if self.sharded or not channels or self.sock is None:
+            return False
+        try:
+            self.sock.sendall(encode("SUBSCRIBE", *channels))  # a few bytes on an idle socket
+        except OSError:
+            return False
+        return True
+
     def close(self):
         if self.sock is not None:
             try:
@@ -279,6 +293,9 @@ class MultiListener:
     def tick(self):
         for listener in self.listeners:
             listener.tick()
+
+    def follow(self, channels):
+        return False  # channels on several nodes: the next connect subscribes them
 
     def close(self):
         for listener in self.listeners:

@@ -23,6 +23,8 @@ N_ = str
 logger = logging.getLogger(__name__)
 
 
+WATCHED = 50  # other rooms whose activity one stream follows for its person's sidebar
+
 # A silent stream compares its position with the logs' heads at most this far apart.
 IDLE_CHECK_MAX_SECONDS = 60
 
@@ -430,6 +432,15 @@ class _Live:
                         raise Replaced()
                     hub.names.hold(sub.name, sub.sid, sub.account)  # an online person keeps their name
 
+    def _watch(self, room):
+        """Follow one more room's activity for the sidebar, up to WATCHED rooms."""
+        channel = keys.RoomKeys(room).activity
+        watched = self.sub.watch
+        if room == self.sub.room or channel in watched or len(watched) >= WATCHED:
+            return
+        if self.listener.follow([channel]):
+            self.sub.watch = [*watched, channel]
+
     def _obey(self, controls):
         """Act on control payloads from the session's channel (then forget them)."""
         conn = self.sub.conn.encode() if self.sub.conn else None
@@ -439,6 +450,9 @@ class _Live:
                     raise Replaced()
                 if verb == b"signed-out":
                     raise SignedOut()
+                if verb == b"watch":  # a room joined the person's sidebar (app/people/reading.py)
+                    self._watch(argument.decode("utf-8", "replace"))
+                    continue
                 if self.sub.gate is not None:  # the room's word: removed, banned, deleted...
                     frame = self.sub.gate.closing(verb, argument)
                     if frame is not None:

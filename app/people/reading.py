@@ -149,6 +149,9 @@ class Reading:
             pipe.expire(rk.read, self.lifetime)
             added = pipe.execute()[0]
         if added:
+            # First the word for the person's open streams to follow it (each subscribes before
+            # it writes what came with it), then its counts for their pages.
+            self._tell(reader, "#watch", room, raw=True)
             self._tell(reader, "unread", {"rooms": self.entries(reader, [room])})
         return bool(added)
 
@@ -311,12 +314,14 @@ class Reading:
 
     # -- telling the person's devices ---------------------------------------------------------
 
-    def _tell(self, reader, event, data):
+    def _tell(self, reader, event, data, raw=False):
         """Publish an unnumbered event on each of the person's session channels: every open
-        stream of theirs, on every device, relays it (app/position.py, ``!<event>``)."""
+        stream of theirs, on every device, relays it (app/delivery/position.py, ``!<event>``);
+        ``#<verb>`` with ``raw`` text is a control the streams act on instead."""
         if not reader.sids:
             return
-        payload = "!%s\n%s" % (event, json.dumps(data, ensure_ascii=False, separators=(",", ":")))
+        text = data if raw else json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        payload = "!%s\n%s" % (event, text)
         with self.redis.pipeline(transaction=False) as pipe:
             for sid in reader.sids:
                 pipe.execute_command(self.publish_command, keys.PersonKeys(sid).channel, payload)

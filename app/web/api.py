@@ -29,7 +29,6 @@ FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 PAGE_BOUNDS = ("before", "after", "around")  # a history page takes at most one
 ONE_BOUND = N_("Give at most one of before, after and around.")
 BAD_BOUND = N_("%s must be a message id such as 1732371730000-0.")
-WATCHED = 50  # other rooms whose activity one stream follows for its sidebar
 
 
 def _room_or_400(room):
@@ -304,7 +303,7 @@ def _follow_sidebar(sub):
         rooms = gate.readable(reading.rooms(reader))  # a private room only while a member
     except redis.RedisError:
         return
-    sub.watch = [keys.RoomKeys(r).activity for r in rooms if r != sub.room][:WATCHED]
+    sub.watch = [keys.RoomKeys(r).activity for r in rooms if r != sub.room][:stream.WATCHED]
     sub.greet = lambda: sse.event("unread", reading.snapshot(reader, rooms))
 
 
