@@ -98,10 +98,12 @@ def test_a_filled_in_sentence_is_answered_in_the_readers_language(client):
     assert response.get_json() == {"code": "bad_request", "error": "limit 必须是 1 到 200 之间的整数。"}
 
 
-def test_a_sentence_filled_with_another_sentence_translates_both(client):
-    response = client.get("/go?room=a%20b", headers={"Accept-Language": CHINESE})
+@pytest.mark.parametrize("typed", ["a b", "a\u200bb", "\u202elobby", "lobby\u2066"])  # space, zero-width, bidi
+def test_a_bad_room_name_is_refused_with_the_rule_in_chinese(client, typed):
+    response = client.get("/go", query_string={"room": typed}, headers={"Accept-Language": CHINESE})
     assert response.status_code == 400
-    assert "“a b”不是有效的聊天室名称。聊天室名称为 1–64 个" in response.get_data(as_text=True)
+    page = response.get_data(as_text=True)
+    assert "”不是有效的聊天室名称。聊天室名称为 1–64 个" in page  # one sentence filled with another
 
 
 def test_a_message_too_long_says_so_in_chinese_with_its_code(client, room):

@@ -136,6 +136,20 @@ def test_no_english_on_the_owners_pages(contexts, server, room):
     assert not errors, errors
 
 
+def test_the_lobby_joins_a_chinese_room_and_refuses_a_bad_name_in_chinese(contexts, server, room):
+    ctx = contexts(server, "zh-CN")
+    page = ctx.new_page()
+    page.goto("/")
+    page.locator("#room-name").fill("技术 交流")
+    page.get_by_role("button", name="进入").click()
+    expect(page.locator("#room-error")).to_contain_text("“技术 交流”不是有效的聊天室名称。")
+    name = "技术交流" + room[-6:]
+    page.locator("#room-name").fill(name)
+    page.get_by_role("button", name="进入").click()
+    expect(page.locator("h1.room-name")).to_have_text("#" + name)
+    expect(page.locator(STATUS)).to_have_text("已连接")
+
+
 def test_the_switch_works_without_javascript_and_is_remembered(contexts, server, room):
     ctx = contexts(server, "en-US", java_script_enabled=False)
     page = ctx.new_page()
