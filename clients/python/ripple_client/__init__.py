@@ -27,11 +27,25 @@ from .errors import (
     Unconfirmed,
     Unprocessable,
 )
-from .events import Busy, Direct, Dropped, Event, Message, Presence, Ready, Replaced, SignedOut, Unavailable
+from .events import (
+    Busy,
+    Delete,
+    Direct,
+    Dropped,
+    Edit,
+    Event,
+    Message,
+    Presence,
+    Reaction,
+    Ready,
+    Replaced,
+    SignedOut,
+    Unavailable,
+)
 
 __all__ = [
     "AsyncClient", "AsyncSubscription", "Backoff", "BadRequest", "Busy", "Client", "Conflict",
-    "ConnectionFailed", "Direct", "Dropped", "Event", "Forbidden", "Message", "NotFound", "Page",
-    "Presence", "RateLimited", "Ready", "Replaced", "RippleError", "ServerError", "SignedOut",
+    "ConnectionFailed", "Delete", "Direct", "Dropped", "Edit", "Event", "Forbidden", "Message", "NotFound", "Page",
+    "Presence", "RateLimited", "Reaction", "Ready", "Replaced", "RippleError", "ServerError", "SignedOut",
     "ServiceUnavailable", "Subscription", "Unauthorized", "Unavailable", "Unconfirmed", "Unprocessable",
 ]

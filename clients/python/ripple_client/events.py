@@ -10,7 +10,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Event:
-    """An event this client has no type for (for example ``edit`` or ``reaction``): passed on."""
+    """An event this client has no type for (one a newer server adds): passed on."""
 
     name: str
     text: str  # the event's data as sent
@@ -130,8 +130,61 @@ class Busy:
         return cls(data.get("error", ""), int(data.get("status", 503)), float(data.get("retry_after", 1)), data)
 
 
+@dataclass(frozen=True)
+class Edit:
+    """A message's text changed (``event: edit``): show ``text`` for ``message_id``, "(edited)"."""
+
+    id: str  # the event's own id in the room
+    message_id: str
+    text: str
+    edited_ts: int
+    cursor: str | None = None
+    data: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_json(cls, data, cursor=None):
+        return cls(data["id"], data["message_id"], data["text"], int(data["edited_ts"]), cursor, data)
+
+
+@dataclass(frozen=True)
+class Delete:
+    """A message was deleted (``event: delete``): forget its text, show "message deleted"."""
+
+    id: str
+    message_id: str
+    by: str  # who deleted it: its author, or a moderator
+    reason: str | None = None
+    cursor: str | None = None
+    data: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_json(cls, data, cursor=None):
+        return cls(data["id"], data["message_id"], data.get("by", ""), data.get("reason"), cursor, data)
+
+
+@dataclass(frozen=True)
+class Reaction:
+    """A message's reactions changed (``event: reaction``): ``reactions`` is its whole set now,
+    ``{"<emoji>": {"count": n, "users": [names]}}``; ``user`` added (``on``) or took back ``emoji``."""
+
+    id: str
+    message_id: str
+    emoji: str
+    user: str
+    on: bool
+    reactions: dict[str, Any]
+    cursor: str | None = None
+    data: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_json(cls, data, cursor=None):
+        return cls(data["id"], data["message_id"], data["emoji"], data["user"], bool(data["on"]),
+                   data.get("reactions") or {}, cursor, data)
+
+
 TYPES = {"message": Message, "direct": Direct, "presence": Presence, "ready": Ready, "dropped": Dropped,
-         "unavailable": Unavailable, "replaced": Replaced, "signed-out": SignedOut, "busy": Busy}
+         "unavailable": Unavailable, "replaced": Replaced, "signed-out": SignedOut, "busy": Busy,
+         "edit": Edit, "delete": Delete, "reaction": Reaction}
 
 
 def parse(name, text, cursor=None):
