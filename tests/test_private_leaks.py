@@ -5,6 +5,7 @@ import time
 
 from .test_accounts import account_holder
 from .test_rooms import answer, create, guest, invite, new_room, path_of
+from .web import Browser
 
 
 def heard_until_marker(person, stream, room, marker, deadline=20.0):
@@ -78,3 +79,18 @@ def test_a_member_keeps_the_private_rooms_activity_when_someone_else_is_removed(
     event = stream.until("activity")[0]
     assert event.json()["room"] == room
     stream.close()
+
+
+def test_the_admin_api_refuses_a_signed_out_browser_as_it_refuses_any_client(server):
+    owner = account_holder(server, "own")
+    room = new_room("priv")
+    assert create(owner, room, "private", "plans")[0] == 201
+    stranger = Browser(server.url)
+    for path in ("/admin/api/rooms", "/admin/api/accounts", "/admin/api/bans", "/admin/api/audit",
+                 "/admin/api/rooms/%s" % room):
+        for accept in ("text/html", "application/json"):
+            status, _, body = stranger.request("GET", path, headers={"Accept": accept})
+            assert status == 401, (path, accept, status)
+            assert room.encode() not in body and b"plans" not in body
+        status, _, body = owner.request("GET", path, headers={"Accept": "text/html"})
+        assert status == 403 and room.encode() not in body

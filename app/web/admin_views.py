@@ -17,13 +17,15 @@ NOT_ADMIN = _l("Only an administrator can see this.")
 SIGN_IN = _l("Sign in with an administrator's account to see this.")
 
 
-def require_admin():
-    """Let administrators through; 401 signed out (a browser: the sign-in page), 403 otherwise."""
+def require_admin(page=False):
+    """Let administrators through; 401 signed out, 403 otherwise (raised). ``page``: the admin
+    page's caller, who gets the sign-in page for a signed-out browser *returned*, to send; the
+    API's routes never get it back (they ignore the answer: a returned page let them go on)."""
     if gate.is_admin():
         return None
     name, _ = identity.current()
     if not name:
-        if wants_page():
+        if page and wants_page():
             return pages.sign_in_page(error=SIGN_IN, target=request.full_path.rstrip("?"), status=401)
         raise gate.Refused(401, SIGN_IN, "signed_out")
     raise gate.Refused(403, NOT_ADMIN, "not_admin")
@@ -52,7 +54,7 @@ def _bans(rooms):
 @bp.get("/admin")
 def page():
     """Rooms (members, messages, last activity), accounts, bans and recent moderation actions."""
-    refused = require_admin()
+    refused = require_admin(page=True)
     if refused is not None:
         return refused
     rooms = _rooms()
