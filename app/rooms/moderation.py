@@ -49,23 +49,24 @@ SENTENCES = {
     "slow": N_("Slow mode is on in #%s: one message every %d s. You can post again in %d s."),
 }
 
-# KEYS: bans, members, channel, activity channel.  ARGV: key, ban JSON, payload, unwatch
-# payload.  Record the ban, end the person's membership, tell their streams (this room's, and
-# their other rooms' that follow this one's activity).
+# KEYS: bans, members, channel, activity channel, info.  ARGV: key, ban JSON, payload, unwatch
+# payload.  Record the ban, end the person's membership, tell their streams (this room's, and,
+# in a private room, their other rooms' that follow this one's activity: a public room's
+# activity is anyone's, and its watchers need not all look again).
 _BAN_LUA = """
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('PUBLISH', KEYS[3], ARGV[3])
-redis.call('PUBLISH', KEYS[4], ARGV[4])
+if redis.call('HGET', KEYS[5], 'visibility') == 'private' then redis.call('PUBLISH', KEYS[4], ARGV[4]) end
 return 1
 """
 
-# KEYS: members, channel, activity channel.  ARGV: uid, payload, unwatch payload.  Returns 1
-# if they were a member.
+# KEYS: members, channel, activity channel, info.  ARGV: uid, payload, unwatch payload.
+# Returns 1 if they were a member.
 _REMOVE_LUA = """
 local removed = redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('PUBLISH', KEYS[2], ARGV[2])
-redis.call('PUBLISH', KEYS[3], ARGV[3])
+if redis.call('HGET', KEYS[4], 'visibility') == 'private' then redis.call('PUBLISH', KEYS[3], ARGV[3]) end
 return removed
 """
 
@@ -103,7 +104,7 @@ class Moderation:
     def remove(self, room, uid):
         """End ``uid``'s membership and their open streams in ``room``; True if a member."""
         k = RecordKeys(room)
-        return bool(self._remove(keys=[k.members, k.channel, keys.RoomKeys(room).activity],
+        return bool(self._remove(keys=[k.members, k.channel, keys.RoomKeys(room).activity, k.info],
                                  args=[uid, "!#removed\n" + uid, unwatch(room)]))
 
     def ban(self, room, key, name, by, seconds=None):
@@ -117,7 +118,7 @@ class Moderation:
                 raise ValueError(N_("This room has reached its limit of %d bans.") % self.max_bans)
         now = now_ms()
         record = {"until": now + int(seconds * 1000) if seconds else 0, "name": name, "by": by, "at": now}
-        self._ban(keys=[k.bans, k.members, k.channel, keys.RoomKeys(room).activity],
+        self._ban(keys=[k.bans, k.members, k.channel, keys.RoomKeys(room).activity, k.info],
                   args=[key, json.dumps(record, ensure_ascii=False), "!#banned\n" + key, unwatch(room)])
         return {"user": key, **record}
 
