@@ -164,6 +164,8 @@ class State:
         async def one(client):
             try:
                 await self.connect(client, first=True)
+                if self.cfg["ramp_wait"] == "connect":
+                    return
                 deadline = self.loop.time() + self.cfg["connect_timeout"]
                 while client.conns[-1].status is None and client.conns[-1].closed is None \
                         and self.loop.time() < deadline:
@@ -415,7 +417,7 @@ async def amain(args):
     rooms = ["%s-%d" % (a.room or "storm-" + run, r) for r in range(a.rooms)]
     cfg = {"host": sub.host, "port": sub.port, "hostport": sub.hostport, "max_seconds": a.max_seconds,
            "headers": "".join(lt._header_line(h) for h in a.sub_header), "uvloop": not a.no_uvloop,
-           "jitter": a.jitter, "connect_timeout": a.connect_timeout}
+           "jitter": a.jitter, "connect_timeout": a.connect_timeout, "ramp_wait": a.ramp_wait}
     probe = lt.ServerProbe(a.server_pid, None) if a.server_pid else None
     master = a.server_pid[0] if a.server_pid else None
     fleet = Fleet(a.procs, cfg)
@@ -476,8 +478,11 @@ async def amain(args):
             s = await fleet.all("status", t_sig)
             tot = {k: sum(x[k] for x in s) for k in s[0]}
             curve.append([round((time_ns() - t_sig) / 1e9, 2), tot["back"], tot["disrupted"]])
-            if tot["disrupted"] and tot["back"] + tot["gave_up"] >= tot["disrupted"] \
-                    and tot["pending"] == 0 and curve[-1][0] > 3:
+            # Over when every client streams again (and, on a reload, every one was disrupted:
+            # a staggered drain reaches the last ones seconds after the first).
+            if tot["disrupted"] and tot["live"] + tot["gave_up"] >= tot["clients"] \
+                    and tot["back"] + tot["gave_up"] >= tot["disrupted"] and tot["pending"] == 0 \
+                    and (a.signal != "hup" or tot["disrupted"] >= tot["clients"]) and curve[-1][0] > 3:
                 break
         out["watch"] = tot
         out["curve"] = curve[::4]
@@ -552,6 +557,9 @@ def build_parser():
     p.add_argument("--procs", type=int, default=1)
     p.add_argument("--connect-rate", type=float, default=1500.0)
     p.add_argument("--inflight", type=int, default=256)
+    p.add_argument("--ramp-wait", choices=["headers", "connect"], default="headers",
+                   help="the ramp waits for each stream's status line (headers) or only its TCP "
+                        "connect (connect: servers such as flask-sse answer nothing before a message)")
     p.add_argument("--connect-timeout", type=float, default=10.0)
     p.add_argument("--request-timeout", type=float, default=15.0)
     p.add_argument("--warmup-timeout", type=float, default=30.0)
