@@ -36,8 +36,12 @@ class MasterSwitched(gevent.GreenletExit):
     quietly, and no ``except RedisError`` on the way swallows it."""
 
 
-class Draining(Exception):
-    """Thrown into open streams when the worker shuts down, so they end now, not at timeout."""
+class Draining(gevent.GreenletExit):
+    """Thrown into open streams when the worker shuts down, so they end now, not at timeout.
+
+    A GreenletExit, like ClientGone: thrown at a stream that ends by itself meanwhile, it can
+    land in gunicorn's read of the connection's next request, which then ends quietly (as an
+    Exception it was logged as an ERROR, "Error handling request (no URI read)")."""
 
 
 class ClientGone(gevent.GreenletExit):
