@@ -110,4 +110,4 @@ def test_the_proxy_names_the_user_and_a_clients_own_header_is_replaced(proxy, ro
     browser.token = me["csrf_token"]
     status, _, body = browser.request("POST", "/rooms/%s/messages" % room, body={"text": "through nginx"},
                                       headers=headers)
-    assert status == 201 and (json.loads(body)["user"], json.loads(body)["uid"]) == (ALICE, ALICE)
+    assert status == 201 and (json.loads(body)["user"], json.loads(body)["uid"]) == (ALICE, "proxy:" + ALICE)

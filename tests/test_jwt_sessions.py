@@ -80,7 +80,7 @@ def test_the_session_and_its_streams_end_when_the_token_expires(jwt_server, room
 def test_messages_carry_the_tokens_sub(jwt_server, room):
     signed, claims = make_token()
     browser, _, _ = exchange(jwt_server, signed)
-    assert browser.post(room, "from the host app")[1]["uid"] == claims["sub"]
+    assert browser.post(room, "from the host app")[1]["uid"] == "jwt:" + claims["sub"]
 
 
 def test_a_token_cannot_take_an_accounts_name(jwt_server):
@@ -107,7 +107,7 @@ def test_a_bearer_token_posts_as_its_user_without_a_cookie_or_csrf(jwt_server, r
                                                       body={"text": "hello", "user": "someone-else"},
                                                       headers=bearer(signed))
     message = json.loads(body)
-    assert status == 201 and message["user"] == claims["name"] and message["uid"] == claims["sub"]
+    assert status == 201 and message["user"] == claims["name"] and message["uid"] == "jwt:" + claims["sub"]
     assert "bot" not in message
 
 

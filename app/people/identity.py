@@ -109,19 +109,19 @@ class Sessions:
         # SPUBLISH on a cluster: the word travels on the session's shard only.
         self._revoke = client.register_script(_REVOKE_LUA.replace("'PUBLISH'", "'%s'" % publish_command))
 
-    def create(self, sid, name, account=None, sub=None, until=None, rooms=None):
+    def create(self, sid, name, account=None, sub=None, until=None, rooms=None, via=None):
         """Record session ``sid``: an account's (``account`` id), a host application's user
         (``sub``, from a token whose ``exp`` is ``until``, epoch seconds: the session ends
-        then), or a guest's."""
-        record, ttl = self._shape(name, account, sub, until, rooms)
+        then; ``via``: which source vouched for ``sub``, one of SOURCES), or a guest's."""
+        record, ttl = self._shape(name, account, sub, until, rooms, via)
         self.redis.set(keys.PersonKeys(sid).session, json.dumps(record), ex=ttl)
 
-    def ensure(self, sid, name, sub, until=None, rooms=None):
+    def ensure(self, sid, name, sub, until=None, rooms=None, via="jwt"):
         """Make session ``sid`` of a user named anew on every request (a token, a trusted
         proxy's header) stand, writing only when its record is missing or says something else,
         or has less than half its life left: a request costs a GET and a PTTL in one round
         trip, not a write. Arguments as create()'s."""
-        record, ttl = self._shape(name, None, sub, until, rooms)
+        record, ttl = self._shape(name, None, sub, until, rooms, via)
         key = keys.PersonKeys(sid).session
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.get(key)
@@ -134,13 +134,15 @@ class Sessions:
         if not same or left_ms < ttl * 500:
             self.redis.set(key, json.dumps(record), ex=ttl)
 
-    def _shape(self, name, account, sub, until, rooms):
+    def _shape(self, name, account, sub, until, rooms, via):
         """A session's record and its time to live (s)."""
         record = {"name": name}
         if account:
             record["account"] = account
         if sub:
-            record["sub"] = sub
+            if via not in SOURCES:
+                raise ValueError("a sub needs its source, one of %s" % (SOURCES,))
+            record["sub"], record["via"] = sub, via
         if until is not None:
             record["exp"] = int(until)
         if rooms is not None:  # the token's rooms claim: only these rooms, by pattern
@@ -168,6 +170,8 @@ class Sessions:
             return None
         if not isinstance(record, dict):
             return None
+        if "sub" in record and record.get("via") not in SOURCES:
+            return None  # written before sources were told apart: its uid would be ambiguous
         if "exp" in record:  # a token's session never outlives the token
             if not isinstance(record["exp"], int) or record["exp"] <= time.time():
                 return None
@@ -206,6 +210,23 @@ class Sessions:
         return bool(self.redis.zcount(keys.PersonKeys(sid).streams, now, "+inf"))
 
 
+# The sources that vouch for a host application's user, each a namespace of uids: the same
+# ``sub`` from two of them is two people (uid()).
+SOURCES = ("jwt", "proxy", "oidc")
+
+
+def stable_id(record, sid):
+    """The stable id (uid) of the person session ``sid`` with ``record`` signs in: an account id
+    (24 hex digits), "jwt:<sub>", "proxy:<user>", "oidc:<sub>", or "guest:<16 hex digits of
+    the session's hash>" (never the session id itself, which is a secret). Only an account id
+    has no colon, and each other kind has its own prefix: no two kinds can ever share one."""
+    if record.get("account"):
+        return record["account"]
+    if record.get("sub"):
+        return "%s:%s" % (record["via"], record["sub"])
+    return "guest:" + hashlib.sha256(sid.encode()).hexdigest()[:16]
+
+
 def current():
     """Return (name, sid) of the signed-in person, or (None, None).
 
@@ -236,6 +257,7 @@ def current():
         if record is not None and record.get("name") == name:
             person, account = (name, sid), record.get("account")
             g.ripple_sub, g.ripple_rooms = record.get("sub"), record.get("rooms")
+            g.ripple_via = record.get("via")
             g.ripple_expires = record.get("exp")
         else:  # signed out elsewhere, or a copy of a cookie that signed out
             session.pop("name", None)
@@ -263,8 +285,9 @@ def _proxied_person(user):
     except messages.Invalid as exc:
         abort(400, N_("The name your sign-in proxy sent is not usable here: %s") % exc)
     sid = jwts.session_id("proxy\0" + name)  # never the session of a token whose sub is the same
-    services().sessions.ensure(sid, name, sub=name)
+    services().sessions.ensure(sid, name, sub=name, via="proxy")
     g.ripple_person, g.ripple_account, g.ripple_sub, g.ripple_rooms = (name, sid), None, name, None
+    g.ripple_via = "proxy"
     return g.ripple_person
 
 
@@ -277,9 +300,8 @@ def _token_person(token):
     except messages.Invalid:
         raise jwts.Refused("claims") from None
     sid = jwts.session_id(claims["sub"])
-    services().sessions.ensure(sid, name, claims["sub"], until=claims["exp"],
-                                              rooms=claims["rooms"])
-    g.ripple_person, g.ripple_account, g.ripple_sub = (name, sid), None, claims["sub"]
+    services().sessions.ensure(sid, name, claims["sub"], until=claims["exp"], rooms=claims["rooms"], via="jwt")
+    g.ripple_person, g.ripple_account, g.ripple_sub, g.ripple_via = (name, sid), None, claims["sub"], "jwt"
     g.ripple_rooms, g.ripple_expires = claims["rooms"], claims["exp"]
     return g.ripple_person
 
@@ -291,12 +313,12 @@ def account():
 
 
 def uid():
-    """The signed-in person's stable id: the account id, or "guest:<hash of the session>"
-    (never the session id itself, which is a secret), or None."""
+    """The signed-in person's stable id (stable_id's rule: account id, "jwt:<sub>",
+    "proxy:<user>", "oidc:<sub>" or "guest:<hash of the session>"), or None."""
     name, sid = current()
     if not name:
         return None
-    return account() or sub() or "guest:" + hashlib.sha256(sid.encode()).hexdigest()[:16]
+    return stable_id({"account": account(), "sub": sub(), "via": g.get("ripple_via")}, sid)
 
 
 def kind():
@@ -357,8 +379,8 @@ def sign_in(name, account=None, token=None):
     """Claim ``name`` for this browser under a NEW session id, ending the browser's previous
     session: nothing of one sign-in (direct messages, open streams) reaches the next.
     ``account``: the id of the account signing in (its name is ``name``), None for a guest.
-    ``token``: {"sub", "exp"} of a host application's token (app/people/jwts.py): the session ends
-    at ``exp``.
+    ``token``: {"sub", "exp", "via"?} of a host application's user (app/people/jwts.py; ``via``:
+    "jwt" unless said, "oidc"): the session ends at ``exp``.
 
     Raises messages.Invalid for a reserved name, NameTaken when someone else holds it (or, for
     a guest, when an account has it).
@@ -372,7 +394,8 @@ def sign_in(name, account=None, token=None):
     # A token user's devices share one session, derived from their ``sub`` (app/people/jwts.py).
     sid = jwts.session_id(token.get("key", token["sub"])) if token else secrets.token_urlsafe(18)
     names.claim(name, sid, previous=old_sid, account=account)
-    sessions.create(sid, name, account, *((token["sub"], token["exp"], token.get("rooms")) if token else ()))
+    via = token.get("via", "jwt") if token else None
+    sessions.create(sid, name, account, *((token["sub"], token["exp"], token.get("rooms"), via) if token else ()))
     if old_sid and old_sid != sid:  # revoked first: a stream's heartbeat between the two then cannot re-claim
         sessions.revoke(old_sid)
         names.release(old_name, old_sid)  # a no-op if the claim just moved to ``sid``
@@ -382,7 +405,7 @@ def sign_in(name, account=None, token=None):
     session.update(name=name, sid=sid)
     session.permanent = True
     g.ripple_person, g.ripple_account = (name, sid), account
-    g.ripple_sub = token["sub"] if token else None
+    g.ripple_sub, g.ripple_via = (token["sub"], via) if token else (None, None)
     g.ripple_rooms = token.get("rooms") if token else None
     if account is not None:
         accounts = services().accounts

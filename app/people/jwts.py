@@ -30,6 +30,7 @@ MAX_SUB_CHARS = 255
 SENTENCES = {
     "off": N_("Signing in with a token is not set up on this service."),
     "type": N_("The token must be a string."),
+    "too_long": N_("The token is too long: a token may have at most %d characters."),
     "expired": N_("The token has expired: get a fresh one from the application you came from."),
     "invalid": N_("The token is not valid here (signature, audience, issuer or format)."),
     "claims": N_("The token must carry a string 'sub' (your id) and 'name' (your display name)."),
@@ -37,12 +38,17 @@ SENTENCES = {
 }
 
 
+# The stable error code of each refusal (the JSON answer's "code"); token_invalid otherwise.
+CODES = {"expired": "token_expired", "too_long": "token_too_long"}
+
+
 class Refused(ValueError):
-    """A token that cannot sign anyone in; ``status`` is the HTTP answer (400 or 401)."""
+    """A token that cannot sign anyone in; ``status`` is the HTTP answer (400 or 401), ``code``
+    the stable error code."""
 
     def __init__(self, key, status=401):
-        super().__init__(SENTENCES[key])
-        self.status = status
+        super().__init__(SENTENCES[key] % MAX_TOKEN_CHARS if key == "too_long" else SENTENCES[key])
+        self.status, self.code = status, CODES.get(key, "token_invalid")
 
 
 class Verifier:
@@ -66,8 +72,10 @@ class Verifier:
         """Return {"sub", "name", "exp"} of a valid token, else raise Refused."""
         if not self.enabled:
             raise Refused("off", 400)
-        if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_CHARS:
+        if not isinstance(token, str) or not token:
             raise Refused("type", 400)
+        if len(token) > MAX_TOKEN_CHARS:
+            raise Refused("too_long", 400)
         try:
             found = jwt.decode(token, self.key, algorithms=self.algorithms, audience=self.audience,
                                issuer=self.issuer, leeway=self.leeway,

@@ -94,7 +94,8 @@ def callback():
     try:
         name = messages.check_name(str(shown)[:64])
         lifetime = int(getattr(current_app.permanent_session_lifetime, "total_seconds", lambda: 0)())
-        identity.sign_in(name, token={"sub": sub, "exp": int(time.time()) + lifetime, "key": "oidc\0" + sub})
+        identity.sign_in(name, token={"sub": sub, "exp": int(time.time()) + lifetime, "key": "oidc\0" + sub,
+                                          "via": "oidc"})
     except messages.Invalid as exc:
         abort(exc.status, SENTENCES["name"] % (label, exc))
     except identity.NameTaken:

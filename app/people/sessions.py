@@ -59,7 +59,7 @@ def sign_in():
             _sign_in_as_guest(name)
     except Refused as exc:
         if is_json or wants_json():
-            return json_error(exc.status, str(exc), exc.headers)
+            return json_error(exc.status, str(exc), exc.headers, code=exc.code)
         page, status = pages.sign_in_page(error=str(exc), typed=typed.strip(), target=target,
                                           status=exc.status)
         return page, status, exc.headers
@@ -71,9 +71,9 @@ def sign_in():
 class Refused(Exception):
     """A sign-in, registration or password change refused: a sentence, a status, headers."""
 
-    def __init__(self, message, status, headers=None):
+    def __init__(self, message, status, headers=None, code=None):
         super().__init__(message)
-        self.status, self.headers = status, headers or {}
+        self.status, self.headers, self.code = status, headers or {}, code
 
 
 def _sign_in_as_guest(name):
@@ -113,7 +113,7 @@ def _sign_in_with_token(token):
         name = messages.check_name(claims["name"])
         identity.sign_in(name, token=claims)
     except jwts.Refused as exc:
-        raise Refused(str(exc), exc.status) from None
+        raise Refused(str(exc), exc.status, code=exc.code) from None
     except messages.Invalid as exc:
         raise Refused(str(exc), exc.status) from None
     except identity.NameTaken:
@@ -132,15 +132,18 @@ def limit_attempts(name):
 
 
 def describe():
-    """{"name", "id", "kind": "account"|"token"|"guest", "admin": bool} of the signed-in person,
-    or None. ``id``: the account id, a token's ``sub``, or "guest:<hash of the session>"
-    (stable for the session)."""
+    """{"name", "id", "uid", "kind": "account"|"token"|"guest", "admin": bool} of the signed-in
+    person, or None. ``id``: the account id, a token's ``sub`` (as its source gave it), or
+    "guest:<hash of the session>" (stable for the session); ``uid``: what their messages carry
+    (identity.stable_id: the same but for a token's, "jwt:"/"proxy:"/"oidc:" + its ``sub``)."""
     name, _ = identity.current()
     if not name:
         return None
     account_id = identity.account()
     found = services().accounts.get(account_id) if account_id else None
-    return {"name": name, "id": identity.uid(), "kind": identity.kind(), "admin": bool(found and found["admin"])}
+    uid = identity.uid()
+    return {"name": name, "id": identity.sub() or uid, "uid": uid, "kind": identity.kind(),
+            "admin": bool(found and found["admin"])}
 
 
 ROOM_SCOPE = N_("Your sign-in token allows only rooms matching %s, not “%s”.")
@@ -169,8 +172,7 @@ def _check_token():
 
 @bp.app_errorhandler(jwts.Refused)
 def _token_refused(exc):
-    code = "token_expired" if str(exc) == jwts.SENTENCES["expired"] else "token_invalid"
-    return json_error(exc.status, str(exc), code=code)
+    return json_error(exc.status, str(exc), code=exc.code)
 
 
 @bp.get("/session")

@@ -12,7 +12,6 @@ The rules, written once:
 - running a room needs a role: moderators moderate, owners also change and delete the room;
   administrators (an admin account, or RIPPLE_ADMIN_TOKEN) may do both in every room.
 """
-import hashlib
 import hmac
 from datetime import datetime, timezone
 
@@ -130,7 +129,7 @@ def uid_of_session(sid):
     record = services().sessions.record(sid, refresh=False)
     if record is None:
         return None
-    return record.get("account") or record.get("sub") or "guest:" + hashlib.sha256(sid.encode()).hexdigest()[:16]
+    return identity.stable_id(record, sid)
 
 
 def resolve(room, who):
