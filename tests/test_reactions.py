@@ -1,10 +1,15 @@
 """Reactions (issue 16): toggle an emoji on a message, idempotent, counted, live and resumable."""
 import json
+import re
 import threading
 import urllib.parse
 import uuid
 
+import pytest
+
+from .servers import Gunicorn, wait_until
 from .sse import SSEStream
+from .support import SERVER_ENV
 from .web import Browser
 
 
@@ -12,6 +17,11 @@ def signed_in(server, name):
     browser = Browser(server.url)
     assert browser.sign_in("%s-%s" % (name, uuid.uuid4().hex[:6])) == 200
     return browser
+
+
+def uid_of(browser):
+    _, _, body = browser.request("GET", "/session")
+    return json.loads(body)["uid"]
 
 
 def react(browser, room, message_id, emoji, on=True):
@@ -30,9 +40,11 @@ def test_a_reaction_is_counted_with_who_reacted(server, room):
     _, sent = ann.post(room, "lunch?")
     status, body = react(bob, room, sent["id"], "👍")
     assert status == 200 and body == {"message_id": sent["id"],
-                                      "reactions": {"👍": {"count": 1, "users": [bob.name]}}}
+                                      "reactions": {"👍": {"count": 1, "users": [bob.name],
+                                                                           "uids": [uid_of(bob)]}}}
     react(ann, room, sent["id"], "👍")
-    assert history(ann, room)[0]["reactions"] == {"👍": {"count": 2, "users": [bob.name, ann.name]}}
+    assert history(ann, room)[0]["reactions"] == {"👍": {"count": 2, "users": [bob.name, ann.name],
+                                                                 "uids": [uid_of(bob), uid_of(ann)]}}
 
 
 def test_reacting_twice_is_idempotent_and_taking_it_back_too(server, room):
@@ -117,14 +129,14 @@ def test_reactions_made_while_away_arrive_on_resume_once(server, room):
         _, before = resumed.until("ready")
         got = [(e.json()["emoji"], e.json()["on"]) for e in before if e.name == "reaction"]
         assert got == [("😂", True), ("😂", False), ("😮", True)]
-        assert before[-1].json()["reactions"] == {"😮": {"count": 1, "users": [ann.name]}}
+        assert before[-1].json()["reactions"] == {"😮": {"count": 1, "users": [ann.name], "uids": [uid_of(ann)]}}
 
 
 def test_the_reaction_form_toggles_without_javascript(server, room):
     ann = signed_in(server, "ann")
     _, sent = ann.post(room, "hi")
     path = "/rooms/%s/messages/%s/reactions" % (room, sent["id"])
-    for expected in ({"👍": {"count": 1, "users": [ann.name]}}, None):
+    for expected in ({"👍": {"count": 1, "users": [ann.name], "uids": [uid_of(ann)]}}, None):
         status, headers, _ = ann.request("POST", path, form={"emoji": "👍", "csrf_token": ann.token},
                                          headers={"Accept": "text/html"})
         assert status == 303 and headers["Location"].endswith("#m-" + sent["id"])
@@ -132,3 +144,34 @@ def test_the_reaction_form_toggles_without_javascript(server, room):
     _, _, page = ann.request("POST", path, form={"emoji": "nope", "csrf_token": ann.token},
                              headers={"Accept": "text/html"})
     assert "A reaction must be one emoji" in page.decode()
+
+
+# -- who reacted is a uid, not a name: a freed guest name does not pass its reactions on ----------
+
+@pytest.fixture(scope="module")
+def short_idle_server(redis_url, tmp_path_factory):
+    """A server whose guest names are freed 2 s after their holder's last request."""
+    gunicorn = Gunicorn(tmp_path_factory.mktemp("reactions-idle"), redis_url=redis_url, workers=2,
+                        env=dict(SERVER_ENV, RIPPLE_NAME_IDLE_SECONDS="2"))
+    gunicorn.start()
+    yield gunicorn
+    gunicorn.stop()
+
+
+def test_the_next_holder_of_a_freed_name_has_not_reacted_and_adds_their_own(short_idle_server, room):
+    earlier = signed_in(short_idle_server, "ann")
+    _, sent = earlier.post(room, "lunch?")
+    assert react(earlier, room, sent["id"], "👍")[0] == 200
+    later = Browser(short_idle_server.url)
+    wait_until(lambda: later.sign_in(earlier.name) == 200, timeout=20, interval=0.25,
+               message="the guest name to be freed after the idle window")
+    assert uid_of(later) != uid_of(earlier)
+    _, _, page = later.request("GET", "/rooms/%s" % room)
+    chip = re.search(r'<button type="submit" class="chip[^"]*" aria-pressed="(\w+)"[^>]*data-emoji="👍"', page.decode())
+    assert chip and chip.group(1) == "false"  # not "you reacted": that was the earlier holder
+    status, _, _ = later.request("POST", "/rooms/%s/messages/%s/reactions" % (room, sent["id"]),
+                                 form={"emoji": "👍", "csrf_token": later.token}, headers={"Accept": "text/html"})
+    assert status == 303  # a toggle: on, as this person had not reacted
+    assert history(later, room)[0]["reactions"] == {
+        "👍": {"count": 2, "users": [earlier.name, earlier.name], "uids": [uid_of(earlier), uid_of(later)]}}
+    assert react(later, room, sent["id"], "👍", on=False)[1]["reactions"]["👍"]["uids"] == [uid_of(earlier)]

@@ -22,7 +22,9 @@ Event payloads (one line of JSON each, ``id`` and ``ts`` the event's own):
   reaction  {"id", "ts", "room", "message_id", "emoji", "user", "on", "reactions"}
 Message fields these add: ``edited_ts`` (ms), ``deleted`` (true; ``text`` is then "" and
 ``reactions`` and ``reply_to`` are gone) with ``deleted_ts``, ``reactions``
-``{"<emoji>": {"count": n, "users": [names, in the order they reacted]}}``.
+``{"<emoji>": {"count": n, "users": [names, in the order they reacted], "uids": [their uids,
+in the same order]}}``: who reacted is a uid (a name can pass to someone else), the names are
+for showing; a reaction stored before uids has None in their place (nobody's).
 
 Moderation (issue 15) deletes someone else's message with ``Conversation.delete(room,
 message_id, by, reason=...)`` (``services().conversation``; app/web/changes.py
@@ -130,6 +132,15 @@ def check_emoji(text):
             or not emoji_data.is_emoji(text)):
         raise Refused(422, "bad_emoji")
     return text
+
+
+def reacted(reactions, emoji):
+    """([names], [uids]) of those who reacted ``emoji`` (of a message's ``reactions``), in the
+    order they did; None for a uid a reaction stored before uids did not keep."""
+    entry = reactions.get(emoji) or {}
+    users = list(entry.get("users", []))
+    uids = list(entry.get("uids") or [])
+    return users, (uids + [None] * len(users))[:len(users)]
 
 
 def _minutes(seconds):
@@ -261,24 +272,25 @@ class Conversation:
         ``{"<emoji>": {"count", "users"}}``. Raises Refused: 422 bad_emoji, 404
         unknown_message, 409 deleted, 422 too_many_reactions, 401 signed_out."""
         emoji = check_emoji(emoji)
-        if not by.name:
+        if not by.name or not by.uid:
             raise Refused(401, "signed_out")
 
         def decide(message):
             if message.get("deleted"):
                 raise Refused(409, "deleted")
             reactions = message.get("reactions") or {}
-            users = reactions.get(emoji, {}).get("users", [])
-            if (by.name in users) == bool(on):
+            users, uids = reacted(reactions, emoji)
+            if (by.uid in uids) == bool(on):
                 return None
             if on:
                 if emoji not in reactions and len(reactions) >= MAX_REACTIONS:
                     raise Refused(422, "too_many_reactions", max=MAX_REACTIONS)
-                users = users + [by.name]
+                users, uids = users + [by.name], uids + [by.uid]
             else:
-                users = [name for name in users if name != by.name]
+                kept = [i for i, uid in enumerate(uids) if uid != by.uid]
+                users, uids = [users[i] for i in kept], [uids[i] for i in kept]
             if users:
-                reactions[emoji] = {"count": len(users), "users": users}
+                reactions[emoji] = {"count": len(users), "users": users, "uids": uids}
             else:
                 reactions.pop(emoji, None)
             if reactions:
@@ -289,6 +301,10 @@ class Conversation:
                                 "user": by.name, "on": bool(on), "reactions": reactions}
 
         return (self._apply(room, message_id, decide).get("reactions") or {})
+
+    def has_reacted(self, message, emoji, uid):
+        """Tell whether ``uid`` is among those who reacted ``emoji`` on ``message`` (a dict)."""
+        return bool(uid) and uid in reacted(message.get("reactions") or {}, emoji)[1]
 
     def _apply(self, room, message_id, decide):
         """Read the message, let ``decide`` change it (a dict, in place) and name the event, or

@@ -197,7 +197,7 @@ def reaction_form(room, message_id):
         on = wanted == "1" if wanted in ("0", "1") else None
         if on is None:  # a toggle: on unless this person has reacted so already
             message = service.message(room, message_id) or {}
-            on = who.name not in ((message.get("reactions") or {}).get(emoji) or {}).get("users", [])
+            on = not service.has_reacted(message, emoji, who.uid)
         reactions = service.react(room, message_id, who, emoji, on)
         return _back(room, message_id) if form else _reactions(message_id, reactions)
 

@@ -82,8 +82,9 @@ const reactionsUrl = (root, li) => {
 };
 const csrfToken = () => document.querySelector('input[name=csrf_token]')?.value || '';
 
-// Draw a message's reactions (``{emoji: {count, users}}``) the way the server does (_log.html):
-// each a form that toggles it, pressed when this person is among those who reacted.
+// Draw a message's reactions (``{emoji: {count, users, uids}}``) the way the server does (_log.html):
+// each a form that toggles it, pressed when this person (by uid: a name can change hands) is
+// among those who reacted.
 export function showReactions(li, reactions, root) {
   let bar = li.querySelector('[data-reactions]');
   if (!bar) {
@@ -93,9 +94,10 @@ export function showReactions(li, reactions, root) {
     li.querySelector('.text').after(bar);
   }
   const me = root.dataset.me || '';
+  const myUid = root.dataset.myUid || '';
   const entries = Object.entries(reactions || {});
-  bar.replaceChildren(...entries.map(([emoji, { count, users }]) => {
-    const mine = !!me && users.includes(me);
+  bar.replaceChildren(...entries.map(([emoji, { count, users, uids }]) => {
+    const mine = !!me && !!myUid && (uids || []).includes(myUid);
     const chip = document.createElement(me ? 'button' : 'span');
     chip.className = 'chip' + (mine ? ' mine' : '');
     chip.title = users.join(', ');
