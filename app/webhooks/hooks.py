@@ -13,6 +13,7 @@ needs it; it is shown once when the webhook is made, never listed.
 import json
 import secrets
 import time
+import unicodedata
 import urllib.parse
 
 from ..people import tokens
@@ -54,13 +55,14 @@ def check_url(url):
     if not isinstance(url, str) or len(url) > MAX_URL:
         raise messages.Invalid(URL_RULE, 400)
     url = url.strip()
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or any(ch.isspace() for ch in url):
-        raise messages.Invalid(URL_RULE, 400)
     try:
+        parts = urllib.parse.urlsplit(url)  # raises ValueError for a bracketed host left open
         parts.port  # noqa: B018 - raises ValueError for a port that is not one
     except ValueError:
         raise messages.Invalid(URL_RULE, 400) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(
+            ch.isspace() or unicodedata.category(ch) == "Cc" for ch in url):
+        raise messages.Invalid(URL_RULE, 400)
     return url
 
 
@@ -86,7 +88,11 @@ class Hooks:
         """Register a webhook; return (its dict, the secret). Deliveries start with the next
         event. Raises messages.Invalid for a bad URL, event list, room pattern or bot name."""
         url, kinds = check_url(url), check_events(events)
-        patterns = tokens.parse_patterns(rooms if isinstance(rooms, str) else ",".join(rooms))
+        if not isinstance(rooms, str):  # a list of patterns: strings only (a number is no room)
+            if not isinstance(rooms, (list, tuple)) or not all(isinstance(r, str) for r in rooms):
+                raise messages.Invalid(tokens.PATTERN_RULE, 400)
+            rooms = ",".join(rooms)
+        patterns = tokens.parse_patterns(rooms)
         bot = messages.check_name(bot) if bot not in (None, "") else ""
         if self.redis.scard(queue.ALL) >= MAX_HOOKS:
             raise messages.Invalid(TOO_MANY, 409)

@@ -1,0 +1,33 @@
+"""Bad input to the routes of issues 15, 17 and 19 is a clear 4xx, never a 500 (review): real
+Gunicorn (2 gevent workers), real Redis, the operator's publish token for the webhook admin API."""
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+
+from .support import TOKEN
+
+
+def call(base, method, path, body=None):
+    request = urllib.request.Request(base + path, data=json.dumps(body).encode(), method=method,
+                                     headers={"Authorization": "Bearer " + TOKEN,
+                                              "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+@pytest.mark.parametrize("body", [
+    {"url": "http://[::1"},                      # an IPv6 address left open
+    {"url": "http://hooks.example/\x00"},        # a control character
+    {"url": "http://hooks.example/", "rooms": 5},
+    {"url": "http://hooks.example/", "rooms": ["ops", 7]},
+    {"url": "http://hooks.example/", "rooms": {"a": 1}},
+])
+def test_a_webhook_with_a_malformed_url_or_room_list_is_refused_with_a_sentence(server, body):
+    status, said = call(server.url, "POST", "/admin/webhooks", body)
+    assert status == 400, said
+    assert said["error"] and said["code"]
