@@ -88,3 +88,52 @@ def test_the_delete_button_on_a_phone_is_readable(phone):
     expect(page.locator(delete)).to_have_text("删除消息")
     page.screenshot(path=str(SCREENSHOTS / "ux-actions-zh.png"))
     assert contrast(page, delete) >= 4.5  # WCAG AA: it was dark red on the blue of buttons
+
+
+def sign_out_in_another_tab(page):
+    """Open a second tab of the same browser (same cookies) and press 退出 there."""
+    other = page.context.new_page()
+    other.goto(page.url)
+    other.get_by_role("button", name="退出").click()
+    expect(other.locator("#name")).to_be_visible()
+    other.close()
+    expect(page.locator(STATUS)).to_have_text("已退出")
+
+
+def test_signing_out_on_a_shared_computer_leaves_nothing_of_the_person_in_other_tabs(phone):
+    me = unique("小明")
+    page = phone(me)
+    send_by_button(page, "公开的消息")
+    expect(page.locator("[data-sidebar]")).to_have_count(1)
+    page.locator("main.room li.msg details.actions summary").click()
+    page.locator("main.room li.msg form[data-edit] textarea").fill("没保存的修改：我的银行卡密码")
+    sign_out_in_another_tab(page)
+    # Their rooms, their half-written edit and its menu, "(我)" in the online list: all gone.
+    expect(page.locator("[data-sidebar]")).to_have_count(0)
+    expect(page.locator("[data-actions]")).to_have_count(0)
+    expect(page.locator("[data-online] li.me, [data-online] li[data-you]")).to_have_count(0)
+    typed = page.evaluate("[...document.querySelectorAll('textarea, input')].map(e => e.value)")
+    assert not [value for value in typed if "银行卡" in value]
+    assert "银行卡" not in page.content()
+
+
+def test_a_draft_kept_at_sign_out_goes_back_to_its_writer_not_to_the_next_person(phone):
+    page = phone(unique("小明"))
+    page.fill("#text", "写给自己的草稿")
+    sign_out_in_another_tab(page)
+    page.fill("#name", unique("小红"))  # the next person at the same computer, in this tab
+    page.get_by_role("button", name="开始聊天").click()
+    expect(page.locator(STATUS)).to_have_text("已连接")
+    expect(page.locator("#text")).to_have_value("")
+    assert "写给自己的草稿" not in page.content()
+
+
+def test_a_draft_kept_at_sign_out_comes_back_when_its_writer_signs_in_again(phone):
+    me = unique("小明")
+    page = phone(me)
+    page.fill("#text", "写给自己的草稿")
+    sign_out_in_another_tab(page)
+    page.fill("#name", me)
+    page.get_by_role("button", name="开始聊天").click()
+    expect(page.locator(STATUS)).to_have_text("已连接")
+    expect(page.locator("#text")).to_have_value("写给自己的草稿")

@@ -44,7 +44,7 @@ export function SessionWatch(root) {
     if (!now.name) {
       if (me) root.dispatchEvent(new CustomEvent('chat:signed-out', { detail: {}, bubbles: true }));
     } else if (now.name !== me || ended) {
-      keepDraft(root, root.querySelector('[data-form] textarea[name=text]')?.value);
+      keepDraft(root, root.querySelector('[data-form] textarea[name=text]')?.value, me);
       location.reload();  // signed in (again, or as someone else) in another tab: show that
     }  // else: the same name is still signed in; a stale announcement
   }
@@ -63,11 +63,18 @@ export function SessionWatch(root) {
  */
 export function SignedOutView(root) {
   root.addEventListener('chat:signed-out', () => {
-    if (!root.dataset.me) return;
+    const me = root.dataset.me;
+    if (!me) return;
     root.dataset.me = '';
-    // Nothing of the person stays on a shared screen: name, direct messages, their list.
+    // Nothing of the person stays on a shared screen: name, direct messages, their list, their
+    // rooms, the message menus (a half-written edit in one), "(you)" among the people online.
     for (const mine of document.querySelectorAll(
-      'form.whoami, li.msg.direct, [data-inbox], #inbox-heading, [data-inbox-empty]')) mine.remove();
+      'form.whoami, li.msg.direct, [data-inbox], #inbox-heading, [data-inbox-empty], [data-sidebar], ' +
+      '[data-actions]')) mine.remove();
+    for (const li of document.querySelectorAll('[data-online] li.me')) {
+      li.classList.remove('me');
+      delete li.dataset.you;
+    }
     const template = root.querySelector('template[data-signin]');
     if (!template) return;
     const box = document.createElement('div');
@@ -79,7 +86,7 @@ export function SignedOutView(root) {
     freshToken(box.querySelector('form'), root.dataset.sessionUrl);
     const form = root.querySelector('[data-form]');
     if (form) {
-      keepDraft(root, form.querySelector('textarea[name=text]')?.value);
+      keepDraft(root, form.querySelector('textarea[name=text]')?.value, me);
       box.className = 'composer';
       form.replaceWith(box);
     } else {
@@ -103,19 +110,22 @@ function freshToken(form, url) {
   });
 }
 
-// A draft the signed-out page could not send waits in this tab until the composer is back.
+// A draft the signed-out page could not send waits in this tab until the composer is back,
+// for its writer only: on a shared computer the next person to sign in must not get it.
 const draftKey = (root) => `ripple-draft:${root.dataset.room}`;
 
-function keepDraft(root, text) {
-  try { if (text && text.trim()) sessionStorage.setItem(draftKey(root), text); } catch (err) { /* storage off */ }
+function keepDraft(root, text, writer) {
+  try {
+    if (text && text.trim()) sessionStorage.setItem(draftKey(root), JSON.stringify({ writer, text }));
+  } catch (err) { /* storage off */ }
 }
 
-/** Put a draft kept at sign-out back into the composer (after signing in again). */
+/** Put a draft kept at sign-out back into the composer if its writer signed in again. */
 export function restoreDraft(root, form) {
   try {
-    const text = sessionStorage.getItem(draftKey(root));
-    const box = form.querySelector('textarea[name=text]');
-    if (text && box && !box.value) box.value = text;
+    const kept = JSON.parse(sessionStorage.getItem(draftKey(root)) || 'null');
     sessionStorage.removeItem(draftKey(root));
-  } catch (err) { /* storage off */ }
+    const box = form.querySelector('textarea[name=text]');
+    if (kept && kept.writer && kept.writer === root.dataset.me && box && !box.value) box.value = kept.text;
+  } catch (err) { /* storage off, or an older page's plain-text draft: dropped */ }
 }
