@@ -137,3 +137,15 @@ def test_a_draft_kept_at_sign_out_comes_back_when_its_writer_signs_in_again(phon
     page.get_by_role("button", name="开始聊天").click()
     expect(page.locator(STATUS)).to_have_text("已连接")
     expect(page.locator("#text")).to_have_value("写给自己的草稿")
+
+
+def test_the_room_log_on_the_manage_page_names_its_columns_apart_in_chinese(person, room):
+    owner = person("小明")
+    status, _, body = owner.request("POST", "/rooms", body={"name": room})
+    assert status == 201, body
+    status, _, page = owner.request("GET", "/rooms/%s/manage" % room, headers={"Accept-Language": "zh-CN"})
+    assert status == 200
+    heads = re.findall(r"<tr><th>(.*?)</tr>", page.decode())
+    for head in heads:  # "Who" and "To" were both 对象 in the log: who did it, to whom
+        cells = [cell for cell in re.findall(r"<th>([^<]*)</th>", "<th>" + head) if cell]
+        assert len(cells) == len(set(cells)), cells
