@@ -130,3 +130,23 @@ def test_a_killed_workers_people_leave_within_two_heartbeats(redis_url, tmp_path
             stream.close()
     finally:
         server.stop()
+
+
+def guests(server, room):
+    with urllib.request.urlopen("%s/rooms/%s/presence" % (server.url, room), timeout=10) as r:
+        return json.loads(r.read())["guests"]
+
+
+def test_a_guest_who_registers_is_no_longer_listed_as_a_guest(server, room):
+    from .test_accounts import register
+    ann = person(server, "ann")
+    here = "/rooms/%s/here.css" % room  # JavaScript off: a page's visit keeps them online for the idle window
+    with person(server, "bob").stream(room) as watching:
+        watching.until("ready")
+        assert ann.request("GET", here)[0] == 200
+        assert ann.name in announcement(watching, ann.name, "join").json()["guests"]
+        assert register(ann, ann.name)[0] == 201  # their guest visit lingers; the name is the account's now
+        assert ann.request("GET", here)[0] == 200
+        told = announcement(watching, ann.name, "here")
+        assert ann.name in told.json()["online"] and ann.name not in told.json()["guests"]
+    assert ann.name in online(server, room) and ann.name not in guests(server, room)

@@ -23,15 +23,18 @@ ROOMS = "ripple:presence:rooms"   # set of rooms that may have members (the swee
 LOCK = "ripple:presence:sweeper"
 
 # Shared Lua: the names online (live members, each name once), the guests among them (a name
-# with a guest's connection: GUEST ends its id), and the announcement.
+# whose live connections are all a guest's: GUEST ends their ids; one that is not means the
+# name's holder now has an account or a token: a guest who just registered keeps their old
+# connections' members for a while), and the announcement.
 _ONLINE = """
 local function online(zset, now)
-  local names, seen, guests = {}, {}, {}
+  local names, seen, guests, signed = {}, {}, {}, {}
   for _, m in ipairs(redis.call('ZRANGEBYSCORE', zset, now, '+inf')) do
     local name = string.match(m, '^(.-)\\n')
     if not seen[name] then seen[name] = true; names[#names + 1] = name end
-    if string.sub(m, -2) == '.g' then guests[name] = true end
+    if string.sub(m, -2) == '.g' then guests[name] = true else signed[name] = true end
   end
+  for name in pairs(signed) do guests[name] = nil end
   table.sort(names)
   return names, guests
 end
@@ -42,24 +45,36 @@ local function quote(names, only)
   end
   return '[' .. table.concat(quoted, ',') .. ']'
 end
-local function announce(channel, room, name, action, names, guests)
+local function tell(channel, room, name, action, names, guests)
   -- Built by hand: cjson encodes an empty table as {} where the online list needs [].
   local event = '{"room":' .. cjson.encode(room) .. ',"name":' .. cjson.encode(name) ..
     ',"action":"' .. action .. '","online":' .. quote(names) .. ',"guests":' .. quote(names, guests) .. '}'
   redis.call('PUBLISH', channel, '!presence\\n' .. event)
-  webhook_event(action, room, event)
+  return event
+end
+local function announce(channel, room, name, action, names, guests)
+  webhook_event(action, room, tell(channel, room, name, action, names, guests))
 end
 """
 
 # KEYS: online, channel.  ARGV: member, name, expiry, now, room.
 _JOIN_LUA = _ONLINE + """
 local prefix = ARGV[2] .. '\\n'
-local present = false
+local present, signed = false, false
 for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[4], '+inf')) do
-  if string.sub(m, 1, #prefix) == prefix then present = true; break end
+  if string.sub(m, 1, #prefix) == prefix then
+    present = true
+    if string.sub(m, -2) ~= '.g' then signed = true; break end
+  end
 end
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
-if not present then announce(KEYS[2], ARGV[5], ARGV[2], 'join', online(KEYS[1], ARGV[4])) end
+if not present then
+  announce(KEYS[2], ARGV[5], ARGV[2], 'join', online(KEYS[1], ARGV[4]))
+elseif not signed and string.sub(ARGV[1], -2) ~= '.g' then
+  -- a guest who just registered or signed in (their guest connections linger): not a join
+  -- (no webhook), but everyone's list stops calling them a guest now
+  tell(KEYS[2], ARGV[5], ARGV[2], 'here', online(KEYS[1], ARGV[4]))
+end
 return present and 0 or 1
 """
 
@@ -226,7 +241,9 @@ class Presence:
         """Return (the names online in ``room``, the guests among them), each sorted."""
         members = self.redis.zrangebyscore(keys.RoomKeys(room).online, now_ms(), "+inf")
         names = sorted({m.split("\n", 1)[0] for m in members})
-        guests = sorted({m.split("\n", 1)[0] for m in members if m.endswith(GUEST)})
+        # A name is a guest's while all its live connections are (_ONLINE says why).
+        signed = {m.split("\n", 1)[0] for m in members if not m.endswith(GUEST)}
+        guests = sorted({m.split("\n", 1)[0] for m in members if m.endswith(GUEST)} - signed)
         return names, guests
 
     def online_counts(self, rooms):
