@@ -94,3 +94,22 @@ def test_the_admin_api_refuses_a_signed_out_browser_as_it_refuses_any_client(ser
             assert room.encode() not in body and b"plans" not in body
         status, _, body = owner.request("GET", path, headers={"Accept": "text/html"})
         assert status == 403 and room.encode() not in body
+
+
+def test_a_stream_open_on_a_free_name_hears_nothing_once_it_is_made_a_private_room(server):
+    owner = account_holder(server, "own")
+    room = new_room("plans")
+    lurker = Browser(server.url).stream(room)  # a public room nobody posted to answers 200
+    assert lurker.status == 200
+    lurker.until("ready")
+    assert create(owner, room, "private")[0] == 201
+    owner.post(room, "the secret plan")
+    heard = []
+    while True:
+        event = lurker.next(timeout=10)
+        if event is None:
+            break
+        heard.append(event)
+    lurker.close()
+    assert [e for e in heard if "secret" in e.data] == []
+    assert heard[-1].name == "removed" and heard[-1].json()["reason"] == "private"

@@ -164,6 +164,10 @@ def create_room():
     except messages.Invalid as exc:
         return _create_failed(form, data, exc.status, str(exc), getattr(exc, "code", "refused"),
                               getattr(exc, "headers", None))
+    if visibility == records.PRIVATE:
+        # Streams opened on the free name (a public room nobody posted to answers 200) look
+        # again and end: else they would carry the private room's messages.
+        moderation().recheck(room)
     record(room, "create", detail=visibility)
     return done(form, url_for("pages.room", room=room), created, 201)
 
