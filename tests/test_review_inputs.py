@@ -6,7 +6,10 @@ import urllib.request
 
 import pytest
 
+from app.people import reading
+
 from .support import TOKEN
+from .test_rooms import guest, new_room
 
 
 def call(base, method, path, body=None):
@@ -31,3 +34,17 @@ def test_a_webhook_with_a_malformed_url_or_room_list_is_refused_with_a_sentence(
     status, said = call(server.url, "POST", "/admin/webhooks", body)
     assert status == 400, said
     assert said["error"] and said["code"]
+
+
+
+def test_a_persons_sidebar_keys_stay_bounded_however_many_rooms_they_show_or_hide(server, redis_client):
+    person = guest(server, "many")
+    for _ in range(reading.MAX_ROOMS + 60):
+        assert person.request("PUT", "/me/rooms/%s" % new_room("show"))[0] == 204
+    for _ in range(reading.MAX_HIDDEN + 20):
+        assert person.request("DELETE", "/me/rooms/%s" % new_room("hide"))[0] == 204
+    tags = [key[:-len(":read")] for key in redis_client.scan_iter(match="ripple:{p:*}:read", count=1000)]
+    assert tags
+    assert max(redis_client.zcard(tag + ":rooms") for tag in tags) <= reading.MAX_ROOMS
+    assert max(redis_client.hlen(tag + ":read") for tag in tags) <= reading.MAX_ROOMS + reading.READ_SLACK
+    assert max(redis_client.scard(tag + ":hidden") for tag in tags) <= reading.MAX_HIDDEN

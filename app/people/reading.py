@@ -30,6 +30,8 @@ from . import identity
 from .names import fold
 
 MAX_ROOMS = 200         # rooms a sidebar keeps (the least recently joined leave first)
+READ_SLACK = 50         # read positions kept past MAX_ROOMS before those of rooms gone from it go
+MAX_HIDDEN = 500        # rooms a person hid that are remembered (a random one is forgotten past it)
 MAX_MENTIONS = 200      # mentions kept per person, and per person per room
 ORDINAL_LOOKBACK = 20   # entries read back from a position to find the nearest message's ordinal
 
@@ -130,7 +132,10 @@ class Reading:
             pipe.sadd(rk.hidden, room)
             pipe.zrem(rk.rooms, room)
             pipe.expire(rk.hidden, self.lifetime)
-            pipe.execute()
+            pipe.scard(rk.hidden)
+            hidden = pipe.execute()[-1]
+        if hidden > MAX_HIDDEN:  # any name may be hidden: a loop must not grow the set for ever
+            self.redis.spop(rk.hidden, hidden - MAX_HIDDEN)
         self._tell(reader, "unread", {"rooms": [], "hidden": [room]})
 
     def rooms(self, reader):
@@ -147,13 +152,27 @@ class Reading:
             # Nothing before joining counts as unread (in an empty room: everything after).
             pipe.hsetnx(rk.read, room, "%s %d" % (head or ("0-0", 0)))
             pipe.expire(rk.read, self.lifetime)
-            added = pipe.execute()[0]
+            pipe.hlen(rk.read)
+            found = pipe.execute()
+        added = found[0]
+        if found[-1] > MAX_ROOMS + READ_SLACK:
+            self._forget_positions(rk)
         if added:
             # First the word for the person's open streams to follow it (each subscribes before
             # it writes what came with it), then its counts for their pages.
             self._tell(reader, "#watch", room, raw=True)
             self._tell(reader, "unread", {"rooms": self.entries(reader, [room])})
         return bool(added)
+
+    def _forget_positions(self, rk):
+        """Drop the read positions of rooms no longer in the sidebar (trimmed or hidden): the
+        sidebar is capped, and its positions must be too. A room shown again starts from its
+        newest message, as any room joining the sidebar does."""
+        rooms = self.redis.hkeys(rk.read)
+        scores = self.redis.zmscore(rk.rooms, rooms) if rooms else []
+        gone = [room for room, score in zip(rooms, scores) if score is None]
+        for start in range(0, len(gone), 500):
+            self.redis.hdel(rk.read, *gone[start:start + 500])
 
     # -- read positions ------------------------------------------------------------------------
 
