@@ -4,6 +4,7 @@ Each test is one problem that walk found: real Chromium at phone size (390x844, 
 or plain HTTP, against the real 2-worker Gunicorn.
 """
 import re
+import shutil
 import urllib.parse
 import urllib.request
 
@@ -19,6 +20,7 @@ from .browser import (  # noqa: F401 (browser: fixture)
     unique,
 )
 
+DOCS_IMG = SCREENSHOTS.parent.parent / "docs" / "img"
 PHONE = {"viewport": {"width": 390, "height": 844}, "locale": "zh-CN", "has_touch": True,
          "is_mobile": True}
 
@@ -149,3 +151,30 @@ def test_the_room_log_on_the_manage_page_names_its_columns_apart_in_chinese(pers
     for head in heads:  # "Who" and "To" were both 对象 in the log: who did it, to whom
         cells = [cell for cell in re.findall(r"<th>([^<]*)</th>", "<th>" + head) if cell]
         assert len(cells) == len(set(cells)), cells
+
+
+def test_the_sidebar_on_a_phone_counts_unread_messages_and_mentions_in_another_room(phone, person, room):
+    """Not the person's own message, though they left right after sending it (it counted)."""
+    me = unique("小明")
+    page = phone(me)
+    first, other = "技术交流" + room[2:8], "闲聊" + room[2:8]
+    page.goto("/rooms/%s" % urllib.parse.quote(first))
+    expect(page.locator(STATUS)).to_have_text("已连接")
+    send_by_button(page, "我先在这里")
+    friend = person("小红")
+    assert friend.post(urllib.parse.quote(other), "大家好")[0] == 201
+    page.goto("/rooms/%s" % urllib.parse.quote(other))  # reading the other room now
+    expect(page.locator(STATUS)).to_have_text("已连接")
+    for text in ("还在吗？", "@%s 看一下这个" % me):
+        assert friend.post(urllib.parse.quote(first), text)[0] == 201
+    sidebar = page.locator("[data-sidebar]")
+    sidebar.locator("summary").click()  # folded on a phone
+    entry = sidebar.locator("li", has_text="#" + first)
+    expect(entry.locator("[data-badge]")).to_have_text("2")
+    expect(entry.locator("[data-mention]")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")  # no sideways scroll
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shot = SCREENSHOTS / "sidebar-zh-hans-phone.png"
+    page.screenshot(path=str(shot))
+    if not (DOCS_IMG / shot.name).exists():
+        shutil.copy(shot, DOCS_IMG / shot.name)  # README.md shows it (delete it to take a new one)

@@ -89,7 +89,7 @@ def post_message(room):
         return page, status, {"Retry-After": str(current_app.config["REDIS_RETRY_AFTER"])}
     services().metrics.published.labels("room").inc()
     if grant is None:
-        _visited(room, user)
+        _visited(room, user, stored)
     if page:
         return redirect(url_for("pages.room", room=room), 303)
     return Response(stored, status=201 if created else 200, mimetype="application/json")
@@ -127,13 +127,18 @@ def reply_quote(room, message_id):
     return messages.quote(found)
 
 
-def _visited(room, name):
-    """A signed-in person posted in ``room``: it joins their sidebar, it learns their name (for
-    @mentions). The post is stored already: a failure here only logs."""
+def _visited(room, name, stored):
+    """A signed-in person posted ``stored`` (the message as JSON) in ``room``: it joins their
+    sidebar, it learns their name (for @mentions), and they have read up to their own message
+    (else leaving right after sending showed it as unread in their sidebar). The post is stored
+    already: a failure here only logs."""
     try:
         reader = reading_people.current_reader()
         if reader is not None:
             services().reading.visit(reader, room, name)
+            services().reading.mark(reader, room, json.loads(stored)["id"])
+    except reading_people.Ahead:
+        pass  # the room was emptied meanwhile: nothing to have read
     except redis.RedisError as exc:
         logger.warning("could not record a visit room=%s error=%s", room, exc)
 
