@@ -113,3 +113,21 @@ def test_a_stream_open_on_a_free_name_hears_nothing_once_it_is_made_a_private_ro
     lurker.close()
     assert [e for e in heard if "secret" in e.data] == []
     assert heard[-1].name == "removed" and heard[-1].json()["reason"] == "private"
+
+
+def test_mentions_of_a_room_one_left_neither_show_nor_leave_the_page_short(server):
+    owner = account_holder(server, "own")
+    room, elsewhere = new_room("priv"), new_room("pub")
+    assert create(owner, room, "private")[0] == 201
+    member = guest(server, "mem")
+    assert answer(member, "POST", path_of(invite(owner, room)["url"]))[0] == 200
+    assert member.request("GET", "/rooms/%s" % room)[0] == 200  # the room knows their name
+    assert member.post(elsewhere, "hello")[0] == 201
+    assert owner.post(elsewhere, "@%s over here" % member.name)[0] == 201
+    for text in ("the plan", "the other plan"):
+        assert owner.post(room, "@%s %s" % (member.name, text))[0] == 201
+    assert owner.request("DELETE", "/rooms/%s/members/%s" % (room, member.name))[0] == 204
+    status, page = answer(member, "GET", "/me/mentions?limit=1")
+    assert status == 200
+    assert [m["text"] for m in page["mentions"]] == ["@%s over here" % member.name]
+    assert page["more"] is False

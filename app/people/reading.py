@@ -312,24 +312,30 @@ class Reading:
         {"room", "id", "ts", "user", "text"}, more). Messages gone from their room are left out."""
         rk = ReaderKeys(reader.id)
         top = "(%d" % before if before is not None else "+inf"
-        found = self.redis.zrevrangebyscore(rk.mentions, top, "-inf", start=0, num=limit + 1)
-        more = len(found) > limit
-        pairs = [member.split("\n", 1) for member in found[:limit]]
+        # All of them (at most MAX_MENTIONS are kept): those of rooms the person may no longer
+        # read, and of messages gone, are left out *before* the page is cut, so a page is never
+        # short (or empty with "more") for them, and its last mention is the next page's anchor.
+        found = self.redis.zrevrangebyscore(rk.mentions, top, "-inf", start=0, num=MAX_MENTIONS)
+        pairs = [member.split("\n", 1) for member in found]
         if allow is not None:  # a private room's messages only while the person is a member
             allowed = set(allow(list(dict.fromkeys(room for room, _ in pairs))))
             pairs = [(room, mid) for room, mid in pairs if room in allowed]
-        with self.redis.pipeline(transaction=False) as pipe:
-            for room, mid in pairs:
-                pipe.xrange(keys.RoomKeys(room).log, min=mid, max=mid, count=1)
-            entries = pipe.execute()
         out = []
-        for (room, mid), entry in zip(pairs, entries):
-            if not entry:
-                continue  # deleted or trimmed away
-            message = json.loads('{"id":"%s","ts":%s,%s' % (mid, mid.split("-")[0], entry[0][1]["m"]))
-            out.append({"room": room, "id": mid, "ts": message["ts"], "user": message.get("user"),
-                        "text": message.get("text", "")})
-        return out, more
+        for start in range(0, len(pairs), limit + 1):  # a page (and one more) at a time
+            batch = pairs[start:start + limit + 1]
+            with self.redis.pipeline(transaction=False) as pipe:
+                for room, mid in batch:
+                    pipe.xrange(keys.RoomKeys(room).log, min=mid, max=mid, count=1)
+                entries = pipe.execute()
+            for (room, mid), entry in zip(batch, entries):
+                if not entry:
+                    continue  # deleted or trimmed away
+                message = json.loads('{"id":"%s","ts":%s,%s' % (mid, mid.split("-")[0], entry[0][1]["m"]))
+                out.append({"room": room, "id": mid, "ts": message["ts"], "user": message.get("user"),
+                            "text": message.get("text", "")})
+            if len(out) > limit:
+                break
+        return out[:limit], len(out) > limit
 
     # -- telling the person's devices ---------------------------------------------------------
 
