@@ -178,3 +178,19 @@ def test_the_sidebar_on_a_phone_counts_unread_messages_and_mentions_in_another_r
     page.screenshot(path=str(shot))
     if not (DOCS_IMG / shot.name).exists():
         shutil.copy(shot, DOCS_IMG / shot.name)  # README.md shows it (delete it to take a new one)
+
+
+def test_a_refused_edit_without_javascript_keeps_what_was_typed_in_its_open_menu(phone):
+    page = phone(unique("小明"), java_script_enabled=False)
+    page.fill("#text", "原文")
+    page.locator(SEND).click()
+    message = page.locator("main.room li.msg").first
+    message.locator("details.actions summary").click()
+    typed = "改" * 2500  # over the 2000-character limit
+    message.locator("form[data-edit] textarea").fill(typed)
+    message.locator("form[data-edit] button").click()
+    expect(page.locator("[data-page-error]")).to_contain_text("消息太长")
+    message = page.locator("main.room li.msg").first
+    expect(message.locator("details.actions")).to_have_attribute("open", "")
+    assert message.locator("form[data-edit] textarea").input_value() == typed
+    expect(message.locator(".text")).to_have_text("原文")  # the stored text is unchanged

@@ -72,12 +72,12 @@ def _form():
     return False
 
 
-def _refused(room, exc, form):
+def _refused(room, exc, form, editing=None):
     status, code = getattr(exc, "status", 422), getattr(exc, "code", None) or "invalid"
     # The rules' sentences are English (app/rooms/conversation.py marks them for the catalogue).
     sentence = _(SENTENCES[code], **exc.params) if isinstance(exc, Refused) else str(exc)
-    if form:
-        return pages.room_page(room, notice=sentence, status=status)
+    if form:  # a refused edit comes back in its open menu, as typed (not the stored text)
+        return pages.room_page(room, notice=sentence, status=status, editing=editing)
     return json_error(status, sentence, code=code)
 
 
@@ -86,7 +86,7 @@ def _back(room, message_id):
     return redirect(url_for("pages.room", room=room) + "#m-" + message_id, 303)
 
 
-def _do(room, message_id, form, act, admin=False):
+def _do(room, message_id, form, act, admin=False, editing=None):
     """Run ``act(person)`` for the signed-in person; answer a refusal the way the client asked."""
     who = person(with_admin=admin)
     if who is None:
@@ -94,7 +94,7 @@ def _do(room, message_id, form, act, admin=False):
     try:
         return act(who)
     except (Refused, messages.Invalid) as exc:
-        return _refused(room, exc, form)
+        return _refused(room, exc, form, editing)
     except redis.RedisError:
         if not form:
             raise  # errors.py: 503 + Retry-After
@@ -143,7 +143,7 @@ def edit_form(room, message_id):
         message = _service().edit(room, message_id, who, text, max_chars)
         return _back(room, message_id) if form else jsonify(message)
 
-    return _do(room, message_id, form, act)
+    return _do(room, message_id, form, act, editing={"id": message_id, "text": text})
 
 
 @bp.delete("/rooms/<room>/messages/<message_id>")

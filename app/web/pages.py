@@ -104,7 +104,7 @@ def here(room):
 
 def room_page(room, error=None, text="", status=200, key=None, before=None, other=None,
               dm_error=None, dm_text="", dm_key=None, notice=None, dm_note=None, after=None, at=None,
-              reply_to=None):
+              reply_to=None, editing=None):
     """Render a room page, optionally with a form error and the text the person typed.
 
     ``key`` is the idempotency key the failed post carried: the form sends it again, so a retry
@@ -114,6 +114,7 @@ def room_page(room, error=None, text="", status=200, key=None, before=None, othe
     ``before``/``after``/``at`` ((ms, seq)): the page of history older than, newer than, or
     around (a permalink, highlighted) that id; a page with newer messages beyond it is not
     live. ``reply_to``: the id the composer answers (a Reply link followed without JavaScript).
+    ``editing``: {"id", "text"} of a refused edit: that message's menu open, holding the text.
     """
     cfg = current_app.config
     user, sid = identity.shown(), identity.shown_sid()
@@ -175,7 +176,7 @@ def room_page(room, error=None, text="", status=200, key=None, before=None, othe
     return render_template(
         "room.html", room=room, log=timeline.arrange(shown, lambda m: m["user"], now), more=more,
         older_url=older_url, newer_url=newer_url, archive=before is not None or more_after,
-        highlight=keys.format_stream_id(at) if at else None, replying=replying,
+        highlight=keys.format_stream_id(at) if at else None, replying=replying, editing=editing,
         dm_action=url_for("direct.post_direct", name=other, room=room) if other else None,
         dm_idempotency_key=dm_key or uuid.uuid4().hex,
         cursor=cursor, error=error, text=text or "", user=user,
