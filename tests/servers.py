@@ -49,6 +49,9 @@ class Gunicorn:
         self.log_path = Path(log_dir) / ("gunicorn-%d.log" % self.port)
         self.env = dict(os.environ, BIND="127.0.0.1:%d" % self.port, WEB_CONCURRENCY=str(workers),
                         PYTHONUNBUFFERED="1", **(env or {}))
+        # Workers keep the app's bytecode, as a deployment does: with PYTHONDONTWRITEBYTECODE
+        # (set on the CI machine) every worker of every test server compiled the app again.
+        self.env.pop("PYTHONDONTWRITEBYTECODE", None)
         # Each server its own metrics directory: gunicorn empties it at start.
         self.env["PROMETHEUS_MULTIPROC_DIR"] = str(Path(log_dir) / ("metrics-%d" % self.port))
         if redis_url:
