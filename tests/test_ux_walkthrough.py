@@ -194,3 +194,16 @@ def test_a_refused_edit_without_javascript_keeps_what_was_typed_in_its_open_menu
     expect(message.locator("details.actions")).to_have_attribute("open", "")
     assert message.locator("form[data-edit] textarea").input_value() == typed
     expect(message.locator(".text")).to_have_text("原文")  # the stored text is unchanged
+
+
+def test_a_post_from_a_page_signed_out_elsewhere_without_javascript_shows_the_text_to_copy(phone):
+    page = phone(unique("小明"), java_script_enabled=False)
+    other = page.context.new_page()  # the same browser: sign out in another tab
+    other.goto(page.url)
+    other.get_by_role("button", name="退出").click()
+    other.close()
+    page.fill("#text", "退出以后才写完的话")
+    page.locator(SEND).click()
+    expect(page.locator("main.room [data-error]")).to_contain_text("没有发出")
+    expect(page.locator("textarea[data-kept]")).to_have_value("退出以后才写完的话")
+    expect(page.locator("#name-error")).to_have_count(0)  # not said under the name field
