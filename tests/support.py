@@ -35,7 +35,7 @@ def post(base_url, room, text, user="ann", key=None, timeout=10):
     if key:
         headers["Idempotency-Key"] = key
     request = urllib.request.Request(
-        "%s/rooms/%s/messages" % (base_url, urllib.parse.quote(room)), method="POST", headers=headers,
+        "%s/rooms/%s/messages" % (base_url, urllib.parse.quote(room, safe="%")), method="POST", headers=headers,
         data=json.dumps({"text": text, "user": user}).encode())
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
