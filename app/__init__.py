@@ -9,19 +9,21 @@ app/delivery/      a stream's life, no Flask: stream (registration, replay, live
                    Redis pub/sub socket), wire (waits and client writes), sse (framing)
 app/rooms/         store (Lua publish, history windows), keys (room names, Redis keys,
                    cursors), messages (a message's shape and checks), timeline (page layout),
-                   mentions (@name resolved when a message is stored)
-app/people/        identity (sessions), sessions (sign in/out), names (the name rule, claims),
-                   accounts, account_views, account_cli, jwts, oidc, tokens, tokens_cli,
-                   presence, typing, direct (direct messages), addresses (streams per address),
-                   reading (read positions, sidebars, unread and mention counts)
+                   conversation (edits, deletions, reactions, replies), mentions, records
+                   (rooms, members, roles), invites, moderation, census, retention, archive
+app/people/        identity (sessions, uids), sessions (sign in/out), names (the name rule,
+                   claims), accounts, account_views, account_cli, jwts, oidc, tokens,
+                   tokens_cli, presence, typing, reading (read positions, unread, sidebar),
+                   direct (direct messages), addresses (streams per address)
 app/web/           api (room HTTP interface), pages, form_pages, errors, replies (JSON or
                    page), targets (``next``), headers, bodies, fastpost (token posts before
-                   Flask), guard (CSRF, rate limits), request_ids, cors
-app/ops/           settings, topology (where Redis is), broker (the clients and services),
-                   embedded_redis, metrics, outage (outage log), health, cli (publish)
-app/webhooks/      outgoing webhooks and bots: hooks (the registry), queue (the event queue,
-                   emit), signing, sender (one HTTP attempt), dispatcher and pump (deliveries
-                   in every worker), views (/admin/webhooks), cli (``flask webhooks``), service
+                   Flask), guard (CSRF, rate limits), gate (room access), request_ids, cors,
+                   i18n, links, changes, room_views, invite_views, admin_views, reading_views
+app/ops/           settings, topology (where Redis is), services (the extension object),
+                   embedded_redis, metrics, outage (outage log), health, cli (publish),
+                   rooms_cli, worker (Ripple's gunicorn worker)
+app/webhooks/      outgoing webhooks: hooks (registry), queue, signing, sender, dispatcher,
+                   pump, service, views, cli
 app/__init__.py    create_app: the application factory that wires them together
 =================  ==========================================================================
 """
