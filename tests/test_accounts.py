@@ -69,7 +69,7 @@ def cli(redis_url, *args, stdin=None):
 
 def streams_on_both_workers(server, browser, room):
     streams = []
-    for _ in range(8):  # the per-session cap is 10: enough to land on both workers
+    for _ in range(9):  # the per-session cap is 10: nine tries to land on both workers
         stream = browser.stream(room)
         stream.until("ready")
         streams.append(stream)
