@@ -574,6 +574,15 @@ def _header_line(header):
     return "%s: %s\r\n" % (name.strip(), value.strip())
 
 
+def _read_cookies(path):
+    """The Cookie header values in ``path``, one per line (stream i sends line i mod count)."""
+    with open(path) as f:
+        cookies = [line.strip() for line in f if line.strip()]
+    if not cookies or any("\r" in c or "\n" in c for c in cookies):
+        raise SystemExit("loadtool: --cookie-file needs one Cookie header value per line")
+    return cookies
+
+
 def _request_bytes(path, hostport, extra=""):
     return ("GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n"
             "Cache-Control: no-cache\r\nUser-Agent: ripple-loadtool\r\n%s\r\n"
@@ -637,7 +646,10 @@ async def _open_many(loop, st, specs, cfg):
         if cfg.get("resp"):
             sub = RespSub(idx, room, resp_command("SUBSCRIBE", path), st)
         else:
-            sub = Sub(idx, room, _request_bytes(path, cfg["hostport"], cfg.get("headers", "")), st)
+            extra = cfg.get("headers", "")
+            if cfg.get("cookies"):  # one browser's session per stream, as --cookie-file gives
+                extra += "Cookie: %s\r\n" % cfg["cookies"][idx % len(cfg["cookies"])]
+            sub = Sub(idx, room, _request_bytes(path, cfg["hostport"], extra), st)
         subs.append(sub)
         tasks.append(loop.create_task(one(sub, srcs[idx % len(srcs)])))
     if tasks:
@@ -1260,6 +1272,7 @@ class Run:
         self.paths = {}
         self.probe_pool = []
         self.pub_seq = 0
+        self.cookies = _read_cookies(args.cookie_file) if getattr(args, "cookie_file", None) else None
 
     def open_cfg(self, specs, rate=None):
         a = self.args
@@ -1268,7 +1281,8 @@ class Run:
                 "inflight": max(1, a.inflight // a.procs), "connect_timeout": a.connect_timeout,
                 "open_deadline": a.open_deadline, "src_ips": a.src_ips, "resp": self.sub.resp,
                 "ramp_wait": a.ramp_wait,
-                "headers": "".join(_header_line(h) for h in a.sub_header)}
+                "headers": "".join(_header_line(h) for h in a.sub_header),
+                "cookies": self.cookies}
 
     def rooms(self):
         return [self.room if self.args.rooms == 1 else "%s-%d" % (self.room, r)
@@ -1520,6 +1534,17 @@ async def mode_capacity(r):
     total, _ = await r.finish(probe_limits=limits)
     await asyncio.sleep(a.settle)
     after = r.sample()
+    if a.after_close_watch and base:
+        # After the wave: does the server give its memory back? Sampled until it is within 20 %
+        # of the pre-wave baseline or the watch ends (issue 20: within 60 s).
+        t_close = time.monotonic() - a.settle
+        watch = [(round(time.monotonic() - t_close, 1), round(after["rss"] / 2**20, 1))]
+        while after["rss"] > 1.2 * base["rss"] and time.monotonic() - t_close < a.after_close_watch:
+            await asyncio.sleep(2.0)
+            after = r.sample()
+            watch.append((round(time.monotonic() - t_close, 1), round(after["rss"] / 2**20, 1)))
+        out["after_close_rss_mb"] = watch
+        out["rss_back_within_20pct_s"] = watch[-1][0] if after["rss"] <= 1.2 * base["rss"] else None
     for step in levels:
         level = step["connections"]
         during, held = step.pop("_samples")
@@ -1800,6 +1825,8 @@ def build_parser():
     p.add_argument("--pub-content-type", default="application/json")
     p.add_argument("--pub-header", action="append", default=[],
                    help="extra request header for posts, e.g. 'Authorization: Bearer T'; repeatable")
+    p.add_argument("--cookie-file", help="a file of Cookie header values, one per line: stream i "
+                   "sends line i mod count (signed-in browsers; bench/signins.py writes one)")
     p.add_argument("--sub-header", action="append", default=[],
                    help="extra request header for streams; repeatable")
     p.add_argument("--event", default="message", help="SSE event name carrying messages")
@@ -1844,6 +1871,9 @@ def build_parser():
     p.add_argument("--warmup-timeout", type=float, default=20.0)
     p.add_argument("--drain-timeout", type=float, default=15.0)
     p.add_argument("--settle", type=float, default=1.0)
+    p.add_argument("--after-close-watch", type=float, default=0.0,
+                   help="capacity: after the last level closes, sample server RSS for up to this many "
+                        "seconds, until it is within 20 %% of the pre-wave baseline")
     p.add_argument("--server-pid", type=int, action="append", default=[],
                    help="server process (its descendants are included); repeatable")
     p.add_argument("--redis", help="redis://127.0.0.1:PORT or unix:///path: INFO is sampled")

@@ -184,6 +184,7 @@ RIPPLE_ENV = {
     "RIPPLE_POST_RATE_SESSION": "10000000 per minute",
     "RIPPLE_MAX_STREAMS_PER_ADDRESS": "10000000",
     "RIPPLE_READ_RATE_IP": "10000000 per minute",
+    "RIPPLE_SESSION_RATE_IP": "10000000 per minute",  # bench/signins.py signs thousands in from one address
 }
 
 
