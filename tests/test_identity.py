@@ -72,6 +72,13 @@ def test_signing_out_frees_the_name(app):
     assert sign_in(second, name).status_code == 200
 
 
+def test_asking_who_one_is_before_signing_in_answers_401_with_a_code_and_a_token(client):
+    response = client.get("/session", headers={"Accept": "application/json"})
+    body = response.get_json()
+    assert response.status_code == 401
+    assert body["code"] == "unauthorized" and body["error"] and body["csrf_token"]
+
+
 def test_a_forged_cookie_is_not_a_session(app, client, room):
     forged = SecureCookieSessionInterface().get_signing_serializer(
         type("A", (), {"secret_key": "not-the-key", "config": app.config})())

@@ -190,8 +190,9 @@ def whoami():
         return pages.sign_in_page(error=STALE_SIGN_IN if request.args.get("expired") else None,
                                   typed=request.args.get("name", ""), target=safe_next(request.args.get("next")))
     if not person:
+        # json_error's body (the sentence in the reader's language, the stable code) plus the token
         response = json_error(401, N_("Not signed in."))
-        response.set_data(json.dumps({"error": N_("Not signed in."), "csrf_token": generate_csrf()}))
+        response.set_data(json.dumps(dict(response.get_json(), csrf_token=generate_csrf())))
         return response
     return jsonify(**person, csrf_token=generate_csrf())
 
