@@ -1,7 +1,7 @@
 """Edits and deletions on the room page, live and on reload, with JavaScript on and off (issue 16)."""
 from playwright.sync_api import expect
 
-from .browser import LIVE_MS, STATUS, browser, dialogs, open_room, send, unique  # noqa: F401 - fixtures
+from .browser import LIVE_MS, STATUS, browser, dialogs, history, open_room, send, unique  # noqa: F401 - fixtures
 
 OWN = "main.room li.msg.own"
 
@@ -12,6 +12,12 @@ def menu(page, text):
     li.hover()
     li.locator("[data-actions] > summary").click()
     return li
+
+
+def delete(li):
+    """Press "Delete message" in an open menu, then answer its question "Yes, delete it"."""
+    li.get_by_role("button", name="Delete message").click()
+    li.get_by_role("button", name="Yes, delete it").click()
 
 
 def test_an_edit_shows_live_on_every_page_and_after_a_reload(open_room):
@@ -38,8 +44,7 @@ def test_a_deletion_shows_live_and_the_text_never_comes_back(open_room):
     page_bob = open_room(bob)
     send(page_ann, "oops, a secret")
     expect(page_bob.locator("main.room li.msg .text")).to_have_text(["oops, a secret"], timeout=LIVE_MS)
-    li = menu(page_ann, "oops, a secret")
-    li.get_by_role("button", name="Delete message").click()
+    delete(menu(page_ann, "oops, a secret"))
     for page in (page_ann, page_bob):
         expect(page.locator("main.room li.msg .text")).to_have_text(["message deleted"], timeout=LIVE_MS)
         assert "oops, a secret" not in page.content()
@@ -71,19 +76,15 @@ def test_a_page_that_was_offline_catches_up_on_edits_and_deletions(open_room):
     menu(page_ann, "first draft").locator("form[data-edit] textarea").fill("final text")
     page_ann.get_by_role("button", name="Save edit").first.click()
     expect(page_ann.locator("main.room li.msg .text").first).to_have_text("final text")
-    menu(page_ann, "to be deleted").get_by_role("button", name="Delete message").click()
+    delete(menu(page_ann, "to be deleted"))
     expect(page_ann.locator("main.room li.msg .text").last).to_have_text("message deleted")
     page_bob.context.set_offline(False)
     expect(page_bob.locator("main.room li.msg .text")).to_have_text(["final text", "message deleted"],
                                                                      timeout=15_000)
 
 
-def test_edit_and_delete_work_without_javascript(open_room, server, room):
-    from .browser import sign_in_over_http
-    name = unique("ann")
-    page = open_room(java_script_enabled=False)
-    sign_in_over_http(page.context, name)
-    page.goto("/rooms/%s" % room)
+def test_edit_and_delete_work_without_javascript(open_room):
+    page = open_room(unique("ann"), java_script_enabled=False)
     page.fill("#text", "no script here")
     page.get_by_role("button", name="Send").click()
     expect(page.locator("main.room li.msg .text")).to_have_text(["no script here"])
@@ -94,7 +95,64 @@ def test_edit_and_delete_work_without_javascript(open_room, server, room):
     expect(page.locator("main.room li.msg [data-edited]")).to_have_text(["(edited)"])
     li = menu(page, "no script, edited")
     li.get_by_role("button", name="Delete message").click()
+    page.get_by_role("button", name="Yes, delete it").click()  # the question is a page of its own
     expect(page.locator("main.room li.msg .text")).to_have_text(["message deleted"])
+
+
+def test_delete_asks_first_in_the_menu_and_cancel_keeps_the_message(open_room, server, room):
+    page = open_room(unique("ann"))
+    send(page, "a mis-tap must not delete me")
+    li = menu(page, "a mis-tap must not delete me")
+    li.get_by_role("button", name="Delete message").click()
+    question = li.get_by_role("group", name="Delete this message?")
+    expect(question).to_be_visible()
+    expect(li.get_by_role("button", name="Cancel")).to_be_focused()  # the safe answer first
+    expect(li.get_by_role("button", name="Delete message")).to_be_hidden()
+    assert [m["text"] for m in history(server, room)] == ["a mis-tap must not delete me"]
+    li.get_by_role("button", name="Cancel").click()
+    expect(question).to_be_hidden()
+    expect(li.get_by_role("button", name="Delete message")).to_be_focused()
+    expect(li.locator(".text")).to_have_text("a mis-tap must not delete me")
+    delete(li)  # asked again, and answered yes
+    expect(page.locator("main.room li.msg .text")).to_have_text(["message deleted"])
+    assert [m.get("deleted") for m in history(server, room)] == [True]
+
+
+def test_escape_answers_the_delete_question_no(open_room, server, room):
+    page = open_room(unique("ann"))
+    send(page, "escape keeps me")
+    li = menu(page, "escape keeps me")
+    li.get_by_role("button", name="Delete message").click()
+    page.keyboard.press("Escape")
+    expect(li.get_by_role("group", name="Delete this message?")).to_be_hidden()
+    expect(li.get_by_role("button", name="Delete message")).to_be_focused()
+    assert [m["text"] for m in history(server, room)] == ["escape keeps me"]
+
+
+def test_a_live_message_asks_before_deleting_too(open_room):
+    """A message the page's script drew gets its menu from the page's template."""
+    page = open_room(unique("mod"))
+    send(page, "drawn live")  # the answer and the stream draw it: not server-rendered
+    li = menu(page, "drawn live")
+    li.get_by_role("button", name="Delete message").click()
+    question = li.get_by_role("group", name="Delete this message?")
+    expect(question).to_be_visible()
+    assert "__ID__" not in question.get_attribute("aria-labelledby")
+    li.get_by_role("button", name="Yes, delete it").click()
+    expect(page.locator("main.room li.msg .text")).to_have_text(["message deleted"])
+
+
+def test_without_javascript_delete_asks_on_a_page_and_cancel_goes_back(open_room, server, room):
+    page = open_room(unique("ann"), java_script_enabled=False)
+    page.fill("#text", "no script, no mis-tap")
+    page.get_by_role("button", name="Send").click()
+    menu(page, "no script, no mis-tap").get_by_role("button", name="Delete message").click()
+    expect(page.get_by_role("heading", name="Delete this message?")).to_be_visible()
+    expect(page.locator(".doomed .text")).to_have_text("no script, no mis-tap")
+    assert [m["text"] for m in history(server, room)] == ["no script, no mis-tap"]
+    page.get_by_role("link", name="Cancel").click()
+    expect(page.locator("main.room li.msg .text")).to_have_text(["no script, no mis-tap"])
+    assert page.url.endswith("/rooms/%s#m-%s" % (room, history(server, room)[0]["id"]))
 
 
 def chip(page, emoji):
@@ -138,11 +196,8 @@ def test_any_emoji_can_be_typed_as_a_reaction(open_room):
     expect(li.locator("[data-action-error]")).to_have_text("A reaction must be one emoji, such as 👍.")
 
 
-def test_reactions_work_without_javascript(open_room, room):
-    from .browser import sign_in_over_http
-    page = open_room(java_script_enabled=False)
-    sign_in_over_http(page.context, unique("ann"))
-    page.goto("/rooms/%s" % room)
+def test_reactions_work_without_javascript(open_room):
+    page = open_room(unique("ann"), java_script_enabled=False)
     page.fill("#text", "react to me")
     page.get_by_role("button", name="Send").click()
     menu(page, "react to me").get_by_role("button", name="🎉").click()
@@ -170,7 +225,7 @@ def test_a_reply_quotes_the_original_and_the_quote_follows_edits_and_deletion(op
     for page in (page_ann, page_bob):
         quote = page.locator("main.room li.msg", has_text="At the station").locator("[data-quote]")
         expect(quote).to_have_text("%s Where do we meet tomorrow?" % ann, timeout=LIVE_MS)
-    menu(page_ann, "Where do we meet tomorrow?").get_by_role("button", name="Delete message").click()
+    delete(menu(page_ann, "Where do we meet tomorrow?"))
     for page in (page_ann, page_bob):
         quote = page.locator("main.room li.msg", has_text="At the station").locator("[data-quote]")
         expect(quote).to_have_text("%s message deleted" % ann, timeout=LIVE_MS)
@@ -217,11 +272,8 @@ def test_a_permalink_to_a_message_500_back_opens_around_it(open_room, server, ro
     expect(target).to_have_count(1)  # still there, still marked
 
 
-def test_replying_without_javascript(open_room, room):
-    from .browser import sign_in_over_http
-    page = open_room(java_script_enabled=False)
-    sign_in_over_http(page.context, unique("ann"))
-    page.goto("/rooms/%s" % room)
+def test_replying_without_javascript(open_room):
+    page = open_room(unique("ann"), java_script_enabled=False)
     page.fill("#text", "question without script")
     page.get_by_role("button", name="Send").click()
     menu(page, "question without script").get_by_role("link", name="Reply").click()
@@ -260,27 +312,21 @@ def test_an_edit_keeps_links_clickable(open_room):
     expect(page.locator("main.room li.msg .text a")).to_have_attribute("href", "https://example.org/x")
 
 
-def test_a_rooms_owner_deletes_someone_elses_message_from_the_page(open_room, server, browser):
-    import uuid
-
+def test_a_rooms_owner_deletes_someone_elses_message_from_the_page(open_room, server, room):
     from .browser import publish
-    owned = "own-" + uuid.uuid4().hex[:12]
-    context = browser.new_context(base_url=server.url)
-    try:
-        token = context.request.get("/session").json()["csrf_token"]
-        created = context.request.post("/accounts", data={"name": unique("owner"), "password": "correct horse battery"},
-                                       headers={"X-CSRF-Token": token})
+
+    def create_the_room(page):  # as a new account, which then owns it
+        request = page.context.request
+        token = request.get("/session").json()["csrf_token"]
+        created = request.post("/accounts", data={"name": unique("owner"), "password": "correct horse battery"},
+                               headers={"X-CSRF-Token": token})
         assert created.status == 201, created.text()
-        token = created.json()["csrf_token"]
-        made = context.request.post("/rooms", data={"name": owned}, headers={"X-CSRF-Token": token})
+        made = request.post("/rooms", data={"name": room}, headers={"X-CSRF-Token": created.json()["csrf_token"]})
         assert made.status == 201, made.text()
-        publish(server, owned, "spam spam spam", user="spammer")
-        page = context.new_page()
-        page.goto("/rooms/%s" % owned)
-        expect(page.locator(STATUS)).to_have_text("connected")
-        li = menu(page, "spam spam spam")
-        expect(li.locator("form[data-edit]")).to_have_count(0)  # others' words are never editable
-        li.get_by_role("button", name="Delete message").click()
-        expect(page.locator("main.room li.msg .text")).to_have_text(["message deleted"], timeout=LIVE_MS)
-    finally:
-        context.close()
+        publish(server, room, "spam spam spam", user="spammer")
+
+    page = open_room(before_load=create_the_room)
+    li = menu(page, "spam spam spam")
+    expect(li.locator("form[data-edit]")).to_have_count(0)  # others' words are never editable
+    delete(li)
+    expect(page.locator("main.room li.msg .text")).to_have_text(["message deleted"], timeout=LIVE_MS)

@@ -246,11 +246,61 @@ def test_forms_edit_and_delete_without_javascript(server, room, ann):
     assert status == 303 and headers["Location"].endswith("/rooms/%s#m-%s" % (room, sent["id"]))
     _, _, page = ann.request("GET", "/rooms/%s" % room, headers={"Accept": "text/html"})
     assert b"form text, edited" in page and b"(edited)" in page
-    status, _, _ = ann.request("POST", "/rooms/%s/messages/%s/delete" % (room, sent["id"]),
-                               form={"csrf_token": ann.token}, headers={"Accept": "text/html"})
-    assert status == 303
+    status, headers, _ = ann.request("POST", "/rooms/%s/messages/%s/delete" % (room, sent["id"]),
+                                     form={"csrf_token": ann.token, "confirm": "1"},
+                                     headers={"Accept": "text/html"})
+    assert status == 303 and headers["Location"].endswith("/rooms/%s#m-%s" % (room, sent["id"]))
     _, _, page = ann.request("GET", "/rooms/%s" % room, headers={"Accept": "text/html"})
     assert b"form text" not in page and b"message deleted" in page
+
+
+def delete_form(browser, room, message_id, language="en", **fields):
+    return browser.request("POST", "/rooms/%s/messages/%s/delete" % (room, message_id),
+                           form={"csrf_token": browser.token, **fields},
+                           headers={"Accept": "text/html", "Accept-Language": language})
+
+
+def test_a_delete_form_asks_first_and_deletes_nothing_until_confirmed(server, room, ann):
+    _, sent = ann.post(room, "keep me unless I say so")
+    status, headers, _ = delete_form(ann, room, sent["id"])  # a mis-tap on "Delete message"
+    asking = "/rooms/%s/messages/%s/delete" % (room, sent["id"])
+    assert status == 303 and headers["Location"].endswith(asking)  # PRG: a reload asks again
+    assert [m["text"] for m in history(ann, room)] == ["keep me unless I say so"]
+    status, _, page = ann.request("GET", asking, headers={"Accept": "text/html"})
+    assert status == 200
+    assert b"Delete this message?" in page and b"keep me unless I say so" in page
+    assert b'name="confirm" value="1"' in page and b"Yes, delete it" in page
+    assert ('href="/rooms/%s#m-%s"' % (room, sent["id"])).encode() in page  # Cancel: back to it
+    status, _, _ = delete_form(ann, room, sent["id"], confirm="1")
+    assert status == 303
+    assert [m.get("deleted") for m in history(ann, room)] == [True]
+
+
+def test_the_delete_question_page_speaks_chinese(server, room, ann):
+    _, sent = ann.post(room, "要删掉的话")
+    status, _, page = ann.request("GET", "/rooms/%s/messages/%s/delete" % (room, sent["id"]),
+                                  headers={"Accept": "text/html", "Accept-Language": "zh-CN"})
+    page = page.decode()
+    assert status == 200 and "删除这条消息？" in page and "确定删除" in page and "取消" in page
+    assert "Delete" not in page.replace("/delete", "")  # nothing left in English but the URL
+
+
+def test_asking_to_delete_someone_elses_message_is_refused_at_once(server, room, ann):
+    _, sent = ann.post(room, "ann's own")
+    bob = signed_in(server, "bob")
+    status, _, page = bob.request("GET", "/rooms/%s/messages/%s/delete" % (room, sent["id"]),
+                                  headers={"Accept": "text/html"})
+    assert status == 403 and b"You can only delete your own messages." in page
+    status, _, page = bob.request("GET", "/rooms/%s/messages/9-9/delete" % room, headers={"Accept": "text/html"})
+    assert status == 404 and b"There is no such message in this room" in page
+
+
+def test_a_program_posting_the_delete_form_for_json_deletes_at_once(server, room, ann):
+    _, sent = ann.post(room, "scripted")
+    status, _, _ = ann.request("POST", "/rooms/%s/messages/%s/delete" % (room, sent["id"]),
+                               form={"csrf_token": ann.token}, headers={"Accept": "application/json"})
+    assert status == 204
+    assert [m.get("deleted") for m in history(ann, room)] == [True]
 
 
 def test_a_refused_form_shows_the_room_page_with_the_sentence(server, room, ann):

@@ -122,6 +122,7 @@ def test_a_moderator_deletes_someone_elses_message_from_the_page(open_room, serv
     message = page.locator("li.msg[data-id='%s']" % rude["id"])
     message.locator("summary").click()
     message.get_by_role("button", name="Delete message").click()
+    message.get_by_role("button", name="Yes, delete it").click()  # asked first: a mis-tap deletes nothing
     expect(message.locator("[data-gone]")).to_be_visible()
 
 

@@ -86,7 +86,7 @@ def test_the_delete_button_on_a_phone_is_readable(phone):
     page = phone(unique("小明"))
     send_by_button(page, "要删掉的消息")
     page.locator("main.room li.msg details.actions summary").first.click()
-    delete = "main.room li.msg form[data-delete] button"
+    delete = "main.room li.msg form[data-delete] button[data-delete-ask]"
     expect(page.locator(delete)).to_have_text("删除消息")
     page.screenshot(path=str(SCREENSHOTS / "ux-actions-zh.png"))
     assert contrast(page, delete) >= 4.5  # WCAG AA: it was dark red on the blue of buttons

@@ -210,9 +210,7 @@ class Conversation:
             deleted[:] = [False]
             if message.get("deleted"):
                 return None
-            own = bool(by.uid) and message.get("uid") == by.uid
-            if not own and not self.moderates(room, by):
-                raise Refused(403, "not_yours_delete")
+            self._may_delete(room, message, by)
             now = int(time.time() * 1000)
             for field in ("text", "reactions", "reply_to", "edited_ts"):
                 message.pop(field, None)
@@ -229,6 +227,23 @@ class Conversation:
         if self.on_delete is not None and message.get("mentions"):
             self.on_delete(room, message_id, message["mentions"])  # its mentions stop counting
         return message
+
+    def check_delete(self, room, message_id, by):
+        """The message (a dict, as it is now) that ``by`` may delete: what a page asks about
+        before deleting it. Raises Refused as ``delete`` would: 404 unknown_message, 403
+        not_yours_delete; a message already deleted is returned as it is (``deleted`` true)."""
+        message = self.message(room, message_id)
+        if message is None:
+            raise Refused(404, "unknown_message")
+        if not message.get("deleted"):
+            self._may_delete(room, message, by)
+        return message
+
+    def _may_delete(self, room, message, by):
+        """Raise Refused (403 not_yours_delete) unless ``by`` wrote ``message`` or moderates."""
+        own = bool(by.uid) and message.get("uid") == by.uid
+        if not own and not self.moderates(room, by):
+            raise Refused(403, "not_yours_delete")
 
     def _scrub_quotes(self, room, message_id, quote):
         """Replace the quote every reply to a just deleted message stored (its first line) with

@@ -3,11 +3,14 @@
 JSON: ``PATCH /rooms/<room>/messages/<id>`` {"text"} -> 200 the message; ``DELETE`` -> 204;
 ``PUT|DELETE /rooms/<room>/messages/<id>/reactions/<emoji>`` -> 200 {"message_id", "reactions"}.
 Forms (JavaScript off): ``POST .../<id>/edit`` (text), ``.../<id>/delete``, ``.../<id>/reactions``
-(emoji; toggles) -> 303 back to the room page at the message. Refusals: JSON {"error", "code"}
-with the status app/rooms/conversation.py names; a form gets the room page with the sentence.
+(emoji; toggles) -> 303 back to the room page at the message. A deletion is asked first: a
+delete form without ``confirm=1`` gets a 303 to ``GET .../<id>/delete``, a page showing the
+message with "Yes, delete it" (the same form, confirmed) and Cancel; a mis-tap deletes nothing.
+Refusals: JSON {"error", "code"} with the status app/rooms/conversation.py names; a form gets
+the room page with the sentence.
 """
 import redis
-from flask import Blueprint, Response, abort, current_app, jsonify, redirect, request, url_for
+from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from ..ops.services import services
@@ -158,16 +161,44 @@ def remove_message(room, message_id):
 @bp.post("/rooms/<room>/messages/<message_id>/delete")
 @limited
 def delete_form(room, message_id):
-    """The form twin of DELETE: a 303 back to the room page."""
+    """The form twin of DELETE: a 303 back to the room page. From a page, only once confirmed
+    (``confirm=1``); unconfirmed, a 303 to the page that asks (PRG: reloading it deletes nothing).
+    A program posting the form (Accept: application/json) deletes at once: 204."""
     room = _room(room)
     form = _form()
-    deleting = _delete(room, message_id, request.form.get("reason") or None)
+    reason = request.form.get("reason") or None
+    deleting = _delete(room, message_id, reason)
 
     def act(who):
+        if form and request.form.get("confirm") != "1":
+            # Refused at once (not someone's own, gone): asking first would only delay the no.
+            if _service().check_delete(room, message_id, who).get("deleted"):
+                return _back(room, message_id)
+            return redirect(url_for("conversation.delete_page", room=room, message_id=message_id,
+                                    reason=reason), 303)
         deleting(who)
         return _back(room, message_id) if form else Response(status=204)
 
     return _do(room, message_id, form, act, admin=True)
+
+
+@bp.get("/rooms/<room>/messages/<message_id>/delete")
+def delete_page(room, message_id):
+    """Ask before deleting (the no-JavaScript path; the page's script asks in the menu itself):
+    the message, "Yes, delete it" (its delete form, confirmed) and Cancel (back to it). A message
+    already deleted: 303 back to it. Refusals: the room page with the sentence (401, 403, 404)."""
+    room = _room(room)
+
+    def act(who):
+        message = _service().check_delete(room, message_id, who)
+        if message.get("deleted"):
+            return _back(room, message_id)
+        back = url_for("pages.room", room=room) + "#m-" + message_id
+        return render_template("delete.html", room=room, message=message, back=back,
+                               reason=request.args.get("reason", "")[:200],
+                               own=bool(who.uid) and message.get("uid") == who.uid)
+
+    return _do(room, message_id, True, act, admin=True)
 
 
 def _reactions(message_id, reactions):

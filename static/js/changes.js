@@ -131,8 +131,9 @@ export function addActions(li, root) {
   const template = document.querySelector('template[data-actions]');
   if (!template || li.classList.contains('deleted') || li.querySelector('[data-actions]')) return;
   const menu = template.content.firstElementChild.cloneNode(true);
-  for (const el of menu.querySelectorAll('[action], [id], [for], [href]')) {
-    for (const name of ['action', 'id', 'for', 'href']) {
+  const named = ['action', 'id', 'for', 'href', 'aria-labelledby'];
+  for (const el of menu.querySelectorAll(named.map((name) => `[${name}]`).join(', '))) {
+    for (const name of named) {
       if (el.hasAttribute(name)) el.setAttribute(name, el.getAttribute(name).replace('__ID__', li.dataset.id));
     }
   }
@@ -141,6 +142,19 @@ export function addActions(li, root) {
   if (box) box.value = text ? text.textContent : '';
   li.append(menu);
   fitActions(li, root);
+}
+
+// "Delete message" asks first ("Delete this message? Cancel / Yes, delete it", in the menu: a
+// mis-tap deletes nothing) or, with ``asking`` false, puts the button back. Focus goes to the
+// safe choice, Cancel, then back to the button; ``quietly`` leaves focus alone (a menu closing).
+function askDelete(form, asking, quietly = false) {
+  const start = form.querySelector('[data-delete-ask]');
+  const question = form.querySelector('[data-delete-confirm]');
+  if (!start || !question) return false;
+  start.hidden = asking;
+  question.hidden = !asking;
+  if (!quietly) (asking ? question.querySelector('[data-delete-cancel]') : start).focus();
+  return true;
 }
 
 // Show only what this person may do with the message now.
@@ -181,8 +195,18 @@ export function Changes(root) {
 
   // The menu's own state: the edit window may have closed since the page was drawn.
   list.addEventListener('toggle', (e) => {
-    if (e.target.matches('[data-actions]') && e.target.open) fitActions(e.target.closest('li.msg'), root);
+    if (!e.target.matches('[data-actions]')) return;
+    if (e.target.open) fitActions(e.target.closest('li.msg'), root);
+    else for (const form of e.target.querySelectorAll('form[data-delete]')) askDelete(form, false, true);
   }, true);
+  list.addEventListener('click', (e) => {
+    const cancel = e.target.closest('[data-delete-cancel]');
+    if (cancel) askDelete(cancel.closest('form'), false);
+  });
+  list.addEventListener('keydown', (e) => {  // Escape answers the question "no"
+    const question = e.target.closest('[data-delete-confirm]');
+    if (e.key === 'Escape' && question) { e.preventDefault(); askDelete(question.closest('form'), false); }
+  });
 
   list.addEventListener('submit', async (e) => {
     const form = e.target;
@@ -200,6 +224,7 @@ export function Changes(root) {
       request = { method: 'PATCH', headers: { ...headers, 'Content-Type': 'application/json' },
         body: JSON.stringify({ text: form.querySelector('textarea').value }) };
     } else if (form.matches('[data-delete]')) {
+      if (e.submitter?.name !== 'confirm' && askDelete(form, true)) return;  // not yet: ask
       request = { method: 'DELETE', headers };
     } else if (form.matches('[data-react], [data-reaction]')) {
       const emoji = (e.submitter?.name === 'emoji' ? e.submitter.value : form.elements.emoji?.value || '').trim();
