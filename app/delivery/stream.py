@@ -11,7 +11,7 @@ from ..ops import topology
 from ..people import presence
 from ..people.names import NameTaken
 from ..rooms import keys
-from . import sse, wire
+from . import datastack, sse, wire
 from .listener import Closed as ListenerClosed
 from .listener import NotMaster
 from .position import Position
@@ -364,6 +364,8 @@ class _Live:
                 self.ticker.tick_now()
         drain, wait, take = self.listener.drain, self.ticker.wait, position.take
         tick_at = time.monotonic() + heartbeat  # next presence refresh and idle check
+        release = datastack.release  # the open went deep; the loop stays shallow (~4-8 KB)
+        release()
         quiet_since = position.cursor()  # the position at the last full-heartbeat tick
         wrote = True  # written to the client since the last tick
         writes = 0
@@ -435,6 +437,7 @@ class _Live:
                     if ended == presence.REPLACED:
                         raise Replaced()
                     hub.names.hold(sub.name, sub.sid, sub.account)  # an online person keeps their name
+                release()  # what those Redis round trips touched
 
     def _watch(self, room):
         """Follow one more room's activity for the sidebar, up to WATCHED rooms."""
@@ -519,8 +522,9 @@ def _forget_request(sub):
     once the first chunk is out; what the access log needs stays."""
     environ, sub.environ = sub.environ, None
     if environ is not None:
-        for key in [key for key in environ if key not in _LOGGED]:
-            del environ[key]
+        kept = {key: environ[key] for key in _LOGGED if key in environ}
+        environ.clear()  # deleting keys one by one kept the dict's table (~1 KB) for the stream's life
+        environ.update(kept)
 
 
 def _watch_client(sock, greenlet):
