@@ -6,7 +6,8 @@ it may import):
 =================  ==========================================================================
 app/delivery/      a stream's life, no Flask: stream (registration, replay, live loop, gap
                    repair), position (the cursor and its rules), listener (the stream's own
-                   Redis pub/sub socket), wire (waits and client writes), sse (framing)
+                   Redis pub/sub socket), wire (waits and client writes), sse (framing),
+                   datastack (gives back the frame-stack pages a stream no longer uses)
 app/rooms/         store (Lua publish, history windows), keys (room names, Redis keys,
                    cursors), messages (a message's shape and checks), timeline (page layout),
                    conversation (edits, deletions, reactions, replies), mentions, records
