@@ -214,7 +214,12 @@ export function Changes(root) {
     if (!li || !form.closest('[data-actions], [data-reactions]')) return;
     e.preventDefault();
     const error = li.querySelector('[data-action-error]');
-    const say = (message) => { if (error) { error.textContent = message; error.hidden = !message; } };
+    const say = (message, unreachable = false) => {
+      if (!error) return;
+      error.textContent = message;
+      error.hidden = !message;
+      error.toggleAttribute('data-unreachable', unreachable);  // cleared when the stream is back
+    };
     const url = new URL(root.dataset.historyUrl, location.href);
     url.pathname += `/${encodeURIComponent(li.dataset.id)}`;
     const token = form.querySelector('input[name=csrf_token]')?.value || '';
@@ -241,7 +246,7 @@ export function Changes(root) {
     try {
       const response = await fetch(url, request);
       const body = response.status === 204 ? {} : await response.json().catch(() => ({}));
-      if (!response.ok) { say(body.error || STRINGS.failed(response.status)); return; }
+      if (!response.ok) { say(body.error || STRINGS.failed(response.status), response.status >= 500); return; }
       say('');
       if (form.matches('[data-delete]')) showDeleted(li);
       else if (body.reactions) {
@@ -253,9 +258,19 @@ export function Changes(root) {
         li.querySelector('[data-actions]')?.removeAttribute('open');
       }
     } catch (err) {
-      say(STRINGS.unreachable);
+      say(STRINGS.unreachable, true);
     } finally {
       if (button) button.disabled = false;
+    }
+  });
+
+  // Connected again: a menu's "could not reach the server" is stale (the composer says so).
+  root.addEventListener('chat:state', (e) => {
+    if (e.detail.state !== 'connected') return;
+    for (const error of list.querySelectorAll('[data-action-error][data-unreachable]')) {
+      error.textContent = '';
+      error.hidden = true;
+      error.removeAttribute('data-unreachable');
     }
   });
 

@@ -11,6 +11,9 @@ const STRINGS = {
   // A post on a dead connection would hang for minutes: after this, say so and offer a retry.
   timedOut: (s) => t('No answer from the server after {s} s. Your message is kept; press Send to retry (it will not be posted twice).', { s }),
   unreachable: t('Could not reach the server. Your message is kept; press Send to retry.'),
+  // Said (politely) in place of either of those two once the page's stream is connected again.
+  back: t('Connected again.'),
+  backKept: t('Connected again. Your message is kept; press Send to send it (it will not be posted twice).'),
   tooLong: (count, max) => t('Your message is {count} characters; the limit is {max}. Shorten it by {over} to send it.',
     { count, max, over: count - max }),
   counter: (count, max) => `${formatNumber(count)} / ${formatNumber(max)}`,
@@ -41,9 +44,14 @@ export function ChatForm(form, root) {
   const timeoutMs = Number(root.dataset.postTimeoutMs) || 12000;
   let sending = false;
   let refused = false;  // the too-long sentence is showing
+  let lost = false;  // the could-not-reach (or no-answer) sentence is showing
 
   const note = form.querySelector('[data-note]');
-  const showError = (message) => { error.textContent = message; error.hidden = !message; };
+  const showError = (message, unreachable = false) => {
+    error.textContent = message;
+    error.hidden = !message;
+    lost = unreachable;
+  };
   const showNote = (message) => { if (note) { note.textContent = message; note.hidden = !message; } };
 
   function count() {
@@ -99,8 +107,9 @@ export function ChatForm(form, root) {
       if (!response.ok) {
         const wait = response.headers.get('Retry-After');
         // A rate limit's sentence already says how long to wait.
+        // A 5xx (the service down, a proxy's 502) goes stale like a network error does.
         showError((body.error || STRINGS.failed(response.status))
-          + (wait && response.status !== 429 ? STRINGS.wait(wait) : ''));
+          + (wait && response.status !== 429 ? STRINGS.wait(wait) : ''), response.status >= 500);
         if (response.status < 500 && response.status !== 429) key.value = newKey();  // rejected, not stored
         return;
       }
@@ -114,7 +123,7 @@ export function ChatForm(form, root) {
     } catch (err) {
       // Network failure or no answer in time: the message may or may not be stored; the same
       // key makes a retry safe. The stream may be as dead as this post was: have it checked.
-      showError(abort.signal.aborted ? STRINGS.timedOut(Math.round(timeoutMs / 1000)) : STRINGS.unreachable);
+      showError(abort.signal.aborted ? STRINGS.timedOut(Math.round(timeoutMs / 1000)) : STRINGS.unreachable, true);
       root.dispatchEvent(new CustomEvent('chat:check', { detail: {}, bubbles: true }));
     } finally {
       clearTimeout(timer);
@@ -123,6 +132,14 @@ export function ChatForm(form, root) {
       text.focus();
     }
   }
+
+  // The stream is back: "could not reach the server" is no longer true; a sentence that stayed
+  // until the next send would say the connection is still down. The note is a polite status.
+  root.addEventListener('chat:state', (e) => {
+    if (e.detail.state !== 'connected' || !lost || sending) return;
+    showError('');
+    showNote(text.value.trim() ? STRINGS.backKept : STRINGS.back);
+  });
 
   form.addEventListener('submit', (e) => { e.preventDefault(); send(); });
   text.addEventListener('keydown', (e) => {

@@ -1,0 +1,75 @@
+"""What the page says once its connection is back: a failure's sentence must not outlive the
+failure (it said "could not reach the server" until the next send, long after the stream was
+connected again). Chromium through the TCP relay (tests/relays.py).
+"""
+import pytest
+from playwright.sync_api import expect
+
+from .browser import (  # noqa: F401 (browser, dialogs, open_room: fixtures)
+    RECONNECT_MS,
+    SEND,
+    STATUS,
+    browser,
+    dialogs,
+    history,
+    open_room,
+    publish,
+    unique,
+)
+from .test_browser import relay  # noqa: F401 (fixture)
+from .test_outage import own_redis, own_server  # noqa: F401 (fixtures)
+
+ERROR = "main.room form[data-form] [data-error]"
+NOTE = "main.room form[data-form] [data-note]"
+UNREACHABLE = "Could not reach the server. Your message is kept; press Send to retry."
+
+
+def test_could_not_reach_the_server_gives_way_to_connected_again_when_the_stream_is_back(
+        open_room, relay, server, room):
+    page = open_room(unique("ann"), base_url=relay.url)  # the page reaches Gunicorn only through the relay
+    relay.cut()
+    expect(page.locator(STATUS)).to_have_text("reconnecting…")
+    page.fill("#text", "typed while cut off")
+    page.locator(SEND).click()
+    expect(page.locator(ERROR)).to_have_text(UNREACHABLE)
+
+    relay.restore()  # nothing typed, nothing pressed: the stream comes back by itself
+    expect(page.locator(STATUS)).to_have_text("connected", timeout=RECONNECT_MS)
+    expect(page.locator(ERROR)).to_be_hidden()
+    expect(page.get_by_role("status").filter(has_text="Connected again.")).to_have_text(
+        "Connected again. Your message is kept; press Send to send it (it will not be posted twice).")
+    expect(page.locator("#text")).to_have_value("typed while cut off")
+    page.locator(SEND).click()
+    expect(page.locator("#text")).to_have_value("")
+    expect(page.locator(NOTE)).to_be_hidden()
+    assert [m["text"] for m in history(server, room)] == ["typed while cut off"]
+
+
+def test_a_menus_could_not_reach_the_server_goes_when_the_stream_is_back(open_room, relay, server, room):
+    publish(server, room, "react to me")
+    page = open_room(unique("ann"), base_url=relay.url)
+    li = page.locator("main.room li.msg").first
+    li.locator("[data-actions] > summary").click()
+    relay.cut()
+    expect(page.locator(STATUS)).to_have_text("reconnecting…")
+    li.get_by_role("button", name="👍").click()
+    error = li.locator("[data-action-error]")
+    expect(error).to_have_text("Could not reach the server. Try again.")
+    relay.restore()
+    expect(page.locator(STATUS)).to_have_text("connected", timeout=RECONNECT_MS)
+    expect(error).to_be_hidden()
+
+
+
+@pytest.mark.slow
+def test_the_service_is_unavailable_gives_way_too_once_the_stream_is_back(open_room, own_server, own_redis):  # noqa: F811
+    page = open_room(unique("ann"), base_url=own_server.url)
+    own_redis.stop()
+    page.fill("#text", "typed during the outage")
+    page.locator(SEND).click()
+    expect(page.locator(ERROR)).to_contain_text("unavailable", timeout=10_000)  # a 503's own sentence
+    own_redis.start()
+    expect(page.locator(STATUS)).to_have_text("connected", timeout=30_000)
+    expect(page.locator(ERROR)).to_be_hidden()
+    expect(page.locator(NOTE)).to_contain_text("Connected again.")
+    expect(page.locator("#text")).to_have_value("typed during the outage")
