@@ -128,7 +128,7 @@ def init_app(app):
         presence=Presence(commands, cfg["HEARTBEAT_SECONDS"], cfg["PRESENCE_GRACE_SECONDS"],
                           cfg["MAX_STREAMS_PER_SESSION"], publish, outbox=outbox),
         typing=Typing(commands, cfg["TYPING_INTERVAL_SECONDS"], publish),
-        reading=Reading(commands, cfg["PERMANENT_SESSION_LIFETIME"], publish),
+        reading=Reading(commands, cfg["PERMANENT_SESSION_LIFETIME"], publish, cfg["ROOM_MENTION_NAMES_MAX"]),
         addresses=AddressStreams(commands, cfg["MAX_STREAMS_PER_ADDRESS"], cfg["HEARTBEAT_SECONDS"]),
         tokens=PublishTokens(commands, cfg.get("PUBLISH_TOKEN"), cfg["POST_RATE_TOKEN"]),
         jwts=Verifier(cfg["JWT_SECRET"], cfg["JWT_PUBLIC_KEY"], cfg["JWT_AUDIENCE"],

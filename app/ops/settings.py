@@ -77,6 +77,7 @@ TRUSTED_PROXIES = 0            # how many proxies' X-Forwarded-* to trust (1 beh
 ROOMS_MAX = 10000              # rooms with a record (POST /rooms); more are refused (409 room_cap)
 ROOM_MEMBERS_MAX = 10000       # members per room
 ROOM_BANS_MAX = 1000           # bans in force per room (expired ones drop out)
+ROOM_MENTION_NAMES_MAX = 1000  # names a room knows for @mentions (the least recently seen go)
 ROOM_INVITES_MAX = 100         # standing invitations per room (expired and used-up ones drop out)
 ADMIN_TOKEN = None             # RIPPLE_ADMIN_TOKEN: Bearer token for the admin API and room routes
 HISTORY_MAX_AGE_DAYS = 0       # trim rooms by age too (XTRIM MINID) when > 0

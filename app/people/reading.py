@@ -52,6 +52,31 @@ redis.call('EXPIRE', KEYS[1], ARGV[5])
 return 1
 """
 
+# KEYS: the room's people hash, its seen sorted set.  ARGV: folded name, its JSON, now (ms), the
+# cap.  Learn one name and forget the least recently seen beyond the cap; names learnt before the
+# cap existed (in the hash, never in the set) go first, a bounded few per call.
+_LEARN_LUA = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+local cap = tonumber(ARGV[4])
+local over = redis.call('HLEN', KEYS[1]) - cap
+if over <= 0 then return 0 end
+local unlisted = redis.call('HLEN', KEYS[1]) - redis.call('ZCARD', KEYS[2])
+if unlisted > 0 then
+  for _, name in ipairs(redis.call('HRANDFIELD', KEYS[1], math.min(over + 10, 100))) do
+    if over > 0 and not redis.call('ZSCORE', KEYS[2], name) then
+      redis.call('HDEL', KEYS[1], name)
+      over = over - 1
+    end
+  end
+end
+if over > 0 then
+  local popped = redis.call('ZPOPMIN', KEYS[2], over)  -- name, score, name, score...
+  for i = 1, #popped, 2 do redis.call('HDEL', KEYS[1], popped[i]) end
+end
+return 1
+"""
+
 Reader = namedtuple("Reader", "id sids")  # id: the digest in the keys; sids: sessions to tell
 
 
@@ -94,11 +119,13 @@ class ReaderKeys:
 class Reading:
     """Read positions, sidebars and counts in Redis (decode_responses=True)."""
 
-    def __init__(self, client, lifetime, publish_command="PUBLISH"):
+    def __init__(self, client, lifetime, publish_command="PUBLISH", max_names=1000):
         self.redis = client
+        self.max_names = max(1, int(max_names))  # RIPPLE_ROOM_MENTION_NAMES_MAX
         self.lifetime = int(getattr(lifetime, "total_seconds", lambda: lifetime)())  # idle expiry
         self.publish_command = publish_command
         self._mark = client.register_script(_MARK_LUA)
+        self._learn = client.register_script(_LEARN_LUA)
         self._visited = {}  # (reader, room) -> when this process last recorded a visit
 
     # -- the sidebar ---------------------------------------------------------------------------
@@ -106,7 +133,8 @@ class Reading:
     def visit(self, reader, room, name):
         """Record that the person opened or posted in ``room`` as ``name``: the room joins their
         sidebar (unless they hid it) with the position at its newest message if they had none,
-        and the room learns their name (for @mentions). At most once a minute per process."""
+        and the room learns their name (for @mentions; the most recent RIPPLE_ROOM_MENTION_NAMES_MAX
+        names only). At most once a minute per process."""
         now = time.monotonic()
         key = (reader.id, room, name)
         if now - self._visited.get(key, -60.0) < 60.0:
@@ -115,8 +143,9 @@ class Reading:
             self._visited.clear()
         self._visited[key] = now
         k = keys.RoomKeys(room)
-        self.redis.hset(k.people, fold(name), json.dumps({"name": name, "reader": reader.id},
-                                                         ensure_ascii=False))
+        self._learn(keys=[k.people, k.seen], args=[
+            fold(name), json.dumps({"name": name, "reader": reader.id}, ensure_ascii=False),
+            int(time.time() * 1000), self.max_names])
         if not self.redis.sismember(ReaderKeys(reader.id).hidden, room):
             self._join(reader, room)
 

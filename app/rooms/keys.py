@@ -49,7 +49,7 @@ def valid_room(name):
 class RoomKeys:
     """The Redis names one room uses, all in one cluster hash slot."""
 
-    __slots__ = ("room", "log", "channel", "meta", "tag", "online", "changed", "activity", "deleted", "people")
+    __slots__ = ("room", "log", "channel", "meta", "tag", "online", "changed", "activity", "deleted", "people", "seen")
 
     def __init__(self, room):
         self.room = room
@@ -65,6 +65,7 @@ class RoomKeys:
         self.activity = self.tag + ":activity"  # pub/sub: "!activity\n<json>" per message, for sidebars
         self.deleted = self.tag + ":deleted"  # sorted set: deleted message id -> its id score (reading.score)
         self.people = self.tag + ":people"    # hash: folded name -> {"name", "reader"} (who was here)
+        self.seen = self.tag + ":people:seen"  # sorted set: folded name -> ms last here (caps ``people``)
 
     def idempotency(self, digest):
         return self.tag + ":idem:" + digest

@@ -1,7 +1,9 @@
 """@mentions: which known names a message's text calls, resolved once, when it is stored.
 
 The known names of a room are the people who opened or posted in it while signed in (its
-``people`` hash: folded name -> {"name", "reader"}, app/people/reading.py ``visit``). After each
+``people`` hash: folded name -> {"name", "reader"}, app/people/reading.py ``visit``; the most
+recently seen RIPPLE_ROOM_MENTION_NAMES_MAX of them, so a room's crowd cannot grow it without
+end). After each
 ``@`` (or a full-width ``＠``) the longest run of text that folds (app/names.py ``fold``: case-,
 width- and look-alike-insensitive, as name claims compare) to a known name is a mention, if it
 ends where a word ends: at a space, punctuation or the end, or anywhere next to a CJK character
