@@ -1,0 +1,165 @@
+"""docs/openapi.yaml describes what a real Gunicorn answers, not only the app in-process.
+
+tests/test_fuzz.py fuzzes the app through Werkzeug's test client and leaves the event stream out;
+here a developer's first calls go to real servers (the session's 2-worker Gunicorn, and one with
+tight limits for the refusals): each answer's status must be documented for its route, its body
+must match the documented schema, an error must carry its stable ``code``, and every header the
+documentation declares for that answer (``Retry-After``) must be there.
+"""
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+import schemathesis
+import yaml
+
+from app import create_app
+
+from .servers import Gunicorn
+from .support import LIMITS_OFF, SERVER_ENV, TOKEN
+from .test_accounts import account_holder
+from .test_moderation import room_with_member
+from .test_rooms import answer
+
+SPEC_PATH = Path(__file__).resolve().parent.parent / "docs" / "openapi.yaml"
+SPEC = schemathesis.openapi.from_path(SPEC_PATH)
+RAW = yaml.safe_load(SPEC_PATH.read_text())
+
+
+def resolve(node):
+    """The node a ``$ref`` points at (followed until it is no reference)."""
+    while isinstance(node, dict) and "$ref" in node:
+        target = RAW
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        node = target
+    return node
+
+
+def conforms(method, template, response):
+    """Assert ``response`` is what openapi.yaml documents for ``method template``."""
+    operation = RAW["paths"][template][method.lower()]
+    documented = operation["responses"]
+    status = str(response.status_code)
+    assert status in documented, "%s %s answered %s, not documented (%s)" % (
+        method, template, status, sorted(documented))
+    answer = resolve(documented[status])
+    for name in answer.get("headers", {}):
+        assert name in response.headers, "%s %s %s lacks the documented %s header" % (
+            method, template, status, name)
+    SPEC[template][method].validate_response(response)  # the body against its schema
+    if response.status_code >= 400 and response.headers.get("Content-Type", "").startswith("application/json"):
+        body = response.json()
+        assert body.get("error") and body.get("code"), body  # api.md: always a sentence and a code
+    return response
+
+
+@pytest.fixture(scope="module")
+def tight(redis_url, tmp_path_factory):
+    """A Gunicorn whose scoped tokens, reads and new streams are limited to two a minute."""
+    env = dict(SERVER_ENV, RIPPLE_POST_RATE_TOKEN="2 per minute", RIPPLE_READ_RATE_IP="2 per minute",
+               RIPPLE_STREAM_RATE_IP="1 per minute",
+               RIPPLE_RATELIMIT_KEY_PREFIX="openapi-" + uuid.uuid4().hex[:8])
+    server = Gunicorn(tmp_path_factory.mktemp("tight"), redis_url=redis_url, workers=1, env=env)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def tokens(redis_url):
+    """Scoped publish tokens, made the way ``flask tokens create`` makes them."""
+    app = create_app({"TESTING": True, "REDIS_URL": redis_url, "SECRET_KEY": "test-secret", **LIMITS_OFF})
+
+    def create(rooms, *names):
+        return app.extensions["ripple"].tokens.create("openapi-" + uuid.uuid4().hex[:6], rooms, list(names))[0]
+    return create
+
+
+def test_a_scoped_tokens_posts_and_refusals_are_as_documented(server, room, tokens):
+    token = tokens(room, "deploy")
+    auth = {"Authorization": "Bearer " + token, "Idempotency-Key": "k-" + room}
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        first = conforms("POST", "/rooms/{room}/messages",
+                         http.post("/rooms/%s/messages" % room, json={"text": "v2 is live"}, headers=auth))
+        assert first.status_code == 201
+        again = conforms("POST", "/rooms/{room}/messages",
+                         http.post("/rooms/%s/messages" % room, json={"text": "v2 is live"}, headers=auth))
+        assert (again.status_code, again.json()) == (200, first.json())
+        elsewhere = conforms("POST", "/rooms/{room}/messages",
+                             http.post("/rooms/%s-x/messages" % room, json={"text": "x"}, headers=auth))
+        assert (elsewhere.status_code, elsewhere.json()["code"]) == (403, "token_scope")
+        garbled = conforms("POST", "/rooms/{room}/messages", http.post(
+            "/rooms/%s/messages" % room, json={"text": "x"}, headers={"Authorization": "Bearer rpl_0_x"}))
+        assert (garbled.status_code, garbled.json()["code"]) == (401, "token_invalid")
+        empty = conforms("POST", "/rooms/{room}/messages", http.post(
+            "/rooms/%s/messages" % room, json={"text": "  "}, headers={"Authorization": "Bearer " + token}))
+        assert empty.status_code == 422
+
+
+def test_history_pages_and_a_bad_cursor_are_as_documented(server, room):
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        ids = [http.post("/rooms/%s/messages" % room, json={"text": str(i), "user": "ann"},
+                         headers={"Authorization": "Bearer " + TOKEN}).json()["id"] for i in range(3)]
+        page = conforms("GET", "/rooms/{room}/messages",
+                        http.get("/rooms/%s/messages" % room, params={"after": ids[0], "limit": 1})).json()
+        assert [m["id"] for m in page["messages"]] == ids[1:2] and page["more_after"]
+        bad = conforms("GET", "/rooms/{room}/messages", http.get("/rooms/%s/messages" % room, params={"after": "x"}))
+        assert bad.status_code == 400
+        both = conforms("GET", "/rooms/{room}/messages",
+                        http.get("/rooms/%s/messages" % room, params={"after": ids[0], "before": ids[2]}))
+        assert both.status_code == 400
+
+
+def test_a_stream_is_as_documented(server, room):
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        with http.stream("GET", "/rooms/%s/events" % room, headers={"Accept": "text/event-stream"}) as stream:
+            assert stream.status_code == 200
+            assert stream.headers["Content-Type"].startswith("text/event-stream")
+            assert stream.headers["Cache-Control"] == "no-cache" and stream.headers["X-Accel-Buffering"] == "no"
+
+
+def test_the_probes_are_as_documented(server):
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        assert conforms("GET", "/healthz", http.get("/healthz")).status_code == 200
+        assert conforms("GET", "/readyz", http.get("/readyz")).status_code == 200
+
+
+def test_a_scoped_token_past_its_rate_gets_429_with_retry_after(tight, room, tokens):
+    auth = {"Authorization": "Bearer " + tokens(room, "deploy")}
+    with httpx.Client(base_url=tight.url, timeout=10) as http:
+        statuses = [conforms("POST", "/rooms/{room}/messages", http.post(
+            "/rooms/%s/messages" % room, json={"text": str(i)}, headers=auth)) for i in range(3)]
+        assert [r.status_code for r in statuses] == [201, 201, 429]
+        assert statuses[-1].json()["code"] == "token_rate" and int(statuses[-1].headers["Retry-After"]) > 0
+
+
+def test_reads_past_the_address_limit_get_429_with_retry_after(tight, room):
+    with httpx.Client(base_url=tight.url, timeout=10) as http:
+        answers = [conforms("GET", "/rooms/{room}/messages", http.get("/rooms/%s/messages" % room))
+                   for _ in range(3)]
+        assert [r.status_code for r in answers] == [200, 200, 429]
+        assert int(answers[-1].headers["Retry-After"]) > 0
+
+
+def test_a_refused_stream_gets_429_json_or_a_busy_event_as_documented(tight, room):
+    with httpx.Client(base_url=tight.url, timeout=10) as http:
+        with http.stream("GET", "/rooms/%s/events" % room, headers={"Accept": "text/event-stream"}) as first:
+            assert first.status_code == 200
+            refused = conforms("GET", "/rooms/{room}/events",
+                               http.get("/rooms/%s/events" % room, headers={"Accept": "application/json"}))
+            assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+            busy = http.get("/rooms/%s/events" % room, headers={"Accept": "text/event-stream"})
+            assert busy.status_code == 200 and "event: busy" in busy.text
+            assert int(busy.headers["Retry-After"]) > 0
+
+
+def test_a_banned_persons_stream_is_refused_as_documented(server):
+    owner = account_holder(server, "own")
+    room, member = room_with_member(server, owner, "public")
+    assert answer(owner, "POST", "/rooms/%s/bans" % room, body={"user": member.name, "seconds": 600})[0] == 201
+    with httpx.Client(base_url=server.url, timeout=10, headers={"Cookie": member.cookie()}) as http:
+        refused = conforms("GET", "/rooms/{room}/events", http.get(
+            "/rooms/%s/events" % room, headers={"Accept": "text/event-stream", "Last-Event-ID": "0-0"}))
+        assert (refused.status_code, refused.json()["code"]) == (403, "banned")
