@@ -7,6 +7,7 @@ import uuid
 import pytest
 
 from app.ops import cli
+from app.rooms import messages
 
 from .support import TOKEN
 
@@ -186,6 +187,15 @@ def test_python_publish_function_uses_the_atomic_path(client, redis_url, room):
     stored = json.loads(cli.publish(room, "from python", "bot", redis_url=redis_url))
     page = client.get("/rooms/%s/messages" % room).get_json()
     assert page["messages"] == [stored]
+
+
+def test_python_publish_function_follows_the_services_message_limit(redis_url, room, monkeypatch):
+    # An operator who raises RIPPLE_MAX_MESSAGE_CHARS raises it for every entry point.
+    monkeypatch.setenv("RIPPLE_MAX_MESSAGE_CHARS", "3000")
+    assert len(json.loads(cli.publish(room, "x" * 2500, "bot", redis_url=redis_url))["text"]) == 2500
+    monkeypatch.setenv("RIPPLE_MAX_MESSAGE_CHARS", "10")
+    with pytest.raises(messages.Invalid):
+        cli.publish(room, "x" * 11, "bot", redis_url=redis_url)
 
 
 def test_cli_publish_command(redis_url, room, client):

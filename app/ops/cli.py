@@ -41,8 +41,8 @@ def publish(room, text, user, redis_url=None, idempotency_key=None, attempts=3):
     url = redis_url or os.environ.get("REDIS_URL")
     if not url:
         raise ValueError("publish() needs redis_url or $REDIS_URL")
-    history = int(os.environ.get("RIPPLE_HISTORY_LENGTH", settings.HISTORY_LENGTH))
-    timeout = float(os.environ.get("RIPPLE_REDIS_SOCKET_TIMEOUT", settings.REDIS_SOCKET_TIMEOUT))
+    history = int(_setting("HISTORY_LENGTH"))
+    timeout = float(_setting("REDIS_SOCKET_TIMEOUT"))
     # The service's own way to reach Redis: every URL kind the README documents (plain, unix,
     # rediss, redis+sentinel, redis+cluster), and SPUBLISH on a cluster.
     try:
@@ -51,14 +51,19 @@ def publish(room, text, user, redis_url=None, idempotency_key=None, attempts=3):
         raise redis.ConnectionError("cannot reach the Redis cluster: %s" % exc) from exc
     try:
         # Queued for webhooks like every other post (app/webhooks/queue.py).
-        outbox = Outbox(client, int(os.environ.get("RIPPLE_WEBHOOK_QUEUE_MAX", settings.WEBHOOK_QUEUE_MAX)),
-                        atomic=not topology.is_cluster(url))
-        store = Store(client, history, settings.IDEMPOTENCY_SECONDS,
+        outbox = Outbox(client, int(_setting("WEBHOOK_QUEUE_MAX")), atomic=not topology.is_cluster(url))
+        store = Store(client, history, int(_setting("IDEMPOTENCY_SECONDS")),
                       publish_command=topology.publish_command(url), outbox=outbox)
-        return _checked_publish(store, room, text, user, settings.MAX_MESSAGE_CHARS,
+        return _checked_publish(store, room, text, user, int(_setting("MAX_MESSAGE_CHARS")),
                                 idempotency_key, attempts)
     finally:
         topology.close_client(client)
+
+
+def _setting(name):
+    """RIPPLE_<name> from the environment, else its default: the same values the service uses
+    (a text the running service accepts is accepted here too), without building the app."""
+    return os.environ.get("RIPPLE_" + name) or getattr(settings, name)
 
 
 def _checked_publish(store, room, text, user, max_chars, idempotency_key=None, attempts=3):
