@@ -19,6 +19,24 @@ import redis
 logger = logging.getLogger(__name__)
 
 
+# One stream's admission, shared by admit() and the stream opening's single script
+# (app/web/opening.py). ARGV from ``first``: connection id, now (ms), ttl (ms), cap.
+# Returns 1 when admitted, 0 at the cap (and leaves no member behind).
+ADMIT_LUA = """
+local function admit_address(streams, argv, first)
+  local conn, now, ttl, cap = argv[first], tonumber(argv[first + 1]), argv[first + 2], tonumber(argv[first + 3])
+  redis.call('ZREMRANGEBYSCORE', streams, '-inf', '(' .. now)
+  redis.call('ZADD', streams, now + tonumber(ttl), conn)
+  redis.call('PEXPIRE', streams, ttl)
+  if redis.call('ZCARD', streams) > cap then
+    redis.call('ZREM', streams, conn)
+    return 0
+  end
+  return 1
+end
+"""
+
+
 def key(address):
     return "ripple:{a:%s}:streams" % address
 
@@ -38,6 +56,7 @@ class AddressStreams:
         self.gone = []  # (address, connection id) released, not yet removed from Redis
         self._wake = gevent.event.Event()
         self._runner = None
+        self._admit = client.register_script(ADMIT_LUA + "return admit_address(KEYS[1], ARGV, 1)")
 
     @property
     def ttl_ms(self):
@@ -45,20 +64,32 @@ class AddressStreams:
 
     def admit(self, address):
         """Register the current greenlet's new stream from ``address``; False at the cap."""
-        conn = secrets.token_hex(8)
-        now = _now_ms()
-        with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zremrangebyscore(key(address), "-inf", "(%d" % now)
-            pipe.zadd(key(address), {conn: now + self.ttl_ms})
-            pipe.zcard(key(address))
-            pipe.pexpire(key(address), self.ttl_ms)
-            _, _, count, _ = pipe.execute()
-        if count > self.limit:
-            self.redis.zrem(key(address), conn)
-            return False
+        conn = self.new_conn()
+        admitted = self._admit(keys=[key(address)], args=self.admit_args(conn))
+        if admitted:
+            self.keep(address, conn)
+        return bool(admitted)
+
+    def new_conn(self):
+        """A new stream's id in its address's set."""
+        return secrets.token_hex(8)
+
+    def admit_args(self, conn):
+        """ARGV of ADMIT_LUA's ``admit_address`` for stream ``conn`` (after its key)."""
+        return [conn, _now_ms(), self.ttl_ms, self.limit]
+
+    def keep(self, address, conn):
+        """Hold admitted stream ``conn`` from ``address`` for the current greenlet (refreshed
+        with this worker's others until released)."""
         self.mine[gevent.getcurrent()] = (address, conn)
         self._ensure_runner()
-        return True
+
+    def give_back(self, address, conn):
+        """Remove admitted member ``conn`` of ``address`` whose stream was refused after all (a
+        private room, a ban), at once: the next open from there must find its place free."""
+        if self.mine.get(gevent.getcurrent()) == (address, conn):
+            del self.mine[gevent.getcurrent()]
+        self.redis.zrem(key(address), conn)
 
     def release(self, greenlet=None):
         """Forget ``greenlet``'s stream (default: the current one's); its member goes within

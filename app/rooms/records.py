@@ -87,6 +87,38 @@ def now_ms():
     return int(time.time() * 1000)
 
 
+ACCESS_FIELDS = ("visibility", "slow", "owner")  # of a room's info hash, as access_from reads them
+
+
+def access_keys(room):
+    """The keys Rooms.access reads, in its order: info, members, bans (one slot: the room's)."""
+    k = RecordKeys(room)
+    return [k.info, k.members, k.bans]
+
+
+def access_args(uid, address):
+    """What Rooms.access asks of those keys: the member field and the two ban fields."""
+    return [uid or "-", "addr:" + (address or "-")]
+
+
+def access_from(uid, info, member, bans):
+    """The Access that Rooms.access's three replies say: ``info`` [visibility, slow, owner],
+    ``member`` the members hash's field for ``uid``, ``bans`` [by uid, by address]."""
+    visibility, slow, owner = info
+    member = member if uid else None
+    role = json.loads(member).get("role") if member else None
+    ban = None
+    now = now_ms()
+    for by_address, raw in enumerate(bans):
+        if by_address and role in (OWNER, MODERATOR):
+            continue  # an address is shared: its ban spares those nobody there may act on
+        record = json.loads(raw) if raw else None
+        if record and (not record.get("until") or record["until"] > now):
+            ban = record
+            break
+    return Access(visibility is not None, visibility or PUBLIC, role, ban, int(slow or 0), owner)
+
+
 class Rooms:
     """Room records in Redis: create, read, change, the membership of people."""
 
@@ -123,24 +155,13 @@ class Rooms:
 
     def access(self, room, uid, address):
         """One round trip: what ``uid`` (or None) from ``address`` may do in ``room`` (Access)."""
-        k = RecordKeys(room)
+        (info, members, bans), (who, where) = access_keys(room), access_args(uid, address)
         with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hmget(k.info, "visibility", "slow", "owner")
-            pipe.hget(k.members, uid or "-")  # not ECHO: a cluster's pipelines refuse it
-            pipe.hmget(k.bans, uid or "-", "addr:" + (address or "-"))
-            (visibility, slow, owner), member, bans = pipe.execute()
-        member = member if uid else None
-        role = json.loads(member).get("role") if member else None
-        ban = None
-        now = now_ms()
-        for by_address, raw in enumerate(bans):
-            if by_address and role in (OWNER, MODERATOR):
-                continue  # an address is shared: its ban spares those nobody there may act on
-            record = json.loads(raw) if raw else None
-            if record and (not record.get("until") or record["until"] > now):
-                ban = record
-                break
-        return Access(visibility is not None, visibility or PUBLIC, role, ban, int(slow or 0), owner)
+            pipe.hmget(info, *ACCESS_FIELDS)
+            pipe.hget(members, who)  # not ECHO: a cluster's pipelines refuse it
+            pipe.hmget(bans, who, where)
+            info, member, bans = pipe.execute()
+        return access_from(uid, info, member, bans)
 
     def update(self, room, **fields):
         """Set topic / visibility / slow (already checked) on a room; creates no record by itself

@@ -12,7 +12,7 @@ from ..ops.services import services
 from ..people import identity, tokens
 from ..people import reading as reading_people
 from ..rooms import keys, messages
-from . import fastpost, gate, guard, pages
+from . import fastpost, gate, guard, opening, pages
 from .i18n import translate
 from .replies import json_error, refuse, require_utf8_form, status_code, wants_json, wants_page
 
@@ -228,11 +228,7 @@ def history(room):
 
 
 @bp.get("/rooms/<room>/events")
-@guard.limiter.limit(guard.rate("STREAM_RATE_SESSION"), key_func=guard.session_key,
-                     exempt_when=guard.new_signed_in_stream_exempt)
-@guard.limiter.limit(guard.rate("STREAM_RATE_IP"), exempt_when=guard.new_stream_exempt)
-@guard.limiter.limit(guard.rate("STREAM_RESUME_RATE_IP"), key_func=guard.resume_key,
-                     exempt_when=guard.resume_exempt)
+@guard.limiter.exempt  # its limits are counted in opening.open_stream, with its other checks
 def events(room):
     """Stream a room as server-sent events, resuming after Last-Event-ID when given."""
     room = _room_or_400(room)
@@ -243,21 +239,27 @@ def events(room):
     if raw and cursor is None:
         # Never an error: an EventSource stops reconnecting on one. Start from now instead.
         logger.info("malformed cursor, streaming from now room=%s cursor=%.80r", room, raw)
-    found = gate.require_write(room)  # 404 for a private room's non-member, 403 when banned
-    guard.no_limit_headers()  # a round trip fewer per stream opened (a reload opens thousands)
-    if request.method == "HEAD":  # the headers a stream would have, and no stream
-        return Response(b"", mimetype="text/event-stream", headers={"Cache-Control": "no-cache"})
     hub = services().hub
     streams = hub.streams
+    head = request.method == "HEAD"
+    # The rate limits (429), the room's access and the address's admission: one round trip.
+    opened = opening.open_stream(room, admit=not (head or streams.draining or streams.full()))
+    try:
+        found = gate.require_write(room)  # 404 for a private room's non-member, 403 when banned
+    except Exception:
+        opened.give_back()
+        raise
+    if head:  # the headers a stream would have, and no stream
+        return Response(b"", mimetype="text/event-stream", headers={"Cache-Control": "no-cache"})
     if streams.draining:  # this worker is leaving: come back once the workers that stay listen
+        opened.give_back()  # admitted just before the worker began leaving
         streams.handed_over.wait(HANDOVER_WAIT_SECONDS)
         return Response(stream.reconnect_soon(int(cfg["RETRY_MS"])), mimetype="text/event-stream",
                         headers={"Cache-Control": "no-cache"})
-    if streams.full():
+    if opened.admitted is None:  # at the stream limit when the checks ran
         return refuse_stream(503, N_("This server is at its stream limit; try again shortly."),
                              int(cfg["REDIS_RETRY_AFTER"]))
-    addresses = services().addresses
-    if not addresses.admit(request.remote_addr or "-"):
+    if not opened.admitted:
         return refuse_stream(429, N_("Too many open streams from your network (the limit is %d). Close "
                              "a tab and try again.") % cfg["MAX_STREAMS_PER_ADDRESS"],
                              float(cfg["HEARTBEAT_SECONDS"]) * 2)

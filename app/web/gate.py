@@ -56,6 +56,12 @@ def access(room):
     return cache[room]
 
 
+def remember(room, found):
+    """Keep ``found`` as this request's Access to ``room`` (read with other work in one round
+    trip: app/web/opening.py)."""
+    g.setdefault("ripple_room_access", {})[room] = found
+
+
 def hidden(found):
     """Tell whether a room is invisible to this person: private, and they are no member."""
     return found.visibility == records.PRIVATE and found.role is None

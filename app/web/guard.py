@@ -121,10 +121,10 @@ def session_key():
     grant = _grant()
     if grant is not None and grant.scoped:
         return "token:" + grant.id
-    return "sid:" + (_session_id() or get_remote_address())
+    return "sid:" + (session_id() or get_remote_address())
 
 
-def _session_id():
+def session_id():
     """The session a request speaks for: the cookie's, or the one a JWT or a trusted proxy's
     user header maps to (those carry no cookie); None when Redis cannot tell."""
     sid = session.get("sid")
@@ -146,26 +146,6 @@ def resuming():
     """
     raw = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
     return keys.parse_cursor(raw) is not None
-
-
-def new_signed_in_stream_exempt():
-    """The per-session new-stream limit is for signed-in sessions' new streams only: anonymous
-    viewers have no session to count by (keying them by address would give everyone behind one
-    address the session's small budget), and resumes have their own budget."""
-    return not _session_id() or resuming()
-
-
-def new_stream_exempt():
-    return resuming()
-
-
-def resume_exempt():
-    return not resuming()
-
-
-def resume_key():
-    """Resumes count in their own per-address bucket, apart from new streams'."""
-    return "resume:" + get_remote_address()
 
 
 # Checked before any limit is looked up: a request with a token pays nothing for them

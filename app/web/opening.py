@@ -1,0 +1,209 @@
+"""A stream's opening checks in one Redis round trip: its rate limits, its room's gate, its
+address's admission.
+
+Opening streams is what a reload, a deploy or a crashed worker makes thousands of clients do at
+once (issue 20), so the stream route does not go through Flask-Limiter's decorators: each cost a
+round trip and a fifth of an open's CPU (docs/performance.md, "Opening streams"). One script
+counts the limits that apply, reads the room's access (app/rooms/records.py's rule decides) and
+admits the stream under its address's cap (app/people/addresses.py's rule, the same Lua).
+
+Which limits apply (the settings hold limit strings, as Flask-Limiter reads them):
+- a stream that resumes a cursor: STREAM_RESUME_RATE_IP, per address (a reload's reconnects);
+- a new stream: STREAM_RATE_IP per address and, for a signed-in session, STREAM_RATE_SESSION;
+- none with a publish token or with RATELIMIT_ENABLED off (as for every other limit).
+Each limit is a sliding-window counter (Flask-Limiter's strategy here): the previous window's
+count, weighted by how much of it still overlaps, plus this window's. A refused open counts
+against none of them; nothing else is read or admitted then.
+
+On a Redis Cluster the keys live in different slots: the same steps run as separate calls (the
+limits script per limit, Rooms.access, AddressStreams.admit), the admission only after the gate.
+"""
+import functools
+import math
+import time
+from collections import namedtuple
+
+import redis
+from flask import current_app
+from limits import parse_many
+from werkzeug.exceptions import TooManyRequests
+
+from ..ops.services import services
+from ..people import addresses as address_streams
+from ..people import identity
+from ..rooms import records
+from . import gate, guard
+
+# Checks every limit before counting any: an open one limit refuses costs the others nothing.
+# KEYS from ``first``: per limit, this window's counter and the previous window's.
+# ARGV from ``at``: the number of limits, then per limit: amount, window (ms), elapsed (ms).
+# Returns nil when all allow it (and counts it), else {the refusing limit (1-based), prev, cur}.
+_LIMITS_LUA = """
+local function spend_limits(keys, first, argv, at)
+  local n = tonumber(argv[at])
+  for i = 1, n do
+    local amount, window = tonumber(argv[at + 3 * i - 2]), tonumber(argv[at + 3 * i - 1])
+    local elapsed = tonumber(argv[at + 3 * i])
+    local cur = tonumber(redis.call('GET', keys[first + 2 * i - 2]) or '0')
+    local prev = tonumber(redis.call('GET', keys[first + 2 * i - 1]) or '0')
+    if prev * (window - elapsed) / window + cur + 1 > amount then return {i, prev, cur} end
+  end
+  for i = 1, n do
+    if redis.call('INCR', keys[first + 2 * i - 2]) == 1 then
+      redis.call('PEXPIRE', keys[first + 2 * i - 2], 2 * tonumber(argv[at + 3 * i - 1]))
+    end
+  end
+  return nil
+end
+"""
+
+# KEYS: the room's info, members, bans (records.access_keys); the address's streams; then the
+# limits' counters.  ARGV: the member and address-ban fields (records.access_args); admit (1/0);
+# the admission's four (AddressStreams.admit_args); the limits' (from 8).
+# Returns {0, info, member, bans, admitted (1, 0, or -1: not asked)} or {1, limit, prev, cur}.
+_OPEN_LUA = _LIMITS_LUA + address_streams.ADMIT_LUA + """
+local limited = spend_limits(KEYS, 5, ARGV, 8)
+if limited then return {1, limited[1], limited[2], limited[3]} end
+local info = redis.call('HMGET', KEYS[1], 'visibility', 'slow', 'owner')
+local member = redis.call('HGET', KEYS[2], ARGV[1])
+local bans = redis.call('HMGET', KEYS[3], ARGV[1], ARGV[2])
+local admitted = -1
+if ARGV[3] == '1' then admitted = admit_address(KEYS[4], ARGV, 4) end
+return {0, info, member, bans, admitted}
+"""
+
+_LIMITS_ONLY_LUA = _LIMITS_LUA + """
+local limited = spend_limits(KEYS, 1, ARGV, 1)
+if limited then return limited end
+return 0
+"""
+
+# The Lua above hard-codes ACCESS_FIELDS' order.
+assert records.ACCESS_FIELDS == ("visibility", "slow", "owner")
+
+Limit = namedtuple("Limit", "amount window_ms key")
+
+
+class Opened:
+    """What the checks said: the room's Access (gate's rules apply to it) and whether the
+    address admitted the stream (None when it was not asked)."""
+
+    def __init__(self, room, found, address, conn, admitted):
+        self.room, self.found, self.address, self.conn, self.admitted = room, found, address, conn, admitted
+
+    def give_back(self):
+        """The stream is not opened after all: its address's place is free again (a round trip,
+        on this rare path only)."""
+        if self.admitted:
+            services().addresses.give_back(self.address, self.conn)
+            self.admitted = False
+
+
+@functools.lru_cache(maxsize=64)
+def _items(setting_value):
+    return [(item.amount, int(item.get_expiry() * 1000)) for item in parse_many(setting_value)]
+
+
+def limits():
+    """The Limits an open of this request counts against (see the module's docstring)."""
+    if not guard.limiter.enabled or guard.exempt():
+        return []
+    cfg, address = current_app.config, gate.address()
+    if guard.resuming():
+        wanted = [("STREAM_RESUME_RATE_IP", "resume:" + address)]
+    else:
+        wanted = [("STREAM_RATE_IP", "ip:" + address)]
+        sid = guard.session_id()
+        if sid:
+            wanted.append(("STREAM_RATE_SESSION", "sid:" + sid))
+    found, prefix = [], cfg["RATELIMIT_KEY_PREFIX"]
+    for setting, who in wanted:
+        for amount, window_ms in _items(cfg[setting]):
+            # Named by the limit, as Flask-Limiter names its counters: a changed limit counts anew.
+            found.append(Limit(amount, window_ms, "%s:{stream:%s}:%d/%d" % (prefix, who, amount, window_ms)))
+    return found
+
+
+def _keys_and_args(found, now_ms):
+    keys, args = [], [len(found)]
+    for limit in found:
+        window = now_ms // limit.window_ms
+        keys += ["%s:%d" % (limit.key, window), "%s:%d" % (limit.key, window - 1)]
+        args += [limit.amount, limit.window_ms, now_ms - window * limit.window_ms]
+    return keys, args
+
+
+def _refuse(limit, prev, cur, now_ms):
+    """Raise the 429 of ``limit`` refusing an open; its Retry-After is when one more fits."""
+    window, amount = limit.window_ms, limit.amount
+    left = window - now_ms % window  # of this window
+    if cur + 1 <= amount and prev:  # the previous window's weight must fade enough
+        wait_ms = left - (amount - cur - 1) * window / prev
+    else:  # this window's count alone is too many: it becomes the previous one's
+        wait_ms = left + (window * (1 - (amount - 1) / cur) if cur else 0)
+    wait = max(1, math.ceil(wait_ms / 1000))
+    raise TooManyRequests(retry_after=wait)
+
+
+def open_stream(room, admit):
+    """Count this request's open of ``room`` against its limits (429 past one: the error
+    handler answers it in the form an EventSource retries), read its access (gate's cache holds
+    it: gate.require_write decides) and, when ``admit``, admit it under its address's cap.
+    Raises redis.RedisError when Redis fails."""
+    ripple = services()
+    now_ms = int(time.time() * 1000)
+    found = limits()
+    uid, address = identity.uid(), gate.address()
+    streams = ripple.addresses
+    conn = streams.new_conn()
+    if isinstance(ripple.redis, redis.RedisCluster):
+        return _open_apart(room, found, now_ms, uid, address, admit, conn)
+    limit_keys, limit_args = _keys_and_args(found, now_ms)
+    keys = records.access_keys(room) + [address_streams.key(address)] + limit_keys
+    args = records.access_args(uid, address) + [1 if admit else 0] + streams.admit_args(conn) + limit_args
+    reply = _script(ripple.redis)(keys=keys, args=args)
+    if reply[0] == 1:
+        _, which, prev, cur = reply
+        _refuse(found[which - 1], int(prev), int(cur), now_ms)
+    _, info, member, bans, admitted = reply
+    gate.remember(room, records.access_from(uid, info, member, bans))
+    if admitted == 1:
+        streams.keep(address, conn)
+    return Opened(room, gate.access(room), address, conn, None if admitted == -1 else bool(admitted))
+
+
+def _open_apart(room, found, now_ms, uid, address, admit, conn):
+    """open_stream on a cluster: the limits (each limit's two keys share a slot), the room's
+    access, then the admission, one call each."""
+    client = services().redis
+    for i, limit in enumerate(found):
+        keys, args = _keys_and_args([limit], now_ms)
+        reply = _limits_script(client)(keys=keys, args=args)
+        if reply != 0:
+            _refuse(found[i], int(reply[1]), int(reply[2]), now_ms)
+    gate.access(room)  # Rooms.access, cached for the request
+    admitted = None
+    if admit and not gate.hidden(gate.access(room)) and gate.access(room).ban is None:
+        admitted = services().addresses.admit(address)
+    elif admit:
+        admitted = False  # refused by the gate: require_write answers it before admission matters
+    return Opened(room, gate.access(room), address, conn, admitted)
+
+
+def _script(client):
+    return _registered(client, "open", _OPEN_LUA)
+
+
+def _limits_script(client):
+    return _registered(client, "limits", _LIMITS_ONLY_LUA)
+
+
+_SCRIPTS = {}
+
+
+def _registered(client, name, source):
+    """One registered Script per client and script (registering hashes the source)."""
+    found = _SCRIPTS.get((id(client), name))
+    if found is None or found[0] is not client:
+        found = _SCRIPTS[(id(client), name)] = (client, client.register_script(source))
+    return found[1]

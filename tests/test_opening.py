@@ -1,0 +1,75 @@
+"""A stream's opening checks (app/web/opening.py): its limits, its room's gate and its address's
+admission are one round trip, and each keeps its rule; through real Gunicorn and Redis."""
+import pytest
+
+from .servers import Gunicorn
+from .support import SERVER_ENV
+from .test_accounts import account_holder
+from .test_hardening import From, an_address
+from .test_rooms import create, new_room
+
+CAPPED = {**SERVER_ENV, "RIPPLE_TRUSTED_PROXIES": "1", "RIPPLE_MAX_STREAMS_PER_ADDRESS": "2"}
+RATED = {**SERVER_ENV, "RIPPLE_TRUSTED_PROXIES": "1", "RIPPLE_STREAM_RATE_IP": "6 per minute"}
+
+
+@pytest.fixture(scope="module")
+def opening(redis_url, tmp_path_factory):
+    """Two streams per address; each test speaks from an address of its own."""
+    server = Gunicorn(tmp_path_factory.mktemp("opening"), redis_url=redis_url, workers=2, env=CAPPED).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def rated(redis_url, tmp_path_factory):
+    """Six new streams a minute per address."""
+    server = Gunicorn(tmp_path_factory.mktemp("rated"), redis_url=redis_url, workers=2, env=RATED).start()
+    yield server
+    server.stop()
+
+
+def _first_event(stream):
+    event = stream.next(5)
+    return event.name if event else None
+
+
+def test_streams_a_private_room_refuses_take_no_place_of_their_address(opening):
+    owner = account_holder(opening)
+    private, public = new_room("priv"), new_room("pub")
+    assert create(owner, private, "private")[0] == 201
+    stranger = From(opening.url, an_address())
+    for _ in range(3):  # past the address's cap of two, were they admitted
+        status, _, _ = stranger.request("GET", "/rooms/%s/events" % private,
+                                        headers={"Accept": "text/event-stream", "Connection": "close"})
+        assert status == 404
+    opened = [stranger.stream(public) for _ in range(2)]
+    try:
+        events = [stream.next(5) for stream in opened]
+        assert [e.name for e in events] == ["ready", "ready"], [e.data for e in events]
+    finally:
+        for stream in opened:
+            stream.close()
+
+
+def test_a_head_request_holds_no_stream(opening, room):
+    viewer = From(opening.url, an_address())
+    for _ in range(3):  # more than the address's two streams: a HEAD holds none
+        status, headers, body = viewer.request("HEAD", "/rooms/%s/events" % room)
+        assert status == 200 and headers["Content-Type"].startswith("text/event-stream") and body == b""
+    stream = viewer.stream(room)
+    try:
+        assert _first_event(stream) == "ready"
+    finally:
+        stream.close()
+
+
+def test_new_streams_past_the_address_rate_are_told_to_come_back_later(rated, room):
+    viewer = From(rated.url, an_address())
+    answers = []
+    for _ in range(8):  # six a minute from one address
+        stream = viewer.stream(room)
+        answers.append(_first_event(stream))
+        if answers[-1] == "busy":
+            assert 1 <= int(stream.headers["Retry-After"]) <= 60
+        stream.close()
+    assert answers[:6] == ["ready"] * 6 and answers[6:] == ["busy", "busy"]
