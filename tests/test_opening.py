@@ -70,6 +70,7 @@ def test_new_streams_past_the_address_rate_are_told_to_come_back_later(rated, ro
         stream = viewer.stream(room)
         answers.append(_first_event(stream))
         if answers[-1] == "busy":
-            assert 1 <= int(stream.headers["Retry-After"]) <= 60
+            # when one more fits: within this minute's window and the next (sliding window counter)
+            assert 1 <= int(stream.headers["Retry-After"]) <= 120
         stream.close()
     assert answers[:6] == ["ready"] * 6 and answers[6:] == ["busy", "busy"]
