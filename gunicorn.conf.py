@@ -11,6 +11,10 @@ workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 2))
 # files each (client + Redis), plus 100 for posts and page loads: 19,800 files and the worker's
 # own ~80 fit under an open-file limit of 20,000 per process.
 worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "9900"))
+# Connections waiting to be accepted (the kernel caps it at net.core.somaxconn): after a crash or
+# a reload every client of a worker reconnects within a second or two, and past the queue the
+# kernel drops their SYNs, which clients retry only after 1, 3, 7 s... (gunicorn's default: 2048).
+backlog = int(os.environ.get("BACKLOG", "4096"))
 timeout = 30            # worker liveness (the gevent worker's own heartbeat), not stream length
 graceful_timeout = 10   # open streams are told to reconnect at once; this bounds the rest
 keepalive = 2           # idle keep-alive connections also hold a draining worker open

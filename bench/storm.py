@@ -66,7 +66,7 @@ class Conn(asyncio.Protocol):
     """One connection of a client: bytes timestamped and kept, parsed when it ends."""
 
     __slots__ = ("client", "st", "transport", "chunks", "opened", "status", "status_t", "closed",
-                 "err", "head")
+                 "err", "head", "tail")
 
     def __init__(self, client, st):
         self.client, self.st = client, st
@@ -75,6 +75,7 @@ class Conn(asyncio.Protocol):
         self.opened = time_ns()
         self.status = self.status_t = self.closed = self.err = None
         self.head = b""
+        self.tail = b""
 
     def connection_made(self, transport):
         self.transport = transport
@@ -95,6 +96,12 @@ class Conn(asyncio.Protocol):
                     self.status = -1
                 self.status_t = time_ns()
                 self.head = b""
+        # The response's end (chunked framing's last chunk) ends the stream, as for an
+        # EventSource, which reconnects then: it does not wait for the server to close the
+        # connection (a server may keep it open for a next request).
+        self.tail = (self.tail + data)[-7:]
+        if self.tail.endswith(b"\r\n0\r\n\r\n") and self.transport is not None:
+            self.transport.close()
 
     def connection_lost(self, exc):
         self.closed = time_ns()
@@ -217,6 +224,7 @@ class State:
         acked = {room: set(map(tuple, keys)) for room, keys in spec["acked"].items()}
         prefix = (run + "|").encode()
         storm_lat, all_lat, back_s = array.array("d"), array.array("d"), array.array("d")
+        cut_s, gap_s = array.array("d"), array.array("d")
         res = {"clients": len(self.clients), "lost": 0, "duplicates": 0, "clients_with_loss": 0,
                "clients_with_duplicates": 0, "max_lost_one": 0, "max_dup_one": 0, "disrupted": 0,
                "never_back": 0, "not_caught_up": 0, "reconnects": 0, "bad_status": {},
@@ -274,7 +282,10 @@ class State:
                     res["never_back"] += 1
                 else:
                     back_s.append((back_at - t_sig) / 1e9)
+                    gap_s.append((back_at - disrupted_at) / 1e9)
+                cut_s.append((disrupted_at - t_sig) / 1e9)
         res["connect_errors"] = self.connect_errors
+        res["cut_s"], res["gap_s"] = cut_s.tobytes(), gap_s.tobytes()
         res["storm_lat"] = storm_lat.tobytes()
         res["all_lat"] = all_lat.tobytes()
         res["back_s"] = back_s.tobytes()
@@ -402,6 +413,48 @@ class LogWatch:
         return {"lines": len(hits), "kinds": dict(sorted(kinds.items(), key=lambda kv: -kv[1])[:8])}
 
 
+def _cpu(probe, fleet):
+    """CPU seconds so far: the server's processes, its Redis, this tool's, and the machine's."""
+    import psutil
+    t = psutil.cpu_times()
+    res = {"t": time.monotonic(), "busy": sum(t) - t.idle - getattr(t, "iowait", 0.0), "tool": 0.0}
+    for pid in [os.getpid()] + [proc.pid for proc in fleet.procs]:
+        try:
+            c = psutil.Process(pid).cpu_times()
+            res["tool"] += c.user + c.system
+        except psutil.Error:
+            pass
+    if probe is not None:
+        # every server process's, plus the master's reaped children's: a reload's old workers
+        res["server"] = 0.0
+        for proc in probe.processes():
+            try:
+                c = proc.cpu_times()
+            except psutil.Error:
+                continue
+            res["server"] += c.user + c.system
+            if proc in probe.roots:
+                res["server"] += c.children_user + c.children_system
+        res["redis"] = lt.redis_info(probe.redis).get("cpu_s", 0.0) if probe.redis else 0.0
+    return res
+
+
+def _cpu_used(a, b, reconnects):
+    """Cores used from ``a`` to ``b`` by the server, its Redis, this tool and everything else
+    (other work on a shared machine: machine_other_cores), and server CPU per reconnect."""
+    wall = max(1e-9, b["t"] - a["t"])
+    res = {"wall_s": round(wall, 2), "machine_busy_cores": round((b["busy"] - a["busy"]) / wall, 2),
+           "tool_cores": round((b["tool"] - a["tool"]) / wall, 2)}
+    if "server" in a:
+        server = max(0.0, b["server"] - a["server"])
+        redis = max(0.0, b["redis"] - a["redis"])
+        res.update(server_cores=round(server / wall, 2), redis_cores=round(redis / wall, 2),
+                   server_ms_per_reconnect=round(1000 * server / reconnects, 2) if reconnects else None)
+        res["machine_other_cores"] = round(res["machine_busy_cores"] - res["tool_cores"]
+                                           - (server + redis) / wall, 2)
+    return res
+
+
 def _pct(values, points=(50, 99, 100)):
     if not values:
         return {}
@@ -418,7 +471,7 @@ async def amain(args):
     cfg = {"host": sub.host, "port": sub.port, "hostport": sub.hostport, "max_seconds": a.max_seconds,
            "headers": "".join(lt._header_line(h) for h in a.sub_header), "uvloop": not a.no_uvloop,
            "jitter": a.jitter, "connect_timeout": a.connect_timeout, "ramp_wait": a.ramp_wait}
-    probe = lt.ServerProbe(a.server_pid, None) if a.server_pid else None
+    probe = lt.ServerProbe(a.server_pid, a.redis) if a.server_pid else None
     master = a.server_pid[0] if a.server_pid else None
     fleet = Fleet(a.procs, cfg)
     out = {"mode": "storm", "run": run, "signal": a.signal, "connections": a.connections,
@@ -447,6 +500,7 @@ async def amain(args):
         out["warm"] = seen
         # 2. Publish every --interval per room (keep-alive), signal after --before seconds.
         posts = []  # (room, sent ns, status, seconds)
+        bad = []    # the failed and stalled posts, each with its error and connection
         stop = asyncio.Event()
 
         async def publish(p, room):
@@ -454,8 +508,14 @@ async def amain(args):
             while not stop.is_set():
                 sent = time_ns()
                 t = time.monotonic()
+                reused = p.conn is not None and not p.conn.closed  # a keep-alive connection
+                errors = dict(p.errors)
                 status = await p.post(room)
-                posts.append((room, sent, status, time.monotonic() - t, p.seq - 1))
+                took = time.monotonic() - t
+                posts.append((room, sent, status, took, p.seq - 1))
+                if not 200 <= status < 300 or took > STALL_S:  # what went wrong, and where
+                    bad.append({"at_s": sent, "s": round(took, 3), "status": status, "keep_alive": reused,
+                                "error": [k for k, v in p.errors.items() if v != errors.get(k, 0)]})
                 nxt += a.interval
                 await asyncio.sleep(max(0.0, nxt - time.monotonic()))
 
@@ -463,6 +523,7 @@ async def amain(args):
         await asyncio.sleep(a.before)
         out["before"] = {"server": server_memory(probe, master), "redis": redis_figures(a.redis)}
         logs = LogWatch(a.server_log)
+        cpu0 = _cpu(probe, fleet)
         if a.signal == "hup":
             os.kill(master, signal.SIGHUP)
             out["signalled_pid"] = master
@@ -485,6 +546,7 @@ async def amain(args):
                     and (a.signal != "hup" or tot["disrupted"] >= tot["clients"]) and curve[-1][0] > 3:
                 break
         out["watch"] = tot
+        out["storm_cpu"] = _cpu_used(cpu0, _cpu(probe, fleet), tot["back"])
         out["curve"] = curve[::4]
         t_end = time_ns()
         await asyncio.sleep(a.after)
@@ -508,8 +570,11 @@ async def amain(args):
             p.close()
         fleet.stop()
     storm_lat, all_lat, back = array.array("d"), array.array("d"), array.array("d")
+    cut, gap = array.array("d"), array.array("d")
     total = {}
     for r in replies:
+        cut.frombytes(r.pop("cut_s"))
+        gap.frombytes(r.pop("gap_s"))
         storm_lat.frombytes(r.pop("storm_lat"))
         all_lat.frombytes(r.pop("all_lat"))
         back.frombytes(r.pop("back_s"))
@@ -525,12 +590,17 @@ async def amain(args):
     out.update(total)
     out["back_s"] = _pct(back.tolist(), (50, 99, 100))
     out["back_s"]["count"] = len(back)
+    # Where "back" goes: the signal until the server ended the client's stream (the hand-over and
+    # the staggered hint), then that until the new stream answered (retry wait, connect, open).
+    out["cut_s"] = _pct(cut.tolist(), (1, 50, 99, 100))
+    out["reconnect_s"] = _pct(gap.tolist(), (50, 99, 100))
     out["storm_latency_ms"] = _pct(storm_lat.tolist(), (50, 99, 100))
     out["latency_ms"] = _pct(all_lat.tolist(), (50, 99, 100))
     out["posts"] = {"total": len(posts), "failed": sum(1 for x in posts if not 200 <= x[2] < 300),
                     "stalled_over_1s": sum(1 for x in posts if x[3] > STALL_S),
                     "slowest_s": round(max((x[3] for x in posts), default=0), 3),
-                    "errors": {k: v for p in pubs for k, v in p.errors.items()}}
+                    "errors": {k: v for p in pubs for k, v in p.errors.items()},
+                    "bad": [dict(b, at_s=round((b["at_s"] - t_sig) / 1e9, 2)) for b in bad][:40]}
     out["ok"] = (out["lost"] == 0 and out["duplicates"] == 0 and out["never_back"] == 0
                  and out["posts"]["failed"] == 0)
     return out

@@ -145,3 +145,41 @@ def test_a_worker_returns_the_heap_a_wave_of_streams_freed(redis_url, tmp_path, 
                    "a heap trim after the wave closed")
     finally:
         server.stop()
+
+
+def read_until(sock, marker, deadline):
+    """Bytes from ``sock`` up to and including ``marker`` (b"" for the connection's end)."""
+    data = b""
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.05, deadline - time.monotonic()))
+        try:
+            piece = sock.recv(65536)
+        except socket.timeout:
+            break
+        if not piece:
+            return data if marker == b"" else None
+        data += piece
+        if marker and marker in data:
+            return data
+    return None
+
+
+def test_a_stream_told_to_come_back_has_its_connection_closed_at_once(redis_url, tmp_path, room):
+    # Keep-alive of 30 s: a connection held for a next request would stay open that long.
+    server = start(redis_url, tmp_path, "--keep-alive", "30")
+    try:
+        sock = socket.create_connection(("127.0.0.1", server.port))
+        sock.sendall(b"GET /rooms/%s/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"
+                     % room.encode())
+        head = read_until(sock, b"event: ready", time.monotonic() + 15)
+        assert head is not None and b"HTTP/1.1 200" in head
+        server.signal(signal.SIGHUP)
+        told = read_until(sock, b"\r\n0\r\n\r\n", time.monotonic() + 15)  # the response's end
+        assert told is not None and b"retry: 500" in told
+        ended = time.monotonic()
+        assert read_until(sock, b"", time.monotonic() + 15) is not None  # then the connection's
+        assert time.monotonic() - ended < 10  # not the 30 s keep-alive
+        sock.close()
+        assert errors_in(server) == []
+    finally:
+        server.stop()

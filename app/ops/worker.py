@@ -204,6 +204,25 @@ class RippleWorker(GeventWorker):
             self.trim.high = max(self.trim.high, self.busy())  # the wave's top, not a sample of it
         super().handle(listener, client, addr)
 
+    def handle_request(self, listener_name, req, sock, addr):
+        """Serve one request; once leaving, say so and keep no connection for a next one.
+
+        A request that starts after the signal is answered with ``Connection: close`` (gunicorn
+        says it only once ``alive`` is False, after the hand-over): a keep-alive publisher then
+        sends its next post on a new connection, to whichever worker accepts, instead of into a
+        connection the leaving worker will close. A GET that ends while leaving (a stream told
+        to come back, or a reconnect it parked) closes its connection at once: its headers
+        promised keep-alive, and held open it kept the client waiting gunicorn's keepalive
+        seconds for the close (and the worker from exiting). A GET is safe to close after:
+        clients retry an idempotent request on a connection the server closed; a POST's
+        connection is left to its next request's ``Connection: close``.
+        """
+        if self.leaving is not None and self.leaving.is_set():
+            req.must_close = True
+        super().handle_request(listener_name, req, sock, addr)
+        if self.leaving is not None and self.leaving.is_set() and req.method in ("GET", "HEAD"):
+            raise StopIteration()  # gunicorn's "close this connection" (AsyncWorker.handle)
+
     def handle_error(self, req, client, addr, exc):
         if isinstance(exc, gevent.GreenletExit):  # a connection ended at graceful timeout: no fault
             self.log.debug("connection ended at graceful timeout")
