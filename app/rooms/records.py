@@ -195,14 +195,16 @@ class Rooms:
             raise Full(N_("This room has reached its limit of %d members.") % self.max_members)
         self.redis.hset(k.members, uid, member_json(name, role, current and current.get("since")))
 
-    def find_member(self, room, who):
-        """The member whose uid is ``who``, or whose name is ``who`` (case-insensitively), or None."""
-        members = self.members(room)
-        for m in members:
-            if m["id"] == who:
-                return m
-        folded = who.casefold()
-        return next((m for m in members if m["name"].casefold() == folded), None)
+    def find_member(self, room, uid=None, name=None):
+        """The member whose uid is ``uid``, or (given ``name`` instead) whose name is ``name``
+        (case-insensitively), or None. Never one for the other: a display name may look like
+        someone else's account id (24 hex digits), so the caller says which it has."""
+        if (uid is None) == (name is None):
+            raise TypeError("find_member needs exactly one of uid and name")
+        if uid is not None:
+            return self.member(room, uid)
+        folded = name.casefold()
+        return next((m for m in self.members(room) if m["name"].casefold() == folded), None)
 
     def registered(self):
         """Rooms with a record, newest first."""

@@ -138,16 +138,24 @@ def uid_of_session(sid):
     return identity.stable_id(record, sid)
 
 
-def resolve(room, who):
-    """(uid, name) of the person ``who`` names in ``room``: a member by id or name, an account by
-    name, or whoever holds that display name now; (None, None) if no one."""
+def resolve(room, who, by_id=False):
+    """(uid, name) of the person ``who`` names in ``room``, or (None, None) if no one. By name
+    (the default): a member of that name, an account of that name, or whoever holds that display
+    name now. ``by_id``: ``who`` is a uid, a member's or an account's; never both ways at once
+    (a display name may look like another person's account id)."""
     if not isinstance(who, str) or not who.strip():
         return None, None
     who = who.strip()
-    member = rooms().find_member(room, who)
+    accounts = services().accounts
+    if by_id:
+        member = rooms().find_member(room, uid=who)
+        if member is not None:
+            return member["id"], member["name"]
+        found = accounts.get(who) if len(who) <= 64 else None
+        return (found["id"], found["name"]) if found else (None, None)
+    member = rooms().find_member(room, name=who)
     if member is not None:
         return member["id"], member["name"]
-    accounts = services().accounts
     found = accounts.get(accounts.id_for(who)) if len(who) <= 64 else None
     if found is not None:
         return found["id"], found["name"]
@@ -159,6 +167,11 @@ def resolve(room, who):
     owner = names.owner(name)
     uid = uid_of_session(owner) if owner else None
     return (uid, name) if uid else (None, None)
+
+
+def by_id():
+    """Whether this request names a person by uid (``?by=id``) rather than by name."""
+    return request.args.get("by") == "id"
 
 
 SLOW = _l("Slow mode is on in #%(room)s: one message every %(every)d s. You can post again in %(wait)d s.")

@@ -238,7 +238,8 @@ def add_member_form(room):
 @bp.route("/rooms/<room>/members/<path:name>", methods=["PUT", "DELETE", "POST"])
 def member(room, name):
     """PUT: the owner adds the account ``name``. DELETE: a moderator removes a member (their
-    open streams end at once); anyone may remove themselves (leave)."""
+    open streams end at once); anyone may remove themselves (leave). DELETE names a member by
+    name, or by uid with ``?by=id``."""
     room = room_or_404(room)
     verb = method()
     data, form = read_body()
@@ -248,7 +249,7 @@ def member(room, name):
         raise gate.Refused(405, _l("Use PUT or DELETE."), "method")
     uid, me = gate.actor()
     found = gate.require_read(room)
-    target = registry().find_member(room, name)
+    target = _find(room, name)
     if target is not None and target["id"] == uid and found.role != records.OWNER:
         moderation().remove(room, uid)  # leaving
         record(room, "leave", me)
@@ -260,6 +261,13 @@ def member(room, name):
     moderation().remove(room, target["id"])
     record(room, "remove", target["name"])
     return done(form, manage_url(room))
+
+
+def _find(room, who):
+    """The member ``who`` names: a name, or a uid with ``?by=id`` (never one taken for the other)."""
+    if gate.by_id():
+        return registry().find_member(room, uid=who)
+    return registry().find_member(room, name=who)
 
 
 def _add_member(room, name, form):
@@ -288,14 +296,15 @@ def _may_act_on(actor, role):
 
 @bp.route("/rooms/<room>/moderators/<path:name>", methods=["PUT", "DELETE", "POST"])
 def moderator(room, name):
-    """PUT: the owner makes a member a moderator; DELETE: back to member."""
+    """PUT: the owner makes a member a moderator; DELETE: back to member (a member by name, or
+    by uid with ``?by=id``)."""
     room = room_or_404(room)
     verb = method()
     data, form = read_body()
     if verb not in ("PUT", "DELETE"):
         raise gate.Refused(405, _l("Use PUT or DELETE."), "method")
     gate.require_role(room, records.OWNER)
-    target = registry().find_member(room, name)
+    target = _find(room, name)
     if target is None:
         raise gate.Refused(404, SENTENCES["not_member"] % {"name": name, "room": room}, "not_member")
     if target["role"] == records.OWNER:
@@ -308,8 +317,9 @@ def moderator(room, name):
 
 @bp.route("/rooms/<room>/bans", methods=["GET", "POST"])
 def bans(room):
-    """GET: the bans in force. POST {"user"?, "address"?, "seconds"?}: ban a person (a member
-    by name or id, an account by name, whoever holds that name now) or an address, for
+    """GET: the bans in force. POST {"user"?, "user_id"?, "address"?, "seconds"?}: ban a person
+    (``user``: a member or an account by name, or whoever holds that name now; ``user_id``: a
+    member's or an account's uid) or an address, for
     ``seconds`` or for good: their membership and open streams end at once."""
     room = room_or_404(room)
     actor = gate.require_role(room, records.MODERATOR)
@@ -324,9 +334,11 @@ def bans(room):
     if data.get("address"):
         key, name = _address_key(data["address"]), str(data["address"]).strip()
     else:
-        uid, name = gate.resolve(room, data.get("user"))
+        who = data.get("user_id") if data.get("user_id") else data.get("user")
+        uid, name = gate.resolve(room, who, by_id=bool(data.get("user_id")))
         if uid is None:
-            raise gate.Refused(404, SENTENCES["no_one"] % {"name": data.get("user") or "", "room": room}, "no_one")
+            raise gate.Refused(404, SENTENCES["no_one"] % {"name": who if isinstance(who, str) else "",
+                                                           "room": room}, "no_one")
         if uid == gate.actor()[0]:
             raise gate.Refused(400, SENTENCES["self"], "self")
         target = registry().member(room, uid)
@@ -349,18 +361,19 @@ def _address_key(text):
 
 @bp.route("/rooms/<room>/bans/<path:user>", methods=["DELETE", "POST"])
 def unban(room, user):
-    """Lift a ban: ``user`` is the ban's key as GET /bans lists it ("addr:<address>" too), or a
-    name it resolves to."""
+    """Lift a ban: ``user`` is the ban's key as GET /bans lists it ("addr:<address>" too); with
+    ``?by=name``, a name resolved as a ban's ``user`` is."""
     room = room_or_404(room)
     gate.require_role(room, records.MODERATOR)
     data, form = read_body()
     if method() != "DELETE":
         raise gate.Refused(405, _l("Use DELETE."), "method")
-    key = user
-    if not moderation().unban(room, key):
-        uid, _ = gate.resolve(room, user)
-        if uid is None or not moderation().unban(room, uid):
-            raise gate.Refused(404, SENTENCES["no_ban"] % {"name": user, "room": room}, "no_ban")
+    if request.args.get("by") == "name":  # a name, resolved as a ban's "user" is
+        key, _ = gate.resolve(room, user)
+    else:  # the ban's key as GET /bans lists it: never read as a name
+        key = user
+    if key is None or not moderation().unban(room, key):
+        raise gate.Refused(404, SENTENCES["no_ban"] % {"name": user, "room": room}, "no_ban")
     record(room, "unban", user)
     return done(form, manage_url(room))
 
