@@ -7,6 +7,7 @@ RUN pip install --no-cache-dir -r requirements.txt
 COPY app ./app
 COPY static ./static
 COPY templates ./templates
+COPY translations ./translations
 COPY gunicorn.conf.py .
 RUN useradd --system --home /srv/ripple ripple && mkdir instance && chown ripple instance
 USER ripple
