@@ -16,12 +16,13 @@ import uuid
 import psutil
 import pytest
 import redis as redis_py
+import requests
 
 from app import create_app
 from app.ops import topology
 from app.ops.embedded_redis import EmbeddedRedis
 from app.ops.services import services
-from app.webhooks import signing
+from app.webhooks import sender, signing
 
 from .conftest import LIMITS_OFF, SERVER_ENV, TOKEN, post
 from .receivers import Receiver
@@ -513,3 +514,12 @@ def test_the_queue_is_trimmed_below_what_every_webhook_has_finished(hook_server,
         # The groups of the webhooks removed before are gone too: nothing older pins the queue.
         assert {g["name"] for g in hook_client.xinfo_groups(queue.EVENTS)} == {
             queue.group(h) for h in hook_client.smembers(queue.ALL)}
+
+
+def test_an_unreachable_endpoints_log_entry_says_why_first():
+    # urllib3's wrapping ("HTTPConnectionPool(...): Max retries exceeded ...") used to fill the
+    # log's 200 characters before the reason: the operator read no "Connection refused".
+    outcome = sender.send(requests.Session(), "http://127.0.0.1:%d/hook" % free_port(), b"{}", {}, 5, 1024)
+    assert outcome.status is None and outcome.retry
+    assert outcome.error.startswith("Could not reach the endpoint: Connection refused ("), outcome.error
+    assert len(outcome.error) <= 230

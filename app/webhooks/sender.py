@@ -117,5 +117,25 @@ def _read(response, max_bytes):
 
 
 def _short(exc):
-    text = str(exc)
+    """What went wrong, for the delivery log: the operating system's reason when there is one
+    ("Connection refused", "Name or service not known"), which urllib3's wrapping (pool, host,
+    "Max retries exceeded") otherwise pushes past the cut."""
+    reason = _os_reason(exc)
+    text = "%s (%s)" % (reason, str(exc)) if reason else str(exc)
     return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _os_reason(exc, depth=0):
+    """The ``strerror`` of the OSError beneath ``exc`` (through urllib3's ``reason`` and the
+    exceptions' causes and arguments), or None."""
+    if exc is None or depth > 8:
+        return None
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    for inner in (getattr(exc, "reason", None), exc.__cause__, exc.__context__,
+                  *(arg for arg in getattr(exc, "args", ()) if isinstance(arg, BaseException))):
+        if isinstance(inner, BaseException) and inner is not exc:
+            found = _os_reason(inner, depth + 1)
+            if found:
+                return found
+    return None
