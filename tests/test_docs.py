@@ -117,3 +117,11 @@ def test_every_flask_command_the_docs_show_exists(redis_url):
         if result.exit_code != 0:
             missing.append("flask %s %s" % (group, command))
     assert documented_commands() and not missing, missing
+
+
+def test_flask_help_says_what_each_of_ripples_command_groups_is_for(redis_url):
+    app = create_app({"TESTING": True, "REDIS_URL": redis_url, "SECRET_KEY": "test-secret"})
+    listing = app.test_cli_runner().invoke(args=["--help"]).output
+    for group in sorted({group for group, _ in documented_commands()} - {"publish"}):
+        line = next(line for line in listing.splitlines() if line.strip().startswith(group + " "))
+        assert len(line.split(None, 1)) == 2, "flask --help lists %r with no description" % group

@@ -11,6 +11,7 @@ from ..rooms import archive, census, keys
 from .services import services
 
 bp = Blueprint("rooms_cli", __name__, cli_group="rooms")
+bp.cli.help = "List, moderate, trim, export or import rooms."  # `flask --help` lists the group with it
 OPERATOR = ("operator", "operator")  # who the audit record names for a command
 
 

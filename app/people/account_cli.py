@@ -10,6 +10,7 @@ from ..rooms import messages
 from . import accounts, identity
 
 bp = Blueprint("account_cli", __name__, cli_group="accounts")
+bp.cli.help = "Create, list, disable and enable accounts."  # `flask --help` lists the group with it
 
 
 @bp.cli.command("create")

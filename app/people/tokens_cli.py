@@ -10,6 +10,7 @@ from ..ops.services import services
 from ..rooms import messages
 
 bp = Blueprint("tokens_cli", __name__, cli_group="tokens")
+bp.cli.help = "Create, list and revoke publish tokens."  # `flask --help` lists the group with it
 
 SHOWN_ONCE = ("Token “%s” (id %s) created. It is shown only this once and Ripple keeps only its "
               "hash: store it where the bot reads it. Send it as 'Authorization: Bearer <token>'.")

@@ -12,6 +12,7 @@ from ..rooms import messages
 from . import queue
 
 bp = Blueprint("webhooks_cli", __name__, cli_group="webhooks")
+bp.cli.help = "Add, list, log, pause or remove webhooks."  # `flask --help` lists the group with it
 
 SHOWN_ONCE = ("Webhook %s created. Its signing secret is shown only this once: store it where the "
               "receiver verifies the Ripple-Signature header.")
