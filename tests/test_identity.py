@@ -1,4 +1,7 @@
 """Identity: nobody can post as someone else; CSRF on every browser write; the publish token."""
+import json
+import urllib.error
+import urllib.request
 import uuid
 
 import pytest
@@ -101,6 +104,19 @@ def test_post_without_csrf_token_is_rejected(client, room):
     sign_in(client, fresh_name())
     response = client.post("/rooms/%s/messages" % room, json={"text": "hi"})
     assert response.status_code == 400 and "CSRF" in response.get_json()["error"]
+
+
+@pytest.mark.parametrize("language, words", [("en", "publish token"), ("zh-CN", "发布令牌")])
+def test_a_program_posting_with_no_token_at_all_is_told_how_to_authenticate(server, room, language, words):
+    # Not "this page was out of date ... your text is kept": a curl without Authorization has no page.
+    request = urllib.request.Request(
+        "%s/rooms/%s/messages" % (server.url, room), data=json.dumps({"text": "hi"}).encode(), method="POST",
+        headers={"Content-Type": "application/json", "Accept-Language": language})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    body = json.loads(refused.value.read())
+    assert refused.value.code == 400 and body["code"] == "csrf"
+    assert words in body["error"] and "Authorization: Bearer" in body["error"], body
 
 
 def test_post_with_a_wrong_csrf_token_is_rejected(client, room):

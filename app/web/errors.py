@@ -87,7 +87,8 @@ def _http_error(exc):
         g.answer_limited = lambda wait: _answer(exc, sentence % _seconds(wait))
         return _answer(exc, sentence % _seconds(_wait_now()))
     if isinstance(exc, CSRFError):
-        return form_pages.fresh_form() or _answer(exc, form_pages.stale(request.endpoint), code="csrf")
+        missing = exc.description == "The CSRF token is missing."  # (Flask-WTF's words for "none came")
+        return form_pages.fresh_form() or _answer(exc, form_pages.stale(request.endpoint, missing), code="csrf")
     return _answer(exc, _sentence(exc), code=getattr(exc, "error_code", None))
 
 

@@ -23,14 +23,21 @@ _STALE = {
 }
 _STALE_SEND = (N_("Nothing was sent: this page was out of date (its CSRF security token had expired, "
                   "for example after signing in or out in another tab). Your text is kept; send it again."))
+# A request that is no form and carries no CSRF token at all is a program's, not a stale page's.
+NO_TOKEN = N_("Nothing was done: this request carries neither a publish token nor a CSRF token. A program "
+              "sends its publish token as \"Authorization: Bearer <token>\"; a browser page sends the "
+              "token GET /session gives as the X-CSRF-Token header.")
 
 
 TOO_LARGE = (N_("Nothing was sent: the message was far too long to send (over %d KB), so it could not be "
                 "kept here either. A message may hold up to %d characters."))
 
 
-def stale(endpoint):
-    """The sentence for a form whose CSRF token is out of date: nothing happened, how to go on."""
+def stale(endpoint, missing=False):
+    """The sentence for a form whose CSRF token is out of date: nothing happened, how to go on.
+    ``missing``: no token came at all; unless the request is a form, that is a program's."""
+    if missing and request.mimetype not in api.FORM_TYPES:
+        return NO_TOKEN
     return _STALE.get(endpoint, _STALE_SEND)
 
 
