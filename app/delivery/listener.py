@@ -99,9 +99,13 @@ def encode(*args):
 class Listener:
     """A subscribed connection; ``drain`` returns the payloads that have arrived."""
 
-    on_moved = None  # called when the server moves the channel away (set by the factory)
+    # Slots: one per held stream, and a dict would cost it ~0.2 KB more.
+    __slots__ = ("sock", "reader", "ping_sent", "heard", "tls", "sharded", "ping_deadline", "on_moved",
+                 "_recv_into")
 
     def __init__(self, options, connect_timeout, channels, sharded=False, master_only=False):
+        self.on_moved = None  # called when the server moves the channel away (set by the factory)
+        self._recv_into = self._tls_recv_into
         self.sock = None
         self.reader = hiredis.Reader()
         self.ping_sent = None  # monotonic time of an unanswered PING
@@ -222,8 +226,8 @@ class Listener:
         elif now - self.ping_sent > self.ping_deadline:
             raise redis.TimeoutError("redis did not answer PING on a pub/sub connection")
 
-    def _recv_into(self, buffer):
-        # TLS only: for a plain socket __init__ puts the socket's own recv_into here.
+    def _tls_recv_into(self, buffer):
+        # TLS only: for a plain socket __init__ puts the socket's own recv_into in _recv_into.
         return self.sock.recv_into(buffer)
 
     def _replies(self, timeout):

@@ -240,6 +240,11 @@ def relay(hub, sub):
         # Subscribed before reading history: whatever is stored from now on also arrives live,
         # and the position skips what the replay already sent.
         yield _replay(hub, sub, live)
+        if sub.client is not None and sub.chunked is not None:
+            # gunicorn's loop holds the chunk it wrote last until the next one, and from here
+            # on the stream writes itself: without this (empty, never sent) chunk, the replay
+            # (up to a whole backlog) would stay in memory for the stream's life.
+            yield b""
         hub.outage.ok()
         logger.debug("stream open room=%s resumed=%s person=%s", sub.room, sub.cursor is not None,
                      live.person is not None)
@@ -327,6 +332,9 @@ def _replay(hub, sub, live):
 
 class _Live:
     """A stream after its replay: relay live payloads, repair gaps, keep alive, refresh presence."""
+
+    __slots__ = ("hub", "sub", "room_keys", "person", "listener", "ticker", "out", "position", "watch",
+                 "unreported", "idle_checks", "next_check")
 
     def __init__(self, hub, sub):
         self.hub, self.sub = hub, sub
