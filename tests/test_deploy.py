@@ -1,6 +1,7 @@
 """The deployment files work: docs/deploy/nginx.conf proxies streams unbuffered through a real
 nginx; the systemd unit and the Dockerfile hold what an operator relies on."""
 import configparser
+import re
 import shutil
 import signal
 import socket
@@ -13,9 +14,9 @@ import urllib.request
 
 import pytest
 
-from .servers import ROOT, free_port, wait_until
+from .servers import ROOT, Gunicorn, free_port, wait_until
 from .sse import SSEStream
-from .support import post
+from .support import SERVER_ENV, post
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
@@ -54,7 +55,8 @@ def nginx(server, tmp_path):
     replaced = {"server 127.0.0.1:8000;": "server 127.0.0.1:%d;" % server.port,
                 "listen 80;": "listen 127.0.0.1:%d;" % plain_port,
                 "listen 443 ssl http2;": "listen 127.0.0.1:%d ssl http2;" % tls_port,
-                "/etc/ssl/ripple/fullchain.pem": str(cert), "/etc/ssl/ripple/privkey.pem": str(key)}
+                "/etc/ssl/ripple/fullchain.pem": str(cert), "/etc/ssl/ripple/privkey.pem": str(key),
+                "/var/log/nginx/access.log": str(tmp_path / "access.log")}
     for old, new in replaced.items():
         assert old in conf, old
         conf = conf.replace(old, new)
@@ -62,7 +64,7 @@ def nginx(server, tmp_path):
     for name in temps:
         (tmp_path / name).mkdir()
     paths = "".join("%s_temp_path %s/%s; " % (n, tmp_path, n) for n in temps)
-    conf = conf.replace("http {", "http {\n    access_log off; " + paths, 1)
+    conf = conf.replace("http {", "http {\n    " + paths, 1)
     globals_ = "daemon off; pid %s/nginx.pid; error_log %s/error.log;" % (tmp_path, tmp_path)
     (tmp_path / "nginx.conf").write_text(conf)
     check = subprocess.run([NGINX, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-g", globals_],
@@ -71,6 +73,7 @@ def nginx(server, tmp_path):
     process = subprocess.Popen([NGINX, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-g", globals_],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     running = Nginx("https://127.0.0.1:%d" % tls_port, "http://127.0.0.1:%d" % plain_port, context)
+    running.access_log = tmp_path / "access.log"
     try:
         wait_until(lambda: _up(running), 10, 0.05, "nginx to listen")
         yield running
@@ -105,6 +108,26 @@ def test_streams_pass_through_nginx_unbuffered(nginx, server, room):
 def test_nginx_passes_the_request_id_through(nginx):
     with nginx.open("/healthz") as r:
         assert len(r.headers["X-Request-ID"]) == 32  # nginx's $request_id, echoed by Ripple
+        rid = r.headers["X-Request-ID"]
+    # ...and its access line ends with it, the id Ripple's log lines carry
+    wait_until(lambda: "rid=%s" % rid in nginx.access_log.read_text(), 10, 0.05, "nginx's access line")
+
+
+def test_gunicorns_access_log_as_deployment_md_says_names_the_client_and_the_request_id(redis_url, tmp_path):
+    fmt = re.search(r"--access-logformat '([^']+)'", (ROOT / "docs/deployment.md").read_text()).group(1)
+    log = tmp_path / "access.log"
+    server = Gunicorn(tmp_path, redis_url=redis_url, workers=1, env=SERVER_ENV,
+                      args=["--access-logfile", str(log), "--access-logformat", fmt])
+    server.start()
+    try:
+        request = urllib.request.Request(server.url + "/readyz", headers={
+            "X-Forwarded-For": "203.0.113.7", "X-Request-ID": "0123456789abcdef0123456789abcdef"})
+        urllib.request.urlopen(request, timeout=10).close()
+        wait_until(lambda: "GET /readyz" in log.read_text(), 10, 0.05, "the access line")
+    finally:
+        server.stop()
+    line = next(line for line in log.read_text().splitlines() if "GET /readyz" in line)
+    assert line.startswith("203.0.113.7 ") and "rid=0123456789abcdef0123456789abcdef" in line, line
 
 
 def test_nginx_serves_tls_with_http2_and_hsts(nginx):
