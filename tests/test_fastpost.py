@@ -1,5 +1,8 @@
 """Server-to-server posts take a path around Flask: same answers, and every refusal is Flask's."""
 import json
+import re
+import socket
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -100,3 +103,29 @@ def test_redis_down_answers_503_with_retry_after_and_json(redis_url, room):
     r = token_post(down.test_client(), room, {"text": "hi", "user": "bot"})
     assert r.status_code == 503 and r.headers["Retry-After"]
     assert r.get_json()["error"] == fastpost.UNAVAILABLE
+
+
+def test_a_post_after_redis_lost_its_scripts_is_stored_once(client, room, redis_client):
+    # The store sends its script by hash; Redis that restarted (or flushed its scripts)
+    # answers NOSCRIPT without running anything, and the script is loaded and run once.
+    first = token_post(client, room, {"text": "before", "user": "bot"}).get_json()
+    redis_client.script_flush()
+    again = token_post(client, room, {"text": "after", "user": "bot"})
+    assert again.status_code == 201
+    history = client.get("/rooms/%s/messages" % room).get_json()["messages"]
+    assert [m["text"] for m in history] == ["before", "after"] and history[0]["id"] == first["id"]
+
+
+def test_token_posts_on_one_kept_alive_connection_each_get_their_whole_answer(server, room):
+    # The fast path writes head and body in one send (fastpost._OneWrite): a read gets both.
+    address = urlsplit(server.url)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+        for n in range(2):
+            body = json.dumps({"text": "piece %d" % n, "user": "bot"}).encode()
+            sock.sendall(b"POST /rooms/%s/messages HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer %s\r\n"
+                         b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                         % (room.encode(), TOKEN.encode(), len(body), body))
+            head, _, rest = sock.recv(65536).partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 201 "), head
+            assert len(rest) == int(re.search(rb"(?im)^content-length: *(\d+)", head).group(1))
+            assert json.loads(rest)["text"] == "piece %d" % n

@@ -15,6 +15,7 @@ import re
 from io import BytesIO
 
 import redis
+from gunicorn.http.wsgi import Response as GunicornResponse
 
 from ..ops.services import services
 from ..people import tokens
@@ -97,8 +98,16 @@ class FastPublish:
                            json.dumps({"error": sentence, "code": code}).encode(),
                            [("Retry-After", self.retry_after)])
         ext.outage.ok()
-        ext.metrics.published.labels("room").inc()
+        self._published(ext).inc()
         return _answer(start_response, environ, "201 Created" if created else "200 OK", stored.encode())
+
+    def _published(self, ext):
+        """The published-messages counter's "room" child, looked up once per worker (a labels()
+        call takes a lock and builds a key on every post)."""
+        child = self.__dict__.get("_room_counter")
+        if child is None or child[0] is not ext.metrics:
+            child = self._room_counter = (ext.metrics, ext.metrics.published.labels("room"))
+        return child[1]
 
     def _read(self, environ, room, grant):
         """Return (user, text, idempotency key) of a post that passes every check (``grant``'s
@@ -140,6 +149,48 @@ def _is_json(content_type):
 
 
 def _answer(start_response, environ, status, body, extra=()):
-    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
-                            ("X-Request-ID", request_ids.request_id(environ)), *headers.PLAIN, *extra])
+    write = start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+                                    ("X-Request-ID", request_ids.request_id(environ)), *headers.PLAIN, *extra])
+    answer = getattr(write, "__self__", None)
+    if isinstance(answer, GunicornResponse) and not answer.chunked:
+        return _OneWrite(answer, body)
     return [body]
+
+
+class _OneWrite:
+    """A whole answer (head and body) that gunicorn puts on the wire in one send, not two.
+
+    gunicorn writes the head and then each body chunk with a send of its own; for a ~300-byte
+    answer the second send is a syscall, a TCP segment and a wake-up of the client more per
+    post. When gunicorn iterates this body, its own ``write`` runs (the head as gunicorn builds
+    it, its byte counts and bookkeeping) into a holder, and the holder's bytes leave in one
+    ``sendall``; a failed send raises OSError from gunicorn's loop, as its own write would.
+    """
+
+    __slots__ = ("answer", "body")
+
+    def __init__(self, answer, body):
+        self.answer, self.body = answer, body
+
+    def __iter__(self):
+        answer, sock = self.answer, self.answer.sock
+        held = _Held()
+        answer.sock = held
+        try:
+            answer.write(self.body)
+        finally:
+            answer.sock = sock
+        sock.sendall(b"".join(held.parts))
+        return iter(())
+
+
+class _Held:
+    """Stands in for the client socket while gunicorn writes an answer: keeps the bytes."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self):
+        self.parts = []
+
+    def sendall(self, data):
+        self.parts.append(data)
