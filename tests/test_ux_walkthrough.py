@@ -11,14 +11,18 @@ import urllib.request
 import pytest
 from playwright.sync_api import expect
 
-from .browser import (  # noqa: F401 (browser: fixture)
+from .browser import (  # noqa: F401 (browser, dialogs, open_room: fixtures)
     SCREENSHOTS,
     SEND,
     STATUS,
     browser,
-    sign_in_over_http,
+    dialogs,
+    history,
+    open_room,
+    publish,
     unique,
 )
+from .test_browser import relay  # noqa: F401 (fixture)
 
 DOCS_IMG = SCREENSHOTS.parent.parent / "docs" / "img"
 PHONE = {"viewport": {"width": 390, "height": 844}, "locale": "zh-CN", "has_touch": True,
@@ -26,27 +30,14 @@ PHONE = {"viewport": {"width": 390, "height": 844}, "locale": "zh-CN", "has_touc
 
 
 @pytest.fixture
-def phone(browser, server, room):
+def phone(open_room):
     """Open the test's room on a phone in Chinese: ``phone(name)`` -> a connected page."""
-    contexts, errors = [], []
-
     def open_phone(name=None, **options):
-        context = browser.new_context(base_url=server.url, **PHONE, **options)
-        context.set_default_timeout(10_000)
-        contexts.append(context)
-        if name:
-            sign_in_over_http(context, name)
-        page = context.new_page()
-        page.on("pageerror", lambda error: errors.append(error))
-        page.goto("/rooms/%s" % room)
+        page = open_room(name, **PHONE, **options)
         if options.get("java_script_enabled", True):
             expect(page.locator(STATUS)).to_have_text("已连接")
         return page
-
-    yield open_phone
-    for context in contexts:
-        context.close()
-    assert not errors, "JavaScript errors on the page: %r" % errors
+    return open_phone
 
 
 def send_by_button(page, text):
@@ -207,3 +198,105 @@ def test_a_post_from_a_page_signed_out_elsewhere_without_javascript_shows_the_te
     expect(page.locator("main.room [data-error]")).to_contain_text("没有发出")
     expect(page.locator("textarea[data-kept]")).to_have_value("退出以后才写完的话")
     expect(page.locator("#name-error")).to_have_count(0)  # not said under the name field
+
+
+# Every control a finger can reach, and its size; [] when all are at least 44 x 44 px (WCAG 2.5.5).
+SMALL_CONTROLS = """() => [...document.querySelectorAll('button, a[href], summary, input:not([type=hidden]), textarea')]
+    .filter(el => el.getClientRects().length && getComputedStyle(el).visibility !== 'hidden')
+    .map(el => [el.textContent.trim() || el.placeholder || el.getAttribute('aria-label') || el.tagName,
+                el.getBoundingClientRect()])
+    .filter(([, r]) => r.width < 43.5 || r.height < 43.5)
+    .map(([name, r]) => `${name} ${Math.round(r.width)}x${Math.round(r.height)}`)"""
+
+
+def test_every_control_on_the_room_page_is_big_enough_for_a_finger(phone, server, room):
+    publish(server, room, "别人的消息")
+    page = phone(unique("小明"))
+    send_by_button(page, "我的消息")
+    assert page.evaluate(SMALL_CONTROLS) == []
+    mine = page.locator("main.room li.msg.own")
+    mine.locator("details.actions summary").click()  # "⋯" was 27 x 23 px: mis-taps
+    mine.get_by_role("button", name="删除消息").click()
+    assert page.evaluate(SMALL_CONTROLS) == []
+    assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")  # no sideways scroll
+
+
+def test_every_control_of_the_sign_in_form_is_big_enough_for_a_finger(phone):
+    page = phone(java_script_enabled=False)
+    assert page.evaluate(SMALL_CONTROLS) == []
+
+
+def test_deleting_on_a_phone_asks_first_in_chinese_and_keeps_focus_on_the_message(phone, server, room):
+    page = phone(unique("小明"))
+    for n in range(8):  # the log is full: the last message's menu opens at its bottom edge
+        send_by_button(page, "第%d条" % n)
+    last = page.locator("main.room li.msg.own").last
+    last.locator("details.actions summary").click()
+    last.get_by_role("button", name="删除消息").click()
+    question = last.get_by_role("group", name="删除这条消息？")
+    expect(question).to_be_visible()
+    expect(last.get_by_role("button", name="取消")).to_be_focused()
+    log = page.locator("main.room [data-log]").bounding_box()
+    box = question.bounding_box()
+    assert box["y"] + box["height"] <= log["y"] + log["height"] + 1  # in sight, not below the log's edge
+    assert len(history(server, room)) == 8 and not any(m.get("deleted") for m in history(server, room))
+    last.get_by_role("button", name="确定删除").click()
+    deleted = page.locator("main.room li.msg.deleted")
+    expect(deleted.locator(".text")).to_have_text("消息已删除")
+    expect(deleted).to_be_focused()  # not the top of the page: the button it was on is gone
+
+
+def test_the_delete_question_without_javascript_fits_a_phone_in_chinese(phone, room):
+    page = phone(unique("小明"), java_script_enabled=False)
+    send_by_button(page, "没有脚本也要先问")
+    page.locator("main.room li.msg details.actions summary").click()
+    page.get_by_role("button", name="删除消息").click()
+    expect(page.get_by_role("heading", name="删除这条消息？")).to_be_visible()
+    expect(page.get_by_role("button", name="确定删除")).to_be_visible()
+    assert page.evaluate(SMALL_CONTROLS) == []
+    assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+    page.get_by_role("button", name="确定删除").click()
+    expect(page.locator("main.room li.msg .text")).to_have_text(["消息已删除"])
+
+
+def test_a_draft_survives_a_reload_and_the_language_switch(phone):
+    page = phone(unique("小明"))
+    page.fill("#text", "写了一半的话")
+    page.reload()  # or a phone discarding the background tab
+    expect(page.locator(STATUS)).to_have_text("已连接")
+    expect(page.locator("#text")).to_have_value("写了一半的话")
+    page.get_by_role("button", name="English").click()  # a plain form post: the page comes back
+    expect(page.locator(STATUS)).to_have_text("connected")
+    expect(page.locator("#text")).to_have_value("写了一半的话")
+    page.locator(SEND).click()
+    expect(page.locator("#text")).to_have_value("")
+    page.reload()  # sent: nothing comes back
+    expect(page.locator(STATUS)).to_have_text("connected")
+    expect(page.locator("#text")).to_have_value("")
+
+
+def test_a_server_error_without_a_sentence_still_says_what_to_do(phone):
+    page = phone(unique("小明"))
+    page.route("**/rooms/*/messages", lambda route: route.fulfill(
+        status=502, content_type="text/html", body="<html><body>Bad Gateway</body></html>"), times=1)
+    page.fill("#text", "网关坏了也别丢")
+    page.locator(SEND).click()
+    expect(page.locator("main.room [data-error]")).to_have_text(
+        "服务器暂时无法接收你的消息（502）。消息已为你保留，点“发送”重试。")
+    expect(page.locator("#text")).to_have_value("网关坏了也别丢")
+
+
+def test_a_stalled_network_on_a_phone_is_said_in_chinese_and_then_connected_again(phone, relay):
+    page = phone(unique("小明"), base_url=relay.url)
+    relay.blackhole()  # a dead radio: nothing is reset, nothing arrives
+    page.fill("#text", "信号不好时写的")
+    page.locator(SEND).click()
+    expect(page.locator(STATUS)).to_have_text("正在重新连接…", timeout=15_000)
+    expect(page.locator("main.room [data-error]")).to_have_text(
+        "服务器 12 秒内没有回应。消息已为你保留，点“发送”重试（不会重复发出）。", timeout=20_000)
+    relay.resume()
+    expect(page.locator(STATUS)).to_have_text("已连接", timeout=20_000)
+    expect(page.locator("main.room [data-error]")).to_be_hidden()
+    expect(page.locator("main.room [data-note]")).to_have_text(
+        "已重新连接。消息仍为你保留，点“发送”即可发出（不会重复发出）。")
+    expect(page.locator("#text")).to_have_value("信号不好时写的")

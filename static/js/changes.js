@@ -11,6 +11,7 @@ const STRINGS = {
   edited: t('(edited)'),
   deleted: t('message deleted'),
   failed: (status) => t('That did not work ({status}).', { status }),
+  serverFailed: (status) => t('The server could not do that just now ({status}). Try again.', { status }),
   unreachable: t('Could not reach the server. Try again.'),
   pickEmoji: t('Type or paste an emoji first.'),
 };
@@ -154,7 +155,18 @@ function askDelete(form, asking, quietly = false) {
   start.hidden = asking;
   question.hidden = !asking;
   if (!quietly) (asking ? question.querySelector('[data-delete-cancel]') : start).focus();
+  if (asking) question.scrollIntoView({ block: 'nearest' });  // the menu may run below the log's edge
   return true;
+}
+
+// Focus where it was, near the message, after an action (not the page's top, where a disabled or
+// removed button leaves it): the button if still shown, else the closed menu's "⋯", else the
+// message itself (a deleted one has no menu).
+function keepFocus(li, button) {
+  const menu = li.querySelector('[data-actions]');
+  if (button?.isConnected && button.getClientRects().length) button.focus();  // shown: not in a closed menu
+  else if (menu?.isConnected && !menu.open) menu.querySelector('summary').focus();
+  else { li.tabIndex = -1; li.focus({ preventScroll: true }); }
 }
 
 // Show only what this person may do with the message now.
@@ -196,8 +208,11 @@ export function Changes(root) {
   // The menu's own state: the edit window may have closed since the page was drawn.
   list.addEventListener('toggle', (e) => {
     if (!e.target.matches('[data-actions]')) return;
-    if (e.target.open) fitActions(e.target.closest('li.msg'), root);
-    else for (const form of e.target.querySelectorAll('form[data-delete]')) askDelete(form, false, true);
+    if (e.target.open) {
+      fitActions(e.target.closest('li.msg'), root);
+      // On the last messages of a phone's short log the menu opened below its edge, out of sight.
+      e.target.querySelector('.menu')?.scrollIntoView({ block: 'nearest' });
+    } else for (const form of e.target.querySelectorAll('form[data-delete]')) askDelete(form, false, true);
   }, true);
   list.addEventListener('click', (e) => {
     const cancel = e.target.closest('[data-delete-cancel]');
@@ -242,11 +257,16 @@ export function Changes(root) {
       return;
     }
     const button = e.submitter || form.querySelector('button[type=submit]');
+    const focused = li.contains(document.activeElement);  // disabling the button drops its focus
     if (button) button.disabled = true;
     try {
       const response = await fetch(url, request);
       const body = response.status === 204 ? {} : await response.json().catch(() => ({}));
-      if (!response.ok) { say(body.error || STRINGS.failed(response.status), response.status >= 500); return; }
+      if (!response.ok) {
+        const server = response.status >= 500;  // a proxy's error page has no sentence of ours
+        say(body.error || (server ? STRINGS.serverFailed : STRINGS.failed)(response.status), server);
+        return;
+      }
       say('');
       if (form.matches('[data-delete]')) showDeleted(li);
       else if (body.reactions) {
@@ -261,6 +281,7 @@ export function Changes(root) {
       say(STRINGS.unreachable, true);
     } finally {
       if (button) button.disabled = false;
+      if (focused && !li.contains(document.activeElement)) keepFocus(li, button);
     }
   });
 

@@ -7,6 +7,9 @@ import { newKey } from './ids.js';
 const STRINGS = {
   empty: t('Type a message first.'),
   failed: (status) => t('Sending failed ({status}).', { status: String(status) }),
+  // A 5xx without a sentence of ours (a proxy's error page, a worker that died).
+  serverFailed: (status) => t('The server could not take your message just now ({status}). Your message is kept; press Send to retry.',
+    { status: String(status) }),
   wait: (seconds) => ` ${t('Try again in {seconds} s.', { seconds: Number(seconds) })}`,
   // A post on a dead connection would hang for minutes: after this, say so and offer a retry.
   timedOut: (s) => t('No answer from the server after {s} s. Your message is kept; press Send to retry (it will not be posted twice).', { s }),
@@ -108,7 +111,7 @@ export function ChatForm(form, root) {
         const wait = response.headers.get('Retry-After');
         // A rate limit's sentence already says how long to wait.
         // A 5xx (the service down, a proxy's 502) goes stale like a network error does.
-        showError((body.error || STRINGS.failed(response.status))
+        showError((body.error || (response.status >= 500 ? STRINGS.serverFailed : STRINGS.failed)(response.status))
           + (wait && response.status !== 429 ? STRINGS.wait(wait) : ''), response.status >= 500);
         if (response.status < 500 && response.status !== 429) key.value = newKey();  // rejected, not stored
         return;

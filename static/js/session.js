@@ -120,12 +120,28 @@ function keepDraft(root, text, writer) {
   } catch (err) { /* storage off */ }
 }
 
-/** Put a draft kept at sign-out back into the composer if its writer signed in again. */
+/**
+ * Put a draft kept in this tab back into the composer if its writer is signed in again, and keep
+ * what is typed there as it is typed: a reload, the language switch (a form post) and a phone
+ * discarding a background tab all lost it. Sent (the composer emptied), it is dropped.
+ */
 export function restoreDraft(root, form) {
+  const box = form.querySelector('textarea[name=text]');
   try {
     const kept = JSON.parse(sessionStorage.getItem(draftKey(root)) || 'null');
     sessionStorage.removeItem(draftKey(root));
-    const box = form.querySelector('textarea[name=text]');
     if (kept && kept.writer && kept.writer === root.dataset.me && box && !box.value) box.value = kept.text;
   } catch (err) { /* storage off, or an older page's plain-text draft: dropped */ }
+  if (!box) return;
+  const save = () => {
+    const me = root.dataset.me;
+    if (!me) return;  // signed out: SignedOutView kept it for its writer
+    try {
+      if (box.value.trim()) keepDraft(root, box.value, me);
+      else sessionStorage.removeItem(draftKey(root));
+    } catch (err) { /* storage off */ }
+  };
+  box.addEventListener('input', save);
+  root.addEventListener('chat:message', (e) => { if (!e.detail.live) save(); });  // sent: what is left
+  save();
 }
