@@ -163,3 +163,35 @@ def test_a_banned_persons_stream_is_refused_as_documented(server):
         refused = conforms("GET", "/rooms/{room}/events", http.get(
             "/rooms/%s/events" % room, headers={"Accept": "text/event-stream", "Last-Event-ID": "0-0"}))
         assert (refused.status_code, refused.json()["code"]) == (403, "banned")
+
+
+def test_the_webhook_admin_routes_are_as_documented(server, room):
+    admin = {"Authorization": "Bearer " + TOKEN}
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        assert conforms("GET", "/admin/webhooks", http.get("/admin/webhooks")).status_code == 401
+        bad = conforms("POST", "/admin/webhooks", http.post("/admin/webhooks", json={"url": "ftp://x"}, headers=admin))
+        assert bad.status_code == 400
+        # Its own room only, and a closed port: it delivers nothing of the rest of the suite's.
+        made = conforms("POST", "/admin/webhooks", http.post("/admin/webhooks", headers=admin, json={
+            "url": "http://127.0.0.1:9/hook", "rooms": room, "events": ["message"]}))
+        assert made.status_code == 201 and made.json()["secret"].startswith("whsec_")
+        hook = made.json()["id"]
+        try:
+            assert conforms("GET", "/admin/webhooks", http.get("/admin/webhooks", headers=admin)).status_code == 200
+            assert conforms("GET", "/admin/webhooks/{webhook_id}/deliveries", http.get(
+                "/admin/webhooks/%s/deliveries" % hook, headers=admin)).status_code == 200
+            assert conforms("GET", "/admin/webhooks/{webhook_id}", http.get(
+                "/admin/webhooks/%s" % ("0" * 16), headers=admin)).status_code == 404
+        finally:
+            removed = conforms("DELETE", "/admin/webhooks/{webhook_id}",
+                               http.delete("/admin/webhooks/%s" % hook, headers=admin))
+        assert removed.status_code == 200
+
+
+def test_who_am_i_signed_out_and_signed_in_is_as_documented(server, person):
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        signed_out = conforms("GET", "/session", http.get("/session", headers={"Accept": "application/json"}))
+        assert signed_out.status_code == 401 and signed_out.json()["csrf_token"]
+    ann = person("ann")
+    with httpx.Client(base_url=server.url, timeout=10, headers={"Cookie": ann.cookie()}) as http:
+        assert conforms("GET", "/session", http.get("/session")).json()["name"] == ann.name
