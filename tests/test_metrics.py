@@ -38,3 +38,12 @@ def test_metrics_count_streams_posts_and_deliveries_across_workers(server, room)
     finally:
         for stream in streams:
             stream.close()
+
+
+def test_the_series_operators_alert_on_are_there_at_zero_before_any_incident(server):
+    values = scrape(server)
+    for log in ("room", "direct"):
+        for series in ("ripple_stream_gaps_total", "ripple_messages_repaired_total",
+                       "ripple_messages_published_total"):
+            assert '%s{kind="%s"}' % (series, log) in values or '%s{log="%s"}' % (series, log) in values, (
+                series, log, sorted(name for name in values if name.startswith(series)))

@@ -56,6 +56,12 @@ class Metrics:
                             ["log"], registry=own)
         self.repaired = Counter("ripple_messages_repaired",
                                 "Messages streams read from history to fill a gap.", ["log"], registry=own)
+        # Series an operator alerts on exist from the start, at 0: a dashboard shows "0", not
+        # "no data", and a rule over them never waits for the first incident to see a series.
+        for log in ("room", "direct"):
+            self.gaps.labels(log)
+            self.repaired.labels(log)
+            self.published.labels(log)
         if multi:
             multiprocess.MultiProcessCollector(self.registry)
 
