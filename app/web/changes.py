@@ -194,7 +194,7 @@ def delete_page(room, message_id):
         if message.get("deleted"):
             return _back(room, message_id)
         back = url_for("pages.room", room=room) + "#m-" + message_id
-        return render_template("delete.html", room=room, message=message, back=back,
+        return render_template("delete.html", room=room, message=message, back=back, user=identity.shown(),
                                reason=request.args.get("reason", "")[:200],
                                own=bool(who.uid) and message.get("uid") == who.uid)
 
