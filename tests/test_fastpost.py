@@ -1,5 +1,6 @@
 """Server-to-server posts take a path around Flask: same answers, and every refusal is Flask's."""
 import json
+import os
 import re
 import socket
 from urllib.parse import urlsplit
@@ -7,7 +8,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from app import create_app
-from app.web import fastpost
+from app.web import fastpost, request_ids
 
 from .support import TEST_HEARTBEAT, TOKEN
 
@@ -129,3 +130,19 @@ def test_token_posts_on_one_kept_alive_connection_each_get_their_whole_answer(se
             assert head.startswith(b"HTTP/1.1 201 "), head
             assert len(rest) == int(re.search(rb"(?im)^content-length: *(\d+)", head).group(1))
             assert json.loads(rest)["text"] == "piece %d" % n
+
+
+def test_a_forked_worker_makes_request_ids_of_its_own():
+    # Workers are forked: each draws its own prefix (told by the fork, not by getpid per request).
+    parent = request_ids.request_id({})
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: one id, then gone without running anything of pytest's
+        os.write(write, request_ids.request_id({}).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 100).decode()
+    os.close(read)
+    assert child and child[:10] != parent[:10]
+    assert request_ids.request_id({}) != parent  # the parent counts on

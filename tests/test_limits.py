@@ -36,6 +36,13 @@ def test_posting_past_the_session_limit_is_429_with_retry_after(limited, room):
     assert int(headers["Retry-After"]) > 0 and json.loads(body)["error"]
 
 
+def test_an_accepted_post_spends_no_round_trip_on_rate_limit_headers(limited, room):
+    # X-RateLimit-* would read the limit's window again for every post; the refusal says when.
+    status, headers, _ = person(limited).request("POST", "/rooms/%s/messages" % room, body={"text": "hi"})
+    assert status == 201
+    assert not [name for name in headers if name.lower().startswith("x-ratelimit")]
+
+
 def test_the_session_limit_is_per_session(limited, room):
     ann, bob = person(limited), person(limited)
     for i in range(3):

@@ -221,8 +221,7 @@ class Reading:
         if not self._mark(keys=[ReaderKeys(reader.id).read], args=[room, ms, seq, ordinal, self.lifetime]):
             return False
         entries = self.entries(reader, [room])
-        self._tell(reader, "read", {"room": room, "read_id": mid})
-        self._tell(reader, "unread", {"rooms": entries})
+        self._tell(reader, "read", {"room": room, "read_id": mid}, then=("unread", {"rooms": entries}))
         return True
 
     def _head(self, room):
@@ -243,6 +242,8 @@ class Reading:
             if isinstance(fields, list):  # a cluster's MULTI pipeline: the raw field list
                 fields = dict(zip(fields[::2], fields[1::2]))
             if "n" in fields:
+                if found == mid:  # the position is a message as stored (a post's own): nothing between
+                    return int(fields["n"])
                 moved = self.redis.zlexcount(k.changed, "(" + keys.padded(found) + "}", "(" + keys.padded(mid) + "}")
                 return int(fields["n"]) + moved
         return self._count_back(room, mid)
@@ -368,17 +369,21 @@ class Reading:
 
     # -- telling the person's devices ---------------------------------------------------------
 
-    def _tell(self, reader, event, data, raw=False):
+    def _tell(self, reader, event, data, raw=False, then=None):
         """Publish an unnumbered event on each of the person's session channels: every open
         stream of theirs, on every device, relays it (app/delivery/position.py, ``!<event>``);
-        ``#<verb>`` with ``raw`` text is a control the streams act on instead."""
+        ``#<verb>`` with ``raw`` text is a control the streams act on instead. ``then``: a
+        second (event, data) told right after it, in the same round trip."""
         if not reader.sids:
             return
         text = data if raw else json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-        payload = "!%s\n%s" % (event, text)
+        payloads = ["!%s\n%s" % (event, text)]
+        if then is not None:
+            payloads.append("!%s\n%s" % (then[0], json.dumps(then[1], ensure_ascii=False, separators=(",", ":"))))
         with self.redis.pipeline(transaction=False) as pipe:
-            for sid in reader.sids:
-                pipe.execute_command(self.publish_command, keys.PersonKeys(sid).channel, payload)
+            for payload in payloads:
+                for sid in reader.sids:
+                    pipe.execute_command(self.publish_command, keys.PersonKeys(sid).channel, payload)
             pipe.execute()
 
 

@@ -45,6 +45,9 @@ def _room_or_400(room):
 def post_message(room):
     """Store a message and publish it; JSON gets 201 + the message, a form gets a 303."""
     room = _room_or_400(room)
+    # No X-RateLimit-* headers on an accepted post: computing them reads the limit's window
+    # again (a round trip per post); a refusal (429) still says when to come back (Retry-After).
+    guard.no_limit_headers()
     grant = tokens.current()
     if grant is not None:
         grant.check_room(room)  # 403 outside a scoped token's rooms

@@ -16,18 +16,23 @@ def init_app(app):
 
 class _Ids:
     """Ids unique across processes and restarts without drawing randomness for each: a random
-    prefix per process (re-drawn after a fork) and a counter."""
+    prefix per process (re-drawn in a forked child, told by os.register_at_fork: asking
+    getpid() on every request was a syscall per request) and a counter."""
 
     def __init__(self):
-        self.pid = None
+        self.prefix = None
+
+    def forget(self):
+        self.prefix = None
 
     def next(self):
-        if self.pid != os.getpid():
-            self.pid, self.prefix, self.count = os.getpid(), os.urandom(5).hex(), itertools.count(1)
+        if self.prefix is None:
+            self.prefix, self.count = os.urandom(5).hex(), itertools.count(1)
         return "%s%06x" % (self.prefix, next(self.count))
 
 
 _ids = _Ids()
+os.register_at_fork(after_in_child=_ids.forget)
 
 
 def request_id(environ):
