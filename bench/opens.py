@@ -15,6 +15,8 @@ raised for 127.0.0.1 (bench/servers.py's RIPPLE_ENV), then:
 ``--signed-in``: every stream carries a session cookie, as a browser's EventSource does: the tool
 signs in ``ceil(opens / 8)`` names first (GET /session for the CSRF token, POST /session) and
 spreads the streams over them (8 per session: under RIPPLE_MAX_STREAMS_PER_SESSION, 10).
+``--reopen``: measure the held streams' clients coming back (a reload's reconnects: the same
+sessions in the same rooms, with a Last-Event-ID) instead of new streams.
 ``--profile FILE``: py-spy records both workers during step 3 (``--format raw``: collapsed stacks, FILE.<pid>).
 
     python bench/opens.py --root . --opens 3000 --hold 2000 --signed-in
@@ -107,12 +109,14 @@ class Opener:
     def __init__(self, port, rooms, cookies):
         self.port, self.rooms, self.cookies = port, rooms, cookies
         self.held, self.failed, self.statuses = [], 0, {}
+        self.last_event_id = None
 
     def request(self, i):
         room = self.rooms[i % len(self.rooms)]
         cookie = b"Cookie: %s\r\n" % self.cookies[(i // 8) % len(self.cookies)].encode() if self.cookies else b""
+        resume = b"Last-Event-ID: %s\r\n" % self.last_event_id.encode() if self.last_event_id else b""
         return (b"GET /rooms/%s/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
-                b"Cache-Control: no-cache\r\n%s\r\n") % (room.encode(), cookie)
+                b"Cache-Control: no-cache\r\n%s%s\r\n") % (room.encode(), cookie, resume)
 
     async def open_one(self, i):
         try:
@@ -158,6 +162,8 @@ async def run(a):
                 cookies += await asyncio.gather(*(sign_in(port, "op%05d" % i)
                                                   for i in range(start, min(sessions, start + 50))))
         opener = Opener(port, rooms, cookies)
+        if a.reopen:
+            opener.last_event_id = a.last_event_id
         await opener.open(0, 100, 20)  # warm both workers (imports, pools)
         opener.close()
         await asyncio.sleep(1)
@@ -173,10 +179,15 @@ async def run(a):
                                      "-r", "200", "--nonblocking", "-p", str(pid)],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for pid in pids]
             await asyncio.sleep(1.5)
+        first = 100 + a.hold
+        if a.reopen:  # the held streams' clients come back (a reload): same sessions, same rooms
+            opener.close()
+            await asyncio.sleep(1)
+            first = 100
         held_before = len(opener.held)
         stats0, rcpu0 = commandstats(redis)
         cpu0, t0 = worker_cpu(pids), time.monotonic()
-        await opener.open(100 + a.hold, a.opens, a.inflight)
+        await opener.open(first, a.opens, a.inflight)
         wall = time.monotonic() - t0
         await asyncio.sleep(a.settle)
         cpu1, t1 = worker_cpu(pids), time.monotonic()
@@ -223,11 +234,17 @@ def main():
     p.add_argument("--rooms", type=int, default=10)
     p.add_argument("--inflight", type=int, default=64)
     p.add_argument("--signed-in", action="store_true")
+    p.add_argument("--reopen", action="store_true",
+                   help="measure the --hold streams' clients reconnecting (closed, then opened again: "
+                        "same sessions and rooms, with --last-event-id) instead of new ones; --opens = --hold")
+    p.add_argument("--last-event-id", default="1-0", help="the cursor a --reopen sends")
     p.add_argument("--idle", type=float, default=2.0)
     p.add_argument("--settle", type=float, default=1.5)
     p.add_argument("--monitor", help="write Redis MONITOR's lines for one more open to this file")
     p.add_argument("--profile", help="py-spy raw (collapsed) output file")
     a = p.parse_args()
+    if a.reopen:
+        a.opens = a.hold
     if a.opens + a.hold > 15000:
         p.error("at most 15,000 streams (the tool's own fds)")
     asyncio.run(asyncio.wait_for(run(a), 600))

@@ -189,16 +189,20 @@ def _prototypes():
 # devices share it: the claim stays with whichever has it); any other belongs to the
 # session that claimed it while the claim lives; a claim only ever grows here (a stream's short
 # refresh never cuts a request's longer window).  Returns 1 if ARGV[1] holds it now.
-_CLAIM_LUA = """
-local account = redis.call('GET', KEYS[2])
-if account and account ~= ARGV[4] then return 0 end
-local owner = redis.call('GET', KEYS[1])
-if account and owner and owner ~= ARGV[1] then return 1 end
-if owner and owner ~= ARGV[1] and owner ~= ARGV[3] then return 0 end
-if owner == ARGV[1] and redis.call('PTTL', KEYS[1]) >= tonumber(ARGV[2]) then return 1 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return 1
+# As a function: a stream's opening runs it in its own script too (app/web/opening.py).
+CLAIM_FN_LUA = """
+local function claim_name(claim, account_key, sid, ttl, previous, own_account)
+  local account = redis.call('GET', account_key)
+  if account and account ~= own_account then return 0 end
+  local owner = redis.call('GET', claim)
+  if account and owner and owner ~= sid then return 1 end
+  if owner and owner ~= sid and owner ~= previous then return 0 end
+  if owner == sid and redis.call('PTTL', claim) >= tonumber(ttl) then return 1 end
+  redis.call('SET', claim, sid, 'PX', ttl)
+  return 1
+end
 """
+_CLAIM_LUA = CLAIM_FN_LUA + "return claim_name(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4])\n"
 # KEYS: the claim.  ARGV: session id, ttl (ms).  Cut the claim to at most ttl if ARGV[1] holds it.
 _LET_GO_LUA = """
 if redis.call('GET', KEYS[1]) == ARGV[1] and redis.call('PTTL', KEYS[1]) > tonumber(ARGV[2]) then
@@ -249,12 +253,19 @@ class Names:
         """Tell whether ``name`` (or a look-alike) is one the service keeps for itself."""
         return fold(name) in self.reserved
 
+    def claim_keys(self, name):
+        """KEYS of CLAIM_FN_LUA's ``claim_name`` for ``name`` (one slot)."""
+        return [self.key(name), self.account_key(name)]
+
+    def claim_args(self, sid, previous=None, account=None):
+        """Its ARGV for a claim of ``sid`` for the idle window (claim()'s)."""
+        return [sid, self.idle_ms, previous or "", account or ""]
+
     def claim(self, name, sid, previous=None, account=None):
         """Take or refresh ``name`` for ``sid`` for the idle window; raise NameTaken if someone
         else holds it, or an account other than ``account`` (the session's, None for a guest)
         has it. ``previous``: the same browser's session being replaced by this one."""
-        if not self._claim(keys=[self.key(name), self.account_key(name)],
-                           args=[sid, self.idle_ms, previous or "", account or ""]):
+        if not self._claim(keys=self.claim_keys(name), args=self.claim_args(sid, previous, account)):
             raise NameTaken(name)
 
     def hold(self, name, sid, account=None):

@@ -102,25 +102,28 @@ return redis.call('ZCARD', KEYS[1])
 # Register a stream; past the cap, unregister the oldest ones and tell them to end (wherever
 # they run: every stream of the session listens on its channel). Connection ids begin with
 # their admission time, so sorting them sorts by age. Returns the ids replaced.
-_ADMIT_LUA = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[2])
-redis.call('ZADD', KEYS[1], tonumber(ARGV[2]) + tonumber(ARGV[3]), ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-local members = redis.call('ZRANGE', KEYS[1], 0, -1)
-local excess = #members - tonumber(ARGV[4])
-local replaced = {}
-if excess <= 0 then return replaced end
-table.sort(members)
-for _, m in ipairs(members) do
-  if #replaced >= excess then break end
-  if m ~= ARGV[1] then
-    redis.call('ZREM', KEYS[1], m)
-    redis.call('PUBLISH', KEYS[2], '!#replaced\\n' .. m)
-    replaced[#replaced + 1] = m
+ADMIT_FN_LUA = """
+local function admit_stream(streams, channel, conn, now, ttl, cap)
+  redis.call('ZREMRANGEBYSCORE', streams, '-inf', '(' .. now)
+  redis.call('ZADD', streams, tonumber(now) + tonumber(ttl), conn)
+  redis.call('PEXPIRE', streams, ttl)
+  local members = redis.call('ZRANGE', streams, 0, -1)
+  local excess = #members - tonumber(cap)
+  local replaced = {}
+  if excess <= 0 then return replaced end
+  table.sort(members)
+  for _, m in ipairs(members) do
+    if #replaced >= excess then break end
+    if m ~= conn then
+      redis.call('ZREM', streams, m)
+      redis.call('PUBLISH', channel, '!#replaced\\n' .. m)
+      replaced[#replaced + 1] = m
+    end
   end
+  return replaced
 end
-return replaced
 """
+_ADMIT_LUA = ADMIT_FN_LUA + "return admit_stream(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4])\n"
 
 
 # The end of a guest's connection id: presence lists say who is a guest (no account, no token).
@@ -150,6 +153,7 @@ class Presence:
         self._join = client.register_script(announce + _JOIN_LUA.replace("'PUBLISH'", command))
         self._sweep = client.register_script(announce + _SWEEP_LUA.replace("'PUBLISH'", command))
         self._admit = client.register_script(_ADMIT_LUA.replace("'PUBLISH'", command))
+        self.admit_fn_lua = ADMIT_FN_LUA.replace("'PUBLISH'", command)  # for app/web/opening.py
         self._sweeper = None
 
     @property
@@ -167,14 +171,28 @@ class Presence:
         session's channel), instead of being refused. The dead streams of a phone that lost
         its network must never lock the same person out when they come back.
         """
-        now = now_ms()
-        conn = "%012x%s%s" % (now, secrets.token_hex(4), GUEST if guest else "")  # sorts by admission time
+        conn, now = self.new_conn(guest), now_ms()
+        self.admitted(self._admit(keys=self.admit_keys(sid), args=self.admit_args(conn, now)))
+        return conn
+
+    def new_conn(self, guest=False):
+        """A new stream's connection id (a guest's ends in GUEST); ids sort by admission time."""
+        return "%012x%s%s" % (now_ms(), secrets.token_hex(4), GUEST if guest else "")
+
+    @staticmethod
+    def admit_keys(sid):
+        """KEYS of ADMIT_FN_LUA's ``admit_stream`` for session ``sid`` (one slot)."""
         person = keys.PersonKeys(sid)
-        replaced = self._admit(keys=[person.streams, person.channel],
-                               args=[conn, now, self.ttl_ms, self.max_per_session])
+        return [person.streams, person.channel]
+
+    def admit_args(self, conn, now):
+        return [conn, now, self.ttl_ms, self.max_per_session]
+
+    @staticmethod
+    def admitted(replaced):
+        """Note what an admission replaced (admit_stream's answer)."""
         if replaced:
             logger.info("stream replaced the session's oldest replaced=%d", len(replaced))
-        return conn
 
     def join(self, room, name, sid, conn):
         """Mark ``name`` online in ``room`` through this stream; announce a first connection."""

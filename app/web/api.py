@@ -266,8 +266,7 @@ def events(room):
         return refuse_stream(429, N_("Too many open streams from your network (the limit is %d). Close "
                              "a tab and try again.") % cfg["MAX_STREAMS_PER_ADDRESS"],
                              float(cfg["HEARTBEAT_SECONDS"]) * 2)
-    presence = hub.presence
-    presence.ensure_sweeper()
+    hub.presence.ensure_sweeper()
     if cursor is not None:
         hub.metrics.resumes.inc()
     client = request.environ.get("gunicorn.socket")
@@ -278,17 +277,17 @@ def events(room):
                               chunked=framing)
     name, sid = identity.current()
     if name:
-        try:
-            services().names.claim(name, sid, account=identity.account())
+        # The name's claim refreshed, the stream registered with the session (past its cap, its
+        # oldest stream ends; a guest's is marked in the online list), the sidebar's rooms read:
+        # one round trip. None: the name is someone else's now: this stream listens anonymously.
+        person = opening.admit_person(name, sid, guest=identity.kind() == "guest")
+        if person is not None:
             sub.name, sub.sid, sub.account = name, sid, identity.account()
             sub.expires = identity.expires()
-        except identity.NameTaken:
-            pass  # the name is someone else's now: this stream listens anonymously
+            sub.conn, sidebar = person
     sub.gate = gate.stream_gate(room, found)  # what ends it: a ban, a removal, a deletion
     if sub.sid:
-        # past the session's cap, its oldest stream ends; a guest's is marked in the online list
-        sub.conn = presence.admit(sub.sid, guest=identity.kind() == "guest")
-        _follow_sidebar(sub)
+        _follow_sidebar(sub, sidebar)
     if client is not None:
         # A reader that stops reading would block this stream's writes forever while Redis
         # buffers for it; with a send timeout the write fails and the stream ends (the client
@@ -303,14 +302,14 @@ def events(room):
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-def _follow_sidebar(sub):
-    """Let a signed-in stream carry the person's sidebar: their other rooms' activity (at most
-    WATCHED of them) and, once it is subscribed, the counts of all. Without Redis the stream
-    opens without it (its own replay says whether Redis is back)."""
+def _follow_sidebar(sub, rooms):
+    """Let a signed-in stream carry the person's sidebar (``rooms``: Reading.rooms'): their
+    other rooms' activity (at most WATCHED of them) and, once it is subscribed, the counts of
+    all. Without Redis the stream opens without it (its own replay says whether Redis is back)."""
     reading = services().reading
     try:
         reader = reading_people.current_reader()
-        rooms = gate.readable(reading.rooms(reader))  # a private room only while a member
+        rooms = gate.readable(rooms)  # a private room only while a member
     except redis.RedisError:
         return
     sub.watch = [keys.RoomKeys(r).activity for r in rooms if r != sub.room][:stream.WATCHED]

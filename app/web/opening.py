@@ -30,7 +30,9 @@ from werkzeug.exceptions import TooManyRequests
 
 from ..ops.services import services
 from ..people import addresses as address_streams
-from ..people import identity
+from ..people import identity, names
+from ..people import presence as people
+from ..people import reading as reading_people
 from ..rooms import records
 from . import gate, guard
 
@@ -188,6 +190,43 @@ def _open_apart(room, found, now_ms, uid, address, admit, conn):
     elif admit:
         admitted = False  # refused by the gate: require_write answers it before admission matters
     return Opened(room, gate.access(room), address, conn, admitted)
+
+
+# KEYS: the name's claim and account index; the session's streams and channel; the reader's rooms.
+# ARGV: the claim's four (Names.claim_args), the admission's four (Presence.admit_args).
+# Returns {0} when the name is someone else's (nothing else done), else {1, replaced, rooms}.
+_PERSON_LUA = names.CLAIM_FN_LUA + "-- ADMIT_FN_LUA\n" + """
+if claim_name(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4]) == 0 then return {0} end
+local replaced = admit_stream(KEYS[3], KEYS[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8])
+return {1, replaced, redis.call('ZRANGE', KEYS[5], 0, -1)}
+"""
+
+
+def admit_person(name, sid, guest):
+    """For a signed-in person's stream: refresh their claim on ``name`` (Names.claim), register
+    the stream with their session (Presence.admit: past the session's cap its oldest ends) and
+    read the rooms of their sidebar (Reading.rooms), in one round trip. Returns (the stream's
+    presence connection id, the sidebar's rooms), or None when the name is someone else's now
+    (then nothing is registered: the stream listens anonymously). Raises redis.RedisError."""
+    ripple = services()
+    presence, claims = ripple.presence, ripple.names
+    account = identity.account()
+    rooms_key = reading_people.ReaderKeys(reading_people.reader_id(identity.uid())).rooms
+    if isinstance(ripple.redis, redis.RedisCluster):  # three slots: three calls
+        try:
+            claims.claim(name, sid, account=account)
+        except names.NameTaken:
+            return None
+        return presence.admit(sid, guest=guest), ripple.redis.zrange(rooms_key, 0, -1)
+    conn = presence.new_conn(guest)
+    source = _PERSON_LUA.replace("-- ADMIT_FN_LUA\n", presence.admit_fn_lua)
+    reply = _registered(ripple.redis, "person", source)(
+        keys=claims.claim_keys(name) + presence.admit_keys(sid) + [rooms_key],
+        args=claims.claim_args(sid, account=account) + presence.admit_args(conn, people.now_ms()))
+    if reply[0] == 0:
+        return None
+    presence.admitted(reply[1])
+    return conn, reply[2]
 
 
 def _script(client):
