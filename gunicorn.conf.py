@@ -183,6 +183,10 @@ def post_worker_init(worker):
     # check does not hold every stream of the worker meanwhile.
     from app.people import names
     names.fold("ripple")
+    # Where a stream's frame-stack chunk lies in the thread state: looked for here, shallow and
+    # in the main thread, not at import (app/delivery/datastack.py).
+    from app.delivery import datastack
+    datastack.prepare()
     worker.trim_after = int(os.environ.get("RIPPLE_MEMORY_TRIM_CONNECTIONS", "500"))
     ripple = getattr(worker.wsgi, "extensions", {}).get("ripple")  # app/ops/services.py
     if ripple is None:

@@ -1,10 +1,15 @@
 """Giving back a stream's unused frame-stack pages (app/delivery/datastack.py)."""
+import subprocess
 import sys
+import threading
+from pathlib import Path
 
 import gevent
 import pytest
 
 from app.delivery import datastack
+
+ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.skipif(sys.version_info < (3, 11) or not sys.platform.startswith("linux"),
                                 reason="CPython 3.11+ on Linux keeps frames on a data stack")
@@ -44,3 +49,95 @@ def test_frames_below_the_top_keep_their_values_and_calls_go_on_after():
     freed, again = _in_greenlet(stream)
     assert freed > 0 and again == "again"
 
+
+
+def test_importing_the_module_looks_at_nothing():
+    # No import-time side effects: the thread state is searched at a worker's start (prepare).
+    code = "import app.delivery.datastack as d, sys; sys.exit(d._releaser is not None)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=60).returncode == 0
+
+
+def test_the_worker_start_prepares_it_explicitly():
+    assert "datastack.prepare()" in (ROOT / "gunicorn.conf.py").read_text()
+
+
+def _checked(depth, then):
+    """Recurse ``depth`` frames, each holding locals computed from its depth; return the sum of
+    what every frame still holds after ``then()`` ran at the bottom (wrong if a page was zeroed)."""
+    local = [depth] * 3
+    name = "d%d" % depth
+    below = _checked(depth - 1, then) if depth else then()
+    assert local == [depth] * 3 and name == "d%d" % depth
+    return below + local[0] + len(name)
+
+
+def _expected(depth, bottom):
+    return bottom + sum(d + len("d%d" % d) for d in range(depth + 1))
+
+
+def test_many_greenlets_switching_while_deep_keep_every_frame():
+    def stream(n):
+        def bottom():
+            datastack.release()
+            gevent.sleep(0)  # the others run, release and recurse on their own chunks
+            datastack.release()
+            return n
+        return _checked(40 + n % 7 * 30, bottom)
+
+    greenlets = [gevent.spawn(stream, n) for n in range(60)]
+    gevent.joinall(greenlets, timeout=30, raise_error=True)
+    assert [g.value for g in greenlets] == [_expected(40 + n % 7 * 30, n) for n in range(60)]
+
+
+def test_generators_suspended_across_a_release_resume_intact():
+    def counting(start):
+        total = start
+        while True:
+            total += yield total
+
+    def stream():
+        gens = [counting(i) for i in range(5)]
+        for gen in gens:
+            next(gen)
+        results = []
+
+        def bottom():
+            datastack.release()
+            gevent.sleep(0)
+            return sum(gen.send(1) for gen in gens)
+
+        results.append(_checked(120, bottom))
+        datastack.release()
+        results.append(_checked(200, lambda: sum(gen.send(2) for gen in gens)))
+        return results
+
+    assert _in_greenlet(stream) == [_expected(120, 15), _expected(200, 25)]
+
+
+def test_a_thread_releasing_beside_the_main_threads_greenlets_spoils_neither():
+    results = {}
+
+    def released_then(value):
+        datastack.release()
+        gevent.sleep(0)  # in the thread: a pause of no length
+        return value
+
+    def thread():
+        results["thread"] = [_checked(150, lambda: released_then(7)) for _ in range(50)]
+
+    def stream():
+        return [_checked(150, lambda: released_then(3)) for _ in range(50)]
+
+    worker = threading.Thread(target=thread)  # a real thread (gevent.monkey is not applied here)
+    worker.start()
+    mine = _in_greenlet(stream)
+    worker.join(30)
+    assert mine == [_expected(150, 3)] * 50 and results["thread"] == [_expected(150, 7)] * 50
+
+
+def test_deep_recursion_after_a_release_computes_the_same():
+    def stream():
+        datastack.release()
+        return [_checked(400, lambda: datastack.release() and 0) for _ in range(3)]  # a second chunk
+
+    assert _in_greenlet(stream) == [_expected(400, 0)] * 3

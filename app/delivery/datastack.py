@@ -14,13 +14,17 @@ after its deep moments (the open, a heartbeat's Redis commands), not per deliver
 
 The chunk's address comes from the thread state (``datastack_chunk``, ``_top``, ``_limit``,
 three consecutive pointers whose place differs between CPython versions): found once by
-looking for them, and proven by watching the top move with the call depth. Wherever that
-fails (another Python, no libc ``madvise``, not Linux) ``release`` does nothing.
+looking for them, and proven by watching the top move with the call depth. Nothing happens at
+import: ``prepare()`` looks (gunicorn.conf.py's post_worker_init calls it; else the first
+``release`` does), reading the thread state through /proc/self/mem so that a word that only
+looks like a pointer costs an OSError, never a fault. Wherever that fails (another Python, no
+libc ``madvise``, not Linux, not the main thread) ``release`` does nothing.
 """
 import ctypes
 import ctypes.util
 import os
 import sys
+import threading
 
 MADV_DONTNEED = 4  # Linux
 _WORD = ctypes.sizeof(ctypes.c_void_p)
@@ -34,17 +38,32 @@ def _words(address, count):
     return (ctypes.c_size_t * count).from_address(address)
 
 
+def _peek(mem, address, count):
+    """Up to ``count`` words at ``address`` of this process, read through /proc/self/mem: fewer
+    where the mapping ends, OSError where nothing is mapped; never a segmentation fault."""
+    data = os.pread(mem, count * _WORD, address)
+    return list(memoryview(data[:len(data) - len(data) % _WORD]).cast("N"))
+
+
 def _candidates(page):
     """Word offsets in the thread state that look like (chunk, top, limit) right now."""
-    state = _words(_thread_state(), _SCAN)
-    found = []
-    for i in range(_SCAN - 2):
-        chunk, top, limit = state[i], state[i + 1], state[i + 2]
-        # An mmap'd chunk is page-aligned; its header's second word is its size.
-        if chunk and chunk % page == 0 and chunk < top <= limit and 16384 <= limit - chunk <= 1 << 26 \
-                and _words(chunk + _WORD, 1)[0] == limit - chunk:
-            found.append(i)
-    return found
+    mem = os.open("/proc/self/mem", os.O_RDONLY)
+    try:
+        state = _peek(mem, _thread_state(), _SCAN)  # the struct is smaller: read no further than mapped
+        found = []
+        for i in range(len(state) - 2):
+            chunk, top, limit = state[i], state[i + 1], state[i + 2]
+            # An mmap'd chunk is page-aligned; its header's second word is its size.
+            if chunk and chunk % page == 0 and chunk < top <= limit and 16384 <= limit - chunk <= 1 << 26:
+                try:
+                    size = _peek(mem, chunk + _WORD, 1)
+                except OSError:  # not a chunk: nothing mapped there
+                    continue
+                if size == [limit - chunk]:
+                    found.append(i)
+        return found
+    finally:
+        os.close(mem)
 
 
 def _tops(offset, depth):
@@ -57,6 +76,8 @@ def _locate(page):
     """The word offset of ``datastack_chunk`` in the thread state, or None."""
     if sys.implementation.name != "cpython" or sys.version_info < (3, 11) or not sys.platform.startswith("linux"):
         return None
+    if threading.current_thread() is not threading.main_thread():
+        return None  # the main thread's state lies in the runtime's own memory; others' may be anywhere
     try:
         found = _candidates(page)
         if len(found) != 1:
@@ -70,6 +91,8 @@ def _locate(page):
 
 
 class _Releaser:
+    """The located chunk fields (``offset``, None: release nothing) and libc's ``madvise``."""
+
     def __init__(self):
         self.page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
         self.offset = None
@@ -92,16 +115,41 @@ class _Releaser:
             return 0
         chunk, top, limit = _words(_thread_state() + self.offset * _WORD, 3)
         start = (top + self.page - 1) & ~(self.page - 1)
-        if not chunk <= top <= start < limit:
+        if not chunk <= top <= start < limit or limit % self.page:  # madvise rounds the length up
             return 0
         self.madvise(start, limit - start, MADV_DONTNEED)
         return limit - start
 
 
-_releaser = _Releaser()
-release = _releaser.release
+class _Off:
+    offset = None
+
+    def release(self):
+        return 0
+
+
+_OFF = _Off()
+_releaser = None
+
+
+def prepare():
+    """Find the thread state's chunk fields (once per process; a forked worker inherits them).
+    Call it at a worker's start, shallow, in the main thread; ``release`` calls it otherwise."""
+    global _releaser
+    if _releaser is not None:
+        return _releaser
+    if threading.current_thread() is not threading.main_thread():
+        return _OFF  # another thread cannot look (see _locate): the main one may, later
+    _releaser = _Releaser()
+    return _releaser
+
+
+def release():
+    """Free the running greenlet's frame-stack pages above its top (whole pages, never the
+    chunk's header or a live frame); return the bytes freed (0 when unavailable)."""
+    return (_releaser or prepare()).release()
 
 
 def available():
-    """Whether ``release`` can free anything on this interpreter."""
-    return _releaser.offset is not None
+    """Whether ``release`` can free anything on this interpreter (prepares when not yet done)."""
+    return (_releaser or prepare()).offset is not None
