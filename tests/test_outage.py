@@ -1,6 +1,7 @@
 """Redis going away: posts get 503 + Retry-After with nothing stored, readiness says so,
 streams end with a retry hint and resume with no gap once Redis is back."""
 import json
+import urllib.error
 import urllib.request
 
 import pytest
@@ -111,3 +112,32 @@ def test_history_survives_a_full_restart_with_the_embedded_redis(tmp_path, room)
             assert [m["text"] for m in json.loads(r.read())["messages"]] == ["kept across restarts"]
     finally:
         second.stop()
+
+
+def redis_errors(server, where):
+    """ripple_redis_errors_total{where=...}, summed over the workers (/metrics needs no Redis)."""
+    with urllib.request.urlopen(server.url + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    prefix = 'ripple_redis_errors_total{where="%s"} ' % where
+    return sum(float(line[len(prefix):]) for line in text.splitlines() if line.startswith(prefix))
+
+
+def test_the_workers_own_loops_log_an_outage_once_and_its_end(own_server, own_redis, room):
+    """The presence sweeper (every quarter heartbeat), the address registry and the webhook
+    supervisor failed every round, each with its own WARNING: dozens of lines a minute per worker."""
+    streams = [SSEStream("%s/rooms/%s/events" % (own_server.url, room)) for _ in range(10)]
+    for stream in streams:  # (a stream starts its worker's presence sweeper)
+        stream.until("ready")
+    own_server.log_path.write_text("")  # this test's lines only
+    own_redis.stop()
+    for stream in streams:
+        stream.close()
+    # Ten failed sweeps and more: the loops have run many rounds into the outage.
+    wait_until(lambda: redis_errors(own_server, "presence.sweep") >= 10, 30, 0.2, "failed sweeps")
+    own_redis.start()
+    wait_until(lambda: status_of(own_server.url + "/readyz")[0] == 200, 15, message="ready again")
+    wait_until(lambda: own_server.log_path.read_text().count("redis reachable again") >= own_server.workers,
+               15, 0.2, "each worker to log the end of the outage")
+    warnings = [line for line in own_server.log_path.read_text().splitlines() if " WARNING " in line]
+    failures = [line for line in warnings if "reachable again" not in line]
+    assert 1 <= len(failures) <= own_server.workers, "\n".join(warnings)

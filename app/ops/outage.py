@@ -12,6 +12,21 @@ import redis
 logger = logging.getLogger(__name__)
 
 
+def failed_round(outage, where, exc, log):
+    """Report a background loop's failed round to ``outage`` (the worker's OutageLog, when the
+    services gave the loop one), else log it on ``log``."""
+    if outage is not None:
+        outage.background(where, exc)
+    else:
+        log.warning("%s failed: redis unavailable error=%s", where, exc)
+
+
+def ok_round(outage):
+    """A background loop's round reached Redis: an outage it was part of has ended."""
+    if outage is not None:
+        outage.ok()
+
+
 class OutageLog:
     """This worker's view of Redis health, for logging and /metrics."""
 
@@ -36,6 +51,12 @@ class OutageLog:
         logger.warning("redis unavailable where=%s error=%s (%d similar failures not logged)",
                        where, exc, self.hidden)
         self.logged_at, self.hidden = now, 0
+
+    def background(self, where, exc):
+        """A worker's own loop (presence sweeps, the address registry, webhook deliveries)
+        failed a round on Redis: counted and logged like a request's failure, once per outage,
+        not once per round (they run every fraction of a heartbeat)."""
+        self.failed(where, exc)
 
     def ok(self):
         """Record a successful Redis call; log the end of an outage."""

@@ -145,6 +145,9 @@ def init_app(app):
     ripple.conversation.on_delete = ripple.store.mentions.forget
     ripple.hub = Hub(ripple, cfg)
     ripple.webhooks = webhooks.build(commands, ripple.store, outbox, cfg, ripple.conversation)
+    # The worker's own loops report Redis failures to the outage log: one line per outage.
+    for loop in (ripple.presence, ripple.addresses, ripple.webhooks.dispatcher):
+        loop.outage = ripple.outage
     app.extensions[KEY] = ripple
     return ripple
 

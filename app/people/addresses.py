@@ -16,6 +16,8 @@ import gevent
 import gevent.event
 import redis
 
+from ..ops import outage
+
 logger = logging.getLogger(__name__)
 
 
@@ -56,6 +58,7 @@ class AddressStreams:
         self.gone = []  # (address, connection id) released, not yet removed from Redis
         self._wake = gevent.event.Event()
         self._runner = None
+        self.outage = None  # the worker's OutageLog (app/ops/services.py): failed refreshes go there
         self._admit = client.register_script(ADMIT_LUA + "return admit_address(KEYS[1], ARGV, 1)")
 
     @property
@@ -138,5 +141,6 @@ class AddressStreams:
                 refresh_at = time.monotonic() + self.heartbeat
             try:
                 self.flush(refresh=due)
+                outage.ok_round(self.outage)
             except redis.RedisError as exc:  # the members then lapse on their own
-                logger.warning("address stream registry update failed error=%s", exc)
+                outage.failed_round(self.outage, "addresses.refresh", exc, logger)

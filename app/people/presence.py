@@ -15,6 +15,7 @@ import time
 import gevent
 import redis
 
+from ..ops import outage
 from ..rooms import keys
 
 logger = logging.getLogger(__name__)
@@ -148,6 +149,7 @@ class Presence:
         announce = outbox.EVENT_FN_LUA if outbox is not None else "local function webhook_event() end\n"
         self.heartbeat = float(heartbeat)
         self.grace = float(grace)
+        self.outage = None  # the worker's OutageLog (app/ops/services.py): the sweeper's failures go there
         self.max_per_session = int(max_per_session)
         command = "'%s'" % publish_command
         self._join = client.register_script(announce + _JOIN_LUA.replace("'PUBLISH'", command))
@@ -286,8 +288,9 @@ class Presence:
                 if self.redis.set(LOCK, token, nx=True, px=int(interval * 3000)) or self.redis.get(LOCK) == token:
                     self.redis.pexpire(LOCK, int(interval * 3000))
                     self.sweep()
+                outage.ok_round(self.outage)
             except redis.RedisError as exc:
-                logger.warning("presence sweep failed error=%s", exc)
+                outage.failed_round(self.outage, "presence.sweep", exc, logger)
             gevent.sleep(interval)
 
     def sweep(self):

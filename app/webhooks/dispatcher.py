@@ -30,6 +30,7 @@ import gevent
 import redis
 import requests
 
+from ..ops import outage
 from ..rooms import keys, messages
 from . import hooks, queue, sender, signing
 from .pump import IDLE_WAIT_SECONDS, LEASE_LUA, REGROUP_LUA, Pump
@@ -81,6 +82,7 @@ class Dispatcher:
         self.max_chars = int(cfg["MAX_MESSAGE_CHARS"])
         self.lease_ms = int((2 * self.timeout + 5) * 1000)
         self.pumps = {}  # webhook id -> Pump
+        self.outage = None  # the worker's OutageLog (app/ops/services.py): the loops' Redis failures go there
         self.consumer = None
         self.session = None
         self._park = client.register_script(_PARK_LUA)
@@ -113,8 +115,9 @@ class Dispatcher:
                 if time.monotonic() >= next_trim:
                     next_trim = time.monotonic() + TRIM_SECONDS
                     self.trim()
+                outage.ok_round(self.outage)
             except redis.RedisError as exc:
-                logger.warning("webhooks: redis unavailable: %s", exc)
+                outage.failed_round(self.outage, "webhooks.supervisor", exc, logger)
             except Exception:  # noqa: BLE001 - the loop must outlive any one fault; logged
                 logger.exception("webhooks: supervisor step failed")
             gevent.sleep(REFRESH_SECONDS)

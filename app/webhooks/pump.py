@@ -14,6 +14,7 @@ import gevent
 import gevent.event
 import redis
 
+from ..ops import outage
 from . import hooks, queue
 
 logger = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ class Pump:
                 gevent.sleep(IDLE_WAIT_SECONDS)
                 continue
             except redis.RedisError as exc:
-                logger.warning("webhooks: redis unavailable: %s", exc)
+                outage.failed_round(self.dispatcher.outage, "webhooks.delivery", exc, logger)
                 gevent.sleep(IDLE_WAIT_SECONDS)
                 continue
             except Exception:  # noqa: BLE001 - one bad event must not end the webhook's deliveries
