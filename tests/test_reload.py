@@ -13,6 +13,7 @@ import gevent
 import pytest
 
 from app.delivery.stream import Draining, Streams
+from app.ops.worker import DrainPace
 
 from .servers import Gunicorn, wait_until
 from .support import SERVER_ENV, TOKEN
@@ -132,6 +133,67 @@ def test_drain_tells_every_stream_including_one_that_opens_meanwhile():
     gevent.joinall(list(streams.open), timeout=10)
     assert sorted(told, key=str) == sorted(list(range(23)) + ["late"], key=str)
     assert streams.draining
+
+
+def told_streams(streams, count, told):
+    def stream(name):
+        try:
+            gevent.sleep(30)
+        except Draining:
+            told.append((time.monotonic(), name))
+
+    for i in range(count):
+        streams.open.add(gevent.spawn(stream, i))
+    gevent.sleep(0)
+
+
+def test_a_paced_drain_holds_while_the_workers_taking_over_are_behind():
+    told, calls = [], []
+    streams = Streams(limit=100, drain_rate=1000)
+    told_streams(streams, 30, told)
+    behind_until = time.monotonic() + 0.5
+
+    def pace(due):  # the new workers are behind for half a second, then keep up
+        calls.append(due)
+        return 0 if time.monotonic() < behind_until else due
+
+    streams.drain(20, pace)  # a budget far from forcing the pace
+    gevent.joinall(list(streams.open), timeout=10)
+    assert sorted(name for _, name in told) == list(range(30))
+    assert min(t for t, _ in told) >= behind_until
+    assert calls
+
+
+def test_a_paced_drain_still_tells_every_stream_within_its_budget():
+    told = []
+    streams = Streams(limit=100, drain_rate=1000)
+    told_streams(streams, 30, told)
+    started = time.monotonic()
+    streams.drain(1.0, lambda due: 0)  # the workers taking over never catch up
+    gevent.joinall(list(streams.open), timeout=10)
+    assert sorted(name for _, name in told) == list(range(30))
+    assert max(t for t, _ in told) - started < 5  # 0.8 of the budget, with room for a slow machine
+
+
+def test_the_drain_pace_counts_the_accept_queue_and_the_clients_told_meanwhile():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    queued = [socket.create_connection(listener.getsockname()) for _ in range(5)]
+    pace = DrainPace(listener, in_flight=20, window=30)
+    try:
+        wait_until(lambda: pace.waiting() == 5, 10, 0.02, "five connections in the accept queue")
+        assert pace(8) == 8       # 5 waiting + 8 told <= 20
+        assert pace(100) == 7     # 20 - 5 - 8
+        assert pace(100) == 0
+        listener.accept()[0].close()
+        wait_until(lambda: pace.waiting() == 4, 10, 0.02, "one accepted")
+        assert pace(100) == 1
+    finally:
+        pace.close()
+        listener.close()
+        for sock in queued:
+            sock.close()
 
 
 def test_a_worker_returns_the_heap_a_wave_of_streams_freed(redis_url, tmp_path, room):

@@ -102,13 +102,18 @@ class Streams:
         """The workers that replace this one listen: reconnects waiting here may go."""
         self.handed_over.set()
 
-    def drain(self, budget=None):
+    def drain(self, budget=None, pace=None):
         """Ask every open stream to tell its client to reconnect, then end.
 
         Staggered at ``drain_rate`` streams per second, faster if that would take more than half
         of ``budget`` (the seconds left before the worker's graceful timeout): the workers taking
         them over open them as they come, not thousands at once past their accept queue, and a
         stream keeps delivering until its turn. One that registers meanwhile ends on its first step.
+
+        ``pace`` (optional; the worker's, app/ops/worker.py): ``pace(n)`` is called every tick
+        with the streams due and returns how many of them to tell now (fewer while the workers
+        taking over are behind). With it the drain may use 0.8 of ``budget`` rather than half,
+        and holds only while less than a tick's batch behind telling them evenly over that.
         """
         self.draining = True
         told = set()
@@ -116,7 +121,7 @@ class Streams:
         started = time.monotonic()
         rate = self.drain_rate
         if rate and budget:
-            rate = max(rate, total / (budget / 2.0))
+            rate = max(rate, total / (budget * (0.8 if pace else 0.5)))
         tick = 0.05
         batch = max(1, int(rate * tick)) if rate else None
         for _ in range(int((budget or 10) / tick) + 1):  # a bound (late streams end by themselves)
@@ -125,6 +130,10 @@ class Streams:
                 logger.info("drain: told %d stream(s) to reconnect in %.1f s", len(told),
                             time.monotonic() - started)
                 return
+            elapsed = time.monotonic() - started
+            if pace is not None and budget and batch and elapsed < budget * 0.8 \
+                    and len(told) + batch >= total * elapsed / (budget * 0.8):
+                pending = pending[:max(0, int(pace(len(pending))))]  # ahead of the deadline: may hold
             for greenlet in pending:
                 greenlet.kill(Draining, block=False)
             told.update(pending)

@@ -29,8 +29,11 @@ import gc
 import glob
 import os
 import signal
+import socket
+import struct
 import tempfile
 import time
+from collections import deque
 from functools import partial
 
 import gevent
@@ -40,6 +43,8 @@ from gevent.server import StreamServer
 from gunicorn.workers.ggevent import GeventWorker
 
 HINT_AFTER = 1.0      # seconds: streams are told to come back by then, replacements listening or not
+PACE_IN_FLIGHT = 256  # a leaving worker's told-but-not-accepted streams (see DrainPace)
+PACE_WINDOW = 0.8     # seconds a told client takes to come back: retry 500 ms x (1 + jitter)
 
 
 def ready_marker(master, pid):
@@ -109,6 +114,7 @@ class RippleWorker(GeventWorker):
         # busiest moment (0: never): gunicorn.conf.py sets it from RIPPLE_MEMORY_TRIM_CONNECTIONS.
         self.trim_after = 500
         self.servers, self.trim = [], None
+        self.pace = None         # a DrainPace once replacements exist (a reload, not a shutdown)
 
     def init_signals(self):
         super().init_signals()
@@ -154,6 +160,8 @@ class RippleWorker(GeventWorker):
             self.finish(servers, time.monotonic() + self.cfg.graceful_timeout)
         finally:
             forget_markers(self.ppid, self.pid)
+            if self.pace is not None:
+                self.pace.close()
 
     def hand_over(self):
         """Serve on, listener open, until the younger workers of the same master listen
@@ -163,6 +171,8 @@ class RippleWorker(GeventWorker):
         connection open, until they do (``Streams.hand_over``)."""
         started = time.monotonic()
         waiting = younger_siblings(self.pid, self.ppid)
+        if waiting and self.sockets:
+            self.pace = DrainPace(self.sockets[0], PACE_IN_FLIGHT, PACE_WINDOW)
         while waiting and time.monotonic() - started < self.cfg.timeout:
             waiting = [p for p in waiting if _running(p) and not os.path.exists(ready_marker(self.ppid, p))]
             if time.monotonic() - started >= HINT_AFTER:
@@ -181,7 +191,7 @@ class RippleWorker(GeventWorker):
             return
         self.told = True
         for streams in self.stream_sets:
-            gevent.spawn(streams.drain, max(1.0, self.cfg.graceful_timeout - 1.0))
+            gevent.spawn(streams.drain, max(1.0, self.cfg.graceful_timeout - 1.0), self.pace)
 
     def finish(self, servers, deadline):
         """Serve the open connections until they end, at most until ``deadline``."""
@@ -228,6 +238,50 @@ class RippleWorker(GeventWorker):
             self.log.debug("connection ended at graceful timeout")
             return
         super().handle_error(req, client, addr, exc)
+
+
+class DrainPace:
+    """How many more streams a leaving worker may tell to come back now (``Streams.drain``).
+
+    Every client told comes back within about PACE_WINDOW seconds and waits in the listener's
+    accept queue (shared by every worker) until a new worker accepts it; so do posts on new
+    connections. Told faster than the new workers open streams, the queue grows to thousands
+    and a post waits seconds behind them (12 s measured at 5,000 streams), then SYNs are
+    dropped and retried after 1, 3, 7 s. So: at most ``in_flight`` clients told in the last
+    ``window`` seconds or waiting in the queue, read from the kernel (TCP_INFO of the listening
+    socket: tcpi_unacked is its accept queue's length). The drain still ends in time: it holds
+    only while ahead of the pace that tells every stream within its budget.
+    """
+
+    def __init__(self, listener, in_flight, window):
+        self.in_flight, self.window = int(in_flight), float(window)
+        self.told = deque()  # (when, how many) allowed per tick, over the last window
+        try:  # a copy: the worker closes its listener while the drain goes on
+            self.sock = socket.socket(fileno=os.dup(listener.fileno()))
+        except (OSError, AttributeError, ValueError):
+            self.sock = None
+
+    def waiting(self):
+        """Connections in the listener's accept queue (0 when unknown: not Linux, not TCP)."""
+        try:
+            info = self.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+            return struct.unpack_from("=I", info, 24)[0]
+        except (OSError, AttributeError, struct.error):
+            return 0
+
+    def __call__(self, due):
+        """Of ``due`` streams, how many to tell now."""
+        now = time.monotonic()
+        while self.told and self.told[0][0] < now - self.window:
+            self.told.popleft()
+        room = max(0, self.in_flight - self.waiting() - sum(n for _, n in self.told))
+        told = min(int(due), room)
+        self.told.append((now, told))
+        return told
+
+    def close(self):
+        if self.sock is not None:
+            self.sock.close()
 
 
 class HeapTrim:
