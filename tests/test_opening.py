@@ -1,6 +1,10 @@
 """A stream's opening checks (app/web/opening.py): its limits, its room's gate and its address's
 admission are one round trip, and each keeps its rule; through real Gunicorn and Redis."""
+import uuid
+
 import pytest
+
+from app.people import names
 
 from .servers import Gunicorn
 from .support import SERVER_ENV
@@ -74,3 +78,30 @@ def test_new_streams_past_the_address_rate_are_told_to_come_back_later(rated, ro
             assert 1 <= int(stream.headers["Retry-After"]) <= 120
         stream.close()
     assert answers[:6] == ["ready"] * 6 and answers[6:] == ["busy", "busy"]
+
+
+@pytest.fixture(scope="module")
+def unhurried(redis_url, tmp_path_factory):
+    """Two streams per address, refreshed every 30 s: a place kept by mistake stays kept."""
+    env = {**CAPPED, "RIPPLE_HEARTBEAT_SECONDS": "30"}
+    server = Gunicorn(tmp_path_factory.mktemp("unhurried"), redis_url=redis_url, workers=2, env=env).start()
+    yield server
+    server.stop()
+
+
+def test_an_open_that_fails_after_its_admission_gives_its_place_back(unhurried, room, redis_client):
+    address = an_address()
+    person = From(unhurried.url, address)
+    assert person.sign_in("mid-" + uuid.uuid4().hex[:8]) == 200
+    # Redis fails the person's step (after the address admitted the stream): a WRONGTYPE here
+    # stands for any error then (a timeout, a dropped connection).
+    redis_client.hset(names.Names.account_key(person.name), "x", "1")
+    for _ in range(3):  # past the address's two places, were they kept
+        status, _, body = person.request("GET", "/rooms/%s/events" % room)
+        assert status == 503, body
+    viewer = From(unhurried.url, address)
+    stream = viewer.stream(room)
+    try:
+        assert _first_event(stream) == "ready"
+    finally:
+        stream.close()

@@ -89,10 +89,16 @@ class AddressStreams:
 
     def give_back(self, address, conn):
         """Remove admitted member ``conn`` of ``address`` whose stream was refused after all (a
-        private room, a ban), at once: the next open from there must find its place free."""
+        private room, a ban, a failure), at once: the next open from there must find its place
+        free. Never raises: with Redis failing, the member goes with the worker's next flush."""
         if self.mine.get(gevent.getcurrent()) == (address, conn):
             del self.mine[gevent.getcurrent()]
-        self.redis.zrem(key(address), conn)
+        try:
+            self.redis.zrem(key(address), conn)
+        except redis.RedisError:  # never hides the refusal: tried again with the next releases
+            self.gone.append((address, conn))
+            self._wake.set()
+            self._ensure_runner()
 
     def release(self, greenlet=None):
         """Forget ``greenlet``'s stream (default: the current one's); its member goes within

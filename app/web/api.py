@@ -266,6 +266,17 @@ def events(room):
         return refuse_stream(429, N_("Too many open streams from your network (the limit is %d). Close "
                              "a tab and try again.") % cfg["MAX_STREAMS_PER_ADDRESS"],
                              float(cfg["HEARTBEAT_SECONDS"]) * 2)
+    try:
+        return _relay(hub, room, found, cursor, backlog)
+    except Exception:
+        opened.give_back()  # failed after its admission (Redis, say): its place is free again
+        raise
+
+
+def _relay(hub, room, found, cursor, backlog):
+    """The admitted stream's response: its subscription, its person's registration, its socket's
+    settings. Raises redis.RedisError when Redis fails."""
+    cfg = current_app.config
     hub.presence.ensure_sweeper()
     if cursor is not None:
         hub.metrics.resumes.inc()
