@@ -12,11 +12,13 @@ import redis
 from redis.crc import key_slot
 
 from app.delivery import listener
+from app.people import names
 from app.rooms import keys
 
 from .servers import Gunicorn, wait_until
 from .sse import SSEStream
 from .support import SERVER_ENV, TOKEN
+from .test_hardening import From, an_address
 from .topologies import DEBIAN_REDIS, ClusterSet, SentinelSet
 from .web import Browser
 
@@ -475,3 +477,25 @@ def test_a_webhook_gets_a_cluster_rooms_messages_signed(cluster, tmp_path, room)
             urllib.request.urlopen(request, timeout=10).close()
         for host in hosts:
             host.stop()
+
+
+def test_on_a_cluster_an_open_that_fails_after_its_admission_gives_its_place_back(cluster, tmp_path, room):
+    # The opening's steps run apart on a cluster (app/web/opening.py's _open_apart): the place it
+    # gives back must be the one it took.
+    env = {**SERVER_ENV, "RIPPLE_TRUSTED_PROXIES": "1", "RIPPLE_MAX_STREAMS_PER_ADDRESS": "2",
+           "RIPPLE_HEARTBEAT_SECONDS": "30"}
+    (tmp_path / "host").mkdir()
+    host = Gunicorn(tmp_path / "host", redis_url=cluster.url, workers=2, env=env).start()
+    try:
+        address = an_address()
+        person = From(host.url, address)
+        assert person.sign_in("mid-" + uuid.uuid4().hex[:8]) == 200
+        with redis.RedisCluster.from_url(cluster.url.replace("redis+cluster://", "redis://").split(",")[0]) as client:
+            client.hset(names.Names.account_key(person.name), "x", "1")  # the person's step fails
+        for _ in range(3):  # past the address's two places, were they kept
+            status, _, body = person.request("GET", "/rooms/%s/events" % room)
+            assert status == 503, body
+        with From(host.url, address).stream(room) as stream:
+            assert stream.next(10).name == "ready"
+    finally:
+        host.stop()

@@ -65,9 +65,10 @@ class AddressStreams:
     def ttl_ms(self):
         return int(self.heartbeat * 3000)
 
-    def admit(self, address):
-        """Register the current greenlet's new stream from ``address``; False at the cap."""
-        conn = self.new_conn()
+    def admit(self, address, conn=None):
+        """Register the current greenlet's new stream from ``address`` (as ``conn``, default a
+        new id: give_back takes the same); False at the cap."""
+        conn = conn or self.new_conn()
         admitted = self._admit(keys=[key(address)], args=self.admit_args(conn))
         if admitted:
             self.keep(address, conn)

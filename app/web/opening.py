@@ -186,7 +186,7 @@ def _open_apart(room, found, now_ms, uid, address, admit, conn):
     gate.access(room)  # Rooms.access, cached for the request
     admitted = None
     if admit and not gate.hidden(gate.access(room)) and gate.access(room).ban is None:
-        admitted = services().addresses.admit(address)
+        admitted = services().addresses.admit(address, conn)  # the place give_back frees
     elif admit:
         admitted = False  # refused by the gate: require_write answers it before admission matters
     return Opened(room, gate.access(room), address, conn, admitted)
