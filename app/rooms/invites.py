@@ -7,6 +7,11 @@ guessed or edited link is refused before Redis is asked. The invite itself lives
 slot (check, count the use, add the member), so a one-use link admits exactly one person however
 many open it at once. At most RIPPLE_ROOM_INVITES_MAX invites stand per room; expired and used-up
 ones are dropped when a new one is made.
+
+A removal or a ban by a moderator marks the person (``ripple:{r:<room>}:removed``): an invitation
+made before the mark no longer admits them, even once a ban lapses or is lifted (a link shared
+in the room reached them too); a new invitation, or the owner adding them, does. Leaving by
+oneself leaves no mark.
 """
 import json
 import secrets
@@ -19,9 +24,9 @@ from .records import RecordKeys, now_ms
 # (app/web/i18n.py, translate).
 N_ = str
 
-# KEYS: invites, members, bans.  ARGV: invite id, uid, member JSON, now (ms), address key.
+# KEYS: invites, members, bans, removed.  ARGV: invite id, uid, member JSON, now (ms), address key.
 # Returns 1 joined, 2 already a member (no use counted), -1 unknown/revoked, -2 expired,
-# -3 used up, -4 banned.
+# -3 used up, -4 banned, -5 removed (or banned) by a moderator after this invitation was made.
 _REDEEM_LUA = """
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return -1 end
@@ -34,11 +39,14 @@ for _, key in ipairs({ARGV[2], ARGV[5]}) do
     if until_ms == 0 or until_ms > tonumber(ARGV[4]) then return -4 end
   end
 end
+local removed_at = redis.call('HGET', KEYS[4], ARGV[2])
+if removed_at and tonumber(removed_at) >= (invite['created'] or 0) then return -5 end
 if invite['expires'] > 0 and invite['expires'] <= tonumber(ARGV[4]) then return -2 end
 if invite['max_uses'] > 0 and invite['uses'] >= invite['max_uses'] then return -3 end
 invite['uses'] = invite['uses'] + 1
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(invite))
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+redis.call('HDEL', KEYS[4], ARGV[2])
 return 1
 """
 
@@ -48,11 +56,12 @@ SENTENCES = {
     -2: N_("This invitation has expired. Ask for a new one."),
     -3: N_("This invitation has been used as many times as it allows. Ask for a new one."),
     -4: N_("You are banned from this room."),
+    -5: N_("You were removed from this room after this invitation was made; ask a moderator for a new one."),
     "full": N_("This room has reached its limit of %(limit)d open invitations; revoke one first."),
 }
 # The answer each refusal gets over HTTP: (status, code).
 STATUS = {-1: (404, "invite_invalid"), -2: (410, "invite_used"), -3: (410, "invite_used"),
-          -4: (403, "banned"), "full": (409, "invite_cap")}
+          -4: (403, "banned"), -5: (403, "removed"), "full": (409, "invite_cap")}
 JOINED, ALREADY = 1, 2
 
 
@@ -113,10 +122,20 @@ class Invites:
         raw = self.redis.hget(RecordKeys(room).invites, invite_id)
         return _shown(invite_id, json.loads(raw)) if raw else None
 
+    def standing(self, room, invite_id):
+        """The invitation's record (shown) while it may still admit someone; raises Refused(-2)
+        for one revoked, expired or used up: to whoever holds a dead link it has simply expired
+        (they learn nothing more of it, nor of the room)."""
+        found = self.invite(room, invite_id)
+        if found is None or (found["expires"] and found["expires"] <= now_ms()) or (
+                found["max_uses"] and found["uses"] >= found["max_uses"]):
+            raise Refused(-2)
+        return found
+
     def redeem(self, room, invite_id, uid, member_json, address):
         """Admit ``uid``: JOINED, or ALREADY (a member: no use counted); raises Refused."""
         k = RecordKeys(room)
-        result = int(self._redeem(keys=[k.invites, k.members, k.bans],
+        result = int(self._redeem(keys=[k.invites, k.members, k.bans, k.removed],
                                   args=[invite_id, uid, member_json, now_ms(), "addr:" + (address or "-")]))
         if result < 0:
             raise Refused(result)

@@ -49,22 +49,25 @@ SENTENCES = {
     "slow": N_("Slow mode is on in #%s: one message every %d s. You can post again in %d s."),
 }
 
-# KEYS: bans, members, channel, activity channel, info.  ARGV: key, ban JSON, payload, unwatch
-# payload.  Record the ban, end the person's membership, tell their streams (this room's, and,
-# in a private room, their other rooms' that follow this one's activity: a public room's
-# activity is anyone's, and its watchers need not all look again).
+# KEYS: bans, members, channel, activity channel, info, removed.  ARGV: key, ban JSON, payload,
+# unwatch payload, now (ms).  Record the ban, end the person's membership, mark a person (not an
+# address) removed (older invitations no longer admit them, even once the ban lapses), tell their
+# streams (this room's, and, in a private room, their other rooms' that follow this one's
+# activity: a public room's activity is anyone's, and its watchers need not all look again).
 _BAN_LUA = """
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HDEL', KEYS[2], ARGV[1])
+if string.sub(ARGV[1], 1, 5) ~= 'addr:' then redis.call('HSET', KEYS[6], ARGV[1], ARGV[5]) end
 redis.call('PUBLISH', KEYS[3], ARGV[3])
 if redis.call('HGET', KEYS[5], 'visibility') == 'private' then redis.call('PUBLISH', KEYS[4], ARGV[4]) end
 return 1
 """
 
-# KEYS: members, channel, activity channel, info.  ARGV: uid, payload, unwatch payload.
-# Returns 1 if they were a member.
+# KEYS: members, channel, activity channel, info, removed.  ARGV: uid, payload, unwatch payload,
+# now (ms) or "" (they left by themselves: no mark).  Returns 1 if they were a member.
 _REMOVE_LUA = """
 local removed = redis.call('HDEL', KEYS[1], ARGV[1])
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[5], ARGV[1], ARGV[4]) end
 redis.call('PUBLISH', KEYS[2], ARGV[2])
 if redis.call('HGET', KEYS[4], 'visibility') == 'private' then redis.call('PUBLISH', KEYS[3], ARGV[3]) end
 return removed
@@ -101,11 +104,13 @@ class Moderation:
         self._slow = client.register_script(_SLOW_LUA)
         self.publish_command = publish_command
 
-    def remove(self, room, uid):
-        """End ``uid``'s membership and their open streams in ``room``; True if a member."""
+    def remove(self, room, uid, leaving=False):
+        """End ``uid``'s membership and their open streams in ``room``; True if a member. A
+        removal (not ``leaving``) also refuses them every invitation made before it: only a
+        new invitation (or the owner adding them) lets them back."""
         k = RecordKeys(room)
-        return bool(self._remove(keys=[k.members, k.channel, keys.RoomKeys(room).activity, k.info],
-                                 args=[uid, "!#removed\n" + uid, unwatch(room)]))
+        return bool(self._remove(keys=[k.members, k.channel, keys.RoomKeys(room).activity, k.info, k.removed],
+                                 args=[uid, "!#removed\n" + uid, unwatch(room), "" if leaving else now_ms()]))
 
     def ban(self, room, key, name, by, seconds=None):
         """Ban ``key`` (a uid, or "addr:<address>") from ``room`` for ``seconds`` (None: for
@@ -118,8 +123,8 @@ class Moderation:
                 raise ValueError(N_("This room has reached its limit of %d bans.") % self.max_bans)
         now = now_ms()
         record = {"until": now + int(seconds * 1000) if seconds else 0, "name": name, "by": by, "at": now}
-        self._ban(keys=[k.bans, k.members, k.channel, keys.RoomKeys(room).activity, k.info],
-                  args=[key, json.dumps(record, ensure_ascii=False), "!#banned\n" + key, unwatch(room)])
+        self._ban(keys=[k.bans, k.members, k.channel, keys.RoomKeys(room).activity, k.info, k.removed],
+                  args=[key, json.dumps(record, ensure_ascii=False), "!#banned\n" + key, unwatch(room), now])
         return {"user": key, **record}
 
     def unban(self, room, key):

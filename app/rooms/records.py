@@ -13,6 +13,8 @@ Redis layout: every key of a room shares the room's hash tag ``{r:<room>}`` (one
   application's ``sub``, or "guest:<hash of the session>".
 - ``ripple:{r:<room>}:bans``    hash: uid or "addr:<address>" -> JSON {"until" (ms, 0 = for
   good), "name", "by", "at"} (app/rooms/moderation.py)
+- ``ripple:{r:<room>}:removed`` hash: uid -> when (ms) a moderator removed or banned them: an
+  invitation made before then no longer admits them (app/rooms/invites.py)
 - ``ripple:rooms:registry``     sorted set: rooms with a record -> created (ms); spans slots,
   so it is written beside the room's own script, never inside it
 
@@ -35,14 +37,15 @@ REGISTRY = "ripple:rooms:registry"
 MAX_TOPIC_CHARS = 200
 
 # What one look tells about a person and a room: ``exists`` (it has a record), ``visibility``,
-# ``role`` (None: not a member), ``ban`` (the ban record in force, or None), ``slow`` (seconds).
-Access = namedtuple("Access", "exists visibility role ban slow owner")
+# ``role`` (None: not a member), ``ban`` (the ban record in force, or None), ``slow`` (seconds),
+# ``used`` (it has a record or any history: a room, not a free name; None when not asked).
+Access = namedtuple("Access", "exists visibility role ban slow owner used", defaults=(None,))
 
 
 class RecordKeys:
     """The record keys of one room (its history keys are app/keys.py RoomKeys: the same tag)."""
 
-    __slots__ = ("room", "tag", "info", "members", "bans", "invites", "audit", "channel")
+    __slots__ = ("room", "tag", "info", "members", "bans", "invites", "audit", "channel", "removed")
 
     def __init__(self, room):
         self.room = room
@@ -51,6 +54,7 @@ class RecordKeys:
         self.members = self.tag + ":members"
         self.bans = self.tag + ":bans"
         self.invites = self.tag + ":invites"
+        self.removed = self.tag + ":removed"  # hash: uid -> ms a moderator removed or banned them
         self.audit = self.tag + ":audit"
         self.channel = self.tag + ":live"  # the room's own channel: streams hear controls there
 
@@ -101,9 +105,10 @@ def access_args(uid, address):
     return [uid or "-", "addr:" + (address or "-")]
 
 
-def access_from(uid, info, member, bans):
+def access_from(uid, info, member, bans, used=None):
     """The Access that Rooms.access's three replies say: ``info`` [visibility, slow, owner],
-    ``member`` the members hash's field for ``uid``, ``bans`` [by uid, by address]."""
+    ``member`` the members hash's field for ``uid``, ``bans`` [by uid, by address]; ``used``:
+    whether the room's history exists (None: not asked)."""
     visibility, slow, owner = info
     member = member if uid else None
     role = json.loads(member).get("role") if member else None
@@ -116,7 +121,9 @@ def access_from(uid, info, member, bans):
         if record and (not record.get("until") or record["until"] > now):
             ban = record
             break
-    return Access(visibility is not None, visibility or PUBLIC, role, ban, int(slow or 0), owner)
+    if used is not None:
+        used = visibility is not None or bool(used)
+    return Access(visibility is not None, visibility or PUBLIC, role, ban, int(slow or 0), owner, used)
 
 
 class Rooms:
@@ -153,15 +160,18 @@ class Rooms:
                 "created": int(found.get("created") or 0),
                 "slow_mode_seconds": int(found.get("slow") or 0)}
 
-    def access(self, room, uid, address):
-        """One round trip: what ``uid`` (or None) from ``address`` may do in ``room`` (Access)."""
+    def access(self, room, uid, address, log_key=None):
+        """One round trip: what ``uid`` (or None) from ``address`` may do in ``room`` (Access);
+        given the room's history key (same slot), also whether the room is ``used``."""
         (info, members, bans), (who, where) = access_keys(room), access_args(uid, address)
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.hmget(info, *ACCESS_FIELDS)
             pipe.hget(members, who)  # not ECHO: a cluster's pipelines refuse it
             pipe.hmget(bans, who, where)
-            info, member, bans = pipe.execute()
-        return access_from(uid, info, member, bans)
+            if log_key:
+                pipe.exists(log_key)
+            info, member, bans, *history = pipe.execute()
+        return access_from(uid, info, member, bans, history[0] if history else None)
 
     def update(self, room, **fields):
         """Set topic / visibility / slow (already checked) on a room; creates no record by itself
@@ -193,7 +203,10 @@ class Rooms:
         current = self.member(room, uid)
         if current is None and self.redis.hlen(k.members) >= self.max_members:
             raise Full(N_("This room has reached its limit of %d members.") % self.max_members)
-        self.redis.hset(k.members, uid, member_json(name, role, current and current.get("since")))
+        with self.redis.pipeline(transaction=True) as pipe:  # one slot: the room's
+            pipe.hset(k.members, uid, member_json(name, role, current and current.get("since")))
+            pipe.hdel(k.removed, uid)  # added by the owner: a removal is over
+            pipe.execute()
 
     def find_member(self, room, uid=None, name=None):
         """The member whose uid is ``uid``, or (given ``name`` instead) whose name is ``name``

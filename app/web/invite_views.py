@@ -76,15 +76,21 @@ def revoke(room, invite_id):
 
 @bp.route("/invite/<token>", methods=["GET", "POST"])
 def invitation(token):
-    """GET: what the link is for (a page with a Join button, or JSON); POST: join the room
-    (signed in): JSON 200 {"room", "role"}, a form 303 to the room."""
+    """GET: what the link is for (a page with a Join button, or JSON); a revoked, expired or
+    used-up link answers 410 "invite_used" with one sentence, nothing of the room (a forged one
+    404). POST: join the room (signed in): JSON 200 {"room", "role"}, a form 303 to the room."""
     try:
         room, invite_id = _invites().read(token)
         room = keys.canonical_room(room) or "-"
-        found = _invites().invite(room, invite_id)
+        # A dead link (revoked, expired, used up) has expired, and shows nothing of the room.
+        found = _invites().standing(room, invite_id) if request.method == "GET" else _invites().invite(room, invite_id)
         if found is None:
             raise invites.Refused(-1)
     except invites.Refused as exc:
+        if request.method == "GET" and wants_page():
+            status = invites.STATUS[exc.key][0]
+            return render_template("error.html", status=status,
+                                   message=gettext(invites.SENTENCES[exc.key]) % exc.values), status
         raise refused(exc) from None
     name, _ = identity.current()
     if request.method == "GET":
