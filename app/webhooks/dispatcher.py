@@ -198,7 +198,7 @@ class Dispatcher:
             json.dumps(delivery_id), json.dumps(kind), json.dumps(hook_id), json.dumps(room, ensure_ascii=False),
             entry.id.split("-", 1)[0], data)).encode()
         headers = {"Content-Type": "application/json", **signing.headers(hook["secret"], delivery_id, kind, body)}
-        outcome = sender.send(self.session, hook["url"], body, headers, self.timeout, self.max_bytes)
+        outcome = sender.send(self.session, hook["target"], body, headers, self.timeout, self.max_bytes)
         attempt, now = entry.attempts + 1, _now()
         record = {"delivery": delivery_id, "event": kind, "room": room, "attempt": attempt, "at": now,
                   "status": outcome.status, "latency_ms": outcome.latency_ms, "error": outcome.error,

@@ -51,7 +51,8 @@ def log_key(hook_id):
 
 
 def check_url(url):
-    """Return ``url`` if webhooks may post to it, else raise messages.Invalid (400)."""
+    """Return ``url`` if webhooks may post to it, else raise messages.Invalid (400). A
+    ``user:password@`` is kept (sent as Basic auth) and never shown (``redacted``)."""
     if not isinstance(url, str) or len(url) > MAX_URL:
         raise messages.Invalid(URL_RULE, 400)
     url = url.strip()
@@ -64,6 +65,18 @@ def check_url(url):
             ch.isspace() or unicodedata.category(ch) == "Cc" for ch in url):
         raise messages.Invalid(URL_RULE, 400)
     return url
+
+
+def redacted(url):
+    """``url`` as it may be shown or logged: a ``user:password@`` in it becomes ``***@`` (the
+    webhook keeps and uses the URL as given)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return url
+    if "@" not in parts.netloc:
+        return url
+    return urllib.parse.urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
 
 
 def check_events(events):
@@ -118,11 +131,12 @@ class Hooks:
             return None
         found = shown(hook_id, record)
         if secret:
-            found["secret"] = record["secret"]
+            found["secret"], found["target"] = record["secret"], record["url"]
         return found
 
     def all(self, secrets_too=False):
-        """Every webhook, oldest first."""
+        """Every webhook, oldest first; ``secrets_too``: with its ``secret`` and ``target`` (the
+        URL as given, credentials and all: for sending only, never shown)."""
         ids = sorted(self.redis.smembers(queue.ALL))
         with self.redis.pipeline(transaction=False) as pipe:
             for hook_id in ids:
@@ -133,7 +147,7 @@ class Hooks:
             if record.get("url"):
                 hook = shown(hook_id, record)
                 if secrets_too:
-                    hook["secret"] = record["secret"]
+                    hook["secret"], hook["target"] = record["secret"], record["url"]
                 found.append(hook)
         return sorted(found, key=lambda h: (h["created"], h["id"]))
 
@@ -174,10 +188,10 @@ class Hooks:
 
 
 def shown(hook_id, record):
-    """A webhook as the API and the CLI show it (never its secret)."""
+    """A webhook as the API and the CLI show it (never its secret, nor a password in its URL)."""
     def ms(name):
         return int(record.get(name) or 0) or None
-    return {"id": hook_id, "url": record.get("url", ""), "events": (record.get("events") or "").split(","),
+    return {"id": hook_id, "url": redacted(record.get("url", "")), "events": (record.get("events") or "").split(","),
             "rooms": (record.get("rooms") or "").split(","), "bot": record.get("bot") or None,
             "created": ms("created"), "enabled": not record.get("disabled"), "disabled": ms("disabled"),
             "disabled_reason": record.get("disabled_reason") or None, "failing_since": ms("failing_since"),

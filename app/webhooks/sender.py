@@ -6,6 +6,7 @@ number of bytes of the answer. Proxies named by HTTPS_PROXY/HTTP_PROXY are used 
 is how docs/webhooks.md keeps webhooks off internal addresses).
 """
 import email.utils
+import re
 import time
 import urllib.parse
 
@@ -69,6 +70,8 @@ def _post(session, url, body, headers, timeout, max_bytes):
                 if not same_host(url, following):
                     return Outcome(status, "Redirected to another host (%s): not followed."
                                    % urllib.parse.urlsplit(following).hostname)
+                if downgrade(target, following):
+                    return Outcome(status, "Redirected from https to http: not followed.")
                 target = following
                 continue
             if 200 <= status < 300:
@@ -85,10 +88,17 @@ def _post(session, url, body, headers, timeout, max_bytes):
 
 
 def same_host(url, other):
-    """Tell whether ``other`` is on ``url``'s host (http -> https of the same host is fine)."""
+    """Tell whether ``other`` is on ``url``'s host (http -> https of the same host is fine;
+    https -> http is not followed: ``downgrade``)."""
     a, b = urllib.parse.urlsplit(url), urllib.parse.urlsplit(other)
     return b.scheme in ("http", "https") and a.hostname == b.hostname and (
         a.port == b.port or b.scheme == "https" and b.port in (None, 443))
+
+
+def downgrade(url, other):
+    """Tell whether going from ``url`` to ``other`` leaves https for plain http (the signed body,
+    and any credentials, would cross the network in the clear)."""
+    return urllib.parse.urlsplit(url).scheme == "https" and urllib.parse.urlsplit(other).scheme != "https"
 
 
 def retry_after(value):
@@ -119,9 +129,10 @@ def _read(response, max_bytes):
 def _short(exc):
     """What went wrong, for the delivery log: the operating system's reason when there is one
     ("Connection refused", "Name or service not known"), which urllib3's wrapping (pool, host,
-    "Max retries exceeded") otherwise pushes past the cut."""
+    "Max retries exceeded") otherwise pushes past the cut. A URL's user:password never shows."""
     reason = _os_reason(exc)
     text = "%s (%s)" % (reason, str(exc)) if reason else str(exc)
+    text = re.sub(r"//[^/@\s]*@", "//***@", text)
     return text if len(text) <= 200 else text[:197] + "..."
 
 
