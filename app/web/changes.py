@@ -49,7 +49,8 @@ def _room(room):
     canonical = keys.canonical_room(room)
     if canonical is None:
         abort(400, keys.ROOM_RULE)
-    # A private room's non-member: 404; a banned person changes nothing there (403 banned).
+    # A private room's non-member: 404; a banned person changes nothing there (403 banned). A
+    # free name is an empty public room: its every message id is unknown (404 unknown_message).
     gate.require_write(canonical)
     return canonical
 

@@ -5,14 +5,27 @@ change (a ban, a removal, a room made private) holds on every worker and host fr
 request on; open streams hear it at once (app/rooms/moderation.py).
 
 The rules, written once:
-- a **private** room does not exist for anyone but its members: 404 on every route, the same
-  answer as for a name that is not a room at all, never any content;
-- a **ban** in force refuses posts, typing and streams (403, code "banned"); a public room's
-  pages stay as public as they are to anyone signed out;
+- a **private** room does not exist for anyone but its members: every route answers them
+  exactly as it answers a name that is no room (404, code "not_found", the same sentence and
+  headers), never any content. "No room" is a name with neither a record nor any history: the
+  routes that need a room (running it: members, moderators, bans, invitations, audit, the
+  management page, changing or deleting it) answer such a name 404 "not_found" too, before
+  asking who is asking (tests/test_room_existence.py walks every route of app.url_map). Where a
+  free name is, by design, an empty public room anyone may start by posting (its page, history,
+  stream, presence, typing, the first post, following it; its messages' edit, delete and
+  reaction routes, where every id is unknown), a private room still answers its 404. So a
+  room's *name* is not a secret (those routes, and POST /rooms' 409, tell a taken name from a
+  free one); its topic, members, messages and activity are (docs/security.md).
+- a **ban** in force refuses posts, typing and streams (403, code "banned"). Reading: a public
+  room's page, history and permalinks stay as public to a banned person as they are to anyone
+  signed out (they could read them signed out anyway); a **private** room's member under a ban
+  (by address: a ban by person ends the membership) reads nothing of it: page, history,
+  permalinks and stream answer 403 "banned", and it drops out of their sidebar and mentions.
 - running a room needs a role: moderators moderate, owners also change and delete the room;
   administrators (an admin account, or RIPPLE_ADMIN_TOKEN) may do both in every room.
 """
 import hmac
+import json
 from datetime import datetime, timezone
 
 from flask import abort, current_app, g, request
@@ -49,10 +62,11 @@ def address():
 
 
 def access(room):
-    """This request's person's Access to ``room`` (asked once per request and room)."""
+    """This request's person's Access to ``room`` (asked once per request and room; whether
+    the room is ``used`` comes in the same round trip)."""
     cache = g.setdefault("ripple_room_access", {})
     if room not in cache:
-        cache[room] = rooms().access(room, identity.uid(), address())
+        cache[room] = rooms().access(room, identity.uid(), address(), keys.RoomKeys(room).log)
     return cache[room]
 
 
@@ -67,11 +81,43 @@ def hidden(found):
     return found.visibility == records.PRIVATE and found.role is None
 
 
+def shut_out(found):
+    """Tell whether a member may read nothing of a room: a ban in force in a private room."""
+    return found.visibility == records.PRIVATE and found.ban is not None
+
+
+def may_read(found):
+    """Tell whether this person may read a room (its page, history, stream, activity)."""
+    return not hidden(found) and not shut_out(found)
+
+
+def not_found():
+    """Answer as for a name that is no room: the one answer a stranger gets from a private room
+    (app/web/errors.py: the page, or JSON code "not_found", as for any 404)."""
+    abort(404, NOT_FOUND)
+
+
 def require_read(room):
-    """Access to read ``room``; 404 for a private room this person is not a member of."""
+    """Access to read ``room``; 404 for a private room this person is not a member of, 403
+    "banned" for a private room's member under a ban."""
     found = access(room)
     if hidden(found):
-        abort(404, NOT_FOUND)
+        not_found()
+    if shut_out(found):
+        raise Refused(403, banned_sentence(room, found.ban), "banned")
+    return found
+
+
+def require_room(room):
+    """Access to a room that must exist (to run it, or to change its messages): readable (as
+    require_read), and a room at all, a record or history; else the same 404 as a private room
+    gives a stranger. Administrators pass on a free name (they may take it under management)."""
+    found = require_read(room)
+    used = found.used
+    if used is None:  # an Access read without it (app/web/opening.py)
+        used = found.exists or bool(services().redis.exists(keys.RoomKeys(room).log))
+    if not used and not is_admin():
+        not_found()
     return found
 
 
@@ -81,6 +127,7 @@ def require_write(room):
     if found.ban is not None:
         raise Refused(403, banned_sentence(room, found.ban), "banned")
     return found
+
 
 
 def banned_sentence(room, ban):
@@ -118,11 +165,11 @@ def actor():
 
 def require_role(room, need):
     """Access of someone who may act as ``need`` ("moderator" or "owner") in ``room``; an owner
-    is also a moderator, an administrator both. 404 for a private room they cannot see, 401
-    signed out, 403 otherwise."""
+    is also a moderator, an administrator both. 404 for a private room they cannot see and for
+    a name that is no room (the same answer), 401 signed out, 403 otherwise."""
     if is_admin():
         return access(room)
-    found = require_read(room)  # a private room is not there for strangers, signed in or out
+    found = require_room(room)  # a private room is not there for strangers, signed in or out
     if actor()[0] is None:
         raise Refused(401, SENTENCES["sign_in"], "signed_out")
     if found.role == records.OWNER or (need == records.MODERATOR and found.role == records.MODERATOR):
@@ -218,7 +265,7 @@ def stream_gate(room, found):
         return None
 
     def reads(other):
-        return not hidden(registry.access(other, uid, where))
+        return may_read(registry.access(other, uid, where))
 
     # Checked once more after subscribing (a ban between this look and the subscription would
     # otherwise be missed) when there is anyone to ban or any record to change.
@@ -228,23 +275,31 @@ def stream_gate(room, found):
 
 def readable(room_names):
     """The rooms among ``room_names`` this request's person may read (in order): a private room
-    they are not a member of drops out. One round trip for all (a sidebar's rooms, mentions)."""
+    they are not a member of, or are banned from, drops out. One round trip for all (a
+    sidebar's rooms, mentions)."""
     room_names = list(room_names)
     if not room_names:
         return []
-    uid = identity.uid()
+    uid, where = identity.uid(), "addr:" + address()
     redis_client = services().redis
     with redis_client.pipeline(transaction=False) as pipe:  # no ECHO: a cluster's pipelines refuse it
         for room in room_names:
             k = records.RecordKeys(room)
             pipe.hget(k.info, "visibility")
-            if uid:
-                pipe.hexists(k.members, uid)
+            pipe.hget(k.members, uid or "-")
+            pipe.hmget(k.bans, uid or "-", where)
         found = iter(pipe.execute())
-    allowed = []
+    allowed, now = [], records.now_ms()
     for room in room_names:
-        private = next(found) == records.PRIVATE
-        member = next(found) if uid else False
-        if not private or member:
+        private, member, bans = next(found) == records.PRIVATE, next(found), next(found)
+        if not private:
+            allowed.append(room)
+            continue
+        role = json.loads(member).get("role") if (uid and member) else None
+        if role is None:
+            continue
+        # The rule of Rooms.access: an address's ban spares the room's moderators and owner.
+        in_force = [json.loads(raw) for i, raw in enumerate(bans) if raw and not (i and role in records.MODERATING)]
+        if not any(not ban.get("until") or ban["until"] > now for ban in in_force):
             allowed.append(room)
     return allowed

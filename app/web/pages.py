@@ -93,7 +93,7 @@ def here(room):
     """
     room = keys.canonical_room(room)
     name, sid = identity.shown(), identity.shown_sid()
-    if room and name and sid and not gate.hidden(gate.access(room)):
+    if room and name and sid and gate.may_read(gate.access(room)):
         try:
             services().presence.visit(room, name, sid, current_app.config["NAME_IDLE_SECONDS"],
                                       guest=_is_guest())
@@ -126,6 +126,9 @@ def room_page(room, error=None, text="", status=200, key=None, before=None, othe
         standing = gate.access(room)
         if gate.hidden(standing):  # every way to a room page (a failed form's too) ends here
             return render_template("error.html", status=404, message=gate.NOT_FOUND), 404
+        if gate.shut_out(standing):  # a private room's member under a ban reads nothing of it
+            return render_template("error.html", status=403,
+                                   message=gate.banned_sentence(room, standing.ban)), 403
         administers = bool(user) and gate.is_admin()  # every power of a moderator, everywhere
         if standing.exists:
             record = services().rooms.info(room)

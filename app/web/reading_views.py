@@ -75,7 +75,7 @@ def read_css(room):
     if room and mid:
         try:
             reader = current_reader()
-            if reader is not None and not gate.hidden(gate.access(room)):
+            if reader is not None and gate.may_read(gate.access(room)):
                 reading().mark(reader, room, keys.format_stream_id(mid))
         except (Ahead, redis.RedisError):
             pass  # a stylesheet: the page says what it can

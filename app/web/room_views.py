@@ -223,7 +223,7 @@ def delete_room(room):
 def members(room):
     """The room's members: {"room", "members": [{"id", "name", "role", "since"}]}."""
     room = room_or_404(room)
-    gate.require_read(room)
+    gate.require_room(room)  # a free name has no members: the same 404 as a private room
     return jsonify(room=room, members=registry().members(room))
 
 
@@ -248,10 +248,12 @@ def member(room, name):
     if verb != "DELETE":
         raise gate.Refused(405, _l("Use PUT or DELETE."), "method")
     uid, me = gate.actor()
-    found = gate.require_read(room)
+    found = gate.access(room)
+    if gate.hidden(found):  # a member shut out by a ban may still leave
+        gate.not_found()
     target = _find(room, name)
     if target is not None and target["id"] == uid and found.role != records.OWNER:
-        moderation().remove(room, uid)  # leaving
+        moderation().remove(room, uid, leaving=True)  # an old invitation still lets them back
         record(room, "leave", me)
         return done(form, url_for("pages.lobby"))
     actor = gate.require_role(room, records.MODERATOR)
