@@ -1066,7 +1066,7 @@ class Publisher:
             sent = time_ns()
             text = "%s|%s|%d|%d|%d" % (self.run, kind, self.pid, seq, sent)
             body = (self.body_head.replace("{room}", room) + text
-                    + self.body_tail.replace("{room}", room)).encode()
+                    + self.body_tail.replace("{room}", room).replace("{text}", text)).encode()
             if self.target.resp:
                 data = resp_command("PUBLISH", self.target.channel(room), body)
             else:
@@ -1821,7 +1821,8 @@ def build_parser():
     p.add_argument("--pub-url", help="publish URL template, e.g. http://127.0.0.1:8000/rooms/{room}/messages")
     p.add_argument("--pub-method", default="POST")
     p.add_argument("--pub-body", default='{"text": "{text}", "user": "bench"}',
-                   help="body template; {text} is the message text, {room} the room")
+                   help="body template; {text} is the message text (every occurrence: an idempotency "
+                        "key may carry it too), {room} the room")
     p.add_argument("--pub-content-type", default="application/json")
     p.add_argument("--pub-header", action="append", default=[],
                    help="extra request header for posts, e.g. 'Authorization: Bearer T'; repeatable")
