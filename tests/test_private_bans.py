@@ -7,10 +7,11 @@ import json
 import pytest
 
 from .test_accounts import account_holder
+from .test_reading import my_rooms
 from .test_rooms import answer, create, guest, invite, new_room, path_of
 
 
-def banned_member(server, visibility):
+def banned_member(server, visibility, before_ban=None):
     """(owner, member, room, a message id): ``member`` is a member of ``room`` whose address is
     banned (the owner's is spared: owners and moderators are)."""
     owner = account_holder(server, "own")
@@ -20,6 +21,8 @@ def banned_member(server, visibility):
     assert status == 201
     member = guest(server, "mem")
     assert answer(member, "POST", path_of(invite(owner, room)["url"]))[0] == 200
+    if before_ban:
+        before_ban(member, room)
     assert answer(owner, "POST", "/rooms/%s/bans" % room, body={"address": "127.0.0.1", "seconds": 600})[0] == 201
     return owner, member, room, message["id"]
 
@@ -59,3 +62,14 @@ def test_a_banned_person_still_reads_a_public_room_as_anyone_signed_out_may(publ
     status, body = answer(member, "GET", "/rooms/%s/messages" % room)
     assert status == 200 and [m["text"] for m in body["messages"]] == ["the secret plan"]
     assert json.loads(member.request("POST", "/rooms/%s/messages" % room, body={"text": "x"})[2])["code"] == "banned"
+
+
+def test_a_private_room_leaves_the_sidebar_of_a_member_banned_there(server):
+    def opened(member, room):  # the room joins their sidebar
+        assert member.request("GET", "/rooms/%s" % room)[0] == 200
+        assert room in my_rooms(member)
+    owner, member, room, _ = banned_member(server, "private", before_ban=opened)
+    try:
+        assert room not in my_rooms(member)
+    finally:
+        owner.request("DELETE", "/rooms/%s/bans/addr:127.0.0.1" % room)
