@@ -220,7 +220,8 @@ class Reading:
         ms, _, seq = mid.partition("-")
         if not self._mark(keys=[ReaderKeys(reader.id).read], args=[room, ms, seq, ordinal, self.lifetime]):
             return False
-        entries = self.entries(reader, [room])
+        # The position is what the script just wrote: the counts need not read it back.
+        entries = self.entries(reader, [room], positions={room: "%s %d" % (mid, ordinal)})
         self._tell(reader, "read", {"room": room, "read_id": mid}, then=("unread", {"rooms": entries}))
         return True
 
@@ -263,18 +264,22 @@ class Reading:
 
     # -- counts --------------------------------------------------------------------------------
 
-    def entries(self, reader, only=None, allow=None):
+    def entries(self, reader, only=None, allow=None, positions=None):
         """The person's sidebar rooms, the most recently active first: {"room", "unread",
         "mentions", "last_id", "read_id", "last_activity"} (ms; 0 and None for an empty room).
         ``only``: just these rooms (in the sidebar or not). ``allow``: a filter of room names
-        (the rooms the person may still read: app/web/gate.py ``readable``). Two round trips,
-        three with ``allow``."""
+        (the rooms the person may still read: app/web/gate.py ``readable``). ``positions``:
+        the read hash's values of the ``only`` rooms when the caller knows them (it just wrote
+        them), not read again. Two round trips, three with ``allow``, one with ``positions``."""
         rk = ReaderKeys(reader.id)
-        with self.redis.pipeline(transaction=False) as pipe:
-            if only is None:
-                pipe.zrange(rk.rooms, 0, -1)
-            pipe.hgetall(rk.read)
-            found = pipe.execute()
+        if positions is not None and only is not None:
+            found = [positions]
+        else:
+            with self.redis.pipeline(transaction=False) as pipe:
+                if only is None:
+                    pipe.zrange(rk.rooms, 0, -1)
+                pipe.hgetall(rk.read)
+                found = pipe.execute()
         rooms = list(only) if only is not None else found.pop(0)
         if allow is not None:
             rooms = allow(rooms)
