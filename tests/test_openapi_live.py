@@ -195,3 +195,17 @@ def test_who_am_i_signed_out_and_signed_in_is_as_documented(server, person):
     ann = person("ann")
     with httpx.Client(base_url=server.url, timeout=10, headers={"Cookie": ann.cookie()}) as http:
         assert conforms("GET", "/session", http.get("/session")).json()["name"] == ann.name
+
+
+@pytest.mark.parametrize("content_type, body, status", [
+    ("application/json", b'{"text": ', 400),           # malformed
+    ("application/json", b'["not", "an object"]', 400),
+    ("text/plain", b"hi", 415),
+    ("application/json", b'{"text": "%s"}' % (b"x" * 70000), 413),  # over 64 KiB
+])
+def test_a_publishers_bad_bodies_are_refused_as_documented(server, room, content_type, body, status):
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        refused = conforms("POST", "/rooms/{room}/messages", http.post(
+            "/rooms/%s/messages" % room, content=body,
+            headers={"Authorization": "Bearer " + TOKEN, "Content-Type": content_type}))
+        assert refused.status_code == status
