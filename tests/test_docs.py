@@ -125,3 +125,14 @@ def test_flask_help_says_what_each_of_ripples_command_groups_is_for(redis_url):
     for group in sorted({group for group, _ in documented_commands()} - {"publish"}):
         line = next(line for line in listing.splitlines() if line.strip().startswith(group + " "))
         assert len(line.split(None, 1)) == 2, "flask --help lists %r with no description" % group
+
+
+def test_the_readme_names_every_variable_instance_config_py_cannot_set():
+    """What gunicorn.conf.py and the master read before the app exists (and REDIS_URL, which the
+    master's embedded server overrides) is not taken from instance/config.py: README says so."""
+    readme = (ROOT / "README.md").read_text()
+    paragraph = readme[readme.index("A file `instance/config.py`"):].split("\n\n", 1)[0]
+    settings_names = {env_name(n) for n in dir(settings) if n.isupper()}
+    environment_only = (set(readme_table()) - settings_names - {"SECRET_KEY"}) | {"REDIS_URL"}
+    missing = sorted(v for v in environment_only if "`%s`" % v not in paragraph)
+    assert not missing, "README, instance/config.py: also name %s" % missing
