@@ -141,3 +141,21 @@ def test_the_workers_own_loops_log_an_outage_once_and_its_end(own_server, own_re
     warnings = [line for line in own_server.log_path.read_text().splitlines() if " WARNING " in line]
     failures = [line for line in warnings if "reachable again" not in line]
     assert 1 <= len(failures) <= own_server.workers, "\n".join(warnings)
+
+
+def test_a_stream_opened_during_an_outage_is_told_to_come_back(own_server, own_redis, room):
+    # The opening's checks (limits, gate, admission: app/web/opening.py) need Redis: without it
+    # the answer is a clear 503 with Retry-After (an EventSource's: a short stream saying so).
+    signed_in = Browser(own_server.url)
+    assert signed_in.sign_in("out-" + room[-6:]) == 200
+    own_redis.stop()
+    status, headers = status_of("%s/rooms/%s/events" % (own_server.url, room))
+    assert status == 503 and int(headers["Retry-After"]) >= 1
+    for stream in (SSEStream("%s/rooms/%s/events" % (own_server.url, room)), signed_in.stream(room)):
+        try:
+            assert int(stream.headers["Retry-After"]) >= 1
+            event = stream.next(10)
+            assert event is not None and event.name in ("busy", "unavailable"), event
+            assert event.json()["status"] == 503
+        finally:
+            stream.close()
