@@ -1,12 +1,15 @@
 """Posting, history and errors through the Flask app against a real Redis server."""
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 
 import pytest
 
 from app.ops import cli
+from app.ops.embedded_redis import EmbeddedRedis
 from app.rooms import messages
 
 from .support import TOKEN
@@ -196,6 +199,22 @@ def test_python_publish_function_follows_the_services_message_limit(redis_url, r
     monkeypatch.setenv("RIPPLE_MAX_MESSAGE_CHARS", "10")
     with pytest.raises(messages.Invalid):
         cli.publish(room, "x" * 11, "bot", redis_url=redis_url)
+
+
+def test_python_publish_function_finds_the_embedded_server_without_redis_url(room, monkeypatch):
+    # As `flask --app app publish` does: the embedded server's socket and password.
+    directory = tempfile.mkdtemp(prefix="rp-", dir="/tmp")  # short: a unix socket path is capped
+    server = EmbeddedRedis.service(directory)  # as gunicorn.conf.py starts it
+    server.start()
+    try:
+        monkeypatch.delenv("REDIS_URL", raising=False)
+        monkeypatch.setenv("RIPPLE_EMBEDDED_REDIS_DIR", directory)
+        stored = json.loads(cli.publish(room, "no url given", "bot", idempotency_key="k1"))
+        again = json.loads(cli.publish(room, "no url given", "bot", redis_url=server.url, idempotency_key="k1"))
+        assert again == stored  # the same message: it went to that server
+    finally:
+        server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def test_cli_publish_command(redis_url, room, client):

@@ -13,7 +13,7 @@ from ..rooms import keys, messages
 from ..rooms.store import Store, unconfirmed
 from ..web.fastpost import UNCONFIRMED
 from ..webhooks.queue import Outbox
-from . import settings, topology
+from . import embedded_redis, settings, topology
 from .services import services
 
 bp = Blueprint("cli", __name__, cli_group=None)
@@ -38,9 +38,10 @@ def publish(room, text, user, redis_url=None, idempotency_key=None, attempts=3):
     Raises messages.Invalid for bad input, Unconfirmed (carrying the key to retry with) when
     the last attempt's outcome is still unknown, and redis.RedisError when Redis is unreachable.
     """
-    url = redis_url or os.environ.get("REDIS_URL")
+    url = redis_url or os.environ.get("REDIS_URL") or _embedded_url()
     if not url:
-        raise ValueError("publish() needs redis_url or $REDIS_URL")
+        raise ValueError("publish() needs redis_url or $REDIS_URL (no embedded server's password "
+                         "was found under $RIPPLE_EMBEDDED_REDIS_DIR or instance/)")
     history = int(_setting("HISTORY_LENGTH"))
     timeout = float(_setting("REDIS_SOCKET_TIMEOUT"))
     # The service's own way to reach Redis: every URL kind the README documents (plain, unix,
@@ -58,6 +59,16 @@ def publish(room, text, user, redis_url=None, idempotency_key=None, attempts=3):
                                 idempotency_key, attempts)
     finally:
         topology.close_client(client)
+
+
+def _embedded_url():
+    """The embedded server's URL (password included) when its directory holds one's password,
+    as ``flask --app app publish`` finds it; else None."""
+    directory = os.environ.get("RIPPLE_EMBEDDED_REDIS_DIR") or os.path.join(
+        os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "instance")
+    if not os.path.exists(os.path.join(directory, embedded_redis.PASSWORD_FILE)):
+        return None
+    return embedded_redis.default_url(directory)
 
 
 def _setting(name):
