@@ -141,3 +141,20 @@ def test_deep_recursion_after_a_release_computes_the_same():
         return [_checked(400, lambda: datastack.release() and 0) for _ in range(3)]  # a second chunk
 
     assert _in_greenlet(stream) == [_expected(400, 0)] * 3
+
+
+@pytest.mark.parametrize("code", [
+    # Under gevent's monkey patches a greenlet is no "main thread" to the threading module.
+    "from gevent import monkey; monkey.patch_all()\n"
+    "import sys, gevent\n"
+    "from app.delivery import datastack\n"
+    "sys.exit(0 if gevent.spawn(datastack.available).get() else 1)\n",
+    # A thread's state is allocated apart from the runtime's: read safely all the same.
+    "import sys, threading\n"
+    "from app.delivery import datastack\n"
+    "found = []\n"
+    "t = threading.Thread(target=lambda: found.append(datastack.available())); t.start(); t.join()\n"
+    "sys.exit(0 if found == [True] else 1)\n",
+], ids=["a gevent-patched greenlet", "a thread"])
+def test_it_is_found_from_wherever_it_is_first_needed(code):
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=60).returncode == 0

@@ -17,14 +17,14 @@ three consecutive pointers whose place differs between CPython versions): found 
 looking for them, and proven by watching the top move with the call depth. Nothing happens at
 import: ``prepare()`` looks (gunicorn.conf.py's post_worker_init calls it; else the first
 ``release`` does), reading the thread state through /proc/self/mem so that a word that only
-looks like a pointer costs an OSError, never a fault. Wherever that fails (another Python, no
-libc ``madvise``, not Linux, not the main thread) ``release`` does nothing.
+looks like a pointer costs an OSError, never a fault (the thread state may end where the
+mapping does). Wherever that fails (another Python, no libc ``madvise``, not Linux)
+``release`` does nothing.
 """
 import ctypes
 import ctypes.util
 import os
 import sys
-import threading
 
 MADV_DONTNEED = 4  # Linux
 _WORD = ctypes.sizeof(ctypes.c_void_p)
@@ -76,8 +76,6 @@ def _locate(page):
     """The word offset of ``datastack_chunk`` in the thread state, or None."""
     if sys.implementation.name != "cpython" or sys.version_info < (3, 11) or not sys.platform.startswith("linux"):
         return None
-    if threading.current_thread() is not threading.main_thread():
-        return None  # the main thread's state lies in the runtime's own memory; others' may be anywhere
     try:
         found = _candidates(page)
         if len(found) != 1:
@@ -121,25 +119,15 @@ class _Releaser:
         return limit - start
 
 
-class _Off:
-    offset = None
-
-    def release(self):
-        return 0
-
-
-_OFF = _Off()
 _releaser = None
 
 
 def prepare():
     """Find the thread state's chunk fields (once per process; a forked worker inherits them).
-    Call it at a worker's start, shallow, in the main thread; ``release`` calls it otherwise."""
+    Call it at a worker's start, shallow; ``release`` calls it otherwise."""
     global _releaser
     if _releaser is not None:
         return _releaser
-    if threading.current_thread() is not threading.main_thread():
-        return _OFF  # another thread cannot look (see _locate): the main one may, later
     _releaser = _Releaser()
     return _releaser
 
