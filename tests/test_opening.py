@@ -105,3 +105,21 @@ def test_an_open_that_fails_after_its_admission_gives_its_place_back(unhurried, 
         assert _first_event(stream) == "ready"
     finally:
         stream.close()
+
+
+def test_every_key_an_open_writes_expires(rated, room, redis_client):
+    address = an_address()
+    person = From(rated.url, address)
+    assert person.sign_in("ttl-" + uuid.uuid4().hex[:8]) == 200
+    for headers in ({}, {"Last-Event-ID": "1-0"}):  # a new stream (per address and session), a resume
+        stream = person.stream(room, headers)
+        try:
+            stream.until("ready")
+        finally:
+            stream.close()
+    written = [key for key in redis_client.scan_iter(match="*{stream:*", count=1000)
+               if address in key or "sid:" in key]
+    written += list(redis_client.scan_iter(match="ripple:{a:%s}:*" % address))
+    assert any("resume:" + address in key for key in written) and any("ip:" + address in key for key in written)
+    assert any("sid:" in key for key in written)
+    assert all(redis_client.pttl(key) > 0 for key in written), {k: redis_client.pttl(k) for k in written}
