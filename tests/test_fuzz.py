@@ -88,9 +88,9 @@ publisher_schema = _load(_config(20)).exclude(operation_id=["addWebhook"])
 # sign-out or sign-in would change who the rest of the run posts as).
 browser_schema = _load(_config(10, security_parameters=False),
                        only=["postMessage", "postDirect", "whoami", "history"])
-# No credentials (or generated, wrong ones): every write must be refused with a 4xx. The CSRF
-# check runs before routing, so an unknown method is a 400 here, not a 405.
-anonymous_schema = _load(_config(8, unsupported_method=False),
+# No credentials (or generated, wrong ones): every write must be refused with a 4xx; a method a
+# path lacks is its 405 with Allow (the CSRF check leaves requests no route serves alone).
+anonymous_schema = _load(_config(8),
                          only=["postMessage", "postDirect", "signIn", "signOut", "signOutForm",
                                "addWebhook", "removeWebhook", "enableWebhook", "listWebhooks"])
 

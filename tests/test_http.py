@@ -249,3 +249,14 @@ def test_pages_name_an_icon_that_is_served(client):
     icon = client.get("/static/favicon.svg")
     icon.close()  # a file response: closing it closes the file
     assert icon.status_code == 200 and icon.mimetype == "image/svg+xml"
+
+
+def test_a_method_a_route_lacks_is_405_with_allow_even_without_a_csrf_token(client, room):
+    # The CSRF check ran first: a PUT or a POST where none is served was a 400 "csrf", where
+    # openapi.yaml promises 405 with Allow (and a write to no route at all, 404).
+    wrong = client.put("/rooms/%s/messages" % room, json={"text": "hi"})
+    assert wrong.status_code == 405 and "POST" in wrong.headers["Allow"], wrong.get_data(as_text=True)
+    assert wrong.get_json()["code"] == "method_not_allowed"
+    assert client.post("/no/such/route", json={}).status_code == 404
+    refused = client.post("/rooms/%s/messages" % room, json={"text": "hi"})  # a real route: still checked
+    assert refused.status_code == 400 and refused.get_json()["code"] == "csrf"

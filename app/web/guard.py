@@ -64,6 +64,8 @@ def _protect():
     # The language switch carries no token: a forged one can only change the page's language.
     if request.endpoint == "i18n.switch":
         return
+    if request.routing_exception is not None:
+        return  # no such route or method: nothing would be done; its 404 / 405 (with Allow) follows
     if (request.method in ("POST", "PUT", "PATCH", "DELETE") and tokens.current() is None
             and jwts.bearer() is None and not gate.admin_token_presented()):
         if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
