@@ -231,7 +231,6 @@ def history(room):
 
 
 @bp.get("/rooms/<room>/events")
-@guard.limiter.exempt  # its limits are counted in opening.open_stream, with its other checks
 def events(room):
     """Stream a room as server-sent events, resuming after Last-Event-ID when given."""
     room = _room_or_400(room)
