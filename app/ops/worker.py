@@ -12,9 +12,10 @@ What a leaving worker (SIGTERM: a reload, a scale-down, a shutdown) does, in ord
    younger than itself, forked before the signal on a reload) have started theirs: clients that
    reconnect, and posts, always find a worker accepting instead of a backlog nobody reads. On
    a shutdown there are none and this step takes no time; it is bounded by gunicorn's timeout.
-3. Tells its open streams to reconnect (``Streams.drain``, staggered) once the replacements
-   listen, or HINT_AFTER seconds after the signal if they are slow to boot; a reconnect that
-   lands here meanwhile waits, connection open, until they listen.
+3. Tells its open streams to reconnect (``Streams.drain``, staggered, and paced by the shared
+   accept queue: ``DrainPace``) once the replacements listen, or HINT_AFTER seconds after the
+   signal if they are slow to boot; a reconnect that lands here meanwhile waits, connection
+   open, until they listen. A stream's connection closes when its response ends.
 4. Closes its listener, lets those waiting reconnects go, keeps serving its connections
    (a keep-alive publisher's too, until every stream has been told and the accept queue is
    short again; from then answers say ``Connection: close``), and exits when the last one is
