@@ -17,9 +17,8 @@ What a leaving worker (SIGTERM: a reload, a scale-down, a shutdown) does, in ord
    signal if they are slow to boot; a reconnect that lands here meanwhile waits, connection
    open, until they listen. A stream's connection closes when its response ends.
 4. Closes its listener, lets those waiting reconnects go, keeps serving its connections
-   (a keep-alive publisher's too, until every stream has been told and the accept queue is
-   short again; from then answers say ``Connection: close``), and exits when the last one is
-   done or graceful_timeout after the hand-over.
+   (answers say ``Connection: close``), and exits when the last one is done or
+   graceful_timeout after the hand-over.
 
 A connection it accepted just before closing the listener is still served: gunicorn's handler
 asks the listener for its address, which on a closed socket raised ``OSError: [Errno 9] Bad file
@@ -47,7 +46,6 @@ from gunicorn.workers.ggevent import GeventWorker
 HINT_AFTER = 1.0      # seconds: streams are told to come back by then, replacements listening or not
 PACE_IN_FLIGHT = 256  # a leaving worker's told-but-not-accepted streams (see DrainPace)
 PACE_WINDOW = 0.8     # seconds a told client takes to come back: retry 500 ms x (1 + jitter)
-QUEUE_SETTLED = 16    # connections in the accept queue below which keep-alive clients are sent on
 
 
 def ready_marker(master, pid):
@@ -113,7 +111,6 @@ class RippleWorker(GeventWorker):
         self.leaving = None      # a gevent Event, set by SIGTERM (made after the fork)
         self.left_at = None
         self.told = False        # the drainers have been started
-        self.drains = []         # their greenlets
         # Give freed heap back to the OS once this many connections have closed since the
         # busiest moment (0: never): gunicorn.conf.py sets it from RIPPLE_MEMORY_TRIM_CONNECTIONS.
         self.trim_after = 500
@@ -155,14 +152,13 @@ class RippleWorker(GeventWorker):
                 self.leaving.wait(1.0)
             if self.alive:  # SIGTERM, not a vanished master (notify() exits then)
                 self.hand_over()
+            self.alive = False  # from here every answer says Connection: close
             for server in servers:
                 server.close()
             self.tell_streams()
             for streams in self.stream_sets:
                 streams.hand_over()  # reconnects parked here go, to the workers that stay
-            deadline = time.monotonic() + self.cfg.graceful_timeout
-            gevent.spawn(self.close_keep_alive, deadline - 1.0)
-            self.finish(servers, deadline)
+            self.finish(servers, time.monotonic() + self.cfg.graceful_timeout)
         finally:
             forget_markers(self.ppid, self.pid)
             if self.pace is not None:
@@ -196,24 +192,7 @@ class RippleWorker(GeventWorker):
             return
         self.told = True
         for streams in self.stream_sets:
-            self.drains.append(gevent.spawn(streams.drain, max(1.0, self.cfg.graceful_timeout - 1.0),
-                                            self.pace))
-
-    def close_keep_alive(self, deadline):
-        """From now on every answer says ``Connection: close`` (gunicorn's ``alive``): once every
-        stream has been told and the accept queue is short again, or at ``deadline``.
-
-        Not before: a keep-alive publisher (posting every half second, say) is best served by
-        this worker, which is idle once its streams are gone, until the storm of reconnects has
-        been accepted by the new workers. Moved earlier, its next post waited in the accept
-        queue behind the reconnects (12 s measured at 5,000 streams) or, before the new workers
-        listened, behind the reconnects this worker parks (1–5.7 s measured).
-        """
-        gevent.joinall(self.drains, timeout=max(0.0, deadline - time.monotonic()))
-        while time.monotonic() < deadline and self.pace is not None \
-                and self.pace.waiting() > QUEUE_SETTLED:
-            gevent.sleep(0.1)
-        self.alive = False
+            gevent.spawn(streams.drain, max(1.0, self.cfg.graceful_timeout - 1.0), self.pace)
 
     def finish(self, servers, deadline):
         """Serve the open connections until they end, at most until ``deadline``."""
@@ -237,14 +216,20 @@ class RippleWorker(GeventWorker):
         super().handle(listener, client, addr)
 
     def handle_request(self, listener_name, req, sock, addr):
-        """Serve one request; a GET that ends while leaving closes its connection at once.
+        """Serve one request; once leaving, say so and keep no connection for a next one.
 
-        That GET is a stream told to come back, or a reconnect this worker parked: its headers
+        A request that starts after the signal is answered with ``Connection: close`` (gunicorn
+        says it only once ``alive`` is False, after the hand-over): a keep-alive publisher then
+        sends its next post on a new connection, to whichever worker accepts, instead of into a
+        connection the leaving worker will close. A GET that ends while leaving (a stream told
+        to come back, or a reconnect it parked) closes its connection at once: its headers
         promised keep-alive, and held open it kept the client waiting gunicorn's keepalive
         seconds for the close (and the worker from exiting). A GET is safe to close after:
-        clients retry an idempotent request on a connection the server closed. Other requests
-        keep their connection until ``close_keep_alive`` (then ``Connection: close``).
+        clients retry an idempotent request on a connection the server closed; a POST's
+        connection is left to its next request's ``Connection: close``.
         """
+        if self.leaving is not None and self.leaving.is_set():
+            req.must_close = True
         super().handle_request(listener_name, req, sock, addr)
         if self.leaving is not None and self.leaving.is_set() and req.method in ("GET", "HEAD"):
             raise StopIteration()  # gunicorn's "close this connection" (AsyncWorker.handle)
