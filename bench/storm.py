@@ -599,8 +599,13 @@ async def amain(args):
     out["posts"] = {"total": len(posts), "failed": sum(1 for x in posts if not 200 <= x[2] < 300),
                     "stalled_over_1s": sum(1 for x in posts if x[3] > STALL_S),
                     "slowest_s": round(max((x[3] for x in posts), default=0), 3),
-                    "errors": {k: v for p in pubs for k, v in p.errors.items()},
-                    "bad": [dict(b, at_s=round((b["at_s"] - t_sig) / 1e9, 2)) for b in bad][:40]}
+                    "errors": {},
+                    # the failed first, then the slow; at most 80
+                    "bad": [dict(b, at_s=round((b["at_s"] - t_sig) / 1e9, 2))
+                            for b in sorted(bad, key=lambda b: 200 <= b["status"] < 300)][:80]}
+    for p in pubs:  # summed over the publishers
+        for k, v in p.errors.items():
+            out["posts"]["errors"][k] = out["posts"]["errors"].get(k, 0) + v
     out["ok"] = (out["lost"] == 0 and out["duplicates"] == 0 and out["never_back"] == 0
                  and out["posts"]["failed"] == 0)
     return out
