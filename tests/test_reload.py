@@ -13,7 +13,7 @@ import gevent
 import pytest
 
 from app.delivery.stream import Draining, Streams
-from app.ops.worker import DrainPace
+from app.ops.worker import EARLY_HINTS, DrainPace, RippleWorker
 
 from .servers import Gunicorn, wait_until
 from .support import SERVER_ENV, TOKEN
@@ -173,6 +173,21 @@ def test_a_paced_drain_still_tells_every_stream_within_its_budget():
     gevent.joinall(list(streams.open), timeout=10)
     assert sorted(name for _, name in told) == list(range(30))
     assert max(t for t, _ in told) - started < 5  # 0.8 of the budget, with room for a slow machine
+
+
+def test_a_worker_whose_replacements_boot_slowly_tells_only_a_few_streams_early():
+    told = []
+    streams = Streams(limit=1000, drain_rate=1000)
+    told_streams(streams, EARLY_HINTS + 40, told)
+    worker = RippleWorker.__new__(RippleWorker)  # only the hint's state, no gunicorn around it
+    worker.stream_sets, worker.hinted = [streams], False
+    worker.hint_early()
+    worker.hint_early()  # once
+    for _ in range(100):  # bounded: the kills land on the next turns of the loop
+        gevent.sleep(0.01)
+    assert len(told) == EARLY_HINTS  # the rest stream on until the replacements listen
+    assert not streams.draining      # and a reconnect meanwhile opens a stream as usual
+    gevent.killall(list(streams.open))
 
 
 def test_the_drain_pace_counts_the_accept_queue_and_the_clients_told_meanwhile():

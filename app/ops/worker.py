@@ -13,9 +13,9 @@ What a leaving worker (SIGTERM: a reload, a scale-down, a shutdown) does, in ord
    reconnect, and posts, always find a worker accepting instead of a backlog nobody reads. On
    a shutdown there are none and this step takes no time; it is bounded by gunicorn's timeout.
 3. Tells its open streams to reconnect (``Streams.drain``, staggered, and paced by the shared
-   accept queue: ``DrainPace``) once the replacements listen, or HINT_AFTER seconds after the
-   signal if they are slow to boot; a reconnect that lands here meanwhile waits, connection
-   open, until they listen. A stream's connection closes when its response ends.
+   accept queue: ``DrainPace``) once the replacements listen; if they are slow to boot, a few
+   (EARLY_HINTS) HINT_AFTER seconds after the signal. A stream's connection closes when its
+   response ends.
 4. Closes its listener, lets those waiting reconnects go, keeps serving its connections
    (answers say ``Connection: close``), and exits when the last one is done or
    graceful_timeout after the hand-over.
@@ -43,7 +43,8 @@ from gevent.pool import Pool
 from gevent.server import StreamServer
 from gunicorn.workers.ggevent import GeventWorker
 
-HINT_AFTER = 1.0      # seconds: streams are told to come back by then, replacements listening or not
+HINT_AFTER = 1.0      # seconds: a few streams are told to come back by then, replacements listening or not
+EARLY_HINTS = 64      # how many (per worker); the rest are told once the replacements listen
 PACE_IN_FLIGHT = 256  # a leaving worker's told-but-not-accepted streams (see DrainPace)
 PACE_WINDOW = 0.8     # seconds a told client takes to come back: retry 500 ms x (1 + jitter)
 
@@ -111,6 +112,7 @@ class RippleWorker(GeventWorker):
         self.leaving = None      # a gevent Event, set by SIGTERM (made after the fork)
         self.left_at = None
         self.told = False        # the drainers have been started
+        self.hinted = False      # the early few have been told (hint_early)
         # Give freed heap back to the OS once this many connections have closed since the
         # busiest moment (0: never): gunicorn.conf.py sets it from RIPPLE_MEMORY_TRIM_CONNECTIONS.
         self.trim_after = 500
@@ -167,9 +169,8 @@ class RippleWorker(GeventWorker):
     def hand_over(self):
         """Serve on, listener open, until the younger workers of the same master listen
         (bounded by gunicorn's worker timeout, after which the master would kill a worker that
-        has not booted anyway). The streams hear to come back after HINT_AFTER seconds even if
-        the replacements do not listen yet: a reconnect that lands here meanwhile waits, its
-        connection open, until they do (``Streams.hand_over``)."""
+        has not booted anyway). If they are slow to boot, EARLY_HINTS streams hear to come back
+        after HINT_AFTER seconds (``hint_early``); the rest stream on until the hand-over."""
         started = time.monotonic()
         waiting = younger_siblings(self.pid, self.ppid)
         if waiting and self.sockets:
@@ -177,7 +178,7 @@ class RippleWorker(GeventWorker):
         while waiting and time.monotonic() - started < self.cfg.timeout:
             waiting = [p for p in waiting if _running(p) and not os.path.exists(ready_marker(self.ppid, p))]
             if time.monotonic() - started >= HINT_AFTER:
-                self.tell_streams()
+                self.hint_early()
             self.notify()
             gevent.sleep(0.05)
         if waiting:
@@ -185,6 +186,24 @@ class RippleWorker(GeventWorker):
                              time.monotonic() - started)
         else:
             self.log.info("worker %s leaving, %.1f s after the signal", self.pid, time.monotonic() - started)
+
+    def hint_early(self):
+        """The replacements are slow to boot: tell a few streams to come back now (a reload still
+        ends a small worker's streams within about HINT_AFTER), the rest once they listen.
+
+        Telling every stream here (as before) spent the drain's paced budget on the boot (3–17 s
+        on a busy machine): its clients reconnected to this worker, which parked them without
+        events until the hand-over and then sent them on again, and the drain's deadline came
+        soon after the hand-over and sent the rest at once. The few told here reconnect to
+        whichever worker accepts (this one serves them, and tells them again with the rest).
+        """
+        if self.hinted or not self.stream_sets:
+            return
+        self.hinted = True
+        from app.delivery.stream import Draining  # the app is imported by now (this is a worker)
+        for streams in self.stream_sets:
+            for greenlet in list(streams.open)[:EARLY_HINTS]:
+                greenlet.kill(Draining, block=False)
 
     def tell_streams(self):
         """Start telling the open streams to come back (once), with time to spare."""
