@@ -453,6 +453,10 @@ class Grid:
             self.notes.append("nchan skipped: nginx or libnginx-mod-nchan is not installed")
             systems = [s for s in systems if s != "nchan"]
         caps = [1000, 2000] if self.quick else [1000, 2000, 5000, 10000]
+        if self.args.only == "signed-in":
+            if "Ripple" in systems:
+                self.signed_in_opening("Ripple", *((2000, 1000) if self.quick else (10000, 3000)))
+            return None
         if self.args.only == "storm":
             for name in systems:
                 if name != "Redis":
@@ -1128,7 +1132,7 @@ def main():
     p.add_argument("--no-18k", action="store_true", help="skip Ripple's 18,000-stream run")
     p.add_argument("--profile", action="store_true", help="py-spy a Ripple worker (adds ~20 s)")
     p.add_argument("--no-storm", action="store_true", help="skip the reconnect storms")
-    p.add_argument("--only", choices=["storm"],
+    p.add_argument("--only", choices=["storm", "signed-in"],
                    help="run only these scenarios (with --keep-from, the others keep their figures)")
     p.add_argument("--storm-size", type=int, default=10000,
                    help="streams in a (non-quick) reconnect storm")
