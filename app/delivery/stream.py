@@ -327,10 +327,9 @@ def _replay(hub, sub, live):
         directs, direct_head, _ = store.replay(
             person, direct_after, hub.direct_backlog if direct_after is None else 0)
         frames += position.fill_direct(directs)
-        hub.presence.join(sub.room, sub.name, sub.sid, sub.conn)
-        online, guests = hub.presence.people(sub.room)
-        frames.append(sse.event("presence", json.dumps(
-            {"room": sub.room, "action": "here", "online": online, "guests": guests})))
+        # The join and this stream's bounded snapshot of who is online: one round trip.
+        snapshot = hub.presence.join(sub.room, sub.name, sub.sid, sub.conn, snapshot=True)
+        frames.append(sse.event("presence", snapshot))
         if sub.greet is not None:  # after subscribing: no activity falls between it and live
             frames.append(sub.greet())
     position.catch_up(_id_bytes(room_head), _id_bytes(direct_head) if person is not None else None)

@@ -23,10 +23,16 @@ logger = logging.getLogger(__name__)
 ROOMS = "ripple:presence:rooms"   # set of rooms that may have members (the sweeper's work list)
 LOCK = "ripple:presence:sweeper"
 
-# Shared Lua: the names online (live members, each name once), the guests among them (a name
-# whose live connections are all a guest's: GUEST ends their ids; one that is not means the
-# name's holder now has an account or a token: a guest who just registered keeps their old
-# connections' members for a while), and the announcement.
+# Shared Lua: the names online (live members, each name once, unsorted; ``seen`` as a set), the
+# guests among them (a name whose live connections are all a guest's: GUEST ends their ids; one
+# that is not means the name's holder now has an account or a token: a guest who just registered
+# keeps their old connections' members for a while), and the announcements.
+#
+# A join, leave or "here" costs every listener O(1) bytes (issue 20): the event carries the change
+# ({room, name, action, guest, online_count}); only while the room has at most ``limit`` names
+# online does it also carry the whole ``online`` and ``guests`` lists (small rooms, and the
+# clients written before, stay as they were). A stream's own first event, the snapshot, always
+# has a list: at most ``limit`` names (its own among them) and the count.
 _ONLINE = """
 local function online(zset, now)
   local names, seen, guests, signed = {}, {}, {}, {}
@@ -36,8 +42,7 @@ local function online(zset, now)
     if string.sub(m, -2) == '.g' then guests[name] = true else signed[name] = true end
   end
   for name in pairs(signed) do guests[name] = nil end
-  table.sort(names)
-  return names, guests
+  return names, guests, seen
 end
 local function quote(names, only)
   local quoted = {}
@@ -46,54 +51,91 @@ local function quote(names, only)
   end
   return '[' .. table.concat(quoted, ',') .. ']'
 end
-local function tell(channel, room, name, action, names, guests)
-  -- Built by hand: cjson encodes an empty table as {} where the online list needs [].
+-- Built by hand: cjson encodes an empty table as {} where the lists need [].
+local function lists(names, guests)
+  table.sort(names)
+  return ',"online":' .. quote(names) .. ',"guests":' .. quote(names, guests)
+end
+local function tell(channel, room, name, action, guest, count, names, guests, limit)
   local event = '{"room":' .. cjson.encode(room) .. ',"name":' .. cjson.encode(name) ..
-    ',"action":"' .. action .. '","online":' .. quote(names) .. ',"guests":' .. quote(names, guests) .. '}'
+    ',"action":"' .. action .. '","guest":' .. (guest and 'true' or 'false') ..
+    ',"online_count":' .. string.format('%d', count)
+  if count <= limit then event = event .. lists(names, guests) end
+  event = event .. '}'
   redis.call('PUBLISH', channel, '!presence\\n' .. event)
   return event
 end
-local function announce(channel, room, name, action, names, guests)
-  webhook_event(action, room, tell(channel, room, name, action, names, guests))
+local function announce(channel, room, name, action, guest, count, names, guests, limit)
+  webhook_event(action, room, tell(channel, room, name, action, guest, count, names, guests, limit))
+end
+-- The snapshot: the first ``limit`` names in order, ``keep`` always among them.
+local function snapshot(room, names, guests, limit, keep)
+  table.sort(names)
+  local shown = names
+  if #names > limit then
+    shown = {}
+    local kept = false
+    for i = 1, limit do shown[i] = names[i]; kept = kept or names[i] == keep end
+    if not kept and limit > 0 then shown[limit] = keep; table.sort(shown) end
+  end
+  return '{"room":' .. cjson.encode(room) .. ',"action":"here"' .. lists(shown, guests) ..
+    ',"online_count":' .. string.format('%d', #names) .. '}'
 end
 """
 
-# KEYS: online, channel.  ARGV: member, name, expiry, now, room.
+# KEYS: online, channel.  ARGV: member, name, expiry, now, room, limit, "snapshot" or "".
+# One scan of the room's members: who was here before this member, then what its coming changes.
+# Returns the snapshot event's JSON when asked for it, else "".
 _JOIN_LUA = _ONLINE + """
-local prefix = ARGV[2] .. '\\n'
-local present, signed = false, false
-for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[4], '+inf')) do
-  if string.sub(m, 1, #prefix) == prefix then
-    present = true
-    if string.sub(m, -2) ~= '.g' then signed = true; break end
-  end
-end
+local name, guest = ARGV[2], string.sub(ARGV[1], -2) == '.g'
+local limit = tonumber(ARGV[6])
+local names, guests, seen = online(KEYS[1], ARGV[4])
+local present = seen[name]
+local signed = present and not guests[name]
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
 if not present then
-  announce(KEYS[2], ARGV[5], ARGV[2], 'join', online(KEYS[1], ARGV[4]))
-elseif not signed and string.sub(ARGV[1], -2) ~= '.g' then
+  names[#names + 1] = name
+  if guest then guests[name] = true end
+  announce(KEYS[2], ARGV[5], name, 'join', guest, #names, names, guests, limit)
+elseif not signed and not guest then
   -- a guest who just registered or signed in (their guest connections linger): not a join
   -- (no webhook), but everyone's list stops calling them a guest now
-  tell(KEYS[2], ARGV[5], ARGV[2], 'here', online(KEYS[1], ARGV[4]))
+  guests[name] = nil
+  tell(KEYS[2], ARGV[5], name, 'here', false, #names, names, guests, limit)
 end
-return present and 0 or 1
+if ARGV[7] == 'snapshot' then return snapshot(ARGV[5], names, guests, limit, name) end
+return ''
 """
 
-# KEYS: online, channel.  ARGV: now, room.  Remove expired members; announce names now gone.
+# KEYS: online, channel.  ARGV: now, room, limit.  Remove expired members; announce names now
+# gone, each with the room as it is once it and those announced before it left.
 _SWEEP_LUA = _ONLINE + """
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
 if #expired == 0 then return redis.call('ZCARD', KEYS[1]) end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
-local names, guests = online(KEYS[1], ARGV[1])
-local still = {}
-for _, n in ipairs(names) do still[n] = true end
-local done = {}
+local limit = tonumber(ARGV[3])
+local names, guests, still = online(KEYS[1], ARGV[1])
+local gone, order, signed = {}, {}, {}
 for _, m in ipairs(expired) do
   local name = string.match(m, '^(.-)\\n')
-  if not still[name] and not done[name] then
-    done[name] = true
-    announce(KEYS[2], ARGV[2], name, 'leave', names, guests)
+  if not still[name] then
+    if not gone[name] then gone[name] = true; order[#order + 1] = name end
+    if string.sub(m, -2) ~= '.g' then signed[name] = true end
   end
+end
+for i, name in ipairs(order) do
+  local count = #names + #order - i
+  local now_names, now_guests = names, guests
+  if count <= limit and i < #order then  -- the lists name those still to be announced
+    now_names, now_guests = {}, {}
+    for _, n in ipairs(names) do now_names[#now_names + 1] = n end
+    for n in pairs(guests) do now_guests[n] = true end
+    for j = i + 1, #order do
+      now_names[#now_names + 1] = order[j]
+      if not signed[order[j]] then now_guests[order[j]] = true end
+    end
+  end
+  announce(KEYS[2], ARGV[2], name, 'leave', not signed[name], count, now_names, now_guests, limit)
 end
 return redis.call('ZCARD', KEYS[1])
 """
@@ -142,8 +184,12 @@ def now_ms():
 class Presence:
     """The registry, the per-session stream count, and the sweeper of this worker."""
 
-    def __init__(self, client, heartbeat, grace, max_per_session, publish_command="PUBLISH", outbox=None):
+    def __init__(self, client, heartbeat, grace, max_per_session, publish_command="PUBLISH", outbox=None,
+                 list_max=200):
         self.redis = client
+        # Above this many names online, announcements carry the change alone, and snapshots this
+        # many names and the count (the module's comment above _ONLINE says why).
+        self.list_max = max(1, int(list_max))
         # Join and leave go to the webhooks from the script that announces them (app/webhooks/).
         self._hook_keys, self._hook_args = outbox.event_keys() if outbox is not None else ((), ())
         announce = outbox.EVENT_FN_LUA if outbox is not None else "local function webhook_event() end\n"
@@ -196,12 +242,20 @@ class Presence:
         if replaced:
             logger.info("stream replaced the session's oldest replaced=%d", len(replaced))
 
-    def join(self, room, name, sid, conn):
-        """Mark ``name`` online in ``room`` through this stream; announce a first connection."""
+    def join(self, room, name, sid, conn, snapshot=False):
+        """Mark ``name`` online in ``room`` through this stream; announce a first connection.
+
+        With ``snapshot``, return the stream's first presence event's JSON (str), read in the
+        same script: {"room", "action": "here", "online": [at most list_max names, ``name``
+        among them, sorted], "guests": [the guests among those], "online_count": all names}.
+        """
         k = keys.RoomKeys(room)
-        self._join(keys=[k.online, k.channel, *self._hook_keys],
-                   args=[_member(name, conn), name, now_ms() + self.ttl_ms, now_ms(), room, *self._hook_args])
+        now = now_ms()
+        event = self._join(keys=[k.online, k.channel, *self._hook_keys],
+                           args=[_member(name, conn), name, now + self.ttl_ms, now, room, self.list_max,
+                                 "snapshot" if snapshot else "", *self._hook_args])
         self.redis.sadd(ROOMS, room)  # another slot: outside the script
+        return event.decode() if isinstance(event, bytes) else event
 
     def visit(self, room, name, sid, seconds, guest=False):
         """Mark ``name`` online in ``room`` for ``seconds``, for a page without a stream.
@@ -215,7 +269,8 @@ class Presence:
         conn = "page:" + hashlib.sha256(sid.encode()).hexdigest()[:16]  # the session id stays out
         conn += GUEST if guest else ""
         self._join(keys=[k.online, k.channel, *self._hook_keys],
-                   args=[_member(name, conn), name, now + int(seconds * 1000), now, room, *self._hook_args])
+                   args=[_member(name, conn), name, now + int(seconds * 1000), now, room, self.list_max, "",
+                         *self._hook_args])
         self.redis.sadd(ROOMS, room)
         self.ensure_sweeper()
 
@@ -266,6 +321,15 @@ class Presence:
         guests = sorted({m.split("\n", 1)[0] for m in members if m.endswith(GUEST)} - signed)
         return names, guests
 
+    def bounded(self, names, guests, keep=None):
+        """Bound a (sorted) list to what a page shows: (at most list_max names, ``keep`` among
+        them when it is online, the guests among them, how many are online in all)."""
+        shown = names[:self.list_max]
+        if keep in names and keep not in shown:
+            shown = sorted(shown[:-1] + [keep])
+        listed = set(shown)
+        return shown, [g for g in guests if g in listed], len(names)
+
     def online_counts(self, rooms):
         """Return how many people are online in each of ``rooms`` (one round trip)."""
         now = now_ms()
@@ -298,7 +362,8 @@ class Presence:
         now = now_ms()
         for room in self.redis.smembers(ROOMS):
             k = keys.RoomKeys(room)
-            if not self._sweep(keys=[k.online, k.channel, *self._hook_keys], args=[now, room, *self._hook_args]):
+            if not self._sweep(keys=[k.online, k.channel, *self._hook_keys],
+                               args=[now, room, self.list_max, *self._hook_args]):
                 self.redis.srem(ROOMS, room)
 
 

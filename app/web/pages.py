@@ -161,6 +161,8 @@ def room_page(room, error=None, text="", status=200, key=None, before=None, othe
         online = sorted(online + [user])
         if _is_guest():
             guests = sorted(guests + [user])
+    # Bounded like a stream's snapshot: a room with hundreds online lists the first few and a count.
+    online, guests, online_count = services().presence.bounded(online, guests, keep=user)
     directs = [json.loads(raw) for raw in directs]
     conversation = None
     if other is not None and user:
@@ -184,6 +186,7 @@ def room_page(room, error=None, text="", status=200, key=None, before=None, othe
         dm_idempotency_key=dm_key or uuid.uuid4().hex,
         cursor=cursor, error=error, text=text or "", user=user,
         idempotency_key=key or uuid.uuid4().hex, unavailable=unavailable, online=online, guests=guests,
+        online_count=online_count, online_max=services().presence.list_max,
         other=other, conversation=conversation, dm_error=dm_error, dm_text=dm_text or "", dm_note=dm_note,
         conversations=_conversations(directs, user) if user else [],
         backlog=cfg["ROOM_PAGE_MESSAGES"], max_chars=cfg["MAX_MESSAGE_CHARS"], client=_client_config(),

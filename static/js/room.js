@@ -3,7 +3,8 @@
 // The pieces talk through bubbling CustomEvents on <main class="room">; every one there is:
 //   chat:message      {message, live}   a room message (stream, a sent post's answer, a catch-up)
 //   chat:direct       {message, live}   a direct message to or from this person
-//   chat:presence     {room, action, name?, online, guests}   who is online changed (guests: the guests among them)
+//   chat:presence     {room, action, name?, guest?, online_count?, online?, guests?}   who is online changed
+//                                       (online.js: without `online`, a big room's change to apply)
 //   chat:typing       {room, name}      someone is typing (unnumbered, never replayed)
 //   chat:unread       {rooms, complete?, hidden?}  the person's sidebar counts (reading.py)
 //   chat:read         {room, read_id}   the person's read position moved (on any device)
