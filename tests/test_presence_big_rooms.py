@@ -7,7 +7,7 @@ import uuid
 import pytest
 from playwright.sync_api import expect
 
-from .browser import browser, dialogs, open_room, sign_in_over_http  # noqa: F401 (fixtures)
+from .browser import browser, dialogs, open_room  # noqa: F401 (fixtures)
 from .servers import Gunicorn
 from .support import SERVER_ENV
 from .web import Browser

@@ -61,17 +61,28 @@ class Direct:
 
 @dataclass(frozen=True)
 class Presence:
-    """Who is in the room: ``action`` is "here" (once after connecting), "join" or "leave"."""
+    """Who is in the room: ``action`` is "here" (once after connecting), "join" or "leave".
+
+    ``online_count``: how many are online (None from a server before it). ``complete``: whether
+    ``online`` is the whole list. Above the server's RIPPLE_PRESENCE_LIST_MAX names online a join
+    or leave carries the change alone (``online`` empty: apply ``name``), and the first "here"
+    lists only that many names.
+    """
 
     room: str
     action: str
     online: list[str]
     name: str | None = None
     data: dict[str, Any] = field(default_factory=dict, repr=False)
+    online_count: int | None = None
+    complete: bool = True
 
     @classmethod
     def from_json(cls, data, cursor=None):
-        return cls(data["room"], data["action"], list(data.get("online", [])), data.get("name"), data)
+        online = list(data.get("online", []))
+        count = data.get("online_count")
+        complete = "online" in data and (count is None or count <= len(online))
+        return cls(data["room"], data["action"], online, data.get("name"), data, count, complete)
 
 
 @dataclass(frozen=True)
