@@ -5,10 +5,14 @@ whole lists (tests/test_presence.py). Here the limit is 2, so three people make 
 import uuid
 
 import pytest
+import requests
 from playwright.sync_api import expect
 
+from app.ops.embedded_redis import EmbeddedRedis
+
 from .browser import browser, dialogs, open_room  # noqa: F401 (fixtures)
-from .servers import Gunicorn
+from .receivers import Receiver
+from .servers import Gunicorn, free_port, wait_until
 from .support import SERVER_ENV
 from .web import Browser
 
@@ -112,3 +116,42 @@ def test_a_browser_applies_joins_and_leaves_of_a_big_room(server, room, crowd, o
         expect(people.locator("li[data-more]")).to_have_text("and 3 more")
     expect(page.locator("[data-online-count]")).to_have_text("4", timeout=15_000)
     expect(people.locator('li[data-name="%s"]' % early.name)).to_have_count(0)
+
+
+# -- webhooks: the same rule ------------------------------------------------------------------
+
+ADMIN_TOKEN = "test-admin-token"
+
+
+@pytest.fixture(scope="module")
+def hook_server(tmp_path_factory):
+    """A server with a Redis of its own (webhooks registered here reach no other test's server)."""
+    store = EmbeddedRedis(tmp_path_factory.mktemp("big-hooks-redis"), port=free_port(), appendonly=False)
+    store.start()
+    gunicorn = Gunicorn(tmp_path_factory.mktemp("big-hooks"), redis_url=store.url, workers=2,
+                        env={**SERVER_ENV, "RIPPLE_PRESENCE_LIST_MAX": str(LIST_MAX),
+                             "RIPPLE_ADMIN_TOKEN": ADMIN_TOKEN}).start()
+    yield gunicorn
+    gunicorn.stop()
+    store.stop()
+
+
+def test_a_webhooks_join_in_a_big_room_carries_the_change_and_the_count(hook_server, room):
+    crowd = [person(hook_server, prefix).stream(room) for prefix in ("ann", "bob", "cy")]
+    try:
+        for stream in crowd:
+            stream.until("ready")
+        with Receiver() as receiver:
+            answer = requests.post(hook_server.url + "/admin/webhooks", timeout=10,
+                                   json={"url": receiver.url, "events": "join", "rooms": room},
+                                   headers={"Authorization": "Bearer " + ADMIN_TOKEN})
+            assert answer.status_code == 201, answer.text
+            dan = person(hook_server, "dan")
+            with dan.stream(room) as joining:
+                joining.until("ready")
+                wait_until(receiver.requests, 30, message="the join")
+            data = receiver.requests()[0].json["data"]
+    finally:
+        for stream in crowd:
+            stream.close()
+    assert data == {"room": room, "name": dan.name, "action": "join", "guest": True, "online_count": 4}
