@@ -20,6 +20,16 @@ LIST_MAX = 2
 
 
 @pytest.fixture(scope="module")
+def redis_url(tmp_path_factory):
+    """This module's own Redis: the presence sweeper is one process per Redis (a lock), and the
+    suite's other servers (whose list limit is the default) would announce this module's leaves."""
+    own = EmbeddedRedis(tmp_path_factory.mktemp("big-rooms-redis"), port=free_port(), appendonly=False)
+    own.start()
+    yield own.url
+    own.stop()
+
+
+@pytest.fixture(scope="module")
 def server(redis_url, tmp_path_factory):
     """This module's Gunicorn: the test settings, with a list of at most LIST_MAX names."""
     gunicorn = Gunicorn(tmp_path_factory.mktemp("big-rooms"), redis_url=redis_url, workers=2,
