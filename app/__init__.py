@@ -44,6 +44,7 @@ from .web import (
     cors,
     errors,
     fastpost,
+    faststream,
     guard,
     headers,
     i18n,
@@ -76,6 +77,9 @@ def create_app(test_config=None):
             os.environ.get("RIPPLE_EMBEDDED_REDIS_DIR") or app.instance_path)
     app.config["SECRET_KEY"] = identity.load_secret_key(app)
     app.session_interface = identity.SessionInterface()
+    # An anonymous stream's open skips Flask when its checks let it through (inside ProxyFix:
+    # it reads the client's address).
+    app.wsgi_app = faststream.FastStream(app, app.wsgi_app)
     if app.config["TRUSTED_PROXIES"]:  # behind nginx: the client's address and scheme
         hops = int(app.config["TRUSTED_PROXIES"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)

@@ -253,8 +253,13 @@ def keep_retry_after(response):
 def stream_gate(room, found):
     """The StreamGate of a stream this request opens: its person's keys, and a fresh look at its
     access that needs no request (the stream runs after the request is gone)."""
-    uid, where = identity.uid(), address()
-    registry = rooms()
+    return stream_gate_of(rooms(), room, found, identity.uid(), address())
+
+
+def stream_gate_of(registry, room, found, uid, where):
+    """The StreamGate of a stream of ``room`` opened by ``uid`` (str or None) from address
+    ``where`` (str), whose Access at the open was ``found``; ``registry`` the app's Rooms.
+    Needs no request (app/web/faststream.py opens streams without one)."""
 
     def check():
         now = registry.access(room, uid, where)

@@ -24,7 +24,7 @@ import time
 from collections import namedtuple
 
 import redis
-from flask import current_app
+from flask import current_app, request
 from limits import parse_many
 from werkzeug.exceptions import TooManyRequests
 
@@ -110,12 +110,18 @@ def limits():
     """The Limits an open of this request counts against (see the module's docstring)."""
     if not guard.limiter.enabled or guard.exempt():
         return []
-    cfg, address = current_app.config, gate.address()
-    if guard.resuming():
+    resuming = guard.resuming()
+    return stream_limits(current_app.config, gate.address(), resuming,
+                         None if resuming else guard.session_id())
+
+
+def stream_limits(cfg, address, resuming, sid):
+    """The Limits of an open from ``address`` (str) that resumes a cursor or not, of session
+    ``sid`` (str or None); needs no request (app/web/faststream.py opens without one)."""
+    if resuming:
         wanted = [("STREAM_RESUME_RATE_IP", "resume:" + address)]
     else:
         wanted = [("STREAM_RATE_IP", "ip:" + address)]
-        sid = guard.session_id()
         if sid:
             wanted.append(("STREAM_RATE_SESSION", "sid:" + sid))
     found, prefix = [], cfg["RATELIMIT_KEY_PREFIX"]
@@ -147,23 +153,31 @@ def _refuse(limit, prev, cur, now_ms):
     raise TooManyRequests(retry_after=wait)
 
 
+# The WSGI environ's key under which app/web/faststream.py hands Flask the checks it ran for a
+# stream it did not open itself: (now in ms, the admission's conn, the script's reply).
+CHECKED = "ripple.stream_checks"
+
+
 def open_stream(room, admit):
     """Count this request's open of ``room`` against its limits (429 past one: the error
     handler answers it in the form an EventSource retries), read its access (gate's cache holds
     it: gate.require_write decides) and, when ``admit``, admit it under its address's cap.
-    Raises redis.RedisError when Redis fails."""
+    Raises redis.RedisError when Redis fails.
+
+    When the fast path (app/web/faststream.py) ran the checks already, their reply is used:
+    nothing is counted twice."""
     ripple = services()
-    now_ms = int(time.time() * 1000)
     found = limits()
     uid, address = identity.uid(), gate.address()
     streams = ripple.addresses
-    conn = streams.new_conn()
-    if isinstance(ripple.redis, redis.RedisCluster):
-        return _open_apart(room, found, now_ms, uid, address, admit, conn)
-    limit_keys, limit_args = _keys_and_args(found, now_ms)
-    keys = records.access_keys(room) + [address_streams.key(address)] + limit_keys
-    args = records.access_args(uid, address) + [1 if admit else 0] + streams.admit_args(conn) + limit_args
-    reply = _script(ripple.redis)(keys=keys, args=args)
+    checked = request.environ.pop(CHECKED, None)
+    if checked is not None:
+        now_ms, conn, reply = checked
+    else:
+        now_ms, conn = int(time.time() * 1000), streams.new_conn()
+        if isinstance(ripple.redis, redis.RedisCluster):
+            return _open_apart(room, found, now_ms, uid, address, admit, conn)
+        reply = run_checks(ripple.redis, room, found, now_ms, uid, address, admit, streams.admit_args(conn))
     if reply[0] == 1:
         _, which, prev, cur = reply
         _refuse(found[which - 1], int(prev), int(cur), now_ms)
@@ -172,6 +186,19 @@ def open_stream(room, admit):
     if admitted == 1:
         streams.keep(address, conn)
     return Opened(room, gate.access(room), address, conn, None if admitted == -1 else bool(admitted))
+
+
+def run_checks(client, room, found, now_ms, uid, address, admit, admit_args):
+    """Run the opening script on a single Redis (not a Cluster): ``found`` the Limits,
+    ``now_ms`` (int, ms since the epoch) the limits' clock, ``uid`` (str or None) and
+    ``address`` (str) whose access and admission, ``admit`` (bool), ``admit_args``
+    AddressStreams.admit_args' list. Returns the reply ``_OPEN_LUA`` documents: {1, limit
+    (1-based), prev, cur} when a limit refuses (nothing counted), else {0, info, member, bans,
+    admitted (1, 0, or -1: not asked)}. Needs no request. Raises redis.RedisError."""
+    limit_keys, limit_args = _keys_and_args(found, now_ms)
+    keys = records.access_keys(room) + [address_streams.key(address)] + limit_keys
+    args = records.access_args(uid, address) + [1 if admit else 0] + admit_args + limit_args
+    return _script(client)(keys=keys, args=args)
 
 
 def _open_apart(room, found, now_ms, uid, address, admit, conn):

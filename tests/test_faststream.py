@@ -1,0 +1,111 @@
+"""Anonymous streams open on a path around Flask (app/web/faststream.py): the same head and
+stream as Flask's, and every refusal, error and signed-in stream is Flask's own answer."""
+import pytest
+from werkzeug.test import EnvironBuilder
+
+from app import create_app
+from app.rooms import records
+from app.web import faststream, opening
+
+from .support import LIMITS_OFF, TEST_HEARTBEAT, TOKEN
+
+# Of Flask's head for a stream, these differ from answer to answer.
+VARYING = {"X-Request-ID"}
+
+
+@pytest.fixture
+def handed(monkeypatch):
+    """The environs the fast path hands on to Flask."""
+    seen = []
+    original = faststream.FastStream.__call__
+
+    def spy(self, environ, start_response):
+        nxt = self.next
+        self.next = lambda e, s: seen.append(e) or nxt(e, s)
+        try:
+            return original(self, environ, start_response)
+        finally:
+            self.next = nxt
+    monkeypatch.setattr(faststream.FastStream, "__call__", spy)
+    return seen
+
+
+def make_app(redis_url, **config):
+    return create_app({"TESTING": True, "REDIS_URL": redis_url, "PUBLISH_TOKEN": TOKEN,
+                       "HEARTBEAT_SECONDS": TEST_HEARTBEAT, "SECRET_KEY": "test-secret",
+                       **LIMITS_OFF, **config})
+
+
+def open_stream(app, path, headers=None, address="198.51.100.7"):
+    """GET ``path`` from ``address`` through the app's whole WSGI stack: (status, headers dict,
+    first chunk)."""
+    environ = EnvironBuilder(path=path, headers=headers or {}).get_environ()
+    environ["REMOTE_ADDR"] = address
+    answer = {}
+
+    def start_response(status, head, exc_info=None):
+        answer["status"], answer["head"] = status, head
+    body = app.wsgi_app(environ, start_response)
+    try:
+        first = next(iter(body), b"")
+    finally:
+        getattr(body, "close", lambda: None)()
+    return answer["status"], dict(answer["head"]), first
+
+
+def test_an_anonymous_stream_opens_without_flask(redis_url, room, handed):
+    status, head, first = open_stream(make_app(redis_url), "/rooms/%s/events" % room)
+    assert status == "200 OK" and head["Content-Type"] == "text/event-stream; charset=utf-8"
+    assert first.startswith(b"retry: ") and handed == []
+
+
+def test_its_head_is_the_head_flask_sends(redis_url, room, handed):
+    app = make_app(redis_url)
+    _, fast, _ = open_stream(app, "/rooms/%s/events" % room)
+    # Another parameter takes Flask's path; the head must not tell the two apart.
+    _, through_flask, _ = open_stream(app, "/rooms/%s/events?other=1" % room)
+    assert len(handed) == 1
+    assert list(fast) == list(through_flask)
+    assert {k: v for k, v in fast.items() if k not in VARYING} == \
+        {k: v for k, v in through_flask.items() if k not in VARYING}
+
+
+@pytest.mark.parametrize("path, headers", [
+    ("/rooms/{room}/events?backlog=-1", {}),                       # Flask's 400
+    ("/rooms/{room}/events?backlog=99999", {}),
+    ("/rooms/{room}/events?token=abc", {}),                        # a host application's JWT
+    ("/rooms/{room}/events", {"Authorization": "Bearer " + TOKEN}),  # a publish token
+    ("/rooms/{room}/events", {"Cookie": "session=abc"}),          # a session: presence, sidebar
+    ("/rooms/{room}/events", {"Last-Event-ID": "not-a-cursor"}),  # Flask logs it
+    ("/rooms/Bad%20Room!/events", {}),
+])
+def test_requests_it_does_not_serve_go_to_flask_unchanged(redis_url, room, handed, path, headers):
+    app = make_app(redis_url)
+    status, _, _ = open_stream(app, path.format(room=room), headers)
+    assert len(handed) == 1 and opening.CHECKED not in handed[0]
+    assert not status.startswith("5")
+
+
+def test_a_refused_open_is_answered_by_flask_and_counted_once(redis_url, room, handed, redis_client):
+    app = make_app(redis_url, RATELIMIT_ENABLED=True, STREAM_RATE_IP="2 per minute",
+                   STREAM_RESUME_RATE_IP="100 per minute")
+    path, address = "/rooms/%s/events" % room, "2001:db8::" + room[-4:]  # counted apart
+    assert [open_stream(app, path, address=address)[0] for _ in range(2)] == ["200 OK"] * 2
+    assert handed == []
+    status, head, first = open_stream(app, path, {"Accept": "text/event-stream"}, address)
+    # An EventSource's refusal: a 200 stream saying "busy", with when to come back.
+    assert status == "200 OK" and b"event: busy" in first and int(head["Retry-After"]) >= 1
+    assert len(handed) == 1 and opening.CHECKED not in handed[0]  # Flask used the checks' reply
+    counters = [k for k in redis_client.keys("*{stream:ip:%s}*" % address)]
+    assert sum(int(redis_client.get(k)) for k in counters) == 2  # the refused open counted nothing
+
+
+def test_a_private_room_is_flasks_404_and_gives_the_address_its_place_back(redis_url, room, handed,
+                                                                            redis_client):
+    app = make_app(redis_url, MAX_STREAMS_PER_ADDRESS=1)
+    redis_client.hset(records.RecordKeys(room).info, "visibility", "private")
+    address = "2001:db8::" + room[-4:]
+    status, _, _ = open_stream(app, "/rooms/%s/events" % room, address=address)
+    assert status.startswith("404") and len(handed) == 1
+    # The one place of the address is free again: another room's stream opens.
+    assert open_stream(app, "/rooms/%s-b/events" % room, address=address)[0] == "200 OK"
