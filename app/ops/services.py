@@ -127,7 +127,7 @@ def init_app(app):
         sessions=Sessions(commands, cfg["PERMANENT_SESSION_LIFETIME"], publish),
         presence=Presence(commands, cfg["HEARTBEAT_SECONDS"], cfg["PRESENCE_GRACE_SECONDS"],
                           cfg["MAX_STREAMS_PER_SESSION"], publish, outbox=outbox,
-                          list_max=cfg["PRESENCE_LIST_MAX"]),
+                          list_max=cfg["PRESENCE_LIST_MAX"], batch_ms=cfg["PRESENCE_BATCH_MS"]),
         typing=Typing(commands, cfg["TYPING_INTERVAL_SECONDS"], publish),
         reading=Reading(commands, cfg["PERMANENT_SESSION_LIFETIME"], publish, cfg["ROOM_MENTION_NAMES_MAX"]),
         addresses=AddressStreams(commands, cfg["MAX_STREAMS_PER_ADDRESS"], cfg["HEARTBEAT_SECONDS"]),

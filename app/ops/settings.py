@@ -67,6 +67,7 @@ ROOM_CREATE_RATE_SESSION = "10 per hour"  # new rooms one session may create by 
 ROOM_CREATE_RATE_IP = "60 per hour"
 PRESENCE_GRACE_SECONDS = 5     # a reload or quick reconnect within this emits no leave/join
 PRESENCE_LIST_MAX = 200       # names an online list shows; above it joins/leaves carry the change alone
+PRESENCE_BATCH_MS = 1000      # ...and go out together, at most this far apart (0: each at once)
 EDIT_WINDOW_SECONDS = 900      # a message can be edited by its author this long after sending
 TYPING_INTERVAL_SECONDS = 3    # at most one "is typing" broadcast per person per room this often
 SESSION_COOKIE_SAMESITE = "Lax"

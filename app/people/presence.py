@@ -56,17 +56,36 @@ local function lists(names, guests)
   table.sort(names)
   return ',"online":' .. quote(names) .. ',"guests":' .. quote(names, guests)
 end
-local function tell(channel, room, name, action, guest, count, names, guests, limit)
+-- A big room's announcements (more than ``limit`` online) wait in the room's batch, in order,
+-- and go out together (Presence.flush: one PUBLISH, one wake-up of each stream for many joins);
+-- while a batch waits, a small room's join too (the order holds). ``due`` is set when this
+-- script's caller must have the batch published after the batch interval (``batch_ms``): the
+-- batch was empty, or its publisher is overdue (a worker that died first: the batch then lives
+-- two intervals more).
+local due = 0
+local function queue(batch, event, batch_ms)
+  local waiting = redis.call('RPUSH', batch, event)
+  if waiting == 1 or redis.call('PTTL', batch) < 2 * batch_ms then
+    redis.call('PEXPIRE', batch, 4 * batch_ms)
+    due = 1
+  end
+end
+local function tell(channel, room, name, action, guest, count, names, guests, limit, batch, batch_ms)
   local event = '{"room":' .. cjson.encode(room) .. ',"name":' .. cjson.encode(name) ..
     ',"action":"' .. action .. '","guest":' .. (guest and 'true' or 'false') ..
     ',"online_count":' .. string.format('%d', count)
   if count <= limit then event = event .. lists(names, guests) end
   event = event .. '}'
-  redis.call('PUBLISH', channel, '!presence\\n' .. event)
+  if batch_ms > 0 and (count > limit or redis.call('EXISTS', batch) == 1) then
+    queue(batch, event, batch_ms)
+  else
+    redis.call('PUBLISH', channel, '!presence\\n' .. event)
+  end
   return event
 end
-local function announce(channel, room, name, action, guest, count, names, guests, limit)
-  webhook_event(action, room, tell(channel, room, name, action, guest, count, names, guests, limit))
+local function announce(channel, room, name, action, guest, count, names, guests, limit, batch, batch_ms)
+  webhook_event(action, room, tell(channel, room, name, action, guest, count, names, guests, limit, batch,
+                                   batch_ms))
 end
 -- The snapshot: the first ``limit`` names in order, ``keep`` always among them.
 local function snapshot(room, names, guests, limit, keep)
@@ -83,12 +102,13 @@ local function snapshot(room, names, guests, limit, keep)
 end
 """
 
-# KEYS: online, channel.  ARGV: member, name, expiry, now, room, limit, "snapshot" or "".
-# One scan of the room's members: who was here before this member, then what its coming changes.
-# Returns the snapshot event's JSON when asked for it, else "".
+# KEYS: online, channel, batch.  ARGV: member, name, expiry, now, room, limit, "snapshot" or "",
+# batch interval (ms; 0: publish at once). One scan of the room's members: who was here before
+# this member, then what its coming changes. Returns {the snapshot event's JSON when asked for it
+# (else ""), due (1: publish the batch after the interval)}.
 _JOIN_LUA = _ONLINE + """
 local name, guest = ARGV[2], string.sub(ARGV[1], -2) == '.g'
-local limit = tonumber(ARGV[6])
+local limit, batch_ms = tonumber(ARGV[6]), tonumber(ARGV[8])
 local names, guests, seen = online(KEYS[1], ARGV[4])
 local present = seen[name]
 local signed = present and not guests[name]
@@ -96,24 +116,25 @@ redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
 if not present then
   names[#names + 1] = name
   if guest then guests[name] = true end
-  announce(KEYS[2], ARGV[5], name, 'join', guest, #names, names, guests, limit)
+  announce(KEYS[2], ARGV[5], name, 'join', guest, #names, names, guests, limit, KEYS[3], batch_ms)
 elseif not signed and not guest then
   -- a guest who just registered or signed in (their guest connections linger): not a join
   -- (no webhook), but everyone's list stops calling them a guest now
   guests[name] = nil
-  tell(KEYS[2], ARGV[5], name, 'here', false, #names, names, guests, limit)
+  tell(KEYS[2], ARGV[5], name, 'here', false, #names, names, guests, limit, KEYS[3], batch_ms)
 end
-if ARGV[7] == 'snapshot' then return snapshot(ARGV[5], names, guests, limit, name) end
-return ''
+if ARGV[7] == 'snapshot' then return {snapshot(ARGV[5], names, guests, limit, name), due} end
+return {'', due}
 """
 
-# KEYS: online, channel.  ARGV: now, room, limit.  Remove expired members; announce names now
-# gone, each with the room as it is once it and those announced before it left.
+# KEYS: online, channel, batch.  ARGV: now, room, limit, batch interval (ms).  Remove expired
+# members; announce names now gone, each with the room as it is once it and those announced
+# before it left. Returns {members left, due (as the join's)}.
 _SWEEP_LUA = _ONLINE + """
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
-if #expired == 0 then return redis.call('ZCARD', KEYS[1]) end
+if #expired == 0 then return {redis.call('ZCARD', KEYS[1]), 0} end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
-local limit = tonumber(ARGV[3])
+local limit, batch_ms = tonumber(ARGV[3]), tonumber(ARGV[4])
 local names, guests, still = online(KEYS[1], ARGV[1])
 local gone, order, signed = {}, {}, {}
 for _, m in ipairs(expired) do
@@ -135,9 +156,22 @@ for i, name in ipairs(order) do
       if not signed[order[j]] then now_guests[order[j]] = true end
     end
   end
-  announce(KEYS[2], ARGV[2], name, 'leave', not signed[name], count, now_names, now_guests, limit)
+  announce(KEYS[2], ARGV[2], name, 'leave', not signed[name], count, now_names, now_guests, limit, KEYS[3],
+           batch_ms)
 end
-return redis.call('ZCARD', KEYS[1])
+return {redis.call('ZCARD', KEYS[1]), due}
+"""
+
+# KEYS: batch, channel.  Publish a room's waiting announcements as one payload: the first
+# event's "!presence\n<json>", each further one framed after it ("\n\nevent: presence\ndata:
+# <json>"), so every stream relays them as they are (app/delivery/position.py: an unnumbered
+# payload's text is framed once, as ``event: presence``). Returns how many went.
+_FLUSH_LUA = """
+local events = redis.call('LRANGE', KEYS[1], 0, -1)
+if #events == 0 then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('PUBLISH', KEYS[2], '!presence\\n' .. table.concat(events, '\\n\\nevent: presence\\ndata: '))
+return #events
 """
 
 
@@ -185,11 +219,14 @@ class Presence:
     """The registry, the per-session stream count, and the sweeper of this worker."""
 
     def __init__(self, client, heartbeat, grace, max_per_session, publish_command="PUBLISH", outbox=None,
-                 list_max=200):
+                 list_max=200, batch_ms=1000):
         self.redis = client
         # Above this many names online, announcements carry the change alone, and snapshots this
         # many names and the count (the module's comment above _ONLINE says why).
         self.list_max = max(1, int(list_max))
+        # And they go out together, at most this far apart (ms; 0: each at once): N people
+        # coming into a room of M cost M wake-ups per batch instead of N x M (tell's comment).
+        self.batch_ms = max(0, int(batch_ms))
         # Join and leave go to the webhooks from the script that announces them (app/webhooks/).
         self._hook_keys, self._hook_args = outbox.event_keys() if outbox is not None else ((), ())
         announce = outbox.EVENT_FN_LUA if outbox is not None else "local function webhook_event() end\n"
@@ -201,6 +238,7 @@ class Presence:
         self._join = client.register_script(announce + _JOIN_LUA.replace("'PUBLISH'", command))
         self._sweep = client.register_script(announce + _SWEEP_LUA.replace("'PUBLISH'", command))
         self._admit = client.register_script(_ADMIT_LUA.replace("'PUBLISH'", command))
+        self._flush = client.register_script(_FLUSH_LUA.replace("'PUBLISH'", command))
         self.admit_fn_lua = ADMIT_FN_LUA.replace("'PUBLISH'", command)  # for app/web/opening.py
         self._sweeper = None
 
@@ -251,10 +289,12 @@ class Presence:
         """
         k = keys.RoomKeys(room)
         now = now_ms()
-        event = self._join(keys=[k.online, k.channel, *self._hook_keys],
-                           args=[_member(name, conn), name, now + self.ttl_ms, now, room, self.list_max,
-                                 "snapshot" if snapshot else "", *self._hook_args])
+        event, due = self._join(keys=[k.online, k.channel, k.presence_batch, *self._hook_keys],
+                                args=[_member(name, conn), name, now + self.ttl_ms, now, room, self.list_max,
+                                      "snapshot" if snapshot else "", self.batch_ms, *self._hook_args])
         self.redis.sadd(ROOMS, room)  # another slot: outside the script
+        if due:
+            self._flush_later(room)
         return event.decode() if isinstance(event, bytes) else event
 
     def visit(self, room, name, sid, seconds, guest=False):
@@ -268,10 +308,12 @@ class Presence:
         now = now_ms()
         conn = "page:" + hashlib.sha256(sid.encode()).hexdigest()[:16]  # the session id stays out
         conn += GUEST if guest else ""
-        self._join(keys=[k.online, k.channel, *self._hook_keys],
-                   args=[_member(name, conn), name, now + int(seconds * 1000), now, room, self.list_max, "",
-                         *self._hook_args])
+        _, due = self._join(keys=[k.online, k.channel, k.presence_batch, *self._hook_keys],
+                            args=[_member(name, conn), name, now + int(seconds * 1000), now, room,
+                                  self.list_max, "", self.batch_ms, *self._hook_args])
         self.redis.sadd(ROOMS, room)
+        if due:
+            self._flush_later(room)
         self.ensure_sweeper()
 
     def refresh(self, room, name, sid, conn):
@@ -361,10 +403,34 @@ class Presence:
         """Remove expired members in every room with members; announce who left."""
         now = now_ms()
         for room in self.redis.smembers(ROOMS):
-            k = keys.RoomKeys(room)
-            if not self._sweep(keys=[k.online, k.channel, *self._hook_keys],
-                               args=[now, room, self.list_max, *self._hook_args]):
+            if not self.sweep_room(room, now):
                 self.redis.srem(ROOMS, room)
+
+    def sweep_room(self, room, now):
+        """Remove ``room``'s members expired at ``now`` (ms); announce who left. Returns how
+        many members are left (live or in their grace window)."""
+        k = keys.RoomKeys(room)
+        left, due = self._sweep(keys=[k.online, k.channel, k.presence_batch, *self._hook_keys],
+                                args=[now, room, self.list_max, self.batch_ms, *self._hook_args])
+        if due:
+            self._flush_later(room)
+        return left
+
+    def _flush_later(self, room):
+        """Publish ``room``'s waiting announcements after the batch interval, in a greenlet of
+        this worker (should it die first, the next announcement's script finds the batch
+        overdue and hands it to its own worker)."""
+        gevent.spawn_later(self.batch_ms / 1000, self.flush, room)
+
+    def flush(self, room):
+        """Publish ``room``'s waiting announcements now, in one payload; return how many.
+        Never raises: with Redis failing they wait for the next announcement's worker."""
+        k = keys.RoomKeys(room)
+        try:
+            return self._flush(keys=[k.presence_batch, k.channel])
+        except redis.RedisError as exc:
+            logger.info("presence batch not published room=%s error=%s", room, exc)
+            return 0
 
 
 def _member(name, conn):

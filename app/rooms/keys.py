@@ -49,7 +49,8 @@ def valid_room(name):
 class RoomKeys:
     """The Redis names one room uses, all in one cluster hash slot."""
 
-    __slots__ = ("room", "log", "channel", "meta", "tag", "online", "changed", "activity", "deleted", "people", "seen")
+    __slots__ = ("room", "log", "channel", "meta", "tag", "online", "changed", "activity", "deleted", "people", "seen",
+                 "presence_batch")
 
     def __init__(self, room):
         self.room = room
@@ -58,6 +59,8 @@ class RoomKeys:
         self.channel = self.tag + ":live"     # pub/sub: "<id>\n<json>" messages, "!<event>\n<json>"
         self.meta = self.tag + ":meta"        # hash: trimmed (newest dropped id), count
         self.online = self.tag + ":online"    # sorted set: "<name>\n<connection>" -> expiry (ms)
+        # List: a big room's presence announcements waiting to go out together (app/people/presence.py).
+        self.presence_batch = self.tag + ":presence-batch"
         # Sorted set (all scores 0, read by lex): "<padded id>|<message json>", the current
         # version of every message edited, deleted or reacted to (app/rooms/conversation.py).
         self.changed = self.tag + ":changed"
