@@ -1,10 +1,12 @@
 """Anonymous streams open on a path around Flask (app/web/faststream.py): the same head and
 stream as Flask's, and every refusal, error and signed-in stream is Flask's own answer."""
+from email.utils import parsedate_to_datetime
+
 import pytest
 from werkzeug.test import EnvironBuilder
 
 from app import create_app
-from app.rooms import records
+from app.rooms import keys, records
 from app.web import faststream, opening
 
 from .support import LIMITS_OFF, TEST_HEARTBEAT, TOKEN
@@ -15,13 +17,13 @@ VARYING = {"X-Request-ID"}
 
 @pytest.fixture
 def handed(monkeypatch):
-    """The environs the fast path hands on to Flask."""
+    """The environs of streams the fast path hands on to Flask."""
     seen = []
     original = faststream.FastStream.__call__
 
     def spy(self, environ, start_response):
         nxt = self.next
-        self.next = lambda e, s: seen.append(e) or nxt(e, s)
+        self.next = lambda e, s: (e["PATH_INFO"].endswith("/events") and seen.append(e)) or nxt(e, s)
         try:
             return original(self, environ, start_response)
         finally:
@@ -36,9 +38,9 @@ def make_app(redis_url, **config):
                        **LIMITS_OFF, **config})
 
 
-def open_stream(app, path, headers=None, address="198.51.100.7"):
+def open_stream(app, path, headers=None, address="198.51.100.7", until=None):
     """GET ``path`` from ``address`` through the app's whole WSGI stack: (status, headers dict,
-    first chunk)."""
+    the body's first chunk, or its chunks up to the one holding ``until`` (bytes), at most 20)."""
     environ = EnvironBuilder(path=path, headers=headers or {}).get_environ()
     environ["REMOTE_ADDR"] = address
     answer = {}
@@ -46,11 +48,24 @@ def open_stream(app, path, headers=None, address="198.51.100.7"):
     def start_response(status, head, exc_info=None):
         answer["status"], answer["head"] = status, head
     body = app.wsgi_app(environ, start_response)
+    chunks = iter(body)
     try:
-        first = next(iter(body), b"")
+        read = next(chunks, b"")
+        for _ in range(20):
+            if until is None or until in read:
+                break
+            read += next(chunks, b"")
     finally:
         getattr(body, "close", lambda: None)()
-    return answer["status"], dict(answer["head"]), first
+    return answer["status"], dict(answer["head"]), read
+
+
+def signed_in(app, name):
+    """The Cookie header of a fresh session signed in as ``name`` (GET and POST /session)."""
+    client = app.test_client()
+    token = client.get("/session").get_json()["csrf_token"]
+    assert client.post("/session", json={"name": name}, headers={"X-CSRF-Token": token}).status_code == 200
+    return "session=" + client.get_cookie("session").value
 
 
 def test_an_anonymous_stream_opens_without_flask(redis_url, room, handed):
@@ -109,3 +124,46 @@ def test_a_private_room_is_flasks_404_and_gives_the_address_its_place_back(redis
     assert status.startswith("404") and len(handed) == 1
     # The one place of the address is free again: another room's stream opens.
     assert open_stream(app, "/rooms/%s-b/events" % room, address=address)[0] == "200 OK"
+
+
+def test_a_signed_in_stream_opens_without_flask_as_its_person(redis_url, room, handed):
+    app = make_app(redis_url)
+    name = "ann-" + room[-6:]
+    status, _, body = open_stream(app, "/rooms/%s/events" % room, {"Cookie": signed_in(app, name)},
+                                  until=b"event: ready")
+    assert status == "200 OK" and handed == []
+    # The person's stream: their presence snapshot and sidebar counts come before "ready".
+    assert b"event: presence" in body and name.encode() in body and b"event: unread" in body
+
+
+def test_a_signed_in_streams_head_and_refreshed_cookie_are_flasks(redis_url, room, handed):
+    app = make_app(redis_url)
+    cookie = signed_in(app, "bo-" + room[-6:])
+    _, fast, _ = open_stream(app, "/rooms/%s/events" % room, {"Cookie": cookie})
+    _, through_flask, _ = open_stream(app, "/rooms/%s/events?other=1" % room, {"Cookie": cookie})
+    assert len(handed) == 1 and list(fast) == list(through_flask)
+    session_of = app.session_interface.get_signing_serializer(app).loads
+    fast_cookie, flask_cookie = (dump_cookie_parts(h["Set-Cookie"]) for h in (fast, through_flask))
+    assert session_of(fast_cookie.pop("session")) == session_of(flask_cookie.pop("session"))
+    expires = [parsedate_to_datetime(c.pop("Expires")) for c in (fast_cookie, flask_cookie)]
+    assert abs((expires[0] - expires[1]).total_seconds()) <= 5 and fast_cookie == flask_cookie
+
+
+def test_an_ended_sessions_stream_is_flasks_and_anonymous(redis_url, room, handed, redis_client):
+    app = make_app(redis_url)
+    name = "cy-" + room[-6:]
+    cookie = signed_in(app, name)
+    sid = app.session_interface.get_signing_serializer(app).loads(cookie.split("=", 1)[1])["sid"]
+    redis_client.delete(keys.PersonKeys(sid).session)  # signed out elsewhere
+    status, head, body = open_stream(app, "/rooms/%s/events" % room, {"Cookie": cookie}, until=b"event: ready")
+    assert status == "200 OK" and len(handed) == 1 and opening.CHECKED not in handed[0]
+    assert name.encode() not in body
+
+
+def dump_cookie_parts(header):
+    """A Set-Cookie value as {name or attribute: value} ("HttpOnly": True and the like)."""
+    parts = {}
+    for item in header.split(";"):
+        key, eq, value = item.strip().partition("=")
+        parts[key] = value if eq else True
+    return parts

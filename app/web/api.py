@@ -7,7 +7,7 @@ import redis
 from flask import Blueprint, Response, abort, current_app, jsonify, redirect, request, url_for
 from flask_babel import gettext as _
 
-from ..delivery import sse, stream, wire
+from ..delivery import sse, stream
 from ..ops.services import services
 from ..people import identity, tokens
 from ..people import reading as reading_people
@@ -24,7 +24,6 @@ HANDOVER_WAIT_SECONDS = 30
 bp = Blueprint("api", __name__)
 N_ = str  # marks a sentence for the catalogue; translated where it is used
 
-_FRAMING = {"HTTP/1.1": True, "HTTP/1.0": False}  # chunked?
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 PAGE_BOUNDS = ("before", "after", "around")  # a history page takes at most one
 ONE_BOUND = N_("Give at most one of before, after and around.")
@@ -273,57 +272,19 @@ def events(room):
 
 
 def _relay(hub, room, found, cursor, backlog):
-    """The admitted stream's response: its subscription, its person's registration, its socket's
-    settings. Raises redis.RedisError when Redis fails."""
-    cfg = current_app.config
-    hub.presence.ensure_sweeper()
-    if cursor is not None:
-        hub.metrics.resumes.inc()
-    client = request.environ.get("gunicorn.socket")
-    # gunicorn frames a body in chunks for HTTP/1.1 and not for 1.0, and the stream writes in
-    # the same framing; anything else (another protocol) it leaves to gunicorn (None).
-    framing = _FRAMING.get(request.environ.get("SERVER_PROTOCOL")) if hub.direct_writes else None
-    sub = stream.Subscription(room, cursor, backlog, client=client, environ=request.environ,
-                              chunked=framing)
+    """The admitted stream's response: its subscription (opening.subscription), streamed.
+    Raises redis.RedisError when Redis fails."""
     name, sid = identity.current()
+    person = None
     if name:
-        # The name's claim refreshed, the stream registered with the session (past its cap, its
-        # oldest stream ends; a guest's is marked in the online list), the sidebar's rooms read:
-        # one round trip. None: the name is someone else's now: this stream listens anonymously.
-        person = opening.admit_person(name, sid, guest=identity.kind() == "guest")
-        if person is not None:
-            sub.name, sub.sid, sub.account = name, sid, identity.account()
-            sub.expires = identity.expires()
-            sub.conn, sidebar = person
-    sub.gate = gate.stream_gate(room, found)  # what ends it: a ban, a removal, a deletion
-    if sub.sid:
-        _follow_sidebar(sub, sidebar)
-    if client is not None:
-        # A reader that stops reading would block this stream's writes forever while Redis
-        # buffers for it; with a send timeout the write fails and the stream ends (the client
-        # can resume with its cursor). The kernel's socket buffers bound the memory meanwhile.
-        client.settimeout(float(cfg["SEND_TIMEOUT_SECONDS"]))
-        # A client that vanished without a word (a phone off the network) acknowledges
-        # nothing more: the kernel gives up on it within about two heartbeats.
-        wire.keep_alive(client, hub.heartbeat, float(cfg["SEND_TIMEOUT_SECONDS"]))
+        person = opening.Person(name, sid, identity.uid(), identity.account(), identity.kind() == "guest",
+                                identity.expires())
+    sub = opening.subscription(services(), current_app.config, request.environ, room, found, cursor,
+                               backlog, gate.address(), person)
     # direct_passthrough: gunicorn iterates the generator itself (and closes it), without
     # werkzeug's two wrapping iterators on every chunk.
     return Response(stream.relay(hub, sub), mimetype="text/event-stream", direct_passthrough=True,
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-
-
-def _follow_sidebar(sub, rooms):
-    """Let a signed-in stream carry the person's sidebar (``rooms``: Reading.rooms'): their
-    other rooms' activity (at most WATCHED of them) and, once it is subscribed, the counts of
-    all. Without Redis the stream opens without it (its own replay says whether Redis is back)."""
-    reading = services().reading
-    try:
-        reader = reading_people.current_reader()
-        rooms = gate.readable(rooms)  # a private room only while a member
-    except redis.RedisError:
-        return
-    sub.watch = [keys.RoomKeys(r).activity for r in rooms if r != sub.room][:stream.WATCHED]
-    sub.greet = lambda: sse.event("unread", reading.snapshot(reader, rooms))
 
 
 def refuse_stream(status, message, retry_after):

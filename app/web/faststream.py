@@ -1,14 +1,15 @@
-"""Anonymous streams opened on the shortest path: the stream route's success without Flask.
+"""Streams opened on the shortest path: the stream route's success without Flask.
 
 After a deploy, a reload or a crashed worker every client of a worker reconnects at once (issue
-20), and through Flask each open spent ~0.8 ms of CPU on the request context, the session
-cookie, routing and hooks that decide nothing for it (docs/performance.md, "Opening streams").
-This WSGI middleware opens a stream that needs none of them: a ``GET /rooms/<room>/events``
-without a session cookie, an Authorization header, a ``?token=``, a trusted proxy's user header
-or a cross-origin ``Origin`` (when CORS is on), with a well-formed ``backlog`` and cursor. It runs
-the very checks of the stream route (app/web/opening.py's one script: the limits, the room's
-access, the address's admission) and, when they all let the stream through, answers with the
-headers Flask would have sent and ``stream.relay``, as ``api.events`` does.
+20), and through Flask each open spent ~0.8 ms of CPU on the request context, routing and hooks
+that decide nothing for it (docs/performance.md, "Opening streams"). This WSGI middleware opens
+a ``GET /rooms/<room>/events`` with a well-formed ``backlog`` and cursor and no Authorization
+header, ``?token=``, trusted proxy's user header or cross-origin ``Origin`` (when CORS is on):
+anonymous, or signed in by the session cookie (read as Flask reads it, its session asked of Redis
+as identity.current() asks). It runs the very checks of the stream route (app/web/opening.py's
+one script: the limits, the room's access, the address's admission) and, when they all let the
+stream through, builds the stream as the route does (opening.subscription) and answers with the
+head Flask would have sent (a signed-in session's refreshed cookie included).
 
 Everything else goes on to Flask unchanged, so every refusal and error is Flask's own answer
 (translated, in the form an EventSource retries): when the checks ran and did not let the
@@ -18,19 +19,22 @@ calls: app/web/opening.py).
 """
 import logging
 import time
+from datetime import datetime, timezone
 from urllib.parse import parse_qsl
 
 import redis
+from itsdangerous import BadSignature
+from werkzeug.http import dump_cookie, parse_cookie
 
-from ..delivery import stream, wire
+from ..delivery import stream
 from ..ops.services import services
+from ..people import identity
 from ..rooms import keys, records
 from . import cors, gate, guard, headers, opening, request_ids
 
 logger = logging.getLogger(__name__)
 
 _PREFIX, _SUFFIX = "/rooms/", "/events"
-_FRAMING = {"HTTP/1.1": True, "HTTP/1.0": False}  # chunked? (as api.events)
 _ARGS = frozenset(("backlog", "last_event_id"))  # any other parameter: Flask's path
 # The head Flask sends for a stream (api._relay's, headers.EVERY_ANSWER, i18n's Vary), in its order.
 _HEAD = [("Cache-Control", "no-cache"), ("X-Accel-Buffering", "no"),
@@ -44,7 +48,8 @@ class FastStream:
     def __init__(self, app, wsgi_app):
         self.app, self.next = app, wsgi_app
         cfg = app.config
-        self.cookie = cfg["SESSION_COOKIE_NAME"] + "="
+        self.cookie_name = cfg["SESSION_COOKIE_NAME"]
+        self.lifetime_s = int(app.permanent_session_lifetime.total_seconds())
         self.user_header = ("HTTP_" + cfg["TRUSTED_USER_HEADER"].upper().replace("-", "_")
                             if cfg.get("TRUSTED_USER_HEADER") and cfg.get("TRUSTED_PROXIES") else None)
         self.cors = bool(cors.origins(cfg["CORS_ORIGINS"]))  # its answers need flask-cors's headers
@@ -54,11 +59,13 @@ class FastStream:
         path = environ.get("PATH_INFO", "")
         if (environ.get("REQUEST_METHOD") != "GET" or not path.startswith(_PREFIX)
                 or not path.endswith(_SUFFIX) or "HTTP_AUTHORIZATION" in environ
-                or self.cookie in environ.get("HTTP_COOKIE", "")
                 or (self.user_header and self.user_header in environ)
                 or (self.cors and "HTTP_ORIGIN" in environ)):
             return self.next(environ, start_response)
-        opened = self._open(environ, path[len(_PREFIX):-len(_SUFFIX)])
+        try:
+            opened = self._open(environ, path[len(_PREFIX):-len(_SUFFIX)])
+        except _ToFlask:
+            opened = None
         if opened is None:
             return self.next(environ, start_response)
         return opened(start_response)
@@ -79,51 +86,93 @@ class FastStream:
         ext = services(self.app)
         if isinstance(ext.redis, redis.RedisCluster):
             return None
-        hub = ext.hub
-        if hub.streams.draining or hub.streams.full():
+        streams = ext.hub.streams
+        if streams.draining or streams.full():
             return None
         address = environ.get("REMOTE_ADDR") or "-"  # gate.address()'s, without a request
-        found = (opening.stream_limits(self.app.config, address, cursor is not None, None)
+        try:
+            person, cookie = self._person(environ)
+        except redis.RedisError:
+            return None  # Flask's path asks again, and answers the outage
+        uid, sid = (person.uid, person.sid) if person is not None else (None, None)
+        found = (opening.stream_limits(self.app.config, address, cursor is not None, sid)
                  if guard.limiter.enabled else [])
         conn, now_ms = ext.addresses.new_conn(), _now_ms()
         try:
-            reply = opening.run_checks(ext.redis, room, found, now_ms, None, address, True,
+            reply = opening.run_checks(ext.redis, room, found, now_ms, uid, address, True,
                                        ext.addresses.admit_args(conn))
         except redis.RedisError:
             return None  # nothing was counted: Flask's path tries again, and answers the outage
         if reply[0] == 0:
             _, info, member, bans, admitted = reply
-            access = records.access_from(None, info, member, bans)
+            access = records.access_from(uid, info, member, bans)
             if admitted == 1 and not gate.hidden(access) and access.ban is None:
                 ext.addresses.keep(address, conn)
                 try:
-                    return self._relay(environ, hub, room, cursor, int(backlog), access, address)
+                    return self._relay(environ, room, cursor, int(backlog), access, address, person, cookie)
+                except redis.RedisError:
+                    pass  # Flask's path tries once more with this admission: it answers the failure
                 except Exception:
                     ext.addresses.give_back(address, conn)
                     raise
         environ[opening.CHECKED] = (now_ms, conn, reply)  # Flask answers it, counting nothing again
         return None
 
-    def _relay(self, environ, hub, room, cursor, backlog, access, address):
-        """api._relay for a stream with nobody signed in: its subscription and socket settings."""
-        cfg = self.app.config
-        hub.presence.ensure_sweeper()
-        if cursor is not None:
-            hub.metrics.resumes.inc()
-        client = environ.get("gunicorn.socket")
-        framing = _FRAMING.get(environ.get("SERVER_PROTOCOL")) if hub.direct_writes else None
-        sub = stream.Subscription(room, cursor, backlog, client=client, environ=environ, chunked=framing)
-        sub.gate = gate.stream_gate_of(services(self.app).rooms, room, access, None, address)
-        if client is not None:  # as api._relay: a stalled reader ends, a vanished one is found
-            client.settimeout(float(cfg["SEND_TIMEOUT_SECONDS"]))
-            wire.keep_alive(client, hub.heartbeat, float(cfg["SEND_TIMEOUT_SECONDS"]))
+    def _person(self, environ):
+        """(Person, the Set-Cookie value Flask would send) for the request's signed-in session
+        cookie, (None, None) without one. Raises _ToFlask when Flask's path must decide (a
+        cookie that is not a signed-in session's, a session that ended or has a room scope)
+        and redis.RedisError."""
+        raw = parse_cookie(environ).get(self.cookie_name)
+        if raw is None:
+            return None, None
+        interface = self.app.session_interface
+        try:  # SecureCookieSessionInterface.open_session's reading of it
+            data = interface.get_signing_serializer(self.app).loads(raw, max_age=self.lifetime_s)
+        except BadSignature:
+            raise _ToFlask from None
+        name, sid = data.get("name"), data.get("sid")
+        if not (isinstance(name, str) and isinstance(sid, str)):
+            raise _ToFlask
+        record = services(self.app).sessions.record(sid)  # identity.current()'s question
+        if record is None or record.get("name") != name or record.get("rooms") is not None:
+            raise _ToFlask
+        account = record.get("account")
+        person = opening.Person(name, sid, identity.stable_id(record, sid), account,
+                                not account and not record.get("sub"), record.get("exp"))
+        return person, self._cookie(environ, data)
+
+    def _cookie(self, environ, data):
+        """The Set-Cookie value Flask's save_session sends for an unchanged session ``data``:
+        a permanent one is sent again with a fresh expiry (SESSION_REFRESH_EACH_REQUEST)."""
+        cfg, interface = self.app.config, self.app.session_interface
+        if not (data.get("_permanent") and cfg["SESSION_REFRESH_EACH_REQUEST"]):
+            return None
+        return dump_cookie(
+            self.cookie_name, interface.get_signing_serializer(self.app).dumps(dict(data)),
+            expires=datetime.now(timezone.utc) + self.app.permanent_session_lifetime,
+            httponly=interface.get_cookie_httponly(self.app), domain=interface.get_cookie_domain(self.app),
+            path=interface.get_cookie_path(self.app),
+            secure=bool(cfg["SESSION_COOKIE_SECURE"] or environ.get("wsgi.url_scheme") == "https"),
+            partitioned=interface.get_cookie_partitioned(self.app), samesite=interface.get_cookie_samesite(self.app))
+
+    def _relay(self, environ, room, cursor, backlog, access, address, person, cookie):
+        """The admitted stream's answer, as api.events': a callable of start_response."""
+        ext = services(self.app)
+        sub = opening.subscription(ext, self.app.config, environ, room, access, cursor, backlog, address, person)
         head = _HEAD + [("X-Request-ID", request_ids.request_id(environ))]
+        if cookie is not None:
+            head.append(("Set-Cookie", cookie))
 
         def answer(start_response):
             start_response("200 OK", head)
-            return stream.relay(hub, sub)
+            return stream.relay(ext.hub, sub)
 
         return answer
+
+
+class _ToFlask(Exception):
+    """Flask's path answers this request (nothing was counted yet)."""
 
 
 def _room(raw):

@@ -282,11 +282,16 @@ def readable(room_names):
     """The rooms among ``room_names`` this request's person may read (in order): a private room
     they are not a member of, or are banned from, drops out. One round trip for all (a
     sidebar's rooms, mentions)."""
+    return readable_of(services().redis, room_names, identity.uid(), address())
+
+
+def readable_of(redis_client, room_names, uid, address):
+    """The rooms among ``room_names`` that person ``uid`` (str or None) from ``address`` (str)
+    may read, as ``readable``; needs no request. Raises redis.RedisError."""
     room_names = list(room_names)
     if not room_names:
         return []
-    uid, where = identity.uid(), "addr:" + address()
-    redis_client = services().redis
+    where = "addr:" + address
     with redis_client.pipeline(transaction=False) as pipe:  # no ECHO: a cluster's pipelines refuse it
         for room in room_names:
             k = records.RecordKeys(room)

@@ -28,12 +28,13 @@ from flask import current_app, request
 from limits import parse_many
 from werkzeug.exceptions import TooManyRequests
 
+from ..delivery import sse, stream, wire
 from ..ops.services import services
 from ..people import addresses as address_streams
 from ..people import identity, names
 from ..people import presence as people
 from ..people import reading as reading_people
-from ..rooms import records
+from ..rooms import keys, records
 from . import gate, guard
 
 # Checks every limit before counting any: an open one limit refuses costs the others nothing.
@@ -230,15 +231,20 @@ return {1, replaced, redis.call('ZRANGE', KEYS[5], 0, -1)}
 
 
 def admit_person(name, sid, guest):
+    """admit_person_of for this request's signed-in person."""
+    return admit_person_of(services(), name, sid, guest, identity.account(), identity.uid())
+
+
+def admit_person_of(ripple, name, sid, guest, account, uid):
     """For a signed-in person's stream: refresh their claim on ``name`` (Names.claim), register
-    the stream with their session (Presence.admit: past the session's cap its oldest ends) and
-    read the rooms of their sidebar (Reading.rooms), in one round trip. Returns (the stream's
-    presence connection id, the sidebar's rooms), or None when the name is someone else's now
-    (then nothing is registered: the stream listens anonymously). Raises redis.RedisError."""
-    ripple = services()
+    the stream with their session ``sid`` (Presence.admit: past the session's cap its oldest
+    ends) and read the rooms of their sidebar (Reading.rooms, of stable id ``uid``), in one
+    round trip; ``account``: their account id or None; ``ripple``: the app's Services. Returns
+    (the stream's presence connection id, the sidebar's rooms), or None when the name is someone
+    else's now (then nothing is registered: the stream listens anonymously). Needs no request.
+    Raises redis.RedisError."""
     presence, claims = ripple.presence, ripple.names
-    account = identity.account()
-    rooms_key = reading_people.ReaderKeys(reading_people.reader_id(identity.uid())).rooms
+    rooms_key = reading_people.ReaderKeys(reading_people.reader_id(uid)).rooms
     if isinstance(ripple.redis, redis.RedisCluster):  # three slots: three calls
         try:
             claims.claim(name, sid, account=account)
@@ -254,6 +260,65 @@ def admit_person(name, sid, guest):
         return None
     presence.admitted(reply[1])
     return conn, reply[2]
+
+
+# Who opens a signed-in stream: name, session id, stable id (identity.stable_id), account id
+# (or None), whether a guest, when the session ends by itself (epoch s, or None).
+Person = namedtuple("Person", "name sid uid account guest expires")
+_FRAMING = {"HTTP/1.1": True, "HTTP/1.0": False}  # gunicorn's framing of a body: chunked?
+
+
+def subscription(ripple, cfg, environ, room, access, cursor, backlog, address, person=None):
+    """The Subscription of a stream its checks admitted: of ``room`` (whose Access was
+    ``access``), resuming after ``cursor`` (or None) with ``backlog`` messages, opened from
+    ``address`` by ``person`` (a Person, or None: nobody signed in), on the request of WSGI
+    ``environ``; its person's registration and sidebar, its socket's settings. ``ripple``, ``cfg``:
+    the app's Services and config. Needs no request (both stream paths build it here: the
+    route and app/web/faststream.py). Raises redis.RedisError when Redis fails."""
+    hub = ripple.hub
+    hub.presence.ensure_sweeper()
+    if cursor is not None:
+        hub.metrics.resumes.inc()
+    client = environ.get("gunicorn.socket")
+    # gunicorn frames a body in chunks for HTTP/1.1 and not for 1.0, and the stream writes in
+    # the same framing; anything else (another protocol) it leaves to gunicorn (None).
+    framing = _FRAMING.get(environ.get("SERVER_PROTOCOL")) if hub.direct_writes else None
+    sub = stream.Subscription(room, cursor, backlog, client=client, environ=environ, chunked=framing)
+    uid = person.uid if person is not None else None
+    if person is not None:
+        # The name's claim refreshed, the stream registered with the session (past its cap, its
+        # oldest stream ends; a guest's is marked in the online list), the sidebar's rooms read:
+        # one round trip. None: the name is someone else's now: this stream listens anonymously.
+        admitted = admit_person_of(ripple, person.name, person.sid, person.guest, person.account, uid)
+        if admitted is not None:
+            sub.name, sub.sid, sub.account, sub.expires = person.name, person.sid, person.account, person.expires
+            sub.conn, sidebar = admitted
+            _follow_sidebar(ripple, sub, sidebar, person, address)
+    sub.gate = gate.stream_gate_of(ripple.rooms, room, access, uid, address)  # a ban, a removal...
+    if client is not None:
+        # A reader that stops reading would block this stream's writes forever while Redis
+        # buffers for it; with a send timeout the write fails and the stream ends (the client
+        # can resume with its cursor). The kernel's socket buffers bound the memory meanwhile.
+        client.settimeout(float(cfg["SEND_TIMEOUT_SECONDS"]))
+        # A client that vanished without a word (a phone off the network) acknowledges
+        # nothing more: the kernel gives up on it within about two heartbeats.
+        wire.keep_alive(client, hub.heartbeat, float(cfg["SEND_TIMEOUT_SECONDS"]))
+    return sub
+
+
+def _follow_sidebar(ripple, sub, rooms, person, address):
+    """Let a signed-in stream carry the person's sidebar (``rooms``: Reading.rooms'): their
+    other rooms' activity (at most WATCHED of them) and, once it is subscribed, the counts of
+    all. Without Redis the stream opens without it (its own replay says whether Redis is back)."""
+    reading = ripple.reading
+    try:
+        sids = sorted(ripple.accounts.session_ids(person.account)) if person.account else [person.sid]
+        reader = reading_people.Reader(reading_people.reader_id(person.uid), sids or [person.sid])
+        rooms = gate.readable_of(ripple.redis, rooms, person.uid, address)  # a private room only while a member
+    except redis.RedisError:
+        return
+    sub.watch = [keys.RoomKeys(r).activity for r in rooms if r != sub.room][:stream.WATCHED]
+    sub.greet = lambda: sse.event("unread", reading.snapshot(reader, rooms))
 
 
 def _script(client):
