@@ -102,10 +102,11 @@ local function snapshot(room, names, guests, limit, keep)
 end
 """
 
-# KEYS: online, channel, batch.  ARGV: member, name, expiry, now, room, limit, "snapshot" or "",
-# batch interval (ms; 0: publish at once). One scan of the room's members: who was here before
-# this member, then what its coming changes. Returns {the snapshot event's JSON when asked for it
-# (else ""), due (1: publish the batch after the interval)}.
+# KEYS: online, channel, batch, and ROOMS when ARGV[9] is "1" (not on a Cluster: another slot).
+# ARGV: member, name, expiry, now, room, limit, "snapshot" or "", batch interval (ms; 0: publish
+# at once), "1"/"0". One scan of the room's members: who was here before this member, then what
+# its coming changes; the room goes on the sweeper's list. Returns {the snapshot event's JSON when
+# asked for it (else ""), due (1: publish the batch after the interval)}.
 _JOIN_LUA = _ONLINE + """
 local name, guest = ARGV[2], string.sub(ARGV[1], -2) == '.g'
 local limit, batch_ms = tonumber(ARGV[6]), tonumber(ARGV[8])
@@ -113,6 +114,7 @@ local names, guests, seen = online(KEYS[1], ARGV[4])
 local present = seen[name]
 local signed = present and not guests[name]
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+if ARGV[9] == '1' then redis.call('SADD', KEYS[4], ARGV[5]) end
 if not present then
   names[#names + 1] = name
   if guest then guests[name] = true end
@@ -241,6 +243,10 @@ class Presence:
         self._flush = client.register_script(_FLUSH_LUA.replace("'PUBLISH'", command))
         self.admit_fn_lua = ADMIT_FN_LUA.replace("'PUBLISH'", command)  # for app/web/opening.py
         self._sweeper = None
+        # The join's script puts the room on the sweeper's list itself, but on a Cluster (the
+        # list is in another slot) a call of its own does.
+        single = not isinstance(client, redis.RedisCluster)
+        self._rooms_key, self._rooms_flag = ((ROOMS,), "1") if single else ((), "0")
 
     @property
     def ttl_ms(self):
@@ -289,10 +295,12 @@ class Presence:
         """
         k = keys.RoomKeys(room)
         now = now_ms()
-        event, due = self._join(keys=[k.online, k.channel, k.presence_batch, *self._hook_keys],
+        event, due = self._join(keys=[k.online, k.channel, k.presence_batch, *self._rooms_key, *self._hook_keys],
                                 args=[_member(name, conn), name, now + self.ttl_ms, now, room, self.list_max,
-                                      "snapshot" if snapshot else "", self.batch_ms, *self._hook_args])
-        self.redis.sadd(ROOMS, room)  # another slot: outside the script
+                                      "snapshot" if snapshot else "", self.batch_ms, self._rooms_flag,
+                                      *self._hook_args])
+        if not self._rooms_key:
+            self.redis.sadd(ROOMS, room)  # a Cluster: another slot, outside the script
         if due:
             self._flush_later(room)
         return event.decode() if isinstance(event, bytes) else event
@@ -308,10 +316,11 @@ class Presence:
         now = now_ms()
         conn = "page:" + hashlib.sha256(sid.encode()).hexdigest()[:16]  # the session id stays out
         conn += GUEST if guest else ""
-        _, due = self._join(keys=[k.online, k.channel, k.presence_batch, *self._hook_keys],
+        _, due = self._join(keys=[k.online, k.channel, k.presence_batch, *self._rooms_key, *self._hook_keys],
                             args=[_member(name, conn), name, now + int(seconds * 1000), now, room,
-                                  self.list_max, "", self.batch_ms, *self._hook_args])
-        self.redis.sadd(ROOMS, room)
+                                  self.list_max, "", self.batch_ms, self._rooms_flag, *self._hook_args])
+        if not self._rooms_key:
+            self.redis.sadd(ROOMS, room)
         if due:
             self._flush_later(room)
         self.ensure_sweeper()
