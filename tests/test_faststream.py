@@ -3,9 +3,11 @@ stream as Flask's, and every refusal, error and signed-in stream is Flask's own 
 from email.utils import parsedate_to_datetime
 
 import pytest
+import redis
 from werkzeug.test import EnvironBuilder
 
 from app import create_app
+from app.people import addresses, identity
 from app.rooms import keys, records
 from app.web import faststream, opening
 
@@ -167,3 +169,49 @@ def dump_cookie_parts(header):
         key, eq, value = item.strip().partition("=")
         parts[key] = value if eq else True
     return parts
+
+
+@pytest.mark.parametrize("backlog", ["%C2%B2", "1" * 5000])  # "²": isdigit() yet no int(); too many digits
+def test_a_backlog_that_is_digits_but_no_int_is_flasks_400_not_a_500(redis_url, room, backlog):
+    app = make_app(redis_url)
+    path = "/rooms/%s/events?backlog=%s" % (room, backlog)
+    status, _, _ = open_stream(app, path)
+    # The same request through Flask's route (another parameter skips the fast path): 400.
+    flask_status, _, _ = open_stream(app, path + "&other=1")
+    assert flask_status.startswith("400")
+    assert status == flask_status
+
+
+def test_with_cors_on_every_stream_is_flasks_with_its_cors_headers(redis_url, room, handed):
+    app = make_app(redis_url, CORS_ORIGINS="https://a.example,https://b.example")
+    _, head, _ = open_stream(app, "/rooms/%s/events" % room)
+    # flask-cors answers a request without Origin too (always_send): the origins, credentials...
+    assert len(handed) == 1 and "Access-Control-Allow-Origin" in head
+
+
+def test_a_redis_failure_after_the_fast_paths_admission_gives_the_place_back(redis_url, room, handed,
+                                                                           monkeypatch, redis_client):
+    """The stream's building fails on the fast path (Redis), then Flask's path finds Redis failing
+    too (the session's record): Flask answers 503, and the address's place must be free again
+    (Flask's own path admits nothing before that failure)."""
+    app = make_app(redis_url, MAX_STREAMS_PER_ADDRESS=1)
+    cookie = signed_in(app, "dee-" + room[-6:])
+    address = "2001:db8::1:" + room[-4:]
+
+    def failing_subscription(*args, **kwargs):
+        raise redis.ConnectionError("Redis went away while the stream was being built")
+    monkeypatch.setattr(opening, "subscription", failing_subscription)
+    calls = {"n": 0}
+    real_record = identity.Sessions.record
+
+    def record(self, sid, refresh=True):
+        calls["n"] += 1
+        if calls["n"] > 1:  # the fast path's read succeeded; Redis fails from then on
+            raise redis.ConnectionError("Redis is down")
+        return real_record(self, sid, refresh)
+    monkeypatch.setattr(identity.Sessions, "record", record)
+    status, head, body = open_stream(app, "/rooms/%s/events" % room, {"Cookie": cookie,
+                                                                      "Accept": "text/event-stream"}, address)
+    assert len(handed) == 1 and opening.CHECKED not in handed[0] and b"event: busy" in body and b'"status": 503' in body
+    left = redis_client.zrange(addresses.key(address), 0, -1)
+    assert left == [], "the address's place stays taken: %r" % left

@@ -8,7 +8,7 @@ import pytest
 import redis as redis_py
 
 from app.delivery.position import Position
-from app.people.presence import Presence
+from app.people.presence import ROOMS, Presence
 from app.people.presence import now_ms as presence_now
 from app.rooms import keys
 
@@ -117,3 +117,28 @@ def test_with_batches_off_every_announcement_is_published_at_once(client, room, 
     for name in ("ann", "bob", "cy"):
         join(presence, room, name + uuid.uuid4().hex[:4])
     assert [len(events(p)) for p in listener(3)] == [1, 1, 1]
+
+
+def test_the_sweeper_publishes_a_batch_whose_publisher_is_overdue(presence, room, listener, client):
+    join(presence, room, "ann")
+    join(presence, room, "bob")  # waits; its flush never runs (its worker died)
+    client.pexpire(keys.RoomKeys(room).presence_batch, presence.batch_ms)  # two intervals on
+    presence.sweep_room(room, presence_now())
+    _, batch = listener(2)
+    assert [e["name"] for _, e in events(batch)] == ["bob"]
+
+
+def test_a_batch_not_yet_due_waits_for_its_publisher(presence, room, client):
+    join(presence, room, "ann")
+    join(presence, room, "bob")
+    presence.sweep_room(room, presence_now())
+    assert client.llen(keys.RoomKeys(room).presence_batch) == 1
+
+
+def test_a_sweep_that_leaves_a_room_empty_takes_it_off_the_sweepers_list(presence, room, client):
+    join(presence, room, "ann")
+    assert client.sismember(ROOMS, room)
+    online = keys.RoomKeys(room).online
+    client.zadd(online, {m: 1 for m in client.zrange(online, 0, -1)}, xx=True)
+    assert presence.sweep_room(room, presence_now()) == 0
+    assert not client.sismember(ROOMS, room)

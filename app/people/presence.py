@@ -60,15 +60,29 @@ end
 -- and go out together (Presence.flush: one PUBLISH, one wake-up of each stream for many joins);
 -- while a batch waits, a small room's join too (the order holds). ``due`` is set when this
 -- script's caller must have the batch published after the batch interval (``batch_ms``): the
--- batch was empty, or its publisher is overdue (a worker that died first: the batch then lives
--- two intervals more).
+-- batch was empty, or its publisher is overdue (its worker died first). The batch's time to
+-- live tells its age: set to batch_life() when a publisher is due, it is overdue two intervals
+-- later; the sweeper publishes an overdue batch too (_SWEEP_LUA), so only a minute without
+-- either loses it.
 local due = 0
+local function batch_life(batch_ms) return math.max(60000, 4 * batch_ms) end
+local function overdue(batch, batch_ms)
+  local left = redis.call('PTTL', batch)
+  return left >= 0 and left < batch_life(batch_ms) - 2 * batch_ms
+end
 local function queue(batch, event, batch_ms)
   local waiting = redis.call('RPUSH', batch, event)
-  if waiting == 1 or redis.call('PTTL', batch) < 2 * batch_ms then
-    redis.call('PEXPIRE', batch, 4 * batch_ms)
+  if waiting == 1 or overdue(batch, batch_ms) then
+    redis.call('PEXPIRE', batch, batch_life(batch_ms))
     due = 1
   end
+end
+local function publish_batch(batch, channel)
+  local events = redis.call('LRANGE', batch, 0, -1)
+  if #events == 0 then return 0 end
+  redis.call('DEL', batch)
+  redis.call('PUBLISH', channel, '!presence\\n' .. table.concat(events, '\\n\\nevent: presence\\ndata: '))
+  return #events
 end
 local function tell(channel, room, name, action, guest, count, names, guests, limit, batch, batch_ms)
   local event = '{"room":' .. cjson.encode(room) .. ',"name":' .. cjson.encode(name) ..
@@ -129,14 +143,23 @@ if ARGV[7] == 'snapshot' then return {snapshot(ARGV[5], names, guests, limit, na
 return {'', due}
 """
 
-# KEYS: online, channel, batch.  ARGV: now, room, limit, batch interval (ms).  Remove expired
+# KEYS: online, channel, batch, and ROOMS when ARGV[5] is "1" (as the join's).  ARGV: now, room,
+# limit, batch interval (ms), "1"/"0".  Publish the room's batch if it is overdue; remove expired
 # members; announce names now gone, each with the room as it is once it and those announced
-# before it left. Returns {members left, due (as the join's)}.
+# before it left; with no member left, take the room off the sweeper's list (in the script: a
+# join between a separate count and removal would be left unswept). Returns {members left, due
+# (as the join's)}.
 _SWEEP_LUA = _ONLINE + """
-local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
-if #expired == 0 then return {redis.call('ZCARD', KEYS[1]), 0} end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
 local limit, batch_ms = tonumber(ARGV[3]), tonumber(ARGV[4])
+if batch_ms > 0 and overdue(KEYS[3], batch_ms) then publish_batch(KEYS[3], KEYS[2]) end
+local function done()
+  local left = redis.call('ZCARD', KEYS[1])
+  if left == 0 and ARGV[5] == '1' then redis.call('SREM', KEYS[4], ARGV[2]) end
+  return {left, due}
+end
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
+if #expired == 0 then return done() end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
 local names, guests, still = online(KEYS[1], ARGV[1])
 local gone, order, signed = {}, {}, {}
 for _, m in ipairs(expired) do
@@ -161,19 +184,15 @@ for i, name in ipairs(order) do
   announce(KEYS[2], ARGV[2], name, 'leave', not signed[name], count, now_names, now_guests, limit, KEYS[3],
            batch_ms)
 end
-return {redis.call('ZCARD', KEYS[1]), due}
+return done()
 """
 
 # KEYS: batch, channel.  Publish a room's waiting announcements as one payload: the first
 # event's "!presence\n<json>", each further one framed after it ("\n\nevent: presence\ndata:
 # <json>"), so every stream relays them as they are (app/delivery/position.py: an unnumbered
 # payload's text is framed once, as ``event: presence``). Returns how many went.
-_FLUSH_LUA = """
-local events = redis.call('LRANGE', KEYS[1], 0, -1)
-if #events == 0 then return 0 end
-redis.call('DEL', KEYS[1])
-redis.call('PUBLISH', KEYS[2], '!presence\\n' .. table.concat(events, '\\n\\nevent: presence\\ndata: '))
-return #events
+_FLUSH_LUA = _ONLINE + """
+return publish_batch(KEYS[1], KEYS[2])
 """
 
 
@@ -412,15 +431,15 @@ class Presence:
         """Remove expired members in every room with members; announce who left."""
         now = now_ms()
         for room in self.redis.smembers(ROOMS):
-            if not self.sweep_room(room, now):
-                self.redis.srem(ROOMS, room)
+            if not self.sweep_room(room, now) and not self._rooms_key:
+                self.redis.srem(ROOMS, room)  # a Cluster: another slot (the script does it otherwise)
 
     def sweep_room(self, room, now):
         """Remove ``room``'s members expired at ``now`` (ms); announce who left. Returns how
         many members are left (live or in their grace window)."""
         k = keys.RoomKeys(room)
-        left, due = self._sweep(keys=[k.online, k.channel, k.presence_batch, *self._hook_keys],
-                                args=[now, room, self.list_max, self.batch_ms, *self._hook_args])
+        left, due = self._sweep(keys=[k.online, k.channel, k.presence_batch, *self._rooms_key, *self._hook_keys],
+                                args=[now, room, self.list_max, self.batch_ms, self._rooms_flag, *self._hook_args])
         if due:
             self._flush_later(room)
         return left

@@ -2,14 +2,15 @@
 
 After a deploy, a reload or a crashed worker every client of a worker reconnects at once (issue
 20), and through Flask each open spent ~0.8 ms of CPU on the request context, routing and hooks
-that decide nothing for it (docs/performance.md, "Opening streams"). This WSGI middleware opens
-a ``GET /rooms/<room>/events`` with a well-formed ``backlog`` and cursor and no Authorization
-header, ``?token=``, trusted proxy's user header or cross-origin ``Origin`` (when CORS is on):
-anonymous, or signed in by the session cookie (read as Flask reads it, its session asked of Redis
-as identity.current() asks). It runs the very checks of the stream route (app/web/opening.py's
-one script: the limits, the room's access, the address's admission) and, when they all let the
-stream through, builds the stream as the route does (opening.subscription) and answers with the
-head Flask would have sent (a signed-in session's refreshed cookie included).
+that decide nothing for it (docs/performance.md, "Opening streams"). While CORS is off (flask-cors
+adds its headers to every answer), this WSGI middleware opens a ``GET /rooms/<room>/events``
+with a well-formed ``backlog`` and cursor and no Authorization header, ``?token=`` or trusted
+proxy's user header: anonymous, or signed in by the session cookie (read as Flask reads it, its
+session asked of Redis as identity.current() asks). It runs the very checks of the stream route
+(app/web/opening.py's one script: the limits, the room's access, the address's admission) and,
+when they all let the stream through, builds the stream as the route does
+(opening.subscription) and answers with the head Flask would have sent (a signed-in session's
+refreshed cookie included).
 
 Everything else goes on to Flask unchanged, so every refusal and error is Flask's own answer
 (translated, in the form an EventSource retries): when the checks ran and did not let the
@@ -52,15 +53,15 @@ class FastStream:
         self.lifetime_s = int(app.permanent_session_lifetime.total_seconds())
         self.user_header = ("HTTP_" + cfg["TRUSTED_USER_HEADER"].upper().replace("-", "_")
                             if cfg.get("TRUSTED_USER_HEADER") and cfg.get("TRUSTED_PROXIES") else None)
-        self.cors = bool(cors.origins(cfg["CORS_ORIGINS"]))  # its answers need flask-cors's headers
+        # With CORS on, flask-cors adds its headers to every answer (with or without Origin).
+        self.cors = bool(cors.origins(cfg["CORS_ORIGINS"]))
         self.backlog_max = int(cfg["BACKLOG_MAX"])
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
         if (environ.get("REQUEST_METHOD") != "GET" or not path.startswith(_PREFIX)
                 or not path.endswith(_SUFFIX) or "HTTP_AUTHORIZATION" in environ
-                or (self.user_header and self.user_header in environ)
-                or (self.cors and "HTTP_ORIGIN" in environ)):
+                or (self.user_header and self.user_header in environ) or self.cors):
             return self.next(environ, start_response)
         try:
             opened = self._open(environ, path[len(_PREFIX):-len(_SUFFIX)])
@@ -77,7 +78,9 @@ class FastStream:
         if room is None or args is None:
             return None
         backlog = args.get("backlog", "0")
-        if not (backlog.isdigit() and int(backlog) <= self.backlog_max):
+        # ASCII digits only ("²" is a digit to isdigit(), not to int()), and few of them.
+        if not (backlog.isascii() and backlog.isdigit() and len(backlog) <= 9
+                and int(backlog) <= self.backlog_max):
             return None  # Flask's 400, in the reader's language
         raw = environ.get("HTTP_LAST_EVENT_ID") or args.get("last_event_id")
         cursor = keys.parse_cursor(raw)
@@ -111,7 +114,10 @@ class FastStream:
                 try:
                     return self._relay(environ, room, cursor, int(backlog), access, address, person, cookie)
                 except redis.RedisError:
-                    pass  # Flask's path tries once more with this admission: it answers the failure
+                    # Flask's path runs the checks again and answers the failure (503). Only
+                    # here, with Redis failing after the checks counted, is an open counted twice.
+                    ext.addresses.give_back(address, conn)
+                    return None
                 except Exception:
                     ext.addresses.give_back(address, conn)
                     raise
