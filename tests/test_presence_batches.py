@@ -142,3 +142,24 @@ def test_a_sweep_that_leaves_a_room_empty_takes_it_off_the_sweepers_list(presenc
     client.zadd(online, {m: 1 for m in client.zrange(online, 0, -1)}, xx=True)
     assert presence.sweep_room(room, presence_now()) == 0
     assert not client.sismember(ROOMS, room)
+
+
+def test_in_a_busy_small_room_only_a_batchs_last_event_carries_the_lists(client, room, listener, monkeypatch):
+    presence = Presence(client, heartbeat=5, grace=5, max_per_session=4, list_max=10, batch_ms=60_000)
+    monkeypatch.setattr(presence, "_flush_later", lambda room: None)
+    for name in ("ann", "bob", "cy"):  # ann's goes at once (a calm room); the others come too soon
+        join(presence, room, name)
+    presence.flush(room)
+    first, batch = listener(2)
+    assert events(first)[0][1]["online"] == ["ann"]
+    (_, bob), (_, cy) = events(batch)
+    assert "online" not in bob and bob["online_count"] == 2  # the change alone
+    assert cy["online"] == ["ann", "bob", "cy"] and cy["guests"] == [] and cy["online_count"] == 3
+
+
+def test_a_calm_rooms_announcement_goes_at_once_after_the_interval(client, room, listener):
+    presence = Presence(client, heartbeat=5, grace=5, max_per_session=4, list_max=10, batch_ms=50)
+    join(presence, room, "ann")
+    wait_until(lambda: not client.exists(keys.RoomKeys(room).presence_hold), message="the hold lapses")
+    join(presence, room, "bob")
+    assert [e["name"] for p in listener(2) for _, e in events(p)] == ["ann", "bob"]

@@ -56,50 +56,59 @@ local function lists(names, guests)
   table.sort(names)
   return ',"online":' .. quote(names) .. ',"guests":' .. quote(names, guests)
 end
--- A big room's announcements (more than ``limit`` online) wait in the room's batch, in order,
--- and go out together (Presence.flush: one PUBLISH, one wake-up of each stream for many joins);
--- while a batch waits, a small room's join too (the order holds). ``due`` is set when this
--- script's caller must have the batch published after the batch interval (``batch_ms``): the
--- batch was empty, or its publisher is overdue (its worker died first). The batch's time to
--- live tells its age: set to batch_life() when a publisher is due, it is overdue two intervals
--- later; the sweeper publishes an overdue batch too (_SWEEP_LUA), so only a minute without
--- either loses it.
+-- A room's announcements go out at once while it is calm; one that comes within the batch
+-- interval (``batch_ms``) of the last one sent waits in the room's batch, in order, and the
+-- batch goes out one interval later in one payload (Presence.flush: one PUBLISH, one wake-up of
+-- each stream for many joins). In a batch only the last event carries the ``online``/``guests``
+-- lists (each is stored as "<event>\\0<lists>"): N people coming into a room of M cost about M
+-- wake-ups and M lists per interval, not N x M. ``due`` is set when this script's caller must
+-- have the batch published after the interval: the batch was empty, or its publisher is
+-- overdue (its worker died first). The batch's time to live tells its age: set to
+-- batch_life() when a publisher is due, it is overdue two intervals later; the sweeper
+-- publishes an overdue batch too (_SWEEP_LUA), so only a minute without either loses it.
+-- Each script sets the room's batch and hold keys and the interval first.
+local batch_key, hold_key, batch_ms = nil, nil, 0
 local due = 0
-local function batch_life(batch_ms) return math.max(60000, 4 * batch_ms) end
-local function overdue(batch, batch_ms)
-  local left = redis.call('PTTL', batch)
-  return left >= 0 and left < batch_life(batch_ms) - 2 * batch_ms
+local function batch_life() return math.max(60000, 4 * batch_ms) end
+local function overdue()
+  local left = redis.call('PTTL', batch_key)
+  return left >= 0 and left < batch_life() - 2 * batch_ms
 end
-local function queue(batch, event, batch_ms)
-  local waiting = redis.call('RPUSH', batch, event)
-  if waiting == 1 or overdue(batch, batch_ms) then
-    redis.call('PEXPIRE', batch, batch_life(batch_ms))
+local function queue(stored)
+  local waiting = redis.call('RPUSH', batch_key, stored)
+  if waiting == 1 or overdue() then
+    redis.call('PEXPIRE', batch_key, batch_life())
     due = 1
   end
 end
-local function publish_batch(batch, channel)
-  local events = redis.call('LRANGE', batch, 0, -1)
-  if #events == 0 then return 0 end
-  redis.call('DEL', batch)
+local function publish_batch(channel)
+  local stored = redis.call('LRANGE', batch_key, 0, -1)
+  if #stored == 0 then return 0 end
+  redis.call('DEL', batch_key)
+  local events = {}
+  for i, one in ipairs(stored) do
+    local cut = string.find(one, '\\0', 1, true)
+    events[i] = string.sub(one, 1, cut - 1) .. (i == #stored and string.sub(one, cut + 1) or '') .. '}'
+  end
   redis.call('PUBLISH', channel, '!presence\\n' .. table.concat(events, '\\n\\nevent: presence\\ndata: '))
-  return #events
+  redis.call('SET', hold_key, '1', 'PX', batch_ms)  -- a busy room: what comes next waits too
+  return #stored
 end
-local function tell(channel, room, name, action, guest, count, names, guests, limit, batch, batch_ms)
+local function tell(channel, room, name, action, guest, count, names, guests, limit)
   local event = '{"room":' .. cjson.encode(room) .. ',"name":' .. cjson.encode(name) ..
     ',"action":"' .. action .. '","guest":' .. (guest and 'true' or 'false') ..
     ',"online_count":' .. string.format('%d', count)
-  if count <= limit then event = event .. lists(names, guests) end
-  event = event .. '}'
-  if batch_ms > 0 and (count > limit or redis.call('EXISTS', batch) == 1) then
-    queue(batch, event, batch_ms)
+  local listed = count <= limit and lists(names, guests) or ''
+  if batch_ms > 0 and (redis.call('EXISTS', batch_key) == 1 or redis.call('EXISTS', hold_key) == 1) then
+    queue(event .. '\\0' .. listed)
   else
-    redis.call('PUBLISH', channel, '!presence\\n' .. event)
+    redis.call('PUBLISH', channel, '!presence\\n' .. event .. listed .. '}')
+    if batch_ms > 0 then redis.call('SET', hold_key, '1', 'PX', batch_ms) end
   end
-  return event
+  return event .. listed .. '}'
 end
-local function announce(channel, room, name, action, guest, count, names, guests, limit, batch, batch_ms)
-  webhook_event(action, room, tell(channel, room, name, action, guest, count, names, guests, limit, batch,
-                                   batch_ms))
+local function announce(channel, room, name, action, guest, count, names, guests, limit)
+  webhook_event(action, room, tell(channel, room, name, action, guest, count, names, guests, limit))
 end
 -- The snapshot: the first ``limit`` names in order, ``keep`` always among them.
 local function snapshot(room, names, guests, limit, keep)
@@ -116,45 +125,48 @@ local function snapshot(room, names, guests, limit, keep)
 end
 """
 
-# KEYS: online, channel, batch, and ROOMS when ARGV[9] is "1" (not on a Cluster: another slot).
+# KEYS: online, channel, batch, hold, and ROOMS when ARGV[9] is "1" (not on a Cluster: another
+# slot).
 # ARGV: member, name, expiry, now, room, limit, "snapshot" or "", batch interval (ms; 0: publish
 # at once), "1"/"0". One scan of the room's members: who was here before this member, then what
 # its coming changes; the room goes on the sweeper's list. Returns {the snapshot event's JSON when
 # asked for it (else ""), due (1: publish the batch after the interval)}.
 _JOIN_LUA = _ONLINE + """
 local name, guest = ARGV[2], string.sub(ARGV[1], -2) == '.g'
-local limit, batch_ms = tonumber(ARGV[6]), tonumber(ARGV[8])
+local limit = tonumber(ARGV[6])
+batch_key, hold_key, batch_ms = KEYS[3], KEYS[4], tonumber(ARGV[8])
 local names, guests, seen = online(KEYS[1], ARGV[4])
 local present = seen[name]
 local signed = present and not guests[name]
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
-if ARGV[9] == '1' then redis.call('SADD', KEYS[4], ARGV[5]) end
+if ARGV[9] == '1' then redis.call('SADD', KEYS[5], ARGV[5]) end
 if not present then
   names[#names + 1] = name
   if guest then guests[name] = true end
-  announce(KEYS[2], ARGV[5], name, 'join', guest, #names, names, guests, limit, KEYS[3], batch_ms)
+  announce(KEYS[2], ARGV[5], name, 'join', guest, #names, names, guests, limit)
 elseif not signed and not guest then
   -- a guest who just registered or signed in (their guest connections linger): not a join
   -- (no webhook), but everyone's list stops calling them a guest now
   guests[name] = nil
-  tell(KEYS[2], ARGV[5], name, 'here', false, #names, names, guests, limit, KEYS[3], batch_ms)
+  tell(KEYS[2], ARGV[5], name, 'here', false, #names, names, guests, limit)
 end
 if ARGV[7] == 'snapshot' then return {snapshot(ARGV[5], names, guests, limit, name), due} end
 return {'', due}
 """
 
-# KEYS: online, channel, batch, and ROOMS when ARGV[5] is "1" (as the join's).  ARGV: now, room,
+# KEYS: online, channel, batch, hold, and ROOMS when ARGV[5] is "1" (as the join's).  ARGV: now, room,
 # limit, batch interval (ms), "1"/"0".  Publish the room's batch if it is overdue; remove expired
 # members; announce names now gone, each with the room as it is once it and those announced
 # before it left; with no member left, take the room off the sweeper's list (in the script: a
 # join between a separate count and removal would be left unswept). Returns {members left, due
 # (as the join's)}.
 _SWEEP_LUA = _ONLINE + """
-local limit, batch_ms = tonumber(ARGV[3]), tonumber(ARGV[4])
-if batch_ms > 0 and overdue(KEYS[3], batch_ms) then publish_batch(KEYS[3], KEYS[2]) end
+local limit = tonumber(ARGV[3])
+batch_key, hold_key, batch_ms = KEYS[3], KEYS[4], tonumber(ARGV[4])
+if batch_ms > 0 and overdue() then publish_batch(KEYS[2]) end
 local function done()
   local left = redis.call('ZCARD', KEYS[1])
-  if left == 0 and ARGV[5] == '1' then redis.call('SREM', KEYS[4], ARGV[2]) end
+  if left == 0 and ARGV[5] == '1' then redis.call('SREM', KEYS[5], ARGV[2]) end
   return {left, due}
 end
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
@@ -181,18 +193,19 @@ for i, name in ipairs(order) do
       if not signed[order[j]] then now_guests[order[j]] = true end
     end
   end
-  announce(KEYS[2], ARGV[2], name, 'leave', not signed[name], count, now_names, now_guests, limit, KEYS[3],
-           batch_ms)
+  announce(KEYS[2], ARGV[2], name, 'leave', not signed[name], count, now_names, now_guests, limit)
 end
 return done()
 """
 
-# KEYS: batch, channel.  Publish a room's waiting announcements as one payload: the first
+# KEYS: batch, channel, hold.  ARGV: batch interval (ms).  Publish a room's waiting
+# announcements as one payload (the lists on the last only): the first
 # event's "!presence\n<json>", each further one framed after it ("\n\nevent: presence\ndata:
 # <json>"), so every stream relays them as they are (app/delivery/position.py: an unnumbered
 # payload's text is framed once, as ``event: presence``). Returns how many went.
 _FLUSH_LUA = _ONLINE + """
-return publish_batch(KEYS[1], KEYS[2])
+batch_key, hold_key, batch_ms = KEYS[1], KEYS[3], tonumber(ARGV[1])
+return publish_batch(KEYS[2])
 """
 
 
@@ -245,8 +258,9 @@ class Presence:
         # Above this many names online, announcements carry the change alone, and snapshots this
         # many names and the count (the module's comment above _ONLINE says why).
         self.list_max = max(1, int(list_max))
-        # And they go out together, at most this far apart (ms; 0: each at once): N people
-        # coming into a room of M cost M wake-ups per batch instead of N x M (tell's comment).
+        # Announcements this close (ms) to a room's previous one wait and go out together
+        # (0: each at once): N people coming into a room of M cost M wake-ups per batch
+        # instead of N x M (the comment above tell says how).
         self.batch_ms = max(0, int(batch_ms))
         # Join and leave go to the webhooks from the script that announces them (app/webhooks/).
         self._hook_keys, self._hook_args = outbox.event_keys() if outbox is not None else ((), ())
@@ -314,7 +328,7 @@ class Presence:
         """
         k = keys.RoomKeys(room)
         now = now_ms()
-        event, due = self._join(keys=[k.online, k.channel, k.presence_batch, *self._rooms_key, *self._hook_keys],
+        event, due = self._join(keys=[*self._batch_keys(k), *self._rooms_key, *self._hook_keys],
                                 args=[_member(name, conn), name, now + self.ttl_ms, now, room, self.list_max,
                                       "snapshot" if snapshot else "", self.batch_ms, self._rooms_flag,
                                       *self._hook_args])
@@ -335,7 +349,7 @@ class Presence:
         now = now_ms()
         conn = "page:" + hashlib.sha256(sid.encode()).hexdigest()[:16]  # the session id stays out
         conn += GUEST if guest else ""
-        _, due = self._join(keys=[k.online, k.channel, k.presence_batch, *self._rooms_key, *self._hook_keys],
+        _, due = self._join(keys=[*self._batch_keys(k), *self._rooms_key, *self._hook_keys],
                             args=[_member(name, conn), name, now + int(seconds * 1000), now, room,
                                   self.list_max, "", self.batch_ms, self._rooms_flag, *self._hook_args])
         if not self._rooms_key:
@@ -438,11 +452,16 @@ class Presence:
         """Remove ``room``'s members expired at ``now`` (ms); announce who left. Returns how
         many members are left (live or in their grace window)."""
         k = keys.RoomKeys(room)
-        left, due = self._sweep(keys=[k.online, k.channel, k.presence_batch, *self._rooms_key, *self._hook_keys],
+        left, due = self._sweep(keys=[*self._batch_keys(k), *self._rooms_key, *self._hook_keys],
                                 args=[now, room, self.list_max, self.batch_ms, self._rooms_flag, *self._hook_args])
         if due:
             self._flush_later(room)
         return left
+
+    @staticmethod
+    def _batch_keys(k):
+        """The first KEYS of the join's and the sweep's scripts, for RoomKeys ``k``."""
+        return [k.online, k.channel, k.presence_batch, k.presence_hold]
 
     def _flush_later(self, room):
         """Publish ``room``'s waiting announcements after the batch interval, in a greenlet of
@@ -455,7 +474,7 @@ class Presence:
         Never raises: with Redis failing they wait for the next announcement's worker."""
         k = keys.RoomKeys(room)
         try:
-            return self._flush(keys=[k.presence_batch, k.channel])
+            return self._flush(keys=[k.presence_batch, k.channel, k.presence_hold], args=[self.batch_ms])
         except redis.RedisError as exc:
             logger.info("presence batch not published room=%s error=%s", room, exc)
             return 0

@@ -50,7 +50,7 @@ class RoomKeys:
     """The Redis names one room uses, all in one cluster hash slot."""
 
     __slots__ = ("room", "log", "channel", "meta", "tag", "online", "changed", "activity", "deleted", "people", "seen",
-                 "presence_batch")
+                 "presence_batch", "presence_hold")
 
     def __init__(self, room):
         self.room = room
@@ -61,6 +61,7 @@ class RoomKeys:
         self.online = self.tag + ":online"    # sorted set: "<name>\n<connection>" -> expiry (ms)
         # List: a big room's presence announcements waiting to go out together (app/people/presence.py).
         self.presence_batch = self.tag + ":presence-batch"
+        self.presence_hold = self.tag + ":presence-hold"  # set for an interval after one went out
         # Sorted set (all scores 0, read by lex): "<padded id>|<message json>", the current
         # version of every message edited, deleted or reacted to (app/rooms/conversation.py).
         self.changed = self.tag + ":changed"
