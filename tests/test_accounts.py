@@ -13,7 +13,8 @@ import pytest
 from app.people.names import Names
 
 from .servers import Gunicorn, wait_until
-from .support import SERVER_ENV, TEST_HEARTBEAT
+from .support import SERVER_ENV, TEST_HEARTBEAT, ready
+from .support import streams_on_both_workers as both_workers
 from .test_sessions_security import copy_of, until_end
 from .web import Browser
 
@@ -68,15 +69,8 @@ def cli(redis_url, *args, stdin=None):
 
 
 def streams_on_both_workers(server, browser, room):
-    streams = []
-    for _ in range(9):  # the per-session cap is 10: nine tries to land on both workers
-        stream = browser.stream(room)
-        stream.until("ready")
-        streams.append(stream)
-        if len({server.worker_of(s.local_port) for s in streams}) == 2:
-            break
-    assert len({server.worker_of(s.local_port) for s in streams}) == 2
-    return streams
+    """The browser's ready streams of ``room`` on both workers (the per-session cap is 10)."""
+    return both_workers(server, lambda: ready(browser.stream(room)), most=8)
 
 
 # -- register, sign in, sign out ------------------------------------------------------------------

@@ -21,7 +21,7 @@ from app.rooms import keys
 from app.web import targets
 
 from .servers import Gunicorn, wait_until
-from .support import SERVER_ENV, TEST_HEARTBEAT, TOKEN
+from .support import SERVER_ENV, TEST_HEARTBEAT, TOKEN, ready, streams_on_both_workers
 from .web import Browser
 
 GRACE = 3 * TEST_HEARTBEAT  # RIPPLE_NAME_GRACE_HEARTBEATS (3) heartbeats
@@ -138,15 +138,8 @@ def test_a_copied_cookie_is_refused_after_sign_out(server, room):
 
 def test_sign_out_ends_its_streams_on_every_worker_at_once(server, room):
     ann = person(server, "ann")
-    streams = []
+    streams = streams_on_both_workers(server, lambda: ready(ann.stream(room)))  # the session's cap: 10
     try:
-        for _ in range(8):  # the per-session cap is 10: enough to land on both workers
-            stream = ann.stream(room)
-            stream.until("ready")
-            streams.append(stream)
-            if len({server.worker_of(s.local_port) for s in streams}) == 2:
-                break
-        assert len({server.worker_of(s.local_port) for s in streams}) == 2
         assert ann.request("DELETE", "/session")[0] == 204
         for stream in streams:
             stream.until("signed-out", timeout=5)

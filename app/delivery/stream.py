@@ -164,6 +164,18 @@ class Subscription:
         self.watch, self.greet = (), None
 
 
+class _NameHold:
+    """A stream's name hold, sent with its presence refresh (Presence.refresh's ``also``)."""
+
+    __slots__ = ("names", "sub", "reply")
+
+    def __init__(self, names, sub):
+        self.names, self.sub, self.reply = names, sub, None
+
+    def __call__(self, pipe):
+        self.names.hold_in(pipe, self.sub.name, self.sub.sid, self.sub.account)
+
+
 def reconnect_soon(retry_ms):
     """The last chunk of a stream on a leaving worker: reconnect soon, elsewhere."""
     return sse.retry(retry_ms // 4 or 1)
@@ -183,6 +195,8 @@ class Hub:
         self.heartbeat = float(cfg["HEARTBEAT_SECONDS"])
         self.retry_ms = int(cfg["RETRY_MS"])
         self.direct_backlog = int(cfg["DIRECT_BACKLOG"])
+        # A Cluster's pipelines split commands by slot: a heartbeat's name hold is a call of its own there.
+        self.cluster = topology.is_cluster(cfg["REDIS_URL"])
         # Streams write to the client socket themselves; gunicorn.conf.py turns this off when
         # gunicorn speaks anything but plain HTTP/1.x to clients.
         self.direct_writes = True
@@ -447,12 +461,18 @@ class _Live:
                         wrote = True
                 quiet_since = position.cursor()
                 if self.person is not None:
-                    ended = hub.presence.refresh(sub.room, sub.name, sub.sid, sub.conn)
+                    # An online person keeps their name: its hold rides with the refresh (one
+                    # round trip) on a single Redis; on a Cluster it has a call of its own.
+                    hold = None if hub.cluster else _NameHold(hub.names, sub)
+                    ended = hub.presence.refresh(sub.room, sub.name, sub.sid, sub.conn, also=hold)
                     if ended == presence.SESSION_ENDED:  # its word missed this worker
                         raise SignedOut()
                     if ended == presence.REPLACED:
                         raise Replaced()
-                    hub.names.hold(sub.name, sub.sid, sub.account)  # an online person keeps their name
+                    if hold is None:
+                        hub.names.hold(sub.name, sub.sid, sub.account)
+                    else:
+                        hub.names.held(hold.reply, sub.name, sub.sid, sub.account)
                 release()  # what those Redis round trips touched
 
     def _watch(self, room):

@@ -14,6 +14,8 @@ import importlib.util
 import os
 import unicodedata
 
+from redis.exceptions import NoScriptError
+
 # Marks a sentence for the catalogue; the web layer answers it in the reader's language
 # (app/web/i18n.py, translate).
 N_ = str
@@ -273,6 +275,25 @@ class Names:
         if not self._claim(keys=[self.key(name), self.account_key(name)],
                            args=[sid, self.grace_ms, "", account or ""]):
             raise NameTaken(name)
+
+    def hold_in(self, pipe, name, sid, account=None):
+        """Queue ``hold`` in pipeline ``pipe`` (a stream's heartbeat sends it with its presence
+        refresh: one round trip, not two). Its reply goes to ``held``. By EVALSHA itself: a
+        Script in a pipeline asks SCRIPT EXISTS first, a round trip of its own."""
+        pipe.execute_command("EVALSHA", self._claim.sha, 2, self.key(name), self.account_key(name),
+                             sid, self.grace_ms, "", account or "")
+
+    def held(self, reply, name, sid, account=None):
+        """Act on ``hold_in``'s reply: NameTaken when someone else holds ``name`` now; a
+        Redis that lost its scripts (NOSCRIPT) is asked again the usual way. Raises
+        the Redis error for any other failure."""
+        if isinstance(reply, NoScriptError):
+            return self.hold(name, sid, account)
+        if isinstance(reply, Exception):
+            raise reply
+        if not reply:
+            raise NameTaken(name)
+        return None
 
     def let_go(self, name, sid):
         """A stream of ``sid`` closed: the claim lapses ``grace`` from now unless refreshed."""

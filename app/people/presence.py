@@ -358,7 +358,7 @@ class Presence:
             self._flush_later(room)
         self.ensure_sweeper()
 
-    def refresh(self, room, name, sid, conn):
+    def refresh(self, room, name, sid, conn, also=None):
         """Push this stream's expiry forward (called once per heartbeat interval).
 
         If the sweeper already removed the membership (a refresh far too late), join again:
@@ -366,6 +366,10 @@ class Presence:
         else why it must end: SESSION_ENDED (its session's record is gone: signed out, and the
         word missed this worker) or REPLACED (a newer stream of the session took its place
         while its notice was lost). One round trip for all of it in the usual case.
+
+        ``also`` (optional, on a single Redis): ``also(pipe)`` queues one more command in the
+        same round trip (the name's hold: Names.hold_in) and ``also.reply`` is then set to its
+        reply, an exception object included (the caller decides: Names.held).
         """
         expiry = now_ms() + self.ttl_ms
         person = keys.PersonKeys(sid)
@@ -374,7 +378,15 @@ class Presence:
             pipe.zadd(keys.RoomKeys(room).online, {_member(name, conn): expiry}, xx=True, ch=True)
             pipe.zadd(person.streams, {conn: expiry}, xx=True, ch=True)
             pipe.pexpire(person.streams, self.ttl_ms)
-            alive, updated, registered, _ = pipe.execute()
+            if also is not None:
+                also(pipe)
+            found = pipe.execute(raise_on_error=also is None)
+        for reply in found[:4]:
+            if isinstance(reply, Exception):
+                raise reply
+        alive, updated, registered, _ = found[:4]
+        if also is not None:
+            also.reply = found[4]
         if not alive:
             return SESSION_ENDED
         if not registered:

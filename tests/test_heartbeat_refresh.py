@@ -1,0 +1,95 @@
+"""A signed-in stream's heartbeat (app/delivery/stream.py): its presence refresh and its name's
+hold go to Redis in one round trip (Presence.refresh's ``also``, Names.hold_in/held), with the
+rules of each kept. Real Redis."""
+import uuid
+
+import pytest
+import redis as redis_py
+
+from app.delivery.stream import _NameHold
+from app.people.names import Names, NameTaken
+from app.people.presence import Presence
+
+
+class _Sub:
+    """What _NameHold reads of a Subscription."""
+
+    def __init__(self, name, sid, account=None):
+        self.name, self.sid, self.account = name, sid, account
+
+
+@pytest.fixture
+def client(redis_url):
+    with redis_py.Redis.from_url(redis_url, decode_responses=True) as found:
+        yield found
+
+
+@pytest.fixture
+def names(client):
+    return Names(client, idle=600, grace=30)
+
+
+@pytest.fixture
+def presence(client):
+    return Presence(client, heartbeat=5, grace=5, max_per_session=4, batch_ms=0)
+
+
+@pytest.fixture
+def person(client, names, presence, room):
+    """A signed-in person with one stream in ``room``: (name, sid, conn)."""
+    name, sid = "ann-" + uuid.uuid4().hex[:6], "sid-" + uuid.uuid4().hex
+    client.set("ripple:{u:%s}:session" % sid, '{"name": "%s"}' % name)
+    names.claim(name, sid)
+    conn = presence.admit(sid)
+    presence.join(room, name, sid, conn)
+    return name, sid, conn
+
+
+def commands_of(client, act):
+    """How many commands Redis processed while ``act()`` ran (INFO commandstats), less INFO's."""
+    def total():
+        return sum(v["calls"] for k, v in client.info("commandstats").items() if k != "cmdstat_info")
+    before = total()
+    act()
+    return total() - before
+
+
+def test_the_refresh_carries_the_names_hold_and_extends_it(client, names, presence, person, room):
+    name, sid, conn = person
+    client.pexpire(names.key(name), 1000)  # about to lapse
+    hold = _NameHold(names, _Sub(name, sid))
+    assert presence.refresh(room, name, sid, conn, also=hold) is None
+    names.held(hold.reply, name, sid)
+    assert client.pttl(names.key(name)) > 20_000
+
+
+def test_the_hold_says_when_someone_else_holds_the_name(client, names, presence, person, room):
+    name, sid, conn = person
+    client.set(names.key(name), "another-session")
+    hold = _NameHold(names, _Sub(name, sid))
+    presence.refresh(room, name, sid, conn, also=hold)
+    with pytest.raises(NameTaken):
+        names.held(hold.reply, name, sid)
+
+
+def test_a_redis_that_lost_its_scripts_still_gets_the_hold(client, names, presence, person, room):
+    name, sid, conn = person
+    client.script_flush()
+    hold = _NameHold(names, _Sub(name, sid))
+    assert presence.refresh(room, name, sid, conn, also=hold) is None
+    names.held(hold.reply, name, sid)  # NOSCRIPT in the pipeline: asked again the usual way
+    assert client.get(names.key(name)) == sid
+
+
+def test_the_session_ending_is_still_told_with_the_hold_along(client, names, presence, person, room):
+    name, sid, conn = person
+    client.delete("ripple:{u:%s}:session" % sid)
+    assert presence.refresh(room, name, sid, conn, also=_NameHold(names, _Sub(name, sid))) == "session-ended"
+
+
+def test_refresh_and_hold_cost_no_more_commands_than_before(client, names, presence, person, room):
+    name, sid, conn = person
+    hold = _NameHold(names, _Sub(name, sid))
+    together = commands_of(client, lambda: presence.refresh(room, name, sid, conn, also=hold))
+    apart = commands_of(client, lambda: (presence.refresh(room, name, sid, conn), names.hold(name, sid)))
+    assert together == apart  # the same commands, one round trip fewer (a pipeline, no SCRIPT EXISTS)
