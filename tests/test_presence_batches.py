@@ -5,7 +5,6 @@ import json
 import uuid
 
 import pytest
-import redis as redis_py
 
 from app.delivery.position import Position
 from app.people.presence import ROOMS, Presence
@@ -16,9 +15,9 @@ from .servers import wait_until
 
 
 @pytest.fixture
-def client(redis_url):
-    with redis_py.Redis.from_url(redis_url, decode_responses=True) as found:
-        yield found
+def client(redis_client):
+    """The suite's Redis, as str (conftest's redis_client)."""
+    return redis_client
 
 
 @pytest.fixture
