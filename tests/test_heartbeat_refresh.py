@@ -11,6 +11,8 @@ from app.people.presence import Presence
 from app.people.presence import now_ms as presence_now
 from app.rooms import keys
 
+from .servers import wait_until
+
 
 class _Sub:
     """What _NameHold reads of a Subscription."""
@@ -100,5 +102,23 @@ def test_refresh_and_hold_cost_no_more_commands_than_before(client, names, prese
     hold = _NameHold(names, _Sub(name, sid))
     names.hold(name, sid)  # its script loaded (another test flushes them)
     together = commands_of(client, lambda: presence.refresh(room, name, sid, conn, also=hold))
+    then = presence_now()  # a refresh in the same millisecond would change no score (a ZSCORE more)
+    wait_until(lambda: presence_now() > then + 1, message="the clock moves on")
     apart = commands_of(client, lambda: (presence.refresh(room, name, sid, conn), names.hold(name, sid)))
     assert together == apart  # the same commands, one round trip fewer (a pipeline, no SCRIPT EXISTS)
+
+
+def test_a_refresh_in_the_registrations_millisecond_is_no_replacement(client, presence, room, monkeypatch):
+    from app.people import presence as presence_module
+    monkeypatch.setattr(presence_module, "now_ms", lambda: 1_900_000_000_000)  # one frozen millisecond
+    name, sid = "bo-" + uuid.uuid4().hex[:6], "sid-" + uuid.uuid4().hex
+    client.set("ripple:{u:%s}:session" % sid, '{"name": "%s"}' % name)
+    conn = presence.admit(sid)
+    presence.join(room, name, sid, conn)
+    assert presence.refresh(room, name, sid, conn) is None  # its scores unchanged, still registered
+
+
+def test_a_refresh_of_a_stream_no_longer_registered_says_replaced(client, presence, person, room):
+    name, sid, conn = person
+    client.zrem("ripple:{u:%s}:streams" % sid, conn)  # a newer stream took its place
+    assert presence.refresh(room, name, sid, conn) == "replaced"

@@ -389,7 +389,9 @@ class Presence:
             also.reply = found[4]
         if not alive:
             return SESSION_ENDED
-        if not registered:
+        # CH counts changed scores: 0 also when this refresh falls in the registration's
+        # millisecond (the same expiry). Asked again then, as for the room's member below.
+        if not registered and self.redis.zscore(person.streams, conn) is None:
             return REPLACED
         if not updated and not self.redis.zscore(keys.RoomKeys(room).online, _member(name, conn)):
             self.join(room, name, sid, conn)
