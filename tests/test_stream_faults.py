@@ -380,13 +380,25 @@ def _post_on(connection, room, text, key):
 
 class BusyRedis:
     """Redis busy with one long command (DEBUG SLEEP) from the moment this returns: what
-    clients send meanwhile waits in its socket buffers and runs afterwards. The command is on
-    its way before any request of the test's is sent, so the order is certain."""
+    clients send meanwhile waits in its socket buffers and runs afterwards. Sending the command
+    first is not enough on a loaded machine (Redis may read a later client's command in the same
+    wake-up and run it first), so this returns once a PING on another connection goes
+    unanswered for PROBE_SECONDS: Redis is inside the sleep, about PROBE_SECONDS into it."""
+
+    PROBE_SECONDS = 0.1
 
     def __init__(self, redis_server, seconds):
         self.sock = socket.create_connection(("127.0.0.1", redis_server.port), timeout=seconds + 10)
         arg = str(seconds).encode()
         self.sock.sendall(b"*3\r\n$5\r\nDEBUG\r\n$5\r\nSLEEP\r\n$%d\r\n%s\r\n" % (len(arg), arg))
+        with socket.create_connection(("127.0.0.1", redis_server.port), timeout=seconds + 10) as probe:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                probe.sendall(b"PING\r\n")
+                if not select.select([probe], [], [], self.PROBE_SECONDS)[0]:
+                    return  # unanswered: the sleep has begun
+                assert probe.recv(100).startswith(b"+PONG")
+        raise AssertionError("Redis did not begin DEBUG SLEEP within 10 s")
 
     def over(self):
         """Wait for the command's answer (Redis is free again)."""
