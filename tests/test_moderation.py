@@ -173,6 +173,17 @@ def test_slow_mode_refuses_then_admits_across_workers(server, owner, redis_clien
     assert owner.post(room, "owners are exempt")[0] == 201 and owner.post(room, "twice")[0] == 201
 
 
+def test_slow_mode_does_not_hold_back_the_post_after_one_that_was_refused(server, owner):
+    room, member = room_with_member(server, owner, "public")
+    answer(owner, "PATCH", "/rooms/%s" % room, body={"slow_mode_seconds": 30})
+    status, _, body = member.request("POST", "/rooms/%s/messages" % room,
+                                     body={"text": "re: that", "reply_to": "1-0"})  # no such message
+    assert status == 404 and b"unknown_message" in body, body
+    corrected = member.post(room, "re: that")
+    assert corrected[0] == 201, corrected
+    assert member.post(room, "and more")[1]["code"] == "slow_mode"
+
+
 def test_slow_mode_never_holds_back_a_retry_of_a_stored_post(server, owner):
     room, member = room_with_member(server, owner, "public")
     answer(owner, "PATCH", "/rooms/%s" % room, body={"slow_mode_seconds": 30})

@@ -25,6 +25,7 @@ Records of actions: ``ripple:{r:<room>}:audit`` (the room's own, capped) and ``r
 """
 import hashlib
 import json
+import secrets
 
 from . import keys
 from .records import REGISTRY, RecordKeys, now_ms
@@ -85,9 +86,14 @@ return gone
 # A retry of a post already stored (its idempotency key is known) is never held back.
 # Returns 0 (post now) or the ms to wait.
 _SLOW_LUA = """
-if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 0 end
+if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
+if redis.call('SET', KEYS[1], ARGV[2], 'NX', 'PX', ARGV[1]) then return 0 end
 return math.max(1, redis.call('PTTL', KEYS[1]))
+"""
+# Gives a wait back only if it is still the one this post started (its token).
+_SLOW_RELEASE_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 """
 
 
@@ -102,6 +108,7 @@ class Moderation:
         self._remove = client.register_script(_REMOVE_LUA.replace("'PUBLISH'", command))
         self._delete = client.register_script(_DELETE_LUA.replace("'PUBLISH'", command))
         self._slow = client.register_script(_SLOW_LUA)
+        self._slow_release = client.register_script(_SLOW_RELEASE_LUA)
         self.publish_command = publish_command
 
     def remove(self, room, uid, leaving=False):
@@ -167,12 +174,23 @@ class Moderation:
             pipe.execute()
 
     def slow_wait(self, room, uid, seconds, idempotency_key):
-        """Ms before ``uid`` may post in ``room`` under slow mode (0: now, and the wait starts).
-        ``idempotency_key``: the Redis key a retry of a stored post would find (or None)."""
+        """Under slow mode, may ``uid`` post in ``room`` now? Returns (ms to wait, token): wait
+        0 and a token (str) when the wait starts now, to give back with ``slow_release`` if the
+        post is then not stored; 0 and None for a retry of a stored post (``idempotency_key``:
+        the Redis key such a retry finds, or None), which starts nothing; > 0 and None: refused."""
         digest = hashlib.sha256(uid.encode()).hexdigest()[:16]
         k = RecordKeys(room)
-        return int(self._slow(keys=[k.slow(digest), idempotency_key or k.slow(digest) + ":none"],
-                              args=[int(seconds * 1000)]))
+        token = secrets.token_hex(8)
+        wait = int(self._slow(keys=[k.slow(digest), idempotency_key or k.slow(digest) + ":none"],
+                              args=[int(seconds * 1000), token]))
+        return (0, token) if wait == 0 else (max(0, wait), None)
+
+    def slow_release(self, room, uid, token):
+        """Give back the slow-mode wait ``slow_wait`` started with ``token``: the post it let
+        through was refused or failed before it was stored, so it must not hold the next back.
+        A wait started by a later post (another token) is left alone."""
+        digest = hashlib.sha256(uid.encode()).hexdigest()[:16]
+        self._slow_release(keys=[RecordKeys(room).slow(digest)], args=[token])
 
     def record(self, room, actor, actor_name, action, target="", detail=""):
         """Record one action in the room's audit and the service's."""

@@ -77,12 +77,14 @@ def post_message(room):
                     uid=None if grant is not None else identity.uid(), reply_to=reply_to)
         services().outage.ok()
     except messages.Invalid as exc:
+        gate.give_back_slow_wait()
         headers, code = getattr(exc, "headers", None), getattr(exc, "code", None)
         if page:
             answer, status = pages.room_page(room, error=str(exc), text=text, status=exc.status, key=kept_key(key))
             return answer, status, headers or {}
         return json_error(exc.status, str(exc), headers, code)
     except redis.RedisError as exc:
+        gate.give_back_slow_wait()  # a retry with the same key finds a stored post anyway
         if not page:
             raise  # errors.py answers 503 (or 504 when the outcome is unknown) + Retry-After
         services().outage.failed("post", exc)

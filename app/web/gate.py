@@ -28,6 +28,7 @@ import hmac
 import json
 from datetime import datetime, timezone
 
+import redis
 from flask import abort, current_app, g, request
 from flask_babel import lazy_gettext as _l
 
@@ -233,12 +234,26 @@ def may_post(room, user, idempotency_key):
         return
     idem = keys.RoomKeys(room).idempotency(messages.idempotency_digest(user, idempotency_key)) \
         if idempotency_key else None
-    wait_ms = services().moderation.slow_wait(room, identity.uid(), found.slow, idem)
+    wait_ms, started = services().moderation.slow_wait(room, identity.uid(), found.slow, idem)
+    if started:
+        g.ripple_slow_wait = (room, started)
     if wait_ms:
         wait = max(1, -(-wait_ms // 1000))
         g.ripple_retry_after = wait  # kept over the rate limiter's own (keep_retry_after)
         raise Refused(429, SLOW % {"room": room, "every": found.slow, "wait": wait}, "slow_mode",
                       {"Retry-After": str(wait)})
+
+
+def give_back_slow_wait():
+    """The post ``may_post`` let through was not stored (refused, or Redis failed): give its
+    slow-mode wait back, so the person's corrected or repeated post is not held back for it.
+    Best effort: a Redis failure here leaves the wait to expire (it is already being answered)."""
+    started = g.pop("ripple_slow_wait", None)
+    if started is not None:
+        try:
+            services().moderation.slow_release(started[0], identity.uid(), started[1])
+        except redis.RedisError:
+            pass
 
 
 def keep_retry_after(response):
