@@ -1032,10 +1032,16 @@ class RespConn(HTTPConn):
 
 
 class Publisher:
-    """One sequential publisher: its messages are acknowledged one after another."""
+    """One sequential publisher: its messages are acknowledged one after another.
 
-    def __init__(self, pid, args, run, target):
+    ``key_header`` (e.g. "Idempotency-Key"; None: none sent): each post carries a key unique to
+    it (run, publisher, seq), so ``post(..., again=True)`` can resend the last post, same text
+    and key, as a real client retries one whose answer it never got (bench/storm.py)."""
+
+    def __init__(self, pid, args, run, target, key_header=None):
         self.pid, self.args, self.run, self.target = pid, args, run, target
+        self.key_header = key_header
+        self.last = None  # (seq, text) of the last post sent
         self.conn = None
         self.seq = 0
         self.ok = 0
@@ -1046,7 +1052,7 @@ class Publisher:
         self.body_head, _, self.body_tail = body_tpl.partition("{text}")
         extra = "".join(_header_line(h) for h in args.pub_header).replace("%", "%%")
         self.head = ("%s %%s HTTP/1.1\r\nHost: %s\r\nContent-Type: %s\r\nAccept: application/json\r\n"
-                     "Content-Length: %%d\r\nUser-Agent: ripple-loadtool\r\n%s\r\n"
+                     "Content-Length: %%d\r\nUser-Agent: ripple-loadtool\r\n%s%%s\r\n"
                      % (args.pub_method, target.hostport, args.pub_content_type, extra))
 
     async def _connect(self):
@@ -1056,21 +1062,28 @@ class Publisher:
                                    self.target.port),
             self.args.connect_timeout)
 
-    async def post(self, room, kind="m", record=True):
-        """Post one message; return the HTTP status (-1 on a transport error)."""
-        seq = self.seq
-        self.seq += 1
+    async def post(self, room, kind="m", record=True, again=False):
+        """Post one message; return the HTTP status (-1 on a transport error). ``again``: send
+        the last post once more (same text, same idempotency key) instead of a new one."""
+        if again:
+            seq, text = self.last
+        else:
+            seq, text = self.seq, None
+            self.seq += 1
         try:
             if self.conn is None or self.conn.closed:
                 await self._connect()
             sent = time_ns()
-            text = "%s|%s|%d|%d|%d" % (self.run, kind, self.pid, seq, sent)
+            if text is None:
+                text = "%s|%s|%d|%d|%d" % (self.run, kind, self.pid, seq, sent)
+            self.last = (seq, text)
             body = (self.body_head.replace("{room}", room) + text
                     + self.body_tail.replace("{room}", room).replace("{text}", text)).encode()
             if self.target.resp:
                 data = resp_command("PUBLISH", self.target.channel(room), body)
             else:
-                data = (self.head % (self.target.path(room), len(body))).encode() + body
+                key = "%s: %s-%d-%d\r\n" % (self.key_header, self.run, self.pid, seq) if self.key_header else ""
+                data = (self.head % (self.target.path(room), len(body), key)).encode() + body
             status, _ = await asyncio.wait_for(self.conn.request(data), self.args.request_timeout)
         except Exception as exc:  # noqa: BLE001 - counted by kind, the connection is renewed
             kind_name = type(exc).__name__

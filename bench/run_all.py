@@ -316,6 +316,8 @@ class Grid:
                                                    "--max-seconds", 400, "--label", "%s storm" % name])
                 if redis is not None:
                     args += ["--redis", redis.url]
+                if getattr(server, "idempotency_header", None):
+                    args += ["--retry-key", server.idempotency_header]
                 self.loadtool(name, "storm %s %d" % ("reload" if how == "hup" else "kill", size), args,
                               timeout=460, script=STORM)
             except Exception as exc:  # noqa: BLE001 - recorded, the grid goes on
@@ -653,8 +655,11 @@ def _storm_pair(res, label):
         return "%s / %s" % (_fmt(res.get("lost")), _fmt(res.get("duplicates")))
     if label.startswith("posts"):
         p = res.get("posts") or {}
-        return "%s / %s of %s (slowest %s s)" % (_fmt(p.get("failed")), _fmt(p.get("stalled_over_1s")),
+        text = "%s / %s of %s (slowest %s s)" % (_fmt(p.get("failed")), _fmt(p.get("stalled_over_1s")),
                                                 _fmt(p.get("total")), _fmt(p.get("slowest_s")))
+        if p.get("resent"):  # sent again with its idempotency key after no answer
+            text += "; %s resent" % _fmt(p["resent"])
+        return text
     if label.startswith("Redis"):
         b, a = mb("before", "redis", "used_memory"), mb("after", "redis", "used_memory")
         return "–" if b is None else "%.1f / %.1f MB" % (b / 2**20, a / 2**20)
@@ -1001,7 +1006,10 @@ def write_report(grid, prof, path):
       "first event (for Ripple the replay chunk with everything missed, then `ready`); *delivery p99 "
       "during the storm* covers the messages posted from the signal until every client was back "
       "(delivered live or replayed); lost / dup are counted per client against every acknowledged "
-      "post of its room; posts *over 1 s* stalled; ERROR lines are what the server logged from the "
+      "post of its room; Ripple's publishers send an Idempotency-Key with every post and send a post "
+      "that got no answer (cut by the SIGKILL) once more at once with the same key, as its Python client "
+      "does (*resent*; *failed* counts a post that failed again), the peers' publishers have no key and "
+      "do not resend; posts *over 1 s* stalled (both tries together); ERROR lines are what the server logged from the "
       "signal on; memory before = just before the signal, after = --settle s after the storm (a "
       "killed worker's replacement is in the after figure).")
     w("- **Redis**: the same load tool modes on raw Redis SUBSCRIBE connections and PUBLISH: the floor "

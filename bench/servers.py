@@ -191,6 +191,9 @@ RIPPLE_ENV = {
 class Ripple(_Gunicorn):
     name = "ripple"
     label = "Ripple"
+    # Its publishers send one with every post, and resend a post that got no answer with it
+    # (the storm's SIGKILL cuts posts in flight); the peers have no such key.
+    idempotency_header = "Idempotency-Key"
 
     def __init__(self, workdir, redis_url, workers=2, env=None, root=ROOT):
         super().__init__(workdir, redis_url, workers, dict(RIPPLE_ENV, **(env or {})), root)

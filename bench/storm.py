@@ -488,7 +488,7 @@ async def amain(args):
                                              "inflight": max(1, a.inflight // a.procs)} for s in per])
         out["ramp_s"] = round(time.monotonic() - t0, 2)
         out["ramp_errors"] = {k: v for r in replies for k, v in r["errors"].items()}
-        pubs = [lt.Publisher(k, a, run, pub) for k in range(len(rooms))]
+        pubs = [lt.Publisher(k, a, run, pub, key_header=a.retry_key) for k in range(len(rooms))]
         warm = ("%s|w|" % run).encode()
         deadline = time.monotonic() + a.warmup_timeout
         while time.monotonic() < deadline:
@@ -501,6 +501,7 @@ async def amain(args):
         # 2. Publish every --interval per room (keep-alive), signal after --before seconds.
         posts = []  # (room, sent ns, status, seconds)
         bad = []    # the failed and stalled posts, each with its error and connection
+        retried = []  # the final status of each post sent again (--retry-key)
         stop = asyncio.Event()
 
         async def publish(p, room):
@@ -511,10 +512,16 @@ async def amain(args):
                 reused = p.conn is not None and not p.conn.closed  # a keep-alive connection
                 errors = dict(p.errors)
                 status = await p.post(room)
+                resent = status == -1 and a.retry_key is not None
+                if resent:  # no answer: a client with idempotency keys sends it again, at once
+                    status = await p.post(room, again=True)
                 took = time.monotonic() - t
                 posts.append((room, sent, status, took, p.seq - 1))
+                if resent:
+                    retried.append(status)
                 if not 200 <= status < 300 or took > STALL_S:  # what went wrong, and where
                     bad.append({"at_s": sent, "s": round(took, 3), "status": status, "keep_alive": reused,
+                                "resent": resent,
                                 "error": [k for k, v in p.errors.items() if v != errors.get(k, 0)]})
                 nxt += a.interval
                 await asyncio.sleep(max(0.0, nxt - time.monotonic()))
@@ -599,6 +606,9 @@ async def amain(args):
     out["posts"] = {"total": len(posts), "failed": sum(1 for x in posts if not 200 <= x[2] < 300),
                     "stalled_over_1s": sum(1 for x in posts if x[3] > STALL_S),
                     "slowest_s": round(max((x[3] for x in posts), default=0), 3),
+                    # posts whose first try got no answer and were sent again with their key
+                    # (--retry-key); "failed" counts the ones that failed again
+                    "resent": len(retried), "resent_failed": sum(1 for x in retried if not 200 <= x < 300),
                     "errors": {},
                     # the failed first, then the slow; at most 80
                     "bad": [dict(b, at_s=round((b["at_s"] - t_sig) / 1e9, 2))
@@ -620,6 +630,10 @@ def build_parser():
     p.add_argument("--pub-content-type", default="application/json")
     p.add_argument("--pub-header", action="append", default=[])
     p.add_argument("--sub-header", action="append", default=[])
+    p.add_argument("--retry-key", metavar="HEADER",
+                   help="send every post with an idempotency key in this header (Ripple: "
+                        "Idempotency-Key) and a post that got no answer once more at once, as a "
+                        "client with keys does; without it a post without an answer counts as failed")
     p.add_argument("--room")
     p.add_argument("--run-id")
     p.add_argument("--label", default="")

@@ -127,7 +127,8 @@ def test_storm_smoke(redis_url, tmp_path, how):
                 "--pub-url", server.url + "/rooms/{room}/messages",
                 "--pub-header", "Authorization: Bearer " + TOKEN, "--server-pid", str(server.process.pid),
                 "--server-log", str(server.log_path), "--redis", redis_url, "-n", "40", "--rooms", "4",
-                "--signal", how, "--before", "1", "--after", "1", "--settle", "1", "--max-seconds", "100"]
+                "--signal", how, "--before", "1", "--after", "1", "--settle", "1", "--max-seconds", "100",
+                "--retry-key", "Idempotency-Key"]
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=ROOT)
         result = json.loads(proc.stdout.strip().splitlines()[-1])
     finally:
@@ -138,5 +139,7 @@ def test_storm_smoke(redis_url, tmp_path, how):
     assert result["disrupted"] == 40 if how == "hup" else 0 < result["disrupted"] < 40
     assert result["not_caught_up"] == 0
     assert result["before"]["redis"]["used_memory"] > 0 and result["after"]["server"]["rss_mb"] > 0
+    # A post cut by the kill is sent again with its key: stored once, none failed.
+    assert result["posts"]["failed"] == 0 and result["posts"]["resent_failed"] == 0
     if how == "hup":
-        assert result["posts"]["failed"] == 0 and result["log"]["lines"] == 0
+        assert result["log"]["lines"] == 0
