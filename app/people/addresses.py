@@ -117,16 +117,20 @@ class AddressStreams:
 
     def flush(self, refresh=False):
         """Remove released members; with ``refresh``, also push every open stream's expiry
-        forward. One pipeline for the whole worker."""
+        forward and drop the streams that ended without a release. One pipeline for the whole
+        worker. Only a refresh (once a heartbeat) walks every open stream: releases come every
+        50 ms while streams close in numbers (a drain, a reconnect storm), and a walk over
+        thousands of streams each time was ~6 % of a worker's CPU in one (docs/performance.md)."""
         expiry = _now_ms() + self.ttl_ms
         gone, self.gone = self.gone, []
         live = {}
-        for greenlet, (address, conn) in list(self.mine.items()):
-            if greenlet.dead:  # ended without release (its client left before the first byte)
-                del self.mine[greenlet]
-                gone.append((address, conn))
-            elif refresh:
-                live.setdefault(address, {})[conn] = expiry
+        if refresh:
+            for greenlet, (address, conn) in list(self.mine.items()):
+                if greenlet.dead:  # ended without release (its client left before the first byte)
+                    del self.mine[greenlet]
+                    gone.append((address, conn))
+                else:
+                    live.setdefault(address, {})[conn] = expiry
         if not live and not gone:
             return
         with self.redis.pipeline(transaction=False) as pipe:
