@@ -189,6 +189,30 @@ def test_with_cors_on_every_stream_is_flasks_with_its_cors_headers(redis_url, ro
     assert len(handed) == 1 and "Access-Control-Allow-Origin" in head
 
 
+def test_a_redis_failure_after_the_fast_paths_checks_counts_the_open_once(redis_url, room, handed,
+                                                                         monkeypatch):
+    """The fast path's building fails once on Redis after its checks counted the open: Flask's
+    path takes over their reply and opens the stream, so the session's stream rate counts one
+    open for it, not two."""
+    app = make_app(redis_url, RATELIMIT_ENABLED=True, STREAM_RATE_SESSION="2 per minute")
+    cookie = signed_in(app, "eve-" + room[-6:])
+    real, failures = opening.subscription, []
+
+    def fails_once(*args, **kwargs):
+        if not failures:
+            failures.append(1)
+            raise redis.ConnectionError("Redis went away while the stream was being built")
+        return real(*args, **kwargs)
+    monkeypatch.setattr(opening, "subscription", fails_once)
+    path, headers = "/rooms/%s/events" % room, {"Cookie": cookie, "Accept": "text/event-stream"}
+    first = open_stream(app, path, headers, until=b"event: ready")
+    assert b"event: ready" in first[2] and failures and len(handed) == 1
+    second = open_stream(app, path, headers, until=b"event: ready")  # the second of two a minute
+    assert b"event: ready" in second[2]
+    third = open_stream(app, path, headers)  # an EventSource's refusal: an event it retries after
+    assert b"event: busy" in third[2] and b'"status": 429' in third[2]
+
+
 def test_a_redis_failure_after_the_fast_paths_admission_gives_the_place_back(redis_url, room, handed,
                                                                            monkeypatch, redis_client):
     """The stream's building fails on the fast path (Redis), then Flask's path finds Redis failing

@@ -114,9 +114,9 @@ class FastStream:
                 try:
                     return self._relay(environ, room, cursor, int(backlog), access, address, person, cookie)
                 except redis.RedisError:
-                    # Flask's path runs the checks again and answers the failure (503). Only
-                    # here, with Redis failing after the checks counted, is an open counted twice.
-                    ext.addresses.give_back(address, conn)
+                    # Flask's path takes over with the checks' reply (counting nothing again)
+                    # and the admission, which it keeps, or gives back when it fails too (503).
+                    environ[opening.CHECKED] = (now_ms, conn, reply)
                     return None
                 except Exception:
                     ext.addresses.give_back(address, conn)
