@@ -1,24 +1,26 @@
 """A signed-in stream's heartbeat (app/delivery/stream.py): its presence refresh and its name's
-hold go to Redis in one round trip (Presence.refresh's ``also``, Names.hold_in/held), with the
-rules of each kept. Real Redis."""
+hold go to Redis together, and the refreshes of a worker's streams that come due together share
+one round trip (app/delivery/heartbeats.py), with the rules of each kept. Real Redis."""
 import uuid
 
+import gevent
 import pytest
+import redis as redis_py
 
-from app.delivery.stream import _NameHold
+from app.delivery.heartbeats import Heartbeats
 from app.people.names import Names, NameTaken
 from app.people.presence import Presence
 from app.people.presence import now_ms as presence_now
 from app.rooms import keys
 
-from .servers import wait_until
+from .servers import free_port, wait_until
 
 
 class _Sub:
-    """What _NameHold reads of a Subscription."""
+    """What Heartbeats reads of a Subscription."""
 
-    def __init__(self, name, sid, account=None):
-        self.name, self.sid, self.account = name, sid, account
+    def __init__(self, room, name, sid, conn, account=None):
+        self.room, self.name, self.sid, self.conn, self.account = room, name, sid, conn, account
 
 
 @pytest.fixture
@@ -64,48 +66,96 @@ def commands_of(client, act):
     return {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0)}
 
 
-def test_the_refresh_carries_the_names_hold_and_extends_it(client, names, presence, person, room):
+@pytest.fixture
+def heartbeats(names, presence):
+    return Heartbeats(presence, names)
+
+
+def new_person(client, names, presence, room):
+    """Another signed-in person with one stream in ``room``, registered a second ago: a _Sub."""
+    name, sid = "cy-" + uuid.uuid4().hex[:6], "sid-" + uuid.uuid4().hex
+    client.set("ripple:{u:%s}:session" % sid, '{"name": "%s"}' % name)
+    names.claim(name, sid)
+    conn = presence.admit(sid)
+    presence.join(room, name, sid, conn)
+    client.zadd("ripple:{u:%s}:streams" % sid, {conn: presence_now() + 1000}, xx=True)
+    client.zadd(keys.RoomKeys(room).online, {"%s\n%s" % (name, conn): presence_now() + 1000}, xx=True)
+    return _Sub(room, name, sid, conn)
+
+
+def test_the_refresh_carries_the_names_hold_and_extends_it(client, names, heartbeats, person, room):
     name, sid, conn = person
     client.pexpire(names.key(name), 1000)  # about to lapse
-    hold = _NameHold(names, _Sub(name, sid))
-    assert presence.refresh(room, name, sid, conn, also=hold) is None
-    names.held(hold.reply, name, sid)
+    assert heartbeats.refresh(_Sub(room, name, sid, conn)) is None
     assert client.pttl(names.key(name)) > 20_000
 
 
-def test_the_hold_says_when_someone_else_holds_the_name(client, names, presence, person, room):
+def test_the_hold_says_when_someone_else_holds_the_name(client, names, heartbeats, person, room):
     name, sid, conn = person
     client.set(names.key(name), "another-session")
-    hold = _NameHold(names, _Sub(name, sid))
-    presence.refresh(room, name, sid, conn, also=hold)
     with pytest.raises(NameTaken):
-        names.held(hold.reply, name, sid)
+        heartbeats.refresh(_Sub(room, name, sid, conn))
 
 
-def test_a_redis_that_lost_its_scripts_still_gets_the_hold(client, names, presence, person, room):
+def test_a_redis_that_lost_its_scripts_still_gets_the_hold(client, names, heartbeats, person, room):
     name, sid, conn = person
     client.script_flush()
-    hold = _NameHold(names, _Sub(name, sid))
-    assert presence.refresh(room, name, sid, conn, also=hold) is None
-    names.held(hold.reply, name, sid)  # NOSCRIPT in the pipeline: asked again the usual way
+    assert heartbeats.refresh(_Sub(room, name, sid, conn)) is None  # NOSCRIPT: asked again the usual way
     assert client.get(names.key(name)) == sid
 
 
-def test_the_session_ending_is_still_told_with_the_hold_along(client, names, presence, person, room):
+def test_the_session_ending_is_still_told_with_the_hold_along(client, heartbeats, person, room):
     name, sid, conn = person
     client.delete("ripple:{u:%s}:session" % sid)
-    assert presence.refresh(room, name, sid, conn, also=_NameHold(names, _Sub(name, sid))) == "session-ended"
+    assert heartbeats.refresh(_Sub(room, name, sid, conn)) == "session-ended"
 
 
-def test_refresh_and_hold_cost_no_more_commands_than_before(client, names, presence, person, room):
+def test_a_replaced_stream_is_told_so_by_the_shared_refresh(client, heartbeats, person, room):
     name, sid, conn = person
-    hold = _NameHold(names, _Sub(name, sid))
+    client.zrem("ripple:{u:%s}:streams" % sid, conn)  # a newer stream took its place
+    assert heartbeats.refresh(_Sub(room, name, sid, conn)) == "replaced"
+
+
+def test_refresh_and_hold_cost_no_more_commands_than_apart(client, names, presence, heartbeats, person, room):
+    name, sid, conn = person
     names.hold(name, sid)  # its script loaded (another test flushes them)
-    together = commands_of(client, lambda: presence.refresh(room, name, sid, conn, also=hold))
+    together = commands_of(client, lambda: heartbeats.refresh(_Sub(room, name, sid, conn)))
     then = presence_now()  # a refresh in the same millisecond would change no score (a ZSCORE more)
     wait_until(lambda: presence_now() > then + 1, message="the clock moves on")
     apart = commands_of(client, lambda: (presence.refresh(room, name, sid, conn), names.hold(name, sid)))
     assert together == apart  # the same commands, one round trip fewer (a pipeline, no SCRIPT EXISTS)
+
+
+def test_refreshes_that_come_due_together_share_one_round_trip(client, names, presence, heartbeats, room,
+                                                               monkeypatch):
+    subs = [new_person(client, names, presence, room) for _ in range(5)]
+    names.hold(subs[0].name, subs[0].sid)  # its script loaded
+    pipelines = []
+    real = presence.redis.pipeline
+    monkeypatch.setattr(presence.redis, "pipeline", lambda *a, **k: pipelines.append(1) or real(*a, **k))
+    streams = [gevent.spawn(heartbeats.refresh, sub) for sub in subs]
+    gevent.joinall(streams, timeout=10, raise_error=True)
+    assert [g.value for g in streams] == [None] * 5 and len(pipelines) == 1
+    for sub in subs:
+        assert client.zscore("ripple:{u:%s}:streams" % sub.sid, sub.conn) > presence_now() + 5_000
+
+
+def test_a_full_batch_goes_at_once_and_the_rest_wait_for_the_next(client, names, presence, room):
+    heartbeats = Heartbeats(presence, names, window=5, most=3)  # a batch waits 5 s unless full
+    subs = [new_person(client, names, presence, room) for _ in range(3)]
+    streams = [gevent.spawn(heartbeats.refresh, sub) for sub in subs]
+    gevent.joinall(streams, timeout=2, raise_error=True)  # well before the window's end
+    assert [g.value for g in streams] == [None] * 3
+
+
+def test_a_failed_round_trip_is_each_waiting_streams_failure(names, room):
+    nobody = redis_py.Redis(port=free_port(), socket_connect_timeout=1)  # nothing listens
+    heartbeats = Heartbeats(Presence(nobody, heartbeat=5, grace=5, max_per_session=4, batch_ms=0),
+                            Names(nobody, idle=600, grace=30))
+    streams = [gevent.spawn(heartbeats.refresh, _Sub(room, "n%d" % i, "sid-%d" % i, "c%d" % i))
+               for i in range(3)]
+    gevent.joinall(streams, timeout=10)
+    assert all(isinstance(g.exception, redis_py.ConnectionError) for g in streams)
 
 
 def test_a_refresh_in_the_registrations_millisecond_is_no_replacement(client, presence, room, monkeypatch):
@@ -116,9 +166,3 @@ def test_a_refresh_in_the_registrations_millisecond_is_no_replacement(client, pr
     conn = presence.admit(sid)
     presence.join(room, name, sid, conn)
     assert presence.refresh(room, name, sid, conn) is None  # its scores unchanged, still registered
-
-
-def test_a_refresh_of_a_stream_no_longer_registered_says_replaced(client, presence, person, room):
-    name, sid, conn = person
-    client.zrem("ripple:{u:%s}:streams" % sid, conn)  # a newer stream took its place
-    assert presence.refresh(room, name, sid, conn) == "replaced"

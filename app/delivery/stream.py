@@ -11,7 +11,7 @@ from ..ops import topology
 from ..people import presence
 from ..people.names import NameTaken
 from ..rooms import keys
-from . import datastack, sse, wire
+from . import datastack, heartbeats, sse, wire
 from .listener import Closed as ListenerClosed
 from .listener import NotMaster
 from .position import Position
@@ -164,18 +164,6 @@ class Subscription:
         self.watch, self.greet = (), None
 
 
-class _NameHold:
-    """A stream's name hold, sent with its presence refresh (Presence.refresh's ``also``)."""
-
-    __slots__ = ("names", "sub", "reply")
-
-    def __init__(self, names, sub):
-        self.names, self.sub, self.reply = names, sub, None
-
-    def __call__(self, pipe):
-        self.names.hold_in(pipe, self.sub.name, self.sub.sid, self.sub.account)
-
-
 def reconnect_soon(retry_ms):
     """The last chunk of a stream on a leaving worker: reconnect soon, elsewhere."""
     return sse.retry(retry_ms // 4 or 1)
@@ -195,8 +183,9 @@ class Hub:
         self.heartbeat = float(cfg["HEARTBEAT_SECONDS"])
         self.retry_ms = int(cfg["RETRY_MS"])
         self.direct_backlog = int(cfg["DIRECT_BACKLOG"])
-        # A Cluster's pipelines split commands by slot: a heartbeat's name hold is a call of its own there.
-        self.cluster = topology.is_cluster(cfg["REDIS_URL"])
+        # A Cluster's pipelines split commands by slot: there each stream refreshes apart.
+        self.heartbeats = None if topology.is_cluster(cfg["REDIS_URL"]) else \
+            heartbeats.Heartbeats(ripple.presence, ripple.names)
         # Streams write to the client socket themselves; gunicorn.conf.py turns this off when
         # gunicorn speaks anything but plain HTTP/1.x to clients.
         self.direct_writes = True
@@ -461,18 +450,18 @@ class _Live:
                         wrote = True
                 quiet_since = position.cursor()
                 if self.person is not None:
-                    # An online person keeps their name: its hold rides with the refresh (one
-                    # round trip) on a single Redis; on a Cluster it has a call of its own.
-                    hold = None if hub.cluster else _NameHold(hub.names, sub)
-                    ended = hub.presence.refresh(sub.room, sub.name, sub.sid, sub.conn, also=hold)
+                    # An online person keeps their name. On a single Redis the refresh and the
+                    # hold go with other streams' in one round trip; on a Cluster, apart.
+                    if hub.heartbeats is not None:
+                        ended = hub.heartbeats.refresh(sub)  # NameTaken when the name is lost
+                    else:
+                        ended = hub.presence.refresh(sub.room, sub.name, sub.sid, sub.conn)
                     if ended == presence.SESSION_ENDED:  # its word missed this worker
                         raise SignedOut()
                     if ended == presence.REPLACED:
                         raise Replaced()
-                    if hold is None:
+                    if hub.heartbeats is None:
                         hub.names.hold(sub.name, sub.sid, sub.account)
-                    else:
-                        hub.names.held(hold.reply, sub.name, sub.sid, sub.account)
                 release()  # what those Redis round trips touched
 
     def _watch(self, room):

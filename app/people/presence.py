@@ -243,6 +243,7 @@ GUEST = ".g"
 # Why refresh() says a stream must end.
 SESSION_ENDED = "session-ended"
 REPLACED = "replaced"
+REFRESH_REPLIES = 4  # the replies of one refresh_in (Presence.refreshed takes them)
 
 
 def now_ms():
@@ -358,35 +359,40 @@ class Presence:
             self._flush_later(room)
         self.ensure_sweeper()
 
-    def refresh(self, room, name, sid, conn, also=None):
+    def refresh(self, room, name, sid, conn):
         """Push this stream's expiry forward (called once per heartbeat interval).
 
         If the sweeper already removed the membership (a refresh far too late), join again:
         the person is here, and the others hear so. Returns None while the stream may go on,
         else why it must end: SESSION_ENDED (its session's record is gone: signed out, and the
         word missed this worker) or REPLACED (a newer stream of the session took its place
-        while its notice was lost). One round trip for all of it in the usual case.
-
-        ``also`` (optional, on a single Redis): ``also(pipe)`` queues one more command in the
-        same round trip (the name's hold: Names.hold_in) and ``also.reply`` is then set to its
-        reply, an exception object included (the caller decides: Names.held).
+        while its notice was lost). One round trip for all of it in the usual case; on a
+        single Redis a worker's streams send theirs together (app/delivery/heartbeats.py).
         """
+        with self.redis.pipeline(transaction=False) as pipe:
+            self.refresh_in(pipe, room, name, sid, conn)
+            found = pipe.execute()
+        return self.refreshed(found, room, name, sid, conn)
+
+    def refresh_in(self, pipe, room, name, sid, conn):
+        """Queue ``refresh``'s commands (REFRESH_REPLIES of them) in pipeline ``pipe``: a
+        worker's heartbeats send many streams' refreshes in one round trip
+        (app/delivery/heartbeats.py). Their replies go to ``refreshed``."""
         expiry = now_ms() + self.ttl_ms
         person = keys.PersonKeys(sid)
-        with self.redis.pipeline(transaction=False) as pipe:
-            pipe.exists(person.session)
-            pipe.zadd(keys.RoomKeys(room).online, {_member(name, conn): expiry}, xx=True, ch=True)
-            pipe.zadd(person.streams, {conn: expiry}, xx=True, ch=True)
-            pipe.pexpire(person.streams, self.ttl_ms)
-            if also is not None:
-                also(pipe)
-            found = pipe.execute(raise_on_error=also is None)
-        for reply in found[:4]:
+        pipe.exists(person.session)
+        pipe.zadd(keys.RoomKeys(room).online, {_member(name, conn): expiry}, xx=True, ch=True)
+        pipe.zadd(person.streams, {conn: expiry}, xx=True, ch=True)
+        pipe.pexpire(person.streams, self.ttl_ms)
+
+    def refreshed(self, found, room, name, sid, conn):
+        """Act on ``refresh_in``'s replies (a list, exceptions included: the first is raised);
+        returns what ``refresh`` returns."""
+        for reply in found:
             if isinstance(reply, Exception):
                 raise reply
-        alive, updated, registered, _ = found[:4]
-        if also is not None:
-            also.reply = found[4]
+        alive, updated, registered, _ = found
+        person = keys.PersonKeys(sid)
         if not alive:
             return SESSION_ENDED
         # CH counts changed scores: 0 also when this refresh falls in the registration's
