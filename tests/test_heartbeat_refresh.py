@@ -39,9 +39,8 @@ def presence(client):
     return Presence(client, heartbeat=5, grace=5, max_per_session=4, batch_ms=0)
 
 
-@pytest.fixture
-def person(client, names, presence, room):
-    """A signed-in person with one stream in ``room``: (name, sid, conn)."""
+def new_person(client, names, presence, room):
+    """A signed-in person with one stream in ``room``: a _Sub."""
     name, sid = "ann-" + uuid.uuid4().hex[:6], "sid-" + uuid.uuid4().hex
     client.set("ripple:{u:%s}:session" % sid, '{"name": "%s"}' % name)
     names.claim(name, sid)
@@ -51,7 +50,14 @@ def person(client, names, presence, room):
     # ZADD XX CH would say "not registered".
     client.zadd("ripple:{u:%s}:streams" % sid, {conn: presence_now() + 1000}, xx=True)
     client.zadd(keys.RoomKeys(room).online, {"%s\n%s" % (name, conn): presence_now() + 1000}, xx=True)
-    return name, sid, conn
+    return _Sub(room, name, sid, conn)
+
+
+@pytest.fixture
+def person(client, names, presence, room):
+    """(name, sid, conn) of new_person's."""
+    sub = new_person(client, names, presence, room)
+    return sub.name, sub.sid, sub.conn
 
 
 def commands_of(client, act):
@@ -69,18 +75,6 @@ def commands_of(client, act):
 @pytest.fixture
 def heartbeats(names, presence):
     return Heartbeats(presence, names)
-
-
-def new_person(client, names, presence, room):
-    """Another signed-in person with one stream in ``room``, registered a second ago: a _Sub."""
-    name, sid = "cy-" + uuid.uuid4().hex[:6], "sid-" + uuid.uuid4().hex
-    client.set("ripple:{u:%s}:session" % sid, '{"name": "%s"}' % name)
-    names.claim(name, sid)
-    conn = presence.admit(sid)
-    presence.join(room, name, sid, conn)
-    client.zadd("ripple:{u:%s}:streams" % sid, {conn: presence_now() + 1000}, xx=True)
-    client.zadd(keys.RoomKeys(room).online, {"%s\n%s" % (name, conn): presence_now() + 1000}, xx=True)
-    return _Sub(room, name, sid, conn)
 
 
 def test_the_refresh_carries_the_names_hold_and_extends_it(client, names, heartbeats, person, room):
