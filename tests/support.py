@@ -66,3 +66,26 @@ def ready(stream):
     """``stream`` once its "ready" event came (tests.sse.SSEStream)."""
     stream.until("ready")
     return stream
+
+
+def spy_handed_on(monkeypatch, middleware, keep):
+    """The requests a fast-path middleware class (app/web/fastpost.py, faststream.py) hands on
+    to Flask: a list that gets ``keep(environ)`` for each (nothing when that is None)."""
+    seen = []
+    original = middleware.__call__
+
+    def spy(self, environ, start_response):
+        nxt = self.next
+
+        def handed(env, start):
+            kept = keep(env)
+            if kept is not None:
+                seen.append(kept)
+            return nxt(env, start)
+        self.next = handed
+        try:
+            return original(self, environ, start_response)
+        finally:
+            self.next = nxt
+    monkeypatch.setattr(middleware, "__call__", spy)
+    return seen

@@ -10,7 +10,7 @@ import pytest
 from app import create_app
 from app.web import fastpost, request_ids
 
-from .support import TEST_HEARTBEAT, TOKEN
+from .support import TEST_HEARTBEAT, TOKEN, spy_handed_on
 
 AUTH = {"Authorization": "Bearer " + TOKEN}
 
@@ -23,19 +23,8 @@ def token_post(client, room, body, headers=None, **kw):
 
 @pytest.fixture
 def via_flask(monkeypatch):
-    """Count the requests the fast path hands on to Flask."""
-    handed = []
-    original = fastpost.FastPublish.__call__
-
-    def spy(self, environ, start_response):
-        nxt = self.next
-        self.next = lambda e, s: handed.append(e["PATH_INFO"]) or nxt(e, s)
-        try:
-            return original(self, environ, start_response)
-        finally:
-            self.next = nxt
-    monkeypatch.setattr(fastpost.FastPublish, "__call__", spy)
-    return handed
+    """The paths of the requests the fast path hands on to Flask."""
+    return spy_handed_on(monkeypatch, fastpost.FastPublish, lambda environ: environ["PATH_INFO"])
 
 
 def test_a_token_post_is_stored_and_answered_201_without_flask(client, room, via_flask):

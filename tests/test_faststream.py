@@ -11,7 +11,7 @@ from app.people import addresses, identity
 from app.rooms import keys, records
 from app.web import faststream, opening
 
-from .support import LIMITS_OFF, TEST_HEARTBEAT, TOKEN
+from .support import LIMITS_OFF, TEST_HEARTBEAT, TOKEN, spy_handed_on
 
 # Of Flask's head for a stream, these differ from answer to answer.
 VARYING = {"X-Request-ID"}
@@ -20,18 +20,8 @@ VARYING = {"X-Request-ID"}
 @pytest.fixture
 def handed(monkeypatch):
     """The environs of streams the fast path hands on to Flask."""
-    seen = []
-    original = faststream.FastStream.__call__
-
-    def spy(self, environ, start_response):
-        nxt = self.next
-        self.next = lambda e, s: (e["PATH_INFO"].endswith("/events") and seen.append(e)) or nxt(e, s)
-        try:
-            return original(self, environ, start_response)
-        finally:
-            self.next = nxt
-    monkeypatch.setattr(faststream.FastStream, "__call__", spy)
-    return seen
+    return spy_handed_on(monkeypatch, faststream.FastStream,
+                         lambda environ: environ if environ["PATH_INFO"].endswith("/events") else None)
 
 
 def make_app(redis_url, **config):
