@@ -8,46 +8,17 @@ fifth of the workers' time (docs/performance.md). Here the refreshes that come d
 ``window`` seconds of each other (the streams' heartbeats are spread out) share one pipeline.
 
 A stream still asks for its own refresh and gets its own answer, with the same rules and
-errors as before: only the transport is shared. One script does a whole batch (presence's and
-names' own Lua functions, app/people/presence.py REFRESH_FN_LUA and names.py CLAIM_FN_LUA):
-redis-py packing and parsing five commands per stream was most of the batch's cost. A failure
-in one stream's part is that stream's error alone. On a Redis Cluster (keys in many slots)
-streams refresh apart (app/delivery/stream.py).
+errors as before: only the transport is shared. On a Redis Cluster (its pipelines split by
+slot) streams refresh alone (app/delivery/stream.py).
 """
 import gevent
 import gevent.event
 import redis
 
-from ..people import names as name_rules
 from ..people import presence as presence_rules
 
 WINDOW_SECONDS = 0.02  # how long the first refresh of a batch waits for company
-MOST = 256             # a batch this big goes at once
-
-# KEYS: per stream, refresh_presence's three then claim_name's two. ARGV: per stream,
-# refresh_presence's four then claim_name's four. Returns per stream refresh_presence's four
-# replies and claim_name's (1 held, 0 someone else's), or that stream's error.
-BATCH_LUA = presence_rules.REFRESH_FN_LUA + name_rules.CLAIM_FN_LUA + """
-local function failure(e)
-  if type(e) == 'table' and e.err then return e end
-  return redis.error_reply(tostring(e))
-end
-local out = {}
-for i = 0, #KEYS / 5 - 1 do
-  local k, a = i * 5, i * 8
-  local ok, found = pcall(refresh_presence, KEYS[k + 1], KEYS[k + 2], KEYS[k + 3],
-                          ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4])
-  if ok then
-    local held_ok, held = pcall(claim_name, KEYS[k + 4], KEYS[k + 5],
-                                ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8])
-    if not held_ok then found = failure(held) else found[5] = held end
-  else
-    found = failure(found)
-  end
-  out[i + 1] = found
-end
-return out
-"""
+MOST = 256             # a batch this big goes at once (a pipeline of ~5 commands each)
 
 
 class Heartbeats:
@@ -55,7 +26,6 @@ class Heartbeats:
 
     def __init__(self, presence, names, window=WINDOW_SECONDS, most=MOST):
         self.presence, self.names = presence, names
-        self._batch = presence.redis.register_script(BATCH_LUA)
         self.window, self.most = float(window), int(most)
         self._pending = []  # (subscription, AsyncResult) waiting for the next batch
         self._timer = None
@@ -88,14 +58,15 @@ class Heartbeats:
         self._send(batch)
 
     def _send(self, batch):
-        """Refresh ``batch``'s streams in one script and hand each stream its replies; a
-        failure of the whole (a Redis error, or the sender killed) is each waiting stream's."""
+        """Send ``batch``'s refreshes in one pipeline and hand each stream its replies; a
+        failure (a Redis error, or the sender killed) is each waiting stream's failure."""
+        per = presence_rules.REFRESH_REPLIES + 1
         try:
-            keys, args = [], []
-            for sub, _ in batch:
-                keys += self.presence.refresh_keys(sub.room, sub.sid) + self.names.claim_keys(sub.name)
-                args += self.presence.refresh_args(sub.name, sub.conn) + self.names.hold_args(sub.sid, sub.account)
-            found = self._batch(keys=keys, args=args)
+            with self.presence.redis.pipeline(transaction=False) as pipe:
+                for sub, _ in batch:
+                    self.presence.refresh_in(pipe, sub.room, sub.name, sub.sid, sub.conn)
+                    self.names.hold_in(pipe, sub.name, sub.sid, sub.account)
+                found = pipe.execute(raise_on_error=False)
         except BaseException as exc:
             for _, done in batch:
                 if not done.ready():
@@ -103,8 +74,5 @@ class Heartbeats:
             if not isinstance(exc, redis.RedisError):
                 raise
             return
-        for (_, done), replies in zip(batch, found):
-            if isinstance(replies, Exception):
-                done.set_exception(replies)
-            else:
-                done.set(replies)
+        for i, (_, done) in enumerate(batch):
+            done.set(found[i * per:(i + 1) * per])

@@ -272,18 +272,21 @@ class Names:
 
     def hold(self, name, sid, account=None):
         """Refresh ``name`` for an open stream of ``sid`` (at least ``grace`` from now)."""
-        if not self._claim(keys=self.claim_keys(name), args=self.hold_args(sid, account)):
+        if not self._claim(keys=[self.key(name), self.account_key(name)],
+                           args=[sid, self.grace_ms, "", account or ""]):
             raise NameTaken(name)
 
-    def hold_args(self, sid, account=None):
-        """ARGV of CLAIM_FN_LUA's ``claim_name`` for ``hold`` (its KEYS: claim_keys): a
-        worker's heartbeats hold many streams' names in one script (app/delivery/heartbeats.py)."""
-        return [sid, self.grace_ms, "", account or ""]
+    def hold_in(self, pipe, name, sid, account=None):
+        """Queue ``hold`` in pipeline ``pipe`` (a stream's heartbeat sends it with its presence
+        refresh: one round trip, not two). Its reply goes to ``held``. By EVALSHA itself: a
+        Script in a pipeline asks SCRIPT EXISTS first, a round trip of its own."""
+        pipe.execute_command("EVALSHA", self._claim.sha, 2, self.key(name), self.account_key(name),
+                             sid, self.grace_ms, "", account or "")
 
     def held(self, reply, name, sid, account=None):
-        """Act on a hold's reply from such a script: NameTaken when someone else holds
-        ``name`` now; a Redis that lost its scripts (NOSCRIPT) is asked again the usual way.
-        Raises the Redis error for any other failure."""
+        """Act on ``hold_in``'s reply: NameTaken when someone else holds ``name`` now; a
+        Redis that lost its scripts (NOSCRIPT) is asked again the usual way. Raises
+        the Redis error for any other failure."""
         if isinstance(reply, NoScriptError):
             return self.hold(name, sid, account)
         if isinstance(reply, Exception):

@@ -244,14 +244,6 @@ GUEST = ".g"
 SESSION_ENDED = "session-ended"
 REPLACED = "replaced"
 REFRESH_REPLIES = 4  # the replies of one refresh_in (Presence.refreshed takes them)
-# ``refresh_in``'s commands as a Lua function, for a script that refreshes many streams at once
-# (app/delivery/heartbeats.py); the same replies. KEYS and ARGV: Presence.refresh_keys/_args.
-REFRESH_FN_LUA = """
-local function refresh_presence(session, online, streams, member, conn, expiry, ttl)
-  return {redis.call('EXISTS', session), redis.call('ZADD', online, 'XX', 'CH', expiry, member),
-          redis.call('ZADD', streams, 'XX', 'CH', expiry, conn), redis.call('PEXPIRE', streams, ttl)}
-end
-"""
 
 
 def now_ms():
@@ -388,20 +380,10 @@ class Presence:
         (app/delivery/heartbeats.py). Their replies go to ``refreshed``."""
         expiry = now_ms() + self.ttl_ms
         person = keys.PersonKeys(sid)
-        pipe.exists(person.session)  # REFRESH_FN_LUA says the same in Lua: change both
+        pipe.exists(person.session)
         pipe.zadd(keys.RoomKeys(room).online, {_member(name, conn): expiry}, xx=True, ch=True)
         pipe.zadd(person.streams, {conn: expiry}, xx=True, ch=True)
         pipe.pexpire(person.streams, self.ttl_ms)
-
-    def refresh_keys(self, room, sid):
-        """KEYS of REFRESH_FN_LUA's ``refresh_presence`` for a stream of ``sid`` in ``room``
-        (three; across slots: a single Redis only)."""
-        person = keys.PersonKeys(sid)
-        return [person.session, keys.RoomKeys(room).online, person.streams]
-
-    def refresh_args(self, name, conn):
-        """Its ARGV: the room's member, the connection id, the new expiry (ms), the ttl (ms)."""
-        return [_member(name, conn), conn, now_ms() + self.ttl_ms, self.ttl_ms]
 
     def refreshed(self, found, room, name, sid, conn):
         """Act on ``refresh_in``'s replies (a list, exceptions included: the first is raised);
