@@ -134,6 +134,16 @@ def test_refreshes_that_come_due_together_share_one_round_trip(client, names, pr
         assert client.zscore("ripple:{u:%s}:streams" % sub.sid, sub.conn) > presence_now() + 5_000
 
 
+def test_one_streams_failure_in_a_shared_refresh_is_its_own(client, names, presence, heartbeats, room):
+    ok, broken = new_person(client, names, presence, room), new_person(client, names, presence, room)
+    client.delete("ripple:{u:%s}:streams" % broken.sid)
+    client.set("ripple:{u:%s}:streams" % broken.sid, "not a sorted set")  # WRONGTYPE for its ZADD
+    streams = [gevent.spawn(heartbeats.refresh, sub) for sub in (ok, broken)]
+    gevent.joinall(streams, timeout=10)
+    assert streams[0].successful() and streams[0].value is None
+    assert isinstance(streams[1].exception, redis_py.ResponseError) and "WRONGTYPE" in str(streams[1].exception)
+
+
 def test_a_full_batch_goes_at_once_and_the_rest_wait_for_the_next(client, names, presence, room):
     heartbeats = Heartbeats(presence, names, window=5, most=3)  # a batch waits 5 s unless full
     subs = [new_person(client, names, presence, room) for _ in range(3)]
