@@ -482,6 +482,23 @@ def test_consecutive_joins_and_leaves_share_one_line(open_room, server, room):
                                     timeout=6_000)
 
 
+def test_a_line_of_many_comings_names_the_latest_five_and_counts_the_rest(open_room, server, room):
+    ann = open_room(name=unique("ann"))
+    streams = []
+    try:
+        for i in range(7):
+            person = Browser(server.url)
+            assert person.sign_in(unique("p%d" % i)) == 200
+            streams.append(person.stream(room))
+            streams[-1].until("ready")
+        line = ann.locator("li.presence")
+        expect(line).to_have_text(re.compile(r"^([^,]+, ){4}[^,]+ and 2 others joined$"), timeout=LIVE_MS)
+        assert "p6-" in line.text_content() and "p0-" not in line.text_content()
+    finally:
+        for stream in streams:
+            stream.close()
+
+
 # -- Screenshots: phone and desktop ------------------------------------------------------------
 
 @pytest.mark.parametrize("device", ["desktop", "phone"])

@@ -10,6 +10,8 @@ import { arrange } from './timeline.js';
 import { fullTime, localTime } from './times.js';
 
 const STRINGS = {
+  // "ann, bob, cy, dan, eve and 35 others": a busy room's line names a few (SHOWN_NAMES).
+  others: (names, n) => tn('{names} and {n} other', '{names} and {n} others', n, { names }),
   joined: (names) => t('{names} joined', { names }),
   left: (names) => t('{names} left', { names }),
   separator: ' · ',
@@ -23,6 +25,10 @@ const STRINGS = {
 };
 // Translators: what separates the names of people who joined or left ("ann, bob joined").
 const NAME_SEPARATOR = t(', ');
+const SHOWN_NAMES = 5;  // a join/leave line names the latest five, then counts the rest
+const someNames = (who) => (who.length > SHOWN_NAMES
+  ? STRINGS.others(who.slice(-SHOWN_NAMES).join(NAME_SEPARATOR), who.length - SHOWN_NAMES)
+  : who.join(NAME_SEPARATOR));
 
 // Names compare exactly as the server compares them (NFKC, case folding, TR39 skeleton: fold.js).
 export const sameName = (a, b) => fold(a || '') === fold(b || '');
@@ -164,7 +170,7 @@ export function MessageList(el, root, { kind = 'message', accepts = () => true }
       const parts = ['join', 'leave'].map((action) => {
         const who = Array.from(names).filter(([, did]) => did === action).map(([name]) => name);
         if (!who.length) return '';
-        return action === 'join' ? STRINGS.joined(who.join(NAME_SEPARATOR)) : STRINGS.left(who.join(NAME_SEPARATOR));
+        return action === 'join' ? STRINGS.joined(someNames(who)) : STRINGS.left(someNames(who));
       });
       li.textContent = parts.filter(Boolean).join(STRINGS.separator);
       arrange(list, groupMs);
