@@ -858,7 +858,9 @@ def write_report(grid, prof, path):
       "below: [performance.md](performance.md).")
     w("")
     wall = getattr(grid, "wall_s", None) or (time.monotonic() - grid.started)
-    w("- **Date:** %s (UTC), grid wall time %.0f s" % (now.strftime("%Y-%m-%d %H:%M"), wall))
+    partial = " (this run's: the other figures were kept from an earlier run, see the notes)" \
+        if any(r.get("kept_from") for r in grid.results + grid.extra) else ""
+    w("- **Date:** %s (UTC), grid wall time %.0f s%s" % (now.strftime("%Y-%m-%d %H:%M"), wall, partial))
     w("- **Machine:** %s, %s cores, %s GiB RAM, Linux %s, Python %s, open-file limit %s per process" % (
         mach["cpu"], mach["cores"], mach["memory_gib"], mach["kernel"], mach["python"], mach["nofile"]))
     def tree(g):
