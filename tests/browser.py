@@ -22,6 +22,9 @@ pytestmark = pytest.mark.browser
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 LIVE_MS = 2_000      # a message typed in one page shows in another within this
+# Another person's join or leave shows within this: in a busy room it may wait one presence
+# batch (RIPPLE_PRESENCE_BATCH_MS, 1 s) before it is announced at all.
+PRESENCE_MS = LIVE_MS + 2_000
 RECONNECT_MS = 10_000  # the EventSource retries every 2 s (the server's retry:), 3-5 s after a 503
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-output" / "screenshots"
 

@@ -136,7 +136,8 @@ def test_storm_smoke(redis_url, tmp_path, how):
     assert result["tool"] == "ripple-storm" and result["warm"] == 40
     assert result["lost"] == 0 and result["duplicates"] == 0 and result["never_back"] == 0
     assert result["disrupted"] == result["back_s"]["count"] > 0
-    assert result["disrupted"] == 40 if how == "hup" else 0 < result["disrupted"] < 40
+    # A SIGKILL disrupts the killed worker's streams: the one holding the most, perhaps all 40.
+    assert result["disrupted"] == 40 if how == "hup" else 0 < result["disrupted"] <= 40
     assert result["not_caught_up"] == 0
     assert result["before"]["redis"]["used_memory"] > 0 and result["after"]["server"]["rss_mb"] > 0
     # A post cut by the kill is sent again with its key: stored once, none failed.

@@ -17,6 +17,7 @@ from .browser import (  # noqa: F401
     DIRECT,
     LIVE_MS,
     ONLINE,
+    PRESENCE_MS,
     RECONNECT_MS,
     SCREENSHOTS,
     SEND,
@@ -371,9 +372,9 @@ def test_someone_joining_shows_in_the_online_list_and_as_a_joined_line(open_room
     ann = open_room(name=ann_name)
     expect(ann.locator(ONLINE)).to_have_text([ann_name])
     open_room(name=bob_name)
-    expect(ann.locator(ONLINE)).to_have_text([ann_name, bob_name], timeout=LIVE_MS)
+    expect(ann.locator(ONLINE)).to_have_text([ann_name, bob_name], timeout=PRESENCE_MS)
     expect(ann.locator("[data-online-count]")).to_have_text("2")
-    expect(ann.locator("li.presence")).to_have_text(["%s joined" % bob_name], timeout=LIVE_MS)
+    expect(ann.locator("li.presence")).to_have_text(["%s joined" % bob_name], timeout=PRESENCE_MS)
     # Others' names offer a direct message; one's own does not.
     expect(ann.locator(".people").get_by_role("link", name=bob_name, exact=True)).to_be_visible()
     expect(ann.locator(".people").get_by_role("link", name=ann_name, exact=True)).to_have_count(0)
@@ -383,7 +384,7 @@ def test_closing_the_page_shows_a_left_line_after_the_grace_window(open_room):
     ann_name, bob_name = unique("ann"), unique("bob")
     ann = open_room(name=ann_name)
     bob = open_room(name=bob_name)
-    expect(ann.locator(ONLINE)).to_have_text([ann_name, bob_name], timeout=LIVE_MS)
+    expect(ann.locator(ONLINE)).to_have_text([ann_name, bob_name], timeout=PRESENCE_MS)
     closed_at = time.monotonic()
     bob.close()
     left = ann.locator("li.presence", has_text="%s left" % bob_name)
@@ -423,7 +424,7 @@ def test_a_direct_message_reaches_only_its_recipient_and_the_reply_comes_back(op
     ann_name, bob_name, cat_name = unique("ann"), unique("bob"), unique("cat")
     ann, bob, cat = open_room(name=ann_name), open_room(name=bob_name), open_room(name=cat_name)
     cat.evaluate(RECORD_ADDED_TEXT)  # everything that ever shows on cat's page
-    expect(ann.locator(ONLINE)).to_have_text(sorted([ann_name, bob_name, cat_name]), timeout=LIVE_MS)
+    expect(ann.locator(ONLINE)).to_have_text(sorted([ann_name, bob_name, cat_name]), timeout=PRESENCE_MS)
 
     open_conversation(ann, bob_name)
     expect(ann.locator("#dm-text")).to_have_attribute("placeholder", "Message %s privately" % bob_name)
@@ -521,7 +522,7 @@ def test_screenshots_of_a_room(open_room, server, room, scheme):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page = open_room(name=me, color_scheme=scheme, viewport={"width": 1024, "height": 720})
     friend = open_room(name=other, color_scheme=scheme)
-    expect(page.locator(ONLINE)).to_have_text([me, other], timeout=LIVE_MS)
+    expect(page.locator(ONLINE)).to_have_text([me, other], timeout=PRESENCE_MS)
     open_conversation(friend, me)
     send_direct(friend, SCREENSHOT_DIRECT)
     expect(page.locator("[data-inbox] li .snippet")).to_have_text([SCREENSHOT_DIRECT], timeout=LIVE_MS)

@@ -8,6 +8,7 @@ import pytest
 import redis as redis_py
 
 from app.delivery.heartbeats import Heartbeats
+from app.ops.embedded_redis import EmbeddedRedis
 from app.people.names import Names, NameTaken
 from app.people.presence import Presence
 from app.people.presence import now_ms as presence_now
@@ -23,10 +24,20 @@ class _Sub:
         self.room, self.name, self.sid, self.conn, self.account = room, name, sid, conn, account
 
 
+@pytest.fixture(scope="module")
+def quiet_redis(tmp_path_factory):
+    """A Redis of this module's own: the commands a refresh costs are counted in its
+    INFO commandstats, where the suite's shared Redis counts every other test's too."""
+    server = EmbeddedRedis(tmp_path_factory.mktemp("heartbeat-redis"), port=free_port(), appendonly=False)
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def client(redis_client):
-    """The suite's Redis, as str (conftest's redis_client)."""
-    return redis_client
+def client(quiet_redis):
+    with redis_py.Redis.from_url(quiet_redis.url, decode_responses=True) as client:
+        yield client
 
 
 @pytest.fixture
@@ -35,7 +46,9 @@ def names(client):
 
 
 @pytest.fixture
-def presence(client):
+def presence(client, monkeypatch):
+    """Without its sweeper: a sweep running while a test counts commands would be counted."""
+    monkeypatch.setattr(Presence, "ensure_sweeper", lambda self: None)
     return Presence(client, heartbeat=5, grace=5, max_per_session=4, batch_ms=0)
 
 

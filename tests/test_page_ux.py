@@ -19,6 +19,7 @@ from app.rooms import keys, messages
 from .browser import (  # noqa: F401 (browser, dialogs, open_room: fixtures)
     LIVE_MS,
     ONLINE,
+    PRESENCE_MS,
     SCREENSHOTS,
     SEND,
     STATUS,
@@ -224,7 +225,7 @@ def test_without_javascript_a_signed_in_reader_is_online_for_the_others(open_roo
     bob_name, ann_name = unique("bob"), unique("ann")
     bob = open_room(name=bob_name)
     ann = no_js_page(open_room, ann_name)  # no stream: the page itself says she is here
-    expect(bob.locator(ONLINE)).to_have_text([ann_name, bob_name], timeout=LIVE_MS)
+    expect(bob.locator(ONLINE)).to_have_text([ann_name, bob_name], timeout=PRESENCE_MS)
     expect(bob.locator("li.presence")).to_have_text(["%s joined" % ann_name])
     expect(ann.locator(ONLINE)).to_have_text([ann_name, bob_name])
 
@@ -469,7 +470,7 @@ def test_consecutive_joins_and_leaves_share_one_line(open_room, server, room):
     bob_name, cat_name = unique("bob"), unique("cat")
     bob = open_room(name=bob_name)
     cat = open_room(name=cat_name)
-    expect(ann.locator(ONLINE)).to_have_count(3, timeout=LIVE_MS)
+    expect(ann.locator(ONLINE)).to_have_count(3, timeout=PRESENCE_MS)
     lines = ann.locator("li.presence")
     expect(lines).to_have_count(1)
     expect(lines).to_have_text(re.compile(r"^(%s, %s|%s, %s) joined$" % (bob_name, cat_name, cat_name, bob_name)))
@@ -492,7 +493,7 @@ def test_a_line_of_many_comings_names_the_latest_five_and_counts_the_rest(open_r
             streams.append(person.stream(room))
             streams[-1].until("ready")
         line = ann.locator("li.presence")
-        expect(line).to_have_text(re.compile(r"^([^,]+, ){4}[^,]+ and 2 others joined$"), timeout=LIVE_MS)
+        expect(line).to_have_text(re.compile(r"^([^,]+, ){4}[^,]+ and 2 others joined$"), timeout=PRESENCE_MS)
         assert "p6-" in line.text_content() and "p0-" not in line.text_content()
     finally:
         for stream in streams:
