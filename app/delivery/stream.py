@@ -456,12 +456,12 @@ class _Live:
                         ended = hub.heartbeats.refresh(sub)  # NameTaken when the name is lost
                     else:
                         ended = hub.presence.refresh(sub.room, sub.name, sub.sid, sub.conn)
+                        if ended is None:
+                            hub.names.hold(sub.name, sub.sid, sub.account)
                     if ended == presence.SESSION_ENDED:  # its word missed this worker
                         raise SignedOut()
                     if ended == presence.REPLACED:
                         raise Replaced()
-                    if hub.heartbeats is None:
-                        hub.names.hold(sub.name, sub.sid, sub.account)
                 release()  # what those Redis round trips touched
 
     def _watch(self, room):

@@ -84,7 +84,8 @@ return gone
 
 # KEYS: the person's slow-mode key, the post's idempotency key.  ARGV: interval (ms).
 # A retry of a post already stored (its idempotency key is known) is never held back.
-# Returns 0 (post now) or the ms to wait.
+# Returns 0 (post now: the wait starts, holding ARGV[2]), -1 (a retry: post, nothing starts)
+# or the ms to wait.
 _SLOW_LUA = """
 if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
 if redis.call('SET', KEYS[1], ARGV[2], 'NX', 'PX', ARGV[1]) then return 0 end
@@ -178,10 +179,9 @@ class Moderation:
         0 and a token (str) when the wait starts now, to give back with ``slow_release`` if the
         post is then not stored; 0 and None for a retry of a stored post (``idempotency_key``:
         the Redis key such a retry finds, or None), which starts nothing; > 0 and None: refused."""
-        digest = hashlib.sha256(uid.encode()).hexdigest()[:16]
-        k = RecordKeys(room)
+        wait_key = _slow_key(room, uid)
         token = secrets.token_hex(8)
-        wait = int(self._slow(keys=[k.slow(digest), idempotency_key or k.slow(digest) + ":none"],
+        wait = int(self._slow(keys=[wait_key, idempotency_key or wait_key + ":none"],
                               args=[int(seconds * 1000), token]))
         return (0, token) if wait == 0 else (max(0, wait), None)
 
@@ -189,8 +189,7 @@ class Moderation:
         """Give back the slow-mode wait ``slow_wait`` started with ``token``: the post it let
         through was refused or failed before it was stored, so it must not hold the next back.
         A wait started by a later post (another token) is left alone."""
-        digest = hashlib.sha256(uid.encode()).hexdigest()[:16]
-        self._slow_release(keys=[RecordKeys(room).slow(digest)], args=[token])
+        self._slow_release(keys=[_slow_key(room, uid)], args=[token])
 
     def record(self, room, actor, actor_name, action, target="", detail=""):
         """Record one action in the room's audit and the service's."""
@@ -206,6 +205,11 @@ class Moderation:
         """The newest ``count`` actions, newest first: one room's, or every room's."""
         key = RecordKeys(room).audit if room else AUDIT
         return [_entry(fields) for _, fields in self.redis.xrevrange(key, count=count)]
+
+
+def _slow_key(room, uid):
+    """The key holding ``uid``'s slow-mode wait in ``room`` (the uid hashed: no name in keys)."""
+    return RecordKeys(room).slow(hashlib.sha256(uid.encode()).hexdigest()[:16])
 
 
 def _entry(fields):
