@@ -1,4 +1,6 @@
 """Edits and deletions on the room page, live and on reload, with JavaScript on and off (issue 16)."""
+import re
+
 from playwright.sync_api import expect
 
 from .browser import LIVE_MS, STATUS, browser, dialogs, history, open_room, send, unique  # noqa: F401 - fixtures
@@ -36,6 +38,26 @@ def test_an_edit_shows_live_on_every_page_and_after_a_reload(open_room):
     expect(page_bob.locator(STATUS)).to_have_text("connected")
     expect(page_bob.locator("main.room li.msg .text")).to_have_text(["see you at 6"])
     expect(page_bob.locator("main.room li.msg [data-edited]")).to_have_count(1)
+
+
+def test_an_edit_that_mends_a_mention_highlights_the_message_for_its_person(open_room):
+    ann, bob = unique("ann"), unique("bob")
+    page_ann = open_room(ann)
+    page_bob = open_room(bob)
+    page_ann.evaluate("""window.heard = [];
+        document.addEventListener('chat:mention', (e) => window.heard.push(e.detail.user))""")
+    send(page_bob, "@%sx can you look?" % ann)  # a typo: nobody
+    theirs = page_ann.locator("main.room li.msg").last
+    expect(theirs.locator(".text")).to_have_text("@%sx can you look?" % ann, timeout=LIVE_MS)
+    expect(theirs).not_to_have_class(re.compile(r"\bmentions-me\b"))
+    li = menu(page_bob, "can you look?")
+    li.locator("form[data-edit] textarea").fill("@%s can you look?" % ann)
+    li.get_by_role("button", name="Save edit").click()
+    expect(theirs).to_have_class(re.compile(r"\bmentions-me\b"), timeout=LIVE_MS)
+    assert page_ann.evaluate("window.heard") == [bob]  # as a new mention: notified if allowed
+    page_ann.reload()
+    expect(page_ann.locator(STATUS)).to_have_text("connected")
+    expect(page_ann.locator("main.room li.msg.mentions-me")).to_have_count(1)
 
 
 def test_a_deletion_shows_live_and_the_text_never_comes_back(open_room):

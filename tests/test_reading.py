@@ -391,6 +391,65 @@ def test_a_deleted_mention_stops_counting_and_leaves_the_mentions_page(server, r
     assert json.loads(body)["mentions"] == []
 
 
+def edit(person, room, mid, text):
+    status, _, body = person.request("PATCH", "/rooms/%s/messages/%s" % (room, mid), body={"text": text})
+    assert status == 200, body
+    return json.loads(body)
+
+
+def test_an_edit_that_mends_a_mistyped_mention_reaches_its_person(server, room):
+    ann = guest(server)
+    visit(ann, room)
+    bob = guest(server, unique("bob"))
+    _, message = bob.post(room, "@%sx look" % ann.name)  # a typo: nobody
+    assert "mentions" not in message and my_rooms(ann)[room]["mentions"] == 0
+    edited = edit(bob, room, message["id"], "@%s look" % ann.name)
+    assert edited["mentions"] == [ann.name]
+    assert my_rooms(ann)[room]["mentions"] == 1
+    _, _, body = ann.request("GET", "/me/mentions")
+    assert [m["id"] for m in json.loads(body)["mentions"]] == [message["id"]]
+
+
+def test_a_mention_reacted_to_stays_on_the_mentions_page_as_it_is_now(server, room):
+    ann = guest(server)
+    visit(ann, room)
+    bob = guest(server, unique("bob"))
+    _, message = bob.post(room, "@%s look" % ann.name)
+    path = "/rooms/%s/messages/%s" % (room, message["id"])
+    assert ann.request("PUT", path + "/reactions/%F0%9F%91%8D")[0] == 200  # 👍
+    edit(bob, room, message["id"], "@%s look at this" % ann.name)
+    _, _, body = ann.request("GET", "/me/mentions")
+    found = json.loads(body)["mentions"]
+    assert [(m["id"], m["text"]) for m in found] == [(message["id"], "@%s look at this" % ann.name)]
+
+
+def test_an_edit_that_drops_a_mention_stops_it_counting(server, room):
+    ann, cat = guest(server), guest(server, unique("cat"))
+    visit(ann, room)
+    visit(cat, room)
+    bob = guest(server, unique("bob"))
+    _, message = bob.post(room, "@%s and @%s look" % (ann.name, cat.name))
+    edited = edit(bob, room, message["id"], "only @%s now" % cat.name)
+    assert edited["mentions"] == [cat.name]
+    assert my_rooms(ann)[room]["mentions"] == 0 and my_rooms(cat)[room]["mentions"] == 1
+    _, _, body = ann.request("GET", "/me/mentions")
+    assert json.loads(body)["mentions"] == []
+    assert "mentions" not in edit(bob, room, message["id"], "never mind")
+    assert my_rooms(cat)[room]["mentions"] == 0
+
+
+def test_an_edit_event_carries_the_new_texts_mentions(server, room):
+    ann = guest(server)
+    visit(ann, room)
+    bob = guest(server, unique("bob"))
+    _, message = bob.post(room, "hello")
+    stream = ann.stream(room, headers={"Last-Event-ID": message["id"]})
+    with stream:
+        edit(bob, room, message["id"], "hello @%s" % ann.name)
+        event, _ = stream.until("edit")
+    assert json.loads(event.data)["mentions"] == [ann.name]
+
+
 def test_an_open_stream_follows_a_room_joined_meanwhile(server, room):
     ann = guest(server)
     elsewhere = "t-" + uuid.uuid4().hex[:12]

@@ -360,12 +360,21 @@ class Reading:
             batch = pairs[start:start + limit + 1]
             with self.redis.pipeline(transaction=False) as pipe:
                 for room, mid in batch:
-                    pipe.xrange(keys.RoomKeys(room).log, min=mid, max=mid, count=1)
-                entries = pipe.execute()
-            for (room, mid), entry in zip(batch, entries):
-                if not entry:
-                    continue  # deleted or trimmed away
-                message = json.loads('{"id":"%s","ts":%s,%s' % (mid, mid.split("-")[0], entry[0][1]["m"]))
+                    # The message as it is now: an edited or reacted-to one has left the log
+                    # for the room's ``changed`` versions (app/rooms/conversation.py).
+                    rk, padded = keys.RoomKeys(room), keys.padded(mid)
+                    pipe.xrange(rk.log, min=mid, max=mid, count=1)
+                    pipe.zrangebylex(rk.changed, "[" + padded + "|", "(" + padded + "}", start=0, num=1)
+                found = pipe.execute()
+            for (room, mid), entry, changed in zip(batch, found[::2], found[1::2]):
+                if changed:
+                    message = json.loads(changed[0].partition("|")[2])
+                elif entry and "e" not in entry[0][1]:
+                    message = json.loads('{"id":"%s","ts":%s,%s' % (mid, mid.split("-")[0], entry[0][1]["m"]))
+                else:
+                    continue  # trimmed away
+                if message.get("deleted"):
+                    continue
                 out.append({"room": room, "id": mid, "ts": message["ts"], "user": message.get("user"),
                             "text": message.get("text", "")})
             if len(out) > limit:

@@ -17,7 +17,8 @@ that first checks the message is still what was read (compare and set): when som
 changed it in between (two reactions on two workers), it is read and decided again.
 
 Event payloads (one line of JSON each, ``id`` and ``ts`` the event's own):
-  edit      {"id", "ts", "room", "message_id", "user", "text", "edited_ts"}
+  edit      {"id", "ts", "room", "message_id", "user", "text", "edited_ts", "mentions"}
+            (``mentions``: the names the new text mentions, app/rooms/mentions.py; [] for none)
   delete    {"id", "ts", "room", "message_id", "by", "reason"?}
   reaction  {"id", "ts", "room", "message_id", "emoji", "user", "on", "reactions"}
 Message fields these add: ``edited_ts`` (ms), ``deleted`` (true; ``text`` is then "" and
@@ -36,6 +37,7 @@ from collections import namedtuple
 
 import emoji as emoji_data
 
+from ..people import names
 from . import keys, messages
 from .records import MODERATING
 from .store import TRIM_LUA, entry_fields
@@ -178,6 +180,8 @@ class Conversation:
         messages.Invalid for a text the rules refuse. The same text again changes nothing.
         """
         text = messages.check_text(text, max_chars)
+        mentions = self.store.mentions
+        resolved = {}  # the edit's mentions, and the message's before it: once the edit is decided
 
         def decide(message):
             if message.get("deleted"):
@@ -188,12 +192,35 @@ class Conversation:
                 raise Refused(409, "edit_window", minutes=_minutes(self.edit_window))
             if message["text"] == text:
                 return None
+            # The new text's mentions replace the old ones (a mistyped "@name" mended in an
+            # edit reaches its person), resolved as a post's are.
+            mentioned = mentions.resolve(room, text, message["user"]) if mentions is not None else []
+            resolved.update(before=message.pop("mentions", []), now=mentioned)
+            if mentioned:
+                message["mentions"] = [person["name"] for person in mentioned]
             message["text"] = text
             message["edited_ts"] = int(time.time() * 1000)
             return "edit", {"room": room, "message_id": message["id"], "user": message["user"],
-                            "text": text, "edited_ts": message["edited_ts"]}
+                            "text": text, "edited_ts": message["edited_ts"],
+                            "mentions": [person["name"] for person in mentioned]}
 
-        return self._apply(room, message_id, decide)
+        message = self._apply(room, message_id, decide)
+        if resolved and mentions is not None:
+            self._remention(room, message["id"], resolved["before"], resolved["now"])
+        return message
+
+    def _remention(self, room, message_id, before, now):
+        """After an edit: the people it newly mentions get the mention counted; those it no
+        longer mentions lose it (best effort, as for a post: the edit is stored)."""
+        mentions = self.store.mentions
+        kept = {names.fold(name) for name in before}
+        added = [person for person in now if names.fold(person["name"]) not in kept]
+        still = {names.fold(person["name"]) for person in now}
+        dropped = [name for name in before if names.fold(name) not in still]
+        if added:
+            mentions.record(room, message_id, added)
+        if dropped:
+            mentions.forget(room, message_id, dropped)
 
     def delete(self, room, message_id, by, reason=None):
         """Delete a message: its text is removed from storage, and every page shows

@@ -3,6 +3,7 @@
 // without JavaScript), sent here with fetch to the JSON API and applied at once. Applying a
 // change twice (the answer, then the stream's event) shows the same thing: it is idempotent.
 import { t } from './i18n.js';
+import { fold } from './fold.js';
 import { compareIds } from './ids.js';
 import { setLinkedText } from './links.js';
 
@@ -61,6 +62,20 @@ export function showEdit(li, text) {
   }
   const box = li.querySelector('form[data-edit] textarea');
   if (box && document.activeElement !== box) box.value = text;
+}
+
+// An edit's mentions replace the message's: the highlight follows them, and the person it
+// newly mentions hears of it as of a new mention (``chat:mention``; reading.js notifies).
+function showMentions(li, edit, root) {
+  if (li.classList.contains('deleted') || !Array.isArray(edit.mentions)) return;
+  const me = fold(root.dataset.me || '');
+  const mine = !!me && edit.mentions.some((name) => fold(name) === me);
+  const was = li.classList.contains('mentions-me');
+  li.classList.toggle('mentions-me', mine);
+  if (mine && !was && fold(edit.user || '') !== me) {
+    const detail = { room: edit.room, user: edit.user, text: edit.text, id: edit.message_id };
+    root.dispatchEvent(new CustomEvent('chat:mention', { detail, bubbles: true }));
+  }
 }
 
 // The message is gone: "message deleted" in its place, nothing to act on.
@@ -189,7 +204,10 @@ export function Changes(root) {
   const quotesOf = (id) => list.querySelectorAll(`[data-quote][data-reply-to="${CSS.escape(id)}"]`);
   root.addEventListener('chat:edit', (e) => {
     const li = find(e.detail.message_id);
-    if (li) showEdit(li, e.detail.text);
+    if (li) {
+      showEdit(li, e.detail.text);
+      showMentions(li, e.detail, root);
+    }
     for (const q of quotesOf(e.detail.message_id)) q.querySelector('.quote-text').textContent = firstLine(e.detail.text);
   });
   root.addEventListener('chat:delete', (e) => {

@@ -97,4 +97,8 @@ export function MentionAlerts(root) {
     const { room, user, mentions, text, id } = e.detail;
     if (mine(mentions)) notify(room, user, text, id);
   });
+  root.addEventListener('chat:mention', (e) => {  // an edit that now mentions the person
+    const { room, user, text, id } = e.detail;
+    notify(room, user, text, id);
+  });
 }
