@@ -117,10 +117,22 @@ def test_the_session_ending_is_still_told_with_the_hold_along(client, heartbeats
     assert heartbeats.refresh(_Sub(room, name, sid, conn)) == "session-ended"
 
 
-def test_a_replaced_stream_is_told_so_by_the_shared_refresh(client, heartbeats, person, room):
+def test_a_replaced_stream_is_told_so_by_the_shared_refresh(client, presence, heartbeats, person, room):
     name, sid, conn = person
-    client.zrem("ripple:{u:%s}:streams" % sid, conn)  # a newer stream took its place
+    for _ in range(presence.max_per_session):  # newer streams of the session: the oldest goes
+        presence.admit(sid)
+    assert client.zscore("ripple:{u:%s}:streams" % sid, conn) is None
     assert heartbeats.refresh(_Sub(room, name, sid, conn)) == "replaced"
+
+
+def test_a_stream_whose_registration_lapsed_takes_it_back(client, presence, heartbeats, person, room):
+    """A refresh that comes after the registration's ttl (a busy worker, a slow open) is no
+    reason to end a stream nobody replaced: the page would stop for good."""
+    name, sid, conn = person
+    client.pexpire("ripple:{u:%s}:streams" % sid, 1)  # the session's streams lapsed
+    wait_until(lambda: not client.exists("ripple:{u:%s}:streams" % sid), message="the lapse")
+    assert heartbeats.refresh(_Sub(room, name, sid, conn)) is None
+    assert client.zscore("ripple:{u:%s}:streams" % sid, conn) > presence_now()
 
 
 def test_refresh_and_hold_cost_no_more_commands_than_apart(client, names, presence, heartbeats, person, room):

@@ -236,6 +236,19 @@ end
 """
 _ADMIT_LUA = ADMIT_FN_LUA + "return admit_stream(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4])\n"
 
+# KEYS: the session's streams.  ARGV: connection id, now (ms), ttl (ms), the session's cap.
+# A stream whose registration lapsed (its refresh came more than a ttl after the last: a busy
+# worker, a slow open) takes it back if the session has room, and answers 1; 0 when the
+# session is full: a newer stream replaced it (its notice lost), or would be replaced by it.
+_READMIT_LUA = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[2])
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 1 end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 0 end
+redis.call('ZADD', KEYS[1], tonumber(ARGV[2]) + tonumber(ARGV[3]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+
 
 # The end of a guest's connection id: presence lists say who is a guest (no account, no token).
 GUEST = ".g"
@@ -274,6 +287,7 @@ class Presence:
         self._join = client.register_script(announce + _JOIN_LUA.replace("'PUBLISH'", command))
         self._sweep = client.register_script(announce + _SWEEP_LUA.replace("'PUBLISH'", command))
         self._admit = client.register_script(_ADMIT_LUA.replace("'PUBLISH'", command))
+        self._readmit = client.register_script(_READMIT_LUA)
         self._flush = client.register_script(_FLUSH_LUA.replace("'PUBLISH'", command))
         self.admit_fn_lua = ADMIT_FN_LUA.replace("'PUBLISH'", command)  # for app/web/opening.py
         self._sweeper = None
@@ -396,8 +410,10 @@ class Presence:
         if not alive:
             return SESSION_ENDED
         # CH counts changed scores: 0 also when this refresh falls in the registration's
-        # millisecond (the same expiry). Asked again then, as for the room's member below.
-        if not registered and self.redis.zscore(person.streams, conn) is None:
+        # millisecond (the same expiry), or when the registration lapsed: a stream that is
+        # alive takes it back unless a newer one of the session has its place.
+        if not registered and not self._readmit(keys=[person.streams],
+                                                args=[conn, now_ms(), self.ttl_ms, self.max_per_session]):
             return REPLACED
         if not updated and not self.redis.zscore(keys.RoomKeys(room).online, _member(name, conn)):
             self.join(room, name, sid, conn)
