@@ -1,4 +1,6 @@
 """Fixtures: a real redis-server and a real Gunicorn (2 gevent workers) on free loopback ports."""
+import json
+import shutil
 import uuid
 
 import pytest
@@ -7,7 +9,7 @@ import redis as redis_py
 from app import create_app
 from app.ops.embedded_redis import EmbeddedRedis
 
-from .servers import Gunicorn, free_port
+from .servers import ROOT, Gunicorn, free_port
 from .support import LIMITS_OFF, SERVER_ENV, TEST_HEARTBEAT, TOKEN, post  # noqa: F401
 from .web import Browser
 
@@ -88,8 +90,9 @@ def pytest_runtest_makereport(item, call):
 class FaultReport:
     """Counts from the fault tests: what was acknowledged, delivered, lost and duplicated.
 
-    Written to test-output/fault-report.md at the end of the session; docs/reliability.md
-    quotes it.
+    Each test process (one per pytest-xdist worker) writes its rows to
+    test-output/fault-report.parts/<worker>.json; the session's end merges them into
+    test-output/fault-report.md, which docs/reliability.md quotes.
     """
 
     def __init__(self):
@@ -103,18 +106,39 @@ class FaultReport:
         lost = expected - unique
         self.rows.append((fault, clients, acked, sum(len(ids) for ids in delivered_ids), lost, duplicated))
 
-    def write(self, path):
+
+FAULT_PARTS = ROOT / "test-output" / "fault-report.parts"
+
+
+def _is_xdist_worker(config):
+    return hasattr(config, "workerinput")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session):
+    """The controller (or a lone process) starts with no parts from an earlier run."""
+    if not _is_xdist_worker(session.config):
+        shutil.rmtree(FAULT_PARTS, ignore_errors=True)
+
+
+def pytest_sessionfinish(session):
+    """The controller (or a lone process) merges every process's rows into the report."""
+    if _is_xdist_worker(session.config) or not FAULT_PARTS.is_dir():
+        return
+    rows = [row for part in sorted(FAULT_PARTS.glob("*.json")) for row in json.loads(part.read_text())]
+    shutil.rmtree(FAULT_PARTS, ignore_errors=True)
+    if rows:
         lines = ["| fault | clients | messages acknowledged | deliveries | lost | duplicated |",
                  "|---|---|---|---|---|---|"]
-        lines += ["| %s | %d | %d | %d | %d | %d |" % row for row in self.rows]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("\n".join(lines) + "\n")
+        lines += ["| %s | %d | %d | %d | %d | %d |" % tuple(row) for row in sorted(rows)]
+        (ROOT / "test-output" / "fault-report.md").write_text("\n".join(lines) + "\n")
 
 
 @pytest.fixture(scope="session")
-def fault_report():
+def fault_report(request):
     report = FaultReport()
     yield report
     if report.rows:
-        from .servers import ROOT
-        report.write(ROOT / "test-output" / "fault-report.md")
+        worker = getattr(request.config, "workerinput", {}).get("workerid", "main")
+        FAULT_PARTS.mkdir(parents=True, exist_ok=True)
+        (FAULT_PARTS / ("%s.json" % worker)).write_text(json.dumps(report.rows))
