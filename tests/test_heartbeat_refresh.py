@@ -135,6 +135,16 @@ def test_a_stream_whose_registration_lapsed_takes_it_back(client, presence, hear
     assert client.zscore("ripple:{u:%s}:streams" % sid, conn) > presence_now()
 
 
+def test_a_lapsed_stream_yields_when_newer_streams_fill_the_session(client, presence, heartbeats, person,
+                                                                   room):
+    name, sid, conn = person
+    client.delete("ripple:{u:%s}:streams" % sid)  # lapsed...
+    for _ in range(presence.max_per_session):  # ...and the session's places taken since
+        presence.admit(sid)
+    assert heartbeats.refresh(_Sub(room, name, sid, conn)) == "replaced"
+    assert client.zcard("ripple:{u:%s}:streams" % sid) == presence.max_per_session
+
+
 def test_refresh_and_hold_cost_no_more_commands_than_apart(client, names, presence, heartbeats, person, room):
     name, sid, conn = person
     names.hold(name, sid)  # its script loaded (another test flushes them)

@@ -192,11 +192,21 @@ class EmbeddedRedis:
             if self.process.poll() is not None:
                 raise RuntimeError("redis-server exited with %s; see %s/redis.log"
                                    % (self.process.returncode, self.directory))
-            if self.ping():
+            if self._serving() and self.ping():
                 return self
             time.sleep(0.05)
         self.stop()
         raise RuntimeError("redis-server did not answer within %.0f s" % timeout)
+
+    def _serving(self):
+        # Our server writes its pid file once it listens: a PONG before that may come from
+        # another server on the same port (taken between choosing it and binding it), which
+        # ours then exits for.
+        try:
+            with open(self.pid_path) as f:
+                return f.read().strip() == str(self.process.pid)
+        except OSError:
+            return False
 
     def _refuse_a_running_server(self):
         # Two servers appending to one AOF would corrupt it.

@@ -239,7 +239,9 @@ _ADMIT_LUA = ADMIT_FN_LUA + "return admit_stream(KEYS[1], KEYS[2], ARGV[1], ARGV
 # KEYS: the session's streams.  ARGV: connection id, now (ms), ttl (ms), the session's cap.
 # A stream whose registration lapsed (its refresh came more than a ttl after the last: a busy
 # worker, a slow open) takes it back if the session has room, and answers 1; 0 when the
-# session is full: a newer stream replaced it (its notice lost), or would be replaced by it.
+# session is full (newer streams have the places: it yields, as the oldest would). A stream
+# replaced while its notice was lost comes back too if a place has freed since: the script
+# cannot tell the two apart, and the cap holds either way.
 _READMIT_LUA = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[2])
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 1 end

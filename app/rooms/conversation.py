@@ -184,6 +184,7 @@ class Conversation:
         resolved = {}  # the edit's mentions, and the message's before it: once the edit is decided
 
         def decide(message):
+            resolved.clear()  # an earlier attempt's (someone changed the message meanwhile)
             if message.get("deleted"):
                 raise Refused(409, "deleted")
             if not by.uid or message.get("uid") != by.uid:
@@ -192,20 +193,21 @@ class Conversation:
                 raise Refused(409, "edit_window", minutes=_minutes(self.edit_window))
             if message["text"] == text:
                 return None
-            # The new text's mentions replace the old ones (a mistyped "@name" mended in an
-            # edit reaches its person), resolved as a post's are.
-            mentioned = mentions.resolve(room, text, message["user"]) if mentions is not None else []
-            resolved.update(before=message.pop("mentions", []), now=mentioned)
-            if mentioned:
-                message["mentions"] = [person["name"] for person in mentioned]
+            if mentions is not None:
+                # The new text's mentions replace the old ones (a mistyped "@name" mended in
+                # an edit reaches its person), resolved as a post's are.
+                mentioned = mentions.resolve(room, text, message["user"])
+                resolved.update(before=message.pop("mentions", []), now=mentioned)
+                if mentioned:
+                    message["mentions"] = [person["name"] for person in mentioned]
             message["text"] = text
             message["edited_ts"] = int(time.time() * 1000)
             return "edit", {"room": room, "message_id": message["id"], "user": message["user"],
                             "text": text, "edited_ts": message["edited_ts"],
-                            "mentions": [person["name"] for person in mentioned]}
+                            "mentions": message.get("mentions", [])}
 
         message = self._apply(room, message_id, decide)
-        if resolved and mentions is not None:
+        if resolved:
             self._remention(room, message["id"], resolved["before"], resolved["now"])
         return message
 
@@ -217,10 +219,20 @@ class Conversation:
         added = [person for person in now if names.fold(person["name"]) not in kept]
         still = {names.fold(person["name"]) for person in now}
         dropped = [name for name in before if names.fold(name) not in still]
-        if added:
-            mentions.record(room, message_id, added)
         if dropped:
             mentions.forget(room, message_id, dropped)
+        if added:
+            mentions.record(room, message_id, added)
+            # A later edit or a deletion that came in between forgot its names before this
+            # record: what the message mentions now decides (one read, only when adding).
+            current = self.message(room, message_id)
+            if current is None or current.get("deleted"):
+                stale = [person["name"] for person in added]
+            else:
+                named = {names.fold(name) for name in current.get("mentions", [])}
+                stale = [person["name"] for person in added if names.fold(person["name"]) not in named]
+            if stale:
+                mentions.forget(room, message_id, stale)
 
     def delete(self, room, message_id, by, reason=None):
         """Delete a message: its text is removed from storage, and every page shows

@@ -72,7 +72,7 @@ function showMentions(li, edit, root) {
   const mine = !!me && edit.mentions.some((name) => fold(name) === me);
   const was = li.classList.contains('mentions-me');
   li.classList.toggle('mentions-me', mine);
-  if (mine && !was && fold(edit.user || '') !== me) {
+  if (mine && !was && edit.live && fold(edit.user || '') !== me) {  // not a catch-up's
     const detail = { room: edit.room, user: edit.user, text: edit.text, id: edit.message_id };
     root.dispatchEvent(new CustomEvent('chat:mention', { detail, bubbles: true }));
   }

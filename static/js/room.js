@@ -14,7 +14,8 @@
 //   chat:removed      {room, reason, message, event}   removed or banned from the room, or it
 //                                       was deleted: the stream stopped for good
 //   chat:older        {messages, more}  a page of history before the oldest shown
-//   chat:edit         {message_id, text, edited_ts, mentions, ...}   a message's text changed
+//   chat:edit         {message_id, text, edited_ts, mentions, live, ...}   a message's text changed
+//                                       (edit, delete and reaction carry ``live`` as chat:message)
 //   chat:mention      {room, user, text, id}   an edit made a message mention this person
 //   chat:delete       {message_id, by, ...}                a message was deleted
 //   chat:reaction     {message_id, emoji, user, on, reactions}  a message's reactions changed

@@ -61,7 +61,7 @@ export function ChatStream(el) {
       emit('chat:' + name, { message: JSON.parse(data), live });
     } else if (CHANGES.includes(name)) {  // a message's edit, deletion or reaction: numbered too
       recent.add(name, data, id);
-      emit('chat:' + name, JSON.parse(data));
+      emit('chat:' + name, { ...JSON.parse(data), live });
     } else if (name === 'presence') {
       const detail = JSON.parse(data);
       recent.presence(detail);
