@@ -102,7 +102,9 @@ def test_streams_pass_through_nginx_unbuffered(nginx, server, room):
         started = time.monotonic()
         post(server.url, room, "through the proxy")
         assert stream.messages(1, timeout=3)[0].json()["text"] == "through the proxy"
-        assert time.monotonic() - started < 1.0
+        # A buffering proxy holds a small chunk until its buffer fills (far longer); 2 s
+        # leaves room for a machine busy with the other test process.
+        assert time.monotonic() - started < 2.0
         with pytest.raises(TimeoutError):  # heartbeats, not buffered either
             stream.next(1.2)
         assert stream.comments >= 1
