@@ -386,7 +386,7 @@ class _Live:
         release = datastack.release  # the open went deep; the loop stays shallow (~4-8 KB)
         release()
         quiet_since = position.cursor()  # the position at the last full-heartbeat tick
-        silent = 0  # ticks (half heartbeats) since the last write to the client
+        wrote = True  # written to the client since the last tick
         writes = 0
         while True:
             batch = drain()  # first round: what arrived during the replay
@@ -402,7 +402,7 @@ class _Live:
                         yield chunk
                     else:
                         write(chunk)
-                    silent = 0
+                    wrote = True
                     # Metrics off the per-delivery path: multiprocess counters take a lock and
                     # touch an mmap, so a stream counts locally and reports in batches.
                     self.unreported += len(frames)
@@ -416,19 +416,17 @@ class _Live:
             if wait():
                 continue
             # A tick, every half heartbeat: keep-alives, Redis liveness, presence, metrics.
-            silent += 1
-            if silent >= 2 or (watch is not None and watch.probe_due):
-                # Silent for a heartbeat at least (two ticks), one and a half at most; or the
-                # client half-closed its side, and this keep-alive tells a close (a reset) from
-                # that. A busy stream's deliveries keep it alive: no keep-alive between them.
+            if not wrote or (watch is not None and watch.probe_due):
+                # Silent for a half heartbeat at least, a whole one at most; or the client
+                # half-closed its side, and this keep-alive tells a close (a reset) from that.
                 if write is None:
                     yield sse.PING
                 else:
                     write(sse.PING)  # a gone client fails this write
                 if watch is not None and watch.probe_due:
                     watch.probed()
-                silent = 0
             self.listener.tick()  # pings Redis after a silent tick: finds a dead connection
+            wrote = False
             if self.unreported:
                 metrics.delivered.inc(self.unreported)  # a quiet moment: report the rest
                 self.unreported = 0
@@ -449,7 +447,7 @@ class _Live:
                             yield chunk
                         else:
                             write(chunk)
-                        silent = 0
+                        wrote = True
                 quiet_since = position.cursor()
                 if self.person is not None:
                     # An online person keeps their name. On a single Redis the refresh and the

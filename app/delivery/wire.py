@@ -66,9 +66,9 @@ class Ticker:
 
 def keep_alive(sock, heartbeat, send_timeout):
     """Make the kernel find a client that vanished without a FIN or RST (a phone that lost its
-    network) within about three heartbeats, instead of ~15 minutes of retransmissions.
+    network) within about two heartbeats, instead of ~15 minutes of retransmissions.
 
-    A stream writes after at most 1.5 heartbeats of silence, so a vanished client leaves those bytes
+    A stream writes at least every half heartbeat, so a vanished client leaves those bytes
     unacknowledged: TCP_USER_TIMEOUT (1.5 heartbeats, or the send timeout if that is shorter;
     seconds in, milliseconds set) then fails the socket (ETIMEDOUT). It also bounds a window
     the client keeps closed (a reader that stopped reading), as the send timeout does.
