@@ -164,6 +164,7 @@ def test_passwords_never_reach_the_logs(redis_url, tmp_path):
     log = gunicorn.log_path.read_text(errors="replace")
     assert "POST /session" in log  # the access log was on
     assert not any(secret in log for secret in (first, second, wrong))
+    assert "Traceback" not in log  # a wrong password is an answer, not an error to report
 
 
 def test_register_sign_out_and_sign_in_with_plain_forms(server):

@@ -79,6 +79,15 @@ def test_a_direct_message_to_someone_unknown_is_404(server):
     assert status == 404 and body["error"]
 
 
+def test_a_refusal_that_waiting_cannot_mend_says_no_retry_after(server):
+    """A rate-limited view's answers carry the limiter's headers; Retry-After only where waiting
+    helps (429, 503): a page would otherwise add "try again in N s" to "nobody by that name"."""
+    ann = person(server, "ann")
+    status, headers, _ = ann.request("POST", "/users/nobody-%s/messages" % uuid.uuid4().hex[:6],
+                                     body={"text": "hello?"})
+    assert status == 404 and "Retry-After" not in headers
+
+
 def test_direct_messages_need_a_session(server):
     bob = person(server, "bob")
     stranger = Browser(server.url)

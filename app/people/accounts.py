@@ -172,10 +172,9 @@ class Accounts:
         return self.redis.smembers(sessions_key(account_id))
 
     def _verify(self, hashed, password):
-        try:
-            return self._off_loop(self.hasher.verify, hashed, password)
-        except (VerificationError, InvalidHashError):
-            return False
+        # The mismatch is caught in the hashing thread: raised out of gevent's thread pool,
+        # every wrong password printed a traceback to the log (a guesser's hundreds of them).
+        return self._off_loop(_matches, self.hasher, hashed, password)
 
     def _hash(self, password):
         return self._off_loop(self.hasher.hash, password)
@@ -200,6 +199,15 @@ class Accounts:
         if self._dummy is None:
             self._dummy = self._hash(secrets.token_hex(16))
         return self._dummy
+
+
+def _matches(hasher, hashed, password):
+    """Whether ``password`` (str) matches argon2 hash ``hashed``: True, or False (never raises
+    for a mismatch or a malformed hash)."""
+    try:
+        return hasher.verify(hashed, password)
+    except (VerificationError, InvalidHashError):
+        return False
 
 
 class NameInUse(Exception):

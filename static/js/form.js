@@ -10,7 +10,7 @@ const STRINGS = {
   // A 5xx without a sentence of ours (a proxy's error page, a worker that died).
   serverFailed: (status) => t('The server could not take your message just now ({status}). Your message is kept; press Send to retry.',
     { status: String(status) }),
-  wait: (seconds) => ` ${t('Try again in {seconds} s.', { seconds: Number(seconds) })}`,
+  wait: (seconds) => ' ' + t('Try again in {seconds} s.', { seconds: Number(seconds) }),
   // A post on a dead connection would hang for minutes: after this, say so and offer a retry.
   timedOut: (s) => t('No answer from the server after {s} s. Your message is kept; press Send to retry (it will not be posted twice).', { s }),
   unreachable: t('Could not reach the server. Your message is kept; press Send to retry.'),
@@ -109,10 +109,11 @@ export function ChatForm(form, root) {
       if (abort.signal.aborted) throw new Error('timed out');  // while reading the answer
       if (!response.ok) {
         const wait = response.headers.get('Retry-After');
-        // A rate limit's sentence already says how long to wait.
+        // A rate limit's sentence already says how long to wait; a 503 (the store down or full)
+        // says when to come back in Retry-After.
         // A 5xx (the service down, a proxy's 502) goes stale like a network error does.
         showError((body.error || (response.status >= 500 ? STRINGS.serverFailed : STRINGS.failed)(response.status))
-          + (wait && response.status !== 429 ? STRINGS.wait(wait) : ''), response.status >= 500);
+          + (wait && response.status === 503 ? STRINGS.wait(wait) : ''), response.status >= 500);
         if (response.status < 500 && response.status !== 429) key.value = newKey();  // rejected, not stored
         return;
       }
