@@ -171,3 +171,28 @@ def test_a_page_opened_after_a_ban_says_so_instead_of_reconnecting(browser, serv
         assert len(streams) == 1  # asked once, told why, never again
     finally:
         context.close()
+
+
+def test_signing_out_clears_a_private_rooms_page(browser, server, room, owner):  # noqa: F811
+    # A shared computer: signed out (here through the JSON API, as another tab would), the page
+    # of a members-only room keeps none of it on screen; a reload would be a 404 anyway.
+    assert create(owner, room, "private", "our plans")[0] == 201
+    assert owner.post(room, "the secret plan")[0] == 201
+    context = browser.new_context(base_url=server.url)
+    context.set_default_timeout(10_000)
+    try:
+        context.add_cookies([{"name": c.name, "value": c.value, "url": server.url} for c in owner.jar])
+        page = context.new_page()
+        page.goto("/rooms/%s" % room)
+        expect(page.locator(STATUS)).to_have_text("connected")
+        expect(page.locator("[data-messages] li.msg .text")).to_have_text(["the secret plan"])
+        token = context.request.get("/session").json()["csrf_token"]
+        assert context.request.delete("/session", headers={"X-CSRF-Token": token}).status == 204
+        expect(page.locator(STATUS)).to_have_text("signed out")
+        expect(page.locator("[data-private-hidden]")).to_have_text(
+            "#%s is private: sign in again to read it." % room)
+        expect(page.locator("[data-messages] li")).to_have_count(0)
+        expect(page.locator("[data-topic], [data-online] li, a.manage")).to_have_count(0)
+        assert "secret plan" not in page.content() and "our plans" not in page.content()
+    finally:
+        context.close()

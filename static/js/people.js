@@ -75,6 +75,9 @@ export function People(el, root) {
   });
 
   root.addEventListener('chat:presence', (e) => render(nextOnline(known, e.detail)));
-  root.addEventListener('chat:signed-out', () => render(known));
+  root.addEventListener('chat:signed-out', () => {  // names as links no more; none at all in a private room
+    if ('private' in root.dataset) known = { online: [], guests: [], count: 0 };
+    render(known);
+  });
   render(shown());
 }

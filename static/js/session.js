@@ -75,6 +75,8 @@ export function SignedOutView(root) {
       li.classList.remove('me');
       delete li.dataset.you;
     }
+    document.querySelector('a.manage')?.remove();
+    if ('private' in root.dataset) hidePrivateRoom(root);
     const template = root.querySelector('template[data-signin]');
     if (!template) return;
     const box = document.createElement('div');
@@ -93,6 +95,21 @@ export function SignedOutView(root) {
       template.replaceWith(box);
     }
   });
+}
+
+// A members-only room's page keeps nothing of it once nobody is signed in: its messages,
+// topic and who is online go, and a sentence says why (a reload answers 404 the same).
+function hidePrivateRoom(root) {
+  for (const gone of document.querySelectorAll(
+    '[data-messages] > li, [data-topic], [data-online] li, [data-typing], .older-bar, [data-unread-bar], ' +
+    '[data-jump]')) gone.remove();
+  const count = document.querySelector('[data-online-count]');
+  if (count) count.textContent = '0';
+  const note = document.createElement('p');
+  note.className = 'notice';
+  note.dataset.privateHidden = '';
+  note.textContent = t('#{room} is private: sign in again to read it.', { room: root.dataset.room });
+  root.querySelector('[data-messages]')?.before(note);
 }
 
 // The form's CSRF token died with the old session, and the tabs' requests around a sign-out
