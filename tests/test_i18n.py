@@ -106,6 +106,20 @@ def test_a_bad_room_name_is_refused_with_the_rule_in_chinese(client, typed):
     assert "”不是有效的聊天室名称。聊天室名称为 1–64 个" in page  # one sentence filled with another
 
 
+def test_an_empty_room_name_is_refused_in_chinese_too(client):
+    response = client.get("/go", query_string={"room": "   "}, headers={"Accept-Language": CHINESE})
+    assert response.status_code == 400
+    assert "“”不是有效的聊天室名称。聊天室名称为 1–64 个" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("typed", ["admin", "Send", "Online"])  # words the catalogue also holds
+def test_what_someone_typed_is_quoted_as_typed_not_translated(client, typed):
+    response = client.post("/users/%s/messages" % typed, json={"text": "hi", "user": "ci-bot"},
+                           headers={"Accept-Language": CHINESE, "Authorization": "Bearer " + TOKEN})
+    error = response.get_json()["error"]
+    assert response.status_code == 404 and "“%s”" % typed in error, error
+
+
 def test_a_message_too_long_says_so_in_chinese_with_its_code(client, room):
     token = client.get("/session", headers={"Accept": "application/json"}).get_json()["csrf_token"]
     client.post("/session", json={"name": "i18n-" + room[-6:]}, headers={"X-CSRF-Token": token})

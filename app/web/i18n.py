@@ -203,6 +203,7 @@ def switch():
 # a translation call at every raise, and programs never see anything but the English code.
 
 _PLACEHOLDER = re.compile(r"%(?:\((\w+)\))?[-#0 +]*\d*(?:\.\d+)?[sdifr]")
+_OPENING_QUOTES, _CLOSING_QUOTES = ("“", '"', "'", "‘", "「", "#"), ("”", '"', "'", "’", "」")
 
 
 def translate(sentence):
@@ -216,11 +217,14 @@ def translate(sentence):
     found = catalog.get(sentence)
     if isinstance(found, str) and found:
         return found
-    for pattern, msgid, names in _patterns(id(catalog), tuple(k for k in catalog if isinstance(k, str))):
+    for pattern, msgid, names, verbatim in _patterns(id(catalog), tuple(k for k in catalog if isinstance(k, str))):
         match = pattern.fullmatch(sentence)
         if match is None:
             continue
-        values = [translate(value) for value in match.groups()]
+        # A value that is itself one of our sentences is translated too ("“x” is not a room
+        # name. <the rule>", "try again in <a moment>"); a quoted one ("“admin”", "#room") is
+        # what someone typed and stays as typed, even when the catalogue holds the same word.
+        values = [value if typed else translate(value) for value, typed in zip(match.groups(), verbatim)]
         template = _PLACEHOLDER.sub(lambda m: "%%(%s)s" % m.group(1) if m.group(1) else "%s", catalog[msgid])
         try:
             return template % (dict(zip(names, values)) if names and all(names) else tuple(values))
@@ -231,14 +235,17 @@ def translate(sentence):
 
 @lru_cache(maxsize=8)
 def _patterns(_catalog_id, msgids):
-    """(regex, msgid, placeholder names) for each msgid with placeholders, most literal first."""
+    """(regex, msgid, placeholder names, which placeholders are quoted: typed words) for each
+    msgid with placeholders, most literal first."""
     found = []
     for msgid in msgids:
         parts = _PLACEHOLDER.split(msgid)
         if len(parts) == 1 or "%%" in msgid:
             continue
         literals, names = parts[0::2], parts[1::2]
-        regex = "(.+?)".join(re.escape(text) for text in literals)
-        found.append((re.compile(regex, re.S), msgid, tuple(names)))
+        regex = "(.*?)".join(re.escape(text) for text in literals)  # a value may be empty: “”
+        verbatim = tuple(before.endswith(_OPENING_QUOTES) or after.startswith(_CLOSING_QUOTES)
+                         for before, after in zip(literals, literals[1:]))
+        found.append((re.compile(regex, re.S), msgid, tuple(names), verbatim))
     found.sort(key=lambda entry: -len(_PLACEHOLDER.sub("", entry[1])))
     return tuple(found)
