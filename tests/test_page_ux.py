@@ -524,3 +524,16 @@ def test_screenshots_of_a_conversation(open_room, server, room, device):
     if device == "phone":
         expect(page.locator("main.room")).to_be_hidden()  # the conversation takes the room's place
     page.screenshot(path=SCREENSHOTS / ("page-conversation-%s.png" % device), full_page=True)
+
+
+@pytest.mark.parametrize("js", [True, False], ids=["js", "no-js"])
+def test_an_empty_room_says_so_until_its_first_message(open_room, js):
+    page = open_room(name=unique("ann"), java_script_enabled=js)
+    expect(page.locator("[data-empty-log]")).to_have_text("No messages yet. Say hello!")
+    page.fill("#text", "hello")
+    if js:
+        page.press("#text", "Enter")
+    else:
+        page.get_by_role("button", name="Send").click()  # a plain form: the page comes back
+    expect(page.locator("li.msg .text")).to_have_text(["hello"])
+    expect(page.locator("[data-empty-log]")).to_be_hidden()
