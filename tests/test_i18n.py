@@ -53,6 +53,11 @@ def test_the_switch_is_a_plain_form_naming_each_other_language_in_itself(client)
     assert 'name="next" value="/"' in switch
 
 
+def test_the_switch_on_a_room_page_comes_back_to_the_same_view(client, room):
+    page = client.get("/rooms/%s?with=bob" % room).get_data(as_text=True)  # a conversation open
+    assert 'name="next" value="/rooms/%s?with=bob"' % room in page
+
+
 def test_the_switch_remembers_the_choice_over_accept_language(client):
     response = client.post("/language", data={"lang": "zh-Hans", "next": "/rooms/abc?with=bob"})
     assert response.status_code == 303
