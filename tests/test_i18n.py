@@ -144,6 +144,14 @@ def test_a_page_without_javascript_has_its_day_separators_in_the_readers_languag
     assert re.search(r'<li class="day" data-kind="day" data-day="[0-9-]+"><span>(今天|昨天)</span></li>', page)
 
 
+def test_a_page_without_javascript_says_its_times_are_utc(client, room):
+    answer = client.post("/rooms/%s/messages" % room, json={"text": "hi", "user": "bob"},
+                         headers={"Authorization": "Bearer " + TOKEN})
+    assert answer.status_code == 201
+    page = client.get("/rooms/%s" % room).get_data(as_text=True)
+    assert re.search(r'data-ts="\d+">\d\d:\d\d UTC</time>', page)  # the reader's zone replaces it with JS
+
+
 def test_an_error_page_is_in_the_readers_language(client):
     response = client.get("/rooms/a%20b", headers={"Accept-Language": CHINESE, "Accept": "text/html"})
     assert response.status_code == 404
