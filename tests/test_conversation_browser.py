@@ -45,7 +45,7 @@ def test_an_edit_that_mends_a_mention_highlights_the_message_for_its_person(open
     page_ann = open_room(ann)
     page_bob = open_room(bob)
     page_ann.evaluate("""window.heard = [];
-        document.addEventListener('chat:mention', (e) => window.heard.push(e.detail.user))""")
+        document.addEventListener('chat:edit-mentions-me', (e) => window.heard.push(e.detail.user))""")
     send(page_bob, "@%sx can you look?" % ann)  # a typo: nobody
     theirs = page_ann.locator("main.room li.msg").last
     expect(theirs.locator(".text")).to_have_text("@%sx can you look?" % ann, timeout=LIVE_MS)

@@ -450,6 +450,24 @@ def test_an_edit_event_carries_the_new_texts_mentions(server, room):
     assert json.loads(event.data)["mentions"] == [ann.name]
 
 
+def test_sidebars_in_other_rooms_hear_an_edit_or_deletion_change_whom_a_message_mentions(server, room):
+    ann = guest(server)
+    visit(ann, room)
+    bob = guest(server, unique("bob"))
+    _, message = bob.post(room, "hello")
+    stream = ann.stream("t-" + uuid.uuid4().hex[:12])  # reading another room: the sidebar follows this one
+    with stream:
+        stream.until("ready")
+        edit(bob, room, message["id"], "hello @%s" % ann.name)
+        added, _ = stream.until("mentions")
+        assert bob.request("DELETE", "/rooms/%s/messages/%s" % (room, message["id"]))[0] == 204
+        removed, _ = stream.until("mentions")
+    assert json.loads(added.data) == {"room": room, "id": message["id"], "added": [ann.name], "removed": [],
+                                      "user": bob.name, "text": "hello @%s" % ann.name}
+    assert json.loads(removed.data) == {"room": room, "id": message["id"], "added": [], "removed": [ann.name],
+                                        "user": bob.name}
+
+
 def test_an_open_stream_follows_a_room_joined_meanwhile(server, room):
     ann = guest(server)
     elsewhere = "t-" + uuid.uuid4().hex[:12]

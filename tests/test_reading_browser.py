@@ -168,3 +168,29 @@ def test_an_at_in_the_composer_suggests_people_in_the_room(open_room, room):
     expect(bob.locator(".suggest")).to_be_hidden()
     bob.locator("#text").press_sequentially("@nobody-here")
     expect(bob.locator(".suggest")).to_be_hidden()
+
+
+def test_the_sidebars_mention_marker_follows_an_edit_in_another_room(browser, server, room):
+    elsewhere = other_room()
+    publish(server, elsewhere, "before")
+    ann, errors = unique("ann"), []
+    context = signed_in_context(browser, server, ann)
+    bob = signed_in_context(browser, server, unique("bob"))
+    try:
+        open_page(context, elsewhere, errors).close()  # the room joins her sidebar, her name known
+        page = open_page(context, room, errors)
+        item = page.locator('[data-sidebar] li[data-room="%s"]' % elsewhere)
+        token = bob.request.get("/session").json()["csrf_token"]
+        posted = bob.request.post("/rooms/%s/messages" % elsewhere, data={"text": "@%sx look" % ann},
+                                  headers={"X-CSRF-Token": token}).json()  # a typo: nobody
+        expect(item.locator("[data-badge]")).to_have_text("1")
+        expect(item.locator("[data-mention]")).to_be_hidden()
+        path = "/rooms/%s/messages/%s" % (elsewhere, posted["id"])
+        assert bob.request.patch(path, data={"text": "@%s look" % ann}, headers={"X-CSRF-Token": token}).ok
+        expect(item.locator("[data-mention]")).to_be_visible()
+        assert bob.request.patch(path, data={"text": "never mind"}, headers={"X-CSRF-Token": token}).ok
+        expect(item.locator("[data-mention]")).to_be_hidden()
+        assert not errors, errors
+    finally:
+        bob.close()
+        context.close()

@@ -32,15 +32,19 @@ message_id, by, reason=...)`` (``services().conversation``; app/web/changes.py
 ``delete_message`` is the same from a request): the permission rule is ``moderates``.
 """
 import json
+import logging
 import time
 from collections import namedtuple
 
 import emoji as emoji_data
+import redis
 
 from ..people import names
 from . import keys, messages
 from .records import MODERATING
-from .store import TRIM_LUA, entry_fields
+from .store import ACTIVITY_EXCERPT, TRIM_LUA, entry_fields
+
+logger = logging.getLogger(__name__)
 
 # Marks a sentence for the catalogue; the web layer answers it in the reader's language
 # (app/web/i18n.py, translate).
@@ -165,6 +169,7 @@ class Conversation:
         outbox = store.outbox  # the webhooks' queue, or None
         script = _CHANGE_LUA.replace("-- webhooks --", outbox.PUBLISH_LUA if outbox is not None else "")
         self._change = self.redis.register_script(script.replace("'PUBLISH'", "'%s'" % publish_command))
+        self.publish_command = publish_command
 
     def message(self, room, message_id):
         """The message (a dict) as it is now, or None when the room holds no such message."""
@@ -221,6 +226,7 @@ class Conversation:
         dropped = [name for name in before if names.fold(name) not in still]
         if dropped:
             mentions.forget(room, message_id, dropped)
+        current = None
         if added:
             mentions.record(room, message_id, added)
             # A later edit or a deletion that came in between forgot its names before this
@@ -233,6 +239,28 @@ class Conversation:
                 stale = [person["name"] for person in added if names.fold(person["name"]) not in named]
             if stale:
                 mentions.forget(room, message_id, stale)
+                added = [person for person in added if person["name"] not in stale]
+        if added or dropped:
+            current = current or self.message(room, message_id) or {"id": message_id}
+            self._tell_sidebars(room, current,
+                                [person["name"] for person in added], dropped)
+
+    def _tell_sidebars(self, room, message, added, removed):
+        """Tell the sidebars that follow ``room`` (its activity channel) that ``message`` (a
+        dict) now mentions ``added`` and no longer ``removed`` (names): an unnamed event
+        ``mentions`` {"room", "id", "added", "removed", "user", "text"?: the first 140
+        characters, when it adds someone: for their notification}. Best effort: the change is
+        stored, and the counts are right at the next count anyway."""
+        event = {"room": room, "id": message["id"], "added": added, "removed": removed,
+                 "user": message.get("user")}
+        if added:
+            event["text"] = message.get("text", "")[:ACTIVITY_EXCERPT]
+        try:
+            self.redis.execute_command(self.publish_command, keys.RoomKeys(room).activity,
+                                       "!mentions\n" + _dump(event))
+        except redis.RedisError:
+            logger.warning("could not tell sidebars of changed mentions room=%s id=%s", room, message["id"],
+                           exc_info=True)
 
     def delete(self, room, message_id, by, reason=None):
         """Delete a message: its text is removed from storage, and every page shows
@@ -265,6 +293,8 @@ class Conversation:
             self._scrub_quotes(room, message_id, messages.quote(message))
         if self.on_delete is not None and message.get("mentions"):
             self.on_delete(room, message_id, message["mentions"])  # its mentions stop counting
+            if deleted and deleted[0]:
+                self._tell_sidebars(room, message, [], message["mentions"])
         return message
 
     def check_delete(self, room, message_id, by):

@@ -65,7 +65,7 @@ export function showEdit(li, text) {
 }
 
 // An edit's mentions replace the message's: the highlight follows them, and the person it
-// newly mentions hears of it as of a new mention (``chat:mention``; reading.js notifies).
+// newly mentions hears of it as of a new mention (``chat:edit-mentions-me``; reading.js notifies).
 function showMentions(li, edit, root) {
   if (li.classList.contains('deleted') || !Array.isArray(edit.mentions)) return;
   const me = fold(root.dataset.me || '');
@@ -74,7 +74,7 @@ function showMentions(li, edit, root) {
   li.classList.toggle('mentions-me', mine);
   if (mine && !was && edit.live && fold(edit.user || '') !== me) {  // not a catch-up's
     const detail = { room: edit.room, user: edit.user, text: edit.text, id: edit.message_id };
-    root.dispatchEvent(new CustomEvent('chat:mention', { detail, bubbles: true }));
+    root.dispatchEvent(new CustomEvent('chat:edit-mentions-me', { detail, bubbles: true }));
   }
 }
 

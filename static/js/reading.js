@@ -97,7 +97,11 @@ export function MentionAlerts(root) {
     const { room, user, mentions, text, id } = e.detail;
     if (mine(mentions)) notify(room, user, text, id);
   });
-  root.addEventListener('chat:mention', (e) => {  // an edit that now mentions the person
+  root.addEventListener('chat:mentions', (e) => {  // an edit in another room that now does
+    const { room, user, added, text, id, live } = e.detail;
+    if (live && mine(added) && !sameName(user, me())) notify(room, user, text, id);
+  });
+  root.addEventListener('chat:edit-mentions-me', (e) => {  // an edit that now mentions the person
     const { room, user, text, id } = e.detail;
     notify(room, user, text, id);
   });

@@ -9,6 +9,8 @@
 //   chat:unread       {rooms, complete?, hidden?}  the person's sidebar counts (reading.py)
 //   chat:read         {room, read_id}   the person's read position moved (on any device)
 //   chat:activity     {room, user, mentions, id, text?}  a message in another sidebar room
+//   chat:mentions     {room, id, added, removed, user, text?, live}  an edit or deletion in another
+//                                       sidebar room changed whom a message mentions
 //   chat:dropped      {message}         older messages the cursor asked for are gone
 //   chat:replaced     {room, message}   a newer stream of this session took this one's place
 //   chat:removed      {room, reason, message, event}   removed or banned from the room, or it
@@ -16,7 +18,7 @@
 //   chat:older        {messages, more}  a page of history before the oldest shown
 //   chat:edit         {message_id, text, edited_ts, mentions, live, ...}   a message's text changed
 //                                       (edit, delete and reaction carry ``live`` as chat:message)
-//   chat:mention      {room, user, text, id}   an edit made a message mention this person
+//   chat:edit-mentions-me {room, user, text, id}   a live edit made a message of this room mention this person
 //   chat:delete       {message_id, by, ...}                a message was deleted
 //   chat:reaction     {message_id, emoji, user, on, reactions}  a message's reactions changed
 //   chat:state        {state}           the stream: connecting/connected/reconnecting/offline/

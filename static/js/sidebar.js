@@ -143,6 +143,18 @@ export function Sidebar(el, root, current = '') {
     order();
   });
 
+  // An edit or a deletion changed whom a message of another room mentions: an unread one's
+  // mention counts for the person or stops counting.
+  root.addEventListener('chat:mentions', (e) => {
+    const { room, id, added = [], removed = [] } = e.detail;
+    const entry = rooms.get(room);
+    if (!entry || room === current || (entry.readId && compareIds(id, entry.readId) <= 0)) return;
+    if (added.some((name) => sameName(name, me()))) entry.mentions += 1;
+    else if (removed.some((name) => sameName(name, me()))) entry.mentions = Math.max(0, entry.mentions - 1);
+    else return;
+    render(room);
+  });
+
   // The current room's own messages move its activity too (its stream carries them whole).
   root.addEventListener('chat:message', (e) => {
     const entry = rooms.get(current);
