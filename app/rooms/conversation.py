@@ -213,7 +213,11 @@ class Conversation:
 
         message = self._apply(room, message_id, decide)
         if resolved:
-            self._remention(room, message["id"], resolved["before"], resolved["now"])
+            try:
+                self._remention(room, message["id"], resolved["before"], resolved["now"])
+            except redis.RedisError:  # the edit is stored: a stale count must not fail it
+                logger.warning("could not update mentions after an edit room=%s id=%s", room, message["id"],
+                               exc_info=True)
         return message
 
     def _remention(self, room, message_id, before, now):

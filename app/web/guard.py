@@ -59,11 +59,12 @@ def init_app(app):
 
 
 def _retry_after_only_when_refused(response):
-    """Keep Retry-After on a 429 or 503 only. The limiter sets it on every answer of a limited
-    view (its window's reset), and a client that reads it on a 404 or a 200 would wait, or tell
-    the person to wait, for nothing (RFC 9110 §10.2.3: it says when to come back). A stream
-    keeps its own: a refused one is a 200 with ``event: busy`` (an EventSource reads no status)."""
-    if response.status_code not in (429, 503) and response.mimetype != "text/event-stream":
+    """Keep Retry-After on a 429, 503 or 504 (a post's unknown outcome) only. The limiter sets
+    it on every answer of a limited view (its window's reset), and a client that reads it on a
+    404 or a 200 would wait, or tell the person to wait, for nothing (RFC 9110 §10.2.3: it
+    says when to come back). A stream keeps its own: a refused one is a 200 with
+    ``event: busy`` (an EventSource reads no status)."""
+    if response.status_code not in (429, 503, 504) and response.mimetype != "text/event-stream":
         response.headers.pop("Retry-After", None)
     return response
 

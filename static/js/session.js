@@ -102,7 +102,7 @@ export function SignedOutView(root) {
 function hidePrivateRoom(root) {
   for (const gone of document.querySelectorAll(
     '[data-messages] > li, [data-topic], [data-online] li, [data-typing], .older-bar, [data-unread-bar], ' +
-    '[data-jump]')) gone.remove();
+    '[data-jump], [data-empty-log]')) gone.remove();
   const count = document.querySelector('[data-online-count]');
   if (count) count.textContent = '0';
   const note = document.createElement('p');
