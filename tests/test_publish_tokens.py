@@ -106,6 +106,14 @@ def test_as_a_name_not_its_own_a_token_is_refused_403_on_the_fast_path_and_throu
     assert json.loads(Browser(server.url).request("GET", "/rooms/%s/messages" % room)[2])["messages"] == []
 
 
+def test_a_refusal_in_chinese_quotes_the_tokens_own_pattern_untranslated(server, redis_url, room):
+    _, token = create(redis_url, "public", "feed-" + room[-6:])  # a room pattern that is also a word we translate
+    for form in (None, {"text": "x"}):  # the fast path and Flask
+        status, body, _ = send(server.url, "/rooms/%s/messages" % room, token, {"text": "x"}, form=form,
+                               headers={"Accept-Language": "zh-CN", "Accept": "application/json"})
+        assert status == 403 and "匹配“public”的聊天室" in body["error"], body
+
+
 def test_a_scoped_token_sends_direct_messages_only_if_made_with_direct_and_only_as_its_names(
         server, redis_url, room, bot):
     bob = Browser(server.url)

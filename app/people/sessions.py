@@ -146,7 +146,7 @@ def describe():
             "admin": bool(found and found["admin"])}
 
 
-ROOM_SCOPE = N_("Your sign-in token allows only rooms matching %s, not “%s”.")
+ROOM_SCOPE = N_("Your sign-in token allows only rooms matching “%s”, not “%s”.")
 GUESTS_OFF = (N_("Guests are turned off on this service: register an account (at /register) or "
                  "sign in with your password."))
 TOO_MANY_FOR_NAME = N_("Too many sign-in attempts for this name; try again in %d s.")
