@@ -98,13 +98,11 @@ export function SignedOutView(root) {
 }
 
 // A members-only room's page keeps nothing of it once nobody is signed in: its messages,
-// topic and who is online go, and a sentence says why (a reload answers 404 the same).
+// topic and (people.js) who is online go, and a sentence says why (a reload answers 404 the same).
 function hidePrivateRoom(root) {
   for (const gone of document.querySelectorAll(
-    '[data-messages] > li, [data-topic], [data-online] li, [data-typing], .older-bar, [data-unread-bar], ' +
-    '[data-jump], [data-empty-log]')) gone.remove();
-  const count = document.querySelector('[data-online-count]');
-  if (count) count.textContent = '0';
+    '[data-messages] > li, [data-topic], [data-typing], .older-bar, [data-unread-bar], [data-jump], ' +
+    '[data-empty-log]')) gone.remove();  // who is online: people.js empties its own list
   const note = document.createElement('p');
   note.className = 'notice';
   note.dataset.privateHidden = '';
