@@ -450,7 +450,7 @@ def test_an_edit_event_carries_the_new_texts_mentions(server, room):
     assert json.loads(event.data)["mentions"] == [ann.name]
 
 
-def test_sidebars_in_other_rooms_hear_an_edit_or_deletion_change_whom_a_message_mentions(server, room):
+def test_sidebars_in_other_rooms_hear_an_edit_or_deletion_change_whom_a_message_mentions_and_the_deletion(server, room):
     ann = guest(server)
     visit(ann, room)
     bob = guest(server, unique("bob"))
@@ -462,6 +462,8 @@ def test_sidebars_in_other_rooms_hear_an_edit_or_deletion_change_whom_a_message_
         added, _ = stream.until("mentions")
         assert bob.request("DELETE", "/rooms/%s/messages/%s" % (room, message["id"]))[0] == 204
         removed, _ = stream.until("mentions")
+        deleted, _ = stream.until("deleted")
+    assert json.loads(deleted.data) == {"room": room, "id": message["id"]}
     assert json.loads(added.data) == {"room": room, "id": message["id"], "added": [ann.name], "removed": [],
                                       "user": bob.name, "text": "hello @%s" % ann.name}
     assert json.loads(removed.data) == {"room": room, "id": message["id"], "added": [], "removed": [ann.name],

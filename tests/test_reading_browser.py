@@ -194,3 +194,27 @@ def test_the_sidebars_mention_marker_follows_an_edit_in_another_room(browser, se
     finally:
         bob.close()
         context.close()
+
+
+def test_a_deleted_unread_message_in_another_room_stops_counting(browser, server, room):
+    elsewhere = other_room()
+    publish(server, elsewhere, "before")
+    errors = []
+    context = signed_in_context(browser, server, unique("ann"))
+    bob = signed_in_context(browser, server, unique("bob"))
+    try:
+        open_page(context, elsewhere, errors).close()  # the room joins her sidebar
+        page = open_page(context, room, errors)
+        item = page.locator('[data-sidebar] li[data-room="%s"]' % elsewhere)
+        token = bob.request.get("/session").json()["csrf_token"]
+        posted = [bob.request.post("/rooms/%s/messages" % elsewhere, data={"text": text},
+                                   headers={"X-CSRF-Token": token}).json() for text in ("spam", "real")]
+        expect(item.locator("[data-badge]")).to_have_text("2")
+        path = "/rooms/%s/messages/%s" % (elsewhere, posted[0]["id"])
+        assert bob.request.delete(path, headers={"X-CSRF-Token": token}).ok
+        expect(item.locator("[data-badge]")).to_have_text("1")
+        assert unread_of(context, elsewhere) == 1  # what the server counts, the page shows
+        assert not errors, errors
+    finally:
+        bob.close()
+        context.close()

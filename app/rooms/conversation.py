@@ -259,11 +259,20 @@ class Conversation:
                  "user": message.get("user")}
         if added:
             event["text"] = message.get("text", "")[:ACTIVITY_EXCERPT]
+        self._publish_to_sidebars(room, message["id"], "mentions", event)
+
+    def _tell_sidebars_of_deletion(self, room, message):
+        """Tell the sidebars that follow ``room`` that ``message`` (a dict) is deleted: an
+        unnamed event ``deleted`` {"room", "id"}; a page that counted it as unread counts again.
+        Best effort, as _tell_sidebars."""
+        self._publish_to_sidebars(room, message["id"], "deleted", {"room": room, "id": message["id"]})
+
+    def _publish_to_sidebars(self, room, message_id, event, data):
         try:
             self.redis.execute_command(self.publish_command, keys.RoomKeys(room).activity,
-                                       "!mentions\n" + _dump(event))
+                                       "!%s\n%s" % (event, _dump(data)))
         except redis.RedisError:
-            logger.warning("could not tell sidebars of changed mentions room=%s id=%s", room, message["id"],
+            logger.warning("could not tell sidebars of %s room=%s id=%s", event, room, message_id,
                            exc_info=True)
 
     def delete(self, room, message_id, by, reason=None):
@@ -293,12 +302,15 @@ class Conversation:
             return "delete", event
 
         message = self._apply(room, message_id, decide)
-        if deleted and deleted[0]:
+        now_deleted = bool(deleted and deleted[0])
+        if now_deleted:
             self._scrub_quotes(room, message_id, messages.quote(message))
         if self.on_delete is not None and message.get("mentions"):
             self.on_delete(room, message_id, message["mentions"])  # its mentions stop counting
-            if deleted and deleted[0]:
+            if now_deleted:
                 self._tell_sidebars(room, message, [], message["mentions"])
+        if now_deleted:  # sidebars that counted it unread count again
+            self._tell_sidebars_of_deletion(room, message)
         return message
 
     def check_delete(self, room, message_id, by):

@@ -11,6 +11,7 @@
 //   chat:activity     {room, user, mentions, id, text?}  a message in another sidebar room
 //   chat:mentions     {room, id, added, removed, user, text?, live}  an edit or deletion in another
 //                                       sidebar room changed whom a message mentions
+//   chat:deleted      {room, id, live}  a message in another sidebar room was deleted
 //   chat:dropped      {message}         older messages the cursor asked for are gone
 //   chat:replaced     {room, message}   a newer stream of this session took this one's place
 //   chat:removed      {room, reason, message, event}   removed or banned from the room, or it

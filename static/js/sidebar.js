@@ -1,7 +1,8 @@
 // Sidebar: the person's rooms with unread counts and a mention marker, the most recently active
 // first, kept live by the stream: event: unread (counts from the server: at connect, and when
 // the person reads on another device), event: activity (a new message in another room: counted
-// here when it is after the position), event: read (the position moved elsewhere).
+// here when it is after the position), event: read (the position moved elsewhere), event: deleted
+// (a message of another room was deleted: an unread one stops counting, asked of the server).
 // The server renders the same list (templates/_sidebar.html); without JavaScript it is that.
 import { t } from './i18n.js';
 import { compareIds } from './ids.js';
@@ -12,6 +13,10 @@ const STRINGS = {
   hide: (room) => t('Hide #{room} from this list', { room }),
   hideShort: (room) => t('Hide #{room}', { room }),
 };
+
+// A deletion's recount waits 0.5–2.5 s: a burst is asked for once, and a big room's pages spread.
+const REFRESH_MIN_MS = 500;
+const REFRESH_SPREAD_MS = 2000;
 
 export const badge = (n) => (n > 99 ? '99+' : n ? String(n) : '');
 
@@ -153,6 +158,35 @@ export function Sidebar(el, root, current = '') {
     else if (removed.some((name) => sameName(name, me()))) entry.mentions = Math.max(0, entry.mentions - 1);
     else return;
     render(room);
+  });
+
+  // A deleted message stops counting as unread. Which ones this page counted is not known here
+  // (a deletion just before the stream's first counts is in them already), so the counts are
+  // asked again: once for a burst (a moderator clearing spam), after a random wait so that not
+  // every page of a big room asks at the same instant.
+  let refresh = null;
+  function refreshCounts() {
+    const url = root.dataset.roomsUrl;
+    if (refresh || !url) return;
+    refresh = setTimeout(async () => {
+      try {
+        const response = await fetch(url, { headers: { Accept: 'application/json' } });
+        if (response.ok) {
+          root.dispatchEvent(new CustomEvent('chat:unread', { detail: { rooms: await response.json() } }));
+        }
+      } catch (_) {
+        // offline: the stream's next connect brings the counts
+      } finally {
+        refresh = null;
+      }
+    }, REFRESH_MIN_MS + Math.random() * REFRESH_SPREAD_MS);
+  }
+
+  root.addEventListener('chat:deleted', (e) => {
+    const { room, id } = e.detail;
+    const entry = rooms.get(room);
+    if (!entry || room === current || (entry.readId && compareIds(id, entry.readId) <= 0)) return;
+    refreshCounts();
   });
 
   // The current room's own messages move its activity too (its stream carries them whole).

@@ -9,7 +9,7 @@
 // Every event the stream sends a page; "ping" (no id, no data) only proves it is alive.
 const EVENTS = ['message', 'direct', 'presence', 'dropped', 'ready', 'unavailable', 'signed-out',
   'busy', 'replaced', 'typing', 'ping', 'edit', 'delete', 'reaction', 'removed', 'room-deleted',
-  'unread', 'read', 'activity', 'mentions'];
+  'unread', 'read', 'activity', 'mentions', 'deleted'];
 
 // Silent this long, a connection is dead: 2.5 heartbeats, never under 3 s (the timers of a
 // busy or background page run late: below that, "silent" would be noise).

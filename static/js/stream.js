@@ -68,7 +68,8 @@ export function ChatStream(el) {
       emit('chat:presence', detail);
     } else if (name === 'typing') {
       emit('chat:typing', JSON.parse(data));
-    } else if (name === 'unread' || name === 'read' || name === 'activity' || name === 'mentions') {  // reading.js, sidebar.js
+    } else if (name === 'unread' || name === 'read' || name === 'activity' || name === 'mentions'
+        || name === 'deleted') {  // reading.js, sidebar.js
       emit('chat:' + name, { ...JSON.parse(data), live });
     } else if (name === 'dropped') {
       emit('chat:dropped', JSON.parse(data));
