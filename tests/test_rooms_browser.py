@@ -196,3 +196,27 @@ def test_signing_out_clears_a_private_rooms_page(browser, server, room, owner): 
         assert "secret plan" not in page.content() and "our plans" not in page.content()
     finally:
         context.close()
+
+
+def test_a_private_rooms_page_shown_again_from_the_back_forward_cache_checks_the_session(
+        browser, server, room, owner):  # noqa: F811
+    # Back after signing out may show the page as the browser kept it, stream and all frozen:
+    # shown again, it asks who is signed in before showing anything more of the room.
+    assert create(owner, room, "private", "our plans")[0] == 201
+    assert owner.post(room, "the secret plan")[0] == 201
+    context = browser.new_context(base_url=server.url)
+    context.set_default_timeout(10_000)
+    try:
+        context.add_cookies([{"name": c.name, "value": c.value, "url": server.url} for c in owner.jar])
+        page = context.new_page()
+        page.route("**/events*", lambda route: route.abort())  # frozen: it hears nothing live
+        page.goto("/rooms/%s" % room)
+        expect(page.locator("[data-messages] li.msg .text")).to_have_text(["the secret plan"])
+        token = context.request.get("/session").json()["csrf_token"]
+        assert context.request.delete("/session", headers={"X-CSRF-Token": token}).status == 204
+        page.evaluate("window.dispatchEvent(new PageTransitionEvent('pageshow', {persisted: true}))")
+        expect(page.locator("[data-private-hidden]")).to_have_text(
+            "#%s is private: sign in again to read it." % room)
+        expect(page.locator("[data-messages] li")).to_have_count(0)
+    finally:
+        context.close()

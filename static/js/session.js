@@ -55,6 +55,11 @@ export function SessionWatch(root) {
     };
   }
   root.addEventListener('chat:session-ended', () => recheck(true, ''));
+  // Back or Forward may show this page from the browser's memory as it was (Safari, Firefox):
+  // signed out meanwhile, it must not show the person's name, messages or a private room.
+  window.addEventListener('pageshow', (e) => {
+    if (e.persisted && root.dataset.me) recheck(false, root.dataset.me);
+  });
 }
 
 /**
