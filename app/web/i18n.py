@@ -14,6 +14,7 @@ import re
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlencode
 
 from babel import Locale, UnknownLocaleError
 from flask import Blueprint, has_request_context, redirect, request, url_for
@@ -157,7 +158,23 @@ def _template_helpers():
         "js_catalogue_url": languages.js_url(here),
         "other_languages": [{"code": bcp47(name), "label": native_name(name)}
                             for name in languages.available if name != here],
+        "switch_next": _switch_next,
     }
+
+
+# Query parameters that say something once, after a form's 303 ("delivered when they are
+# back"): the page the language switch goes back to must not say it again.
+_ONE_SHOT = frozenset(("delivery",))
+
+
+def _switch_next():
+    """Where the language switch goes back to: this page as asked (path and query) when it was a
+    GET, without the one-shot parameters; else the lobby (a page for a failed POST sets its own
+    ``lang_next``)."""
+    if request.method != "GET":
+        return url_for("pages.lobby")
+    kept = [(k, v) for k, v in request.args.items(multi=True) if k not in _ONE_SHOT]
+    return request.script_root + request.path + ("?" + urlencode(kept) if kept else "")
 
 
 def _vary(response):
