@@ -148,18 +148,6 @@ export function Sidebar(el, root, current = '') {
     order();
   });
 
-  // An edit or a deletion changed whom a message of another room mentions: an unread one's
-  // mention counts for the person or stops counting.
-  root.addEventListener('chat:mentions', (e) => {
-    const { room, id, added = [], removed = [] } = e.detail;
-    const entry = rooms.get(room);
-    if (!entry || room === current || (entry.readId && compareIds(id, entry.readId) <= 0)) return;
-    if (added.some((name) => sameName(name, me()))) entry.mentions += 1;
-    else if (removed.some((name) => sameName(name, me()))) entry.mentions = Math.max(0, entry.mentions - 1);
-    else return;
-    render(room);
-  });
-
   // A deleted message stops counting as unread. Which ones this page counted is not known here
   // (a deletion just before the stream's first counts is in them already), so the counts are
   // asked again: once for a burst (a moderator clearing spam), after a random wait so that not
@@ -181,6 +169,19 @@ export function Sidebar(el, root, current = '') {
       }
     }, REFRESH_MIN_MS + Math.random() * REFRESH_SPREAD_MS);
   }
+
+  // An edit or a deletion changed whom a message of another room mentions: an unread one's
+  // mention counts for the person or stops counting.
+  root.addEventListener('chat:mentions', (e) => {
+    const { room, id, added = [], removed = [] } = e.detail;
+    const entry = rooms.get(room);
+    if (!entry || room === current || (entry.readId && compareIds(id, entry.readId) <= 0)) return;
+    if (added.some((name) => sameName(name, me()))) entry.mentions += 1;
+    else if (removed.some((name) => sameName(name, me()))) entry.mentions = Math.max(0, entry.mentions - 1);
+    else return;
+    render(room);
+    refreshCounts();  // at once above; then the server's count (the change may be in the first counts already)
+  });
 
   root.addEventListener('chat:deleted', (e) => {
     const { room, id } = e.detail;
