@@ -1,6 +1,7 @@
 """Rooms that belong to someone in real Chromium (issue 15): a person banned or removed sees it
 happen live and the page stops streaming; the owner's actions all work with JavaScript off
 (creating a private room in the lobby, the management page's forms)."""
+import contextlib
 import re
 
 import pytest
@@ -173,9 +174,10 @@ def test_a_page_opened_after_a_ban_says_so_instead_of_reconnecting(browser, serv
         context.close()
 
 
-def test_signing_out_clears_a_private_rooms_page(browser, server, room, owner):  # noqa: F811
-    # A shared computer: signed out (here through the JSON API, as another tab would), the page
-    # of a members-only room keeps none of it on screen; a reload would be a 404 anyway.
+@contextlib.contextmanager
+def owners_private_room_page(browser, server, room, owner, live=True):  # noqa: F811
+    """A page of the owner's private ``room`` showing one secret message, in a context of their
+    own signed in as the owner; ``live`` False: its stream never opens (a frozen page)."""
     assert create(owner, room, "private", "our plans")[0] == 201
     assert owner.post(room, "the secret plan")[0] == 201
     context = browser.new_context(base_url=server.url)
@@ -183,40 +185,42 @@ def test_signing_out_clears_a_private_rooms_page(browser, server, room, owner): 
     try:
         context.add_cookies([{"name": c.name, "value": c.value, "url": server.url} for c in owner.jar])
         page = context.new_page()
+        if not live:
+            page.route("**/events*", lambda route: route.abort())
         page.goto("/rooms/%s" % room)
-        expect(page.locator(STATUS)).to_have_text("connected")
+        if live:
+            expect(page.locator(STATUS)).to_have_text("connected")
         expect(page.locator("[data-messages] li.msg .text")).to_have_text(["the secret plan"])
-        token = context.request.get("/session").json()["csrf_token"]
-        assert context.request.delete("/session", headers={"X-CSRF-Token": token}).status == 204
+        yield context, page
+    finally:
+        context.close()
+
+
+def sign_out(context):
+    token = context.request.get("/session").json()["csrf_token"]
+    assert context.request.delete("/session", headers={"X-CSRF-Token": token}).status == 204
+
+
+def test_signing_out_clears_a_private_rooms_page(browser, server, room, owner):  # noqa: F811
+    # A shared computer: signed out (here through the JSON API, as another tab would), the page
+    # of a members-only room keeps none of it on screen; a reload would be a 404 anyway.
+    with owners_private_room_page(browser, server, room, owner) as (context, page):
+        sign_out(context)
         expect(page.locator(STATUS)).to_have_text("signed out")
         expect(page.locator("[data-private-hidden]")).to_have_text(
             "#%s is private: sign in again to read it." % room)
         expect(page.locator("[data-messages] li")).to_have_count(0)
         expect(page.locator("[data-topic], [data-online] li, a.manage")).to_have_count(0)
         assert "secret plan" not in page.content() and "our plans" not in page.content()
-    finally:
-        context.close()
 
 
 def test_a_private_rooms_page_shown_again_from_the_back_forward_cache_checks_the_session(
         browser, server, room, owner):  # noqa: F811
     # Back after signing out may show the page as the browser kept it, stream and all frozen:
     # shown again, it asks who is signed in before showing anything more of the room.
-    assert create(owner, room, "private", "our plans")[0] == 201
-    assert owner.post(room, "the secret plan")[0] == 201
-    context = browser.new_context(base_url=server.url)
-    context.set_default_timeout(10_000)
-    try:
-        context.add_cookies([{"name": c.name, "value": c.value, "url": server.url} for c in owner.jar])
-        page = context.new_page()
-        page.route("**/events*", lambda route: route.abort())  # frozen: it hears nothing live
-        page.goto("/rooms/%s" % room)
-        expect(page.locator("[data-messages] li.msg .text")).to_have_text(["the secret plan"])
-        token = context.request.get("/session").json()["csrf_token"]
-        assert context.request.delete("/session", headers={"X-CSRF-Token": token}).status == 204
+    with owners_private_room_page(browser, server, room, owner, live=False) as (context, page):
+        sign_out(context)
         page.evaluate("window.dispatchEvent(new PageTransitionEvent('pageshow', {persisted: true}))")
         expect(page.locator("[data-private-hidden]")).to_have_text(
             "#%s is private: sign in again to read it." % room)
         expect(page.locator("[data-messages] li")).to_have_count(0)
-    finally:
-        context.close()
