@@ -128,6 +128,13 @@ _worker = _worker_class()
 worker_class = _worker.RippleWorker  # gevent's, with a reload that hands the streams over
 
 
+USR2_WITH_EMBEDDED_REDIS = (
+    "kill -USR2 (a new master beside the running one) cannot share the embedded Redis, which "
+    "stops with the master that started it; the running master goes on serving. Reload with "
+    "kill -HUP instead (new workers take over every stream), or set REDIS_URL to a Redis of your "
+    "own to upgrade with USR2.")
+
+
 def on_starting(server):
     """Prepare what every worker shares, before any forks: metrics, file limits, Redis."""
     # Everything the service writes under instance/ (AOF, secret key, metrics, sockets) is the
@@ -137,6 +144,10 @@ def on_starting(server):
     _check_open_files(server)
     if os.environ.get("REDIS_URL"):
         return
+    if server.master_pid:
+        # Started by `kill -USR2` beside a running master, whose embedded Redis lives and dies
+        # with it (and one AOF cannot have two servers): say what to do instead.
+        raise RuntimeError(USR2_WITH_EMBEDDED_REDIS)
     module, here = _embedded_module()
     directory = os.environ.get("RIPPLE_EMBEDDED_REDIS_DIR", os.path.join(here, "instance"))
     redis = module.EmbeddedRedis.service(

@@ -43,7 +43,12 @@ def is_redis(process):
 class Gunicorn:
     """``gunicorn -c gunicorn.conf.py`` as a subprocess, like werkzeug's DevServerClient."""
 
-    def __init__(self, log_dir, redis_url=None, workers=2, env=None, args=()):
+    # How a test starts gunicorn; the venv's own script (as `make run` does) where it matters.
+    MODULE = (sys.executable, "-m", "gunicorn")
+    SCRIPT = (str(Path(sys.executable).with_name("gunicorn")),)
+
+    def __init__(self, log_dir, redis_url=None, workers=2, env=None, args=(), command=MODULE):
+        self.command = list(command)
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
         self.log_path = Path(log_dir) / ("gunicorn-%d.log" % self.port)
@@ -65,7 +70,7 @@ class Gunicorn:
     def start(self, timeout=30):
         self._log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", *self.args], cwd=ROOT, env=self.env,
+            [*self.command, "-c", "gunicorn.conf.py", *self.args], cwd=ROOT, env=self.env,
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         try:
             wait_until(self._ready, timeout, 0.05, "gunicorn at %s" % self.url)

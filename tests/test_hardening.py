@@ -165,6 +165,27 @@ def test_embedded_redis_survives_reloads_and_stops_with_the_master(tmp_path, roo
         again.stop()
 
 
+def test_a_usr2_upgrade_beside_the_embedded_redis_is_refused_with_what_to_do(tmp_path, room):
+    # The new master would need the old one's Redis, which stops with it: it says so and goes,
+    # and the running master serves on (an operator told "stop that Redis first" would stop it).
+    server = Gunicorn(tmp_path, redis_url=None, workers=2, env=embedded_env(tmp_path),
+                      command=Gunicorn.SCRIPT).start()  # USR2 re-runs the command that started it
+    try:
+        assert post(server.url, room, "before")[0] == 201
+        logged = server.log_path.stat().st_size
+        server.signal(signal.SIGUSR2)
+        wait_until(lambda: b"cannot share the embedded Redis" in server.log_path.read_bytes()[logged:],
+                   20, 0.1, "the new master's refusal")
+        assert b"Reload with kill -HUP instead" in server.log_path.read_bytes()[logged:]
+        wait_until(lambda: [c for c in psutil.Process(server.process.pid).children()
+                            if "gunicorn" in " ".join(c.cmdline()) and c.pid not in server.worker_pids()] == [],
+                   20, 0.1, "the new master to be gone")
+        assert post(server.url, room, "after")[0] == 201
+        assert len(redis_children(server)) == 1
+    finally:
+        server.stop()
+
+
 def test_embedded_redis_stops_even_when_the_master_is_killed(tmp_path):
     server = Gunicorn(tmp_path, redis_url=None, workers=2, env=embedded_env(tmp_path)).start()
     (redis_process,) = redis_children(server)
