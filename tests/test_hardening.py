@@ -293,6 +293,8 @@ DEEP_BODIES = {
     "not UTF-8": b'{"text": "\xff\xfe"}',
     "lone surrogate": b'{"text": "\\ud800", "user": "\\udfff"}',
     "NaN": b'{"text": NaN}',
+    "NaN in a field nobody reads": b'{"text": "a", "user": "ann", "x": NaN}',
+    "Infinity": b'{"text": "a", "user": "ann", "x": -Infinity}',
 }
 
 
@@ -338,6 +340,42 @@ def test_pathological_json_is_a_4xx_json_error_on_every_route(server, routes, ro
     assert answer_headers["Content-Type"].startswith("application/json")
     assert isinstance(json.loads(answer)["error"], str)
     assert "RecursionError" not in server.log_tail(200)
+
+
+def chunked_post(server, path, body, headers):
+    """POST ``body`` in 16 KB chunks (Transfer-Encoding: chunked, no length announced); return
+    the whole answer once the server closes or within 10 s."""
+    conn = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    head = "".join("%s: %s\r\n" % item for item in {"Host": "x", "Connection": "close", **headers}.items())
+    conn.sendall(("POST %s HTTP/1.1\r\n%sTransfer-Encoding: chunked\r\n\r\n" % (path, head)).encode())
+    try:
+        for at in range(0, len(body), 16384):
+            part = body[at:at + 16384]
+            conn.sendall(b"%x\r\n%s\r\n" % (len(part), part))
+        conn.sendall(b"0\r\n\r\n")
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # answered and closed before the rest: what it said is read below
+    got, _ = read_to_close(conn, time.monotonic() + 10)
+    return got
+
+
+@pytest.mark.parametrize("route", ["token post (fast path)", "browser post"])
+def test_a_chunked_body_past_the_limit_is_413_like_one_with_a_length(server, routes, route, room):
+    path, headers = routes[route]
+    text = "chunked " + "x" * 70_000  # past RIPPLE_MAX_CONTENT_LENGTH (64 KiB) with no length said
+    got = chunked_post(server, path, json.dumps({"text": text, "user": "ann"}).encode(),
+                       {"Content-Type": "application/json", **headers})
+    assert got.startswith(b"HTTP/1.1 413 "), got[:300]
+    assert b'"code": "too_large"' in got or b'"code":"too_large"' in got, got[-300:]
+    with urllib.request.urlopen(server.url + path.replace("/messages", "/messages?limit=5"), timeout=10) as r:
+        assert all(not m["text"].startswith("chunked") for m in json.loads(r.read())["messages"])
+
+
+def test_a_chunked_body_within_the_limit_is_read_whole(server, routes):
+    path, headers = routes["token post (fast path)"]
+    got = chunked_post(server, path, json.dumps({"text": "y" * 1500, "user": "ann", "pad": "z" * 40_000}).encode(),
+                       {"Content-Type": "application/json", **headers})
+    assert got.startswith(b"HTTP/1.1 201 "), got[:300]
 
 
 def test_a_failure_before_flask_still_answers_json():

@@ -26,22 +26,29 @@ SLOW_BODY = N_("The request body did not arrive in time. Please try again.")
 TOO_DEEP = N_("The JSON body is nested too deeply.")
 
 
+def _not_json(constant):
+    # Python's parser takes NaN, Infinity and -Infinity, which JSON (RFC 8259) has not.
+    raise ValueError("%s is not JSON" % constant)
+
+
 def loads(raw):
-    """Parse JSON text or UTF-8 bytes; every failure, deep nesting included, is a ValueError.
+    """Parse JSON text or UTF-8 bytes (RFC 8259: no NaN or Infinity); every failure, deep
+    nesting included, is a ValueError.
 
     Python's parser recurses once per ``[`` or ``{``: 20,000 of them raise RecursionError,
     which no caller expects from a parse (it escaped as gunicorn's HTML 500).
     """
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_constant=_not_json)
     except RecursionError:
         raise ValueError(TOO_DEEP) from None
 
 
 class JSONProvider(DefaultJSONProvider):
-    """Flask's JSON, parsing bodies with ``loads`` (``request.get_json`` then answers 400)."""
+    """Flask's JSON, parsing bodies with ``loads``'s rules (``request.get_json`` then answers 400)."""
 
     def loads(self, s, **kwargs):
+        kwargs.setdefault("parse_constant", _not_json)
         try:
             return super().loads(s, **kwargs)
         except RecursionError:
@@ -65,7 +72,7 @@ class BodyDeadline:
             if want <= 0 or want > self.max_body:
                 return self.next(environ, start_response)  # nothing to read, or a 413 unread
         else:
-            want = self.max_body + 1  # one byte past the limit lets Flask answer 413
+            want = self.max_body + 1  # one byte past the limit tells a body too large
         body = environ["wsgi.input"]
         timer = gevent.Timeout(self.seconds)
         timer.start()
@@ -78,7 +85,16 @@ class BodyDeadline:
         finally:
             timer.close()
         environ["wsgi.input"] = io.BytesIO(raw)  # what Flask and the fast path read
-        return self.next(environ, start_response)
+        if not chunked:
+            return self.next(environ, start_response)
+        # A chunked body (no length announced) is from here on one of the length read, so every
+        # reader applies the same limit: past it, Flask answers 413 as for a Content-Length too
+        # large, and the connection closes after it (the rest of the body is never read).
+        environ.pop("HTTP_TRANSFER_ENCODING", None)
+        environ["CONTENT_LENGTH"] = str(len(raw))
+        if len(raw) <= self.max_body:
+            return self.next(environ, start_response)
+        return _ThenClose(self.next(environ, start_response), environ.get("gunicorn.socket"))
 
     def _too_slow(self, environ, start_response):
         logger.info("request body too slow path=%s seconds=%s", environ.get("PATH_INFO"), self.seconds)
@@ -111,6 +127,9 @@ class _ThenClose:
         return iter(self.chunks)
 
     def close(self):  # gunicorn calls this after writing the whole response
+        inner = getattr(self.chunks, "close", None)
+        if inner is not None:
+            inner()
         if self.sock is not None:
             try:
                 self.sock.shutdown(socket.SHUT_RDWR)
