@@ -9,6 +9,7 @@ import signal
 import socket
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 
@@ -423,6 +424,29 @@ def test_a_post_timed_out_on_a_slow_redis_is_unconfirmed_and_its_retry_returns_t
     assert status == 200
     assert [m["id"] for m in history(slow_redis_server, room)] == [retried["id"]]
     busy.over()
+
+
+def test_a_scoped_token_post_on_a_stalled_redis_is_503_after_one_timeout_not_three(
+        slow_redis_server, own_redis, room):
+    from .test_publish_tokens import create
+    _, token = create(own_redis.url, room, "feed-bot")
+    busy = BusyRedis(own_redis, 4)  # longer than the three 1 s timeouts the post used to wait out
+    started = time.monotonic()
+    request = urllib.request.Request(
+        "%s/rooms/%s/messages" % (slow_redis_server.url, room), method="POST",
+        data=json.dumps({"text": "while stalled", "user": "feed-bot"}).encode(),
+        headers={"Content-Type": "application/json", "Authorization": "Bearer " + token})
+    try:
+        urllib.request.urlopen(request, timeout=15)
+        raise AssertionError("stored on a stalled Redis")
+    except urllib.error.HTTPError as refused:
+        with refused:
+            status, body, waited = refused.code, json.loads(refused.read()), time.monotonic() - started
+    busy.over()
+    # The token could not be checked, so nothing was stored: 503, not "unconfirmed".
+    assert (status, body["code"]) == (503, "unavailable")
+    assert waited < 2.5, waited  # one RIPPLE_REDIS_SOCKET_TIMEOUT (1 s), not the token check thrice
+    assert history(slow_redis_server, room) == []
 
 
 def test_the_python_client_retries_an_unconfirmed_publish_with_the_same_key(own_redis, room, monkeypatch):

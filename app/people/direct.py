@@ -2,7 +2,7 @@
 import logging
 import uuid
 
-from flask import Blueprint, Response, abort, current_app, redirect, request, url_for
+from flask import Blueprint, Response, abort, current_app, g, redirect, request, url_for
 from werkzeug.routing import BaseConverter
 
 from ..ops.services import services
@@ -61,6 +61,7 @@ def post_direct(name):
         if held is None:
             raise messages.Invalid(N_("No one called “%s” is here right now.") % recipient, 404)
         stored = created = None
+        g.storing = True  # from here a Redis failure may leave the outcome unknown (app/web/errors.py)
         for sid in sids:  # the same key: the sender's copy is stored once, each device's once
             copy, fresh = services().store.publish_direct(sender, (held, sid), text, key, bot, uid)
             if stored is None:  # the sender's copy, as the first device's call stored it (or had)

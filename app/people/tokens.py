@@ -24,6 +24,7 @@ import secrets
 import time
 import unicodedata
 
+import redis
 from flask import request
 from limits import parse_many
 
@@ -154,16 +155,16 @@ class PublishTokens:
         Checked once per request (kept in the WSGI environ: the fast path's answer serves Flask
         too, and a token's use is counted once). Raises Refused for a scoped token that is not
         valid (401), expired (401) or over its rate (429), and redis.RedisError when Redis
-        cannot tell.
+        cannot tell (also kept: a request waits for a failing Redis once, not at every look).
         """
         cached = environ.get(_CACHE)
         if cached is None:
             try:
                 cached = self.grant(environ.get("HTTP_AUTHORIZATION", ""), environ.get("REQUEST_METHOD"))
-            except Refused as exc:
+            except (Refused, redis.RedisError) as exc:
                 cached = exc
             environ[_CACHE] = cached
-        if isinstance(cached, Refused):
+        if isinstance(cached, Exception):
             raise cached.with_traceback(None)
         return cached or None
 

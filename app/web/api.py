@@ -4,7 +4,7 @@ import logging
 import random
 
 import redis
-from flask import Blueprint, Response, abort, current_app, jsonify, redirect, request, url_for
+from flask import Blueprint, Response, abort, current_app, g, jsonify, redirect, request, url_for
 from flask_babel import gettext as _
 
 from ..delivery import sse, stream
@@ -69,6 +69,7 @@ def post_message(room):
                 raise
             created = False
         if stored is None:
+            g.storing = True  # from here a Redis failure may leave the outcome unknown (errors.py)
             with services().metrics.publish_seconds.time():
                 # The global token creates rooms freely; browsers and scoped tokens within caps.
                 stored, created = services().store.publish(

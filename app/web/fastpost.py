@@ -74,8 +74,13 @@ class FastPublish:
         ext = services(self.app)
         try:
             grant = ext.tokens.of_environ(environ)
-        except (tokens.Refused, redis.RedisError):
-            return self.next(environ, start_response)  # Flask answers the refusal, or the outage
+        except tokens.Refused:
+            return self.next(environ, start_response)  # Flask answers the refusal
+        except redis.RedisError as exc:  # nothing stored; Flask would only wait for Redis again
+            ext.outage.failed("api.post_message", exc)
+            return _answer(start_response, environ, _STATUS_LINES[503],
+                           json.dumps({"error": UNAVAILABLE, "code": "unavailable"}).encode(),
+                           [("Retry-After", self.retry_after)])
         if grant is None:
             return self.next(environ, start_response)  # another Bearer: a browser's request
         try:  # PATH_INFO holds the decoded path's bytes as latin-1 (PEP 3333)
