@@ -99,5 +99,6 @@ def metrics():
     """Serve every worker's metrics, summed, in Prometheus text format."""
     if not allowed():
         abort(403, NOT_YOURS)
-    return Response(generate_latest(services().metrics.registry),
-                    mimetype=CONTENT_TYPE_LATEST)
+    # content_type, not mimetype: werkzeug adds "; charset=utf-8" to a mimetype, and
+    # CONTENT_TYPE_LATEST has one already (a repeated parameter fails strict parsers, Go's).
+    return Response(generate_latest(services().metrics.registry), content_type=CONTENT_TYPE_LATEST)
