@@ -8,9 +8,11 @@ import redis
 from flask import Blueprint, current_app
 
 from ..rooms import archive, census, keys
+from .cli_errors import one_line_redis_errors
 from .services import services
 
 bp = Blueprint("rooms_cli", __name__, cli_group="rooms")
+one_line_redis_errors(bp.cli)  # whichever step meets a failing Redis
 bp.cli.help = "List, moderate, trim, export or import rooms."  # `flask --help` lists the group with it
 OPERATOR = ("operator", "operator")  # who the audit record names for a command
 

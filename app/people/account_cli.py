@@ -5,11 +5,13 @@ import click
 import redis
 from flask import Blueprint, current_app
 
+from ..ops.cli_errors import one_line_redis_errors
 from ..ops.services import services
 from ..rooms import messages
 from . import accounts, identity
 
 bp = Blueprint("account_cli", __name__, cli_group="accounts")
+one_line_redis_errors(bp.cli)  # whichever step meets a failing Redis
 bp.cli.help = "Create, list, disable and enable accounts."  # `flask --help` lists the group with it
 
 

@@ -6,10 +6,12 @@ import click
 import redis
 from flask import Blueprint, current_app
 
+from ..ops.cli_errors import one_line_redis_errors
 from ..ops.services import services
 from ..rooms import messages
 
 bp = Blueprint("tokens_cli", __name__, cli_group="tokens")
+one_line_redis_errors(bp.cli)  # whichever step meets a failing Redis
 bp.cli.help = "Create, list and revoke publish tokens."  # `flask --help` lists the group with it
 
 SHOWN_ONCE = ("Token “%s” (id %s) created. It is shown only this once and Ripple keeps only its "

@@ -7,11 +7,13 @@ import click
 import redis
 from flask import Blueprint, current_app
 
+from ..ops.cli_errors import one_line_redis_errors
 from ..ops.services import services
 from ..rooms import messages
 from . import queue
 
 bp = Blueprint("webhooks_cli", __name__, cli_group="webhooks")
+one_line_redis_errors(bp.cli)  # whichever step meets a failing Redis
 bp.cli.help = "Add, list, log, pause or remove webhooks."  # `flask --help` lists the group with it
 
 SHOWN_ONCE = ("Webhook %s created. Its signing secret is shown only this once: store it where the "

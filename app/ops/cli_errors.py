@@ -1,0 +1,30 @@
+"""Operators' commands say an unreachable Redis in one line, never with a traceback."""
+import sys
+
+import click
+import redis
+from flask import current_app
+from flask.cli import ScriptInfo
+
+
+def unreachable(exc):
+    """Say ``exc`` (a redis.RedisError) as "error: Redis is unreachable at <url>: ..." on
+    standard error and exit with status 1."""
+    click.echo("error: Redis is unreachable at %s: %s" % (current_app.config["REDIS_URL"], exc), err=True)
+    sys.exit(1)
+
+
+def one_line_redis_errors(group):
+    """Make every command of ``group`` (a click Group: a blueprint's ``cli``) answer a Redis
+    failure with ``unreachable``, whichever of its steps meets it. Returns ``group``."""
+    invoke = group.invoke
+
+    def guarded(ctx):
+        try:
+            return invoke(ctx)
+        except redis.RedisError as exc:  # raised out of the command's app context: enter it again
+            with ctx.ensure_object(ScriptInfo).load_app().app_context():
+                unreachable(exc)
+
+    group.invoke = guarded
+    return group

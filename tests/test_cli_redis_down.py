@@ -1,0 +1,33 @@
+"""Every operator command meets an unreachable Redis with one line and exit status 1, whichever
+of its steps meets it: never a traceback (app/ops/cli_errors.py)."""
+import pytest
+
+from app import create_app
+
+from .servers import free_port
+
+COMMANDS = [
+    ["accounts", "list"], ["accounts", "disable", "ann"], ["accounts", "enable", "ann"],
+    ["tokens", "list"], ["tokens", "revoke", "feed-bot"],
+    ["rooms", "list"], ["rooms", "show", "lobby"],
+    ["webhooks", "list"],
+    ["publish", "lobby", "hello", "--user", "ops"],
+]
+
+
+@pytest.fixture(scope="module")
+def nowhere():
+    """The app's CLI pointed at a port where nothing listens."""
+    url = "redis://127.0.0.1:%d/0" % free_port()
+    app = create_app({"TESTING": True, "REDIS_URL": url, "SECRET_KEY": "test-secret",
+                      "REDIS_SOCKET_TIMEOUT": 1})
+    return app.test_cli_runner(), url  # click 8.2+: stderr apart from output
+
+
+@pytest.mark.parametrize("args", COMMANDS, ids=[" ".join(c[:2]) for c in COMMANDS])
+def test_a_command_says_redis_is_unreachable_in_one_line(nowhere, args):
+    runner, url = nowhere
+    result = runner.invoke(args=args)
+    assert result.exit_code == 1, (result.output, result.stderr, result.exception)
+    assert result.stderr.startswith("error: Redis is unreachable at %s" % url), result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
