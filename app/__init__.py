@@ -69,6 +69,7 @@ def create_app(test_config=None):
         app.config.from_pyfile("config.py", silent=True)   # instance/, never committed
         app.config.from_prefixed_env("RIPPLE")             # RIPPLE_HEARTBEAT_SECONDS=15 etc.
         app.config["REDIS_URL"] = os.environ.get("REDIS_URL") or app.config["REDIS_URL"]
+        settings.check(app.config)                         # a bad one stops here, named
     else:
         app.config.update(test_config)
     if not app.config["REDIS_URL"]:

@@ -1,4 +1,5 @@
 """Publish from any other process: a Python function and ``flask --app app publish``."""
+import json
 import os
 import sys
 import time
@@ -73,8 +74,17 @@ def _embedded_url():
 
 def _setting(name):
     """RIPPLE_<name> from the environment, else its default: the same values the service uses
-    (a text the running service accepts is accepted here too), without building the app."""
-    return os.environ.get("RIPPLE_" + name) or getattr(settings, name)
+    (read as Flask reads the environment, and checked by the same rules: settings.SettingError
+    for a bad one), without building the app."""
+    raw = os.environ.get("RIPPLE_" + name)
+    if not raw:
+        return getattr(settings, name)
+    try:
+        value = {name: json.loads(raw)}
+    except ValueError:
+        value = {name: raw}
+    settings.check(value)
+    return value[name]
 
 
 def _checked_publish(store, room, text, user, max_chars, idempotency_key=None, attempts=3):

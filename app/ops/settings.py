@@ -93,3 +93,73 @@ WEBHOOK_MAX_RESPONSE_BYTES = 65536  # an answer's body read at most this far (a 
 WEBHOOK_LOG_LENGTH = 100       # delivery attempts kept per webhook
 WEBHOOK_CONCURRENCY = 4        # deliveries in flight per webhook per worker
 WEBHOOK_QUEUE_MAX = 100000     # events the queue holds at most (the oldest drop beyond)
+
+
+# -- what each setting may be (checked once the environment is read: app/__init__.py) -----------
+
+# Numbers that must be at least 1 (durations: above 0); every other may be 0 too (off, or none).
+_AT_LEAST_ONE = frozenset((
+    "HISTORY_LENGTH", "HEARTBEAT_SECONDS", "POST_TIMEOUT_SECONDS", "RETRY_MS", "SEND_TIMEOUT_SECONDS",
+    "MAX_MESSAGE_CHARS", "MAX_CONTENT_LENGTH", "BODY_TIMEOUT_SECONDS", "PAGE_LIMIT_DEFAULT",
+    "PAGE_LIMIT_MAX", "ROOM_PAGE_MESSAGES", "LOBBY_ROOMS", "LOBBY_INDEX_MAX", "MAX_STREAMS_PER_WORKER",
+    "REDIS_MAX_CONNECTIONS", "REDIS_SOCKET_TIMEOUT", "REDIS_RETRY_AFTER", "REPLICA_TIMEOUT_MS",
+    "NAME_IDLE_SECONDS", "MAX_STREAMS_PER_SESSION", "MAX_STREAMS_PER_ADDRESS", "PRESENCE_LIST_MAX",
+    "TYPING_INTERVAL_SECONDS", "PERMANENT_SESSION_LIFETIME", "ROOMS_MAX", "ROOM_MEMBERS_MAX",
+    "ROOM_BANS_MAX", "ROOM_MENTION_NAMES_MAX", "ROOM_INVITES_MAX", "WEBHOOK_TIMEOUT_SECONDS",
+    "WEBHOOK_RETRY_BASE_SECONDS", "WEBHOOK_MAX_RESPONSE_BYTES", "WEBHOOK_LOG_LENGTH",
+    "WEBHOOK_CONCURRENCY", "WEBHOOK_QUEUE_MAX"))
+# Durations may be fractions; counts and sizes are whole numbers.
+_FRACTIONS = ("_SECONDS", "_MS", "_HOURS", "_DAYS", "_TIMEOUT")
+_ON, _OFF = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+class SettingError(ValueError):
+    """A setting the service cannot run with; the message names it as the environment does
+    (RIPPLE_HISTORY_LENGTH) and says what it must be."""
+
+
+def check(config):
+    """Check every setting this module has a default for against the default's kind, in
+    ``config`` (a mapping, changed in place): a number (whole unless a duration; at least 1, or
+    0 where 0 means off), an on/off flag (``true``/``false``, ``1``/``0``, ``yes``/``no``,
+    ``on``/``off``: turned into a bool), a Flask-Limiter rate ("20 per 10 seconds", several
+    joined by ";"). Raises SettingError for the first one that is none of its kind."""
+    from limits import parse_many  # the limiter's own reading of a rate
+
+    for name, default in sorted(globals().items()):
+        if not name.isupper() or name.startswith("_") or default is None or name not in config:
+            continue
+        value, shown = config[name], "RIPPLE_" + name if name != "REDIS_URL" else name
+        if isinstance(default, bool):
+            text = str(value).strip().lower()
+            if not isinstance(value, bool) and text not in _ON + _OFF:
+                raise SettingError("%s must be true or false, not %r." % (shown, value))
+            config[name] = value if isinstance(value, bool) else text in _ON
+        elif isinstance(default, (int, float)):
+            needed = name in _AT_LEAST_ONE  # else 0 may mean off
+            whole = isinstance(default, int) and not name.endswith(_FRACTIONS)
+            number = _number(value)
+            if whole and (number is None or number != int(number) or number < (1 if needed else 0)):
+                raise SettingError("%s must be a whole number of at least %d, not %r."
+                                   % (shown, 1 if needed else 0, value))
+            if not whole and (number is None or number < 0 or (needed and number == 0)):
+                raise SettingError("%s must be a number %s 0, not %r."
+                                   % (shown, "above" if needed else "of at least", value))
+        elif name.endswith(("_RATE", "_RATE_IP", "_RATE_SESSION", "_RATE_TOKEN", "_RATE_ACCOUNT")):
+            try:
+                if not parse_many(str(value)):
+                    raise ValueError(value)
+            except ValueError:
+                raise SettingError('%s must be a rate such as "20 per 10 seconds", not %r.'
+                                   % (shown, value)) from None
+
+
+def _number(value):
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return value
+    try:
+        return float(str(value).strip())
+    except ValueError:
+        return None
