@@ -236,26 +236,28 @@ def post_worker_init(worker):
 
 
 # What gunicorn itself answers, before the app, to a request it cannot parse (a malformed request
-# line or header, headers past its limits) or when the app fails after answering began.
-_GUNICORN_ERRORS = {400: "The request could not be understood.",
-                    403: "This request is not allowed here.",
-                    413: "The request is too large.",
-                    414: "The address (URL) is too long.",
-                    417: "The request's Expect header cannot be met.",
-                    431: "The request's headers are too large.",
-                    501: "That method or transfer encoding is not supported."}
-_INTERNAL = "Something went wrong on our side; nothing was changed. Please try again."
+# line or header, headers past its limits) or when the app fails after answering began: the
+# sentence, and the stable code every JSON error carries (app/web/replies.py STATUS_CODES).
+_GUNICORN_ERRORS = {400: ("The request could not be understood.", "bad_request"),
+                    403: ("This request is not allowed here.", "forbidden"),
+                    413: ("The request is too large.", "too_large"),
+                    414: ("The address (URL) is too long.", "uri_too_long"),
+                    417: ("The request's Expect header cannot be met.", "expectation_failed"),
+                    431: ("The request's headers are too large.", "headers_too_large"),
+                    501: ("That method or transfer encoding is not supported.", "not_implemented")}
+_INTERNAL = ("Something went wrong on our side; nothing was changed. Please try again.", "internal")
 
 
 def _json_error_answers():
-    """Make gunicorn's own error answers Ripple's JSON {"error": sentence} instead of its HTML
+    """Make gunicorn's own error answers Ripple's JSON {"error", "code"} instead of its HTML
     page (which also echoed parts of the request back). Patched in the worker only."""
     import json
 
     from gunicorn import util
 
     def write_error(sock, status_int, reason, mesg):
-        body = json.dumps({"error": _GUNICORN_ERRORS.get(status_int, _INTERNAL)}).encode()
+        sentence, code = _GUNICORN_ERRORS.get(status_int, _INTERNAL)
+        body = json.dumps({"error": sentence, "code": code}).encode()
         head = ("HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Type: application/json\r\n"
                 "X-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n"
                 "Content-Length: %d\r\n\r\n" % (status_int, reason, len(body)))
