@@ -81,6 +81,13 @@ def test_the_admin_token_runs_any_room_without_a_csrf_token(admin_app):
     assert client.delete("/rooms/%s" % room, headers=BEARER).status_code == 204
 
 
+@pytest.mark.parametrize("limit", ["0", "abc", "1001", "-1", "2.5"])
+def test_an_audit_limit_outside_1_to_1000_is_a_400_not_a_guess(admin_app, limit):
+    answer = admin_app.test_client().get("/admin/api/audit?limit=" + limit, headers=BEARER)
+    assert answer.status_code == 400
+    assert answer.get_json() == {"error": "limit must be a whole number from 1 to 1000.", "code": "bad_request"}
+
+
 def test_the_admin_page_works_without_javascript(admin_app):
     client = admin_app.test_client()
     signed_in_admin(admin_app, client)

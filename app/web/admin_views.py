@@ -3,18 +3,20 @@ as JSON under ``/admin/api/`` for automation. Administrators are a signed-in adm
 ``Authorization: Bearer $RIPPLE_ADMIN_TOKEN`` (app/web/gate.py); anyone else gets 401 (signed
 out) or 403 ``not_admin``. The page's actions post to the rooms' and accounts' own routes
 (deleting a room, banning, unbanning, disabling an account), with ``next`` bringing them back."""
-from flask import Blueprint, jsonify, render_template, request, url_for
+from flask import Blueprint, abort, jsonify, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 
 from ..ops.services import services
 from ..people import identity
 from ..rooms import census
 from . import gate, pages
+from .reading_views import BAD_LIMIT
 from .replies import wants_page
 
 bp = Blueprint("admin", __name__)
 NOT_ADMIN = _l("Only an administrator can see this.")
 SIGN_IN = _l("Sign in with an administrator's account to see this.")
+AUDIT_MAX = 1000  # actions one audit page lists at most
 
 
 def require_admin(page=False):
@@ -102,5 +104,6 @@ def api_audit():
     """{"actions": [...]}: the newest moderation actions of every room (up to 10000 are kept)."""
     require_admin()
     count = request.args.get("limit", "100")
-    count = int(count) if count.isdigit() and 0 < int(count) <= 1000 else 100
-    return jsonify(actions=services().moderation.audit(count=count))
+    if not count.isdigit() or not 1 <= int(count) <= AUDIT_MAX:  # as every limit: said, not guessed
+        abort(400, str(BAD_LIMIT) % {"max": AUDIT_MAX})
+    return jsonify(actions=services().moderation.audit(count=int(count)))
