@@ -447,6 +447,18 @@ def test_the_admin_api_answers_in_the_readers_language(hook_server):
     assert answer.code == 400 and body["code"] == "invalid" and "必须" in body["error"]
 
 
+def test_a_webhook_sent_as_anything_but_json_is_415_as_every_json_route(hook_server):
+    request = urllib.request.Request(hook_server.url + "/admin/webhooks", method="POST",
+                                     data=b"url=https://hooks.example/x",
+                                     headers={"Authorization": "Bearer " + TOKEN, "Content-Type": "text/plain"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    with refused.value as answer:
+        body = json.loads(answer.read())
+    assert answer.code == 415 and body == {
+        "error": "Send the webhook as JSON (Content-Type: application/json).", "code": "unsupported_type"}
+
+
 def test_the_admin_page_shows_webhooks_and_enables_a_disabled_one_without_javascript(hook_redis):
     app = create_app({"TESTING": True, "REDIS_URL": hook_redis.url, "PUBLISH_TOKEN": TOKEN,
                       "SECRET_KEY": "test-secret", **LIMITS_OFF})

@@ -22,6 +22,7 @@ NOT_ADMIN = _l("Only an administrator can manage webhooks.")
 NOT_FOUND = _l("There is no webhook with that id.")
 SHOWN_ONCE = _l("The secret is shown only this once: store it where the receiver verifies signatures.")
 NOT_JSON = _l("The body must be a JSON object with at least a url.")
+NOT_JSON_TYPE = _l("Send the webhook as JSON (Content-Type: application/json).")
 BAD_LIMIT = _l("limit must be a whole number from 1 to %(most)d.")
 MAX_LOG = 1000
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -66,7 +67,9 @@ def add_webhook():
     """JSON {"url", "events" (list or comma-separated; default ["message"]), "rooms" (glob
     patterns, list or comma-separated; default "*"), "bot" (a name its answers are posted as;
     optional)} -> 201 the webhook with its "secret" (shown this once)."""
-    data = request.get_json(silent=True) if request.mimetype == "application/json" else None
+    if request.mimetype != "application/json":  # as every JSON route: 415, not a bad field
+        raise _Refused(415, NOT_JSON_TYPE, "unsupported_type")
+    data = request.get_json(silent=True)
     if not isinstance(data, dict):
         raise _Refused(400, NOT_JSON, "invalid")
     hook, secret = _hooks().add(data.get("url"), data.get("events") or "message", data.get("rooms") or "*",
