@@ -98,7 +98,7 @@ WEBHOOK_QUEUE_MAX = 100000     # events the queue holds at most (the oldest drop
 # -- what each setting may be (checked once the environment is read: app/__init__.py) -----------
 
 # Numbers that must be at least 1 (durations: above 0); every other may be 0 too (off, or none).
-_AT_LEAST_ONE = frozenset((
+_at_least_one = frozenset((
     "HISTORY_LENGTH", "HEARTBEAT_SECONDS", "POST_TIMEOUT_SECONDS", "RETRY_MS", "SEND_TIMEOUT_SECONDS",
     "MAX_MESSAGE_CHARS", "MAX_CONTENT_LENGTH", "BODY_TIMEOUT_SECONDS", "PAGE_LIMIT_DEFAULT",
     "PAGE_LIMIT_MAX", "ROOM_PAGE_MESSAGES", "LOBBY_ROOMS", "LOBBY_INDEX_MAX", "MAX_STREAMS_PER_WORKER",
@@ -109,8 +109,8 @@ _AT_LEAST_ONE = frozenset((
     "WEBHOOK_RETRY_BASE_SECONDS", "WEBHOOK_MAX_RESPONSE_BYTES", "WEBHOOK_LOG_LENGTH",
     "WEBHOOK_CONCURRENCY", "WEBHOOK_QUEUE_MAX"))
 # Durations may be fractions; counts and sizes are whole numbers.
-_FRACTIONS = ("_SECONDS", "_MS", "_HOURS", "_DAYS", "_TIMEOUT")
-_ON, _OFF = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+_fractions = ("_SECONDS", "_MS", "_HOURS", "_DAYS", "_TIMEOUT")
+_on, _off = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 class SettingError(ValueError):
@@ -132,12 +132,12 @@ def check(config):
         value, shown = config[name], "RIPPLE_" + name if name != "REDIS_URL" else name
         if isinstance(default, bool):
             text = str(value).strip().lower()
-            if not isinstance(value, bool) and text not in _ON + _OFF:
+            if not isinstance(value, bool) and text not in _on + _off:
                 raise SettingError("%s must be true or false, not %r." % (shown, value))
-            config[name] = value if isinstance(value, bool) else text in _ON
+            config[name] = value if isinstance(value, bool) else text in _on
         elif isinstance(default, (int, float)):
-            needed = name in _AT_LEAST_ONE  # else 0 may mean off
-            whole = isinstance(default, int) and not name.endswith(_FRACTIONS)
+            needed = name in _at_least_one  # else 0 may mean off
+            whole = isinstance(default, int) and not name.endswith(_fractions)
             number = _number(value)
             if whole and (number is None or number != int(number) or number < (1 if needed else 0)):
                 raise SettingError("%s must be a whole number of at least %d, not %r."
