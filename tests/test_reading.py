@@ -284,6 +284,15 @@ def test_an_address_or_an_unknown_name_is_no_mention(server, room):
     assert "mentions" not in message
 
 
+def test_an_api_client_that_read_the_history_can_be_mentioned(server, room):
+    ann = guest(server)  # no page, no post: it reads the history, as a client filling its view
+    status, _, _ = ann.request("GET", "/rooms/%s/messages" % room, headers={"Accept": "application/json"})
+    assert status == 200
+    status, message = post(server.url, room, "your turn, @%s" % ann.name, user="ci-bot")
+    assert status == 201 and message["mentions"] == [ann.name]
+    assert room in my_rooms(ann)  # and the room is in its sidebar, as after opening its page
+
+
 def test_a_publish_token_post_resolves_mentions_too(server, room):
     ann = guest(server)
     visit(ann, room)

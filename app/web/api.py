@@ -132,6 +132,18 @@ def reply_quote(room, message_id):
     return messages.quote(found)
 
 
+def _opened(room):
+    """A signed-in reader read ``room``'s history (an API client, which opens no page): as a
+    page's visit, the room joins their sidebar and learns their name for @mentions (at most once
+    a minute per process: Reading.visit). Best effort: the history is read already."""
+    try:
+        reader = reading_people.current_reader()
+        if reader is not None:
+            services().reading.visit(reader, room, identity.current()[0])
+    except redis.RedisError as exc:
+        logger.warning("could not record a visit room=%s error=%s", room, exc)
+
+
 def _visited(room, name, stored):
     """A signed-in person posted ``stored`` (the message as JSON) in ``room``: it joins their
     sidebar, it learns their name (for @mentions), and they have read up to their own message
@@ -226,6 +238,7 @@ def history(room):
             abort(400, BAD_BOUND % name)
     limit = _int_arg("limit", cfg["PAGE_LIMIT_DEFAULT"], 1, cfg["PAGE_LIMIT_MAX"])
     found, more_before, more_after = services().store.window(room, limit=limit, **bound)
+    _opened(room)
     before, after = ("true" if more_before else "false"), ("true" if more_after else "false")
     body = '{"room":%s,"messages":[%s],"more":%s,"more_before":%s,"more_after":%s}' % (
         json.dumps(room), ",".join(found), before, before, after)
