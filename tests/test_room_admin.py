@@ -212,3 +212,10 @@ def test_room_refusals_speak_the_readers_language(admin_app):
     assert refused.status_code == 404 and refused.get_json()["error"] == "没有这个名称的房间。"
     page = client.get("/", headers={"Accept-Language": "zh-Hans", "Accept": "text/html"})
     assert "创建你自己的房间" not in page.get_data(as_text=True)  # only signed-in people create rooms
+
+
+def test_rooms_show_of_a_room_that_never_was_says_so_and_fails(app):
+    room = new_room("never")
+    result = app.test_cli_runner().invoke(args=["rooms", "show", room])
+    assert result.exit_code == 2
+    assert result.stderr == "error: There is no room called #%s (no record and no messages).\n" % room

@@ -33,8 +33,10 @@ def show_command(room):
     room = _room(room)
     with _redis_errors():
         ripple = services()
-        click.echo(json.dumps({"room": room, "record": ripple.rooms.info(room),
-                               "summary": census.summaries(ripple.redis, [room])[0],
+        record, summary = ripple.rooms.info(room), census.summaries(ripple.redis, [room])[0]
+        if record is None and not summary["messages"] and not summary["last"]:
+            _fail(2, "There is no room called #%s (no record and no messages)." % room)
+        click.echo(json.dumps({"room": room, "record": record, "summary": summary,
                                "members": ripple.rooms.members(room),
                                "bans": ripple.moderation.active_bans(room)}, ensure_ascii=False, indent=2))
 
