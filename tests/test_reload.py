@@ -3,6 +3,7 @@ new ones listen, tell their streams to come back, and leave without an ERROR in 
 publisher on a keep-alive connection never sees a post fail (issue 20)."""
 import http.client
 import json
+import logging
 import re
 import signal
 import socket
@@ -180,7 +181,7 @@ def test_a_worker_whose_replacements_boot_slowly_tells_only_a_few_streams_early(
     streams = Streams(limit=1000, drain_rate=1000)
     told_streams(streams, EARLY_HINTS + 40, told)
     worker = RippleWorker.__new__(RippleWorker)  # only the hint's state, no gunicorn around it
-    worker.stream_sets, worker.hinted = [streams], False
+    worker.stream_sets, worker.hinted, worker.log = [streams], False, logging.getLogger("test")
     worker.hint_early()
     worker.hint_early()  # once
     for _ in range(100):  # bounded: the kills land on the next turns of the loop

@@ -127,8 +127,11 @@ class Streams:
         for _ in range(int((budget or 10) / tick) + 1):  # a bound (late streams end by themselves)
             pending = [g for g in self.open if g not in told][:batch]
             if not pending:
-                logger.info("drain: told %d stream(s) to reconnect in %.1f s", len(told),
-                            time.monotonic() - started)
+                if told:
+                    logger.info("drain: told %d stream(s) to reconnect in %.1f s", len(told),
+                                time.monotonic() - started)
+                else:
+                    logger.info("drain: no open stream left to tell")
                 return
             elapsed = time.monotonic() - started
             if pace is not None and budget and batch and elapsed < budget * 0.8 \

@@ -202,8 +202,12 @@ class RippleWorker(GeventWorker):
         self.hinted = True
         from app.delivery.stream import Draining  # the app is imported by now (this is a worker)
         for streams in self.stream_sets:
-            for greenlet in list(streams.open)[:EARLY_HINTS]:
+            early = list(streams.open)[:EARLY_HINTS]
+            for greenlet in early:
                 greenlet.kill(Draining, block=False)
+            if early:
+                self.log.info("drain: told %d stream(s) to reconnect early (the new workers boot slowly)",
+                              len(early))
 
     def tell_streams(self):
         """Start telling the open streams to come back (once), with time to spare."""
