@@ -251,6 +251,13 @@ def test_pages_name_an_icon_that_is_served(client):
     assert icon.status_code == 200 and icon.mimetype == "image/svg+xml"
 
 
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/me/rooms", "/me/mentions"])
+def test_an_api_route_answers_json_errors_to_a_client_that_asks_for_nothing(client, path):
+    # curl and most programs send no Accept: an API address answers them as an API, not a page.
+    wrong = client.open(path, method="PATCH", headers={"Accept": "*/*"})
+    assert wrong.status_code == 405 and wrong.get_json()["code"] == "method_not_allowed"
+
+
 def test_a_method_a_route_lacks_is_405_with_allow_even_without_a_csrf_token(client, room):
     # The CSRF check ran first: a PUT or a POST where none is served was a 400 "csrf", where
     # openapi.yaml promises 405 with Allow (and a write to no route at all, 404).

@@ -25,7 +25,8 @@ N_ = str
 logger = logging.getLogger(__name__)
 INTERNAL = N_("Something went wrong on our side; nothing was changed. Please try again.")
 
-API_PREFIXES = ("/rooms/", "/users/", "/session", "/accounts", "/account/", "/admin/", "/readyz", "/metrics")
+API_PREFIXES = ("/rooms/", "/users/", "/session", "/accounts", "/account/", "/admin/", "/me/", "/healthz", "/readyz",
+                "/metrics")
 
 # Rate limits by what they protect, and whose budget ran out: the address or the session.
 _LIMITED = {
