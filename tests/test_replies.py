@@ -58,8 +58,9 @@ def test_replying_to_an_unknown_or_deleted_message_is_refused(server, room):
     ann.request("DELETE", "/rooms/%s/messages/%s" % (room, original["id"]))
     status, body = reply(ann, room, "too late", original["id"])
     assert (status, body["code"]) == (409, "deleted")
-    status, body = reply(ann, room, "bad", 42)
-    assert status == 400
+    for not_an_id in (42, "zzz", "1-", "-1-0", "1-0 "):  # not an id at all: the request is wrong, not the room
+        status, body = reply(ann, room, "bad", not_an_id)
+        assert (status, body["code"]) == (400, "bad_reply_to"), not_an_id
 
 
 def test_a_publish_token_may_reply_too(server, room):

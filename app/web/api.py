@@ -114,7 +114,7 @@ def request_reply_to():
         value = request.form.get("reply_to")
     if value in (None, ""):
         return None
-    if not isinstance(value, str):
+    if not isinstance(value, str) or keys.parse_stream_id(value) is None:  # not an id at all: 400
         raise messages.Invalid(_(BAD_REPLY_TO), 400, "bad_reply_to")
     return value
 
