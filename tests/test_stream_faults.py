@@ -449,6 +449,22 @@ def test_a_scoped_token_post_on_a_stalled_redis_is_503_after_one_timeout_not_thr
     assert history(slow_redis_server, room) == []
 
 
+def test_a_history_read_on_a_stalled_redis_is_503_after_one_timeout_not_two(slow_redis_server, own_redis, room):
+    busy = BusyRedis(own_redis, 4)
+    started = time.monotonic()
+    try:
+        urllib.request.urlopen("%s/rooms/%s/messages" % (slow_redis_server.url, room), timeout=15)
+        raise AssertionError("read a stalled Redis")
+    except urllib.error.HTTPError as refused:
+        with refused:
+            status, body, waited = refused.code, json.loads(refused.read()), time.monotonic() - started
+            retry_after = refused.headers["Retry-After"]
+    busy.over()
+    assert (status, body["code"]) == (503, "unavailable") and retry_after
+    # The read limit's count (the same Redis) failed first: answered then, not after the read's own wait.
+    assert waited < 1.7, waited
+
+
 def test_the_python_client_retries_an_unconfirmed_publish_with_the_same_key(own_redis, room, monkeypatch):
     from app.ops.cli import publish
     monkeypatch.setenv("RIPPLE_REDIS_SOCKET_TIMEOUT", "0.5")

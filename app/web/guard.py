@@ -111,15 +111,20 @@ def spend(setting, scope, who):
 
 def _spend(setting, scope, who):
     """Hit every limit in config ``setting`` for ``who``; return the seconds until the first one
-    refused has room again, or 0 when all allowed it. Storage errors allow (as for every limit)."""
+    refused has room again, or 0 when all allowed it. A storage error allows the request when the
+    limits have a Redis of their own; when they share the app's (the default), it is raised: the
+    request needs that Redis too, and is answered 503 now instead of after a second timeout."""
+    cfg = current_app.config
     strategy = limiter.limiter
-    prefix = current_app.config["RATELIMIT_KEY_PREFIX"]
+    prefix = cfg["RATELIMIT_KEY_PREFIX"]
     try:
-        for item in parse_many(current_app.config[setting]):
+        for item in parse_many(cfg[setting]):
             if not strategy.hit(item, prefix, scope, who):
                 reset = strategy.get_window_stats(item, prefix, scope, who).reset_time
                 return max(1, math.ceil(reset - time.time()))
     except redis.RedisError as exc:
+        if cfg["RATELIMIT_STORAGE_URI"] == _storage_uri(cfg["REDIS_URL"]):
+            raise
         logger.warning("rate limit storage failed setting=%s error=%s", setting, exc)
     return 0
 
