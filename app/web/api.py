@@ -89,7 +89,7 @@ def post_message(room):
         if not page:
             raise  # errors.py answers 503 (or 504 when the outcome is unknown) + Retry-After
         services().outage.failed("post", exc)
-        status, sentence = form_post_failure(exc)
+        status, sentence = form_post_failure(exc, bool(g.get("storing")))
         page, status = pages.room_page(room, error=sentence, text=text, status=status, key=kept_key(key))
         return page, status, {"Retry-After": str(current_app.config["REDIS_RETRY_AFTER"])}
     services().metrics.published.labels("room").inc()
@@ -207,10 +207,11 @@ def sender(claimed):
     return name
 
 
-def form_post_failure(exc):
+def form_post_failure(exc, storing=True):
     """(HTTP status, sentence) for a plain form's post that Redis failed with ``exc``, at any
-    step (the room's gate or the store): says whether it was sent, and that the text is kept."""
-    status, code, sentence = fastpost.post_failure(exc)
+    step (the room's gate or, ``storing``, the store): says whether it was sent, and that the
+    text is kept."""
+    status, code, sentence = fastpost.post_failure(exc, storing)
     if code == "unavailable":
         sentence = N_("The message could not be sent: the service is unavailable.")
     return status, N_("%s Your text is kept below; try again shortly.") % sentence

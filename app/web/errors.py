@@ -112,9 +112,10 @@ def _redis_error(exc):
         return api.refuse_stream(503, message, int(retry))
     status, code = 503, None
     page_message = message
-    if request.endpoint in _POSTS and g.get("storing"):  # the outcome may be unknown: never say "nothing stored"
-        status, code, message = fastpost.post_failure(exc)
-        page_message = api.form_post_failure(exc)[1]  # a form's page also says the text is kept
+    if request.endpoint in _POSTS:  # once storing began, the outcome may be unknown: never "nothing stored"
+        storing = bool(g.get("storing"))
+        status, code, message = fastpost.post_failure(exc, storing)
+        page_message = api.form_post_failure(exc, storing)[1]  # a form's page also says the text is kept
     page = form_pages.page(status, page_message)
     if page is not None:
         return page[0], page[1], {"Retry-After": retry}

@@ -41,12 +41,13 @@ def store_failure(exc):
     return FULL if isinstance(exc, redis.OutOfMemoryError) else UNAVAILABLE
 
 
-def post_failure(exc):
-    """How to answer a post (room or direct, any entry point) whose store call raised ``exc``:
-    (HTTP status, code, sentence). An outcome that is unknown (store.unconfirmed) is a 504
-    "unconfirmed", never "nothing was stored": the retry with the same idempotency key is safe
-    either way. A known failure is 503 "full" or "unavailable"."""
-    if store.unconfirmed(exc):
+def post_failure(exc, storing=True):
+    """How to answer a post (room or direct, any entry point) that Redis failed with ``exc``:
+    (HTTP status, code, sentence). Once storing began (``storing``), an outcome that is unknown
+    (store.unconfirmed) is a 504 "unconfirmed", never "nothing was stored": the retry with the
+    same idempotency key is safe either way. A known failure, or any before storing, is 503
+    "full" (Redis out of memory) or "unavailable"."""
+    if storing and store.unconfirmed(exc):
         return 504, "unconfirmed", UNCONFIRMED
     if isinstance(exc, redis.OutOfMemoryError):
         return 503, "full", FULL
@@ -78,8 +79,9 @@ class FastPublish:
             return self.next(environ, start_response)  # Flask answers the refusal
         except redis.RedisError as exc:  # nothing stored; Flask would only wait for Redis again
             ext.outage.failed("api.post_message", exc)
-            return _answer(start_response, environ, _STATUS_LINES[503],
-                           json.dumps({"error": UNAVAILABLE, "code": "unavailable"}).encode(),
+            status, code, sentence = post_failure(exc, storing=False)
+            return _answer(start_response, environ, _STATUS_LINES[status],
+                           json.dumps({"error": sentence, "code": code}).encode(),
                            [("Retry-After", self.retry_after)])
         if grant is None:
             return self.next(environ, start_response)  # another Bearer: a browser's request
