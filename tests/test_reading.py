@@ -491,3 +491,11 @@ def test_an_open_stream_follows_a_room_joined_meanwhile(server, room):
         mid = publish(server, elsewhere, "hello there")
         activity = json.loads(stream.messages(1, name="activity")[0].data)
         assert (activity["room"], activity["id"]) == (elsewhere, mid)
+
+
+@pytest.mark.parametrize("query", ["limit=²", "before=²", "limit=١٢", "before=0x10"])
+def test_a_mentions_query_that_is_no_ascii_whole_number_is_a_400(server, query):
+    # "²" passes str.isdigit() but not int(): it was a 500.
+    status, _, body = guest(server).request("GET", "/me/mentions?" + urllib.parse.quote(query, safe="="),
+                                             headers={"Accept": "application/json"})
+    assert status == 400 and json.loads(body)["code"] == "bad_request", body

@@ -81,7 +81,7 @@ def test_the_admin_token_runs_any_room_without_a_csrf_token(admin_app):
     assert client.delete("/rooms/%s" % room, headers=BEARER).status_code == 204
 
 
-@pytest.mark.parametrize("limit", ["0", "abc", "1001", "-1", "2.5"])
+@pytest.mark.parametrize("limit", ["0", "abc", "1001", "-1", "2.5", "²", "١٢"])
 def test_an_audit_limit_outside_1_to_1000_is_a_400_not_a_guess(admin_app, limit):
     answer = admin_app.test_client().get("/admin/api/audit?limit=" + limit, headers=BEARER)
     assert answer.status_code == 400

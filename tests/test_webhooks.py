@@ -535,3 +535,9 @@ def test_an_unreachable_endpoints_log_entry_says_why_first():
     assert outcome.status is None and outcome.retry
     assert outcome.error.startswith("Could not reach the endpoint: Connection refused ("), outcome.error
     assert len(outcome.error) <= 230
+
+
+@pytest.mark.parametrize("header, seconds", [("120", 120.0), ("²", None), ("", None), ("soon", None)])
+def test_a_receivers_retry_after_is_read_as_seconds_or_not_at_all(header, seconds):
+    from app.webhooks.sender import retry_after
+    assert retry_after(header) == seconds

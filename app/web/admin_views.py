@@ -104,6 +104,6 @@ def api_audit():
     """{"actions": [...]}: the newest moderation actions of every room (up to 10000 are kept)."""
     require_admin()
     count = request.args.get("limit", "100")
-    if not count.isdigit() or not 1 <= int(count) <= AUDIT_MAX:  # as every limit: said, not guessed
+    if not (count.isascii() and count.isdigit()) or not 1 <= int(count) <= AUDIT_MAX:  # said, not guessed
         abort(400, str(BAD_LIMIT) % {"max": AUDIT_MAX})
     return jsonify(actions=services().moderation.audit(count=int(count)))

@@ -132,10 +132,10 @@ def room_form(room):
 def my_mentions():
     """The person's recent mentions across rooms, newest first: ?before=<ms>&limit=<n>."""
     before = request.args.get("before")
-    if before is not None and not before.isdigit():
+    if before is not None and not (before.isascii() and before.isdigit()):
         abort(400, str(BAD_BEFORE))
     raw_limit = request.args.get("limit", "50")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MENTIONS_MAX:
+    if not (raw_limit.isascii() and raw_limit.isdigit()) or not 1 <= int(raw_limit) <= MENTIONS_MAX:
         abort(400, str(BAD_LIMIT) % {"max": MENTIONS_MAX})
     reader = current_reader()
     page = wants_page()

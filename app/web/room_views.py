@@ -133,7 +133,7 @@ def check_visibility(value):
 
 def whole(value, low, high, sentence, code):
     """A whole number from ``low`` to ``high`` given as JSON or form text, else 400."""
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise gate.Refused(400, sentence % {"low": low, "high": high}, code)
