@@ -11,7 +11,10 @@ REFUSED = {
     "RIPPLE_HISTORY_LENGTH=0": "RIPPLE_HISTORY_LENGTH must be a whole number of at least 1, not 0.",
     "RIPPLE_MAX_MESSAGE_CHARS=2.5": "RIPPLE_MAX_MESSAGE_CHARS must be a whole number of at least 1, not 2.5.",
     "RIPPLE_HEARTBEAT_SECONDS=0": "RIPPLE_HEARTBEAT_SECONDS must be a number above 0, not 0.",
-    "RIPPLE_PRESENCE_BATCH_MS=-1": "RIPPLE_PRESENCE_BATCH_MS must be a number of at least 0, not -1.",
+    "RIPPLE_PRESENCE_BATCH_MS=-1": "RIPPLE_PRESENCE_BATCH_MS must be a whole number of at least 0, not -1.",
+    "RIPPLE_HISTORY_LENGTH=NaN": "RIPPLE_HISTORY_LENGTH must be a whole number of at least 1, not nan.",
+    "RIPPLE_HEARTBEAT_SECONDS=Infinity": "RIPPLE_HEARTBEAT_SECONDS must be a number above 0, not inf.",
+    "RIPPLE_RETRY_MS=0.5": "RIPPLE_RETRY_MS must be a whole number of at least 1, not 0.5.",
     "RIPPLE_GUESTS=maybe": "RIPPLE_GUESTS must be true or false, not 'maybe'.",
     "RIPPLE_POST_RATE_TOKEN=garbage": 'RIPPLE_POST_RATE_TOKEN must be a rate such as "20 per 10 seconds", '
                                       "not 'garbage'.",

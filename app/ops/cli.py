@@ -37,7 +37,8 @@ def publish(room, text, user, redis_url=None, idempotency_key=None, attempts=3):
     outcome is unknown (a timeout, a connection lost after sending) the next one returns the
     original message if it was stored: up to ``attempts`` in all, ~0.5 s, 1 s... apart.
     Raises messages.Invalid for bad input, Unconfirmed (carrying the key to retry with) when
-    the last attempt's outcome is still unknown, and redis.RedisError when Redis is unreachable.
+    the last attempt's outcome is still unknown, redis.RedisError when Redis is unreachable, and
+    settings.SettingError when a RIPPLE_ setting it reads is not of its kind.
     """
     url = redis_url or os.environ.get("REDIS_URL") or _embedded_url()
     if not url:

@@ -1,4 +1,5 @@
 """Defaults for every setting; RIPPLE_<NAME> in the environment overrides each one."""
+import math
 
 # REDIS_URL is read unprefixed (the usual name); unset means the embedded server's socket.
 REDIS_URL = None
@@ -109,7 +110,7 @@ _at_least_one = frozenset((
     "WEBHOOK_RETRY_BASE_SECONDS", "WEBHOOK_MAX_RESPONSE_BYTES", "WEBHOOK_LOG_LENGTH",
     "WEBHOOK_CONCURRENCY", "WEBHOOK_QUEUE_MAX"))
 # Durations may be fractions; counts and sizes are whole numbers.
-_fractions = ("_SECONDS", "_MS", "_HOURS", "_DAYS", "_TIMEOUT")
+_fractions = ("_SECONDS", "_HOURS", "_DAYS", "_TIMEOUT")  # milliseconds are whole
 _on, _off = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
@@ -155,11 +156,12 @@ def check(config):
 
 
 def _number(value):
+    """``value`` as a finite number, or None (JSON's reader takes NaN and Infinity: not numbers)."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)):
-        return value
-    try:
-        return float(str(value).strip())
-    except ValueError:
-        return None
+    if not isinstance(value, (int, float)):
+        try:
+            value = float(str(value).strip())
+        except ValueError:
+            return None
+    return value if math.isfinite(value) else None
