@@ -162,9 +162,10 @@ def _template_helpers():
     }
 
 
-# Query parameters that say something once, after a form's 303 ("delivered when they are
-# back"): the page the language switch goes back to must not say it again.
-_ONE_SHOT = frozenset(("delivery",))
+# Query parameters that say something once, after a form's 303: "delivered when they are back"
+# (delivery), "password changed" (changed), "your sign-in form was stale" (expired), a new
+# invitation's link (invite): the page the language switch goes back to must not say it again.
+_ONE_SHOT = frozenset(("delivery", "changed", "expired", "invite"))
 
 
 def _switch_next():
