@@ -251,7 +251,7 @@ def test_pages_name_an_icon_that_is_served(client):
     assert icon.status_code == 200 and icon.mimetype == "image/svg+xml"
 
 
-@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/me/rooms", "/me/mentions"])
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/me/rooms", "/me/mentions", "/rooms"])
 def test_an_api_route_answers_json_errors_to_a_client_that_asks_for_nothing(client, path):
     # curl and most programs send no Accept: an API address answers them as an API, not a page.
     wrong = client.open(path, method="PATCH", headers={"Accept": "*/*"})

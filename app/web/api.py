@@ -239,7 +239,8 @@ def history(room):
             abort(400, BAD_BOUND % name)
     limit = _int_arg("limit", cfg["PAGE_LIMIT_DEFAULT"], 1, cfg["PAGE_LIMIT_MAX"])
     found, more_before, more_after = services().store.window(room, limit=limit, **bound)
-    _opened(room)
+    if not bound:  # the newest page: a client opening the room (not "Load older")
+        _opened(room)
     before, after = ("true" if more_before else "false"), ("true" if more_after else "false")
     body = '{"room":%s,"messages":[%s],"more":%s,"more_before":%s,"more_after":%s}' % (
         json.dumps(room), ",".join(found), before, before, after)

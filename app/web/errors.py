@@ -70,10 +70,10 @@ def _is_api():
     if wants_page():
         return False  # a browser opening /session, a form's address or a history link
     path = request.path
-    # Room pages are HTML; everything under /rooms/<room>/... is API.
+    # Room pages are HTML; everything under /rooms/<room>/... is API, and so is /rooms (POST).
     if path.startswith("/rooms/") and path.count("/") == 2:
         return wants_json()
-    return wants_json() or path.startswith(API_PREFIXES)
+    return wants_json() or path == "/rooms" or path.startswith(API_PREFIXES)
 
 
 def _http_error(exc):
