@@ -218,4 +218,4 @@ def test_rooms_show_of_a_room_that_never_was_says_so_and_fails(app):
     room = new_room("never")
     result = app.test_cli_runner().invoke(args=["rooms", "show", room])
     assert result.exit_code == 2
-    assert result.stderr == "error: There is no room called #%s (no record and no messages).\n" % room
+    assert result.stderr == "error: There is no room called #%s (no record, no messages, no bans).\n" % room

@@ -34,11 +34,12 @@ def show_command(room):
     with _redis_errors():
         ripple = services()
         record, summary = ripple.rooms.info(room), census.summaries(ripple.redis, [room])[0]
-        if record is None and not summary["messages"] and not summary["last"]:
-            _fail(2, "There is no room called #%s (no record and no messages)." % room)
+        bans = ripple.moderation.active_bans(room)  # `rooms ban` works on any name, even before the room
+        if record is None and not summary["messages"] and not summary["last"] and not bans:
+            _fail(2, "There is no room called #%s (no record, no messages, no bans)." % room)
         click.echo(json.dumps({"room": room, "record": record, "summary": summary,
-                               "members": ripple.rooms.members(room),
-                               "bans": ripple.moderation.active_bans(room)}, ensure_ascii=False, indent=2))
+                               "members": ripple.rooms.members(room), "bans": bans},
+                              ensure_ascii=False, indent=2))
 
 
 @bp.cli.command("delete")

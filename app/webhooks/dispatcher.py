@@ -256,7 +256,7 @@ class Dispatcher:
             return None
         try:
             answer = json.loads(outcome.body)
-        except ValueError:
+        except (ValueError, RecursionError):  # deep nesting too: a receiver's answer is anything
             return "Not posted: the answer is not valid JSON."
         if not isinstance(answer, dict) or "text" not in answer:
             return None
