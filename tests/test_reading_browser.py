@@ -218,3 +218,17 @@ def test_a_deleted_unread_message_in_another_room_stops_counting(browser, server
     finally:
         bob.close()
         context.close()
+
+
+def test_the_mentions_page_shown_again_from_the_back_forward_cache_is_asked_for_again(browser, server, room):
+    context = signed_in_context(browser, server, unique("ann"))
+    try:
+        page = context.new_page()
+        page.goto("/me/mentions")
+        expect(page.locator("main")).to_be_visible()
+        token = context.request.get("/session").json()["csrf_token"]
+        assert context.request.delete("/session", headers={"X-CSRF-Token": token}).status == 204
+        page.evaluate("window.dispatchEvent(new PageTransitionEvent('pageshow', {persisted: true}))")
+        page.wait_for_url(server.url + "/")  # signed out: the lobby, nothing of hers kept on screen
+    finally:
+        context.close()

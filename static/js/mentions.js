@@ -2,3 +2,8 @@
 import { LocalTimes } from './times.js';
 
 LocalTimes(document);
+
+// Back or Forward may show this page from the browser's memory as it was: it lists one
+// person's mentions (private rooms' excerpts too), so it is asked for again, for whoever is
+// signed in now (signed out: the lobby).
+window.addEventListener('pageshow', (e) => { if (e.persisted) location.reload(); });
