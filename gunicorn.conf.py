@@ -4,17 +4,30 @@ import logging
 import os
 import sys
 
+
+def _whole(name, default, least=1):
+    """Environment variable ``name`` as a whole number of at least ``least`` (else ``default``
+    when unset or empty); anything else stops the server with one sentence naming it, as the
+    app's own settings do (app/ops/settings.py)."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return int(default)
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < least:
+        sys.exit("%s must be a whole number of at least %d, not %r." % (name, least, raw))
+    return int(raw)
+
+
 wsgi_app = "app:create_app()"
-bind = os.environ.get("BIND") or "127.0.0.1:%s" % os.environ.get("PORT", "8000")
-workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 2))
+bind = os.environ.get("BIND") or "127.0.0.1:%s" % _whole("PORT", 8000)
+workers = _whole("WEB_CONCURRENCY", os.cpu_count() or 2)
 # Connections per worker: RIPPLE_MAX_STREAMS_PER_WORKER (9800) streams, which cost two open
 # files each (client + Redis), plus 100 for posts and page loads: 19,800 files and the worker's
 # own ~80 fit under an open-file limit of 20,000 per process.
-worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "9900"))
+worker_connections = _whole("WORKER_CONNECTIONS", 9900)
 # Connections waiting to be accepted (the kernel caps it at net.core.somaxconn): after a crash or
 # a reload every client of a worker reconnects within a second or two, and past the queue the
 # kernel drops their SYNs, which clients retry only after 1, 3, 7 s... (gunicorn's default: 2048).
-backlog = int(os.environ.get("BACKLOG", "4096"))
+backlog = _whole("BACKLOG", 4096)
 timeout = 30            # worker liveness (the gevent worker's own heartbeat), not stream length
 graceful_timeout = 10   # open streams are told to reconnect at once; this bounds the rest
 keepalive = 2           # idle keep-alive connections also hold a draining worker open
@@ -151,7 +164,7 @@ def on_starting(server):
     module, here = _embedded_module()
     directory = os.environ.get("RIPPLE_EMBEDDED_REDIS_DIR", os.path.join(here, "instance"))
     redis = module.EmbeddedRedis.service(
-        directory, maxclients=int(os.environ.get("RIPPLE_REDIS_MAXCLIENTS", "19900")),
+        directory, maxclients=_whole("RIPPLE_REDIS_MAXCLIENTS", 19900),
         maxmemory=os.environ.get("RIPPLE_REDIS_MAXMEMORY", "256mb"))
     redis.start()
     # Kept on the arbiter, not in this module: a HUP re-runs this file, and a fresh module
@@ -220,7 +233,7 @@ def post_worker_init(worker):
     # in the main thread, not at import (app/delivery/datastack.py).
     from app.delivery import datastack
     datastack.prepare()
-    worker.trim_after = int(os.environ.get("RIPPLE_MEMORY_TRIM_CONNECTIONS", "500"))
+    worker.trim_after = _whole("RIPPLE_MEMORY_TRIM_CONNECTIONS", 500, least=0)
     ripple = getattr(worker.wsgi, "extensions", {}).get("ripple")  # app/ops/services.py
     if ripple is None:
         return
