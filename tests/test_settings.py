@@ -42,3 +42,10 @@ def test_a_duration_may_be_a_fraction_and_zero_may_mean_off(monkeypatch):
     monkeypatch.setenv("RIPPLE_PRESENCE_BATCH_MS", "0")
     config = create_app().config
     assert (config["HEARTBEAT_SECONDS"], config["PRESENCE_BATCH_MS"]) == (1.5, 0)
+
+
+def test_an_empty_setting_is_its_default(monkeypatch):
+    monkeypatch.setenv("RIPPLE_HISTORY_LENGTH", "")  # a blank line in an env file
+    monkeypatch.setenv("RIPPLE_GUESTS", " ")
+    config = create_app().config
+    assert (config["HISTORY_LENGTH"], config["GUESTS"]) == (1000, True)

@@ -124,13 +124,16 @@ def check(config):
     ``config`` (a mapping, changed in place): a number (whole unless a duration; at least 1, or
     0 where 0 means off), an on/off flag (``true``/``false``, ``1``/``0``, ``yes``/``no``,
     ``on``/``off``: turned into a bool), a Flask-Limiter rate ("20 per 10 seconds", several
-    joined by ";"). Raises SettingError for the first one that is none of its kind."""
+    joined by ";"); an empty one is its default. Raises SettingError for the first one that is
+    none of its kind."""
     from limits import parse_many  # the limiter's own reading of a rate
 
     for name, default in sorted(globals().items()):
         if not name.isupper() or name.startswith("_") or default is None or name not in config:
             continue
         value, shown = config[name], "RIPPLE_" + name if name != "REDIS_URL" else name
+        if isinstance(value, str) and not value.strip():
+            config[name] = value = default  # RIPPLE_X= (a blank line in an env file): the default
         if isinstance(default, bool):
             text = str(value).strip().lower()
             if not isinstance(value, bool) and text not in _on + _off:
