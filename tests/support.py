@@ -3,7 +3,10 @@
 Test modules import these from here (``from .support import post``); fixtures stay in
 conftest.py, which pytest loads by itself.
 """
+import functools
 import json
+import subprocess
+import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -94,3 +97,25 @@ def spy_handed_on(monkeypatch, middleware, keep):
             self.next = nxt
     monkeypatch.setattr(middleware, "__call__", spy)
     return seen
+
+
+@functools.lru_cache(maxsize=8)
+def _cli_app(redis_url):
+    from app import create_app
+    return create_app({"TESTING": True, "REDIS_URL": redis_url, "SECRET_KEY": "test-secret"})
+
+
+def flask_cli(redis_url, *args, stdin=None):
+    """Run ``flask --app app ARGS`` against the Redis at ``redis_url``, in this process: the
+    real commands through click's runner, without a new interpreter's 2-4 s start each (one
+    test per command group runs the real process: test_cli_redis_down.py). Returns a
+    subprocess.CompletedProcess (returncode, stdout, stderr as text)."""
+    result = _cli_app(redis_url).test_cli_runner().invoke(args=list(args), input=stdin)
+    return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, result.stderr)
+
+
+def flask_process(redis_url, *args):
+    """``flask --app app ARGS`` in a process of its own, as an operator runs it."""
+    return subprocess.run([sys.executable, "-m", "flask", "--app", "app", *args],
+                          env={"REDIS_URL": redis_url, "PATH": "/usr/bin:/bin", "SECRET_KEY": "test-secret"},
+                          capture_output=True, text=True, timeout=60)

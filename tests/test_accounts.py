@@ -4,8 +4,6 @@ attempt limits, names reserved for good, password changes and disabling that end
 streams everywhere, the operators' commands, and a service without guests."""
 import json
 import re
-import subprocess
-import sys
 import uuid
 
 import pytest
@@ -13,7 +11,7 @@ import pytest
 from app.people.names import Names
 
 from .servers import Gunicorn, wait_until
-from .support import SERVER_ENV, TEST_HEARTBEAT, ready
+from .support import SERVER_ENV, TEST_HEARTBEAT, flask_cli, ready
 from .support import streams_on_both_workers as both_workers
 from .test_sessions_security import copy_of, until_end
 from .web import Browser
@@ -63,9 +61,7 @@ def form_token(browser, path):
 
 
 def cli(redis_url, *args, stdin=None):
-    return subprocess.run([sys.executable, "-m", "flask", "--app", "app", "accounts", *args],
-                          env={"REDIS_URL": redis_url, "PATH": "/usr/bin:/bin"}, input=stdin,
-                          capture_output=True, text=True, timeout=60)
+    return flask_cli(redis_url, "accounts", *args, stdin=stdin)
 
 
 def streams_on_both_workers(server, browser, room):

@@ -1,10 +1,13 @@
-"""Every operator command meets an unreachable Redis with one line and exit status 1, whichever
-of its steps meets it: never a traceback (app/ops/cli_errors.py)."""
+"""Operator commands: each group runs as its own process (`flask --app app <group> ...`: the entry
+point the other tests' in-process runner skips), and every command meets an unreachable Redis
+with one line and exit status 1, whichever of its steps meets it: never a traceback
+(app/ops/cli_errors.py)."""
 import pytest
 
 from app import create_app
 
 from .servers import free_port
+from .support import flask_process
 
 COMMANDS = [
     ["accounts", "list"], ["accounts", "disable", "ann"], ["accounts", "enable", "ann"],
@@ -31,3 +34,9 @@ def test_a_command_says_redis_is_unreachable_in_one_line(nowhere, args):
     assert result.exit_code == 1, (result.output, result.stderr, result.exception)
     assert result.stderr.startswith("error: Redis is unreachable at %s" % url), result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("group", ["accounts", "tokens", "rooms", "webhooks"])
+def test_each_command_group_runs_as_an_operator_runs_it(redis_url, group):
+    result = flask_process(redis_url, group, "list")
+    assert result.returncode == 0 and "Traceback" not in result.stderr, (result.stdout, result.stderr)

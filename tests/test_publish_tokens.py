@@ -3,8 +3,6 @@ rooms, only as their names, at their own rate, until they expire or are revoked 
 worker at once). The global RIPPLE_PUBLISH_TOKEN keeps posting anywhere as anyone."""
 import http.client
 import json
-import subprocess
-import sys
 import urllib.parse
 import uuid
 
@@ -16,15 +14,13 @@ from app.people.tokens import PublishTokens
 from app.web import fastpost
 
 from .servers import wait_until
-from .support import LIMITS_OFF, TOKEN
+from .support import LIMITS_OFF, TOKEN, flask_cli
 from .web import Browser
 
 
 def tokens_cli(redis_url, *args):
     """Run ``flask --app app tokens ARGS`` against the test Redis, as an operator would."""
-    return subprocess.run([sys.executable, "-m", "flask", "--app", "app", "tokens", *args],
-                          env={"REDIS_URL": redis_url, "PATH": "/usr/bin:/bin"},
-                          capture_output=True, text=True, timeout=60)
+    return flask_cli(redis_url, "tokens", *args)
 
 
 def create(redis_url, rooms, *post_as, extra=()):

@@ -3,8 +3,6 @@ token in every room, the operators' ``flask rooms`` commands, history trimmed by
 export/import round trip that keeps ids and a client's cursor."""
 import json
 import re
-import subprocess
-import sys
 import uuid
 
 import pytest
@@ -12,7 +10,7 @@ import pytest
 from app import create_app
 from app.ops.services import services
 
-from .support import LIMITS_OFF, TOKEN, post
+from .support import LIMITS_OFF, TOKEN, flask_cli, post
 from .test_accounts import account_holder
 from .test_rooms import answer, create, new_room
 from .web import Browser
@@ -134,9 +132,7 @@ def test_history_older_than_the_maximum_age_goes_and_a_resume_from_before_is_tol
 # Operators' commands, export and import -----------------------------------------------------------
 
 def flask(redis_url, *args, stdin=None):
-    return subprocess.run([sys.executable, "-m", "flask", "--app", "app", "rooms", *args],
-                          env={"REDIS_URL": redis_url, "PATH": "/usr/bin:/bin", "SECRET_KEY": "test-secret"},
-                          input=stdin, capture_output=True, text=True, timeout=60)
+    return flask_cli(redis_url, "rooms", *args, stdin=stdin)
 
 
 def test_export_and_import_keep_ids_edits_deletions_and_a_clients_cursor(server, redis_url):

@@ -5,8 +5,6 @@ and a bot's answer is posted in the room."""
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.parse
@@ -28,6 +26,7 @@ from .conftest import LIMITS_OFF, SERVER_ENV, TOKEN, post
 from .receivers import Receiver
 from .servers import Gunicorn, free_port, wait_until
 from .sse import SSEStream
+from .support import flask_cli
 from .web import Browser
 
 ATTEMPT_SECONDS = 2   # each attempt's deadline on the test server; a lease is 2 x this + 5 s
@@ -287,9 +286,7 @@ def test_the_admin_api_is_for_administrators_and_the_operator_token(hook_server,
 
 
 def hooks_cli(redis_url, *args):
-    return subprocess.run([sys.executable, "-m", "flask", "--app", "app", "webhooks", *args],
-                          env={"REDIS_URL": redis_url, "PATH": "/usr/bin:/bin"},
-                          capture_output=True, text=True, timeout=60)
+    return flask_cli(redis_url, "webhooks", *args)
 
 
 def test_the_cli_adds_lists_and_removes_and_shows_the_secret_once(hook_redis, hook_client):
