@@ -14,7 +14,7 @@ from ..rooms import keys, messages
 from ..rooms.store import Store, unconfirmed
 from ..web.fastpost import UNCONFIRMED
 from ..webhooks.queue import Outbox
-from . import embedded_redis, settings, topology
+from . import cli_errors, embedded_redis, settings, topology
 from .services import services
 
 bp = Blueprint("cli", __name__, cli_group=None)
@@ -126,5 +126,4 @@ def publish_command(room, text, user, idempotency_key):
                    % (UNCONFIRMED.rstrip("."), exc.idempotency_key), err=True)
         sys.exit(3)
     except redis.RedisError as exc:
-        click.echo("error: Redis is unreachable at %s: %s" % (current_app.config["REDIS_URL"], exc), err=True)
-        sys.exit(1)
+        cli_errors.unreachable(exc)

@@ -5,10 +5,10 @@ from datetime import datetime, timezone
 
 import click
 import redis
-from flask import Blueprint, current_app
+from flask import Blueprint
 
 from ..rooms import archive, census, keys
-from .cli_errors import one_line_redis_errors
+from .cli_errors import one_line_redis_errors, unreachable
 from .services import services
 
 bp = Blueprint("rooms_cli", __name__, cli_group="rooms")
@@ -145,7 +145,7 @@ class _redis_errors:
 
     def __exit__(self, kind, exc, tb):
         if isinstance(exc, redis.RedisError):
-            _fail(1, "Redis is unreachable at %s: %s" % (current_app.config["REDIS_URL"], exc))
+            unreachable(exc)
         return False
 
 

@@ -3,9 +3,9 @@ import sys
 
 import click
 import redis
-from flask import Blueprint, current_app
+from flask import Blueprint
 
-from ..ops.cli_errors import one_line_redis_errors
+from ..ops.cli_errors import one_line_redis_errors, unreachable
 from ..ops.services import services
 from ..rooms import messages
 from . import accounts, identity
@@ -33,7 +33,7 @@ def create_command(name, admin, password_stdin):
     except accounts.NameInUse:
         _fail(2, "“%s” (or a name that looks the same) is taken by an account or in use right now." % name)
     except redis.RedisError as exc:
-        _fail(1, "Redis is unreachable at %s: %s" % (current_app.config["REDIS_URL"], exc))
+        unreachable(exc)
     click.echo("created %s%s id=%s" % (account["name"], " (admin)" if account["admin"] else "", account["id"]))
 
 
@@ -71,7 +71,7 @@ def _find(name):
     try:
         account = _accounts().get(_accounts().id_for(name))
     except redis.RedisError as exc:
-        _fail(1, "Redis is unreachable at %s: %s" % (current_app.config["REDIS_URL"], exc))
+        unreachable(exc)
     if account is None:
         _fail(2, "There is no account called “%s”." % name)
     return account

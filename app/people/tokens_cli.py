@@ -4,9 +4,9 @@ import time
 
 import click
 import redis
-from flask import Blueprint, current_app
+from flask import Blueprint
 
-from ..ops.cli_errors import one_line_redis_errors
+from ..ops.cli_errors import one_line_redis_errors, unreachable
 from ..ops.services import services
 from ..rooms import messages
 
@@ -36,7 +36,7 @@ def create(name, rooms, post_as, days, direct):
     except messages.Invalid as exc:
         _fail(str(exc), 2)
     except redis.RedisError as exc:
-        _unreachable(exc)
+        unreachable(exc)
     click.echo(token)
     click.echo(SHOWN_ONCE % (record["name"], record["id"]), err=True)
     click.echo(_describe(record), err=True)
@@ -48,7 +48,7 @@ def list_tokens():
     try:
         found = _tokens().list()
     except redis.RedisError as exc:
-        _unreachable(exc)
+        unreachable(exc)
     if not found:
         click.echo("No publish tokens. Create one with: flask --app app tokens create NAME "
                    "--rooms PATTERN --post-as NAME", err=True)
@@ -68,7 +68,7 @@ def revoke(name_or_id):
     try:
         record = _tokens().revoke(name_or_id)
     except redis.RedisError as exc:
-        _unreachable(exc)
+        unreachable(exc)
     if record is None:
         _fail("There is no publish token named or with the id “%s”." % name_or_id, 2)
     click.echo("Revoked “%s” (id %s): posts with it are refused from now on." % (record["name"], record["id"]))
@@ -98,6 +98,3 @@ def _fail(sentence, code):
     click.echo("error: %s" % sentence, err=True)
     sys.exit(code)
 
-
-def _unreachable(exc):
-    _fail("Redis is unreachable at %s: %s" % (current_app.config["REDIS_URL"], exc), 1)

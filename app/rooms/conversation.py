@@ -214,23 +214,24 @@ class Conversation:
         message = self._apply(room, message_id, decide)
         if resolved:
             try:
-                self._remention(room, message["id"], resolved["before"], resolved["now"])
+                self._remention(room, message, resolved["before"], resolved["now"])
             except redis.RedisError:  # the edit is stored: a stale count must not fail it
                 logger.warning("could not update mentions after an edit room=%s id=%s", room, message["id"],
                                exc_info=True)
         return message
 
-    def _remention(self, room, message_id, before, now):
-        """After an edit: the people it newly mentions get the mention counted; those it no
-        longer mentions lose it (best effort, as for a post: the edit is stored)."""
-        mentions = self.store.mentions
+    def _remention(self, room, edited, before, now):
+        """After an edit (``edited``: the message as the edit stored it): the people it newly
+        mentions get the mention counted; those it no longer mentions lose it (best effort, as
+        for a post: the edit is stored)."""
+        mentions, message_id = self.store.mentions, edited["id"]
         kept = {names.fold(name) for name in before}
         added = [person for person in now if names.fold(person["name"]) not in kept]
         still = {names.fold(person["name"]) for person in now}
         dropped = [name for name in before if names.fold(name) not in still]
         if dropped:
             mentions.forget(room, message_id, dropped)
-        current = None
+        current = edited
         if added:
             mentions.record(room, message_id, added)
             # A later edit or a deletion that came in between forgot its names before this
@@ -245,9 +246,7 @@ class Conversation:
                 mentions.forget(room, message_id, stale)
                 added = [person for person in added if person["name"] not in stale]
         if added or dropped:
-            current = current or self.message(room, message_id) or {"id": message_id}
-            self._tell_sidebars(room, current,
-                                [person["name"] for person in added], dropped)
+            self._tell_sidebars(room, current or edited, [person["name"] for person in added], dropped)
 
     def _tell_sidebars(self, room, message, added, removed):
         """Tell the sidebars that follow ``room`` (its activity channel) that ``message`` (a

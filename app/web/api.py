@@ -132,28 +132,18 @@ def reply_quote(room, message_id):
     return messages.quote(found)
 
 
-def _opened(room):
-    """A signed-in reader read ``room``'s history (an API client, which opens no page): as a
-    page's visit, the room joins their sidebar and learns their name for @mentions (at most once
-    a minute per process: Reading.visit). Best effort: the history is read already."""
+def _visited(room, name=None, stored=None):
+    """A signed-in person posted ``stored`` (the message as JSON) in ``room`` as ``name``, or
+    (``stored`` None) read its history (an API client, which opens no page): it joins their
+    sidebar and learns their name for @mentions (Reading.visit: at most once a minute per
+    process), and after a post they have read up to their own message (else leaving right after
+    sending showed it as unread in their sidebar). Done already: a failure here only logs."""
     try:
         reader = reading_people.current_reader()
         if reader is not None:
-            services().reading.visit(reader, room, identity.current()[0])
-    except redis.RedisError as exc:
-        logger.warning("could not record a visit room=%s error=%s", room, exc)
-
-
-def _visited(room, name, stored):
-    """A signed-in person posted ``stored`` (the message as JSON) in ``room``: it joins their
-    sidebar, it learns their name (for @mentions), and they have read up to their own message
-    (else leaving right after sending showed it as unread in their sidebar). The post is stored
-    already: a failure here only logs."""
-    try:
-        reader = reading_people.current_reader()
-        if reader is not None:
-            services().reading.visit(reader, room, name)
-            services().reading.mark(reader, room, json.loads(stored)["id"])
+            services().reading.visit(reader, room, name or identity.current()[0])
+            if stored is not None:
+                services().reading.mark(reader, room, json.loads(stored)["id"])
     except reading_people.Ahead:
         pass  # the room was emptied meanwhile: nothing to have read
     except redis.RedisError as exc:
@@ -240,7 +230,7 @@ def history(room):
     limit = _int_arg("limit", cfg["PAGE_LIMIT_DEFAULT"], 1, cfg["PAGE_LIMIT_MAX"])
     found, more_before, more_after = services().store.window(room, limit=limit, **bound)
     if not bound:  # the newest page: a client opening the room (not "Load older")
-        _opened(room)
+        _visited(room)
     before, after = ("true" if more_before else "false"), ("true" if more_after else "false")
     body = '{"room":%s,"messages":[%s],"more":%s,"more_before":%s,"more_after":%s}' % (
         json.dumps(room), ",".join(found), before, before, after)

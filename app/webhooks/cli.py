@@ -5,9 +5,9 @@ import time
 
 import click
 import redis
-from flask import Blueprint, current_app
+from flask import Blueprint
 
-from ..ops.cli_errors import one_line_redis_errors
+from ..ops.cli_errors import one_line_redis_errors, unreachable
 from ..ops.services import services
 from ..rooms import messages
 from . import queue
@@ -36,7 +36,7 @@ def add(url, events, rooms, bot):
     except messages.Invalid as exc:
         _fail(str(exc), 2)
     except redis.RedisError as exc:
-        _unreachable(exc)
+        unreachable(exc)
     click.echo(secret)
     click.echo(SHOWN_ONCE % hook["id"], err=True)
     click.echo("It gets %s events from rooms matching %s%s." % (
@@ -50,7 +50,7 @@ def list_webhooks():
     try:
         found = _hooks().all()
     except redis.RedisError as exc:
-        _unreachable(exc)
+        unreachable(exc)
     if not found:
         click.echo("No webhooks. Add one with: flask --app app webhooks add URL --events message --rooms '*'",
                    err=True)
@@ -102,7 +102,7 @@ def _call(method, *args):
     try:
         return getattr(_hooks(), method)(*args)
     except redis.RedisError as exc:
-        _unreachable(exc)
+        unreachable(exc)
 
 
 def _done(hook, sentence):
@@ -123,6 +123,3 @@ def _fail(sentence, code):
     click.echo("error: %s" % sentence, err=True)
     sys.exit(code)
 
-
-def _unreachable(exc):
-    _fail("Redis is unreachable at %s: %s" % (current_app.config["REDIS_URL"], exc), 1)

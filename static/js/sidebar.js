@@ -170,12 +170,19 @@ export function Sidebar(el, root, current = '') {
     }, REFRESH_MIN_MS + Math.random() * REFRESH_SPREAD_MS);
   }
 
+  // The entry of another room of the sidebar in which message ``id`` counts as unread, or null.
+  function unreadIn(room, id) {
+    const entry = rooms.get(room);
+    if (!entry || room === current || (entry.readId && compareIds(id, entry.readId) <= 0)) return null;
+    return entry;
+  }
+
   // An edit or a deletion changed whom a message of another room mentions: an unread one's
   // mention counts for the person or stops counting.
   root.addEventListener('chat:mentions', (e) => {
     const { room, id, added = [], removed = [] } = e.detail;
-    const entry = rooms.get(room);
-    if (!entry || room === current || (entry.readId && compareIds(id, entry.readId) <= 0)) return;
+    const entry = unreadIn(room, id);
+    if (!entry) return;
     if (added.some((name) => sameName(name, me()))) entry.mentions += 1;
     else if (removed.some((name) => sameName(name, me()))) entry.mentions = Math.max(0, entry.mentions - 1);
     else return;
@@ -184,10 +191,7 @@ export function Sidebar(el, root, current = '') {
   });
 
   root.addEventListener('chat:deleted', (e) => {
-    const { room, id } = e.detail;
-    const entry = rooms.get(room);
-    if (!entry || room === current || (entry.readId && compareIds(id, entry.readId) <= 0)) return;
-    refreshCounts();
+    if (unreadIn(e.detail.room, e.detail.id)) refreshCounts();
   });
 
   // The current room's own messages move its activity too (its stream carries them whole).
