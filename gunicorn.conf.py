@@ -211,6 +211,14 @@ def child_exit(server, worker):
     _worker.forget_markers(server.pid, worker.pid)  # a crashed worker's "I listen" file
 
 
+def worker_exit(server, worker):
+    """A worker that left cleanly ends without Python's interpreter teardown (app/ops/worker.py,
+    step 5: ~0.6 s of CPU per worker saved on every reload and stop)."""
+    end_quickly = getattr(worker, "end_quickly", None)  # RippleWorker; not a custom worker_class
+    if end_quickly is not None:
+        end_quickly()
+
+
 def on_exit(server):
     """Stop the embedded Redis after the last worker has gone."""
     _worker.forget_markers(server.pid)

@@ -216,6 +216,28 @@ def test_access_logfile_gets_a_line_per_request(tmp_path):
         server.stop()
 
 
+# --- Stopping --------------------------------------------------------------------------------
+
+def test_workers_that_leave_cleanly_exit_0_with_their_last_log_lines_written(redis_url, tmp_path):
+    server = Gunicorn(tmp_path, redis_url=redis_url, workers=2, env=SERVER_ENV).start()
+    workers = [psutil.Process(pid) for pid in server.worker_pids()]
+    server.stop()  # SIGTERM: they end without the interpreter's teardown (app/ops/worker.py)
+    assert server.process.returncode == 0
+    log = server.log_path.read_text()
+    for worker in workers:  # gunicorn's last line, written just before the process ends
+        assert "Worker exiting (pid: %d)" % worker.pid in log
+    assert "Shutting down: Master" in log and " ERROR " not in log
+
+
+def test_a_worker_that_fails_to_boot_still_stops_the_master_with_its_error(redis_url, tmp_path):
+    server = Gunicorn(tmp_path, redis_url=redis_url, workers=2,
+                      env={**SERVER_ENV, "RIPPLE_HISTORY_LENGTH": "many"})
+    with pytest.raises(AssertionError, match="Worker failed to boot"):  # start() shows the log
+        server.start()
+    assert server.process.returncode != 0
+    assert "exited with code 3" in server.log_path.read_text()  # gunicorn's boot failure status
+
+
 # --- Slow requests ---------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -224,7 +246,7 @@ def small_worker(redis_url, tmp_path_factory):
     server = Gunicorn(tmp_path_factory.mktemp("small"), redis_url=redis_url, workers=1,
                       env={**SERVER_ENV, "WORKER_CONNECTIONS": "30", "RIPPLE_BODY_TIMEOUT_SECONDS": "1"}).start()
     yield server
-    server.stop()
+    server.halt()
 
 
 def stalled(server, head):
@@ -470,7 +492,7 @@ def bounded(redis_url, tmp_path_factory):
     """Low caps; behind a (pretend) proxy, so each test speaks from addresses of its own."""
     server = Gunicorn(tmp_path_factory.mktemp("bounded"), redis_url=redis_url, workers=2, env=BOUNDED).start()
     yield server
-    server.stop()
+    server.halt()
 
 
 def an_address():

@@ -20,6 +20,10 @@ What a leaving worker (SIGTERM: a reload, a scale-down, a shutdown) does, in ord
    (answers say ``Connection: close``), and exits when the last one is done or
    graceful_timeout after the hand-over.
 
+5. Ends its process without Python's interpreter teardown once it left cleanly (exit status
+   0; ``end_quickly``): freeing every module and object one by one took ~0.6 s of CPU per
+   worker, on the cores the replacements and the reconnecting clients need.
+
 A connection it accepted just before closing the listener is still served: gunicorn's handler
 asks the listener for its address, which on a closed socket raised ``OSError: [Errno 9] Bad file
 descriptor`` and reset the connection (logged as an ERROR); here the address is read once.
@@ -32,6 +36,7 @@ import os
 import signal
 import socket
 import struct
+import sys
 import tempfile
 import time
 from collections import deque
@@ -118,6 +123,31 @@ class RippleWorker(GeventWorker):
         self.trim_after = 500
         self.servers, self.trim = [], None
         self.pace = None         # a DrainPace once replacements exist (a reload, not a shutdown)
+        self.left_cleanly = False  # run() ended, or exit status 0: end_quickly() may end it
+
+    def init_process(self):
+        try:
+            super().init_process()
+        except SystemExit as exc:  # SIGQUIT/SIGINT's quick exit, a vanished master: status 0
+            self.left_cleanly = exc.code in (0, None)
+            raise
+        self.left_cleanly = True
+
+    def end_quickly(self):
+        """End this process now if it left cleanly (gunicorn.conf.py's worker_exit hook, after
+        gunicorn's own clean-up): flush the logs and ``os._exit(0)``. A worker that failed to
+        boot or crashed exits the usual way, with the status gunicorn gave it (the master halts
+        on a boot failure's)."""
+        if not self.left_cleanly:
+            return
+        import logging
+        logging.shutdown()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(0)
 
     def init_signals(self):
         super().init_signals()
