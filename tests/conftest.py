@@ -61,7 +61,7 @@ def server(redis_url, tmp_path_factory):
                         env=SERVER_ENV)
     gunicorn.start()
     yield gunicorn
-    gunicorn.stop()
+    gunicorn.halt()
 
 
 @pytest.fixture

@@ -116,9 +116,11 @@ class Gunicorn:
         except OSError:
             return ""
 
-    def stop(self, timeout=15):
+    def stop(self, timeout=15, sig=None):
+        """Stop as an operator would (SIGTERM: the workers drain their streams and connections,
+        up to the graceful timeout), then close the log."""
         if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.process.send_signal(sig or signal.SIGTERM)
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -126,3 +128,10 @@ class Gunicorn:
                 self.process.wait()
         if self.process:
             self._log.close()
+
+    def halt(self):
+        """Stop at once, for a fixture's clean-up where no shutdown is under test: SIGINT is
+        gunicorn's quick shutdown (its workers quit without draining; its exit hook still stops
+        an embedded Redis). A graceful stop waits ~1 s for the workers' loop, and up to the
+        keep-alive time for a browser's idle connection."""
+        self.stop(sig=signal.SIGINT)

@@ -337,7 +337,7 @@ def strict_server(redis_url, tmp_path_factory):
     gunicorn = Gunicorn(tmp_path_factory.mktemp("strict"), redis_url=url, workers=2, env=env)
     gunicorn.start()
     yield gunicorn
-    gunicorn.stop()
+    gunicorn.halt()
 
 
 def test_first_account_is_admin_when_allowed_and_guests_are_refused(strict_server):

@@ -45,7 +45,7 @@ def cors_server(redis_url, tmp_path_factory, sites):
     gunicorn = Gunicorn(tmp_path_factory.mktemp("cors"), redis_url=redis_url, workers=2, env=env)
     gunicorn.start()
     yield gunicorn
-    gunicorn.stop()
+    gunicorn.halt()
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +132,7 @@ def jwt_cors_server(redis_url, tmp_path_factory, sites):
     gunicorn = Gunicorn(tmp_path_factory.mktemp("jwt-cors"), redis_url=redis_url, workers=2, env=env)
     gunicorn.start()
     yield gunicorn
-    gunicorn.stop()
+    gunicorn.halt()
 
 
 EXPIRE_AND_RESUME = """async ([base, room, first, fresh]) => {

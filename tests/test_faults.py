@@ -18,7 +18,7 @@ def own_server(redis_url, tmp_path):
     gunicorn = Gunicorn(tmp_path, redis_url=redis_url, workers=2, env=SERVER_ENV)
     gunicorn.start()
     yield gunicorn
-    gunicorn.stop()
+    gunicorn.halt()
 
 
 def open_streams(server, room, count):

@@ -23,7 +23,7 @@ def jwt_server(redis_url, tmp_path_factory):
     gunicorn = Gunicorn(tmp_path_factory.mktemp("jwt"), redis_url=redis_url, workers=2, env=env)
     gunicorn.start()
     yield gunicorn
-    gunicorn.stop()
+    gunicorn.halt()
 
 
 def make_token(sub=None, name=None, ttl=300, key=SECRET, **claims):
@@ -168,7 +168,7 @@ def proxied_server(redis_url, tmp_path_factory):
     gunicorn = Gunicorn(tmp_path_factory.mktemp("proxied"), redis_url=redis_url, workers=2, env=env)
     gunicorn.start()
     yield gunicorn
-    gunicorn.stop()
+    gunicorn.halt()
 
 
 def test_a_trusted_proxys_user_header_names_the_user(proxied_server, room):

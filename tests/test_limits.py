@@ -16,7 +16,7 @@ LIMITED = {**SERVER_ENV, "RIPPLE_POST_RATE_SESSION": "3 per minute", "RIPPLE_STR
 def limited(redis_url, tmp_path_factory):
     server = Gunicorn(tmp_path_factory.mktemp("limited"), redis_url=redis_url, workers=2, env=LIMITED).start()
     yield server
-    server.stop()
+    server.halt()
 
 
 def person(server):

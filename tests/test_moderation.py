@@ -259,7 +259,7 @@ def two_hosts(redis_url, tmp_path_factory):
                       env=SERVER_ENV).start() for i in range(2)]
     yield hosts
     for host in hosts:
-        host.stop()
+        host.halt()
 
 
 def test_a_ban_on_one_host_ends_the_persons_streams_on_both_hosts_within_a_second(two_hosts):

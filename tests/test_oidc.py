@@ -36,7 +36,7 @@ def oidc_server(redis_url, tmp_path_factory, provider):
     gunicorn = Gunicorn(tmp_path_factory.mktemp("oidc"), redis_url=redis_url, workers=2, env=env)
     gunicorn.start()
     yield gunicorn
-    gunicorn.stop()
+    gunicorn.halt()
 
 
 def provider_says_yes(location, sub):

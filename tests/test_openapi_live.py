@@ -64,7 +64,7 @@ def tight(redis_url, tmp_path_factory):
     server = Gunicorn(tmp_path_factory.mktemp("tight"), redis_url=redis_url, workers=1, env=env)
     server.start()
     yield server
-    server.stop()
+    server.halt()
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ def opening(redis_url, tmp_path_factory):
     """Two streams per address; each test speaks from an address of its own."""
     server = Gunicorn(tmp_path_factory.mktemp("opening"), redis_url=redis_url, workers=2, env=CAPPED).start()
     yield server
-    server.stop()
+    server.halt()
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def rated(redis_url, tmp_path_factory):
     """Six new streams a minute per address."""
     server = Gunicorn(tmp_path_factory.mktemp("rated"), redis_url=redis_url, workers=2, env=RATED).start()
     yield server
-    server.stop()
+    server.halt()
 
 
 def _first_event(stream):
@@ -86,7 +86,7 @@ def unhurried(redis_url, tmp_path_factory):
     env = {**CAPPED, "RIPPLE_HEARTBEAT_SECONDS": "30"}
     server = Gunicorn(tmp_path_factory.mktemp("unhurried"), redis_url=redis_url, workers=2, env=env).start()
     yield server
-    server.stop()
+    server.halt()
 
 
 def test_an_open_that_fails_after_its_admission_gives_its_place_back(unhurried, room, redis_client):

@@ -31,7 +31,7 @@ def own_server(own_redis, tmp_path):
                         env={**SERVER_ENV, "RIPPLE_REDIS_SOCKET_TIMEOUT": "1"})
     gunicorn.start()
     yield gunicorn
-    gunicorn.stop()
+    gunicorn.halt()
 
 
 def status_of(url):

@@ -75,7 +75,7 @@ def limited_server(redis_url, tmp_path):
         "RIPPLE_RATELIMIT_KEY_PREFIX": "ripple:test-limit:" + uuid.uuid4().hex})
     server.start()
     yield server
-    server.stop()
+    server.halt()
 
 
 def wait_in(answer):

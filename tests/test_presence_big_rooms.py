@@ -35,7 +35,7 @@ def server(redis_url, tmp_path_factory):
     gunicorn = Gunicorn(tmp_path_factory.mktemp("big-rooms"), redis_url=redis_url, workers=2,
                         env={**SERVER_ENV, "RIPPLE_PRESENCE_LIST_MAX": str(LIST_MAX)}).start()
     yield gunicorn
-    gunicorn.stop()
+    gunicorn.halt()
 
 
 def person(server, prefix):
@@ -142,7 +142,7 @@ def hook_server(tmp_path_factory):
                         env={**SERVER_ENV, "RIPPLE_PRESENCE_LIST_MAX": str(LIST_MAX),
                              "RIPPLE_ADMIN_TOKEN": ADMIN_TOKEN}).start()
     yield gunicorn
-    gunicorn.stop()
+    gunicorn.halt()
     store.stop()
 
 

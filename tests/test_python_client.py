@@ -177,7 +177,7 @@ def test_closing_the_client_ends_its_subscriptions(server, room):
 def reloading_server(redis_url, tmp_path):
     gunicorn = Gunicorn(tmp_path, redis_url=redis_url, workers=2, env=SERVER_ENV).start()
     yield gunicorn
-    gunicorn.stop()
+    gunicorn.halt()
 
 
 @pytest.fixture
@@ -196,7 +196,7 @@ def outage_server(own_redis, tmp_path):
     gunicorn = Gunicorn(tmp_path, redis_url=own_redis.url, workers=2,
                         env={**SERVER_ENV, "RIPPLE_REDIS_SOCKET_TIMEOUT": "1"}).start()
     yield gunicorn
-    gunicorn.stop()
+    gunicorn.halt()
 
 
 @pytest.mark.slow

@@ -155,7 +155,7 @@ def short_idle_server(redis_url, tmp_path_factory):
                         env=dict(SERVER_ENV, RIPPLE_NAME_IDLE_SECONDS="2"))
     gunicorn.start()
     yield gunicorn
-    gunicorn.stop()
+    gunicorn.halt()
 
 
 def test_the_next_holder_of_a_freed_name_has_not_reacted_and_adds_their_own(short_idle_server, room):

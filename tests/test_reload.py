@@ -79,7 +79,7 @@ class KeepAlivePublisher(threading.Thread):
 def own_server(redis_url, tmp_path):
     server = start(redis_url, tmp_path)
     yield server
-    server.stop()
+    server.halt()
 
 
 def test_a_reload_fails_no_keep_alive_post_and_logs_no_error(own_server, room):

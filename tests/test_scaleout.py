@@ -41,7 +41,7 @@ def two_hosts(redis_url, tmp_path_factory):
                       env=SERVER_ENV).start() for i in range(2)]
     yield hosts
     for host in hosts:
-        host.stop()
+        host.halt()
 
 
 def test_post_on_one_host_stream_from_another_and_resume_on_the_first(two_hosts, room):
@@ -167,7 +167,7 @@ def test_sentinel_failover_mid_traffic_loses_no_acknowledged_message(tmp_path, r
         result = traffic_through_a_failover(hosts, room, redis_set.kill_master)
     finally:
         for host in hosts:
-            host.stop()
+            host.halt()
         redis_set.stop()
     check_failover("Sentinel master SIGKILLed mid-traffic (replica-ack on), 2 hosts", *result, fault_report)
 
@@ -209,7 +209,7 @@ def test_cluster_keeps_a_room_on_one_node_and_serves_several_hosts(cluster, tmp_
         assert holders == [cluster.owner_of(keys.RoomKeys(room).log).port]
     finally:
         for host in hosts:
-            host.stop()
+            host.halt()
 
 
 @pytest.mark.slow
@@ -222,7 +222,7 @@ def test_cluster_master_failover_mid_traffic_loses_no_acknowledged_message(clust
         result = traffic_through_a_failover(hosts, room, lambda: cluster.kill(owner))
     finally:
         for host in hosts:
-            host.stop()
+            host.halt()
     check_failover("Cluster master owning the room SIGKILLed mid-traffic (replica-ack on), 2 hosts",
                    *result, fault_report)
 
@@ -248,7 +248,7 @@ def test_edits_reactions_and_deletions_work_on_a_cluster_and_resume_on_another_h
         assert [(m["id"], m["deleted"]) for m in json.loads(body)["messages"]] == [(sent["id"], True)]
     finally:
         for host in hosts:
-            host.stop()
+            host.halt()
 
 
 def test_sign_out_through_one_host_ends_the_session_on_another_on_a_cluster(cluster, tmp_path, room):
@@ -266,7 +266,7 @@ def test_sign_out_through_one_host_ends_the_session_on_another_on_a_cluster(clus
         assert status == 401
     finally:
         for host in hosts:
-            host.stop()
+            host.halt()
 
 
 def test_name_claims_and_presence_hold_across_hosts(two_hosts, room):
@@ -297,7 +297,7 @@ def test_rate_limits_hold_across_hosts(redis_url, tmp_path, room):
         assert statuses == [201, 201, 201, 429, 429, 429]
     finally:
         for host in hosts:
-            host.stop()
+            host.halt()
 
 
 def test_a_sharded_listener_refuses_a_replica_and_finds_the_master(cluster, room):
@@ -340,7 +340,7 @@ def test_streams_leave_a_deposed_master_as_soon_as_sentinel_switches(tmp_path, r
             assert [e.json()["id"] for e in before if e.name == "message"] == [sent]
     finally:
         if host is not None:
-            host.stop()
+            host.halt()
         redis_set.stop()
 
 
@@ -476,7 +476,7 @@ def test_a_webhook_gets_a_cluster_rooms_messages_signed(cluster, tmp_path, room)
                                              headers={"Authorization": "Bearer " + TOKEN})
             urllib.request.urlopen(request, timeout=10).close()
         for host in hosts:
-            host.stop()
+            host.halt()
 
 
 def test_on_a_cluster_an_open_that_fails_after_its_admission_gives_its_place_back(cluster, tmp_path, room):
@@ -498,4 +498,4 @@ def test_on_a_cluster_an_open_that_fails_after_its_admission_gives_its_place_bac
         with From(host.url, address).stream(room) as stream:
             assert stream.next(10).name == "ready"
     finally:
-        host.stop()
+        host.halt()

@@ -226,7 +226,7 @@ def short_idle_server(redis_url, tmp_path_factory):
                         env=dict(SERVER_ENV, RIPPLE_NAME_IDLE_SECONDS="3"))
     gunicorn.start()
     yield gunicorn
-    gunicorn.stop()
+    gunicorn.halt()
 
 
 def test_without_a_stream_a_name_is_kept_for_the_idle_window_then_freed(short_idle_server):

@@ -19,7 +19,7 @@ def own_server(redis_url, tmp_path):
                            # big messages, so the stalled client's buffers fill in few posts
                            "RIPPLE_MAX_MESSAGE_CHARS": "50000", "RIPPLE_MAX_CONTENT_LENGTH": "200000"}).start()
     yield server
-    server.stop()
+    server.halt()
 
 
 def test_a_stalled_reader_is_dropped_and_does_not_delay_others(own_server, redis_client, room):

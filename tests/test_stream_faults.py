@@ -92,7 +92,7 @@ def other_host(redis_url, tmp_path_factory):
     gunicorn = Gunicorn(tmp_path_factory.mktemp("other-host"), redis_url=redis_url, workers=2,
                         env=SERVER_ENV).start()
     yield gunicorn
-    gunicorn.stop()
+    gunicorn.halt()
 
 
 def person(server, prefix="ann"):
@@ -225,7 +225,7 @@ def limited_server(redis_url, tmp_path, request):
     env.update(getattr(request, "param", {}))
     gunicorn = Gunicorn(tmp_path, redis_url=redis_url, workers=2, env=env).start()
     yield gunicorn
-    gunicorn.stop()
+    gunicorn.halt()
 
 
 def _resume(server, room, cursor, deadline):
@@ -364,7 +364,7 @@ def slow_redis_server(own_redis, tmp_path):
     gunicorn = Gunicorn(tmp_path, redis_url=own_redis.url, workers=2,
                         env={**SERVER_ENV, "RIPPLE_REDIS_SOCKET_TIMEOUT": "1"}).start()
     yield gunicorn
-    gunicorn.stop()
+    gunicorn.halt()
 
 
 def history(server, room):
@@ -489,7 +489,7 @@ def replica_acked_server(own_redis, tmp_path):
     gunicorn = Gunicorn(tmp_path, redis_url=own_redis.url, workers=2,
                         env={**SERVER_ENV, "RIPPLE_REPLICA_ACKS": "1", "RIPPLE_REPLICA_TIMEOUT_MS": "300"}).start()
     yield gunicorn, replica
-    gunicorn.stop()
+    gunicorn.halt()
     replica.process.send_signal(signal.SIGCONT)
     replica.stop()
 

@@ -27,7 +27,7 @@ def both_server(redis_url, tmp_path_factory):
     gunicorn = Gunicorn(tmp_path_factory.mktemp("uid-sources"), redis_url=redis_url, workers=2, env=env)
     gunicorn.start()
     yield gunicorn
-    gunicorn.stop()
+    gunicorn.halt()
 
 
 class Proxied:

@@ -50,7 +50,7 @@ def hook_server(hook_redis, tmp_path_factory):
                         env={**SERVER_ENV, **HOOK_ENV})
     gunicorn.start()
     yield gunicorn
-    gunicorn.stop()
+    gunicorn.halt()
 
 
 @pytest.fixture
