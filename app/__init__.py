@@ -50,6 +50,7 @@ from .web import (
     i18n,
     invite_views,
     links,
+    page_scripts,
     pages,
     reading_views,
     request_ids,
@@ -97,6 +98,7 @@ def create_app(test_config=None):
     errors.init_app(app)
     i18n.init_app(app)  # the interface language (Flask-Babel): before anything renders a page
     headers.init_app(app)
+    page_scripts.init_app(app)  # module_preloads(): a page's scripts asked for at once
     links.init_app(app)  # the linkify filter: http(s) URLs in messages as links
     cors.init_app(app)
     oidc.init_app(app)
