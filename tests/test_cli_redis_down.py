@@ -40,3 +40,13 @@ def test_a_command_says_redis_is_unreachable_in_one_line(nowhere, args):
 def test_each_command_group_runs_as_an_operator_runs_it(redis_url, group):
     result = flask_process(redis_url, group, "list")
     assert result.returncode == 0 and "Traceback" not in result.stderr, (result.stdout, result.stderr)
+
+
+def test_the_unreachable_redis_is_named_without_its_password():
+    url = "redis://:hunter2@127.0.0.1:%d/0?password=hunter2&db=0" % free_port()
+    app = create_app({"TESTING": True, "REDIS_URL": url, "SECRET_KEY": "test-secret",
+                      "REDIS_SOCKET_TIMEOUT": 1})
+    result = app.test_cli_runner().invoke(args=["rooms", "list"])
+    assert result.exit_code == 1 and "hunter2" not in result.stderr, result.stderr
+    assert result.stderr.startswith("error: Redis is unreachable at redis://***@127.0.0.1:")
+    assert "password=***&db=0" in result.stderr

@@ -1,16 +1,22 @@
 """Operators' commands say an unreachable Redis in one line, never with a traceback."""
+import os
 import sys
 
 import click
 import redis
 from flask import current_app
 from flask.cli import ScriptInfo
+from redis.exceptions import RedisClusterException
+
+from . import topology
 
 
-def unreachable(exc):
+def unreachable(exc, url=None):
     """Say ``exc`` (a redis.RedisError) as "error: Redis is unreachable at <url>: ..." on
-    standard error and exit with status 1."""
-    click.echo("error: Redis is unreachable at %s: %s" % (current_app.config["REDIS_URL"], exc), err=True)
+    standard error and exit with status 1. The URL is the app's ``REDIS_URL`` unless given, shown
+    without its password (``topology.redacted``)."""
+    url = current_app.config["REDIS_URL"] if url is None else url
+    click.echo("error: Redis is unreachable at %s: %s" % (topology.redacted(url), exc), err=True)
     sys.exit(1)
 
 
@@ -25,6 +31,8 @@ def one_line_redis_errors(group):
         except redis.RedisError as exc:  # raised out of the command's app context: enter it again
             with ctx.ensure_object(ScriptInfo).load_app().app_context():
                 unreachable(exc)
+        except RedisClusterException as exc:  # a Cluster's nodes are asked as the app is made
+            unreachable(exc, os.environ.get("REDIS_URL", ""))
 
     group.invoke = guarded
     return group

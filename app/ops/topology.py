@@ -13,7 +13,7 @@ reaches only the shard that owns its room.
 import logging
 import socket
 import time
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import redis
 from redis._parsers import _HiredisParser
@@ -24,6 +24,23 @@ logger = logging.getLogger(__name__)
 
 SCHEME = "redis+sentinel://"
 CLUSTER_SCHEME = "redis+cluster://"
+
+
+def redacted(url):
+    """``url`` (str) as it may be shown or logged: a ``user:password@`` in it becomes ``***@``
+    and a ``password`` query parameter (redis-py reads one) ``***``. A URL that does not parse
+    is returned as is (it says nothing more than the operator typed)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if "@" in parts.netloc:
+        parts = parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1])
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if any(key == "password" for key, _ in query):
+        parts = parts._replace(query=urlencode(
+            [(key, "***" if key == "password" else value) for key, value in query], safe="*"))
+    return urlunsplit(parts)
 
 
 def is_sentinel(url):

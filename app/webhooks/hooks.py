@@ -16,6 +16,7 @@ import time
 import unicodedata
 import urllib.parse
 
+from ..ops.topology import redacted
 from ..people import tokens
 from ..rooms import messages
 from . import queue
@@ -65,18 +66,6 @@ def check_url(url):
             ch.isspace() or unicodedata.category(ch) == "Cc" for ch in url):
         raise messages.Invalid(URL_RULE, 400)
     return url
-
-
-def redacted(url):
-    """``url`` as it may be shown or logged: a ``user:password@`` in it becomes ``***@`` (the
-    webhook keeps and uses the URL as given)."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
-        return url
-    if "@" not in parts.netloc:
-        return url
-    return urllib.parse.urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
 
 
 def check_events(events):
