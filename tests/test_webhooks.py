@@ -307,7 +307,8 @@ def test_the_cli_adds_lists_and_removes_and_shows_the_secret_once(hook_redis, ho
 
 def test_a_webhook_failing_for_a_whole_day_is_disabled_and_shown_so(hook_server, register, hook_client, room):
     with Receiver(lambda request: (503, {}, b"")) as receiver:
-        hook = register(receiver.url, rooms=room)
+        # Basic auth in the URL: its password must not reach the log that says it was disabled
+        hook = register(receiver.url.replace("http://", "http://ops:hunter2@"), rooms=room)
         day_ago = int(time.time() * 1000) - 25 * 3600 * 1000  # its failures began a day ago
         hook_client.hset("ripple:{webhooks}:h:%s" % hook["id"], "failing_since", day_ago)
         post(hook_server.url, room, "anyone there?")
@@ -326,6 +327,8 @@ def test_a_webhook_failing_for_a_whole_day_is_disabled_and_shown_so(hook_server,
         assert len(receiver.requests()) == before
         status, enabled = admin(hook_server.url, "POST", "/admin/webhooks/%s/enable" % hook["id"])
         assert status == 200 and enabled["enabled"] and enabled["failing_since"] is None
+    log = hook_server.log_tail(400)
+    assert "webhook disabled" in log and "hunter2" not in log, log
 
 
 def test_edits_reactions_and_deletions_reach_a_webhook_that_asked_for_them(hook_server, register, room):
