@@ -116,28 +116,21 @@ def _use_malloc():
 
 _use_malloc()
 
-def _embedded_module():
-    # Loaded by path: importing the app package here would bring Flask and redis-py into the
-    # master, before the workers fork and gevent patches them.
-    here = os.path.dirname(os.path.abspath(__file__))
-    spec = importlib.util.spec_from_file_location(
-        "ripple_embedded_redis", os.path.join(here, "app", "ops", "embedded_redis.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module, here
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def _worker_class():
-    # Loaded by path, like the embedded Redis module: the master must not import the app package.
-    here = os.path.dirname(os.path.abspath(__file__))
+def _ops_module(name):
+    """Load app/ops/<name>.py by path, as ``ripple_<name>``: importing the app package here would
+    bring Flask and redis-py into the master, before the workers fork and gevent patches them.
+    Only modules that import gunicorn, gevent and the standard library are loaded this way."""
     spec = importlib.util.spec_from_file_location(
-        "ripple_worker", os.path.join(here, "app", "ops", "worker.py"))
+        "ripple_" + name, os.path.join(HERE, "app", "ops", name + ".py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-_worker = _worker_class()
+_worker = _ops_module("worker")
 worker_class = _worker.RippleWorker  # gevent's, with a reload that hands the streams over
 
 
@@ -153,6 +146,7 @@ def on_starting(server):
     # Everything the service writes under instance/ (AOF, secret key, metrics, sockets) is the
     # service account's alone; workers and the embedded Redis inherit this.
     os.umask(0o077)
+    _check_settings()
     _metrics_dir(server)
     _check_open_files(server)
     if os.environ.get("REDIS_URL"):
@@ -161,9 +155,8 @@ def on_starting(server):
         # Started by `kill -USR2` beside a running master, whose embedded Redis lives and dies
         # with it (and one AOF cannot have two servers): say what to do instead.
         raise RuntimeError(USR2_WITH_EMBEDDED_REDIS)
-    module, here = _embedded_module()
-    directory = os.environ.get("RIPPLE_EMBEDDED_REDIS_DIR", os.path.join(here, "instance"))
-    redis = module.EmbeddedRedis.service(
+    directory = os.environ.get("RIPPLE_EMBEDDED_REDIS_DIR", os.path.join(HERE, "instance"))
+    redis = _ops_module("embedded_redis").EmbeddedRedis.service(
         directory, maxclients=_whole("RIPPLE_REDIS_MAXCLIENTS", 19900),
         maxmemory=os.environ.get("RIPPLE_REDIS_MAXMEMORY", "256mb"))
     redis.start()
@@ -173,6 +166,17 @@ def on_starting(server):
     os.environ["REDIS_URL"] = redis.url  # workers inherit it
     server.log.info("embedded %s at %s (AOF in %s)", redis.binary,
                     redis.url.replace(":%s@" % redis.password, ":***@"), directory)
+
+
+def _check_settings():
+    """A bad RIPPLE_ setting stops the master with one sentence naming it, before any worker
+    boots (each would fail with a traceback and the same sentence). The app checks again,
+    with instance/config.py and the rates (Flask-Limiter reads those: not in the master)."""
+    settings = _ops_module("settings")
+    try:
+        settings.check(settings.from_environ(os.environ), rates=False)
+    except settings.SettingError as exc:
+        raise RuntimeError(str(exc)) from None
 
 
 def _metrics_dir(server):

@@ -231,7 +231,8 @@ def test_workers_that_leave_cleanly_exit_0_with_their_last_log_lines_written(red
 
 def test_a_worker_that_fails_to_boot_still_stops_the_master_with_its_error(redis_url, tmp_path):
     server = Gunicorn(tmp_path, redis_url=redis_url, workers=2,
-                      env={**SERVER_ENV, "RIPPLE_HISTORY_LENGTH": "many"})
+                      # a rate: the master leaves those to the workers (Flask-Limiter reads them)
+                      env={**SERVER_ENV, "RIPPLE_POST_RATE_IP": "lots"})
     with pytest.raises(AssertionError, match="Worker failed to boot"):  # start() shows the log
         server.start()
     assert server.process.returncode != 0

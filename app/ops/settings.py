@@ -1,4 +1,5 @@
 """Defaults for every setting; RIPPLE_<NAME> in the environment overrides each one."""
+import json
 import math
 
 # REDIS_URL is read unprefixed (the usual name); unset means the embedded server's socket.
@@ -119,14 +120,14 @@ class SettingError(ValueError):
     (RIPPLE_HISTORY_LENGTH) and says what it must be."""
 
 
-def check(config):
+def check(config, rates=True):
     """Check every setting this module has a default for against the default's kind, in
     ``config`` (a mapping, changed in place): a number (whole unless a duration; at least 1, or
     0 where 0 means off), an on/off flag (``true``/``false``, ``1``/``0``, ``yes``/``no``,
     ``on``/``off``: turned into a bool), a Flask-Limiter rate ("20 per 10 seconds", several
-    joined by ";"); an empty one is its default. Raises SettingError for the first one that is
-    none of its kind."""
-    from limits import parse_many  # the limiter's own reading of a rate
+    joined by ";"; only with ``rates``: gunicorn's master checks without them, as it must not
+    import Flask-Limiter); an empty one is its default. Raises SettingError for the first one
+    that is none of its kind."""
 
     for name, default in sorted(globals().items()):
         if not name.isupper() or name.startswith("_") or default is None or name not in config:
@@ -149,13 +150,32 @@ def check(config):
             if not whole and (number is None or number < 0 or (needed and number == 0)):
                 raise SettingError("%s must be a number %s 0, not %r."
                                    % (shown, "above" if needed else "of at least", value))
-        elif name.endswith(("_RATE", "_RATE_IP", "_RATE_SESSION", "_RATE_TOKEN", "_RATE_ACCOUNT")):
+        elif rates and name.endswith(("_RATE", "_RATE_IP", "_RATE_SESSION", "_RATE_TOKEN", "_RATE_ACCOUNT")):
+            from limits import parse_many  # the limiter's own reading of a rate
+
             try:
                 if not parse_many(str(value)):
                     raise ValueError(value)
             except ValueError:
                 raise SettingError('%s must be a rate such as "20 per 10 seconds", not %r.'
                                    % (shown, value)) from None
+
+
+def from_environ(environ):
+    """The ``RIPPLE_`` settings in ``environ`` (a mapping of str) as Flask's
+    ``Config.from_prefixed_env`` reads them: keyed without the prefix, each value JSON where it
+    parses as JSON ("5" is 5, "true" True), else the text; plus ``REDIS_URL``. For gunicorn's
+    master, which checks them before the app exists."""
+    config = {}
+    for key, text in environ.items():
+        if key.startswith("RIPPLE_"):
+            try:
+                config[key[len("RIPPLE_"):]] = json.loads(text)
+            except ValueError:
+                config[key[len("RIPPLE_"):]] = text
+    if environ.get("REDIS_URL"):
+        config["REDIS_URL"] = environ["REDIS_URL"]
+    return config
 
 
 def _number(value):
