@@ -352,3 +352,15 @@ def test_a_rooms_owner_deletes_someone_elses_message_from_the_page(open_room, se
     expect(li.locator("form[data-edit]")).to_have_count(0)  # others' words are never editable
     delete(li)
     expect(page.locator("main.room li.msg .text")).to_have_text(["message deleted"], timeout=LIVE_MS)
+
+
+def test_a_page_shown_again_from_the_back_forward_cache_takes_the_sessions_form_token(open_room):
+    # Back/Forward may show a page kept from before a sign-in again under the same name: its
+    # forms' token is the old session's. Shown again, the page asks the session and takes its token.
+    page = open_room(unique("ann"))
+    send(page, "still mine")
+    page.evaluate("document.querySelectorAll('input[name=csrf_token]').forEach(f => f.value = 'stale')")
+    page.evaluate("window.dispatchEvent(new PageTransitionEvent('pageshow', {persisted: true}))")
+    expect(page.locator("form[data-form] input[name=csrf_token]")).not_to_have_value("stale")
+    menu(page, "still mine").get_by_role("button", name="👍").click()
+    expect(chip(page, "👍").locator(".count")).to_have_text("1", timeout=LIVE_MS)

@@ -46,7 +46,11 @@ export function SessionWatch(root) {
     } else if (now.name !== me || ended) {
       keepDraft(root, root.querySelector('[data-form] textarea[name=text]')?.value, me);
       location.reload();  // signed in (again, or as someone else) in another tab: show that
-    }  // else: the same name is still signed in; a stale announcement
+    } else if (now.csrfToken) {
+      // The same name, perhaps a new session of it (a page kept by Back/Forward across a sign-in
+      // again): its forms take the session's token now, or a reaction or an edit would be refused.
+      for (const field of document.querySelectorAll('input[name=csrf_token]')) field.value = now.csrfToken;
+    }
   }
   if (window.BroadcastChannel) {
     const channel = new BroadcastChannel(CHANNEL);
