@@ -31,8 +31,8 @@ def module_preloads(entry):
     imports, directly or not (``"js/ids.js"``…), in breadth-first order: the most needed first.
 
     Read from the files once per process (the scripts do not change while it runs; a debug
-    server's reloader starts a new process). A file that cannot be read is left out: its import fails in the
-    browser as it would without the preload.
+    server's reloader starts a new process). A file that cannot be read is listed but not
+    followed: the browser's import of it fails as it would without the preload.
     """
     return _reachable(current_app.static_folder, entry)
 
