@@ -196,6 +196,51 @@ def test_a_failed_send_keeps_the_text_and_shows_an_error(open_room, failure):
     expect(page.locator("#text")).to_have_value("")
 
 
+def lose_the_answer(route):
+    """Let a post reach the server (it is stored), then cut the connection before the answer."""
+    if route.request.method != "POST":
+        return route.fallback()
+    route.fetch()
+    route.abort("connectionreset")
+
+
+def test_a_post_stored_but_unanswered_clears_when_its_message_comes_on_the_stream(open_room, server, room):
+    page = open_room()
+    choose_name(page, unique("ann"))
+    page.route("**/rooms/*/messages", lose_the_answer, times=1)
+    page.fill("#text", "stored, answer lost")
+    page.press("#text", "Enter")
+    expect_texts(page, ["stored, answer lost"], timeout=LIVE_MS)
+    expect(page.locator("#text")).to_have_value("")  # not offered again to send
+    expect(page.locator("[data-error]")).to_be_hidden()
+    assert [m["text"] for m in history(server, room)] == ["stored, answer lost"]
+
+
+def test_a_corrected_text_after_an_unanswered_post_is_a_new_message(open_room, relay, server, room):
+    page = open_room(unique("ann"), base_url=relay.url)
+    relay.blackhole()  # the stream goes silent: the first post's message does not come back
+    answers = []
+
+    def past_the_relay(route):  # posts reach the server; the first one's answer is lost
+        if route.request.method != "POST":
+            return route.fallback()
+        response = route.fetch(url=route.request.url.replace(relay.url, server.url))
+        answers.append(response.status)
+        if len(answers) == 1:
+            return route.abort("connectionreset")
+        route.fulfill(response=response)
+
+    page.route("**/rooms/*/messages", past_the_relay)
+    page.fill("#text", "meet at 5pm")
+    page.press("#text", "Enter")
+    expect(page.locator("[data-error]")).to_be_visible()
+    page.fill("#text", "meet at 6pm (correction)")
+    page.click(SEND)  # a new message: with the first one's key it was answered with "5pm" and lost
+    expect(page.locator("#text")).to_have_value("")
+    assert answers == [201, 201]
+    assert [m["text"] for m in history(server, room)] == ["meet at 5pm", "meet at 6pm (correction)"]
+
+
 def test_text_typed_while_a_message_is_sending_is_kept(open_room):
     page = open_room()
     choose_name(page, unique("ann"))

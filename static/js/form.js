@@ -48,6 +48,11 @@ export function ChatForm(form, root) {
   let sending = false;
   let refused = false;  // the too-long sentence is showing
   let lost = false;  // the could-not-reach (or no-answer) sentence is showing
+  // The text last sent with key.value when no answer came: it may be stored. A retry of the same
+  // text keeps the key (never twice); a changed text is a new message and takes a new key (the
+  // old key would answer with the first text, and the correction would be lost).
+  let unconfirmed = null;
+  let echoed = [];  // texts of this person's messages that came on the stream while sending
 
   const note = form.querySelector('[data-note]');
   const showError = (message, unreachable = false) => {
@@ -97,6 +102,9 @@ export function ChatForm(form, root) {
     button.disabled = true;
     showNote('');
     const sent = text.value;
+    if (unconfirmed !== null && sent !== unconfirmed) key.value = newKey();
+    unconfirmed = null;
+    echoed = [];
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), timeoutMs);
     try {
@@ -127,6 +135,8 @@ export function ChatForm(form, root) {
     } catch (err) {
       // Network failure or no answer in time: the message may or may not be stored; the same
       // key makes a retry safe. The stream may be as dead as this post was: have it checked.
+      unconfirmed = sent;
+      if (echoed.includes(stored(sent))) { confirmed(); return; }  // it came back while we waited
       showError(abort.signal.aborted ? STRINGS.timedOut(Math.round(timeoutMs / 1000)) : STRINGS.unreachable, true);
       root.dispatchEvent(new CustomEvent('chat:check', { detail: {}, bubbles: true }));
     } finally {
@@ -143,6 +153,23 @@ export function ChatForm(form, root) {
     if (e.detail.state !== 'connected' || !lost || sending) return;
     showError('');
     showNote(text.value.trim() ? STRINGS.backKept : STRINGS.back);
+  });
+
+  // The unconfirmed post was stored after all: its own message came on the stream (live, or in
+  // the catch-up after a reconnect). The composer clears (if its text is still that message) and
+  // says nothing more of a retry.
+  function confirmed() {
+    if (text.value === unconfirmed) { text.value = ''; count(); }
+    unconfirmed = null;
+    key.value = newKey();
+    showError('');
+    showNote('');
+  }
+  root.addEventListener(event, (e) => {
+    const message = e.detail.message;
+    if (!message || (message.user ?? message.from) !== root.dataset.me) return;
+    if (sending) echoed.push(message.text);
+    else if (unconfirmed !== null && message.text === stored(unconfirmed)) confirmed();
   });
 
   form.addEventListener('submit', (e) => { e.preventDefault(); send(); });
