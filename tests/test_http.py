@@ -73,6 +73,13 @@ def test_idempotency_keys_are_scoped_to_the_sender(client, room):
     assert other.status_code == 201 and other.get_json()["text"] == "b"
 
 
+def test_a_post_with_the_global_token_and_no_user_is_told_to_name_its_author(client, room):
+    response = post_json(client, room, {"text": "who am I?"})
+    assert response.status_code == 400 and response.get_json()["code"] == "bad_name"
+    assert response.get_json()["error"] == ('A post with the global publish token names its author: '
+                                            'give "user", the name to show.')
+
+
 @pytest.mark.parametrize("payload,status", [
     ({"text": "", "user": "ann"}, 422),
     ({"text": "   \n ", "user": "ann"}, 422),

@@ -48,6 +48,7 @@ _WRITES = ("POST", "PUT", "PATCH", "DELETE")
 INVALID = N_("This publish token is not valid: it was revoked, or never existed.")
 EXPIRED = N_("This publish token has expired; ask for a new one.")
 LIMITED = N_("This publish token is posting too fast; try again in %d s.")
+NO_AUTHOR = N_('A post with the global publish token names its author: give "user", the name to show.')
 ROOM_SCOPE = N_("This publish token may post only in rooms matching “%s”, not in “%s”.")
 NAME_SCOPE = N_("This publish token may post only as “%s”, not as “%s”.")
 DIRECT_SCOPE = N_("This publish token may not send direct messages (it was created without --direct).")
@@ -126,6 +127,8 @@ class Grant:
         token's names (a scoped token's first name when none is given). Raises messages.Invalid
         for a name the name rule refuses, Refused (403) for a name the token may not use."""
         if self.post_as is None:
+            if claimed is None:  # the global token posts as anyone: it must say who
+                raise messages.Invalid(NO_AUTHOR, 400, "bad_name")
             return messages.check_name(claimed)
         if claimed is None:
             return self.post_as[0]
