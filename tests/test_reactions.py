@@ -146,6 +146,17 @@ def test_the_reaction_form_toggles_without_javascript(server, room):
     assert "A reaction must be one emoji" in page.decode()
 
 
+def test_json_sent_to_the_reaction_form_is_415_pointing_to_the_put(server, room):
+    ann = signed_in(server, "ann")
+    _, sent = ann.post(room, "hi")
+    path = "/rooms/%s/messages/%s/reactions" % (room, sent["id"])
+    status, _, body = ann.request("POST", path, body={"emoji": "🎉"}, headers={"X-CSRF-Token": ann.token})
+    answer = json.loads(body)
+    assert (status, answer["code"]) == (415, "unsupported_type")
+    assert "PUT /rooms/%s/messages/%s/reactions/<emoji>" % (room, sent["id"]) in answer["error"]
+    assert history(ann, room)[0].get("reactions") is None
+
+
 # -- who reacted is a uid, not a name: a freed guest name does not pass its reactions on ----------
 
 @pytest.fixture(scope="module")

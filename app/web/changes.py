@@ -216,11 +216,18 @@ def reaction(room, message_id, emoji):
         message_id, _service().react(room, message_id, who, emoji, on)))
 
 
+REACTION_FORM_ONLY = N_("This address takes a form (emoji, on), as the page sends it. A program sets a "
+                        "reaction with PUT /rooms/%s/messages/%s/reactions/<emoji> and takes it back with DELETE.")
+
+
 @bp.post("/rooms/<room>/messages/<message_id>/reactions")
 @limited
 def reaction_form(room, message_id):
-    """The form twin: toggle ``emoji`` (``on`` "1"/"0" to set it either way): a 303 back."""
+    """The form twin: toggle ``emoji`` (``on`` "1"/"0" to set it either way): a 303 back.
+    Any other body (JSON) is 415, pointing to the PUT a program uses."""
     room = _room(room)
+    if request.mimetype not in api.FORM_TYPES:
+        return json_error(415, _(REACTION_FORM_ONLY) % (room, message_id), code="unsupported_type")
     form = _form()
     emoji, wanted = request.form.get("emoji", "").strip(), request.form.get("on")
 
