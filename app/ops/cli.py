@@ -1,5 +1,4 @@
 """Publish from any other process: a Python function and ``flask --app app publish``."""
-import json
 import os
 import sys
 import time
@@ -80,10 +79,7 @@ def _setting(name):
     raw = os.environ.get("RIPPLE_" + name)
     if not raw:
         return getattr(settings, name)
-    try:
-        value = {name: json.loads(raw)}
-    except ValueError:
-        value = {name: raw}
+    value = settings.from_environ({"RIPPLE_" + name: raw})
     settings.check(value)
     return value[name]
 

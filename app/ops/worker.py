@@ -32,6 +32,7 @@ import ctypes
 import ctypes.util
 import gc
 import glob
+import logging
 import os
 import signal
 import socket
@@ -140,7 +141,6 @@ class RippleWorker(GeventWorker):
         on a boot failure's)."""
         if not self.left_cleanly:
             return
-        import logging
         logging.shutdown()
         for stream in (sys.stdout, sys.stderr):
             try:

@@ -3,6 +3,7 @@
 // The room's composer and a conversation's (data-kind="direct") are separate forms.
 import { formatNumber, t, tn } from './i18n.js';
 import { newKey } from './ids.js';
+import { useToken } from './session.js';
 
 const STRINGS = {
   empty: t('Type a message first.'),
@@ -83,7 +84,7 @@ export function ChatForm(form, root) {
     const response = await fetch(root.dataset.sessionUrl, { headers: { Accept: 'application/json' } });
     const body = await response.json();
     if (!body.csrf_token) return false;
-    for (const field of document.querySelectorAll('input[name=csrf_token]')) field.value = body.csrf_token;
+    useToken(body.csrf_token);
     return true;
   }
 

@@ -18,6 +18,11 @@ export function announceSession(me) {
   channel.close();
 }
 
+/** Give every form of the page the session's CSRF token ``token`` (from GET /session). */
+export function useToken(token) {
+  for (const field of document.querySelectorAll('input[name=csrf_token]')) field.value = token;
+}
+
 // The session's state now: {name, csrfToken} (name '' when nobody is signed in).
 async function whoAmI(url) {
   const response = await fetch(url, { headers: { Accept: 'application/json' } });
@@ -49,7 +54,7 @@ export function SessionWatch(root) {
     } else if (now.csrfToken) {
       // The same name, perhaps a new session of it (a page kept by Back/Forward across a sign-in
       // again): its forms take the session's token now, or a reaction or an edit would be refused.
-      for (const field of document.querySelectorAll('input[name=csrf_token]')) field.value = now.csrfToken;
+      useToken(now.csrfToken);
     }
   }
   if (window.BroadcastChannel) {
