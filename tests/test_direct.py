@@ -73,6 +73,30 @@ def test_direct_messages_resume_after_a_reconnect_with_no_gap_or_duplicate(serve
     assert first.json()["text"] == "one"
 
 
+def test_a_key_reused_for_another_text_is_422_and_stores_nothing(server, room):
+    ann, bob = person(server, "ann"), person(server, "bob")
+    assert ann.direct(bob.name, "first", key="dm-1")[0] == 201
+    assert ann.direct(bob.name, "first", key="dm-1")[0] == 200
+    status, body = ann.direct(bob.name, "second", key="dm-1")
+    assert status == 422 and body["code"] == "idempotency_key_reused"
+    assert _replayed(bob, room) == ["first"]
+
+
+def test_a_key_reused_for_someone_else_is_422_before_they_get_it(server, room):
+    ann, bob, cy = person(server, "ann"), person(server, "bob"), person(server, "cy")
+    assert ann.direct(bob.name, "hello", key="dm-2")[0] == 201
+    status, body = ann.direct(cy.name, "hello", key="dm-2")
+    assert status == 422 and body["code"] == "idempotency_key_reused"
+    assert _replayed(cy, room) == []
+
+
+def _replayed(browser, room):
+    """The texts of the direct messages a fresh stream of ``browser`` replays."""
+    with browser.stream(room) as stream:
+        _, before = stream.until("ready")
+    return [e.json()["text"] for e in before if e.name == "direct"]
+
+
 def test_a_direct_message_to_someone_unknown_is_404(server):
     ann = person(server, "ann")
     status, body = ann.direct("nobody-" + uuid.uuid4().hex[:6], "hello?")

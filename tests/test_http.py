@@ -67,6 +67,43 @@ def test_same_idempotency_key_returns_the_original_message(client, room):
     assert len(client.get("/rooms/%s/messages" % room).get_json()["messages"]) == 1
 
 
+@pytest.mark.parametrize("second", [
+    {"text": "twice", "user": "ann"},                       # another text
+    {"text": "once", "user": "ann", "reply_to": None},       # the same text as a reply
+])
+def test_a_key_reused_for_a_different_message_is_422_and_stores_nothing(client, room, second):
+    first = post_json(client, room, {"text": "once", "user": "ann"}, **{"Idempotency-Key": "k2"})
+    if "reply_to" in second:
+        second = {**second, "reply_to": first.get_json()["id"]}
+    again = post_json(client, room, second, **{"Idempotency-Key": "k2"})
+    assert again.status_code == 422 and again.get_json()["code"] == "idempotency_key_reused"
+    assert again.get_json()["error"] == ("This idempotency key was already used for a different message. "
+                                         "Send a new message with a new key.")
+    assert [m["text"] for m in client.get("/rooms/%s/messages" % room).get_json()["messages"]] == ["once"]
+
+
+def test_a_retry_whose_text_differs_only_in_trailing_space_is_the_same_message(client, room):
+    first = post_json(client, room, {"text": "same\n", "user": "ann"}, **{"Idempotency-Key": "k3"})
+    again = post_json(client, room, {"text": "same  ", "user": "ann"}, **{"Idempotency-Key": "k3"})
+    assert (first.status_code, again.status_code) == (201, 200) and again.get_json() == first.get_json()
+
+
+def test_a_key_remembered_before_digests_were_kept_still_returns_its_message(app, client, room):
+    first = post_json(client, room, {"text": "old", "user": "ann"}, **{"Idempotency-Key": "k4"})
+    from app.rooms import keys
+    redis = app.extensions["ripple"].redis
+    key = keys.RoomKeys(room).idempotency(messages.idempotency_digest("ann", "k4"))
+    redis.set(key, first.get_json()["id"], ex=60)  # the id alone, as stored before
+    again = post_json(client, room, {"text": "other", "user": "ann"}, **{"Idempotency-Key": "k4"})
+    assert again.status_code == 200 and again.get_json() == first.get_json()
+
+
+def test_the_publish_function_refuses_a_key_reused_for_another_text(redis_url, room):
+    cli.publish(room, "one", "bot", redis_url=redis_url, idempotency_key="cli-1")
+    with pytest.raises(messages.KeyReused):
+        cli.publish(room, "two", "bot", redis_url=redis_url, idempotency_key="cli-1")
+
+
 def test_idempotency_keys_are_scoped_to_the_sender(client, room):
     post_json(client, room, {"text": "a", "user": "ann"}, **{"Idempotency-Key": "same"})
     other = post_json(client, room, {"text": "b", "user": "bob"}, **{"Idempotency-Key": "same"})
@@ -165,6 +202,16 @@ def test_form_retry_with_the_same_key_does_not_duplicate(client, room):
     for _ in range(2):
         client.post("/rooms/%s/messages" % room, data={"text": "dbl", "idempotency_key": "abc", "csrf_token": token})
     assert len(client.get("/rooms/%s/messages" % room).get_json()["messages"]) == 1
+
+
+def test_a_plain_form_sent_again_with_a_changed_text_is_a_new_message(client, room):
+    token = sign_in(client)
+    for text in ("helo", "hello", "hello"):  # a failed send corrected, then sent twice
+        answer = client.post("/rooms/%s/messages" % room,
+                             data={"text": text, "idempotency_key": "page-1", "csrf_token": token})
+        assert answer.status_code == 303
+    texts = [m["text"] for m in client.get("/rooms/%s/messages" % room).get_json()["messages"]]
+    assert texts == ["helo", "hello"]
 
 
 def test_fetch_form_post_gets_json(client, room):

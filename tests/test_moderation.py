@@ -192,6 +192,18 @@ def test_slow_mode_never_holds_back_a_retry_of_a_stored_post(server, owner):
     assert member.post(room, "once", key="k-1") == (200, first[1])
 
 
+def test_slow_mode_holds_back_a_plain_forms_changed_text_sent_with_the_same_key(server, owner):
+    room, member = room_with_member(server, owner, "public")
+    answer(owner, "PATCH", "/rooms/%s" % room, body={"slow_mode_seconds": 30})
+    status, _, page = member.request("GET", "/rooms/%s" % room)
+    token = page.decode().split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    sent = []
+    for text in ("first", "first", "second"):  # a double click, then a new text on the same page
+        sent.append(member.request("POST", "/rooms/%s/messages" % room, headers={"Accept": "text/html"},
+                                   form={"text": text, "csrf_token": token, "idempotency_key": "page-k"})[0])
+    assert sent == [303, 303, 429]
+
+
 def test_slow_mode_without_javascript_keeps_the_text_and_says_when(server, owner):
     room, member = room_with_member(server, owner, "public")
     answer(owner, "PATCH", "/rooms/%s" % room, body={"slow_mode_seconds": 30})

@@ -61,9 +61,9 @@ class Browser:
                                        headers=headers)
         return status, json.loads(body or b"{}")
 
-    def direct(self, name, text):
+    def direct(self, name, text, key=None):
         status, _, body = self.request("POST", "/users/%s/messages" % urllib.parse.quote(name),
-                                       body={"text": text})
+                                       body={"text": text}, headers={"Idempotency-Key": key} if key else {})
         return status, json.loads(body or b"{}")
 
     def cookie(self):

@@ -48,7 +48,10 @@ def post_direct(name):
         sender = (api.sender(claimed), None if bot else identity.current()[1])
         uid = None if bot else identity.uid()  # names in a conversation keep meaning one person
         # One key for every copy (each device's log stores it once), made here if none came.
-        key = messages.check_idempotency_key(key) or "server-" + uuid.uuid4().hex
+        key = messages.check_idempotency_key(key)
+        if page and key:  # the plain form's text changed after a failed send is a new message
+            key = messages.form_key(key, text, "@" + recipient)
+        key = key or "server-" + uuid.uuid4().hex
         waiting = False
         found = _account_sessions(recipient)
         if found is not None:  # an account: every device it is signed in on, here or not
@@ -71,7 +74,7 @@ def post_direct(name):
     except messages.Invalid as exc:
         if page:
             abort(exc.status, str(exc))
-        return json_error(exc.status, str(exc))
+        return json_error(exc.status, str(exc), code=exc.code)
     services().metrics.published.labels("direct").inc()
     if page:  # the conversation says "delivered when they are back" (pages.WAITING)
         target = sessions.safe_next(request.form.get("next"))

@@ -86,6 +86,34 @@ def idempotency_digest(user, key):
     return hashlib.sha256(("%s\0%s" % (user, key)).encode()).hexdigest()[:32]
 
 
+# The IETF's Idempotency-Key draft (draft-ietf-httpapi-idempotency-key-header, 2.7): a key
+# reused with a different payload is answered 422, not with the first request's result.
+KEY_REUSED = N_("This idempotency key was already used for a different message. "
+                "Send a new message with a new key.")
+
+
+def request_digest(*parts):
+    """A digest (16 hex characters, str) of what a post asks to store: its text, and what it
+    answers or whom it is for (str parts). Kept beside the idempotency key's stored id, so the
+    key reused for another message is refused (KeyReused) instead of answered with the first."""
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
+
+
+def form_key(key, text, reply_to=None):
+    """The idempotency key of a post from the plain HTML form (no JavaScript): the page's key
+    with the text and what it answers. The same form sent twice (a retry, a double click) stores
+    once; the text changed after a failed send is a new message, as the scripted composer
+    decides (static/js/form.js), and is held by slow mode like any new post."""
+    return "form-" + hashlib.sha256(("%s\0%s\0%s" % (key, text, reply_to or "")).encode()).hexdigest()[:32]
+
+
+class KeyReused(Invalid):
+    """The idempotency key already stored a different message (422, ``idempotency_key_reused``)."""
+
+    def __init__(self):
+        super().__init__(KEY_REUSED, 422, "idempotency_key_reused")
+
+
 QUOTE_CHARS = 120  # characters of a reply's quote: the first line of what it answers
 
 

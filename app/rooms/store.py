@@ -36,7 +36,9 @@ end
 # idempotency ttl (0 = none), payload prefix ("" for room messages, "@" for direct ones), "ask" to
 # store nothing in a log that does not exist yet (returns {-1, ''}: creating a room is counted
 # first), expiry of the log and meta in seconds (0 = none; a person's direct messages expire with
-# their session), the activity payload up to its id ("" = none: app/people/reading.py).
+# their session), the activity payload up to its id ("" = none: app/people/reading.py), the
+# request's digest (messages.request_digest; "" = none): kept as "<id> <digest>" with the key,
+# a retry whose digest differs stores nothing and returns {-2, id} (messages.KeyReused).
 # Each message's entry carries its ordinal "n" (the meta's count after it; change events have
 # none): unread counts are then two numbers' difference, never a scan (app/people/reading.py).
 # With webhooks (app/webhooks/queue.py) the last ARGV are "webhooks", the queue's cap, the room
@@ -45,13 +47,18 @@ end
 # XADD, trim, record what was trimmed, PUBLISH: all or nothing, in one slot. The published
 # payload is "<prefix><id> <previous id>\n<message json>" (app/delivery/position.py): a stream proves
 # with one comparison that it missed nothing in between, and relays the JSON as is.
-# The idempotency key remembers the id only, never the text: a retry answers with the message
-# as it is now (edited, or deleted), and a deleted text is kept nowhere (returns {0, id}).
+# The idempotency key remembers the id and a digest, never the text: a retry answers with the
+# message as it is now (edited, or deleted), and a deleted text is kept nowhere (returns {0, id}).
 _PUBLISH_LUA = TRIM_LUA + """
 local ttl = tonumber(ARGV[3])
 if ttl > 0 then
   local prior = redis.call('GET', KEYS[4])
-  if prior then return {0, prior} end
+  if prior then
+    local id, digest = string.match(prior, '^(%S+) (%x+)$')
+    if not id then return {0, prior} end
+    if ARGV[8] ~= '' and digest ~= ARGV[8] then return {-2, id} end
+    return {0, id}
+  end
 end
 local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 local prev = newest[1] and newest[1][1] or '0-0'
@@ -65,7 +72,7 @@ if expiry > 0 then
   redis.call('EXPIRE', KEYS[1], expiry)
   redis.call('EXPIRE', KEYS[3], expiry)
 end
-if ttl > 0 then redis.call('SET', KEYS[4], id, 'EX', ttl) end
+if ttl > 0 then redis.call('SET', KEYS[4], ARGV[8] == '' and id or id .. ' ' .. ARGV[8], 'EX', ttl) end
 redis.call('PUBLISH', KEYS[2], ARGV[4] .. id .. ' ' .. prev .. '\\n' .. json)
 if ARGV[7] ~= '' then redis.call('PUBLISH', KEYS[6], ARGV[7] .. id .. '"}') end
 -- webhooks --
@@ -152,11 +159,12 @@ class Store:
         k = keys.RoomKeys(room)
         body = messages.body(room, user, text, bot, uid, reply_to, [person["name"] for person in mentioned])
         activity = _activity(room, user, text, mentioned)
+        digest = messages.request_digest(text, reply_to["id"] if reply_to else "")
         json, created = self._append(k, body, user, idempotency_key, "", ask=may_create is not None,
-                                     activity=activity)
+                                     activity=activity, digest=digest)
         if created is None:  # a new room: counted first, then stored
             may_create()
-            json, created = self._append(k, body, user, idempotency_key, "", activity=activity)
+            json, created = self._append(k, body, user, idempotency_key, "", activity=activity, digest=digest)
         if created:
             self._touch(room)
             if self.outbox is not None and not self.outbox.atomic:
@@ -187,11 +195,17 @@ class Store:
         """
         body = messages.direct_body(sender[0], recipient[0], text, bot, uid)
         expiry = self.direct_seconds
+        digest = messages.request_digest(text, "@" + recipient[0])
+        copy = sender[1] is not None and recipient[1] != sender[1]  # not a note to oneself
+        if copy and idempotency_key is not None:
+            # The key reused for someone else: refused before their log stores it.
+            self._remembered(keys.PersonKeys(sender[1]), sender[0], idempotency_key, digest)
         delivered = self._append(keys.PersonKeys(recipient[1]), body, sender[0], idempotency_key, "@",
-                                 expiry=expiry)
-        if sender[1] is None or recipient[1] == sender[1]:  # no copy, or a note to oneself
+                                 expiry=expiry, digest=digest)
+        if not copy:
             return delivered
-        return self._append(keys.PersonKeys(sender[1]), body, sender[0], idempotency_key, "@", expiry=expiry)
+        return self._append(keys.PersonKeys(sender[1]), body, sender[0], idempotency_key, "@", expiry=expiry,
+                            digest=digest)
 
     def move_direct(self, from_sid, to_sid):
         """Deliver the direct messages parked under ``from_sid`` (an account signed in nowhere)
@@ -225,7 +239,7 @@ class Store:
         (name, session id): another device of their account)."""
         body = messages.direct_body(sender[0], recipient_name, text, bot, uid)
         return self._append(keys.PersonKeys(sender[1]), body, sender[0], idempotency_key, "@",
-                            expiry=self.direct_seconds)
+                            expiry=self.direct_seconds, digest=messages.request_digest(text, "@" + recipient_name))
 
     def _carry(self, entries, to_sid, origin):
         """Append stored direct messages to ``to_sid``'s log with their send time as "sent"; each
@@ -236,21 +250,25 @@ class Store:
                 body = body[:-1] + ',"sent":%s}' % entry_id.split("-", 1)[0]
             self._append(keys.PersonKeys(to_sid), body, origin, entry_id, "@", expiry=self.direct_seconds)
 
-    def _append(self, k, body, user, idempotency_key, prefix, ask=False, expiry=0, activity=""):
-        """Run the publish script; ``created`` is None when ``ask`` found no log (nothing stored)."""
+    def _append(self, k, body, user, idempotency_key, prefix, ask=False, expiry=0, activity="", digest=""):
+        """Run the publish script; ``created`` is None when ``ask`` found no log (nothing stored).
+        ``digest``: the request's (messages.request_digest), kept with the key; raises
+        messages.KeyReused when the key stored a message of another digest."""
         ttl = 0
         idem = k.idempotency("-")
         if idempotency_key is not None:
             ttl = self.idempotency_seconds
             idem = k.idempotency(messages.idempotency_digest(user, idempotency_key))
         keys_ = [k.log, k.channel, k.meta, idem, k.changed, getattr(k, "activity", k.channel)]
-        args = [body, self.history_length, ttl, prefix, "ask" if ask else "", int(expiry), activity]
+        args = [body, self.history_length, ttl, prefix, "ask" if ask else "", int(expiry), activity, digest]
         if self.outbox is not None and not prefix:  # a room message: queued for webhooks too
             extra_keys, extra_args = self.outbox.publish_keys(k.room)
             keys_ += extra_keys
             args += extra_args
         if not self.replica_acks:
             created, json = self._run_publish(keys_, args)
+            if created == -2:
+                raise messages.KeyReused()
             return self._prior(k, json, created), _created(created)
         # WAIT on the same connection as the write: acknowledge only what replicas have too.
         # A retry (same idempotency key) returns the stored message and waits again.
@@ -268,6 +286,8 @@ class Store:
             raise
         if created == -1:
             return json, None  # nothing was written: nothing to wait for
+        if created == -2:
+            raise messages.KeyReused()
         if replicas < self.replica_acks:
             raise NotReplicated("%d of %d replicas confirmed within %d ms"
                                 % (replicas, self.replica_acks, self.replica_timeout_ms))
@@ -295,12 +315,25 @@ class Store:
                 pool.release(conn)
         return self._publish(keys=keys_, args=args)
 
-    def prior(self, room, user, idempotency_key):
+    def prior(self, room, user, idempotency_key, text, reply_to_id=""):
         """The message ``user`` already posted to ``room`` with ``idempotency_key`` (its json as
-        it is now, see _prior), or None when that key stored nothing (or was forgotten)."""
+        it is now, see _prior), or None when that key stored nothing (or was forgotten). Raises
+        messages.KeyReused when that key stored another ``text`` (or a reply to another id)."""
         k = keys.RoomKeys(room)
-        found = self.redis.get(k.idempotency(messages.idempotency_digest(user, idempotency_key)))
+        found = self._remembered(k, user, idempotency_key, messages.request_digest(text, reply_to_id))
         return None if found is None else self._prior(k, found, 0)
+
+    def _remembered(self, k, user, idempotency_key, digest):
+        """What log ``k``'s idempotency key of ``user`` remembers (an id, or a whole json from
+        before ids were kept), None if nothing; raises messages.KeyReused when it stored a
+        request of another ``digest``. The publish script decides the same way."""
+        found = self.redis.get(k.idempotency(messages.idempotency_digest(user, idempotency_key)))
+        if found is None or found.startswith("{"):
+            return found
+        found, _, kept = found.partition(" ")
+        if kept and kept != digest:
+            raise messages.KeyReused()
+        return found
 
     def _prior(self, k, answer, created):
         """The answer to a post: its json, or for a retry (the script answered the original's

@@ -57,14 +57,16 @@ def post_message(room):
         text = messages.check_text(text, current_app.config["MAX_MESSAGE_CHARS"])
         user = sender(user)
         key = messages.check_idempotency_key(key)
+        reply_to_id = request_reply_to()
+        storing_key = messages.form_key(key, text, reply_to_id) if page and key else key
         if grant is None:
-            gate.may_post(room, user, key)  # bans and slow mode (429 + Retry-After)
+            gate.may_post(room, user, storing_key)  # bans and slow mode (429 + Retry-After)
         try:
-            reply_to, stored = reply_quote(room, request_reply_to()), None
+            reply_to, stored = reply_quote(room, reply_to_id), None
         except messages.Invalid:
             # A retry of a reply stored before its original was deleted (or trimmed): the
             # reply as stored, not a refusal that says it was never sent.
-            stored = services().store.prior(room, user, key) if key else None
+            stored = services().store.prior(room, user, storing_key, text, reply_to_id) if key else None
             if stored is None:
                 raise
             created = False
@@ -73,7 +75,7 @@ def post_message(room):
             with services().metrics.publish_seconds.time():
                 # The global token creates rooms freely; browsers and scoped tokens within caps.
                 stored, created = services().store.publish(
-                    room, user, text, key, may_create=None if grant is not None and not grant.scoped
+                    room, user, text, storing_key, may_create=None if grant is not None and not grant.scoped
                     else guard.may_create_room, bot=grant is not None,
                     uid=None if grant is not None else identity.uid(), reply_to=reply_to)
         services().outage.ok()

@@ -98,6 +98,8 @@ class FastPublish:
                     room, *post, may_create=_new_room if grant.scoped else None, bot=True)
         except _NewRoom:
             return self.next(environ, start_response)  # nothing stored: Flask counts it, then stores
+        except messages.Invalid:
+            return self.next(environ, start_response)  # nothing stored: Flask answers the refusal
         except redis.RedisError as exc:
             ext.outage.failed("api.post_message", exc)
             status, code, sentence = post_failure(exc)
