@@ -313,7 +313,10 @@ def _dechunk(data):
 def test_a_slow_reader_redis_disconnects_is_not_a_redis_outage_and_resumes(own_redis, tmp_path, room,
                                                                            fault_report):
     with redis_py.Redis.from_url(own_redis.url) as admin:
-        admin.config_set("client-output-buffer-limit", "pubsub 262144 0 0")  # 256 KB, at once
+        # 64 KB, at once: each 190 KB message leaves while the socket takes it whole; once every
+        # kernel buffer on the way is full (~40 posts), the next one is over the limit. (Valkey
+        # with 256 KB took ~330 posts, 20-50 s.)
+        admin.config_set("client-output-buffer-limit", "pubsub 65536 0 0")
         server = Gunicorn(tmp_path, redis_url=own_redis.url, workers=2,
                           # the stalled reader must outlast the posts that overflow Redis's
                           # buffer for it: no send timeout or kernel timeout ends it first
