@@ -9,9 +9,10 @@ import uuid
 import warnings
 
 import pytest
+from authlib.deprecate import AuthlibDeprecationWarning  # its import sets an "always" filter for them
 
 with warnings.catch_warnings():  # the provider package still imports authlib.jose (deprecated)
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore", AuthlibDeprecationWarning)  # ahead of Authlib's own filter
     from oidc_provider_mock import User, run_server_in_thread
 
 from .servers import Gunicorn

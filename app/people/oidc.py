@@ -9,8 +9,6 @@ person's stable id (``GET /session`` kind "token"); their display name is the pr
 import logging
 import time
 
-from authlib.integrations.base_client.errors import OAuthError
-from authlib.integrations.flask_client import OAuth
 from flask import Blueprint, abort, current_app, redirect, request, session, url_for
 
 from ..ops.services import services
@@ -38,6 +36,9 @@ def init_app(app):
     cfg = app.config
     if not (cfg.get("OIDC_ISSUER") and cfg.get("OIDC_CLIENT_ID") and cfg.get("OIDC_CLIENT_SECRET")):
         return
+    # Authlib (and requests) only where a provider is set up: importing them took ~0.1 s of
+    # every worker's boot, which a reload's reconnecting clients wait for.
+    from authlib.integrations.flask_client import OAuth
     oauth = OAuth(app)
     oauth.register(
         "oidc", client_id=cfg["OIDC_CLIENT_ID"], client_secret=cfg["OIDC_CLIENT_SECRET"],
@@ -65,6 +66,7 @@ def _client():
 def login():
     """Send the browser to the provider (PKCE, state and nonce kept in the session)."""
     client = _client()
+    from authlib.integrations.base_client.errors import OAuthError  # loaded by init_app
     session["oidc_next"] = targets.local(request.args.get("next"), url_for("pages.lobby"))
     try:
         return client.authorize_redirect(url_for("oidc.callback", _external=True))
@@ -77,6 +79,7 @@ def login():
 def callback():
     """The provider sends the browser back: trade the code for tokens, sign in, 303 onwards."""
     client = _client()
+    from authlib.integrations.base_client.errors import OAuthError  # loaded by init_app
     label = current_app.config["OIDC_NAME"]
     target = targets.local(session.pop("oidc_next", None), url_for("pages.lobby"))
     try:

@@ -320,7 +320,7 @@ class Store:
         it is now, see _prior), or None when that key stored nothing (or was forgotten). Raises
         messages.KeyReused when that key stored another ``text`` (or a reply to another id)."""
         k = keys.RoomKeys(room)
-        found = self._remembered(k, user, idempotency_key, messages.request_digest(text, reply_to_id))
+        found = self._remembered(k, user, idempotency_key, messages.request_digest(text, reply_to_id or ""))
         return None if found is None else self._prior(k, found, 0)
 
     def _remembered(self, k, user, idempotency_key, digest):
