@@ -17,6 +17,15 @@ def _whole(name, default, least=1):
     return int(raw)
 
 
+def _log_level():
+    """LOG_LEVEL in capitals (INFO when unset or empty); a level logging does not know stops
+    the server with one sentence (gunicorn said only "Unable to configure root logger")."""
+    raw = os.environ.get("LOG_LEVEL", "").strip()
+    if raw and not isinstance(logging.getLevelName(raw.upper()), int):
+        sys.exit("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not %r." % raw)
+    return raw.upper() or "INFO"
+
+
 wsgi_app = "app:create_app()"
 bind = os.environ.get("BIND") or "127.0.0.1:%s" % _whole("PORT", 8000)
 workers = _whole("WEB_CONCURRENCY", os.cpu_count() or 2)
@@ -59,7 +68,7 @@ logconfig_dict = {
                                       "%(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "line",
                              "filters": ["request_id"], "stream": "ext://sys.stderr"}},
-    "root": {"level": os.environ.get("LOG_LEVEL", "INFO"), "handlers": ["console"]},
+    "root": {"level": _log_level(), "handlers": ["console"]},
     "loggers": {
         "gunicorn.error": {"level": "INFO", "handlers": ["console"], "propagate": False},
         "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": False},
@@ -175,6 +184,7 @@ def _check_settings():
     settings = _ops_module("settings")
     try:
         settings.check(settings.from_environ(os.environ), rates=False)
+        settings.check_environment(os.environ)
     except settings.SettingError as exc:
         raise RuntimeError(str(exc)) from None
 

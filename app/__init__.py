@@ -32,9 +32,10 @@ import os
 from pathlib import Path
 
 from flask import Flask
+from redis.exceptions import RedisClusterException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .ops import cli, embedded_redis, health, metrics, rooms_cli, services, settings
+from .ops import cli, cli_errors, embedded_redis, health, metrics, rooms_cli, services, settings
 from .people import account_cli, account_views, direct, identity, oidc, sessions, tokens, tokens_cli
 from .web import (
     admin_views,
@@ -70,7 +71,10 @@ def create_app(test_config=None):
         app.config.from_pyfile("config.py", silent=True)   # instance/, never committed
         app.config.from_prefixed_env("RIPPLE")             # RIPPLE_HEARTBEAT_SECONDS=15 etc.
         app.config["REDIS_URL"] = os.environ.get("REDIS_URL") or app.config["REDIS_URL"]
-        settings.check(app.config)                         # a bad one stops here, named
+        try:
+            settings.check(app.config)                     # a bad one stops here, named
+        except settings.SettingError as exc:
+            raise cli_errors.BadSetting(str(exc)) from None
     else:
         app.config.update(test_config)
     if not app.config["REDIS_URL"]:
@@ -92,7 +96,10 @@ def create_app(test_config=None):
                                        app.config["MAX_CONTENT_LENGTH"])
     app.wsgi_app = errors.LastResort(app.wsgi_app)  # outermost: JSON even if a layer fails
     request_ids.init_app(app)
-    services.init_app(app)  # app.extensions["ripple"]: every shared service, built in order
+    try:
+        services.init_app(app)  # app.extensions["ripple"]: every shared service, built in order
+    except RedisClusterException as exc:
+        raise cli_errors.ClusterUnreachable(exc, app.config["REDIS_URL"]) from exc
     tokens.init_app(app)  # publish tokens: the global one and scoped ones in Redis
     guard.init_app(app)
     errors.init_app(app)

@@ -50,3 +50,12 @@ def test_the_unreachable_redis_is_named_without_its_password():
     assert result.exit_code == 1 and "hunter2" not in result.stderr, result.stderr
     assert result.stderr.startswith("error: Redis is unreachable at redis://***@127.0.0.1:")
     assert "password=***&db=0" in result.stderr
+
+
+def test_a_redis_cluster_none_of_whose_nodes_answers_is_one_line_too():
+    # RedisCluster asks its nodes while the app is made, before any command's own handling.
+    url = "redis+cluster://:hunter2@127.0.0.1:%d" % free_port()
+    result = flask_process(url, "rooms", "list")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith("Error: Redis is unreachable at redis+cluster://***@127.0.0.1:")
+    assert "hunter2" not in result.stderr and len(result.stderr.strip().splitlines()) == 1

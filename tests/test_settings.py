@@ -2,6 +2,7 @@
 and a bad one is named as the operator wrote it, with what it must be (app/ops/settings.py)."""
 import os
 import subprocess
+import sys
 
 import pytest
 
@@ -11,6 +12,8 @@ from app.ops.settings import SettingError
 
 from .servers import ROOT, Gunicorn, free_port
 from .support import SERVER_ENV
+
+FLASK = [sys.executable, "-m", "flask", "--app", "app"]
 
 REFUSED = {
     "RIPPLE_HISTORY_LENGTH=abc": "RIPPLE_HISTORY_LENGTH must be a whole number of at least 1, not 'abc'.",
@@ -25,6 +28,14 @@ REFUSED = {
     "RIPPLE_GUESTS=maybe": "RIPPLE_GUESTS must be true or false, not 'maybe'.",
     "RIPPLE_POST_RATE_TOKEN=garbage": 'RIPPLE_POST_RATE_TOKEN must be a rate such as "20 per 10 seconds", '
                                       "not 'garbage'.",
+    # The scheme only: the rest of a URL may hold a password.
+    "REDIS_URL=ftp://:secret@host": "REDIS_URL must start with redis://, rediss://, unix://, redis+sentinel:// or "
+                                    "redis+cluster:// (it starts with ftp://).",
+    "REDIS_URL=localhost:6379": "REDIS_URL must start with redis://, rediss://, unix://, redis+sentinel:// or "
+                                "redis+cluster:// (it has no scheme).",
+    "RIPPLE_SESSION_COOKIE_SAMESITE=bogus": "RIPPLE_SESSION_COOKIE_SAMESITE must be Lax, Strict or None, not 'bogus'.",
+    "RIPPLE_JWT_SECRET=short": "RIPPLE_JWT_SECRET must be at least 32 bytes, not 5.",
+    "RIPPLE_JWT_LEEWAY_SECONDS=60": "RIPPLE_JWT_LEEWAY_SECONDS must be at most 10, not 60.",
 }
 
 
@@ -66,10 +77,37 @@ def test_the_master_reads_the_environment_as_the_app_does(setting):
     assert str(refused.value) == REFUSED[setting]
 
 
+def test_the_cookies_samesite_takes_any_case_and_is_kept_in_flasks_spelling(monkeypatch):
+    monkeypatch.setenv("RIPPLE_SESSION_COOKIE_SAMESITE", "strict")
+    assert create_app().config["SESSION_COOKIE_SAMESITE"] == "Strict"
+
+
+def test_a_bad_setting_stops_a_command_in_one_line(tmp_path):
+    env = {**os.environ, "RIPPLE_HISTORY_LENGTH": "abc", "RIPPLE_EMBEDDED_REDIS_DIR": str(tmp_path)}
+    result = subprocess.run([*FLASK, "rooms", "list"], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert (result.returncode, result.stderr) == (
+        1, "Error: RIPPLE_HISTORY_LENGTH must be a whole number of at least 1, not 'abc'.\n")
+
+
 def test_the_master_leaves_rates_to_the_app():
     config = settings.from_environ({"RIPPLE_POST_RATE_TOKEN": "garbage", "RIPPLE_GUESTS": "off"})
     settings.check(config, rates=False)  # Flask-Limiter reads rates: the workers check them
     assert config["GUESTS"] is False
+
+
+@pytest.mark.parametrize("setting, sentence", [
+    ("LOG_LEVEL=LOUD", "LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not 'LOUD'."),
+    ("RIPPLE_REDIS_MAXMEMORY=lots", 'RIPPLE_REDIS_MAXMEMORY must be a size such as "256mb" or "2gb", not \'lots\'.'),
+], ids=["log-level", "maxmemory"])
+def test_what_only_gunicorn_reads_is_refused_in_one_line(tmp_path, setting, sentence):
+    name, _, value = setting.partition("=")
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}  # the embedded Redis's settings
+    env.update(SERVER_ENV, PORT=str(free_port()), RIPPLE_EMBEDDED_REDIS_DIR=str(tmp_path), **{name: value})
+    result = subprocess.run([*Gunicorn.SCRIPT, "-c", "gunicorn.conf.py"], cwd=ROOT,
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and sentence in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and "Booting worker" not in result.stderr
 
 
 def test_a_bad_setting_stops_gunicorn_in_one_line_before_any_worker_boots(redis_url, tmp_path):

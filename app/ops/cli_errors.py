@@ -8,7 +8,24 @@ from flask import current_app
 from flask.cli import ScriptInfo
 from redis.exceptions import RedisClusterException
 
-from . import topology
+from . import settings, topology
+
+
+class BadSetting(settings.SettingError, click.ClickException):
+    """A setting the app cannot be made with. A ``flask`` command says it as click says any
+    refusal, in one line ("Error: RIPPLE_HISTORY_LENGTH must be ...", status 1), where it was a
+    traceback through Flask's loading of the app; under Gunicorn the master has said it first."""
+
+    def __init__(self, message):
+        click.ClickException.__init__(self, message)
+
+
+class ClusterUnreachable(click.ClickException):
+    """No node of a Redis Cluster answered while the app was made (RedisCluster asks them at
+    once): a ``flask`` command says so in one line, as ``unreachable`` does mid-command."""
+
+    def __init__(self, exc, url):
+        super().__init__("Redis is unreachable at %s: %s" % (topology.redacted(url), exc))
 
 
 def unreachable(exc, url=None):
