@@ -5,9 +5,10 @@ with one line and exit status 1, whichever of its steps meets it: never a traceb
 import pytest
 
 from app import create_app
+from app.ops.embedded_redis import EmbeddedRedis
 
 from .servers import free_port
-from .support import flask_process
+from .support import TOKEN, flask_process
 
 COMMANDS = [
     ["accounts", "list"], ["accounts", "disable", "ann"], ["accounts", "enable", "ann"],
@@ -59,3 +60,29 @@ def test_a_redis_cluster_none_of_whose_nodes_answers_is_one_line_too():
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     assert result.stderr.startswith("Error: Redis is unreachable at redis+cluster://***@127.0.0.1:")
     assert "hunter2" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.fixture(scope="module")
+def guarded_redis(tmp_path_factory):
+    """A Redis that asks for a password (the embedded server's way), for clients with a wrong one."""
+    server = EmbeddedRedis(tmp_path_factory.mktemp("guarded"), port=free_port(), appendonly=False,
+                           password="the-right-one")
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_a_wrong_redis_password_is_said_as_such_not_as_unreachable(guarded_redis):
+    result = flask_process("redis://:wrong@127.0.0.1:%d/0" % guarded_redis.port, "rooms", "list")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith("error: Redis at redis://***@127.0.0.1:%d/0 refused the password"
+                                    % guarded_redis.port), result.stderr
+
+
+def test_a_post_refused_by_redis_for_its_password_is_503_not_unconfirmed(guarded_redis, room):
+    # The handshake failed before any command was sent: certainly nothing was stored.
+    app = create_app({"TESTING": True, "REDIS_URL": "redis://:wrong@127.0.0.1:%d/0" % guarded_redis.port,
+                      "SECRET_KEY": "test-secret", "PUBLISH_TOKEN": TOKEN, "REDIS_SOCKET_TIMEOUT": 1})
+    answer = app.test_client().post("/rooms/%s/messages" % room, json={"text": "hi", "user": "bot"},
+                                    headers={"Authorization": "Bearer " + TOKEN})
+    assert answer.status_code == 503 and answer.get_json()["code"] == "unavailable", answer.get_data()

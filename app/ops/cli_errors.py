@@ -29,11 +29,16 @@ class ClusterUnreachable(click.ClickException):
 
 
 def unreachable(exc, url=None):
-    """Say ``exc`` (a redis.RedisError) as "error: Redis is unreachable at <url>: ..." on
-    standard error and exit with status 1. The URL is the app's ``REDIS_URL`` unless given, shown
+    """Say ``exc`` (a redis.RedisError) as "error: Redis is unreachable at <url>: ..." (or, for
+    an AuthenticationError, "... refused the password ...") on standard error and exit with
+    status 1. The URL is the app's ``REDIS_URL`` unless given, shown
     without its password (``topology.redacted``)."""
     url = current_app.config["REDIS_URL"] if url is None else url
-    click.echo("error: Redis is unreachable at %s: %s" % (topology.redacted(url), exc), err=True)
+    if isinstance(exc, redis.AuthenticationError):  # it answered: the password is the trouble
+        click.echo("error: Redis at %s refused the password (REDIS_URL's): %s" % (topology.redacted(url), exc),
+                   err=True)
+    else:
+        click.echo("error: Redis is unreachable at %s: %s" % (topology.redacted(url), exc), err=True)
     sys.exit(1)
 
 

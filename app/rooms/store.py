@@ -111,6 +111,8 @@ def unconfirmed(exc):
         return False  # Redis answered with an error: the script did not run (e.g. OOM, BUSY)
     if isinstance(exc, MasterNotFoundError):
         return False  # no sentinel named a master: nothing was sent anywhere
+    if isinstance(exc, redis.AuthenticationError):
+        return False  # refused at the handshake (a wrong or missing password), or NOAUTH: nothing ran
     text = str(exc)
     return not ("connecting to" in text or text.startswith("No connection available"))
 
