@@ -79,6 +79,18 @@ def test_the_admin_token_runs_any_room_without_a_csrf_token(admin_app):
     assert client.delete("/rooms/%s" % room, headers=BEARER).status_code == 204
 
 
+def test_the_admin_token_deletes_any_message_as_admin_and_reacts_as_no_one(admin_app):
+    client = admin_app.test_client()
+    room = new_room("spam")
+    spam = client.post("/rooms/%s/messages" % room, json={"text": "buy now", "user": "spammer"},
+                       headers={"Authorization": "Bearer " + TOKEN}).get_json()["id"]
+    path = "/rooms/%s/messages/%s" % (room, spam)
+    assert client.put(path + "/reactions/%F0%9F%91%8D", headers=BEARER).status_code == 401
+    assert client.delete(path, headers=BEARER).status_code == 204
+    history = client.get("/rooms/%s/messages" % room).get_json()["messages"]
+    assert [(m["id"], m.get("deleted"), m["text"]) for m in history] == [(spam, True, "")]
+
+
 @pytest.mark.parametrize("limit", ["0", "abc", "1001", "-1", "2.5", "²", "١٢"])
 def test_an_audit_limit_outside_1_to_1000_is_a_400_not_a_guess(admin_app, limit):
     answer = admin_app.test_client().get("/admin/api/audit?limit=" + limit, headers=BEARER)
