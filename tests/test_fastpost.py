@@ -38,6 +38,15 @@ def test_a_token_post_is_stored_and_answered_201_without_flask(client, room, via
     assert via_flask == ["/rooms/%s/messages" % room]  # only the GET went to Flask
 
 
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER", "Bearer"])
+def test_the_bearer_scheme_is_read_in_any_case(client, room, via_flask, scheme):
+    # RFC 7235 2.1: the scheme's name is case-insensitive (curl users type it either way).
+    r = client.post("/rooms/%s/messages" % room, json={"text": "hi", "user": "bot"},
+                    headers={"Authorization": "%s %s" % (scheme, TOKEN)})
+    assert r.status_code == 201 and r.get_json()["user"] == "bot"
+    assert via_flask == []  # the fast path took it
+
+
 def test_a_retried_token_post_returns_the_first_message_with_200(client, room):
     first = token_post(client, room, {"text": "once", "user": "bot"}, {"Idempotency-Key": "k-1"})
     again = token_post(client, room, {"text": "once", "user": "bot"}, {"Idempotency-Key": "k-1"})

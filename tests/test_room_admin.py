@@ -86,7 +86,7 @@ def test_the_admin_token_deletes_any_message_as_admin_and_reacts_as_no_one(admin
                        headers={"Authorization": "Bearer " + TOKEN}).get_json()["id"]
     path = "/rooms/%s/messages/%s" % (room, spam)
     assert client.put(path + "/reactions/%F0%9F%91%8D", headers=BEARER).status_code == 401
-    assert client.delete(path, headers=BEARER).status_code == 204
+    assert client.delete(path, headers={"Authorization": "bearer " + ADMIN_TOKEN}).status_code == 204
     history = client.get("/rooms/%s/messages" % room).get_json()["messages"]
     assert [(m["id"], m.get("deleted"), m["text"]) for m in history] == [(spam, True, "")]
 

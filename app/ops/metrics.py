@@ -19,6 +19,7 @@ from prometheus_client import (
     multiprocess,
 )
 
+from ..people import bearer
 from .services import services
 
 bp = Blueprint("metrics", __name__)
@@ -85,9 +86,9 @@ def allowed():
     """
     token = current_app.config.get("METRICS_TOKEN")
     if token:
-        header = request.headers.get("Authorization", "")
-        return header.startswith("Bearer ") and hmac.compare_digest(
-            header[7:].strip().encode(), str(token).encode())
+        presented = bearer.credentials(request.headers.get("Authorization"))
+        return presented is not None and hmac.compare_digest(
+            presented.encode("utf-8", "replace"), str(token).encode())
     try:
         return ipaddress.ip_address(request.remote_addr or "").is_loopback
     except ValueError:

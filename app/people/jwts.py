@@ -15,6 +15,7 @@ from flask import current_app, request
 from ..ops.services import services
 from ..rooms import messages
 from . import tokens
+from .bearer import credentials
 
 # Marks a sentence for the catalogue; the web layer answers it in the reader's language
 # (app/web/i18n.py, translate).
@@ -115,8 +116,7 @@ def bearer():
     of Bearer such as a publish token, or tokens not set up)."""
     if not services().jwts.enabled:
         return None
-    header = request.headers.get("Authorization", "")
-    value = header[7:].strip() if header.startswith("Bearer ") else ""
+    value = credentials(request.headers.get("Authorization"))
     if not value or not _SHAPE.match(value) or value == str(current_app.config.get("PUBLISH_TOKEN")):
         return None
     return value

@@ -31,6 +31,7 @@ from limits import parse_many
 from ..ops.services import services
 from ..rooms import messages
 from ..web.replies import json_error
+from . import bearer
 
 # Marks a sentence for the catalogue; the web layer answers it in the reader's language
 # (app/web/i18n.py, translate).
@@ -173,9 +174,9 @@ class PublishTokens:
 
     def grant(self, header, method="POST"):
         """The Grant an ``Authorization`` header carries; False for none (see of_environ)."""
-        if not header.startswith("Bearer "):
+        value = bearer.credentials(header)
+        if value is None:
             return False
-        value = header[7:].strip()
         if self.global_token is not None and hmac.compare_digest(value.encode("utf-8", "replace"), self.global_token):
             return self.everything
         if not value.startswith(PREFIX) or method not in _WRITES:

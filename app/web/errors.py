@@ -15,7 +15,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from ..ops.services import services
-from ..people import tokens
+from ..people import bearer, tokens
 from . import api, bodies, fastpost, form_pages, guard, headers, request_ids
 from .replies import json_error, wants_json, wants_page
 
@@ -90,7 +90,7 @@ def _http_error(exc):
         return _answer(exc, sentence % _seconds(_wait_now()))
     if isinstance(exc, CSRFError):
         missing = exc.description == "The CSRF token is missing."  # (Flask-WTF's words for "none came")
-        if missing and request.headers.get("Authorization", "").startswith("Bearer ") \
+        if missing and bearer.credentials(request.headers.get("Authorization")) is not None \
                 and request.mimetype not in api.FORM_TYPES:
             # A program's Bearer that is no publish token (mistyped, or another service's), and
             # no session to post as: say the token is not valid, not "no token came".

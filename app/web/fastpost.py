@@ -18,7 +18,7 @@ import redis
 from gunicorn.http.wsgi import Response as GunicornResponse
 
 from ..ops.services import services
-from ..people import tokens
+from ..people import bearer, tokens
 from ..rooms import keys, messages, store
 from . import bodies, cors, headers, request_ids
 
@@ -66,7 +66,7 @@ class FastPublish:
 
     def __call__(self, environ, start_response):
         if (environ.get("REQUEST_METHOD") != "POST"
-                or not environ.get("HTTP_AUTHORIZATION", "").startswith("Bearer ")
+                or bearer.credentials(environ.get("HTTP_AUTHORIZATION")) is None
                 or (self.cors and "HTTP_ORIGIN" in environ)):
             return self.next(environ, start_response)
         match = _PATH.match(environ.get("PATH_INFO", ""))

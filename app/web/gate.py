@@ -33,7 +33,7 @@ from flask import abort, current_app, g, request
 from flask_babel import lazy_gettext as _l
 
 from ..ops.services import services
-from ..people import identity
+from ..people import bearer, identity
 from ..rooms import keys, messages, moderation, records
 
 NOT_FOUND = _l("There is no room with that name.")
@@ -141,10 +141,10 @@ def banned_sentence(room, ban):
 def admin_token_presented():
     """Tell whether the request carries RIPPLE_ADMIN_TOKEN as its Bearer (constant time)."""
     expected = current_app.config.get("ADMIN_TOKEN")
-    header = request.headers.get("Authorization", "")
-    if not expected or not header.startswith("Bearer "):
+    presented = bearer.credentials(request.headers.get("Authorization"))
+    if not expected or presented is None:
         return False
-    return hmac.compare_digest(header[7:].strip().encode("utf-8", "replace"), str(expected).encode())
+    return hmac.compare_digest(presented.encode("utf-8", "replace"), str(expected).encode())
 
 
 def is_admin():
