@@ -321,3 +321,17 @@ def test_a_method_a_route_lacks_is_405_with_allow_even_without_a_csrf_token(clie
     assert client.post("/no/such/route", json={}).status_code == 404
     refused = client.post("/rooms/%s/messages" % room, json={"text": "hi"})  # a real route: still checked
     assert refused.status_code == 400 and refused.get_json()["code"] == "csrf"
+
+
+def test_a_programs_json_sent_as_a_form_is_told_to_say_json(client, room):
+    # curl -d '{...}' with a Bearer token but no Content-Type: a form, whose "text" is missing.
+    answer = client.post("/rooms/%s/messages" % room, data='{"text": "x", "user": "ci"}',
+                         headers={**BEARER, "Content-Type": "application/x-www-form-urlencoded"})
+    assert answer.status_code == 415 and answer.mimetype == "application/json"
+    assert answer.get_json() == {"code": "unsupported_type", "error": (
+        "The body looks like JSON but is sent as a form: send it with Content-Type: application/json.")}
+
+
+def test_a_program_with_a_bearer_token_gets_json_errors_for_a_form_post(client, room):
+    answer = client.post("/rooms/%s/messages" % room, data={"text": "", "user": "ci"}, headers=BEARER)
+    assert answer.status_code == 422 and answer.get_json()["code"] == "text_empty"

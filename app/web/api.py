@@ -168,6 +168,11 @@ def read_post():
             abort(400, N_("The body must be a JSON object."))
         return data.get("text"), data.get("user"), request.headers.get("Idempotency-Key"), False
     if request.mimetype in FORM_TYPES:
+        if wants_json() and request.get_data(cache=True)[:1] in (b"{", b"["):
+            # curl -d '{"text": ...}' without -H 'Content-Type: application/json': a form to
+            # the server, whose "text" field is then missing.
+            abort(415, N_("The body looks like JSON but is sent as a form: send it with "
+                          "Content-Type: application/json."))
         require_utf8_form()
         form = request.form
         key = form.get("idempotency_key") or request.headers.get("Idempotency-Key")

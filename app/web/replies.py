@@ -4,6 +4,7 @@ from urllib.parse import unquote_to_bytes
 from flask import abort, jsonify, request
 from werkzeug.exceptions import default_exceptions
 
+from ..people.bearer import credentials
 from .i18n import translate
 
 # Marks a sentence for the catalogue; the web layer answers it in the reader's language
@@ -12,8 +13,10 @@ N_ = str
 
 
 def wants_json():
-    """Tell whether the client asked for JSON rather than a page."""
-    if request.is_json:
+    """Tell whether the client asked for JSON rather than a page. A program that authenticates
+    with ``Authorization: Bearer`` always does, whatever body it sent (curl's ``-d`` alone sends a
+    form) and whatever it accepts: no browser navigation carries one."""
+    if request.is_json or credentials(request.headers.get("Authorization")) is not None:
         return True
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
