@@ -179,7 +179,8 @@ def test_the_rooms_commands_list_show_ban_and_unban(server, redis_url):
     owner = account_holder(server, "cli")
     room = new_room("cli")
     create(owner, room, "private")
-    assert room in flask(redis_url, "list").stdout
+    listed = [line for line in flask(redis_url, "list").stdout.splitlines() if line.startswith(room + "\t")]
+    assert listed and listed[0].split("\t")[1:4] == ["private", "1 member", "0 messages"]
     shown = json.loads(flask(redis_url, "show", room).stdout)
     assert shown["record"]["visibility"] == "private" and shown["members"][0]["role"] == "owner"
     victim = account_holder(server, "vic")

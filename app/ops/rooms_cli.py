@@ -22,8 +22,12 @@ def list_command():
     """List rooms: name, visibility, members, messages, last activity (UTC)."""
     with _redis_errors():
         for room in census.summaries(services().redis, census.room_names(services().redis)):
-            click.echo("%s\t%s\t%d members\t%d messages\t%s" % (
-                room["room"], room["visibility"], room["members"], room["messages"], _when(room["last"])))
+            click.echo("%s\t%s\t%s\t%s\t%s" % (room["room"], room["visibility"], _count(room["members"], "member"),
+                                               _count(room["messages"], "message"), _when(room["last"])))
+
+
+def _count(number, noun):
+    return "%d %s%s" % (number, noun, "" if number == 1 else "s")
 
 
 @bp.cli.command("show")
@@ -95,7 +99,7 @@ def trim_command():
         _fail(2, "RIPPLE_HISTORY_MAX_AGE_DAYS is not set: there is no age to trim by.")
     with _redis_errors():
         gone = sum(retention.trim(room) for room in census.room_names(services().redis, 10 ** 6))
-    click.echo("trimmed %d messages" % gone)
+    click.echo("trimmed %s" % _count(gone, "message"))
 
 
 @bp.cli.command("export")
