@@ -41,7 +41,7 @@ def test_the_page_language_follows_accept_language(client, accept, lang):
 
 def test_a_chinese_browser_reads_the_lobby_in_chinese(client):
     response = client.get("/", headers={"Accept-Language": CHINESE})
-    assert heading(response) == "聊天室"
+    assert heading(response) == "房间"
     assert 'aria-label="语言"' in response.get_data(as_text=True)
 
 
@@ -114,13 +114,13 @@ def test_a_bad_room_name_is_refused_with_the_rule_in_chinese(client, typed):
     response = client.get("/go", query_string={"room": typed}, headers={"Accept-Language": CHINESE})
     assert response.status_code == 400
     page = response.get_data(as_text=True)
-    assert "”不是有效的聊天室名称。聊天室名称为 1–64 个" in page  # one sentence filled with another
+    assert "”不是有效的房间名称。房间名称为 1–64 个" in page  # one sentence filled with another
 
 
 def test_an_empty_room_name_is_refused_in_chinese_too(client):
     response = client.get("/go", query_string={"room": "   "}, headers={"Accept-Language": CHINESE})
     assert response.status_code == 400
-    assert "“”不是有效的聊天室名称。聊天室名称为 1–64 个" in response.get_data(as_text=True)
+    assert "“”不是有效的房间名称。房间名称为 1–64 个" in response.get_data(as_text=True)
 
 
 @pytest.mark.parametrize("typed", ["admin", "Send", "Online"])  # words the catalogue also holds

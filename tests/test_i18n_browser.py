@@ -142,7 +142,7 @@ def test_the_lobby_joins_a_chinese_room_and_refuses_a_bad_name_in_chinese(contex
     page.goto("/")
     page.locator("#room-name").fill("技术 交流")
     page.get_by_role("button", name="进入").click()
-    expect(page.locator("#room-error")).to_contain_text("“技术 交流”不是有效的聊天室名称。")
+    expect(page.locator("#room-error")).to_contain_text("“技术 交流”不是有效的房间名称。")
     name = "技术交流" + room[-6:]
     page.locator("#room-name").fill(name)
     page.get_by_role("button", name="进入").click()
@@ -160,7 +160,7 @@ def test_the_switch_works_without_javascript_and_is_remembered(contexts, server,
     expect(page.locator("html")).to_have_attribute("lang", "zh-Hans")
     expect(page.get_by_role("button", name="开始聊天")).to_be_visible()
     page.goto("/")  # remembered (a cookie), over the browser's English
-    expect(page.get_by_role("heading", level=1)).to_have_text("聊天室")
+    expect(page.get_by_role("heading", level=1)).to_have_text("房间")
     page.get_by_role("button", name="English").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Rooms")
 
@@ -189,7 +189,7 @@ def test_a_json_error_has_its_code_and_a_sentence_in_the_pages_language(contexts
                               .then(async (r) => [r.status, await r.json()])""")
     status, body = answer
     assert status == 400 and body["code"] == "bad_room"
-    assert body["error"].startswith("聊天室名称")
+    assert body["error"].startswith("房间名称")
 
 
 def test_plural_and_typing_lines_in_chinese(contexts, server, room):

@@ -107,7 +107,7 @@ def test_a_refusal_in_chinese_quotes_the_tokens_own_pattern_untranslated(server,
     for form in (None, {"text": "x"}):  # the fast path and Flask
         status, body, _ = send(server.url, "/rooms/%s/messages" % room, token, {"text": "x"}, form=form,
                                headers={"Accept-Language": "zh-CN", "Accept": "application/json"})
-        assert status == 403 and "匹配“public”的聊天室" in body["error"], body
+        assert status == 403 and "匹配“public”的房间" in body["error"], body
 
 
 def test_a_scoped_token_sends_direct_messages_only_if_made_with_direct_and_only_as_its_names(
