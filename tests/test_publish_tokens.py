@@ -286,3 +286,45 @@ def test_a_scoped_tokens_json_post_takes_the_fast_path_and_a_refused_one_goes_to
     assert len(handed) == 1
     refused = client.post("/rooms/x%s/messages" % room, json={"text": "no"}, headers=auth)
     assert refused.status_code == 403 and len(handed) == 2
+
+
+def change(base_url, method, path, token, body=None):
+    """PATCH or DELETE ``path`` with ``Authorization: Bearer token``; return (status, JSON body)."""
+    conn = connect(base_url)
+    try:
+        conn.request(method, urllib.parse.quote(path), body=None if body is None else json.dumps(body).encode(),
+                     headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
+        response = conn.getresponse()
+        return response.status, json.loads(response.read() or b"{}")
+    finally:
+        conn.close()
+
+
+def test_a_token_corrects_and_deletes_what_it_posted(server, room, bot):
+    status, sent, _ = post(server.url, room, bot[1], {"text": "build 42 faild"})
+    assert status == 201 and sent["uid"].startswith("token:") and sent["bot"] is True
+    path = "/rooms/%s/messages/%s" % (room, sent["id"])
+    status, edited = change(server.url, "PATCH", path, bot[1], {"text": "build 42 failed"})
+    assert status == 200 and edited["text"] == "build 42 failed" and edited["edited_ts"] > 0
+    assert change(server.url, "DELETE", path, bot[1])[0] == 204
+
+
+def test_a_token_changes_nothing_another_token_or_a_person_posted(server, redis_url, room, bot):
+    _, other = create(redis_url, room + "*", "other-bot")
+    theirs = post(server.url, room, other, {"text": "not yours"})[1]
+    person = Browser(server.url)
+    assert person.sign_in("ann-" + uuid.uuid4().hex[:6]) == 200
+    hers = person.post(room, "mine")[1]
+    for message in (theirs, hers):
+        path = "/rooms/%s/messages/%s" % (room, message["id"])
+        assert change(server.url, "PATCH", path, bot[1], {"text": "taken over"}) == (
+            403, {"code": "not_yours_edit", "error": "You can only edit your own messages."})
+        assert change(server.url, "DELETE", path, bot[1])[1]["code"] == "not_yours_delete"
+
+
+def test_outside_its_rooms_a_token_changes_nothing(server, redis_url, room, bot):
+    _, wide = create(redis_url, "*", "wide-bot")
+    elsewhere = "x" + room
+    sent = post(server.url, elsewhere, wide, {"text": "made elsewhere"})[1]
+    status, body = change(server.url, "DELETE", "/rooms/%s/messages/%s" % (elsewhere, sent["id"]), bot[1])
+    assert status == 403 and body["code"] == "token_scope"

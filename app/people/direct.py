@@ -46,7 +46,7 @@ def post_direct(name):
         text = messages.check_text(text, current_app.config["MAX_MESSAGE_CHARS"])
         bot = grant is not None
         sender = (api.sender(claimed), None if bot else identity.current()[1])
-        uid = None if bot else identity.uid()  # names in a conversation keep meaning one person
+        uid = grant.uid if bot else identity.uid()  # names in a conversation keep meaning one person
         # One key for every copy (each device's log stores it once), made here if none came.
         key = messages.check_idempotency_key(key)
         if page and key:  # the plain form's text changed after a failed send is a new message

@@ -115,6 +115,17 @@ class Grant:
     def scoped(self):
         return self.id is not None
 
+    @property
+    def uid(self):
+        """The stable id this token's messages carry ("token:<id>"; the global token's
+        "token:global"): with it a program edits and deletes what it posted, as a person does."""
+        return "token:" + (self.id or "global")
+
+    @property
+    def acting_name(self):
+        """The name a change by this token shows (a deletion's "by"): its first name, if scoped."""
+        return self.post_as[0] if self.post_as else "ripple"
+
     def room_ok(self, room):
         """Tell whether this token may post in ``room`` (its canonical name)."""
         return self.rooms is None or any(fnmatch.fnmatchcase(room, p) for p in self.rooms)

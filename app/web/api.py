@@ -77,7 +77,7 @@ def post_message(room):
                 stored, created = services().store.publish(
                     room, user, text, storing_key, may_create=None if grant is not None and not grant.scoped
                     else guard.may_create_room, bot=grant is not None,
-                    uid=None if grant is not None else identity.uid(), reply_to=reply_to)
+                    uid=grant.uid if grant is not None else identity.uid(), reply_to=reply_to)
         services().outage.ok()
     except messages.Invalid as exc:
         gate.give_back_slow_wait()

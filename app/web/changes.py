@@ -14,7 +14,7 @@ from flask import Blueprint, Response, abort, current_app, jsonify, redirect, re
 from flask_babel import gettext as _
 
 from ..ops.services import services
-from ..people import identity
+from ..people import identity, tokens
 from ..rooms import keys, messages
 from ..rooms.conversation import SENTENCES, Person, Refused
 from . import api, gate, guard, pages
@@ -51,7 +51,12 @@ def _room(room):
         abort(400, keys.ROOM_RULE)
     # A private room's non-member: 404; a banned person changes nothing there (403 banned). A
     # free name is an empty public room: its every message id is unknown (404 unknown_message).
-    gate.require_write(canonical)
+    # A publish token goes where it posts: its rooms (403 token_scope elsewhere), as for a post.
+    grant = tokens.current()
+    if grant is not None:
+        grant.check_room(canonical)
+    else:
+        gate.require_write(canonical)
     return canonical
 
 
@@ -65,7 +70,8 @@ def person(with_admin=False):
         return Person(name, uid, True)
     name, _ = identity.current()
     if not name:
-        return None
+        grant = tokens.current()  # a program: changes what its token posted (Grant.uid)
+        return Person(grant.acting_name, grant.uid) if grant is not None else None
     admin = False
     if with_admin and identity.account():
         account = services().accounts.get(identity.account())

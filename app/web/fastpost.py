@@ -95,7 +95,7 @@ class FastPublish:
         try:
             with ext.metrics.publish_seconds.time():
                 stored, created = ext.store.publish(
-                    room, *post, may_create=_new_room if grant.scoped else None, bot=True)
+                    room, *post, may_create=_new_room if grant.scoped else None, bot=True, uid=grant.uid)
         except _NewRoom:
             return self.next(environ, start_response)  # nothing stored: Flask counts it, then stores
         except messages.Invalid:
