@@ -292,7 +292,7 @@ def _json_error_answers():
 
     def write_error(sock, status_int, reason, mesg):
         sentence, code = _GUNICORN_ERRORS.get(status_int, _INTERNAL)
-        body = json.dumps({"error": sentence, "code": code}).encode()
+        body = json.dumps({"code": code, "error": sentence}, separators=(",", ":")).encode()  # jsonify's spelling
         head = ("HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Type: application/json\r\n"
                 "X-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n"
                 "Content-Length: %d\r\n\r\n" % (status_int, reason, len(body)))

@@ -6,6 +6,7 @@ import socket
 from urllib.parse import urlsplit
 
 import pytest
+from flask import jsonify
 
 from app import create_app
 from app.web import fastpost, request_ids
@@ -103,6 +104,9 @@ def test_redis_down_answers_503_with_retry_after_and_json(redis_url, room):
     r = token_post(down.test_client(), room, {"text": "hi", "user": "bot"})
     assert r.status_code == 503 and r.headers["Retry-After"]
     assert r.get_json()["error"] == fastpost.UNAVAILABLE
+    # Spelled as Flask's jsonify spells every other error: one shape for programs.
+    with down.test_request_context():
+        assert r.get_data() == jsonify(code="unavailable", error=fastpost.UNAVAILABLE).get_data().rstrip()
 
 
 def test_a_post_after_redis_lost_its_scripts_is_stored_once(client, room, redis_client):

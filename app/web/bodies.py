@@ -14,7 +14,7 @@ import socket
 import gevent
 from flask.json.provider import DefaultJSONProvider
 
-from . import headers, request_ids
+from . import headers, replies, request_ids
 
 # Marks a sentence for the catalogue; the web layer answers it in the reader's language
 # (app/web/i18n.py, translate).
@@ -98,7 +98,7 @@ class BodyDeadline:
 
     def _too_slow(self, environ, start_response):
         logger.info("request body too slow path=%s seconds=%s", environ.get("PATH_INFO"), self.seconds)
-        body = json.dumps({"error": SLOW_BODY, "code": "timeout"}).encode()
+        body = replies.error_body(SLOW_BODY, "timeout")
         start_response("408 Request Timeout", [
             ("Content-Type", "application/json"), ("Content-Length", str(len(body))),
             ("X-Request-ID", request_ids.request_id(environ)), *headers.PLAIN])

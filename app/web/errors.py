@@ -3,7 +3,6 @@
 A plain HTML form that fails for any reason gets its own page back (app/web/form_pages.py). Rate
 limits are told as sentences with the real wait ("try again in 40 s", the Retry-After).
 """
-import json
 import logging
 import sys
 import time
@@ -17,7 +16,7 @@ from werkzeug.exceptions import HTTPException
 from ..ops.services import services
 from ..people import bearer, tokens
 from . import api, bodies, fastpost, form_pages, guard, headers, request_ids
-from .replies import json_error, wants_json, wants_page
+from .replies import error_body, json_error, wants_json, wants_page
 
 # Marks a sentence for the catalogue; the web layer answers it in the reader's language
 # (app/web/i18n.py, translate).
@@ -60,7 +59,7 @@ class LastResort:
             return self.next(environ, start_response)
         except Exception:  # noqa: BLE001 - logged with its traceback, answered as JSON
             logger.exception("request failed before the app path=%s", environ.get("PATH_INFO"))
-            body = json.dumps({"error": INTERNAL, "code": "internal"}).encode()
+            body = error_body(INTERNAL, "internal")
             start_response("500 Internal Server Error", [
                 ("Content-Type", "application/json"), ("Content-Length", str(len(body))),
                 ("X-Request-ID", request_ids.request_id(environ)), *headers.PLAIN], sys.exc_info())

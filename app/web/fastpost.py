@@ -10,7 +10,6 @@ Anything else, including every post it would have to refuse and a scoped token's
 would create a room (counted against the new-room caps there), goes on to Flask unchanged, so
 every error is Flask's; the token check's outcome goes along in the environ, checked once.
 """
-import json
 import re
 from io import BytesIO
 
@@ -20,7 +19,7 @@ from gunicorn.http.wsgi import Response as GunicornResponse
 from ..ops.services import services
 from ..people import bearer, tokens
 from ..rooms import keys, messages, store
-from . import bodies, cors, headers, request_ids
+from . import bodies, cors, headers, replies, request_ids
 
 # Marks a sentence for the catalogue; the web layer answers it in the reader's language
 # (app/web/i18n.py, translate).
@@ -81,7 +80,7 @@ class FastPublish:
             ext.outage.failed("api.post_message", exc)
             status, code, sentence = post_failure(exc, storing=False)
             return _answer(start_response, environ, _STATUS_LINES[status],
-                           json.dumps({"error": sentence, "code": code}).encode(),
+                           replies.error_body(sentence, code),
                            [("Retry-After", self.retry_after)])
         if grant is None:
             return self.next(environ, start_response)  # another Bearer: a browser's request
@@ -104,7 +103,7 @@ class FastPublish:
             ext.outage.failed("api.post_message", exc)
             status, code, sentence = post_failure(exc)
             return _answer(start_response, environ, _STATUS_LINES[status],
-                           json.dumps({"error": sentence, "code": code}).encode(),
+                           replies.error_body(sentence, code),
                            [("Retry-After", self.retry_after)])
         ext.outage.ok()
         self._published(ext).inc()
