@@ -20,10 +20,10 @@ def _whole(name, default, least=1):
 def _log_level():
     """LOG_LEVEL in capitals (INFO when unset or empty); a level logging does not know stops
     the server with one sentence (gunicorn said only "Unable to configure root logger")."""
-    raw = os.environ.get("LOG_LEVEL", "").strip()
-    if raw and not isinstance(logging.getLevelName(raw.upper()), int):
+    raw = os.environ.get("LOG_LEVEL", "INFO").strip() or "INFO"
+    if not isinstance(logging.getLevelName(raw.upper()), int):
         sys.exit("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not %r." % raw)
-    return raw.upper() or "INFO"
+    return raw.upper()
 
 
 wsgi_app = "app:create_app()"

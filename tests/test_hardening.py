@@ -23,7 +23,7 @@ from app.ops.embedded_redis import DANGEROUS_COMMANDS, EmbeddedRedis
 from app.web import errors, fastpost
 
 from .servers import ROOT, Gunicorn, is_redis, wait_until
-from .support import SERVER_ENV, TOKEN, post
+from .support import LIMITS_OFF, SERVER_ENV, TOKEN, post
 from .web import Browser
 
 # --- The embedded Redis ----------------------------------------------------------------------
@@ -84,22 +84,28 @@ def test_the_shipped_server_is_current():
 
 
 def test_a_full_embedded_redis_refuses_writes_with_a_clear_503(service_redis, room):
+    app = create_app({"TESTING": True, "REDIS_URL": service_redis.url, "PUBLISH_TOKEN": TOKEN,
+                      "SECRET_KEY": "test-secret", **LIMITS_OFF})
+    client, person = app.test_client(), app.test_client()
+    signed_in = person.post("/session", json={"name": "ann-" + uuid.uuid4().hex[:6]},  # while there is room
+                            headers={"X-CSRF-Token": person.get("/session").get_json()["csrf_token"]})
+    token = signed_in.get_json()["csrf_token"]  # a sign-in starts a new session, with its own token
     filler = redis_py.Redis.from_url(service_redis.url)
     with pytest.raises(redis_py.OutOfMemoryError):
         for i in range(10_000):  # ~10 MB past an 8 MB cap: refused, never evicted
             filler.set("filler:%d" % i, "x" * 1024)
-    app = create_app({"TESTING": True, "REDIS_URL": service_redis.url, "PUBLISH_TOKEN": TOKEN,
-                      "SECRET_KEY": "test-secret"})
-    client = app.test_client()
     headers = {"Authorization": "Bearer " + TOKEN, "Accept": "application/json"}
     path = "/rooms/%s/messages" % room
     fast = client.post(path, json={"text": "hello", "user": "ann"}, headers=headers)  # the fast path
     flask = client.post(path, data={"text": "hello", "user": "ann"}, headers=headers)  # Flask's
-    for response in (fast, flask):
+    # A program's form post (a Bearer, whatever it accepts) is answered in JSON too.
+    program = client.post(path, data={"text": "kept", "user": "ann"},
+                          headers={"Authorization": "Bearer " + TOKEN, "Accept": "text/html"})
+    for response in (fast, flask, program):
         assert response.status_code == 503, response.data
-        assert response.get_json()["error"] == fastpost.FULL
-    page = client.post(path, data={"text": "kept", "user": "ann"},  # a form without JavaScript
-                       headers={"Authorization": "Bearer " + TOKEN, "Accept": "text/html"})
+        assert response.get_json() == {"code": "full", "error": fastpost.FULL}
+    # A person's, without JavaScript: the page, the sentence and the typed text.
+    page = person.post(path, data={"text": "kept", "csrf_token": token}, headers={"Accept": "text/html"})
     assert page.status_code == 503 and b"The message store is full" in page.data and b"kept" in page.data
     assert filler.get("filler:0"), "nothing already stored was evicted"
     filler.close()

@@ -341,6 +341,32 @@ def test_a_scoped_token_publishes_in_its_room_as_its_name(server, room, scoped):
         assert bot.publish(room, "from the feed", user="feed")["user"] == "feed"
 
 
+def test_a_bot_corrects_and_deletes_its_own_message(server, room, scoped):
+    with Client(server.url, token=scoped) as bot:
+        sent = bot.publish(room, "deploy faild")
+        assert bot.edit(room, sent["id"], "deploy failed")["text"] == "deploy failed"
+        assert bot.delete(room, sent["id"]) is None
+        assert bot.delete(room, sent["id"]) is None  # again: nothing to do, no error
+        assert [(m.id, m.data.get("deleted")) for m in bot.history(room).messages] == [(sent["id"], True)]
+
+
+def test_a_bot_may_not_edit_someone_elses_message(server, ripple, room, scoped):
+    theirs = ripple.publish(room, "not the bot's", user="ann")
+    with Client(server.url, token=scoped) as bot:
+        with pytest.raises(errors.Forbidden) as caught:
+            bot.edit(room, theirs["id"], "taken over")
+    assert caught.value.code == "not_yours_edit"
+
+
+def test_the_async_client_edits_and_deletes_too(server, room, scoped):
+    async def flow():
+        async with AsyncClient(server.url, token=scoped, backoff=FAST) as bot:
+            sent = await bot.publish(room, "v1")
+            assert (await bot.edit(room, sent["id"], "v2"))["text"] == "v2"
+            assert await bot.delete(room, sent["id"]) is None
+    asyncio.run(flow())
+
+
 @pytest.mark.parametrize("where,user", [("other", "feed"), ("own", "someone-else")])
 def test_a_scoped_token_outside_its_scope_is_forbidden(server, room, scoped, where, user):
     with Client(server.url, token=scoped) as bot:

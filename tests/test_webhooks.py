@@ -4,6 +4,7 @@ killed mid-delivery loses nothing, a hanging endpoint delays neither chat nor ot
 and a bot's answer is posted in the room."""
 import json
 import os
+import re
 import signal
 import time
 import urllib.error
@@ -179,6 +180,26 @@ def test_a_429_is_retried_no_sooner_than_its_retry_after(hook_server, register, 
         first, second = receiver.requests()[:2]
     assert first.delivery == second.delivery
     assert second.at - first.at >= 2.9  # the backoff alone would have been ~0.2 s
+
+
+def attempts_counted(base_url):
+    """``ripple_webhook_attempts_total`` by outcome, as /metrics serves it (summed over workers)."""
+    with urllib.request.urlopen(base_url + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {outcome: float(value) for outcome, value in
+            re.findall(r'^ripple_webhook_attempts_total\{outcome="(\w+)"\} (\S+)$', text, re.M)}
+
+
+def test_attempts_are_counted_by_outcome_in_the_metrics(hook_server, register, room):
+    before = attempts_counted(hook_server.url)
+    assert set(before) == {"delivered", "retrying", "gave_up", "failed"}  # every series from the start
+    with Receiver(lambda request: (500, {}, b"") if request.number == 0 else (200, {}, b"")) as receiver:
+        register(receiver.url, rooms=room)
+        post(hook_server.url, room, "count me")
+        wait_until(lambda: attempts_counted(hook_server.url)["delivered"] > before["delivered"], 30,
+                   message="the delivery counted")
+    after = attempts_counted(hook_server.url)
+    assert after["retrying"] - before["retrying"] == 1 and after["delivered"] - before["delivered"] == 1
 
 
 def test_a_worker_killed_mid_delivery_does_not_lose_the_event(hook_server, register, room):

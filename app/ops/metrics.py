@@ -24,6 +24,7 @@ from .services import services
 
 bp = Blueprint("metrics", __name__)
 
+WEBHOOK_OUTCOMES = ("delivered", "retrying", "gave_up", "failed")  # app/webhooks/dispatcher.py
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
@@ -57,12 +58,19 @@ class Metrics:
                             ["log"], registry=own)
         self.repaired = Counter("ripple_messages_repaired",
                                 "Messages streams read from history to fill a gap.", ["log"], registry=own)
+        self.webhook_attempts = Counter(
+            "ripple_webhook_attempts",
+            "Webhook delivery attempts, by outcome: delivered, retrying (a retry is due), gave_up "
+            "(retried for RIPPLE_WEBHOOK_RETRY_HOURS), failed (not retryable: a 4xx).",
+            ["outcome"], registry=own)
         # Series an operator alerts on exist from the start, at 0: a dashboard shows "0", not
         # "no data", and a rule over them never waits for the first incident to see a series.
         for log in ("room", "direct"):
             self.gaps.labels(log)
             self.repaired.labels(log)
             self.published.labels(log)
+        for outcome in WEBHOOK_OUTCOMES:
+            self.webhook_attempts.labels(outcome)
         if multi:
             multiprocess.MultiProcessCollector(self.registry)
 

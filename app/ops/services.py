@@ -149,6 +149,7 @@ def init_app(app):
     # The worker's own loops report Redis failures to the outage log: one line per outage.
     for loop in (ripple.presence, ripple.addresses, ripple.webhooks.dispatcher):
         loop.outage = ripple.outage
+    ripple.webhooks.dispatcher.metrics = metrics
     app.extensions[KEY] = ripple
     return ripple
 

@@ -117,12 +117,12 @@ _on, _off = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 # What a value must be, for settings whose kind the default does not tell (check_choices).
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "redis+sentinel://", "redis+cluster://")
-SAMESITE = ("Lax", "Strict", "None")  # werkzeug refuses any other when it sets the cookie
-JWT_SECRET_MIN_BYTES = 32  # RFC 7518 3.2: an HS256 key of at least the hash's size
-JWT_LEEWAY_MAX = 10        # app/people/jwts.py MAX_LEEWAY
+_redis_schemes = ("redis://", "rediss://", "unix://", "redis+sentinel://", "redis+cluster://")
+_samesite = ("Lax", "Strict", "None")  # werkzeug refuses any other when it sets the cookie
+_jwt_secret_min_bytes = 32  # RFC 7518 3.2: an HS256 key of at least the hash's size
+_jwt_leeway_max = 10        # app/people/jwts.py MAX_LEEWAY
 # Redis's memory units (redis.conf: "1k => 1000 bytes, 1kb => 1024 bytes", also m/mb, g/gb).
-_MEMORY = re.compile(r"\A[0-9]+(?:[kmg]b?|b)?\Z", re.IGNORECASE)
+_memory = re.compile(r"\A[0-9]+(?:[kmg]b?|b)?\Z", re.IGNORECASE)
 
 
 class SettingError(ValueError):
@@ -174,37 +174,37 @@ def check(config, rates=True):
 
 def check_choices(config):
     """Check the settings in ``config`` (a mapping, changed in place) whose rule is not their
-    default's kind: REDIS_URL's scheme (REDIS_SCHEMES), the cookie's SameSite (SAMESITE, in
+    default's kind: REDIS_URL's scheme (_redis_schemes), the cookie's SameSite (_samesite, in
     Flask's spelling afterwards), an HS256 JWT secret's length, the JWT clock leeway's ceiling.
     Raises SettingError naming the first that breaks its rule."""
     url = config.get("REDIS_URL")
-    if url and not (isinstance(url, str) and url.startswith(REDIS_SCHEMES)):
+    if url and not (isinstance(url, str) and url.startswith(_redis_schemes)):
         # Only the scheme is shown: the rest may hold a password.
         found = ("it starts with %s://" % url.partition("://")[0] if isinstance(url, str) and "://" in url
                  else "it has no scheme")
         raise SettingError("REDIS_URL must start with %s or %s (%s)." % (
-            ", ".join(REDIS_SCHEMES[:-1]), REDIS_SCHEMES[-1], found))
+            ", ".join(_redis_schemes[:-1]), _redis_schemes[-1], found))
     samesite = config.get("SESSION_COOKIE_SAMESITE")
     if samesite is not None and samesite is not False:
-        if str(samesite).title() not in SAMESITE:
+        if str(samesite).title() not in _samesite:
             raise SettingError("RIPPLE_SESSION_COOKIE_SAMESITE must be Lax, Strict or None, not %r." % (samesite,))
         config["SESSION_COOKIE_SAMESITE"] = str(samesite).title()
     secret = config.get("JWT_SECRET")
-    if secret and len(str(secret).encode()) < JWT_SECRET_MIN_BYTES:
+    if secret and len(str(secret).encode()) < _jwt_secret_min_bytes:
         raise SettingError("RIPPLE_JWT_SECRET must be at least %d bytes, not %d." % (
-            JWT_SECRET_MIN_BYTES, len(str(secret).encode())))
+            _jwt_secret_min_bytes, len(str(secret).encode())))
     leeway = _number(config.get("JWT_LEEWAY_SECONDS", 0))
-    if leeway is not None and leeway > JWT_LEEWAY_MAX:
+    if leeway is not None and leeway > _jwt_leeway_max:
         raise SettingError("RIPPLE_JWT_LEEWAY_SECONDS must be at most %d, not %r." % (
-            JWT_LEEWAY_MAX, config["JWT_LEEWAY_SECONDS"]))
+            _jwt_leeway_max, config["JWT_LEEWAY_SECONDS"]))
 
 
 def check_environment(environ):
     """Check what only the environment sets for gunicorn.conf.py's embedded Redis:
     RIPPLE_REDIS_MAXMEMORY in Redis's memory units (else Valkey stops with its own "FATAL CONFIG
     FILE ERROR"). Raises SettingError."""
-    memory = environ.get("RIPPLE_REDIS_MAXMEMORY", "").strip()
-    if memory and not _MEMORY.match(memory):
+    memory = environ.get("RIPPLE_REDIS_MAXMEMORY", "256mb").strip()
+    if memory and not _memory.match(memory):
         raise SettingError('RIPPLE_REDIS_MAXMEMORY must be a size such as "256mb" or "2gb", not %r.' % memory)
 
 

@@ -29,6 +29,8 @@ def wants_page():
     Browsers name text/html in Accept for a navigation; fetch, EventSource and HTTP libraries
     send */* or nothing, so API answers stay JSON for them.
     """
+    if credentials(request.headers.get("Authorization")) is not None:
+        return False  # a program's (see wants_json)
     if request.headers.get("Sec-Fetch-Mode") == "navigate":
         return True
     named = dict(request.accept_mimetypes)

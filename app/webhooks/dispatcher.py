@@ -83,6 +83,7 @@ class Dispatcher:
         self.lease_ms = int((2 * self.timeout + 5) * 1000)
         self.pumps = {}  # webhook id -> Pump
         self.outage = None  # the worker's OutageLog (app/ops/services.py): the loops' Redis failures go there
+        self.metrics = None  # the app's Metrics (app/ops/services.py): attempts counted by outcome
         self.consumer = None
         self.session = None
         self._park = client.register_script(_PARK_LUA)
@@ -220,6 +221,8 @@ class Dispatcher:
             else:
                 record["outcome"] = "gave_up" if outcome.retry else "failed"
                 self.finish(hook_id, entry)
+        if self.metrics is not None:
+            self.metrics.webhook_attempts.labels(record["outcome"]).inc()
         # Logged before the failure is counted: a webhook shown disabled has its last attempt listed.
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.lpush(hooks.log_key(hook_id), json.dumps(record, ensure_ascii=False))

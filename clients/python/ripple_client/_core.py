@@ -43,6 +43,11 @@ def room_path(room, tail):
     return "/rooms/%s/%s" % (urllib.parse.quote(room, safe=""), tail)
 
 
+def message_path(room, message_id):
+    """``/rooms/<room>/messages/<id>`` (both percent-encoded)."""
+    return room_path(room, "messages/" + urllib.parse.quote(str(message_id), safe=""))
+
+
 def headers(token):
     return {"Authorization": "Bearer " + token} if token else {}
 

@@ -6,7 +6,17 @@ import httpx
 from httpx_sse import EventSource
 
 from . import errors
-from ._core import Backoff, Page, StreamState, headers, history_params, publish_request, retryable, room_path
+from ._core import (
+    Backoff,
+    Page,
+    StreamState,
+    headers,
+    history_params,
+    message_path,
+    publish_request,
+    retryable,
+    room_path,
+)
 from .client import _shutdown
 
 logger = logging.getLogger(__name__)
@@ -41,6 +51,14 @@ class AsyncClient:
         body, extra, key = publish_request(text, user, idempotency_key, reply_to)
         return await self._send("POST", room_path(room, "messages"), key, json=body, headers=extra)
 
+    async def edit(self, room, message_id, text):
+        """See ``Client.edit``."""
+        return await self._send("PATCH", message_path(room, message_id), None, json={"text": text})
+
+    async def delete(self, room, message_id):
+        """See ``Client.delete``."""
+        await self._send("DELETE", message_path(room, message_id), None)
+
     async def history(self, room, before=None, after=None, around=None, limit=None):
         """See ``Client.history``."""
         params = history_params(before, after, around, limit)
@@ -63,7 +81,7 @@ class AsyncClient:
                 error = errors.ConnectionFailed(errors.UNREACHABLE % exc, idempotency_key=key)
             else:
                 if response.status_code < 400:
-                    return response.json()
+                    return response.json() if response.content else None  # 204: nothing
                 error = errors.from_response(response.status_code, response.headers, response.content, key)
                 if not retryable(response.status_code):
                     raise error

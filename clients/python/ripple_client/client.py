@@ -7,7 +7,17 @@ import httpx
 from httpx_sse import EventSource
 
 from . import errors
-from ._core import Backoff, Page, StreamState, headers, history_params, publish_request, retryable, room_path
+from ._core import (
+    Backoff,
+    Page,
+    StreamState,
+    headers,
+    history_params,
+    message_path,
+    publish_request,
+    retryable,
+    room_path,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +63,19 @@ class Client:
         body, extra, key = publish_request(text, user, idempotency_key, reply_to)
         return self._send("POST", room_path(room, "messages"), key, json=body, headers=extra)
 
+    def edit(self, room, message_id, text):
+        """Replace the text of a message this client's token posted (within the server's
+        RIPPLE_EDIT_WINDOW_SECONDS); return the message as a dict (``edited_ts`` set). Safe to
+        retry: the same text again changes nothing. Raises a ``RippleError``: ``Forbidden``
+        (403: not this token's message, or outside its rooms), ``Conflict`` (409: deleted, or
+        past the edit window), ``NotFound`` (404)."""
+        return self._send("PATCH", message_path(room, message_id), None, json={"text": text})
+
+    def delete(self, room, message_id):
+        """Delete a message this client's token posted (the admin token: any); returns None.
+        Deleting a deleted message succeeds too, so a retry is safe."""
+        self._send("DELETE", message_path(room, message_id), None)
+
     def history(self, room, before=None, after=None, around=None, limit=None):
         """A ``Page`` of ``room``'s history, oldest first (at most one of before/after/around)."""
         params = history_params(before, after, around, limit)
@@ -80,7 +103,7 @@ class Client:
                 error = errors.ConnectionFailed(errors.UNREACHABLE % exc, idempotency_key=key)
             else:
                 if response.status_code < 400:
-                    return response.json()
+                    return response.json() if response.content else None  # 204: nothing
                 error = errors.from_response(response.status_code, response.headers, response.content, key)
                 if not retryable(response.status_code):
                     raise error
