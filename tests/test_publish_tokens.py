@@ -15,6 +15,9 @@ from app.web import fastpost
 
 from .servers import wait_until
 from .support import LIMITS_OFF, TOKEN, flask_cli
+from .test_accounts import account_holder
+from .test_rooms import answer as room_answer
+from .test_rooms import create as create_room
 from .web import Browser
 
 
@@ -328,3 +331,23 @@ def test_outside_its_rooms_a_token_changes_nothing(server, redis_url, room, bot)
     sent = post(server.url, elsewhere, wide, {"text": "made elsewhere"})[1]
     status, body = change(server.url, "DELETE", "/rooms/%s/messages/%s" % (elsewhere, sent["id"]), bot[1])
     assert status == 403 and body["code"] == "token_scope"
+
+
+def test_a_token_reacts_as_no_one(server, room, bot):
+    sent = post(server.url, room, bot[1], {"text": "react to me"})[1]
+    status, body = change(server.url, "PUT", "/rooms/%s/messages/%s/reactions/👍" % (room, sent["id"]), bot[1])
+    assert status == 401 and body["code"] == "signed_out"
+
+
+def test_a_token_beside_a_session_changes_nothing_the_person_may_not(server, room, bot):
+    # A person acts as themselves whatever Bearer comes with them (a proxy may add one): a
+    # banned person's edit stays refused.
+    owner = account_holder(server, "own")
+    assert create_room(owner, room)[0] == 201
+    visitor = Browser(server.url)
+    assert visitor.sign_in("vis-" + uuid.uuid4().hex[:6]) == 200
+    theirs = visitor.post(room, "before the ban")[1]
+    assert room_answer(owner, "POST", "/rooms/%s/bans" % room, body={"user": visitor.name})[0] == 201
+    status, body = room_answer(visitor, "PATCH", "/rooms/%s/messages/%s" % (room, theirs["id"]),
+                               body={"text": "edited"}, headers={"Authorization": "Bearer " + bot[1]})
+    assert status == 403 and body["code"] == "banned"

@@ -91,6 +91,15 @@ def test_the_admin_token_deletes_any_message_as_admin_and_reacts_as_no_one(admin
     assert [(m["id"], m.get("deleted"), m["text"]) for m in history] == [(spam, True, "")]
 
 
+def test_the_admin_token_deletes_in_a_private_room_too(admin_app):
+    client = admin_app.test_client()
+    room = new_room("hidden")
+    spam = client.post("/rooms/%s/messages" % room, json={"text": "buy now", "user": "spammer"},
+                       headers={"Authorization": "Bearer " + TOKEN}).get_json()["id"]
+    assert client.patch("/rooms/%s" % room, json={"visibility": "private"}, headers=BEARER).status_code == 200
+    assert client.delete("/rooms/%s/messages/%s" % (room, spam), headers=BEARER).status_code == 204
+
+
 @pytest.mark.parametrize("limit", ["0", "abc", "1001", "-1", "2.5", "²", "١٢"])
 def test_an_audit_limit_outside_1_to_1000_is_a_400_not_a_guess(admin_app, limit):
     answer = admin_app.test_client().get("/admin/api/audit?limit=" + limit, headers=BEARER)

@@ -49,29 +49,49 @@ def _room(room):
     canonical = keys.canonical_room(room)
     if canonical is None:
         abort(400, keys.ROOM_RULE)
-    # A private room's non-member: 404; a banned person changes nothing there (403 banned). A
-    # free name is an empty public room: its every message id is unknown (404 unknown_message).
-    # A publish token goes where it posts: its rooms (403 token_scope elsewhere), as for a post.
-    grant = tokens.current()
-    if grant is not None:
-        grant.check_room(canonical)
+    # Checked for whoever acts (_actor): a private room's non-member: 404; a banned person
+    # changes nothing there (403 banned). A free name is an empty public room: its every message
+    # id is unknown (404 unknown_message). The admin token sees every room; a publish token goes
+    # where it posts, its rooms (403 token_scope elsewhere).
+    kind = _actor()
+    if kind == "admin":
+        gate.access(canonical)
+    elif kind == "token":
+        tokens.current().check_room(canonical)
     else:
         gate.require_write(canonical)
     return canonical
 
 
-def person(with_admin=False):
-    """The signed-in person as a conversation.Person, or None. ``with_admin`` asks Redis whether
-    their account is a site administrator (only a deletion of someone else's message needs it);
-    then RIPPLE_ADMIN_TOKEN (``Authorization: Bearer``) acts as an administrator named "admin"
-    (gate.actor's), as it does on the rooms' other moderation routes. It edits and reacts as no one."""
-    if with_admin and gate.admin_token_presented():
+def _actor():
+    """Who acts on this request: "admin" (RIPPLE_ADMIN_TOKEN), "person" (a session, or a host
+    application's JWT), "token" (a publish token, no person), or None. A person always acts as
+    themselves, whatever Bearer a proxy added."""
+    if gate.admin_token_presented():
+        return "admin"
+    if identity.current()[0]:
+        return "person"
+    return "token" if tokens.current() is not None else None
+
+
+def person(with_admin=False, programs=False):
+    """Whoever acts (_actor) as a conversation.Person, or None. ``with_admin`` (a deletion of
+    someone else's message needs it) asks Redis whether a person's account is a site
+    administrator, and lets RIPPLE_ADMIN_TOKEN act as one named "admin" (gate.actor's), as on
+    the rooms' other moderation routes. ``programs``: a publish token acts as the author of
+    what it posted (Grant.uid): editing and deleting, never reacting."""
+    kind = _actor()
+    if kind == "admin":
+        if not with_admin:
+            return None
         uid, name = gate.actor()
         return Person(name, uid, True)
-    name, _ = identity.current()
-    if not name:
-        grant = tokens.current()  # a program: changes what its token posted (Grant.uid)
-        return Person(grant.acting_name, grant.uid) if grant is not None else None
+    if kind == "token":
+        grant = tokens.current()
+        return Person(grant.acting_name, grant.uid) if programs else None
+    if kind is None:
+        return None
+    name = identity.current()[0]
     admin = False
     if with_admin and identity.account():
         account = services().accounts.get(identity.account())
@@ -101,9 +121,10 @@ def _back(room, message_id):
     return redirect(url_for("pages.room", room=room) + "#m-" + message_id, 303)
 
 
-def _do(room, message_id, form, act, admin=False, editing=None):
-    """Run ``act(person)`` for the signed-in person; answer a refusal the way the client asked."""
-    who = person(with_admin=admin)
+def _do(room, message_id, form, act, admin=False, editing=None, programs=False):
+    """Run ``act(person)`` for whoever acts (``person``); answer a refusal the way the client
+    asked."""
+    who = person(with_admin=admin, programs=programs)
     if who is None:
         return _refused(room, Refused(401, "signed_out"), form)
     try:
@@ -141,7 +162,8 @@ def edit_message(room, message_id):
         return json_error(400, N_("The body must be a JSON object with the new text."), code="bad_body")
     max_chars = current_app.config["MAX_MESSAGE_CHARS"]
     answer = _do(room, message_id, False,
-                 lambda who: jsonify(_service().edit(room, message_id, who, data.get("text"), max_chars)))
+                 lambda who: jsonify(_service().edit(room, message_id, who, data.get("text"), max_chars)),
+                 programs=True)
     return answer
 
 
@@ -158,7 +180,7 @@ def edit_form(room, message_id):
         message = _service().edit(room, message_id, who, text, max_chars)
         return _back(room, message_id) if form else jsonify(message)
 
-    return _do(room, message_id, form, act, editing={"id": message_id, "text": text})
+    return _do(room, message_id, form, act, editing={"id": message_id, "text": text}, programs=True)
 
 
 @bp.delete("/rooms/<room>/messages/<message_id>")
@@ -167,7 +189,8 @@ def remove_message(room, message_id):
     """Delete one's own message (a site administrator: anyone's): 204."""
     room = _room(room)
     deleting = _delete(room, message_id)
-    return _do(room, message_id, False, lambda who: (deleting(who), Response(status=204))[1], admin=True)
+    return _do(room, message_id, False, lambda who: (deleting(who), Response(status=204))[1], admin=True,
+               programs=True)
 
 
 @bp.post("/rooms/<room>/messages/<message_id>/delete")
@@ -191,7 +214,7 @@ def delete_form(room, message_id):
         deleting(who)
         return _back(room, message_id) if form else Response(status=204)
 
-    return _do(room, message_id, form, act, admin=True)
+    return _do(room, message_id, form, act, admin=True, programs=True)
 
 
 @bp.get("/rooms/<room>/messages/<message_id>/delete")
