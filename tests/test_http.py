@@ -93,9 +93,17 @@ def test_a_key_remembered_before_digests_were_kept_still_returns_its_message(app
     from app.rooms import keys
     redis = app.extensions["ripple"].redis
     key = keys.RoomKeys(room).idempotency(messages.idempotency_digest("ann", "k4"))
-    redis.set(key, first.get_json()["id"], ex=60)  # the id alone, as stored before
+    redis.delete(key + ":request")  # the id alone, as the previous release stored it
     again = post_json(client, room, {"text": "other", "user": "ann"}, **{"Idempotency-Key": "k4"})
     assert again.status_code == 200 and again.get_json() == first.get_json()
+
+
+def test_the_idempotency_key_keeps_the_id_alone_as_the_previous_release_reads_it(app, client, room):
+    # A rollback, or an older host in a rolling deploy, answers a retry from the same value.
+    first = post_json(client, room, {"text": "kept", "user": "ann"}, **{"Idempotency-Key": "k5"})
+    from app.rooms import keys
+    key = keys.RoomKeys(room).idempotency(messages.idempotency_digest("ann", "k5"))
+    assert app.extensions["ripple"].redis.get(key) == first.get_json()["id"]
 
 
 def test_the_publish_function_refuses_a_key_reused_for_another_text(redis_url, room):

@@ -32,13 +32,16 @@ local function trim(log, meta, changed, length)
 end
 """
 
-# KEYS: log, channel, meta, idempotency, changed, activity channel.  ARGV: body, history length,
+# KEYS: log, channel, meta, idempotency, changed, activity channel, the idempotency key's request
+# digest.  ARGV: body, history length,
 # idempotency ttl (0 = none), payload prefix ("" for room messages, "@" for direct ones), "ask" to
 # store nothing in a log that does not exist yet (returns {-1, ''}: creating a room is counted
 # first), expiry of the log and meta in seconds (0 = none; a person's direct messages expire with
 # their session), the activity payload up to its id ("" = none: app/people/reading.py), the
-# request's digest (messages.request_digest; "" = none): kept as "<id> <digest>" with the key,
-# a retry whose digest differs stores nothing and returns {-2, id} (messages.KeyReused).
+# request's digest (messages.request_digest; "" = none): kept in a key of its own beside the
+# idempotency key (whose value stays the id alone: a host of the previous release, or a
+# rollback, reads it as before); a retry whose digest differs stores nothing and returns
+# {-2, id} (messages.KeyReused).
 # Each message's entry carries its ordinal "n" (the meta's count after it; change events have
 # none): unread counts are then two numbers' difference, never a scan (app/people/reading.py).
 # With webhooks (app/webhooks/queue.py) the last ARGV are "webhooks", the queue's cap, the room
@@ -47,17 +50,18 @@ end
 # XADD, trim, record what was trimmed, PUBLISH: all or nothing, in one slot. The published
 # payload is "<prefix><id> <previous id>\n<message json>" (app/delivery/position.py): a stream proves
 # with one comparison that it missed nothing in between, and relays the JSON as is.
-# The idempotency key remembers the id and a digest, never the text: a retry answers with the
+# The idempotency key remembers the id (and its neighbour a digest), never the text: a retry answers with the
 # message as it is now (edited, or deleted), and a deleted text is kept nowhere (returns {0, id}).
 _PUBLISH_LUA = TRIM_LUA + """
 local ttl = tonumber(ARGV[3])
 if ttl > 0 then
   local prior = redis.call('GET', KEYS[4])
   if prior then
-    local id, digest = string.match(prior, '^(%S+) (%x+)$')
-    if not id then return {0, prior} end
-    if ARGV[8] ~= '' and digest ~= ARGV[8] then return {-2, id} end
-    return {0, id}
+    if ARGV[8] ~= '' then
+      local digest = redis.call('GET', KEYS[7])
+      if digest and digest ~= ARGV[8] then return {-2, prior} end
+    end
+    return {0, prior}
   end
 end
 local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
@@ -72,7 +76,10 @@ if expiry > 0 then
   redis.call('EXPIRE', KEYS[1], expiry)
   redis.call('EXPIRE', KEYS[3], expiry)
 end
-if ttl > 0 then redis.call('SET', KEYS[4], ARGV[8] == '' and id or id .. ' ' .. ARGV[8], 'EX', ttl) end
+if ttl > 0 then
+  redis.call('SET', KEYS[4], id, 'EX', ttl)
+  if ARGV[8] ~= '' then redis.call('SET', KEYS[7], ARGV[8], 'EX', ttl) end
+end
 redis.call('PUBLISH', KEYS[2], ARGV[4] .. id .. ' ' .. prev .. '\\n' .. json)
 if ARGV[7] ~= '' then redis.call('PUBLISH', KEYS[6], ARGV[7] .. id .. '"}') end
 -- webhooks --
@@ -261,7 +268,7 @@ class Store:
         if idempotency_key is not None:
             ttl = self.idempotency_seconds
             idem = k.idempotency(messages.idempotency_digest(user, idempotency_key))
-        keys_ = [k.log, k.channel, k.meta, idem, k.changed, getattr(k, "activity", k.channel)]
+        keys_ = [k.log, k.channel, k.meta, idem, k.changed, getattr(k, "activity", k.channel), idem + ":request"]
         args = [body, self.history_length, ttl, prefix, "ask" if ask else "", int(expiry), activity, digest]
         if self.outbox is not None and not prefix:  # a room message: queued for webhooks too
             extra_keys, extra_args = self.outbox.publish_keys(k.room)
@@ -329,11 +336,9 @@ class Store:
         """What log ``k``'s idempotency key of ``user`` remembers (an id, or a whole json from
         before ids were kept), None if nothing; raises messages.KeyReused when it stored a
         request of another ``digest``. The publish script decides the same way."""
-        found = self.redis.get(k.idempotency(messages.idempotency_digest(user, idempotency_key)))
-        if found is None or found.startswith("{"):
-            return found
-        found, _, kept = found.partition(" ")
-        if kept and kept != digest:
+        idem = k.idempotency(messages.idempotency_digest(user, idempotency_key))
+        found, kept = self.redis.mget([idem, idem + ":request"])  # one slot: the key's hash tag
+        if found is not None and kept is not None and kept != digest:
             raise messages.KeyReused()
         return found
 
