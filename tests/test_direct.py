@@ -3,6 +3,8 @@ resume on reconnect on the same cursor as the room."""
 import uuid
 
 from .support import TOKEN
+from .test_accounts import account_holder
+from .test_accounts import sign_in as account_sign_in
 from .web import Browser
 
 
@@ -127,3 +129,23 @@ def test_the_publish_token_can_send_a_direct_message_as_a_service(server, room):
             headers={"Authorization": "Bearer " + TOKEN})
         assert status == 201
         assert stream.messages(1, name="direct")[0].json()["from"] == "ci"
+
+
+def test_a_programs_key_reused_for_an_account_on_two_devices_stores_on_neither(server, room):
+    # A program keeps no copy of its own: every device's log is checked before any stores it.
+    first = account_holder(server, "dev")
+    assert token_direct(server, first.name, "build 1 passed", "ci-k1") == 201
+    devices = [first]
+    for _ in range(5):  # more devices: the first one's log is then rarely the first one asked
+        devices.append(Browser(server.url))
+        assert account_sign_in(devices[-1], first.name)[0] == 200
+    assert token_direct(server, first.name, "build 2 passed", "ci-k1") == 422
+    for device in devices:
+        assert "build 2 passed" not in _replayed(device, room)
+
+
+def token_direct(server, name, text, key):
+    status, _, _ = Browser(server.url).request(
+        "POST", "/users/%s/messages" % name, body={"text": text, "user": "ci"},
+        headers={"Authorization": "Bearer " + TOKEN, "Idempotency-Key": key})
+    return status

@@ -63,6 +63,9 @@ def post_direct(name):
             sids = [owner]
         if held is None:
             raise messages.Invalid(N_("No one called “%s” is here right now.") % recipient, 404)
+        if sender[1] is None and not key.startswith("server-"):
+            # A program's own key, and no copy of its own to check first: every device's log.
+            services().store.check_direct_key(sender, held, sids, text, key)
         stored = created = None
         g.storing = True  # from here a Redis failure may leave the outcome unknown (app/web/errors.py)
         for sid in sids:  # the same key: the sender's copy is stored once, each device's once

@@ -216,6 +216,14 @@ class Store:
         return self._append(keys.PersonKeys(sender[1]), body, sender[0], idempotency_key, "@", expiry=expiry,
                             digest=digest)
 
+    def check_direct_key(self, sender, recipient_name, sids, text, idempotency_key):
+        """Raise messages.KeyReused when ``idempotency_key`` already stored another direct
+        message in any of sessions ``sids``' logs: for a sender without a copy of their own (a
+        program), whose key is otherwise checked one device at a time, after the first stored."""
+        digest = messages.request_digest(text, "@" + recipient_name)
+        for sid in sids:
+            self._remembered(keys.PersonKeys(sid), sender[0], idempotency_key, digest)
+
     def move_direct(self, from_sid, to_sid):
         """Deliver the direct messages parked under ``from_sid`` (an account signed in nowhere)
         into session ``to_sid``'s log, oldest first, each keeping its send time as ``"sent"``
