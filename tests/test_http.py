@@ -343,3 +343,12 @@ def test_a_programs_json_sent_as_a_form_is_told_to_say_json(client, room):
 def test_a_program_with_a_bearer_token_gets_json_errors_for_a_form_post(client, room):
     answer = client.post("/rooms/%s/messages" % room, data={"text": "", "user": "ci"}, headers=BEARER)
     assert answer.status_code == 422 and answer.get_json()["code"] == "text_empty"
+
+
+def test_a_browser_behind_a_gateway_that_adds_a_bearer_still_gets_pages(client, room):
+    # oauth2-proxy and the like put "Authorization: Bearer <id token>" on every request.
+    token = sign_in(client)
+    answer = client.post("/rooms/%s/messages" % room, data={"text": "via the gateway", "csrf_token": token},
+                         headers={"Authorization": "Bearer some.id.token", "Sec-Fetch-Mode": "navigate",
+                                  "Accept": "text/html"})
+    assert answer.status_code == 303

@@ -16,11 +16,19 @@ N_ = str
 def wants_json():
     """Tell whether the client asked for JSON rather than a page. A program that authenticates
     with ``Authorization: Bearer`` always does, whatever body it sent (curl's ``-d`` alone sends a
-    form) and whatever it accepts: no browser navigation carries one."""
-    if request.is_json or credentials(request.headers.get("Authorization")) is not None:
+    form) and whatever it accepts, unless a browser is navigating (a gateway in front, such as
+    oauth2-proxy, may add a Bearer to every request)."""
+    if request.is_json:
+        return True
+    if credentials(request.headers.get("Authorization")) is not None and not _navigating():
         return True
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+
+
+def _navigating():
+    """A browser loading a page (typed, a link, a plain form): Fetch Metadata says so."""
+    return request.headers.get("Sec-Fetch-Mode") == "navigate"
 
 
 def wants_page():
@@ -29,10 +37,10 @@ def wants_page():
     Browsers name text/html in Accept for a navigation; fetch, EventSource and HTTP libraries
     send */* or nothing, so API answers stay JSON for them.
     """
+    if _navigating():
+        return True
     if credentials(request.headers.get("Authorization")) is not None:
         return False  # a program's (see wants_json)
-    if request.headers.get("Sec-Fetch-Mode") == "navigate":
-        return True
     named = dict(request.accept_mimetypes)
     return named.get("text/html", 0) > named.get("application/json", 0)
 
