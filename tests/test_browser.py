@@ -241,6 +241,31 @@ def test_a_corrected_text_after_an_unanswered_post_is_a_new_message(open_room, r
     assert [m["text"] for m in history(server, room)] == ["meet at 5pm", "meet at 6pm (correction)"]
 
 
+def test_a_corrected_text_after_an_unconfirmed_answer_is_a_new_message(open_room, relay, server, room):
+    page = open_room(unique("ann"), base_url=relay.url)
+    relay.blackhole()  # the stream goes silent: the first post's message does not come back
+    answers = []
+
+    def stored_but_unconfirmed(route):  # the first post is stored, its answer a 504 "unconfirmed"
+        if route.request.method != "POST":
+            return route.fallback()
+        response = route.fetch(url=route.request.url.replace(relay.url, server.url))
+        answers.append(response.status)
+        if len(answers) == 1:
+            return route.fulfill(status=504, json={"code": "unconfirmed", "error": "Not confirmed."})
+        route.fulfill(response=response)
+
+    page.route("**/rooms/*/messages", stored_but_unconfirmed)
+    page.fill("#text", "meet at 5pm")
+    page.press("#text", "Enter")
+    expect(page.locator("[data-error]")).to_be_visible()
+    page.fill("#text", "meet at 6pm (correction)")
+    page.click(SEND)  # with the 504's key kept it was refused: 422 idempotency_key_reused
+    expect(page.locator("#text")).to_have_value("")
+    assert answers == [201, 201]
+    assert [m["text"] for m in history(server, room)] == ["meet at 5pm", "meet at 6pm (correction)"]
+
+
 def test_text_typed_while_a_message_is_sending_is_kept(open_room):
     page = open_room()
     choose_name(page, unique("ann"))

@@ -21,6 +21,7 @@ from app import create_app
 from app.ops import topology
 from app.ops.embedded_redis import EmbeddedRedis
 from app.ops.services import services
+from app.rooms import keys
 from app.webhooks import sender, signing
 
 from .conftest import LIMITS_OFF, SERVER_ENV, TOKEN, post
@@ -562,3 +563,18 @@ def test_an_unreachable_endpoints_log_entry_says_why_first():
 def test_a_receivers_retry_after_is_read_as_seconds_or_not_at_all(header, seconds):
     from app.webhooks.sender import retry_after
     assert retry_after(header) == seconds
+
+
+def test_a_redelivered_event_whose_bot_answers_differently_keeps_the_first_answer(hook_redis, room):
+    # A redelivery (after a worker died mid-attempt) may meet a receiver that answers anew.
+    app = create_app({"TESTING": True, "REDIS_URL": hook_redis.url, "SECRET_KEY": "test-secret", **LIMITS_OFF})
+    with app.app_context():
+        ripple = services(app)
+        message = json.loads(ripple.store.publish(room, "ann", "!roll", bot=True)[0])
+        hook = {"id": "h-" + uuid.uuid4().hex[:6], "bot": "dice"}
+        said = [ripple.webhooks.dispatcher.reply(hook, room, message, "d-1", sender.Outcome(
+                    200, body=json.dumps({"text": text}).encode(), content_type="application/json"))
+                for text in ("4", "6")]
+        history = ripple.store.redis.xrange(keys.RoomKeys(room).log)
+    assert said == ["posted", "posted (the answer to this delivery's first attempt stands)"]
+    assert len(history) == 2  # the message and one answer

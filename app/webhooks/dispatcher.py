@@ -271,6 +271,8 @@ class Dispatcher:
             # The delivery id as idempotency key: a repeated delivery posts the answer once.
             self.store.publish(room, hook["bot"], text, idempotency_key="webhook:" + delivery_id,
                                bot=True, uid="webhook:" + hook["id"], reply_to=quote)
+        except messages.KeyReused:  # a redelivery whose receiver answered differently this time
+            return "posted (the answer to this delivery's first attempt stands)"
         except messages.Invalid as exc:
             return "Not posted: %s" % exc
         except redis.RedisError:

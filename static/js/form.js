@@ -124,6 +124,12 @@ export function ChatForm(form, root) {
         showError((body.error || (response.status >= 500 ? STRINGS.serverFailed : STRINGS.failed)(response.status))
           + (wait && response.status === 503 ? STRINGS.wait(wait) : ''), response.status >= 500);
         if (response.status < 500 && response.status !== 429) key.value = newKey();  // rejected, not stored
+        // A 5xx keeps the key (a 504 may have stored it): a text changed before the retry is
+        // a new message, with a new key, as after no answer at all.
+        if (response.status >= 500) {
+          unconfirmed = sent;
+          if (echoed.includes(stored(sent))) confirmed();  // it came back while we waited
+        }
         return;
       }
       showError('');
