@@ -49,6 +49,7 @@ def post_direct(name):
         uid = grant.uid if bot else identity.uid()  # names in a conversation keep meaning one person
         # One key for every copy (each device's log stores it once), made here if none came.
         key = messages.check_idempotency_key(key)
+        own_key = key is not None  # the client's: it may name another message already
         if page and key:  # the plain form's text changed after a failed send is a new message
             key = messages.form_key(key, text, "@" + recipient)
         key = key or "server-" + uuid.uuid4().hex
@@ -63,7 +64,7 @@ def post_direct(name):
             sids = [owner]
         if held is None:
             raise messages.Invalid(N_("No one called “%s” is here right now.") % recipient, 404)
-        if sender[1] is None and not key.startswith("server-"):
+        if sender[1] is None and own_key:
             # A program's own key, and no copy of its own to check first: every device's log.
             services().store.check_direct_key(sender, held, sids, text, key)
         stored = created = None
