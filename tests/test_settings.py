@@ -118,3 +118,14 @@ def test_a_bad_setting_stops_gunicorn_in_one_line_before_any_worker_boots(redis_
     assert result.returncode == 1
     assert "Error: RIPPLE_HISTORY_LENGTH must be a whole number of at least 1, not 'many'." in result.stderr
     assert "Traceback" not in result.stderr and "Booting worker" not in result.stderr
+
+
+def test_a_bad_rate_stops_gunicorn_in_one_line_from_the_worker(redis_url):
+    # Only the workers read rates (Flask-Limiter's parser): the worker says it, the master stops.
+    env = {**os.environ, **SERVER_ENV, "REDIS_URL": redis_url, "PORT": str(free_port()),
+           "RIPPLE_POST_RATE_TOKEN": "garbage"}
+    result = subprocess.run([*Gunicorn.SCRIPT, "-c", "gunicorn.conf.py"], cwd=ROOT,
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert 'Error: RIPPLE_POST_RATE_TOKEN must be a rate such as "20 per 10 seconds"' in result.stderr
+    assert "Traceback" not in result.stderr, result.stderr

@@ -48,6 +48,7 @@ import gevent
 from gevent.event import Event
 from gevent.pool import Pool
 from gevent.server import StreamServer
+from gunicorn.errors import AppImportError
 from gunicorn.workers.ggevent import GeventWorker
 
 HINT_AFTER = 1.0      # seconds: a few streams are told to come back by then, replacements listening or not
@@ -134,6 +135,18 @@ class RippleWorker(GeventWorker):
             self.left_cleanly = exc.code in (0, None)
             raise
         self.left_cleanly = True
+
+    def load_wsgi(self):
+        """Make the app; a setting it refuses (a rate, which only the workers can read) or a
+        Redis Cluster that answers from no node is said in its one sentence, without a traceback:
+        gunicorn prints an AppImportError's text alone and stops the master ("App failed to
+        load"), where any other exception was "Exception in worker process" and ~40 lines."""
+        from click import ClickException  # after the fork: the master imports no more than it must
+
+        try:
+            super().load_wsgi()
+        except ClickException as exc:  # app/ops/cli_errors.py: BadSetting, ClusterUnreachable
+            raise AppImportError("Error: " + exc.format_message()) from None
 
     def patch(self):
         """gevent's monkey-patching, with the installed packages' entry points read once.
