@@ -190,15 +190,46 @@ def _check_settings():
 
 
 def _metrics_dir(server):
-    # prometheus_client's multiprocess mode: every worker writes its values here, /metrics sums
-    # them. Emptied at start so a previous run's dead workers don't count.
-    here = os.path.dirname(os.path.abspath(__file__))
-    path = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", os.path.join(here, "instance", "metrics"))
+    """prometheus_client's multiprocess mode: every worker writes its values into one directory
+    and /metrics sums them. By default that is a directory of this master's own,
+    instance/metrics/<master pid>/: two masters on one checkout (a second port against the same
+    Redis, a USR2 upgrade beside the old master) would otherwise count each other's workers and
+    empty each other's files at start. Directories of masters that are gone are removed. An
+    operator's PROMETHEUS_MULTIPROC_DIR is theirs: emptied of its *.db files at start."""
+    base = os.path.join(HERE, "instance", "metrics")
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    own = given is None or os.path.dirname(os.path.abspath(given)) == base  # unset, or a USR2 parent's
+    if own:
+        _remove_gone_masters_metrics(base)
+        given = os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.path.join(base, str(os.getpid()))
+        server.ripple_own_metrics_dir = given  # on_exit removes it
+    path = given
     os.makedirs(path, mode=0o700, exist_ok=True)
-    os.chmod(path, 0o700)
+    for directory in (base, path) if own else (path,):
+        os.chmod(directory, 0o700)
     for name in os.listdir(path):
-        if name.endswith(".db"):
+        if name.endswith(".db"):  # a previous run's dead workers must not count
             os.unlink(os.path.join(path, name))
+
+
+def _remove_gone_masters_metrics(base):
+    import shutil
+    for entry in os.listdir(base) if os.path.isdir(base) else ():
+        path = os.path.join(base, entry)
+        if entry.endswith(".db"):  # the layout before per-master directories
+            os.unlink(path)
+        elif entry.isdigit() and not _alive(int(entry)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another account's process
+        return True
+    return True
 
 
 def _check_open_files(server):
@@ -234,8 +265,12 @@ def worker_exit(server, worker):
 
 
 def on_exit(server):
-    """Stop the embedded Redis after the last worker has gone."""
+    """Stop the embedded Redis after the last worker has gone; remove this master's metrics."""
     _worker.forget_markers(server.pid)
+    own_metrics = getattr(server, "ripple_own_metrics_dir", None)
+    if own_metrics:
+        import shutil
+        shutil.rmtree(own_metrics, ignore_errors=True)
     redis = getattr(server, "ripple_embedded_redis", None)
     if redis is not None:
         redis.stop()

@@ -1,11 +1,12 @@
 """/metrics: Prometheus text, summed across all Gunicorn workers."""
+import os
 import urllib.request
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from .servers import wait_until
+from .servers import ROOT, Gunicorn, wait_until
 from .sse import SSEStream
-from .support import post
+from .support import SERVER_ENV, post
 
 
 def scrape(server):
@@ -50,3 +51,24 @@ def test_the_series_operators_alert_on_are_there_at_zero_before_any_incident(ser
                        "ripple_messages_published_total"):
             assert '%s{kind="%s"}' % (series, log) in values or '%s{log="%s"}' % (series, log) in values, (
                 series, log, sorted(name for name in values if name.startswith(series)))
+
+
+def test_two_servers_on_one_checkout_keep_their_own_metrics(redis_url, tmp_path, room):
+    # The default directory (no PROMETHEUS_MULTIPROC_DIR) is the master's own: a second server
+    # (another port on the same Redis, a USR2 upgrade) neither counts nor empties the first's.
+    first, second = (Gunicorn(tmp_path, redis_url=redis_url, env=SERVER_ENV) for _ in range(2))
+    for server in (first, second):
+        server.env.pop("PROMETHEUS_MULTIPROC_DIR")
+    published = 'ripple_messages_published_total{kind="room"}'
+    try:
+        first.start()
+        assert post(first.url, room, "counted once, by the first")[0] == 201
+        second.start()
+        assert scrape(second).get(published, 0) == 0
+        assert scrape(first)[published] == 1
+        own = os.path.join(ROOT, "instance", "metrics", str(first.process.pid))
+        assert os.path.isdir(own)
+    finally:
+        first.halt()
+        second.halt()
+    assert not os.path.exists(own)  # removed when its master exits
