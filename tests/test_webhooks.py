@@ -203,6 +203,29 @@ def test_attempts_are_counted_by_outcome_in_the_metrics(hook_server, register, r
     assert after["retrying"] - before["retrying"] == 1 and after["delivered"] - before["delivered"] == 1
 
 
+def queue_events(base_url, hook_id):
+    """``ripple_webhook_queue_events`` of one webhook by state, as /metrics serves it."""
+    with urllib.request.urlopen(base_url + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {state: float(value) for state, value in re.findall(
+        r'^ripple_webhook_queue_events\{state="(\w+)",webhook="%s"\} (\S+)$' % hook_id, text, re.M)}
+
+
+def test_the_metrics_show_what_a_stuck_webhook_has_not_finished(hook_server, register, room):
+    with Receiver() as receiver:
+        receiver.answer = receiver.hang()
+        hook = register(receiver.url, rooms=room)
+        assert queue_events(hook_server.url, hook["id"]) == {"waiting": 0, "in_flight": 0}
+        for n in range(3):
+            post(hook_server.url, room, "queued %d" % n)
+        wait_until(receiver.requests, 30, message="the first attempt, held")
+        wait_until(lambda: sum(queue_events(hook_server.url, hook["id"]).values()) == 3, 30,
+                   message="three events not finished")
+        receiver.release.set()
+        wait_until(lambda: queue_events(hook_server.url, hook["id"]) == {"waiting": 0, "in_flight": 0}, 30,
+                   message="the queue drained")
+
+
 def test_a_worker_killed_mid_delivery_does_not_lose_the_event(hook_server, register, room):
     def answer(request):
         if request.number == 0:  # hold the first attempt until its sender has been killed

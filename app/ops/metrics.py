@@ -8,6 +8,7 @@ import hmac
 import ipaddress
 import os
 
+import redis
 from flask import Blueprint, Response, abort, current_app, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -18,6 +19,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.core import GaugeMetricFamily
 
 from ..people import bearer
 from .services import services
@@ -73,6 +75,35 @@ class Metrics:
             self.webhook_attempts.labels(outcome)
         if multi:
             multiprocess.MultiProcessCollector(self.registry)
+        self.webhook_queue = WebhookQueue(self.redis_errors)
+        self.registry.register(self.webhook_queue)
+
+
+class WebhookQueue:
+    """``ripple_webhook_queue_events{webhook, state}``: each enabled webhook's events not yet
+    finished, ``waiting`` (not yet handed to a delivery) and ``in_flight`` (handed out: attempts
+    under way, retries due). Read from Redis at each scrape, by the worker that answers it (one
+    XINFO GROUPS: the queue is shared, so every worker would read the same); left out of a
+    scrape that Redis does not answer (counted in ``ripple_redis_errors_total{where="metrics"}``)."""
+
+    def __init__(self, errors):
+        self.depths = None  # a callable: app/webhooks/dispatcher.py Dispatcher.queue_depths
+        self.errors = errors  # ripple_redis_errors_total
+
+    def collect(self):
+        family = GaugeMetricFamily("ripple_webhook_queue_events",
+                                   "Events a webhook has not finished: waiting, or in flight.",
+                                   labels=["webhook", "state"])
+        try:
+            depths = self.depths() if self.depths is not None else []
+        except redis.RedisError:
+            depths = []
+            self.errors.labels("metrics").inc()
+        for hook_id, waiting, in_flight in depths:
+            if waiting is not None:
+                family.add_metric([hook_id, "waiting"], waiting)
+            family.add_metric([hook_id, "in_flight"], in_flight)
+        yield family
 
 
 

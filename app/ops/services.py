@@ -150,6 +150,7 @@ def init_app(app):
     for loop in (ripple.presence, ripple.addresses, ripple.webhooks.dispatcher):
         loop.outage = ripple.outage
     ripple.webhooks.dispatcher.metrics = metrics
+    metrics.webhook_queue.depths = ripple.webhooks.dispatcher.queue_depths  # read at each scrape
     app.extensions[KEY] = ripple
     return ripple
 

@@ -184,6 +184,22 @@ class Dispatcher:
                     self.redis.xgroup_delconsumer(queue.EVENTS, name, consumer["name"])
         return self.redis.xtrim(queue.EVENTS, minid=keys.format_stream_id(floor), approximate=False)
 
+    def queue_depths(self):
+        """What each enabled webhook has not finished, from one XINFO GROUPS of the queue (and
+        a read of the webhooks): ``[(webhook id, waiting, in_flight)]``, where ``waiting`` is the
+        events not yet handed to a delivery (the group's ``lag``; None when Redis cannot tell:
+        Redis < 7, or entries deleted inside the range) and ``in_flight`` the events handed out
+        and not finished (attempts under way and retries due). Raises redis.RedisError."""
+        enabled = [h["id"] for h in self.hooks.all() if h["enabled"]]
+        if not enabled:
+            return []
+        groups = {info["name"]: info for info in self.redis.xinfo_groups(queue.EVENTS)}
+        found = []
+        for hook_id in enabled:
+            info = groups.get(queue.group(hook_id), {})
+            found.append((hook_id, info.get("lag", 0 if not info else None), int(info.get("pending", 0))))
+        return found
+
     # --- one event, one webhook ---
 
     def deliver(self, hook, entry):
