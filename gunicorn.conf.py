@@ -169,6 +169,7 @@ def on_starting(server):
         directory, maxclients=_whole("RIPPLE_REDIS_MAXCLIENTS", 19900),
         maxmemory=os.environ.get("RIPPLE_REDIS_MAXMEMORY", "256mb"))
     redis.start()
+    redis.watch(server.log)  # restarted from its AOF should it die
     # Kept on the arbiter, not in this module: a HUP re-runs this file, and a fresh module
     # would have forgotten the server that on_exit must stop.
     server.ripple_embedded_redis = redis

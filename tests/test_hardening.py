@@ -173,6 +173,41 @@ def test_embedded_redis_survives_reloads_and_stops_with_the_master(tmp_path, roo
         again.stop()
 
 
+def ready(server):
+    try:
+        with urllib.request.urlopen(server.url + "/readyz", timeout=5) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def restarted(server, killed):
+    try:
+        return [p for p in redis_children(server) if p.pid != killed]
+    except psutil.NoSuchProcess:  # the killed one, gone while the children were listed
+        return []
+
+
+def test_an_embedded_redis_that_dies_is_restarted_from_its_aof(tmp_path, room):
+    # An OOM kill of the server: the master starts it again, history and all, and the service
+    # answers again without an operator (it stayed 503 until a full restart).
+    server = Gunicorn(tmp_path, redis_url=None, workers=2, env=embedded_env(tmp_path)).start()
+    try:
+        assert post(server.url, room, "before the kill")[0] == 201
+        (killed,) = redis_children(server)
+        killed.kill()
+        (again,) = wait_until(lambda: restarted(server, killed.pid), 20, 0.1, "a new embedded Redis")
+        wait_until(lambda: ready(server), 20, 0.1, "/readyz to answer 200 again")
+        assert post(server.url, room, "after the restart")[0] == 201
+        with urllib.request.urlopen("%s/rooms/%s/messages" % (server.url, room), timeout=10) as r:
+            assert [m["text"] for m in json.loads(r.read())["messages"]] == ["before the kill", "after the restart"]
+        assert b"has exited: restarting it from its AOF" in server.log_path.read_bytes()
+    finally:
+        server.stop()
+    wait_until(lambda: not again.is_running() or again.status() == psutil.STATUS_ZOMBIE, 10, 0.05,
+               "the restarted Redis to stop with the master, not be restarted by it")
+
+
 def test_a_usr2_upgrade_beside_the_embedded_redis_is_refused_with_what_to_do(tmp_path, room):
     # The new master would need the old one's Redis, which stops with it: it says so and goes,
     # and the running master serves on (an operator told "stop that Redis first" would stop it).

@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 
 # Commands that would let whoever holds a connection reconfigure the server (CONFIG SET dir +
@@ -24,6 +25,8 @@ DANGEROUS_COMMANDS = ("CONFIG", "DEBUG", "MODULE", "SAVE", "BGSAVE", "REPLICAOF"
 PASSWORD_FILE = "redis.password"
 MIN_SYSTEM_VERSION = (7, 0)
 _MAX_SOCKET_PATH = 100  # a unix socket path is capped near 108 bytes
+WATCH_SECONDS = 1.0      # how often the master looks whether its server still runs
+RESTART_BACKOFF_MAX = 30.0  # seconds between attempts while a restart keeps failing
 
 
 def find_binary():
@@ -134,6 +137,8 @@ class EmbeddedRedis:
         self.maxmemory = maxmemory
         self.disabled_commands = tuple(disabled_commands)
         self.process = None
+        self._stopping = False
+        self._lock = threading.Lock()  # a restart and stop() never overlap
 
     @classmethod
     def service(cls, directory, maxclients=10000, maxmemory="256mb"):
@@ -195,7 +200,7 @@ class EmbeddedRedis:
             if self._serving() and self.ping():
                 return self
             time.sleep(0.05)
-        self.stop()
+        self._end_process()
         raise RuntimeError("redis-server did not answer within %.0f s" % timeout)
 
     def _serving(self):
@@ -240,8 +245,49 @@ class EmbeddedRedis:
         except OSError:
             return False
 
+    def watch(self, log, interval=WATCH_SECONDS):
+        """Restart the server from its AOF whenever it dies (an OOM kill, a crash) until
+        ``stop()``: looked at every ``interval`` seconds by a thread of the calling process,
+        which must live as long as the server (PR_SET_PDEATHSIG follows the thread that
+        started it). ``log``: a logging.Logger (gunicorn's error log). The workers' Redis
+        clients reconnect by themselves; without this the service stayed down (503) until an
+        operator restarted it, while the master and /healthz looked well."""
+        thread = threading.Thread(target=self._watch, args=(log, interval), name="embedded-redis-watch",
+                                  daemon=True)
+        thread.start()
+        return thread
+
+    def _watch(self, log, interval):
+        backoff = interval
+        while True:
+            time.sleep(interval)
+            with self._lock:
+                if self._stopping:
+                    return
+                if self.process.poll() is None:
+                    backoff = interval
+                    continue
+                # (no exit status: gunicorn's master reaps every child, this one too, first)
+                log.error("embedded Redis (pid %d) has exited: restarting it from its AOF in %s",
+                          self.process.pid, self.directory)
+                try:
+                    self.start()
+                except (OSError, RuntimeError) as exc:
+                    log.error("embedded Redis did not restart (%s): trying again in %.0f s", exc, backoff)
+                else:
+                    log.warning("embedded Redis restarted (pid %d)", self.process.pid)
+                    continue
+            time.sleep(backoff)
+            backoff = min(backoff * 2, RESTART_BACKOFF_MAX)
+
     def stop(self, timeout=10.0):
-        """Stop the server (it flushes its AOF on SIGTERM) and wait for it to exit."""
+        """Stop the server (it flushes its AOF on SIGTERM) and wait for it to exit; a
+        ``watch`` ends and restarts it no more."""
+        self._stopping = True
+        with self._lock:
+            self._end_process(timeout)
+
+    def _end_process(self, timeout=10.0):
         if self.process is None or self.process.poll() is not None:
             return
         self.process.terminate()
