@@ -69,6 +69,33 @@ def test_a_banned_persons_reconnect_and_posts_are_refused_so_eventsource_stops(s
     assert member.request("GET", "/rooms/%s/messages" % room)[0] == 200  # public: still readable
 
 
+@pytest.mark.parametrize("again_as", [str, str.upper], ids=["same-name", "same-name-upper-case"])
+def test_a_banned_guest_signing_in_again_with_the_name_is_still_banned(server, owner, again_as):
+    room, member = room_with_member(server, owner, "public")
+    assert answer(owner, "POST", "/rooms/%s/bans" % room, body={"user": member.name})[0] == 201
+    assert member.request("DELETE", "/session")[0] == 204  # "Leave", then back as a guest
+    back = Browser(server.url)
+    assert back.sign_in(again_as(member.name)) == 200
+    stream = back.stream(room)
+    assert stream.status == 403 and json.loads(stream.response.read())["code"] == "banned"
+    stream.close()
+    status, body = back.post(room, "I'm back")
+    assert status == 403 and body["code"] == "banned"
+    other = guest(server, "oth")  # another guest name is not banned
+    assert other.post(room, "hello")[0] == 201
+
+
+def test_a_guests_ban_is_listed_under_their_name_and_lifted_by_it(server, owner):
+    room, member = room_with_member(server, owner, "public")
+    ban = answer(owner, "POST", "/rooms/%s/bans" % room, body={"user": member.name})[1]
+    assert ban["user"].startswith("name:") and ban["name"] == member.name
+    assert member.request("DELETE", "/session")[0] == 204  # nobody holds the name now
+    assert owner.request("DELETE", "/rooms/%s/bans/%s?by=name" % (room, member.name))[0] == 204
+    back = Browser(server.url)
+    assert back.sign_in(member.name) == 200
+    assert back.post(room, "back")[0] == 201
+
+
 def test_unbanning_lets_the_person_back(server, owner):
     room, member = room_with_member(server, owner, "public")
     ban = answer(owner, "POST", "/rooms/%s/bans" % room, body={"user": member.name})[1]

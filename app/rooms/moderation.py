@@ -9,7 +9,8 @@ Its reconnect meets the gate in front of the stream (404 or 403): an EventSource
 
 Control verbs on a room's channel:
   ``removed <uid>``   the member left the room's members (streams of that person end)
-  ``banned <key>``    a uid or "addr:<address>" was banned (their streams end)
+  ``banned <key>``    a uid, "addr:<address>" or a guest's "name:<folded name>" was banned
+                      (their streams end)
   ``access``          the room's visibility changed: each stream checks its access again
   ``deleted``         the room is gone: every stream ends with ``event: room-deleted``
 Control verb on a room's activity channel (heard by the streams of *other* rooms that follow

@@ -11,8 +11,9 @@ Redis layout: every key of a room shares the room's hash tag ``{r:<room>}`` (one
 - ``ripple:{r:<room>}:members`` hash: uid -> JSON {"name", "role", "since" (ms)}; role is
   "owner", "moderator" or "member". A uid is identity.uid(): an account id, a host
   application's ``sub``, or "guest:<hash of the session>".
-- ``ripple:{r:<room>}:bans``    hash: uid or "addr:<address>" -> JSON {"until" (ms, 0 = for
-  good), "name", "by", "at"} (app/rooms/moderation.py)
+- ``ripple:{r:<room>}:bans``    hash: uid, "addr:<address>" or "name:<folded name>" (a guest's
+  name: ``guest_ban_key``) -> JSON {"until" (ms, 0 = for good), "name", "by", "at"}
+  (app/rooms/moderation.py)
 - ``ripple:{r:<room>}:removed`` hash: uid -> when (ms) a moderator removed or banned them: an
   invitation made before then no longer admits them (app/rooms/invites.py)
 - ``ripple:rooms:registry``     sorted set: rooms with a record -> created (ms); spans slots,
@@ -23,6 +24,8 @@ Nothing here knows about Flask: app/rooms/gate.py asks, the views decide.
 import json
 import time
 from collections import namedtuple
+
+from ..people import names
 
 # Marks a sentence for the catalogue; the web layer answers it in the reader's language
 # (app/web/i18n.py, translate).
@@ -92,6 +95,8 @@ def now_ms():
 
 
 ACCESS_FIELDS = ("visibility", "slow", "owner")  # of a room's info hash, as access_from reads them
+GUEST_PREFIX = "guest:"  # a guest's uid (app/people/identity.py stable_id): one sign-in's
+BY_ADDRESS = 1  # the place of the address's ban among ban_fields
 
 
 def access_keys(room):
@@ -100,22 +105,36 @@ def access_keys(room):
     return [k.info, k.members, k.bans]
 
 
-def access_args(uid, address):
-    """What Rooms.access asks of those keys: the member field and the two ban fields."""
-    return [uid or "-", "addr:" + (address or "-")]
+def guest_ban_key(name):
+    """The bans hash field of a guest's name, "name:<names.fold(name)>": a guest's uid is one
+    sign-in's, so a ban of a guest is kept under the name they use (signing in again as a guest
+    with that name, or a look-alike of it, does not lift it)."""
+    return "name:" + names.fold(name)
+
+
+def ban_fields(uid, address, name=None):
+    """The bans hash fields that concern person ``uid`` (str or None), signed in as ``name``,
+    from ``address``: [uid, "addr:<address>", their guest name's key]; "-" for none."""
+    guest = uid is not None and uid.startswith(GUEST_PREFIX) and name
+    return [uid or "-", "addr:" + (address or "-"), guest_ban_key(name) if guest else "-"]
+
+
+def access_args(uid, address, name=None):
+    """What Rooms.access asks of those keys: the member field is the first of ``ban_fields``."""
+    return ban_fields(uid, address, name)
 
 
 def access_from(uid, info, member, bans, used=None):
     """The Access that Rooms.access's three replies say: ``info`` [visibility, slow, owner],
-    ``member`` the members hash's field for ``uid``, ``bans`` [by uid, by address]; ``used``:
-    whether the room's history exists (None: not asked)."""
+    ``member`` the members hash's field for ``uid``, ``bans`` [by uid, by address, by guest
+    name] (``ban_fields``); ``used``: whether the room's history exists (None: not asked)."""
     visibility, slow, owner = info
     member = member if uid else None
     role = json.loads(member).get("role") if member else None
     ban = None
     now = now_ms()
-    for by_address, raw in enumerate(bans):
-        if by_address and role in (OWNER, MODERATOR):
+    for i, raw in enumerate(bans):
+        if i == BY_ADDRESS and role in (OWNER, MODERATOR):
             continue  # an address is shared: its ban spares those nobody there may act on
         record = json.loads(raw) if raw else None
         if record and (not record.get("until") or record["until"] > now):
@@ -160,14 +179,15 @@ class Rooms:
                 "created": int(found.get("created") or 0),
                 "slow_mode_seconds": int(found.get("slow") or 0)}
 
-    def access(self, room, uid, address, log_key=None):
-        """One round trip: what ``uid`` (or None) from ``address`` may do in ``room`` (Access);
-        given the room's history key (same slot), also whether the room is ``used``."""
-        (info, members, bans), (who, where) = access_keys(room), access_args(uid, address)
+    def access(self, room, uid, address, log_key=None, name=None):
+        """One round trip: what ``uid`` (or None) signed in as ``name`` from ``address`` may do
+        in ``room`` (Access); given the room's history key (same slot), also whether the room is
+        ``used``."""
+        (info, members, bans), fields = access_keys(room), access_args(uid, address, name)
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.hmget(info, *ACCESS_FIELDS)
-            pipe.hget(members, who)  # not ECHO: a cluster's pipelines refuse it
-            pipe.hmget(bans, who, where)
+            pipe.hget(members, fields[0])  # not ECHO: a cluster's pipelines refuse it
+            pipe.hmget(bans, *fields)
             if log_key:
                 pipe.exists(log_key)
             info, member, bans, *history = pipe.execute()

@@ -103,7 +103,7 @@ class FastStream:
         conn, now_ms = ext.addresses.new_conn(), _now_ms()
         try:
             reply = opening.run_checks(ext.redis, room, found, now_ms, uid, address, True,
-                                       ext.addresses.admit_args(conn))
+                                       ext.addresses.admit_args(conn), person.name if person is not None else None)
         except redis.RedisError:
             return None  # nothing was counted: Flask's path tries again, and answers the outage
         if reply[0] == 0:

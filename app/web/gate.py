@@ -67,7 +67,8 @@ def access(room):
     the room is ``used`` comes in the same round trip)."""
     cache = g.setdefault("ripple_room_access", {})
     if room not in cache:
-        cache[room] = rooms().access(room, identity.uid(), address(), keys.RoomKeys(room).log)
+        cache[room] = rooms().access(room, identity.uid(), address(), keys.RoomKeys(room).log,
+                                     name=identity.current()[0])
     return cache[room]
 
 
@@ -268,16 +269,16 @@ def keep_retry_after(response):
 def stream_gate(room, found):
     """The StreamGate of a stream this request opens: its person's keys, and a fresh look at its
     access that needs no request (the stream runs after the request is gone)."""
-    return stream_gate_of(rooms(), room, found, identity.uid(), address())
+    return stream_gate_of(rooms(), room, found, identity.uid(), address(), identity.current()[0])
 
 
-def stream_gate_of(registry, room, found, uid, where):
-    """The StreamGate of a stream of ``room`` opened by ``uid`` (str or None) from address
-    ``where`` (str), whose Access at the open was ``found``; ``registry`` the app's Rooms.
-    Needs no request (app/web/faststream.py opens streams without one)."""
+def stream_gate_of(registry, room, found, uid, where, name=None):
+    """The StreamGate of a stream of ``room`` opened by ``uid`` (str or None, signed in as
+    ``name``) from address ``where`` (str), whose Access at the open was ``found``; ``registry``
+    the app's Rooms. Needs no request (app/web/faststream.py opens streams without one)."""
 
     def check():
-        now = registry.access(room, uid, where)
+        now = registry.access(room, uid, where, name=name)
         if now.ban is not None:
             return "banned"
         if hidden(now):
@@ -285,11 +286,11 @@ def stream_gate_of(registry, room, found, uid, where):
         return None
 
     def reads(other):
-        return may_read(registry.access(other, uid, where))
+        return may_read(registry.access(other, uid, where, name=name))
 
     # Checked once more after subscribing (a ban between this look and the subscription would
     # otherwise be missed) when there is anyone to ban or any record to change.
-    return moderation.StreamGate(room, (uid, "addr:" + where), check,
+    return moderation.StreamGate(room, [f for f in records.ban_fields(uid, where, name) if f != "-"], check,
                                  checks_on_open=found.exists or uid is not None, reads=reads)
 
 
@@ -297,22 +298,22 @@ def readable(room_names):
     """The rooms among ``room_names`` this request's person may read (in order): a private room
     they are not a member of, or are banned from, drops out. One round trip for all (a
     sidebar's rooms, mentions)."""
-    return readable_of(services().redis, room_names, identity.uid(), address())
+    return readable_of(services().redis, room_names, identity.uid(), address(), identity.current()[0])
 
 
-def readable_of(redis_client, room_names, uid, address):
-    """The rooms among ``room_names`` that person ``uid`` (str or None) from ``address`` (str)
-    may read, as ``readable``; needs no request. Raises redis.RedisError."""
+def readable_of(redis_client, room_names, uid, address, name=None):
+    """The rooms among ``room_names`` that person ``uid`` (str or None, signed in as ``name``)
+    from ``address`` (str) may read, as ``readable``; needs no request. Raises redis.RedisError."""
     room_names = list(room_names)
     if not room_names:
         return []
-    where = "addr:" + address
+    fields = records.ban_fields(uid, address, name)
     with redis_client.pipeline(transaction=False) as pipe:  # no ECHO: a cluster's pipelines refuse it
         for room in room_names:
             k = records.RecordKeys(room)
             pipe.hget(k.info, "visibility")
-            pipe.hget(k.members, uid or "-")
-            pipe.hmget(k.bans, uid or "-", where)
+            pipe.hget(k.members, fields[0])
+            pipe.hmget(k.bans, *fields)
         found = iter(pipe.execute())
     allowed, now = [], records.now_ms()
     for room in room_names:
@@ -324,7 +325,8 @@ def readable_of(redis_client, room_names, uid, address):
         if role is None:
             continue
         # The rule of Rooms.access: an address's ban spares the room's moderators and owner.
-        in_force = [json.loads(raw) for i, raw in enumerate(bans) if raw and not (i and role in records.MODERATING)]
+        in_force = [json.loads(raw) for i, raw in enumerate(bans)
+                    if raw and not (i == records.BY_ADDRESS and role in records.MODERATING)]
         if not any(not ban.get("until") or ban["until"] > now for ban in in_force):
             allowed.append(room)
     return allowed

@@ -61,17 +61,18 @@ end
 """
 
 # KEYS: the room's info, members, bans (records.access_keys); the address's streams; then the
-# limits' counters.  ARGV: the member and address-ban fields (records.access_args); admit (1/0);
-# the admission's four (AddressStreams.admit_args); the limits' (from 8).
+# limits' counters.  ARGV: the three ban fields, the first also the member field
+# (records.access_args); admit (1/0); the admission's four (AddressStreams.admit_args); the
+# limits' (from 9).
 # Returns {0, info, member, bans, admitted (1, 0, or -1: not asked)} or {1, limit, prev, cur}.
 _OPEN_LUA = _LIMITS_LUA + address_streams.ADMIT_LUA + """
-local limited = spend_limits(KEYS, 5, ARGV, 8)
+local limited = spend_limits(KEYS, 5, ARGV, 9)
 if limited then return {1, limited[1], limited[2], limited[3]} end
 local info = redis.call('HMGET', KEYS[1], 'visibility', 'slow', 'owner')
 local member = redis.call('HGET', KEYS[2], ARGV[1])
-local bans = redis.call('HMGET', KEYS[3], ARGV[1], ARGV[2])
+local bans = redis.call('HMGET', KEYS[3], ARGV[1], ARGV[2], ARGV[3])
 local admitted = -1
-if ARGV[3] == '1' then admitted = admit_address(KEYS[4], ARGV, 4) end
+if ARGV[4] == '1' then admitted = admit_address(KEYS[4], ARGV, 5) end
 return {0, info, member, bans, admitted}
 """
 
@@ -171,7 +172,7 @@ def open_stream(room, admit):
     streams, address = ripple.addresses, gate.address()
     checked = request.environ.pop(CHECKED, None)
     try:
-        found, uid = limits(), identity.uid()
+        found, uid, name = limits(), identity.uid(), identity.current()[0]
     except Exception:  # Redis failing now: an admission the fast path handed on is given back
         if checked is not None and checked[2][0] == 0 and checked[2][4] == 1:
             streams.give_back(address, checked[1])
@@ -182,7 +183,7 @@ def open_stream(room, admit):
         now_ms, conn = int(time.time() * 1000), streams.new_conn()
         if isinstance(ripple.redis, redis.RedisCluster):
             return _open_apart(room, found, now_ms, uid, address, admit, conn)
-        reply = run_checks(ripple.redis, room, found, now_ms, uid, address, admit, streams.admit_args(conn))
+        reply = run_checks(ripple.redis, room, found, now_ms, uid, address, admit, streams.admit_args(conn), name)
     if reply[0] == 1:
         _, which, prev, cur = reply
         _refuse(found[which - 1], int(prev), int(cur), now_ms)
@@ -193,16 +194,16 @@ def open_stream(room, admit):
     return Opened(room, gate.access(room), address, conn, None if admitted == -1 else bool(admitted))
 
 
-def run_checks(client, room, found, now_ms, uid, address, admit, admit_args):
+def run_checks(client, room, found, now_ms, uid, address, admit, admit_args, name=None):
     """Run the opening script on a single Redis (not a Cluster): ``found`` the Limits,
-    ``now_ms`` (int, ms since the epoch) the limits' clock, ``uid`` (str or None) and
-    ``address`` (str) whose access and admission, ``admit`` (bool), ``admit_args``
+    ``now_ms`` (int, ms since the epoch) the limits' clock, ``uid`` (str or None, signed in as
+    ``name``) and ``address`` (str) whose access and admission, ``admit`` (bool), ``admit_args``
     AddressStreams.admit_args' list. Returns the reply ``_OPEN_LUA`` documents: {1, limit
     (1-based), prev, cur} when a limit refuses (nothing counted), else {0, info, member, bans,
     admitted (1, 0, or -1: not asked)}. Needs no request. Raises redis.RedisError."""
     limit_keys, limit_args = _keys_and_args(found, now_ms)
     keys = records.access_keys(room) + [address_streams.key(address)] + limit_keys
-    args = records.access_args(uid, address) + [1 if admit else 0] + admit_args + limit_args
+    args = records.access_args(uid, address, name) + [1 if admit else 0] + admit_args + limit_args
     return _script(client)(keys=keys, args=args)
 
 
@@ -298,7 +299,8 @@ def subscription(ripple, cfg, environ, room, access, cursor, backlog, address, p
             sub.name, sub.sid, sub.account, sub.expires = person.name, person.sid, person.account, person.expires
             sub.conn, sidebar = admitted
             _follow_sidebar(ripple, sub, sidebar, person, address)
-    sub.gate = gate.stream_gate_of(ripple.rooms, room, access, uid, address)  # a ban, a removal...
+    sub.gate = gate.stream_gate_of(ripple.rooms, room, access, uid, address,  # a ban, a removal...
+                                   person.name if person is not None else None)
     if client is not None:
         # A reader that stops reading would block this stream's writes forever while Redis
         # buffers for it; with a send timeout the write fails and the stream ends (the client
@@ -318,7 +320,7 @@ def _follow_sidebar(ripple, sub, rooms, person, address):
     try:
         sids = sorted(ripple.accounts.session_ids(person.account)) if person.account else [person.sid]
         reader = reading_people.Reader(reading_people.reader_id(person.uid), sids or [person.sid])
-        rooms = gate.readable_of(ripple.redis, rooms, person.uid, address)  # a private room only while a member
+        rooms = gate.readable_of(ripple.redis, rooms, person.uid, address, person.name)  # members only in private
     except redis.RedisError:
         return
     sub.watch = [keys.RoomKeys(r).activity for r in rooms if r != sub.room][:stream.WATCHED]

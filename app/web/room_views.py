@@ -345,13 +345,19 @@ def bans(room):
             raise gate.Refused(400, SENTENCES["self"], "self")
         target = registry().member(room, uid)
         _may_act_on(actor, target["role"] if target else None)
-        key = uid
+        key = _ban_key(uid, name)
     try:
         ban = moderation().ban(room, key, name, gate.actor()[1] or "", seconds)
     except ValueError:
         raise gate.Refused(409, SENTENCES["ban_cap"] % {"limit": moderation().max_bans}, "ban_cap") from None
     record(room, "ban", name, "for %d s" % seconds if seconds else "for good")
     return done(form, manage_url(room), ban, 201)
+
+
+def _ban_key(uid, name):
+    # A guest's uid is one sign-in's: signing in again with the same name would lift a ban
+    # kept under it, so a guest's ban is kept under the name (records.guest_ban_key).
+    return records.guest_ban_key(name) if uid.startswith(records.GUEST_PREFIX) else uid
 
 
 def _address_key(text):
@@ -371,10 +377,12 @@ def unban(room, user):
     if method() != "DELETE":
         raise gate.Refused(405, _l("Use DELETE."), "method")
     if request.args.get("by") == "name":  # a name, resolved as a ban's "user" is
-        key, _ = gate.resolve(room, user)
+        uid, name = gate.resolve(room, user)
+        # (and a guest's name banned while no one holds it now)
+        candidates = ([_ban_key(uid, name)] if uid else []) + [records.guest_ban_key(user)]
     else:  # the ban's key as GET /bans lists it: never read as a name
-        key = user
-    if key is None or not moderation().unban(room, key):
+        candidates = [user]
+    if not any(moderation().unban(room, key) for key in candidates):
         raise gate.Refused(404, SENTENCES["no_ban"] % {"name": user, "room": room}, "no_ban")
     record(room, "unban", user)
     return done(form, manage_url(room))
