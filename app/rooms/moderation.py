@@ -52,14 +52,15 @@ SENTENCES = {
 }
 
 # KEYS: bans, members, channel, activity channel, info, removed.  ARGV: key, ban JSON, payload,
-# unwatch payload, now (ms).  Record the ban, end the person's membership, mark a person (not an
+# unwatch payload, now (ms), the person's uid (the key, but for a guest's name's key:
+# records.guest_ban_key).  Record the ban, end the person's membership, mark a person (not an
 # address) removed (older invitations no longer admit them, even once the ban lapses), tell their
 # streams (this room's, and, in a private room, their other rooms' that follow this one's
 # activity: a public room's activity is anyone's, and its watchers need not all look again).
 _BAN_LUA = """
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('HDEL', KEYS[2], ARGV[1])
-if string.sub(ARGV[1], 1, 5) ~= 'addr:' then redis.call('HSET', KEYS[6], ARGV[1], ARGV[5]) end
+redis.call('HDEL', KEYS[2], ARGV[6])
+if string.sub(ARGV[1], 1, 5) ~= 'addr:' then redis.call('HSET', KEYS[6], ARGV[6], ARGV[5]) end
 redis.call('PUBLISH', KEYS[3], ARGV[3])
 if redis.call('HGET', KEYS[5], 'visibility') == 'private' then redis.call('PUBLISH', KEYS[4], ARGV[4]) end
 return 1
@@ -121,10 +122,11 @@ class Moderation:
         return bool(self._remove(keys=[k.members, k.channel, keys.RoomKeys(room).activity, k.info, k.removed],
                                  args=[uid, "!#removed\n" + uid, unwatch(room), "" if leaving else now_ms()]))
 
-    def ban(self, room, key, name, by, seconds=None):
-        """Ban ``key`` (a uid, or "addr:<address>") from ``room`` for ``seconds`` (None: for
-        good); their membership and open streams end. Returns the ban record. Raises ValueError
-        past RIPPLE_ROOM_BANS_MAX bans in force."""
+    def ban(self, room, key, name, by, seconds=None, uid=None):
+        """Ban ``key`` (a uid, "addr:<address>", or a guest's name's key with the guest's
+        ``uid``) from ``room`` for ``seconds`` (None: for good); their membership and open
+        streams end. Returns the ban record. Raises ValueError past RIPPLE_ROOM_BANS_MAX bans in
+        force."""
         k = RecordKeys(room)
         if self.redis.hlen(k.bans) >= self.max_bans:
             self.active_bans(room)  # drops the expired ones
@@ -133,7 +135,8 @@ class Moderation:
         now = now_ms()
         record = {"until": now + int(seconds * 1000) if seconds else 0, "name": name, "by": by, "at": now}
         self._ban(keys=[k.bans, k.members, k.channel, keys.RoomKeys(room).activity, k.info, k.removed],
-                  args=[key, json.dumps(record, ensure_ascii=False), "!#banned\n" + key, unwatch(room), now])
+                  args=[key, json.dumps(record, ensure_ascii=False), "!#banned\n" + key, unwatch(room), now,
+                        uid or key])
         return {"user": key, **record}
 
     def unban(self, room, key):

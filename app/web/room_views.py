@@ -335,6 +335,7 @@ def bans(room):
         seconds = whole(seconds, 1, MAX_BAN_SECONDS, SENTENCES["seconds"], "bad_seconds")
     if data.get("address"):
         key, name = _address_key(data["address"]), str(data["address"]).strip()
+        banned_uid = None
     else:
         who = data.get("user_id") if data.get("user_id") else data.get("user")
         uid, name = gate.resolve(room, who, by_id=bool(data.get("user_id")))
@@ -346,8 +347,9 @@ def bans(room):
         target = registry().member(room, uid)
         _may_act_on(actor, target["role"] if target else None)
         key = _ban_key(uid, name)
+        banned_uid = uid
     try:
-        ban = moderation().ban(room, key, name, gate.actor()[1] or "", seconds)
+        ban = moderation().ban(room, key, name, gate.actor()[1] or "", seconds, uid=banned_uid)
     except ValueError:
         raise gate.Refused(409, SENTENCES["ban_cap"] % {"limit": moderation().max_bans}, "ban_cap") from None
     record(room, "ban", name, "for %d s" % seconds if seconds else "for good")
