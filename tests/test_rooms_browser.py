@@ -52,6 +52,27 @@ def test_a_person_shut_out_of_a_room_sees_why_live_and_the_page_stops_streaming(
     expect(page.locator(STATUS)).to_have_text("closed")
 
 
+def test_a_draft_for_a_deleted_room_does_not_come_back_in_a_room_of_the_same_name(open_room, server, room,
+                                                                                   owner):
+    # Posting to an unknown room makes a public one: a private room's draft must not wait,
+    # one Enter away, in the public room a reload opens after its deletion.
+    assert create(owner, room, "private")[0] == 201
+    link = invite(owner, room)["url"]
+
+    def join(page):
+        page.goto(path_of(link))
+        page.get_by_role("button", name=re.compile("Join #")).click()
+        expect(page).to_have_url(re.compile("/rooms/%s$" % room))
+
+    page = open_room(unique("gus"), before_load=join)
+    page.fill("textarea[name=text]", "only for the members")
+    assert owner.request("DELETE", "/rooms/%s" % room)[0] == 204
+    expect(page.locator("[data-notice]")).to_have_text("#%s was deleted by its owner or an administrator." % room)
+    page.reload()
+    expect(page.locator("form[data-form]")).to_be_visible()
+    expect(page.locator("textarea[name=text]")).to_have_value("")
+
+
 def register(page, name):
     page.goto("/register")
     page.fill("#name", name)

@@ -172,5 +172,11 @@ export function restoreDraft(root, form) {
   };
   box.addEventListener('input', save);
   root.addEventListener('chat:message', (e) => { if (!e.detail.live) save(); });  // sent: what is left
+  root.addEventListener('chat:removed', (e) => {
+    // The room is gone: one made later under its name is another room (posting makes a public
+    // one), and a draft written for this one must not wait there, one Enter away.
+    if (e.detail.event !== 'room-deleted') return;
+    try { sessionStorage.removeItem(draftKey(root)); } catch (err) { /* storage off */ }
+  });
   save();
 }
