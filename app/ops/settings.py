@@ -44,13 +44,13 @@ POST_RATE_TOKEN = "60 per 10 seconds"  # posts per scoped publish token (the glo
 STREAM_RATE_SESSION = "30 per minute"
 STREAM_RATE_IP = "300 per minute"
 STREAM_RESUME_RATE_IP = "3000 per minute"  # reconnects with a cursor: a reload brings them all at once
-SESSION_RATE_IP = "30 per minute"
+SESSION_RATE_IP = "120 per minute"  # an office behind one address signs in together
 # Accounts (app/people/accounts.py)
 GUESTS = True                  # RIPPLE_GUESTS=false: only account holders may sign in
 FIRST_ACCOUNT_ADMIN = False    # the first account registered on a fresh install is an admin
 SIGNIN_RATE_ACCOUNT = "10 per 5 minutes"  # password sign-ins (and changes) per account name
-SIGNIN_RATE_IP = "50 per 5 minutes"       # password sign-ins per address
-ACCOUNT_CREATE_RATE_IP = "20 per hour"    # registrations per address
+SIGNIN_RATE_IP = "200 per 5 minutes"      # password sign-ins per address (an office: one address)
+ACCOUNT_CREATE_RATE_IP = "60 per hour"    # registrations per address
 # Identity from the host application (app/people/jwts.py): one of the two keys turns it on
 JWT_SECRET = None              # HS256 shared secret
 JWT_PUBLIC_KEY = None          # RS256/ES256 public key (PEM; "\n" for newlines in one line)
@@ -65,7 +65,7 @@ OIDC_NAME = "your organisation's account"  # the button says "Sign in with <this
 CORS_ORIGINS = None            # comma-separated origins whose pages may use the API (app/web/cors.py)
 MAX_STREAMS_PER_SESSION = 10   # open streams one session may hold at once, across all workers
 MAX_STREAMS_PER_ADDRESS = 500  # open streams from one client address (an office behind one NAT)
-READ_RATE_IP = "100 per 10 seconds"     # page, lobby, history and presence reads per address
+READ_RATE_IP = "600 per 10 seconds"     # page, lobby, history and presence reads per address
 ROOM_CREATE_RATE_SESSION = "10 per hour"  # new rooms one session may create by posting
 ROOM_CREATE_RATE_IP = "60 per hour"
 PRESENCE_GRACE_SECONDS = 5     # a reload or quick reconnect within this emits no leave/join
