@@ -96,6 +96,15 @@ def test_a_guests_ban_is_listed_under_their_name_and_lifted_by_it(server, owner)
     assert back.post(room, "back")[0] == 201
 
 
+def test_a_timed_bans_refusal_says_how_long_is_left_in_the_readers_language(server, owner):
+    room, member = room_with_member(server, owner, "public")
+    answer(owner, "POST", "/rooms/%s/bans" % room, body={"user": member.name, "seconds": 600})
+    status, _, body = member.request("POST", "/rooms/%s/messages" % room, body={"text": "hm"},
+                                     headers={"Accept-Language": "zh-CN"})
+    assert status == 403
+    assert "还有 10分钟" in json.loads(body)["error"]  # the UTC time alone misled readers east of it
+
+
 def test_unbanning_lets_the_person_back(server, owner):
     room, member = room_with_member(server, owner, "public")
     ban = answer(owner, "POST", "/rooms/%s/bans" % room, body={"user": member.name})[1]

@@ -26,10 +26,11 @@ The rules, written once:
 """
 import hmac
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import redis
 from flask import abort, current_app, g, request
+from flask_babel import format_timedelta
 from flask_babel import lazy_gettext as _l
 
 from ..ops.services import services
@@ -42,7 +43,9 @@ SENTENCES = {
     "moderator": _l("Only the room's moderators and owner can do that."),
     "owner": _l("Only the room's owner can do that."),
     "banned": _l("You are banned from #%s."),
-    "banned_until": _l("You are banned from #%(room)s until %(when)s UTC."),
+    # How long, in the reader's words ("12 minutes", "12分钟"): the time is UTC, which the
+    # server alone can name, and a reader eight hours east of it misread it.
+    "banned_until": _l("You are banned from #%(room)s for %(left)s more (until %(when)s UTC)."),
 }
 
 
@@ -136,7 +139,8 @@ def banned_sentence(room, ban):
     if not ban.get("until"):
         return SENTENCES["banned"] % room
     when = datetime.fromtimestamp(ban["until"] / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M")
-    return SENTENCES["banned_until"] % {"room": room, "when": when}
+    left = timedelta(milliseconds=max(1000, ban["until"] - records.now_ms()))
+    return SENTENCES["banned_until"] % {"room": room, "when": when, "left": format_timedelta(left, threshold=2)}
 
 
 def admin_token_presented():
