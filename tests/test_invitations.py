@@ -74,7 +74,7 @@ def test_a_dead_invitations_page_says_it_expired_and_nothing_of_the_room(server,
     _kill(how, owner, room, made, redis_client, server)
     visitor = guest(server, "vis")
     status, page = answer(visitor, "GET", path_of(made["url"]), headers={"Accept": "text/html"})
-    assert status == 410 and "This invitation has expired." in page
+    assert status == 410 and "This invitation can no longer be used" in page
     assert room not in page and "plans" not in page
     status, body = answer(visitor, "GET", path_of(made["url"]))
     assert (status, body["code"]) == (410, "invite_used") and room not in json.dumps(body)

@@ -53,7 +53,9 @@ return 1
 N_ = str  # marks a message for translation (app/web/i18n.py): the web layer translates it
 SENTENCES = {
     -1: N_("This invitation is not valid: it was revoked, or never existed."),
-    -2: N_("This invitation has expired. Ask for a new one."),
+    # One sentence for every dead link, which tells its holder nothing more ("expired" was
+    # wrong for a used-up one).
+    -2: N_("This invitation can no longer be used: it expired, was used up or was revoked. Ask for a new one."),
     -3: N_("This invitation has been used as many times as it allows. Ask for a new one."),
     -4: N_("You are banned from this room."),
     -5: N_("You were removed from this room after this invitation was made; ask a moderator for a new one."),
