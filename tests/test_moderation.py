@@ -105,6 +105,15 @@ def test_a_timed_bans_refusal_says_how_long_is_left_in_the_readers_language(serv
     assert "还有 10分钟" in json.loads(body)["error"]  # the UTC time alone misled readers east of it
 
 
+def test_the_record_of_actions_reads_in_the_readers_language(server, owner):
+    room, member = room_with_member(server, owner, "public")  # joined by an invitation
+    answer(owner, "POST", "/rooms/%s/bans" % room, body={"user": member.name, "seconds": 15})
+    status, _, page = owner.request("GET", "/rooms/%s/manage" % room, headers={"Accept-Language": "zh-CN"})
+    record = page.decode().split("<table", 2)[-1]
+    assert status == 200 and "加入了" in record and "15 秒" in record
+    assert ">join<" not in record and "for 15" not in record
+
+
 def test_unbanning_lets_the_person_back(server, owner):
     room, member = room_with_member(server, owner, "public")
     ban = answer(owner, "POST", "/rooms/%s/bans" % room, body={"user": member.name})[1]

@@ -10,6 +10,7 @@ from flask_babel import lazy_gettext as _l
 
 from ..ops.services import services
 from ..rooms import keys, messages, records
+from ..rooms.moderation import N_
 from . import gate, guard, pages, targets
 from .replies import json_error, require_utf8_form, wants_json
 
@@ -109,6 +110,9 @@ def registry():
 
 def moderation():
     return services().moderation
+
+
+BAN_FOR = N_("for %d s")  # an audit entry's detail: stored in English, shown in the reader's language
 
 
 def record(room, action, target="", detail=""):
@@ -352,7 +356,7 @@ def bans(room):
         ban = moderation().ban(room, key, name, gate.actor()[1] or "", seconds, uid=banned_uid)
     except ValueError:
         raise gate.Refused(409, SENTENCES["ban_cap"] % {"limit": moderation().max_bans}, "ban_cap") from None
-    record(room, "ban", name, "for %d s" % seconds if seconds else "for good")
+    record(room, "ban", name, BAN_FOR % seconds if seconds else "for good")  # shown translated (manage.html)
     return done(form, manage_url(room), ban, 201)
 
 
