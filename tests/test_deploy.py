@@ -18,6 +18,7 @@ import pytest
 from .servers import ROOT, Gunicorn, free_port, wait_until
 from .sse import SSEStream
 from .support import SERVER_ENV, TOKEN, post
+from .web import Browser
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
@@ -41,10 +42,21 @@ def self_signed(directory):
     return cert, key, ssl.create_default_context(cafile=str(cert))
 
 
+@pytest.fixture(scope="module")
+def server(redis_url, tmp_path_factory):
+    """Ripple as the example config expects it: RIPPLE_TRUSTED_PROXIES=1, so it takes the scheme
+    and host from nginx (and Flask-WTF checks a Referer over HTTPS)."""
+    gunicorn = Gunicorn(tmp_path_factory.mktemp("behind-nginx"), redis_url=redis_url, workers=2,
+                        env=dict(SERVER_ENV, RIPPLE_TRUSTED_PROXIES="1"))
+    gunicorn.start()
+    yield gunicorn
+    gunicorn.halt()
+
+
 @pytest.fixture
 def nginx(server, tmp_path):
     """docs/deploy/nginx.conf, pointed at the test server, its TLS and port-80 servers listening
-    on free loopback ports with a self-signed certificate."""
+    on free loopback ports (never 443) with a self-signed certificate."""
     if not shutil.which(NGINX):
         pytest.skip("Debian's nginx is not installed: scripts/ensure-system-packages installs it")
     if not shutil.which("openssl"):
@@ -108,6 +120,20 @@ def test_streams_pass_through_nginx_unbuffered(nginx, server, room):
         with pytest.raises(TimeoutError):  # heartbeats, not buffered either
             stream.next(1.2)
         assert stream.comments >= 1
+
+
+def test_a_browser_signs_in_and_posts_through_nginx_on_a_port_other_than_443(nginx, room):
+    # Flask-WTF compares an HTTPS Referer with the host Ripple sees: with nginx's $host (no port)
+    # every browser sign-in and post on such a port was a 400 csrf.
+    browser = Browser(nginx.url, tls=nginx.tls)
+    page = {"Referer": nginx.url + "/rooms/" + room}  # what a browser sends, port included
+    status, _, body = browser.request("GET", "/session")
+    browser.token = json.loads(body)["csrf_token"]
+    status, _, body = browser.request("POST", "/session", body={"name": "ops-" + room[-6:]}, headers=page)
+    assert status == 200, body
+    browser.token = json.loads(body)["csrf_token"]
+    status, _, body = browser.request("POST", "/rooms/%s/messages" % room, body={"text": "hi"}, headers=page)
+    assert status == 201, body
 
 
 def test_nginx_passes_the_request_id_through(nginx):
