@@ -69,7 +69,8 @@ def nginx(server, tmp_path):
                 "listen 80;": "listen 127.0.0.1:%d;" % plain_port,
                 "listen 443 ssl http2;": "listen 127.0.0.1:%d ssl http2;" % tls_port,
                 "/etc/ssl/ripple/fullchain.pem": str(cert), "/etc/ssl/ripple/privkey.pem": str(key),
-                "/var/log/nginx/access.log": str(tmp_path / "access.log")}
+                "/var/log/nginx/access.log": str(tmp_path / "access.log"),
+                "worker_shutdown_timeout 30s;": "worker_shutdown_timeout 1s;"}
     for old, new in replaced.items():
         assert old in conf, old
         conf = conf.replace(old, new)
@@ -88,7 +89,7 @@ def nginx(server, tmp_path):
     process = subprocess.Popen([NGINX, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-g", globals_],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     running = Nginx("https://127.0.0.1:%d" % tls_port, "http://127.0.0.1:%d" % plain_port, context)
-    running.access_log = tmp_path / "access.log"
+    running.access_log, running.process = tmp_path / "access.log", process
     try:
         wait_until(lambda: _up(running), 10, 0.05, "nginx to listen")
         yield running
@@ -134,6 +135,17 @@ def test_a_browser_signs_in_and_posts_through_nginx_on_a_port_other_than_443(ngi
     browser.token = json.loads(body)["csrf_token"]
     status, _, body = browser.request("POST", "/rooms/%s/messages" % room, body={"text": "hi"}, headers=page)
     assert status == 201, body
+
+
+def test_a_reload_of_nginx_ends_the_old_workers_streams(nginx, room):
+    # Streams never end by themselves: without worker_shutdown_timeout each reload left its old
+    # workers serving them for ever. The browser reconnects to a new worker with its cursor.
+    with SSEStream("%s/rooms/%s/events" % (nginx.url, room), context=nginx.tls) as stream:
+        stream.until("ready")
+        nginx.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while stream.next(max(0.1, deadline - time.monotonic())) is not None:  # pings until it ends
+            pass
 
 
 def test_nginx_passes_the_request_id_through(nginx):
