@@ -1,6 +1,7 @@
 """Redis going away: posts get 503 + Retry-After with nothing stored, readiness says so,
 streams end with a retry hint and resume with no gap once Redis is back."""
 import json
+import logging
 import urllib.error
 import urllib.request
 
@@ -159,3 +160,28 @@ def test_a_stream_opened_during_an_outage_is_told_to_come_back(own_server, own_r
             assert event.json()["status"] == 503
         finally:
             stream.close()
+
+
+def test_the_rate_limiters_swallowed_redis_errors_are_the_outages_one_line(own_server, own_redis, room):
+    """Flask-Limiter logged an ERROR with two chained tracebacks for every request of an outage
+    (a poster: 55 of them in 37 s), where the outage is one line per worker when it starts."""
+    browser = Browser(own_server.url)
+    assert browser.sign_in("lim-" + room[-6:]) == 200
+    own_server.log_path.write_text("")  # this test's lines only
+    own_redis.stop()
+    for _ in range(6):
+        assert browser.post(room, "during")[0] == 503
+    log = own_server.log_path.read_text()
+    assert "Swallowing error" not in log and "Traceback" not in log, log
+    lines = [line for line in log.splitlines() if "redis unavailable" in line]
+    assert 1 <= len(lines) <= own_server.workers, log
+    assert redis_errors(own_server, "rate limits") >= 1  # counted, not dropped
+
+
+def test_the_rate_limiters_other_errors_are_still_logged_as_they_were(app, caplog):
+    with app.test_request_context():
+        try:
+            raise ValueError("a bug, not an outage")
+        except ValueError:
+            logging.getLogger("flask-limiter").exception("Failed to rate limit. Swallowing error")
+    assert "Swallowing error" in caplog.text and "a bug, not an outage" in caplog.text
