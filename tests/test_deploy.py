@@ -171,6 +171,7 @@ def test_gunicorns_access_log_as_deployment_md_says_names_the_client_and_the_req
         server.stop()
     line = next(line for line in log.read_text().splitlines() if "GET /readyz" in line)
     assert line.startswith("203.0.113.7 ") and "rid=0123456789abcdef0123456789abcdef" in line, line
+    assert re.search(r"^203\.0\.113\.7 \[\d\d/\w{3}/\d{4}:[^][]*\] \"GET /readyz", line), line  # one pair of brackets
 
 
 def test_a_body_over_ripples_limit_gets_ripples_own_413_through_nginx(nginx, room):
