@@ -2,6 +2,7 @@
 streams end with a retry hint and resume with no gap once Redis is back."""
 import json
 import logging
+import shutil
 import urllib.error
 import urllib.request
 
@@ -100,19 +101,44 @@ def test_an_outage_is_logged_once_per_worker_not_per_stream(own_server, own_redi
     assert 1 <= len(lines) <= 2 * own_server.workers, "\n".join(lines)
 
 
+def embedded(tmp_path, directory):
+    """A started server whose master runs its own Redis, with its files in ``directory``."""
+    env = {**SERVER_ENV, "RIPPLE_EMBEDDED_REDIS_DIR": str(directory)}
+    return Gunicorn(tmp_path, redis_url=None, workers=2, env=env).start()
+
+
+def history_texts(server, room):
+    with urllib.request.urlopen("%s/rooms/%s/messages" % (server.url, room), timeout=10) as r:
+        return [m["text"] for m in json.loads(r.read())["messages"]]
+
+
 def test_history_survives_a_full_restart_with_the_embedded_redis(tmp_path, room):
-    env = {**SERVER_ENV, "RIPPLE_EMBEDDED_REDIS_DIR": str(tmp_path / "data")}
-    first = Gunicorn(tmp_path, redis_url=None, workers=2, env=env).start()
+    first = embedded(tmp_path, tmp_path / "data")
     try:
         assert post(first.url, room, "kept across restarts")[0] == 201
     finally:
         first.stop()
-    second = Gunicorn(tmp_path, redis_url=None, workers=2, env=env).start()
+    second = embedded(tmp_path, tmp_path / "data")
     try:
-        with urllib.request.urlopen("%s/rooms/%s/messages" % (second.url, room), timeout=10) as r:
-            assert [m["text"] for m in json.loads(r.read())["messages"]] == ["kept across restarts"]
+        assert history_texts(second, room) == ["kept across restarts"]
     finally:
         second.stop()
+
+
+def test_a_copy_of_the_embedded_redis_aof_directory_restores_history_elsewhere(tmp_path, room):
+    """docs/deployment.md, "Backups, restores and upgrades": appendonlydir/, copied with the service
+    stopped, is all the history needs; redis.password is not (the next start makes another)."""
+    first = embedded(tmp_path, tmp_path / "data")
+    try:
+        assert post(first.url, room, "backed up")[0] == 201
+    finally:
+        first.stop()
+    shutil.copytree(tmp_path / "data" / "appendonlydir", tmp_path / "restored" / "appendonlydir")
+    restored = embedded(tmp_path, tmp_path / "restored")
+    try:
+        assert history_texts(restored, room) == ["backed up"]
+    finally:
+        restored.stop()
 
 
 def redis_errors(server, where):
