@@ -18,6 +18,7 @@ import pytest
 from .servers import ROOT, Gunicorn, free_port, wait_until
 from .sse import SSEStream
 from .support import SERVER_ENV, TOKEN, post
+from .web import Browser
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
@@ -41,10 +42,21 @@ def self_signed(directory):
     return cert, key, ssl.create_default_context(cafile=str(cert))
 
 
+@pytest.fixture(scope="module")
+def server(redis_url, tmp_path_factory):
+    """Ripple as the example config expects it: RIPPLE_TRUSTED_PROXIES=1, so it takes the scheme
+    and host from nginx (and Flask-WTF checks a Referer over HTTPS)."""
+    gunicorn = Gunicorn(tmp_path_factory.mktemp("behind-nginx"), redis_url=redis_url, workers=2,
+                        env=dict(SERVER_ENV, RIPPLE_TRUSTED_PROXIES="1"))
+    gunicorn.start()
+    yield gunicorn
+    gunicorn.halt()
+
+
 @pytest.fixture
 def nginx(server, tmp_path):
     """docs/deploy/nginx.conf, pointed at the test server, its TLS and port-80 servers listening
-    on free loopback ports with a self-signed certificate."""
+    on free loopback ports (never 443) with a self-signed certificate."""
     if not shutil.which(NGINX):
         pytest.skip("Debian's nginx is not installed: scripts/ensure-system-packages installs it")
     if not shutil.which("openssl"):
@@ -57,7 +69,8 @@ def nginx(server, tmp_path):
                 "listen 80;": "listen 127.0.0.1:%d;" % plain_port,
                 "listen 443 ssl http2;": "listen 127.0.0.1:%d ssl http2;" % tls_port,
                 "/etc/ssl/ripple/fullchain.pem": str(cert), "/etc/ssl/ripple/privkey.pem": str(key),
-                "/var/log/nginx/access.log": str(tmp_path / "access.log")}
+                "/var/log/nginx/access.log": str(tmp_path / "access.log"),
+                "worker_shutdown_timeout 30s;": "worker_shutdown_timeout 1s;"}
     for old, new in replaced.items():
         assert old in conf, old
         conf = conf.replace(old, new)
@@ -76,7 +89,7 @@ def nginx(server, tmp_path):
     process = subprocess.Popen([NGINX, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-g", globals_],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     running = Nginx("https://127.0.0.1:%d" % tls_port, "http://127.0.0.1:%d" % plain_port, context)
-    running.access_log = tmp_path / "access.log"
+    running.access_log, running.process = tmp_path / "access.log", process
     try:
         wait_until(lambda: _up(running), 10, 0.05, "nginx to listen")
         yield running
@@ -110,6 +123,31 @@ def test_streams_pass_through_nginx_unbuffered(nginx, server, room):
         assert stream.comments >= 1
 
 
+def test_a_browser_signs_in_and_posts_through_nginx_on_a_port_other_than_443(nginx, room):
+    # Flask-WTF compares an HTTPS Referer with the host Ripple sees: with nginx's $host (no port)
+    # every browser sign-in and post on such a port was a 400 csrf.
+    browser = Browser(nginx.url, tls=nginx.tls)
+    page = {"Referer": nginx.url + "/rooms/" + room}  # what a browser sends, port included
+    status, _, body = browser.request("GET", "/session")
+    browser.token = json.loads(body)["csrf_token"]
+    status, _, body = browser.request("POST", "/session", body={"name": "ops-" + room[-6:]}, headers=page)
+    assert status == 200, body
+    browser.token = json.loads(body)["csrf_token"]
+    status, _, body = browser.request("POST", "/rooms/%s/messages" % room, body={"text": "hi"}, headers=page)
+    assert status == 201, body
+
+
+def test_a_reload_of_nginx_ends_the_old_workers_streams(nginx, room):
+    # Streams never end by themselves: without worker_shutdown_timeout each reload left its old
+    # workers serving them for ever. The browser reconnects to a new worker with its cursor.
+    with SSEStream("%s/rooms/%s/events" % (nginx.url, room), context=nginx.tls) as stream:
+        stream.until("ready")
+        nginx.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while stream.next(max(0.1, deadline - time.monotonic())) is not None:  # pings until it ends
+            pass
+
+
 def test_nginx_passes_the_request_id_through(nginx):
     with nginx.open("/healthz") as r:
         assert len(r.headers["X-Request-ID"]) == 32  # nginx's $request_id, echoed by Ripple
@@ -133,6 +171,7 @@ def test_gunicorns_access_log_as_deployment_md_says_names_the_client_and_the_req
         server.stop()
     line = next(line for line in log.read_text().splitlines() if "GET /readyz" in line)
     assert line.startswith("203.0.113.7 ") and "rid=0123456789abcdef0123456789abcdef" in line, line
+    assert re.search(r"^203\.0\.113\.7 \[\d\d/\w{3}/\d{4}:[^][]*\] \"GET /readyz", line), line  # one pair of brackets
 
 
 def test_a_body_over_ripples_limit_gets_ripples_own_413_through_nginx(nginx, room):

@@ -139,3 +139,10 @@ def test_the_readme_names_every_variable_instance_config_py_cannot_set():
     environment_only = (set(readme_table()) - settings_names - {"SECRET_KEY"}) | {"REDIS_URL"}
     missing = sorted(v for v in environment_only if "`%s`" % v not in paragraph)
     assert not missing, "README, instance/config.py: also name %s" % missing
+
+
+def test_deployment_md_states_the_backlog_gunicorn_conf_py_sets():
+    config, deployment = (ROOT / "gunicorn.conf.py").read_text(), (ROOT / "docs/deployment.md").read_text()
+    default = re.search(r'backlog = _whole\("BACKLOG", (\d+)\)', config).group(1)
+    stated = re.search(r"gunicorn's `backlog`: `BACKLOG`, ([\d,]+) by default", deployment)
+    assert stated and stated.group(1).replace(",", "") == default  # it said 2,048, gunicorn's own

@@ -237,3 +237,9 @@ def test_rooms_show_of_a_room_that_never_was_says_so_and_fails(app):
     result = app.test_cli_runner().invoke(args=["rooms", "show", room])
     assert result.exit_code == 2
     assert result.stderr == "error: There is no room called #%s (no record, no messages, no bans).\n" % room
+
+
+def test_rooms_trim_without_a_maximum_age_says_so_as_a_missing_setting(app):
+    result = app.test_cli_runner().invoke(args=["rooms", "trim"])
+    assert result.exit_code == 1  # as README says a setting's refusal is said
+    assert result.stderr == "Error: RIPPLE_HISTORY_MAX_AGE_DAYS is not set: there is no age to trim by.\n"

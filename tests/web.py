@@ -11,20 +11,22 @@ from .sse import SSEStream
 class Browser:
     """One person's browser: its own session cookie, as a real tab would have."""
 
-    def __init__(self, base_url):
-        self.base_url = base_url
+    def __init__(self, base_url, tls=None):
+        self.base_url, self.tls = base_url, tls  # tls: an ssl context for an https base_url
         self.jar = http.cookiejar.CookieJar()
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar),
-                                                  _NoRedirect())
+        self.opener = self._opener()
         self.token = None
         self.name = None
 
     def same_session_as(self, other):
         """Carry ``other``'s session (cookies and CSRF token), e.g. to another host."""
         self.jar, self.token, self.name = other.jar, other.token, other.name
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar),
-                                                  _NoRedirect())
+        self.opener = self._opener()
         return self
+
+    def _opener(self):
+        return urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar), _NoRedirect(),
+                                           urllib.request.HTTPSHandler(context=self.tls))
 
     def request(self, method, path, form=None, body=None, headers=None):
         """Return (status, headers, body bytes); never raises for an HTTP status."""

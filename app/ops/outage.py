@@ -27,6 +27,25 @@ def ok_round(outage):
         outage.ok()
 
 
+class SwallowedRedisErrors(logging.Filter):
+    """A library's logger filter: a Redis failure the library logs and swallows (Flask-Limiter's
+    ERROR with two chained tracebacks, on every request of an outage) goes to the outage log of
+    ``outage_of()`` (None: none at hand) under ``where`` instead, once per outage. Anything
+    else it logs passes as it was."""
+
+    def __init__(self, where, outage_of):
+        super().__init__()
+        self.where, self.outage_of = where, outage_of
+
+    def filter(self, record):
+        exc = record.exc_info[1] if record.exc_info else None
+        outage = self.outage_of() if isinstance(exc, redis.RedisError) else None
+        if outage is None:
+            return True
+        outage.failed(self.where, exc)
+        return False
+
+
 class OutageLog:
     """This worker's view of Redis health, for logging and /metrics."""
 

@@ -95,8 +95,8 @@ def unban_command(room, user):
 def trim_command():
     """Trim every room's history by age now (RIPPLE_HISTORY_MAX_AGE_DAYS); for cron."""
     retention = services().retention
-    if not retention.on:
-        _fail(2, "RIPPLE_HISTORY_MAX_AGE_DAYS is not set: there is no age to trim by.")
+    if not retention.on:  # a setting, said as a bad setting is: "Error: ...", status 1 (README)
+        raise click.ClickException("RIPPLE_HISTORY_MAX_AGE_DAYS is not set: there is no age to trim by.")
     with _redis_errors():
         gone = sum(retention.trim(room) for room in census.room_names(services().redis, 10 ** 6))
     click.echo("trimmed %s" % _count(gone, "message"))

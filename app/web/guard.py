@@ -4,14 +4,15 @@ import math
 import time
 
 import redis
-from flask import current_app, request, session
+from flask import current_app, has_app_context, request, session
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
 from limits import parse_many
 from werkzeug.exceptions import TooManyRequests
 
-from ..ops import topology
+from ..ops import outage, topology
+from ..ops.services import services
 from ..people import identity, jwts, tokens
 from ..rooms import keys, messages
 from . import gate
@@ -52,10 +53,19 @@ def init_app(app):
         cfg["RATELIMIT_STORAGE_OPTIONS"] = {"connection_pool": topology.blocking_pool(
             url, int(cfg["REDIS_MAX_CONNECTIONS"]), float(cfg["REDIS_SOCKET_TIMEOUT"]))}
     csrf.init_app(app)
+    # RATELIMIT_SWALLOW_ERRORS logs each swallowed failure with its traceback: during a Redis
+    # outage, every request. The worker's outage log tells it once instead.
+    limiter_log = logging.getLogger("flask-limiter")  # one per process, shared by every app
+    if not any(isinstance(f, outage.SwallowedRedisErrors) for f in limiter_log.filters):
+        limiter_log.addFilter(outage.SwallowedRedisErrors("rate limits", _outage_log))
     app.after_request(_retry_after_only_when_refused)  # before the limiter's: runs after it
     limiter.init_app(app)
     app.before_request(_protect)
     app.before_request(_limit_reads)
+
+
+def _outage_log():
+    return services().outage if has_app_context() else None
 
 
 def _retry_after_only_when_refused(response):
