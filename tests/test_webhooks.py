@@ -215,15 +215,26 @@ def test_the_metrics_show_what_a_stuck_webhook_has_not_finished(hook_server, reg
     with Receiver() as receiver:
         receiver.answer = receiver.hang()
         hook = register(receiver.url, rooms=room)
-        assert queue_events(hook_server.url, hook["id"]) == {"waiting": 0, "in_flight": 0}
+        assert queue_events(hook_server.url, hook["id"]) == {"waiting": 0, "in_flight": 0, "retrying": 0}
         for n in range(3):
             post(hook_server.url, room, "queued %d" % n)
         wait_until(receiver.requests, 30, message="the first attempt, held")
         wait_until(lambda: sum(queue_events(hook_server.url, hook["id"]).values()) == 3, 30,
                    message="three events not finished")
         receiver.release.set()
-        wait_until(lambda: queue_events(hook_server.url, hook["id"]) == {"waiting": 0, "in_flight": 0}, 30,
+        wait_until(lambda: queue_events(hook_server.url, hook["id"]) == {"waiting": 0, "in_flight": 0,
+                                                                          "retrying": 0}, 30,
                    message="the queue drained")
+
+
+def test_the_metrics_show_a_failing_webhooks_events_waiting_for_their_retry(hook_server, register, room):
+    with Receiver(lambda request: (503, {"Retry-After": "120"}, b"down")) as receiver:
+        hook = register(receiver.url, rooms=room)
+        for n in range(3):
+            post(hook_server.url, room, "parked %d" % n)
+        wait_until(lambda: len(receiver.requests()) >= 3, 30, message="three first attempts")
+        wait_until(lambda: queue_events(hook_server.url, hook["id"]).get("retrying") == 3, 30,
+                   message="three events parked for their retry")
 
 
 def test_a_worker_killed_mid_delivery_does_not_lose_the_event(hook_server, register, room):

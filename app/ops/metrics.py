@@ -81,8 +81,8 @@ class Metrics:
 
 class WebhookQueue:
     """``ripple_webhook_queue_events{webhook, state}``: each enabled webhook's events not yet
-    finished, ``waiting`` (not yet handed to a delivery) and ``in_flight`` (handed out: attempts
-    under way, retries due). Read from Redis at each scrape, by the worker that answers it (one
+    finished: ``waiting`` (not yet handed to a delivery), ``in_flight`` (a first attempt under
+    way), ``retrying`` (parked for a later attempt: the receiver failed). Read from Redis at each scrape, by the worker that answers it (one
     XINFO GROUPS: the queue is shared, so every worker would read the same); left out of a
     scrape that Redis does not answer (counted in ``ripple_redis_errors_total{where="metrics"}``)."""
 
@@ -92,17 +92,18 @@ class WebhookQueue:
 
     def collect(self):
         family = GaugeMetricFamily("ripple_webhook_queue_events",
-                                   "Events a webhook has not finished: waiting, or in flight.",
+                                   "Events a webhook has not finished: waiting, in flight, retrying.",
                                    labels=["webhook", "state"])
         try:
             depths = self.depths() if self.depths is not None else []
         except redis.RedisError:
             depths = []
             self.errors.labels("metrics").inc()
-        for hook_id, waiting, in_flight in depths:
+        for hook_id, waiting, in_flight, retrying in depths:
             if waiting is not None:
                 family.add_metric([hook_id, "waiting"], waiting)
             family.add_metric([hook_id, "in_flight"], in_flight)
+            family.add_metric([hook_id, "retrying"], retrying)
         yield family
 
 

@@ -185,19 +185,24 @@ class Dispatcher:
         return self.redis.xtrim(queue.EVENTS, minid=keys.format_stream_id(floor), approximate=False)
 
     def queue_depths(self):
-        """What each enabled webhook has not finished, from one XINFO GROUPS of the queue (and
-        a read of the webhooks): ``[(webhook id, waiting, in_flight)]``, where ``waiting`` is the
-        events not yet handed to a delivery (the group's ``lag``; None when Redis cannot tell:
-        Redis < 7, or entries deleted inside the range) and ``in_flight`` the events handed out
-        and not finished (attempts under way and retries due). Raises redis.RedisError."""
+        """What each enabled webhook has not finished, from one XINFO GROUPS of the queue and
+        one ZCARD per webhook (after a read of the webhooks): ``[(webhook id, waiting,
+        in_flight, retrying)]``: ``waiting`` the events not yet handed to a delivery (the group's
+        ``lag``; None when Redis cannot tell: Redis < 7, or entries deleted inside the range),
+        ``in_flight`` those handed out whose first attempt is under way, ``retrying`` those
+        parked for a later attempt (a receiver down or refusing). Raises redis.RedisError."""
         enabled = [h["id"] for h in self.hooks.all() if h["enabled"]]
         if not enabled:
             return []
         groups = {info["name"]: info for info in self.redis.xinfo_groups(queue.EVENTS)}
+        with self.redis.pipeline(transaction=False) as pipe:
+            for hook_id in enabled:
+                pipe.zcard(hooks.retry_key(hook_id))
+            parked = pipe.execute()
         found = []
-        for hook_id in enabled:
+        for hook_id, retrying in zip(enabled, parked):
             info = groups.get(queue.group(hook_id), {})
-            found.append((hook_id, info.get("lag", 0 if not info else None), int(info.get("pending", 0))))
+            found.append((hook_id, info.get("lag", 0 if not info else None), int(info.get("pending", 0)), retrying))
         return found
 
     # --- one event, one webhook ---
