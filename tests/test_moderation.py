@@ -85,6 +85,18 @@ def test_a_banned_guest_signing_in_again_with_the_name_is_still_banned(server, o
     assert other.post(room, "hello")[0] == 201
 
 
+def test_a_banned_guest_signing_in_again_with_the_name_cannot_use_an_invitation(server, owner):
+    room, member = room_with_member(server, owner, "private")
+    assert answer(owner, "POST", "/rooms/%s/bans" % room, body={"user": member.name})[0] == 201
+    link = invite(owner, room)
+    assert member.request("DELETE", "/session")[0] == 204
+    back = Browser(server.url)
+    assert back.sign_in(member.name) == 200
+    status, body = answer(back, "POST", path_of(link["url"]))
+    assert (status, body["code"]) == (403, "banned")
+    assert answer(owner, "GET", "/rooms/%s/invites" % room)[1]["invites"][0]["uses"] == 0  # not spent
+
+
 def test_a_guests_ban_is_listed_under_their_name_and_lifted_by_it(server, owner):
     room, member = room_with_member(server, owner, "public")
     ban = answer(owner, "POST", "/rooms/%s/bans" % room, body={"user": member.name})[1]

@@ -82,9 +82,10 @@ class Metrics:
 class WebhookQueue:
     """``ripple_webhook_queue_events{webhook, state}``: each enabled webhook's events not yet
     finished: ``waiting`` (not yet handed to a delivery), ``in_flight`` (a first attempt under
-    way), ``retrying`` (parked for a later attempt: the receiver failed). Read from Redis at each scrape, by the worker that answers it (one
-    XINFO GROUPS: the queue is shared, so every worker would read the same); left out of a
-    scrape that Redis does not answer (counted in ``ripple_redis_errors_total{where="metrics"}``)."""
+    way), ``retrying`` (parked for a later attempt: the receiver failed). Read from Redis at
+    each scrape, by the worker that answers it (one XINFO GROUPS and a ZCARD per webhook: the
+    queue is shared, so every worker would read the same); left out of a scrape that Redis does
+    not answer (counted in ``ripple_redis_errors_total{where="metrics"}``)."""
 
     def __init__(self, errors):
         self.depths = None  # a callable: app/webhooks/dispatcher.py Dispatcher.queue_depths

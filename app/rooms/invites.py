@@ -18,13 +18,14 @@ import secrets
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
-from .records import RecordKeys, now_ms
+from .records import RecordKeys, ban_fields, now_ms
 
 # Marks a sentence for the catalogue; the web layer answers it in the reader's language
 # (app/web/i18n.py, translate).
 N_ = str
 
-# KEYS: invites, members, bans, removed.  ARGV: invite id, uid, member JSON, now (ms), address key.
+# KEYS: invites, members, bans, removed.  ARGV: invite id, uid, member JSON, now (ms), address key,
+# the guest name's ban key ("-" for none: records.ban_fields).
 # Returns 1 joined, 2 already a member (no use counted), -1 unknown/revoked, -2 expired,
 # -3 used up, -4 banned, -5 removed (or banned) by a moderator after this invitation was made.
 _REDEEM_LUA = """
@@ -32,7 +33,7 @@ local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return -1 end
 local invite = cjson.decode(raw)
 if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return 2 end
-for _, key in ipairs({ARGV[2], ARGV[5]}) do
+for _, key in ipairs({ARGV[2], ARGV[5], ARGV[6]}) do
   local ban = redis.call('HGET', KEYS[3], key)
   if ban then
     local until_ms = cjson.decode(ban)['until']
@@ -134,11 +135,13 @@ class Invites:
             raise Refused(-2)
         return found
 
-    def redeem(self, room, invite_id, uid, member_json, address):
-        """Admit ``uid``: JOINED, or ALREADY (a member: no use counted); raises Refused."""
+    def redeem(self, room, invite_id, uid, member_json, address, name=None):
+        """Admit ``uid`` (signed in as ``name``: a guest's ban is kept under it): JOINED, or
+        ALREADY (a member: no use counted); raises Refused."""
         k = RecordKeys(room)
+        _, where, by_name = ban_fields(uid, address, name)
         result = int(self._redeem(keys=[k.invites, k.members, k.bans, k.removed],
-                                  args=[invite_id, uid, member_json, now_ms(), "addr:" + (address or "-")]))
+                                  args=[invite_id, uid, member_json, now_ms(), where, by_name]))
         if result < 0:
             raise Refused(result)
         return result

@@ -107,7 +107,8 @@ def invitation(token):
         raise gate.Refused(401, SENTENCES["sign_in"], "signed_out")
     uid = identity.uid()
     try:
-        result = _invites().redeem(room, invite_id, uid, records.member_json(name, records.MEMBER), gate.address())
+        result = _invites().redeem(room, invite_id, uid, records.member_json(name, records.MEMBER), gate.address(),
+                                   name)
     except invites.Refused as exc:
         raise refused(exc) from None
     if result == invites.JOINED:
