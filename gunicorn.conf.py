@@ -193,44 +193,54 @@ def _check_settings():
 def _metrics_dir(server):
     """prometheus_client's multiprocess mode: every worker writes its values into one directory
     and /metrics sums them. By default that is a directory of this master's own,
-    instance/metrics/<master pid>/: two masters on one checkout (a second port against the same
-    Redis, a USR2 upgrade beside the old master) would otherwise count each other's workers and
-    empty each other's files at start. Directories of masters that are gone are removed. An
-    operator's PROMETHEUS_MULTIPROC_DIR is theirs: emptied of its *.db files at start."""
-    base = os.path.join(HERE, "instance", "metrics")
-    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    own = given is None or os.path.dirname(os.path.abspath(given)) == base  # unset, or a USR2 parent's
-    if own:
+    instance/metrics/<pid>-<random>/, held for its life by an flock on its ``.lock`` (the
+    workers inherit the descriptor): masters that share instance/ (a second port against the
+    same Redis, a USR2 upgrade beside the old master, containers whose masters are all pid 1)
+    would otherwise count each other's workers and empty each other's files. A directory whose
+    lock nobody holds is a gone master's, removed at start; on_exit removes this one. A
+    PROMETHEUS_MULTIPROC_DIR the operator sets is theirs: emptied of its *.db files at start.
+    (gunicorn's USR2 re-exec passes the environment as the master started with it: the new
+    master does not inherit this one's directory.)"""
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if path is None:
+        base = os.path.join(HERE, "instance", "metrics")
+        os.makedirs(base, mode=0o700, exist_ok=True)
+        os.chmod(base, 0o700)
         _remove_gone_masters_metrics(base)
-        given = os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.path.join(base, str(os.getpid()))
-        server.ripple_own_metrics_dir = given  # on_exit removes it
-    path = given
+        path = os.path.join(base, "%d-%s" % (os.getpid(), os.urandom(4).hex()))
+        os.makedirs(path, mode=0o700)
+        server.ripple_metrics_lock = _lock(os.path.join(path, ".lock"), wait=True)
+        server.ripple_own_metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
     os.makedirs(path, mode=0o700, exist_ok=True)
-    for directory in (base, path) if own else (path,):
-        os.chmod(directory, 0o700)
+    os.chmod(path, 0o700)
     for name in os.listdir(path):
         if name.endswith(".db"):  # a previous run's dead workers must not count
             os.unlink(os.path.join(path, name))
 
 
+def _lock(path, wait=False):
+    """An flock'd descriptor of ``path`` (made if missing), or None when another holds it."""
+    import fcntl
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
 def _remove_gone_masters_metrics(base):
     import shutil
-    for entry in os.listdir(base) if os.path.isdir(base) else ():
+    for entry in os.listdir(base):
         path = os.path.join(base, entry)
         if entry.endswith(".db"):  # the layout before per-master directories
             os.unlink(path)
-        elif entry.isdigit() and not _alive(int(entry)):
-            shutil.rmtree(path, ignore_errors=True)
-
-
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another account's process
-        return True
-    return True
+        elif os.path.exists(os.path.join(path, ".lock")):  # (one without is being made now)
+            fd = _lock(os.path.join(path, ".lock"))
+            if fd is not None:  # nobody holds it: its master is gone
+                shutil.rmtree(path, ignore_errors=True)
+                os.close(fd)
 
 
 def _check_open_files(server):

@@ -1,6 +1,10 @@
 """/metrics: Prometheus text, summed across all Gunicorn workers."""
+import fcntl
+import glob
 import os
+import shutil
 import urllib.request
+import uuid
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -66,9 +70,27 @@ def test_two_servers_on_one_checkout_keep_their_own_metrics(redis_url, tmp_path,
         second.start()
         assert scrape(second).get(published, 0) == 0
         assert scrape(first)[published] == 1
-        own = os.path.join(ROOT, "instance", "metrics", str(first.process.pid))
-        assert os.path.isdir(own)
+        (own,) = glob.glob(os.path.join(ROOT, "instance", "metrics", "%d-*" % first.process.pid))
     finally:
         first.halt()
         second.halt()
     assert not os.path.exists(own)  # removed when its master exits
+
+
+def test_a_gone_masters_metrics_are_removed_and_a_live_ones_kept_whatever_its_pid(redis_url, tmp_path):
+    # Masters in containers are all pid 1: a directory is a live master's while its lock is held.
+    base = os.path.join(ROOT, "instance", "metrics")
+    gone, live = (os.path.join(base, "1-%s" % uuid.uuid4().hex[:8]) for _ in range(2))
+    for path in (gone, live):
+        os.makedirs(path)
+        open(os.path.join(path, ".lock"), "w").close()
+    with open(os.path.join(live, ".lock")) as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        server = Gunicorn(tmp_path, redis_url=redis_url, env=SERVER_ENV)
+        server.env.pop("PROMETHEUS_MULTIPROC_DIR")
+        try:
+            server.start()
+            assert not os.path.exists(gone) and os.path.isdir(live)
+        finally:
+            server.halt()
+            shutil.rmtree(live, ignore_errors=True)
