@@ -3,6 +3,7 @@ happen live and the page stops streaming; the owner's actions all work with Java
 (creating a private room in the lobby, the management page's forms)."""
 import contextlib
 import re
+from urllib.parse import quote
 
 import pytest
 
@@ -224,3 +225,25 @@ def test_a_private_rooms_page_shown_again_from_the_back_forward_cache_checks_the
         expect(page.locator("[data-private-hidden]")).to_have_text(
             "#%s is private: sign in again to read it." % room)
         expect(page.locator("[data-messages] li")).to_have_count(0)
+
+
+@pytest.mark.parametrize("locale, prefix, topic", [("en-US", "", "Weekly plans"), ("zh-CN", "技术交流", "每周计划")])
+def test_a_rooms_name_stays_readable_beside_its_topic_on_a_phone(browser, server, room, owner, locale, prefix,
+                                                                 topic):  # noqa: F811
+    # A short topic and the status took the header's line and squeezed the name to "#" or "#..".
+    room = prefix + room
+    assert create(owner, room, "public", topic)[0] == 201
+    context = browser.new_context(base_url=server.url, locale=locale, viewport={"width": 390, "height": 844},
+                                  has_touch=True, is_mobile=True)
+    context.set_default_timeout(10_000)
+    try:
+        sign_in_over_http(context, unique("ann"))
+        page = context.new_page()
+        page.goto("/rooms/%s" % quote(room))
+        expect(page.locator("[data-topic]")).to_be_visible()
+        name = page.locator("h1.room-name")
+        expect(name).to_have_text("#" + room)
+        assert name.evaluate("el => el.scrollWidth <= el.clientWidth"), name.evaluate(
+            "el => [el.scrollWidth, el.clientWidth]")
+    finally:
+        context.close()
