@@ -175,8 +175,7 @@ def create_room():
 def _create_failed(form, data, status, sentence, code, headers=None):
     if not form:
         return json_error(status, sentence, headers, code)
-    typed = {name: data.get(name, "") for name in ("name", "topic", "visibility")}
-    return pages.lobby_page(status=status, create={"error": sentence, **typed})[0], status, headers or {}
+    return pages.create_refused(data, status, sentence)[0], status, headers or {}
 
 
 @bp.route("/rooms/<room>", methods=["PATCH", "DELETE", "POST"])

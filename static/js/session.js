@@ -81,10 +81,11 @@ export function SignedOutView(root) {
     if (!me) return;
     root.dataset.me = '';
     // Nothing of the person stays on a shared screen: name, direct messages, their list, their
-    // rooms, the message menus (a half-written edit in one), "(you)" among the people online.
+    // rooms, the message menus (a half-written edit in one), "(you)" among the people online;
+    // in the lobby, its private rooms, unread counts and the form to create a room.
     for (const mine of document.querySelectorAll(
       'form.whoami, li.msg.direct, [data-inbox], #inbox-heading, [data-inbox-empty], [data-sidebar], ' +
-      '[data-actions]')) mine.remove();
+      '[data-actions], li[data-private], [data-mine], [data-create]')) mine.remove();
     for (const li of document.querySelectorAll('[data-online] li.me')) {
       li.classList.remove('me');
       delete li.dataset.you;
