@@ -199,7 +199,7 @@ def whoami():
 
 @bp.delete("/session")
 def sign_out():
-    """Leave: free the name and end the session everywhere (its cookie, copies included, no
+    """Sign out: free the name and end the session everywhere (its cookie, copies included, no
     longer counts; its open streams end on every worker with an event "signed-out")."""
     identity.sign_out()
     return "", 204
@@ -214,7 +214,7 @@ def sign_out_form():
 
 @bp.get("/session/leave")
 def sign_out_page():
-    """A Leave page reopened from history: the lobby (its header offers Leave when signed in)."""
+    """A Sign out page reopened from history: the lobby (its header offers Sign out when signed in)."""
     return redirect(url_for("pages.lobby"), 303)
 
 

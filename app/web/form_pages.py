@@ -19,7 +19,7 @@ N_ = str
 _STALE = {
     "sessions.sign_in": sessions.STALE_SIGN_IN,
     "sessions.sign_out_form": N_("You are still signed in: that page was out of date (its CSRF security "
-                                 "token had expired). Press Leave again."),
+                                 "token had expired). Press Sign out again."),
     "rooms.create_room": N_("No room was created: this page was out of date (its CSRF security token had "
                             "expired, for example after signing in again in another tab). Press Create again."),
 }

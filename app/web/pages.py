@@ -270,7 +270,7 @@ def sign_in_page(error=None, typed="", target=None, status=200):
 
 
 def lobby_page(error=None, typed="", status=200, notice=None, create=None):
-    """The lobby; ``error`` belongs to its join form, ``notice`` to the page (a failed Leave),
+    """The lobby; ``error`` belongs to its join form, ``notice`` to the page (a failed Sign out),
     ``create`` to its new-room form ({"error", "name", "topic", "visibility"}: kept as typed)."""
     try:
         rooms = services().store.rooms(current_app.config["LOBBY_ROOMS"])

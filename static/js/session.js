@@ -1,7 +1,7 @@
 // Who is signed in, kept true across the tabs of this browser (they share one session cookie).
 //
 // Every page tells the other tabs who it was rendered for, as it loads; a page showing a name
-// that hears "nobody" is signed in now (the lobby after "Leave" in another tab) checks with the
+// that hears "nobody" is signed in now (the lobby after "Sign out" in another tab) checks with the
 // server and turns into the signed-out page without a reload; a page that hears of another
 // name (signed in in another tab) checks and reloads as that name. A stream's own
 // 'signed-out' event (the server ends a signed-out session's streams) does the same.
