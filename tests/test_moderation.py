@@ -110,6 +110,16 @@ def test_removing_a_member_ends_their_streams_and_their_access_to_a_private_room
     assert member.stream(room).status == 404
 
 
+def test_a_member_who_leaves_is_told_they_left_not_that_they_were_removed(server, owner):
+    room, member = room_with_member(server, owner)
+    stream = member.stream(room)
+    stream.until("ready")
+    started = time.monotonic()
+    assert member.request("DELETE", "/rooms/%s/members/%s" % (room, member.name))[0] == 204
+    said = ended_with(stream, "removed", started + 1.5)
+    assert (said["reason"], said["message"]) == ("left", "You left #%s." % room)
+
+
 def test_a_member_may_leave_and_a_moderator_cannot_remove_the_owner(server, owner):
     room, member = room_with_member(server, owner)
     assert answer(owner, "PUT", "/rooms/%s/moderators/%s" % (room, member.name))[0] == 200

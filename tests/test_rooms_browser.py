@@ -21,7 +21,7 @@ def owner(server):
     return account_holder(server, "own")
 
 
-@pytest.mark.parametrize("action", ["ban", "remove", "delete"])
+@pytest.mark.parametrize("action", ["ban", "remove", "leave", "delete"])
 def test_a_person_shut_out_of_a_room_sees_why_live_and_the_page_stops_streaming(open_room, server, room, owner,
                                                                                  action):
     assert create(owner, room, "private")[0] == 201
@@ -42,6 +42,11 @@ def test_a_person_shut_out_of_a_room_sees_why_live_and_the_page_stops_streaming(
     elif action == "remove":
         assert owner.request("DELETE", "/rooms/%s/members/%s" % (room, name))[0] == 204
         said = "You were removed from #%s." % room
+    elif action == "leave":  # by themselves, in another tab or through the API
+        token = page.context.request.get("/session").json()["csrf_token"]
+        assert page.context.request.delete("/rooms/%s/members/%s" % (room, name),
+                                           headers={"X-CSRF-Token": token}).status == 204
+        said = "You left #%s." % room
     else:
         assert owner.request("DELETE", "/rooms/%s" % room)[0] == 204
         said = "#%s was deleted by its owner or an administrator." % room
