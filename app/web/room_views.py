@@ -10,7 +10,7 @@ from flask_babel import lazy_gettext as _l
 
 from ..ops.services import services
 from ..rooms import keys, messages, records
-from . import gate, guard, pages, targets
+from . import bodies, gate, guard, pages, targets
 from .replies import json_error, require_utf8_form, wants_json
 
 bp = Blueprint("rooms", __name__)
@@ -62,8 +62,8 @@ def refused(exc):
 def read_body():
     """(fields dict, is a plain form) of a JSON or form request; an empty body is {}."""
     if request.mimetype == "application/json":
-        data = request.get_json(silent=True)
-        if not isinstance(data, dict):
+        data = bodies.json_object()
+        if data is None:
             raise gate.Refused(400, SENTENCES["body"], "bad_body")
         return data, False
     if request.mimetype in FORM_TYPES:
