@@ -30,7 +30,7 @@ SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-output" / "screensh
 
 STATUS = "[data-status]"
 TEXTS = "main.room li.msg .text"  # the room's log; a conversation has its own
-SEND = "form[data-form] button[type=submit]"  # the composer's; the header's Leave is one too
+SEND = "form[data-form] button[type=submit]"  # the composer's; the header's Sign out is one too
 DIRECT = "li.msg.direct"
 ONLINE = "[data-online] li"
 XSS = ["<img src=x onerror=alert(1)>", "<script>alert(1)</script>"]

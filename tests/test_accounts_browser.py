@@ -34,7 +34,7 @@ def test_register_leave_and_sign_in_again_with_the_password(context, room, js):
     assert answer.value.status == 303
     expect(page.locator("[data-whoami]")).to_have_text(name)
     expect(page.locator("[data-guest]")).to_have_count(0)
-    page.get_by_role("button", name="Leave").click()
+    page.get_by_role("button", name="Sign out").click()
     expect(page.locator("[data-whoami]")).to_have_count(0)
     page.goto("/rooms/%s" % room)
     page.fill("#name", name)

@@ -393,7 +393,7 @@ def test_signing_in_on_the_room_page_brings_the_composer(open_room, room, js):
     choose_name(page, name, js=js)  # the plain form: 303 back to the room
     assert re.search(r"/rooms/%s$" % room, page.url)
     expect(page.locator("#name")).to_have_count(0)
-    expect(page.get_by_role("button", name="Leave")).to_be_visible()
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
     expect(page.locator(".top")).to_contain_text("Signed in as " + name)
     if js:  # the page's stream now counts as this person being online
         expect(page.locator(ONLINE)).to_have_text([name], timeout=LIVE_MS)

@@ -157,7 +157,7 @@ def test_signing_out_in_one_tab_signs_out_the_others_at_once(browser, server, ro
         lobby = context.new_page()
         lobby.goto("/")
         expect(lobby.locator("[data-whoami]")).to_have_text(name)
-        first.get_by_role("button", name="Leave").click()
+        first.get_by_role("button", name="Sign out").click()
         first.wait_for_url(re.compile(r"/$"))
         # The lobby too: its sign-in form instead of the name.
         expect(lobby.locator("#name")).to_be_visible()

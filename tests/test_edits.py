@@ -271,7 +271,7 @@ def test_a_delete_form_asks_first_and_deletes_nothing_until_confirmed(server, ro
     assert b"Delete this message?" in page and b"keep me unless I say so" in page
     assert b'name="confirm" value="1"' in page and b"Yes, delete it" in page
     assert ('href="/rooms/%s#m-%s"' % (room, sent["id"])).encode() in page  # Cancel: back to it
-    assert ann.name.encode() in page and b"Leave" in page  # who is signed in, as on every page
+    assert ann.name.encode() in page and b"Sign out" in page  # who is signed in, as on every page
     status, _, _ = delete_form(ann, room, sent["id"], confirm="1")
     assert status == 303
     assert [m.get("deleted") for m in history(ann, room)] == [True]

@@ -167,6 +167,38 @@ def test_removing_a_member_ends_their_streams_and_their_access_to_a_private_room
     assert member.stream(room).status == 404
 
 
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.mark.parametrize("method, path, status", [
+    ("PUT", "/rooms/%s/moderators/%s", 200),
+    ("DELETE", "/rooms/%s/members/%s", 204),
+    ("POST", "/rooms/%s/invites", 201),
+])
+def test_an_empty_body_sent_as_json_counts_as_an_empty_object(server, owner, method, path, status):
+    # Many HTTP clients send the Content-Type on every request, body or not: it was 400 bad_body.
+    room, member = room_with_member(server, owner)
+    target = path % (room, member.name) if path.count("%s") == 2 else path % room
+    assert owner.request(method, target, headers=JSON, raw=b"")[0] == status
+
+
+@pytest.mark.parametrize("raw", [b"{", b"[]", b"null", b" "])
+def test_a_json_body_that_is_not_an_object_is_still_refused(server, owner, raw):
+    room, member = room_with_member(server, owner)
+    status, _, said = owner.request("PUT", "/rooms/%s/moderators/%s" % (room, member.name), headers=JSON, raw=raw)
+    assert (status, json.loads(said)["code"]) == (400, "bad_body")
+
+
+def test_a_member_who_leaves_is_told_they_left_not_that_they_were_removed(server, owner):
+    room, member = room_with_member(server, owner)
+    stream = member.stream(room)
+    stream.until("ready")
+    started = time.monotonic()
+    assert member.request("DELETE", "/rooms/%s/members/%s" % (room, member.name))[0] == 204
+    said = ended_with(stream, "removed", started + 1.5)
+    assert (said["reason"], said["message"]) == ("left", "You left #%s." % room)
+
+
 def test_a_member_may_leave_and_a_moderator_cannot_remove_the_owner(server, owner):
     room, member = room_with_member(server, owner)
     assert answer(owner, "PUT", "/rooms/%s/moderators/%s" % (room, member.name))[0] == 200

@@ -167,7 +167,7 @@ def test_a_leave_form_from_a_stale_page_answers_the_lobby_with_a_sentence(open_r
     assert answer.status == 400 and "text/html" in answer.headers["content-type"]
     expect(page.get_by_role("alert")).to_contain_text("You are still signed in")
     expect(page.locator("[data-whoami]")).to_have_text(name)
-    assert submit(page, "form.whoami button").status == 303  # the lobby's own Leave works
+    assert submit(page, "form.whoami button").status == 303  # the lobby's own Sign out works
     expect(page.locator("[data-whoami]")).to_have_count(0)
 
 
@@ -185,7 +185,7 @@ def test_a_send_from_a_page_with_a_stale_token_takes_a_fresh_one_and_goes_once(o
 
 @pytest.mark.parametrize("path, lands", [
     ("/session", r"/session$"),                 # a failed sign-in's page, reopened
-    ("/session/leave", r"/$"),                  # the Leave form's address
+    ("/session/leave", r"/$"),                  # the Sign out form's address
     ("/rooms/{room}/messages", r"/rooms/{room}$"),  # a failed post's page, reopened
     ("/users/nobody/messages?room={room}", r"/rooms/{room}\?with=nobody$"),
     ("/go?room=Not+A+Room", r"/go\?room="),     # the lobby's form, with a bad name

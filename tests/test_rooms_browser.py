@@ -3,6 +3,7 @@ happen live and the page stops streaming; the owner's actions all work with Java
 (creating a private room in the lobby, the management page's forms)."""
 import contextlib
 import re
+from urllib.parse import quote
 
 import pytest
 
@@ -20,7 +21,7 @@ def owner(server):
     return account_holder(server, "own")
 
 
-@pytest.mark.parametrize("action", ["ban", "remove", "delete"])
+@pytest.mark.parametrize("action", ["ban", "remove", "leave", "delete"])
 def test_a_person_shut_out_of_a_room_sees_why_live_and_the_page_stops_streaming(open_room, server, room, owner,
                                                                                  action):
     assert create(owner, room, "private")[0] == 201
@@ -41,6 +42,11 @@ def test_a_person_shut_out_of_a_room_sees_why_live_and_the_page_stops_streaming(
     elif action == "remove":
         assert owner.request("DELETE", "/rooms/%s/members/%s" % (room, name))[0] == 204
         said = "You were removed from #%s." % room
+    elif action == "leave":  # by themselves, in another tab or through the API
+        token = page.context.request.get("/session").json()["csrf_token"]
+        assert page.context.request.delete("/rooms/%s/members/%s" % (room, name),
+                                           headers={"X-CSRF-Token": token}).status == 204
+        said = "You left #%s." % room
     else:
         assert owner.request("DELETE", "/rooms/%s" % room)[0] == 204
         said = "#%s was deleted by its owner or an administrator." % room
@@ -196,15 +202,24 @@ def test_a_page_opened_after_a_ban_says_so_instead_of_reconnecting(browser, serv
 
 
 @contextlib.contextmanager
+def owners_context(browser, server, owner):  # noqa: F811
+    """A browser context of its own, signed in as ``owner`` (their session cookie)."""
+    context = browser.new_context(base_url=server.url)
+    context.set_default_timeout(10_000)
+    try:
+        context.add_cookies([{"name": c.name, "value": c.value, "url": server.url} for c in owner.jar])
+        yield context
+    finally:
+        context.close()
+
+
+@contextlib.contextmanager
 def owners_private_room_page(browser, server, room, owner, live=True):  # noqa: F811
     """A page of the owner's private ``room`` showing one secret message, in a context of their
     own signed in as the owner; ``live`` False: its stream never opens (a frozen page)."""
     assert create(owner, room, "private", "our plans")[0] == 201
     assert owner.post(room, "the secret plan")[0] == 201
-    context = browser.new_context(base_url=server.url)
-    context.set_default_timeout(10_000)
-    try:
-        context.add_cookies([{"name": c.name, "value": c.value, "url": server.url} for c in owner.jar])
+    with owners_context(browser, server, owner) as context:
         page = context.new_page()
         if not live:
             page.route("**/events*", lambda route: route.abort())
@@ -213,8 +228,6 @@ def owners_private_room_page(browser, server, room, owner, live=True):  # noqa: 
             expect(page.locator(STATUS)).to_have_text("connected")
         expect(page.locator("[data-messages] li.msg .text")).to_have_text(["the secret plan"])
         yield context, page
-    finally:
-        context.close()
 
 
 def sign_out(context):
@@ -245,3 +258,98 @@ def test_a_private_rooms_page_shown_again_from_the_back_forward_cache_checks_the
         expect(page.locator("[data-private-hidden]")).to_have_text(
             "#%s is private: sign in again to read it." % room)
         expect(page.locator("[data-messages] li")).to_have_count(0)
+
+
+@pytest.mark.parametrize("locale, prefix, topic", [("en-US", "", "Weekly plans"), ("zh-CN", "技术交流", "每周计划")])
+def test_a_rooms_name_stays_readable_beside_its_topic_on_a_phone(browser, server, room, owner, locale, prefix,
+                                                                 topic):  # noqa: F811
+    # A short topic and the status took the header's line and squeezed the name to "#" or "#..".
+    room = prefix + room
+    assert create(owner, room, "public", topic)[0] == 201
+    context = browser.new_context(base_url=server.url, locale=locale, viewport={"width": 390, "height": 844},
+                                  has_touch=True, is_mobile=True)
+    context.set_default_timeout(10_000)
+    try:
+        sign_in_over_http(context, unique("ann"))
+        page = context.new_page()
+        page.goto("/rooms/%s" % quote(room))
+        expect(page.locator("[data-topic]")).to_be_visible()
+        name = page.locator("h1.room-name")
+        expect(name).to_have_text("#" + room)
+        assert name.evaluate("el => el.scrollWidth <= el.clientWidth"), name.evaluate(
+            "el => [el.scrollWidth, el.clientWidth]")
+    finally:
+        context.close()
+
+
+@contextlib.contextmanager
+def no_js_lobby(browser, server, name):  # noqa: F811
+    """The lobby with JavaScript off, signed in as the guest ``name``."""
+    context = browser.new_context(base_url=server.url, java_script_enabled=False)
+    context.set_default_timeout(10_000)
+    try:
+        sign_in_over_http(context, name)
+        page = context.new_page()
+        page.goto("/")
+        yield context, page
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("then", ["nothing", "a page loaded"])
+def test_a_create_form_signed_out_in_another_tab_says_so_and_keeps_what_was_typed(browser, server, room,
+                                                                                   then):  # noqa: F811
+    # It answered "Nothing was sent... Your text is kept" and lost the name. Signed out with no
+    # page loaded since, the session has no CSRF secret at all; a page loaded makes a new one.
+    name = unique("ann")
+    with no_js_lobby(browser, server, name) as (context, page):
+        page.fill("#create-name", room)
+        page.fill("#create-topic", "our plans")
+        page.get_by_label("Private: members only (invite them)").check()
+        sign_out(context)
+        if then == "a page loaded":
+            assert context.request.get("/").ok
+        page.get_by_role("button", name="Create").click()
+        expect(page.get_by_role("alert")).to_have_text(
+            "No room was created: you are signed out (perhaps in another tab or window). "
+            "Sign in, then press Create again.")
+        page.fill("#name", name)
+        page.get_by_role("button", name="Start chatting").click()
+        expect(page.locator("#create-name")).to_have_value(room)
+        expect(page.locator("#create-topic")).to_have_value("our plans")
+        expect(page.get_by_label("Private: members only (invite them)")).to_be_checked()
+        page.get_by_role("button", name="Create").click()
+        expect(page).to_have_url(re.compile("/rooms/%s$" % room))
+
+
+def test_a_create_form_from_before_signing_in_again_keeps_what_was_typed(browser, server, room):  # noqa: F811
+    name = unique("ann")
+    with no_js_lobby(browser, server, name) as (context, page):
+        page.fill("#create-name", room)
+        sign_out(context)
+        sign_in_over_http(context, name)  # in another tab: a new session, a new CSRF token
+        page.get_by_role("button", name="Create").click()
+        expect(page.locator("form.create [role=alert]")).to_contain_text(
+            "No room was created: this page was out of date")
+        expect(page.locator("#create-name")).to_have_value(room)
+        page.get_by_role("button", name="Create").click()
+        expect(page).to_have_url(re.compile("/rooms/%s$" % room))
+
+
+def test_signing_out_in_another_tab_takes_the_private_rooms_off_the_lobby(browser, server, room, owner):  # noqa: F811
+    public = unique("pub")
+    assert create(owner, room, "private")[0] == 201
+    assert create(owner, public)[0] == 201
+    for each in (room, public):
+        assert owner.post(each, "hello")[0] == 201
+    with owners_context(browser, server, owner) as context:
+        page = context.new_page()
+        page.goto("/")
+        rooms = page.locator("ul.rooms")
+        expect(rooms).to_contain_text("#" + room)
+        sign_out(context)
+        context.new_page().goto("/")  # the other tab, signed out, tells this one
+        expect(page.locator("#name")).to_be_visible()
+        expect(rooms).to_contain_text("#" + public)
+        expect(rooms).not_to_contain_text("#" + room)
+        expect(page.locator("form.create")).to_have_count(0)

@@ -28,10 +28,11 @@ class Browser:
         return urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar), _NoRedirect(),
                                            urllib.request.HTTPSHandler(context=self.tls))
 
-    def request(self, method, path, form=None, body=None, headers=None):
-        """Return (status, headers, body bytes); never raises for an HTTP status."""
+    def request(self, method, path, form=None, body=None, headers=None, raw=None):
+        """Return (status, headers, body bytes); never raises for an HTTP status. ``raw``: the
+        body's bytes as they are (its Content-Type in ``headers``)."""
         headers = dict(headers or {})
-        data = None
+        data = raw
         if form is not None:
             data = urllib.parse.urlencode(form).encode()
             headers.setdefault("Content-Type", "application/x-www-form-urlencoded")

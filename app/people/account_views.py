@@ -6,7 +6,7 @@ from flask_wtf.csrf import generate_csrf
 
 from ..ops.services import services
 from ..rooms import messages
-from ..web import guard
+from ..web import bodies, guard
 from ..web.replies import json_error, require_utf8_form, wants_json
 from . import accounts, identity
 from .sessions import Refused, describe, limit_attempts, safe_next
@@ -179,8 +179,8 @@ def _administered(name):
 def _read(fields, is_json):
     """The named fields and the form's ``next`` target from a JSON object or a form; 400/415."""
     if is_json:
-        data = request.get_json(silent=True)
-        if not isinstance(data, dict):
+        data = bodies.json_object()
+        if data is None:
             return _bad(400, N_("The body must be a JSON object."))
         return (*(data.get(f) for f in fields), safe_next(None))
     if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):

@@ -9,7 +9,7 @@ from flask_wtf.csrf import generate_csrf
 
 from ..ops.services import flag, services
 from ..rooms import keys, messages
-from ..web import guard, pages, targets
+from ..web import bodies, guard, pages, targets
 from ..web.replies import json_error, require_utf8_form, wants_json, wants_page
 from . import accounts, identity, jwts
 from .names import fold
@@ -37,8 +37,8 @@ def sign_in():
     if presented is not None and not request.mimetype:  # a bare exchange: the header says it all
         is_json, name, password, token = True, None, None, presented
     elif is_json:
-        data = request.get_json(silent=True)
-        if not isinstance(data, dict):
+        data = bodies.json_object()
+        if data is None:
             abort(400, N_("The body must be a JSON object."))
         name, password, token = data.get("name"), data.get("password"), data.get("token")
     elif request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
@@ -199,7 +199,7 @@ def whoami():
 
 @bp.delete("/session")
 def sign_out():
-    """Leave: free the name and end the session everywhere (its cookie, copies included, no
+    """Sign out: free the name and end the session everywhere (its cookie, copies included, no
     longer counts; its open streams end on every worker with an event "signed-out")."""
     identity.sign_out()
     return "", 204
@@ -214,7 +214,7 @@ def sign_out_form():
 
 @bp.get("/session/leave")
 def sign_out_page():
-    """A Leave page reopened from history: the lobby (its header offers Leave when signed in)."""
+    """A Sign out page reopened from history: the lobby (its header offers Sign out when signed in)."""
     return redirect(url_for("pages.lobby"), 303)
 
 

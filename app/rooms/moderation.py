@@ -8,7 +8,8 @@ its ``StreamGate`` whether the word is for it; if so it sends the event that say
 Its reconnect meets the gate in front of the stream (404 or 403): an EventSource stops there.
 
 Control verbs on a room's channel:
-  ``removed <uid>``   the member left the room's members (streams of that person end)
+  ``removed <uid>``   the member was removed from the room's members (streams of that person end)
+  ``left <uid>``      the member left by themselves (the same, but their streams say so)
   ``banned <key>``    a uid, "addr:<address>" or a guest's "name:<folded name>" was banned
                       (their streams end)
   ``access``          the room's visibility changed: each stream checks its access again
@@ -38,11 +39,12 @@ N_ = str
 AUDIT = "ripple:audit"
 ROOM_AUDIT_LENGTH = 1000
 AUDIT_LENGTH = 10000
-VERBS = frozenset((b"removed", b"banned", b"access", b"deleted", b"unwatch"))
+VERBS = frozenset((b"removed", b"left", b"banned", b"access", b"deleted", b"unwatch"))
 RECONNECT_FRAME = b"retry: 1000\n\n"  # the end of a stream that must come back following less
 
 SENTENCES = {
     "removed": N_("You were removed from #%s."),
+    "left": N_("You left #%s."),
     "banned": N_("You were banned from #%s."),
     "banned_until": N_("You are banned from #%s until %s UTC."),
     "banned_for_good": N_("You are banned from #%s."),
@@ -120,7 +122,8 @@ class Moderation:
         new invitation (or the owner adding them) lets them back."""
         k = RecordKeys(room)
         return bool(self._remove(keys=[k.members, k.channel, keys.RoomKeys(room).activity, k.info, k.removed],
-                                 args=[uid, "!#removed\n" + uid, unwatch(room), "" if leaving else now_ms()]))
+                                 args=[uid, "!#%s\n%s" % ("left" if leaving else "removed", uid), unwatch(room),
+                                       "" if leaving else now_ms()]))
 
     def ban(self, room, key, name, by, seconds=None, uid=None):
         """Ban ``key`` (a uid, "addr:<address>", or a guest's name's key with the guest's
@@ -250,7 +253,7 @@ class StreamGate:
         else None. ``access`` costs a Redis round trip (check); the others none."""
         if verb == b"deleted":
             return frame("room-deleted", self.room, "deleted")
-        if verb in (b"removed", b"banned") and argument in self.who:
+        if verb in (b"removed", b"left", b"banned") and argument in self.who:
             if argument.startswith(b"addr:"):  # spares the room's owner and moderators there
                 reason = self.check()
                 return frame("removed", self.room, reason) if reason else None
@@ -266,7 +269,7 @@ class StreamGate:
 
 def frame(event, room, reason):
     """The SSE frame that ends a stream: ``event: removed`` {"room", "reason", "message"}
-    (reason "removed" or "banned"), or ``event: room-deleted`` {"room", "reason", "message"}."""
+    (reason "removed", "left" or "banned"), or ``event: room-deleted`` {"room", "reason", "message"}."""
     message = SENTENCES[reason] % room
     data = json.dumps({"room": room, "reason": reason, "message": message}, ensure_ascii=False)
     return ("event: %s\ndata: %s\n\n" % (event, data)).encode()  # one line: json escapes breaks

@@ -245,12 +245,12 @@ class Rooms:
 
     def visible(self, rooms, uid):
         """Of ``rooms`` (names), those a person ``uid`` (or None) may see listed: every public
-        room, and the private ones they belong to (one round trip)."""
+        room, and the private ones they belong to (one round trip); each with True if private."""
         with self.redis.pipeline(transaction=False) as pipe:
             for room in rooms:
                 k = RecordKeys(room)
                 pipe.hget(k.info, "visibility")
                 pipe.hexists(k.members, uid or "-")  # not ECHO: a cluster's pipelines refuse it
             found = pipe.execute()
-        return [room for room, visibility, member in zip(rooms, found[::2], found[1::2])
-                if visibility != PRIVATE or (uid and member)]
+        return {room: visibility == PRIVATE for room, visibility, member in zip(rooms, found[::2], found[1::2])
+                if visibility != PRIVATE or (uid and member)}

@@ -12,7 +12,7 @@ from ..ops.services import services
 from ..people import identity, tokens
 from ..people import reading as reading_people
 from ..rooms import keys, messages
-from . import fastpost, gate, guard, opening, pages
+from . import bodies, fastpost, gate, guard, opening, pages
 from .i18n import translate
 from .replies import json_error, refuse, require_utf8_form, status_code, wants_json, wants_page
 
@@ -110,8 +110,7 @@ BAD_REPLY_TO = N_("reply_to must be a message id such as 1732371730000-0.")
 def request_reply_to():
     """The id a post answers (JSON ``reply_to``, or the form field), or None."""
     if request.mimetype == "application/json":
-        data = request.get_json(silent=True)
-        value = data.get("reply_to") if isinstance(data, dict) else None
+        value = (bodies.json_object() or {}).get("reply_to")
     else:
         value = request.form.get("reply_to")
     if value in (None, ""):
@@ -163,8 +162,8 @@ def kept_key(key):
 def read_post():
     """Return (text, user, idempotency key, answer-with-a-page) from a JSON or form body."""
     if request.mimetype == "application/json":
-        data = request.get_json(silent=True)
-        if not isinstance(data, dict):
+        data = bodies.json_object()
+        if data is None:
             abort(400, N_("The body must be a JSON object."))
         return data.get("text"), data.get("user"), request.headers.get("Idempotency-Key"), False
     if request.mimetype in FORM_TYPES:

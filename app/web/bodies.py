@@ -12,6 +12,7 @@ import logging
 import socket
 
 import gevent
+from flask import request
 from flask.json.provider import DefaultJSONProvider
 
 from . import headers, replies, request_ids
@@ -42,6 +43,16 @@ def loads(raw):
         return json.loads(raw, parse_constant=_not_json)
     except RecursionError:
         raise ValueError(TOO_DEEP) from None
+
+
+def json_object():
+    """The JSON request's body as a dict, or None when it is not a JSON object. An empty body is
+    {}: many HTTP clients send ``Content-Type: application/json`` on every request, body or not,
+    and {} is what a route whose fields are all optional would have been sent anyway."""
+    if not request.get_data(cache=True):
+        return {}
+    data = request.get_json(silent=True)
+    return data if isinstance(data, dict) else None
 
 
 class JSONProvider(DefaultJSONProvider):

@@ -17,7 +17,7 @@ from ..ops.services import services
 from ..people import identity, tokens
 from ..rooms import keys, messages
 from ..rooms.conversation import SENTENCES, Person, Refused
-from . import api, gate, guard, pages
+from . import api, bodies, gate, guard, pages
 from .replies import json_error, require_utf8_form, wants_json
 
 # Marks a sentence for the catalogue; the web layer answers it in the reader's language
@@ -157,8 +157,8 @@ def limited(view):
 def edit_message(room, message_id):
     """Edit one's own message: {"text"} -> 200 with the message (``edited_ts`` set)."""
     room = _room(room)
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
+    data = bodies.json_object()
+    if data is None:
         return json_error(400, N_("The body must be a JSON object with the new text."), code="bad_body")
     max_chars = current_app.config["MAX_MESSAGE_CHARS"]
     answer = _do(room, message_id, False,

@@ -6,7 +6,7 @@ errors.py calls ``page`` for every refusal of a form post (a rate limit, a rule,
 """
 from flask import current_app, redirect, request, session, url_for
 
-from ..people import sessions
+from ..people import identity, sessions
 from ..rooms import keys
 from . import api, pages
 from .replies import wants_json, wants_page
@@ -19,7 +19,9 @@ N_ = str
 _STALE = {
     "sessions.sign_in": sessions.STALE_SIGN_IN,
     "sessions.sign_out_form": N_("You are still signed in: that page was out of date (its CSRF security "
-                                 "token had expired). Press Leave again."),
+                                 "token had expired). Press Sign out again."),
+    "rooms.create_room": N_("No room was created: this page was out of date (its CSRF security token had "
+                            "expired, for example after signing in again in another tab). Press Create again."),
 }
 _STALE_SEND = (N_("Nothing was sent: this page was out of date (its CSRF security token had expired, "
                   "for example after signing in or out in another tab). Your text is kept; send it again."))
@@ -38,6 +40,8 @@ def stale(endpoint, missing=False):
     ``missing``: no token came at all; unless the request is a form, that is a program's."""
     if missing and request.mimetype not in api.FORM_TYPES:
         return NO_TOKEN
+    if endpoint == "rooms.create_room" and not identity.shown():
+        return pages.CREATE_SIGNED_OUT  # signed out in another tab: "press Create again" would fail
     return _STALE.get(endpoint, _STALE_SEND)
 
 
@@ -67,6 +71,8 @@ def page(status, message):
                                   target=sessions.safe_next(form.get("next")), status=status)
     if endpoint == "sessions.sign_out_form":
         return pages.lobby_page(notice=message, status=status)
+    if endpoint == "rooms.create_room":
+        return pages.create_refused(form, status, message)
     return None
 
 
@@ -88,4 +94,7 @@ def fresh_form():
                                 next=sessions.safe_next(request.form.get("next"))), 303)
     if request.endpoint == "sessions.sign_out_form":
         return redirect(url_for("pages.lobby"), 303)  # no session: already signed out
+    if request.endpoint == "rooms.create_room":  # signed out: the lobby says so, the fields kept
+        typed = {field: request.form.get(field, "")[:200] for field in pages.CREATE_FIELDS}
+        return redirect(url_for("pages.lobby", expired=1, **typed), 303)
     return None

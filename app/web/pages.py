@@ -31,12 +31,25 @@ bp = Blueprint("pages", __name__)
 DIRECT_SCAN = 200      # newest direct messages a room page reads for its conversations panel
 CONVERSATIONS = 10     # people listed under "Direct messages"
 NO_ONE = N_("There is no one by that name.")
+CREATE_SIGNED_OUT = N_("No room was created: you are signed out (perhaps in another tab or window). "
+                       "Sign in, then press Create again.")
+CREATE_FIELDS = ("name", "topic", "visibility")
 
 
 @bp.get("/")
 def lobby():
     """List recently active rooms and offer to join one."""
-    return lobby_page()
+    # A create form refused for its session comes back here (form_pages), filled in as typed.
+    create = {field: request.args.get(field, "")[:200] for field in CREATE_FIELDS}
+    if request.args.get("expired"):
+        create["error"] = CREATE_SIGNED_OUT
+    return lobby_page(create=create if any(create.values()) else None)
+
+
+def create_refused(form, status, sentence):
+    """The lobby again for a refused create form: ``sentence``, and the form as it was typed."""
+    typed = {field: form.get(field, "") for field in CREATE_FIELDS}
+    return lobby_page(status=status, create={"error": sentence, **typed})
 
 
 @bp.get("/go")
@@ -257,12 +270,12 @@ def sign_in_page(error=None, typed="", target=None, status=200):
 
 
 def lobby_page(error=None, typed="", status=200, notice=None, create=None):
-    """The lobby; ``error`` belongs to its join form, ``notice`` to the page (a failed Leave),
+    """The lobby; ``error`` belongs to its join form, ``notice`` to the page (a failed Sign out),
     ``create`` to its new-room form ({"error", "name", "topic", "visibility"}: kept as typed)."""
     try:
         rooms = services().store.rooms(current_app.config["LOBBY_ROOMS"])
-        shown = set(services().rooms.visible([r["room"] for r in rooms], identity.uid()))
-        rooms = [r for r in rooms if r["room"] in shown]  # private rooms: their members only
+        shown = services().rooms.visible([r["room"] for r in rooms], identity.uid())
+        rooms = [{**r, "private": shown[r["room"]]} for r in rooms if r["room"] in shown]  # private: members only
         counts = services().presence.online_counts([r["room"] for r in rooms])
         for entry, count in zip(rooms, counts):
             entry["online"] = count
@@ -287,8 +300,11 @@ def lobby_page(error=None, typed="", status=200, notice=None, create=None):
     counts = {entry["room"]: entry for entry in sidebar or ()}
     for entry in rooms or []:
         entry["mine"] = counts.get(entry["room"])
+    create = create or {}
+    # Signed out, a refused create form's fields wait in the sign-in form's way back here.
+    back = url_for("pages.lobby", **{field: create[field] for field in CREATE_FIELDS if create.get(field)})
     return render_template("lobby.html", rooms=rooms, error=error, typed=typed, notice=notice,
-                           user=user, sidebar=sidebar, create=create or {},
+                           user=user, sidebar=sidebar, create=create, signin_target=back,
                            room_rule=keys.ROOM_RULE), status
 
 

@@ -18,7 +18,7 @@ from ..ops.services import services
 from ..people import identity, sessions
 from ..people.reading import Ahead, current_reader
 from ..rooms import keys
-from . import gate
+from . import bodies, gate
 from .replies import json_error, wants_page
 
 bp = Blueprint("reading", __name__)
@@ -54,8 +54,8 @@ def _room_or_400(room):
 def mark_read(room):
     """Move the person's read position in the room forward: 204 (an older id changes nothing)."""
     room = _room_or_400(room)
-    data = request.get_json(silent=True)
-    mid = data.get("id") if isinstance(data, dict) else None
+    data = bodies.json_object() or {}
+    mid = data.get("id")
     if not isinstance(mid, str) or keys.parse_stream_id(mid) is None:
         return json_error(400, BAD_ID, code="bad_id")
     reader = _reader_or_401()

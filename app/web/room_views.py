@@ -11,7 +11,7 @@ from flask_babel import lazy_gettext as _l
 from ..ops.services import services
 from ..rooms import keys, messages, records
 from ..rooms.moderation import N_
-from . import gate, guard, pages, targets
+from . import bodies, gate, guard, pages, targets
 from .replies import json_error, require_utf8_form, wants_json
 
 bp = Blueprint("rooms", __name__)
@@ -63,8 +63,8 @@ def refused(exc):
 def read_body():
     """(fields dict, is a plain form) of a JSON or form request; an empty body is {}."""
     if request.mimetype == "application/json":
-        data = request.get_json(silent=True)
-        if not isinstance(data, dict):
+        data = bodies.json_object()
+        if data is None:
             raise gate.Refused(400, SENTENCES["body"], "bad_body")
         return data, False
     if request.mimetype in FORM_TYPES:
@@ -179,8 +179,7 @@ def create_room():
 def _create_failed(form, data, status, sentence, code, headers=None):
     if not form:
         return json_error(status, sentence, headers, code)
-    typed = {name: data.get(name, "") for name in ("name", "topic", "visibility")}
-    return pages.lobby_page(status=status, create={"error": sentence, **typed})[0], status, headers or {}
+    return pages.create_refused(data, status, sentence)[0], status, headers or {}
 
 
 @bp.route("/rooms/<room>", methods=["PATCH", "DELETE", "POST"])

@@ -11,7 +11,7 @@ from flask_babel import lazy_gettext as _l
 from ..ops.services import services
 from ..people import identity, tokens
 from ..rooms import messages
-from ..web import gate, targets
+from ..web import bodies, gate, targets
 from ..web.replies import json_error, wants_json
 
 bp = Blueprint("webhooks", __name__, url_prefix="/admin/webhooks")
@@ -69,8 +69,8 @@ def add_webhook():
     optional)} -> 201 the webhook with its "secret" (shown this once)."""
     if request.mimetype != "application/json":  # as every JSON route: 415, not a bad field
         raise _Refused(415, NOT_JSON_TYPE, "unsupported_type")
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
+    data = bodies.json_object()
+    if data is None:
         raise _Refused(400, NOT_JSON, "invalid")
     hook, secret = _hooks().add(data.get("url"), data.get("events") or "message", data.get("rooms") or "*",
                                 data.get("bot"))

@@ -8,4 +8,4 @@ LocalTimes(document);
 Sidebar(document.querySelector('[data-sidebar]'), root);
 SessionWatch(root);
 SignedOutView(root);
-announceSession(root.dataset.me || '');  // after "Leave" in another tab: nobody
+announceSession(root.dataset.me || '');  // after "Sign out" in another tab: nobody

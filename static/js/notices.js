@@ -18,7 +18,8 @@ export function DroppedNotice(el, root) {
     el.textContent = reason === 'deleted' ? t('#{room} was deleted by its owner or an administrator.', { room })
       : reason === 'banned' ? t('You were banned from #{room}.', { room })
         : reason === 'private' ? t('#{room} is now private: only its members can read it.', { room })
-          : t('You were removed from #{room}.', { room });
+          : reason === 'left' ? t('You left #{room}.', { room })  // in another tab, or by a program
+            : t('You were removed from #{room}.', { room });
     el.hidden = false;
     root.querySelector('[data-form]')?.setAttribute('hidden', '');  // its posts would be refused
   });

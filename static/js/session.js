@@ -1,7 +1,7 @@
 // Who is signed in, kept true across the tabs of this browser (they share one session cookie).
 //
 // Every page tells the other tabs who it was rendered for, as it loads; a page showing a name
-// that hears "nobody" is signed in now (the lobby after "Leave" in another tab) checks with the
+// that hears "nobody" is signed in now (the lobby after "Sign out" in another tab) checks with the
 // server and turns into the signed-out page without a reload; a page that hears of another
 // name (signed in in another tab) checks and reloads as that name. A stream's own
 // 'signed-out' event (the server ends a signed-out session's streams) does the same.
@@ -81,10 +81,11 @@ export function SignedOutView(root) {
     if (!me) return;
     root.dataset.me = '';
     // Nothing of the person stays on a shared screen: name, direct messages, their list, their
-    // rooms, the message menus (a half-written edit in one), "(you)" among the people online.
+    // rooms, the message menus (a half-written edit in one), "(you)" among the people online;
+    // in the lobby, its private rooms, unread counts and the form to create a room.
     for (const mine of document.querySelectorAll(
       'form.whoami, li.msg.direct, [data-inbox], #inbox-heading, [data-inbox-empty], [data-sidebar], ' +
-      '[data-actions]')) mine.remove();
+      '[data-actions], li[data-private], [data-mine], [data-create]')) mine.remove();
     for (const li of document.querySelectorAll('[data-online] li.me')) {
       li.classList.remove('me');
       delete li.dataset.you;
