@@ -243,3 +243,19 @@ def test_rooms_trim_without_a_maximum_age_says_so_as_a_missing_setting(app):
     result = app.test_cli_runner().invoke(args=["rooms", "trim"])
     assert result.exit_code == 1  # as README says a setting's refusal is said
     assert result.stderr == "Error: RIPPLE_HISTORY_MAX_AGE_DAYS is not set: there is no age to trim by.\n"
+
+
+def test_the_ban_command_bans_a_guest_by_the_name_they_use(server, redis_url):
+    room = new_room("cli")
+    victim = Browser(server.url)
+    name = "gst-" + uuid.uuid4().hex[:6]
+    assert victim.sign_in(name) == 200
+    assert flask(redis_url, "ban", room, "guest:0123456789abcdef").returncode == 2  # one sign-in's id: refused
+    assert flask(redis_url, "ban", room, "name:" + name).returncode == 0
+    assert victim.post(room, "hm")[0] == 403
+    assert victim.request("DELETE", "/session")[0] == 204
+    again = Browser(server.url)  # signed in again as a guest with the name: still banned
+    assert again.sign_in(name) == 200
+    assert again.post(room, "back?")[0] == 403
+    assert flask(redis_url, "unban", room, "name:" + name).returncode == 0
+    assert again.post(room, "back")[0] == 201

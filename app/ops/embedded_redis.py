@@ -272,7 +272,7 @@ class EmbeddedRedis:
                           self.process.pid, self.directory)
                 try:
                     self.start()
-                except (OSError, RuntimeError) as exc:
+                except Exception as exc:  # noqa: BLE001 - the thread must outlive any fault (its server dies with it)
                     log.error("embedded Redis did not restart (%s): trying again in %.0f s", exc, backoff)
                 else:
                     log.warning("embedded Redis restarted (pid %d)", self.process.pid)

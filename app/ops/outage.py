@@ -39,7 +39,9 @@ class SwallowedRedisErrors(logging.Filter):
 
     def filter(self, record):
         exc = record.exc_info[1] if record.exc_info else None
-        outage = self.outage_of() if isinstance(exc, redis.RedisError) else None
+        # Only a Redis out of reach is an outage: an error reply (OOM under noeviction, a
+        # script's fault) is logged as it was, traceback and all.
+        outage = self.outage_of() if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)) else None
         if outage is None:
             return True
         outage.failed(self.where, exc)

@@ -7,7 +7,7 @@ import click
 import redis
 from flask import Blueprint
 
-from ..rooms import archive, census, keys
+from ..rooms import archive, census, keys, records
 from .cli_errors import one_line_redis_errors, unreachable
 from .services import services
 
@@ -65,12 +65,18 @@ def delete_command(room, yes):
 @click.argument("user")
 @click.option("--seconds", type=click.IntRange(1), default=None, help="For this long (default: for good).")
 def ban_command(room, user, seconds):
-    """Ban USER (a stable id as messages carry it, an account name, or addr:<address>) from ROOM."""
+    """Ban USER (a stable id as messages carry it, an account name, addr:<address>, or
+    name:<a guest's name>) from ROOM."""
     room = _room(room)
+    if user.startswith(records.GUEST_PREFIX):  # one sign-in's: signing in again would lift it
+        _fail(2, "A guest is banned by the name they use: give name:<their name>, not their id.")
     with _redis_errors():
         ripple = services()
-        found = ripple.accounts.get(ripple.accounts.id_for(user)) if not user.startswith("addr:") else None
+        found = ripple.accounts.get(ripple.accounts.id_for(user)) if not user.startswith(("addr:", "name:")) else None
         key, name = (found["id"], found["name"]) if found else (user, user)
+        if user.startswith("name:"):
+            name = user[len("name:"):]
+            key = records.guest_ban_key(name)
         ban = ripple.moderation.ban(room, key, name, OPERATOR[1], seconds)
         ripple.moderation.record(room, *OPERATOR, "ban", name, "for %d s" % seconds if seconds else "for good")
     click.echo("banned %s from #%s%s" % (name, room, " until " + _when(ban["until"]) if ban["until"] else ""))
@@ -80,12 +86,14 @@ def ban_command(room, user, seconds):
 @click.argument("room")
 @click.argument("user")
 def unban_command(room, user):
-    """Lift USER's ban in ROOM (the id the ban lists, or an account name)."""
+    """Lift USER's ban in ROOM (the key the ban lists, an account name, or name:<a guest's name>)."""
     room = _room(room)
     with _redis_errors():
         ripple = services()
-        found = ripple.accounts.get(ripple.accounts.id_for(user)) if not user.startswith("addr:") else None
-        if not ripple.moderation.unban(room, user) and not (found and ripple.moderation.unban(room, found["id"])):
+        found = ripple.accounts.get(ripple.accounts.id_for(user)) if not user.startswith(("addr:", "name:")) else None
+        guest_name = records.guest_ban_key(user[len("name:"):]) if user.startswith("name:") else None
+        if not ripple.moderation.unban(room, user) and not (found and ripple.moderation.unban(room, found["id"])) \
+                and not (guest_name and ripple.moderation.unban(room, guest_name)):
             _fail(2, "There is no ban on “%s” in #%s." % (user, room))
         ripple.moderation.record(room, *OPERATOR, "unban", user)
     click.echo("unbanned %s in #%s" % (user, room))

@@ -177,6 +177,7 @@ export function restoreDraft(root, form) {
     // The room is gone: one made later under its name is another room (posting makes a public
     // one), and a draft written for this one must not wait there, one Enter away.
     if (e.detail.event !== 'room-deleted') return;
+    box.value = '';  // hidden, but a later sign-out (SignedOutView) would keep it again
     try { sessionStorage.removeItem(draftKey(root)); } catch (err) { /* storage off */ }
   });
   save();
