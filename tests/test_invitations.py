@@ -78,3 +78,11 @@ def test_a_dead_invitations_page_says_it_expired_and_nothing_of_the_room(server,
     assert room not in page and "plans" not in page
     status, body = answer(visitor, "GET", path_of(made["url"]))
     assert (status, body["code"]) == (410, "invite_used") and room not in json.dumps(body)
+
+
+def test_a_banned_person_opening_an_invitation_is_told_so_instead_of_offered_join(server, owner, room):
+    made, member = invite(owner, room), guest(server, "mem")
+    assert join(member, made)[0] == 200
+    assert answer(owner, "POST", "/rooms/%s/bans" % room, body={"user": member.name})[0] == 201
+    status, page = answer(member, "GET", path_of(invite(owner, room)["url"]), headers={"Accept": "text/html"})
+    assert status == 403 and "You are banned from #%s." % room in page and "Join" not in page

@@ -95,6 +95,10 @@ def invitation(token):
     name, _ = identity.current()
     if request.method == "GET":
         if wants_page():
+            standing = gate.access(room) if name else None
+            if standing is not None and standing.ban is not None:  # say so before they press Join
+                return render_template("error.html", status=403,
+                                       message=gate.banned_sentence(room, standing.ban)), 403
             return render_template("invite.html", room=room, user=name, token=token,
                                    info=services().rooms.info(room), invite=found,
                                    target=url_for("invites.invitation", token=token))
