@@ -56,6 +56,15 @@ def test_a_ban_ends_the_persons_streams_on_both_workers_within_a_second(server, 
     watcher.close()
 
 
+def test_a_timed_bans_event_says_when_it_lapses(server, owner):
+    room, member = room_with_member(server, owner, "public")
+    stream = member.stream(room)
+    stream.until("ready")
+    ban = answer(owner, "POST", "/rooms/%s/bans" % room, body={"user": member.name, "seconds": 600})[1]
+    said = ended_with(stream, "removed", time.monotonic() + 5)
+    assert said["reason"] == "banned" and said["until"] == ban["until"]
+
+
 def test_a_banned_persons_reconnect_and_posts_are_refused_so_eventsource_stops(server, owner):
     room, member = room_with_member(server, owner, "public")
     answer(owner, "POST", "/rooms/%s/bans" % room, body={"user": member.name, "seconds": 600})

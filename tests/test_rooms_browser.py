@@ -79,6 +79,20 @@ def test_a_draft_for_a_deleted_room_does_not_come_back_in_a_room_of_the_same_nam
     expect(page.locator("textarea[name=text]")).to_have_value("")
 
 
+def test_a_timed_ban_shows_when_it_lapses_and_the_page_comes_back_then(open_room, server, room, owner):
+    assert create(owner, room, "public")[0] == 201
+    name = unique("gus")
+    page = open_room(name)
+    page.fill("textarea[name=text]", "said after the ban")
+    assert answer(owner, "POST", "/rooms/%s/bans" % room, body={"user": name, "seconds": 2})[0] == 201
+    expect(page.locator("[data-notice]")).to_contain_text("You are banned from #%s until " % room)
+    expect(page.locator("form[data-form]")).to_be_hidden()
+    # Two seconds on, the page reloads by itself: live again, the draft back in the composer.
+    expect(page.locator("form[data-form]")).to_be_visible(timeout=15000)
+    expect(page.locator(STATUS)).to_have_text("connected", timeout=15000)
+    expect(page.locator("textarea[name=text]")).to_have_value("said after the ban")
+
+
 def register(page, name):
     page.goto("/register")
     page.fill("#name", name)

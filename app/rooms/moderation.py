@@ -10,8 +10,8 @@ Its reconnect meets the gate in front of the stream (404 or 403): an EventSource
 Control verbs on a room's channel:
   ``removed <uid>``   the member was removed from the room's members (streams of that person end)
   ``left <uid>``      the member left by themselves (the same, but their streams say so)
-  ``banned <key>``    a uid, "addr:<address>" or a guest's "name:<folded name>" was banned
-                      (their streams end)
+  ``banned <key>\n<until>``  a uid, "addr:<address>" or a guest's "name:<folded name>" was
+                      banned until that time (ms; 0: for good): their streams end
   ``access``          the room's visibility changed: each stream checks its access again
   ``deleted``         the room is gone: every stream ends with ``event: room-deleted``
 Control verb on a room's activity channel (heard by the streams of *other* rooms that follow
@@ -138,7 +138,8 @@ class Moderation:
         now = now_ms()
         record = {"until": now + int(seconds * 1000) if seconds else 0, "name": name, "by": by, "at": now}
         self._ban(keys=[k.bans, k.members, k.channel, keys.RoomKeys(room).activity, k.info, k.removed],
-                  args=[key, json.dumps(record, ensure_ascii=False), "!#banned\n" + key, unwatch(room), now,
+                  args=[key, json.dumps(record, ensure_ascii=False), "!#banned\n%s\n%d" % (key, record["until"]),
+                        unwatch(room), now,
                         uid or key])
         return {"user": key, **record}
 
@@ -253,11 +254,14 @@ class StreamGate:
         else None. ``access`` costs a Redis round trip (check); the others none."""
         if verb == b"deleted":
             return frame("room-deleted", self.room, "deleted")
-        if verb in (b"removed", b"left", b"banned") and argument in self.who:
+        if verb in (b"removed", b"left", b"banned"):
+            argument, _, until = argument.partition(b"\n")  # a ban says until when
+            if argument not in self.who:
+                return None
             if argument.startswith(b"addr:"):  # spares the room's owner and moderators there
                 reason = self.check()
-                return frame("removed", self.room, reason) if reason else None
-            return frame("removed", self.room, verb.decode())
+                return frame("removed", self.room, reason, int(until or 0)) if reason else None
+            return frame("removed", self.room, verb.decode(), int(until or 0))
         if verb == b"access":
             reason = self.check()
             return frame("removed", self.room, reason) if reason else None
@@ -267,9 +271,12 @@ class StreamGate:
         return None
 
 
-def frame(event, room, reason):
+def frame(event, room, reason, until=0):
     """The SSE frame that ends a stream: ``event: removed`` {"room", "reason", "message"}
-    (reason "removed", "left" or "banned"), or ``event: room-deleted`` {"room", "reason", "message"}."""
-    message = SENTENCES[reason] % room
-    data = json.dumps({"room": room, "reason": reason, "message": message}, ensure_ascii=False)
+    (reason "removed", "left" or "banned"; a ban for a time adds "until": ms since the epoch, when
+    it lapses), or ``event: room-deleted`` {"room", "reason", "message"}."""
+    said = {"room": room, "reason": reason, "message": SENTENCES[reason] % room}
+    if until and reason == "banned":
+        said["until"] = until
+    data = json.dumps(said, ensure_ascii=False)
     return ("event: %s\ndata: %s\n\n" % (event, data)).encode()  # one line: json escapes breaks

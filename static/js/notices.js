@@ -1,5 +1,6 @@
 // Notices: the "older messages were dropped" notice and the unread count in the title.
 import { t } from './i18n.js';
+import { fullTime } from './times.js';
 
 const QUEUED = t('Live updates for this room are paused: this browser has too many rooms open. Sending still works; close the tab of another room and this one goes live, with what it missed.');
 const DROPPED = t('Some older messages are no longer available.');
@@ -14,14 +15,19 @@ export function DroppedNotice(el, root) {
     el.hidden = false;
   });
   root.addEventListener('chat:removed', (e) => {  // a ban, a removal, a deleted room (app/rooms/moderation.py)
-    const { room, reason } = e.detail;
+    const { room, reason, until } = e.detail;
     el.textContent = reason === 'deleted' ? t('#{room} was deleted by its owner or an administrator.', { room })
+      : reason === 'banned' && until ? t('You are banned from #{room} until {time}.', { room, time: fullTime(until) })
       : reason === 'banned' ? t('You were banned from #{room}.', { room })
         : reason === 'private' ? t('#{room} is now private: only its members can read it.', { room })
           : reason === 'left' ? t('You left #{room}.', { room })  // in another tab, or by a program
             : t('You were removed from #{room}.', { room });
     el.hidden = false;
     root.querySelector('[data-form]')?.setAttribute('hidden', '');  // its posts would be refused
+    // A ban for a time: the page comes back by itself once it lapses (the draft kept meanwhile
+    // comes back with it); a timer's delay is capped near 24.8 days.
+    const wait = reason === 'banned' && until ? until - Date.now() + 1000 : NaN;
+    if (wait > 0 && wait < 2 ** 31) setTimeout(() => window.location.reload(), wait);
   });
   root.addEventListener('chat:state', (e) => {  // waiting for a connection slot (stream.js)
     if (e.detail.state === 'queued') {
