@@ -86,3 +86,11 @@ def test_a_banned_person_opening_an_invitation_is_told_so_instead_of_offered_joi
     assert answer(owner, "POST", "/rooms/%s/bans" % room, body={"user": member.name})[0] == 201
     status, page = answer(member, "GET", path_of(invite(owner, room)["url"]), headers={"Accept": "text/html"})
     assert status == 403 and "You are banned from #%s." % room in page and "Join" not in page
+
+
+def test_a_used_up_invitation_is_shown_so_on_the_manage_page_without_a_revoke_button(server, owner, room):
+    made = invite(owner, room, max_uses=1)
+    assert join(guest(server, "one"), made)[0] == 200
+    status, page = answer(owner, "GET", "/rooms/%s/manage" % room, headers={"Accept": "text/html"})
+    listed = page.split("<h2>Invitations</h2>", 1)[1].split("</table>", 1)[0]
+    assert status == 200 and "used up" in listed and "Revoke" not in listed
