@@ -2,6 +2,7 @@
 import importlib.util
 import logging
 import os
+import re
 import sys
 
 
@@ -150,6 +151,9 @@ USR2_WITH_EMBEDDED_REDIS = (
     "own to upgrade with USR2.")
 
 
+_EMBEDDED_URL = "RIPPLE_EMBEDDED_REDIS_URL"  # set beside REDIS_URL when it is the embedded server's
+
+
 def on_starting(server):
     """Prepare what every worker shares, before any forks: metrics, file limits, Redis."""
     # Everything the service writes under instance/ (AOF, secret key, metrics, sockets) is the
@@ -158,7 +162,9 @@ def on_starting(server):
     _check_settings()
     _metrics_dir(server)
     _check_open_files(server)
-    if os.environ.get("REDIS_URL"):
+    # After a HUP, gunicorn's USR2 re-exec hands the new master the environment as it was then,
+    # with the REDIS_URL this file set for the embedded server: that one is not the operator's.
+    if os.environ.get("REDIS_URL") and os.environ["REDIS_URL"] != os.environ.get(_EMBEDDED_URL):
         return
     if server.master_pid:
         # Started by `kill -USR2` beside a running master, whose embedded Redis lives and dies
@@ -173,7 +179,7 @@ def on_starting(server):
     # Kept on the arbiter, not in this module: a HUP re-runs this file, and a fresh module
     # would have forgotten the server that on_exit must stop.
     server.ripple_embedded_redis = redis
-    os.environ["REDIS_URL"] = redis.url  # workers inherit it
+    os.environ["REDIS_URL"] = os.environ[_EMBEDDED_URL] = redis.url  # workers inherit it
     server.log.info("embedded %s at %s (AOF in %s)", redis.binary,
                     redis.url.replace(":%s@" % redis.password, ":***@"), directory)
 
@@ -199,17 +205,22 @@ def _metrics_dir(server):
     would otherwise count each other's workers and empty each other's files. A directory whose
     lock nobody holds is a gone master's, removed at start; on_exit removes this one. A
     PROMETHEUS_MULTIPROC_DIR the operator sets is theirs: emptied of its *.db files at start.
-    (gunicorn's USR2 re-exec passes the environment as the master started with it: the new
-    master does not inherit this one's directory.)"""
+    One of ours inherited (gunicorn's USR2 re-exec after a HUP hands the new master the
+    environment this file had set) is the old master's: a new one is made."""
+    base = os.path.join(HERE, "instance", "metrics")
     path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if path is None:
-        base = os.path.join(HERE, "instance", "metrics")
+    if path is None or _OURS.fullmatch(os.path.relpath(os.path.abspath(path), base)):
         os.makedirs(base, mode=0o700, exist_ok=True)
         os.chmod(base, 0o700)
         _remove_gone_masters_metrics(base)
-        path = os.path.join(base, "%d-%s" % (os.getpid(), os.urandom(4).hex()))
-        os.makedirs(path, mode=0o700)
-        server.ripple_metrics_lock = _lock(os.path.join(path, ".lock"), wait=True)
+        name = "%d-%s" % (os.getpid(), os.urandom(4).hex())
+        # Made and locked under a name the scan skips, then put in place: another master's
+        # scan never sees it unlocked.
+        making = os.path.join(base, "." + name)
+        os.makedirs(making, mode=0o700)
+        server.ripple_metrics_lock = _lock(os.path.join(making, ".lock"), wait=True)
+        path = os.path.join(base, name)
+        os.rename(making, path)
         server.ripple_own_metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
     os.makedirs(path, mode=0o700, exist_ok=True)
     os.chmod(path, 0o700)
@@ -218,10 +229,17 @@ def _metrics_dir(server):
             os.unlink(os.path.join(path, name))
 
 
+_OURS = re.compile(r"[0-9]+-[0-9a-f]{8}")  # a master's own metrics directory, by name
+
+
 def _lock(path, wait=False):
-    """An flock'd descriptor of ``path`` (made if missing), or None when another holds it."""
+    """An flock'd descriptor of ``path`` (made if missing), or None when another holds it or
+    it is gone (another master removed it meanwhile)."""
     import fcntl
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except FileNotFoundError:
+        return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
     except BlockingIOError:
@@ -236,7 +254,7 @@ def _remove_gone_masters_metrics(base):
         path = os.path.join(base, entry)
         if entry.endswith(".db"):  # the layout before per-master directories
             os.unlink(path)
-        elif os.path.exists(os.path.join(path, ".lock")):  # (one without is being made now)
+        elif _OURS.fullmatch(entry):
             fd = _lock(os.path.join(path, ".lock"))
             if fd is not None:  # nobody holds it: its master is gone
                 shutil.rmtree(path, ignore_errors=True)

@@ -208,13 +208,20 @@ def test_an_embedded_redis_that_dies_is_restarted_from_its_aof(tmp_path, room):
                "the restarted Redis to stop with the master, not be restarted by it")
 
 
-def test_a_usr2_upgrade_beside_the_embedded_redis_is_refused_with_what_to_do(tmp_path, room):
+@pytest.mark.parametrize("reloaded", [False, True], ids=["fresh", "after-a-hup"])
+def test_a_usr2_upgrade_beside_the_embedded_redis_is_refused_with_what_to_do(tmp_path, room, reloaded):
     # The new master would need the old one's Redis, which stops with it: it says so and goes,
     # and the running master serves on (an operator told "stop that Redis first" would stop it).
+    # After a HUP gunicorn hands the new master the REDIS_URL set for the embedded server.
     server = Gunicorn(tmp_path, redis_url=None, workers=2, env=embedded_env(tmp_path),
                       command=Gunicorn.SCRIPT).start()  # USR2 re-runs the command that started it
     try:
         assert post(server.url, room, "before")[0] == 201
+        if reloaded:
+            before = set(server.worker_pids())
+            server.signal(signal.SIGHUP)
+            wait_until(lambda: len(server.worker_pids()) == 2 and not before & set(server.worker_pids()),
+                       30, 0.1, "new workers after HUP")
         logged = server.log_path.stat().st_size
         server.signal(signal.SIGUSR2)
         wait_until(lambda: b"cannot share the embedded Redis" in server.log_path.read_bytes()[logged:],

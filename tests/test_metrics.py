@@ -3,9 +3,11 @@ import fcntl
 import glob
 import os
 import shutil
+import signal
 import urllib.request
 import uuid
 
+import psutil
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from .servers import ROOT, Gunicorn, wait_until
@@ -94,3 +96,32 @@ def test_a_gone_masters_metrics_are_removed_and_a_live_ones_kept_whatever_its_pi
         finally:
             server.halt()
             shutil.rmtree(live, ignore_errors=True)
+
+
+def metrics_dirs_of(pid):
+    return glob.glob(os.path.join(ROOT, "instance", "metrics", "%d-*" % pid))
+
+
+def test_a_usr2_upgrade_after_a_reload_gets_its_own_metrics_directory(redis_url, tmp_path):
+    # gunicorn's re-exec after a HUP hands the new master the environment the old one had set.
+    server = Gunicorn(tmp_path, redis_url=redis_url, env=SERVER_ENV, command=Gunicorn.SCRIPT)
+    server.env.pop("PROMETHEUS_MULTIPROC_DIR")
+    new_master = None
+    try:
+        server.start()
+        (old_dir,) = metrics_dirs_of(server.process.pid)
+        before = set(server.worker_pids())
+        server.signal(signal.SIGHUP)
+        wait_until(lambda: len(server.worker_pids()) == 2 and not before & set(server.worker_pids()), 30, 0.1,
+                   "new workers after HUP")
+        workers = set(server.worker_pids())
+        server.signal(signal.SIGUSR2)
+        new_master = psutil.Process(wait_until(lambda: sorted(set(server.worker_pids()) - workers), 30, 0.1,
+                                               "the new master")[0])
+        wait_until(lambda: metrics_dirs_of(new_master.pid), 20, 0.1, "the new master's own directory")
+        assert os.path.isdir(old_dir)  # the old master's, untouched
+    finally:
+        if new_master is not None and new_master.is_running():
+            new_master.send_signal(signal.SIGINT)
+            new_master.wait(15)
+        server.halt()
