@@ -63,6 +63,19 @@ def test_a_timed_bans_event_says_when_it_lapses(server, owner):
     ban = answer(owner, "POST", "/rooms/%s/bans" % room, body={"user": member.name, "seconds": 600})[1]
     said = ended_with(stream, "removed", time.monotonic() + 5)
     assert said["reason"] == "banned" and said["until"] == ban["until"]
+    assert 595 <= said["seconds_left"] <= 600  # by the server's clock: a browser's may be off
+
+
+def test_a_ban_and_a_leave_are_also_said_as_the_previous_release_says_them(server, owner, redis_client):
+    # A rolling deploy: streams on hosts still running the previous release end on these.
+    room, member = room_with_member(server, owner, "public")
+    channel = redis_client.pubsub()
+    channel.subscribe(RecordKeys(room).channel)
+    assert channel.get_message(timeout=5)["type"] == "subscribe"
+    ban = answer(owner, "POST", "/rooms/%s/bans" % room, body={"user": member.name, "seconds": 60})[1]
+    said = [wait_until(lambda: channel.get_message(timeout=1), 5)["data"] for _ in range(2)]
+    assert said == ["!#banned\n%s\n%d" % (ban["user"], ban["until"]), "!#banned\n%s" % ban["user"]]
+    channel.close()
 
 
 def test_a_banned_persons_reconnect_and_posts_are_refused_so_eventsource_stops(server, owner):
@@ -151,6 +164,13 @@ def test_a_timed_ban_lapses_by_itself(server, owner, redis_client):
     record["until"] = int(time.time() * 1000) - 1  # its minute is over: no sleeping in tests
     redis_client.hset("ripple:{r:%s}:bans" % room, ban["user"], json.dumps(record))
     assert member.post(room, "back")[0] == 201
+
+
+@pytest.mark.parametrize("address", ["fe80::1%eth0", "fe80::1%a\nb"])
+def test_an_address_with_a_zone_is_not_a_ban(server, owner, address):
+    room, _ = room_with_member(server, owner, "public")
+    status, body = answer(owner, "POST", "/rooms/%s/bans" % room, body={"address": address})
+    assert (status, body["code"]) == (400, "bad_address")
 
 
 def test_a_ban_by_address_refuses_everyone_from_it(server, owner):

@@ -251,6 +251,7 @@ def test_the_ban_command_bans_a_guest_by_the_name_they_use(server, redis_url):
     name = "gst-" + uuid.uuid4().hex[:6]
     assert victim.sign_in(name) == 200
     assert flask(redis_url, "ban", room, "guest:0123456789abcdef").returncode == 2  # one sign-in's id: refused
+    assert flask(redis_url, "ban", room, "name: ").returncode == 2  # no name at all
     assert flask(redis_url, "ban", room, "name:" + name).returncode == 0
     assert victim.post(room, "hm")[0] == 403
     assert victim.request("DELETE", "/session")[0] == 204

@@ -252,3 +252,14 @@ def test_only_the_owner_changes_the_room_and_appoints(server, owner, private_roo
     assert answer(member, "DELETE", "/rooms/%s" % private_room)[0] == 403
     status, changed = answer(owner, "PATCH", "/rooms/%s" % private_room, body={"topic": "new plans"})
     assert status == 200 and changed["topic"] == "new plans"
+
+
+def test_a_link_cannot_tell_a_signed_in_person_they_are_signed_out(server):
+    # /?expired=1 is where a create form refused for its session comes back: only the signed out
+    # hear "you are signed out", whoever made the link.
+    person = guest(server)
+    status, _, page = person.request("GET", "/?expired=1&name=phish&topic=send+your+password",
+                                      headers={"Accept": "text/html"})
+    assert status == 200 and "you are signed out" not in page.decode()
+    status, _, page = Browser(server.url).request("GET", "/?expired=1&name=mine", headers={"Accept": "text/html"})
+    assert status == 200 and "you are signed out" in page.decode()

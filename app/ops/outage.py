@@ -27,6 +27,10 @@ def ok_round(outage):
         outage.ok()
 
 
+_UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ReadOnlyError,
+                redis.exceptions.BusyLoadingError, redis.exceptions.ClusterDownError, redis.exceptions.TryAgainError)
+
+
 class SwallowedRedisErrors(logging.Filter):
     """A library's logger filter: a Redis failure the library logs and swallows (Flask-Limiter's
     ERROR with two chained tracebacks, on every request of an outage) goes to the outage log of
@@ -39,9 +43,10 @@ class SwallowedRedisErrors(logging.Filter):
 
     def filter(self, record):
         exc = record.exc_info[1] if record.exc_info else None
-        # Only a Redis out of reach is an outage: an error reply (OOM under noeviction, a
-        # script's fault) is logged as it was, traceback and all.
-        outage = self.outage_of() if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)) else None
+        # A Redis out of reach, or one that cannot serve yet (a failover's read-only replica, a
+        # cluster re-sharding, a server loading its data) is an outage; any other error reply
+        # (OOM under noeviction, a script's fault) is logged as it was, traceback and all.
+        outage = self.outage_of() if isinstance(exc, _UNAVAILABLE) else None
         if outage is None:
             return True
         outage.failed(self.where, exc)

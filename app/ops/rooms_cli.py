@@ -7,7 +7,7 @@ import click
 import redis
 from flask import Blueprint
 
-from ..rooms import archive, census, keys, records
+from ..rooms import archive, census, keys, messages, records
 from .cli_errors import one_line_redis_errors, unreachable
 from .services import services
 
@@ -75,7 +75,10 @@ def ban_command(room, user, seconds):
         found = ripple.accounts.get(ripple.accounts.id_for(user)) if not user.startswith(("addr:", "name:")) else None
         key, name = (found["id"], found["name"]) if found else (user, user)
         if user.startswith("name:"):
-            name = user[len("name:"):]
+            try:
+                name = messages.check_name(user[len("name:"):])
+            except messages.Invalid as exc:
+                _fail(2, str(exc))
             key = records.guest_ban_key(name)
         ban = ripple.moderation.ban(room, key, name, OPERATOR[1], seconds)
         ripple.moderation.record(room, *OPERATOR, "ban", name, "for %d s" % seconds if seconds else "for good")

@@ -55,25 +55,29 @@ SENTENCES = {
 
 # KEYS: bans, members, channel, activity channel, info, removed.  ARGV: key, ban JSON, payload,
 # unwatch payload, now (ms), the person's uid (the key, but for a guest's name's key:
-# records.guest_ban_key).  Record the ban, end the person's membership, mark a person (not an
-# address) removed (older invitations no longer admit them, even once the ban lapses), tell their
-# streams (this room's, and, in a private room, their other rooms' that follow this one's
-# activity: a public room's activity is anyone's, and its watchers need not all look again).
+# records.guest_ban_key), the previous release's payload (_PREVIOUS_RELEASE).  Record the ban,
+# end the person's membership, mark a person (not an address) removed (older invitations no
+# longer admit them, even once the ban lapses), tell their streams (this room's, and, in a
+# private room, their other rooms' that follow this one's activity: a public room's activity is
+# anyone's, and its watchers need not all look again).
 _BAN_LUA = """
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HDEL', KEYS[2], ARGV[6])
 if string.sub(ARGV[1], 1, 5) ~= 'addr:' then redis.call('HSET', KEYS[6], ARGV[6], ARGV[5]) end
 redis.call('PUBLISH', KEYS[3], ARGV[3])
+redis.call('PUBLISH', KEYS[3], ARGV[7])
 if redis.call('HGET', KEYS[5], 'visibility') == 'private' then redis.call('PUBLISH', KEYS[4], ARGV[4]) end
 return 1
 """
 
 # KEYS: members, channel, activity channel, info, removed.  ARGV: uid, payload, unwatch payload,
-# now (ms) or "" (they left by themselves: no mark).  Returns 1 if they were a member.
+# now (ms) or "" (they left by themselves: no mark), the previous release's payload or "".
+# Returns 1 if they were a member.
 _REMOVE_LUA = """
 local removed = redis.call('HDEL', KEYS[1], ARGV[1])
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[5], ARGV[1], ARGV[4]) end
 redis.call('PUBLISH', KEYS[2], ARGV[2])
+if ARGV[5] ~= '' then redis.call('PUBLISH', KEYS[2], ARGV[5]) end
 if redis.call('HGET', KEYS[4], 'visibility') == 'private' then redis.call('PUBLISH', KEYS[3], ARGV[3]) end
 return removed
 """
@@ -123,7 +127,8 @@ class Moderation:
         k = RecordKeys(room)
         return bool(self._remove(keys=[k.members, k.channel, keys.RoomKeys(room).activity, k.info, k.removed],
                                  args=[uid, "!#%s\n%s" % ("left" if leaving else "removed", uid), unwatch(room),
-                                       "" if leaving else now_ms()]))
+                                       "" if leaving else now_ms(),
+                                       _PREVIOUS_RELEASE["left"] + uid if leaving else ""]))
 
     def ban(self, room, key, name, by, seconds=None, uid=None):
         """Ban ``key`` (a uid, "addr:<address>", or a guest's name's key with the guest's
@@ -139,8 +144,7 @@ class Moderation:
         record = {"until": now + int(seconds * 1000) if seconds else 0, "name": name, "by": by, "at": now}
         self._ban(keys=[k.bans, k.members, k.channel, keys.RoomKeys(room).activity, k.info, k.removed],
                   args=[key, json.dumps(record, ensure_ascii=False), "!#banned\n%s\n%d" % (key, record["until"]),
-                        unwatch(room), now,
-                        uid or key])
+                        unwatch(room), now, uid or key, _PREVIOUS_RELEASE["banned"] + key])
         return {"user": key, **record}
 
     def unban(self, room, key):
@@ -259,9 +263,9 @@ class StreamGate:
             if argument not in self.who:
                 return None
             if argument.startswith(b"addr:"):  # spares the room's owner and moderators there
-                reason = self.check()
-                return frame("removed", self.room, reason, int(until or 0)) if reason else None
-            return frame("removed", self.room, verb.decode(), int(until or 0))
+                reason = self.check()  # (which ban it finds is not said: no time then)
+                return frame("removed", self.room, reason) if reason else None
+            return frame("removed", self.room, verb.decode(), int(until) if until.isdigit() else 0)
         if verb == b"access":
             reason = self.check()
             return frame("removed", self.room, reason) if reason else None
@@ -271,12 +275,19 @@ class StreamGate:
         return None
 
 
+# The control payloads the previous release's streams understand (a ban without its time,
+# a person leaving as a removal), sent after this release's own during a rolling deploy: a
+# stream of either release ends on the first it understands. Drop once every host runs this.
+_PREVIOUS_RELEASE = {"banned": "!#banned\n", "left": "!#removed\n"}
+
+
 def frame(event, room, reason, until=0):
     """The SSE frame that ends a stream: ``event: removed`` {"room", "reason", "message"}
-    (reason "removed", "left" or "banned"; a ban for a time adds "until": ms since the epoch, when
-    it lapses), or ``event: room-deleted`` {"room", "reason", "message"}."""
+    (reason "removed", "left" or "banned"; a ban for a time adds "until", when it lapses in ms
+    since the epoch, and "seconds_left" by the server's clock: a browser's may be off), or
+    ``event: room-deleted`` {"room", "reason", "message"}."""
     said = {"room": room, "reason": reason, "message": SENTENCES[reason] % room}
     if until and reason == "banned":
-        said["until"] = until
+        said["until"], said["seconds_left"] = until, max(0, -(-(until - now_ms()) // 1000))
     data = json.dumps(said, ensure_ascii=False)
     return ("event: %s\ndata: %s\n\n" % (event, data)).encode()  # one line: json escapes breaks

@@ -41,7 +41,7 @@ def lobby():
     """List recently active rooms and offer to join one."""
     # A create form refused for its session comes back here (form_pages), filled in as typed.
     create = {field: request.args.get(field, "")[:200] for field in CREATE_FIELDS}
-    if request.args.get("expired"):
+    if request.args.get("expired") and not identity.shown():  # a link cannot tell the signed-in so
         create["error"] = CREATE_SIGNED_OUT
     return lobby_page(create=create if any(create.values()) else None)
 

@@ -367,7 +367,10 @@ def _ban_key(uid, name):
 
 def _address_key(text):
     try:
-        return "addr:" + str(ipaddress.ip_address(str(text).strip()))
+        address = ipaddress.ip_address(str(text).strip())
+        if getattr(address, "scope_id", None) is not None:  # "fe80::1%eth0": anything may follow the %
+            raise ValueError(text)
+        return "addr:" + str(address)
     except ValueError:
         raise gate.Refused(400, SENTENCES["address"] % str(text)[:64], "bad_address") from None
 

@@ -15,7 +15,7 @@ export function DroppedNotice(el, root) {
     el.hidden = false;
   });
   root.addEventListener('chat:removed', (e) => {  // a ban, a removal, a deleted room (app/rooms/moderation.py)
-    const { room, reason, until } = e.detail;
+    const { room, reason, until, seconds_left: left } = e.detail;
     el.textContent = reason === 'deleted' ? t('#{room} was deleted by its owner or an administrator.', { room })
       : reason === 'banned' && until ? t('You are banned from #{room} until {time}.', { room, time: fullTime(until) })
       : reason === 'banned' ? t('You were banned from #{room}.', { room })
@@ -25,8 +25,9 @@ export function DroppedNotice(el, root) {
     el.hidden = false;
     root.querySelector('[data-form]')?.setAttribute('hidden', '');  // its posts would be refused
     // A ban for a time: the page comes back by itself once it lapses (the draft kept meanwhile
-    // comes back with it); a timer's delay is capped near 24.8 days.
-    const wait = reason === 'banned' && until ? until - Date.now() + 1000 : NaN;
+    // comes back with it), timed by the server's clock (this one may be off); a timer's delay
+    // is capped near 24.8 days.
+    const wait = reason === 'banned' && until ? (left ?? (until - Date.now()) / 1000) * 1000 + 1000 : NaN;
     if (wait > 0 && wait < 2 ** 31) setTimeout(() => window.location.reload(), wait);
   });
   root.addEventListener('chat:state', (e) => {  // waiting for a connection slot (stream.js)
