@@ -81,30 +81,35 @@ class _Listener:
         return self.name
 
 
-def _start_ticks(pid):
-    """The process's start time in clock ticks (/proc/<pid>/stat field 22), or None."""
+def _stat(pid):
+    """(command name, the fields after it) of /proc/<pid>/stat, or None."""
     try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
-            return int(f.read().rpartition(b")")[2].split()[19])
-    except (OSError, ValueError, IndexError):
+        with open("/proc/%s/stat" % pid, "rb") as f:
+            data = f.read()
+    except OSError:
         return None
+    name, _, rest = data.partition(b" (")[2].rpartition(b")")
+    return name, rest.split()
 
 
 def younger_siblings(pid, master):
-    """Pids of ``master``'s other children started after ``pid``: on a reload, the new workers."""
-    mine = _start_ticks(pid)
+    """Pids of ``master``'s other children started after ``pid`` that are workers like it (its
+    command name): on a reload, the new workers. An embedded Redis the master restarted after
+    an OOM kill is a younger child too: taken for a replacement, a shutdown waited the whole
+    graceful timeout for it to listen."""
+    mine = _stat(pid)
     found = []
-    if mine is None:
+    if mine is None or len(mine[1]) < 20:
         return found
+    name, start = mine[0], int(mine[1][19])
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == pid:
             continue
+        other = _stat(entry)
         try:
-            with open("/proc/%s/stat" % entry, "rb") as f:
-                fields = f.read().rpartition(b")")[2].split()
-            if int(fields[1]) == master and int(fields[19]) > mine:
+            if other and other[0] == name and int(other[1][1]) == master and int(other[1][19]) > start:
                 found.append(int(entry))
-        except (OSError, ValueError, IndexError):
+        except (ValueError, IndexError):
             continue
     return found
 
