@@ -119,11 +119,6 @@ def ban_fields(uid, address, name=None):
     return [uid or "-", "addr:" + (address or "-"), guest_ban_key(name) if guest else "-"]
 
 
-def access_args(uid, address, name=None):
-    """What Rooms.access asks of those keys: the member field is the first of ``ban_fields``."""
-    return ban_fields(uid, address, name)
-
-
 def access_from(uid, info, member, bans, used=None):
     """The Access that Rooms.access's three replies say: ``info`` [visibility, slow, owner],
     ``member`` the members hash's field for ``uid``, ``bans`` [by uid, by address, by guest
@@ -183,7 +178,7 @@ class Rooms:
         """One round trip: what ``uid`` (or None) signed in as ``name`` from ``address`` may do
         in ``room`` (Access); given the room's history key (same slot), also whether the room is
         ``used``."""
-        (info, members, bans), fields = access_keys(room), access_args(uid, address, name)
+        (info, members, bans), fields = access_keys(room), ban_fields(uid, address, name)
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.hmget(info, *ACCESS_FIELDS)
             pipe.hget(members, fields[0])  # not ECHO: a cluster's pipelines refuse it

@@ -95,6 +95,5 @@ def fresh_form():
     if request.endpoint == "sessions.sign_out_form":
         return redirect(url_for("pages.lobby"), 303)  # no session: already signed out
     if request.endpoint == "rooms.create_room":  # signed out: the lobby says so, the fields kept
-        typed = {field: request.form.get(field, "")[:200] for field in pages.CREATE_FIELDS}
-        return redirect(url_for("pages.lobby", expired=1, **typed), 303)
+        return redirect(url_for("pages.lobby", expired=1, **pages.typed_create(request.form)), 303)
     return None

@@ -62,7 +62,7 @@ end
 
 # KEYS: the room's info, members, bans (records.access_keys); the address's streams; then the
 # limits' counters.  ARGV: the three ban fields, the first also the member field
-# (records.access_args); admit (1/0); the admission's four (AddressStreams.admit_args); the
+# (records.ban_fields); admit (1/0); the admission's four (AddressStreams.admit_args); the
 # limits' (from 9).
 # Returns {0, info, member, bans, admitted (1, 0, or -1: not asked)} or {1, limit, prev, cur}.
 _OPEN_LUA = _LIMITS_LUA + address_streams.ADMIT_LUA + """
@@ -203,7 +203,7 @@ def run_checks(client, room, found, now_ms, uid, address, admit, admit_args, nam
     admitted (1, 0, or -1: not asked)}. Needs no request. Raises redis.RedisError."""
     limit_keys, limit_args = _keys_and_args(found, now_ms)
     keys = records.access_keys(room) + [address_streams.key(address)] + limit_keys
-    args = records.access_args(uid, address, name) + [1 if admit else 0] + admit_args + limit_args
+    args = records.ban_fields(uid, address, name) + [1 if admit else 0] + admit_args + limit_args
     return _script(client)(keys=keys, args=args)
 
 

@@ -40,16 +40,20 @@ CREATE_FIELDS = ("name", "topic", "visibility")
 def lobby():
     """List recently active rooms and offer to join one."""
     # A create form refused for its session comes back here (form_pages), filled in as typed.
-    create = {field: request.args.get(field, "")[:200] for field in CREATE_FIELDS}
+    create = typed_create(request.args)
     if request.args.get("expired") and not identity.shown():  # a link cannot tell the signed-in so
         create["error"] = CREATE_SIGNED_OUT
     return lobby_page(create=create if any(create.values()) else None)
 
 
+def typed_create(source):
+    """The create form's fields as typed in ``source`` (a form or the query), each kept short."""
+    return {field: source.get(field, "")[:200] for field in CREATE_FIELDS}
+
+
 def create_refused(form, status, sentence):
     """The lobby again for a refused create form: ``sentence``, and the form as it was typed."""
-    typed = {field: form.get(field, "") for field in CREATE_FIELDS}
-    return lobby_page(status=status, create={"error": sentence, **typed})
+    return lobby_page(status=status, create={"error": sentence, **typed_create(form)})
 
 
 @bp.get("/go")
