@@ -3,7 +3,6 @@ session's streams past its cap, half-closed requests, a stream refused by a limi
 disconnects, a post whose outcome is unknown. Real Gunicorn (2 gevent workers), real Redis."""
 import http.client
 import json
-import re
 import select
 import signal
 import socket
@@ -480,50 +479,6 @@ def test_the_python_client_retries_an_unconfirmed_publish_with_the_same_key(own_
     busy.over()
     with redis_py.Redis.from_url(own_redis.url, decode_responses=True) as client:
         assert [entry[0] for entry in client.xrange(RoomKeys(room).log)] == [stored["id"]]
-
-
-@pytest.fixture
-def replica_acked_server(own_redis, tmp_path):
-    """A server that acknowledges a post only once a replica has it, and that replica."""
-    replica = EmbeddedRedis(tmp_path / "replica", port=free_port(), appendonly=False,
-                            extra_args=["--replicaof", "127.0.0.1", str(own_redis.port)]).start()
-    with redis_py.Redis.from_url(own_redis.url) as admin:
-        wait_until(lambda: admin.info("replication")["connected_slaves"] == 1, 15, 0.1, "the replica")
-    gunicorn = Gunicorn(tmp_path, redis_url=own_redis.url, workers=2,
-                        env={**SERVER_ENV, "RIPPLE_REPLICA_ACKS": "1", "RIPPLE_REPLICA_TIMEOUT_MS": "300"}).start()
-    yield gunicorn, replica
-    gunicorn.halt()
-    replica.process.send_signal(signal.SIGCONT)
-    replica.stop()
-
-
-def _form_key(html):
-    return re.search(r'name="idempotency_key" value="([^"]+)"', html).group(1)
-
-
-def test_a_form_post_stored_but_unconfirmed_is_retried_with_the_same_key_and_stored_once(
-        replica_acked_server, room):
-    server, replica = replica_acked_server
-    ann = person(server)
-    key = _form_key(ann.request("GET", "/rooms/%s" % room)[2].decode())
-    replica.process.send_signal(signal.SIGSTOP)  # the master stores; no replica confirms it
-    status, headers, body = ann.request("POST", "/rooms/%s/messages" % room, headers={"Accept": "text/html"},
-                                        form={"text": "only once", "csrf_token": ann.token, "idempotency_key": key})
-    page = body.decode()
-    assert status == 504 and "We could not confirm your message was sent; sending again is safe." in page
-    assert "only once</textarea>" in page and _form_key(page) == key  # the same key, the text kept
-    assert [m["text"] for m in history(server, room)] == ["only once"]  # stored all the same
-    replica.process.send_signal(signal.SIGCONT)
-    pages = [page]
-
-    def send_again():  # as a person presses Send on the form shown again, until it goes
-        status, _, body = ann.request("POST", "/rooms/%s/messages" % room, headers={"Accept": "text/html"},
-                                      form={"text": "only once", "csrf_token": ann.token,
-                                            "idempotency_key": _form_key(pages[-1])})
-        pages.append(body.decode())
-        return status == 303 or None
-    wait_until(send_again, 15, 0.2, "the retried form post to be confirmed")
-    assert [m["text"] for m in history(server, room)] == ["only once"]
 
 
 def test_only_a_failure_before_sending_proves_a_post_was_not_stored(own_redis):

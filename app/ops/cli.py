@@ -54,8 +54,10 @@ def publish(room, text, user, redis_url=None, idempotency_key=None, attempts=3):
     try:
         # Queued for webhooks like every other post (app/webhooks/queue.py).
         outbox = Outbox(client, int(_setting("WEBHOOK_QUEUE_MAX")), atomic=not topology.is_cluster(url))
-        store = Store(client, history, int(_setting("IDEMPOTENCY_SECONDS")),
-                      publish_command=topology.publish_command(url), outbox=outbox)
+        # Acknowledged as the service acknowledges a post: once RIPPLE_REPLICA_ACKS replicas have it.
+        store = Store(client, history, int(_setting("IDEMPOTENCY_SECONDS")), int(_setting("REPLICA_ACKS")),
+                      int(_setting("REPLICA_TIMEOUT_MS")), publish_command=topology.publish_command(url),
+                      outbox=outbox)
         return _checked_publish(store, room, text, user, int(_setting("MAX_MESSAGE_CHARS")),
                                 idempotency_key, attempts)
     finally:

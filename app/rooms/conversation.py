@@ -42,7 +42,7 @@ import redis
 from ..people import names
 from . import keys, messages
 from .records import MODERATING
-from .store import ACTIVITY_EXCERPT, TRIM_LUA, entry_fields
+from .store import ACTIVITY_EXCERPT, TRIM_LUA, entry_fields, hold
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +100,9 @@ end
 local id = redis.call('XADD', KEYS[1], '*', 'e', ARGV[5], 'm', ARGV[6])
 local json = '{"id":"' .. id .. '","ts":' .. string.match(id, '^(%d+)') .. ',' .. ARGV[6]
 trim(KEYS[1], KEYS[3], KEYS[4], tonumber(ARGV[7]))
+-- publish --
 redis.call('PUBLISH', KEYS[2], '~' .. id .. ' ' .. prev .. ' ' .. ARGV[5] .. '\\n' .. json)
+-- published --
 -- webhooks --
 return {1, json}
 """
@@ -168,6 +170,8 @@ class Conversation:
         self.on_delete = None  # (room, id, mentioned names): app/rooms/mentions.py Mentions.forget
         outbox = store.outbox  # the webhooks' queue, or None
         script = _CHANGE_LUA.replace("-- webhooks --", outbox.PUBLISH_LUA if outbox is not None else "")
+        if store.replica_acks:  # the event waits for WAIT (store.hold)
+            script = hold(script)
         self._change = self.redis.register_script(script.replace("'PUBLISH'", "'%s'" % publish_command))
         self.publish_command = publish_command
 
@@ -428,18 +432,31 @@ class Conversation:
             edited = "edited_ts" in message
             decided = decide(message)
             if decided is None:
+                if self.store.replica_acks:  # a retry of a change that was stored unconfirmed
+                    self.store.settle(k)
                 return message
             name, event = decided
             member = mark + "|" + _dump(message)
             outbox = self.store.outbox if name else None  # a silent change (no event) tells no one
             hook_keys, hook_args = outbox.publish_keys(room, name) if outbox is not None else ((), ())
             scrub = '"message_id":"%s"' % message["id"] if name == "delete" and edited else ""
-            done = self._change(keys=[k.log, k.channel, k.meta, k.changed, k.deleted, *hook_keys],
-                                args=[message_id, mark, expected, member, name, _dump(event)[1:] if event else "",
-                                      self.store.history_length, scrub, keys.id_score(message_id),
-                                      *hook_args])
+            done = self._run(k, [k.log, k.channel, k.meta, k.changed, k.deleted, *hook_keys],
+                             [message_id, mark, expected, member, name, _dump(event)[1:] if event else "",
+                              self.store.history_length, scrub, keys.id_score(message_id), *hook_args])
             if done[0] == 1:
                 if outbox is not None and not outbox.atomic:
                     self.store.emit_after(room, name, done[1])  # a cluster: after, not with it
                 return message
         raise Refused(503, "busy")
+
+    def _run(self, k, keys_, args):
+        """Run the change script; with replica acks, acknowledge the change only once WAIT
+        confirms it, then publish its event (raises store.NotReplicated when too few replicas
+        have it: the change is kept, and held, and a retry confirms it)."""
+        if not self.store.replica_acks:
+            return self._change(keys=keys_, args=args)
+        done, replicas = self.store.run_replicated(self._change, k.log, keys_, args)
+        if done[0] == 1 and done[1]:  # changed, and an event stored (a silent change has none)
+            self.store.check_replicas(replicas)
+            self.store.confirm(k, done[1][7:done[1].index('"', 7)])
+        return done

@@ -80,11 +80,84 @@ if ttl > 0 then
   redis.call('SET', KEYS[4], id, 'EX', ttl)
   if ARGV[8] ~= '' then redis.call('SET', KEYS[7], ARGV[8], 'EX', ttl) end
 end
+-- publish --
 redis.call('PUBLISH', KEYS[2], ARGV[4] .. id .. ' ' .. prev .. '\\n' .. json)
 if ARGV[7] ~= '' then redis.call('PUBLISH', KEYS[6], ARGV[7] .. id .. '"}') end
+-- published --
 -- webhooks --
 return {1, json}
 """
+
+
+# With replica acks (RIPPLE_REPLICA_ACKS) a stored entry is held, not published: the writing
+# scripts keep everything between these markers out (hold()), and after WAIT confirms it,
+# _CONFIRM_LUA publishes it. A reader only ever hears, replays or repairs what replicas have:
+# one that heard an entry a failover then lost would resume after it, past acknowledged
+# messages the new master stored under earlier ids (docs/scaling.md, "Replication and acknowledgements").
+_PUBLISH_BLOCK = ("-- publish --", "-- published --")
+# In place of the publish: a log's first held entry marks what came before it confirmed (a
+# log from before replica acks were on, or a new one: "0-0").
+_HOLD_LUA = "if not redis.call('HGET', KEYS[3], 'confirmed') then redis.call('HSET', KEYS[3], 'confirmed', prev) end\n"
+
+# KEYS: log, channel, meta, activity channel.  ARGV: an id WAIT confirmed, the payload prefix
+# ("" room, "@" direct), the activity payload up to its id ("" = none).  Publishes every held
+# entry up to that id, oldest first, as the writing scripts would have (a message as
+# "<prefix><id> <previous id>\n<json>", a change event as "~<id> <previous id> <event>\n<json>"):
+# WAIT for one id proves every earlier write has reached the replicas too (one replication
+# stream). Then the meta's "confirmed" is that id: nothing up to it is held any more, so a
+# later (or concurrent) confirmation of an earlier id publishes nothing twice. An entry gone
+# meanwhile (edited: the changed version's event follows it; trimmed) is skipped.
+# Returns how many entries it published.
+_CONFIRM_LUA = TRIM_LUA + """
+local mark = redis.call('HGET', KEYS[3], 'confirmed')
+if mark and pad(mark) >= pad(ARGV[1]) then return 0 end
+local held = redis.call('XRANGE', KEYS[1], mark and ('(' .. mark) or ARGV[1], ARGV[1])
+local prev
+for _, entry in ipairs(held) do
+  local id, fields, event, body = entry[1], entry[2]
+  if not prev then
+    local before = redis.call('XREVRANGE', KEYS[1], '(' .. id, '-', 'COUNT', 1)
+    prev = before[1] and before[1][1] or '0-0'
+  end
+  for i = 1, #fields, 2 do
+    if fields[i] == 'e' then event = fields[i + 1] elseif fields[i] == 'm' then body = fields[i + 1] end
+  end
+  local json = '{"id":"' .. id .. '","ts":' .. string.match(id, '^(%d+)') .. ',' .. body
+  if event then
+    redis.call('PUBLISH', KEYS[2], '~' .. id .. ' ' .. prev .. ' ' .. event .. '\\n' .. json)
+  else
+    redis.call('PUBLISH', KEYS[2], ARGV[2] .. id .. ' ' .. prev .. '\\n' .. json)
+    if id == ARGV[1] and ARGV[3] ~= '' then redis.call('PUBLISH', KEYS[4], ARGV[3] .. id .. '"}') end
+  end
+  prev = id
+end
+redis.call('HSET', KEYS[3], 'confirmed', ARGV[1])
+return #held
+"""
+
+
+# KEYS: log, meta.  The newest held entry's id, or false when nothing is held. It writes the mark
+# as it is: WAIT after it then counts the replicas that have every earlier write.
+_SETTLE_LUA = TRIM_LUA + """
+local mark = redis.call('HGET', KEYS[2], 'confirmed')
+local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+if not mark or not newest[1] or pad(newest[1][1]) <= pad(mark) then return false end
+redis.call('HSET', KEYS[2], 'confirmed', mark)
+return newest[1][1]
+"""
+
+
+def hold(script):
+    """``script`` (a writing script's Lua) with its publish left out: the entry waits for
+    _CONFIRM_LUA. Raises ValueError when the script has no publish block."""
+    start, end = script.index(_PUBLISH_BLOCK[0]), script.index(_PUBLISH_BLOCK[1])
+    return script[:start] + _HOLD_LUA + script[end + len(_PUBLISH_BLOCK[1]):]
+
+
+def beyond(mid, mark):
+    """Tell whether stream id ``mid`` (str) is newer than a log's confirmed ``mark`` (str, or
+    None: no bound), so held (_CONFIRM_LUA) and not to be shown yet."""
+    return mark is not None and _pair(mid) > _pair(mark)
 
 
 # KEYS: a parking log, its meta.  ARGV: the ids moved out of it.  Drop them; drop the log once
@@ -145,7 +218,12 @@ class Store:
         self.after_post = None  # called with a room at most once a second after a post there
         # SPUBLISH on a cluster: the message goes to the shard owning the room, not everywhere.
         script = _PUBLISH_LUA.replace("-- webhooks --", outbox.PUBLISH_LUA if outbox is not None else "")
-        self._publish = client.register_script(script.replace("'PUBLISH'", "'%s'" % publish_command))
+        if self.replica_acks:
+            script = hold(script)
+        self.publish_command = "'%s'" % publish_command
+        self._publish = client.register_script(script.replace("'PUBLISH'", self.publish_command))
+        self._confirm = client.register_script(_CONFIRM_LUA.replace("'PUBLISH'", self.publish_command))
+        self._settle = client.register_script(_SETTLE_LUA)
         # A plain client's pool: the publish script is sent on one of its connections directly
         # (_run_publish); Sentinel's and Cluster's clients keep redis-py's whole path.
         pool = getattr(client, "connection_pool", None)
@@ -287,28 +365,65 @@ class Store:
             if created == -2:
                 raise messages.KeyReused()
             return self._prior(k, json, created), _created(created)
-        # WAIT on the same connection as the write: acknowledge only what replicas have too.
         # A retry (same idempotency key) returns the stored message and waits again.
-        node = self.redis
-        if isinstance(node, RedisCluster):  # its pipelines refuse EVALSHA: talk to the slot's node
-            node = node.get_node_from_key(k.log).redis_connection
-        try:
-            with node.pipeline(transaction=False) as pipe:
-                self._publish(keys=keys_, args=args, client=pipe)
-                pipe.execute_command("WAIT", self.replica_acks, self.replica_timeout_ms)
-                (created, json), replicas = pipe.execute()
-        except (redis.ConnectionError, redis.ResponseError):
-            if isinstance(self.redis, RedisCluster):  # a failover (or MOVED): re-read the slot map
-                self.redis.nodes_manager.initialize()
-            raise
+        (created, json), replicas = self.run_replicated(self._publish, k.log, keys_, args)
         if created == -1:
             return json, None  # nothing was written: nothing to wait for
         if created == -2:
             raise messages.KeyReused()
+        self.check_replicas(replicas)
+        if created or not json.startswith("{"):  # not a retry answered by a json from before ids
+            self.confirm(k, json[7:json.index('"', 7)] if created else json, prefix, activity)
+        return self._prior(k, json, created), bool(created)
+
+    def run_replicated(self, script, log, keys_, args):
+        """Run ``script`` (a registered Script) and WAIT on the same connection, so the WAIT
+        counts the replicas that have this write. Returns (script's answer, replicas: int).
+        Raises redis errors as the script does (on a Cluster the slot map is read again: a
+        failover, or MOVED). ``log``: a key of the script's slot."""
+        node = self.redis
+        if isinstance(node, RedisCluster):  # its pipelines refuse EVALSHA: talk to the slot's node
+            node = node.get_node_from_key(log).redis_connection
+        try:
+            with node.pipeline(transaction=False) as pipe:
+                script(keys=keys_, args=args, client=pipe)
+                pipe.execute_command("WAIT", self.replica_acks, self.replica_timeout_ms)
+                return tuple(pipe.execute())
+        except (redis.ConnectionError, redis.ResponseError):
+            if isinstance(self.redis, RedisCluster):
+                self.redis.nodes_manager.initialize()
+            raise
+
+    def check_replicas(self, replicas):
+        """Raise NotReplicated when fewer than RIPPLE_REPLICA_ACKS replicas confirmed a write."""
         if replicas < self.replica_acks:
             raise NotReplicated("%d of %d replicas confirmed within %d ms"
                                 % (replicas, self.replica_acks, self.replica_timeout_ms))
-        return self._prior(k, json, created), bool(created)
+
+    def confirm(self, k, mid, prefix="", activity=""):
+        """Publish the held entries of log ``k`` up to ``mid`` (str), which WAIT confirmed
+        (_CONFIRM_LUA); ``activity``: the sidebars' payload of ``mid`` up to its id (_activity).
+        Returns how many were published; raises redis errors (the entry stays held: a retry
+        confirms it, as does any later confirmed write to the log)."""
+        activity_channel = getattr(k, "activity", k.channel)
+        return self._confirm(keys=[k.log, k.channel, k.meta, activity_channel], args=[mid, prefix, activity])
+
+    def settle(self, k):
+        """Confirm what log ``k`` holds, if anything (a change stored while replicas did not
+        confirm it, then retried: the retry changes nothing, so nothing else would confirm it).
+        Raises NotReplicated when replicas still do not confirm it."""
+        newest, replicas = self.run_replicated(self._settle, k.log, [k.log, k.meta], [])
+        if newest:
+            self.check_replicas(replicas)
+            self.confirm(k, newest)
+
+    def confirmed(self, pipe, k):
+        """Queue on ``pipe`` the read of log ``k``'s confirmed mark (str, or None: no bound),
+        when replica acks are on; readers show nothing newer (_CONFIRM_LUA). Returns whether
+        it queued a read."""
+        if self.replica_acks:
+            pipe.hget(k.meta, "confirmed")
+        return bool(self.replica_acks)
 
     def _run_publish(self, keys_, args):
         """Run the publish script: EVALSHA on a pooled connection of a plain client, without
@@ -455,7 +570,7 @@ class Store:
             else:
                 lex = "(" + mark + "|" if exclusive else "[" + mark + "}"
         batch = max(count, 16)
-        found, changed_seen, from_log = {}, False, 0
+        found, changed_seen, from_log, mark = {}, False, 0, None
         while True:
             with self.redis.pipeline(transaction=True) as pipe:  # one slot: a consistent snapshot
                 if newer:
@@ -467,17 +582,20 @@ class Store:
                         pipe.zrangebylex(k.changed, lex, "+", start=0, num=count)
                     else:
                         pipe.zrevrangebylex(k.changed, lex, "-", start=0, num=count)
+                    bounded = self.confirmed(pipe, k)
                 results = pipe.execute()
             if not changed_seen:
                 changed_seen = True
+                mark = results[2] if bounded else None
                 for member in results[1]:
                     mid_padded, _, body = member.partition("|")
                     mid = keys.unpadded(mid_padded)
-                    found[mid] = body
+                    if not beyond(mid, mark):
+                        found[mid] = body
             entries = results[0]
             for mid, fields in entries:
                 fields = entry_fields(fields)
-                if "e" in fields or mid in found:
+                if "e" in fields or mid in found or beyond(mid, mark):
                     continue
                 found[mid] = messages.assemble(mid, fields["m"])
                 from_log += 1
@@ -534,17 +652,26 @@ class Store:
                 pipe.zrangebylex(k.changed, "(" + keys.padded(keys.format_stream_id(after)) + "}", "+")
             pipe.xrevrange(k.log, max="+", min="-", count=1)
             pipe.hget(k.meta, "trimmed")
-            *found, newest, trimmed = pipe.execute()
-        head = keys.parse_stream_id(newest[0][0]) if newest else (0, 0)
+            bounded = self.confirmed(pipe, k)
+            results = pipe.execute()
+        mark = results.pop() if bounded else None
+        *found, newest, trimmed = results
+        newest = newest[0][0] if newest else None
+        if newest is not None and beyond(newest, mark):  # held entries are not shown yet
+            newest = mark if mark != "0-0" else None
+        head = keys.parse_stream_id(newest) if newest else (0, 0)
         if after is None:
             entries = []
             if backlog and newest:
-                entries = self.messages(k, newest[0][0], backlog, newer=False)[::-1]
+                entries = self.messages(k, newest, backlog, newer=False)[::-1]
             return entries, head, False
         dropped = bool(trimmed) and after < keys.parse_stream_id(trimmed)
         if not found:
             return [], head, dropped
         logged, changed = found
+        if mark is not None:
+            logged = [entry for entry in logged if not beyond(entry[0], mark)]
+            changed = [member for member in changed if not beyond(keys.unpadded(member.partition("|")[0]), mark)]
         entries = []
         for mid, fields in logged:
             fields = entry_fields(fields)
@@ -563,8 +690,12 @@ class Store:
         with self.redis.pipeline(transaction=False) as pipe:
             for k in logs:
                 pipe.xrevrange(k.log, max="+", min="-", count=1)
+                self.confirmed(pipe, k)
             found = pipe.execute()
-        return [newest[0][0] if newest else "0-0" for newest in found]
+        if not self.replica_acks:
+            return [newest[0][0] if newest else "0-0" for newest in found]
+        return [mark if newest and beyond(newest[0][0], mark) else (newest[0][0] if newest else "0-0")
+                for newest, mark in zip(found[::2], found[1::2])]  # held entries are not shown yet
 
     def rooms(self, limit):
         """Return the most recently active rooms as dicts: room, last (ms), count."""
