@@ -66,18 +66,6 @@ def test_a_timed_bans_event_says_when_it_lapses(server, owner):
     assert 595 <= said["seconds_left"] <= 600  # by the server's clock: a browser's may be off
 
 
-def test_a_ban_and_a_leave_are_also_said_as_the_previous_release_says_them(server, owner, redis_client):
-    # A rolling deploy: streams on hosts still running the previous release end on these.
-    room, member = room_with_member(server, owner, "public")
-    channel = redis_client.pubsub()
-    channel.subscribe(RecordKeys(room).channel)
-    assert channel.get_message(timeout=5)["type"] == "subscribe"
-    ban = answer(owner, "POST", "/rooms/%s/bans" % room, body={"user": member.name, "seconds": 60})[1]
-    said = [wait_until(lambda: channel.get_message(timeout=1), 5)["data"] for _ in range(2)]
-    assert said == ["!#banned\n%s\n%d" % (ban["user"], ban["until"]), "!#banned\n%s" % ban["user"]]
-    channel.close()
-
-
 def test_a_banned_persons_reconnect_and_posts_are_refused_so_eventsource_stops(server, owner):
     room, member = room_with_member(server, owner, "public")
     answer(owner, "POST", "/rooms/%s/bans" % room, body={"user": member.name, "seconds": 600})

@@ -46,7 +46,6 @@ SENTENCES = {
     "removed": N_("You were removed from #%s."),
     "left": N_("You left #%s."),
     "banned": N_("You were banned from #%s."),
-    "banned_until": N_("You are banned from #%s until %s UTC."),
     "banned_for_good": N_("You are banned from #%s."),
     "deleted": N_("#%s was deleted by its owner or an administrator."),
     "private": N_("#%s is now private: only its members can read it."),
@@ -55,7 +54,7 @@ SENTENCES = {
 
 # KEYS: bans, members, channel, activity channel, info, removed.  ARGV: key, ban JSON, payload,
 # unwatch payload, now (ms), the person's uid (the key, but for a guest's name's key:
-# records.guest_ban_key), the previous release's payload (_PREVIOUS_RELEASE).  Record the ban,
+# records.guest_ban_key).  Record the ban,
 # end the person's membership, mark a person (not an address) removed (older invitations no
 # longer admit them, even once the ban lapses), tell their streams (this room's, and, in a
 # private room, their other rooms' that follow this one's activity: a public room's activity is
@@ -65,19 +64,17 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HDEL', KEYS[2], ARGV[6])
 if string.sub(ARGV[1], 1, 5) ~= 'addr:' then redis.call('HSET', KEYS[6], ARGV[6], ARGV[5]) end
 redis.call('PUBLISH', KEYS[3], ARGV[3])
-redis.call('PUBLISH', KEYS[3], ARGV[7])
 if redis.call('HGET', KEYS[5], 'visibility') == 'private' then redis.call('PUBLISH', KEYS[4], ARGV[4]) end
 return 1
 """
 
 # KEYS: members, channel, activity channel, info, removed.  ARGV: uid, payload, unwatch payload,
-# now (ms) or "" (they left by themselves: no mark), the previous release's payload or "".
+# now (ms) or "" (they left by themselves: no mark).
 # Returns 1 if they were a member.
 _REMOVE_LUA = """
 local removed = redis.call('HDEL', KEYS[1], ARGV[1])
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[5], ARGV[1], ARGV[4]) end
 redis.call('PUBLISH', KEYS[2], ARGV[2])
-if ARGV[5] ~= '' then redis.call('PUBLISH', KEYS[2], ARGV[5]) end
 if redis.call('HGET', KEYS[4], 'visibility') == 'private' then redis.call('PUBLISH', KEYS[3], ARGV[3]) end
 return removed
 """
@@ -127,8 +124,7 @@ class Moderation:
         k = RecordKeys(room)
         return bool(self._remove(keys=[k.members, k.channel, keys.RoomKeys(room).activity, k.info, k.removed],
                                  args=[uid, "!#%s\n%s" % ("left" if leaving else "removed", uid), unwatch(room),
-                                       "" if leaving else now_ms(),
-                                       _PREVIOUS_RELEASE["left"] + uid if leaving else ""]))
+                                       "" if leaving else now_ms()]))
 
     def ban(self, room, key, name, by, seconds=None, uid=None):
         """Ban ``key`` (a uid, "addr:<address>", or a guest's name's key with the guest's
@@ -144,7 +140,7 @@ class Moderation:
         record = {"until": now + int(seconds * 1000) if seconds else 0, "name": name, "by": by, "at": now}
         self._ban(keys=[k.bans, k.members, k.channel, keys.RoomKeys(room).activity, k.info, k.removed],
                   args=[key, json.dumps(record, ensure_ascii=False), "!#banned\n%s\n%d" % (key, record["until"]),
-                        unwatch(room), now, uid or key, _PREVIOUS_RELEASE["banned"] + key])
+                        unwatch(room), now, uid or key])
         return {"user": key, **record}
 
     def unban(self, room, key):
@@ -273,12 +269,6 @@ class StreamGate:
             # Another room's activity: a person who lost it must not hear it any more.
             return None if self.reads(argument.decode()) else RECONNECT_FRAME
         return None
-
-
-# The control payloads the previous release's streams understand (a ban without its time,
-# a person leaving as a removal), sent after this release's own during a rolling deploy: a
-# stream of either release ends on the first it understands. Drop once every host runs this.
-_PREVIOUS_RELEASE = {"banned": "!#banned\n", "left": "!#removed\n"}
 
 
 def frame(event, room, reason, until=0):
