@@ -14,6 +14,7 @@ import pytest
 import redis as redis_py
 
 from app.ops.embedded_redis import EmbeddedRedis
+from app.rooms.keys import RoomKeys
 
 from .servers import Gunicorn, free_port, wait_until
 from .sse import SSEStream
@@ -93,6 +94,7 @@ def test_a_post_no_replica_confirmed_is_not_heard_replayed_or_read_until_its_ret
     with replica_paused(replica):
         status, body = say(ann, room, "held", "k2")
         assert (status, body["code"]) == (504, "unconfirmed")
+        assert say(ann, room, "held", "k2")[0] == 504  # its retry is no proof either, while no replica has it
         late = stream(server, room, after="0-0")  # opens while it is held: its replay must not have it
         assert heard_before_typing(reader, server, room) == []
         assert [event.json()["text"] for event in late.messages(1)] == ["first"]
@@ -183,3 +185,111 @@ def test_a_form_post_stored_but_unconfirmed_is_retried_with_the_same_key_and_sto
         return status == 303 or None
     wait_until(send_again, 15, 0.2, "the retried form post to be confirmed")
     assert history(server, room) == ["only once"]
+
+
+def redis_of(server):
+    return redis_py.Redis.from_url(server.env["REDIS_URL"], decode_responses=True)
+
+
+def channel(server, name):
+    """A raw pub/sub subscription to ``name``, subscribed when returned."""
+    listener = redis_of(server).pubsub()
+    listener.subscribe(name)
+    assert listener.get_message(timeout=5)["type"] == "subscribe"
+    return listener
+
+
+def payloads(listener, count):
+    return [wait_until(lambda: listener.get_message(timeout=1), 5)["data"] for _ in range(count)]
+
+
+def test_a_change_events_previous_id_is_the_entry_it_moved_out_of_the_log(replicated, ann, room):
+    # A reaction moves its message's entry out of the log (to its changed versions): a stream
+    # that missed that message must still see that the event follows it, not the one before.
+    server, _ = replicated
+    say(ann, room, "older", "k1")
+    newest = say(ann, room, "newest", "k2")[1]
+    listener = channel(server, RoomKeys(room).channel)
+    thumbs = "/rooms/%s/messages/%s/reactions/%%F0%%9F%%91%%8D" % (room, newest["id"])
+    assert ann.request("PUT", thumbs)[0] in (200, 204)
+    (payload,) = payloads(listener, 1)
+    assert payload.startswith("~") and payload.split("\n")[0].split(" ")[1] == newest["id"]
+    listener.close()
+
+
+def test_a_resume_from_an_entry_past_a_mark_a_failover_set_back_takes_nothing_twice(replicated, ann, room):
+    server, _ = replicated
+    say(ann, room, "before", "k1")
+    a1 = say(ann, room, "a1", "k2")[1]
+    with redis_of(server) as client:  # the mark's last move lost in a failover: it is back before a1
+        before = client.xrevrange(RoomKeys(room).log, "(" + a1["id"], "-", count=1)[0][0]
+        client.hset(RoomKeys(room).meta, "confirmed", before)
+    reader = stream(server, room, after=a1["id"])
+    reader.until("ready")
+    say(ann, room, "b1", "k3")
+    assert [event.json()["text"] for event in reader.messages(1)] == ["b1"]
+    assert heard_before_typing(reader, server, room) == []
+    reader.close()
+
+
+def test_held_messages_published_by_a_later_confirmation_reach_the_sidebars_too(replicated, ann, room):
+    server, replica = replicated
+    say(ann, room, "opening", "k0")
+    sidebar = channel(server, RoomKeys(room).activity)
+    with replica_paused(replica):
+        assert say(ann, room, "two", "k2")[0] == 504
+        assert say(ann, room, "three", "k3")[0] == 504
+    four = say(ann, room, "four", "k4")[1]
+    said = [json.loads(payload.partition("\n")[2]) for payload in payloads(sidebar, 3)]
+    assert [activity["id"] for activity in said][-1] == four["id"] and len({a["id"] for a in said}) == 3
+    with redis_of(server) as client:  # the held payloads left the meta with their publication
+        assert not [field for field in client.hkeys(RoomKeys(room).meta) if field.startswith("activity:")]
+    sidebar.close()
+
+
+def test_a_deletion_replicas_did_not_confirm_still_scrubs_its_quotes_and_a_held_reply_is_published(
+        replicated, ann, room):
+    server, replica = replicated
+    reader = stream(server, room)
+    original = say(ann, room, "the secret plan", "k1")[1]
+    reader.messages(1)
+    with replica_paused(replica):
+        status, _, _ = ann.request("POST", "/rooms/%s/messages" % room, body={"text": "re", "reply_to": original["id"]},
+                                   headers={"Idempotency-Key": "k2", "Accept": "application/json"})
+        assert status == 504  # a held reply quoting it
+        assert ann.request("DELETE", "/rooms/%s/messages/%s" % (room, original["id"]))[0] == 503
+    assert ann.request("DELETE", "/rooms/%s/messages/%s" % (room, original["id"]))[0] == 204  # confirms it
+    heard = [(event.name, event.json()) for event in (reader.next() for _ in range(2))]
+    assert [name for name, _ in heard] == ["message", "delete"]
+    assert heard[0][1]["text"] == "re" and "secret" not in json.dumps(heard[0][1])
+    with redis_of(server) as client:  # nowhere in storage either
+        k = RoomKeys(room)
+        stored = json.dumps([client.xrange(k.log), client.zrange(k.changed, 0, -1)])
+        assert "the secret plan" not in stored
+    reader.close()
+
+
+def test_a_held_message_is_not_found_by_its_id_until_it_is_confirmed(replicated, ann, room):
+    server, replica = replicated
+    with replica_paused(replica):
+        assert say(ann, room, "held", "k1")[0] == 504
+        with redis_of(server) as client:
+            held = client.xrevrange(RoomKeys(room).log, count=1)[0][0]
+        status, _, _ = ann.request("PATCH", "/rooms/%s/messages/%s" % (room, held), body={"text": "edited"})
+        assert status == 404
+    assert say(ann, room, "held", "k1")[0] == 200
+    assert ann.request("PATCH", "/rooms/%s/messages/%s" % (room, held), body={"text": "edited"})[0] == 200
+
+
+def test_a_host_with_replica_acks_off_shows_what_was_held(replicated, room):
+    # All hosts on one Redis should share the setting; one turned off must not leave a log
+    # hidden behind a mark nobody moves any more.
+    from app.rooms.store import NotReplicated, Store
+    server, replica = replicated
+    with redis_of(server) as client:
+        held, plain = Store(client, 100, 60, replica_acks=1, replica_timeout_ms=200), Store(client, 100, 60)
+        with replica_paused(replica):
+            with pytest.raises(NotReplicated):
+                held.publish(room, "ann", "held")
+            plain.publish(room, "ann", "plain")
+        assert [json.loads(body)["text"] for body in held.page(room)[0]] == ["held", "plain"]

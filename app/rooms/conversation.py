@@ -42,7 +42,7 @@ import redis
 from ..people import names
 from . import keys, messages
 from .records import MODERATING
-from .store import ACTIVITY_EXCERPT, TRIM_LUA, entry_fields, hold
+from .store import ACTIVITY_EXCERPT, TRIM_LUA, NotReplicated, beyond, entry_fields, hold
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +101,7 @@ local id = redis.call('XADD', KEYS[1], '*', 'e', ARGV[5], 'm', ARGV[6])
 local json = '{"id":"' .. id .. '","ts":' .. string.match(id, '^(%d+)') .. ',' .. ARGV[6]
 trim(KEYS[1], KEYS[3], KEYS[4], tonumber(ARGV[7]))
 -- publish --
+redis.call('HDEL', KEYS[3], 'confirmed')
 redis.call('PUBLISH', KEYS[2], '~' .. id .. ' ' .. prev .. ' ' .. ARGV[5] .. '\\n' .. json)
 -- published --
 -- webhooks --
@@ -215,13 +216,15 @@ class Conversation:
                             "text": text, "edited_ts": message["edited_ts"],
                             "mentions": message.get("mentions", [])}
 
-        message = self._apply(room, message_id, decide)
+        message, unconfirmed = self._applied(room, message_id, decide)
         if resolved:
             try:
                 self._remention(room, message, resolved["before"], resolved["now"])
             except redis.RedisError:  # the edit is stored: a stale count must not fail it
                 logger.warning("could not update mentions after an edit room=%s id=%s", room, message["id"],
                                exc_info=True)
+        if unconfirmed is not None:
+            raise unconfirmed
         return message
 
     def _remention(self, room, edited, before, now):
@@ -304,7 +307,7 @@ class Conversation:
             deleted[:] = [True]
             return "delete", event
 
-        message = self._apply(room, message_id, decide)
+        message, unconfirmed = self._applied(room, message_id, decide)
         now_deleted = bool(deleted and deleted[0])
         if now_deleted:
             self._scrub_quotes(room, message_id, messages.quote(message))
@@ -314,6 +317,8 @@ class Conversation:
                 self._tell_sidebars(room, message, [], message["mentions"])
         if now_deleted:  # sidebars that counted it unread count again
             self._tell_sidebars_of_deletion(room, message)
+        if unconfirmed is not None:
+            raise unconfirmed
         return message
 
     def check_delete(self, room, message_id, by):
@@ -357,7 +362,7 @@ class Conversation:
 
         for reply_id in replies:
             try:
-                self._apply(room, reply_id, scrub)
+                self._apply(room, reply_id, scrub, held=True)  # a held reply quotes it too
             except Refused:  # gone meanwhile (trimmed, or deleted itself): nothing to scrub
                 pass
 
@@ -409,10 +414,11 @@ class Conversation:
         """Tell whether ``uid`` is among those who reacted ``emoji`` on ``message`` (a dict)."""
         return bool(uid) and uid in reacted(message.get("reactions") or {}, emoji)[1]
 
-    def _apply(self, room, message_id, decide):
+    def _apply(self, room, message_id, decide, held=False):
         """Read the message, let ``decide`` change it (a dict, in place) and name the event, or
         return None for no change; write both at once unless someone changed it meanwhile
-        (then read and decide again). Returns the message as it is now."""
+        (then read and decide again). Returns the message as it is now. ``held``: a message
+        still held (store._CONFIRM_LUA) is found too; else it is unknown (404) until confirmed."""
         k = keys.RoomKeys(room)
         if keys.parse_stream_id(message_id or "") is None:
             raise Refused(404, "unknown_message")
@@ -421,7 +427,10 @@ class Conversation:
             with self.redis.pipeline(transaction=True) as pipe:
                 pipe.xrange(k.log, min=message_id, max=message_id)
                 pipe.zrangebylex(k.changed, "[" + mark + "|", "(" + mark + "}", start=0, num=1)
-                logged, changed = pipe.execute()
+                bounded = not held and self.store.confirmed(pipe, k)
+                logged, changed, *confirmed_mark = pipe.execute()
+            if bounded and beyond(message_id, confirmed_mark[0]):
+                raise Refused(404, "unknown_message")  # held (store._CONFIRM_LUA): not shown yet
             if changed:
                 expected, raw = changed[0], changed[0].partition("|")[2]
             elif logged and "e" not in entry_fields(logged[0][1]):
@@ -440,23 +449,41 @@ class Conversation:
             outbox = self.store.outbox if name else None  # a silent change (no event) tells no one
             hook_keys, hook_args = outbox.publish_keys(room, name) if outbox is not None else ((), ())
             scrub = '"message_id":"%s"' % message["id"] if name == "delete" and edited else ""
-            done = self._run(k, [k.log, k.channel, k.meta, k.changed, k.deleted, *hook_keys],
-                             [message_id, mark, expected, member, name, _dump(event)[1:] if event else "",
-                              self.store.history_length, scrub, keys.id_score(message_id), *hook_args])
+            done, shortfall = self._run(k, [k.log, k.channel, k.meta, k.changed, k.deleted, *hook_keys],
+                                        [message_id, mark, expected, member, name,
+                                         _dump(event)[1:] if event else "", self.store.history_length,
+                                         scrub, keys.id_score(message_id), *hook_args])
             if done[0] == 1:
                 if outbox is not None and not outbox.atomic:
                     self.store.emit_after(room, name, done[1])  # a cluster: after, not with it
+                if shortfall is not None:
+                    shortfall.message = message
+                    raise shortfall
                 return message
         raise Refused(503, "busy")
 
     def _run(self, k, keys_, args):
-        """Run the change script; with replica acks, acknowledge the change only once WAIT
-        confirms it, then publish its event (raises store.NotReplicated when too few replicas
-        have it: the change is kept, and held, and a retry confirms it)."""
+        """Run the change script: (its answer, None), or with replica acks, once WAIT confirms
+        the change, publish its event; a change stored that too few replicas have is kept,
+        and held (a retry confirms it): (its answer, the store.NotReplicated to raise once the
+        change's follow-ups have run)."""
         if not self.store.replica_acks:
-            return self._change(keys=keys_, args=args)
+            return self._change(keys=keys_, args=args), None
         done, replicas = self.store.run_replicated(self._change, k.log, keys_, args)
         if done[0] == 1 and done[1]:  # changed, and an event stored (a silent change has none)
-            self.store.check_replicas(replicas)
+            shortfall = self.store.shortfall(replicas)
+            if shortfall is not None:
+                return done, shortfall
             self.store.confirm(k, done[1][7:done[1].index('"', 7)])
-        return done
+        return done, None
+
+    def _applied(self, room, message_id, decide):
+        """_apply, answering (message, None), or (message, store.NotReplicated) for a change
+        stored that replicas did not confirm: the caller runs its follow-ups (mentions,
+        sidebars, scrubbed quotes) for the stored change, then raises it."""
+        try:
+            return self._apply(room, message_id, decide), None
+        except NotReplicated as exc:
+            if getattr(exc, "message", None) is None:
+                raise
+            return exc.message, exc

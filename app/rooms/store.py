@@ -61,6 +61,7 @@ if ttl > 0 then
       local digest = redis.call('GET', KEYS[7])
       if digest and digest ~= ARGV[8] then return {-2, prior} end
     end
+    -- on retry --
     return {0, prior}
   end
 end
@@ -81,6 +82,7 @@ if ttl > 0 then
   if ARGV[8] ~= '' then redis.call('SET', KEYS[7], ARGV[8], 'EX', ttl) end
 end
 -- publish --
+redis.call('HDEL', KEYS[3], 'confirmed')
 redis.call('PUBLISH', KEYS[2], ARGV[4] .. id .. ' ' .. prev .. '\\n' .. json)
 if ARGV[7] ~= '' then redis.call('PUBLISH', KEYS[6], ARGV[7] .. id .. '"}') end
 -- published --
@@ -90,68 +92,99 @@ return {1, json}
 
 
 # With replica acks (RIPPLE_REPLICA_ACKS) a stored entry is held, not published: the writing
-# scripts keep everything between these markers out (hold()), and after WAIT confirms it,
-# _CONFIRM_LUA publishes it. A reader only ever hears, replays or repairs what replicas have:
-# one that heard an entry a failover then lost would resume after it, past acknowledged
-# messages the new master stored under earlier ids (docs/scaling.md, "Replication and acknowledgements").
+# scripts leave out what lies between these markers (hold()), and once WAIT confirms the entry,
+# _CONFIRM_LUA publishes it. A reader only ever hears, replays, repairs or reads what replicas
+# have: one that heard an entry a failover then lost would resume after it, past acknowledged
+# messages the new master stored under earlier ids (docs/scaling.md, "Replication and
+# acknowledgements"). A script that publishes at once (replica acks off) drops the mark: all
+# hosts on one Redis must share the setting, and one turned off shows what was held.
 _PUBLISH_BLOCK = ("-- publish --", "-- published --")
-# In place of the publish: a log's first held entry marks what came before it confirmed (a
-# log from before replica acks were on, or a new one: "0-0").
+# In place of the publish. The meta's "confirmed" mark exists while something is held: the
+# last id published (so the first held entry's "previous id"); readers show nothing past it.
 _HOLD_LUA = "if not redis.call('HGET', KEYS[3], 'confirmed') then redis.call('HSET', KEYS[3], 'confirmed', prev) end\n"
+# A held message's sidebar payload (the store script's ARGV[7]) waits in the meta beside it.
+HOLD_MESSAGE_LUA = _HOLD_LUA + (
+    "if ARGV[7] ~= '' then redis.call('HSET', KEYS[3], 'activity:' .. id, ARGV[7] .. id .. '\"}') end\n")
+# A retry answered from its idempotency key writes nothing: while something is held, it writes
+# the mark as it is, so the WAIT after it counts the replicas that have every earlier write
+# (the original included) and the confirmation that follows is true.
+_RETRY_LUA = ("local held = redis.call('HGET', KEYS[3], 'confirmed')\n"
+              "if held then redis.call('HSET', KEYS[3], 'confirmed', held) end\n")
 
-# KEYS: log, channel, meta, activity channel.  ARGV: an id WAIT confirmed, the payload prefix
-# ("" room, "@" direct), the activity payload up to its id ("" = none).  Publishes every held
-# entry up to that id, oldest first, as the writing scripts would have (a message as
-# "<prefix><id> <previous id>\n<json>", a change event as "~<id> <previous id> <event>\n<json>"):
-# WAIT for one id proves every earlier write has reached the replicas too (one replication
-# stream). Then the meta's "confirmed" is that id: nothing up to it is held any more, so a
-# later (or concurrent) confirmation of an earlier id publishes nothing twice. An entry gone
-# meanwhile (edited: the changed version's event follows it; trimmed) is skipped.
-# Returns how many entries it published.
+# KEYS: log, channel, meta, activity channel, changed.  ARGV: an id WAIT confirmed, the payload
+# prefix ("" room, "@" direct).  Publishes what the log holds up to that id, oldest first, as
+# the writing scripts would have: a message as "<prefix><id> <previous id>\n<json>" (a held
+# message changed before its confirmation, e.g. a reply whose quote a deletion scrubbed, as it
+# is now, from ``changed``), a change event as "~<id> <previous id> <event>\n<json>", each
+# message's sidebar payload after it. WAIT for one id proves every earlier write reached the
+# replicas too (one replication stream). The first "previous id" is the mark (the last id
+# published: an entry changed since has left the log, and must not leave the chain). Then the
+# mark moves to that id, or goes when nothing newer is held; a later (or concurrent)
+# confirmation of an earlier id publishes nothing twice. Returns how many it published.
 _CONFIRM_LUA = TRIM_LUA + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local mark = redis.call('HGET', KEYS[3], 'confirmed')
-if mark and pad(mark) >= pad(ARGV[1]) then return 0 end
-local held = redis.call('XRANGE', KEYS[1], mark and ('(' .. mark) or ARGV[1], ARGV[1])
-local prev
-for _, entry in ipairs(held) do
+if not mark or pad(mark) >= pad(ARGV[1]) then return 0 end
+local held = {}
+for _, entry in ipairs(redis.call('XRANGE', KEYS[1], '(' .. mark, ARGV[1])) do
   local id, fields, event, body = entry[1], entry[2]
-  if not prev then
-    local before = redis.call('XREVRANGE', KEYS[1], '(' .. id, '-', 'COUNT', 1)
-    prev = before[1] and before[1][1] or '0-0'
-  end
   for i = 1, #fields, 2 do
     if fields[i] == 'e' then event = fields[i + 1] elseif fields[i] == 'm' then body = fields[i + 1] end
   end
-  local json = '{"id":"' .. id .. '","ts":' .. string.match(id, '^(%d+)') .. ',' .. body
-  if event then
-    redis.call('PUBLISH', KEYS[2], '~' .. id .. ' ' .. prev .. ' ' .. event .. '\\n' .. json)
+  held[#held + 1] = {pad(id), id, event, '{"id":"' .. id .. '","ts":' .. string.match(id, '^(%d+)') .. ',' .. body}
+end
+for _, member in ipairs(redis.call('ZRANGEBYLEX', KEYS[5], '(' .. pad(mark) .. '}', '(' .. pad(ARGV[1]) .. '}')) do
+  local bar = string.find(member, '|', 1, true)
+  local padded = string.sub(member, 1, bar - 1)
+  local ms, seq = string.match(padded, '^0*(%d-)%-0*(%d-)$')
+  held[#held + 1] = {padded, (ms == '' and '0' or ms) .. '-' .. (seq == '' and '0' or seq), nil,
+                     string.sub(member, bar + 1)}
+end
+table.sort(held, function(a, b) return a[1] < b[1] end)
+local prev = mark
+for _, item in ipairs(held) do
+  local id = item[2]
+  if item[3] then
+    redis.call('PUBLISH', KEYS[2], '~' .. id .. ' ' .. prev .. ' ' .. item[3] .. '\\n' .. item[4])
   else
-    redis.call('PUBLISH', KEYS[2], ARGV[2] .. id .. ' ' .. prev .. '\\n' .. json)
-    if id == ARGV[1] and ARGV[3] ~= '' then redis.call('PUBLISH', KEYS[4], ARGV[3] .. id .. '"}') end
+    redis.call('PUBLISH', KEYS[2], ARGV[2] .. id .. ' ' .. prev .. '\\n' .. item[4])
+    local activity = redis.call('HGET', KEYS[3], 'activity:' .. id)
+    if activity then redis.call('PUBLISH', KEYS[4], activity) end
   end
   prev = id
 end
-redis.call('HSET', KEYS[3], 'confirmed', ARGV[1])
+local fields = redis.call('HKEYS', KEYS[3])
+for _, field in ipairs(fields) do  -- sidebar payloads up to the id: published, or trimmed unheard
+  if string.sub(field, 1, 9) == 'activity:' and pad(string.sub(field, 10)) <= pad(ARGV[1]) then
+    redis.call('HDEL', KEYS[3], field)
+  end
+end
+local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+if newest[1] and pad(newest[1][1]) > pad(ARGV[1]) then
+  redis.call('HSET', KEYS[3], 'confirmed', ARGV[1])
+else
+  redis.call('HDEL', KEYS[3], 'confirmed')
+end
 return #held
 """
 
-
-# KEYS: log, meta.  The newest held entry's id, or false when nothing is held. It writes the mark
-# as it is: WAIT after it then counts the replicas that have every earlier write.
-_SETTLE_LUA = TRIM_LUA + """
+# KEYS: log, meta.  While something is held: the newest entry's id, after writing the mark as it
+# is (the WAIT after it then counts the replicas that have every earlier write); else false.
+_SETTLE_LUA = """
 local mark = redis.call('HGET', KEYS[2], 'confirmed')
 local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
-if not mark or not newest[1] or pad(newest[1][1]) <= pad(mark) then return false end
+if not mark or not newest[1] then return false end
 redis.call('HSET', KEYS[2], 'confirmed', mark)
 return newest[1][1]
 """
 
 
-def hold(script):
+def hold(script, held=_HOLD_LUA):
     """``script`` (a writing script's Lua) with its publish left out: the entry waits for
-    _CONFIRM_LUA. Raises ValueError when the script has no publish block."""
+    _CONFIRM_LUA; ``held`` (Lua) runs in its place. Raises ValueError when the script has
+    no publish block."""
     start, end = script.index(_PUBLISH_BLOCK[0]), script.index(_PUBLISH_BLOCK[1])
-    return script[:start] + _HOLD_LUA + script[end + len(_PUBLISH_BLOCK[1]):]
+    return script[:start] + held + script[end + len(_PUBLISH_BLOCK[1]):].replace("-- on retry --", _RETRY_LUA)
 
 
 def beyond(mid, mark):
@@ -219,7 +252,7 @@ class Store:
         # SPUBLISH on a cluster: the message goes to the shard owning the room, not everywhere.
         script = _PUBLISH_LUA.replace("-- webhooks --", outbox.PUBLISH_LUA if outbox is not None else "")
         if self.replica_acks:
-            script = hold(script)
+            script = hold(script, HOLD_MESSAGE_LUA)
         self.publish_command = "'%s'" % publish_command
         self._publish = client.register_script(script.replace("'PUBLISH'", self.publish_command))
         self._confirm = client.register_script(_CONFIRM_LUA.replace("'PUBLISH'", self.publish_command))
@@ -373,7 +406,7 @@ class Store:
             raise messages.KeyReused()
         self.check_replicas(replicas)
         if created or not json.startswith("{"):  # not a retry answered by a json from before ids
-            self.confirm(k, json[7:json.index('"', 7)] if created else json, prefix, activity)
+            self.confirm(k, json[7:json.index('"', 7)] if created else json, prefix)
         return self._prior(k, json, created), bool(created)
 
     def run_replicated(self, script, log, keys_, args):
@@ -396,22 +429,30 @@ class Store:
 
     def check_replicas(self, replicas):
         """Raise NotReplicated when fewer than RIPPLE_REPLICA_ACKS replicas confirmed a write."""
-        if replicas < self.replica_acks:
-            raise NotReplicated("%d of %d replicas confirmed within %d ms"
-                                % (replicas, self.replica_acks, self.replica_timeout_ms))
+        shortfall = self.shortfall(replicas)
+        if shortfall is not None:
+            raise shortfall
 
-    def confirm(self, k, mid, prefix="", activity=""):
-        """Publish the held entries of log ``k`` up to ``mid`` (str), which WAIT confirmed
-        (_CONFIRM_LUA); ``activity``: the sidebars' payload of ``mid`` up to its id (_activity).
-        Returns how many were published; raises redis errors (the entry stays held: a retry
-        confirms it, as does any later confirmed write to the log)."""
-        activity_channel = getattr(k, "activity", k.channel)
-        return self._confirm(keys=[k.log, k.channel, k.meta, activity_channel], args=[mid, prefix, activity])
+    def shortfall(self, replicas):
+        """The NotReplicated for a write ``replicas`` (int) confirmed, or None when enough did."""
+        if replicas >= self.replica_acks:
+            return None
+        return NotReplicated("%d of %d replicas confirmed within %d ms"
+                             % (replicas, self.replica_acks, self.replica_timeout_ms))
+
+    def confirm(self, k, mid, prefix=""):
+        """Publish what log ``k`` holds up to ``mid`` (str), which WAIT confirmed
+        (_CONFIRM_LUA). Returns how many entries were published; raises redis errors (they
+        stay held: a retry confirms them, as does any later confirmed write to the log)."""
+        return self._confirm(keys=[k.log, k.channel, k.meta, getattr(k, "activity", k.channel), k.changed],
+                             args=[mid, prefix])
 
     def settle(self, k):
         """Confirm what log ``k`` holds, if anything (a change stored while replicas did not
         confirm it, then retried: the retry changes nothing, so nothing else would confirm it).
         Raises NotReplicated when replicas still do not confirm it."""
+        if not self.redis.hexists(k.meta, "confirmed"):
+            return  # nothing held: no WAIT (it would wait its whole timeout with a replica away)
         newest, replicas = self.run_replicated(self._settle, k.log, [k.log, k.meta], [])
         if newest:
             self.check_replicas(replicas)
@@ -480,7 +521,10 @@ class Store:
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.xrange(k.log, min=mid, max=mid)
             pipe.zrangebylex(k.changed, "[" + prefix + "|", "(" + prefix + "}", start=0, num=1)
-            stored, changed = pipe.execute()
+            bounded = self.confirmed(pipe, k)
+            stored, changed, *mark = pipe.execute()
+        if bounded and beyond(mid, mark[0]):
+            return None  # held: not shown yet
         if changed:
             found = changed[0].partition("|")[2]
         elif stored and "e" not in entry_fields(stored[0][1]):
@@ -630,10 +674,15 @@ class Store:
         return entries
 
     def directs(self, sid, count):
-        """Return the newest ``count`` direct messages of session ``sid`` (JSON), oldest first."""
-        entries = self.redis.xrevrange(keys.PersonKeys(sid).log, max="+", min="-", count=count)
-        entries.reverse()
-        return [messages.assemble(mid, fields["m"]) for mid, fields in entries]
+        """Return the newest ``count`` direct messages of session ``sid`` (JSON), oldest first
+        (none still held: _CONFIRM_LUA)."""
+        k = keys.PersonKeys(sid)
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xrevrange(k.log, max="+", min="-", count=count)
+            bounded = self.confirmed(pipe, k)
+            entries, *mark = pipe.execute()
+        mark = mark[0] if bounded else None
+        return [messages.assemble(mid, fields["m"]) for mid, fields in reversed(entries) if not beyond(mid, mark)]
 
     def replay(self, k, after=None, backlog=0):
         """Read what a new stream owes its client from one log (a room's or a person's).
@@ -653,12 +702,24 @@ class Store:
             pipe.xrevrange(k.log, max="+", min="-", count=1)
             pipe.hget(k.meta, "trimmed")
             bounded = self.confirmed(pipe, k)
+            if bounded and after is not None:  # is the client's own last entry here?
+                since = keys.format_stream_id(after)
+                pipe.xrange(k.log, min=since, max=since)
+                pipe.zrangebylex(k.changed, "[" + keys.padded(since) + "|", "(" + keys.padded(since) + "}", 0, 1)
             results = pipe.execute()
+        had = None
+        if bounded and after is not None:
+            changed_since, logged_since = results.pop(), results.pop()
+            had = bool(changed_since or logged_since)
         mark = results.pop() if bounded else None
         *found, newest, trimmed = results
         newest = newest[0][0] if newest else None
         if newest is not None and beyond(newest, mark):  # held entries are not shown yet
             newest = mark if mark != "0-0" else None
+            # A client that heard entries past the mark (published, and the mark's move lost
+            # in a failover) keeps its place: moved back, it would take them again.
+            if had and (newest is None or _pair(since) > _pair(newest)):
+                newest = since
         head = keys.parse_stream_id(newest) if newest else (0, 0)
         if after is None:
             entries = []
