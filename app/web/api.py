@@ -61,6 +61,8 @@ def post_message(room):
         storing_key = messages.form_key(key, text, reply_to_id) if page and key else key
         if grant is None:
             gate.may_post(room, user, storing_key)  # bans and slow mode (429 + Retry-After)
+        else:  # a scoped token: a private room's non-member (404), or banned (403)
+            gate.require_token_write(room, grant, user)
         try:
             reply_to, stored = reply_quote(room, reply_to_id), None
         except messages.Invalid:

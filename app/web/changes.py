@@ -52,12 +52,15 @@ def _room(room):
     # Checked for whoever acts (_actor): a private room's non-member: 404; a banned person
     # changes nothing there (403 banned). A free name is an empty public room: its every message
     # id is unknown (404 unknown_message). The admin token sees every room; a publish token goes
-    # where it posts, its rooms (403 token_scope elsewhere).
+    # where it posts, its rooms (403 token_scope elsewhere), and a scoped one is refused a
+    # private room it is no member of and a room that bans it, as a person is.
     kind = _actor()
     if kind == "admin":
         gate.access(canonical)
     elif kind == "token":
-        tokens.current().check_room(canonical)
+        grant = tokens.current()
+        grant.check_room(canonical)
+        gate.require_token_write(canonical, grant, grant.acting_name)
     else:
         gate.require_write(canonical)
     return canonical
