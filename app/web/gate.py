@@ -273,7 +273,8 @@ def may_post(room, user, idempotency_key):
     found = require_write(room)
     if not found.slow or found.role in (records.OWNER, records.MODERATOR) or is_admin():
         return
-    idem = keys.RoomKeys(room).idempotency(messages.idempotency_digest(user, idempotency_key)) \
+    scope = messages.idempotency_scope(user, identity.uid())
+    idem = keys.RoomKeys(room).idempotency(messages.idempotency_digest(scope, idempotency_key)) \
         if idempotency_key else None
     wait_ms, started = services().moderation.slow_wait(room, identity.uid(), found.slow, idem)
     if started:
