@@ -93,6 +93,23 @@ def idempotency_scope(user, uid=None):
     return uid if uid and uid != GLOBAL_UID else "name:" + user
 
 
+KEYS_DIFFER = N_("The Idempotency-Key header and the body's \"idempotency_key\" differ: send one of them, "
+                 "or the same key in both.")
+
+
+def body_idempotency_key(field, header):
+    """The idempotency key of a JSON post: its body's ``"idempotency_key"`` (``field``) or the
+    ``Idempotency-Key`` header (``header``), twins (an empty one counts as none); raises Invalid
+    (400 "idempotency_key_conflict") when both are given and differ, or the field is no string."""
+    if field is not None and not isinstance(field, str):
+        raise Invalid(N_("idempotency_key must be a string of 1-%d printable ASCII characters.")
+                      % MAX_IDEMPOTENCY_KEY_CHARS, 400, "bad_idempotency_key")
+    field, header = field or None, header or None
+    if field is not None and header is not None and field != header:
+        raise Invalid(KEYS_DIFFER, 400, "idempotency_key_conflict")
+    return field if field is not None else header
+
+
 def idempotency_digest(scope, key):
     """Scope a client's key to its sender (``idempotency_scope``), so two senders' keys never collide."""
     return hashlib.sha256(("v2\0%s\0%s" % (scope, key)).encode()).hexdigest()[:32]

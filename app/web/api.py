@@ -168,7 +168,11 @@ def read_post():
         data = bodies.json_object()
         if data is None:
             abort(400, N_("The body must be a JSON object."))
-        return data.get("text"), data.get("user"), request.headers.get("Idempotency-Key"), False
+        try:  # the body's "idempotency_key" is the header's twin (as a form's field is)
+            key = messages.body_idempotency_key(data.get("idempotency_key"), request.headers.get("Idempotency-Key"))
+        except messages.Invalid as exc:
+            refuse(exc.status, exc.code, str(exc))
+        return data.get("text"), data.get("user"), key, False
     if request.mimetype in FORM_TYPES:
         if wants_json() and request.get_data(cache=True)[:1] in (b"{", b"["):
             # curl -d '{"text": ...}' without -H 'Content-Type: application/json': a form to

@@ -145,7 +145,8 @@ class FastPublish:
                 return None  # a reply's quote is read through Flask's path
             text = messages.check_text(data.get("text"), self.max_chars)
             user = grant.sender(data.get("user"))
-            key = messages.check_idempotency_key(environ.get("HTTP_IDEMPOTENCY_KEY"))
+            key = messages.check_idempotency_key(messages.body_idempotency_key(
+                data.get("idempotency_key"), environ.get("HTTP_IDEMPOTENCY_KEY")))
         except (ValueError, messages.Invalid, tokens.Refused):  # every parse failure is a ValueError
             return None
         return user, text, key
