@@ -1,6 +1,7 @@
 """Scoped publish tokens in a room's moderation: a room's bans stop a bot (by its uid
 "token:<id>", or by the name it posts as), and a private room refuses a bot that is no member,
-on every path a token writes (the fast path, Flask's JSON and form posts, edits and deletes),
+on every path a token writes (the fast path, Flask's JSON and form posts, edits, deletes and
+reactions),
 until its owner adds the bot as a member. The global publish token stays outside both."""
 import pytest
 
@@ -32,7 +33,7 @@ def form_post(server, room, token, text):
 
 def refused_everywhere(server, room, token, sent, status, code):
     """Every write of ``token`` to ``room`` is refused ``status``/``code``: the fast path's JSON
-    post, a reply (Flask's JSON path), a form post, and an edit and a delete of ``sent``."""
+    post, a reply (Flask's JSON path), a form post, and an edit, a delete and a reaction of ``sent``."""
     assert post(server.url, room, token, {"text": "fast"})[:2][0] == status
     assert post(server.url, room, token, {"text": "fast"})[1]["code"] == code
     assert post(server.url, room, token, {"text": "reply", "reply_to": sent["id"]})[1]["code"] == code
@@ -40,6 +41,7 @@ def refused_everywhere(server, room, token, sent, status, code):
     path = "/rooms/%s/messages/%s" % (room, sent["id"])
     assert change(server.url, "PATCH", path, token, {"text": "edited"})[1]["code"] == code
     assert change(server.url, "DELETE", path, token)[1]["code"] == code
+    assert change(server.url, "PUT", path + "/reactions/👍", token)[1]["code"] == code
 
 
 def test_a_ban_by_the_tokens_uid_stops_it_on_every_path_until_lifted(server, room, bot, owner):

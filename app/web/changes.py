@@ -82,7 +82,7 @@ def person(with_admin=False, programs=False):
     someone else's message needs it) asks Redis whether a person's account is a site
     administrator, and lets RIPPLE_ADMIN_TOKEN act as one named "admin" (gate.actor's), as on
     the rooms' other moderation routes. ``programs``: a publish token acts as the author of
-    what it posted (Grant.uid): editing and deleting, never reacting."""
+    what it posted (Grant.uid), and reacts as a bot (its uid, and its first name: Grant.acting_name)."""
     kind = _actor()
     if kind == "admin":
         if not with_admin:
@@ -250,7 +250,7 @@ def reaction(room, message_id, emoji):
     room = _room(room)
     on = request.method == "PUT"
     return _do(room, message_id, False, lambda who: _reactions(
-        message_id, _service().react(room, message_id, who, emoji, on)))
+        message_id, _service().react(room, message_id, who, emoji, on)), programs=True)
 
 
 REACTION_FORM_ONLY = N_("This address takes a form (emoji, on), as the page sends it. A program sets a "
@@ -277,4 +277,4 @@ def reaction_form(room, message_id):
         reactions = service.react(room, message_id, who, emoji, on)
         return _back(room, message_id) if form else _reactions(message_id, reactions)
 
-    return _do(room, message_id, form, act)
+    return _do(room, message_id, form, act, programs=True)
