@@ -155,9 +155,28 @@ def test_a_rooms_claim_limits_where_a_token_reads_and_posts(jwt_server):
     assert browser.post(outside, "no")[0] == 403 and browser.post(inside, "yes")[0] == 201
 
 
-def test_a_bad_rooms_claim_is_refused(jwt_server):
-    signed, _ = make_token(rooms=["bad room!"])
-    assert exchange(jwt_server, signed)[1] == 401
+@pytest.mark.parametrize("claim", [["bad room!"], None, [1], {"room": "ops"}, 5, ["ops", None]])
+def test_a_malformed_rooms_claim_null_included_makes_the_token_invalid_everywhere(jwt_server, room, claim):
+    # Present but null is not absent: a host application's "no rooms" must not grant every room.
+    signed, _ = make_token(rooms=claim)
+    _, status, body = exchange(jwt_server, signed)
+    assert (status, body["code"]) == (401, "token_invalid")
+    assert body["error"] == ("The token's 'rooms' claim must be a list of room names or patterns such as "
+                             "support-* (or one string of them separated by commas).")
+    status, _, body = Browser(jwt_server.url).request("POST", "/rooms/%s/messages" % room, body={"text": "x"},
+                                                      headers=bearer(signed))
+    assert (status, json.loads(body)["code"]) == (401, "token_invalid")
+
+
+def test_an_empty_rooms_claim_allows_no_room_and_a_string_claim_is_patterns(jwt_server, room):
+    client = Browser(jwt_server.url)
+    signed, _ = make_token(rooms=[])
+    status, _, body = client.request("POST", "/rooms/%s/messages" % room, body={"text": "x"}, headers=bearer(signed))
+    assert (status, json.loads(body)["code"]) == (403, "token_scope") and "allows no rooms" in json.loads(body)["error"]
+    assert client.request("GET", "/rooms/%s/messages" % room, headers=bearer(signed))[0] == 403
+    signed, _ = make_token(rooms="%s, other-*" % room.upper())  # one string: comma-separated patterns
+    assert client.request("POST", "/rooms/%s/messages" % room, body={"text": "x"}, headers=bearer(signed))[0] == 201
+    assert client.request("POST", "/rooms/x%s/messages" % room, body={"text": "x"}, headers=bearer(signed))[0] == 403
 
 
 # -- a user named by a trusted authenticating proxy --------------------------------------------------

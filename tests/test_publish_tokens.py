@@ -333,10 +333,20 @@ def test_outside_its_rooms_a_token_changes_nothing(server, redis_url, room, bot)
     assert status == 403 and body["code"] == "token_scope"
 
 
-def test_a_token_reacts_as_no_one(server, room, bot):
-    sent = post(server.url, room, bot[1], {"text": "react to me"})[1]
-    status, body = change(server.url, "PUT", "/rooms/%s/messages/%s/reactions/👍" % (room, sent["id"]), bot[1])
-    assert status == 401 and body["code"] == "signed_out"
+def test_a_token_reacts_as_its_bot_and_takes_it_back(server, room, bot):
+    person = Browser(server.url)
+    assert person.sign_in("ann-" + uuid.uuid4().hex[:6]) == 200
+    sent = person.post(room, "deploy please")[1]
+    path = "/rooms/%s/messages/%s/reactions/👀" % (room, sent["id"])
+    for _ in range(2):  # idempotent
+        status, body = change(server.url, "PUT", path, bot[1])
+        assert status == 200 and body["reactions"]["👀"]["users"] == ["feed-bot"]
+    _, global_ = change(server.url, "PUT", path, TOKEN)  # the operator's token reacts as "ripple"
+    assert global_["reactions"]["👀"]["users"] == ["feed-bot", "ripple"]
+    stored = json.loads(person.request("GET", "/rooms/%s/messages" % room)[2])["messages"][-1]
+    assert stored["reactions"]["👀"]["uids"] == ["token:" + bot[1][4:20], "token:global"]
+    status, body = change(server.url, "DELETE", path, bot[1])
+    assert status == 200 and body["reactions"]["👀"]["users"] == ["ripple"]
 
 
 def test_a_token_beside_a_session_changes_nothing_the_person_may_not(server, room, bot):

@@ -65,8 +65,9 @@ def delete_command(room, yes):
 @click.argument("user")
 @click.option("--seconds", type=click.IntRange(1), default=None, help="For this long (default: for good).")
 def ban_command(room, user, seconds):
-    """Ban USER (a stable id as messages carry it, an account name, addr:<address>, or
-    name:<a guest's name>) from ROOM."""
+    """Ban USER (a stable id as messages carry it, token:<id> for a scoped publish token, an
+    account name, addr:<address>, or name:<a name>: the guests and bots that post under it)
+    from ROOM."""
     room = _room(room)
     if user.startswith(records.GUEST_PREFIX):  # one sign-in's: signing in again would lift it
         _fail(2, "A guest is banned by the name they use: give name:<their name>, not their id.")
@@ -74,6 +75,10 @@ def ban_command(room, user, seconds):
         ripple = services()
         found = ripple.accounts.get(ripple.accounts.id_for(user)) if not user.startswith(("addr:", "name:")) else None
         key, name = (found["id"], found["name"]) if found else (user, user)
+        if found is None and user.startswith(records.TOKEN_PREFIX):  # a scoped publish token (a bot)
+            key, name = ripple.tokens.of_uid(user)
+            if key is None:
+                _fail(2, "There is no publish token %s (tokens list shows their ids)." % user)
         if user.startswith("name:"):
             try:
                 name = messages.check_name(user[len("name:"):])

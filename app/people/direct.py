@@ -66,7 +66,7 @@ def post_direct(name):
             raise messages.Invalid(N_("No one called “%s” is here right now.") % recipient, 404)
         if sender[1] is None and own_key:
             # A program's own key, and no copy of its own to check first: every device's log.
-            services().store.check_direct_key(sender, held, sids, text, key)
+            services().store.check_direct_key(sender, held, sids, text, key, uid)
         stored = created = None
         g.storing = True  # from here a Redis failure may leave the outcome unknown (app/web/errors.py)
         for sid in sids:  # the same key: the sender's copy is stored once, each device's once

@@ -35,7 +35,8 @@ SENTENCES = {
     "expired": N_("The token has expired: get a fresh one from the application you came from."),
     "invalid": N_("The token is not valid here (signature, audience, issuer or format)."),
     "claims": N_("The token must carry a string 'sub' (your id) and 'name' (your display name)."),
-    "rooms": N_("The token's 'rooms' claim must be a list of room names or patterns such as support-*."),
+    "rooms": N_("The token's 'rooms' claim must be a list of room names or patterns such as support-* "
+                "(or one string of them separated by commas)."),
 }
 
 
@@ -88,15 +89,17 @@ class Verifier:
         sub, name = found.get("sub"), found.get("name")
         if not isinstance(sub, str) or not sub or len(sub) > MAX_SUB_CHARS or not isinstance(name, str):
             raise Refused("claims", 401)
-        return {"sub": sub, "name": name, "exp": found["exp"], "rooms": _rooms(found.get("rooms"))}
+        return {"sub": sub, "name": name, "exp": found["exp"],
+                "rooms": _rooms(found["rooms"]) if "rooms" in found else None}
 
 
 def _rooms(claim):
-    """A ``rooms`` claim (a list of room names or glob patterns, or one comma-separated string)
-    as canonical patterns; None when absent (every room)."""
-    if claim is None:
-        return None
+    """A present ``rooms`` claim (a list of room names or glob patterns, or one comma-separated
+    string) as canonical patterns. An empty list grants no room at all; anything else (``null``
+    included: a host application's "no rooms" must never read as "every room") is malformed."""
     if isinstance(claim, list) and all(isinstance(item, str) for item in claim):
+        if not claim:
+            return []
         claim = ",".join(claim)
     if not isinstance(claim, str):
         raise Refused("rooms")

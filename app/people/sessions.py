@@ -147,6 +147,7 @@ def describe():
 
 
 ROOM_SCOPE = N_("Your sign-in token allows only rooms matching “%s”, not “%s”.")
+NO_ROOMS = N_("Your sign-in token allows no rooms (its 'rooms' claim is empty), so not “%s”.")
 GUESTS_OFF = (N_("Guests are turned off on this service: register an account (at /register) or "
                  "sign in with your password."))
 TOO_MANY_FOR_NAME = N_("Too many sign-in attempts for this name; try again in %d s.")
@@ -167,6 +168,8 @@ def _check_token():
         except redis.RedisError:
             return None  # Redis cannot tell: the view's own Redis call answers (503, text kept)
         if canonical is not None and not jwts.room_ok(allowed, canonical):
+            if not allowed:  # an empty rooms claim
+                return json_error(403, NO_ROOMS % canonical, code="token_scope")
             return json_error(403, ROOM_SCOPE % (", ".join(allowed), canonical), code="token_scope")
 
 

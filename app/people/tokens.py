@@ -38,6 +38,7 @@ from . import bearer
 N_ = str
 
 PREFIX = "rpl_"
+UID_PREFIX = "token:"  # a token's uid, as its messages carry it: "token:<id>" (Grant.uid)
 INDEX = "ripple:tokens"  # hash: token name -> id (names are unique; list and revoke read it)
 _SHAPE = re.compile(r"rpl_([0-9a-f]{16})_[A-Za-z0-9_-]{43}\Z")
 _ID = re.compile(r"[0-9a-f]{16}\Z")
@@ -119,7 +120,7 @@ class Grant:
     def uid(self):
         """The stable id this token's messages carry ("token:<id>"; the global token's
         "token:global"): with it a program edits and deletes what it posted, as a person does."""
-        return "token:" + (self.id or "global")
+        return UID_PREFIX + (self.id or "global")
 
     @property
     def acting_name(self):
@@ -244,6 +245,19 @@ class PublishTokens:
             pipe.hgetall(record_key(token_id))
         found = [_shown(token_id, rec) for token_id, rec in zip(ids.values(), pipe.execute()) if rec]
         return sorted(found, key=lambda t: (t["created"], t["name"]))
+
+    def get(self, token_id):
+        """The scoped token with id ``token_id`` (as ``list`` shows it), or None."""
+        if not isinstance(token_id, str) or not _ID.match(token_id):
+            return None
+        record = self.redis.hgetall(record_key(token_id))
+        return _shown(token_id, record) if record else None
+
+    def of_uid(self, uid):
+        """(uid, the first name it posts as) of the scoped token whose uid ("token:<id>",
+        Grant.uid) is ``uid``, or (None, None): a token as rooms name a member or a ban."""
+        found = self.get(uid[len(UID_PREFIX):]) if isinstance(uid, str) and uid.startswith(UID_PREFIX) else None
+        return (uid, found["post_as"][0] if found["post_as"] else found["name"]) if found else (None, None)
 
     def revoke(self, name_or_id):
         """Delete a token by name or id at once, for every worker; return it (dict) or None."""

@@ -81,8 +81,46 @@ def check_idempotency_key(key):
     return key
 
 
-def idempotency_digest(user, key):
-    """Scope a client's key to its sender, so two people's keys never collide."""
+GLOBAL_UID = "token:global"  # RIPPLE_PUBLISH_TOKEN's messages' uid: the operator's, for any name
+
+
+def idempotency_scope(user, uid=None):
+    """Who a client's idempotency key belongs to: the sender's stable id (``uid``: a person's
+    account or guest id, "jwt:<sub>", a scoped token's "token:<id>"), so two senders of one
+    display name (two bots posting as "ci", a bot and the operator) never share keys. A sender
+    without a stable id of its own (the global publish token, which posts as any name; the CLI)
+    is scoped by the name it posts as: "name:<user>"."""
+    return uid if uid and uid != GLOBAL_UID else "name:" + user
+
+
+KEYS_DIFFER = N_("The Idempotency-Key header and the body's \"idempotency_key\" differ: send one of them, "
+                 "or the same key in both.")
+
+
+def body_idempotency_key(field, header):
+    """The idempotency key of a JSON post: its body's ``"idempotency_key"`` (``field``) or the
+    ``Idempotency-Key`` header (``header``), twins (an empty one counts as none); raises Invalid
+    (400 "idempotency_key_conflict") when both are given and differ, or the field is no string."""
+    if field is not None and not isinstance(field, str):
+        raise Invalid(N_("idempotency_key must be a string of 1-%d printable ASCII characters.")
+                      % MAX_IDEMPOTENCY_KEY_CHARS, 400, "bad_idempotency_key")
+    field, header = field or None, header or None
+    if field is not None and header is not None and field != header:
+        raise Invalid(KEYS_DIFFER, 400, "idempotency_key_conflict")
+    return field if field is not None else header
+
+
+def idempotency_digest(scope, key):
+    """Scope a client's key to its sender (``idempotency_scope``), so two senders' keys never collide."""
+    return hashlib.sha256(("v2\0%s\0%s" % (scope, key)).encode()).hexdigest()[:32]
+
+
+def legacy_idempotency_digest(user, key):
+    """The key's digest as the release before scoped keys by display name alone (``user``): a
+    retry that reaches an upgraded host still finds the original an older one stored, within the
+    idempotency TTL (app/rooms/store.py _PUBLISH_LUA). Written beside the new one, marked with
+    its sender, so a host of the previous release finds what this one stored too. The release
+    after every host runs this one stops writing it, the one after that stops reading it."""
     return hashlib.sha256(("%s\0%s" % (user, key)).encode()).hexdigest()[:32]
 
 

@@ -33,7 +33,8 @@ end
 """
 
 # KEYS: log, channel, meta, idempotency, changed, activity channel, the idempotency key's request
-# digest.  ARGV: body, history length,
+# digest, the key's legacy form (by display name: messages.legacy_idempotency_digest), its request
+# digest and its sender's mark.  ARGV: body, history length,
 # idempotency ttl (0 = none), payload prefix ("" for room messages, "@" for direct ones), "ask" to
 # store nothing in a log that does not exist yet (returns {-1, ''}: creating a room is counted
 # first), expiry of the log and meta in seconds (0 = none; a person's direct messages expire with
@@ -41,7 +42,11 @@ end
 # request's digest (messages.request_digest; "" = none): kept in a key of its own beside the
 # idempotency key (whose value stays the id alone: a host of the previous release, or a
 # rollback, reads it as before); a retry whose digest differs stores nothing and returns
-# {-2, id} (messages.KeyReused).
+# {-2, id} (messages.KeyReused). ARGV[9]: the key's sender (messages.idempotency_scope).
+# The legacy form is read when the key itself is not found, unless its mark names another sender
+# (a legacy key without a mark is one an older host stored: taken as this sender's, for the
+# retries in flight across an upgrade), and written when free, marked, so an older host finds
+# it too.
 # Each message's entry carries its ordinal "n" (the meta's count after it; change events have
 # none): unread counts are then two numbers' difference, never a scan (app/people/reading.py).
 # With webhooks (app/webhooks/queue.py) the last ARGV are "webhooks", the queue's cap, the room
@@ -54,11 +59,16 @@ end
 # message as it is now (edited, or deleted), and a deleted text is kept nowhere (returns {0, id}).
 _PUBLISH_LUA = TRIM_LUA + """
 local ttl = tonumber(ARGV[3])
+local legacy = ttl > 0 and KEYS[8] ~= KEYS[4]
 if ttl > 0 then
-  local prior = redis.call('GET', KEYS[4])
+  local prior, request = redis.call('GET', KEYS[4]), KEYS[7]
+  if not prior and legacy then
+    local by = redis.call('GET', KEYS[10])
+    if not by or by == ARGV[9] then prior, request = redis.call('GET', KEYS[8]), KEYS[9] end
+  end
   if prior then
     if ARGV[8] ~= '' then
-      local digest = redis.call('GET', KEYS[7])
+      local digest = redis.call('GET', request)
       if digest and digest ~= ARGV[8] then return {-2, prior} end
     end
     -- on retry --
@@ -80,6 +90,10 @@ end
 if ttl > 0 then
   redis.call('SET', KEYS[4], id, 'EX', ttl)
   if ARGV[8] ~= '' then redis.call('SET', KEYS[7], ARGV[8], 'EX', ttl) end
+  if legacy and redis.call('SET', KEYS[8], id, 'EX', ttl, 'NX') then
+    redis.call('SET', KEYS[10], ARGV[9], 'EX', ttl)
+    if ARGV[8] ~= '' then redis.call('SET', KEYS[9], ARGV[8], 'EX', ttl) end
+  end
 end
 -- publish --
 redis.call('HDEL', KEYS[3], 'confirmed')
@@ -281,10 +295,11 @@ class Store:
         activity = _activity(room, user, text, mentioned)
         digest = messages.request_digest(text, reply_to["id"] if reply_to else "")
         json, created = self._append(k, body, user, idempotency_key, "", ask=may_create is not None,
-                                     activity=activity, digest=digest)
+                                     activity=activity, digest=digest, uid=uid)
         if created is None:  # a new room: counted first, then stored
             may_create()
-            json, created = self._append(k, body, user, idempotency_key, "", activity=activity, digest=digest)
+            json, created = self._append(k, body, user, idempotency_key, "", activity=activity, digest=digest,
+                                         uid=uid)
         if created:
             self._touch(room)
             if self.outbox is not None and not self.outbox.atomic:
@@ -319,21 +334,22 @@ class Store:
         copy = sender[1] is not None and recipient[1] != sender[1]  # not a note to oneself
         if copy and idempotency_key is not None:
             # The key reused for someone else: refused before their log stores it.
-            self._remembered(keys.PersonKeys(sender[1]), sender[0], idempotency_key, digest)
+            self._remembered(keys.PersonKeys(sender[1]), sender[0], idempotency_key, digest, uid)
         delivered = self._append(keys.PersonKeys(recipient[1]), body, sender[0], idempotency_key, "@",
-                                 expiry=expiry, digest=digest)
+                                 expiry=expiry, digest=digest, uid=uid)
         if not copy:
             return delivered
         return self._append(keys.PersonKeys(sender[1]), body, sender[0], idempotency_key, "@", expiry=expiry,
-                            digest=digest)
+                            digest=digest, uid=uid)
 
-    def check_direct_key(self, sender, recipient_name, sids, text, idempotency_key):
+    def check_direct_key(self, sender, recipient_name, sids, text, idempotency_key, uid=None):
         """Raise messages.KeyReused when ``idempotency_key`` already stored another direct
         message in any of sessions ``sids``' logs: for a sender without a copy of their own (a
-        program), whose key is otherwise checked one device at a time, after the first stored."""
+        program), whose key is otherwise checked one device at a time, after the first stored.
+        ``uid``: the sender's stable id (messages.idempotency_scope)."""
         digest = messages.request_digest(text, "@" + recipient_name)
         for sid in sids:
-            self._remembered(keys.PersonKeys(sid), sender[0], idempotency_key, digest)
+            self._remembered(keys.PersonKeys(sid), sender[0], idempotency_key, digest, uid)
 
     def move_direct(self, from_sid, to_sid):
         """Deliver the direct messages parked under ``from_sid`` (an account signed in nowhere)
@@ -367,7 +383,8 @@ class Store:
         (name, session id): another device of their account)."""
         body = messages.direct_body(sender[0], recipient_name, text, bot, uid)
         return self._append(keys.PersonKeys(sender[1]), body, sender[0], idempotency_key, "@",
-                            expiry=self.direct_seconds, digest=messages.request_digest(text, "@" + recipient_name))
+                            expiry=self.direct_seconds, digest=messages.request_digest(text, "@" + recipient_name),
+                            uid=uid)
 
     def _carry(self, entries, to_sid, origin):
         """Append stored direct messages to ``to_sid``'s log with their send time as "sent"; each
@@ -378,17 +395,21 @@ class Store:
                 body = body[:-1] + ',"sent":%s}' % entry_id.split("-", 1)[0]
             self._append(keys.PersonKeys(to_sid), body, origin, entry_id, "@", expiry=self.direct_seconds)
 
-    def _append(self, k, body, user, idempotency_key, prefix, ask=False, expiry=0, activity="", digest=""):
+    def _append(self, k, body, user, idempotency_key, prefix, ask=False, expiry=0, activity="", digest="",
+                uid=None):
         """Run the publish script; ``created`` is None when ``ask`` found no log (nothing stored).
         ``digest``: the request's (messages.request_digest), kept with the key; raises
-        messages.KeyReused when the key stored a message of another digest."""
+        messages.KeyReused when the key stored a message of another digest. The key is
+        ``user``'s (a display name) whose stable id is ``uid`` (messages.idempotency_scope)."""
         ttl = 0
-        idem = k.idempotency("-")
+        scope = messages.idempotency_scope(user, uid)
+        idem = legacy = k.idempotency("-")
         if idempotency_key is not None:
             ttl = self.idempotency_seconds
-            idem = k.idempotency(messages.idempotency_digest(user, idempotency_key))
-        keys_ = [k.log, k.channel, k.meta, idem, k.changed, getattr(k, "activity", k.channel), idem + ":request"]
-        args = [body, self.history_length, ttl, prefix, "ask" if ask else "", int(expiry), activity, digest]
+            idem, legacy = self._idempotency_keys(k, scope, user, idempotency_key)
+        keys_ = [k.log, k.channel, k.meta, idem, k.changed, getattr(k, "activity", k.channel), idem + ":request",
+                 legacy, legacy + ":request", legacy + ":by"]
+        args = [body, self.history_length, ttl, prefix, "ask" if ask else "", int(expiry), activity, digest, scope]
         if self.outbox is not None and not prefix:  # a room message: queued for webhooks too
             extra_keys, extra_args = self.outbox.publish_keys(k.room)
             keys_ += extra_keys
@@ -488,20 +509,33 @@ class Store:
                 pool.release(conn)
         return self._publish(keys=keys_, args=args)
 
-    def prior(self, room, user, idempotency_key, text, reply_to_id=""):
-        """The message ``user`` already posted to ``room`` with ``idempotency_key`` (its json as
-        it is now, see _prior), or None when that key stored nothing (or was forgotten). Raises
-        messages.KeyReused when that key stored another ``text`` (or a reply to another id)."""
+    def prior(self, room, user, idempotency_key, text, reply_to_id="", uid=None):
+        """The message ``user`` (stable id ``uid``) already posted to ``room`` with
+        ``idempotency_key`` (its json as it is now, see _prior), or None when that key stored
+        nothing (or was forgotten). Raises messages.KeyReused when that key stored another
+        ``text`` (or a reply to another id)."""
         k = keys.RoomKeys(room)
-        found = self._remembered(k, user, idempotency_key, messages.request_digest(text, reply_to_id or ""))
+        found = self._remembered(k, user, idempotency_key, messages.request_digest(text, reply_to_id or ""), uid)
         return None if found is None else self._prior(k, found, 0)
 
-    def _remembered(self, k, user, idempotency_key, digest):
-        """What log ``k``'s idempotency key of ``user`` remembers (an id, or a whole json from
-        before ids were kept), None if nothing; raises messages.KeyReused when it stored a
-        request of another ``digest``. The publish script decides the same way."""
-        idem = k.idempotency(messages.idempotency_digest(user, idempotency_key))
-        found, kept = self.redis.mget([idem, idem + ":request"])  # one slot: the key's hash tag
+    @staticmethod
+    def _idempotency_keys(k, scope, user, idempotency_key):
+        """(the key, its legacy form) in log ``k``'s slot of a sender's ``idempotency_key``."""
+        return (k.idempotency(messages.idempotency_digest(scope, idempotency_key)),
+                k.idempotency(messages.legacy_idempotency_digest(user, idempotency_key)))
+
+    def _remembered(self, k, user, idempotency_key, digest, uid=None):
+        """What log ``k``'s idempotency key of ``user`` (stable id ``uid``) remembers (an id, or
+        a whole json from before ids were kept), None if nothing; raises messages.KeyReused when
+        it stored a request of another ``digest``. The publish script decides the same way (the
+        legacy form included)."""
+        scope = messages.idempotency_scope(user, uid)
+        idem, legacy = self._idempotency_keys(k, scope, user, idempotency_key)
+        # One slot: the keys' hash tag.
+        found, kept, old, old_kept, by = self.redis.mget([idem, idem + ":request", legacy, legacy + ":request",
+                                                          legacy + ":by"])
+        if found is None and by in (None, scope):
+            found, kept = old, old_kept
         if found is not None and kept is not None and kept != digest:
             raise messages.KeyReused()
         return found

@@ -61,12 +61,15 @@ def post_message(room):
         storing_key = messages.form_key(key, text, reply_to_id) if page and key else key
         if grant is None:
             gate.may_post(room, user, storing_key)  # bans and slow mode (429 + Retry-After)
+        else:  # a scoped token: a private room's non-member (404), or banned (403)
+            gate.require_token_write(room, grant, user)
         try:
             reply_to, stored = reply_quote(room, reply_to_id), None
         except messages.Invalid:
             # A retry of a reply stored before its original was deleted (or trimmed): the
             # reply as stored, not a refusal that says it was never sent.
-            stored = services().store.prior(room, user, storing_key, text, reply_to_id) if key else None
+            uid = grant.uid if grant is not None else identity.uid()
+            stored = services().store.prior(room, user, storing_key, text, reply_to_id, uid) if key else None
             if stored is None:
                 raise
             created = False
@@ -165,7 +168,11 @@ def read_post():
         data = bodies.json_object()
         if data is None:
             abort(400, N_("The body must be a JSON object."))
-        return data.get("text"), data.get("user"), request.headers.get("Idempotency-Key"), False
+        try:  # the body's "idempotency_key" is the header's twin (as a form's field is)
+            key = messages.body_idempotency_key(data.get("idempotency_key"), request.headers.get("Idempotency-Key"))
+        except messages.Invalid as exc:
+            refuse(exc.status, exc.code, str(exc))
+        return data.get("text"), data.get("user"), key, False
     if request.mimetype in FORM_TYPES:
         if wants_json() and request.get_data(cache=True)[:1] in (b"{", b"["):
             # curl -d '{"text": ...}' without -H 'Content-Type: application/json': a form to

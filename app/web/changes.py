@@ -52,12 +52,15 @@ def _room(room):
     # Checked for whoever acts (_actor): a private room's non-member: 404; a banned person
     # changes nothing there (403 banned). A free name is an empty public room: its every message
     # id is unknown (404 unknown_message). The admin token sees every room; a publish token goes
-    # where it posts, its rooms (403 token_scope elsewhere).
+    # where it posts, its rooms (403 token_scope elsewhere), and a scoped one is refused a
+    # private room it is no member of and a room that bans it, as a person is.
     kind = _actor()
     if kind == "admin":
         gate.access(canonical)
     elif kind == "token":
-        tokens.current().check_room(canonical)
+        grant = tokens.current()
+        grant.check_room(canonical)
+        gate.require_token_write(canonical, grant, grant.acting_name)
     else:
         gate.require_write(canonical)
     return canonical
@@ -79,7 +82,7 @@ def person(with_admin=False, programs=False):
     someone else's message needs it) asks Redis whether a person's account is a site
     administrator, and lets RIPPLE_ADMIN_TOKEN act as one named "admin" (gate.actor's), as on
     the rooms' other moderation routes. ``programs``: a publish token acts as the author of
-    what it posted (Grant.uid): editing and deleting, never reacting."""
+    what it posted (Grant.uid), and reacts as a bot (its uid, and its first name: Grant.acting_name)."""
     kind = _actor()
     if kind == "admin":
         if not with_admin:
@@ -247,7 +250,7 @@ def reaction(room, message_id, emoji):
     room = _room(room)
     on = request.method == "PUT"
     return _do(room, message_id, False, lambda who: _reactions(
-        message_id, _service().react(room, message_id, who, emoji, on)))
+        message_id, _service().react(room, message_id, who, emoji, on)), programs=True)
 
 
 REACTION_FORM_ONLY = N_("This address takes a form (emoji, on), as the page sends it. A program sets a "
@@ -274,4 +277,4 @@ def reaction_form(room, message_id):
         reactions = service.react(room, message_id, who, emoji, on)
         return _back(room, message_id) if form else _reactions(message_id, reactions)
 
-    return _do(room, message_id, form, act)
+    return _do(room, message_id, form, act, programs=True)

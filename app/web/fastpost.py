@@ -5,7 +5,9 @@ than anything else is requested; through Flask each such post spent ~1.5 ms of C
 request hooks and limit lookups that do not apply to it (no session, no CSRF, no browser limits).
 This WSGI middleware stores and publishes a well-formed token post itself, with the same token
 check (app/people/tokens.py: no Redis round trip for the global token, one for a scoped token, which
-also counts its rate), validation, store call, metrics and answer as ``api.post_message``.
+also counts its rate), validation, store call, metrics and answer as ``api.post_message``. A
+scoped token's post also reads the room's access (one round trip: gate.token_access), as Flask's
+path does: a private room it is no member of, or a ban of it, is Flask's to answer.
 Anything else, including every post it would have to refuse and a scoped token's post that
 would create a room (counted against the new-room caps there), goes on to Flask unchanged, so
 every error is Flask's; the token check's outcome goes along in the environ, checked once.
@@ -19,7 +21,7 @@ from gunicorn.http.wsgi import Response as GunicornResponse
 from ..ops.services import services
 from ..people import bearer, tokens
 from ..rooms import keys, messages, store
-from . import bodies, cors, headers, replies, request_ids
+from . import bodies, cors, gate, headers, replies, request_ids
 
 # Marks a sentence for the catalogue; the web layer answers it in the reader's language
 # (app/web/i18n.py, translate).
@@ -77,11 +79,7 @@ class FastPublish:
         except tokens.Refused:
             return self.next(environ, start_response)  # Flask answers the refusal
         except redis.RedisError as exc:  # nothing stored; Flask would only wait for Redis again
-            ext.outage.failed("api.post_message", exc)
-            status, code, sentence = post_failure(exc, storing=False)
-            return _answer(start_response, environ, _STATUS_LINES[status],
-                           replies.error_body(sentence, code),
-                           [("Retry-After", self.retry_after)])
+            return self._failed(ext, environ, start_response, exc, storing=False)
         if grant is None:
             return self.next(environ, start_response)  # another Bearer: a browser's request
         try:  # PATH_INFO holds the decoded path's bytes as latin-1 (PEP 3333)
@@ -91,6 +89,12 @@ class FastPublish:
         post = self._read(environ, room, grant)
         if post is None:
             return self.next(environ, start_response)  # Flask answers it, refusal and all
+        if grant.scoped:  # a private room it is no member of, or a ban: Flask answers it
+            try:
+                if gate.token_refusal(gate.token_access(ext.rooms, room, grant, post[0])):
+                    return self.next(environ, start_response)
+            except redis.RedisError as exc:  # nothing stored
+                return self._failed(ext, environ, start_response, exc, storing=False)
         try:
             with ext.metrics.publish_seconds.time():
                 stored, created = ext.store.publish(
@@ -100,14 +104,17 @@ class FastPublish:
         except messages.Invalid:
             return self.next(environ, start_response)  # nothing stored: Flask answers the refusal
         except redis.RedisError as exc:
-            ext.outage.failed("api.post_message", exc)
-            status, code, sentence = post_failure(exc)
-            return _answer(start_response, environ, _STATUS_LINES[status],
-                           replies.error_body(sentence, code),
-                           [("Retry-After", self.retry_after)])
+            return self._failed(ext, environ, start_response, exc)
         ext.outage.ok()
         self._published(ext).inc()
         return _answer(start_response, environ, "201 Created" if created else "200 OK", stored.encode())
+
+    def _failed(self, ext, environ, start_response, exc, storing=True):
+        """Answer a post that Redis failed with ``exc`` (post_failure), with Retry-After."""
+        ext.outage.failed("api.post_message", exc)
+        status, code, sentence = post_failure(exc, storing)
+        return _answer(start_response, environ, _STATUS_LINES[status], replies.error_body(sentence, code),
+                       [("Retry-After", self.retry_after)])
 
     def _published(self, ext):
         """The published-messages counter's "room" child, looked up once per worker (a labels()
@@ -138,7 +145,8 @@ class FastPublish:
                 return None  # a reply's quote is read through Flask's path
             text = messages.check_text(data.get("text"), self.max_chars)
             user = grant.sender(data.get("user"))
-            key = messages.check_idempotency_key(environ.get("HTTP_IDEMPOTENCY_KEY"))
+            key = messages.check_idempotency_key(messages.body_idempotency_key(
+                data.get("idempotency_key"), environ.get("HTTP_IDEMPOTENCY_KEY")))
         except (ValueError, messages.Invalid, tokens.Refused):  # every parse failure is a ValueError
             return None
         return user, text, key

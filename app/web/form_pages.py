@@ -29,6 +29,12 @@ _STALE_SEND = (N_("Nothing was sent: this page was out of date (its CSRF securit
 NO_TOKEN = N_("Nothing was done: this request carries neither a publish token nor a CSRF token. A program "
               "sends its publish token as \"Authorization: Bearer <token>\"; a browser page sends the "
               "token GET /session gives as the X-CSRF-Token header.")
+# The same, with an Authorization header in another scheme ("Token <token>", "Basic ..."): the
+# publish token may be there, sent the wrong way.
+NOT_BEARER = N_("Nothing was done: this request's Authorization header is not “Bearer <token>”, so it "
+                "carries no publish token, nor a CSRF token. A program sends its publish token as "
+                "\"Authorization: Bearer <token>\"; a browser page sends the token GET /session gives as "
+                "the X-CSRF-Token header.")
 
 
 TOO_LARGE = (N_("Nothing was sent: the message was far too long to send (over %d KB), so it could not be "
@@ -39,7 +45,7 @@ def stale(endpoint, missing=False):
     """The sentence for a form whose CSRF token is out of date: nothing happened, how to go on.
     ``missing``: no token came at all; unless the request is a form, that is a program's."""
     if missing and request.mimetype not in api.FORM_TYPES:
-        return NO_TOKEN
+        return NOT_BEARER if request.headers.get("Authorization", "").strip() else NO_TOKEN
     if endpoint == "rooms.create_room" and not identity.shown():
         return pages.CREATE_SIGNED_OUT  # signed out in another tab: "press Create again" would fail
     return _STALE.get(endpoint, _STALE_SEND)

@@ -134,6 +134,40 @@ def require_write(room):
     return found
 
 
+def token_access(registry, room, grant, name):
+    """The Access of scoped publish token ``grant`` (tokens.Grant) posting as ``name`` to
+    ``room`` (one round trip; ``registry``: the app's Rooms). A token is a member as a person
+    is, by its uid "token:<id>" (an owner adds it: PUT /rooms/<room>/members/token:<id>), and
+    banned by that uid or by the name it posts as ("name:<name>", as a guest is); an address's
+    ban is for browsers (a program is told apart by its token). None for the global token: the
+    operator's own, outside a room's privacy and bans. Needs no request (the fast path's)."""
+    if not grant.scoped:
+        return None
+    return registry.access(room, grant.uid, None, name=name)
+
+
+def token_refusal(found):
+    """Why a scoped token with Access ``found`` (token_access) may not write to the room:
+    "private" (not a member of a private room), "banned", or None (it may; None Access too)."""
+    if found is None:
+        return None
+    if hidden(found):
+        return "private"
+    return "banned" if found.ban is not None else None
+
+
+def require_token_write(room, grant, name):
+    """Refuse a scoped publish token's write (post, edit, delete, reaction) to ``room`` as
+    ``name`` as a person's is refused: 404 "not_found" for a private room it is no member of
+    (as for a name that is no room), 403 "banned" under a ban."""
+    found = token_access(rooms(), room, grant, name)
+    refusal = token_refusal(found)
+    if refusal == "private":
+        not_found()
+    if refusal == "banned":
+        raise Refused(403, banned_sentence(room, found.ban), "banned")
+    return found
+
 
 def banned_sentence(room, ban):
     if not ban.get("until"):
@@ -204,6 +238,8 @@ def resolve(room, who, by_id=False):
         member = rooms().find_member(room, uid=who)
         if member is not None:
             return member["id"], member["name"]
+        if who.startswith(records.TOKEN_PREFIX):  # a scoped publish token, by its uid
+            return services().tokens.of_uid(who)
         found = accounts.get(who) if len(who) <= 64 else None
         return (found["id"], found["name"]) if found else (None, None)
     member = rooms().find_member(room, name=who)
@@ -237,7 +273,8 @@ def may_post(room, user, idempotency_key):
     found = require_write(room)
     if not found.slow or found.role in (records.OWNER, records.MODERATOR) or is_admin():
         return
-    idem = keys.RoomKeys(room).idempotency(messages.idempotency_digest(user, idempotency_key)) \
+    scope = messages.idempotency_scope(user, identity.uid())
+    idem = keys.RoomKeys(room).idempotency(messages.idempotency_digest(scope, idempotency_key)) \
         if idempotency_key else None
     wait_ms, started = services().moderation.slow_wait(room, identity.uid(), found.slow, idem)
     if started:

@@ -232,7 +232,8 @@ def members(room):
 
 @bp.post("/rooms/<room>/members")
 def add_member_form(room):
-    """The owner adds an account by name (``name`` in the body): the form's way to PUT."""
+    """The owner adds an account by name, or a scoped publish token by its uid "token:<id>"
+    (``name`` in the body): the form's way to PUT."""
     room = room_or_404(room)
     data, form = read_body()
     return _add_member(room, data.get("name"), form)
@@ -240,7 +241,8 @@ def add_member_form(room):
 
 @bp.route("/rooms/<room>/members/<path:name>", methods=["PUT", "DELETE", "POST"])
 def member(room, name):
-    """PUT: the owner adds the account ``name``. DELETE: a moderator removes a member (their
+    """PUT: the owner adds the account ``name`` (or the scoped publish token "token:<id>", so it
+    may post in a private room). DELETE: a moderator removes a member (their
     open streams end at once); anyone may remove themselves (leave). DELETE names a member by
     name, or by uid with ``?by=id``."""
     room = room_or_404(room)
@@ -279,6 +281,9 @@ def _add_member(room, name, form):
     gate.require_role(room, records.OWNER)
     accounts = services().accounts
     account = accounts.get(accounts.id_for(name)) if isinstance(name, str) and name.strip() else None
+    if account is None and isinstance(name, str):  # a scoped publish token, "token:<id>": a bot
+        uid, shown = services().tokens.of_uid(name.strip())
+        account = {"id": uid, "name": shown} if uid else None
     if account is None:
         raise gate.Refused(404, SENTENCES["no_account"] % (name or ""), "no_account")
     current = registry().member(room, account["id"])

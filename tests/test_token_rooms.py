@@ -1,0 +1,94 @@
+"""Scoped publish tokens in a room's moderation: a room's bans stop a bot (by its uid
+"token:<id>", or by the name it posts as), and a private room refuses a bot that is no member,
+on every path a token writes (the fast path, Flask's JSON and form posts, edits, deletes and
+reactions),
+until its owner adds the bot as a member. The global publish token stays outside both."""
+import pytest
+
+from .support import TOKEN, flask_cli
+from .test_accounts import account_holder
+from .test_publish_tokens import change, create, post
+from .test_rooms import answer
+from .test_rooms import create as create_room
+
+
+def uid_of(token):
+    return "token:" + token[len("rpl_"):len("rpl_") + 16]
+
+
+@pytest.fixture
+def bot(redis_url, room):
+    return create(redis_url, room + "*", "feed-bot", "feed-bot-2")[1]
+
+
+@pytest.fixture
+def owner(server):
+    return account_holder(server, "own")
+
+
+def form_post(server, room, token, text):
+    """A token's form post (Accept: application/json): (status, JSON)."""
+    return post(server.url, room, token, None, form={"text": text}, headers={"Accept": "application/json"})[:2]
+
+
+def refused_everywhere(server, room, token, sent, status, code):
+    """Every write of ``token`` to ``room`` is refused ``status``/``code``: the fast path's JSON
+    post, a reply (Flask's JSON path), a form post, and an edit, a delete and a reaction of ``sent``."""
+    assert post(server.url, room, token, {"text": "fast"})[:2][0] == status
+    assert post(server.url, room, token, {"text": "fast"})[1]["code"] == code
+    assert post(server.url, room, token, {"text": "reply", "reply_to": sent["id"]})[1]["code"] == code
+    assert form_post(server, room, token, "form")[1]["code"] == code
+    path = "/rooms/%s/messages/%s" % (room, sent["id"])
+    assert change(server.url, "PATCH", path, token, {"text": "edited"})[1]["code"] == code
+    assert change(server.url, "DELETE", path, token)[1]["code"] == code
+    assert change(server.url, "PUT", path + "/reactions/👍", token)[1]["code"] == code
+
+
+def test_a_ban_by_the_tokens_uid_stops_it_on_every_path_until_lifted(server, room, bot, owner):
+    assert create_room(owner, room)[0] == 201
+    sent = post(server.url, room, bot, {"text": "before the ban"})[1]
+    assert sent["uid"] == uid_of(bot)
+    status, ban = answer(owner, "POST", "/rooms/%s/bans" % room, body={"user_id": uid_of(bot)})
+    assert status == 201 and ban["user"] == uid_of(bot) and ban["name"] == "feed-bot"
+    assert [b["user"] for b in answer(owner, "GET", "/rooms/%s/bans" % room)[1]["bans"]] == [uid_of(bot)]
+    refused_everywhere(server, room, bot, sent, 403, "banned")
+    assert post(server.url, room, TOKEN, {"text": "the operator", "user": "feed-bot"})[0] == 201
+    assert answer(owner, "DELETE", "/rooms/%s/bans/%s" % (room, uid_of(bot)))[0] == 204
+    assert post(server.url, room, bot, {"text": "after the ban"})[0] == 201
+
+
+def test_the_cli_bans_a_token_by_uid_and_a_bots_name_and_refuses_an_unknown_token(
+        server, redis_url, room, bot):
+    sent = post(server.url, room, bot, {"text": "hello"})[1]
+    unknown = flask_cli(redis_url, "rooms", "ban", room, "token:0123456789abcdef")
+    assert unknown.returncode == 2 and "no publish token" in unknown.stderr
+    done = flask_cli(redis_url, "rooms", "ban", room, uid_of(bot), "--seconds", "60")
+    assert done.returncode == 0 and "banned feed-bot" in done.stdout
+    refused_everywhere(server, room, bot, sent, 403, "banned")
+    assert flask_cli(redis_url, "rooms", "unban", room, uid_of(bot)).returncode == 0
+    assert post(server.url, room, bot, {"text": "back"})[0] == 201
+    # A name's ban stops whoever posts under that name: a guest, or a bot; not its other names,
+    # and not the operator's global token.
+    assert flask_cli(redis_url, "rooms", "ban", room, "name:Feed-Bot").returncode == 0
+    status, body = post(server.url, room, bot, {"text": "as the banned name"})[:2]
+    assert status == 403 and body["code"] == "banned"
+    assert form_post(server, room, bot, "as the banned name")[1]["code"] == "banned"
+    assert post(server.url, room, bot, {"text": "as its other name", "user": "feed-bot-2"})[0] == 201
+    assert post(server.url, room, TOKEN, {"text": "the operator", "user": "feed-bot"})[0] == 201
+
+
+def test_a_private_room_refuses_a_token_that_is_no_member_until_its_owner_adds_it(server, room, bot, owner):
+    assert create_room(owner, room, "private")[0] == 201
+    sent = owner.post(room, "members only")[1]
+    for status, body in (post(server.url, room, bot, {"text": "fast"})[:2],
+                         form_post(server, room, bot, "form"),
+                         change(server.url, "DELETE", "/rooms/%s/messages/%s" % (room, sent["id"]), bot)):
+        assert (status, body["code"], body["error"]) == (404, "not_found", "There is no room with that name.")
+    assert owner.request("GET", "/rooms/%s/messages" % room)[1]  # the owner still reads it
+    status, member = answer(owner, "PUT", "/rooms/%s/members/%s" % (room, uid_of(bot)))
+    assert status == 200 and (member["id"], member["name"], member["role"]) == (uid_of(bot), "feed-bot", "member")
+    assert post(server.url, room, bot, {"text": "a member now"})[0] == 201
+    assert form_post(server, room, bot, "and by form")[0] == 201
+    assert post(server.url, room, TOKEN, {"text": "the operator", "user": "ops"})[0] == 201
+    assert answer(owner, "DELETE", "/rooms/%s/members/%s?by=id" % (room, uid_of(bot)))[0] in (200, 204)
+    assert post(server.url, room, bot, {"text": "removed"})[0] == 404
