@@ -111,16 +111,20 @@ def body_idempotency_key(field, header):
 
 
 def idempotency_digest(scope, key):
-    """Scope a client's key to its sender (``idempotency_scope``), so two senders' keys never collide."""
+    """Scope a client's key to its sender (``idempotency_scope``), so two senders' keys never
+    collide. A sender scoped by name keeps the digest releases before scoped keys used (the
+    global token's and the CLI's keys are as they were: a retry across an upgrade, or a
+    rollback, finds its original either way)."""
+    if scope.startswith("name:"):
+        return legacy_idempotency_digest(scope[5:], key)
     return hashlib.sha256(("v2\0%s\0%s" % (scope, key)).encode()).hexdigest()[:32]
 
 
 def legacy_idempotency_digest(user, key):
     """The key's digest as the release before scoped keys by display name alone (``user``): a
     retry that reaches an upgraded host still finds the original an older one stored, within the
-    idempotency TTL (app/rooms/store.py _PUBLISH_LUA). Written beside the new one, marked with
-    its sender, so a host of the previous release finds what this one stored too. The release
-    after every host runs this one stops writing it, the one after that stops reading it."""
+    idempotency TTL (app/rooms/store.py _PUBLISH_LUA). Read, never written for a sender with a
+    uid (docs/deployment.md); the next release stops reading it."""
     return hashlib.sha256(("%s\0%s" % (user, key)).encode()).hexdigest()[:32]
 
 

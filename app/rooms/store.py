@@ -33,8 +33,8 @@ end
 """
 
 # KEYS: log, channel, meta, idempotency, changed, activity channel, the idempotency key's request
-# digest, the key's legacy form (by display name: messages.legacy_idempotency_digest), its request
-# digest and its sender's mark.  ARGV: body, history length,
+# digest, the key's legacy form (by display name: messages.legacy_idempotency_digest) and its
+# request digest.  ARGV: body, history length,
 # idempotency ttl (0 = none), payload prefix ("" for room messages, "@" for direct ones), "ask" to
 # store nothing in a log that does not exist yet (returns {-1, ''}: creating a room is counted
 # first), expiry of the log and meta in seconds (0 = none; a person's direct messages expire with
@@ -42,11 +42,9 @@ end
 # request's digest (messages.request_digest; "" = none): kept in a key of its own beside the
 # idempotency key (whose value stays the id alone: a host of the previous release, or a
 # rollback, reads it as before); a retry whose digest differs stores nothing and returns
-# {-2, id} (messages.KeyReused). ARGV[9]: the key's sender (messages.idempotency_scope).
-# The legacy form is read when the key itself is not found, unless its mark names another sender
-# (a legacy key without a mark is one an older host stored: taken as this sender's, for the
-# retries in flight across an upgrade), and written when free, marked, so an older host finds
-# it too.
+# {-2, id} (messages.KeyReused). The legacy form, which only hosts of the previous release write,
+# is read when the key itself is not found (a retry in flight across an upgrade finds its
+# original): never written, as that would cost every post three more keys for a day.
 # Each message's entry carries its ordinal "n" (the meta's count after it; change events have
 # none): unread counts are then two numbers' difference, never a scan (app/people/reading.py).
 # With webhooks (app/webhooks/queue.py) the last ARGV are "webhooks", the queue's cap, the room
@@ -59,13 +57,9 @@ end
 # message as it is now (edited, or deleted), and a deleted text is kept nowhere (returns {0, id}).
 _PUBLISH_LUA = TRIM_LUA + """
 local ttl = tonumber(ARGV[3])
-local legacy = ttl > 0 and KEYS[8] ~= KEYS[4]
 if ttl > 0 then
   local prior, request = redis.call('GET', KEYS[4]), KEYS[7]
-  if not prior and legacy then
-    local by = redis.call('GET', KEYS[10])
-    if not by or by == ARGV[9] then prior, request = redis.call('GET', KEYS[8]), KEYS[9] end
-  end
+  if not prior and KEYS[8] ~= KEYS[4] then prior, request = redis.call('GET', KEYS[8]), KEYS[9] end
   if prior then
     if ARGV[8] ~= '' then
       local digest = redis.call('GET', request)
@@ -90,10 +84,6 @@ end
 if ttl > 0 then
   redis.call('SET', KEYS[4], id, 'EX', ttl)
   if ARGV[8] ~= '' then redis.call('SET', KEYS[7], ARGV[8], 'EX', ttl) end
-  if legacy and redis.call('SET', KEYS[8], id, 'EX', ttl, 'NX') then
-    redis.call('SET', KEYS[10], ARGV[9], 'EX', ttl)
-    if ARGV[8] ~= '' then redis.call('SET', KEYS[9], ARGV[8], 'EX', ttl) end
-  end
 end
 -- publish --
 redis.call('HDEL', KEYS[3], 'confirmed')
@@ -408,8 +398,8 @@ class Store:
             ttl = self.idempotency_seconds
             idem, legacy = self._idempotency_keys(k, scope, user, idempotency_key)
         keys_ = [k.log, k.channel, k.meta, idem, k.changed, getattr(k, "activity", k.channel), idem + ":request",
-                 legacy, legacy + ":request", legacy + ":by"]
-        args = [body, self.history_length, ttl, prefix, "ask" if ask else "", int(expiry), activity, digest, scope]
+                 legacy, legacy + ":request"]
+        args = [body, self.history_length, ttl, prefix, "ask" if ask else "", int(expiry), activity, digest]
         if self.outbox is not None and not prefix:  # a room message: queued for webhooks too
             extra_keys, extra_args = self.outbox.publish_keys(k.room)
             keys_ += extra_keys
@@ -532,9 +522,8 @@ class Store:
         scope = messages.idempotency_scope(user, uid)
         idem, legacy = self._idempotency_keys(k, scope, user, idempotency_key)
         # One slot: the keys' hash tag.
-        found, kept, old, old_kept, by = self.redis.mget([idem, idem + ":request", legacy, legacy + ":request",
-                                                          legacy + ":by"])
-        if found is None and by in (None, scope):
+        found, kept, old, old_kept = self.redis.mget([idem, idem + ":request", legacy, legacy + ":request"])
+        if found is None:
             found, kept = old, old_kept
         if found is not None and kept is not None and kept != digest:
             raise messages.KeyReused()
