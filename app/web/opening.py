@@ -273,13 +273,18 @@ Person = namedtuple("Person", "name sid uid account guest expires")
 _FRAMING = {"HTTP/1.1": True, "HTTP/1.0": False}  # gunicorn's framing of a body: chunked?
 
 
-def subscription(ripple, cfg, environ, room, access, cursor, backlog, address, person=None):
+def subscription(ripple, cfg, environ, room, access, cursor, backlog, address, person=None, admin=None):
     """The Subscription of a stream its checks admitted: of ``room`` (whose Access was
     ``access``), resuming after ``cursor`` (or None) with ``backlog`` messages, opened from
     ``address`` by ``person`` (a Person, or None: nobody signed in), on the request of WSGI
     ``environ``; its person's registration and sidebar, its socket's settings. ``ripple``, ``cfg``:
-    the app's Services and config. Needs no request (both stream paths build it here: the
-    route and app/web/faststream.py). Raises redis.RedisError when Redis fails."""
+    the app's Services and config. ``admin``: whether an administrator opens it (administrators
+    read every room); None: whether the person's account is an admin account, asked only if a
+    private room would otherwise be out of their reach. Needs no request (both stream paths build
+    it here: the route and app/web/faststream.py). Raises redis.RedisError when Redis fails."""
+    if admin is None:
+        account = person.account if person is not None else None
+        admin = functools.partial(gate.admin_account, ripple.accounts, account) if account else False
     hub = ripple.hub
     hub.presence.ensure_sweeper()
     if cursor is not None:
@@ -298,9 +303,9 @@ def subscription(ripple, cfg, environ, room, access, cursor, backlog, address, p
         if admitted is not None:
             sub.name, sub.sid, sub.account, sub.expires = person.name, person.sid, person.account, person.expires
             sub.conn, sidebar = admitted
-            _follow_sidebar(ripple, sub, sidebar, person, address)
+            _follow_sidebar(ripple, sub, sidebar, person, address, admin)
     sub.gate = gate.stream_gate_of(ripple.rooms, room, access, uid, address,  # a ban, a removal...
-                                   person.name if person is not None else None)
+                                   person.name if person is not None else None, admin)
     if client is not None:
         # A reader that stops reading would block this stream's writes forever while Redis
         # buffers for it; with a send timeout the write fails and the stream ends (the client
@@ -312,7 +317,7 @@ def subscription(ripple, cfg, environ, room, access, cursor, backlog, address, p
     return sub
 
 
-def _follow_sidebar(ripple, sub, rooms, person, address):
+def _follow_sidebar(ripple, sub, rooms, person, address, admin=False):
     """Let a signed-in stream carry the person's sidebar (``rooms``: Reading.rooms'): their
     other rooms' activity (at most WATCHED of them) and, once it is subscribed, the counts of
     all. Without Redis the stream opens without it (its own replay says whether Redis is back)."""
@@ -320,7 +325,8 @@ def _follow_sidebar(ripple, sub, rooms, person, address):
     try:
         sids = sorted(ripple.accounts.session_ids(person.account)) if person.account else [person.sid]
         reader = reading_people.Reader(reading_people.reader_id(person.uid), sids or [person.sid])
-        rooms = gate.readable_of(ripple.redis, rooms, person.uid, address, person.name)  # members only in private
+        rooms = gate.readable_of(ripple.redis, rooms, person.uid, address, person.name,  # members only in private
+                                 admin=admin)
     except redis.RedisError:
         return
     sub.watch = [keys.RoomKeys(r).activity for r in rooms if r != sub.room][:stream.WATCHED]
