@@ -66,7 +66,9 @@ def post_message(room):
         except messages.Invalid:
             # A retry of a reply stored before its original was deleted (or trimmed): the
             # reply as stored, not a refusal that says it was never sent.
-            stored = services().store.prior(room, user, storing_key, text, reply_to_id) if key else None
+            stored = services().store.prior(room, user, storing_key, text, reply_to_id, messages.body(
+                room, user, text, grant is not None, grant.uid if grant is not None else identity.uid(),
+                {"id": reply_to_id, "user": "", "text": ""})) if key else None
             if stored is None:
                 raise
             created = False
