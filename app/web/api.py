@@ -11,7 +11,7 @@ from ..delivery import sse, stream
 from ..ops.services import services
 from ..people import identity, tokens
 from ..people import reading as reading_people
-from ..rooms import keys, messages
+from ..rooms import keys, messages, moderation, records
 from . import bodies, fastpost, gate, guard, opening, pages
 from .i18n import translate
 from .replies import json_error, refuse, require_utf8_form, status_code, wants_json, wants_page
@@ -263,6 +263,8 @@ def events(room):
     opened = opening.open_stream(room, admit=not (head or streams.draining or streams.full()))
     try:
         found = gate.require_write(room)  # 404 for a private room's non-member, 403 when banned
+        if records.deleted_since(cursor, opened.gone):  # resuming a deleted room: it ended for good
+            raise gate.Refused(410, translate(moderation.SENTENCES["deleted"]) % room, "room_deleted")
     except Exception:
         opened.give_back()
         raise
