@@ -112,7 +112,7 @@ BAD_REPLY_TO = N_("reply_to must be a message id such as 1732371730000-0.")
 def request_reply_to():
     """The id a post answers (JSON ``reply_to``, or the form field), or None."""
     if request.mimetype == "application/json":
-        value = (bodies.json_object() or {}).get("reply_to")
+        value = bodies.json_body().get("reply_to")
     else:
         value = request.form.get("reply_to")
     if value in (None, ""):
@@ -164,9 +164,7 @@ def kept_key(key):
 def read_post():
     """Return (text, user, idempotency key, answer-with-a-page) from a JSON or form body."""
     if request.mimetype == "application/json":
-        data = bodies.json_object()
-        if data is None:
-            abort(400, N_("The body must be a JSON object."))
+        data = bodies.json_body()  # 400 bad_body, saying what is wrong with it
         return data.get("text"), data.get("user"), request.headers.get("Idempotency-Key"), False
     if request.mimetype in FORM_TYPES:
         if wants_json() and request.get_data(cache=True)[:1] in (b"{", b"["):

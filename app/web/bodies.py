@@ -14,6 +14,7 @@ import socket
 import gevent
 from flask import request
 from flask.json.provider import DefaultJSONProvider
+from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
 from . import headers, replies, request_ids
 
@@ -25,6 +26,11 @@ logger = logging.getLogger(__name__)
 
 SLOW_BODY = N_("The request body did not arrive in time. Please try again.")
 TOO_DEEP = N_("The JSON body is nested too deeply.")
+NUMBER_TOO_LONG = N_("A number in the JSON body is too long.")
+NOT_JSON = N_("The body is not valid JSON (UTF-8).")
+NOT_OBJECT = N_("The body must be a JSON object.")
+NOT_JSON_TYPE = N_("Send the body as JSON, with Content-Type: application/json.")
+NUMBER_DIGITS = 1000  # more digits than any field takes; Python refuses 4,300 with a long sentence
 
 
 def _not_json(constant):
@@ -32,27 +38,62 @@ def _not_json(constant):
     raise ValueError("%s is not JSON" % constant)
 
 
+def _int(text):
+    if len(text) > NUMBER_DIGITS:
+        raise ValueError(NUMBER_TOO_LONG)
+    return int(text)
+
+
 def loads(raw):
     """Parse JSON text or UTF-8 bytes (RFC 8259: no NaN or Infinity); every failure, deep
-    nesting included, is a ValueError.
+    nesting and over-long numbers included, is a ValueError (their own: TOO_DEEP,
+    NUMBER_TOO_LONG).
 
     Python's parser recurses once per ``[`` or ``{``: 20,000 of them raise RecursionError,
     which no caller expects from a parse (it escaped as gunicorn's HTML 500).
     """
     try:
-        return json.loads(raw, parse_constant=_not_json)
+        return json.loads(raw, parse_constant=_not_json, parse_int=_int)
     except RecursionError:
         raise ValueError(TOO_DEEP) from None
 
 
-def json_object():
-    """The JSON request's body as a dict, or None when it is not a JSON object. An empty body is
-    {}: many HTTP clients send ``Content-Type: application/json`` on every request, body or not,
-    and {} is what a route whose fields are all optional would have been sent anyway."""
-    if not request.get_data(cache=True):
+class BadBody(BadRequest):
+    """400 "bad_body": a JSON body that is not the JSON object the route takes."""
+
+    error_code = "bad_body"
+
+
+class NotJSON(UnsupportedMediaType):
+    """415 "unsupported_type": a body that is not JSON where the route takes JSON only."""
+
+    error_code = "unsupported_type"
+
+
+def json_body():
+    """The request's body, sent as JSON, as a dict (an empty body: {}); raises BadBody (400
+    "bad_body") with a sentence that says what is wrong: not JSON, nested too deeply, a number
+    too long, or JSON but not an object. Every JSON route reads its body here or through
+    ``json_request``, so the same mistake gets the same answer on every route."""
+    raw = request.get_data(cache=True)
+    if not raw:  # many HTTP clients send Content-Type: application/json with no body at all
         return {}
-    data = request.get_json(silent=True)
-    return data if isinstance(data, dict) else None
+    try:
+        data = loads(raw)
+    except ValueError as exc:
+        said = str(exc)
+        raise BadBody(said if said in (TOO_DEEP, NUMBER_TOO_LONG) else NOT_JSON) from None
+    if not isinstance(data, dict):
+        raise BadBody(NOT_OBJECT)
+    return data
+
+
+def json_request():
+    """``json_body`` of a route that takes JSON only: a body sent as anything else is 415
+    "unsupported_type" (an empty body is {}, whatever its Content-Type)."""
+    if request.mimetype != "application/json" and request.get_data(cache=True):
+        raise NotJSON(NOT_JSON_TYPE)
+    return json_body()
 
 
 class JSONProvider(DefaultJSONProvider):
@@ -60,6 +101,7 @@ class JSONProvider(DefaultJSONProvider):
 
     def loads(self, s, **kwargs):
         kwargs.setdefault("parse_constant", _not_json)
+        kwargs.setdefault("parse_int", _int)
         try:
             return super().loads(s, **kwargs)
         except RecursionError:

@@ -157,9 +157,7 @@ def limited(view):
 def edit_message(room, message_id):
     """Edit one's own message: {"text"} -> 200 with the message (``edited_ts`` set)."""
     room = _room(room)
-    data = bodies.json_object()
-    if data is None:
-        return json_error(400, N_("The body must be a JSON object with the new text."), code="bad_body")
+    data = bodies.json_request()  # 415 unsupported_type, 400 bad_body: as every JSON route
     max_chars = current_app.config["MAX_MESSAGE_CHARS"]
     answer = _do(room, message_id, False,
                  lambda who: jsonify(_service().edit(room, message_id, who, data.get("text"), max_chars)),
