@@ -11,11 +11,12 @@ the room page with the sentence.
 """
 import redis
 from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from ..ops.services import services
 from ..people import identity, tokens
-from ..rooms import keys, messages
+from ..rooms import conversation, keys, messages
 from ..rooms.conversation import SENTENCES, Person, Refused
 from . import api, bodies, gate, guard, pages
 from .replies import json_error, require_utf8_form, wants_json
@@ -110,7 +111,10 @@ def _form():
 def _refused(room, exc, form, editing=None):
     status, code = getattr(exc, "status", 422), getattr(exc, "code", None) or "invalid"
     # The rules' sentences are English (app/rooms/conversation.py marks them for the catalogue).
-    sentence = _(SENTENCES[code], **exc.params) if isinstance(exc, Refused) else str(exc)
+    params = getattr(exc, "params", {})
+    if "seconds" in params:  # a duration in the reader's words ("15 minutes", "15分钟")
+        params = {**params, "window": conversation.window(params["seconds"], get_locale())}
+    sentence = _(SENTENCES[code], **params) if isinstance(exc, Refused) else str(exc)
     if form:  # a refused edit comes back in its open menu, as typed (not the stored text)
         return pages.room_page(room, notice=sentence, status=status, editing=editing)
     return json_error(status, sentence, code=code)
