@@ -311,13 +311,17 @@ def refuse_stream(status, message, retry_after):
     plus up to half again of jitter, so a refused crowd does not return at one instant), an
     ``event: busy`` with ``{"error", "status", "retry_after"}``, and the end of the stream,
     after which it reconnects by itself. Other clients get ``status`` with the JSON error.
-    Both carry ``Retry-After``.
+    Both carry ``Retry-After``. ``message``: the sentence, or a function of the seconds the
+    client will wait that returns it (the ``retry:`` it is sent, jitter and all, for an
+    EventSource; ``Retry-After`` for others), so the sentence never names another wait.
     """
     retry_after = max(1, int(retry_after))
     headers = {"Retry-After": str(retry_after)}
     if "text/event-stream" not in request.headers.get("Accept", ""):
-        return json_error(status, message, headers)
+        return json_error(status, message(retry_after) if callable(message) else message, headers)
     retry_ms = int(retry_after * 1000 * (1 + random.random() / 2))
+    if callable(message):
+        message = message(-(-retry_ms // 1000))
     body = sse.retry(retry_ms) + sse.event("busy", json.dumps(
         {"error": translate(message), "code": status_code(status), "status": status, "retry_after": retry_after}))
     return Response(body, mimetype="text/event-stream", headers={"Cache-Control": "no-cache", **headers})

@@ -80,7 +80,8 @@ def _http_error(exc):
     if request.endpoint == "api.events" and exc.code in (429, 503):
         # A refused stream (a rate limit): in a form an EventSource retries.
         retry_after = _retry_after(exc)
-        message = STREAM_LIMITED % retry_after if exc.code == 429 else _sentence(exc)
+        # The wait the sentence names is the one the client will use (refuse_stream's).
+        message = (lambda wait: STREAM_LIMITED % wait) if exc.code == 429 else _sentence(exc)
         return api.refuse_stream(exc.code, message, retry_after)
     if isinstance(exc, RateLimitExceeded):
         # The wait is only known once the limiter has set Retry-After (_tell_the_wait).
