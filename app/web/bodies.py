@@ -6,6 +6,7 @@ the worker's liveness, not a request's, and its keep-alive timeout covers only t
 outermost middleware reads the whole body (at most ``MAX_CONTENT_LENGTH`` bytes) under one
 deadline and answers 408 when the client does not finish in time.
 """
+import functools
 import io
 import json
 import logging
@@ -127,6 +128,7 @@ class BodyDeadline:
         else:
             want = self.max_body + 1  # one byte past the limit tells a body too large
         body = environ["wsgi.input"]
+        closing = functools.partial(_must_close, body)
         timer = gevent.Timeout(self.seconds)
         timer.start()
         try:
@@ -134,6 +136,7 @@ class BodyDeadline:
         except gevent.Timeout as exc:
             if exc is not timer:
                 raise
+            closing()
             return self._too_slow(environ, start_response)
         finally:
             timer.close()
@@ -147,6 +150,7 @@ class BodyDeadline:
         environ["CONTENT_LENGTH"] = str(len(raw))
         if len(raw) <= self.max_body:
             return self.next(environ, start_response)
+        closing()  # the answer's head says so: Connection: close, not keep-alive
         return _ThenClose(self.next(environ, start_response), environ.get("gunicorn.socket"))
 
     def _too_slow(self, environ, start_response):
@@ -156,6 +160,17 @@ class BodyDeadline:
             ("Content-Type", "application/json"), ("Content-Length", str(len(body))),
             ("X-Request-ID", request_ids.request_id(environ)), *headers.PLAIN])
         return _ThenClose([body], environ.get("gunicorn.socket"))
+
+
+def _must_close(body):
+    """Tell gunicorn that the connection of the request whose ``wsgi.input`` is ``body`` closes
+    after its answer, so the answer's head says ``Connection: close`` (gunicorn drops an app's
+    own Connection header and says keep-alive unless its request must close). Only a chunked
+    body's reader knows its request; otherwise the head still says keep-alive, though the
+    connection closes all the same (_ThenClose)."""
+    request = getattr(getattr(body, "reader", None), "req", None)
+    if request is not None and hasattr(request, "must_close"):
+        request.must_close = True
 
 
 def _read(stream, size):
