@@ -321,6 +321,26 @@ def test_an_async_subscription_resumes_after_its_cursor(server, room):
     asyncio.run(flow())
 
 
+def test_an_async_subscription_ends_after_its_room_is_deleted(server):
+    owner, room = account_holder(server, "own"), new_room("gone")
+    assert create(owner, room)[0] == 201
+
+    async def flow():
+        async with AsyncClient(server.url, token=TOKEN, backoff=FAST) as client:
+            await client.publish(room, "before", user="bot")
+            async with client.subscribe(room) as sub:
+                seen = []
+                async for event in sub:  # ends by itself after room-deleted
+                    seen.append(event)
+                    if isinstance(event, Ready):
+                        await asyncio.to_thread(owner.request, "DELETE", "/rooms/%s" % room)
+            assert isinstance(seen[-1], RoomDeleted) and seen[-1].room == room
+            with pytest.raises(errors.Gone):
+                async for _ in client.subscribe(room, last_event_id=sub.cursor):
+                    pass
+    asyncio.run(asyncio.wait_for(flow(), 30))
+
+
 def test_an_async_subscription_closed_by_another_task_ends_its_loop(server, room):
     async def flow():
         async with AsyncClient(server.url, stream_timeout=60) as client:
