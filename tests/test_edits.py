@@ -7,8 +7,10 @@ import pytest
 
 from app import create_app
 from app.ops.services import services
+from app.rooms import archive
 from app.rooms.conversation import Person, Refused
 from app.rooms.keys import RoomKeys
+from app.web import changes
 from app.web.changes import delete_message
 
 from .sse import SSEStream
@@ -209,6 +211,26 @@ def test_the_edit_window_closes(redis_url, room):
         assert refused.value.status == 409 and refused.value.code == "edit_window"
         assert "can no longer be edited" in str(refused.value)
         conversation.delete(room, sent["id"], Person("ann", "u1"))  # deleting has no window
+
+
+@pytest.mark.parametrize("seconds, language, said", [
+    (5, "en", "messages can be edited for 5 seconds after sending."),
+    (900, "en", "messages can be edited for 15 minutes after sending."),
+    (5400, "en", "messages can be edited for 90 minutes after sending."),
+    (5, "zh-Hans", "5秒"),
+])
+def test_the_edit_windows_sentence_says_its_length_in_the_readers_words(redis_url, room, seconds, language, said):
+    # With RIPPLE_EDIT_WINDOW_SECONDS=5 it said "0.0833333 minutes".
+    app = create_app({"TESTING": True, "REDIS_URL": redis_url, "PUBLISH_TOKEN": TOKEN,
+                      "SECRET_KEY": "test-secret", "EDIT_WINDOW_SECONDS": seconds, **LIMITS_OFF})
+    with app.app_context():
+        archive.import_lines(services(app).redis, room, ['{"id": "1000-0", "user": "ann", "text": "old", "uid": "u1"}'])
+        with pytest.raises(Refused) as refused:
+            services(app).conversation.edit(room, "1000-0", Person("ann", "u1"), "later", 2000)
+    with app.test_request_context(headers={"Accept-Language": language}):
+        answer = changes._refused(room, refused.value, False)
+        assert answer.status_code == 409 and answer.get_json()["code"] == "edit_window"
+        assert said in answer.get_json()["error"]
 
 
 def test_an_administrator_may_delete_anyones_message_with_a_reason(redis_url, room):

@@ -481,9 +481,13 @@ def test_a_chunked_body_past_the_limit_is_413_like_one_with_a_length(server, rou
     path, headers = routes[route]
     text = "chunked " + "x" * 70_000  # past RIPPLE_MAX_CONTENT_LENGTH (64 KiB) with no length said
     got = chunked_post(server, path, json.dumps({"text": text, "user": "ann"}).encode(),
-                       {"Content-Type": "application/json", **headers})
+                       {"Content-Type": "application/json", "Connection": "keep-alive", **headers})
     assert got.startswith(b"HTTP/1.1 413 "), got[:300]
     assert b'"code": "too_large"' in got or b'"code":"too_large"' in got, got[-300:]
+    # The connection closes after it (the rest of the body is never read), and its head says so.
+    head = got.split(b"\r\n\r\n", 1)[0].lower()
+    assert b"\r\nconnection: close" in head and b"keep-alive" not in head, head
+    assert b"The request is too large: the limit is 64 KiB." in got, got[-300:]
     with urllib.request.urlopen(server.url + path.replace("/messages", "/messages?limit=5"), timeout=10) as r:
         assert all(not m["text"].startswith("chunked") for m in json.loads(r.read())["messages"])
 

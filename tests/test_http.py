@@ -8,11 +8,12 @@ import uuid
 
 import pytest
 
+from app import create_app
 from app.ops import cli
 from app.ops.embedded_redis import EmbeddedRedis
 from app.rooms import messages
 
-from .support import TOKEN
+from .support import LIMITS_OFF, TOKEN
 
 JSON = {"Accept": "application/json"}
 BEARER = {"Authorization": "Bearer " + TOKEN}
@@ -80,6 +81,37 @@ def test_a_key_reused_for_a_different_message_is_422_and_stores_nothing(client, 
     assert again.get_json()["error"] == ("This idempotency key was already used for a different message. "
                                          "Send a new message with a new key.")
     assert [m["text"] for m in client.get("/rooms/%s/messages" % room).get_json()["messages"]] == ["once"]
+
+
+@pytest.fixture
+def short_history(redis_url):
+    """An app whose rooms keep 3 messages."""
+    return create_app({"TESTING": True, "REDIS_URL": redis_url, "PUBLISH_TOKEN": TOKEN,
+                       "SECRET_KEY": "test-secret", "HISTORY_LENGTH": 3, **LIMITS_OFF}).test_client()
+
+
+def test_a_retry_of_a_post_trimmed_from_history_answers_a_whole_message(short_history, room):
+    # A Message as the docs promise (id, ts, room, user, text...), built from the retry (its
+    # text matched) and the original's id, marked trimmed; not {"id", "ts"} alone. The fast path.
+    first = post_json(short_history, room, {"text": "once", "user": "ann"}, **{"Idempotency-Key": "t1"})
+    for i in range(4):
+        post_json(short_history, room, {"text": "m%d" % i, "user": "ann"})
+    again = post_json(short_history, room, {"text": "once", "user": "ann"}, **{"Idempotency-Key": "t1"})
+    assert again.status_code == 200
+    assert again.get_json() == {**first.get_json(), "trimmed": True}
+
+
+def test_a_retried_reply_trimmed_with_its_original_answers_a_whole_message(short_history, room):
+    # Flask's path: the reply's original is gone too, so its quote holds the id alone.
+    original = post_json(short_history, room, {"text": "question", "user": "ann"}).get_json()["id"]
+    reply = {"text": "answer", "user": "bob", "reply_to": original}
+    first = post_json(short_history, room, reply, **{"Idempotency-Key": "t2"}).get_json()
+    for i in range(4):
+        post_json(short_history, room, {"text": "m%d" % i, "user": "ann"})
+    again = post_json(short_history, room, reply, **{"Idempotency-Key": "t2"})
+    assert again.status_code == 200
+    assert again.get_json() == {**first, "reply_to": {"id": original, "user": "", "text": ""},
+                                "trimmed": True}
 
 
 def test_a_retry_whose_text_differs_only_in_trailing_space_is_the_same_message(client, room):

@@ -12,7 +12,7 @@ from app.rooms import keys
 from app.rooms.records import RecordKeys
 
 from .servers import Gunicorn, wait_until
-from .support import SERVER_ENV
+from .support import SERVER_ENV, TOKEN
 from .test_accounts import account_holder, streams_on_both_workers
 from .test_rooms import answer, create, guest, invite, new_room, path_of
 from .web import Browser
@@ -250,10 +250,45 @@ def test_deleting_a_room_ends_every_stream_with_an_event_and_frees_its_name(serv
     for stream in streams:
         assert ended_with(stream, "room-deleted", started + 1.5)["reason"] == "deleted"
     # A presence refresh racing the deletion may re-add a member; it expires within seconds.
-    wait_until(lambda: redis_client.keys("ripple:{r:%s}*" % room) == [], timeout=15,
+    # (but its tombstone: RecordKeys.gone, the history's last id, which refuses a reconnect).
+    wait_until(lambda: redis_client.keys("ripple:{r:%s}*" % room) == [RecordKeys(room).gone], timeout=15,
                message="the room's keys gone")
     assert answer(owner, "GET", "/rooms/%s/messages" % room)[1]["messages"] == []
     assert create(owner, room)[0] == 201
+
+
+def test_a_deleted_rooms_streams_are_refused_their_reconnect_but_its_name_lives_on(server, owner):
+    room = new_room("del")
+    assert create(owner, room, "public")[0] == 201
+    assert owner.post(room, "history")[0] == 201
+    anonymous, signed_in = Browser(server.url).stream(room), owner.stream(room)
+    for stream in (anonymous, signed_in):
+        stream.until("ready")
+    assert owner.request("DELETE", "/rooms/%s" % room)[0] == 204
+    for stream in (anonymous, signed_in):
+        assert ended_with(stream, "room-deleted", time.monotonic() + 5)["reason"] == "deleted"
+    cursor = anonymous.last_id
+    assert cursor and signed_in.last_id
+    # The reconnects an EventSource makes (the fast path and Flask's): refused for good, 410.
+    for again in (Browser(server.url).stream(room, headers={"Last-Event-ID": cursor}),
+                  owner.stream(room, headers={"Last-Event-ID": signed_in.last_id}),
+                  Browser(server.url).stream(room, query="last_event_id=" + cursor),
+                  Browser(server.url).stream(room, headers={"Last-Event-ID": cursor,  # Flask's path
+                                                            "Authorization": "Bearer " + TOKEN})):
+        assert again.status == 410
+        assert json.loads(again.body) == {"error": "#%s was deleted by its owner or an administrator." % room,
+                                          "code": "room_deleted"}
+    # The name is free: a new stream opens, and so does a reconnect from the new room's history.
+    fresh = Browser(server.url).stream(room)
+    assert fresh.status == 200
+    fresh.until("ready")
+    assert owner.post(room, "a new room")[0] == 201
+    newer = fresh.until("message")[0].id
+    fresh.close()
+    resumed = Browser(server.url).stream(room, headers={"Last-Event-ID": newer})
+    assert resumed.status == 200
+    resumed.until("ready")
+    resumed.close()
 
 
 def test_only_the_owner_deletes_a_room(server, owner):

@@ -112,6 +112,19 @@ def test_history_pages_and_a_bad_cursor_are_as_documented(server, room):
         assert both.status_code == 400
 
 
+@pytest.mark.parametrize("script", ["技术交流", "café", "москва"])
+def test_a_room_named_in_any_script_is_answered_as_documented(server, script):
+    # RoomName was the ASCII subset: the server's own Message and History failed the schema.
+    room = "%s-%s" % (script, uuid.uuid4().hex[:6])
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        sent = conforms("POST", "/rooms/{room}/messages", http.post(
+            "/rooms/%s/messages" % room, json={"text": "你好", "user": "ann"},
+            headers={"Authorization": "Bearer " + TOKEN}))
+        assert sent.status_code == 201 and sent.json()["room"] == room
+        page = conforms("GET", "/rooms/{room}/messages", http.get("/rooms/%s/messages" % room))
+        assert page.json()["room"] == room
+
+
 def test_a_stream_is_as_documented(server, room):
     with httpx.Client(base_url=server.url, timeout=10) as http:
         with http.stream("GET", "/rooms/%s/events" % room, headers={"Accept": "text/event-stream"}) as stream:

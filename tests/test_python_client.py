@@ -22,7 +22,9 @@ from ripple_client import (
     Event,
     Message,
     Ready,
+    Removed,
     RippleError,
+    RoomDeleted,
     ServiceUnavailable,
     Unauthorized,
     Unavailable,
@@ -37,6 +39,8 @@ from app.people import tokens
 
 from .servers import Gunicorn, free_port, wait_until
 from .support import SERVER_ENV, TEST_HEARTBEAT, TOKEN
+from .test_accounts import account_holder
+from .test_rooms import create, new_room
 from .test_stream_faults import BusyRedis
 
 # Short waits for a test: a dead stream is noticed after three test heartbeats of silence.
@@ -154,6 +158,23 @@ def test_a_subscription_resumes_after_the_cursor_it_is_given(ripple, room):
         assert again.until_ids(rest) == rest and first["id"] not in again.ids()
     finally:
         again.close()
+
+
+def test_a_deleted_room_ends_its_subscription_and_refuses_its_cursor(server, ripple):
+    owner, room = account_holder(server, "own"), new_room("gone")
+    assert create(owner, room)[0] == 201
+    ripple.publish(room, "before", user="bot")
+    follower = follow(ripple, room)
+    assert owner.request("DELETE", "/rooms/%s" % room)[0] == 204
+    deleted = follower.next(RoomDeleted)
+    assert deleted.room == room and deleted.message == "#%s was deleted by its owner or an administrator." % room
+    follower.thread.join(10)  # it ends by itself, no reconnect, no error
+    assert not follower.thread.is_alive() and follower.error is None
+    assert follower.events.get(timeout=1) is None
+    cursor = follower.subscription.cursor
+    with pytest.raises(errors.Gone) as refused:
+        list(ripple.subscribe(room, last_event_id=cursor))
+    assert refused.value.status == 410 and refused.value.code == "room_deleted"
 
 
 def test_close_ends_a_subscription_blocked_on_a_quiet_stream(server, room):
@@ -298,6 +319,26 @@ def test_an_async_subscription_resumes_after_its_cursor(server, room):
                         break
             assert got == rest
     asyncio.run(flow())
+
+
+def test_an_async_subscription_ends_after_its_room_is_deleted(server):
+    owner, room = account_holder(server, "own"), new_room("gone")
+    assert create(owner, room)[0] == 201
+
+    async def flow():
+        async with AsyncClient(server.url, token=TOKEN, backoff=FAST) as client:
+            await client.publish(room, "before", user="bot")
+            async with client.subscribe(room) as sub:
+                seen = []
+                async for event in sub:  # ends by itself after room-deleted
+                    seen.append(event)
+                    if isinstance(event, Ready):
+                        await asyncio.to_thread(owner.request, "DELETE", "/rooms/%s" % room)
+            assert isinstance(seen[-1], RoomDeleted) and seen[-1].room == room
+            with pytest.raises(errors.Gone):
+                async for _ in client.subscribe(room, last_event_id=sub.cursor):
+                    pass
+    asyncio.run(asyncio.wait_for(flow(), 30))
 
 
 def test_an_async_subscription_closed_by_another_task_ends_its_loop(server, room):
@@ -458,6 +499,14 @@ def test_a_message_delivered_before_is_never_handed_on_again():
     assert state.feed(sse("message", MESSAGE % "7-0", id="7-0")) is None
     assert isinstance(state.feed(sse("message", MESSAGE % "8-0", id="8-0")), Message)
     assert state.skipped == 2 and state.cursor == "8-0"
+
+
+def test_a_removal_is_typed_and_ends_the_subscription():
+    state = StreamState(None, FAST)
+    event = state.feed(sse("removed", '{"room": "r", "reason": "banned", "message": "You were banned from #r.",'
+                                      ' "until": 1700000000000, "seconds_left": 60}'))
+    assert isinstance(event, Removed) and (event.room, event.reason, event.until) == ("r", "banned", 1700000000000)
+    assert event.message == "You were banned from #r." and state.ended
 
 
 def test_a_busy_server_is_left_alone_for_as_long_as_it_asks():

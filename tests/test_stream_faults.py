@@ -277,10 +277,13 @@ def test_a_refused_stream_is_a_short_event_stream_with_a_retry_hint(limited_serv
         event = refused.next(5)
         assert event.name == "busy" and "tries again" in event.json()["error"]
         assert refused.retry >= 1000 * event.json()["retry_after"]
+        # The sentence names the wait the client will use: the retry sent (jitter and all).
+        assert event.json()["error"].endswith("tries again in %d s." % -(-refused.retry // 1000))
         assert refused.next(5) is None  # and it ends
     status, headers, body = Browser(limited_server.url).request(  # a client that wants JSON
         "GET", "/rooms/%s/events" % room, headers={"Accept": "application/json"})
-    assert status == 429 and int(headers["Retry-After"]) > 0 and json.loads(body)["error"]
+    assert status == 429 and int(headers["Retry-After"]) > 0
+    assert json.loads(body)["error"].endswith("tries again in %s s." % headers["Retry-After"])
 
 
 # --- 6. a slow reader that Redis disconnects ------------------------------------------------

@@ -512,7 +512,7 @@ def test_a_webhook_sent_as_anything_but_json_is_415_as_every_json_route(hook_ser
     with refused.value as answer:
         body = json.loads(answer.read())
     assert answer.code == 415 and body == {
-        "error": "Send the webhook as JSON (Content-Type: application/json).", "code": "unsupported_type"}
+        "error": "Send the body as JSON, with Content-Type: application/json.", "code": "unsupported_type"}
 
 
 def test_the_admin_page_shows_webhooks_and_enables_a_disabled_one_without_javascript(hook_redis):

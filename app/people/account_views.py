@@ -179,9 +179,7 @@ def _administered(name):
 def _read(fields, is_json):
     """The named fields and the form's ``next`` target from a JSON object or a form; 400/415."""
     if is_json:
-        data = bodies.json_object()
-        if data is None:
-            return _bad(400, N_("The body must be a JSON object."))
+        data = bodies.json_body()
         return (*(data.get(f) for f in fields), safe_next(None))
     if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
         require_utf8_form()

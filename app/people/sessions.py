@@ -37,9 +37,7 @@ def sign_in():
     if presented is not None and not request.mimetype:  # a bare exchange: the header says it all
         is_json, name, password, token = True, None, None, presented
     elif is_json:
-        data = bodies.json_object()
-        if data is None:
-            abort(400, N_("The body must be a JSON object."))
+        data = bodies.json_body()
         name, password, token = data.get("name"), data.get("password"), data.get("token")
     elif request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
         require_utf8_form()

@@ -5,11 +5,12 @@ Export writes one message per line, oldest first, as history pages show it: its 
 author's name and stable id (``uid``), edits applied, deleted messages as
 ``{"deleted": true, "text": ""}``, the log's change events left out. Import restores such a file
 into a room with no history, keeping every id, so a cursor a client holds stays valid: it
-resumes exactly after the message it saw last.
+resumes exactly after the message it saw last (even when the room was deleted in between: the
+import lifts the deleted room's refusal of its cursors).
 """
 import json
 
-from . import keys
+from . import keys, records
 
 PAGE = 200
 
@@ -65,5 +66,7 @@ def import_lines(client, room, lines):
         for mid, body in entries:
             pipe.xadd(k.log, {"m": body}, id=mid)
         pipe.hset(k.meta, "count", len(entries))
+        # A room deleted before (its export's round trip): its history is back, so are its cursors.
+        pipe.delete(records.RecordKeys(room).gone)
         pipe.execute()
     return len(entries)

@@ -35,9 +35,11 @@ import json
 import logging
 import time
 from collections import namedtuple
+from datetime import timedelta
 
 import emoji as emoji_data
 import redis
+from babel.dates import format_timedelta
 
 from ..people import names
 from . import keys, messages
@@ -115,8 +117,8 @@ SENTENCES = {
     "unknown_message": N_("There is no such message in this room (it may be too old to be kept)."),
     "not_yours_edit": N_("You can only edit your own messages."),
     "not_yours_delete": N_("You can only delete your own messages."),
-    "edit_window": N_("This message can no longer be edited: messages can be edited for %(minutes)s "
-                      "minutes after sending."),
+    "edit_window": N_("This message can no longer be edited: messages can be edited for %(window)s "
+                      "after sending."),
     "deleted": N_("That message was deleted."),
     "bad_emoji": N_("A reaction must be one emoji, such as 👍."),
     "too_many_reactions": N_("This message has as many different reactions as it can take (%(max)s)."),
@@ -152,9 +154,10 @@ def reacted(reactions, emoji):
     return users, (uids + [None] * len(users))[:len(users)]
 
 
-def _minutes(seconds):
-    """The edit window in minutes, as the sentence shows it (15, or 0.5)."""
-    return "%g" % (seconds / 60)
+def window(seconds, locale="en"):
+    """The edit window of ``seconds`` in words ("15 minutes", "5 seconds", "90 minutes"); the
+    web layer says it in the reader's language (``locale``)."""
+    return format_timedelta(timedelta(seconds=seconds), threshold=2, locale=locale)
 
 
 def _dump(value):
@@ -200,7 +203,7 @@ class Conversation:
             if not by.uid or message.get("uid") != by.uid:
                 raise Refused(403, "not_yours_edit")
             if time.time() * 1000 - message["ts"] > self.edit_window * 1000:
-                raise Refused(409, "edit_window", minutes=_minutes(self.edit_window))
+                raise Refused(409, "edit_window", window=window(self.edit_window), seconds=self.edit_window)
             if message["text"] == text:
                 return None
             if mentions is not None:

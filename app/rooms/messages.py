@@ -35,6 +35,8 @@ def check_text(text, max_chars):
     paste's stray blank lines never store as empty space; indentation and blank lines inside the
     text are kept as typed. The limit applies to what is stored.
     """
+    if text is None:  # no "text" at all (an empty body, {}): say so, not that it is no string
+        raise Invalid(N_("Message text is missing: send it as \"text\"."), 400, "text_missing")
     if not isinstance(text, str):
         raise Invalid(N_("Message text must be a string."), 400, "text_type")
     if not text.strip():

@@ -79,13 +79,28 @@ if redis.call('HGET', KEYS[4], 'visibility') == 'private' then redis.call('PUBLI
 return removed
 """
 
-# KEYS: every fixed key of the room, its channel last.  Delete them, then tell the streams.
+# KEYS: the room's history, its tombstone (RecordKeys.gone), its other fixed keys, its channel
+# last.  ARGV: how long the tombstone stays (s).  Keep the history's last id as the tombstone
+# (a stream resuming from it is refused: the room is gone, not empty), delete the keys, then
+# tell the streams.
 _DELETE_LUA = """
+local log, tombstone = KEYS[1], KEYS[2]
+local upto = false
+local last = redis.call('XREVRANGE', log, '+', '-', 'COUNT', 1)
+if last[1] then
+  upto = last[1][1]
+elseif redis.call('EXISTS', log) == 1 then  -- emptied by trimming: the last id it gave
+  local info = redis.call('XINFO', 'STREAM', log)
+  for i = 1, #info, 2 do if info[i] == 'last-generated-id' then upto = info[i + 1] end end
+end
 local channel = table.remove(KEYS)
+table.remove(KEYS, 2)
 local gone = redis.call('DEL', unpack(KEYS))
+if upto and upto ~= '0-0' then redis.call('SET', tombstone, upto, 'EX', ARGV[1]) end
 redis.call('PUBLISH', channel, '!#deleted\\n')
 return gone
 """
+GONE_SECONDS = 7 * 86400  # how long a deleted room's streams are refused their reconnect
 
 # KEYS: the person's slow-mode key, the post's idempotency key.  ARGV: interval (ms).
 # A retry of a post already stored (its idempotency key is known) is never held back.
@@ -168,12 +183,14 @@ class Moderation:
 
     def delete(self, room):
         """Delete the room's record, members, bans, invites, audit and history; every open
-        stream ends with ``event: room-deleted``. The room's short-lived keys (idempotency, slow
+        stream ends with ``event: room-deleted``, and its reconnect is refused for GONE_SECONDS
+        (the tombstone RecordKeys.gone). The room's short-lived keys (idempotency, slow
         mode, typing) are found and deleted too, and the lobby and the registry forget it."""
         k, h = RecordKeys(room), keys.RoomKeys(room)
-        self._delete(keys=[k.info, k.members, k.bans, k.invites, k.audit, h.log, h.meta, h.online,
-                           h.changed, k.channel])
-        leftovers = list(self.redis.scan_iter(match=_glob_escape(k.tag) + ":*", count=1000))
+        self._delete(keys=[h.log, k.gone, k.info, k.members, k.bans, k.invites, k.audit, h.meta, h.online,
+                           h.changed, k.channel], args=[GONE_SECONDS])
+        leftovers = [key for key in self.redis.scan_iter(match=_glob_escape(k.tag) + ":*", count=1000)
+                     if key != k.gone]
         for start in range(0, len(leftovers), 500):
             # One key at a time would be needed on a Cluster only across slots; these share one.
             self.redis.delete(*leftovers[start:start + 500])

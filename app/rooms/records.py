@@ -16,6 +16,8 @@ Redis layout: every key of a room shares the room's hash tag ``{r:<room>}`` (one
   (app/rooms/moderation.py)
 - ``ripple:{r:<room>}:removed`` hash: uid -> when (ms) a moderator removed or banned them: an
   invitation made before then no longer admits them (app/rooms/invites.py)
+- ``ripple:{r:<room>}:gone``    string: the last id of a deleted room's history (expires after
+  GONE_SECONDS): a stream resuming from it is refused, a newer name's stream is not
 - ``ripple:rooms:registry``     sorted set: rooms with a record -> created (ms); spans slots,
   so it is written beside the room's own script, never inside it
 
@@ -26,6 +28,7 @@ import time
 from collections import namedtuple
 
 from ..people import names
+from . import keys
 
 # Marks a sentence for the catalogue; the web layer answers it in the reader's language
 # (app/web/i18n.py, translate).
@@ -48,7 +51,7 @@ Access = namedtuple("Access", "exists visibility role ban slow owner used", defa
 class RecordKeys:
     """The record keys of one room (its history keys are app/keys.py RoomKeys: the same tag)."""
 
-    __slots__ = ("room", "tag", "info", "members", "bans", "invites", "audit", "channel", "removed")
+    __slots__ = ("room", "tag", "info", "members", "bans", "invites", "audit", "channel", "removed", "gone")
 
     def __init__(self, room):
         self.room = room
@@ -60,6 +63,9 @@ class RecordKeys:
         self.removed = self.tag + ":removed"  # hash: uid -> ms a moderator removed or banned them
         self.audit = self.tag + ":audit"
         self.channel = self.tag + ":live"  # the room's own channel: streams hear controls there
+        # string: the last id of the room's history when it was deleted, for a while
+        # (app/rooms/moderation.py GONE_SECONDS): a stream resuming from that history is refused.
+        self.gone = self.tag + ":gone"
 
     def slow(self, uid_digest):
         """The key that holds one person's slow-mode wait (expires when they may post again)."""
@@ -98,6 +104,16 @@ ACCESS_FIELDS = ("visibility", "slow", "owner")  # of a room's info hash, as acc
 GUEST_PREFIX = "guest:"  # a guest's uid (app/people/identity.py stable_id): one sign-in's
 TOKEN_PREFIX = "token:"  # a scoped publish token's uid (app/people/tokens.py Grant.uid)
 BY_ADDRESS = 1  # the place of the address's ban among ban_fields
+
+
+def deleted_since(cursor, gone):
+    """Tell whether stream ``cursor`` (keys.parse_cursor's, or None) resumes the history of a
+    room deleted since: ``gone`` (str or None) is the deleted history's last id (RecordKeys.gone).
+    A cursor of an empty room (0-0) or newer than ``gone`` is the name's new room."""
+    if cursor is None or not gone:
+        return False
+    upto = keys.parse_stream_id(gone)
+    return upto is not None and (0, 0) < cursor[0] <= upto
 
 
 def access_keys(room):

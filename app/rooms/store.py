@@ -408,7 +408,7 @@ class Store:
             created, json = self._run_publish(keys_, args)
             if created == -2:
                 raise messages.KeyReused()
-            return self._prior(k, json, created), _created(created)
+            return self._prior(k, json, created, body), _created(created)
         # A retry (same idempotency key) returns the stored message and waits again.
         (created, json), replicas = self.run_replicated(self._publish, k.log, keys_, args)
         if created == -1:
@@ -418,7 +418,7 @@ class Store:
         self.check_replicas(replicas)
         if created or not json.startswith("{"):  # not a retry answered by a json from before ids
             self.confirm(k, json[7:json.index('"', 7)] if created else json, prefix)
-        return self._prior(k, json, created), bool(created)
+        return self._prior(k, json, created, body), bool(created)
 
     def run_replicated(self, script, log, keys_, args):
         """Run ``script`` (a registered Script) and WAIT on the same connection, so the WAIT
@@ -499,14 +499,14 @@ class Store:
                 pool.release(conn)
         return self._publish(keys=keys_, args=args)
 
-    def prior(self, room, user, idempotency_key, text, reply_to_id="", uid=None):
+    def prior(self, room, user, idempotency_key, text, reply_to_id="", uid=None, body=None):
         """The message ``user`` (stable id ``uid``) already posted to ``room`` with
-        ``idempotency_key`` (its json as it is now, see _prior), or None when that key stored
-        nothing (or was forgotten). Raises messages.KeyReused when that key stored another
-        ``text`` (or a reply to another id)."""
+        ``idempotency_key`` (its json as it is now, see _prior; ``body``: this request's,
+        messages.body), or None when that key stored nothing (or was forgotten). Raises
+        messages.KeyReused when that key stored another ``text`` (or a reply to another id)."""
         k = keys.RoomKeys(room)
         found = self._remembered(k, user, idempotency_key, messages.request_digest(text, reply_to_id or ""), uid)
-        return None if found is None else self._prior(k, found, 0)
+        return None if found is None else self._prior(k, found, 0, body)
 
     @staticmethod
     def _idempotency_keys(k, scope, user, idempotency_key):
@@ -529,13 +529,19 @@ class Store:
             raise messages.KeyReused()
         return found
 
-    def _prior(self, k, answer, created):
+    def _prior(self, k, answer, created, body=None):
         """The answer to a post: its json, or for a retry (the script answered the original's
-        id) the original as it is now. One that is gone from the log answers its id alone."""
+        id) the original as it is now. One that is gone from the log (trimmed) is built from the
+        original's id and the retry's ``body`` (messages.body: the same text, its digest
+        matched), marked ``"trimmed":true``; without a body, its id alone."""
         if created != 0 or answer.startswith("{"):  # stored now, or remembered whole (before ids)
             return answer
         found = self.current(k, answer)
-        return found if found is not None else '{"id":"%s","ts":%s}' % (answer, answer.split("-", 1)[0])
+        if found is not None:
+            return found
+        if body is not None:
+            return messages.assemble(answer, body[:-1] + ',"trimmed":true}')
+        return '{"id":"%s","ts":%s}' % (answer, answer.split("-", 1)[0])
 
     def current(self, k, mid):
         """The json of message ``mid`` (str) in log ``k`` as it is now, or None if it is not

@@ -11,7 +11,7 @@ from ..delivery import sse, stream
 from ..ops.services import services
 from ..people import identity, tokens
 from ..people import reading as reading_people
-from ..rooms import keys, messages
+from ..rooms import keys, messages, moderation, records
 from . import bodies, fastpost, gate, guard, opening, pages
 from .i18n import translate
 from .replies import json_error, refuse, require_utf8_form, status_code, wants_json, wants_page
@@ -69,7 +69,8 @@ def post_message(room):
             # A retry of a reply stored before its original was deleted (or trimmed): the
             # reply as stored, not a refusal that says it was never sent.
             uid = grant.uid if grant is not None else identity.uid()
-            stored = services().store.prior(room, user, storing_key, text, reply_to_id, uid) if key else None
+            stored = services().store.prior(room, user, storing_key, text, reply_to_id, uid, messages.body(
+                room, user, text, grant is not None, uid, {"id": reply_to_id, "user": "", "text": ""})) if key else None
             if stored is None:
                 raise
             created = False
@@ -113,7 +114,7 @@ BAD_REPLY_TO = N_("reply_to must be a message id such as 1732371730000-0.")
 def request_reply_to():
     """The id a post answers (JSON ``reply_to``, or the form field), or None."""
     if request.mimetype == "application/json":
-        value = (bodies.json_object() or {}).get("reply_to")
+        value = bodies.json_body().get("reply_to")
     else:
         value = request.form.get("reply_to")
     if value in (None, ""):
@@ -165,9 +166,7 @@ def kept_key(key):
 def read_post():
     """Return (text, user, idempotency key, answer-with-a-page) from a JSON or form body."""
     if request.mimetype == "application/json":
-        data = bodies.json_object()
-        if data is None:
-            abort(400, N_("The body must be a JSON object."))
+        data = bodies.json_body()  # 400 bad_body, saying what is wrong with it
         try:  # the body's "idempotency_key" is the header's twin (as a form's field is)
             key = messages.body_idempotency_key(data.get("idempotency_key"), request.headers.get("Idempotency-Key"))
         except messages.Invalid as exc:
@@ -268,6 +267,8 @@ def events(room):
     opened = opening.open_stream(room, admit=not (head or streams.draining or streams.full()))
     try:
         found = gate.require_write(room)  # 404 for a private room's non-member, 403 when banned
+        if records.deleted_since(cursor, opened.gone):  # resuming a deleted room: it ended for good
+            raise gate.Refused(410, translate(moderation.SENTENCES["deleted"]) % room, "room_deleted")
     except Exception:
         opened.give_back()
         raise
@@ -301,7 +302,7 @@ def _relay(hub, room, found, cursor, backlog):
         person = opening.Person(name, sid, identity.uid(), identity.account(), identity.kind() == "guest",
                                 identity.expires())
     sub = opening.subscription(services(), current_app.config, request.environ, room, found, cursor,
-                               backlog, gate.address(), person)
+                               backlog, gate.address(), person, gate.is_admin())
     # direct_passthrough: gunicorn iterates the generator itself (and closes it), without
     # werkzeug's two wrapping iterators on every chunk.
     return Response(stream.relay(hub, sub), mimetype="text/event-stream", direct_passthrough=True,
@@ -316,13 +317,17 @@ def refuse_stream(status, message, retry_after):
     plus up to half again of jitter, so a refused crowd does not return at one instant), an
     ``event: busy`` with ``{"error", "status", "retry_after"}``, and the end of the stream,
     after which it reconnects by itself. Other clients get ``status`` with the JSON error.
-    Both carry ``Retry-After``.
+    Both carry ``Retry-After``. ``message``: the sentence, or a function of the seconds the
+    client will wait that returns it (the ``retry:`` it is sent, jitter and all, for an
+    EventSource; ``Retry-After`` for others), so the sentence never names another wait.
     """
     retry_after = max(1, int(retry_after))
     headers = {"Retry-After": str(retry_after)}
     if "text/event-stream" not in request.headers.get("Accept", ""):
-        return json_error(status, message, headers)
+        return json_error(status, message(retry_after) if callable(message) else message, headers)
     retry_ms = int(retry_after * 1000 * (1 + random.random() / 2))
+    if callable(message):
+        message = message(-(-retry_ms // 1000))
     body = sse.retry(retry_ms) + sse.event("busy", json.dumps(
         {"error": translate(message), "code": status_code(status), "status": status, "retry_after": retry_after}))
     return Response(body, mimetype="text/event-stream", headers={"Cache-Control": "no-cache", **headers})

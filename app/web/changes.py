@@ -11,11 +11,12 @@ the room page with the sentence.
 """
 import redis
 from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from ..ops.services import services
 from ..people import identity, tokens
-from ..rooms import keys, messages
+from ..rooms import conversation, keys, messages
 from ..rooms.conversation import SENTENCES, Person, Refused
 from . import api, bodies, gate, guard, pages
 from .replies import json_error, require_utf8_form, wants_json
@@ -113,7 +114,10 @@ def _form():
 def _refused(room, exc, form, editing=None):
     status, code = getattr(exc, "status", 422), getattr(exc, "code", None) or "invalid"
     # The rules' sentences are English (app/rooms/conversation.py marks them for the catalogue).
-    sentence = _(SENTENCES[code], **exc.params) if isinstance(exc, Refused) else str(exc)
+    params = getattr(exc, "params", {})
+    if "seconds" in params:  # a duration in the reader's words ("15 minutes", "15分钟")
+        params = {**params, "window": conversation.window(params["seconds"], get_locale())}
+    sentence = _(SENTENCES[code], **params) if isinstance(exc, Refused) else str(exc)
     if form:  # a refused edit comes back in its open menu, as typed (not the stored text)
         return pages.room_page(room, notice=sentence, status=status, editing=editing)
     return json_error(status, sentence, code=code)
@@ -160,9 +164,7 @@ def limited(view):
 def edit_message(room, message_id):
     """Edit one's own message: {"text"} -> 200 with the message (``edited_ts`` set)."""
     room = _room(room)
-    data = bodies.json_object()
-    if data is None:
-        return json_error(400, N_("The body must be a JSON object with the new text."), code="bad_body")
+    data = bodies.json_request()  # 415 unsupported_type, 400 bad_body: as every JSON route
     max_chars = current_app.config["MAX_MESSAGE_CHARS"]
     answer = _do(room, message_id, False,
                  lambda who: jsonify(_service().edit(room, message_id, who, data.get("text"), max_chars)),

@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 from ..ops.services import services
 from ..people import bearer, tokens
 from . import api, bodies, fastpost, form_pages, guard, headers, request_ids
+from .i18n import translate
 from .replies import error_body, json_error, wants_json, wants_page
 
 # Marks a sentence for the catalogue; the web layer answers it in the reader's language
@@ -80,7 +81,8 @@ def _http_error(exc):
     if request.endpoint == "api.events" and exc.code in (429, 503):
         # A refused stream (a rate limit): in a form an EventSource retries.
         retry_after = _retry_after(exc)
-        message = STREAM_LIMITED % retry_after if exc.code == 429 else _sentence(exc)
+        # The wait the sentence names is the one the client will use (refuse_stream's).
+        message = (lambda wait: STREAM_LIMITED % wait) if exc.code == 429 else _sentence(exc)
         return api.refuse_stream(exc.code, message, retry_after)
     if isinstance(exc, RateLimitExceeded):
         # The wait is only known once the limiter has set Retry-After (_tell_the_wait).
@@ -178,7 +180,6 @@ _SENTENCES = {
     400: N_("The request could not be understood."),
     404: N_("There is nothing here."),
     405: N_("That method is not allowed here."),
-    413: N_("The request is too large."),
     415: N_("Unsupported content type: send JSON or a form."),
     429: N_("Too many requests. Please slow down."),
     # The rest, werkzeug's names as sentences (a view's own sentence is used when it gave one).
@@ -187,9 +188,22 @@ _SENTENCES = {
 }
 
 
+TOO_LARGE = N_("The request is too large: the limit is %s.")
+
+
 def _sentence(exc):
     # abort(400, "...") carries our own sentence; werkzeug's defaults are long and generic.
     default = type(exc).description
     if exc.description and exc.description != default:
         return exc.description
+    if exc.code == 413:  # the limit named (RIPPLE_MAX_CONTENT_LENGTH): "64 KiB"
+        return TOO_LARGE % size(current_app.config["MAX_CONTENT_LENGTH"])
     return _SENTENCES.get(exc.code, exc.name + ".")
+
+
+def size(count):
+    """A number of bytes as people read it: "64 KiB", "1 MiB", "1000 bytes"."""
+    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if count >= scale and count % scale == 0:
+            return "%d %s" % (count // scale, unit)
+    return translate(N_("%d bytes") % count)

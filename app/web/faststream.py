@@ -107,9 +107,10 @@ class FastStream:
         except redis.RedisError:
             return None  # nothing was counted: Flask's path tries again, and answers the outage
         if reply[0] == 0:
-            _, info, member, bans, admitted = reply
+            _, info, member, bans, admitted, gone = reply
             access = records.access_from(uid, info, member, bans)
-            if admitted == 1 and not gate.hidden(access) and access.ban is None:
+            if (admitted == 1 and not gate.hidden(access, admin=False) and access.ban is None
+                    and not records.deleted_since(cursor, gone)):
                 ext.addresses.keep(address, conn)
                 try:
                     return self._relay(environ, room, cursor, int(backlog), access, address, person, cookie)

@@ -5,7 +5,8 @@ change (a ban, a removal, a room made private) holds on every worker and host fr
 request on; open streams hear it at once (app/rooms/moderation.py).
 
 The rules, written once:
-- a **private** room does not exist for anyone but its members: every route answers them
+- a **private** room does not exist for anyone but its members and administrators (who read
+  every room, on every path: hidden(), the stream's gate, sidebars): every route answers others
   exactly as it answers a name that is no room (404, code "not_found", the same sentence and
   headers), never any content. "No room" is a name with neither a record nor any history: the
   routes that need a room (running it: members, moderators, bans, invitations, audit, the
@@ -29,7 +30,7 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import redis
-from flask import abort, current_app, g, request
+from flask import abort, current_app, g, has_request_context, request
 from flask_babel import format_timedelta
 from flask_babel import lazy_gettext as _l
 
@@ -81,19 +82,29 @@ def remember(room, found):
     g.setdefault("ripple_room_access", {})[room] = found
 
 
-def hidden(found):
-    """Tell whether a room is invisible to this person: private, and they are no member."""
-    return found.visibility == records.PRIVATE and found.role is None
+def hidden(found, admin=None):
+    """Tell whether a room is invisible to this person: private, and they are no member and no
+    administrator. ``admin``: whether they are one (a bool, or a callable asked only for a
+    private room); None: this request's person (is_admin), or no one outside a request."""
+    return found.visibility == records.PRIVATE and found.role is None and not _admin(admin)
 
 
-def shut_out(found):
-    """Tell whether a member may read nothing of a room: a ban in force in a private room."""
-    return found.visibility == records.PRIVATE and found.ban is not None
+def shut_out(found, admin=None):
+    """Tell whether a member may read nothing of a room: a ban in force in a private room
+    (administrators read every room; ``admin`` as for hidden)."""
+    return found.visibility == records.PRIVATE and found.ban is not None and not _admin(admin)
 
 
-def may_read(found):
+def may_read(found, admin=None):
     """Tell whether this person may read a room (its page, history, stream, activity)."""
-    return not hidden(found) and not shut_out(found)
+    return not hidden(found, admin) and not shut_out(found, admin)
+
+
+def _admin(admin):
+    """``admin`` (hidden's) answered: a bool, a callable's answer, or this request's is_admin()."""
+    if admin is None:
+        return has_request_context() and is_admin()
+    return bool(admin() if callable(admin) else admin)
 
 
 def not_found():
@@ -187,11 +198,16 @@ def admin_token_presented():
 
 
 def is_admin():
-    """An administrator: the admin token, or a signed-in admin account."""
-    if admin_token_presented():
-        return True
-    account_id = identity.account()
-    found = services().accounts.get(account_id) if account_id else None
+    """An administrator: the admin token, or a signed-in admin account (asked once a request)."""
+    if "ripple_admin" not in g:
+        g.ripple_admin = admin_token_presented() or admin_account(services().accounts, identity.account())
+    return g.ripple_admin
+
+
+def admin_account(accounts, account_id):
+    """Tell whether account ``account_id`` (or None) is an enabled admin account; ``accounts``
+    the app's Accounts. Needs no request."""
+    found = accounts.get(account_id) if account_id else None
     return bool(found and found["admin"] and not found["disabled"])
 
 
@@ -310,24 +326,27 @@ def keep_retry_after(response):
 def stream_gate(room, found):
     """The StreamGate of a stream this request opens: its person's keys, and a fresh look at its
     access that needs no request (the stream runs after the request is gone)."""
-    return stream_gate_of(rooms(), room, found, identity.uid(), address(), identity.current()[0])
+    return stream_gate_of(rooms(), room, found, identity.uid(), address(), identity.current()[0],
+                          admin=is_admin())
 
 
-def stream_gate_of(registry, room, found, uid, where, name=None):
+def stream_gate_of(registry, room, found, uid, where, name=None, admin=False):
     """The StreamGate of a stream of ``room`` opened by ``uid`` (str or None, signed in as
     ``name``) from address ``where`` (str), whose Access at the open was ``found``; ``registry``
-    the app's Rooms. Needs no request (app/web/faststream.py opens streams without one)."""
+    the app's Rooms; ``admin``: whether an administrator opened it (a bool, or a callable asked
+    only when a private room would otherwise end the stream). Needs no request
+    (app/web/faststream.py opens streams without one)."""
 
     def check():
         now = registry.access(room, uid, where, name=name)
         if now.ban is not None:
             return "banned"
-        if hidden(now):
+        if hidden(now, admin):
             return "private"
         return None
 
     def reads(other):
-        return may_read(registry.access(other, uid, where, name=name))
+        return may_read(registry.access(other, uid, where, name=name), admin)
 
     # Checked once more after subscribing (a ban between this look and the subscription would
     # otherwise be missed) when there is anyone to ban or any record to change.
@@ -339,12 +358,16 @@ def readable(room_names):
     """The rooms among ``room_names`` this request's person may read (in order): a private room
     they are not a member of, or are banned from, drops out. One round trip for all (a
     sidebar's rooms, mentions)."""
+    room_names = list(room_names)
+    if room_names and is_admin():
+        return room_names  # administrators read every room
     return readable_of(services().redis, room_names, identity.uid(), address(), identity.current()[0])
 
 
-def readable_of(redis_client, room_names, uid, address, name=None):
+def readable_of(redis_client, room_names, uid, address, name=None, admin=False):
     """The rooms among ``room_names`` that person ``uid`` (str or None, signed in as ``name``)
-    from ``address`` (str) may read, as ``readable``; needs no request. Raises redis.RedisError."""
+    from ``address`` (str) may read, as ``readable``; ``admin`` as for stream_gate_of. Needs no
+    request. Raises redis.RedisError."""
     room_names = list(room_names)
     if not room_names:
         return []
@@ -359,7 +382,7 @@ def readable_of(redis_client, room_names, uid, address, name=None):
     allowed, now = [], records.now_ms()
     for room in room_names:
         private, member, bans = next(found) == records.PRIVATE, next(found), next(found)
-        if not private:
+        if not private or _admin(admin):
             allowed.append(room)
             continue
         role = json.loads(member).get("role") if (uid and member) else None

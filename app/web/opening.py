@@ -60,20 +60,20 @@ local function spend_limits(keys, first, argv, at)
 end
 """
 
-# KEYS: the room's info, members, bans (records.access_keys); the address's streams; then the
-# limits' counters.  ARGV: the three ban fields, the first also the member field
-# (records.ban_fields); admit (1/0); the admission's four (AddressStreams.admit_args); the
-# limits' (from 9).
-# Returns {0, info, member, bans, admitted (1, 0, or -1: not asked)} or {1, limit, prev, cur}.
+# KEYS: the room's info, members, bans (records.access_keys); the address's streams; the room's
+# tombstone (RecordKeys.gone); then the limits' counters.  ARGV: the three ban fields, the first
+# also the member field (records.ban_fields); admit (1/0); the admission's four
+# (AddressStreams.admit_args); the limits' (from 9).
+# Returns {0, info, member, bans, admitted (1, 0, or -1: not asked), gone} or {1, limit, prev, cur}.
 _OPEN_LUA = _LIMITS_LUA + address_streams.ADMIT_LUA + """
-local limited = spend_limits(KEYS, 5, ARGV, 9)
+local limited = spend_limits(KEYS, 6, ARGV, 9)
 if limited then return {1, limited[1], limited[2], limited[3]} end
 local info = redis.call('HMGET', KEYS[1], 'visibility', 'slow', 'owner')
 local member = redis.call('HGET', KEYS[2], ARGV[1])
 local bans = redis.call('HMGET', KEYS[3], ARGV[1], ARGV[2], ARGV[3])
 local admitted = -1
 if ARGV[4] == '1' then admitted = admit_address(KEYS[4], ARGV, 5) end
-return {0, info, member, bans, admitted}
+return {0, info, member, bans, admitted, redis.call('GET', KEYS[5])}
 """
 
 _LIMITS_ONLY_LUA = _LIMITS_LUA + """
@@ -89,11 +89,13 @@ Limit = namedtuple("Limit", "amount window_ms key")
 
 
 class Opened:
-    """What the checks said: the room's Access (gate's rules apply to it) and whether the
-    address admitted the stream (None when it was not asked)."""
+    """What the checks said: the room's Access (gate's rules apply to it), whether the address
+    admitted the stream (None when it was not asked) and the room's tombstone (``gone``: the
+    last id of its history when it was deleted, or None: records.deleted_since)."""
 
-    def __init__(self, room, found, address, conn, admitted):
+    def __init__(self, room, found, address, conn, admitted, gone=None):
         self.room, self.found, self.address, self.conn, self.admitted = room, found, address, conn, admitted
+        self.gone = gone
 
     def give_back(self):
         """The stream is not opened after all: its address's place is free again (a round trip,
@@ -187,11 +189,11 @@ def open_stream(room, admit):
     if reply[0] == 1:
         _, which, prev, cur = reply
         _refuse(found[which - 1], int(prev), int(cur), now_ms)
-    _, info, member, bans, admitted = reply
+    _, info, member, bans, admitted, gone = reply
     gate.remember(room, records.access_from(uid, info, member, bans))
     if admitted == 1:
         streams.keep(address, conn)
-    return Opened(room, gate.access(room), address, conn, None if admitted == -1 else bool(admitted))
+    return Opened(room, gate.access(room), address, conn, None if admitted == -1 else bool(admitted), gone)
 
 
 def run_checks(client, room, found, now_ms, uid, address, admit, admit_args, name=None):
@@ -200,9 +202,10 @@ def run_checks(client, room, found, now_ms, uid, address, admit, admit_args, nam
     ``name``) and ``address`` (str) whose access and admission, ``admit`` (bool), ``admit_args``
     AddressStreams.admit_args' list. Returns the reply ``_OPEN_LUA`` documents: {1, limit
     (1-based), prev, cur} when a limit refuses (nothing counted), else {0, info, member, bans,
-    admitted (1, 0, or -1: not asked)}. Needs no request. Raises redis.RedisError."""
+    admitted (1, 0, or -1: not asked), the room's tombstone (RecordKeys.gone) or None}. Needs
+    no request. Raises redis.RedisError."""
     limit_keys, limit_args = _keys_and_args(found, now_ms)
-    keys = records.access_keys(room) + [address_streams.key(address)] + limit_keys
+    keys = records.access_keys(room) + [address_streams.key(address), records.RecordKeys(room).gone] + limit_keys
     args = records.ban_fields(uid, address, name) + [1 if admit else 0] + admit_args + limit_args
     return _script(client)(keys=keys, args=args)
 
@@ -217,12 +220,13 @@ def _open_apart(room, found, now_ms, uid, address, admit, conn):
         if reply != 0:
             _refuse(found[i], int(reply[1]), int(reply[2]), now_ms)
     gate.access(room)  # Rooms.access, cached for the request
+    gone = client.get(records.RecordKeys(room).gone)
     admitted = None
     if admit and not gate.hidden(gate.access(room)) and gate.access(room).ban is None:
         admitted = services().addresses.admit(address, conn)  # the place give_back frees
     elif admit:
         admitted = False  # refused by the gate: require_write answers it before admission matters
-    return Opened(room, gate.access(room), address, conn, admitted)
+    return Opened(room, gate.access(room), address, conn, admitted, gone)
 
 
 # KEYS: the name's claim and account index; the session's streams and channel; the reader's rooms.
@@ -273,13 +277,18 @@ Person = namedtuple("Person", "name sid uid account guest expires")
 _FRAMING = {"HTTP/1.1": True, "HTTP/1.0": False}  # gunicorn's framing of a body: chunked?
 
 
-def subscription(ripple, cfg, environ, room, access, cursor, backlog, address, person=None):
+def subscription(ripple, cfg, environ, room, access, cursor, backlog, address, person=None, admin=None):
     """The Subscription of a stream its checks admitted: of ``room`` (whose Access was
     ``access``), resuming after ``cursor`` (or None) with ``backlog`` messages, opened from
     ``address`` by ``person`` (a Person, or None: nobody signed in), on the request of WSGI
     ``environ``; its person's registration and sidebar, its socket's settings. ``ripple``, ``cfg``:
-    the app's Services and config. Needs no request (both stream paths build it here: the
-    route and app/web/faststream.py). Raises redis.RedisError when Redis fails."""
+    the app's Services and config. ``admin``: whether an administrator opens it (administrators
+    read every room); None: whether the person's account is an admin account, asked only if a
+    private room would otherwise be out of their reach. Needs no request (both stream paths build
+    it here: the route and app/web/faststream.py). Raises redis.RedisError when Redis fails."""
+    if admin is None:
+        account = person.account if person is not None else None
+        admin = functools.partial(gate.admin_account, ripple.accounts, account) if account else False
     hub = ripple.hub
     hub.presence.ensure_sweeper()
     if cursor is not None:
@@ -298,9 +307,9 @@ def subscription(ripple, cfg, environ, room, access, cursor, backlog, address, p
         if admitted is not None:
             sub.name, sub.sid, sub.account, sub.expires = person.name, person.sid, person.account, person.expires
             sub.conn, sidebar = admitted
-            _follow_sidebar(ripple, sub, sidebar, person, address)
+            _follow_sidebar(ripple, sub, sidebar, person, address, admin)
     sub.gate = gate.stream_gate_of(ripple.rooms, room, access, uid, address,  # a ban, a removal...
-                                   person.name if person is not None else None)
+                                   person.name if person is not None else None, admin)
     if client is not None:
         # A reader that stops reading would block this stream's writes forever while Redis
         # buffers for it; with a send timeout the write fails and the stream ends (the client
@@ -312,7 +321,7 @@ def subscription(ripple, cfg, environ, room, access, cursor, backlog, address, p
     return sub
 
 
-def _follow_sidebar(ripple, sub, rooms, person, address):
+def _follow_sidebar(ripple, sub, rooms, person, address, admin=False):
     """Let a signed-in stream carry the person's sidebar (``rooms``: Reading.rooms'): their
     other rooms' activity (at most WATCHED of them) and, once it is subscribed, the counts of
     all. Without Redis the stream opens without it (its own replay says whether Redis is back)."""
@@ -320,7 +329,8 @@ def _follow_sidebar(ripple, sub, rooms, person, address):
     try:
         sids = sorted(ripple.accounts.session_ids(person.account)) if person.account else [person.sid]
         reader = reading_people.Reader(reading_people.reader_id(person.uid), sids or [person.sid])
-        rooms = gate.readable_of(ripple.redis, rooms, person.uid, address, person.name)  # members only in private
+        rooms = gate.readable_of(ripple.redis, rooms, person.uid, address, person.name,  # members only in private
+                                 admin=admin)
     except redis.RedisError:
         return
     sub.watch = [keys.RoomKeys(r).activity for r in rooms if r != sub.room][:stream.WATCHED]

@@ -54,7 +54,7 @@ def _room_or_400(room):
 def mark_read(room):
     """Move the person's read position in the room forward: 204 (an older id changes nothing)."""
     room = _room_or_400(room)
-    data = bodies.json_object() or {}
+    data = bodies.json_request()  # broken JSON is bad_body, not a bad id
     mid = data.get("id")
     if not isinstance(mid, str) or keys.parse_stream_id(mid) is None:
         return json_error(400, BAD_ID, code="bad_id")

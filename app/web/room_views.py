@@ -63,16 +63,13 @@ def refused(exc):
 def read_body():
     """(fields dict, is a plain form) of a JSON or form request; an empty body is {}."""
     if request.mimetype == "application/json":
-        data = bodies.json_object()
-        if data is None:
-            raise gate.Refused(400, SENTENCES["body"], "bad_body")
-        return data, False
+        return bodies.json_body(), False
     if request.mimetype in FORM_TYPES:
         require_utf8_form()
         return request.form.to_dict(), not wants_json()
     if not request.get_data(cache=True):
         return {}, False
-    raise gate.Refused(415, SENTENCES["body"], "bad_body")
+    raise gate.Refused(415, SENTENCES["body"], "unsupported_type")
 
 
 def method():

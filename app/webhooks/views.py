@@ -21,8 +21,6 @@ NOT_SIGNED_IN = _l("Sign in as an administrator, or send RIPPLE_ADMIN_TOKEN or R
 NOT_ADMIN = _l("Only an administrator can manage webhooks.")
 NOT_FOUND = _l("There is no webhook with that id.")
 SHOWN_ONCE = _l("The secret is shown only this once: store it where the receiver verifies signatures.")
-NOT_JSON = _l("The body must be a JSON object with at least a url.")
-NOT_JSON_TYPE = _l("Send the webhook as JSON (Content-Type: application/json).")
 BAD_LIMIT = _l("limit must be a whole number from 1 to %(most)d.")
 MAX_LOG = 1000
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -67,11 +65,7 @@ def add_webhook():
     """JSON {"url", "events" (list or comma-separated; default ["message"]), "rooms" (glob
     patterns, list or comma-separated; default "*"), "bot" (a name its answers are posted as;
     optional)} -> 201 the webhook with its "secret" (shown this once)."""
-    if request.mimetype != "application/json":  # as every JSON route: 415, not a bad field
-        raise _Refused(415, NOT_JSON_TYPE, "unsupported_type")
-    data = bodies.json_object()
-    if data is None:
-        raise _Refused(400, NOT_JSON, "invalid")
+    data = bodies.json_request()  # as every JSON route: 415 unsupported_type, 400 bad_body
     hook, secret = _hooks().add(data.get("url"), data.get("events") or "message", data.get("rooms") or "*",
                                 data.get("bot"))
     return jsonify(**hook, secret=secret, notice=str(SHOWN_ONCE)), 201

@@ -18,6 +18,7 @@ from .errors import (
     Conflict,
     ConnectionFailed,
     Forbidden,
+    Gone,
     NotFound,
     RateLimited,
     RippleError,
@@ -38,14 +39,17 @@ from .events import (
     Presence,
     Reaction,
     Ready,
+    Removed,
     Replaced,
+    RoomDeleted,
     SignedOut,
     Unavailable,
 )
 
 __all__ = [
     "AsyncClient", "AsyncSubscription", "Backoff", "BadRequest", "Busy", "Client", "Conflict",
-    "ConnectionFailed", "Delete", "Direct", "Dropped", "Edit", "Event", "Forbidden", "Message", "NotFound", "Page",
-    "Presence", "RateLimited", "Reaction", "Ready", "Replaced", "RippleError", "ServerError", "SignedOut",
+    "ConnectionFailed", "Delete", "Direct", "Dropped", "Edit", "Event", "Forbidden", "Gone", "Message", "NotFound",
+    "Page", "Presence", "RateLimited", "Reaction", "Ready", "Removed", "Replaced", "RippleError", "RoomDeleted",
+    "ServerError", "SignedOut",
     "ServiceUnavailable", "Subscription", "Unauthorized", "Unavailable", "Unconfirmed", "Unprocessable",
 ]

@@ -110,6 +110,7 @@ class StreamState:
         self.hint = None           # seconds the server asked us to wait (busy, Retry-After)
         self.skipped = 0           # events not delivered because they were seen before
         self._newest = {}          # "message"/"direct" -> newest id delivered, as (ms, seq)
+        self.ended = False         # a removed or room-deleted event came: follow no more
 
     def request_headers(self, token):
         found = {"Accept": "text/event-stream", **headers(token)}
@@ -143,7 +144,9 @@ class StreamState:
             # dispatches no event without data).
             return None
         event = events.parse(name, sse.data, sse.id or None)
-        if isinstance(event, events.Ready):
+        if isinstance(event, events.FINAL):
+            self.ended = True
+        elif isinstance(event, events.Ready):
             self.failures, self.hint = 0, None
         elif isinstance(event, events.Busy):
             self.failures += 1

@@ -159,7 +159,7 @@ class AsyncSubscription:
                     return
 
     def _stopped(self):
-        return self._closed.is_set() or self._client._closed.is_set()
+        return self._closed.is_set() or self._client._closed.is_set() or self._state.ended
 
     async def aclose(self):
         """Stop the subscription and close its connection."""

@@ -119,8 +119,10 @@ class Client:
 class Subscription:
     """An open-ended iterator of a room's events; ``cursor`` is where it would resume.
 
-    Ends when ``close()`` is called (from any thread, or from the loop itself) or the client
-    closes; raises a ``RippleError`` for an answer retrying cannot mend (a bad room: 400).
+    Ends when ``close()`` is called (from any thread, or from the loop itself), the client
+    closes, or after it yields ``Removed`` or ``RoomDeleted`` (the room is no longer this
+    person's to follow); raises a ``RippleError`` for an answer retrying cannot mend (a bad room:
+    400; ``Gone``, 410 ``room_deleted``: resuming from a room deleted meanwhile).
     """
 
     def __init__(self, client, room, cursor, backlog):
@@ -157,7 +159,7 @@ class Subscription:
                         return
                     logger.info("stream of %s lost: %r", self.room, exc)
                     state.failed()
-                if self._closed.wait(state.wait()) or self._stopped():
+                if self._stopped() or self._closed.wait(state.wait()):
                     return
         finally:
             self.close()
@@ -182,7 +184,7 @@ class Subscription:
                     return
 
     def _stopped(self):
-        return self._closed.is_set() or self._client._closed.is_set()
+        return self._closed.is_set() or self._client._closed.is_set() or self._state.ended
 
     def close(self):
         """Stop: the iteration ends (at once, or at its next event if it is mid-read)."""

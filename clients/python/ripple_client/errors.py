@@ -52,6 +52,11 @@ class RateLimited(RippleError):
     """429: too many requests; ``retry_after`` says when to try again."""
 
 
+class Gone(RippleError):
+    """410: what was asked for ended for good (``room_deleted``: a stream resuming a deleted
+    room's history)."""
+
+
 class ServerError(RippleError):
     """5xx: the server failed; retried by the client before it is raised."""
 
@@ -69,7 +74,7 @@ class ConnectionFailed(RippleError):
 
 
 _BY_STATUS = {400: BadRequest, 401: Unauthorized, 403: Forbidden, 404: NotFound, 409: Conflict,
-              422: Unprocessable, 429: RateLimited, 503: ServiceUnavailable, 504: Unconfirmed}
+              410: Gone, 422: Unprocessable, 429: RateLimited, 503: ServiceUnavailable, 504: Unconfirmed}
 
 
 def from_response(status, headers, body, idempotency_key=None):

@@ -127,6 +127,29 @@ class SignedOut(Notice):
     """The session ended; the client goes on anonymously."""
 
 
+class Removed(Notice):
+    """This person may no longer follow the room (``event: removed``); the subscription ends
+    after it (a reconnect would be refused)."""
+
+    @property
+    def reason(self):
+        """"removed", "left", "banned" or "private" (the room was made private)."""
+        return self.data.get("reason", "")
+
+    @property
+    def until(self):
+        """When a ban for a time lapses (ms since the epoch), else None."""
+        return int(self.data["until"]) if self.data.get("until") else None
+
+
+class RoomDeleted(Notice):
+    """The room was deleted (``event: room-deleted``); the subscription ends after it (its
+    reconnect would be refused: 410 ``room_deleted``)."""
+
+
+FINAL = (Removed, RoomDeleted)  # the events after which a subscription ends
+
+
 @dataclass(frozen=True)
 class Busy:
     """The server refused the stream for now (a limit, or Redis unreachable); it will retry."""
@@ -195,7 +218,7 @@ class Reaction:
 
 TYPES = {"message": Message, "direct": Direct, "presence": Presence, "ready": Ready, "dropped": Dropped,
          "unavailable": Unavailable, "replaced": Replaced, "signed-out": SignedOut, "busy": Busy,
-         "edit": Edit, "delete": Delete, "reaction": Reaction}
+         "edit": Edit, "delete": Delete, "reaction": Reaction, "removed": Removed, "room-deleted": RoomDeleted}
 
 
 def parse(name, text, cursor=None):

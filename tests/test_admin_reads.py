@@ -1,0 +1,83 @@
+"""Administrators read every room, private ones included (report h48, A3): the admin token and
+an admin account, on every read path: the page, history, members, presence, the stream (through
+Flask and through the Flask-free fast path, app/web/faststream.py). Others still get the 404."""
+import json
+import uuid
+
+from app.ops.services import services
+
+from .support import TOKEN
+from .test_accounts import account_holder
+from .test_room_admin import BEARER, admin_app  # noqa: F401 (a fixture)
+from .test_rooms import answer, create, guest, new_room
+from .web import Browser
+
+PASSWORD = "correct horse battery"
+
+
+def test_the_admin_token_reads_a_private_room_it_created(admin_app):  # noqa: F811
+    client = admin_app.test_client()
+    room = new_room("secret")
+    made = client.post("/rooms", json={"name": room, "visibility": "private"}, headers=BEARER)
+    assert made.status_code == 201, made.get_json()
+    posted = client.post("/rooms/%s/messages" % room, json={"text": "for the archive", "user": "bot"},
+                         headers={"Authorization": "Bearer " + TOKEN})
+    assert posted.status_code == 201, posted.get_json()
+    history = client.get("/rooms/%s/messages" % room, headers=BEARER)
+    assert history.status_code == 200
+    assert [m["text"] for m in history.get_json()["messages"]] == ["for the archive"]
+    assert client.get("/rooms/%s/members" % room, headers=BEARER).status_code == 200
+    assert client.get("/rooms/%s/presence" % room, headers=BEARER).get_json()["room"] == room
+    assert client.get("/rooms/%s" % room, headers=BEARER).status_code == 200
+    assert client.head("/rooms/%s/events" % room, headers=BEARER).status_code == 200
+    # Anyone else: the same 404 as no room at all.
+    for path in ("/messages", "/members", "/presence", "", "/events"):
+        assert client.get("/rooms/%s%s" % (room, path)).status_code == 404, path
+
+
+def admin_browser(server, app):
+    """A browser signed in on ``server`` as a new admin account (made in-process by ``app``,
+    which shares the server's Redis)."""
+    name = "adm-" + uuid.uuid4().hex[:6]
+    with app.app_context():
+        services(app).accounts.create(name, PASSWORD, admin=True)
+    browser = Browser(server.url)
+    status, _, body = browser.request("GET", "/session")
+    browser.token = json.loads(body)["csrf_token"]
+    status, _, body = browser.request("POST", "/session", body={"name": name, "password": PASSWORD})
+    assert status == 200, body
+    browser.token, browser.name = json.loads(body)["csrf_token"], name
+    return browser
+
+
+def test_an_admin_account_reads_and_streams_a_private_room_it_is_no_member_of(server, app):
+    owner, stranger, admin = account_holder(server, "own"), guest(server, "str"), admin_browser(server, app)
+    room = new_room("priv")
+    assert create(owner, room, "private")[0] == 201
+    assert owner.post(room, "members only")[0] == 201
+    assert answer(stranger, "GET", "/rooms/%s/messages" % room)[0] == 404
+    assert stranger.stream(room).status == 404
+    status, history = answer(admin, "GET", "/rooms/%s/messages" % room)
+    assert status == 200 and [m["text"] for m in history["messages"]] == ["members only"]
+    assert answer(admin, "GET", "/rooms/%s/members" % room)[0] == 200
+    assert answer(admin, "GET", "/rooms/%s/presence" % room)[0] == 200
+    assert admin.request("GET", "/rooms/%s" % room, headers={"Accept": "text/html"})[0] == 200
+    with admin.stream(room) as stream:
+        assert stream.status == 200
+        stream.until("ready")
+        assert owner.post(room, "heard by the administrator")[0] == 201
+        assert stream.until("message")[0].json()["text"] == "heard by the administrator"
+
+
+def test_an_admin_accounts_stream_stays_open_when_its_room_is_made_private(server, app):
+    owner, admin = account_holder(server, "own"), admin_browser(server, app)
+    room = new_room("pub")
+    assert create(owner, room, "public")[0] == 201
+    with admin.stream(room) as stream:  # a public room: the fast path opens it
+        assert stream.status == 200
+        stream.until("ready")
+        assert answer(owner, "PATCH", "/rooms/%s" % room, body={"visibility": "private"})[0] == 200
+        assert owner.post(room, "still heard")[0] == 201
+        message, before = stream.until("message")
+        assert [e.name for e in before if e.name == "removed"] == []
+        assert message.json()["text"] == "still heard"
