@@ -68,3 +68,15 @@ def test_a_retry_finds_the_original_an_older_release_stored(
     status, body, _ = post(server.url, room, other, {"text": "fresh"}, headers={"Idempotency-Key": "k-new"})
     assert status == 201 and body["id"] != new["id"]
     assert form_post(server, room, other, "fresh")[0] == 201
+
+
+def test_a_bot_never_finds_the_global_tokens_message_under_its_key(server, redis_url, room):
+    # The global token posts as any name: its keys are scoped by that name, apart from a bot's
+    # of the same name, whichever posts first.
+    headers = {"Idempotency-Key": "build-77"}
+    operator = send(server.url, "/rooms/%s/messages" % room, TOKEN, {"text": "deployed", "user": "ci"},
+                    headers=headers)
+    bot = create(redis_url, room + "*", "ci")[1]
+    status, body, _ = post(server.url, room, bot, {"text": "deployed"}, headers=headers)
+    assert operator[0] == 201 and status == 201 and body["id"] != operator[1]["id"]
+    assert body["uid"] == uid_of(bot)

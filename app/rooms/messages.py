@@ -114,19 +114,18 @@ def body_idempotency_key(field, header):
 
 def idempotency_digest(scope, key):
     """Scope a client's key to its sender (``idempotency_scope``), so two senders' keys never
-    collide. A sender scoped by name keeps the digest releases before scoped keys used (the
-    global token's and the CLI's keys are as they were: a retry across an upgrade, or a
-    rollback, finds its original either way)."""
-    if scope.startswith("name:"):
-        return legacy_idempotency_digest(scope[5:], key)
+    collide: a name-scoped sender's too (the global token, the CLI), or a bot posting as its
+    name would find the operator's message under the old by-name form that everyone reads for
+    a day after an upgrade (legacy_idempotency_digest)."""
     return hashlib.sha256(("v2\0%s\0%s" % (scope, key)).encode()).hexdigest()[:32]
 
 
 def legacy_idempotency_digest(user, key):
     """The key's digest as the release before scoped keys by display name alone (``user``): a
     retry that reaches an upgraded host still finds the original an older one stored, within the
-    idempotency TTL (app/rooms/store.py _PUBLISH_LUA). Read, never written for a sender with a
-    uid (docs/deployment.md); the next release stops reading it."""
+    idempotency TTL (app/rooms/store.py _PUBLISH_LUA). Read, never written: once the
+    previous release's keys expire (24 hours after the upgrade) nothing is found under it, and
+    the next release stops reading it (docs/deployment.md)."""
     return hashlib.sha256(("%s\0%s" % (user, key)).encode()).hexdigest()[:32]
 
 
