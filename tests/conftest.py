@@ -1,6 +1,7 @@
 """Fixtures: a real redis-server and a real Gunicorn (2 gevent workers) on free loopback ports."""
 import json
 import shutil
+import sys
 import uuid
 
 import pytest
@@ -12,6 +13,11 @@ from app.ops.embedded_redis import EmbeddedRedis
 from .servers import ROOT, Gunicorn, free_port
 from .support import LIMITS_OFF, SERVER_ENV, TEST_HEARTBEAT, TOKEN, post  # noqa: F401
 from .web import Browser
+
+# Keep the test modules' bytecode (pytest's assertion-rewritten .pyc in tests/__pycache__), as
+# the test servers keep the app's (tests/servers.py): with PYTHONDONTWRITEBYTECODE (set on the CI
+# machine) each test process rewrote and compiled every test module again, ~10 s of CPU apiece.
+sys.dont_write_bytecode = False
 
 
 # The servers' settings and post() live in tests/support.py; re-exported for older imports.
