@@ -1,6 +1,7 @@
 """Fixtures: a real redis-server and a real Gunicorn (2 gevent workers) on free loopback ports."""
 import json
 import shutil
+import sys
 import uuid
 
 import pytest
@@ -12,6 +13,11 @@ from app.ops.embedded_redis import EmbeddedRedis
 from .servers import ROOT, Gunicorn, free_port
 from .support import LIMITS_OFF, SERVER_ENV, TEST_HEARTBEAT, TOKEN, post  # noqa: F401
 from .web import Browser
+
+# Keep the test modules' bytecode (pytest's assertion-rewritten .pyc in tests/__pycache__), as
+# the test servers keep the app's (tests/servers.py): with PYTHONDONTWRITEBYTECODE (set on the CI
+# machine) each test process rewrote and compiled every test module again, ~10 s of CPU apiece.
+sys.dont_write_bytecode = False
 
 
 # The servers' settings and post() live in tests/support.py; re-exported for older imports.
@@ -145,17 +151,19 @@ def fault_report(request):
 
 
 # The files that take longest, longest first (seconds summed per file by
-# `make test PYTEST_ARGS=--durations=0` on 1dce9cb: 177, 152, 145, 84, 75, 74, 71, 60, 58, 58, 48,
-# 43, 41, 37, 34, 33, 33, 31, 31, 30; every other file under 25 s). The two test processes take
-# files in collection order (pytest.ini: --dist loadfile, --no-loadscope-reorder): with the long
-# ones first, the short ones fill in at the end and both processes finish together, instead of
-# one running a long file alone while the other has nothing left.
+# `pytest --durations=0` on cfd278e, two runs on a loaded machine scaled to a 940 s suite: 196,
+# 181, 115, 98, 92, 91, 89, 66, 62, 59, 56, 55, 51, 43, 41, 40, 33, 32, 32, 31, 28, 28; every
+# other file under 20 s). The two test processes take files in collection order (pytest.ini:
+# --dist loadfile, --no-loadscope-reorder): with the long ones first, the short ones fill in at
+# the end and both processes finish together, instead of one running a long file alone while the
+# other has nothing left.
 SLOWEST_FILES = [
-    "test_scaleout.py", "test_page_ux.py", "test_browser.py", "test_stream_faults.py",
-    "test_connection.py", "test_webhooks.py", "test_conversation_browser.py", "test_hardening.py",
-    "test_rooms_browser.py", "test_ux_walkthrough.py", "test_i18n_browser.py", "test_reload.py",
-    "test_outage.py", "test_accounts.py", "test_faults.py", "test_reading_browser.py",
-    "test_run_command.py", "test_accounts_browser.py", "test_bench_smoke.py", "test_python_client.py",
+    "test_scaleout.py", "test_hardening.py", "test_browser.py", "test_rooms_browser.py",
+    "test_page_ux.py", "test_conversation_browser.py", "test_stream_faults.py", "test_ux_walkthrough.py",
+    "test_connection.py", "test_webhooks.py", "test_i18n_browser.py", "test_accounts.py",
+    "test_outage.py", "test_faults.py", "test_reload.py", "test_run_command.py", "test_moderation.py",
+    "test_metrics.py", "test_python_client.py", "test_reading_browser.py", "test_accounts_browser.py",
+    "test_bench_smoke.py",
 ]
 
 

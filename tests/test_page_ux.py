@@ -67,15 +67,26 @@ def submit(page, button):
 
 # -- 10. Every form's failure is a page with a sentence and the typed text ---------------------
 
-@pytest.fixture
-def limited_server(redis_url, tmp_path):
+@pytest.fixture(scope="module")
+def limited_gunicorn(redis_url, tmp_path_factory):
     """A Gunicorn whose sign-in and posting limits are tiny, with limit counters of its own."""
-    server = Gunicorn(tmp_path, redis_url=redis_url, workers=2, env={
+    prefix = "ripple:test-limit:" + uuid.uuid4().hex
+    server = Gunicorn(tmp_path_factory.mktemp("limited"), redis_url=redis_url, workers=2, env={
         **SERVER_ENV, "RIPPLE_SESSION_RATE_IP": "2 per minute", "RIPPLE_POST_RATE_SESSION": "2 per minute",
-        "RIPPLE_RATELIMIT_KEY_PREFIX": "ripple:test-limit:" + uuid.uuid4().hex})
+        "RIPPLE_RATELIMIT_KEY_PREFIX": prefix})
     server.start()
-    yield server
+    yield server, prefix
     server.halt()
+
+
+@pytest.fixture
+def limited_server(limited_gunicorn, redis_client):
+    """limited_gunicorn with none of its limits spent: each test starts with every counter at
+    zero, as on a server of its own (one server for the module saves a start per test)."""
+    server, prefix = limited_gunicorn
+    for key in redis_client.scan_iter(match="*%s*" % prefix, count=1000):  # limits adds "LIMITS:"
+        redis_client.delete(key)
+    return server
 
 
 def wait_in(answer):
