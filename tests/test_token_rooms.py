@@ -92,3 +92,26 @@ def test_a_private_room_refuses_a_token_that_is_no_member_until_its_owner_adds_i
     assert post(server.url, room, TOKEN, {"text": "the operator", "user": "ops"})[0] == 201
     assert answer(owner, "DELETE", "/rooms/%s/members/%s?by=id" % (room, uid_of(bot)))[0] in (200, 204)
     assert post(server.url, room, bot, {"text": "removed"})[0] == 404
+
+
+def test_a_bot_is_never_made_a_moderator_and_deletes_only_its_own(server, redis_client, room, bot, owner):
+    assert create_room(owner, room)[0] == 201
+    sent = owner.post(room, "the owner's message")[1]
+    assert answer(owner, "PUT", "/rooms/%s/members/%s" % (room, uid_of(bot)))[0] == 200
+    for path in ("/rooms/%s/moderators/feed-bot" % room, "/rooms/%s/moderators/%s?by=id" % (room, uid_of(bot))):
+        status, body = answer(owner, "PUT", path)
+        assert (status, body["code"]) == (422, "bot_role")
+        assert body["error"] == "A bot (publish token) can be a member of a room, not a moderator."
+    status, body = answer(owner, "PUT", "/rooms/%s/moderators/feed-bot" % room, headers={"Accept-Language": "zh-Hans"})
+    assert status == 422 and "bot" not in body["error"]  # in the reader's language
+    assert answer(owner, "GET", "/rooms/%s/members" % room)[1]["members"][1]["role"] == "member"
+    path = "/rooms/%s/messages/%s" % (room, sent["id"])
+    assert change(server.url, "DELETE", path, bot)[1]["code"] == "not_yours_delete"
+    # A role a room's record held for a bot before (made a moderator then) moderates nothing, and
+    # adding the bot again puts it back to member.
+    redis_client.hset("ripple:{r:%s}:members" % room, uid_of(bot),
+                      '{"name": "feed-bot", "role": "moderator", "since": 1}')
+    assert change(server.url, "DELETE", path, bot)[1]["code"] == "not_yours_delete"
+    assert owner.request("GET", "/rooms/%s/messages" % room)[0] == 200
+    status, member = answer(owner, "PUT", "/rooms/%s/members/%s" % (room, uid_of(bot)))
+    assert (status, member["role"]) == (200, "member")

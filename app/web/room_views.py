@@ -41,6 +41,7 @@ SENTENCES = {
     "room_cap": _l("This service has reached its limit of %(limit)d rooms; ask an administrator."),
     "member_cap": _l("This room has reached its limit of %(limit)d members."),
     "ban_cap": _l("This room has reached its limit of %(limit)d bans."),
+    "bot_role": _l("A bot (publish token) can be a member of a room, not a moderator."),
 }
 
 
@@ -284,8 +285,11 @@ def _add_member(room, name, form):
     if account is None:
         raise gate.Refused(404, SENTENCES["no_account"] % (name or ""), "no_account")
     current = registry().member(room, account["id"])
+    role = current["role"] if current else records.MEMBER
+    if account["id"].startswith(records.TOKEN_PREFIX):
+        role = records.MEMBER  # a bot is never more (bot_role): adding it again puts that right
     try:
-        registry().add_member(room, account["id"], account["name"], current["role"] if current else records.MEMBER)
+        registry().add_member(room, account["id"], account["name"], role)
     except records.Full:
         raise gate.Refused(409, SENTENCES["member_cap"] % {"limit": registry().max_members}, "member_cap") from None
     record(room, "add", account["name"])
@@ -316,6 +320,9 @@ def moderator(room, name):
         raise gate.Refused(404, SENTENCES["not_member"] % {"name": name, "room": room}, "not_member")
     if target["role"] == records.OWNER:
         raise gate.Refused(403, SENTENCES["owner_stays"], "owner")
+    if verb == "PUT" and target["id"].startswith(records.TOKEN_PREFIX):
+        # A publish token edits and deletes only what it posted (docs/api.md): no bot moderates.
+        raise gate.Refused(422, SENTENCES["bot_role"], "bot_role")
     role = records.MODERATOR if verb == "PUT" else records.MEMBER
     registry().add_member(room, target["id"], target["name"], role)
     record(room, "appoint" if verb == "PUT" else "dismiss", target["name"])
