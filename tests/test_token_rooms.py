@@ -115,3 +115,23 @@ def test_a_bot_is_never_made_a_moderator_and_deletes_only_its_own(server, redis_
     assert owner.request("GET", "/rooms/%s/messages" % room)[0] == 200
     status, member = answer(owner, "PUT", "/rooms/%s/members/%s" % (room, uid_of(bot)))
     assert (status, member["role"]) == (200, "member")
+
+
+def test_a_bans_name_on_a_bots_edit_or_delete_is_the_name_its_message_was_posted_under(
+        server, redis_url, room):
+    bot = create(redis_url, room + "*", "first", "second")[1]
+    as_first = post(server.url, room, bot, {"text": "as first"})[1]
+    as_second = post(server.url, room, bot, {"text": "as second", "user": "second"})[1]
+    path = "/rooms/%s/messages/%%s" % room
+    assert flask_cli(redis_url, "rooms", "ban", room, "name:second").returncode == 0
+    for verb, body in (("PATCH", {"text": "edited"}), ("DELETE", None)):
+        assert change(server.url, verb, path % as_second["id"], bot, body)[1]["code"] == "banned"
+    assert change(server.url, "PATCH", path % as_first["id"], bot, {"text": "edited"})[0] == 200
+    # A reaction is the bot's as its first name (Grant.acting_name): a ban of another name does not stop it.
+    assert change(server.url, "PUT", (path % as_second["id"]) + "/reactions/👍", bot)[0] == 200
+    assert flask_cli(redis_url, "rooms", "unban", room, "name:second").returncode == 0
+    assert flask_cli(redis_url, "rooms", "ban", room, "name:first").returncode == 0
+    assert change(server.url, "PATCH", path % as_first["id"], bot, {"text": "again"})[1]["code"] == "banned"
+    assert change(server.url, "PUT", (path % as_first["id"]) + "/reactions/🎉", bot)[1]["code"] == "banned"
+    assert change(server.url, "PATCH", path % as_second["id"], bot, {"text": "edited"})[0] == 200
+    assert change(server.url, "DELETE", path % as_second["id"], bot)[0] == 204
