@@ -103,6 +103,7 @@ def now_ms():
 ACCESS_FIELDS = ("visibility", "slow", "owner")  # of a room's info hash, as access_from reads them
 GUEST_PREFIX = "guest:"  # a guest's uid (app/people/identity.py stable_id): one sign-in's
 TOKEN_PREFIX = "token:"  # a scoped publish token's uid (app/people/tokens.py Grant.uid)
+WEBHOOK_PREFIX = "webhook:"  # a webhook's bot's uid, its answers' (app/webhooks/dispatcher.py)
 BY_ADDRESS = 1  # the place of the address's ban among ban_fields
 
 
@@ -132,9 +133,10 @@ def guest_ban_key(name):
 def ban_fields(uid, address, name=None):
     """The bans hash fields that concern person ``uid`` (str or None), signed in as ``name``,
     from ``address``: [uid, "addr:<address>", their guest name's key]; "-" for none. A scoped
-    publish token (uid "token:<id>") posting as ``name`` is concerned by the name's ban too: a
-    ban of "name:<name>" stops every guest and every bot that would post under that name."""
-    guest = uid is not None and uid.startswith((GUEST_PREFIX, TOKEN_PREFIX)) and name
+    publish token (uid "token:<id>") posting as ``name``, or a webhook's bot ("webhook:<id>")
+    answering as it, is concerned by the name's ban too: a ban of "name:<name>" stops every
+    guest and every bot that would post under that name."""
+    guest = uid is not None and uid.startswith((GUEST_PREFIX, TOKEN_PREFIX, WEBHOOK_PREFIX)) and name
     return [uid or "-", "addr:" + (address or "-"), guest_ban_key(name) if guest else "-"]
 
 
