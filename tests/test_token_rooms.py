@@ -6,10 +6,11 @@ until its owner adds the bot as a member. The global publish token stays outside
 import pytest
 
 from .support import TOKEN, flask_cli
-from .test_accounts import account_holder
+from .test_accounts import account_holder, register
 from .test_publish_tokens import change, create, post
-from .test_rooms import answer
+from .test_rooms import answer, invite, path_of
 from .test_rooms import create as create_room
+from .web import Browser
 
 
 def uid_of(token):
@@ -135,3 +136,33 @@ def test_a_bans_name_on_a_bots_edit_or_delete_is_the_name_its_message_was_posted
     assert change(server.url, "PUT", (path % as_first["id"]) + "/reactions/🎉", bot)[1]["code"] == "banned"
     assert change(server.url, "PATCH", path % as_second["id"], bot, {"text": "edited"})[0] == 200
     assert change(server.url, "DELETE", path % as_second["id"], bot)[0] == 204
+
+
+def test_a_bot_and_a_person_never_share_a_members_name(server, redis_url, redis_client, room, owner):
+    name = answer(owner, "GET", "/session")[1]["name"]
+    assert create_room(owner, room, "private")[0] == 201
+    twin = create(redis_url, room + "*", name.upper())[1]  # the owner's name, another case
+    status, body = answer(owner, "PUT", "/rooms/%s/members/%s" % (room, uid_of(twin)))
+    assert (status, body["code"]) == (409, "name_taken")
+    assert body["error"] == ("“%s” is already the name of a member of #%s; a bot and a person cannot share a "
+                             "name there." % (name.upper(), room))
+    assert [m["name"] for m in answer(owner, "GET", "/rooms/%s/members" % room)[1]["members"]] == [name]
+    # A bot a member first: a person of its name is refused, by invitation or added by the owner.
+    helper, aide = ("%s-%s" % (word, uid_of(twin)[-6:]) for word in ("helper", "aide"))
+    for bot_name in (helper, aide):
+        bot = create(redis_url, room + "*", bot_name)[1]
+        assert answer(owner, "PUT", "/rooms/%s/members/%s" % (room, uid_of(bot)))[0] == 200
+    stranger = Browser(server.url)
+    assert stranger.sign_in(helper.upper()) == 200
+    assert answer(stranger, "POST", path_of(invite(owner, room)["url"]))[1]["code"] == "name_taken"
+    person = Browser(server.url)
+    assert register(person, aide)[0] == 201
+    assert answer(owner, "PUT", "/rooms/%s/members/%s" % (room, aide))[1]["code"] == "name_taken"
+    # A pair from before the refusal (the bot a moderator then): a name names the person, the
+    # bot is named by its uid.
+    person_id = answer(person, "GET", "/session")[1]["id"]
+    members = "ripple:{r:%s}:members" % room
+    redis_client.hset(members, person_id, '{"name": "%s", "role": "member", "since": 1}' % aide)
+    redis_client.hset(members, uid_of(bot), '{"name": "%s", "role": "moderator", "since": 1}' % aide)
+    status, ban = answer(owner, "POST", "/rooms/%s/bans" % room, body={"user": aide})
+    assert (status, ban["user"]) == (201, person_id)

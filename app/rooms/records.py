@@ -246,14 +246,17 @@ class Rooms:
 
     def find_member(self, room, uid=None, name=None):
         """The member whose uid is ``uid``, or (given ``name`` instead) whose name is ``name``
-        (case-insensitively), or None. Never one for the other: a display name may look like
+        (case-insensitively; a person before a bot), or None. Never one for the other: a display name may look like
         someone else's account id (24 hex digits), so the caller says which it has."""
         if (uid is None) == (name is None):
             raise TypeError("find_member needs exactly one of uid and name")
         if uid is not None:
             return self.member(room, uid)
         folded = name.casefold()
-        return next((m for m in self.members(room) if m["name"].casefold() == folded), None)
+        # A person before a bot of the same name (one added before such pairs were refused:
+        # room_views.refuse_shared_name); the bot is then named by its uid.
+        found = [m for m in self.members(room) if m["name"].casefold() == folded]
+        return min(found, key=lambda m: m["id"].startswith(TOKEN_PREFIX), default=None)
 
     def registered(self):
         """Rooms with a record, newest first."""
