@@ -99,6 +99,8 @@ def test_a_bot_is_never_made_a_moderator_and_deletes_only_its_own(server, redis_
     assert create_room(owner, room)[0] == 201
     sent = owner.post(room, "the owner's message")[1]
     assert answer(owner, "PUT", "/rooms/%s/members/%s" % (room, uid_of(bot)))[0] == 200
+    page = owner.request("GET", "/rooms/%s/manage" % room)[2].decode()
+    assert uid_of(bot) in page and "/moderators/%s?by=id" % uid_of(bot) not in page.replace("%3A", ":")
     for path in ("/rooms/%s/moderators/feed-bot" % room, "/rooms/%s/moderators/%s?by=id" % (room, uid_of(bot))):
         status, body = answer(owner, "PUT", path)
         assert (status, body["code"]) == (422, "bot_role")
