@@ -155,7 +155,7 @@ def test_a_rooms_claim_limits_where_a_token_reads_and_posts(jwt_server):
     assert browser.post(outside, "no")[0] == 403 and browser.post(inside, "yes")[0] == 201
 
 
-@pytest.mark.parametrize("claim", [["bad room!"], None, [1], {"room": "ops"}, 5, ["ops", None]])
+@pytest.mark.parametrize("claim", [["bad room!"], None, "", [1], {"room": "ops"}, 5, ["ops", None]])
 def test_a_malformed_rooms_claim_null_included_makes_the_token_invalid_everywhere(jwt_server, room, claim):
     # Present but null is not absent: a host application's "no rooms" must not grant every room.
     signed, _ = make_token(rooms=claim)

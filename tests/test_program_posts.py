@@ -1,9 +1,12 @@
 """What a program sending requests is told: a publish token in the wrong Authorization scheme is
 named as such; a JSON post's "idempotency_key" field is the Idempotency-Key header's twin."""
+import html
+import json
+
 import pytest
 
 from .support import TOKEN
-from .test_publish_tokens import create, post
+from .test_publish_tokens import connect, create, post
 
 
 @pytest.mark.parametrize("scheme", ["Token", "Basic", "token"])
@@ -35,3 +38,32 @@ def test_a_json_posts_idempotency_key_field_is_the_headers_twin_on_every_path(se
                              "them, or the same key in both.")
     status, body, _ = post(server.url, room, bot, {"text": "x", "idempotency_key": 7})
     assert (status, body["code"]) == (400, "bad_idempotency_key")
+
+
+def _form_post(server, room, headers):
+    """A form post "text=hi" with ``headers`` and no CSRF token: (status, the JSON's sentence or
+    the page's text)."""
+    conn = connect(server.url)
+    try:
+        conn.request("POST", "/rooms/%s/messages" % room, body="text=hi",
+                     headers={"Content-Type": "application/x-www-form-urlencoded", **headers})
+        response = conn.getresponse()
+        body = response.read().decode()
+        return response.status, json.loads(body)["error"] if body.startswith("{") else html.unescape(body)
+    finally:
+        conn.close()
+
+
+def test_a_programs_form_post_in_another_scheme_is_told_to_use_bearer_but_a_page_is_not(server, room):
+    for headers in ({"Accept": "application/json"}, {}):  # a program, and curl -d (no Accept)
+        status, body = _form_post(server, room, {"Authorization": "Token rpl_0123456789abcdef_x", **headers})
+        assert status == 400 and "Authorization header is not “Bearer <token>”" in body
+        assert "out of date" not in body
+    status, body = _form_post(server, room, {"Accept": "application/json"})
+    assert status == 400 and body.startswith(
+        "Nothing was done: this request carries neither a publish token nor a CSRF token.")
+    # A browser's page behind HTTP basic auth sends Authorization: Basic on every request: its
+    # form is told its page was out of date, as ever.
+    for headers in ({"Sec-Fetch-Mode": "navigate", "Accept": "text/html"}, {"Accept": "text/html,*/*;q=0.8"}):
+        status, body = _form_post(server, room, {"Authorization": "Basic dXNlcjpwYXNz", **headers})
+        assert status == 400 and "out of date" in body and "Bearer" not in body

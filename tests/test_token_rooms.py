@@ -6,10 +6,11 @@ until its owner adds the bot as a member. The global publish token stays outside
 import pytest
 
 from .support import TOKEN, flask_cli
-from .test_accounts import account_holder
+from .test_accounts import account_holder, register
 from .test_publish_tokens import change, create, post
-from .test_rooms import answer
+from .test_rooms import answer, invite, path_of
 from .test_rooms import create as create_room
+from .web import Browser
 
 
 def uid_of(token):
@@ -92,3 +93,78 @@ def test_a_private_room_refuses_a_token_that_is_no_member_until_its_owner_adds_i
     assert post(server.url, room, TOKEN, {"text": "the operator", "user": "ops"})[0] == 201
     assert answer(owner, "DELETE", "/rooms/%s/members/%s?by=id" % (room, uid_of(bot)))[0] in (200, 204)
     assert post(server.url, room, bot, {"text": "removed"})[0] == 404
+
+
+def test_a_bot_is_never_made_a_moderator_and_deletes_only_its_own(server, redis_client, room, bot, owner):
+    assert create_room(owner, room)[0] == 201
+    sent = owner.post(room, "the owner's message")[1]
+    assert answer(owner, "PUT", "/rooms/%s/members/%s" % (room, uid_of(bot)))[0] == 200
+    page = owner.request("GET", "/rooms/%s/manage" % room)[2].decode()
+    assert uid_of(bot) in page and "/moderators/%s?by=id" % uid_of(bot) not in page.replace("%3A", ":")
+    for path in ("/rooms/%s/moderators/feed-bot" % room, "/rooms/%s/moderators/%s?by=id" % (room, uid_of(bot))):
+        status, body = answer(owner, "PUT", path)
+        assert (status, body["code"]) == (422, "bot_role")
+        assert body["error"] == "A bot (publish token) can be a member of a room, not a moderator."
+    status, body = answer(owner, "PUT", "/rooms/%s/moderators/feed-bot" % room, headers={"Accept-Language": "zh-Hans"})
+    assert status == 422 and "bot" not in body["error"]  # in the reader's language
+    assert answer(owner, "GET", "/rooms/%s/members" % room)[1]["members"][1]["role"] == "member"
+    path = "/rooms/%s/messages/%s" % (room, sent["id"])
+    assert change(server.url, "DELETE", path, bot)[1]["code"] == "not_yours_delete"
+    # A role a room's record held for a bot before (made a moderator then) moderates nothing, and
+    # adding the bot again puts it back to member.
+    redis_client.hset("ripple:{r:%s}:members" % room, uid_of(bot),
+                      '{"name": "feed-bot", "role": "moderator", "since": 1}')
+    assert change(server.url, "DELETE", path, bot)[1]["code"] == "not_yours_delete"
+    assert owner.request("GET", "/rooms/%s/messages" % room)[0] == 200
+    status, member = answer(owner, "PUT", "/rooms/%s/members/%s" % (room, uid_of(bot)))
+    assert (status, member["role"]) == (200, "member")
+
+
+def test_a_bans_name_on_a_bots_edit_or_delete_is_the_name_its_message_was_posted_under(
+        server, redis_url, room):
+    bot = create(redis_url, room + "*", "first", "second")[1]
+    as_first = post(server.url, room, bot, {"text": "as first"})[1]
+    as_second = post(server.url, room, bot, {"text": "as second", "user": "second"})[1]
+    path = "/rooms/%s/messages/%%s" % room
+    assert flask_cli(redis_url, "rooms", "ban", room, "name:second").returncode == 0
+    for verb, body in (("PATCH", {"text": "edited"}), ("DELETE", None)):
+        assert change(server.url, verb, path % as_second["id"], bot, body)[1]["code"] == "banned"
+    assert change(server.url, "PATCH", path % as_first["id"], bot, {"text": "edited"})[0] == 200
+    # A reaction is the bot's as its first name (Grant.acting_name): a ban of another name does not stop it.
+    assert change(server.url, "PUT", (path % as_second["id"]) + "/reactions/👍", bot)[0] == 200
+    assert flask_cli(redis_url, "rooms", "unban", room, "name:second").returncode == 0
+    assert flask_cli(redis_url, "rooms", "ban", room, "name:first").returncode == 0
+    assert change(server.url, "PATCH", path % as_first["id"], bot, {"text": "again"})[1]["code"] == "banned"
+    assert change(server.url, "PUT", (path % as_first["id"]) + "/reactions/🎉", bot)[1]["code"] == "banned"
+    assert change(server.url, "PATCH", path % as_second["id"], bot, {"text": "edited"})[0] == 200
+    assert change(server.url, "DELETE", path % as_second["id"], bot)[0] == 204
+
+
+def test_a_bot_and_a_person_never_share_a_members_name(server, redis_url, redis_client, room, owner):
+    name = answer(owner, "GET", "/session")[1]["name"]
+    assert create_room(owner, room, "private")[0] == 201
+    twin = create(redis_url, room + "*", name.upper())[1]  # the owner's name, another case
+    status, body = answer(owner, "PUT", "/rooms/%s/members/%s" % (room, uid_of(twin)))
+    assert (status, body["code"]) == (409, "name_taken")
+    assert body["error"] == ("“%s” is already the name of a member of #%s; a bot and a person cannot share a "
+                             "name there." % (name.upper(), room))
+    assert [m["name"] for m in answer(owner, "GET", "/rooms/%s/members" % room)[1]["members"]] == [name]
+    # A bot a member first: a person of its name is refused, by invitation or added by the owner.
+    helper, aide = ("%s-%s" % (word, uid_of(twin)[-6:]) for word in ("helper", "aide"))
+    for bot_name in (helper, aide):
+        bot = create(redis_url, room + "*", bot_name)[1]
+        assert answer(owner, "PUT", "/rooms/%s/members/%s" % (room, uid_of(bot)))[0] == 200
+    stranger = Browser(server.url)
+    assert stranger.sign_in(helper.upper()) == 200
+    assert answer(stranger, "POST", path_of(invite(owner, room)["url"]))[1]["code"] == "name_taken"
+    person = Browser(server.url)
+    assert register(person, aide)[0] == 201
+    assert answer(owner, "PUT", "/rooms/%s/members/%s" % (room, aide))[1]["code"] == "name_taken"
+    # A pair from before the refusal (the bot a moderator then): a name names the person, the
+    # bot is named by its uid.
+    person_id = answer(person, "GET", "/session")[1]["id"]
+    members = "ripple:{r:%s}:members" % room
+    redis_client.hset(members, person_id, '{"name": "%s", "role": "member", "since": 1}' % aide)
+    redis_client.hset(members, uid_of(bot), '{"name": "%s", "role": "moderator", "since": 1}' % aide)
+    status, ban = answer(owner, "POST", "/rooms/%s/bans" % room, body={"user": aide})
+    assert (status, ban["user"]) == (201, person_id)

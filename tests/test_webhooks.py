@@ -313,6 +313,29 @@ def test_a_bot_answers_a_message_in_the_room(hook_server, register, room):
         assert log(hook_server.url, hook["id"])[-1]["reply"] == "posted"
 
 
+def test_a_bots_answer_is_not_posted_in_a_room_that_bans_its_name(hook_server, hook_redis, register, room):
+    def answer(request):
+        return 200, {"Content-Type": "application/json"}, json.dumps({"text": "still here"}).encode()
+
+    def bot_posts():
+        with urllib.request.urlopen("%s/rooms/%s/messages" % (hook_server.url, room), timeout=10) as r:
+            return [m for m in json.loads(r.read())["messages"] if m["user"] == "ban-bot"]
+
+    with Receiver(answer) as receiver:
+        hook = register(receiver.url, rooms=room, bot="ban-bot")
+        # The same key that stops a guest or a scoped token posting under the name (folded).
+        assert flask_cli(hook_redis.url, "rooms", "ban", room, "name:Ban-Bot").returncode == 0
+        post(hook_server.url, room, "anyone there?", user="ann")
+        entry = wait_until(lambda: log(hook_server.url, hook["id"]), 30, message="the delivery")[-1]
+        assert entry["outcome"] == "delivered"
+        assert entry["reply"] == "Not posted: #%s bans the bot's name (ban-bot)." % room
+        assert bot_posts() == []
+        assert flask_cli(hook_redis.url, "rooms", "unban", room, "name:ban-bot").returncode == 0
+        post(hook_server.url, room, "and now?", user="ann")
+        assert wait_until(bot_posts, 30, message="the bot's answer once the ban is lifted")[0]["text"] == "still here"
+        assert log(hook_server.url, hook["id"])[0]["reply"] == "posted"
+
+
 def test_the_admin_api_is_for_administrators_and_the_operator_token(hook_server, register):
     status, body = admin(hook_server.url, "GET", "/admin/webhooks", token="not-the-token")
     assert status == 401 and body["code"] == "signed_out"

@@ -43,7 +43,7 @@ from babel.dates import format_timedelta
 
 from ..people import names
 from . import keys, messages
-from .records import MODERATING
+from .records import MODERATING, TOKEN_PREFIX
 from .store import ACTIVITY_EXCERPT, TRIM_LUA, NotReplicated, beyond, entry_fields, hold
 
 logger = logging.getLogger(__name__)
@@ -372,10 +372,13 @@ class Conversation:
     def moderates(self, room, by):
         """Tell whether ``by`` may delete other people's messages in ``room``: a site
         administrator, and the room's owner and moderators (issue 15). The one place that rule
-        lives."""
+        lives. A publish token (a bot) never moderates, whatever role a room's record holds for it
+        (the owner cannot make it one: room_views' bot_role)."""
         if by.admin:
             return True
-        return self.rooms is not None and bool(by.uid) and self.rooms.role(room, by.uid) in MODERATING
+        if not by.uid or by.uid.startswith(TOKEN_PREFIX):
+            return False
+        return self.rooms is not None and self.rooms.role(room, by.uid) in MODERATING
 
     def react(self, room, message_id, by, emoji, on=True):
         """Add (``on``) or take back ``by``'s reaction ``emoji`` on a message; doing it twice

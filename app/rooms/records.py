@@ -103,6 +103,7 @@ def now_ms():
 ACCESS_FIELDS = ("visibility", "slow", "owner")  # of a room's info hash, as access_from reads them
 GUEST_PREFIX = "guest:"  # a guest's uid (app/people/identity.py stable_id): one sign-in's
 TOKEN_PREFIX = "token:"  # a scoped publish token's uid (app/people/tokens.py Grant.uid)
+WEBHOOK_PREFIX = "webhook:"  # a webhook's bot's uid, its answers' (app/webhooks/dispatcher.py)
 BY_ADDRESS = 1  # the place of the address's ban among ban_fields
 
 
@@ -132,9 +133,10 @@ def guest_ban_key(name):
 def ban_fields(uid, address, name=None):
     """The bans hash fields that concern person ``uid`` (str or None), signed in as ``name``,
     from ``address``: [uid, "addr:<address>", their guest name's key]; "-" for none. A scoped
-    publish token (uid "token:<id>") posting as ``name`` is concerned by the name's ban too: a
-    ban of "name:<name>" stops every guest and every bot that would post under that name."""
-    guest = uid is not None and uid.startswith((GUEST_PREFIX, TOKEN_PREFIX)) and name
+    publish token (uid "token:<id>") posting as ``name``, or a webhook's bot ("webhook:<id>")
+    answering as it, is concerned by the name's ban too: a ban of "name:<name>" stops every
+    guest and every bot that would post under that name."""
+    guest = uid is not None and uid.startswith((GUEST_PREFIX, TOKEN_PREFIX, WEBHOOK_PREFIX)) and name
     return [uid or "-", "addr:" + (address or "-"), guest_ban_key(name) if guest else "-"]
 
 
@@ -244,14 +246,17 @@ class Rooms:
 
     def find_member(self, room, uid=None, name=None):
         """The member whose uid is ``uid``, or (given ``name`` instead) whose name is ``name``
-        (case-insensitively), or None. Never one for the other: a display name may look like
+        (case-insensitively; a person before a bot), or None. Never one for the other: a display name may look like
         someone else's account id (24 hex digits), so the caller says which it has."""
         if (uid is None) == (name is None):
             raise TypeError("find_member needs exactly one of uid and name")
         if uid is not None:
             return self.member(room, uid)
         folded = name.casefold()
-        return next((m for m in self.members(room) if m["name"].casefold() == folded), None)
+        # A person before a bot of the same name (one added before such pairs were refused:
+        # room_views.refuse_shared_name); the bot is then named by its uid.
+        found = [m for m in self.members(room) if m["name"].casefold() == folded]
+        return min(found, key=lambda m: m["id"].startswith(TOKEN_PREFIX), default=None)
 
     def registered(self):
         """Rooms with a record, newest first."""

@@ -46,7 +46,7 @@ def delete_message(room, message_id, by, reason=None):
     return _service().delete(room, message_id, by, reason=reason)
 
 
-def _room(room):
+def _room(room, message_id=None):
     canonical = keys.canonical_room(room)
     if canonical is None:
         abort(400, keys.ROOM_RULE)
@@ -61,10 +61,22 @@ def _room(room):
     elif kind == "token":
         grant = tokens.current()
         grant.check_room(canonical)
-        gate.require_token_write(canonical, grant, grant.acting_name)
+        gate.require_token_write(canonical, grant, _token_name(canonical, grant, message_id))
     else:
         gate.require_write(canonical)
     return canonical
+
+
+def _token_name(room, grant, message_id):
+    """The name a scoped token's ban by name is checked against: for an edit or a delete
+    (``message_id``), the name its own message was posted under (a ban of "name:second" stops
+    it changing what it posted as "second", and a ban of its first name does not); otherwise,
+    and for a reaction, the name it acts as, its first (Grant.acting_name)."""
+    if message_id is not None and grant.scoped:
+        message = _service().message(room, message_id)
+        if message and message.get("uid") == grant.uid and isinstance(message.get("user"), str):
+            return message["user"]
+    return grant.acting_name
 
 
 def _actor():
@@ -163,7 +175,7 @@ def limited(view):
 @limited
 def edit_message(room, message_id):
     """Edit one's own message: {"text"} -> 200 with the message (``edited_ts`` set)."""
-    room = _room(room)
+    room = _room(room, message_id)
     data = bodies.json_request()  # 415 unsupported_type, 400 bad_body: as every JSON route
     max_chars = current_app.config["MAX_MESSAGE_CHARS"]
     answer = _do(room, message_id, False,
@@ -176,7 +188,7 @@ def edit_message(room, message_id):
 @limited
 def edit_form(room, message_id):
     """The form twin of PATCH: a 303 back to the room page, or the page with the sentence."""
-    room = _room(room)
+    room = _room(room, message_id)
     form = _form()
     text = request.form.get("text", "").replace("\r\n", "\n")
     max_chars = current_app.config["MAX_MESSAGE_CHARS"]
@@ -192,7 +204,7 @@ def edit_form(room, message_id):
 @limited
 def remove_message(room, message_id):
     """Delete one's own message (a site administrator: anyone's): 204."""
-    room = _room(room)
+    room = _room(room, message_id)
     deleting = _delete(room, message_id)
     return _do(room, message_id, False, lambda who: (deleting(who), Response(status=204))[1], admin=True,
                programs=True)
@@ -204,7 +216,7 @@ def delete_form(room, message_id):
     """The form twin of DELETE: a 303 back to the room page. From a page, only once confirmed
     (``confirm=1``); unconfirmed, a 303 to the page that asks (PRG: reloading it deletes nothing).
     A program posting the form (Accept: application/json) deletes at once: 204."""
-    room = _room(room)
+    room = _room(room, message_id)
     form = _form()
     reason = request.form.get("reason") or None
     deleting = _delete(room, message_id, reason)

@@ -43,8 +43,10 @@ TOO_LARGE = (N_("Nothing was sent: the message was far too long to send (over %d
 
 def stale(endpoint, missing=False):
     """The sentence for a form whose CSRF token is out of date: nothing happened, how to go on.
-    ``missing``: no token came at all; unless the request is a form, that is a program's."""
-    if missing and request.mimetype not in api.FORM_TYPES:
+    ``missing``: no token came at all; unless a browser is loading a page (a plain form: it may
+    send "Authorization: Basic" on every request behind HTTP basic auth), that is a program's,
+    whatever its body (curl's -d sends a form)."""
+    if missing and (request.mimetype not in api.FORM_TYPES or not wants_page()):
         return NOT_BEARER if request.headers.get("Authorization", "").strip() else NO_TOKEN
     if endpoint == "rooms.create_room" and not identity.shown():
         return pages.CREATE_SIGNED_OUT  # signed out in another tab: "press Create again" would fail

@@ -41,6 +41,9 @@ SENTENCES = {
     "room_cap": _l("This service has reached its limit of %(limit)d rooms; ask an administrator."),
     "member_cap": _l("This room has reached its limit of %(limit)d members."),
     "ban_cap": _l("This room has reached its limit of %(limit)d bans."),
+    "bot_role": _l("A bot (publish token) can be a member of a room, not a moderator."),
+    "name_taken": _l("“%(name)s” is already the name of a member of #%(room)s; a bot and a person "
+                     "cannot share a name there."),
 }
 
 
@@ -283,13 +286,27 @@ def _add_member(room, name, form):
         account = {"id": uid, "name": shown} if uid else None
     if account is None:
         raise gate.Refused(404, SENTENCES["no_account"] % (name or ""), "no_account")
+    refuse_shared_name(room, account["id"], account["name"])
     current = registry().member(room, account["id"])
+    role = current["role"] if current else records.MEMBER
+    if account["id"].startswith(records.TOKEN_PREFIX):
+        role = records.MEMBER  # a bot is never more (bot_role): adding it again puts that right
     try:
-        registry().add_member(room, account["id"], account["name"], current["role"] if current else records.MEMBER)
+        registry().add_member(room, account["id"], account["name"], role)
     except records.Full:
         raise gate.Refused(409, SENTENCES["member_cap"] % {"limit": registry().max_members}, "member_cap") from None
     record(room, "add", account["name"])
     return done(form, manage_url(room), registry().member(room, account["id"]))
+
+
+def refuse_shared_name(room, uid, name):
+    """Refuse (409 name_taken) making ``uid`` a member of ``room`` under ``name`` when another
+    member goes by that name and one of the two is a bot (a scoped publish token): the routes
+    that name a member by name (moderators, removal, bans by ``user``) must find one member."""
+    other = registry().find_member(room, name=name)
+    if other is not None and other["id"] != uid and any(
+            who.startswith(records.TOKEN_PREFIX) for who in (uid, other["id"])):
+        raise gate.Refused(409, SENTENCES["name_taken"] % {"name": name, "room": room}, "name_taken")
 
 
 def _may_act_on(actor, role):
@@ -316,6 +333,9 @@ def moderator(room, name):
         raise gate.Refused(404, SENTENCES["not_member"] % {"name": name, "room": room}, "not_member")
     if target["role"] == records.OWNER:
         raise gate.Refused(403, SENTENCES["owner_stays"], "owner")
+    if verb == "PUT" and target["id"].startswith(records.TOKEN_PREFIX):
+        # A publish token edits and deletes only what it posted (docs/api.md): no bot moderates.
+        raise gate.Refused(422, SENTENCES["bot_role"], "bot_role")
     role = records.MODERATOR if verb == "PUT" else records.MEMBER
     registry().add_member(room, target["id"], target["name"], role)
     record(room, "appoint" if verb == "PUT" else "dismiss", target["name"])

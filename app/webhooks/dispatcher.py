@@ -31,7 +31,7 @@ import redis
 import requests
 
 from ..ops import outage
-from ..rooms import keys, messages
+from ..rooms import keys, messages, records
 from . import hooks, queue, sender, signing
 from .pump import IDLE_WAIT_SECONDS, LEASE_LUA, REGROUP_LUA, Pump
 
@@ -91,6 +91,7 @@ class Dispatcher:
         self.regroup = client.register_script(REGROUP_LUA)
         self._failed = client.register_script(_FAILED_LUA)
         self._greenlets = []
+        self._ban_logged = set()  # (webhook id, room): a banned bot's skipped answers, logged once
 
     def start(self):
         """Start delivering in this process (idempotent)."""
@@ -287,6 +288,11 @@ class Dispatcher:
         if str(message.get("uid", "")).startswith("webhook:"):
             return "Not posted: bots do not answer bots (the message came from a webhook)."
         try:
+            if self.banned(room, hook):
+                return "Not posted: #%s bans the bot's name (%s)." % (room, hook["bot"])
+        except redis.RedisError:
+            return "Not posted: the message store is unavailable."
+        try:
             text = messages.check_text(answer["text"], self.max_chars)
             quote = self.quote(room, answer.get("reply_to"))
             # The delivery id as idempotency key: a repeated delivery posts the answer once.
@@ -299,6 +305,23 @@ class Dispatcher:
         except redis.RedisError:
             return "Not posted: the message store is unavailable."
         return "posted"
+
+    def banned(self, room, hook):
+        """Tell whether ``room`` bans ``hook``'s bot: its name ("name:<name>", the key that
+        stops a guest or a scoped token posting under it) or its uid "webhook:<id>", read as the
+        post path reads a ban (records.ban_fields, access_from). Logged once per room and worker."""
+        uid = records.WEBHOOK_PREFIX + hook["id"]
+        found = self.redis.hmget(records.RecordKeys(room).bans, *records.ban_fields(uid, None, hook["bot"]))
+        ban = records.access_from(uid, (None, None, None), None, found).ban
+        if ban is None:
+            self._ban_logged.discard((hook["id"], room))  # lifted: a new ban is logged again
+        elif (hook["id"], room) not in self._ban_logged:
+            if len(self._ban_logged) > 10000:
+                self._ban_logged.clear()
+            self._ban_logged.add((hook["id"], room))
+            logger.warning("webhook answer not posted: the room bans its bot id=%s room=%s bot=%s",
+                           hook["id"], room, hook["bot"])
+        return ban is not None
 
     def quote(self, room, reply_to):
         """The quote of the message a bot's answer replies to (messages.quote), or None; raises
