@@ -59,6 +59,9 @@ def loads(raw):
         raise ValueError(TOO_DEEP) from None
 
 
+UNNAMED_FIELD = N_("Every part of a multipart form needs a name (Content-Disposition: form-data; name=\"...\").")
+
+
 class BadBody(BadRequest):
     """400 "bad_body": a JSON body that is not the JSON object the route takes."""
 

@@ -15,7 +15,7 @@ from ..ops import outage, topology
 from ..ops.services import services
 from ..people import identity, jwts, tokens
 from ..rooms import keys, messages
-from . import gate
+from . import bodies, gate
 
 # Marks a sentence for the catalogue; the web layer answers it in the reader's language
 # (app/web/i18n.py, translate).
@@ -88,6 +88,10 @@ def _protect():
         return
     if request.routing_exception is not None:
         return  # no such route or method: nothing would be done; its 404 / 405 (with Allow) follows
+    if request.mimetype == "multipart/form-data":
+        request.get_data(cache=True)  # as below: the bytes kept for require_utf8_form
+        if None in request.form or None in request.files:  # a part with no name (werkzeug keys it None)
+            raise bodies.BadBody(bodies.UNNAMED_FIELD)
     if (request.method in ("POST", "PUT", "PATCH", "DELETE") and tokens.current() is None
             and jwts.bearer() is None and not gate.admin_token_presented()):
         if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
