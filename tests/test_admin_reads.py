@@ -8,6 +8,7 @@ from app.ops.services import services
 
 from .support import TOKEN
 from .test_accounts import account_holder
+from .test_publish_tokens import create as create_token
 from .test_room_admin import BEARER, admin_app  # noqa: F401 (a fixture)
 from .test_rooms import answer, create, guest, new_room
 from .web import Browser
@@ -81,3 +82,37 @@ def test_an_admin_accounts_stream_stays_open_when_its_room_is_made_private(serve
         message, before = stream.until("message")
         assert [e.name for e in before if e.name == "removed"] == []
         assert message.json()["text"] == "still heard"
+
+
+def test_the_sidebar_asks_whether_someone_is_an_administrator_once_and_only_when_it_decides(redis_client):
+    # Each ask is an account read: a member of many private rooms paid one per room on every
+    # stream open (review helper-54, M1).
+    from app.rooms import records
+    from app.web import gate
+    uid = "a" * 24
+    mine, theirs = [new_room("mine") for _ in range(4)], [new_room("theirs") for _ in range(3)]
+    for room in mine + theirs:
+        redis_client.hset(records.RecordKeys(room).info, "visibility", records.PRIVATE)
+    for room in mine:
+        redis_client.hset(records.RecordKeys(room).members, uid, json.dumps({"role": "member"}))
+    asked = []
+
+    def administrator():
+        asked.append(1)
+        return False
+    assert gate.readable_of(redis_client, mine, uid, "127.0.0.1", "ann", admin=administrator) == mine
+    assert asked == []
+    assert gate.readable_of(redis_client, mine + theirs, uid, "127.0.0.1", "ann", admin=administrator) == mine
+    assert asked == [1]
+
+
+def test_a_tokens_write_is_never_judged_by_a_cookies_admin_flag(server, app, redis_url):
+    # A scoped token no member of a private room, sent beside an admin account's cookie: the
+    # token's own access decides, as on the fast path (review helper-54, M3).
+    owner, admin = account_holder(server, "own"), admin_browser(server, app)
+    room = new_room("priv")
+    assert create(owner, room, "private")[0] == 201
+    token = create_token(redis_url, room, "bot")[1]
+    status, _, _ = admin.request("POST", "/rooms/%s/messages" % room, body={"text": "in?"},
+                                 headers={"Authorization": "Bearer " + token, "Accept": "application/json"})
+    assert status == 404

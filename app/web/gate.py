@@ -162,7 +162,7 @@ def token_refusal(found):
     "private" (not a member of a private room), "banned", or None (it may; None Access too)."""
     if found is None:
         return None
-    if hidden(found):
+    if hidden(found, admin=False):  # a token's own access: never a cookie's admin flag
         return "private"
     return "banned" if found.ban is not None else None
 
@@ -379,18 +379,25 @@ def readable_of(redis_client, room_names, uid, address, name=None, admin=False):
             pipe.hget(k.members, fields[0])
             pipe.hmget(k.bans, *fields)
         found = iter(pipe.execute())
-    allowed, now = [], records.now_ms()
+    allowed, now, administrator = [], records.now_ms(), None
     for room in room_names:
         private, member, bans = next(found) == records.PRIVATE, next(found), next(found)
-        if not private or _admin(admin):
-            allowed.append(room)
-            continue
-        role = json.loads(member).get("role") if (uid and member) else None
-        if role is None:
-            continue
-        # The rule of Rooms.access: an address's ban spares the room's moderators and owner.
-        in_force = [json.loads(raw) for i, raw in enumerate(bans)
-                    if raw and not (i == records.BY_ADDRESS and role in records.MODERATING)]
-        if not any(not ban.get("until") or ban["until"] > now for ban in in_force):
-            allowed.append(room)
+        if private and not _member_unbanned(member if uid else None, bans, now):
+            if administrator is None:  # asked once, and only when it decides (an account read)
+                administrator = _admin(admin)
+            if not administrator:
+                continue
+        allowed.append(room)
     return allowed
+
+
+def _member_unbanned(member, bans, now):
+    """Tell whether ``member`` (a members hash's JSON, or None) holds a role no ban in force
+    (``bans``: readable_of's HMGET of ban_fields) takes away: the rule of Rooms.access, where
+    an address's ban spares the room's moderators and owner."""
+    role = json.loads(member).get("role") if member else None
+    if role is None:
+        return False
+    in_force = [json.loads(raw) for i, raw in enumerate(bans)
+                if raw and not (i == records.BY_ADDRESS and role in records.MODERATING)]
+    return not any(not ban.get("until") or ban["until"] > now for ban in in_force)
