@@ -67,7 +67,12 @@ def say(person, room, text, key):
 
 
 def stream(server, room, after=None):
-    return SSEStream("%s/rooms/%s/events" % (server.url, room), headers={"Last-Event-ID": after} if after else {})
+    """A stream of ``room``, subscribed when returned (its ``ready`` read: a stream's headers
+    leave before it subscribes, and a write before that reaches a stream without a cursor never)."""
+    opened = SSEStream("%s/rooms/%s/events" % (server.url, room), headers={"Last-Event-ID": after} if after else {})
+    if after is None:
+        opened.until("ready")
+    return opened
 
 
 def history(server, room):
