@@ -257,9 +257,9 @@ class Store:
         script = _PUBLISH_LUA.replace("-- webhooks --", outbox.PUBLISH_LUA if outbox is not None else "")
         if self.replica_acks:
             script = hold(script, HOLD_MESSAGE_LUA)
-        self.publish_command = "'%s'" % publish_command
-        self._publish = client.register_script(script.replace("'PUBLISH'", self.publish_command))
-        self._confirm = client.register_script(_CONFIRM_LUA.replace("'PUBLISH'", self.publish_command))
+        command = "'%s'" % publish_command  # as a Lua string
+        self._publish = client.register_script(script.replace("'PUBLISH'", command))
+        self._confirm = client.register_script(_CONFIRM_LUA.replace("'PUBLISH'", command))
         self._settle = client.register_script(_SETTLE_LUA)
         # A plain client's pool: the publish script is sent on one of its connections directly
         # (_run_publish); Sentinel's and Cluster's clients keep redis-py's whole path.
