@@ -53,15 +53,34 @@ def worker_cpu(pids):
 
 
 def commandstats(redis):
-    out, cpu = {}, 0.0
+    """({command: calls}, {command: µs inside it}, Redis CPU in s) from one INFO."""
+    calls, usec, cpu = {}, {}, 0.0
     for line in redis.command("INFO", "all").splitlines():
         if line.startswith("cmdstat_"):
             name, rest = line[len("cmdstat_"):].split(":", 1)
             fields = dict(kv.split("=") for kv in rest.split(","))
-            out[name] = int(fields["calls"])
+            calls[name] = int(fields["calls"])
+            usec[name] = int(fields["usec"])
         elif line.startswith(("used_cpu_user:", "used_cpu_sys:")):
             cpu += float(line.split(":")[1])
-    return out, cpu
+    return calls, usec, cpu
+
+
+def slow_commands(redis, opened):
+    """SLOWLOG grouped by command and, for scripts, SHA and first key: {what: [calls, µs per open]}."""
+    import redis as redis_py  # the bench's venv has it
+    client = redis_py.Redis(host="127.0.0.1", port=redis.port)
+    groups = {}
+    for entry in client.slowlog_get(200000):
+        words = entry["command"].decode(errors="replace").split()
+        what = words[0].lower()
+        if what in ("evalsha", "eval") and len(words) > 3:
+            what = "%s %s %s" % (what, words[1][:8], words[3] if words[2] != "0" else "")
+        calls, usec = groups.get(what, (0, 0))
+        groups[what] = (calls + 1, usec + entry["duration"])
+    client.close()
+    ranked = sorted(groups.items(), key=lambda kv: -kv[1][1])
+    return {k: [c, round(u / max(1, opened), 1)] for k, (c, u) in ranked[:25]}
 
 
 async def http(port, request, until=b"\r\n\r\n", timeout=30):
@@ -185,18 +204,25 @@ async def run(a):
             await asyncio.sleep(1)
             first = 100
         held_before = len(opener.held)
-        stats0, rcpu0 = commandstats(redis)
+        if a.slowlog is not None:
+            redis.command("CONFIG", "SET", "slowlog-log-slower-than", str(a.slowlog))
+            redis.command("CONFIG", "SET", "slowlog-max-len", "200000")
+            redis.command("SLOWLOG", "RESET")
+        stats0, usec0, rcpu0 = commandstats(redis)
         cpu0, t0 = worker_cpu(pids), time.monotonic()
         await opener.open(first, a.opens, a.inflight)
         wall = time.monotonic() - t0
         await asyncio.sleep(a.settle)
         cpu1, t1 = worker_cpu(pids), time.monotonic()
-        stats1, rcpu1 = commandstats(redis)
+        stats1, usec1, rcpu1 = commandstats(redis)
         opened = len(opener.held) - held_before
         cpu = cpu1 - cpu0 - idle_rate * (t1 - t0)
         delta = {k: v - stats0.get(k, 0) for k, v in stats1.items() if v - stats0.get(k, 0) > 0}
         # INFO itself is counted once per sample
         delta = {k: round(v / max(1, opened), 2) for k, v in sorted(delta.items(), key=lambda kv: -kv[1])}
+        # the time Redis spent inside each command (not its I/O, nor pub/sub's sends outside them)
+        spent = {k: v - usec0.get(k, 0) for k, v in usec1.items() if v - usec0.get(k, 0) > 0}
+        spent = {k: round(v / max(1, opened), 1) for k, v in sorted(spent.items(), key=lambda kv: -kv[1])}
         out.update({"opened": opened, "failed": opener.failed, "statuses": opener.statuses,
                     "wall_s": round(wall, 3), "opens_per_s": round(opened / wall, 1),
                     "idle_cores": round(idle_rate, 3),
@@ -204,7 +230,10 @@ async def run(a):
                     "redis_cpu_us_per_open": round(1e6 * (rcpu1 - rcpu0) / max(1, opened), 1),
                     "redis_commands_per_open": round(sum(delta.values()), 2),
                     "redis_by_command": delta,
+                    "redis_us_per_open_by_command": spent,
                     "load_avg": os.getloadavg()[0]})
+        if a.slowlog is not None:
+            out["slowlog"] = slow_commands(redis, opened)
         if a.monitor:  # every command of ONE more open, as Redis saw them
             with open(a.monitor, "w") as f:
                 mon = subprocess.Popen(["redis-cli", "-p", str(redis.port), "monitor"], stdout=f)
@@ -242,6 +271,8 @@ def main():
     p.add_argument("--settle", type=float, default=1.5)
     p.add_argument("--monitor", help="write Redis MONITOR's lines for one more open to this file")
     p.add_argument("--profile", help="py-spy raw (collapsed) output file")
+    p.add_argument("--slowlog", type=int, metavar="USEC",
+                   help="log every Redis command slower than USEC µs during the opens and print them by script")
     a = p.parse_args()
     if a.reopen:
         a.opens = a.hold
