@@ -17,16 +17,22 @@ import redis
 
 from ..ops import outage
 from ..rooms import keys
+from ..webhooks.queue import NO_EVENT_FN_LUA
 
 logger = logging.getLogger(__name__)
 
 ROOMS = "ripple:presence:rooms"   # set of rooms that may have members (the sweeper's work list)
 LOCK = "ripple:presence:sweeper"
 
-# Shared Lua: the names online (live members, each name once, unsorted; ``seen`` as a set), the
-# guests among them (a name whose live connections are all a guest's: GUEST ends their ids; one
-# that is not means the name's holder now has an account or a token: a guest who just registered
-# keeps their old connections' members for a while), and the announcements.
+# Shared Lua. A room keeps every stream's connection in ``online`` (expiry scores) and, beside it,
+# the names announced present (``names``: sorted set, scores 0, so in byte order) and the guests
+# among them (``guests``: set; a name whose live connections are all a guest's: GUEST ends their
+# ids; one that is not means the name's holder now has an account or a token: a guest who just
+# registered keeps their old connections' members for a while). A join reads the names, not
+# every connection: O(log N) in a room of N (issue 20: the scan of every connection was most of
+# a signed-in open's Redis time in big rooms). The sweeper, which scans the connections once a
+# round anyway, takes out the names it announces gone and mends the names should they differ
+# from the connections (a host of the release before, which kept no names).
 #
 # A join, leave or "here" costs every listener O(1) bytes (issue 20): the event carries the change
 # ({room, name, action, guest, online_count}); only while the room has at most ``limit`` names
@@ -44,6 +50,31 @@ local function online(zset, now)
   for name in pairs(signed) do guests[name] = nil end
   return names, guests, seen
 end
+-- The room's names and guests keys (each script sets them first).
+local names_key, guests_key = nil, nil
+-- The guests among ``shown`` (names), as a set: one SMISMEMBER (Redis 6.2+).
+local function guests_among(shown)
+  local guests = {}
+  if #shown == 0 then return guests end
+  local found = redis.call('SMISMEMBER', guests_key, unpack(shown))
+  for i, n in ipairs(shown) do
+    if found[i] == 1 then guests[n] = true end
+  end
+  return guests
+end
+-- Set the names and guests to ``names`` and ``guests`` (what a scan of the connections found).
+local function store_names(names, guests)
+  redis.call('DEL', names_key, guests_key)
+  for i = 1, #names, 500 do
+    local args, listed = {}, {}
+    for j = i, math.min(#names, i + 499) do
+      args[#args + 1] = 0; args[#args + 1] = names[j]
+      if guests[names[j]] then listed[#listed + 1] = names[j] end
+    end
+    redis.call('ZADD', names_key, unpack(args))
+    if #listed > 0 then redis.call('SADD', guests_key, unpack(listed)) end
+  end
+end
 local function quote(names, only)
   local quoted = {}
   for _, n in ipairs(names) do
@@ -60,14 +91,15 @@ end
 -- interval (``batch_ms``) of the last one sent waits in the room's batch, in order, and the
 -- batch goes out one interval later in one payload (Presence.flush: one PUBLISH, one wake-up of
 -- each stream for many joins). In a batch only the last event carries the ``online``/``guests``
--- lists (each is stored as "<event>\\0<lists>"): N people coming into a room of M cost about M
--- wake-ups and M lists per interval, not N x M. ``due`` is set when this script's caller must
--- have the batch published after the interval: the batch was empty, or its publisher is
--- overdue (its worker died first). The batch's time to live tells its age: set to
--- batch_life() when a publisher is due, it is overdue two intervals later; the sweeper
--- publishes an overdue batch too (_SWEEP_LUA), so only a minute without either loses it.
--- Each script sets the room's batch and hold keys and the interval first.
-local batch_key, hold_key, batch_ms = nil, nil, 0
+-- lists, read when the batch goes out: N people coming into a room of M cost about M wake-ups
+-- and M lists per interval, not N x M, and Redis one list per batch, not one per join. ``due``
+-- is set when this script's caller must have the batch published after the interval: the batch
+-- was empty, or its publisher is overdue (its worker died first). The batch's time to live
+-- tells its age: set to batch_life() when a publisher is due, it is overdue two intervals
+-- later; the sweeper publishes an overdue batch too (_SWEEP_LUA), so only a minute without
+-- either loses it. Each script sets the room's batch and hold keys, the interval and the list
+-- limit first.
+local batch_key, hold_key, batch_ms, list_limit = nil, nil, 0, 0
 local due = 0
 local function batch_life() return math.max(60000, 4 * batch_ms) end
 local function overdue()
@@ -81,6 +113,14 @@ local function queue(stored)
     due = 1
   end
 end
+-- The room's lists as they are now, or '' above the limit.
+local function lists_now()
+  if redis.call('ZCARD', names_key) > list_limit then return '' end
+  local names = redis.call('ZRANGE', names_key, 0, -1)
+  return lists(names, guests_among(names))
+end
+-- A batch's events are stored as "<event>\\0" (the release before stored its lists after the
+-- \\0: they are left out); the last one gets the room's lists as they are when it goes out.
 local function publish_batch(channel)
   local stored = redis.call('LRANGE', batch_key, 0, -1)
   if #stored == 0 then return 0 end
@@ -88,85 +128,95 @@ local function publish_batch(channel)
   local events = {}
   for i, one in ipairs(stored) do
     local cut = string.find(one, '\\0', 1, true)
-    events[i] = string.sub(one, 1, cut - 1) .. (i == #stored and string.sub(one, cut + 1) or '') .. '}'
+    events[i] = string.sub(one, 1, (cut or #one + 1) - 1) .. (i == #stored and lists_now() or '') .. '}'
   end
   redis.call('PUBLISH', channel, '!presence\\n' .. table.concat(events, '\\n\\nevent: presence\\ndata: '))
   redis.call('SET', hold_key, '1', 'PX', batch_ms)  -- a busy room: what comes next waits too
   return #stored
 end
-local function tell(channel, room, name, action, guest, count, names, guests, limit)
+-- Announce a change: at once in a calm room, with the lists (``names`` and ``guests``, else the
+-- room's as they are) while at most ``list_limit`` names are online; queued in a busy one,
+-- where the lists wait for the batch. Returns the event with its lists for a webhook when
+-- ``hook`` and one wants it, else nil.
+local function tell(channel, room, name, action, guest, count, names, guests, hook)
   local event = '{"room":' .. cjson.encode(room) .. ',"name":' .. cjson.encode(name) ..
     ',"action":"' .. action .. '","guest":' .. (guest and 'true' or 'false') ..
     ',"online_count":' .. string.format('%d', count)
-  local listed = count <= limit and lists(names, guests) or ''
-  if batch_ms > 0 and (redis.call('EXISTS', batch_key) == 1 or redis.call('EXISTS', hold_key) == 1) then
-    queue(event .. '\\0' .. listed)
+  local queued = batch_ms > 0 and (redis.call('EXISTS', batch_key) == 1 or redis.call('EXISTS', hold_key) == 1)
+  local listed = nil
+  if count <= list_limit and (not queued or (hook and webhook_wanted())) then
+    listed = names and lists(names, guests) or lists_now()
+  end
+  if queued then
+    queue(event .. '\\0')
   else
-    redis.call('PUBLISH', channel, '!presence\\n' .. event .. listed .. '}')
+    redis.call('PUBLISH', channel, '!presence\\n' .. event .. (listed or '') .. '}')
     if batch_ms > 0 then redis.call('SET', hold_key, '1', 'PX', batch_ms) end
   end
-  return event .. listed .. '}'
+  if hook then return event .. (listed or '') .. '}' end
 end
-local function announce(channel, room, name, action, guest, count, names, guests, limit)
-  webhook_event(action, room, tell(channel, room, name, action, guest, count, names, guests, limit))
+local function announce(channel, room, name, action, guest, count, names, guests)
+  webhook_event(action, room, tell(channel, room, name, action, guest, count, names, guests, true))
 end
--- The snapshot: the first ``limit`` names in order, ``keep`` always among them.
-local function snapshot(room, names, guests, limit, keep)
-  table.sort(names)
-  local shown = names
-  if #names > limit then
-    shown = {}
-    local kept = false
-    for i = 1, limit do shown[i] = names[i]; kept = kept or names[i] == keep end
-    if not kept and limit > 0 then shown[limit] = keep; table.sort(shown) end
+-- The snapshot: the first ``limit`` names in order, ``keep`` always among them, and the count.
+local function snapshot(room, keep)
+  local limit = list_limit
+  local count = redis.call('ZCARD', names_key)
+  local shown = redis.call('ZRANGE', names_key, 0, limit - 1)
+  if count > limit and limit > 0 and redis.call('ZRANK', names_key, keep) >= limit then
+    shown[limit] = keep  -- after every shown name in order: it ranks past them all
   end
-  return '{"room":' .. cjson.encode(room) .. ',"action":"here"' .. lists(shown, guests) ..
-    ',"online_count":' .. string.format('%d', #names) .. '}'
+  return '{"room":' .. cjson.encode(room) .. ',"action":"here"' .. lists(shown, guests_among(shown)) ..
+    ',"online_count":' .. string.format('%d', count) .. '}'
 end
 """
 
-# KEYS: online, channel, batch, hold, and ROOMS when ARGV[9] is "1" (not on a Cluster: another
-# slot).
+# KEYS: online, channel, batch, hold, names, guests, and ROOMS when ARGV[9] is "1" (not on a
+# Cluster: another slot).
 # ARGV: member, name, expiry, now, room, limit, "snapshot" or "", batch interval (ms; 0: publish
-# at once), "1"/"0". One scan of the room's members: who was here before this member, then what
-# its coming changes; the room goes on the sweeper's list. Returns {the snapshot event's JSON when
-# asked for it (else ""), due (1: publish the batch after the interval)}.
+# at once), "1"/"0". Whether the name was present before this member, then what its coming
+# changes; the room goes on the sweeper's list. Returns {the snapshot event's JSON when asked for
+# it (else ""), due (1: publish the batch after the interval)}.
 _JOIN_LUA = _ONLINE + """
 local name, guest = ARGV[2], string.sub(ARGV[1], -2) == '.g'
-local limit = tonumber(ARGV[6])
-batch_key, hold_key, batch_ms = KEYS[3], KEYS[4], tonumber(ARGV[8])
-local names, guests, seen = online(KEYS[1], ARGV[4])
-local present = seen[name]
-local signed = present and not guests[name]
+batch_key, hold_key, batch_ms, list_limit = KEYS[3], KEYS[4], tonumber(ARGV[8]), tonumber(ARGV[6])
+names_key, guests_key = KEYS[5], KEYS[6]
+if redis.call('EXISTS', names_key) == 0 and redis.call('EXISTS', KEYS[1]) == 1 then
+  local names, guests = online(KEYS[1], ARGV[4])  -- connections from before the names were kept
+  store_names(names, guests)
+end
+local present = redis.call('ZSCORE', names_key, name)
+local was_guest = present and redis.call('SISMEMBER', guests_key, name) == 1
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
-if ARGV[9] == '1' then redis.call('SADD', KEYS[5], ARGV[5]) end
+if ARGV[9] == '1' then redis.call('SADD', KEYS[7], ARGV[5]) end
 if not present then
-  names[#names + 1] = name
-  if guest then guests[name] = true end
-  announce(KEYS[2], ARGV[5], name, 'join', guest, #names, names, guests, limit)
-elseif not signed and not guest then
+  redis.call('ZADD', names_key, 0, name)
+  if guest then redis.call('SADD', guests_key, name) end
+  announce(KEYS[2], ARGV[5], name, 'join', guest, redis.call('ZCARD', names_key))
+elseif was_guest and not guest then
   -- a guest who just registered or signed in (their guest connections linger): not a join
   -- (no webhook), but everyone's list stops calling them a guest now
-  guests[name] = nil
-  tell(KEYS[2], ARGV[5], name, 'here', false, #names, names, guests, limit)
+  redis.call('SREM', guests_key, name)
+  tell(KEYS[2], ARGV[5], name, 'here', false, redis.call('ZCARD', names_key))
 end
-if ARGV[7] == 'snapshot' then return {snapshot(ARGV[5], names, guests, limit, name), due} end
+if ARGV[7] == 'snapshot' then return {snapshot(ARGV[5], name), due} end
 return {'', due}
 """
 
-# KEYS: online, channel, batch, hold, and ROOMS when ARGV[5] is "1" (as the join's).  ARGV: now, room,
-# limit, batch interval (ms), "1"/"0".  Publish the room's batch if it is overdue; remove expired
-# members; announce names now gone, each with the room as it is once it and those announced
-# before it left; with no member left, take the room off the sweeper's list (in the script: a
-# join between a separate count and removal would be left unswept). Returns {members left, due
-# (as the join's)}.
+# KEYS: online, channel, batch, hold, names, guests, and ROOMS when ARGV[5] is "1" (as the
+# join's).  ARGV: now, room, limit, batch interval (ms), "1"/"0".  Publish the room's batch if it
+# is overdue; remove expired members; announce names now gone, each with the room as it is once
+# it and those announced before it left, and take them out of the names; with no member left,
+# take the room off the sweeper's list (in the script: a join between a separate count and
+# removal would be left unswept). Returns {members left, due (as the join's)}.
 _SWEEP_LUA = _ONLINE + """
-local limit = tonumber(ARGV[3])
-batch_key, hold_key, batch_ms = KEYS[3], KEYS[4], tonumber(ARGV[4])
+batch_key, hold_key, batch_ms, list_limit = KEYS[3], KEYS[4], tonumber(ARGV[4]), tonumber(ARGV[3])
+local limit = list_limit
+names_key, guests_key = KEYS[5], KEYS[6]
 if batch_ms > 0 and overdue() then publish_batch(KEYS[2]) end
 local function done()
   local left = redis.call('ZCARD', KEYS[1])
-  if left == 0 and ARGV[5] == '1' then redis.call('SREM', KEYS[5], ARGV[2]) end
+  if left == 0 and ARGV[5] == '1' then redis.call('SREM', KEYS[7], ARGV[2]) end
   return {left, due}
 end
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
@@ -193,18 +243,30 @@ for i, name in ipairs(order) do
       if not signed[order[j]] then now_guests[order[j]] = true end
     end
   end
-  announce(KEYS[2], ARGV[2], name, 'leave', not signed[name], count, now_names, now_guests, limit)
+  announce(KEYS[2], ARGV[2], name, 'leave', not signed[name], count, now_names, now_guests)
 end
+for i = 1, #order, 500 do  -- (unpack has a limit)
+  redis.call('ZREM', names_key, unpack(order, i, math.min(#order, i + 499)))
+  redis.call('SREM', guests_key, unpack(order, i, math.min(#order, i + 499)))
+end
+for _, m in ipairs(expired) do  -- a name still here may have lost its last signed-in connection
+  local name = string.match(m, '^(.-)\\n')
+  if still[name] then
+    if guests[name] then redis.call('SADD', guests_key, name) else redis.call('SREM', guests_key, name) end
+  end
+end
+if redis.call('ZCARD', names_key) ~= #names then store_names(names, guests) end
 return done()
 """
 
-# KEYS: batch, channel, hold.  ARGV: batch interval (ms).  Publish a room's waiting
-# announcements as one payload (the lists on the last only): the first
+# KEYS: batch, channel, hold, names, guests.  ARGV: batch interval (ms), list limit.  Publish a
+# room's waiting announcements as one payload (the lists on the last only): the first
 # event's "!presence\n<json>", each further one framed after it ("\n\nevent: presence\ndata:
 # <json>"), so every stream relays them as they are (app/delivery/position.py: an unnumbered
 # payload's text is framed once, as ``event: presence``). Returns how many went.
-_FLUSH_LUA = _ONLINE + """
-batch_key, hold_key, batch_ms = KEYS[1], KEYS[3], tonumber(ARGV[1])
+_FLUSH_LUA = NO_EVENT_FN_LUA + _ONLINE + """
+batch_key, hold_key, batch_ms, list_limit = KEYS[1], KEYS[3], tonumber(ARGV[1]), tonumber(ARGV[2])
+names_key, guests_key = KEYS[4], KEYS[5]
 return publish_batch(KEYS[2])
 """
 
@@ -280,7 +342,7 @@ class Presence:
         self.batch_ms = max(0, int(batch_ms))
         # Join and leave go to the webhooks from the script that announces them (app/webhooks/).
         self._hook_keys, self._hook_args = outbox.event_keys() if outbox is not None else ((), ())
-        announce = outbox.EVENT_FN_LUA if outbox is not None else "local function webhook_event() end\n"
+        announce = outbox.EVENT_FN_LUA if outbox is not None else NO_EVENT_FN_LUA
         self.heartbeat = float(heartbeat)
         self.grace = float(grace)
         self.outage = None  # the worker's OutageLog (app/ops/services.py): the sweeper's failures go there
@@ -435,13 +497,15 @@ class Presence:
         return self.people(room)[0]
 
     def people(self, room):
-        """Return (the names online in ``room``, the guests among them), each sorted."""
-        members = self.redis.zrangebyscore(keys.RoomKeys(room).online, now_ms(), "+inf")
-        names = sorted({m.split("\n", 1)[0] for m in members})
-        # A name is a guest's while all its live connections are (_ONLINE says why).
-        signed = {m.split("\n", 1)[0] for m in members if not m.endswith(GUEST)}
-        guests = sorted({m.split("\n", 1)[0] for m in members if m.endswith(GUEST)} - signed)
-        return names, guests
+        """Return (the names online in ``room``, the guests among them), each sorted: the
+        names its streams were told of (_ONLINE says how they are kept)."""
+        k = keys.RoomKeys(room)
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zrange(k.online_names, 0, -1)
+            pipe.smembers(k.online_guests)
+            names, guests = pipe.execute()
+        # (in byte order: UTF-8's is the code points', Python's own)
+        return names, [name for name in names if name in guests]
 
     def bounded(self, names, guests, keep=None):
         """Bound a (sorted) list to what a page shows: (at most list_max names, ``keep`` among
@@ -454,12 +518,10 @@ class Presence:
 
     def online_counts(self, rooms):
         """Return how many people are online in each of ``rooms`` (one round trip)."""
-        now = now_ms()
         with self.redis.pipeline(transaction=False) as pipe:
             for room in rooms:
-                pipe.zrangebyscore(keys.RoomKeys(room).online, now, "+inf")
-            found = pipe.execute()
-        return [len({m.split("\n", 1)[0] for m in members}) for members in found]
+                pipe.zcard(keys.RoomKeys(room).online_names)
+            return pipe.execute()
 
     def ensure_sweeper(self):
         """Start this worker's sweeper greenlet once; only the lock holder sweeps each round."""
@@ -499,7 +561,7 @@ class Presence:
     @staticmethod
     def _batch_keys(k):
         """The first KEYS of the join's and the sweep's scripts, for RoomKeys ``k``."""
-        return [k.online, k.channel, k.presence_batch, k.presence_hold]
+        return [k.online, k.channel, k.presence_batch, k.presence_hold, k.online_names, k.online_guests]
 
     def _flush_later(self, room):
         """Publish ``room``'s waiting announcements after the batch interval, in a greenlet of
@@ -512,7 +574,8 @@ class Presence:
         Never raises: with Redis failing they wait for the next announcement's worker."""
         k = keys.RoomKeys(room)
         try:
-            return self._flush(keys=[k.presence_batch, k.channel, k.presence_hold], args=[self.batch_ms])
+            return self._flush(keys=[k.presence_batch, k.channel, k.presence_hold, k.online_names, k.online_guests],
+                               args=[self.batch_ms, self.list_max])
         except redis.RedisError as exc:
             logger.info("presence batch not published room=%s error=%s", room, exc)
             return 0

@@ -49,8 +49,8 @@ def valid_room(name):
 class RoomKeys:
     """The Redis names one room uses, all in one cluster hash slot."""
 
-    __slots__ = ("room", "log", "channel", "meta", "tag", "online", "changed", "activity", "deleted", "people", "seen",
-                 "presence_batch", "presence_hold")
+    __slots__ = ("room", "log", "channel", "meta", "tag", "online", "online_names", "online_guests", "changed",
+                 "activity", "deleted", "people", "seen", "presence_batch", "presence_hold")
 
     def __init__(self, room):
         self.room = room
@@ -59,6 +59,11 @@ class RoomKeys:
         self.channel = self.tag + ":live"     # pub/sub: "<id>\n<json>" messages, "!<event>\n<json>"
         self.meta = self.tag + ":meta"        # hash: trimmed (newest dropped id), count
         self.online = self.tag + ":online"    # sorted set: "<name>\n<connection>" -> expiry (ms)
+        # The names announced present and not yet announced gone (sorted set, all scores 0: read
+        # in byte order), and the guests among them (set): a join reads these, not every
+        # connection (app/people/presence.py).
+        self.online_names = self.tag + ":online:names"
+        self.online_guests = self.tag + ":online:guests"
         # List: a big room's presence announcements waiting to go out together (app/people/presence.py).
         self.presence_batch = self.tag + ":presence-batch"
         self.presence_hold = self.tag + ":presence-hold"  # set for an interval after one went out

@@ -52,14 +52,18 @@ end
 # For scripts that decide their events inside (presence's join and leave announcements): they
 # call webhook_event(kind, room, json) after publishing one; it queues it when their last ARGV
 # are "webhooks" and the cap (and their last two KEYS are EVENTS and ALL), else does nothing.
+# webhook_wanted() tells beforehand whether it would (an event's costly parts can wait for it).
 EVENT_FN_LUA = """
+local function webhook_wanted()
+  return ARGV[#ARGV - 1] == 'webhooks' and redis.call('EXISTS', KEYS[#KEYS]) == 1
+end
 local function webhook_event(kind, room, json)
-  if ARGV[#ARGV - 1] == 'webhooks' and redis.call('EXISTS', KEYS[#KEYS]) == 1 then
+  if webhook_wanted() then
     redis.call('XADD', KEYS[#KEYS - 1], 'MAXLEN', '~', ARGV[#ARGV], '*', 'k', kind, 'r', room, 'j', json)
   end
 end
 """
-NO_EVENT_FN_LUA = "local function webhook_event() end\n"
+NO_EVENT_FN_LUA = "local function webhook_wanted() return false end\nlocal function webhook_event() end\n"
 
 
 def group(hook_id):
