@@ -408,7 +408,7 @@ class Store:
             created, json = self._run_publish(keys_, args)
             if created == -2:
                 raise messages.KeyReused()
-            return self._prior(k, json, created, body), _created(created)
+            return self._prior(k, json, created, body, prefix), _created(created)
         # A retry (same idempotency key) returns the stored message and waits again.
         (created, json), replicas = self.run_replicated(self._publish, k.log, keys_, args)
         if created == -1:
@@ -418,7 +418,7 @@ class Store:
         self.check_replicas(replicas)
         if created or not json.startswith("{"):  # not a retry answered by a json from before ids
             self.confirm(k, json[7:json.index('"', 7)] if created else json, prefix)
-        return self._prior(k, json, created, body), bool(created)
+        return self._prior(k, json, created, body, prefix), bool(created)
 
     def run_replicated(self, script, log, keys_, args):
         """Run ``script`` (a registered Script) and WAIT on the same connection, so the WAIT
@@ -458,16 +458,17 @@ class Store:
         return self._confirm(keys=[k.log, k.channel, k.meta, getattr(k, "activity", k.channel), k.changed],
                              args=[mid, prefix])
 
-    def settle(self, k):
+    def settle(self, k, prefix=""):
         """Confirm what log ``k`` holds, if anything (a change stored while replicas did not
         confirm it, then retried: the retry changes nothing, so nothing else would confirm it).
-        Raises NotReplicated when replicas still do not confirm it."""
+        ``prefix``: the log's payload prefix (confirm). Raises NotReplicated when replicas
+        still do not confirm it."""
         if not self.redis.hexists(k.meta, "confirmed"):
             return  # nothing held: no WAIT (it would wait its whole timeout with a replica away)
         newest, replicas = self.run_replicated(self._settle, k.log, [k.log, k.meta], [])
         if newest:
             self.check_replicas(replicas)
-            self.confirm(k, newest)
+            self.confirm(k, newest, prefix)
 
     def confirmed(self, pipe, k):
         """Queue on ``pipe`` the read of log ``k``'s confirmed mark (str, or None: no bound),
@@ -529,14 +530,22 @@ class Store:
             raise messages.KeyReused()
         return found
 
-    def _prior(self, k, answer, created, body=None):
+    def _prior(self, k, answer, created, body=None, prefix=""):
         """The answer to a post: its json, or for a retry (the script answered the original's
         id) the original as it is now. One that is gone from the log (trimmed) is built from the
         original's id and the retry's ``body`` (messages.body: the same text, its digest
         matched), marked ``"trimmed":true``; without a body, its id alone."""
         if created != 0 or answer.startswith("{"):  # stored now, or remembered whole (before ids)
             return answer
-        found = self.current(k, answer)
+        found, held = self._lookup(k, answer)
+        if held:
+            # Stored, but replicas have not confirmed it (replica acks): not trimmed. The retry
+            # waits for them as a retry through the publish script does, and answers the whole
+            # message once they have it; else NotReplicated, what the first attempt got.
+            self.settle(k, prefix)
+            found, held = self._lookup(k, answer)
+            if held:  # held again meanwhile (a mark set back): still not confirmed
+                raise NotReplicated("message %s is not confirmed by replicas yet" % answer)
         if found is not None:
             return found
         if body is not None:
@@ -545,22 +554,28 @@ class Store:
 
     def current(self, k, mid):
         """The json of message ``mid`` (str) in log ``k`` as it is now, or None if it is not
-        there (never was, or trimmed). One round trip: the log and its changed versions."""
+        there (never was, or trimmed) or not shown yet (held: _CONFIRM_LUA). One round trip:
+        the log and its changed versions."""
+        return self._lookup(k, mid)[0]
+
+    def _lookup(self, k, mid):
+        """(current's answer, held): ``held`` tells a message stored but not confirmed yet
+        (its json is then None) from one that is not there."""
         prefix = keys.padded(mid)
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.xrange(k.log, min=mid, max=mid)
             pipe.zrangebylex(k.changed, "[" + prefix + "|", "(" + prefix + "}", start=0, num=1)
             bounded = self.confirmed(pipe, k)
             stored, changed, *mark = pipe.execute()
-        if bounded and beyond(mid, mark[0]):
-            return None  # held: not shown yet
         if changed:
             found = changed[0].partition("|")[2]
         elif stored and "e" not in entry_fields(stored[0][1]):
             found = messages.assemble(mid, _body(stored[0][1]))
         else:
-            return None
-        return self._fresh_quotes(k, [(mid, found)])[0][1]  # a retried reply: the quote as it is now
+            return None, False
+        if bounded and beyond(mid, mark[0]):
+            return None, True  # held: not shown yet
+        return self._fresh_quotes(k, [(mid, found)])[0][1], False  # a retried reply: the quote as it is now
 
     def _touch(self, room):
         # The lobby's index spans rooms (and so cluster slots): kept outside the script,

@@ -69,6 +69,9 @@ def post_message(room):
             # A retry of a reply stored before its original was deleted (or trimmed): the
             # reply as stored, not a refusal that says it was never sent.
             uid = grant.uid if grant is not None else identity.uid()
+            # The original may be stored but not yet confirmed by replicas: a failure here is
+            # the 504 "unconfirmed" its first attempt got, never "nothing was stored".
+            g.storing = True
             stored = services().store.prior(room, user, storing_key, text, reply_to_id, uid, messages.body(
                 room, user, text, grant is not None, uid, {"id": reply_to_id, "user": "", "text": ""})) if key else None
             if stored is None:
