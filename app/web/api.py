@@ -269,7 +269,7 @@ def events(room):
     # The rate limits (429), the room's access and the address's admission: one round trip.
     opened = opening.open_stream(room, admit=not (head or streams.draining or streams.full()))
     try:
-        found = gate.require_write(room)  # 404 for a private room's non-member, 403 when banned
+        found = gate.require_open(room)  # 404 for a private room's non-member, 403 when banned
         if records.deleted_since(cursor, opened.gone):  # resuming a deleted room: it ended for good
             raise gate.Refused(410, translate(moderation.SENTENCES["deleted"]) % room, "room_deleted")
     except Exception:
