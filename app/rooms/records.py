@@ -16,7 +16,7 @@ Redis layout: every key of a room shares the room's hash tag ``{r:<room>}`` (one
   (app/rooms/moderation.py)
 - ``ripple:{r:<room>}:removed`` hash: uid -> when (ms) a moderator removed or banned them: an
   invitation made before then no longer admits them (app/rooms/invites.py)
-- ``ripple:{r:<room>}:gone``    string: the last id of a deleted room's history (expires after
+- ``ripple:{r:<room>}:gone``    string: the last id a deleted room's history gave (expires after
   GONE_SECONDS): a stream resuming from it is refused, a newer name's stream is not
 - ``ripple:rooms:registry``     sorted set: rooms with a record -> created (ms); spans slots,
   so it is written beside the room's own script, never inside it
