@@ -306,6 +306,30 @@ def test_a_deleted_rooms_tombstone_is_the_last_id_its_history_gave_not_its_last_
         assert again.status == 410 and json.loads(again.body)["code"] == "room_deleted"
 
 
+def test_a_new_room_under_a_deleted_ones_name_is_never_refused_even_with_a_clock_behind(server, owner, redis_client):
+    # The deleted room's ids came from a master whose clock was ahead of this one's (a
+    # failover): the new room's log starts past its tombstone, so none of its cursors is taken
+    # for one from the deleted history (L5).
+    room = new_room("del")
+    assert create(owner, room, "public")[0] == 201
+    assert owner.post(room, "old")[0] == 201
+    assert owner.request("DELETE", "/rooms/%s" % room)[0] == 204
+    ahead = "%d-7" % (time.time() * 1000 + 86400 * 1000)  # a day ahead of this clock
+    redis_client.set(RecordKeys(room).gone, ahead, keepttl=True)
+    reader = Browser(server.url).stream(room)
+    reader.until("ready")
+    status, first = owner.post(room, "new")
+    assert status == 201 and keys.parse_stream_id(first["id"]) > keys.parse_stream_id(ahead)
+    assert reader.until("message")[0].json()["text"] == "new"
+    reader.close()
+    for again in (Browser(server.url).stream(room, headers={"Last-Event-ID": first["id"]}),  # the fast path
+                  owner.stream(room, headers={"Last-Event-ID": first["id"]})):
+        assert again.status == 200
+        again.until("ready")
+        again.close()
+    assert [m["text"] for m in answer(owner, "GET", "/rooms/%s/messages" % room)[1]["messages"]] == ["new"]
+
+
 def test_only_the_owner_deletes_a_room(server, owner):
     room, member = room_with_member(server, owner)
     answer(owner, "PUT", "/rooms/%s/moderators/%s" % (room, member.name))

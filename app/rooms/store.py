@@ -34,7 +34,7 @@ end
 
 # KEYS: log, channel, meta, idempotency, changed, activity channel, the idempotency key's request
 # digest, the key's legacy form (by display name: messages.legacy_idempotency_digest) and its
-# request digest.  ARGV: body, history length,
+# request digest, the name's tombstone (keys.RoomKeys.gone).  ARGV: body, history length,
 # idempotency ttl (0 = none), payload prefix ("" for room messages, "@" for direct ones), "ask" to
 # store nothing in a log that does not exist yet (returns {-1, ''}: creating a room is counted
 # first), expiry of the log and meta in seconds (0 = none; a person's direct messages expire with
@@ -53,6 +53,11 @@ end
 # XADD, trim, record what was trimmed, PUBLISH: all or nothing, in one slot. The published
 # payload is "<prefix><id> <previous id>\n<message json>" (app/delivery/position.py): a stream proves
 # with one comparison that it missed nothing in between, and relays the JSON as is.
+# A new log under the name of a deleted room starts past the deleted one's last id (its
+# tombstone): a stream resuming from the new room is never taken for one from the deleted
+# history (records.deleted_since), even when this master's clock is behind the one that wrote
+# it (a failover). XADD at that id and XDEL it leave an empty stream whose next id is above it
+# (XSETID needs a stream, and XADD's "<ms>-*" is Redis 7's).
 # The idempotency key remembers the id (and its neighbour a digest), never the text: a retry answers with the
 # message as it is now (edited, or deleted), and a deleted text is kept nowhere (returns {0, id}).
 _PUBLISH_LUA = TRIM_LUA + """
@@ -72,6 +77,13 @@ end
 local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 local prev = newest[1] and newest[1][1] or '0-0'
 if ARGV[5] == 'ask' and not newest[1] then return {-1, ''} end
+if not newest[1] and redis.call('EXISTS', KEYS[1]) == 0 then
+  local gone = redis.call('GET', KEYS[10])
+  if gone then
+    redis.call('XADD', KEYS[1], gone, 's', '')
+    redis.call('XDEL', KEYS[1], gone)
+  end
+end
 local n = redis.call('HINCRBY', KEYS[3], 'count', 1)
 local id = redis.call('XADD', KEYS[1], '*', 'm', ARGV[1], 'n', n)
 local json = '{"id":"' .. id .. '","ts":' .. string.match(id, '^(%d+)') .. ',' .. ARGV[1]
@@ -398,7 +410,7 @@ class Store:
             ttl = self.idempotency_seconds
             idem, legacy = self._idempotency_keys(k, scope, user, idempotency_key)
         keys_ = [k.log, k.channel, k.meta, idem, k.changed, getattr(k, "activity", k.channel), idem + ":request",
-                 legacy, legacy + ":request"]
+                 legacy, legacy + ":request", k.gone]
         args = [body, self.history_length, ttl, prefix, "ask" if ask else "", int(expiry), activity, digest]
         if self.outbox is not None and not prefix:  # a room message: queued for webhooks too
             extra_keys, extra_args = self.outbox.publish_keys(k.room)
