@@ -116,3 +116,39 @@ def test_a_tokens_write_is_never_judged_by_a_cookies_admin_flag(server, app, red
     status, _, _ = admin.request("POST", "/rooms/%s/messages" % room, body={"text": "in?"},
                                  headers={"Authorization": "Bearer " + token, "Accept": "application/json"})
     assert status == 404
+
+
+def test_an_admin_account_moderates_a_private_room_it_is_no_member_of_but_writes_nothing_there(server, app):
+    # Administrators read and moderate every room; in a private room they are no member of they
+    # do not post, edit, react or type as if one of its members (review helper-56, L3).
+    owner, member, admin = account_holder(server, "own"), account_holder(server, "mem"), admin_browser(server, app)
+    room = new_room("priv")
+    assert create(owner, room, "private")[0] == 201
+    assert answer(owner, "PUT", "/rooms/%s/members/%s" % (room, member.name))[0] == 200
+    said = owner.post(room, "members only")[1]
+    assert member.post(room, "me too")[0] == 201
+    thumbs = "/rooms/%s/messages/%s/reactions/%%F0%%9F%%91%%8D" % (room, said["id"])
+    for method, path, body in (("POST", "/rooms/%s/messages" % room, {"text": "hello from outside"}),
+                               ("POST", "/rooms/%s/typing" % room, None),
+                               ("PUT", thumbs, None)):
+        status, refusal = answer(admin, method, path, body=body)
+        assert (status, refusal["code"]) == (403, "members_only"), path
+        assert refusal["error"] == ("Only the members of #%s can write there; as an administrator you can read "
+                                    "it and moderate it." % room)
+    status, _, page = admin.request("POST", "/rooms/%s/messages" % room, headers={"Accept": "text/html"},
+                                    form={"text": "by form", "csrf_token": admin.token})
+    assert status == 403 and "Only the members of #%s can write there" % room in page.decode()
+    status, _, page = admin.request("GET", "/rooms/%s" % room, headers={"Accept": "text/html"})
+    assert status == 200 and "data-observer" in page.decode() and 'class="composer"' not in page.decode()
+    # Reading and moderating: a member's message deleted, the member banned.
+    status, history = answer(admin, "GET", "/rooms/%s/messages" % room)
+    assert [m["text"] for m in history["messages"]] == ["members only", "me too"]
+    mine = history["messages"][1]["id"]
+    assert admin.request("DELETE", "/rooms/%s/messages/%s" % (room, mine))[0] == 204
+    assert answer(admin, "POST", "/rooms/%s/bans" % room, body={"user": member.name})[0] == 201
+    # A stranger still gets the 404 of no room at all; a member still writes.
+    assert answer(guest(server, "str"), "POST", "/rooms/%s/messages" % room, body={"text": "x"})[0] == 404
+    assert owner.post(room, "still mine")[0] == 201
+    # Made a member, the administrator writes as one.
+    assert answer(owner, "PUT", "/rooms/%s/members/%s" % (room, admin.name))[0] == 200
+    assert admin.post(room, "now a member")[0] == 201

@@ -250,7 +250,7 @@ def test_deleting_a_room_ends_every_stream_with_an_event_and_frees_its_name(serv
     for stream in streams:
         assert ended_with(stream, "room-deleted", started + 1.5)["reason"] == "deleted"
     # A presence refresh racing the deletion may re-add a member; it expires within seconds.
-    # (but its tombstone: RecordKeys.gone, the history's last id, which refuses a reconnect).
+    # (but its tombstone: RecordKeys.gone, the last id the history gave, which refuses a reconnect).
     wait_until(lambda: redis_client.keys("ripple:{r:%s}*" % room) == [RecordKeys(room).gone], timeout=15,
                message="the room's keys gone")
     assert answer(owner, "GET", "/rooms/%s/messages" % room)[1]["messages"] == []
@@ -289,6 +289,45 @@ def test_a_deleted_rooms_streams_are_refused_their_reconnect_but_its_name_lives_
     assert resumed.status == 200
     resumed.until("ready")
     resumed.close()
+
+
+def test_a_deleted_rooms_tombstone_is_the_last_id_its_history_gave_not_its_last_entry(server, owner, redis_client):
+    # A client may hold the id of an entry that left the log after its last one (moved or
+    # trimmed): its reconnect is from the deleted history too, never the new room's (L4).
+    room = new_room("del")
+    assert create(owner, room, "public")[0] == 201
+    assert owner.post(room, "kept")[0] == 201
+    heard = owner.post(room, "gone before the room")[1]["id"]
+    redis_client.xdel(keys.RoomKeys(room).log, heard)
+    assert owner.request("DELETE", "/rooms/%s" % room)[0] == 204
+    assert redis_client.get(RecordKeys(room).gone) == heard
+    for again in (Browser(server.url).stream(room, headers={"Last-Event-ID": heard}),  # the fast path
+                  owner.stream(room, headers={"Last-Event-ID": heard})):
+        assert again.status == 410 and json.loads(again.body)["code"] == "room_deleted"
+
+
+def test_a_new_room_under_a_deleted_ones_name_is_never_refused_even_with_a_clock_behind(server, owner, redis_client):
+    # The deleted room's ids came from a master whose clock was ahead of this one's (a
+    # failover): the new room's log starts past its tombstone, so none of its cursors is taken
+    # for one from the deleted history (L5).
+    room = new_room("del")
+    assert create(owner, room, "public")[0] == 201
+    assert owner.post(room, "old")[0] == 201
+    assert owner.request("DELETE", "/rooms/%s" % room)[0] == 204
+    ahead = "%d-7" % (time.time() * 1000 + 86400 * 1000)  # a day ahead of this clock
+    redis_client.set(RecordKeys(room).gone, ahead, keepttl=True)
+    reader = Browser(server.url).stream(room)
+    reader.until("ready")
+    status, first = owner.post(room, "new")
+    assert status == 201 and keys.parse_stream_id(first["id"]) > keys.parse_stream_id(ahead)
+    assert reader.until("message")[0].json()["text"] == "new"
+    reader.close()
+    for again in (Browser(server.url).stream(room, headers={"Last-Event-ID": first["id"]}),  # the fast path
+                  owner.stream(room, headers={"Last-Event-ID": first["id"]})):
+        assert again.status == 200
+        again.until("ready")
+        again.close()
+    assert [m["text"] for m in answer(owner, "GET", "/rooms/%s/messages" % room)[1]["messages"]] == ["new"]
 
 
 def test_only_the_owner_deletes_a_room(server, owner):

@@ -298,3 +298,25 @@ def test_a_host_with_replica_acks_off_shows_what_was_held(replicated, room):
                 held.publish(room, "ann", "held")
             plain.publish(room, "ann", "plain")
         assert [json.loads(body)["text"] for body in held.page(room)[0]] == ["held", "plain"]
+
+
+def test_a_retried_reply_whose_original_is_held_is_unconfirmed_not_trimmed(replicated, ann, room):
+    # The retry of a reply whose quoted message was deleted meanwhile is answered from its
+    # idempotency key: a held original is still unconfirmed (504, as its first attempt), and
+    # once confirmed the whole message, never a stand-in for one trimmed from history.
+    server, replica = replicated
+    original = say(ann, room, "quoted", "k1")[1]
+
+    def reply():
+        status, _, body = ann.request("POST", "/rooms/%s/messages" % room,
+                                      body={"text": "re", "reply_to": original["id"]},
+                                      headers={"Idempotency-Key": "k2", "Accept": "application/json"})
+        return status, json.loads(body)
+    with replica_paused(replica):
+        assert reply()[0] == 504
+        assert ann.request("DELETE", "/rooms/%s/messages/%s" % (room, original["id"]))[0] == 503
+        status, body = reply()
+        assert (status, body.get("code"), body.get("trimmed")) == (504, "unconfirmed", None)
+    status, body = reply()
+    assert status == 200 and body["text"] == "re" and "trimmed" not in body
+    assert history(server, room) == ["", "re"]  # readers have it now (after the deleted one)

@@ -8,6 +8,7 @@ import pytest
 from .support import TOKEN, flask_cli
 from .test_accounts import account_holder, register
 from .test_publish_tokens import change, create, post
+from .test_room_admin import BEARER, admin_app  # noqa: F401 (a fixture)
 from .test_rooms import answer, invite, path_of
 from .test_rooms import create as create_room
 from .web import Browser
@@ -168,3 +169,45 @@ def test_a_bot_and_a_person_never_share_a_members_name(server, redis_url, redis_
     redis_client.hset(members, uid_of(bot), '{"name": "%s", "role": "moderator", "since": 1}' % aide)
     status, ban = answer(owner, "POST", "/rooms/%s/bans" % room, body={"user": aide})
     assert (status, ban["user"]) == (201, person_id)
+
+
+def test_two_bots_may_share_a_members_name_as_a_token_and_its_replacement_do(server, redis_url, room, owner):
+    # Only a bot beside a person is refused: a token replaced by a new one posting as the same
+    # bot is a member beside it until the old one is removed (by name: the one that joined first).
+    assert create_room(owner, room, "private")[0] == 201
+    name = "deploy-%s" % room[-6:]
+    old, new = (create(redis_url, room + "*", name)[1] for _ in range(2))
+    for token in (old, new):
+        assert answer(owner, "PUT", "/rooms/%s/members/%s" % (room, uid_of(token)))[0] == 200
+        assert post(server.url, room, token, {"text": "deployed"})[0] == 201
+    assert answer(owner, "DELETE", "/rooms/%s/members/%s" % (room, name))[0] == 204
+    members = answer(owner, "GET", "/rooms/%s/members" % room)[1]["members"]
+    assert [m["id"] for m in members if m["name"] == name] == [uid_of(new)]
+    assert all(set(m) == {"id", "name", "role", "since"} for m in members)
+
+
+def test_a_bot_and_a_person_added_at_the_same_moment_never_both_get_in(admin_app, redis_url, room,  # noqa: F811
+                                                                      monkeypatch):
+    # The person's addition lands between the check of the bot's and its store (another
+    # request, on another worker): the check and the store are one script (L7).
+    from app.ops.services import services
+    from app.rooms.records import MEMBER, Rooms
+    client = admin_app.test_client()
+    assert client.post("/rooms", json={"name": room, "visibility": "private"}, headers=BEARER).status_code == 201
+    name = "ann-%s" % room[-6:]
+    with admin_app.app_context():
+        services(admin_app).accounts.create(name, "correct horse battery")
+        person = services(admin_app).accounts.id_for(name)
+    bot = uid_of(create(redis_url, room + "*", name.upper())[1])
+    real, landed = Rooms.member, []
+
+    def member(self, room_, uid):
+        found = real(self, room_, uid)
+        if uid == bot and not landed:
+            landed.append(Rooms.add_member(self, room_, person, name, MEMBER))  # the other request's store
+        return found
+    monkeypatch.setattr(Rooms, "member", member)
+    added = client.put("/rooms/%s/members/%s" % (room, bot), headers=BEARER)
+    assert landed and (added.status_code, added.get_json()["code"]) == (409, "name_taken")
+    members = client.get("/rooms/%s/members" % room, headers=BEARER).get_json()["members"]
+    assert sorted(m["id"] for m in members if m["id"] != "admin-token") == [person]

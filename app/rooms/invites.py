@@ -18,17 +18,19 @@ import secrets
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
-from .records import RecordKeys, ban_fields, now_ms
+from .records import SHARES_NAME_LUA, NameShared, RecordKeys, ban_fields, now_ms
 
 # Marks a sentence for the catalogue; the web layer answers it in the reader's language
 # (app/web/i18n.py, translate).
 N_ = str
 
 # KEYS: invites, members, bans, removed.  ARGV: invite id, uid, member JSON, now (ms), address key,
-# the guest name's ban key ("-" for none: records.ban_fields).
+# the guest name's ban key ("-" for none: records.ban_fields), the name's str.casefold, then the
+# uids records.SHARES_NAME_LUA calls legacy.
 # Returns 1 joined, 2 already a member (no use counted), -1 unknown/revoked, -2 expired,
-# -3 used up, -4 banned, -5 removed (or banned) by a moderator after this invitation was made.
-_REDEEM_LUA = """
+# -3 used up, -4 banned, -5 removed (or banned) by a moderator after this invitation was made,
+# -6 a member bot goes by their name (no use counted).
+_REDEEM_LUA = SHARES_NAME_LUA + """
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return -1 end
 local invite = cjson.decode(raw)
@@ -44,6 +46,9 @@ local removed_at = redis.call('HGET', KEYS[4], ARGV[2])
 if removed_at and tonumber(removed_at) >= (invite['created'] or 0) then return -5 end
 if invite['expires'] > 0 and invite['expires'] <= tonumber(ARGV[4]) then return -2 end
 if invite['max_uses'] > 0 and invite['uses'] >= invite['max_uses'] then return -3 end
+local legacy = {}
+for i = 8, #ARGV do legacy[ARGV[i]] = true end
+if shares_name(KEYS[2], ARGV[2], ARGV[7], false, legacy) then return -6 end
 invite['uses'] = invite['uses'] + 1
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(invite))
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
@@ -79,8 +84,9 @@ class Refused(Exception):
 class Invites:
     """Make, list, revoke and redeem a room's invitations."""
 
-    def __init__(self, client, secret_key, max_per_room=100):
+    def __init__(self, client, secret_key, max_per_room=100, rooms=None):
         self.redis = client
+        self.rooms = rooms  # records.Rooms: the members written before their names' folds were kept
         self.max_per_room = int(max_per_room)
         self.signer = URLSafeSerializer(secret_key, salt="ripple-invite")
         self._redeem = client.register_script(_REDEEM_LUA)
@@ -135,13 +141,18 @@ class Invites:
             raise Refused(-2)
         return found
 
-    def redeem(self, room, invite_id, uid, member_json, address, name=None):
+    def redeem(self, room, invite_id, uid, member_json, address, name):
         """Admit ``uid`` (signed in as ``name``: a guest's ban is kept under it): JOINED, or
-        ALREADY (a member: no use counted); raises Refused."""
+        ALREADY (a member: no use counted); raises Refused, or records.NameShared when a member
+        bot goes by ``name`` (checked as it is stored: records.SHARES_NAME_LUA)."""
         k = RecordKeys(room)
         _, where, by_name = ban_fields(uid, address, name)
+        folded = name.casefold()
+        legacy = self.rooms.namesakes(room, folded) if self.rooms is not None else []
         result = int(self._redeem(keys=[k.invites, k.members, k.bans, k.removed],
-                                  args=[invite_id, uid, member_json, now_ms(), where, by_name]))
+                                  args=[invite_id, uid, member_json, now_ms(), where, by_name, folded, *legacy]))
+        if result == -6:
+            raise NameShared(name)
         if result < 0:
             raise Refused(result)
         return result

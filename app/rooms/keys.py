@@ -50,7 +50,7 @@ class RoomKeys:
     """The Redis names one room uses, all in one cluster hash slot."""
 
     __slots__ = ("room", "log", "channel", "meta", "tag", "online", "online_names", "online_guests", "changed",
-                 "activity", "deleted", "people", "seen", "presence_batch", "presence_hold")
+                 "activity", "deleted", "people", "seen", "presence_batch", "presence_hold", "gone")
 
     def __init__(self, room):
         self.room = room
@@ -75,6 +75,9 @@ class RoomKeys:
         self.deleted = self.tag + ":deleted"  # sorted set: deleted message id -> its id score (reading.score)
         self.people = self.tag + ":people"    # hash: folded name -> {"name", "reader"} (who was here)
         self.seen = self.tag + ":people:seen"  # sorted set: folded name -> ms last here (caps ``people``)
+        # string: the last id a deleted room of this name gave (app/rooms/records.py RecordKeys.gone,
+        # the same key): a new log of the name starts past it (app/rooms/store.py _PUBLISH_LUA).
+        self.gone = self.tag + ":gone"
 
     def idempotency(self, digest):
         return self.tag + ":idem:" + digest
@@ -91,7 +94,7 @@ class PersonKeys:
     inherit the previous holder's messages.
     """
 
-    __slots__ = ("tag", "log", "channel", "meta", "streams", "session", "changed")
+    __slots__ = ("tag", "log", "channel", "meta", "streams", "session", "changed", "gone")
 
     def __init__(self, sid):
         self.tag = "ripple:{u:%s}" % sid
@@ -101,6 +104,7 @@ class PersonKeys:
         self.streams = self.tag + ":streams"   # sorted set: connection -> expiry (ms)
         self.session = self.tag + ":session"   # string: {"name"} while the session stands
         self.changed = self.tag + ":changed"   # never written: direct messages are not changed
+        self.gone = self.tag + ":gone"         # never written: a person's log is no deleted room's
 
     def idempotency(self, digest):
         return self.tag + ":idem:" + digest

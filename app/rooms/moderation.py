@@ -80,16 +80,16 @@ return removed
 """
 
 # KEYS: the room's history, its tombstone (RecordKeys.gone), its other fixed keys, its channel
-# last.  ARGV: how long the tombstone stays (s).  Keep the history's last id as the tombstone
-# (a stream resuming from it is refused: the room is gone, not empty), delete the keys, then
-# tell the streams.
+# last.  ARGV: how long the tombstone stays (s).  Keep the last id the history ever gave as the
+# tombstone (a stream resuming from it is refused: the room is gone, not empty), delete the keys,
+# then tell the streams. The last id it gave, not its last entry's: entries after that one may
+# have left it (a changed message moves to the changed versions, a trim by age), and their ids
+# are cursors clients hold. XINFO STREAM answers a script a flat list (RESP2) on Redis 6.2, 7
+# and Valkey alike.
 _DELETE_LUA = """
 local log, tombstone = KEYS[1], KEYS[2]
 local upto = false
-local last = redis.call('XREVRANGE', log, '+', '-', 'COUNT', 1)
-if last[1] then
-  upto = last[1][1]
-elseif redis.call('EXISTS', log) == 1 then  -- emptied by trimming: the last id it gave
+if redis.call('EXISTS', log) == 1 then
   local info = redis.call('XINFO', 'STREAM', log)
   for i = 1, #info, 2 do if info[i] == 'last-generated-id' then upto = info[i + 1] end end
 end

@@ -16,7 +16,7 @@ Redis layout: every key of a room shares the room's hash tag ``{r:<room>}`` (one
   (app/rooms/moderation.py)
 - ``ripple:{r:<room>}:removed`` hash: uid -> when (ms) a moderator removed or banned them: an
   invitation made before then no longer admits them (app/rooms/invites.py)
-- ``ripple:{r:<room>}:gone``    string: the last id of a deleted room's history (expires after
+- ``ripple:{r:<room>}:gone``    string: the last id a deleted room's history gave (expires after
   GONE_SECONDS): a stream resuming from it is refused, a newer name's stream is not
 - ``ripple:rooms:registry``     sorted set: rooms with a record -> created (ms); spans slots,
   so it is written beside the room's own script, never inside it
@@ -83,8 +83,55 @@ return 1
 """
 
 
+# Whether ``uid`` (a bot when ``bot``), becoming a member under a name whose str.casefold is
+# ``folded``, would share it with another member when one of the two is a bot and the other a
+# person: the routes that name a member by name must find one member, and a bot must not pass
+# for a person (409 name_taken). Two people may share a name, as they always could, and two
+# bots too (a token and its replacement while both are members, posting as the same bot).
+# Each member's JSON carries its name's fold ("fold": member_json); ``legacy`` holds the uids
+# of those written without one (before it was kept) whose name folds to ``folded``, as the
+# caller read them (Rooms.namesakes): a member's name never changes, and every write now keeps
+# its fold, so that read cannot go stale. Used by the scripts that add a member (add_member's,
+# app/rooms/invites.py's), so the check and the store are one step: two at once cannot both
+# get in.
+SHARES_NAME_LUA = """
+local function shares_name(members, uid, folded, bot, legacy)
+  local all = redis.call('HGETALL', members)
+  for i = 1, #all, 2 do
+    local other = all[i]
+    if other ~= uid and bot ~= (string.sub(other, 1, 6) == 'token:') then
+      local fold = cjson.decode(all[i + 1])['fold']
+      if fold == folded or (fold == nil and legacy[other]) then return true end
+    end
+  end
+  return false
+end
+"""
+
+# KEYS: members, removed.  ARGV: uid, member JSON, its name's fold ("" to check nothing: a
+# role changed), "1" for a bot, the members cap, then the uids SHARES_NAME_LUA calls legacy.
+# Returns 1 stored, 0 the name is taken (nothing stored), -1 the cap is reached.
+_ADD_MEMBER_LUA = SHARES_NAME_LUA + """
+if ARGV[3] ~= '' then
+  local legacy = {}
+  for i = 6, #ARGV do legacy[ARGV[i]] = true end
+  if shares_name(KEYS[1], ARGV[1], ARGV[3], ARGV[4] == '1', legacy) then return 0 end
+end
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[5]) then
+  return -1
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HDEL', KEYS[2], ARGV[1])  -- added by the owner: a removal is over
+return 1
+"""
+
+
 class Taken(Exception):
     """A room by that name exists already (a record, or history)."""
+
+
+class NameShared(Exception):
+    """A bot and a person would share a name among a room's members (SHARES_NAME_LUA)."""
 
 
 class Full(Exception):
@@ -92,8 +139,16 @@ class Full(Exception):
 
 
 def member_json(name, role, since=None):
-    return json.dumps({"name": name, "role": role, "since": since or now_ms()},
+    """A member's record; "fold" (the name's str.casefold) is for SHARES_NAME_LUA, never shown."""
+    return json.dumps({"name": name, "role": role, "since": since or now_ms(), "fold": name.casefold()},
                       ensure_ascii=False, separators=(",", ":"))
+
+
+def _member(uid, raw):
+    """A member as the routes show it: {"id", "name", "role", "since"}."""
+    found = json.loads(raw)
+    found.pop("fold", None)
+    return {"id": uid, **found}
 
 
 def now_ms():
@@ -169,6 +224,7 @@ class Rooms:
         self.max_rooms = int(max_rooms)
         self.max_members = int(max_members)
         self._create = client.register_script(_CREATE_LUA)
+        self._add_member = client.register_script(_ADD_MEMBER_LUA)
 
     def create(self, room, topic, visibility, owner_uid, owner_name, log_key):
         """Give ``room`` a record owned by ``owner_uid``; return its info. Raises Taken when it
@@ -221,7 +277,7 @@ class Rooms:
     def members(self, room):
         """[{"id", "name", "role", "since"}], the owner first, then moderators, then by name."""
         found = self.redis.hgetall(RecordKeys(room).members)
-        people = [{"id": uid, **json.loads(raw)} for uid, raw in found.items()]
+        people = [_member(uid, raw) for uid, raw in found.items()]
         return sorted(people, key=lambda m: (ROLES.index(m["role"]), m["name"].casefold()))
 
     def role(self, room, uid):
@@ -231,18 +287,30 @@ class Rooms:
 
     def member(self, room, uid):
         raw = self.redis.hget(RecordKeys(room).members, uid)
-        return {"id": uid, **json.loads(raw)} if raw else None
+        return _member(uid, raw) if raw else None
 
-    def add_member(self, room, uid, name, role=MEMBER):
-        """Make ``uid`` a member with ``role`` (keeping when they joined); Full past the cap."""
+    def add_member(self, room, uid, name, role=MEMBER, check_name=False):
+        """Make ``uid`` a member with ``role`` (keeping when they joined); Full past the cap.
+        ``check_name``: raise NameShared, storing nothing, when a bot and a person would share
+        the name (SHARES_NAME_LUA; checked and stored in one script)."""
         k = RecordKeys(room)
         current = self.member(room, uid)
-        if current is None and self.redis.hlen(k.members) >= self.max_members:
+        folded = name.casefold()
+        legacy = self.namesakes(room, folded) if check_name else []
+        stored = self._add_member(keys=[k.members, k.removed], args=[
+            uid, member_json(name, role, current and current.get("since")), folded if check_name else "",
+            "1" if uid.startswith(TOKEN_PREFIX) else "", self.max_members, *legacy])
+        if stored == 0:
+            raise NameShared(name)
+        if stored == -1:
             raise Full(N_("This room has reached its limit of %d members.") % self.max_members)
-        with self.redis.pipeline(transaction=True) as pipe:  # one slot: the room's
-            pipe.hset(k.members, uid, member_json(name, role, current and current.get("since")))
-            pipe.hdel(k.removed, uid)  # added by the owner: a removal is over
-            pipe.execute()
+
+    def namesakes(self, room, folded):
+        """The uids of ``room``'s members written without their name's fold (before it was kept)
+        whose name folds to ``folded``: SHARES_NAME_LUA's ``legacy``."""
+        found = self.redis.hgetall(RecordKeys(room).members)
+        members = ((uid, json.loads(raw)) for uid, raw in found.items())
+        return [uid for uid, member in members if "fold" not in member and member["name"].casefold() == folded]
 
     def find_member(self, room, uid=None, name=None):
         """The member whose uid is ``uid``, or (given ``name`` instead) whose name is ``name``
@@ -254,9 +322,10 @@ class Rooms:
             return self.member(room, uid)
         folded = name.casefold()
         # A person before a bot of the same name (one added before such pairs were refused:
-        # room_views.refuse_shared_name); the bot is then named by its uid.
+        # SHARES_NAME_LUA); the bot is then named by its uid. Of two bots of one name (a token
+        # and its replacement), the one that joined first.
         found = [m for m in self.members(room) if m["name"].casefold() == folded]
-        return min(found, key=lambda m: m["id"].startswith(TOKEN_PREFIX), default=None)
+        return min(found, key=lambda m: (m["id"].startswith(TOKEN_PREFIX), m.get("since", 0)), default=None)
 
     def registered(self):
         """Rooms with a record, newest first."""

@@ -34,7 +34,7 @@ end
 
 # KEYS: log, channel, meta, idempotency, changed, activity channel, the idempotency key's request
 # digest, the key's legacy form (by display name: messages.legacy_idempotency_digest) and its
-# request digest.  ARGV: body, history length,
+# request digest, the name's tombstone (keys.RoomKeys.gone).  ARGV: body, history length,
 # idempotency ttl (0 = none), payload prefix ("" for room messages, "@" for direct ones), "ask" to
 # store nothing in a log that does not exist yet (returns {-1, ''}: creating a room is counted
 # first), expiry of the log and meta in seconds (0 = none; a person's direct messages expire with
@@ -53,6 +53,11 @@ end
 # XADD, trim, record what was trimmed, PUBLISH: all or nothing, in one slot. The published
 # payload is "<prefix><id> <previous id>\n<message json>" (app/delivery/position.py): a stream proves
 # with one comparison that it missed nothing in between, and relays the JSON as is.
+# A new log under the name of a deleted room starts past the deleted one's last id (its
+# tombstone): a stream resuming from the new room is never taken for one from the deleted
+# history (records.deleted_since), even when this master's clock is behind the one that wrote
+# it (a failover). XADD at that id and XDEL it leave an empty stream whose next id is above it
+# (XSETID needs a stream, and XADD's "<ms>-*" is Redis 7's).
 # The idempotency key remembers the id (and its neighbour a digest), never the text: a retry answers with the
 # message as it is now (edited, or deleted), and a deleted text is kept nowhere (returns {0, id}).
 _PUBLISH_LUA = TRIM_LUA + """
@@ -72,6 +77,13 @@ end
 local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 local prev = newest[1] and newest[1][1] or '0-0'
 if ARGV[5] == 'ask' and not newest[1] then return {-1, ''} end
+if not newest[1] and redis.call('EXISTS', KEYS[1]) == 0 then
+  local gone = redis.call('GET', KEYS[10])
+  if gone then
+    redis.call('XADD', KEYS[1], gone, 's', '')
+    redis.call('XDEL', KEYS[1], gone)
+  end
+end
 local n = redis.call('HINCRBY', KEYS[3], 'count', 1)
 local id = redis.call('XADD', KEYS[1], '*', 'm', ARGV[1], 'n', n)
 local json = '{"id":"' .. id .. '","ts":' .. string.match(id, '^(%d+)') .. ',' .. ARGV[1]
@@ -398,7 +410,7 @@ class Store:
             ttl = self.idempotency_seconds
             idem, legacy = self._idempotency_keys(k, scope, user, idempotency_key)
         keys_ = [k.log, k.channel, k.meta, idem, k.changed, getattr(k, "activity", k.channel), idem + ":request",
-                 legacy, legacy + ":request"]
+                 legacy, legacy + ":request", k.gone]
         args = [body, self.history_length, ttl, prefix, "ask" if ask else "", int(expiry), activity, digest]
         if self.outbox is not None and not prefix:  # a room message: queued for webhooks too
             extra_keys, extra_args = self.outbox.publish_keys(k.room)
@@ -408,7 +420,7 @@ class Store:
             created, json = self._run_publish(keys_, args)
             if created == -2:
                 raise messages.KeyReused()
-            return self._prior(k, json, created, body), _created(created)
+            return self._prior(k, json, created, body, prefix), _created(created)
         # A retry (same idempotency key) returns the stored message and waits again.
         (created, json), replicas = self.run_replicated(self._publish, k.log, keys_, args)
         if created == -1:
@@ -418,7 +430,7 @@ class Store:
         self.check_replicas(replicas)
         if created or not json.startswith("{"):  # not a retry answered by a json from before ids
             self.confirm(k, json[7:json.index('"', 7)] if created else json, prefix)
-        return self._prior(k, json, created, body), bool(created)
+        return self._prior(k, json, created, body, prefix), bool(created)
 
     def run_replicated(self, script, log, keys_, args):
         """Run ``script`` (a registered Script) and WAIT on the same connection, so the WAIT
@@ -458,16 +470,17 @@ class Store:
         return self._confirm(keys=[k.log, k.channel, k.meta, getattr(k, "activity", k.channel), k.changed],
                              args=[mid, prefix])
 
-    def settle(self, k):
+    def settle(self, k, prefix=""):
         """Confirm what log ``k`` holds, if anything (a change stored while replicas did not
         confirm it, then retried: the retry changes nothing, so nothing else would confirm it).
-        Raises NotReplicated when replicas still do not confirm it."""
+        ``prefix``: the log's payload prefix (confirm). Raises NotReplicated when replicas
+        still do not confirm it."""
         if not self.redis.hexists(k.meta, "confirmed"):
             return  # nothing held: no WAIT (it would wait its whole timeout with a replica away)
         newest, replicas = self.run_replicated(self._settle, k.log, [k.log, k.meta], [])
         if newest:
             self.check_replicas(replicas)
-            self.confirm(k, newest)
+            self.confirm(k, newest, prefix)
 
     def confirmed(self, pipe, k):
         """Queue on ``pipe`` the read of log ``k``'s confirmed mark (str, or None: no bound),
@@ -529,14 +542,22 @@ class Store:
             raise messages.KeyReused()
         return found
 
-    def _prior(self, k, answer, created, body=None):
+    def _prior(self, k, answer, created, body=None, prefix=""):
         """The answer to a post: its json, or for a retry (the script answered the original's
         id) the original as it is now. One that is gone from the log (trimmed) is built from the
         original's id and the retry's ``body`` (messages.body: the same text, its digest
         matched), marked ``"trimmed":true``; without a body, its id alone."""
         if created != 0 or answer.startswith("{"):  # stored now, or remembered whole (before ids)
             return answer
-        found = self.current(k, answer)
+        found, held = self._lookup(k, answer)
+        if held:
+            # Stored, but replicas have not confirmed it (replica acks): not trimmed. The retry
+            # waits for them as a retry through the publish script does, and answers the whole
+            # message once they have it; else NotReplicated, what the first attempt got.
+            self.settle(k, prefix)
+            found, held = self._lookup(k, answer)
+            if held:  # held again meanwhile (a mark set back): still not confirmed
+                raise NotReplicated("message %s is not confirmed by replicas yet" % answer)
         if found is not None:
             return found
         if body is not None:
@@ -545,22 +566,28 @@ class Store:
 
     def current(self, k, mid):
         """The json of message ``mid`` (str) in log ``k`` as it is now, or None if it is not
-        there (never was, or trimmed). One round trip: the log and its changed versions."""
+        there (never was, or trimmed) or not shown yet (held: _CONFIRM_LUA). One round trip:
+        the log and its changed versions."""
+        return self._lookup(k, mid)[0]
+
+    def _lookup(self, k, mid):
+        """(current's answer, held): ``held`` tells a message stored but not confirmed yet
+        (its json is then None) from one that is not there."""
         prefix = keys.padded(mid)
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.xrange(k.log, min=mid, max=mid)
             pipe.zrangebylex(k.changed, "[" + prefix + "|", "(" + prefix + "}", start=0, num=1)
             bounded = self.confirmed(pipe, k)
             stored, changed, *mark = pipe.execute()
-        if bounded and beyond(mid, mark[0]):
-            return None  # held: not shown yet
         if changed:
             found = changed[0].partition("|")[2]
         elif stored and "e" not in entry_fields(stored[0][1]):
             found = messages.assemble(mid, _body(stored[0][1]))
         else:
-            return None
-        return self._fresh_quotes(k, [(mid, found)])[0][1]  # a retried reply: the quote as it is now
+            return None, False
+        if bounded and beyond(mid, mark[0]):
+            return None, True  # held: not shown yet
+        return self._fresh_quotes(k, [(mid, found)])[0][1], False  # a retried reply: the quote as it is now
 
     def _touch(self, room):
         # The lobby's index spans rooms (and so cluster slots): kept outside the script,

@@ -69,6 +69,9 @@ def post_message(room):
             # A retry of a reply stored before its original was deleted (or trimmed): the
             # reply as stored, not a refusal that says it was never sent.
             uid = grant.uid if grant is not None else identity.uid()
+            # The original may be stored but not yet confirmed by replicas: a failure here is
+            # the 504 "unconfirmed" its first attempt got, never "nothing was stored".
+            g.storing = True
             stored = services().store.prior(room, user, storing_key, text, reply_to_id, uid, messages.body(
                 room, user, text, grant is not None, uid, {"id": reply_to_id, "user": "", "text": ""})) if key else None
             if stored is None:
@@ -266,7 +269,7 @@ def events(room):
     # The rate limits (429), the room's access and the address's admission: one round trip.
     opened = opening.open_stream(room, admit=not (head or streams.draining or streams.full()))
     try:
-        found = gate.require_write(room)  # 404 for a private room's non-member, 403 when banned
+        found = gate.require_open(room)  # 404 for a private room's non-member, 403 when banned
         if records.deleted_since(cursor, opened.gone):  # resuming a deleted room: it ended for good
             raise gate.Refused(410, translate(moderation.SENTENCES["deleted"]) % room, "room_deleted")
     except Exception:

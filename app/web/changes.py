@@ -46,15 +46,17 @@ def delete_message(room, message_id, by, reason=None):
     return _service().delete(room, message_id, by, reason=reason)
 
 
-def _room(room, message_id=None):
+def _room(room, message_id=None, deleting=False):
     canonical = keys.canonical_room(room)
     if canonical is None:
         abort(400, keys.ROOM_RULE)
     # Checked for whoever acts (_actor): a private room's non-member: 404; a banned person
-    # changes nothing there (403 banned). A free name is an empty public room: its every message
-    # id is unknown (404 unknown_message). The admin token sees every room; a publish token goes
-    # where it posts, its rooms (403 token_scope elsewhere), and a scoped one is refused a
-    # private room it is no member of and a room that bans it, as a person is.
+    # changes nothing there (403 banned); an administrator who is no member of a private room
+    # deletes there (``deleting``: moderation), but neither edits nor reacts (403 members_only).
+    # A free name is an empty public room: its every message id is unknown (404 unknown_message).
+    # The admin token sees every room; a publish token goes where it posts, its rooms (403
+    # token_scope elsewhere), and a scoped one is refused a private room it is no member of and
+    # a room that bans it, as a person is.
     kind = _actor()
     if kind == "admin":
         gate.access(canonical)
@@ -62,6 +64,8 @@ def _room(room, message_id=None):
         grant = tokens.current()
         grant.check_room(canonical)
         gate.require_token_write(canonical, grant, _token_name(canonical, grant, message_id))
+    elif deleting:
+        gate.require_open(canonical)
     else:
         gate.require_write(canonical)
     return canonical
@@ -204,7 +208,7 @@ def edit_form(room, message_id):
 @limited
 def remove_message(room, message_id):
     """Delete one's own message (a site administrator: anyone's): 204."""
-    room = _room(room, message_id)
+    room = _room(room, message_id, deleting=True)
     deleting = _delete(room, message_id)
     return _do(room, message_id, False, lambda who: (deleting(who), Response(status=204))[1], admin=True,
                programs=True)
@@ -216,7 +220,7 @@ def delete_form(room, message_id):
     """The form twin of DELETE: a 303 back to the room page. From a page, only once confirmed
     (``confirm=1``); unconfirmed, a 303 to the page that asks (PRG: reloading it deletes nothing).
     A program posting the form (Accept: application/json) deletes at once: 204."""
-    room = _room(room, message_id)
+    room = _room(room, message_id, deleting=True)
     form = _form()
     reason = request.form.get("reason") or None
     deleting = _delete(room, message_id, reason)
@@ -239,7 +243,7 @@ def delete_page(room, message_id):
     """Ask before deleting (the no-JavaScript path; the page's script asks in the menu itself):
     the message, "Yes, delete it" (its delete form, confirmed) and Cancel (back to it). A message
     already deleted: 303 back to it. Refusals: the room page with the sentence (401, 403, 404)."""
-    room = _room(room)
+    room = _room(room, deleting=True)
 
     def act(who):
         message = _service().check_delete(room, message_id, who)

@@ -24,6 +24,8 @@ The rules, written once:
   permalinks and stream answer 403 "banned", and it drops out of their sidebar and mentions.
 - running a room needs a role: moderators moderate, owners also change and delete the room;
   administrators (an admin account, or RIPPLE_ADMIN_TOKEN) may do both in every room.
+- writing (posting, editing, reacting, typing) in a **private** room needs membership, an
+  administrator's too: they read and moderate it, and are told so (403 "members_only").
 """
 import hmac
 import json
@@ -44,6 +46,8 @@ SENTENCES = {
     "moderator": _l("Only the room's moderators and owner can do that."),
     "owner": _l("Only the room's owner can do that."),
     "banned": _l("You are banned from #%s."),
+    "members_only": _l("Only the members of #%s can write there; as an administrator you can read it and "
+                       "moderate it."),
     # How long, in the reader's words ("12 minutes", "12分钟"): the time is UTC, which the
     # server alone can name, and a reader eight hours east of it misread it.
     "banned_until": _l("You are banned from #%(room)s for %(left)s more (until %(when)s UTC)."),
@@ -137,11 +141,23 @@ def require_room(room):
     return found
 
 
-def require_write(room):
-    """Access to post (or stream, or type) in ``room``: readable, and no ban in force."""
+def require_open(room):
+    """Access to stream ``room`` (or to delete a message there): readable, and no ban in force."""
     found = require_read(room)
     if found.ban is not None:
         raise Refused(403, banned_sentence(room, found.ban), "banned")
+    return found
+
+
+def require_write(room):
+    """Access to post, edit, react or type in ``room``: require_open's, and in a private room a
+    member. An administrator reads every room and moderates it (deletes, bans: require_role),
+    but speaks only where they belong: a private room's members would otherwise see someone
+    who is not one of them post, react and type among them (403 "members_only"; strangers, who
+    cannot see the room, get require_read's 404)."""
+    found = require_open(room)
+    if found.visibility == records.PRIVATE and found.role is None:  # here only an administrator
+        raise Refused(403, SENTENCES["members_only"] % room, "members_only")
     return found
 
 

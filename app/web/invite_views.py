@@ -9,7 +9,7 @@ from ..people import identity
 from ..rooms import invites, keys, records
 from . import gate, pages
 from .replies import wants_json, wants_page
-from .room_views import done, manage_url, read_body, record, refuse_shared_name, room_or_404, whole
+from .room_views import done, manage_url, name_taken, read_body, record, room_or_404, whole
 
 bp = Blueprint("invites", __name__)
 MAX_EXPIRES_IN = 365 * 86400
@@ -110,10 +110,11 @@ def invitation(token):
                                       target=url_for("invites.invitation", token=token), status=401)
         raise gate.Refused(401, SENTENCES["sign_in"], "signed_out")
     uid = identity.uid()
-    refuse_shared_name(room, uid, name)  # a member bot goes by this name already
     try:
         result = _invites().redeem(room, invite_id, uid, records.member_json(name, records.MEMBER), gate.address(),
                                    name)
+    except records.NameShared:  # a member bot goes by this name already
+        raise name_taken(room, name) from None
     except invites.Refused as exc:
         raise refused(exc) from None
     if result == invites.JOINED:

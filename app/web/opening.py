@@ -165,7 +165,7 @@ CHECKED = "ripple.stream_checks"
 def open_stream(room, admit):
     """Count this request's open of ``room`` against its limits (429 past one: the error
     handler answers it in the form an EventSource retries), read its access (gate's cache holds
-    it: gate.require_write decides) and, when ``admit``, admit it under its address's cap.
+    it: gate.require_open decides) and, when ``admit``, admit it under its address's cap.
     Raises redis.RedisError when Redis fails.
 
     When the fast path (app/web/faststream.py) ran the checks already, their reply is used:
@@ -225,7 +225,7 @@ def _open_apart(room, found, now_ms, uid, address, admit, conn):
     if admit and not gate.hidden(gate.access(room)) and gate.access(room).ban is None:
         admitted = services().addresses.admit(address, conn)  # the place give_back frees
     elif admit:
-        admitted = False  # refused by the gate: require_write answers it before admission matters
+        admitted = False  # refused by the gate: require_open answers it before admission matters
     return Opened(room, gate.access(room), address, conn, admitted, gone)
 
 

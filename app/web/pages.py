@@ -17,7 +17,7 @@ from flask_babel import format_timedelta, gettext
 from ..ops.services import services
 from ..people import identity, names
 from ..people import reading as reading_people
-from ..rooms import keys, messages, timeline
+from ..rooms import keys, messages, records, timeline
 from ..rooms.conversation import DEFAULT_REACTIONS
 from . import gate, i18n
 
@@ -137,7 +137,7 @@ def room_page(room, error=None, text="", status=200, key=None, before=None, othe
     user, sid = identity.shown(), identity.shown_sid()
     unavailable = False
     directs = []
-    record, standing, administers = None, None, False
+    record, standing, administers, observer = None, None, False, None
     sidebar, read_id, first_unread = None, None, None
     try:
         standing = gate.access(room)
@@ -147,6 +147,8 @@ def room_page(room, error=None, text="", status=200, key=None, before=None, othe
             return render_template("error.html", status=403,
                                    message=gate.banned_sentence(room, standing.ban)), 403
         administers = bool(user) and gate.is_admin()  # every power of a moderator, everywhere
+        if user and standing.visibility == records.PRIVATE and standing.role is None:
+            observer = gate.SENTENCES["members_only"] % room  # an administrator: reads, moderates, never writes
         if standing.exists:
             record = services().rooms.info(room)
         store = services().store
@@ -212,7 +214,8 @@ def room_page(room, error=None, text="", status=200, key=None, before=None, othe
         edit_window_ms=cfg["EDIT_WINDOW_SECONDS"] * 1000,
         editable_after=now - cfg["EDIT_WINDOW_SECONDS"] * 1000, record=record,
         manages=bool(standing and standing.role in ("owner", "moderator")) or administers, sidebar=sidebar,
-        read_id=read_id, first_unread=first_unread, unread_before=_unread_count(sidebar, room)), status
+        read_id=read_id, first_unread=first_unread, unread_before=_unread_count(sidebar, room),
+        observer=observer), status
 
 
 def _replying(room, message_id):

@@ -286,27 +286,24 @@ def _add_member(room, name, form):
         account = {"id": uid, "name": shown} if uid else None
     if account is None:
         raise gate.Refused(404, SENTENCES["no_account"] % (name or ""), "no_account")
-    refuse_shared_name(room, account["id"], account["name"])
     current = registry().member(room, account["id"])
     role = current["role"] if current else records.MEMBER
     if account["id"].startswith(records.TOKEN_PREFIX):
         role = records.MEMBER  # a bot is never more (bot_role): adding it again puts that right
     try:
-        registry().add_member(room, account["id"], account["name"], role)
+        registry().add_member(room, account["id"], account["name"], role, check_name=True)
+    except records.NameShared:
+        raise name_taken(room, account["name"]) from None
     except records.Full:
         raise gate.Refused(409, SENTENCES["member_cap"] % {"limit": registry().max_members}, "member_cap") from None
     record(room, "add", account["name"])
     return done(form, manage_url(room), registry().member(room, account["id"]))
 
 
-def refuse_shared_name(room, uid, name):
-    """Refuse (409 name_taken) making ``uid`` a member of ``room`` under ``name`` when another
-    member goes by that name and one of the two is a bot (a scoped publish token): the routes
-    that name a member by name (moderators, removal, bans by ``user``) must find one member."""
-    other = registry().find_member(room, name=name)
-    if other is not None and other["id"] != uid and any(
-            who.startswith(records.TOKEN_PREFIX) for who in (uid, other["id"])):
-        raise gate.Refused(409, SENTENCES["name_taken"] % {"name": name, "room": room}, "name_taken")
+def name_taken(room, name):
+    """The refusal (409 name_taken) of a member added under ``name`` when a bot and a person
+    would share it in ``room`` (records.SHARES_NAME_LUA, checked as the member is stored)."""
+    return gate.Refused(409, SENTENCES["name_taken"] % {"name": name, "room": room}, "name_taken")
 
 
 def _may_act_on(actor, role):
