@@ -82,9 +82,11 @@ local function quote(names, only)
   end
   return '[' .. table.concat(quoted, ',') .. ']'
 end
--- Built by hand: cjson encodes an empty table as {} where the lists need [].
-local function lists(names, guests)
-  table.sort(names)
+-- Built by hand: cjson encodes an empty table as {} where the lists need [].  ``ordered``: the
+-- names come from the names key, already in byte order (UTF-8's is the code points', as pages
+-- sort); others (a sweep's scan) are sorted here.
+local function lists(names, guests, ordered)
+  if not ordered then table.sort(names) end
   return ',"online":' .. quote(names) .. ',"guests":' .. quote(names, guests)
 end
 -- A room's announcements go out at once while it is calm; one that comes within the batch
@@ -117,7 +119,7 @@ end
 local function lists_now()
   if redis.call('ZCARD', names_key) > list_limit then return '' end
   local names = redis.call('ZRANGE', names_key, 0, -1)
-  return lists(names, guests_among(names))
+  return lists(names, guests_among(names), true)
 end
 -- A batch's events are stored as "<event>\\0" (the release before stored its lists after the
 -- \\0: they are left out); the last one gets the room's lists as they are when it goes out.
@@ -166,7 +168,7 @@ local function snapshot(room, keep)
   if count > limit and limit > 0 and redis.call('ZRANK', names_key, keep) >= limit then
     shown[limit] = keep  -- after every shown name in order: it ranks past them all
   end
-  return '{"room":' .. cjson.encode(room) .. ',"action":"here"' .. lists(shown, guests_among(shown)) ..
+  return '{"room":' .. cjson.encode(room) .. ',"action":"here"' .. lists(shown, guests_among(shown), true) ..
     ',"online_count":' .. string.format('%d', count) .. '}'
 end
 """
