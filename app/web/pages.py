@@ -17,8 +17,9 @@ from flask_babel import format_timedelta, gettext
 from ..ops.services import services
 from ..people import identity, names
 from ..people import reading as reading_people
-from ..rooms import keys, messages, timeline
+from ..rooms import deletions, keys, messages, timeline
 from ..rooms.conversation import DEFAULT_REACTIONS
+from ..rooms.moderation import SENTENCES as MODERATION
 from . import gate, i18n
 
 # Marks a sentence for the catalogue; the web layer answers it in the reader's language
@@ -146,6 +147,8 @@ def room_page(room, error=None, text="", status=200, key=None, before=None, othe
         if gate.shut_out(standing):  # a private room's member under a ban reads nothing of it
             return render_template("error.html", status=403,
                                    message=gate.banned_sentence(room, standing.ban)), 403
+        if standing.used is False and deletions.deleted_at(services().redis, room):
+            return deleted_page(room)
         administers = bool(user) and gate.is_admin()  # every power of a moderator, everywhere
         if standing.exists:
             record = services().rooms.info(room)
@@ -213,6 +216,15 @@ def room_page(room, error=None, text="", status=200, key=None, before=None, othe
         editable_after=now - cfg["EDIT_WINDOW_SECONDS"] * 1000, record=record,
         manages=bool(standing and standing.role in ("owner", "moderator")) or administers, sidebar=sidebar,
         read_id=read_id, first_unread=first_unread, unread_before=_unread_count(sidebar, room)), status
+
+
+def deleted_page(room):
+    """The page of a room deleted lately whose name nobody took since (app/rooms/deletions.py):
+    what a live page said when it happened (410), and a way to create a new room of the name on
+    purpose (the lobby's form, filled in), never a fresh public room that looks like the old."""
+    create = url_for("pages.lobby", name=room) + "#create-name"  # signed out: the sign-in keeps it
+    return render_template("error.html", status=410, message=i18n.translate(MODERATION["deleted"]) % room,
+                           action={"url": create, "label": gettext("Create a new #%(room)s", room=room)}), 410
 
 
 def _replying(room, message_id):
