@@ -195,12 +195,15 @@ def room_page(room, error=None, text="", status=200, key=None, before=None, othe
     if more and shown:
         older_url = url_for("pages.room", room=room, before=shown[0]["id"],
                             **({"with": other} if other else {}))
+    # Without JavaScript nothing brings new messages: a link does (room.html). ``new`` changes at
+    # every page, so following it from a page it opened is a new page, not a scroll to #latest.
+    latest_url = url_for("pages.room", room=room, new=now, **({"with": other} if other else {})) + "#latest"
     if more_after and shown:
         newer_url = url_for("pages.room", room=room, after=shown[-1]["id"],
                             **({"with": other} if other else {}))
     return render_template(
         "room.html", room=room, log=timeline.arrange(shown, lambda m: m["user"], now), more=more,
-        older_url=older_url, newer_url=newer_url, archive=before is not None or more_after,
+        older_url=older_url, newer_url=newer_url, latest_url=latest_url, archive=before is not None or more_after,
         highlight=keys.format_stream_id(at) if at else None, replying=replying, editing=editing,
         dm_action=url_for("direct.post_direct", name=other, room=room) if other else None,
         dm_idempotency_key=dm_key or uuid.uuid4().hex,
