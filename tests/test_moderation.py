@@ -8,7 +8,7 @@ import time
 import pytest
 from redis.crc import key_slot
 
-from app.rooms import keys
+from app.rooms import deletions, keys
 from app.rooms.records import RecordKeys
 
 from .servers import Gunicorn, wait_until
@@ -250,9 +250,10 @@ def test_deleting_a_room_ends_every_stream_with_an_event_and_frees_its_name(serv
     for stream in streams:
         assert ended_with(stream, "room-deleted", started + 1.5)["reason"] == "deleted"
     # A presence refresh racing the deletion may re-add a member; it expires within seconds.
-    # (but its tombstone: RecordKeys.gone, the last id the history gave, which refuses a reconnect).
-    wait_until(lambda: redis_client.keys("ripple:{r:%s}*" % room) == [RecordKeys(room).gone], timeout=15,
-               message="the room's keys gone")
+    # (but its tombstone: RecordKeys.gone, the last id the history gave, which refuses a reconnect,
+    # and the note that it was deleted, app/rooms/deletions.py).
+    wait_until(lambda: sorted(redis_client.keys("ripple:{r:%s}*" % room)) == sorted(
+        [RecordKeys(room).gone, deletions.key(room)]), timeout=15, message="the room's keys gone")
     assert answer(owner, "GET", "/rooms/%s/messages" % room)[1]["messages"] == []
     assert create(owner, room)[0] == 201
 
@@ -282,6 +283,7 @@ def test_a_deleted_rooms_streams_are_refused_their_reconnect_but_its_name_lives_
     fresh = Browser(server.url).stream(room)
     assert fresh.status == 200
     fresh.until("ready")
+    assert create(owner, room, "public")[0] == 201  # on purpose: posting alone no longer creates it
     assert owner.post(room, "a new room")[0] == 201
     newer = fresh.until("message")[0].id
     fresh.close()
@@ -316,6 +318,7 @@ def test_a_new_room_under_a_deleted_ones_name_is_never_refused_even_with_a_clock
     assert owner.request("DELETE", "/rooms/%s" % room)[0] == 204
     ahead = "%d-7" % (time.time() * 1000 + 86400 * 1000)  # a day ahead of this clock
     redis_client.set(RecordKeys(room).gone, ahead, keepttl=True)
+    assert create(owner, room, "public")[0] == 201  # the name made a room again, on purpose
     reader = Browser(server.url).stream(room)
     reader.until("ready")
     status, first = owner.post(room, "new")
@@ -328,6 +331,45 @@ def test_a_new_room_under_a_deleted_ones_name_is_never_refused_even_with_a_clock
         again.until("ready")
         again.close()
     assert [m["text"] for m in answer(owner, "GET", "/rooms/%s/messages" % room)[1]["messages"]] == ["new"]
+
+
+def test_a_deleted_private_room_leaves_its_members_sidebars_and_its_name_says_it_was_deleted(server, owner):
+    # h55 finding 2: the room stayed in its former members' sidebars, and its link opened an
+    # empty public room of the same name, where a member talking on was talking in public.
+    room, member = room_with_member(server, owner)
+    assert owner.post(room, "between us")[0] == 201
+    for person in (owner, member):
+        assert person.request("GET", "/rooms/%s" % room)[0] == 200  # the room joins the sidebar
+        assert room in [entry["room"] for entry in answer(person, "GET", "/me/rooms")[1]]
+    other = new_room("else")
+    elsewhere = member.stream(other)  # another room's page follows this one's activity
+    elsewhere.until("ready")
+    assert owner.request("DELETE", "/rooms/%s" % room)[0] == 204
+    event, _ = elsewhere.until("unread", timeout=5)
+    assert event.json() == {"rooms": [], "hidden": [room]}  # that page drops it at once
+    elsewhere.close()
+    for person in (owner, member):
+        assert room not in [entry["room"] for entry in answer(person, "GET", "/me/rooms")[1]]
+        assert room not in person.request("GET", "/")[2].decode()  # no longer in "my rooms"
+    # Its page says what happened, in the reader's language, with a way to start anew on purpose.
+    status, _, page = member.request("GET", "/rooms/%s" % room)
+    assert status == 410 and "#%s was deleted by its owner or an administrator." % room in page.decode()
+    assert "Create a new #%s" % room in page.decode() and "/?name=%s" % room in page.decode()
+    status, _, page = member.request("GET", "/rooms/%s" % room, headers={"Accept-Language": "zh-CN"})
+    assert status == 410 and "#%s 已被创建者或管理员删除" % room in page.decode()
+    assert room not in [entry["room"] for entry in answer(member, "GET", "/me/rooms")[1]]  # not again
+    # Talking on, from an old page (a plain form) or a program, creates no public room.
+    status, _, page = member.request("POST", "/rooms/%s/messages" % room,
+                                     form={"text": "still here?", "csrf_token": member.token})
+    assert status == 410 and "was deleted" in page.decode()
+    status, said = member.post(room, "still here?")
+    assert status == 410 and said["code"] == "room_deleted"
+    assert answer(owner, "GET", "/rooms/%s/messages" % room)[1]["messages"] == []
+    # Creating it on purpose (the lobby's form) makes the name a room again.
+    assert create(member, room, "private")[0] == 201
+    assert member.request("GET", "/rooms/%s" % room)[0] == 200
+    assert member.post(room, "a new start")[0] == 201
+    assert answer(owner, "GET", "/rooms/%s" % room)[0] == 404  # private: the old owner is no member
 
 
 def test_only_the_owner_deletes_a_room(server, owner):

@@ -548,3 +548,29 @@ def test_an_empty_room_says_so_until_its_first_message(open_room, js):
         page.get_by_role("button", name="Send").click()  # a plain form: the page comes back
     expect(page.locator("li.msg .text")).to_have_text(["hello"])
     expect(page.locator("[data-empty-log]")).to_be_hidden()
+
+
+def test_without_javascript_show_new_messages_brings_what_was_posted_since_and_scrolls_to_it(open_room, server,
+                                                                                               room):
+    # h55 finding 5: a no-JS reader had no way but the browser's reload to learn of new messages.
+    for n in range(40):  # more than the log shows at once
+        publish(server, room, "earlier %d" % n)
+    page = no_js_page(open_room, unique("ann"))
+    show = page.get_by_role("link", name="Show new messages")
+    expect(show).to_be_visible()
+    for text in ("hello from bob", "and again"):
+        publish(server, room, text)
+        expect(page.locator(TEXTS).filter(has_text=text)).to_have_count(0)  # nothing comes by itself
+        with page.expect_navigation():  # a new page every time, never just a scroll to #latest
+            show.click()
+        expect(page.locator(TEXTS).last).to_have_text(text)
+        expect(page.locator(TEXTS).last).to_be_in_viewport()
+    page.set_extra_http_headers({"Accept-Language": "zh-CN"})
+    page.reload()
+    expect(page.get_by_role("link", name="显示新消息")).to_be_visible()
+
+
+def test_with_javascript_there_is_no_show_new_messages_link(open_room):
+    page = open_room(unique("ann"))
+    expect(page.locator("[data-latest]")).to_have_count(0)  # inside <noscript>: not in the page's tree
+    expect(page.get_by_role("link", name="Show new messages")).to_have_count(0)

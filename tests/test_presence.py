@@ -150,3 +150,25 @@ def test_a_guest_who_registers_is_no_longer_listed_as_a_guest(server, room):
         told = announcement(watching, ann.name, "here")
         assert ann.name in told.json()["online"] and ann.name not in told.json()["guests"]
     assert ann.name in online(server, room) and ann.name not in guests(server, room)
+
+
+@pytest.mark.parametrize("how", ["json", "form"])
+def test_signing_out_ends_a_pages_presence_without_javascript_at_once(server, how):
+    # h55 finding 6: a no-JS reader who signed out stayed online for the idle window (5 minutes)
+    # while their name was already free for someone else.
+    rooms = ["out-%s" % uuid.uuid4().hex[:8] for _ in range(2)]
+    ann = person(server, "ann")
+    for room in rooms:
+        assert ann.request("GET", "/rooms/%s/here.css" % room)[0] == 200
+    assert all(online(server, room) == [ann.name] for room in rooms)
+    with person(server, "bob").stream(rooms[0]) as watching:
+        assert ann.name in watching.until("presence")[0].json()["online"]  # the stream's first: who is here
+        started = time.monotonic()
+        if how == "json":
+            assert ann.request("DELETE", "/session")[0] == 204
+        else:
+            assert ann.request("POST", "/session/leave", form={"csrf_token": ann.token})[0] == 303
+        announcement(watching, ann.name, "leave", timeout=5)  # the grace window (1 s here), then the sweep
+        assert time.monotonic() - started < 5
+    for room in rooms:
+        wait_until(lambda: ann.name not in online(server, room), 5, message="online in #%s" % room)

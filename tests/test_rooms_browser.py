@@ -10,8 +10,9 @@ import pytest
 from app import create_app
 from app.ops.services import services
 
-from .browser import STATUS, browser, dialogs, expect, open_room, sign_in_over_http, unique  # noqa: F401
+from .browser import RECONNECT_MS, STATUS, TEXTS, browser, dialogs, expect, open_room, sign_in_over_http, unique  # noqa: F401
 from .test_accounts import PASSWORD, account_holder
+from .test_browser import relay  # noqa: F401 (fixture)
 from .test_rooms import answer, create, invite, path_of
 from .web import Browser
 
@@ -74,9 +75,41 @@ def test_a_draft_for_a_deleted_room_does_not_come_back_in_a_room_of_the_same_nam
     page.fill("textarea[name=text]", "only for the members")
     assert owner.request("DELETE", "/rooms/%s" % room)[0] == 204
     expect(page.locator("[data-notice]")).to_have_text("#%s was deleted by its owner or an administrator." % room)
-    page.reload()
+    page.reload()  # the deleted room's page (410), no composer: a new room of the name is made on purpose
+    expect(page.locator("[role=alert]")).to_have_text("#%s was deleted by its owner or an administrator." % room)
+    page.get_by_role("link", name="Create a new #%s" % room).click()
+    expect(page.locator("#create-name")).to_have_value(room)
+    page.get_by_role("button", name="Create").click()
+    expect(page).to_have_url(re.compile("/rooms/%s$" % room))
     expect(page.locator("form[data-form]")).to_be_visible()
     expect(page.locator("textarea[name=text]")).to_have_value("")
+
+
+def test_a_page_away_when_its_room_was_deleted_says_so_when_it_comes_back(open_room, relay, server, room, owner):
+    # h55 finding 2: a page that missed the room-deleted event meets 410 room_deleted on its
+    # reconnect; it says what the event would have said (not "reconnecting" for ever), and the
+    # room leaves its sidebar as it has on the server.
+    assert create(owner, room, "private")[0] == 201
+    link = invite(owner, room)["url"]
+
+    def join(page):
+        page.goto(path_of(link))
+        page.get_by_role("button", name=re.compile("Join #")).click()
+        expect(page).to_have_url(re.compile("/rooms/%s$" % room))
+
+    page = open_room(unique("gus"), base_url=relay.url, before_load=join)
+    assert owner.post(room, "before")[0] == 201
+    expect(page.locator(TEXTS)).to_have_text(["before"])  # the page's cursor is in the history
+    entry = page.locator("[data-sidebar-rooms] li[data-room='%s']" % room)
+    expect(entry).to_have_count(1)
+    relay.cut()
+    assert owner.request("DELETE", "/rooms/%s" % room)[0] == 204
+    relay.restore()
+    expect(page.locator("[data-notice]")).to_have_text("#%s was deleted by its owner or an administrator." % room,
+                                                       timeout=RECONNECT_MS * 2)
+    expect(page.locator(STATUS)).to_have_text("closed")
+    expect(page.locator("form[data-form]")).to_be_hidden()
+    expect(entry).to_have_count(0)
 
 
 def test_a_timed_ban_shows_when_it_lapses_and_the_page_comes_back_then(open_room, server, room, owner):

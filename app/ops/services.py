@@ -137,6 +137,7 @@ def init_app(app):
     )
     ripple.rooms = Rooms(commands, cfg["ROOMS_MAX"], cfg["ROOM_MEMBERS_MAX"])
     ripple.moderation = Moderation(commands, publish, cfg["ROOM_BANS_MAX"])
+    ripple.moderation.sidebars = ripple.reading  # a deleted room leaves its people's sidebars
     ripple.invites = Invites(commands, cfg["SECRET_KEY"], cfg["ROOM_INVITES_MAX"], rooms=ripple.rooms)
     ripple.retention = Retention(commands, cfg["HISTORY_MAX_AGE_DAYS"])
     ripple.store.after_post = ripple.retention.after_post  # trimmed by age now and then

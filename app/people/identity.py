@@ -435,6 +435,7 @@ def sign_out():
     if sid:  # revoked first: a stream's heartbeat between the two then cannot re-claim
         services().sessions.revoke(sid)
         services().names.release(name, sid)
+        services().presence.end_visits(sid, name)  # its pages without JavaScript: no longer here
         if account_id:
             services().accounts.remove_session(account_id, sid)
     session.clear()
@@ -462,6 +463,7 @@ def end_account_sessions(account_id, keep=None):
         sessions.revoke(sid)
         if held:
             names.release(held, sid)
+            services().presence.end_visits(sid, held)
         accounts.remove_session(account_id, sid)
         ended += 1
     return ended

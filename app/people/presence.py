@@ -428,8 +428,7 @@ class Presence:
         """
         k = keys.RoomKeys(room)
         now = now_ms()
-        conn = "page:" + hashlib.sha256(sid.encode()).hexdigest()[:16]  # the session id stays out
-        conn += GUEST if guest else ""
+        conn = _page_conn(sid) + (GUEST if guest else "")
         _, due = self._join(keys=[*self._batch_keys(k), *self._rooms_key, *self._hook_keys],
                             args=[_member(name, conn), name, now + int(seconds * 1000), now, room,
                                   self.list_max, "", self.batch_ms, self._rooms_flag, *self._hook_args])
@@ -437,7 +436,29 @@ class Presence:
             self.redis.sadd(ROOMS, room)
         if due:
             self._flush_later(room)
+        with self.redis.pipeline(transaction=False) as pipe:  # the session's slot: what end_visits ends
+            visits = _visits(sid)
+            pipe.zadd(visits, {room: now + int(seconds * 1000)})
+            pipe.zremrangebyscore(visits, "-inf", now)  # lapsed ones: bounded by the rooms visited lately
+            pipe.pexpire(visits, int(seconds * 1000))
+            pipe.execute()
         self.ensure_sweeper()
+
+    def end_visits(self, sid, name):
+        """End the page visits of session ``sid`` (signed in as ``name``) in every room it
+        visited: signing out ends a page's presence as closing ends a stream's (``leave``: it
+        lapses after the grace window, and the sweeper announces the leave), not when the idle
+        window would. Returns how many rooms it was in."""
+        rooms = self.redis.zrangebyscore(_visits(sid), now_ms(), "+inf")
+        expiry = now_ms() + int(self.grace * 1000)
+        conn = _page_conn(sid)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for room in rooms:  # as a guest or not (a guest who registered keeps their visit)
+                online = keys.RoomKeys(room).online
+                pipe.zadd(online, {_member(name, conn): expiry, _member(name, conn + GUEST): expiry}, xx=True)
+            pipe.delete(_visits(sid))
+            pipe.execute()
+        return len(rooms)
 
     def refresh(self, room, name, sid, conn):
         """Push this stream's expiry forward (called once per heartbeat interval).
@@ -585,4 +606,15 @@ class Presence:
 
 def _member(name, conn):
     return "%s\n%s" % (name, conn)
+
+
+def _page_conn(sid):
+    """The connection id of a session's page visits (a guest's adds GUEST): the session id stays out."""
+    return "page:" + hashlib.sha256(sid.encode()).hexdigest()[:16]
+
+
+def _visits(sid):
+    """The session's sorted set of rooms its pages visited -> until when (ms), in its slot
+    (keys.PersonKeys's tag)."""
+    return keys.PersonKeys(sid).tag + ":visits"
 

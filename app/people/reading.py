@@ -26,6 +26,7 @@ from collections import namedtuple
 
 from ..ops.services import services
 from ..rooms import keys
+from ..rooms.records import RecordKeys
 from . import identity
 from .names import fold
 
@@ -192,6 +193,42 @@ class Reading:
             self._tell(reader, "#watch", room, raw=True)
             self._tell(reader, "unread", {"rooms": self.entries(reader, [room])})
         return bool(added)
+
+    def holders(self, room):
+        """The readers (ids) who may have ``room`` in their sidebar: the people it learnt (its
+        ``people``: the most recent RIPPLE_ROOM_MENTION_NAMES_MAX) and its members. Asked before
+        the room is deleted, which takes both."""
+        with self.redis.pipeline(transaction=False) as pipe:  # one slot: the room's
+            pipe.hvals(keys.RoomKeys(room).people)
+            pipe.hkeys(RecordKeys(room).members)
+            people, members = pipe.execute()
+        found = {reader_id(uid) for uid in members}
+        for raw in people:
+            try:
+                found.add(json.loads(raw)["reader"])
+            except (ValueError, KeyError, TypeError):
+                continue
+        return sorted(found)
+
+    def forget_room(self, room, readers):
+        """Take the deleted ``room`` out of the sidebars of ``readers`` (ids, from ``holders``):
+        its entry, read position, hidden mark and mentions count, so that a new room of the name
+        starts afresh; the pages that list it drop it (their streams follow its activity
+        channel: app/delivery/stream.py ``_watch``). A pipeline of 500 people at a time."""
+        for start in range(0, len(readers), 500):
+            with self.redis.pipeline(transaction=False) as pipe:
+                for reader in readers[start:start + 500]:
+                    rk = ReaderKeys(reader)
+                    pipe.zrem(rk.rooms, room)
+                    pipe.hdel(rk.read, room)
+                    pipe.srem(rk.hidden, room)
+                    pipe.delete(rk.at(room))
+                pipe.execute()
+        self._visited = {key: at for key, at in self._visited.items() if key[1] != room}  # visits count again
+        # The hiding a person does (hide), told to everyone who follows the room at once.
+        self.redis.execute_command(self.publish_command, keys.RoomKeys(room).activity,
+                                   "!unread\n" + json.dumps({"rooms": [], "hidden": [room]}, ensure_ascii=False,
+                                                             separators=(",", ":")))
 
     def _forget_positions(self, rk):
         """Drop the read positions of rooms no longer in the sidebar (trimmed or hidden): the

@@ -29,7 +29,7 @@ import hashlib
 import json
 import secrets
 
-from . import keys
+from . import deletions, keys
 from .records import REGISTRY, RecordKeys, now_ms
 
 # Marks a sentence for the catalogue; the web layer answers it in the reader's language
@@ -131,6 +131,9 @@ class Moderation:
         self._slow = client.register_script(_SLOW_LUA)
         self._slow_release = client.register_script(_SLOW_RELEASE_LUA)
         self.publish_command = publish_command
+        # Read positions and sidebars (app/people/reading.py Reading, wired in app/ops/services.py):
+        # a deleted room leaves the sidebars of the people who had it.
+        self.sidebars = None
 
     def remove(self, room, uid, leaving=False):
         """End ``uid``'s membership and their open streams in ``room``; True if a member. A
@@ -184,9 +187,11 @@ class Moderation:
     def delete(self, room):
         """Delete the room's record, members, bans, invites, audit and history; every open
         stream ends with ``event: room-deleted``, and its reconnect is refused for GONE_SECONDS
-        (the tombstone RecordKeys.gone). The room's short-lived keys (idempotency, slow
+        (the tombstone RecordKeys.gone), and its name says it was deleted (app/rooms/deletions.py).
+        It leaves its people's sidebars. The room's short-lived keys (idempotency, slow
         mode, typing) are found and deleted too, and the lobby and the registry forget it."""
         k, h = RecordKeys(room), keys.RoomKeys(room)
+        holders = self.sidebars.holders(room) if self.sidebars is not None else ()  # before they go
         self._delete(keys=[h.log, k.gone, k.info, k.members, k.bans, k.invites, k.audit, h.meta, h.online,
                            h.changed, k.channel], args=[GONE_SECONDS])
         leftovers = [key for key in self.redis.scan_iter(match=_glob_escape(k.tag) + ":*", count=1000)
@@ -198,6 +203,9 @@ class Moderation:
             pipe.zrem(REGISTRY, room)
             pipe.zrem(keys.ROOMS_INDEX, room)
             pipe.execute()
+        deletions.mark(self.redis, room, GONE_SECONDS)  # its page says so meanwhile
+        if self.sidebars is not None:
+            self.sidebars.forget_room(room, holders)
 
     def slow_wait(self, room, uid, seconds, idempotency_key):
         """Under slow mode, may ``uid`` post in ``room`` now? Returns (ms to wait, token): wait

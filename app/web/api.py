@@ -11,7 +11,7 @@ from ..delivery import sse, stream
 from ..ops.services import services
 from ..people import identity, tokens
 from ..people import reading as reading_people
-from ..rooms import keys, messages, moderation, records
+from ..rooms import deletions, keys, messages, moderation, records
 from . import bodies, fastpost, gate, guard, opening, pages
 from .i18n import translate
 from .replies import json_error, refuse, require_utf8_form, status_code, wants_json, wants_page
@@ -83,7 +83,7 @@ def post_message(room):
                 # The global token creates rooms freely; browsers and scoped tokens within caps.
                 stored, created = services().store.publish(
                     room, user, text, storing_key, may_create=None if grant is not None and not grant.scoped
-                    else guard.may_create_room, bot=grant is not None,
+                    else lambda: _may_create(room), bot=grant is not None,
                     uid=grant.uid if grant is not None else identity.uid(), reply_to=reply_to)
         services().outage.ok()
     except messages.Invalid as exc:
@@ -107,6 +107,17 @@ def post_message(room):
     if page:
         return redirect(url_for("pages.room", room=room), 303)
     return Response(stored, status=201 if created else 200, mimetype="application/json")
+
+
+def _may_create(room):
+    """A post that would create ``room`` by posting: refused (410 "room_deleted") while a room
+    of that name deleted lately is remembered (app/rooms/deletions.py): its former members,
+    posting on from an old page or a program, would be talking in a new public room unawares.
+    Creating it on purpose is POST /rooms (a record, and no history yet: posted to freely).
+    Else counted against the new-room caps."""
+    if not gate.access(room).exists and deletions.deleted_at(services().redis, room):
+        raise messages.Invalid(translate(moderation.SENTENCES["deleted"]) % room, 410, "room_deleted")
+    guard.may_create_room()
 
 
 REPLY_UNKNOWN = N_("The message you are replying to is not in this room (it may be too old to be kept).")

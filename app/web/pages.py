@@ -17,8 +17,9 @@ from flask_babel import format_timedelta, gettext
 from ..ops.services import services
 from ..people import identity, names
 from ..people import reading as reading_people
-from ..rooms import keys, messages, records, timeline
+from ..rooms import deletions, keys, messages, records, timeline
 from ..rooms.conversation import DEFAULT_REACTIONS
+from ..rooms.moderation import SENTENCES as MODERATION
 from . import gate, i18n
 
 # Marks a sentence for the catalogue; the web layer answers it in the reader's language
@@ -146,6 +147,8 @@ def room_page(room, error=None, text="", status=200, key=None, before=None, othe
         if gate.shut_out(standing):  # a private room's member under a ban reads nothing of it
             return render_template("error.html", status=403,
                                    message=gate.banned_sentence(room, standing.ban)), 403
+        if standing.used is False and deletions.deleted_at(services().redis, room):
+            return deleted_page(room)
         administers = bool(user) and gate.is_admin()  # every power of a moderator, everywhere
         if user and standing.visibility == records.PRIVATE and standing.role is None:
             observer = gate.SENTENCES["members_only"] % room  # an administrator: reads, moderates, never writes
@@ -194,12 +197,15 @@ def room_page(room, error=None, text="", status=200, key=None, before=None, othe
     if more and shown:
         older_url = url_for("pages.room", room=room, before=shown[0]["id"],
                             **({"with": other} if other else {}))
+    # Without JavaScript nothing brings new messages: a link does (room.html). ``new`` changes at
+    # every page, so following it from a page it opened is a new page, not a scroll to #latest.
+    latest_url = url_for("pages.room", room=room, new=now, **({"with": other} if other else {})) + "#latest"
     if more_after and shown:
         newer_url = url_for("pages.room", room=room, after=shown[-1]["id"],
                             **({"with": other} if other else {}))
     return render_template(
         "room.html", room=room, log=timeline.arrange(shown, lambda m: m["user"], now), more=more,
-        older_url=older_url, newer_url=newer_url, archive=before is not None or more_after,
+        older_url=older_url, newer_url=newer_url, latest_url=latest_url, archive=before is not None or more_after,
         highlight=keys.format_stream_id(at) if at else None, replying=replying, editing=editing,
         dm_action=url_for("direct.post_direct", name=other, room=room) if other else None,
         dm_idempotency_key=dm_key or uuid.uuid4().hex,
@@ -216,6 +222,15 @@ def room_page(room, error=None, text="", status=200, key=None, before=None, othe
         manages=bool(standing and standing.role in ("owner", "moderator")) or administers, sidebar=sidebar,
         read_id=read_id, first_unread=first_unread, unread_before=_unread_count(sidebar, room),
         observer=observer), status
+
+
+def deleted_page(room):
+    """The page of a room deleted lately whose name nobody took since (app/rooms/deletions.py):
+    what a live page said when it happened (410), and a way to create a new room of the name on
+    purpose (the lobby's form, filled in), never a fresh public room that looks like the old."""
+    create = url_for("pages.lobby", name=room) + "#create-name"  # signed out: the sign-in keeps it
+    return render_template("error.html", status=410, message=i18n.translate(MODERATION["deleted"]) % room,
+                           action={"url": create, "label": gettext("Create a new #%(room)s", room=room)}), 410
 
 
 def _replying(room, message_id):

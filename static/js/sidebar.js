@@ -190,6 +190,14 @@ export function Sidebar(el, root, current = '') {
     refreshCounts();  // at once above; then the server's count (the change may be in the first counts already)
   });
 
+  // This room was deleted (the stream's room-deleted, or its refused reconnect): it has left
+  // the sidebar on the server (reading.py forget_room), and leaves this list as a hidden one does.
+  root.addEventListener('chat:removed', (e) => {
+    if (e.detail.reason === 'deleted') {
+      root.dispatchEvent(new CustomEvent('chat:unread', { detail: { rooms: [], hidden: [e.detail.room] } }));
+    }
+  });
+
   root.addEventListener('chat:deleted', (e) => {
     if (unreadIn(e.detail.room, e.detail.id)) refreshCounts();
   });

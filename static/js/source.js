@@ -78,18 +78,19 @@ export function RoomSource({ url, heartbeatMs, cursor, backlog, onEvent, onState
   }
 
   // An EventSource cannot see why it was refused. A HEAD answers as the stream would: 403 (a
-  // ban) or 404 (a private room this person left) will not change by retrying, so stop there,
-  // as the 'removed' event would have (a page opened after the ban never heard it).
+  // ban), 404 (a private room this person left) or 410 (the room was deleted while this page
+  // was away: its reconnect resumes the deleted history) will not change by retrying, so stop
+  // there, as the 'removed' or 'room-deleted' event would have (this page never heard it).
   async function refused(target) {
     if (source) { source.close(); source = null; }
     try {
       const answer = await fetch(target, { method: 'HEAD', credentials: 'same-origin' });
-      if (!closed && (answer.status === 403 || answer.status === 404)) {
+      if (!closed && [403, 404, 410].includes(answer.status)) {
         const room = decodeURIComponent(new URL(target).pathname.split('/')[2] || '');
-        const reason = answer.status === 403 ? 'banned' : 'removed';
+        const reason = answer.status === 403 ? 'banned' : answer.status === 410 ? 'deleted' : 'removed';
         pause(Infinity);
         onState('removed');
-        onEvent('removed', JSON.stringify({ room, reason }), '');
+        onEvent(reason === 'deleted' ? 'room-deleted' : 'removed', JSON.stringify({ room, reason }), '');
         return;
       }
     } catch (err) { /* offline: retry as for any refusal */ }
