@@ -290,25 +290,28 @@ def test_a_draft_survives_a_reload_and_the_language_switch(phone):
 def test_a_server_error_without_a_sentence_still_says_what_to_do(phone):
     page = phone(unique("小明"))
     page.route("**/rooms/*/messages", lambda route: route.fulfill(
-        status=502, content_type="text/html", body="<html><body>Bad Gateway</body></html>"), times=1)
+        status=503, content_type="text/html", body="<html><body>Service Unavailable</body></html>"), times=1)
     page.fill("#text", "网关坏了也别丢")
     page.locator(SEND).click()
     expect(page.locator("main.room [data-error]")).to_have_text(
-        "服务器暂时无法接收你的消息（502）。消息已为你保留，点“发送”重试。")
+        "服务器暂时无法接收你的消息（503）。消息已为你保留，点“发送”重试。")
     expect(page.locator("#text")).to_have_value("网关坏了也别丢")
 
 
-def test_a_stalled_network_on_a_phone_is_said_in_chinese_and_then_connected_again(phone, relay):
+def test_a_stalled_network_on_a_phone_is_said_in_chinese_and_the_post_goes_when_it_is_back(phone, relay, server, room):
     page = phone(unique("小明"), base_url=relay.url)
     relay.blackhole()  # a dead radio: nothing is reset, nothing arrives
     page.fill("#text", "信号不好时写的")
     page.locator(SEND).click()
     expect(page.locator(STATUS)).to_have_text("正在重新连接…", timeout=15_000)
-    expect(page.locator("main.room [data-error]")).to_have_text(
-        "服务器 12 秒内没有回应。消息已为你保留，点“发送”重试（不会重复发出）。", timeout=20_000)
+    pending = page.locator("main.room [data-pending] li")
+    expect(pending.locator("[data-pending-status]")).to_have_text("尚未发出，会自动重试。", timeout=20_000)
+    expect(pending.get_by_role("button", name="取消发送")).to_be_visible()
+    expect(page.locator("#text")).to_have_value("")
+    page.screenshot(path=str(SCREENSHOTS / "ux-pending-zh.png"))
     relay.resume()
     expect(page.locator(STATUS)).to_have_text("已连接", timeout=20_000)
+    expect(page.locator("main.room li.msg .text")).to_have_text(["信号不好时写的"], timeout=20_000)
+    expect(pending).to_have_count(0)
     expect(page.locator("main.room [data-error]")).to_be_hidden()
-    expect(page.locator("main.room [data-note]")).to_have_text(
-        "已重新连接。消息仍为你保留，点“发送”即可发出（不会重复发出）。")
-    expect(page.locator("#text")).to_have_value("信号不好时写的")
+    assert [m["text"] for m in history(server, room)] == ["信号不好时写的"]

@@ -172,7 +172,7 @@ export function restoreDraft(root, form) {
     } catch (err) { /* storage off */ }
   };
   box.addEventListener('input', save);
-  root.addEventListener('chat:message', (e) => { if (!e.detail.live) save(); });  // sent: what is left
+  form.addEventListener('chat:sent', save);  // sent, or waiting in the log (pending.js): what is left
   root.addEventListener('chat:removed', (e) => {
     // The room is gone: one made later under its name is another room (posting makes a public
     // one), and a draft written for this one must not wait there, one Enter away.
