@@ -44,6 +44,33 @@ def test_a_post_made_while_cut_off_waits_in_the_log_and_goes_when_the_stream_is_
     assert [m["text"] for m in history(server, room)] == ["typed while cut off"]
 
 
+# A production heartbeat (15 s) and a short post timeout on the page: the page then trusts a
+# silent stream for 2.5 heartbeats (37 s); the server still pings every test heartbeat.
+SLOW_HEARTBEAT = """new MutationObserver((changes, observer) => {
+  const room = document.querySelector('main.room');
+  if (!room) return;
+  room.dataset.heartbeatMs = '15000';
+  room.dataset.postTimeoutMs = '2000';
+  observer.disconnect();
+}).observe(document, { childList: true, subtree: true });"""
+
+
+def test_a_post_that_gets_no_answer_makes_the_stream_prove_itself_at_once(open_room, relay, server, room):
+    page = open_room(unique("ann"), base_url=relay.url,
+                     before_load=lambda page: page.add_init_script(SLOW_HEARTBEAT))
+    relay.blackhole()  # a dead radio: the stream is silent, the post hangs
+    page.fill("#text", "into the silence")
+    page.locator(SEND).click()
+    expect(page.locator(PENDING).locator("[data-pending-status]")).to_have_text(
+        "Not sent yet — will retry.", timeout=2_000 + 2_000)
+    # It said "connected" for half a minute beside a post the server never answered.
+    expect(page.locator(STATUS)).to_have_text("reconnecting…", timeout=1_000)
+    relay.resume()
+    expect(page.locator(STATUS)).to_have_text("connected", timeout=RECONNECT_MS)
+    expect(page.locator("main.room li.msg .text")).to_have_text(["into the silence"], timeout=RECONNECT_MS)
+    assert [m["text"] for m in history(server, room)] == ["into the silence"]
+
+
 def test_a_menus_could_not_reach_the_server_goes_when_the_stream_is_back(open_room, relay, server, room):
     publish(server, room, "react to me")
     page = open_room(unique("ann"), base_url=relay.url)
