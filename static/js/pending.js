@@ -12,7 +12,7 @@
 // author, text and reply) shows it was stored: the entry gives way to the message at once, and a
 // last retry with its key confirms it quietly (200 and the original, or 201 if the message seen
 // was another one with the same words). The queue is kept in the tab (sessionStorage) for its
-// writer, so a reload sends what was waiting instead of losing it.
+// writer, so a reload sends what was waiting instead of losing it; signing out forgets it.
 import { t } from './i18n.js';
 
 const STRINGS = {
@@ -200,6 +200,14 @@ export function PendingPosts(form, root, log, { submit, event, timeoutMs }) {
     if (state === 'connected' && was !== 'connected') back();
   });
   addEventListener('online', () => { failures = 0; back(); });
+  // Signed out (here or in another tab): nothing of theirs stays on the page or goes out later
+  // under no session (session.js forgets the tab's copy).
+  root.addEventListener('chat:signed-out', () => {
+    for (const entry of queue) if (entry.abort) entry.abort.abort();
+    queue.length = 0;
+    clearTimeout(timer);
+    list.replaceChildren();
+  });
 
   // Kept by a reload (or a phone that discarded the tab): its writer's posts are sent again.
   try {
