@@ -160,16 +160,17 @@ def test_a_message_with_line_breaks_that_fits_the_textarea_is_stored_as_typed(op
     assert [m["text"] for m in history(server, room)] == [typed]
 
 
-@pytest.mark.parametrize("failure", ["503", "network"])
-def test_a_failed_send_keeps_the_text_and_shows_an_error(open_room, failure):
+PENDING = "main.room [data-pending] li"  # posts whose outcome is unknown (static/js/pending.js)
+WAITING = "Not sent yet — will retry."
+
+
+def test_a_send_refused_by_an_unavailable_store_keeps_the_text_and_shows_an_error(open_room):
     page = open_room()
     choose_name(page, unique("ann"))
 
-    def fail(route):
+    def fail(route):  # a 503 is refused before anything is stored: the text stays in the composer
         if route.request.method != "POST":
             return route.fallback()
-        if failure == "network":
-            return route.abort("connectionrefused")
         return route.fulfill(status=503, headers={"Retry-After": "7"}, json={
             "error": "The message store is unavailable right now. Please try again shortly."})
 
@@ -178,22 +179,41 @@ def test_a_failed_send_keeps_the_text_and_shows_an_error(open_room, failure):
     page.fill("#text", "please do not lose me")
     page.press("#text", "Enter")
     error = page.locator("[data-error]")
-    expect(error).to_be_visible()
-    expect(error).to_have_text({
-        "503": "The message store is unavailable right now. Please try again shortly. "
-               "Try again in 7 s.",
-        "network": "Could not reach the server. Your message is kept; press Send to retry.",
-    }[failure])
+    expect(error).to_have_text(
+        "The message store is unavailable right now. Please try again shortly. Try again in 7 s.")
     expect(page.locator("#text")).to_have_value("please do not lose me")
     expect(page.locator(SEND)).to_be_enabled()
     assert page.input_value("input[name=idempotency_key]") == key  # a retry cannot double it
     expect(page.locator("li.msg")).to_have_count(0)
+    expect(page.locator(PENDING)).to_have_count(0)
 
     page.unroute("**/rooms/*/messages")
     page.click(SEND)  # the retry goes through
     expect_texts(page, ["please do not lose me"])
     expect(error).to_be_hidden()
     expect(page.locator("#text")).to_have_value("")
+
+
+def test_a_send_that_could_not_reach_the_server_waits_in_the_log_and_goes_by_itself(open_room, server, room):
+    page = open_room(unique("ann"))
+    page.route("**/rooms/*/messages", lambda route: route.abort("connectionrefused")
+               if route.request.method == "POST" else route.fallback())
+    page.fill("#text", "please do not lose me")
+    page.press("#text", "Enter")
+    # Out of the composer (free for new text) and into the log, saying what happens to it.
+    pending = page.locator(PENDING)
+    expect(pending).to_have_count(1)
+    expect(pending.locator(".text")).to_have_text("please do not lose me")
+    expect(pending.locator("[data-pending-status]")).to_have_text(WAITING)
+    expect(pending.get_by_role("button", name="Don't send")).to_be_visible()
+    expect(page.locator("#text")).to_have_value("")
+    expect(page.locator("[data-error]")).to_be_hidden()
+    expect(page.locator("li.msg")).to_have_count(0)
+
+    page.unroute("**/rooms/*/messages")  # nothing pressed: it is sent again, and shows once
+    expect_texts(page, ["please do not lose me"], timeout=RECONNECT_MS)
+    expect(pending).to_have_count(0)
+    assert [m["text"] for m in history(server, room)] == ["please do not lose me"]
 
 
 def lose_the_answer(route):
@@ -213,6 +233,8 @@ def test_a_post_stored_but_unanswered_clears_when_its_message_comes_on_the_strea
     expect_texts(page, ["stored, answer lost"], timeout=LIVE_MS)
     expect(page.locator("#text")).to_have_value("")  # not offered again to send
     expect(page.locator("[data-error]")).to_be_hidden()
+    expect(page.locator(PENDING)).to_have_count(0, timeout=RECONNECT_MS)  # confirmed, not sent again
+    expect_texts(page, ["stored, answer lost"])
     assert [m["text"] for m in history(server, room)] == ["stored, answer lost"]
 
 
@@ -224,16 +246,11 @@ def unconfirmed(route, response):
     route.fulfill(status=504, json={"code": "unconfirmed", "error": "Not confirmed."})
 
 
-# The first post is stored either way; its answer is lost, or a 504 "unconfirmed". With the first
-# one's key the correction was answered with "5pm" and lost (no answer), or refused with 422
-# idempotency_key_reused (after a 504).
-@pytest.mark.parametrize("first_answer", [lost, unconfirmed], ids=["unanswered", "unconfirmed"])
-def test_a_corrected_text_after_an_unsettled_post_is_a_new_message(open_room, relay, server, room, first_answer):
-    page = open_room(unique("ann"), base_url=relay.url)
-    relay.blackhole()  # the stream goes silent: the first post's message does not come back
+def first_answer_lost(page, relay, server, first_answer):
+    """Route the page's posts past the (blackholed) relay; the first one's answer is not had."""
     answers = []
 
-    def past_the_relay(route):  # posts reach the server; the first one's answer is not had
+    def past_the_relay(route):
         if route.request.method != "POST":
             return route.fallback()
         response = route.fetch(url=route.request.url.replace(relay.url, server.url))
@@ -243,14 +260,75 @@ def test_a_corrected_text_after_an_unsettled_post_is_a_new_message(open_room, re
         route.fulfill(response=response)
 
     page.route("**/rooms/*/messages", past_the_relay)
+    return answers
+
+
+# The first post is stored either way; its answer is lost, or a 504 "unconfirmed". It stayed in the
+# composer, "it will not be posted twice": the person fixed a typo and pressed Send, and the
+# corrected text (a new message, a new key) was posted beside the first. Now it waits in the log
+# and the composer is free: what is typed there is another message, posted after it.
+@pytest.mark.parametrize("first_answer", [lost, unconfirmed], ids=["unanswered", "unconfirmed"])
+def test_an_unsettled_post_waits_in_the_log_and_is_never_posted_twice(open_room, relay, server, room, first_answer):
+    page = open_room(unique("ann"), base_url=relay.url)
+    relay.blackhole()  # the stream goes silent: the first post's message does not come back
+    answers = first_answer_lost(page, relay, server, first_answer)
     page.fill("#text", "meet at 5pm")
     page.press("#text", "Enter")
-    expect(page.locator("[data-error]")).to_be_visible()
-    page.fill("#text", "meet at 6pm (correction)")
-    page.click(SEND)
+    pending = page.locator(PENDING)
+    expect(pending.locator(".text")).to_have_text(["meet at 5pm"])
+    expect(page.locator("#text")).to_have_value("")  # not there to be corrected into a second copy
+    expect(page.locator("[data-error]")).to_be_hidden()
+    page.fill("#text", "and bring the slides")
+    page.click(SEND)  # behind the first, in order
     expect(page.locator("#text")).to_have_value("")
-    assert answers == [201, 201]
-    assert [m["text"] for m in history(server, room)] == ["meet at 5pm", "meet at 6pm (correction)"]
+
+    relay.resume()
+    expect_texts(page, ["meet at 5pm", "and bring the slides"], timeout=RECONNECT_MS)
+    expect(pending).to_have_count(0)
+    assert [m["text"] for m in history(server, room)] == ["meet at 5pm", "and bring the slides"]
+    assert answers[0] == 201 and answers.count(201) == 2  # the first again: 200, the original
+
+
+def test_dont_send_drops_a_pending_post_and_one_that_arrived_shows_once(open_room, relay, server, room):
+    page = open_room(unique("ann"), base_url=relay.url)
+    relay.blackhole()
+    first_answer_lost(page, relay, server, lost)
+    page.fill("#text", "stored after all")
+    page.press("#text", "Enter")
+    pending = page.locator(PENDING)
+    pending.get_by_role("button", name="Don't send").click()
+    expect(pending).to_have_count(0)
+    relay.resume()  # it had arrived: its message comes on the stream, once, and nothing waits
+    expect_texts(page, ["stored after all"], timeout=RECONNECT_MS)
+    expect(pending).to_have_count(0)
+    assert [m["text"] for m in history(server, room)] == ["stored after all"]
+
+
+def test_a_pending_post_survives_a_reload_and_is_not_posted_twice(open_room, server, room):
+    page = open_room(unique("ann"))
+    tries = []
+
+    def stored_then_unreachable(route):  # stored, its answer lost; every retry fails
+        if route.request.method != "POST":
+            return route.fallback()
+        tries.append(route.request.post_data_buffer)
+        if len(tries) == 1:
+            return lose_the_answer(route)
+        route.abort("connectionrefused")
+
+    page.route("**/rooms/*/messages", stored_then_unreachable)
+    page.fill("#text", "sent before the reload")
+    page.press("#text", "Enter")
+    expect(page.locator("#text")).to_have_value("")
+    page.wait_for_function("() => Object.keys(sessionStorage).some(k => k.startsWith('ripple-pending:'))")
+    page.unroute("**/rooms/*/messages")
+    page.reload()  # the tab kept it, with its key: sent again, answered with the original
+    expect(page.locator(STATUS)).to_have_text("connected")
+    expect(page.locator(PENDING)).to_have_count(0, timeout=RECONNECT_MS)
+    expect_texts(page, ["sent before the reload"])
+    expect(page.locator("#text")).to_have_value("")  # not a draft to send again either
+    assert [m["text"] for m in history(server, room)] == ["sent before the reload"]
+    assert not page.evaluate("Object.keys(sessionStorage).filter(k => k.startsWith('ripple-pending:'))")
 
 
 def test_text_typed_while_a_message_is_sending_is_kept(open_room):

@@ -21,28 +21,54 @@ from .test_outage import own_redis, own_server  # noqa: F401 (fixtures)
 
 ERROR = "main.room form[data-form] [data-error]"
 NOTE = "main.room form[data-form] [data-note]"
-UNREACHABLE = "Could not reach the server. Your message is kept; press Send to retry."
+PENDING = "main.room [data-pending] li"
 
 
-def test_could_not_reach_the_server_gives_way_to_connected_again_when_the_stream_is_back(
+def test_a_post_made_while_cut_off_waits_in_the_log_and_goes_when_the_stream_is_back(
         open_room, relay, server, room):
     page = open_room(unique("ann"), base_url=relay.url)  # the page reaches Gunicorn only through the relay
     relay.cut()
     expect(page.locator(STATUS)).to_have_text("reconnecting…")
     page.fill("#text", "typed while cut off")
     page.locator(SEND).click()
-    expect(page.locator(ERROR)).to_have_text(UNREACHABLE)
-
-    relay.restore()  # nothing typed, nothing pressed: the stream comes back by itself
-    expect(page.locator(STATUS)).to_have_text("connected", timeout=RECONNECT_MS)
-    expect(page.locator(ERROR)).to_be_hidden()
-    expect(page.get_by_role("status").filter(has_text="Connected again.")).to_have_text(
-        "Connected again. Your message is kept; press Send to send it (it will not be posted twice).")
-    expect(page.locator("#text")).to_have_value("typed while cut off")
-    page.locator(SEND).click()
+    pending = page.locator(PENDING)
+    expect(pending.locator("[data-pending-status]")).to_have_text("Not sent yet — will retry.")
     expect(page.locator("#text")).to_have_value("")
-    expect(page.locator(NOTE)).to_be_hidden()
+    expect(page.locator(ERROR)).to_be_hidden()
+
+    relay.restore()  # nothing typed, nothing pressed: the stream comes back, and the post goes
+    expect(page.locator(STATUS)).to_have_text("connected", timeout=RECONNECT_MS)
+    expect(page.locator("main.room li.msg .text")).to_have_text(["typed while cut off"], timeout=RECONNECT_MS)
+    expect(pending).to_have_count(0)
+    expect(page.locator(ERROR)).to_be_hidden()
     assert [m["text"] for m in history(server, room)] == ["typed while cut off"]
+
+
+# A production heartbeat (15 s) and a short post timeout on the page: the page then trusts a
+# silent stream for 2.5 heartbeats (37 s); the server still pings every test heartbeat.
+SLOW_HEARTBEAT = """new MutationObserver((changes, observer) => {
+  const room = document.querySelector('main.room');
+  if (!room) return;
+  room.dataset.heartbeatMs = '15000';
+  room.dataset.postTimeoutMs = '2000';
+  observer.disconnect();
+}).observe(document, { childList: true, subtree: true });"""
+
+
+def test_a_post_that_gets_no_answer_makes_the_stream_prove_itself_at_once(open_room, relay, server, room):
+    page = open_room(unique("ann"), base_url=relay.url,
+                     before_load=lambda page: page.add_init_script(SLOW_HEARTBEAT))
+    relay.blackhole()  # a dead radio: the stream is silent, the post hangs
+    page.fill("#text", "into the silence")
+    page.locator(SEND).click()
+    expect(page.locator(PENDING).locator("[data-pending-status]")).to_have_text(
+        "Not sent yet — will retry.", timeout=2_000 + 2_000)
+    # It said "connected" for half a minute beside a post the server never answered.
+    expect(page.locator(STATUS)).to_have_text("reconnecting…", timeout=1_000)
+    relay.resume()
+    expect(page.locator(STATUS)).to_have_text("connected", timeout=RECONNECT_MS)
+    expect(page.locator("main.room li.msg .text")).to_have_text(["into the silence"], timeout=RECONNECT_MS)
+    assert [m["text"] for m in history(server, room)] == ["into the silence"]
 
 
 def test_a_menus_could_not_reach_the_server_goes_when_the_stream_is_back(open_room, relay, server, room):

@@ -110,26 +110,42 @@ def test_signing_out_on_a_shared_computer_leaves_nothing_of_the_person_in_other_
     assert "银行卡" not in page.content()
 
 
-def test_a_draft_kept_at_sign_out_goes_back_to_its_writer_not_to_the_next_person(phone):
+KEPT = "Object.keys(sessionStorage).filter(k => /^ripple-(draft|pending):/.test(k))"
+
+
+def test_signing_out_in_another_tab_clears_this_tabs_draft_and_pending_posts(phone):
     page = phone(unique("小明"))
+    page.route("**/rooms/*/messages", lambda route: route.abort("connectionrefused")
+               if route.request.method == "POST" else route.fallback())
+    page.fill("#text", "没发出去的消息")
+    page.locator(SEND).click()
+    expect(page.locator("main.room [data-pending] li")).to_have_count(1)
     page.fill("#text", "写给自己的草稿")
+    assert len(page.evaluate(KEPT)) == 2  # both kept in the tab, for a reload
     sign_out_in_another_tab(page)
+    # A shared computer: nothing of them stays in the tab for the next person to read.
+    assert page.evaluate(KEPT) == []
+    expect(page.locator("main.room [data-pending] li")).to_have_count(0)
     page.fill("#name", unique("小红"))  # the next person at the same computer, in this tab
     page.get_by_role("button", name="开始聊天").click()
     expect(page.locator(STATUS)).to_have_text("已连接")
     expect(page.locator("#text")).to_have_value("")
-    assert "写给自己的草稿" not in page.content()
+    assert "写给自己的草稿" not in page.content() and "没发出去的消息" not in page.content()
 
 
-def test_a_draft_kept_at_sign_out_comes_back_when_its_writer_signs_in_again(phone):
+def test_signing_out_in_this_tab_clears_its_draft(phone, room):
     me = unique("小明")
     page = phone(me)
     page.fill("#text", "写给自己的草稿")
-    sign_out_in_another_tab(page)
+    assert len(page.evaluate(KEPT)) == 1
+    page.get_by_role("button", name="退出").click()
+    expect(page.locator("#name")).to_be_visible()  # the lobby, signed out
+    assert page.evaluate(KEPT) == []
+    page.goto("/rooms/%s" % room)
     page.fill("#name", me)
     page.get_by_role("button", name="开始聊天").click()
     expect(page.locator(STATUS)).to_have_text("已连接")
-    expect(page.locator("#text")).to_have_value("写给自己的草稿")
+    expect(page.locator("#text")).to_have_value("")  # the writer signed out: it was not kept
 
 
 def test_the_room_log_on_the_manage_page_names_its_columns_apart_in_chinese(person, room):
@@ -290,25 +306,28 @@ def test_a_draft_survives_a_reload_and_the_language_switch(phone):
 def test_a_server_error_without_a_sentence_still_says_what_to_do(phone):
     page = phone(unique("小明"))
     page.route("**/rooms/*/messages", lambda route: route.fulfill(
-        status=502, content_type="text/html", body="<html><body>Bad Gateway</body></html>"), times=1)
+        status=503, content_type="text/html", body="<html><body>Service Unavailable</body></html>"), times=1)
     page.fill("#text", "网关坏了也别丢")
     page.locator(SEND).click()
     expect(page.locator("main.room [data-error]")).to_have_text(
-        "服务器暂时无法接收你的消息（502）。消息已为你保留，点“发送”重试。")
+        "服务器暂时无法接收你的消息（503）。消息已为你保留，点“发送”重试。")
     expect(page.locator("#text")).to_have_value("网关坏了也别丢")
 
 
-def test_a_stalled_network_on_a_phone_is_said_in_chinese_and_then_connected_again(phone, relay):
+def test_a_stalled_network_on_a_phone_is_said_in_chinese_and_the_post_goes_when_it_is_back(phone, relay, server, room):
     page = phone(unique("小明"), base_url=relay.url)
     relay.blackhole()  # a dead radio: nothing is reset, nothing arrives
     page.fill("#text", "信号不好时写的")
     page.locator(SEND).click()
     expect(page.locator(STATUS)).to_have_text("正在重新连接…", timeout=15_000)
-    expect(page.locator("main.room [data-error]")).to_have_text(
-        "服务器 12 秒内没有回应。消息已为你保留，点“发送”重试（不会重复发出）。", timeout=20_000)
+    pending = page.locator("main.room [data-pending] li")
+    expect(pending.locator("[data-pending-status]")).to_have_text("尚未发出，会自动重试。", timeout=20_000)
+    expect(pending.get_by_role("button", name="取消发送")).to_be_visible()
+    expect(page.locator("#text")).to_have_value("")
+    page.screenshot(path=str(SCREENSHOTS / "ux-pending-zh.png"))
     relay.resume()
     expect(page.locator(STATUS)).to_have_text("已连接", timeout=20_000)
+    expect(page.locator("main.room li.msg .text")).to_have_text(["信号不好时写的"], timeout=20_000)
+    expect(pending).to_have_count(0)
     expect(page.locator("main.room [data-error]")).to_be_hidden()
-    expect(page.locator("main.room [data-note]")).to_have_text(
-        "已重新连接。消息仍为你保留，点“发送”即可发出（不会重复发出）。")
-    expect(page.locator("#text")).to_have_value("信号不好时写的")
+    assert [m["text"] for m in history(server, room)] == ["信号不好时写的"]

@@ -326,7 +326,7 @@ export function Changes(root) {
   }
   replying?.querySelector('[data-replying-cancel]').addEventListener('click', (e) => { e.preventDefault(); replyTo(null); });
   root.addEventListener('chat:message', (e) => {  // one's own reply was stored: the composer is free again
-    if (!e.detail.live && e.detail.message.reply_to) replyTo(null);
+    if (!e.detail.live && !e.detail.retried && e.detail.message.reply_to) replyTo(null);  // not a pending one's
   });
 
   // A quote leads to what it answers: here if shown, else after loading older pages up to it.

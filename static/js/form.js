@@ -1,8 +1,10 @@
 // ChatForm: enhances the plain <form method="post"> with fetch; the text is cleared only
-// after the server has stored it, and a retry reuses the idempotency key so it never doubles.
+// after the server has stored it, or once it waits in the log as a pending post (pending.js) when
+// the outcome is unknown: a retry reuses the idempotency key so it never doubles.
 // The room's composer and a conversation's (data-kind="direct") are separate forms.
 import { formatNumber, t, tn } from './i18n.js';
 import { newKey } from './ids.js';
+import { PendingPosts, stored } from './pending.js';
 import { useToken } from './session.js';
 
 const STRINGS = {
@@ -12,10 +14,7 @@ const STRINGS = {
   serverFailed: (status) => t('The server could not take your message just now ({status}). Your message is kept; press Send to retry.',
     { status: String(status) }),
   wait: (seconds) => ' ' + t('Try again in {seconds} s.', { seconds: Number(seconds) }),
-  // A post on a dead connection would hang for minutes: after this, say so and offer a retry.
-  timedOut: (s) => t('No answer from the server after {s} s. Your message is kept; press Send to retry (it will not be posted twice).', { s }),
-  unreachable: t('Could not reach the server. Your message is kept; press Send to retry.'),
-  // Said (politely) in place of either of those two once the page's stream is connected again.
+  // Said (politely) in place of a 5xx's sentence once the page's stream is connected again.
   back: t('Connected again.'),
   backKept: t('Connected again. Your message is kept; press Send to send it (it will not be posted twice).'),
   tooLong: (count, max) => t('Your message is {count} characters; the limit is {max}. Shorten it by {over} to send it.',
@@ -32,8 +31,10 @@ const COUNTER_FROM = 0.9;  // the counter shows from this share of the limit on
 // A phone or tablet: its on-screen Enter key is the only way to start a new line.
 const touch = matchMedia('(pointer: coarse)');
 
-// What the server stores (app/rooms/messages.py check_text): blank lines around the text dropped.
-const stored = (value) => value.replace(/^(?:[^\S\n]*\n)+/, '').trimEnd();
+// A 503 is refused before anything is stored (docs/api.md: the store down or full; a proxy's
+// 503, its backend not reached): the text stays in the composer. Any other 5xx (a 504
+// "unconfirmed", a proxy's 502, a worker that died) may have stored it.
+const NOT_STORED = 503;
 const length = (value) => [...stored(value)].length;  // code points, as the server counts
 
 export function ChatForm(form, root) {
@@ -48,11 +49,7 @@ export function ChatForm(form, root) {
   const timeoutMs = Number(root.dataset.postTimeoutMs) || 12000;
   let sending = false;
   let refused = false;  // the too-long sentence is showing
-  let lost = false;  // the could-not-reach (or no-answer) sentence is showing
-  // The text last sent with key.value when no answer came: it may be stored. A retry of the same
-  // text keeps the key (never twice); a changed text is a new message and takes a new key (the
-  // old key would answer with the first text, and the correction would be lost).
-  let unconfirmed = null;
+  let lost = false;  // a 5xx's sentence is showing: the service may be back with the stream
   let echoed = [];  // texts of this person's messages that came on the stream while sending
 
   const note = form.querySelector('[data-note]');
@@ -88,10 +85,43 @@ export function ChatForm(form, root) {
     return true;
   }
 
-  async function post(signal) {
-    return fetch(form.action, {
-      method: 'POST', body: new FormData(form), headers: { Accept: 'application/json' }, signal,
+  // Post data() (a FormData, built again after a CSRF refresh); {response, body}, or throws
+  // when the network fails or nothing answers before signal.
+  async function submit(data, signal) {
+    const post = () => fetch(form.action, {
+      method: 'POST', body: data(), headers: { Accept: 'application/json' }, signal,
     });
+    let response = await post();
+    let body = await response.json().catch(() => ({}));
+    if (body.code === 'csrf' && await refreshToken()) {  // nothing was stored: the same key is safe
+      response = await post();
+      body = await response.json().catch(() => ({}));
+    }
+    if (signal.aborted) throw new Error('timed out');  // while reading the answer
+    return { response, body };
+  }
+
+  const log = (form.closest('[data-conversation]') || root).querySelector('[data-log]');
+  const pending = PendingPosts(form, root, log, { submit, event, timeoutMs });
+  const replyId = () => form.querySelector('[data-replying-id]')?.value || '';
+
+  // The text left the composer (stored, or waiting in the log): clear it, but keep anything typed
+  // while it was on its way; the next message takes a new key. The draft (session.js) follows.
+  function sent(value) {
+    text.value = text.value.startsWith(value) ? text.value.slice(value.length) : text.value;
+    count();
+    key.value = newKey();
+    form.dispatchEvent(new CustomEvent('chat:sent', { detail: {}, bubbles: true }));
+  }
+
+  // Outcome unknown: the post waits in the log and is sent again with its key (pending.js); the
+  // composer is free. A reply's quote goes with it.
+  function park(value, outcome) {
+    pending.add({ key: key.value, text: value, reply_to: replyId() },
+      { ...outcome, echoed: echoed.includes(stored(value)) });  // it came back while we waited
+    sent(value);
+    if (replyId()) form.querySelector('[data-replying-cancel]')?.click();
+    showError('');
   }
 
   async function send() {
@@ -99,52 +129,46 @@ export function ChatForm(form, root) {
     if (!text.value.trim()) { showError(STRINGS.empty); return; }
     const n = count();
     if (n > max) { refused = true; showError(STRINGS.tooLong(n, max)); text.focus(); return; }
+    showNote('');
+    const value = text.value;
+    if (pending.busy()) {  // posts still waiting go first: this one waits behind them, in order
+      pending.add({ key: key.value, text: value, reply_to: replyId() }, null);
+      sent(value);
+      if (replyId()) form.querySelector('[data-replying-cancel]')?.click();
+      showError('');
+      return;
+    }
     sending = true;
     button.disabled = true;
-    showNote('');
-    const sent = text.value;
-    if (unconfirmed !== null && sent !== unconfirmed) key.value = newKey();
-    unconfirmed = null;
     echoed = [];
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), timeoutMs);
     try {
-      let response = await post(abort.signal);
-      let body = await response.json().catch(() => ({}));
-      if (body.code === 'csrf' && await refreshToken()) {  // nothing was stored: the same key is safe
-        response = await post(abort.signal);
-        body = await response.json().catch(() => ({}));
-      }
-      if (abort.signal.aborted) throw new Error('timed out');  // while reading the answer
+      const { response, body } = await submit(() => new FormData(form), abort.signal);
       if (!response.ok) {
+        if (response.status >= 500 && response.status !== NOT_STORED) {
+          park(value, { response });  // a 504 "unconfirmed", a proxy's 502: it may be stored
+          return;
+        }
         const wait = response.headers.get('Retry-After');
         // A rate limit's sentence already says how long to wait; a 503 (the store down or full)
         // says when to come back in Retry-After.
         // A 5xx (the service down, a proxy's 502) goes stale like a network error does.
         showError((body.error || (response.status >= 500 ? STRINGS.serverFailed : STRINGS.failed)(response.status))
           + (wait && response.status === 503 ? STRINGS.wait(wait) : ''), response.status >= 500);
-        if (response.status < 500 && response.status !== 429) key.value = newKey();  // rejected, not stored
-        // A 5xx keeps the key (a 504 may have stored it): a text changed before the retry is
-        // a new message, with a new key, as after no answer at all.
-        if (response.status >= 500) {
-          unconfirmed = sent;
-          if (echoed.includes(stored(sent))) confirmed();  // it came back while we waited
-        }
+        // Refused, not stored: a new key (a 429 or a 503 keeps it: nothing was stored either way).
+        if (response.status < 500 && response.status !== 429) key.value = newKey();
         return;
       }
       showError('');
       showNote(response.headers.get('Ripple-Delivery') === 'waiting' ? STRINGS.waiting(body.to) : '');
-      // Clear what was sent, but keep anything typed while it was on its way.
-      text.value = text.value.startsWith(sent) ? text.value.slice(sent.length) : text.value;
-      count();
-      key.value = newKey();
-      root.dispatchEvent(new CustomEvent(event, { detail: { message: body, live: false }, bubbles: true }));
+      sent(value);
+      root.dispatchEvent(new CustomEvent(event, { detail: { message: body, live: false, answer: true }, bubbles: true }));
     } catch (err) {
-      // Network failure or no answer in time: the message may or may not be stored; the same
-      // key makes a retry safe. The stream may be as dead as this post was: have it checked.
-      unconfirmed = sent;
-      if (echoed.includes(stored(sent))) { confirmed(); return; }  // it came back while we waited
-      showError(abort.signal.aborted ? STRINGS.timedOut(Math.round(timeoutMs / 1000)) : STRINGS.unreachable, true);
+      // Network failure or no answer in time: the message may or may not be stored. It waits in
+      // the log, sent again with the same key (never twice), and the stream may be as dead as this
+      // post was: have it checked.
+      park(value, {});
       root.dispatchEvent(new CustomEvent('chat:check', { detail: {}, bubbles: true }));
     } finally {
       clearTimeout(timer);
@@ -154,29 +178,21 @@ export function ChatForm(form, root) {
     }
   }
 
-  // The stream is back: "could not reach the server" is no longer true; a sentence that stayed
-  // until the next send would say the connection is still down. The note is a polite status.
+  // The stream is back: "the service is unavailable" may no longer be true; a sentence that stayed
+  // until the next send would say it is still down. The note is a polite status.
   root.addEventListener('chat:state', (e) => {
     if (e.detail.state !== 'connected' || !lost || sending) return;
     showError('');
     showNote(text.value.trim() ? STRINGS.backKept : STRINGS.back);
   });
 
-  // The unconfirmed post was stored after all: its own message came on the stream (live, or in
-  // the catch-up after a reconnect). The composer clears (if its text is still that message) and
-  // says nothing more of a retry.
-  function confirmed() {
-    if (text.value === unconfirmed) { text.value = ''; count(); }
-    unconfirmed = null;
-    key.value = newKey();
-    showError('');
-    showNote('');
-  }
+  // This person's message on the stream (live, or in the catch-up after a reconnect): a post
+  // still waiting for its answer, or waiting in the log, may be it.
   root.addEventListener(event, (e) => {
     const message = e.detail.message;
-    if (!message || (message.user ?? message.from) !== root.dataset.me) return;
+    if (!message || e.detail.answer || (message.user ?? message.from) !== root.dataset.me) return;
     if (sending) echoed.push(message.text);
-    else if (unconfirmed !== null && message.text === stored(unconfirmed)) confirmed();
+    pending.echo(message);
   });
 
   form.addEventListener('submit', (e) => { e.preventDefault(); send(); });

@@ -1,7 +1,9 @@
 // The room page: mount each piece on its element.
 //
 // The pieces talk through bubbling CustomEvents on <main class="room">; every one there is:
-//   chat:message      {message, live}   a room message (stream, a sent post's answer, a catch-up)
+//   chat:message      {message, live, answer?, retried?}   a room message (stream, a catch-up, or
+//                                       the answer to a post of this page: answer, retried for a
+//                                       pending one's: pending.js)
 //   chat:direct       {message, live}   a direct message to or from this person
 //   chat:presence     {room, action, name?, guest?, online_count?, online?, guests?}   who is online changed
 //                                       (online.js: without `online`, a big room's change to apply)
@@ -25,6 +27,8 @@
 //   chat:state        {state}           the stream: connecting/connected/reconnecting/offline/
 //                                       queued/replaced/signed-out/removed
 //   chat:check        {}                don't trust the stream (a send failed): check it now
+//   chat:sent         {}                (on a composer) its text left it: stored, or waiting in the
+//                                       log as a pending post (pending.js)
 //   chat:session-ended {}               the server says this session signed out
 //   chat:signed-out   {}                nobody is signed in now: show the signed-out page
 import { Changes } from './changes.js';

@@ -10,8 +10,12 @@ import { t } from './i18n.js';
 const CHANNEL = 'ripple-session';
 const SIGNED_OUT = t('You signed out in another tab or window. Sign in again to post.');
 
-/** Tell the other tabs who this page was rendered for ('' for nobody). */
+/**
+ * Tell the other tabs who this page was rendered for ('' for nobody). A page for nobody (the
+ * lobby after "Sign out" in this tab) also forgets what the tab kept for its writer.
+ */
 export function announceSession(me) {
+  if (!me) forgetWriter();
   if (!window.BroadcastChannel) return;
   const channel = new BroadcastChannel(CHANNEL);
   channel.postMessage({ type: 'who', me });
@@ -49,7 +53,10 @@ export function SessionWatch(root) {
     if (!now.name) {
       if (me) root.dispatchEvent(new CustomEvent('chat:signed-out', { detail: {}, bubbles: true }));
     } else if (now.name !== me || ended) {
-      keepDraft(root, root.querySelector('[data-form] textarea[name=text]')?.value, me);
+      // Signed in again under the same name: the draft comes back after the reload; someone
+      // else: what the tab kept for this writer goes (it was never theirs to find).
+      if (now.name === me) keepDraft(root, root.querySelector('[data-form] textarea[name=text]')?.value, me);
+      else forgetWriter();
       location.reload();  // signed in (again, or as someone else) in another tab: show that
     } else if (now.csrfToken) {
       // The same name, perhaps a new session of it (a page kept by Back/Forward across a sign-in
@@ -102,8 +109,8 @@ export function SignedOutView(root) {
     box.append(note, template.content.cloneNode(true));
     freshToken(box.querySelector('form'), root.dataset.sessionUrl);
     const form = root.querySelector('[data-form]');
+    forgetWriter();  // signed out: their draft and pending posts go from this tab too
     if (form) {
-      keepDraft(root, form.querySelector('textarea[name=text]')?.value, me);
       box.className = 'composer';
       form.replaceWith(box);
     } else {
@@ -140,9 +147,19 @@ function freshToken(form, url) {
   });
 }
 
-// A draft the signed-out page could not send waits in this tab until the composer is back,
-// for its writer only: on a shared computer the next person to sign in must not get it.
+// The composer's draft waits in this tab (a reload, the language switch) for its writer only,
+// and goes when they sign out: on a shared computer the next person must not find it, in the
+// page or in the tab's storage.
 const draftKey = (root) => `ripple-draft:${root.dataset.room}`;
+
+/** Forget what this tab keeps for the person signed in: drafts and pending posts (pending.js). */
+export function forgetWriter() {
+  try {
+    for (const key of Object.keys(sessionStorage)) {
+      if (/^ripple-(draft|pending):/.test(key)) sessionStorage.removeItem(key);
+    }
+  } catch (err) { /* storage off: nothing kept */ }
+}
 
 function keepDraft(root, text, writer) {
   try {
@@ -165,14 +182,14 @@ export function restoreDraft(root, form) {
   if (!box) return;
   const save = () => {
     const me = root.dataset.me;
-    if (!me) return;  // signed out: SignedOutView kept it for its writer
+    if (!me) return;  // signed out: nothing is kept for nobody
     try {
       if (box.value.trim()) keepDraft(root, box.value, me);
       else sessionStorage.removeItem(draftKey(root));
     } catch (err) { /* storage off */ }
   };
   box.addEventListener('input', save);
-  root.addEventListener('chat:message', (e) => { if (!e.detail.live) save(); });  // sent: what is left
+  form.addEventListener('chat:sent', save);  // sent, or waiting in the log (pending.js): what is left
   root.addEventListener('chat:removed', (e) => {
     // The room is gone: one made later under its name is another room (posting makes a public
     // one), and a draft written for this one must not wait there, one Enter away.

@@ -14,6 +14,7 @@ const EVENTS = ['message', 'direct', 'presence', 'dropped', 'ready', 'unavailabl
 // Silent this long, a connection is dead: 2.5 heartbeats, never under 3 s (the timers of a
 // busy or background page run late: below that, "silent" would be noise).
 export const deadAfterMs = (heartbeatMs) => Math.max(3000, 2.5 * heartbeatMs);
+const JUST_HEARD_MS = 1000;  // a send failure right after this proves nothing against the stream
 
 /**
  * Open a watched stream; returns { check(why), offline(), close() }.
@@ -135,6 +136,15 @@ export function RoomSource({ url, heartbeatMs, cursor, backlog, onEvent, onState
         return;
       }
       const now = Date.now();
+      // A post just failed for want of the network (or got no answer): the stream on the same
+      // path may be as dead, and waiting for its silence took up to 2.5 heartbeats, the status
+      // saying "connected" meanwhile next to "could not reach the server". It proves itself at
+      // once instead, on a new connection (its 'ready' comes within a round trip when the path
+      // works), "reconnecting…" until then. Heard from just now: it is alive.
+      if (why === 'send') {
+        if (now - heardAt > JUST_HEARD_MS) { failures = 0; drop(true); }
+        return;
+      }
       if (now - heardAt > 1.5 * heartbeatMs) { failures = 0; drop(true); return; }
       deadline = Math.min(deadline, now + 1.5 * heartbeatMs);
       if (why === 'online') { verifying = true; down(); }

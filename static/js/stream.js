@@ -14,7 +14,7 @@
 //   leader                   new leader -> all: send me your cursor
 //   hello {cursor}           follower -> leader: I joined, at this cursor; catch me up
 //   catch-up {to, events}    leader -> one follower: what it missed before joining
-//   check                    follower -> leader: don't trust the stream, check it now (and
+//   check {why?}             follower -> leader: don't trust the stream, check it now (and
 //                            answer: a leader that never does loses the lock to a visible tab)
 import { laterCursor, newKey, roomPart } from './ids.js';
 import { Recent } from './recent.js';
@@ -131,7 +131,7 @@ export function ChatStream(el) {
   function serve(message) {
     if (message.type === 'check') {
       post({ type: 'state' });  // alive: a follower that hears nothing would take the lead
-      if (source) source.check('peer');
+      if (source) source.check(message.why === 'send' ? 'send' : 'peer');  // a follower's post failed
     }
     if (message.type !== 'hello') return;
     // What it lacks of what we keep; if it started before that, our stream rewinds to its
@@ -199,7 +199,7 @@ export function ChatStream(el) {
 
   function check(why) {
     if (source) source.check(why);
-    else if (!leading) post({ type: 'check' });
+    else if (!leading) post({ type: 'check', why });
   }
 
   function stop(final) {
