@@ -3,6 +3,7 @@ workers) and real Redis: bans and removals end a person's streams on both worker
 second and refuse their reconnects and posts; deleting a room ends every stream with an event
 that says so; slow mode across workers; the audit record."""
 import json
+import re
 import time
 
 import pytest
@@ -295,6 +296,44 @@ def test_only_the_owner_deletes_a_room(server, owner):
     room, member = room_with_member(server, owner)
     answer(owner, "PUT", "/rooms/%s/moderators/%s" % (room, member.name))
     assert answer(member, "DELETE", "/rooms/%s" % room)[1]["code"] == "forbidden"
+
+
+PAGE = {"Accept": "text/html", "Accept-Language": "zh-CN"}
+
+
+def test_a_rooms_delete_form_asks_first_then_says_it_was_deleted_where_the_owner_lands(server, owner):
+    room = new_room("del")
+    assert create(owner, room, "private")[0] == 201
+    assert owner.post(room, "history")[0] == 201
+    assert owner.request("GET", "/rooms/%s" % room)[0] == 200  # in the owner's sidebar now
+    status, _, manage = owner.request("GET", "/rooms/%s/manage" % room, headers=PAGE)
+    assert re.search(r'<button type="submit" class="danger">删除 #%s' % room, manage.decode())  # red, not blue
+    # The manage page's form, as sent: a mis-tap deletes nothing and lands on a page that asks.
+    status, headers, _ = owner.request("POST", "/rooms/%s" % room, form={"_method": "DELETE"}, headers=PAGE)
+    assert status == 303 and headers["Location"].endswith("/rooms/%s/delete" % room)
+    assert answer(owner, "GET", "/rooms/%s/messages" % room)[1]["messages"]  # still there
+    status, _, asked = owner.request("GET", "/rooms/%s/delete" % room, headers=PAGE)
+    asked = asked.decode()
+    assert status == 200 and "删除 #%s？" % room in asked and "无法撤销" in asked
+    assert 'href="/rooms/%s/manage">取消</a>' % room in asked  # Cancel: back to the manage page
+    assert 'name="confirm" value="1"' in asked and 'class="danger"' in asked
+    assert owner.request("GET", "/rooms/%s/delete" % room, headers=PAGE)[0] == 200  # asking again is harmless
+    status, headers, _ = owner.request("POST", "/rooms/%s" % room, form={"_method": "DELETE", "confirm": "1"},
+                                       headers=PAGE)
+    assert status == 303 and headers["Location"] == "/"
+    status, _, lobby = owner.request("GET", "/", headers=PAGE)
+    lobby = lobby.decode()
+    assert "#%s 已被删除。" % room in lobby  # said once, in the reader's language
+    assert 'data-room="%s"' % room not in lobby  # and gone from the owner's rooms
+    assert "已被删除" not in owner.request("GET", "/", headers=PAGE)[2].decode()
+
+
+def test_a_program_still_deletes_a_room_at_once_and_only_the_owner_is_asked(server, owner):
+    room, member = room_with_member(server, owner)
+    assert answer(member, "GET", "/rooms/%s/delete" % room)[0] == 403  # a member is not asked
+    status, _, _ = owner.request("POST", "/rooms/%s" % room, form={"_method": "DELETE"},
+                                 headers={"Accept": "application/json"})
+    assert status == 204
 
 
 # Slow mode ------------------------------------------------------------------------------------

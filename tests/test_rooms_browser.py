@@ -130,7 +130,14 @@ def test_the_owner_runs_a_private_room_without_javascript(browser, server, room)
         unban.click()
         expect(page.get_by_text("Nobody is banned.")).to_be_visible()
         page.get_by_role("button", name="Delete #%s and its history" % room).click()
+        expect(page).to_have_url(re.compile("/rooms/%s/delete$" % room))  # asked first: nothing gone yet
+        page.get_by_role("link", name="Cancel").click()
+        expect(page).to_have_url(re.compile("/rooms/%s/manage$" % room))
+        page.get_by_role("button", name="Delete #%s and its history" % room).click()
+        page.get_by_role("button", name="Yes, delete #%s" % room).click()
         expect(page).to_have_url(re.compile("/$"))
+        expect(page.get_by_role("status")).to_have_text("#%s was deleted." % room)
+        expect(page.locator("[data-sidebar] li[data-room='%s']" % room)).to_have_count(0)
     finally:
         context.close()
 
@@ -187,7 +194,9 @@ def test_the_admin_page_works_without_javascript(browser, server, redis_url, own
         row = page.locator("[data-rooms] tr", has_text="#" + doomed)
         expect(row).to_contain_text("private")
         row.get_by_role("button", name="Delete").click()
+        page.get_by_role("button", name="Yes, delete #%s" % doomed).click()  # asked first
         expect(page).to_have_url(re.compile("/admin$"))
+        expect(page.get_by_role("status")).to_have_text("#%s was deleted." % doomed)
         expect(page.locator("[data-rooms] tr", has_text="#" + doomed)).to_have_count(0)
         expect(page.locator("[data-actions] tr", has_text="#" + doomed).first).to_contain_text("delete-room")
     finally:

@@ -5,10 +5,12 @@ and its audit record. JSON for programs; every action is also a plain HTML form 
 import ipaddress
 
 import redis
-from flask import Blueprint, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 
 from ..ops.services import services
+from ..people import identity
+from ..people import reading as reading_people
 from ..rooms import keys, messages, records
 from ..rooms.moderation import N_
 from . import bodies, gate, guard, pages, targets
@@ -112,6 +114,7 @@ def moderation():
     return services().moderation
 
 
+DELETED = N_("#%s was deleted.")
 BAN_FOR = N_("for %d s")  # an audit entry's detail: stored in English, shown in the reader's language
 
 
@@ -192,7 +195,14 @@ def change_room(room):
     if verb == "DELETE":
         gate.require_role(room, records.OWNER)
         data, form = read_body()
+        if form and data.get("confirm") != "1":
+            # A page's form asks first (PRG: reloading the question deletes nothing); a program
+            # (JSON, or a form with Accept: application/json) deletes at once.
+            return redirect(url_for("rooms.delete_page", room=room, next=data.get("next") or None), 303)
         delete_room(room)
+        if form:
+            flash(DELETED % room)  # shown, in the reader's language, where the redirect lands
+            _drop_from_own_sidebar(room)
         return done(form, url_for("pages.lobby"))
     if verb != "PATCH":
         raise gate.Refused(405, _l("Use PATCH or DELETE."), "method")
@@ -214,6 +224,28 @@ def change_room(room):
     record(room, "change", detail=", ".join("%s=%s" % item for item in sorted(changes.items())
                                             if item[0] not in ("created", "owner")))
     return done(form, manage_url(room), registry().info(room))
+
+
+@bp.get("/rooms/<room>/delete")
+def delete_page(room):
+    """Ask the owner (or an administrator) before deleting the room: what goes, "Yes, delete it"
+    (the delete form, confirmed) and Cancel (back to ``next``, else the manage page)."""
+    room = room_or_404(room)
+    gate.require_role(room, records.OWNER)
+    target = request.args.get("next")
+    back = targets.local(target, manage_url(room))
+    return render_template("delete_room.html", room=room, back=back, user=identity.shown(),
+                           next=targets.local(target, ""))
+
+
+def _drop_from_own_sidebar(room):
+    """Take the deleted room out of the deleter's own rooms list, where they land next."""
+    try:
+        reader = reading_people.current_reader()
+        if reader is not None:
+            services().reading.drop(reader, room)
+    except redis.RedisError as exc:  # the room is gone already; the list catches up on its own
+        services().outage.failed("sidebar", exc)
 
 
 def delete_room(room):
