@@ -137,6 +137,13 @@ def test_the_record_of_actions_reads_in_the_readers_language(server, owner):
     assert ">join<" not in record and "for 15" not in record
 
 
+def test_the_manage_page_says_who_is_signed_in_and_offers_sign_out(server, owner):
+    room, _ = room_with_member(server, owner)
+    page = owner.request("GET", "/rooms/%s/manage" % room, headers=PAGE)[2].decode()
+    assert '<strong dir="auto" data-whoami>%s</strong>' % owner.name in page
+    assert 'action="/session/leave"' in page and "退出" in page
+
+
 def test_unbanning_lets_the_person_back(server, owner):
     room, member = room_with_member(server, owner, "public")
     ban = answer(owner, "POST", "/rooms/%s/bans" % room, body={"user": member.name})[1]

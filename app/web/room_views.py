@@ -475,4 +475,5 @@ def manage(room):
         raise
     return render_template("manage.html", room=room, info=info, members=people, bans=shown, role_names=ROLE_NAMES,
                            invites=invites, actions=actions, role=found.role, admin=gate.is_admin(),
-                           me=gate.actor()[0], new_invite=request.args.get("invite"), now=records.now_ms())
+                           me=gate.actor()[0], new_invite=request.args.get("invite"), now=records.now_ms(),
+                           user=identity.shown())  # the header's "Signed in as … / Sign out"
