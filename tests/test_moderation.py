@@ -137,6 +137,31 @@ def test_the_record_of_actions_reads_in_the_readers_language(server, owner):
     assert ">join<" not in record and "for 15" not in record
 
 
+def test_the_record_of_actions_says_changes_and_invitations_in_words_not_internal_text(server, owner, redis_client):
+    room, member = room_with_member(server, owner)  # an invitation that never expires, and a join by it
+    changes = {"slow_mode_seconds": 20, "topic": "plans, for now"}
+    assert answer(owner, "PATCH", "/rooms/%s" % room, body=changes)[0] == 200
+    assert answer(owner, "PATCH", "/rooms/%s" % room, body={"slow_mode_seconds": 0, "visibility": "private"})[0] == 200
+    assert answer(owner, "POST", "/rooms/%s/invites" % room, body={"expires_in": 3600, "max_uses": 5})[0] == 201
+    # Entries are stored as they always were (the audit API's "detail"): an old one reads the same.
+    details = [a["detail"] for a in answer(owner, "GET", "/rooms/%s/audit" % room)[1]["actions"]]
+    assert details[:2] == ["expires_in=3600 max_uses=5", "slow=0, visibility=private"]
+    redis_client.xadd("ripple:{r:%s}:audit" % room, {"at": "1", "room": room, "actor": "", "actor_name": "old",
+                                                     "action": "change", "target": "", "detail": "odd text"})
+    page = owner.request("GET", "/rooms/%s/manage" % room, headers=PAGE)[2].decode()
+    record = page.split("data-audit", 1)[1]
+    assert "<th>详情</th>" in record  # the detail column has a header
+    for said in ("慢速模式：20 秒；主题：plans, for now", "慢速模式：关闭；可见性：私密",
+                 "邀请：1小时后过期，最多使用 5 次", "邀请：永不过期，不限次数", "通过邀请链接", "可见性：私密",
+                 "odd text"):
+        assert said in record, said
+    for raw in ("slow=", "visibility=", "expires_in", "None", "invite "):
+        assert raw not in record, raw
+    english = owner.request("GET", "/rooms/%s/manage" % room, headers={"Accept": "text/html"})[2].decode()
+    assert "Invitation: expires after 1 hour, up to 5 uses" in english
+    assert "Slow mode: 20 s; Topic: plans, for now" in english
+
+
 def test_the_manage_page_says_who_is_signed_in_and_offers_sign_out(server, owner):
     room, _ = room_with_member(server, owner)
     page = owner.request("GET", "/rooms/%s/manage" % room, headers=PAGE)[2].decode()

@@ -376,3 +376,23 @@ def test_signing_out_in_another_tab_takes_the_private_rooms_off_the_lobby(browse
         expect(rooms).to_contain_text("#" + public)
         expect(rooms).not_to_contain_text("#" + room)
         expect(page.locator("form.create")).to_have_count(0)
+
+
+@pytest.mark.parametrize("width", [390, 1100])
+def test_the_record_of_actions_keeps_each_action_on_one_line_in_chinese(browser, server, room, owner, width):  # noqa: F811
+    # The action column was squeezed to one character: "创建了邀请" read as a vertical stack.
+    assert create(owner, room, "private", "只给受邀的人")[0] == 201
+    assert answer(owner, "PATCH", "/rooms/%s" % room, body={"slow_mode_seconds": 20})[0] == 200
+    invite(owner, room)
+    with owners_context(browser, server, owner) as context:
+        page = context.new_page()
+        page.set_viewport_size({"width": width, "height": 900})
+        page.set_extra_http_headers({"Accept-Language": "zh-CN"})
+        page.goto("/rooms/%s/manage" % room)
+        cells = page.locator("[data-audit] td.what")
+        expect(cells).to_have_text(["创建了邀请", "修改了房间", "创建了房间"])
+        lines = cells.evaluate_all("""cells => cells.map(c => {  // the text's lines: its boxes' distinct tops
+            const range = document.createRange(); range.selectNodeContents(c);
+            return new Set([...range.getClientRects()].map(r => Math.round(r.top))).size; })""")
+        assert lines == [1, 1, 1], lines
+        assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")  # no sideways scroll
