@@ -360,6 +360,37 @@ def test_a_rooms_delete_form_asks_first_then_says_it_was_deleted_where_the_owner
     assert "已被删除" not in owner.request("GET", "/", headers=PAGE)[2].decode()
 
 
+def test_a_member_leaves_a_private_room_from_its_page_after_being_told_what_it_means(server, owner):
+    room, member = room_with_member(server, owner)
+    page = member.request("GET", "/rooms/%s" % room, headers=PAGE)[2].decode()
+    link = re.search(r'<a class="manage" data-leave href="([^"]+)">离开</a>', page)
+    assert link, "the room page offers Leave"
+    status, _, asked = member.request("GET", link.group(1), headers=PAGE)
+    asked = asked.decode()
+    assert status == 200 and "离开 #%s？" % room in asked and "只有通过邀请链接才能重新加入" in asked
+    form = re.search(r'<form class="choices" method="post" action="([^"]+)">', asked).group(1).replace("&amp;", "&")
+    assert member.request("GET", "/rooms/%s" % room)[0] == 200  # asking left nothing yet
+    status, headers, _ = member.request("POST", form, form={"_method": "DELETE"}, headers=PAGE)
+    assert status == 303 and headers["Location"] == "/"
+    lobby = member.request("GET", "/", headers=PAGE)[2].decode()
+    assert "你已离开 #%s。" % room in lobby and 'data-room="%s"' % room not in lobby
+    assert member.request("GET", "/rooms/%s" % room)[0] == 404  # private: no longer theirs
+    assert [a["action"] for a in answer(owner, "GET", "/rooms/%s/audit" % room)[1]["actions"]][0] == "leave"
+
+
+def test_the_owner_is_offered_no_leave_but_told_why_and_a_public_rooms_member_what_stays(server, owner):
+    room, member = room_with_member(server, owner, "public")
+    asked = member.request("GET", "/rooms/%s/leave" % room, headers=PAGE)[2].decode()
+    assert "你将不再是 #%s 的成员。这是公开房间" % room in asked
+    page = owner.request("GET", "/rooms/%s" % room, headers=PAGE)[2].decode()
+    assert "data-leave" not in page  # the owner's header has Manage
+    status, _, told = owner.request("GET", "/rooms/%s/leave" % room, headers=PAGE)
+    told = told.decode()
+    assert status == 200 and "所以不能离开它" in told and 'name="_method"' not in told
+    assert "不能离开它；要退出只能删除房间" in owner.request("GET", "/rooms/%s/manage" % room, headers=PAGE)[2].decode()
+    assert Browser(server.url).request("GET", "/rooms/%s/leave" % room, headers=PAGE)[0] == 401
+
+
 def test_a_program_still_deletes_a_room_at_once_and_only_the_owner_is_asked(server, owner):
     room, member = room_with_member(server, owner)
     assert answer(member, "GET", "/rooms/%s/delete" % room)[0] == 403  # a member is not asked

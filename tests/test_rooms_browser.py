@@ -396,3 +396,22 @@ def test_the_record_of_actions_keeps_each_action_on_one_line_in_chinese(browser,
             return new Set([...range.getClientRects()].map(r => Math.round(r.top))).size; })""")
         assert lines == [1, 1, 1], lines
         assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")  # no sideways scroll
+
+
+def test_a_member_leaves_a_private_room_without_javascript(browser, server, room, owner):  # noqa: F811
+    assert create(owner, room, "private")[0] == 201
+    link = invite(owner, room)["url"]
+    with no_js_lobby(browser, server, unique("gus")) as (context, page):
+        page.goto(path_of(link))
+        page.get_by_role("button", name=re.compile("Join #")).click()
+        expect(page).to_have_url(re.compile("/rooms/%s$" % room))
+        page.get_by_role("link", name="Leave").click()
+        expect(page.get_by_text("only through an invitation link")).to_be_visible()
+        page.get_by_role("link", name="Cancel").click()  # nothing happened: still a member
+        expect(page).to_have_url(re.compile("/rooms/%s$" % room))
+        page.get_by_role("link", name="Leave").click()
+        page.get_by_role("button", name="Yes, leave #%s" % room).click()
+        expect(page).to_have_url(re.compile("/$"))
+        expect(page.get_by_role("status")).to_have_text("You left #%s." % room)
+        page.goto("/rooms/%s" % room)
+        expect(page.locator("h1")).to_have_text("404")

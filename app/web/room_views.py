@@ -115,6 +115,7 @@ def moderation():
 
 
 DELETED = N_("#%s was deleted.")
+LEFT = N_("You left #%s.")  # the same sentence a stream of theirs ends with
 BAN_FOR = N_("for %d s")  # an audit entry's detail: stored in English, shown in the reader's language
 
 
@@ -292,6 +293,9 @@ def member(room, name):
     if target is not None and target["id"] == uid and found.role != records.OWNER:
         moderation().remove(room, uid, leaving=True)  # an old invitation still lets them back
         record(room, "leave", me)
+        if form:
+            flash(LEFT % room)
+            _drop_from_own_sidebar(room)
         return done(form, url_for("pages.lobby"))
     actor = gate.require_role(room, records.MODERATOR)
     if target is None:
@@ -300,6 +304,24 @@ def member(room, name):
     moderation().remove(room, target["id"])
     record(room, "remove", target["name"])
     return done(form, manage_url(room))
+
+
+@bp.get("/rooms/<room>/leave")
+def leave_page(room):
+    """Ask a member before they leave (the room page's "Leave" link, no JavaScript needed): what
+    leaving means here (a private room: only an invitation lets them back), "Yes, leave" (the
+    DELETE form of their own membership) and Cancel. The owner cannot leave: the page says so."""
+    room = room_or_404(room)
+    found = gate.access(room)
+    uid = gate.actor()[0]
+    if uid is None:
+        raise gate.Refused(401, gate.SENTENCES["sign_in"], "signed_out")
+    if gate.hidden(found):
+        gate.not_found()
+    if found.role is None:
+        raise gate.Refused(404, SENTENCES["not_member"] % {"name": gate.actor()[1], "room": room}, "not_member")
+    return render_template("leave.html", room=room, user=identity.shown(), uid=uid, role=found.role,
+                           private=found.visibility == records.PRIVATE)
 
 
 def _find(room, who):
