@@ -169,6 +169,19 @@ def test_the_manage_page_says_who_is_signed_in_and_offers_sign_out(server, owner
     assert 'action="/session/leave"' in page and "退出" in page
 
 
+def test_the_manage_page_says_a_ban_ends_membership_and_how_guests_get_in(server, owner):
+    room, member = room_with_member(server, owner)
+    assert answer(owner, "POST", "/rooms/%s/bans" % room, body={"user": member.name})[0] == 201
+    page = owner.request("GET", "/rooms/%s/manage" % room, headers=PAGE)[2].decode()
+    bans = page.split("<h2>封禁</h2>", 1)[1]
+    assert "解除封禁后成员身份也不会恢复" in bans and "新的邀请链接" in bans  # said before the owner acts
+    assert "访客（没有账号）请通过下方的邀请链接加入" in page.split("按名称添加账号", 1)[1]
+    # What it warns of: unbanned, the guest is still out of the private room.
+    ban = answer(owner, "GET", "/rooms/%s/bans" % room)[1]["bans"][0]
+    assert owner.request("DELETE", "/rooms/%s/bans/%s" % (room, ban["user"]))[0] == 204
+    assert member.request("GET", "/rooms/%s" % room)[0] == 404
+
+
 def test_unbanning_lets_the_person_back(server, owner):
     room, member = room_with_member(server, owner, "public")
     ban = answer(owner, "POST", "/rooms/%s/bans" % room, body={"user": member.name})[1]
