@@ -182,6 +182,16 @@ def test_a_leave_form_from_a_stale_page_answers_the_lobby_with_a_sentence(open_r
     expect(page.locator("[data-whoami]")).to_have_count(0)
 
 
+@pytest.mark.parametrize("js", [True, False])
+def test_signing_out_says_so_once_on_the_lobby(open_room, js):
+    page = open_room(unique("ann"), java_script_enabled=js, locale="zh-CN")
+    page.locator("form.whoami button").click()
+    expect(page).to_have_url(re.compile("/$"))
+    expect(page.get_by_role("status")).to_have_text("你已退出登录。")
+    page.reload()  # said once: not again on the next visit
+    expect(page.locator(".flashes")).to_have_count(0)
+
+
 def test_a_send_from_a_page_with_a_stale_token_takes_a_fresh_one_and_goes_once(open_room, server, room):
     page = open_room(name=unique("ann"))
     page.locator("main.room input[name=csrf_token]").evaluate("el => el.value = 'stale' + el.value")
