@@ -524,6 +524,17 @@ def test_a_line_of_many_comings_names_the_latest_five_and_counts_the_rest(open_r
 # -- Screenshots: phone and desktop ------------------------------------------------------------
 
 @pytest.mark.parametrize("device", ["desktop", "phone"])
+@pytest.mark.parametrize("js", [True, False])
+def test_direct_messages_with_no_conversation_yet_show_the_hint_not_a_bare_heading(open_room, device, js):
+    page = open_room(unique("ann"), java_script_enabled=js, locale="zh-CN", **(PHONE if device == "phone" else DESKTOP))
+    expect(page.locator("#inbox-heading")).to_be_visible()
+    hint = page.locator("[data-inbox-empty]")
+    expect(hint).to_have_text("暂无私信。点“在线”下的名字即可私聊。")
+    expect(hint).to_be_visible()
+    assert hint.evaluate("el => el.getBoundingClientRect().right <= innerWidth")
+
+
+@pytest.mark.parametrize("device", ["desktop", "phone"])
 def test_screenshots_of_a_conversation(open_room, server, room, device):
     me, friend = unique("ann"), unique("李雷")
     for user, text in (("bob", "Morning all — deploy at 09:00."), ("bob", "Dashboards look calm."),
