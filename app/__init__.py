@@ -19,7 +19,8 @@ app/people/        identity (sessions, uids), sessions (sign in/out), names (the
 app/web/           api (room HTTP interface), pages, form_pages, errors, replies (JSON or
                    page), targets (``next``), headers, bodies, fastpost (token posts before
                    Flask), guard (CSRF, rate limits), gate (room access), request_ids, cors,
-                   i18n, links, changes, room_views, invite_views, admin_views, reading_views
+                   i18n, links, changes, room_views, invite_views, admin_views, reading_views,
+                   audit_words (a room's record of actions in words)
 app/ops/           settings, topology (where Redis is), services (the extension object),
                    embedded_redis, metrics, outage (outage log), health, cli (publish),
                    rooms_cli, worker (Ripple's gunicorn worker)
@@ -40,6 +41,7 @@ from .people import account_cli, account_views, direct, identity, oidc, sessions
 from .web import (
     admin_views,
     api,
+    audit_words,
     bodies,
     changes,
     cors,
@@ -107,6 +109,7 @@ def create_app(test_config=None):
     headers.init_app(app)
     page_scripts.init_app(app)  # module_preloads(): a page's scripts asked for at once
     links.init_app(app)  # the linkify filter: http(s) URLs in messages as links
+    audit_words.init_app(app)  # the audit_detail filter: a room's record of actions in words
     cors.init_app(app)
     oidc.init_app(app)
     metrics.init_app(app)

@@ -3,6 +3,7 @@ workers) and real Redis: bans and removals end a person's streams on both worker
 second and refuse their reconnects and posts; deleting a room ends every stream with an event
 that says so; slow mode across workers; the audit record."""
 import json
+import re
 import time
 
 import pytest
@@ -134,6 +135,51 @@ def test_the_record_of_actions_reads_in_the_readers_language(server, owner):
     record = page.decode().split("<table", 2)[-1]
     assert status == 200 and "加入了" in record and "15 秒" in record
     assert ">join<" not in record and "for 15" not in record
+
+
+def test_the_record_of_actions_says_changes_and_invitations_in_words_not_internal_text(server, owner, redis_client):
+    room, member = room_with_member(server, owner)  # an invitation that never expires, and a join by it
+    changes = {"slow_mode_seconds": 20, "topic": "plans, for now"}
+    assert answer(owner, "PATCH", "/rooms/%s" % room, body=changes)[0] == 200
+    assert answer(owner, "PATCH", "/rooms/%s" % room, body={"slow_mode_seconds": 0, "visibility": "private"})[0] == 200
+    assert answer(owner, "POST", "/rooms/%s/invites" % room, body={"expires_in": 3600, "max_uses": 5})[0] == 201
+    # Entries are stored as they always were (the audit API's "detail"): an old one reads the same.
+    details = [a["detail"] for a in answer(owner, "GET", "/rooms/%s/audit" % room)[1]["actions"]]
+    assert details[:2] == ["expires_in=3600 max_uses=5", "slow=0, visibility=private"]
+    redis_client.xadd("ripple:{r:%s}:audit" % room, {"at": "1", "room": room, "actor": "", "actor_name": "old",
+                                                     "action": "change", "target": "", "detail": "odd text"})
+    page = owner.request("GET", "/rooms/%s/manage" % room, headers=PAGE)[2].decode()
+    record = page.split("data-audit", 1)[1]
+    assert "<th>详情</th>" in record  # the detail column has a header
+    for said in ("慢速模式：20 秒；主题：plans, for now", "慢速模式：关闭；可见性：私密",
+                 "邀请：1小时后过期，最多使用 5 次", "邀请：永不过期，不限次数", "通过邀请链接", "可见性：私密",
+                 "odd text"):
+        assert said in record, said
+    for raw in ("slow=", "visibility=", "expires_in", "None", "invite "):
+        assert raw not in record, raw
+    english = owner.request("GET", "/rooms/%s/manage" % room, headers={"Accept": "text/html"})[2].decode()
+    assert "Invitation: expires after 1 hour, up to 5 uses" in english
+    assert "Slow mode: 20 s; Topic: plans, for now" in english
+
+
+def test_the_manage_page_says_who_is_signed_in_and_offers_sign_out(server, owner):
+    room, _ = room_with_member(server, owner)
+    page = owner.request("GET", "/rooms/%s/manage" % room, headers=PAGE)[2].decode()
+    assert '<strong dir="auto" data-whoami>%s</strong>' % owner.name in page
+    assert 'action="/session/leave"' in page and "退出" in page
+
+
+def test_the_manage_page_says_a_ban_ends_membership_and_how_guests_get_in(server, owner):
+    room, member = room_with_member(server, owner)
+    assert answer(owner, "POST", "/rooms/%s/bans" % room, body={"user": member.name})[0] == 201
+    page = owner.request("GET", "/rooms/%s/manage" % room, headers=PAGE)[2].decode()
+    bans = page.split("<h2>封禁</h2>", 1)[1]
+    assert "解除封禁后成员身份也不会恢复" in bans and "新的邀请链接" in bans  # said before the owner acts
+    assert "访客（没有账号）请通过下方的邀请链接加入" in page.split("按名称添加账号", 1)[1]
+    # What it warns of: unbanned, the guest is still out of the private room.
+    ban = answer(owner, "GET", "/rooms/%s/bans" % room)[1]["bans"][0]
+    assert owner.request("DELETE", "/rooms/%s/bans/%s" % (room, ban["user"]))[0] == 204
+    assert member.request("GET", "/rooms/%s" % room)[0] == 404
 
 
 def test_unbanning_lets_the_person_back(server, owner):
@@ -376,6 +422,75 @@ def test_only_the_owner_deletes_a_room(server, owner):
     room, member = room_with_member(server, owner)
     answer(owner, "PUT", "/rooms/%s/moderators/%s" % (room, member.name))
     assert answer(member, "DELETE", "/rooms/%s" % room)[1]["code"] == "forbidden"
+
+
+PAGE = {"Accept": "text/html", "Accept-Language": "zh-CN"}
+
+
+def test_a_rooms_delete_form_asks_first_then_says_it_was_deleted_where_the_owner_lands(server, owner):
+    room = new_room("del")
+    assert create(owner, room, "private")[0] == 201
+    assert owner.post(room, "history")[0] == 201
+    assert owner.request("GET", "/rooms/%s" % room)[0] == 200  # in the owner's sidebar now
+    status, _, manage = owner.request("GET", "/rooms/%s/manage" % room, headers=PAGE)
+    assert re.search(r'<button type="submit" class="danger">删除 #%s' % room, manage.decode())  # red, not blue
+    # The manage page's form, as sent: a mis-tap deletes nothing and lands on a page that asks.
+    status, headers, _ = owner.request("POST", "/rooms/%s" % room, form={"_method": "DELETE"}, headers=PAGE)
+    assert status == 303 and headers["Location"].endswith("/rooms/%s/delete" % room)
+    assert answer(owner, "GET", "/rooms/%s/messages" % room)[1]["messages"]  # still there
+    status, _, asked = owner.request("GET", "/rooms/%s/delete" % room, headers=PAGE)
+    asked = asked.decode()
+    assert status == 200 and "删除 #%s？" % room in asked and "无法撤销" in asked
+    assert 'href="/rooms/%s/manage">取消</a>' % room in asked  # Cancel: back to the manage page
+    assert 'name="confirm" value="1"' in asked and 'class="danger"' in asked
+    assert owner.request("GET", "/rooms/%s/delete" % room, headers=PAGE)[0] == 200  # asking again is harmless
+    status, headers, _ = owner.request("POST", "/rooms/%s" % room, form={"_method": "DELETE", "confirm": "1"},
+                                       headers=PAGE)
+    assert status == 303 and headers["Location"] == "/"
+    status, _, lobby = owner.request("GET", "/", headers=PAGE)
+    lobby = lobby.decode()
+    assert "#%s 已被删除。" % room in lobby  # said once, in the reader's language
+    assert 'data-room="%s"' % room not in lobby  # and gone from the owner's rooms
+    assert "已被删除" not in owner.request("GET", "/", headers=PAGE)[2].decode()
+
+
+def test_a_member_leaves_a_private_room_from_its_page_after_being_told_what_it_means(server, owner):
+    room, member = room_with_member(server, owner)
+    page = member.request("GET", "/rooms/%s" % room, headers=PAGE)[2].decode()
+    link = re.search(r'<a class="manage" data-leave href="([^"]+)">离开</a>', page)
+    assert link, "the room page offers Leave"
+    status, _, asked = member.request("GET", link.group(1), headers=PAGE)
+    asked = asked.decode()
+    assert status == 200 and "离开 #%s？" % room in asked and "只有通过邀请链接才能重新加入" in asked
+    form = re.search(r'<form class="choices" method="post" action="([^"]+)">', asked).group(1).replace("&amp;", "&")
+    assert member.request("GET", "/rooms/%s" % room)[0] == 200  # asking left nothing yet
+    status, headers, _ = member.request("POST", form, form={"_method": "DELETE"}, headers=PAGE)
+    assert status == 303 and headers["Location"] == "/"
+    lobby = member.request("GET", "/", headers=PAGE)[2].decode()
+    assert "你已离开 #%s。" % room in lobby and 'data-room="%s"' % room not in lobby
+    assert member.request("GET", "/rooms/%s" % room)[0] == 404  # private: no longer theirs
+    assert [a["action"] for a in answer(owner, "GET", "/rooms/%s/audit" % room)[1]["actions"]][0] == "leave"
+
+
+def test_the_owner_is_offered_no_leave_but_told_why_and_a_public_rooms_member_what_stays(server, owner):
+    room, member = room_with_member(server, owner, "public")
+    asked = member.request("GET", "/rooms/%s/leave" % room, headers=PAGE)[2].decode()
+    assert "你将不再是 #%s 的成员。这是公开房间" % room in asked
+    page = owner.request("GET", "/rooms/%s" % room, headers=PAGE)[2].decode()
+    assert "data-leave" not in page  # the owner's header has Manage
+    status, _, told = owner.request("GET", "/rooms/%s/leave" % room, headers=PAGE)
+    told = told.decode()
+    assert status == 200 and "所以不能离开它" in told and 'name="_method"' not in told
+    assert "不能离开它；要退出只能删除房间" in owner.request("GET", "/rooms/%s/manage" % room, headers=PAGE)[2].decode()
+    assert Browser(server.url).request("GET", "/rooms/%s/leave" % room, headers=PAGE)[0] == 401
+
+
+def test_a_program_still_deletes_a_room_at_once_and_only_the_owner_is_asked(server, owner):
+    room, member = room_with_member(server, owner)
+    assert answer(member, "GET", "/rooms/%s/delete" % room)[0] == 403  # a member is not asked
+    status, _, _ = owner.request("POST", "/rooms/%s" % room, form={"_method": "DELETE"},
+                                 headers={"Accept": "application/json"})
+    assert status == 204
 
 
 # Slow mode ------------------------------------------------------------------------------------

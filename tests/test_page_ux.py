@@ -182,6 +182,16 @@ def test_a_leave_form_from_a_stale_page_answers_the_lobby_with_a_sentence(open_r
     expect(page.locator("[data-whoami]")).to_have_count(0)
 
 
+@pytest.mark.parametrize("js", [True, False])
+def test_signing_out_says_so_once_on_the_lobby(open_room, js):
+    page = open_room(unique("ann"), java_script_enabled=js, locale="zh-CN")
+    page.locator("form.whoami button").click()
+    expect(page).to_have_url(re.compile("/$"))
+    expect(page.get_by_role("status")).to_have_text("你已退出登录。")
+    page.reload()  # said once: not again on the next visit
+    expect(page.locator(".flashes")).to_have_count(0)
+
+
 def test_a_send_from_a_page_with_a_stale_token_takes_a_fresh_one_and_goes_once(open_room, server, room):
     page = open_room(name=unique("ann"))
     page.locator("main.room input[name=csrf_token]").evaluate("el => el.value = 'stale' + el.value")
@@ -512,6 +522,17 @@ def test_a_line_of_many_comings_names_the_latest_five_and_counts_the_rest(open_r
 
 
 # -- Screenshots: phone and desktop ------------------------------------------------------------
+
+@pytest.mark.parametrize("device", ["desktop", "phone"])
+@pytest.mark.parametrize("js", [True, False])
+def test_direct_messages_with_no_conversation_yet_show_the_hint_not_a_bare_heading(open_room, device, js):
+    page = open_room(unique("ann"), java_script_enabled=js, locale="zh-CN", **(PHONE if device == "phone" else DESKTOP))
+    expect(page.locator("#inbox-heading")).to_be_visible()
+    hint = page.locator("[data-inbox-empty]")
+    expect(hint).to_have_text("暂无私信。点“在线”下的名字即可私聊。")
+    expect(hint).to_be_visible()
+    assert hint.evaluate("el => el.getBoundingClientRect().right <= innerWidth")
+
 
 @pytest.mark.parametrize("device", ["desktop", "phone"])
 def test_screenshots_of_a_conversation(open_room, server, room, device):

@@ -117,8 +117,11 @@ def test_the_admin_page_works_without_javascript(admin_app):
     html = page.get_data(as_text=True)
     assert "#" + room in html and "Recent moderation" in html
     token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
-    deleted = client.post("/rooms/%s" % room, data={"_method": "DELETE", "csrf_token": token, "next": "/admin"},
-                          headers={"Accept": "text/html"})
+    form = {"_method": "DELETE", "csrf_token": token, "next": "/admin"}
+    asked = client.post("/rooms/%s" % room, data=form, headers={"Accept": "text/html"})  # asks first
+    assert asked.status_code == 303 and asked.headers["Location"].endswith("/rooms/%s/delete?next=/admin" % room)
+    assert 'name="next" value="/admin"' in client.get(asked.headers["Location"]).get_data(as_text=True)
+    deleted = client.post("/rooms/%s" % room, data={**form, "confirm": "1"}, headers={"Accept": "text/html"})
     assert deleted.status_code == 303 and deleted.headers["Location"].endswith("/admin")
     after = client.get("/admin", headers={"Accept": "text/html"}).get_data(as_text=True)
     assert "#" + room not in after.split("<table data-rooms>")[1].split("</table>")[0]

@@ -163,7 +163,14 @@ def test_the_owner_runs_a_private_room_without_javascript(browser, server, room)
         unban.click()
         expect(page.get_by_text("Nobody is banned.")).to_be_visible()
         page.get_by_role("button", name="Delete #%s and its history" % room).click()
+        expect(page).to_have_url(re.compile("/rooms/%s/delete$" % room))  # asked first: nothing gone yet
+        page.get_by_role("link", name="Cancel").click()
+        expect(page).to_have_url(re.compile("/rooms/%s/manage$" % room))
+        page.get_by_role("button", name="Delete #%s and its history" % room).click()
+        page.get_by_role("button", name="Yes, delete #%s" % room).click()
         expect(page).to_have_url(re.compile("/$"))
+        expect(page.get_by_role("status")).to_have_text("#%s was deleted." % room)
+        expect(page.locator("[data-sidebar] li[data-room='%s']" % room)).to_have_count(0)
     finally:
         context.close()
 
@@ -220,7 +227,9 @@ def test_the_admin_page_works_without_javascript(browser, server, redis_url, own
         row = page.locator("[data-rooms] tr", has_text="#" + doomed)
         expect(row).to_contain_text("private")
         row.get_by_role("button", name="Delete").click()
+        page.get_by_role("button", name="Yes, delete #%s" % doomed).click()  # asked first
         expect(page).to_have_url(re.compile("/admin$"))
+        expect(page.get_by_role("status")).to_have_text("#%s was deleted." % doomed)
         expect(page.locator("[data-rooms] tr", has_text="#" + doomed)).to_have_count(0)
         expect(page.locator("[data-actions] tr", has_text="#" + doomed).first).to_contain_text("delete-room")
     finally:
@@ -400,3 +409,42 @@ def test_signing_out_in_another_tab_takes_the_private_rooms_off_the_lobby(browse
         expect(rooms).to_contain_text("#" + public)
         expect(rooms).not_to_contain_text("#" + room)
         expect(page.locator("form.create")).to_have_count(0)
+
+
+@pytest.mark.parametrize("width", [390, 1100])
+def test_the_record_of_actions_keeps_each_action_on_one_line_in_chinese(browser, server, room, owner, width):  # noqa: F811
+    # The action column was squeezed to one character: "创建了邀请" read as a vertical stack.
+    assert create(owner, room, "private", "只给受邀的人")[0] == 201
+    assert answer(owner, "PATCH", "/rooms/%s" % room, body={"slow_mode_seconds": 20})[0] == 200
+    invite(owner, room)
+    with owners_context(browser, server, owner) as context:
+        page = context.new_page()
+        page.set_viewport_size({"width": width, "height": 900})
+        page.set_extra_http_headers({"Accept-Language": "zh-CN"})
+        page.goto("/rooms/%s/manage" % room)
+        cells = page.locator("[data-audit] td.what")
+        expect(cells).to_have_text(["创建了邀请", "修改了房间", "创建了房间"])
+        lines = cells.evaluate_all("""cells => cells.map(c => {  // the text's lines: its boxes' distinct tops
+            const range = document.createRange(); range.selectNodeContents(c);
+            return new Set([...range.getClientRects()].map(r => Math.round(r.top))).size; })""")
+        assert lines == [1, 1, 1], lines
+        assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")  # no sideways scroll
+
+
+def test_a_member_leaves_a_private_room_without_javascript(browser, server, room, owner):  # noqa: F811
+    assert create(owner, room, "private")[0] == 201
+    link = invite(owner, room)["url"]
+    with no_js_lobby(browser, server, unique("gus")) as (context, page):
+        page.goto(path_of(link))
+        page.get_by_role("button", name=re.compile("Join #")).click()
+        expect(page).to_have_url(re.compile("/rooms/%s$" % room))
+        page.get_by_role("link", name="Leave").click()
+        expect(page.get_by_text("only through an invitation link")).to_be_visible()
+        page.get_by_role("link", name="Cancel").click()  # nothing happened: still a member
+        expect(page).to_have_url(re.compile("/rooms/%s$" % room))
+        page.get_by_role("link", name="Leave").click()
+        page.get_by_role("button", name="Yes, leave #%s" % room).click()
+        expect(page).to_have_url(re.compile("/$"))
+        expect(page.get_by_role("status")).to_have_text("You left #%s." % room)
+        page.goto("/rooms/%s" % room)
+        expect(page.locator("h1")).to_have_text("404")

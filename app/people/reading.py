@@ -168,6 +168,17 @@ class Reading:
             self.redis.spop(rk.hidden, hidden - MAX_HIDDEN)
         self._tell(reader, "unread", {"rooms": [], "hidden": [room]})
 
+    def drop(self, reader, room):
+        """Take ``room`` out of the person's sidebar and forget their place in it (the room is
+        gone), without hiding it: a room made under that name later may join it again."""
+        rk = ReaderKeys(reader.id)
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(rk.rooms, room)
+            pipe.hdel(rk.read, room)
+            pipe.delete(rk.at(room))
+            pipe.execute()
+        self._tell(reader, "unread", {"rooms": [], "hidden": [room]})  # their other pages drop it too
+
     def rooms(self, reader):
         """The rooms in the person's sidebar (any order)."""
         return self.redis.zrange(ReaderKeys(reader.id).rooms, 0, -1)

@@ -3,7 +3,7 @@ DELETE /session."""
 import json
 
 import redis
-from flask import Blueprint, abort, current_app, jsonify, redirect, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, jsonify, redirect, request, session, url_for
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import generate_csrf
 
@@ -208,8 +208,9 @@ def sign_out():
 
 @bp.post("/session/leave")
 def sign_out_form():
-    """The same for a plain HTML form."""
+    """The same for a plain HTML form; the lobby it lands on says so once."""
     identity.sign_out()
+    flash(pages.N_("You are signed out."))  # in the fresh session: read (and gone) on the lobby
     return redirect(url_for("pages.lobby"), 303)
 
 

@@ -220,6 +220,7 @@ def room_page(room, error=None, text="", status=200, key=None, before=None, othe
         edit_window_ms=cfg["EDIT_WINDOW_SECONDS"] * 1000,
         editable_after=now - cfg["EDIT_WINDOW_SECONDS"] * 1000, record=record,
         manages=bool(standing and standing.role in ("owner", "moderator")) or administers, sidebar=sidebar,
+        member=bool(user and standing and standing.role == "member"),  # offered "Leave" (room_views.leave_page)
         read_id=read_id, first_unread=first_unread, unread_before=_unread_count(sidebar, room),
         observer=observer), status
 

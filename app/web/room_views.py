@@ -5,10 +5,12 @@ and its audit record. JSON for programs; every action is also a plain HTML form 
 import ipaddress
 
 import redis
-from flask import Blueprint, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 
 from ..ops.services import services
+from ..people import identity
+from ..people import reading as reading_people
 from ..rooms import keys, messages, records
 from ..rooms.moderation import N_
 from . import bodies, gate, guard, pages, targets
@@ -112,6 +114,8 @@ def moderation():
     return services().moderation
 
 
+DELETED = N_("#%s was deleted.")
+LEFT = N_("You left #%s.")  # the same sentence a stream of theirs ends with
 BAN_FOR = N_("for %d s")  # an audit entry's detail: stored in English, shown in the reader's language
 
 
@@ -192,7 +196,14 @@ def change_room(room):
     if verb == "DELETE":
         gate.require_role(room, records.OWNER)
         data, form = read_body()
+        if form and data.get("confirm") != "1":
+            # A page's form asks first (PRG: reloading the question deletes nothing); a program
+            # (JSON, or a form with Accept: application/json) deletes at once.
+            return redirect(url_for("rooms.delete_page", room=room, next=data.get("next") or None), 303)
         delete_room(room)
+        if form:
+            flash(DELETED % room)  # shown, in the reader's language, where the redirect lands
+            _drop_from_own_sidebar(room)
         return done(form, url_for("pages.lobby"))
     if verb != "PATCH":
         raise gate.Refused(405, _l("Use PATCH or DELETE."), "method")
@@ -214,6 +225,28 @@ def change_room(room):
     record(room, "change", detail=", ".join("%s=%s" % item for item in sorted(changes.items())
                                             if item[0] not in ("created", "owner")))
     return done(form, manage_url(room), registry().info(room))
+
+
+@bp.get("/rooms/<room>/delete")
+def delete_page(room):
+    """Ask the owner (or an administrator) before deleting the room: what goes, "Yes, delete it"
+    (the delete form, confirmed) and Cancel (back to ``next``, else the manage page)."""
+    room = room_or_404(room)
+    gate.require_role(room, records.OWNER)
+    target = request.args.get("next")
+    back = targets.local(target, manage_url(room))
+    return render_template("delete_room.html", room=room, back=back, user=identity.shown(),
+                           next=targets.local(target, ""))
+
+
+def _drop_from_own_sidebar(room):
+    """Take the deleted room out of the deleter's own rooms list, where they land next."""
+    try:
+        reader = reading_people.current_reader()
+        if reader is not None:
+            services().reading.drop(reader, room)
+    except redis.RedisError as exc:  # the room is gone already; the list catches up on its own
+        services().outage.failed("sidebar", exc)
 
 
 def delete_room(room):
@@ -260,6 +293,9 @@ def member(room, name):
     if target is not None and target["id"] == uid and found.role != records.OWNER:
         moderation().remove(room, uid, leaving=True)  # an old invitation still lets them back
         record(room, "leave", me)
+        if form:
+            flash(LEFT % room)
+            _drop_from_own_sidebar(room)
         return done(form, url_for("pages.lobby"))
     actor = gate.require_role(room, records.MODERATOR)
     if target is None:
@@ -268,6 +304,24 @@ def member(room, name):
     moderation().remove(room, target["id"])
     record(room, "remove", target["name"])
     return done(form, manage_url(room))
+
+
+@bp.get("/rooms/<room>/leave")
+def leave_page(room):
+    """Ask a member before they leave (the room page's "Leave" link, no JavaScript needed): what
+    leaving means here (a private room: only an invitation lets them back), "Yes, leave" (the
+    DELETE form of their own membership) and Cancel. The owner cannot leave: the page says so."""
+    room = room_or_404(room)
+    found = gate.access(room)
+    uid = gate.actor()[0]
+    if uid is None:
+        raise gate.Refused(401, gate.SENTENCES["sign_in"], "signed_out")
+    if gate.hidden(found):
+        gate.not_found()
+    if found.role is None:
+        raise gate.Refused(404, SENTENCES["not_member"] % {"name": gate.actor()[1], "room": room}, "not_member")
+    return render_template("leave.html", room=room, user=identity.shown(), uid=uid, role=found.role,
+                           private=found.visibility == records.PRIVATE)
 
 
 def _find(room, who):
@@ -440,4 +494,5 @@ def manage(room):
         raise
     return render_template("manage.html", room=room, info=info, members=people, bans=shown, role_names=ROLE_NAMES,
                            invites=invites, actions=actions, role=found.role, admin=gate.is_admin(),
-                           me=gate.actor()[0], new_invite=request.args.get("invite"), now=records.now_ms())
+                           me=gate.actor()[0], new_invite=request.args.get("invite"), now=records.now_ms(),
+                           user=identity.shown())  # the header's "Signed in as … / Sign out"
