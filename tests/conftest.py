@@ -70,6 +70,24 @@ def server(redis_url, tmp_path_factory):
     gunicorn.halt()
 
 
+@pytest.fixture(scope="session")
+def chromium():
+    """One Chromium per test process (pytest-xdist worker), launched when a test first needs it.
+
+    A launch costs ~3 s of CPU, and each browser file launched its own. Tests never share a page:
+    each opens browser contexts of its own (cookies, storage, cache, connections, Web Locks), and
+    the contexts a file leaves open close when it ends (tests/browser.py's ``browser``). Playwright's
+    sync API runs one instance per thread: a test wanting Chromium takes this one, never its own.
+    """
+    from playwright.sync_api import sync_playwright
+
+    from .browser import CHROMIUM, CHROMIUM_ARGS  # skips the test when Chromium is not installed
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
 @pytest.fixture
 def person(server):
     """Sign people in on the shared server: ``person("ann")`` is a tests.web.Browser holding
