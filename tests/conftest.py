@@ -71,6 +71,18 @@ def server(redis_url, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def other_host(redis_url, tmp_path_factory):
+    """A second Ripple host on the session's Redis, set up as ``server`` is (a master and two
+    workers of its own): what crosses hosts is tested between the two. Shared like ``server``:
+    test_scaleout, test_moderation and test_stream_faults each started their own."""
+    gunicorn = Gunicorn(tmp_path_factory.mktemp("other-host"), redis_url=redis_url, workers=2,
+                        env=SERVER_ENV)
+    gunicorn.start()
+    yield gunicorn
+    gunicorn.halt()
+
+
+@pytest.fixture(scope="session")
 def chromium():
     """One Chromium per test process (pytest-xdist worker), launched when a test first needs it.
 
