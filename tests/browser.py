@@ -37,12 +37,14 @@ XSS = ["<img src=x onerror=alert(1)>", "<script>alert(1)</script>"]
 
 
 @pytest.fixture(scope="module")
-def browser(chromium):
+def browser(chromium_process):
     """The test process's Chromium (tests/conftest.py); what this file's tests left open of it
     closes with the file, as when each file launched a browser of its own."""
-    yield chromium
-    for context in chromium.contexts:
-        context.close()
+    browser = chromium_process.get()
+    yield browser
+    if browser.is_connected():
+        for context in browser.contexts:
+            context.close()
 
 
 @pytest.fixture

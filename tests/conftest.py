@@ -10,6 +10,7 @@ import redis as redis_py
 from app import create_app
 from app.ops.embedded_redis import EmbeddedRedis
 
+from .chromium import ChromiumProcess
 from .servers import ROOT, Gunicorn, free_port
 from .support import LIMITS_OFF, SERVER_ENV, TEST_HEARTBEAT, TOKEN, post  # noqa: F401
 from .web import Browser
@@ -83,21 +84,30 @@ def other_host(redis_url, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def chromium():
-    """One Chromium per test process (pytest-xdist worker), launched when a test first needs it.
+def chromium_process():
+    """One Chromium per test process, launched when a test first needs it (tests/chromium.py).
 
-    A launch costs ~3 s of CPU, and each browser file launched its own. Tests never share a page:
-    each opens browser contexts of its own (cookies, storage, cache, connections, Web Locks), and
-    the contexts a file leaves open close when it ends (tests/browser.py's ``browser``). Playwright's
-    sync API runs one instance per thread: a test wanting Chromium takes this one, never its own.
+    Tests never share a page: each opens browser contexts of its own (cookies, storage, cache,
+    connections, Web Locks), and the contexts a file leaves open close when it ends
+    (tests/browser.py's ``browser``). Playwright's sync API runs one instance per thread: a test
+    wanting Chromium takes this one, never its own.
     """
-    from playwright.sync_api import sync_playwright
+    process = ChromiumProcess()
+    yield process
+    process.stop()
 
-    from .browser import CHROMIUM, CHROMIUM_ARGS  # skips the test when Chromium is not installed
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+
+@pytest.fixture
+def chromium(chromium_process):
+    """The process's Chromium, for a test that opens (and closes) its own contexts or pages."""
+    return chromium_process.get()
+
+
+@pytest.fixture
+def without_playwright(chromium_process):
+    """No Playwright running in this process during the test, for one that runs an asyncio loop
+    (asyncio.run() refuses while Playwright's sync API holds the thread's loop)."""
+    chromium_process.stop()
 
 
 @pytest.fixture
