@@ -143,9 +143,14 @@ FAILOVER_ENV = {**SERVER_ENV, "RIPPLE_REPLICA_ACKS": "1", "RIPPLE_REPLICA_TIMEOU
 
 def start_hosts(tmp_path, url, env, count=2):
     hosts = []
-    for i in range(count):
-        (tmp_path / ("h%d" % i)).mkdir(exist_ok=True)
-        hosts.append(Gunicorn(tmp_path / ("h%d" % i), redis_url=url, workers=2, env=env).start())
+    try:
+        for i in range(count):
+            (tmp_path / ("h%d" % i)).mkdir(exist_ok=True)
+            hosts.append(Gunicorn(tmp_path / ("h%d" % i), redis_url=url, workers=2, env=env).start())
+    except BaseException:  # noqa: BLE001 - cleaned up, then raised again
+        for host in hosts:  # the caller never gets them to stop
+            host.halt()
+        raise
     return hosts
 
 
