@@ -15,7 +15,7 @@ CHROMIUM = "/usr/bin/chromium"
 if not os.path.exists(CHROMIUM):
     pytest.skip("Debian's chromium is not installed: apt-get install chromium", allow_module_level=True)
 
-from playwright.sync_api import expect, sync_playwright  # noqa: E402
+from playwright.sync_api import expect  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -37,12 +37,14 @@ XSS = ["<img src=x onerror=alert(1)>", "<script>alert(1)</script>"]
 
 
 @pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                             args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+def browser(chromium_process):
+    """The test process's Chromium (tests/conftest.py); what this file's tests left open of it
+    closes with the file, as when each file launched a browser of its own."""
+    browser = chromium_process.get()
+    yield browser
+    if browser.is_connected():
+        for context in browser.contexts:
+            context.close()
 
 
 @pytest.fixture

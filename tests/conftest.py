@@ -10,6 +10,7 @@ import redis as redis_py
 from app import create_app
 from app.ops.embedded_redis import EmbeddedRedis
 
+from .chromium import ChromiumProcess
 from .servers import ROOT, Gunicorn, free_port
 from .support import LIMITS_OFF, SERVER_ENV, TEST_HEARTBEAT, TOKEN, post  # noqa: F401
 from .web import Browser
@@ -68,6 +69,45 @@ def server(redis_url, tmp_path_factory):
     gunicorn.start()
     yield gunicorn
     gunicorn.halt()
+
+
+@pytest.fixture(scope="session")
+def other_host(redis_url, tmp_path_factory):
+    """A second Ripple host on the session's Redis, set up as ``server`` is (a master and two
+    workers of its own): what crosses hosts is tested between the two. Shared like ``server``:
+    test_scaleout, test_moderation and test_stream_faults each started their own."""
+    gunicorn = Gunicorn(tmp_path_factory.mktemp("other-host"), redis_url=redis_url, workers=2,
+                        env=SERVER_ENV)
+    gunicorn.start()
+    yield gunicorn
+    gunicorn.halt()
+
+
+@pytest.fixture(scope="session")
+def chromium_process():
+    """One Chromium per test process, launched when a test first needs it (tests/chromium.py).
+
+    Tests never share a page: each opens browser contexts of its own (cookies, storage, cache,
+    connections, Web Locks), and the contexts a file leaves open close when it ends
+    (tests/browser.py's ``browser``). Playwright's sync API runs one instance per thread: a test
+    wanting Chromium takes this one, never its own.
+    """
+    process = ChromiumProcess()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def chromium(chromium_process):
+    """The process's Chromium, for a test that opens (and closes) its own contexts or pages."""
+    return chromium_process.get()
+
+
+@pytest.fixture
+def without_playwright(chromium_process):
+    """No Playwright running in this process during the test, for one that runs an asyncio loop
+    (asyncio.run() refuses while Playwright's sync API holds the thread's loop)."""
+    chromium_process.stop()
 
 
 @pytest.fixture

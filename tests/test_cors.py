@@ -9,7 +9,6 @@ import urllib.request
 import jwt
 import pytest
 
-from .browser import CHROMIUM, CHROMIUM_ARGS, sync_playwright
 from .servers import Gunicorn, free_port
 from .support import SERVER_ENV, TOKEN, post
 
@@ -46,14 +45,6 @@ def cors_server(redis_url, tmp_path_factory, sites):
     gunicorn.start()
     yield gunicorn
     gunicorn.halt()
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def preflight(server, origin):

@@ -546,36 +546,29 @@ def test_metrics_with_a_token_need_it_from_everywhere(app):
 
 
 @pytest.mark.browser
-def test_pages_work_in_chromium_under_the_content_security_policy(server, room):
-    if not os.path.exists("/usr/bin/chromium"):
-        pytest.skip("Debian's chromium is not installed")
-    from playwright.sync_api import expect, sync_playwright
-
-    from .browser import CHROMIUM_ARGS
+def test_pages_work_in_chromium_under_the_content_security_policy(server, room, chromium):
+    from playwright.sync_api import expect
     violations = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
-                                             args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(base_url=server.url)
-            context.set_default_timeout(10_000)
-            # Every violation, as the page's own event and as a console line.
-            context.add_init_script("document.addEventListener('securitypolicyviolation', e => "
-                                    "console.error('CSP violation: ' + e.violatedDirective + ' ' + e.blockedURI))")
-            page = context.new_page()
-            page.on("console", lambda m: ("Content Security Policy" in m.text or "CSP violation" in m.text)
-                    and violations.append(m.text))
-            page.on("pageerror", lambda error: violations.append(str(error)))
-            page.goto("/")
-            page.goto("/rooms/%s" % room)
-            page.fill("#name", "csp-" + uuid.uuid4().hex[:6])
-            page.locator("#name").press("Enter")
-            expect(page.locator("[data-status]")).to_have_text("connected")
-            page.fill("#text", "sent under the policy")
-            page.press("#text", "Enter")
-            expect(page.locator("li.msg .text").last).to_have_text("sent under the policy")
-        finally:
-            browser.close()
+    context = chromium.new_context(base_url=server.url)
+    try:
+        context.set_default_timeout(10_000)
+        # Every violation, as the page's own event and as a console line.
+        context.add_init_script("document.addEventListener('securitypolicyviolation', e => "
+                                "console.error('CSP violation: ' + e.violatedDirective + ' ' + e.blockedURI))")
+        page = context.new_page()
+        page.on("console", lambda m: ("Content Security Policy" in m.text or "CSP violation" in m.text)
+                and violations.append(m.text))
+        page.on("pageerror", lambda error: violations.append(str(error)))
+        page.goto("/")
+        page.goto("/rooms/%s" % room)
+        page.fill("#name", "csp-" + uuid.uuid4().hex[:6])
+        page.locator("#name").press("Enter")
+        expect(page.locator("[data-status]")).to_have_text("connected")
+        page.fill("#text", "sent under the policy")
+        page.press("#text", "Enter")
+        expect(page.locator("li.msg .text").last).to_have_text("sent under the policy")
+    finally:
+        context.close()
     assert violations == []
 
 

@@ -12,8 +12,8 @@ from redis.crc import key_slot
 from app.rooms import deletions, keys
 from app.rooms.records import RecordKeys
 
-from .servers import Gunicorn, wait_until
-from .support import SERVER_ENV, TOKEN
+from .servers import wait_until
+from .support import TOKEN
 from .test_accounts import account_holder, streams_on_both_workers
 from .test_rooms import answer, create, guest, invite, new_room, path_of
 from .web import Browser
@@ -602,13 +602,10 @@ def test_a_stranger_cannot_touch_a_private_rooms_messages(server, owner):
 # Two hosts on one Redis, and one Cluster slot per room -------------------------------------------
 
 @pytest.fixture(scope="module")
-def two_hosts(redis_url, tmp_path_factory):
-    """Two Ripple instances (separate masters, as separate hosts would be) on one Redis."""
-    hosts = [Gunicorn(tmp_path_factory.mktemp("host%d" % i), redis_url=redis_url, workers=2,
-                      env=SERVER_ENV).start() for i in range(2)]
-    yield hosts
-    for host in hosts:
-        host.halt()
+def two_hosts(server, other_host):
+    """Two Ripple instances (separate masters, as separate hosts would be) on one Redis: the
+    session's two (tests/conftest.py)."""
+    return [server, other_host]
 
 
 def test_a_ban_on_one_host_ends_the_persons_streams_on_both_hosts_within_a_second(two_hosts):

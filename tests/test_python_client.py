@@ -43,6 +43,10 @@ from .test_accounts import account_holder
 from .test_rooms import create, new_room
 from .test_stream_faults import BusyRedis
 
+# The async client's tests run asyncio loops: no Playwright may hold this process's thread then
+# (tests/chromium.py; a browser file before this one in the same process left it running).
+pytestmark = pytest.mark.usefixtures("without_playwright")
+
 # Short waits for a test: a dead stream is noticed after three test heartbeats of silence.
 FAST = Backoff(initial=0.1, maximum=1.0, attempts=60)
 

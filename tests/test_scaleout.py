@@ -35,13 +35,10 @@ def test_every_key_and_channel_of_a_room_shares_one_cluster_slot():
 
 
 @pytest.fixture(scope="module")
-def two_hosts(redis_url, tmp_path_factory):
-    """Two Ripple instances (separate masters, as separate hosts would be) on one Redis."""
-    hosts = [Gunicorn(tmp_path_factory.mktemp("host%d" % i), redis_url=redis_url, workers=2,
-                      env=SERVER_ENV).start() for i in range(2)]
-    yield hosts
-    for host in hosts:
-        host.halt()
+def two_hosts(server, other_host):
+    """Two Ripple instances (separate masters, as separate hosts would be) on one Redis: the
+    session's two (tests/conftest.py)."""
+    return [server, other_host]
 
 
 def test_post_on_one_host_stream_from_another_and_resume_on_the_first(two_hosts, room):
@@ -146,9 +143,14 @@ FAILOVER_ENV = {**SERVER_ENV, "RIPPLE_REPLICA_ACKS": "1", "RIPPLE_REPLICA_TIMEOU
 
 def start_hosts(tmp_path, url, env, count=2):
     hosts = []
-    for i in range(count):
-        (tmp_path / ("h%d" % i)).mkdir(exist_ok=True)
-        hosts.append(Gunicorn(tmp_path / ("h%d" % i), redis_url=url, workers=2, env=env).start())
+    try:
+        for i in range(count):
+            (tmp_path / ("h%d" % i)).mkdir(exist_ok=True)
+            hosts.append(Gunicorn(tmp_path / ("h%d" % i), redis_url=url, workers=2, env=env).start())
+    except BaseException:  # noqa: BLE001 - cleaned up, then raised again
+        for host in hosts:  # the caller never gets them to stop
+            host.halt()
+        raise
     return hosts
 
 
@@ -182,36 +184,78 @@ def cluster(tmp_path_factory):
     cluster.stop()
 
 
-def test_cluster_keeps_a_room_on_one_node_and_serves_several_hosts(cluster, tmp_path, room):
-    a, b = hosts = start_hosts(tmp_path, cluster.url, SERVER_ENV)
-    try:
-        ann, bob = Browser(a.url), Browser(b.url)
-        assert ann.sign_in("ann-" + uuid.uuid4().hex[:6]) == 200
-        assert bob.sign_in("bob-" + uuid.uuid4().hex[:6]) == 200
-        with bob.stream(room) as stream:
-            stream.until("ready")
-            assert ann.post(room, "sharded") [0] == 201
-            assert stream.messages(1)[0].json()["text"] == "sharded"
-            assert ann.direct(bob.name, "to bob's shard") [0] == 201
-            assert stream.messages(1, name="direct")[0].json()["text"] == "to bob's shard"
-        missed = ann.post(room, "missed")[1]["id"]
-        bob_on_a = Browser(a.url).same_session_as(bob)
-        with bob_on_a.stream(room, {"Last-Event-ID": stream.last_id}) as again:
-            _, before = again.until("ready")
-            assert [e.json()["id"] for e in before if e.name == "message"] == [missed]
-        # Slot routing: every key of the room lives on the one master that owns its slot.
-        holders = []
-        for node in cluster.alive():
-            with redis.Redis(port=node.port, decode_responses=True) as client:
-                if client.info("replication")["role"] == "master" and \
-                        list(client.scan_iter(match="ripple:{r:%s}:*" % room)):
-                    holders.append(node.port)
-        assert holders == [cluster.owner_of(keys.RoomKeys(room).log).port]
-    finally:
-        for host in hosts:
-            host.halt()
+@pytest.fixture(scope="module")
+def cluster_hosts(cluster, tmp_path_factory):
+    """Two Ripple hosts on the cluster with the test settings, for the tests that only use them
+    (each test its own room and people); a test that needs other settings starts its own."""
+    hosts = start_hosts(tmp_path_factory.mktemp("cluster-hosts"), cluster.url, SERVER_ENV)
+    yield hosts
+    for host in hosts:
+        host.halt()
 
 
+def test_cluster_keeps_a_room_on_one_node_and_serves_several_hosts(cluster, cluster_hosts, room):
+    a, b = cluster_hosts
+    ann, bob = Browser(a.url), Browser(b.url)
+    assert ann.sign_in("ann-" + uuid.uuid4().hex[:6]) == 200
+    assert bob.sign_in("bob-" + uuid.uuid4().hex[:6]) == 200
+    with bob.stream(room) as stream:
+        stream.until("ready")
+        assert ann.post(room, "sharded") [0] == 201
+        assert stream.messages(1)[0].json()["text"] == "sharded"
+        assert ann.direct(bob.name, "to bob's shard") [0] == 201
+        assert stream.messages(1, name="direct")[0].json()["text"] == "to bob's shard"
+    missed = ann.post(room, "missed")[1]["id"]
+    bob_on_a = Browser(a.url).same_session_as(bob)
+    with bob_on_a.stream(room, {"Last-Event-ID": stream.last_id}) as again:
+        _, before = again.until("ready")
+        assert [e.json()["id"] for e in before if e.name == "message"] == [missed]
+    # Slot routing: every key of the room lives on the one master that owns its slot.
+    holders = []
+    for node in cluster.alive():
+        with redis.Redis(port=node.port, decode_responses=True) as client:
+            if client.info("replication")["role"] == "master" and \
+                    list(client.scan_iter(match="ripple:{r:%s}:*" % room)):
+                holders.append(node.port)
+    assert holders == [cluster.owner_of(keys.RoomKeys(room).log).port]
+
+
+def test_edits_reactions_and_deletions_work_on_a_cluster_and_resume_on_another_host(cluster_hosts, room):
+    a, b = cluster_hosts
+    ann = Browser(a.url)
+    assert ann.sign_in("ann-" + uuid.uuid4().hex[:6]) == 200
+    sent = ann.post(room, "sharded draft")[1]
+    path = "/rooms/%s/messages/%s" % (room, sent["id"])
+    with SSEStream("%s/rooms/%s/events" % (b.url, room)) as on_b:
+        on_b.until("ready")
+        assert ann.request("PATCH", path, body={"text": "sharded, edited"})[0] == 200
+        cursor = on_b.messages(1, name="edit")[0].id
+    assert ann.request("PUT", path + "/reactions/%F0%9F%91%8D")[0] == 200
+    assert ann.request("DELETE", path)[0] == 204
+    with SSEStream("%s/rooms/%s/events" % (b.url, room), {"Last-Event-ID": cursor}) as again:
+        _, before = again.until("ready")
+        assert [e.name for e in before if e.name in ("message", "edit", "reaction", "delete")] \
+            == ["reaction", "delete"]
+    _, _, body = ann.request("GET", "/rooms/%s/messages" % room)
+    assert [(m["id"], m["deleted"]) for m in json.loads(body)["messages"]] == [(sent["id"], True)]
+
+
+def test_sign_out_through_one_host_ends_the_session_on_another_on_a_cluster(cluster_hosts, room):
+    a, b = cluster_hosts
+    ann = Browser(a.url)
+    assert ann.sign_in("ann-" + uuid.uuid4().hex[:6]) == 200
+    cookie = ann.cookie()  # a copy, as it was before the sign-out
+    with SSEStream("%s/rooms/%s/events" % (b.url, room), {"Cookie": cookie}) as on_b:
+        on_b.until("ready")
+        assert ann.request("DELETE", "/session")[0] == 204
+        on_b.until("signed-out")  # the record's shard carried the word to host b
+    copied = Browser(b.url)
+    status, _, _ = copied.request("GET", "/session", headers={"Cookie": cookie})
+    assert status == 401
+
+
+# Runs after the tests sharing cluster_hosts, which it would otherwise leave on a cluster one of
+# whose masters it killed: they test a healthy cluster, this test the failover.
 @pytest.mark.slow
 @pytest.mark.parametrize("run", FAILOVER_RUNS)
 def test_cluster_master_failover_mid_traffic_loses_no_acknowledged_message(cluster, tmp_path, room, fault_report,
@@ -225,48 +269,6 @@ def test_cluster_master_failover_mid_traffic_loses_no_acknowledged_message(clust
             host.halt()
     check_failover("Cluster master owning the room SIGKILLed mid-traffic (replica-ack on), 2 hosts",
                    *result, fault_report)
-
-
-def test_edits_reactions_and_deletions_work_on_a_cluster_and_resume_on_another_host(cluster, tmp_path, room):
-    a, b = hosts = start_hosts(tmp_path, cluster.url, SERVER_ENV)
-    try:
-        ann = Browser(a.url)
-        assert ann.sign_in("ann-" + uuid.uuid4().hex[:6]) == 200
-        sent = ann.post(room, "sharded draft")[1]
-        path = "/rooms/%s/messages/%s" % (room, sent["id"])
-        with SSEStream("%s/rooms/%s/events" % (b.url, room)) as on_b:
-            on_b.until("ready")
-            assert ann.request("PATCH", path, body={"text": "sharded, edited"})[0] == 200
-            cursor = on_b.messages(1, name="edit")[0].id
-        assert ann.request("PUT", path + "/reactions/%F0%9F%91%8D")[0] == 200
-        assert ann.request("DELETE", path)[0] == 204
-        with SSEStream("%s/rooms/%s/events" % (b.url, room), {"Last-Event-ID": cursor}) as again:
-            _, before = again.until("ready")
-            assert [e.name for e in before if e.name in ("message", "edit", "reaction", "delete")] \
-                == ["reaction", "delete"]
-        _, _, body = ann.request("GET", "/rooms/%s/messages" % room)
-        assert [(m["id"], m["deleted"]) for m in json.loads(body)["messages"]] == [(sent["id"], True)]
-    finally:
-        for host in hosts:
-            host.halt()
-
-
-def test_sign_out_through_one_host_ends_the_session_on_another_on_a_cluster(cluster, tmp_path, room):
-    a, b = hosts = start_hosts(tmp_path, cluster.url, SERVER_ENV)
-    try:
-        ann = Browser(a.url)
-        assert ann.sign_in("ann-" + uuid.uuid4().hex[:6]) == 200
-        cookie = ann.cookie()  # a copy, as it was before the sign-out
-        with SSEStream("%s/rooms/%s/events" % (b.url, room), {"Cookie": cookie}) as on_b:
-            on_b.until("ready")
-            assert ann.request("DELETE", "/session")[0] == 204
-            on_b.until("signed-out")  # the record's shard carried the word to host b
-        copied = Browser(b.url)
-        status, _, _ = copied.request("GET", "/session", headers={"Cookie": cookie})
-        assert status == 401
-    finally:
-        for host in hosts:
-            host.halt()
 
 
 def test_name_claims_and_presence_hold_across_hosts(two_hosts, room):

@@ -6,7 +6,6 @@ its holder leaves, and ``next`` never leaves the site."""
 import copy
 import http.server
 import json
-import os
 import re
 import threading
 import urllib.parse
@@ -408,36 +407,33 @@ def other_site(server, room):
     httpd.server_close()
 
 
-@pytest.mark.skipif(not os.path.exists("/usr/bin/chromium"), reason="Debian's chromium is not installed")
-def test_a_cross_site_form_post_in_a_browser_leaves_the_person_signed_in(server, room, other_site):
-    from playwright.sync_api import expect, sync_playwright
+@pytest.mark.browser
+def test_a_cross_site_form_post_in_a_browser_leaves_the_person_signed_in(server, room, other_site, chromium):
+    from playwright.sync_api import expect
     name = fresh()
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
-                                             args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
-        try:
-            context = browser.new_context()
-            context.set_default_timeout(10_000)
-            page = context.new_page()
-            page.goto("%s/rooms/%s" % (server.url, room))
-            page.fill("#name", name)
-            page.get_by_role("button", name="Start chatting").click()
-            expect(page.locator("[data-whoami]")).to_have_text(name)
-            # The signed payload (without its timestamp and signature: a request of the page may
-            # refresh those meanwhile) is the session's content.
-            def session_payload():
-                return [c["value"].rsplit(".", 2)[0] for c in context.cookies() if c["name"] == "session"]
-            before = session_payload()
-            page.goto(other_site)
-            with page.expect_response(lambda r: r.request.method == "POST") as refused:
-                page.get_by_role("button", name="Win a prize").click()
-            assert refused.value.status == 400  # no cookie came along (SameSite=Lax): no CSRF token
-            assert refused.value.headers.get("set-cookie") is None
-            assert session_payload() == before
-            page.goto("%s/rooms/%s" % (server.url, room))
-            expect(page.locator("[data-whoami]")).to_have_text(name)
-        finally:
-            browser.close()
+    context = chromium.new_context()
+    try:
+        context.set_default_timeout(10_000)
+        page = context.new_page()
+        page.goto("%s/rooms/%s" % (server.url, room))
+        page.fill("#name", name)
+        page.get_by_role("button", name="Start chatting").click()
+        expect(page.locator("[data-whoami]")).to_have_text(name)
+        # The signed payload (without its timestamp and signature: a request of the page may
+        # refresh those meanwhile) is the session's content.
+        def session_payload():
+            return [c["value"].rsplit(".", 2)[0] for c in context.cookies() if c["name"] == "session"]
+        before = session_payload()
+        page.goto(other_site)
+        with page.expect_response(lambda r: r.request.method == "POST") as refused:
+            page.get_by_role("button", name="Win a prize").click()
+        assert refused.value.status == 400  # no cookie came along (SameSite=Lax): no CSRF token
+        assert refused.value.headers.get("set-cookie") is None
+        assert session_payload() == before
+        page.goto("%s/rooms/%s" % (server.url, room))
+        expect(page.locator("[data-whoami]")).to_have_text(name)
+    finally:
+        context.close()
 
 
 def test_a_same_origin_post_without_a_session_gets_a_working_one(server, room):

@@ -85,15 +85,6 @@ def relay(server):
     relay.close()
 
 
-@pytest.fixture(scope="module")
-def other_host(redis_url, tmp_path_factory):
-    """A second Ripple host on the same Redis (its own two workers)."""
-    gunicorn = Gunicorn(tmp_path_factory.mktemp("other-host"), redis_url=redis_url, workers=2,
-                        env=SERVER_ENV).start()
-    yield gunicorn
-    gunicorn.halt()
-
-
 def person(server, prefix="ann"):
     browser = Browser(server.url)
     assert browser.sign_in("%s-%s" % (prefix, uuid.uuid4().hex[:6])) == 200
