@@ -59,18 +59,23 @@ def test_a_person_shut_out_of_a_room_sees_why_live_and_the_page_stops_streaming(
     expect(page.locator(STATUS)).to_have_text("closed")
 
 
-def test_a_draft_for_a_deleted_room_does_not_come_back_in_a_room_of_the_same_name(open_room, server, room,
-                                                                                   owner):
-    # Posting to an unknown room makes a public one: a private room's draft must not wait,
-    # one Enter away, in the public room a reload opens after its deletion.
-    assert create(owner, room, "private")[0] == 201
+def joining_by_invitation(owner, room):
+    """A ``before_load`` for open_room: the page joins ``room`` through an invitation link of ``owner``'s."""
     link = invite(owner, room)["url"]
 
     def join(page):
         page.goto(path_of(link))
         page.get_by_role("button", name=re.compile("Join #")).click()
         expect(page).to_have_url(re.compile("/rooms/%s$" % room))
+    return join
 
+
+def test_a_draft_for_a_deleted_room_does_not_come_back_in_a_room_of_the_same_name(open_room, server, room,
+                                                                                   owner):
+    # Posting to an unknown room makes a public one: a private room's draft must not wait,
+    # one Enter away, in the public room a reload opens after its deletion.
+    assert create(owner, room, "private")[0] == 201
+    join = joining_by_invitation(owner, room)
     page = open_room(unique("gus"), before_load=join)
     page.fill("textarea[name=text]", "only for the members")
     assert owner.request("DELETE", "/rooms/%s" % room)[0] == 204
@@ -90,13 +95,7 @@ def test_a_page_away_when_its_room_was_deleted_says_so_when_it_comes_back(open_r
     # reconnect; it says what the event would have said (not "reconnecting" for ever), and the
     # room leaves its sidebar as it has on the server.
     assert create(owner, room, "private")[0] == 201
-    link = invite(owner, room)["url"]
-
-    def join(page):
-        page.goto(path_of(link))
-        page.get_by_role("button", name=re.compile("Join #")).click()
-        expect(page).to_have_url(re.compile("/rooms/%s$" % room))
-
+    join = joining_by_invitation(owner, room)
     page = open_room(unique("gus"), base_url=relay.url, before_load=join)
     assert owner.post(room, "before")[0] == 201
     expect(page.locator(TEXTS)).to_have_text(["before"])  # the page's cursor is in the history

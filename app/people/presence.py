@@ -527,7 +527,7 @@ class Presence:
             pipe.zrange(k.online_names, 0, -1)
             pipe.smembers(k.online_guests)
             names, guests = pipe.execute()
-        # (in byte order: UTF-8's is the code points', Python's own)
+        # names come in byte order, which for UTF-8 is code point order: Python's own sort
         return names, [name for name in names if name in guests]
 
     def bounded(self, names, guests, keep=None):
