@@ -1,4 +1,5 @@
 """One room's live event stream: subscribe, replay what the client missed, relay the rest."""
+import functools
 import json
 import logging
 import time
@@ -10,7 +11,7 @@ import redis
 from ..ops import topology
 from ..people import presence
 from ..people.names import NameTaken
-from ..rooms import keys
+from ..rooms import keys, reads
 from . import datastack, heartbeats, sse, wire
 from .listener import Closed as ListenerClosed
 from .listener import NotMaster
@@ -187,8 +188,8 @@ class Hub:
         self.retry_ms = int(cfg["RETRY_MS"])
         self.direct_backlog = int(cfg["DIRECT_BACKLOG"])
         # A Cluster's pipelines split commands by slot: there each stream refreshes apart.
-        self.heartbeats = None if topology.is_cluster(cfg["REDIS_URL"]) else \
-            heartbeats.Heartbeats(ripple.presence, ripple.names)
+        self.cluster = topology.is_cluster(cfg["REDIS_URL"])
+        self.heartbeats = None if self.cluster else heartbeats.Heartbeats(ripple.presence, ripple.names)
         # Streams write to the client socket themselves; gunicorn.conf.py turns this off when
         # gunicorn speaks anything but plain HTTP/1.x to clients.
         self.direct_writes = True
@@ -246,12 +247,6 @@ def relay(hub, sub):
         if streams.draining:  # the worker began leaving while this stream opened
             raise Draining()
         live.listener = hub.listeners.open(live.channels())
-        if live.person is not None and not hub.sessions.alive(sub.sid):
-            raise SignedOut()  # ended while this stream opened: its word came before we listened
-        if sub.gate is not None and sub.gate.checks_on_open:  # the same for a ban or a removal
-            frame = sub.gate.closing(b"access", b"")
-            if frame is not None:
-                raise Excluded(frame)
         # Subscribed before reading history: whatever is stored from now on also arrives live,
         # and the position skips what the replay already sent.
         yield _replay(hub, sub, live)
@@ -317,11 +312,39 @@ def _replay(hub, sub, live):
 
     Each event's id is the cursor after it. During the replay the direct part stays what the
     client had until the direct replay is sent; at the end the position moves to both logs'
-    heads, read in the same snapshots.
+    heads, read in the same snapshots. First it looks again, now that the stream listens,
+    whether the session still stands and the room still lets its person in (raises SignedOut,
+    Excluded): on a single Redis those reads and both logs' share one round trip.
     """
     store, person = hub.store, live.person
     room_after, direct_after = sub.cursor or (None, None)
-    history, room_head, dropped = store.replay(live.room_keys, room_after, sub.backlog)
+    direct_backlog = hub.direct_backlog if direct_after is None else 0
+    alive = closing = direct_read = None
+    gate = sub.gate if sub.gate is not None and sub.gate.checks_on_open else None
+    if not hub.cluster:  # one round trip (and one snapshot) for every read of the open
+        batch = reads.ReadBatch(store.redis)
+        if person is not None:
+            alive = batch.add(lambda pipe: hub.sessions.alive_reads(pipe, sub.sid))
+        if gate is not None:
+            closing = batch.add(gate.opening_reads)
+        room_read = batch.add(lambda pipe: store.replay_reads(pipe, live.room_keys, room_after, sub.backlog))
+        if person is not None:
+            direct_read = batch.add(lambda pipe: store.replay_reads(pipe, person, direct_after, direct_backlog))
+        batch.run()
+    else:  # the keys live in several slots: one call each, in the same order
+        if person is not None:
+            alive = functools.partial(hub.sessions.alive, sub.sid)
+            direct_read = functools.partial(store.replay, person, direct_after, direct_backlog)
+        if gate is not None:
+            closing = functools.partial(gate.closing, b"access", b"")
+        room_read = functools.partial(store.replay, live.room_keys, room_after, sub.backlog)
+    if alive is not None and not alive():
+        raise SignedOut()  # ended while this stream opened: its word came before we listened
+    if closing is not None:  # the same for a ban or a removal
+        frame = closing()
+        if frame is not None:
+            raise Excluded(frame)
+    history, room_head, dropped = room_read()
     frames = []
     if dropped:
         frames.append(_dropped(sub.room))
@@ -330,8 +353,7 @@ def _replay(hub, sub, live):
     frames += position.fill_room(history)
     direct_head = None
     if person is not None:
-        directs, direct_head, _ = store.replay(
-            person, direct_after, hub.direct_backlog if direct_after is None else 0)
+        directs, direct_head, _ = direct_read()
         frames += position.fill_direct(directs)
         # The join and this stream's bounded snapshot of who is online: one round trip.
         snapshot = hub.presence.join(sub.room, sub.name, sub.sid, sub.conn, snapshot=True)

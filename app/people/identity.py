@@ -199,6 +199,13 @@ class Sessions:
         """Tell whether session ``sid`` still stands (an open stream asks every heartbeat)."""
         return bool(self.redis.exists(keys.PersonKeys(sid).session))
 
+    @staticmethod
+    def alive_reads(pipe, sid):
+        """Queue on ``pipe`` the read of alive(sid); returns finish(replies) -> bool
+        (app/rooms/reads.py)."""
+        pipe.exists(keys.PersonKeys(sid).session)
+        return lambda replies: bool(replies[0])
+
     def revoke(self, sid):
         """End session ``sid`` everywhere: its record, then its open streams on every worker."""
         person = keys.PersonKeys(sid)

@@ -263,16 +263,27 @@ def unwatch(room):
 class StreamGate:
     """What one open stream answers to in its room: the keys naming its person (uid and
     "addr:<address>"), ``check``, a fresh look at its access (returns "banned", "removed"
-    or None), and ``reads`` (room name -> bool), whether its person may still read another
-    room whose activity it follows. Pure: the stream calls ``closing`` with each control
-    payload it hears."""
+    or None), ``check_reads``, the same look as a read another round trip carries (queue(pipe)
+    -> finish(replies) -> the same answer: app/rooms/reads.py), and ``reads`` (room name ->
+    bool), whether its person may still read another room whose activity it follows. Pure: the
+    stream calls ``closing`` with each control payload it hears."""
 
-    __slots__ = ("room", "who", "check", "checks_on_open", "reads")
+    __slots__ = ("room", "who", "check", "checks_on_open", "reads", "check_reads")
 
-    def __init__(self, room, who, check, checks_on_open=True, reads=None):
+    def __init__(self, room, who, check, checks_on_open=True, reads=None, check_reads=None):
         self.room, self.check, self.checks_on_open = room, check, checks_on_open
         self.who = frozenset(w.encode() for w in who if w)
-        self.reads = reads
+        self.reads, self.check_reads = reads, check_reads
+
+    def opening_reads(self, pipe):
+        """Queue on ``pipe`` the look a stream takes once subscribed (``closing(b"access",
+        b"")``'s, needs ``check_reads``); returns finish(replies) -> its last frame, or None."""
+        finish = self.check_reads(pipe)
+
+        def closing(replies):
+            reason = finish(replies)
+            return frame("removed", self.room, reason) if reason else None
+        return closing
 
     def closing(self, verb, argument):
         """The last frame of this stream if the control ``verb``/``argument`` (bytes) ends it,

@@ -255,15 +255,25 @@ class Rooms:
         """One round trip: what ``uid`` (or None) signed in as ``name`` from ``address`` may do
         in ``room`` (Access); given the room's history key (same slot), also whether the room is
         ``used``."""
-        (info, members, bans), fields = access_keys(room), ban_fields(uid, address, name)
         with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hmget(info, *ACCESS_FIELDS)
-            pipe.hget(members, fields[0])  # not ECHO: a cluster's pipelines refuse it
-            pipe.hmget(bans, *fields)
-            if log_key:
-                pipe.exists(log_key)
-            info, member, bans, *history = pipe.execute()
-        return access_from(uid, info, member, bans, history[0] if history else None)
+            finish = self.access_reads(pipe, room, uid, address, log_key, name)
+            return finish(pipe.execute())
+
+    @staticmethod
+    def access_reads(pipe, room, uid, address, log_key=None, name=None):
+        """Queue on ``pipe`` the reads of ``access(room, uid, address, log_key, name)``; returns
+        finish(replies) -> its Access (app/rooms/reads.py)."""
+        (info, members, bans), fields = access_keys(room), ban_fields(uid, address, name)
+        pipe.hmget(info, *ACCESS_FIELDS)
+        pipe.hget(members, fields[0])  # not ECHO: a cluster's pipelines refuse it
+        pipe.hmget(bans, *fields)
+        if log_key:
+            pipe.exists(log_key)
+
+        def finish(replies):
+            info, member, bans, *history = replies
+            return access_from(uid, info, member, bans, history[0] if history else None)
+        return finish
 
     def update(self, room, **fields):
         """Set topic / visibility / slow (already checked) on a room; creates no record by itself

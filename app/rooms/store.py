@@ -1,4 +1,5 @@
 """Room history and publishing in Redis: one atomic script stores a message and publishes it."""
+import functools
 import json
 import json as json_module
 import logging
@@ -752,17 +753,31 @@ class Store:
         ``backlog`` messages as they are now, without events (they are already applied).
         """
         with self.redis.pipeline(transaction=True) as pipe:  # one slot: a consistent snapshot
-            if after is not None and after != _LAST_ID:  # nothing follows the last id
-                pipe.xrange(k.log, min="(" + keys.format_stream_id(after), max="+")
-                pipe.zrangebylex(k.changed, "(" + keys.padded(keys.format_stream_id(after)) + "}", "+")
-            pipe.xrevrange(k.log, max="+", min="-", count=1)
-            pipe.hget(k.meta, "trimmed")
-            bounded = self.confirmed(pipe, k)
-            if bounded and after is not None:  # is the client's own last entry here?
-                since = keys.format_stream_id(after)
-                pipe.xrange(k.log, min=since, max=since)
-                pipe.zrangebylex(k.changed, "[" + keys.padded(since) + "|", "(" + keys.padded(since) + "}", 0, 1)
-            results = pipe.execute()
+            finish = self.replay_reads(pipe, k, after, backlog)
+            return finish(pipe.execute())
+
+    def replay_reads(self, pipe, k, after=None, backlog=0):
+        """Queue on ``pipe`` (a MULTI pipeline: a consistent snapshot; other reads may share it,
+        app/rooms/reads.py) the reads of ``replay(k, after, backlog)``. Returns finish(replies):
+        replies are those commands' answers, in order; it returns replay's (entries, head,
+        dropped), reading once more when it must (a backlog's messages, replies' fresh quotes).
+        Raises redis.RedisError from those reads."""
+        if after is not None and after != _LAST_ID:  # nothing follows the last id
+            pipe.xrange(k.log, min="(" + keys.format_stream_id(after), max="+")
+            pipe.zrangebylex(k.changed, "(" + keys.padded(keys.format_stream_id(after)) + "}", "+")
+        pipe.xrevrange(k.log, max="+", min="-", count=1)
+        pipe.hget(k.meta, "trimmed")
+        bounded = self.confirmed(pipe, k)
+        since = None
+        if bounded and after is not None:  # is the client's own last entry here?
+            since = keys.format_stream_id(after)
+            pipe.xrange(k.log, min=since, max=since)
+            pipe.zrangebylex(k.changed, "[" + keys.padded(since) + "|", "(" + keys.padded(since) + "}", 0, 1)
+        return functools.partial(self._replayed, k, after, backlog, bounded, since)
+
+    def _replayed(self, k, after, backlog, bounded, since, results):
+        """replay's answer from the replies of the reads replay_reads queued."""
+        results = list(results)
         had = None
         if bounded and after is not None:
             changed_since, logged_since = results.pop(), results.pop()

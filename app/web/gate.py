@@ -353,13 +353,19 @@ def stream_gate_of(registry, room, found, uid, where, name=None, admin=False):
     only when a private room would otherwise end the stream). Needs no request
     (app/web/faststream.py opens streams without one)."""
 
-    def check():
-        now = registry.access(room, uid, where, name=name)
+    def reason(now):
         if now.ban is not None:
             return "banned"
         if hidden(now, admin):
             return "private"
         return None
+
+    def check():
+        return reason(registry.access(room, uid, where, name=name))
+
+    def check_reads(pipe):
+        finish = registry.access_reads(pipe, room, uid, where, name=name)
+        return lambda replies: reason(finish(replies))
 
     def reads(other):
         return may_read(registry.access(other, uid, where, name=name), admin)
@@ -367,7 +373,8 @@ def stream_gate_of(registry, room, found, uid, where, name=None, admin=False):
     # Checked once more after subscribing (a ban between this look and the subscription would
     # otherwise be missed) when there is anyone to ban or any record to change.
     return moderation.StreamGate(room, [f for f in records.ban_fields(uid, where, name) if f != "-"], check,
-                                 checks_on_open=found.exists or uid is not None, reads=reads)
+                                 checks_on_open=found.exists or uid is not None, reads=reads,
+                                 check_reads=check_reads)
 
 
 def readable(room_names):
