@@ -164,7 +164,8 @@ class Subscription:
         # What may end it from the room's side (app/rooms/moderation.py StreamGate), or None.
         self.gate = None
         # A signed-in person's sidebar (app/people/reading.py): the activity channels of their
-        # other rooms, and a callable giving the frame of their counts, sent after the replay.
+        # other rooms, and the read of their counts (queue(pipe) -> finish(replies) -> the
+        # ``unread`` event's JSON: app/rooms/reads.py), sent after the replay.
         self.watch, self.greet = (), None
 
 
@@ -319,8 +320,9 @@ def _replay(hub, sub, live):
     store, person = hub.store, live.person
     room_after, direct_after = sub.cursor or (None, None)
     direct_backlog = hub.direct_backlog if direct_after is None else 0
-    alive = closing = direct_read = None
+    alive = closing = direct_read = counts = None
     gate = sub.gate if sub.gate is not None and sub.gate.checks_on_open else None
+    greet = sub.greet if person is not None else None
     if not hub.cluster:  # one round trip (and one snapshot) for every read of the open
         batch = reads.ReadBatch(store.redis)
         if person is not None:
@@ -330,6 +332,8 @@ def _replay(hub, sub, live):
         room_read = batch.add(lambda pipe: store.replay_reads(pipe, live.room_keys, room_after, sub.backlog))
         if person is not None:
             direct_read = batch.add(lambda pipe: store.replay_reads(pipe, person, direct_after, direct_backlog))
+        if greet is not None:
+            counts = batch.add(greet)
         batch.run()
     else:  # the keys live in several slots: one call each, in the same order
         if person is not None:
@@ -338,6 +342,8 @@ def _replay(hub, sub, live):
         if gate is not None:
             closing = functools.partial(gate.closing, b"access", b"")
         room_read = functools.partial(store.replay, live.room_keys, room_after, sub.backlog)
+        if greet is not None:
+            counts = functools.partial(reads.read_alone, store.redis, greet)
     if alive is not None and not alive():
         raise SignedOut()  # ended while this stream opened: its word came before we listened
     if closing is not None:  # the same for a ban or a removal
@@ -358,8 +364,8 @@ def _replay(hub, sub, live):
         # The join and this stream's bounded snapshot of who is online: one round trip.
         snapshot = hub.presence.join(sub.room, sub.name, sub.sid, sub.conn, snapshot=True)
         frames.append(sse.event("presence", snapshot))
-        if sub.greet is not None:  # after subscribing: no activity falls between it and live
-            frames.append(sub.greet())
+        if counts is not None:  # read after subscribing: no activity falls between it and live
+            frames.append(sse.event("unread", counts()))
     position.catch_up(_id_bytes(room_head), _id_bytes(direct_head) if person is not None else None)
     live.quiet(time.monotonic())  # the snapshot just showed nothing newer
     frames.append(sse.event("ready", json.dumps({"room": sub.room}), event_id=position.cursor().decode()))

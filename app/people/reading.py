@@ -317,8 +317,8 @@ class Reading:
         "mentions", "last_id", "read_id", "last_activity"} (ms; 0 and None for an empty room).
         ``only``: just these rooms (in the sidebar or not). ``allow``: a filter of room names
         (the rooms the person may still read: app/web/gate.py ``readable``). ``positions``:
-        the read hash's values of the ``only`` rooms when the caller knows them (it just wrote
-        them), not read again. Two round trips, three with ``allow``, one with ``positions``."""
+        the read hash (or its values of the ``only`` rooms) when the caller has it (it just
+        wrote or read it), not read again. Two round trips, three with ``allow``, one with ``positions``."""
         rk = ReaderKeys(reader.id)
         if positions is not None and only is not None:
             found = [positions]
@@ -359,11 +359,18 @@ class Reading:
         """The id of the newest message the person read in ``room``, or None."""
         return _position(self.redis.hget(ReaderKeys(reader.id).read, room))[0]
 
-    def snapshot(self, reader, rooms=None):
-        """The data of the ``event: unread`` a stream opens with: every sidebar room's counts
-        (of ``rooms`` when given: those the person may still read)."""
-        return json.dumps({"rooms": self.entries(reader, rooms), "complete": True}, ensure_ascii=False,
-                          separators=(",", ":"))
+    def snapshot_reads(self, reader, rooms, pipe):
+        """The data (str) of the ``event: unread`` a stream opens with: the counts of ``rooms``
+        (the sidebar's that the person may still read). Its first read (the person's read
+        positions) is queued on ``pipe``, a round trip that carries others
+        (app/rooms/reads.py); returns finish(replies) -> that str, reading the rooms' counts in
+        one more round trip when there are ``rooms``. Raises redis.RedisError."""
+        pipe.hgetall(ReaderKeys(reader.id).read)
+
+        def finish(replies):
+            entries = self.entries(reader, rooms, positions=replies[0])
+            return json.dumps({"rooms": entries, "complete": True}, ensure_ascii=False, separators=(",", ":"))
+        return finish
 
     # -- mentions ------------------------------------------------------------------------------
 

@@ -34,3 +34,11 @@ class ReadBatch:
             self._results = self._pipe.execute()
         finally:
             self._pipe.reset()
+
+
+def read_alone(client, queue):
+    """What ``queue`` (as ReadBatch.add takes it) reads, in a round trip of its own: where its
+    keys cannot share one (a Cluster). Raises redis.RedisError."""
+    with client.pipeline(transaction=False) as pipe:
+        finish = queue(pipe)
+        return finish(pipe.execute())

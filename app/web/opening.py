@@ -28,7 +28,7 @@ from flask import current_app, request
 from limits import parse_many
 from werkzeug.exceptions import TooManyRequests
 
-from ..delivery import sse, stream, wire
+from ..delivery import stream, wire
 from ..ops.services import services
 from ..people import addresses as address_streams
 from ..people import identity, names
@@ -334,7 +334,7 @@ def _follow_sidebar(ripple, sub, rooms, person, address, admin=False):
     except redis.RedisError:
         return
     sub.watch = [keys.RoomKeys(r).activity for r in rooms if r != sub.room][:stream.WATCHED]
-    sub.greet = lambda: sse.event("unread", reading.snapshot(reader, rooms))
+    sub.greet = functools.partial(reading.snapshot_reads, reader, rooms)
 
 
 def _script(client):
