@@ -5,6 +5,7 @@ import json
 import uuid
 
 from app.ops.services import services
+from app.people.accounts import account_key
 
 from .support import TOKEN
 from .test_accounts import account_holder
@@ -152,3 +153,22 @@ def test_an_admin_account_moderates_a_private_room_it_is_no_member_of_but_writes
     # Made a member, the administrator writes as one.
     assert answer(owner, "PUT", "/rooms/%s/members/%s" % (room, admin.name))[0] == 200
     assert admin.post(room, "now a member")[0] == 201
+
+
+def test_a_disabled_admin_account_holds_no_administrators_power_on_a_session_it_still_has(server, app,
+                                                                                         redis_client):
+    # Disabling sets the flag and then ends the account's sessions (identity.disable_account); a
+    # request in between, or a session the account's list no longer names, still comes signed
+    # in. Whatever it asks, it asks as no administrator: one rule (accounts.administers).
+    owner, admin, other = account_holder(server, "own"), admin_browser(server, app), account_holder(server, "oth")
+    room = new_room("pub")
+    assert create(owner, room, "public")[0] == 201
+    said = owner.post(room, "the owner's own")[1]
+    with app.app_context():
+        account_id = services(app).accounts.id_for(admin.name)
+    redis_client.hset(account_key(account_id), "disabled", "1")  # the flag alone: the session stands
+    assert answer(admin, "GET", "/session")[1]["admin"] is False
+    status, refusal = answer(admin, "DELETE", "/rooms/%s/messages/%s" % (room, said["id"]))
+    assert (status, refusal["code"]) == (403, "not_yours_delete")
+    assert admin.request("POST", "/admin/accounts/%s/disable" % other.name, body={})[0] == 403
+    assert answer(other, "GET", "/session")[1]["name"] == other.name  # still signed in
