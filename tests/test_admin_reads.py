@@ -2,12 +2,13 @@
 an admin account, on every read path: the page, history, members, presence, the stream (through
 Flask and through the Flask-free fast path, app/web/faststream.py). Others still get the 404."""
 import json
+import time
 import uuid
 
 from app.ops.services import services
 from app.people.accounts import account_key
 
-from .support import TOKEN
+from .support import TEST_HEARTBEAT, TOKEN
 from .test_accounts import account_holder
 from .test_publish_tokens import create as create_token
 from .test_room_admin import BEARER, admin_app  # noqa: F401 (a fixture)
@@ -172,3 +173,51 @@ def test_a_disabled_admin_account_holds_no_administrators_power_on_a_session_it_
     assert (status, refusal["code"]) == (403, "not_yours_delete")
     assert admin.request("POST", "/admin/accounts/%s/disable" % other.name, body={})[0] == 403
     assert answer(other, "GET", "/session")[1]["name"] == other.name  # still signed in
+
+
+def ends_within(stream, seconds):
+    """Tell whether the server ends ``stream`` before ``seconds`` pass (events on the way skipped);
+    when it does not, ``stream`` can read nothing more (its socket timed out)."""
+    deadline = time.monotonic() + seconds
+    try:
+        while stream.next(max(0.01, deadline - time.monotonic())) is not None:
+            pass
+    except TimeoutError:
+        return False
+    return True
+
+
+def test_an_admin_accounts_stream_of_a_private_room_ends_once_the_account_is_no_administrator(server, app,
+                                                                                           redis_client):
+    # Open on the administrator's power alone (no member: only Flask's path opens it), the stream
+    # asks every heartbeat whether the power holds; revoked (in Redis: nothing is published), it
+    # ends with a reconnect, and the reconnect gets the 404 of no room (review L1).
+    owner, admin = account_holder(server, "own"), admin_browser(server, app)
+    room = new_room("priv")
+    assert create(owner, room, "private")[0] == 201
+    with app.app_context():
+        account_id = services(app).accounts.id_for(admin.name)
+    with admin.stream(room) as stream:
+        assert stream.status == 200
+        stream.until("ready")
+        redis_client.hset(account_key(account_id), "admin", "0")
+        assert ends_within(stream, TEST_HEARTBEAT * 8)
+        assert stream.retry is not None and stream.retry < 2000  # come back soon: the checks decide
+    assert admin.stream(room).status == 404
+
+
+def test_an_admin_accounts_stream_of_a_room_it_belongs_to_stays_open_when_it_is_no_administrator(server, app,
+                                                                                              redis_client):
+    # The power was never used: a member reads the room anyway, and the stream asks nothing.
+    owner, admin = account_holder(server, "own"), admin_browser(server, app)
+    room = new_room("priv")
+    assert create(owner, room, "private")[0] == 201
+    assert answer(owner, "PUT", "/rooms/%s/members/%s" % (room, admin.name))[0] == 200
+    with app.app_context():
+        account_id = services(app).accounts.id_for(admin.name)
+    with admin.stream(room) as stream:
+        stream.until("ready")
+        redis_client.hset(account_key(account_id), "admin", "0")
+        assert owner.post(room, "heard")[0] == 201
+        assert stream.until("message")[0].json()["text"] == "heard"
+        assert not ends_within(stream, TEST_HEARTBEAT * 4)  # (a timed-out stream reads no more)

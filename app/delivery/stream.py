@@ -53,7 +53,8 @@ class ClientGone(gevent.GreenletExit):
 
 
 class Excluded(Exception):
-    """The room shut this stream out (a removal, a ban, a deletion): send ``frame``, end."""
+    """The room shut this stream out (a removal, a ban, a deletion), or its person lost the power
+    it was opened on: send ``frame``, end."""
 
     def __init__(self, frame):
         super().__init__()
@@ -147,7 +148,7 @@ class Subscription:
     """What one stream serves: a room, where the client is, and who (if anyone) is listening."""
 
     __slots__ = ("room", "cursor", "backlog", "name", "sid", "account", "expires", "conn", "client",
-                 "chunked", "environ", "gate", "watch", "greet")
+                 "chunked", "environ", "gate", "watch", "greet", "powers")
 
     def __init__(self, room, cursor=None, backlog=0, name=None, sid=None, conn=None, client=None,
                  chunked=True, environ=None):
@@ -165,6 +166,10 @@ class Subscription:
         # A signed-in person's sidebar (app/people/reading.py): the activity channels of their
         # other rooms, and a callable giving the frame of their counts, sent after the replay.
         self.watch, self.greet = (), None
+        # Asked every heartbeat: False once the person lost a power this stream relies on (an
+        # administrator's: app/web/opening.py AdminPower); the stream then ends with a reconnect,
+        # whose checks decide afresh. None: it relies on none.
+        self.powers = None
 
 
 def reconnect_soon(retry_ms):
@@ -465,6 +470,8 @@ class _Live:
                         raise SignedOut()
                     if ended == presence.REPLACED:
                         raise Replaced()
+                if sub.powers is not None and not sub.powers():
+                    raise Excluded(reconnect_soon(hub.retry_ms))
                 release()  # what those Redis round trips touched
 
     def _watch(self, room):
