@@ -221,3 +221,37 @@ def test_an_admin_accounts_stream_of_a_room_it_belongs_to_stays_open_when_it_is_
         assert owner.post(room, "heard")[0] == 201
         assert stream.until("message")[0].json()["text"] == "heard"
         assert not ends_within(stream, TEST_HEARTBEAT * 4)  # (a timed-out stream reads no more)
+
+
+def test_an_admin_accounts_page_of_a_private_room_it_is_no_member_of_offers_only_what_it_may_do(server, app):
+    # It may read, delete and link; replying, reacting and editing it may not (403 members_only):
+    # no such control is drawn, the reactions are counts alone, and the composer's place says why.
+    owner, admin = account_holder(server, "own"), admin_browser(server, app)
+    room = new_room("priv")
+    assert create(owner, room, "private")[0] == 201
+    said = owner.post(room, "react to me")[1]
+    assert answer(owner, "PUT", "/rooms/%s/messages/%s/reactions/%%F0%%9F%%91%%8D" % (room, said["id"]))[0] == 200
+    status, _, body = admin.request("GET", "/rooms/%s" % room, headers={"Accept": "text/html"})
+    page = body.decode()
+    assert status == 200
+    for control in ("data-react>", "data-reaction>", "data-reply>", "data-edit ", 'class="composer"'):
+        assert control not in page, control
+    assert 'class="chip" title="%s" data-emoji="👍"' % owner.name in page  # counted, not pressable
+    assert "data-delete" in page and "data-permalink" in page and "data-read-only" in page
+    assert page.count("data-observer") == 1 and "Only the members of #%s can write there" % room in page
+    # In the reader's language.
+    status, _, body = admin.request("GET", "/rooms/%s" % room, headers={"Accept": "text/html",
+                                                                        "Accept-Language": "zh-CN"})
+    assert "只有 #%s 的成员可以在那里发言" % room in body.decode()
+
+
+def test_a_members_page_of_a_private_room_offers_reactions_replies_and_the_composer(server, app):
+    owner, member = account_holder(server, "own"), account_holder(server, "mem")
+    room = new_room("priv")
+    assert create(owner, room, "private")[0] == 201
+    assert answer(owner, "PUT", "/rooms/%s/members/%s" % (room, member.name))[0] == 200
+    assert owner.post(room, "react to me")[0] == 201
+    page = member.request("GET", "/rooms/%s" % room, headers={"Accept": "text/html"})[2].decode()
+    for control in ("data-react>", "data-reply>", 'class="composer"'):
+        assert control in page, control
+    assert "data-read-only" not in page and "data-observer" not in page
