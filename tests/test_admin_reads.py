@@ -2,11 +2,13 @@
 an admin account, on every read path: the page, history, members, presence, the stream (through
 Flask and through the Flask-free fast path, app/web/faststream.py). Others still get the 404."""
 import json
+import time
 import uuid
 
 from app.ops.services import services
+from app.people.accounts import account_key
 
-from .support import TOKEN
+from .support import TEST_HEARTBEAT, TOKEN
 from .test_accounts import account_holder
 from .test_publish_tokens import create as create_token
 from .test_room_admin import BEARER, admin_app  # noqa: F401 (a fixture)
@@ -152,3 +154,104 @@ def test_an_admin_account_moderates_a_private_room_it_is_no_member_of_but_writes
     # Made a member, the administrator writes as one.
     assert answer(owner, "PUT", "/rooms/%s/members/%s" % (room, admin.name))[0] == 200
     assert admin.post(room, "now a member")[0] == 201
+
+
+def test_a_disabled_admin_account_holds_no_administrators_power_on_a_session_it_still_has(server, app,
+                                                                                         redis_client):
+    # Disabling sets the flag and then ends the account's sessions (identity.disable_account); a
+    # request in between, or a session the account's list no longer names, still comes signed
+    # in. Whatever it asks, it asks as no administrator: one rule (accounts.administers).
+    owner, admin, other = account_holder(server, "own"), admin_browser(server, app), account_holder(server, "oth")
+    room = new_room("pub")
+    assert create(owner, room, "public")[0] == 201
+    said = owner.post(room, "the owner's own")[1]
+    with app.app_context():
+        account_id = services(app).accounts.id_for(admin.name)
+    redis_client.hset(account_key(account_id), "disabled", "1")  # the flag alone: the session stands
+    assert answer(admin, "GET", "/session")[1]["admin"] is False
+    status, refusal = answer(admin, "DELETE", "/rooms/%s/messages/%s" % (room, said["id"]))
+    assert (status, refusal["code"]) == (403, "not_yours_delete")
+    assert admin.request("POST", "/admin/accounts/%s/disable" % other.name, body={})[0] == 403
+    assert answer(other, "GET", "/session")[1]["name"] == other.name  # still signed in
+
+
+def ends_within(stream, seconds):
+    """Tell whether the server ends ``stream`` before ``seconds`` pass (events on the way skipped);
+    when it does not, ``stream`` can read nothing more (its socket timed out)."""
+    deadline = time.monotonic() + seconds
+    try:
+        while stream.next(max(0.01, deadline - time.monotonic())) is not None:
+            pass
+    except TimeoutError:
+        return False
+    return True
+
+
+def test_an_admin_accounts_stream_of_a_private_room_ends_once_the_account_is_no_administrator(server, app,
+                                                                                           redis_client):
+    # Open on the administrator's power alone (no member: only Flask's path opens it), the stream
+    # asks every heartbeat whether the power holds; revoked (in Redis: nothing is published), it
+    # ends with a reconnect, and the reconnect gets the 404 of no room (review L1).
+    owner, admin = account_holder(server, "own"), admin_browser(server, app)
+    room = new_room("priv")
+    assert create(owner, room, "private")[0] == 201
+    with app.app_context():
+        account_id = services(app).accounts.id_for(admin.name)
+    with admin.stream(room) as stream:
+        assert stream.status == 200
+        stream.until("ready")
+        redis_client.hset(account_key(account_id), "admin", "0")
+        assert ends_within(stream, TEST_HEARTBEAT * 8)
+        assert stream.retry is not None and stream.retry < 2000  # come back soon: the checks decide
+    assert admin.stream(room).status == 404
+
+
+def test_an_admin_accounts_stream_of_a_room_it_belongs_to_stays_open_when_it_is_no_administrator(server, app,
+                                                                                              redis_client):
+    # The power was never used: a member reads the room anyway, and the stream asks nothing.
+    owner, admin = account_holder(server, "own"), admin_browser(server, app)
+    room = new_room("priv")
+    assert create(owner, room, "private")[0] == 201
+    assert answer(owner, "PUT", "/rooms/%s/members/%s" % (room, admin.name))[0] == 200
+    with app.app_context():
+        account_id = services(app).accounts.id_for(admin.name)
+    with admin.stream(room) as stream:
+        stream.until("ready")
+        redis_client.hset(account_key(account_id), "admin", "0")
+        assert owner.post(room, "heard")[0] == 201
+        assert stream.until("message")[0].json()["text"] == "heard"
+        assert not ends_within(stream, TEST_HEARTBEAT * 4)  # (a timed-out stream reads no more)
+
+
+def test_an_admin_accounts_page_of_a_private_room_it_is_no_member_of_offers_only_what_it_may_do(server, app):
+    # It may read, delete and link; replying, reacting and editing it may not (403 members_only):
+    # no such control is drawn, the reactions are counts alone, and the composer's place says why.
+    owner, admin = account_holder(server, "own"), admin_browser(server, app)
+    room = new_room("priv")
+    assert create(owner, room, "private")[0] == 201
+    said = owner.post(room, "react to me")[1]
+    assert answer(owner, "PUT", "/rooms/%s/messages/%s/reactions/%%F0%%9F%%91%%8D" % (room, said["id"]))[0] == 200
+    status, _, body = admin.request("GET", "/rooms/%s" % room, headers={"Accept": "text/html"})
+    page = body.decode()
+    assert status == 200
+    for control in ("data-react>", "data-reaction>", "data-reply>", "data-edit ", 'class="composer"'):
+        assert control not in page, control
+    assert 'class="chip" title="%s" data-emoji="👍"' % owner.name in page  # counted, not pressable
+    assert "data-delete" in page and "data-permalink" in page and "data-read-only" in page
+    assert page.count("data-observer") == 1 and "Only the members of #%s can write there" % room in page
+    # In the reader's language.
+    status, _, body = admin.request("GET", "/rooms/%s" % room, headers={"Accept": "text/html",
+                                                                        "Accept-Language": "zh-CN"})
+    assert "只有 #%s 的成员可以在那里发言" % room in body.decode()
+
+
+def test_a_members_page_of_a_private_room_offers_reactions_replies_and_the_composer(server, app):
+    owner, member = account_holder(server, "own"), account_holder(server, "mem")
+    room = new_room("priv")
+    assert create(owner, room, "private")[0] == 201
+    assert answer(owner, "PUT", "/rooms/%s/members/%s" % (room, member.name))[0] == 200
+    assert owner.post(room, "react to me")[0] == 201
+    page = member.request("GET", "/rooms/%s" % room, headers={"Accept": "text/html"})[2].decode()
+    for control in ("data-react>", "data-reply>", 'class="composer"'):
+        assert control in page, control
+    assert "data-read-only" not in page and "data-observer" not in page

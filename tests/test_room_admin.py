@@ -3,12 +3,14 @@ token in every room, the operators' ``flask rooms`` commands, history trimmed by
 export/import round trip that keeps ids and a client's cursor."""
 import json
 import re
+import time
 import uuid
 
 import pytest
 
 from app import create_app
 from app.ops.services import services
+from app.rooms import keys
 
 from .support import LIMITS_OFF, TOKEN, flask_cli, post
 from .test_accounts import account_holder
@@ -185,6 +187,59 @@ def test_export_and_import_keep_ids_edits_deletions_and_a_clients_cursor(server,
     stream.close()
     assert [m["id"] for m in got] == [sent[2]["id"], sent[3]["id"]]
     assert post(server.url, room, "after the import")[0] == 201
+
+
+def test_an_import_of_another_rooms_history_below_a_deleted_names_tombstone_is_refused(server, redis_url):
+    # Its ids kept, the deleted room's readers would resume in it as in their own room (L5).
+    owner = account_holder(server, "imp")
+    other, room = new_room("src"), new_room("del")
+    assert create(owner, other)[0] == 201 and create(owner, room)[0] == 201
+    assert owner.post(other, "elsewhere")[0] == 201  # older than the deleted room's last id
+    last = owner.post(room, "before the deletion")[1]
+    exported = flask(redis_url, "export", other).stdout
+    assert flask(redis_url, "delete", room, "--yes").returncode == 0
+    refused = flask(redis_url, "import", room, stdin=exported)
+    assert refused.returncode == 2 and refused.stderr.startswith("error: Nothing imported: #%s was deleted" % room)
+    assert answer(owner, "GET", "/rooms/%s/messages" % room)[1]["messages"] == []
+    assert Browser(server.url).stream(room, headers={"Last-Event-ID": last["id"]}).status == 410
+
+
+def test_an_import_of_another_rooms_history_after_a_deleted_names_tombstone_leaves_it_standing(server, redis_url):
+    owner = account_holder(server, "imp")
+    room, other = new_room("del"), new_room("src")
+    assert create(owner, room)[0] == 201
+    last = owner.post(room, "before the deletion")[1]
+    assert flask(redis_url, "delete", room, "--yes").returncode == 0
+    assert create(owner, other)[0] == 201
+    assert owner.post(other, "newer than the deleted room")[0] == 201
+    imported = flask(redis_url, "import", room, stdin=flask(redis_url, "export", other).stdout)
+    assert imported.returncode == 0, imported.stderr
+    assert [m["text"] for m in answer(owner, "GET", "/rooms/%s/messages" % room)[1]["messages"]] == [
+        "newer than the deleted room"]
+    assert Browser(server.url).stream(room, headers={"Last-Event-ID": last["id"]}).status == 410
+
+
+def test_a_deleted_rooms_own_history_imported_back_is_followed_by_ids_past_its_tombstone(server, redis_url,
+                                                                                         redis_client):
+    # Posted after the export, the deleted room's last messages are not in the file; their ids
+    # (its tombstone, here from a master whose clock ran a day ahead) stay behind every new one,
+    # or a reader resuming from them would skip the new room's first messages.
+    owner = account_holder(server, "imp")
+    room = new_room("rt")
+    assert create(owner, room)[0] == 201
+    assert owner.post(room, "exported")[0] == 201
+    exported = flask(redis_url, "export", room).stdout
+    assert owner.post(room, "after the export")[0] == 201
+    assert flask(redis_url, "delete", room, "--yes").returncode == 0
+    ahead = "%d-3" % (time.time() * 1000 + 86400 * 1000)
+    redis_client.set("ripple:{r:%s}:gone" % room, ahead, keepttl=True)
+    assert flask(redis_url, "import", room, stdin=exported).returncode == 0
+    with Browser(server.url).stream(room, headers={"Last-Event-ID": ahead}) as stream:  # its history is back
+        assert stream.status == 200
+        stream.until("ready")
+        status, posted = owner.post(room, "after the import")
+        assert status == 201 and keys.parse_stream_id(posted["id"]) > keys.parse_stream_id(ahead)
+        assert stream.until("message")[0].json()["text"] == "after the import"
 
 
 def test_the_rooms_commands_list_show_ban_and_unban(server, redis_url):

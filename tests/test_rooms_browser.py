@@ -12,6 +12,7 @@ from app.ops.services import services
 
 from .browser import RECONNECT_MS, STATUS, TEXTS, browser, dialogs, expect, open_room, sign_in_over_http, unique  # noqa: F401
 from .test_accounts import PASSWORD, account_holder
+from .test_admin_reads import admin_browser
 from .test_browser import relay  # noqa: F401 (fixture)
 from .test_rooms import answer, create, invite, path_of
 from .web import Browser
@@ -447,3 +448,23 @@ def test_a_member_leaves_a_private_room_without_javascript(browser, server, room
         expect(page.get_by_role("status")).to_have_text("You left #%s." % room)
         page.goto("/rooms/%s" % room)
         expect(page.locator("h1")).to_have_text("404")
+
+
+def test_an_administrator_no_member_of_a_private_room_gets_no_write_controls_on_messages_arriving_live(
+        open_room, server, app, room, owner):
+    # The server refuses them (403 members_only): a live message's menu and reactions are drawn
+    # as the server draws them for this person (tests/test_admin_reads.py), deletion kept.
+    admin = admin_browser(server, app)
+    assert create(owner, room, "private")[0] == 201
+    page = open_room(before_load=lambda page: page.context.add_cookies(
+        [{"name": c.name, "value": c.value, "url": server.url} for c in admin.jar]))
+    status, said = owner.post(room, "arrives live")
+    assert status == 201
+    message = page.locator("li.msg[data-id='%s']" % said["id"])
+    assert answer(owner, "PUT", "/rooms/%s/messages/%s/reactions/%%F0%%9F%%91%%8D" % (room, said["id"]))[0] == 200
+    expect(message.locator("[data-reactions] .chip .count")).to_have_text("1")
+    expect(message.locator("[data-reactions] button")).to_have_count(0)
+    message.locator("summary").click()
+    expect(message.get_by_role("button", name="Delete message")).to_be_visible()
+    expect(message.locator("[data-react], [data-reply], [data-edit]")).to_have_count(0)
+    expect(page.locator("[data-observer]")).to_be_visible()

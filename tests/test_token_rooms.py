@@ -3,6 +3,8 @@
 on every path a token writes (the fast path, Flask's JSON and form posts, edits, deletes and
 reactions),
 until its owner adds the bot as a member. The global publish token stays outside both."""
+import json
+
 import pytest
 
 from .support import TOKEN, flask_cli
@@ -169,6 +171,49 @@ def test_a_bot_and_a_person_never_share_a_members_name(server, redis_url, redis_
     redis_client.hset(members, uid_of(bot), '{"name": "%s", "role": "moderator", "since": 1}' % aide)
     status, ban = answer(owner, "POST", "/rooms/%s/bans" % room, body={"user": aide})
     assert (status, ban["user"]) == (201, person_id)
+
+
+LOOK_ALIKE = str.maketrans("aeo", "\u0430\u0435\u043e")  # Latin a, e, o -> Cyrillic а, е, о: one name to names.fold
+
+
+def look_alike(name):
+    """``name`` with its Latin a, e and o written in Cyrillic: another string, the same name."""
+    changed = name.translate(LOOK_ALIKE)
+    assert changed != name and changed.casefold() != name.casefold()
+    return changed
+
+
+def test_a_bot_named_like_a_member_in_look_alike_letters_is_refused_as_the_name_itself_is(server, redis_url,
+                                                                                            room, owner):
+    name = answer(owner, "GET", "/session")[1]["name"]
+    assert create_room(owner, room, "private")[0] == 201
+    twin = create(redis_url, room + "*", look_alike(name))[1]
+    status, body = answer(owner, "PUT", "/rooms/%s/members/%s" % (room, uid_of(twin)))
+    assert (status, body["code"]) == (409, "name_taken")
+    assert [m["name"] for m in answer(owner, "GET", "/rooms/%s/members" % room)[1]["members"]] == [name]
+
+
+def test_a_person_named_like_a_member_bot_in_look_alike_letters_is_refused_an_invitation(server, redis_url,
+                                                                                           room, owner):
+    assert create_room(owner, room, "private")[0] == 201
+    helper = "helper-%s" % room[-6:]
+    bot = create(redis_url, room + "*", helper)[1]
+    assert answer(owner, "PUT", "/rooms/%s/members/%s" % (room, uid_of(bot)))[0] == 200
+    stranger = Browser(server.url)
+    assert stranger.sign_in(look_alike(helper)) == 200
+    assert answer(stranger, "POST", path_of(invite(owner, room)["url"]))[1]["code"] == "name_taken"
+
+
+def test_a_member_stored_by_an_earlier_release_is_compared_by_look_alike_too(server, redis_url, redis_client,
+                                                                              room, owner):
+    # That release kept the name's str.casefold as "fold", which a look-alike passes: such a
+    # record's name is folded again (Rooms.namesakes), as one without any fold always was.
+    session = answer(owner, "GET", "/session")[1]
+    assert create_room(owner, room, "private")[0] == 201
+    earlier = {"name": session["name"], "role": "owner", "since": 1, "fold": session["name"].casefold()}
+    redis_client.hset("ripple:{r:%s}:members" % room, session["id"], json.dumps(earlier))
+    twin = create(redis_url, room + "*", look_alike(session["name"]))[1]
+    assert answer(owner, "PUT", "/rooms/%s/members/%s" % (room, uid_of(twin)))[1]["code"] == "name_taken"
 
 
 def test_two_bots_may_share_a_members_name_as_a_token_and_its_replacement_do(server, redis_url, room, owner):

@@ -54,7 +54,8 @@ class ClientGone(gevent.GreenletExit):
 
 
 class Excluded(Exception):
-    """The room shut this stream out (a removal, a ban, a deletion): send ``frame``, end."""
+    """The room shut this stream out (a removal, a ban, a deletion), or its person lost the power
+    it was opened on: send ``frame``, end."""
 
     def __init__(self, frame):
         super().__init__()
@@ -148,7 +149,7 @@ class Subscription:
     """What one stream serves: a room, where the client is, and who (if anyone) is listening."""
 
     __slots__ = ("room", "cursor", "backlog", "name", "sid", "account", "expires", "conn", "client",
-                 "chunked", "environ", "gate", "watch", "greet")
+                 "chunked", "environ", "gate", "watch", "greet", "powers")
 
     def __init__(self, room, cursor=None, backlog=0, name=None, sid=None, conn=None, client=None,
                  chunked=True, environ=None):
@@ -167,6 +168,10 @@ class Subscription:
         # other rooms, and the read of their counts (queue(pipe) -> finish(replies) -> the
         # ``unread`` event's JSON: app/rooms/reads.py), sent after the replay.
         self.watch, self.greet = (), None
+        # Asked every heartbeat: False once the person lost a power this stream relies on (an
+        # administrator's: app/web/opening.py AdminPower); the stream then ends with a reconnect,
+        # whose checks decide afresh. None: it relies on none.
+        self.powers = None
 
 
 def reconnect_soon(retry_ms):
@@ -493,6 +498,8 @@ class _Live:
                         raise SignedOut()
                     if ended == presence.REPLACED:
                         raise Replaced()
+                if sub.powers is not None and not sub.powers():
+                    raise Excluded(reconnect_soon(hub.retry_ms))
                 release()  # what those Redis round trips touched
 
     def _watch(self, room):

@@ -133,13 +133,20 @@ def export_command(room):
 @click.argument("source", type=click.File("r", encoding="utf-8"), default="-")
 def import_command(room, source):
     """Restore NDJSON from SOURCE (default: standard input) into ROOM, which must have no
-    history; ids are kept, so clients' cursors stay valid."""
+    history; ids are kept, so clients' cursors stay valid. Into a name deleted lately, only that
+    room's own export, or a file whose ids all come after the deleted room's."""
     room = _room(room)
     with _redis_errors():
         try:
             count = archive.import_lines(services().redis, room, source)
         except archive.NotEmpty:
             _fail(2, "#%s has history already: import only into an empty room." % room)
+        except archive.Tombstoned as exc:
+            _fail(2, "Nothing imported: #%s was deleted lately, and its messages' ids ran up to %s; this "
+                     "file is not that room's export (its messages name another room) and begins at or "
+                     "before that id, so the deleted room's readers would resume in it as if it were theirs. "
+                     "Import it under another name, or after %s (UTC), when the name forgets the deletion."
+                  % (room, exc.gone, _when(records.now_ms() + exc.seconds * 1000)))
         except archive.BadLine as exc:
             _fail(2, "Nothing imported: %s." % exc)
         services().store._touch(room)  # the lobby lists it again

@@ -81,6 +81,13 @@ def sessions_key(account_id):
     return account_key(account_id) + ":sessions"
 
 
+def administers(account):
+    """Tell whether ``account`` (Accounts.get's record, or None) holds an administrator's
+    powers: flagged "admin" and not disabled. The one rule: every place that grants those
+    powers asks it (app/web/gate.py admin_account, sessions' ``describe``)."""
+    return bool(account and account["admin"] and not account["disabled"])
+
+
 class Accounts:
     """Accounts in Redis, and the one place passwords are hashed and checked."""
 

@@ -141,7 +141,7 @@ def describe():
     found = services().accounts.get(account_id) if account_id else None
     uid = identity.uid()
     return {"name": name, "id": identity.sub() or uid, "uid": uid, "kind": identity.kind(),
-            "admin": bool(found and found["admin"])}
+            "admin": accounts.administers(found)}  # a disabled account's session holds no powers
 
 
 ROOM_SCOPE = N_("Your sign-in token allows only rooms matching “%s”, not “%s”.")

@@ -7,16 +7,33 @@ author's name and stable id (``uid``), edits applied, deleted messages as
 into a room with no history, keeping every id, so a cursor a client holds stays valid: it
 resumes exactly after the message it saw last (even when the room was deleted in between: the
 import lifts the deleted room's refusal of its cursors).
+
+A name deleted lately keeps its tombstone, the last id its history gave (app/rooms/moderation.py
+``delete``, records.deleted_since): cursors up to it are the deleted room's. Only that room's
+own export (its messages name the room) may come back at or below it, and then its cursors are
+valid again and the log's next id still comes after the tombstone (as a new room's does:
+app/rooms/store.py). Any other file must begin after the tombstone (Tombstoned), which then
+stands: kept ids of another room there would take the deleted room's cursors for its own.
 """
 import json
 
-from . import keys, records
+from . import keys
 
 PAGE = 200
 
 
 class NotEmpty(Exception):
     """Import refused: the room has history already."""
+
+
+class Tombstoned(Exception):
+    """Import refused: the name's room was deleted lately (``gone``: the last id it gave,
+    ``seconds``: how long its tombstone stands yet), and the file, not that room's own, has ids
+    at or below it."""
+
+    def __init__(self, gone, seconds):
+        super().__init__(gone)
+        self.gone, self.seconds = gone, seconds
 
 
 class BadLine(ValueError):
@@ -41,11 +58,12 @@ def export(store, room):
 
 def import_lines(client, room, lines):
     """Store NDJSON ``lines`` (message JSON with "id") in ``room``, which must have no history:
-    ids kept, in order. Returns how many. Raises NotEmpty, or BadLine before storing anything."""
+    ids kept, in order. Returns how many. Raises NotEmpty, Tombstoned, or BadLine, each before
+    storing anything."""
     k = keys.RoomKeys(room)
     if client.exists(k.log):
         raise NotEmpty(room)
-    entries, last = [], (0, 0)
+    entries, last, own = [], (0, 0), True
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -57,16 +75,26 @@ def import_lines(client, room, lines):
         if mid is None or mid <= last or mid == (0, 0):
             raise BadLine(number, "no message id, or not after the one before")
         last = mid
+        own = own and message.get("room") == room
         message.pop("id")
         message.pop("ts", None)
         message["room"] = room
         body = json.dumps(message, ensure_ascii=False, separators=(",", ":"))[1:]
         entries.append((keys.format_stream_id(mid), body))
+    own = own and bool(entries)
+    gone = keys.parse_stream_id(client.get(k.gone) or "")
+    if gone is not None and entries and keys.parse_stream_id(entries[0][0]) <= gone and not own:
+        raise Tombstoned(keys.format_stream_id(gone), max(0, client.ttl(k.gone)))
     with client.pipeline(transaction=True) as pipe:  # one slot: all or nothing
         for mid, body in entries:
             pipe.xadd(k.log, {"m": body}, id=mid)
+        if gone is not None and own and last < gone:
+            # The rest of the deleted history is not in the file: new posts still come after
+            # every id it gave (_PUBLISH_LUA's way), whatever the clock of this master.
+            pipe.xadd(k.log, {"s": ""}, id=keys.format_stream_id(gone))
+            pipe.xdel(k.log, keys.format_stream_id(gone))
         pipe.hset(k.meta, "count", len(entries))
-        # A room deleted before (its export's round trip): its history is back, so are its cursors.
-        pipe.delete(records.RecordKeys(room).gone)
+        if own:  # the deleted room's own export (a round trip): its history is back, so are its cursors
+            pipe.delete(k.gone)
         pipe.execute()
     return len(entries)

@@ -18,6 +18,7 @@ import secrets
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
+from ..people import names
 from .records import SHARES_NAME_LUA, NameShared, RecordKeys, ban_fields, now_ms
 
 # Marks a sentence for the catalogue; the web layer answers it in the reader's language
@@ -25,7 +26,7 @@ from .records import SHARES_NAME_LUA, NameShared, RecordKeys, ban_fields, now_ms
 N_ = str
 
 # KEYS: invites, members, bans, removed.  ARGV: invite id, uid, member JSON, now (ms), address key,
-# the guest name's ban key ("-" for none: records.ban_fields), the name's str.casefold, then the
+# the guest name's ban key ("-" for none: records.ban_fields), the name's names.fold, then the
 # uids records.SHARES_NAME_LUA calls legacy.
 # Returns 1 joined, 2 already a member (no use counted), -1 unknown/revoked, -2 expired,
 # -3 used up, -4 banned, -5 removed (or banned) by a moderator after this invitation was made,
@@ -147,7 +148,7 @@ class Invites:
         bot goes by ``name`` (checked as it is stored: records.SHARES_NAME_LUA)."""
         k = RecordKeys(room)
         _, where, by_name = ban_fields(uid, address, name)
-        folded = name.casefold()
+        folded = names.fold(name)
         legacy = self.rooms.namesakes(room, folded) if self.rooms is not None else []
         result = int(self._redeem(keys=[k.invites, k.members, k.bans, k.removed],
                                   args=[invite_id, uid, member_json, now_ms(), where, by_name, folded, *legacy]))

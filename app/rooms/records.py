@@ -83,24 +83,26 @@ return 1
 """
 
 
-# Whether ``uid`` (a bot when ``bot``), becoming a member under a name whose str.casefold is
+# Whether ``uid`` (a bot when ``bot``), becoming a member under a name whose names.fold is
 # ``folded``, would share it with another member when one of the two is a bot and the other a
 # person: the routes that name a member by name must find one member, and a bot must not pass
-# for a person (409 name_taken). Two people may share a name, as they always could, and two
-# bots too (a token and its replacement while both are members, posting as the same bot).
-# Each member's JSON carries its name's fold ("fold": member_json); ``legacy`` holds the uids
-# of those written without one (before it was kept) whose name folds to ``folded``, as the
-# caller read them (Rooms.namesakes): a member's name never changes, and every write now keeps
-# its fold, so that read cannot go stale. Used by the scripts that add a member (add_member's,
-# app/rooms/invites.py's), so the check and the store are one step: two at once cannot both
-# get in.
+# for a person (409 name_taken). Names are compared as everywhere else (names.fold: case,
+# width and look-alikes, so a Cyrillic "а" passes for no Latin "a"). Two people may share a
+# name, as they always could, and two bots too (a token and its replacement while both are
+# members, posting as the same bot). Each member's JSON carries its name's fold ("name_fold":
+# member_json); ``legacy`` holds the uids of those written without one (before it was kept,
+# or with the str.casefold "fold" of an earlier release, which look-alikes passed) whose name
+# folds to ``folded``, as the caller read them (Rooms.namesakes): a member's name never
+# changes, and every write now keeps its fold, so that read cannot go stale. Used by the
+# scripts that add a member (add_member's, app/rooms/invites.py's), so the check and the store
+# are one step: two at once cannot both get in.
 SHARES_NAME_LUA = """
 local function shares_name(members, uid, folded, bot, legacy)
   local all = redis.call('HGETALL', members)
   for i = 1, #all, 2 do
     local other = all[i]
     if other ~= uid and bot ~= (string.sub(other, 1, 6) == 'token:') then
-      local fold = cjson.decode(all[i + 1])['fold']
+      local fold = cjson.decode(all[i + 1])['name_fold']
       if fold == folded or (fold == nil and legacy[other]) then return true end
     end
   end
@@ -139,15 +141,16 @@ class Full(Exception):
 
 
 def member_json(name, role, since=None):
-    """A member's record; "fold" (the name's str.casefold) is for SHARES_NAME_LUA, never shown."""
-    return json.dumps({"name": name, "role": role, "since": since or now_ms(), "fold": name.casefold()},
+    """A member's record; "name_fold" (names.fold of the name) is for SHARES_NAME_LUA, never shown."""
+    return json.dumps({"name": name, "role": role, "since": since or now_ms(), "name_fold": names.fold(name)},
                       ensure_ascii=False, separators=(",", ":"))
 
 
 def _member(uid, raw):
     """A member as the routes show it: {"id", "name", "role", "since"}."""
     found = json.loads(raw)
-    found.pop("fold", None)
+    found.pop("fold", None)  # an earlier release's str.casefold
+    found.pop("name_fold", None)
     return {"id": uid, **found}
 
 
@@ -305,7 +308,7 @@ class Rooms:
         the name (SHARES_NAME_LUA; checked and stored in one script)."""
         k = RecordKeys(room)
         current = self.member(room, uid)
-        folded = name.casefold()
+        folded = names.fold(name)
         legacy = self.namesakes(room, folded) if check_name else []
         stored = self._add_member(keys=[k.members, k.removed], args=[
             uid, member_json(name, role, current and current.get("since")), folded if check_name else "",
@@ -316,11 +319,11 @@ class Rooms:
             raise Full(N_("This room has reached its limit of %d members.") % self.max_members)
 
     def namesakes(self, room, folded):
-        """The uids of ``room``'s members written without their name's fold (before it was kept)
-        whose name folds to ``folded``: SHARES_NAME_LUA's ``legacy``."""
+        """The uids of ``room``'s members written without their name's names.fold (before it was
+        kept) whose name folds to ``folded`` (names.fold's): SHARES_NAME_LUA's ``legacy``."""
         found = self.redis.hgetall(RecordKeys(room).members)
         members = ((uid, json.loads(raw)) for uid, raw in found.items())
-        return [uid for uid, member in members if "fold" not in member and member["name"].casefold() == folded]
+        return [uid for uid, member in members if "name_fold" not in member and names.fold(member["name"]) == folded]
 
     def find_member(self, room, uid=None, name=None):
         """The member whose uid is ``uid``, or (given ``name`` instead) whose name is ``name``

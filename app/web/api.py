@@ -316,7 +316,7 @@ def _relay(hub, room, found, cursor, backlog):
         person = opening.Person(name, sid, identity.uid(), identity.account(), identity.kind() == "guest",
                                 identity.expires())
     sub = opening.subscription(services(), current_app.config, request.environ, room, found, cursor,
-                               backlog, gate.address(), person, gate.is_admin())
+                               backlog, gate.address(), person, gate.admin_token_presented() or None)
     # direct_passthrough: gunicorn iterates the generator itself (and closes it), without
     # werkzeug's two wrapping iterators on every chunk.
     return Response(stream.relay(hub, sub), mimetype="text/event-stream", direct_passthrough=True,

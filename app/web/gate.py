@@ -37,6 +37,7 @@ from flask_babel import format_timedelta
 from flask_babel import lazy_gettext as _l
 
 from ..ops.services import services
+from ..people import accounts as people_accounts
 from ..people import bearer, identity
 from ..rooms import keys, messages, moderation, records
 
@@ -223,8 +224,7 @@ def is_admin():
 def admin_account(accounts, account_id):
     """Tell whether account ``account_id`` (or None) is an enabled admin account; ``accounts``
     the app's Accounts. Needs no request."""
-    found = accounts.get(account_id) if account_id else None
-    return bool(found and found["admin"] and not found["disabled"])
+    return people_accounts.administers(accounts.get(account_id) if account_id else None)
 
 
 def actor():

@@ -282,13 +282,16 @@ def subscription(ripple, cfg, environ, room, access, cursor, backlog, address, p
     ``access``), resuming after ``cursor`` (or None) with ``backlog`` messages, opened from
     ``address`` by ``person`` (a Person, or None: nobody signed in), on the request of WSGI
     ``environ``; its person's registration and sidebar, its socket's settings. ``ripple``, ``cfg``:
-    the app's Services and config. ``admin``: whether an administrator opens it (administrators
-    read every room); None: whether the person's account is an admin account, asked only if a
-    private room would otherwise be out of their reach. Needs no request (both stream paths build
-    it here: the route and app/web/faststream.py). Raises redis.RedisError when Redis fails."""
+    the app's Services and config. ``admin``: True for the admin token (administrators read every
+    room); None: whether the person's account is an admin account, asked only if a private room
+    would otherwise be out of their reach, and asked again every heartbeat once that let it in
+    (AdminPower). Needs no request (both stream paths build it here: the route and
+    app/web/faststream.py). Raises redis.RedisError when Redis fails."""
+    power = None
     if admin is None:
         account = person.account if person is not None else None
-        admin = functools.partial(gate.admin_account, ripple.accounts, account) if account else False
+        power = AdminPower(ripple.accounts, account) if account else None
+        admin = power or False
     hub = ripple.hub
     hub.presence.ensure_sweeper()
     if cursor is not None:
@@ -310,6 +313,8 @@ def subscription(ripple, cfg, environ, room, access, cursor, backlog, address, p
             _follow_sidebar(ripple, sub, sidebar, person, address, admin)
     sub.gate = gate.stream_gate_of(ripple.rooms, room, access, uid, address,  # a ban, a removal...
                                    person.name if person is not None else None, admin)
+    if power is not None:
+        sub.powers = power.holds
     if client is not None:
         # A reader that stops reading would block this stream's writes forever while Redis
         # buffers for it; with a send timeout the write fails and the stream ends (the client
@@ -319,6 +324,31 @@ def subscription(ripple, cfg, environ, room, access, cursor, backlog, address, p
         # nothing more: the kernel gives up on it within about two heartbeats.
         wire.keep_alive(client, hub.heartbeat, float(cfg["SEND_TIMEOUT_SECONDS"]))
     return sub
+
+
+class AdminPower:
+    """An account's administrator power as one stream uses it (no request needed): called, it
+    answers whether account ``account`` is an administrator now (gate.admin_account), asked
+    only where a private room would otherwise be out of the person's reach (the stream's room,
+    a sidebar's); ``used`` once it let one in. A stream opened on that power keeps asking
+    (``holds``, every heartbeat: app/delivery/stream.py Subscription.powers): revoked, or the
+    account disabled, the stream ends with a reconnect, whose checks decide afresh. Nothing is
+    published when an account changes (an operator may change it in Redis itself), so the
+    stream asks; only the streams that used the power pay the read."""
+
+    __slots__ = ("accounts", "account", "used")
+
+    def __init__(self, accounts, account):
+        self.accounts, self.account, self.used = accounts, account, False
+
+    def __call__(self):
+        held = gate.admin_account(self.accounts, self.account)
+        self.used = self.used or held
+        return held
+
+    def holds(self):
+        """Tell whether the power still holds, or was never used: the heartbeat's question."""
+        return not self.used or self()
 
 
 def _follow_sidebar(ripple, sub, rooms, person, address, admin=False):

@@ -100,7 +100,8 @@ const csrfToken = () => document.querySelector('input[name=csrf_token]')?.value 
 
 // Draw a message's reactions (``{emoji: {count, users, uids}}``) the way the server does (_log.html):
 // each a form that toggles it, pressed when this person (by uid: a name can change hands) is
-// among those who reacted.
+// among those who reacted; the counts alone for someone who may not react (data-read-only: an
+// administrator in a private room they are no member of).
 export function showReactions(li, reactions, root) {
   let bar = li.querySelector('[data-reactions]');
   if (!bar) {
@@ -110,11 +111,12 @@ export function showReactions(li, reactions, root) {
     li.querySelector('.text').after(bar);
   }
   const me = root.dataset.me || '';
+  const reacts = !!me && !('readOnly' in root.dataset);
   const myUid = root.dataset.myUid || '';
   const entries = Object.entries(reactions || {});
   bar.replaceChildren(...entries.map(([emoji, { count, users, uids }]) => {
     const mine = !!me && !!myUid && (uids || []).includes(myUid);
-    const chip = document.createElement(me ? 'button' : 'span');
+    const chip = document.createElement(reacts ? 'button' : 'span');
     chip.className = 'chip' + (mine ? ' mine' : '');
     chip.title = users.join(', ');
     chip.dataset.emoji = emoji;
@@ -122,7 +124,7 @@ export function showReactions(li, reactions, root) {
     number.className = 'count';
     number.textContent = count;
     chip.append(emoji, ' ', number);
-    if (!me) return chip;
+    if (!reacts) return chip;
     chip.type = 'submit';
     chip.setAttribute('aria-pressed', String(mine));
     const form = document.createElement('form');
