@@ -56,6 +56,7 @@ class FastStream:
         # With CORS on, flask-cors adds its headers to every answer (with or without Origin).
         self.cors = bool(cors.origins(cfg["CORS_ORIGINS"]))
         self.backlog_max = int(cfg["BACKLOG_MAX"])
+        self._serializer = (None, None)  # (the keys it was made with, Flask's cookie serializer)
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
@@ -133,9 +134,8 @@ class FastStream:
         raw = parse_cookie(environ).get(self.cookie_name)
         if raw is None:
             return None, None
-        interface = self.app.session_interface
         try:  # SecureCookieSessionInterface.open_session's reading of it
-            data = interface.get_signing_serializer(self.app).loads(raw, max_age=self.lifetime_s)
+            data = self._signing().loads(raw, max_age=self.lifetime_s)
         except BadSignature:
             raise _ToFlask from None
         name, sid = data.get("name"), data.get("sid")
@@ -149,6 +149,14 @@ class FastStream:
                                 not account and not record.get("sub"), record.get("exp"))
         return person, self._cookie(environ, data)
 
+    def _signing(self):
+        """Flask's session cookie serializer (SecureCookieSessionInterface.get_signing_serializer),
+        made once per secret key rather than twice per open; a changed key makes a new one."""
+        made_with = (self.app.secret_key, tuple(self.app.config.get("SECRET_KEY_FALLBACKS") or ()))
+        if self._serializer[0] != made_with:
+            self._serializer = (made_with, self.app.session_interface.get_signing_serializer(self.app))
+        return self._serializer[1]
+
     def _cookie(self, environ, data):
         """The Set-Cookie value Flask's save_session sends for an unchanged session ``data``:
         a permanent one is sent again with a fresh expiry (SESSION_REFRESH_EACH_REQUEST)."""
@@ -156,7 +164,7 @@ class FastStream:
         if not (data.get("_permanent") and cfg["SESSION_REFRESH_EACH_REQUEST"]):
             return None
         return dump_cookie(
-            self.cookie_name, interface.get_signing_serializer(self.app).dumps(dict(data)),
+            self.cookie_name, self._signing().dumps(dict(data)),
             expires=datetime.now(timezone.utc) + self.app.permanent_session_lifetime,
             httponly=interface.get_cookie_httponly(self.app), domain=interface.get_cookie_domain(self.app),
             path=interface.get_cookie_path(self.app),
