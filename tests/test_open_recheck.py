@@ -5,6 +5,7 @@ listened). On a single Redis that look shares one round trip with the history's 
 import pytest
 
 from app.ops.services import services
+from app.people import identity
 from app.rooms import keys
 from app.web import opening
 
@@ -65,3 +66,30 @@ def test_a_signed_in_stream_replays_the_room_and_then_the_persons_direct_message
                                   {"Cookie": cookie}, address=ADDRESS, until=b"event: ready")
     assert status == "200 OK"
     assert 0 < body.index(b"in the room") < body.index(b"just for you") < body.index(b"event: ready")
+
+
+def test_a_members_stream_of_a_private_room_opens_as_its_person(redis_url, room):
+    # A private room's checks are not sure in the script alone: the person is registered apart.
+    app = make_app(redis_url)
+    name = "pm-" + room[-6:]
+    cookie = signed_in(app, name)
+    uid = identity.stable_id(services(app).sessions.record(sid_of(app, cookie)), sid_of(app, cookie))
+    services(app).rooms.create(room, "", "private", uid, name, keys.RoomKeys(room).log)
+    status, _, body = open_stream(app, "/rooms/%s/events" % room, {"Cookie": cookie}, address=ADDRESS,
+                                  until=b"event: ready")
+    assert status == "200 OK" and b"event: presence" in body and name.encode() in body
+
+
+def test_a_stream_whose_name_another_session_holds_now_listens_anonymously(redis_url, room, redis_client):
+    app = make_app(redis_url)
+    name = "nt-" + room[-6:]
+    cookie = signed_in(app, name)
+    redis_client.set(services(app).names.key(name), "another-session", px=60000)
+    status, _, body = open_stream(app, "/rooms/%s/events" % room, {"Cookie": cookie}, address=ADDRESS,
+                                  until=b"event: ready")
+    assert status == "200 OK" and b"event: ready" in body and b"event: presence" not in body
+    assert services(app).presence.people(room) == ([], [])
+
+
+def sid_of(app, cookie):
+    return app.session_interface.get_signing_serializer(app).loads(cookie.split("=", 1)[1])["sid"]

@@ -102,22 +102,30 @@ class FastStream:
         found = (opening.stream_limits(self.app.config, address, cursor is not None, sid)
                  if guard.limiter.enabled else [])
         conn, now_ms = ext.addresses.new_conn(), _now_ms()
+        # A signed-in person is registered in the checks' round trip where they surely pass.
+        admission = (opening.PersonAdmission(ext, person.name, sid, person.guest, person.account, uid)
+                     if person is not None else None)
         try:
             reply = opening.run_checks(ext.redis, room, found, now_ms, uid, address, True,
-                                       ext.addresses.admit_args(conn), person.name if person is not None else None)
+                                       ext.addresses.admit_args(conn), person.name if person is not None else None,
+                                       admission)
         except redis.RedisError:
             return None  # nothing was counted: Flask's path tries again, and answers the outage
         if reply[0] == 0:
-            _, info, member, bans, admitted, gone = reply
+            info, member, bans, admitted, gone = reply[1:6]
             access = records.access_from(uid, info, member, bans)
             if (admitted == 1 and not gate.hidden(access, admin=False) and access.ban is None
                     and not records.deleted_since(cursor, gone)):
                 ext.addresses.keep(address, conn)
+                registered = (admission.answer(reply[6]),) if admission is not None and reply[6] else None
                 try:
-                    return self._relay(environ, room, cursor, int(backlog), access, address, person, cookie)
+                    return self._relay(environ, room, cursor, int(backlog), access, address, person, cookie,
+                                       registered)
                 except redis.RedisError:
                     # Flask's path takes over with the checks' reply (counting nothing again)
                     # and the admission, which it keeps, or gives back when it fails too (503).
+                    # A registration the script made is made again there; this one's place in
+                    # the session's streams lapses with its time to live (Redis failing anyway).
                     environ[opening.CHECKED] = (now_ms, conn, reply)
                     return None
                 except Exception:
@@ -171,10 +179,12 @@ class FastStream:
             secure=bool(cfg["SESSION_COOKIE_SECURE"] or environ.get("wsgi.url_scheme") == "https"),
             partitioned=interface.get_cookie_partitioned(self.app), samesite=interface.get_cookie_samesite(self.app))
 
-    def _relay(self, environ, room, cursor, backlog, access, address, person, cookie):
-        """The admitted stream's answer, as api.events': a callable of start_response."""
+    def _relay(self, environ, room, cursor, backlog, access, address, person, cookie, registered=None):
+        """The admitted stream's answer, as api.events': a callable of start_response;
+        ``registered`` as opening.subscription takes it."""
         ext = services(self.app)
-        sub = opening.subscription(ext, self.app.config, environ, room, access, cursor, backlog, address, person)
+        sub = opening.subscription(ext, self.app.config, environ, room, access, cursor, backlog, address, person,
+                                   registered=registered)
         head = _HEAD + [("X-Request-ID", request_ids.request_id(environ))]
         if cookie is not None:
             head.append(("Set-Cookie", cookie))

@@ -76,6 +76,33 @@ if ARGV[4] == '1' then admitted = admit_address(KEYS[4], ARGV, 5) end
 return {0, info, member, bans, admitted, redis.call('GET', KEYS[5])}
 """
 
+# The same checks with, for a signed-in person on the fast path (app/web/faststream.py), their
+# registration (_PERSON_LUA's) in the same round trip. It runs only where the checks surely let
+# the stream through: no limit refused, the address admitted it, no ban record at all, a room
+# that is not private, no tombstone; there the Python rules (records.access_from, gate.hidden,
+# records.deleted_since) can only agree. Elsewhere (a private room's member, an old ban record)
+# none of it runs and subscription() registers the person in a call of its own.
+# KEYS and ARGV: _OPEN_LUA's, then _PERSON_LUA's five and eight after the limits'.
+# Returns _OPEN_LUA's reply with one more element: nil (not registered), or _PERSON_LUA's reply.
+_OPEN_PERSON_LUA = (_OPEN_LUA.replace("return {0, info, member, bans, admitted, redis.call('GET', KEYS[5])}\n", "")
+                    + names.CLAIM_FN_LUA + "-- ADMIT_FN_LUA\n" + """
+local gone = redis.call('GET', KEYS[5])
+local person = false
+if admitted == 1 and not gone and info[1] ~= 'private' and not bans[1] and not bans[2] and not bans[3] then
+  local k, a = 6 + 2 * tonumber(ARGV[9]), 10 + 3 * tonumber(ARGV[9])
+  -- An error here (a key of another type) must not fail the checks, whose counts and admission
+  -- stand: the registration is then not made, and subscription() makes it (and answers it).
+  local ok, answer = pcall(function()
+    if claim_name(KEYS[k], KEYS[k + 1], ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]) == 0 then return {0} end
+    local replaced = admit_stream(KEYS[k + 2], KEYS[k + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7])
+    return {1, replaced, redis.call('ZRANGE', KEYS[k + 4], 0, -1)}
+  end)
+  if ok then person = answer end
+end
+return {0, info, member, bans, admitted, gone, person}
+""")
+assert "return {0, info, member, bans, admitted, gone, person}" in _OPEN_PERSON_LUA
+
 _LIMITS_ONLY_LUA = _LIMITS_LUA + """
 local limited = spend_limits(KEYS, 1, ARGV, 1)
 if limited then return limited end
@@ -189,25 +216,30 @@ def open_stream(room, admit):
     if reply[0] == 1:
         _, which, prev, cur = reply
         _refuse(found[which - 1], int(prev), int(cur), now_ms)
-    _, info, member, bans, admitted, gone = reply
+    info, member, bans, admitted, gone = reply[1:6]  # (a fast path's registration: not handed on)
     gate.remember(room, records.access_from(uid, info, member, bans))
     if admitted == 1:
         streams.keep(address, conn)
     return Opened(room, gate.access(room), address, conn, None if admitted == -1 else bool(admitted), gone)
 
 
-def run_checks(client, room, found, now_ms, uid, address, admit, admit_args, name=None):
+def run_checks(client, room, found, now_ms, uid, address, admit, admit_args, name=None, person=None):
     """Run the opening script on a single Redis (not a Cluster): ``found`` the Limits,
     ``now_ms`` (int, ms since the epoch) the limits' clock, ``uid`` (str or None, signed in as
     ``name``) and ``address`` (str) whose access and admission, ``admit`` (bool), ``admit_args``
     AddressStreams.admit_args' list. Returns the reply ``_OPEN_LUA`` documents: {1, limit
     (1-based), prev, cur} when a limit refuses (nothing counted), else {0, info, member, bans,
-    admitted (1, 0, or -1: not asked), the room's tombstone (RecordKeys.gone) or None}. Needs
-    no request. Raises redis.RedisError."""
+    admitted (1, 0, or -1: not asked), the room's tombstone (RecordKeys.gone) or None}.
+    ``person``: a PersonAdmission to run in the same round trip where the checks surely let the
+    stream through (_OPEN_PERSON_LUA); the reply then has a seventh element, its answer (None:
+    not run). Needs no request. Raises redis.RedisError."""
     limit_keys, limit_args = _keys_and_args(found, now_ms)
     keys = records.access_keys(room) + [address_streams.key(address), records.RecordKeys(room).gone] + limit_keys
     args = records.ban_fields(uid, address, name) + [1 if admit else 0] + admit_args + limit_args
-    return _script(client)(keys=keys, args=args)
+    if person is None:
+        return _script(client)(keys=keys, args=args)
+    script = _registered(client, "open-person", person.source(_OPEN_PERSON_LUA))
+    return script(keys=keys + person.keys, args=args + person.args)
 
 
 def _open_apart(room, found, now_ms, uid, address, admit, conn):
@@ -253,22 +285,39 @@ def admit_person_of(ripple, name, sid, guest, account, uid):
     else's now (then nothing is registered: the stream listens anonymously). Needs no request.
     Raises redis.RedisError."""
     presence, claims = ripple.presence, ripple.names
-    rooms_key = reading_people.ReaderKeys(reading_people.reader_id(uid)).rooms
     if isinstance(ripple.redis, redis.RedisCluster):  # three slots: three calls
         try:
             claims.claim(name, sid, account=account)
         except names.NameTaken:
             return None
+        rooms_key = reading_people.ReaderKeys(reading_people.reader_id(uid)).rooms
         return presence.admit(sid, guest=guest), ripple.redis.zrange(rooms_key, 0, -1)
-    conn = presence.new_conn(guest)
-    source = _PERSON_LUA.replace("-- ADMIT_FN_LUA\n", presence.admit_fn_lua)
-    reply = _registered(ripple.redis, "person", source)(
-        keys=claims.claim_keys(name) + presence.admit_keys(sid) + [rooms_key],
-        args=claims.claim_args(sid, account=account) + presence.admit_args(conn, people.now_ms()))
-    if reply[0] == 0:
-        return None
-    presence.admitted(reply[1])
-    return conn, reply[2]
+    admission = PersonAdmission(ripple, name, sid, guest, account, uid)
+    return admission.answer(_registered(ripple.redis, "person", admission.source(_PERSON_LUA))(
+        keys=admission.keys, args=admission.args))
+
+
+class PersonAdmission:
+    """admit_person_of's work as a script's part (_PERSON_LUA's KEYS and ARGV: ``keys``,
+    ``args``), run alone or with the opening checks (_OPEN_PERSON_LUA). Single Redis only."""
+
+    def __init__(self, ripple, name, sid, guest, account, uid):
+        presence, claims = ripple.presence, ripple.names
+        self.presence, self.conn = presence, presence.new_conn(guest)
+        rooms_key = reading_people.ReaderKeys(reading_people.reader_id(uid)).rooms
+        self.keys = claims.claim_keys(name) + presence.admit_keys(sid) + [rooms_key]
+        self.args = claims.claim_args(sid, account=account) + presence.admit_args(self.conn, people.now_ms())
+
+    def source(self, lua):
+        """``lua`` with this app's admission function (its PUBLISH command) in place."""
+        return lua.replace("-- ADMIT_FN_LUA\n", self.presence.admit_fn_lua)
+
+    def answer(self, reply):
+        """admit_person_of's answer from the script's {0} or {1, replaced, rooms}."""
+        if reply[0] == 0:
+            return None
+        self.presence.admitted(reply[1])
+        return self.conn, reply[2]
 
 
 # Who opens a signed-in stream: name, session id, stable id (identity.stable_id), account id
@@ -277,7 +326,8 @@ Person = namedtuple("Person", "name sid uid account guest expires")
 _FRAMING = {"HTTP/1.1": True, "HTTP/1.0": False}  # gunicorn's framing of a body: chunked?
 
 
-def subscription(ripple, cfg, environ, room, access, cursor, backlog, address, person=None, admin=None):
+def subscription(ripple, cfg, environ, room, access, cursor, backlog, address, person=None, admin=None,
+                 registered=None):
     """The Subscription of a stream its checks admitted: of ``room`` (whose Access was
     ``access``), resuming after ``cursor`` (or None) with ``backlog`` messages, opened from
     ``address`` by ``person`` (a Person, or None: nobody signed in), on the request of WSGI
@@ -286,7 +336,9 @@ def subscription(ripple, cfg, environ, room, access, cursor, backlog, address, p
     room); None: whether the person's account is an admin account, asked only if a private room
     would otherwise be out of their reach, and asked again every heartbeat once that let it in
     (AdminPower). Needs no request (both stream paths build it here: the route and
-    app/web/faststream.py). Raises redis.RedisError when Redis fails."""
+    app/web/faststream.py). ``registered``: admit_person_of's answer in a tuple when the opening
+    checks' script registered the person already (run_checks' ``person``). Raises
+    redis.RedisError when Redis fails."""
     power = None
     if admin is None:
         account = person.account if person is not None else None
@@ -306,7 +358,8 @@ def subscription(ripple, cfg, environ, room, access, cursor, backlog, address, p
         # The name's claim refreshed, the stream registered with the session (past its cap, its
         # oldest stream ends; a guest's is marked in the online list), the sidebar's rooms read:
         # one round trip. None: the name is someone else's now: this stream listens anonymously.
-        admitted = admit_person_of(ripple, person.name, person.sid, person.guest, person.account, uid)
+        admitted = registered[0] if registered is not None else \
+            admit_person_of(ripple, person.name, person.sid, person.guest, person.account, uid)
         if admitted is not None:
             sub.name, sub.sid, sub.account, sub.expires = person.name, person.sid, person.account, person.expires
             sub.conn, sidebar = admitted
