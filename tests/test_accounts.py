@@ -8,7 +8,10 @@ import uuid
 
 import pytest
 
+from app.ops.services import services
+from app.people import accounts
 from app.people.names import Names
+from app.rooms import keys
 
 from .servers import Gunicorn, wait_until
 from .support import SERVER_ENV, TEST_HEARTBEAT, flask_cli, ready
@@ -684,3 +687,18 @@ def test_direct_messages_carry_their_authors_stable_id_and_mark_a_guest(server, 
     conversation = page.decode().split("data-conversation", 1)[1]
     assert re.search(r'data-user="%s"[^>]*data-uid="%s"' % (guest.name, guest_id), conversation)
     assert conversation.count('class="guest"') == 1  # the guest's message, not the account's
+
+
+def test_a_used_accounts_session_keeps_its_account_able_to_end_it(server, app, redis_client):
+    # Disabling an account (or signing out everywhere) ends the sessions its list names: a
+    # session kept alive by use must keep that list alive too, or it outlives it, unreachable.
+    browser = account_holder(server, "lst")
+    with app.app_context():
+        listed = accounts.sessions_key(services(app).accounts.id_for(browser.name))
+    (sid,) = redis_client.smembers(listed)
+    lifetime = redis_client.ttl(keys.PersonKeys(sid).session)
+    for key in (keys.PersonKeys(sid).session, listed):  # both run down, as after weeks of use
+        redis_client.expire(key, lifetime // 2)
+    assert browser.request("GET", "/session")[0] == 200  # a use slides the session...
+    assert redis_client.ttl(keys.PersonKeys(sid).session) > lifetime - 60
+    assert redis_client.ttl(listed) > lifetime - 60  # ...and its account's list with it

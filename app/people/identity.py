@@ -182,14 +182,20 @@ class Sessions:
     def _slide(self, key, record, left_ms):
         """Push a used session's expiry back to its full lifetime (a token's: to its ``exp``),
         but only once it has run down by a tenth of that or an hour, whichever is less: a
-        request costs a read, not a write (to the AOF and every replica) each time."""
+        request costs a read, not a write (to the AOF and every replica) each time. An
+        account's session pushes its account's list of sessions along: disabling the account
+        or signing out everywhere ends the sessions that list names, so it must outlive each."""
         wanted_ms = (record["exp"] - time.time()) * 1000 if "exp" in record else self.lifetime * 1000
         if left_ms >= wanted_ms - min(3600, self.lifetime / 10) * 1000:
             return
-        if "exp" in record:
-            self.redis.expireat(key, record["exp"])
-        else:
-            self.redis.pexpire(key, self.lifetime * 1000)
+        with self.redis.pipeline(transaction=False) as pipe:  # two slots: no MULTI
+            if "exp" in record:
+                pipe.expireat(key, record["exp"])
+            else:
+                pipe.pexpire(key, self.lifetime * 1000)
+            if record.get("account"):  # its other sessions expire within a lifetime from now too
+                pipe.expire(accounts.sessions_key(record["account"]), self.lifetime)
+            pipe.execute()
 
     def name_of(self, sid, refresh=True):
         """The name session ``sid`` signed in with, or None if it ended (refreshes its expiry)."""
