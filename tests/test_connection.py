@@ -313,6 +313,37 @@ def test_more_rooms_than_http1_connections_never_lock_the_site(browser, server):
         context.close()
 
 
+
+def test_a_paused_room_claims_nothing_about_now_and_catches_up_in_order_when_it_goes_live(browser, server,
+                                                                                          person):
+    # h62 finding 6: a paused room's page kept saying "No messages yet" and "1 online" while
+    # people joined and posted; its own post showed without the message it answered.
+    context = browser.new_context(base_url=server.url)
+    context.set_default_timeout(10_000)
+    try:
+        sign_in_over_http(context, unique("ann"))
+        rooms = ["t-" + uuid.uuid4().hex[:16] for _ in range(5)]
+        tabs = _open_tabs(context, rooms[:4], 4)
+        paused = context.new_page()
+        paused.goto("/rooms/%s" % rooms[4])
+        expect(paused.locator(STATUS)).to_have_text("paused")
+        expect(paused.locator("[data-notice]")).to_contain_text("too many rooms open")
+        expect(paused.locator("[data-empty-log]")).to_be_hidden()  # not known while paused
+        expect(paused.locator("[data-online]")).to_have_attribute("data-stale", "")
+        bob = person("bob")
+        assert bob.post(rooms[4], "anyone here?")[0] == 201
+        send(paused, "yes, me")
+        expect_texts(paused, ["yes, me"])  # its own post; the question it answers not yet
+
+        tabs[0].close()  # a slot frees: the paused room goes live from its page's cursor
+        expect(paused.locator(STATUS)).to_have_text("connected")
+        expect_texts(paused, ["anyone here?", "yes, me"], timeout=LIVE_MS)
+        expect(paused.locator("[data-notice]")).to_be_hidden()
+        expect(paused.locator("[data-online]")).not_to_have_attribute("data-stale", "")
+    finally:
+        context.close()
+
+
 def test_a_hung_leader_tab_loses_the_stream_to_a_visible_one(browser, server, room):
     # A background tab may be frozen by the browser, or hang: it keeps its locks and runs
     # nothing. The other tabs of the room must not starve behind it. (Headless pages cannot be

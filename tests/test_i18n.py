@@ -150,12 +150,18 @@ def test_a_page_without_javascript_has_its_day_separators_in_the_readers_languag
     assert re.search(r'<li class="day" data-kind="day" data-day="[0-9-]+"><span>(今天|昨天)</span></li>', page)
 
 
-def test_a_page_without_javascript_says_its_times_are_utc(client, room):
+def test_a_page_without_javascript_says_its_times_are_utc_the_readers_languages_way(client, room):
+    # The server knows no reader's time zone: it names UTC, and writes the time as the page's
+    # script writes it in the reader's zone (Intl's short time: "10:38 AM", "10:38").
     answer = client.post("/rooms/%s/messages" % room, json={"text": "hi", "user": "bob"},
                          headers={"Authorization": "Bearer " + TOKEN})
     assert answer.status_code == 201
-    page = client.get("/rooms/%s" % room).get_data(as_text=True)
-    assert re.search(r'data-ts="\d+">\d\d:\d\d UTC</time>', page)  # the reader's zone replaces it with JS
+    english = client.get("/rooms/%s" % room).get_data(as_text=True)
+    assert re.search(r'data-ts="\d+" title="[^"]+ UTC">\d{1,2}:\d\d\s[AP]M UTC</time>', english)
+    chinese = client.get("/rooms/%s" % room, headers={"Accept-Language": CHINESE}).get_data(as_text=True)
+    # a 24-hour clock after the zone, as Chinese writes "UTC+8" or "北京时间 18:38"; the full
+    # date and time (2026年12月2日 10:38:00 UTC) on hover
+    assert re.search(r'data-ts="\d+" title="\d{4}年\d{1,2}月\d{1,2}日 [0-9:]+ UTC">UTC \d\d:\d\d</time>', chinese)
 
 
 def test_an_error_page_is_in_the_readers_language(client):

@@ -595,3 +595,22 @@ def test_with_javascript_there_is_no_show_new_messages_link(open_room):
     page = open_room(unique("ann"))
     expect(page.locator("[data-latest]")).to_have_count(0)  # inside <noscript>: not in the page's tree
     expect(page.get_by_role("link", name="Show new messages")).to_have_count(0)
+
+
+# -- h62 finding 4: Back after a post without JavaScript ------------------------------------------
+
+def test_without_javascript_back_after_sending_shows_an_empty_composer_so_the_text_is_not_sent_twice(
+        open_room, server, room):
+    # The browser put the sent text back into a page fresh from the server, whose new
+    # idempotency key made a second Send a second message.
+    page = no_js_page(open_room, unique("ann"))
+    page.fill("#text", "sent once")
+    assert submit(page, ROOM_SEND).status == 303
+    expect(page.locator(TEXTS)).to_have_text(["sent once"])
+    page.go_back()
+    expect(page.locator(TEXTS)).to_have_text(["sent once"])  # the page before, fetched again
+    expect(page.locator("#text")).to_have_value("")
+    page.click(ROOM_SEND)  # an empty composer sends nothing (required)
+    expect(page.locator("#text")).to_have_value("")
+    assert [m["text"] for m in history(server, room)] == ["sent once"]
+

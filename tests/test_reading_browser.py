@@ -4,6 +4,7 @@ and the page starting there, a mention of a Chinese name highlighted and notifie
 is hidden, and the sidebar without JavaScript."""
 import uuid
 
+import pytest
 from playwright.sync_api import expect
 
 from .browser import STATUS, browser, dialogs, open_room, publish, sign_in_over_http, unique  # noqa: F401
@@ -151,6 +152,40 @@ def test_the_sidebar_without_javascript(browser, server, room):
         item.get_by_role("button", name="Hide #%s" % elsewhere).click()
         expect(page).to_have_url(server.url + "/rooms/%s" % room)
         expect(page.locator('[data-sidebar] li[data-room="%s"]' % elsewhere)).to_have_count(0)
+    finally:
+        context.close()
+
+
+
+# Every control of the page: where a finger must land on a phone.
+OFF_SCREEN = """() => Array.from(document.querySelectorAll('a, button, summary, input:not([type=hidden]), textarea'))
+  .filter((el) => el.getClientRects().length && !el.closest('[hidden]'))
+  .map((el) => [el.getBoundingClientRect(), el])
+  .filter(([r]) => r.left < 0 || r.right > document.documentElement.clientWidth + 0.5)
+  .map(([r, el]) => `${el.tagName} ${(el.getAttribute('aria-label') || el.textContent).trim().slice(0, 40)}`
+    + ` ${Math.round(r.right)}`)"""
+
+
+@pytest.mark.parametrize("js", [False, True])
+def test_a_long_room_name_in_the_sidebar_keeps_every_control_on_a_phones_screen(browser, server, js):
+    # h62 finding 8: without JavaScript the list is open on a phone, and a 64-character name
+    # pushed its hide button (×) to x = 475 on a 390 px screen.
+    room = "很长的房间名字用来测试手机布局会不会溢出" + uuid.uuid4().hex[:12] + "x" * 32
+    context = signed_in_context(browser, server, unique("ann"), java_script_enabled=js, locale="zh-CN",
+                                viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
+    try:
+        page = context.new_page()
+        page.goto("/rooms/%s" % room)
+        item = page.locator('[data-sidebar] li[data-room="%s"]' % room)
+        if js:  # folded away on a phone: open it as a person would
+            expect(page.locator(STATUS)).to_have_attribute("data-state", "connected")
+            page.locator("[data-sidebar] summary").tap()
+        hide = item.get_by_role("button", name="隐藏 #%s" % room)
+        expect(hide).to_be_visible()
+        assert page.evaluate(OFF_SCREEN) == []
+        assert page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+        hide.tap()
+        expect(item).to_have_count(0)
     finally:
         context.close()
 

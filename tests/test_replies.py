@@ -115,3 +115,18 @@ def test_broken_permalinks_are_400(server, room):
     assert status == 400
     status, _, _ = ann.request("GET", "/rooms/%s?at=1-0&before=1-0" % room, headers={"Accept": "text/html"})
     assert status == 400
+
+
+def test_a_broken_permalink_says_so_in_plain_words_without_parameter_names_or_id_formats(server, room):
+    # h62 finding 9: "Invalid link: “at” must be a message ID, e.g. 1732371730000-0." to a person
+    # who only followed a link.
+    ann = signed_in(server, "ann")
+    for query in ("?at=nope", "?before=1-0&after=1-0"):
+        for language, sentence in (("en", "This link does not point to a message in this room."),
+                                   ("zh-CN", "这个链接没有指向本房间里的消息。")):
+            status, _, page = ann.request("GET", "/rooms/%s%s" % (room, query),
+                                          headers={"Accept": "text/html", "Accept-Language": language})
+            assert status == 400
+            page = page.decode()
+            assert sentence in page
+            assert "1732371730000" not in page and "“at”" not in page and "before, after" not in page

@@ -29,9 +29,6 @@ def arrange(items, author, now_ms):
         item["cont"] = (not new_day and author(prev) == author(item)
                         and item["ts"] - prev["ts"] < GROUP_SECONDS * 1000)
         item["iso"] = _utc(item["ts"]).isoformat(timespec="seconds")
-        # Says its zone: a page without JavaScript keeps it (the server knows no reader's time
-        # zone); with JavaScript the reader's own time replaces it (static/js/times.js).
-        item["clock"] = _utc(item["ts"]).strftime("%H:%M UTC")
         laid_out.append(item)
         prev = item
     return laid_out

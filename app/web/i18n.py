@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 
 from babel import Locale, UnknownLocaleError
 from flask import Blueprint, has_request_context, redirect, request, url_for
-from flask_babel import Babel, format_datetime, get_locale, get_translations
+from flask_babel import Babel, format_datetime, format_time, get_locale, get_translations, gettext
 from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import BadRequest
 
@@ -51,6 +51,7 @@ def init_app(app):
     app.context_processor(_template_helpers)
     app.add_template_filter(translate)
     app.add_template_filter(ms_datetime)
+    app.add_template_filter(clock)
     app.after_request(_vary)  # and the scripts' catalogues cached for good
     app.register_blueprint(bp)
 
@@ -148,6 +149,15 @@ def ms_datetime(ms):
     except (TypeError, ValueError, OverflowError, OSError):
         return ms
     return format_datetime(when, "medium") + " UTC"
+
+
+def clock(ms):
+    """A message's time of day for a page without JavaScript ("10:38 AM UTC", "UTC 10:38"): the
+    reader's language's short time, as the page's script writes it (Intl's timeStyle "short"),
+    in UTC, named so in the reader's words; the server knows no reader's zone, and a zone guessed
+    from the language would be wrong for many (the day separators are UTC days too)."""
+    when = datetime.fromtimestamp(int(ms) / 1000, timezone.utc)
+    return gettext("%(time)s UTC", time=format_time(when, "short"))
 
 
 def _template_helpers():

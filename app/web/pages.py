@@ -68,6 +68,11 @@ def go():
     return redirect(url_for("pages.room", room=room), 303)
 
 
+# A permalink or a page link (?at=, ?before=, ?after=) that is not one: said to a person who
+# followed a link, so no parameter names or id formats (the history API says those: api.BAD_BOUND).
+BROKEN_LINK = N_("This link does not point to a message in this room.")
+
+
 @bp.get("/rooms/<room>")
 def room(room):
     """Render a room: recent messages, the message form and the live feed."""
@@ -84,10 +89,9 @@ def room(room):
         if value is not None:
             bounds[name] = keys.parse_stream_id(value)
             if bounds[name] is None:
-                abort(400, gettext("That link is broken: “%(name)s” must be a message id such as "
-                                   "1732371730000-0.", name=name))
+                abort(400, BROKEN_LINK)
     if len(bounds) > 1:
-        abort(400, gettext("That link is broken: it names more than one of before, after and at."))
+        abort(400, BROKEN_LINK)
     reply_to = request.args.get("reply_to") or None
     other = request.args.get("with")
     if other is not None:

@@ -30,8 +30,15 @@ export function DroppedNotice(el, root) {
     const wait = reason === 'banned' && until ? (left ?? (until - Date.now()) / 1000) * 1000 + 1000 : NaN;
     if (wait > 0 && wait < 2 ** 31) setTimeout(() => window.location.reload(), wait);
   });
-  root.addEventListener('chat:state', (e) => {  // waiting for a connection slot (stream.js)
-    if (e.detail.state === 'queued') {
+  // Waiting for a connection slot (stream.js): the page says so above the log, and claims
+  // nothing about now that it cannot know ("No messages yet" goes, the online list is marked
+  // stale: style.css) until the stream, resuming from the page's cursor, brings what it missed.
+  const online = document.querySelector('[data-online]');
+  root.addEventListener('chat:state', (e) => {
+    const paused = e.detail.state === 'queued';
+    root.toggleAttribute('data-paused', paused);
+    online?.toggleAttribute('data-stale', paused);
+    if (paused) {
       el.textContent = QUEUED;
       el.hidden = false;
     } else if (el.textContent === QUEUED) {
