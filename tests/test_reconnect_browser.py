@@ -14,6 +14,7 @@ from .browser import (  # noqa: F401 (browser, dialogs, open_room: fixtures)
     history,
     open_room,
     publish,
+    send,
     unique,
 )
 from .test_browser import relay  # noqa: F401 (fixture)
@@ -71,7 +72,8 @@ def test_a_post_that_gets_no_answer_makes_the_stream_prove_itself_at_once(open_r
     assert [m["text"] for m in history(server, room)] == ["into the silence"]
 
 
-def test_a_menus_could_not_reach_the_server_goes_when_the_stream_is_back(open_room, relay, server, room):
+def test_a_reaction_made_while_cut_off_waits_on_its_message_and_is_saved_when_the_stream_is_back(
+        open_room, relay, server, room):
     publish(server, room, "react to me")
     page = open_room(unique("ann"), base_url=relay.url)
     li = page.locator("main.room li.msg").first
@@ -79,12 +81,155 @@ def test_a_menus_could_not_reach_the_server_goes_when_the_stream_is_back(open_ro
     relay.cut()
     expect(page.locator(STATUS)).to_have_text("reconnecting…")
     li.get_by_role("button", name="👍").click()
-    error = li.locator("[data-action-error]")
-    expect(error).to_have_text("Could not reach the server. Try again.")
+    # It said "could not reach the server", then erased that once connected, and never retried.
+    expect(li.locator(UNSAVED).locator("[data-pending-status]")).to_have_text("Reaction not saved yet — will retry.")
     relay.restore()
     expect(page.locator(STATUS)).to_have_text("connected", timeout=RECONNECT_MS)
-    expect(error).to_be_hidden()
+    expect(li.locator("[data-reactions] .chip.mine")).to_have_text("👍 1", timeout=RECONNECT_MS)
+    expect(li.locator(UNSAVED)).to_have_count(0)
+    assert list(history(server, room)[0]["reactions"]) == ["👍"]
 
+
+UNSAVED = "[data-pending-change]"  # an edit, deletion or reaction waiting on its message (unsaved.js)
+
+
+def edit(li, text):
+    """Open the message's menu, type ``text`` into its edit box, press Save edit."""
+    li.locator("[data-actions] > summary").click()
+    li.locator("form[data-edit] textarea").fill(text)
+    li.get_by_role("button", name="Save edit").click()
+
+
+def test_an_edit_saved_while_cut_off_waits_on_its_message_and_is_saved_when_the_stream_is_back(
+        open_room, relay, server, room):
+    page = open_room(unique("ann"), base_url=relay.url)
+    send(page, "first thoughts")
+    li = page.locator("main.room li.msg").first
+    relay.cut()
+    expect(page.locator(STATUS)).to_have_text("reconnecting…")
+    edit(li, "second thoughts")
+    waiting = li.locator(UNSAVED)
+    expect(waiting.locator("[data-pending-status]")).to_have_text("Edit not saved yet — will retry.")
+    expect(waiting.locator(".pending-text")).to_have_text("second thoughts")
+    expect(waiting.get_by_role("button", name="Don't save")).to_be_visible()
+
+    relay.restore()  # nothing pressed: it is saved once the stream is back
+    expect(page.locator(STATUS)).to_have_text("connected", timeout=RECONNECT_MS)
+    expect(li.locator(".text")).to_have_text("second thoughts", timeout=RECONNECT_MS)
+    expect(waiting).to_have_count(0)
+    assert [m["text"] for m in history(server, room)] == ["second thoughts"]
+
+
+def test_a_failed_edit_closes_its_menu_and_keeps_the_typed_text(open_room, room):
+    page = open_room(unique("ann"))
+    send(page, "mine")
+    send(page, "the one below")
+    page.route("**/messages/*", lambda route: route.abort("connectionrefused")
+               if route.request.method == "PATCH" else route.fallback())
+    first, below = page.locator("main.room li.msg").all()
+    edit(first, "mine, corrected")
+    expect(first.locator(UNSAVED).locator(".pending-text")).to_have_text("mine, corrected")
+    # The open menu covered the messages below it (and their pending posts' buttons).
+    expect(first.locator("[data-actions]")).not_to_have_attribute("open", "")
+    below.locator("[data-actions] > summary").click()  # not intercepted by the first one's menu
+    expect(below.locator("[data-actions]")).to_have_attribute("open", "")
+    expect(first.locator("form[data-edit] textarea")).to_have_value("mine, corrected")
+
+
+def test_a_deletion_made_while_cut_off_waits_and_is_done_when_the_stream_is_back(open_room, relay, server, room):
+    page = open_room(unique("ann"), base_url=relay.url)
+    send(page, "delete me")
+    li = page.locator("main.room li.msg").first
+    li.locator("[data-actions] > summary").click()
+    relay.cut()
+    expect(page.locator(STATUS)).to_have_text("reconnecting…")
+    li.get_by_role("button", name="Delete message").click()
+    li.get_by_role("button", name="Yes, delete it").click()
+    expect(li.locator(UNSAVED).locator("[data-pending-status]")).to_have_text("Not deleted yet — will retry.")
+    relay.restore()
+    expect(li.locator(".text")).to_have_text("message deleted", timeout=RECONNECT_MS)
+    expect(li.locator(UNSAVED)).to_have_count(0)
+    assert history(server, room)[0].get("deleted") is True
+
+
+def test_an_edit_on_a_dead_network_says_saving_times_out_and_makes_the_stream_prove_itself(
+        open_room, relay, server, room):
+    page = open_room(unique("ann"), base_url=relay.url,
+                     before_load=lambda page: page.add_init_script(SLOW_HEARTBEAT))
+    send(page, "before the silence")
+    li = page.locator("main.room li.msg").first
+    relay.blackhole()  # a dead radio: nothing answers, nothing is reset
+    edit(li, "said into the silence")
+    status = li.locator(UNSAVED).locator("[data-pending-status]")
+    # It hung with Save greyed out, no word and no end, the status saying "connected" for 40 s.
+    expect(status).to_have_text("Saving your edit…", timeout=1_500)
+    expect(li.locator("[data-actions]")).not_to_have_attribute("open", "")
+    expect(status).to_have_text("Edit not saved yet — will retry.", timeout=2_000 + 1_000)
+    expect(page.locator(STATUS)).to_have_text("reconnecting…", timeout=1_000)
+    relay.resume()
+    expect(page.locator(STATUS)).to_have_text("connected", timeout=RECONNECT_MS)
+    expect(li.locator(".text")).to_have_text("said into the silence", timeout=RECONNECT_MS)
+    expect(li.locator(UNSAVED)).to_have_count(0)
+    assert [m["text"] for m in history(server, room)] == ["said into the silence"]
+
+
+def test_a_post_on_a_dead_network_shows_as_sending_at_once_and_frees_the_composer(open_room, relay, server, room):
+    page = open_room(unique("ann"), base_url=relay.url)
+    relay.blackhole()
+    page.fill("#text", "first, into the silence")
+    page.locator(SEND).click()
+    # For the whole post timeout (12 s) the text stayed in the composer, Send disabled, no word.
+    pending = page.locator(PENDING)
+    expect(pending.locator("[data-pending-status]")).to_have_text(["Sending…"], timeout=2_000)
+    expect(page.locator("#text")).to_have_value("")
+    expect(page.locator(SEND)).to_be_enabled()
+    page.fill("#text", "second, behind it")
+    page.locator(SEND).click()
+    expect(pending.locator(".text")).to_have_text(["first, into the silence", "second, behind it"])
+
+    relay.resume()  # the first attempt, held by the network, arrives; nothing is stored twice
+    expect(page.locator("main.room li.msg .text")).to_have_text(
+        ["first, into the silence", "second, behind it"], timeout=RECONNECT_MS)
+    expect(pending).to_have_count(0)
+    assert [m["text"] for m in history(server, room)] == ["first, into the silence", "second, behind it"]
+
+
+def a_post_waiting(page):
+    page.route("**/rooms/*/messages", lambda route: route.abort("connectionrefused")
+               if route.request.method == "POST" else route.fallback())
+    page.fill("#text", "not sent yet")
+    page.locator(SEND).click()
+    expect(page.locator(PENDING).locator("[data-pending-status]")).to_have_text("Not sent yet — will retry.")
+
+
+def test_signing_out_with_a_post_waiting_asks_first_and_cancel_keeps_it(open_room):
+    me = unique("ann")
+    page = open_room(me)
+    a_post_waiting(page)
+    page.get_by_role("button", name="Sign out", exact=True).click()
+    warning = page.locator("[data-signout-warning]")
+    expect(warning).to_contain_text("1 message or change of yours is not sent yet. Signing out throws it away.")
+    expect(page.locator("[data-whoami]")).to_have_text(me)  # still signed in
+    warning.get_by_role("button", name="Cancel").click()
+    expect(warning).to_have_count(0)
+    expect(page.locator(PENDING)).to_have_count(1)
+    expect(page.locator("[data-whoami]")).to_have_text(me)
+
+
+def test_sign_out_anyway_signs_out_and_forgets_the_waiting_post(open_room):
+    page = open_room(unique("ann"))
+    a_post_waiting(page)
+    page.get_by_role("button", name="Sign out", exact=True).click()
+    page.get_by_role("button", name="Sign out anyway").click()
+    expect(page.locator("[data-whoami]")).to_have_count(0)
+    assert page.evaluate("Object.keys(sessionStorage).filter(k => k.startsWith('ripple-pending:'))") == []
+
+
+def test_signing_out_with_nothing_waiting_asks_nothing(open_room):
+    page = open_room(unique("ann"))
+    page.get_by_role("button", name="Sign out", exact=True).click()
+    expect(page.locator("[data-whoami]")).to_have_count(0)
+    expect(page.locator("[data-signout-warning]")).to_have_count(0)
 
 
 @pytest.mark.slow

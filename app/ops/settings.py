@@ -8,7 +8,7 @@ REDIS_URL = None
 
 HISTORY_LENGTH = 1000          # messages kept per room (and per person's direct messages)
 HEARTBEAT_SECONDS = 15         # keep-alive sent after this much silence on a stream
-POST_TIMEOUT_SECONDS = 12      # a page waits this long for a post's answer, then offers a retry
+POST_TIMEOUT_SECONDS = 12      # a page waits this long for a post's (an edit's...) answer, then retries
 RETRY_MS = 2000                # reconnect delay an EventSource is told to use
 SEND_TIMEOUT_SECONDS = 30      # a stream whose client takes no bytes for this long is dropped
 MAX_MESSAGE_CHARS = 2000       # characters of text in one message

@@ -6,14 +6,14 @@ import { t } from './i18n.js';
 import { fold } from './fold.js';
 import { compareIds } from './ids.js';
 import { setLinkedText } from './links.js';
+import { SHOW_AFTER_MS } from './retries.js';
+import { UnsavedChanges } from './unsaved.js';
 
 const QUOTE_CHARS = 120;  // app/rooms/messages.py quote(): the first line, cut to this
 const STRINGS = {
   edited: t('(edited)'),
   deleted: t('message deleted'),
   failed: (status) => t('That did not work ({status}).', { status }),
-  serverFailed: (status) => t('The server could not do that just now ({status}). Try again.', { status }),
-  unreachable: t('Could not reach the server. Try again.'),
   pickEmoji: t('Type or paste an emoji first.'),
 };
 
@@ -243,75 +243,107 @@ export function Changes(root) {
     if (e.key === 'Escape' && question) { e.preventDefault(); askDelete(question.closest('form'), false); }
   });
 
+  // Do a change: {li, kind, method, url, body?} (its CSRF token the page's now: a retry may come
+  // after the session's token was refreshed).
+  async function send(change, signal) {
+    const headers = { Accept: 'application/json', 'X-CSRF-Token': csrfToken() };
+    if (change.body) headers['Content-Type'] = 'application/json';
+    const response = await fetch(change.url, { method: change.method, headers, body: change.body, signal });
+    const body = response.status === 204 ? {} : await response.json().catch(() => ({}));
+    if (signal.aborted) throw new Error('timed out');  // while reading the answer
+    return { response, body };
+  }
+  // What the server answered to a change, on its message.
+  function done(change, body) {
+    const li = change.li;
+    if (change.kind === 'delete') showDeleted(li);
+    else if (change.kind === 'reaction') { if (body.reactions && !li.classList.contains('deleted')) showReactions(li, body.reactions, root); }
+    else if (body.text !== undefined) showEdit(li, body.text);
+  }
+  // Edits, deletions and reactions whose outcome is unknown wait on their message and are sent
+  // again (unsaved.js), with the posts' timeout.
+  const timeoutMs = Number(root.dataset.postTimeoutMs) || 12000;
+  const unsaved = UnsavedChanges(root, { timeoutMs, send, done });
+  const closeMenu = (li) => li.querySelector('[data-actions]')?.removeAttribute('open');
+
   list.addEventListener('submit', async (e) => {
     const form = e.target;
     const li = form.closest('li.msg');
     if (!li || !form.closest('[data-actions], [data-reactions]')) return;
     e.preventDefault();
     const error = li.querySelector('[data-action-error]');
-    const say = (message, unreachable = false) => {
+    const say = (message) => {
       if (!error) return;
       error.textContent = message;
       error.hidden = !message;
-      error.toggleAttribute('data-unreachable', unreachable);  // cleared when the stream is back
     };
     const url = new URL(root.dataset.historyUrl, location.href);
     url.pathname += `/${encodeURIComponent(li.dataset.id)}`;
-    const token = form.querySelector('input[name=csrf_token]')?.value || '';
-    const headers = { Accept: 'application/json', 'X-CSRF-Token': token };
-    let request;
+    let change;
     if (form.matches('[data-edit]')) {
-      request = { method: 'PATCH', headers: { ...headers, 'Content-Type': 'application/json' },
-        body: JSON.stringify({ text: form.querySelector('textarea').value }) };
+      const text = form.querySelector('textarea').value;
+      change = { li, kind: 'edit', method: 'PATCH', text, body: JSON.stringify({ text }) };
     } else if (form.matches('[data-delete]')) {
       if (e.submitter?.name !== 'confirm' && askDelete(form, true)) return;  // not yet: ask
-      request = { method: 'DELETE', headers };
+      change = { li, kind: 'delete', method: 'DELETE' };
     } else if (form.matches('[data-react], [data-reaction]')) {
       const emoji = (e.submitter?.name === 'emoji' ? e.submitter.value : form.elements.emoji?.value || '').trim();
       if (!emoji) { say(STRINGS.pickEmoji); return; }
       const on = form.elements.on ? form.elements.on.value === '1'
         : !li.querySelector(`[data-reactions] .chip.mine[data-emoji="${CSS.escape(emoji)}"]`);
       url.pathname += `/reactions/${encodeURIComponent(emoji)}`;
-      request = { method: on ? 'PUT' : 'DELETE', headers };
+      change = { li, kind: 'reaction', method: on ? 'PUT' : 'DELETE', emoji };
     } else {
       return;
     }
+    change.url = url.href;
+    // A refusal of an earlier one of the same kind is answered by this one.
+    for (const line of li.querySelectorAll(`[data-pending-change="${change.kind}"][data-state=refused]`)) line.remove();
     const button = e.submitter || form.querySelector('button[type=submit]');
     const focused = li.contains(document.activeElement);  // disabling the button drops its focus
+    const settled = () => { if (focused && !li.contains(document.activeElement)) keepFocus(li, button); };
+    say('');
+    // Its outcome unknown (no answer, a 5xx): it waits on the message, and the menu closes (it
+    // covered the messages below, their pending posts' buttons too); the typed edit stays in both.
+    const wait = (outcome) => {
+      unsaved.add(change, outcome);
+      closeMenu(li);
+      settled();
+    };
+    if (unsaved.busy()) { wait(null); return; }  // behind the others, in order
     if (button) button.disabled = true;
-    try {
-      const response = await fetch(url, request);
-      const body = response.status === 204 ? {} : await response.json().catch(() => ({}));
-      if (!response.ok) {
-        const server = response.status >= 500;  // a proxy's error page has no sentence of ours
-        say(body.error || (server ? STRINGS.serverFailed : STRINGS.failed)(response.status), server);
-        return;
-      }
-      say('');
-      if (form.matches('[data-delete]')) showDeleted(li);
-      else if (body.reactions) {
-        showReactions(li, body.reactions, root);
-        if (form.elements.emoji && form.elements.emoji.type === 'text') form.elements.emoji.value = '';
-        li.querySelector('[data-actions]')?.removeAttribute('open');
-      } else {
-        showEdit(li, body.text);
-        li.querySelector('[data-actions]')?.removeAttribute('open');
-      }
-    } catch (err) {
-      say(STRINGS.unreachable, true);
-    } finally {
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), timeoutMs);
+    const attempt = send(change, abort.signal);
+    let carried = false;  // no answer yet after a moment: shown as saving, carried on there
+    const carry = setTimeout(() => {
+      carried = true;
       if (button) button.disabled = false;
-      if (focused && !li.contains(document.activeElement)) keepFocus(li, button);
-    }
-  });
-
-  // Connected again: a menu's "could not reach the server" is stale (the composer says so).
-  root.addEventListener('chat:state', (e) => {
-    if (e.detail.state !== 'connected') return;
-    for (const error of list.querySelectorAll('[data-action-error][data-unreachable]')) {
-      error.textContent = '';
-      error.hidden = true;
-      error.removeAttribute('data-unreachable');
+      unsaved.carry(change, { promise: attempt, abort });
+      closeMenu(li);
+      settled();
+    }, SHOW_AFTER_MS);
+    try {
+      const { response, body } = await attempt;
+      if (carried) return;
+      if (response.status >= 500 || (response.status === 429 && !body.error)) { wait({ response }); return; }
+      if (!response.ok) { say(body.error || STRINGS.failed(response.status)); return; }
+      done(change, body);
+      if (change.kind === 'reaction' && form.elements.emoji?.type === 'text') form.elements.emoji.value = '';
+      if (change.kind !== 'delete') closeMenu(li);
+    } catch (err) {
+      if (carried) return;
+      // Not reached, or no answer: perhaps done. It waits, and the stream, on the same path, may
+      // be as dead: have it checked (the status says "reconnecting…" until it proves itself).
+      wait({});
+      root.dispatchEvent(new CustomEvent('chat:check', { detail: {}, bubbles: true }));
+    } finally {
+      clearTimeout(carry);
+      clearTimeout(timer);
+      if (!carried) {
+        if (button) button.disabled = false;
+        settled();
+      }
     }
   });
 

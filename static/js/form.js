@@ -1,10 +1,12 @@
 // ChatForm: enhances the plain <form method="post"> with fetch; the text is cleared only
 // after the server has stored it, or once it waits in the log as a pending post (pending.js) when
-// the outcome is unknown: a retry reuses the idempotency key so it never doubles.
+// the outcome is unknown or the answer is slow to come: a retry reuses the idempotency key so it
+// never doubles.
 // The room's composer and a conversation's (data-kind="direct") are separate forms.
 import { formatNumber, t, tn } from './i18n.js';
 import { newKey } from './ids.js';
 import { PendingPosts, stored } from './pending.js';
+import { SHOW_AFTER_MS } from './retries.js';
 import { useToken } from './session.js';
 
 const STRINGS = {
@@ -143,8 +145,26 @@ export function ChatForm(form, root) {
     echoed = [];
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), timeoutMs);
+    const attempt = submit(() => new FormData(form), abort.signal);
+    // No answer yet after a moment (a slow or dead network): the post waits in the log as
+    // "Sending…", the same attempt carried on there (the same key), and the composer is free.
+    let carried = false;
+    const carry = setTimeout(() => {
+      carried = true;
+      pending.carry({ key: key.value, text: value, reply_to: replyId() }, { promise: attempt, abort },
+        echoed.includes(stored(value)));
+      sent(value);
+      if (replyId()) form.querySelector('[data-replying-cancel]')?.click();
+      showError('');
+      sending = false;
+      button.disabled = false;
+    }, SHOW_AFTER_MS);
     try {
-      const { response, body } = await submit(() => new FormData(form), abort.signal);
+      const { response, body } = await attempt;
+      if (carried) {  // pending.js has its outcome; a direct message's "away" still says so
+        if (response.ok) showNote(response.headers.get('Ripple-Delivery') === 'waiting' ? STRINGS.waiting(body.to) : '');
+        return;
+      }
       if (!response.ok) {
         if (response.status >= 500 && response.status !== NOT_STORED) {
           park(value, { response });  // a 504 "unconfirmed", a proxy's 502: it may be stored
@@ -165,16 +185,20 @@ export function ChatForm(form, root) {
       sent(value);
       root.dispatchEvent(new CustomEvent(event, { detail: { message: body, live: false, answer: true }, bubbles: true }));
     } catch (err) {
+      if (carried) return;  // pending.js has it, and has the stream checked
       // Network failure or no answer in time: the message may or may not be stored. It waits in
       // the log, sent again with the same key (never twice), and the stream may be as dead as this
       // post was: have it checked.
       park(value, {});
       root.dispatchEvent(new CustomEvent('chat:check', { detail: {}, bubbles: true }));
     } finally {
+      clearTimeout(carry);
       clearTimeout(timer);
-      sending = false;
-      button.disabled = false;
-      text.focus();
+      if (!carried) {
+        sending = false;
+        button.disabled = false;
+        text.focus();
+      }
     }
   }
 

@@ -1,0 +1,156 @@
+// Retries: the page's requests whose outcome is unknown (no answer in time, the connection failed,
+// a 5xx that may have done it), sent again until the server answers. One engine for posts
+// (pending.js, with their idempotency key) and for edits, deletions and reactions (unsaved.js:
+// each sets a state, so sending it again is safe).
+//
+// Each waits in order, one attempt at a time (a later one waits behind it): when the stream is
+// connected again, when the browser is back online, on "Retry now", and on a backing-off timer.
+// An attempt that fails for want of the network has the stream prove itself (chat:check): the
+// status says "reconnecting…" until it does, and its 'connected' sends the queue again.
+//
+// A request the page started itself and that has not answered within SHOW_AFTER_MS is handed
+// over still in flight (carry): it shows as waiting ("Sending…") and the composer or the menu is
+// free at once, without sending it twice.
+const MAX_BACKOFF_MS = 30000;
+export const SHOW_AFTER_MS = 1000;
+
+/**
+ * root: the room's element (chat:state, chat:signed-out; chat:check goes out on it);
+ * timeoutMs: how long an attempt waits for its answer; onChange(): the queue changed.
+ * An entry: { send(signal) -> Promise<{response, body}> (throws: no answer), show(state)
+ * ('sending' | 'waiting'), sent(result), refused(result) }.
+ */
+export function Retries(root, { timeoutMs, onChange = () => {} }) {
+  const queue = [];
+  let running = false;
+  let failures = 0;   // failed attempts in a row: the automatic retries back off
+  let lastAttempt = 0;
+  let timer = null;
+  let state = '';     // the stream's
+
+  const backoff = () => Math.min(MAX_BACKOFF_MS, 1000 * 2 ** Math.max(0, failures - 1));
+
+  function remove(entry) {
+    const at = queue.indexOf(entry);
+    if (at < 0) return;
+    queue.splice(at, 1);
+    onChange();
+  }
+
+  // The attempt failed: wait for the connection, or (a 5xx, a rate limit) for the server's time.
+  function failed(entry, response) {
+    failures += 1;
+    lastAttempt = Date.now();
+    entry.show('waiting');
+    const after = Number(response?.headers.get('Retry-After')) * 1000 || 0;
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      timer = null;
+      // Known down: the stream's 'connected' sends them (a request now would only hang).
+      if (state !== 'reconnecting' && state !== 'offline') flush();
+    }, Math.max(after, backoff()));
+  }
+
+  async function attempt(entry) {
+    let { promise, abort } = entry.inflight || {};
+    entry.inflight = null;
+    let timeout = null;
+    if (!promise) {
+      abort = new AbortController();
+      timeout = setTimeout(() => abort.abort(), timeoutMs);
+      entry.show('sending');
+      promise = entry.send(abort.signal);
+    }
+    entry.abort = abort;
+    lastAttempt = Date.now();
+    let result = null;
+    try {
+      result = await promise;
+    } catch (err) { /* no answer: unknown again */ } finally {
+      clearTimeout(timeout);
+      entry.abort = null;
+    }
+    if (!queue.includes(entry)) return 'gone';  // dropped meanwhile
+    const response = result?.response;
+    if (response?.ok) {
+      failures = 0;
+      remove(entry);
+      entry.sent(result);
+      return 'sent';
+    }
+    if (response && response.status < 500 && response.status !== 429) {
+      // Refused (signed out, banned, too late to edit...): a retry would not change that.
+      remove(entry);
+      entry.refused(result);
+      return 'refused';
+    }
+    failed(entry, response);
+    // The network failed or nothing answered: the stream on the same path may be as dead.
+    if (!response) root.dispatchEvent(new CustomEvent('chat:check', { detail: {}, bubbles: true }));
+    return 'failed';
+  }
+
+  async function flush() {
+    if (running || !root.dataset.me) return;
+    clearTimeout(timer);
+    timer = null;
+    running = true;
+    try {
+      while (queue.length) {
+        if (await attempt(queue[0]) === 'failed') break;  // in order: the rest wait behind it
+      }
+    } finally {
+      running = false;
+    }
+  }
+
+  // Back: send now, unless an attempt failed just now (its timer comes first: a server that
+  // fails requests while its stream is fine would otherwise be asked again at every reconnect).
+  function back() {
+    if (queue.length && Date.now() - lastAttempt >= backoff()) flush();
+  }
+  root.addEventListener('chat:state', (e) => {
+    const was = state;
+    state = e.detail.state;
+    if (state === 'connected' && was !== 'connected') back();
+  });
+  addEventListener('online', () => { failures = 0; back(); });
+  // Signed out (here or in another tab): nothing goes out later under no session.
+  root.addEventListener('chat:signed-out', () => {
+    for (const entry of queue) if (entry.abort) entry.abort.abort();
+    queue.length = 0;
+    clearTimeout(timer);
+  });
+
+  return {
+    queue,
+    /** Wait in the queue: after a failed attempt (``outcome`` {response?}), or behind the others (null). */
+    add(entry, outcome) {
+      queue.push(entry);
+      onChange();
+      if (outcome) failed(entry, outcome.response);
+      else {
+        entry.show('waiting');
+        failures = 0;
+        flush();
+      }
+    },
+    /** Take over an attempt still in flight ({promise, abort}); it shows as sending meanwhile. */
+    carry(entry, inflight) {
+      entry.inflight = inflight;
+      queue.push(entry);
+      onChange();
+      entry.show('sending');
+      flush();
+    },
+    /** Forget it (if it got there, the stream shows its outcome anyway). */
+    drop(entry) {
+      if (entry.abort) entry.abort.abort();
+      if (entry.inflight) entry.inflight.abort.abort();
+      entry.inflight = null;
+      remove(entry);
+    },
+    retry() { failures = 0; flush(); },
+    back,
+  };
+}

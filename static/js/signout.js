@@ -1,0 +1,37 @@
+// SignOutGuard: "Sign out" asks first while posts or changes of this person still wait to be sent
+// (pending.js, unsaved.js): signing out forgets them (session.js), and a post promised as "will
+// retry" was thrown away without a word. "Sign out anyway" signs out as before; "Cancel" keeps
+// them. The plain form signs out at once without JavaScript (nothing waits there).
+import { t, tn } from './i18n.js';
+
+// What still waits: shown and not refused (a hidden one already came back on the stream).
+const WAITING = '[data-pending] li:not([hidden]):not([data-state=refused]), '
+  + '[data-pending-change]:not([hidden]):not([data-state=refused])';
+
+export function SignOutGuard(form) {
+  if (!form) return;
+  let box = null;
+  form.addEventListener('submit', (e) => {
+    const n = document.querySelectorAll(WAITING).length;
+    if (!n) return;
+    e.preventDefault();
+    box?.remove();
+    box = document.createElement('p');
+    box.className = 'notice signout-warning';
+    box.setAttribute('role', 'alert');
+    box.dataset.signoutWarning = '';
+    const anyway = document.createElement('button');
+    anyway.type = 'button';
+    anyway.className = 'danger';
+    anyway.textContent = t('Sign out anyway');
+    anyway.addEventListener('click', () => form.submit());  // the plain form: no second question
+    const cancel = document.createElement('button');
+    cancel.type = 'button';
+    cancel.textContent = t('Cancel');
+    cancel.addEventListener('click', () => { box.remove(); box = null; form.querySelector('button[type=submit]')?.focus(); });
+    box.append(tn('{n} message or change of yours is not sent yet. Signing out throws it away.',
+      '{n} messages or changes of yours are not sent yet. Signing out throws them away.', n), ' ', anyway, ' ', cancel);
+    form.after(box);
+    cancel.focus();  // the safe choice, as "Delete message" asks
+  });
+}
