@@ -16,7 +16,7 @@
 // was another one with the same words). The queue is kept in the tab (sessionStorage) for its
 // writer, so a reload sends what was waiting instead of losing it; signing out forgets it.
 import { t } from './i18n.js';
-import { Retries } from './retries.js';
+import { Retries, appendControls } from './retries.js';
 
 const STRINGS = {
   sending: t('Sending…'),
@@ -67,21 +67,8 @@ export function PendingPosts(form, root, log, { submit, event, timeoutMs }) {
     text.textContent = stored(entry.text);
     const line = document.createElement('p');
     line.className = 'pending-state';
-    const status = document.createElement('span');
-    status.dataset.pendingStatus = '';
-    const retry = document.createElement('button');
-    retry.type = 'button';
-    retry.className = 'link';
-    retry.dataset.retry = '';
-    retry.textContent = STRINGS.retry;
-    retry.addEventListener('click', () => retries.retry());
-    const discard = document.createElement('button');
-    discard.type = 'button';
-    discard.className = 'link';
-    discard.dataset.discard = '';
-    discard.textContent = STRINGS.discard;
-    discard.addEventListener('click', () => drop(entry));
-    line.append(status, ' ', retry, ' ', discard);
+    appendControls(line, { retryLabel: STRINGS.retry, retry: () => retries.retry(),
+                           discardLabel: STRINGS.discard, discard: () => drop(entry) });
     li.append(who, text, line);
     li.hidden = !!entry.echoed;
     entry.li = li;

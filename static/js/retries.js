@@ -15,6 +15,26 @@ const MAX_BACKOFF_MS = 30000;
 export const SHOW_AFTER_MS = 1000;
 
 /**
+ * A waiting entry's controls, appended to its line `line`: the status (data-pending-status, which
+ * the entry's show() fills), "Retry now" (retry: every waiting entry goes again) and the discard
+ * button (`discardLabel`, calls discard()). Both buttons are plain links to look at.
+ */
+export function appendControls(line, { retryLabel, retry, discardLabel, discard }) {
+  const status = document.createElement('span');
+  status.dataset.pendingStatus = '';
+  const button = (label, data, onClick) => {
+    const el = document.createElement('button');
+    el.type = 'button';
+    el.className = 'link';
+    el.dataset[data] = '';
+    el.textContent = label;
+    el.addEventListener('click', onClick);
+    return el;
+  };
+  line.append(status, ' ', button(retryLabel, 'retry', retry), ' ', button(discardLabel, 'discard', discard));
+}
+
+/**
  * root: the room's element (chat:state, chat:signed-out; chat:check goes out on it);
  * timeoutMs: how long an attempt waits for its answer; onChange(): the queue changed.
  * An entry: { send(signal) -> Promise<{response, body}> (throws: no answer), show(state)

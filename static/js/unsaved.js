@@ -8,7 +8,7 @@
 // reload (the page's menu has the typed edit until then).
 import { t } from './i18n.js';
 import { stored } from './pending.js';
-import { Retries } from './retries.js';
+import { Retries, appendControls } from './retries.js';
 
 const STRINGS = {
   sending: { edit: t('Saving your edit…'), delete: t('Deleting…'), reaction: t('Saving your reaction…') },
@@ -43,21 +43,8 @@ export function UnsavedChanges(root, { timeoutMs, send, done }) {
       text.textContent = stored(entry.text);
       line.append(text, ' ');
     } else if (entry.kind === 'reaction') line.append(entry.emoji, ' ');
-    const status = document.createElement('span');
-    status.dataset.pendingStatus = '';
-    const retry = document.createElement('button');
-    retry.type = 'button';
-    retry.className = 'link';
-    retry.dataset.retry = '';
-    retry.textContent = STRINGS.retry;
-    retry.addEventListener('click', () => retries.retry());
-    const discard = document.createElement('button');
-    discard.type = 'button';
-    discard.className = 'link';
-    discard.dataset.discard = '';
-    discard.textContent = STRINGS.discard;
-    discard.addEventListener('click', () => forget(entry));
-    line.append(status, ' ', retry, ' ', discard);
+    appendControls(line, { retryLabel: STRINGS.retry, retry: () => retries.retry(),
+                           discardLabel: STRINGS.discard, discard: () => forget(entry) });
     entry.line = line;
     const menu = entry.li.querySelector('[data-actions]');
     if (menu) menu.before(line);
