@@ -313,7 +313,6 @@ def test_more_rooms_than_http1_connections_never_lock_the_site(browser, server):
         context.close()
 
 
-
 def test_a_paused_room_claims_nothing_about_now_and_catches_up_in_order_when_it_goes_live(browser, server,
                                                                                           person):
     # h62 finding 6: a paused room's page kept saying "No messages yet" and "1 online" while
