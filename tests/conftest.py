@@ -208,6 +208,24 @@ SLOWEST_FILES = [
 
 
 def pytest_collection_modifyitems(config, items):
-    """Order the collection: SLOWEST_FILES first, in that order; the rest as collected."""
+    """Order the collection: SLOWEST_FILES first, in that order; the rest as collected. And
+    give each Schemathesis operation its own node id (see _unique_node_ids)."""
+    _unique_node_ids(items)
     rank = {name: i for i, name in enumerate(SLOWEST_FILES)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable
+
+
+def _unique_node_ids(items):
+    """Schemathesis (4.32) names each operation's test "test_api_…[POST /rooms/{room}/messages]"
+    but gives them all the function's node id, and pytest-xdist runs a node id once: under
+    ``-n 2`` only one of test_fuzz.py's 91 API operations ran (the rest were collected and
+    never reported). The node id is made the name's, as pytest's own parametrized tests have."""
+    for item in items:
+        head, _, last = item.nodeid.rpartition("::")
+        if head and last != item.name and item.name.startswith(last + "["):
+            unique = head + "::" + item.name
+            if hasattr(item, "_id"):  # pytest 9 keeps it as a NodeId
+                from _pytest.nodeid import NodeId
+                item._id = NodeId.parse(unique)
+            else:
+                item._nodeid = unique
