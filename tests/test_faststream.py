@@ -1,5 +1,6 @@
-"""Anonymous streams open on a path around Flask (app/web/faststream.py): the same head and
-stream as Flask's, and every refusal, error and signed-in stream is Flask's own answer."""
+"""Streams open on a path around Flask (app/web/faststream.py), anonymous or signed in by the
+session cookie: the same head and stream as Flask's, and every refusal and error is Flask's own
+answer."""
 from email.utils import parsedate_to_datetime
 
 import pytest

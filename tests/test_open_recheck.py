@@ -2,10 +2,13 @@
 checks and its subscription would otherwise never reach it (their word was published before it
 listened). On a single Redis that look shares one round trip with the history's replay
 (app/rooms/reads.py); both stream paths (app/web/faststream.py and Flask's route) take it."""
+import time
+
 import pytest
+import redis
 
 from app.ops.services import services
-from app.people import identity
+from app.people import identity, reading
 from app.rooms import keys
 from app.web import opening
 
@@ -93,3 +96,60 @@ def test_a_stream_whose_name_another_session_holds_now_listens_anonymously(redis
 
 def sid_of(app, cookie):
     return app.session_interface.get_signing_serializer(app).loads(cookie.split("=", 1)[1])["sid"]
+
+
+# -- the person's registration inside the opening checks' script (the fast path) ----------------
+
+def _limits(n):
+    return [opening.Limit(1000, 60000, "LIMITER:{stream:t%d}:x" % i) for i in range(n)]
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3])
+def test_the_open_script_registers_the_person_with_any_number_of_limits(redis_url, room, redis_client, n):
+    ext = services(make_app(redis_url))
+    sid, name = "s-" + room, "p" + room[-8:]
+    admission = opening.PersonAdmission(ext, name, sid, True, None, "guest:" + sid)
+    conn = ext.addresses.new_conn()
+    reply = opening.run_checks(ext.redis, room, _limits(n), int(time.time() * 1000), "guest:" + sid,
+                               ADDRESS + str(n), True, ext.addresses.admit_args(conn), name, admission)
+    assert reply[0] == 0 and reply[4] == 1 and reply[6][0] == 1
+    assert redis_client.zscore(keys.PersonKeys(sid).streams, admission.conn) is not None
+    assert redis_client.get(ext.names.key(name)) == sid
+
+
+def test_a_lost_reply_of_the_open_script_costs_no_other_stream_its_place(redis_url, room, redis_client,
+                                                                         monkeypatch):
+    # The script ran and its reply was lost (a timeout in a storm): Flask's path registers the
+    # person again, with the same connection id, so no phantom takes a place of the session's.
+    app = make_app(redis_url, MAX_STREAMS_PER_SESSION=2)
+    cookie = signed_in(app, "lr-" + room[-6:])
+    sid = sid_of(app, cookie)
+    other_tab = services(app).presence.admit(sid)
+    real, calls = opening.run_checks, []
+
+    def reply_lost(*args, **kwargs):
+        reply = real(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 1:
+            raise redis.TimeoutError("Timeout reading from socket")
+        return reply
+    monkeypatch.setattr(opening, "run_checks", reply_lost)
+    status, _, body = open_stream(app, "/rooms/%s/events" % room, {"Cookie": cookie}, address=ADDRESS,
+                                  until=b"event: ready")
+    assert status == "200 OK" and b"event: ready" in body
+    # The stream opened and closed again: the other tab keeps its place, nothing else is left.
+    assert redis_client.zrange(keys.PersonKeys(sid).streams, 0, -1) == [other_tab]
+
+
+def test_a_registration_failing_inside_the_open_script_is_said_and_writes_nothing(redis_url, room, redis_client):
+    ext = services(make_app(redis_url))
+    sid, name = "s-" + room, "pf" + room[-8:]
+    uid = "guest:" + sid
+    redis_client.set(reading.ReaderKeys(reading.reader_id(uid)).rooms, "not a sorted set")
+    admission = opening.PersonAdmission(ext, name, sid, True, None, uid)
+    conn = ext.addresses.new_conn()
+    reply = opening.run_checks(ext.redis, room, [], int(time.time() * 1000), uid, ADDRESS, True,
+                               ext.addresses.admit_args(conn), name, admission)
+    assert reply[0] == 0 and reply[4] == 1 and reply[6][0] == -1  # the checks stand, the failure is said
+    assert redis_client.zscore(keys.PersonKeys(sid).streams, admission.conn) is None
+    assert redis_client.get(ext.names.key(name)) is None

@@ -359,7 +359,7 @@ class Reading:
         """The id of the newest message the person read in ``room``, or None."""
         return _position(self.redis.hget(ReaderKeys(reader.id).read, room))[0]
 
-    def snapshot_reads(self, reader, rooms, pipe):
+    def snapshot_reads(self, pipe, reader, rooms):
         """The data (str) of the ``event: unread`` a stream opens with: the counts of ``rooms``
         (the sidebar's that the person may still read). Its first read (the person's read
         positions) is queued on ``pipe``, a round trip that carries others

@@ -760,8 +760,8 @@ class Store:
         """Queue on ``pipe`` (a MULTI pipeline: a consistent snapshot; other reads may share it,
         app/rooms/reads.py) the reads of ``replay(k, after, backlog)``. Returns finish(replies):
         replies are those commands' answers, in order; it returns replay's (entries, head,
-        dropped), reading once more when it must (a backlog's messages, replies' fresh quotes).
-        Raises redis.RedisError from those reads."""
+        dropped), reading once more when it must (a backlog's messages, replies' fresh quotes),
+        and raises redis.RedisError when those reads fail."""
         if after is not None and after != _LAST_ID:  # nothing follows the last id
             pipe.xrange(k.log, min="(" + keys.format_stream_id(after), max="+")
             pipe.zrangebylex(k.changed, "(" + keys.padded(keys.format_stream_id(after)) + "}", "+")

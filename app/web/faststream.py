@@ -7,7 +7,8 @@ adds its headers to every answer), this WSGI middleware opens a ``GET /rooms/<ro
 with a well-formed ``backlog`` and cursor and no Authorization header, ``?token=`` or trusted
 proxy's user header: anonymous, or signed in by the session cookie (read as Flask reads it, its
 session asked of Redis as identity.current() asks). It runs the very checks of the stream route
-(app/web/opening.py's one script: the limits, the room's access, the address's admission) and,
+(app/web/opening.py's one script: the limits, the room's access, the address's admission, and
+a signed-in person's registration where those surely pass) and,
 when they all let the stream through, builds the stream as the route does
 (opening.subscription) and answers with the head Flask would have sent (a signed-in session's
 refreshed cookie included).
@@ -105,27 +106,31 @@ class FastStream:
         # A signed-in person is registered in the checks' round trip where they surely pass.
         admission = (opening.PersonAdmission(ext, person.name, sid, person.guest, person.account, uid)
                      if person is not None else None)
+        if admission is not None:  # Flask's path, should it take over, registers with its id
+            environ[opening.ADMISSION] = admission
         try:
             reply = opening.run_checks(ext.redis, room, found, now_ms, uid, address, True,
                                        ext.addresses.admit_args(conn), person.name if person is not None else None,
                                        admission)
         except redis.RedisError:
-            return None  # nothing was counted: Flask's path tries again, and answers the outage
+            # Flask's path tries again and answers the outage. Nothing was counted, unless the
+            # reply was lost after the script ran: then the limits count this open twice.
+            return None
         if reply[0] == 0:
             info, member, bans, admitted, gone = reply[1:6]
             access = records.access_from(uid, info, member, bans)
             if (admitted == 1 and not gate.hidden(access, admin=False) and access.ban is None
                     and not records.deleted_since(cursor, gone)):
                 ext.addresses.keep(address, conn)
-                registered = (admission.answer(reply[6]),) if admission is not None and reply[6] else None
+                if admission is not None:
+                    admission.answer(reply[6])
                 try:
                     return self._relay(environ, room, cursor, int(backlog), access, address, person, cookie,
-                                       registered)
+                                       admission)
                 except redis.RedisError:
-                    # Flask's path takes over with the checks' reply (counting nothing again)
-                    # and the admission, which it keeps, or gives back when it fails too (503).
-                    # A registration the script made is made again there; this one's place in
-                    # the session's streams lapses with its time to live (Redis failing anyway).
+                    # Flask's path takes over with the checks' reply (counting nothing again),
+                    # the admission, which it keeps, or gives back when it fails too (503), and
+                    # the person's registration (answered already, or made with the same id).
                     environ[opening.CHECKED] = (now_ms, conn, reply)
                     return None
                 except Exception:
@@ -179,12 +184,12 @@ class FastStream:
             secure=bool(cfg["SESSION_COOKIE_SECURE"] or environ.get("wsgi.url_scheme") == "https"),
             partitioned=interface.get_cookie_partitioned(self.app), samesite=interface.get_cookie_samesite(self.app))
 
-    def _relay(self, environ, room, cursor, backlog, access, address, person, cookie, registered=None):
+    def _relay(self, environ, room, cursor, backlog, access, address, person, cookie, admission=None):
         """The admitted stream's answer, as api.events': a callable of start_response;
-        ``registered`` as opening.subscription takes it."""
+        ``admission`` as opening.subscription takes it."""
         ext = services(self.app)
         sub = opening.subscription(ext, self.app.config, environ, room, access, cursor, backlog, address, person,
-                                   registered=registered)
+                                   admission=admission)
         head = _HEAD + [("X-Request-ID", request_ids.request_id(environ))]
         if cookie is not None:
             head.append(("Set-Cookie", cookie))

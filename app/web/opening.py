@@ -19,6 +19,7 @@ On a Redis Cluster the keys live in different slots: the same steps run as separ
 limits script per limit, Rooms.access, AddressStreams.admit), the admission only after the gate.
 """
 import functools
+import logging
 import math
 import time
 from collections import namedtuple
@@ -36,6 +37,8 @@ from ..people import presence as people
 from ..people import reading as reading_people
 from ..rooms import keys, records
 from . import gate, guard
+
+logger = logging.getLogger(__name__)
 
 # Checks every limit before counting any: an open one limit refuses costs the others nothing.
 # KEYS from ``first``: per limit, this window's counter and the previous window's.
@@ -83,7 +86,8 @@ return {0, info, member, bans, admitted, redis.call('GET', KEYS[5])}
 # records.deleted_since) can only agree. Elsewhere (a private room's member, an old ban record)
 # none of it runs and subscription() registers the person in a call of its own.
 # KEYS and ARGV: _OPEN_LUA's, then _PERSON_LUA's five and eight after the limits'.
-# Returns _OPEN_LUA's reply with one more element: nil (not registered), or _PERSON_LUA's reply.
+# Returns _OPEN_LUA's reply with one more element: nil (not run), _PERSON_LUA's reply, or
+# {-1, the error} (it failed).
 _OPEN_PERSON_LUA = (_OPEN_LUA.replace("return {0, info, member, bans, admitted, redis.call('GET', KEYS[5])}\n", "")
                     + names.CLAIM_FN_LUA + "-- ADMIT_FN_LUA\n" + """
 local gone = redis.call('GET', KEYS[5])
@@ -91,17 +95,21 @@ local person = false
 if admitted == 1 and not gone and info[1] ~= 'private' and not bans[1] and not bans[2] and not bans[3] then
   local k, a = 6 + 2 * tonumber(ARGV[9]), 10 + 3 * tonumber(ARGV[9])
   -- An error here (a key of another type) must not fail the checks, whose counts and admission
-  -- stand: the registration is then not made, and subscription() makes it (and answers it).
+  -- stand: it is answered {-1, error} and subscription() registers apart (and answers the
+  -- error), with the same connection id: what was written before the error takes no second
+  -- place. The read that can fail goes before any write.
   local ok, answer = pcall(function()
+    local rooms = redis.call('ZRANGE', KEYS[k + 4], 0, -1)
     if claim_name(KEYS[k], KEYS[k + 1], ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]) == 0 then return {0} end
     local replaced = admit_stream(KEYS[k + 2], KEYS[k + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7])
-    return {1, replaced, redis.call('ZRANGE', KEYS[k + 4], 0, -1)}
+    return {1, replaced, rooms}
   end)
-  if ok then person = answer end
+  person = ok and answer or {-1, tostring(answer)}
 end
 return {0, info, member, bans, admitted, gone, person}
 """)
 assert "return {0, info, member, bans, admitted, gone, person}" in _OPEN_PERSON_LUA
+assert "redis.call('GET', KEYS[5])}" not in _OPEN_PERSON_LUA  # _OPEN_LUA's own return is gone
 
 _LIMITS_ONLY_LUA = _LIMITS_LUA + """
 local limited = spend_limits(KEYS, 1, ARGV, 1)
@@ -231,8 +239,9 @@ def run_checks(client, room, found, now_ms, uid, address, admit, admit_args, nam
     (1-based), prev, cur} when a limit refuses (nothing counted), else {0, info, member, bans,
     admitted (1, 0, or -1: not asked), the room's tombstone (RecordKeys.gone) or None}.
     ``person``: a PersonAdmission to run in the same round trip where the checks surely let the
-    stream through (_OPEN_PERSON_LUA); the reply then has a seventh element, its answer (None:
-    not run). Needs no request. Raises redis.RedisError."""
+    stream through (_OPEN_PERSON_LUA); the reply then has a seventh element, its script's answer
+    (None: not run; {-1, error}: failed), for PersonAdmission.answer. Needs no request. Raises
+    redis.RedisError (then the script may have run: a new try reuses the PersonAdmission)."""
     limit_keys, limit_args = _keys_and_args(found, now_ms)
     keys = records.access_keys(room) + [address_streams.key(address), records.RecordKeys(room).gone] + limit_keys
     args = records.ban_fields(uid, address, name) + [1 if admit else 0] + admit_args + limit_args
@@ -276,14 +285,16 @@ def admit_person(name, sid, guest):
     return admit_person_of(services(), name, sid, guest, identity.account(), identity.uid())
 
 
-def admit_person_of(ripple, name, sid, guest, account, uid):
+def admit_person_of(ripple, name, sid, guest, account, uid, admission=None):
     """For a signed-in person's stream: refresh their claim on ``name`` (Names.claim), register
     the stream with their session ``sid`` (Presence.admit: past the session's cap its oldest
     ends) and read the rooms of their sidebar (Reading.rooms, of stable id ``uid``), in one
-    round trip; ``account``: their account id or None; ``ripple``: the app's Services. Returns
-    (the stream's presence connection id, the sidebar's rooms), or None when the name is someone
-    else's now (then nothing is registered: the stream listens anonymously). Needs no request.
-    Raises redis.RedisError."""
+    round trip; ``account``: their account id or None; ``ripple``: the app's Services;
+    ``admission``: the PersonAdmission the fast path made for this open (its answer when its
+    script ran, else made again with its connection id: a registration that may have been
+    written takes no second place). Returns (the stream's presence connection id, the sidebar's
+    rooms), or None when the name is someone else's now (then nothing is registered: the stream
+    listens anonymously). Needs no request. Raises redis.RedisError."""
     presence, claims = ripple.presence, ripple.names
     if isinstance(ripple.redis, redis.RedisCluster):  # three slots: three calls
         try:
@@ -292,14 +303,20 @@ def admit_person_of(ripple, name, sid, guest, account, uid):
             return None
         rooms_key = reading_people.ReaderKeys(reading_people.reader_id(uid)).rooms
         return presence.admit(sid, guest=guest), ripple.redis.zrange(rooms_key, 0, -1)
-    admission = PersonAdmission(ripple, name, sid, guest, account, uid)
-    return admission.answer(_registered(ripple.redis, "person", admission.source(_PERSON_LUA))(
+    if admission is None:
+        admission = PersonAdmission(ripple, name, sid, guest, account, uid)
+    elif admission.done:
+        return admission.result
+    admission.answer(_registered(ripple.redis, "person", admission.source(_PERSON_LUA))(
         keys=admission.keys, args=admission.args))
+    return admission.result
 
 
 class PersonAdmission:
     """admit_person_of's work as a script's part (_PERSON_LUA's KEYS and ARGV: ``keys``,
-    ``args``), run alone or with the opening checks (_OPEN_PERSON_LUA). Single Redis only."""
+    ``args``), run alone or with the opening checks (_OPEN_PERSON_LUA), with one connection id
+    (``conn``) however often it is run. Single Redis only. ``done`` once answered; ``result``
+    is then admit_person_of's answer."""
 
     def __init__(self, ripple, name, sid, guest, account, uid):
         presence, claims = ripple.presence, ripple.names
@@ -307,17 +324,28 @@ class PersonAdmission:
         rooms_key = reading_people.ReaderKeys(reading_people.reader_id(uid)).rooms
         self.keys = claims.claim_keys(name) + presence.admit_keys(sid) + [rooms_key]
         self.args = claims.claim_args(sid, account=account) + presence.admit_args(self.conn, people.now_ms())
+        self.done, self.result = False, None
 
     def source(self, lua):
         """``lua`` with this app's admission function (its PUBLISH command) in place."""
         return lua.replace("-- ADMIT_FN_LUA\n", self.presence.admit_fn_lua)
 
     def answer(self, reply):
-        """admit_person_of's answer from the script's {0} or {1, replaced, rooms}."""
-        if reply[0] == 0:
-            return None
-        self.presence.admitted(reply[1])
-        return self.conn, reply[2]
+        """Take the script's {0} (the name is someone else's), {1, replaced, rooms} or, from
+        _OPEN_PERSON_LUA, None (not run) or {-1, error} (failed: logged, left to run alone)."""
+        if not reply:
+            return
+        if reply[0] == -1:
+            logger.warning("stream registration failed in the opening script, made apart: %s", reply[1])
+            return
+        if reply[0] == 1:
+            self.presence.admitted(reply[1])
+        self.done, self.result = True, (self.conn, reply[2]) if reply[0] == 1 else None
+
+
+# The WSGI environ's key under which app/web/faststream.py hands Flask's path the PersonAdmission
+# of an open it did not finish (its connection id is used again: no second place in the session).
+ADMISSION = "ripple.person_admission"
 
 
 # Who opens a signed-in stream: name, session id, stable id (identity.stable_id), account id
@@ -327,7 +355,7 @@ _FRAMING = {"HTTP/1.1": True, "HTTP/1.0": False}  # gunicorn's framing of a body
 
 
 def subscription(ripple, cfg, environ, room, access, cursor, backlog, address, person=None, admin=None,
-                 registered=None):
+                 admission=None):
     """The Subscription of a stream its checks admitted: of ``room`` (whose Access was
     ``access``), resuming after ``cursor`` (or None) with ``backlog`` messages, opened from
     ``address`` by ``person`` (a Person, or None: nobody signed in), on the request of WSGI
@@ -336,8 +364,8 @@ def subscription(ripple, cfg, environ, room, access, cursor, backlog, address, p
     room); None: whether the person's account is an admin account, asked only if a private room
     would otherwise be out of their reach, and asked again every heartbeat once that let it in
     (AdminPower). Needs no request (both stream paths build it here: the route and
-    app/web/faststream.py). ``registered``: admit_person_of's answer in a tuple when the opening
-    checks' script registered the person already (run_checks' ``person``). Raises
+    app/web/faststream.py). ``admission``: the fast path's PersonAdmission for ``person`` (None:
+    the one it handed on in ``environ``, if any; admit_person_of says how it is used). Raises
     redis.RedisError when Redis fails."""
     power = None
     if admin is None:
@@ -358,8 +386,8 @@ def subscription(ripple, cfg, environ, room, access, cursor, backlog, address, p
         # The name's claim refreshed, the stream registered with the session (past its cap, its
         # oldest stream ends; a guest's is marked in the online list), the sidebar's rooms read:
         # one round trip. None: the name is someone else's now: this stream listens anonymously.
-        admitted = registered[0] if registered is not None else \
-            admit_person_of(ripple, person.name, person.sid, person.guest, person.account, uid)
+        admitted = admit_person_of(ripple, person.name, person.sid, person.guest, person.account, uid,
+                                   admission or environ.get(ADMISSION))
         if admitted is not None:
             sub.name, sub.sid, sub.account, sub.expires = person.name, person.sid, person.account, person.expires
             sub.conn, sidebar = admitted
@@ -417,7 +445,7 @@ def _follow_sidebar(ripple, sub, rooms, person, address, admin=False):
     except redis.RedisError:
         return
     sub.watch = [keys.RoomKeys(r).activity for r in rooms if r != sub.room][:stream.WATCHED]
-    sub.greet = functools.partial(reading.snapshot_reads, reader, rooms)
+    sub.greet = lambda pipe: reading.snapshot_reads(pipe, reader, rooms)
 
 
 def _script(client):
