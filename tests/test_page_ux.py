@@ -35,6 +35,7 @@ from .browser import (  # noqa: F401 (browser, dialogs, open_room: fixtures)
     sign_in_over_http,
     unique,
 )
+from .relays import Relay
 from .servers import Gunicorn, wait_until
 from .support import SERVER_ENV, post
 from .web import Browser
@@ -599,18 +600,45 @@ def test_with_javascript_there_is_no_show_new_messages_link(open_room):
 
 # -- h62 finding 4: Back after a post without JavaScript ------------------------------------------
 
-def test_without_javascript_back_after_sending_shows_an_empty_composer_so_the_text_is_not_sent_twice(
-        open_room, server, room):
-    # The browser put the sent text back into a page fresh from the server, whose new
-    # idempotency key made a second Send a second message.
+def test_without_javascript_send_after_back_asks_before_sending_the_same_text_twice(open_room, server, room):
+    # Back brings the page before, fetched again (a new idempotency key), and the browser puts
+    # the typed text back: a second Send of it is asked about, not stored.
     page = no_js_page(open_room, unique("ann"))
     page.fill("#text", "sent once")
     assert submit(page, ROOM_SEND).status == 303
-    expect(page.locator(TEXTS)).to_have_text(["sent once"])
     page.go_back()
-    expect(page.locator(TEXTS)).to_have_text(["sent once"])  # the page before, fetched again
-    expect(page.locator("#text")).to_have_value("")
-    page.click(ROOM_SEND)  # an empty composer sends nothing (required)
-    expect(page.locator("#text")).to_have_value("")
+    page.fill("#text", "sent once")  # what the browser puts back (Chromium does; set it to be sure)
+    assert submit(page, ROOM_SEND).status == 409
+    expect(page.locator("main.room [data-error]")).to_contain_text("You sent this message a moment ago")
+    expect(page.locator("#text")).to_have_value("sent once")
     assert [m["text"] for m in history(server, room)] == ["sent once"]
+
+
+def test_without_javascript_send_again_after_being_asked_sends_the_text_once_more(open_room, server, room):
+    page = no_js_page(open_room, unique("ann"))
+    page.fill("#text", "ok")
+    assert submit(page, ROOM_SEND).status == 303
+    page.go_back()
+    page.fill("#text", "ok")
+    assert submit(page, ROOM_SEND).status == 409
+    assert submit(page, ROOM_SEND).status == 303  # the person meant it
+    assert [m["text"] for m in history(server, room)] == ["ok", "ok"]
+
+
+def test_without_javascript_a_post_the_network_refused_comes_back_on_back_and_sends_once(
+        open_room, server, room):
+    relay = Relay(server.port)
+    try:
+        page = no_js_page(lambda **kw: open_room(base_url=relay.url, **kw), unique("ann"))
+        page.fill("#text", "not lost")
+        relay.cut()
+        with page.expect_event("framenavigated", lambda frame: frame.url.startswith("chrome-error")):
+            page.click(ROOM_SEND, no_wait_after=True)  # Chromium's own "can't reach" page
+        relay.restore()
+        page.go_back()
+        expect(page.locator("#text")).to_have_value("not lost")
+        assert submit(page, ROOM_SEND).status == 303
+        assert [m["text"] for m in history(server, room)] == ["not lost"]
+    finally:
+        relay.close()
 

@@ -2,6 +2,7 @@
 import json
 import logging
 import random
+import time
 
 import redis
 from flask import Blueprint, Response, abort, current_app, g, jsonify, redirect, request, url_for
@@ -59,6 +60,9 @@ def post_message(room):
         key = messages.check_idempotency_key(key)
         reply_to_id = request_reply_to()
         storing_key = messages.form_key(key, text, reply_to_id) if page and key else key
+        if page and grant is None and request.form.get("again") != "1" and \
+                _sent_just_now(room, text, reply_to_id, user, storing_key):
+            raise SentJustNow()
         if grant is None:
             gate.may_post(room, user, storing_key)  # bans and slow mode (429 + Retry-After)
         else:  # a scoped token: a private room's non-member (404), or banned (403)
@@ -90,7 +94,8 @@ def post_message(room):
         gate.give_back_slow_wait()
         headers, code = getattr(exc, "headers", None), getattr(exc, "code", None)
         if page:
-            answer, status = pages.room_page(room, error=str(exc), text=text, status=exc.status, key=kept_key(key))
+            answer, status = pages.room_page(room, error=str(exc), text=text, status=exc.status, key=kept_key(key),
+                                             again=isinstance(exc, SentJustNow))
             return answer, status, headers or {}
         return json_error(exc.status, str(exc), headers, code)
     except redis.RedisError as exc:
@@ -167,6 +172,40 @@ def _visited(room, name=None, stored=None):
         pass  # the room was emptied meanwhile: nothing to have read
     except redis.RedisError as exc:
         logger.warning("could not record a visit room=%s error=%s", room, exc)
+
+
+# Without JavaScript, Back to the page a post left brings a new page (a new idempotency key) and
+# the browser puts the typed text back, so that a post the network refused is not lost; a
+# second Send of a text just sent is asked about first (the composer then carries "again").
+SENT_JUST_NOW = N_("You sent this message a moment ago. Press Send again to send it once more.")
+JUST_NOW_SECONDS = 120
+
+
+class SentJustNow(messages.Invalid):
+    """A plain form's post of the text its person sent in this room within JUST_NOW_SECONDS,
+    from another page (409 ``sent_just_now``; the page shows the text, its Send sends it)."""
+
+    def __init__(self):
+        super().__init__(SENT_JUST_NOW, 409, "sent_just_now")
+
+
+def _sent_just_now(room, text, reply_to_id, user, storing_key):
+    """Tell whether this session's person posted ``text`` (answering ``reply_to_id``) to ``room``
+    within JUST_NOW_SECONDS with another key (the same form sent again is the same key: the
+    store answers it with the message it stored). Two reads, on the plain form's path only."""
+    uid, store = identity.uid(), services().store
+    if uid is None or store.prior(room, user, storing_key, text, reply_to_id, uid) is not None:
+        return False
+    since_ms = int(time.time() * 1000) - JUST_NOW_SECONDS * 1000
+    recent, _ = store.page(room, limit=20)
+    for raw in reversed(recent):
+        message = json.loads(raw) if isinstance(raw, str) else raw
+        if message.get("ts", 0) < since_ms:
+            break
+        if (message.get("uid") == uid and message.get("text") == text and not message.get("deleted")
+                and (message.get("reply_to") or {}).get("id", "") == (reply_to_id or "")):
+            return True
+    return False
 
 
 def kept_key(key):
