@@ -244,3 +244,12 @@ def test_the_service_is_unavailable_gives_way_too_once_the_stream_is_back(open_r
     expect(page.locator(ERROR)).to_be_hidden()
     expect(page.locator(NOTE)).to_contain_text("Connected again.")
     expect(page.locator("#text")).to_have_value("typed during the outage")
+
+
+def test_signing_out_in_another_room_counts_the_post_waiting_for_the_first(open_room, room):
+    page = open_room(unique("ann"))
+    a_post_waiting(page)
+    page.goto("/rooms/%s-b" % room)  # the post waits, kept in the tab, for the first room's page
+    expect(page.locator(PENDING)).to_have_count(0)
+    page.get_by_role("button", name="Sign out", exact=True).click()
+    expect(page.locator("[data-signout-warning]")).to_contain_text("1 message or change of yours is not sent yet.")

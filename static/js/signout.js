@@ -1,18 +1,37 @@
 // SignOutGuard: "Sign out" asks first while posts or changes of this person still wait to be sent
 // (pending.js, unsaved.js): signing out forgets them (session.js), and a post promised as "will
 // retry" was thrown away without a word. "Sign out anyway" signs out as before; "Cancel" keeps
-// them. The plain form signs out at once without JavaScript (nothing waits there).
+// them. The plain form signs out at once without JavaScript (nothing waits there). Counted: what
+// waits on this page, and the posts this tab keeps for other rooms' pages.
 import { t, tn } from './i18n.js';
 
 // What still waits: shown and not refused (a hidden one already came back on the stream).
 const WAITING = '[data-pending] li:not([hidden]):not([data-state=refused]), '
   + '[data-pending-change]:not([hidden]):not([data-state=refused])';
 
+// Posts kept in this tab for another room's page (pending.js keeps them per form, and sends them
+// when that page is open again): signing out here throws them away too.
+const STORED = 'ripple-pending:';
+
+function storedElsewhere() {
+  const here = new Set([...document.querySelectorAll('form[data-form]')]
+    .map((f) => STORED + new URL(f.action, location.href).pathname));
+  let n = 0;
+  for (let i = 0; i < sessionStorage.length; i += 1) {
+    const key = sessionStorage.key(i);
+    if (!key?.startsWith(STORED) || here.has(key)) continue;
+    try {
+      n += (JSON.parse(sessionStorage.getItem(key))?.posts || []).length;
+    } catch { /* not one of ours */ }
+  }
+  return n;
+}
+
 export function SignOutGuard(form) {
   if (!form) return;
   let box = null;
   form.addEventListener('submit', (e) => {
-    const n = document.querySelectorAll(WAITING).length;
+    const n = document.querySelectorAll(WAITING).length + storedElsewhere();
     if (!n) return;
     e.preventDefault();
     box?.remove();
