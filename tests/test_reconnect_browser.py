@@ -253,3 +253,17 @@ def test_signing_out_in_another_room_counts_the_post_waiting_for_the_first(open_
     expect(page.locator(PENDING)).to_have_count(0)
     page.get_by_role("button", name="Sign out", exact=True).click()
     expect(page.locator("[data-signout-warning]")).to_contain_text("1 message or change of yours is not sent yet.")
+
+
+def test_leaving_the_page_with_an_edit_waiting_asks_first(open_room, dialogs):
+    # Waiting edits, deletions and reactions live in the page only: a reload would forget them.
+    page = open_room(unique("ann"))
+    send(page, "mine")
+    page.route("**/messages/*", lambda route: route.abort("connectionrefused")
+               if route.request.method == "PATCH" else route.fallback())
+    li = page.locator("main.room li.msg").first
+    edit(li, "mine, corrected")
+    expect(li.locator(UNSAVED)).to_have_count(1)
+    with page.expect_event("dialog") as asked:
+        page.close(run_before_unload=True)
+    assert asked.value.type == "beforeunload"

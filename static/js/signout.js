@@ -27,6 +27,20 @@ function storedElsewhere() {
   return n;
 }
 
+// The page's edits, deletions and reactions still waiting (unsaved.js keeps them in the page
+// only; posts are kept in the tab and survive a reload).
+const CHANGES_WAITING = '[data-pending-change]:not([hidden]):not([data-state=refused])';
+let leaving = false;  // "Sign out anyway" was pressed: asked once is enough
+
+/** A reload or leaving the page would forget the changes still waiting: the browser asks first. */
+export function LeaveGuard() {
+  addEventListener('beforeunload', (e) => {
+    if (leaving || !document.querySelector(CHANGES_WAITING)) return;
+    e.preventDefault();
+    e.returnValue = '';  // older browsers ask only when this is set
+  });
+}
+
 export function SignOutGuard(form) {
   if (!form) return;
   let box = null;
@@ -43,7 +57,7 @@ export function SignOutGuard(form) {
     anyway.type = 'button';
     anyway.className = 'danger';
     anyway.textContent = t('Sign out anyway');
-    anyway.addEventListener('click', () => form.submit());  // the plain form: no second question
+    anyway.addEventListener('click', () => { leaving = true; form.submit(); });  // no second question
     const cancel = document.createElement('button');
     cancel.type = 'button';
     cancel.textContent = t('Cancel');
