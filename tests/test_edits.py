@@ -239,6 +239,16 @@ def test_a_base_that_is_no_edited_ts_is_400(server, room, ann, base):
     assert (status, body["code"]) == (400, "bad_base") and history(ann, room)[0]["text"] == "draft"
 
 
+def test_the_conflicts_sentence_is_in_the_readers_language(server, room, ann):
+    _, sent = ann.post(room, "draft")
+    edit(ann, room, sent["id"], "laptop's text")
+    status, _, body = ann.request("PATCH", "/rooms/%s/messages/%s" % (room, sent["id"]),
+                                  body={"text": "phone's text", "base_edited_ts": 0},
+                                  headers={"Accept-Language": "zh-CN,zh;q=0.9"})
+    answer = json.loads(body)
+    assert (status, answer["code"]) == (409, "edit_conflict") and "已在别处被修改" in answer["error"]
+
+
 def test_a_conflicting_form_edit_comes_back_with_the_sentence_and_the_typed_text(server, room, ann):
     _, sent = ann.post(room, "draft")
     edit(ann, room, sent["id"], "laptop's text")
