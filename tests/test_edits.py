@@ -28,8 +28,9 @@ def signed_in(server, name="ann"):
     return browser
 
 
-def edit(browser, room, message_id, text):
-    status, _, body = browser.request("PATCH", "/rooms/%s/messages/%s" % (room, message_id), body={"text": text})
+def edit(browser, room, message_id, text, **fields):
+    status, _, body = browser.request("PATCH", "/rooms/%s/messages/%s" % (room, message_id),
+                                      body={"text": text, **fields})
     return status, json.loads(body or b"{}")
 
 
@@ -198,6 +199,72 @@ def test_the_same_text_again_changes_nothing(server, room, ann):
     _, sent = ann.post(room, "same")
     status, body = edit(ann, room, sent["id"], "same")
     assert status == 200 and "edited_ts" not in body
+
+
+def test_an_edit_from_an_older_version_to_another_text_is_refused_and_changes_nothing(server, room, ann):
+    # The phone's edit waited offline (it started from the unedited message) while the laptop edited.
+    _, sent = ann.post(room, "draft")
+    _, laptop = edit(ann, room, sent["id"], "laptop's text", base_edited_ts=0)
+    status, body = edit(ann, room, sent["id"], "phone's text", base_edited_ts=0)
+    assert (status, body["code"]) == (409, "edit_conflict") and "changed elsewhere" in body["error"]
+    assert history(ann, room)[0]["text"] == "laptop's text"
+    assert history(ann, room)[0]["edited_ts"] == laptop["edited_ts"]
+
+
+def test_an_edit_from_the_current_version_is_stored(server, room, ann):
+    _, sent = ann.post(room, "draft")
+    _, first = edit(ann, room, sent["id"], "first", base_edited_ts=None)  # null: not edited yet
+    status, second = edit(ann, room, sent["id"], "second", base_edited_ts=first["edited_ts"])
+    assert status == 200 and history(ann, room)[0]["text"] == "second"
+
+
+def test_a_retry_of_an_edit_that_landed_is_no_conflict_with_itself(server, room, ann):
+    _, sent = ann.post(room, "draft")
+    _, landed = edit(ann, room, sent["id"], "final", base_edited_ts=0)  # its answer lost on the way
+    status, again = edit(ann, room, sent["id"], "final", base_edited_ts=0)
+    assert status == 200 and again["text"] == "final" and again["edited_ts"] == landed["edited_ts"]
+
+
+def test_without_a_base_the_last_edit_wins_as_before(server, room, ann):
+    _, sent = ann.post(room, "draft")
+    edit(ann, room, sent["id"], "laptop's text")
+    status, body = edit(ann, room, sent["id"], "phone's text")
+    assert status == 200 and history(ann, room)[0]["text"] == "phone's text"
+
+
+@pytest.mark.parametrize("base", [-1, 1.5, "12", True, [0], 2 ** 53])
+def test_a_base_that_is_no_edited_ts_is_400(server, room, ann, base):
+    _, sent = ann.post(room, "draft")
+    status, body = edit(ann, room, sent["id"], "edited", base_edited_ts=base)
+    assert (status, body["code"]) == (400, "bad_base") and history(ann, room)[0]["text"] == "draft"
+
+
+def test_the_conflicts_sentence_is_in_the_readers_language(server, room, ann):
+    _, sent = ann.post(room, "draft")
+    edit(ann, room, sent["id"], "laptop's text")
+    status, _, body = ann.request("PATCH", "/rooms/%s/messages/%s" % (room, sent["id"]),
+                                  body={"text": "phone's text", "base_edited_ts": 0},
+                                  headers={"Accept-Language": "zh-CN,zh;q=0.9"})
+    answer = json.loads(body)
+    assert (status, answer["code"]) == (409, "edit_conflict") and "已在别处被修改" in answer["error"]
+
+
+def test_a_conflicting_form_edit_comes_back_with_the_sentence_and_the_typed_text(server, room, ann):
+    _, sent = ann.post(room, "draft")
+    edit(ann, room, sent["id"], "laptop's text")
+    status, _, page = ann.request("POST", "/rooms/%s/messages/%s/edit" % (room, sent["id"]),
+                                  form={"text": "typed on the old page", "base_edited_ts": "0",
+                                        "csrf_token": ann.token}, headers={"Accept": "text/html"})
+    assert status == 409 and b"changed elsewhere" in page
+    assert b"typed on the old page</textarea>" in page and b"laptop&#39;s text" in page
+    assert history(ann, room)[0]["text"] == "laptop's text"
+
+
+def test_the_edit_form_carries_the_version_it_shows(server, room, ann):
+    _, sent = ann.post(room, "draft")
+    _, edited = edit(ann, room, sent["id"], "edited")
+    _, _, page = ann.request("GET", "/rooms/%s" % room, headers={"Accept": "text/html"})
+    assert ('name="base_edited_ts" value="%d"' % edited["edited_ts"]).encode() in page
 
 
 def test_the_edit_window_closes(redis_url, room):

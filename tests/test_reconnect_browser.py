@@ -120,6 +120,58 @@ def test_an_edit_saved_while_cut_off_waits_on_its_message_and_is_saved_when_the_
     assert [m["text"] for m in history(server, room)] == ["second thoughts"]
 
 
+def the_same_person_elsewhere(page, server, room):
+    """A second page of the person signed in on ``page`` (their laptop beside their phone),
+    reaching the server directly (not through the page's relay)."""
+    laptop = page.context.new_page()
+    laptop.goto("%s/rooms/%s" % (server.url, room))
+    expect(laptop.locator(STATUS)).to_have_attribute("data-state", "connected")
+    return laptop
+
+
+CHANGED_ELSEWHERE = ("This message was changed elsewhere since you started editing it; your text is kept "
+                     "here: look at the message as it is now, then edit again.")
+
+
+def test_an_edit_waiting_while_the_same_message_is_edited_elsewhere_is_refused_not_stored_over_it(
+        open_room, relay, server, room):
+    phone = open_room(unique("ann"), base_url=relay.url)
+    send(phone, "first draft")
+    laptop = the_same_person_elsewhere(phone, server, room)
+    relay.cut()
+    expect(phone.locator(STATUS)).to_have_text("reconnecting…")
+    on_phone = phone.locator("main.room li.msg").first
+    edit(on_phone, "the phone's text")
+    waiting = on_phone.locator(UNSAVED)
+    expect(waiting.locator("[data-pending-status]")).to_have_text("Edit not saved yet — will retry.")
+    on_laptop = laptop.locator("main.room li.msg").first
+    edit(on_laptop, "the laptop's newer text")
+    expect(on_laptop.locator(".text")).to_have_text("the laptop's newer text")
+
+    relay.restore()  # the phone's edit goes again, and is refused: it started from the first draft
+    expect(waiting.locator("[data-pending-status]")).to_have_text(CHANGED_ELSEWHERE, timeout=RECONNECT_MS)
+    expect(waiting).to_have_attribute("data-state", "refused")
+    expect(waiting.locator(".pending-text")).to_have_text("the phone's text")  # kept, to copy
+    expect(waiting.get_by_role("button", name="Retry now")).to_be_hidden()
+    expect(on_phone.locator(".text")).to_have_text("the laptop's newer text", timeout=RECONNECT_MS)
+    assert [m["text"] for m in history(server, room)] == ["the laptop's newer text"]
+    waiting.get_by_role("button", name="Dismiss").click()
+    expect(waiting).to_have_count(0)
+
+
+def test_an_edit_after_one_made_elsewhere_arrived_is_stored(open_room, server, room):
+    phone = open_room(unique("ann"))
+    send(phone, "first draft")
+    laptop = the_same_person_elsewhere(phone, server, room)
+    edit(laptop.locator("main.room li.msg").first, "the laptop's text")
+    on_phone = phone.locator("main.room li.msg").first
+    expect(on_phone.locator(".text")).to_have_text("the laptop's text")  # live: the version it starts from
+    edit(on_phone, "the phone's text, after reading it")
+    expect(on_phone.locator(".text")).to_have_text("the phone's text, after reading it")
+    expect(on_phone.locator("[data-action-error]")).to_be_hidden()
+    assert [m["text"] for m in history(server, room)] == ["the phone's text, after reading it"]
+
+
 def test_a_failed_edit_closes_its_menu_and_keeps_the_typed_text(open_room, room):
     page = open_room(unique("ann"))
     send(page, "mine")

@@ -124,6 +124,8 @@ SENTENCES = {
     "too_many_reactions": N_("This message has as many different reactions as it can take (%(max)s)."),
     "signed_out": N_("Sign in to do that."),
     "busy": N_("Too many changes to this message at once; try again."),
+    "edit_conflict": N_("This message was changed elsewhere since you started editing it; your text is "
+                        "kept here: look at the message as it is now, then edit again."),
 }
 
 
@@ -186,11 +188,17 @@ class Conversation:
         found = self.store.current(keys.RoomKeys(room), message_id)
         return None if found is None else json.loads(found)
 
-    def edit(self, room, message_id, by, text, max_chars):
+    def edit(self, room, message_id, by, text, max_chars, base=None):
         """Replace the text of ``by``'s own message (within the edit window); return the message.
 
-        Raises Refused: 404 unknown_message, 409 deleted, 403 not_yours_edit, 409 edit_window;
-        messages.Invalid for a text the rules refuse. The same text again changes nothing.
+        ``base`` (optional): the ``edited_ts`` the editor saw when they started (0: unedited). When
+        the message was edited since (its ``edited_ts`` is another) to a text other than ``text``,
+        the edit is refused (409 edit_conflict), checked in the same compare and set as the write:
+        an edit waiting offline never overwrites a newer one. None: the last edit wins.
+
+        Raises Refused: 404 unknown_message, 409 deleted, 403 not_yours_edit, 409 edit_window,
+        409 edit_conflict; messages.Invalid for a text the rules refuse. The same text again
+        changes nothing, whatever ``base`` (a retry of an edit that did land).
         """
         text = messages.check_text(text, max_chars)
         mentions = self.store.mentions
@@ -206,6 +214,8 @@ class Conversation:
                 raise Refused(409, "edit_window", window=window(self.edit_window), seconds=self.edit_window)
             if message["text"] == text:
                 return None
+            if base is not None and message.get("edited_ts", 0) != base:
+                raise Refused(409, "edit_conflict")
             if mentions is not None:
                 # The new text's mentions replace the old ones (a mistyped "@name" mended in
                 # an edit reaches its person), resolved as a post's are.

@@ -1,8 +1,8 @@
 """Edit, delete and react over HTTP: JSON for programs and scripts, plain forms (PRG) for pages.
 
-JSON: ``PATCH /rooms/<room>/messages/<id>`` {"text"} -> 200 the message; ``DELETE`` -> 204;
+JSON: ``PATCH /rooms/<room>/messages/<id>`` {"text", "base_edited_ts"?} -> 200 the message; ``DELETE`` -> 204;
 ``PUT|DELETE /rooms/<room>/messages/<id>/reactions/<emoji>`` -> 200 {"message_id", "reactions"}.
-Forms (JavaScript off): ``POST .../<id>/edit`` (text), ``.../<id>/delete``, ``.../<id>/reactions``
+Forms (JavaScript off): ``POST .../<id>/edit`` (text, base_edited_ts), ``.../<id>/delete``, ``.../<id>/reactions``
 (emoji; toggles) -> 303 back to the room page at the message. A deletion is asked first: a
 delete form without ``confirm=1`` gets a 303 to ``GET .../<id>/delete``, a page showing the
 message with "Yes, delete it" (the same form, confirmed) and Cancel; a mis-tap deletes nothing.
@@ -31,6 +31,27 @@ bp = Blueprint("conversation", __name__)
 
 def _service():
     return services().conversation
+
+
+BAD_BASE = N_("\"base_edited_ts\" must be the edited_ts the edit started from: a whole number of "
+              "milliseconds, 0 or null for a message not edited yet.")
+_MAX_TS = 2 ** 53  # a JSON number a browser still reads exactly
+
+
+def _base(fields, form=False):
+    """The ``base_edited_ts`` of a JSON body or a ``form`` (``fields``): None when it is not
+    there (the last edit wins), 0 for null (a form's "") or 0 (an unedited message), else its
+    milliseconds. Raises messages.Invalid (400 bad_base) for anything else."""
+    if "base_edited_ts" not in fields:
+        return None
+    value = fields.get("base_edited_ts")
+    if value is None or (form and value == ""):
+        return 0
+    if form and value.isascii() and value.isdigit() and len(value) < 17:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < _MAX_TS:
+        raise messages.Invalid(BAD_BASE, 400, "bad_base")
+    return value
 
 
 def delete_message(room, message_id, by, reason=None):
@@ -175,12 +196,14 @@ def limited(view):
 @bp.patch("/rooms/<room>/messages/<message_id>")
 @limited
 def edit_message(room, message_id):
-    """Edit one's own message: {"text"} -> 200 with the message (``edited_ts`` set)."""
+    """Edit one's own message: {"text", "base_edited_ts"?} -> 200 with the message (``edited_ts``
+    set); 409 edit_conflict when it was edited since ``base_edited_ts`` to another text."""
     room = _room(room, message_id)
     data = bodies.json_request()  # 415 unsupported_type, 400 bad_body: as every JSON route
     max_chars = current_app.config["MAX_MESSAGE_CHARS"]
     answer = _do(room, message_id, False,
-                 lambda who: jsonify(_service().edit(room, message_id, who, data.get("text"), max_chars)),
+                 lambda who: jsonify(_service().edit(room, message_id, who, data.get("text"), max_chars,
+                                                     base=_base(data))),
                  programs=True)
     return answer
 
@@ -195,7 +218,7 @@ def edit_form(room, message_id):
     max_chars = current_app.config["MAX_MESSAGE_CHARS"]
 
     def act(who):
-        message = _service().edit(room, message_id, who, text, max_chars)
+        message = _service().edit(room, message_id, who, text, max_chars, base=_base(request.form, form=True))
         return _back(room, message_id) if form else jsonify(message)
 
     return _do(room, message_id, form, act, editing={"id": message_id, "text": text}, programs=True)

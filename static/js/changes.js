@@ -48,9 +48,19 @@ export function showQuote(li, quote, root) {
 const own = (li, root) => !!root.dataset.myUid && li.dataset.uid === root.dataset.myUid;
 const editable = (li, root) => Date.now() - Number(li.dataset.ts) < Number(root.dataset.editWindowMs || 0);
 
-// The message's text is now ``text``, marked "(edited)".
-export function showEdit(li, text) {
+// The version an edit of the message starts from: the edit form's base_edited_ts (the server's
+// check, 409 edit_conflict, that nothing edited elsewhere since is overwritten). It follows the
+// text in the form's box: set when the box is given the stored text, kept while one types.
+const setBase = (li, editedTs) => {
+  const base = li.querySelector('form[data-edit] [data-base-edited-ts]');
+  if (base) base.value = String(Number(editedTs) || 0);
+};
+
+// The message's text is now ``text``, marked "(edited)"; ``editedTs``: its edited_ts (an older
+// one than the page has, an event late on the stream, leaves the version as it is).
+export function showEdit(li, text, editedTs) {
   if (li.classList.contains('deleted')) return;
+  if (Number(editedTs) > Number(li.dataset.editedTs || 0)) li.dataset.editedTs = editedTs;
   const p = li.querySelector('.text');
   if (p) setLinkedText(p, text);
   if (!li.querySelector('[data-edited]')) {
@@ -61,7 +71,10 @@ export function showEdit(li, text) {
     li.querySelector('time').after(' ', mark);
   }
   const box = li.querySelector('form[data-edit] textarea');
-  if (box && document.activeElement !== box) box.value = text;
+  if (box && document.activeElement !== box) {  // not while one types: that edit starts from what was there
+    box.value = text;
+    setBase(li, li.dataset.editedTs);
+  }
 }
 
 // An edit's mentions replace the message's: the highlight follows them, and the person it
@@ -159,6 +172,7 @@ export function addActions(li, root) {
   const box = menu.querySelector('form[data-edit] textarea');
   if (box) box.value = text ? text.textContent : '';
   li.append(menu);
+  setBase(li, li.dataset.editedTs);
   fitActions(li, root);
 }
 
@@ -207,7 +221,7 @@ export function Changes(root) {
   root.addEventListener('chat:edit', (e) => {
     const li = find(e.detail.message_id);
     if (li) {
-      showEdit(li, e.detail.text);
+      showEdit(li, e.detail.text, e.detail.edited_ts);
       showMentions(li, e.detail, root);
     }
     for (const q of quotesOf(e.detail.message_id)) q.querySelector('.quote-text').textContent = firstLine(e.detail.text);
@@ -258,7 +272,10 @@ export function Changes(root) {
     const li = change.li;
     if (change.kind === 'delete') showDeleted(li);
     else if (change.kind === 'reaction') { if (body.reactions && !li.classList.contains('deleted')) showReactions(li, body.reactions, root); }
-    else if (body.text !== undefined) showEdit(li, body.text);
+    else if (body.text !== undefined) {
+      showEdit(li, body.text, body.edited_ts);
+      setBase(li, li.dataset.editedTs);  // this page's own edit is the version to start from
+    }
   }
   // Edits, deletions and reactions whose outcome is unknown wait on their message and are sent
   // again (unsaved.js), with the posts' timeout.
@@ -282,7 +299,11 @@ export function Changes(root) {
     let change;
     if (form.matches('[data-edit]')) {
       const text = form.querySelector('textarea').value;
-      change = { li, kind: 'edit', method: 'PATCH', text, body: JSON.stringify({ text }) };
+      // The version it started from goes with it, and with every retry of it: an edit that
+      // waited offline while the same message was edited elsewhere is refused, not stored over it.
+      const base = form.querySelector('[data-base-edited-ts]');
+      const fields = base ? { text, base_edited_ts: Number(base.value) || 0 } : { text };
+      change = { li, kind: 'edit', method: 'PATCH', text, body: JSON.stringify(fields) };
     } else if (form.matches('[data-delete]')) {
       if (e.submitter?.name !== 'confirm' && askDelete(form, true)) return;  // not yet: ask
       change = { li, kind: 'delete', method: 'DELETE' };
@@ -327,7 +348,13 @@ export function Changes(root) {
       const { response, body } = await attempt;
       if (carried) return;
       if (response.status >= 500 || (response.status === 429 && !body.error)) { wait({ response }); return; }
-      if (!response.ok) { say(body.error || STRINGS.failed(response.status)); return; }
+      if (!response.ok) {
+        say(body.error || STRINGS.failed(response.status));
+        // Edited elsewhere: the typed text stays in the box; saved again, after a look at the
+        // message as the page shows it now, it is meant to replace that.
+        if (body.code === 'edit_conflict') setBase(li, li.dataset.editedTs);
+        return;
+      }
       done(change, body);
       if (change.kind === 'reaction' && form.elements.emoji?.type === 'text') form.elements.emoji.value = '';
       if (change.kind !== 'delete') closeMenu(li);

@@ -87,7 +87,7 @@ export function MessageList(el, root, { kind = 'message', accepts = () => true }
       li.id = `m-${message.id}`;
       if (message.deleted) showDeleted(li);
       else {
-        if (message.edited_ts) showEdit(li, message.text);
+        if (message.edited_ts) showEdit(li, message.text, message.edited_ts);
         if (message.reply_to) showQuote(li, message.reply_to, root);
         if (message.reactions) showReactions(li, message.reactions, root);
         addActions(li, root);

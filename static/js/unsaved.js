@@ -3,7 +3,9 @@
 // yet — will retry." (an edit with the text typed), with "Retry now" and "Don't save", and is sent
 // again by the posts' engine (retries.js) until the server answers: an edit made while the network
 // was down was dropped, its "could not reach the server" erased once the stream was back.
-// Sending one again is safe: an edit sets the text (the same text again changes nothing), deleting
+// Sending one again is safe: an edit sets the text (the same text again changes nothing; it carries
+// the version it started from, so one that waited while the message was edited elsewhere is
+// refused, 409 edit_conflict, and shown so with its text, never stored over the newer), deleting
 // a deleted message is 204, a reaction is put or taken back (docs/api.md). Not kept across a
 // reload (the page's menu has the typed edit until then).
 import { t } from './i18n.js';
@@ -19,6 +21,7 @@ const STRINGS = {
   },
   retry: t('Retry now'),
   discard: t("Don't save"),
+  dismiss: t('Dismiss'),
   failed: (status) => t('That did not work ({status}).', { status }),
 };
 
@@ -56,6 +59,8 @@ export function UnsavedChanges(root, { timeoutMs, send, done }) {
       : STRINGS[what][entry.kind];
     entry.line.dataset.state = what;
     entry.line.querySelector('[data-retry]').hidden = what !== 'waiting';
+    // Refused, nothing is left to save: the line (and the text typed, to copy) goes when dismissed.
+    entry.line.querySelector('[data-discard]').textContent = what === 'refused' ? STRINGS.dismiss : STRINGS.discard;
   }
 
   function forget(entry) {
@@ -73,7 +78,8 @@ export function UnsavedChanges(root, { timeoutMs, send, done }) {
       send: (signal) => send(entry, signal),
       show: (what) => show(entry, what),
       sent(result) { entry.line.remove(); done(entry, result.body); },
-      // Refused (too late to edit, signed out...): the server's sentence stays until dismissed.
+      // Refused (too late to edit, edited elsewhere meanwhile: edit_conflict, signed out...): the
+      // server's sentence stays, with an edit's typed text, until dismissed.
       refused({ response, body }) {
         entry.line.hidden = false;
         show(entry, 'refused', body.error || STRINGS.failed(response.status));
