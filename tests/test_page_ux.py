@@ -625,6 +625,23 @@ def test_without_javascript_send_again_after_being_asked_sends_the_text_once_mor
     assert [m["text"] for m in history(server, room)] == ["ok", "ok"]
 
 
+def test_without_javascript_a_direct_message_sent_again_after_back_is_asked_first(open_room, room):
+    bob_name = unique("bob")
+    open_room(name=bob_name)  # online: the conversation delivers at once
+    ann = no_js_page(open_room, unique("ann"))
+    ann.goto("/rooms/%s?with=%s" % (room, bob_name))
+    ann.fill(DM_TEXT, "only once, bob")
+    assert submit(ann, DM_SEND).status == 303
+    ann.go_back()
+    ann.fill(DM_TEXT, "only once, bob")  # what the browser puts back
+    assert submit(ann, DM_SEND).status == 409
+    expect(ann.locator("[data-conversation] [data-error]")).to_contain_text("You sent this message a moment ago")
+    expect(ann.locator(DM_TEXT)).to_have_value("only once, bob")
+    expect(ann.locator("[data-conversation] li.msg .text")).to_have_text(["only once, bob"])
+    assert submit(ann, DM_SEND).status == 303  # meant: sent once more
+    expect(ann.locator("[data-conversation] li.msg .text")).to_have_text(["only once, bob", "only once, bob"])
+
+
 def test_without_javascript_a_post_the_network_refused_comes_back_on_back_and_sends_once(
         open_room, server, room):
     relay = Relay(server.port)

@@ -1,5 +1,7 @@
 """Direct messages: POST /users/<name>/messages reaches every open stream of that person only."""
+import json
 import logging
+import time
 import uuid
 
 from flask import Blueprint, Response, abort, current_app, g, redirect, request, url_for
@@ -64,6 +66,9 @@ def post_direct(name):
             sids = [owner]
         if held is None:
             raise messages.Invalid(N_("No one called “%s” is here right now.") % recipient, 404)
+        if page and not bot and request.form.get("again") != "1" and _sent_just_now(sender, held, text, key, uid):
+            g.ask_again = True  # the page the form comes back in sends it anyway (form_pages.page)
+            raise api.SentJustNow()
         if sender[1] is None and own_key:
             # A program's own key, and no copy of its own to check first: every device's log.
             services().store.check_direct_key(sender, held, sids, text, key, uid)
@@ -87,6 +92,23 @@ def post_direct(name):
         return redirect(target, 303)
     headers = {"Ripple-Delivery": "waiting"} if waiting else {}
     return Response(stored, status=201 if created else 200, mimetype="application/json", headers=headers)
+
+
+def _sent_just_now(sender, held, text, key, uid):
+    """Tell whether ``sender`` (name, session id) sent ``text`` to ``held`` within
+    api.JUST_NOW_SECONDS with another key: Back to a page with the text put back, and Send
+    (api.SentJustNow). The same form sent again is the same key: stored once, not asked."""
+    store = services().store
+    if sender[1] is None or store.sent_direct(sender, held, text, key, uid):
+        return False
+    since_ms = int(time.time() * 1000) - api.JUST_NOW_SECONDS * 1000
+    for raw in reversed(store.directs(sender[1], 20)):
+        message = json.loads(raw)
+        if message.get("ts", 0) < since_ms:
+            break
+        if message.get("from") == sender[0] and message.get("to") == held and message.get("text") == text:
+            return True
+    return False
 
 
 def _account_sessions(recipient):

@@ -345,6 +345,13 @@ class Store:
         return self._append(keys.PersonKeys(sender[1]), body, sender[0], idempotency_key, "@", expiry=expiry,
                             digest=digest, uid=uid)
 
+    def sent_direct(self, sender, recipient_name, text, idempotency_key, uid=None):
+        """Tell whether ``sender`` (name, session id) stored this direct message to
+        ``recipient_name`` with ``idempotency_key`` already (its own log remembers it); raises
+        messages.KeyReused when that key stored another one."""
+        digest = messages.request_digest(text, "@" + recipient_name)
+        return self._remembered(keys.PersonKeys(sender[1]), sender[0], idempotency_key, digest, uid) is not None
+
     def check_direct_key(self, sender, recipient_name, sids, text, idempotency_key, uid=None):
         """Raise messages.KeyReused when ``idempotency_key`` already stored another direct
         message in any of sessions ``sids``' logs: for a sender without a copy of their own (a

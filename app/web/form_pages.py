@@ -4,7 +4,7 @@ sentence a person can act on and what they typed (the name, the text, the idempo
 errors.py calls ``page`` for every refusal of a form post (a rate limit, a rule, Redis) and
 ``fresh_form`` first for a stale CSRF token.
 """
-from flask import current_app, redirect, request, session, url_for
+from flask import current_app, g, redirect, request, session, url_for
 
 from ..people import identity, sessions
 from ..rooms import keys
@@ -73,7 +73,8 @@ def page(status, message):
                                key=key)
     if endpoint == "direct.post_direct" and keys.canonical_room(request.args.get("room", "")):
         return pages.room_page(keys.canonical_room(request.args["room"]), other=args.get("name"),
-                               dm_error=message, dm_text=text, dm_key=key, status=status)
+                               dm_error=message, dm_text=text, dm_key=key, status=status,
+                               dm_again=bool(g.get("ask_again")))
     if endpoint == "sessions.sign_in":
         return pages.sign_in_page(error=message, typed=form.get("name", ""),
                                   target=sessions.safe_next(form.get("next")), status=status)

@@ -126,7 +126,7 @@ def here(room):
 
 def room_page(room, error=None, text="", status=200, key=None, before=None, other=None,
               dm_error=None, dm_text="", dm_key=None, notice=None, dm_note=None, after=None, at=None,
-              reply_to=None, editing=None, again=False):
+              reply_to=None, editing=None, again=False, dm_again=False):
     """Render a room page, optionally with a form error and the text the person typed.
 
     ``key`` is the idempotency key the failed post carried: the form sends it again, so a retry
@@ -137,7 +137,8 @@ def room_page(room, error=None, text="", status=200, key=None, before=None, othe
     around (a permalink, highlighted) that id; a page with newer messages beyond it is not
     live. ``reply_to``: the id the composer answers (a Reply link followed without JavaScript).
     ``editing``: {"id", "text"} of a refused edit: that message's menu open, holding the text.
-    ``again``: the composer sends its text even if it was just sent (api.SENT_JUST_NOW).
+    ``again``, ``dm_again``: the room's or the conversation's composer sends its text even if
+    it was just sent (api.SENT_JUST_NOW).
     """
     cfg = current_app.config
     user, sid = identity.shown(), identity.shown_sid()
@@ -215,7 +216,8 @@ def room_page(room, error=None, text="", status=200, key=None, before=None, othe
         dm_action=url_for("direct.post_direct", name=other, room=room) if other else None,
         dm_idempotency_key=dm_key or uuid.uuid4().hex,
         cursor=cursor, error=error, text=text or "", user=user,
-        idempotency_key=key or uuid.uuid4().hex, again=again, unavailable=unavailable, online=online, guests=guests,
+        idempotency_key=key or uuid.uuid4().hex, again=again, dm_again=dm_again,
+        unavailable=unavailable, online=online, guests=guests,
         online_count=online_count, online_max=services().presence.list_max,
         other=other, conversation=conversation, dm_error=dm_error, dm_text=dm_text or "", dm_note=dm_note,
         conversations=_conversations(directs, user) if user else [],
