@@ -8,7 +8,7 @@ import pytest
 import redis
 
 from app.ops.services import services
-from app.people import identity, reading
+from app.people import accounts, identity, reading
 from app.rooms import keys
 from app.web import opening
 
@@ -153,3 +153,18 @@ def test_a_registration_failing_inside_the_open_script_is_said_and_writes_nothin
     assert reply[0] == 0 and reply[4] == 1 and reply[6][0] == -1  # the checks stand, the failure is said
     assert redis_client.zscore(keys.PersonKeys(sid).streams, admission.conn) is None
     assert redis_client.get(ext.names.key(name)) is None
+
+
+def test_the_open_script_reads_an_accounts_sessions_along_for_the_sidebar(redis_url, room, redis_client):
+    # The sidebar's counts are the account's (every device's read position): its session ids
+    # come with the registration, not in a round trip of their own.
+    ext = services(make_app(redis_url))
+    account, sid, name = "a" * 24, "s-" + room, "pa" + room[-8:]
+    redis_client.sadd(accounts.sessions_key(account), sid, "another-device")
+    admission = opening.PersonAdmission(ext, name, sid, False, account, account)
+    conn = ext.addresses.new_conn()
+    reply = opening.run_checks(ext.redis, room, [], int(time.time() * 1000), account, ADDRESS, True,
+                               ext.addresses.admit_args(conn), name, admission)
+    admission.answer(reply[6])
+    assert admission.result[0] == admission.conn
+    assert sorted(admission.result[2]) == sorted(["another-device", sid])

@@ -31,8 +31,8 @@ from werkzeug.exceptions import TooManyRequests
 
 from ..delivery import stream, wire
 from ..ops.services import services
+from ..people import accounts, identity, names
 from ..people import addresses as address_streams
-from ..people import identity, names
 from ..people import presence as people
 from ..people import reading as reading_people
 from ..rooms import keys, records
@@ -100,9 +100,10 @@ if admitted == 1 and not gone and info[1] ~= 'private' and not bans[1] and not b
   -- place. The read that can fail goes before any write.
   local ok, answer = pcall(function()
     local rooms = redis.call('ZRANGE', KEYS[k + 4], 0, -1)
+    local sessions = ARGV[a + 8] == '1' and redis.call('SMEMBERS', KEYS[k + 5])
     if claim_name(KEYS[k], KEYS[k + 1], ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]) == 0 then return {0} end
     local replaced = admit_stream(KEYS[k + 2], KEYS[k + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7])
-    return {1, replaced, rooms}
+    return {1, replaced, rooms, sessions}
   end)
   person = ok and answer or {-1, tostring(answer)}
 end
@@ -270,13 +271,15 @@ def _open_apart(room, found, now_ms, uid, address, admit, conn):
     return Opened(room, gate.access(room), address, conn, admitted, gone)
 
 
-# KEYS: the name's claim and account index; the session's streams and channel; the reader's rooms.
-# ARGV: the claim's four (Names.claim_args), the admission's four (Presence.admit_args).
-# Returns {0} when the name is someone else's (nothing else done), else {1, replaced, rooms}.
+# KEYS: the name's claim and account index; the session's streams and channel; the reader's rooms;
+# the account's sessions (read when ARGV[9] is "1": the person has an account).
+# ARGV: the claim's four (Names.claim_args), the admission's four (Presence.admit_args), "1"/"0".
+# Returns {0} when the name is someone else's (nothing else done), else {1, replaced, rooms,
+# the account's sessions or nil}.
 _PERSON_LUA = names.CLAIM_FN_LUA + "-- ADMIT_FN_LUA\n" + """
 if claim_name(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4]) == 0 then return {0} end
 local replaced = admit_stream(KEYS[3], KEYS[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8])
-return {1, replaced, redis.call('ZRANGE', KEYS[5], 0, -1)}
+return {1, replaced, redis.call('ZRANGE', KEYS[5], 0, -1), ARGV[9] == '1' and redis.call('SMEMBERS', KEYS[6])}
 """
 
 
@@ -293,8 +296,9 @@ def admit_person_of(ripple, name, sid, guest, account, uid, admission=None):
     ``admission``: the PersonAdmission the fast path made for this open (its answer when its
     script ran, else made again with its connection id: a registration that may have been
     written takes no second place). Returns (the stream's presence connection id, the sidebar's
-    rooms), or None when the name is someone else's now (then nothing is registered: the stream
-    listens anonymously). Needs no request. Raises redis.RedisError."""
+    rooms, the account's session ids or None: not read), or None when the name is someone else's
+    now (then nothing is registered: the stream listens anonymously). Needs no request. Raises
+    redis.RedisError."""
     presence, claims = ripple.presence, ripple.names
     if isinstance(ripple.redis, redis.RedisCluster):  # three slots: three calls
         try:
@@ -302,7 +306,7 @@ def admit_person_of(ripple, name, sid, guest, account, uid, admission=None):
         except names.NameTaken:
             return None
         rooms_key = reading_people.ReaderKeys(reading_people.reader_id(uid)).rooms
-        return presence.admit(sid, guest=guest), ripple.redis.zrange(rooms_key, 0, -1)
+        return presence.admit(sid, guest=guest), ripple.redis.zrange(rooms_key, 0, -1), None
     if admission is None:
         admission = PersonAdmission(ripple, name, sid, guest, account, uid)
     elif admission.done:
@@ -322,8 +326,11 @@ class PersonAdmission:
         presence, claims = ripple.presence, ripple.names
         self.presence, self.conn = presence, presence.new_conn(guest)
         rooms_key = reading_people.ReaderKeys(reading_people.reader_id(uid)).rooms
-        self.keys = claims.claim_keys(name) + presence.admit_keys(sid) + [rooms_key]
-        self.args = claims.claim_args(sid, account=account) + presence.admit_args(self.conn, people.now_ms())
+        # An account's sessions are read along (the sidebar's counts are the account's).
+        sessions_key = accounts.sessions_key(account) if account else rooms_key
+        self.keys = claims.claim_keys(name) + presence.admit_keys(sid) + [rooms_key, sessions_key]
+        self.args = (claims.claim_args(sid, account=account) + presence.admit_args(self.conn, people.now_ms())
+                     + ["1" if account else "0"])
         self.done, self.result = False, None
 
     def source(self, lua):
@@ -331,8 +338,9 @@ class PersonAdmission:
         return lua.replace("-- ADMIT_FN_LUA\n", self.presence.admit_fn_lua)
 
     def answer(self, reply):
-        """Take the script's {0} (the name is someone else's), {1, replaced, rooms} or, from
-        _OPEN_PERSON_LUA, None (not run) or {-1, error} (failed: logged, left to run alone)."""
+        """Take the script's {0} (the name is someone else's), {1, replaced, rooms, sessions} or,
+        from _OPEN_PERSON_LUA, None (not run) or {-1, error} (failed: logged, left to run
+        alone)."""
         if not reply:
             return
         if reply[0] == -1:
@@ -340,7 +348,8 @@ class PersonAdmission:
             return
         if reply[0] == 1:
             self.presence.admitted(reply[1])
-        self.done, self.result = True, (self.conn, reply[2]) if reply[0] == 1 else None
+        sessions = reply[3] if reply[0] == 1 and len(reply) > 3 else None
+        self.done, self.result = True, (self.conn, reply[2], sessions) if reply[0] == 1 else None
 
 
 # The WSGI environ's key under which app/web/faststream.py hands Flask's path the PersonAdmission
@@ -390,8 +399,8 @@ def subscription(ripple, cfg, environ, room, access, cursor, backlog, address, p
                                    admission or environ.get(ADMISSION))
         if admitted is not None:
             sub.name, sub.sid, sub.account, sub.expires = person.name, person.sid, person.account, person.expires
-            sub.conn, sidebar = admitted
-            _follow_sidebar(ripple, sub, sidebar, person, address, admin)
+            sub.conn, sidebar, sessions = admitted
+            _follow_sidebar(ripple, sub, sidebar, person, address, admin, sessions)
     sub.gate = gate.stream_gate_of(ripple.rooms, room, access, uid, address,  # a ban, a removal...
                                    person.name if person is not None else None, admin)
     if power is not None:
@@ -432,13 +441,16 @@ class AdminPower:
         return not self.used or self()
 
 
-def _follow_sidebar(ripple, sub, rooms, person, address, admin=False):
+def _follow_sidebar(ripple, sub, rooms, person, address, admin=False, sessions=None):
     """Let a signed-in stream carry the person's sidebar (``rooms``: Reading.rooms'): their
     other rooms' activity (at most WATCHED of them) and, once it is subscribed, the counts of
-    all. Without Redis the stream opens without it (its own replay says whether Redis is back)."""
+    all; ``sessions``: their account's session ids when the registration read them (None: read
+    here). Without Redis the stream opens without it (its own replay says whether Redis is back)."""
     reading = ripple.reading
     try:
-        sids = sorted(ripple.accounts.session_ids(person.account)) if person.account else [person.sid]
+        if sessions is None and person.account:
+            sessions = ripple.accounts.session_ids(person.account)
+        sids = sorted(sessions) if person.account else [person.sid]
         reader = reading_people.Reader(reading_people.reader_id(person.uid), sids or [person.sid])
         rooms = gate.readable_of(ripple.redis, rooms, person.uid, address, person.name,  # members only in private
                                  admin=admin)
