@@ -283,11 +283,6 @@ return {1, replaced, redis.call('ZRANGE', KEYS[5], 0, -1), ARGV[9] == '1' and re
 """
 
 
-def admit_person(name, sid, guest):
-    """admit_person_of for this request's signed-in person."""
-    return admit_person_of(services(), name, sid, guest, identity.account(), identity.uid())
-
-
 def admit_person_of(ripple, name, sid, guest, account, uid, admission=None):
     """For a signed-in person's stream: refresh their claim on ``name`` (Names.claim), register
     the stream with their session ``sid`` (Presence.admit: past the session's cap its oldest
