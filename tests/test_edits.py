@@ -211,6 +211,14 @@ def test_an_edit_from_an_older_version_to_another_text_is_refused_and_changes_no
     assert history(ann, room)[0]["edited_ts"] == laptop["edited_ts"]
 
 
+def test_a_conflict_answers_with_the_text_and_version_the_message_has_now(server, room, ann):
+    _, sent = ann.post(room, "draft")
+    _, laptop = edit(ann, room, sent["id"], "laptop's text", base_edited_ts=0)
+    status, body = edit(ann, room, sent["id"], "phone's text", base_edited_ts=0)
+    assert status == 409
+    assert (body["text"], body["edited_ts"]) == ("laptop's text", laptop["edited_ts"])
+
+
 def test_an_edit_from_the_current_version_is_stored(server, room, ann):
     _, sent = ann.post(room, "draft")
     _, first = edit(ann, room, sent["id"], "first", base_edited_ts=None)  # null: not edited yet

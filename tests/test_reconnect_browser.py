@@ -2,6 +2,9 @@
 failure (it said "could not reach the server" until the next send, long after the stream was
 connected again). Chromium through the TCP relay (tests/relays.py).
 """
+import json
+import urllib.request
+
 import pytest
 from playwright.sync_api import expect
 
@@ -15,6 +18,7 @@ from .browser import (  # noqa: F401 (browser, dialogs, open_room: fixtures)
     open_room,
     publish,
     send,
+    sign_in_over_http,
     unique,
 )
 from .test_browser import relay  # noqa: F401 (fixture)
@@ -307,15 +311,169 @@ def test_signing_out_in_another_room_counts_the_post_waiting_for_the_first(open_
     expect(page.locator("[data-signout-warning]")).to_contain_text("1 message or change of yours is not sent yet.")
 
 
-def test_leaving_the_page_with_an_edit_waiting_asks_first(open_room, dialogs):
-    # Waiting edits, deletions and reactions live in the page only: a reload would forget them.
+def refuse(page, method):
+    """Fail every ``method`` request to a message (its outcome unknown to the page) until unrouted."""
+    page.route("**/messages/**", lambda route: route.abort("connectionrefused")
+               if route.request.method == method else route.fallback())
+
+
+def test_an_edit_waiting_survives_a_reload_and_is_saved_after_it(open_room, server, room, dialogs):
     page = open_room(unique("ann"))
     send(page, "mine")
-    page.route("**/messages/*", lambda route: route.abort("connectionrefused")
-               if route.request.method == "PATCH" else route.fallback())
+    refuse(page, "PATCH")
+    li = page.locator("main.room li.msg").first
+    edit(li, "mine, corrected at length")
+    expect(li.locator(UNSAVED)).to_have_count(1)
+
+    page.reload()  # it was forgotten: the typed edit lost, the message as it was
+    expect(page.locator(STATUS)).to_have_attribute("data-state", "connected")
+    waiting = li.locator(UNSAVED)
+    expect(waiting.locator(".pending-text")).to_have_text("mine, corrected at length")
+    expect(waiting.locator("[data-pending-status]")).to_have_text("Edit not saved yet — will retry.")
+    page.unroute("**/messages/**")  # the network is back: its next retry saves it
+    expect(li.locator(".text")).to_have_text("mine, corrected at length", timeout=RECONNECT_MS)
+    expect(waiting).to_have_count(0)
+    assert [m["text"] for m in history(server, room)] == ["mine, corrected at length"]
+    assert dialogs == []  # kept in the tab: the reload had nothing to ask about
+
+
+def test_a_deletion_waiting_survives_a_reload_instead_of_being_quietly_undone(open_room, server, room):
+    page = open_room(unique("ann"))
+    send(page, "delete me")
+    refuse(page, "DELETE")
+    li = page.locator("main.room li.msg").first
+    li.locator("[data-actions] > summary").click()
+    li.get_by_role("button", name="Delete message").click()
+    li.get_by_role("button", name="Yes, delete it").click()
+    expect(li.locator(UNSAVED)).to_have_count(1)
+
+    page.reload()
+    expect(li.locator(UNSAVED).locator("[data-pending-status]")).to_have_text("Not deleted yet — will retry.")
+    page.unroute("**/messages/**")
+    expect(li.locator(".text")).to_have_text("message deleted", timeout=RECONNECT_MS)
+    assert history(server, room)[0].get("deleted") is True
+
+
+def test_a_reaction_waiting_survives_a_reload_and_is_saved_after_it(open_room, server, room):
+    publish(server, room, "react to me")
+    page = open_room(unique("ann"))
+    refuse(page, "PUT")
+    li = page.locator("main.room li.msg").first
+    li.locator("[data-actions] > summary").click()
+    li.get_by_role("button", name="👍").click()
+    expect(li.locator(UNSAVED)).to_have_count(1)
+
+    page.reload()
+    expect(li.locator(UNSAVED).locator("[data-pending-status]")).to_have_text("Reaction not saved yet — will retry.")
+    page.unroute("**/messages/**")
+    expect(li.locator("[data-reactions] .chip.mine")).to_have_text("👍 1", timeout=RECONNECT_MS)
+    assert list(history(server, room)[0]["reactions"]) == ["👍"]
+
+
+def test_an_edit_kept_by_a_reload_still_starts_from_the_version_it_started_from(open_room, server, room):
+    phone = open_room(unique("ann"))
+    send(phone, "first draft")
+    refuse(phone, "PATCH")
+    on_phone = phone.locator("main.room li.msg").first
+    edit(on_phone, "the phone's text")
+    expect(on_phone.locator(UNSAVED)).to_have_count(1)
+    laptop = the_same_person_elsewhere(phone, server, room)
+    edit(laptop.locator("main.room li.msg").first, "the laptop's newer text")
+    expect(laptop.locator("main.room li.msg .text")).to_have_text("the laptop's newer text")
+
+    phone.reload()  # it now shows the laptop's version; the kept edit started from the first draft
+    phone.unroute("**/messages/**")
+    waiting = on_phone.locator(UNSAVED)
+    expect(waiting.locator("[data-pending-status]")).to_have_text(CHANGED_ELSEWHERE, timeout=RECONNECT_MS)
+    assert [m["text"] for m in history(server, room)] == ["the laptop's newer text"]
+
+
+def test_a_change_kept_for_a_message_the_reloaded_page_does_not_show_is_still_done(open_room, server, room):
+    page = open_room(unique("ann"))
+    send(page, "further back soon")
+    refuse(page, "DELETE")
+    li = page.locator("main.room li.msg").first
+    li.locator("[data-actions] > summary").click()
+    li.get_by_role("button", name="Delete message").click()
+    li.get_by_role("button", name="Yes, delete it").click()
+    expect(li.locator(UNSAVED)).to_have_count(1)
+    for n in range(50):  # a room page shows the last 50 (ROOM_PAGE_MESSAGES)
+        publish(server, room, "later %d" % n)
+
+    page.reload()
+    away = page.locator("[data-changes-away] li")
+    expect(away).to_contain_text("Your change to a message further back, not shown on this page:")
+    expect(away.locator("[data-pending-status]")).to_have_text("Not deleted yet — will retry.")
+    page.unroute("**/messages/**")
+    expect(away).to_have_count(0, timeout=RECONNECT_MS)  # done: nothing of it is shown here to change
+    with urllib.request.urlopen("%s/rooms/%s/messages?limit=60" % (server.url, room), timeout=10) as r:
+        assert json.loads(r.read())["messages"][0].get("deleted") is True
+
+
+def test_signing_out_forgets_the_changes_kept_in_the_tab(open_room):
+    page = open_room(unique("ann"))
+    send(page, "mine")
+    refuse(page, "PATCH")
+    edit(page.locator("main.room li.msg").first, "not for the next person")
+    expect(page.locator(UNSAVED)).to_have_count(1)
+    page.get_by_role("button", name="Sign out", exact=True).click()
+    page.get_by_role("button", name="Sign out anyway").click()
+    expect(page.locator("[data-whoami]")).to_have_count(0)
+    assert page.evaluate("Object.keys(sessionStorage).filter(k => k.startsWith('ripple-changes:'))") == []
+
+
+def test_a_change_kept_for_one_person_is_never_sent_for_another(open_room, server, room):
+    page = open_room(unique("ann"))
+    send(page, "ann's")
+    refuse(page, "PATCH")
+    edit(page.locator("main.room li.msg").first, "ann's, corrected")
+    expect(page.locator(UNSAVED)).to_have_count(1)
+    sign_in_over_http(page.context, unique("bob"))  # the session is bob's now; the tab kept ann's edit
+
+    page.reload()
+    expect(page.locator(STATUS)).to_have_attribute("data-state", "connected")
+    expect(page.locator(UNSAVED)).to_have_count(0)
+    assert page.evaluate("Object.keys(sessionStorage).filter(k => k.startsWith('ripple-changes:'))") == []
+
+
+STORAGE_OFF = "Storage.prototype.setItem = () => { throw new DOMException('full', 'QuotaExceededError'); };"
+
+
+def test_leaving_the_page_with_an_edit_the_tab_could_not_keep_asks_first(open_room):
+    # Kept in the page only (the tab's storage refused it): a reload would forget it.
+    page = open_room(unique("ann"), before_load=lambda page: page.add_init_script(STORAGE_OFF))
+    send(page, "mine")
+    refuse(page, "PATCH")
     li = page.locator("main.room li.msg").first
     edit(li, "mine, corrected")
     expect(li.locator(UNSAVED)).to_have_count(1)
     with page.expect_event("dialog") as asked:
         page.close(run_before_unload=True)
     assert asked.value.type == "beforeunload"
+
+
+def test_an_edit_after_ones_own_edit_whose_answer_was_lost_is_no_conflict(open_room, relay, server, room):
+    page = open_room(unique("ann"), base_url=relay.url)
+    send(page, "first draft")
+    # The stream stays down (its reconnects refused), so the page never sees its first edit land.
+    page.route("**/events*", lambda route: route.abort("connectionrefused"))
+    relay.cut()
+    expect(page.locator(STATUS)).to_have_text("reconnecting…")
+    relay.restore()
+    lost = []
+
+    def answer_lost(route):  # the first edit is stored; its answer never comes back
+        if route.request.method != "PATCH" or lost:
+            return route.fallback()
+        lost.append(route.fetch().status)
+        route.abort("connectionreset")
+
+    page.route("**/messages/**", answer_lost)
+    li = page.locator("main.room li.msg").first
+    edit(li, "second draft")
+    expect(li.locator(UNSAVED).locator("[data-pending-status]")).to_have_text("Edit not saved yet — will retry.")
+    assert lost == [200]
+    edit(li, "third draft")  # from the version the page shows: before its own second draft
+    expect(li.locator(".text")).to_have_text("third draft", timeout=RECONNECT_MS)
+    expect(li.locator(UNSAVED)).to_have_count(0)  # not "changed elsewhere": it was this page's own
+    assert [m["text"] for m in history(server, room)] == ["third draft"]

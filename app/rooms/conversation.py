@@ -131,11 +131,11 @@ SENTENCES = {
 
 class Refused(Exception):
     """A change the rules refuse: ``status`` (HTTP), a stable ``code``, the sentence's
-    ``params``; ``str()`` is the English sentence."""
+    ``params``, and ``fields`` a JSON answer carries beside them; ``str()`` is the English sentence."""
 
-    def __init__(self, status, code, **params):
+    def __init__(self, status, code, fields=None, **params):
         super().__init__(SENTENCES[code] % params if params else SENTENCES[code])
-        self.status, self.code, self.params = status, code, params
+        self.status, self.code, self.params, self.fields = status, code, params, fields or {}
 
 
 def check_emoji(text):
@@ -197,7 +197,8 @@ class Conversation:
         an edit waiting offline never overwrites a newer one. None: the last edit wins.
 
         Raises Refused: 404 unknown_message, 409 deleted, 403 not_yours_edit, 409 edit_window,
-        409 edit_conflict; messages.Invalid for a text the rules refuse. The same text again
+        409 edit_conflict (its ``fields``: the message's ``text`` and ``edited_ts`` now);
+        messages.Invalid for a text the rules refuse. The same text again
         changes nothing, whatever ``base`` (a retry of an edit that did land).
         """
         text = messages.check_text(text, max_chars)
@@ -215,7 +216,10 @@ class Conversation:
             if message["text"] == text:
                 return None
             if base is not None and message.get("edited_ts", 0) != base:
-                raise Refused(409, "edit_conflict")
+                # The text and version it has now: the editor's page can tell its own earlier
+                # edit (its answer lost) from someone else's, and edit again from that version.
+                raise Refused(409, "edit_conflict",
+                              fields={"text": message["text"], "edited_ts": message.get("edited_ts", 0)})
             if mentions is not None:
                 # The new text's mentions replace the old ones (a mistyped "@name" mended in
                 # an edit reaches its person), resolved as a post's are.

@@ -6,7 +6,8 @@ Forms (JavaScript off): ``POST .../<id>/edit`` (text, base_edited_ts), ``.../<id
 (emoji; toggles) -> 303 back to the room page at the message. A deletion is asked first: a
 delete form without ``confirm=1`` gets a 303 to ``GET .../<id>/delete``, a page showing the
 message with "Yes, delete it" (the same form, confirmed) and Cancel; a mis-tap deletes nothing.
-Refusals: JSON {"error", "code"} with the status app/rooms/conversation.py names; a form gets
+Refusals: JSON {"error", "code"} with the status app/rooms/conversation.py names (409 edit_conflict
+adds the message's "text" and "edited_ts" now); a form gets
 the room page with the sentence.
 """
 import redis
@@ -154,7 +155,7 @@ def _refused(room, exc, form, editing=None):
     sentence = _(SENTENCES[code], **params) if isinstance(exc, Refused) else str(exc)
     if form:  # a refused edit comes back in its open menu, as typed (not the stored text)
         return pages.room_page(room, notice=sentence, status=status, editing=editing)
-    return json_error(status, sentence, code=code)
+    return json_error(status, sentence, code=code, fields=getattr(exc, "fields", None))
 
 
 def _back(room, message_id):

@@ -54,10 +54,11 @@ STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: 
                 503: "unavailable", 504: "unconfirmed"}
 
 
-def json_error(status, message, headers=None, code=None):
-    """One JSON error: {"error": "<a sentence a person can read>", "code": "<stable_code>"}."""
+def json_error(status, message, headers=None, code=None, fields=None):
+    """One JSON error: {"error": "<a sentence a person can read>", "code": "<stable_code>"}, and
+    a refusal's own ``fields`` beside them (409 edit_conflict: the message's text now)."""
     # The sentence in the reader's language; the code stays the same in every one.
-    response = jsonify(error=translate(str(message)), code=code or status_code(status))
+    response = jsonify(**(fields or {}), error=translate(str(message)), code=code or status_code(status))
     response.status_code = status
     if headers:
         response.headers.update(headers)

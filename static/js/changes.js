@@ -6,6 +6,7 @@ import { t } from './i18n.js';
 import { fold } from './fold.js';
 import { compareIds } from './ids.js';
 import { setLinkedText } from './links.js';
+import { stored } from './pending.js';
 import { SHOW_AFTER_MS } from './retries.js';
 import { UnsavedChanges } from './unsaved.js';
 
@@ -257,19 +258,38 @@ export function Changes(root) {
     if (e.key === 'Escape' && question) { e.preventDefault(); askDelete(question.closest('form'), false); }
   });
 
+  // The texts this page sent as edits of each message (by id), kept with a waiting edit across a
+  // reload (its ``mine``): an edit whose answer was lost may have been stored, and the page's next
+  // edit, starting from the version before it, is then refused as "changed elsewhere" by its own.
+  const sentHere = new Map();
+  const remember = (id, texts) => {
+    if (!sentHere.has(id)) sentHere.set(id, new Set());
+    for (const text of texts) sentHere.get(id).add(stored(text));
+  };
+
   // Do a change: {li, kind, method, url, body?} (its CSRF token the page's now: a retry may come
   // after the session's token was refreshed).
   async function send(change, signal) {
-    const headers = { Accept: 'application/json', 'X-CSRF-Token': csrfToken() };
-    if (change.body) headers['Content-Type'] = 'application/json';
-    const response = await fetch(change.url, { method: change.method, headers, body: change.body, signal });
-    const body = response.status === 204 ? {} : await response.json().catch(() => ({}));
-    if (signal.aborted) throw new Error('timed out');  // while reading the answer
-    return { response, body };
+    for (let again = 0; ; again += 1) {
+      const headers = { Accept: 'application/json', 'X-CSRF-Token': csrfToken() };
+      if (change.body) headers['Content-Type'] = 'application/json';
+      const response = await fetch(change.url, { method: change.method, headers, body: change.body, signal });
+      const body = response.status === 204 ? {} : await response.json().catch(() => ({}));
+      if (signal.aborted) throw new Error('timed out');  // while reading the answer
+      // "Changed elsewhere", but to a text this page sent (its own earlier edit, answer lost): no
+      // one else's text is overwritten; sent again from that version (the 409 says which). Only
+      // a few times: someone editing it elsewhere meanwhile gets the refusal.
+      const own = change.kind === 'edit' && response.status === 409 && body.code === 'edit_conflict'
+        && typeof body.text === 'string' && Number.isSafeInteger(body.edited_ts)
+        && !!sentHere.get(change.li.dataset.id)?.has(body.text);
+      if (!own || again >= 2) return { response, body };
+      change.body = JSON.stringify({ ...JSON.parse(change.body), base_edited_ts: body.edited_ts });
+    }
   }
   // What the server answered to a change, on its message.
   function done(change, body) {
     const li = change.li;
+    if ('away' in li.dataset) return;  // a message this page does not show (unsaved.js)
     if (change.kind === 'delete') showDeleted(li);
     else if (change.kind === 'reaction') { if (body.reactions && !li.classList.contains('deleted')) showReactions(li, body.reactions, root); }
     else if (body.text !== undefined) {
@@ -280,7 +300,8 @@ export function Changes(root) {
   // Edits, deletions and reactions whose outcome is unknown wait on their message and are sent
   // again (unsaved.js), with the posts' timeout.
   const timeoutMs = Number(root.dataset.postTimeoutMs) || 12000;
-  const unsaved = UnsavedChanges(root, { timeoutMs, send, done });
+  const kept = (change) => { if (change.kind === 'edit') remember(change.li.dataset.id, change.mine || []); };
+  const unsaved = UnsavedChanges(root, { timeoutMs, send, done, kept });
   const closeMenu = (li) => li.querySelector('[data-actions]')?.removeAttribute('open');
 
   list.addEventListener('submit', async (e) => {
@@ -303,7 +324,9 @@ export function Changes(root) {
       // waited offline while the same message was edited elsewhere is refused, not stored over it.
       const base = form.querySelector('[data-base-edited-ts]');
       const fields = base ? { text, base_edited_ts: Number(base.value) || 0 } : { text };
-      change = { li, kind: 'edit', method: 'PATCH', text, body: JSON.stringify(fields) };
+      remember(li.dataset.id, [text]);
+      change = { li, kind: 'edit', method: 'PATCH', text, body: JSON.stringify(fields),
+                 mine: [...sentHere.get(li.dataset.id)] };
     } else if (form.matches('[data-delete]')) {
       if (e.submitter?.name !== 'confirm' && askDelete(form, true)) return;  // not yet: ask
       change = { li, kind: 'delete', method: 'DELETE' };

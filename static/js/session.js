@@ -109,7 +109,7 @@ export function SignedOutView(root) {
     box.append(note, template.content.cloneNode(true));
     freshToken(box.querySelector('form'), root.dataset.sessionUrl);
     const form = root.querySelector('[data-form]');
-    forgetWriter();  // signed out: their draft and pending posts go from this tab too
+    forgetWriter();  // signed out: their draft, pending posts and changes go from this tab too
     if (form) {
       box.className = 'composer';
       form.replaceWith(box);
@@ -152,11 +152,14 @@ function freshToken(form, url) {
 // page or in the tab's storage.
 const draftKey = (root) => `ripple-draft:${root.dataset.room}`;
 
-/** Forget what this tab keeps for the person signed in: drafts and pending posts (pending.js). */
+/**
+ * Forget what this tab keeps for the person signed in: drafts, pending posts (pending.js) and
+ * waiting edits, deletions and reactions (unsaved.js).
+ */
 export function forgetWriter() {
   try {
     for (const key of Object.keys(sessionStorage)) {
-      if (/^ripple-(draft|pending):/.test(key)) sessionStorage.removeItem(key);
+      if (/^ripple-(draft|pending|changes):/.test(key)) sessionStorage.removeItem(key);
     }
   } catch (err) { /* storage off: nothing kept */ }
 }

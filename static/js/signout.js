@@ -2,34 +2,39 @@
 // (pending.js, unsaved.js): signing out forgets them (session.js), and a post promised as "will
 // retry" was thrown away without a word. "Sign out anyway" signs out as before; "Cancel" keeps
 // them. The plain form signs out at once without JavaScript (nothing waits there). Counted: what
-// waits on this page, and the posts this tab keeps for other rooms' pages.
+// waits on this page, and the posts and changes this tab keeps for other rooms' pages.
 import { t, tn } from './i18n.js';
+import { STORED as CHANGES, storageKey } from './unsaved.js';
 
 // What still waits: shown and not refused (a hidden one already came back on the stream).
 const WAITING = '[data-pending] li:not([hidden]):not([data-state=refused]), '
   + '[data-pending-change]:not([hidden]):not([data-state=refused])';
 
-// Posts kept in this tab for another room's page (pending.js keeps them per form, and sends them
-// when that page is open again): signing out here throws them away too.
+// Posts and changes kept in this tab for another room's page (pending.js keeps posts per form,
+// unsaved.js changes per room page, and each sends them when that page is open again): signing
+// out here throws them away too.
 const STORED = 'ripple-pending:';
 
 function storedElsewhere() {
   const here = new Set([...document.querySelectorAll('form[data-form]')]
     .map((f) => STORED + new URL(f.action, location.href).pathname));
+  const room = document.querySelector('main.room[data-history-url]');
+  if (room) here.add(storageKey(room));
   let n = 0;
   for (let i = 0; i < sessionStorage.length; i += 1) {
     const key = sessionStorage.key(i);
-    if (!key?.startsWith(STORED) || here.has(key)) continue;
+    if (!(key?.startsWith(STORED) || key?.startsWith(CHANGES)) || here.has(key)) continue;
     try {
-      n += (JSON.parse(sessionStorage.getItem(key))?.posts || []).length;
+      const kept = JSON.parse(sessionStorage.getItem(key));
+      n += (kept?.posts || kept?.changes || []).length;
     } catch { /* not one of ours */ }
   }
   return n;
 }
 
-// The page's edits, deletions and reactions still waiting (unsaved.js keeps them in the page
-// only; posts are kept in the tab and survive a reload).
-const CHANGES_WAITING = '[data-pending-change]:not([hidden]):not([data-state=refused])';
+// The page's edits, deletions and reactions still waiting that the tab could not keep (storage
+// off or full: unsaved.js marks them data-unkept); the rest, as posts, survive a reload.
+const CHANGES_WAITING = '[data-pending-change][data-unkept]:not([hidden]):not([data-state=refused])';
 let leaving = false;  // "Sign out anyway" was pressed: asked once is enough
 
 /** A reload or leaving the page would forget the changes still waiting: the browser asks first. */

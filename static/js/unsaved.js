@@ -6,8 +6,15 @@
 // Sending one again is safe: an edit sets the text (the same text again changes nothing; it carries
 // the version it started from, so one that waited while the message was edited elsewhere is
 // refused, 409 edit_conflict, and shown so with its text, never stored over the newer), deleting
-// a deleted message is 204, a reaction is put or taken back (docs/api.md). Not kept across a
-// reload (the page's menu has the typed edit until then).
+// a deleted message is 204, a reaction is put or taken back (docs/api.md).
+//
+// As posts are (pending.js), they are kept in the tab (sessionStorage, per room page) for their
+// writer: a reload sends what was waiting, with the same body (an edit's base_edited_ts too),
+// instead of quietly undoing a deletion or losing a long edit; signing out forgets them
+// (session.js forgetWriter). One whose message the reloaded page does not show (further back
+// than the page's messages) is still sent: the person asked for it and the server needs no
+// page to do it. It waits on a stand-in line at the end of the log that says so, and goes once
+// done (refused, its sentence stays there until dismissed).
 import { t } from './i18n.js';
 import { stored } from './pending.js';
 import { Retries, appendControls } from './retries.js';
@@ -23,17 +30,68 @@ const STRINGS = {
   discard: t("Don't save"),
   dismiss: t('Dismiss'),
   failed: (status) => t('That did not work ({status}).', { status }),
+  away: t('Your change to a message further back, not shown on this page:'),
 };
+
+// The tab's copy of a room page's waiting changes; signout.js counts those of other pages.
+export const STORED = 'ripple-changes:';
+export const storageKey = (root) => STORED + new URL(root.dataset.historyUrl, location.href).pathname;
 
 /**
  * root: the room's element; send(change, signal): do it, resolve to {response, body} or throw;
- * done(change, body): show what the server answered. A change: {li, kind: 'edit' | 'delete' |
- * 'reaction', text?, emoji?, ...what send needs}.
+ * done(change, body): show what the server answered; kept(change): a change kept by a reload,
+ * before it is sent again. A change: {li, kind: 'edit' | 'delete' | 'reaction', method, url,
+ * body?, text?, emoji?, mine?} (mine: an edit's texts this page sent for the message, kept with it).
  * Returns { add(change, outcome), carry(change, inflight), busy() }.
  */
-export function UnsavedChanges(root, { timeoutMs, send, done }) {
-  const retries = Retries(root, { timeoutMs });
+export function UnsavedChanges(root, { timeoutMs, send, done, kept = () => {} }) {
+  const retries = Retries(root, { timeoutMs, onChange: save });
   const queue = retries.queue;
+  const key = storageKey(root);
+  const FIELDS = ['kind', 'method', 'url', 'body', 'text', 'emoji', 'mine'];
+
+  function save() {
+    try {
+      const changes = queue.map((entry) => Object.fromEntries([['id', entry.li.dataset.id],
+        ...FIELDS.filter((name) => entry[name] !== undefined).map((name) => [name, entry[name]])]));
+      if (changes.length) sessionStorage.setItem(key, JSON.stringify({ writer: root.dataset.me, changes }));
+      else sessionStorage.removeItem(key);
+      for (const entry of queue) delete entry.line.dataset.unkept;
+    } catch (err) {
+      // Storage off or full: kept on this page only, and a reload would lose them (signout.js
+      // LeaveGuard asks first for these).
+      for (const entry of queue) entry.line.dataset.unkept = '';
+    }
+  }
+
+  // The message of a kept change, or (not on this page) a stand-in for it at the end of the log.
+  function messageOf(id) {
+    const shown = root.querySelector(`[data-messages] li.msg[data-id="${CSS.escape(id)}"]`);
+    if (shown) return shown;
+    let away = root.querySelector('[data-changes-away]');
+    if (!away) {
+      away = document.createElement('ol');
+      away.className = 'messages changes-away';
+      away.dataset.changesAway = '';
+      away.setAttribute('aria-live', 'polite');
+      root.querySelector('[data-messages]').after(away);
+    }
+    const li = document.createElement('li');
+    li.className = 'change-away';
+    li.dataset.id = id;
+    li.dataset.away = '';
+    const note = document.createElement('p');
+    note.className = 'away-note';
+    note.textContent = STRINGS.away;
+    li.append(note);
+    away.append(li);
+    return li;
+  }
+
+  // A stand-in with nothing left waiting on it goes.
+  function tidy(li) {
+    if ('away' in li.dataset && !li.querySelector('[data-pending-change]')) li.remove();
+  }
 
   function render(entry) {
     const line = document.createElement('p');
@@ -66,6 +124,7 @@ export function UnsavedChanges(root, { timeoutMs, send, done }) {
   function forget(entry) {
     retries.drop(entry);
     entry.line.remove();
+    tidy(entry.li);
   }
 
   function entryOf(change) {
@@ -77,7 +136,7 @@ export function UnsavedChanges(root, { timeoutMs, send, done }) {
       ...change,
       send: (signal) => send(entry, signal),
       show: (what) => show(entry, what),
-      sent(result) { entry.line.remove(); done(entry, result.body); },
+      sent(result) { entry.line.remove(); done(entry, result.body); tidy(entry.li); },
       // Refused (too late to edit, edited elsewhere meanwhile: edit_conflict, signed out...): the
       // server's sentence stays, with an edit's typed text, until dismissed.
       refused({ response, body }) {
@@ -104,8 +163,24 @@ export function UnsavedChanges(root, { timeoutMs, send, done }) {
     }
   });
   root.addEventListener('chat:signed-out', () => {
-    for (const line of root.querySelectorAll('[data-pending-change]')) line.remove();
+    for (const line of root.querySelectorAll('[data-pending-change], [data-changes-away]')) line.remove();
+    try { sessionStorage.removeItem(key); } catch (err) { /* storage off */ }
   });
+
+  // Kept by a reload (or a phone that discarded the tab): its writer's changes are sent again,
+  // as they were.
+  try {
+    const saved = JSON.parse(sessionStorage.getItem(key) || 'null');
+    if (saved && saved.writer && saved.writer === root.dataset.me) {
+      for (const fields of saved.changes || []) {
+        if (!fields.id || !['edit', 'delete', 'reaction'].includes(fields.kind)) continue;
+        const change = { li: messageOf(fields.id) };
+        for (const name of FIELDS) if (fields[name] !== undefined) change[name] = fields[name];
+        kept(change);
+        retries.add(entryOf(change), null);
+      }
+    } else if (saved) sessionStorage.removeItem(key);
+  } catch (err) { /* storage off, or unreadable: nothing kept */ }
 
   return {
     /** Wait on the message (after a failed attempt, or behind the others when ``outcome`` is null). */
