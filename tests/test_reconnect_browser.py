@@ -337,15 +337,20 @@ def test_an_edit_waiting_survives_a_reload_and_is_saved_after_it(open_room, serv
     assert dialogs == []  # kept in the tab: the reload had nothing to ask about
 
 
+def a_deletion_waiting(li):
+    """Delete message ``li`` from its menu while DELETEs are refused: it waits on the message."""
+    li.locator("[data-actions] > summary").click()
+    li.get_by_role("button", name="Delete message").click()
+    li.get_by_role("button", name="Yes, delete it").click()
+    expect(li.locator(UNSAVED)).to_have_count(1)
+
+
 def test_a_deletion_waiting_survives_a_reload_instead_of_being_quietly_undone(open_room, server, room):
     page = open_room(unique("ann"))
     send(page, "delete me")
     refuse(page, "DELETE")
     li = page.locator("main.room li.msg").first
-    li.locator("[data-actions] > summary").click()
-    li.get_by_role("button", name="Delete message").click()
-    li.get_by_role("button", name="Yes, delete it").click()
-    expect(li.locator(UNSAVED)).to_have_count(1)
+    a_deletion_waiting(li)
 
     page.reload()
     expect(li.locator(UNSAVED).locator("[data-pending-status]")).to_have_text("Not deleted yet — will retry.")
@@ -393,10 +398,7 @@ def test_a_change_kept_for_a_message_the_reloaded_page_does_not_show_is_still_do
     send(page, "further back soon")
     refuse(page, "DELETE")
     li = page.locator("main.room li.msg").first
-    li.locator("[data-actions] > summary").click()
-    li.get_by_role("button", name="Delete message").click()
-    li.get_by_role("button", name="Yes, delete it").click()
-    expect(li.locator(UNSAVED)).to_have_count(1)
+    a_deletion_waiting(li)
     for n in range(50):  # a room page shows the last 50 (ROOM_PAGE_MESSAGES)
         publish(server, room, "later %d" % n)
 
