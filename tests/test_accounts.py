@@ -702,3 +702,16 @@ def test_a_used_accounts_session_keeps_its_account_able_to_end_it(server, app, r
     assert browser.request("GET", "/session")[0] == 200  # a use slides the session...
     assert redis_client.ttl(keys.PersonKeys(sid).session) > lifetime - 60
     assert redis_client.ttl(listed) > lifetime - 60  # ...and its account's list with it
+
+
+def test_a_used_session_is_named_again_by_an_account_list_that_lapsed(server, app, redis_client):
+    # A list that lapsed before sessions slid it along (the release before) names them again.
+    browser = account_holder(server, "lps")
+    with app.app_context():
+        listed = accounts.sessions_key(services(app).accounts.id_for(browser.name))
+    (sid,) = redis_client.smembers(listed)
+    lifetime = redis_client.ttl(keys.PersonKeys(sid).session)
+    redis_client.delete(listed)
+    redis_client.expire(keys.PersonKeys(sid).session, lifetime // 2)
+    assert browser.request("GET", "/session")[0] == 200
+    assert redis_client.smembers(listed) == {sid}

@@ -11,6 +11,7 @@ import time
 import uuid
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 
 from app.ops import cli
@@ -642,6 +643,17 @@ def test_without_javascript_a_direct_message_sent_again_after_back_is_asked_firs
     expect(ann.locator("[data-conversation] li.msg .text")).to_have_text(["only once, bob", "only once, bob"])
 
 
+def _went_back(page):
+    """Press Back; False while the page is still between renderers (the error page's swap)."""
+    try:
+        page.go_back()
+    except PlaywrightError as exc:
+        if "Not attached to an active page" not in str(exc):
+            raise
+        return False
+    return True
+
+
 def test_without_javascript_a_post_the_network_refused_comes_back_on_back_and_sends_once(
         open_room, server, room):
     relay = Relay(server.port)
@@ -651,8 +663,9 @@ def test_without_javascript_a_post_the_network_refused_comes_back_on_back_and_se
         relay.cut()
         with page.expect_event("framenavigated", lambda frame: frame.url.startswith("chrome-error")):
             page.click(ROOM_SEND, no_wait_after=True)  # Chromium's own "can't reach" page
+        page.wait_for_load_state()
         relay.restore()
-        page.go_back()
+        wait_until(lambda: _went_back(page), 10)
         expect(page.locator("#text")).to_have_value("not lost")
         assert submit(page, ROOM_SEND).status == 303
         assert [m["text"] for m in history(server, room)] == ["not lost"]

@@ -430,9 +430,11 @@ def test_a_change_kept_for_one_person_is_never_sent_for_another(open_room, serve
     refuse(page, "PATCH")
     edit(page.locator("main.room li.msg").first, "ann's, corrected")
     expect(page.locator(UNSAVED)).to_have_count(1)
-    sign_in_over_http(page.context, unique("bob"))  # the session is bob's now; the tab kept ann's edit
+    bob = unique("bob")
+    sign_in_over_http(page.context, bob)  # the session is bob's now; the tab kept ann's edit
 
     page.reload()
+    expect(page.locator("[data-whoami]")).to_have_text(bob)  # (the page may reload itself too)
     expect(page.locator(STATUS)).to_have_attribute("data-state", "connected")
     expect(page.locator(UNSAVED)).to_have_count(0)
     assert page.evaluate("Object.keys(sessionStorage).filter(k => k.startsWith('ripple-changes:'))") == []
@@ -479,3 +481,12 @@ def test_an_edit_after_ones_own_edit_whose_answer_was_lost_is_no_conflict(open_r
     expect(li.locator(".text")).to_have_text("third draft", timeout=RECONNECT_MS)
     expect(li.locator(UNSAVED)).to_have_count(0)  # not "changed elsewhere": it was this page's own
     assert [m["text"] for m in history(server, room)] == ["third draft"]
+
+
+def test_signing_out_from_the_lobby_counts_the_post_waiting_for_a_room(open_room):
+    # The lobby's Sign out forgets the posts this tab keeps for rooms' pages too (session.js).
+    page = open_room(unique("ann"))
+    a_post_waiting(page)
+    page.goto("/")
+    page.get_by_role("button", name="Sign out", exact=True).click()
+    expect(page.locator("[data-signout-warning]")).to_contain_text("1 message or change of yours is not sent yet.")

@@ -1,5 +1,4 @@
 """Direct messages: POST /users/<name>/messages reaches every open stream of that person only."""
-import json
 import logging
 import time
 import uuid
@@ -102,13 +101,8 @@ def _sent_just_now(sender, held, text, key, uid):
     if sender[1] is None or store.sent_direct(sender, held, text, key, uid):
         return False
     since_ms = int(time.time() * 1000) - api.JUST_NOW_SECONDS * 1000
-    for raw in reversed(store.directs(sender[1], 20)):
-        message = json.loads(raw)
-        if message.get("ts", 0) < since_ms:
-            break
-        if message.get("from") == sender[0] and message.get("to") == held and message.get("text") == text:
-            return True
-    return False
+    return any(message.get("from") == sender[0] and message.get("to") == held and message.get("text") == text
+               for message in store.logged_since(keys.PersonKeys(sender[1]), since_ms))
 
 
 def _account_sessions(recipient):

@@ -176,10 +176,10 @@ class Sessions:
             if not isinstance(record["exp"], int) or record["exp"] <= time.time():
                 return None
         if refresh:
-            self._slide(key, record, left_ms)
+            self._slide(key, record, left_ms, sid)
         return record
 
-    def _slide(self, key, record, left_ms):
+    def _slide(self, key, record, left_ms, sid):
         """Push a used session's expiry back to its full lifetime (a token's: to its ``exp``),
         but only once it has run down by a tenth of that or an hour, whichever is less: a
         request costs a read, not a write (to the AOF and every replica) each time. An
@@ -194,7 +194,9 @@ class Sessions:
             else:
                 pipe.pexpire(key, self.lifetime * 1000)
             if record.get("account"):  # its other sessions expire within a lifetime from now too
-                pipe.expire(accounts.sessions_key(record["account"]), self.lifetime)
+                listed = accounts.sessions_key(record["account"])
+                pipe.sadd(listed, sid)  # named again should the list have lapsed before this release
+                pipe.expire(listed, self.lifetime)
             pipe.execute()
 
     def name_of(self, sid, refresh=True):

@@ -345,6 +345,17 @@ class Store:
         return self._append(keys.PersonKeys(sender[1]), body, sender[0], idempotency_key, "@", expiry=expiry,
                             digest=digest, uid=uid)
 
+    def logged_since(self, k, since_ms, most=1000):
+        """The messages log ``k`` (a room's or a person's) took in since ``since_ms`` (ms since
+        the epoch), newest first, as stored (dicts; change events left out; at most ``most``):
+        what a person sent just now (app/web/api.py SentJustNow)."""
+        found = []
+        for mid, fields in self.redis.xrevrange(k.log, max="+", min="%d-0" % since_ms, count=most):
+            fields = entry_fields(fields)
+            if "e" not in fields:
+                found.append(json.loads(messages.assemble(mid, fields["m"])))
+        return found
+
     def sent_direct(self, sender, recipient_name, text, idempotency_key, uid=None):
         """Tell whether ``sender`` (name, session id) stored this direct message to
         ``recipient_name`` with ``idempotency_key`` already (its own log remembers it); raises

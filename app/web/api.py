@@ -94,8 +94,10 @@ def post_message(room):
         gate.give_back_slow_wait()
         headers, code = getattr(exc, "headers", None), getattr(exc, "code", None)
         if page:
+            # Asked, or asked before and sent anyway (a refusal now must not ask again).
+            again = isinstance(exc, SentJustNow) or request.form.get("again") == "1"
             answer, status = pages.room_page(room, error=str(exc), text=text, status=exc.status, key=kept_key(key),
-                                             again=isinstance(exc, SentJustNow))
+                                             again=again)
             return answer, status, headers or {}
         return json_error(exc.status, str(exc), headers, code)
     except redis.RedisError as exc:
@@ -104,7 +106,8 @@ def post_message(room):
             raise  # errors.py answers 503 (or 504 when the outcome is unknown) + Retry-After
         services().outage.failed("post", exc)
         status, sentence = form_post_failure(exc, bool(g.get("storing")))
-        page, status = pages.room_page(room, error=sentence, text=text, status=status, key=kept_key(key))
+        page, status = pages.room_page(room, error=sentence, text=text, status=status, key=kept_key(key),
+                                       again=request.form.get("again") == "1")
         return page, status, {"Retry-After": str(current_app.config["REDIS_RETRY_AFTER"])}
     services().metrics.published.labels("room").inc()
     if grant is None:
@@ -192,20 +195,16 @@ class SentJustNow(messages.Invalid):
 def _sent_just_now(room, text, reply_to_id, user, storing_key):
     """Tell whether this session's person posted ``text`` (answering ``reply_to_id``) to ``room``
     within JUST_NOW_SECONDS with another key (the same form sent again is the same key: the
-    store answers it with the message it stored). Two reads, on the plain form's path only."""
+    store answers it with the message it stored). Any of the person's posts of those minutes
+    counts, not only the last: Back may reach any page of them. Two reads, on the plain form's
+    path only."""
     uid, store = identity.uid(), services().store
     if uid is None or store.prior(room, user, storing_key, text, reply_to_id, uid) is not None:
         return False
     since_ms = int(time.time() * 1000) - JUST_NOW_SECONDS * 1000
-    recent, _ = store.page(room, limit=20)
-    for raw in reversed(recent):
-        message = json.loads(raw) if isinstance(raw, str) else raw
-        if message.get("ts", 0) < since_ms:
-            break
-        if (message.get("uid") == uid and message.get("text") == text and not message.get("deleted")
-                and (message.get("reply_to") or {}).get("id", "") == (reply_to_id or "")):
-            return True
-    return False
+    return any(message.get("uid") == uid and message.get("text") == text
+               and (message.get("reply_to") or {}).get("id", "") == (reply_to_id or "")
+               for message in store.logged_since(keys.RoomKeys(room), since_ms))
 
 
 def kept_key(key):

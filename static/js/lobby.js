@@ -1,6 +1,7 @@
 // The lobby: local times, and who is signed in kept true across this browser's tabs.
 import { announceSession, SessionWatch, SignedOutView } from './session.js';
 import { Sidebar } from './sidebar.js';
+import { SignOutGuard } from './signout.js';
 import { LocalTimes } from './times.js';
 
 const root = document.querySelector('main.lobby');
@@ -8,4 +9,5 @@ LocalTimes(document);
 Sidebar(document.querySelector('[data-sidebar]'), root);
 SessionWatch(root);
 SignedOutView(root);
+SignOutGuard(document.querySelector('form.whoami'));  // posts kept for rooms' pages
 announceSession(root.dataset.me || '');  // after "Sign out" in another tab: nobody

@@ -1,7 +1,9 @@
 // The Mentions page: times in the reader's own time zone.
+import { SignOutGuard } from './signout.js';
 import { LocalTimes } from './times.js';
 
 LocalTimes(document);
+SignOutGuard(document.querySelector('form.whoami'));  // posts kept for rooms' pages
 
 // Back or Forward may show this page from the browser's memory as it was: it lists one
 // person's mentions (private rooms' excerpts too), so it is asked for again, for whoever is

@@ -16,6 +16,7 @@ const WAITING = '[data-pending] li:not([hidden]):not([data-state=refused]), '
 const STORED = 'ripple-pending:';
 
 function storedElsewhere() {
+  const me = document.querySelector('[data-me]')?.dataset.me;
   const here = new Set([...document.querySelectorAll('form[data-form]')]
     .map((f) => STORED + new URL(f.action, location.href).pathname));
   const room = document.querySelector('main.room[data-history-url]');
@@ -26,6 +27,8 @@ function storedElsewhere() {
     if (!(key?.startsWith(STORED) || key?.startsWith(CHANGES)) || here.has(key)) continue;
     try {
       const kept = JSON.parse(sessionStorage.getItem(key));
+      // Another writer's (signed out without JavaScript) are dropped, never sent: not counted.
+      if (me !== undefined && kept?.writer !== me) continue;
       n += (kept?.posts || kept?.changes || []).length;
     } catch { /* not one of ours */ }
   }
