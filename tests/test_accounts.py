@@ -689,14 +689,20 @@ def test_direct_messages_carry_their_authors_stable_id_and_mark_a_guest(server, 
     assert conversation.count('class="guest"') == 1  # the guest's message, not the account's
 
 
-def test_a_used_accounts_session_keeps_its_account_able_to_end_it(server, app, redis_client):
-    # Disabling an account (or signing out everywhere) ends the sessions its list names: a
-    # session kept alive by use must keep that list alive too, or it outlives it, unreachable.
-    browser = account_holder(server, "lst")
+def account_session(server, app, redis_client, prefix):
+    """A fresh account's browser, its account's list of sessions (key), its one session id and
+    that session's lifetime (s)."""
+    browser = account_holder(server, prefix)
     with app.app_context():
         listed = accounts.sessions_key(services(app).accounts.id_for(browser.name))
     (sid,) = redis_client.smembers(listed)
-    lifetime = redis_client.ttl(keys.PersonKeys(sid).session)
+    return browser, listed, sid, redis_client.ttl(keys.PersonKeys(sid).session)
+
+
+def test_a_used_accounts_session_keeps_its_account_able_to_end_it(server, app, redis_client):
+    # Disabling an account (or signing out everywhere) ends the sessions its list names: a
+    # session kept alive by use must keep that list alive too, or it outlives it, unreachable.
+    browser, listed, sid, lifetime = account_session(server, app, redis_client, "lst")
     for key in (keys.PersonKeys(sid).session, listed):  # both run down, as after weeks of use
         redis_client.expire(key, lifetime // 2)
     assert browser.request("GET", "/session")[0] == 200  # a use slides the session...
@@ -706,11 +712,7 @@ def test_a_used_accounts_session_keeps_its_account_able_to_end_it(server, app, r
 
 def test_a_used_session_is_named_again_by_an_account_list_that_lapsed(server, app, redis_client):
     # A list that lapsed before sessions slid it along (the release before) names them again.
-    browser = account_holder(server, "lps")
-    with app.app_context():
-        listed = accounts.sessions_key(services(app).accounts.id_for(browser.name))
-    (sid,) = redis_client.smembers(listed)
-    lifetime = redis_client.ttl(keys.PersonKeys(sid).session)
+    browser, listed, sid, lifetime = account_session(server, app, redis_client, "lps")
     redis_client.delete(listed)
     redis_client.expire(keys.PersonKeys(sid).session, lifetime // 2)
     assert browser.request("GET", "/session")[0] == 200
