@@ -317,13 +317,20 @@ def refuse(page, method):
                if route.request.method == method else route.fallback())
 
 
+def an_edit_waiting(page, text):
+    """Edit the page's first message to ``text`` while PATCHes are refused: it waits on the
+    message (returned)."""
+    refuse(page, "PATCH")
+    li = page.locator("main.room li.msg").first
+    edit(li, text)
+    expect(li.locator(UNSAVED)).to_have_count(1)
+    return li
+
+
 def test_an_edit_waiting_survives_a_reload_and_is_saved_after_it(open_room, server, room, dialogs):
     page = open_room(unique("ann"))
     send(page, "mine")
-    refuse(page, "PATCH")
-    li = page.locator("main.room li.msg").first
-    edit(li, "mine, corrected at length")
-    expect(li.locator(UNSAVED)).to_have_count(1)
+    li = an_edit_waiting(page, "mine, corrected at length")
 
     page.reload()  # it was forgotten: the typed edit lost, the message as it was
     expect(page.locator(STATUS)).to_have_attribute("data-state", "connected")
@@ -378,10 +385,7 @@ def test_a_reaction_waiting_survives_a_reload_and_is_saved_after_it(open_room, s
 def test_an_edit_kept_by_a_reload_still_starts_from_the_version_it_started_from(open_room, server, room):
     phone = open_room(unique("ann"))
     send(phone, "first draft")
-    refuse(phone, "PATCH")
-    on_phone = phone.locator("main.room li.msg").first
-    edit(on_phone, "the phone's text")
-    expect(on_phone.locator(UNSAVED)).to_have_count(1)
+    on_phone = an_edit_waiting(phone, "the phone's text")
     laptop = the_same_person_elsewhere(phone, server, room)
     edit(laptop.locator("main.room li.msg").first, "the laptop's newer text")
     expect(laptop.locator("main.room li.msg .text")).to_have_text("the laptop's newer text")
@@ -415,9 +419,7 @@ def test_a_change_kept_for_a_message_the_reloaded_page_does_not_show_is_still_do
 def test_signing_out_forgets_the_changes_kept_in_the_tab(open_room):
     page = open_room(unique("ann"))
     send(page, "mine")
-    refuse(page, "PATCH")
-    edit(page.locator("main.room li.msg").first, "not for the next person")
-    expect(page.locator(UNSAVED)).to_have_count(1)
+    an_edit_waiting(page, "not for the next person")
     page.get_by_role("button", name="Sign out", exact=True).click()
     page.get_by_role("button", name="Sign out anyway").click()
     expect(page.locator("[data-whoami]")).to_have_count(0)
@@ -427,9 +429,7 @@ def test_signing_out_forgets_the_changes_kept_in_the_tab(open_room):
 def test_a_change_kept_for_one_person_is_never_sent_for_another(open_room, server, room):
     page = open_room(unique("ann"))
     send(page, "ann's")
-    refuse(page, "PATCH")
-    edit(page.locator("main.room li.msg").first, "ann's, corrected")
-    expect(page.locator(UNSAVED)).to_have_count(1)
+    an_edit_waiting(page, "ann's, corrected")
     bob = unique("bob")
     sign_in_over_http(page.context, bob)  # the session is bob's now; the tab kept ann's edit
 
@@ -447,10 +447,7 @@ def test_leaving_the_page_with_an_edit_the_tab_could_not_keep_asks_first(open_ro
     # Kept in the page only (the tab's storage refused it): a reload would forget it.
     page = open_room(unique("ann"), before_load=lambda page: page.add_init_script(STORAGE_OFF))
     send(page, "mine")
-    refuse(page, "PATCH")
-    li = page.locator("main.room li.msg").first
-    edit(li, "mine, corrected")
-    expect(li.locator(UNSAVED)).to_have_count(1)
+    an_edit_waiting(page, "mine, corrected")
     with page.expect_event("dialog") as asked:
         page.close(run_before_unload=True)
     assert asked.value.type == "beforeunload"

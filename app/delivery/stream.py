@@ -333,8 +333,7 @@ def _replay(hub, sub, live):
         if person is not None:
             alive = batch.add(lambda pipe: hub.sessions.alive_reads(pipe, sub.sid))
         if gate is not None:
-            closing = batch.add(gate.opening_reads) if gate.check_reads is not None else \
-                functools.partial(gate.closing, b"access", b"")
+            closing = batch.add(gate.opening_reads)
         room_read = batch.add(lambda pipe: store.replay_reads(pipe, live.room_keys, room_after, sub.backlog))
         if person is not None:
             direct_read = batch.add(lambda pipe: store.replay_reads(pipe, person, direct_after, direct_backlog))

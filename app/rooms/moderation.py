@@ -270,14 +270,14 @@ class StreamGate:
 
     __slots__ = ("room", "who", "check", "checks_on_open", "reads", "check_reads")
 
-    def __init__(self, room, who, check, checks_on_open=True, reads=None, check_reads=None):
+    def __init__(self, room, who, check, check_reads, checks_on_open=True, reads=None):
         self.room, self.check, self.checks_on_open = room, check, checks_on_open
         self.who = frozenset(w.encode() for w in who if w)
         self.reads, self.check_reads = reads, check_reads
 
     def opening_reads(self, pipe):
         """Queue on ``pipe`` the look a stream takes once subscribed (``closing(b"access",
-        b"")``'s, needs ``check_reads``); returns finish(replies) -> its last frame, or None."""
+        b"")``'s); returns finish(replies) -> its last frame, or None."""
         finish = self.check_reads(pipe)
 
         def closing(replies):

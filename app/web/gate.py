@@ -373,8 +373,7 @@ def stream_gate_of(registry, room, found, uid, where, name=None, admin=False):
     # Checked once more after subscribing (a ban between this look and the subscription would
     # otherwise be missed) when there is anyone to ban or any record to change.
     return moderation.StreamGate(room, [f for f in records.ban_fields(uid, where, name) if f != "-"], check,
-                                 checks_on_open=found.exists or uid is not None, reads=reads,
-                                 check_reads=check_reads)
+                                 check_reads, checks_on_open=found.exists or uid is not None, reads=reads)
 
 
 def readable(room_names):

@@ -343,8 +343,7 @@ class PersonAdmission:
             return
         if reply[0] == 1:
             self.presence.admitted(reply[1])
-        sessions = reply[3] if reply[0] == 1 and len(reply) > 3 else None
-        self.done, self.result = True, (self.conn, reply[2], sessions) if reply[0] == 1 else None
+        self.done, self.result = True, (self.conn, reply[2], reply[3]) if reply[0] == 1 else None
 
 
 # The WSGI environ's key under which app/web/faststream.py hands Flask's path the PersonAdmission
