@@ -80,7 +80,9 @@ def test_latency_smoke(server):
     _assert_clean(result, 5)
     assert result["messages_acked"] == 10
     assert result["events_by_name"]["ready"] == 5
-    assert result["server"]["cpu_us_per_delivery"] > 0
+    # Reported, not judged: the workers' CPU times tick in 10 ms, and 50 deliveries (~1 ms of
+    # work) may fall within one tick and read 0 (the benchmark's runs are long enough to count).
+    assert result["server"]["cpu_us_per_delivery"] >= 0
 
 
 def test_throughput_smoke(server):
