@@ -5,7 +5,8 @@
 Each run: a fresh Redis and Ripple (bench/servers.py, the grid's settings) from that tree,
 ``size`` streams in 10 rooms with a post per room every 500 ms, ``kill -HUP`` of the master
 (bench/storm.py), then one line per run: the label, the time (UTC), the share of clients back
-and caught up at p50/p99/p100 (s after the signal), lost and duplicated messages. Trees come
+and caught up at p50/p99/p100 (s after the signal), lost and duplicated messages, and the
+posts sent meanwhile: how many, failed, over 1 s, the slowest. Trees come
 from ``git archive <commit> | tar -x -C /tmp/treeA``.
 """
 import argparse
@@ -50,10 +51,13 @@ def main():
         label, _, root = run.partition("=")
         result = storm(root, args.size)
         back = result.get("back_s") or {}
-        print("%s %s back p50 %s p99 %s p100 %s s, lost %s, duplicated %s%s" % (
-            label, time.strftime("%H:%M:%S", time.gmtime()), back.get("p50"), back.get("p99"),
-            back.get("p100"), result.get("lost"), result.get("duplicates"),
-            "" if "error" not in result else ", error: " + result["error"]), flush=True)
+        posts = result.get("posts") or {}
+        print("%s %s back p50 %s p99 %s p100 %s s, lost %s, duplicated %s, posts %s failed %s "
+              "over 1 s %s slowest %s s%s" % (
+                  label, time.strftime("%H:%M:%S", time.gmtime()), back.get("p50"), back.get("p99"),
+                  back.get("p100"), result.get("lost"), result.get("duplicates"), posts.get("total"),
+                  posts.get("failed"), posts.get("stalled_over_1s"), posts.get("slowest_s"),
+                  "" if "error" not in result else ", error: " + result["error"]), flush=True)
 
 
 if __name__ == "__main__":
