@@ -610,7 +610,8 @@ def test_without_javascript_send_after_back_asks_before_sending_the_same_text_tw
     page.go_back()
     page.fill("#text", "sent once")  # what the browser puts back (Chromium does; set it to be sure)
     assert submit(page, ROOM_SEND).status == 409
-    expect(page.locator("main.room [data-error]")).to_contain_text("You sent this message a moment ago")
+    expect(page.locator("main.room [data-note]")).to_contain_text("You sent this message a moment ago")
+    expect(page.locator("main.room [data-error]")).to_be_hidden()  # a question, not an error
     expect(page.locator("#text")).to_have_value("sent once")
     assert [m["text"] for m in history(server, room)] == ["sent once"]
 
@@ -636,7 +637,8 @@ def test_without_javascript_a_direct_message_sent_again_after_back_is_asked_firs
     ann.go_back()
     ann.fill(DM_TEXT, "only once, bob")  # what the browser puts back
     assert submit(ann, DM_SEND).status == 409
-    expect(ann.locator("[data-conversation] [data-error]")).to_contain_text("You sent this message a moment ago")
+    expect(ann.locator("[data-conversation] [data-note]")).to_contain_text("You sent this message a moment ago")
+    expect(ann.locator("[data-conversation] [data-error]")).to_be_hidden()
     expect(ann.locator(DM_TEXT)).to_have_value("only once, bob")
     expect(ann.locator("[data-conversation] li.msg .text")).to_have_text(["only once, bob"])
     assert submit(ann, DM_SEND).status == 303  # meant: sent once more

@@ -149,3 +149,32 @@ def test_a_reply_of_the_same_words_to_another_message_is_not_asked(server, room)
     assert form_post(ann, room, "yes", reply_to=first)[0] == 303
     assert form_post(ann, room, "yes", reply_to=second)[0] == 303
     assert form_post(ann, room, "yes", reply_to=second)[0] == 409
+
+
+QUESTION = "You sent this message a moment ago."
+
+
+def composer_of(page, action):
+    """The composer form that posts to ``action`` (the room's, or a conversation's)."""
+    start = page.index('action="%s"' % action)
+    return page[start:page.index("</form>", start)]
+
+
+def test_the_rooms_question_is_a_notice_not_an_error(server, room):
+    ann = person(server, "an" + room[-8:])
+    assert form_post(ann, room, "asked, not refused")[0] == 303
+    status, page = form_post(ann, room, "asked, not refused")
+    assert status == 409
+    composer = composer_of(page, "/rooms/%s/messages" % room)
+    assert re.search(r'<p class="note" role="status" data-note>%s' % QUESTION, composer)
+    assert '<p class="error" role="alert" data-error hidden></p>' in composer
+
+
+def test_a_direct_messages_question_is_a_notice_not_an_error(server, room):
+    ann, bob = person(server, "an" + room[-8:]), person(server, "bo" + room[-8:])
+    assert dm_form(ann, bob.name, room, "asked privately")[0] == 303
+    status, page = dm_form(ann, bob.name, room, "asked privately")
+    assert status == 409
+    composer = composer_of(page, "/users/%s/messages?room=%s" % (urllib.parse.quote(bob.name), room))
+    assert re.search(r'<p class="note" role="status" data-note>%s' % QUESTION, composer)
+    assert '<p class="error" role="alert" data-error hidden></p>' in composer

@@ -95,9 +95,10 @@ def post_message(room):
         headers, code = getattr(exc, "headers", None), getattr(exc, "code", None)
         if page:
             # Asked, or asked before and sent anyway (a refusal now must not ask again).
-            again = isinstance(exc, SentJustNow) or request.form.get("again") == "1"
-            answer, status = pages.room_page(room, error=str(exc), text=text, status=exc.status, key=kept_key(key),
-                                             again=again)
+            asked = isinstance(exc, SentJustNow)  # a question, shown as a note, not an error
+            again = asked or request.form.get("again") == "1"
+            answer, status = pages.room_page(room, error=None if asked else str(exc), note=str(exc) if asked else None,
+                                             text=text, status=exc.status, key=kept_key(key), again=again)
             return answer, status, headers or {}
         return json_error(exc.status, str(exc), headers, code)
     except redis.RedisError as exc:
