@@ -674,3 +674,21 @@ def test_without_javascript_a_post_the_network_refused_comes_back_on_back_and_se
     finally:
         relay.close()
 
+
+
+# -- A permalink (?at=) whose message the room does not have --------------------------------------
+
+NOT_IN_ROOM = "The message this link points to is not in this room (it may have been deleted)."
+
+
+@pytest.mark.parametrize("script", [True, False], ids=["javascript", "no-javascript"])
+def test_a_permalink_to_a_message_not_in_the_room_says_so(open_room, server, room, script):
+    elsewhere = publish(server, room + "-other", "said in another room")["id"]
+    publish(server, room, "said here")
+    page = open_room(unique("ann"), java_script_enabled=script)
+    answer = page.goto("/rooms/%s?at=%s" % (room, elsewhere))
+    assert answer.status == 404
+    expect(page.get_by_role("alert").filter(has_text=NOT_IN_ROOM)).to_be_visible()
+    expect(page.locator(TEXTS)).to_have_text(["said here"])  # the room, around where it would be
+    if script:  # the page goes on working: its stream connects
+        expect(page.locator(STATUS)).to_have_attribute("data-state", "connected")

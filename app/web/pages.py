@@ -71,6 +71,9 @@ def go():
 # A permalink or a page link (?at=, ?before=, ?after=) that is not one: said to a person who
 # followed a link, so no parameter names or id formats (the history API says those: api.BAD_BOUND).
 BROKEN_LINK = N_("This link does not point to a message in this room.")
+# A permalink (?at=) of the right shape whose message the room does not have: another room's, or
+# one no longer kept. The page around where it would be, with this sentence (404).
+NOT_IN_ROOM = N_("The message this link points to is not in this room (it may have been deleted).")
 
 
 @bp.get("/rooms/<room>")
@@ -184,6 +187,8 @@ def room_page(room, error=None, text="", status=200, key=None, before=None, othe
         sidebar, first_unread = None, None
     now = int(time.time() * 1000)
     shown = [json.loads(raw) for raw in found]
+    if at is not None and not unavailable and all(m["id"] != keys.format_stream_id(at) for m in shown):
+        notice, status = notice or NOT_IN_ROOM, 404 if status == 200 else status
     if user and user not in online:
         # This page is the person's presence until its stream (if any) says so; without
         # JavaScript there is no stream at all, and the list must still show them.
