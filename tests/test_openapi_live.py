@@ -2,9 +2,10 @@
 
 tests/test_fuzz.py fuzzes the app through Werkzeug's test client and leaves the event stream out;
 here a developer's first calls go to real servers (the session's 2-worker Gunicorn, and one with
-tight limits for the refusals): each answer's status must be documented for its route, its body
-must match the documented schema, an error must carry its stable ``code``, and every header the
-documentation declares for that answer (``Retry-After``) must be there.
+tight limits for the refusals): each answer's status must be documented for its route, its
+content type among that answer's, its body must match the documented schema, an error must
+carry its stable ``code``, and every header the documentation declares for that answer
+(``Retry-After``) must be there.
 """
 import uuid
 from pathlib import Path
@@ -48,6 +49,10 @@ def conforms(method, template, response):
     for name in answer.get("headers", {}):
         assert name in response.headers, "%s %s %s lacks the documented %s header" % (
             method, template, status, name)
+    media = response.headers.get("Content-Type", "").split(";")[0]
+    if answer.get("content") and media:  # a page where only JSON is documented is no conformance
+        assert media in answer["content"], "%s %s %s answered %s, not documented (%s)" % (
+            method, template, status, media, sorted(answer["content"]))
     SPEC[template][method].validate_response(response)  # the body against its schema
     if response.status_code >= 400 and response.headers.get("Content-Type", "").startswith("application/json"):
         body = response.json()
@@ -222,3 +227,19 @@ def test_a_publishers_bad_bodies_are_refused_as_documented(server, room, content
             "/rooms/%s/messages" % room, content=body,
             headers={"Authorization": "Bearer " + TOKEN, "Content-Type": content_type}))
         assert refused.status_code == status
+
+
+def test_a_direct_message_form_asked_sent_just_now_is_as_documented(server, person, room):
+    # Its 409 was the shared NameLost (JSON only): a browser's form asked "sent just now?" gets
+    # the room page with the conversation open.
+    ann, bob = person("ann"), person("bob")
+    path = "/users/%s/messages" % bob.name
+    headers = {"Cookie": ann.cookie(), "Accept": "text/html", "X-CSRF-Token": ann.token}
+    with httpx.Client(base_url=server.url, timeout=10, headers=headers) as http:
+        for key, status in (("first", 303), ("second", 409)):
+            form = {"text": "once, bob", "idempotency_key": key, "next": "/rooms/" + room}
+            answered = conforms("POST", "/users/{name}/messages",
+                                http.post(path, params={"room": room}, data=form))
+            assert answered.status_code == status
+        assert answered.headers["Content-Type"].startswith("text/html")
+        assert "You sent this message a moment ago" in answered.text

@@ -610,7 +610,8 @@ def test_without_javascript_send_after_back_asks_before_sending_the_same_text_tw
     page.go_back()
     page.fill("#text", "sent once")  # what the browser puts back (Chromium does; set it to be sure)
     assert submit(page, ROOM_SEND).status == 409
-    expect(page.locator("main.room [data-error]")).to_contain_text("You sent this message a moment ago")
+    expect(page.locator("main.room [data-note]")).to_contain_text("You sent this message a moment ago")
+    expect(page.locator("main.room [data-error]")).to_be_hidden()  # a question, not an error
     expect(page.locator("#text")).to_have_value("sent once")
     assert [m["text"] for m in history(server, room)] == ["sent once"]
 
@@ -636,7 +637,8 @@ def test_without_javascript_a_direct_message_sent_again_after_back_is_asked_firs
     ann.go_back()
     ann.fill(DM_TEXT, "only once, bob")  # what the browser puts back
     assert submit(ann, DM_SEND).status == 409
-    expect(ann.locator("[data-conversation] [data-error]")).to_contain_text("You sent this message a moment ago")
+    expect(ann.locator("[data-conversation] [data-note]")).to_contain_text("You sent this message a moment ago")
+    expect(ann.locator("[data-conversation] [data-error]")).to_be_hidden()
     expect(ann.locator(DM_TEXT)).to_have_value("only once, bob")
     expect(ann.locator("[data-conversation] li.msg .text")).to_have_text(["only once, bob"])
     assert submit(ann, DM_SEND).status == 303  # meant: sent once more
@@ -672,3 +674,21 @@ def test_without_javascript_a_post_the_network_refused_comes_back_on_back_and_se
     finally:
         relay.close()
 
+
+
+# -- A permalink (?at=) whose message the room does not have --------------------------------------
+
+NOT_IN_ROOM = "The message this link points to is not in this room (it may have been deleted)."
+
+
+@pytest.mark.parametrize("script", [True, False], ids=["javascript", "no-javascript"])
+def test_a_permalink_to_a_message_not_in_the_room_says_so(open_room, server, room, script):
+    elsewhere = publish(server, room + "-other", "said in another room")["id"]
+    publish(server, room, "said here")
+    page = open_room(unique("ann"), java_script_enabled=script)
+    answer = page.goto("/rooms/%s?at=%s" % (room, elsewhere))
+    assert answer.status == 404
+    expect(page.get_by_role("alert").filter(has_text=NOT_IN_ROOM)).to_be_visible()
+    expect(page.locator(TEXTS)).to_have_text(["said here"])  # the room, around where it would be
+    if script:  # the page goes on working: its stream connects
+        expect(page.locator(STATUS)).to_have_attribute("data-state", "connected")

@@ -19,6 +19,7 @@ from ripple_client import (
     Busy,
     Client,
     ConnectionFailed,
+    EditConflict,
     Event,
     Message,
     Ready,
@@ -403,6 +404,37 @@ def test_a_bot_may_not_edit_someone_elses_message(server, ripple, room, scoped):
     assert caught.value.code == "not_yours_edit"
 
 
+def test_an_edit_from_an_older_version_raises_edit_conflict_with_the_text_now(server, room, scoped):
+    with Client(server.url, token=scoped) as bot, Client(server.url, token=scoped) as elsewhere:
+        sent = bot.publish(room, "v1")
+        newer = elsewhere.edit(room, sent["id"], "v2 from elsewhere")
+        with pytest.raises(EditConflict) as caught:
+            bot.edit(room, sent["id"], "v2 from here", base_edited_ts=0)  # started before that edit
+        assert (caught.value.status, caught.value.code) == (409, "edit_conflict")
+        assert (caught.value.text, caught.value.edited_ts) == ("v2 from elsewhere", newer["edited_ts"])
+        assert isinstance(caught.value, errors.Conflict)  # still a Conflict, for older callers
+        assert bot.history(room).messages[0].text == "v2 from elsewhere"  # nothing changed
+
+
+def test_an_edit_from_the_current_version_is_stored(server, room, scoped):
+    with Client(server.url, token=scoped) as bot:
+        sent = bot.publish(room, "v1")
+        first = bot.edit(room, sent["id"], "v2", base_edited_ts=0)
+        assert bot.edit(room, sent["id"], "v3", base_edited_ts=first["edited_ts"])["text"] == "v3"
+
+
+def test_the_async_client_raises_edit_conflict_too(server, room, scoped):
+    async def flow():
+        async with AsyncClient(server.url, token=scoped, backoff=FAST) as bot:
+            sent = await bot.publish(room, "v1")
+            newer = await bot.edit(room, sent["id"], "v2")
+            with pytest.raises(EditConflict) as caught:
+                await bot.edit(room, sent["id"], "v3", base_edited_ts=0)
+            return caught.value, newer
+    error, newer = asyncio.run(flow())
+    assert (error.text, error.edited_ts) == ("v2", newer["edited_ts"])
+
+
 def test_the_async_client_edits_and_deletes_too(server, room, scoped):
     async def flow():
         async with AsyncClient(server.url, token=scoped, backoff=FAST) as bot:
@@ -474,6 +506,12 @@ def test_each_status_has_its_error_type(status, body, kind, code):
     error = errors.from_response(status, {"retry-after": "5"}, body, "key")
     assert type(error) is kind and error.status == status and error.code == code
     assert error.retry_after == 5.0 and error.idempotency_key == "key" and error.message
+
+
+def test_an_edit_conflict_carries_the_messages_text_and_edited_ts_now():
+    error = errors.from_response(409, {}, b'{"error": "Changed.", "code": "edit_conflict", "text": "now",'
+                                          b' "edited_ts": 1700000000000}')
+    assert type(error) is EditConflict and (error.text, error.edited_ts) == ("now", 1700000000000)
 
 
 # --- How a subscription reads events and times its reconnects (no server needed) ---------------

@@ -109,6 +109,34 @@ def test_a_permalink_near_the_newest_is_a_live_page(server, room):
     assert "data-archive" not in page.decode()
 
 
+NOT_IN_ROOM = "The message this link points to is not in this room (it may have been deleted)."
+
+
+def test_a_permalink_to_a_message_of_another_room_says_it_is_not_in_this_room(server, room):
+    ann = signed_in(server, "ann")
+    elsewhere = ann.post(room + "-other", "said elsewhere")[1]["id"]
+    ann.post(room, "said here")
+    status, _, page = ann.request("GET", "/rooms/%s?at=%s" % (room, elsewhere), headers={"Accept": "text/html"})
+    page = page.decode()
+    assert status == 404
+    assert NOT_IN_ROOM in page and "said here<" in page  # the room around where it would be
+    assert "target" not in page.split('data-messages', 1)[1]  # nothing highlighted
+
+
+def test_a_permalink_to_a_message_in_this_room_says_nothing_is_missing(server, room):
+    ann = signed_in(server, "ann")
+    here = ann.post(room, "said here")[1]["id"]
+    status, _, page = ann.request("GET", "/rooms/%s?at=%s" % (room, here), headers={"Accept": "text/html"})
+    assert status == 200 and NOT_IN_ROOM not in page.decode()
+
+
+def test_the_missing_message_is_said_in_the_readers_language(server, room):
+    ann = signed_in(server, "ann")
+    _, _, page = ann.request("GET", "/rooms/%s?at=1700000000000-0" % room,
+                             headers={"Accept": "text/html", "Accept-Language": "zh-CN"})
+    assert "这个链接指向的消息不在本房间里（可能已被删除）。" in page.decode()
+
+
 def test_broken_permalinks_are_400(server, room):
     ann = signed_in(server, "ann")
     status, _, _ = ann.request("GET", "/rooms/%s?at=nope" % room, headers={"Accept": "text/html"})

@@ -11,6 +11,7 @@ from app.ops.services import services
 from app.people import accounts
 from app.web import opening
 
+from .support import TOKEN
 from .test_faststream import make_app
 from .web import Browser
 
@@ -149,3 +150,79 @@ def test_a_reply_of_the_same_words_to_another_message_is_not_asked(server, room)
     assert form_post(ann, room, "yes", reply_to=first)[0] == 303
     assert form_post(ann, room, "yes", reply_to=second)[0] == 303
     assert form_post(ann, room, "yes", reply_to=second)[0] == 409
+
+
+QUESTION = "You sent this message a moment ago."
+
+
+def composer_of(page, action):
+    """The composer form that posts to ``action`` (the room's, or a conversation's)."""
+    start = page.index('action="%s"' % action)
+    return page[start:page.index("</form>", start)]
+
+
+def test_the_rooms_question_is_a_notice_not_an_error(server, room):
+    ann = person(server, "an" + room[-8:])
+    assert form_post(ann, room, "asked, not refused")[0] == 303
+    status, page = form_post(ann, room, "asked, not refused")
+    assert status == 409
+    composer = composer_of(page, "/rooms/%s/messages" % room)
+    assert re.search(r'<p class="note" role="status" data-note>%s' % QUESTION, composer)
+    assert '<p class="error" role="alert" data-error hidden></p>' in composer
+
+
+def test_a_direct_messages_question_is_a_notice_not_an_error(server, room):
+    ann, bob = person(server, "an" + room[-8:]), person(server, "bo" + room[-8:])
+    assert dm_form(ann, bob.name, room, "asked privately")[0] == 303
+    status, page = dm_form(ann, bob.name, room, "asked privately")
+    assert status == 409
+    composer = composer_of(page, "/users/%s/messages?room=%s" % (urllib.parse.quote(bob.name), room))
+    assert re.search(r'<p class="note" role="status" data-note>%s' % QUESTION, composer)
+    assert '<p class="error" role="alert" data-error hidden></p>' in composer
+
+
+def test_a_program_posting_a_form_without_accept_is_never_asked(server, room):
+    # A session cookie and no Accept header: a program (a browser's form names text/html), so
+    # it is answered as pages are (303), and the same text again is stored again, as JSON is.
+    ann = person(server, "an" + room[-8:])
+    for key in ("first", "second"):
+        form = {"text": "a program's words", "idempotency_key": key + room}
+        assert ann.request("POST", "/rooms/%s/messages" % room, form=form)[0] == 303
+    assert texts(ann, room) == ["a program's words"] * 2
+
+
+def test_a_form_post_asking_for_json_is_never_asked(server, room):
+    ann = person(server, "an" + room[-8:])
+    for key in ("first", "second"):
+        form = {"text": "json please", "idempotency_key": key + room}
+        status, _, _ = ann.request("POST", "/rooms/%s/messages" % room, form=form,
+                                   headers={"Accept": "application/json"})
+        assert status == 201
+    assert texts(ann, room) == ["json please"] * 2
+
+
+def test_a_form_post_with_a_bearer_token_is_never_asked(server, room):
+    # The publish token, even beside a browser's session cookie and Accept: text/html.
+    ann = person(server, "an" + room[-8:])
+    for key in ("first", "second"):
+        form = {"text": "a bot's words", "user": "bot", "idempotency_key": key + room}
+        status, _, _ = ann.request("POST", "/rooms/%s/messages" % room, form=form,
+                                   headers={**HTML, "Authorization": "Bearer " + TOKEN})
+        assert status == 201
+    assert texts(ann, room) == ["a bot's words"] * 2
+
+
+def test_a_direct_form_post_asking_for_json_is_never_asked(server, room):
+    ann, bob = person(server, "an" + room[-8:]), person(server, "bo" + room[-8:])
+    path = "/users/%s/messages" % urllib.parse.quote(bob.name)
+    for key in ("first", "second"):
+        form = {"text": "json privately", "idempotency_key": key + room}
+        assert ann.request("POST", path, form=form, headers={"Accept": "application/json"})[0] == 201
+
+
+def test_a_program_posting_a_direct_form_without_accept_is_never_asked(server, room):
+    ann, bob = person(server, "an" + room[-8:]), person(server, "bo" + room[-8:])
+    path = "/users/%s/messages?room=%s" % (urllib.parse.quote(bob.name), room)
+    for key in ("first", "second"):
+        form = {"text": "a program, privately", "idempotency_key": key + room, "next": "/rooms/" + room}
+        assert ann.request("POST", path, form=form)[0] == 303

@@ -65,7 +65,7 @@ def post_direct(name):
             sids = [owner]
         if held is None:
             raise messages.Invalid(N_("No one called “%s” is here right now.") % recipient, 404)
-        if page and not bot and request.form.get("again") != "1" and _sent_just_now(sender, held, text, key, uid):
+        if page and not bot and api.asks_again() and _sent_just_now(sender, held, text, key, uid):
             g.ask_again = True  # the page the form comes back in sends it anyway (form_pages.page)
             raise api.SentJustNow()
         if sender[1] is None and own_key:

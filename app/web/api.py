@@ -60,8 +60,7 @@ def post_message(room):
         key = messages.check_idempotency_key(key)
         reply_to_id = request_reply_to()
         storing_key = messages.form_key(key, text, reply_to_id) if page and key else key
-        if page and grant is None and request.form.get("again") != "1" and \
-                _sent_just_now(room, text, reply_to_id, user, storing_key):
+        if page and grant is None and asks_again() and _sent_just_now(room, text, reply_to_id, user, storing_key):
             raise SentJustNow()
         if grant is None:
             gate.may_post(room, user, storing_key)  # bans and slow mode (429 + Retry-After)
@@ -95,9 +94,10 @@ def post_message(room):
         headers, code = getattr(exc, "headers", None), getattr(exc, "code", None)
         if page:
             # Asked, or asked before and sent anyway (a refusal now must not ask again).
-            again = isinstance(exc, SentJustNow) or request.form.get("again") == "1"
-            answer, status = pages.room_page(room, error=str(exc), text=text, status=exc.status, key=kept_key(key),
-                                             again=again)
+            asked = isinstance(exc, SentJustNow)  # a question, shown as a note, not an error
+            again = asked or request.form.get("again") == "1"
+            answer, status = pages.room_page(room, error=None if asked else str(exc), note=str(exc) if asked else None,
+                                             text=text, status=exc.status, key=kept_key(key), again=again)
             return answer, status, headers or {}
         return json_error(exc.status, str(exc), headers, code)
     except redis.RedisError as exc:
@@ -190,6 +190,13 @@ class SentJustNow(messages.Invalid):
 
     def __init__(self):
         super().__init__(SENT_JUST_NOW, 409, "sent_just_now")
+
+
+def asks_again():
+    """Tell whether a form post may be asked "sent just now?": a browser's page (Back, then
+    Send) that has not said "send it anyway". Never a program's, even with a session cookie:
+    one that names no text/html (curl -d, an HTTP library) stores what it posts, as JSON does."""
+    return wants_page() and request.form.get("again") != "1"
 
 
 def _sent_just_now(room, text, reply_to_id, user, storing_key):

@@ -72,9 +72,11 @@ def page(status, message):
         return pages.room_page(keys.canonical_room(args["room"]), error=message, text=text, status=status,
                                key=key, again=form.get("again") == "1")
     if endpoint == "direct.post_direct" and keys.canonical_room(request.args.get("room", "")):
+        asked = bool(g.get("ask_again"))  # "sent just now": a question, shown as a note, not an error
         return pages.room_page(keys.canonical_room(request.args["room"]), other=args.get("name"),
-                               dm_error=message, dm_text=text, dm_key=key, status=status,
-                               dm_again=bool(g.get("ask_again")) or form.get("again") == "1")
+                               dm_error=None if asked else message, dm_note=message if asked else None,
+                               dm_text=text, dm_key=key, status=status,
+                               dm_again=asked or form.get("again") == "1")
     if endpoint == "sessions.sign_in":
         return pages.sign_in_page(error=message, typed=form.get("name", ""),
                                   target=sessions.safe_next(form.get("next")), status=status)

@@ -71,6 +71,9 @@ def go():
 # A permalink or a page link (?at=, ?before=, ?after=) that is not one: said to a person who
 # followed a link, so no parameter names or id formats (the history API says those: api.BAD_BOUND).
 BROKEN_LINK = N_("This link does not point to a message in this room.")
+# A permalink (?at=) of the right shape whose message the room does not have: another room's, or
+# one no longer kept. The page around where it would be, with this sentence (404).
+NOT_IN_ROOM = N_("The message this link points to is not in this room (it may have been deleted).")
 
 
 @bp.get("/rooms/<room>")
@@ -126,7 +129,7 @@ def here(room):
 
 def room_page(room, error=None, text="", status=200, key=None, before=None, other=None,
               dm_error=None, dm_text="", dm_key=None, notice=None, dm_note=None, after=None, at=None,
-              reply_to=None, editing=None, again=False, dm_again=False):
+              reply_to=None, editing=None, again=False, dm_again=False, note=None):
     """Render a room page, optionally with a form error and the text the person typed.
 
     ``key`` is the idempotency key the failed post carried: the form sends it again, so a retry
@@ -138,7 +141,8 @@ def room_page(room, error=None, text="", status=200, key=None, before=None, othe
     live. ``reply_to``: the id the composer answers (a Reply link followed without JavaScript).
     ``editing``: {"id", "text"} of a refused edit: that message's menu open, holding the text.
     ``again``, ``dm_again``: the room's or the conversation's composer sends its text even if
-    it was just sent (api.SENT_JUST_NOW).
+    it was just sent (api.SENT_JUST_NOW). ``note``, ``dm_note``: a composer's sentence that is
+    no error (that question; "delivered when they are back").
     """
     cfg = current_app.config
     user, sid = identity.shown(), identity.shown_sid()
@@ -183,6 +187,8 @@ def room_page(room, error=None, text="", status=200, key=None, before=None, othe
         sidebar, first_unread = None, None
     now = int(time.time() * 1000)
     shown = [json.loads(raw) for raw in found]
+    if at is not None and not unavailable and all(m["id"] != keys.format_stream_id(at) for m in shown):
+        notice, status = notice or NOT_IN_ROOM, 404 if status == 200 else status
     if user and user not in online:
         # This page is the person's presence until its stream (if any) says so; without
         # JavaScript there is no stream at all, and the list must still show them.
@@ -219,7 +225,7 @@ def room_page(room, error=None, text="", status=200, key=None, before=None, othe
         idempotency_key=key or uuid.uuid4().hex, again=again, dm_again=dm_again,
         unavailable=unavailable, online=online, guests=guests,
         online_count=online_count, online_max=services().presence.list_max,
-        other=other, conversation=conversation, dm_error=dm_error, dm_text=dm_text or "", dm_note=dm_note,
+        other=other, conversation=conversation, dm_error=dm_error, dm_text=dm_text or "", dm_note=dm_note, note=note,
         conversations=_conversations(directs, user) if user else [],
         backlog=cfg["ROOM_PAGE_MESSAGES"], max_chars=cfg["MAX_MESSAGE_CHARS"], client=_client_config(),
         group_seconds=timeline.GROUP_SECONDS, notice=notice, my_uid=_uid(user),

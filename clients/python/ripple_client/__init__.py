@@ -17,6 +17,7 @@ from .errors import (
     BadRequest,
     Conflict,
     ConnectionFailed,
+    EditConflict,
     Forbidden,
     Gone,
     NotFound,
@@ -48,7 +49,8 @@ from .events import (
 
 __all__ = [
     "AsyncClient", "AsyncSubscription", "Backoff", "BadRequest", "Busy", "Client", "Conflict",
-    "ConnectionFailed", "Delete", "Direct", "Dropped", "Edit", "Event", "Forbidden", "Gone", "Message", "NotFound",
+    "ConnectionFailed", "Delete", "Direct", "Dropped", "Edit", "EditConflict", "Event", "Forbidden", "Gone",
+    "Message", "NotFound",
     "Page", "Presence", "RateLimited", "Reaction", "Ready", "Removed", "Replaced", "RippleError", "RoomDeleted",
     "ServerError", "SignedOut",
     "ServiceUnavailable", "Subscription", "Unauthorized", "Unavailable", "Unconfirmed", "Unprocessable",

@@ -63,6 +63,14 @@ def publish_request(text, user, idempotency_key, reply_to):
     return body, {"Idempotency-Key": key}, key
 
 
+def edit_request(text, base_edited_ts):
+    """The JSON body of an edit: ``base_edited_ts`` only when given (without it the last edit wins)."""
+    body = {"text": text}
+    if base_edited_ts is not None:
+        body["base_edited_ts"] = base_edited_ts
+    return body
+
+
 def history_params(before, after, around, limit):
     given = {"before": before, "after": after, "around": around, "limit": limit}
     return {name: str(value) for name, value in given.items() if value is not None}

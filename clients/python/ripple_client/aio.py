@@ -10,6 +10,7 @@ from ._core import (
     Backoff,
     Page,
     StreamState,
+    edit_request,
     headers,
     history_params,
     message_path,
@@ -51,9 +52,10 @@ class AsyncClient:
         body, extra, key = publish_request(text, user, idempotency_key, reply_to)
         return await self._send("POST", room_path(room, "messages"), key, json=body, headers=extra)
 
-    async def edit(self, room, message_id, text):
+    async def edit(self, room, message_id, text, base_edited_ts=None):
         """See ``Client.edit``."""
-        return await self._send("PATCH", message_path(room, message_id), None, json={"text": text})
+        return await self._send("PATCH", message_path(room, message_id), None,
+                                json=edit_request(text, base_edited_ts))
 
     async def delete(self, room, message_id):
         """See ``Client.delete``."""

@@ -11,6 +11,7 @@ from ._core import (
     Backoff,
     Page,
     StreamState,
+    edit_request,
     headers,
     history_params,
     message_path,
@@ -63,13 +64,18 @@ class Client:
         body, extra, key = publish_request(text, user, idempotency_key, reply_to)
         return self._send("POST", room_path(room, "messages"), key, json=body, headers=extra)
 
-    def edit(self, room, message_id, text):
+    def edit(self, room, message_id, text, base_edited_ts=None):
         """Replace the text of a message this client's token posted (within the server's
         RIPPLE_EDIT_WINDOW_SECONDS); return the message as a dict (``edited_ts`` set). Safe to
-        retry: the same text again changes nothing. Raises a ``RippleError``: ``Forbidden``
-        (403: not this token's message, or outside its rooms), ``Conflict`` (409: deleted, or
-        past the edit window), ``NotFound`` (404)."""
-        return self._send("PATCH", message_path(room, message_id), None, json={"text": text})
+        retry: the same text again changes nothing.
+
+        ``base_edited_ts``: the message's ``edited_ts`` when this edit started (0 for a message
+        not edited then); if it was edited since to another text, nothing changes and
+        ``EditConflict`` is raised, carrying its ``text`` and ``edited_ts`` now. Without it the
+        last edit wins. Raises a ``RippleError``: ``Forbidden`` (403: not this token's message,
+        or outside its rooms), ``EditConflict`` (409 ``edit_conflict``), ``Conflict`` (409:
+        deleted, or past the edit window), ``BadRequest`` (400 ``bad_base``), ``NotFound`` (404)."""
+        return self._send("PATCH", message_path(room, message_id), None, json=edit_request(text, base_edited_ts))
 
     def delete(self, room, message_id):
         """Delete a message this client's token posted (the admin token: any); returns None.

@@ -44,6 +44,17 @@ class Conflict(RippleError):
     """409: the state does not allow it (a name taken, an edit window passed)."""
 
 
+class EditConflict(Conflict):
+    """409 ``edit_conflict``: an edit with ``base_edited_ts`` of a message edited elsewhere since,
+    to another text; nothing changed. ``text`` and ``edited_ts`` are the message as it is now:
+    look at it, then edit again with ``base_edited_ts=edited_ts``."""
+
+    def __init__(self, message, status=None, code=None, retry_after=None, idempotency_key=None,
+                 text=None, edited_ts=None):
+        super().__init__(message, status, code, retry_after, idempotency_key)
+        self.text, self.edited_ts = text, edited_ts
+
+
 class Unprocessable(RippleError):
     """422: the request was understood, its content refused (empty text, a bad name)."""
 
@@ -87,6 +98,9 @@ def from_response(status, headers, body, idempotency_key=None):
     if isinstance(data, dict) and isinstance(data.get("error"), str):
         message, code = data["error"], data.get("code")
     kind = _BY_STATUS.get(status) or (ServerError if status >= 500 else RippleError)
+    if status == 409 and code == "edit_conflict":  # the message as it is now, beside the sentence
+        return EditConflict(message, status, code, retry_after(headers), idempotency_key,
+                            text=data.get("text"), edited_ts=data.get("edited_ts"))
     return kind(message, status, code, retry_after(headers), idempotency_key)
 
 
