@@ -186,8 +186,17 @@ class Subscription:
 
 
 def reconnect_soon(retry_ms):
-    """The last chunk of a stream on a leaving worker: reconnect soon, elsewhere."""
+    """The last chunk of a stream whose channel moved (a failover): reconnect soon."""
     return sse.retry(retry_ms // 4 or 1)
+
+
+# The last chunk of a stream on a leaving worker (a reload, a shutdown): reconnect now, elsewhere.
+# The workers taking over listen by then, and the drain spaces the clients out itself
+# (``Streams.drain``, app/ops/worker.py DrainPace); every millisecond waited here is added to
+# every client's way back, and to the pace's feedback (it counts a told client as on its way
+# until it can have arrived). Firefox waits at least 500 ms whatever it is told.
+DRAIN_RETRY_MS = 100
+RECONNECT_ELSEWHERE = sse.retry(DRAIN_RETRY_MS)
 
 
 class Hub:
@@ -278,7 +287,7 @@ def relay(hub, sub):
         yield from live.run()
     except Draining:
         if live.out is None or not live.out.broken:
-            yield reconnect_soon(hub.retry_ms)
+            yield RECONNECT_ELSEWHERE
     except ClientGone:
         return
     except wire.ClientLost as exc:  # the client went away mid-write, or stopped reading

@@ -54,7 +54,7 @@ from gunicorn.workers.ggevent import GeventWorker
 HINT_AFTER = 1.0      # seconds: a few streams are told to come back by then, replacements listening or not
 EARLY_HINTS = 64      # how many (per worker); the rest are told once the replacements listen
 PACE_IN_FLIGHT = 256  # a leaving worker's told-but-not-accepted streams (see DrainPace)
-PACE_WINDOW = 0.8     # seconds a told client takes to come back: retry 500 ms x (1 + jitter)
+PACE_WINDOW = 0.3     # seconds a told client takes to come back: DRAIN_RETRY_MS x (1 + jitter), connect
 
 
 def ready_marker(master, pid):
