@@ -76,6 +76,26 @@ def test_a_post_that_gets_no_answer_makes_the_stream_prove_itself_at_once(open_r
     assert [m["text"] for m in history(server, room)] == ["into the silence"]
 
 
+# The production heartbeat (15 s) and post timeout (12 s).
+PRODUCTION_HEARTBEAT = SLOW_HEARTBEAT.replace("  room.dataset.postTimeoutMs = '2000';\n", "")
+
+
+def test_a_post_still_unanswered_after_a_second_has_the_header_stop_saying_connected(open_room, relay, server, room):
+    page = open_room(unique("ann"), base_url=relay.url,
+                     before_load=lambda page: page.add_init_script(PRODUCTION_HEARTBEAT))
+    relay.blackhole()  # a stalled network: the post hangs, the stream is silent
+    page.fill("#text", "into the stall")
+    page.locator(SEND).click()
+    expect(page.locator(PENDING).locator("[data-pending-status]")).to_have_text("Sending…", timeout=2_000)
+    # It said "connected" above "Sending…" for the whole post timeout (12 s), then "Not sent yet".
+    expect(page.locator(STATUS)).to_have_text("reconnecting…", timeout=2_000)
+    expect(page.locator(PENDING).locator("[data-pending-status]")).to_have_text("Sending…")  # not timed out
+    relay.resume()
+    expect(page.locator(STATUS)).to_have_text("connected", timeout=RECONNECT_MS)
+    expect(page.locator("main.room li.msg .text")).to_have_text(["into the stall"], timeout=RECONNECT_MS)
+    assert [m["text"] for m in history(server, room)] == ["into the stall"]
+
+
 def test_a_reaction_made_while_cut_off_waits_on_its_message_and_is_saved_when_the_stream_is_back(
         open_room, relay, server, room):
     publish(server, room, "react to me")
