@@ -270,10 +270,10 @@ def test_a_post_on_a_dead_network_shows_as_sending_at_once_and_frees_the_compose
     assert [m["text"] for m in history(server, room)] == ["first, into the silence", "second, behind it"]
 
 
-def a_post_waiting(page):
+def a_post_waiting(page, text="not sent yet"):
     page.route("**/rooms/*/messages", lambda route: route.abort("connectionrefused")
                if route.request.method == "POST" else route.fallback())
-    page.fill("#text", "not sent yet")
+    page.fill("#text", text)
     page.locator(SEND).click()
     expect(page.locator(PENDING).locator("[data-pending-status]")).to_have_text("Not sent yet — will retry.")
 
@@ -507,3 +507,44 @@ def test_signing_out_from_the_lobby_counts_the_post_waiting_for_a_room(open_room
     page.goto("/")
     page.get_by_role("button", name="Sign out", exact=True).click()
     expect(page.locator("[data-signout-warning]")).to_contain_text("1 message or change of yours is not sent yet.")
+
+
+PHONE = {"viewport": {"width": 390, "height": 844}, "has_touch": True, "is_mobile": True}
+LONG = ("a long text that the network did not take, with words enough to fill a phone's line "
+        "two and three times over\nand a line more")
+
+
+def usable(button):
+    """The button shows whole on the screen and a tap at its middle lands on it."""
+    expect(button).to_be_visible()
+    return button.evaluate("""el => { const r = el.getBoundingClientRect();
+        return r.left >= 0 && r.right <= innerWidth
+            && document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2) === el; }""")
+
+
+def test_on_a_phone_a_waiting_post_is_a_short_line_that_keeps_its_buttons(open_room):
+    page = open_room(unique("ann"), **PHONE)
+    a_post_waiting(page, LONG)
+    pending = page.locator(PENDING)
+    # It was 176 px: the name, every line of the text, then the status and 44 px buttons wrapped.
+    assert pending.bounding_box()["height"] < 64
+    expect(pending.locator(".text")).to_have_text(LONG)  # cut on the screen only
+    assert usable(pending.get_by_role("button", name="Retry now"))
+    assert usable(pending.get_by_role("button", name="Don't send"))
+    pending.get_by_role("button", name="Don't send").tap()
+    expect(pending).to_have_count(0)
+
+
+def test_on_a_phone_a_waiting_edit_is_a_short_line_under_its_message_that_keeps_its_buttons(open_room):
+    page = open_room(unique("ann"), **PHONE)
+    page.fill("#text", "mine")
+    page.locator(SEND).click()  # on a phone Enter adds a line
+    expect(page.locator("main.room li.msg")).to_have_count(1)
+    waiting = an_edit_waiting(page, LONG).locator(UNSAVED)
+    expect(waiting.locator("[data-pending-status]")).to_have_text("Edit not saved yet — will retry.")
+    # It was 123 px: every line of the typed text, then the status and buttons wrapped.
+    assert waiting.bounding_box()["height"] < 64
+    assert usable(waiting.get_by_role("button", name="Retry now"))
+    assert usable(waiting.get_by_role("button", name="Don't save"))
+    waiting.get_by_role("button", name="Don't save").tap()
+    expect(waiting).to_have_count(0)
