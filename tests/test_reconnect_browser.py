@@ -548,3 +548,30 @@ def test_on_a_phone_a_waiting_edit_is_a_short_line_under_its_message_that_keeps_
     assert usable(waiting.get_by_role("button", name="Don't save"))
     waiting.get_by_role("button", name="Don't save").tap()
     expect(waiting).to_have_count(0)
+
+
+def test_signing_out_in_another_tab_counts_the_post_waiting_in_the_first(open_room, room):
+    first = open_room(unique("ann"))
+    a_post_waiting(first)
+    other = first.context.new_page()  # another tab of the same browser: its own sessionStorage
+    other.goto("/rooms/%s-b" % room)
+    expect(other.locator(STATUS)).to_have_attribute("data-state", "connected")
+    other.get_by_role("button", name="Sign out", exact=True).click()
+    # It signed out at once: the first tab's post, promised "will retry", was thrown away unasked.
+    warning = other.locator("[data-signout-warning]")
+    expect(warning).to_contain_text("1 message or change of yours is not sent yet. Signing out throws it away. "
+                                    "1 of them is in another tab of this browser.")
+    expect(other.locator("[data-whoami]")).to_have_count(1)  # still signed in
+
+
+def test_a_post_waiting_in_a_duplicated_tab_too_is_counted_once(open_room, room):
+    first = open_room(unique("ann"))
+    a_post_waiting(first)
+    copy = first.context.new_page()  # as "Duplicate tab" does: the tab's sessionStorage copied
+    copy.goto("/rooms/%s-b" % room)
+    kept = first.evaluate("JSON.stringify(Object.entries(sessionStorage))")
+    copy.evaluate("kept => { for (const [k, v] of JSON.parse(kept)) sessionStorage.setItem(k, v); }", kept)
+    first.get_by_role("button", name="Sign out", exact=True).click()
+    warning = first.locator("[data-signout-warning]")
+    expect(warning).to_contain_text("1 message or change of yours is not sent yet.")
+    expect(warning).not_to_contain_text("another tab")
