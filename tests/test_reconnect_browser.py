@@ -21,6 +21,7 @@ from .browser import (  # noqa: F401 (browser, dialogs, open_room: fixtures)
     sign_in_over_http,
     unique,
 )
+from .test_admin_reads import admin_browser
 from .test_browser import relay  # noqa: F401 (fixture)
 from .test_outage import own_redis, own_server  # noqa: F401 (fixtures)
 
@@ -575,3 +576,16 @@ def test_a_post_waiting_in_a_duplicated_tab_too_is_counted_once(open_room, room)
     warning = first.locator("[data-signout-warning]")
     expect(warning).to_contain_text("1 message or change of yours is not sent yet.")
     expect(warning).not_to_contain_text("another tab")
+
+
+@pytest.mark.parametrize("path", ["/account", "/admin"])
+def test_signing_out_from_the_account_or_admin_page_counts_the_post_waiting_for_a_room(open_room, server, app, path):
+    admin = admin_browser(server, app)  # an administrator: both pages are theirs
+    page = open_room(before_load=lambda page: page.context.add_cookies(
+        [{"name": c.name, "value": c.value, "url": server.url} for c in admin.jar]))
+    a_post_waiting(page)
+    page.goto(path)
+    page.get_by_role("button", name="Sign out", exact=True).click()
+    # These pages loaded no script: Sign out threw the post away unasked.
+    expect(page.locator("[data-signout-warning]")).to_contain_text("1 message or change of yours is not sent yet.")
+    expect(page.locator("[data-whoami]")).to_have_text(admin.name)  # still signed in
