@@ -30,7 +30,8 @@ def preloads(page_html):
     return PRELOAD.findall(head)
 
 
-@pytest.mark.parametrize("url, entry", [("/", "js/lobby.js"), ("/rooms/{room}", "js/room.js")])
+@pytest.mark.parametrize("url, entry", [("/", "js/lobby.js"), ("/rooms/{room}", "js/room.js"),
+                                        ("/account", "js/signout_page.js")])
 def test_a_page_preloads_its_script_first_and_every_module_it_imports(client, room, url, entry):
     response = client.get(url.format(room=room))
     assert response.status_code == 200

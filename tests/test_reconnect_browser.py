@@ -21,6 +21,7 @@ from .browser import (  # noqa: F401 (browser, dialogs, open_room: fixtures)
     sign_in_over_http,
     unique,
 )
+from .test_admin_reads import admin_browser
 from .test_browser import relay  # noqa: F401 (fixture)
 from .test_outage import own_redis, own_server  # noqa: F401 (fixtures)
 
@@ -74,6 +75,26 @@ def test_a_post_that_gets_no_answer_makes_the_stream_prove_itself_at_once(open_r
     expect(page.locator(STATUS)).to_have_text("connected", timeout=RECONNECT_MS)
     expect(page.locator("main.room li.msg .text")).to_have_text(["into the silence"], timeout=RECONNECT_MS)
     assert [m["text"] for m in history(server, room)] == ["into the silence"]
+
+
+# The production heartbeat (15 s) and post timeout (12 s).
+PRODUCTION_HEARTBEAT = SLOW_HEARTBEAT.replace("  room.dataset.postTimeoutMs = '2000';\n", "")
+
+
+def test_a_post_still_unanswered_after_a_second_has_the_header_stop_saying_connected(open_room, relay, server, room):
+    page = open_room(unique("ann"), base_url=relay.url,
+                     before_load=lambda page: page.add_init_script(PRODUCTION_HEARTBEAT))
+    relay.blackhole()  # a stalled network: the post hangs, the stream is silent
+    page.fill("#text", "into the stall")
+    page.locator(SEND).click()
+    expect(page.locator(PENDING).locator("[data-pending-status]")).to_have_text("Sending…", timeout=2_000)
+    # It said "connected" above "Sending…" for the whole post timeout (12 s), then "Not sent yet".
+    expect(page.locator(STATUS)).to_have_text("reconnecting…", timeout=2_000)
+    expect(page.locator(PENDING).locator("[data-pending-status]")).to_have_text("Sending…")  # not timed out
+    relay.resume()
+    expect(page.locator(STATUS)).to_have_text("connected", timeout=RECONNECT_MS)
+    expect(page.locator("main.room li.msg .text")).to_have_text(["into the stall"], timeout=RECONNECT_MS)
+    assert [m["text"] for m in history(server, room)] == ["into the stall"]
 
 
 def test_a_reaction_made_while_cut_off_waits_on_its_message_and_is_saved_when_the_stream_is_back(
@@ -250,10 +271,10 @@ def test_a_post_on_a_dead_network_shows_as_sending_at_once_and_frees_the_compose
     assert [m["text"] for m in history(server, room)] == ["first, into the silence", "second, behind it"]
 
 
-def a_post_waiting(page):
+def a_post_waiting(page, text="not sent yet"):
     page.route("**/rooms/*/messages", lambda route: route.abort("connectionrefused")
                if route.request.method == "POST" else route.fallback())
-    page.fill("#text", "not sent yet")
+    page.fill("#text", text)
     page.locator(SEND).click()
     expect(page.locator(PENDING).locator("[data-pending-status]")).to_have_text("Not sent yet — will retry.")
 
@@ -278,7 +299,8 @@ def test_sign_out_anyway_signs_out_and_forgets_the_waiting_post(open_room):
     page.get_by_role("button", name="Sign out", exact=True).click()
     page.get_by_role("button", name="Sign out anyway").click()
     expect(page.locator("[data-whoami]")).to_have_count(0)
-    assert page.evaluate("Object.keys(sessionStorage).filter(k => k.startsWith('ripple-pending:'))") == []
+    # The signed-out page's script forgets it (session.js): it runs after the page shows.
+    page.wait_for_function("!Object.keys(sessionStorage).some(k => k.startsWith('ripple-pending:'))", timeout=5_000)
 
 
 def test_signing_out_with_nothing_waiting_asks_nothing(open_room):
@@ -487,3 +509,84 @@ def test_signing_out_from_the_lobby_counts_the_post_waiting_for_a_room(open_room
     page.goto("/")
     page.get_by_role("button", name="Sign out", exact=True).click()
     expect(page.locator("[data-signout-warning]")).to_contain_text("1 message or change of yours is not sent yet.")
+
+
+PHONE = {"viewport": {"width": 390, "height": 844}, "has_touch": True, "is_mobile": True}
+LONG = ("a long text that the network did not take, with words enough to fill a phone's line "
+        "two and three times over\nand a line more")
+
+
+def usable(button):
+    """The button shows whole on the screen and a tap at its middle lands on it."""
+    expect(button).to_be_visible()
+    return button.evaluate("""el => { const r = el.getBoundingClientRect();
+        return r.left >= 0 && r.right <= innerWidth
+            && document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2) === el; }""")
+
+
+def test_on_a_phone_a_waiting_post_is_a_short_line_that_keeps_its_buttons(open_room):
+    page = open_room(unique("ann"), **PHONE)
+    a_post_waiting(page, LONG)
+    pending = page.locator(PENDING)
+    # It was 176 px: the name, every line of the text, then the status and 44 px buttons wrapped.
+    assert pending.bounding_box()["height"] < 64
+    expect(pending.locator(".text")).to_have_text(LONG)  # cut on the screen only
+    assert usable(pending.get_by_role("button", name="Retry now"))
+    assert usable(pending.get_by_role("button", name="Don't send"))
+    pending.get_by_role("button", name="Don't send").tap()
+    expect(pending).to_have_count(0)
+
+
+def test_on_a_phone_a_waiting_edit_is_a_short_line_under_its_message_that_keeps_its_buttons(open_room):
+    page = open_room(unique("ann"), **PHONE)
+    page.fill("#text", "mine")
+    page.locator(SEND).click()  # on a phone Enter adds a line
+    expect(page.locator("main.room li.msg")).to_have_count(1)
+    waiting = an_edit_waiting(page, LONG).locator(UNSAVED)
+    expect(waiting.locator("[data-pending-status]")).to_have_text("Edit not saved yet — will retry.")
+    # It was 123 px: every line of the typed text, then the status and buttons wrapped.
+    assert waiting.bounding_box()["height"] < 64
+    assert usable(waiting.get_by_role("button", name="Retry now"))
+    assert usable(waiting.get_by_role("button", name="Don't save"))
+    waiting.get_by_role("button", name="Don't save").tap()
+    expect(waiting).to_have_count(0)
+
+
+def test_signing_out_in_another_tab_counts_the_post_waiting_in_the_first(open_room, room):
+    first = open_room(unique("ann"))
+    a_post_waiting(first)
+    other = first.context.new_page()  # another tab of the same browser: its own sessionStorage
+    other.goto("/rooms/%s-b" % room)
+    expect(other.locator(STATUS)).to_have_attribute("data-state", "connected")
+    other.get_by_role("button", name="Sign out", exact=True).click()
+    # It signed out at once: the first tab's post, promised "will retry", was thrown away unasked.
+    warning = other.locator("[data-signout-warning]")
+    expect(warning).to_contain_text("1 message or change of yours is not sent yet. Signing out throws it away. "
+                                    "1 of them is in another tab of this browser.")
+    expect(other.locator("[data-whoami]")).to_have_count(1)  # still signed in
+
+
+def test_a_post_waiting_in_a_duplicated_tab_too_is_counted_once(open_room, room):
+    first = open_room(unique("ann"))
+    a_post_waiting(first)
+    copy = first.context.new_page()  # as "Duplicate tab" does: the tab's sessionStorage copied
+    copy.goto("/rooms/%s-b" % room)
+    kept = first.evaluate("JSON.stringify(Object.entries(sessionStorage))")
+    copy.evaluate("kept => { for (const [k, v] of JSON.parse(kept)) sessionStorage.setItem(k, v); }", kept)
+    first.get_by_role("button", name="Sign out", exact=True).click()
+    warning = first.locator("[data-signout-warning]")
+    expect(warning).to_contain_text("1 message or change of yours is not sent yet.")
+    expect(warning).not_to_contain_text("another tab")
+
+
+@pytest.mark.parametrize("path", ["/account", "/admin"])
+def test_signing_out_from_the_account_or_admin_page_counts_the_post_waiting_for_a_room(open_room, server, app, path):
+    admin = admin_browser(server, app)  # an administrator: both pages are theirs
+    page = open_room(before_load=lambda page: page.context.add_cookies(
+        [{"name": c.name, "value": c.value, "url": server.url} for c in admin.jar]))
+    a_post_waiting(page)
+    page.goto(path)
+    page.get_by_role("button", name="Sign out", exact=True).click()
+    # These pages loaded no script: Sign out threw the post away unasked.
+    expect(page.locator("[data-signout-warning]")).to_contain_text("1 message or change of yours is not sent yet.")
+    expect(page.locator("[data-whoami]")).to_have_text(admin.name)  # still signed in

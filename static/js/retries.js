@@ -5,8 +5,11 @@
 //
 // Each waits in order, one attempt at a time (a later one waits behind it): when the stream is
 // connected again, when the browser is back online, on "Retry now", and on a backing-off timer.
-// An attempt that fails for want of the network has the stream prove itself (chat:check): the
-// status says "reconnecting…" until it does, and its 'connected' sends the queue again.
+// An attempt that fails for want of the network, or that has had no answer after SHOW_AFTER_MS
+// (it then shows as waiting), has the stream prove itself (chat:check): the status says
+// "reconnecting…" until it does, and its 'connected' sends the queue again. It had said
+// "connected" for the whole post timeout (12 s) of a stalled network, above lines saying "Sending…"
+// and then "Not sent yet".
 //
 // A request the page started itself and that has not answered within SHOW_AFTER_MS is handed
 // over still in flight (carry): it shows as waiting ("Sending…") and the composer or the menu is
@@ -71,16 +74,20 @@ export function Retries(root, { timeoutMs, onChange = () => {} }) {
     }, Math.max(after, backoff()));
   }
 
+  const check = () => root.dispatchEvent(new CustomEvent('chat:check', { detail: {}, bubbles: true }));
+
   async function attempt(entry) {
     let { promise, abort } = entry.inflight || {};
     entry.inflight = null;
     let timeout = null;
+    let slow = null;
     if (!promise) {
       abort = new AbortController();
       timeout = setTimeout(() => abort.abort(), timeoutMs);
+      slow = setTimeout(check, SHOW_AFTER_MS);
       entry.show('sending');
       promise = entry.send(abort.signal);
-    }
+    } else check();  // carried over: already unanswered for SHOW_AFTER_MS
     entry.abort = abort;
     lastAttempt = Date.now();
     let result = null;
@@ -88,6 +95,7 @@ export function Retries(root, { timeoutMs, onChange = () => {} }) {
       result = await promise;
     } catch (err) { /* no answer: unknown again */ } finally {
       clearTimeout(timeout);
+      clearTimeout(slow);
       entry.abort = null;
     }
     if (!queue.includes(entry)) return 'gone';  // dropped meanwhile
@@ -106,7 +114,7 @@ export function Retries(root, { timeoutMs, onChange = () => {} }) {
     }
     failed(entry, response);
     // The network failed or nothing answered: the stream on the same path may be as dead.
-    if (!response) root.dispatchEvent(new CustomEvent('chat:check', { detail: {}, bubbles: true }));
+    if (!response) check();
     return 'failed';
   }
 

@@ -2,9 +2,12 @@
 // (pending.js, unsaved.js): signing out forgets them (session.js), and a post promised as "will
 // retry" was thrown away without a word. "Sign out anyway" signs out as before; "Cancel" keeps
 // them. The plain form signs out at once without JavaScript (nothing waits there). Counted: what
-// waits on this page, and the posts and changes this tab keeps for other rooms' pages.
+// waits on this page, the posts and changes this tab keeps for other rooms' pages, and what the
+// other open tabs of this browser have for the same person (each tab keeps its own, in its
+// sessionStorage: a sign-out in one tab signs every tab out and throws theirs away too).
 import { t, tn } from './i18n.js';
-import { STORED as CHANGES, storageKey } from './unsaved.js';
+import { newKey } from './ids.js';
+import { changeKey, STORED as CHANGES, storageKey } from './unsaved.js';
 
 // What still waits: shown and not refused (a hidden one already came back on the stream).
 const WAITING = '[data-pending] li:not([hidden]):not([data-state=refused]), '
@@ -15,24 +18,72 @@ const WAITING = '[data-pending] li:not([hidden]):not([data-state=refused]), '
 // out here throws them away too.
 const STORED = 'ripple-pending:';
 
-function storedElsewhere() {
-  const me = document.querySelector('[data-me]')?.dataset.me;
+// The tabs ask each other over this channel; a tab that has not answered within ASK_MS (frozen
+// in the background, or busy) is not counted.
+const CHANNEL = 'ripple-waiting';
+const ASK_MS = 300;
+const tab = newKey();
+
+// Who is signed in, as the page says it (undefined: the page does not say; everything counts).
+const signedIn = () => document.querySelector('[data-me]')?.dataset.me
+  ?? document.querySelector('[data-whoami]')?.textContent;
+
+/**
+ * What waits in this tab for ``writer``: one key per post (its idempotency key) or change
+ * (unsaved.js changeKey), the same in every tab, so a duplicated tab's copies count once.
+ */
+function waitingInTab(writer) {
+  const keys = new Set();
+  const me = signedIn();
+  if (writer === undefined || me === writer) {
+    for (const el of document.querySelectorAll(WAITING)) {
+      keys.add(el.dataset.changeKey ? 'change ' + el.dataset.changeKey : 'post ' + el.dataset.key);
+    }
+  }
   const here = new Set([...document.querySelectorAll('form[data-form]')]
     .map((f) => STORED + new URL(f.action, location.href).pathname));
   const room = document.querySelector('main.room[data-history-url]');
   if (room) here.add(storageKey(room));
-  let n = 0;
-  for (let i = 0; i < sessionStorage.length; i += 1) {
-    const key = sessionStorage.key(i);
-    if (!(key?.startsWith(STORED) || key?.startsWith(CHANGES)) || here.has(key)) continue;
-    try {
-      const kept = JSON.parse(sessionStorage.getItem(key));
-      // Another writer's (signed out without JavaScript) are dropped, never sent: not counted.
-      if (me !== undefined && kept?.writer !== me) continue;
-      n += (kept?.posts || kept?.changes || []).length;
-    } catch { /* not one of ours */ }
-  }
-  return n;
+  try {
+    for (let i = 0; i < sessionStorage.length; i += 1) {
+      const key = sessionStorage.key(i);
+      if (!(key?.startsWith(STORED) || key?.startsWith(CHANGES)) || here.has(key)) continue;
+      try {
+        const kept = JSON.parse(sessionStorage.getItem(key));
+        // Another writer's (signed out without JavaScript) are dropped, never sent: not counted.
+        if (writer !== undefined && kept?.writer !== writer) continue;
+        for (const post of kept?.posts || []) keys.add('post ' + post.key);
+        for (const change of kept?.changes || []) keys.add('change ' + changeKey(change.id, change));
+      } catch { /* not one of ours */ }
+    }
+  } catch { /* storage off: nothing kept */ }
+  return keys;
+}
+
+// Every tab of this origin that loaded this module answers another's question with its keys.
+let channel = null;
+function answerOtherTabs() {
+  if (channel || !window.BroadcastChannel) return;
+  channel = new BroadcastChannel(CHANNEL);
+  channel.onmessage = (e) => {
+    if (e.data?.type !== 'ask' || e.data.from === tab) return;  // this tab counts its own
+    channel.postMessage({ type: 'answer', id: e.data.id, keys: [...waitingInTab(e.data.writer)] });
+  };
+}
+
+/** What the other tabs have waiting for ``writer`` (a Set of keys), as answered within ASK_MS. */
+function askOtherTabs(writer) {
+  if (!window.BroadcastChannel) return Promise.resolve(new Set());
+  return new Promise((resolve) => {
+    const asking = new BroadcastChannel(CHANNEL);
+    const id = newKey();
+    const keys = new Set();
+    asking.onmessage = (e) => {
+      if (e.data?.type === 'answer' && e.data.id === id) for (const key of e.data.keys) keys.add(key);
+    };
+    asking.postMessage({ type: 'ask', id, writer, from: tab });
+    setTimeout(() => { asking.close(); resolve(keys); }, ASK_MS);
+  });
 }
 
 // The page's edits, deletions and reactions still waiting that the tab could not keep (storage
@@ -50,12 +101,22 @@ export function LeaveGuard() {
 }
 
 export function SignOutGuard(form) {
+  answerOtherTabs();
   if (!form) return;
   let box = null;
-  form.addEventListener('submit', (e) => {
-    const n = document.querySelectorAll(WAITING).length + storedElsewhere();
-    if (!n) return;
-    e.preventDefault();
+  let asking = false;
+  form.addEventListener('submit', async (e) => {
+    if (leaving) return;
+    e.preventDefault();  // the other tabs answer first
+    if (asking) return;
+    asking = true;
+    const writer = signedIn();
+    const here = waitingInTab(writer);
+    const there = await askOtherTabs(writer);  // a duplicated tab's copies count once
+    asking = false;
+    const elsewhere = [...there].filter((key) => !here.has(key)).length;
+    const n = here.size + elsewhere;
+    if (!n) { form.submit(); return; }
     box?.remove();
     box = document.createElement('p');
     box.className = 'notice signout-warning';
@@ -71,7 +132,12 @@ export function SignOutGuard(form) {
     cancel.textContent = t('Cancel');
     cancel.addEventListener('click', () => { box.remove(); box = null; form.querySelector('button[type=submit]')?.focus(); });
     box.append(tn('{n} message or change of yours is not sent yet. Signing out throws it away.',
-      '{n} messages or changes of yours are not sent yet. Signing out throws them away.', n), ' ', anyway, ' ', cancel);
+      '{n} messages or changes of yours are not sent yet. Signing out throws them away.', n), ' ');
+    if (elsewhere) {
+      box.append(tn('{n} of them is in another tab of this browser.',
+        '{n} of them are in other tabs of this browser.', elsewhere), ' ');
+    }
+    box.append(anyway, ' ', cancel);
     form.after(box);
     cancel.focus();  // the safe choice, as "Delete message" asks
   });

@@ -136,11 +136,12 @@ export function RoomSource({ url, heartbeatMs, cursor, backlog, onEvent, onState
         return;
       }
       const now = Date.now();
-      // A post just failed for want of the network (or got no answer): the stream on the same
-      // path may be as dead, and waiting for its silence took up to 2.5 heartbeats, the status
-      // saying "connected" meanwhile next to "could not reach the server". It proves itself at
-      // once instead, on a new connection (its 'ready' comes within a round trip when the path
-      // works), "reconnecting…" until then. Heard from just now: it is alive.
+      // A post (an edit...) just failed for want of the network, or has had no answer for a
+      // second (retries.js): the stream on the same path may be as dead, and waiting for its
+      // silence took up to 2.5 heartbeats, the status saying "connected" meanwhile next to
+      // "Sending…" and "Not sent yet". It proves itself at once instead, on a new connection (its
+      // 'ready' comes within a round trip when the path works), "reconnecting…" until then.
+      // Heard from just now: it is alive.
       if (why === 'send') {
         if (now - heardAt > JUST_HEARD_MS) { failures = 0; drop(true); }
         return;

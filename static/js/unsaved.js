@@ -36,6 +36,9 @@ const STRINGS = {
 // The tab's copy of a room page's waiting changes; signout.js counts those of other pages.
 export const STORED = 'ripple-changes:';
 export const storageKey = (root) => STORED + new URL(root.dataset.historyUrl, location.href).pathname;
+// One waiting change, the same in every tab that has it (a duplicated tab copies them): a
+// reaction put and then taken back both wait.
+export const changeKey = (id, { kind, method, emoji }) => [id, kind, method, emoji || ''].join(' ');
 
 /**
  * root: the room's element; send(change, signal): do it, resolve to {response, body} or throw;
@@ -97,6 +100,7 @@ export function UnsavedChanges(root, { timeoutMs, send, done, kept = () => {} })
     const line = document.createElement('p');
     line.className = 'pending-state pending-change';
     line.dataset.pendingChange = entry.kind;
+    line.dataset.changeKey = changeKey(entry.li.dataset.id, entry);
     if (entry.kind === 'edit') {  // what was typed, to see (and copy) until it is saved
       const text = document.createElement('q');
       text.className = 'pending-text';
