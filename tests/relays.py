@@ -1,7 +1,9 @@
 """A loopback TCP relay in front of Gunicorn that a test can break like a failing network."""
+import queue
 import socket
 import struct
 import threading
+import time
 
 
 class Relay:
@@ -96,3 +98,63 @@ def _reset(sock):
     except OSError:
         pass
     sock.close()
+
+
+class LaggingRelay:
+    """Like ``Relay``, but a network (or a server) that is only slow: once ``lag`` is set, every
+    byte from the server reaches the page ``lag`` seconds after it was sent, in order, nothing
+    lost. ``requests`` lists (monotonic time, request line) of every request the page sent."""
+
+    def __init__(self, target_port):
+        self.target_port, self.lag, self.requests = target_port, 0.0, []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = "http://127.0.0.1:%d" % self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+            upstream.settimeout(None)
+            late = queue.Queue()
+            for target, args in ((self._up, (client, upstream)), (self._read_down, (upstream, late)),
+                                 (self._send_down, (late, client))):
+                threading.Thread(target=target, args=args, daemon=True).start()
+
+    def _up(self, source, sink):
+        try:
+            while data := source.recv(65536):
+                line = data.split(b"\r\n", 1)[0]
+                if line.split(b" ", 1)[0] in (b"GET", b"POST", b"PUT", b"PATCH", b"DELETE", b"HEAD"):
+                    self.requests.append((time.monotonic(), line.decode("latin-1")))
+                sink.sendall(data)
+            sink.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def _read_down(self, source, late):
+        try:
+            while data := source.recv(65536):
+                late.put((time.monotonic() + self.lag, data))
+        except OSError:
+            pass
+        late.put((time.monotonic() + self.lag, b""))
+
+    @staticmethod
+    def _send_down(late, sink):
+        try:
+            while True:
+                due, data = late.get()
+                time.sleep(max(0.0, due - time.monotonic()))  # its own thread: the reader reads on
+                if not data:
+                    sink.shutdown(socket.SHUT_WR)
+                    return
+                sink.sendall(data)
+        except OSError:
+            pass
+
+    def close(self):
+        self.listener.close()

@@ -21,6 +21,7 @@ from .browser import (  # noqa: F401 (browser, dialogs, open_room: fixtures)
     sign_in_over_http,
     unique,
 )
+from .relays import LaggingRelay
 from .test_admin_reads import admin_browser
 from .test_browser import relay  # noqa: F401 (fixture)
 from .test_outage import own_redis, own_server  # noqa: F401 (fixtures)
@@ -95,6 +96,31 @@ def test_a_post_still_unanswered_after_a_second_has_the_header_stop_saying_conne
     expect(page.locator(STATUS)).to_have_text("connected", timeout=RECONNECT_MS)
     expect(page.locator("main.room li.msg .text")).to_have_text(["into the stall"], timeout=RECONNECT_MS)
     assert [m["text"] for m in history(server, room)] == ["into the stall"]
+
+
+@pytest.fixture
+def lagging_relay(server):
+    relay = LaggingRelay(server.port)
+    yield relay
+    relay.close()
+
+
+def test_posts_a_slow_server_answers_late_do_not_make_the_page_reopen_its_stream(
+        open_room, lagging_relay, server, room):
+    page = open_room(unique("ann"), base_url=lagging_relay.url,
+                     before_load=lambda page: page.add_init_script(PRODUCTION_HEARTBEAT))
+    expect(page.locator(STATUS)).to_have_text("connected")
+    lagging_relay.lag = 1.5  # slow, not stalled: every answer (and the stream) comes 1.5 s late
+    since = len(lagging_relay.requests)
+    for n in range(1, 4):
+        page.fill("#text", "slow %d" % n)
+        page.locator(SEND).click()
+    expect(page.locator("main.room li.msg .text")).to_have_text(["slow 1", "slow 2", "slow 3"], timeout=15_000)
+    expect(page.locator(STATUS)).to_have_text("connected")
+    # Reopened once per unanswered second, each new stream cut before it was heard: 7-8 streams
+    # for 6 posts, no live events for ~10 s, "reconnecting…" throughout (helper-72).
+    assert [line for _, line in lagging_relay.requests[since:] if "/events" in line] == []
+    assert [m["text"] for m in history(server, room)] == ["slow 1", "slow 2", "slow 3"]
 
 
 def test_a_reaction_made_while_cut_off_waits_on_its_message_and_is_saved_when_the_stream_is_back(

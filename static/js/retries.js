@@ -5,11 +5,13 @@
 //
 // Each waits in order, one attempt at a time (a later one waits behind it): when the stream is
 // connected again, when the browser is back online, on "Retry now", and on a backing-off timer.
-// An attempt that fails for want of the network, or that has had no answer after SHOW_AFTER_MS
-// (it then shows as waiting), has the stream prove itself (chat:check): the status says
-// "reconnecting…" until it does, and its 'connected' sends the queue again. It had said
-// "connected" for the whole post timeout (12 s) of a stalled network, above lines saying "Sending…"
-// and then "Not sent yet".
+// An attempt that fails for want of the network has the stream prove itself on a new connection
+// (chat:check 'send'): the status says "reconnecting…" until it does, and its 'connected' sends
+// the queue again. One that has had no answer after SHOW_AFTER_MS (it then shows as waiting) only
+// makes the status stop saying "connected" until the stream speaks (chat:check 'slow'): it had
+// said so for the whole post timeout (12 s) of a stalled network, above "Sending…" and then "Not
+// sent yet"; dropping the stream then had every posting tab of a merely slow server reconnect,
+// again and again.
 //
 // A request the page started itself and that has not answered within SHOW_AFTER_MS is handed
 // over still in flight (carry): it shows as waiting ("Sending…") and the composer or the menu is
@@ -74,7 +76,8 @@ export function Retries(root, { timeoutMs, onChange = () => {} }) {
     }, Math.max(after, backoff()));
   }
 
-  const check = () => root.dispatchEvent(new CustomEvent('chat:check', { detail: {}, bubbles: true }));
+  // why: 'send' (no answer at all: the network failed) or 'slow' (unanswered for SHOW_AFTER_MS).
+  const check = (why) => root.dispatchEvent(new CustomEvent('chat:check', { detail: { why }, bubbles: true }));
 
   async function attempt(entry) {
     let { promise, abort } = entry.inflight || {};
@@ -84,10 +87,10 @@ export function Retries(root, { timeoutMs, onChange = () => {} }) {
     if (!promise) {
       abort = new AbortController();
       timeout = setTimeout(() => abort.abort(), timeoutMs);
-      slow = setTimeout(check, SHOW_AFTER_MS);
+      slow = setTimeout(() => check('slow'), SHOW_AFTER_MS);
       entry.show('sending');
       promise = entry.send(abort.signal);
-    } else check();  // carried over: already unanswered for SHOW_AFTER_MS
+    } else check('slow');  // carried over: already unanswered for SHOW_AFTER_MS
     entry.abort = abort;
     lastAttempt = Date.now();
     let result = null;
@@ -114,7 +117,7 @@ export function Retries(root, { timeoutMs, onChange = () => {} }) {
     }
     failed(entry, response);
     // The network failed or nothing answered: the stream on the same path may be as dead.
-    if (!response) check();
+    if (!response) check('send');
     return 'failed';
   }
 

@@ -136,14 +136,26 @@ export function RoomSource({ url, heartbeatMs, cursor, backlog, onEvent, onState
         return;
       }
       const now = Date.now();
-      // A post (an edit...) just failed for want of the network, or has had no answer for a
-      // second (retries.js): the stream on the same path may be as dead, and waiting for its
-      // silence took up to 2.5 heartbeats, the status saying "connected" meanwhile next to
-      // "Sending…" and "Not sent yet". It proves itself at once instead, on a new connection (its
-      // 'ready' comes within a round trip when the path works), "reconnecting…" until then.
-      // Heard from just now: it is alive.
+      // A post (an edit...) just failed for want of the network (retries.js): the stream on the
+      // same path may be as dead, and waiting for its silence took up to 2.5 heartbeats, the
+      // status saying "connected" meanwhile next to "Not sent yet". It proves itself at once
+      // instead, on a new connection (its 'ready' comes within a round trip when the path works),
+      // "reconnecting…" until then. Heard from just now: it is alive.
       if (why === 'send') {
         if (now - heardAt > JUST_HEARD_MS) { failures = 0; drop(true); }
+        return;
+      }
+      // One has had no answer for a second: a stalled path, or only a slow server (a reload, a
+      // busy Redis). Not enough to drop a working stream (every posting tab of a slow server
+      // would reconnect, again and again, adding to what makes it slow): the status stops
+      // saying "connected" until the stream speaks (the post itself comes back on it), and a
+      // silent one must speak within a heartbeat and a half.
+      if (why === 'slow') {
+        if (now - heardAt > JUST_HEARD_MS) {
+          verifying = true;
+          down();
+          deadline = Math.min(deadline, now + 1.5 * heartbeatMs);
+        }
         return;
       }
       if (now - heardAt > 1.5 * heartbeatMs) { failures = 0; drop(true); return; }

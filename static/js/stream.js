@@ -219,7 +219,7 @@ export function ChatStream(el) {
   addEventListener('online', () => check('online'));
   addEventListener('offline', () => { if (source) source.offline(); });
   document.addEventListener('visibilitychange', () => { if (!document.hidden) check('visible'); });
-  el.addEventListener('chat:check', () => check('send'));
+  el.addEventListener('chat:check', (e) => check(e.detail?.why === 'slow' ? 'slow' : 'send'));
   el.addEventListener('chat:signed-out', () => stop('signed-out'));
   setState('connecting');
   join();
