@@ -214,6 +214,24 @@ def test_a_worker_whose_replacements_boot_slowly_tells_only_a_few_streams_early(
     gevent.killall(list(streams.open))
 
 
+def test_a_drain_behind_its_schedule_has_its_pace_count_every_stream_it_told():
+    told, recorded = [], []
+    streams = Streams(limit=100, drain_rate=1000)
+    told_streams(streams, 30, told)
+
+    class Pace:  # the workers taking over never catch up: the schedule alone tells them
+        def __call__(self, due):
+            return 0
+
+        def record(self, count):
+            recorded.append(count)
+
+    streams.drain(1.0, Pace())
+    gevent.joinall(list(streams.open), timeout=10)
+    assert len(told) == 30
+    assert sum(recorded) == 30  # counted only what it allowed (0): the next tick saw room for more
+
+
 def test_the_drain_pace_counts_the_accept_queue_and_the_clients_told_meanwhile():
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -223,7 +241,9 @@ def test_the_drain_pace_counts_the_accept_queue_and_the_clients_told_meanwhile()
     try:
         wait_until(lambda: pace.waiting() == 5, 10, 0.02, "five connections in the accept queue")
         assert pace(8) == 8       # 5 waiting + 8 told <= 20
+        pace.record(8)
         assert pace(100) == 7     # 20 - 5 - 8
+        pace.record(7)
         assert pace(100) == 0
         listener.accept()[0].close()
         wait_until(lambda: pace.waiting() == 4, 10, 0.02, "one accepted")
@@ -263,6 +283,21 @@ def read_until(sock, marker, deadline):
         if marker and marker in data:
             return data
     return None
+
+
+def test_a_stream_of_a_server_shutting_down_is_told_to_wait_longer_than_on_a_reload(redis_url, tmp_path, room):
+    server = start(redis_url, tmp_path)
+    try:
+        sock = socket.create_connection(("127.0.0.1", server.port))
+        sock.sendall(b"GET /rooms/%s/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"
+                     % room.encode())
+        assert read_until(sock, b"event: ready", time.monotonic() + 15) is not None
+        server.signal(signal.SIGTERM)  # no workers take over: a browser would retry a closed port
+        told = read_until(sock, b"\r\n0\r\n\r\n", time.monotonic() + 15)
+        assert told is not None and b"retry: 500" in told  # a quarter of RETRY_MS, not 100 ms
+        sock.close()
+    finally:
+        server.stop()
 
 
 def test_a_stream_told_to_come_back_has_its_connection_closed_at_once(redis_url, tmp_path, room):

@@ -96,6 +96,9 @@ class Streams:
         self.open = set()
         self.draining = False
         self.handed_over = gevent.event.Event()  # set once the workers that stay listen
+        # Workers take over from this one (a reload, not a shutdown): app/ops/worker.py sets it
+        # once it finds them booting; its told streams' clients may come back at once.
+        self.taken_over = False
 
     def full(self):
         return len(self.open) >= self.limit
@@ -123,6 +126,7 @@ class Streams:
         without a hint, their clients coming back only after the full ``retry``).
         """
         self.draining = True
+        record = getattr(pace, "record", None)  # the pace counts what was told, not what it allowed
         waiting = list(self.open)  # in turn; streams that register from now on end by themselves
         total, told = len(waiting), 0
         started = time.monotonic()
@@ -140,10 +144,13 @@ class Streams:
                 if pace is not None and share and elapsed < share:
                     owed = int(total * elapsed / share) - told  # behind the even schedule: no hold
                     due = max(owed, min(due, int(pace(due))))
-            for greenlet in waiting[told:told + max(0, due)]:
+            due = max(0, due)
+            for greenlet in waiting[told:told + due]:
                 if greenlet in self.open:
                     greenlet.kill(Draining, block=False)
-            told += max(0, due)
+            told += due
+            if record is not None:
+                record(due)
             if told < total:
                 gevent.sleep(tick)
         late = self.open.difference(waiting)  # registered past the check (none should)
@@ -197,6 +204,13 @@ def reconnect_soon(retry_ms):
 # until it can have arrived). Firefox waits at least 500 ms whatever it is told.
 DRAIN_RETRY_MS = 100
 RECONNECT_ELSEWHERE = sse.retry(DRAIN_RETRY_MS)
+
+
+def leaving_hint(streams, retry_ms):
+    """The last chunk of a stream on a leaving worker: at once when workers take over (a
+    reload); on a shutdown, which none does, ``reconnect_soon`` (no browser retrying a closed
+    port ten times a second)."""
+    return RECONNECT_ELSEWHERE if streams.taken_over else reconnect_soon(retry_ms)
 
 
 class Hub:
@@ -287,7 +301,7 @@ def relay(hub, sub):
         yield from live.run()
     except Draining:
         if live.out is None or not live.out.broken:
-            yield RECONNECT_ELSEWHERE
+            yield leaving_hint(streams, hub.retry_ms)
     except ClientGone:
         return
     except wire.ClientLost as exc:  # the client went away mid-write, or stopped reading

@@ -54,7 +54,8 @@ from gunicorn.workers.ggevent import GeventWorker
 HINT_AFTER = 1.0      # seconds: a few streams are told to come back by then, replacements listening or not
 EARLY_HINTS = 64      # how many (per worker); the rest are told once the replacements listen
 PACE_IN_FLIGHT = 256  # a leaving worker's told-but-not-accepted streams (see DrainPace)
-PACE_WINDOW = 0.3     # seconds a told client takes to come back: DRAIN_RETRY_MS x (1 + jitter), connect
+PACE_WINDOW = 0.5     # seconds a told client takes to come back: DRAIN_RETRY_MS x (1 + jitter) and
+                      # its connect (TLS behind a proxy); Firefox waits 500 ms whatever it is told
 
 
 def ready_marker(master, pid):
@@ -245,6 +246,8 @@ class RippleWorker(GeventWorker):
         after HINT_AFTER seconds (``hint_early``); the rest stream on until the hand-over."""
         started = time.monotonic()
         waiting = younger_siblings(self.pid, self.ppid)
+        for streams in self.stream_sets:
+            streams.taken_over = bool(waiting)  # a reload: told clients may come back at once
         if waiting and self.sockets:
             self.pace = DrainPace(self.sockets[0], PACE_IN_FLIGHT, PACE_WINDOW)
         while waiting and time.monotonic() - started < self.cfg.timeout:
@@ -351,7 +354,7 @@ class DrainPace:
 
     def __init__(self, listener, in_flight, window):
         self.in_flight, self.window = int(in_flight), float(window)
-        self.told = deque()  # (when, how many) allowed per tick, over the last window
+        self.told = deque()  # (when, how many) told, over the last window
         try:  # a copy: the worker closes its listener while the drain goes on
             self.sock = socket.socket(fileno=os.dup(listener.fileno()))
         except (OSError, AttributeError, ValueError):
@@ -366,14 +369,17 @@ class DrainPace:
             return 0
 
     def __call__(self, due):
-        """Of ``due`` streams, how many to tell now."""
+        """Of ``due`` streams, how many to tell now (``told`` records what was)."""
         now = time.monotonic()
         while self.told and self.told[0][0] < now - self.window:
             self.told.popleft()
         room = max(0, self.in_flight - self.waiting() - sum(n for _, n in self.told))
-        told = min(int(due), room)
-        self.told.append((now, told))
-        return told
+        return min(int(due), room)
+
+    def record(self, told):
+        """``told`` streams were told just now: more than asked when the drain was behind."""
+        if told:
+            self.told.append((time.monotonic(), int(told)))
 
     def close(self):
         if self.sock is not None:

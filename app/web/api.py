@@ -336,7 +336,7 @@ def events(room):
     if streams.draining:  # this worker is leaving: come back once the workers that stay listen
         opened.give_back()  # admitted just before the worker began leaving
         streams.handed_over.wait(HANDOVER_WAIT_SECONDS)
-        return Response(stream.RECONNECT_ELSEWHERE, mimetype="text/event-stream",
+        return Response(stream.leaving_hint(streams, int(cfg["RETRY_MS"])), mimetype="text/event-stream",
                         headers={"Cache-Control": "no-cache"})
     if opened.admitted is None:  # at the stream limit when the checks ran
         return refuse_stream(503, N_("This server is at its stream limit; try again shortly."),
