@@ -267,3 +267,34 @@ def test_the_mentions_page_shown_again_from_the_back_forward_cache_is_asked_for_
         page.wait_for_url(server.url + "/")  # signed out: the lobby, nothing of hers kept on screen
     finally:
         context.close()
+
+
+def test_a_post_kept_for_another_room_shows_on_that_room_in_the_sidebar_until_its_page_sends_it(
+        browser, server, room):
+    elsewhere = other_room()
+    errors = []
+    context = signed_in_context(browser, server, unique("ann"))
+    try:
+        page = open_page(context, elsewhere, errors)
+        refuse_posts = lambda route: route.abort() if route.request.method == "POST" else route.continue_()  # noqa: E731
+        page.route("**/rooms/%s/messages" % elsewhere, refuse_posts)  # the network fails her post
+        page.fill("#text", "kept for later")
+        page.locator("main.room form[data-form] button[type=submit]").click()
+        expect(page.locator("main.room [data-pending] li [data-pending-status]")).to_have_text(
+            "Not sent yet — will retry.")
+        page.goto("/rooms/%s" % room)  # the post waits in this tab for its own room's page
+        expect(page.locator(STATUS)).to_have_text("connected")
+        mark = page.locator('[data-sidebar] li[data-room="%s"] [data-unsent]' % elsewhere)
+        expect(mark).to_have_text("1 unsent")
+        expect(mark).to_have_attribute("title", "Not sent yet: open #%s to send." % elsewhere)
+        page.unroute("**/rooms/%s/messages" % elsewhere)
+        page.goto("/rooms/%s" % elsewhere)  # its page sends it
+        expect(page.locator("main.room li.msg .text")).to_have_text(["kept for later"])
+        expect(page.locator('[data-sidebar] [data-unsent]')).to_have_count(0)  # here it is a line of the log
+        page.goto("/rooms/%s" % room)
+        expect(page.locator(STATUS)).to_have_text("connected")
+        expect(page.locator('[data-sidebar] li[data-room="%s"]' % elsewhere)).to_be_visible()
+        expect(page.locator('[data-sidebar] [data-unsent]')).to_have_count(0)
+        assert errors == []
+    finally:
+        context.close()

@@ -12,7 +12,34 @@ const PHONE = '(max-width: 48rem)';
 const STRINGS = {
   hide: (room) => t('Hide #{room} from this list', { room }),
   hideShort: (room) => t('Hide #{room}', { room }),
+  unsent: (n) => t('{n} unsent', { n: String(n) }),
+  unsentTitle: (room) => t('Not sent yet: open #{room} to send.', { room }),
 };
+
+// Posts and changes this tab keeps for a room's page (pending.js per composer, unsaved.js per
+// log: both under the room's /rooms/<room>/messages) are sent only when that page is open
+// again, as a waiting line there; elsewhere the room's entry says so, as Slack marks a channel
+// with a message that failed to send.
+const KEPT = /^ripple-(?:pending|changes):\/rooms\/([^/]+)\/messages$/;
+
+/** Room -> how many posts and changes this tab keeps for ``writer`` ({} with storage off). */
+export function keptPerRoom(writer) {
+  const counts = new Map();
+  try {
+    for (let i = 0; i < sessionStorage.length; i += 1) {
+      const match = KEPT.exec(sessionStorage.key(i) || '');
+      if (!match) continue;
+      try {
+        const kept = JSON.parse(sessionStorage.getItem(match[0]));
+        if (!writer || kept?.writer !== writer) continue;  // another writer's are dropped, never sent
+        const n = (kept.posts || []).length + (kept.changes || []).length;
+        const room = decodeURIComponent(match[1]);
+        if (n) counts.set(room, (counts.get(room) || 0) + n);
+      } catch { /* not one of ours */ }
+    }
+  } catch { /* storage off: nothing kept */ }
+  return counts;
+}
 
 // A deletion's recount waits 0.5–2.5 s: a burst is asked for once, and a big room's pages spread.
 const REFRESH_MIN_MS = 500;
@@ -40,8 +67,24 @@ export function Sidebar(el, root, current = '') {
     });
   }
 
+  // Kept in this tab for other rooms' pages: read once (this page neither sends nor adds them).
+  const kept = keptPerRoom(me());
+  kept.delete(current);  // this page's own show in its log
+
+  function markKept(room, li) {
+    const n = kept.get(room);
+    if (!n || li.querySelector('[data-unsent]')) return;
+    const mark = document.createElement('span');
+    mark.className = 'unsent';
+    mark.dataset.unsent = '';
+    mark.textContent = STRINGS.unsent(n);
+    mark.title = STRINGS.unsentTitle(room);
+    li.querySelector('a')?.after(' ', mark);
+  }
+
   function render(room) {
     const entry = rooms.get(room);
+    markKept(room, entry.li);
     const shown = room === current ? { unread: 0, mentions: 0 } : entry;  // being read here
     entry.li.dataset.unread = shown.unread;
     entry.li.dataset.mentions = shown.mentions;
@@ -213,6 +256,7 @@ export function Sidebar(el, root, current = '') {
   });
 
   NotifyButton(el.querySelector('[data-notify]'));
+  for (const [room, entry] of rooms) markKept(room, entry.li);
   order();
 }
 
