@@ -616,6 +616,21 @@ def test_a_post_waiting_in_a_duplicated_tab_too_is_counted_once(open_room, room)
                                     "1 of them is in another tab of this browser.")
 
 
+def test_two_different_edits_of_one_message_waiting_in_two_tabs_count_twice(open_room, room):
+    first = open_room(unique("ann"))
+    send(first, "mine")
+    other = first.context.new_page()
+    other.goto(first.url)
+    an_edit_waiting(other, "corrected in the second tab")
+    an_edit_waiting(first, "corrected in the first tab")
+    knows_other_tabs(first)
+    first.get_by_role("button", name="Sign out", exact=True).click()
+    # They were one key (the message, "edit", PATCH) without the text: counted once.
+    expect(first.locator("[data-signout-warning]")).to_contain_text(
+        "2 messages or changes of yours are not sent yet. Signing out throws them away. "
+        "1 of them is in another tab of this browser.")
+
+
 @pytest.mark.parametrize("path", ["/account", "/admin"])
 def test_signing_out_from_the_account_or_admin_page_counts_the_post_waiting_for_a_room(open_room, server, app, path):
     admin = admin_browser(server, app)  # an administrator: both pages are theirs
