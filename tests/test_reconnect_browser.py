@@ -552,6 +552,30 @@ def test_on_a_phone_a_waiting_edit_is_a_short_line_under_its_message_that_keeps_
     expect(waiting).to_have_count(0)
 
 
+def buttons_over(text):
+    """The buttons a tap on ``text`` (its box, every 2 px) lands on."""
+    return text.evaluate("""el => { const r = el.getBoundingClientRect(), hit = new Set();
+        for (let y = r.top + 1; y < r.bottom; y += 2) for (let x = r.left + 1; x < r.right; x += 2) {
+            const b = document.elementFromPoint(x, y)?.closest('button'); if (b) hit.add(b.textContent); }
+        return [...hit]; }""")
+
+
+def test_on_a_phone_a_tap_on_a_waiting_posts_text_is_no_tap_on_its_buttons(open_room):
+    page = open_room(unique("ann"), **PHONE)
+    a_post_waiting(page, LONG)
+    # The buttons' tap area grew 13 px up, over the lower 11 px of the text: a tap there discarded it.
+    assert buttons_over(page.locator(PENDING).locator(".text")) == []
+
+
+def test_on_a_phone_a_tap_on_a_waiting_edits_text_is_no_tap_on_its_buttons(open_room):
+    page = open_room(unique("ann"), **PHONE)
+    page.fill("#text", "mine")
+    page.locator(SEND).click()
+    expect(page.locator("main.room li.msg")).to_have_count(1)
+    waiting = an_edit_waiting(page, LONG).locator(UNSAVED)
+    assert buttons_over(waiting.locator(".pending-text")) == []
+
+
 def knows_other_tabs(page, n=1):
     """Wait until ``page`` knows of ``n`` other open tabs (they say hello when they load,
     signout.js): its Sign out asks those."""
