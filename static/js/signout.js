@@ -89,8 +89,13 @@ function answerOtherTabs() {
   channel.postMessage({ type: 'hello', from: tab });
   knownTabsChanged();
   addEventListener('pagehide', () => channel.postMessage({ type: 'bye', from: tab }));
-  // Back from the back/forward cache: open again.
-  addEventListener('pageshow', (e) => { if (e.persisted) channel.postMessage({ type: 'hello', from: tab }); });
+  // Back from the back/forward cache: open again, and the tabs open now answer the hello.
+  addEventListener('pageshow', (e) => {
+    if (!e.persisted) return;
+    others.clear();
+    knownTabsChanged();
+    channel.postMessage({ type: 'hello', from: tab });
+  });
 }
 
 /**
