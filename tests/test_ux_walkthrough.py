@@ -88,6 +88,7 @@ def sign_out_in_another_tab(page, asked=False):
     ``page`` has something waiting, so it asks first; then 仍然退出)."""
     other = page.context.new_page()
     other.goto(page.url)
+    expect(other.locator("html")).to_have_attribute("data-other-tabs", "1")  # it asks ``page``
     other.get_by_role("button", name="退出").click()
     if asked:
         expect(other.locator("[data-signout-warning]")).to_contain_text("其中 1 条在此浏览器的其他标签页中。")

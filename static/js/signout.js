@@ -18,10 +18,13 @@ const WAITING = '[data-pending] li:not([hidden]):not([data-state=refused]), '
 // out here throws them away too.
 const STORED = 'ripple-pending:';
 
-// The tabs ask each other over this channel; a tab that has not answered within ASK_MS (frozen
-// in the background, or busy) is not counted.
+// The tabs ask each other over this channel. Each tab says hello when it loads (and answers
+// another's hello) and bye when it goes, so a tab knows which others are open: at sign-out it
+// asks them and waits until every one answered (a busy background tab answers late, and a fixed
+// 300 ms left its posts out and threw them away), or ASK_MS passed (a tab frozen in the
+// background, or closed without a bye, is not counted). With no other tab it does not wait.
 const CHANNEL = 'ripple-waiting';
-const ASK_MS = 300;
+const ASK_MS = 1500;
 const tab = newKey();
 
 // Who is signed in, as the page says it (undefined: the page does not say; everything counts).
@@ -62,27 +65,59 @@ function waitingInTab(writer) {
 
 // Every tab of this origin that loaded this module answers another's question with its keys.
 let channel = null;
+const others = new Set();  // the other tabs open now (their ids)
+const asks = new Map();    // this tab's question (its id) -> its answers' handler
+function knownTabsChanged() {
+  // How many other tabs this tab knows of, on the page (the tests wait for it).
+  document.documentElement.dataset.otherTabs = String(others.size);
+}
 function answerOtherTabs() {
   if (channel || !window.BroadcastChannel) return;
   channel = new BroadcastChannel(CHANNEL);
   channel.onmessage = (e) => {
-    if (e.data?.type !== 'ask' || e.data.from === tab) return;  // this tab counts its own
-    channel.postMessage({ type: 'answer', id: e.data.id, keys: [...waitingInTab(e.data.writer)] });
+    const { type, from } = e.data || {};
+    if (!from || from === tab) return;
+    if (type === 'bye') others.delete(from);
+    else others.add(from);
+    knownTabsChanged();
+    if (type === 'hello') channel.postMessage({ type: 'here', from: tab, to: from });
+    else if (type === 'ask') {
+      channel.postMessage({ type: 'answer', id: e.data.id, from: tab, keys: [...waitingInTab(e.data.writer)] });
+    }
+    for (const onAnswer of asks.values()) onAnswer(e.data);  // an answer, or a bye of one asked
   };
+  channel.postMessage({ type: 'hello', from: tab });
+  knownTabsChanged();
+  addEventListener('pagehide', () => channel.postMessage({ type: 'bye', from: tab }));
+  // Back from the back/forward cache: open again, and the tabs open now answer the hello.
+  addEventListener('pageshow', (e) => {
+    if (!e.persisted) return;
+    others.clear();
+    knownTabsChanged();
+    channel.postMessage({ type: 'hello', from: tab });
+  });
 }
 
-/** What the other tabs have waiting for ``writer`` (a Set of keys), as answered within ASK_MS. */
+/**
+ * What the other tabs have waiting for ``writer`` (a Set of keys), once every tab known to be
+ * open answered (or went), or ASK_MS passed.
+ */
 function askOtherTabs(writer) {
-  if (!window.BroadcastChannel) return Promise.resolve(new Set());
+  if (!channel || !others.size) return Promise.resolve(new Set());
   return new Promise((resolve) => {
-    const asking = new BroadcastChannel(CHANNEL);
     const id = newKey();
     const keys = new Set();
-    asking.onmessage = (e) => {
-      if (e.data?.type === 'answer' && e.data.id === id) for (const key of e.data.keys) keys.add(key);
-    };
-    asking.postMessage({ type: 'ask', id, writer, from: tab });
-    setTimeout(() => { asking.close(); resolve(keys); }, ASK_MS);
+    const waiting = new Set(others);
+    const finish = () => { clearTimeout(timer); asks.delete(id); resolve(keys); };
+    const timer = setTimeout(finish, ASK_MS);
+    asks.set(id, (message) => {
+      if (message.type === 'answer' && message.id === id) {
+        for (const key of message.keys) keys.add(key);
+        waiting.delete(message.from);
+      } else if (message.type === 'bye') waiting.delete(message.from);
+      if (!waiting.size) finish();
+    });
+    channel.postMessage({ type: 'ask', id, writer, from: tab });
   });
 }
 
@@ -107,11 +142,12 @@ export function SignOutGuard(form) {
   let asking = false;
   form.addEventListener('submit', async (e) => {
     if (leaving) return;
+    const writer = signedIn();
+    const here = waitingInTab(writer);
+    if (!asking && !here.size && !others.size) return;  // nothing waits, no other tab to ask: signed out at once
     e.preventDefault();  // the other tabs answer first
     if (asking) return;
     asking = true;
-    const writer = signedIn();
-    const here = waitingInTab(writer);
     const there = await askOtherTabs(writer);  // a duplicated tab's copies count once
     asking = false;
     const elsewhere = [...there].filter((key) => !here.has(key)).length;

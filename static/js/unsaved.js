@@ -37,8 +37,9 @@ const STRINGS = {
 export const STORED = 'ripple-changes:';
 export const storageKey = (root) => STORED + new URL(root.dataset.historyUrl, location.href).pathname;
 // One waiting change, the same in every tab that has it (a duplicated tab copies them): a
-// reaction put and then taken back both wait.
-export const changeKey = (id, { kind, method, emoji }) => [id, kind, method, emoji || ''].join(' ');
+// reaction put and then taken back both wait, and two tabs' different edits of one message are two.
+export const changeKey = (id, { kind, method, emoji, text }) => [id, kind, method, emoji || '']
+  .concat(kind === 'edit' ? [stored(text || '')] : []).join(' ');
 
 /**
  * root: the room's element; send(change, signal): do it, resolve to {response, body} or throw;
