@@ -293,6 +293,12 @@ def worker_exit(server, worker):
         end_quickly()
 
 
+def on_reload(server):
+    """Mark the reload before the new workers start: the old ones tell their streams' clients
+    to come back at once (app/ops/worker.py, reload_marker), as a shutdown's must not."""
+    _worker.mark_reload(server.pid)
+
+
 def on_exit(server):
     """Stop the embedded Redis after the last worker has gone; remove this master's metrics."""
     _worker.forget_markers(server.pid)

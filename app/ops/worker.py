@@ -63,9 +63,32 @@ def ready_marker(master, pid):
     return os.path.join(tempfile.gettempdir(), "ripple-%d-ready-%d" % (master, pid))
 
 
+def reload_marker(master):
+    """The file ``master`` touches on every reload (gunicorn.conf.py on_reload), before it starts
+    the new workers: a worker made before its last change is being replaced; one made after it
+    (or with none) leaves with its master, on a shutdown."""
+    return os.path.join(tempfile.gettempdir(), "ripple-%d-reloaded" % master)
+
+
+def mark_reload(master):
+    with open(reload_marker(master), "a"):
+        os.utime(reload_marker(master))
+
+
+def _reloaded_after(master, when):
+    try:
+        return os.stat(reload_marker(master)).st_mtime >= when
+    except OSError:
+        return False
+
+
 def forget_markers(master, pid="*"):
-    """Remove the ready markers of ``master``'s worker ``pid`` (default: all of them)."""
-    for path in glob.glob(ready_marker(master, 0)[:-1] + str(pid)):
+    """Remove the ready markers of ``master``'s worker ``pid`` (default: all of them, and its
+    reload marker)."""
+    paths = glob.glob(ready_marker(master, 0)[:-1] + str(pid))
+    if pid == "*":
+        paths.append(reload_marker(master))
+    for path in paths:
         try:
             os.unlink(path)
         except OSError:
@@ -133,6 +156,7 @@ class RippleWorker(GeventWorker):
         self.servers, self.trim = [], None
         self.pace = None         # a DrainPace once replacements exist (a reload, not a shutdown)
         self.left_cleanly = False  # run() ended, or exit status 0: end_quickly() may end it
+        self.made_at = time.time()  # in the master, before the fork: compared with a reload's mark
 
     def init_process(self):
         try:
@@ -246,8 +270,11 @@ class RippleWorker(GeventWorker):
         after HINT_AFTER seconds (``hint_early``); the rest stream on until the hand-over."""
         started = time.monotonic()
         waiting = younger_siblings(self.pid, self.ppid)
+        # A reload: told clients may come back at once. On a shutdown the other workers (started
+        # a moment after this one, so "younger") leave too.
+        replaced = bool(waiting) and _reloaded_after(self.ppid, self.made_at)
         for streams in self.stream_sets:
-            streams.taken_over = bool(waiting)  # a reload: told clients may come back at once
+            streams.taken_over = replaced
         if waiting and self.sockets:
             self.pace = DrainPace(self.sockets[0], PACE_IN_FLIGHT, PACE_WINDOW)
         while waiting and time.monotonic() - started < self.cfg.timeout:
