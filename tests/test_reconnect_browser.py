@@ -311,7 +311,8 @@ def test_signing_out_with_a_post_waiting_asks_first_and_cancel_keeps_it(open_roo
     a_post_waiting(page)
     page.get_by_role("button", name="Sign out", exact=True).click()
     warning = page.locator("[data-signout-warning]")
-    expect(warning).to_contain_text("1 message or change of yours is not sent yet. Signing out throws it away.")
+    expect(warning).to_contain_text("1 message or change of yours is not sent yet. "
+        "Signing out stops sending it (if already on its way, it may still arrive).")
     expect(page.locator("[data-whoami]")).to_have_text(me)  # still signed in
     warning.get_by_role("button", name="Cancel").click()
     expect(warning).to_have_count(0)
@@ -618,7 +619,8 @@ def test_signing_out_in_another_tab_counts_the_post_waiting_in_the_first(open_ro
     other.get_by_role("button", name="Sign out", exact=True).click()
     # It signed out at once: the first tab's post, promised "will retry", was thrown away unasked.
     warning = other.locator("[data-signout-warning]")
-    expect(warning).to_contain_text("1 message or change of yours is not sent yet. Signing out throws it away. "
+    expect(warning).to_contain_text("1 message or change of yours is not sent yet. "
+        "Signing out stops sending it (if already on its way, it may still arrive). "
                                     "1 of them is in another tab of this browser.")
     expect(other.locator("[data-whoami]")).to_have_count(1)  # still signed in
 
@@ -662,7 +664,8 @@ def test_a_post_waiting_in_a_duplicated_tab_too_is_counted_once(open_room, room)
     knows_other_tabs(first)
     first.get_by_role("button", name="Sign out", exact=True).click()
     warning = first.locator("[data-signout-warning]")
-    expect(warning).to_contain_text("2 messages or changes of yours are not sent yet. Signing out throws them away. "
+    expect(warning).to_contain_text("2 messages or changes of yours are not sent yet. "
+        "Signing out stops sending them (any already on their way may still arrive). "
                                     "1 of them is in another tab of this browser.")
 
 
@@ -677,7 +680,8 @@ def test_two_different_edits_of_one_message_waiting_in_two_tabs_count_twice(open
     first.get_by_role("button", name="Sign out", exact=True).click()
     # They were one key (the message, "edit", PATCH) without the text: counted once.
     expect(first.locator("[data-signout-warning]")).to_contain_text(
-        "2 messages or changes of yours are not sent yet. Signing out throws them away. "
+        "2 messages or changes of yours are not sent yet. "
+        "Signing out stops sending them (any already on their way may still arrive). "
         "1 of them is in another tab of this browser.")
 
 

@@ -167,8 +167,9 @@ export function SignOutGuard(form) {
     cancel.type = 'button';
     cancel.textContent = t('Cancel');
     cancel.addEventListener('click', () => { box.remove(); box = null; form.querySelector('button[type=submit]')?.focus(); });
-    box.append(tn('{n} message or change of yours is not sent yet. Signing out throws it away.',
-      '{n} messages or changes of yours are not sent yet. Signing out throws them away.', n), ' ');
+    box.append(tn(
+      '{n} message or change of yours is not sent yet. Signing out stops sending it (if already on its way, it may still arrive).',
+      '{n} messages or changes of yours are not sent yet. Signing out stops sending them (any already on their way may still arrive).', n), ' ');
     if (elsewhere) {
       box.append(tn('{n} of them is in another tab of this browser.',
         '{n} of them are in other tabs of this browser.', elsewhere), ' ');
