@@ -90,7 +90,7 @@ def test_a_post_still_unanswered_after_a_second_has_the_header_stop_saying_conne
     page.locator(SEND).click()
     expect(page.locator(PENDING).locator("[data-pending-status]")).to_have_text("Sending…", timeout=2_000)
     # It said "connected" above "Sending…" for the whole post timeout (12 s), then "Not sent yet".
-    expect(page.locator(STATUS)).to_have_text("reconnecting…", timeout=2_000)
+    expect(page.locator(STATUS)).to_have_text("checking connection…", timeout=2_000)
     expect(page.locator(PENDING).locator("[data-pending-status]")).to_have_text("Sending…")  # not timed out
     relay.resume()
     expect(page.locator(STATUS)).to_have_text("connected", timeout=RECONNECT_MS)

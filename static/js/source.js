@@ -20,7 +20,7 @@ const JUST_HEARD_MS = 1000;  // a send failure right after this proves nothing a
  * Open a watched stream; returns { check(why), offline(), close() }.
  * url: the stream URL; heartbeatMs: the server's heartbeat; cursor(): where to resume ('' for
  * none, then ?backlog=backlog); onEvent(name, data, id): every event, pings included;
- * onState(state): 'connecting' | 'connected' | 'reconnecting' | 'offline' | 'replaced'.
+ * onState(state): 'connecting' | 'connected' | 'checking' | 'reconnecting' | 'offline' | 'replaced'.
  */
 export function RoomSource({ url, heartbeatMs, cursor, backlog, onEvent, onState }) {
   const deadMs = deadAfterMs(heartbeatMs);
@@ -147,13 +147,14 @@ export function RoomSource({ url, heartbeatMs, cursor, backlog, onEvent, onState
       }
       // One has had no answer for a second: a stalled path, or only a slow server (a reload, a
       // busy Redis). Not enough to drop a working stream (every posting tab of a slow server
-      // would reconnect, again and again, adding to what makes it slow): the status stops
-      // saying "connected" until the stream speaks (the post itself comes back on it), and a
-      // silent one must speak within a heartbeat and a half.
+      // would reconnect, again and again, adding to what makes it slow): the status says
+      // "checking connection…", not "connected" and not "reconnecting…" (nothing reconnects),
+      // until the stream speaks (the post itself comes back on it), and a silent one must
+      // speak within a heartbeat and a half.
       if (why === 'slow') {
         if (now - heardAt > JUST_HEARD_MS) {
           verifying = true;
-          down();
+          onState(navigator.onLine ? 'checking' : 'offline');
           deadline = Math.min(deadline, now + 1.5 * heartbeatMs);
         }
         return;

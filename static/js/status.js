@@ -3,6 +3,7 @@ import { t } from './i18n.js';
 
 const LABELS = {
   connecting: t('connecting…'), connected: t('connected'), reconnecting: t('reconnecting…'), offline: t('offline'),
+  checking: t('checking connection…'),
   'signed-out': t('signed out'), replaced: t('paused'), queued: t('paused'), removed: t('closed'),
 };
 
