@@ -12,7 +12,11 @@ class ChromiumProcess:
         self._playwright = self._browser = None
 
     def get(self):
-        """The running Chromium; launched first if there is none (skips without Chromium)."""
+        """The running Chromium; launched first if there is none, or if it died (a crash of one
+        test's Chromium then fails that file's tests, not every browser test after it in the
+        process). Skips without Chromium."""
+        if self._browser is not None and not self._browser.is_connected():
+            self.stop()
         if self._browser is None:
             from playwright.sync_api import sync_playwright
 
@@ -33,7 +37,8 @@ class ChromiumProcess:
         ``asyncio.run()`` refuses to start ("cannot be called from a running event loop")."""
         if self._playwright is not None:
             try:
-                self._browser.close()
+                if self._browser.is_connected():
+                    self._browser.close()
             finally:
                 self._playwright.stop()
                 self._playwright = self._browser = None
