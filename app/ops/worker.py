@@ -396,7 +396,7 @@ class DrainPace:
             return 0
 
     def __call__(self, due):
-        """Of ``due`` streams, how many to tell now (``told`` records what was)."""
+        """Of ``due`` streams, how many to tell now (``record`` counts what the drain told)."""
         now = time.monotonic()
         while self.told and self.told[0][0] < now - self.window:
             self.told.popleft()
