@@ -3,10 +3,12 @@
 Test modules import these from here (``from .support import post``); fixtures stay in
 conftest.py, which pytest loads by itself.
 """
+import copy
 import functools
 import json
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -121,3 +123,15 @@ def flask_process(redis_url, *args):
     return subprocess.run([sys.executable, "-m", "flask", "--app", "app", *args],
                           env={"REDIS_URL": redis_url, "PATH": "/usr/bin:/bin", "SECRET_KEY": "test-secret"},
                           capture_output=True, text=True, timeout=60)
+
+
+def aged(app, cookie_value, seconds):
+    """The same session's cookie value, signed ``seconds`` ago."""
+    serializer = copy.copy(app.session_interface.get_signing_serializer(app))
+    signed_at = int(time.time() - seconds)
+
+    class Earlier(serializer.signer):
+        def get_timestamp(self):
+            return signed_at
+    serializer.signer = Earlier
+    return serializer.dumps(app.session_interface.get_signing_serializer(app).loads(cookie_value))

@@ -12,7 +12,7 @@ from app.people import addresses, identity
 from app.rooms import keys, records
 from app.web import faststream, opening
 
-from .support import LIMITS_OFF, TEST_HEARTBEAT, TOKEN, spy_handed_on
+from .support import LIMITS_OFF, TEST_HEARTBEAT, TOKEN, aged, spy_handed_on
 
 # Of Flask's head for a stream, these differ from answer to answer.
 VARYING = {"X-Request-ID"}
@@ -131,7 +131,8 @@ def test_a_signed_in_stream_opens_without_flask_as_its_person(redis_url, room, h
 
 def test_a_signed_in_streams_head_and_refreshed_cookie_are_flasks(redis_url, room, handed):
     app = make_app(redis_url)
-    cookie = signed_in(app, "bo-" + room[-6:])
+    fresh = signed_in(app, "bo-" + room[-6:])
+    cookie = "session=" + aged(app, fresh.split("=", 1)[1], 2 * 3600)  # due a fresh expiry
     _, fast, _ = open_stream(app, "/rooms/%s/events" % room, {"Cookie": cookie})
     _, through_flask, _ = open_stream(app, "/rooms/%s/events?other=1" % room, {"Cookie": cookie})
     assert len(handed) == 1 and list(fast) == list(through_flask)
@@ -140,6 +141,14 @@ def test_a_signed_in_streams_head_and_refreshed_cookie_are_flasks(redis_url, roo
     assert session_of(fast_cookie.pop("session")) == session_of(flask_cookie.pop("session"))
     expires = [parsedate_to_datetime(c.pop("Expires")) for c in (fast_cookie, flask_cookie)]
     assert abs((expires[0] - expires[1]).total_seconds()) <= 5 and fast_cookie == flask_cookie
+
+
+def test_a_signed_in_stream_sends_no_cookie_while_its_session_is_freshly_signed(redis_url, room, handed):
+    app = make_app(redis_url)
+    cookie = signed_in(app, "bea-" + room[-6:])
+    _, fast, _ = open_stream(app, "/rooms/%s/events" % room, {"Cookie": cookie})
+    _, through_flask, _ = open_stream(app, "/rooms/%s/events?other=1" % room, {"Cookie": cookie})
+    assert len(handed) == 1 and "Set-Cookie" not in fast and "Set-Cookie" not in through_flask
 
 
 def test_an_ended_sessions_stream_is_flasks_and_anonymous(redis_url, room, handed, redis_client):

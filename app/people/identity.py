@@ -8,6 +8,7 @@ import time
 import redis
 from flask import abort, current_app, g, request, session
 from flask.sessions import SecureCookieSessionInterface
+from itsdangerous import BadSignature
 
 from ..ops.services import services
 from ..rooms import keys, messages
@@ -70,12 +71,40 @@ class SessionInterface(SecureCookieSessionInterface):
         return bool(app.config["SESSION_COOKIE_SECURE"] or request.is_secure)
 
     def open_session(self, app, request):
-        opened = super().open_session(app, request)
-        if opened is not None:
-            opened.came_with_session = bool(opened)
+        """SecureCookieSessionInterface.open_session's reading, keeping when the cookie was
+        signed (``signed_at``, Unix seconds; None without a valid cookie)."""
+        serializer = self.get_signing_serializer(app)
+        if serializer is None:
+            return None
+        opened, raw = self.session_class(), request.cookies.get(self.get_cookie_name(app))
+        opened.signed_at = None
+        if raw:
+            try:
+                data, signed_at = serializer.loads(
+                    raw, max_age=int(app.permanent_session_lifetime.total_seconds()), return_timestamp=True)
+            except BadSignature:
+                pass
+            else:
+                opened = self.session_class(data)
+                opened.signed_at = signed_at.timestamp()
+        opened.came_with_session = bool(opened)
         return opened
 
+    def should_set_cookie(self, app, session):
+        """A changed session is sent; an unchanged permanent one only once its cookie is due a
+        fresh expiry (cookie_refresh_due). Every cookie a request sends back replaces the
+        browser's, so one that re-sent an unchanged session with each answer undid whatever a
+        request running beside it had just written: a stylesheet or icon fetched while a form
+        posted took its flash, a stream opened in another tab its sign-in or language."""
+        if session.modified:
+            return True
+        return (bool(session.permanent and app.config["SESSION_REFRESH_EACH_REQUEST"])
+                and cookie_refresh_due(getattr(session, "signed_at", None),
+                                       app.permanent_session_lifetime.total_seconds()))
+
     def save_session(self, app, session, response):
+        if request.endpoint == "static":
+            return  # a file is the same for everyone: no cookie, nothing that varies with one
         if response.status_code >= 400 and (
                 getattr(session, "came_with_session", True)
                 or (request.method not in ("GET", "HEAD", "OPTIONS") and not _from_this_site())):
@@ -83,6 +112,17 @@ class SessionInterface(SecureCookieSessionInterface):
                 response.vary.add("Cookie")
             return
         super().save_session(app, session, response)
+
+
+def cookie_refresh_due(signed_at, lifetime_s, now=None):
+    """Tell whether an unchanged session's cookie, signed at ``signed_at`` (Unix seconds; None:
+    not known), is to be sent again with a fresh expiry: once it has run down by a tenth of its
+    lifetime ``lifetime_s`` (seconds) or an hour, whichever is less, as Sessions._slide pushes
+    the session's record back in Redis."""
+    if signed_at is None:
+        return True
+    now = time.time() if now is None else now
+    return now - signed_at >= min(3600, lifetime_s / 10)
 
 
 def _from_this_site():

@@ -148,7 +148,7 @@ class FastStream:
         if raw is None:
             return None, None
         try:  # SecureCookieSessionInterface.open_session's reading of it
-            data = self._signing().loads(raw, max_age=self.lifetime_s)
+            data, signed_at = self._signing().loads(raw, max_age=self.lifetime_s, return_timestamp=True)
         except BadSignature:
             raise _ToFlask from None
         name, sid = data.get("name"), data.get("sid")
@@ -160,7 +160,7 @@ class FastStream:
         account = record.get("account")
         person = opening.Person(name, sid, identity.stable_id(record, sid), account,
                                 not account and not record.get("sub"), record.get("exp"))
-        return person, self._cookie(environ, data)
+        return person, self._cookie(environ, data, signed_at.timestamp())
 
     def _signing(self):
         """Flask's session cookie serializer (SecureCookieSessionInterface.get_signing_serializer),
@@ -170,11 +170,13 @@ class FastStream:
             self._serializer = (made_with, self.app.session_interface.get_signing_serializer(self.app))
         return self._serializer[1]
 
-    def _cookie(self, environ, data):
-        """The Set-Cookie value Flask's save_session sends for an unchanged session ``data``:
-        a permanent one is sent again with a fresh expiry (SESSION_REFRESH_EACH_REQUEST)."""
+    def _cookie(self, environ, data, signed_at):
+        """The Set-Cookie value Flask's save_session sends for an unchanged session ``data``
+        whose cookie was signed at ``signed_at`` (Unix seconds), or None: a permanent one is
+        sent again with a fresh expiry once that is due (identity.SessionInterface)."""
         cfg, interface = self.app.config, self.app.session_interface
-        if not (data.get("_permanent") and cfg["SESSION_REFRESH_EACH_REQUEST"]):
+        if not (data.get("_permanent") and cfg["SESSION_REFRESH_EACH_REQUEST"]
+                and identity.cookie_refresh_due(signed_at, self.lifetime_s)):
             return None
         return dump_cookie(
             self.cookie_name, self._signing().dumps(dict(data)),
