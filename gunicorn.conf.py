@@ -159,6 +159,7 @@ def on_starting(server):
     # Everything the service writes under instance/ (AOF, secret key, metrics, sockets) is the
     # service account's alone; workers and the embedded Redis inherit this.
     os.umask(0o077)
+    _halt_once(server)
     _check_settings()
     _metrics_dir(server)
     _check_open_files(server)
@@ -182,6 +183,32 @@ def on_starting(server):
     os.environ["REDIS_URL"] = os.environ[_EMBEDDED_URL] = redis.url  # workers inherit it
     server.log.info("embedded %s at %s (AOF in %s)", redis.binary,
                     redis.url.replace(":%s@" % redis.password, ":***@"), directory)
+
+
+def _halt_once(server):
+    """Stop the master once when workers fail to boot, however many fail.
+
+    gunicorn's reap_workers raises HaltServer for a worker that exited "failed to boot" or
+    "app failed to load" (a bad rate: every worker fails alike), and the master halts. Its halt
+    reaps the other workers, and one that exited the same way raised HaltServer again, inside
+    halt, unhandled: ~30 lines of traceback under the one sentence that names the setting (seen
+    in CI, gunicorn 27.0.1). Once halting, such exits are reaped quietly; the first one's
+    reason and status stand.
+    """
+    from gunicorn.errors import HaltServer
+
+    reap = server.reap_workers
+
+    def reap_workers():
+        try:
+            reap()
+        except HaltServer:
+            if getattr(server, "ripple_halting", False):
+                return  # the worker is reaped (gunicorn popped it before raising)
+            server.ripple_halting = True
+            raise
+
+    server.reap_workers = reap_workers
 
 
 def _check_settings():

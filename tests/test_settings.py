@@ -120,6 +120,48 @@ def test_a_bad_setting_stops_gunicorn_in_one_line_before_any_worker_boots(redis_
     assert "Traceback" not in result.stderr and "Booting worker" not in result.stderr
 
 
+# gunicorn's own arbiter (gunicorn.conf.py's hook applied) with two real children that exit as
+# workers that failed to load the app do, both before the master reaps either.
+_TWO_FAILED_WORKERS = r"""
+import os, runpy, subprocess, sys, time
+from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
+from gunicorn.errors import HaltServer
+
+class App(BaseApplication):
+    def load_config(self):
+        pass
+
+    def load(self):
+        return None
+
+class Worker:  # the arbiter's record of a worker: its pid and heartbeat file
+    def __init__(self, pid):
+        self.pid, self.tmp, self.aborted = pid, open(os.devnull), False
+
+arbiter = Arbiter(App())
+runpy.run_path(sys.argv[1])["_halt_once"](arbiter)
+children = [subprocess.Popen([sys.executable, "-c", "raise SystemExit(4)"]) for _ in range(2)]
+for child in children:  # kept: a Popen collected would reap its child itself
+    arbiter.WORKERS[child.pid] = Worker(child.pid)
+    while open("/proc/%d/stat" % child.pid).read().rpartition(")")[2].split()[0] != "Z":
+        time.sleep(0.01)
+try:  # as Arbiter.run does
+    arbiter.reap_workers()
+except HaltServer as inst:
+    arbiter.halt(reason=inst.reason, exit_status=inst.exit_status)
+"""
+
+
+def test_workers_failing_to_load_together_stop_the_master_once_without_a_traceback():
+    result = subprocess.run([sys.executable, "-c", _TWO_FAILED_WORKERS, str(ROOT / "gunicorn.conf.py")],
+                            cwd=ROOT, env={**os.environ, "PYTHONMALLOC": "malloc"},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 4, result.stderr  # gunicorn's APP_LOAD_ERROR
+    assert result.stderr.count("exited with code 4") == 2 and "App failed to load." in result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+
+
 def test_a_bad_rate_stops_gunicorn_in_one_line_from_the_worker(redis_url):
     # Only the workers read rates (Flask-Limiter's parser): the worker says it, the master stops.
     env = {**os.environ, **SERVER_ENV, "REDIS_URL": redis_url, "PORT": str(free_port()),
