@@ -9,14 +9,15 @@
 // (retries.js): when the stream is connected again, when the browser is back online, on "Retry
 // now", and on a backing-off timer; one at a time and in order, and a new post from the composer
 // waits behind them. A post still unanswered after a moment is shown here at once ("Sending…",
-// carried over in flight), the composer free. "Don't send" drops one (if it had
-// arrived, its message comes on the stream anyway). Its own message on the stream (matched by
-// author, text and reply) shows it was stored: the entry gives way to the message at once, and a
-// last retry with its key confirms it quietly (200 and the original, or 201 if the message seen
-// was another one with the same words). The queue is kept in the tab (sessionStorage) for its
-// writer, so a reload sends what was waiting instead of losing it; signing out forgets it.
+// carried over in flight), the composer free. "Don't send" drops one that is not on its way
+// (none is offered while an attempt is in flight: retries.js showControls). Its own message on
+// the stream (matched by author, text and reply) shows it was stored: the entry gives way to the
+// message at once, and a last retry with its key confirms it quietly (200 and the original, or
+// 201 if the message seen was another one with the same words). The queue is kept in the tab
+// (sessionStorage) for its writer, so a reload sends what was waiting instead of losing it;
+// signing out forgets it.
 import { t } from './i18n.js';
-import { Retries, appendControls } from './retries.js';
+import { Retries, appendControls, showControls } from './retries.js';
 
 const STRINGS = {
   sending: t('Sending…'),
@@ -80,7 +81,7 @@ export function PendingPosts(form, root, log, { submit, event, timeoutMs }) {
     const status = entry.li.querySelector('[data-pending-status]');
     status.textContent = what === 'refused' ? sentence : STRINGS[what];
     entry.li.dataset.state = what;
-    entry.li.querySelector('[data-retry]').hidden = what !== 'waiting';
+    showControls(entry.li, what);
   }
 
   function drop(entry) {

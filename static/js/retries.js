@@ -39,6 +39,19 @@ export function appendControls(line, { retryLabel, retry, discardLabel, discard 
   line.append(status, ' ', button(retryLabel, 'retry', retry), ' ', button(discardLabel, 'discard', discard));
 }
 
+// A waiting entry is 'sending' (an attempt in flight) or 'waiting' (tried, failed, to be tried
+// again), and its line offers what is true of that. A request in flight cannot be called back:
+// a stalled network holds it and delivers it late, and the server stores it then. So, as in Slack
+// or Signal, one on its way offers no "Don't send" (nor "Don't save"), only "Sending…": offered,
+// it hid the line, and the post stored once the network was back showed as a message the person
+// had asked not to send. Hidden rather than disabled with a note: a greyed button asks to be tried
+// and explained, and the attempt ends within the post timeout, after which it is offered again.
+/** Show the buttons of an entry's line `line` that are true of its state. */
+export function showControls(line, state) {
+  line.querySelector('[data-retry]').hidden = state !== 'waiting';
+  line.querySelector('[data-discard]').hidden = state === 'sending';
+}
+
 /**
  * root: the room's element (chat:state, chat:signed-out; chat:check goes out on it);
  * timeoutMs: how long an attempt waits for its answer; onChange(): the queue changed.

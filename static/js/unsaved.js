@@ -17,7 +17,7 @@
 // done (refused, its sentence stays there until dismissed).
 import { t } from './i18n.js';
 import { stored } from './pending.js';
-import { Retries, appendControls } from './retries.js';
+import { Retries, appendControls, showControls } from './retries.js';
 
 const STRINGS = {
   sending: { edit: t('Saving your edit…'), delete: t('Deleting…'), reaction: t('Saving your reaction…') },
@@ -121,7 +121,7 @@ export function UnsavedChanges(root, { timeoutMs, send, done, kept = () => {} })
     entry.line.querySelector('[data-pending-status]').textContent = what === 'refused' ? sentence
       : STRINGS[what][entry.kind];
     entry.line.dataset.state = what;
-    entry.line.querySelector('[data-retry]').hidden = what !== 'waiting';
+    showControls(entry.line, what);
     // Refused, nothing is left to save: the line (and the text typed, to copy) goes when dismissed.
     entry.line.querySelector('[data-discard]').textContent = what === 'refused' ? STRINGS.dismiss : STRINGS.discard;
   }

@@ -1,0 +1,53 @@
+"""A post whose outcome is unknown waits at the end of the log (static/js/pending.js, retries.js):
+what its line offers and says must be true, and usable on a phone (a user walkthrough's M1, L2
+and L4). Chromium through the TCP relay (tests/relays.py) where the network must stall.
+"""
+import pytest
+from playwright.sync_api import expect
+
+from .browser import (  # noqa: F401 (browser, dialogs, open_room: fixtures)
+    RECONNECT_MS,
+    SEND,
+    TEXTS,
+    browser,
+    dialogs,
+    history,
+    open_room,
+    send,
+    unique,
+)
+from .test_browser import relay  # noqa: F401 (fixture)
+from .test_reconnect_browser import PENDING, SLOW_HEARTBEAT, UNSAVED, edit
+
+STATUS_OF = "[data-pending-status]"
+
+
+def a_post_on_its_way(page, relay):
+    relay.blackhole()  # a stalled network: it holds the request and delivers it when it is back
+    page.fill("#text", "on its way")
+    page.locator(SEND).click()
+    return page.locator(PENDING), "Sending…", "Not sent yet — will retry.", ["on its way"]
+
+
+def an_edit_on_its_way(page, relay):
+    send(page, "before the stall")
+    relay.blackhole()
+    li = page.locator("main.room li.msg").first
+    edit(li, "on its way")
+    return li.locator(UNSAVED), "Saving your edit…", "Edit not saved yet — will retry.", ["on its way"]
+
+
+@pytest.mark.parametrize("make", [a_post_on_its_way, an_edit_on_its_way], ids=["post", "edit"])
+def test_nothing_on_its_way_is_offered_to_be_called_back_until_that_attempt_has_failed(
+        open_room, relay, server, room, make):
+    page = open_room(unique("ann"), base_url=relay.url,  # a 2 s post timeout
+                     before_load=lambda page: page.add_init_script(SLOW_HEARTBEAT))
+    line, sending, failed, stored = make(page, relay)
+    expect(line.locator(STATUS_OF)).to_have_text(sending, timeout=2_000)
+    # "Don't send" hid the line, and the post the network held was stored once it was back.
+    expect(line.locator("[data-discard]")).to_be_hidden()
+    expect(line.locator(STATUS_OF)).to_have_text(failed, timeout=2_000 + 1_000)
+    expect(line.locator("[data-discard]")).to_be_visible()  # now it can stop the next attempt
+    relay.resume()
+    expect(page.locator(TEXTS)).to_have_text(stored, timeout=RECONNECT_MS)
+    assert [m["text"] for m in history(server, room)] == stored
