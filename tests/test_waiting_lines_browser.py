@@ -17,7 +17,7 @@ from .browser import (  # noqa: F401 (browser, dialogs, open_room: fixtures)
     unique,
 )
 from .test_browser import relay  # noqa: F401 (fixture)
-from .test_reconnect_browser import PENDING, SLOW_HEARTBEAT, UNSAVED, edit
+from .test_reconnect_browser import PENDING, SLOW_HEARTBEAT, UNSAVED, a_post_waiting, edit, refuse
 
 STATUS_OF = "[data-pending-status]"
 
@@ -50,4 +50,40 @@ def test_nothing_on_its_way_is_offered_to_be_called_back_until_that_attempt_has_
     expect(line.locator("[data-discard]")).to_be_visible()  # now it can stop the next attempt
     relay.resume()
     expect(page.locator(TEXTS)).to_have_text(stored, timeout=RECONNECT_MS)
+    assert [m["text"] for m in history(server, room)] == stored
+
+
+def posts_one_behind_another(page):
+    a_post_waiting(page, "first, refused by the network")
+    page.fill("#text", "second, behind it")
+    page.locator(SEND).click()
+    lines = page.locator(PENDING)
+    return lines, "Waiting to send…", "Don't send", ["first, refused by the network"], "**/rooms/*/messages"
+
+
+def edits_one_behind_another(page):
+    send(page, "first")
+    send(page, "second")
+    first, second = page.locator("main.room li.msg").all()
+    refuse(page, "PATCH")
+    edit(first, "first, refused by the network")
+    expect(first.locator(UNSAVED)).to_have_count(1)
+    edit(second, "second, behind it")
+    lines = page.locator("main.room li.msg").locator(UNSAVED)
+    return (lines, "Edit waiting to be saved…", "Don't save", ["first, refused by the network", "second"],
+            "**/messages/**")
+
+
+@pytest.mark.parametrize("make", [posts_one_behind_another, edits_one_behind_another], ids=["posts", "edits"])
+def test_one_behind_a_waiting_one_says_it_waits_until_it_has_been_tried(open_room, server, room, make):
+    page = open_room(unique("ann"))
+    lines, queued, discard, stored, refused = make(page)
+    # It said "Not sent yet — will retry." before it was ever tried.
+    expect(lines.nth(1).locator(STATUS_OF)).to_have_text(queued)
+    expect(lines.nth(1).locator("[data-retry]")).to_be_hidden()  # it goes right after the one before it
+    lines.nth(1).get_by_role("button", name=discard).click()  # never sent: truly not sent
+    page.unroute(refused)  # the network is back
+    lines.first.get_by_role("button", name="Retry now").click()
+    expect(page.locator(TEXTS)).to_have_text(stored, timeout=RECONNECT_MS)
+    expect(lines).to_have_count(0)
     assert [m["text"] for m in history(server, room)] == stored

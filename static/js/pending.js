@@ -1,9 +1,10 @@
 // PendingPosts: the posts of one composer whose outcome is unknown (no answer in time, the
 // connection failed, a 5xx that may have stored them). As in Telegram, Signal or Slack, each
-// waits at the end of the log as "Sending…" / "Not sent yet — will retry", with its text and its
-// idempotency key, and the composer is free for new text: a post kept in the composer invited a
-// correction, and the corrected text (a new message, a new key) was posted beside the first,
-// which had been stored after all.
+// waits at the end of the log as "Sending…" / "Not sent yet — will retry" (one queued behind
+// another, not tried yet: "Waiting to send…"), with its text and its idempotency key, and the
+// composer is free for new text: a post kept in the composer invited a correction, and the
+// corrected text (a new message, a new key) was posted beside the first, which had been stored
+// after all.
 //
 // Each is sent again with the same key (never stored twice) by the page's retry engine
 // (retries.js): when the stream is connected again, when the browser is back online, on "Retry
@@ -20,6 +21,7 @@ import { t } from './i18n.js';
 import { Retries, appendControls, showControls } from './retries.js';
 
 const STRINGS = {
+  queued: t('Waiting to send…'),
   sending: t('Sending…'),
   waiting: t('Not sent yet — will retry.'),
   retry: t('Retry now'),

@@ -20,6 +20,7 @@ import { stored } from './pending.js';
 import { Retries, appendControls, showControls } from './retries.js';
 
 const STRINGS = {
+  queued: { edit: t('Edit waiting to be saved…'), delete: t('Waiting to delete…'), reaction: t('Reaction waiting to be saved…') },
   sending: { edit: t('Saving your edit…'), delete: t('Deleting…'), reaction: t('Saving your reaction…') },
   waiting: {
     edit: t('Edit not saved yet — will retry.'),
