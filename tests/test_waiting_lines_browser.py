@@ -17,7 +17,7 @@ from .browser import (  # noqa: F401 (browser, dialogs, open_room: fixtures)
     unique,
 )
 from .test_browser import relay  # noqa: F401 (fixture)
-from .test_reconnect_browser import PENDING, SLOW_HEARTBEAT, UNSAVED, a_post_waiting, edit, refuse
+from .test_reconnect_browser import LONG, PENDING, PHONE, SLOW_HEARTBEAT, UNSAVED, a_post_waiting, edit, refuse
 
 STATUS_OF = "[data-pending-status]"
 
@@ -87,3 +87,31 @@ def test_one_behind_a_waiting_one_says_it_waits_until_it_has_been_tried(open_roo
     expect(page.locator(TEXTS)).to_have_text(stored, timeout=RECONNECT_MS)
     expect(lines).to_have_count(0)
     assert [m["text"] for m in history(server, room)] == stored
+
+
+def test_on_a_phone_a_waiting_posts_buttons_are_44_px_targets_apart_on_a_short_line(open_room):
+    page = open_room(unique("ann"), **PHONE)
+    a_post_waiting(page, LONG)
+    pending = page.locator(PENDING)
+    retry = pending.get_by_role("button", name="Retry now").bounding_box()
+    discard = pending.get_by_role("button", name="Don't send").bounding_box()
+    # They touched (0.8 px apart), each about 28 px tall: a tap meant for one hit the other.
+    assert retry["height"] >= 44 and discard["height"] >= 44
+    assert discard["x"] - (retry["x"] + retry["width"]) >= 8
+    assert pending.bounding_box()["height"] < 64  # still one short line
+
+
+def test_on_a_phone_a_waiting_posts_cut_text_opens_whole_on_a_tap_or_a_key(open_room):
+    page = open_room(unique("ann"), **PHONE)
+    a_post_waiting(page, LONG)
+    pending = page.locator(PENDING)
+    text = pending.locator(".text")
+    one_line = text.bounding_box()["height"]
+    expect(text).to_have_attribute("aria-expanded", "false")  # cut to one line, and no way to read the rest
+    text.tap()
+    expect(text).to_have_attribute("aria-expanded", "true")
+    assert text.bounding_box()["height"] > 3 * one_line  # whole
+    expect(pending.locator(STATUS_OF)).to_have_text("Not sent yet — will retry.")  # a tap on it discards nothing
+    expect(text).to_have_attribute("tabindex", "0")
+    text.press("Enter")
+    expect(text).to_have_attribute("aria-expanded", "false")

@@ -17,6 +17,7 @@
 // 201 if the message seen was another one with the same words). The queue is kept in the tab
 // (sessionStorage) for its writer, so a reload sends what was waiting instead of losing it;
 // signing out forgets it.
+import { expandable } from './expand.js';
 import { t } from './i18n.js';
 import { Retries, appendControls, showControls } from './retries.js';
 
@@ -68,6 +69,7 @@ export function PendingPosts(form, root, log, { submit, event, timeoutMs }) {
     text.className = 'text';
     text.dir = 'auto';
     text.textContent = stored(entry.text);
+    expandable(text);  // cut to one line on a phone
     const line = document.createElement('p');
     line.className = 'pending-state';
     appendControls(line, { retryLabel: STRINGS.retry, retry: () => retries.retry(),
