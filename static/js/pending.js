@@ -1,24 +1,28 @@
 // PendingPosts: the posts of one composer whose outcome is unknown (no answer in time, the
 // connection failed, a 5xx that may have stored them). As in Telegram, Signal or Slack, each
-// waits at the end of the log as "Sending…" / "Not sent yet — will retry", with its text and its
-// idempotency key, and the composer is free for new text: a post kept in the composer invited a
-// correction, and the corrected text (a new message, a new key) was posted beside the first,
-// which had been stored after all.
+// waits at the end of the log as "Sending…" / "Not sent yet — will retry" (one queued behind
+// another, not tried yet: "Waiting to send…"), with its text and its idempotency key, and the
+// composer is free for new text: a post kept in the composer invited a correction, and the
+// corrected text (a new message, a new key) was posted beside the first, which had been stored
+// after all.
 //
 // Each is sent again with the same key (never stored twice) by the page's retry engine
 // (retries.js): when the stream is connected again, when the browser is back online, on "Retry
 // now", and on a backing-off timer; one at a time and in order, and a new post from the composer
 // waits behind them. A post still unanswered after a moment is shown here at once ("Sending…",
-// carried over in flight), the composer free. "Don't send" drops one (if it had
-// arrived, its message comes on the stream anyway). Its own message on the stream (matched by
-// author, text and reply) shows it was stored: the entry gives way to the message at once, and a
-// last retry with its key confirms it quietly (200 and the original, or 201 if the message seen
-// was another one with the same words). The queue is kept in the tab (sessionStorage) for its
-// writer, so a reload sends what was waiting instead of losing it; signing out forgets it.
+// carried over in flight), the composer free. "Don't send" drops one that is not on its way
+// (none is offered while an attempt is in flight: retries.js showControls). Its own message on
+// the stream (matched by author, text and reply) shows it was stored: the entry gives way to the
+// message at once, and a last retry with its key confirms it quietly (200 and the original, or
+// 201 if the message seen was another one with the same words). The queue is kept in the tab
+// (sessionStorage) for its writer, so a reload sends what was waiting instead of losing it;
+// signing out forgets it.
+import { expandable } from './expand.js';
 import { t } from './i18n.js';
-import { Retries, appendControls } from './retries.js';
+import { Retries, appendControls, showControls } from './retries.js';
 
 const STRINGS = {
+  queued: t('Waiting to send…'),
   sending: t('Sending…'),
   waiting: t('Not sent yet — will retry.'),
   retry: t('Retry now'),
@@ -65,6 +69,7 @@ export function PendingPosts(form, root, log, { submit, event, timeoutMs }) {
     text.className = 'text';
     text.dir = 'auto';
     text.textContent = stored(entry.text);
+    expandable(text);  // cut to one line on a phone
     const line = document.createElement('p');
     line.className = 'pending-state';
     appendControls(line, { retryLabel: STRINGS.retry, retry: () => retries.retry(),
@@ -80,7 +85,7 @@ export function PendingPosts(form, root, log, { submit, event, timeoutMs }) {
     const status = entry.li.querySelector('[data-pending-status]');
     status.textContent = what === 'refused' ? sentence : STRINGS[what];
     entry.li.dataset.state = what;
-    entry.li.querySelector('[data-retry]').hidden = what !== 'waiting';
+    showControls(entry.li, what);
   }
 
   function drop(entry) {

@@ -39,11 +39,26 @@ export function appendControls(line, { retryLabel, retry, discardLabel, discard 
   line.append(status, ' ', button(retryLabel, 'retry', retry), ' ', button(discardLabel, 'discard', discard));
 }
 
+// A waiting entry is 'queued' (never tried: behind the one before it), 'sending' (an attempt in
+// flight) or 'waiting' (tried, failed, to be tried again), and its line offers what is true of
+// that. A request in flight cannot be called back: a stalled network holds it and delivers it
+// late, and the server stores it then. So, as in Slack or Signal, one on its way offers no "Don't
+// send" (nor "Don't save"), only "Sending…": offered, it hid the line, and the post stored once
+// the network was back showed as a message the person had asked not to send. Hidden rather than
+// disabled with a note: a greyed button asks to be tried and explained, and the attempt ends
+// within the post timeout, after which it is offered again. "Retry now" is for one that failed:
+// a queued one goes right after the one before it anyway.
+/** Show the buttons of an entry's line `line` that are true of its state. */
+export function showControls(line, state) {
+  line.querySelector('[data-retry]').hidden = state !== 'waiting';
+  line.querySelector('[data-discard]').hidden = state === 'sending';
+}
+
 /**
  * root: the room's element (chat:state, chat:signed-out; chat:check goes out on it);
  * timeoutMs: how long an attempt waits for its answer; onChange(): the queue changed.
  * An entry: { send(signal) -> Promise<{response, body}> (throws: no answer), show(state)
- * ('sending' | 'waiting'), sent(result), refused(result) }.
+ * ('queued' | 'sending' | 'waiting'), sent(result), refused(result) }.
  */
 export function Retries(root, { timeoutMs, onChange = () => {} }) {
   const queue = [];
@@ -161,7 +176,7 @@ export function Retries(root, { timeoutMs, onChange = () => {} }) {
       onChange();
       if (outcome) failed(entry, outcome.response);
       else {
-        entry.show('waiting');
+        entry.show('queued');  // not tried yet: "not sent yet — will retry" was not true of it
         failures = 0;
         flush();
       }

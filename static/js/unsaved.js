@@ -15,11 +15,13 @@
 // than the page's messages) is still sent: the person asked for it and the server needs no
 // page to do it. It waits on a stand-in line at the end of the log that says so, and goes once
 // done (refused, its sentence stays there until dismissed).
+import { expandable } from './expand.js';
 import { t } from './i18n.js';
 import { stored } from './pending.js';
-import { Retries, appendControls } from './retries.js';
+import { Retries, appendControls, showControls } from './retries.js';
 
 const STRINGS = {
+  queued: { edit: t('Edit waiting to be saved…'), delete: t('Waiting to delete…'), reaction: t('Reaction waiting to be saved…') },
   sending: { edit: t('Saving your edit…'), delete: t('Deleting…'), reaction: t('Saving your reaction…') },
   waiting: {
     edit: t('Edit not saved yet — will retry.'),
@@ -107,8 +109,14 @@ export function UnsavedChanges(root, { timeoutMs, send, done, kept = () => {} })
       text.className = 'pending-text';
       text.dir = 'auto';
       text.textContent = stored(entry.text);
+      expandable(text);  // cut to one line on a phone
       line.append(text, ' ');
-    } else if (entry.kind === 'reaction') line.append(entry.emoji, ' ');
+    } else if (entry.kind === 'reaction') {
+      const emoji = document.createElement('span');
+      emoji.className = 'emoji';  // its own cell of a phone's line (style.css)
+      emoji.textContent = entry.emoji;
+      line.append(emoji, ' ');
+    }
     appendControls(line, { retryLabel: STRINGS.retry, retry: () => retries.retry(),
                            discardLabel: STRINGS.discard, discard: () => forget(entry) });
     entry.line = line;
@@ -121,7 +129,7 @@ export function UnsavedChanges(root, { timeoutMs, send, done, kept = () => {} })
     entry.line.querySelector('[data-pending-status]').textContent = what === 'refused' ? sentence
       : STRINGS[what][entry.kind];
     entry.line.dataset.state = what;
-    entry.line.querySelector('[data-retry]').hidden = what !== 'waiting';
+    showControls(entry.line, what);
     // Refused, nothing is left to save: the line (and the text typed, to copy) goes when dismissed.
     entry.line.querySelector('[data-discard]').textContent = what === 'refused' ? STRINGS.dismiss : STRINGS.discard;
   }
