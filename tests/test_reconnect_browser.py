@@ -497,8 +497,9 @@ def test_leaving_the_page_with_an_edit_the_tab_could_not_keep_asks_first(open_ro
     page = open_room(unique("ann"), before_load=lambda page: page.add_init_script(STORAGE_OFF))
     send(page, "mine")
     an_edit_waiting(page, "mine, corrected")
-    with page.expect_event("dialog") as asked:
-        page.close(run_before_unload=True)
+    with page.expect_event("close"):  # the question accepted (tests/browser.py): the page goes
+        with page.expect_event("dialog") as asked:
+            page.close(run_before_unload=True)
     assert asked.value.type == "beforeunload"
 
 
