@@ -1,9 +1,10 @@
 """Leaving while posts wait: "Sign out" names the rooms where other tabs keep this person's
-unsent posts (signout.js). Chromium through Playwright, against the real Gunicorn.
+unsent posts (signout.js), and closing a tab that keeps some asks first (leaving.js): its
+sessionStorage goes with it. Chromium through Playwright, against the real Gunicorn.
 """
 from playwright.sync_api import expect
 
-from .browser import SEND, STATUS, browser, dialogs, open_room, unique  # noqa: F401 (fixtures)
+from .browser import SEND, STATUS, browser, dialogs, open_room, send, unique  # noqa: F401 (fixtures)
 
 PENDING = "main.room [data-pending] li"
 WARNING = "[data-signout-warning]"
@@ -57,3 +58,28 @@ def test_in_chinese_the_list_of_rooms_is_short(open_room, room):
     warning = sign_out_elsewhere(page, "/", 1, button="退出")
     expect(warning).to_contain_text("其中 4 条在此浏览器的其他标签页中。 "
                                     "#%s-a 有 1 条、#%s-b 有 1 条和其余在另外 2 个房间。" % (room, room))
+
+
+def test_closing_a_tab_that_keeps_posts_asks_first(open_room, dialogs):
+    page = open_room(unique("ann"))
+    posts_waiting(page, "not sent yet")
+    # A reload keeps them; closing the tab threw them away without a word.
+    page.goto("/")  # leaving the room's page asks too (it cannot be told from closing the tab)
+    page.get_by_role("heading", name="Rooms").click()  # Chromium asks only after a gesture on the page
+    with page.expect_event("close"):  # accepted (tests/browser.py): closed before the context is
+        page.close(run_before_unload=True)
+    assert dialogs == ["beforeunload", "beforeunload"]  # the lobby asks for the room's post too
+
+
+def test_nothing_waiting_or_signing_out_anyway_leaves_without_a_question(open_room, dialogs):
+    page = open_room(unique("ann"))
+    send(page, "stored")  # typed and sent: the page may ask (Chromium wants a gesture first)
+    page.reload()
+    expect(page.locator(STATUS)).to_have_attribute("data-state", "connected")
+    posts_waiting(page, "thrown away on purpose")
+    page.get_by_role("button", name="Sign out", exact=True).click()
+    page.get_by_role("button", name="Sign out anyway").click()  # asked once already
+    expect(page.locator("[data-whoami]")).to_have_count(0)
+    with page.expect_event("close"):
+        page.close(run_before_unload=True)
+    assert dialogs == []

@@ -7,6 +7,7 @@
 // sessionStorage: a sign-out in one tab signs every tab out and throws theirs away too).
 import { locales, t, tn } from './i18n.js';
 import { newKey } from './ids.js';
+import { leaveQuietly } from './leaving.js';
 import { signedIn, waitingInTab } from './waiting.js';
 
 // The tabs ask each other over this channel. Each tab says hello when it loads (and answers
@@ -118,25 +119,12 @@ function wherePlaces(places) {
   return [before, ...nodes, after ?? ''];
 }
 
-// The page's edits, deletions and reactions still waiting that the tab could not keep (storage
-// off or full: unsaved.js marks them data-unkept); the rest, as posts, survive a reload.
-const CHANGES_WAITING = '[data-pending-change][data-unkept]:not([hidden]):not([data-state=refused])';
-let leaving = false;  // "Sign out anyway" was pressed: asked once is enough
-
-/** A reload or leaving the page would forget the changes still waiting: the browser asks first. */
-export function LeaveGuard() {
-  addEventListener('beforeunload', (e) => {
-    if (leaving || !document.querySelector(CHANGES_WAITING)) return;
-    e.preventDefault();
-    e.returnValue = '';  // older browsers ask only when this is set
-  });
-}
-
 export function SignOutGuard(form) {
   answerOtherTabs();
   if (!form) return;
   let box = null;
   let asking = false;
+  let leaving = false;  // "Sign out anyway" was pressed: asked once is enough
   form.addEventListener('submit', async (e) => {
     if (leaving) return;
     const writer = signedIn();
@@ -164,7 +152,11 @@ export function SignOutGuard(form) {
     anyway.type = 'button';
     anyway.className = 'danger';
     anyway.textContent = t('Sign out anyway');
-    anyway.addEventListener('click', () => { leaving = true; form.submit(); });  // no second question
+    anyway.addEventListener('click', () => {  // no second question, from here or the browser
+      leaving = true;
+      leaveQuietly();
+      form.submit();
+    });
     const cancel = document.createElement('button');
     cancel.type = 'button';
     cancel.textContent = t('Cancel');

@@ -1,7 +1,7 @@
 // What this tab still has waiting to be sent for the person signed in: the posts and changes its
 // page shows (pending.js, unsaved.js) and those it keeps in its sessionStorage for other rooms'
 // pages (each sent when that page is open again). Sign out asks about these, in every tab
-// (signout.js).
+// (signout.js); closing the tab would lose them (leaving.js).
 import { changeKey, STORED as CHANGES, storageKey } from './unsaved.js';
 
 // What still waits: shown and not refused (a hidden one already came back on the stream).
