@@ -1,5 +1,6 @@
 // Notices: the "older messages were dropped" notice and the unread count in the title.
 import { t } from './i18n.js';
+import { leaveQuietly } from './leaving.js';
 import { fullTime } from './times.js';
 
 const QUEUED = t('Live updates for this room are paused: this browser has too many rooms open. Sending still works; close the tab of another room and this one goes live, with what it missed.');
@@ -28,7 +29,7 @@ export function DroppedNotice(el, root) {
     // comes back with it), timed by the server's clock (this one may be off); a timer's delay
     // is capped near 24.8 days.
     const wait = reason === 'banned' && until ? (left ?? (until - Date.now()) / 1000) * 1000 + 1000 : NaN;
-    if (wait > 0 && wait < 2 ** 31) setTimeout(() => window.location.reload(), wait);
+    if (wait > 0 && wait < 2 ** 31) setTimeout(() => { leaveQuietly(); window.location.reload(); }, wait);
   });
   // Waiting for a connection slot (stream.js): the page says so above the log, and claims
   // nothing about now that it cannot know ("No messages yet" goes, the online list is marked

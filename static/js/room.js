@@ -41,7 +41,8 @@ import { People } from './people.js';
 import { MentionSuggest } from './mentions_input.js';
 import { MentionAlerts, ReadTracker } from './reading.js';
 import { announceSession, restoreDraft, SessionWatch, SignedOutView } from './session.js';
-import { LeaveGuard, SignOutGuard } from './signout.js';
+import { LeaveGuard } from './leaving.js';
+import { SignOutGuard } from './signout.js';
 import { ConnectionStatus } from './status.js';
 import { Sidebar } from './sidebar.js';
 import { ChatStream } from './stream.js';
@@ -79,7 +80,7 @@ if (form) {  // signed out, the page shows the sign-in form instead
 }
 SessionWatch(root);
 SignOutGuard(document.querySelector('form.whoami'));
-LeaveGuard();
+LeaveGuard();  // closing the tab would lose what waits
 SignedOutView(root);
 root.addEventListener('chat:signed-out', () => conversation?.remove());  // its form would only fail
 if (!('archive' in root.dataset)) ChatStream(root);  // an older page of history is not live

@@ -6,6 +6,7 @@
 // name (signed in in another tab) checks and reloads as that name. A stream's own
 // 'signed-out' event (the server ends a signed-out session's streams) does the same.
 import { t } from './i18n.js';
+import { leaveQuietly } from './leaving.js';
 
 const CHANNEL = 'ripple-session';
 const SIGNED_OUT = t('You signed out in another tab or window. Sign in again to post.');
@@ -57,6 +58,7 @@ export function SessionWatch(root) {
       // else: what the tab kept for this writer goes (it was never theirs to find).
       if (now.name === me) keepDraft(root, root.querySelector('[data-form] textarea[name=text]')?.value, me);
       else forgetWriter();
+      leaveQuietly();  // the tab keeps what waits (or forgot it, not theirs): nothing to ask
       location.reload();  // signed in (again, or as someone else) in another tab: show that
     } else if (now.csrfToken) {
       // The same name, perhaps a new session of it (a page kept by Back/Forward across a sign-in
@@ -140,7 +142,7 @@ function freshToken(form, url) {
     e.preventDefault();
     try {
       const now = await whoAmI(url);
-      if (now.name) { location.reload(); return; }  // signed in meanwhile, in another tab
+      if (now.name) { leaveQuietly(); location.reload(); return; }  // signed in meanwhile, in another tab
       form.querySelector('input[name=csrf_token]').value = now.csrfToken;
     } catch (err) { /* send it as it is: the server answers with a sentence */ }
     form.submit();  // the plain form from here: 303 back to this page, signed in

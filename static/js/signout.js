@@ -5,18 +5,10 @@
 // waits on this page, the posts and changes this tab keeps for other rooms' pages, and what the
 // other open tabs of this browser have for the same person (each tab keeps its own, in its
 // sessionStorage: a sign-out in one tab signs every tab out and throws theirs away too).
-import { t, tn } from './i18n.js';
+import { locales, t, tn } from './i18n.js';
 import { newKey } from './ids.js';
-import { changeKey, STORED as CHANGES, storageKey } from './unsaved.js';
-
-// What still waits: shown and not refused (a hidden one already came back on the stream).
-const WAITING = '[data-pending] li:not([hidden]):not([data-state=refused]), '
-  + '[data-pending-change]:not([hidden]):not([data-state=refused])';
-
-// Posts and changes kept in this tab for another room's page (pending.js keeps posts per form,
-// unsaved.js changes per room page, and each sends them when that page is open again): signing
-// out here throws them away too.
-const STORED = 'ripple-pending:';
+import { leaveQuietly } from './leaving.js';
+import { signedIn, waitingInTab } from './waiting.js';
 
 // The tabs ask each other over this channel. Each tab says hello when it loads (and answers
 // another's hello) and bye when it goes, so a tab knows which others are open: at sign-out it
@@ -26,42 +18,9 @@ const STORED = 'ripple-pending:';
 const CHANNEL = 'ripple-waiting';
 const ASK_MS = 1500;
 const tab = newKey();
-
-// Who is signed in, as the page says it (undefined: the page does not say; everything counts).
-const signedIn = () => document.querySelector('[data-me]')?.dataset.me
-  ?? document.querySelector('[data-whoami]')?.textContent;
-
-/**
- * What waits in this tab for ``writer``: one key per post (its idempotency key) or change
- * (unsaved.js changeKey), the same in every tab, so a duplicated tab's copies count once.
- */
-function waitingInTab(writer) {
-  const keys = new Set();
-  const me = signedIn();
-  if (writer === undefined || me === writer) {
-    for (const el of document.querySelectorAll(WAITING)) {
-      keys.add(el.dataset.changeKey ? 'change ' + el.dataset.changeKey : 'post ' + el.dataset.key);
-    }
-  }
-  const here = new Set([...document.querySelectorAll('form[data-form]')]
-    .map((f) => STORED + new URL(f.action, location.href).pathname));
-  const room = document.querySelector('main.room[data-history-url]');
-  if (room) here.add(storageKey(room));
-  try {
-    for (let i = 0; i < sessionStorage.length; i += 1) {
-      const key = sessionStorage.key(i);
-      if (!(key?.startsWith(STORED) || key?.startsWith(CHANGES)) || here.has(key)) continue;
-      try {
-        const kept = JSON.parse(sessionStorage.getItem(key));
-        // Another writer's (signed out without JavaScript) are dropped, never sent: not counted.
-        if (writer !== undefined && kept?.writer !== writer) continue;
-        for (const post of kept?.posts || []) keys.add('post ' + post.key);
-        for (const change of kept?.changes || []) keys.add('change ' + changeKey(change.id, change));
-      } catch { /* not one of ours */ }
-    }
-  } catch { /* storage off: nothing kept */ }
-  return keys;
-}
+// "3 of them are in other tabs" gave nothing to act on: the sentence names where they wait, the
+// rooms with most first, at most this many (then "the rest in 2 more rooms").
+const PLACES_SHOWN = 3;
 
 // Every tab of this origin that loaded this module answers another's question with its keys.
 let channel = null;
@@ -82,7 +41,10 @@ function answerOtherTabs() {
     knownTabsChanged();
     if (type === 'hello') channel.postMessage({ type: 'here', from: tab, to: from });
     else if (type === 'ask') {
-      channel.postMessage({ type: 'answer', id: e.data.id, from: tab, keys: [...waitingInTab(e.data.writer)] });
+      // The keys (all a tab loaded before rooms were named reads), and where each waits.
+      const waiting = waitingInTab(e.data.writer);
+      channel.postMessage({ type: 'answer', id: e.data.id, from: tab, keys: [...waiting.keys()],
+                            places: Object.fromEntries(waiting) });
     }
     for (const onAnswer of asks.values()) onAnswer(e.data);  // an answer, or a bye of one asked
   };
@@ -99,20 +61,20 @@ function answerOtherTabs() {
 }
 
 /**
- * What the other tabs have waiting for ``writer`` (a Set of keys), once every tab known to be
- * open answered (or went), or ASK_MS passed.
+ * What the other tabs have waiting for ``writer`` (a Map of keys to where each waits), once every
+ * tab known to be open answered (or went), or ASK_MS passed.
  */
 function askOtherTabs(writer) {
-  if (!channel || !others.size) return Promise.resolve(new Set());
+  if (!channel || !others.size) return Promise.resolve(new Map());
   return new Promise((resolve) => {
     const id = newKey();
-    const keys = new Set();
+    const keys = new Map();
     const waiting = new Set(others);
     const finish = () => { clearTimeout(timer); asks.delete(id); resolve(keys); };
     const timer = setTimeout(finish, ASK_MS);
     asks.set(id, (message) => {
       if (message.type === 'answer' && message.id === id) {
-        for (const key of message.keys) keys.add(key);
+        for (const key of message.keys) keys.set(key, message.places?.[key] || '');
         waiting.delete(message.from);
       } else if (message.type === 'bye') waiting.delete(message.from);
       if (!waiting.size) finish();
@@ -121,18 +83,40 @@ function askOtherTabs(writer) {
   });
 }
 
-// The page's edits, deletions and reactions still waiting that the tab could not keep (storage
-// off or full: unsaved.js marks them data-unkept); the rest, as posts, survive a reload.
-const CHANGES_WAITING = '[data-pending-change][data-unkept]:not([hidden]):not([data-state=refused])';
-let leaving = false;  // "Sign out anyway" was pressed: asked once is enough
+// Text with ``{name}`` in it, as nodes: ``node`` in its place (a room's name may be written
+// right to left: in a <bdi> of its own it does not reorder the sentence around it).
+function fill(text, name, node) {
+  const [before, ...after] = text.split(`{${name}}`);
+  return after.length ? [before, node, after.join(`{${name}}`)] : [text];
+}
 
-/** A reload or leaving the page would forget the changes still waiting: the browser asks first. */
-export function LeaveGuard() {
-  addEventListener('beforeunload', (e) => {
-    if (leaving || !document.querySelector(CHANGES_WAITING)) return;
-    e.preventDefault();
-    e.returnValue = '';  // older browsers ask only when this is set
-  });
+function placeName(place) {
+  const name = document.createElement('bdi');
+  name.textContent = place;  // '#room' or '@name', as the page writes them
+  return name;
+}
+
+/**
+ * "2 are in #lobby and 1 is in #技术交流." (nodes) for ``places`` (a Map of a place to how many
+ * wait there); the rooms with most first, the rest counted as "the rest in 2 more rooms".
+ */
+function wherePlaces(places) {
+  const sorted = [...places].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+  const shown = sorted.length > PLACES_SHOWN ? sorted.slice(0, PLACES_SHOWN - 1) : sorted;
+  const items = shown.map(([place, count]) => fill(
+    // Translators: {n} of the person's unsent messages or changes wait in {place}, a room ("#lobby")
+    // or a direct conversation ("@ann"); one item of a list ("2 are in #lobby and 1 is in #dev").
+    tn('{n} is in {place}', '{n} are in {place}', count), 'place', placeName(place)));
+  if (shown.length < sorted.length) {
+    // Translators: the last item of that list, when it names only the first rooms: {n} rooms more.
+    items.push([tn('the rest in {n} more room', 'the rest in {n} more rooms', sorted.length - shown.length)]);
+  }
+  // "a, b and c" as the language lists things ("a、b和c"); each item stays nodes.
+  const list = new Intl.ListFormat(locales, { type: 'conjunction' }).formatToParts(items.map((_, i) => String(i)));
+  const nodes = list.flatMap((part) => (part.type === 'element' ? items[Number(part.value)] : [part.value]));
+  // Translators: that list ({places}) as a sentence of its own, after "3 of them are in other tabs".
+  const [before, after] = t('{places}.').split('{places}');
+  return [before, ...nodes, after ?? ''];
 }
 
 export function SignOutGuard(form) {
@@ -140,6 +124,7 @@ export function SignOutGuard(form) {
   if (!form) return;
   let box = null;
   let asking = false;
+  let leaving = false;  // "Sign out anyway" was pressed: asked once is enough
   form.addEventListener('submit', async (e) => {
     if (leaving) return;
     const writer = signedIn();
@@ -150,7 +135,12 @@ export function SignOutGuard(form) {
     asking = true;
     const there = await askOtherTabs(writer);  // a duplicated tab's copies count once
     asking = false;
-    const elsewhere = [...there].filter((key) => !here.has(key)).length;
+    const places = new Map();  // where the other tabs' own wait: place -> how many
+    for (const [key, place] of there) {
+      if (here.has(key) || !place) continue;
+      places.set(place, (places.get(place) || 0) + 1);
+    }
+    const elsewhere = [...there.keys()].filter((key) => !here.has(key)).length;
     const n = here.size + elsewhere;
     if (!n) { form.submit(); return; }
     box?.remove();
@@ -162,7 +152,11 @@ export function SignOutGuard(form) {
     anyway.type = 'button';
     anyway.className = 'danger';
     anyway.textContent = t('Sign out anyway');
-    anyway.addEventListener('click', () => { leaving = true; form.submit(); });  // no second question
+    anyway.addEventListener('click', () => {  // no second question, from here or the browser
+      leaving = true;
+      leaveQuietly();
+      form.submit();
+    });
     const cancel = document.createElement('button');
     cancel.type = 'button';
     cancel.textContent = t('Cancel');
@@ -173,6 +167,7 @@ export function SignOutGuard(form) {
     if (elsewhere) {
       box.append(tn('{n} of them is in another tab of this browser.',
         '{n} of them are in other tabs of this browser.', elsewhere), ' ');
+      if (places.size) box.append(...wherePlaces(places), ' ');
     }
     box.append(anyway, ' ', cancel);
     form.after(box);

@@ -64,8 +64,8 @@ export function UnsavedChanges(root, { timeoutMs, send, done, kept = () => {} })
       else sessionStorage.removeItem(key);
       for (const entry of queue) delete entry.line.dataset.unkept;
     } catch (err) {
-      // Storage off or full: kept on this page only, and a reload would lose them (signout.js
-      // LeaveGuard asks first for these).
+      // Storage off or full: kept on this page only, and a reload would lose them (leaving.js
+      // LeaveGuard asks first, as for every one waiting).
       for (const entry of queue) entry.line.dataset.unkept = '';
     }
   }
