@@ -11,8 +11,10 @@ one node, and messages travel on sharded channels (SPUBLISH/SSUBSCRIBE, Redis >=
 reaches only the shard that owns its room.
 """
 import logging
+import queue
 import socket
 import time
+import weakref
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import redis
@@ -109,10 +111,59 @@ def close_client(client):
 
 def blocking_pool(url, max_connections, timeout, **options):
     """A pool for a plain Redis URL whose users wait briefly for a free connection instead of
-    failing under a burst, checked cheaply on checkout (QuickCheckParser)."""
-    return redis.BlockingConnectionPool.from_url(
+    failing under a burst, checked cheaply on checkout (QuickCheckParser).
+
+    Each connection reads into a buffer of READ_BUFFER_BYTES (redis-py's default is 64 KiB,
+    zero-filled, so resident: 3.2 MB for a pool grown to 50). Its idle connections beyond the
+    most recent few are closed after a wave of streams (shed_idle_connections)."""
+    pool = redis.BlockingConnectionPool.from_url(
         url, max_connections=max_connections, timeout=timeout, socket_timeout=timeout,
-        socket_connect_timeout=timeout, parser_class=QuickCheckParser, **options)
+        socket_connect_timeout=timeout, parser_class=QuickCheckParser,
+        **{"socket_read_size": READ_BUFFER_BYTES, **options})
+    _POOLS.add(pool)
+    return pool
+
+
+# A command's reply is a few hundred bytes; a history page (~100 KB at most) takes a few reads.
+READ_BUFFER_BYTES = 16384
+IDLE_KEPT = 8  # idle connections a pool keeps after a wave: a quiet worker's posts and reads
+_POOLS = weakref.WeakSet()  # every blocking_pool of this process
+
+
+def shed_idle_connections(keep=IDLE_KEPT):
+    """Close what every blocking_pool of this process holds idle beyond its ``keep`` most
+    recently used connections; return how many were closed (int).
+
+    A burst (a wave of streams opening, a reconnect storm) grows a pool to its bound
+    (RIPPLE_REDIS_MAX_CONNECTIONS) and redis-py keeps every connection it made: 50 sockets
+    per worker in Redis's client list, and objects made in the middle of the burst that pin
+    pages of the heap the trim after it would return (app/ops/worker.py HeapTrim;
+    docs/performance.md). The next burst opens connections again (~0.1 ms each)."""
+    return sum(shed_idle(pool, keep) for pool in list(_POOLS))
+
+
+def shed_idle(pool, keep=IDLE_KEPT):
+    """shed_idle_connections for one redis.BlockingConnectionPool ``pool``. A connection in
+    use is not in the pool's queue: it is never touched. Its queue is a LIFO of connections
+    and None (a connection not made yet): the kept ones go back on top, most recent first, a
+    None in place of each closed one. Nothing here waits: no other greenlet runs meanwhile."""
+    items = []
+    while True:
+        try:
+            items.append(pool.pool.get_nowait())
+        except queue.Empty:
+            break
+    idle = [conn for conn in items if conn is not None]
+    kept, closed = idle[:keep], idle[keep:]  # the queue hands out its most recent first
+    for _ in range(len(items) - len(kept)):
+        pool.pool.put_nowait(None)
+    for conn in reversed(kept):
+        pool.pool.put_nowait(conn)
+    for conn in closed:
+        conn.disconnect()
+        if conn in pool._connections:  # redis-py's record of what it made (for disconnect())
+            pool._connections.remove(conn)
+    return len(closed)
 
 
 class QuickCheckParser(_HiredisParser):

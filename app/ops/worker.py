@@ -420,7 +420,8 @@ class HeapTrim:
     objects) for reuse: without a trim a worker that once held 9,000 streams stays that size.
     One trim walks the heap (a few ms per hundred MB), so it runs only after ``after``
     connections have closed since the busiest moment, at most once a second; the worker notes
-    that moment on every new connection.
+    that moment on every new connection. Before it, the Redis command pools close the idle
+    connections the wave made them open (topology.shed_idle_connections).
     """
 
     def __init__(self, after, log):
@@ -439,10 +440,13 @@ class HeapTrim:
         if self.libc is None or self.high - busy < self.after:
             return
         before = _rss_mb()
+        from app.ops import topology  # the worker's app; the master imports no more than it must
+
+        closed = topology.shed_idle_connections()
         gc.collect()  # what only the cycle collector frees (a closed stream's frames, sockets)
         self.libc.malloc_trim(0)
-        self.log.info("returned freed heap to the OS after %d connections closed (RSS %.0f -> %.0f MB)",
-                      self.high - busy, before, _rss_mb())
+        self.log.info("returned freed heap to the OS after %d connections closed (RSS %.0f -> %.0f MB; "
+                      "%d idle Redis connections closed)", self.high - busy, before, _rss_mb(), closed)
         self.high = busy
 
 
