@@ -83,3 +83,17 @@ def test_nothing_waiting_or_signing_out_anyway_leaves_without_a_question(open_ro
     with page.expect_event("close"):
         page.close(run_before_unload=True)
     assert dialogs == []
+
+
+def test_following_a_link_to_another_of_its_pages_keeps_them_without_a_question(open_room, dialogs):
+    # Its storage goes along: a "Leave site?" on every move between rooms read like a loss.
+    page = open_room(unique("ann"))
+    posts_waiting(page, "kept for its room")
+    page.locator("header").get_by_role("link", name="Ripple").click()
+    expect(page.get_by_role("heading", name="Rooms")).to_be_visible()
+    assert dialogs == []
+    assert page.evaluate("Object.keys(sessionStorage).filter(k => k.startsWith('ripple-pending:')).length") == 1
+    page.get_by_role("heading", name="Rooms").click()  # Chromium asks only after a gesture on the page
+    with page.expect_event("close"):  # closing this tab would lose it: that still asks
+        page.close(run_before_unload=True)
+    assert dialogs == ["beforeunload"]
