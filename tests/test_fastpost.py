@@ -3,6 +3,8 @@ import json
 import os
 import re
 import socket
+import time
+from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 import pytest
@@ -133,6 +135,9 @@ def test_token_posts_on_one_kept_alive_connection_each_get_their_whole_answer(se
             assert head.startswith(b"HTTP/1.1 201 "), head
             assert len(rest) == int(re.search(rb"(?im)^content-length: *(\d+)", head).group(1))
             assert json.loads(rest)["text"] == "piece %d" % n
+            # gunicorn's Date, formatted once a second by the worker (app/ops/worker.py): now's
+            date = re.search(rb"(?im)^date: *([^\r]+)", head).group(1).decode()
+            assert abs(parsedate_to_datetime(date).timestamp() - time.time()) < 2
 
 
 def test_a_forked_worker_makes_request_ids_of_its_own():

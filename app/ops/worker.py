@@ -159,6 +159,7 @@ class RippleWorker(GeventWorker):
         self.made_at = time.time()  # in the master, before the fork: compared with a reload's mark
 
     def init_process(self):
+        _date_once_a_second()
         try:
             super().init_process()
         except SystemExit as exc:  # SIGQUIT/SIGINT's quick exit, a vanished master: status 0
@@ -448,6 +449,29 @@ class HeapTrim:
         self.log.info("returned freed heap to the OS after %d connections closed (RSS %.0f -> %.0f MB; "
                       "%d idle Redis connections closed)", self.high - busy, before, _rss_mb(), closed)
         self.high = busy
+
+
+def _date_once_a_second():
+    """gunicorn formats every answer's Date header anew (util.http_date: email.utils.formatdate,
+    ~2 % of a token post's CPU under py-spy); a worker formats it once a second, its resolution.
+    A call with a timestamp is gunicorn's own."""
+    from gunicorn import util
+
+    formatted = util.http_date
+    if getattr(formatted, "per_second", False):
+        return
+    last = [None, ""]
+
+    def http_date(timestamp=None):
+        if timestamp is not None:
+            return formatted(timestamp)
+        now = int(time.time())
+        if last[0] != now:
+            last[0], last[1] = now, formatted(now)
+        return last[1]
+
+    http_date.per_second = True
+    util.http_date = http_date
 
 
 def _rss_mb():
