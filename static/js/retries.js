@@ -187,6 +187,16 @@ export function Retries(root, { timeoutMs, onChange = () => {} }) {
       queue.push(entry);
       onChange();
       entry.show('sending');
+      // Settled before its turn came (the one ahead of it failed, and the queue stopped): it no
+      // longer is on its way. Stored: done; else it waits as tried, with its buttons back.
+      inflight.promise.then((result) => result, () => null).then((result) => {
+        if (entry.inflight !== inflight || !queue.includes(entry)) return;  // its turn came, or gone
+        if (result?.response?.ok) {
+          entry.inflight = null;
+          remove(entry);
+          entry.sent(result);
+        } else entry.show('waiting');
+      });
       flush();
     },
     /** Forget it (if it got there, the stream shows its outcome anyway). */
@@ -194,7 +204,11 @@ export function Retries(root, { timeoutMs, onChange = () => {} }) {
       if (entry.abort) entry.abort.abort();
       if (entry.inflight) entry.inflight.abort.abort();
       entry.inflight = null;
+      const head = queue[0] === entry;
       remove(entry);
+      // The one behind it comes first now: with nothing on its way, it offers "Retry now" rather
+      // than waiting out, buttonless, the time the dropped one was told to wait.
+      if (head && !running && queue.length && !queue[0].inflight) queue[0].show('waiting');
     },
     retry() { failures = 0; flush(); },
     back,
