@@ -186,29 +186,35 @@ def on_starting(server):
 
 
 def _halt_once(server):
-    """Stop the master once when workers fail to boot, however many fail.
+    """Stop the master once when workers fail to boot, however many fail, and whatever halts it.
 
     gunicorn's reap_workers raises HaltServer for a worker that exited "failed to boot" or
     "app failed to load" (a bad rate: every worker fails alike), and the master halts. Its halt
     reaps the other workers, and one that exited the same way raised HaltServer again, inside
     halt, unhandled: ~30 lines of traceback under the one sentence that names the setting (seen
-    in CI, gunicorn 27.0.1). Once halting, such exits are reaped quietly; the first one's
-    reason and status stand.
+    in CI, gunicorn 27.0.1), and on_exit never ran. The same when the master was halting for
+    SIGTERM or SIGINT. Once halting, such exits are reaped quietly, each in turn; the first
+    one's reason and status stand.
     """
     from gunicorn.errors import HaltServer
 
-    reap = server.reap_workers
+    reap, halt = server.reap_workers, server.halt
 
     def reap_workers():
-        try:
-            reap()
-        except HaltServer:
-            if getattr(server, "ripple_halting", False):
-                return  # the worker is reaped (gunicorn popped it before raising)
-            server.ripple_halting = True
-            raise
+        while True:
+            try:
+                return reap()
+            except HaltServer:
+                if not getattr(server, "ripple_halting", False):
+                    server.ripple_halting = True
+                    raise
+                # gunicorn popped that worker before raising: reap the others
 
-    server.reap_workers = reap_workers
+    def halting(*args, **kwargs):
+        server.ripple_halting = True
+        return halt(*args, **kwargs)
+
+    server.reap_workers, server.halt = reap_workers, halting
 
 
 def _check_settings():

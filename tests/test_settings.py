@@ -146,20 +146,35 @@ for child in children:  # kept: a Popen collected would reap its child itself
     arbiter.WORKERS[child.pid] = Worker(child.pid)
     while open("/proc/%d/stat" % child.pid).read().rpartition(")")[2].split()[0] != "Z":
         time.sleep(0.01)
-try:  # as Arbiter.run does
-    arbiter.reap_workers()
-except HaltServer as inst:
-    arbiter.halt(reason=inst.reason, exit_status=inst.exit_status)
+arbiter.cfg.set("on_exit", lambda server: print("on_exit ran", file=sys.stderr))
+if sys.argv[2] == "reap":  # as Arbiter.run does when a worker's exit halts it
+    try:
+        arbiter.reap_workers()
+    except HaltServer as inst:
+        arbiter.halt(reason=inst.reason, exit_status=inst.exit_status)
+else:  # as Arbiter.run does on SIGTERM (StopIteration) or SIGINT
+    arbiter.halt()
 """
 
 
+def two_failed_workers(halted_by):
+    return subprocess.run([sys.executable, "-c", _TWO_FAILED_WORKERS, str(ROOT / "gunicorn.conf.py"), halted_by],
+                          cwd=ROOT, env={**os.environ, "PYTHONMALLOC": "malloc"},
+                          capture_output=True, text=True, timeout=60)
+
+
 def test_workers_failing_to_load_together_stop_the_master_once_without_a_traceback():
-    result = subprocess.run([sys.executable, "-c", _TWO_FAILED_WORKERS, str(ROOT / "gunicorn.conf.py")],
-                            cwd=ROOT, env={**os.environ, "PYTHONMALLOC": "malloc"},
-                            capture_output=True, text=True, timeout=60)
+    result = two_failed_workers("reap")
     assert result.returncode == 4, result.stderr  # gunicorn's APP_LOAD_ERROR
     assert result.stderr.count("exited with code 4") == 2 and "App failed to load." in result.stderr
-    assert "Traceback" not in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and "on_exit ran" in result.stderr, result.stderr
+
+
+def test_a_master_stopping_for_sigterm_reaps_workers_that_failed_to_load_without_a_traceback():
+    result = two_failed_workers("halt")
+    assert result.returncode == 0, result.stderr  # the stop it was asked for
+    assert result.stderr.count("exited with code 4") == 2
+    assert "Traceback" not in result.stderr and "on_exit ran" in result.stderr, result.stderr
 
 
 def test_a_bad_rate_stops_gunicorn_in_one_line_from_the_worker(redis_url):

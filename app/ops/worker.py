@@ -441,9 +441,13 @@ class HeapTrim:
         if self.libc is None or self.high - busy < self.after:
             return
         before = _rss_mb()
-        from app.ops import topology  # the worker's app; the master imports no more than it must
+        closed = 0
+        try:
+            from app.ops import topology  # the worker's app; the master imports no more than it must
 
-        closed = topology.shed_idle_connections()
+            closed = topology.shed_idle_connections()
+        except Exception:  # noqa: BLE001 - redis-py's pool internals changed: keep the worker and trim
+            self.log.exception("closing idle Redis command connections failed")
         gc.collect()  # what only the cycle collector frees (a closed stream's frames, sockets)
         self.libc.malloc_trim(0)
         self.log.info("returned freed heap to the OS after %d connections closed (RSS %.0f -> %.0f MB; "
