@@ -4,6 +4,7 @@ an answer sends replaces the browser's. An answer that re-sent an unchanged sess
 request beside it had just written (a form post's flash, a sign-out, a sign-in in another tab)."""
 import re
 import time
+import uuid
 from email.utils import parsedate_to_datetime
 
 import pytest
@@ -31,9 +32,10 @@ def flask_app(redis_url):
 
 
 def flask_signed_in(app, name):
-    """A test client signed in as ``name`` (its session freshly signed)."""
+    """A test client signed in as ``name`` and a few characters more (its session freshly signed)."""
     client = app.test_client()
     token = client.get("/session").get_json()["csrf_token"]
+    name = name + "-" + uuid.uuid4().hex[:6]
     assert client.post("/session", json={"name": name}, headers={"X-CSRF-Token": token}).status_code == 200
     return client
 
@@ -114,3 +116,18 @@ def test_a_shorter_lifetime_is_refreshed_after_a_tenth_of_it(redis_url):
     assert "Set-Cookie" not in client.get("/").headers
     client.set_cookie("session", aged(app, value, 110))
     assert "Set-Cookie" in client.get("/").headers
+
+
+@pytest.mark.parametrize("mode", ["cors", "same-origin", "no-cors"])
+def test_a_scripts_fetch_refreshes_the_cookie_only_once_half_its_lifetime_is_gone(flask_app, mode):
+    # A fetch or a stream runs beside the tab's form posts and other tabs' sign-ins: a page's
+    # navigation refreshes it hourly, they only when a long-open tab would otherwise lose it.
+    client = flask_signed_in(flask_app, "gil")
+    value = client.get_cookie("session").value
+    half = flask_app.permanent_session_lifetime.total_seconds() / 2
+    client.set_cookie("session", aged(flask_app, value, 2 * HOUR))
+    assert "Set-Cookie" not in client.get("/session", headers={"Sec-Fetch-Mode": mode}).headers
+    assert "Set-Cookie" in client.get("/session", headers={"Sec-Fetch-Mode": "navigate"}).headers
+    client.set_cookie("session", aged(flask_app, value, half + 60))
+    assert "Set-Cookie" in client.get("/session", headers={"Sec-Fetch-Mode": mode}).headers
+

@@ -100,7 +100,8 @@ class SessionInterface(SecureCookieSessionInterface):
             return True
         return (bool(session.permanent and app.config["SESSION_REFRESH_EACH_REQUEST"])
                 and cookie_refresh_due(getattr(session, "signed_at", None),
-                                       app.permanent_session_lifetime.total_seconds()))
+                                       app.permanent_session_lifetime.total_seconds(),
+                                       navigation(request.headers.get("Sec-Fetch-Mode"))))
 
     def save_session(self, app, session, response):
         if request.endpoint == "static":
@@ -114,15 +115,24 @@ class SessionInterface(SecureCookieSessionInterface):
         super().save_session(app, session, response)
 
 
-def cookie_refresh_due(signed_at, lifetime_s, now=None):
+def cookie_refresh_due(signed_at, lifetime_s, is_navigation=True, now=None):
     """Tell whether an unchanged session's cookie, signed at ``signed_at`` (Unix seconds; None:
-    not known), is to be sent again with a fresh expiry: once it has run down by a tenth of its
-    lifetime ``lifetime_s`` (seconds) or an hour, whichever is less, as Sessions._slide pushes
-    the session's record back in Redis."""
+    not known), is to be sent again with a fresh expiry. With a page's navigation
+    (``is_navigation``): once it has run down by a tenth of its lifetime ``lifetime_s`` (seconds)
+    or an hour, whichever is less, as Sessions._slide pushes the session's record back in Redis.
+    With anything else (a script's fetch, a stream: these run beside a tab's form posts and
+    other tabs' sign-ins, whose cookies a stale one would undo) only once half of it is gone: a
+    tab left open for weeks on one page still keeps its session."""
     if signed_at is None:
         return True
-    now = time.time() if now is None else now
-    return now - signed_at >= min(3600, lifetime_s / 10)
+    age = (time.time() if now is None else now) - signed_at
+    return age >= (min(3600, lifetime_s / 10) if is_navigation else lifetime_s / 2)
+
+
+def navigation(fetch_mode):
+    """Whether a request is a page's navigation by its ``Sec-Fetch-Mode`` header (str or None):
+    a client that sends none (a program, an old browser) counts as one."""
+    return fetch_mode is None or fetch_mode == "navigate"
 
 
 def _from_this_site():

@@ -176,7 +176,8 @@ class FastStream:
         sent again with a fresh expiry once that is due (identity.SessionInterface)."""
         cfg, interface = self.app.config, self.app.session_interface
         if not (data.get("_permanent") and cfg["SESSION_REFRESH_EACH_REQUEST"]
-                and identity.cookie_refresh_due(signed_at, self.lifetime_s)):
+                and identity.cookie_refresh_due(signed_at, self.lifetime_s,
+                                                identity.navigation(environ.get("HTTP_SEC_FETCH_MODE")))):
             return None
         return dump_cookie(
             self.cookie_name, self._signing().dumps(dict(data)),
