@@ -84,3 +84,21 @@ def test_the_one_behind_a_dropped_head_offers_retry_now_rather_than_waiting_out_
         await settled();
         return shown;""")
     assert shown["A"][-1] == "waiting" and shown["B"] == ["queued", "waiting"]
+
+
+def test_a_focused_button_the_line_hides_leaves_the_focus_on_its_line(page):
+    # "Retry now" pressed from the keyboard: the attempt hides it, and focus fell to the page's start.
+    focused = page.evaluate("""async () => {
+        const { appendControls, showControls } = await import('/static/js/retries.js');
+        const line = document.createElement('li');
+        appendControls(line, { retryLabel: 'Retry now', retry: () => {},
+                               discardLabel: "Don't send", discard: () => {} });
+        document.body.append(line);
+        showControls(line, 'waiting');
+        line.querySelector('[data-retry]').focus();
+        showControls(line, 'sending');
+        const inLine = line.contains(document.activeElement);
+        line.remove();
+        return inLine;
+    }""")
+    assert focused

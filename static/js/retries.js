@@ -50,8 +50,16 @@ export function appendControls(line, { retryLabel, retry, discardLabel, discard 
 // a queued one goes right after the one before it anyway.
 /** Show the buttons of an entry's line `line` that are true of its state. */
 export function showControls(line, state) {
-  line.querySelector('[data-retry]').hidden = state !== 'waiting';
-  line.querySelector('[data-discard]').hidden = state === 'sending';
+  const buttons = [line.querySelector('[data-retry]'), line.querySelector('[data-discard]')];
+  const focused = buttons.find((button) => button === document.activeElement);
+  buttons[0].hidden = state !== 'waiting';
+  buttons[1].hidden = state === 'sending';
+  if (focused?.hidden) {
+    // A hidden button drops the keyboard's focus to the page's start: keep it on this line.
+    const status = line.querySelector('[data-pending-status]');
+    status.tabIndex = -1;
+    status.focus();
+  }
 }
 
 /**
