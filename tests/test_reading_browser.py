@@ -223,8 +223,11 @@ def test_the_sidebars_mention_marker_follows_an_edit_in_another_room(browser, se
         path = "/rooms/%s/messages/%s" % (elsewhere, posted["id"])
         assert bob.request.patch(path, data={"text": "@%s look" % ann}, headers={"X-CSRF-Token": token}).ok
         expect(item.locator("[data-mention]")).to_be_visible()
+        summary_mention = page.locator("[data-sidebar] summary [data-total-mention]")  # a phone's folded view
+        expect(summary_mention).to_be_visible()
         assert bob.request.patch(path, data={"text": "never mind"}, headers={"X-CSRF-Token": token}).ok
         expect(item.locator("[data-mention]")).to_be_hidden()
+        expect(summary_mention).to_be_hidden()
         assert not errors, errors
     finally:
         bob.close()
@@ -287,6 +290,8 @@ def test_a_post_kept_for_another_room_shows_on_that_room_in_the_sidebar_until_it
         mark = page.locator('[data-sidebar] li[data-room="%s"] [data-unsent]' % elsewhere)
         expect(mark).to_have_text("1 unsent")
         expect(mark).to_have_attribute("title", "Not sent yet: open #%s to send." % elsewhere)
+        # and on the sidebar's summary, for a phone's folded sidebar
+        expect(page.locator("[data-sidebar] summary [data-total-unsent]")).to_have_text("1 unsent")
         page.unroute("**/rooms/%s/messages" % elsewhere)
         page.goto("/rooms/%s" % elsewhere)  # its page sends it
         expect(page.locator("main.room li.msg .text")).to_have_text(["kept for later"])
@@ -295,6 +300,7 @@ def test_a_post_kept_for_another_room_shows_on_that_room_in_the_sidebar_until_it
         expect(page.locator(STATUS)).to_have_text("connected")
         expect(page.locator('[data-sidebar] li[data-room="%s"]' % elsewhere)).to_be_visible()
         expect(page.locator('[data-sidebar] [data-unsent]')).to_have_count(0)
+        expect(page.locator("[data-sidebar] summary [data-total-unsent]")).to_be_hidden()
         assert errors == []
     finally:
         context.close()

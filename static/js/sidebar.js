@@ -71,6 +71,17 @@ export function Sidebar(el, root, current = '') {
   const kept = keptPerRoom(me());
   kept.delete(current);  // this page's own show in its log
 
+  // Folded (a phone's first view) the summary says what the rooms' own marks say: a mention
+  // waits, and how many posts this tab keeps unsent.
+  const foldedMention = Object.assign(document.createElement('span'), { className: 'mention', textContent: '@' });
+  foldedMention.dataset.totalMention = '';
+  const foldedUnsent = Object.assign(document.createElement('span'), { className: 'unsent' });
+  foldedUnsent.dataset.totalUnsent = '';
+  const keptInAll = [...kept.values()].reduce((sum, n) => sum + n, 0);
+  foldedUnsent.textContent = STRINGS.unsent(keptInAll);
+  foldedUnsent.hidden = !keptInAll;
+  total.after(' ', foldedMention, ' ', foldedUnsent);
+
   function markKept(room, li) {
     const n = kept.get(room);
     if (!n || li.querySelector('[data-unsent]')) return;
@@ -101,9 +112,16 @@ export function Sidebar(el, root, current = '') {
       if (list.children[i] !== entry.li) list.insertBefore(entry.li, list.children[i] || null);
     });
     let sum = 0;
-    for (const [room, entry] of rooms) if (room !== current) sum += entry.unread;
+    let mentions = 0;
+    for (const [room, entry] of rooms) {
+      if (room !== current) {
+        sum += entry.unread;
+        mentions += entry.mentions;
+      }
+    }
     total.textContent = badge(sum);
     total.hidden = !sum;
+    foldedMention.hidden = !mentions;
     empty.hidden = rooms.size > 0;
   }
 
