@@ -56,7 +56,7 @@ def test_in_chinese_the_list_of_rooms_is_short(open_room, room):
         expect(page.locator(STATUS)).to_have_attribute("data-state", "connected")
         posts_waiting(page, "帖子 %s" % suffix)
     warning = sign_out_elsewhere(page, "/", 1, button="退出")
-    expect(warning).to_contain_text("其中 4 条在此浏览器的其他标签页中。 "
+    expect(warning).to_contain_text("其中 4 条在此浏览器的其他标签页中。"
                                     "#%s-a 有 1 条、#%s-b 有 1 条和其余在另外 2 个房间。" % (room, room))
 
 

@@ -161,13 +161,15 @@ export function SignOutGuard(form) {
     cancel.type = 'button';
     cancel.textContent = t('Cancel');
     cancel.addEventListener('click', () => { box.remove(); box = null; form.querySelector('button[type=submit]')?.focus(); });
+    // Between sentences: a space, but none after Chinese or Japanese full stops ("。").
+    const gap = /^(zh|ja)\b/i.test(document.documentElement.lang) ? '' : ' ';
     box.append(tn(
       '{n} message or change of yours is not sent yet. Signing out stops sending it (if already on its way, it may still arrive).',
-      '{n} messages or changes of yours are not sent yet. Signing out stops sending them (any already on their way may still arrive).', n), ' ');
+      '{n} messages or changes of yours are not sent yet. Signing out stops sending them (any already on their way may still arrive).', n), gap);
     if (elsewhere) {
       box.append(tn('{n} of them is in another tab of this browser.',
-        '{n} of them are in other tabs of this browser.', elsewhere), ' ');
-      if (places.size) box.append(...wherePlaces(places), ' ');
+        '{n} of them are in other tabs of this browser.', elsewhere), gap);
+      if (places.size) box.append(...wherePlaces(places), gap);
     }
     box.append(anyway, ' ', cancel);
     form.after(box);
