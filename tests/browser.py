@@ -5,7 +5,6 @@ import json
 import os
 import urllib.request
 import uuid
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -46,18 +45,6 @@ def browser(chromium_process):
     if browser.is_connected():
         for context in browser.contexts:
             context.close()
-
-
-@contextmanager
-def page_at(browser, server, path):
-    """A page of a context of its own at ``path`` (a page's scripts imported and run on it), closed after."""
-    context = browser.new_context(base_url=server.url)
-    try:
-        page = context.new_page()
-        page.goto(path)
-        yield page
-    finally:
-        context.close()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 
 from app.people import names
 
-from .browser import browser, page_at  # noqa: F401 - fixture
+from .browser import browser  # noqa: F401 - fixture
 
 ROOT = Path(__file__).resolve().parent.parent
 LOOK_ALIKES = ["Ann", "ＡＮＮ", "\u0430nn", "ANN", "straße", "STRASSE", "ΣΊΣΥΦΟΣ", "σίσυφος", "ﬁona", "fiona",
@@ -37,8 +37,11 @@ def test_the_scripts_tables_are_current():
 
 @pytest.fixture(scope="module")
 def page(browser, server):  # noqa: F811 - the fixture above
-    with page_at(browser, server, "/") as page:
-        yield page
+    context = browser.new_context(base_url=server.url)
+    page = context.new_page()
+    page.goto("/")
+    yield page
+    context.close()
 
 
 def js_fold(page, texts):

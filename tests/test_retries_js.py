@@ -4,7 +4,7 @@ requests settle when the test says; the page's own lines are tested in
 tests/test_waiting_lines_browser.py."""
 import pytest
 
-from .browser import browser, page_at  # noqa: F401 - fixture
+from .browser import browser  # noqa: F401 - fixture
 
 # A Retries engine on a detached root, its stream "connected"; entries record what they show.
 SETUP = """
@@ -29,8 +29,11 @@ SETUP = """
 
 @pytest.fixture(scope="module")
 def page(browser, server):  # noqa: F811 - the fixture above
-    with page_at(browser, server, "/healthz") as page:
-        yield page
+    context = browser.new_context(base_url=server.url)
+    page = context.new_page()
+    page.goto("/healthz")
+    yield page
+    context.close()
 
 
 def run(page, scenario):
