@@ -289,7 +289,7 @@ def test_an_unsettled_post_waits_in_the_log_and_is_never_posted_twice(open_room,
     assert answers[0] == 201 and answers.count(201) == 2  # the first again: 200, the original
 
 
-def test_dont_send_drops_a_pending_post_and_one_that_arrived_shows_once(open_room, relay, server, room):
+def test_dont_send_on_a_post_that_had_arrived_shows_it_once_and_says_so(open_room, relay, server, room):
     page = open_room(unique("ann"), base_url=relay.url)
     relay.blackhole()
     first_answer_lost(page, relay, server, lost)
@@ -297,10 +297,12 @@ def test_dont_send_drops_a_pending_post_and_one_that_arrived_shows_once(open_roo
     page.press("#text", "Enter")
     pending = page.locator(PENDING)
     pending.get_by_role("button", name="Don't send").click()
-    expect(pending).to_have_count(0)
-    relay.resume()  # it had arrived: its message comes on the stream, once, and nothing waits
+    # Its line said nothing and went: the message then came, one the person had asked not to send.
+    expect(pending.locator("[data-pending-status]")).to_have_text("Not sending it — checking it was not sent…")
+    relay.resume()  # it had arrived: its message comes on the stream, once, and its line says so
     expect_texts(page, ["stored after all"], timeout=RECONNECT_MS)
-    expect(pending).to_have_count(0)
+    expect(pending.locator("[data-pending-status]")).to_contain_text("It had already been sent", timeout=RECONNECT_MS)
+    expect_texts(page, ["stored after all"])
     assert [m["text"] for m in history(server, room)] == ["stored after all"]
 
 

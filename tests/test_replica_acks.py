@@ -320,3 +320,18 @@ def test_a_retried_reply_whose_original_is_held_is_unconfirmed_not_trimmed(repli
     status, body = reply()
     assert status == 200 and body["text"] == "re" and "trimmed" not in body
     assert history(server, room) == ["", "re"]  # readers have it now (after the deleted one)
+
+
+def test_a_withdrawal_is_answered_only_once_a_replica_has_it(replicated, ann, room):
+    # "Not sent" must hold after a failover too: the tombstone is on a replica before it is said.
+    server, replica = replicated
+    path = "/rooms/%s/withdrawals" % room
+    with replica_paused(replica):
+        assert ann.request("POST", path, body={"idempotency_key": "w1"})[0] == 503
+        assert say(ann, room, "held", "w2")[0] == 504
+        assert ann.request("POST", path, body={"idempotency_key": "w2"})[0] == 503  # stored, unconfirmed
+    status, _, body = ann.request("POST", path, body={"idempotency_key": "w1"})
+    assert (status, json.loads(body)) == (200, {"withdrawn": True})
+    assert say(ann, room, "late", "w1")[1]["code"] == "withdrawn"
+    status, _, body = ann.request("POST", path, body={"idempotency_key": "w2"})
+    assert (status, json.loads(body)["message"]["text"]) == (409, "held")

@@ -157,6 +157,21 @@ class KeyReused(Invalid):
         super().__init__(KEY_REUSED, 422, "idempotency_key_reused")
 
 
+WITHDRAWN = N_("This message was withdrawn before it was stored, so it was not sent. "
+              "To send it after all, send it again as a new message.")
+
+NO_WITHDRAWING = N_("This server keeps no idempotency keys (RIPPLE_IDEMPOTENCY_SECONDS=0), so a post "
+                    "cannot be withdrawn: it may have been sent.")
+
+
+class Withdrawn(Invalid):
+    """The idempotency key was withdrawn before anything was stored under it (409,
+    ``withdrawn``): the post is never stored (app/rooms/store.py Store.withdraw)."""
+
+    def __init__(self):
+        super().__init__(WITHDRAWN, 409, "withdrawn")
+
+
 QUOTE_CHARS = 120  # characters of a reply's quote: the first line of what it answers
 
 

@@ -61,12 +61,14 @@ end
 # (XSETID needs a stream, and XADD's "<ms>-*" is Redis 7's).
 # The idempotency key remembers the id (and its neighbour a digest), never the text: a retry answers with the
 # message as it is now (edited, or deleted), and a deleted text is kept nowhere (returns {0, id}).
+# A key withdrawn before anything was stored under it (_WITHDRAW_LUA) stores nothing: {-3, ''}.
 _PUBLISH_LUA = TRIM_LUA + """
 local ttl = tonumber(ARGV[3])
 if ttl > 0 then
   local prior, request = redis.call('GET', KEYS[4]), KEYS[7]
   if not prior and KEYS[8] ~= KEYS[4] then prior, request = redis.call('GET', KEYS[8]), KEYS[9] end
   if prior then
+    if prior == 'withdrawn' then return {-3, ''} end
     if ARGV[8] ~= '' then
       local digest = redis.call('GET', request)
       if digest and digest ~= ARGV[8] then return {-2, prior} end
@@ -105,6 +107,23 @@ if ARGV[7] ~= '' then redis.call('PUBLISH', KEYS[6], ARGV[7] .. id .. '"}') end
 -- published --
 -- webhooks --
 return {1, json}
+"""
+
+
+# The value a withdrawn idempotency key holds in place of a message id (stream ids are digits).
+WITHDRAWN = "withdrawn"
+
+# KEYS: a sender's idempotency key in a log's slot, its legacy form (as _PUBLISH_LUA reads
+# them).  ARGV: the idempotency ttl (s).  What the key stored (an id), or, when it stored
+# nothing, false after writing the tombstone (WITHDRAWN) for the ttl: the publish script then
+# refuses every attempt with that key, however late it arrives (a stalled network delivers one
+# after the person chose not to send it). Atomic with the publish: one or the other comes first.
+_WITHDRAW_LUA = """
+local prior = redis.call('GET', KEYS[1])
+if not prior and KEYS[2] ~= KEYS[1] then prior = redis.call('GET', KEYS[2]) end
+if prior and prior ~= 'withdrawn' then return prior end
+if not prior then redis.call('SET', KEYS[1], 'withdrawn', 'EX', ARGV[1]) end
+return false
 """
 
 
@@ -279,6 +298,7 @@ class Store:
         pool = getattr(client, "connection_pool", None)
         self._pool = pool if type(client) is redis.Redis and type(pool) in _PLAIN_POOLS else None
         self._forget_moved = client.register_script(_FORGET_MOVED_LUA)
+        self._withdraw = client.register_script(_WITHDRAW_LUA)
         self.mentions = None  # app/rooms/mentions.py: resolves "@name" when a message is stored
 
     def publish(self, room, user, text, idempotency_key=None, may_create=None, bot=False, uid=None,
@@ -437,15 +457,13 @@ class Store:
             args += extra_args
         if not self.replica_acks:
             created, json = self._run_publish(keys_, args)
-            if created == -2:
-                raise messages.KeyReused()
+            _refusal(created)
             return self._prior(k, json, created, body, prefix), _created(created)
         # A retry (same idempotency key) returns the stored message and waits again.
         (created, json), replicas = self.run_replicated(self._publish, k.log, keys_, args)
         if created == -1:
             return json, None  # nothing was written: nothing to wait for
-        if created == -2:
-            raise messages.KeyReused()
+        _refusal(created)
         self.check_replicas(replicas)
         if created or not json.startswith("{"):  # not a retry answered by a json from before ids
             self.confirm(k, json[7:json.index('"', 7)] if created else json, prefix)
@@ -557,9 +575,32 @@ class Store:
         found, kept, old, old_kept = self.redis.mget([idem, idem + ":request", legacy, legacy + ":request"])
         if found is None:
             found, kept = old, old_kept
+        if found == WITHDRAWN:
+            raise messages.Withdrawn()
         if found is not None and kept is not None and kept != digest:
             raise messages.KeyReused()
         return found
+
+    def withdraw(self, room, user, idempotency_key, uid=None):
+        """Withdraw the post ``user`` (stable id ``uid``) sent to ``room`` with
+        ``idempotency_key`` (str) whose outcome it does not know: if nothing is stored under the
+        key, nothing ever will be (for RIPPLE_IDEMPOTENCY_SECONDS), and None is returned; if it
+        was stored, its json as it is now (str; a retry's answer, see _prior). Atomic with the
+        publish script. Raises messages.Invalid (409 "withdraw_unavailable") when keys are kept
+        no time (RIPPLE_IDEMPOTENCY_SECONDS=0), NotReplicated when replica acks are on and too
+        few replicas confirmed the tombstone, and redis errors."""
+        if self.idempotency_seconds <= 0:
+            raise messages.Invalid(messages.NO_WITHDRAWING, 409, "withdraw_unavailable")
+        k = keys.RoomKeys(room)
+        idem, legacy = self._idempotency_keys(k, messages.idempotency_scope(user, uid), user, idempotency_key)
+        args = [self.idempotency_seconds]
+        if self.replica_acks:
+            found, replicas = self.run_replicated(self._withdraw, k.log, [idem, legacy], args)
+            if found is None:
+                self.check_replicas(replicas)
+        else:
+            found = self._withdraw(keys=[idem, legacy], args=args)
+        return None if found is None else self._prior(k, found, 0)
 
     def _prior(self, k, answer, created, body=None, prefix=""):
         """The answer to a post: its json, or for a retry (the script answered the original's
@@ -889,6 +930,15 @@ def _activity(room, user, text, mentioned):
         fields["text"] = text[:ACTIVITY_EXCERPT]
     head = json_module.dumps(fields, ensure_ascii=False, separators=(",", ":"))
     return "!activity\n" + head[:-1] + ',"id":"'
+
+
+def _refusal(flag):
+    """Raise what the publish script's answer ``flag`` (int) refused: a key reused for another
+    message (-2), or withdrawn (-3)."""
+    if flag == -2:
+        raise messages.KeyReused()
+    if flag == -3:
+        raise messages.Withdrawn()
 
 
 def _created(flag):

@@ -117,6 +117,43 @@ def post_message(room):
     return Response(stored, status=201 if created else 200, mimetype="application/json")
 
 
+ALREADY_SENT = N_("It had already been sent when it was withdrawn: it is in the room.")
+
+
+@bp.post("/rooms/<room>/withdrawals")
+@guard.limiter.limit(guard.rate("POST_RATE_SESSION"), key_func=guard.session_key)
+@guard.limiter.limit(guard.rate("POST_RATE_IP"))
+def withdraw_post(room):
+    """Withdraw a post whose outcome its sender does not know (its attempt got no answer), by
+    its idempotency key, given as a post gives it (the JSON body's or the form's
+    "idempotency_key", or the Idempotency-Key header), by the post's sender (the session's
+    person; a token's "user"). Always answers JSON: 200 {"withdrawn": true} when nothing was
+    stored, and nothing will be (an attempt with that key arriving later, however late, gets
+    409 "withdrawn", for RIPPLE_IDEMPOTENCY_SECONDS); 409 "already_sent" with the stored
+    "message" as it is now when it was stored first; 400 without a key; as a post for the rest
+    (401, 403, 404, 429; 503 when Redis fails: withdrawing again is safe)."""
+    room = _room_or_400(room)
+    guard.no_limit_headers()
+    grant = tokens.current()
+    if grant is not None:
+        grant.check_room(room)  # 403 outside a scoped token's rooms
+    else:
+        gate.require_read(room)  # a private room's non-member: 404
+    _, user, key, _ = read_post()
+    try:
+        key = messages.check_idempotency_key(key)
+        if key is None:
+            raise messages.Invalid(N_("Name the post to withdraw by its idempotency key."), 400,
+                                   "missing_idempotency_key")
+        user = sender(user)
+        stored = services().store.withdraw(room, user, key, grant.uid if grant is not None else identity.uid())
+    except messages.Invalid as exc:
+        return json_error(exc.status, str(exc), code=exc.code)
+    if stored is None:
+        return jsonify(withdrawn=True)
+    return json_error(409, ALREADY_SENT, code="already_sent", fields={"message": json.loads(stored)})
+
+
 def _may_create(room):
     """A post that would create ``room`` by posting: refused (410 "room_deleted") while a room
     of that name deleted lately is remembered (app/rooms/deletions.py): its former members,

@@ -10,8 +10,15 @@
 // (retries.js): when the stream is connected again, when the browser is back online, on "Retry
 // now", and on a backing-off timer; one at a time and in order, and a new post from the composer
 // waits behind them. A post still unanswered after a moment is shown here at once ("Sending…",
-// carried over in flight), the composer free. "Don't send" drops one that is not on its way
-// (none is offered while an attempt is in flight: retries.js showControls). Its own message on
+// carried over in flight), the composer free. "Don't send" drops one never tried (it waited
+// behind another); one tried already may still be stored, however late (a stalled network holds
+// an attempt and delivers it after the person chose not to send it), so it is withdrawn instead
+// (the form's data-withdraw: api.withdraw_post): "Not sending it — checking…" until the server
+// says nothing was stored, and nothing will be (gone), or that it had been (a note, and the
+// message in the log). The withdrawal waits and is retried like a post, and is kept with the
+// tab's posts, so a reload or a dead network never turns it into a send. None is offered while
+// an attempt is in flight (retries.js showControls). A conversation's composer has no
+// withdrawal (direct messages: one log per device); there it is dropped. Its own message on
 // the stream (matched by author, text and reply) shows it was stored: the entry gives way to the
 // message at once, and a last retry with its key confirms it quietly (200 and the original, or
 // 201 if the message seen was another one with the same words). The queue is kept in the tab
@@ -27,6 +34,10 @@ const STRINGS = {
   waiting: t('Not sent yet — will retry.'),
   retry: t('Retry now'),
   discard: t("Don't send"),
+  withdrawing: t('Not sending it — checking it was not sent…'),
+  withdrawWaiting: t('Not sending it — will check it was not sent once the connection is back.'),
+  alreadySent: t('It had already been sent before you chose not to send it: it is in the room above, where you can delete it.'),
+  dismiss: t('OK'),
   failed: (status) => t('Sending failed ({status}).', { status: String(status) }),
 };
 
@@ -46,12 +57,13 @@ export function PendingPosts(form, root, log, { submit, event, timeoutMs }) {
   list.setAttribute('aria-live', 'polite');
   log.querySelector('[data-messages]').after(list);
   const storageKey = `ripple-pending:${new URL(form.action, location.href).pathname}`;
+  const withdrawUrl = form.dataset.withdraw;
   const retries = Retries(root, { timeoutMs, onChange: save });
-  const queue = retries.queue;  // {key, text, reply_to, echoed, li, ...}
+  const queue = retries.queue;  // {key, text, reply_to, echoed, tried, withdrawing, li, ...}
 
   function save() {
     try {
-      const posts = queue.map(({ key, text, reply_to }) => ({ key, text, reply_to }));
+      const posts = queue.map(({ key, text, reply_to, tried, withdrawing }) => ({ key, text, reply_to, tried, withdrawing }));
       if (posts.length) sessionStorage.setItem(storageKey, JSON.stringify({ writer: root.dataset.me, posts }));
       else sessionStorage.removeItem(storageKey);
     } catch (err) { /* storage off: kept on this page only */ }
@@ -83,15 +95,57 @@ export function PendingPosts(form, root, log, { submit, event, timeoutMs }) {
 
   function show(entry, what, sentence = '') {
     const status = entry.li.querySelector('[data-pending-status]');
-    status.textContent = what === 'refused' ? sentence : STRINGS[what];
+    if (what === 'sending' && !entry.tried) {
+      entry.tried = true;  // from now on it may be stored, whatever happens to this attempt
+      save();
+    }
+    let words = what === 'refused' ? sentence : STRINGS[what];
+    if (entry.withdrawing && what !== 'refused') words = what === 'waiting' ? STRINGS.withdrawWaiting : STRINGS.withdrawing;
+    status.textContent = words;
     entry.li.dataset.state = what;
     showControls(entry.li, what);
+    const discard = entry.li.querySelector('[data-discard]');
+    discard.textContent = what === 'refused' ? STRINGS.dismiss : STRINGS.discard;
+    if (entry.withdrawing && what !== 'refused') discard.hidden = true;  // asked already
+  }
+
+  function forget(entry) {
+    entry.li.remove();
+    form.querySelector('textarea[name=text]')?.focus();
   }
 
   function drop(entry) {
-    retries.drop(entry);  // if it got there, its message comes on the stream
-    entry.li.remove();
-    form.querySelector('textarea[name=text]')?.focus();
+    if (!queue.includes(entry) || !entry.tried || !withdrawUrl) {
+      retries.drop(entry);  // never sent (or a conversation's: its message would come on the stream)
+      forget(entry);
+      return;
+    }
+    withdraw(entry);
+    retries.retry();
+  }
+
+  // From now on the entry's attempts withdraw it (api.withdraw_post): 200 nothing was stored,
+  // and never will be; 409 "already_sent" with the message, which goes in the log.
+  function withdraw(entry) {
+    entry.withdrawing = true;
+    save();
+    entry.send = (signal) => submit(() => {
+      const body = new FormData();
+      body.set('csrf_token', form.querySelector('input[name=csrf_token]')?.value || '');
+      body.set('idempotency_key', entry.key);
+      return body;
+    }, signal, withdrawUrl);
+    entry.sent = () => forget(entry);
+    entry.refused = ({ response, body }) => {
+      entry.li.hidden = false;
+      if (body.code === 'already_sent' && body.message) {
+        root.dispatchEvent(new CustomEvent(event, {
+          detail: { message: body.message, live: false, answer: true, retried: true }, bubbles: true }));
+        show(entry, 'refused', STRINGS.alreadySent);
+      } else show(entry, 'refused', body.error || STRINGS.failed(response.status));
+      entry.li.querySelector('[data-discard]').focus();
+    };
+    entry.show(queue[0] === entry ? 'sending' : 'queued');
   }
 
   function data(entry) {
@@ -135,7 +189,10 @@ export function PendingPosts(form, root, log, { submit, event, timeoutMs }) {
     const kept = JSON.parse(sessionStorage.getItem(storageKey) || 'null');
     if (kept && kept.writer && kept.writer === root.dataset.me) {
       for (const post of kept.posts || []) {
-        retries.add(entryOf({ key: post.key, text: post.text, reply_to: post.reply_to || '' }, false), null);
+        // Tried before the reload (or kept by an older page, which did not say): it may be stored.
+        const entry = entryOf({ key: post.key, text: post.text, reply_to: post.reply_to || '', tried: post.tried ?? true }, false);
+        if (post.withdrawing && withdrawUrl) withdraw(entry);  // still not to be sent
+        retries.add(entry, null);
       }
     } else if (kept) sessionStorage.removeItem(storageKey);
   } catch (err) { /* storage off, or unreadable: nothing kept */ }
@@ -143,7 +200,7 @@ export function PendingPosts(form, root, log, { submit, event, timeoutMs }) {
   return {
     /** Wait in the log (after a failed attempt, or behind the others when ``outcome`` is null). */
     add(fields, outcome) {
-      const entry = entryOf(fields, !!outcome?.echoed);
+      const entry = entryOf({ ...fields, tried: !!outcome }, !!outcome?.echoed);
       retries.add(entry, outcome);
       if (outcome && entry.echoed) retries.back();
     },
@@ -155,7 +212,8 @@ export function PendingPosts(form, root, log, { submit, event, timeoutMs }) {
     /** This person's message came on the stream: a pending post of the same words gives way. */
     echo(message) {
       const reply = message.reply_to?.id || '';
-      const entry = queue.find((p) => !p.echoed && stored(p.text) === message.text
+      // One being withdrawn waits for its withdrawal's answer, which says it got through.
+      const entry = queue.find((p) => !p.echoed && !p.withdrawing && stored(p.text) === message.text
         && (p.reply_to || '') === reply);
       if (!entry) return;
       entry.echoed = true;

@@ -1,0 +1,89 @@
+""""Don't send" on a post whose attempt got no answer withdraws it (static/js/pending.js,
+api.withdraw_post): the attempt a stalled network still holds is refused when it arrives, and
+one that arrived first shows once, with a sentence saying so. Chromium through Playwright
+against the real Gunicorn; the test plays the network that delivers a held attempt late.
+"""
+from playwright.sync_api import expect
+
+from .browser import SEND, TEXTS, browser, dialogs, history, open_room, send, unique  # noqa: F401 (fixtures)
+
+PENDING = "main.room [data-pending] li"
+STATUS_OF = "[data-pending-status]"
+WITHDRAWALS = "**/rooms/*/withdrawals"
+CHECKING_LATER = "Not sending it — will check it was not sent once the connection is back."
+ALREADY_SENT = ("It had already been sent before you chose not to send it: it is in the room above, "
+                "where you can delete it.")
+
+
+def an_attempt_held_by_the_network(page, text):
+    """Post ``text`` from ``page``; the network keeps its attempts and answers none. Returns the
+    attempts it holds (Playwright requests), to deliver late with ``arrives``."""
+    held = []
+
+    def held_on_the_way(route):
+        if route.request.method != "POST":
+            return route.fallback()
+        held.append(route.request)
+        route.abort("connectionreset")
+
+    page.route("**/rooms/*/messages", held_on_the_way)
+    page.fill("#text", text)
+    page.locator(SEND).click()
+    expect(page.locator(PENDING).locator(STATUS_OF)).to_have_text("Not sent yet — will retry.")
+    return held
+
+
+def arrives(page, attempt):
+    """The network delivers the held ``attempt`` after all: the server's answer (status, JSON)."""
+    answer = page.request.post(attempt.url, headers=attempt.headers, data=attempt.post_data_buffer)
+    return answer.status, answer.json()
+
+
+def test_a_post_withdrawn_by_dont_send_is_not_stored_when_its_attempt_arrives_late(open_room, server, room):
+    page = open_room(unique("ann"))
+    held = an_attempt_held_by_the_network(page, "meant for another room")
+    page.locator(PENDING).get_by_role("button", name="Don't send").click()
+    expect(page.locator(PENDING)).to_have_count(0)  # withdrawn: the server will store none of it
+    for attempt in held:
+        status, answer = arrives(page, attempt)
+        assert (status, answer["code"]) == (409, "withdrawn")
+    page.unroute("**/rooms/*/messages")
+    send(page, "the next one")
+    expect(page.locator(TEXTS)).to_have_text(["the next one"])
+    assert [m["text"] for m in history(server, room)] == ["the next one"]
+
+
+def test_a_post_that_got_through_before_its_withdrawal_shows_once_and_says_so(open_room, server, room):
+    page = open_room(unique("ann"))
+    held = an_attempt_held_by_the_network(page, "too late to stop")
+    page.route(WITHDRAWALS, lambda route: route.abort("connectionrefused"))
+    pending = page.locator(PENDING)
+    pending.get_by_role("button", name="Don't send").click()
+    expect(pending.locator(STATUS_OF)).to_have_text(CHECKING_LATER)
+    expect(pending.get_by_role("button", name="Don't send")).to_be_hidden()
+    assert arrives(page, held[0])[0] == 201  # it got there before the withdrawal
+    expect(page.locator(TEXTS)).to_have_text(["too late to stop"])  # on the stream
+    page.unroute(WITHDRAWALS)
+    pending.get_by_role("button", name="Retry now").click()
+    expect(pending.locator(STATUS_OF)).to_have_text(ALREADY_SENT)
+    expect(page.locator(TEXTS)).to_have_text(["too late to stop"])  # once
+    pending.get_by_role("button", name="OK").click()
+    expect(pending).to_have_count(0)
+    assert [m["text"] for m in history(server, room)] == ["too late to stop"]
+
+
+def test_a_reload_goes_on_withdrawing_and_never_sends_it(open_room, server, room):
+    page = open_room(unique("ann"))
+    held = an_attempt_held_by_the_network(page, "not after a reload either")
+    page.route(WITHDRAWALS, lambda route: route.abort("connectionrefused"))
+    page.locator(PENDING).get_by_role("button", name="Don't send").click()
+    expect(page.locator(PENDING).locator(STATUS_OF)).to_have_text(CHECKING_LATER)
+    attempts = len(held)
+    page.reload()  # its storage kept it, as one being withdrawn
+    expect(page.locator(PENDING).locator(STATUS_OF)).to_have_text(CHECKING_LATER)
+    assert len(held) == attempts  # not posted again
+    page.unroute(WITHDRAWALS)
+    page.locator(PENDING).get_by_role("button", name="Retry now").click()
+    expect(page.locator(PENDING)).to_have_count(0)
+    assert arrives(page, held[0])[1]["code"] == "withdrawn"
+    assert history(server, room) == []

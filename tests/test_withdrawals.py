@@ -1,0 +1,132 @@
+"""Withdrawing a post whose attempt got no answer (POST /rooms/<room>/withdrawals): the
+person chose "Don't send", and the attempt a stalled network still held must not be stored when
+it arrives. Nothing stored yet: it never is; stored first: the answer says so, with the message.
+Real Gunicorn (2 gevent workers) and real Redis."""
+import json
+import uuid
+
+import pytest
+
+from app.rooms import messages
+from app.rooms.store import Store
+
+from .test_publish_tokens import create, post, send
+from .test_rooms import create as create_room
+from .test_rooms import owner  # noqa: F401 (fixture)
+from .web import Browser
+
+
+def withdraw(person, room, key, **kw):
+    """``person`` withdraws their post to ``room`` with idempotency ``key``: (status, JSON)."""
+    status, _, body = person.request("POST", "/rooms/%s/withdrawals" % room, body={"idempotency_key": key}, **kw)
+    return status, json.loads(body or b"{}")
+
+
+def history_texts(person, room):
+    status, _, body = person.request("GET", "/rooms/%s/messages" % room)
+    assert status == 200
+    return [message["text"] for message in json.loads(body)["messages"]]
+
+
+@pytest.fixture
+def ann(person):
+    return person("ann")
+
+
+def test_a_post_withdrawn_before_it_arrives_is_never_stored(ann, room):
+    assert withdraw(ann, room, "late-1") == (200, {"withdrawn": True})
+    status, body = ann.post(room, "held by a stalled network", key="late-1")  # arrives now
+    assert (status, body["code"]) == (409, "withdrawn")
+    assert "held by a stalled network" not in history_texts(ann, room)
+
+
+def test_every_later_attempt_with_the_withdrawn_key_is_refused(ann, room):
+    assert withdraw(ann, room, "late-2")[0] == 200
+    for _ in range(2):
+        assert ann.post(room, "again", key="late-2")[1]["code"] == "withdrawn"
+    assert ann.post(room, "again", key="late-2b")[0] == 201  # a new key is a new post
+
+
+def test_withdrawing_a_stored_post_answers_409_with_the_message(ann, room):
+    status, stored = ann.post(room, "got through", key="k-1")
+    assert status == 201
+    status, body = withdraw(ann, room, "k-1")
+    assert (status, body["code"], body["message"]["id"]) == (409, "already_sent", stored["id"])
+    assert body["message"]["text"] == "got through" and body["error"]
+    assert ann.post(room, "got through", key="k-1") == (200, stored)  # a retry still finds it
+
+
+def test_withdrawing_twice_says_the_same(ann, room):
+    assert withdraw(ann, room, "twice")[0] == 200
+    assert withdraw(ann, room, "twice") == (200, {"withdrawn": True})
+
+
+def test_a_withdrawal_is_the_senders_own(ann, person, room):
+    # Someone else's key of the same spelling is theirs: ann's post is stored.
+    assert withdraw(person("bob"), room, "shared-key")[0] == 200
+    assert ann.post(room, "mine", key="shared-key")[0] == 201
+    status, body = withdraw(ann, room, "shared-key")
+    assert (status, body["code"]) == (409, "already_sent")
+
+
+def test_a_programs_late_post_is_refused_on_the_fast_path_too(server, redis_url, room):
+    token = create(redis_url, room + "*", "feed")[1]
+    path = "/rooms/%s/withdrawals" % room
+    status, body, _ = send(server.url, path, token, {"idempotency_key": "build-9"})
+    assert (status, body) == (200, {"withdrawn": True})
+    status, body, _ = post(server.url, room, token, {"text": "late"}, headers={"Idempotency-Key": "build-9"})
+    assert (status, body["code"]) == (409, "withdrawn")
+    # Its key as the header, for a post stored first.
+    sent = post(server.url, room, token, {"text": "on time"}, headers={"Idempotency-Key": "build-10"})[1]
+    status, body, _ = send(server.url, path, token, {}, headers={"Idempotency-Key": "build-10"})
+    assert (status, body["code"], body["message"]["id"]) == (409, "already_sent", sent["id"])
+
+
+def test_a_withdrawn_reply_is_refused_after_its_original_is_deleted(ann, room):
+    original = ann.post(room, "original")[1]
+    assert withdraw(ann, room, "reply-1")[0] == 200
+    assert ann.request("DELETE", "/rooms/%s/messages/%s" % (room, original["id"]))[0] in (200, 204)
+    status, _, body = ann.request("POST", "/rooms/%s/messages" % room, body={"text": "re", "reply_to": original["id"]},
+                                  headers={"Idempotency-Key": "reply-1"})
+    assert (status, json.loads(body)["code"]) == (409, "withdrawn")
+
+
+@pytest.mark.parametrize("body, headers, code", [
+    ({}, {}, "missing_idempotency_key"),
+    ({"idempotency_key": ""}, {}, "missing_idempotency_key"),
+    ({"idempotency_key": "é"}, {}, "bad_idempotency_key"),
+    ({"idempotency_key": "x" * 1000}, {}, "bad_idempotency_key"),
+    ({"idempotency_key": 7}, {}, "bad_idempotency_key"),
+    ({"idempotency_key": "a"}, {"Idempotency-Key": "b"}, "idempotency_key_conflict"),
+])
+def test_a_withdrawal_without_a_usable_key_is_400(ann, room, body, headers, code):
+    status, _, answer = ann.request("POST", "/rooms/%s/withdrawals" % room, body=body, headers=headers)
+    assert (status, json.loads(answer)["code"]) == (400, code)
+
+
+def test_a_withdrawal_needs_a_person(server, room):
+    nobody = Browser(server.url)
+    nobody.sign_in("")  # takes the CSRF token only
+    assert withdraw(nobody, room, "k")[0] == 401
+
+
+def test_a_withdrawal_needs_the_csrf_token(ann, room):
+    ann.token = "forged"
+    assert withdraw(ann, room, "k")[0] == 400
+
+
+def test_a_withdrawal_in_a_private_room_of_others_is_404(ann, owner):
+    private = "priv-" + uuid.uuid4().hex[:8]
+    assert create_room(owner, private, "private")[0] == 201
+    assert withdraw(ann, private, "k")[0] == 404
+
+
+def test_a_withdrawal_in_a_bad_room_name_is_400(ann):
+    assert withdraw(ann, "bad%20name%2F", "k")[0] in (400, 404)
+
+
+def test_a_server_that_keeps_no_keys_cannot_withdraw(redis_client, room):
+    store = Store(redis_client, 100, 0)
+    with pytest.raises(messages.Invalid) as refused:
+        store.withdraw(room, "ann", "k")
+    assert (refused.value.status, refused.value.code) == (409, "withdraw_unavailable")
