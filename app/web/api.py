@@ -39,20 +39,28 @@ def _room_or_400(room):
     return canonical
 
 
+def _writer(room):
+    """The publish token's grant of a post (or withdrawal) to ``room``, None for a browser's;
+    refuses a scoped token outside its rooms (403) and a private room's non-member (404)
+    before anything is read."""
+    # No X-RateLimit-* headers on an accepted post: computing them reads the limit's window
+    # again (a round trip per post); a refusal (429) still says when to come back (Retry-After).
+    guard.no_limit_headers()
+    grant = tokens.current()
+    if grant is not None:
+        grant.check_room(room)
+    else:
+        gate.require_read(room)
+    return grant
+
+
 @bp.post("/rooms/<room>/messages")
 @guard.limiter.limit(guard.rate("POST_RATE_SESSION"), key_func=guard.session_key)
 @guard.limiter.limit(guard.rate("POST_RATE_IP"))
 def post_message(room):
     """Store a message and publish it; JSON gets 201 + the message, a form gets a 303."""
     room = _room_or_400(room)
-    # No X-RateLimit-* headers on an accepted post: computing them reads the limit's window
-    # again (a round trip per post); a refusal (429) still says when to come back (Retry-After).
-    guard.no_limit_headers()
-    grant = tokens.current()
-    if grant is not None:
-        grant.check_room(room)  # 403 outside a scoped token's rooms
-    else:
-        gate.require_read(room)  # a private room's non-member: 404 before anything is read
+    grant = _writer(room)
     text, user, key, page = read_post()
     try:
         text = messages.check_text(text, current_app.config["MAX_MESSAGE_CHARS"])
@@ -133,12 +141,7 @@ def withdraw_post(room):
     "message" as it is now when it was stored first; 400 without a key; as a post for the rest
     (401, 403, 404, 429; 503 when Redis fails: withdrawing again is safe)."""
     room = _room_or_400(room)
-    guard.no_limit_headers()
-    grant = tokens.current()
-    if grant is not None:
-        grant.check_room(room)  # 403 outside a scoped token's rooms
-    else:
-        gate.require_read(room)  # a private room's non-member: 404
+    grant = _writer(room)
     _, user, key, _ = read_post()
     try:
         key = messages.check_idempotency_key(key)
