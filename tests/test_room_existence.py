@@ -21,7 +21,7 @@ from .test_rooms import create, new_room, strangers
 # (endpoint, method): a free name is an empty public room anyone may start here (by design).
 EMPTY_PUBLIC_ROOM = {
     ("pages.room", "GET"), ("api.history", "GET"), ("api.events", "GET"), ("api.room_presence", "GET"),
-    ("api.typing", "POST"), ("api.post_message", "POST"), ("reading.mark_read", "PUT"),
+    ("api.typing", "POST"), ("api.post_message", "POST"), ("api.withdraw_post", "POST"), ("reading.mark_read", "PUT"),
     ("reading.show_room", "PUT"), ("reading.hide_room", "DELETE"), ("reading.room_form", "POST"),
     ("conversation.edit_message", "PATCH"), ("conversation.edit_form", "POST"),
     ("conversation.remove_message", "DELETE"), ("conversation.delete_form", "POST"),
