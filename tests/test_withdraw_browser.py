@@ -8,6 +8,7 @@ from playwright.sync_api import expect
 from .browser import SEND, TEXTS, browser, dialogs, history, open_room, send, unique  # noqa: F401 (fixtures)
 
 PENDING = "main.room [data-pending] li"
+NOTE = "main.room form[data-form] [data-note]"
 STATUS_OF = "[data-pending-status]"
 WITHDRAWALS = "**/rooms/*/withdrawals"
 CHECKING_LATER = "Not sending it — will check it was not sent once the connection is back."
@@ -44,6 +45,8 @@ def test_a_post_withdrawn_by_dont_send_is_not_stored_when_its_attempt_arrives_la
     held = an_attempt_held_by_the_network(page, "meant for another room")
     page.locator(PENDING).get_by_role("button", name="Don't send").click()
     expect(page.locator(PENDING)).to_have_count(0)  # withdrawn: the server will store none of it
+    expect(page.locator(NOTE)).to_have_text("That post was not sent.")
+    expect(page.locator("#text")).to_be_focused()  # from the line that went
     for attempt in held:
         status, answer = arrives(page, attempt)
         assert (status, answer["code"]) == (409, "withdrawn")
@@ -87,3 +90,23 @@ def test_a_reload_goes_on_withdrawing_and_never_sends_it(open_room, server, room
     expect(page.locator(PENDING)).to_have_count(0)
     assert arrives(page, held[0])[1]["code"] == "withdrawn"
     assert history(server, room) == []
+
+
+def test_a_late_answer_leaves_the_keyboard_where_the_person_types(open_room, room):
+    # The answer came while she typed her next message: "OK" took the focus, and her next
+    # space pressed it, the note gone unread and the key lost (helper-79).
+    page = open_room(unique("ann"))
+    held = an_attempt_held_by_the_network(page, "too late to stop")
+    page.route(WITHDRAWALS, lambda route: route.abort("connectionrefused"))
+    pending = page.locator(PENDING)
+    pending.get_by_role("button", name="Don't send").click()
+    expect(pending.locator(STATUS_OF)).to_have_text(CHECKING_LATER)
+    assert arrives(page, held[0])[0] == 201
+    page.unroute(WITHDRAWALS)
+    page.focus("#text")
+    page.keyboard.type("typing the next message")
+    page.evaluate("dispatchEvent(new Event('online'))")  # the network is back: the page asks now
+    expect(pending.locator(STATUS_OF)).to_have_text(ALREADY_SENT)
+    page.keyboard.type(" x")
+    expect(page.locator("#text")).to_have_value("typing the next message x")
+    expect(pending).to_have_count(1)  # the sentence stays to be read

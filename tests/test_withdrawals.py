@@ -7,9 +7,11 @@ import uuid
 
 import pytest
 
-from app.rooms import messages
-from app.rooms.store import Store
+from app import create_app
+from app.rooms import keys, messages
+from app.rooms.store import Store, withdrawal_key
 
+from .support import LIMITS_OFF
 from .test_publish_tokens import create, post, send
 from .test_rooms import create as create_room
 from .test_rooms import owner  # noqa: F401 (fixture)
@@ -130,3 +132,23 @@ def test_a_server_that_keeps_no_keys_cannot_withdraw(redis_client, room):
     with pytest.raises(messages.Invalid) as refused:
         store.withdraw(room, "ann", "k")
     assert (refused.value.status, refused.value.code) == (409, "withdraw_unavailable")
+
+
+def test_a_withdrawal_leaves_the_keys_value_an_id_for_the_previous_release(redis_client, room):
+    # A host of the release before withdrawals reads the key's value as a message id: it finds
+    # nothing there (and stores a late attempt, as it always did), never a word it takes for an id.
+    Store(redis_client, 100, 3600).withdraw(room, "ann", "k-roll", uid="u-ann")
+    idem = keys.RoomKeys(room).idempotency(messages.idempotency_digest("u-ann", "k-roll"))
+    assert redis_client.get(idem) is None and redis_client.exists(withdrawal_key(idem))
+    assert 0 < redis_client.ttl(withdrawal_key(idem)) <= 3600
+
+
+def test_a_server_that_keeps_no_keys_offers_no_withdrawal_on_its_page(redis_url, room):
+    app = create_app({"TESTING": True, "REDIS_URL": redis_url, "SECRET_KEY": "test-secret",
+                      "IDEMPOTENCY_SECONDS": 0, **LIMITS_OFF})
+    client = app.test_client()
+    token = client.get("/session").get_json()["csrf_token"]
+    assert client.post("/session", json={"name": "ann-" + uuid.uuid4().hex[:6]},
+                       headers={"X-CSRF-Token": token}).status_code == 200
+    page = client.get("/rooms/%s" % room).get_data(as_text=True)
+    assert 'data-kind="message"' in page and "data-withdraw" not in page

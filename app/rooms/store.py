@@ -35,7 +35,8 @@ end
 
 # KEYS: log, channel, meta, idempotency, changed, activity channel, the idempotency key's request
 # digest, the key's legacy form (by display name: messages.legacy_idempotency_digest) and its
-# request digest, the name's tombstone (keys.RoomKeys.gone).  ARGV: body, history length,
+# request digest, the name's tombstone (keys.RoomKeys.gone), the idempotency key's withdrawal
+# (_WITHDRAW_LUA).  ARGV: body, history length,
 # idempotency ttl (0 = none), payload prefix ("" for room messages, "@" for direct ones), "ask" to
 # store nothing in a log that does not exist yet (returns {-1, ''}: creating a room is counted
 # first), expiry of the log and meta in seconds (0 = none; a person's direct messages expire with
@@ -62,13 +63,15 @@ end
 # The idempotency key remembers the id (and its neighbour a digest), never the text: a retry answers with the
 # message as it is now (edited, or deleted), and a deleted text is kept nowhere (returns {0, id}).
 # A key withdrawn before anything was stored under it (_WITHDRAW_LUA) stores nothing: {-3, ''}.
+# The withdrawal is a key of its own, so the key's value stays an id for a host of the previous
+# release (which, knowing no withdrawals, stores a late attempt as before).
 _PUBLISH_LUA = TRIM_LUA + """
 local ttl = tonumber(ARGV[3])
 if ttl > 0 then
+  if redis.call('EXISTS', KEYS[11]) == 1 then return {-3, ''} end
   local prior, request = redis.call('GET', KEYS[4]), KEYS[7]
   if not prior and KEYS[8] ~= KEYS[4] then prior, request = redis.call('GET', KEYS[8]), KEYS[9] end
   if prior then
-    if prior == 'withdrawn' then return {-3, ''} end
     if ARGV[8] ~= '' then
       local digest = redis.call('GET', request)
       if digest and digest ~= ARGV[8] then return {-2, prior} end
@@ -110,21 +113,25 @@ return {1, json}
 """
 
 
-# The value a withdrawn idempotency key holds in place of a message id (stream ids are digits).
-WITHDRAWN = "withdrawn"
-
 # KEYS: a sender's idempotency key in a log's slot, its legacy form (as _PUBLISH_LUA reads
-# them).  ARGV: the idempotency ttl (s).  What the key stored (an id), or, when it stored
-# nothing, false after writing the tombstone (WITHDRAWN) for the ttl: the publish script then
-# refuses every attempt with that key, however late it arrives (a stalled network delivers one
-# after the person chose not to send it). Atomic with the publish: one or the other comes first.
+# them), its withdrawal (withdrawal_key).  ARGV: the idempotency ttl (s).  What the key stored
+# (an id), or, when it stored nothing, false after writing the withdrawal for the ttl: the
+# publish script then refuses every attempt with that key, however late it arrives (a stalled
+# network delivers one after the person chose not to send it). Atomic with the publish: one or
+# the other comes first.
 _WITHDRAW_LUA = """
 local prior = redis.call('GET', KEYS[1])
 if not prior and KEYS[2] ~= KEYS[1] then prior = redis.call('GET', KEYS[2]) end
-if prior and prior ~= 'withdrawn' then return prior end
-if not prior then redis.call('SET', KEYS[1], 'withdrawn', 'EX', ARGV[1]) end
+if prior then return prior end
+redis.call('SET', KEYS[3], '1', 'EX', ARGV[1])
 return false
 """
+
+
+def withdrawal_key(idempotency_key):
+    """The key (str) that marks ``idempotency_key`` (a Redis key of a log's slot: RoomKeys.
+    idempotency) withdrawn: beside it in the slot, apart from its value, which stays an id."""
+    return idempotency_key + ":withdrawn"
 
 
 # With replica acks (RIPPLE_REPLICA_ACKS) a stored entry is held, not published: the writing
@@ -449,7 +456,7 @@ class Store:
             ttl = self.idempotency_seconds
             idem, legacy = self._idempotency_keys(k, scope, user, idempotency_key)
         keys_ = [k.log, k.channel, k.meta, idem, k.changed, getattr(k, "activity", k.channel), idem + ":request",
-                 legacy, legacy + ":request", k.gone]
+                 legacy, legacy + ":request", k.gone, withdrawal_key(idem)]
         args = [body, self.history_length, ttl, prefix, "ask" if ask else "", int(expiry), activity, digest]
         if self.outbox is not None and not prefix:  # a room message: queued for webhooks too
             extra_keys, extra_args = self.outbox.publish_keys(k.room)
@@ -572,10 +579,11 @@ class Store:
         scope = messages.idempotency_scope(user, uid)
         idem, legacy = self._idempotency_keys(k, scope, user, idempotency_key)
         # One slot: the keys' hash tag.
-        found, kept, old, old_kept = self.redis.mget([idem, idem + ":request", legacy, legacy + ":request"])
+        found, kept, old, old_kept, withdrawn = self.redis.mget(
+            [idem, idem + ":request", legacy, legacy + ":request", withdrawal_key(idem)])
         if found is None:
             found, kept = old, old_kept
-        if found == WITHDRAWN:
+        if withdrawn is not None:
             raise messages.Withdrawn()
         if found is not None and kept is not None and kept != digest:
             raise messages.KeyReused()
@@ -594,12 +602,13 @@ class Store:
         k = keys.RoomKeys(room)
         idem, legacy = self._idempotency_keys(k, messages.idempotency_scope(user, uid), user, idempotency_key)
         args = [self.idempotency_seconds]
+        keys_ = [idem, legacy, withdrawal_key(idem)]
         if self.replica_acks:
-            found, replicas = self.run_replicated(self._withdraw, k.log, [idem, legacy], args)
+            found, replicas = self.run_replicated(self._withdraw, k.log, keys_, args)
             if found is None:
                 self.check_replicas(replicas)
         else:
-            found = self._withdraw(keys=[idem, legacy], args=args)
+            found = self._withdraw(keys=keys_, args=args)
         return None if found is None else self._prior(k, found, 0)
 
     def _prior(self, k, answer, created, body=None, prefix=""):

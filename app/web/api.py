@@ -135,7 +135,9 @@ def withdraw_post(room):
     """Withdraw a post whose outcome its sender does not know (its attempt got no answer), by
     its idempotency key, given as a post gives it (the JSON body's or the form's
     "idempotency_key", or the Idempotency-Key header), by the post's sender (the session's
-    person; a token's "user"). Always answers JSON: 200 {"withdrawn": true} when nothing was
+    person; a token's "user"): a plain form's post answered with a page is keyed by its text too
+    (messages.form_key), which the key alone does not name. Answers JSON (errors as every API
+    route's): 200 {"withdrawn": true} when nothing was
     stored, and nothing will be (an attempt with that key arriving later, however late, gets
     409 "withdrawn", for RIPPLE_IDEMPOTENCY_SECONDS); 409 "already_sent" with the stored
     "message" as it is now when it was stored first; 400 without a key; as a post for the rest

@@ -228,6 +228,7 @@ def room_page(room, error=None, text="", status=200, key=None, before=None, othe
         other=other, conversation=conversation, dm_error=dm_error, dm_text=dm_text or "", dm_note=dm_note, note=note,
         conversations=_conversations(directs, user) if user else [],
         backlog=cfg["ROOM_PAGE_MESSAGES"], max_chars=cfg["MAX_MESSAGE_CHARS"], client=_client_config(),
+        withdrawals=int(cfg["IDEMPOTENCY_SECONDS"]) > 0,  # no keys kept: "Don't send" drops it (pending.js)
         group_seconds=timeline.GROUP_SECONDS, notice=notice, my_uid=_uid(user),
         default_reactions=DEFAULT_REACTIONS,
         edit_window_ms=cfg["EDIT_WINDOW_SECONDS"] * 1000,

@@ -38,6 +38,7 @@ const STRINGS = {
   withdrawWaiting: t('Not sending it — will check it was not sent once the connection is back.'),
   alreadySent: t('It had already been sent before you chose not to send it: it is in the room above, where you can delete it.'),
   dismiss: t('OK'),
+  withdrawn: t('That post was not sent.'),
   failed: (status) => t('Sending failed ({status}).', { status: String(status) }),
 };
 
@@ -109,9 +110,18 @@ export function PendingPosts(form, root, log, { submit, event, timeoutMs }) {
     if (entry.withdrawing && what !== 'refused') discard.hidden = true;  // asked already
   }
 
+  // The entry's line goes; the keyboard's focus, if it was on the line, goes to the composer
+  // (an answer that comes later must not pull it from where the person is typing now).
   function forget(entry) {
+    const focused = entry.li.contains(document.activeElement) || document.activeElement === document.body;
     entry.li.remove();
-    form.querySelector('textarea[name=text]')?.focus();
+    if (focused) form.querySelector('textarea[name=text]')?.focus();
+  }
+
+  // Said where the composer says such things (its role=status note), once a withdrawal is done.
+  function tell(sentence) {
+    const note = form.querySelector('[data-note]');
+    if (note) { note.textContent = sentence; note.hidden = false; }
   }
 
   function drop(entry) {
@@ -135,15 +145,23 @@ export function PendingPosts(form, root, log, { submit, event, timeoutMs }) {
       body.set('idempotency_key', entry.key);
       return body;
     }, signal, withdrawUrl);
-    entry.sent = () => forget(entry);
+    entry.sent = () => {
+      forget(entry);
+      tell(STRINGS.withdrawn);
+    };
     entry.refused = ({ response, body }) => {
+      const focused = entry.li.contains(document.activeElement);
       entry.li.hidden = false;
       if (body.code === 'already_sent' && body.message) {
-        root.dispatchEvent(new CustomEvent(event, {
-          detail: { message: body.message, live: false, answer: true, retried: true }, bubbles: true }));
+        // Its message as it is now; one trimmed from the history since is an id alone (the
+        // page shows it if it has it, and else the line's text says what it was).
+        if (typeof body.message.text === 'string') {
+          root.dispatchEvent(new CustomEvent(event, {
+            detail: { message: body.message, live: false, answer: true, retried: true }, bubbles: true }));
+        }
         show(entry, 'refused', STRINGS.alreadySent);
       } else show(entry, 'refused', body.error || STRINGS.failed(response.status));
-      entry.li.querySelector('[data-discard]').focus();
+      if (focused) entry.li.querySelector('[data-discard]').focus();
     };
     entry.show(queue[0] === entry ? 'sending' : 'queued');
   }
