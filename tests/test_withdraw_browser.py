@@ -40,6 +40,17 @@ def arrives(page, attempt):
     return answer.status, answer.json()
 
 
+def withdrawn_while_the_network_is_down(page, text):
+    """Post ``text``, whose attempt the network holds, then "Don't send" it while withdrawals
+    cannot get through either: (the held attempts, the post's line), the line checking later."""
+    held = an_attempt_held_by_the_network(page, text)
+    page.route(WITHDRAWALS, lambda route: route.abort("connectionrefused"))
+    pending = page.locator(PENDING)
+    pending.get_by_role("button", name="Don't send").click()
+    expect(pending.locator(STATUS_OF)).to_have_text(CHECKING_LATER)
+    return held, pending
+
+
 def test_a_post_withdrawn_by_dont_send_is_not_stored_when_its_attempt_arrives_late(open_room, server, room):
     page = open_room(unique("ann"))
     held = an_attempt_held_by_the_network(page, "meant for another room")
@@ -58,11 +69,7 @@ def test_a_post_withdrawn_by_dont_send_is_not_stored_when_its_attempt_arrives_la
 
 def test_a_post_that_got_through_before_its_withdrawal_shows_once_and_says_so(open_room, server, room):
     page = open_room(unique("ann"))
-    held = an_attempt_held_by_the_network(page, "too late to stop")
-    page.route(WITHDRAWALS, lambda route: route.abort("connectionrefused"))
-    pending = page.locator(PENDING)
-    pending.get_by_role("button", name="Don't send").click()
-    expect(pending.locator(STATUS_OF)).to_have_text(CHECKING_LATER)
+    held, pending = withdrawn_while_the_network_is_down(page, "too late to stop")
     expect(pending.get_by_role("button", name="Don't send")).to_be_hidden()
     assert arrives(page, held[0])[0] == 201  # it got there before the withdrawal
     expect(page.locator(TEXTS)).to_have_text(["too late to stop"])  # on the stream
@@ -77,10 +84,7 @@ def test_a_post_that_got_through_before_its_withdrawal_shows_once_and_says_so(op
 
 def test_a_reload_goes_on_withdrawing_and_never_sends_it(open_room, server, room):
     page = open_room(unique("ann"))
-    held = an_attempt_held_by_the_network(page, "not after a reload either")
-    page.route(WITHDRAWALS, lambda route: route.abort("connectionrefused"))
-    page.locator(PENDING).get_by_role("button", name="Don't send").click()
-    expect(page.locator(PENDING).locator(STATUS_OF)).to_have_text(CHECKING_LATER)
+    held, _ = withdrawn_while_the_network_is_down(page, "not after a reload either")
     attempts = len(held)
     page.reload()  # its storage kept it, as one being withdrawn
     expect(page.locator(PENDING).locator(STATUS_OF)).to_have_text(CHECKING_LATER)
@@ -96,11 +100,7 @@ def test_a_late_answer_leaves_the_keyboard_where_the_person_types(open_room, roo
     # The answer came while she typed her next message: "OK" took the focus, and her next
     # space pressed it, the note gone unread and the key lost (helper-79).
     page = open_room(unique("ann"))
-    held = an_attempt_held_by_the_network(page, "too late to stop")
-    page.route(WITHDRAWALS, lambda route: route.abort("connectionrefused"))
-    pending = page.locator(PENDING)
-    pending.get_by_role("button", name="Don't send").click()
-    expect(pending.locator(STATUS_OF)).to_have_text(CHECKING_LATER)
+    held, pending = withdrawn_while_the_network_is_down(page, "too late to stop")
     assert arrives(page, held[0])[0] == 201
     page.unroute(WITHDRAWALS)
     page.focus("#text")
