@@ -16,18 +16,24 @@ ALREADY_SENT = ("It had already been sent before you chose not to send it: it is
                 "where you can delete it.")
 
 
-def an_attempt_held_by_the_network(page, text):
-    """Post ``text`` from ``page``; the network keeps its attempts and answers none. Returns the
-    attempts it holds (Playwright requests), to deliver late with ``arrives``."""
+def held_by_the_network(page, pattern, method):
+    """From now on the network keeps ``page``'s ``method`` requests to ``pattern`` and answers
+    none. Returns the attempts it holds (Playwright requests), to deliver late with ``arrives``."""
     held = []
 
     def held_on_the_way(route):
-        if route.request.method != "POST":
+        if route.request.method != method:
             return route.fallback()
         held.append(route.request)
         route.abort("connectionreset")
 
-    page.route("**/rooms/*/messages", held_on_the_way)
+    page.route(pattern, held_on_the_way)
+    return held
+
+
+def an_attempt_held_by_the_network(page, text):
+    """Post ``text`` from ``page``; the network keeps its attempts and answers none (held_by_the_network)."""
+    held = held_by_the_network(page, "**/rooms/*/messages", "POST")
     page.fill("#text", text)
     page.locator(SEND).click()
     expect(page.locator(PENDING).locator(STATUS_OF)).to_have_text("Not sent yet — will retry.")
@@ -36,7 +42,8 @@ def an_attempt_held_by_the_network(page, text):
 
 def arrives(page, attempt):
     """The network delivers the held ``attempt`` after all: the server's answer (status, JSON)."""
-    answer = page.request.post(attempt.url, headers=attempt.headers, data=attempt.post_data_buffer)
+    answer = page.request.fetch(attempt.url, method=attempt.method, headers=attempt.headers,
+                                data=attempt.post_data_buffer)
     return answer.status, answer.json()
 
 
@@ -110,3 +117,21 @@ def test_a_late_answer_leaves_the_keyboard_where_the_person_types(open_room, roo
     page.keyboard.type(" x")
     expect(page.locator("#text")).to_have_value("typing the next message x")
     expect(pending).to_have_count(1)  # the sentence stays to be read
+
+
+def test_a_deletion_called_off_by_dont_save_is_not_done_when_it_arrives_late(open_room, server, room):
+    # "Don't save" on a waiting deletion, then the network delivered it: the message was gone.
+    page = open_room(unique("ann"))
+    send(page, "keep me after all")
+    held = held_by_the_network(page, "**/messages/**", "DELETE")
+    li = page.locator("main.room li.msg").first
+    li.locator("[data-actions] > summary").click()
+    li.get_by_role("button", name="Delete message").click()
+    li.get_by_role("button", name="Yes, delete it").click()
+    waiting = li.locator("[data-pending-change]")
+    expect(waiting.locator(STATUS_OF)).to_have_text("Not deleted yet — will retry.")
+    waiting.get_by_role("button", name="Don't save").click()
+    expect(waiting).to_have_count(0)  # withdrawn: the server will do none of it
+    assert [arrives(page, attempt)[1]["code"] for attempt in held] == ["withdrawn"] * len(held)
+    expect(li.locator(".text")).to_have_text("keep me after all")
+    assert [m["text"] for m in history(server, room)] == ["keep me after all"]

@@ -4,6 +4,7 @@ it arrives. Nothing stored yet: it never is; stored first: the answer says so, w
 Real Gunicorn (2 gevent workers) and real Redis."""
 import json
 import uuid
+from urllib.parse import quote
 
 import pytest
 
@@ -152,3 +153,51 @@ def test_a_server_that_keeps_no_keys_offers_no_withdrawal_on_its_page(redis_url,
                        headers={"X-CSRF-Token": token}).status_code == 200
     page = client.get("/rooms/%s" % room).get_data(as_text=True)
     assert 'data-kind="message"' in page and "data-withdraw" not in page
+
+
+def change(person, method, path, key, body=None):
+    """``person``'s change (an edit, deletion or reaction) with idempotency ``key``: (status, JSON)."""
+    status, _, answer = person.request(method, path, body=body, headers={"Idempotency-Key": key})
+    return status, json.loads(answer or b"{}")
+
+
+def test_a_deletion_withdrawn_by_dont_save_is_not_done_when_it_arrives_late(ann, room):
+    # "Don't save" on a waiting deletion, then the network delivered it: the message was gone.
+    sent = ann.post(room, "keep me after all")[1]
+    assert withdraw(ann, room, "del-1") == (200, {"withdrawn": True})
+    status, answer = change(ann, "DELETE", "/rooms/%s/messages/%s" % (room, sent["id"]), "del-1")
+    assert (status, answer["code"]) == (409, "withdrawn")
+    assert history_texts(ann, room) == ["keep me after all"]
+
+
+def test_an_edit_or_reaction_withdrawn_is_not_made_when_it_arrives_late(ann, room):
+    sent = ann.post(room, "as first written")[1]
+    path = "/rooms/%s/messages/%s" % (room, sent["id"])
+    assert withdraw(ann, room, "edit-1")[0] == 200 and withdraw(ann, room, "react-1")[0] == 200
+    assert change(ann, "PATCH", path, "edit-1", {"text": "rewritten"})[1]["code"] == "withdrawn"
+    assert change(ann, "PUT", path + "/reactions/" + quote("👍"), "react-1")[1]["code"] == "withdrawn"
+    status, _, body = ann.request("GET", "/rooms/%s/messages" % room)
+    assert [(m["text"], m.get("reactions")) for m in json.loads(body)["messages"]] == [("as first written", None)]
+
+
+def test_withdrawing_a_change_already_made_answers_409_with_the_message_as_it_is(ann, room):
+    sent = ann.post(room, "before")[1]
+    path = "/rooms/%s/messages/%s" % (room, sent["id"])
+    assert change(ann, "PATCH", path, "edit-2", {"text": "after"})[0] == 200
+    status, body = withdraw(ann, room, "edit-2")
+    assert (status, body["code"], body["message"]["text"]) == (409, "already_sent", "after")
+    assert change(ann, "PATCH", path, "edit-2", {"text": "after"})[0] == 200  # its retry: nothing new
+
+
+def test_a_change_key_is_no_posts_key(ann, room):
+    sent = ann.post(room, "mine")[1]
+    reaction = "/rooms/%s/messages/%s/reactions/%s" % (room, sent["id"], quote("🎉"))
+    assert change(ann, "PUT", reaction, "shared")[0] == 200
+    status, body = ann.post(room, "a new post", key="shared")
+    assert (status, body["code"]) == (422, "idempotency_key_reused")
+
+
+def test_a_change_with_a_bad_key_is_400(ann, room):
+    sent = ann.post(room, "mine")[1]
+    status, answer = change(ann, "PATCH", "/rooms/%s/messages/%s" % (room, sent["id"]), "é", {"text": "x"})
+    assert (status, answer["code"]) == (400, "bad_idempotency_key")

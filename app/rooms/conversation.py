@@ -70,13 +70,24 @@ _ATTEMPTS = 20            # reads and writes of one change when others keep chan
 # An empty event name stores the new version and nothing else: no event, no id, no publish (a
 # reply's quote scrubbed after the message it quotes was deleted: clients had the delete event).
 # Returns {1, event json}, or {0} when the message changed (or left) since it was read.
+# KEYS 6-8 and ARGV[10]: the change's idempotency key (its sender's, in the log's slot), its
+# request digest and its withdrawal (store.withdrawal_key), and their ttl (s; 0: no key). A
+# change whose key was withdrawn (POST /rooms/<room>/withdrawals: its sender chose "Don't save"
+# while an attempt was unanswered) does nothing, however late it arrives: {-3}. One that is
+# done remembers the message's id under its key, so a withdrawal after it says it was done.
 # With webhooks, more KEYS and ARGV after these queue the event for them (app/webhooks/queue.py).
 _CHANGE_LUA = TRIM_LUA + """
+local keyed = tonumber(ARGV[10]) or 0
+if keyed > 0 and redis.call('EXISTS', KEYS[8]) == 1 then return {-3} end
 if ARGV[3] == 'log' then
   if #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then return {0} end
 else
   local now = redis.call('ZRANGEBYLEX', KEYS[4], '[' .. ARGV[2] .. '|', '(' .. ARGV[2] .. '}', 'LIMIT', 0, 1)
   if now[1] ~= ARGV[3] then return {0} end
+end
+if keyed > 0 then
+  redis.call('SET', KEYS[6], ARGV[1], 'EX', keyed)
+  redis.call('SET', KEYS[7], 'change', 'EX', keyed)  -- a post reusing the key: KeyReused
 end
 local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 local prev = newest[1] and newest[1][1] or '0-0'
@@ -126,6 +137,7 @@ SENTENCES = {
     "busy": N_("Too many changes to this message at once; try again."),
     "edit_conflict": N_("This message was changed elsewhere since you started editing it; your text is "
                         "kept here: look at the message as it is now, then edit again."),
+    "withdrawn": N_("This change was withdrawn before it was saved, so it was not made."),
 }
 
 
@@ -162,6 +174,12 @@ def window(seconds, locale="en"):
     return format_timedelta(timedelta(seconds=seconds), threshold=2, locale=locale)
 
 
+def _keyed(by, key):
+    """(scope, key) of a change's idempotency ``key`` (str or None) sent by ``by`` (a Person):
+    its sender's, as a post's (messages.idempotency_scope); None without a key."""
+    return None if key is None else (messages.idempotency_scope(by.name, by.uid), key)
+
+
 def _dump(value):
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
@@ -188,7 +206,7 @@ class Conversation:
         found = self.store.current(keys.RoomKeys(room), message_id)
         return None if found is None else json.loads(found)
 
-    def edit(self, room, message_id, by, text, max_chars, base=None):
+    def edit(self, room, message_id, by, text, max_chars, base=None, key=None):
         """Replace the text of ``by``'s own message (within the edit window); return the message.
 
         ``base`` (optional): the ``edited_ts`` the editor saw when they started (0: unedited). When
@@ -199,7 +217,9 @@ class Conversation:
         Raises Refused: 404 unknown_message, 409 deleted, 403 not_yours_edit, 409 edit_window,
         409 edit_conflict (its ``fields``: the message's ``text`` and ``edited_ts`` now);
         messages.Invalid for a text the rules refuse. The same text again
-        changes nothing, whatever ``base`` (a retry of an edit that did land).
+        changes nothing, whatever ``base`` (a retry of an edit that did land). ``key``: the
+        edit's idempotency key (str, or None), by which its sender may withdraw it (409
+        withdrawn: Store.withdraw), as for ``delete`` and ``react``.
         """
         text = messages.check_text(text, max_chars)
         mentions = self.store.mentions
@@ -233,7 +253,7 @@ class Conversation:
                             "text": text, "edited_ts": message["edited_ts"],
                             "mentions": message.get("mentions", [])}
 
-        message, unconfirmed = self._applied(room, message_id, decide)
+        message, unconfirmed = self._applied(room, message_id, decide, _keyed(by, key))
         if resolved:
             try:
                 self._remention(room, message, resolved["before"], resolved["now"])
@@ -298,7 +318,7 @@ class Conversation:
             logger.warning("could not tell sidebars of %s room=%s id=%s", event, room, message_id,
                            exc_info=True)
 
-    def delete(self, room, message_id, by, reason=None):
+    def delete(self, room, message_id, by, reason=None, key=None):
         """Delete a message: its text is removed from storage, and every page shows
         "message deleted" in its place from now on (live, and on every replay and reload).
 
@@ -324,7 +344,7 @@ class Conversation:
             deleted[:] = [True]
             return "delete", event
 
-        message, unconfirmed = self._applied(room, message_id, decide)
+        message, unconfirmed = self._applied(room, message_id, decide, _keyed(by, key))
         now_deleted = bool(deleted and deleted[0])
         if now_deleted:
             self._scrub_quotes(room, message_id, messages.quote(message))
@@ -394,7 +414,7 @@ class Conversation:
             return False
         return self.rooms is not None and self.rooms.role(room, by.uid) in MODERATING
 
-    def react(self, room, message_id, by, emoji, on=True):
+    def react(self, room, message_id, by, emoji, on=True, key=None):
         """Add (``on``) or take back ``by``'s reaction ``emoji`` on a message; doing it twice
         changes nothing. Returns the message's reactions
         ``{"<emoji>": {"count", "users"}}``. Raises Refused: 422 bad_emoji, 404
@@ -428,18 +448,22 @@ class Conversation:
             return "reaction", {"room": room, "message_id": message["id"], "emoji": emoji,
                                 "user": by.name, "on": bool(on), "reactions": reactions}
 
-        return (self._apply(room, message_id, decide).get("reactions") or {})
+        return (self._apply(room, message_id, decide, key=_keyed(by, key)).get("reactions") or {})
 
     def has_reacted(self, message, emoji, uid):
         """Tell whether ``uid`` is among those who reacted ``emoji`` on ``message`` (a dict)."""
         return bool(uid) and uid in reacted(message.get("reactions") or {}, emoji)[1]
 
-    def _apply(self, room, message_id, decide, held=False):
+    def _apply(self, room, message_id, decide, held=False, key=None):
         """Read the message, let ``decide`` change it (a dict, in place) and name the event, or
         return None for no change; write both at once unless someone changed it meanwhile
         (then read and decide again). Returns the message as it is now. ``held``: a message
-        still held (store._CONFIRM_LUA) is found too; else it is unknown (404) until confirmed."""
+        still held (store._CONFIRM_LUA) is found too; else it is unknown (404) until confirmed.
+        ``key``: the change's (sender's scope, idempotency key), None: none; raises Refused (409
+        withdrawn) when its sender withdrew it (store.Store.withdraw)."""
         k = keys.RoomKeys(room)
+        keyed = self.store.change_keys(k, *key) if key is not None else [k.idempotency("-")] * 3
+        ttl = self.store.idempotency_seconds if key is not None else 0
         if keys.parse_stream_id(message_id or "") is None:
             raise Refused(404, "unknown_message")
         mark = keys.padded(message_id)
@@ -469,10 +493,12 @@ class Conversation:
             outbox = self.store.outbox if name else None  # a silent change (no event) tells no one
             hook_keys, hook_args = outbox.publish_keys(room, name) if outbox is not None else ((), ())
             scrub = '"message_id":"%s"' % message["id"] if name == "delete" and edited else ""
-            done, shortfall = self._run(k, [k.log, k.channel, k.meta, k.changed, k.deleted, *hook_keys],
+            done, shortfall = self._run(k, [k.log, k.channel, k.meta, k.changed, k.deleted, *keyed, *hook_keys],
                                         [message_id, mark, expected, member, name,
                                          _dump(event)[1:] if event else "", self.store.history_length,
-                                         scrub, keys.id_score(message_id), *hook_args])
+                                         scrub, keys.id_score(message_id), ttl, *hook_args])
+            if done[0] == -3:
+                raise Refused(409, "withdrawn")
             if done[0] == 1:
                 if outbox is not None and not outbox.atomic:
                     self.store.emit_after(room, name, done[1])  # a cluster: after, not with it
@@ -497,12 +523,12 @@ class Conversation:
             self.store.confirm(k, done[1][7:done[1].index('"', 7)])
         return done, None
 
-    def _applied(self, room, message_id, decide):
+    def _applied(self, room, message_id, decide, key=None):
         """_apply, answering (message, None), or (message, store.NotReplicated) for a change
         stored that replicas did not confirm: the caller runs its follow-ups (mentions,
         sidebars, scrubbed quotes) for the stored change, then raises it."""
         try:
-            return self._apply(room, message_id, decide), None
+            return self._apply(room, message_id, decide, key=key), None
         except NotReplicated as exc:
             if getattr(exc, "message", None) is None:
                 raise

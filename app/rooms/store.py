@@ -589,6 +589,13 @@ class Store:
             raise messages.KeyReused()
         return found
 
+    def change_keys(self, k, scope, idempotency_key):
+        """[the key, its request digest's, its withdrawal's] (Redis keys of log ``k``'s slot) of
+        a change's ``idempotency_key`` (str) from sender ``scope`` (messages.idempotency_scope):
+        the slots a post's key would use, so one withdrawal reaches either."""
+        idem = k.idempotency(messages.idempotency_digest(scope, idempotency_key))
+        return [idem, idem + ":request", withdrawal_key(idem)]
+
     def withdraw(self, room, user, idempotency_key, uid=None):
         """Withdraw the post ``user`` (stable id ``uid``) sent to ``room`` with
         ``idempotency_key`` (str) whose outcome it does not know: if nothing is stored under the

@@ -180,8 +180,15 @@ def _do(room, message_id, form, act, admin=False, editing=None, programs=False):
                                               "Try again shortly."), status=503)
 
 
-def _delete(room, message_id, reason=None):
-    return lambda who: _service().delete(room, message_id, who, reason=reason)
+def _delete(room, message_id, reason=None, key=None):
+    return lambda who: _service().delete(room, message_id, who, reason=reason, key=key() if key else None)
+
+
+def _change_key():
+    """The change's Idempotency-Key header (str, or None), by which its sender may withdraw it
+    while an attempt is unanswered (POST /rooms/<room>/withdrawals); raises messages.Invalid
+    (400 bad_idempotency_key) for one that is not 1-128 printable ASCII."""
+    return messages.check_idempotency_key(request.headers.get("Idempotency-Key"))
 
 
 _limits = (guard.limiter.limit(guard.rate("POST_RATE_SESSION"), key_func=guard.session_key),
@@ -204,7 +211,7 @@ def edit_message(room, message_id):
     max_chars = current_app.config["MAX_MESSAGE_CHARS"]
     answer = _do(room, message_id, False,
                  lambda who: jsonify(_service().edit(room, message_id, who, data.get("text"), max_chars,
-                                                     base=_base(data))),
+                                                     base=_base(data), key=_change_key())),
                  programs=True)
     return answer
 
@@ -230,7 +237,7 @@ def edit_form(room, message_id):
 def remove_message(room, message_id):
     """Delete one's own message (a site administrator: anyone's): 204."""
     room = _room(room, message_id, deleting=True)
-    deleting = _delete(room, message_id)
+    deleting = _delete(room, message_id, key=_change_key)
     return _do(room, message_id, False, lambda who: (deleting(who), Response(status=204))[1], admin=True,
                programs=True)
 
@@ -289,7 +296,7 @@ def reaction(room, message_id, emoji):
     room = _room(room)
     on = request.method == "PUT"
     return _do(room, message_id, False, lambda who: _reactions(
-        message_id, _service().react(room, message_id, who, emoji, on)), programs=True)
+        message_id, _service().react(room, message_id, who, emoji, on, key=_change_key())), programs=True)
 
 
 REACTION_FORM_ONLY = N_("This address takes a form (emoji, on), as the page sends it. A program sets a "

@@ -4,7 +4,7 @@
 // change twice (the answer, then the stream's event) shows the same thing: it is idempotent.
 import { t } from './i18n.js';
 import { fold } from './fold.js';
-import { compareIds } from './ids.js';
+import { compareIds, newKey } from './ids.js';
 import { setLinkedText } from './links.js';
 import { stored } from './pending.js';
 import { SHOW_AFTER_MS } from './retries.js';
@@ -273,6 +273,7 @@ export function Changes(root) {
     for (let again = 0; ; again += 1) {
       const headers = { Accept: 'application/json', 'X-CSRF-Token': csrfToken() };
       if (change.body) headers['Content-Type'] = 'application/json';
+      if (change.key) headers['Idempotency-Key'] = change.key;  // "Don't save" withdraws it by this
       const response = await fetch(change.url, { method: change.method, headers, body: change.body, signal });
       const body = response.status === 204 ? {} : await response.json().catch(() => ({}));
       if (signal.aborted) throw new Error('timed out');  // while reading the answer
@@ -341,6 +342,7 @@ export function Changes(root) {
       return;
     }
     change.url = url.href;
+    change.key = newKey();
     // A refusal of an earlier one of the same kind is answered by this one.
     for (const line of li.querySelectorAll(`[data-pending-change="${change.kind}"][data-state=refused]`)) line.remove();
     const button = e.submitter || form.querySelector('button[type=submit]');

@@ -87,10 +87,10 @@ export function ChatForm(form, root) {
     return true;
   }
 
-  // Post data() (a FormData, built again after a CSRF refresh) to url; {response, body}, or
-  // throws when the network fails or nothing answers before signal.
-  async function submit(data, signal, url = form.action) {
-    const post = () => fetch(url, {
+  // Post data() (a FormData, built again after a CSRF refresh); {response, body}, or throws
+  // when the network fails or nothing answers before signal.
+  async function submit(data, signal) {
+    const post = () => fetch(form.action, {
       method: 'POST', body: data(), headers: { Accept: 'application/json' }, signal,
     });
     let response = await post();

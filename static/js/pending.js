@@ -125,31 +125,22 @@ export function PendingPosts(form, root, log, { submit, event, timeoutMs }) {
   }
 
   function drop(entry) {
-    if (!queue.includes(entry) || !entry.tried || !withdrawUrl) {
-      retries.drop(entry);  // never sent (or a conversation's: its message would come on the stream)
-      forget(entry);
+    if (queue.includes(entry) && entry.tried && withdrawUrl) {
+      withdraw(entry);
       return;
     }
-    withdraw(entry);
-    retries.retry();
+    retries.drop(entry);  // never sent (or a conversation's: its message would come on the stream)
+    forget(entry);
   }
 
-  // From now on the entry's attempts withdraw it (api.withdraw_post): 200 nothing was stored,
+  // From now on the entry's attempts withdraw it (retries.withdraw): 200 nothing was stored,
   // and never will be; 409 "already_sent" with the message, which goes in the log.
   function withdraw(entry) {
-    entry.withdrawing = true;
-    save();
-    entry.send = (signal) => submit(() => {
-      const body = new FormData();
-      body.set('csrf_token', form.querySelector('input[name=csrf_token]')?.value || '');
-      body.set('idempotency_key', entry.key);
-      return body;
-    }, signal, withdrawUrl);
-    entry.sent = () => {
+    const sent = () => {
       forget(entry);
       tell(STRINGS.withdrawn);
     };
-    entry.refused = ({ response, body }) => {
+    const refused = ({ response, body }) => {
       const focused = entry.li.contains(document.activeElement);
       entry.li.hidden = false;
       if (body.code === 'already_sent' && body.message) {
@@ -163,7 +154,7 @@ export function PendingPosts(form, root, log, { submit, event, timeoutMs }) {
       } else show(entry, 'refused', body.error || STRINGS.failed(response.status));
       if (focused) entry.li.querySelector('[data-discard]').focus();
     };
-    entry.show(queue[0] === entry ? 'sending' : 'queued');
+    retries.withdraw(entry, withdrawUrl, { sent, refused });
   }
 
   function data(entry) {

@@ -19,6 +19,19 @@
 const MAX_BACKOFF_MS = 30000;
 export const SHOW_AFTER_MS = 1000;
 
+// Withdraw the request of idempotency key `key` at `url` (api.withdraw_post): {response, body},
+// or throws when the network fails or nothing answers before signal.
+async function withdrawal(url, key, signal) {
+  const response = await fetch(url, {
+    method: 'POST', signal, body: JSON.stringify({ idempotency_key: key }),
+    headers: { Accept: 'application/json', 'Content-Type': 'application/json',
+               'X-CSRF-Token': document.querySelector('input[name=csrf_token]')?.value || '' },
+  });
+  const body = await response.json().catch(() => ({}));
+  if (signal.aborted) throw new Error('timed out');  // while reading the answer
+  return { response, body };
+}
+
 /**
  * A waiting entry's controls, appended to its line `line`: the status (data-pending-status, which
  * the entry's show() fills), "Retry now" (retry: every waiting entry goes again) and the discard
@@ -220,5 +233,20 @@ export function Retries(root, { timeoutMs, onChange = () => {} }) {
     },
     retry() { failures = 0; flush(); },
     back,
+    /**
+     * From now on the attempts of ``entry`` (one that may have been done: its sender chose "Don't
+     * send" or "Don't save" after trying it) withdraw it by its key at ``url``, waiting and
+     * retried as it was; {sent(result), refused(result)}: 200 nothing was done, and never will
+     * be; a refusal (409 "already_sent": it was done first). Kept so by onChange (a reload).
+     */
+    withdraw(entry, url, { sent, refused }) {
+      Object.assign(entry, { withdrawing: true, sent, refused, send: (signal) => withdrawal(url, entry.key, signal) });
+      entry.show(queue[0] === entry ? 'sending' : 'queued');
+      if (queue.includes(entry)) {
+        onChange();
+        failures = 0;
+        flush();
+      }
+    },
   };
 }

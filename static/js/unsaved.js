@@ -8,6 +8,11 @@
 // refused, 409 edit_conflict, and shown so with its text, never stored over the newer), deleting
 // a deleted message is 204, a reaction is put or taken back (docs/api.md).
 //
+// "Don't save" on one already tried withdraws it by its idempotency key, as "Don't send" does a
+// post (pending.js): a stalled network may still deliver the attempt it holds, and a deletion the
+// person called off then deleted the message. It says "Not saving it — checking…" until the
+// server says nothing was done, and nothing will be (the line goes), or that it had been done.
+//
 // As posts are (pending.js), they are kept in the tab (sessionStorage, per room page) for their
 // writer: a reload sends what was waiting, with the same body (an edit's base_edited_ts too),
 // instead of quietly undoing a deletion or losing a long edit; signing out forgets them
@@ -31,6 +36,9 @@ const STRINGS = {
   retry: t('Retry now'),
   discard: t("Don't save"),
   dismiss: t('Dismiss'),
+  withdrawing: t('Not saving it — checking it was not saved…'),
+  withdrawWaiting: t('Not saving it — will check it was not saved once the connection is back.'),
+  alreadySaved: t('It had already been saved before you chose not to save it.'),
   failed: (status) => t('That did not work ({status}).', { status }),
   away: t('Your change to a message further back, not shown on this page:'),
 };
@@ -54,7 +62,8 @@ export function UnsavedChanges(root, { timeoutMs, send, done, kept = () => {} })
   const retries = Retries(root, { timeoutMs, onChange: save });
   const queue = retries.queue;
   const key = storageKey(root);
-  const FIELDS = ['kind', 'method', 'url', 'body', 'text', 'emoji', 'mine'];
+  const FIELDS = ['kind', 'method', 'url', 'body', 'text', 'emoji', 'mine', 'key', 'tried', 'withdrawing'];
+  const withdrawUrl = () => root.querySelector('form[data-form][data-withdraw]')?.dataset.withdraw;
 
   function save() {
     try {
@@ -118,7 +127,7 @@ export function UnsavedChanges(root, { timeoutMs, send, done, kept = () => {} })
       line.append(emoji, ' ');
     }
     appendControls(line, { retryLabel: STRINGS.retry, retry: () => retries.retry(),
-                           discardLabel: STRINGS.discard, discard: () => forget(entry) });
+                           discardLabel: STRINGS.discard, discard: () => discard(entry) });
     entry.line = line;
     const menu = entry.li.querySelector('[data-actions]');
     if (menu) menu.before(line);
@@ -126,18 +135,44 @@ export function UnsavedChanges(root, { timeoutMs, send, done, kept = () => {} })
   }
 
   function show(entry, what, sentence = '') {
-    entry.line.querySelector('[data-pending-status]').textContent = what === 'refused' ? sentence
-      : STRINGS[what][entry.kind];
+    if (what === 'sending' && !entry.tried) {
+      entry.tried = true;  // from now on it may be done, whatever happens to this attempt
+      save();
+    }
+    let words = what === 'refused' ? sentence : STRINGS[what][entry.kind];
+    if (entry.withdrawing && what !== 'refused') words = what === 'waiting' ? STRINGS.withdrawWaiting : STRINGS.withdrawing;
+    entry.line.querySelector('[data-pending-status]').textContent = words;
     entry.line.dataset.state = what;
     showControls(entry.line, what);
     // Refused, nothing is left to save: the line (and the text typed, to copy) goes when dismissed.
-    entry.line.querySelector('[data-discard]').textContent = what === 'refused' ? STRINGS.dismiss : STRINGS.discard;
+    const button = entry.line.querySelector('[data-discard]');
+    button.textContent = what === 'refused' ? STRINGS.dismiss : STRINGS.discard;
+    if (entry.withdrawing && what !== 'refused') button.hidden = true;  // asked already
   }
 
   function forget(entry) {
     retries.drop(entry);
     entry.line.remove();
     tidy(entry.li);
+  }
+
+  // "Don't save": one never tried (or refused) is forgotten; one tried may still be done, and is
+  // withdrawn (api.withdraw_post): 200 nothing was done, and never will be; 409 already_sent:
+  // it was (its event comes on the stream).
+  function discard(entry) {
+    if (queue.includes(entry) && entry.tried && entry.key && withdrawUrl()) withdraw(entry);
+    else forget(entry);
+  }
+
+  function withdraw(entry) {
+    retries.withdraw(entry, withdrawUrl(), {
+      sent: () => { entry.line.remove(); tidy(entry.li); },
+      refused: ({ response, body }) => {
+        entry.line.hidden = false;
+        show(entry, 'refused', body.code === 'already_sent' ? STRINGS.alreadySaved
+          : body.error || STRINGS.failed(response.status));
+      },
+    });
   }
 
   function entryOf(change) {
@@ -163,7 +198,9 @@ export function UnsavedChanges(root, { timeoutMs, send, done, kept = () => {} })
 
   // Its outcome came on the stream (the answer was lost): the line goes, a last retry confirms it.
   root.addEventListener('chat:edit', (e) => {
-    const echoed = queue.filter((entry) => entry.kind === 'edit' && entry.li.dataset.id === e.detail.message_id
+    // One being withdrawn waits for its withdrawal's answer, which says it was saved.
+    const echoed = queue.filter((entry) => entry.kind === 'edit' && !entry.withdrawing
+      && entry.li.dataset.id === e.detail.message_id
       && stored(entry.text) === e.detail.text);
     for (const entry of echoed) entry.line.hidden = true;
     if (echoed.length) retries.back();
@@ -190,14 +227,17 @@ export function UnsavedChanges(root, { timeoutMs, send, done, kept = () => {} })
         const change = { li: messageOf(fields.id) };
         for (const name of FIELDS) if (fields[name] !== undefined) change[name] = fields[name];
         kept(change);
-        retries.add(entryOf(change), null);
+        if (change.tried === undefined) change.tried = true;  // kept by an older page: it may be done
+        const entry = entryOf(change);
+        if (change.withdrawing && change.key && withdrawUrl()) withdraw(entry);  // still not to be done
+        retries.add(entry, null);
       }
     } else if (saved) sessionStorage.removeItem(key);
   } catch (err) { /* storage off, or unreadable: nothing kept */ }
 
   return {
     /** Wait on the message (after a failed attempt, or behind the others when ``outcome`` is null). */
-    add(change, outcome) { retries.add(entryOf(change), outcome); },
+    add(change, outcome) { retries.add(entryOf({ ...change, tried: !!outcome }), outcome); },
     /** Still unanswered: shown as saving, its attempt carried on here. */
     carry(change, inflight) { retries.carry(entryOf(change), inflight); },
     busy: () => queue.length > 0,
