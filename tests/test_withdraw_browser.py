@@ -11,7 +11,7 @@ PENDING = "main.room [data-pending] li"
 NOTE = "main.room form[data-form] [data-note]"
 STATUS_OF = "[data-pending-status]"
 WITHDRAWALS = "**/rooms/*/withdrawals"
-CHECKING_LATER = "Not sending it — will check it was not sent once the connection is back."
+CHECKING_LATER = "Not sending it — will check again shortly that it was not sent."
 ALREADY_SENT = ("It had already been sent before you chose not to send it: it is in the room above, "
                 "where you can delete it.")
 
@@ -135,3 +135,25 @@ def test_a_deletion_called_off_by_dont_save_is_not_done_when_it_arrives_late(ope
     assert [arrives(page, attempt)[1]["code"] for attempt in held] == ["withdrawn"] * len(held)
     expect(li.locator(".text")).to_have_text("keep me after all")
     assert [m["text"] for m in history(server, room)] == ["keep me after all"]
+
+
+def test_an_older_page_of_the_room_goes_on_withdrawing_a_change_and_never_sends_it(open_room, server, room):
+    # It had no composer, so no way to withdraw: it sent the deletion the person called off (helper-80).
+    page = open_room(unique("ann"))
+    send(page, "keep me after all")
+    send(page, "a later one")
+    later = history(server, room)[1]["id"]
+    held = held_by_the_network(page, "**/messages/**", "DELETE")
+    li = page.locator("main.room li.msg").first
+    li.locator("[data-actions] > summary").click()
+    li.get_by_role("button", name="Delete message").click()
+    li.get_by_role("button", name="Yes, delete it").click()
+    expect(li.locator("[data-pending-change]").locator(STATUS_OF)).to_have_text("Not deleted yet — will retry.")
+    page.route(WITHDRAWALS, lambda route: route.abort("connectionrefused"))
+    li.locator("[data-pending-change]").get_by_role("button", name="Don't save").click()
+    page.unroute("**/messages/**")  # deletions would get through now
+    attempts = len(held)
+    page.goto("/rooms/%s?before=%s" % (room, later))  # the same room's storage, no composer
+    waiting = page.locator("main.room li.msg").first.locator("[data-pending-change]")
+    expect(waiting.locator(STATUS_OF)).to_have_text("Not saving it — will check again shortly that it was not saved.")
+    assert len(held) == attempts and not history(server, room)[0].get("deleted")

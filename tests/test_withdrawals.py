@@ -12,8 +12,8 @@ from app import create_app
 from app.rooms import keys, messages
 from app.rooms.store import Store, withdrawal_key
 
-from .support import LIMITS_OFF
-from .test_publish_tokens import create, post, send
+from .support import LIMITS_OFF, TOKEN
+from .test_publish_tokens import connect, create, post, send
 from .test_rooms import create as create_room
 from .test_rooms import owner  # noqa: F401 (fixture)
 from .web import Browser
@@ -201,3 +201,35 @@ def test_a_change_with_a_bad_key_is_400(ann, room):
     sent = ann.post(room, "mine")[1]
     status, answer = change(ann, "PATCH", "/rooms/%s/messages/%s" % (room, sent["id"]), "é", {"text": "x"})
     assert (status, answer["code"]) == (400, "bad_idempotency_key")
+
+
+def test_a_change_with_a_key_from_the_global_token_is_400(server, room):
+    # It edits under its own name ("ripple") and withdraws under the one it posts as: a
+    # withdrawal could say "withdrawn" while the late change still landed.
+    sent = post(server.url, room, TOKEN, {"text": "build 1 passed", "user": "ci"})[1]
+    conn = connect(server.url)
+    try:
+        conn.request("PATCH", "/rooms/%s/messages/%s" % (room, sent["id"]), body=json.dumps({"text": "failed"}),
+                     headers={"Authorization": "Bearer " + TOKEN, "Content-Type": "application/json",
+                              "Idempotency-Key": "gk-1"})
+        response = conn.getresponse()
+        assert (response.status, json.loads(response.read())["code"]) == (400, "idempotency_key_unsupported")
+    finally:
+        conn.close()
+
+
+def test_a_change_sent_with_a_posts_key_does_nothing_and_the_posts_retry_still_finds_it(ann, room):
+    other = ann.post(room, "an older message")[1]
+    status, stored = ann.post(room, "my post", key="p-1")
+    reaction = "/rooms/%s/messages/%s/reactions/%s" % (room, other["id"], quote("🎉"))
+    assert change(ann, "PUT", reaction, "p-1")[1]["code"] == "idempotency_key_reused"
+    assert ann.post(room, "my post", key="p-1") == (200, stored)
+
+
+def test_a_withdrawn_change_is_refused_even_when_it_would_do_nothing_now(ann, room):
+    sent = ann.post(room, "x")[1]
+    path = "/rooms/%s/messages/%s" % (room, sent["id"])
+    assert change(ann, "DELETE", path, "d-1")[0] == 204  # deleted from another tab meanwhile
+    assert withdraw(ann, room, "d-2")[0] == 200
+    status, answer = change(ann, "DELETE", path, "d-2")  # its late attempt: nothing to do, and refused
+    assert (status, answer["code"]) == (409, "withdrawn")

@@ -74,7 +74,8 @@ _ATTEMPTS = 20            # reads and writes of one change when others keep chan
 # request digest and its withdrawal (store.withdrawal_key), and their ttl (s; 0: no key). A
 # change whose key was withdrawn (POST /rooms/<room>/withdrawals: its sender chose "Don't save"
 # while an attempt was unanswered) does nothing, however late it arrives: {-3}. One that is
-# done remembers the message's id under its key, so a withdrawal after it says it was done.
+# done remembers the message's id under its key, so a withdrawal after it says it was done; a key
+# that named a post, or a change of another message, does nothing: {-2} (messages.KeyReused).
 # With webhooks, more KEYS and ARGV after these queue the event for them (app/webhooks/queue.py).
 _CHANGE_LUA = TRIM_LUA + """
 local keyed = tonumber(ARGV[10]) or 0
@@ -86,6 +87,8 @@ else
   if now[1] ~= ARGV[3] then return {0} end
 end
 if keyed > 0 then
+  local had = redis.call('GET', KEYS[6])  -- the key of a post, or of a change to another message
+  if had and (had ~= ARGV[1] or redis.call('GET', KEYS[7]) ~= 'change') then return {-2} end
   redis.call('SET', KEYS[6], ARGV[1], 'EX', keyed)
   redis.call('SET', KEYS[7], 'change', 'EX', keyed)  -- a post reusing the key: KeyReused
 end
@@ -464,6 +467,9 @@ class Conversation:
         k = keys.RoomKeys(room)
         keyed = self.store.change_keys(k, *key) if key is not None else [k.idempotency("-")] * 3
         ttl = self.store.idempotency_seconds if key is not None else 0
+        if ttl and self.redis.exists(keyed[2]):
+            # Withdrawn: refused whatever it would do now (nothing, or a refusal of its own).
+            raise Refused(409, "withdrawn")
         if keys.parse_stream_id(message_id or "") is None:
             raise Refused(404, "unknown_message")
         mark = keys.padded(message_id)
@@ -499,6 +505,8 @@ class Conversation:
                                          scrub, keys.id_score(message_id), ttl, *hook_args])
             if done[0] == -3:
                 raise Refused(409, "withdrawn")
+            if done[0] == -2:
+                raise messages.KeyReused()
             if done[0] == 1:
                 if outbox is not None and not outbox.atomic:
                     self.store.emit_after(room, name, done[1])  # a cluster: after, not with it

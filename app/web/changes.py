@@ -184,11 +184,21 @@ def _delete(room, message_id, reason=None, key=None):
     return lambda who: _service().delete(room, message_id, who, reason=reason, key=key() if key else None)
 
 
+NO_CHANGE_KEY = N_("Changes by the global publish token or the admin token take no Idempotency-Key: they "
+                   "cannot be withdrawn. Send the change without one.")
+
+
 def _change_key():
     """The change's Idempotency-Key header (str, or None), by which its sender may withdraw it
-    while an attempt is unanswered (POST /rooms/<room>/withdrawals); raises messages.Invalid
-    (400 bad_idempotency_key) for one that is not 1-128 printable ASCII."""
-    return messages.check_idempotency_key(request.headers.get("Idempotency-Key"))
+    while an attempt is unanswered (POST /rooms/<room>/withdrawals); raises messages.Invalid:
+    400 bad_idempotency_key for one that is not 1-128 printable ASCII, 400
+    idempotency_key_unsupported from the global publish token or the admin token (which act
+    under a name of their own choosing, apart from the one a withdrawal names)."""
+    key = messages.check_idempotency_key(request.headers.get("Idempotency-Key"))
+    grant = tokens.current()
+    if key is not None and _actor() != "person" and (grant is None or not grant.scoped):
+        raise messages.Invalid(NO_CHANGE_KEY, 400, "idempotency_key_unsupported")
+    return key
 
 
 _limits = (guard.limiter.limit(guard.rate("POST_RATE_SESSION"), key_func=guard.session_key),

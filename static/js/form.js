@@ -7,7 +7,7 @@ import { formatNumber, t, tn } from './i18n.js';
 import { newKey } from './ids.js';
 import { PendingPosts, stored } from './pending.js';
 import { SHOW_AFTER_MS } from './retries.js';
-import { useToken } from './session.js';
+import { refreshToken } from './session.js';
 
 const STRINGS = {
   empty: t('Type a message first.'),
@@ -78,15 +78,6 @@ export function ChatForm(form, root) {
     text.enterKeyHint = touch.matches ? 'enter' : 'send';
   }
 
-  // A page that was out of date (signed in or out in another tab): take a fresh CSRF token.
-  async function refreshToken() {
-    const response = await fetch(root.dataset.sessionUrl, { headers: { Accept: 'application/json' } });
-    const body = await response.json();
-    if (!body.csrf_token) return false;
-    useToken(body.csrf_token);
-    return true;
-  }
-
   // Post data() (a FormData, built again after a CSRF refresh); {response, body}, or throws
   // when the network fails or nothing answers before signal.
   async function submit(data, signal) {
@@ -95,7 +86,7 @@ export function ChatForm(form, root) {
     });
     let response = await post();
     let body = await response.json().catch(() => ({}));
-    if (body.code === 'csrf' && await refreshToken()) {  // nothing was stored: the same key is safe
+    if (body.code === 'csrf' && await refreshToken(root.dataset.sessionUrl)) {  // nothing was stored: the same key is safe
       response = await post();
       body = await response.json().catch(() => ({}));
     }

@@ -35,7 +35,7 @@ const STRINGS = {
   retry: t('Retry now'),
   discard: t("Don't send"),
   withdrawing: t('Not sending it — checking it was not sent…'),
-  withdrawWaiting: t('Not sending it — will check it was not sent once the connection is back.'),
+  withdrawWaiting: t('Not sending it — will check again shortly that it was not sent.'),
   alreadySent: t('It had already been sent before you chose not to send it: it is in the room above, where you can delete it.'),
   dismiss: t('OK'),
   withdrawn: t('That post was not sent.'),
@@ -58,7 +58,8 @@ export function PendingPosts(form, root, log, { submit, event, timeoutMs }) {
   list.setAttribute('aria-live', 'polite');
   log.querySelector('[data-messages]').after(list);
   const storageKey = `ripple-pending:${new URL(form.action, location.href).pathname}`;
-  const withdrawUrl = form.dataset.withdraw;
+  // A room's posts are withdrawn (api.withdraw_post); a conversation's have no withdrawal yet.
+  const withdrawable = event === 'chat:message';
   const retries = Retries(root, { timeoutMs, onChange: save });
   const queue = retries.queue;  // {key, text, reply_to, echoed, tried, withdrawing, li, ...}
 
@@ -104,10 +105,8 @@ export function PendingPosts(form, root, log, { submit, event, timeoutMs }) {
     if (entry.withdrawing && what !== 'refused') words = what === 'waiting' ? STRINGS.withdrawWaiting : STRINGS.withdrawing;
     status.textContent = words;
     entry.li.dataset.state = what;
-    showControls(entry.li, what);
-    const discard = entry.li.querySelector('[data-discard]');
-    discard.textContent = what === 'refused' ? STRINGS.dismiss : STRINGS.discard;
-    if (entry.withdrawing && what !== 'refused') discard.hidden = true;  // asked already
+    entry.li.querySelector('[data-discard]').textContent = what === 'refused' ? STRINGS.dismiss : STRINGS.discard;
+    showControls(entry.li, what, entry.withdrawing);  // being withdrawn: asked already
   }
 
   // The entry's line goes; the keyboard's focus, if it was on the line, goes to the composer
@@ -125,7 +124,7 @@ export function PendingPosts(form, root, log, { submit, event, timeoutMs }) {
   }
 
   function drop(entry) {
-    if (queue.includes(entry) && entry.tried && withdrawUrl) {
+    if (withdrawable && retries.mustWithdraw(entry)) {
       withdraw(entry);
       return;
     }
@@ -154,7 +153,7 @@ export function PendingPosts(form, root, log, { submit, event, timeoutMs }) {
       } else show(entry, 'refused', body.error || STRINGS.failed(response.status));
       if (focused) entry.li.querySelector('[data-discard]').focus();
     };
-    retries.withdraw(entry, withdrawUrl, { sent, refused });
+    retries.withdraw(entry, { sent, refused });
   }
 
   function data(entry) {
@@ -200,9 +199,13 @@ export function PendingPosts(form, root, log, { submit, event, timeoutMs }) {
       for (const post of kept.posts || []) {
         // Tried before the reload (or kept by an older page, which did not say): it may be stored.
         const entry = entryOf({ key: post.key, text: post.text, reply_to: post.reply_to || '', tried: post.tried ?? true }, false);
-        if (post.withdrawing && withdrawUrl) withdraw(entry);  // still not to be sent
+        if (post.withdrawing) {  // still not to be sent: withdrawn, or (no way to) forgotten
+          if (!withdrawable || !retries.canWithdraw()) { entry.li.remove(); continue; }
+          withdraw(entry);
+        }
         retries.add(entry, null);
       }
+      save();  // without those forgotten
     } else if (kept) sessionStorage.removeItem(storageKey);
   } catch (err) { /* storage off, or unreadable: nothing kept */ }
 

@@ -16,20 +16,25 @@
 // A request the page started itself and that has not answered within SHOW_AFTER_MS is handed
 // over still in flight (carry): it shows as waiting ("Sending…") and the composer or the menu is
 // free at once, without sending it twice.
+import { refreshToken } from './session.js';
+
 const MAX_BACKOFF_MS = 30000;
 export const SHOW_AFTER_MS = 1000;
 
 // Withdraw the request of idempotency key `key` at `url` (api.withdraw_post): {response, body},
-// or throws when the network fails or nothing answers before signal.
-async function withdrawal(url, key, signal) {
-  const response = await fetch(url, {
-    method: 'POST', signal, body: JSON.stringify({ idempotency_key: key }),
-    headers: { Accept: 'application/json', 'Content-Type': 'application/json',
-               'X-CSRF-Token': document.querySelector('input[name=csrf_token]')?.value || '' },
-  });
-  const body = await response.json().catch(() => ({}));
-  if (signal.aborted) throw new Error('timed out');  // while reading the answer
-  return { response, body };
+// or throws when the network fails or nothing answers before signal. A page out of date (signed
+// in or out in another tab) takes a fresh CSRF token from `sessionUrl` and asks again.
+async function withdrawal(url, sessionUrl, key, signal) {
+  for (let again = 0; ; again += 1) {
+    const response = await fetch(url, {
+      method: 'POST', signal, body: JSON.stringify({ idempotency_key: key }),
+      headers: { Accept: 'application/json', 'Content-Type': 'application/json',
+                 'X-CSRF-Token': document.querySelector('input[name=csrf_token]')?.value || '' },
+    });
+    const body = await response.json().catch(() => ({}));
+    if (signal.aborted) throw new Error('timed out');  // while reading the answer
+    if (body.code !== 'csrf' || again || !sessionUrl || !await refreshToken(sessionUrl)) return { response, body };
+  }
 }
 
 /**
@@ -61,12 +66,13 @@ export function appendControls(line, { retryLabel, retry, discardLabel, discard 
 // disabled with a note: a greyed button asks to be tried and explained, and the attempt ends
 // within the post timeout, after which it is offered again. "Retry now" is for one that failed:
 // a queued one goes right after the one before it anyway.
-/** Show the buttons of an entry's line `line` that are true of its state. */
-export function showControls(line, state) {
+/** Show the buttons of an entry's line `line` that are true of its state (none to discard one
+ * being withdrawn: `withdrawing`). */
+export function showControls(line, state, withdrawing = false) {
   const buttons = [line.querySelector('[data-retry]'), line.querySelector('[data-discard]')];
   const focused = buttons.find((button) => button === document.activeElement);
   buttons[0].hidden = state !== 'waiting';
-  buttons[1].hidden = state === 'sending';
+  buttons[1].hidden = state === 'sending' || (withdrawing && state !== 'refused');
   if (focused?.hidden) {
     // A hidden button drops the keyboard's focus to the page's start: keep it on this line.
     const status = line.querySelector('[data-pending-status]');
@@ -233,14 +239,23 @@ export function Retries(root, { timeoutMs, onChange = () => {} }) {
     },
     retry() { failures = 0; flush(); },
     back,
+    /** Tell whether "Don't send" / "Don't save" must withdraw ``entry`` (it was tried, so it may
+     * have been done) rather than forget it, and whether the page can (its room's
+     * data-withdraw-url: none when the server keeps no idempotency keys). */
+    mustWithdraw: (entry) => queue.includes(entry) && !!entry.tried && !!entry.key && !!root.dataset.withdrawUrl,
+    /** Tell whether the page can withdraw at all. */
+    canWithdraw: () => !!root.dataset.withdrawUrl,
     /**
      * From now on the attempts of ``entry`` (one that may have been done: its sender chose "Don't
-     * send" or "Don't save" after trying it) withdraw it by its key at ``url``, waiting and
-     * retried as it was; {sent(result), refused(result)}: 200 nothing was done, and never will
-     * be; a refusal (409 "already_sent": it was done first). Kept so by onChange (a reload).
+     * send" or "Don't save" after trying it) withdraw it by its key (the room's
+     * data-withdraw-url), waiting and retried as it was; {sent(result), refused(result)}: 200
+     * nothing was done, and never will be; a refusal (409 "already_sent": it was done first).
+     * Kept so by onChange (a reload): such an entry is never sent as itself again.
      */
-    withdraw(entry, url, { sent, refused }) {
-      Object.assign(entry, { withdrawing: true, sent, refused, send: (signal) => withdrawal(url, entry.key, signal) });
+    withdraw(entry, { sent, refused }) {
+      const url = root.dataset.withdrawUrl;
+      const send = (signal) => withdrawal(url, root.dataset.sessionUrl, entry.key, signal);
+      Object.assign(entry, { withdrawing: true, sent, refused, send });
       entry.show(queue[0] === entry ? 'sending' : 'queued');
       if (queue.includes(entry)) {
         onChange();

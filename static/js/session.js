@@ -28,6 +28,16 @@ export function useToken(token) {
   for (const field of document.querySelectorAll('input[name=csrf_token]')) field.value = token;
 }
 
+/** A page that was out of date (signed in or out in another tab): take a fresh CSRF token from
+ * the session's address `url`. Resolves to whether there was one. */
+export async function refreshToken(url) {
+  const response = await fetch(url, { headers: { Accept: 'application/json' } });
+  const body = await response.json();
+  if (!body.csrf_token) return false;
+  useToken(body.csrf_token);
+  return true;
+}
+
 // The session's state now: {name, csrfToken} (name '' when nobody is signed in).
 async function whoAmI(url) {
   const response = await fetch(url, { headers: { Accept: 'application/json' } });

@@ -37,7 +37,7 @@ const STRINGS = {
   discard: t("Don't save"),
   dismiss: t('Dismiss'),
   withdrawing: t('Not saving it — checking it was not saved…'),
-  withdrawWaiting: t('Not saving it — will check it was not saved once the connection is back.'),
+  withdrawWaiting: t('Not saving it — will check again shortly that it was not saved.'),
   alreadySaved: t('It had already been saved before you chose not to save it.'),
   failed: (status) => t('That did not work ({status}).', { status }),
   away: t('Your change to a message further back, not shown on this page:'),
@@ -63,7 +63,6 @@ export function UnsavedChanges(root, { timeoutMs, send, done, kept = () => {} })
   const queue = retries.queue;
   const key = storageKey(root);
   const FIELDS = ['kind', 'method', 'url', 'body', 'text', 'emoji', 'mine', 'key', 'tried', 'withdrawing'];
-  const withdrawUrl = () => root.querySelector('form[data-form][data-withdraw]')?.dataset.withdraw;
 
   function save() {
     try {
@@ -143,11 +142,10 @@ export function UnsavedChanges(root, { timeoutMs, send, done, kept = () => {} })
     if (entry.withdrawing && what !== 'refused') words = what === 'waiting' ? STRINGS.withdrawWaiting : STRINGS.withdrawing;
     entry.line.querySelector('[data-pending-status]').textContent = words;
     entry.line.dataset.state = what;
-    showControls(entry.line, what);
+    if (entry.withdrawing) entry.line.dataset.withdrawing = '';
     // Refused, nothing is left to save: the line (and the text typed, to copy) goes when dismissed.
-    const button = entry.line.querySelector('[data-discard]');
-    button.textContent = what === 'refused' ? STRINGS.dismiss : STRINGS.discard;
-    if (entry.withdrawing && what !== 'refused') button.hidden = true;  // asked already
+    entry.line.querySelector('[data-discard]').textContent = what === 'refused' ? STRINGS.dismiss : STRINGS.discard;
+    showControls(entry.line, what, entry.withdrawing);  // being withdrawn: asked already
   }
 
   function forget(entry) {
@@ -160,17 +158,21 @@ export function UnsavedChanges(root, { timeoutMs, send, done, kept = () => {} })
   // withdrawn (api.withdraw_post): 200 nothing was done, and never will be; 409 already_sent:
   // it was (its event comes on the stream).
   function discard(entry) {
-    if (queue.includes(entry) && entry.tried && entry.key && withdrawUrl()) withdraw(entry);
+    if (retries.mustWithdraw(entry)) withdraw(entry);
     else forget(entry);
   }
 
   function withdraw(entry) {
-    retries.withdraw(entry, withdrawUrl(), {
+    retries.withdraw(entry, {
       sent: () => { entry.line.remove(); tidy(entry.li); },
       refused: ({ response, body }) => {
+        const focused = entry.line.contains(document.activeElement);
         entry.line.hidden = false;
-        show(entry, 'refused', body.code === 'already_sent' ? STRINGS.alreadySaved
-          : body.error || STRINGS.failed(response.status));
+        if (body.code === 'already_sent') {
+          if (body.message) done(entry, body.message);  // the message as it is now
+          show(entry, 'refused', STRINGS.alreadySaved);
+        } else show(entry, 'refused', body.error || STRINGS.failed(response.status));
+        if (focused) entry.line.querySelector('[data-discard]').focus();
       },
     });
   }
@@ -178,7 +180,8 @@ export function UnsavedChanges(root, { timeoutMs, send, done, kept = () => {} })
   function entryOf(change) {
     // The same message's earlier edit waiting: this one's text replaces it.
     if (change.kind === 'edit') {
-      for (const other of queue.filter((e) => e.kind === 'edit' && e.li === change.li)) forget(other);
+      // (One being withdrawn stays: its withdrawal keeps its stalled attempt from landing later.)
+      for (const other of queue.filter((e) => e.kind === 'edit' && e.li === change.li && !e.withdrawing)) forget(other);
     }
     const entry = {
       ...change,
@@ -206,9 +209,12 @@ export function UnsavedChanges(root, { timeoutMs, send, done, kept = () => {} })
     if (echoed.length) retries.back();
   });
   // Deleted: nothing else will be done to it (an edit or a reaction would be refused).
+  // One being withdrawn waits for its withdrawal's answer (a deletion called off that landed
+  // first: "It had already been saved").
   root.addEventListener('chat:delete', (e) => {
-    for (const entry of [...queue]) if (entry.li.dataset.id === e.detail.message_id) forget(entry);
-    for (const line of root.querySelectorAll(`li.msg[data-id="${CSS.escape(e.detail.message_id)}"] [data-pending-change]`)) {
+    for (const entry of [...queue]) if (entry.li.dataset.id === e.detail.message_id && !entry.withdrawing) forget(entry);
+    const id = CSS.escape(e.detail.message_id);
+    for (const line of root.querySelectorAll(`li.msg[data-id="${id}"] [data-pending-change]:not([data-withdrawing])`)) {
       line.remove();
     }
   });
@@ -229,9 +235,13 @@ export function UnsavedChanges(root, { timeoutMs, send, done, kept = () => {} })
         kept(change);
         if (change.tried === undefined) change.tried = true;  // kept by an older page: it may be done
         const entry = entryOf(change);
-        if (change.withdrawing && change.key && withdrawUrl()) withdraw(entry);  // still not to be done
+        if (change.withdrawing) {  // still not to be done: withdrawn, or (no way to) forgotten
+          if (!change.key || !retries.canWithdraw()) { forget(entry); continue; }
+          withdraw(entry);
+        }
         retries.add(entry, null);
       }
+      save();  // without those forgotten
     } else if (saved) sessionStorage.removeItem(key);
   } catch (err) { /* storage off, or unreadable: nothing kept */ }
 
