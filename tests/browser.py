@@ -3,6 +3,7 @@ Gunicorn. Test modules import the fixtures they use (``from .browser import brow
 """
 import json
 import os
+import time
 import urllib.request
 import uuid
 from pathlib import Path
@@ -91,6 +92,23 @@ def open_room(browser, server, room, dialogs):
     for context in contexts:
         context.close()
     assert not errors, "JavaScript errors on the page: %r" % errors
+
+
+def wait_for_script(page, expression, timeout_ms=5_000):
+    """Wait until ``expression`` (a JavaScript expression) is truthy in ``page``; its value.
+
+    Not Playwright's wait_for_function: when its first look is false it polls by evaluating
+    the string inside the page, which the page's CSP (no 'unsafe-eval') refuses, and the test
+    failed whenever the page was a moment slow (a CI run). page.evaluate goes through the
+    DevTools protocol, which the CSP does not govern."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        value = page.evaluate(expression)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("still false after %d ms: %s" % (timeout_ms, expression))
+        page.wait_for_timeout(50)
 
 
 def unique(name):

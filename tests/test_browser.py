@@ -36,6 +36,7 @@ from .browser import (  # noqa: F401
     send,
     sign_in_over_http,
     unique,
+    wait_for_script,
 )
 from .relays import Relay
 
@@ -322,7 +323,7 @@ def test_a_pending_post_survives_a_reload_and_is_not_posted_twice(open_room, ser
     page.fill("#text", "sent before the reload")
     page.press("#text", "Enter")
     expect(page.locator("#text")).to_have_value("")
-    page.wait_for_function("() => Object.keys(sessionStorage).some(k => k.startsWith('ripple-pending:'))")
+    wait_for_script(page, "Object.keys(sessionStorage).some(k => k.startsWith('ripple-pending:'))")
     page.unroute("**/rooms/*/messages")
     page.reload()  # the tab kept it, with its key: sent again, answered with the original
     expect(page.locator(STATUS)).to_have_text("connected")

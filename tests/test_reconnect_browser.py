@@ -21,6 +21,7 @@ from .browser import (  # noqa: F401 (browser, dialogs, open_room: fixtures)
     send,
     sign_in_over_http,
     unique,
+    wait_for_script,
 )
 from .relays import LaggingRelay
 from .test_admin_reads import admin_browser
@@ -328,7 +329,7 @@ def test_sign_out_anyway_signs_out_and_forgets_the_waiting_post(open_room):
     page.get_by_role("button", name="Sign out anyway").click()
     expect(page.locator("[data-whoami]")).to_have_count(0)
     # The signed-out page's script forgets it (session.js): it runs after the page shows.
-    page.wait_for_function("!Object.keys(sessionStorage).some(k => k.startsWith('ripple-pending:'))", timeout=5_000)
+    wait_for_script(page, "!Object.keys(sessionStorage).some(k => k.startsWith('ripple-pending:'))")
 
 
 def test_signing_out_with_nothing_waiting_asks_nothing(open_room):

@@ -21,6 +21,7 @@ from .browser import (  # noqa: F401 (browser, dialogs, open_room: fixtures)
     open_room,
     publish,
     unique,
+    wait_for_script,
 )
 from .test_browser import relay  # noqa: F401 (fixture)
 
@@ -145,7 +146,7 @@ def test_signing_out_in_this_tab_clears_its_draft(phone, room):
     assert len(page.evaluate(KEPT)) == 1
     page.get_by_role("button", name="退出").click()
     expect(page.locator("#name")).to_be_visible()  # the lobby, signed out
-    page.wait_for_function(KEPT + ".length === 0", timeout=5_000)  # its script forgets, after it shows
+    wait_for_script(page, KEPT + ".length === 0")  # its script forgets, after it shows
     page.goto("/rooms/%s" % room)
     page.fill("#name", me)
     page.get_by_role("button", name="开始聊天").click()
