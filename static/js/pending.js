@@ -26,7 +26,7 @@
 // signing out forgets it.
 import { expandable } from './expand.js';
 import { t } from './i18n.js';
-import { Retries, appendControls, showControls } from './retries.js';
+import { Retries, appendControls, sayWithdrawn, showControls } from './retries.js';
 
 const STRINGS = {
   queued: t('Waiting to send…'),
@@ -38,12 +38,19 @@ const STRINGS = {
   withdrawWaiting: t('Not sending it — will check again shortly that it was not sent.'),
   alreadySent: t('It had already been sent before you chose not to send it: it is in the room above, where you can delete it.'),
   dismiss: t('OK'),
-  withdrawn: t('That post was not sent.'),
+  withdrawn: (text) => t('“{text}” was not sent.', { text }),
   failed: (status) => t('Sending failed ({status}).', { status: String(status) }),
 };
 
 // What the server stores (app/rooms/messages.py check_text): blank lines around the text dropped.
 export const stored = (value) => value.replace(/^(?:[^\S\n]*\n)+/, '').trimEnd();
+
+// A post named in a sentence: its first line, cut to EXCERPT characters.
+const EXCERPT = 40;
+function excerpt(text) {
+  const line = [...stored(text).split('\n')[0]];
+  return line.length > EXCERPT ? line.slice(0, EXCERPT - 1).join('') + '…' : line.join('');
+}
 
 /**
  * form: the composer; log: its [data-log]; submit(data, signal): post a FormData, resolve to
@@ -117,12 +124,6 @@ export function PendingPosts(form, root, log, { submit, event, timeoutMs }) {
     if (focused) form.querySelector('textarea[name=text]')?.focus();
   }
 
-  // Said where the composer says such things (its role=status note), once a withdrawal is done.
-  function tell(sentence) {
-    const note = form.querySelector('[data-note]');
-    if (note) { note.textContent = sentence; note.hidden = false; }
-  }
-
   function drop(entry) {
     if (withdrawable && retries.mustWithdraw(entry)) {
       withdraw(entry);
@@ -136,8 +137,9 @@ export function PendingPosts(form, root, log, { submit, event, timeoutMs }) {
   // and never will be; 409 "already_sent" with the message, which goes in the log.
   function withdraw(entry) {
     const sent = () => {
-      forget(entry);
-      tell(STRINGS.withdrawn);
+      const focused = entry.li.contains(document.activeElement);
+      entry.li.remove();
+      sayWithdrawn(root, STRINGS.withdrawn(excerpt(entry.text)), focused);
     };
     const refused = ({ response, body }) => {
       const focused = entry.li.contains(document.activeElement);
@@ -224,10 +226,11 @@ export function PendingPosts(form, root, log, { submit, event, timeoutMs }) {
     /** This person's message came on the stream: a pending post of the same words gives way. */
     echo(message) {
       const reply = message.reply_to?.id || '';
-      // One being withdrawn waits for its withdrawal's answer, which says it got through.
-      const entry = queue.find((p) => !p.echoed && !p.withdrawing && stored(p.text) === message.text
+      const entry = queue.find((p) => !p.echoed && stored(p.text) === message.text
         && (p.reply_to || '') === reply);
       if (!entry) return;
+      // One being withdrawn got through after all: its withdrawal asks at once, and says so.
+      if (entry.withdrawing) { retries.retry(); return; }
       entry.echoed = true;
       entry.li.hidden = true;  // the message is in the log now; the retry below only confirms it
       retries.back();

@@ -16,7 +16,10 @@
 // A request the page started itself and that has not answered within SHOW_AFTER_MS is handed
 // over still in flight (carry): it shows as waiting ("Sending…") and the composer or the menu is
 // free at once, without sending it twice.
+import { t } from './i18n.js';
 import { refreshToken } from './session.js';
+
+const CHECK_NOW = t('Check now');
 
 const MAX_BACKOFF_MS = 30000;
 export const SHOW_AFTER_MS = 1000;
@@ -34,6 +37,23 @@ async function withdrawal(url, sessionUrl, key, signal) {
     const body = await response.json().catch(() => ({}));
     if (signal.aborted) throw new Error('timed out');  // while reading the answer
     if (body.code !== 'csrf' || again || !sessionUrl || !await refreshToken(sessionUrl)) return { response, body };
+  }
+}
+
+/**
+ * A withdrawal is done (nothing of it was, or will be, done): say ``sentence`` where the room's
+ * composer says such things (its role=status note), and move the keyboard's focus there when
+ * ``focused`` (it was on the line that went): not into the text box, which would open a phone's
+ * keyboard unasked.
+ */
+export function sayWithdrawn(root, sentence, focused) {
+  const note = root.querySelector('form[data-form][data-kind=message] [data-note]');
+  if (!note) return;
+  note.textContent = sentence;
+  note.hidden = false;
+  if (focused) {
+    note.tabIndex = -1;
+    note.focus();
   }
 }
 
@@ -70,6 +90,11 @@ export function appendControls(line, { retryLabel, retry, discardLabel, discard 
  * being withdrawn: `withdrawing`). */
 export function showControls(line, state, withdrawing = false) {
   const buttons = [line.querySelector('[data-retry]'), line.querySelector('[data-discard]')];
+  // Being withdrawn, "Retry now" would read as "send it after all": it asks the server again.
+  if (withdrawing) {
+    buttons[0].textContent = CHECK_NOW;
+    line.dataset.withdrawing = '';  // not "not sent yet" (waiting.js)
+  }
   const focused = buttons.find((button) => button === document.activeElement);
   buttons[0].hidden = state !== 'waiting';
   buttons[1].hidden = state === 'sending' || (withdrawing && state !== 'refused');

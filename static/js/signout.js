@@ -42,7 +42,7 @@ function answerOtherTabs() {
     if (type === 'hello') channel.postMessage({ type: 'here', from: tab, to: from });
     else if (type === 'ask') {
       // The keys (all a tab loaded before rooms were named reads), and where each waits.
-      const waiting = waitingInTab(e.data.writer);
+      const waiting = waitingInTab(e.data.writer, { withdrawing: false });
       channel.postMessage({ type: 'answer', id: e.data.id, from: tab, keys: [...waiting.keys()],
                             places: Object.fromEntries(waiting) });
     }
@@ -128,7 +128,7 @@ export function SignOutGuard(form) {
   form.addEventListener('submit', async (e) => {
     if (leaving) return;
     const writer = signedIn();
-    const here = waitingInTab(writer);
+    const here = waitingInTab(writer, { withdrawing: false });
     if (!asking && !here.size && !others.size) return;  // nothing waits, no other tab to ask: signed out at once
     e.preventDefault();  // the other tabs answer first
     if (asking) return;

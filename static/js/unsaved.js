@@ -23,7 +23,7 @@
 import { expandable } from './expand.js';
 import { t } from './i18n.js';
 import { stored } from './pending.js';
-import { Retries, appendControls, showControls } from './retries.js';
+import { Retries, appendControls, sayWithdrawn, showControls } from './retries.js';
 
 const STRINGS = {
   queued: { edit: t('Edit waiting to be saved…'), delete: t('Waiting to delete…'), reaction: t('Reaction waiting to be saved…') },
@@ -39,6 +39,8 @@ const STRINGS = {
   withdrawing: t('Not saving it — checking it was not saved…'),
   withdrawWaiting: t('Not saving it — will check again shortly that it was not saved.'),
   alreadySaved: t('It had already been saved before you chose not to save it.'),
+  withdrawn: { edit: t('Your edit was not saved.'), delete: t('The message was not deleted.'),
+               reaction: t('Your reaction was not saved.') },
   failed: (status) => t('That did not work ({status}).', { status }),
   away: t('Your change to a message further back, not shown on this page:'),
 };
@@ -164,7 +166,12 @@ export function UnsavedChanges(root, { timeoutMs, send, done, kept = () => {} })
 
   function withdraw(entry) {
     retries.withdraw(entry, {
-      sent: () => { entry.line.remove(); tidy(entry.li); },
+      sent: () => {
+        const focused = entry.line.contains(document.activeElement);
+        entry.line.remove();
+        tidy(entry.li);
+        sayWithdrawn(root, STRINGS.withdrawn[entry.kind], focused);
+      },
       refused: ({ response, body }) => {
         const focused = entry.line.contains(document.activeElement);
         entry.line.hidden = false;
@@ -201,12 +208,12 @@ export function UnsavedChanges(root, { timeoutMs, send, done, kept = () => {} })
 
   // Its outcome came on the stream (the answer was lost): the line goes, a last retry confirms it.
   root.addEventListener('chat:edit', (e) => {
-    // One being withdrawn waits for its withdrawal's answer, which says it was saved.
-    const echoed = queue.filter((entry) => entry.kind === 'edit' && !entry.withdrawing
-      && entry.li.dataset.id === e.detail.message_id
+    // One being withdrawn that was saved after all: its withdrawal asks at once, and says so.
+    const echoed = queue.filter((entry) => entry.kind === 'edit' && entry.li.dataset.id === e.detail.message_id
       && stored(entry.text) === e.detail.text);
-    for (const entry of echoed) entry.line.hidden = true;
-    if (echoed.length) retries.back();
+    for (const entry of echoed) if (!entry.withdrawing) entry.line.hidden = true;
+    if (echoed.some((entry) => entry.withdrawing)) retries.retry();
+    else if (echoed.length) retries.back();
   });
   // Deleted: nothing else will be done to it (an edit or a reaction would be refused).
   // One being withdrawn waits for its withdrawal's answer (a deletion called off that landed

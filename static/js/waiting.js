@@ -36,13 +36,16 @@ function placeOf(el) {
 /**
  * What waits in this tab for ``writer``: a Map of one key per post (its idempotency key) or
  * change (unsaved.js changeKey), the same in every tab, so a duplicated tab's copies count once,
- * to where it waits ('#room', '@name' for a direct conversation, '' unknown).
+ * to where it waits ('#room', '@name' for a direct conversation, '' unknown). ``withdrawing``
+ * false leaves out those being withdrawn (retries.withdraw): signing out is safe for them (an
+ * attempt still on its way then finds no session), and they are not "not sent yet".
  */
-export function waitingInTab(writer) {
+export function waitingInTab(writer, { withdrawing = true } = {}) {
   const found = new Map();
   const me = signedIn();
   if (writer === undefined || me === writer) {
     for (const el of document.querySelectorAll(WAITING)) {
+      if (!withdrawing && 'withdrawing' in el.dataset) continue;
       found.set(el.dataset.changeKey ? 'change ' + el.dataset.changeKey : 'post ' + el.dataset.key, placeOf(el));
     }
   }
@@ -60,8 +63,10 @@ export function waitingInTab(writer) {
         // Another writer's (signed out without JavaScript) are dropped, never sent: not counted.
         if (writer !== undefined && kept?.writer !== writer) continue;
         const place = placeOfPath(key.slice(key.indexOf(':') + 1));
-        for (const post of kept?.posts || []) found.set('post ' + post.key, place);
-        for (const change of kept?.changes || []) found.set('change ' + changeKey(change.id, change), place);
+        for (const post of kept?.posts || []) if (withdrawing || !post.withdrawing) found.set('post ' + post.key, place);
+        for (const change of kept?.changes || []) {
+          if (withdrawing || !change.withdrawing) found.set('change ' + changeKey(change.id, change), place);
+        }
       } catch { /* not one of ours */ }
     }
   } catch { /* storage off: nothing kept */ }
