@@ -68,19 +68,23 @@ def answer_dialog(dialogs, dialog):
 
 
 @pytest.fixture
-def open_room(browser, server, room, dialogs):
+def open_room(browser, chromium_process, server, room, dialogs):
     """Open the test's room in a new browser context; JS errors on any page fail the test."""
     contexts, errors = [], []
+    # The file's Chromium, or a new one if it died (the hung-test watchdog ends it: tests/conftest.py).
+    live = browser if browser.is_connected() else chromium_process.get()
 
     def open_room(name=None, base_url=server.url, before_load=None, **context_options):
-        context = browser.new_context(base_url=base_url, **context_options)
+        context = live.new_context(base_url=base_url, **context_options)
         context.set_default_timeout(10_000)
+        # Every page of the context, its other tabs too: one of them left unanswered dismissed a
+        # "Leave site?" and stayed half closed (a context that may then not close).
+        context.on("dialog", lambda dialog: answer_dialog(dialogs, dialog))
         contexts.append(context)
         if name:  # signed in before the first load: the page renders the composer for ``name``
             sign_in_over_http(context, name)
         page = context.new_page()
         page.on("pageerror", lambda error: errors.append(error))
-        page.on("dialog", lambda dialog: answer_dialog(dialogs, dialog))
         if before_load:
             before_load(page)
         page.goto("/rooms/%s" % room)

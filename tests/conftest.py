@@ -1,9 +1,12 @@
 """Fixtures: a real redis-server and a real Gunicorn (2 gevent workers) on free loopback ports."""
 import json
+import os
 import shutil
 import sys
+import threading
 import uuid
 
+import psutil
 import pytest
 import redis as redis_py
 
@@ -131,6 +134,37 @@ def pytest_runtest_makereport(item, call):
         gunicorn = item.funcargs.get("server")
         if gunicorn is not None:
             report.sections.append(("gunicorn log", gunicorn.log_tail()))
+
+
+# A test still running after this long is hung: the slowest take about a minute. Two CI runs
+# hung in a browser test, a Playwright call that never returned (every call has a timeout), and
+# the whole run waited; pytest.ini's faulthandler_timeout printed only the event loop's stack.
+HUNG_AFTER_S = float(os.environ.get("RIPPLE_TEST_HUNG_AFTER_S", "280"))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    watchdog = threading.Timer(HUNG_AFTER_S, _hung, args=(item.nodeid,))
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        yield
+    finally:
+        watchdog.cancel()
+
+
+def _hung(nodeid):
+    """Say the test ``nodeid`` hung, then end this process's Chromium: the Playwright call
+    waiting on it fails, and that test with it (its traceback shows the call), not the whole
+    run. (A thread dump shows only Playwright's event loop: the test runs in a greenlet.)"""
+    sys.__stderr__.write("\nHUNG: %s still running after %d s: ending Chromium\n" % (nodeid, HUNG_AFTER_S))
+    sys.__stderr__.flush()
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if "chrom" in child.name():
+                child.kill()
+        except psutil.Error:
+            pass
 
 
 class FaultReport:
