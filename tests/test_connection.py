@@ -9,6 +9,7 @@ import uuid
 
 from playwright.sync_api import expect
 
+from .browser import answer_leave
 from .servers import wait_until
 from .support import TEST_HEARTBEAT
 from .test_browser import (  # noqa: F401 (browser, dialogs, open_room, relay: fixtures)
@@ -101,7 +102,7 @@ def _open_tabs(context, rooms, count):
 
 
 def test_ten_tabs_over_three_rooms_share_one_stream_per_room(browser, server):
-    context = browser.new_context(base_url=server.url)
+    context = answer_leave(browser.new_context(base_url=server.url))
     context.set_default_timeout(10_000)
     errors = []
     context.on("weberror", lambda error: errors.append(error.error))
@@ -148,7 +149,7 @@ def test_ten_tabs_over_three_rooms_share_one_stream_per_room(browser, server):
 
 
 def test_signing_out_in_one_tab_signs_out_the_others_at_once(browser, server, room):
-    context = browser.new_context(base_url=server.url)
+    context = answer_leave(browser.new_context(base_url=server.url))
     context.set_default_timeout(10_000)
     try:
         name = unique("ann")
@@ -185,7 +186,7 @@ def test_signing_out_in_one_tab_signs_out_the_others_at_once(browser, server, ro
 def test_without_web_locks_each_tab_keeps_its_own_stream(browser, server, room):
     # An insecure origin (plain HTTP, not localhost) has no navigator.locks: no election then,
     # every tab holds its own EventSource, as before.
-    context = browser.new_context(base_url=server.url)
+    context = answer_leave(browser.new_context(base_url=server.url))
     context.set_default_timeout(10_000)
     context.add_init_script("delete Navigator.prototype.locks")
     streams = []
@@ -202,7 +203,7 @@ def test_without_web_locks_each_tab_keeps_its_own_stream(browser, server, room):
 
 def test_a_tab_that_joins_late_catches_up_from_the_leader(browser, server, room):
     ann = unique("ann")
-    context = browser.new_context(base_url=server.url)
+    context = answer_leave(browser.new_context(base_url=server.url))
     context.set_default_timeout(10_000)
     streams = []
     context.on("request", lambda r: streams.append(r.frame.page) if "/events" in r.url else None)
@@ -237,7 +238,7 @@ def test_a_tab_that_joins_late_catches_up_from_the_leader(browser, server, room)
 
 
 def test_a_tab_showing_a_name_the_session_no_longer_has_shows_the_new_one(browser, server, room):
-    context = browser.new_context(base_url=server.url)
+    context = answer_leave(browser.new_context(base_url=server.url))
     context.set_default_timeout(10_000)
     try:
         ann, bob = unique("ann"), unique("bob")
@@ -255,7 +256,7 @@ def test_a_session_signed_out_elsewhere_ends_its_stream_and_the_page_shows_it(br
                                                                              room):
     # Signed out by another client of the same session (here the JSON API): no page of this
     # browser announces it, the server's 'signed-out' event on the stream does.
-    context = browser.new_context(base_url=server.url)
+    context = answer_leave(browser.new_context(base_url=server.url))
     context.set_default_timeout(10_000)
     try:
         sign_in_over_http(context, unique("ann"))
@@ -275,7 +276,7 @@ def test_more_rooms_than_http1_connections_never_lock_the_site(browser, server):
     # Over HTTP/1.1 (Gunicorn here) a browser has six connections to a host. Four rooms stream;
     # the others wait, paused and saying so, while their tabs still load and post; when a
     # streaming room closes, a waiting one goes live with everything it missed.
-    context = browser.new_context(base_url=server.url)
+    context = answer_leave(browser.new_context(base_url=server.url))
     context.set_default_timeout(10_000)
     try:
         sign_in_over_http(context, unique("ann"))
@@ -317,7 +318,7 @@ def test_a_paused_room_claims_nothing_about_now_and_catches_up_in_order_when_it_
                                                                                           person):
     # h62 finding 6: a paused room's page kept saying "No messages yet" and "1 online" while
     # people joined and posted; its own post showed without the message it answered.
-    context = browser.new_context(base_url=server.url)
+    context = answer_leave(browser.new_context(base_url=server.url))
     context.set_default_timeout(10_000)
     try:
         sign_in_over_http(context, unique("ann"))
@@ -347,7 +348,7 @@ def test_a_hung_leader_tab_loses_the_stream_to_a_visible_one(browser, server, ro
     # A background tab may be frozen by the browser, or hang: it keeps its locks and runs
     # nothing. The other tabs of the room must not starve behind it. (Headless pages cannot be
     # hidden, so frozen is played by the debugger pausing the leader's script.)
-    context = browser.new_context(base_url=server.url)
+    context = answer_leave(browser.new_context(base_url=server.url))
     context.set_default_timeout(10_000)
     streams = []
     context.on("request", lambda r: streams.append(r.frame.page) if "/events" in r.url else None)
