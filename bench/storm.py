@@ -374,18 +374,22 @@ def server_memory(probe, master):
     return {"rss_mb": round(rss / 2**20, 1), "workers_rss_mb": workers}
 
 
-def victim_worker(probe, master):
-    """The worker holding the most descriptors (the most streams)."""
+def victim_worker(probe, master, port):
+    """The worker holding the most streams: the most established connections on the server's
+    ``port`` (int), then the most descriptors. Descriptors alone picked an idle worker (its Redis
+    pools) over one holding a few streams, and a SIGKILL then disrupted nobody (a CI run)."""
     best = None
     for proc in probe.processes():
         try:
             if proc.pid == master or "redis" in " ".join(proc.cmdline()):
                 continue
-            fds = proc.num_fds()
+            clients = sum(1 for conn in proc.net_connections("tcp")
+                          if conn.status == probe.psutil.CONN_ESTABLISHED and conn.laddr and conn.laddr.port == port)
+            held = (clients, proc.num_fds())
         except probe.psutil.Error:
             continue
-        if best is None or fds > best[0]:
-            best = (fds, proc.pid)
+        if best is None or held > best[0]:
+            best = (held, proc.pid)
     return best[1] if best else None
 
 
@@ -535,7 +539,7 @@ async def amain(args):
             os.kill(master, signal.SIGHUP)
             out["signalled_pid"] = master
         else:
-            victim = victim_worker(probe, master)
+            victim = victim_worker(probe, master, sub.port)
             out["signalled_pid"] = victim
             os.kill(victim, signal.SIGKILL)
         t_sig = time_ns()
