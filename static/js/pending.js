@@ -104,10 +104,6 @@ export function PendingPosts(form, root, log, { submit, event, timeoutMs }) {
 
   function show(entry, what, sentence = '') {
     const status = entry.li.querySelector('[data-pending-status]');
-    if (what === 'sending' && !entry.tried) {
-      entry.tried = true;  // from now on it may be stored, whatever happens to this attempt
-      save();
-    }
     let words = what === 'refused' ? sentence : STRINGS[what];
     if (entry.withdrawing && what !== 'refused') words = what === 'waiting' ? STRINGS.withdrawWaiting : STRINGS.withdrawing;
     status.textContent = words;
@@ -214,7 +210,7 @@ export function PendingPosts(form, root, log, { submit, event, timeoutMs }) {
   return {
     /** Wait in the log (after a failed attempt, or behind the others when ``outcome`` is null). */
     add(fields, outcome) {
-      const entry = entryOf({ ...fields, tried: !!outcome }, !!outcome?.echoed);
+      const entry = entryOf(fields, !!outcome?.echoed);
       retries.add(entry, outcome);
       if (outcome && entry.echoed) retries.back();
     },

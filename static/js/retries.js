@@ -146,7 +146,16 @@ export function Retries(root, { timeoutMs, onChange = () => {} }) {
   // why: 'send' (no answer at all: the network failed) or 'slow' (unanswered for SHOW_AFTER_MS).
   const check = (why) => root.dispatchEvent(new CustomEvent('chat:check', { detail: { why }, bubbles: true }));
 
+  // From its first attempt on, an entry may have been done, whatever happens to that attempt:
+  // "Don't send" / "Don't save" then withdraws it (mustWithdraw). Kept by onChange (a reload).
+  function tried(entry) {
+    if (entry.tried) return;
+    entry.tried = true;
+    onChange();
+  }
+
   async function attempt(entry) {
+    tried(entry);
     let { promise, abort } = entry.inflight || {};
     entry.inflight = null;
     let timeout = null;
@@ -224,6 +233,7 @@ export function Retries(root, { timeoutMs, onChange = () => {} }) {
     queue,
     /** Wait in the queue: after a failed attempt (``outcome`` {response?}), or behind the others (null). */
     add(entry, outcome) {
+      if (outcome) entry.tried = true;
       queue.push(entry);
       onChange();
       if (outcome) failed(entry, outcome.response);
@@ -236,6 +246,7 @@ export function Retries(root, { timeoutMs, onChange = () => {} }) {
     /** Take over an attempt still in flight ({promise, abort}); it shows as sending meanwhile. */
     carry(entry, inflight) {
       entry.inflight = inflight;
+      entry.tried = true;
       queue.push(entry);
       onChange();
       entry.show('sending');

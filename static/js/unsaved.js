@@ -136,15 +136,10 @@ export function UnsavedChanges(root, { timeoutMs, send, done, kept = () => {} })
   }
 
   function show(entry, what, sentence = '') {
-    if (what === 'sending' && !entry.tried) {
-      entry.tried = true;  // from now on it may be done, whatever happens to this attempt
-      save();
-    }
     let words = what === 'refused' ? sentence : STRINGS[what][entry.kind];
     if (entry.withdrawing && what !== 'refused') words = what === 'waiting' ? STRINGS.withdrawWaiting : STRINGS.withdrawing;
     entry.line.querySelector('[data-pending-status]').textContent = words;
     entry.line.dataset.state = what;
-    if (entry.withdrawing) entry.line.dataset.withdrawing = '';
     // Refused, nothing is left to save: the line (and the text typed, to copy) goes when dismissed.
     entry.line.querySelector('[data-discard]').textContent = what === 'refused' ? STRINGS.dismiss : STRINGS.discard;
     showControls(entry.line, what, entry.withdrawing);  // being withdrawn: asked already
@@ -254,7 +249,7 @@ export function UnsavedChanges(root, { timeoutMs, send, done, kept = () => {} })
 
   return {
     /** Wait on the message (after a failed attempt, or behind the others when ``outcome`` is null). */
-    add(change, outcome) { retries.add(entryOf({ ...change, tried: !!outcome }), outcome); },
+    add(change, outcome) { retries.add(entryOf(change), outcome); },
     /** Still unanswered: shown as saving, its attempt carried on here. */
     carry(change, inflight) { retries.carry(entryOf(change), inflight); },
     busy: () => queue.length > 0,
