@@ -9,7 +9,7 @@ import uuid
 
 from playwright.sync_api import expect
 
-from .browser import answer_leave
+from .browser import answer_leave, close_context
 from .servers import wait_until
 from .support import TEST_HEARTBEAT
 from .test_browser import (  # noqa: F401 (browser, dialogs, open_room, relay: fixtures)
@@ -144,7 +144,7 @@ def test_ten_tabs_over_three_rooms_share_one_stream_per_room(browser, server):
             assert message_ids(page) == [m["id"] for m in history(server, rooms[0])]
         assert len(streams[rooms[0]]) == 2  # one more tab took the stream, not all of them
     finally:
-        context.close()
+        close_context(context)
     assert not errors, "JavaScript errors on the pages: %r" % errors
 
 
@@ -179,8 +179,12 @@ def test_signing_out_in_one_tab_signs_out_the_others_at_once(browser, server, ro
         expect(second.locator("[data-whoami]")).to_have_text(again)
         expect(second.locator(STATUS)).to_have_text("connected")
         expect(second.locator("#text")).to_have_value("")
+        # The other tabs follow the sign-in too (they reload by themselves: the context closes
+        # only once they have, close_context).
+        expect(first.locator("[data-whoami]")).to_have_text(again)
+        expect(lobby.locator("[data-whoami]")).to_have_text(again)
     finally:
-        context.close()
+        close_context(context)
 
 
 def test_without_web_locks_each_tab_keeps_its_own_stream(browser, server, room):
@@ -198,7 +202,7 @@ def test_without_web_locks_each_tab_keeps_its_own_stream(browser, server, room):
         for page in tabs:
             expect_texts(page, ["to both"], timeout=LIVE_MS)
     finally:
-        context.close()
+        close_context(context)
 
 
 def test_a_tab_that_joins_late_catches_up_from_the_leader(browser, server, room):
@@ -234,7 +238,7 @@ def test_a_tab_that_joins_late_catches_up_from_the_leader(browser, server, room)
             expect(page.locator(ROOM_TEXTS)).to_have_text(["one", "two", "three"], timeout=LIVE_MS)
         assert set(streams) == {first}  # the leader's stream rewound; no second stream
     finally:
-        context.close()
+        close_context(context)
 
 
 def test_a_tab_showing_a_name_the_session_no_longer_has_shows_the_new_one(browser, server, room):
@@ -249,7 +253,7 @@ def test_a_tab_showing_a_name_the_session_no_longer_has_shows_the_new_one(browse
         expect(first.locator("[data-whoami]")).to_have_text(bob)
         expect(first.locator(STATUS)).to_have_text("connected")
     finally:
-        context.close()
+        close_context(context)
 
 
 def test_a_session_signed_out_elsewhere_ends_its_stream_and_the_page_shows_it(browser, server,
@@ -269,7 +273,7 @@ def test_a_session_signed_out_elsewhere_ends_its_stream_and_the_page_shows_it(br
         expect(page.locator("[data-whoami]")).to_have_count(0)
         expect(page.locator(STATUS)).to_have_text("signed out")
     finally:
-        context.close()
+        close_context(context)
 
 
 def test_more_rooms_than_http1_connections_never_lock_the_site(browser, server):
@@ -311,7 +315,7 @@ def test_more_rooms_than_http1_connections_never_lock_the_site(browser, server):
             expected = ["posted from a paused room"] + expected
         expect_texts(live, expected, timeout=LIVE_MS)
     finally:
-        context.close()
+        close_context(context)
 
 
 def test_a_paused_room_claims_nothing_about_now_and_catches_up_in_order_when_it_goes_live(browser, server,
@@ -341,7 +345,7 @@ def test_a_paused_room_claims_nothing_about_now_and_catches_up_in_order_when_it_
         expect(paused.locator("[data-notice]")).to_be_hidden()
         expect(paused.locator("[data-online]")).not_to_have_attribute("data-stale", "")
     finally:
-        context.close()
+        close_context(context)
 
 
 def test_a_hung_leader_tab_loses_the_stream_to_a_visible_one(browser, server, room):
@@ -369,4 +373,4 @@ def test_a_hung_leader_tab_loses_the_stream_to_a_visible_one(browser, server, ro
             expect_texts(page, ["while the leader hangs", "after it"], timeout=LIVE_MS)
         assert streams[-1] is follower  # and it opened no stream again
     finally:
-        context.close()
+        close_context(context)

@@ -548,6 +548,8 @@ def test_metrics_with_a_token_need_it_from_everywhere(app):
 @pytest.mark.browser
 def test_pages_work_in_chromium_under_the_content_security_policy(server, room, chromium):
     from playwright.sync_api import expect
+
+    from .browser import close_context
     violations = []
     context = chromium.new_context(base_url=server.url)
     try:
@@ -568,7 +570,7 @@ def test_pages_work_in_chromium_under_the_content_security_policy(server, room, 
         page.press("#text", "Enter")
         expect(page.locator("li.msg .text").last).to_have_text("sent under the policy")
     finally:
-        context.close()
+        close_context(context)
     assert violations == []
 
 

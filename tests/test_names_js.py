@@ -11,7 +11,7 @@ import pytest
 
 from app.people import names
 
-from .browser import browser  # noqa: F401 - fixture
+from .browser import browser, close_context  # noqa: F401 - fixture
 
 ROOT = Path(__file__).resolve().parent.parent
 LOOK_ALIKES = ["Ann", "ＡＮＮ", "\u0430nn", "ANN", "straße", "STRASSE", "ΣΊΣΥΦΟΣ", "σίσυφος", "ﬁona", "fiona",
@@ -41,7 +41,7 @@ def page(browser, server):  # noqa: F811 - the fixture above
     page = context.new_page()
     page.goto("/")
     yield page
-    context.close()
+    close_context(context)
 
 
 def js_fold(page, texts):

@@ -3,7 +3,7 @@ in with ..." link, the local provider's own authorization page (oidc-provider-mo
 the room signed in as the provider's user, ready to post."""
 import pytest
 
-from .browser import STATUS, browser, expect, send, unique  # noqa: F401 - fixtures
+from .browser import STATUS, browser, close_context, expect, send, unique  # noqa: F401 - fixtures
 from .test_oidc import oidc_server, provider  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -34,4 +34,4 @@ def test_signing_in_through_the_provider_in_a_browser(browser, oidc_server, room
         expect(page.locator("li.msg", has_text="signed in with the provider")).to_have_count(1)
         assert not errors
     finally:
-        context.close()
+        close_context(context)

@@ -7,7 +7,7 @@ import uuid
 import pytest
 from playwright.sync_api import expect
 
-from .browser import STATUS, browser, dialogs, open_room, publish, sign_in_over_http, unique  # noqa: F401
+from .browser import STATUS, browser, close_context, dialogs, open_room, publish, sign_in_over_http, unique  # noqa: F401
 from .servers import wait_until
 
 # Records notifications instead of showing them, and lets a test hide the tab: the page must
@@ -70,7 +70,7 @@ def test_the_sidebar_counts_live_and_clears_when_read_in_another_tab(browser, se
         expect(item.locator("[data-badge]")).to_be_hidden()
         assert not errors, errors
     finally:
-        context.close()
+        close_context(context)
 
 
 def test_the_page_starts_at_a_line_before_the_first_unread(browser, server, room):
@@ -93,7 +93,7 @@ def test_the_page_starts_at_a_line_before_the_first_unread(browser, server, room
         assert "New since you left" in divider
         assert not errors, errors
     finally:
-        context.close()
+        close_context(context)
 
 
 def test_a_mention_of_a_chinese_name_is_highlighted_and_notified_when_hidden(browser, server, room):
@@ -116,7 +116,7 @@ def test_a_mention_of_a_chinese_name_is_highlighted_and_notified_when_hidden(bro
         assert page.evaluate("window.__notes.length") == 1
         assert not errors, errors
     finally:
-        context.close()
+        close_context(context)
 
 
 def test_no_notification_without_the_permission_and_the_ask_waits_for_a_click(browser, server, room):
@@ -134,7 +134,7 @@ def test_no_notification_without_the_permission_and_the_ask_waits_for_a_click(br
         assert page.evaluate("window.__notes.length") == 0
         assert not errors, errors
     finally:
-        context.close()
+        close_context(context)
 
 
 def test_the_sidebar_without_javascript(browser, server, room):
@@ -153,7 +153,7 @@ def test_the_sidebar_without_javascript(browser, server, room):
         expect(page).to_have_url(server.url + "/rooms/%s" % room)
         expect(page.locator('[data-sidebar] li[data-room="%s"]' % elsewhere)).to_have_count(0)
     finally:
-        context.close()
+        close_context(context)
 
 
 
@@ -187,7 +187,7 @@ def test_a_long_room_name_in_the_sidebar_keeps_every_control_on_a_phones_screen(
         hide.tap()
         expect(item).to_have_count(0)
     finally:
-        context.close()
+        close_context(context)
 
 
 def test_an_at_in_the_composer_suggests_people_in_the_room(open_room, room):
@@ -231,7 +231,7 @@ def test_the_sidebars_mention_marker_follows_an_edit_in_another_room(browser, se
         assert not errors, errors
     finally:
         bob.close()
-        context.close()
+        close_context(context)
 
 
 def test_a_deleted_unread_message_in_another_room_stops_counting(browser, server, room):
@@ -255,7 +255,7 @@ def test_a_deleted_unread_message_in_another_room_stops_counting(browser, server
         assert not errors, errors
     finally:
         bob.close()
-        context.close()
+        close_context(context)
 
 
 def test_the_mentions_page_shown_again_from_the_back_forward_cache_is_asked_for_again(browser, server, room):
@@ -269,7 +269,7 @@ def test_the_mentions_page_shown_again_from_the_back_forward_cache_is_asked_for_
         page.evaluate("window.dispatchEvent(new PageTransitionEvent('pageshow', {persisted: true}))")
         page.wait_for_url(server.url + "/")  # signed out: the lobby, nothing of hers kept on screen
     finally:
-        context.close()
+        close_context(context)
 
 
 def test_a_post_kept_for_another_room_shows_on_that_room_in_the_sidebar_until_its_page_sends_it(
@@ -303,4 +303,4 @@ def test_a_post_kept_for_another_room_shows_on_that_room_in_the_sidebar_until_it
         expect(page.locator("[data-sidebar] summary [data-total-unsent]")).to_be_hidden()
         assert errors == []
     finally:
-        context.close()
+        close_context(context)

@@ -4,7 +4,7 @@ requests settle when the test says; the page's own lines are tested in
 tests/test_waiting_lines_browser.py."""
 import pytest
 
-from .browser import browser  # noqa: F401 - fixture
+from .browser import browser, close_context  # noqa: F401 - fixture
 
 # A Retries engine on a detached root, its stream "connected"; entries record what they show.
 SETUP = """
@@ -33,7 +33,7 @@ def page(browser, server):  # noqa: F811 - the fixture above
     page = context.new_page()
     page.goto("/healthz")
     yield page
-    context.close()
+    close_context(context)
 
 
 def run(page, scenario):

@@ -10,7 +10,18 @@ import pytest
 from app import create_app
 from app.ops.services import services
 
-from .browser import RECONNECT_MS, STATUS, TEXTS, browser, dialogs, expect, open_room, sign_in_over_http, unique  # noqa: F401
+from .browser import (  # noqa: F401
+    RECONNECT_MS,
+    STATUS,
+    TEXTS,
+    browser,
+    close_context,
+    dialogs,
+    expect,
+    open_room,
+    sign_in_over_http,
+    unique,
+)
 from .test_accounts import PASSWORD, account_holder
 from .test_admin_reads import admin_browser
 from .test_browser import relay  # noqa: F401 (fixture)
@@ -172,7 +183,7 @@ def test_the_owner_runs_a_private_room_without_javascript(browser, server, room)
         expect(page.get_by_role("status")).to_have_text("#%s was deleted." % room)
         expect(page.locator("[data-sidebar] li[data-room='%s']" % room)).to_have_count(0)
     finally:
-        context.close()
+        close_context(context)
 
 
 def test_a_private_room_in_the_lobby_form_keeps_what_was_typed_when_refused(browser, server, owner):  # noqa: F811
@@ -190,7 +201,7 @@ def test_a_private_room_in_the_lobby_form_keeps_what_was_typed_when_refused(brow
         expect(page.locator("form.create [role=alert]")).to_contain_text("already a room called")
         expect(page.locator("#create-topic")).to_have_value("my topic")
     finally:
-        context.close()
+        close_context(context)
 
 
 def test_a_moderator_deletes_someone_elses_message_from_the_page(open_room, server, room, owner):
@@ -233,7 +244,7 @@ def test_the_admin_page_works_without_javascript(browser, server, redis_url, own
         expect(page.locator("[data-rooms] tr", has_text="#" + doomed)).to_have_count(0)
         expect(page.locator("[data-actions] tr", has_text="#" + doomed).first).to_contain_text("delete-room")
     finally:
-        context.close()
+        close_context(context)
 
 
 
@@ -254,7 +265,7 @@ def test_a_page_opened_after_a_ban_says_so_instead_of_reconnecting(browser, serv
         page.wait_for_timeout(4000)
         assert len(streams) == 1  # asked once, told why, never again
     finally:
-        context.close()
+        close_context(context)
 
 
 @contextlib.contextmanager
@@ -266,7 +277,7 @@ def owners_context(browser, server, owner):  # noqa: F811
         context.add_cookies([{"name": c.name, "value": c.value, "url": server.url} for c in owner.jar])
         yield context
     finally:
-        context.close()
+        close_context(context)
 
 
 @contextlib.contextmanager
@@ -335,7 +346,7 @@ def test_a_rooms_name_stays_readable_beside_its_topic_on_a_phone(browser, server
         assert name.evaluate("el => el.scrollWidth <= el.clientWidth"), name.evaluate(
             "el => [el.scrollWidth, el.clientWidth]")
     finally:
-        context.close()
+        close_context(context)
 
 
 @contextlib.contextmanager
@@ -349,7 +360,7 @@ def no_js_lobby(browser, server, name):  # noqa: F811
         page.goto("/")
         yield context, page
     finally:
-        context.close()
+        close_context(context)
 
 
 @pytest.mark.parametrize("then", ["nothing", "a page loaded"])

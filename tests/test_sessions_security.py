@@ -410,6 +410,8 @@ def other_site(server, room):
 @pytest.mark.browser
 def test_a_cross_site_form_post_in_a_browser_leaves_the_person_signed_in(server, room, other_site, chromium):
     from playwright.sync_api import expect
+
+    from .browser import close_context
     name = fresh()
     context = chromium.new_context()
     try:
@@ -433,7 +435,7 @@ def test_a_cross_site_form_post_in_a_browser_leaves_the_person_signed_in(server,
         page.goto("%s/rooms/%s" % (server.url, room))
         expect(page.locator("[data-whoami]")).to_have_text(name)
     finally:
-        context.close()
+        close_context(context)
 
 
 def test_a_same_origin_post_without_a_session_gets_a_working_one(server, room):
