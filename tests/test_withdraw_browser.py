@@ -5,7 +5,8 @@ against the real Gunicorn; the test plays the network that delivers a held attem
 """
 from playwright.sync_api import expect
 
-from .browser import SEND, TEXTS, browser, dialogs, history, open_room, send, unique  # noqa: F401 (fixtures)
+from .browser import SEND, TEXTS, browser, dialogs, history, open_room, publish, send, unique  # noqa: F401 (fixtures)
+from .test_conversation_browser import menu
 
 PENDING = "main.room [data-pending] li"
 NOTE = "main.room form[data-form] [data-note]"
@@ -71,7 +72,7 @@ def test_a_post_withdrawn_by_dont_send_is_not_stored_when_its_attempt_arrives_la
     held = an_attempt_held_by_the_network(page, "meant for another room")
     page.locator(PENDING).get_by_role("button", name="Don't send").click()
     expect(page.locator(PENDING)).to_have_count(0)  # withdrawn: the server will store none of it
-    expect(page.locator(NOTE)).to_have_text("“meant for another room” was not sent.")
+    expect(page.locator(NOTE)).to_have_text("“meant for another room” was not sent. Put it back to edit")
     expect(page.locator(NOTE)).to_be_focused()  # from the line that went: not the text box (a phone's keyboard)
     for attempt in held:
         status, answer = arrives(page, attempt)
@@ -80,6 +81,40 @@ def test_a_post_withdrawn_by_dont_send_is_not_stored_when_its_attempt_arrives_la
     send(page, "the next one")
     expect(page.locator(TEXTS)).to_have_text(["the next one"])
     assert [m["text"] for m in history(server, room)] == ["the next one"]
+
+
+def test_a_withdrawn_post_can_be_put_back_in_the_composer_with_what_it_answered(open_room, server, room):
+    # "Don't send" is often pressed to correct a post: its text was gone (helper-81).
+    question = publish(server, room, "Where do we meet?")
+    page = open_room(unique("ann"))
+    menu(page, "Where do we meet?").get_by_role("link", name="Reply").click()
+    held = an_attempt_held_by_the_network(page, "At the statoin")
+    page.locator(PENDING).get_by_role("button", name="Don't send").click()
+    page.locator(NOTE).get_by_role("button", name="Put it back to edit").click()
+    expect(page.locator(NOTE)).to_be_hidden()
+    expect(page.locator("#text")).to_have_value("At the statoin")
+    expect(page.locator("#text")).to_be_focused()
+    expect(page.locator("[data-replying]")).to_contain_text("Replying to bob")
+    page.unroute("**/rooms/*/messages")
+    send(page, "At the station")
+    assert [(m["text"], m["reply_to"]["id"]) for m in history(server, room)[1:]] == [
+        ("At the station", question["id"])]
+    assert arrives(page, held[0])[1]["code"] == "withdrawn"  # the first words never land
+
+
+def test_a_post_never_tried_goes_at_once_and_can_be_put_back_after_what_was_typed_since(open_room, server, room):
+    page = open_room(unique("ann"))
+    an_attempt_held_by_the_network(page, "the first")
+    page.fill("#text", "the second")
+    page.locator(SEND).click()  # waits behind the first, never tried
+    second = page.locator(PENDING).filter(has_text="the second")
+    expect(second.locator(STATUS_OF)).to_have_text("Waiting to send…")
+    second.get_by_role("button", name="Don't send").click()
+    expect(second).to_have_count(0)
+    expect(page.locator(NOTE)).to_contain_text("“the second” was not sent.")
+    page.fill("#text", "typed since")
+    page.locator(NOTE).get_by_role("button", name="Put it back to edit").click()
+    expect(page.locator("#text")).to_have_value("typed since\nthe second")
 
 
 def test_a_post_that_got_through_before_its_withdrawal_shows_once_and_says_so(open_room, server, room):

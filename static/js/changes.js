@@ -411,6 +411,11 @@ export function Changes(root) {
     if (li) composer.querySelector('textarea[name=text]').focus();
   }
   replying?.querySelector('[data-replying-cancel]').addEventListener('click', (e) => { e.preventDefault(); replyTo(null); });
+  // A post not sent, put back in the composer (pending.js): it answers what it answered, if shown.
+  root.addEventListener('chat:reply-to', (e) => {
+    const li = find(e.detail.id);
+    if (li) replyTo(li);
+  });
   root.addEventListener('chat:message', (e) => {  // one's own reply was stored: the composer is free again
     if (!e.detail.live && !e.detail.retried && e.detail.message.reply_to) replyTo(null);  // not a pending one's
   });

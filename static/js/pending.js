@@ -11,12 +11,13 @@
 // now", and on a backing-off timer; one at a time and in order, and a new post from the composer
 // waits behind them. A post still unanswered after a moment is shown here at once ("Sending…",
 // carried over in flight), the composer free. "Don't send" drops one never tried (it waited
-// behind another); one tried already may still be stored, however late (a stalled network holds
-// an attempt and delivers it after the person chose not to send it), so it is withdrawn instead
-// (the form's data-withdraw: api.withdraw_post): "Not sending it — checking…" until the server
-// says nothing was stored, and nothing will be (gone), or that it had been (a note, and the
-// message in the log). The withdrawal waits and is retried like a post, and is kept with the
-// tab's posts, so a reload or a dead network never turns it into a send. None is offered while
+// behind another), and the composer's note says so, with "Put it back to edit" (it was often
+// pressed to correct a post); one tried already may still be stored, however late (a stalled
+// network holds an attempt and delivers it after the person chose not to send it), so it is
+// withdrawn instead (the form's data-withdraw: api.withdraw_post): "Not sending it —
+// checking…" until the server says nothing was stored, and nothing will be (gone, said in the
+// note as above), or that it had been (a sentence, and the message in the log). The withdrawal
+// waits and is retried like a post, and is kept with the tab's posts, so a reload or a dead network never turns it into a send. None is offered while
 // an attempt is in flight (retries.js showControls). A conversation's composer has no
 // withdrawal (direct messages: one log per device); there it is dropped. Its own message on
 // the stream (matched by author, text and reply) shows it was stored: the entry gives way to the
@@ -126,7 +127,26 @@ export function PendingPosts(form, root, log, { submit, event, timeoutMs }) {
       return;
     }
     retries.drop(entry);  // never sent (or a conversation's: its message would come on the stream)
-    forget(entry);
+    if (entry.tried) {  // a conversation's, tried: it may still arrive, so nothing is said
+      forget(entry);
+      return;
+    }
+    const focused = entry.li.contains(document.activeElement);
+    entry.li.remove();
+    sayWithdrawn(form, STRINGS.withdrawn(excerpt(entry.text)), focused, () => restore(entry));
+  }
+
+  // A post not sent, back in the composer to correct and send again (a new post: the composer's
+  // key is a new one): its text after anything typed there since, and what it answered.
+  function restore(entry) {
+    const box = form.querySelector('textarea[name=text]');
+    if (!box) return;
+    const text = stored(entry.text);
+    box.value = box.value.trim() ? `${box.value.trimEnd()}\n${text}` : text;
+    if (entry.reply_to) root.dispatchEvent(new CustomEvent('chat:reply-to', { detail: { id: entry.reply_to } }));
+    box.focus();
+    box.setSelectionRange(box.value.length, box.value.length);
+    box.dispatchEvent(new Event('input', { bubbles: true }));  // its counter, its draft kept
   }
 
   // From now on the entry's attempts withdraw it (retries.withdraw): 200 nothing was stored,
@@ -135,7 +155,7 @@ export function PendingPosts(form, root, log, { submit, event, timeoutMs }) {
     const sent = () => {
       const focused = entry.li.contains(document.activeElement);
       entry.li.remove();
-      sayWithdrawn(root, STRINGS.withdrawn(excerpt(entry.text)), focused);
+      sayWithdrawn(form, STRINGS.withdrawn(excerpt(entry.text)), focused, () => restore(entry));
     };
     const refused = ({ response, body }) => {
       const focused = entry.li.contains(document.activeElement);

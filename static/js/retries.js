@@ -41,15 +41,29 @@ async function withdrawal(url, sessionUrl, key, signal) {
 }
 
 /**
- * A withdrawal is done (nothing of it was, or will be, done): say ``sentence`` where the room's
- * composer says such things (its role=status note), and move the keyboard's focus there when
+ * A withdrawal is done (nothing of it was, or will be, done): say ``sentence`` where the composer
+ * ``form`` says such things (its role=status note), and move the keyboard's focus there when
  * ``focused`` (it was on the line that went): not into the text box, which would open a phone's
- * keyboard unasked.
+ * keyboard unasked. ``restore``, if given, is offered as a button after the sentence ("Put it
+ * back to edit"): "Don't send" is often pressed to correct a post, and its text was gone.
  */
-export function sayWithdrawn(root, sentence, focused) {
-  const note = root.querySelector('form[data-form][data-kind=message] [data-note]');
+export function sayWithdrawn(form, sentence, focused, restore = null) {
+  const note = form?.querySelector('[data-note]');
   if (!note) return;
-  note.textContent = sentence;
+  note.replaceChildren(sentence);
+  if (restore) {
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'link';
+    button.dataset.restore = '';
+    button.textContent = t('Put it back to edit');
+    button.addEventListener('click', () => {
+      note.hidden = true;
+      note.replaceChildren();
+      restore();
+    });
+    note.append(' ', button);
+  }
   note.hidden = false;
   if (focused) {
     note.tabIndex = -1;

@@ -165,7 +165,7 @@ export function UnsavedChanges(root, { timeoutMs, send, done, kept = () => {} })
         const focused = entry.line.contains(document.activeElement);
         entry.line.remove();
         tidy(entry.li);
-        sayWithdrawn(root, STRINGS.withdrawn[entry.kind], focused);
+        sayWithdrawn(root.querySelector('form[data-form][data-kind=message]'), STRINGS.withdrawn[entry.kind], focused);
       },
       refused: ({ response, body }) => {
         const focused = entry.line.contains(document.activeElement);
