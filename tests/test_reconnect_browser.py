@@ -135,7 +135,7 @@ def test_a_reaction_made_while_cut_off_waits_on_its_message_and_is_saved_when_th
     expect(page.locator(STATUS)).to_have_text("reconnecting…")
     li.get_by_role("button", name="👍").click()
     # It said "could not reach the server", then erased that once connected, and never retried.
-    expect(li.locator(UNSAVED).locator("[data-pending-status]")).to_have_text("Reaction not saved yet — will retry.")
+    expect(li.locator(UNSAVED).locator("[data-pending-status]")).to_have_text("Your reaction 👍 is not saved yet — will retry.")
     relay.restore()
     expect(page.locator(STATUS)).to_have_text("connected", timeout=RECONNECT_MS)
     expect(li.locator("[data-reactions] .chip.mine")).to_have_text("👍 1", timeout=RECONNECT_MS)
@@ -429,10 +429,27 @@ def test_a_reaction_waiting_survives_a_reload_and_is_saved_after_it(open_room, s
     expect(li.locator(UNSAVED)).to_have_count(1)
 
     page.reload()
-    expect(li.locator(UNSAVED).locator("[data-pending-status]")).to_have_text("Reaction not saved yet — will retry.")
+    expect(li.locator(UNSAVED).locator("[data-pending-status]")).to_have_text("Your reaction 👍 is not saved yet — will retry.")
     page.unroute("**/messages/**")
     expect(li.locator("[data-reactions] .chip.mine")).to_have_text("👍 1", timeout=RECONNECT_MS)
     assert list(history(server, room)[0]["reactions"]) == ["👍"]
+
+
+def test_a_reaction_taken_back_while_cut_off_says_so_not_that_it_is_saved(open_room, server, room):
+    publish(server, room, "react to me")
+    page = open_room(unique("ann"))
+    li = page.locator("main.room li.msg").first
+    li.locator("[data-actions] > summary").click()
+    li.get_by_role("button", name="👍").click()
+    expect(li.locator("[data-reactions] .chip.mine")).to_have_text("👍 1")
+    refuse(page, "DELETE")
+    li.locator("[data-reactions] .chip.mine").click()  # taken back: the line names it so
+    expect(li.locator(UNSAVED).locator("[data-pending-status]")).to_have_text(
+        "Your reaction 👍 is not taken back yet — will retry.")
+    page.unroute("**/messages/**")
+    li.locator(UNSAVED).get_by_role("button", name="Retry now").click()
+    expect(li.locator(UNSAVED)).to_have_count(0)
+    assert history(server, room)[0].get("reactions", {}) == {}
 
 
 def test_an_edit_kept_by_a_reload_still_starts_from_the_version_it_started_from(open_room, server, room):

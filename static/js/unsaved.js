@@ -25,13 +25,26 @@ import { t } from './i18n.js';
 import { stored } from './pending.js';
 import { Retries, appendControls, sayWithdrawn, showControls } from './retries.js';
 
+// A reaction's sentences name it (its emoji alone on the line read as one applied: helper-81),
+// and a reaction taken back ('unreact', a DELETE) is said to be taken back, not saved.
 const STRINGS = {
-  queued: { edit: t('Edit waiting to be saved…'), delete: t('Waiting to delete…'), reaction: t('Reaction waiting to be saved…') },
-  sending: { edit: t('Saving your edit…'), delete: t('Deleting…'), reaction: t('Saving your reaction…') },
+  queued: {
+    edit: t('Edit waiting to be saved…'),
+    delete: t('Waiting to delete…'),
+    reaction: (emoji) => t('Your reaction {emoji} is waiting to be saved…', { emoji }),
+    unreact: (emoji) => t('Waiting to take back your reaction {emoji}…', { emoji }),
+  },
+  sending: {
+    edit: t('Saving your edit…'),
+    delete: t('Deleting…'),
+    reaction: (emoji) => t('Saving your reaction {emoji}…', { emoji }),
+    unreact: (emoji) => t('Taking back your reaction {emoji}…', { emoji }),
+  },
   waiting: {
     edit: t('Edit not saved yet — will retry.'),
     delete: t('Not deleted yet — will retry.'),
-    reaction: t('Reaction not saved yet — will retry.'),
+    reaction: (emoji) => t('Your reaction {emoji} is not saved yet — will retry.', { emoji }),
+    unreact: (emoji) => t('Your reaction {emoji} is not taken back yet — will retry.', { emoji }),
   },
   retry: t('Retry now'),
   discard: t("Don't save"),
@@ -39,11 +52,21 @@ const STRINGS = {
   withdrawing: t('Not saving it — checking it was not saved…'),
   withdrawWaiting: t('Not saving it — will check again shortly that it was not saved.'),
   alreadySaved: t('It had already been saved before you chose not to save it.'),
-  withdrawn: { edit: t('Your edit was not saved.'), delete: t('The message was not deleted.'),
-               reaction: t('Your reaction was not saved.') },
+  withdrawn: {
+    edit: t('Your edit was not saved.'),
+    delete: t('The message was not deleted.'),
+    reaction: (emoji) => t('Your reaction {emoji} was not saved.', { emoji }),
+    unreact: (emoji) => t('Your reaction {emoji} was not taken back.', { emoji }),
+  },
   failed: (status) => t('That did not work ({status}).', { status }),
   away: t('Your change to a message further back, not shown on this page:'),
 };
+
+// The sentence of ``strings`` (one of STRINGS' groups) for a change.
+function said(strings, { kind, method, emoji }) {
+  const words = strings[kind === 'reaction' && method === 'DELETE' ? 'unreact' : kind];
+  return typeof words === 'function' ? words(emoji) : words;
+}
 
 // The tab's copy of a room page's waiting changes; signout.js counts those of other pages.
 export const STORED = 'ripple-changes:';
@@ -121,11 +144,6 @@ export function UnsavedChanges(root, { timeoutMs, send, done, kept = () => {} })
       text.textContent = stored(entry.text);
       expandable(text);  // cut to one line on a phone
       line.append(text, ' ');
-    } else if (entry.kind === 'reaction') {
-      const emoji = document.createElement('span');
-      emoji.className = 'emoji';  // its own cell of a phone's line (style.css)
-      emoji.textContent = entry.emoji;
-      line.append(emoji, ' ');
     }
     appendControls(line, { retryLabel: STRINGS.retry, retry: () => retries.retry(),
                            discardLabel: STRINGS.discard, discard: () => discard(entry) });
@@ -136,7 +154,7 @@ export function UnsavedChanges(root, { timeoutMs, send, done, kept = () => {} })
   }
 
   function show(entry, what, sentence = '') {
-    let words = what === 'refused' ? sentence : STRINGS[what][entry.kind];
+    let words = what === 'refused' ? sentence : said(STRINGS[what], entry);
     if (entry.withdrawing && what !== 'refused') words = what === 'waiting' ? STRINGS.withdrawWaiting : STRINGS.withdrawing;
     entry.line.querySelector('[data-pending-status]').textContent = words;
     entry.line.dataset.state = what;
@@ -165,7 +183,7 @@ export function UnsavedChanges(root, { timeoutMs, send, done, kept = () => {} })
         const focused = entry.line.contains(document.activeElement);
         entry.line.remove();
         tidy(entry.li);
-        sayWithdrawn(root.querySelector('form[data-form][data-kind=message]'), STRINGS.withdrawn[entry.kind], focused);
+        sayWithdrawn(root.querySelector('form[data-form][data-kind=message]'), said(STRINGS.withdrawn, entry), focused);
       },
       refused: ({ response, body }) => {
         const focused = entry.line.contains(document.activeElement);
