@@ -135,7 +135,8 @@ def test_a_reaction_made_while_cut_off_waits_on_its_message_and_is_saved_when_th
     expect(page.locator(STATUS)).to_have_text("reconnecting…")
     li.get_by_role("button", name="👍").click()
     # It said "could not reach the server", then erased that once connected, and never retried.
-    expect(li.locator(UNSAVED).locator("[data-pending-status]")).to_have_text("Your reaction 👍 is not saved yet — will retry.")
+    expect(li.locator(UNSAVED).locator("[data-pending-status]")).to_have_text(
+        "Your reaction 👍 is not saved yet — will retry.")
     relay.restore()
     expect(page.locator(STATUS)).to_have_text("connected", timeout=RECONNECT_MS)
     expect(li.locator("[data-reactions] .chip.mine")).to_have_text("👍 1", timeout=RECONNECT_MS)
@@ -429,7 +430,8 @@ def test_a_reaction_waiting_survives_a_reload_and_is_saved_after_it(open_room, s
     expect(li.locator(UNSAVED)).to_have_count(1)
 
     page.reload()
-    expect(li.locator(UNSAVED).locator("[data-pending-status]")).to_have_text("Your reaction 👍 is not saved yet — will retry.")
+    expect(li.locator(UNSAVED).locator("[data-pending-status]")).to_have_text(
+        "Your reaction 👍 is not saved yet — will retry.")
     page.unroute("**/messages/**")
     expect(li.locator("[data-reactions] .chip.mine")).to_have_text("👍 1", timeout=RECONNECT_MS)
     assert list(history(server, room)[0]["reactions"]) == ["👍"]
