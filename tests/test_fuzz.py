@@ -87,12 +87,12 @@ publisher_schema = _load(_config(20)).exclude(operation_id=["addWebhook"])
 # A signed-in browser: session cookie + CSRF header. Session writes are left out (a fuzzed
 # sign-out or sign-in would change who the rest of the run posts as).
 browser_schema = _load(_config(10, security_parameters=False),
-                       only=["postMessage", "withdrawPost", "postDirect", "whoami", "history"])
+                       only=["postMessage", "withdrawPost", "postDirect", "withdrawDirect", "whoami", "history"])
 # No credentials (or generated, wrong ones): every write must be refused with a 4xx; a method a
 # path lacks is its 405 with Allow (the CSRF check leaves requests no route serves alone).
 anonymous_schema = _load(_config(8),
-                         only=["postMessage", "withdrawPost", "postDirect", "signIn", "signOut", "signOutForm",
-                               "addWebhook", "removeWebhook", "enableWebhook", "listWebhooks"])
+                         only=["postMessage", "withdrawPost", "postDirect", "withdrawDirect", "signIn", "signOut",
+                               "signOutForm", "addWebhook", "removeWebhook", "enableWebhook", "listWebhooks"])
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ against the real Gunicorn; the test plays the network that delivers a held attem
 from playwright.sync_api import expect
 
 from .browser import SEND, TEXTS, browser, dialogs, history, open_room, publish, send, unique  # noqa: F401 (fixtures)
+from .test_browser import DIRECT, ONLINE, PRESENCE_MS, open_conversation
 from .test_conversation_browser import menu
 
 PENDING = "main.room [data-pending] li"
@@ -211,3 +212,30 @@ def test_signing_out_asks_nothing_of_a_post_being_withdrawn(open_room):
     page.get_by_role("button", name="Sign out", exact=True).click()
     expect(page.locator("[data-whoami]")).to_have_count(0)
     expect(page.locator("[data-signout-warning]")).to_have_count(0)
+
+
+def test_a_direct_message_withdrawn_by_dont_send_reaches_no_one_when_its_attempt_arrives_late(open_room):
+    ann_name, bob_name = unique("ann"), unique("bob")
+    ann, bob = open_room(ann_name), open_room(bob_name)
+    expect(ann.locator(ONLINE)).to_have_text(sorted([ann_name, bob_name]), timeout=PRESENCE_MS)
+    open_conversation(ann, bob_name)
+    held = held_by_the_network(ann, "**/users/*/messages?*", "POST")
+    ann.fill("#dm-text", "not for bob after all")
+    ann.press("#dm-text", "Enter")
+    pending = ann.locator("[data-conversation] [data-pending] li")
+    expect(pending.locator(STATUS_OF)).to_have_text("Not sent yet — will retry.")
+    pending.get_by_role("button", name="Don't send").click()
+    expect(pending).to_have_count(0)  # withdrawn: nothing was stored, and nothing will be
+    note = ann.locator("[data-conversation] form[data-form] [data-note]")
+    expect(note).to_contain_text("“not for bob after all” was not sent.")
+    for attempt in held:
+        status, answer = arrives(ann, attempt)
+        assert (status, answer["code"]) == (409, "withdrawn")
+    ann.unroute("**/users/*/messages?*")
+    note.get_by_role("button", name="Put it back to edit").click()
+    expect(ann.locator("#dm-text")).to_have_value("not for bob after all")
+    ann.fill("#dm-text", "for bob, corrected")
+    ann.press("#dm-text", "Enter")
+    expect(ann.locator(DIRECT + " .text")).to_have_text(["for bob, corrected"])
+    open_conversation(bob, ann_name)
+    expect(bob.locator(DIRECT + " .text")).to_have_text(["for bob, corrected"])

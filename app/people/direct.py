@@ -1,9 +1,10 @@
 """Direct messages: POST /users/<name>/messages reaches every open stream of that person only."""
+import json
 import logging
 import time
 import uuid
 
-from flask import Blueprint, Response, abort, current_app, g, redirect, request, url_for
+from flask import Blueprint, Response, abort, current_app, g, jsonify, redirect, request, url_for
 from werkzeug.routing import BaseConverter
 
 from ..ops.services import services
@@ -71,6 +72,8 @@ def post_direct(name):
         if sender[1] is None and own_key:
             # A program's own key, and no copy of its own to check first: every device's log.
             services().store.check_direct_key(sender, held, sids, text, key, uid)
+        if sender[1] is not None:  # a page's person: it may withdraw it (withdraw_direct)
+            services().store.claim_direct(sender, key, uid)
         stored = created = None
         g.storing = True  # from here a Redis failure may leave the outcome unknown (app/web/errors.py)
         for sid in sids:  # the same key: the sender's copy is stored once, each device's once
@@ -91,6 +94,46 @@ def post_direct(name):
         return redirect(target, 303)
     headers = {"Ripple-Delivery": "waiting"} if waiting else {}
     return Response(stored, status=201 if created else 200, mimetype="application/json", headers=headers)
+
+
+ALREADY_SENT = N_("It had already been sent when it was withdrawn: it is in the conversation.")
+NO_TOKEN_WITHDRAWING = N_("A direct message sent with a token cannot be withdrawn.")
+
+
+@bp.post("/users/<name:name>/withdrawals")
+@guard.limiter.limit(guard.rate("POST_RATE_SESSION"), key_func=guard.session_key)
+@guard.limiter.limit(guard.rate("POST_RATE_IP"))
+def withdraw_direct(name):
+    """Withdraw a direct message to ``name`` whose outcome its sender (the session's person)
+    does not know, by its idempotency key, as POST /rooms/<room>/withdrawals does a post: 200
+    {"withdrawn": true} when nothing was stored, and nothing will be (a later attempt with
+    that key gets 409 "withdrawn", for RIPPLE_IDEMPOTENCY_SECONDS); 409 "already_sent" with
+    the sender's copy as "message" when it was stored first; 503 "withdraw_in_flight" while an
+    attempt is storing it (ask again: Retry-After); 400 without a key; 409
+    "withdraw_unavailable" for a token's (it has no log of its own to decide in: Store.
+    claim_direct) or when keys are kept no time; 401 signed out, 404 for a name no one could
+    hold. The recipient need not be here: the withdrawal is kept in the sender's log's slot."""
+    try:
+        messages.check_name(name)
+    except messages.Invalid:
+        abort(404, N_("There is no one by that name."))
+    _, claimed, key, _ = api.read_post()
+    try:
+        if tokens.current() is not None:
+            raise messages.Invalid(NO_TOKEN_WITHDRAWING, 409, "withdraw_unavailable")
+        key = messages.check_idempotency_key(key)
+        if key is None:
+            raise messages.Invalid(N_("Name the post to withdraw by its idempotency key."), 400,
+                                   "missing_idempotency_key")
+        sender = (api.sender(claimed), identity.current()[1])
+        stored = services().store.withdraw_direct(sender, key, identity.uid())
+    except messages.Invalid as exc:
+        if exc.status == 503:
+            g.ripple_retry_after = 1  # kept over the limiter's (gate.keep_retry_after)
+        return json_error(exc.status, str(exc), {"Retry-After": "1"} if exc.status == 503 else None, exc.code)
+    if stored is None:
+        return jsonify(withdrawn=True)
+    return json_error(409, ALREADY_SENT, code="already_sent", fields={"message": json.loads(stored)})
 
 
 def _sent_just_now(sender, held, text, key, uid):

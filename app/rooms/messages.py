@@ -164,6 +164,9 @@ NO_WITHDRAWING = N_("This server keeps no idempotency keys (RIPPLE_IDEMPOTENCY_S
                     "cannot be withdrawn: it may have been sent.")
 
 
+WITHDRAW_IN_FLIGHT = N_("This message is being sent at this moment; ask again shortly whether it was.")
+
+
 class Withdrawn(Invalid):
     """The idempotency key was withdrawn before anything was stored under it (409,
     ``withdrawn``): the post is never stored (app/rooms/store.py Store.withdraw)."""

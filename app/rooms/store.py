@@ -128,6 +128,42 @@ return false
 """
 
 
+# A direct message is stored in several logs (each recipient device's, then the sender's own),
+# in different slots: no one script can check a withdrawal atomically with all of them. So an
+# attempt first claims its key in the sender's slot (_CLAIM_LUA), and a withdrawal decides in
+# that slot too (_WITHDRAW_DIRECT_LUA): whichever comes first wins. KEYS: the key, its legacy
+# form, its withdrawal, its claim (claim_key).  ARGV: the claim's ttl (s).  Withdrawn: -3;
+# else the claim is set (again): 1.
+_CLAIM_LUA = """
+if redis.call('EXISTS', KEYS[3]) == 1 then return -3 end
+redis.call('SET', KEYS[4], '1', 'EX', ARGV[1])
+return 1
+"""
+
+# KEYS as _CLAIM_LUA's.  ARGV: the idempotency ttl (s).  {1, what the key stored} when the
+# sender's copy is stored; {2, ''} when an attempt has claimed the key and its copy is not stored
+# yet (it is on its way through the recipients' logs); else {0, ''}, the withdrawal written.
+_WITHDRAW_DIRECT_LUA = """
+local prior = redis.call('GET', KEYS[1])
+if not prior and KEYS[2] ~= KEYS[1] then prior = redis.call('GET', KEYS[2]) end
+if prior then return {1, prior} end
+if redis.call('EXISTS', KEYS[4]) == 1 then return {2, ''} end
+redis.call('SET', KEYS[3], '1', 'EX', ARGV[1])
+return {0, ''}
+"""
+
+# How long a direct message's claim (_CLAIM_LUA) stands (s): an attempt that claimed it stores
+# its copies within a post's timeout (RIPPLE_POST_TIMEOUT_SECONDS, 12 s by default) unless its
+# worker died meanwhile; a withdrawal waits that long at most for the outcome.
+CLAIM_SECONDS = 60
+
+
+def claim_key(idempotency_key):
+    """The key (str) that marks ``idempotency_key`` (a Redis key of a person's log's slot)
+    claimed by a direct message's attempt on its way (_CLAIM_LUA)."""
+    return idempotency_key + ":claimed"
+
+
 def withdrawal_key(idempotency_key):
     """The key (str) that marks ``idempotency_key`` (a Redis key of a log's slot: RoomKeys.
     idempotency) withdrawn: beside it in the slot, apart from its value, which stays an id."""
@@ -306,6 +342,8 @@ class Store:
         self._pool = pool if type(client) is redis.Redis and type(pool) in _PLAIN_POOLS else None
         self._forget_moved = client.register_script(_FORGET_MOVED_LUA)
         self._withdraw = client.register_script(_WITHDRAW_LUA)
+        self._claim = client.register_script(_CLAIM_LUA)
+        self._withdraw_direct = client.register_script(_WITHDRAW_DIRECT_LUA)
         self.mentions = None  # app/rooms/mentions.py: resolves "@name" when a message is stored
 
     def publish(self, room, user, text, idempotency_key=None, may_create=None, bot=False, uid=None,
@@ -617,6 +655,50 @@ class Store:
         else:
             found = self._withdraw(keys=keys_, args=args)
         return None if found is None else self._prior(k, found, 0)
+
+    def _direct_keys(self, sender, idempotency_key, uid):
+        """(log keys, [key, legacy, withdrawal, claim]) of a direct message's ``idempotency_key``
+        in sender ``sender`` (name, session id)'s own log's slot."""
+        k = keys.PersonKeys(sender[1])
+        idem, legacy = self._idempotency_keys(k, messages.idempotency_scope(sender[0], uid), sender[0],
+                                              idempotency_key)
+        return k, [idem, legacy, withdrawal_key(idem), claim_key(idem)]
+
+    def claim_direct(self, sender, idempotency_key, uid=None):
+        """Claim a direct message's ``idempotency_key`` (str) for the attempt about to store it,
+        before any recipient's log does (_CLAIM_LUA): ``sender`` (name, session id: a page's
+        person, who may withdraw it) and stable id ``uid``. Raises messages.Withdrawn (409) when
+        the sender withdrew it first, and redis errors. Nothing is claimed when keys are kept no
+        time (nothing can be withdrawn then). Not waited for by replicas (RIPPLE_REPLICA_ACKS):
+        the withdrawal is; a failover losing a claim lets a withdrawal in the ms before the copies."""
+        if self.idempotency_seconds <= 0:
+            return
+        _, keys_ = self._direct_keys(sender, idempotency_key, uid)
+        if self._claim(keys=keys_, args=[CLAIM_SECONDS]) == -3:
+            raise messages.Withdrawn()
+
+    def withdraw_direct(self, sender, idempotency_key, uid=None):
+        """Withdraw the direct message ``sender`` (name, session id) sent with
+        ``idempotency_key`` (str) whose outcome it does not know, as ``withdraw`` does a post:
+        None when nothing was stored, and nothing will be (its attempts are refused by
+        claim_direct, and by the sender's copy's publish); the sender's copy's json (str) when it
+        was stored. Raises messages.Invalid: 503 "withdraw_in_flight" while an attempt that
+        claimed the key is storing it (ask again shortly: it is then stored, or its claim has
+        lapsed after CLAIM_SECONDS), 409 "withdraw_unavailable" when keys are kept no time;
+        NotReplicated and redis errors as ``withdraw``."""
+        if self.idempotency_seconds <= 0:
+            raise messages.Invalid(messages.NO_WITHDRAWING, 409, "withdraw_unavailable")
+        k, keys_ = self._direct_keys(sender, idempotency_key, uid)
+        args = [self.idempotency_seconds]
+        if self.replica_acks:
+            (state, found), replicas = self.run_replicated(self._withdraw_direct, k.log, keys_, args)
+            if state == 0:
+                self.check_replicas(replicas)
+        else:
+            state, found = self._withdraw_direct(keys=keys_, args=args)
+        if state == 2:
+            raise messages.Invalid(messages.WITHDRAW_IN_FLIGHT, 503, "withdraw_in_flight")
+        return None if state == 0 else self._prior(k, found, 0, prefix="@")
 
     def _prior(self, k, answer, created, body=None, prefix=""):
         """The answer to a post: its json, or for a retry (the script answered the original's

@@ -331,10 +331,12 @@ def give_back_slow_wait():
 
 
 def keep_retry_after(response):
-    """Restore a slow-mode refusal's Retry-After: Flask-Limiter sets the header on every answer
-    of a limited route to its own window's reset (registered to run after it)."""
+    """Restore the Retry-After a view chose (``g.ripple_retry_after``, s) on its 429 (slow
+    mode) or 503 (a direct message's withdrawal while it is being stored): Flask-Limiter sets the
+    header on every answer of a limited route to its own window's reset (registered to run
+    after it)."""
     wait = g.pop("ripple_retry_after", None)
-    if wait is not None and response.status_code == 429:
+    if wait is not None and response.status_code in (429, 503):
         response.headers["Retry-After"] = str(wait)
     return response
 

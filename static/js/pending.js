@@ -14,12 +14,12 @@
 // behind another), and the composer's note says so, with "Put it back to edit" (it was often
 // pressed to correct a post); one tried already may still be stored, however late (a stalled
 // network holds an attempt and delivers it after the person chose not to send it), so it is
-// withdrawn instead (the form's data-withdraw: api.withdraw_post): "Not sending it —
-// checking…" until the server says nothing was stored, and nothing will be (gone, said in the
-// note as above), or that it had been (a sentence, and the message in the log). The withdrawal
-// waits and is retried like a post, and is kept with the tab's posts, so a reload or a dead network never turns it into a send. None is offered while
-// an attempt is in flight (retries.js showControls). A conversation's composer has no
-// withdrawal (direct messages: one log per device); there it is dropped. Its own message on
+// withdrawn instead (the room's data-withdraw-url, api.withdraw_post; a conversation's,
+// direct.withdraw_direct): "Not sending it — checking…" until the server says nothing was
+// stored, and nothing will be (gone, said in the note as above), or that it had been (a
+// sentence, and the message in the log). The withdrawal waits and is retried like a post, and
+// is kept with the tab's posts, so a reload or a dead network never turns it into a send. None
+// is offered while an attempt is in flight (retries.js showControls). Its own message on
 // the stream (matched by author, text and reply) shows it was stored: the entry gives way to the
 // message at once, and a last retry with its key confirms it quietly (200 and the original, or
 // 201 if the message seen was another one with the same words). The queue is kept in the tab
@@ -38,6 +38,7 @@ const STRINGS = {
   withdrawing: t('Not sending it — checking it was not sent…'),
   withdrawWaiting: t('Not sending it — will check again shortly that it was not sent.'),
   alreadySent: t('It had already been sent before you chose not to send it: it is in the room above, where you can delete it.'),
+  alreadySentDirect: t('It had already been sent before you chose not to send it: it is in the conversation above.'),
   dismiss: t('OK'),
   withdrawn: (text) => t('“{text}” was not sent.', { text }),
   failed: (status) => t('Sending failed ({status}).', { status: String(status) }),
@@ -66,9 +67,11 @@ export function PendingPosts(form, root, log, { submit, event, timeoutMs }) {
   list.setAttribute('aria-live', 'polite');
   log.querySelector('[data-messages]').after(list);
   const storageKey = `ripple-pending:${new URL(form.action, location.href).pathname}`;
-  // A room's posts are withdrawn (api.withdraw_post); a conversation's have no withdrawal yet.
-  const withdrawable = event === 'chat:message';
-  const retries = Retries(root, { timeoutMs, onChange: save });
+  // A room's posts are withdrawn at the room's data-withdraw-url (api.withdraw_post), a
+  // conversation's at its own (direct.withdraw_direct).
+  const conversation = form.closest('[data-conversation]');
+  const retries = Retries(root, { timeoutMs, onChange: save,
+                                  withdrawUrl: (conversation || root).dataset.withdrawUrl });
   const queue = retries.queue;  // {key, text, reply_to, echoed, tried, withdrawing, li, ...}
 
   function save() {
@@ -122,12 +125,12 @@ export function PendingPosts(form, root, log, { submit, event, timeoutMs }) {
   }
 
   function drop(entry) {
-    if (withdrawable && retries.mustWithdraw(entry)) {
+    if (retries.mustWithdraw(entry)) {
       withdraw(entry);
       return;
     }
     retries.drop(entry);  // never sent (or a conversation's: its message would come on the stream)
-    if (entry.tried) {  // a conversation's, tried: it may still arrive, so nothing is said
+    if (entry.tried) {  // tried, and no withdrawing here: it may still arrive, so nothing is said
       forget(entry);
       return;
     }
@@ -167,7 +170,7 @@ export function PendingPosts(form, root, log, { submit, event, timeoutMs }) {
           root.dispatchEvent(new CustomEvent(event, {
             detail: { message: body.message, live: false, answer: true, retried: true }, bubbles: true }));
         }
-        show(entry, 'refused', STRINGS.alreadySent);
+        show(entry, 'refused', conversation ? STRINGS.alreadySentDirect : STRINGS.alreadySent);
       } else show(entry, 'refused', body.error || STRINGS.failed(response.status));
       if (focused) entry.li.querySelector('[data-discard]').focus();
     };
@@ -218,7 +221,7 @@ export function PendingPosts(form, root, log, { submit, event, timeoutMs }) {
         // Tried before the reload (or kept by an older page, which did not say): it may be stored.
         const entry = entryOf({ key: post.key, text: post.text, reply_to: post.reply_to || '', tried: post.tried ?? true }, false);
         if (post.withdrawing) {  // still not to be sent: withdrawn, or (no way to) forgotten
-          if (!withdrawable || !retries.canWithdraw()) { entry.li.remove(); continue; }
+          if (!retries.canWithdraw()) { entry.li.remove(); continue; }
           withdraw(entry);
         }
         retries.add(entry, null);

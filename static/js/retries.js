@@ -122,11 +122,13 @@ export function showControls(line, state, withdrawing = false) {
 
 /**
  * root: the room's element (chat:state, chat:signed-out; chat:check goes out on it);
- * timeoutMs: how long an attempt waits for its answer; onChange(): the queue changed.
+ * timeoutMs: how long an attempt waits for its answer; onChange(): the queue changed;
+ * withdrawUrl: where its entries are withdrawn (the room's data-withdraw-url by default, a
+ * conversation's for its direct messages; none: the server keeps no idempotency keys).
  * An entry: { send(signal) -> Promise<{response, body}> (throws: no answer), show(state)
  * ('queued' | 'sending' | 'waiting'), sent(result), refused(result) }.
  */
-export function Retries(root, { timeoutMs, onChange = () => {} }) {
+export function Retries(root, { timeoutMs, onChange = () => {}, withdrawUrl = root.dataset.withdrawUrl }) {
   const queue = [];
   let running = false;
   let failures = 0;   // failed attempts in a row: the automatic retries back off
@@ -290,21 +292,19 @@ export function Retries(root, { timeoutMs, onChange = () => {} }) {
     retry() { failures = 0; flush(); },
     back,
     /** Tell whether "Don't send" / "Don't save" must withdraw ``entry`` (it was tried, so it may
-     * have been done) rather than forget it, and whether the page can (its room's
-     * data-withdraw-url: none when the server keeps no idempotency keys). */
-    mustWithdraw: (entry) => queue.includes(entry) && !!entry.tried && !!entry.key && !!root.dataset.withdrawUrl,
+     * have been done) rather than forget it, and whether the page can (withdrawUrl). */
+    mustWithdraw: (entry) => queue.includes(entry) && !!entry.tried && !!entry.key && !!withdrawUrl,
     /** Tell whether the page can withdraw at all. */
-    canWithdraw: () => !!root.dataset.withdrawUrl,
+    canWithdraw: () => !!withdrawUrl,
     /**
      * From now on the attempts of ``entry`` (one that may have been done: its sender chose "Don't
-     * send" or "Don't save" after trying it) withdraw it by its key (the room's
-     * data-withdraw-url), waiting and retried as it was; {sent(result), refused(result)}: 200
+     * send" or "Don't save" after trying it) withdraw it by its key (at withdrawUrl),
+     * waiting and retried as it was; {sent(result), refused(result)}: 200
      * nothing was done, and never will be; a refusal (409 "already_sent": it was done first).
      * Kept so by onChange (a reload): such an entry is never sent as itself again.
      */
     withdraw(entry, { sent, refused }) {
-      const url = root.dataset.withdrawUrl;
-      const send = (signal) => withdrawal(url, root.dataset.sessionUrl, entry.key, signal);
+      const send = (signal) => withdrawal(withdrawUrl, root.dataset.sessionUrl, entry.key, signal);
       Object.assign(entry, { withdrawing: true, sent, refused, send });
       entry.show(queue[0] === entry ? 'sending' : 'queued');
       if (queue.includes(entry)) {
