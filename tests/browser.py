@@ -38,11 +38,23 @@ ONLINE = "[data-online] li"
 XSS = ["<img src=x onerror=alert(1)>", "<script>alert(1)</script>"]
 
 
+class LiveBrowser:
+    """The test process's Chromium as a Playwright Browser, launched again when it died: each
+    attribute is the live one's (ChromiumProcess.get). The hung-test watchdog (tests/conftest.py)
+    ends Chromium; a file's later tests held the dead Browser and all failed after one hang."""
+
+    def __init__(self, process):
+        self._process = process
+
+    def __getattr__(self, name):
+        return getattr(self._process.get(), name)
+
+
 @pytest.fixture(scope="module")
 def browser(chromium_process):
-    """The test process's Chromium (tests/conftest.py); what this file's tests left open of it
-    closes with the file, as when each file launched a browser of its own."""
-    browser = chromium_process.get()
+    """The test process's Chromium (tests/conftest.py; LiveBrowser); what this file's tests left
+    open of it closes with the file, as when each file launched a browser of its own."""
+    browser = LiveBrowser(chromium_process)
     yield browser
     if browser.is_connected():
         for context in browser.contexts:
@@ -93,14 +105,12 @@ def answer_dialog(dialogs, dialog):
 
 
 @pytest.fixture
-def open_room(browser, chromium_process, server, room, dialogs):
+def open_room(browser, server, room, dialogs):
     """Open the test's room in a new browser context; JS errors on any page fail the test."""
     contexts, errors = [], []
-    # The file's Chromium, or a new one if it died (the hung-test watchdog ends it: tests/conftest.py).
-    live = browser if browser.is_connected() else chromium_process.get()
 
     def open_room(name=None, base_url=server.url, before_load=None, **context_options):
-        context = live.new_context(base_url=base_url, **context_options)
+        context = browser.new_context(base_url=base_url, **context_options)  # a live one: LiveBrowser
         context.set_default_timeout(10_000)
         # Every page of the context, its other tabs too: one of them left unanswered dismissed a
         # "Leave site?" and stayed half closed (a context that may then not close).
