@@ -99,3 +99,33 @@ def test_a_tokens_direct_message_cannot_be_withdrawn(server, bob):
         headers={"Authorization": "Bearer " + TOKEN})
     assert (status, json.loads(body)["code"]) == (409, "withdraw_unavailable")
     assert token_direct(server, bob.name, "still sent", "ci-1") == 201
+
+
+def _session_tag(redis_client, name):
+    """The Redis hash tag of the session whose person is ``name`` (keys.PersonKeys.tag)."""
+    for key in redis_client.scan_iter("ripple:{u:*}:session", count=1000):
+        value = redis_client.get(key)
+        if value and json.loads(value).get("name") == name:
+            return key[:-len(":session")]
+    raise AssertionError("no session of %s" % name)
+
+
+def test_an_attempt_that_failed_after_the_recipient_stored_it_is_never_withdrawn(ann, bob, room,
+                                                                                redis_client):
+    # No worker dies: an attempt stores the recipient's copy, and then the sender's copy fails
+    # (a Redis error in the sender's slot; with RIPPLE_REPLICA_ACKS, NotReplicated on the
+    # recipient's log does the same). The page is answered 5xx, the person presses "Don't send",
+    # and the withdrawal is asked again (503 withdraw_in_flight) until the claim lapses.
+    tag = _session_tag(redis_client, ann.name)
+    redis_client.set(tag + ":dm", "not a stream")  # the sender's own copy fails (WRONGTYPE)
+    status, _ = ann.direct(bob.name, "delivered, then failed", key="dm-6")
+    assert status >= 500
+    redis_client.delete(tag + ":dm")
+    assert _replayed(bob, room) == ["delivered, then failed"]  # bob has it
+    status, headers, body = withdraw(ann, bob.name, "dm-6")
+    assert (status, body["code"]) == (503, "withdraw_in_flight")
+    for claim in redis_client.scan_iter(tag + ":idem:*:claimed", count=1000):
+        redis_client.delete(claim)  # its claim lapsed: CLAIM_SECONDS (60 s) later, as the page keeps asking
+    status, _, body = withdraw(ann, bob.name, "dm-6")
+    # "withdrawn: true" would tell ann that nothing reached anyone: bob has it.
+    assert status != 200, body
