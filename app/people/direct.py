@@ -109,7 +109,8 @@ def withdraw_direct(name):
     {"withdrawn": true} when nothing was stored, and nothing will be (a later attempt with
     that key gets 409 "withdrawn", for RIPPLE_IDEMPOTENCY_SECONDS); 409 "already_sent" with
     the sender's copy as "message" when it was stored first; 503 "withdraw_in_flight" while an
-    attempt is storing it (ask again: Retry-After); 400 without a key; 409
+    attempt is storing it (ask again: Retry-After), 409 "withdraw_unknown" once one failed on
+    its way (a recipient may have it: Store.withdraw_direct); 400 without a key; 409
     "withdraw_unavailable" for a token's (it has no log of its own to decide in: Store.
     claim_direct) or when keys are kept no time; 401 signed out, 404 for a name no one could
     hold. The recipient need not be here: the withdrawal is kept in the sender's log's slot."""

@@ -165,6 +165,8 @@ NO_WITHDRAWING = N_("This server keeps no idempotency keys (RIPPLE_IDEMPOTENCY_S
 
 
 WITHDRAW_IN_FLIGHT = N_("This message is being sent at this moment; ask again shortly whether it was.")
+WITHDRAW_UNKNOWN = N_("An attempt to send this message failed on its way: it may have reached them, so it "
+                      "cannot be withdrawn.")
 
 
 class Withdrawn(Invalid):

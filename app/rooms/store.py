@@ -132,29 +132,38 @@ return false
 # in different slots: no one script can check a withdrawal atomically with all of them. So an
 # attempt first claims its key in the sender's slot (_CLAIM_LUA), and a withdrawal decides in
 # that slot too (_WITHDRAW_DIRECT_LUA): whichever comes first wins. KEYS: the key, its legacy
-# form, its withdrawal, its claim (claim_key).  ARGV: the claim's ttl (s).  Withdrawn: -3;
-# else the claim is set (again): 1.
+# form, its withdrawal, its claim (claim_key).  ARGV: the claim's ttl (s): the idempotency
+# ttl, as a withdrawal's.  Withdrawn: -3; else the claim is set (again) to its time (s): 1.
 _CLAIM_LUA = """
 if redis.call('EXISTS', KEYS[3]) == 1 then return -3 end
-redis.call('SET', KEYS[4], '1', 'EX', ARGV[1])
+redis.call('SET', KEYS[4], redis.call('TIME')[1], 'EX', ARGV[1])
 return 1
 """
 
-# KEYS as _CLAIM_LUA's.  ARGV: the idempotency ttl (s).  {1, what the key stored} when the
-# sender's copy is stored; {2, ''} when an attempt has claimed the key and its copy is not stored
-# yet (it is on its way through the recipients' logs); else {0, ''}, the withdrawal written.
+# KEYS as _CLAIM_LUA's.  ARGV: the idempotency ttl (s), how long a claim is in flight (s).
+# {1, what the key stored} when the sender's copy is stored; {2, ''} when an attempt claimed
+# the key lately and its copy is not stored yet (it is on its way through the recipients'
+# logs); {3, ''} when one claimed it longer ago and never stored the sender's copy (it failed,
+# or its worker died, on the way: a recipient's log may hold it, so it is never withdrawn);
+# else {0, ''}, the withdrawal written.
 _WITHDRAW_DIRECT_LUA = """
 local prior = redis.call('GET', KEYS[1])
 if not prior and KEYS[2] ~= KEYS[1] then prior = redis.call('GET', KEYS[2]) end
 if prior then return {1, prior} end
-if redis.call('EXISTS', KEYS[4]) == 1 then return {2, ''} end
+local claimed = redis.call('GET', KEYS[4])
+if claimed then
+  if tonumber(redis.call('TIME')[1]) - (tonumber(claimed) or 0) < tonumber(ARGV[2]) then return {2, ''} end
+  return {3, ''}
+end
 redis.call('SET', KEYS[3], '1', 'EX', ARGV[1])
 return {0, ''}
 """
 
-# How long a direct message's claim (_CLAIM_LUA) stands (s): an attempt that claimed it stores
-# its copies within a post's timeout (RIPPLE_POST_TIMEOUT_SECONDS, 12 s by default) unless its
-# worker died meanwhile; a withdrawal waits that long at most for the outcome.
+# How long a direct message's claim (_CLAIM_LUA) is taken to be on its way (s): an attempt that
+# claimed it stores its copies within a post's timeout (RIPPLE_POST_TIMEOUT_SECONDS, 12 s by
+# default); a withdrawal waits that long at most for the outcome. The claim itself stands as
+# long as the key: an attempt that failed after a recipient's log stored it (a Redis error,
+# NotReplicated) must not let a later withdrawal say nothing was sent.
 CLAIM_SECONDS = 60
 
 
@@ -674,7 +683,7 @@ class Store:
         if self.idempotency_seconds <= 0:
             return
         _, keys_ = self._direct_keys(sender, idempotency_key, uid)
-        if self._claim(keys=keys_, args=[CLAIM_SECONDS]) == -3:
+        if self._claim(keys=keys_, args=[self.idempotency_seconds]) == -3:
             raise messages.Withdrawn()
 
     def withdraw_direct(self, sender, idempotency_key, uid=None):
@@ -683,13 +692,15 @@ class Store:
         None when nothing was stored, and nothing will be (its attempts are refused by
         claim_direct, and by the sender's copy's publish); the sender's copy's json (str) when it
         was stored. Raises messages.Invalid: 503 "withdraw_in_flight" while an attempt that
-        claimed the key is storing it (ask again shortly: it is then stored, or its claim has
-        lapsed after CLAIM_SECONDS), 409 "withdraw_unavailable" when keys are kept no time;
+        claimed the key is storing it (ask again shortly: it is then stored), 409
+        "withdraw_unknown" when one claimed it over CLAIM_SECONDS ago and did not store the
+        sender's copy (a recipient's log may hold it: sending it again with the key tells), 409
+        "withdraw_unavailable" when keys are kept no time;
         NotReplicated and redis errors as ``withdraw``."""
         if self.idempotency_seconds <= 0:
             raise messages.Invalid(messages.NO_WITHDRAWING, 409, "withdraw_unavailable")
         k, keys_ = self._direct_keys(sender, idempotency_key, uid)
-        args = [self.idempotency_seconds]
+        args = [self.idempotency_seconds, CLAIM_SECONDS]
         if self.replica_acks:
             (state, found), replicas = self.run_replicated(self._withdraw_direct, k.log, keys_, args)
             if state == 0:
@@ -698,6 +709,8 @@ class Store:
             state, found = self._withdraw_direct(keys=keys_, args=args)
         if state == 2:
             raise messages.Invalid(messages.WITHDRAW_IN_FLIGHT, 503, "withdraw_in_flight")
+        if state == 3:
+            raise messages.Invalid(messages.WITHDRAW_UNKNOWN, 409, "withdraw_unknown")
         return None if state == 0 else self._prior(k, found, 0, prefix="@")
 
     def _prior(self, k, answer, created, body=None, prefix=""):
