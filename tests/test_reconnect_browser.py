@@ -448,6 +448,8 @@ def test_a_reaction_taken_back_while_cut_off_says_so_not_that_it_is_saved(open_r
     li.locator("[data-reactions] .chip.mine").click()  # taken back: the line names it so
     expect(li.locator(UNSAVED).locator("[data-pending-status]")).to_have_text(
         "Your reaction 👍 is not taken back yet — will retry.")
+    # Calling it off keeps the reaction: said so, not "Don't save".
+    expect(li.locator(UNSAVED).get_by_role("button", name="Keep it")).to_be_visible()
     page.unroute("**/messages/**")
     li.locator(UNSAVED).get_by_role("button", name="Retry now").click()
     expect(li.locator(UNSAVED)).to_have_count(0)

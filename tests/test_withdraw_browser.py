@@ -118,6 +118,54 @@ def test_a_post_never_tried_goes_at_once_and_can_be_put_back_after_what_was_type
     expect(page.locator("#text")).to_have_value("typed since\nthe second")
 
 
+def test_two_posts_not_sent_can_each_be_put_back(open_room, room):
+    # The second "was not sent" replaced the first, whose text could then not be put back (helper-83).
+    page = open_room(unique("ann"))
+    an_attempt_held_by_the_network(page, "the first")
+    page.fill("#text", "the second")
+    page.locator(SEND).click()
+    page.locator(PENDING).filter(has_text="the second").get_by_role("button", name="Don't send").click()
+    page.locator(PENDING).filter(has_text="the first").get_by_role("button", name="Don't send").click()
+    note = page.locator(NOTE)
+    expect(note.locator("[data-withdrawn]")).to_have_text([
+        "“the second” was not sent. Put it back to edit", "“the first” was not sent. Put it back to edit"])
+    note.locator("[data-withdrawn]", has_text="the first").get_by_role("button").click()
+    expect(page.locator("#text")).to_have_value("the first")
+    expect(note.locator("[data-withdrawn]")).to_have_count(1)
+    note.get_by_role("button", name="Put it back to edit").click()
+    expect(page.locator("#text")).to_have_value("the first\nthe second")
+    expect(note).to_be_hidden()
+
+
+def test_a_post_put_back_keeps_the_reply_being_written(open_room, server, room):
+    publish(server, room, "target one")
+    publish(server, room, "target two")
+    page = open_room(unique("ann"))
+    menu(page, "target one").get_by_role("link", name="Reply").click()
+    an_attempt_held_by_the_network(page, "my answer to one")
+    page.locator(PENDING).get_by_role("button", name="Don't send").click()
+    menu(page, "target two").get_by_role("link", name="Reply").click()
+    page.fill("#text", "half typed")
+    page.locator(NOTE).get_by_role("button", name="Put it back to edit").click()
+    expect(page.locator("#text")).to_have_value("half typed\nmy answer to one")
+    expect(page.locator("[data-replying]")).to_contain_text("target two")  # not moved to one unsaid
+
+
+def test_a_post_put_back_answers_a_message_no_longer_on_the_page(open_room, server, room):
+    question = publish(server, room, "the question")
+    page = open_room(unique("ann"))
+    menu(page, "the question").get_by_role("link", name="Reply").click()
+    an_attempt_held_by_the_network(page, "the answer")
+    for n in range(55):  # more than a room page shows (RIPPLE_ROOM_PAGE_MESSAGES, 50)
+        publish(server, room, "filler %d" % n)
+    page.reload()  # the question is no longer on the page; the post still waits
+    expect(page.locator("main.room li.msg", has_text="the question")).to_have_count(0)
+    page.locator(PENDING).get_by_role("button", name="Don't send").click()
+    page.locator(NOTE).get_by_role("button", name="Put it back to edit").click()
+    expect(page.locator("[data-replying]")).to_contain_text("Replying to bob")
+    expect(page.locator("[data-replying-id]")).to_have_value(question["id"])
+
+
 def test_a_post_that_got_through_before_its_withdrawal_shows_once_and_says_so(open_room, server, room):
     page = open_room(unique("ann"))
     held, pending = withdrawn_while_the_network_is_down(page, "too late to stop")

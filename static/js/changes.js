@@ -411,10 +411,13 @@ export function Changes(root) {
     if (li) composer.querySelector('textarea[name=text]').focus();
   }
   replying?.querySelector('[data-replying-cancel]').addEventListener('click', (e) => { e.preventDefault(); replyTo(null); });
-  // A post not sent, put back in the composer (pending.js): it answers what it answered, if shown.
-  root.addEventListener('chat:reply-to', (e) => {
-    const li = find(e.detail.id);
-    if (li) replyTo(li);
+  // A post not sent, put back in the composer (pending.js): it answers what it answered (older
+  // history loaded up to it if need be), unless the composer is replying to something else now
+  // (that is kept) or the message was deleted since (a reply to it would be refused).
+  root.addEventListener('chat:reply-to', async (e) => {
+    if (!replying || !replying.hidden) return;
+    const li = find(e.detail.id) || await reveal(e.detail.id);
+    if (li && !li.classList.contains('deleted') && replying.hidden) replyTo(li);
   });
   root.addEventListener('chat:message', (e) => {  // one's own reply was stored: the composer is free again
     if (!e.detail.live && !e.detail.retried && e.detail.message.reply_to) replyTo(null);  // not a pending one's

@@ -47,11 +47,19 @@ const STRINGS = {
 // What the server stores (app/rooms/messages.py check_text): blank lines around the text dropped.
 export const stored = (value) => value.replace(/^(?:[^\S\n]*\n)+/, '').trimEnd();
 
-// A post named in a sentence: its first line, cut to EXCERPT characters.
+// A post named in a sentence: its first line, cut to EXCERPT columns (a wide character, as
+// Chinese ones are, takes two: 40 of them wrapped to three lines on a phone), with "…" when
+// something follows.
 const EXCERPT = 40;
+const WIDE = /[\u1100-\u115f\u2e80-\ua4cf\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6]|[\u{20000}-\u{3fffd}]/u;
 function excerpt(text) {
-  const line = [...stored(text).split('\n')[0]];
-  return line.length > EXCERPT ? line.slice(0, EXCERPT - 1).join('') + '…' : line.join('');
+  const lines = stored(text).split('\n');
+  const chars = [...lines[0]];
+  const width = (char) => (WIDE.test(char) ? 2 : 1);
+  let columns = chars.reduce((sum, char) => sum + width(char), 0);
+  if (columns <= EXCERPT) return lines[0] + (lines.length > 1 ? '…' : '');
+  while (columns > EXCERPT - 1) columns -= width(chars.pop());
+  return chars.join('') + '…';
 }
 
 /**

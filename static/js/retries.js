@@ -45,12 +45,18 @@ async function withdrawal(url, sessionUrl, key, signal) {
  * ``form`` says such things (its role=status note), and move the keyboard's focus there when
  * ``focused`` (it was on the line that went): not into the text box, which would open a phone's
  * keyboard unasked. ``restore``, if given, is offered as a button after the sentence ("Put it
- * back to edit"): "Don't send" is often pressed to correct a post, and its text was gone.
+ * back to edit"): "Don't send" is often pressed to correct a post, and its text was gone. Each
+ * such sentence is a line of its own, under those still showing: a second one replaced the
+ * first, and the first post's text could no longer be put back.
  */
 export function sayWithdrawn(form, sentence, focused, restore = null) {
   const note = form?.querySelector('[data-note]');
   if (!note) return;
-  note.replaceChildren(sentence);
+  const others = note.querySelectorAll(':scope > [data-withdrawn]');
+  if (note.hidden || others.length !== note.children.length || !others.length) note.replaceChildren();
+  const item = document.createElement('span');
+  item.dataset.withdrawn = '';
+  item.append(sentence);
   if (restore) {
     const button = document.createElement('button');
     button.type = 'button';
@@ -58,12 +64,13 @@ export function sayWithdrawn(form, sentence, focused, restore = null) {
     button.dataset.restore = '';
     button.textContent = t('Put it back to edit');
     button.addEventListener('click', () => {
-      note.hidden = true;
-      note.replaceChildren();
+      item.remove();
+      if (!note.children.length) note.hidden = true;
       restore();
     });
-    note.append(' ', button);
+    item.append(' ', button);
   }
+  note.append(item);
   note.hidden = false;
   if (focused) {
     note.tabIndex = -1;

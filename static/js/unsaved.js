@@ -47,11 +47,21 @@ const STRINGS = {
     unreact: (emoji) => t('Your reaction {emoji} is not taken back yet — will retry.', { emoji }),
   },
   retry: t('Retry now'),
-  discard: t("Don't save"),
+  // Calling off a reaction taken back keeps the reaction: said so, not "don't save".
+  discard: { other: t("Don't save"), unreact: t('Keep it') },
   dismiss: t('Dismiss'),
-  withdrawing: t('Not saving it — checking it was not saved…'),
-  withdrawWaiting: t('Not saving it — will check again shortly that it was not saved.'),
-  alreadySaved: t('It had already been saved before you chose not to save it.'),
+  withdrawing: {
+    other: t('Not saving it — checking it was not saved…'),
+    unreact: t('Keeping it — checking it was not taken back…'),
+  },
+  withdrawWaiting: {
+    other: t('Not saving it — will check again shortly that it was not saved.'),
+    unreact: t('Keeping it — will check again shortly that it was not taken back.'),
+  },
+  alreadySaved: {
+    other: t('It had already been saved before you chose not to save it.'),
+    unreact: t('It had already been taken back before you chose to keep it.'),
+  },
   withdrawn: {
     edit: t('Your edit was not saved.'),
     delete: t('The message was not deleted.'),
@@ -62,9 +72,9 @@ const STRINGS = {
   away: t('Your change to a message further back, not shown on this page:'),
 };
 
-// The sentence of ``strings`` (one of STRINGS' groups) for a change.
+// The sentence of ``strings`` (one of STRINGS' groups: by kind, else ``other``) for a change.
 function said(strings, { kind, method, emoji }) {
-  const words = strings[kind === 'reaction' && method === 'DELETE' ? 'unreact' : kind];
+  const words = strings[kind === 'reaction' && method === 'DELETE' ? 'unreact' : kind] ?? strings.other;
   return typeof words === 'function' ? words(emoji) : words;
 }
 
@@ -146,7 +156,7 @@ export function UnsavedChanges(root, { timeoutMs, send, done, kept = () => {} })
       line.append(text, ' ');
     }
     appendControls(line, { retryLabel: STRINGS.retry, retry: () => retries.retry(),
-                           discardLabel: STRINGS.discard, discard: () => discard(entry) });
+                           discardLabel: said(STRINGS.discard, entry), discard: () => discard(entry) });
     entry.line = line;
     const menu = entry.li.querySelector('[data-actions]');
     if (menu) menu.before(line);
@@ -155,11 +165,11 @@ export function UnsavedChanges(root, { timeoutMs, send, done, kept = () => {} })
 
   function show(entry, what, sentence = '') {
     let words = what === 'refused' ? sentence : said(STRINGS[what], entry);
-    if (entry.withdrawing && what !== 'refused') words = what === 'waiting' ? STRINGS.withdrawWaiting : STRINGS.withdrawing;
+    if (entry.withdrawing && what !== 'refused') words = said(what === 'waiting' ? STRINGS.withdrawWaiting : STRINGS.withdrawing, entry);
     entry.line.querySelector('[data-pending-status]').textContent = words;
     entry.line.dataset.state = what;
     // Refused, nothing is left to save: the line (and the text typed, to copy) goes when dismissed.
-    entry.line.querySelector('[data-discard]').textContent = what === 'refused' ? STRINGS.dismiss : STRINGS.discard;
+    entry.line.querySelector('[data-discard]').textContent = what === 'refused' ? STRINGS.dismiss : said(STRINGS.discard, entry);
     showControls(entry.line, what, entry.withdrawing);  // being withdrawn: asked already
   }
 
@@ -190,7 +200,7 @@ export function UnsavedChanges(root, { timeoutMs, send, done, kept = () => {} })
         entry.line.hidden = false;
         if (body.code === 'already_sent') {
           if (body.message) done(entry, body.message);  // the message as it is now
-          show(entry, 'refused', STRINGS.alreadySaved);
+          show(entry, 'refused', said(STRINGS.alreadySaved, entry));
         } else show(entry, 'refused', body.error || STRINGS.failed(response.status));
         if (focused) entry.line.querySelector('[data-discard]').focus();
       },
