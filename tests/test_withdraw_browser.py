@@ -90,6 +90,8 @@ def test_a_withdrawn_post_can_be_put_back_in_the_composer_with_what_it_answered(
     page = open_room(unique("ann"))
     menu(page, "Where do we meet?").get_by_role("link", name="Reply").click()
     held = an_attempt_held_by_the_network(page, "At the statoin")
+    # The waiting post shows what it answers, as a sent reply does (on a wide screen).
+    expect(page.locator(PENDING).locator(".quote")).to_have_text("bob Where do we meet?")
     page.locator(PENDING).get_by_role("button", name="Don't send").click()
     page.locator(NOTE).get_by_role("button", name="Put it back to edit").click()
     expect(page.locator(NOTE)).to_be_hidden()

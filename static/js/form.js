@@ -97,6 +97,11 @@ export function ChatForm(form, root) {
   const log = (form.closest('[data-conversation]') || root).querySelector('[data-log]');
   const pending = PendingPosts(form, root, log, { submit, event, timeoutMs });
   const replyId = () => form.querySelector('[data-replying-id]')?.value || '';
+  // What it answers, as the composer shows it: the waiting post shows it too (pending.js).
+  const replyQuote = () => (replyId() ? {
+    user: form.querySelector('[data-replying-user]')?.textContent || '',
+    text: form.querySelector('[data-replying-text]')?.textContent || '',
+  } : null);
 
   // The text left the composer (stored, or waiting in the log): clear it, but keep anything typed
   // while it was on its way; the next message takes a new key. The draft (session.js) follows.
@@ -110,7 +115,7 @@ export function ChatForm(form, root) {
   // Outcome unknown: the post waits in the log and is sent again with its key (pending.js); the
   // composer is free. A reply's quote goes with it.
   function park(value, outcome) {
-    pending.add({ key: key.value, text: value, reply_to: replyId() },
+    pending.add({ key: key.value, text: value, reply_to: replyId(), quote: replyQuote() },
       { ...outcome, echoed: echoed.includes(stored(value)) });  // it came back while we waited
     sent(value);
     if (replyId()) form.querySelector('[data-replying-cancel]')?.click();
@@ -125,7 +130,7 @@ export function ChatForm(form, root) {
     showNote('');
     const value = text.value;
     if (pending.busy()) {  // posts still waiting go first: this one waits behind them, in order
-      pending.add({ key: key.value, text: value, reply_to: replyId() }, null);
+      pending.add({ key: key.value, text: value, reply_to: replyId(), quote: replyQuote() }, null);
       sent(value);
       if (replyId()) form.querySelector('[data-replying-cancel]')?.click();
       showError('');
@@ -142,7 +147,7 @@ export function ChatForm(form, root) {
     let carried = false;
     const carry = setTimeout(() => {
       carried = true;
-      pending.carry({ key: key.value, text: value, reply_to: replyId() }, { promise: attempt, abort },
+      pending.carry({ key: key.value, text: value, reply_to: replyId(), quote: replyQuote() }, { promise: attempt, abort },
         echoed.includes(stored(value)));
       sent(value);
       if (replyId()) form.querySelector('[data-replying-cancel]')?.click();

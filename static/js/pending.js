@@ -66,7 +66,8 @@ function excerpt(text) {
  * form: the composer; log: its [data-log]; submit(data, signal): post a FormData, resolve to
  * {response, body} or throw (network failure, timeout); event: 'chat:message' or 'chat:direct'.
  * Returns { add(fields, outcome), carry(fields, inflight, echoed), busy(), echo(message) }:
- * fields {key, text, reply_to}; outcome {response?, echoed?} of the attempt that failed.
+ * fields {key, text, reply_to, quote: {user, text} of what it answers, or null}; outcome
+ * {response?, echoed?} of the attempt that failed.
  */
 export function PendingPosts(form, root, log, { submit, event, timeoutMs }) {
   const list = document.createElement('ol');
@@ -84,7 +85,7 @@ export function PendingPosts(form, root, log, { submit, event, timeoutMs }) {
 
   function save() {
     try {
-      const posts = queue.map(({ key, text, reply_to, tried, withdrawing }) => ({ key, text, reply_to, tried, withdrawing }));
+      const posts = queue.map(({ key, text, reply_to, quote, tried, withdrawing }) => ({ key, text, reply_to, quote, tried, withdrawing }));
       if (posts.length) sessionStorage.setItem(storageKey, JSON.stringify({ writer: root.dataset.me, posts }));
       else sessionStorage.removeItem(storageKey);
     } catch (err) { /* storage off: kept on this page only */ }
@@ -108,6 +109,20 @@ export function PendingPosts(form, root, log, { submit, event, timeoutMs }) {
     appendControls(line, { retryLabel: STRINGS.retry, retry: () => retries.retry(),
                            discardLabel: STRINGS.discard, discard: () => drop(entry) });
     li.append(who, text, line);
+    if (entry.reply_to && entry.quote) {  // what it answers, as a sent reply shows it
+      const quote = document.createElement('span');
+      quote.className = 'quote pending-quote';
+      const user = document.createElement('span');
+      user.className = 'quote-user';
+      user.dir = 'auto';
+      user.textContent = entry.quote.user;
+      const said = document.createElement('span');
+      said.className = 'quote-text';
+      said.dir = 'auto';
+      said.textContent = entry.quote.text;
+      quote.append(user, ' ', said);
+      text.before(quote);
+    }
     li.hidden = !!entry.echoed;
     entry.li = li;
     list.append(li);
@@ -227,7 +242,8 @@ export function PendingPosts(form, root, log, { submit, event, timeoutMs }) {
     if (kept && kept.writer && kept.writer === root.dataset.me) {
       for (const post of kept.posts || []) {
         // Tried before the reload (or kept by an older page, which did not say): it may be stored.
-        const entry = entryOf({ key: post.key, text: post.text, reply_to: post.reply_to || '', tried: post.tried ?? true }, false);
+        const entry = entryOf({ key: post.key, text: post.text, reply_to: post.reply_to || '', quote: post.quote || null,
+                               tried: post.tried ?? true }, false);
         if (post.withdrawing) {  // still not to be sent: withdrawn, or (no way to) forgotten
           if (!retries.canWithdraw()) { entry.li.remove(); continue; }
           withdraw(entry);
