@@ -289,3 +289,18 @@ def test_a_direct_message_withdrawn_by_dont_send_reaches_no_one_when_its_attempt
     expect(ann.locator(DIRECT + " .text")).to_have_text(["for bob, corrected"])
     open_conversation(bob, ann_name)
     expect(bob.locator(DIRECT + " .text")).to_have_text(["for bob, corrected"])
+
+
+def test_a_copy_of_the_tab_says_a_post_withdrawn_in_the_other_was_not_sent_and_can_put_it_back(open_room, room):
+    first = open_room(unique("ann"))
+    an_attempt_held_by_the_network(first, "sent from two copies")
+    kept = first.evaluate("JSON.stringify(Object.entries(sessionStorage))")  # as "Duplicate tab" copies it
+    first.locator(PENDING).get_by_role("button", name="Don't send").click()
+    expect(first.locator(NOTE)).to_contain_text("“sent from two copies” was not sent.")
+    copy = first.context.new_page()
+    copy.goto("/rooms/%s-b" % room)
+    copy.evaluate("kept => { for (const [k, v] of JSON.parse(kept)) sessionStorage.setItem(k, v); }", kept)
+    copy.goto("/rooms/%s" % room)  # sends what waited: refused, withdrawn in the first copy
+    expect(copy.locator(PENDING)).to_have_count(0)
+    copy.locator(NOTE).get_by_role("button", name="Put it back to edit").click()
+    expect(copy.locator("#text")).to_have_value("sent from two copies")

@@ -224,6 +224,12 @@ export function PendingPosts(form, root, log, { submit, event, timeoutMs }) {
       // dismissed (one whose message already showed gives way to it).
       refused({ response, body }) {
         if (entry.echoed) { entry.li.remove(); return; }
+        if (body.code === 'withdrawn') {  // "Don't send" in another copy of this tab: said as here
+          const focused = entry.li.contains(document.activeElement);
+          entry.li.remove();
+          sayWithdrawn(form, STRINGS.withdrawn(excerpt(entry.text)), focused, () => restore(entry));
+          return;
+        }
         entry.li.hidden = false;
         show(entry, 'refused', body.error || STRINGS.failed(response.status));
       },
