@@ -157,6 +157,12 @@ export function PendingPosts(form, root, log, { submit, event, timeoutMs }) {
       forget(entry);
       return;
     }
+    notSent(entry);
+  }
+
+  // Its line goes, and the composer's note says it was not sent, with "Put it back to edit"
+  // (the keyboard's focus on the note if it was on the line).
+  function notSent(entry) {
     const focused = entry.li.contains(document.activeElement);
     entry.li.remove();
     sayWithdrawn(form, STRINGS.withdrawn(excerpt(entry.text)), focused, () => restore(entry));
@@ -178,11 +184,7 @@ export function PendingPosts(form, root, log, { submit, event, timeoutMs }) {
   // From now on the entry's attempts withdraw it (retries.withdraw): 200 nothing was stored,
   // and never will be; 409 "already_sent" with the message, which goes in the log.
   function withdraw(entry) {
-    const sent = () => {
-      const focused = entry.li.contains(document.activeElement);
-      entry.li.remove();
-      sayWithdrawn(form, STRINGS.withdrawn(excerpt(entry.text)), focused, () => restore(entry));
-    };
+    const sent = () => notSent(entry);
     const refused = ({ response, body }) => {
       const focused = entry.li.contains(document.activeElement);
       entry.li.hidden = false;
@@ -224,12 +226,7 @@ export function PendingPosts(form, root, log, { submit, event, timeoutMs }) {
       // dismissed (one whose message already showed gives way to it).
       refused({ response, body }) {
         if (entry.echoed) { entry.li.remove(); return; }
-        if (body.code === 'withdrawn') {  // "Don't send" in another copy of this tab: said as here
-          const focused = entry.li.contains(document.activeElement);
-          entry.li.remove();
-          sayWithdrawn(form, STRINGS.withdrawn(excerpt(entry.text)), focused, () => restore(entry));
-          return;
-        }
+        if (body.code === 'withdrawn') { notSent(entry); return; }  // "Don't send" in another copy of this tab
         entry.li.hidden = false;
         show(entry, 'refused', body.error || STRINGS.failed(response.status));
       },
