@@ -74,6 +74,7 @@ def test_a_post_withdrawn_by_dont_send_is_not_stored_when_its_attempt_arrives_la
     page.locator(PENDING).get_by_role("button", name="Don't send").click()
     expect(page.locator(PENDING)).to_have_count(0)  # withdrawn: the server will store none of it
     expect(page.locator(NOTE)).to_have_text("“meant for another room” was not sent. Put it back to edit")
+    expect(page.locator(NOTE).locator("bdi")).to_have_text("meant for another room")  # isolated: RTL words too
     expect(page.locator(NOTE)).to_be_focused()  # from the line that went: not the text box (a phone's keyboard)
     for attempt in held:
         status, answer = arrives(page, attempt)
@@ -304,3 +305,11 @@ def test_a_copy_of_the_tab_says_a_post_withdrawn_in_the_other_was_not_sent_and_c
     expect(copy.locator(PENDING)).to_have_count(0)
     copy.locator(NOTE).get_by_role("button", name="Put it back to edit").click()
     expect(copy.locator("#text")).to_have_value("sent from two copies")
+
+
+def test_a_long_unbroken_post_not_sent_does_not_widen_a_phones_page(open_room):
+    page = open_room(unique("ann"), viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    an_attempt_held_by_the_network(page, "y" * 300)
+    page.locator(PENDING).get_by_role("button", name="Don't send").click()
+    expect(page.locator(NOTE)).to_contain_text("was not sent.")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # it had grown to 427 (helper-84)

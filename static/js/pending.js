@@ -40,7 +40,15 @@ const STRINGS = {
   alreadySent: t('It had already been sent before you chose not to send it: it is in the room above, where you can delete it.'),
   alreadySentDirect: t('It had already been sent before you chose not to send it: it is in the conversation above.'),
   dismiss: t('OK'),
-  withdrawn: (text) => t('“{text}” was not sent.', { text }),
+  // The post's words isolated (a <bdi>): a cut right-to-left excerpt had its "…" at the wrong end.
+  withdrawn: (text) => {
+    const [before, after = ''] = t('“{text}” was not sent.', { text: '\u0000' }).split('\u0000');
+    const words = document.createElement('bdi');
+    words.textContent = text;
+    const sentence = document.createDocumentFragment();
+    sentence.append(before, words, after);
+    return sentence;
+  },
   failed: (status) => t('Sending failed ({status}).', { status: String(status) }),
 };
 

@@ -41,10 +41,10 @@ async function withdrawal(url, sessionUrl, key, signal) {
 }
 
 /**
- * A withdrawal is done (nothing of it was, or will be, done): say ``sentence`` where the composer
- * ``form`` says such things (its role=status note), and move the keyboard's focus there when
- * ``focused`` (it was on the line that went): not into the text box, which would open a phone's
- * keyboard unasked. ``restore``, if given, is offered as a button after the sentence ("Put it
+ * A withdrawal is done (nothing of it was, or will be, done): say ``sentence`` (a string or a
+ * Node) where the composer ``form`` says such things (its role=status note), and move the
+ * keyboard's focus there when ``focused`` (it was on the line that went): not into the text
+ * box, which would open a phone's keyboard unasked. ``restore``, if given, is offered as a button after the sentence ("Put it
  * back to edit"): "Don't send" is often pressed to correct a post, and its text was gone. Each
  * such sentence is a line of its own, under those still showing: a second one replaced the
  * first, and the first post's text could no longer be put back.
