@@ -72,9 +72,9 @@ export function sayWithdrawn(form, sentence, focused, restore = null) {
   }
   note.append(item);
   note.hidden = false;
-  if (focused) {
-    note.tabIndex = -1;
-    note.focus();
+  if (focused) {  // its own line, not the whole note: a screen reader read every line again
+    item.tabIndex = -1;
+    item.focus();
   }
 }
 
