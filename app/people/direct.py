@@ -1,10 +1,9 @@
 """Direct messages: POST /users/<name>/messages reaches every open stream of that person only."""
-import json
 import logging
 import time
 import uuid
 
-from flask import Blueprint, Response, abort, current_app, g, jsonify, redirect, request, url_for
+from flask import Blueprint, Response, abort, current_app, g, redirect, request, url_for
 from werkzeug.routing import BaseConverter
 
 from ..ops.services import services
@@ -122,19 +121,14 @@ def withdraw_direct(name):
     try:
         if tokens.current() is not None:
             raise messages.Invalid(NO_TOKEN_WITHDRAWING, 409, "withdraw_unavailable")
-        key = messages.check_idempotency_key(key)
-        if key is None:
-            raise messages.Invalid(N_("Name the post to withdraw by its idempotency key."), 400,
-                                   "missing_idempotency_key")
+        key = api.withdrawal_idempotency_key(key)
         sender = (api.sender(claimed), identity.current()[1])
         stored = services().store.withdraw_direct(sender, key, identity.uid())
     except messages.Invalid as exc:
         if exc.status == 503:
-            g.ripple_retry_after = 1  # kept over the limiter's (gate.keep_retry_after)
-        return json_error(exc.status, str(exc), {"Retry-After": "1"} if exc.status == 503 else None, exc.code)
-    if stored is None:
-        return jsonify(withdrawn=True)
-    return json_error(409, ALREADY_SENT, code="already_sent", fields={"message": json.loads(stored)})
+            g.ripple_retry_after = 1  # set over the limiter's window (gate.keep_retry_after)
+        return json_error(exc.status, str(exc), code=exc.code)
+    return api.withdrawal_answer(stored, ALREADY_SENT)
 
 
 def _sent_just_now(sender, held, text, key, uid):

@@ -146,17 +146,32 @@ def withdraw_post(room):
     grant = _writer(room)
     _, user, key, _ = read_post()
     try:
-        key = messages.check_idempotency_key(key)
-        if key is None:
-            raise messages.Invalid(N_("Name the post to withdraw by its idempotency key."), 400,
-                                   "missing_idempotency_key")
+        key = withdrawal_idempotency_key(key)
         user = sender(user)
         stored = services().store.withdraw(room, user, key, grant.uid if grant is not None else identity.uid())
     except messages.Invalid as exc:
         return json_error(exc.status, str(exc), code=exc.code)
+    return withdrawal_answer(stored, ALREADY_SENT)
+
+
+def withdrawal_idempotency_key(key):
+    """The idempotency key (str) a withdrawal names (``key`` as read_post read it); raises
+    messages.Invalid: 400 "missing_idempotency_key" without one, as check_idempotency_key for
+    a bad one."""
+    key = messages.check_idempotency_key(key)
+    if key is None:
+        raise messages.Invalid(N_("Name the post to withdraw by its idempotency key."), 400,
+                               "missing_idempotency_key")
+    return key
+
+
+def withdrawal_answer(stored, already_sent):
+    """A withdrawal's answer: 200 {"withdrawn": true} when ``stored`` is None (nothing was
+    stored, and nothing will be), else 409 "already_sent" with ``already_sent`` (the sentence)
+    and the stored json (str) as "message"."""
     if stored is None:
         return jsonify(withdrawn=True)
-    return json_error(409, ALREADY_SENT, code="already_sent", fields={"message": json.loads(stored)})
+    return json_error(409, already_sent, code="already_sent", fields={"message": json.loads(stored)})
 
 
 def _may_create(room):
