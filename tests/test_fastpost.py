@@ -123,7 +123,7 @@ def test_a_post_after_redis_lost_its_scripts_is_stored_once(client, room, redis_
 
 
 def test_token_posts_on_one_kept_alive_connection_each_get_their_whole_answer(server, room):
-    # The fast path writes head and body in one send (fastpost._OneWrite): a read gets both.
+    # The fast path writes head and body in one send (app/web/onesend.py): a read gets both.
     address = urlsplit(server.url)
     with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
         for n in range(2):

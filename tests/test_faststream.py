@@ -1,7 +1,9 @@
 """Streams open on a path around Flask (app/web/faststream.py), anonymous or signed in by the
 session cookie: the same head and stream as Flask's, and every refusal and error is Flask's own
 answer."""
+import socket
 from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
 
 import pytest
 import redis
@@ -65,6 +67,29 @@ def test_an_anonymous_stream_opens_without_flask(redis_url, room, handed):
     status, head, first = open_stream(make_app(redis_url), "/rooms/%s/events" % room)
     assert status == "200 OK" and head["Content-Type"] == "text/event-stream; charset=utf-8"
     assert first.startswith(b"retry: ") and handed == []
+
+
+@pytest.mark.parametrize("person", [False, True], ids=["anonymous", "signed-in"])
+def test_a_stream_opens_without_flask_after_redis_lost_its_scripts(redis_url, room, handed, redis_client,
+                                                                    person):
+    # The checks' script goes by hash on a pooled connection (topology.run_script); Redis that
+    # restarted (or flushed its scripts) answers NOSCRIPT before running it, and it is loaded.
+    app = make_app(redis_url)
+    headers = {"Cookie": signed_in(app, "scripted-" + room[-6:])} if person else {}
+    redis_client.script_flush()
+    status, _, first = open_stream(app, "/rooms/%s/events" % room, headers=headers)
+    assert status == "200 OK" and first.startswith(b"retry: ") and handed == []
+
+
+def test_under_gunicorn_its_head_comes_with_the_first_chunk(server, room):
+    # The head and the stream's retry: chunk leave together (app/web/onesend.py; that it is one
+    # send is tests/test_onesend.py's): the first read of the client's socket has both.
+    address = urlsplit(server.url)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+        sock.sendall(b"GET /rooms/%s/events HTTP/1.1\r\nHost: test\r\n\r\n" % room.encode())
+        head, _, rest = sock.recv(65536).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ") and b"text/event-stream" in head, head
+    assert b"retry: " in rest, rest
 
 
 def test_its_head_is_the_head_flask_sends(redis_url, room, handed):

@@ -124,6 +124,78 @@ def blocking_pool(url, max_connections, timeout, **options):
     return pool
 
 
+def plain_pool(client):
+    """The pool of ``client`` when it is a plain redis.Redis (one server: redis://, rediss://,
+    unix://) whose connections run_script may use directly, else None (Sentinel's and
+    Cluster's clients, whose pools choose the node)."""
+    pool = getattr(client, "connection_pool", None)
+    return pool if type(client) is redis.Redis and type(pool) in _PLAIN_POOLS else None
+
+
+def run_script(pool, script, keys, args):
+    """Run registered ``script`` (redis-py's Script) with ``keys`` and ``args`` and return its
+    reply, as ``script(keys=keys, args=args)`` would.
+
+    On ``pool`` (plain_pool's; None: redis-py's whole path) the EVALSHA is sent on one of its
+    connections directly, without redis-py's per-command layers (Script, execute_command, the
+    retry wrapper, its observability hooks: ~10 µs of CPU per call, more under gevent; on a
+    stream's open and a post, docs/performance.md). The same pool (its bound, its wait, its check
+    of the connection handed out), connection and parser (their errors, a connection dropped on
+    any failure mid-exchange), and no retry, as these clients' connections have none. Redis
+    without the script (restarted, flushed) answers NOSCRIPT before running anything: redis-py's
+    Script call then loads and runs it. Raises redis.RedisError."""
+    if pool is not None:
+        conn = pool.get_connection()
+        try:
+            conn.send_packed_command(conn.pack_command("EVALSHA", script.sha, len(keys), *keys, *args))
+            return conn.read_response()
+        except redis.exceptions.NoScriptError:
+            pass
+        finally:
+            pool.release(conn)
+    return script(keys=keys, args=args)
+
+
+def run_transaction(pool, pipe):
+    """Send MULTI pipeline ``pipe`` (redis-py's, ``transaction=True``, no WATCH) on one of
+    plain_pool ``pool``'s connections directly and return its replies, as ``pipe.execute()``
+    would (each through its command's response callback); the caller resets ``pipe``.
+
+    What a stream's open reads once it is subscribed (app/rooms/reads.py) is one such pipeline,
+    and redis-py's layers around it (the retry wrapper, its observability hooks, the pipeline's
+    own checks) were ~5 % of a new worker's CPU in a reload storm (py-spy, docs/performance.md
+    "Session 20"). The same pool, connection and parser as run_script's. Raises
+    redis.RedisError: the first error reply among them (a command refused before EXEC drops
+    the connection, whose other replies are left unread), or the connection's failure."""
+    commands = pipe.command_stack
+    if not commands:
+        return []
+    conn = pool.get_connection()
+    try:
+        conn.send_packed_command(conn.pack_commands([("MULTI",), *(args for args, _ in commands), ("EXEC",)]))
+        for _ in range(len(commands) + 1):
+            conn.read_response()  # MULTI's OK, then each command's QUEUED
+        replies = conn.read_response()
+    except redis.ResponseError:
+        conn.disconnect()
+        raise
+    finally:
+        pool.release(conn)
+    if not isinstance(replies, list) or len(replies) != len(commands):
+        raise redis.ResponseError("Wrong number of response items from a transaction: %r" % (replies,))
+    callbacks, out = pipe.response_callbacks, []
+    for reply, (args, options) in zip(replies, commands):
+        if isinstance(reply, Exception):
+            raise reply
+        options.pop("keys", None)  # redis-py's client-side cache hint, no option of a callback
+        callback = callbacks.get(args[0])
+        out.append(reply if callback is None else callback(reply, **options))
+    return out
+
+
+_PLAIN_POOLS = (redis.ConnectionPool, redis.BlockingConnectionPool)
+
+
 # A command's reply is a few hundred bytes; a history page (~100 KB at most) takes a few reads.
 READ_BUFFER_BYTES = 16384
 IDLE_KEPT = 8  # idle connections a pool keeps after a wave: a quiet worker's posts and reads

@@ -3,6 +3,7 @@
 Every key and channel of a room carries the same hash tag ``{r:<room>}`` so a Redis Cluster keeps
 them in one slot: the store-and-publish script then runs on a single node.
 """
+import functools
 import re
 import unicodedata
 
@@ -32,6 +33,15 @@ def canonical_room(name):
     """
     if not isinstance(name, str) or not name or len(name) > 4 * MAX_ROOM_CHARS:
         return None
+    return _canonical(name)
+
+
+# A worker meets the same few room names on every open and post (a reload storm: 10,000 opens of
+# ten rooms), and the rule's two normalisations and per-character look-ups were ~2 % of a new
+# worker's CPU then (py-spy, docs/performance.md "Session 20"). A name here is at most 256
+# characters, so the memo holds ~5 MB at worst and a few KB for a site's real rooms.
+@functools.lru_cache(maxsize=4096)
+def _canonical(name):
     canon = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
     if not 1 <= len(canon) <= MAX_ROOM_CHARS or unicodedata.category(canon[0])[0] not in "LN":
         return None

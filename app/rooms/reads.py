@@ -7,6 +7,7 @@ greenlet switches, a send and a recv; docs/performance.md, "Session 15"): one MU
 all on a single Redis, which is also one snapshot of all of them. On a Cluster the keys live in
 different slots, so callers there keep one call per owner.
 """
+from ..ops import topology
 
 
 class ReadBatch:
@@ -16,6 +17,7 @@ class ReadBatch:
 
     def __init__(self, client):
         self._pipe = client.pipeline(transaction=True)
+        self._pool = topology.plain_pool(client)  # sent without redis-py's layers, where it can
         self._results = None
 
     def add(self, queue):
@@ -31,7 +33,10 @@ class ReadBatch:
         """Send every queued read in one round trip. Raises redis.RedisError (the first error
         reply among them, or the connection's failure)."""
         try:
-            self._results = self._pipe.execute()
+            if self._pool is None:
+                self._results = self._pipe.execute()
+            else:
+                self._results = topology.run_transaction(self._pool, self._pipe)
         finally:
             self._pipe.reset()
 

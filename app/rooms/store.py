@@ -9,6 +9,7 @@ import redis
 from redis.cluster import RedisCluster
 from redis.sentinel import MasterNotFoundError
 
+from ..ops import topology
 from . import keys, messages
 
 logger = logging.getLogger(__name__)
@@ -346,9 +347,8 @@ class Store:
         self._confirm = client.register_script(_CONFIRM_LUA.replace("'PUBLISH'", command))
         self._settle = client.register_script(_SETTLE_LUA)
         # A plain client's pool: the publish script is sent on one of its connections directly
-        # (_run_publish); Sentinel's and Cluster's clients keep redis-py's whole path.
-        pool = getattr(client, "connection_pool", None)
-        self._pool = pool if type(client) is redis.Redis and type(pool) in _PLAIN_POOLS else None
+        # (topology.run_script); Sentinel's and Cluster's clients keep redis-py's whole path.
+        self._pool = topology.plain_pool(client)
         self._forget_moved = client.register_script(_FORGET_MOVED_LUA)
         self._withdraw = client.register_script(_WITHDRAW_LUA)
         self._claim = client.register_script(_CLAIM_LUA)
@@ -582,26 +582,9 @@ class Store:
         return bool(self.replica_acks)
 
     def _run_publish(self, keys_, args):
-        """Run the publish script: EVALSHA on a pooled connection of a plain client, without
-        redis-py's per-command layers (Script, execute_command, the retry wrapper: ~10 µs of
-        CPU per post, more under gevent). The same pool (its bound, its wait, its check of the
-        connection handed out), the same connection and parser (their errors, a connection
-        dropped on any failure mid-exchange), and no retry, as this client's connections have
-        none: a post that may have been stored is answered "unconfirmed", never sent twice.
-        Redis without the script (restarted, flushed) answers NOSCRIPT before running anything:
-        redis-py's Script call then loads and runs it."""
-        pool = self._pool
-        if pool is not None:
-            conn = pool.get_connection()
-            try:
-                conn.send_packed_command(conn.pack_command(
-                    "EVALSHA", self._publish.sha, len(keys_), *keys_, *args))
-                return conn.read_response()
-            except redis.exceptions.NoScriptError:
-                pass
-            finally:
-                pool.release(conn)
-        return self._publish(keys=keys_, args=args)
+        """Run the publish script (topology.run_script): no retry, as this client's connections
+        have none: a post that may have been stored is answered "unconfirmed", never sent twice."""
+        return topology.run_script(self._pool, self._publish, keys_, args)
 
     def prior(self, room, user, idempotency_key, text, reply_to_id="", uid=None, body=None):
         """The message ``user`` (stable id ``uid``) already posted to ``room`` with
@@ -1013,7 +996,6 @@ class Store:
         return self.redis.ping()
 
 
-_PLAIN_POOLS = (redis.ConnectionPool, redis.BlockingConnectionPool)
 
 
 def _below(bound):

@@ -16,12 +16,11 @@ import re
 from io import BytesIO
 
 import redis
-from gunicorn.http.wsgi import Response as GunicornResponse
 
 from ..ops.services import services
 from ..people import bearer, tokens
 from ..rooms import keys, messages, store
-from . import bodies, cors, gate, headers, replies, request_ids
+from . import bodies, cors, gate, headers, onesend, replies, request_ids
 
 # Marks a sentence for the catalogue; the web layer answers it in the reader's language
 # (app/web/i18n.py, translate).
@@ -167,52 +166,7 @@ def _is_json(content_type):
 def _answer(start_response, environ, status, body, extra=()):
     write = start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
                                     ("X-Request-ID", request_ids.request_id(environ)), *headers.PLAIN, *extra])
-    answer = getattr(write, "__self__", None)
-    if isinstance(answer, GunicornResponse) and not answer.chunked:
-        return _OneWrite(answer, body)
+    answer = onesend.gunicorn_answer(write)
+    if answer is not None and not answer.chunked:
+        return onesend.WholeAnswer(answer, body)
     return [body]
-
-
-class _OneWrite:
-    """A whole answer (head and body) that gunicorn puts on the wire in one send, not two.
-
-    gunicorn writes the head and then each body chunk with a send of its own; for a ~300-byte
-    answer the second send is a syscall, a TCP segment and a wake-up of the client more per
-    post. When gunicorn iterates this body, its own ``write`` runs (the head as gunicorn builds
-    it, its byte counts and bookkeeping) into a holder, and the holder's bytes leave in one
-    ``send`` (the rest, should the kernel take less, by ``sendall``); a failed send raises
-    OSError from gunicorn's loop, as its own write would.
-    """
-
-    __slots__ = ("answer", "body")
-
-    def __init__(self, answer, body):
-        self.answer, self.body = answer, body
-
-    def __iter__(self):
-        answer, sock = self.answer, self.answer.sock
-        held = _Held()
-        answer.sock = held
-        try:
-            answer.write(self.body)
-        finally:
-            answer.sock = sock
-        data = b"".join(held.parts)
-        # One send takes a few hundred bytes whole; gevent's sendall would first ask the kernel
-        # for SO_SNDBUF (a getsockopt per answer: ~2 % of a post's CPU under py-spy).
-        sent = sock.send(data)
-        if sent < len(data):
-            sock.sendall(memoryview(data)[sent:])
-        return iter(())
-
-
-class _Held:
-    """Stands in for the client socket while gunicorn writes an answer: keeps the bytes."""
-
-    __slots__ = ("parts",)
-
-    def __init__(self):
-        self.parts = []
-
-    def sendall(self, data):
-        self.parts.append(data)

@@ -32,7 +32,7 @@ from ..delivery import stream
 from ..ops.services import services
 from ..people import identity
 from ..rooms import keys, records
-from . import cors, gate, guard, headers, opening, request_ids
+from . import cors, gate, guard, headers, onesend, opening, request_ids
 
 logger = logging.getLogger(__name__)
 
@@ -198,8 +198,10 @@ class FastStream:
             head.append(("Set-Cookie", cookie))
 
         def answer(start_response):
-            start_response("200 OK", head)
-            return stream.relay(ext.hub, sub)
+            body = stream.relay(ext.hub, sub)
+            gunicorns = onesend.gunicorn_answer(start_response("200 OK", head))
+            # The first chunk (the stream's retry:) leaves with the head, in one send.
+            return body if gunicorns is None else onesend.FirstChunkWithHead(gunicorns, body)
 
         return answer
 

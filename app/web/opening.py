@@ -30,6 +30,7 @@ from limits import parse_many
 from werkzeug.exceptions import TooManyRequests
 
 from ..delivery import stream, wire
+from ..ops import topology
 from ..ops.services import services
 from ..people import accounts, identity, names
 from ..people import addresses as address_streams
@@ -246,10 +247,11 @@ def run_checks(client, room, found, now_ms, uid, address, admit, admit_args, nam
     limit_keys, limit_args = _keys_and_args(found, now_ms)
     keys = records.access_keys(room) + [address_streams.key(address), records.RecordKeys(room).gone] + limit_keys
     args = records.ban_fields(uid, address, name) + [1 if admit else 0] + admit_args + limit_args
+    pool = topology.plain_pool(client)  # the EVALSHA without redis-py's layers, where it can
     if person is None:
-        return _script(client)(keys=keys, args=args)
+        return topology.run_script(pool, _script(client), keys, args)
     script = _registered(client, "open-person", person.source(_OPEN_PERSON_LUA))
-    return script(keys=keys + person.keys, args=args + person.args)
+    return topology.run_script(pool, script, keys + person.keys, args + person.args)
 
 
 def _open_apart(room, found, now_ms, uid, address, admit, conn):
