@@ -419,7 +419,7 @@ class _Live:
 
     def __init__(self, hub, sub):
         self.hub, self.sub = hub, sub
-        self.room_keys = keys.RoomKeys(sub.room)
+        self.room_keys = keys.room_keys(sub.room)  # shared by the room's streams
         self.person = keys.PersonKeys(sub.sid) if sub.sid else None
         self.listener = self.ticker = self.out = self.position = self.watch = None
         self.unreported = 0   # deliveries not yet added to the metrics

@@ -262,23 +262,24 @@ def unwatch(room):
 
 class StreamGate:
     """What one open stream answers to in its room: the keys naming its person (uid and
-    "addr:<address>"), ``check``, a fresh look at its access (returns "banned", "removed"
-    or None), ``check_reads``, the same look as a read another round trip carries (queue(pipe)
-    -> finish(replies) -> the same answer: app/rooms/reads.py), and ``reads`` (room name ->
-    bool), whether its person may still read another room whose activity it follows. Pure: the
-    stream calls ``closing`` with each control payload it hears."""
+    "addr:<address>"), and ``look``, what asks the room's rules afresh: ``look.check()``, a
+    fresh look at its access (returns "banned", "removed" or None), ``look.check_reads(pipe)``,
+    the same look as a read another round trip carries (queue(pipe) -> finish(replies) -> the
+    same answer: app/rooms/reads.py), and ``look.reads(room)`` (bool), whether its person may
+    still read another room whose activity it follows. Pure: the stream calls ``closing`` with
+    each control payload it hears. One per open stream, so it keeps one object of the caller's
+    (app/web/gate.py RoomLook, ~0.2 KB) rather than a closure per question (~1 KB)."""
 
-    __slots__ = ("room", "who", "check", "checks_on_open", "reads", "check_reads")
+    __slots__ = ("room", "who", "look", "checks_on_open")
 
-    def __init__(self, room, who, check, check_reads, checks_on_open=True, reads=None):
-        self.room, self.check, self.checks_on_open = room, check, checks_on_open
+    def __init__(self, room, who, look, checks_on_open=True):
+        self.room, self.look, self.checks_on_open = room, look, checks_on_open
         self.who = frozenset(w.encode() for w in who if w)
-        self.reads, self.check_reads = reads, check_reads
 
     def opening_reads(self, pipe):
         """Queue on ``pipe`` the look a stream takes once subscribed (``closing(b"access",
         b"")``'s); returns finish(replies) -> its last frame, or None."""
-        finish = self.check_reads(pipe)
+        finish = self.look.check_reads(pipe)
 
         def closing(replies):
             reason = finish(replies)
@@ -295,15 +296,15 @@ class StreamGate:
             if argument not in self.who:
                 return None
             if argument.startswith(b"addr:"):  # spares the room's owner and moderators there
-                reason = self.check()  # (which ban it finds is not said: no time then)
+                reason = self.look.check()  # (which ban it finds is not said: no time then)
                 return frame("removed", self.room, reason) if reason else None
             return frame("removed", self.room, verb.decode(), int(until) if until.isdigit() else 0)
         if verb == b"access":
-            reason = self.check()
+            reason = self.look.check()
             return frame("removed", self.room, reason) if reason else None
-        if verb == b"unwatch" and self.reads is not None and argument.decode() != self.room:
+        if verb == b"unwatch" and argument.decode() != self.room:
             # Another room's activity: a person who lost it must not hear it any more.
-            return None if self.reads(argument.decode()) else RECONNECT_FRAME
+            return None if self.look.reads(argument.decode()) else RECONNECT_FRAME
         return None
 
 

@@ -354,28 +354,42 @@ def stream_gate_of(registry, room, found, uid, where, name=None, admin=False):
     the app's Rooms; ``admin``: whether an administrator opened it (a bool, or a callable asked
     only when a private room would otherwise end the stream). Needs no request
     (app/web/faststream.py opens streams without one)."""
+    # Checked once more after subscribing (a ban between this look and the subscription would
+    # otherwise be missed) when there is anyone to ban or any record to change.
+    return moderation.StreamGate(room, [f for f in records.ban_fields(uid, where, name) if f != "-"],
+                                 RoomLook(registry, room, uid, where, name, admin),
+                                 checks_on_open=found.exists or uid is not None)
 
-    def reason(now):
+
+class RoomLook:
+    """A stream's fresh look at its room's rules (moderation.StreamGate's ``look``): for
+    ``uid`` (str or None, signed in as ``name``) from address ``where`` in ``room``, by
+    ``registry`` (the app's Rooms); ``admin`` as stream_gate_of takes it."""
+
+    __slots__ = ("registry", "room", "uid", "where", "name", "admin")
+
+    def __init__(self, registry, room, uid, where, name, admin):
+        self.registry, self.room, self.uid, self.where, self.name, self.admin = registry, room, uid, where, name, admin
+
+    def _reason(self, now):
         if now.ban is not None:
             return "banned"
-        if hidden(now, admin):
+        if hidden(now, self.admin):
             return "private"
         return None
 
-    def check():
-        return reason(registry.access(room, uid, where, name=name))
+    def check(self):
+        """"banned", "private" or None, asked of Redis now (a round trip)."""
+        return self._reason(self.registry.access(self.room, self.uid, self.where, name=self.name))
 
-    def check_reads(pipe):
-        finish = registry.access_reads(pipe, room, uid, where, name=name)
-        return lambda replies: reason(finish(replies))
+    def check_reads(self, pipe):
+        """check's look queued on ``pipe``: returns finish(replies) -> its answer."""
+        finish = self.registry.access_reads(pipe, self.room, self.uid, self.where, name=self.name)
+        return lambda replies: self._reason(finish(replies))
 
-    def reads(other):
-        return may_read(registry.access(other, uid, where, name=name), admin)
-
-    # Checked once more after subscribing (a ban between this look and the subscription would
-    # otherwise be missed) when there is anyone to ban or any record to change.
-    return moderation.StreamGate(room, [f for f in records.ban_fields(uid, where, name) if f != "-"], check,
-                                 check_reads, checks_on_open=found.exists or uid is not None, reads=reads)
+    def reads(self, other):
+        """Whether the person may still read room ``other`` (a round trip)."""
+        return may_read(self.registry.access(other, self.uid, self.where, name=self.name), self.admin)
 
 
 def readable(room_names):
