@@ -7,12 +7,13 @@ import gevent
 import pytest
 import redis as redis_py
 
-from app.delivery.heartbeats import Heartbeats
+from app.delivery.heartbeats import HeadReads, Heartbeats
 from app.ops.embedded_redis import EmbeddedRedis
 from app.people.names import Names, NameTaken
 from app.people.presence import Presence
 from app.people.presence import now_ms as presence_now
 from app.rooms import keys
+from app.rooms.store import Store
 
 from .servers import free_port, wait_until
 
@@ -119,6 +120,9 @@ def test_the_session_ending_is_still_told_with_the_hold_along(client, heartbeats
 
 def test_a_replaced_stream_is_told_so_by_the_shared_refresh(client, presence, heartbeats, person, room):
     name, sid, conn = person
+    # Connection ids sort by their millisecond, then at random: the newer ones come a ms later.
+    while int(conn[:12], 16) >= presence_now():
+        pass
     for _ in range(presence.max_per_session):  # newer streams of the session: the oldest goes
         presence.admit(sid)
     assert client.zscore("ripple:{u:%s}:streams" % sid, conn) is None
@@ -205,3 +209,28 @@ def test_a_refresh_in_the_registrations_millisecond_is_no_replacement(client, pr
     conn = presence.admit(sid)
     presence.join(room, name, sid, conn)
     assert presence.refresh(room, name, sid, conn) is None  # its scores unchanged, still registered
+
+
+def test_silent_streams_head_reads_share_one_round_trip_and_each_gets_its_own(client, room, monkeypatch):
+    store = Store(client, 10, 60)
+    room_keys = keys.RoomKeys(room)
+    client.xadd(room_keys.log, {"m": "1"}, id="5-1")
+    people = [keys.PersonKeys("sid-" + uuid.uuid4().hex) for _ in range(4)]
+    client.xadd(people[1].log, {"m": "dm"}, id="7-1")
+    pipelines = []
+    real = client.pipeline
+    monkeypatch.setattr(client, "pipeline", lambda *a, **k: pipelines.append(1) or real(*a, **k))
+    reads = HeadReads(store)
+    streams = [gevent.spawn(reads.heads, [room_keys, person]) for person in people]
+    gevent.joinall(streams, timeout=10, raise_error=True)
+    assert [g.value for g in streams] == [["5-1", "0-0"], ["5-1", "7-1"], ["5-1", "0-0"], ["5-1", "0-0"]]
+    assert len(pipelines) == 1
+
+
+def test_a_failed_shared_head_read_is_each_askers_failure(client, room):
+    room_keys = keys.RoomKeys(room)
+    client.set(room_keys.log, "not a stream")  # WRONGTYPE for its XREVRANGE
+    reads = HeadReads(Store(client, 10, 60))
+    streams = [gevent.spawn(reads.heads, [room_keys]) for _ in range(3)]
+    gevent.joinall(streams, timeout=10)
+    assert all(isinstance(g.exception, redis_py.ResponseError) for g in streams)

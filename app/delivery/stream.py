@@ -230,6 +230,7 @@ class Hub:
         # A Cluster's pipelines split commands by slot: there each stream refreshes apart.
         self.cluster = topology.is_cluster(cfg["REDIS_URL"])
         self.heartbeats = None if self.cluster else heartbeats.Heartbeats(ripple.presence, ripple.names)
+        self.head_reads = None if self.cluster else heartbeats.HeadReads(ripple.store)
         # Streams write to the client socket themselves; gunicorn.conf.py turns this off when
         # gunicorn speaks anything but plain HTTP/1.x to clients.
         self.direct_writes = True
@@ -246,8 +247,9 @@ class Hub:
         if len(cache) > 10000:
             cache.clear()
         missing = [k for k in logs if now - cache.get(k.log, (-2.0, ""))[0] > 1.0]
-        if missing:
-            for k, head in zip(missing, self.store.heads(missing)):
+        if missing:  # with other silent streams' (a worker's in one round trip) where it can
+            found = self.store.heads(missing) if self.head_reads is None else self.head_reads.heads(missing)
+            for k, head in zip(missing, found):
                 cache[k.log] = (now, head)
         return [cache[k.log][1] for k in logs]
 
