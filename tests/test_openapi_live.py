@@ -243,3 +243,19 @@ def test_a_direct_message_form_asked_sent_just_now_is_as_documented(server, pers
             assert answered.status_code == status
         assert answered.headers["Content-Type"].startswith("text/html")
         assert "You sent this message a moment ago" in answered.text
+
+
+def test_a_form_sent_to_a_json_only_route_is_a_documented_415(server, person, room):
+    # A program's first edit (or read position) sent as curl -d sends it was answered 415, which
+    # api.md lists but openapi.yaml did not, for PATCH of a message and PUT .../read.
+    ann = person("ann")
+    headers = {"Cookie": ann.cookie(), "X-CSRF-Token": ann.token}
+    with httpx.Client(base_url=server.url, timeout=10, headers=headers) as http:
+        sent = http.post("/rooms/%s/messages" % room, json={"text": "typo"})
+        assert sent.status_code == 201, sent.text
+        message = sent.json()["id"]
+        edit = conforms("PATCH", "/rooms/{room}/messages/{message_id}",
+                        http.patch("/rooms/%s/messages/%s" % (room, message), data={"text": "fixed"}))
+        assert (edit.status_code, edit.json()["code"]) == (415, "unsupported_type")
+        read = conforms("PUT", "/rooms/{room}/read", http.put("/rooms/%s/read" % room, data={"id": message}))
+        assert (read.status_code, read.json()["code"]) == (415, "unsupported_type")
