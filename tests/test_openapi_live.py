@@ -278,3 +278,21 @@ def test_a_body_too_large_for_an_edit_is_a_documented_413(server, room):
             "/rooms/%s/messages/%s" % (room, sent.json()["id"]), content=b'{"text": "%s"}' % (b"x" * 70000),
             headers={"Content-Type": "application/json"}))
         assert (edit.status_code, edit.json()["code"]) == (413, "too_large")
+
+
+@pytest.mark.parametrize("method, template, path", [
+    ("POST", "/rooms/{room}/messages", "/rooms/%s/messages"),
+    ("POST", "/rooms/{room}/withdrawals", "/rooms/%s/withdrawals"),
+    ("POST", "/users/{name}/messages", "/users/nobody-%s/messages"),
+    ("POST", "/users/{name}/withdrawals", "/users/nobody-%s/withdrawals"),
+])
+def test_posting_signed_out_is_401_signed_out_as_on_every_route_that_needs_a_session(server, room, method,
+                                                                                   template, path):
+    # Posts said the 401's default code, "unauthorized", where edits, reactions, typing, read
+    # positions and new rooms say "signed_out": a program signing in again on signed_out missed them.
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        csrf = http.get("/session", headers={"Accept": "application/json"}).json()["csrf_token"]
+        refused = conforms(method, template, http.request(
+            method, path % room, json={"text": "hello?", "idempotency_key": "k-" + room},
+            headers={"X-CSRF-Token": csrf}))
+        assert (refused.status_code, refused.json()["code"]) == (401, "signed_out")

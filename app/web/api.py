@@ -316,7 +316,8 @@ def sender(claimed):
         return grant.sender(claimed)
     name, sid = identity.current()
     if not name:
-        raise messages.Invalid(N_("Sign in with a display name before posting."), 401)
+        # signed_out, as every route that needs a session says it (api.md, "Error codes")
+        raise messages.Invalid(N_("Sign in with a display name before posting."), 401, "signed_out")
     try:
         services().names.claim(name, sid, account=identity.account())
     except identity.NameTaken:
