@@ -431,7 +431,21 @@ def test_only_an_admin_can_disable_an_account(server):
             assert someone.sign_in(fresh("gus")) == 200
         status, _, body = someone.request("POST", "/admin/accounts/%s/disable" % target.name, body={})
         assert status == 403 and json.loads(body)["error"]
+        assert json.loads(body)["code"] == "not_admin"  # api.md's table, as /admin/api/ says it
     assert token(target)[0] == 200
+
+
+def test_the_account_routes_refuse_with_the_codes_of_the_api_docs_table(server, admin):
+    # They said their statuses' defaults (unauthorized, forbidden, not_found) where every other
+    # route says signed_out, not_admin and no_account.
+    nobody = Browser(server.url)
+    token(nobody)
+    for path, body in (("/admin/accounts/%s/disable" % fresh("eve"), {}),
+                       ("/account/password", {"current": PASSWORD, "new": PASSWORD + "!"})):
+        status, _, said = nobody.request("POST", path, body=body)
+        assert (status, json.loads(said)["code"]) == (401, "signed_out"), path
+    status, _, said = admin.request("POST", "/admin/accounts/%s/disable" % fresh("nobody"), body={})
+    assert (status, json.loads(said)["code"]) == (404, "no_account")
 
 
 # -- direct messages to an account -------------------------------------------------------------------

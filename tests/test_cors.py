@@ -66,6 +66,17 @@ def test_another_origin_gets_no_cross_origin_headers(cors_server, sites):
     assert preflight(cors_server, sites[1])[1].get("Access-Control-Allow-Origin") is None
 
 
+@pytest.mark.parametrize("path", ["/static/style.css", "/rooms/lobby/messages", "/healthz"])
+def test_every_answer_says_it_varies_by_origin(cors_server, sites, path):
+    # One listed origin: its answer carries Access-Control-Allow-Origin, another origin's does
+    # not, so a shared cache (a CDN in front of /static) must key them apart.
+    for origin in sites:
+        request = urllib.request.Request(cors_server.url + path, headers={"Origin": origin})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            vary = [v.strip().lower() for line in response.headers.get_all("Vary") or [] for v in line.split(",")]
+            assert vary.count("origin") == 1, (path, origin, response.headers.get_all("Vary"))
+
+
 def test_nothing_is_allowed_cross_origin_by_default(server, sites):
     assert preflight(server, sites[0])[1].get("Access-Control-Allow-Origin") is None
 

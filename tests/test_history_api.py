@@ -172,3 +172,12 @@ def test_the_real_server_answers_the_same_page_with_and_without_the_publish_toke
     assert pages[0] == pages[1]
     assert [m["id"] for m in pages[0]["messages"]] == ids[1:4]
     assert flags(pages[0]) == (True, True)
+
+
+@pytest.mark.parametrize("limit", ["+5", " 5", "5 ", "1_0", "%D9%A5", "%EF%BC%95", "-0"])
+def test_a_limit_is_ascii_digits_only(client, room, ten, limit):
+    # int() read "1_0" as ten and "٥" (an Arabic-Indic five) as five; the stream's backlog
+    # (app/web/faststream.py) already took ASCII digits only.
+    response = client.get("/rooms/%s/messages?limit=%s" % (room, limit.replace(" ", "%20")))
+    assert response.status_code == 400 and response.get_json()["code"] == "bad_request"
+    assert client.get("/rooms/%s/messages?limit=05" % room).status_code == 200

@@ -111,6 +111,26 @@ def test_a_bearer_token_posts_as_its_user_without_a_cookie_or_csrf(jwt_server, r
     assert "bot" not in message
 
 
+@pytest.mark.parametrize("name, said", [
+    ("system", "reserved for the service itself"),
+    ("sуstem", "reserved for the service itself"),    # a Cyrillic у: a look-alike of one
+    ("ＡＤＭＩＮ", "reserved for the service itself"),   # full width
+    ("a\u200bb", "invisible characters"),              # a name the name rule refuses
+])
+def test_a_bearer_token_with_a_reserved_or_refused_name_posts_nothing(jwt_server, room, name, said):
+    # The exchange for a cookie refused these names (422) while the same token as a Bearer header
+    # posted as them: the service's own names, or their look-alikes, in a room.
+    signed, _ = make_token(name=name)
+    assert exchange(jwt_server, signed)[1] == 422
+    status, _, body = Browser(jwt_server.url).request("POST", "/rooms/%s/messages" % room,
+                                                      body={"text": "I speak for the service"},
+                                                      headers=bearer(signed))
+    answer = json.loads(body)
+    assert (status, answer["code"]) == (401, "token_invalid") and said in answer["error"]
+    _, _, page = Browser(jwt_server.url).request("GET", "/rooms/%s/messages" % room)
+    assert json.loads(page)["messages"] == []
+
+
 @pytest.mark.parametrize("path", ["/rooms/lobby/messages", "/session", "/rooms/lobby/presence"])
 def test_an_expired_or_bad_bearer_token_is_refused_everywhere(jwt_server, path):
     for signed in (make_token(ttl=-30)[0], make_token(key="another-secret-entirely-here-and-longer")[0]):

@@ -243,3 +243,56 @@ def test_a_direct_message_form_asked_sent_just_now_is_as_documented(server, pers
             assert answered.status_code == status
         assert answered.headers["Content-Type"].startswith("text/html")
         assert "You sent this message a moment ago" in answered.text
+
+
+def test_a_form_sent_to_a_json_only_route_is_a_documented_415(server, person, room):
+    # A program's first edit (or read position) sent as curl -d sends it was answered 415, which
+    # api.md lists but openapi.yaml did not, for PATCH of a message and PUT .../read.
+    ann = person("ann")
+    headers = {"Cookie": ann.cookie(), "X-CSRF-Token": ann.token}
+    with httpx.Client(base_url=server.url, timeout=10, headers=headers) as http:
+        sent = http.post("/rooms/%s/messages" % room, json={"text": "typo"})
+        assert sent.status_code == 201, sent.text
+        message = sent.json()["id"]
+        edit = conforms("PATCH", "/rooms/{room}/messages/{message_id}",
+                        http.patch("/rooms/%s/messages/%s" % (room, message), data={"text": "fixed"}))
+        assert (edit.status_code, edit.json()["code"]) == (415, "unsupported_type")
+        read = conforms("PUT", "/rooms/{room}/read", http.put("/rooms/%s/read" % room, data={"id": message}))
+        assert (read.status_code, read.json()["code"]) == (415, "unsupported_type")
+
+
+def test_every_operation_that_takes_a_body_documents_the_413_of_a_body_too_large():
+    # RIPPLE_MAX_CONTENT_LENGTH holds on every route that reads a body (Flask's
+    # MAX_CONTENT_LENGTH): 17 of them answered a real 413 their documentation did not list.
+    missing = ["%s %s" % (method.upper(), path) for path, item in RAW["paths"].items()
+               for method, operation in item.items()
+               if isinstance(operation, dict) and "requestBody" in operation
+               and "413" not in operation["responses"]]
+    assert missing == []
+
+
+def test_a_body_too_large_for_an_edit_is_a_documented_413(server, room):
+    with httpx.Client(base_url=server.url, timeout=10, headers={"Authorization": "Bearer " + TOKEN}) as http:
+        sent = http.post("/rooms/%s/messages" % room, json={"text": "typo", "user": "ann"})
+        edit = conforms("PATCH", "/rooms/{room}/messages/{message_id}", http.patch(
+            "/rooms/%s/messages/%s" % (room, sent.json()["id"]), content=b'{"text": "%s"}' % (b"x" * 70000),
+            headers={"Content-Type": "application/json"}))
+        assert (edit.status_code, edit.json()["code"]) == (413, "too_large")
+
+
+@pytest.mark.parametrize("method, template, path", [
+    ("POST", "/rooms/{room}/messages", "/rooms/%s/messages"),
+    ("POST", "/rooms/{room}/withdrawals", "/rooms/%s/withdrawals"),
+    ("POST", "/users/{name}/messages", "/users/nobody-%s/messages"),
+    ("POST", "/users/{name}/withdrawals", "/users/nobody-%s/withdrawals"),
+])
+def test_posting_signed_out_is_401_signed_out_as_on_every_route_that_needs_a_session(server, room, method,
+                                                                                   template, path):
+    # Posts said the 401's default code, "unauthorized", where edits, reactions, typing, read
+    # positions and new rooms say "signed_out": a program signing in again on signed_out missed them.
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        csrf = http.get("/session", headers={"Accept": "application/json"}).json()["csrf_token"]
+        refused = conforms(method, template, http.request(
+            method, path % room, json={"text": "hello?", "idempotency_key": "k-" + room},
+            headers={"X-CSRF-Token": csrf}))
+        assert (refused.status_code, refused.json()["code"]) == (401, "signed_out")

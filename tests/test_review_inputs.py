@@ -29,12 +29,27 @@ def call(base, method, path, body=None):
     {"url": "http://hooks.example/", "rooms": 5},
     {"url": "http://hooks.example/", "rooms": ["ops", 7]},
     {"url": "http://hooks.example/", "rooms": {"a": 1}},
+    # Empty is no default: an empty room list matches no room, not every room (the CLI's
+    # --rooms '' is refused too), and an empty event list asks for no event at all.
+    {"url": "http://hooks.example/", "rooms": []},
+    {"url": "http://hooks.example/", "rooms": ""},
+    {"url": "http://hooks.example/", "rooms": False},
+    {"url": "http://hooks.example/", "events": []},
+    {"url": "http://hooks.example/", "events": ""},
+    {"url": "http://hooks.example/", "events": 0},
 ])
 def test_a_webhook_with_a_malformed_url_or_room_list_is_refused_with_a_sentence(server, body):
     status, said = call(server.url, "POST", "/admin/webhooks", body)
     assert status == 400, said
-    assert said["error"] and said["code"]
+    assert said["error"] and said["code"] == "invalid"
 
+
+def test_a_webhook_without_events_or_rooms_gets_messages_from_every_room(server):
+    status, said = call(server.url, "POST", "/admin/webhooks",
+                        {"url": "http://hooks.example/", "events": None, "rooms": None})
+    assert status == 201, said
+    assert (said["events"], said["rooms"]) == (["message"], ["*"])
+    assert call(server.url, "DELETE", "/admin/webhooks/" + said["id"])[0] == 200
 
 
 def test_a_persons_sidebar_keys_stay_bounded_however_many_rooms_they_show_or_hide(server, redis_client):

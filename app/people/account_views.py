@@ -102,7 +102,7 @@ def change_password():
         ended = _change(current, new)
     except Refused as exc:
         if is_json or wants_json():
-            return json_error(exc.status, str(exc), exc.headers)
+            return json_error(exc.status, str(exc), exc.headers, code=exc.code)
         page, status = _account_page(error=str(exc), status=exc.status)
         return page, status, exc.headers
     if is_json or wants_json():
@@ -114,7 +114,7 @@ def _change(current, new):
     name, sid = identity.current()
     account_id = identity.account()
     if not name:
-        raise Refused(NOT_SIGNED_IN, 401)
+        raise Refused(NOT_SIGNED_IN, 401, code="signed_out")
     if not account_id:
         raise Refused(GUEST if identity.kind() == "guest" else ELSEWHERE, 403)
     if not isinstance(current, str) or not isinstance(new, str):
@@ -152,7 +152,7 @@ def _set_disabled(name, disabled):
         ended = identity.disable_account(account["id"], disabled)
     except Refused as exc:
         if wants_json() or request.mimetype == "application/json":
-            return json_error(exc.status, str(exc))
+            return json_error(exc.status, str(exc), code=exc.code)
         page, status = _account_page(error=str(exc), status=exc.status)
         return page, status
     if wants_json() or request.mimetype == "application/json":
@@ -163,14 +163,14 @@ def _set_disabled(name, disabled):
 def _administered(name):
     """The account called ``name``, if the signed-in person is an administrator who may change it."""
     person = describe()
-    if not person:
-        raise Refused(NOT_SIGNED_IN, 401)
+    if not person:  # the codes api.md's table gives every route (signed_out, not_admin, no_account)
+        raise Refused(NOT_SIGNED_IN, 401, code="signed_out")
     if not person["admin"]:
-        raise Refused(NOT_ADMIN, 403)
+        raise Refused(NOT_ADMIN, 403, code="not_admin")
     store = services().accounts
     account = store.get(store.id_for(name)) if isinstance(name, str) and name else None
     if account is None:
-        raise Refused(N_("There is no account called “%s”.") % name[:80], 404)
+        raise Refused(N_("There is no account called “%s”.") % name[:80], 404, code="no_account")
     if account["id"] == person["id"]:
         raise Refused(N_("You cannot disable or enable your own account."), 409)
     return account

@@ -19,6 +19,8 @@ from .names import Names, NameTaken, fold  # noqa: F401 - re-exported: who holds
 # (app/web/i18n.py, translate).
 N_ = str
 
+RESERVED = N_("“%s” is reserved for the service itself. Pick another name.")
+
 # The control payload (app/delivery/position.py) a person's channel carries when their session ends:
 # every open stream of that session, on every worker and host, sends "event: signed-out", ends.
 SIGNED_OUT = "!#signed-out\n"
@@ -362,8 +364,12 @@ def _token_person(token):
     claims = services().jwts.claims(token)
     try:
         name = messages.check_name(claims["name"])
-    except messages.Invalid:
-        raise jwts.Refused("claims") from None
+    except messages.Invalid as exc:  # the name rule's own sentence: the name is there, and a string
+        raise jwts.Refused("claims", sentence=str(exc)) from None
+    # The service's own names and their look-alikes, as the exchange for a cookie (sign_in)
+    # refuses them: a Bearer request posted as "sуstem" (a Cyrillic у) where POST /session would not.
+    if services().names.is_reserved(name):
+        raise jwts.Refused("claims", sentence=RESERVED % name)
     sid = jwts.session_id(claims["sub"])
     services().sessions.ensure(sid, name, claims["sub"], until=claims["exp"], rooms=claims["rooms"], via="jwt")
     g.ripple_person, g.ripple_account, g.ripple_sub, g.ripple_via = (name, sid), None, claims["sub"], "jwt"
@@ -452,7 +458,7 @@ def sign_in(name, account=None, token=None):
     """
     names = services().names
     if account is None and names.is_reserved(name):
-        raise messages.Invalid(N_("“%s” is reserved for the service itself. Pick another name.") % name)
+        raise messages.Invalid(RESERVED % name)
     sessions = services().sessions
     old_name, old_sid = current()
     old_account = g.get("ripple_account")

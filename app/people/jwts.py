@@ -48,8 +48,9 @@ class Refused(ValueError):
     """A token that cannot sign anyone in; ``status`` is the HTTP answer (400 or 401), ``code``
     the stable error code."""
 
-    def __init__(self, key, status=401):
-        super().__init__(SENTENCES[key] % MAX_TOKEN_CHARS if key == "too_long" else SENTENCES[key])
+    def __init__(self, key, status=401, sentence=None):
+        # ``sentence``: what exactly is wrong, when another rule says it (a name the name rule refuses)
+        super().__init__(sentence or (SENTENCES[key] % MAX_TOKEN_CHARS if key == "too_long" else SENTENCES[key]))
         self.status, self.code = status, CODES.get(key, "token_invalid")
 
 

@@ -316,7 +316,8 @@ def sender(claimed):
         return grant.sender(claimed)
     name, sid = identity.current()
     if not name:
-        raise messages.Invalid(N_("Sign in with a display name before posting."), 401)
+        # signed_out, as every route that needs a session says it (api.md, "Error codes")
+        raise messages.Invalid(N_("Sign in with a display name before posting."), 401, "signed_out")
     try:
         services().names.claim(name, sid, account=identity.account())
     except identity.NameTaken:
@@ -477,6 +478,10 @@ def _int_arg(name, default, low, high):
     raw = request.args.get(name)
     if raw is None:
         return default
+    # ASCII digits only, as the fast stream path reads backlog: int() also takes " 5", "+5",
+    # "1_0" (ten) and other scripts' digits ("٥", "５").
+    if not (raw.isascii() and raw.isdigit()):
+        abort(400, N_("%s must be a whole number from %d to %d.") % (name, low, high))
     try:
         value = int(raw)
     except ValueError:

@@ -22,5 +22,14 @@ def origins(value):
 def init_app(app):
     allowed = origins(app.config["CORS_ORIGINS"])
     if allowed:  # "*" is never honoured: credentials and a wildcard do not mix, and it is too wide
+        # vary_header off: flask-cors says Vary: Origin only for more than one origin, yet with
+        # one its headers still depend on Origin (sent without one or for the listed one, not
+        # for another), so a shared cache could hand one origin's copy to another: every answer
+        # says Vary: Origin, once (below).
         CORS(app, origins=allowed, supports_credentials=True, allow_headers=ALLOWED_HEADERS,
-             expose_headers=EXPOSED_HEADERS, max_age=600)
+             expose_headers=EXPOSED_HEADERS, max_age=600, vary_header=False)
+
+        @app.after_request
+        def vary_by_origin(response):
+            response.vary.add("Origin")
+            return response

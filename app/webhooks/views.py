@@ -66,8 +66,11 @@ def add_webhook():
     patterns, list or comma-separated; default "*"), "bot" (a name its answers are posted as;
     optional)} -> 201 the webhook with its "secret" (shown this once)."""
     data = bodies.json_request()  # as every JSON route: 415 unsupported_type, 400 bad_body
-    hook, secret = _hooks().add(data.get("url"), data.get("events") or "message", data.get("rooms") or "*",
-                                data.get("bot"))
+    # Only a field left out (or null) takes its default: an empty list or string is refused as
+    # the CLI's --rooms '' is (read as "*" it would send every room's events, private ones too).
+    events, rooms = data.get("events"), data.get("rooms")
+    hook, secret = _hooks().add(data.get("url"), "message" if events is None else events,
+                                "*" if rooms is None else rooms, data.get("bot"))
     return jsonify(**hook, secret=secret, notice=str(SHOWN_ONCE)), 201
 
 
