@@ -692,3 +692,52 @@ def test_a_permalink_to_a_message_not_in_the_room_says_so(open_room, server, roo
     expect(page.locator(TEXTS)).to_have_text(["said here"])  # the room, around where it would be
     if script:  # the page goes on working: its stream connects
         expect(page.locator(STATUS)).to_have_attribute("data-state", "connected")
+
+
+# -- helper-86: without JavaScript nothing scrolls a log: a form's page lands where it acted --------
+
+def test_without_javascript_a_sent_message_is_in_view_at_the_log_end(open_room, server, room):
+    # The 303 after a post opened the page at the log's oldest message: on a phone the one just
+    # sent was 40 messages below, out of sight.
+    for n in range(40):
+        publish(server, room, "earlier %d" % n)
+    page = open_room(java_script_enabled=False, **PHONE)
+    choose_name(page, unique("ann"), js=False)
+    page.fill("#text", "just sent")
+    assert submit(page, ROOM_SEND).status == 303
+    assert page.url.endswith("#latest")
+    expect(page.locator(TEXTS).last).to_have_text("just sent")
+    expect(page.locator(TEXTS).last).to_be_in_viewport()
+
+
+def test_without_javascript_a_sent_direct_message_is_in_view_at_the_conversation_end(open_room, room):
+    bob_name = unique("bob")
+    open_room(name=bob_name)
+    ann = open_room(java_script_enabled=False, **PHONE)
+    choose_name(ann, unique("ann"), js=False)
+    ann.locator(".people [data-online]").get_by_role("link", name=bob_name).click()
+    for n in range(12):  # more than a phone shows at once
+        ann.fill(DM_TEXT, "direct %d" % n)
+        assert submit(ann, DM_SEND).status == 303
+    assert ann.url.endswith("#dm-latest")
+    last = ann.locator("[data-conversation] li.msg .text").last
+    expect(last).to_have_text("direct 11")
+    expect(last).to_be_in_viewport()
+
+
+def test_without_javascript_a_refused_edit_keeps_its_text_in_view_and_focused(open_room, server, room):
+    for n in range(40):
+        publish(server, room, "earlier %d" % n)
+    page = open_room(java_script_enabled=False, **PHONE)
+    choose_name(page, unique("ann"), js=False)
+    page.fill("#text", "to be edited")
+    assert submit(page, ROOM_SEND).status == 303
+    mine = page.locator("main.room li.msg.own").last
+    mine.locator("summary").click()
+    too_long = "x" * 2001  # RIPPLE_MAX_MESSAGE_CHARS: 2000
+    mine.locator("form[data-edit] textarea").fill(too_long)
+    assert submit(page, "main.room li.msg.own form[data-edit] button[type=submit]").status == 422
+    kept = page.locator("main.room li.msg.own form[data-edit] textarea")
+    expect(kept).to_have_value(too_long)
+    expect(kept).to_be_focused()
+    expect(kept).to_be_in_viewport()
