@@ -442,6 +442,25 @@ def test_the_record_of_actions_keeps_each_action_on_one_line_in_chinese(browser,
         assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")  # no sideways scroll
 
 
+def test_a_new_invitation_link_fits_a_phone_without_javascript(browser, server, room, owner):  # noqa: F811
+    # helper-86: the link's box (size="60") widened a 390 px page to 561 px: it scrolled sideways.
+    assert create(owner, room, "private")[0] == 201
+    context = browser.new_context(base_url=server.url, java_script_enabled=False, is_mobile=True, has_touch=True,
+                                  viewport={"width": 390, "height": 844})
+    context.set_default_timeout(10_000)
+    try:
+        context.add_cookies([{"name": c.name, "value": c.value, "url": server.url} for c in owner.jar])
+        page = context.new_page()
+        page.goto("/rooms/%s/manage" % room)
+        page.get_by_role("button", name="Make an invitation link").click()
+        link = page.locator("[data-invite-link]")
+        assert "/invite/" in link.input_value()
+        expect(link).to_be_in_viewport()
+        assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")  # no sideways scroll
+    finally:
+        close_context(context)
+
+
 def test_a_member_leaves_a_private_room_without_javascript(browser, server, room, owner):  # noqa: F811
     assert create(owner, room, "private")[0] == 201
     link = invite(owner, room)["url"]
