@@ -505,6 +505,27 @@ def test_a_refused_manage_form_comes_back_on_the_manage_page_with_what_was_typed
         close_context(context)
 
 
+def test_a_member_rows_buttons_name_the_member_to_a_screen_reader(browser, server, room, owner):  # noqa: F811
+    # helper-86: each row's buttons were named by their word alone: a screen reader's list of
+    # buttons read "Ban, Ban, Ban", "Remove, Remove", not whom each acts on.
+    bob, cat = account_holder(server, "bob"), account_holder(server, "cat")
+    assert create(owner, room, "private")[0] == 201
+    for member in (bob, cat):
+        assert answer(owner, "PUT", "/rooms/%s/members/%s" % (room, member.name))[0] in (200, 201)
+    assert answer(owner, "POST", "/rooms/%s/bans" % room, body={"address": "192.0.2.9"})[0] == 201
+    with owners_context(browser, server, owner) as context:
+        page = context.new_page()
+        page.goto("/rooms/%s/manage" % room)
+        for member in (bob, cat):
+            row = page.locator("tr", has_text=member.name)
+            for word in ("Make moderator", "Remove", "Ban"):
+                expect(row.get_by_role("button", name="%s %s" % (word, member.name), exact=True)).to_have_count(1)
+            expect(row.get_by_role("button", name="Ban", exact=True)).to_have_count(0)
+            hidden = row.get_by_role("button", name="Ban").locator(".visually-hidden")  # shown: the word alone
+            expect(hidden).to_have_text(" " + member.name)
+        expect(page.get_by_role("button", name="Unban 192.0.2.9", exact=True)).to_have_count(1)
+
+
 def test_a_member_leaves_a_private_room_without_javascript(browser, server, room, owner):  # noqa: F811
     assert create(owner, room, "private")[0] == 201
     link = invite(owner, room)["url"]
