@@ -741,3 +741,29 @@ def test_without_javascript_a_refused_edit_keeps_its_text_in_view_and_focused(op
     expect(kept).to_have_value(too_long)
     expect(kept).to_be_focused()
     expect(kept).to_be_in_viewport()
+
+
+@pytest.mark.parametrize("device", ["phone", "desktop"])
+def test_without_javascript_an_open_conversation_has_a_show_new_messages_link(open_room, room, device):
+    # helper-86: on a phone the conversation takes the room's place, and the room's "Show new
+    # messages" was hidden with it: a reply came only with the browser's reload.
+    bob_name, ann_name = unique("bob"), unique("ann")
+    bob = open_room(name=bob_name)
+    ann = open_room(java_script_enabled=False, **(PHONE if device == "phone" else DESKTOP))
+    choose_name(ann, ann_name, js=False)
+    ann.locator(".people [data-online]").get_by_role("link", name=bob_name).click()
+    ann.fill(DM_TEXT, "are you there?")
+    assert submit(ann, DM_SEND).status == 303
+    expect(bob.locator(INBOX)).to_contain_text("are you there?", timeout=LIVE_MS)
+    bob.locator(INBOX).get_by_role("link", name=ann_name).click()
+    expect(bob.locator(STATUS)).to_have_text("connected")
+    bob.fill(DM_TEXT, "yes, here")
+    bob.press(DM_TEXT, "Enter")
+    expect(bob.locator(DM_TEXT)).to_have_value("")
+    show = ann.get_by_role("link", name="Show new messages")
+    expect(show).to_have_count(1)  # one to see: the conversation's on a phone, the room's beside it
+    with ann.expect_navigation():
+        show.click()
+    last = ann.locator("[data-conversation] li.msg .text").last
+    expect(last).to_have_text("yes, here")
+    expect(last).to_be_in_viewport()
