@@ -767,3 +767,39 @@ def test_without_javascript_an_open_conversation_has_a_show_new_messages_link(op
     last = ann.locator("[data-conversation] li.msg .text").last
     expect(last).to_have_text("yes, here")
     expect(last).to_be_in_viewport()
+
+
+@pytest.mark.parametrize("signed_in", [True, False], ids=["signed-in", "signed-out"])
+def test_without_javascript_a_room_opens_at_its_newest_message(open_room, server, room, signed_in):
+    # helper-86: nothing scrolls a log without JavaScript: a room opened at the oldest of the 50
+    # messages it shows, the newest 40 below, out of sight on a phone.
+    for n in range(60):
+        publish(server, room, "message %d" % n)
+    page = open_room(name=unique("ann") if signed_in else None, java_script_enabled=False, **PHONE)
+    expect(page.locator(TEXTS).last).to_have_text("message 59")
+    expect(page.locator(TEXTS).last).to_be_in_viewport()
+    expect(page.locator(TEXTS).first).not_to_be_in_viewport()
+    page.get_by_role("link", name="Load older messages").click()  # older pages read from their top
+    expect(page.locator(TEXTS).first).to_be_in_viewport()
+
+
+def test_without_javascript_a_room_with_unread_messages_opens_at_the_first_unread(open_room, server, room):
+    publish(server, room, "seen before leaving")
+    page = open_room(name=unique("ann"), java_script_enabled=False, **PHONE)  # reads up to here
+    expect(page.locator(TEXTS)).to_have_text(["seen before leaving"])
+    page.goto("/")
+    first = publish(server, room, "first since you left")["id"]
+    for n in range(40):
+        publish(server, room, "later %d" % n)
+    page.goto("/rooms/%s" % room)
+    line = page.locator("li.msg.first-unread")
+    expect(line).to_have_attribute("data-id", first)
+    expect(line).to_be_in_viewport()
+    expect(page.locator(TEXTS).last).not_to_be_in_viewport()
+
+
+def test_without_javascript_a_permalink_opens_at_its_message(open_room, server, room):
+    ids = [publish(server, room, "message %d" % n)["id"] for n in range(50)]
+    page = open_room(java_script_enabled=False, **PHONE)
+    page.goto("/rooms/%s?at=%s#m-%s" % (room, ids[5], ids[5]))
+    expect(page.locator("li.msg.target")).to_be_in_viewport()
