@@ -457,6 +457,11 @@ def test_a_new_invitation_link_fits_a_phone_without_javascript(browser, server, 
         assert "/invite/" in link.input_value()
         expect(link).to_be_in_viewport()
         assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")  # no sideways scroll
+        # Shown once, never in the address: as ?invite= the browser's history kept the way in for
+        # the next person at a shared computer.
+        assert "invite" not in page.url and page.url.endswith("/rooms/%s/manage" % room)
+        page.reload()
+        expect(page.locator("[data-invite-link]")).to_have_count(0)
     finally:
         close_context(context)
 

@@ -5,7 +5,7 @@ and its audit record. JSON for programs; every action is also a plain HTML form 
 import ipaddress
 
 import redis
-from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, flash, jsonify, redirect, render_template, request, session, url_for
 from flask_babel import lazy_gettext as _l
 
 from ..ops.services import services
@@ -508,9 +508,15 @@ def refused_manage_form(exc):
         return None
 
 
+# The session's one-time copy of the invitation link a form just made (invite_views.room_invites).
+NEW_INVITE = "new_invite"
+
+
 def manage_page(room, refused=None, status=200):
     """The management page; ``refused``: {"form", "error", "typed"} of a form it turned down."""
     found = gate.require_role(room, records.MODERATOR)
+    made = session.get(NEW_INVITE)
+    new_invite = session.pop(NEW_INVITE)["url"] if isinstance(made, dict) and made.get("room") == room else None
     try:
         info = registry().info(room) or {"room": room, "topic": "", "visibility": records.PUBLIC,
                                          "owner": None, "slow_mode_seconds": 0}
@@ -522,6 +528,6 @@ def manage_page(room, refused=None, status=200):
         raise
     return render_template("manage.html", room=room, info=info, members=people, bans=shown, role_names=ROLE_NAMES,
                            invites=invites, actions=actions, role=found.role, admin=gate.is_admin(),
-                           me=gate.actor()[0], new_invite=request.args.get("invite"), now=records.now_ms(),
+                           me=gate.actor()[0], new_invite=new_invite, now=records.now_ms(),
                            user=identity.shown(),  # the header's "Signed in as … / Sign out"
                            refused=refused), status
