@@ -803,3 +803,24 @@ def test_without_javascript_a_permalink_opens_at_its_message(open_room, server, 
     page = open_room(java_script_enabled=False, **PHONE)
     page.goto("/rooms/%s?at=%s#m-%s" % (room, ids[5], ids[5]))
     expect(page.locator("li.msg.target")).to_be_in_viewport()
+
+
+def test_without_javascript_a_refused_reaction_comes_back_in_its_open_menu_as_typed(open_room, server, room):
+    # helper-86: "any emoji" refused (a letter, two emoji) came back with the menu shut, the
+    # field empty and focus nowhere: only the sentence at the page's top.
+    for n in range(40):
+        publish(server, room, "earlier %d" % n)
+    page = open_room(java_script_enabled=False, **PHONE)
+    choose_name(page, unique("ann"), js=False)
+    page.fill("#text", "react to me")
+    assert submit(page, ROOM_SEND).status == 303
+    mine = page.locator("main.room li.msg.own").last
+    mine.locator("summary").click()
+    mine.locator("form.react-any input[name=emoji]").fill("好")
+    assert submit(page, "main.room li.msg.own form.react-any button[type=submit]").status == 422
+    expect(page.get_by_role("alert").filter(has_text="A reaction must be one emoji")).to_be_visible()
+    field = page.locator("main.room li.msg.own form.react-any input[name=emoji]")
+    expect(field).to_have_value("好")
+    expect(field).to_be_focused()
+    expect(field).to_be_in_viewport()
+    expect(page.locator("main.room li.msg details[open]")).to_have_count(1)  # that message's menu alone

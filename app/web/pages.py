@@ -139,7 +139,8 @@ def room_page(room, error=None, text="", status=200, key=None, before=None, othe
     ``before``/``after``/``at`` ((ms, seq)): the page of history older than, newer than, or
     around (a permalink, highlighted) that id; a page with newer messages beyond it is not
     live. ``reply_to``: the id the composer answers (a Reply link followed without JavaScript).
-    ``editing``: {"id", "text"} of a refused edit: that message's menu open, holding the text.
+    ``editing``: {"id", "text"} of a refused edit ({"id", "emoji"} of a refused reaction): that
+    message's menu open, holding what was typed.
     ``again``, ``dm_again``: the room's or the conversation's composer sends its text even if
     it was just sent (api.SENT_JUST_NOW). ``note``, ``dm_note``: a composer's sentence that is
     no error (that question; "delivered when they are back").
