@@ -587,7 +587,7 @@ def test_a_direct_message_form_to_an_account_that_is_away_says_it_waits(server, 
     status, headers, _ = bob.request("POST", "/users/%s/messages" % away.name,
                                      form={"text": "later", "next": page, "csrf_token": form_token(bob, page),
                                            "idempotency_key": uuid.uuid4().hex})
-    assert status == 303 and headers["Location"].endswith(page + "&delivery=waiting")
+    assert status == 303 and headers["Location"].endswith(page + "&delivery=waiting#dm-latest")
     _, _, shown = bob.request("GET", headers["Location"])
     assert "is away: it is delivered when they are back" in shown.decode()
 

@@ -226,7 +226,7 @@ def test_bad_backlog_is_400(client, room, query):
 def test_form_post_redirects_to_the_room_with_the_message_shown(client, room):
     token = sign_in(client)
     response = client.post("/rooms/%s/messages" % room, data={"text": "from a form", "csrf_token": token})
-    assert response.status_code == 303 and response.headers["Location"].endswith("/rooms/%s" % room)
+    assert response.status_code == 303 and response.headers["Location"].endswith("/rooms/%s#latest" % room)
     page = client.get("/rooms/%s" % room)
     assert "from a form" in page.get_data(as_text=True)
 

@@ -87,6 +87,18 @@ def test_form_post_during_an_outage_keeps_the_typed_text(own_server, own_redis, 
     assert status == 503 and "keep me</textarea>" in html and "could not be sent" in html
 
 
+def test_a_page_that_cannot_load_during_an_outage_offers_to_try_it_again(own_server, own_redis, room):
+    # helper-86: the 503 page's one link went to the lobby, which an outage takes down too.
+    browser = Browser(own_server.url)
+    assert browser.sign_in("ann") == 200
+    own_redis.stop()
+    path = "/rooms/%s?before=1-0" % room
+    status, headers, body = browser.request("GET", path)
+    html = body.decode()
+    assert status == 503 and headers.get("Retry-After")
+    assert '<a class="button" href="%s" data-try-again>Try again</a>' % path in html
+
+
 def test_an_outage_is_logged_once_per_worker_not_per_stream(own_server, own_redis, room):
     streams = [SSEStream("%s/rooms/%s/events" % (own_server.url, room)) for _ in range(20)]
     for stream in streams:

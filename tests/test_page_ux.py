@@ -692,3 +692,135 @@ def test_a_permalink_to_a_message_not_in_the_room_says_so(open_room, server, roo
     expect(page.locator(TEXTS)).to_have_text(["said here"])  # the room, around where it would be
     if script:  # the page goes on working: its stream connects
         expect(page.locator(STATUS)).to_have_attribute("data-state", "connected")
+
+
+# -- helper-86: without JavaScript nothing scrolls a log: a form's page lands where it acted --------
+
+def test_without_javascript_a_sent_message_is_in_view_at_the_log_end(open_room, server, room):
+    # The 303 after a post opened the page at the log's oldest message: on a phone the one just
+    # sent was 40 messages below, out of sight.
+    for n in range(40):
+        publish(server, room, "earlier %d" % n)
+    page = open_room(java_script_enabled=False, **PHONE)
+    choose_name(page, unique("ann"), js=False)
+    page.fill("#text", "just sent")
+    assert submit(page, ROOM_SEND).status == 303
+    assert page.url.endswith("#latest")
+    expect(page.locator(TEXTS).last).to_have_text("just sent")
+    expect(page.locator(TEXTS).last).to_be_in_viewport()
+
+
+def test_without_javascript_a_sent_direct_message_is_in_view_at_the_conversation_end(open_room, room):
+    bob_name = unique("bob")
+    open_room(name=bob_name)
+    ann = open_room(java_script_enabled=False, **PHONE)
+    choose_name(ann, unique("ann"), js=False)
+    ann.locator(".people [data-online]").get_by_role("link", name=bob_name).click()
+    for n in range(12):  # more than a phone shows at once
+        ann.fill(DM_TEXT, "direct %d" % n)
+        assert submit(ann, DM_SEND).status == 303
+    assert ann.url.endswith("#dm-latest")
+    last = ann.locator("[data-conversation] li.msg .text").last
+    expect(last).to_have_text("direct 11")
+    expect(last).to_be_in_viewport()
+
+
+def test_without_javascript_a_refused_edit_keeps_its_text_in_view_and_focused(open_room, server, room):
+    for n in range(40):
+        publish(server, room, "earlier %d" % n)
+    page = open_room(java_script_enabled=False, **PHONE)
+    choose_name(page, unique("ann"), js=False)
+    page.fill("#text", "to be edited")
+    assert submit(page, ROOM_SEND).status == 303
+    mine = page.locator("main.room li.msg.own").last
+    mine.locator("summary").click()
+    too_long = "x" * 2001  # RIPPLE_MAX_MESSAGE_CHARS: 2000
+    mine.locator("form[data-edit] textarea").fill(too_long)
+    assert submit(page, "main.room li.msg.own form[data-edit] button[type=submit]").status == 422
+    kept = page.locator("main.room li.msg.own form[data-edit] textarea")
+    expect(kept).to_have_value(too_long)
+    expect(kept).to_be_focused()
+    expect(kept).to_be_in_viewport()
+
+
+@pytest.mark.parametrize("device", ["phone", "desktop"])
+def test_without_javascript_an_open_conversation_has_a_show_new_messages_link(open_room, room, device):
+    # helper-86: on a phone the conversation takes the room's place, and the room's "Show new
+    # messages" was hidden with it: a reply came only with the browser's reload.
+    bob_name, ann_name = unique("bob"), unique("ann")
+    bob = open_room(name=bob_name)
+    ann = open_room(java_script_enabled=False, **(PHONE if device == "phone" else DESKTOP))
+    choose_name(ann, ann_name, js=False)
+    ann.locator(".people [data-online]").get_by_role("link", name=bob_name).click()
+    ann.fill(DM_TEXT, "are you there?")
+    assert submit(ann, DM_SEND).status == 303
+    expect(bob.locator(INBOX)).to_contain_text("are you there?", timeout=LIVE_MS)
+    bob.locator(INBOX).get_by_role("link", name=ann_name).click()
+    expect(bob.locator(STATUS)).to_have_text("connected")
+    bob.fill(DM_TEXT, "yes, here")
+    bob.press(DM_TEXT, "Enter")
+    expect(bob.locator(DM_TEXT)).to_have_value("")
+    show = ann.get_by_role("link", name="Show new messages")
+    expect(show).to_have_count(1)  # one to see: the conversation's on a phone, the room's beside it
+    with ann.expect_navigation():
+        show.click()
+    last = ann.locator("[data-conversation] li.msg .text").last
+    expect(last).to_have_text("yes, here")
+    expect(last).to_be_in_viewport()
+
+
+@pytest.mark.parametrize("signed_in", [True, False], ids=["signed-in", "signed-out"])
+def test_without_javascript_a_room_opens_at_its_newest_message(open_room, server, room, signed_in):
+    # helper-86: nothing scrolls a log without JavaScript: a room opened at the oldest of the 50
+    # messages it shows, the newest 40 below, out of sight on a phone.
+    for n in range(60):
+        publish(server, room, "message %d" % n)
+    page = open_room(name=unique("ann") if signed_in else None, java_script_enabled=False, **PHONE)
+    expect(page.locator(TEXTS).last).to_have_text("message 59")
+    expect(page.locator(TEXTS).last).to_be_in_viewport()
+    expect(page.locator(TEXTS).first).not_to_be_in_viewport()
+    page.get_by_role("link", name="Load older messages").click()  # older pages read from their top
+    expect(page.locator(TEXTS).first).to_be_in_viewport()
+
+
+def test_without_javascript_a_room_with_unread_messages_opens_at_the_first_unread(open_room, server, room):
+    publish(server, room, "seen before leaving")
+    page = open_room(name=unique("ann"), java_script_enabled=False, **PHONE)  # reads up to here
+    expect(page.locator(TEXTS)).to_have_text(["seen before leaving"])
+    page.goto("/")
+    first = publish(server, room, "first since you left")["id"]
+    for n in range(40):
+        publish(server, room, "later %d" % n)
+    page.goto("/rooms/%s" % room)
+    line = page.locator("li.msg.first-unread")
+    expect(line).to_have_attribute("data-id", first)
+    expect(line).to_be_in_viewport()
+    expect(page.locator(TEXTS).last).not_to_be_in_viewport()
+
+
+def test_without_javascript_a_permalink_opens_at_its_message(open_room, server, room):
+    ids = [publish(server, room, "message %d" % n)["id"] for n in range(50)]
+    page = open_room(java_script_enabled=False, **PHONE)
+    page.goto("/rooms/%s?at=%s#m-%s" % (room, ids[5], ids[5]))
+    expect(page.locator("li.msg.target")).to_be_in_viewport()
+
+
+def test_without_javascript_a_refused_reaction_comes_back_in_its_open_menu_as_typed(open_room, server, room):
+    # helper-86: "any emoji" refused (a letter, two emoji) came back with the menu shut, the
+    # field empty and focus nowhere: only the sentence at the page's top.
+    for n in range(40):
+        publish(server, room, "earlier %d" % n)
+    page = open_room(java_script_enabled=False, **PHONE)
+    choose_name(page, unique("ann"), js=False)
+    page.fill("#text", "react to me")
+    assert submit(page, ROOM_SEND).status == 303
+    mine = page.locator("main.room li.msg.own").last
+    mine.locator("summary").click()
+    mine.locator("form.react-any input[name=emoji]").fill("好")
+    assert submit(page, "main.room li.msg.own form.react-any button[type=submit]").status == 422
+    expect(page.get_by_role("alert").filter(has_text="A reaction must be one emoji")).to_be_visible()
+    field = page.locator("main.room li.msg.own form.react-any input[name=emoji]")
+    expect(field).to_have_value("好")
+    expect(field).to_be_focused()
+    expect(field).to_be_in_viewport()
+    expect(page.locator("main.room li.msg details[open]")).to_have_count(1)  # that message's menu alone

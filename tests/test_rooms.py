@@ -263,3 +263,21 @@ def test_a_link_cannot_tell_a_signed_in_person_they_are_signed_out(server):
     assert status == 200 and "you are signed out" not in page.decode()
     status, _, page = Browser(server.url).request("GET", "/?expired=1&name=mine", headers={"Accept": "text/html"})
     assert status == 200 and "you are signed out" in page.decode()
+
+
+def test_a_member_removed_meanwhile_keeps_the_text_a_plain_form_could_not_send(server, owner, private_room):
+    # helper-86: JavaScript off, no stream tells a member they were removed: their next post got
+    # a bare 404 page, and what they had typed was gone.
+    from .test_accounts import form_token
+    bob = account_holder(server, "bob")
+    assert answer(owner, "PUT", "/rooms/%s/members/%s" % (private_room, bob.name))[0] in (200, 201)
+    page = "/rooms/%s" % private_room
+    token = form_token(bob, page)
+    assert answer(owner, "DELETE", "/rooms/%s/members/%s" % (private_room, bob.name))[0] in (200, 204)
+    status, _, body = bob.request("POST", page + "/messages", form={
+        "text": "am I <still> here?", "csrf_token": token, "idempotency_key": uuid.uuid4().hex})
+    html = body.decode()
+    assert status == 404 and "the secret plan" not in html  # still nothing of the room
+    kept = '<textarea id="kept" class="kept" readonly rows="3" dir="auto" data-kept>\n' \
+        'am I &lt;still&gt; here?</textarea>'
+    assert kept in html

@@ -442,6 +442,95 @@ def test_the_record_of_actions_keeps_each_action_on_one_line_in_chinese(browser,
         assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")  # no sideways scroll
 
 
+def test_a_new_invitation_link_fits_a_phone_without_javascript(browser, server, room, owner):  # noqa: F811
+    # helper-86: the link's box (size="60") widened a 390 px page to 561 px: it scrolled sideways.
+    assert create(owner, room, "private")[0] == 201
+    context = browser.new_context(base_url=server.url, java_script_enabled=False, is_mobile=True, has_touch=True,
+                                  viewport={"width": 390, "height": 844})
+    context.set_default_timeout(10_000)
+    try:
+        context.add_cookies([{"name": c.name, "value": c.value, "url": server.url} for c in owner.jar])
+        page = context.new_page()
+        page.goto("/rooms/%s/manage" % room)
+        page.get_by_role("button", name="Make an invitation link").click()
+        link = page.locator("[data-invite-link]")
+        assert "/invite/" in link.input_value()
+        expect(link).to_be_in_viewport()
+        assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")  # no sideways scroll
+        # Shown once, never in the address: as ?invite= the browser's history kept the way in for
+        # the next person at a shared computer.
+        assert "invite" not in page.url and page.url.endswith("/rooms/%s/manage" % room)
+        page.reload()
+        expect(page.locator("[data-invite-link]")).to_have_count(0)
+    finally:
+        close_context(context)
+
+
+@pytest.mark.parametrize("lang", ["en", "zh-CN"])
+def test_a_refused_manage_form_comes_back_on_the_manage_page_with_what_was_typed(browser, server, room, owner,  # noqa: F811
+                                                                                 lang):
+    # helper-86: a refused ban (a name nobody has, a duration too long) answered a bare error page
+    # whose one link went to the lobby; the typed name and duration were gone, and in Chinese the
+    # sentence named the API's field ("seconds 必须是…").
+    assert create(owner, room, "private")[0] == 201
+    context = browser.new_context(base_url=server.url, java_script_enabled=False, is_mobile=True, has_touch=True,
+                                  viewport={"width": 390, "height": 844}, locale=lang,
+                                  extra_http_headers={"Accept-Language": lang})
+    context.set_default_timeout(10_000)
+    try:
+        context.add_cookies([{"name": c.name, "value": c.value, "url": server.url} for c in owner.jar])
+        page = context.new_page()
+        page.goto("/rooms/%s/manage" % room)
+        page.fill("#ban-user", "nobody-" + room)
+        page.fill("#ban-seconds", "999999999999")
+        with page.expect_response(lambda r: r.request.method == "POST") as answer:
+            page.locator("form:has(#ban-user) button[type=submit]").click()
+        assert answer.value.status == 400
+        said = page.locator("form:has(#ban-user) [data-form-error]")
+        expect(said).to_have_text("封禁时长必须是 1 到 315360000 之间的整数秒，留空表示永久。" if lang == "zh-CN"
+                                  else "seconds must be a whole number from 1 to 315360000, or left out for good.")
+        expect(page.locator("#ban-user")).to_have_value("nobody-" + room)
+        expect(page.locator("#ban-seconds")).to_have_value("999999999999")
+        expect(page.locator("#ban-user")).to_be_focused()
+        expect(page.locator("#ban-user")).to_have_attribute("aria-describedby", "ban-error")
+        page.fill("#ban-seconds", "600")  # now the name
+        with page.expect_response(lambda r: r.request.method == "POST") as answer:
+            page.locator("form:has(#ban-user) button[type=submit]").click()
+        assert answer.value.status == 404
+        expect(said).to_contain_text("nobody-" + room)
+        expect(page.locator("#ban-seconds")).to_have_value("600")
+        expect(page.locator("[data-form-error]")).to_have_count(1)  # in that form only
+        page.fill("#add-name", "nobody-" + room)
+        page.locator("form:has(#add-name) button[type=submit]").click()
+        expect(page.locator("form:has(#add-name) [data-form-error]")).to_be_visible()
+        expect(page.locator("#add-name")).to_have_value("nobody-" + room)
+        expect(page.locator("#ban-user")).to_have_value("")  # another form's refusal: this one fresh
+        assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+    finally:
+        close_context(context)
+
+
+def test_a_member_rows_buttons_name_the_member_to_a_screen_reader(browser, server, room, owner):  # noqa: F811
+    # helper-86: each row's buttons were named by their word alone: a screen reader's list of
+    # buttons read "Ban, Ban, Ban", "Remove, Remove", not whom each acts on.
+    bob, cat = account_holder(server, "bob"), account_holder(server, "cat")
+    assert create(owner, room, "private")[0] == 201
+    for member in (bob, cat):
+        assert answer(owner, "PUT", "/rooms/%s/members/%s" % (room, member.name))[0] in (200, 201)
+    assert answer(owner, "POST", "/rooms/%s/bans" % room, body={"address": "192.0.2.9"})[0] == 201
+    with owners_context(browser, server, owner) as context:
+        page = context.new_page()
+        page.goto("/rooms/%s/manage" % room)
+        for member in (bob, cat):
+            row = page.locator("tr", has_text=member.name)
+            for word in ("Make moderator", "Remove", "Ban"):
+                expect(row.get_by_role("button", name="%s %s" % (word, member.name), exact=True)).to_have_count(1)
+            expect(row.get_by_role("button", name="Ban", exact=True)).to_have_count(0)
+            hidden = row.get_by_role("button", name="Ban").locator(".visually-hidden")  # shown: the word alone
+            expect(hidden).to_have_text(" " + member.name)
+        expect(page.get_by_role("button", name="Unban 192.0.2.9", exact=True)).to_have_count(1)
+
+
 def test_a_member_leaves_a_private_room_without_javascript(browser, server, room, owner):  # noqa: F811
     assert create(owner, room, "private")[0] == 201
     link = invite(owner, room)["url"]

@@ -90,6 +90,8 @@ def post_direct(name):
         target = sessions.safe_next(request.form.get("next"))
         if waiting:
             target += ("&" if "?" in target else "?") + "delivery=waiting"
+        if "#" not in target:  # the conversation's end (room.html): no script scrolls it (helper-86)
+            target += "#dm-latest"
         return redirect(target, 303)
     headers = {"Ripple-Delivery": "waiting"} if waiting else {}
     return Response(stored, status=201 if created else 200, mimetype="application/json", headers=headers)

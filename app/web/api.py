@@ -121,7 +121,9 @@ def post_message(room):
     if grant is None:
         _visited(room, user, stored)
     if page:
-        return redirect(url_for("pages.room", room=room), 303)
+        # At the log's end (room.html's #latest): without JavaScript nothing scrolls the log, and
+        # the page opened at its oldest message, the one just sent out of sight (helper-86).
+        return redirect(url_for("pages.room", room=room) + "#latest", 303)
     return Response(stored, status=201 if created else 200, mimetype="application/json")
 
 

@@ -333,4 +333,5 @@ def reaction_form(room, message_id):
         reactions = service.react(room, message_id, who, emoji, on)
         return _back(room, message_id) if form else _reactions(message_id, reactions)
 
-    return _do(room, message_id, form, act, programs=True)
+    # refused: the menu comes back open with the emoji as typed (JavaScript off)
+    return _do(room, message_id, form, act, editing={"id": message_id, "emoji": emoji}, programs=True)

@@ -1,6 +1,6 @@
 """Invitations over HTTP: moderators make and revoke links; a signed-in person who opens one
 (``GET /invite/<token>``, a page with a Join button) and joins (``POST``) becomes a member."""
-from flask import Blueprint, jsonify, render_template, request, url_for
+from flask import Blueprint, jsonify, render_template, request, session, url_for
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 
@@ -9,7 +9,7 @@ from ..people import identity
 from ..rooms import invites, keys, records
 from . import gate, pages
 from .replies import wants_json, wants_page
-from .room_views import done, manage_url, name_taken, read_body, record, room_or_404, whole
+from .room_views import NEW_INVITE, done, manage_url, name_taken, read_body, record, room_or_404, whole
 
 bp = Blueprint("invites", __name__)
 MAX_EXPIRES_IN = 365 * 86400
@@ -52,14 +52,12 @@ def room_invites(room):
         raise refused(exc) from None
     made["url"] = url_for("invites.invitation", token=made.pop("token"), _external=True)
     record(room, "invite", made["id"], "expires_in=%s max_uses=%s" % (expires_in, max_uses))
-    if form:  # the management page shows the new link once
-        return done(True, manage_url(room) + "?" + _query(made["url"]))
+    if form:  # the management page shows the new link once: from the session, never the address
+        # (as ?invite= it stayed in the browser's history, where the next person at a shared
+        # computer found a way into the private room: helper-86)
+        session[NEW_INVITE] = {"room": room, "url": made["url"]}
+        return done(True, manage_url(room))
     return done(False, None, made, 201)
-
-
-def _query(url):
-    from urllib.parse import urlencode
-    return urlencode({"invite": url})
 
 
 @bp.route("/rooms/<room>/invites/<invite_id>", methods=["DELETE", "POST"])

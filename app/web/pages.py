@@ -139,7 +139,8 @@ def room_page(room, error=None, text="", status=200, key=None, before=None, othe
     ``before``/``after``/``at`` ((ms, seq)): the page of history older than, newer than, or
     around (a permalink, highlighted) that id; a page with newer messages beyond it is not
     live. ``reply_to``: the id the composer answers (a Reply link followed without JavaScript).
-    ``editing``: {"id", "text"} of a refused edit: that message's menu open, holding the text.
+    ``editing``: {"id", "text"} of a refused edit ({"id", "emoji"} of a refused reaction): that
+    message's menu open, holding what was typed.
     ``again``, ``dm_again``: the room's or the conversation's composer sends its text even if
     it was just sent (api.SENT_JUST_NOW). ``note``, ``dm_note``: a composer's sentence that is
     no error (that question; "delivered when they are back").
@@ -152,11 +153,13 @@ def room_page(room, error=None, text="", status=200, key=None, before=None, othe
     sidebar, read_id, first_unread = None, None, None
     try:
         standing = gate.access(room)
+        # A refused form's text stays, to copy (a member removed meanwhile, JavaScript off: helper-86).
+        kept = text or dm_text or None
         if gate.hidden(standing):  # every way to a room page (a failed form's too) ends here
-            return render_template("error.html", status=404, message=gate.NOT_FOUND), 404
+            return render_template("error.html", status=404, message=gate.NOT_FOUND, kept=kept), 404
         if gate.shut_out(standing):  # a private room's member under a ban reads nothing of it
             return render_template("error.html", status=403,
-                                   message=gate.banned_sentence(room, standing.ban)), 403
+                                   message=gate.banned_sentence(room, standing.ban), kept=kept), 403
         if standing.used is False and deletions.deleted_at(services().redis, room):
             return deleted_page(room)
         administers = bool(user) and gate.is_admin()  # every power of a moderator, everywhere

@@ -5,7 +5,7 @@ and its audit record. JSON for programs; every action is also a plain HTML form 
 import ipaddress
 
 import redis
-from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, flash, jsonify, redirect, render_template, request, session, url_for
 from flask_babel import lazy_gettext as _l
 
 from ..ops.services import services
@@ -56,7 +56,7 @@ ROLE_NAMES = {records.OWNER: _l("owner"), records.MODERATOR: _l("moderator"), re
 def refused(exc):
     """A refusal as JSON for programs, or as a page for a browser's form or navigation."""
     from . import form_pages  # its imports reach the views that import this module
-    page = form_pages.page(exc.status, str(exc))
+    page = form_pages.page(exc.status, str(exc)) or refused_manage_form(exc)
     if page is not None:
         return page[0], page[1], exc.headers
     if not wants_json() and (request.mimetype in FORM_TYPES or request.method == "GET"):
@@ -481,8 +481,42 @@ def audit(room):
 @bp.get("/rooms/<room>/manage")
 def manage(room):
     """The room's management page for its moderators, owner and administrators (plain forms)."""
-    room = room_or_404(room)
+    return manage_page(room_or_404(room))
+
+
+# The manage page's forms whose refusal comes back on that page, the sentence in the form and
+# what was typed kept (a member row's Ban carries user_id: not this form's); the admin page's
+# forms name their own ``next``.
+MANAGE_FORMS = {"rooms.change_room": "room", "rooms.add_member_form": "add", "rooms.bans": "ban",
+                "invites.room_invites": "invite"}
+
+
+def refused_manage_form(exc):
+    """(page, status) of the manage page for a refused manage form (JavaScript off), else None:
+    it had answered with a bare error page and a link to the lobby, the typed fields lost (helper-86)."""
+    which = MANAGE_FORMS.get(request.endpoint)
+    if (which is None or request.method != "POST" or request.mimetype not in FORM_TYPES or wants_json()
+            or request.form.get("next") or request.form.get("user_id")
+            or (which == "room" and method() != "PATCH")):
+        return None
+    room = keys.canonical_room((request.view_args or {}).get("room", ""))
+    if room is None:
+        return None
+    try:
+        return manage_page(room, {"form": which, "error": str(exc), "typed": request.form.to_dict()}, exc.status)
+    except gate.Refused:  # no moderator of the room (any more): the plain refusal
+        return None
+
+
+# The session's one-time copy of the invitation link a form just made (invite_views.room_invites).
+NEW_INVITE = "new_invite"
+
+
+def manage_page(room, refused=None, status=200):
+    """The management page; ``refused``: {"form", "error", "typed"} of a form it turned down."""
     found = gate.require_role(room, records.MODERATOR)
+    made = session.get(NEW_INVITE)
+    new_invite = session.pop(NEW_INVITE)["url"] if isinstance(made, dict) and made.get("room") == room else None
     try:
         info = registry().info(room) or {"room": room, "topic": "", "visibility": records.PUBLIC,
                                          "owner": None, "slow_mode_seconds": 0}
@@ -494,5 +528,6 @@ def manage(room):
         raise
     return render_template("manage.html", room=room, info=info, members=people, bans=shown, role_names=ROLE_NAMES,
                            invites=invites, actions=actions, role=found.role, admin=gate.is_admin(),
-                           me=gate.actor()[0], new_invite=request.args.get("invite"), now=records.now_ms(),
-                           user=identity.shown())  # the header's "Signed in as … / Sign out"
+                           me=gate.actor()[0], new_invite=new_invite, now=records.now_ms(),
+                           user=identity.shown(),  # the header's "Signed in as … / Sign out"
+                           refused=refused), status
