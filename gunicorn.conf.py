@@ -14,8 +14,18 @@ def _whole(name, default, least=1):
     if not raw:
         return int(default)
     if not (raw.isascii() and raw.isdigit()) or int(raw) < least:
-        sys.exit("%s must be a whole number of at least %d, not %r." % (name, least, raw))
+        sys.exit("Error: %s must be a whole number of at least %d, not %r." % (name, least, raw))
     return int(raw)
+
+
+def _flag(name, default):
+    """Environment variable ``name`` as true or false, as gevent reads it (1/0, true/false, on/off,
+    yes/no; empty: false); anything else stops the server with one sentence naming it (each
+    worker failed to boot with gevent's traceback, and the master stopped)."""
+    raw = os.environ.get(name, default).strip().lower()
+    if raw not in ("", "1", "true", "on", "yes", "0", "false", "off", "no"):
+        sys.exit("Error: %s must be true or false, not %r." % (name, os.environ[name]))
+    return raw
 
 
 def _log_level():
@@ -23,7 +33,7 @@ def _log_level():
     the server with one sentence (gunicorn said only "Unable to configure root logger")."""
     raw = os.environ.get("LOG_LEVEL", "INFO").strip() or "INFO"
     if not isinstance(logging.getLevelName(raw.upper()), int):
-        sys.exit("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not %r." % raw)
+        sys.exit("Error: LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not %r." % raw)
     return raw.upper()
 
 
@@ -102,7 +112,10 @@ logger_class = _logger_class()
 
 # gevent records, for every greenlet, the stack that spawned it (a debugging aid): ~0.5 KB
 # per open stream. Workers read this when they import gevent.
-os.environ.setdefault("GEVENT_TRACK_GREENLET_TREE", "false")
+os.environ["GEVENT_TRACK_GREENLET_TREE"] = _flag("GEVENT_TRACK_GREENLET_TREE", "false") or "false"
+# Read here, in the master, so that a bad value stops it in one sentence: read in each worker as it
+# booted, it failed them one after another for ever (gunicorn restarts a worker that exits 1).
+_trim_after = _whole("RIPPLE_MEMORY_TRIM_CONNECTIONS", 500, least=0)
 
 
 def _use_malloc():
@@ -358,7 +371,7 @@ def post_worker_init(worker):
     # in the main thread, not at import (app/delivery/datastack.py).
     from app.delivery import datastack
     datastack.prepare()
-    worker.trim_after = _whole("RIPPLE_MEMORY_TRIM_CONNECTIONS", 500, least=0)
+    worker.trim_after = _trim_after
     ripple = getattr(worker.wsgi, "extensions", {}).get("ripple")  # app/ops/services.py
     if ripple is None:
         return

