@@ -159,12 +159,14 @@ def test_nginx_passes_the_request_id_through(nginx):
 def test_gunicorns_access_log_as_deployment_md_says_names_the_client_and_the_request_id(redis_url, tmp_path):
     fmt = re.search(r"--access-logformat '([^']+)'", (ROOT / "docs/deployment.md").read_text()).group(1)
     log = tmp_path / "access.log"
-    server = Gunicorn(tmp_path, redis_url=redis_url, workers=1, env=SERVER_ENV,
+    server = Gunicorn(tmp_path, redis_url=redis_url, workers=1, env=dict(SERVER_ENV, RIPPLE_TRUSTED_PROXIES="1"),
                       args=["--access-logfile", str(log), "--access-logformat", fmt])
     server.start()
     try:
+        # As nginx passes it on: what the client wrote itself, then the address nginx saw. The
+        # format logged the whole header first, so the line named the address the client chose.
         request = urllib.request.Request(server.url + "/readyz", headers={
-            "X-Forwarded-For": "203.0.113.7", "X-Request-ID": "0123456789abcdef0123456789abcdef"})
+            "X-Forwarded-For": "198.51.100.66, 203.0.113.7", "X-Request-ID": "0123456789abcdef0123456789abcdef"})
         urllib.request.urlopen(request, timeout=10).close()
         wait_until(lambda: "GET /readyz" in log.read_text(), 10, 0.05, "the access line")
     finally:
@@ -172,6 +174,7 @@ def test_gunicorns_access_log_as_deployment_md_says_names_the_client_and_the_req
     line = next(line for line in log.read_text().splitlines() if "GET /readyz" in line)
     assert line.startswith("203.0.113.7 ") and "rid=0123456789abcdef0123456789abcdef" in line, line
     assert re.search(r"^203\.0\.113\.7 \[\d\d/\w{3}/\d{4}:[^][]*\] \"GET /readyz", line), line  # one pair of brackets
+    assert line.endswith(' xff="198.51.100.66, 203.0.113.7"'), line
 
 
 def test_a_body_over_ripples_limit_gets_ripples_own_413_through_nginx(nginx, room):
