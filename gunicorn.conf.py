@@ -86,6 +86,10 @@ logconfig_dict = {
     },
 }
 
+# A query's token parameter (the value up to the next "&", space or end), wherever in the query.
+_TOKEN_IN_QUERY = re.compile(r"((?:^|[?&])token=)[^&\s]*")
+
+
 def _logger_class():
     from gunicorn.glogging import Logger
 
@@ -96,6 +100,19 @@ def _logger_class():
 
         def _compute_access_log_enabled(self):
             return bool(self.cfg.accesslog)
+
+        def atoms(self, resp, req, environ, request_time):
+            # A host application's JWT rides in the stream's query (?token=: EventSource sets
+            # no headers): a bearer credential, logged whole by "%(r)s" and "%(q)s".
+            atoms = super().atoms(resp, req, environ, request_time)
+            for key in ("r", "q", "{raw_uri}e", "{query_string}e"):
+                value = atoms.get(key)
+                if value and "token=" in value:
+                    atoms[key] = _TOKEN_IN_QUERY.sub(r"\1***", value)
+            for key in ("{authorization}i", "{http_authorization}e"):
+                if atoms.get(key):
+                    atoms[key] = atoms[key].strip().partition(" ")[0] + " ***"
+            return atoms
 
         def setup(self, cfg):
             # logconfig_dict (applied last by gunicorn) gives gunicorn.access no handler, which

@@ -177,6 +177,31 @@ def test_gunicorns_access_log_as_deployment_md_says_names_the_client_and_the_req
     assert line.endswith(' xff="198.51.100.66, 203.0.113.7"'), line
 
 
+def test_gunicorns_access_log_never_shows_a_token(redis_url, tmp_path):
+    # A host application's JWT rides in a stream's query (?token=): "%(r)s" logged it whole.
+    log = tmp_path / "access.log"
+    server = Gunicorn(tmp_path, redis_url=redis_url, workers=1, env=SERVER_ENV, args=[
+        "--access-logfile", str(log), "--access-logformat", '"%(r)s" q=%(q)s auth=%({authorization}i)s'])
+    server.start()
+    try:
+        request = urllib.request.Request(server.url + "/readyz?limit=2&token=SECRET.JWT.sig&x=1",
+                                         headers={"Authorization": "Bearer SECRET-BEARER"})
+        urllib.request.urlopen(request, timeout=10).close()
+        wait_until(lambda: "GET /readyz" in log.read_text(), 10, 0.05, "the access line")
+    finally:
+        server.stop()
+    line = next(line for line in log.read_text().splitlines() if "GET /readyz" in line)
+    assert line == '"GET /readyz?limit=2&token=***&x=1 HTTP/1.1" q=limit=2&token=***&x=1 auth=Bearer ***', line
+
+
+def test_nginxs_access_log_never_shows_a_token(nginx, room):
+    with nginx.open("/rooms/%s/messages?token=SECRET.JWT.sig&limit=1" % room) as r:
+        rid = r.headers["X-Request-ID"]
+    wait_until(lambda: "rid=%s" % rid in nginx.access_log.read_text(), 10, 0.05, "nginx's access line")
+    line = next(line for line in nginx.access_log.read_text().splitlines() if "rid=%s" % rid in line)
+    assert "?token=***&limit=1 HTTP/" in line and "SECRET" not in line, line
+
+
 def test_a_body_over_ripples_limit_gets_ripples_own_413_through_nginx(nginx, room):
     # nginx's limit sat at Ripple's: its HTML page answered first, where api.md promises JSON.
     body = json.dumps({"text": "x" * 70000, "user": "ops"}).encode()  # over 64 KiB
