@@ -1,6 +1,7 @@
 """The deployment files work: docs/deploy/nginx.conf proxies streams unbuffered through a real
 nginx; the systemd unit and the Dockerfile hold what an operator relies on."""
 import configparser
+import http.cookiejar
 import json
 import re
 import shutil
@@ -200,6 +201,34 @@ def test_nginxs_access_log_never_shows_a_token(nginx, room):
     wait_until(lambda: "rid=%s" % rid in nginx.access_log.read_text(), 10, 0.05, "nginx's access line")
     line = next(line for line in nginx.access_log.read_text().splitlines() if "rid=%s" % rid in line)
     assert "?token=***&limit=1 HTTP/" in line and "SECRET" not in line, line
+
+
+def test_a_cookie_request_over_https_without_this_sites_referer_is_told_why(nginx):
+    # Flask-WTF refuses it after a valid CSRF token (WTF_CSRF_SSL_STRICT); the answer said the
+    # page was out of date and to press the button again, which a program, or a browser whose
+    # Referer is stripped, would do for ever.
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=nginx.tls),
+                                         urllib.request.HTTPCookieProcessor(jar))
+    with pytest.raises(urllib.error.HTTPError) as unknown:
+        opener.open(nginx.url + "/session", timeout=5)
+    token = json.loads(unknown.value.read())["csrf_token"]
+
+    def sign_in(**headers):
+        request = urllib.request.Request(nginx.url + "/session", data=json.dumps({"name": "referer-test"}).encode(),
+                                         headers={"Content-Type": "application/json", "X-CSRF-Token": token, **headers})
+        try:
+            with opener.open(request, timeout=5) as answer:
+                return answer.status, json.loads(answer.read())
+        except urllib.error.HTTPError as refused:
+            return refused.code, json.loads(refused.read())
+
+    for referer in ({}, {"Referer": "https://elsewhere.example/page"}):
+        status, body = sign_in(**referer)
+        assert (status, body["code"]) == (400, "csrf"), body
+        assert "Referer header was missing or named another site" in body["error"], body
+    status, body = sign_in(Referer=nginx.url + "/")
+    assert (status, body["name"]) == (200, "referer-test"), body
 
 
 def test_a_body_over_ripples_limit_gets_ripples_own_413_through_nginx(nginx, room):
