@@ -190,7 +190,7 @@ def on_starting(server):
     # service account's alone; workers and the embedded Redis inherit this.
     os.umask(0o077)
     _halt_once(server)
-    _check_settings()
+    _check_settings(server)
     _metrics_dir(server)
     _check_open_files(server)
     # After a HUP, gunicorn's USR2 re-exec hands the new master the environment as it was then,
@@ -247,16 +247,19 @@ def _halt_once(server):
     server.reap_workers, server.halt = reap_workers, halting
 
 
-def _check_settings():
+def _check_settings(server):
     """A bad RIPPLE_ setting stops the master with one sentence naming it, before any worker
     boots (each would fail with a traceback and the same sentence). The app checks again,
-    with instance/config.py and the rates (Flask-Limiter reads those: not in the master)."""
+    with instance/config.py and the rates (Flask-Limiter reads those: not in the master).
+    A misspelt or renamed one, which nothing reads, is a warning."""
     settings = _ops_module("settings")
     try:
         settings.check(settings.from_environ(os.environ), rates=False)
         settings.check_environment(os.environ)
     except settings.SettingError as exc:
         raise RuntimeError(str(exc)) from None
+    for sentence in settings.misspelt(os.environ):
+        server.log.warning("%s", sentence)
 
 
 def _metrics_dir(server):

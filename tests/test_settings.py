@@ -197,3 +197,34 @@ def test_a_bad_rate_stops_gunicorn_in_one_line_from_the_worker(redis_url):
     assert result.returncode != 0
     assert 'Error: RIPPLE_POST_RATE_TOKEN must be a rate such as "20 per 10 seconds"' in result.stderr
     assert "Traceback" not in result.stderr, result.stderr
+
+
+def test_a_misspelt_or_renamed_setting_is_named_with_what_was_meant():
+    # Nothing reads RIPPLE_HISTORY_LENGHT: the service ran with the default, saying nothing.
+    found = settings.misspelt({
+        "RIPPLE_HISTORY_LENGHT": "5000", "RIPPLE_TRUSTED_PROXY": "1", "RIPPLE_NAME_TTL_SECONDS": "60",
+        "RIPPLE_REDIS_MAXMEMROY": "1gb",
+        # Ripple's own, Flask's and its extensions' (RIPPLE_<name> sets them too), and unrelated
+        "RIPPLE_HISTORY_LENGTH": "5000", "RIPPLE_EMBEDDED_REDIS_DIR": "/srv", "RIPPLE_SECRET_KEY": "k",
+        "RIPPLE_SESSION_COOKIE_NAME": "chat", "RIPPLE_RATELIMIT_KEY_PREFIX": "x", "RIPPLE_WTF_CSRF_SSL_STRICT": "0",
+        "RIPPLE_ENV": "prod", "PATH": "/bin"})
+    assert found == [
+        "RIPPLE_HISTORY_LENGHT is no Ripple setting: did you mean RIPPLE_HISTORY_LENGTH? (ignored)",
+        "RIPPLE_NAME_TTL_SECONDS is no longer read: RIPPLE_NAME_IDLE_SECONDS replaced it (ignored).",
+        "RIPPLE_REDIS_MAXMEMROY is no Ripple setting: did you mean RIPPLE_REDIS_MAXMEMORY? (ignored)",
+        "RIPPLE_TRUSTED_PROXY is no Ripple setting: did you mean RIPPLE_TRUSTED_PROXIES? (ignored)"]
+
+
+def test_the_flask_settings_never_taken_for_a_misspelling_are_flasks():
+    from flask import Flask
+    ours = {name for name in dir(settings) if name.isupper() and not name.startswith("_")} | {"SECRET_KEY"}
+    assert settings._flask == set(Flask.default_config) - ours
+
+
+def test_the_master_warns_of_a_misspelt_setting(redis_url, tmp_path):
+    server = Gunicorn(tmp_path, redis_url=redis_url, workers=1,
+                      env=dict(SERVER_ENV, RIPPLE_HISTORY_LENGHT="5000"))
+    server.start()
+    server.stop()
+    assert ("WARNING pid=%d rid=- gunicorn.error: RIPPLE_HISTORY_LENGHT is no Ripple setting: did you mean "
+            "RIPPLE_HISTORY_LENGTH? (ignored)" % server.process.pid) in server.log_path.read_text()
