@@ -334,11 +334,19 @@ def _check_open_files(server):
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         soft = hard
-    wanted = 2 * worker_connections + 150  # and two Redis pools of 50 and the worker's own
+    wanted = 2 * worker_connections + _OWN_FILES
     if soft < wanted:
         server.log.warning("open-file limit %d is below the %d that worker_connections=%d needs "
-                           "(two per stream): streams past ~%d per worker will fail",
-                           soft, wanted, worker_connections, (soft - 100) // 2)
+                           "(two per stream): each worker holds at most %d streams (more are refused "
+                           "with 503, as past RIPPLE_MAX_STREAMS_PER_WORKER)",
+                           soft, wanted, worker_connections, _streams_that_fit(soft))
+
+
+_OWN_FILES = 150  # a worker's files besides its streams: two Redis pools of 50, its own ~50
+
+
+def _streams_that_fit(soft):
+    return max(1, (soft - _OWN_FILES) // 2)
 
 
 def child_exit(server, worker):
@@ -396,6 +404,11 @@ def post_worker_init(worker):
     if ripple is None:
         return
     hub = ripple.hub
+    # Under a low open-file limit a stream past it failed with a 500 and a traceback (EMFILE,
+    # wherever the next file was needed: often a Redis command connection): refuse it with
+    # the cap's 503 instead.
+    import resource
+    hub.streams.limit = min(hub.streams.limit, _streams_that_fit(resource.getrlimit(resource.RLIMIT_NOFILE)[0]))
     # Streams never end by themselves: a leaving worker tells them to come back (staggered),
     # after its replacements listen (app/ops/worker.py).
     worker.stream_sets.append(hub.streams)
