@@ -112,6 +112,35 @@ def test_a_worker_at_its_stream_cap_answers_busy_with_retry_after(redis_url, tmp
 
 
 
+def test_a_burst_of_opens_does_not_pass_the_workers_stream_cap(redis_url, tmp_path, room):
+    # Every open of a burst passed the cap's check before any of them was counted: with a cap
+    # of 5, ten opened at once were all held (a reconnect storm is such a burst).
+    server = Gunicorn(tmp_path, redis_url=redis_url, workers=1,
+                      env={**SERVER_ENV, "RIPPLE_MAX_STREAMS_PER_WORKER": "5"}).start()
+    clients = []
+    try:
+        for _ in range(12):
+            client = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+            client.sendall(b"GET /rooms/%s/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"
+                           % room.encode())
+            clients.append(client)
+        answers = []
+        for client in clients:
+            got = b""
+            while not any(end in got for end in (b"event: ready", b"event: busy", b"\r\n0\r\n\r\n")):
+                chunk = client.recv(4096)
+                assert chunk, got
+                got += chunk
+            answers.append("ready" if b"event: ready" in got else "busy" if b"event: busy" in got else "ended")
+            if answers[-1] == "ended":
+                assert b"retry: " in got and b"event:" not in got, got  # back after a retry, told nothing else
+        assert answers.count("ready") == 5, answers
+    finally:
+        for client in clients:
+            client.close()
+        server.stop()
+
+
 def test_a_worker_holds_only_the_streams_its_open_file_limit_fits(redis_url, tmp_path, room):
     # Two files a stream, 150 for the rest (gunicorn.conf.py): 75 under a limit of 300. Past the
     # limit, a stream's open failed where the next file was needed (a Redis command connection,
