@@ -14,8 +14,18 @@ def _whole(name, default, least=1):
     if not raw:
         return int(default)
     if not (raw.isascii() and raw.isdigit()) or int(raw) < least:
-        sys.exit("%s must be a whole number of at least %d, not %r." % (name, least, raw))
+        sys.exit("Error: %s must be a whole number of at least %d, not %r." % (name, least, raw))
     return int(raw)
+
+
+def _flag(name, default):
+    """Environment variable ``name`` as true or false, as gevent reads it (1/0, true/false, on/off,
+    yes/no; empty: false); anything else stops the server with one sentence naming it (each
+    worker failed to boot with gevent's traceback, and the master stopped)."""
+    raw = os.environ.get(name, default).strip().lower()
+    if raw not in ("", "1", "true", "on", "yes", "0", "false", "off", "no"):
+        sys.exit("Error: %s must be true or false, not %r." % (name, os.environ[name]))
+    return raw
 
 
 def _log_level():
@@ -23,7 +33,7 @@ def _log_level():
     the server with one sentence (gunicorn said only "Unable to configure root logger")."""
     raw = os.environ.get("LOG_LEVEL", "INFO").strip() or "INFO"
     if not isinstance(logging.getLevelName(raw.upper()), int):
-        sys.exit("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not %r." % raw)
+        sys.exit("Error: LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not %r." % raw)
     return raw.upper()
 
 
@@ -76,6 +86,10 @@ logconfig_dict = {
     },
 }
 
+# A query's token parameter (the value up to the next "&", space or end), wherever in the query.
+_TOKEN_IN_QUERY = re.compile(r"((?:^|[?&])token=)[^&\s]*")
+
+
 def _logger_class():
     from gunicorn.glogging import Logger
 
@@ -86,6 +100,19 @@ def _logger_class():
 
         def _compute_access_log_enabled(self):
             return bool(self.cfg.accesslog)
+
+        def atoms(self, resp, req, environ, request_time):
+            # A host application's JWT rides in the stream's query (?token=: EventSource sets
+            # no headers): a bearer credential, logged whole by "%(r)s" and "%(q)s".
+            atoms = super().atoms(resp, req, environ, request_time)
+            for key in ("r", "q", "{raw_uri}e", "{query_string}e"):
+                value = atoms.get(key)
+                if value and "token=" in value:
+                    atoms[key] = _TOKEN_IN_QUERY.sub(r"\1***", value)
+            for key in ("{authorization}i", "{http_authorization}e"):
+                if atoms.get(key):
+                    atoms[key] = atoms[key].strip().partition(" ")[0] + " ***"
+            return atoms
 
         def setup(self, cfg):
             # logconfig_dict (applied last by gunicorn) gives gunicorn.access no handler, which
@@ -102,7 +129,10 @@ logger_class = _logger_class()
 
 # gevent records, for every greenlet, the stack that spawned it (a debugging aid): ~0.5 KB
 # per open stream. Workers read this when they import gevent.
-os.environ.setdefault("GEVENT_TRACK_GREENLET_TREE", "false")
+os.environ["GEVENT_TRACK_GREENLET_TREE"] = _flag("GEVENT_TRACK_GREENLET_TREE", "false") or "false"
+# Read here, in the master, so that a bad value stops it in one sentence: read in each worker as it
+# booted, it failed them one after another for ever (gunicorn restarts a worker that exits 1).
+_trim_after = _whole("RIPPLE_MEMORY_TRIM_CONNECTIONS", 500, least=0)
 
 
 def _use_malloc():
@@ -160,7 +190,7 @@ def on_starting(server):
     # service account's alone; workers and the embedded Redis inherit this.
     os.umask(0o077)
     _halt_once(server)
-    _check_settings()
+    _check_settings(server)
     _metrics_dir(server)
     _check_open_files(server)
     # After a HUP, gunicorn's USR2 re-exec hands the new master the environment as it was then,
@@ -217,16 +247,19 @@ def _halt_once(server):
     server.reap_workers, server.halt = reap_workers, halting
 
 
-def _check_settings():
+def _check_settings(server):
     """A bad RIPPLE_ setting stops the master with one sentence naming it, before any worker
     boots (each would fail with a traceback and the same sentence). The app checks again,
-    with instance/config.py and the rates (Flask-Limiter reads those: not in the master)."""
+    with instance/config.py and the rates (Flask-Limiter reads those: not in the master).
+    A misspelt or renamed one, which nothing reads, is a warning."""
     settings = _ops_module("settings")
     try:
         settings.check(settings.from_environ(os.environ), rates=False)
         settings.check_environment(os.environ)
     except settings.SettingError as exc:
         raise RuntimeError(str(exc)) from None
+    for sentence in settings.misspelt(os.environ):
+        server.log.warning("%s", sentence)
 
 
 def _metrics_dir(server):
@@ -301,11 +334,19 @@ def _check_open_files(server):
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         soft = hard
-    wanted = 2 * worker_connections + 150  # and two Redis pools of 50 and the worker's own
+    wanted = 2 * worker_connections + _OWN_FILES
     if soft < wanted:
         server.log.warning("open-file limit %d is below the %d that worker_connections=%d needs "
-                           "(two per stream): streams past ~%d per worker will fail",
-                           soft, wanted, worker_connections, (soft - 100) // 2)
+                           "(two per stream): each worker holds at most %d streams (more are refused "
+                           "with 503, as past RIPPLE_MAX_STREAMS_PER_WORKER)",
+                           soft, wanted, worker_connections, _streams_that_fit(soft))
+
+
+_OWN_FILES = 150  # a worker's files besides its streams: two Redis pools of 50, its own ~50
+
+
+def _streams_that_fit(soft):
+    return max(1, (soft - _OWN_FILES) // 2)
 
 
 def child_exit(server, worker):
@@ -358,11 +399,16 @@ def post_worker_init(worker):
     # in the main thread, not at import (app/delivery/datastack.py).
     from app.delivery import datastack
     datastack.prepare()
-    worker.trim_after = _whole("RIPPLE_MEMORY_TRIM_CONNECTIONS", 500, least=0)
+    worker.trim_after = _trim_after
     ripple = getattr(worker.wsgi, "extensions", {}).get("ripple")  # app/ops/services.py
     if ripple is None:
         return
     hub = ripple.hub
+    # Under a low open-file limit a stream past it failed with a 500 and a traceback (EMFILE,
+    # wherever the next file was needed: often a Redis command connection): refuse it with
+    # the cap's 503 instead.
+    import resource
+    hub.streams.limit = min(hub.streams.limit, _streams_that_fit(resource.getrlimit(resource.RLIMIT_NOFILE)[0]))
     # Streams never end by themselves: a leaving worker tells them to come back (staggered),
     # after its replacements listen (app/ops/worker.py).
     worker.stream_sets.append(hub.streams)

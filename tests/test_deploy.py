@@ -1,6 +1,7 @@
 """The deployment files work: docs/deploy/nginx.conf proxies streams unbuffered through a real
 nginx; the systemd unit and the Dockerfile hold what an operator relies on."""
 import configparser
+import http.cookiejar
 import json
 import re
 import shutil
@@ -159,12 +160,14 @@ def test_nginx_passes_the_request_id_through(nginx):
 def test_gunicorns_access_log_as_deployment_md_says_names_the_client_and_the_request_id(redis_url, tmp_path):
     fmt = re.search(r"--access-logformat '([^']+)'", (ROOT / "docs/deployment.md").read_text()).group(1)
     log = tmp_path / "access.log"
-    server = Gunicorn(tmp_path, redis_url=redis_url, workers=1, env=SERVER_ENV,
+    server = Gunicorn(tmp_path, redis_url=redis_url, workers=1, env=dict(SERVER_ENV, RIPPLE_TRUSTED_PROXIES="1"),
                       args=["--access-logfile", str(log), "--access-logformat", fmt])
     server.start()
     try:
+        # As nginx passes it on: what the client wrote itself, then the address nginx saw. The
+        # format logged the whole header first, so the line named the address the client chose.
         request = urllib.request.Request(server.url + "/readyz", headers={
-            "X-Forwarded-For": "203.0.113.7", "X-Request-ID": "0123456789abcdef0123456789abcdef"})
+            "X-Forwarded-For": "198.51.100.66, 203.0.113.7", "X-Request-ID": "0123456789abcdef0123456789abcdef"})
         urllib.request.urlopen(request, timeout=10).close()
         wait_until(lambda: "GET /readyz" in log.read_text(), 10, 0.05, "the access line")
     finally:
@@ -172,6 +175,60 @@ def test_gunicorns_access_log_as_deployment_md_says_names_the_client_and_the_req
     line = next(line for line in log.read_text().splitlines() if "GET /readyz" in line)
     assert line.startswith("203.0.113.7 ") and "rid=0123456789abcdef0123456789abcdef" in line, line
     assert re.search(r"^203\.0\.113\.7 \[\d\d/\w{3}/\d{4}:[^][]*\] \"GET /readyz", line), line  # one pair of brackets
+    assert line.endswith(' xff="198.51.100.66, 203.0.113.7"'), line
+
+
+def test_gunicorns_access_log_never_shows_a_token(redis_url, tmp_path):
+    # A host application's JWT rides in a stream's query (?token=): "%(r)s" logged it whole.
+    log = tmp_path / "access.log"
+    server = Gunicorn(tmp_path, redis_url=redis_url, workers=1, env=SERVER_ENV, args=[
+        "--access-logfile", str(log), "--access-logformat", '"%(r)s" q=%(q)s auth=%({authorization}i)s'])
+    server.start()
+    try:
+        request = urllib.request.Request(server.url + "/readyz?limit=2&token=SECRET.JWT.sig&x=1",
+                                         headers={"Authorization": "Bearer SECRET-BEARER"})
+        urllib.request.urlopen(request, timeout=10).close()
+        wait_until(lambda: "GET /readyz" in log.read_text(), 10, 0.05, "the access line")
+    finally:
+        server.stop()
+    line = next(line for line in log.read_text().splitlines() if "GET /readyz" in line)
+    assert line == '"GET /readyz?limit=2&token=***&x=1 HTTP/1.1" q=limit=2&token=***&x=1 auth=Bearer ***', line
+
+
+def test_nginxs_access_log_never_shows_a_token(nginx, room):
+    with nginx.open("/rooms/%s/messages?token=SECRET.JWT.sig&limit=1" % room) as r:
+        rid = r.headers["X-Request-ID"]
+    wait_until(lambda: "rid=%s" % rid in nginx.access_log.read_text(), 10, 0.05, "nginx's access line")
+    line = next(line for line in nginx.access_log.read_text().splitlines() if "rid=%s" % rid in line)
+    assert "?token=***&limit=1 HTTP/" in line and "SECRET" not in line, line
+
+
+def test_a_cookie_request_over_https_without_this_sites_referer_is_told_why(nginx):
+    # Flask-WTF refuses it after a valid CSRF token (WTF_CSRF_SSL_STRICT); the answer said the
+    # page was out of date and to press the button again, which a program, or a browser whose
+    # Referer is stripped, would do for ever.
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=nginx.tls),
+                                         urllib.request.HTTPCookieProcessor(jar))
+    with pytest.raises(urllib.error.HTTPError) as unknown:
+        opener.open(nginx.url + "/session", timeout=5)
+    token = json.loads(unknown.value.read())["csrf_token"]
+
+    def sign_in(**headers):
+        request = urllib.request.Request(nginx.url + "/session", data=json.dumps({"name": "referer-test"}).encode(),
+                                         headers={"Content-Type": "application/json", "X-CSRF-Token": token, **headers})
+        try:
+            with opener.open(request, timeout=5) as answer:
+                return answer.status, json.loads(answer.read())
+        except urllib.error.HTTPError as refused:
+            return refused.code, json.loads(refused.read())
+
+    for referer in ({}, {"Referer": "https://elsewhere.example/page"}):
+        status, body = sign_in(**referer)
+        assert (status, body["code"]) == (400, "csrf"), body
+        assert "Referer header was missing or named another site" in body["error"], body
+    status, body = sign_in(Referer=nginx.url + "/")
+    assert (status, body["name"]) == (200, "referer-test"), body
 
 
 def test_a_body_over_ripples_limit_gets_ripples_own_413_through_nginx(nginx, room):

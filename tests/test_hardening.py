@@ -67,6 +67,26 @@ def test_embedded_redis_password_is_random_private_and_kept_across_restarts(tmp_
     assert stat.S_IMODE(os.stat(tmp_path / "data" / "redis.password").st_mode) == 0o600
 
 
+def test_embedded_redis_password_is_not_in_its_command_line(tmp_path):
+    # /proc/<pid>/cmdline is readable by every local account: --requirepass showed it there until
+    # the server rewrote its title (caught after a restart). The server's own binary, started
+    # by a script that keeps the arguments it was given.
+    real = EmbeddedRedis("/nonexistent").binary
+    wrapper, argv = tmp_path / "server", tmp_path / "argv"
+    wrapper.write_text('#!/bin/sh\nprintf "%%s\\n" "$@" > %s\nexec %s "$@"\n' % (argv, real))
+    wrapper.chmod(0o700)
+    server = EmbeddedRedis(tmp_path / "data", binary=str(wrapper), password="pw-9f1c2e7d40").start()
+    try:
+        assert "--dir" in argv.read_text() and "9f1c2e7d40" not in argv.read_text()
+        with redis_py.Redis.from_url(server.url) as client:
+            assert client.ping()  # the password it was given on its standard input
+        with redis_py.Redis.from_url(server.url.replace(":%s@" % server.password, "")) as client:
+            with pytest.raises(redis_py.AuthenticationError):
+                client.ping()
+    finally:
+        server.stop()
+
+
 def test_embedded_redis_has_no_admin_commands(service_redis):
     with redis_py.Redis.from_url(service_redis.url) as client:
         for command in DANGEROUS_COMMANDS:

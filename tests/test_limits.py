@@ -1,5 +1,6 @@
 """Rate limits and stream caps hold across all workers (their counters live in Redis)."""
 import json
+import socket
 import uuid
 
 import pytest
@@ -109,6 +110,67 @@ def test_a_worker_at_its_stream_cap_answers_busy_with_retry_after(redis_url, tmp
             stream.close()
         server.stop()
 
+
+
+def test_a_burst_of_opens_does_not_pass_the_workers_stream_cap(redis_url, tmp_path, room):
+    # Every open of a burst passed the cap's check before any of them was counted: with a cap
+    # of 5, ten opened at once were all held (a reconnect storm is such a burst).
+    server = Gunicorn(tmp_path, redis_url=redis_url, workers=1,
+                      env={**SERVER_ENV, "RIPPLE_MAX_STREAMS_PER_WORKER": "5"}).start()
+    clients = []
+    try:
+        for _ in range(12):
+            client = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+            client.sendall(b"GET /rooms/%s/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"
+                           % room.encode())
+            clients.append(client)
+        answers = []
+        for client in clients:
+            got = b""
+            while not any(end in got for end in (b"event: ready", b"event: busy", b"\r\n0\r\n\r\n")):
+                chunk = client.recv(4096)
+                assert chunk, got
+                got += chunk
+            answers.append("ready" if b"event: ready" in got else "busy" if b"event: busy" in got else "ended")
+            if answers[-1] == "ended":
+                assert b"retry: " in got and b"event:" not in got, got  # back after a retry, told nothing else
+        assert answers.count("ready") == 5, answers
+    finally:
+        for client in clients:
+            client.close()
+        server.stop()
+
+
+def test_a_worker_holds_only_the_streams_its_open_file_limit_fits(redis_url, tmp_path, room):
+    # Two files a stream, 150 for the rest (gunicorn.conf.py): 75 under a limit of 300. Past the
+    # limit, a stream's open failed where the next file was needed (a Redis command connection,
+    # the stream's own): a 500 and a traceback each, never the cap's answer an EventSource retries.
+    # (One after another: a burst of opens all pass the cap's check before any is counted.)
+    limited = ("prlimit", "--nofile=300:300", *Gunicorn.MODULE)
+    server = Gunicorn(tmp_path, redis_url=redis_url, workers=1, env=SERVER_ENV, command=limited).start()
+    clients, answers = [], []
+    try:
+        for _ in range(160):
+            client = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+            clients.append(client)
+            client.sendall(b"GET /rooms/%s/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"
+                           % room.encode())
+            head = b""
+            while not head.startswith(b"HTTP/1.1 200") or (b"event: ready" not in head and b"event: busy" not in head):
+                chunk = client.recv(4096)
+                assert chunk, head
+                head += chunk
+                if not head.startswith(b"HTTP/1.1 200") and b"\r\n\r\n" in head:
+                    break
+            answers.append(head.split(b"\r\n")[0].decode() if not head.startswith(b"HTTP/1.1 200")
+                           else "ready" if b"event: ready" in head else "busy")
+        assert answers.count("ready") == 75 and answers.count("busy") == 85, answers
+    finally:
+        for client in clients:
+            client.close()
+        server.stop()
+    assert "Traceback" not in server.log_path.read_text()
+    assert "each worker holds at most 75 streams" in server.log_path.read_text()
 
 
 def test_limit_checks_wait_for_a_pooled_redis_connection_instead_of_failing(app):

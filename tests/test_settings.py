@@ -99,11 +99,22 @@ def test_the_master_leaves_rates_to_the_app():
 @pytest.mark.parametrize("setting, sentence", [
     ("LOG_LEVEL=LOUD", "LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not 'LOUD'."),
     ("RIPPLE_REDIS_MAXMEMORY=lots", 'RIPPLE_REDIS_MAXMEMORY must be a size such as "256mb" or "2gb", not \'lots\'.'),
-], ids=["log-level", "maxmemory"])
+    # Read by each worker as it booted: each exited, and gunicorn started another, for ever.
+    ("RIPPLE_MEMORY_TRIM_CONNECTIONS=-1",
+     "Error: RIPPLE_MEMORY_TRIM_CONNECTIONS must be a whole number of at least 0, not '-1'."),
+    # gevent's own check, in each worker: a traceback, then "Worker failed to boot".
+    ("GEVENT_TRACK_GREENLET_TREE=maybe", "Error: GEVENT_TRACK_GREENLET_TREE must be true or false, not 'maybe'."),
+    # subprocess's FileNotFoundError, with its traceback.
+    ("RIPPLE_REDIS_SERVER=/nonexistent/valkey-server",
+     "Error: RIPPLE_REDIS_SERVER must name an executable Redis server, not '/nonexistent/valkey-server'."),
+    ("PORT=eighty", "Error: PORT must be a whole number of at least 1, not 'eighty'."),
+], ids=["log-level", "maxmemory", "trim", "greenlet-tree", "redis-server", "port"])
 def test_what_only_gunicorn_reads_is_refused_in_one_line(tmp_path, setting, sentence):
     name, _, value = setting.partition("=")
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}  # the embedded Redis's settings
-    env.update(SERVER_ENV, PORT=str(free_port()), RIPPLE_EMBEDDED_REDIS_DIR=str(tmp_path), **{name: value})
+    env.pop("BIND", None)  # PORT is read only without it
+    env.update(SERVER_ENV, PORT=str(free_port()), RIPPLE_EMBEDDED_REDIS_DIR=str(tmp_path))
+    env[name] = value
     result = subprocess.run([*Gunicorn.SCRIPT, "-c", "gunicorn.conf.py"], cwd=ROOT,
                             env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and sentence in result.stderr, result.stderr
@@ -186,3 +197,34 @@ def test_a_bad_rate_stops_gunicorn_in_one_line_from_the_worker(redis_url):
     assert result.returncode != 0
     assert 'Error: RIPPLE_POST_RATE_TOKEN must be a rate such as "20 per 10 seconds"' in result.stderr
     assert "Traceback" not in result.stderr, result.stderr
+
+
+def test_a_misspelt_or_renamed_setting_is_named_with_what_was_meant():
+    # Nothing reads RIPPLE_HISTORY_LENGHT: the service ran with the default, saying nothing.
+    found = settings.misspelt({
+        "RIPPLE_HISTORY_LENGHT": "5000", "RIPPLE_TRUSTED_PROXY": "1", "RIPPLE_NAME_TTL_SECONDS": "60",
+        "RIPPLE_REDIS_MAXMEMROY": "1gb",
+        # Ripple's own, Flask's and its extensions' (RIPPLE_<name> sets them too), and unrelated
+        "RIPPLE_HISTORY_LENGTH": "5000", "RIPPLE_EMBEDDED_REDIS_DIR": "/srv", "RIPPLE_SECRET_KEY": "k",
+        "RIPPLE_SESSION_COOKIE_NAME": "chat", "RIPPLE_RATELIMIT_KEY_PREFIX": "x", "RIPPLE_WTF_CSRF_SSL_STRICT": "0",
+        "RIPPLE_ENV": "prod", "PATH": "/bin"})
+    assert found == [
+        "RIPPLE_HISTORY_LENGHT is no Ripple setting: did you mean RIPPLE_HISTORY_LENGTH? (ignored)",
+        "RIPPLE_NAME_TTL_SECONDS is no longer read: RIPPLE_NAME_IDLE_SECONDS replaced it (ignored).",
+        "RIPPLE_REDIS_MAXMEMROY is no Ripple setting: did you mean RIPPLE_REDIS_MAXMEMORY? (ignored)",
+        "RIPPLE_TRUSTED_PROXY is no Ripple setting: did you mean RIPPLE_TRUSTED_PROXIES? (ignored)"]
+
+
+def test_the_flask_settings_never_taken_for_a_misspelling_are_flasks():
+    from flask import Flask
+    ours = {name for name in dir(settings) if name.isupper() and not name.startswith("_")} | {"SECRET_KEY"}
+    assert settings._flask == set(Flask.default_config) - ours
+
+
+def test_the_master_warns_of_a_misspelt_setting(redis_url, tmp_path):
+    server = Gunicorn(tmp_path, redis_url=redis_url, workers=1,
+                      env=dict(SERVER_ENV, RIPPLE_HISTORY_LENGHT="5000"))
+    server.start()
+    server.stop()
+    assert ("WARNING pid=%d rid=- gunicorn.error: RIPPLE_HISTORY_LENGHT is no Ripple setting: did you mean "
+            "RIPPLE_HISTORY_LENGTH? (ignored)" % server.process.pid) in server.log_path.read_text()

@@ -2,6 +2,7 @@
 import functools
 import json
 import logging
+import random
 import time
 
 import gevent
@@ -35,6 +36,11 @@ class MasterSwitched(gevent.GreenletExit):
 
     A GreenletExit, like ClientGone: landing in gunicorn's own write it ends the request
     quietly, and no ``except RedisError`` on the way swallows it."""
+
+
+class Crowded(Exception):
+    """A stream past its worker's cap (``Streams.limit``): it was opened in a burst whose opens
+    all passed the cap's check (``Streams.full``) before any of them was counted here."""
 
 
 class Draining(gevent.GreenletExit):
@@ -288,6 +294,8 @@ def relay(hub, sub):
     try:
         if streams.draining:  # the worker began leaving while this stream opened
             raise Draining()
+        if len(streams.open) > streams.limit:
+            raise Crowded()
         live.listener = hub.listeners.open(live.channels())
         # Subscribed before reading history: whatever is stored from now on also arrives live,
         # and the position skips what the replay already sent.
@@ -304,6 +312,11 @@ def relay(hub, sub):
     except Draining:
         if live.out is None or not live.out.broken:
             yield leaving_hint(streams, hub.retry_ms)
+    except Crowded:
+        # Before anything was sent but "retry:": back in one to two retries (a crowd spread
+        # out), to meet the cap's check then, or another worker.
+        logger.debug("stream over the worker's cap room=%s", sub.room)
+        yield sse.retry(int(hub.retry_ms * (1 + random.random())))
     except ClientGone:
         return
     except wire.ClientLost as exc:  # the client went away mid-write, or stopped reading

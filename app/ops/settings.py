@@ -208,6 +208,46 @@ def check_environment(environ):
         raise SettingError('RIPPLE_REDIS_MAXMEMORY must be a size such as "256mb" or "2gb", not %r.' % memory)
 
 
+# RIPPLE_ names read by gunicorn.conf.py and app/ops/embedded_redis.py, not by the app's config.
+_server_only = ("EMBEDDED_REDIS_DIR", "EMBEDDED_REDIS_URL", "REDIS_MAXCLIENTS", "REDIS_MAXMEMORY",
+                "REDIS_SERVER", "MEMORY_TRIM_CONNECTIONS")
+# Names earlier releases read, and what replaced them.
+_renamed = {"NAME_TTL_SECONDS": "NAME_IDLE_SECONDS"}
+# What RIPPLE_<name> may set beside Ripple's own: Flask's settings (flask.Flask.default_config,
+# Flask 3.1; not imported here: gunicorn's master loads this module before any worker patches)
+# and its extensions' (Flask-WTF, Flask-Limiter, Flask-Babel). Never taken for a misspelling.
+_flask = frozenset((
+    "APPLICATION_ROOT", "DEBUG", "EXPLAIN_TEMPLATE_LOADING", "MAX_COOKIE_SIZE", "MAX_FORM_MEMORY_SIZE",
+    "MAX_FORM_PARTS", "PREFERRED_URL_SCHEME", "PROPAGATE_EXCEPTIONS", "PROVIDE_AUTOMATIC_OPTIONS",
+    "SECRET_KEY_FALLBACKS", "SEND_FILE_MAX_AGE_DEFAULT", "SERVER_NAME", "SESSION_COOKIE_DOMAIN",
+    "SESSION_COOKIE_HTTPONLY", "SESSION_COOKIE_NAME", "SESSION_COOKIE_PARTITIONED", "SESSION_COOKIE_PATH",
+    "SESSION_REFRESH_EACH_REQUEST", "TEMPLATES_AUTO_RELOAD", "TESTING", "TRAP_BAD_REQUEST_ERRORS",
+    "TRAP_HTTP_EXCEPTIONS", "TRUSTED_HOSTS", "USE_X_SENDFILE"))
+_extensions = ("WTF_", "RATELIMIT_", "BABEL_")
+
+
+def misspelt(environ):
+    """Sentences for RIPPLE_ variables in ``environ`` that look like a setting but are none: a
+    renamed one, or one a letter or two away from a setting (RIPPLE_HISTORY_LENGHT). Each is
+    ignored, as any other RIPPLE_<Flask setting> is taken as given: the master warns."""
+    import difflib
+
+    known = [name for name in globals() if name.isupper() and not name.startswith("_") and name != "REDIS_URL"]
+    known += ["SECRET_KEY", *_server_only]
+    found = []
+    for key in sorted(environ):
+        name = key[len("RIPPLE_"):]
+        if not key.startswith("RIPPLE_") or name in known or name in _flask or name.startswith(_extensions):
+            continue
+        if name in _renamed:
+            found.append("%s is no longer read: RIPPLE_%s replaced it (ignored)." % (key, _renamed[name]))
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.85)
+        if close:
+            found.append("%s is no Ripple setting: did you mean RIPPLE_%s? (ignored)" % (key, close[0]))
+    return found
+
+
 def from_environ(environ):
     """The ``RIPPLE_`` settings in ``environ`` (a mapping of str) as Flask's
     ``Config.from_prefixed_env`` reads them: keyed without the prefix, each value JSON where it

@@ -2,7 +2,9 @@
 
 RIPPLE_CORS_ORIGINS: a comma-separated list of origins ("https://app.example,https://x.example").
 Their pages may open streams (``new EventSource(url, {withCredentials: true})``), read answers,
-and post with a token or with the session cookie and its CSRF token; preflights are answered.
+and post with a token, or with the session cookie and its CSRF token (a same-site origin over plain
+HTTP only: the cookie is SameSite=Lax, and over HTTPS Flask-WTF wants this host as Referer);
+preflights are answered.
 Unset (the default): no cross-origin access at all.
 """
 from flask_cors import CORS

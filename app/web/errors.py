@@ -96,6 +96,8 @@ def _http_error(exc):
             # A program's Bearer that is no publish token (mistyped, or another service's), and
             # no session to post as: say the token is not valid, not "no token came".
             return json_error(401, tokens.INVALID, code="token_invalid")
+        if exc.description in form_pages.REFERRER_REFUSALS:
+            return _answer(exc, form_pages.NOT_FROM_HERE, code="csrf")
         return form_pages.fresh_form() or _answer(exc, form_pages.stale(request.endpoint, missing), code="csrf")
     return _answer(exc, _sentence(exc), code=getattr(exc, "error_code", None))
 

@@ -36,6 +36,14 @@ NOT_BEARER = N_("Nothing was done: this request's Authorization header is not â€
                 "\"Authorization: Bearer <token>\"; a browser page sends the token GET /session gives as "
                 "the X-CSRF-Token header.")
 
+# Over HTTPS Flask-WTF also wants a Referer of this host (WTF_CSRF_SSL_STRICT), after a valid token:
+# its two refusals were answered as a stale page's ("press ... again"), which never helps.
+REFERRER_REFUSALS = ("The referrer header is missing.", "The referrer does not match the host.")
+NOT_FROM_HERE = N_("Nothing was done: over HTTPS a request that uses the session cookie must come from "
+                   "this site's own pages, and this one's Referer header was missing or named another "
+                   "site. A program sends \"Referer: https://<this site>/\" with it, or uses a token "
+                   "instead.")
+
 
 TOO_LARGE = (N_("Nothing was sent: the message was far too long to send (over %d KB), so it could not be "
                 "kept here either. A message may hold up to %d characters."))
