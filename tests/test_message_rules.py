@@ -4,11 +4,16 @@ import pytest
 from app.rooms import messages
 
 
-@pytest.mark.parametrize("text", ["", "   ", "\n\t "])
-def test_blank_text_is_rejected(text):
+@pytest.mark.parametrize("text", ["", "   ", "\n\t ", "\u200b", " \u200d\u200b\n", "\ufe0f", "\u3164", "\u2060\ufeff"])
+def test_blank_or_invisible_text_is_rejected(text):
     with pytest.raises(messages.Invalid) as info:
         messages.check_text(text, 10)
     assert info.value.status == 422
+
+
+@pytest.mark.parametrize("text", ["\u200bhi", "👍\ufe0f", "a\u200db", "\u3164 x"])
+def test_text_that_shows_something_is_kept(text):
+    assert messages.check_text(text, 10) == text
 
 
 def test_text_over_the_limit_is_rejected():

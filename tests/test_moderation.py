@@ -638,3 +638,11 @@ def test_a_moderator_sets_slow_mode_is_exempt_from_it_and_cannot_change_the_rest
     assert status == 200 and changed["slow_mode_seconds"] == 60
     assert answer(moderator, "PATCH", "/rooms/%s" % room, body={"topic": "mine"})[1]["code"] == "forbidden"
     assert [moderator.post(room, text)[0] for text in ("one", "two", "three")] == [201, 201, 201]
+
+
+@pytest.mark.parametrize("body", [{}, {"user": ""}, {"user": "  "}, {"user": 5}, {"user_id": ["x"]}, {"user": None}])
+def test_a_ban_that_names_no_one_is_a_400_saying_whom_to_name(server, owner, body):
+    room = new_room("mod")
+    assert create(owner, room, "public")[0] == 201
+    status, said = answer(owner, "POST", "/rooms/%s/bans" % room, body=body)
+    assert status == 400 and said["code"] == "no_target" and "user_id" in said["error"]

@@ -39,7 +39,7 @@ def check_text(text, max_chars):
         raise Invalid(N_("Message text is missing: send it as \"text\"."), 400, "text_missing")
     if not isinstance(text, str):
         raise Invalid(N_("Message text must be a string."), 400, "text_type")
-    if not text.strip():
+    if _blank(text):
         raise Invalid(N_("Message text is empty."), code="text_empty")
     if not _encodable(text):
         raise Invalid(N_("Message text is not valid Unicode."), 400, "text_unicode")
@@ -51,6 +51,14 @@ def check_text(text, max_chars):
         raise Invalid(N_("Message is too long: %d characters, the limit is %d.") % (len(text), max_chars),
                       code="text_too_long")
     return text
+
+
+def _blank(text):
+    """Whether ``text`` shows nothing: only whitespace and invisible characters (zero-width
+    spaces and joiners, variation selectors, fillers: Default_Ignorable_Code_Point)."""
+    shown = text.strip()
+    # A message that shows something almost always starts with it: one look, not a scan.
+    return not shown or (names._ignorable(shown[0]) and all(ch.isspace() or names._ignorable(ch) for ch in shown))
 
 
 def trim_blank_lines(text):

@@ -39,6 +39,7 @@ SENTENCES = {
     "self": _l("You cannot ban yourself."),
     "address": _l("“%s” is not an IP address."),
     "no_ban": _l("There is no ban on “%(name)s” in #%(room)s."),
+    "no_target": _l("Say whom to ban: “user” (a name), “user_id” or “address”."),
     "sign_in": _l("Sign in to create a room."),
     "room_cap": _l("This service has reached its limit of %(limit)d rooms; ask an administrator."),
     "member_cap": _l("This room has reached its limit of %(limit)d members."),
@@ -414,6 +415,8 @@ def bans(room):
         banned_uid = None
     else:
         who = data.get("user_id") if data.get("user_id") else data.get("user")
+        if not (isinstance(who, str) and who.strip()):  # nobody named: no lookup of "" or of 5
+            raise gate.Refused(400, SENTENCES["no_target"], "no_target")
         uid, name = gate.resolve(room, who, by_id=bool(data.get("user_id")))
         if uid is None:
             raise gate.Refused(404, SENTENCES["no_one"] % {"name": who if isinstance(who, str) else "",
