@@ -646,3 +646,17 @@ def test_a_ban_that_names_no_one_is_a_400_saying_whom_to_name(server, owner, bod
     assert create(owner, room, "public")[0] == 201
     status, said = answer(owner, "POST", "/rooms/%s/bans" % room, body=body)
     assert status == 400 and said["code"] == "no_target" and "user_id" in said["error"]
+
+
+@pytest.mark.parametrize("recorded", [True, False], ids=["created", "only-messages"])
+def test_a_public_rooms_leave_page_tells_a_non_member_they_are_not_one_not_that_it_is_missing(server, owner,
+                                                                                              recorded):
+    room = new_room("mod")
+    if recorded:
+        assert create(owner, room, "public")[0] == 201
+    else:
+        assert owner.post(room, "hello")[0] == 201
+    passer = guest(server, "pas")
+    status, _, told = passer.request("GET", "/rooms/%s/leave" % room, headers={"Accept-Language": "zh-CN"})
+    said = json.loads(told)
+    assert status == 404 and said["code"] == "not_member" and "不是 #%s 的成员" % room in said["error"]
