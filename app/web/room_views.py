@@ -317,7 +317,7 @@ def leave_page(room):
     uid = gate.actor()[0]
     if uid is None:
         raise gate.Refused(401, gate.SENTENCES["sign_in"], "signed_out")
-    if gate.hidden(found) or (found.role is None and found.visibility == records.PRIVATE):
+    if gate.hidden(found) or (found.role is None and (not found.used or found.visibility == records.PRIVATE)):
         gate.not_found()  # a private room answers a non-member as no room does: nothing to tell
     # A public room, with a record or only messages (which has no members): not theirs to leave.
     if found.role is None:
