@@ -696,15 +696,21 @@ def test_a_permalink_to_a_message_not_in_the_room_says_so(open_room, server, roo
 
 # -- helper-86: without JavaScript nothing scrolls a log: a form's page lands where it acted --------
 
-def test_without_javascript_a_sent_message_is_in_view_at_the_log_end(open_room, server, room):
-    # The 303 after a post opened the page at the log's oldest message: on a phone the one just
-    # sent was 40 messages below, out of sight.
+def sent_on_a_phone_without_javascript(open_room, server, room, text):
+    """A phone's page without JavaScript, signed in, that sent ``text`` under 40 older messages."""
     for n in range(40):
         publish(server, room, "earlier %d" % n)
     page = open_room(java_script_enabled=False, **PHONE)
     choose_name(page, unique("ann"), js=False)
-    page.fill("#text", "just sent")
+    page.fill("#text", text)
     assert submit(page, ROOM_SEND).status == 303
+    return page
+
+
+def test_without_javascript_a_sent_message_is_in_view_at_the_log_end(open_room, server, room):
+    # The 303 after a post opened the page at the log's oldest message: on a phone the one just
+    # sent was 40 messages below, out of sight.
+    page = sent_on_a_phone_without_javascript(open_room, server, room, "just sent")
     assert page.url.endswith("#latest")
     expect(page.locator(TEXTS).last).to_have_text("just sent")
     expect(page.locator(TEXTS).last).to_be_in_viewport()
@@ -726,12 +732,7 @@ def test_without_javascript_a_sent_direct_message_is_in_view_at_the_conversation
 
 
 def test_without_javascript_a_refused_edit_keeps_its_text_in_view_and_focused(open_room, server, room):
-    for n in range(40):
-        publish(server, room, "earlier %d" % n)
-    page = open_room(java_script_enabled=False, **PHONE)
-    choose_name(page, unique("ann"), js=False)
-    page.fill("#text", "to be edited")
-    assert submit(page, ROOM_SEND).status == 303
+    page = sent_on_a_phone_without_javascript(open_room, server, room, "to be edited")
     mine = page.locator("main.room li.msg.own").last
     mine.locator("summary").click()
     too_long = "x" * 2001  # RIPPLE_MAX_MESSAGE_CHARS: 2000
